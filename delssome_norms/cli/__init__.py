@@ -1,0 +1,1 @@
+"""Command-line interface ``delssome-norms``: subcommands that only call the public API."""

@@ -1,0 +1,90 @@
+"""Entry point of the ``delssome-norms`` command.
+
+Each subcommand lives in its own module exposing ``register(subparsers)``, which adds a parser whose
+default ``func`` runs the command. User errors (:class:`InvalidInputError`) are printed as one line,
+``delssome-norms: error: <file>: <problem>``, with exit status 2; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import warnings
+from collections.abc import Sequence
+
+from delssome_norms import __version__
+from delssome_norms.errors import InvalidInputError, NotYetAvailableError
+
+COMMAND_MODULES: tuple[str, ...] = ("delssome_norms.cli.info_cmd",)
+"""Modules that each register one subcommand, in the order ``--help`` lists them."""
+
+EPILOG = """examples:
+  delssome-norms info                         # the default template and a one-simulation E/I summary
+  delssome-norms <command> --help             # options and an example for each command
+"""
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="delssome-norms",
+        description="Regional cortical E/I ratio from resting-state fMRI (pFIC model, DELSSOME) "
+        "and lifespan growth charts of E/I.",
+        epilog=EPILOG,
+        formatter_class=_HelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show full tracebacks instead of one-line errors"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="<command>")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def add_command(subparsers, name: str, help: str, example: str, description: str = ""):
+    """Add a subcommand parser whose ``--help`` ends with ``example`` (shared by all commands)."""
+    return subparsers.add_parser(
+        name,
+        help=help,
+        description=description or help,
+        epilog=f"example:\n  {example}",
+        formatter_class=_HelpFormatter,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    if not args.debug:
+        warnings.simplefilter("default")
+        warnings.formatwarning = _one_line_warning
+    try:
+        result = args.func(args)
+    except (InvalidInputError, NotYetAvailableError) as err:
+        if args.debug:
+            raise
+        print(f"delssome-norms: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("delssome-norms: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"delssome-norms: warning: {message}\n"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""The 68-region Desikan-Killiany (DK68) cortical atlas: region order and region classes.
+
+Region order is FreeSurfer's ``aparc`` colour-table order without "unknown" and "corpuscallosum",
+left hemisphere (``lh``) then right (``rh``): the order of the paper's reference inputs
+(``myelin_DK68.csv``, ``SC_group_DK68.csv``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_APARC_ORDER = (
+    "bankssts", "caudalanteriorcingulate", "caudalmiddlefrontal", "cuneus", "entorhinal",
+    "fusiform", "inferiorparietal", "inferiortemporal", "isthmuscingulate", "lateraloccipital",
+    "lateralorbitofrontal", "lingual", "medialorbitofrontal", "middletemporal", "parahippocampal",
+    "paracentral", "parsopercularis", "parsorbitalis", "parstriangularis", "pericalcarine",
+    "postcentral", "posteriorcingulate", "precentral", "precuneus", "rostralanteriorcingulate",
+    "rostralmiddlefrontal", "superiorfrontal", "superiorparietal", "superiortemporal",
+    "supramarginal", "frontalpole", "temporalpole", "transversetemporal", "insula",
+)  # fmt: skip
+
+DK68_REGIONS: tuple[str, ...] = tuple(f"lh_{r}" for r in _APARC_ORDER) + tuple(
+    f"rh_{r}" for r in _APARC_ORDER
+)
+"""The 68 region names, ``lh_*`` then ``rh_*``, in the toolkit's canonical order."""
+
+SENSORY_REGIONS: frozenset[str] = frozenset(
+    f"{h}_{r}"
+    for h in ("lh", "rh")
+    for r in (
+        "pericalcarine", "cuneus", "lingual", "lateraloccipital",  # visual
+        "precentral", "postcentral", "paracentral",  # somatomotor
+        "transversetemporal", "superiortemporal",  # auditory
+    )
+)  # fmt: skip
+"""Primary and unimodal sensory/motor regions (visual, somatomotor, auditory cortex).
+
+Rule: a DK68 region is *sensory* if it contains or borders a primary sensory or motor area
+(Mesulam 1998's primary and unimodal zones: calcarine/occipital visual cortex, pre/postcentral and
+paracentral sensorimotor cortex, Heschl's gyrus and superior temporal auditory cortex). All other
+regions are *association* regions. These regions lie at the unimodal end of the principal RSFC
+gradient (Margulies et al. 2016).
+"""
+
+
+def region_classes(regions: tuple[str, ...] = DK68_REGIONS) -> np.ndarray:
+    """Return ``"sensory"`` or ``"association"`` for each region name, as an array of str."""
+    return np.array(["sensory" if r in SENSORY_REGIONS else "association" for r in regions])

@@ -1,0 +1,46 @@
+"""Exception and warning types shared by every subpackage.
+
+User mistakes (bad files, bad values, bad options) raise :class:`InvalidInputError`; the CLI prints
+it as one line naming the file and the problem, and exits with status 2.
+"""
+
+from __future__ import annotations
+
+
+class InvalidInputError(ValueError):
+    """A user-supplied input (file, array, option) is unusable.
+
+    Parameters
+    ----------
+    problem : str
+        What is wrong, stated so that the user can fix it ("expected 10000 rows, got 9999").
+    source : str, optional
+        The file name or argument the problem was found in; prefixed to the message.
+    """
+
+    def __init__(self, problem: str, source: str | None = None) -> None:
+        self.problem = problem
+        self.source = source
+        super().__init__(f"{source}: {problem}" if source else problem)
+
+    def with_source(self, source: str) -> InvalidInputError:
+        """Return the same error attributed to ``source`` (keeps an existing source)."""
+        if self.source:
+            return self
+        return InvalidInputError(self.problem, source)
+
+
+class NotFittedError(InvalidInputError):
+    """A model (growth chart, surrogate) was used before ``fit`` or ``load``."""
+
+
+class NotYetAvailableError(RuntimeError):
+    """A feature that is planned but not implemented in this version was requested."""
+
+
+class ConvergenceWarning(UserWarning):
+    """An optimisation stopped before meeting its convergence criterion."""
+
+
+class InputWarning(UserWarning):
+    """An input was usable only after a small automatic repair (e.g. a CDF rescaled to end at 1)."""

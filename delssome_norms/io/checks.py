@@ -1,0 +1,354 @@
+"""Input gates: convert user data to float64 arrays and check them (no file access here).
+
+Every reader in :mod:`delssome_norms.io` passes what it read through one of these functions, so the
+rest of the package can trust its inputs. Each failure raises
+:class:`~delssome_norms.errors.InvalidInputError` naming the input and the problem, e.g.
+``"sub-003_FCD_CDF.csv: expected 10000 rows, got 9999"``. The conventions follow SCIENCE.md §1.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from delssome_norms.errors import InputWarning, InvalidInputError
+
+FC_SYMMETRY_TOL = 1e-6
+"""Largest |FC - FC.T| accepted for an FC matrix."""
+CDF_RESCALE_TOL = 1e-3
+"""An FCD-CDF whose last value is within this of 1 is rescaled (with a warning); otherwise an error."""
+DEFAULT_FCD_BINS = 10000
+"""Number of histogram bins of the FCD-CDF over (-1, 1) (SCIENCE.md §3)."""
+SEX_LABELS = {"female": "female", "f": "female", "male": "male", "m": "male"}
+"""Accepted sex labels (case-insensitive) and the canonical label each one maps to."""
+MAX_AGE_YEARS = 120.0
+"""Ages above this are rejected as data errors."""
+
+
+def _fmt_rows(idx: Iterable[int], limit: int = 5) -> str:
+    rows = [str(int(i)) for i in idx]
+    more = f" (and {len(rows) - limit} more)" if len(rows) > limit else ""
+    return ", ".join(rows[:limit]) + more
+
+
+def as_float_array(value, input_name: str, ndim: int | None = None) -> np.ndarray:
+    """Convert ``value`` to a finite float64 array of the expected number of dimensions.
+
+    Parameters
+    ----------
+    value : array-like
+        Numbers to convert.
+    input_name : str
+        Name used in error messages (usually the file name).
+    ndim : int, optional
+        Required number of dimensions.
+    """
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"expected numbers, could not convert ({exc})", input_name) from None
+    if ndim is not None and arr.ndim != ndim:
+        raise InvalidInputError(f"expected a {ndim}-D array, got shape {arr.shape}", input_name)
+    if arr.size == 0:
+        raise InvalidInputError("is empty", input_name)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        where = np.argwhere(bad)[0]
+        kind = "NaN" if np.isnan(arr[tuple(where)]) else "inf"
+        raise InvalidInputError(
+            f"contains {int(bad.sum())} non-finite value(s) ({kind} first at index "
+            f"{tuple(int(i) for i in where)})",
+            input_name,
+        )
+    return arr
+
+
+def _check_square(arr: np.ndarray, input_name: str, n_regions: int | None) -> None:
+    if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
+        raise InvalidInputError(f"expected a square matrix, got shape {arr.shape}", input_name)
+    if n_regions is not None and arr.shape[0] != n_regions:
+        raise InvalidInputError(
+            f"expected {n_regions} x {n_regions} (one row per region), got {arr.shape}", input_name
+        )
+
+
+def check_fc(fc, n_regions: int | None = None, input_name: str = "FC") -> np.ndarray:
+    """Check a functional-connectivity matrix.
+
+    Parameters
+    ----------
+    fc : array-like of shape (n_regions, n_regions)
+        Pearson correlations: symmetric (tol 1e-6), unit diagonal, values in [-1, 1].
+    n_regions : int, optional
+        Required number of regions.
+    input_name : str
+        Name used in error messages.
+
+    Returns
+    -------
+    ndarray of shape (n_regions, n_regions), float64
+    """
+    arr = as_float_array(fc, input_name)
+    _check_square(arr, input_name, n_regions)
+    asym = float(np.max(np.abs(arr - arr.T)))
+    if asym > FC_SYMMETRY_TOL:
+        raise InvalidInputError(
+            f"FC must be symmetric; largest |FC - FC.T| is {asym:.3g} (tolerance {FC_SYMMETRY_TOL})",
+            input_name,
+        )
+    diag_err = float(np.max(np.abs(np.diag(arr) - 1.0)))
+    if diag_err > 1e-6:
+        raise InvalidInputError(
+            f"FC diagonal must be 1 (correlation of a region with itself); largest deviation "
+            f"{diag_err:.3g}",
+            input_name,
+        )
+    if np.any(np.abs(arr) > 1.0 + 1e-9):
+        raise InvalidInputError(
+            f"FC values must lie in [-1, 1]; found {float(arr.min()):.4g} .. {float(arr.max()):.4g}",
+            input_name,
+        )
+    return np.clip(arr, -1.0, 1.0)
+
+
+def check_fcd_cdf(cdf, n_bins: int = DEFAULT_FCD_BINS, input_name: str = "FCD-CDF") -> np.ndarray:
+    """Check a cumulative FCD histogram (SCIENCE.md §1).
+
+    Parameters
+    ----------
+    cdf : array-like of shape (n_bins,) or (n_bins, 1)
+        Non-decreasing, non-negative, last value 1. A last value within 1e-3 of 1 is rescaled with
+        a warning; otherwise it is an error.
+    n_bins : int
+        Required number of bins (10000 in the reference code).
+
+    Returns
+    -------
+    ndarray of shape (n_bins,), float64
+    """
+    arr = as_float_array(cdf, input_name)
+    if arr.ndim == 2 and 1 in arr.shape:
+        arr = arr.reshape(-1)
+    if arr.ndim != 1:
+        raise InvalidInputError(
+            f"expected one column of {n_bins} values, got shape {arr.shape}", input_name
+        )
+    if arr.shape[0] != n_bins:
+        raise InvalidInputError(f"expected {n_bins} rows, got {arr.shape[0]}", input_name)
+    if arr.min() < 0:
+        raise InvalidInputError(f"CDF values must be >= 0; minimum is {arr.min():.4g}", input_name)
+    steps = np.diff(arr)
+    if np.any(steps < -1e-12):
+        first = int(np.argmax(steps < -1e-12))
+        raise InvalidInputError(
+            f"CDF must be non-decreasing; it decreases from row {first} to row {first + 1} "
+            f"({arr[first]:.6g} -> {arr[first + 1]:.6g})",
+            input_name,
+        )
+    last = float(arr[-1])
+    if abs(last - 1.0) > CDF_RESCALE_TOL:
+        raise InvalidInputError(
+            f"CDF must end at 1 (cumulative sum / total); last value is {last:.6g}", input_name
+        )
+    if last != 1.0:
+        if abs(last - 1.0) > 1e-9:
+            warnings.warn(
+                f"{input_name}: CDF ends at {last:.6g}, rescaled to end at 1",
+                InputWarning,
+                stacklevel=2,
+            )
+        arr = arr / last
+    return arr
+
+
+def check_sc(sc, n_regions: int | None = None, input_name: str = "SC") -> np.ndarray:
+    """Check a structural-connectivity matrix: square, finite, non-negative, zero diagonal.
+
+    Returns
+    -------
+    ndarray of shape (n_regions, n_regions), float64, unscaled (the model scales it to max 0.02).
+    """
+    arr = as_float_array(sc, input_name)
+    _check_square(arr, input_name, n_regions)
+    if arr.min() < 0:
+        i, j = np.unravel_index(int(np.argmin(arr)), arr.shape)
+        raise InvalidInputError(
+            f"SC must be non-negative; found {arr[i, j]:.4g} at row {i}, column {j}", input_name
+        )
+    diag = float(np.max(np.abs(np.diag(arr))))
+    if diag > 0:
+        raise InvalidInputError(
+            f"SC diagonal must be zero (no self-connections); largest diagonal value {diag:.4g}",
+            input_name,
+        )
+    if arr.max() <= 0:
+        raise InvalidInputError("SC has no connections (all zeros)", input_name)
+    return arr
+
+
+def check_map(values, n_regions: int | None = None, input_name: str = "map") -> np.ndarray:
+    """Check a regional map (one value per region), e.g. myelin (T1w/T2w) or the RSFC gradient.
+
+    Returns
+    -------
+    ndarray of shape (n_regions,), float64
+    """
+    arr = as_float_array(values, input_name)
+    if arr.ndim == 2 and 1 in arr.shape:
+        arr = arr.reshape(-1)
+    if arr.ndim != 1:
+        raise InvalidInputError(f"expected one value per region, got shape {arr.shape}", input_name)
+    if n_regions is not None and arr.shape[0] != n_regions:
+        raise InvalidInputError(
+            f"map length {arr.shape[0]} does not match the {n_regions} regions", input_name
+        )
+    if np.ptp(arr) == 0:
+        raise InvalidInputError("map is constant; it cannot inform regional parameters", input_name)
+    return arr
+
+
+def check_map_pair(myelin, gradient) -> None:
+    """Myelin and gradient must be given together (or neither, for the default fallback)."""
+    if (myelin is None) != (gradient is None):
+        given, missing = ("myelin", "gradient") if gradient is None else ("gradient", "myelin")
+        raise InvalidInputError(
+            f"only {given} was given; give both myelin and gradient maps, or neither "
+            f"(then the [1, gradient] parameterisation is used with a gradient computed from FC)",
+            f"--{missing}",
+        )
+
+
+def check_timing(tr: float, scan_length: float, input_name: str = "timing") -> tuple[float, float]:
+    """Check the repetition time TR and scan length (both in seconds).
+
+    The scan length must be a whole number of frames: ``scan_length / tr`` within 1 % of an integer.
+
+    Returns
+    -------
+    (tr, scan_length) as floats, in seconds.
+    """
+    try:
+        tr_f, scan_f = float(tr), float(scan_length)
+    except (TypeError, ValueError):
+        raise InvalidInputError(
+            f"TR and scan length must be numbers (seconds), got {tr!r} and {scan_length!r}",
+            input_name,
+        ) from None
+    if not np.isfinite(tr_f) or tr_f <= 0:
+        raise InvalidInputError(f"TR must be a positive number of seconds, got {tr!r}", input_name)
+    if not np.isfinite(scan_f) or scan_f <= 0:
+        raise InvalidInputError(
+            f"scan length must be a positive number of seconds, got {scan_length!r}", input_name
+        )
+    frames = scan_f / tr_f
+    if abs(frames - round(frames)) > 0.01 * max(1.0, round(frames)) or round(frames) < 1:
+        raise InvalidInputError(
+            f"scan length {scan_f:g} s is not a whole number of frames of TR {tr_f:g} s "
+            f"({frames:.3f} frames; expected frames x TR within 1 %)",
+            input_name,
+        )
+    return tr_f, scan_f
+
+
+def normalise_sex(values: Sequence, input_name: str = "sex") -> np.ndarray:
+    """Map sex labels to ``"female"``/``"male"``.
+
+    Accepts female, male, f, m in any case, and 1/0 (``numeric_sex``: female = 1, male = 0).
+
+    Returns
+    -------
+    ndarray of str, same length as ``values``.
+    """
+    series = pd.Series(list(values), dtype=object)
+    out = np.empty(len(series), dtype=object)
+    bad_rows = []
+    for i, v in enumerate(series):
+        if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
+            if v == 1:
+                out[i] = "female"
+                continue
+            if v == 0:
+                out[i] = "male"
+                continue
+            bad_rows.append(i)
+            continue
+        label = SEX_LABELS.get(str(v).strip().lower()) if v is not None else None
+        if label is None:
+            bad_rows.append(i)
+        else:
+            out[i] = label
+    if bad_rows:
+        shown = sorted({repr(series.iloc[i]) for i in bad_rows[:5]})
+        raise InvalidInputError(
+            f"unknown sex label(s) {', '.join(shown)} in row(s) {_fmt_rows(bad_rows)}; "
+            f"use female/male/f/m (any case) or numeric_sex 1/0",
+            input_name,
+        )
+    return out.astype(str)
+
+
+def check_ages(values, input_name: str = "age_in_years") -> np.ndarray:
+    """Check ages in years: present, numeric, non-negative and below 120.
+
+    Returns
+    -------
+    ndarray of float64, same length as ``values``.
+    """
+    ages = pd.to_numeric(pd.Series(list(values)), errors="coerce").to_numpy(dtype=np.float64)
+    missing = np.flatnonzero(~np.isfinite(ages))
+    if missing.size:
+        raise InvalidInputError(
+            f"age is missing or not a number in row(s) {_fmt_rows(missing)}", input_name
+        )
+    negative = np.flatnonzero((ages < 0) | (ages > MAX_AGE_YEARS))
+    if negative.size:
+        raise InvalidInputError(
+            f"age must be between 0 and {MAX_AGE_YEARS:g} years; row(s) {_fmt_rows(negative)} "
+            f"have {', '.join(f'{a:g}' for a in ages[negative[:5]])}",
+            input_name,
+        )
+    return ages
+
+
+def check_unique_ids(ids: Sequence, input_name: str = "subject_id") -> None:
+    """Subject identifiers must be present and unique."""
+    series = pd.Series(list(ids), dtype=object)
+    missing = np.flatnonzero(series.isna().to_numpy() | (series.astype(str).str.strip() == ""))
+    if missing.size:
+        raise InvalidInputError(f"subject_id is empty in row(s) {_fmt_rows(missing)}", input_name)
+    dup = series[series.duplicated(keep=False)]
+    if len(dup):
+        names = sorted(set(map(str, dup)))[:5]
+        raise InvalidInputError(f"duplicate subject_id(s): {', '.join(names)}", input_name)
+
+
+def check_timeseries(ts, input_name: str = "timeseries", min_frames: int = 2) -> np.ndarray:
+    """Check regional BOLD time series of shape (frames, regions).
+
+    Rejects NaN frames, constant regions and runs with fewer than ``min_frames`` frames.
+    """
+    arr = np.asarray(ts, dtype=np.float64)
+    if arr.ndim != 2:
+        raise InvalidInputError(f"expected frames x regions, got shape {arr.shape}", input_name)
+    nan_frames = np.flatnonzero(~np.isfinite(arr).all(axis=1))
+    if nan_frames.size:
+        raise InvalidInputError(
+            f"{nan_frames.size} frame(s) contain NaN/inf (frames {_fmt_rows(nan_frames)}); "
+            f"remove or interpolate them first",
+            input_name,
+        )
+    if arr.shape[0] < min_frames:
+        raise InvalidInputError(
+            f"has {arr.shape[0]} frames; at least {min_frames} are needed (two FCD windows)",
+            input_name,
+        )
+    const = np.flatnonzero(np.ptp(arr, axis=0) == 0)
+    if const.size:
+        raise InvalidInputError(
+            f"region column(s) {_fmt_rows(const)} are constant; their correlation is undefined",
+            input_name,
+        )
+    return arr

@@ -1,0 +1,155 @@
+"""Atomic writers: every output is written to a temporary file in the same folder, then renamed.
+
+An interrupted run therefore never leaves a half-written file, and an existing file is replaced only
+by a complete new one. Reference-code layouts (SCIENCE.md §5): ``EI_ratio.csv``,
+``best_parameters.csv``, ``fit_quality.csv``; FC and FCD-CDF as header-less CSV.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+PathLike = str | Path
+
+
+@contextlib.contextmanager
+def atomic_path(path: PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it is renamed onto ``path``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> with atomic_path(d / "x.txt") as tmp:
+    ...     _ = tmp.write_text("done")
+    >>> (d / "x.txt").read_text()
+    'done'
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text(text: str, path: PathLike) -> Path:
+    """Write UTF-8 text atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_json(obj: Mapping[str, Any], path: PathLike) -> Path:
+    """Write a JSON document atomically (indented, keys in insertion order)."""
+    return write_text(json.dumps(obj, indent=2, default=_json_default) + "\n", path)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def write_table(table: pd.DataFrame, path: PathLike) -> Path:
+    """Write a table as CSV with a header row, atomically, full float precision."""
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.17g")
+    return Path(path)
+
+
+def write_matrix(values: np.ndarray, path: PathLike) -> Path:
+    """Write a vector or matrix as header-less CSV (the reference layout of FC and FCD-CDF)."""
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    with atomic_path(path) as tmp:
+        np.savetxt(tmp, arr, delimiter=",", fmt="%.17g")
+    return Path(path)
+
+
+def write_arrays(arrays: Mapping[str, np.ndarray], path: PathLike) -> Path:
+    """Write named arrays to an ``.npz`` file atomically (read back with ``allow_pickle=False``)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})
+    return Path(path)
+
+
+def write_ei_ratio(
+    path: PathLike,
+    ei_ratio: np.ndarray,
+    s_e: np.ndarray,
+    s_i: np.ndarray,
+    r_e: np.ndarray,
+    ei_ratio_sd: np.ndarray | None = None,
+) -> Path:
+    """Write ``EI_ratio.csv``: region_index, EI_ratio, S_E, S_I, r_E [, EI_ratio_sd]."""
+    table = pd.DataFrame(
+        {
+            "region_index": np.arange(len(ei_ratio)),
+            "EI_ratio": ei_ratio,
+            "S_E": s_e,
+            "S_I": s_i,
+            "r_E": r_e,
+        }
+    )
+    if ei_ratio_sd is not None:
+        table["EI_ratio_sd"] = ei_ratio_sd
+    return write_table(table, path)
+
+
+def write_parameters(
+    path: PathLike, wee: np.ndarray, wei: np.ndarray, sigma: np.ndarray, g: float
+) -> Path:
+    """Write ``best_parameters.csv``: region_index, wEE, wEI, sigma, G (G repeated per region)."""
+    n = len(wee)
+    table = pd.DataFrame(
+        {
+            "region_index": np.arange(n),
+            "wEE": wee,
+            "wEI": wei,
+            "sigma": sigma,
+            "G": np.full(n, float(g)),
+        }
+    )
+    return write_table(table, path)
+
+
+FIT_QUALITY_COLUMNS = ("stage", "corr_loss", "l1_loss", "ks_loss", "total_loss")
+
+
+def write_fit_quality(path: PathLike, rows: Mapping[str, Mapping[str, float]]) -> Path:
+    """Write ``fit_quality.csv``; ``rows`` maps a stage name to its corr/l1/ks losses."""
+    records = []
+    for stage, losses in rows.items():
+        corr, l1, ks = (float(losses[k]) for k in ("corr_loss", "l1_loss", "ks_loss"))
+        records.append(
+            {
+                "stage": stage,
+                "corr_loss": corr,
+                "l1_loss": l1,
+                "ks_loss": ks,
+                "total_loss": corr + l1 + ks,
+            }
+        )
+    return write_table(pd.DataFrame.from_records(records, columns=FIT_QUALITY_COLUMNS), path)
