@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from delssome_norms import __version__
 from delssome_norms.errors import InvalidInputError, NotYetAvailableError
 
-COMMAND_MODULES: tuple[str, ...] = ("delssome_norms.cli.info_cmd",)
+COMMAND_MODULES: tuple[str, ...] = ("delssome_norms.cli.validate_cmd",)
 """Modules that each register one subcommand, in the order ``--help`` lists them."""
 
 EPILOG = """examples:
-  delssome-norms info                         # the default template and a one-simulation E/I summary
+  delssome-norms demo --out demo_output       # end-to-end demo on the packaged data
   delssome-norms <command> --help             # options and an example for each command
 """
 

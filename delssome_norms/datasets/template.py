@@ -43,7 +43,7 @@ class Template:
     regions : tuple of str
         Region names in :data:`DK68_REGIONS` order.
     centroids : ndarray of shape (68, 3)
-        Region centres in MNI space, millimetres.
+        Region centres in RAS millimetres, approximately MNI (see :func:`_reorient_to_ras`).
     source : str
         Where the data came from.
     """
@@ -70,6 +70,21 @@ def _read_member(archive: zipfile.ZipFile, stem: str) -> str:
     raise InvalidInputError(f"{stem} not found in the tvb-data archive", TVB_CONNECTIVITY)
 
 
+def _reorient_to_ras(raw: np.ndarray) -> np.ndarray:
+    """Map tvb-data's centre coordinates to RAS millimetres, roughly aligned with MNI space.
+
+    The file's columns run posterior (+ first column), left (+ second) and superior (+ third) in a
+    voxel-like frame; this flips them to x right, y anterior, z superior, puts x = 0 on the midline,
+    and shifts y and z so the cortical bounding box is centred at (y, z) = (-18, 15) mm, close to
+    MNI152. Good enough for glass-brain marker plots, not for anatomical lookup.
+    """
+    x = -(raw[:, 1] - raw[:, 1].mean())
+    y = -raw[:, 0]
+    y = y - 0.5 * (y.min() + y.max()) - 18.0
+    z = raw[:, 2] - 0.5 * (raw[:, 2].min() + raw[:, 2].max()) + 15.0
+    return np.column_stack([x, y, z])
+
+
 @lru_cache(maxsize=1)
 def load_default_template() -> Template:
     """Load the packaged 68-region DK connectome from ``tvb-data``.
@@ -94,7 +109,7 @@ def load_default_template() -> Template:
         lengths = np.loadtxt(io.StringIO(_read_member(archive, "tract_lengths")))
     names = [_tvb_name_to_dk(row[0]) for row in centres]
     order = np.array([names.index(r) for r in DK68_REGIONS])
-    xyz = np.array([[float(v) for v in row[1:4]] for row in centres])[order]
+    xyz = _reorient_to_ras(np.array([[float(v) for v in row[1:4]] for row in centres])[order])
     sc = weights[np.ix_(order, order)]
     sc = 0.5 * (sc + sc.T)
     np.fill_diagonal(sc, 0.0)

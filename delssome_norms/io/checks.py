@@ -224,7 +224,8 @@ def check_map_pair(myelin, gradient) -> None:
 def check_timing(tr: float, scan_length: float, input_name: str = "timing") -> tuple[float, float]:
     """Check the repetition time TR and scan length (both in seconds).
 
-    The scan length must be a whole number of frames: ``scan_length / tr`` within 1 % of an integer.
+    The scan length must be a whole number of frames: ``scan_length / tr`` within 1 % of a frame
+    of an integer.
 
     Returns
     -------
@@ -244,10 +245,10 @@ def check_timing(tr: float, scan_length: float, input_name: str = "timing") -> t
             f"scan length must be a positive number of seconds, got {scan_length!r}", input_name
         )
     frames = scan_f / tr_f
-    if abs(frames - round(frames)) > 0.01 * max(1.0, round(frames)) or round(frames) < 1:
+    if abs(frames - round(frames)) > 0.01 or round(frames) < 1:
         raise InvalidInputError(
             f"scan length {scan_f:g} s is not a whole number of frames of TR {tr_f:g} s "
-            f"({frames:.3f} frames; expected frames x TR within 1 %)",
+            f"({frames:.3f} frames; expected frames x TR within 1 % of a frame)",
             input_name,
         )
     return tr_f, scan_f

@@ -1,0 +1,76 @@
+"""The CLI shell: help with examples, one-line errors with exit status 2, --debug tracebacks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from delssome_norms.cli.main import build_parser, main
+
+
+def _subcommands() -> list[str]:
+    parser = build_parser()
+    action = next(a for a in parser._actions if a.dest == "command")
+    return sorted(action.choices)
+
+
+def test_top_level_help_shows_example(capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    assert "example" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", _subcommands())
+def test_each_subcommand_help_shows_example(command: str, capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "example" in out and f"delssome-norms {command}" in out
+
+
+def test_user_error_is_one_line_with_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "sub_FC.csv"
+    bad.write_text("1,0.5\n0.4,1\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "delssome_norms.cli.main", "validate", "--fc", str(bad)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "sub_FC.csv" in lines[0] and "symmetric" in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_debug_flag_shows_traceback(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "delssome_norms.cli.main",
+            "--debug",
+            "validate",
+            "--sc",
+            str(tmp_path / "x.csv"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+def test_validate_accepts_reference_inputs(cbig_dir: Path, capsys) -> None:
+    inp = cbig_dir / "input"
+    code = main(
+        ["validate", "--fc", str(inp / "sub-000_FC.csv"), "--fcd-cdf", str(inp / "sub-000_FCD_CDF.csv"),
+         "--sc", str(inp / "SC_group_DK68.csv"), "--myelin", str(inp / "myelin_DK68.csv"),
+         "--gradient", str(inp / "rsfc_gradient_DK68.csv"), "--tr", "0.72", "--scan-length", "864"]
+    )  # fmt: skip
+    assert code == 0
+    assert capsys.readouterr().out.count("ok ") == 6

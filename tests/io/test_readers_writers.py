@@ -1,0 +1,100 @@
+"""Readers on the paper's reference files, run combination, and atomic writers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from delssome_norms import io
+
+
+def test_reference_inputs_read(cbig_dir: Path) -> None:
+    inp = cbig_dir / "input"
+    fc = io.read_fc(inp / "sub-000_FC.csv", 68)
+    cdf = io.read_fcd_cdf(inp / "sub-000_FCD_CDF.csv")
+    sc = io.read_sc(inp / "SC_group_DK68.csv", 68)
+    myelin = io.read_map(inp / "myelin_DK68.csv", 68)
+    demo = io.read_demographics(inp / "demogr.csv")
+    raw = np.loadtxt(inp / "sub-000_FC.csv", delimiter=",")
+    np.testing.assert_array_equal(fc, raw)
+    assert cdf.shape == (10000,) and cdf[-1] == 1.0 and np.all(np.diff(cdf) >= 0)
+    assert sc.shape == (68, 68) and np.all(np.diag(sc) == 0)
+    assert myelin.shape == (68,)
+    assert list(demo["numeric_sex"]) == [1 if s == "female" else 0 for s in demo["sex"]]
+    assert demo["site_scanner"].iloc[0] == "WashU_Siemens"
+
+
+def test_fisher_z_mean_matches_hand_computation() -> None:
+    a = np.array([[1.0, 0.2], [0.2, 1.0]])
+    b = np.array([[1.0, 0.8], [0.8, 1.0]])
+    expected = np.tanh((np.arctanh(0.2) + np.arctanh(0.8)) / 2)
+    out = io.fisher_z_mean(np.stack([a, b]))
+    assert out[0, 1] == pytest.approx(expected, rel=1e-12)
+    assert out[0, 0] == 1.0
+
+
+def test_read_fc_runs_and_cdf_runs(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    fcs = [np.corrcoef(rng.standard_normal((40, 5)), rowvar=False) for _ in range(3)]
+    paths = []
+    for i, fc in enumerate(fcs):
+        paths.append(tmp_path / f"run{i}.csv")
+        np.savetxt(paths[-1], fc, delimiter=",")
+    out = io.read_fc_runs(paths, 5)
+    z = np.mean([np.arctanh(np.clip(f, -1 + 1e-7, 1 - 1e-7)) for f in fcs], axis=0)
+    np.testing.assert_allclose(
+        out[~np.eye(5, dtype=bool)], np.tanh(z)[~np.eye(5, dtype=bool)], rtol=1e-10
+    )
+    c1, c2 = np.linspace(0, 1, 10001)[1:], np.linspace(0, 1, 10001)[1:] ** 2
+    for i, c in enumerate((c1, c2)):
+        np.savetxt(tmp_path / f"cdf{i}.csv", c[:, None])
+    mean = io.read_fcd_cdf_runs([tmp_path / "cdf0.csv", tmp_path / "cdf1.csv"])
+    np.testing.assert_allclose(mean, (c1 + c2) / 2, rtol=1e-12)
+
+
+def test_header_row_is_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "map.csv"
+    path.write_text("myelin\n1.5\n2.5\n3.5\n")
+    np.testing.assert_array_equal(io.read_map(path, 3), [1.5, 2.5, 3.5])
+
+
+def test_timeseries_npy_and_tsv(tmp_path: Path) -> None:
+    ts = np.random.default_rng(0).standard_normal((30, 4))
+    np.save(tmp_path / "run.npy", ts)
+    np.savetxt(tmp_path / "run.tsv", ts, delimiter="\t")
+    np.testing.assert_array_equal(io.read_timeseries(tmp_path / "run.npy"), ts)
+    np.testing.assert_allclose(io.read_timeseries(tmp_path / "run.tsv"), ts, rtol=1e-15)
+
+
+def test_writers_round_trip(tmp_path: Path) -> None:
+    ei = np.array([2.0, 2.5])
+    io.write_ei_ratio(tmp_path / "EI_ratio.csv", ei, ei / 10, ei / 40, np.array([3.0, 3.1]))
+    table = pd.read_csv(tmp_path / "EI_ratio.csv")
+    assert list(table.columns) == ["region_index", "EI_ratio", "S_E", "S_I", "r_E"]
+    np.testing.assert_array_equal(table["EI_ratio"], ei)
+    io.write_parameters(tmp_path / "best_parameters.csv", ei, ei, ei / 1000, 1.25)
+    params = io.read_parameters(tmp_path / "best_parameters.csv", 2)
+    assert float(params["G"]) == 1.25
+    io.write_fit_quality(
+        tmp_path / "fit_quality.csv", {"test": {"corr_loss": 0.5, "l1_loss": 0.1, "ks_loss": 0.25}}
+    )
+    fq = pd.read_csv(tmp_path / "fit_quality.csv")
+    assert fq.loc[0, "total_loss"] == pytest.approx(0.85)
+    m = np.random.default_rng(1).random((3, 3))
+    io.write_matrix(m, tmp_path / "m.csv")
+    np.testing.assert_array_equal(np.loadtxt(tmp_path / "m.csv", delimiter=","), m)
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "out.json"
+    io.write_json({"a": 1}, target)
+    with pytest.raises(TypeError):
+        io.write_json({"a": object()}, target)
+    assert target.read_text().strip().startswith("{")
+    assert '"a": 1' in target.read_text()
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+    assert not any(name.endswith(".tmp") for name in os.listdir(tmp_path))
