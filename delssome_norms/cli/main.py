@@ -16,7 +16,10 @@ from collections.abc import Sequence
 from delssome_norms import __version__
 from delssome_norms.errors import InvalidInputError, NotYetAvailableError
 
-COMMAND_MODULES: tuple[str, ...] = ("delssome_norms.cli.validate_cmd",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "delssome_norms.cli.validate_cmd",
+    "delssome_norms.cli.charts_cmd",
+)
 """Modules that each register one subcommand, in the order ``--help`` lists them."""
 
 EPILOG = """examples:

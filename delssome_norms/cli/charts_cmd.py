@@ -1,0 +1,284 @@
+"""``delssome-norms charts``: lifespan growth charts of E/I (fit, score, adapt, plot, compare)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from delssome_norms.cli.main import add_command
+from delssome_norms.errors import InvalidInputError
+
+FIT_EXAMPLE = (
+    "delssome-norms charts fit --table cohort_ei.csv --out chart/ --family SHASHo2 "
+    "--mu-df 4 --sigma-df 3"
+)
+SCORE_EXAMPLE = "delssome-norms charts score --chart chart/ --table people.csv --out scores.csv"
+ADAPT_EXAMPLE = (
+    "delssome-norms charts adapt --chart chart/ --controls site_controls.csv --out chart_new_site/"
+)
+PLOT_EXAMPLE = (
+    "delssome-norms charts plot --chart chart/ --table cohort_ei.csv --target ei_ratio_mean "
+    "--out ei_ratio_mean.png"
+)
+COMPARE_EXAMPLE = (
+    "delssome-norms charts compare --table cohort_ei.csv --out bic.csv "
+    "--families SHASHo2,JSU,GG,NO --mu-dfs 3,4,5"
+)
+
+
+def _csv_list(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise InvalidInputError("expected a comma-separated list", "--targets")
+    return items
+
+
+def _int_list(text: str, option: str) -> list[int]:
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise InvalidInputError(f"expected comma-separated integers, got {text!r}", option) from None
+
+
+def register(subparsers) -> None:
+    """Add the ``charts`` command and its subcommands."""
+    p = add_command(
+        subparsers,
+        "charts",
+        help="lifespan growth charts of E/I: fit, score new people, adapt to new sites, plot, "
+        "compare models",
+        example=FIT_EXAMPLE,
+        description="GAMLSS growth charts of the mean and regional E/I ratio (SHASHo2 by default, "
+        "R gamlss-compatible). Subcommands: fit, score, adapt, plot, compare.",
+    )
+    sub = p.add_subparsers(dest="charts_command", metavar="<subcommand>")
+    p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
+
+    f = add_command(
+        sub,
+        "fit",
+        help="fit the charts of every target at once and write the population centiles",
+        example=FIT_EXAMPLE,
+        description="Fit one GAMLSS chart per target (ei_ratio_mean and every ei_ratio_roi_* "
+        "column by default) in one batched fit; write the chart folder and, per target, "
+        "<out>/<target>/female_population_centiles.csv and male_population_centiles.csv.",
+    )
+    f.add_argument("--table", required=True, metavar="CSV", help="cohort E/I table (one row per person)")
+    f.add_argument("--out", required=True, metavar="DIR", help="chart folder to write")
+    f.add_argument("--targets", metavar="LIST", help="comma-separated target columns")
+    f.add_argument("--family", default="SHASHo2", help="SHASHo2 (default), SHASHo, SHASH, JSU, NO, GG")
+    f.add_argument("--mu-df", type=int, default=4, help="df of mu's bs(age) term (default 4)")
+    f.add_argument("--sigma-df", type=int, default=3, help="df of sigma's bs(age) term (default 3)")
+    f.add_argument("--site-column", default="site_scanner", help="site column (default site_scanner)")
+    f.add_argument("--no-mu-sex", action="store_true", help="fit mu without the sex term")
+    f.add_argument("--no-sigma-sex", action="store_true", help="fit sigma without the sex term")
+    f.add_argument(
+        "--algorithm",
+        choices=("newton", "rs"),
+        default="newton",
+        help="newton (default): exact penalised-likelihood optimum; rs: R gamlss's RS "
+        "algorithm step by step (reproduces R's output, slower)",
+    )
+    f.add_argument("--max-iter", type=int, default=200, help="maximum iterations")
+    f.set_defaults(func=run_fit)
+
+    s = add_command(
+        sub,
+        "score",
+        help="centile, z-score and harmonised value of new people",
+        example=SCORE_EXAMPLE,
+        description="Score each person and target: centile (0-1) on their own site's chart, "
+        "z = Phi^-1(centile), harmonised = the same centile on the site-free chart, and a flag "
+        "column (unseen_site, age_out_of_range, missing_value). For ei_ratio_mean also the "
+        "reference names centile_with_site and corrected_value.",
+    )
+    s.add_argument("--chart", required=True, metavar="DIR", help="chart folder")
+    s.add_argument("--table", required=True, metavar="CSV", help="people to score")
+    s.add_argument("--out", required=True, metavar="CSV", help="scores to write")
+    s.add_argument("--targets", metavar="LIST", help="comma-separated targets (default: all present)")
+    s.add_argument(
+        "--layout",
+        choices=("wide", "long"),
+        default="wide",
+        help="one row per person (wide, default) or per person and target (long)",
+    )
+    s.add_argument(
+        "--extrapolate",
+        action="store_true",
+        help="score ages outside the chart's range too (still flagged)",
+    )
+    s.set_defaults(func=run_score)
+
+    a = add_command(
+        sub,
+        "adapt",
+        help="estimate new sites' offsets from their controls (population fit frozen)",
+        example=ADAPT_EXAMPLE,
+        description="Bethlehem et al. (2022): for each site in the controls table that the chart "
+        "has not seen, estimate its mu and sigma offsets by maximum likelihood with the "
+        "population model frozen; write a new chart folder that knows the site.",
+    )
+    a.add_argument("--chart", required=True, metavar="DIR", help="chart folder")
+    a.add_argument("--controls", required=True, metavar="CSV", help="controls of the new site(s)")
+    a.add_argument("--out", required=True, metavar="DIR", help="new chart folder to write")
+    a.add_argument(
+        "--method",
+        choices=("ml", "map"),
+        default="ml",
+        help="ml (default) or map (shrunk like the training random effects)",
+    )
+    a.set_defaults(func=run_adapt)
+
+    pl = add_command(
+        sub,
+        "plot",
+        help="centile fan chart of one target per sex, with data points (PNG or PDF)",
+        example=PLOT_EXAMPLE,
+        description="Draw the population centiles (2.5-97.5) of one target, one panel per sex, "
+        "with the table's people as points (harmonised values by default).",
+    )
+    pl.add_argument("--chart", required=True, metavar="DIR", help="chart folder")
+    pl.add_argument("--out", required=True, metavar="FILE", help="figure to write (.png or .pdf)")
+    pl.add_argument("--table", metavar="CSV", help="people to draw as points")
+    pl.add_argument("--target", default="ei_ratio_mean", help="target to draw")
+    pl.add_argument("--points", choices=("harmonised", "raw"), default="harmonised")
+    pl.add_argument(
+        "--crosscheck",
+        action="store_true",
+        help="add the non-parametric (pygam quantile GAM) centiles as dashed lines (needs --table)",
+    )
+    pl.set_defaults(func=run_plot)
+
+    c = add_command(
+        sub,
+        "compare",
+        help="BIC table over families and mu spline df",
+        example=COMPARE_EXAMPLE,
+        description="Fit every family x mu df combination (each a batched fit of all targets) and "
+        "write one row per model and target with log-likelihood, edf, AIC, BIC and delta BIC.",
+    )
+    c.add_argument("--table", required=True, metavar="CSV", help="cohort E/I table")
+    c.add_argument("--out", required=True, metavar="CSV", help="BIC table to write")
+    c.add_argument("--families", default="SHASHo2,JSU,GG,NO", help="comma-separated families")
+    c.add_argument("--mu-dfs", default="3,4,5", help="comma-separated mu df values")
+    c.add_argument("--sigma-df", type=int, default=3, help="df of sigma's bs(age) term")
+    c.add_argument("--targets", metavar="LIST", help="comma-separated target columns")
+    c.add_argument("--site-column", default="site_scanner", help="site column")
+    c.set_defaults(func=run_compare)
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    """Fit the charts and write the chart folder and population centile tables."""
+    from delssome_norms.io import read_table, write_table
+    from delssome_norms.norms import GrowthChart
+
+    table = read_table(args.table)
+    chart = GrowthChart(
+        args.family,
+        mu_df=args.mu_df,
+        sigma_df=args.sigma_df,
+        mu_sex=not args.no_mu_sex,
+        sigma_sex=not args.no_sigma_sex,
+        site_column=args.site_column,
+        algorithm=args.algorithm,
+        max_iter=args.max_iter,
+    ).fit(table, targets=_csv_list(args.targets), source=str(args.table))
+    out = Path(args.out)
+    chart.save(out)
+    for sex in ("female", "male"):
+        for target, frame in chart.population_centiles(sex).items():
+            write_table(frame, out / target / f"{sex}_population_centiles.csv")
+    write_table(chart.convergence_, out / "convergence.csv")
+    n_ok = int(chart.converged_.sum())
+    print(
+        f"fitted {chart.family_.name} charts of {len(chart.targets_)} target(s) on "
+        f"{int(chart.n_obs_.max())} people from {len(chart.sites_)} site(s); "
+        f"{n_ok}/{len(chart.targets_)} converged; written to {out}"
+    )
+    return 0 if n_ok == len(chart.targets_) else 1
+
+
+def run_score(args: argparse.Namespace) -> int:
+    """Score a table of people against a saved chart."""
+    from delssome_norms.io import read_table, write_table
+    from delssome_norms.norms import GrowthChart
+
+    chart = GrowthChart.load(args.chart)
+    table = read_table(args.table)
+    scores = chart.score(
+        table,
+        targets=_csv_list(args.targets),
+        extrapolate=args.extrapolate,
+        layout=args.layout,
+        source=str(args.table),
+    )
+    write_table(scores, args.out)
+    flagged = int((scores["flag"] != "").sum())
+    print(f"scored {len(table)} people; {flagged} flagged row(s); written to {args.out}")
+    return 0
+
+
+def run_adapt(args: argparse.Namespace) -> int:
+    """Adapt a saved chart to new sites and write the new chart."""
+    from delssome_norms.io import read_table
+    from delssome_norms.norms import GrowthChart
+
+    chart = GrowthChart.load(args.chart)
+    controls = read_table(args.controls)
+    new = chart.adapt(controls, method=args.method, source=str(args.controls))
+    new.save(args.out)
+    added = [s for s in new.sites_ if s not in chart.sites_]
+    counts = ", ".join(f"{s} ({new.adapted_sites_[s]['n_controls']} controls)" for s in added)
+    print(f"adapted to {len(added)} new site(s): {counts}; written to {args.out}")
+    return 0
+
+
+def run_plot(args: argparse.Namespace) -> int:
+    """Draw the centile fan chart of one target."""
+    from delssome_norms.io import atomic_path, read_table
+    from delssome_norms.norms import GrowthChart
+    from delssome_norms.plotting.charts import plot_chart_centiles
+
+    out = Path(args.out)
+    fmt = out.suffix.lower().lstrip(".")
+    if fmt not in ("png", "pdf", "svg"):
+        raise InvalidInputError("the figure must end in .png, .pdf or .svg", "--out")
+    chart = GrowthChart.load(args.chart)
+    data = read_table(args.table) if args.table else None
+    crosscheck = None
+    if args.crosscheck:
+        if data is None:
+            raise InvalidInputError("--crosscheck needs --table", "--crosscheck")
+        from delssome_norms.norms.crosscheck import quantile_crosscheck
+
+        crosscheck = quantile_crosscheck(chart, data, args.target, source=str(args.table))
+    fig = plot_chart_centiles(chart, args.target, data, points=args.points, crosscheck=crosscheck)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format=fmt, dpi=150)
+    print(f"wrote {out}")
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    """Write the BIC table over families and mu df."""
+    from delssome_norms.io import read_table, write_table
+    from delssome_norms.norms.selection import best_models, compare_models
+
+    table = read_table(args.table)
+    result = compare_models(
+        table,
+        families=_csv_list(args.families),
+        mu_dfs=_int_list(args.mu_dfs, "--mu-dfs"),
+        targets=_csv_list(args.targets),
+        source=str(args.table),
+        sigma_df=args.sigma_df,
+        site_column=args.site_column,
+    )
+    write_table(result, args.out)
+    best = best_models(result)
+    counts = best.groupby(["family", "mu_df"]).size().sort_values(ascending=False)
+    summary = ", ".join(f"{fam} df {df}: {n}" for (fam, df), n in counts.items())
+    print(f"best BIC per target -> {summary}; table written to {args.out}")
+    return 0

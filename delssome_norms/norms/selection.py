@@ -1,0 +1,122 @@
+"""Model choice: BIC over response families and spline degrees of freedom (SCIENCE.md §7).
+
+The paper compared SHASHo2, JSU, the generalised gamma (GG) and the normal (NO), with mu spline
+df 3-5, by BIC. :func:`compare_models` fits every combination (each one a batched fit of all
+targets) and returns a tidy table with one row per model and target.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from delssome_norms.errors import ConvergenceWarning, InvalidInputError
+from delssome_norms.norms.chart import GrowthChart
+
+DEFAULT_FAMILIES: tuple[str, ...] = ("SHASHo2", "JSU", "GG", "NO")
+DEFAULT_MU_DFS: tuple[int, ...] = (3, 4, 5)
+
+
+def compare_models(
+    table: pd.DataFrame,
+    families: Sequence[str] = DEFAULT_FAMILIES,
+    mu_dfs: Sequence[int] = DEFAULT_MU_DFS,
+    targets: Sequence[str] | None = None,
+    source: str = "table",
+    **chart_options: Any,
+) -> pd.DataFrame:
+    """BIC table over families and mu spline df.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Training table (as for :meth:`GrowthChart.fit`).
+    families : sequence of str
+        gamlss.dist family names.
+    mu_dfs : sequence of int
+        Degrees of freedom of mu's ``bs(age)`` term.
+    targets : sequence of str, optional
+    source : str
+        Name of the table in messages.
+    **chart_options
+        Other :class:`GrowthChart` arguments (``sigma_df``, ``site_column`` ...), shared by all
+        models.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (family, mu_df, target): ``family, mu_df, sigma_df, formula_mu, target,
+        n_obs, loglik, edf, aic, bic, converged, delta_bic, best``. ``delta_bic`` is the BIC minus
+        the smallest BIC of that target; ``best`` marks the smallest. A family that cannot be
+        fitted to the data (e.g. GG with non-positive values) gets one row per target with NaN
+        and the reason in ``note``.
+    """
+    rows = []
+    for family in families:
+        for df in mu_dfs:
+            chart = GrowthChart(family, mu_df=int(df), **chart_options)
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", ConvergenceWarning)
+                    chart.fit(table, targets=targets, source=source)
+            except InvalidInputError as err:
+                if "GrowthChart" in str(err.source or "") or "needs positive" not in err.problem:
+                    raise
+                names = list(targets) if targets is not None else None
+                for t in names or ["(all)"]:
+                    rows.append({"family": family, "mu_df": int(df), "target": t, "note": err.problem})
+                continue
+            note = "; ".join(str(w.message) for w in caught if w.category is ConvergenceWarning)
+            frame = pd.DataFrame(
+                {
+                    "family": family,
+                    "mu_df": int(df),
+                    "sigma_df": chart.sigma_df,
+                    "formula_mu": chart.formulas_["mu"],
+                    "target": chart.targets_,
+                    "n_obs": chart.n_obs_,
+                    "loglik": chart.loglik_,
+                    "edf": chart.edf_,
+                    "aic": chart.aic_,
+                    "bic": chart.bic_,
+                    "converged": chart.converged_,
+                    "note": note,
+                }
+            )
+            rows.extend(frame.to_dict("records"))
+    out = pd.DataFrame(rows)
+    if "bic" not in out.columns:
+        out["bic"] = np.nan
+    best = out.groupby("target")["bic"].transform("min")
+    out["delta_bic"] = out["bic"] - best
+    out["best"] = out["delta_bic"] == 0
+    cols = [
+        "family",
+        "mu_df",
+        "sigma_df",
+        "formula_mu",
+        "target",
+        "n_obs",
+        "loglik",
+        "edf",
+        "aic",
+        "bic",
+        "delta_bic",
+        "best",
+        "converged",
+        "note",
+    ]
+    for c in cols:
+        if c not in out.columns:
+            out[c] = np.nan
+    return out[cols].sort_values(["target", "bic"], kind="stable").reset_index(drop=True)
+
+
+def best_models(comparison: pd.DataFrame) -> pd.DataFrame:
+    """The row with the smallest BIC for each target of a :func:`compare_models` table."""
+    ok = comparison.dropna(subset=["bic"])
+    return ok.loc[ok.groupby("target")["bic"].idxmin()].reset_index(drop=True)

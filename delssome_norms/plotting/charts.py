@@ -1,0 +1,127 @@
+"""Centile fan chart of a fitted :class:`~delssome_norms.norms.GrowthChart` (one panel per sex).
+
+The figure is built without pyplot (``matplotlib.figure.Figure``), so no GUI backend is involved:
+``fig.savefig("chart.png")`` renders it with the Agg canvas (PDF with matplotlib's PDF canvas).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from delssome_norms.errors import InvalidInputError
+from delssome_norms.norms.chart import CENTILES, GrowthChart, age_grid, centile_label
+
+SEX_COLORS = {"female": "#c2185b", "male": "#1565c0"}
+AGE_LABEL = "Age (years)"
+
+
+def plot_chart_centiles(
+    chart: GrowthChart,
+    target: str = "ei_ratio_mean",
+    data: pd.DataFrame | None = None,
+    *,
+    sexes: Sequence[str] = ("female", "male"),
+    q: Sequence[float] = CENTILES,
+    points: str = "harmonised",
+    crosscheck: pd.DataFrame | None = None,
+    max_points: int = 4000,
+    seed: int = 0,
+    ylabel: str | None = None,
+) -> Figure:
+    """Population centile fan of one target, one panel per sex, with the data as points.
+
+    Centile pairs symmetric about the median (2.5/97.5, 5/95, 25/75) are drawn as nested bands,
+    darker towards the middle, and the median as a line.
+
+    Parameters
+    ----------
+    chart : GrowthChart
+        A fitted chart.
+    target : str
+        Target to draw.
+    data : pandas.DataFrame, optional
+        People to draw (age, sex, site and the target column).
+    sexes : sequence of str
+        Panels, left to right.
+    q : sequence of float
+        Centiles (percent) to draw.
+    points : {"harmonised", "raw"}
+        Draw the site-free harmonised values (comparable with the population fan) or the raw
+        values.
+    crosscheck : pandas.DataFrame, optional
+        Output of :func:`delssome_norms.norms.crosscheck.quantile_crosscheck`; its
+        non-parametric centiles are drawn as dashed lines.
+    max_points : int
+        At most this many people per panel are drawn (random subset).
+    seed : int
+        Seed of that subset.
+    ylabel : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if points not in ("harmonised", "raw"):
+        raise InvalidInputError(f"points must be 'harmonised' or 'raw'; got {points!r}", "points")
+    chart._target_index([target], source="target")
+    q = sorted(chart._check_q(q))
+    ages = age_grid(*chart.chart_range_)
+    fig = Figure(figsize=(5.0 * len(sexes), 4.0), layout="constrained")
+    axes = fig.subplots(1, len(sexes), sharey=True, squeeze=False)[0]
+    scored = None
+    if data is not None:
+        scored = chart.score(data, targets=[target], layout="long", source="data")
+        if points == "raw":
+            scored = scored.assign(harmonised=scored["value"])
+    rng = np.random.default_rng(seed)
+    for ax, sex in zip(axes, sexes):
+        color = SEX_COLORS.get(sex, "0.3")
+        cen = chart.centiles(ages, sex, q=q, targets=[target])
+        pairs = [(lo, hi) for lo in q for hi in q if lo < 50 and abs(lo + hi - 100) < 1e-9]
+        for i, (lo, hi) in enumerate(sorted(pairs)):
+            ax.fill_between(
+                ages,
+                cen[f"C{centile_label(lo)}"],
+                cen[f"C{centile_label(hi)}"],
+                color=color,
+                alpha=0.12 + 0.08 * i,
+                linewidth=0,
+                label=f"{centile_label(lo)}-{centile_label(hi)}th",
+            )
+        if 50.0 in q:
+            ax.plot(ages, cen["C50"], color=color, linewidth=2.0, label="median")
+        if scored is not None:
+            pts = scored[(scored["sex"] == sex) & np.isfinite(scored["harmonised"])]
+            if len(pts) > max_points:
+                pts = pts.iloc[np.sort(rng.choice(len(pts), max_points, replace=False))]
+            ax.scatter(
+                pts["age_in_years"],
+                pts["harmonised"],
+                s=6,
+                color="0.25",
+                alpha=0.5,
+                linewidths=0,
+                label=f"{points} values",
+            )
+        if crosscheck is not None:
+            cc = crosscheck[(crosscheck["target"] == target) & (crosscheck["sex"] == sex)]
+            for j, (_qq, grp) in enumerate(cc.groupby("centile")):
+                ax.plot(
+                    grp["age_in_years"],
+                    grp["nonparametric"],
+                    color="k",
+                    linestyle="--",
+                    linewidth=0.8,
+                    label="quantile GAM" if j == 0 else None,
+                )
+        ax.set_title(f"{target} - {sex}")
+        ax.set_xlabel(AGE_LABEL)
+        ax.set_xlim(ages[0], ages[-1])
+    axes[0].set_ylabel(ylabel or target)
+    axes[-1].legend(loc="best", fontsize=7, frameon=False)
+    fig.suptitle(f"{chart.family_.name} growth chart ({chart.formulas_['mu']})", fontsize=9)
+    return fig
