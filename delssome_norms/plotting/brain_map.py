@@ -1,0 +1,136 @@
+"""Regional values on a glass brain: nilearn markers at the DK68 region centroids (offline)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.axes import Axes
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+
+from delssome_norms.datasets import DK68_REGIONS, load_default_template
+from delssome_norms.errors import InvalidInputError
+
+
+def _values_by_region(values, regions: Sequence[str]) -> np.ndarray:
+    """Values in ``regions`` order (NaN where absent) from an array, a Series or a mapping."""
+    if isinstance(values, (pd.Series, Mapping)):
+        mapping = dict(values.items())
+        unknown = sorted(str(k) for k in mapping if k not in regions)
+        if unknown:
+            raise InvalidInputError(
+                f"unknown region name(s) {', '.join(unknown[:5])}; expected DK68 names such as "
+                f"{regions[0]!r}",
+                "values",
+            )
+        arr = np.array([mapping.get(r, np.nan) for r in regions], dtype=np.float64)
+    else:
+        arr = np.asarray(values, dtype=np.float64).ravel()
+        if arr.size != len(regions):
+            raise InvalidInputError(
+                f"expected {len(regions)} values (one per region), got {arr.size}", "values"
+            )
+    if not np.isfinite(arr).any():
+        raise InvalidInputError("no finite value to plot", "values")
+    return arr
+
+
+def plot_brain_map(
+    values,
+    ax: Axes | None = None,
+    *,
+    regions: Sequence[str] = DK68_REGIONS,
+    coords: np.ndarray | None = None,
+    cmap: str = "viridis",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    center: float | None = None,
+    colorbar_label: str = "",
+    title: str | None = None,
+    display_mode: str = "lzry",
+    node_size: float = 60.0,
+) -> Figure:
+    """Show one value per region as coloured markers on a glass brain, with a colour bar.
+
+    Uses :func:`nilearn.plotting.plot_markers` at the region centroids of the packaged template
+    (:func:`delssome_norms.datasets.load_default_template`, approximately MNI); the glass-brain
+    outlines ship with nilearn, so nothing is downloaded. Regions with NaN are not drawn.
+
+    Parameters
+    ----------
+    values : array-like of shape (68,), Series or mapping
+        Values in ``regions`` order, or keyed by region name (e.g. the ``region`` column of
+        :func:`delssome_norms.stats.sex_difference_tests` as index).
+    ax : Axes, optional
+        The area to draw into (its frame is hidden; nilearn adds its own axes inside it).
+    regions : sequence of str
+        Region names (default DK68).
+    coords : ndarray of shape (len(regions), 3), optional
+        Marker positions in mm; default the template centroids (DK68 only).
+    cmap : str
+        Matplotlib colormap name (``"RdBu_r"`` suits signed values).
+    vmin, vmax : float, optional
+        Colour limits; default the data range.
+    center : float, optional
+        Make the colour limits symmetric around this value (0 for differences, 1 for ratios).
+    colorbar_label, title : str
+    display_mode : str
+        nilearn display mode (``"lzry"``: left, top, right, back; ``"ortho"``, ``"z"``, ...).
+    node_size : float
+        Marker area in points².
+
+    Returns
+    -------
+    Figure
+    """
+    from nilearn import plotting as nplot  # heavy import, only when a map is drawn
+
+    arr = _values_by_region(values, tuple(regions))
+    if coords is None:
+        if tuple(regions) != DK68_REGIONS:
+            raise InvalidInputError("pass coords for regions other than the DK68 set", "coords")
+        coords = load_default_template().centroids
+    coords = np.asarray(coords, dtype=np.float64)
+    if coords.shape != (len(regions), 3):
+        raise InvalidInputError(
+            f"expected coords of shape ({len(regions)}, 3), got {coords.shape}", "coords"
+        )
+    finite = np.isfinite(arr)
+    lo = float(np.nanmin(arr)) if vmin is None else float(vmin)
+    hi = float(np.nanmax(arr)) if vmax is None else float(vmax)
+    if center is not None:
+        half = max(abs(lo - center), abs(hi - center)) or 1.0
+        lo, hi = center - half, center + half
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    if ax is None:
+        fig = Figure(figsize=(11.0, 3.2))
+        rect = (0.0, 0.0, 0.9, 1.0)
+    else:
+        fig = ax.figure
+        box = ax.get_position()
+        rect = (box.x0, box.y0, 0.9 * box.width, box.height)
+        ax.set_axis_off()
+    nplot.plot_markers(
+        arr[finite],
+        coords[finite],
+        node_cmap=cmap,
+        node_vmin=lo,
+        node_vmax=hi,
+        node_size=node_size,
+        display_mode=display_mode,
+        figure=fig,
+        axes=rect,
+        title=title,
+        colorbar=False,
+        alpha=0.9,
+    )
+    x0, y0, w, h = rect
+    cax = fig.add_axes((x0 + w + 0.01 * (1 - x0), y0 + 0.15 * h, 0.012, 0.7 * h))
+    bar = fig.colorbar(ScalarMappable(Normalize(lo, hi), colormaps[cmap]), cax=cax)
+    bar.set_label(colorbar_label)
+    return fig

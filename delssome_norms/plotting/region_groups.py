@@ -1,0 +1,125 @@
+"""Figures of E/I against age for the sensory and association region groups."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from delssome_norms.datasets import DK68_REGIONS
+from delssome_norms.plotting._style import AGE_LABEL, GROUP_COLORS, SEX_COLORS, SEX_LINESTYLES, new_axes
+from delssome_norms.stats import region_group_scores, region_group_trajectories
+from delssome_norms.stats.region_groups import GROUPS
+
+
+def plot_region_group_trajectories(
+    table: pd.DataFrame,
+    ax: Axes | None = None,
+    *,
+    site: str | None = "site",
+    df: int = 5,
+    ages: Sequence[float] | np.ndarray | None = None,
+    regions: Sequence[str] = DK68_REGIONS,
+    title: str | None = "Sensory vs association E/I",
+) -> Figure:
+    """Sensory and association E/I against age, one curve per group and sex, with 95% bands.
+
+    Curves come from :func:`delssome_norms.stats.region_group_trajectories` (sex-specific
+    spline means at the average site). Colour encodes the region group, line style the sex
+    (female solid, male dashed).
+
+    Parameters
+    ----------
+    table : DataFrame
+        Cohort table with ``age_in_years``, ``sex``, ``site`` and ``ei_ratio_roi_*`` columns.
+    ax : Axes, optional
+    site, df, ages, regions
+        Passed to :func:`~delssome_norms.stats.region_group_trajectories`.
+    title : str or None
+
+    Returns
+    -------
+    Figure
+    """
+    curves = region_group_trajectories(table, ages=ages, site=site, df=df, regions=regions)
+    fig, ax = new_axes(ax, (6.4, 4.2))
+    for group in GROUPS:
+        for sex in ("female", "male"):
+            part = curves[(curves["group"] == group) & (curves["sex"] == sex)]
+            color = GROUP_COLORS[group]
+            ax.plot(
+                part["age_in_years"],
+                part["mean"],
+                color=color,
+                ls=SEX_LINESTYLES[sex],
+                lw=2,
+                label=f"{group}, {sex}",
+            )
+            ax.fill_between(
+                part["age_in_years"], part["ci_low"], part["ci_high"], color=color, alpha=0.15, lw=0
+            )
+    ax.set_xlabel(AGE_LABEL)
+    ax.set_ylabel("E/I ratio (group mean)")
+    if title:
+        ax.set_title(title)
+    ax.legend(frameon=False, fontsize="small", ncol=2)
+    return fig
+
+
+def plot_ei_vs_age_by_group(
+    table: pd.DataFrame,
+    *,
+    site: str | None = "site",
+    df: int = 5,
+    max_points: int = 4000,
+    seed: int = 0,
+    regions: Sequence[str] = DK68_REGIONS,
+) -> Figure:
+    """One panel per region group: people's group-mean E/I against age by sex, with fitted curves.
+
+    Parameters
+    ----------
+    table : DataFrame
+        As for :func:`plot_region_group_trajectories`.
+    site, df, regions
+        Passed to :func:`~delssome_norms.stats.region_group_trajectories`.
+    max_points : int
+        At most this many people are drawn as points (a random subset, for readability).
+    seed : int
+        Seed of the subset.
+
+    Returns
+    -------
+    Figure
+        Two axes (sensory, association) sharing the y axis.
+    """
+    scores = region_group_scores(table, regions=regions)
+    curves = region_group_trajectories(table, site=site, df=df, regions=regions)
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    axes = fig.subplots(1, len(GROUPS), sharey=True)
+    rng = np.random.default_rng(seed)
+    shown = (
+        scores if len(scores) <= max_points else scores.iloc[rng.choice(len(scores), max_points, False)]
+    )
+    for ax, group in zip(axes, GROUPS):
+        for sex in ("female", "male"):
+            pts = shown[shown["sex"] == sex]
+            ax.scatter(pts["age_in_years"], pts[group], s=4, alpha=0.25, color=SEX_COLORS[sex], lw=0)
+            part = curves[(curves["group"] == group) & (curves["sex"] == sex)]
+            ax.plot(part["age_in_years"], part["mean"], color=SEX_COLORS[sex], lw=2, label=sex)
+            ax.fill_between(
+                part["age_in_years"],
+                part["ci_low"],
+                part["ci_high"],
+                color=SEX_COLORS[sex],
+                alpha=0.25,
+                lw=0,
+            )
+        ax.set_title(f"{group.capitalize()} regions")
+        ax.set_xlabel(AGE_LABEL)
+    axes[0].set_ylabel("E/I ratio (group mean)")
+    axes[0].legend(frameon=False, fontsize="small")
+    return fig

@@ -1,0 +1,198 @@
+"""Input gate for the cohort statistics: one checked view of an E/I table.
+
+Every public function in :mod:`delssome_norms.stats` that takes a cohort table passes it through
+:func:`prepare_cohort` once; the model code after it trusts the arrays it gets.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from delssome_norms.datasets import DK68_REGIONS
+from delssome_norms.errors import InvalidInputError
+from delssome_norms.io import check_ages, normalise_sex
+
+ROI_PATTERN = re.compile(r"^ei_ratio_roi_(\d+)$")
+"""Column names of regional targets; the number is the index into :data:`DK68_REGIONS`."""
+TARGET_PREFIX = "ei_ratio_"
+"""Default targets: every column starting with this (``ei_ratio_mean``, ``ei_ratio_roi_*``)."""
+MIN_PER_SEX = 10
+"""Fewest people of each sex the sex-difference statistics accept."""
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """A checked cohort table as arrays.
+
+    Attributes
+    ----------
+    age : ndarray of shape (n,)
+        Years.
+    female : ndarray of bool, shape (n,)
+    site : ndarray of int, shape (n,)
+        Index into ``site_names`` (all zeros when no site column is used).
+    site_names : tuple of str
+    y : ndarray of shape (n, k)
+        The target columns, float64.
+    targets : tuple of str
+        Names of the ``k`` targets.
+    """
+
+    age: np.ndarray
+    female: np.ndarray
+    site: np.ndarray
+    site_names: tuple[str, ...]
+    y: np.ndarray
+    targets: tuple[str, ...]
+
+    @property
+    def n_female(self) -> int:
+        """Number of females."""
+        return int(self.female.sum())
+
+    @property
+    def n_male(self) -> int:
+        """Number of males."""
+        return int((~self.female).sum())
+
+
+def target_family(name: str) -> str:
+    """``"regional"`` for ``ei_ratio_roi_<i>`` columns, ``"global"`` for anything else."""
+    return "regional" if ROI_PATTERN.match(name) else "global"
+
+
+def target_region(name: str) -> str | None:
+    """DK68 region name of an ``ei_ratio_roi_<i>`` column (``None`` for other columns)."""
+    m = ROI_PATTERN.match(name)
+    if m is None:
+        return None
+    i = int(m.group(1))
+    return DK68_REGIONS[i] if i < len(DK68_REGIONS) else None
+
+
+def default_targets(table: pd.DataFrame) -> list[str]:
+    """All columns starting with ``ei_ratio_``, in table order."""
+    return [c for c in table.columns if str(c).startswith(TARGET_PREFIX)]
+
+
+def sex_labels(table: pd.DataFrame, input_name: str = "table") -> np.ndarray:
+    """Female/male labels from ``sex`` (preferred) or ``numeric_sex`` (female = 1)."""
+    if "sex" in table.columns:
+        return normalise_sex(table["sex"], input_name)
+    if "numeric_sex" in table.columns:
+        return normalise_sex(table["numeric_sex"], input_name)
+    raise InvalidInputError(
+        f"missing column 'sex' (or 'numeric_sex'); columns are {_show_columns(table)}", input_name
+    )
+
+
+def _show_columns(table: pd.DataFrame, limit: int = 8) -> str:
+    cols = [str(c) for c in table.columns]
+    more = f", ... ({len(cols)} in all)" if len(cols) > limit else ""
+    return ", ".join(cols[:limit]) + more
+
+
+def _check_numeric(table: pd.DataFrame, col: str, input_name: str) -> np.ndarray:
+    values = pd.to_numeric(table[col], errors="coerce").to_numpy(dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        rows = ", ".join(str(int(i)) for i in bad[:5]) + (" ..." if bad.size > 5 else "")
+        raise InvalidInputError(
+            f"target column {col!r} is missing or not a finite number in {bad.size} row(s) ({rows})",
+            input_name,
+        )
+    return values
+
+
+def prepare_cohort(
+    table: pd.DataFrame,
+    targets: Sequence[str] | str | None = None,
+    *,
+    site: str | None = "site",
+    input_name: str = "table",
+    min_per_sex: int = MIN_PER_SEX,
+) -> Cohort:
+    """Check a cohort table and return it as arrays.
+
+    Parameters
+    ----------
+    table : DataFrame
+        One row per person with ``age_in_years``, ``sex`` (or ``numeric_sex``), the ``site``
+        column (unless ``site=None``) and the target columns.
+    targets : str or sequence of str, optional
+        Target columns; default all ``ei_ratio_*`` columns.
+    site : str or None
+        Column holding the site (or site-scanner) label; ``None`` fits no site terms.
+    input_name : str
+        Name used in error messages.
+    min_per_sex : int
+        Fewest people of each sex required.
+
+    Raises
+    ------
+    InvalidInputError
+        A missing column, an unknown sex label, a bad age, a non-numeric or constant target, or
+        fewer than ``min_per_sex`` people of one sex.
+    """
+    if not isinstance(table, pd.DataFrame):
+        raise InvalidInputError(f"expected a pandas DataFrame, got {type(table).__name__}", input_name)
+    if "age_in_years" not in table.columns:
+        raise InvalidInputError(
+            f"missing column 'age_in_years'; columns are {_show_columns(table)}", input_name
+        )
+    if targets is None:
+        targets = default_targets(table)
+        if not targets:
+            raise InvalidInputError(
+                f"no target columns (ei_ratio_*) found; columns are {_show_columns(table)}", input_name
+            )
+    elif isinstance(targets, str):
+        targets = [targets]
+    targets = list(targets)
+    missing = [t for t in targets if t not in table.columns]
+    if missing:
+        raise InvalidInputError(f"missing target column(s) {', '.join(map(repr, missing))}", input_name)
+    if len(set(targets)) != len(targets):
+        raise InvalidInputError("target columns are listed more than once", input_name)
+    age = check_ages(table["age_in_years"], input_name)
+    female = sex_labels(table, input_name) == "female"
+    n_f, n_m = int(female.sum()), int((~female).sum())
+    if min(n_f, n_m) < min_per_sex:
+        raise InvalidInputError(
+            f"needs at least {min_per_sex} people of each sex, got {n_f} female and {n_m} male",
+            input_name,
+        )
+    if site is None:
+        site_idx = np.zeros(len(table), dtype=int)
+        site_names: tuple[str, ...] = ("all",)
+    else:
+        if site not in table.columns:
+            raise InvalidInputError(
+                f"missing site column {site!r} (pass site=None to fit no site terms); "
+                f"columns are {_show_columns(table)}",
+                input_name,
+            )
+        labels = table[site]
+        if labels.isna().any():
+            rows = np.flatnonzero(labels.isna().to_numpy())[:5]
+            raise InvalidInputError(f"site is missing in row(s) {', '.join(map(str, rows))}", input_name)
+        codes, uniques = pd.factorize(labels.astype(str), sort=True)
+        site_idx = codes.astype(int)
+        site_names = tuple(str(u) for u in uniques)
+    y = np.column_stack([_check_numeric(table, t, input_name) for t in targets])
+    constant = [t for t, col in zip(targets, y.T) if np.ptp(col) == 0]
+    if constant:
+        raise InvalidInputError(f"target column(s) {', '.join(constant)} are constant", input_name)
+    return Cohort(
+        age=age,
+        female=female,
+        site=site_idx,
+        site_names=site_names,
+        y=y,
+        targets=tuple(str(t) for t in targets),
+    )

@@ -1,0 +1,67 @@
+"""Stratified non-parametric bootstrap helpers (resampling people as frequency weights)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from delssome_norms.errors import InvalidInputError
+
+
+def stratified_bootstrap_counts(strata: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Bootstrap resamples as counts: each stratum is resampled with replacement to its own size.
+
+    Parameters
+    ----------
+    strata : ndarray of shape (n,)
+        Stratum label of each person (e.g. sex, or sex x site).
+    n_boot : int
+        Number of resamples.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    ndarray of float64, shape (n, n_boot)
+        How often each person is drawn in each resample; every column sums, within every
+        stratum, to the stratum's size.
+    """
+    if n_boot < 1:
+        raise InvalidInputError(f"n_boot must be at least 1, got {n_boot}", "n_boot")
+    strata = np.asarray(strata)
+    counts = np.zeros((strata.size, n_boot))
+    for label in np.unique(strata):
+        members = np.flatnonzero(strata == label)
+        draws = rng.integers(0, members.size, size=(n_boot, members.size))
+        for b in range(n_boot):
+            counts[members, b] = np.bincount(draws[b], minlength=members.size)
+    return counts
+
+
+def percentile_interval(
+    samples: np.ndarray, level: float = 0.95, axis: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap interval: the (1 - level)/2 and (1 + level)/2 quantiles along ``axis``."""
+    if not 0.0 < level < 1.0:
+        raise InvalidInputError(f"level must lie in (0, 1), got {level}", "level")
+    lo, hi = np.quantile(samples, [(1.0 - level) / 2.0, (1.0 + level) / 2.0], axis=axis)
+    return lo, hi
+
+
+def weighted_median(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Median of each column of ``values`` (n, k) with frequency ``weights`` (n, k): shape (k,).
+
+    The lower weighted median (the smallest value whose cumulative weight reaches half the total),
+    averaged with the next value when the cumulative weight hits exactly one half, which for unit
+    weights is the usual median.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    weights = np.broadcast_to(np.asarray(weights, dtype=np.float64), values.shape)
+    order = np.argsort(values, axis=0)
+    v = np.take_along_axis(values, order, axis=0)
+    w = np.take_along_axis(weights, order, axis=0)
+    cw = np.cumsum(w, axis=0)
+    half = 0.5 * cw[-1]
+    lo = np.argmax(cw >= half - 1e-9 * cw[-1], axis=0)
+    cols = np.arange(v.shape[1])
+    exact = np.abs(cw[lo, cols] - half) <= 1e-9 * cw[-1]
+    hi = np.where(exact, np.argmax(cw > half + 1e-9 * cw[-1], axis=0), lo)
+    return 0.5 * (v[lo, cols] + v[hi, cols])

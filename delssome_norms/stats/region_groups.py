@@ -1,0 +1,262 @@
+"""Sensory versus association regions: per-person group means, age-bin summaries, trajectories.
+
+Regions are classed by :func:`delssome_norms.datasets.region_classes` (sensory = primary and
+unimodal visual, somatomotor and auditory cortex; all others association). The paper's finding to
+reproduce (SCIENCE.md §8): E/I is higher in sensory than in association regions at every age.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from delssome_norms.datasets import DK68_REGIONS, region_classes
+from delssome_norms.errors import InvalidInputError
+from delssome_norms.stats._cohort import ROI_PATTERN, prepare_cohort, sex_labels
+from delssome_norms.stats.location_scale import SplineBasis, fit_location_scale, sum_to_zero
+from delssome_norms.stats.multiple_testing import fdr_bh
+
+GROUPS = ("sensory", "association")
+"""Region groups, in plotting order."""
+DEFAULT_AGE_BINS = (0.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 120.0)
+"""Edges (years) of the age bins of :func:`region_group_summary`; bins are [low, high)."""
+_DEMOGRAPHIC_COLUMNS = ("subject_id", "age_in_years", "sex", "site")
+
+
+def _roi_columns(table: pd.DataFrame, n_regions: int) -> dict[int, str]:
+    cols = {}
+    for c in table.columns:
+        m = ROI_PATTERN.match(str(c))
+        if m is not None and int(m.group(1)) < n_regions:
+            cols[int(m.group(1))] = str(c)
+    return cols
+
+
+def region_group_scores(
+    table: pd.DataFrame,
+    *,
+    regions: Sequence[str] = DK68_REGIONS,
+    input_name: str = "table",
+) -> pd.DataFrame:
+    """Mean E/I of each person's sensory and association regions.
+
+    Parameters
+    ----------
+    table : DataFrame
+        One row per person with ``age_in_years``, ``sex`` (or ``numeric_sex``) and the regional
+        columns ``ei_ratio_roi_<i>``, where ``i`` indexes ``regions``.
+    regions : sequence of str
+        Region names in column order (default the DK68 order).
+
+    Returns
+    -------
+    DataFrame
+        One row per person: ``subject_id``/``site`` when present, ``age_in_years``, ``sex``
+        (female/male), ``sensory``, ``association`` and ``difference`` (sensory − association).
+    """
+    if not isinstance(table, pd.DataFrame):
+        raise InvalidInputError(f"expected a pandas DataFrame, got {type(table).__name__}", input_name)
+    cols = _roi_columns(table, len(regions))
+    classes = region_classes(tuple(regions))
+    present = {g: [cols[i] for i in sorted(cols) if classes[i] == g] for g in GROUPS}
+    empty = [g for g in GROUPS if not present[g]]
+    if empty:
+        raise InvalidInputError(
+            f"no ei_ratio_roi_* columns of the {' and '.join(empty)} region group(s); "
+            f"found {len(cols)} regional column(s)",
+            input_name,
+        )
+    cohort = prepare_cohort(
+        table,
+        present["sensory"] + present["association"],
+        site=None,
+        input_name=input_name,
+        min_per_sex=0,
+    )
+    n_s = len(present["sensory"])
+    out = pd.DataFrame(
+        {c: table[c].to_numpy() for c in _DEMOGRAPHIC_COLUMNS if c in table.columns and c != "sex"}
+    )
+    out["age_in_years"] = cohort.age
+    out["sex"] = sex_labels(table, input_name)
+    out["sensory"] = cohort.y[:, :n_s].mean(axis=1)
+    out["association"] = cohort.y[:, n_s:].mean(axis=1)
+    out["difference"] = out["sensory"] - out["association"]
+    order = [c for c in _DEMOGRAPHIC_COLUMNS if c in out.columns]
+    return out[[*order, "sensory", "association", "difference"]]
+
+
+def _describe(values: np.ndarray, level: float) -> dict:
+    n = values.size
+    mean = float(values.mean()) if n else np.nan
+    sd = float(values.std(ddof=1)) if n > 1 else np.nan
+    sem = sd / np.sqrt(n) if n > 1 else np.nan
+    t = stats.t.ppf(0.5 + level / 2.0, n - 1) if n > 1 else np.nan
+    return {
+        "n": n,
+        "mean": mean,
+        "sd": sd,
+        "sem": sem,
+        "median": float(np.median(values)) if n else np.nan,
+        "ci_low": mean - t * sem,
+        "ci_high": mean + t * sem,
+    }
+
+
+def region_group_summary(
+    table: pd.DataFrame,
+    *,
+    age_bins: Sequence[float] = DEFAULT_AGE_BINS,
+    by_sex: bool = True,
+    alpha: float = 0.05,
+    level: float = 0.95,
+    regions: Sequence[str] = DK68_REGIONS,
+) -> pd.DataFrame:
+    """Sensory and association E/I per age bin (and sex), with a paired test of their difference.
+
+    Parameters
+    ----------
+    table : DataFrame
+        As for :func:`region_group_scores`.
+    age_bins : sequence of float
+        Increasing bin edges in years; bins are [low, high). Empty bins are left out.
+    by_sex : bool
+        Also summarise females and males separately (rows with ``sex`` female/male besides "all").
+    alpha : float
+        FDR level for ``significant`` (BH across the bins of each sex).
+    level : float
+        Confidence level of ``ci_low``/``ci_high`` (t interval of the mean).
+
+    Returns
+    -------
+    DataFrame
+        One row per (age bin, sex, group), groups ``sensory``, ``association`` and ``difference``
+        (sensory − association, within person). Columns ``age_bin``, ``age_low``, ``age_high``,
+        ``sex``, ``group``, ``n``, ``mean``, ``sd``, ``sem``, ``median``, ``ci_low``, ``ci_high``;
+        ``difference`` rows also carry ``statistic`` (paired t), ``p``, ``p_fdr``, ``significant``
+        and ``fraction_positive`` (share of people with sensory > association); NaN elsewhere.
+    """
+    edges = np.asarray(age_bins, dtype=np.float64)
+    if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0):
+        raise InvalidInputError("age_bins must be at least two strictly increasing edges", "age_bins")
+    if not 0.0 < level < 1.0:
+        raise InvalidInputError(f"level must lie in (0, 1), got {level}", "level")
+    scores = region_group_scores(table, regions=regions)
+    sexes = ["all", "female", "male"] if by_sex else ["all"]
+    rows = []
+    for lo, hi in itertools.pairwise(edges):
+        in_bin = (scores["age_in_years"] >= lo) & (scores["age_in_years"] < hi)
+        for sex in sexes:
+            sel = scores[in_bin if sex == "all" else in_bin & (scores["sex"] == sex)]
+            if len(sel) == 0:
+                continue
+            label = f"[{lo:g}, {hi:g})"
+            for group in (*GROUPS, "difference"):
+                values = sel[group].to_numpy(dtype=np.float64)
+                row = {"age_bin": label, "age_low": lo, "age_high": hi, "sex": sex, "group": group}
+                row |= _describe(values, level)
+                if group == "difference":
+                    if values.size > 1 and np.ptp(values) > 0:
+                        res = stats.ttest_1samp(values, 0.0)
+                        row |= {"statistic": float(res.statistic), "p": float(res.pvalue)}
+                    else:
+                        row |= {"statistic": np.nan, "p": np.nan}
+                    row["fraction_positive"] = float(np.mean(values > 0))
+                rows.append(row)
+    out = pd.DataFrame(rows)
+    for col in ("statistic", "p", "fraction_positive"):
+        if col not in out.columns:
+            out[col] = np.nan
+    out["p_fdr"] = np.nan
+    out["significant"] = False
+    for sex in sexes:
+        idx = out.index[(out["group"] == "difference") & (out["sex"] == sex)]
+        if len(idx):
+            reject, adjusted = fdr_bh(out.loc[idx, "p"].to_numpy(), alpha)
+            out.loc[idx, "p_fdr"] = adjusted
+            out.loc[idx, "significant"] = reject
+    out["significant"] = out["significant"].astype(bool)
+    return out
+
+
+def region_group_trajectories(
+    table: pd.DataFrame,
+    *,
+    ages: Sequence[float] | np.ndarray | None = None,
+    site: str | None = "site",
+    df: int = 5,
+    level: float = 0.95,
+    regions: Sequence[str] = DK68_REGIONS,
+) -> pd.DataFrame:
+    """Population curves of sensory and association E/I against age, per sex.
+
+    For each group the mean is modelled as ``bs(age, df) x sex + site`` (sex-specific curves,
+    sum-to-zero site effects) with log-sd ``bs(age, 3) + sex``, fitted by maximum likelihood
+    (:func:`~delssome_norms.stats.location_scale.fit_location_scale`); curves are at the average
+    site, with pointwise Wald intervals.
+
+    Parameters
+    ----------
+    table : DataFrame
+        As for :func:`region_group_scores`, plus the ``site`` column unless ``site=None``.
+    ages : array-like, optional
+        Age grid (years) within the data range; default 100 points spanning it.
+    site : str or None
+    df : int
+        Spline degrees of freedom of the mean curves (3 to 12).
+    level : float
+
+    Returns
+    -------
+    DataFrame
+        Columns ``age_in_years``, ``sex``, ``group``, ``mean``, ``ci_low``, ``ci_high``.
+    """
+    if not isinstance(df, (int, np.integer)) or not 3 <= df <= 12:
+        raise InvalidInputError(f"df must be an integer between 3 and 12, got {df!r}", "df")
+    if not 0.0 < level < 1.0:
+        raise InvalidInputError(f"level must lie in (0, 1), got {level}", "level")
+    scores = region_group_scores(table, regions=regions)
+    if site is not None:
+        if site not in table.columns:
+            raise InvalidInputError(f"missing site column {site!r} (pass site=None)", "table")
+        scores[site] = table[site].to_numpy()
+    cohort = prepare_cohort(scores, list(GROUPS), site=site, min_per_sex=2)
+    age, f = cohort.age, cohort.female.astype(np.float64)[:, None]
+    if ages is None:
+        grid = np.linspace(age.min(), age.max(), 100)
+    else:
+        grid = np.asarray(ages, dtype=np.float64).ravel()
+    basis, basis_s = SplineBasis.from_data(age, df), SplineBasis.from_data(age, 3)
+    n_sites = len(cohort.site_names)
+    spline = basis(age)
+    X = np.hstack([np.ones((age.size, 1)), spline, f, spline * f, sum_to_zero(cohort.site, n_sites)])
+    Z = np.hstack([np.ones((age.size, 1)), basis_s(age), f])
+    fit = fit_location_scale(cohort.y, X, Z)
+    z = stats.norm.ppf(0.5 + level / 2.0)
+    g_spline = basis(grid)
+    rows = []
+    for sex, value in (("female", 1.0), ("male", 0.0)):
+        fg = np.full((grid.size, 1), value)
+        Xg = np.hstack(
+            [np.ones((grid.size, 1)), g_spline, fg, g_spline * fg, np.zeros((grid.size, n_sites - 1))]
+        )
+        mean = fit.mean(Xg)
+        for k, group in enumerate(GROUPS):
+            se = np.sqrt(np.einsum("mi,ij,mj->m", Xg, fit.cov_beta[k], Xg))
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "age_in_years": grid,
+                        "sex": sex,
+                        "group": group,
+                        "mean": mean[:, k],
+                        "ci_low": mean[:, k] - z * se,
+                        "ci_high": mean[:, k] + z * se,
+                    }
+                )
+            )
+    return pd.concat(rows, ignore_index=True)
