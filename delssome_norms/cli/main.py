@@ -18,6 +18,7 @@ from delssome_norms.errors import InvalidInputError, NotYetAvailableError
 
 COMMAND_MODULES: tuple[str, ...] = (
     "delssome_norms.cli.validate_cmd",
+    "delssome_norms.cli.simulate_cmd",
     "delssome_norms.cli.charts_cmd",
 )
 """Modules that each register one subcommand, in the order ``--help`` lists them."""

@@ -1,0 +1,571 @@
+"""C++ source of the fused CPU kernel (:mod:`delssome_norms.model._kernel` builds it)."""
+
+SOURCE = r"""
+#include <cstdint>
+#include <cstring>
+#include <cmath>
+#include <limits>
+#include <thread>
+#include <vector>
+#if defined(__SSE__) || defined(__x86_64__)
+#include <xmmintrin.h>
+#define HAVE_MXCSR 1
+#endif
+
+#define INL static inline __attribute__((always_inline))
+
+template <typename T> struct Bits;
+template <> struct Bits<float> {
+  using I = int32_t; using U = uint32_t;
+  static constexpr int mant = 23, bias = 127;
+  static constexpr float exp_hi = 88.7228f, exp_lo = -87.3365f;
+  static constexpr int exp_terms = 8, expm1_terms = 9, log_terms = 5, sin_terms = 5;
+};
+template <> struct Bits<double> {
+  using I = int64_t; using U = uint64_t;
+  static constexpr int mant = 52, bias = 1023;
+  static constexpr double exp_hi = 709.78, exp_lo = -708.39;
+  static constexpr int exp_terms = 14, expm1_terms = 16, log_terms = 10, sin_terms = 10;
+};
+
+template <typename T> INL T from_bits(typename Bits<T>::I i) {
+  T x;
+  std::memcpy(&x, &i, sizeof(T));
+  return x;
+}
+template <typename T> INL typename Bits<T>::I to_bits(T x) {
+  typename Bits<T>::I i;
+  std::memcpy(&i, &x, sizeof(T));
+  return i;
+}
+
+// Series coefficients (Horner form, no divisions in the hot loop)
+template <typename T> struct Coef {
+  static constexpr int ne = Bits<T>::exp_terms, nm = Bits<T>::expm1_terms;
+  static constexpr int nl = Bits<T>::log_terms, ns = Bits<T>::sin_terms;
+  T inv_fact[24];   // 1 / k!
+  T inv_odd[24];    // 1 / (2k + 1)
+  T sin_c[24];      // 1 / ((2k)(2k + 1))
+  T cos_c[24];      // 1 / ((2k - 1)(2k))
+  constexpr Coef() : inv_fact(), inv_odd(), sin_c(), cos_c() {
+    double f = 1.0;
+    for (int k = 0; k < 24; ++k) {
+      if (k > 0) f *= k;
+      inv_fact[k] = T(1.0 / f);
+      inv_odd[k] = T(1.0 / (2 * k + 1));
+      sin_c[k] = k > 0 ? T(1.0 / ((2.0 * k) * (2.0 * k + 1))) : T(0);
+      cos_c[k] = k > 0 ? T(1.0 / ((2.0 * k - 1) * (2.0 * k))) : T(0);
+    }
+  }
+};
+template <typename T> struct CoefTable { static constexpr Coef<T> c{}; };
+
+// exp(r) for |r| <= ln2/2: Taylor series
+template <typename T> INL T exp_poly(T r) {
+  constexpr const Coef<T> &C = CoefTable<T>::c;
+  T p = C.inv_fact[Bits<T>::exp_terms];
+  for (int k = Bits<T>::exp_terms - 1; k >= 0; --k) p = p * r + C.inv_fact[k];
+  return p;
+}
+// exp(x) with IEEE special cases (overflow -> inf, underflow -> 0, NaN -> NaN).
+template <typename T> INL T fexp(T x) {
+  using I = typename Bits<T>::I;
+  const T ln2_hi = T(0.693145751953125), ln2_lo = T(1.42860682030941723212e-6);
+  const T log2e = T(1.44269504088896340736);
+  T xc = x > Bits<T>::exp_hi ? Bits<T>::exp_hi : (x < Bits<T>::exp_lo ? Bits<T>::exp_lo : x);
+  xc = (x != x) ? T(0) : xc;
+  T n = std::floor(xc * log2e + T(0.5));
+  T r = (xc - n * ln2_hi) - n * ln2_lo;
+  T p = exp_poly(r);
+  I e = (I)n;
+  // 2^n in two halves so that every n of the clamped range stays in the normal range
+  I e1 = e >> 1, e2 = e - e1;
+  T s1 = from_bits<T>((e1 + Bits<T>::bias) << Bits<T>::mant);
+  T s2 = from_bits<T>((e2 + Bits<T>::bias) << Bits<T>::mant);
+  T y = p * s1 * s2;
+  y = x > Bits<T>::exp_hi ? std::numeric_limits<T>::infinity() : y;
+  y = x < Bits<T>::exp_lo ? T(0) : y;
+  return (x != x) ? x : y;
+}
+// expm1(x): series near 0 (no cancellation), exp(x) - 1 elsewhere.
+template <typename T> INL T fexpm1(T x) {
+  constexpr const Coef<T> &C = CoefTable<T>::c;
+  const bool big = x > T(0.34657) || x < T(-0.34657) || x != x;
+  T xs = big ? T(0) : x;
+  T p = C.inv_fact[Bits<T>::expm1_terms];
+  for (int k = Bits<T>::expm1_terms - 1; k >= 1; --k) p = p * xs + C.inv_fact[k];
+  T small = xs * p;
+  return big ? fexp(x) - T(1) : small;
+}
+// natural log for x > 0 (x <= 0 -> NaN or -inf, inf -> inf, NaN -> NaN)
+template <typename T> INL T flog(T x) {
+  using I = typename Bits<T>::I;
+  constexpr const Coef<T> &C = CoefTable<T>::c;
+  const I mant_mask = (I(1) << Bits<T>::mant) - 1;
+  const T tiny = std::numeric_limits<T>::min(), inf = std::numeric_limits<T>::infinity();
+  T xn = (x > tiny && x < inf) ? x : T(1);
+  I b = to_bits(xn);
+  I e = ((b >> Bits<T>::mant) & I(2 * Bits<T>::bias + 1)) - Bits<T>::bias;
+  T m = from_bits<T>((b & mant_mask) | (I(Bits<T>::bias) << Bits<T>::mant));  // [1, 2)
+  bool hi = m > T(1.41421356237309504880);
+  m = hi ? m * T(0.5) : m;
+  T ef = T(e) + (hi ? T(1) : T(0));
+  T s = (m - T(1)) / (m + T(1));
+  T s2 = s * s;
+  T p = C.inv_odd[Bits<T>::log_terms - 1];
+  for (int k = Bits<T>::log_terms - 2; k >= 0; --k) p = p * s2 + C.inv_odd[k];
+  T y = ef * T(0.69314718055994530942) + T(2) * s * p;
+  y = (x >= T(0) && x <= tiny) ? -inf : y;
+  y = (x < T(0) || x != x) ? std::numeric_limits<T>::quiet_NaN() : y;
+  y = (x == inf) ? x : y;
+  return y;
+}
+// sin and cos of 2*pi*t for t in [-0.5, 0.5]
+template <typename T> INL void fsincos2pi(T t, T &s, T &c) {
+  constexpr const Coef<T> &C = CoefTable<T>::c;
+  T q = std::floor(T(4) * t + T(0.5));
+  T r = (t - q * T(0.25)) * T(6.28318530717958647693);
+  T r2 = r * r;
+  T ps = T(1), pc = T(1);
+  for (int k = Bits<T>::sin_terms; k >= 1; --k) {
+    ps = T(1) - r2 * C.sin_c[k] * ps;
+    pc = T(1) - r2 * C.cos_c[k] * pc;
+  }
+  T sr = r * ps, cr = pc;
+  int qi = ((int)q) & 3;
+  s = qi == 0 ? sr : (qi == 1 ? cr : (qi == 2 ? -sr : -cr));
+  c = qi == 0 ? cr : (qi == 1 ? -sr : (qi == 2 ? -cr : sr));
+}
+
+// rate H(x) = y / (1 - exp(-d y)), y = a x - b. Near y = 0 (|d y| < 0.35, where 1 - exp(-d y)
+// would cancel) the Bernoulli series of u / (1 - exp(-u)) is used instead: 1/d (1 + u/2 + u^2/12
+// - u^4/720 + u^6/30240 - u^8/1209600 + u^10/47900160), u = d y.
+template <typename T> INL T frate(T x, T a, T b, T d) {
+  T y = a * x - b;
+  T u = d * y;
+  bool small = u < T(0.35) && u > T(-0.35);
+  T us = small ? u : T(0);
+  T u2 = us * us;
+  T ser = T(1.0 / 47900160.0);
+  ser = ser * u2 - T(1.0 / 1209600.0);
+  ser = ser * u2 + T(1.0 / 30240.0);
+  ser = ser * u2 - T(1.0 / 720.0);
+  ser = ser * u2 + T(1.0 / 12.0);
+  ser = (ser * us + T(0.5)) * us + T(1);
+  T ys = small ? T(1) : y;
+  T h = ys / (T(1) - fexp(-d * ys));
+  return small ? ser / d : h;
+}
+
+// Philox4x32-10 (Salmon et al. 2011), L lanes at once (lane l uses counter word c2 = m0 + l)
+template <int L>
+INL void philox_lanes(uint32_t c0i, uint32_t c1i, uint32_t m0, uint32_t c3i, uint32_t k0,
+                      uint32_t k1, uint32_t c0[L], uint32_t c1[L], uint32_t c2[L], uint32_t c3[L]) {
+#pragma omp simd
+  for (int l = 0; l < L; ++l) {
+    c0[l] = c0i;
+    c1[l] = c1i;
+    c2[l] = m0 + (uint32_t)l;
+    c3[l] = c3i;
+  }
+  for (int r = 0; r < 10; ++r) {
+#pragma omp simd
+    for (int l = 0; l < L; ++l) {
+      uint64_t p0 = (uint64_t)0xD2511F53u * c0[l];
+      uint64_t p1 = (uint64_t)0xCD9E8D57u * c2[l];
+      uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1[l] ^ k0;
+      uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3[l] ^ k1;
+      c1[l] = (uint32_t)p1;
+      c3[l] = (uint32_t)p0;
+      c0[l] = n0;
+      c2[l] = n2;
+    }
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+}
+
+template <typename T> INL T bm_radius(uint32_t a) {
+  T u1;
+  if (sizeof(T) == 4) u1 = (T(a >> 8) + T(1)) * T(5.9604644775390625e-08);  // (0, 1], 24 bits
+  else u1 = (T(a) + T(1)) * T(2.3283064365386963e-10);                    // (0, 1], 32 bits
+  return std::sqrt(T(-2) * flog(u1));
+}
+template <typename T> INL T bm_turn(uint32_t b) {  // uniform in [-0.5, 0.5)
+  if (sizeof(T) == 4) return T(b >> 8) * T(5.9604644775390625e-08) - T(0.5);
+  return T(b) * T(2.3283064365386963e-10) - T(0.5);
+}
+
+// Four standard normals per lane from one Philox block (Box-Muller)
+template <typename T, int L>
+INL void normals_lanes(uint32_t c0i, uint32_t c1i, uint32_t m0, uint32_t k0, uint32_t k1,
+                       T out[4][L]) {
+  uint32_t c0[L], c1[L], c2[L], c3[L];
+  philox_lanes<L>(c0i, c1i, m0, 0x5eedu, k0, k1, c0, c1, c2, c3);
+#pragma omp simd
+  for (int l = 0; l < L; ++l) {
+    T r0 = bm_radius<T>(c0[l]), r1 = bm_radius<T>(c2[l]);
+    T s0, co0, s1, co1;
+    fsincos2pi(bm_turn<T>(c1[l]), s0, co0);
+    fsincos2pi(bm_turn<T>(c3[l]), s1, co1);
+    out[0][l] = r0 * co0;
+    out[1][l] = r0 * s0;
+    out[2][l] = r1 * co1;
+    out[3][l] = r1 * s1;
+  }
+}
+
+struct Consts {
+  double I0, W_E, W_I, J_NMDA, gamma_kin, a_E, b_E, d_E, tau_E, a_I, b_I, d_I, tau_I;
+  double kappa, gamma_h, tau_h, alpha, rho, k1, k2, k3, bold_scale, log_one_minus_rho;
+  double dt;
+};
+
+struct Args {
+  int64_t n_groups, n_regions, n_sims;
+  int64_t first_step, n_steps, warmup_steps, steps_per_tr, n_drop, n_frames, final_step;
+  int64_t shared_sc, n_threads;
+  uint64_t seed;
+  const void *wee_j, *wei_j, *w_ie, *noise, *g_j, *sc;
+  void *se, *si, *z, *f, *v, *q;
+  double *acc_se, *acc_si, *acc_re;
+  void *bold;
+  const void *xi;  // optional external noise (n_steps, 2, n_sims, N) or NULL
+};
+
+template <typename T, int L, int R>
+INL void couple_rows(const T *sc, int64_t N, int64_t i0, const T *se, T *coup, bool shared) {
+  T acc[R][L];
+  for (int r = 0; r < R; ++r)
+#pragma omp simd
+    for (int l = 0; l < L; ++l) acc[r][l] = T(0);
+  if (shared) {
+    for (int64_t j = 0; j < N; ++j) {
+      const T *sj = se + j * L;
+      for (int r = 0; r < R; ++r) {
+        T w = sc[(i0 + r) * N + j];
+#pragma omp simd
+        for (int l = 0; l < L; ++l) acc[r][l] += w * sj[l];
+      }
+    }
+  } else {
+    for (int64_t j = 0; j < N; ++j) {
+      const T *sj = se + j * L;
+      for (int r = 0; r < R; ++r) {
+        const T *w = sc + ((i0 + r) * N + j) * L;
+#pragma omp simd
+        for (int l = 0; l < L; ++l) acc[r][l] += w[l] * sj[l];
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+#pragma omp simd
+    for (int l = 0; l < L; ++l) coup[(i0 + r) * L + l] = acc[r][l];
+}
+
+template <typename T> struct P_ {
+  T dt, c_e0, c_i0, aE, bE, dE, aI, bI, dI, inv_tauE, inv_tauI, gam;
+  T kappa, gh, inv_tauh, inv_alpha, inv_rho, lomr;
+};
+
+template <typename T, int L, bool REC>
+static void update(int64_t N, T *se, T *si, T *z, T *f, T *v, T *q, double *acc_se, double *acc_si,
+                   double *acc_re, const T *wee, const T *wei, const T *wie, const T *ns,
+                   const T *gj, const T *coup, const T *xe, const T *xi, const P_<T> &P) {
+  for (int64_t i = 0; i < N; ++i) {
+    const int64_t o = i * L;
+#pragma omp simd
+    for (int l = 0; l < L; ++l) {
+      T e_ = se[o + l], h_ = si[o + l];
+      T ie = P.c_e0 + wee[o + l] * e_ + gj[l] * coup[o + l] - wie[o + l] * h_;
+      T ii = P.c_i0 + wei[o + l] * e_ - h_;
+      T re = frate(ie, P.aE, P.bE, P.dE);
+      T ri = frate(ii, P.aI, P.bI, P.dI);
+      T de = -e_ * P.inv_tauE + (T(1) - e_) * P.gam * re;
+      T di = -h_ * P.inv_tauI + ri;
+      T en = e_ + P.dt * de + ns[o + l] * xe[o + l];
+      T hn = h_ + P.dt * di + ns[o + l] * xi[o + l];
+      se[o + l] = en;
+      si[o + l] = hn;
+      if (REC) {
+        T zz = z[o + l], ff = f[o + l], vv = v[o + l], qq = q[o + l];
+        T vpow = fexp(flog(vv) * P.inv_alpha);  // v^(1/alpha)
+        T extraction = T(1) - fexp(P.lomr / ff);  // 1 - (1 - rho)^(1/f), no cancellation near f = 1
+        T dz = e_ - P.kappa * zz - P.gh * (ff - T(1));
+        T dv = (ff - vpow) * P.inv_tauh;
+        T dq = (ff * extraction * P.inv_rho - qq * vpow / vv) * P.inv_tauh;
+        z[o + l] = zz + P.dt * dz;
+        f[o + l] = ff + P.dt * zz;
+        v[o + l] = vv + P.dt * dv;
+        q[o + l] = qq + P.dt * dq;
+        acc_se[o + l] += (double)en;
+        acc_si[o + l] += (double)hn;
+        acc_re[o + l] += (double)re;
+      }
+    }
+  }
+}
+
+template <typename T, int L>
+static void run_group(const Args &a, const Consts &k, int64_t g) {
+  const int64_t N = a.n_regions;
+  const int64_t GN = g * N * L;
+  const T *wee = (const T *)a.wee_j + GN, *wei = (const T *)a.wei_j + GN;
+  const T *wie = (const T *)a.w_ie + GN, *ns = (const T *)a.noise + GN;
+  const T *gj = (const T *)a.g_j + g * L;
+  const T *sc = a.shared_sc ? (const T *)a.sc : (const T *)a.sc + g * N * N * L;
+  T *se = (T *)a.se + GN, *si = (T *)a.si + GN;
+  T *z = (T *)a.z + GN, *f = (T *)a.f + GN, *v = (T *)a.v + GN, *q = (T *)a.q + GN;
+  double *acc_se = a.acc_se + GN, *acc_si = a.acc_si + GN, *acc_re = a.acc_re + GN;
+  T *bold = (T *)a.bold + g * a.n_frames * N * L;
+  const T *xi_ext = (const T *)a.xi;
+
+  T *coup = new T[N * L];
+  T *xe = new T[N * L];
+  T *xi = new T[N * L];
+  P_<T> P;
+  P.dt = T(k.dt);
+  P.c_e0 = T(k.W_E * k.I0);
+  P.c_i0 = T(k.W_I * k.I0);
+  P.aE = T(k.a_E); P.bE = T(k.b_E); P.dE = T(k.d_E);
+  P.aI = T(k.a_I); P.bI = T(k.b_I); P.dI = T(k.d_I);
+  P.inv_tauE = T(1.0 / k.tau_E);
+  P.inv_tauI = T(1.0 / k.tau_I);
+  P.gam = T(k.gamma_kin);
+  P.kappa = T(k.kappa);
+  P.gh = T(k.gamma_h);
+  P.inv_tauh = T(1.0 / k.tau_h);
+  P.inv_alpha = T(1.0 / k.alpha);
+  P.inv_rho = T(1.0 / k.rho);
+  P.lomr = T(k.log_one_minus_rho);
+  const T k1 = T(k.k1), k2 = T(k.k2), k3 = T(k.k3), bscale = T(k.bold_scale);
+  const uint32_t key0 = (uint32_t)a.seed, key1 = (uint32_t)(a.seed >> 32);
+  const int64_t n_quads = (2 * N + 3) / 4;
+  const int64_t m0 = g * L;
+
+  for (int64_t s = 0; s < a.n_steps; ++s) {
+    const int64_t step = a.first_step + s;
+    const bool rec = step >= a.warmup_steps;
+    // ---- noise: xe (E population), xi (I population), layout [N][L]
+    if (xi_ext) {
+      for (int64_t i = 0; i < N; ++i)
+        for (int l = 0; l < L; ++l) {
+          int64_t m = m0 + l < a.n_sims ? m0 + l : a.n_sims - 1;
+          xe[i * L + l] = xi_ext[((s * 2 + 0) * a.n_sims + m) * N + i];
+          xi[i * L + l] = xi_ext[((s * 2 + 1) * a.n_sims + m) * N + i];
+        }
+    } else {
+      for (int64_t kq = 0; kq < n_quads; ++kq) {
+        T zz[4][L];
+        normals_lanes<T, L>((uint32_t)step, (uint32_t)kq, (uint32_t)m0, key0, key1, zz);
+        for (int c = 0; c < 4; ++c) {
+          int64_t e = kq * 4 + c;  // flattened (population, region)
+          if (e >= 2 * N) break;
+          T *dst = e < N ? xe + e * L : xi + (e - N) * L;
+#pragma omp simd
+          for (int l = 0; l < L; ++l) dst[l] = zz[c][l];
+        }
+      }
+    }
+    // ---- coupling SC . S_E
+    int64_t i0 = 0;
+    for (; i0 + 8 <= N; i0 += 8) couple_rows<T, L, 8>(sc, N, i0, se, coup, a.shared_sc);
+    for (; i0 + 4 <= N; i0 += 4) couple_rows<T, L, 4>(sc, N, i0, se, coup, a.shared_sc);
+    for (; i0 < N; ++i0) couple_rows<T, L, 1>(sc, N, i0, se, coup, a.shared_sc);
+    // ---- neural + hemodynamic update
+    if (rec)
+      update<T, L, true>(N, se, si, z, f, v, q, acc_se, acc_si, acc_re, wee, wei, wie, ns, gj, coup,
+                         xe, xi, P);
+    else
+      update<T, L, false>(N, se, si, z, f, v, q, acc_se, acc_si, acc_re, wee, wei, wie, ns, gj, coup,
+                          xe, xi, P);
+    if (rec) {
+      const int64_t t = step - a.warmup_steps;
+      int64_t frames[2];
+      int nf = 0;
+      if ((t + 2) % a.steps_per_tr == 0) frames[nf++] = (t + 2) / a.steps_per_tr - 1 - a.n_drop;
+      if (step == a.final_step) frames[nf++] = a.n_frames - 1;
+      for (int w = 0; w < nf; ++w) {
+        int64_t fr = frames[w];
+        if (fr < 0 || fr >= a.n_frames) continue;
+        T *out = bold + fr * N * L;
+        for (int64_t i = 0; i < N; ++i) {
+          const int64_t o = i * L;
+#pragma omp simd
+          for (int l = 0; l < L; ++l) {
+            T vv = v[o + l], qq = q[o + l];
+            out[o + l] = bscale * (k1 * (T(1) - qq) + k2 * (T(1) - qq / vv) + k3 * (T(1) - vv));
+          }
+        }
+      }
+    }
+  }
+  delete[] coup;
+  delete[] xe;
+  delete[] xi;
+}
+
+template <typename T, int L>
+static void worker(const Args *a, const Consts *k, int64_t tid, int64_t n_workers) {
+#ifdef HAVE_MXCSR
+  _mm_setcsr(_mm_getcsr() | 0x8040);  // flush denormals to zero: no slow paths in blown-up runs
+#endif
+  const int64_t per = (a->n_groups + n_workers - 1) / n_workers;
+  const int64_t g0 = tid * per, g1 = g0 + per < a->n_groups ? g0 + per : a->n_groups;
+  for (int64_t g = g0; g < g1; ++g) run_group<T, L>(*a, *k, g);
+}
+
+template <typename T, int L>
+static int run(const Args *a, const Consts *k) {
+  int64_t n = a->n_threads < 1 ? 1 : a->n_threads;
+  if (n > a->n_groups) n = a->n_groups;
+  std::vector<std::thread> pool;
+  for (int64_t t = 0; t < n; ++t) pool.emplace_back(worker<T, L>, a, k, t, n);
+  for (auto &th : pool) th.join();
+  return 0;
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// FCD helpers: standardised sliding-window FC vectors, and the histogram of FCD blocks
+// ---------------------------------------------------------------------------------------------
+// One simulation: x (T, N) -> out (W, P): column-centred, unit-norm upper-triangle window FCs.
+// Window sums are kept as running sums in double (add the entering frame, remove the leaving one).
+template <typename TI, typename TO>
+static void window_fc_one(int64_t T, int64_t N, int64_t w, const TI *x, TO *out) {
+  const int64_t P = N * (N - 1) / 2, W = T - w + 1;
+  std::vector<double> xc(T * N), s1(N, 0.0), s2(N, 0.0), inv(N), sxy(P, 0.0), corr(P);
+  for (int64_t n = 0; n < N; ++n) {
+    double m = 0.0;
+    for (int64_t t = 0; t < T; ++t) m += (double)x[t * N + n];
+    m /= (double)T;
+    for (int64_t t = 0; t < T; ++t) xc[t * N + n] = (double)x[t * N + n] - m;
+  }
+  auto add_frame = [&](int64_t t, double sign) {
+    const double *f = xc.data() + t * N;
+    int64_t p = 0;
+    for (int64_t i = 0; i < N; ++i) {
+      s1[i] += sign * f[i];
+      s2[i] += sign * f[i] * f[i];
+      const double fi = sign * f[i];
+      double *row = sxy.data() + p;
+      const double *fj = f + i + 1;
+      const int64_t len = N - 1 - i;
+#pragma omp simd
+      for (int64_t j = 0; j < len; ++j) row[j] += fi * fj[j];
+      p += len;
+    }
+  };
+  const double inv_w = 1.0 / (double)w;
+  for (int64_t t = 0; t < w; ++t) add_frame(t, 1.0);
+  for (int64_t a = 0; a < W; ++a) {
+    if (a > 0) {
+      add_frame(a + w - 1, 1.0);
+      add_frame(a - 1, -1.0);
+    }
+    for (int64_t n = 0; n < N; ++n) inv[n] = 1.0 / std::sqrt(s2[n] - s1[n] * s1[n] * inv_w);
+    double sum = 0.0;
+    int64_t p = 0;
+    for (int64_t i = 0; i < N; ++i) {
+      const int64_t len = N - 1 - i;
+      const double ci = s1[i] * inv_w, ii = inv[i];
+      const double *row = sxy.data() + p, *s1j = s1.data() + i + 1, *invj = inv.data() + i + 1;
+      double *cr = corr.data() + p;
+#pragma omp simd reduction(+ : sum)
+      for (int64_t j = 0; j < len; ++j) {
+        double c = (row[j] - ci * s1j[j]) * ii * invj[j];
+        cr[j] = c;
+        sum += c;
+      }
+      p += len;
+    }
+    const double mean = sum / (double)P;
+    double ss = 0.0;
+#pragma omp simd reduction(+ : ss)
+    for (int64_t q = 0; q < P; ++q) ss += (corr[q] - mean) * (corr[q] - mean);
+    const double scale = 1.0 / std::sqrt(ss);
+    TO *o = out + a * P;
+#pragma omp simd
+    for (int64_t q = 0; q < P; ++q) o[q] = (TO)((corr[q] - mean) * scale);
+  }
+}
+
+template <typename TI, typename TO>
+static void window_fc(int64_t S, int64_t T, int64_t N, int64_t w, const TI *x, TO *out,
+                      int64_t n_threads) {
+  const int64_t P = N * (N - 1) / 2, W = T - w + 1;
+  int64_t nt = n_threads < 1 ? 1 : (n_threads > S ? S : n_threads);
+  std::vector<std::thread> pool;
+  for (int64_t th = 0; th < nt; ++th)
+    pool.emplace_back([=] {
+      for (int64_t s = th; s < S; s += nt)
+        window_fc_one<TI, TO>(T, N, w, x + s * T * N, out + s * W * P);
+    });
+  for (auto &t : pool) t.join();
+}
+
+// Histogram of the strict upper triangle of FCD blocks: block (S, b, c) holds rows r0 .. r0 + b
+// and columns r0 .. r0 + c of each FCD matrix; entry (r, k) is kept when k > r. NaN entries are
+// not counted (the caller compares the totals with the expected number of pairs).
+template <typename T>
+static void hist_upper_one(int64_t b, int64_t c, const T *block, int64_t bins, int64_t *cnt) {
+  const double half = 0.5 * (double)bins;
+  for (int64_t r = 0; r < b; ++r) {
+    const T *row = block + r * c;
+    for (int64_t k = r + 1; k < c; ++k) {
+      const double v = ((double)row[k] + 1.0) * half;
+      if (!(v == v)) continue;
+      int64_t idx = v < 0.0 ? 0 : (v >= (double)bins ? bins - 1 : (int64_t)v);
+      cnt[idx] += 1;
+    }
+  }
+}
+
+template <typename T>
+static void hist_upper(int64_t S, int64_t b, int64_t c, const T *block, int64_t bins,
+                       int64_t *counts, int64_t n_threads) {
+  int64_t nt = n_threads < 1 ? 1 : (n_threads > S ? S : n_threads);
+  std::vector<std::thread> pool;
+  for (int64_t th = 0; th < nt; ++th)
+    pool.emplace_back([=] {
+      for (int64_t s = th; s < S; s += nt)
+        hist_upper_one<T>(b, c, block + s * b * c, bins, counts + s * bins);
+    });
+  for (auto &t : pool) t.join();
+}
+
+extern "C" {
+int pfic_lanes_f32() { return 16; }
+int pfic_lanes_f64() { return 8; }
+int pfic_run_f32(const Args *a, const Consts *k) { return run<float, 16>(a, k); }
+int pfic_run_f64(const Args *a, const Consts *k) { return run<double, 8>(a, k); }
+int pfic_abi_version() { return 3; }
+void pfic_window_fc_f32(int64_t S, int64_t T, int64_t N, int64_t w, const float *x, float *out,
+                        int64_t nt) { window_fc<float, float>(S, T, N, w, x, out, nt); }
+void pfic_window_fc_f64(int64_t S, int64_t T, int64_t N, int64_t w, const double *x, double *out,
+                        int64_t nt) { window_fc<double, double>(S, T, N, w, x, out, nt); }
+void pfic_hist_upper_f32(int64_t S, int64_t b, int64_t c, const float *block, int64_t bins,
+                         int64_t *counts, int64_t nt) {
+  hist_upper<float>(S, b, c, block, bins, counts, nt);
+}
+void pfic_hist_upper_f64(int64_t S, int64_t b, int64_t c, const double *block, int64_t bins,
+                         int64_t *counts, int64_t nt) {
+  hist_upper<double>(S, b, c, block, bins, counts, nt);
+}
+// elementwise helpers, exposed for tests of the math functions
+void pfic_math_f32(int64_t n, const float *x, float *e, float *em1, float *lg) {
+  for (int64_t i = 0; i < n; ++i) { e[i] = fexp(x[i]); em1[i] = fexpm1(x[i]); lg[i] = flog(x[i]); }
+}
+void pfic_math_f64(int64_t n, const double *x, double *e, double *em1, double *lg) {
+  for (int64_t i = 0; i < n; ++i) { e[i] = fexp(x[i]); em1[i] = fexpm1(x[i]); lg[i] = flog(x[i]); }
+}
+void pfic_normals_f32(uint64_t seed, int64_t n, float *out) {
+  for (int64_t k = 0; k < n; ++k) {
+    float zz[4][16];
+    normals_lanes<float, 16>(0u, (uint32_t)k, 0u, (uint32_t)seed, (uint32_t)(seed >> 32), zz);
+    for (int c = 0; c < 4; ++c)
+      for (int l = 0; l < 16; ++l) out[(k * 4 + c) * 16 + l] = zz[c][l];
+  }
+}
+}
+"""

@@ -1,0 +1,75 @@
+"""Cost of a simulated summary against empirical FC and FCD-CDF (SCIENCE.md §3).
+
+``corr_loss = 1 − Pearson(upper-tri FC_sim, upper-tri FC_emp)``,
+``l1_loss = |mean(upper-tri FC_sim) − mean(upper-tri FC_emp)|`` (difference of means, as in the
+paper's code), ``ks_loss = max over bins |CDF_sim − CDF_emp|``; total = sum, equal weights.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from delssome_norms.model.summary import Summary, upper_tri_indices
+
+
+class Losses(NamedTuple):
+    """The three cost terms, each a Tensor of shape (B,) (NaN for invalid parameter sets)."""
+
+    corr: Tensor
+    l1: Tensor
+    ks: Tensor
+
+    @property
+    def total(self) -> Tensor:
+        """``corr + l1 + ks``, shape (B,)."""
+        return self.corr + self.l1 + self.ks
+
+    def as_dict(self, index: int = 0) -> dict[str, float]:
+        """The losses of one parameter set as floats, in ``fit_quality.csv`` naming."""
+        corr, l1, ks = (float(t[index]) for t in self)
+        return {"corr_loss": corr, "l1_loss": l1, "ks_loss": ks, "total_loss": corr + l1 + ks}
+
+
+def _to(x, like: Tensor) -> Tensor:
+    t = x if isinstance(x, Tensor) else torch.from_numpy(np.array(x, dtype=np.float64))
+    return t.to(device=like.device, dtype=torch.float64)
+
+
+def cost(summary: Summary, fc_emp, fcd_cdf_emp) -> Losses:
+    """Losses of every parameter set of ``summary`` against empirical statistics.
+
+    Parameters
+    ----------
+    summary : Summary
+        ``fc`` (B, N, N), ``fcd_cdf`` (B, bins), ``valid`` (B,).
+    fc_emp : Tensor or ndarray of shape (N, N) or (B, N, N)
+        Empirical FC (one per parameter set allows K subjects to share one batch).
+    fcd_cdf_emp : Tensor or ndarray of shape (bins,) or (B, bins)
+        Empirical FCD-CDF.
+
+    Returns
+    -------
+    Losses
+        ``corr``, ``l1``, ``ks`` of shape (B,), float64; NaN where ``summary.valid`` is False.
+    """
+    fc = summary.fc.to(torch.float64)
+    B, N, _ = fc.shape
+    emp = _to(fc_emp, fc)
+    iu, ju = upper_tri_indices(N, fc.device)
+    a = fc[:, iu, ju]
+    b = emp[..., iu, ju].expand(B, -1)
+    l1 = (a.mean(dim=1) - b.mean(dim=1)).abs()
+    ac = a - a.mean(dim=1, keepdim=True)
+    bc = b - b.mean(dim=1, keepdim=True)
+    r = (ac * bc).sum(dim=1) / torch.sqrt((ac * ac).sum(dim=1) * (bc * bc).sum(dim=1))
+    corr = 1.0 - r
+    cdf = summary.fcd_cdf.to(torch.float64)
+    cdf_emp = _to(fcd_cdf_emp, cdf).reshape(-1, cdf.shape[-1]).expand(B, -1)
+    ks = (cdf - cdf_emp).abs().amax(dim=1)
+    invalid = ~summary.valid.to(fc.device)
+    nan = torch.tensor(torch.nan, dtype=torch.float64, device=fc.device)
+    return Losses(*(torch.where(invalid, nan, t) for t in (corr, l1, ks)))

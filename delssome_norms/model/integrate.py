@@ -1,0 +1,582 @@
+"""Batched Euler–Maruyama integration of the pFIC model with Balloon–Windkessel BOLD (SCIENCE.md §2).
+
+B parameter sets x D noise duplicates are folded into one batch of ``M = B * D`` simulations
+(simulation ``m = b * D + d``), each with N regions. The neural state is one tensor ``x`` of shape
+(2, M, N) (``x[0] = S_E``, ``x[1] = S_I``), so both populations share every elementwise operation;
+the structural coupling is one (batched) matmul per step.
+
+Two engines run the same equations:
+
+* ``"torch"`` — plain PyTorch ops on any device (CPU or CUDA), the obviously-correct reference.
+  Noise is drawn in blocks of many steps from a seeded :class:`torch.Generator` on the target
+  device. On CUDA each block of steps is captured once as a CUDA graph and replayed, so the loop
+  is not bound by per-step kernel launches (``cuda_graph=True``, the default there).
+* ``"kernel"`` — a fused C++/OpenMP kernel for CPU (:mod:`delssome_norms.model._kernel`) that runs
+  the whole block of steps per group of simulations with inline counter-based (Philox) noise. It is
+  tested against the torch engine with identical noise.
+
+Timing and indexing follow :class:`~delssome_norms.model.timing.SimulationTiming` (reference code):
+warm-up steps integrate the neural model only; in the recorded loop the Balloon–Windkessel state is
+advanced with the S_E at the start of each step, the time averages accumulate the state after each
+step (r_E is the rate computed during the step), and BOLD is sampled after the steps listed by
+``timing.sample_steps`` and once after the loop.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from delssome_norms.errors import ConvergenceWarning, InvalidInputError
+from delssome_norms.model.balloon import BalloonState, balloon_init, balloon_step, bold_signal
+from delssome_norms.model.constants import (
+    BALLOON_CONSTANTS,
+    PFIC_CONSTANTS,
+    BalloonConstants,
+    PFICConstants,
+)
+from delssome_norms.model.fic import FICSolution, rate, solve_fic
+from delssome_norms.model.timing import SimulationTiming
+
+ArrayLike = Tensor | np.ndarray
+ProgressCallback = Callable[[int, int], None]
+"""Called as ``progress(steps_done, steps_total)`` after each block of integration steps."""
+
+
+class PFICParams(NamedTuple):
+    """Regional pFIC parameters of B parameter sets (``w_IE`` is derived by FIC).
+
+    Attributes
+    ----------
+    wEE : Tensor or ndarray of shape (B, N)
+        Recurrent excitatory weight per region.
+    wEI : Tensor or ndarray of shape (B, N)
+        Excitatory-to-inhibitory weight per region.
+    sigma : Tensor or ndarray of shape (B, N)
+        Noise amplitude per region [nA]; the Euler–Maruyama increment is ``sigma sqrt(dt) xi``.
+    G : Tensor or ndarray of shape (B,)
+        Global coupling scale of the structural connectivity.
+    """
+
+    wEE: ArrayLike
+    wEI: ArrayLike
+    sigma: ArrayLike
+    G: ArrayLike
+
+
+@dataclass
+class SimulationResult:
+    """Output of :func:`simulate` (all tensors on the simulation's device).
+
+    Attributes
+    ----------
+    bold : Tensor of shape (B, D, T, N)
+        Simulated BOLD [% signal change] after the burn-in, T = ``timing.n_frames``.
+    s_e, s_i : Tensor of shape (B, D, N)
+        Time-averaged excitatory / inhibitory gating over the recorded steps (burn-in included).
+    r_e : Tensor of shape (B, D, N)
+        Time-averaged excitatory firing rate [Hz].
+    valid : Tensor of shape (B, D), bool
+        Duplicate stayed finite (no NaN/inf in its state, averages or BOLD) and FIC converged.
+    w_ie : Tensor of shape (B, N)
+        FIC-derived inhibitory-to-excitatory weight (float64).
+    ei_ratio : Tensor of shape (B, N)
+        E/I ratio: mean over valid duplicates of ``s_e / s_i``; NaN where no duplicate is valid.
+    """
+
+    bold: Tensor
+    s_e: Tensor
+    s_i: Tensor
+    r_e: Tensor
+    valid: Tensor
+    w_ie: Tensor
+    ei_ratio: Tensor
+
+    @property
+    def valid_set(self) -> Tensor:
+        """Tensor of shape (B,), bool: every duplicate of the parameter set is valid."""
+        return self.valid.all(dim=1)
+
+    @property
+    def n_sets(self) -> int:
+        """Number of parameter sets B."""
+        return self.bold.shape[0]
+
+    @property
+    def n_dup(self) -> int:
+        """Number of noise duplicates D."""
+        return self.bold.shape[1]
+
+    def ei_ratio_sd(self) -> Tensor:
+        """Standard deviation of ``s_e / s_i`` over valid duplicates, shape (B, N) (NaN if < 2)."""
+        ratio = torch.where(self.valid[..., None], self.s_e / self.s_i, torch.nan)
+        return _nanstd(ratio, dim=1)
+
+    def mean_over_valid(self, values: Tensor) -> Tensor:
+        """Mean of a (B, D, ...) tensor over the valid duplicates, shape (B, ...)."""
+        mask = self.valid.reshape(self.valid.shape + (1,) * (values.ndim - 2))
+        return _masked_mean(values, mask, dim=1)
+
+
+def _masked_mean(values: Tensor, mask: Tensor, dim: int) -> Tensor:
+    filled = torch.where(mask, values, 0.0)
+    count = mask.to(values.dtype).sum(dim=dim)
+    return filled.sum(dim=dim) / count  # NaN where count == 0
+
+
+def _nanstd(values: Tensor, dim: int) -> Tensor:
+    mask = ~torch.isnan(values)
+    mean = _masked_mean(values, mask, dim).unsqueeze(dim)
+    dev = torch.where(mask, (values - mean) ** 2, 0.0)
+    count = mask.to(values.dtype).sum(dim=dim)
+    return (dev.sum(dim=dim) / (count - 1)).sqrt()
+
+
+def scale_sc(sc: ArrayLike, max_value: float = 0.02) -> ArrayLike:
+    """Scale structural connectivity so that its largest entry is ``max_value`` (SCIENCE.md §1).
+
+    Parameters
+    ----------
+    sc : Tensor or ndarray of shape (N, N) or (B, N, N)
+        Non-negative SC; batched matrices are scaled each by its own maximum.
+    max_value : float, default 0.02
+        Target maximum.
+
+    Returns
+    -------
+    Tensor or ndarray
+        Same type and shape as ``sc``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> float(scale_sc(np.array([[0.0, 4.0], [4.0, 0.0]])).max())
+    0.02
+    """
+    if isinstance(sc, Tensor):
+        peak = sc.amax(dim=(-2, -1), keepdim=True)
+        return sc / peak * max_value
+    arr = np.asarray(sc, dtype=np.float64)
+    return arr / arr.max(axis=(-2, -1), keepdims=True) * max_value
+
+
+# --------------------------------------------------------------------------------------------- #
+# Preparing the batch
+# --------------------------------------------------------------------------------------------- #
+class PreparedBatch(NamedTuple):
+    """Per-simulation coefficients of the folded batch (M = B * D), on the target device/dtype.
+
+    ``wee_j = wEE J_NMDA``, ``wei_j = wEI J_NMDA``, ``w_ie``, ``noise = sigma sqrt(dt)`` are (M, N);
+    ``g_j = G J_NMDA`` is (M, 1); ``sc`` is (N, N) or (B, N, N) (row i = inputs of region i).
+    """
+
+    n_sets: int
+    n_dup: int
+    wee_j: Tensor
+    wei_j: Tensor
+    w_ie: Tensor
+    g_j: Tensor
+    noise: Tensor
+    sc: Tensor
+    fic: FICSolution
+
+
+def _as_tensor(x: ArrayLike, name: str) -> Tensor:
+    t = x if isinstance(x, Tensor) else torch.from_numpy(np.array(x, dtype=np.float64))
+    if not torch.is_floating_point(t):
+        t = t.to(torch.float64)
+    if not torch.isfinite(t).all():
+        raise InvalidInputError(f"{name} contains NaN or inf")
+    return t
+
+
+def prepare_batch(
+    params: PFICParams,
+    sc: ArrayLike,
+    dt: float,
+    n_dup: int,
+    device: torch.device | str | None,
+    dtype: torch.dtype,
+    const: PFICConstants = PFIC_CONSTANTS,
+) -> PreparedBatch:
+    """Check shapes, solve FIC (float64) and fold duplicates into the batch."""
+    device = torch.device("cpu") if device is None else torch.device(device)
+    wEE = _as_tensor(params.wEE, "wEE")
+    wEI = _as_tensor(params.wEI, "wEI")
+    sigma = _as_tensor(params.sigma, "sigma")
+    G = _as_tensor(params.G, "G")
+    if wEE.ndim == 1:  # a single parameter set
+        wEE, wEI, sigma, G = wEE[None], wEI[None], sigma[None], G.reshape(1)
+    if wEE.ndim != 2:
+        raise InvalidInputError(f"wEE must have shape (B, N), got {tuple(wEE.shape)}")
+    B, N = wEE.shape
+    for name, t in (("wEI", wEI), ("sigma", sigma)):
+        if tuple(t.shape) != (B, N):
+            raise InvalidInputError(f"{name} must have shape {(B, N)} like wEE, got {tuple(t.shape)}")
+    G = G.reshape(-1)
+    if G.shape[0] != B:
+        raise InvalidInputError(f"G must have shape ({B},), got {tuple(G.shape)}")
+    if (sigma < 0).any():
+        raise InvalidInputError("sigma must be >= 0")
+    sc_t = _as_tensor(sc, "sc")
+    if sc_t.shape[-2:] != (N, N) or sc_t.ndim not in (2, 3) or (sc_t.ndim == 3 and sc_t.shape[0] != B):
+        raise InvalidInputError(
+            f"sc must have shape ({N}, {N}) or ({B}, {N}, {N}), got {tuple(sc_t.shape)}"
+        )
+    if n_dup < 1:
+        raise InvalidInputError(f"n_dup must be >= 1, got {n_dup}")
+    fic = solve_fic(wEE, wEI, G, sc_t, const)
+    if not bool(fic.converged.all()):
+        bad = (~fic.converged).nonzero().flatten().tolist()
+        warnings.warn(
+            f"FIC did not converge for parameter set(s) {bad[:10]}; they are marked invalid",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+
+    def fold(t: Tensor) -> Tensor:
+        return t.to(device=device, dtype=dtype).repeat_interleave(n_dup, dim=0).contiguous()
+
+    J = const.J_NMDA
+    return PreparedBatch(
+        n_sets=B,
+        n_dup=n_dup,
+        wee_j=fold(wEE * J),
+        wei_j=fold(wEI * J),
+        w_ie=fold(torch.nan_to_num(fic.w_ie, nan=0.0)),
+        g_j=fold((G * J)[:, None]),
+        noise=fold(sigma * math.sqrt(dt)),
+        sc=sc_t.to(device=device, dtype=dtype).contiguous(),
+        fic=fic,
+    )
+
+
+# --------------------------------------------------------------------------------------------- #
+# The torch engine
+# --------------------------------------------------------------------------------------------- #
+def pfic_dfun(
+    x: Tensor, coupling: Tensor, p: PreparedBatch, const: PFICConstants = PFIC_CONSTANTS
+) -> tuple[Tensor, Tensor]:
+    """Drift of the neural state and the excitatory rate.
+
+    Parameters
+    ----------
+    x : Tensor of shape (2, M, N)
+        ``x[0] = S_E``, ``x[1] = S_I``.
+    coupling : Tensor of shape (M, N)
+        ``SC · S_E`` per simulation.
+    p : PreparedBatch
+    const : PFICConstants
+
+    Returns
+    -------
+    (dx, r_e) : Tensor of shape (2, M, N) [1/s], Tensor of shape (M, N) [Hz]
+    """
+    c = const
+    s_e, s_i = x[0], x[1]
+    i_e = c.W_E * c.I0 + p.wee_j * s_e + p.g_j * coupling - p.w_ie * s_i
+    i_i = c.W_I * c.I0 + p.wei_j * s_e - s_i
+    r_e = rate(i_e, c.a_E, c.b_E, c.d_E)
+    r_i = rate(i_i, c.a_I, c.b_I, c.d_I)
+    ds_e = -s_e / c.tau_E + (1.0 - s_e) * c.gamma_kin * r_e
+    ds_i = -s_i / c.tau_I + r_i
+    return torch.stack((ds_e, ds_i)), r_e
+
+
+def sc_coupling(s_e: Tensor, p: PreparedBatch) -> Tensor:
+    """``SC · S_E`` for every simulation: (M, N) → (M, N) with one (batched) matmul."""
+    B, D = p.n_sets, p.n_dup
+    N = s_e.shape[-1]
+    return torch.matmul(s_e.reshape(B, D, N), p.sc.transpose(-1, -2)).reshape(B * D, N)
+
+
+class _Monitors:
+    """Time averages of S_E, S_I, r_E and BOLD samples, fed by the integration loop."""
+
+    def __init__(self, M: int, N: int, timing: SimulationTiming, like: Tensor) -> None:
+        self.timing = timing
+        self.sums = torch.zeros((3, M, N), dtype=torch.float64, device=like.device)
+        self.block_sums = torch.zeros((3, M, N), dtype=like.dtype, device=like.device)
+        self.bold = torch.full((timing.n_frames, M, N), torch.nan, dtype=like.dtype, device=like.device)
+        self.sample_set = {int(t): i for i, t in enumerate(timing.sample_steps)}
+
+    def frame_of_step(self, t: int) -> int | None:
+        """Index in ``bold`` of the sample taken after recorded step t, or None."""
+        i = self.sample_set.get(t)
+        if i is None:
+            return None
+        k = i - self.timing.n_drop
+        return k if k >= 0 else None
+
+    def flush(self) -> None:
+        self.sums += self.block_sums
+        self.block_sums.zero_()
+
+
+def _torch_block(
+    x: Tensor,
+    bw: BalloonState,
+    xi: Tensor,
+    first_step: int,
+    p: PreparedBatch,
+    timing: SimulationTiming,
+    mon: _Monitors,
+    const: PFICConstants,
+    balloon: BalloonConstants,
+) -> tuple[Tensor, BalloonState]:
+    """Integrate ``xi.shape[0]`` steps starting at global step ``first_step`` (warm-up counted)."""
+    dt = timing.dt
+    warm = timing.warmup_steps
+    for k in range(xi.shape[0]):
+        step = first_step + k
+        coupling = sc_coupling(x[0], p)
+        dx, r_e = pfic_dfun(x, coupling, p, const)
+        if step >= warm:
+            bw = balloon_step(bw, x[0], dt, balloon)
+        x = x + dt * dx + p.noise * xi[k]
+        if step >= warm:
+            mon.block_sums[:2] += x
+            mon.block_sums[2] += r_e
+            frame = mon.frame_of_step(step - warm)
+            if frame is not None:
+                mon.bold[frame] = bold_signal(bw, balloon)
+    return x, bw
+
+
+def _draw_noise(
+    n_steps: int, M: int, N: int, gen: torch.Generator, dtype: torch.dtype, device: torch.device
+) -> Tensor:
+    return torch.randn((n_steps, 2, M, N), generator=gen, dtype=dtype, device=device)
+
+
+def _default_block(M: int, N: int, budget_bytes: int = 64 * 2**20, itemsize: int = 4) -> int:
+    return int(max(1, min(2000, budget_bytes // (2 * M * N * itemsize))))
+
+
+def run_torch(
+    p: PreparedBatch,
+    timing: SimulationTiming,
+    seed: int,
+    dtype: torch.dtype,
+    device: torch.device,
+    const: PFICConstants = PFIC_CONSTANTS,
+    balloon: BalloonConstants = BALLOON_CONSTANTS,
+    block_steps: int | None = None,
+    noise_fn: Callable[[int, int], Tensor] | None = None,
+    progress: ProgressCallback | None = None,
+    initial_state: str = "reference",
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Run the torch engine; returns (bold (T, M, N), sums (3, M, N) float64, finite (M,) bool).
+
+    ``noise_fn(first_step, n_steps)`` may supply the standard-normal draws of shape
+    (n_steps, 2, M, N) (used by tests to run two engines on identical noise).
+    """
+    M, N = p.wee_j.shape
+    gen = torch.Generator(device=device)
+    gen.manual_seed(int(seed))
+    x = initial_neural_state(p, initial_state, const)
+    bw = balloon_init(x[0])
+    mon = _Monitors(M, N, timing, x)
+    finite = torch.ones(M, dtype=torch.bool, device=device)
+    total = timing.total_steps
+    K = block_steps or _default_block(M, N, itemsize=x.element_size())
+    done = 0
+    while done < total:
+        k = min(K, total - done)
+        xi = noise_fn(done, k) if noise_fn is not None else _draw_noise(k, M, N, gen, dtype, device)
+        x, bw = _torch_block(x, bw, xi, done, p, timing, mon, const, balloon)
+        mon.flush()
+        finite, x, bw = _quarantine(x, bw, finite, p, const)
+        done += k
+        if progress is not None:
+            progress(done, total)
+    mon.bold[-1] = bold_signal(bw, balloon)  # the sample after the loop
+    return mon.bold, mon.sums, finite
+
+
+def initial_neural_state(
+    p: PreparedBatch, initial_state: str = "reference", const: PFICConstants = PFIC_CONSTANTS
+) -> Tensor:
+    """Initial (2, M, N) state: ``S_E = S_E*`` and ``S_I = 0.1433408985`` (``"reference"``, as the
+    reference code) or ``S_I = S_I*`` of each region (``"fixed_point"``, the exact FIC fixed point)."""
+    M, N = p.wee_j.shape
+    x = torch.empty((2, M, N), dtype=p.wee_j.dtype, device=p.wee_j.device)
+    x[0] = p.fic.s_e
+    if initial_state == "reference":
+        x[1] = const.s_i_init
+    elif initial_state == "fixed_point":
+        x[1] = p.fic.s_i.to(x).repeat_interleave(p.n_dup, dim=0)
+    else:
+        raise InvalidInputError(
+            f"initial_state must be 'reference' or 'fixed_point', got {initial_state!r}"
+        )
+    return x
+
+
+def _quarantine(
+    x: Tensor, bw: BalloonState, finite: Tensor, p: PreparedBatch, const: PFICConstants
+) -> tuple[Tensor, Tensor, BalloonState]:
+    """Mark simulations whose state stopped being finite and reset them to a harmless state.
+
+    A blown-up simulation would otherwise keep producing NaN/inf (slow on CPUs) for the rest of
+    the run; its results are discarded through ``finite`` either way.
+    """
+    ok = torch.isfinite(x).all(dim=(0, 2))
+    for s in bw:
+        ok &= torch.isfinite(s).all(dim=1)
+    finite = finite & ok
+    if not bool(ok.all()):
+        bad = ~ok
+        x = torch.where(bad[None, :, None], initial_neural_state(p, "reference", const), x)
+        rest = balloon_init(x[0])
+        bw = BalloonState(*(torch.where(bad[:, None], r, s) for r, s in zip(rest, bw)))
+    return finite, x, bw
+
+
+# --------------------------------------------------------------------------------------------- #
+# Public entry point
+# --------------------------------------------------------------------------------------------- #
+def simulate(
+    params: PFICParams,
+    sc: ArrayLike,
+    timing: SimulationTiming,
+    n_dup: int = 3,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+    engine: str = "auto",
+    const: PFICConstants = PFIC_CONSTANTS,
+    balloon: BalloonConstants = BALLOON_CONSTANTS,
+    progress: ProgressCallback | None = None,
+    block_steps: int | None = None,
+    initial_state: str = "reference",
+    cuda_graph: bool = True,
+) -> SimulationResult:
+    """Simulate B pFIC parameter sets x ``n_dup`` noise duplicates in one batch.
+
+    FIC solves ``w_IE`` for every region of every set (vectorised Newton, float64), then the
+    model is integrated with Euler–Maruyama (SCIENCE.md §2; Zhang et al. 2024, Zeng et al. 2026):
+    ``timing.warmup_steps`` unrecorded steps, then ``timing.n_steps`` recorded steps with
+    Balloon–Windkessel BOLD sampled every TR and the burn-in frames dropped.
+
+    Parameters
+    ----------
+    params : PFICParams
+        ``wEE, wEI, sigma`` of shape (B, N) and ``G`` of shape (B,) (tensors or arrays; a single
+        set may be given as (N,) and scalar G).
+    sc : Tensor or ndarray of shape (N, N) or (B, N, N)
+        Structural connectivity, already scaled (:func:`scale_sc`).
+    timing : SimulationTiming
+        TR, scan length, dt, burn-in, warm-up (seconds / steps).
+    n_dup : int, default 3
+        Independent noise realisations per parameter set.
+    seed : int, default 0
+        Seed of the noise. Results are reproducible for the same seed, engine, device, dtype and
+        batch shape; every simulation of the batch gets its own independent draws.
+    device : torch.device or str, optional
+        ``None`` means CPU.
+    dtype : torch.dtype, default float32
+        ``torch.float32`` (search) or ``torch.float64``.
+    engine : {"auto", "torch", "kernel"}
+        ``"auto"`` uses the fused C++ kernel on CPU when it can be built and the torch engine
+        otherwise (CUDA graphs on CUDA).
+    const, balloon : constants records
+        Model constants (defaults from SCIENCE.md §2).
+    progress : callable, optional
+        ``progress(steps_done, steps_total)`` after each block of steps.
+    block_steps : int, optional
+        Steps per block (noise drawn per block); chosen from a 64 MiB noise budget by default.
+    initial_state : {"reference", "fixed_point"}
+        Start at ``S_E = S_E*, S_I = 0.1433408985`` as the reference code (default) or at the
+        exact FIC fixed point ``(S_E*, S_I*)`` of every region.
+    cuda_graph : bool, default True
+        On CUDA, run the torch engine in static blocks replayed as CUDA graphs
+        (:mod:`delssome_norms.model.graphed`); False uses the plain loop.
+
+    Returns
+    -------
+    SimulationResult
+        BOLD (B, D, T, N), time averages (B, D, N), validity (B, D), E/I (B, N).
+
+    Notes
+    -----
+    A duplicate whose state becomes NaN/inf is marked invalid and reset, so it cannot poison
+    other simulations of the batch (the simulations share no reduction).
+    """
+    if dtype not in (torch.float32, torch.float64):
+        raise InvalidInputError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+    dev = torch.device("cpu") if device is None else torch.device(device)
+    p = prepare_batch(params, sc, timing.dt, int(n_dup), dev, dtype, const)
+    chosen = _choose_engine(engine, dev)
+    if chosen == "kernel":
+        from delssome_norms.model import _kernel
+
+        bold, sums, finite = _kernel.run_kernel(
+            p, timing, seed, const, balloon, progress=progress, initial_state=initial_state
+        )
+    elif dev.type == "cuda" and cuda_graph:
+        from delssome_norms.model.graphed import run_torch_graphed
+
+        bold, sums, finite = run_torch_graphed(
+            p, timing, seed, const, balloon, progress=progress, initial_state=initial_state
+        )
+    else:
+        bold, sums, finite = run_torch(
+            p,
+            timing,
+            seed,
+            dtype,
+            dev,
+            const,
+            balloon,
+            block_steps=block_steps,
+            progress=progress,
+            initial_state=initial_state,
+        )
+    return _assemble(p, timing, bold, sums, finite)
+
+
+def _choose_engine(engine: str, device: torch.device) -> str:
+    if engine not in ("auto", "torch", "kernel"):
+        raise InvalidInputError(f"engine must be 'auto', 'torch' or 'kernel', got {engine!r}")
+    if engine == "kernel" and device.type != "cpu":
+        raise InvalidInputError("the 'kernel' engine runs on CPU only")
+    if engine == "auto":
+        if device.type != "cpu":
+            return "torch"
+        from delssome_norms.model import _kernel
+
+        return "kernel" if _kernel.available() else "torch"
+    return engine
+
+
+def _assemble(
+    p: PreparedBatch, timing: SimulationTiming, bold: Tensor, sums: Tensor, finite: Tensor
+) -> SimulationResult:
+    B, D = p.n_sets, p.n_dup
+    N = p.wee_j.shape[1]
+    dtype = bold.dtype
+    means = (sums / timing.n_steps).to(dtype)
+    bold_m = bold.permute(1, 0, 2)  # (M, T, N)
+    ok = finite & torch.isfinite(means).all(dim=(0, 2)) & torch.isfinite(bold_m).all(dim=(1, 2))
+    ok &= p.fic.converged.to(ok.device).repeat_interleave(D)
+    s_e, s_i, r_e = (m.reshape(B, D, N) for m in means)
+    valid = ok.reshape(B, D)
+    ratio = torch.where(valid[..., None], s_e / s_i, torch.nan)
+    ei = _masked_mean(ratio, valid[..., None], dim=1)
+    return SimulationResult(
+        bold=bold_m.reshape(B, D, timing.n_frames, N).contiguous(),
+        s_e=s_e,
+        s_i=s_i,
+        r_e=r_e,
+        valid=valid,
+        w_ie=p.fic.w_ie.to(bold.device),
+        ei_ratio=ei,
+    )

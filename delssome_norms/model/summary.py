@@ -1,0 +1,343 @@
+"""Summary statistics of BOLD: FC, sliding-window FCD and its 10000-bin CDF (SCIENCE.md §3).
+
+The same functions serve simulated and empirical data: :func:`bold_fc` and :func:`bold_fcd_cdf`
+take one run (T, N) (or a batch (..., T, N)); :func:`summarize` turns a
+:class:`~delssome_norms.model.integrate.SimulationResult` into one FC and one FCD-CDF per parameter
+set (mean over valid duplicates, as the reference code does).
+
+FCD is the memory hot spot. For one simulation with T frames, N regions, window w,
+P = N (N − 1) / 2 region pairs, W = T − w + 1 windows and s bytes per value (4 in float32),
+:func:`fcd_histogram` keeps
+
+    s W P            bytes of standardised window-FC vectors (the FCD is their Gram matrix), and
+    s W b            bytes for one block of b = ``block_rows`` rows of the FCD matrix,
+
+so memory is linear in W·P and never holds the full W x W matrix. On CPU the window vectors come
+from running window sums in a compiled helper; the portable torch path (CUDA, or no compiler)
+additionally needs ``8 (T + 1) P + 24 W P`` bytes of float64 cumulative sums and temporaries.
+For HCP (T = 1200, w = 83, N = 68): ≈ 16 MB per simulation on the CPU path, ≈ 100 MB on the
+torch path. :func:`summarize` processes simulations in chunks sized so that this scratch memory
+stays below ``memory_budget`` (default 512 MiB): peak memory is about ``memory_budget`` plus the
+BOLD itself (``B D T N s`` bytes, 98 MB for one HCP generation of 300 simulations), whatever B.
+Only FCD blocks on or above the diagonal are computed (≈ 60 % of the ``W² P`` multiply-adds).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from delssome_norms.model.timing import SimulationTiming
+
+FCD_BINS = 10000
+"""Bins of the FCD histogram over (−1, 1) (SCIENCE.md §3)."""
+
+DEFAULT_MEMORY_BUDGET = 1 << 29
+"""Bytes the FCD computation may use for one chunk of simulations (512 MiB)."""
+
+
+class Summary(NamedTuple):
+    """Per-parameter-set summary statistics.
+
+    Attributes
+    ----------
+    fc : Tensor of shape (B, N, N)
+        Mean over valid duplicates of the FC matrices (NaN where the set has no valid duplicate).
+    fcd_cdf : Tensor of shape (B, bins)
+        CDF of the mean FCD histogram over valid duplicates (NaN where none is valid).
+    valid : Tensor of shape (B,), bool
+        All duplicates of the set are valid (``SimulationResult.valid_set``).
+    """
+
+    fc: Tensor
+    fcd_cdf: Tensor
+    valid: Tensor
+
+
+def _as_float_tensor(x) -> Tensor:
+    t = x if isinstance(x, Tensor) else torch.from_numpy(np.array(x, dtype=np.float64))
+    return t if torch.is_floating_point(t) else t.to(torch.float64)
+
+
+def upper_tri_indices(n: int, device: torch.device | None = None) -> tuple[Tensor, Tensor]:
+    """Row and column indices of the strict upper triangle of an n x n matrix (row-major order)."""
+    iu = torch.triu_indices(n, n, offset=1, device=device)
+    return iu[0], iu[1]
+
+
+def bold_fc(bold) -> Tensor:
+    """Pearson FC of regional BOLD.
+
+    Parameters
+    ----------
+    bold : Tensor or ndarray of shape (..., T, N)
+        Time series, frames along the second-to-last axis.
+
+    Returns
+    -------
+    Tensor of shape (..., N, N)
+        Correlation matrices (computed in float64, returned in the input's float dtype), unit
+        diagonal; NaN rows for constant series.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.tensor([[0.0, 1.0], [1.0, 3.0], [2.0, 5.0]])
+    >>> bold_fc(x)
+    tensor([[1., 1.],
+            [1., 1.]])
+    """
+    x = _as_float_tensor(bold)
+    out_dtype = x.dtype
+    x = x.to(torch.float64)
+    x = x - x.mean(dim=-2, keepdim=True)
+    cov = x.transpose(-1, -2) @ x
+    sd = torch.sqrt(torch.diagonal(cov, dim1=-2, dim2=-1))
+    fc = cov / (sd[..., :, None] * sd[..., None, :])
+    n = fc.shape[-1]
+    eye = torch.eye(n, dtype=torch.bool, device=fc.device)
+    fc = torch.where(eye & torch.isfinite(fc), torch.ones((), dtype=fc.dtype, device=fc.device), fc)
+    return fc.to(out_dtype)
+
+
+def window_fc_vectors(bold: Tensor, window: int) -> Tensor:
+    """Strict-upper-triangle FC of every sliding window (step 1 frame), from cumulative sums.
+
+    Parameters
+    ----------
+    bold : Tensor of shape (S, T, N)
+    window : int
+        Window length w [frames].
+
+    Returns
+    -------
+    Tensor of shape (S, P, W), float64
+        Column ``a`` holds the FC of frames ``a .. a + w - 1`` for the ``P = N (N − 1) / 2`` region
+        pairs in row-major upper-triangle order; ``W = T − w + 1``. Costs O(S T P) instead of
+        O(S T w P): window sums are differences of cumulative sums of frame products (float64).
+    """
+    x = bold.to(torch.float64)
+    S, T, N = x.shape
+    x = (x - x.mean(dim=1, keepdim=True)).transpose(1, 2).contiguous()  # (S, N, T), centred
+    P = N * (N - 1) // 2
+    w = float(window)
+
+    def window_sums(c: Tensor) -> Tensor:  # cumulative sums (S, K, T + 1) -> (S, K, W)
+        torch.cumsum(c, dim=2, out=c)
+        return c[:, :, window:] - c[:, :, :-window]
+
+    buf = torch.zeros((S, N, T + 1), dtype=torch.float64, device=x.device)
+    buf[:, :, 1:] = x
+    s1 = window_sums(buf)  # (S, N, W)
+    buf[:, :, 0] = 0.0
+    torch.mul(x, x, out=buf[:, :, 1:])
+    inv_sd = (window_sums(buf) - s1 * s1 / w).rsqrt_()  # (S, N, W), 1 / sqrt(w var)
+    del buf
+    iu, ju = upper_tri_indices(N, x.device)
+    prods = torch.zeros((S, P, T + 1), dtype=torch.float64, device=x.device)
+    torch.mul(x.index_select(1, iu), x.index_select(1, ju), out=prods[:, :, 1:])
+    cov = window_sums(prods)  # (S, P, W), w * covariance
+    del prods
+    cov.addcmul_(s1.index_select(1, iu), s1.index_select(1, ju), value=-1.0 / w)
+    cov *= inv_sd.index_select(1, iu)
+    cov *= inv_sd.index_select(1, ju)
+    return cov
+
+
+def _standardize_columns(v: Tensor, dtype: torch.dtype) -> Tensor:
+    """Centre each column (over dim 1) and scale it to unit norm: inner products are correlations."""
+    v = v - v.mean(dim=1, keepdim=True)
+    v /= torch.linalg.vector_norm(v, dim=1, keepdim=True)
+    return v.to(dtype)
+
+
+def _bin_index(values: Tensor, bins: int) -> Tensor:
+    """Bin of each value in ``bins`` equal bins over [−1, 1] (values at the edges clamped in)."""
+    idx = torch.floor((values.to(torch.float64) + 1.0) * (bins / 2.0)).to(torch.int64)
+    return idx.clamp_(0, bins - 1)
+
+
+def _cpu_kernel():
+    """The compiled CPU helpers, or None (then the torch implementation is used)."""
+    from delssome_norms.model import _kernel
+
+    return _kernel.load() if _kernel.available() else None
+
+
+def standardized_window_vectors(bold: Tensor, window: int, dtype: torch.dtype) -> Tensor:
+    """Window-FC vectors, centred and scaled to unit norm, so that their inner products are the FCD.
+
+    Parameters
+    ----------
+    bold : Tensor of shape (S, T, N)
+    window : int
+    dtype : torch.dtype
+        Output precision.
+
+    Returns
+    -------
+    Tensor of shape (S, W, P)
+        Row ``a`` is the standardised upper-triangle FC of window ``a``. On CPU the fused C++
+        helper computes it with running window sums (float64); elsewhere :func:`window_fc_vectors`.
+    """
+    lib = _cpu_kernel() if bold.device.type == "cpu" else None
+    if lib is None:
+        return _standardize_columns(window_fc_vectors(bold, window), dtype).transpose(1, 2)
+    import ctypes
+
+    S, T, N = bold.shape
+    x = bold.to(dtype).contiguous()
+    out = torch.empty((S, T - window + 1, N * (N - 1) // 2), dtype=dtype)
+    fn = lib.pfic_window_fc_f32 if dtype == torch.float32 else lib.pfic_window_fc_f64
+    i64 = ctypes.c_int64
+    fn(i64(S), i64(T), i64(N), i64(window), ctypes.c_void_p(x.data_ptr()),
+       ctypes.c_void_p(out.data_ptr()), i64(torch.get_num_threads()))  # fmt: skip
+    return out
+
+
+def fcd_histogram(
+    bold: Tensor,
+    window: int,
+    bins: int = FCD_BINS,
+    dtype: torch.dtype = torch.float32,
+    block_rows: int = 256,
+) -> Tensor:
+    """Histogram of the strict upper triangle of each simulation's FCD matrix.
+
+    Parameters
+    ----------
+    bold : Tensor of shape (S, T, N)
+    window : int
+        FCD window [frames].
+    bins : int, default 10000
+        Equal bins over (−1, 1).
+    dtype : torch.dtype, default float32
+        Precision of the window-vector correlations (the FCD matrix products).
+    block_rows : int, default 256
+        Rows of the FCD matrix computed at once; only blocks on or above the diagonal are formed,
+        so about 60 % of the full ``W² P`` multiply-adds are done.
+
+    Returns
+    -------
+    Tensor of shape (S, bins), float64 counts
+        Each row sums to ``W (W − 1) / 2`` for a finite simulation. A non-finite simulation
+        gives a NaN row.
+    """
+    S = bold.shape[0]
+    v = standardized_window_vectors(bold, window, dtype)  # (S, W, P)
+    W = v.shape[1]
+    lib = _cpu_kernel() if v.device.type == "cpu" else None
+    counts = torch.zeros(S * bins, dtype=torch.int64, device=bold.device)
+    offsets = (torch.arange(S, device=bold.device) * bins)[:, None]
+    for r0 in range(0, W, block_rows):
+        r1 = min(W, r0 + block_rows)
+        block = v[:, r0:r1] @ v[:, r0:].transpose(1, 2)  # (S, b, W - r0)
+        if lib is not None:
+            import ctypes
+
+            block = block.contiguous()
+            fn = lib.pfic_hist_upper_f32 if block.dtype == torch.float32 else lib.pfic_hist_upper_f64
+            i64 = ctypes.c_int64
+            fn(i64(S), i64(r1 - r0), i64(W - r0), ctypes.c_void_p(block.data_ptr()), i64(bins),
+               ctypes.c_void_p(counts.data_ptr()), i64(torch.get_num_threads()))  # fmt: skip
+        else:
+            keep = torch.ones((r1 - r0, W - r0), dtype=torch.bool, device=bold.device).triu_(1)
+            idx = _bin_index(block[:, keep], bins) + offsets  # strict upper entries of these rows
+            counts += torch.bincount(idx.flatten(), minlength=S * bins)
+    counts = counts.reshape(S, bins).to(torch.float64)
+    if lib is not None:  # the helper skips NaN entries: a short total marks a non-finite run
+        bad = counts.sum(dim=1) != W * (W - 1) // 2
+    else:
+        bad = ~torch.isfinite(v).all(dim=(1, 2))
+    counts[bad] = torch.nan
+    return counts
+
+
+def histogram_to_cdf(counts: Tensor) -> Tensor:
+    """Cumulative sum of a histogram (..., bins) normalised to end at 1."""
+    c = torch.cumsum(counts, dim=-1)
+    return c / c[..., -1:]
+
+
+def bold_fcd_cdf(bold, window: int, bins: int = FCD_BINS) -> Tensor:
+    """FCD-CDF of one run (or a batch of runs), as used for empirical data.
+
+    Parameters
+    ----------
+    bold : Tensor or ndarray of shape (T, N) or (S, T, N)
+    window : int
+        FCD window [frames], ``round(60 / TR)`` by convention.
+    bins : int, default 10000
+
+    Returns
+    -------
+    Tensor of shape (bins,) or (S, bins), float64
+    """
+    x = _as_float_tensor(bold)
+    single = x.ndim == 2
+    x = x[None] if single else x
+    cdf = histogram_to_cdf(fcd_histogram(x, window, bins, dtype=torch.float64))
+    return cdf[0] if single else cdf
+
+
+def fcd_bytes_per_simulation(
+    n_frames: int, n_regions: int, window: int, itemsize: int, block_rows: int = 256, fused: bool = True
+) -> int:
+    """Scratch bytes :func:`fcd_histogram` needs per simulation (see the module docstring).
+
+    ``fused`` is the CPU path with the compiled helper (running window sums); otherwise the torch
+    path with float64 cumulative sums of all frame products.
+    """
+    P = n_regions * (n_regions - 1) // 2
+    W = n_frames - window + 1
+    per = W * P * itemsize + block_rows * W * (itemsize + (0 if fused else 16))
+    if not fused:
+        per += 8 * (n_frames + 1) * P + 3 * 8 * W * P
+    return per
+
+
+def summarize(
+    result,
+    timing: SimulationTiming,
+    bins: int = FCD_BINS,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+) -> Summary:
+    """FC and FCD-CDF per parameter set, averaged over valid duplicates.
+
+    Parameters
+    ----------
+    result : SimulationResult
+        Output of :func:`~delssome_norms.model.simulate`.
+    timing : SimulationTiming
+        Provides the FCD window ``timing.fcd_window`` [frames].
+    bins : int, default 10000
+    memory_budget : int, default 512 MiB
+        Bytes of scratch memory for one chunk of simulations (see the module docstring).
+
+    Returns
+    -------
+    Summary
+        ``fc`` (B, N, N) and ``fcd_cdf`` (B, bins) in the BOLD dtype, ``valid`` (B,).
+    """
+    bold = result.bold  # (B, D, T, N)
+    B, D, T, N = bold.shape
+    valid = result.valid
+    flat = bold.reshape(B * D, T, N)
+    fc = bold_fc(flat).reshape(B, D, N, N)
+    fused = bold.device.type == "cpu" and _cpu_kernel() is not None
+    per_sim = fcd_bytes_per_simulation(T, N, timing.fcd_window, bold.element_size(), fused=fused)
+    chunk = max(1, memory_budget // per_sim)
+    hist = torch.empty((B * D, bins), dtype=torch.float64, device=bold.device)
+    for s0 in range(0, B * D, chunk):
+        hist[s0 : s0 + chunk] = fcd_histogram(
+            flat[s0 : s0 + chunk], timing.fcd_window, bins, dtype=bold.dtype
+        )
+    hist = hist.reshape(B, D, bins)
+    mask = valid[..., None]
+    fc_mean = result.mean_over_valid(fc)
+    hist_mean = torch.where(mask, hist, 0.0).sum(dim=1) / mask.sum(dim=1)
+    cdf = histogram_to_cdf(hist_mean)
+    return Summary(fc=fc_mean.to(bold.dtype), fcd_cdf=cdf.to(bold.dtype), valid=result.valid_set)

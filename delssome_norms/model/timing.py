@@ -1,0 +1,150 @@
+"""Simulation timing: warm-up, burn-in, scan, TR sampling and FCD window (SCIENCE.md §2–§3).
+
+:class:`SimulationTiming` holds the user-facing durations (seconds) and derives every index the
+integrator and the summary statistics need, reproducing the reference code's indexing exactly:
+
+* the recorded loop has ``L = len(arange(0, burn_in + scan_length + dt, dt))`` steps;
+* a BOLD sample is taken after step ``t`` (0-based) when ``(t + 2) % round(tr / dt) == 0`` and once
+  more after the loop;
+* the first ``int(burn_in / tr) + 1`` samples are dropped.
+
+This gives 83 frames for the demo configuration (TR 0.72 s, 60 s scan, 6 s burn-in, dt 0.006 s)
+and 1200 frames for HCP (TR 0.72 s, 864 s scan, 72 s burn-in, dt 0.005 s).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from delssome_norms.errors import InvalidInputError
+
+
+def default_burn_in(tr: float) -> float:
+    """Default burn-in ``ceil(72 / tr) * tr`` seconds (a whole number of TRs, at least 72 s)."""
+    return math.ceil(72.0 / tr) * tr
+
+
+def default_fcd_window(tr: float) -> int:
+    """Default FCD window ``round(60 / tr)`` frames (about 60 s)."""
+    return round(60.0 / tr)
+
+
+@dataclass(frozen=True)
+class SimulationTiming:
+    """Durations of one simulation and the sampling indices derived from them.
+
+    Parameters
+    ----------
+    tr : float
+        Repetition time of the BOLD samples [s].
+    scan_length : float
+        Length of the recorded scan after the burn-in [s] (frames x TR).
+    dt : float, default 0.005
+        Integration step [s]; SCIENCE.md uses 0.005 s for search/validation and 0.0005 s for the
+        final test simulation.
+    burn_in : float, optional
+        Simulated time recorded before the scan whose BOLD frames are dropped [s]; default
+        ``ceil(72 / tr) * tr``.
+    fcd_window : int, optional
+        Sliding-window length for FCD [frames]; default ``round(60 / tr)``.
+    warmup_steps : int, default 5000
+        Integration steps run before recording (neural model only; not time-averaged, BOLD
+        not integrated).
+
+    Examples
+    --------
+    >>> t = SimulationTiming(tr=0.72, scan_length=60.0, dt=0.006, burn_in=6.0, fcd_window=10)
+    >>> t.n_steps, t.steps_per_tr, t.n_samples, t.n_frames
+    (11001, 120, 92, 83)
+    >>> SimulationTiming(tr=0.72, scan_length=864.0, dt=0.005).n_frames
+    1200
+    """
+
+    tr: float
+    scan_length: float
+    dt: float = 0.005
+    burn_in: float | None = None
+    fcd_window: int | None = None
+    warmup_steps: int = 5000
+
+    def __post_init__(self) -> None:
+        for name in ("tr", "scan_length", "dt"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise InvalidInputError(f"{name} must be a positive number of seconds, got {value!r}")
+        if self.burn_in is None:
+            object.__setattr__(self, "burn_in", default_burn_in(float(self.tr)))
+        elif not (math.isfinite(self.burn_in) and self.burn_in >= 0):
+            raise InvalidInputError(f"burn_in must be >= 0 seconds, got {self.burn_in!r}")
+        if self.fcd_window is None:
+            object.__setattr__(self, "fcd_window", default_fcd_window(float(self.tr)))
+        if int(self.fcd_window) != self.fcd_window or self.fcd_window < 2:
+            raise InvalidInputError(
+                f"fcd_window must be an integer >= 2 frames, got {self.fcd_window!r}"
+            )
+        object.__setattr__(self, "fcd_window", int(self.fcd_window))
+        if int(self.warmup_steps) != self.warmup_steps or self.warmup_steps < 0:
+            raise InvalidInputError(f"warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
+        object.__setattr__(self, "warmup_steps", int(self.warmup_steps))
+        if self.steps_per_tr < 1:
+            raise InvalidInputError(f"dt = {self.dt} s is longer than TR = {self.tr} s")
+        if self.n_frames < 2:
+            raise InvalidInputError(
+                f"scan of {self.scan_length} s at TR {self.tr} s leaves {self.n_frames} frame(s) "
+                "after the burn-in; need at least 2"
+            )
+        if self.n_windows < 2:
+            raise InvalidInputError(
+                f"FCD window of {self.fcd_window} frames leaves {max(self.n_windows, 0)} sliding "
+                f"window(s) in the {self.n_frames}-frame scan; the FCD needs at least 2 "
+                "(use a shorter window or a longer scan)"
+            )
+
+    @cached_property
+    def n_steps(self) -> int:
+        """Recorded integration steps ``L`` (burn-in + scan), counted as the reference code does."""
+        return len(np.arange(0.0, self.burn_in + self.scan_length + self.dt, self.dt))
+
+    @cached_property
+    def steps_per_tr(self) -> int:
+        """Integration steps between BOLD samples, ``round(tr / dt)``."""
+        return round(self.tr / self.dt)
+
+    @cached_property
+    def sample_steps(self) -> np.ndarray:
+        """0-based recorded steps after which a BOLD sample is taken (int64, shape (n_samples - 1,)).
+
+        The final sample, taken after the loop, is after step ``n_steps - 1`` as well and is not
+        listed here.
+        """
+        t = np.arange(self.n_steps)
+        return t[(t + 2) % self.steps_per_tr == 0]
+
+    @cached_property
+    def n_samples(self) -> int:
+        """BOLD samples taken, burn-in included (the samples at ``sample_steps`` plus the final one)."""
+        return len(self.sample_steps) + 1
+
+    @cached_property
+    def n_drop(self) -> int:
+        """Leading samples dropped as burn-in, ``int(burn_in / tr) + 1``."""
+        return int(self.burn_in / self.tr) + 1
+
+    @cached_property
+    def n_frames(self) -> int:
+        """BOLD frames kept after the burn-in (T)."""
+        return self.n_samples - self.n_drop
+
+    @cached_property
+    def n_windows(self) -> int:
+        """Sliding windows of the FCD, ``n_frames - fcd_window + 1``."""
+        return self.n_frames - self.fcd_window + 1
+
+    @property
+    def total_steps(self) -> int:
+        """Warm-up plus recorded steps."""
+        return self.warmup_steps + self.n_steps
