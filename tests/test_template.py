@@ -25,3 +25,13 @@ def test_region_classes() -> None:
     assert (classes == "sensory").sum() == 18
     assert classes[DK68_REGIONS.index("lh_pericalcarine")] == "sensory"
     assert classes[DK68_REGIONS.index("rh_superiorfrontal")] == "association"
+
+
+def test_default_sc_is_log_of_raw_weights() -> None:
+    t = load_default_template()
+    w = np.asarray(t.weights)
+    expected = np.log1p(w / w[w > 0].min())
+    np.fill_diagonal(expected, 0.0)
+    np.testing.assert_allclose(t.sc, expected, rtol=1e-12)
+    # scaled to max 0.02, the log SC gives realistic total coupling (paper's SC: row sums ~0.27)
+    assert 0.1 < (t.sc / t.sc.max() * 0.02).sum(axis=1).mean() < 0.4

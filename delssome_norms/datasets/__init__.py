@@ -1,6 +1,28 @@
-"""Packaged data: the DK68 atlas description and the default structural-connectivity template."""
+"""Packaged data: the DK68 atlas, the default SC template and the SYNTHETIC reference cohort."""
 
 from delssome_norms.datasets.atlas import DK68_REGIONS, SENSORY_REGIONS, region_classes
+from delssome_norms.datasets.reference import (
+    load_class_map,
+    load_default_gradient,
+    load_patients,
+    load_reference_subjects,
+    load_reference_table,
+    materialise_subjects,
+)
+from delssome_norms.datasets.synthetic import generate_reference_cohort
 from delssome_norms.datasets.template import Template, load_default_template
 
-__all__ = ["DK68_REGIONS", "SENSORY_REGIONS", "Template", "load_default_template", "region_classes"]
+__all__ = [
+    "DK68_REGIONS",
+    "SENSORY_REGIONS",
+    "Template",
+    "generate_reference_cohort",
+    "load_class_map",
+    "load_default_gradient",
+    "load_default_template",
+    "load_patients",
+    "load_reference_subjects",
+    "load_reference_table",
+    "materialise_subjects",
+    "region_classes",
+]

@@ -4,7 +4,13 @@
 68-region Desikan-Killiany connectome: ``weights`` (tractography streamline weights),
 ``tract_lengths`` (mm) and ``centres`` (region names and MNI coordinates, mm). It is read from the
 installed wheel, never from the network. The regions are reordered to :data:`DK68_REGIONS`, the
-matrix is symmetrised and its diagonal zeroed (the model has no self-connections). No package ships
+matrix is symmetrised and its diagonal zeroed (the model has no self-connections).
+
+The default SC is the log transform ``log1p(w / min positive w)`` of the tvb-data weights, like the
+paper's SC (log streamline counts): the raw weights span five orders of magnitude, and scaled to a
+maximum of 0.02 (SCIENCE.md §1) their row sums are about 0.02 (the paper's SC: about 0.27), which
+leaves simulated FC near 0 at every stable parameter set. The raw weights stay available as
+:attr:`Template.weights`. No package ships
 DK68 myelin (T1w/T2w) or RSFC-gradient maps, so the template has none: the fitter falls back to the
 ``[1, gradient]`` parameterisation with a gradient computed from FC.
 """
@@ -37,7 +43,10 @@ class Template:
     Attributes
     ----------
     sc : ndarray of shape (68, 68)
-        Symmetric, non-negative, zero diagonal, unscaled (the model scales SC to max 0.02).
+        Default SC: ``log1p(weights / min positive weight)``; symmetric, non-negative, zero
+        diagonal, unscaled (the model scales SC to max 0.02).
+    weights : ndarray of shape (68, 68)
+        The raw tvb-data weights (symmetrised, zero diagonal).
     tract_lengths : ndarray of shape (68, 68)
         Millimetres.
     regions : tuple of str
@@ -49,6 +58,7 @@ class Template:
     """
 
     sc: np.ndarray
+    weights: np.ndarray
     tract_lengths: np.ndarray
     regions: tuple[str, ...]
     centroids: np.ndarray
@@ -68,6 +78,15 @@ def _read_member(archive: zipfile.ZipFile, stem: str) -> str:
             raw = archive.read(member)
             return (bz2.decompress(raw) if base.endswith(".bz2") else raw).decode("utf-8")
     raise InvalidInputError(f"{stem} not found in the tvb-data archive", TVB_CONNECTIVITY)
+
+
+def log_weights(weights: np.ndarray) -> np.ndarray:
+    """``log1p(w / min positive w)``: log-scaled SC that keeps zeros at zero (symmetric in, out)."""
+    w = np.asarray(weights, dtype=np.float64)
+    out = np.log1p(w / w[w > 0].min())
+    out = 0.5 * (out + out.T)
+    np.fill_diagonal(out, 0.0)
+    return out
 
 
 def _reorient_to_ras(raw: np.ndarray) -> np.ndarray:
@@ -110,14 +129,16 @@ def load_default_template() -> Template:
     names = [_tvb_name_to_dk(row[0]) for row in centres]
     order = np.array([names.index(r) for r in DK68_REGIONS])
     xyz = _reorient_to_ras(np.array([[float(v) for v in row[1:4]] for row in centres])[order])
-    sc = weights[np.ix_(order, order)]
-    sc = 0.5 * (sc + sc.T)
-    np.fill_diagonal(sc, 0.0)
+    raw = weights[np.ix_(order, order)]
+    raw = 0.5 * (raw + raw.T)
+    np.fill_diagonal(raw, 0.0)
+    sc = log_weights(raw)
     tl = lengths[np.ix_(order, order)]
-    for arr in (sc, tl, xyz):
+    for arr in (sc, raw, tl, xyz):
         arr.setflags(write=False)
     return Template(
         sc=sc,
+        weights=raw,
         tract_lengths=tl,
         regions=DK68_REGIONS,
         centroids=xyz,
