@@ -208,10 +208,11 @@ def prepare_batch(
 ) -> PreparedBatch:
     """Check shapes, solve FIC (float64) and fold duplicates into the batch."""
     device = torch.device("cpu") if device is None else torch.device(device)
-    wEE = _as_tensor(params.wEE, "wEE")
-    wEI = _as_tensor(params.wEI, "wEI")
-    sigma = _as_tensor(params.sigma, "sigma")
-    G = _as_tensor(params.G, "G")
+    # every input is moved to the simulation device, so CPU and CUDA inputs can be mixed
+    wEE = _as_tensor(params.wEE, "wEE").to(device)
+    wEI = _as_tensor(params.wEI, "wEI").to(device)
+    sigma = _as_tensor(params.sigma, "sigma").to(device)
+    G = _as_tensor(params.G, "G").to(device)
     if wEE.ndim == 1:  # a single parameter set
         wEE, wEI, sigma, G = wEE[None], wEI[None], sigma[None], G.reshape(1)
     if wEE.ndim != 2:
@@ -225,7 +226,7 @@ def prepare_batch(
         raise InvalidInputError(f"G must have shape ({B},), got {tuple(G.shape)}")
     if (sigma < 0).any():
         raise InvalidInputError("sigma must be >= 0")
-    sc_t = _as_tensor(sc, "sc")
+    sc_t = _as_tensor(sc, "sc").to(device)
     if sc_t.shape[-2:] != (N, N) or sc_t.ndim not in (2, 3) or (sc_t.ndim == 3 and sc_t.shape[0] != B):
         raise InvalidInputError(
             f"sc must have shape ({N}, {N}) or ({B}, {N}, {N}), got {tuple(sc_t.shape)}"
