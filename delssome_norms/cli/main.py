@@ -17,9 +17,13 @@ from delssome_norms import __version__
 from delssome_norms.errors import InvalidInputError, NotYetAvailableError
 
 COMMAND_MODULES: tuple[str, ...] = (
+    "delssome_norms.cli.demo_cmd",
     "delssome_norms.cli.validate_cmd",
     "delssome_norms.cli.simulate_cmd",
     "delssome_norms.cli.charts_cmd",
+    "delssome_norms.cli.prepare_cmd",
+    "delssome_norms.cli.estimate_cmd",
+    "delssome_norms.cli.cohort_cmd",
 )
 """Modules that each register one subcommand, in the order ``--help`` lists them."""
 

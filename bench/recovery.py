@@ -1,0 +1,227 @@
+"""Benchmark: parameter recovery of the E/I estimation on synthetic subjects (issue 5 acceptance).
+
+Each synthetic subject gets known in-bounds coefficients of the ``[1, gradient]`` design on the
+default DK68 template (tvb-data SC); its FC and FCD-CDF are simulated (one "scan", HCP-like TR
+0.72 s) and fitted with the full train → validation → test pipeline, all subjects in one lockstep
+group. The "gradient" map handed to the fit is the principal gradient of the template SC (the
+template ships no maps). Truths are drawn in the FIC fixed-point regime (mean r_E within 2.7–3.3 Hz)
+and must pass every validity rule with the wEI range of their own simulated FC.
+
+Reported per subject: Pearson r between fitted and true regional E/I, and the error of the mean
+E/I ``100 (mean fitted − mean true) / mean true`` [%]. Acceptance: median r >= 0.9 and median
+|mean E/I error| <= 5 %.
+
+Default settings are a scaled-down fit (CPU budget; see ``--help``): the full default fit is
+100 generations x 100 candidates on a 864 s scan at dt 0.005 s, about 5 orders of magnitude more
+simulated steps than fit on this benchmark's CPU. ``--quick`` is a smoke run.
+
+Writes ``bench/results/recovery.json`` and prints one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from delssome_norms.datasets import load_default_template, region_classes
+from delssome_norms.fit import CMAESSettings, FitSettings, fit_group
+from delssome_norms.fit.design import design_matrix, diffusion_gradient
+from delssome_norms.fit.parameterisation import Bounds, Parameterisation
+from delssome_norms.fit.synthetic import synthetic_subject
+from delssome_norms.io import write_json
+from delssome_norms.model import SimulationTiming
+
+RESULTS = Path(__file__).resolve().parent / "results" / "recovery.json"
+TARGET_R = 0.9
+TARGET_MEAN_ERR = 5.0
+
+
+def structural_gradient(sc: np.ndarray) -> np.ndarray:
+    """Principal diffusion gradient of the log-scaled template SC (sensory regions at the low end)."""
+    w = np.log1p(100 * sc / sc.max())
+    w = w / w.max()
+    np.fill_diagonal(w, 1.0)
+    return diffusion_gradient(w, region_classes() == "sensory")
+
+
+def draw_truth(rng: np.random.Generator) -> np.ndarray:
+    """Coefficients [wEE a, b, wEI a, b, G, sigma a, b] of the [1, gradient] design."""
+    return np.array(
+        [
+            rng.uniform(1.5, 3.5),
+            rng.uniform(-0.3, 0.3),
+            rng.uniform(1.3, 2.3),
+            rng.uniform(0.3, 0.45),
+            rng.uniform(0.5, 2.5),
+            rng.uniform(0.003, 0.006),
+            rng.uniform(-0.0004, 0.0004),
+        ]
+    )
+
+
+def make_subjects(n: int, scan: SimulationTiming, truth: SimulationTiming, seed: int):
+    """Draw, simulate and keep ``n`` subjects whose truth is valid with their own FC's wEI range.
+
+    When only the wEI range rules a draw out, its wEI intercept is moved to the middle of the
+    range and the subject simulated again (at most 3 times), instead of drawing anew.
+    """
+    sc = np.array(load_default_template().sc)
+    g = structural_gradient(sc)
+    x = design_matrix(g, warn=False)
+    loose = Parameterisation(x, g, Bounds(wEI=(0.0, 5.0)))
+    rng = np.random.default_rng(seed)
+    subjects, draws, sims = [], 0, 0
+    while len(subjects) < n:
+        draws += 1
+        c = draw_truth(rng)
+        if not loose.is_valid(c[None])[0]:
+            continue
+        sid = f"syn-{len(subjects):02d}"
+        noise_seed = int(rng.integers(1 << 30))
+        for _ in range(3):
+            sims += 1
+            s = synthetic_subject(sid, c, loose, sc, scan, truth, seed=noise_seed)
+            bounds = Bounds.from_fc(s.inputs.fc)
+            if Parameterisation(x, g, bounds).is_valid(c[None])[0]:
+                subjects.append(s)
+                break
+            c = c.copy()
+            c[2] = 0.5 * (bounds.wEI[0] + bounds.wEI[1])
+            if not Parameterisation(x, g, bounds).is_valid(c[None])[0]:
+                break
+    return subjects, {"draws": draws, "simulated": sims}
+
+
+def _truth_losses(subjects, settings: FitSettings) -> np.ndarray:
+    """Train-stage total loss of each subject's true coefficients (the attainable noise floor)."""
+    from delssome_norms.fit.evaluate import EulerEvaluator, stack_params
+
+    s0 = subjects[0].inputs
+    ev = EulerEvaluator(
+        np.stack([s.inputs.fc for s in subjects]),
+        np.stack([s.inputs.fcd_cdf for s in subjects]),
+        np.stack([s.inputs.sc for s in subjects]),
+        settings.timing(s0.tr, s0.scan_length, "train"),
+        settings.n_dup,
+    )
+    x = design_matrix(subjects[0].inputs.gradient, warn=False)
+    regional = [Parameterisation(x, s.inputs.gradient).to_regional(s.coeffs) for s in subjects]
+    out = ev.simulate(stack_params(regional), torch.arange(len(subjects)), seed=12345)
+    return out.corr + out.l1 + out.ks
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--quick", action="store_true", help="smoke run (2 subjects, 3 generations)")
+    ap.add_argument("--subjects", type=int, default=10)
+    ap.add_argument("--generations", type=int, default=20)
+    ap.add_argument("--popsize", type=int, default=24)
+    ap.add_argument("--mu", type=int, default=6)
+    ap.add_argument("--n-dup", type=int, default=2)
+    ap.add_argument("--scan-length", type=float, default=57.6, help="seconds (80 frames at TR 0.72)")
+    ap.add_argument("--burn-in", type=float, default=14.4)
+    ap.add_argument("--fcd-window", type=int, default=20)
+    ap.add_argument("--dt", type=float, default=0.006, help="train/validation step, s")
+    ap.add_argument("--dt-test", type=float, default=0.003, help="test step, s")
+    ap.add_argument("--warmup-steps", type=int, default=1000)
+    ap.add_argument("--test-top-k", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--rate-gate", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"))
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    args = ap.parse_args()
+    if args.quick:
+        args.subjects, args.generations, args.popsize, args.mu = 2, 3, 8, 2
+        args.scan_length, args.fcd_window = 21.6, 10
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    tr = 0.72
+    common = dict(burn_in=args.burn_in, fcd_window=args.fcd_window, warmup_steps=args.warmup_steps)
+    scan = SimulationTiming(tr=tr, scan_length=args.scan_length, dt=args.dt, **common)
+    truth_timing = SimulationTiming(tr=tr, scan_length=args.scan_length, dt=args.dt_test, **common)
+    t0 = time.perf_counter()
+    subjects, tries = make_subjects(args.subjects, scan, truth_timing, args.seed)
+    t_make = time.perf_counter() - t0
+    settings = FitSettings(
+        cmaes=CMAESSettings(generations=args.generations, popsize=args.popsize, mu=args.mu),
+        seed=args.seed,
+        n_dup=args.n_dup,
+        dt_train=args.dt,
+        dt_val=args.dt,
+        dt_test=args.dt_test,
+        test_top_k=args.test_top_k,
+        rate_gate=tuple(args.rate_gate) if args.rate_gate else None,
+        **common,
+    )
+    truth_losses = _truth_losses(subjects, settings)
+    t1 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dirs = [Path(tmp) / s.inputs.subject_id for s in subjects]
+        outcomes = fit_group([s.inputs for s in subjects], dirs, settings)
+        rows = []
+        for s, d, o in zip(subjects, dirs, outcomes):
+            if o.status != "done":
+                rows.append(
+                    {"subject_id": s.inputs.subject_id, "status": o.status, "message": o.message}
+                )
+                continue
+            ei = pd.read_csv(d / "EI_ratio.csv")["EI_ratio"].to_numpy()
+            best = pd.read_csv(d / "best_parameters.csv")
+            fq = pd.read_csv(d / "fit_quality.csv").set_index("stage")["total_loss"]
+            rows.append(
+                {
+                    "subject_id": s.inputs.subject_id,
+                    "status": "done",
+                    "r": float(np.corrcoef(ei, s.ei_ratio)[0, 1]),
+                    "mean_ei_true": float(s.ei_ratio.mean()),
+                    "mean_ei_fit": float(ei.mean()),
+                    "mean_err_pct": float(100 * (ei.mean() - s.ei_ratio.mean()) / s.ei_ratio.mean()),
+                    "wEI_mean_true": float(s.coeffs[2]),
+                    "wEI_mean_fit": float(best["wEI"].mean()),
+                    "G_true": float(s.coeffs[4]),
+                    "G_fit": float(best["G"].iloc[0]),
+                    "test_total_loss": float(fq["test"]),
+                    "train_total_loss": float(fq["train"]),
+                    "truth_total_loss": float(truth_losses[len(rows)]),
+                }
+            )
+    t_fit = time.perf_counter() - t1
+    table = pd.DataFrame(rows)
+    ok = table[table["status"] == "done"]
+    med_r = float(ok["r"].median()) if len(ok) else float("nan")
+    med_err = float(ok["mean_err_pct"].abs().median()) if len(ok) else float("nan")
+    result = {
+        "benchmark": "recovery",
+        "quick": args.quick,
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "load_average": os.getloadavg(),
+        "torch_threads": torch.get_num_threads(),
+        "config": vars(args),
+        "subjects": rows,
+        "truth_draws": tries,
+        "median_r": med_r,
+        "median_abs_mean_err_pct": med_err,
+        "targets": {"median_r": TARGET_R, "median_abs_mean_err_pct": TARGET_MEAN_ERR},
+        "pass": bool(med_r >= TARGET_R and med_err <= TARGET_MEAN_ERR),
+        "wall_s": {"make_subjects": round(t_make, 1), "fit": round(t_fit, 1)},
+    }
+    write_json(result, RESULTS)
+    print(
+        f"recovery: {len(ok)}/{len(rows)} subjects fitted, median r {med_r:.3f} (target {TARGET_R}), "
+        f"median |mean E/I error| {med_err:.2f} % (target {TARGET_MEAN_ERR}), "
+        f"{'PASS' if result['pass'] else 'FAIL'}; fit {t_fit:.0f} s -> {RESULTS}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""``delssome-norms cohort`` (E/I for every subject of a manifest) and ``collect`` (chart table)."""
+
+from __future__ import annotations
+
+import argparse
+
+from delssome_norms.cli.estimate_cmd import add_fit_options, settings_from_args
+from delssome_norms.cli.main import add_command
+
+
+def register(subparsers) -> None:
+    """Add the ``cohort`` and ``collect`` subcommands."""
+    p = add_command(
+        subparsers,
+        "cohort",
+        help="estimate E/I for every subject of a manifest (lockstep batches, shards, Dask)",
+        example="delssome-norms cohort --manifest subjects.csv --out-dir out/ --shard 1/4",
+        description="Manifest columns: subject_id, tr, scan_length (seconds), and fc + fcd_cdf or "
+        "timeseries (';' between runs); optional sc, myelin, gradient. Subjects advance in lockstep "
+        "groups of K (--batch-subjects; default from memory). Finished subjects are skipped and "
+        "interrupted ones resumed when the command is rerun; a subject with bad inputs is listed in "
+        "failures.csv and the others go on.",
+    )
+    p.add_argument("--manifest", required=True, metavar="CSV", help="cohort manifest")
+    p.add_argument("--out-dir", required=True, help="output folder (one sub-folder per subject)")
+    p.add_argument("--shard", default=None, metavar="k/n", help="run only shard k of n (e.g. 1/4)")
+    p.add_argument("--executor", choices=("local", "dask"), default="local", help="where groups run")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler address")
+    p.add_argument(
+        "--batch-subjects", type=int, default=None, metavar="K", help="subjects per lockstep group"
+    )
+    add_fit_options(p)
+    p.set_defaults(func=run_cohort_cmd)
+
+    c = add_command(
+        subparsers,
+        "collect",
+        help="gather per-subject E/I into the growth-chart input table",
+        example="delssome-norms collect --in-dir out/ --demographics demogr.csv --out cohort_ei.csv",
+        description="Write subject_id, age_in_years, sex, numeric_sex, site, scanner, site_scanner, "
+        "ei_ratio_mean and ei_ratio_roi_0..N-1 for every person of the demographics table with "
+        "finished results in --in-dir.",
+    )
+    c.add_argument("--in-dir", required=True, help="cohort output folder")
+    c.add_argument("--demographics", required=True, metavar="CSV", help="demographics table")
+    c.add_argument("--out", required=True, metavar="CSV", help="output table")
+    c.set_defaults(func=run_collect_cmd)
+
+
+def run_cohort_cmd(args: argparse.Namespace) -> int:
+    """Run (a shard of) the cohort and print a summary line."""
+    from delssome_norms.fit import parse_shard, run_cohort
+
+    settings = settings_from_args(args)
+    shard = parse_shard(args.shard)
+    summary = run_cohort(
+        args.manifest,
+        args.out_dir,
+        settings,
+        shard=shard,
+        executor=args.executor,
+        scheduler=args.scheduler,
+        group_size=args.batch_subjects,
+        quiet=args.quiet,
+    )
+    print(
+        f"cohort shard {shard[0]}/{shard[1]}: {summary.done} done, {summary.skipped} already finished, "
+        f"{summary.failed} failed ({summary.n_groups} lockstep group(s) of up to {summary.group_size})"
+    )
+    if summary.failed:
+        print(f"failures listed in {args.out_dir}/failures.csv")
+    return 1 if summary.failed else 0
+
+
+def run_collect_cmd(args: argparse.Namespace) -> int:
+    """Write the cohort table."""
+    from delssome_norms.fit import collect
+
+    table = collect(args.in_dir, args.demographics, args.out)
+    n_roi = sum(c.startswith("ei_ratio_roi_") for c in table.columns)
+    print(f"{len(table)} subjects x {n_roi} regions -> {args.out}")
+    return 0

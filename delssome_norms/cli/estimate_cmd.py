@@ -1,0 +1,162 @@
+"""``delssome-norms estimate-ei``: one subject's regional E/I ratio (CMA-ES train → val → test)."""
+
+from __future__ import annotations
+
+import argparse
+
+from delssome_norms.cli.main import add_command
+
+
+def add_fit_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by ``estimate-ei`` and ``cohort`` (search, simulation, device)."""
+    g = p.add_argument_group("fit")
+    g.add_argument("--generations", type=int, default=100, help="CMA-ES generations (default 100)")
+    g.add_argument("--popsize", type=int, default=100, help="candidates per generation (default 100)")
+    g.add_argument("--mu", type=int, default=10, help="selected candidates (default 10)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the whole run (default 0)")
+    g.add_argument(
+        "--mode", choices=("euler", "surrogate"), default="euler", help="train-stage evaluator"
+    )
+    g.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default cpu)")
+    g.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="simulation dtype")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    a = p.add_argument_group("simulation (advanced; defaults from SCIENCE.md)")
+    a.add_argument("--n-dup", type=int, default=3, help="noise duplicates per candidate (default 3)")
+    a.add_argument("--dt-train", type=float, default=0.005, help="train step, s (default 0.005)")
+    a.add_argument("--dt-val", type=float, default=0.005, help="validation step, s (default 0.005)")
+    a.add_argument("--dt-test", type=float, default=0.0005, help="test step, s (default 0.0005)")
+    a.add_argument("--burn-in", type=float, default=None, help="burn-in, s (default ceil(72/TR) TR)")
+    a.add_argument(
+        "--fcd-window", type=int, default=None, help="FCD window, frames (default round(60/TR))"
+    )
+    a.add_argument(
+        "--warmup-steps", type=int, default=5000, help="unrecorded warm-up steps (default 5000)"
+    )
+    a.add_argument(
+        "--test-top-k", type=int, default=5, help="validated sets re-simulated in test (default 5)"
+    )
+    a.add_argument("--engine", default="auto", help="simulator engine: auto, torch or kernel")
+    a.add_argument(
+        "--rate-gate",
+        nargs=2,
+        type=float,
+        default=None,
+        metavar=("LOW", "HIGH"),
+        help="reject candidates whose regional mean r_E leaves LOW..HIGH Hz (e.g. 2.7 3.3); default off",
+    )
+
+
+def settings_from_args(args: argparse.Namespace):
+    """Build :class:`~delssome_norms.fit.FitSettings` from parsed options (checks the mode)."""
+    from delssome_norms.fit import CMAESSettings, FitSettings, check_mode
+
+    check_mode(args.mode)
+    return FitSettings(
+        cmaes=CMAESSettings(generations=args.generations, popsize=args.popsize, mu=args.mu),
+        seed=args.seed,
+        mode=args.mode,
+        n_dup=args.n_dup,
+        dt_train=args.dt_train,
+        dt_val=args.dt_val,
+        dt_test=args.dt_test,
+        burn_in=args.burn_in,
+        fcd_window=args.fcd_window,
+        warmup_steps=args.warmup_steps,
+        test_top_k=args.test_top_k,
+        device=args.device,
+        dtype=args.dtype,
+        engine=args.engine,
+        rate_gate=tuple(args.rate_gate) if args.rate_gate else None,
+    )
+
+
+def register(subparsers) -> None:
+    """Add the ``estimate-ei`` subcommand."""
+    p = add_command(
+        subparsers,
+        "estimate-ei",
+        help="estimate one subject's regional E/I ratio from FC and FCD-CDF (or BOLD time series)",
+        example="delssome-norms estimate-ei --fc sub-000_FC.csv --fcd-cdf sub-000_FCD_CDF.csv "
+        "--tr 0.72 --scan-length 864 --out-dir out/sub-000",
+        description="Fit the pFIC model to one subject with CMA-ES (train), re-simulate each "
+        "generation's best (validation) and the best validated sets at a finer step (test). Writes "
+        "EI_ratio.csv, best_parameters.csv, fit_quality.csv and run.json to --out-dir; rerunning "
+        "the same command after an interruption resumes from the last finished generation.",
+    )
+    src = p.add_argument_group("inputs")
+    src.add_argument("--fc", nargs="+", metavar="CSV", help="FC (N x N), one file per run")
+    src.add_argument("--fcd-cdf", nargs="+", metavar="CSV", help="FCD-CDF (10000 x 1), one file per run")
+    src.add_argument(
+        "--timeseries", nargs="+", metavar="FILE", help="BOLD runs (frames x regions; TSV, CSV or NPY)"
+    )
+    src.add_argument("--tr", type=float, required=True, help="repetition time (seconds)")
+    src.add_argument("--scan-length", type=float, help="scan length (seconds; default frames x TR)")
+    src.add_argument("--sc", metavar="CSV", help="SC (N x N); default: the DK68 template")
+    src.add_argument("--myelin", metavar="CSV", help="myelin map (give with --gradient)")
+    src.add_argument("--gradient", metavar="CSV", help="RSFC gradient map (give with --myelin)")
+    src.add_argument("--subject-id", default=None, help="name used in run.json (default: out-dir name)")
+    p.add_argument("--out-dir", required=True, help="output folder")
+    add_fit_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the subject, fit, and print the mean E/I."""
+    from pathlib import Path
+
+    from delssome_norms.errors import InvalidInputError
+    from delssome_norms.fit import estimate_ei, load_subject
+
+    settings = settings_from_args(args)
+    if args.timeseries and (args.fc or args.fcd_cdf):
+        raise InvalidInputError("give either --timeseries or --fc with --fcd-cdf", "estimate-ei")
+    if not args.timeseries and not (args.fc and args.fcd_cdf):
+        raise InvalidInputError("needs --fc and --fcd-cdf, or --timeseries", "estimate-ei")
+    if not args.timeseries and args.scan_length is None:
+        raise InvalidInputError("--scan-length (seconds) is required with --fc/--fcd-cdf", "estimate-ei")
+    out = Path(args.out_dir)
+    subject = load_subject(
+        args.subject_id or out.resolve().name,
+        args.tr,
+        args.scan_length,
+        fc=args.fc,
+        fcd_cdf=args.fcd_cdf,
+        timeseries=args.timeseries,
+        sc=args.sc,
+        myelin=args.myelin,
+        gradient=args.gradient,
+        fcd_window=args.fcd_window,
+    )
+    progress, bar = _generation_bar(args.quiet)
+    try:
+        outcome = estimate_ei(subject, out, settings, progress)
+    finally:
+        bar.close()
+    if outcome.status == "failed":
+        print(f"delssome-norms: {subject.subject_id} failed: {outcome.message}")
+        return 1
+    import pandas as pd
+
+    ei = pd.read_csv(out / "EI_ratio.csv")["EI_ratio"]
+    verb = "already finished" if outcome.status == "skipped" else "done"
+    print(f"{subject.subject_id}: {verb}; mean E/I {ei.mean():.4f} over {len(ei)} regions -> {out}")
+    return 0
+
+
+def _generation_bar(quiet: bool):
+    import sys
+
+    from tqdm.auto import tqdm
+
+    from delssome_norms.fit import GroupProgress
+
+    disable = True if quiet else (None if sys.stderr.isatty() else True)
+    bar = tqdm(total=0, desc="generations", unit="gen", disable=disable)
+
+    def start(total: int) -> None:
+        bar.reset(total=total)
+
+    def step(done: int) -> None:
+        bar.update(max(0, done - bar.n))
+
+    return GroupProgress(on_start=start, on_generation=step), bar

@@ -1,0 +1,224 @@
+"""Checkpoints of a subject's fit without pickle: arrays (``.npz``) plus JSON metadata.
+
+Layout of ``<subject dir>/checkpoint/``::
+
+    state.json          format_version, fingerprint of the fit's inputs/settings, generations done
+    train_00000.npz     generation 0: candidates (popsize, n_coeffs), corr, l1, ks (popsize,)
+    train_00001.npz     ...
+    val.npz, test.npz   results of the later stages (see :mod:`delssome_norms.fit.stages`)
+
+The CMA-ES state itself is never stored. To resume, the search is rebuilt from the same seed and
+its history is *replayed* (:func:`replay`): each stored generation is asked again, the candidates
+are checked to be bit-identical to the stored ones, and the stored losses are told. No simulation is
+repeated, and the rebuilt strategy is exactly the one that was interrupted.
+
+A generation file is written (atomically) before ``state.json`` is updated, so a kill at any moment
+leaves either the old or the new state; a generation file beyond ``generations_done`` is ignored
+and recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from delssome_norms.errors import InvalidInputError
+from delssome_norms.fit.cmaes import CMAESSearch
+from delssome_norms.io import write_arrays, write_json
+
+FORMAT_VERSION = 1
+"""Schema version of the checkpoint files."""
+
+
+def fingerprint_arrays(*arrays: np.ndarray) -> str:
+    """SHA-256 (hex, 16 characters) of arrays' shapes and float64 bytes; identifies inputs."""
+    h = hashlib.sha256()
+    for a in arrays:
+        arr = np.ascontiguousarray(np.asarray(a, dtype=np.float64))
+        h.update(str(arr.shape).encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class GenerationRecord:
+    """One evaluated CMA-ES generation.
+
+    Attributes
+    ----------
+    candidates : ndarray of shape (popsize, n_coeffs)
+    corr, l1, ks : ndarray of shape (popsize,)
+        Losses per candidate (NaN for invalid simulations).
+    violation : ndarray of shape (popsize,), optional
+        r_E-gate violation of gated candidates [Hz] (0 otherwise); see ``CMAESSearch.tell``.
+    """
+
+    candidates: np.ndarray
+    corr: np.ndarray
+    l1: np.ndarray
+    ks: np.ndarray
+    violation: np.ndarray | None = None
+
+    @property
+    def total(self) -> np.ndarray:
+        """Total loss per candidate, shape (popsize,)."""
+        return self.corr + self.l1 + self.ks
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Named arrays for an ``.npz`` file."""
+        out = {"candidates": self.candidates, "corr": self.corr, "l1": self.l1, "ks": self.ks}
+        if self.violation is not None:
+            out["violation"] = self.violation
+        return out
+
+
+# The two readers below are the only file reads of this subpackage (io has no npz/JSON reader).
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InvalidInputError(f"unreadable checkpoint metadata ({exc})", str(path)) from None
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: np.array(data[k]) for k in data.files}
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError(f"unreadable checkpoint arrays ({exc})", str(path)) from None
+
+
+class Checkpoint:
+    """The checkpoint folder of one subject.
+
+    Parameters
+    ----------
+    directory : path
+        ``<subject dir>/checkpoint``.
+    fingerprint : dict
+        JSON-able description of everything the results depend on (seed, settings, input hashes,
+        timing, mode). A checkpoint written with another fingerprint is not reused: the user gets
+        an :class:`~delssome_norms.errors.InvalidInputError` naming the differing keys.
+    """
+
+    def __init__(self, directory: str | Path, fingerprint: dict[str, Any]) -> None:
+        self.directory = Path(directory)
+        self.fingerprint = json.loads(json.dumps(fingerprint))  # normalise tuples, numpy scalars
+
+    @property
+    def state_path(self) -> Path:
+        """Path of ``state.json``."""
+        return self.directory / "state.json"
+
+    def _train_path(self, generation: int) -> Path:
+        return self.directory / f"train_{generation:05d}.npz"
+
+    def _state(self) -> dict[str, Any] | None:
+        if not self.state_path.exists():
+            return None
+        state = _read_json(self.state_path)
+        if state.get("format_version") != FORMAT_VERSION:
+            raise InvalidInputError(
+                f"checkpoint format {state.get('format_version')} is not {FORMAT_VERSION}; "
+                "delete the folder to start this subject again",
+                str(self.state_path),
+            )
+        stored = state.get("fingerprint", {})
+        if stored != self.fingerprint:
+            keys = sorted(
+                k
+                for k in set(stored) | set(self.fingerprint)
+                if stored.get(k) != self.fingerprint.get(k)
+            )
+            raise InvalidInputError(
+                f"checkpoint was written with different inputs or settings ({', '.join(keys)}); "
+                "use another --out-dir or delete this subject's folder to start it again",
+                str(self.state_path),
+            )
+        return state
+
+    def generations_done(self) -> int:
+        """Number of train generations stored (0 if there is no checkpoint)."""
+        state = self._state()
+        return 0 if state is None else int(state["generations_done"])
+
+    def load_train(self, limit: int | None = None) -> list[GenerationRecord]:
+        """Stored train generations, oldest first (at most ``limit``)."""
+        n = self.generations_done()
+        if limit is not None:
+            n = min(n, limit)
+        records = []
+        for g in range(n):
+            arrays = _read_npz(self._train_path(g))
+            records.append(
+                GenerationRecord(
+                    **{k: arrays[k] for k in ("candidates", "corr", "l1", "ks")},
+                    violation=arrays.get("violation"),
+                )
+            )
+        return records
+
+    def save_generation(self, generation: int, record: GenerationRecord) -> None:
+        """Store generation ``generation`` (0-based) and mark it done (two atomic writes)."""
+        write_arrays(record.to_arrays(), self._train_path(generation))
+        self._write_state(generations_done=generation + 1)
+
+    def _write_state(self, **fields: Any) -> None:
+        state = {"format_version": FORMAT_VERSION, "fingerprint": self.fingerprint}
+        if self.state_path.exists():
+            old = _read_json(self.state_path)
+            state.update({k: v for k, v in old.items() if k not in state})
+        state.update(fields)
+        state.setdefault("generations_done", 0)
+        write_json(state, self.state_path)
+
+    def save_stage(self, stage: str, arrays: dict[str, np.ndarray]) -> None:
+        """Store the result arrays of a later stage (``"val"`` or ``"test"``)."""
+        write_arrays(arrays, self.directory / f"{stage}.npz")
+        if not self.state_path.exists():
+            self._write_state()
+
+    def load_stage(self, stage: str) -> dict[str, np.ndarray] | None:
+        """Result arrays of a stage, or None if it was not stored."""
+        path = self.directory / f"{stage}.npz"
+        if not path.exists() or self._state() is None:
+            return None
+        return _read_npz(path)
+
+
+def replay(search: CMAESSearch, records: list[GenerationRecord], source: str = "checkpoint") -> None:
+    """Bring a freshly built search to the state after ``records`` without simulating anything.
+
+    Parameters
+    ----------
+    search : CMAESSearch
+        Built with the same space, settings and seed as the interrupted search.
+    records : list of GenerationRecord
+        The stored generations, oldest first.
+    source : str
+        Name used in the error message.
+
+    Raises
+    ------
+    InvalidInputError
+        If a replayed generation does not reproduce the stored candidates bit for bit (another
+        pycma/numpy version, or different inputs).
+    """
+    for g, rec in enumerate(records):
+        cands = search.ask()
+        if (
+            cands is None
+            or cands.shape != rec.candidates.shape
+            or not np.array_equal(cands, rec.candidates)
+        ):
+            raise InvalidInputError(
+                f"replaying generation {g} did not reproduce the stored candidates (different "
+                "pycma/numpy version or inputs); delete this subject's folder to start it again",
+                source,
+            )
+        search.tell(rec.total, rec.violation)

@@ -1,0 +1,407 @@
+"""Cohort estimation: manifest → lockstep groups → shards → local or Dask execution.
+
+1. **Plan** (:func:`plan_cohort`): manifest rows are grouped into lockstep groups of K subjects with
+   the same TR and scan length, in manifest order. The plan depends only on the manifest and K, so
+   every shard, worker and restart sees the same groups (and therefore the same numbers).
+2. **Shard** (:func:`shard_groups`): ``--shard k/n`` takes every n-th group starting at the k-th;
+   the n shards together cover every group, hence every subject, exactly once.
+3. **Execute**: each group is one task (:func:`run_group_task`) that loads its subjects (a bad
+   file fails only that subject, with a message in ``failures.csv``), skips finished ones and
+   resumes unfinished ones. ``executor="local"`` runs the groups one after the other in this
+   process; ``executor="dask"`` submits them to an existing Dask cluster (``dask.distributed``;
+   ``dask-jobqueue`` starts such clusters on SLURM/PBS), each worker running whole lockstep
+   groups. Output folders must be on a file system the workers share.
+
+Subjects without maps use the ``[1, gradient]`` design with the principal gradient of the
+cohort's group-average FC (Fisher-z mean over every readable subject of the manifest, so it is
+the same in every shard), written to ``<out_dir>/cohort_gradient.csv``.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from delssome_norms.datasets import load_default_template
+from delssome_norms.errors import InputWarning, InvalidInputError
+from delssome_norms.fit.lockstep import (
+    GroupProgress,
+    SubjectOutcome,
+    choose_group_size,
+    default_gradient,
+    fit_group,
+    plan_groups,
+)
+from delssome_norms.fit.outputs import is_complete, write_failure, write_failures
+from delssome_norms.fit.settings import FitSettings
+from delssome_norms.fit.subject import SubjectInputs, load_subject
+from delssome_norms.io import (
+    fisher_z_mean,
+    read_fc_runs,
+    read_manifest,
+    read_sc,
+    read_timeseries,
+    write_matrix,
+)
+from delssome_norms.model import bold_fc
+
+EXECUTORS = ("local", "dask")
+"""Ways to run the groups."""
+MAP_COLUMNS = ("myelin", "gradient")
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """Parse ``"k/n"`` (1 <= k <= n); None means ``(1, 1)``."""
+    if text is None:
+        return 1, 1
+    try:
+        k_s, n_s = str(text).split("/")
+        k, n = int(k_s), int(n_s)
+    except ValueError:
+        raise InvalidInputError(f"expected k/n such as 1/4, got {text!r}", "--shard") from None
+    if not 1 <= k <= n:
+        raise InvalidInputError(f"shard k/n needs 1 <= k <= n, got {text!r}", "--shard")
+    return k, n
+
+
+def _cell(row: pd.Series, col: str) -> Any:
+    v = row.get(col)
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return None
+    return v
+
+
+@dataclass(frozen=True)
+class CohortPlan:
+    """Lockstep groups of a manifest.
+
+    Attributes
+    ----------
+    rows : list of dict
+        Manifest rows (paths resolved), in manifest order.
+    groups : list of list of int
+        Row indices of each lockstep group.
+    group_size : int
+        K.
+    n_regions : int
+        N every subject must have.
+    """
+
+    rows: list[dict[str, Any]]
+    groups: list[list[int]]
+    group_size: int
+    n_regions: int
+
+    @property
+    def subject_ids(self) -> list[str]:
+        """All subject ids of the manifest."""
+        return [r["subject_id"] for r in self.rows]
+
+
+def _cohort_n_regions(rows: list[dict[str, Any]]) -> int:
+    if any(r.get("sc") is None for r in rows):
+        return int(load_default_template().sc.shape[0])
+    for r in rows:
+        try:
+            return int(read_sc(r["sc"]).shape[0])
+        except InvalidInputError:
+            continue
+    raise InvalidInputError("no readable SC file in the manifest", "manifest")
+
+
+def plan_cohort(
+    manifest: pd.DataFrame,
+    settings: FitSettings,
+    group_size: int | None = None,
+    n_regions: int | None = None,
+) -> CohortPlan:
+    """Group a manifest (from :func:`delssome_norms.io.read_manifest`) into lockstep groups.
+
+    Parameters
+    ----------
+    manifest : DataFrame
+    settings : FitSettings
+    group_size : int, optional
+        K; default from the device's memory (:func:`~delssome_norms.fit.lockstep.choose_group_size`).
+    n_regions : int, optional
+        N; default 68 (the template) when a row has no SC, else the first readable SC's size.
+    """
+    rows = []
+    for _, r in manifest.iterrows():
+        rows.append({c: _cell(r, c) for c in manifest.columns})
+    n = n_regions or _cohort_n_regions(rows)
+    if group_size is None:
+        first = rows[0]
+        frames = settings.timing(first["tr"], first["scan_length"], "train").n_frames
+        group_size = choose_group_size(
+            n, frames, settings.cmaes.popsize, settings.n_dup, settings.device, settings.dtype
+        )
+    if not isinstance(group_size, int) or group_size < 1:
+        raise InvalidInputError(f"must be a positive integer, got {group_size!r}", "--batch-subjects")
+    keys = [(round(float(r["tr"]), 9), round(float(r["scan_length"]), 9)) for r in rows]
+    return CohortPlan(
+        rows=rows, groups=plan_groups(keys, group_size), group_size=group_size, n_regions=n
+    )
+
+
+def shard_groups(plan: CohortPlan, shard: tuple[int, int]) -> list[int]:
+    """Indices of the groups of shard ``(k, n)``: groups k-1, k-1+n, k-1+2n, ..."""
+    k, n = shard
+    return list(range(k - 1, len(plan.groups), n))
+
+
+def _row_fc(row: dict[str, Any], n_regions: int) -> np.ndarray:
+    if row.get("timeseries"):
+        runs = [read_timeseries(p) for p in str(row["timeseries"]).split(";")]
+        for p, r in zip(str(row["timeseries"]).split(";"), runs):
+            if r.shape[1] != n_regions:
+                raise InvalidInputError(f"has {r.shape[1]} region columns, expected {n_regions}", p)
+        return fisher_z_mean(np.stack([bold_fc(r).numpy() for r in runs]))
+    return read_fc_runs(str(row["fc"]).split(";"), n_regions)
+
+
+def cohort_gradient(plan: CohortPlan) -> np.ndarray | None:
+    """Principal gradient of the group-average FC, or None if every row has its own maps.
+
+    Unreadable subjects are left out (they fail with a clear message when processed).
+    """
+    if all(any(r.get(c) for c in MAP_COLUMNS) for r in plan.rows):
+        return None
+    fcs = []
+    for r in plan.rows:
+        try:
+            fcs.append(_row_fc(r, plan.n_regions))
+        except InvalidInputError:
+            continue
+    if not fcs:
+        return None
+    return default_gradient(fisher_z_mean(np.stack(fcs)))
+
+
+def _load_row(row: dict[str, Any], n_regions: int, settings: FitSettings) -> SubjectInputs:
+    return load_subject(
+        row["subject_id"],
+        row["tr"],
+        row["scan_length"],
+        fc=row.get("fc"),
+        fcd_cdf=row.get("fcd_cdf"),
+        timeseries=row.get("timeseries"),
+        sc=row.get("sc"),
+        myelin=row.get("myelin"),
+        gradient=row.get("gradient"),
+        n_regions=n_regions,
+        fcd_window=settings.fcd_window,
+    )
+
+
+def run_group_task(
+    rows: list[dict[str, Any]],
+    out_dir: str,
+    settings: FitSettings,
+    n_regions: int,
+    fallback_gradient: np.ndarray | None,
+    progress: GroupProgress | None = None,
+) -> list[dict[str, str]]:
+    """Load, fit and write one lockstep group (the unit of work of every executor).
+
+    Returns
+    -------
+    list of dict
+        One ``{"subject_id", "status", "stage", "message"}`` per row.
+    """
+    out = Path(out_dir)
+    group_ids = [str(r["subject_id"]) for r in rows]
+    outcomes: dict[str, SubjectOutcome] = {}
+    subjects, dirs = [], []
+    for r in rows:
+        sid = str(r["subject_id"])
+        sdir = out / sid
+        if is_complete(sdir):
+            outcomes[sid] = SubjectOutcome(sid, "skipped")
+            continue
+        try:
+            subjects.append(_load_row(r, n_regions, settings))
+            dirs.append(sdir)
+        except InvalidInputError as exc:
+            write_failure(sdir, sid, "input", str(exc))
+            outcomes[sid] = SubjectOutcome(sid, "failed", "input", str(exc))
+    if subjects:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", InputWarning)
+                done = fit_group(subjects, dirs, settings, group_ids, fallback_gradient, progress)
+        except Exception as exc:  # one broken group must not stop the cohort
+            message = f"{type(exc).__name__}: {exc}"
+            done = []
+            for s, d in zip(subjects, dirs):
+                write_failure(d, s.subject_id, "fit", message)
+                done.append(SubjectOutcome(s.subject_id, "failed", "fit", message))
+        outcomes.update({o.subject_id: o for o in done})
+    return [vars(outcomes[sid]) for sid in group_ids]
+
+
+@dataclass
+class CohortSummary:
+    """Counts of a cohort run and the failures table."""
+
+    done: int
+    skipped: int
+    failed: int
+    failures: pd.DataFrame
+    group_size: int
+    n_groups: int
+
+
+def _progress_bars(total: int, quiet: bool):
+    from tqdm.auto import tqdm
+
+    disable = True if quiet else (None if sys.stderr.isatty() else True)
+    subjects = tqdm(total=total, desc="subjects", unit="subj", disable=disable, position=0)
+    generations = tqdm(total=0, desc="generations", unit="gen", disable=disable, position=1, leave=False)
+    return subjects, generations
+
+
+def run_cohort(
+    manifest: str | Path | pd.DataFrame,
+    out_dir: str | Path,
+    settings: FitSettings | None = None,
+    shard: tuple[int, int] | str | None = None,
+    executor: str = "local",
+    scheduler: Any = None,
+    group_size: int | None = None,
+    quiet: bool = False,
+    on_subject: Callable[[dict[str, str]], None] | None = None,
+) -> CohortSummary:
+    """Estimate E/I for every subject of a manifest (or of one shard of it).
+
+    Parameters
+    ----------
+    manifest : path or DataFrame
+        Manifest CSV (see :func:`delssome_norms.io.read_manifest`) or its table.
+    out_dir : path
+        One sub-folder per subject, plus ``failures.csv`` and ``cohort_gradient.csv``.
+    settings : FitSettings, optional
+    shard : (k, n) or "k/n", optional
+        Run only shard k of n.
+    executor : {"local", "dask"}
+    scheduler : str or dask.distributed.Client, optional
+        Address of an existing Dask scheduler (or a connected client); required for ``"dask"``.
+    group_size : int, optional
+        K (subjects per lockstep group); default from the device's memory.
+    quiet : bool
+        No progress bars.
+    on_subject : callable, optional
+        Called with each subject's outcome dict as it finishes.
+
+    Returns
+    -------
+    CohortSummary
+    """
+    settings = settings or FitSettings()
+    if executor not in EXECUTORS:
+        raise InvalidInputError(f"must be one of {', '.join(EXECUTORS)}, got {executor!r}", "--executor")
+    if executor == "dask" and scheduler is None:
+        raise InvalidInputError(
+            "the dask executor needs the address of a running scheduler", "--scheduler"
+        )
+    shard_kn = parse_shard(shard) if isinstance(shard, str) or shard is None else tuple(shard)
+    table = read_manifest(manifest) if not isinstance(manifest, pd.DataFrame) else manifest
+    plan = plan_cohort(table, settings, group_size)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    gradient = cohort_gradient(plan)
+    if gradient is not None:
+        n_nomaps = sum(not any(r.get(c) for c in MAP_COLUMNS) for r in plan.rows)
+        warnings.warn(
+            f"{n_nomaps} subject(s) have no myelin/gradient maps: using the [1, gradient] "
+            "parameterisation with the principal gradient of the cohort's group-average FC",
+            InputWarning,
+            stacklevel=2,
+        )
+        write_matrix(gradient, out / "cohort_gradient.csv")
+    mine = shard_groups(plan, shard_kn)
+    total = sum(len(plan.groups[g]) for g in mine)
+    bars = _progress_bars(total, quiet)
+    counts = {"done": 0, "skipped": 0, "failed": 0}
+
+    def record(outcome: dict[str, str]) -> None:
+        counts[outcome["status"]] += 1
+        bars[0].update(1)
+        if on_subject is not None:
+            on_subject(outcome)
+
+    try:
+        if executor == "local":
+            gen_bar = bars[1]
+
+            def start(total_gen: int) -> None:
+                gen_bar.reset(total=total_gen)
+
+            def gen(done: int) -> None:
+                gen_bar.update(max(0, done - gen_bar.n))
+
+            for g in mine:
+                rows = [plan.rows[i] for i in plan.groups[g]]
+                progress = GroupProgress(on_start=start, on_generation=gen)
+                for o in run_group_task(rows, str(out), settings, plan.n_regions, gradient, progress):
+                    record(o)
+        else:
+            _run_dask(plan, mine, out, settings, gradient, scheduler, record)
+    finally:
+        for b in bars:
+            b.close()
+    failures = write_failures(out, plan.subject_ids)
+    return CohortSummary(
+        done=counts["done"],
+        skipped=counts["skipped"],
+        failed=counts["failed"],
+        failures=failures,
+        group_size=plan.group_size,
+        n_groups=len(mine),
+    )
+
+
+def _run_dask(
+    plan: CohortPlan,
+    groups: list[int],
+    out: Path,
+    settings: FitSettings,
+    gradient: np.ndarray | None,
+    scheduler: Any,
+    record: Callable[[dict[str, str]], None],
+) -> None:
+    try:
+        from dask.distributed import Client, as_completed
+    except ImportError:  # pragma: no cover - optional dependency
+        raise InvalidInputError(
+            "the dask executor needs dask.distributed (pip install 'delssome_norms[cluster]')",
+            "--executor",
+        ) from None
+    own = not isinstance(scheduler, Client)
+    client = Client(scheduler) if own else scheduler
+    try:
+        futures = [
+            client.submit(
+                run_group_task,
+                [plan.rows[i] for i in plan.groups[g]],
+                str(out),
+                settings,
+                plan.n_regions,
+                gradient,
+                pure=False,
+            )
+            for g in groups
+        ]
+        for fut in as_completed(futures):
+            for o in fut.result():
+                record(o)
+    finally:
+        if own:
+            client.close()

@@ -1,0 +1,178 @@
+"""Design matrix of the regional parameterisation and the default RSFC gradient (SCIENCE.md §5).
+
+Regional parameters are linear in a few regional maps: ``X = [1, myelin, gradient]`` (N x 3). When
+no myelin map is available the design falls back to ``X = [1, gradient]`` (N x 2) with an
+:class:`~delssome_norms.errors.InputWarning`. When no gradient is given either, the gradient is
+computed from FC with :func:`diffusion_gradient` (for a cohort: from the group-average FC).
+
+:func:`diffusion_gradient` follows BrainSpace's ``GradientMaps(approach="dm")`` recipe (Vos de
+Wael et al. 2020): keep the top 10 % of each FC row, cosine affinity between the thresholded rows
+(negative affinities set to 0), diffusion map with anisotropic normalisation alpha = 0.5; the
+principal non-trivial component is returned, z-scored, with a deterministic sign.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from delssome_norms.errors import InputWarning, InvalidInputError
+
+GRADIENT_SPARSITY = 0.9
+"""Fraction of each FC row set to zero before the affinity (BrainSpace default: keep the top 10 %)."""
+DIFFUSION_ALPHA = 0.5
+"""Anisotropic diffusion parameter of the diffusion map (BrainSpace default)."""
+
+
+def _thresholded_rows(fc: np.ndarray, sparsity: float) -> np.ndarray:
+    """Zero every entry of a row below that row's ``sparsity`` quantile."""
+    x = np.array(fc, dtype=np.float64)
+    cut = np.quantile(x, sparsity, axis=1, keepdims=True)
+    x[x < cut] = 0.0
+    return x
+
+
+def _cosine_affinity(x: np.ndarray) -> np.ndarray:
+    """Cosine similarity between rows, negative values set to zero. Shape (N, N)."""
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    norm[norm == 0] = 1.0
+    u = x / norm
+    a = u @ u.T
+    a[a < 0] = 0.0
+    return 0.5 * (a + a.T)
+
+
+def _diffusion_components(affinity: np.ndarray, alpha: float, n_components: int) -> np.ndarray:
+    """Diffusion-map embedding (Coifman & Lafon 2006) without the trivial first component.
+
+    Returns an array of shape (N, n_components): right eigenvectors of the (alpha-normalised)
+    Markov matrix, ordered by decreasing eigenvalue. Their scale is arbitrary (the caller
+    z-scores).
+    """
+    a = affinity.copy()
+    if alpha > 0:
+        d = a.sum(axis=1)
+        d[d == 0] = 1.0
+        d = d**-alpha
+        a = d[:, None] * a * d[None, :]
+    row = a.sum(axis=1)
+    row[row == 0] = 1.0
+    d_half = row**-0.5
+    sym = d_half[:, None] * a * d_half[None, :]
+    vals, vecs = np.linalg.eigh(0.5 * (sym + sym.T))
+    order = np.argsort(vals)[::-1]
+    vals, vecs = vals[order], vecs[:, order]
+    if vals[1] > 1.0 - 1e-10:
+        warnings.warn(
+            "the FC affinity graph is disconnected; the FC gradient separates its components",
+            InputWarning,
+            stacklevel=3,
+        )
+    return (vecs * d_half[:, None])[:, 1 : n_components + 1]
+
+
+def _orient(gradient: np.ndarray, sensory_mask: np.ndarray | None) -> np.ndarray:
+    """Fix the arbitrary sign of an eigenvector deterministically.
+
+    With a sensory-region mask the gradient is oriented so that sensory regions sit at its low end
+    (the unimodal end of the principal gradient, Margulies et al. 2016; then wEI, which must
+    correlate positively with the gradient, is higher in association cortex). Without a mask the
+    entry of largest magnitude is made positive.
+    """
+    if sensory_mask is not None and sensory_mask.any() and (~sensory_mask).any():
+        flip = gradient[sensory_mask].mean() > gradient[~sensory_mask].mean()
+    else:
+        flip = gradient[np.argmax(np.abs(gradient))] < 0
+    return -gradient if flip else gradient
+
+
+def diffusion_gradient(
+    fc: np.ndarray,
+    sensory_mask: np.ndarray | None = None,
+    sparsity: float = GRADIENT_SPARSITY,
+    alpha: float = DIFFUSION_ALPHA,
+) -> np.ndarray:
+    """Principal RSFC gradient of an FC matrix (diffusion map, BrainSpace-style).
+
+    Parameters
+    ----------
+    fc : ndarray of shape (N, N)
+        Functional connectivity (Pearson correlations, unit diagonal); for a cohort pass the
+        group-average (Fisher-z mean) FC.
+    sensory_mask : ndarray of bool, shape (N,), optional
+        Regions at the unimodal end; used only to fix the sign (sensory regions get the low end).
+        For the DK68 atlas use ``region_classes() == "sensory"``.
+    sparsity : float, default 0.9
+        Fraction of each row zeroed before the affinity (keep the top 10 %).
+    alpha : float, default 0.5
+        Anisotropic diffusion parameter.
+
+    Returns
+    -------
+    ndarray of shape (N,)
+        The principal component, z-scored (mean 0, standard deviation 1; unitless).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> ts = rng.standard_normal((200, 6)) + np.linspace(-1, 1, 6) * rng.standard_normal((200, 1))
+    >>> g = diffusion_gradient(np.corrcoef(ts.T))
+    >>> g.shape, round(float(g.std()), 6)
+    ((6,), 1.0)
+    """
+    fc = np.asarray(fc, dtype=np.float64)
+    if fc.ndim != 2 or fc.shape[0] != fc.shape[1] or fc.shape[0] < 3:
+        raise InvalidInputError(f"expected a square FC matrix with N >= 3, got shape {fc.shape}", "FC")
+    affinity = _cosine_affinity(_thresholded_rows(fc, sparsity))
+    comp = _diffusion_components(affinity, alpha, n_components=1)[:, 0]
+    std = comp.std()
+    if not np.isfinite(std) or std == 0:
+        raise InvalidInputError("the FC gradient is constant; FC has no usable structure", "FC")
+    g = (comp - comp.mean()) / std
+    mask = None if sensory_mask is None else np.asarray(sensory_mask, dtype=bool)
+    return _orient(g, mask)
+
+
+def design_matrix(
+    gradient: np.ndarray, myelin: np.ndarray | None = None, warn: bool = True
+) -> np.ndarray:
+    """Design matrix ``X`` of the linear regional parameterisation.
+
+    Parameters
+    ----------
+    gradient : ndarray of shape (N,)
+        Principal RSFC gradient (unitless).
+    myelin : ndarray of shape (N,), optional
+        T1w/T2w myelin map. Without it the fallback ``[1, gradient]`` is used and an
+        :class:`~delssome_norms.errors.InputWarning` is issued (unless ``warn=False``).
+    warn : bool, default True
+        Warn when falling back to ``[1, gradient]``.
+
+    Returns
+    -------
+    ndarray of shape (N, 3) ``[1, myelin, gradient]`` or (N, 2) ``[1, gradient]``, float64.
+
+    Examples
+    --------
+    >>> design_matrix(np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.5, 1.2])).shape
+    (3, 3)
+    """
+    gradient = np.asarray(gradient, dtype=np.float64).reshape(-1)
+    ones = np.ones_like(gradient)
+    if myelin is None:
+        if warn:
+            warnings.warn(
+                "no myelin map given: using the [1, gradient] parameterisation (7 coefficients) "
+                "instead of [1, myelin, gradient]",
+                InputWarning,
+                stacklevel=2,
+            )
+        return np.column_stack([ones, gradient])
+    myelin = np.asarray(myelin, dtype=np.float64).reshape(-1)
+    if myelin.shape != gradient.shape:
+        raise InvalidInputError(
+            f"myelin has {myelin.size} regions but the gradient has {gradient.size}", "myelin"
+        )
+    return np.column_stack([ones, myelin, gradient])

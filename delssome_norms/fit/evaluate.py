@@ -1,0 +1,269 @@
+"""Scoring candidates: the evaluator interface and the Euler (simulation) evaluator.
+
+The train stage scores candidates through an *evaluator*: a callable
+
+    evaluate(params: PFICParams, subject_index: Tensor (B,), *, seed: int) -> Losses
+
+that returns corr/l1/ks losses of shape (B,) (NaN for invalid candidates) for candidates of
+several subjects at once; ``subject_index[b]`` says whose empirical FC/FCD-CDF candidate ``b`` is
+compared with. ``seed`` fixes the simulation noise of the call (a surrogate may ignore it).
+:class:`EulerEvaluator` simulates (``simulate`` → ``summarize`` → ``cost``); the DELSSOME surrogate
+will plug in with the same signature (``mode="surrogate"``), and ``fit`` never imports it.
+Validation and test are always simulated, with :meth:`EulerEvaluator.simulate`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from delssome_norms.errors import InvalidInputError, NotYetAvailableError
+from delssome_norms.model import (
+    Losses,
+    PFICParams,
+    SimulationTiming,
+    cost,
+    scale_sc,
+    simulate,
+    summarize,
+)
+
+MODES = ("euler", "surrogate")
+"""Train-stage evaluators; ``surrogate`` is not available yet."""
+
+
+class Evaluator(Protocol):
+    """Scores candidates of several subjects in one call (see the module docstring)."""
+
+    def __call__(self, params: PFICParams, subject_index: Tensor, *, seed: int) -> Losses: ...
+
+
+class SimulatedCandidates(NamedTuple):
+    """Losses and time averages of simulated candidates (numpy, float64).
+
+    Attributes
+    ----------
+    corr, l1, ks : ndarray of shape (B,)
+        Losses (NaN where a duplicate was invalid).
+    s_e, s_i, r_e : ndarray of shape (B, D, N)
+        Time-averaged S_E, S_I and excitatory rate [Hz] per duplicate.
+    valid : ndarray of bool, shape (B, D)
+        Duplicate stayed finite (and, with a rate gate, the candidate passed it).
+    violation : ndarray of shape (B,)
+        r_E-gate violation [Hz]: mean over regions of the distance of the regional rate from the
+        band (0 when inside or without a gate).
+    """
+
+    corr: np.ndarray
+    l1: np.ndarray
+    ks: np.ndarray
+    s_e: np.ndarray
+    s_i: np.ndarray
+    r_e: np.ndarray
+    valid: np.ndarray
+    violation: np.ndarray | None = None
+
+
+class Scores(NamedTuple):
+    """Train-stage scores: the three losses plus the r_E-gate violation (``Losses``-compatible)."""
+
+    corr: Tensor
+    l1: Tensor
+    ks: Tensor
+    violation: Tensor
+
+    @property
+    def total(self) -> Tensor:
+        """``corr + l1 + ks``, shape (B,)."""
+        return self.corr + self.l1 + self.ks
+
+
+def _dtype(name: str | torch.dtype) -> torch.dtype:
+    if isinstance(name, torch.dtype):
+        return name
+    table = {"float32": torch.float32, "float64": torch.float64}
+    if name not in table:
+        raise InvalidInputError(f"dtype must be 'float32' or 'float64', got {name!r}", "--dtype")
+    return table[name]
+
+
+class EulerEvaluator:
+    """Evaluate candidates of K subjects by Euler–Maruyama simulation in one batched call.
+
+    Parameters
+    ----------
+    fc_emp : ndarray of shape (K, N, N)
+        Empirical FC per subject.
+    fcd_cdf_emp : ndarray of shape (K, bins)
+        Empirical FCD-CDF per subject.
+    sc : ndarray of shape (K, N, N) or (N, N)
+        Unscaled SC per subject (or one shared); scaled to max 0.02 here.
+    timing : SimulationTiming
+        Timing of the train stage (the subjects of one evaluator share TR and scan length).
+    n_dup : int, default 3
+        Noise duplicates per candidate.
+    device : str, default "cpu"
+    dtype : str or torch.dtype, default "float32"
+    engine : str, default "auto"
+        Simulator engine (see :func:`~delssome_norms.model.simulate`).
+    rate_gate : (float, float), optional
+        Band [Hz] for the time-averaged excitatory rate of every region (mean over valid
+        duplicates); candidates outside it get NaN losses and no valid duplicate.
+    """
+
+    def __init__(
+        self,
+        fc_emp: np.ndarray,
+        fcd_cdf_emp: np.ndarray,
+        sc: np.ndarray,
+        timing: SimulationTiming,
+        n_dup: int = 3,
+        device: str = "cpu",
+        dtype: str | torch.dtype = "float32",
+        engine: str = "auto",
+        rate_gate: tuple[float, float] | None = None,
+    ) -> None:
+        self.rate_gate = rate_gate
+        self.fc_emp = torch.as_tensor(np.asarray(fc_emp, dtype=np.float64))
+        self.fcd_cdf_emp = torch.as_tensor(np.asarray(fcd_cdf_emp, dtype=np.float64))
+        sc = np.asarray(sc, dtype=np.float64)
+        scaled = scale_sc(sc)
+        if scaled.ndim == 3 and all(np.array_equal(scaled[0], s) for s in scaled[1:]):
+            scaled = scaled[0]
+        self.sc = torch.as_tensor(scaled)
+        self.timing = timing
+        self.n_dup = int(n_dup)
+        self.device = device
+        self.dtype = _dtype(dtype)
+        self.engine = engine
+
+    def _sc_for(self, subject_index: Tensor) -> Tensor:
+        return self.sc if self.sc.ndim == 2 else self.sc[subject_index]
+
+    def simulate(
+        self,
+        params: PFICParams,
+        subject_index: Tensor,
+        *,
+        seed: int,
+        timing: SimulationTiming | None = None,
+    ) -> SimulatedCandidates:
+        """Simulate candidates and return losses plus time averages (for validation and test).
+
+        Parameters
+        ----------
+        params : PFICParams
+            Regional parameters, arrays of shape (B, N), G (B,).
+        subject_index : Tensor of shape (B,), int64
+            Subject (0..K-1) of each candidate.
+        seed : int
+            Noise seed of this call.
+        timing : SimulationTiming, optional
+            Overrides the evaluator's timing (e.g. the test stage's dt).
+
+        Returns
+        -------
+        SimulatedCandidates
+        """
+        timing = self.timing if timing is None else timing
+        idx = torch.as_tensor(subject_index, dtype=torch.long)
+        res = simulate(
+            params,
+            self._sc_for(idx),
+            timing,
+            n_dup=self.n_dup,
+            seed=int(seed),
+            device=self.device,
+            dtype=self.dtype,
+            engine=self.engine,
+        )
+        summ = summarize(res, timing)
+        del res.bold
+        losses = cost(summ, self.fc_emp[idx], self.fcd_cdf_emp[idx])
+        out = SimulatedCandidates(
+            *(t.detach().cpu().numpy().astype(np.float64) for t in losses),
+            *(t.detach().cpu().to(torch.float64).numpy() for t in (res.s_e, res.s_i, res.r_e)),
+            res.valid.detach().cpu().numpy(),
+        )
+        return out if self.rate_gate is None else apply_rate_gate(out, self.rate_gate)
+
+    def __call__(self, params: PFICParams, subject_index: Tensor, *, seed: int) -> Losses | Scores:
+        """Losses of candidates (the train-stage evaluator interface).
+
+        With a rate gate, returns :class:`Scores` (the losses plus each candidate's gate
+        violation), which the train stage uses to steer the search into the gate.
+        """
+        out = self.simulate(params, subject_index, seed=seed)
+        losses = [torch.from_numpy(a) for a in (out.corr, out.l1, out.ks)]
+        if self.rate_gate is None:
+            return Losses(*losses)
+        return Scores(*losses, torch.from_numpy(out.violation))
+
+
+def apply_rate_gate(out: SimulatedCandidates, band: tuple[float, float]) -> SimulatedCandidates:
+    """Invalidate candidates whose regional mean r_E (over valid duplicates) leaves ``band`` [Hz].
+
+    Returns
+    -------
+    SimulatedCandidates
+        Gated candidates have NaN losses, ``valid`` all False and ``violation`` > 0 (mean over
+        regions of the distance of the rate from the band, Hz).
+    """
+    lo, hi = band
+    mask = out.valid[:, :, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = np.where(mask, out.r_e, 0.0).sum(axis=1) / mask.sum(axis=1)  # (B, N)
+    inside = np.all((rate >= lo) & (rate <= hi), axis=1)
+    distance = np.maximum(np.maximum(lo - rate, rate - hi), 0.0).mean(axis=1)
+    violation = np.where(inside | ~np.isfinite(distance), 0.0, distance)
+    nan = np.full_like(out.corr, np.nan)
+    return out._replace(
+        corr=np.where(inside, out.corr, nan),
+        l1=np.where(inside, out.l1, nan),
+        ks=np.where(inside, out.ks, nan),
+        valid=out.valid & inside[:, None],
+        violation=violation,
+    )
+
+
+def check_mode(mode: str) -> str:
+    """Validate ``mode``; ``"surrogate"`` raises :class:`NotYetAvailableError`."""
+    if mode not in MODES:
+        raise InvalidInputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}", "--mode")
+    if mode == "surrogate":
+        raise NotYetAvailableError(
+            "--mode surrogate is not yet available: the DELSSOME surrogate evaluator has not been "
+            "implemented in this version; use --mode euler"
+        )
+    return mode
+
+
+def make_evaluator(
+    mode: str,
+    fc_emp: np.ndarray,
+    fcd_cdf_emp: np.ndarray,
+    sc: np.ndarray,
+    timing: SimulationTiming,
+    n_dup: int = 3,
+    device: str = "cpu",
+    dtype: str = "float32",
+    engine: str = "auto",
+    rate_gate: tuple[float, float] | None = None,
+) -> EulerEvaluator:
+    """The train-stage evaluator of ``mode`` for K subjects (see :class:`EulerEvaluator`)."""
+    check_mode(mode)
+    return EulerEvaluator(fc_emp, fcd_cdf_emp, sc, timing, n_dup, device, dtype, engine, rate_gate)
+
+
+def stack_params(regional: Sequence) -> PFICParams:
+    """Concatenate :class:`~delssome_norms.fit.parameterisation.RegionalParams` into PFICParams."""
+    return PFICParams(
+        wEE=np.concatenate([r.wEE for r in regional]),
+        wEI=np.concatenate([r.wEI for r in regional]),
+        sigma=np.concatenate([r.sigma for r in regional]),
+        G=np.concatenate([r.G for r in regional]),
+    )

@@ -1,0 +1,434 @@
+"""Lockstep fitting: K subjects advance their CMA-ES generations together (one batched simulation).
+
+All candidates of the K subjects of a group (K x popsize x n_dup simulations) go into one simulator
+call, which fills a GPU and amortises the per-step overhead of the integrator on a CPU. Subjects
+of one group share TR, scan length and N (:func:`plan_groups`); K is chosen from the device's
+memory unless given (:func:`choose_group_size`).
+
+**Determinism and resume.** The noise of a simulation call depends on the call's seed and on the
+batch it is in, so a group's results depend on its members. Groups are therefore formed
+deterministically from the manifest order (never from what is left to do), each call's seed is
+derived from the run seed, the members, the stage and the generation, and a restarted group
+recomputes exactly the calls an uninterrupted run makes: after a kill between two members'
+checkpoint writes, the members that are one generation ahead are rewound (replayed one generation
+less) and the generation is simulated again for the whole group, giving the same numbers.
+Finished subjects (complete outputs) are never recomputed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from delssome_norms.datasets import region_classes
+from delssome_norms.errors import InputWarning, InvalidInputError
+from delssome_norms.fit.checkpoint import Checkpoint, fingerprint_arrays, replay
+from delssome_norms.fit.cmaes import CMAESSearch
+from delssome_norms.fit.design import design_matrix, diffusion_gradient
+from delssome_norms.fit.evaluate import EulerEvaluator, make_evaluator
+from delssome_norms.fit.outputs import is_complete, write_failure, write_subject_outputs
+from delssome_norms.fit.parameterisation import Bounds, Parameterisation
+from delssome_norms.fit.seeding import group_seed, subject_seed
+from delssome_norms.fit.settings import FitSettings
+from delssome_norms.fit.stages import (
+    Member,
+    SubjectFailure,
+    run_test,
+    run_train,
+    run_validation,
+    subject_result,
+)
+from delssome_norms.fit.subject import SubjectInputs
+
+MAX_GROUP_SIZE = {"cpu": 8, "cuda": 64}
+"""Largest automatic K per device type (a bigger batch no longer helps once compute-bound)."""
+MEMORY_FRACTION = 0.5
+"""Fraction of the device's total memory the automatic K may plan for."""
+
+
+# ------------------------------------------------------------------------------------------- #
+# group size and grouping
+# ------------------------------------------------------------------------------------------- #
+def _total_memory(device: str) -> int:
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return int(torch.cuda.get_device_properties(dev).total_memory)
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 8 << 30
+
+
+def subject_memory_bytes(
+    n_regions: int, n_frames: int, popsize: int, n_dup: int, itemsize: int = 4
+) -> int:
+    """Rough peak memory of one subject's train generation [bytes].
+
+    BOLD (``popsize n_dup T N``), per-simulation FC in float64 and about 40 (M, N) state and
+    scratch tensors; the FCD scratch and the noise block have their own fixed budgets.
+    """
+    m = popsize * n_dup
+    return int(m * (n_frames * n_regions * itemsize + 2 * 8 * n_regions**2 + 40 * n_regions * 8))
+
+
+def choose_group_size(
+    n_regions: int,
+    n_frames: int,
+    popsize: int,
+    n_dup: int,
+    device: str = "cpu",
+    dtype: str = "float32",
+) -> int:
+    """K from the device's *total* memory (stable on a machine, so runs are reproducible).
+
+    ``K = min(MAX_GROUP_SIZE[device type], MEMORY_FRACTION * total / per-subject bytes)``, at
+    least 1. Pass K explicitly (``--batch-subjects``) to reproduce numbers on another machine.
+    """
+    itemsize = 4 if dtype == "float32" else 8
+    per = subject_memory_bytes(n_regions, n_frames, popsize, n_dup, itemsize)
+    fits = int(MEMORY_FRACTION * _total_memory(device) // max(per, 1))
+    cap = MAX_GROUP_SIZE.get(torch.device(device).type, 8)
+    return max(1, min(cap, fits))
+
+
+def plan_groups(keys: Sequence[Any], k: int) -> list[list[int]]:
+    """Split items into lockstep groups of at most ``k`` with equal keys, in first-seen order.
+
+    Parameters
+    ----------
+    keys : sequence
+        One hashable key per item (e.g. ``(tr, scan_length)``).
+    k : int
+        Group size.
+
+    Returns
+    -------
+    list of lists of item indices
+
+    Examples
+    --------
+    >>> plan_groups(["a", "b", "a", "a", "b"], 2)
+    [[0, 2], [3], [1, 4]]
+    """
+    by_key: dict[Any, list[int]] = {}
+    for i, key in enumerate(keys):
+        by_key.setdefault(key, []).append(i)
+    groups = []
+    for idx in by_key.values():
+        groups.extend(idx[s : s + k] for s in range(0, len(idx), k))
+    return groups
+
+
+# ------------------------------------------------------------------------------------------- #
+# maps and search space of a subject
+# ------------------------------------------------------------------------------------------- #
+def sensory_mask(n_regions: int) -> np.ndarray | None:
+    """Sensory regions of the DK68 atlas (orientation of FC gradients), None for other atlases."""
+    classes = region_classes()
+    return classes == "sensory" if len(classes) == n_regions else None
+
+
+def default_gradient(fc: np.ndarray) -> np.ndarray:
+    """FC gradient used when no maps are given (DK68-oriented when N = 68)."""
+    return diffusion_gradient(fc, sensory_mask(fc.shape[0]))
+
+
+def build_space(
+    subject: SubjectInputs, fallback_gradient: np.ndarray | None = None
+) -> tuple[Parameterisation, str]:
+    """Search space of a subject and a description of its design.
+
+    Without maps the design is ``[1, gradient]`` with ``fallback_gradient`` (cohort FC) or the
+    gradient of the subject's own FC.
+    """
+    if subject.gradient is not None:
+        gradient, source = subject.gradient, "given"
+    elif fallback_gradient is not None:
+        gradient, source = fallback_gradient, "cohort FC"
+    else:
+        gradient, source = default_gradient(subject.fc), "subject FC"
+    x = design_matrix(gradient, subject.myelin, warn=False)
+    space = Parameterisation(
+        design=x, gradient=gradient, bounds=Bounds.from_fc(subject.fc), myelin=subject.myelin
+    )
+    design = "[1, myelin, gradient]" if subject.myelin is not None else "[1, gradient]"
+    return space, f"{design}; gradient: {source}"
+
+
+# ------------------------------------------------------------------------------------------- #
+# one lockstep group
+# ------------------------------------------------------------------------------------------- #
+@dataclass
+class SubjectOutcome:
+    """What happened to one subject of a group."""
+
+    subject_id: str
+    status: str  # "done", "skipped" (already finished) or "failed"
+    stage: str = ""
+    message: str = ""
+
+
+@dataclass
+class GroupProgress:
+    """Callbacks for progress reporting (all optional)."""
+
+    on_start: Callable[[int], None] | None = None  # total generations
+    on_generation: Callable[[int], None] | None = None  # generations done
+    on_subject_done: Callable[[SubjectOutcome], None] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _fingerprint(subject: SubjectInputs, space: Parameterisation, settings: FitSettings) -> dict:
+    return {
+        "subject_id": subject.subject_id,
+        "settings": settings.fingerprint(),
+        "inputs": fingerprint_arrays(subject.fc, subject.fcd_cdf, subject.sc),
+        "design": fingerprint_arrays(space.design, np.asarray(space.bounds.wEI)),
+        "timing": [subject.tr, subject.scan_length],
+    }
+
+
+def _resume(members: list[Member], settings: FitSettings) -> None:
+    """Replay stored train generations; rewind members that are ahead of the group."""
+    stored = {}
+    for m in members:
+        records = m.checkpoint.load_train(limit=settings.cmaes.generations)
+        replay(m.search, records, str(m.checkpoint.state_path))
+        m.records = records
+        stored[m.subject_id] = records
+    lagging = [len(m.records) for m in members if not m.search.done]
+    if not lagging:
+        return
+    t0 = min(lagging)
+    for m in members:
+        if len(m.records) > t0:
+            m.search = CMAESSearch(m.space, settings.cmaes, m.search.seed)
+            m.records = stored[m.subject_id][:t0]
+            replay(m.search, m.records, str(m.checkpoint.state_path))
+
+
+def fit_group(
+    subjects: Sequence[SubjectInputs],
+    out_dirs: Sequence[str | Path],
+    settings: FitSettings,
+    group_ids: Sequence[str] | None = None,
+    fallback_gradient: np.ndarray | None = None,
+    progress: GroupProgress | None = None,
+) -> list[SubjectOutcome]:
+    """Fit K subjects in lockstep (train → validation → test) and write their outputs.
+
+    Parameters
+    ----------
+    subjects : sequence of SubjectInputs
+        Subjects sharing TR, scan length and N.
+    out_dirs : sequence of paths
+        One output folder per subject (checkpoints go to ``<out_dir>/checkpoint``).
+    settings : FitSettings
+    group_ids : sequence of str, optional
+        The planned group's subject ids (default: those of ``subjects``); seeds of the group's
+        simulation calls derive from them, so a resumed group reproduces the same numbers.
+    fallback_gradient : ndarray of shape (N,), optional
+        Gradient for subjects without maps (cohort FC); default: each subject's own FC gradient.
+    progress : GroupProgress, optional
+
+    Returns
+    -------
+    list of SubjectOutcome, one per subject.
+    """
+    progress = progress or GroupProgress()
+    keys = {(s.tr, s.scan_length, s.n_regions) for s in subjects}
+    if len(keys) > 1:
+        raise InvalidInputError(
+            f"subjects of one lockstep group must share TR, scan length and N; got {sorted(keys)}"
+        )
+    group_ids = [s.subject_id for s in subjects] if group_ids is None else list(group_ids)
+    gseed = group_seed(settings.seed, group_ids)
+    outcomes: dict[str, SubjectOutcome] = {}
+    todo: list[tuple[SubjectInputs, Path]] = []
+    for s, d in zip(subjects, out_dirs, strict=True):
+        if is_complete(d):
+            outcomes[s.subject_id] = SubjectOutcome(s.subject_id, "skipped")
+        else:
+            todo.append((s, Path(d)))
+    members, extras = [], {}
+    for i, (s, d) in enumerate(todo):
+        space, design = build_space(s, fallback_gradient)
+        seed = subject_seed(settings.seed, s.subject_id)
+        ckpt = Checkpoint(d / "checkpoint", _fingerprint(s, space, settings))
+        members.append(Member(s.subject_id, i, space, CMAESSearch(space, settings.cmaes, seed), ckpt))
+        extras[s.subject_id] = {"design": design, "subject_seed": seed, "dir": d, "inputs": s}
+    if members:
+        _run_members(members, todo, settings, gseed, progress)
+    for m in members:
+        extra = extras[m.subject_id]
+        if m.failure is None:
+            try:
+                result = subject_result(m)
+            except SubjectFailure as exc:
+                m.failure = str(exc)
+            else:
+                write_subject_outputs(
+                    extra["dir"], result, _run_info(m, extra, settings, group_ids, progress)
+                )
+                outcomes[m.subject_id] = SubjectOutcome(m.subject_id, "done")
+        if m.failure is not None:
+            stage = m.failure.split(":", 1)[0]
+            write_failure(extra["dir"], m.subject_id, stage, m.failure)
+            outcomes[m.subject_id] = SubjectOutcome(m.subject_id, "failed", stage, m.failure)
+        if progress.on_subject_done is not None:
+            progress.on_subject_done(outcomes[m.subject_id])
+    return [outcomes[s.subject_id] for s in subjects]
+
+
+def _run_members(
+    members: list[Member],
+    todo: list[tuple[SubjectInputs, Path]],
+    settings: FitSettings,
+    gseed: int,
+    progress: GroupProgress,
+) -> None:
+    first = todo[0][0]
+    fc = np.stack([s.fc for s, _ in todo])
+    cdf = np.stack([s.fcd_cdf for s, _ in todo])
+    sc = np.stack([s.sc for s, _ in todo])
+    train_timing = settings.timing(first.tr, first.scan_length, "train")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InputWarning)
+        _resume(members, settings)
+    timings = progress.timings
+    t = time.perf_counter()
+    if progress.on_start is not None:
+        progress.on_start(settings.cmaes.generations)
+    if progress.on_generation is not None:
+        progress.on_generation(max(len(m.records) for m in members))
+    needs_val = any(m.checkpoint.load_stage("val") is None for m in members)
+    if needs_val:
+        evaluator = make_evaluator(
+            settings.mode,
+            fc,
+            cdf,
+            sc,
+            train_timing,
+            settings.n_dup,
+            settings.device,
+            settings.dtype,
+            settings.engine,
+            settings.rate_gate,
+        )
+        run_train(members, evaluator, gseed, progress.on_generation)
+    else:
+        for m in members:
+            if not any(np.isfinite(r.total).any() for r in m.records):
+                m.failure = "train: no candidate produced a valid simulation"
+    timings["train_s"] = time.perf_counter() - t
+    simulator = EulerEvaluator(
+        fc,
+        cdf,
+        sc,
+        train_timing,
+        settings.n_dup,
+        settings.device,
+        settings.dtype,
+        settings.engine,
+        settings.rate_gate,
+    )
+    t = time.perf_counter()
+    active = [m for m in members if m.active]
+    if any(m.checkpoint.load_stage("val") is None for m in active):
+        run_validation(active, simulator, settings.timing(first.tr, first.scan_length, "val"), gseed)
+    timings["val_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    active = [m for m in members if m.active]
+    if any(m.checkpoint.load_stage("test") is None for m in active):
+        run_test(
+            active,
+            simulator,
+            settings.timing(first.tr, first.scan_length, "test"),
+            gseed,
+            settings.test_top_k,
+        )
+    timings["test_s"] = time.perf_counter() - t
+
+
+def _run_info(
+    m: Member, extra: dict, settings: FitSettings, group_ids: list[str], progress: GroupProgress
+) -> dict[str, Any]:
+    s: SubjectInputs = extra["inputs"]
+    timing = settings.timing(s.tr, s.scan_length, "train")
+    k = len(group_ids)
+    return {
+        "seed": settings.seed,
+        "subject_seed": extra["subject_seed"],
+        "settings": settings.to_dict(),
+        "timing": {
+            "tr": s.tr,
+            "scan_length": s.scan_length,
+            "burn_in": timing.burn_in,
+            "fcd_window": timing.fcd_window,
+            "warmup_steps": timing.warmup_steps,
+            "n_frames": timing.n_frames,
+            "dt": {"train": settings.dt_train, "val": settings.dt_val, "test": settings.dt_test},
+        },
+        "inputs": s.sources,
+        "design": extra["design"],
+        "wEI_range": list(m.space.bounds.wEI),
+        "search": {
+            "generations_done": m.search.generation,
+            "restarts": m.search.restarts,
+            "events": m.search.events,
+            "stopped": m.search.stopped,
+        },
+        "lockstep_group": group_ids,
+        "wall_time_s": {
+            **{key: round(v, 3) for key, v in progress.timings.items()},
+            "per_subject_estimate": round(sum(progress.timings.values()) / max(k, 1), 3),
+            "note": "stage times of the whole lockstep group in this run (stored stages take ~0 s)",
+        },
+    }
+
+
+# ------------------------------------------------------------------------------------------- #
+# single subject
+# ------------------------------------------------------------------------------------------- #
+def estimate_ei(
+    subject: SubjectInputs,
+    out_dir: str | Path,
+    settings: FitSettings | None = None,
+    progress: GroupProgress | None = None,
+) -> SubjectOutcome:
+    """Estimate one subject's regional E/I ratio and write its outputs to ``out_dir``.
+
+    A folder holding a finished fit is left untouched; an interrupted one is resumed.
+
+    Parameters
+    ----------
+    subject : SubjectInputs
+        From :func:`~delssome_norms.fit.subject.load_subject`.
+    out_dir : path
+        Gets ``EI_ratio.csv``, ``best_parameters.csv``, ``fit_quality.csv``, ``run.json`` and a
+        ``checkpoint/`` folder.
+    settings : FitSettings, optional
+        Defaults: 100 generations x 100 candidates, dt 0.005 / 0.005 / 0.0005 s.
+    progress : GroupProgress, optional
+
+    Returns
+    -------
+    SubjectOutcome
+    """
+    settings = settings or FitSettings()
+    if subject.myelin is None and subject.gradient is None:
+        warnings.warn(
+            "no myelin/gradient maps given: using the [1, gradient] parameterisation with the "
+            "principal gradient of the subject's FC",
+            InputWarning,
+            stacklevel=2,
+        )
+    return fit_group([subject], [out_dir], settings, progress=progress)[0]

@@ -1,0 +1,119 @@
+"""Settings of an E/I estimation run (everything its numbers depend on besides the inputs)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from delssome_norms.errors import InvalidInputError
+from delssome_norms.fit.cmaes import CMAESSettings
+from delssome_norms.model import SimulationTiming
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """Settings of the train → validation → test fit (defaults: SCIENCE.md §2, §5).
+
+    Parameters
+    ----------
+    cmaes : CMAESSettings
+        Search settings (100 generations x 100 candidates, 10 selected, sigma0 0.2).
+    seed : int, default 0
+        The run's seed; per-subject and per-call seeds are derived from it.
+    mode : {"euler", "surrogate"}
+        Train-stage evaluator (validation and test are always simulated).
+    n_dup : int, default 3
+        Noise duplicates per simulated candidate.
+    dt_train, dt_val, dt_test : float
+        Integration steps of the three stages [s] (0.005, 0.005, 0.0005).
+    burn_in : float, optional
+        Burn-in [s]; default ``ceil(72 / TR) * TR``.
+    fcd_window : int, optional
+        FCD window [frames]; default ``round(60 / TR)``.
+    warmup_steps : int, default 5000
+        Unrecorded integration steps before the burn-in.
+    test_top_k : int, default 5
+        Validated parameter sets re-simulated in the test stage (the best gives the E/I; all of
+        them give ``EI_ratio_sd``).
+    rate_gate : (float, float), optional
+        Excitatory-rate gate [Hz] (Zhang et al. 2024 use 2.7–3.3): a simulated candidate whose
+        time-averaged r_E leaves this band in any region counts as invalid in every simulated
+        stage. Off by default, as in the paper's final code.
+    device : str, default "cpu"
+    dtype : {"float32", "float64"}
+    engine : str, default "auto"
+        Simulator engine.
+    """
+
+    cmaes: CMAESSettings = field(default_factory=CMAESSettings)
+    seed: int = 0
+    mode: str = "euler"
+    n_dup: int = 3
+    dt_train: float = 0.005
+    dt_val: float = 0.005
+    dt_test: float = 0.0005
+    burn_in: float | None = None
+    fcd_window: int | None = None
+    warmup_steps: int = 5000
+    test_top_k: int = 5
+    rate_gate: tuple[float, float] | None = None
+    device: str = "cpu"
+    dtype: str = "float32"
+    engine: str = "auto"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise InvalidInputError(f"seed must be a non-negative integer, got {self.seed!r}", "--seed")
+        for name in ("dt_train", "dt_val", "dt_test"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise InvalidInputError(f"{name} must be a positive number of seconds, got {v!r}", name)
+        for name, low in (("n_dup", 1), ("test_top_k", 1), ("warmup_steps", 0)):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < low:
+                raise InvalidInputError(f"{name} must be an integer >= {low}, got {v!r}", name)
+        if self.rate_gate is not None:
+            lo, hi = (float(v) for v in self.rate_gate)
+            if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo < hi):
+                raise InvalidInputError(
+                    f"needs 0 <= low < high (Hz), got {self.rate_gate!r}", "--rate-gate"
+                )
+            object.__setattr__(self, "rate_gate", (lo, hi))
+        if self.dtype not in ("float32", "float64"):
+            raise InvalidInputError(
+                f"dtype must be 'float32' or 'float64', got {self.dtype!r}", "--dtype"
+            )
+
+    def timing(self, tr: float, scan_length: float, stage: str) -> SimulationTiming:
+        """Simulation timing of ``stage`` ("train", "val" or "test") for a subject's TR/scan."""
+        dt = {"train": self.dt_train, "val": self.dt_val, "test": self.dt_test}[stage]
+        return SimulationTiming(
+            tr=float(tr),
+            scan_length=float(scan_length),
+            dt=float(dt),
+            burn_in=self.burn_in,
+            fcd_window=self.fcd_window,
+            warmup_steps=self.warmup_steps,
+        )
+
+    def with_generations(self, generations: int) -> FitSettings:
+        """A copy with another number of train generations."""
+        return replace(self, cmaes=replace(self.cmaes, generations=int(generations)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (``run.json``)."""
+        return asdict(self)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What a checkpoint must agree on to be continued.
+
+        ``generations`` is left out so a search can be extended, and ``device``/``engine`` so an
+        interrupted run can be continued elsewhere (the stored generations stay valid; only the
+        numbers of the remaining ones depend on the device).
+        """
+        d = self.to_dict()
+        d["cmaes"] = {k: v for k, v in d["cmaes"].items() if k != "generations"}
+        for key in ("device", "engine"):
+            d.pop(key)
+        return d

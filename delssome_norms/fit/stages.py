@@ -1,0 +1,326 @@
+"""The train → validation → test stages, run for a group of subjects at once (SCIENCE.md §5).
+
+Every stage takes a list of :class:`Member` (one per subject of a lockstep group) and puts all their
+candidates into one simulation call:
+
+* **train** — one CMA-ES generation per call: each member asks ``popsize`` valid candidates, the
+  evaluator scores all of them, each member tells its losses and checkpoints the generation.
+* **validation** — each member's best candidate of every train generation (lowest finite total
+  loss) is re-simulated at ``dt_val`` with fresh noise; the lowest validation total wins.
+* **test** — each member's ``test_top_k`` best validated candidates are re-simulated at
+  ``dt_test``. The validation winner's test simulation gives the E/I ratio (mean over valid
+  duplicates of time-averaged ``S_E / S_I``), S_E, S_I and r_E; if it has no valid duplicate the
+  next validated candidate with one is used.
+
+``EI_ratio_sd`` (per region) is the sample standard deviation (ddof = 1) of ``S_E / S_I`` pooled over
+every valid (candidate, duplicate) test simulation of the ``test_top_k`` best validated
+candidates: it combines the noise spread (duplicates) and the spread over near-equally good
+parameter sets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from delssome_norms.fit.checkpoint import Checkpoint, GenerationRecord
+from delssome_norms.fit.cmaes import CMAESSearch
+from delssome_norms.fit.evaluate import EulerEvaluator, Evaluator, stack_params
+from delssome_norms.fit.parameterisation import Parameterisation, RegionalParams
+from delssome_norms.fit.seeding import call_seed
+from delssome_norms.model import SimulationTiming
+
+STAGES = ("train", "val", "test")
+"""Stage names as written in ``fit_quality.csv``."""
+
+
+class SubjectFailure(Exception):
+    """A subject cannot be fitted (no valid simulation in a stage); the message says why."""
+
+
+@dataclass
+class Member:
+    """One subject inside a lockstep group.
+
+    Attributes
+    ----------
+    subject_id : str
+    index : int
+        Position of the subject in the evaluator's subject axis.
+    space : Parameterisation
+    search : CMAESSearch
+    checkpoint : Checkpoint
+    records : list of GenerationRecord
+        Train generations evaluated so far.
+    failure : str or None
+        Why the subject failed, if it did.
+    """
+
+    subject_id: str
+    index: int
+    space: Parameterisation
+    search: CMAESSearch
+    checkpoint: Checkpoint
+    records: list[GenerationRecord] = field(default_factory=list)
+    failure: str | None = None
+
+    @property
+    def active(self) -> bool:
+        """Still in the run (not failed)."""
+        return self.failure is None
+
+
+# ------------------------------------------------------------------------------------------- #
+# train
+# ------------------------------------------------------------------------------------------- #
+def train_generation(members: list[Member], evaluator: Evaluator, group_seed: int) -> int:
+    """Advance every unfinished member by one CMA-ES generation in one evaluator call.
+
+    Returns
+    -------
+    int
+        Number of members that took part (0 when all are done).
+    """
+    batch: list[tuple[Member, np.ndarray]] = []
+    for m in members:
+        if not m.active or m.search.done:
+            continue
+        cands = m.search.ask()
+        if cands is not None:
+            batch.append((m, cands))
+    if not batch:
+        return 0
+    generation = min(m.search.generation for m, _ in batch)
+    regional = [m.space.to_regional(c) for m, c in batch]
+    index = np.concatenate([np.full(len(c), m.index) for m, c in batch])
+    losses = evaluator(
+        stack_params(regional), torch.from_numpy(index), seed=call_seed(group_seed, "train", generation)
+    )
+    corr, l1, ks = (t.detach().cpu().numpy().astype(np.float64) for t in losses[:3])
+    viol = getattr(losses, "violation", None)
+    viol = None if viol is None else np.asarray(viol, dtype=np.float64)
+    start = 0
+    for m, c in batch:
+        sl = slice(start, start + len(c))
+        start += len(c)
+        v = None if viol is None else viol[sl].copy()
+        rec = GenerationRecord(c, corr[sl].copy(), l1[sl].copy(), ks[sl].copy(), v)
+        m.checkpoint.save_generation(m.search.generation, rec)
+        m.records.append(rec)
+        m.search.tell(rec.total, rec.violation)
+    return len(batch)
+
+
+def run_train(
+    members: list[Member],
+    evaluator: Evaluator,
+    group_seed: int,
+    on_generation: Callable[[int], None] | None = None,
+) -> None:
+    """Run train generations until every member's search is done.
+
+    Members without any finite train loss afterwards are marked failed.
+    """
+    while train_generation(members, evaluator, group_seed):
+        if on_generation is not None:
+            on_generation(max(m.search.generation for m in members if m.active))
+    for m in members:
+        if m.active and not any(np.isfinite(r.total).any() for r in m.records):
+            m.failure = "train: no candidate produced a valid simulation" + (
+                f" ({m.search.stopped})" if m.search.stopped else ""
+            )
+
+
+def generation_bests(records: list[GenerationRecord]) -> dict[str, np.ndarray]:
+    """Best candidate (lowest finite total) of every train generation that has one.
+
+    Returns
+    -------
+    dict with ``candidates`` (G', n_coeffs), ``generation`` (G',) and ``train_corr``,
+    ``train_l1``, ``train_ks`` (G',).
+    """
+    rows = []
+    for g, r in enumerate(records):
+        total = r.total
+        if np.isfinite(total).any():
+            i = int(np.nanargmin(np.where(np.isfinite(total), total, np.nan)))
+            rows.append((g, r.candidates[i], r.corr[i], r.l1[i], r.ks[i]))
+    n_coeffs = records[0].candidates.shape[1] if records else 0
+    if not rows:
+        return {
+            "candidates": np.empty((0, n_coeffs)),
+            "generation": np.empty(0, dtype=np.int64),
+            **{k: np.empty(0) for k in ("train_corr", "train_l1", "train_ks")},
+        }
+    return {
+        "candidates": np.stack([r[1] for r in rows]),
+        "generation": np.array([r[0] for r in rows], dtype=np.int64),
+        "train_corr": np.array([r[2] for r in rows]),
+        "train_l1": np.array([r[3] for r in rows]),
+        "train_ks": np.array([r[4] for r in rows]),
+    }
+
+
+# ------------------------------------------------------------------------------------------- #
+# validation and test
+# ------------------------------------------------------------------------------------------- #
+def _simulate_groups(
+    members: list[Member],
+    candidates: list[np.ndarray],
+    simulator: EulerEvaluator,
+    timing: SimulationTiming,
+    seed: int,
+):
+    regional = [m.space.to_regional(c) for m, c in zip(members, candidates)]
+    index = np.concatenate([np.full(len(c), m.index) for m, c in zip(members, candidates)])
+    out = simulator.simulate(stack_params(regional), torch.from_numpy(index), seed=seed, timing=timing)
+    parts, start = [], 0
+    for c in candidates:
+        sl = slice(start, start + len(c))
+        start += len(c)
+        parts.append({k: getattr(out, k)[sl] for k in out._fields if getattr(out, k) is not None})
+    return parts
+
+
+def run_validation(
+    members: list[Member], simulator: EulerEvaluator, timing: SimulationTiming, group_seed: int
+) -> None:
+    """Re-simulate each member's per-generation bests and store ``val`` checkpoints."""
+    active = [m for m in members if m.active]
+    bests = [generation_bests(m.records) for m in active]
+    if not active:
+        return
+    parts = _simulate_groups(
+        active, [b["candidates"] for b in bests], simulator, timing, call_seed(group_seed, "val")
+    )
+    for m, b, p in zip(active, bests, parts):
+        arrays = {**b, "corr": p["corr"], "l1": p["l1"], "ks": p["ks"]}
+        m.checkpoint.save_stage("val", arrays)
+
+
+def _top_k(val: dict[str, np.ndarray], k: int) -> np.ndarray:
+    total = val["corr"] + val["l1"] + val["ks"]
+    finite = np.flatnonzero(np.isfinite(total))
+    order = finite[np.argsort(total[finite], kind="stable")]
+    return order[:k]
+
+
+def run_test(
+    members: list[Member],
+    simulator: EulerEvaluator,
+    timing: SimulationTiming,
+    group_seed: int,
+    top_k: int,
+) -> None:
+    """Re-simulate each member's ``top_k`` validated candidates and store ``test`` checkpoints."""
+    chosen, cands = [], []
+    for m in members:
+        if not m.active:
+            continue
+        val = m.checkpoint.load_stage("val")
+        order = _top_k(val, top_k)
+        if order.size == 0:
+            m.failure = "validation: no per-generation best produced a valid simulation"
+            continue
+        chosen.append((m, order))
+        cands.append(val["candidates"][order])
+    if not chosen:
+        return
+    parts = _simulate_groups(
+        [m for m, _ in chosen], cands, simulator, timing, call_seed(group_seed, "test")
+    )
+    for (m, order), p in zip(chosen, parts):
+        m.checkpoint.save_stage("test", {"order": order.astype(np.int64), **p})
+
+
+# ------------------------------------------------------------------------------------------- #
+# result of one subject
+# ------------------------------------------------------------------------------------------- #
+@dataclass
+class SubjectResult:
+    """Final estimate of one subject.
+
+    Attributes
+    ----------
+    subject_id : str
+    ei_ratio, ei_ratio_sd, s_e, s_i, r_e : ndarray of shape (N,)
+        E/I ratio (winner, mean over valid duplicates), its spread (see module docstring), and
+        the time-averaged S_E, S_I and r_E [Hz] of the winner.
+    params : RegionalParams
+        Winner's regional parameters (arrays (1, N), G (1,)).
+    coeffs : ndarray of shape (n_coeffs,)
+    losses : dict
+        ``{"train"|"val"|"test": {"corr_loss", "l1_loss", "ks_loss"}}`` of the winner.
+    info : dict
+        Winner's train generation, test fallback, number of sets/duplicates in the spread.
+    """
+
+    subject_id: str
+    ei_ratio: np.ndarray
+    ei_ratio_sd: np.ndarray
+    s_e: np.ndarray
+    s_i: np.ndarray
+    r_e: np.ndarray
+    params: RegionalParams
+    coeffs: np.ndarray
+    losses: dict[str, dict[str, float]]
+    info: dict[str, Any]
+
+
+def _loss_dict(corr: float, l1: float, ks: float) -> dict[str, float]:
+    return {"corr_loss": float(corr), "l1_loss": float(l1), "ks_loss": float(ks)}
+
+
+def subject_result(member: Member) -> SubjectResult:
+    """Assemble the final estimate from the stored validation and test stages.
+
+    Raises
+    ------
+    SubjectFailure
+        If none of the tested candidates has a valid duplicate.
+    """
+    val = member.checkpoint.load_stage("val")
+    test = member.checkpoint.load_stage("test")
+    order, valid = test["order"], test["valid"].astype(bool)
+    usable = np.flatnonzero(valid.any(axis=1))
+    if usable.size == 0:
+        raise SubjectFailure(f"test: none of the {len(order)} best validated candidates stayed finite")
+    w = int(usable[0])
+    vi = int(order[w])
+    ratio = test["s_e"] / test["s_i"]  # (k, D, N)
+    mask = valid[:, :, None]
+
+    def mean_valid(x: np.ndarray) -> np.ndarray:
+        return np.where(mask[w], x[w], 0.0).sum(axis=0) / mask[w].sum()
+
+    pooled = ratio[valid]  # (n_valid, N)
+    sd = pooled.std(axis=0, ddof=1) if pooled.shape[0] >= 2 else np.full(ratio.shape[-1], np.nan)
+    coeffs = val["candidates"][vi]
+    return SubjectResult(
+        subject_id=member.subject_id,
+        ei_ratio=mean_valid(ratio),
+        ei_ratio_sd=sd,
+        s_e=mean_valid(test["s_e"]),
+        s_i=mean_valid(test["s_i"]),
+        r_e=mean_valid(test["r_e"]),
+        params=member.space.to_regional(coeffs),
+        coeffs=coeffs,
+        losses={
+            "train": _loss_dict(val["train_corr"][vi], val["train_l1"][vi], val["train_ks"][vi]),
+            "val": _loss_dict(val["corr"][vi], val["l1"][vi], val["ks"][vi]),
+            "test": _loss_dict(test["corr"][w], test["l1"][w], test["ks"][w]),
+        },
+        info={
+            "winner_train_generation": int(val["generation"][vi]),
+            "winner_validation_rank": w,
+            "test_fallback": w > 0,
+            "valid_test_duplicates": int(valid[w].sum()),
+            "ei_ratio_sd_sets": int(valid.any(axis=1).sum()),
+            "ei_ratio_sd_simulations": int(pooled.shape[0]),
+            "validated_candidates": len(val["generation"]),
+        },
+    )

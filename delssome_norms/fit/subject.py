@@ -1,0 +1,224 @@
+"""One subject's inputs: empirical FC and FCD-CDF, SC, regional maps and timing (SCIENCE.md §1).
+
+:func:`load_subject` is the edge where a subject's files are read and checked (through the
+:mod:`delssome_norms.io` readers), so everything downstream trusts a :class:`SubjectInputs`.
+Subjects given as regional BOLD time series get their FC and FCD-CDF from
+:func:`empirical_statistics`, which uses the simulator's own :func:`~delssome_norms.model.bold_fc`
+and :func:`~delssome_norms.model.bold_fcd_cdf` (Fisher-z average of FC over runs, mean of CDFs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from delssome_norms.datasets import load_default_template
+from delssome_norms.errors import InvalidInputError
+from delssome_norms.io import (
+    check_map_pair,
+    check_timing,
+    fisher_z_mean,
+    mean_cdf,
+    read_fc_runs,
+    read_fcd_cdf_runs,
+    read_map,
+    read_sc,
+    read_timeseries,
+)
+from delssome_norms.model import FCD_BINS, bold_fc, bold_fcd_cdf
+from delssome_norms.model.timing import default_fcd_window
+
+PathLike = str | Path
+
+
+@dataclass(frozen=True)
+class SubjectInputs:
+    """Checked inputs of one subject.
+
+    Attributes
+    ----------
+    subject_id : str
+    fc : ndarray of shape (N, N)
+        Empirical FC (Fisher-z average over runs).
+    fcd_cdf : ndarray of shape (bins,)
+        Empirical FCD-CDF (mean over runs).
+    tr, scan_length : float
+        Repetition time and scan length [s].
+    sc : ndarray of shape (N, N)
+        Structural connectivity, unscaled (scaled to max 0.02 before simulating).
+    myelin, gradient : ndarray of shape (N,) or None
+        Regional maps; both None means "use the FC gradient and the [1, gradient] design".
+    sources : dict of str
+        Where each input came from (file names or "default template"), for ``run.json``.
+    """
+
+    subject_id: str
+    fc: np.ndarray
+    fcd_cdf: np.ndarray
+    tr: float
+    scan_length: float
+    sc: np.ndarray
+    myelin: np.ndarray | None = None
+    gradient: np.ndarray | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def n_regions(self) -> int:
+        """Number of regions N."""
+        return int(self.fc.shape[0])
+
+
+def min_frames(tr: float, fcd_window: int | None = None) -> int:
+    """Fewest frames a run needs: two FCD windows (``window + 1`` frames with step 1)."""
+    window = default_fcd_window(tr) if fcd_window is None else int(fcd_window)
+    return window + 1
+
+
+def empirical_statistics(
+    runs: Sequence[np.ndarray], tr: float, fcd_window: int | None = None, bins: int = FCD_BINS
+) -> tuple[np.ndarray, np.ndarray]:
+    """FC and FCD-CDF of regional BOLD time series, with the simulator's own code.
+
+    Parameters
+    ----------
+    runs : sequence of ndarray of shape (frames, N)
+        One array per run (already checked: finite, no constant region).
+    tr : float
+        Repetition time [s]; sets the default FCD window ``round(60 / tr)`` frames.
+    fcd_window : int, optional
+        FCD window [frames].
+    bins : int, default 10000
+
+    Returns
+    -------
+    fc : ndarray of shape (N, N)
+        Fisher-z average of the runs' FCs.
+    fcd_cdf : ndarray of shape (bins,)
+        Mean of the runs' FCD-CDFs.
+    """
+    window = default_fcd_window(tr) if fcd_window is None else int(fcd_window)
+    fcs = np.stack([bold_fc(np.asarray(r, dtype=np.float64)).numpy() for r in runs])
+    cdfs = np.stack([bold_fcd_cdf(np.asarray(r, dtype=np.float64), window, bins).numpy() for r in runs])
+    return fisher_z_mean(fcs), mean_cdf(cdfs)
+
+
+def _split(paths: str | PathLike | Sequence[PathLike]) -> list[str]:
+    if isinstance(paths, (str, Path)):
+        return [p.strip() for p in str(paths).split(";") if p.strip()]
+    return [str(p) for p in paths]
+
+
+def load_subject(
+    subject_id: str,
+    tr: float,
+    scan_length: float | None,
+    *,
+    fc: PathLike | Sequence[PathLike] | None = None,
+    fcd_cdf: PathLike | Sequence[PathLike] | None = None,
+    timeseries: PathLike | Sequence[PathLike] | None = None,
+    sc: PathLike | None = None,
+    myelin: PathLike | None = None,
+    gradient: PathLike | None = None,
+    n_regions: int | None = None,
+    fcd_window: int | None = None,
+) -> SubjectInputs:
+    """Read and check one subject's files.
+
+    Parameters
+    ----------
+    subject_id : str
+    tr : float
+        Repetition time [s].
+    scan_length : float or None
+        Scan length [s]. May be None with ``timeseries``: then frames x TR of the runs (which
+        must all have the same length).
+    fc, fcd_cdf : path or list of paths, optional
+        Precomputed FC and FCD-CDF (several runs: ``;``-separated or a list).
+    timeseries : path or list of paths, optional
+        Regional BOLD runs (frames x regions; TSV, CSV or NPY), used instead of ``fc``/``fcd_cdf``.
+    sc : path, optional
+        Structural connectivity; default: the packaged DK68 template (tvb-data).
+    myelin, gradient : path, optional
+        Regional maps; give both or neither.
+    n_regions : int, optional
+        Required N (a cohort's N); checked for every file.
+    fcd_window : int, optional
+        FCD window for time series [frames]; default ``round(60 / tr)``.
+
+    Returns
+    -------
+    SubjectInputs
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the file and the problem.
+    """
+    sources: dict[str, str] = {}
+    if timeseries is not None:
+        if fc is not None or fcd_cdf is not None:
+            raise InvalidInputError("give either time series or FC + FCD-CDF, not both", subject_id)
+        paths = _split(timeseries)
+        if not paths:
+            raise InvalidInputError("no time-series file given", subject_id)
+        need = min_frames(float(tr), fcd_window)
+        runs = [read_timeseries(p, min_frames=need) for p in paths]
+        widths = {r.shape[1] for r in runs}
+        if len(widths) > 1:
+            raise InvalidInputError(f"runs have different numbers of regions {sorted(widths)}", paths[0])
+        if n_regions is not None and runs[0].shape[1] != n_regions:
+            raise InvalidInputError(
+                f"has {runs[0].shape[1]} region columns, expected {n_regions}", paths[0]
+            )
+        if scan_length is None:
+            frames = {r.shape[0] for r in runs}
+            if len(frames) > 1:
+                raise InvalidInputError(
+                    f"runs have different lengths {sorted(frames)} frames; give the scan length",
+                    paths[0],
+                )
+            scan_length = frames.pop() * float(tr)
+        fc_arr, cdf_arr = empirical_statistics(runs, float(tr), fcd_window)
+        sources["timeseries"] = ";".join(paths)
+    else:
+        if fc is None or fcd_cdf is None:
+            raise InvalidInputError("needs FC and FCD-CDF files, or time series", subject_id)
+        fc_arr = read_fc_runs(_split(fc), n_regions)
+        cdf_arr = read_fcd_cdf_runs(_split(fcd_cdf))
+        sources["fc"], sources["fcd_cdf"] = ";".join(_split(fc)), ";".join(_split(fcd_cdf))
+    if scan_length is None:
+        raise InvalidInputError("the scan length (seconds) is required", subject_id)
+    tr_f, scan_f = check_timing(tr, scan_length, subject_id)
+    n = fc_arr.shape[0]
+    if sc is None:
+        template = load_default_template()
+        if template.sc.shape[0] != n:
+            raise InvalidInputError(
+                f"FC has {n} regions but the default SC template has {template.sc.shape[0]}; "
+                "give an SC matrix for this atlas",
+                subject_id,
+            )
+        sc_arr = np.array(template.sc)
+        sources["sc"] = template.source
+    else:
+        sc_arr = read_sc(sc, n)
+        sources["sc"] = str(sc)
+    check_map_pair(myelin, gradient)
+    myelin_arr = None if myelin is None else read_map(myelin, n)
+    gradient_arr = None if gradient is None else read_map(gradient, n)
+    if myelin is not None:
+        sources["myelin"], sources["gradient"] = str(myelin), str(gradient)
+    return SubjectInputs(
+        subject_id=str(subject_id),
+        fc=fc_arr,
+        fcd_cdf=cdf_arr,
+        tr=tr_f,
+        scan_length=scan_f,
+        sc=sc_arr,
+        myelin=myelin_arr,
+        gradient=gradient_arr,
+        sources=sources,
+    )

@@ -1,0 +1,173 @@
+"""Cohort runs: shards, failures, finished subjects, cohort gradient, collect (analytic simulator)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from fit_helpers import N_TINY, use_analytic_simulator, write_manifest
+
+from delssome_norms.errors import InputWarning, InvalidInputError
+from delssome_norms.fit import (
+    CMAESSettings,
+    FitSettings,
+    collect,
+    parse_shard,
+    plan_cohort,
+    run_cohort,
+    shard_groups,
+)
+from delssome_norms.fit.lockstep import default_gradient
+from delssome_norms.io import fisher_z_mean, read_fc, read_manifest
+
+
+def _settings() -> FitSettings:
+    return FitSettings(
+        cmaes=CMAESSettings(generations=3, popsize=8, mu=2),
+        dt_train=0.01,
+        dt_val=0.01,
+        dt_test=0.01,
+        burn_in=0.72,
+        fcd_window=5,
+        warmup_steps=50,
+        n_dup=2,
+        test_top_k=2,
+        seed=1,
+    )
+
+
+def test_shards_cover_the_manifest_exactly_once(tmp_path: Path, monkeypatch) -> None:
+    use_analytic_simulator(monkeypatch)
+    manifest = write_manifest(tmp_path, 5)
+    seen: dict[str, list[str]] = {}
+    for shard in ("1/2", "2/2"):
+        with pytest.warns(InputWarning, match="cohort's group-average FC"):
+            summary = run_cohort(
+                manifest,
+                tmp_path / "out",
+                _settings(),
+                shard=shard,
+                group_size=2,
+                quiet=True,
+                on_subject=lambda o, s=shard: seen.setdefault(s, []).append(o["subject_id"]),
+            )
+        assert summary.failed == 0 and summary.skipped == 0
+    assert sorted(seen["1/2"]) == ["sub-00", "sub-01", "sub-04"]  # groups 0 and 2
+    assert sorted(seen["2/2"]) == ["sub-02", "sub-03"]  # group 1
+    assert sorted(seen["1/2"] + seen["2/2"]) == [f"sub-{i:02d}" for i in range(5)]
+    # rerunning everything recomputes nothing
+    summary = run_cohort(manifest, tmp_path / "out", _settings(), group_size=2, quiet=True)
+    assert (summary.done, summary.skipped) == (0, 5)
+
+
+def test_plan_is_independent_of_the_shard() -> None:
+    table = pd.DataFrame(
+        {
+            "subject_id": [f"s{i}" for i in range(7)],
+            "tr": [0.72, 0.72, 2.0, 0.72, 2.0, 0.72, 0.72],
+            "scan_length": [14.4, 14.4, 20.0, 14.4, 20.0, 14.4, 14.4],
+            "sc": ["x"] * 7,
+        }
+    )
+    plan = plan_cohort(table, _settings(), group_size=2, n_regions=6)
+    assert plan.groups == [[0, 1], [3, 5], [6], [2, 4]]  # same TR and scan length within a group
+    covered = sorted(i for k in (1, 2, 3) for g in shard_groups(plan, (k, 3)) for i in plan.groups[g])
+    assert covered == list(range(7))
+    assert parse_shard("2/3") == (2, 3)
+    for bad in ("0/2", "3/2", "a/b", "1"):
+        with pytest.raises(InvalidInputError, match="--shard"):
+            parse_shard(bad)
+
+
+def test_bad_rows_fail_alone_with_clear_messages(tmp_path: Path, monkeypatch) -> None:
+    use_analytic_simulator(monkeypatch)
+    manifest = write_manifest(tmp_path, 4)
+    table = pd.read_csv(manifest)
+    table.loc[1, "fc"] = "data/missing_FC.csv"
+    wrong = np.eye(N_TINY + 1)
+    np.savetxt(tmp_path / "data" / "wrong_FC.csv", wrong, delimiter=",")
+    table.loc[2, "fc"] = "data/wrong_FC.csv"
+    table.to_csv(manifest, index=False)
+    with pytest.warns(InputWarning):
+        summary = run_cohort(manifest, tmp_path / "out", _settings(), group_size=4, quiet=True)
+    assert (summary.done, summary.failed) == (2, 2)
+    failures = pd.read_csv(tmp_path / "out" / "failures.csv")
+    assert list(failures["subject_id"]) == ["sub-01", "sub-02"]
+    assert list(failures["stage"]) == ["input", "input"]
+    msg = dict(zip(failures["subject_id"], failures["error"]))
+    assert "missing_FC.csv" in msg["sub-01"] and "does not exist" in msg["sub-01"]
+    assert "wrong_FC.csv" in msg["sub-02"] and f"expected {N_TINY} x {N_TINY}" in msg["sub-02"]
+    for sid in ("sub-00", "sub-03"):
+        assert (tmp_path / "out" / sid / "run.json").is_file()
+    # fixing the file and rerunning completes the failed subject and clears failures.csv
+    table.loc[1, "fc"] = "data/sub-01_FC.csv"
+    table.to_csv(manifest, index=False)
+    with pytest.warns(InputWarning):
+        summary = run_cohort(manifest, tmp_path / "out", _settings(), group_size=4, quiet=True)
+    assert (summary.done, summary.skipped, summary.failed) == (1, 2, 1)
+    assert list(pd.read_csv(tmp_path / "out" / "failures.csv")["subject_id"]) == ["sub-02"]
+
+
+def test_cohort_gradient_is_from_the_group_average_fc(tmp_path: Path, monkeypatch) -> None:
+    use_analytic_simulator(monkeypatch)
+    manifest = write_manifest(tmp_path, 3)
+    with pytest.warns(InputWarning):
+        run_cohort(manifest, tmp_path / "out", _settings(), group_size=3, quiet=True)
+    table = read_manifest(manifest)
+    fcs = np.stack([read_fc(p) for p in table["fc"]])
+    expected = default_gradient(fisher_z_mean(fcs))
+    got = np.loadtxt(tmp_path / "out" / "cohort_gradient.csv", delimiter=",")
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    run = json.loads((tmp_path / "out" / "sub-00" / "run.json").read_text())
+    assert run["design"] == "[1, gradient]; gradient: cohort FC"
+
+
+def test_collect_builds_the_chart_table(tmp_path: Path, monkeypatch) -> None:
+    use_analytic_simulator(monkeypatch)
+    manifest = write_manifest(tmp_path, 3)
+    with pytest.warns(InputWarning):
+        run_cohort(manifest, tmp_path / "out", _settings(), group_size=3, quiet=True)
+    demo = tmp_path / "demogr.csv"
+    pd.DataFrame(
+        {
+            "subject_id": ["sub-00", "sub-01", "sub-02", "sub-99"],
+            "age_in_years": [20.5, 30, 40, 50],
+            "sex": ["female", "M", "f", "male"],
+            "site": ["A", "A", "B", "B"],
+            "scanner": ["X", "X", "Y", "Y"],
+        }
+    ).to_csv(demo, index=False)
+    with pytest.warns(InputWarning, match="sub-99"):
+        table = collect(tmp_path / "out", demo, tmp_path / "cohort_ei.csv")
+    expected_cols = [
+        "subject_id",
+        "age_in_years",
+        "sex",
+        "numeric_sex",
+        "site",
+        "scanner",
+        "site_scanner",
+    ]
+    assert list(table.columns[:7]) == expected_cols
+    assert list(table.columns[7:]) == ["ei_ratio_mean"] + [f"ei_ratio_roi_{i}" for i in range(N_TINY)]
+    assert list(table["numeric_sex"]) == [1, 0, 1] and list(table["site_scanner"]) == [
+        "A_X",
+        "A_X",
+        "B_Y",
+    ]
+    back = pd.read_csv(tmp_path / "cohort_ei.csv")
+    for _, row in back.iterrows():
+        ei = pd.read_csv(tmp_path / "out" / row["subject_id"] / "EI_ratio.csv")["EI_ratio"].to_numpy()
+        np.testing.assert_allclose(row[[f"ei_ratio_roi_{i}" for i in range(N_TINY)]].to_numpy(float), ei)
+        assert row["ei_ratio_mean"] == pytest.approx(ei.mean())
+
+
+def test_dask_executor_needs_a_scheduler(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path, 1)
+    with pytest.raises(InvalidInputError, match="--scheduler"):
+        run_cohort(manifest, tmp_path / "out", _settings(), executor="dask")
+    with pytest.raises(InvalidInputError, match="--executor"):
+        run_cohort(manifest, tmp_path / "out", _settings(), executor="slurm")

@@ -1,0 +1,232 @@
+"""Lockstep groups, stage selection, resume and skipping (analytic stand-in simulator)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from fit_helpers import N_TINY, AnalyticSimulator, tiny_cdf, tiny_fc, tiny_sc, use_analytic_simulator
+
+from delssome_norms.fit import CMAESSettings, FitSettings, fit_group, plan_groups
+from delssome_norms.fit.checkpoint import Checkpoint
+from delssome_norms.fit.cmaes import CMAESSearch
+from delssome_norms.fit.design import design_matrix
+from delssome_norms.fit.lockstep import choose_group_size, subject_memory_bytes
+from delssome_norms.fit.parameterisation import Bounds, Parameterisation
+from delssome_norms.fit.stages import Member, subject_result
+from delssome_norms.fit.subject import SubjectInputs
+
+OUTPUTS = ("EI_ratio.csv", "best_parameters.csv", "fit_quality.csv")
+
+
+def _gradient(n: int = N_TINY) -> np.ndarray:
+    x = np.linspace(-1, 1, n)
+    return (x - x.mean()) / x.std()
+
+
+def _subject(sid: str, level: float, seed: int) -> SubjectInputs:
+    return SubjectInputs(
+        subject_id=sid,
+        fc=tiny_fc(level=level, seed=seed),
+        fcd_cdf=tiny_cdf(seed),
+        tr=0.72,
+        scan_length=14.4,
+        sc=tiny_sc(),
+        myelin=None,
+        gradient=_gradient(),
+    )
+
+
+def _settings(generations: int = 30, **kw) -> FitSettings:
+    return FitSettings(
+        cmaes=CMAESSettings(generations=generations, popsize=12, mu=3, **kw),
+        dt_train=0.01,
+        dt_val=0.01,
+        dt_test=0.01,
+        burn_in=0.72,
+        fcd_window=5,
+        warmup_steps=50,
+        n_dup=2,
+        test_top_k=3,
+        seed=3,
+    )
+
+
+def _outputs(d: Path) -> dict[str, bytes]:
+    return {f: (d / f).read_bytes() for f in OUTPUTS}
+
+
+def test_each_subject_fits_its_own_data(tmp_path: Path, monkeypatch) -> None:
+    use_analytic_simulator(monkeypatch)
+    subjects = [_subject("a", 0.1, 0), _subject("b", 0.35, 1)]
+    outcomes = fit_group(subjects, [tmp_path / "a", tmp_path / "b"], _settings(40))
+    assert [o.status for o in outcomes] == ["done", "done"]
+    for s in subjects:
+        iu = np.triu_indices(N_TINY, 1)
+        target = 10 * (0.3 + s.fc[iu].mean())  # optimum of the analytic corr loss
+        wee = pd.read_csv(tmp_path / s.subject_id / "best_parameters.csv")["wEE"].mean()
+        assert abs(wee - target) < 0.15, (s.subject_id, wee, target)
+        run = json.loads((tmp_path / s.subject_id / "run.json").read_text())
+        assert run["lockstep_group"] == ["a", "b"] and run["search"]["generations_done"] == 40
+        fq = pd.read_csv(tmp_path / s.subject_id / "fit_quality.csv")
+        assert list(fq["stage"]) == ["train", "val", "test"]
+        np.testing.assert_allclose(fq["total_loss"], fq[["corr_loss", "l1_loss", "ks_loss"]].sum(axis=1))
+        ei = pd.read_csv(tmp_path / s.subject_id / "EI_ratio.csv")
+        assert list(ei.columns) == ["region_index", "EI_ratio", "S_E", "S_I", "r_E", "EI_ratio_sd"]
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _interrupting(after_calls: int):
+    class Interrupting(AnalyticSimulator):
+        def simulate(self, *a, **k):
+            if type(self).calls >= after_calls:
+                raise _Interrupt
+            return super().simulate(*a, **k)
+
+    return Interrupting
+
+
+@pytest.mark.parametrize("after_calls", [4, 8, 9])  # mid-train, during validation, during test
+def test_interrupted_group_resumes_to_identical_outputs(
+    tmp_path: Path, monkeypatch, after_calls
+) -> None:
+    from delssome_norms.fit import lockstep
+
+    use_analytic_simulator(monkeypatch)
+    subjects = [_subject("a", 0.1, 0), _subject("b", 0.2, 1)]
+    settings = _settings(8)
+    ref = [tmp_path / "ref" / s.subject_id for s in subjects]
+    fit_group(subjects, ref, settings)
+    assert AnalyticSimulator.calls == 10  # 8 generations + validation + test
+
+    dirs = [tmp_path / "run" / s.subject_id for s in subjects]
+    cls = _interrupting(after_calls)
+    cls.calls = 0
+    monkeypatch.setattr(lockstep, "EulerEvaluator", cls)
+    monkeypatch.setattr(lockstep, "make_evaluator", lambda mode, *a, **k: cls(*a, **k))
+    with pytest.raises(_Interrupt):
+        fit_group(subjects, dirs, settings)
+    if after_calls == 4:
+        # emulate a kill between the two members' checkpoint writes: "b" is one generation behind
+        state = dirs[1] / "checkpoint" / "state.json"
+        st = json.loads(state.read_text())
+        st["generations_done"] -= 1
+        state.write_text(json.dumps(st))
+    use_analytic_simulator(monkeypatch)
+    outcomes = fit_group(subjects, dirs, settings)
+    assert [o.status for o in outcomes] == ["done", "done"]
+    for r, d in zip(ref, dirs):
+        assert _outputs(r) == _outputs(d)
+
+
+def test_finished_subjects_are_skipped(tmp_path: Path, monkeypatch) -> None:
+    sim = use_analytic_simulator(monkeypatch)
+    subjects = [_subject("a", 0.1, 0)]
+    fit_group(subjects, [tmp_path / "a"], _settings(3))
+    before = {f: (tmp_path / "a" / f).stat().st_mtime_ns for f in (*OUTPUTS, "run.json")}
+    sim.calls = 0
+    outcomes = fit_group(subjects, [tmp_path / "a"], _settings(3))
+    assert outcomes[0].status == "skipped" and sim.calls == 0
+    assert before == {f: (tmp_path / "a" / f).stat().st_mtime_ns for f in before}
+
+
+def test_subject_without_valid_simulation_fails_alone(tmp_path: Path, monkeypatch) -> None:
+    from delssome_norms.fit import lockstep
+
+    class BadForB(AnalyticSimulator):
+        def simulate(self, params, subject_index, *, seed, timing=None):
+            out = super().simulate(params, subject_index, seed=seed, timing=timing)
+            bad = np.asarray(subject_index) == 1
+            corr = np.where(bad, np.nan, out.corr)
+            return out._replace(corr=corr)
+
+    monkeypatch.setattr(lockstep, "EulerEvaluator", BadForB)
+    monkeypatch.setattr(lockstep, "make_evaluator", lambda mode, *a, **k: BadForB(*a, **k))
+    subjects = [_subject("a", 0.1, 0), _subject("b", 0.2, 1)]
+    with pytest.warns(Warning):
+        outcomes = fit_group(subjects, [tmp_path / "a", tmp_path / "b"], _settings(6, max_restarts=1))
+    assert outcomes[0].status == "done"
+    assert (
+        outcomes[1].status == "failed"
+        and "no candidate produced a valid simulation" in outcomes[1].message
+    )
+    failure = json.loads((tmp_path / "b" / "failure.json").read_text())
+    assert failure["stage"] == "train"
+
+
+def _member_with_stages(tmp_path: Path, val: dict, test: dict) -> Member:
+    g = _gradient()
+    space = Parameterisation(design_matrix(g, warn=False), g, Bounds(wEI=(0.4, 3.2)))
+    ckpt = Checkpoint(tmp_path / "ckpt", {"x": 1})
+    ckpt.save_stage("val", val)
+    ckpt.save_stage("test", test)
+    return Member("s", 0, space, CMAESSearch(space, CMAESSettings(popsize=4, mu=2), 0), ckpt)
+
+
+def test_subject_result_winner_fallback_and_pooled_sd(tmp_path: Path) -> None:
+    n, k, d = N_TINY, 3, 2
+    cands = np.array([[3.0, 0.1, 2.0, 0.5, 1.0, 0.005, 0.0]] * 4) + np.arange(4)[:, None] * 0.01
+    val = {
+        "candidates": cands,
+        "generation": np.array([0, 1, 2, 3]),
+        "train_corr": np.array([0.5, 0.4, 0.3, 0.2]),
+        "train_l1": np.zeros(4),
+        "train_ks": np.zeros(4),
+        "corr": np.array([0.3, 0.1, np.nan, 0.2]),
+        "l1": np.zeros(4),
+        "ks": np.zeros(4),
+    }
+    rng = np.random.default_rng(0)
+    s_e = rng.uniform(0.1, 0.2, (k, d, n))
+    s_i = rng.uniform(0.04, 0.06, (k, d, n))
+    valid = np.array([[False, False], [True, True], [True, False]])  # winner (rank 0) blew up
+    test = {
+        "order": np.array([1, 3, 0]),
+        "corr": np.array([np.nan, 0.25, np.nan]),
+        "l1": np.zeros(3),
+        "ks": np.zeros(3),
+        "s_e": s_e,
+        "s_i": s_i,
+        "r_e": np.full((k, d, n), 3.0),
+        "valid": valid,
+    }
+    res = subject_result(_member_with_stages(tmp_path, val, test))
+    # fallback to the second validated candidate (val index 3), both of its duplicates valid
+    np.testing.assert_allclose(res.ei_ratio, (s_e[1] / s_i[1]).mean(axis=0))
+    np.testing.assert_allclose(res.s_e, s_e[1].mean(axis=0))
+    pooled = np.stack([s_e[1, 0] / s_i[1, 0], s_e[1, 1] / s_i[1, 1], s_e[2, 0] / s_i[2, 0]])
+    np.testing.assert_allclose(res.ei_ratio_sd, pooled.std(axis=0, ddof=1))
+    np.testing.assert_array_equal(res.coeffs, cands[3])
+    assert res.info["test_fallback"] and res.info["winner_train_generation"] == 3
+    assert res.losses["train"]["corr_loss"] == 0.2 and res.losses["val"]["corr_loss"] == 0.2
+    assert res.losses["test"]["corr_loss"] == 0.25
+
+
+def test_plan_groups_and_group_size() -> None:
+    assert plan_groups([(0.72, 864)] * 5, 2) == [[0, 1], [2, 3], [4]]
+    assert plan_groups([1, 2, 1, 2, 1], 8) == [[0, 2, 4], [1, 3]]
+    per = subject_memory_bytes(68, 1200, 100, 3)
+    assert 100e6 < per < 200e6  # ~98 MB of BOLD plus FC and state
+    k = choose_group_size(68, 1200, 100, 3, "cpu")
+    assert 1 <= k <= 8
+    assert choose_group_size(68, 10**7, 100, 3, "cpu") == 1  # huge scans: one subject at a time
+
+
+def test_group_members_must_share_timing(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from delssome_norms.errors import InvalidInputError
+
+    a = _subject("a", 0.1, 0)
+    with pytest.raises(InvalidInputError, match="share TR, scan length and N"):
+        fit_group(
+            [a, replace(a, subject_id="b", scan_length=28.8)],
+            [tmp_path / "a", tmp_path / "b"],
+            _settings(2),
+        )
