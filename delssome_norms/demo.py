@@ -59,9 +59,9 @@ class DemoSettings:
     device : str
     """
 
-    n_subjects: int = 3
-    generations: int = 12
-    popsize: int = 24
+    n_subjects: int = 2
+    generations: int = 10
+    popsize: int = 20
     dt_test: float = 0.005
     mode: str = "auto"
     n_boot: int = 200
@@ -358,7 +358,11 @@ def _report(summary: dict[str, Any], estimates: pd.DataFrame) -> str:
         f"{len(estimates)} synthetic subjects were fitted in **{est['mode']}** mode "
         f"({est['per_subject_seconds']:.0f} s per subject). Fitted vs true regional E/I: median "
         f"Pearson r = {est['median_pearson_r']:.3f}, median |error of mean E/I| = "
-        f"{100 * est['median_abs_mean_ei_error']:.1f} %.",
+        f"{100 * est['median_abs_mean_ei_error']:.1f} %. In Euler mode the demo runs a reduced "
+        f"search ({summary['settings']['generations']} generations x {summary['settings']['popsize']} "
+        "candidates, test stage at dt 0.005 s) so that it finishes in minutes; this is a smoke test "
+        "of the pipeline, not an accurate fit — the paper's fit is 100 x 100 with the test stage at "
+        "dt 0.0005 s (`delssome-norms estimate-ei`), or uses the DELSSOME surrogate.",
         "",
         estimates.round(4).to_markdown(index=False)
         if _has_tabulate()
