@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "delssome_norms.cli.prepare_cmd",
     "delssome_norms.cli.estimate_cmd",
     "delssome_norms.cli.cohort_cmd",
+    "delssome_norms.cli.surrogate_cmd",
 )
 """Modules that each register one subcommand, in the order ``--help`` lists them."""
 

@@ -1,0 +1,401 @@
+"""DELSSOME surrogate acceptance benchmark (issue 6): ranking quality, per-candidate cost, end to end.
+
+On K held-out synthetic subjects (drawn like the training subjects but with another seed, so none
+of them was seen in training), in one process on one CPU:
+
+1. **End to end.** The fitter runs train → validation → test twice on the same lockstep group:
+   ``mode="euler"`` (every train candidate simulated) and ``mode="surrogate"`` (train candidates
+   scored by the shipped weights; validation and test simulated). Reported: wall time per subject
+   of each mode and their ratio, test-stage total cost of each mode (mean over subjects and per
+   subject), and the Pearson correlation across regions of the two modes' E/I per subject.
+2. **Ranking.** Every candidate of the Euler run (simulated losses) is also predicted by the
+   surrogate: Pearson and Spearman per cost term and for the total, pooled over the held-out
+   subjects and per subject, and the top-10 overlap per generation.
+3. **Per-candidate cost.** The same 100 x K candidates evaluated by the Euler evaluator (dt 0.005 s,
+   3 duplicates, batched) and by the surrogate evaluator (batched); ratio of the times.
+
+Settings (generations, timing) default to those of the weights' training data. The test stage
+re-simulates only the validation winner (``test_top_k = 1``, the protocol of SCIENCE.md §5).
+Writes ``bench/results/surrogate.json`` and prints one summary line.
+
+Usage: ``python bench/surrogate.py [--subjects 5] [--generations G] [--quick] [--weights DIR]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import os
+import platform
+import tempfile
+import time
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from delssome_norms.datasets import load_default_template
+from delssome_norms.errors import InputWarning
+from delssome_norms.fit import CMAESSettings, EulerEvaluator, FitSettings, SubjectInputs, fit_group
+from delssome_norms.fit.lockstep import build_space
+from delssome_norms.io import write_arrays, write_json
+from delssome_norms.surrogate import (
+    SurrogateEvaluator,
+    load_pretrained,
+    make_surrogate_evaluator,
+    prediction_metrics,
+)
+from delssome_norms.surrogate.generate import GenerateSettings, synthetic_subjects, truth_gradient
+
+SPEARMAN_MIN, SPEEDUP_CANDIDATE_MIN, SPEEDUP_E2E_MIN = 0.8, 1000.0, 10.0
+TEST_COST_TOLERANCE, EI_R_MIN = 0.05, 0.9
+
+
+# ------------------------------------------------------------------------------ helpers
+@contextlib.contextmanager
+def surrogate_mode(weights: str | None):
+    """Let ``fit_group`` build the surrogate evaluator for ``mode="surrogate"``.
+
+    Interim shim until ``fit`` has an evaluator-factory hook (see the surrogate README): it swaps
+    the ``make_evaluator`` that ``fit.lockstep`` calls for one that returns
+    :func:`make_surrogate_evaluator` in surrogate mode and defers to the original otherwise.
+    """
+    import delssome_norms.fit.lockstep as lockstep
+
+    original = lockstep.make_evaluator
+
+    def make(mode, fc, cdf, sc, timing, n_dup=3, device="cpu", dtype="float32", engine="auto"):
+        if mode == "surrogate":
+            return make_surrogate_evaluator(
+                fc, cdf, sc, timing, n_dup, device, dtype, engine, weights=weights
+            )
+        return original(mode, fc, cdf, sc, timing, n_dup, device, dtype, engine)
+
+    lockstep.make_evaluator = make
+    try:
+        yield
+    finally:
+        lockstep.make_evaluator = original
+
+
+def run_mode(mode: str, subjects, work: Path, settings: FitSettings, weights: str | None) -> dict:
+    """Fit the group in ``mode``; returns wall time and per-subject outputs (reuses a finished run)."""
+    out = work / mode
+    timing_file = out / "timing.json"
+    dirs = [out / s.subject_id for s in subjects]
+    if timing_file.is_file() and all((d / "run.json").is_file() for d in dirs):
+        stored = json.loads(timing_file.read_text())
+        seconds, cpu_seconds = stored["seconds"], stored["cpu_seconds"]
+        reused = True
+    else:
+        t0, c0 = time.perf_counter(), time.process_time()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", InputWarning)
+            with surrogate_mode(weights) if mode == "surrogate" else contextlib.nullcontext():
+                outcomes = fit_group(subjects, dirs, dataclasses.replace(settings, mode=mode))
+        seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
+        failed = [o for o in outcomes if o.status == "failed"]
+        if failed:
+            raise RuntimeError(f"{mode}: {failed}")
+        write_json({"seconds": seconds, "cpu_seconds": cpu_seconds}, timing_file)
+        reused = False
+    quality = {
+        s.subject_id: pd.read_csv(d / "fit_quality.csv").set_index("stage")
+        for s, d in zip(subjects, dirs)
+    }
+    ei = {
+        s.subject_id: pd.read_csv(d / "EI_ratio.csv")["EI_ratio"].to_numpy()
+        for s, d in zip(subjects, dirs)
+    }
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "reused": reused,
+        "quality": quality,
+        "ei": ei,
+        "dirs": dirs,
+    }
+
+
+def euler_candidates(subjects, dirs, settings: FitSettings):
+    """Every train candidate of the Euler run as regional parameters, with its simulated losses."""
+    regional, g, subj, gen, losses = [], [], [], [], []
+    for k, (s, d) in enumerate(zip(subjects, dirs)):
+        space, _ = build_space(s)
+        ck = d / "checkpoint"
+        for t in range(settings.cmaes.generations):
+            path = ck / f"train_{t:05d}.npz"
+            if not path.is_file():
+                break
+            with np.load(path, allow_pickle=False) as z:
+                p = space.to_regional(z["candidates"])
+                regional.append(np.stack([p.wEE, p.wEI, p.sigma], axis=-1))
+                g.append(p.G)
+                losses.append(np.stack([z["corr"], z["l1"], z["ks"]], axis=1))
+            subj.append(np.full(len(p.G), k))
+            gen.append(np.full(len(p.G), t))
+    return (
+        np.concatenate(regional),
+        np.concatenate(g),
+        np.concatenate(subj),
+        np.concatenate(gen),
+        np.concatenate(losses),
+    )
+
+
+def per_candidate_cost(subjects, regional, g, subj, timing, weights, repeats: int) -> dict:
+    """Seconds per candidate of Euler (batched) and surrogate (batched) evaluation."""
+    fc = np.stack([s.fc for s in subjects])
+    cdf = np.stack([s.fcd_cdf for s in subjects])
+    sc = np.stack([s.sc for s in subjects])
+    from delssome_norms.model import PFICParams
+
+    params = PFICParams(
+        *(torch.as_tensor(regional[..., j], dtype=torch.float64) for j in range(3)),
+        G=torch.as_tensor(g, dtype=torch.float64),
+    )
+    idx = torch.as_tensor(subj, dtype=torch.long)
+    euler = EulerEvaluator(fc, cdf, sc, timing, n_dup=3)
+    w0, c0 = time.perf_counter(), time.process_time()
+    euler(params, idx, seed=1)
+    euler_wall, euler_cpu = time.perf_counter() - w0, time.process_time() - c0
+    sur = SurrogateEvaluator(load_pretrained(weights), fc, cdf, sc, timing.tr, timing.scan_length)
+    sur(params, idx)  # warm-up
+    walls, cpus = [], []
+    for _ in range(repeats):
+        w0, c0 = time.perf_counter(), time.process_time()
+        sur(params, idx)
+        walls.append(time.perf_counter() - w0)
+        cpus.append(time.process_time() - c0)
+    b = len(g)
+    sur_wall, sur_cpu = float(np.median(walls)), float(np.median(cpus))
+    return {
+        "candidates": b,
+        "note": "one batched call each way, one process, torch threads as in 'machine'; CPU time is "
+        "the process time (robust to other jobs on the machine), wall time is affected by them",
+        "euler_cpu_per_candidate_s": euler_cpu / b,
+        "surrogate_cpu_per_candidate_s": sur_cpu / b,
+        "ratio_cpu": euler_cpu / sur_cpu,
+        "euler_wall_per_candidate_s": euler_wall / b,
+        "surrogate_wall_per_candidate_s": sur_wall / b,
+        "ratio_wall": euler_wall / sur_wall,
+        "euler_timing": {
+            "dt": timing.dt,
+            "scan_length": timing.scan_length,
+            "n_steps": timing.total_steps,
+        },
+    }
+
+
+def held_out_subjects(settings: GenerateSettings, path: Path) -> list[SubjectInputs]:
+    """Simulate the held-out subjects once and keep them in ``path`` (a reused work folder then
+    compares both modes on exactly the same inputs, even if the simulator changed meanwhile)."""
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as z:
+            return [
+                SubjectInputs(
+                    subject_id=str(z["ids"][i]),
+                    fc=z["fc"][i],
+                    fcd_cdf=z["fcd_cdf"][i],
+                    tr=float(z["tr"][i]),
+                    scan_length=float(z["scan_length"][i]),
+                    sc=z["sc"][i],
+                    gradient=z["gradient"][i],
+                    sources={"synthetic": "bench/surrogate.py held-out subject"},
+                )
+                for i in range(len(z["ids"]))
+            ]
+    template = load_default_template()
+    gradient, _ = truth_gradient(np.asarray(template.sc))
+    subjects, _, _ = synthetic_subjects(settings, 0, np.asarray(template.sc), gradient, prefix="bench")
+    write_arrays(
+        {
+            "ids": np.array([s.subject_id for s in subjects]),
+            "fc": np.stack([s.fc for s in subjects]),
+            "fcd_cdf": np.stack([s.fcd_cdf for s in subjects]),
+            "tr": np.array([s.tr for s in subjects]),
+            "scan_length": np.array([s.scan_length for s in subjects]),
+            "sc": np.stack([s.sc for s in subjects]),
+            "gradient": np.stack([s.gradient for s in subjects]),
+        },
+        path,
+    )
+    return subjects
+
+
+# ------------------------------------------------------------------------------ main
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", default=None, help="pretrained folder (default: shipped weights)")
+    parser.add_argument("--subjects", type=int, default=5, help="held-out subjects (default 5)")
+    parser.add_argument("--generations", type=int, default=None, help="default: training data's")
+    parser.add_argument(
+        "--scan-length", type=float, default=None, help="default: middle of trained range"
+    )
+    parser.add_argument("--seed", type=int, default=1000, help="seed of the held-out subjects")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--work", default=None, help="folder for the fits (reused if complete)")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke test: 2 subjects, 2 generations of 20 candidates"
+    )
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "surrogate.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    surrogate = load_pretrained(args.weights)
+    meta = surrogate.metadata
+    gen_settings = meta["training_data"].get("generation_settings", {})
+    n_subjects = 2 if args.quick else args.subjects
+    generations = 2 if args.quick else (args.generations or int(gen_settings.get("generations", 12)))
+    trained_scans = sorted({*meta["timing"]["scan_length_range"], *gen_settings.get("scan_lengths", [])})
+    scan = args.scan_length or float(trained_scans[len(trained_scans) // 2])
+    gsettings = GenerateSettings(
+        n_subjects=n_subjects,
+        group_size=n_subjects,
+        generations=generations,
+        tr=float(meta["timing"]["tr_range"][0]),
+        scan_lengths=(scan,),
+        burn_in=gen_settings.get("burn_in"),
+        warmup_steps=int(gen_settings.get("warmup_steps", 5000)),
+        seed=args.seed,
+    )
+    work = Path(args.work or tempfile.mkdtemp(prefix="delssome_bench_surrogate_"))
+    t0 = time.perf_counter()
+    subjects = held_out_subjects(gsettings, work / "subjects.npz")
+    t_subjects = time.perf_counter() - t0
+    popsize = 20 if args.quick else 100
+    fit_settings = FitSettings(
+        cmaes=CMAESSettings(generations=generations, popsize=popsize, mu=min(10, popsize // 2)),
+        seed=args.seed,
+        burn_in=gsettings.burn_in,
+        warmup_steps=gsettings.warmup_steps,
+        test_top_k=1,
+    )
+
+    euler = run_mode("euler", subjects, work, fit_settings, args.weights)
+    sur = run_mode("surrogate", subjects, work, fit_settings, args.weights)
+
+    ids = [s.subject_id for s in subjects]
+    test_e = np.array([euler["quality"][i].loc["test", "total_loss"] for i in ids])
+    test_s = np.array([sur["quality"][i].loc["test", "total_loss"] for i in ids])
+    ei_r = np.array([np.corrcoef(euler["ei"][i], sur["ei"][i])[0, 1] for i in ids])
+
+    regional, g, subj, gen, losses = euler_candidates(subjects, euler["dirs"], fit_settings)
+    ev = SurrogateEvaluator(
+        surrogate,
+        np.stack([s.fc for s in subjects]),
+        np.stack([s.fcd_cdf for s in subjects]),
+        np.stack([s.sc for s in subjects]),
+        subjects[0].tr,
+        subjects[0].scan_length,
+    )
+    from delssome_norms.model import PFICParams
+
+    pred = ev.predict(
+        PFICParams(*(regional[..., j] for j in range(3)), G=g), torch.as_tensor(subj)
+    ).numpy()
+    ranking = prediction_metrics(pred, losses, subj, gen)
+
+    last = gen == gen.max()
+    cost = per_candidate_cost(
+        subjects,
+        regional[last],
+        g[last],
+        subj[last],
+        fit_settings.timing(subjects[0].tr, subjects[0].scan_length, "train"),
+        args.weights,
+        repeats=5 if args.quick else 20,
+    )
+
+    per_subject_e = euler["seconds"] / n_subjects
+    per_subject_s = sur["seconds"] / n_subjects
+    checks = {
+        "spearman_total_pooled": ranking["pooled"]["total"]["spearman"] >= SPEARMAN_MIN,
+        "per_candidate_ratio": cost["ratio_cpu"] >= SPEEDUP_CANDIDATE_MIN,
+        "wall_time_ratio": per_subject_e / per_subject_s >= SPEEDUP_E2E_MIN,
+        "test_cost": float(test_s.mean()) <= (1 + TEST_COST_TOLERANCE) * float(test_e.mean()),
+        "ei_correlation": bool(np.all(ei_r >= EI_R_MIN)),
+    }
+    result = {
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+            "torch_threads": torch.get_num_threads(),
+            "processor": platform.processor() or platform.machine(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+        },
+        "weights": str(surrogate.path),
+        "weights_training_seconds": meta.get("training", {}).get("seconds"),
+        "setup": {
+            "subjects": ids,
+            "tr": subjects[0].tr,
+            "scan_length": subjects[0].scan_length,
+            "generations": generations,
+            "popsize": fit_settings.cmaes.popsize,
+            "burn_in": gsettings.burn_in,
+            "warmup_steps": gsettings.warmup_steps,
+            "dt": {
+                "train": fit_settings.dt_train,
+                "val": fit_settings.dt_val,
+                "test": fit_settings.dt_test,
+            },
+            "test_top_k": fit_settings.test_top_k,
+            "subject_simulation_seconds": t_subjects,
+            "work": str(work),
+        },
+        "end_to_end": {
+            "euler_seconds_per_subject": per_subject_e,
+            "surrogate_seconds_per_subject": per_subject_s,
+            "wall_time_ratio": per_subject_e / per_subject_s,
+            "cpu_seconds_per_subject": {
+                "euler": euler["cpu_seconds"] / n_subjects,
+                "surrogate": sur["cpu_seconds"] / n_subjects,
+            },
+            "cpu_time_ratio": euler["cpu_seconds"] / sur["cpu_seconds"],
+            "reused_runs": {"euler": euler["reused"], "surrogate": sur["reused"]},
+            "test_total_loss_euler": test_e.tolist(),
+            "test_total_loss_surrogate": test_s.tolist(),
+            "test_total_loss_mean": {"euler": float(test_e.mean()), "surrogate": float(test_s.mean())},
+            "test_cost_relative_difference": float(test_s.mean() / test_e.mean() - 1),
+            "ei_pearson_across_regions": ei_r.tolist(),
+            "stage_seconds": {
+                mode: {
+                    i: json.loads((d / "run.json").read_text()).get("wall_time_s", {})
+                    for i, d in zip(ids, r["dirs"])
+                }
+                for mode, r in (("euler", euler), ("surrogate", sur))
+            },
+        },
+        "ranking_on_held_out_subjects": ranking,
+        "per_candidate": cost,
+        "limits": {
+            "spearman_total_min": SPEARMAN_MIN,
+            "per_candidate_ratio_min": SPEEDUP_CANDIDATE_MIN,
+            "wall_time_ratio_min": SPEEDUP_E2E_MIN,
+            "test_cost_tolerance": TEST_COST_TOLERANCE,
+            "ei_r_min": EI_R_MIN,
+        },
+        "checks": checks,
+        "passed": all(checks.values()),
+    }
+    write_json(result, args.out)
+    print(
+        f"surrogate: Spearman(total) {ranking['pooled']['total']['spearman']:.3f} on {n_subjects} "
+        f"held-out subjects, per-candidate {cost['ratio_cpu']:.0f}x cheaper (CPU time; "
+        f"{cost['ratio_wall']:.0f}x wall), end-to-end {per_subject_e / per_subject_s:.1f}x faster, "
+        f"test cost {test_s.mean():.3f} vs {test_e.mean():.3f} (Euler), E/I r min {ei_r.min():.3f} "
+        f"-> {'PASS' if result['passed'] else 'FAIL'} ({args.out})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

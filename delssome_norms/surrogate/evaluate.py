@@ -1,0 +1,277 @@
+"""Surrogate evaluator: scores CMA-ES candidates with the cost predictor instead of simulating them.
+
+:class:`SurrogateEvaluator` has the call signature the fitter's search stage uses,
+``evaluate(params, subject_index) -> Losses`` (CONTRIBUTING.md, ``fit`` contract), so it replaces the
+Euler evaluator in the train stage only; validation and test stay simulated (SCIENCE.md §6). It
+holds the K subjects of a lockstep cohort (their FC, FCD-CDF, SC and timing), embeds each subject
+and projects its SC once (:meth:`~.network.CostPredictor.project_sc`), and scores candidates in
+batches on the chosen device without building autograd graphs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from delssome_norms.errors import InvalidInputError
+from delssome_norms.model import Losses, PFICParams, SimulationTiming, scale_sc
+from delssome_norms.surrogate.network import (
+    CostPredictor,
+    SubjectFeatures,
+    fc_upper_triangle,
+    fcd_density,
+)
+from delssome_norms.surrogate.pretrained import PretrainedSurrogate, load_pretrained
+
+
+def _stack(x: np.ndarray | Tensor, ndim: int, name: str) -> Tensor:
+    t = torch.as_tensor(np.asarray(x) if not isinstance(x, Tensor) else x.detach().cpu())
+    t = t.to(torch.float64)
+    if t.ndim == ndim - 1:
+        t = t[None]
+    if t.ndim != ndim:
+        raise InvalidInputError(
+            f"expected {ndim - 1} or {ndim} dimensions, got shape {tuple(t.shape)}", name
+        )
+    return t
+
+
+class SurrogateEvaluator:
+    """Predicts (corr_loss, l1_loss, ks_loss) of candidates of K subjects with a cost predictor.
+
+    Parameters
+    ----------
+    surrogate : PretrainedSurrogate or CostPredictor
+        Loaded weights (checked against the subjects) or a bare network (not checked).
+    fc : array of shape (K, N, N) or (N, N)
+        Empirical FC of each subject.
+    fcd_cdf : array of shape (K, bins) or (bins,)
+        Empirical FCD-CDF of each subject.
+    sc : array of shape (N, N) or (K, N, N)
+        Structural connectivity (scaled to max 0.02 here; already-scaled SC is unchanged).
+    tr, scan_length : float or array of shape (K,)
+        Timing of each subject [s].
+    device : str or torch.device
+        Where the network runs.
+    batch_size : int
+        Candidates per forward pass.
+    timing_check : {"warn", "error", "ignore"}
+        What to do when a subject's timing is outside the range the weights were trained on.
+
+    Raises
+    ------
+    InvalidInputError
+        N, bins or SC differ from what the weights were trained on.
+
+    Examples
+    --------
+    ``evaluate = SurrogateEvaluator.from_pretrained(None, fc, cdf, sc, 0.72, 864.0)`` then
+    ``losses = evaluate(params, torch.zeros(100, dtype=torch.long))``.
+    """
+
+    def __init__(
+        self,
+        surrogate: PretrainedSurrogate | CostPredictor,
+        fc: np.ndarray | Tensor,
+        fcd_cdf: np.ndarray | Tensor,
+        sc: np.ndarray | Tensor,
+        tr: float | np.ndarray,
+        scan_length: float | np.ndarray,
+        device: str | torch.device = "cpu",
+        batch_size: int = 4096,
+        timing_check: str = "warn",
+    ) -> None:
+        fc_t = _stack(fc, 3, "FC")
+        cdf_t = _stack(fcd_cdf, 2, "FCD-CDF")
+        sc_t = _stack(sc, 3, "SC")
+        k, n = fc_t.shape[0], fc_t.shape[-1]
+        if cdf_t.shape[0] != k:
+            raise InvalidInputError(f"{cdf_t.shape[0]} FCD-CDFs for {k} FCs", "FCD-CDF")
+        if sc_t.shape[0] not in (1, k) or sc_t.shape[-1] != n:
+            raise InvalidInputError(f"SC of shape {tuple(sc_t.shape)} for {k} subjects of N={n}", "SC")
+        sc_t = torch.stack([scale_sc(s) for s in sc_t]).expand(k, n, n)
+        tr_t = torch.as_tensor(np.broadcast_to(np.asarray(tr, dtype=np.float64), (k,)).copy())
+        scan_t = torch.as_tensor(np.broadcast_to(np.asarray(scan_length, dtype=np.float64), (k,)).copy())
+        if isinstance(surrogate, PretrainedSurrogate):
+            surrogate.check(
+                n_regions=n,
+                bins=cdf_t.shape[1],
+                sc=sc_t,
+                tr=tr_t.numpy(),
+                scan_length=scan_t.numpy(),
+                timing=timing_check,
+            )
+            model = surrogate.model
+        else:
+            model = surrogate
+            if n != model.config.n_regions or cdf_t.shape[1] != model.config.cdf_bins:
+                raise InvalidInputError(
+                    f"network expects N={model.config.n_regions}, bins={model.config.cdf_bins}; "
+                    f"got N={n}, bins={cdf_t.shape[1]}",
+                    "surrogate",
+                )
+        self.metadata = surrogate.metadata if isinstance(surrogate, PretrainedSurrogate) else {}
+        self.weights_path = surrogate.path if isinstance(surrogate, PretrainedSurrogate) else None
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.batch_size = int(batch_size)
+        self.n_subjects = k
+        subjects = SubjectFeatures(
+            fc_triu=fc_upper_triangle(fc_t),
+            fcd_dens=fcd_density(cdf_t, model.config.fcd_bins),
+            tr=tr_t,
+            scan_length=scan_t,
+            sc=sc_t.contiguous(),
+        )
+        self.subjects = subjects.to(self.device)
+        with torch.no_grad():
+            s = self.subjects
+            self._embedding = self.model.encode_subject(s.fc_triu, s.fcd_dens, s.tr, s.scan_length)
+            self._sc_proj = self.model.project_sc(s.sc)
+
+    def describe(self) -> dict[str, object]:
+        """Provenance of the predictions for ``run.json`` (weights folder, sha256, format)."""
+        meta = self.metadata
+        return {
+            "evaluator": "surrogate",
+            "weights": str(self.weights_path) if self.weights_path else None,
+            "weights_sha256": meta.get("weights_sha256"),
+            "format_version": meta.get("format_version"),
+            "network": meta.get("network", self.model.config.to_dict()),
+        }
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path | None,
+        fc: np.ndarray | Tensor,
+        fcd_cdf: np.ndarray | Tensor,
+        sc: np.ndarray | Tensor,
+        tr: float | np.ndarray,
+        scan_length: float | np.ndarray,
+        device: str | torch.device = "cpu",
+        **kwargs,
+    ) -> SurrogateEvaluator:
+        """Load weights (default location when ``path`` is None) and build the evaluator.
+
+        Raises
+        ------
+        NotYetAvailableError
+            No weights at the default location.
+        InvalidInputError
+            Weights unreadable or not trained for these subjects.
+        """
+        return cls(load_pretrained(path), fc, fcd_cdf, sc, tr, scan_length, device=device, **kwargs)
+
+    @torch.no_grad()
+    def predict(self, params: PFICParams, subject_index: Tensor) -> Tensor:
+        """Predicted cost terms, Tensor of shape (B, 3) on the evaluator's device (float32).
+
+        Parameters
+        ----------
+        params : PFICParams
+            ``wEE, wEI, sigma`` (B, N) and ``G`` (B,), tensors or arrays.
+        subject_index : Tensor of shape (B,), int
+            Row of each candidate's subject (0 .. K-1).
+        """
+        dev, f32 = self.device, torch.float32
+        regional = torch.stack(
+            [torch.as_tensor(params.wEE), torch.as_tensor(params.wEI), torch.as_tensor(params.sigma)],
+            dim=-1,
+        ).to(device=dev, dtype=f32)
+        g = torch.as_tensor(params.G).to(device=dev, dtype=f32).reshape(-1)
+        idx = torch.as_tensor(subject_index).to(device=dev, dtype=torch.long).reshape(-1)
+        b = regional.shape[0]
+        if g.shape[0] != b or idx.shape[0] != b:
+            raise InvalidInputError(
+                f"{b} parameter sets but {g.shape[0]} G values and {idx.shape[0]} subject indices",
+                "surrogate evaluate",
+            )
+        if b and (int(idx.min()) < 0 or int(idx.max()) >= self.n_subjects):
+            raise InvalidInputError(
+                f"subject_index out of range 0..{self.n_subjects - 1}", "surrogate evaluate"
+            )
+        out = []
+        for start in range(0, b, self.batch_size):
+            sl = slice(start, start + self.batch_size)
+            rows = idx[sl]
+            out.append(
+                self.model.forward_projected(
+                    regional[sl], g[sl], self._sc_proj[rows], self._embedding[rows]
+                )
+            )
+        return torch.cat(out) if out else torch.zeros(0, 3, device=dev)
+
+    def __call__(self, params: PFICParams, subject_index: Tensor, *, seed: int | None = None) -> Losses:
+        """Predicted losses in the fitter's :class:`~delssome_norms.model.Losses` form.
+
+        Parameters
+        ----------
+        params : PFICParams
+            ``wEE, wEI, sigma`` (B, N) and ``G`` (B,).
+        subject_index : Tensor of shape (B,), int
+            Row of each candidate's subject.
+        seed : int, optional
+            Accepted for the evaluator interface (simulation noise seed); the prediction is
+            deterministic and ignores it.
+
+        Returns
+        -------
+        Losses
+            ``corr``, ``l1``, ``ks`` each of shape (B,) (float32, on the evaluator's device);
+            always finite (the surrogate has no notion of an unstable simulation).
+        """
+        pred = self.predict(params, subject_index)
+        return Losses(corr=pred[:, 0], l1=pred[:, 1], ks=pred[:, 2])
+
+
+def make_surrogate_evaluator(
+    fc_emp: np.ndarray,
+    fcd_cdf_emp: np.ndarray,
+    sc: np.ndarray,
+    timing: SimulationTiming,
+    n_dup: int = 3,
+    device: str = "cpu",
+    dtype: str = "float32",
+    engine: str = "auto",
+    *,
+    weights: str | Path | None = None,
+    timing_check: str = "warn",
+) -> SurrogateEvaluator:
+    """Train-stage evaluator factory with the argument list of ``fit.make_evaluator``.
+
+    ``n_dup``, ``dtype`` and ``engine`` concern simulation and are ignored; ``timing`` gives the
+    subjects' TR and scan length (checked against the range the weights cover).
+
+    Parameters
+    ----------
+    fc_emp : ndarray of shape (K, N, N)
+    fcd_cdf_emp : ndarray of shape (K, bins)
+    sc : ndarray of shape (K, N, N) or (N, N)
+        Unscaled SC.
+    timing : SimulationTiming
+    device : str
+    weights : path, optional
+        Pretrained folder (default: :func:`~.pretrained.default_pretrained_path`).
+    timing_check : {"warn", "error", "ignore"}
+
+    Raises
+    ------
+    NotYetAvailableError
+        No weights at the default location.
+    InvalidInputError
+        Weights not trained for these subjects (N, bins, SC).
+    """
+    return SurrogateEvaluator.from_pretrained(
+        weights,
+        fc_emp,
+        fcd_cdf_emp,
+        sc,
+        timing.tr,
+        timing.scan_length,
+        device=device,
+        timing_check=timing_check,
+    )

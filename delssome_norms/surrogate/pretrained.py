@@ -1,0 +1,291 @@
+"""Saving and loading trained cost predictors: safetensors weights plus JSON metadata.
+
+A pretrained folder holds::
+
+    model.safetensors   network weights, plus ``template_sc`` (N, N), the scaled SC it was trained on
+    metadata.json       kind, format_version, atlas and regions, N, bins, network settings, the
+                        timing range covered, the training-data summary, training settings and
+                        time, metrics, the sha256 of model.safetensors
+
+Loading never unpickles anything (safetensors holds raw tensors only). :meth:`PretrainedSurrogate.check`
+refuses, with an :class:`~delssome_norms.errors.InvalidInputError` naming both values, a subject
+whose number of regions, number of FCD bins or structural connectivity differs from the training
+data; a TR or scan length outside the range covered by the training data gives a warning (or an
+error with ``timing="error"``), because the predictions were never checked there.
+
+The default weights are looked up in ``$DELSSOME_NORMS_PRETRAINED`` or, failing that, in
+``pretrained/<DEFAULT_NAME>`` at the root of the source tree (:func:`default_pretrained_path`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from delssome_norms import __version__, io
+from delssome_norms.errors import InputWarning, InvalidInputError, NotYetAvailableError
+from delssome_norms.surrogate.network import CostPredictor, SurrogateConfig
+
+PRETRAINED_FORMAT_VERSION = 1
+"""Schema version of a pretrained folder."""
+PRETRAINED_KIND = "delssome_norms.surrogate.pretrained"
+WEIGHTS_FILE = "model.safetensors"
+METADATA_FILE = "metadata.json"
+TEMPLATE_KEY = "template_sc"
+DEFAULT_NAME = "delssome_dk68"
+"""Folder name of the shipped weights under ``pretrained/``."""
+ENV_VAR = "DELSSOME_NORMS_PRETRAINED"
+SC_ATOL = 1e-6
+"""Largest accepted absolute difference between a subject's scaled SC and the template's."""
+
+
+def default_pretrained_path() -> Path:
+    """Where ``--mode surrogate`` looks for weights when none are given.
+
+    ``$DELSSOME_NORMS_PRETRAINED`` if set, else ``<source root>/pretrained/delssome_dk68``.
+    """
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "pretrained" / DEFAULT_NAME
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class PretrainedSurrogate:
+    """A loaded cost predictor with the metadata that says where it may be used.
+
+    Attributes
+    ----------
+    model : CostPredictor
+        In eval mode, float32, on the CPU until moved.
+    metadata : dict
+        Contents of ``metadata.json``.
+    template_sc : Tensor of shape (N, N) or None
+        Scaled SC of the training subjects (None if they had different SCs).
+    path : Path or None
+        Folder it was loaded from.
+    """
+
+    model: CostPredictor
+    metadata: dict[str, Any]
+    template_sc: Tensor | None = None
+    path: Path | None = None
+
+    @property
+    def config(self) -> SurrogateConfig:
+        """Network settings."""
+        return self.model.config
+
+    def check(
+        self,
+        n_regions: int,
+        bins: int,
+        sc: Tensor | np.ndarray | None = None,
+        tr: float | np.ndarray | None = None,
+        scan_length: float | np.ndarray | None = None,
+        timing: str = "warn",
+    ) -> None:
+        """Refuse subjects the weights were not trained for.
+
+        Parameters
+        ----------
+        n_regions : int
+            Regions of the subject(s).
+        bins : int
+            FCD-CDF bins of the subject(s).
+        sc : array of shape (N, N) or (K, N, N), optional
+            Scaled SC (max 0.02) of the subject(s); compared with the training template.
+        tr, scan_length : float or array of shape (K,), optional
+            Timing of the subject(s) [s]; compared with the covered range.
+        timing : {"warn", "error", "ignore"}
+            What to do when the timing lies outside the covered range.
+
+        Raises
+        ------
+        InvalidInputError
+            N, bins or SC mismatch (or timing outside the range with ``timing="error"``).
+        """
+        source = str(self.path) if self.path else "pretrained surrogate"
+        c = self.config
+        if n_regions != c.n_regions:
+            raise InvalidInputError(
+                f"the weights were trained for N={c.n_regions} regions "
+                f"({self.metadata.get('atlas', '?')}); the subject has N={n_regions}. Use --mode euler "
+                "or train a surrogate for this atlas (delssome-norms surrogate generate/train)",
+                source,
+            )
+        if bins != c.cdf_bins:
+            raise InvalidInputError(
+                f"the weights expect FCD-CDFs with {c.cdf_bins} bins; the subject has {bins}", source
+            )
+        if sc is not None and self.template_sc is not None:
+            sc_t = torch.as_tensor(np.asarray(sc), dtype=torch.float64)
+            if sc_t.ndim == 2:
+                sc_t = sc_t[None]
+            diff = (sc_t - self.template_sc.to(torch.float64)).abs().amax().item()
+            if not diff <= SC_ATOL:
+                raise InvalidInputError(
+                    "the subject's structural connectivity differs from the template the surrogate "
+                    f"was trained on ({self.metadata.get('template', {}).get('source', '?')}; largest "
+                    f"difference of scaled SC {diff:.3g} > {SC_ATOL:g}). Use --mode euler, or the "
+                    "default template SC",
+                    source,
+                )
+        if timing == "ignore" or tr is None or scan_length is None:
+            return
+        cover = self.metadata.get("timing", {})
+        problems = []
+        for name, values in (("TR", tr), ("scan length", scan_length)):
+            key = "tr_range" if name == "TR" else "scan_length_range"
+            lo, hi = cover.get(key, [-np.inf, np.inf])
+            v = np.atleast_1d(np.asarray(values, dtype=np.float64))
+            bad = v[(v < lo * (1 - 1e-6)) | (v > hi * (1 + 1e-6))]
+            if bad.size:
+                problems.append(f"{name} {bad[0]:g} s is outside the trained range [{lo:g}, {hi:g}] s")
+        if problems:
+            message = "; ".join(problems) + (
+                "; surrogate predictions are unverified there (validation and test stay simulated)"
+            )
+            if timing == "error":
+                raise InvalidInputError(message, source)
+            warnings.warn(f"{source}: {message}", InputWarning, stacklevel=2)
+
+
+def save_pretrained(
+    model: CostPredictor,
+    folder: str | Path,
+    metadata: dict[str, Any],
+    template_sc: Tensor | np.ndarray | None = None,
+) -> Path:
+    """Write ``model.safetensors`` and ``metadata.json`` into ``folder`` (atomically).
+
+    Parameters
+    ----------
+    model : CostPredictor
+    folder : path
+    metadata : dict
+        Extra fields (atlas, regions, timing, training_data, training, metrics); kind,
+        format_version, code version, N, bins, network settings and the weights' sha256 are added.
+    template_sc : array of shape (N, N), optional
+        Scaled SC of the training subjects, stored with the weights (checked by
+        :meth:`PretrainedSurrogate.check`).
+
+    Returns
+    -------
+    Path of the folder.
+    """
+    folder = Path(folder)
+    tensors = {
+        k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()
+    }
+    if template_sc is not None:
+        tensors[TEMPLATE_KEY] = torch.as_tensor(
+            np.asarray(template_sc), dtype=torch.float32
+        ).contiguous()
+    folder.mkdir(parents=True, exist_ok=True)
+    with io.atomic_path(folder / WEIGHTS_FILE) as tmp:
+        save_file(tensors, str(tmp), metadata={"format_version": str(PRETRAINED_FORMAT_VERSION)})
+    c = model.config
+    meta = {
+        "kind": PRETRAINED_KIND,
+        "format_version": PRETRAINED_FORMAT_VERSION,
+        "delssome_norms_version": __version__,
+        "n_regions": c.n_regions,
+        "bins": c.cdf_bins,
+        "network": c.to_dict(),
+        "n_parameters": model.n_parameters(),
+        **{k: v for k, v in metadata.items() if k not in {"kind", "format_version", "network"}},
+        "weights_file": WEIGHTS_FILE,
+        "weights_sha256": _sha256(folder / WEIGHTS_FILE),
+    }
+    io.write_json(meta, folder / METADATA_FILE)
+    return folder
+
+
+def load_pretrained(folder: str | Path | None = None) -> PretrainedSurrogate:
+    """Load a pretrained folder written by :func:`save_pretrained`.
+
+    Parameters
+    ----------
+    folder : path, optional
+        Default: :func:`default_pretrained_path`.
+
+    Raises
+    ------
+    NotYetAvailableError
+        No weights at the default location.
+    InvalidInputError
+        Missing or corrupted files, unknown kind or format_version, weights that do not match
+        the network settings.
+    """
+    is_default = folder is None
+    folder = Path(folder) if folder is not None else default_pretrained_path()
+    meta_path = folder / METADATA_FILE
+    weights_path = folder / WEIGHTS_FILE
+    if not meta_path.is_file() or not weights_path.is_file():
+        hint = (
+            f"no pretrained surrogate weights found at {folder} ({METADATA_FILE} and {WEIGHTS_FILE}); "
+            "train them with `delssome-norms surrogate generate --out D` then "
+            f"`delssome-norms surrogate train --data D --out {folder}`, or set {ENV_VAR}"
+        )
+        if is_default:
+            raise NotYetAvailableError(hint)
+        raise InvalidInputError(hint, str(folder))
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise InvalidInputError(
+            f"not valid JSON ({err.msg}, line {err.lineno})", str(meta_path)
+        ) from None
+    if meta.get("kind") != PRETRAINED_KIND:
+        raise InvalidInputError(
+            f"kind is {meta.get('kind')!r}, expected {PRETRAINED_KIND!r}", str(meta_path)
+        )
+    if meta.get("format_version") != PRETRAINED_FORMAT_VERSION:
+        raise InvalidInputError(
+            f"format_version {meta.get('format_version')!r} is not supported by this version of "
+            f"delssome_norms (reads {PRETRAINED_FORMAT_VERSION}); retrain or upgrade",
+            str(meta_path),
+        )
+    expected_hash = meta.get("weights_sha256")
+    if expected_hash and _sha256(weights_path) != expected_hash:
+        raise InvalidInputError(
+            f"{WEIGHTS_FILE} does not match the sha256 recorded in {METADATA_FILE}", str(folder)
+        )
+    config = SurrogateConfig.from_dict(meta["network"])
+    if config.n_regions != meta.get("n_regions") or config.cdf_bins != meta.get("bins"):
+        raise InvalidInputError("n_regions/bins disagree with the network settings", str(meta_path))
+    try:
+        tensors = load_file(str(weights_path))
+    except Exception as err:  # safetensors raises its own error types for corrupted files
+        raise InvalidInputError(f"cannot read weights ({err})", str(weights_path)) from None
+    template = tensors.pop(TEMPLATE_KEY, None)
+    model = CostPredictor(config)
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[1:2] or [str(err)]
+        raise InvalidInputError(
+            f"weights do not fit the network settings in {METADATA_FILE} ({first[0].strip()})",
+            str(weights_path),
+        ) from None
+    model.eval()
+    return PretrainedSurrogate(model=model, metadata=meta, template_sc=template, path=folder)

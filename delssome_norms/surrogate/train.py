@@ -1,0 +1,476 @@
+"""Training and evaluating the cost predictor: split by subject, seeded Adam, early stopping, metrics.
+
+:func:`train_surrogate` splits the subjects of a :class:`~.dataset.SurrogateDataset` into train /
+validation / test sets (a subject's candidates never appear in two sets), fits
+:class:`~.network.CostPredictor` with mean squared error on the three cost terms (targets clipped
+to ``[0, output_scale]``; candidates whose simulation was invalid are skipped), Adam and an
+exponential learning-rate decay per epoch, stops when the validation loss has not improved for
+``patience`` epochs, and restores the best epoch's weights. Every random number (initial weights,
+split, batch order) comes from ``settings.seed``.
+
+:func:`prediction_metrics` is the metrics report: Pearson and Spearman correlations between
+predicted and simulated losses per cost term and for the total, pooled over held-out candidates and
+per subject, and the top-10 overlap (the fraction of the 10 truly best candidates of each CMA-ES
+generation that are also among the 10 predicted best; chance level is 10 / popsize).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import stats
+from torch import Tensor
+
+from delssome_norms.errors import InvalidInputError
+from delssome_norms.surrogate.dataset import SurrogateDataset
+from delssome_norms.surrogate.network import (
+    COST_TERMS,
+    CostPredictor,
+    SubjectFeatures,
+    SurrogateConfig,
+    pool_density,
+)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Settings of :func:`train_surrogate`.
+
+    Parameters
+    ----------
+    epochs : int
+        Maximum number of epochs.
+    batch_size : int
+        Candidates per optimiser step.
+    lr : float
+        Initial Adam learning rate.
+    lr_decay : float
+        Multiplicative learning-rate decay per epoch (``ExponentialLR`` gamma).
+    weight_decay : float
+        Adam L2 penalty.
+    patience : int
+        Epochs without a validation improvement before stopping.
+    val_fraction, test_fraction : float
+        Fractions of the subjects held out for validation and test (at least one subject each).
+    candidates_per_epoch : int or None
+        Training candidates drawn (without replacement) per epoch; None uses all of them.
+    seed : int
+        Seed of the weight initialisation, the subject split and the batch order.
+    device : str
+        Torch device of the training.
+    """
+
+    epochs: int = 30
+    batch_size: int = 256
+    lr: float = 1e-3
+    lr_decay: float = 0.9
+    weight_decay: float = 0.0
+    patience: int = 5
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    candidates_per_epoch: int | None = None
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "patience"):
+            if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
+                raise InvalidInputError(f"{name} must be a positive integer", name)
+        if not (self.lr > 0 and 0 < self.lr_decay <= 1 and self.weight_decay >= 0):
+            raise InvalidInputError("need lr > 0, 0 < lr_decay <= 1, weight_decay >= 0", "settings")
+        if not (0 < self.val_fraction < 1 and 0 < self.test_fraction < 1):
+            raise InvalidInputError("val_fraction and test_fraction must be in (0, 1)", "settings")
+        if self.val_fraction + self.test_fraction >= 1:
+            raise InvalidInputError("val_fraction + test_fraction must be < 1", "settings")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary."""
+        return asdict(self)
+
+
+# ------------------------------------------------------------------------------ split and tensors
+
+
+def split_subjects(
+    n_subjects: int, val_fraction: float, test_fraction: float, seed: int
+) -> dict[str, np.ndarray]:
+    """Random split of subject rows into train / validation / test (each non-empty).
+
+    Parameters
+    ----------
+    n_subjects : int
+        Number of subjects (at least 3).
+    val_fraction, test_fraction : float
+        Fractions held out; rounded, with at least one subject each.
+    seed : int
+
+    Returns
+    -------
+    dict with keys ``train``, ``val``, ``test``: sorted int64 arrays of subject rows.
+    """
+    if n_subjects < 3:
+        raise InvalidInputError(
+            f"need at least 3 subjects to split by subject, got {n_subjects}", "surrogate dataset"
+        )
+    order = np.random.default_rng(seed).permutation(n_subjects)
+    n_val = max(1, round(val_fraction * n_subjects))
+    n_test = max(1, round(test_fraction * n_subjects))
+    if n_val + n_test >= n_subjects:
+        n_val, n_test = 1, 1
+    return {
+        "test": np.sort(order[:n_test]),
+        "val": np.sort(order[n_test : n_test + n_val]),
+        "train": np.sort(order[n_test + n_val :]),
+    }
+
+
+@dataclass
+class TensorData:
+    """A data set as tensors on one device (subject inputs and candidate arrays)."""
+
+    subjects: SubjectFeatures
+    regional: Tensor
+    g: Tensor
+    subject: Tensor
+    generation: Tensor
+    targets: Tensor
+    losses: Tensor
+    valid: Tensor
+
+    @classmethod
+    def from_dataset(
+        cls, data: SurrogateDataset, config: SurrogateConfig, device: str | torch.device = "cpu"
+    ) -> TensorData:
+        """Convert a data set to tensors (float32) for a network with ``config``.
+
+        Raises
+        ------
+        InvalidInputError
+            If the data set's N or FCD bins do not match the network.
+        """
+        if data.n_regions != config.n_regions or data.bins != config.cdf_bins:
+            raise InvalidInputError(
+                f"data set has N={data.n_regions}, bins={data.bins}; the network expects "
+                f"N={config.n_regions}, bins={config.cdf_bins}",
+                "surrogate dataset",
+            )
+
+        def t(x: np.ndarray, dtype: torch.dtype = torch.float32) -> Tensor:
+            return torch.as_tensor(np.ascontiguousarray(x)).to(device=device, dtype=dtype)
+
+        dens = pool_density(t(data.fcd_density, torch.float64), config.fcd_bins)
+        subjects = SubjectFeatures(
+            fc_triu=t(data.fc_triu),
+            fcd_dens=dens.to(torch.float32),
+            tr=t(data.tr),
+            scan_length=t(data.scan_length),
+            sc=t(data.sc),
+        )
+        losses = t(data.losses)
+        valid = torch.isfinite(losses).all(dim=1)
+        scale = torch.tensor(config.output_scale, device=device)
+        targets = torch.minimum(torch.nan_to_num(losses, nan=0.0).clamp_min(0.0), scale)
+        return cls(
+            subjects=subjects,
+            regional=t(data.regional),
+            g=t(data.g),
+            subject=t(data.subject, torch.int64),
+            generation=t(data.generation, torch.int64),
+            targets=targets,
+            losses=losses,
+            valid=valid,
+        )
+
+
+@torch.no_grad()
+def predict_dataset(model: CostPredictor, data: TensorData, batch_size: int = 1024) -> Tensor:
+    """Predicted cost terms of every candidate of ``data``, shape (C, 3), in eval mode."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, data.regional.shape[0], batch_size):
+        sl = slice(start, start + batch_size)
+        out.append(model.score(data.subjects, data.regional[sl], data.g[sl], data.subject[sl]))
+    model.train(was_training)
+    if not out:
+        return torch.zeros(0, 3, device=data.regional.device)
+    return torch.cat(out)
+
+
+# ------------------------------------------------------------------------------ metrics
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return math.nan, math.nan
+    return float(stats.pearsonr(a, b)[0]), float(stats.spearmanr(a, b)[0])
+
+
+def top_k_overlap(
+    pred_total: np.ndarray,
+    true_total: np.ndarray,
+    subject: np.ndarray,
+    generation: np.ndarray,
+    k: int = 10,
+) -> float:
+    """Mean overlap of predicted and true top-``k`` candidates per (subject, generation).
+
+    Invalid candidates (NaN true total) rank last in the truth. Groups with at most ``k``
+    candidates are skipped.
+
+    Parameters
+    ----------
+    pred_total, true_total : ndarray of shape (C,)
+    subject, generation : ndarray of shape (C,), int
+    k : int
+
+    Returns
+    -------
+    float
+        Mean of ``|top_k(pred) ∩ top_k(true)| / k`` over groups (NaN if no group qualifies).
+    """
+    key = subject.astype(np.int64) * (int(generation.max()) + 1 if len(generation) else 1) + generation
+    order = np.argsort(key, kind="stable")
+    bounds = np.flatnonzero(np.diff(key[order])) + 1
+    scores = []
+    for rows in np.split(order, bounds):
+        if len(rows) <= k:
+            continue
+        truth = np.where(np.isfinite(true_total[rows]), true_total[rows], np.inf)
+        best_true = set(rows[np.argsort(truth, kind="stable")[:k]].tolist())
+        best_pred = set(rows[np.argsort(pred_total[rows], kind="stable")[:k]].tolist())
+        scores.append(len(best_true & best_pred) / k)
+    return float(np.mean(scores)) if scores else math.nan
+
+
+def prediction_metrics(
+    pred: np.ndarray, true: np.ndarray, subject: np.ndarray, generation: np.ndarray
+) -> dict[str, Any]:
+    """Metrics report of predicted against simulated losses.
+
+    Parameters
+    ----------
+    pred : ndarray of shape (C, 3)
+        Predicted corr_loss, l1_loss, ks_loss.
+    true : ndarray of shape (C, 3)
+        Simulated losses (NaN rows = invalid simulations, excluded from correlations).
+    subject, generation : ndarray of shape (C,), int
+
+    Returns
+    -------
+    dict
+        ``pooled``: {term or "total": {"pearson", "spearman"}} over all valid candidates;
+        ``per_subject``: {"spearman_total": list, "median_spearman_total", "min_spearman_total"};
+        ``top10_overlap`` and ``top10_chance``; ``n_candidates``, ``n_valid``, ``n_subjects``,
+        ``mae`` per term.
+    """
+    pred = np.asarray(pred, dtype=np.float64)
+    true = np.asarray(true, dtype=np.float64)
+    valid = np.isfinite(true).all(axis=1)
+    pooled: dict[str, dict[str, float]] = {}
+    for j, name in enumerate(COST_TERMS):
+        r, rho = _corr(pred[valid, j], true[valid, j])
+        pooled[name] = {"pearson": r, "spearman": rho}
+    pred_total = pred.sum(axis=1)
+    true_total = true.sum(axis=1)
+    r, rho = _corr(pred_total[valid], true_total[valid])
+    pooled["total"] = {"pearson": r, "spearman": rho}
+    per_subject = []
+    for s in np.unique(subject):
+        rows = (subject == s) & valid
+        per_subject.append(_corr(pred_total[rows], true_total[rows])[1])
+    finite_ps = [v for v in per_subject if np.isfinite(v)]
+    group_sizes = np.unique(subject * (int(generation.max()) + 1) + generation, return_counts=True)[1]
+    return {
+        "n_candidates": len(pred),
+        "n_valid": int(valid.sum()),
+        "n_subjects": len(np.unique(subject)),
+        "pooled": pooled,
+        "mae": {
+            name: float(np.mean(np.abs(pred[valid, j] - true[valid, j])))
+            for j, name in enumerate(COST_TERMS)
+        },
+        "per_subject": {
+            "spearman_total": per_subject,
+            "median_spearman_total": float(np.median(finite_ps)) if finite_ps else math.nan,
+            "min_spearman_total": float(np.min(finite_ps)) if finite_ps else math.nan,
+        },
+        "top10_overlap": top_k_overlap(pred_total, true_total, subject, generation, k=10),
+        "top10_chance": float(10 / np.median(group_sizes)) if len(group_sizes) else math.nan,
+    }
+
+
+def evaluate_model(model: CostPredictor, data: SurrogateDataset, device: str = "cpu") -> dict[str, Any]:
+    """Metrics (:func:`prediction_metrics`) of ``model`` on every candidate of ``data``."""
+    tensors = TensorData.from_dataset(data, model.config, device)
+    pred = predict_dataset(model, tensors).cpu().numpy()
+    return prediction_metrics(pred, data.losses, data.subject, data.generation)
+
+
+# ------------------------------------------------------------------------------ training
+
+
+@dataclass
+class TrainResult:
+    """Output of :func:`train_surrogate`.
+
+    Attributes
+    ----------
+    model : CostPredictor
+        Weights of the best validation epoch, in eval mode.
+    split : dict of str to ndarray
+        Subject rows of the ``train``, ``val`` and ``test`` sets.
+    history : list of dict
+        Per epoch: train_mse, val_mse, val_spearman_total, lr, seconds.
+    metrics : dict
+        ``{"test": ..., "val": ...}``: :func:`prediction_metrics` on the held-out subjects.
+    best_epoch : int
+    seconds : float
+        Wall time of the whole training [s].
+    """
+
+    model: CostPredictor
+    split: dict[str, np.ndarray]
+    history: list[dict[str, float]] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    best_epoch: int = 0
+    seconds: float = 0.0
+
+
+def _masked_mse(pred: Tensor, target: Tensor) -> Tensor:
+    return ((pred - target) ** 2).mean()
+
+
+def train_surrogate(
+    data: SurrogateDataset,
+    config: SurrogateConfig | None = None,
+    settings: TrainSettings | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Train a :class:`CostPredictor` on a data set, splitting by subject.
+
+    Parameters
+    ----------
+    data : SurrogateDataset
+        At least 3 subjects.
+    config : SurrogateConfig, optional
+        Network settings; ``n_regions`` and ``cdf_bins`` are taken from ``data`` when omitted.
+    settings : TrainSettings, optional
+    progress : bool
+        Show a tqdm progress bar (one per epoch).
+    log : callable, optional
+        Receives one line per epoch.
+
+    Returns
+    -------
+    TrainResult
+    """
+    from tqdm.auto import tqdm
+
+    settings = settings or TrainSettings()
+    config = config or SurrogateConfig(n_regions=data.n_regions, cdf_bins=data.bins)
+    start = time.perf_counter()
+    torch.manual_seed(settings.seed)
+    model = CostPredictor(config).to(settings.device)
+    split = split_subjects(data.n_subjects, settings.val_fraction, settings.test_fraction, settings.seed)
+    sets = {
+        k: TensorData.from_dataset(data.subset(v), config, settings.device) for k, v in split.items()
+    }
+    train = sets["train"]
+    train_rows = torch.nonzero(train.valid).squeeze(1)
+    if len(train_rows) == 0:
+        raise InvalidInputError("no valid training candidates", "surrogate dataset")
+    val = sets["val"]
+    val_valid = val.valid
+
+    opt = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=settings.lr_decay)
+    gen = torch.Generator().manual_seed(settings.seed)
+    best_state = copy.deepcopy(model.state_dict())
+    best_val, best_epoch, stale = math.inf, 0, 0
+    history: list[dict[str, float]] = []
+    per_epoch = settings.candidates_per_epoch or len(train_rows)
+    per_epoch = min(per_epoch, len(train_rows))
+    for epoch in range(1, settings.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        rows = train_rows[
+            torch.randperm(len(train_rows), generator=gen)[:per_epoch].to(train_rows.device)
+        ]
+        n_batches = math.ceil(per_epoch / settings.batch_size)
+        bar = tqdm(
+            range(n_batches),
+            desc=f"epoch {epoch}/{settings.epochs}",
+            disable=not progress,
+            leave=False,
+            unit="batch",
+        )
+        total, count = 0.0, 0
+        for b in bar:
+            idx = rows[b * settings.batch_size : (b + 1) * settings.batch_size]
+            pred = model.score(train.subjects, train.regional[idx], train.g[idx], train.subject[idx])
+            loss = _masked_mse(pred, train.targets[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+            count += len(idx)
+            if b % 20 == 0:
+                bar.set_postfix(mse=f"{total / count:.4f}")
+        bar.close()
+        lr = opt.param_groups[0]["lr"]
+        sched.step()
+        val_pred = predict_dataset(model, val)
+        val_mse = float(_masked_mse(val_pred[val_valid], val.targets[val_valid]))
+        vp = val_pred[val_valid].sum(dim=1).cpu().numpy()
+        vt = val.losses[val_valid].sum(dim=1).cpu().numpy()
+        val_rho = _corr(vp, vt)[1]
+        record = {
+            "epoch": epoch,
+            "train_mse": total / max(count, 1),
+            "val_mse": val_mse,
+            "val_spearman_total": val_rho,
+            "lr": lr,
+            "seconds": time.perf_counter() - t0,
+        }
+        history.append(record)
+        if log:
+            log(
+                f"epoch {epoch}: train mse {record['train_mse']:.5f}, val mse {val_mse:.5f}, "
+                f"val spearman(total) {val_rho:.3f}, lr {lr:.2e}, {record['seconds']:.0f} s"
+            )
+        if val_mse < best_val - 1e-7:
+            best_val, best_epoch, stale = val_mse, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            stale += 1
+            if stale >= settings.patience:
+                break
+    model.load_state_dict(best_state)
+    model.eval()
+    metrics = {}
+    for name in ("test", "val"):
+        part = sets[name]
+        pred = predict_dataset(model, part).cpu().numpy()
+        metrics[name] = prediction_metrics(
+            pred,
+            part.losses.cpu().numpy(),
+            part.subject.cpu().numpy(),
+            part.generation.cpu().numpy(),
+        )
+    return TrainResult(
+        model=model,
+        split=split,
+        history=history,
+        metrics=metrics,
+        best_epoch=best_epoch,
+        seconds=time.perf_counter() - start,
+    )

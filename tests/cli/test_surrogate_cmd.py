@@ -1,0 +1,170 @@
+"""``delssome-norms surrogate generate|train|evaluate`` end to end on tiny inputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from delssome_norms.cli.main import main
+from delssome_norms.surrogate.dataset import SurrogateDataset, load_dataset, save_dataset
+
+
+def _tiny_dataset(n_subjects: int = 6, n: int = 5, bins: int = 10000, seed: int = 0) -> SurrogateDataset:
+    rng = np.random.default_rng(seed)
+    per = 40
+    c = n_subjects * per
+    regional = np.stack(
+        [rng.uniform(1, 10, (c, n)), rng.uniform(1, 4, (c, n)), rng.uniform(0.001, 0.009, (c, n))], -1
+    )
+    g = rng.uniform(0, 3, c)
+    losses = np.stack([regional[..., 0].mean(1) / 10, g / 3, regional[..., 2].mean(1) / 0.01], axis=1)
+    dens = rng.uniform(0, 1, (n_subjects, bins))
+    sc = rng.uniform(0, 0.02, (n, n))
+    np.fill_diagonal(sc, 0)
+    return SurrogateDataset(
+        subject_id=[f"s{i}" for i in range(n_subjects)],
+        fc_triu=rng.uniform(-0.2, 0.6, (n_subjects, n * (n - 1) // 2)),
+        fcd_density=dens / dens.sum(1, keepdims=True),
+        tr=np.full(n_subjects, 0.72),
+        scan_length=np.full(n_subjects, 115.2),
+        sc=np.broadcast_to(sc, (n_subjects, n, n)),
+        regional=regional,
+        g=g,
+        subject=np.repeat(np.arange(n_subjects), per),
+        generation=np.tile(np.repeat(np.arange(4), 10), n_subjects),
+        losses=losses,
+    )
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_train_then_evaluate(tmp_path, capsys, one_thread) -> None:
+    save_dataset(_tiny_dataset(), tmp_path / "data")
+    code = main(
+        [
+            "surrogate",
+            "train",
+            "--data",
+            str(tmp_path / "data"),
+            "--out",
+            str(tmp_path / "w"),
+            "--epochs",
+            "2",
+            "--d-model",
+            "16",
+            "--heads",
+            "2",
+            "--layers",
+            "1",
+            "--threads",
+            "1",
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    meta = json.loads((tmp_path / "w" / "metadata.json").read_text())
+    assert meta["format_version"] == 1 and meta["n_regions"] == 5 and meta["bins"] == 10000
+    assert meta["timing"]["scan_length_range"] == [115.2, 115.2]
+    assert meta["training"]["epochs_run"] == 2 and meta["training"]["seconds"] > 0
+    assert set(meta["metrics"]) == {"test", "val"}
+    assert (tmp_path / "w" / "training_log.json").is_file()
+    assert "Spearman(total)" in capsys.readouterr().out
+    code = main(
+        [
+            "surrogate",
+            "evaluate",
+            "--weights",
+            str(tmp_path / "w"),
+            "--data",
+            str(tmp_path / "data"),
+            "--out",
+            str(tmp_path / "m.json"),
+        ]
+    )
+    assert code == 0
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["n_subjects"] == 6 and "top10_overlap" in metrics
+
+
+def test_evaluate_refuses_other_n(tmp_path, capsys, one_thread) -> None:
+    save_dataset(_tiny_dataset(), tmp_path / "data")
+    save_dataset(_tiny_dataset(n=4), tmp_path / "other")
+    main(
+        [
+            "surrogate",
+            "train",
+            "--data",
+            str(tmp_path / "data"),
+            "--out",
+            str(tmp_path / "w"),
+            "--epochs",
+            "1",
+            "--d-model",
+            "16",
+            "--heads",
+            "2",
+            "--layers",
+            "1",
+            "--quiet",
+        ]
+    )
+    capsys.readouterr()
+    code = main(
+        ["surrogate", "evaluate", "--weights", str(tmp_path / "w"), "--data", str(tmp_path / "other")]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "N=5 regions" in err and "N=4" in err
+
+
+def test_missing_weights_is_a_clear_error(tmp_path, capsys) -> None:
+    save_dataset(_tiny_dataset(), tmp_path / "data")
+    code = main(
+        ["surrogate", "evaluate", "--weights", str(tmp_path / "none"), "--data", str(tmp_path / "data")]
+    )
+    assert code == 2
+    assert "surrogate train --data" in capsys.readouterr().err
+
+
+def test_generate_tiny(tmp_path, capsys, one_thread) -> None:
+    code = main(
+        [
+            "surrogate",
+            "generate",
+            "--out",
+            str(tmp_path / "gen"),
+            "--subjects",
+            "1",
+            "--group-size",
+            "1",
+            "--generations",
+            "1",
+            "--popsize",
+            "4",
+            "--scan-lengths",
+            "30",
+            "--burn-in",
+            "2.16",
+            "--warmup-steps",
+            "50",
+            "--fcd-window",
+            "10",
+            "--n-dup",
+            "1",
+            "--threads",
+            "1",
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    data = load_dataset(tmp_path / "gen")
+    assert data.n_subjects == 1 and data.n_candidates == 4 and data.n_regions == 68
+    assert "1 group(s) generated" in capsys.readouterr().out

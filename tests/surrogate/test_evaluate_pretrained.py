@@ -1,0 +1,152 @@
+"""Pretrained folders (save/load, refusals) and the evaluator's fit contract."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from delssome_norms.errors import InputWarning, InvalidInputError, NotYetAvailableError
+from delssome_norms.model import Losses, PFICParams, scale_sc
+from delssome_norms.surrogate.evaluate import SurrogateEvaluator
+from delssome_norms.surrogate.network import CostPredictor
+from delssome_norms.surrogate.pretrained import (
+    ENV_VAR,
+    PRETRAINED_FORMAT_VERSION,
+    load_pretrained,
+    save_pretrained,
+)
+
+
+def _subjects(n: int, bins: int, k: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    fc = np.empty((k, n, n))
+    for i in range(k):
+        ts = rng.standard_normal((50, n)) + rng.standard_normal((50, 1))
+        fc[i] = np.corrcoef(ts.T)
+    cdf = np.cumsum(rng.uniform(0, 1, (k, bins)), axis=1)
+    cdf /= cdf[:, -1:]
+    sc = rng.uniform(0, 1, (n, n))
+    sc = 0.5 * (sc + sc.T)
+    np.fill_diagonal(sc, 0)
+    return fc, cdf, sc
+
+
+def _params(n: int, b: int, seed: int = 0) -> PFICParams:
+    g = torch.Generator().manual_seed(seed)
+    return PFICParams(
+        wEE=1 + 9 * torch.rand(b, n, generator=g, dtype=torch.float64),
+        wEI=1 + 3 * torch.rand(b, n, generator=g, dtype=torch.float64),
+        sigma=0.001 + 0.008 * torch.rand(b, n, generator=g, dtype=torch.float64),
+        G=3 * torch.rand(b, generator=g, dtype=torch.float64),
+    )
+
+
+@pytest.fixture
+def saved(tmp_path, config_factory):
+    cfg = config_factory()
+    torch.manual_seed(0)
+    model = CostPredictor(cfg).eval()
+    fc, cdf, sc = _subjects(cfg.n_regions, cfg.cdf_bins, k=3)
+    meta = {
+        "atlas": "test6",
+        "timing": {"tr_range": [0.72, 0.72], "scan_length_range": [60.0, 300.0]},
+        "template": {"source": "random"},
+    }
+    folder = save_pretrained(model, tmp_path / "w", meta, template_sc=scale_sc(sc))
+    return folder, model, fc, cdf, sc
+
+
+def test_round_trip_gives_identical_predictions(saved) -> None:
+    folder, model, fc, cdf, sc = saved
+    loaded = load_pretrained(folder)
+    assert loaded.metadata["format_version"] == PRETRAINED_FORMAT_VERSION
+    assert loaded.metadata["atlas"] == "test6"
+    for (k, v), (k2, w) in zip(model.state_dict().items(), loaded.model.state_dict().items()):
+        assert k == k2 and torch.equal(v, w)
+    a = SurrogateEvaluator(model, fc, cdf, sc, 0.72, 120.0)
+    b = SurrogateEvaluator(loaded, fc, cdf, sc, 0.72, 120.0)
+    p = _params(fc.shape[-1], 7)
+    idx = torch.tensor([0, 1, 2, 0, 1, 2, 0])
+    torch.testing.assert_close(a.predict(p, idx), b.predict(p, idx))
+
+
+def test_evaluator_follows_the_losses_contract(saved) -> None:
+    folder, model, fc, cdf, sc = saved
+    ev = SurrogateEvaluator(
+        load_pretrained(folder), fc, cdf, sc, 0.72, [60.0, 120.0, 300.0], batch_size=4
+    )
+    p = _params(fc.shape[-1], 10)
+    idx = torch.randint(0, 3, (10,))
+    out = ev(p, idx)
+    assert isinstance(out, Losses)
+    for t in out:
+        assert t.shape == (10,) and torch.isfinite(t).all() and (t >= 0).all() and (t <= 1).all()
+    assert out.total.shape == (10,)
+    # batching does not change results; numpy inputs work the same
+    whole = SurrogateEvaluator(model, fc, cdf, sc, 0.72, [60.0, 120.0, 300.0], batch_size=1000)
+    torch.testing.assert_close(whole(p, idx).corr, out.corr)
+    p_np = PFICParams(*(np.asarray(x) for x in p))
+    torch.testing.assert_close(ev(p_np, idx.numpy()).ks, out.ks)
+    # each candidate is scored against its own subject: same params, different subject -> different
+    same = PFICParams(*(x[:1].expand(3, *x.shape[1:]) for x in p))
+    res = ev(same, torch.arange(3))
+    assert len(set(res.total.tolist())) == 3
+    with pytest.raises(InvalidInputError, match="out of range"):
+        ev(p, torch.full((10,), 3))
+    # the seed keyword of the evaluator interface is accepted and does not change predictions
+    torch.testing.assert_close(ev(p, idx, seed=123).total, out.total)
+    info = ev.describe()
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert info["evaluator"] == "surrogate" and info["weights_sha256"] == meta["weights_sha256"]
+
+
+def test_refuses_wrong_n_bins_and_sc(saved) -> None:
+    folder, _, fc, cdf, sc = saved
+    loaded = load_pretrained(folder)
+    n = fc.shape[-1]
+    fc7, cdf7, sc7 = _subjects(n + 1, cdf.shape[1], 1)
+    with pytest.raises(InvalidInputError, match=r"N=6 regions.*N=7"):
+        SurrogateEvaluator(loaded, fc7, cdf7, sc7, 0.72, 120.0)
+    with pytest.raises(InvalidInputError, match="100 bins; the subject has 50"):
+        SurrogateEvaluator(loaded, fc, cdf[:, :50], sc, 0.72, 120.0)
+    other = sc.copy()
+    other[0, 1] = other[1, 0] = other.max() * 0.5 + 0.1
+    with pytest.raises(InvalidInputError, match="structural connectivity differs"):
+        SurrogateEvaluator(loaded, fc, cdf, other, 0.72, 120.0)
+    # the same SC at another overall scale is the same scaled SC
+    SurrogateEvaluator(loaded, fc, cdf, sc * 7.0, 0.72, 120.0)
+
+
+def test_timing_outside_the_trained_range(saved) -> None:
+    folder, _, fc, cdf, sc = saved
+    loaded = load_pretrained(folder)
+    with pytest.warns(InputWarning, match="scan length 864 s is outside"):
+        SurrogateEvaluator(loaded, fc, cdf, sc, 0.72, 864.0)
+    with pytest.raises(InvalidInputError, match="TR 2 s is outside"):
+        SurrogateEvaluator(loaded, fc, cdf, sc, 2.0, 120.0, timing_check="error")
+
+
+def test_refuses_bad_folders(saved, tmp_path, monkeypatch) -> None:
+    folder, *_ = saved
+    meta = json.loads((folder / "metadata.json").read_text())
+    meta["format_version"] = PRETRAINED_FORMAT_VERSION + 1
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(InvalidInputError, match="format_version"):
+        load_pretrained(folder)
+    meta["format_version"] = PRETRAINED_FORMAT_VERSION
+    meta["network"]["d_model"] = 32
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(InvalidInputError, match="do not fit the network"):
+        load_pretrained(folder)
+    with open(folder / "model.safetensors", "ab") as fh:
+        fh.write(b"x")
+    with pytest.raises(InvalidInputError, match="sha256"):
+        load_pretrained(folder)
+    with pytest.raises(InvalidInputError, match="no pretrained surrogate weights"):
+        load_pretrained(tmp_path / "empty")
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "nowhere"))
+    with pytest.raises(NotYetAvailableError, match="surrogate train --data"):
+        load_pretrained()

@@ -1,0 +1,87 @@
+"""Training on a problem with a known cost function; metrics against hand-computed values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from delssome_norms.surrogate.train import (
+    TrainSettings,
+    prediction_metrics,
+    split_subjects,
+    top_k_overlap,
+    train_surrogate,
+)
+
+
+def test_split_is_by_subject_and_seeded() -> None:
+    a = split_subjects(20, 0.15, 0.15, seed=3)
+    b = split_subjects(20, 0.15, 0.15, seed=3)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    assert [len(a[k]) for k in ("train", "val", "test")] == [14, 3, 3]
+    allrows = np.concatenate(list(a.values()))
+    assert sorted(allrows.tolist()) == list(range(20))
+    assert split_subjects(3, 0.2, 0.2, 0)["train"].size == 1
+
+
+def test_top_k_overlap_by_hand() -> None:
+    true = np.arange(24, dtype=float)  # two groups of 12: best are the first 10 of each
+    subject = np.repeat([0, 1], 12)
+    generation = np.zeros(24, dtype=int)
+    assert top_k_overlap(true, true, subject, generation) == 1.0
+    pred = true.copy()
+    pred[[0, 1]] = 100  # two of the true top 10 of group 0 predicted worst
+    assert top_k_overlap(pred, true, subject, generation) == pytest.approx((0.8 + 1.0) / 2)
+    true_nan = true.copy()
+    true_nan[0] = np.nan  # invalid ranks last in the truth
+    assert top_k_overlap(true, true_nan, subject, generation) == pytest.approx((0.9 + 1.0) / 2)
+
+
+def test_prediction_metrics_match_scipy() -> None:
+    rng = np.random.default_rng(0)
+    true = rng.uniform(0, 1, (200, 3))
+    pred = true + rng.normal(0, 0.1, (200, 3))
+    true[5] = np.nan
+    m = prediction_metrics(pred, true, np.repeat(np.arange(4), 50), np.tile(np.repeat([0, 1], 25), 4))
+    ok = np.isfinite(true).all(axis=1)
+    rho = stats.spearmanr(pred[ok].sum(1), true[ok].sum(1))[0]
+    assert m["pooled"]["total"]["spearman"] == pytest.approx(rho)
+    assert m["pooled"]["corr_loss"]["pearson"] == pytest.approx(
+        stats.pearsonr(pred[ok, 0], true[ok, 0])[0]
+    )
+    assert m["n_valid"] == 199 and m["n_subjects"] == 4
+    assert len(m["per_subject"]["spearman_total"]) == 4
+    assert m["top10_chance"] == pytest.approx(10 / 25)
+
+
+@pytest.fixture
+def one_thread():
+    """Training is a sequence of small ops: one thread is fastest on a shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_training_learns_a_known_cost_function(data_factory, config_factory, one_thread) -> None:
+    data = data_factory(n_subjects=10, per_gen=40, generations=5, seed=4)
+    settings = TrainSettings(epochs=15, batch_size=64, lr=3e-3, lr_decay=0.95, patience=6, seed=0)
+    result = train_surrogate(data, config_factory(), settings, progress=False)
+    test = result.metrics["test"]
+    assert test["n_subjects"] == 2 and test["n_valid"] == 400
+    assert test["pooled"]["total"]["spearman"] > 0.85
+    assert test["pooled"]["ks_loss"]["spearman"] > 0.85
+    assert result.history[-1]["val_mse"] < 0.5 * result.history[0]["val_mse"]
+
+
+def test_training_is_deterministic(data_factory, config_factory, one_thread) -> None:
+    data = data_factory(n_subjects=5, per_gen=20, generations=2, seed=5)
+    settings = TrainSettings(epochs=2, batch_size=32, seed=3)
+    a = train_surrogate(data, config_factory(), settings, progress=False)
+    b = train_surrogate(data, config_factory(), settings, progress=False)
+    for (k, v), (_, w) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+        assert torch.equal(v, w), k
+    assert a.history[-1]["val_mse"] == b.history[-1]["val_mse"]
