@@ -4,7 +4,7 @@ Every notebook ends with ``assert`` statements on scientific numbers against the
 packaged SYNTHETIC reference cohort, so executing it is a real check. Each is executed with
 ``nbclient`` in a fresh kernel that runs this interpreter (``sys.executable``, so the kernel always
 sees the installed package, whatever kernelspecs exist on the machine), with a temporary working
-directory and a 300-second budget per notebook.
+directory (also the kernel's ``TMPDIR``) and a 300-second budget per notebook.
 """
 
 from __future__ import annotations
@@ -90,7 +90,9 @@ def test_notebook_states_the_data_are_synthetic_and_checks_results(name: str) ->
 
 @pytest.mark.timeout(BUDGET_S + 60)
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_runs_top_to_bottom(name: str, kernel_dirs: list[str], tmp_path: Path) -> None:
+def test_notebook_runs_top_to_bottom(
+    name: str, kernel_dirs: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     missing = _missing_data()
     if missing:
         pytest.skip(
@@ -103,6 +105,7 @@ def test_notebook_runs_top_to_bottom(name: str, kernel_dirs: list[str], tmp_path
             f"torch engine cannot fit a subject within {BUDGET_S:.0f} s"
         )
     nb = nbformat.read(NOTEBOOK_DIR / name, as_version=4)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the kernel's temporary folders land in tmp_path
     km = KernelManager(
         kernel_name=KERNEL_NAME, kernel_spec_manager=KernelSpecManager(kernel_dirs=kernel_dirs)
     )
