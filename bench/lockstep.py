@@ -67,6 +67,7 @@ def lockstep_vs_sequential(
     for rep in range(reps):
         order = ("lock", "seq") if rep % 2 == 0 else ("seq", "lock")
         for what in order:
+            print(f"  {engine} rep {rep}: {what} ...", flush=True)
             t = time.perf_counter()
             if what == "lock":
                 ev(params, index, seed=rep)
@@ -163,10 +164,13 @@ def main() -> None:
     )
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     load0 = os.getloadavg()
-    speed = [
-        lockstep_vs_sequential(args.k, args.popsize, args.n_dup, timing, e, args.reps) for e in engines
-    ]
+    speed = []
+    for e in engines:
+        speed.append(lockstep_vs_sequential(args.k, args.popsize, args.n_dup, timing, e, args.reps))
+        print(f"  {e}: {speed[-1]}", flush=True)
     full = [] if args.skip_full else [per_subject_full_fit(e) for e in engines[:1]]
+    if full:
+        print(f"  full fit: {full[0]}", flush=True)
     best = max(speed, key=lambda r: r["speedup"])
     result = {
         "benchmark": "lockstep",

@@ -24,7 +24,6 @@ Usage: ``python bench/surrogate.py [--subjects 5] [--generations G] [--quick] [-
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import os
@@ -47,7 +46,6 @@ from delssome_norms.io import write_arrays, write_json
 from delssome_norms.surrogate import (
     SurrogateEvaluator,
     load_pretrained,
-    make_surrogate_evaluator,
     prediction_metrics,
 )
 from delssome_norms.surrogate.generate import GenerateSettings, synthetic_subjects, truth_gradient
@@ -57,32 +55,6 @@ TEST_COST_TOLERANCE, EI_R_MIN = 0.05, 0.9
 
 
 # ------------------------------------------------------------------------------ helpers
-@contextlib.contextmanager
-def surrogate_mode(weights: str | None):
-    """Let ``fit_group`` build the surrogate evaluator for ``mode="surrogate"``.
-
-    Interim shim until ``fit`` has an evaluator-factory hook (see the surrogate README): it swaps
-    the ``make_evaluator`` that ``fit.lockstep`` calls for one that returns
-    :func:`make_surrogate_evaluator` in surrogate mode and defers to the original otherwise.
-    """
-    import delssome_norms.fit.lockstep as lockstep
-
-    original = lockstep.make_evaluator
-
-    def make(mode, fc, cdf, sc, timing, n_dup=3, device="cpu", dtype="float32", engine="auto"):
-        if mode == "surrogate":
-            return make_surrogate_evaluator(
-                fc, cdf, sc, timing, n_dup, device, dtype, engine, weights=weights
-            )
-        return original(mode, fc, cdf, sc, timing, n_dup, device, dtype, engine)
-
-    lockstep.make_evaluator = make
-    try:
-        yield
-    finally:
-        lockstep.make_evaluator = original
-
-
 def run_mode(mode: str, subjects, work: Path, settings: FitSettings, weights: str | None) -> dict:
     """Fit the group in ``mode``; returns wall time and per-subject outputs (reuses a finished run)."""
     out = work / mode
@@ -96,8 +68,10 @@ def run_mode(mode: str, subjects, work: Path, settings: FitSettings, weights: st
         t0, c0 = time.perf_counter(), time.process_time()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", InputWarning)
-            with surrogate_mode(weights) if mode == "surrogate" else contextlib.nullcontext():
-                outcomes = fit_group(subjects, dirs, dataclasses.replace(settings, mode=mode))
+            mode_settings = dataclasses.replace(
+                settings, mode=mode, surrogate_weights=weights if mode == "surrogate" else None
+            )
+            outcomes = fit_group(subjects, dirs, mode_settings)
         seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
         failed = [o for o in outcomes if o.status == "failed"]
         if failed:
@@ -260,8 +234,11 @@ def main() -> int:
         generations=generations,
         tr=float(meta["timing"]["tr_range"][0]),
         scan_lengths=(scan,),
+        dt=float(gen_settings.get("dt", 0.005)),
         burn_in=gen_settings.get("burn_in"),
+        fcd_window=gen_settings.get("fcd_window"),
         warmup_steps=int(gen_settings.get("warmup_steps", 5000)),
+        n_dup=int(gen_settings.get("n_dup", 3)),
         seed=args.seed,
     )
     work = Path(args.work or tempfile.mkdtemp(prefix="delssome_bench_surrogate_"))
@@ -272,7 +249,11 @@ def main() -> int:
     fit_settings = FitSettings(
         cmaes=CMAESSettings(generations=generations, popsize=popsize, mu=min(10, popsize // 2)),
         seed=args.seed,
+        n_dup=gsettings.n_dup,
+        dt_train=gsettings.dt,
+        dt_val=gsettings.dt,
         burn_in=gsettings.burn_in,
+        fcd_window=gsettings.fcd_window,
         warmup_steps=gsettings.warmup_steps,
         test_top_k=1,
     )
@@ -307,7 +288,9 @@ def main() -> int:
         regional[last],
         g[last],
         subj[last],
-        fit_settings.timing(subjects[0].tr, subjects[0].scan_length, "train"),
+        dataclasses.replace(fit_settings, dt_train=0.005).timing(
+            subjects[0].tr, subjects[0].scan_length, "train"
+        ),
         args.weights,
         repeats=5 if args.quick else 20,
     )

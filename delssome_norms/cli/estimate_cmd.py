@@ -17,6 +17,12 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--mode", choices=("euler", "surrogate"), default="euler", help="train-stage evaluator"
     )
+    g.add_argument(
+        "--weights",
+        default=None,
+        metavar="DIR",
+        help="surrogate weights for --mode surrogate (default: pretrained/delssome_dk68)",
+    )
     g.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default cpu)")
     g.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="simulation dtype")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -48,9 +54,12 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args: argparse.Namespace):
     """Build :class:`~delssome_norms.fit.FitSettings` from parsed options (checks the mode)."""
+    from delssome_norms.errors import InvalidInputError
     from delssome_norms.fit import CMAESSettings, FitSettings, check_mode
 
-    check_mode(args.mode)
+    check_mode(args.mode, args.weights)
+    if args.weights is not None and args.mode != "surrogate":
+        raise InvalidInputError("--weights only applies with --mode surrogate", "--weights")
     return FitSettings(
         cmaes=CMAESSettings(generations=args.generations, popsize=args.popsize, mu=args.mu),
         seed=args.seed,
@@ -67,6 +76,7 @@ def settings_from_args(args: argparse.Namespace):
         dtype=args.dtype,
         engine=args.engine,
         rate_gate=tuple(args.rate_gate) if args.rate_gate else None,
+        surrogate_weights=args.weights,
     )
 
 

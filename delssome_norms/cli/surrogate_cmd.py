@@ -87,6 +87,15 @@ def register(subparsers) -> None:
     t.add_argument("--val-fraction", type=float, default=0.15)
     t.add_argument("--test-fraction", type=float, default=0.15)
     t.add_argument("--candidates-per-epoch", type=int, default=None)
+    t.add_argument(
+        "--cross-fraction",
+        type=float,
+        default=0.5,
+        help="share of each batch made of cross pairs (candidate x another candidate's simulated "
+        "scan) when the data hold candidate summaries (default 0.5; 0 disables)",
+    )
+    t.add_argument("--dropout", type=float, default=0.0, help="dropout (default 0)")
+    t.add_argument("--weight-decay", type=float, default=0.0, help="Adam weight decay (default 0)")
     t.add_argument("--d-model", type=int, default=32, help="token width (default 32)")
     t.add_argument("--heads", type=int, default=2, help="attention heads (default 2)")
     t.add_argument("--layers", type=int, default=2, help="encoder layers (default 2)")
@@ -204,6 +213,14 @@ def _training_metadata(data, result, settings, config, seconds: float) -> tuple[
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
             "loss": "MSE on (corr, l1, ks) clipped to [0, output_scale]; invalid candidates skipped",
+            "pairs": (
+                "recorded (candidate, subject) pairs"
+                + (
+                    f" plus cross pairs (share {settings.cross_fraction:g} of each batch)"
+                    if data.has_summaries and settings.cross_fraction > 0
+                    else ""
+                )
+            ),
         },
         "metrics": result.metrics,
     }
@@ -228,6 +245,7 @@ def run_train(args: argparse.Namespace) -> int:
         n_heads=args.heads,
         n_layers=args.layers,
         d_ff=2 * args.d_model,
+        dropout=args.dropout,
     )
     settings = TrainSettings(
         epochs=args.epochs,
@@ -238,6 +256,8 @@ def run_train(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction,
         test_fraction=args.test_fraction,
         candidates_per_epoch=args.candidates_per_epoch,
+        cross_fraction=args.cross_fraction,
+        weight_decay=args.weight_decay,
         seed=args.seed,
         device=args.device,
     )

@@ -8,12 +8,15 @@ that returns corr/l1/ks losses of shape (B,) (NaN for invalid candidates) for ca
 several subjects at once; ``subject_index[b]`` says whose empirical FC/FCD-CDF candidate ``b`` is
 compared with. ``seed`` fixes the simulation noise of the call (a surrogate may ignore it).
 :class:`EulerEvaluator` simulates (``simulate`` → ``summarize`` → ``cost``); the DELSSOME surrogate
-will plug in with the same signature (``mode="surrogate"``), and ``fit`` never imports it.
-Validation and test are always simulated, with :meth:`EulerEvaluator.simulate`.
+plugs in with the same signature (``mode="surrogate"``). ``fit`` does not import the surrogate
+package at module level: :func:`make_evaluator` resolves it by name (``SURROGATE_PLUGIN``) only
+when that mode is asked for, which keeps the package layout one-way (surrogate → fit). Validation
+and test are always simulated, with :meth:`EulerEvaluator.simulate`.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from typing import NamedTuple, Protocol
 
@@ -21,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from delssome_norms.errors import InvalidInputError, NotYetAvailableError
+from delssome_norms.errors import InvalidInputError
 from delssome_norms.model import (
     Losses,
     PFICParams,
@@ -33,7 +36,9 @@ from delssome_norms.model import (
 )
 
 MODES = ("euler", "surrogate")
-"""Train-stage evaluators; ``surrogate`` is not available yet."""
+"""Train-stage evaluators."""
+SURROGATE_PLUGIN = "delssome_norms.surrogate.evaluate"
+"""Module providing ``check_available(weights)`` and ``make_surrogate_evaluator(...)``."""
 
 
 class Evaluator(Protocol):
@@ -230,15 +235,20 @@ def apply_rate_gate(out: SimulatedCandidates, band: tuple[float, float]) -> Simu
     )
 
 
-def check_mode(mode: str) -> str:
-    """Validate ``mode``; ``"surrogate"`` raises :class:`NotYetAvailableError`."""
+def check_mode(mode: str, weights: str | None = None) -> str:
+    """Validate ``mode``; for ``"surrogate"`` also check that usable weights exist.
+
+    Raises
+    ------
+    InvalidInputError
+        Unknown mode, or weights at ``weights`` that cannot be read.
+    NotYetAvailableError
+        ``"surrogate"`` without weights at the default location.
+    """
     if mode not in MODES:
         raise InvalidInputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}", "--mode")
     if mode == "surrogate":
-        raise NotYetAvailableError(
-            "--mode surrogate is not yet available: the DELSSOME surrogate evaluator has not been "
-            "implemented in this version; use --mode euler"
-        )
+        importlib.import_module(SURROGATE_PLUGIN).check_available(weights)
     return mode
 
 
@@ -253,9 +263,21 @@ def make_evaluator(
     dtype: str = "float32",
     engine: str = "auto",
     rate_gate: tuple[float, float] | None = None,
-) -> EulerEvaluator:
-    """The train-stage evaluator of ``mode`` for K subjects (see :class:`EulerEvaluator`)."""
-    check_mode(mode)
+    weights: str | None = None,
+) -> Evaluator:
+    """The train-stage evaluator of ``mode`` for K subjects.
+
+    ``"euler"``: :class:`EulerEvaluator`. ``"surrogate"``: the DELSSOME cost predictor loaded from
+    ``weights`` (default: the shipped weights), checked against the subjects' N, FCD bins and SC;
+    ``n_dup``, ``dtype``, ``engine`` and ``rate_gate`` concern simulation and do not apply to it.
+    """
+    if mode not in MODES:
+        raise InvalidInputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}", "--mode")
+    if mode == "surrogate":
+        plugin = importlib.import_module(SURROGATE_PLUGIN)
+        return plugin.make_surrogate_evaluator(
+            fc_emp, fcd_cdf_emp, sc, timing, n_dup, device, dtype, engine, weights=weights
+        )
     return EulerEvaluator(fc_emp, fcd_cdf_emp, sc, timing, n_dup, device, dtype, engine, rate_gate)
 
 

@@ -322,6 +322,7 @@ def _run_members(
             settings.dtype,
             settings.engine,
             settings.rate_gate,
+            weights=settings.surrogate_weights,
         )
         run_train(members, evaluator, gseed, progress.on_generation)
     else:

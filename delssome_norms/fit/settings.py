@@ -40,6 +40,9 @@ class FitSettings:
         Excitatory-rate gate [Hz] (Zhang et al. 2024 use 2.7–3.3): a simulated candidate whose
         time-averaged r_E leaves this band in any region counts as invalid in every simulated
         stage. Off by default, as in the paper's final code.
+    surrogate_weights : str, optional
+        Pretrained surrogate folder for ``mode="surrogate"`` (default: the shipped weights,
+        ``pretrained/delssome_dk68`` or ``$DELSSOME_NORMS_PRETRAINED``).
     device : str, default "cpu"
     dtype : {"float32", "float64"}
     engine : str, default "auto"
@@ -58,6 +61,7 @@ class FitSettings:
     warmup_steps: int = 5000
     test_top_k: int = 5
     rate_gate: tuple[float, float] | None = None
+    surrogate_weights: str | None = None
     device: str = "cpu"
     dtype: str = "float32"
     engine: str = "auto"

@@ -17,6 +17,10 @@ Each shard holds
   ``subject`` (C,) int32 (row in this shard's subject arrays), ``generation`` (C,) int32 and
   ``losses`` (C, 3) float32 (corr_loss, l1_loss, ks_loss; NaN where the simulation was invalid).
 
+Optionally, per candidate (``has_summaries``): its simulated FC upper triangle and FCD-CDF (mean over
+duplicates, float32 / uint16 every 10th bin) and those of its first duplicate alone, which let
+training pair any candidate with any other candidate's simulated scan (:mod:`~.train`).
+
 Shards let generation write as it goes (an interrupted run keeps finished cohorts and resumes) and
 let cohorts computed on different machines be merged by listing their shards in one manifest.
 Arrays are read back with ``allow_pickle=False``; no pickle is ever involved.
@@ -43,6 +47,32 @@ MANIFEST = "manifest.json"
 SUBJECT_KEYS = ("subject_id", "fc_triu", "fcd_density", "tr", "scan_length", "sc")
 OPTIONAL_SUBJECT_KEYS = ("true_regional", "true_g")
 CANDIDATE_KEYS = ("regional", "g", "subject", "generation", "losses")
+SUMMARY_KEYS = ("sim_fc_triu", "sim_fcd_cdf", "dup0_fc_triu", "dup0_fcd_cdf")
+"""Optional per-candidate simulated summaries (see :class:`SurrogateDataset`)."""
+COARSE_CDF_STEP = 10
+"""Stored candidate FCD-CDFs keep every 10th bin (bins 9, 19, ..., so 1000 of 10000)."""
+CDF_LEVELS = 65535
+"""Stored candidate FCD-CDFs are ``round(cdf * 65535)`` in uint16."""
+
+
+def coarse_cdf(cdf: np.ndarray, step: int = COARSE_CDF_STEP) -> np.ndarray:
+    """Every ``step``-th bin of FCD-CDFs (ending with the last bin), quantised to uint16.
+
+    Parameters
+    ----------
+    cdf : ndarray of shape (..., bins)
+
+    Returns
+    -------
+    ndarray of shape (..., bins // step), uint16 (NaN stored as 0)
+    """
+    sub = np.asarray(cdf, dtype=np.float64)[..., step - 1 :: step]
+    return np.round(np.nan_to_num(sub, nan=0.0).clip(0, 1) * CDF_LEVELS).astype(np.uint16)
+
+
+def decode_cdf(stored: np.ndarray) -> np.ndarray:
+    """Inverse of the quantisation of :func:`coarse_cdf` (float32 values in [0, 1])."""
+    return np.asarray(stored, dtype=np.float32) / np.float32(CDF_LEVELS)
 
 
 @dataclass
@@ -68,6 +98,13 @@ class SurrogateDataset:
         corr_loss, l1_loss, ks_loss (NaN for invalid simulations).
     true_regional : ndarray of shape (S, N, 3), optional
     true_g : ndarray of shape (S,), optional
+    sim_fc_triu : ndarray of shape (C, N (N - 1) / 2), float32, optional
+        Each candidate's simulated FC (mean over its noise duplicates; what its losses compare).
+    sim_fcd_cdf : ndarray of shape (C, bins / 10), uint16, optional
+        Its simulated FCD-CDF (mean over duplicates), :func:`coarse_cdf` format.
+    dup0_fc_triu, dup0_fcd_cdf : optional
+        FC and FCD-CDF of the candidate's first noise duplicate alone: one simulated scan, which
+        can serve as a further synthetic "subject" whose truth is the candidate.
     info : dict
         Free-form provenance (generation settings), saved in the manifest.
     """
@@ -85,6 +122,10 @@ class SurrogateDataset:
     losses: np.ndarray
     true_regional: np.ndarray | None = None
     true_g: np.ndarray | None = None
+    sim_fc_triu: np.ndarray | None = None
+    sim_fcd_cdf: np.ndarray | None = None
+    dup0_fc_triu: np.ndarray | None = None
+    dup0_fcd_cdf: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -103,6 +144,10 @@ class SurrogateDataset:
             self.true_regional = np.asarray(self.true_regional, dtype=np.float32)
         if self.true_g is not None:
             self.true_g = np.asarray(self.true_g, dtype=np.float32)
+        for k in SUMMARY_KEYS:
+            if getattr(self, k) is not None:
+                dtype = np.float32 if k.endswith("fc_triu") else np.uint16
+                setattr(self, k, np.asarray(getattr(self, k), dtype=dtype))
         self._check()
 
     # -- checks --------------------------------------------------------------------------------
@@ -133,6 +178,16 @@ class SurrogateDataset:
             need("true_regional", (s, n, 3))
         if self.true_g is not None:
             need("true_g", (s,))
+        present = [k for k in SUMMARY_KEYS if getattr(self, k) is not None]
+        if present and len(present) != len(SUMMARY_KEYS):
+            raise InvalidInputError(
+                f"candidate summaries incomplete: only {present}", "surrogate dataset"
+            )
+        if present:
+            for k in ("sim_fc_triu", "dup0_fc_triu"):
+                need(k, (c, n * (n - 1) // 2))
+            for k in ("sim_fcd_cdf", "dup0_fcd_cdf"):
+                need(k, (c, self.bins // COARSE_CDF_STEP))
         if c and (self.subject.min() < 0 or self.subject.max() >= s):
             raise InvalidInputError("candidate subject index out of range", "surrogate dataset")
 
@@ -156,6 +211,11 @@ class SurrogateDataset:
     def bins(self) -> int:
         """Number of FCD bins of the stored densities."""
         return int(self.fcd_density.shape[1])
+
+    @property
+    def has_summaries(self) -> bool:
+        """Whether per-candidate simulated summaries are stored."""
+        return self.sim_fc_triu is not None
 
     def valid(self) -> np.ndarray:
         """Candidates whose three losses are finite, bool array of shape (C,)."""
@@ -182,6 +242,7 @@ class SurrogateDataset:
             losses=self.losses[rows],
             true_regional=None if self.true_regional is None else self.true_regional[keep],
             true_g=None if self.true_g is None else self.true_g[keep],
+            **{k: None if getattr(self, k) is None else getattr(self, k)[rows] for k in SUMMARY_KEYS},
             info=dict(self.info),
         )
 
@@ -207,7 +268,7 @@ class SurrogateDataset:
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Arrays of one shard (see the module docstring)."""
         out = {k: getattr(self, k) for k in (*SUBJECT_KEYS, *CANDIDATE_KEYS)}
-        for k in OPTIONAL_SUBJECT_KEYS:
+        for k in (*OPTIONAL_SUBJECT_KEYS, *SUMMARY_KEYS):
             if getattr(self, k) is not None:
                 out[k] = getattr(self, k)
         return out
@@ -219,7 +280,7 @@ class SurrogateDataset:
         if missing:
             raise InvalidInputError(f"missing arrays {missing}", "surrogate dataset shard")
         kw = {k: arrays[k] for k in (*SUBJECT_KEYS, *CANDIDATE_KEYS)}
-        for k in OPTIONAL_SUBJECT_KEYS:
+        for k in (*OPTIONAL_SUBJECT_KEYS, *SUMMARY_KEYS):
             kw[k] = arrays.get(k)
         return cls(**kw, info=dict(info or {}))
 
@@ -239,7 +300,7 @@ def concatenate(parts: Sequence[SurrogateDataset]) -> SurrogateDataset:
     for k in ("regional", "g", "generation", "losses"):
         kw[k] = np.concatenate([getattr(p, k) for p in parts])
     kw["subject"] = np.concatenate([p.subject.astype(np.int64) + o for p, o in zip(parts, offsets)])
-    for k in OPTIONAL_SUBJECT_KEYS:
+    for k in (*OPTIONAL_SUBJECT_KEYS, *SUMMARY_KEYS):
         vals = [getattr(p, k) for p in parts]
         kw[k] = None if any(v is None for v in vals) else np.concatenate(vals)
     return SurrogateDataset(**kw, info=dict(parts[0].info))

@@ -228,6 +228,19 @@ class SurrogateEvaluator:
         return Losses(corr=pred[:, 0], l1=pred[:, 1], ks=pred[:, 2])
 
 
+def check_available(weights: str | Path | None = None) -> None:
+    """Raise unless weights can be loaded from ``weights`` (default: the shipped weights).
+
+    Raises
+    ------
+    NotYetAvailableError
+        No weights at the default location.
+    InvalidInputError
+        Weights at ``weights`` missing, corrupted or of another format version.
+    """
+    load_pretrained(weights)
+
+
 def make_surrogate_evaluator(
     fc_emp: np.ndarray,
     fcd_cdf_emp: np.ndarray,

@@ -53,8 +53,26 @@ from delssome_norms.fit.checkpoint import fingerprint_arrays, replay
 from delssome_norms.fit.lockstep import build_space
 from delssome_norms.fit.seeding import group_seed, subject_seed
 from delssome_norms.fit.stages import Member, run_train
-from delssome_norms.model import SimulationTiming, scale_sc
-from delssome_norms.surrogate.dataset import SurrogateDataset, append_shard, list_shards
+from delssome_norms.io import write_arrays
+from delssome_norms.model import (
+    FCD_BINS,
+    Losses,
+    PFICParams,
+    SimulationTiming,
+    bold_fc,
+    cost,
+    fcd_histogram,
+    histogram_to_cdf,
+    scale_sc,
+    simulate,
+    summarize,
+)
+from delssome_norms.surrogate.dataset import (
+    SurrogateDataset,
+    append_shard,
+    coarse_cdf,
+    list_shards,
+)
 from delssome_norms.surrogate.network import fc_upper_triangle
 
 DEFAULT_SCAN_LENGTHS = (172.8, 259.2)
@@ -93,6 +111,8 @@ class GenerateSettings:
         Simulation device, dtype and engine (see :func:`~delssome_norms.model.simulate`).
     give_maps : bool
         Give the fitter the true gradient map (else it uses each subject's FC gradient).
+    record_summaries : bool
+        Also store each candidate's simulated FC and FCD-CDF (:class:`RecordingEvaluator`).
     """
 
     n_subjects: int = 32
@@ -111,6 +131,7 @@ class GenerateSettings:
     dtype: str = "float32"
     engine: str = "auto"
     give_maps: bool = True
+    record_summaries: bool = True
 
     def __post_init__(self) -> None:
         for name in ("n_subjects", "group_size", "generations", "popsize", "n_dup"):
@@ -285,6 +306,92 @@ def synthetic_subjects(
     return subjects, np.stack([t[0] for t in truths]), np.array([t[1] for t in truths])
 
 
+# ------------------------------------------------------------------------------ recording
+
+
+class RecordingEvaluator:
+    """The Euler evaluator's computation, also keeping every candidate's simulated summaries.
+
+    ``__call__`` does what :class:`~delssome_norms.fit.EulerEvaluator` does (``simulate`` →
+    ``summarize`` → ``cost`` with the same arguments, so the search is unchanged) and writes, per
+    call (one CMA-ES generation of the group), ``<folder>/gen_<t>.npz`` with the subject index,
+    the losses, each candidate's FC upper triangle and FCD-CDF (mean over duplicates) and those of
+    its first duplicate. Files are written before the fitter checkpoints the generation, so a
+    resumed run finds the summaries of every stored generation.
+
+    Parameters
+    ----------
+    euler : EulerEvaluator
+        Provides the empirical statistics, SC, timing and simulation settings.
+    folder : path
+        Where the per-generation files go.
+    first_generation : int
+        Index of the first generation this object will see (generations already stored).
+    """
+
+    def __init__(self, euler: EulerEvaluator, folder: str | Path, first_generation: int = 0) -> None:
+        self.euler = euler
+        self.folder = Path(folder)
+        self.generation = int(first_generation)
+
+    def __call__(self, params: PFICParams, subject_index: torch.Tensor, *, seed: int) -> Losses:
+        e = self.euler
+        idx = torch.as_tensor(subject_index, dtype=torch.long)
+        sc = e.sc if e.sc.ndim == 2 else e.sc[idx]
+        res = simulate(
+            params,
+            sc,
+            e.timing,
+            n_dup=e.n_dup,
+            seed=int(seed),
+            device=e.device,
+            dtype=e.dtype,
+            engine=e.engine,
+        )
+        summ = summarize(res, e.timing)
+        losses = cost(summ, e.fc_emp[idx], e.fcd_cdf_emp[idx])
+        dup0 = res.bold[:, 0]
+        fc0 = bold_fc(dup0)
+        cdf0 = histogram_to_cdf(fcd_histogram(dup0, e.timing.fcd_window, FCD_BINS, dtype=dup0.dtype))
+        write_arrays(
+            {
+                "subject_index": idx.numpy(),
+                "losses": torch.stack([t.detach().cpu() for t in losses], dim=1).numpy(),
+                "sim_fc_triu": fc_upper_triangle(summ.fc.detach().cpu().float()).numpy(),
+                "sim_fcd_cdf": coarse_cdf(summ.fcd_cdf.detach().cpu().double().numpy()),
+                "dup0_fc_triu": fc_upper_triangle(fc0.detach().cpu().float()).numpy(),
+                "dup0_fcd_cdf": coarse_cdf(cdf0.detach().cpu().double().numpy()),
+            },
+            self.folder / f"gen_{self.generation:05d}.npz",
+        )
+        self.generation += 1
+        return losses
+
+
+def _load_summaries(folder: Path, members: Sequence[Member]) -> dict[str, np.ndarray]:
+    """Per-candidate summaries in ``records_to_dataset`` order, checked against the records."""
+    out: dict[str, list[np.ndarray]] = {}
+    per_gen = {}
+    for k, m in enumerate(members):
+        for t, rec in enumerate(m.records):
+            if t not in per_gen:
+                with np.load(folder / f"gen_{t:05d}.npz", allow_pickle=False) as z:
+                    per_gen[t] = {key: z[key] for key in z.files}
+            z = per_gen[t]
+            rows = np.flatnonzero(z["subject_index"] == k)
+            stored = z["losses"][rows]
+            expected = np.stack([rec.corr, rec.l1, rec.ks], axis=1)
+            if stored.shape != expected.shape or not np.allclose(stored, expected, equal_nan=True):
+                raise InvalidInputError(
+                    f"summaries of generation {t} do not match the checkpoint of {m.subject_id}; "
+                    "delete the work folder of this group to regenerate it",
+                    str(folder),
+                )
+            for key in ("sim_fc_triu", "sim_fcd_cdf", "dup0_fc_triu", "dup0_fcd_cdf"):
+                out.setdefault(key, []).append(z[key][rows])
+    return {key: np.concatenate(v) for key, v in out.items()}
+
+
 # ------------------------------------------------------------------------------ one group
 
 
@@ -320,6 +427,7 @@ def records_to_dataset(
     true_regional: np.ndarray | None = None,
     true_g: np.ndarray | None = None,
     info: dict[str, Any] | None = None,
+    summaries: str | Path | None = None,
 ) -> SurrogateDataset:
     """Every evaluated candidate of ``members`` as a :class:`SurrogateDataset`.
 
@@ -334,6 +442,8 @@ def records_to_dataset(
     true_g : ndarray of shape (K,), optional
         True G.
     info : dict, optional
+    summaries : path, optional
+        Folder of a :class:`RecordingEvaluator`: adds the candidates' simulated summaries.
 
     Returns
     -------
@@ -353,6 +463,7 @@ def records_to_dataset(
     cdf = np.stack([s.fcd_cdf for s in subjects]).astype(np.float64)
     density = np.diff(cdf, axis=1, prepend=0.0)
     sc = np.stack([scale_sc(np.asarray(s.sc, dtype=np.float64)) for s in subjects])
+    extra = _load_summaries(Path(summaries), members) if summaries is not None else {}
     return SurrogateDataset(
         subject_id=[s.subject_id for s in subjects],
         fc_triu=fc_upper_triangle(fc).numpy(),
@@ -367,6 +478,7 @@ def records_to_dataset(
         losses=np.concatenate(losses) if losses else np.zeros((0, 3)),
         true_regional=true_regional,
         true_g=true_g,
+        **extra,
         info=dict(info or {}),
     )
 
@@ -418,8 +530,11 @@ def generate_group(
         fit.engine,
     )
     gseed = group_seed(settings.seed, [s.subject_id for s in subjects])
-    run_train(members, evaluator, gseed, on_generation)
-    return records_to_dataset(subjects, members, true_regional, true_g)
+    folder = work / "summaries" / "_".join(s.subject_id for s in subjects)
+    recorder = RecordingEvaluator(evaluator, folder, first_generation=len(members[0].records))
+    run_train(members, recorder if settings.record_summaries else evaluator, gseed, on_generation)
+    summaries = folder if settings.record_summaries else None
+    return records_to_dataset(subjects, members, true_regional, true_g, summaries=summaries)
 
 
 # ------------------------------------------------------------------------------ the whole data set

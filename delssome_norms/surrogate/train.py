@@ -35,6 +35,7 @@ from delssome_norms.surrogate.network import (
     CostPredictor,
     SubjectFeatures,
     SurrogateConfig,
+    cdf_to_density,
     pool_density,
 )
 
@@ -61,6 +62,9 @@ class TrainSettings:
         Fractions of the subjects held out for validation and test (at least one subject each).
     candidates_per_epoch : int or None
         Training candidates drawn (without replacement) per epoch; None uses all of them.
+    cross_fraction : float
+        When the data hold candidate summaries, this fraction of every batch are *cross pairs*
+        (see :class:`CrossPairs`); the rest are the recorded (candidate, subject) pairs.
     seed : int
         Seed of the weight initialisation, the subject split and the batch order.
     device : str
@@ -76,6 +80,7 @@ class TrainSettings:
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     candidates_per_epoch: int | None = None
+    cross_fraction: float = 0.5
     seed: int = 0
     device: str = "cpu"
 
@@ -89,6 +94,8 @@ class TrainSettings:
             raise InvalidInputError("val_fraction and test_fraction must be in (0, 1)", "settings")
         if self.val_fraction + self.test_fraction >= 1:
             raise InvalidInputError("val_fraction + test_fraction must be < 1", "settings")
+        if not 0 <= self.cross_fraction < 1:
+            raise InvalidInputError("cross_fraction must be in [0, 1)", "settings")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary."""
@@ -187,6 +194,122 @@ class TensorData:
             losses=losses,
             valid=valid,
         )
+
+
+class CrossPairs:
+    """Extra training pairs from stored candidate summaries: candidate i scored against candidate j.
+
+    Every simulated candidate j is itself a synthetic subject whose ground truth is known: its
+    first noise duplicate is one simulated scan (FC, FCD-CDF). Pairing the parameters of any
+    candidate i (same TR and scan length) with that scan gives a training pair whose losses follow
+    from the stored summaries without simulating anything: ``corr = 1 − r(FC_i, FC_j)``,
+    ``l1 = |mean FC_i − mean FC_j|`` and ``ks = max |CDF_i − CDF_j|`` with FC_i, CDF_i the mean
+    over i's duplicates (as in the recorded losses) and the KS distance taken on every 10th bin of
+    the CDF (a lower bound of the full-resolution value, within the mass of 10 bins). This turns a
+    few subjects with many candidates into many subjects, which is what lets the network
+    generalise to unseen subjects.
+
+    Parameters
+    ----------
+    data : SurrogateDataset
+        Training subjects only, with candidate summaries.
+    config : SurrogateConfig
+    device : str or torch.device
+    """
+
+    def __init__(
+        self, data: SurrogateDataset, config: SurrogateConfig, device: str | torch.device
+    ) -> None:
+        from delssome_norms.surrogate.dataset import decode_cdf
+
+        ok = np.flatnonzero(data.valid())
+        self.rows = torch.as_tensor(ok, device=device)
+        key = np.stack([data.tr[data.subject[ok]], data.scan_length[data.subject[ok]]], axis=1)
+        _, group = np.unique(key, axis=0, return_inverse=True)
+        order = np.argsort(group.reshape(-1), kind="stable")
+        counts = np.bincount(group.reshape(-1))
+        self.sorted_rows = torch.as_tensor(order, device=device)  # positions into self.rows
+        self.group = torch.as_tensor(group.reshape(-1), device=device)
+        self.group_start = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)[:-1]]), device=device)
+        self.group_count = torch.as_tensor(counts, device=device)
+
+        def t(x: np.ndarray) -> Tensor:
+            return torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32), device=device)
+
+        self.sim_fc = t(data.sim_fc_triu[ok])
+        self.sim_cdf = t(decode_cdf(data.sim_fcd_cdf[ok]))
+        self.dup0_fc = t(data.dup0_fc_triu[ok])
+        dup0_cdf = torch.as_tensor(decode_cdf(data.dup0_fcd_cdf[ok]), dtype=torch.float64)
+        self.dup0_dens = pool_density(cdf_to_density(dup0_cdf), config.fcd_bins).to(
+            device, torch.float32
+        )
+        self.dup0_cdf = dup0_cdf.to(device, torch.float32)
+        self.regional = t(data.regional[ok])
+        self.g = t(data.g[ok])
+        self.tr = t(data.tr[data.subject[ok]])
+        self.scan_length = t(data.scan_length[data.subject[ok]])
+        self.sc = t(data.sc)
+        self.sc_index = torch.as_tensor(data.subject[ok].astype(np.int64), device=device)
+        self.scale = torch.tensor(config.output_scale, device=device)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def sample(
+        self, n: int, generator: torch.Generator
+    ) -> tuple[SubjectFeatures, Tensor, Tensor, Tensor]:
+        """``n`` random cross pairs.
+
+        Returns
+        -------
+        subjects : SubjectFeatures
+            One synthetic subject (candidate j's first duplicate) per pair.
+        regional : Tensor of shape (n, N, 3)
+            Candidate i's parameters.
+        g : Tensor of shape (n,)
+        targets : Tensor of shape (n, 3)
+            Losses of i against j's scan, clipped to ``[0, output_scale]``.
+        """
+        dev = self.regional.device
+        i = torch.randint(len(self), (n,), generator=generator).to(dev)
+        gi = self.group[i]
+        u = torch.rand(n, generator=generator).to(dev)
+        pos = self.group_start[gi] + (u * self.group_count[gi]).long().clamp_max(
+            self.group_count[gi] - 1
+        )
+        j = self.sorted_rows[pos]
+        targets = self.pair_targets(i, j)
+        subjects = SubjectFeatures(
+            fc_triu=self.dup0_fc[j],
+            fcd_dens=self.dup0_dens[j],
+            tr=self.tr[j],
+            scan_length=self.scan_length[j],
+            sc=self.sc[self.sc_index[j]],
+        )
+        return subjects, self.regional[i], self.g[i], targets
+
+    def pair_targets(self, i: Tensor, j: Tensor) -> Tensor:
+        """Losses of candidates ``i`` against the first-duplicate scans of candidates ``j``.
+
+        Parameters
+        ----------
+        i, j : Tensor of shape (n,), int64
+            Positions among the usable (valid) training candidates.
+
+        Returns
+        -------
+        Tensor of shape (n, 3)
+            corr, l1, ks clipped to ``[0, output_scale]``.
+        """
+        a, b = self.sim_fc[i], self.dup0_fc[j]
+        ac = a - a.mean(dim=1, keepdim=True)
+        bc = b - b.mean(dim=1, keepdim=True)
+        r = (ac * bc).sum(dim=1) / torch.sqrt((ac * ac).sum(dim=1) * (bc * bc).sum(dim=1)).clamp_min(
+            1e-12
+        )
+        l1 = (a.mean(dim=1) - b.mean(dim=1)).abs()
+        ks = (self.sim_cdf[i] - self.dup0_cdf[j]).abs().amax(dim=1)
+        return torch.minimum(torch.stack([1.0 - r, l1, ks], dim=1).clamp_min(0.0), self.scale)
 
 
 @torch.no_grad()
@@ -390,6 +513,13 @@ def train_surrogate(
         raise InvalidInputError("no valid training candidates", "surrogate dataset")
     val = sets["val"]
     val_valid = val.valid
+    train_data = data.subset(split["train"])
+    cross = (
+        CrossPairs(train_data, config, settings.device)
+        if train_data.has_summaries and settings.cross_fraction > 0
+        else None
+    )
+    n_cross = round(settings.batch_size * settings.cross_fraction / (1 - settings.cross_fraction))
 
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=settings.lr_decay)
@@ -417,7 +547,13 @@ def train_surrogate(
         for b in bar:
             idx = rows[b * settings.batch_size : (b + 1) * settings.batch_size]
             pred = model.score(train.subjects, train.regional[idx], train.g[idx], train.subject[idx])
-            loss = _masked_mse(pred, train.targets[idx])
+            target = train.targets[idx]
+            if cross is not None:
+                subj, reg, gg, cross_target = cross.sample(n_cross, gen)
+                cross_pred = model.score(subj, reg, gg, torch.arange(n_cross, device=reg.device))
+                pred = torch.cat([pred, cross_pred])
+                target = torch.cat([target, cross_target])
+            loss = _masked_mse(pred, target)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -187,7 +187,8 @@ def test_bad_timeseries_give_a_clear_error(tmp_path: Path, capsys, defect: str, 
     assert code == 2 and "bad.tsv" in err and message in err
 
 
-def test_surrogate_mode_is_not_yet_available(tmp_path: Path, capsys) -> None:
+def test_surrogate_mode_without_weights(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("DELSSOME_NORMS_PRETRAINED", str(tmp_path / "no_weights_here"))
     p = _inputs(tmp_path)
     code = main(
         [
@@ -207,7 +208,7 @@ def test_surrogate_mode_is_not_yet_available(tmp_path: Path, capsys) -> None:
         ]
     )
     err = capsys.readouterr().err
-    assert code == 2 and "not yet available" in err
+    assert code == 2 and "no pretrained surrogate weights" in err
     assert not (tmp_path / "o" / "run.json").exists()
 
 

@@ -58,6 +58,7 @@ class AnalyticSimulator:
         dtype="float32",
         engine="auto",
         rate_gate=None,
+        weights=None,
     ):
         fc = np.asarray(fc_emp)
         iu = np.triu_indices(fc.shape[1], 1)

@@ -171,3 +171,23 @@ def test_dask_executor_needs_a_scheduler(tmp_path: Path) -> None:
         run_cohort(manifest, tmp_path / "out", _settings(), executor="dask")
     with pytest.raises(InvalidInputError, match="--executor"):
         run_cohort(manifest, tmp_path / "out", _settings(), executor="slurm")
+
+
+def test_manifest_with_timeseries_rows(tmp_path: Path, monkeypatch) -> None:
+    use_analytic_simulator(monkeypatch)
+    manifest = write_manifest(tmp_path, 2)
+    table = pd.read_csv(manifest)
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        for run in (1, 2):
+            ts = rng.standard_normal((30, N_TINY)) + rng.standard_normal((30, 1))
+            np.savetxt(tmp_path / "data" / f"ts{i}_{run}.tsv", ts, delimiter="\t")
+    table["timeseries"] = ["data/ts0_1.tsv;data/ts0_2.tsv", "data/ts1_1.tsv;data/ts1_2.tsv"]
+    table = table.drop(columns=["fc", "fcd_cdf"])
+    table["scan_length"] = 21.6
+    table.to_csv(manifest, index=False)
+    with pytest.warns(InputWarning):
+        summary = run_cohort(manifest, tmp_path / "out", _settings(), group_size=2, quiet=True)
+    assert summary.done == 2
+    run = json.loads((tmp_path / "out" / "sub-01" / "run.json").read_text())
+    assert run["inputs"]["timeseries"].endswith("ts1_2.tsv") and run["timing"]["scan_length"] == 21.6

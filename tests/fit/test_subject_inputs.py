@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from fit_helpers import N_TINY, tiny_cdf, tiny_fc, tiny_sc
 
-from delssome_norms.errors import InvalidInputError, NotYetAvailableError
-from delssome_norms.fit import FitSettings, check_mode, empirical_statistics, load_subject
+from delssome_norms.errors import InvalidInputError
+from delssome_norms.fit import FitSettings, empirical_statistics, load_subject
 from delssome_norms.fit.evaluate import SimulatedCandidates, apply_rate_gate
 from delssome_norms.fit.seeding import call_seed, group_seed, subject_seed
 from delssome_norms.io import write_matrix
@@ -74,14 +74,6 @@ def test_empirical_statistics_match_numpy() -> None:
     z = np.mean([np.arctanh(np.corrcoef(r.T) - np.eye(5) * 1e-9) for r in runs], axis=0)
     np.testing.assert_allclose(fc[np.triu_indices(5, 1)], np.tanh(z)[np.triu_indices(5, 1)], atol=1e-12)
     assert cdf.shape == (10000,) and cdf[-1] == 1.0 and np.all(np.diff(cdf) >= 0)
-
-
-def test_surrogate_mode_is_not_yet_available() -> None:
-    assert check_mode("euler") == "euler"
-    with pytest.raises(NotYetAvailableError, match="not yet available"):
-        check_mode("surrogate")
-    with pytest.raises(InvalidInputError, match="--mode"):
-        check_mode("fast")
 
 
 @pytest.mark.parametrize(

@@ -42,7 +42,7 @@ def generated(tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        settings = quick_settings(n_subjects=3, group_size=2, generations=2, popsize=6)
+        settings = quick_settings(n_subjects=3, group_size=2, generations=2, popsize=6, n_dup=2)
         report = generate_dataset(out, settings, sc=_small_sc(), progress=False)
     finally:
         torch.set_num_threads(threads)
@@ -105,3 +105,86 @@ def test_rerun_skips_finished_groups(generated) -> None:
     report = generate_dataset(out, settings, sc=_small_sc(), progress=False)
     assert report.groups_done == [] and report.groups_skipped == [0, 1]
     assert list_shards(out) == before
+
+
+def test_recording_evaluator_matches_the_euler_evaluator(tmp_path) -> None:
+    from delssome_norms.fit import EulerEvaluator
+    from delssome_norms.surrogate.generate import RecordingEvaluator
+
+    settings = quick_settings()
+    timing = settings.timing(30.0)
+    rng = np.random.default_rng(2)
+    sc = _small_sc()
+    fc = np.stack([np.corrcoef(rng.standard_normal((6, 40))) for _ in range(2)])
+    cdf = np.cumsum(rng.uniform(0, 1, (2, 10000)), axis=1)
+    cdf /= cdf[:, -1:]
+    euler = EulerEvaluator(fc, cdf, sc, timing, n_dup=2)
+    params = PFICParams(
+        wEE=rng.uniform(2, 4, (4, 6)), wEI=rng.uniform(1.5, 3, (4, 6)),
+        sigma=rng.uniform(0.002, 0.008, (4, 6)), G=rng.uniform(1, 3, 4),
+    )  # fmt: skip
+    idx = torch.tensor([0, 1, 1, 0])
+    expected = euler(params, idx, seed=11)
+    got = RecordingEvaluator(euler, tmp_path, first_generation=3)(params, idx, seed=11)
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    with np.load(tmp_path / "gen_00003.npz") as z:
+        assert z["sim_fc_triu"].shape == (4, 15) and z["dup0_fcd_cdf"].shape == (4, 1000)
+        np.testing.assert_array_equal(z["subject_index"], idx.numpy())
+
+
+def test_stored_summaries_reproduce_the_losses(generated) -> None:
+    """corr and l1 recomputed from the stored candidate FC equal the recorded losses."""
+    from delssome_norms.surrogate.dataset import decode_cdf
+
+    out, _, _ = generated
+    data = load_dataset(out)
+    assert data.has_summaries
+    a = data.sim_fc_triu.astype(np.float64)
+    b = data.fc_triu[data.subject].astype(np.float64)
+    r = [np.corrcoef(x, y)[0, 1] for x, y in zip(a, b)]
+    np.testing.assert_allclose(1 - np.array(r), data.losses[:, 0], atol=2e-3)
+    np.testing.assert_allclose(np.abs(a.mean(1) - b.mean(1)), data.losses[:, 1], atol=2e-3)
+    # KS on every 10th bin is a lower bound of the full-resolution KS, and close to it
+    emp = np.cumsum(data.fcd_density.astype(np.float64), axis=1)[:, 9::10][data.subject]
+    ks_coarse = np.abs(decode_cdf(data.sim_fcd_cdf) - emp).max(axis=1)
+    assert np.all(ks_coarse <= data.losses[:, 2] + 1e-4)
+    assert np.all(ks_coarse >= data.losses[:, 2] - 0.05)
+    # the first duplicate is another noise draw of the same candidate: correlated, not identical
+    assert not np.array_equal(data.dup0_fc_triu, data.sim_fc_triu)
+
+
+def test_cross_pairs_losses_and_training(generated) -> None:
+    """Cross-pair targets are the losses of candidate i against candidate j's first-duplicate scan."""
+    from delssome_norms.surrogate.dataset import decode_cdf
+    from delssome_norms.surrogate.network import SurrogateConfig
+    from delssome_norms.surrogate.train import CrossPairs, TrainSettings, train_surrogate
+
+    out, _, _ = generated
+    data = load_dataset(out)
+    cfg = SurrogateConfig(
+        n_regions=6, fcd_bins=100, d_model=8, n_heads=2, n_layers=1, d_ff=16, d_subject=16
+    )
+    cross = CrossPairs(data, cfg, "cpu")
+    assert len(cross) == int(data.valid().sum())
+    i, j = torch.tensor([0, 3, 5]), torch.tensor([7, 3, 1])
+    rows = np.flatnonzero(data.valid())
+    got = cross.pair_targets(i, j).numpy()
+    for k in range(3):
+        a = data.sim_fc_triu[rows[i[k]]].astype(np.float64)
+        b = data.dup0_fc_triu[rows[j[k]]].astype(np.float64)
+        ks = np.abs(
+            decode_cdf(data.sim_fcd_cdf[rows[i[k]]]) - decode_cdf(data.dup0_fcd_cdf[rows[j[k]]])
+        ).max()
+        expected = [min(1.0, 1 - np.corrcoef(a, b)[0, 1]), abs(a.mean() - b.mean()), ks]
+        np.testing.assert_allclose(got[k], expected, atol=1e-5)
+    subjects, regional, _g, targets = cross.sample(5, torch.Generator().manual_seed(0))
+    assert subjects.fc_triu.shape == (5, 15) and subjects.fcd_dens.shape == (5, 100)
+    assert regional.shape == (5, 6, 3) and targets.shape == (5, 3)
+    result = train_surrogate(
+        data,
+        cfg,
+        TrainSettings(epochs=1, batch_size=8, val_fraction=0.34, test_fraction=0.34),
+        progress=False,
+    )
+    assert np.isfinite(result.history[0]["train_mse"])

@@ -1,0 +1,106 @@
+"""``mode="surrogate"``: the train stage is scored by the network, validation and test simulate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from fit_helpers import N_TINY, AnalyticSimulator, tiny_cdf, tiny_fc, tiny_sc
+
+from delssome_norms.errors import InvalidInputError, NotYetAvailableError
+from delssome_norms.fit import CMAESSettings, FitSettings, check_mode, fit_group, lockstep
+from delssome_norms.fit import evaluate as fit_evaluate
+from delssome_norms.fit.subject import SubjectInputs
+from delssome_norms.model import scale_sc
+from delssome_norms.surrogate.network import CostPredictor, SurrogateConfig
+from delssome_norms.surrogate.pretrained import ENV_VAR, save_pretrained
+
+GENERATIONS = 4
+
+
+@pytest.fixture
+def weights(tmp_path: Path) -> Path:
+    config = SurrogateConfig(
+        n_regions=N_TINY, cdf_bins=10000, fcd_bins=10, d_model=16, n_heads=2, n_layers=1, d_ff=32,
+        d_subject=32,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    meta = {
+        "atlas": "tiny",
+        "timing": {"tr_range": [0.72, 0.72], "scan_length_range": [14.4, 14.4]},
+        "template": {"source": "tiny_sc"},
+    }
+    return save_pretrained(CostPredictor(config).eval(), tmp_path / "w", meta, scale_sc(tiny_sc()))
+
+
+def _subjects() -> list[SubjectInputs]:
+    return [
+        SubjectInputs(
+            subject_id=sid,
+            fc=tiny_fc(level=lvl, seed=i),
+            fcd_cdf=tiny_cdf(i),
+            tr=0.72,
+            scan_length=14.4,
+            sc=tiny_sc(),
+        )
+        for i, (sid, lvl) in enumerate((("a", 0.15), ("b", 0.3)))
+    ]
+
+
+def _settings(mode: str, weights: Path | None) -> FitSettings:
+    return FitSettings(
+        cmaes=CMAESSettings(generations=GENERATIONS, popsize=10, mu=3),
+        mode=mode,
+        surrogate_weights=None if weights is None else str(weights),
+        dt_train=0.01, dt_val=0.01, dt_test=0.01, burn_in=0.72, fcd_window=5, warmup_steps=50,
+        test_top_k=2, n_dup=2,
+    )  # fmt: skip
+
+
+def test_train_stage_is_not_simulated(tmp_path: Path, weights: Path, monkeypatch) -> None:
+    monkeypatch.setattr(lockstep, "EulerEvaluator", AnalyticSimulator)
+    monkeypatch.setattr(fit_evaluate, "EulerEvaluator", AnalyticSimulator)
+    calls = {}
+    for mode in ("euler", "surrogate"):
+        AnalyticSimulator.calls = 0
+        dirs = [tmp_path / mode / s.subject_id for s in _subjects()]
+        outcomes = fit_group(
+            _subjects(), dirs, _settings(mode, weights if mode == "surrogate" else None)
+        )
+        assert [o.status for o in outcomes] == ["done", "done"]
+        calls[mode] = AnalyticSimulator.calls
+        run = json.loads((dirs[0] / "run.json").read_text())
+        assert run["settings"]["mode"] == mode
+    # Euler simulates once per train generation on top of what both modes simulate (val + test)
+    assert calls["euler"] - calls["surrogate"] == GENERATIONS
+    assert calls["surrogate"] >= 2
+    # the surrogate's train losses are the network's predictions: inside (0, output scale)
+    quality = pd.read_csv(tmp_path / "surrogate" / "a" / "fit_quality.csv").set_index("stage")
+    train = quality.loc["train", ["corr_loss", "l1_loss", "ks_loss"]].to_numpy(dtype=float)
+    assert np.all((train > 0) & (train < 1))
+    assert set(quality.index) >= {"train", "val", "test"}
+
+
+def test_weights_for_another_template_are_refused(tmp_path: Path, weights: Path, monkeypatch) -> None:
+    monkeypatch.setattr(lockstep, "EulerEvaluator", AnalyticSimulator)
+    subjects = _subjects()
+    for s in subjects:
+        object.__setattr__(s, "sc", tiny_sc(seed=5))
+    with pytest.raises(InvalidInputError, match="SC"):
+        fit_group(subjects, [tmp_path / s.subject_id for s in subjects], _settings("surrogate", weights))
+
+
+def test_check_mode(tmp_path: Path, weights: Path, monkeypatch) -> None:
+    assert check_mode("euler") == "euler"
+    assert check_mode("surrogate", str(weights)) == "surrogate"
+    with pytest.raises(InvalidInputError, match="--mode"):
+        check_mode("fast")
+    with pytest.raises(InvalidInputError, match="no pretrained surrogate weights"):
+        check_mode("surrogate", str(tmp_path / "missing"))
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "nowhere"))
+    with pytest.raises(NotYetAvailableError, match="no pretrained surrogate weights"):
+        check_mode("surrogate")
