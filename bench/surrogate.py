@@ -212,6 +212,12 @@ def main() -> int:
         "--scan-length", type=float, default=None, help="default: middle of trained range"
     )
     parser.add_argument("--seed", type=int, default=1000, help="seed of the held-out subjects")
+    parser.add_argument(
+        "--val-per-generation",
+        type=int,
+        default=None,
+        help="surrogate mode: candidates per generation validated (default: FitSettings' default)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--work", default=None, help="folder for the fits (reused if complete)")
     parser.add_argument(
@@ -259,7 +265,13 @@ def main() -> int:
     )
 
     euler = run_mode("euler", subjects, work, fit_settings, args.weights)
-    sur = run_mode("surrogate", subjects, work, fit_settings, args.weights)
+    sur = run_mode(
+        "surrogate",
+        subjects,
+        work,
+        dataclasses.replace(fit_settings, val_per_generation=args.val_per_generation),
+        args.weights,
+    )
 
     ids = [s.subject_id for s in subjects]
     test_e = np.array([euler["quality"][i].loc["test", "total_loss"] for i in ids])
@@ -331,6 +343,12 @@ def main() -> int:
                 "test": fit_settings.dt_test,
             },
             "test_top_k": fit_settings.test_top_k,
+            "val_per_generation": {
+                "euler": fit_settings.validated_per_generation,
+                "surrogate": dataclasses.replace(
+                    fit_settings, mode="surrogate", val_per_generation=args.val_per_generation
+                ).validated_per_generation,
+            },
             "subject_simulation_seconds": t_subjects,
             "work": str(work),
         },

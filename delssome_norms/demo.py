@@ -361,11 +361,7 @@ def _report(summary: dict[str, Any], estimates: pd.DataFrame) -> str:
         f"{len(estimates)} synthetic subjects were fitted in **{est['mode']}** mode "
         f"({est['per_subject_seconds']:.0f} s per subject). Fitted vs true regional E/I: median "
         f"Pearson r = {est['median_pearson_r']:.3f}, median |error of mean E/I| = "
-        f"{100 * est['median_abs_mean_ei_error']:.1f} %. In Euler mode the demo runs a reduced "
-        f"search ({summary['settings']['generations']} generations x {summary['settings']['popsize']} "
-        "candidates, test stage at dt 0.005 s) so that it finishes in minutes; this is a smoke test "
-        "of the pipeline, not an accurate fit — the paper's fit is 100 x 100 with the test stage at "
-        "dt 0.0005 s (`delssome-norms estimate-ei`), or uses the DELSSOME surrogate.",
+        f"{100 * est['median_abs_mean_ei_error']:.1f} %. " + _method_note(est["mode"], summary),
         "",
         estimates.round(4).to_markdown(index=False)
         if _has_tabulate()
@@ -427,6 +423,24 @@ def _report(summary: dict[str, Any], estimates: pd.DataFrame) -> str:
     ]
     lines += [f"- {k}: {v:.1f}" for k, v in summary["timings_seconds"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _method_note(mode: str, summary: dict) -> str:
+    dt_test = summary["settings"].get("dt_test", DemoSettings.dt_test)
+    if mode == "surrogate":
+        return (
+            "The train stage ran the paper's search (100 generations x 100 candidates) with every "
+            "candidate scored by the DELSSOME network (`pretrained/delssome_dk68`); the three best "
+            "candidates of every generation were validated by simulation and the test stage "
+            f"re-simulated the validation winners at dt {dt_test} s (the paper uses 0.0005 s)."
+        )
+    return (
+        f"In Euler mode the demo runs a reduced search ({summary['settings']['generations']} "
+        f"generations x {summary['settings']['popsize']} candidates, test stage at dt {dt_test} s) "
+        "so that it finishes in minutes; this is a smoke test of the pipeline, not an accurate fit "
+        "— the paper's fit is 100 x 100 with the test stage at dt 0.0005 s (`delssome-norms "
+        "estimate-ei`), or uses the DELSSOME surrogate."
+    )
 
 
 def _has_tabulate() -> bool:

@@ -41,6 +41,13 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
     a.add_argument(
         "--test-top-k", type=int, default=5, help="validated sets re-simulated in test (default 5)"
     )
+    a.add_argument(
+        "--val-per-generation",
+        type=int,
+        default=None,
+        help="best train candidates per generation re-simulated in validation "
+        "(default 1 in euler mode, 3 in surrogate mode)",
+    )
     a.add_argument("--engine", default="auto", help="simulator engine: auto, torch or kernel")
     a.add_argument(
         "--rate-gate",
@@ -72,6 +79,7 @@ def settings_from_args(args: argparse.Namespace):
         fcd_window=args.fcd_window,
         warmup_steps=args.warmup_steps,
         test_top_k=args.test_top_k,
+        val_per_generation=args.val_per_generation,
         device=args.device,
         dtype=args.dtype,
         engine=args.engine,

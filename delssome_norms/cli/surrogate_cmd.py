@@ -208,7 +208,7 @@ def _training_metadata(data, result, settings, config, seconds: float) -> tuple[
             "settings": settings.to_dict(),
             "epochs_run": len(result.history),
             "best_epoch": result.best_epoch,
-            "seconds": round(seconds, 1),
+            "seconds": round(seconds, 3),
             "cpu": platform.processor() or platform.machine(),
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),

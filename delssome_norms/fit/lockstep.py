@@ -344,7 +344,13 @@ def _run_members(
     t = time.perf_counter()
     active = [m for m in members if m.active]
     if any(m.checkpoint.load_stage("val") is None for m in active):
-        run_validation(active, simulator, settings.timing(first.tr, first.scan_length, "val"), gseed)
+        run_validation(
+            active,
+            simulator,
+            settings.timing(first.tr, first.scan_length, "val"),
+            gseed,
+            settings.validated_per_generation,
+        )
     timings["val_s"] = time.perf_counter() - t
     t = time.perf_counter()
     active = [m for m in members if m.active]

@@ -135,19 +135,19 @@ def run_train(
             )
 
 
-def generation_bests(records: list[GenerationRecord]) -> dict[str, np.ndarray]:
-    """Best candidate (lowest finite total) of every train generation that has one.
+def generation_bests(records: list[GenerationRecord], per_generation: int = 1) -> dict[str, np.ndarray]:
+    """The ``per_generation`` best candidates (lowest finite totals) of every train generation.
 
     Returns
     -------
     dict with ``candidates`` (G', n_coeffs), ``generation`` (G',) and ``train_corr``,
-    ``train_l1``, ``train_ks`` (G',).
+    ``train_l1``, ``train_ks`` (G',); rows in generation order, best first within a generation.
     """
     rows = []
     for g, r in enumerate(records):
         total = r.total
-        if np.isfinite(total).any():
-            i = int(np.nanargmin(np.where(np.isfinite(total), total, np.nan)))
+        finite = np.flatnonzero(np.isfinite(total))
+        for i in finite[np.argsort(total[finite], kind="stable")][:per_generation]:
             rows.append((g, r.candidates[i], r.corr[i], r.l1[i], r.ks[i]))
     n_coeffs = records[0].candidates.shape[1] if records else 0
     if not rows:
@@ -187,11 +187,16 @@ def _simulate_groups(
 
 
 def run_validation(
-    members: list[Member], simulator: EulerEvaluator, timing: SimulationTiming, group_seed: int
+    members: list[Member],
+    simulator: EulerEvaluator,
+    timing: SimulationTiming,
+    group_seed: int,
+    per_generation: int = 1,
 ) -> None:
-    """Re-simulate each member's per-generation bests and store ``val`` checkpoints."""
+    """Re-simulate each member's ``per_generation`` best candidates of every train generation and
+    store ``val`` checkpoints."""
     active = [m for m in members if m.active]
-    bests = [generation_bests(m.records) for m in active]
+    bests = [generation_bests(m.records, per_generation) for m in active]
     if not active:
         return
     parts = _simulate_groups(

@@ -61,6 +61,18 @@ def _settings(mode: str, weights: Path | None) -> FitSettings:
     )  # fmt: skip
 
 
+def _find(tree, key: str):
+    """Value of the first ``key`` in a nested dict."""
+    if isinstance(tree, dict):
+        if key in tree:
+            return tree[key]
+        for v in tree.values():
+            found = _find(v, key)
+            if found is not None:
+                return found
+    return None
+
+
 def test_train_stage_is_not_simulated(tmp_path: Path, weights: Path, monkeypatch) -> None:
     monkeypatch.setattr(lockstep, "EulerEvaluator", AnalyticSimulator)
     monkeypatch.setattr(fit_evaluate, "EulerEvaluator", AnalyticSimulator)
@@ -75,6 +87,9 @@ def test_train_stage_is_not_simulated(tmp_path: Path, weights: Path, monkeypatch
         calls[mode] = AnalyticSimulator.calls
         run = json.loads((dirs[0] / "run.json").read_text())
         assert run["settings"]["mode"] == mode
+        # validation re-simulates the best candidate of every generation (Euler) or the three best
+        # (surrogate, whose ranking is approximate)
+        assert _find(run, "validated_candidates") == GENERATIONS * (3 if mode == "surrogate" else 1)
     # Euler simulates once per train generation on top of what both modes simulate (val + test)
     assert calls["euler"] - calls["surrogate"] == GENERATIONS
     assert calls["surrogate"] >= 2
@@ -104,3 +119,32 @@ def test_check_mode(tmp_path: Path, weights: Path, monkeypatch) -> None:
     monkeypatch.setenv(ENV_VAR, str(tmp_path / "nowhere"))
     with pytest.raises(NotYetAvailableError, match="no pretrained surrogate weights"):
         check_mode("surrogate")
+
+
+def test_generation_bests_takes_the_lowest_finite_totals() -> None:
+    from delssome_norms.fit.checkpoint import GenerationRecord
+    from delssome_norms.fit.stages import generation_bests
+
+    z, nan = np.zeros(5), np.nan
+    records = [
+        GenerationRecord(np.arange(10.0).reshape(5, 2), np.array([0.5, nan, 0.2, 0.9, 0.3]), z, z),
+        GenerationRecord(np.zeros((5, 2)), np.full(5, nan), z, z),
+        GenerationRecord(np.ones((5, 2)), np.array([0.4, nan, nan, nan, nan]), z, z),
+    ]
+    two = generation_bests(records, per_generation=2)
+    np.testing.assert_array_equal(two["generation"], [0, 0, 2])
+    np.testing.assert_array_equal(two["train_corr"], [0.2, 0.3, 0.4])
+    np.testing.assert_array_equal(two["candidates"][:2], [[4.0, 5.0], [8.0, 9.0]])
+    one = generation_bests(records)
+    np.testing.assert_array_equal(one["train_corr"], [0.2, 0.4])
+
+
+def test_val_per_generation_default_follows_the_mode() -> None:
+    import dataclasses
+
+    euler = FitSettings()
+    assert euler.validated_per_generation == 1
+    assert dataclasses.replace(euler, mode="surrogate").validated_per_generation == 3
+    assert FitSettings(mode="surrogate", val_per_generation=5).validated_per_generation == 5
+    with pytest.raises(InvalidInputError, match="val_per_generation"):
+        FitSettings(val_per_generation=0)
