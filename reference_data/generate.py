@@ -41,23 +41,33 @@ DATA = Path(synthetic.__file__).resolve().parent / "data"
 def noise_from_recovery(path: Path, spatial_cv: float) -> tuple[float, float, str]:
     """Estimation-error sizes from the fitter's recovery benchmark (``bench/recovery.py``).
 
-    * shared (per-person) error: robust SD of the mean-E/I error,
-      ``1.4826 * median |mean_err_pct| / 100``;
-    * regional error: from the median correlation r between fitted and true regional E/I,
-      ``spatial_cv * sqrt(1 / r^2 - 1)``, where ``spatial_cv`` is the cohort's typical within-person
-      coefficient of variation of the true regional E/I (the recovery benchmark draws regional
-      patterns of the same size: wEI gradient slopes 0.3-0.45).
+    The cohort's error model is multiplicative, ``fitted = true * exp(shared + regional)``, so the
+    benchmark's per-subject ``log(fitted / true)`` gives both parts directly:
+
+    * shared (per-person) error: robust SD over subjects of the mean log ratio,
+      ``1.4826 * median |mean log ratio|`` (bias and scatter of the mean E/I both count);
+    * regional error: median over subjects of the across-region SD of the log ratio.
+
+    Results written before those fields existed fall back to ``1.4826 * median |mean error| / 100``
+    and ``spatial_cv * sqrt(1 / r^2 - 1)`` (``spatial_cv``: the cohort's typical within-person CV
+    of the true regional E/I).
     """
     result = json.loads(path.read_text(encoding="utf-8"))
     r = float(result["median_r"])
     err = float(result["median_abs_mean_err_pct"])
-    global_cv = 1.4826 * err / 100.0
-    regional_cv = spatial_cv * float(np.sqrt(max(1.0 / r**2 - 1.0, 0.0)))
+    done = [s for s in result.get("subjects", []) if s.get("status") == "done"]
+    if done and all("log_ratio_mean" in s for s in done):
+        global_cv = 1.4826 * float(np.median([abs(s["log_ratio_mean"]) for s in done]))
+        regional_cv = float(np.median([s["log_ratio_sd_regions"] for s in done]))
+        how = "from log(fitted/true) per subject"
+    else:
+        global_cv = 1.4826 * err / 100.0
+        regional_cv = spatial_cv * float(np.sqrt(max(1.0 / r**2 - 1.0, 0.0)))
+        how = f"from median r and mean error (spatial CV {spatial_cv:.4f})"
     source = (
         f"{path.name} ({result.get('when', '?')}, quick={result.get('quick')}, "
-        f"pass={result.get('pass')}): "
-        f"median r {r:.3f} -> regional CV {regional_cv:.4f} (spatial CV {spatial_cv:.4f}); "
-        f"median |mean E/I error| {err:.2f} % -> shared CV {global_cv:.4f}"
+        f"pass={result.get('pass')}, {len(done)} subjects): median r {r:.3f}, median |mean E/I "
+        f"error| {err:.2f} % -> shared CV {global_cv:.4f}, regional CV {regional_cv:.4f} ({how})"
     )
     return global_cv, regional_cv, source
 
