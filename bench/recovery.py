@@ -40,6 +40,7 @@ from delssome_norms.fit.parameterisation import Bounds, Parameterisation
 from delssome_norms.fit.synthetic import synthetic_subject
 from delssome_norms.io import write_json
 from delssome_norms.model import SimulationTiming
+from delssome_norms.surrogate.generate import draw_prior
 
 RESULTS = Path(__file__).resolve().parent / "results" / "recovery.json"
 TARGET_R = 0.9
@@ -69,26 +70,6 @@ def draw_truth(rng: np.random.Generator) -> np.ndarray:
     )
 
 
-def draw_truth_informative(rng: np.random.Generator) -> np.ndarray:
-    """Coefficients from the surrogate's training prior (``surrogate.generate.sample_truth``).
-
-    That prior covers the part of the search box where the simulated FC follows the SC on the
-    default template; the wide prior of :func:`draw_truth` also reaches weak coupling (G < 1.5),
-    where every candidate's simulated FC is noise and a subject carries little information.
-    """
-    return np.array(
-        [
-            rng.uniform(2.5, 4.5),
-            rng.uniform(-0.3, 0.3),
-            rng.uniform(1.6, 3.0),
-            rng.uniform(0.3, 0.45),
-            rng.uniform(1.5, 3.0),
-            rng.uniform(0.002, 0.009),
-            rng.uniform(-0.0006, 0.0006),
-        ]
-    )
-
-
 def make_subjects(
     n: int, scan: SimulationTiming, truth: SimulationTiming, seed: int, prior: str = "wide"
 ):
@@ -105,7 +86,10 @@ def make_subjects(
     subjects, draws, sims = [], 0, 0
     while len(subjects) < n:
         draws += 1
-        c = draw_truth(rng) if prior == "wide" else draw_truth_informative(rng)
+        # "informative": the surrogate's training prior, where the simulated FC follows the SC on
+        # the default template; the wide prior also reaches weak coupling (G < 1.5), where every
+        # candidate's simulated FC is noise and a subject carries little information
+        c = draw_truth(rng) if prior == "wide" else draw_prior(rng)
         if not loose.is_valid(c[None])[0]:
             continue
         sid = f"syn-{len(subjects):02d}"

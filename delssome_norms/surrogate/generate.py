@@ -212,6 +212,22 @@ def truth_gradient(sc: np.ndarray) -> tuple[np.ndarray, str]:
     return diffusion_gradient(proxy, sensory_mask=mask), "diffusion gradient of corr(SC rows)"
 
 
+def draw_prior(rng: np.random.Generator) -> np.ndarray:
+    """One draw of the ``[1, gradient]`` coefficients from the prior of :func:`sample_truth`
+    (validity not checked): [wEE a, b, wEI a, b, G, sigma a, b], shape (7,)."""
+    return np.array(
+        [
+            rng.uniform(2.5, 4.5),
+            rng.uniform(-0.3, 0.3),
+            rng.uniform(1.6, 3.0),
+            rng.uniform(0.3, 0.45),
+            rng.uniform(1.5, 3.0),
+            rng.uniform(0.002, 0.009),
+            rng.uniform(-0.0006, 0.0006),
+        ]
+    )
+
+
 def sample_truth(space: Parameterisation, rng: np.random.Generator, max_draws: int = 1000) -> np.ndarray:
     """Draw valid ground-truth coefficients in a ``[1, gradient]`` space.
 
@@ -237,17 +253,7 @@ def sample_truth(space: Parameterisation, rng: np.random.Generator, max_draws: i
     if space.design.shape[1] != 2:
         raise InvalidInputError("sample_truth needs the [1, gradient] design", "surrogate generate")
     for _ in range(max_draws):
-        c = np.array(
-            [
-                rng.uniform(2.5, 4.5),
-                rng.uniform(-0.3, 0.3),
-                rng.uniform(1.6, 3.0),
-                rng.uniform(0.3, 0.45),
-                rng.uniform(1.5, 3.0),
-                rng.uniform(0.002, 0.009),
-                rng.uniform(-0.0006, 0.0006),
-            ]
-        )
+        c = draw_prior(rng)
         if space.is_valid(c[None])[0]:
             return c
     raise InvalidInputError("could not draw valid ground-truth coefficients", "surrogate generate")
