@@ -133,10 +133,13 @@ class FitSettings:
 
         ``generations`` is left out so a search can be extended, and ``device``/``engine`` so an
         interrupted run can be continued elsewhere (the stored generations stay valid; only the
-        numbers of the remaining ones depend on the device).
+        numbers of the remaining ones depend on the device). ``val_per_generation`` is left out
+        when it is the default (None), so checkpoints written before it existed stay valid.
         """
         d = self.to_dict()
         d["cmaes"] = {k: v for k, v in d["cmaes"].items() if k != "generations"}
         for key in ("device", "engine"):
             d.pop(key)
+        if d["val_per_generation"] is None:  # the default; checkpoints written before it existed
+            d.pop("val_per_generation")
         return d

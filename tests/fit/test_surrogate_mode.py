@@ -148,3 +148,6 @@ def test_val_per_generation_default_follows_the_mode() -> None:
     assert FitSettings(mode="surrogate", val_per_generation=5).validated_per_generation == 5
     with pytest.raises(InvalidInputError, match="val_per_generation"):
         FitSettings(val_per_generation=0)
+    # checkpoints written before the setting existed stay resumable; an explicit value is checked
+    assert "val_per_generation" not in euler.fingerprint()
+    assert FitSettings(val_per_generation=2).fingerprint()["val_per_generation"] == 2
