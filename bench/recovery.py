@@ -40,7 +40,7 @@ from delssome_norms.fit.parameterisation import Bounds, Parameterisation
 from delssome_norms.fit.synthetic import synthetic_subject
 from delssome_norms.io import write_json
 from delssome_norms.model import SimulationTiming
-from delssome_norms.surrogate.generate import draw_prior
+from delssome_norms.surrogate.generate import TRUTH_PRIOR, draw_prior
 
 RESULTS = Path(__file__).resolve().parent / "results" / "recovery.json"
 TARGET_R = 0.9
@@ -55,19 +55,17 @@ def structural_gradient(sc: np.ndarray) -> np.ndarray:
     return diffusion_gradient(w, region_classes() == "sensory")
 
 
-def draw_truth(rng: np.random.Generator) -> np.ndarray:
-    """Coefficients [wEE a, b, wEI a, b, G, sigma a, b] of the [1, gradient] design."""
-    return np.array(
-        [
-            rng.uniform(1.5, 3.5),
-            rng.uniform(-0.3, 0.3),
-            rng.uniform(1.3, 2.3),
-            rng.uniform(0.3, 0.45),
-            rng.uniform(0.5, 2.5),
-            rng.uniform(0.003, 0.006),
-            rng.uniform(-0.0004, 0.0004),
-        ]
-    )
+WIDE_PRIOR = (
+    (1.5, 3.5),
+    (-0.3, 0.3),
+    (1.3, 2.3),
+    (0.3, 0.45),
+    (0.5, 2.5),
+    (0.003, 0.006),
+    (-0.0004, 0.0004),
+)
+"""Uniform ranges of the coefficients [wEE a, b, wEI a, b, G, sigma a, b] of the [1, gradient]
+design ("wide" prior)."""
 
 
 def make_subjects(
@@ -89,7 +87,7 @@ def make_subjects(
         # "informative": the surrogate's training prior, where the simulated FC follows the SC on
         # the default template; the wide prior also reaches weak coupling (G < 1.5), where every
         # candidate's simulated FC is noise and a subject carries little information
-        c = draw_truth(rng) if prior == "wide" else draw_prior(rng)
+        c = draw_prior(rng, WIDE_PRIOR if prior == "wide" else TRUTH_PRIOR)
         if not loose.is_valid(c[None])[0]:
             continue
         sid = f"syn-{len(subjects):02d}"

@@ -264,14 +264,11 @@ def main() -> int:
         test_top_k=1,
     )
 
-    euler = run_mode("euler", subjects, work, fit_settings, args.weights)
-    sur = run_mode(
-        "surrogate",
-        subjects,
-        work,
-        dataclasses.replace(fit_settings, val_per_generation=args.val_per_generation),
-        args.weights,
+    sur_settings = dataclasses.replace(
+        fit_settings, mode="surrogate", val_per_generation=args.val_per_generation
     )
+    euler = run_mode("euler", subjects, work, fit_settings, args.weights)
+    sur = run_mode("surrogate", subjects, work, sur_settings, args.weights)
 
     ids = [s.subject_id for s in subjects]
     test_e = np.array([euler["quality"][i].loc["test", "total_loss"] for i in ids])
@@ -345,9 +342,7 @@ def main() -> int:
             "test_top_k": fit_settings.test_top_k,
             "val_per_generation": {
                 "euler": fit_settings.validated_per_generation,
-                "surrogate": dataclasses.replace(
-                    fit_settings, mode="surrogate", val_per_generation=args.val_per_generation
-                ).validated_per_generation,
+                "surrogate": sur_settings.validated_per_generation,
             },
             "subject_simulation_seconds": t_subjects,
             "work": str(work),

@@ -426,17 +426,18 @@ def _report(summary: dict[str, Any], estimates: pd.DataFrame) -> str:
 
 
 def _method_note(mode: str, summary: dict) -> str:
-    dt_test = summary["settings"].get("dt_test", DemoSettings.dt_test)
+    settings = DemoSettings(**summary["settings"])
+    fit = _fit_settings(settings, mode)
+    search = f"{fit.cmaes.generations} generations x {fit.cmaes.popsize} candidates"
     if mode == "surrogate":
         return (
-            "The train stage ran the paper's search (100 generations x 100 candidates) with every "
-            "candidate scored by the DELSSOME network (`pretrained/delssome_dk68`); the three best "
+            f"The train stage ran the search ({search}) with every candidate scored by the "
+            f"DELSSOME network (`pretrained/delssome_dk68`); the {fit.validated_per_generation} best "
             "candidates of every generation were validated by simulation and the test stage "
-            f"re-simulated the validation winners at dt {dt_test} s (the paper uses 0.0005 s)."
+            f"re-simulated the validation winners at dt {fit.dt_test} s (the paper uses 0.0005 s)."
         )
     return (
-        f"In Euler mode the demo runs a reduced search ({summary['settings']['generations']} "
-        f"generations x {summary['settings']['popsize']} candidates, test stage at dt {dt_test} s) "
+        f"In Euler mode the demo runs a reduced search ({search}, test stage at dt {fit.dt_test} s) "
         "so that it finishes in minutes; this is a smoke test of the pipeline, not an accurate fit "
         "— the paper's fit is 100 x 100 with the test stage at dt 0.0005 s (`delssome-norms "
         "estimate-ei`), or uses the DELSSOME surrogate."

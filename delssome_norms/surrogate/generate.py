@@ -212,20 +212,24 @@ def truth_gradient(sc: np.ndarray) -> tuple[np.ndarray, str]:
     return diffusion_gradient(proxy, sensory_mask=mask), "diffusion gradient of corr(SC rows)"
 
 
-def draw_prior(rng: np.random.Generator) -> np.ndarray:
-    """One draw of the ``[1, gradient]`` coefficients from the prior of :func:`sample_truth`
-    (validity not checked): [wEE a, b, wEI a, b, G, sigma a, b], shape (7,)."""
-    return np.array(
-        [
-            rng.uniform(2.5, 4.5),
-            rng.uniform(-0.3, 0.3),
-            rng.uniform(1.6, 3.0),
-            rng.uniform(0.3, 0.45),
-            rng.uniform(1.5, 3.0),
-            rng.uniform(0.002, 0.009),
-            rng.uniform(-0.0006, 0.0006),
-        ]
-    )
+TRUTH_PRIOR: tuple[tuple[float, float], ...] = (
+    (2.5, 4.5),
+    (-0.3, 0.3),
+    (1.6, 3.0),
+    (0.3, 0.45),
+    (1.5, 3.0),
+    (0.002, 0.009),
+    (-0.0006, 0.0006),
+)
+"""Uniform ranges of the ``[1, gradient]`` coefficients [wEE a, b, wEI a, b, G, sigma a, b] of
+:func:`sample_truth`."""
+
+
+def draw_prior(
+    rng: np.random.Generator, ranges: tuple[tuple[float, float], ...] = TRUTH_PRIOR
+) -> np.ndarray:
+    """One draw of independent uniform coefficients (validity not checked), shape (len(ranges),)."""
+    return np.array([rng.uniform(low, high) for low, high in ranges])
 
 
 def sample_truth(space: Parameterisation, rng: np.random.Generator, max_draws: int = 1000) -> np.ndarray:
