@@ -47,18 +47,25 @@ def _params(b: int, rng: np.random.Generator) -> PFICParams:
     )
 
 
-def _evaluator(k: int, timing: SimulationTiming, n_dup: int, engine: str) -> EulerEvaluator:
+def _evaluator(
+    k: int, timing: SimulationTiming, n_dup: int, engine: str, device: str = "cpu"
+) -> EulerEvaluator:
     sc = np.array(load_default_template().sc)
     rng = np.random.default_rng(0)
     fc = np.stack([np.corrcoef(rng.standard_normal((200, N)).T) for _ in range(k)])
     cdf = np.tile(np.linspace(0, 1, 10001)[1:], (k, 1))
-    return EulerEvaluator(fc, cdf, np.stack([sc] * k), timing, n_dup=n_dup, engine=engine)
+    return EulerEvaluator(fc, cdf, np.stack([sc] * k), timing, n_dup=n_dup, engine=engine, device=device)
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
 
 
 def lockstep_vs_sequential(
-    k: int, popsize: int, n_dup: int, timing: SimulationTiming, engine: str, reps: int
+    k: int, popsize: int, n_dup: int, timing: SimulationTiming, engine: str, reps: int, device: str
 ):
-    ev = _evaluator(k, timing, n_dup, engine)
+    ev = _evaluator(k, timing, n_dup, engine, device)
     rng = np.random.default_rng(1)
     params = _params(k * popsize, rng)
     index = torch.arange(k).repeat_interleave(popsize)
@@ -68,53 +75,63 @@ def lockstep_vs_sequential(
         order = ("lock", "seq") if rep % 2 == 0 else ("seq", "lock")
         for what in order:
             print(f"  {engine} rep {rep}: {what} ...", flush=True)
+            _sync(device)
             t = time.perf_counter()
             if what == "lock":
                 ev(params, index, seed=rep)
+                _sync(device)
                 t_lock.append(time.perf_counter() - t)
             else:
                 for s in range(k):
                     sl = slice(s * popsize, (s + 1) * popsize)
                     ev(PFICParams(*(np.asarray(x)[sl] for x in params)), index[sl], seed=rep)
+                _sync(device)
                 t_seq.append(time.perf_counter() - t)
     lock, seq = float(np.median(t_lock)), float(np.median(t_seq))
     return {"engine": engine, "lockstep_s": lock, "sequential_s": seq, "speedup": seq / lock}
 
 
-def per_subject_full_fit(engine: str) -> dict:
+def per_subject_full_fit(engine: str, device: str = "cpu") -> dict:
     """Extrapolated wall time of a full default fit (100 x 100 x 3, HCP timing) for one subject."""
-    ev = _evaluator(
-        1, SimulationTiming(tr=0.72, scan_length=14.4, dt=0.005, burn_in=7.2, warmup_steps=0), 3, engine
+    short = SimulationTiming(
+        tr=0.72, scan_length=14.4, dt=0.005, burn_in=7.2, fcd_window=10, warmup_steps=0
     )
+    ev = _evaluator(1, short, 3, engine, device)
     rng = np.random.default_rng(2)
     short = ev.timing
     # train / validation batch: 100 candidates x 3 duplicates
     p = _params(100, rng)
     from delssome_norms.model import simulate
 
+    simulate(p, ev.sc, short, n_dup=3, seed=0, engine=engine, device=device)  # warm-up
+    _sync(device)
     t = time.perf_counter()
-    simulate(p, ev.sc, short, n_dup=3, seed=0, engine=engine)
+    simulate(p, ev.sc, short, n_dup=3, seed=0, engine=engine, device=device)
+    _sync(device)
     per_step_sim = (time.perf_counter() - t) / (short.total_steps * 300)
     # test batch: 5 candidates x 3 duplicates
     t = time.perf_counter()
-    simulate(_params(5, rng), ev.sc, short, n_dup=3, seed=0, engine=engine)
+    simulate(_params(5, rng), ev.sc, short, n_dup=3, seed=0, engine=engine, device=device)
+    _sync(device)
     per_step_test = (time.perf_counter() - t) / short.total_steps
     # FC + FCD summary of 1200-frame BOLD, measured on 30 simulations and scaled to 300
     hcp = SimulationTiming(tr=0.72, scan_length=864.0, dt=0.005)
     from delssome_norms.model.integrate import SimulationResult
 
-    bold = torch.randn(10, 3, hcp.n_frames, N)
+    ones = lambda *shape: torch.ones(*shape, device=device)  # noqa: E731
     fake = SimulationResult(
-        bold=bold,
-        s_e=torch.ones(10, 3, N),
-        s_i=torch.ones(10, 3, N),
-        r_e=torch.ones(10, 3, N),
-        valid=torch.ones(10, 3, dtype=torch.bool),
-        w_ie=torch.ones(10, N),
-        ei_ratio=torch.ones(10, N),
+        bold=torch.randn(10, 3, hcp.n_frames, N, device=device),
+        s_e=ones(10, 3, N),
+        s_i=ones(10, 3, N),
+        r_e=ones(10, 3, N),
+        valid=ones(10, 3).bool(),
+        w_ie=ones(10, N),
+        ei_ratio=ones(10, N),
     )
+    _sync(device)
     t = time.perf_counter()
     summarize(fake, hcp)
+    _sync(device)
     summary_per_sim = (time.perf_counter() - t) / 30
     steps = hcp.total_steps
     test_steps = SimulationTiming(tr=0.72, scan_length=864.0, dt=0.0005).total_steps
@@ -123,6 +140,7 @@ def per_subject_full_fit(engine: str) -> dict:
     test_s = test_steps * per_step_test + 15 * summary_per_sim
     return {
         "engine": engine,
+        "device": device,
         "kind": "extrapolation from measured short runs",
         "seconds_per_step_per_simulation_at_batch_300": per_step_sim,
         "seconds_per_step_test_batch_15": per_step_test,
@@ -148,12 +166,21 @@ def main() -> None:
     ap.add_argument("--burn-in", type=float, default=7.2)
     ap.add_argument("--dt", type=float, default=0.005)
     ap.add_argument("--reps", type=int, default=2)
-    ap.add_argument("--engines", nargs="+", default=["kernel", "torch"])
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    ap.add_argument(
+        "--engines", nargs="+", default=None, help="default: kernel torch (CPU), triton torch (CUDA)"
+    )
     ap.add_argument("--skip-full", action="store_true", help="skip the full-fit extrapolation")
     args = ap.parse_args()
     if args.quick:
         args.popsize, args.scan_length, args.reps = 20, 10.08, 1
+    if args.engines is None:
+        args.engines = ["kernel", "torch"] if args.device == "cpu" else ["triton", "torch"]
     engines = [e for e in args.engines if e != "kernel" or kernel_mod.available()]
+    if args.device == "cuda":
+        from delssome_norms.model import _triton
+
+        engines = [e for e in engines if e != "triton" or _triton.available(torch.device("cuda"))]
     timing = SimulationTiming(
         tr=0.72,
         scan_length=args.scan_length,
@@ -166,9 +193,11 @@ def main() -> None:
     load0 = os.getloadavg()
     speed = []
     for e in engines:
-        speed.append(lockstep_vs_sequential(args.k, args.popsize, args.n_dup, timing, e, args.reps))
+        speed.append(
+            lockstep_vs_sequential(args.k, args.popsize, args.n_dup, timing, e, args.reps, args.device)
+        )
         print(f"  {e}: {speed[-1]}", flush=True)
-    full = [] if args.skip_full else [per_subject_full_fit(e) for e in engines[:1]]
+    full = [] if args.skip_full else [per_subject_full_fit(e, args.device) for e in engines[:1]]
     if full:
         print(f"  full fit: {full[0]}", flush=True)
     best = max(speed, key=lambda r: r["speedup"])
@@ -179,6 +208,7 @@ def main() -> None:
         "load_average_end": os.getloadavg(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "device_name": torch.cuda.get_device_name() if args.device == "cuda" else None,
         "config": vars(args),
         "timing": {"steps_per_simulation": timing.total_steps, "n_frames": timing.n_frames},
         "lockstep": speed,
@@ -186,7 +216,8 @@ def main() -> None:
         "pass": bool(best["speedup"] >= TARGET_SPEEDUP),
         "full_default_fit_per_subject": full,
     }
-    write_json(result, RESULTS)
+    out = RESULTS if args.device == "cpu" else RESULTS.with_name(f"lockstep_{args.device}.json")
+    write_json(result, out)
     parts = ", ".join(f"{r['engine']} {r['speedup']:.2f}x" for r in speed)
     extra = (
         f"; full default fit ~ {full[0]['total_hours']:.1f} h/subject ({full[0]['engine']}, extrap.)"
@@ -194,8 +225,9 @@ def main() -> None:
         else ""
     )
     print(
-        f"lockstep K={args.k} popsize={args.popsize}: speed-up {parts} (target {TARGET_SPEEDUP}x, "
-        f"{'PASS' if result['pass'] else 'FAIL'}){extra} -> {RESULTS}"
+        f"lockstep[{args.device}] K={args.k} popsize={args.popsize}: speed-up {parts} "
+        f"(target {TARGET_SPEEDUP}x, "
+        f"{'PASS' if result['pass'] else 'FAIL'}){extra} -> {out}"
     )
 
 

@@ -13,7 +13,8 @@ on CUDA) is its own. Wall-clock times depend on what else runs on the machine: t
 average is recorded and process CPU time is reported beside wall time. Results are merged into
 ``bench/results/simulate.json`` under the device name; one summary line is printed.
 
-Usage: ``python bench/simulate.py [--device cpu|cuda] [--threads 2] [--quick]``
+Usage: ``python bench/simulate.py [--device cpu|cuda] [--engine auto|kernel|torch|triton]
+[--threads 2] [--quick]``
 (on CUDA the test-stage simulation is timed over ``--test-fraction`` of its steps and extrapolated;
 ``--scale-sets`` adds a many-subjects throughput run).
 """
@@ -89,7 +90,7 @@ def measure_generation(device: str, quick: bool, n_sets: int, engine: str = "aut
 
     params, sc, fc_emp, cdf_emp = _inputs(n_sets)
     timing = _timing(0.005, quick)
-    _warm_up(device)
+    _warm_up(device, engine)
     _sync(device)
     t0, c0 = time.perf_counter(), time.process_time()
     res = simulate(params, sc, timing, n_dup=3, seed=1, device=device, engine=engine)
@@ -120,7 +121,7 @@ def measure_generation(device: str, quick: bool, n_sets: int, engine: str = "aut
     }
 
 
-def measure_test_stage(device: str, quick: bool, fraction: float) -> dict:
+def measure_test_stage(device: str, quick: bool, fraction: float, engine: str = "auto") -> dict:
     from delssome_norms.model import SimulationTiming, simulate
 
     params, sc, *_ = _inputs(1)
@@ -135,10 +136,10 @@ def measure_test_stage(device: str, quick: bool, fraction: float) -> dict:
             burn_in=full.burn_in,
             warmup_steps=full.warmup_steps,
         )
-    _warm_up(device)
+    _warm_up(device, engine)
     _sync(device)
     t0, c0 = time.perf_counter(), time.process_time()
-    simulate(params, sc, timing, n_dup=3, seed=1, device=device)
+    simulate(params, sc, timing, n_dup=3, seed=1, device=device, engine=engine)
     _sync(device)
     el, cpu = time.perf_counter() - t0, time.process_time() - c0
     scale = full.total_steps / timing.total_steps
@@ -149,7 +150,7 @@ def measure_test_stage(device: str, quick: bool, fraction: float) -> dict:
         "steps": full.total_steps,
         "steps_timed": timing.total_steps,
         "extrapolated": scale > 1.0,
-        "engine": _engine_name(device, "auto"),
+        "engine": _engine_name(device, engine),
         "seconds": el * scale,
         "cpu_seconds": cpu * scale,
         "region_steps_per_s": 3 * sc.shape[0] * timing.total_steps / el,
@@ -221,19 +222,20 @@ def measure_baseline(device: str, quick: bool, n_sets: int, n_steps: int) -> dic
     }
 
 
-def measure_scale(device: str, n_sets: int) -> dict:
+def measure_scale(device: str, n_sets: int, engine: str = "auto") -> dict:
     """Many simulations in one batch (many subjects at once): throughput of the integrator."""
     from delssome_norms.model import SimulationTiming, simulate
 
     params, sc, *_ = _inputs(n_sets)
     timing = SimulationTiming(tr=0.72, scan_length=72.0, dt=0.005, burn_in=7.2, warmup_steps=0)
-    _warm_up(device)
+    _warm_up(device, engine)
     _sync(device)
     t0 = time.perf_counter()
-    simulate(params, sc, timing, n_dup=3, seed=1, device=device)
+    simulate(params, sc, timing, n_dup=3, seed=1, device=device, engine=engine)
     _sync(device)
     el = time.perf_counter() - t0
     return {
+        "engine": _engine_name(device, engine),
         "n_simulations": n_sets * 3,
         "steps": timing.total_steps,
         "seconds": el,
@@ -242,26 +244,27 @@ def measure_scale(device: str, n_sets: int) -> dict:
     }
 
 
-def _warm_up(device: str) -> None:
-    """Build the CPU kernel / initialise CUDA outside the timed region."""
+def _warm_up(device: str, engine: str = "auto") -> None:
+    """Build the CPU kernel / compile the GPU kernel / initialise CUDA outside the timed region."""
     from delssome_norms.model import PFICParams, SimulationTiming, simulate
 
     timing = SimulationTiming(
         tr=0.72, scan_length=7.2, dt=0.01, burn_in=0.72, fcd_window=3, warmup_steps=10
     )
-    p = PFICParams(np.full((1, 4), 3.0), np.full((1, 4), 3.0), np.full((1, 4), 0.005), np.ones(1))
-    simulate(p, np.full((4, 4), 0.01) - 0.01 * np.eye(4), timing, n_dup=1, device=device)
-    if device == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
+    _, sc, *_ = _inputs(1)  # the benchmark's size, so that a GPU kernel compiles here
+    n = sc.shape[0]
+    p = PFICParams(np.full((1, n), 3.0), np.full((1, n), 3.0), np.full((1, n), 0.005), np.ones(1))
+    simulate(p, sc, timing, n_dup=1, device=device, engine=engine)  # warm-up and recorded steps
 
 
 def _engine_name(device: str, engine: str) -> str:
-    if device == "cuda":
-        return "torch + CUDA graphs"
-    from delssome_norms.model import _kernel
+    from delssome_norms.model.integrate import _choose_engine
 
-    return "fused C++ kernel" if engine in ("auto", "kernel") and _kernel.available() else "torch"
+    chosen = _choose_engine(engine, torch.device(device))
+    names = {"kernel": "fused C++ kernel", "triton": "fused Triton kernel"}
+    if chosen == "torch":
+        return "torch + CUDA graphs" if device == "cuda" else "torch"
+    return names[chosen]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -271,20 +274,20 @@ def _worker(args) -> None:
     torch.set_num_threads(args.threads)
     name = args.worker
     if name == "generation":
-        out = measure_generation(args.device, args.quick, args.n_sets)
+        out = measure_generation(args.device, args.quick, args.n_sets, args.engine)
     elif name == "test_stage":
-        out = measure_test_stage(args.device, args.quick, args.test_fraction)
+        out = measure_test_stage(args.device, args.quick, args.test_fraction, args.engine)
     elif name == "baseline":
         out = measure_baseline(args.device, args.quick, args.n_sets, args.baseline_steps)
     elif name == "scale":
-        out = measure_scale(args.device, args.scale_sets)
+        out = measure_scale(args.device, args.scale_sets, args.engine)
     else:
         raise SystemExit(f"unknown worker {name}")
     print("RESULT " + json.dumps(out))
 
 
 def _run_worker(name: str, args) -> dict:
-    cmd = [sys.executable, __file__, "--worker", name, "--device", args.device]
+    cmd = [sys.executable, __file__, "--worker", name, "--device", args.device, "--engine", args.engine]
     cmd += ["--threads", str(args.threads), "--n-sets", str(args.n_sets)]
     cmd += ["--baseline-steps", str(args.baseline_steps), "--test-fraction", str(args.test_fraction)]
     cmd += ["--scale-sets", str(args.scale_sets)] + (["--quick"] if args.quick else [])
@@ -299,6 +302,12 @@ def _run_worker(name: str, args) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument(
+        "--engine",
+        choices=("auto", "kernel", "torch", "triton"),
+        default="auto",
+        help="simulator engine (default auto: fused C++ kernel on CPU, fused Triton kernel on CUDA)",
+    )
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 10 sets, 86 s scan")
     parser.add_argument("--n-sets", type=int, default=None, help="parameter sets per generation")
@@ -360,19 +369,26 @@ def main() -> int:
     }
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.exists() else {}
-    results[args.device + ("_quick" if args.quick else "")] = section
+    key = args.device + ("" if args.engine == "auto" else f"_{args.engine}")
+    results[key + ("_quick" if args.quick else "")] = section
     write_json(results, out)
     test_s = "skipped"
     if test:
         test_s = f"{test['seconds']:.1f} s" + (" (extrapolated)" if test["extrapolated"] else "")
     speed = section["baseline"]
     print(
-        f"simulate[{args.device}{', quick' if args.quick else ''}]: generation "
+        f"simulate[{args.device}, {gen['engine']}{', quick' if args.quick else ''}]: generation "
         f"{gen['n_sets']}x3 sims {gen['seconds']:.1f} s (simulate {gen['simulate_seconds']:.1f} s, "
         f"{gen['region_steps_per_s'] / 1e6:.0f} M region-steps/s, "
         f"peak {gen['peak_memory_bytes'] / 2**30:.2f} GiB) | "
         f"baseline x{speed['speedup_generation']:.1f} (integration x{speed['speedup_integration']:.1f})"
-        f" | test stage {test_s} | load {load}"
+        f" | test stage {test_s}"
+        + (
+            f" | {scale['n_simulations']} sims {scale['region_steps_per_s'] / 1e6:.0f} M region-steps/s"
+            if scale
+            else ""
+        )
+        + f" | load {load}"
     )
     return 0
 

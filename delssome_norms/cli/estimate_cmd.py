@@ -48,7 +48,9 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
         help="best train candidates per generation re-simulated in validation "
         "(default 1 in euler mode, 3 in surrogate mode)",
     )
-    a.add_argument("--engine", default="auto", help="simulator engine: auto, torch or kernel")
+    a.add_argument(
+        "--engine", default="auto", help="simulator engine: auto, torch, kernel (CPU) or triton (CUDA)"
+    )
     a.add_argument(
         "--rate-gate",
         nargs=2,

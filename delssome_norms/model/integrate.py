@@ -5,7 +5,7 @@ B parameter sets x D noise duplicates are folded into one batch of ``M = B * D``
 (2, M, N) (``x[0] = S_E``, ``x[1] = S_I``), so both populations share every elementwise operation;
 the structural coupling is one (batched) matmul per step.
 
-Two engines run the same equations:
+Three engines run the same equations:
 
 * ``"torch"`` — plain PyTorch ops on any device (CPU or CUDA), the obviously-correct reference.
   Noise is drawn in blocks of many steps from a seeded :class:`torch.Generator` on the target
@@ -14,6 +14,9 @@ Two engines run the same equations:
 * ``"kernel"`` — a fused C++/OpenMP kernel for CPU (:mod:`delssome_norms.model._kernel`) that runs
   the whole block of steps per group of simulations with inline counter-based (Philox) noise. It is
   tested against the torch engine with identical noise.
+* ``"triton"`` — a fused GPU kernel (:mod:`delssome_norms.model._triton`): one program per
+  simulation keeps its whole state in registers for thousands of steps per launch, with the same
+  Philox noise stream as the CPU kernel (so the two agree up to rounding for the same seed).
 
 Timing and indexing follow :class:`~delssome_norms.model.timing.SimulationTiming` (reference code):
 warm-up steps integrate the neural model only; in the recorded loop the Balloon–Windkessel state is
@@ -485,9 +488,11 @@ def simulate(
         ``None`` means CPU.
     dtype : torch.dtype, default float32
         ``torch.float32`` (search) or ``torch.float64``.
-    engine : {"auto", "torch", "kernel"}
-        ``"auto"`` uses the fused C++ kernel on CPU when it can be built and the torch engine
-        otherwise (CUDA graphs on CUDA).
+    engine : {"auto", "torch", "kernel", "triton"}
+        ``"auto"`` uses the fused C++ kernel on CPU when it can be built (else the torch engine)
+        and the fused Triton kernel on CUDA when Triton is installed (else the torch engine with
+        CUDA graphs). ``"kernel"`` (CPU) and ``"triton"`` (CUDA) draw the same Philox noise, so
+        the same seed gives the same simulation on both up to rounding.
     const, balloon : constants records
         Model constants (defaults from SCIENCE.md §2).
     progress : callable, optional
@@ -515,11 +520,17 @@ def simulate(
         raise InvalidInputError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
     dev = torch.device("cpu") if device is None else torch.device(device)
     p = prepare_batch(params, sc, timing.dt, int(n_dup), dev, dtype, const)
-    chosen = _choose_engine(engine, dev)
+    chosen = _choose_engine(engine, dev, p.wee_j.shape[1])
     if chosen == "kernel":
         from delssome_norms.model import _kernel
 
         bold, sums, finite = _kernel.run_kernel(
+            p, timing, seed, const, balloon, progress=progress, initial_state=initial_state
+        )
+    elif chosen == "triton":
+        from delssome_norms.model import _triton
+
+        bold, sums, finite = _triton.run_triton(
             p, timing, seed, const, balloon, progress=progress, initial_state=initial_state
         )
     elif dev.type == "cuda" and cuda_graph:
@@ -544,14 +555,31 @@ def simulate(
     return _assemble(p, timing, bold, sums, finite)
 
 
-def _choose_engine(engine: str, device: torch.device) -> str:
-    if engine not in ("auto", "torch", "kernel"):
-        raise InvalidInputError(f"engine must be 'auto', 'torch' or 'kernel', got {engine!r}")
+ENGINES = ("auto", "torch", "kernel", "triton")
+"""Integration engines accepted by :func:`simulate`."""
+
+
+def _choose_engine(engine: str, device: torch.device, n_regions: int = 68) -> str:
+    if engine not in ENGINES:
+        raise InvalidInputError(f"engine must be one of {', '.join(map(repr, ENGINES))}, got {engine!r}")
     if engine == "kernel" and device.type != "cpu":
         raise InvalidInputError("the 'kernel' engine runs on CPU only")
+    from delssome_norms.model import _triton
+
+    if engine == "triton" and not _triton.available(device):
+        raise InvalidInputError(
+            "the 'triton' engine needs a CUDA device and the 'triton' package "
+            "(or TRITON_INTERPRET=1 for CPU tensors)"
+        )
+    if engine == "triton" and n_regions > _triton.MAX_REGIONS:
+        raise InvalidInputError(
+            f"the 'triton' engine holds at most {_triton.MAX_REGIONS} regions per simulation in "
+            f"registers, got {n_regions}; use engine='torch'"
+        )
     if engine == "auto":
         if device.type != "cpu":
-            return "torch"
+            usable = _triton.available(device) and n_regions <= _triton.MAX_REGIONS
+            return "triton" if usable else "torch"
         from delssome_norms.model import _kernel
 
         return "kernel" if _kernel.available() else "torch"

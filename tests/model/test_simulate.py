@@ -96,6 +96,15 @@ def test_bad_inputs_raise_invalid_input_error(small):
         simulate(params._replace(wEE=np.full((3, 6), np.nan)), sc, TIMING)
     with pytest.raises(InvalidInputError):
         SimulationTiming(tr=0.72, scan_length=3.6, fcd_window=10)
+    with pytest.raises(InvalidInputError, match="engine must be one of"):
+        simulate(params, sc, TIMING, engine="fast")
+
+
+def test_the_gpu_kernel_is_refused_on_cpu_tensors_with_a_clear_error(small, monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    sc, params = small
+    with pytest.raises(InvalidInputError, match="'triton' engine needs a CUDA device"):
+        simulate(params, sc, TIMING, engine="triton")
 
 
 def test_single_parameter_set_may_be_given_without_batch_axis(small):
