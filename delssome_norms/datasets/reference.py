@@ -571,7 +571,7 @@ def materialise_subjects(
         unknown = wanted - set(demo["subject_id"])
         if unknown:
             raise InvalidInputError(f"unknown subject ids: {sorted(unknown)}")
-        keep &= demo["subject_id"].isin(wanted).to_numpy()
+        keep = keep & demo["subject_id"].isin(wanted).to_numpy()
     folder = Path(folder)
     rows = []
     for k in np.flatnonzero(keep):

@@ -250,3 +250,13 @@ def test_materialised_subjects_read_back_with_the_io_readers(subjects, tmp_path)
     assert read_map(tmp_path / "gradient.csv") == pytest.approx(ref.load_default_gradient())
     assert read_map(tmp_path / "class_map.csv") == pytest.approx(ref.load_class_map())
     assert np.loadtxt(tmp_path / "sc.csv", delimiter=",") == pytest.approx(ref.load_simulation_sc())
+
+
+def test_materialise_by_kind_and_subject_ids(subjects, tmp_path) -> None:
+    demo = subjects.demographics
+    controls = list(demo.loc[demo["kind"] == "control", "subject_id"].iloc[:2])
+    patient = demo.loc[demo["kind"] == "patient", "subject_id"].iloc[0]
+    man = read_manifest(
+        ref.materialise_subjects(tmp_path, kind="control", subject_ids=[*controls, patient])
+    )
+    assert list(man["subject_id"]) == controls  # the patient is filtered out by kind
