@@ -45,15 +45,15 @@ try:  # optional: only the GPU engine needs it
 except ImportError:  # pragma: no cover - depends on the installation
     triton = None
 
-# index of each constant in the constants vector (kept in the compute dtype, so float64 runs keep
-# float64 constants; Triton would round Python float literals to float32)
+# The constants vector, in the order _pfic_chunk loads it (k_ptr + 0 ... k_ptr + 28). It is kept in
+# the compute dtype, so float64 runs get float64 constants (Triton would round Python float literals
+# in a kernel to float32).
 _CONST_NAMES = (
     "dt", "c_e0", "c_i0", "a_E", "b_E", "d_E", "a_I", "b_I", "d_I", "inv_tau_E", "inv_tau_I",
     "gamma_kin", "kappa", "gamma_h", "inv_tau_h", "inv_alpha", "inv_rho", "log_one_minus_rho",
     "k1", "k2", "k3", "bold_scale", "two_pi", "u_scale", "c12", "c720", "c30240", "c1209600",
     "c47900160",
 )  # fmt: skip
-_K = {name: i for i, name in enumerate(_CONST_NAMES)}
 
 
 MAX_REGIONS = 256
