@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 
 import torch
 from torch import Tensor
@@ -66,14 +67,51 @@ def interpreted() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
+_PROBED: dict[str, bool] = {}
+
+
 def available(device: torch.device) -> bool:
     """Whether the fused Triton kernel can run on ``device`` (CUDA with Triton installed).
 
-    Set ``DELSSOME_NORMS_NO_TRITON=1`` to use the CUDA-graph torch engine instead.
+    On the first call for a CUDA device a tiny simulation is compiled and run; if that fails (an
+    unsupported GPU, a broken Triton installation) a warning names the error and the CUDA-graph
+    torch engine is used instead. Set ``DELSSOME_NORMS_NO_TRITON=1`` to always use that engine.
     """
     if triton is None or os.environ.get("DELSSOME_NORMS_NO_TRITON"):
         return False
-    return device.type == "cuda" or (interpreted() and device.type == "cpu")
+    if device.type == "cpu":
+        return interpreted()
+    if device.type != "cuda":
+        return False
+    key = str(torch.device("cuda", device.index if device.index is not None else 0))
+    if key not in _PROBED:
+        _PROBED[key] = _probe(torch.device(key))
+    return _PROBED[key]
+
+
+def _probe(device: torch.device) -> bool:
+    """Compile and run the kernel once on a 4-region network (a few steps) on ``device``."""
+    from delssome_norms.model.integrate import PFICParams, prepare_batch
+
+    try:
+        n = 4
+        params = PFICParams(
+            torch.full((1, n), 3.0), torch.full((1, n), 3.0), torch.full((1, n), 0.005), torch.ones(1)
+        )
+        p = prepare_batch(params, 0.01 * (1 - torch.eye(n)), 0.01, 1, device, torch.float32)
+        timing = SimulationTiming(
+            tr=0.02, scan_length=0.12, dt=0.01, burn_in=0.02, fcd_window=2, warmup_steps=2
+        )
+        bold, _, finite = run_triton(p, timing, seed=0)
+        return bool(finite.all()) and bool(torch.isfinite(bold).all())
+    except Exception as exc:  # any failure means: do not use this engine here
+        warnings.warn(
+            f"the fused Triton kernel does not run on {device} ({type(exc).__name__}: {exc}); "
+            "using the CUDA-graph torch engine",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return False
 
 
 def _constants(

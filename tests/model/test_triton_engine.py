@@ -57,6 +57,7 @@ out["f32_bold"] = float((b1[:, good] - b2[:, good]).abs().max() / b1[:, good].ab
 out["f32_sums"] = float(((s1[:, good] - s2[:, good]) / s1[:, good]).abs().max())
 ok = lambda f, b: (f & torch.isfinite(b).all(dim=(0, 2))).tolist()
 out["f32_finite"] = [ok(f1, b1), ok(f2, b2)]
+out["probe"] = _triton._probe(torch.device("cpu"))
 print("RESULT " + json.dumps(out))
 """
 
@@ -77,6 +78,24 @@ def test_interpreted_triton_kernel_matches_the_cpu_kernel(tmp_path):
     assert out["f32_bold"] < 1e-4 and out["f32_sums"] < 1e-5
     # the blown-up set (simulations 2, 3) is flagged by both engines, the others are not
     assert out["f32_finite"][0] == out["f32_finite"][1] == [True, True, False, False]
+    assert out["probe"] is True  # the start-up probe passes where the kernel runs
+
+
+def test_a_failing_probe_falls_back_with_a_warning(monkeypatch):
+    from delssome_norms.model import _triton as tri
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no kernel image for this GPU")
+
+    monkeypatch.setattr(tri, "run_triton", broken)
+    with pytest.warns(RuntimeWarning, match="no kernel image for this GPU"):
+        assert tri._probe(torch.device("cpu")) is False
+    # the verdict is cached per CUDA device, so the probe runs once
+    calls = []
+    monkeypatch.setattr(tri, "_PROBED", {})
+    monkeypatch.setattr(tri, "_probe", lambda device: calls.append(str(device)) or False)
+    assert not tri.available(torch.device("cuda")) and not tri.available(torch.device("cuda:0"))
+    assert calls == ["cuda:0"]
 
 
 @pytest.mark.gpu
