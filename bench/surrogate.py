@@ -361,7 +361,9 @@ def main() -> int:
             "test_total_loss_surrogate": test_s.tolist(),
             "test_total_loss_mean": {"euler": float(test_e.mean()), "surrogate": float(test_s.mean())},
             "test_cost_relative_difference": float(test_s.mean() / test_e.mean() - 1),
+            "test_cost_relative_difference_per_subject": (test_s / test_e - 1).tolist(),
             "ei_pearson_across_regions": ei_r.tolist(),
+            "ei_pearson_median": float(np.median(ei_r)),
             "stage_seconds": {
                 mode: {
                     i: json.loads((d / "run.json").read_text()).get("wall_time_s", {})
@@ -387,7 +389,8 @@ def main() -> int:
         f"surrogate: Spearman(total) {ranking['pooled']['total']['spearman']:.3f} on {n_subjects} "
         f"held-out subjects, per-candidate {cost['ratio_cpu']:.0f}x cheaper (CPU time; "
         f"{cost['ratio_wall']:.0f}x wall), end-to-end {per_subject_e / per_subject_s:.1f}x faster, "
-        f"test cost {test_s.mean():.3f} vs {test_e.mean():.3f} (Euler), E/I r min {ei_r.min():.3f} "
+        f"test cost {test_s.mean():.3f} vs {test_e.mean():.3f} (Euler), "
+        f"E/I r min {ei_r.min():.3f} (median {np.median(ei_r):.3f}) "
         f"-> {'PASS' if result['passed'] else 'FAIL'} ({args.out})"
     )
     return 0
