@@ -98,7 +98,6 @@ def per_subject_full_fit(engine: str, device: str = "cpu") -> dict:
     )
     ev = _evaluator(1, short, 3, engine, device)
     rng = np.random.default_rng(2)
-    short = ev.timing
     # train / validation batch: 100 candidates x 3 duplicates
     p = _params(100, rng)
     from delssome_norms.model import simulate

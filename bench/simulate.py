@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from delssome_norms.io import write_json
+from delssome_norms.model.integrate import ENGINES
 
 GEN_LIMIT_S, TEST_LIMIT_S, SPEEDUP_MIN = 40.0, 180.0, 5.0
 RESULTS = Path(__file__).parent / "results" / "simulate.json"
@@ -255,6 +256,9 @@ def _warm_up(device: str, engine: str = "auto") -> None:
     n = sc.shape[0]
     p = PFICParams(np.full((1, n), 3.0), np.full((1, n), 3.0), np.full((1, n), 0.005), np.ones(1))
     simulate(p, sc, timing, n_dup=1, device=device, engine=engine)  # warm-up and recorded steps
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
 
 
 def _engine_name(device: str, engine: str) -> str:
@@ -304,7 +308,7 @@ def main() -> int:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument(
         "--engine",
-        choices=("auto", "kernel", "torch", "triton"),
+        choices=ENGINES,
         default="auto",
         help="simulator engine (default auto: fused C++ kernel on CPU, fused Triton kernel on CUDA)",
     )

@@ -46,16 +46,6 @@ try:  # optional: only the GPU engine needs it
 except ImportError:  # pragma: no cover - depends on the installation
     triton = None
 
-# The constants vector, in the order _pfic_chunk loads it (k_ptr + 0 ... k_ptr + 28). It is kept in
-# the compute dtype, so float64 runs get float64 constants (Triton would round Python float literals
-# in a kernel to float32).
-_CONST_NAMES = (
-    "dt", "c_e0", "c_i0", "a_E", "b_E", "d_E", "a_I", "b_I", "d_I", "inv_tau_E", "inv_tau_I",
-    "gamma_kin", "kappa", "gamma_h", "inv_tau_h", "inv_alpha", "inv_rho", "log_one_minus_rho",
-    "k1", "k2", "k3", "bold_scale", "two_pi", "u_scale", "c12", "c720", "c30240", "c1209600",
-    "c47900160",
-)  # fmt: skip
-
 
 MAX_REGIONS = 256
 """Largest N the kernel takes: a program holds its N x N block of SC in registers (padded to a
@@ -117,6 +107,11 @@ def _probe(device: torch.device) -> bool:
 def _constants(
     dtype: torch.dtype, dt: float, const: PFICConstants, balloon: BalloonConstants, device
 ) -> Tensor:
+    """The constants vector, in the order _pfic_chunk loads it (k_ptr + 0 ... k_ptr + 28).
+
+    It is kept in the compute dtype, so float64 runs get float64 constants (Triton would round
+    Python float literals in a kernel to float32).
+    """
     c, b, d = const, balloon, balloon_derived(balloon)
     u_scale = 2.0**-24 if dtype == torch.float32 else 2.0**-32  # uniform resolution of Box–Muller
     values = {
@@ -129,7 +124,7 @@ def _constants(
         "u_scale": u_scale, "c12": 1.0 / 12.0, "c720": 1.0 / 720.0, "c30240": 1.0 / 30240.0,
         "c1209600": 1.0 / 1209600.0, "c47900160": 1.0 / 47900160.0,
     }  # fmt: skip
-    return torch.tensor([values[n] for n in _CONST_NAMES], dtype=dtype, device=device)
+    return torch.tensor(list(values.values()), dtype=dtype, device=device)
 
 
 if triton is not None:
