@@ -15,7 +15,10 @@ Acceptance: median r >= 0.9 and median |mean E/I error| <= 5 %.
 
 Default settings are a scaled-down fit (CPU budget; see ``--help``): the full default fit is
 100 generations x 100 candidates on a 864 s scan at dt 0.005 s, about 5 orders of magnitude more
-simulated steps than fit on this benchmark's CPU. ``--quick`` is a smoke run.
+simulated steps than fit on this benchmark's CPU. ``--generations 100 --popsize 100 --mu 10
+--n-dup 3`` runs the paper's search budget on the short scans (10 subjects: 27 min on 2 CPU
+cores). ``bench/identifiability.py`` measures how far the cost pins the E/I level down.
+``--quick`` is a smoke run.
 
 Writes ``bench/results/recovery.json`` and prints one line.
 """
