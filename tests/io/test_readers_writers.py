@@ -98,3 +98,14 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path: Path) -> None:
     assert '"a": 1' in target.read_text()
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
     assert not any(name.endswith(".tmp") for name in os.listdir(tmp_path))
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_atomic_write_honours_the_umask(tmp_path: Path) -> None:
+    # the temporary file must not keep mkstemp's 0600: outputs are shared within a lab
+    old = os.umask(0o027)
+    try:
+        io.write_json({"a": 1}, tmp_path / "out.json")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out.json").stat().st_mode & 0o777 == 0o640
