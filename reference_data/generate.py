@@ -44,8 +44,9 @@ def noise_from_recovery(path: Path, spatial_cv: float) -> tuple[float, float, st
     The cohort's error model is multiplicative, ``fitted = true * exp(shared + regional)``, so the
     benchmark's per-subject ``log(fitted / true)`` gives both parts directly:
 
-    * shared (per-person) error: robust SD over subjects of the mean log ratio,
-      ``1.4826 * median |mean log ratio|`` (bias and scatter of the mean E/I both count);
+    * shared (per-person) error: robust SD over subjects of the mean log ratio about its median,
+      ``1.4826 * MAD`` (the scatter that spreads people apart; the median itself, a bias common to
+      everybody that moves no one's centile, is recorded in the source note but not applied);
     * regional error: median over subjects of the across-region SD of the log ratio.
 
     Results written before those fields existed fall back to ``1.4826 * median |mean error| / 100``
@@ -57,9 +58,11 @@ def noise_from_recovery(path: Path, spatial_cv: float) -> tuple[float, float, st
     err = float(result["median_abs_mean_err_pct"])
     done = [s for s in result.get("subjects", []) if s.get("status") == "done"]
     if done and all("log_ratio_mean" in s for s in done):
-        global_cv = 1.4826 * float(np.median([abs(s["log_ratio_mean"]) for s in done]))
+        shared = np.array([s["log_ratio_mean"] for s in done], dtype=float)
+        bias = float(np.median(shared))
+        global_cv = 1.4826 * float(np.median(np.abs(shared - bias)))
         regional_cv = float(np.median([s["log_ratio_sd_regions"] for s in done]))
-        how = "from log(fitted/true) per subject"
+        how = f"from log(fitted/true) per subject; median shared bias {bias:+.4f} not applied"
     else:
         global_cv = 1.4826 * err / 100.0
         regional_cv = spatial_cv * float(np.sqrt(max(1.0 / r**2 - 1.0, 0.0)))

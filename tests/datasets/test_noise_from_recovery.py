@@ -34,9 +34,10 @@ def test_sizes_come_from_the_log_ratios(generate, tmp_path: Path) -> None:
     ]
     subjects.append({"status": "failed"})
     shared, regional, note = generate.noise_from_recovery(_write(tmp_path, subjects), 0.1)
-    assert shared == pytest.approx(1.4826 * 0.025)  # median of |0.02, 0.04, 0.01, 0.03|
+    # median -0.005 (the common bias, not applied); |deviations| 0.015, 0.045, 0.015, 0.025
+    assert shared == pytest.approx(1.4826 * 0.02)
     assert regional == pytest.approx(0.06)  # median of 0.05, 0.07, 0.02, 0.09
-    assert "4 subjects" in note
+    assert "4 subjects" in note and "bias -0.0050" in note
 
 
 def test_older_results_fall_back_to_r_and_mean_error(generate, tmp_path: Path) -> None:
