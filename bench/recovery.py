@@ -10,8 +10,9 @@ and must pass every validity rule with the wEI range of their own simulated FC.
 Reported per subject: Pearson r between fitted and true regional E/I, the error of the mean
 E/I ``100 (mean fitted − mean true) / mean true`` [%], and the mean and the across-region SD of
 ``log(fitted / true)`` (the shared and regional parts of the error in the multiplicative model the
-synthetic reference cohort uses; ``reference_data/generate.py --recovery`` reads them).
-Acceptance: median r >= 0.9 and median |mean E/I error| <= 5 %.
+synthetic reference cohort uses; ``reference_data/generate.py --recovery`` reads them). Across
+subjects: ``level_tracking_r``, the Pearson r of log fitted and log true mean E/I (does the fit
+order people by their E/I level?). Acceptance: median r >= 0.9 and median |mean E/I error| <= 5 %.
 
 Default settings are a scaled-down fit (CPU budget; see ``--help``): the full default fit is
 100 generations x 100 candidates on a 864 s scan at dt 0.005 s, about 5 orders of magnitude more
@@ -273,6 +274,12 @@ def main() -> None:
     med_r = float(ok["r"].median()) if len(ok) else float("nan")
     med_err = float(ok["mean_err_pct"].abs().median()) if len(ok) else float("nan")
     fit_beats_truth = int((fresh_fit < fresh_truth).sum())
+    # does a subject's fitted E/I level follow its true level across subjects?
+    level_r = (
+        float(np.corrcoef(np.log(ok["mean_ei_true"]), np.log(ok["mean_ei_fit"]))[0, 1])
+        if len(ok) > 2
+        else float("nan")
+    )
     result = {
         "benchmark": "recovery",
         "quick": args.quick,
@@ -284,6 +291,7 @@ def main() -> None:
         "truth_draws": tries,
         "median_r": med_r,
         "median_abs_mean_err_pct": med_err,
+        "level_tracking_r": level_r,
         "targets": {"median_r": TARGET_R, "median_abs_mean_err_pct": TARGET_MEAN_ERR},
         "pass": bool(med_r >= TARGET_R and med_err <= TARGET_MEAN_ERR),
         "fresh_noise": {
