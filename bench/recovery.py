@@ -4,8 +4,10 @@ Each synthetic subject gets known in-bounds coefficients of the ``[1, gradient]`
 default DK68 template (tvb-data SC); its FC and FCD-CDF are simulated (one "scan", HCP-like TR
 0.72 s) and fitted with the full train → validation → test pipeline, all subjects in one lockstep
 group. The "gradient" map handed to the fit is the principal gradient of the template SC (the
-template ships no maps). Truths are drawn in the FIC fixed-point regime (mean r_E within 2.7–3.3 Hz)
-and must pass every validity rule with the wEI range of their own simulated FC.
+template ships no maps). Truths are drawn from a uniform prior on the coefficients and must pass
+every validity rule with the wEI range of their own simulated FC. Their excitatory rates are *not*
+checked: a draw can leave the FIC regime in some regions (``syn-02`` of the default seed has
+regional r_E of 1.35–3.00 Hz), which a fit with ``--rate-gate`` cannot reproduce.
 
 Reported per subject: Pearson r between fitted and true regional E/I, the error of the mean
 E/I ``100 (mean fitted − mean true) / mean true`` [%], and the mean and the across-region SD of
