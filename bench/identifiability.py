@@ -34,10 +34,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from recovery import make_subjects  # bench/ is on sys.path when run as a script
+from recovery import losses_per_seed, make_evaluator, make_subjects  # bench/ is on sys.path
 
 from delssome_norms.fit.design import design_matrix
-from delssome_norms.fit.evaluate import EulerEvaluator, stack_params
+from delssome_norms.fit.evaluate import stack_params
 from delssome_norms.fit.parameterisation import Bounds, Parameterisation
 from delssome_norms.io import write_json
 from delssome_norms.model import SimulationTiming
@@ -47,26 +47,11 @@ TARGET_MEAN_ERR = 5.0
 """Issue 5's target for the median |mean E/I error| [%]."""
 
 
-def _score(ev: EulerEvaluator, coeffs: np.ndarray, owner: np.ndarray, spaces, seeds) -> tuple:
-    """Total loss and mean E/I level (over regions and duplicates) of candidates per noise seed.
-
-    Parameters
-    ----------
-    coeffs : ndarray (B, n_coeffs); owner : ndarray (B,) subject of each candidate.
-
-    Returns
-    -------
-    (loss, ei_level) : ndarrays of shape (B, n_seeds); NaN where a duplicate blew up.
-    """
+def _score(ev, coeffs: np.ndarray, owner: np.ndarray, spaces, seeds) -> tuple:
+    """Per-seed total loss and E/I level of coefficient vectors ``coeffs`` (B, n_coeffs) whose
+    subjects are ``owner`` (B,); see :func:`recovery.losses_per_seed`."""
     regional = [spaces[j].to_regional(c[None]) for c, j in zip(coeffs, owner)]
-    params, index = stack_params(regional), torch.as_tensor(owner, dtype=torch.long)
-    loss, ei = [], []
-    for seed in seeds:
-        out = ev.simulate(params, index, seed=int(seed))
-        loss.append(out.corr + out.l1 + out.ks)
-        ratio = np.where(out.valid[..., None], out.s_e / out.s_i, np.nan)
-        ei.append(np.nanmean(ratio, axis=(1, 2)))
-    return np.stack(loss, axis=1), np.stack(ei, axis=1)
+    return losses_per_seed(ev, stack_params(regional), owner, seeds)
 
 
 def main() -> None:
@@ -115,13 +100,7 @@ def main() -> None:
     subjects, _ = make_subjects(args.subjects, scan, truth_timing, args.seed, args.prior)
     x = design_matrix(subjects[0].inputs.gradient, warn=False)
     spaces = [Parameterisation(x, s.inputs.gradient, Bounds.from_fc(s.inputs.fc)) for s in subjects]
-    ev = EulerEvaluator(
-        np.stack([s.inputs.fc for s in subjects]),
-        np.stack([s.inputs.fcd_cdf for s in subjects]),
-        np.stack([s.inputs.sc for s in subjects]),
-        scan,
-        args.n_dup,
-    )
+    ev = make_evaluator(subjects, scan, args.n_dup)
     p = x.shape[1]  # coefficients: wEE [0, p), wEI [p, 2p), G, sigma
     scales = np.asarray(args.wei_scales, dtype=float)
     shifts = np.linspace(args.wee_shifts[0], args.wee_shifts[1], int(args.wee_shifts[2]))

@@ -124,6 +124,36 @@ def _regional_from_csv(path: Path) -> RegionalParams:
     return RegionalParams(p["wEE"][None], p["wEI"][None], p["sigma"][None], np.atleast_1d(p["G"])[:1])
 
 
+def make_evaluator(subjects, timing: SimulationTiming, n_dup: int):
+    """Euler evaluator of the subjects' own FC / FCD-CDF (subject ``k`` at index ``k``)."""
+    from delssome_norms.fit.evaluate import EulerEvaluator
+
+    return EulerEvaluator(
+        np.stack([s.inputs.fc for s in subjects]),
+        np.stack([s.inputs.fcd_cdf for s in subjects]),
+        np.stack([s.inputs.sc for s in subjects]),
+        timing,
+        n_dup,
+    )
+
+
+def losses_per_seed(ev, params, index, seeds) -> tuple[np.ndarray, np.ndarray]:
+    """Total loss and mean E/I level (over regions and duplicates) of candidates per noise seed.
+
+    Returns
+    -------
+    (loss, ei_level) : ndarrays of shape (B, n_seeds); NaN where a duplicate blew up.
+    """
+    index = torch.as_tensor(index, dtype=torch.long)
+    loss, ei = [], []
+    for seed in seeds:
+        out = ev.simulate(params, index, seed=int(seed))
+        loss.append(np.asarray(out.corr + out.l1 + out.ks, dtype=float))
+        ratio = np.where(out.valid[..., None], out.s_e / out.s_i, np.nan)
+        ei.append(np.nanmean(ratio, axis=(1, 2)))
+    return np.stack(loss, axis=1), np.stack(ei, axis=1)
+
+
 def _mean_losses(subjects, regional, settings: FitSettings, seeds) -> np.ndarray:
     """Mean train-stage total loss of one regional parameter set per subject over the noise
     ``seeds`` (``n_dup`` duplicates each), shape (n_subjects,).
@@ -133,22 +163,12 @@ def _mean_losses(subjects, regional, settings: FitSettings, seeds) -> np.ndarray
     comparing fitted and true parameters on the same fresh seeds is the fair test of whether the
     cost tells them apart.
     """
-    from delssome_norms.fit.evaluate import EulerEvaluator, stack_params
+    from delssome_norms.fit.evaluate import stack_params
 
     s0 = subjects[0].inputs
-    ev = EulerEvaluator(
-        np.stack([s.inputs.fc for s in subjects]),
-        np.stack([s.inputs.fcd_cdf for s in subjects]),
-        np.stack([s.inputs.sc for s in subjects]),
-        settings.timing(s0.tr, s0.scan_length, "train"),
-        settings.n_dup,
-    )
-    params, index = stack_params(regional), torch.arange(len(subjects))
-    total = np.zeros(len(subjects))
-    for seed in seeds:
-        out = ev.simulate(params, index, seed=seed)
-        total += np.asarray(out.corr + out.l1 + out.ks, dtype=float)
-    return total / len(seeds)
+    ev = make_evaluator(subjects, settings.timing(s0.tr, s0.scan_length, "train"), settings.n_dup)
+    loss, _ = losses_per_seed(ev, stack_params(regional), np.arange(len(subjects)), seeds)
+    return loss.mean(axis=1)
 
 
 def main() -> None:
