@@ -89,12 +89,17 @@ N_DUPLICATES = 3
 EI_QUANTUM = 1e-4
 """Resolution at which the table's E/I values are stored (E/I units)."""
 
+NOISE_GLOBAL_CV = 0.0846
+"""Per-person estimation error shared by all regions (log scale), from the recovery benchmark."""
+NOISE_REGIONAL_CV = 0.0752
+"""Per-region estimation error (log scale), from the recovery benchmark."""
 NOISE_RECOVERY_NOTE = (
     "bench/recovery.py, 2026-11-27, the paper's search budget (100 generations x 100 candidates, "
     "10 selected, 3 duplicates) on 10 synthetic subjects (57.6-s scans, wide prior, Euler): "
-    "median r 0.890, median |mean E/I error| 5.68 % -> shared CV 0.0846 (robust SD of the mean "
-    "log(fitted/true) about its median), regional CV 0.0752 (median across-region SD of "
-    "log(fitted/true)); the median shared bias -0.0261 moves everybody alike and is not applied"
+    f"median r 0.890, median |mean E/I error| 5.68 % -> shared CV {NOISE_GLOBAL_CV} (robust SD of "
+    f"the mean log(fitted/true) about its median), regional CV {NOISE_REGIONAL_CV} (median "
+    "across-region SD of log(fitted/true)); the median shared bias -0.0261 moves everybody alike "
+    "and is not applied"
 )
 
 
@@ -239,8 +244,8 @@ class CohortSpec:
     G: float = 2.0
     sigma: float = 0.005
     stability_margin: float = 0.5
-    noise_global_cv: float = 0.0846
-    noise_regional_cv: float = 0.0752
+    noise_global_cv: float = NOISE_GLOBAL_CV
+    noise_regional_cv: float = NOISE_REGIONAL_CV
     noise_source: str = NOISE_RECOVERY_NOTE
     effects: bool = True
 
