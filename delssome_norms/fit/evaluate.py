@@ -145,6 +145,20 @@ class EulerEvaluator:
         self.device = device
         self.dtype = _dtype(dtype)
         self.engine = engine
+        self._emp_on: dict[str, tuple[Tensor, Tensor]] = {}
+
+    def empirical_for(self, subject_index: Tensor, device: torch.device) -> tuple[Tensor, Tensor]:
+        """Empirical FC (B, N, N) and FCD-CDF (B, bins) of each candidate's subject, on ``device``.
+
+        The subjects' statistics are moved to ``device`` once and gathered there, so a lockstep
+        batch does not copy a subject's FC and 10,000-bin CDF from host memory per candidate.
+        """
+        key = str(device)
+        if key not in self._emp_on:
+            self._emp_on[key] = (self.fc_emp.to(device), self.fcd_cdf_emp.to(device))
+        fc, cdf = self._emp_on[key]
+        idx = subject_index.to(device)
+        return fc[idx], cdf[idx]
 
     def _sc_for(self, subject_index: Tensor) -> Tensor:
         return self.sc if self.sc.ndim == 2 else self.sc[subject_index]
@@ -188,7 +202,7 @@ class EulerEvaluator:
         )
         summ = summarize(res, timing)
         del res.bold
-        losses = cost(summ, self.fc_emp[idx], self.fcd_cdf_emp[idx])
+        losses = cost(summ, *self.empirical_for(idx, summ.fc.device))
         out = SimulatedCandidates(
             *(t.detach().cpu().numpy().astype(np.float64) for t in losses),
             *(t.detach().cpu().to(torch.float64).numpy() for t in (res.s_e, res.s_i, res.r_e)),

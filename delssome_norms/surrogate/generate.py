@@ -359,7 +359,7 @@ class RecordingEvaluator:
             engine=e.engine,
         )
         summ = summarize(res, e.timing)
-        losses = cost(summ, e.fc_emp[idx], e.fcd_cdf_emp[idx])
+        losses = cost(summ, *e.empirical_for(idx, summ.fc.device))
         dup0 = res.bold[:, 0]
         fc0 = bold_fc(dup0)
         cdf0 = histogram_to_cdf(fcd_histogram(dup0, e.timing.fcd_window, FCD_BINS, dtype=dup0.dtype))
