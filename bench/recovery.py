@@ -5,9 +5,10 @@ default DK68 template (tvb-data SC); its FC and FCD-CDF are simulated (one "scan
 0.72 s) and fitted with the full train → validation → test pipeline, all subjects in one lockstep
 group. The "gradient" map handed to the fit is the principal gradient of the template SC (the
 template ships no maps). Truths are drawn from a uniform prior on the coefficients and must pass
-every validity rule with the wEI range of their own simulated FC. Their excitatory rates are *not*
-checked: a draw can leave the FIC regime in some regions (``syn-02`` of the default seed has
-regional r_E of 1.35–3.00 Hz), which a fit with ``--rate-gate`` cannot reproduce.
+every validity rule with the wEI range of their own simulated FC, and their simulated excitatory
+rate must stay in the FIC regime: every region's time-averaged r_E in ``--truth-rate-band``
+(default 2.7–3.3 Hz, the band of ``--rate-gate``; without the check one draw of the default seed,
+regional r_E 1.35–3.00 Hz, was a truth no gated fit could reproduce).
 
 Reported per subject: Pearson r between fitted and true regional E/I, the error of the mean
 E/I ``100 (mean fitted − mean true) / mean true`` [%], and the mean and the across-region SD of
@@ -75,12 +76,19 @@ design ("wide" prior)."""
 
 
 def make_subjects(
-    n: int, scan: SimulationTiming, truth: SimulationTiming, seed: int, prior: str = "wide"
+    n: int,
+    scan: SimulationTiming,
+    truth: SimulationTiming,
+    seed: int,
+    prior: str = "wide",
+    rate_band: tuple[float, float] | None = (2.7, 3.3),
 ):
-    """Draw, simulate and keep ``n`` subjects whose truth is valid with their own FC's wEI range.
+    """Draw, simulate and keep ``n`` subjects whose truth is valid with their own FC's wEI range
+    and, with ``rate_band`` [Hz], whose true time-averaged r_E lies in the band in every region.
 
     When only the wEI range rules a draw out, its wEI intercept is moved to the middle of the
-    range and the subject simulated again (at most 3 times), instead of drawing anew.
+    range and the subject simulated again (at most 3 times), instead of drawing anew. A draw
+    outside the rate band is replaced by a new draw.
     """
     sc = np.array(load_default_template().sc)
     g = structural_gradient(sc)
@@ -101,6 +109,11 @@ def make_subjects(
         for _ in range(3):
             sims += 1
             s = synthetic_subject(sid, c, loose, sc, scan, truth, seed=noise_seed)
+            if (
+                rate_band is not None
+                and not ((s.rate_e >= rate_band[0]) & (s.rate_e <= rate_band[1])).all()
+            ):
+                break
             bounds = Bounds.from_fc(s.inputs.fc)
             if Parameterisation(x, g, bounds).is_valid(c[None])[0]:
                 subjects.append(s)
@@ -190,6 +203,14 @@ def main() -> None:
     ap.add_argument("--test-top-k", type=int, default=3)
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--rate-gate", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"))
+    ap.add_argument(
+        "--truth-rate-band",
+        type=float,
+        nargs=2,
+        default=(2.7, 3.3),
+        metavar=("LOW", "HIGH"),
+        help="keep truths whose regional r_E all lie in this band, Hz (0 0: no check)",
+    )
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     ap.add_argument(
         "--fresh-seeds",
@@ -228,7 +249,8 @@ def main() -> None:
     scan = SimulationTiming(tr=tr, scan_length=args.scan_length, dt=args.dt, **common)
     truth_timing = SimulationTiming(tr=tr, scan_length=args.scan_length, dt=args.dt_test, **common)
     t0 = time.perf_counter()
-    subjects, tries = make_subjects(args.subjects, scan, truth_timing, args.seed, args.prior)
+    band = tuple(args.truth_rate_band) if any(args.truth_rate_band) else None
+    subjects, tries = make_subjects(args.subjects, scan, truth_timing, args.seed, args.prior, band)
     t_make = time.perf_counter() - t0
     settings = FitSettings(
         cmaes=CMAESSettings(generations=args.generations, popsize=args.popsize, mu=args.mu),
@@ -268,6 +290,7 @@ def main() -> None:
                     "status": "done",
                     "r": float(np.corrcoef(ei, s.ei_ratio)[0, 1]),
                     "mean_ei_true": float(s.ei_ratio.mean()),
+                    "rate_e_true_range": [float(s.rate_e.min()), float(s.rate_e.max())],
                     "mean_ei_fit": float(ei.mean()),
                     "mean_err_pct": float(100 * (ei.mean() - s.ei_ratio.mean()) / s.ei_ratio.mean()),
                     "log_ratio_mean": float(log_ratio.mean()),

@@ -29,11 +29,14 @@ class SyntheticSubject:
         True coefficients.
     ei_ratio : ndarray of shape (N,)
         True E/I ratio (mean over ``n_dup_truth`` duplicates at ``truth_timing``).
+    rate_e : ndarray of shape (N,)
+        True time-averaged excitatory rate [Hz], same simulation and averaging.
     """
 
     inputs: SubjectInputs
     coeffs: np.ndarray
     ei_ratio: np.ndarray
+    rate_e: np.ndarray
 
 
 def synthetic_subject(
@@ -102,5 +105,8 @@ def synthetic_subject(
         sources={"synthetic": f"seed {seed}"},
     )
     return SyntheticSubject(
-        inputs=inputs, coeffs=np.asarray(coeffs, dtype=np.float64), ei_ratio=truth.ei_ratio[0].numpy()
+        inputs=inputs,
+        coeffs=np.asarray(coeffs, dtype=np.float64),
+        ei_ratio=truth.ei_ratio[0].numpy(),
+        rate_e=truth.r_e[0].mean(dim=0).numpy(),
     )
