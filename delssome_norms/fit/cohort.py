@@ -140,8 +140,13 @@ def plan_cohort(
     if group_size is None:
         first = rows[0]
         frames = settings.timing(first["tr"], first["scan_length"], "train").n_frames
-        group_size = choose_group_size(
-            n, frames, settings.cmaes.popsize, settings.n_dup, settings.device, settings.dtype
+        # every search of a subject adds a subject's worth of simulations to the lockstep batch
+        group_size = max(
+            1,
+            choose_group_size(
+                n, frames, settings.cmaes.popsize, settings.n_dup, settings.device, settings.dtype
+            )
+            // settings.searches,
         )
     if not isinstance(group_size, int) or group_size < 1:
         raise InvalidInputError(f"must be a positive integer, got {group_size!r}", "--batch-subjects")

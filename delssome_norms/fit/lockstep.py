@@ -258,43 +258,62 @@ def fit_group(
             outcomes[s.subject_id] = SubjectOutcome(s.subject_id, "skipped")
         else:
             todo.append((s, Path(d)))
-    members, extras = [], {}
+    subjects_searches: list[list[Member]] = []
+    extras = {}
     for i, (s, d) in enumerate(todo):
         space, design = build_space(s, fallback_gradient)
-        seed = subject_seed(settings.seed, s.subject_id)
-        ckpt = Checkpoint(d / "checkpoint", _fingerprint(s, space, settings))
-        members.append(Member(s.subject_id, i, space, CMAESSearch(space, settings.cmaes, seed), ckpt))
-        extras[s.subject_id] = {"design": design, "subject_seed": seed, "dir": d, "inputs": s}
-    if members:
-        _run_members(members, todo, settings, gseed, progress)
-    for m in members:
+        fingerprint = _fingerprint(s, space, settings)
+        searches = []
+        for r in range(settings.searches):
+            # the first search keeps the single-search seed and folder (same numbers with 1 search)
+            seed = subject_seed(settings.seed, s.subject_id if r == 0 else f"{s.subject_id}/search{r}")
+            folder = d / "checkpoint" if r == 0 else d / "checkpoint" / f"search_{r}"
+            ckpt = Checkpoint(folder, fingerprint if r == 0 else {**fingerprint, "search": r})
+            search = CMAESSearch(space, settings.cmaes, seed)
+            searches.append(Member(s.subject_id, i, space, search, ckpt, search_index=r))
+        subjects_searches.append(searches)
+        extras[s.subject_id] = {
+            "design": design,
+            "subject_seed": searches[0].search.seed,
+            "dir": d,
+            "inputs": s,
+            "searches": searches,
+        }
+    if subjects_searches:
+        _run_members(subjects_searches, todo, settings, gseed, progress)
+    for searches in subjects_searches:
+        m = searches[0]  # holds the subject's test stage
         extra = extras[m.subject_id]
-        if m.failure is None:
+        # a subject fails when every one of its searches failed
+        failure = None if any(x.active for x in searches) else searches[0].failure
+        if failure is None:
             try:
                 result = subject_result(m)
             except SubjectFailure as exc:
-                m.failure = str(exc)
+                failure = str(exc)
             else:
                 write_subject_outputs(
                     extra["dir"], result, _run_info(m, extra, settings, group_ids, progress)
                 )
                 outcomes[m.subject_id] = SubjectOutcome(m.subject_id, "done")
-        if m.failure is not None:
-            stage = m.failure.split(":", 1)[0]
-            write_failure(extra["dir"], m.subject_id, stage, m.failure)
-            outcomes[m.subject_id] = SubjectOutcome(m.subject_id, "failed", stage, m.failure)
+        if failure is not None:
+            stage = failure.split(":", 1)[0]
+            write_failure(extra["dir"], m.subject_id, stage, failure)
+            outcomes[m.subject_id] = SubjectOutcome(m.subject_id, "failed", stage, failure)
         if progress.on_subject_done is not None:
             progress.on_subject_done(outcomes[m.subject_id])
     return [outcomes[s.subject_id] for s in subjects]
 
 
 def _run_members(
-    members: list[Member],
+    subjects: list[list[Member]],
     todo: list[tuple[SubjectInputs, Path]],
     settings: FitSettings,
     gseed: int,
     progress: GroupProgress,
 ) -> None:
+    """Run the stages for every search of every subject (``subjects[k]``: subject k's searches)."""
+    members = [m for searches in subjects for m in searches]
     first = todo[0][0]
     fc = np.stack([s.fc for s, _ in todo])
     cdf = np.stack([s.fcd_cdf for s, _ in todo])
@@ -353,8 +372,8 @@ def _run_members(
         )
     timings["val_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    active = [m for m in members if m.active]
-    if any(m.checkpoint.load_stage("test") is None for m in active):
+    active = [searches for searches in subjects if any(m.active for m in searches)]
+    if any(searches[0].checkpoint.load_stage("test") is None for searches in active):
         run_test(
             active,
             simulator,
@@ -363,6 +382,13 @@ def _run_members(
             settings.test_top_k,
         )
     timings["test_s"] = time.perf_counter() - t
+
+
+def _best_total(m: Member) -> float | None:
+    """Lowest finite train-stage total loss of a search (None if it has none)."""
+    totals = [r.total[np.isfinite(r.total)] for r in m.records]
+    best = min((float(t.min()) for t in totals if t.size), default=None)
+    return best
 
 
 def _run_info(
@@ -393,6 +419,18 @@ def _run_info(
             "events": m.search.events,
             "stopped": m.search.stopped,
         },
+        "searches": [
+            {
+                "search": x.search_index,
+                "seed": x.search.seed,
+                "generations_done": x.search.generation,
+                "restarts": x.search.restarts,
+                "stopped": x.search.stopped,
+                "failure": x.failure,
+                "best_train_total": _best_total(x),
+            }
+            for x in extra["searches"]
+        ],
         "lockstep_group": group_ids,
         "wall_time_s": {
             **{key: round(v, 3) for key, v in progress.timings.items()},

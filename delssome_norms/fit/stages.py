@@ -7,10 +7,12 @@ candidates into one simulation call:
   evaluator scores all of them, each member tells its losses and checkpoints the generation.
 * **validation** — each member's best candidate of every train generation (lowest finite total
   loss) is re-simulated at ``dt_val`` with fresh noise; the lowest validation total wins.
-* **test** — each member's ``test_top_k`` best validated candidates are re-simulated at
-  ``dt_test``. The validation winner's test simulation gives the E/I ratio (mean over valid
-  duplicates of time-averaged ``S_E / S_I``), S_E, S_I and r_E; if it has no valid duplicate the
-  next validated candidate with one is used.
+* **test** — each subject's ``test_top_k`` best validated candidates are re-simulated at
+  ``dt_test`` (with several searches per subject, the best over all of its searches: their
+  validated candidates are pooled into a ``val_pooled`` stage of the first search's checkpoint).
+  The validation winner's test simulation gives the E/I ratio (mean over valid duplicates of
+  time-averaged ``S_E / S_I``), S_E, S_I and r_E; if it has no valid duplicate the next
+  validated candidate with one is used.
 
 ``EI_ratio_sd`` (per region) is the sample standard deviation (ddof = 1) of ``S_E / S_I`` pooled over
 every valid (candidate, duplicate) test simulation of the ``test_top_k`` best validated
@@ -58,6 +60,8 @@ class Member:
         Train generations evaluated so far.
     failure : str or None
         Why the subject failed, if it did.
+    search_index : int
+        Which of the subject's independent searches this member is (0 for the first or only one).
     """
 
     subject_id: str
@@ -67,6 +71,7 @@ class Member:
     checkpoint: Checkpoint
     records: list[GenerationRecord] = field(default_factory=list)
     failure: str | None = None
+    search_index: int = 0
 
     @property
     def active(self) -> bool:
@@ -214,24 +219,44 @@ def _top_k(val: dict[str, np.ndarray], k: int) -> np.ndarray:
     return order[:k]
 
 
+def pooled_validation(searches: list[Member]) -> dict[str, np.ndarray]:
+    """The validated candidates of all active searches of one subject, concatenated, with a
+    ``search`` array (the member's ``search_index``)."""
+    parts = [(m.search_index, m.checkpoint.load_stage("val")) for m in searches if m.active]
+    parts = [(r, v) for r, v in parts if v is not None]
+    out = {k: np.concatenate([v[k] for _, v in parts]) for k in parts[0][1]}
+    out["search"] = np.concatenate([np.full(len(v["generation"]), r, dtype=np.int64) for r, v in parts])
+    return out
+
+
 def run_test(
-    members: list[Member],
+    subjects: list[list[Member]],
     simulator: EulerEvaluator,
     timing: SimulationTiming,
     group_seed: int,
     top_k: int,
 ) -> None:
-    """Re-simulate each member's ``top_k`` validated candidates and store ``test`` checkpoints."""
+    """Re-simulate each subject's ``top_k`` validated candidates and store ``test`` checkpoints.
+
+    ``subjects`` holds each subject's searches (first search first); results go to the first
+    search's checkpoint, with the pooled validation stage when there are several searches.
+    """
     chosen, cands = [], []
-    for m in members:
-        if not m.active:
+    for searches in subjects:
+        if not any(m.active for m in searches):
             continue
-        val = m.checkpoint.load_stage("val")
+        lead = searches[0]
+        if len(searches) == 1:
+            val = lead.checkpoint.load_stage("val")
+        else:
+            val = pooled_validation(searches)
+            lead.checkpoint.save_stage("val_pooled", val)
         order = _top_k(val, top_k)
         if order.size == 0:
-            m.failure = "validation: no per-generation best produced a valid simulation"
+            for m in searches:
+                m.failure = "validation: no per-generation best produced a valid simulation"
             continue
-        chosen.append((m, order))
+        chosen.append((lead, order))
         cands.append(val["candidates"][order])
     if not chosen:
         return
@@ -281,14 +306,17 @@ def _loss_dict(corr: float, l1: float, ks: float) -> dict[str, float]:
 
 
 def subject_result(member: Member) -> SubjectResult:
-    """Assemble the final estimate from the stored validation and test stages.
+    """Assemble the final estimate from the stored validation and test stages of a subject's
+    first (or only) search.
 
     Raises
     ------
     SubjectFailure
         If none of the tested candidates has a valid duplicate.
     """
-    val = member.checkpoint.load_stage("val")
+    val = member.checkpoint.load_stage("val_pooled")
+    if val is None:
+        val = member.checkpoint.load_stage("val")
     test = member.checkpoint.load_stage("test")
     order, valid = test["order"], test["valid"].astype(bool)
     usable = np.flatnonzero(valid.any(axis=1))
@@ -321,6 +349,7 @@ def subject_result(member: Member) -> SubjectResult:
         },
         info={
             "winner_train_generation": int(val["generation"][vi]),
+            "winner_search": int(val["search"][vi]) if "search" in val else 0,
             "winner_validation_rank": w,
             "test_fallback": w > 0,
             "valid_test_duplicates": int(valid[w].sum()),

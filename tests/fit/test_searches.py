@@ -1,0 +1,99 @@
+"""Several independent CMA-ES searches per subject (``FitSettings.searches``), analytic simulator."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from fit_helpers import AnalyticSimulator, use_analytic_simulator
+from test_lockstep import _Interrupt, _interrupting, _outputs, _settings, _subject
+
+from delssome_norms.errors import InvalidInputError
+from delssome_norms.fit import FitSettings, fit_group
+
+
+def _npz(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _val_totals(path: Path) -> np.ndarray:
+    v = _npz(path)
+    return v["corr"] + v["l1"] + v["ks"]
+
+
+def test_searches_pool_their_validated_candidates(tmp_path: Path, monkeypatch) -> None:
+    use_analytic_simulator(monkeypatch)
+    subject = [_subject("a", 0.1, 0)]
+    one = _settings(8)
+    three = dataclasses.replace(one, searches=3)
+    fit_group(subject, [tmp_path / "one"], one)
+    outcomes = fit_group(subject, [tmp_path / "three"], three)
+    assert outcomes[0].status == "done"
+    ck = tmp_path / "three" / "checkpoint"
+
+    # the first search is the single-search run: same seed, same batch positions, same numbers
+    for g in range(8):
+        a, b = (
+            _npz(tmp_path / "one" / "checkpoint" / f"train_{g:05d}.npz"),
+            _npz(ck / f"train_{g:05d}.npz"),
+        )
+        assert all(np.array_equal(a[k], b[k]) for k in ("candidates", "corr", "l1", "ks"))
+    np.testing.assert_array_equal(
+        _val_totals(tmp_path / "one" / "checkpoint" / "val.npz"), _val_totals(ck / "val.npz")
+    )
+
+    # the other searches start elsewhere; the winner is the best validated over all three
+    firsts = [_npz(p / "train_00000.npz")["candidates"] for p in (ck, ck / "search_1", ck / "search_2")]
+    assert not np.allclose(firsts[0], firsts[1]) and not np.allclose(firsts[1], firsts[2])
+    per_search = [_val_totals(p / "val.npz") for p in (ck, ck / "search_1", ck / "search_2")]
+    pooled = _npz(ck / "val_pooled.npz")
+    assert sorted(set(pooled["search"].tolist())) == [0, 1, 2]
+    assert len(pooled["search"]) == sum(len(t) for t in per_search)
+    best = min(np.nanmin(t) for t in per_search)
+    fq = pd.read_csv(tmp_path / "three" / "fit_quality.csv").set_index("stage")["total_loss"]
+    assert fq["val"] == pytest.approx(best, rel=1e-12)
+    fq_one = pd.read_csv(tmp_path / "one" / "fit_quality.csv").set_index("stage")["total_loss"]
+    assert fq["val"] < fq_one["val"]  # here another search found the better fit
+
+    run = json.loads((tmp_path / "three" / "run.json").read_text())
+    seeds = [s["seed"] for s in run["searches"]]
+    assert len(set(seeds)) == 3 and seeds[0] == run["subject_seed"]
+    assert run["subject_seed"] == json.loads((tmp_path / "one" / "run.json").read_text())["subject_seed"]
+    winner = run["result"]["winner_search"]
+    assert np.nanmin(per_search[winner]) == pytest.approx(best, rel=1e-12)
+
+
+@pytest.mark.parametrize("after_calls", [4, 9])  # mid-train, during test
+def test_searches_resume_to_identical_outputs(tmp_path: Path, monkeypatch, after_calls) -> None:
+    from delssome_norms.fit import lockstep
+
+    use_analytic_simulator(monkeypatch)
+    subjects = [_subject("a", 0.1, 0), _subject("b", 0.2, 1)]
+    settings = dataclasses.replace(_settings(8), searches=2)
+    ref = [tmp_path / "ref" / s.subject_id for s in subjects]
+    fit_group(subjects, ref, settings)
+    assert AnalyticSimulator.calls == 10  # all searches of both subjects share every call
+
+    dirs = [tmp_path / "run" / s.subject_id for s in subjects]
+    cls = _interrupting(after_calls)
+    cls.calls = 0
+    monkeypatch.setattr(lockstep, "EulerEvaluator", cls)
+    monkeypatch.setattr(lockstep, "make_evaluator", lambda mode, *a, **k: cls(*a, **k))
+    with pytest.raises(_Interrupt):
+        fit_group(subjects, dirs, settings)
+    use_analytic_simulator(monkeypatch)
+    assert [o.status for o in fit_group(subjects, dirs, settings)] == ["done", "done"]
+    for r, d in zip(ref, dirs):
+        assert _outputs(r) == _outputs(d)
+
+
+def test_searches_setting() -> None:
+    with pytest.raises(InvalidInputError, match="searches"):
+        FitSettings(searches=0)
+    assert "searches" not in FitSettings().fingerprint()  # old checkpoints stay valid
+    assert FitSettings(searches=2).fingerprint()["searches"] == 2
