@@ -202,6 +202,50 @@ def held_out_subjects(settings: GenerateSettings, path: Path) -> list[SubjectInp
     return subjects
 
 
+def bench_settings(
+    meta: dict,
+    n_subjects: int,
+    generations: int | None,
+    scan_length: float | None,
+    seed: int,
+    quick: bool = False,
+) -> tuple[GenerateSettings, FitSettings]:
+    """Held-out subject settings and fit settings of the benchmark, from the weights' metadata.
+
+    Timing and generations default to those of the weights' training data; the scan length to
+    the middle of the trained range. The test stage re-simulates only the validation winner.
+    """
+    gen_settings = meta["training_data"].get("generation_settings", {})
+    generations = 2 if quick else (generations or int(gen_settings.get("generations", 12)))
+    trained_scans = sorted({*meta["timing"]["scan_length_range"], *gen_settings.get("scan_lengths", [])})
+    gsettings = GenerateSettings(
+        n_subjects=n_subjects,
+        group_size=n_subjects,
+        generations=generations,
+        tr=float(meta["timing"]["tr_range"][0]),
+        scan_lengths=(scan_length or float(trained_scans[len(trained_scans) // 2]),),
+        dt=float(gen_settings.get("dt", 0.005)),
+        burn_in=gen_settings.get("burn_in"),
+        fcd_window=gen_settings.get("fcd_window"),
+        warmup_steps=int(gen_settings.get("warmup_steps", 5000)),
+        n_dup=int(gen_settings.get("n_dup", 3)),
+        seed=seed,
+    )
+    popsize = 20 if quick else 100
+    fit_settings = FitSettings(
+        cmaes=CMAESSettings(generations=generations, popsize=popsize, mu=min(10, popsize // 2)),
+        seed=seed,
+        n_dup=gsettings.n_dup,
+        dt_train=gsettings.dt,
+        dt_val=gsettings.dt,
+        burn_in=gsettings.burn_in,
+        fcd_window=gsettings.fcd_window,
+        warmup_steps=gsettings.warmup_steps,
+        test_top_k=1,
+    )
+    return gsettings, fit_settings
+
+
 # ------------------------------------------------------------------------------ main
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -218,6 +262,12 @@ def main() -> int:
         default=None,
         help="surrogate mode: candidates per generation validated (default: FitSettings' default)",
     )
+    parser.add_argument(
+        "--searches",
+        type=int,
+        default=1,
+        help="independent CMA-ES searches per subject in both modes (default 1, the paper's)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--work", default=None, help="folder for the fits (reused if complete)")
     parser.add_argument(
@@ -228,41 +278,16 @@ def main() -> int:
     torch.set_num_threads(args.threads)
 
     surrogate = load_pretrained(args.weights)
-    meta = surrogate.metadata
-    gen_settings = meta["training_data"].get("generation_settings", {})
     n_subjects = 2 if args.quick else args.subjects
-    generations = 2 if args.quick else (args.generations or int(gen_settings.get("generations", 12)))
-    trained_scans = sorted({*meta["timing"]["scan_length_range"], *gen_settings.get("scan_lengths", [])})
-    scan = args.scan_length or float(trained_scans[len(trained_scans) // 2])
-    gsettings = GenerateSettings(
-        n_subjects=n_subjects,
-        group_size=n_subjects,
-        generations=generations,
-        tr=float(meta["timing"]["tr_range"][0]),
-        scan_lengths=(scan,),
-        dt=float(gen_settings.get("dt", 0.005)),
-        burn_in=gen_settings.get("burn_in"),
-        fcd_window=gen_settings.get("fcd_window"),
-        warmup_steps=int(gen_settings.get("warmup_steps", 5000)),
-        n_dup=int(gen_settings.get("n_dup", 3)),
-        seed=args.seed,
+    gsettings, fit_settings = bench_settings(
+        surrogate.metadata, n_subjects, args.generations, args.scan_length, args.seed, args.quick
     )
+    fit_settings = dataclasses.replace(fit_settings, searches=args.searches)
+    generations = gsettings.generations
     work = Path(args.work or tempfile.mkdtemp(prefix="delssome_bench_surrogate_"))
     t0 = time.perf_counter()
     subjects = held_out_subjects(gsettings, work / "subjects.npz")
     t_subjects = time.perf_counter() - t0
-    popsize = 20 if args.quick else 100
-    fit_settings = FitSettings(
-        cmaes=CMAESSettings(generations=generations, popsize=popsize, mu=min(10, popsize // 2)),
-        seed=args.seed,
-        n_dup=gsettings.n_dup,
-        dt_train=gsettings.dt,
-        dt_val=gsettings.dt,
-        burn_in=gsettings.burn_in,
-        fcd_window=gsettings.fcd_window,
-        warmup_steps=gsettings.warmup_steps,
-        test_top_k=1,
-    )
 
     sur_settings = dataclasses.replace(
         fit_settings, mode="surrogate", val_per_generation=args.val_per_generation
@@ -325,7 +350,7 @@ def main() -> int:
             "torch": torch.__version__,
         },
         "weights": str(surrogate.path),
-        "weights_training_seconds": meta.get("training", {}).get("seconds"),
+        "weights_training_seconds": surrogate.metadata.get("training", {}).get("seconds"),
         "setup": {
             "subjects": ids,
             "tr": subjects[0].tr,
@@ -340,6 +365,7 @@ def main() -> int:
                 "test": fit_settings.dt_test,
             },
             "test_top_k": fit_settings.test_top_k,
+            "searches": fit_settings.searches,
             "val_per_generation": {
                 "euler": fit_settings.validated_per_generation,
                 "surrogate": sur_settings.validated_per_generation,

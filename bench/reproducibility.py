@@ -1,0 +1,122 @@
+"""Benchmark: how reproducible is a subject's fitted E/I across seeds, with 1 or several searches?
+
+The same held-out synthetic subjects as ``bench/surrogate.py`` (same subject seed, same timing and
+generations, from the shipped weights' training data) are fitted twice with different fit seeds,
+for each number of independent CMA-ES searches per subject in ``--searches`` (``FitSettings.
+searches``: the test stage takes the best validated candidate over all searches). Reported per
+setting: per subject the Pearson r across regions between the two seeds' E/I, the difference of
+their mean E/I [%] and both test-stage total costs; across subjects the median and minimum r, the
+number of subjects below r 0.9 (issue 6's agreement threshold, which two runs of one mode must
+meet for two modes to meet it), and the wall time per subject.
+
+Writes ``bench/results/reproducibility.json`` and prints one line per setting.
+Usage: ``python bench/reproducibility.py [--mode surrogate] [--searches 1 4] [--subjects 10]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from surrogate import bench_settings, held_out_subjects, run_mode  # bench/ is on sys.path
+
+from delssome_norms.io import write_json
+from delssome_norms.surrogate import load_pretrained
+
+RESULTS = Path(__file__).resolve().parent / "results" / "reproducibility.json"
+R_MIN = 0.9
+
+
+def compare(a: dict, b: dict, ids: list[str]) -> dict:
+    """Per-subject agreement of two fits of the same subjects (``run_mode`` outputs)."""
+    r = [float(np.corrcoef(a["ei"][i], b["ei"][i])[0, 1]) for i in ids]
+    level = [float(100 * (b["ei"][i].mean() / a["ei"][i].mean() - 1)) for i in ids]
+    test = [[float(x["quality"][i].loc["test", "total_loss"]) for i in ids] for x in (a, b)]
+    return {
+        "ei_r": r,
+        "ei_r_median": float(np.median(r)),
+        "ei_r_min": float(np.min(r)),
+        "below_r_min": int(sum(x < R_MIN for x in r)),
+        "mean_ei_difference_pct": level,
+        "mean_ei_abs_difference_median_pct": float(np.median(np.abs(level))),
+        "test_total_loss": test,
+        "test_total_loss_mean": [float(np.mean(t)) for t in test],
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--mode", choices=("euler", "surrogate"), default="surrogate")
+    ap.add_argument("--searches", type=int, nargs="+", default=[1, 4])
+    ap.add_argument("--fit-seeds", type=int, nargs=2, default=[1000, 2000])
+    ap.add_argument("--subjects", type=int, default=10)
+    ap.add_argument("--generations", type=int, default=None, help="default: training data's")
+    ap.add_argument("--subject-seed", type=int, default=1000, help="as bench/surrogate.py's --seed")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    ap.add_argument("--work", default=None, help="folder for the fits (finished fits are reused)")
+    ap.add_argument("--quick", action="store_true", help="2 subjects, 2 generations of 20")
+    ap.add_argument("--out", default=str(RESULTS))
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    meta = load_pretrained(None).metadata
+    n_subjects = 2 if args.quick else args.subjects
+    gsettings, settings = bench_settings(
+        meta, n_subjects, args.generations, None, args.subject_seed, args.quick
+    )
+    work = Path(args.work or tempfile.mkdtemp(prefix="delssome_bench_reproducibility_"))
+    subjects = held_out_subjects(gsettings, work / "subjects.npz")
+    ids = [s.subject_id for s in subjects]
+    rows = []
+    for n_search in args.searches:
+        fits = []
+        for seed in args.fit_seeds:
+            s = dataclasses.replace(settings, seed=seed, searches=n_search, device=args.device)
+            t = time.perf_counter()
+            fits.append(run_mode(args.mode, subjects, work / f"searches{n_search}_seed{seed}", s, None))
+            fits[-1]["wall_s"] = time.perf_counter() - t
+        row = {
+            "searches": n_search,
+            "seconds_per_subject": [f["seconds"] / n_subjects for f in fits],
+            "reused": [f["reused"] for f in fits],
+            **compare(fits[0], fits[1], ids),
+        }
+        rows.append(row)
+        print(
+            f"reproducibility[{args.mode}, searches {n_search}]: E/I r between seeds median "
+            f"{row['ei_r_median']:.3f}, min {row['ei_r_min']:.3f}, {row['below_r_min']}/{n_subjects} "
+            f"below {R_MIN}; mean E/I differs by a median "
+            f"{row['mean_ei_abs_difference_median_pct']:.1f} %; test cost "
+            f"{row['test_total_loss_mean'][0]:.3f} / {row['test_total_loss_mean'][1]:.3f}; "
+            f"{np.mean(row['seconds_per_subject']):.1f} s per subject",
+            flush=True,
+        )
+    write_json(
+        {
+            "benchmark": "reproducibility",
+            "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "config": vars(args),
+            "subjects": ids,
+            "generations": gsettings.generations,
+            "scan_length": gsettings.scan_lengths[0],
+            "device": args.device,
+            "torch_threads": torch.get_num_threads(),
+            "work": str(work),
+            "settings": rows,
+        },
+        args.out,
+    )
+    print(f"-> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
