@@ -54,6 +54,8 @@ done
 step "lockstep on CUDA"
 timeout 60 $py bench/lockstep.py --device cuda --engines triton 2>&1 | tail -2
 cp bench/results/lockstep_cuda.json "$out/" 2>/dev/null
+timeout 150 $py bench/lockstep.py --device cuda --engines triton --reps 1 --skip-full \
+    --scan-length 864 --burn-in 72 --fcd-window 83 --out "$out/lockstep_cuda_hcp.json" 2>&1 | tail -1
 
 step "simulate benchmark, torch + CUDA graphs (quick)"
 timeout 60 $py bench/simulate.py --device cuda --engine torch --quick --skip-test-stage \
