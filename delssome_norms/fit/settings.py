@@ -46,9 +46,10 @@ class FitSettings:
         Independent CMA-ES searches per subject (seeds derived from ``seed``), run in lockstep.
         Validation re-simulates the generation bests of every search and the test stage takes the
         best validated candidates over all of them, so the estimate depends less on where a single
-        search settles (at a 15-generation budget two seeds of one subject gave regional E/I
-        correlated below 0.9 for 7 of 10 synthetic subjects; README, "How reproducible is a fit").
-        1 is the paper's protocol. Costs ``searches`` times the train and validation simulations.
+        search settles (``bench/reproducibility.py``, 10 synthetic subjects, 15 generations,
+        surrogate mode: two seeds' regional E/I correlate below 0.9 for 6 of 10 subjects with one
+        search, 4 of 10 with four; their mean E/I differs by a median 23 % and 6.3 %). 1 is the
+        paper's protocol. Costs ``searches`` times the train and validation simulations.
     rate_gate : (float, float), optional
         Excitatory-rate gate [Hz] (Zhang et al. 2024 use 2.7–3.3): a simulated candidate whose
         time-averaged r_E leaves this band in any region counts as invalid in every simulated
