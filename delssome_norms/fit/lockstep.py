@@ -203,7 +203,7 @@ def _resume(members: list[Member], settings: FitSettings) -> None:
         records = m.checkpoint.load_train(limit=settings.cmaes.generations)
         replay(m.search, records, str(m.checkpoint.state_path))
         m.records = records
-        stored[m.subject_id] = records
+        stored[m.subject_id, m.search_index] = records
     lagging = [len(m.records) for m in members if not m.search.done]
     if not lagging:
         return
@@ -211,7 +211,7 @@ def _resume(members: list[Member], settings: FitSettings) -> None:
     for m in members:
         if len(m.records) > t0:
             m.search = CMAESSearch(m.space, settings.cmaes, m.search.seed)
-            m.records = stored[m.subject_id][:t0]
+            m.records = stored[m.subject_id, m.search_index][:t0]
             replay(m.search, m.records, str(m.checkpoint.state_path))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -92,18 +93,20 @@ def _interrupting(after_calls: int):
     return Interrupting
 
 
+@pytest.mark.parametrize("searches", [1, 2])
 @pytest.mark.parametrize("after_calls", [4, 8, 9])  # mid-train, during validation, during test
 def test_interrupted_group_resumes_to_identical_outputs(
-    tmp_path: Path, monkeypatch, after_calls
+    tmp_path: Path, monkeypatch, after_calls, searches
 ) -> None:
     from delssome_norms.fit import lockstep
 
     use_analytic_simulator(monkeypatch)
     subjects = [_subject("a", 0.1, 0), _subject("b", 0.2, 1)]
-    settings = _settings(8)
+    settings = dataclasses.replace(_settings(8), searches=searches)
     ref = [tmp_path / "ref" / s.subject_id for s in subjects]
     fit_group(subjects, ref, settings)
-    assert AnalyticSimulator.calls == 10  # 8 generations + validation + test
+    # 8 generations + validation + test; every search of every subject shares each call
+    assert AnalyticSimulator.calls == 10
 
     dirs = [tmp_path / "run" / s.subject_id for s in subjects]
     cls = _interrupting(after_calls)

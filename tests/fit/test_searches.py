@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fit_helpers import AnalyticSimulator, use_analytic_simulator
-from test_lockstep import _Interrupt, _interrupting, _outputs, _settings, _subject
+from fit_helpers import use_analytic_simulator
+from test_lockstep import _settings, _subject
 
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.fit import FitSettings, fit_group
@@ -66,30 +66,6 @@ def test_searches_pool_their_validated_candidates(tmp_path: Path, monkeypatch) -
     assert run["subject_seed"] == json.loads((tmp_path / "one" / "run.json").read_text())["subject_seed"]
     winner = run["result"]["winner_search"]
     assert np.nanmin(per_search[winner]) == pytest.approx(best, rel=1e-12)
-
-
-@pytest.mark.parametrize("after_calls", [4, 9])  # mid-train, during test
-def test_searches_resume_to_identical_outputs(tmp_path: Path, monkeypatch, after_calls) -> None:
-    from delssome_norms.fit import lockstep
-
-    use_analytic_simulator(monkeypatch)
-    subjects = [_subject("a", 0.1, 0), _subject("b", 0.2, 1)]
-    settings = dataclasses.replace(_settings(8), searches=2)
-    ref = [tmp_path / "ref" / s.subject_id for s in subjects]
-    fit_group(subjects, ref, settings)
-    assert AnalyticSimulator.calls == 10  # all searches of both subjects share every call
-
-    dirs = [tmp_path / "run" / s.subject_id for s in subjects]
-    cls = _interrupting(after_calls)
-    cls.calls = 0
-    monkeypatch.setattr(lockstep, "EulerEvaluator", cls)
-    monkeypatch.setattr(lockstep, "make_evaluator", lambda mode, *a, **k: cls(*a, **k))
-    with pytest.raises(_Interrupt):
-        fit_group(subjects, dirs, settings)
-    use_analytic_simulator(monkeypatch)
-    assert [o.status for o in fit_group(subjects, dirs, settings)] == ["done", "done"]
-    for r, d in zip(ref, dirs):
-        assert _outputs(r) == _outputs(d)
 
 
 def test_searches_setting() -> None:
