@@ -380,8 +380,21 @@ def _run_members(
             settings.timing(first.tr, first.scan_length, "test"),
             gseed,
             settings.test_top_k,
+            _validation_hint(settings),
         )
     timings["test_s"] = time.perf_counter() - t
+
+
+def _validation_hint(settings: FitSettings) -> str:
+    """What to try when validation leaves a subject without a valid candidate."""
+    if settings.rate_gate is None:
+        return ""
+    lo, hi = settings.rate_gate
+    scored = "the surrogate cannot see r_E, so " if settings.mode == "surrogate" else ""
+    return (
+        f" ({scored}every validated candidate may have left the r_E gate {lo:g}-{hi:g} Hz; "
+        "validate more per generation with --val-per-generation, or fit without --rate-gate)"
+    )
 
 
 def _best_total(m: Member) -> float | None:

@@ -235,11 +235,14 @@ def run_test(
     timing: SimulationTiming,
     group_seed: int,
     top_k: int,
+    failure_hint: str = "",
 ) -> None:
     """Re-simulate each subject's ``top_k`` validated candidates and store ``test`` checkpoints.
 
     ``subjects`` holds each subject's searches (first search first); results go to the first
     search's checkpoint, with the pooled validation stage when there are several searches.
+    ``failure_hint`` is appended to the message of a subject none of whose validated candidates
+    is valid.
     """
     chosen, cands = [], []
     for searches in subjects:
@@ -254,7 +257,9 @@ def run_test(
         order = _top_k(val, top_k)
         if order.size == 0:
             for m in searches:
-                m.failure = "validation: no per-generation best produced a valid simulation"
+                m.failure = (
+                    "validation: no per-generation best produced a valid simulation" + failure_hint
+                )
             continue
         chosen.append((lead, order))
         cands.append(val["candidates"][order])

@@ -73,3 +73,58 @@ def test_searches_setting() -> None:
         FitSettings(searches=0)
     assert "searches" not in FitSettings().fingerprint()  # old checkpoints stay valid
     assert FitSettings(searches=2).fingerprint()["searches"] == 2
+
+
+def test_cli_passes_searches_to_the_fit_settings() -> None:
+    from delssome_norms.cli.estimate_cmd import settings_from_args
+    from delssome_norms.cli.main import build_parser
+
+    args = build_parser().parse_args(
+        ["cohort", "--manifest", "m.csv", "--out-dir", "o", "--searches", "3"]
+    )
+    assert settings_from_args(args).searches == 3
+
+
+def test_gated_validation_failure_says_what_to_try(tmp_path: Path, monkeypatch) -> None:
+    from fit_helpers import AnalyticSimulator
+
+    from delssome_norms.fit import lockstep
+
+    class OutOfBandInValidation(AnalyticSimulator):
+        """Train as usual; every re-simulated candidate leaves the rate band (NaN losses)."""
+
+        def simulate(self, params, subject_index, *, seed, timing=None):
+            out = super().simulate(params, subject_index, seed=seed, timing=timing)
+            return out._replace(corr=np.full_like(out.corr, np.nan), valid=~out.valid)
+
+    use_analytic_simulator(monkeypatch)
+    monkeypatch.setattr(lockstep, "EulerEvaluator", OutOfBandInValidation)
+    settings = dataclasses.replace(_settings(4), searches=2, rate_gate=(2.7, 3.3))
+    (outcome,) = fit_group([_subject("a", 0.1, 0)], [tmp_path / "a"], settings)
+    assert outcome.status == "failed" and outcome.stage == "validation"
+    assert "--val-per-generation" in outcome.message and "2.7-3.3 Hz" in outcome.message
+
+
+def test_a_subject_survives_a_failed_search(tmp_path: Path, monkeypatch) -> None:
+    from fit_helpers import AnalyticSimulator
+
+    from delssome_norms.fit import lockstep
+
+    class FirstSearchBlowsUp(AnalyticSimulator):
+        """Train stage: the first search's candidates (the batch's first ``popsize``) are NaN."""
+
+        def simulate(self, params, subject_index, *, seed, timing=None):
+            out = super().simulate(params, subject_index, seed=seed, timing=timing)
+            corr = out.corr.copy()
+            corr[:12] = np.nan
+            return out._replace(corr=corr)
+
+    use_analytic_simulator(monkeypatch)
+    monkeypatch.setattr(lockstep, "make_evaluator", lambda m, *a, **k: FirstSearchBlowsUp(*a, **k))
+    settings = dataclasses.replace(_settings(4, max_restarts=1), searches=2)
+    with pytest.warns(Warning):
+        (outcome,) = fit_group([_subject("a", 0.1, 0)], [tmp_path / "a"], settings)
+    assert outcome.status == "done"
+    run = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert "train" in run["searches"][0]["failure"] and run["searches"][1]["failure"] is None
+    assert run["result"]["winner_search"] == 1
