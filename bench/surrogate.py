@@ -1,7 +1,9 @@
 """DELSSOME surrogate acceptance benchmark (issue 6): ranking quality, per-candidate cost, end to end.
 
 On K held-out synthetic subjects (drawn like the training subjects but with another seed, so none
-of them was seen in training), in one process on one CPU:
+of them was seen in training, and kept only when every region's simulated r_E stays in 2.7–3.3 Hz,
+the FIC regime: a truth outside it is a parameter set no fit at the FIC fixed point reproduces,
+and two fits of it disagree with each other), in one process on one CPU:
 
 1. **End to end.** The fitter runs train → validation → test twice on the same lockstep group:
    ``mode="euler"`` (every train candidate simulated) and ``mode="surrogate"`` (train candidates
@@ -51,6 +53,8 @@ from delssome_norms.surrogate import (
 from delssome_norms.surrogate.generate import GenerateSettings, synthetic_subjects, truth_gradient
 
 SPEARMAN_MIN, SPEEDUP_CANDIDATE_MIN, SPEEDUP_E2E_MIN = 0.8, 1000.0, 10.0
+TRUTH_RATE_BAND = (2.7, 3.3)
+"""Held-out truths keep every region's simulated r_E in this band [Hz] (the FIC regime)."""
 TEST_COST_TOLERANCE, EI_R_MIN = 0.05, 0.9
 
 
@@ -166,11 +170,24 @@ def per_candidate_cost(subjects, regional, g, subj, timing, weights, repeats: in
     }
 
 
-def held_out_subjects(settings: GenerateSettings, path: Path) -> list[SubjectInputs]:
+def held_out_subjects(
+    settings: GenerateSettings, path: Path, rate_band: tuple[float, float] | None = TRUTH_RATE_BAND
+) -> list[SubjectInputs]:
     """Simulate the held-out subjects once and keep them in ``path`` (a reused work folder then
-    compares both modes on exactly the same inputs, even if the simulator changed meanwhile)."""
+    compares both modes on exactly the same inputs, even if the simulator changed meanwhile).
+
+    With ``rate_band`` [Hz] every truth keeps each region's simulated r_E in the band (the FIC
+    regime); a truth outside it is drawn again.
+    """
+    band = np.asarray(rate_band if rate_band is not None else (np.nan, np.nan), dtype=float)
     if path.is_file():
         with np.load(path, allow_pickle=False) as z:
+            stored = z["rate_band"] if "rate_band" in z.files else np.array([np.nan, np.nan])
+            if not np.array_equal(stored, band, equal_nan=True):
+                raise SystemExit(
+                    f"{path}: held-out subjects were drawn with r_E band {stored.tolist()}, not "
+                    f"{band.tolist()}; use another --work folder"
+                )
             return [
                 SubjectInputs(
                     subject_id=str(z["ids"][i]),
@@ -186,9 +203,12 @@ def held_out_subjects(settings: GenerateSettings, path: Path) -> list[SubjectInp
             ]
     template = load_default_template()
     gradient, _ = truth_gradient(np.asarray(template.sc))
-    subjects, _, _ = synthetic_subjects(settings, 0, np.asarray(template.sc), gradient, prefix="bench")
+    subjects, _, _ = synthetic_subjects(
+        settings, 0, np.asarray(template.sc), gradient, prefix="bench", rate_band=rate_band
+    )
     write_arrays(
         {
+            "rate_band": band,
             "ids": np.array([s.subject_id for s in subjects]),
             "fc": np.stack([s.fc for s in subjects]),
             "fcd_cdf": np.stack([s.fcd_cdf for s in subjects]),
@@ -268,6 +288,14 @@ def main() -> int:
         default=1,
         help="independent CMA-ES searches per subject in both modes (default 1, the paper's)",
     )
+    parser.add_argument(
+        "--truth-rate-band",
+        type=float,
+        nargs=2,
+        default=TRUTH_RATE_BAND,
+        metavar=("LOW", "HIGH"),
+        help="held-out truths keep every region's r_E in this band, Hz (0 0: no check)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--work", default=None, help="folder for the fits (reused if complete)")
     parser.add_argument(
@@ -286,7 +314,8 @@ def main() -> int:
     generations = gsettings.generations
     work = Path(args.work or tempfile.mkdtemp(prefix="delssome_bench_surrogate_"))
     t0 = time.perf_counter()
-    subjects = held_out_subjects(gsettings, work / "subjects.npz")
+    band = tuple(args.truth_rate_band) if any(args.truth_rate_band) else None
+    subjects = held_out_subjects(gsettings, work / "subjects.npz", band)
     t_subjects = time.perf_counter() - t0
 
     sur_settings = dataclasses.replace(
@@ -366,6 +395,7 @@ def main() -> int:
             },
             "test_top_k": fit_settings.test_top_k,
             "searches": fit_settings.searches,
+            "truth_rate_band": band,
             "val_per_generation": {
                 "euler": fit_settings.validated_per_generation,
                 "surrogate": sur_settings.validated_per_generation,

@@ -270,11 +270,14 @@ def synthetic_subjects(
     gradient: np.ndarray,
     max_tries: int = 20,
     prefix: str = "syn",
+    rate_band: tuple[float, float] | None = None,
 ) -> tuple[list[SubjectInputs], np.ndarray, np.ndarray]:
     """The synthetic subjects of lockstep group ``group`` (deterministic in the settings' seed).
 
     Subject ``i`` is named ``<prefix>-<i:05d>``; its truth and scan depend only on
-    ``(settings.seed, i)`` and the timing of its group.
+    ``(settings.seed, i)`` and the timing of its group. With ``rate_band`` [Hz], a truth whose
+    simulated time-averaged r_E leaves the band in any region is drawn again (truths in the FIC
+    regime, as a fit with ``rate_gate`` requires).
 
     Returns
     -------
@@ -309,6 +312,13 @@ def synthetic_subjects(
                 if attempt == max_tries - 1:
                     raise
                 continue
+            in_band = rate_band is None or bool(
+                ((syn.rate_e >= rate_band[0]) & (syn.rate_e <= rate_band[1])).all()
+            )
+            if not in_band and attempt < max_tries - 1:
+                continue
+            if not in_band:
+                raise ValueError(f"{prefix}-{i:05d}: no truth in the r_E band {rate_band} Hz")
             break
         subjects.append(syn.inputs)
         p = space.to_regional(coeffs[None])

@@ -188,3 +188,17 @@ def test_cross_pairs_losses_and_training(generated) -> None:
         progress=False,
     )
     assert np.isfinite(result.history[0]["train_mse"])
+
+
+def test_synthetic_subjects_rate_band_redraws_truths_outside_it() -> None:
+    from delssome_norms.surrogate.generate import synthetic_subjects
+
+    sc = _small_sc()
+    g, _ = truth_gradient(sc)
+    settings = quick_settings(n_subjects=2, group_size=2)
+    free, free_regional, _ = synthetic_subjects(settings, 0, sc, g)
+    wide, wide_regional, _ = synthetic_subjects(settings, 0, sc, g, rate_band=(0.0, 1e6))
+    np.testing.assert_array_equal(free_regional, wide_regional)  # all pass: the same draws
+    np.testing.assert_array_equal(free[1].fc, wide[1].fc)
+    with pytest.raises(ValueError, match="r_E band"):  # no truth sits at 10-11 Hz
+        synthetic_subjects(settings, 0, sc, g, max_tries=2, rate_band=(10.0, 11.0))
