@@ -34,13 +34,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from recovery import losses_per_seed, make_evaluator, make_subjects  # bench/ is on sys.path
+from recovery import (
+    add_scan_arguments,
+    losses_per_seed,
+    make_evaluator,
+    make_subjects,
+    scan_timings,
+)  # bench/ is on sys.path
 
 from delssome_norms.fit.design import design_matrix
 from delssome_norms.fit.evaluate import stack_params
 from delssome_norms.fit.parameterisation import Bounds, Parameterisation
 from delssome_norms.io import write_json
-from delssome_norms.model import SimulationTiming
 
 RESULTS = Path(__file__).resolve().parent / "results" / "identifiability.json"
 TARGET_MEAN_ERR = 5.0
@@ -60,12 +65,8 @@ def main() -> None:
     )
     ap.add_argument("--quick", action="store_true", help="smoke run (2 subjects, small grids)")
     ap.add_argument("--subjects", type=int, default=10)
-    ap.add_argument("--scan-length", type=float, default=57.6, help="seconds (recovery default)")
-    ap.add_argument("--burn-in", type=float, default=14.4)
-    ap.add_argument("--fcd-window", type=int, default=20)
-    ap.add_argument("--dt", type=float, default=0.006, help="simulation step, s")
+    add_scan_arguments(ap)
     ap.add_argument("--dt-truth", type=float, default=0.003, help="step of the synthetic truth, s")
-    ap.add_argument("--warmup-steps", type=int, default=1000)
     ap.add_argument("--n-dup", type=int, default=3)
     ap.add_argument(
         "--wei-scales",
@@ -93,9 +94,7 @@ def main() -> None:
         args.select_seeds, args.fresh_seeds = 1, 2
     if args.threads:
         torch.set_num_threads(args.threads)
-    common = dict(burn_in=args.burn_in, fcd_window=args.fcd_window, warmup_steps=args.warmup_steps)
-    scan = SimulationTiming(tr=0.72, scan_length=args.scan_length, dt=args.dt, **common)
-    truth_timing = SimulationTiming(tr=0.72, scan_length=args.scan_length, dt=args.dt_truth, **common)
+    scan, truth_timing, _ = scan_timings(args, args.dt_truth)
     t0 = time.perf_counter()
     subjects, _ = make_subjects(args.subjects, scan, truth_timing, args.seed, args.prior)
     x = design_matrix(subjects[0].inputs.gradient, warn=False)

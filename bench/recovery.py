@@ -44,12 +44,13 @@ from delssome_norms.datasets import load_default_template, region_classes
 from delssome_norms.fit import CMAESSettings, FitSettings, fit_group
 from delssome_norms.fit.design import design_matrix, diffusion_gradient
 from delssome_norms.fit.parameterisation import Bounds, Parameterisation, RegionalParams
-from delssome_norms.fit.synthetic import synthetic_subject
+from delssome_norms.fit.synthetic import FIC_RATE_BAND, synthetic_subject
 from delssome_norms.io import read_parameters, write_json
 from delssome_norms.model import SimulationTiming
 from delssome_norms.surrogate.generate import TRUTH_PRIOR, draw_prior
 
 RESULTS = Path(__file__).resolve().parent / "results" / "recovery.json"
+TR = 0.72
 TARGET_R = 0.9
 TARGET_MEAN_ERR = 5.0
 
@@ -81,7 +82,7 @@ def make_subjects(
     truth: SimulationTiming,
     seed: int,
     prior: str = "wide",
-    rate_band: tuple[float, float] | None = (2.7, 3.3),
+    rate_band: tuple[float, float] | None = FIC_RATE_BAND,
 ):
     """Draw, simulate and keep ``n`` subjects whose truth is valid with their own FC's wEI range
     and, with ``rate_band`` [Hz], whose true time-averaged r_E lies in the band in every region.
@@ -109,10 +110,7 @@ def make_subjects(
         for _ in range(3):
             sims += 1
             s = synthetic_subject(sid, c, loose, sc, scan, truth, seed=noise_seed)
-            if (
-                rate_band is not None
-                and not ((s.rate_e >= rate_band[0]) & (s.rate_e <= rate_band[1])).all()
-            ):
+            if not s.rates_within(rate_band):
                 break
             bounds = Bounds.from_fc(s.inputs.fc)
             if Parameterisation(x, g, bounds).is_valid(c[None])[0]:
@@ -129,6 +127,23 @@ def _true_regional(subjects) -> list[RegionalParams]:
     """Each subject's true coefficients as regional parameters (a batch of one each)."""
     x = design_matrix(subjects[0].inputs.gradient, warn=False)
     return [Parameterisation(x, s.inputs.gradient).to_regional(s.coeffs) for s in subjects]
+
+
+def add_scan_arguments(ap: argparse.ArgumentParser) -> None:
+    """Options of the synthetic scans (shared with ``bench/identifiability.py``)."""
+    ap.add_argument("--scan-length", type=float, default=57.6, help="seconds (80 frames at TR 0.72)")
+    ap.add_argument("--burn-in", type=float, default=14.4)
+    ap.add_argument("--fcd-window", type=int, default=20)
+    ap.add_argument("--dt", type=float, default=0.006, help="simulation step (train and validation), s")
+    ap.add_argument("--warmup-steps", type=int, default=1000)
+
+
+def scan_timings(args: argparse.Namespace, dt_truth: float):
+    """(scan timing, truth timing, shared timing keywords) from :func:`add_scan_arguments`."""
+    common = dict(burn_in=args.burn_in, fcd_window=args.fcd_window, warmup_steps=args.warmup_steps)
+    scan = SimulationTiming(tr=TR, scan_length=args.scan_length, dt=args.dt, **common)
+    truth = SimulationTiming(tr=TR, scan_length=args.scan_length, dt=dt_truth, **common)
+    return scan, truth, common
 
 
 def _regional_from_csv(path: Path) -> RegionalParams:
@@ -194,12 +209,8 @@ def main() -> None:
     ap.add_argument("--popsize", type=int, default=24)
     ap.add_argument("--mu", type=int, default=6)
     ap.add_argument("--n-dup", type=int, default=2)
-    ap.add_argument("--scan-length", type=float, default=57.6, help="seconds (80 frames at TR 0.72)")
-    ap.add_argument("--burn-in", type=float, default=14.4)
-    ap.add_argument("--fcd-window", type=int, default=20)
-    ap.add_argument("--dt", type=float, default=0.006, help="train/validation step, s")
+    add_scan_arguments(ap)
     ap.add_argument("--dt-test", type=float, default=0.003, help="test step, s")
-    ap.add_argument("--warmup-steps", type=int, default=1000)
     ap.add_argument("--test-top-k", type=int, default=3)
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--rate-gate", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"))
@@ -207,7 +218,7 @@ def main() -> None:
         "--truth-rate-band",
         type=float,
         nargs=2,
-        default=(2.7, 3.3),
+        default=FIC_RATE_BAND,
         metavar=("LOW", "HIGH"),
         help="keep truths whose regional r_E all lie in this band, Hz (0 0: no check)",
     )
@@ -244,10 +255,7 @@ def main() -> None:
         args.scan_length, args.fcd_window = 21.6, 10
     if args.threads:
         torch.set_num_threads(args.threads)
-    tr = 0.72
-    common = dict(burn_in=args.burn_in, fcd_window=args.fcd_window, warmup_steps=args.warmup_steps)
-    scan = SimulationTiming(tr=tr, scan_length=args.scan_length, dt=args.dt, **common)
-    truth_timing = SimulationTiming(tr=tr, scan_length=args.scan_length, dt=args.dt_test, **common)
+    scan, truth_timing, common = scan_timings(args, args.dt_test)
     t0 = time.perf_counter()
     band = tuple(args.truth_rate_band) if any(args.truth_rate_band) else None
     subjects, tries = make_subjects(args.subjects, scan, truth_timing, args.seed, args.prior, band)

@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from surrogate import (  # bench/ is on sys.path
-    TRUTH_RATE_BAND,
     bench_settings,
     held_out_subjects,
     run_mode,
 )
 
+from delssome_norms.fit.synthetic import FIC_RATE_BAND
 from delssome_norms.io import write_json
 from delssome_norms.surrogate import load_pretrained
 
@@ -113,7 +113,7 @@ def main() -> int:
             "generations": gsettings.generations,
             "scan_length": gsettings.scan_lengths[0],
             "device": args.device,
-            "truth_rate_band": list(TRUTH_RATE_BAND),
+            "truth_rate_band": list(FIC_RATE_BAND),
             "torch_threads": torch.get_num_threads(),
             "work": str(work),
             "settings": rows,

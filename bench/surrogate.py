@@ -44,6 +44,7 @@ from delssome_norms.datasets import load_default_template
 from delssome_norms.errors import InputWarning
 from delssome_norms.fit import CMAESSettings, EulerEvaluator, FitSettings, SubjectInputs, fit_group
 from delssome_norms.fit.lockstep import build_space
+from delssome_norms.fit.synthetic import FIC_RATE_BAND
 from delssome_norms.io import write_arrays, write_json
 from delssome_norms.surrogate import (
     SurrogateEvaluator,
@@ -53,8 +54,6 @@ from delssome_norms.surrogate import (
 from delssome_norms.surrogate.generate import GenerateSettings, synthetic_subjects, truth_gradient
 
 SPEARMAN_MIN, SPEEDUP_CANDIDATE_MIN, SPEEDUP_E2E_MIN = 0.8, 1000.0, 10.0
-TRUTH_RATE_BAND = (2.7, 3.3)
-"""Held-out truths keep every region's simulated r_E in this band [Hz] (the FIC regime)."""
 TEST_COST_TOLERANCE, EI_R_MIN = 0.05, 0.9
 
 
@@ -171,7 +170,7 @@ def per_candidate_cost(subjects, regional, g, subj, timing, weights, repeats: in
 
 
 def held_out_subjects(
-    settings: GenerateSettings, path: Path, rate_band: tuple[float, float] | None = TRUTH_RATE_BAND
+    settings: GenerateSettings, path: Path, rate_band: tuple[float, float] | None = FIC_RATE_BAND
 ) -> list[SubjectInputs]:
     """Simulate the held-out subjects once and keep them in ``path`` (a reused work folder then
     compares both modes on exactly the same inputs, even if the simulator changed meanwhile).
@@ -292,7 +291,7 @@ def main() -> int:
         "--truth-rate-band",
         type=float,
         nargs=2,
-        default=TRUTH_RATE_BAND,
+        default=FIC_RATE_BAND,
         metavar=("LOW", "HIGH"),
         help="held-out truths keep every region's r_E in this band, Hz (0 0: no check)",
     )

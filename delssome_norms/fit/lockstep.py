@@ -400,8 +400,7 @@ def _validation_hint(settings: FitSettings) -> str:
 def _best_total(m: Member) -> float | None:
     """Lowest finite train-stage total loss of a search (None if it has none)."""
     totals = [r.total[np.isfinite(r.total)] for r in m.records]
-    best = min((float(t.min()) for t in totals if t.size), default=None)
-    return best
+    return min((float(t.min()) for t in totals if t.size), default=None)
 
 
 def _run_info(

@@ -16,6 +16,9 @@ from delssome_norms.fit.parameterisation import Parameterisation
 from delssome_norms.fit.subject import SubjectInputs
 from delssome_norms.model import PFICParams, SimulationTiming, bold_fc, bold_fcd_cdf, scale_sc, simulate
 
+FIC_RATE_BAND = (2.7, 3.3)
+"""Band of time-averaged excitatory rates [Hz] of the FIC regime (Zhang et al. 2024's gate)."""
+
 
 @dataclass(frozen=True)
 class SyntheticSubject:
@@ -37,6 +40,10 @@ class SyntheticSubject:
     coeffs: np.ndarray
     ei_ratio: np.ndarray
     rate_e: np.ndarray
+
+    def rates_within(self, band: tuple[float, float] | None) -> bool:
+        """Whether every region's true r_E lies in ``band`` [Hz] (always True for None)."""
+        return band is None or bool(((self.rate_e >= band[0]) & (self.rate_e <= band[1])).all())
 
 
 def synthetic_subject(

@@ -312,14 +312,10 @@ def synthetic_subjects(
                 if attempt == max_tries - 1:
                     raise
                 continue
-            in_band = rate_band is None or bool(
-                ((syn.rate_e >= rate_band[0]) & (syn.rate_e <= rate_band[1])).all()
-            )
-            if not in_band and attempt < max_tries - 1:
-                continue
-            if not in_band:
+            if syn.rates_within(rate_band):
+                break
+            if attempt == max_tries - 1:
                 raise ValueError(f"{prefix}-{i:05d}: no truth in the r_E band {rate_band} Hz")
-            break
         subjects.append(syn.inputs)
         p = space.to_regional(coeffs[None])
         truths.append((np.stack([p.wEE[0], p.wEI[0], p.sigma[0]], axis=-1), float(p.G[0])))
