@@ -66,6 +66,12 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
         metavar=("LOW", "HIGH"),
         help="reject candidates whose regional mean r_E leaves LOW..HIGH Hz (e.g. 2.7 3.3); default off",
     )
+    a.add_argument(
+        "--no-stability-gate",
+        action="store_true",
+        help="also search parameters whose FIC fixed point is unstable (r_E leaves 3 Hz); the "
+        "paper's protocol. Default: such candidates are rejected before simulation",
+    )
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -93,6 +99,7 @@ def settings_from_args(args: argparse.Namespace):
         dtype=args.dtype,
         engine=args.engine,
         rate_gate=tuple(args.rate_gate) if args.rate_gate else None,
+        stability_gate=not args.no_stability_gate,
         searches=args.searches,
         surrogate_weights=args.weights,
     )

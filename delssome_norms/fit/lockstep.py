@@ -47,6 +47,7 @@ from delssome_norms.fit.stages import (
     subject_result,
 )
 from delssome_norms.fit.subject import SubjectInputs
+from delssome_norms.model import scale_sc
 
 MAX_GROUP_SIZE = {"cpu": 8, "cuda": 64}
 """Largest automatic K per device type (a bigger batch no longer helps once compute-bound)."""
@@ -142,12 +143,15 @@ def default_gradient(fc: np.ndarray) -> np.ndarray:
 
 
 def build_space(
-    subject: SubjectInputs, fallback_gradient: np.ndarray | None = None
+    subject: SubjectInputs,
+    fallback_gradient: np.ndarray | None = None,
+    stability_gate: bool = False,
 ) -> tuple[Parameterisation, str]:
     """Search space of a subject and a description of its design.
 
     Without maps the design is ``[1, gradient]`` with ``fallback_gradient`` (cohort FC) or the
-    gradient of the subject's own FC.
+    gradient of the subject's own FC. With ``stability_gate`` the initial CMA-ES mean is drawn
+    with a stable FIC fixed point on the subject's SC.
     """
     if subject.gradient is not None:
         gradient, source = subject.gradient, "given"
@@ -156,8 +160,13 @@ def build_space(
     else:
         gradient, source = default_gradient(subject.fc), "subject FC"
     x = design_matrix(gradient, subject.myelin, warn=False)
+    fic_sc = np.asarray(scale_sc(np.asarray(subject.sc, dtype=np.float64)))
     space = Parameterisation(
-        design=x, gradient=gradient, bounds=Bounds.from_fc(subject.fc), myelin=subject.myelin
+        design=x,
+        gradient=gradient,
+        bounds=Bounds.from_fc(subject.fc),
+        myelin=subject.myelin,
+        fic_sc=fic_sc if stability_gate else None,
     )
     design = "[1, myelin, gradient]" if subject.myelin is not None else "[1, gradient]"
     return space, f"{design}; gradient: {source}"
@@ -261,7 +270,7 @@ def fit_group(
     subjects_searches: list[list[Member]] = []
     extras = {}
     for i, (s, d) in enumerate(todo):
-        space, design = build_space(s, fallback_gradient)
+        space, design = build_space(s, fallback_gradient, settings.stability_gate)
         fingerprint = _fingerprint(s, space, settings)
         searches = []
         for r in range(settings.searches):
@@ -342,6 +351,7 @@ def _run_members(
             settings.engine,
             settings.rate_gate,
             weights=settings.surrogate_weights,
+            stability_gate=settings.stability_gate,
         )
         run_train(members, evaluator, gseed, progress.on_generation)
     else:

@@ -12,7 +12,10 @@ projects regional parameters onto the span of ``X`` with ``pinv(X)``, so
 
 A candidate is *valid* (reference code, ``pFIC.is_parameter_valid``) when every regional value is
 inside its bounds, ``corr(wEI, myelin) <= 0`` (skipped without myelin), ``corr(wEI, gradient) >= 0``
-and ``std(wEI) >= 0.3`` (sample standard deviation, ddof = 1, as ``torch.std``).
+and ``std(wEI) >= 0.3`` (sample standard deviation, ddof = 1, as ``torch.std``). With the FIC
+stability gate (``Parameterisation.fic_sc`` given) the initial mean is drawn with a linearly
+stable FIC fixed point (:mod:`delssome_norms.model.stability`); the gate itself acts on the
+scores (:class:`~delssome_norms.fit.evaluate.StabilityGatedEvaluator`).
 """
 
 from __future__ import annotations
@@ -21,13 +24,17 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
+import torch
 
 from delssome_norms.errors import InvalidInputError
+from delssome_norms.model import fic_fixed_point_stable
 
 WEE_BOUNDS = (1.0, 10.0)
 """Bounds of the recurrent excitatory weight wEE in every region."""
 G_BOUNDS = (0.0, 3.0)
 """Bounds of the global coupling G."""
+MEAN_DRAWS = 256
+"""With the stability gate, initial means drawn at once; the first stable one is used."""
 SIGMA_BOUNDS = (0.0005, 0.01)
 """Bounds of the noise amplitude sigma in every region."""
 MIN_WEI_STD = 0.3
@@ -163,6 +170,9 @@ class Parameterisation:
         The myelin map (rule ``corr(wEI, myelin) <= 0``; skipped when absent).
     min_wei_std : float, default 0.3
         Smallest accepted ``std(wEI)`` across regions (ddof = 1).
+    fic_sc : ndarray of shape (N, N), optional
+        The subject's scaled SC (:func:`~delssome_norms.model.scale_sc`). When given, the
+        initial mean is drawn with a stable FIC fixed point (``FitSettings.stability_gate``).
     """
 
     design: np.ndarray
@@ -170,6 +180,7 @@ class Parameterisation:
     bounds: Bounds = field(default_factory=Bounds)
     myelin: np.ndarray | None = None
     min_wei_std: float = MIN_WEI_STD
+    fic_sc: np.ndarray | None = None
 
     @property
     def n_regions(self) -> int:
@@ -213,24 +224,43 @@ class Parameterisation:
             ok &= ~(_rowwise_corr(p.wEI, self.myelin) > 0)
         return ok
 
+    def fic_stable(self, p: RegionalParams) -> np.ndarray:
+        """Whether each set's FIC fixed point is linearly stable (needs ``fic_sc``), bool (B,)."""
+        if self.fic_sc is None:
+            raise ValueError("fic_stable needs the subject's scaled SC (fic_sc)")
+        stable, _ = fic_fixed_point_stable(
+            *(torch.as_tensor(np.atleast_2d(x), dtype=torch.float64) for x in (p.wEE, p.wEI)),
+            torch.as_tensor(np.atleast_1d(p.G), dtype=torch.float64),
+            torch.as_tensor(self.fic_sc, dtype=torch.float64),
+        )
+        return stable.numpy()
+
     def initial_mean(self, rng: np.random.Generator) -> np.ndarray:
         """Initial CMA-ES mean: random in-bounds regional parameters projected with ``pinv(X)``.
 
         Each region's wEE, wEI and sigma and the global G are drawn uniformly inside their bounds
-        (reference code, ``pFIC.init_CMA_ES``) and projected onto the span of ``X``.
+        (reference code, ``pFIC.init_CMA_ES``) and projected onto the span of ``X``. With
+        ``fic_sc`` the mean must also have a stable FIC fixed point: of ``MEAN_DRAWS`` draws the
+        first stable one is kept (the first draw if none is), so the search does not start
+        centred on an unstable point.
 
         Returns
         -------
         ndarray of shape (n_coeffs,)
         """
         n, b = self.n_regions, self.bounds
+        k = 1 if self.fic_sc is None else MEAN_DRAWS
         draw = RegionalParams(
-            wEE=rng.uniform(*b.wEE, size=(1, n)),
-            wEI=rng.uniform(*b.wEI, size=(1, n)),
-            sigma=rng.uniform(*b.sigma, size=(1, n)),
-            G=rng.uniform(*b.G, size=1),
+            wEE=rng.uniform(*b.wEE, size=(k, n)),
+            wEI=rng.uniform(*b.wEI, size=(k, n)),
+            sigma=rng.uniform(*b.sigma, size=(k, n)),
+            G=rng.uniform(*b.G, size=k),
         )
-        return self.to_coeffs(draw)[0]
+        means = self.to_coeffs(draw)
+        if self.fic_sc is None:
+            return means[0]
+        stable = np.flatnonzero(self.fic_stable(self.to_regional(means)))
+        return means[stable[0] if len(stable) else 0]
 
     def initial_stds(self, mean: np.ndarray) -> np.ndarray:
         """Initial per-coefficient standard deviations (multipliers of sigma0), reference values.

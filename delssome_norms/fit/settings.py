@@ -45,11 +45,22 @@ class FitSettings:
     searches : int, default 1
         Independent CMA-ES searches per subject (seeds derived from ``seed``), run in lockstep.
         Validation re-simulates the generation bests of every search and the test stage takes the
-        best validated candidates over all of them, so the estimate depends less on where a single
-        search settles (``bench/reproducibility.py``, 10 synthetic subjects, 15 generations,
-        surrogate mode: two seeds' regional E/I correlate below 0.9 for 6 of 10 subjects with one
-        search, 4 of 10 with four; their mean E/I differs by a median 23 % and 6.3 %). 1 is the
-        paper's protocol. Costs ``searches`` times the train and validation simulations.
+        best validated candidates over all of them. ``bench/reproducibility.py`` (10 synthetic
+        subjects, 15 generations, surrogate mode): with the stability gate two seeds' regional
+        E/I correlate at r >= 0.997 already with one search (mean E/I differs by a median 6.7 %;
+        12.2 % with four: the level is weakly identified); without the gate, on an earlier draw,
+        below 0.9 for 6 of 10 subjects with one search and 4 of 10 with four. 1 is the paper's
+        protocol. Costs ``searches`` times the train and validation simulations.
+    stability_gate : bool, default True
+        Train stage: a candidate whose FIC fixed point is linearly unstable
+        (:func:`~delssome_norms.model.fic_stability_margin` >= 0) is neither simulated nor
+        predicted; it counts as invalid and its margin [1/s] ranks it (after every scored
+        candidate), which steers the search to stable parameters; the initial mean is drawn
+        stable. At an unstable fixed point the simulated state leaves r_E = 3 Hz, outside the
+        regime FIC describes, and such fits give E/I maps unrelated to (often anti-correlated
+        with) the subject's in-regime fits: the main cause of disagreement between two fits of
+        one subject and between Euler and surrogate mode (``bench/surrogate.py``). ``False`` is
+        the paper's protocol.
     rate_gate : (float, float), optional
         Excitatory-rate gate [Hz] (Zhang et al. 2024 use 2.7–3.3): a simulated candidate whose
         time-averaged r_E leaves this band in any region counts as invalid in every simulated
@@ -76,6 +87,7 @@ class FitSettings:
     test_top_k: int = 5
     val_per_generation: int | None = None
     rate_gate: tuple[float, float] | None = None
+    stability_gate: bool = True
     searches: int = 1
     surrogate_weights: str | None = None
     device: str = "cpu"
@@ -97,6 +109,10 @@ class FitSettings:
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
             raise InvalidInputError(
                 f"val_per_generation must be an integer >= 1, got {v!r}", "val_per_generation"
+            )
+        if not isinstance(self.stability_gate, bool):
+            raise InvalidInputError(
+                f"stability_gate must be True or False, got {self.stability_gate!r}", "stability_gate"
             )
         if self.rate_gate is not None:
             lo, hi = (float(v) for v in self.rate_gate)
@@ -143,8 +159,9 @@ class FitSettings:
         ``generations`` is left out so a search can be extended, and ``device``/``engine`` so an
         interrupted run can be continued elsewhere (the stored generations stay valid; only the
         numbers of the remaining ones depend on the device). ``val_per_generation`` is left out
-        when it is the default (None), and ``searches`` when it is 1, so checkpoints written
-        before they existed stay valid.
+        when it is the default (None), ``searches`` when it is 1 and ``stability_gate`` when it is
+        off, so checkpoints written before they existed stay valid (with the gate off, as they
+        were run).
         """
         d = self.to_dict()
         d["cmaes"] = {k: v for k, v in d["cmaes"].items() if k != "generations"}
@@ -154,4 +171,6 @@ class FitSettings:
             d.pop("val_per_generation")
         if d["searches"] == 1:  # likewise
             d.pop("searches")
+        if not d["stability_gate"]:
+            d.pop("stability_gate")
         return d

@@ -6,7 +6,8 @@ Modules, one job each: :mod:`.constants` (model and Balloon–Windkessel constan
 (warm-up, burn-in, TR sampling with the reference code's indexing), :mod:`.fic` (rate function,
 vectorised Newton FIC solve), :mod:`.balloon` (hemodynamics), :mod:`.integrate` (batched
 Euler–Maruyama, the public :func:`simulate`), :mod:`.graphed` (static blocks replayed as CUDA
-graphs), :mod:`._kernel` (fused C++ CPU kernel, compiled on first use), :mod:`.summary` (FC,
+graphs), :mod:`._kernel` (fused C++ CPU kernel, compiled on first use), :mod:`.stability`
+(linear stability of the FIC fixed point), :mod:`.summary` (FC,
 chunked FCD, CDF) and :mod:`.cost` (losses).
 
 Engines: on CPU :func:`simulate` uses the fused kernel when a C++ compiler is available (about
@@ -61,6 +62,11 @@ from delssome_norms.model.integrate import (
     scale_sc,
     simulate,
 )
+from delssome_norms.model.stability import (
+    fic_fixed_point_stable,
+    fic_reduced_jacobian,
+    fic_stability_margin,
+)
 from delssome_norms.model.summary import (
     FCD_BINS,
     Summary,
@@ -96,6 +102,9 @@ __all__ = [
     "bold_signal",
     "cost",
     "fcd_histogram",
+    "fic_fixed_point_stable",
+    "fic_reduced_jacobian",
+    "fic_stability_margin",
     "fixed_point_i_e",
     "fixed_point_s_e",
     "histogram_to_cdf",

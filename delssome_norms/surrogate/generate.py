@@ -171,6 +171,9 @@ class GenerateSettings:
             device=self.device,
             dtype=self.dtype,
             engine=self.engine,
+            # the data cover unstable candidates too (as the shipped weights' data do): the
+            # network is then also right about parameters a gated search never asks for
+            stability_gate=False,
         )
 
     def n_groups(self) -> int:

@@ -13,7 +13,9 @@ from delssome_norms.cli.main import main
 
 def test_demo_runs_and_finds_the_built_in_effects(tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    argv = ["demo", "--out", str(out), "--subjects", "1", "--generations", "2", "--popsize", "6"]
+    # 6 x 10: the FIC stability gate needs a few generations to find stable candidates (unstable
+    # ones are not simulated, so they cost next to nothing)
+    argv = ["demo", "--out", str(out), "--subjects", "1", "--generations", "6", "--popsize", "10"]
     assert main([*argv, "--mode", "euler"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["synthetic"] is True and summary["estimation"]["mode"] == "euler"

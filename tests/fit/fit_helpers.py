@@ -59,6 +59,7 @@ class AnalyticSimulator:
         engine="auto",
         rate_gate=None,
         weights=None,
+        stability_gate=False,  # a stand-in for the whole train-stage evaluator: no gate
     ):
         fc = np.asarray(fc_emp)
         iu = np.triu_indices(fc.shape[1], 1)

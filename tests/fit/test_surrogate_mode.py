@@ -58,6 +58,7 @@ def _settings(mode: str, weights: Path | None) -> FitSettings:
         surrogate_weights=None if weights is None else str(weights),
         dt_train=0.01, dt_val=0.01, dt_test=0.01, burn_in=0.72, fcd_window=5, warmup_steps=50,
         test_top_k=2, n_dup=2,
+        stability_gate=False,  # analytic stand-in losses: the model's stability is irrelevant
     )  # fmt: skip
 
 
