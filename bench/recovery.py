@@ -215,6 +215,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--rate-gate", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"))
     ap.add_argument(
+        "--no-stability-gate",
+        action="store_true",
+        help="also search candidates with an unstable FIC fixed point (the paper's protocol)",
+    )
+    ap.add_argument(
         "--truth-rate-band",
         type=float,
         nargs=2,
@@ -269,6 +274,7 @@ def main() -> None:
         dt_test=args.dt_test,
         test_top_k=args.test_top_k,
         rate_gate=tuple(args.rate_gate) if args.rate_gate else None,
+        stability_gate=not args.no_stability_gate,
         mode=args.mode,
         val_per_generation=args.val_per_generation,
         **common,

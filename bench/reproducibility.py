@@ -64,6 +64,11 @@ def main() -> int:
     ap.add_argument("--subjects", type=int, default=10)
     ap.add_argument("--generations", type=int, default=None, help="default: training data's")
     ap.add_argument("--subject-seed", type=int, default=1000, help="as bench/surrogate.py's --seed")
+    ap.add_argument(
+        "--no-stability-gate",
+        action="store_true",
+        help="also search candidates with an unstable FIC fixed point (the paper's protocol)",
+    )
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     ap.add_argument("--work", default=None, help="folder for the fits (finished fits are reused)")
@@ -84,7 +89,13 @@ def main() -> int:
     for n_search in args.searches:
         fits = []
         for seed in args.fit_seeds:
-            s = dataclasses.replace(settings, seed=seed, searches=n_search, device=args.device)
+            s = dataclasses.replace(
+                settings,
+                seed=seed,
+                searches=n_search,
+                device=args.device,
+                stability_gate=not args.no_stability_gate,
+            )
             t = time.perf_counter()
             fits.append(run_mode(args.mode, subjects, work / f"searches{n_search}_seed{seed}", s, None))
             fits[-1]["wall_s"] = time.perf_counter() - t

@@ -17,10 +17,12 @@ and two fits of it disagree with each other), in one process on one CPU:
    3 duplicates, batched) and by the surrogate evaluator (batched); ratio of the times.
 
 Settings (generations, timing) default to those of the weights' training data. The test stage
-re-simulates only the validation winner (``test_top_k = 1``, the protocol of SCIENCE.md §5).
+re-simulates only the validation winner (``test_top_k = 1``, the protocol of SCIENCE.md §5). Both
+modes use the FIC stability gate, as the fitter does by default (``--no-stability-gate``: the
+paper's protocol); its per-candidate cost is reported next to the network's.
 Writes ``bench/results/surrogate.json`` and prints one summary line.
 
-Usage: ``python bench/surrogate.py [--subjects 5] [--generations G] [--quick] [--weights DIR]``
+Usage: ``python bench/surrogate.py [--subjects N] [--generations G] [--quick] [--weights DIR]``
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import torch
 from delssome_norms.datasets import load_default_template
 from delssome_norms.errors import InputWarning
 from delssome_norms.fit import CMAESSettings, EulerEvaluator, FitSettings, SubjectInputs, fit_group
+from delssome_norms.fit.evaluate import StabilityGatedEvaluator
 from delssome_norms.fit.lockstep import build_space
 from delssome_norms.fit.synthetic import FIC_RATE_BAND
 from delssome_norms.io import write_arrays, write_json
@@ -149,6 +152,13 @@ def per_candidate_cost(subjects, regional, g, subj, timing, weights, repeats: in
         sur(params, idx)
         walls.append(time.perf_counter() - w0)
         cpus.append(time.process_time() - c0)
+    gate = StabilityGatedEvaluator(sur, sc)  # the fitter's pre-check of every train candidate
+    gate.stable(params, idx)  # warm-up
+    gate_cpus = []
+    for _ in range(repeats):
+        c0 = time.process_time()
+        gate.stable(params, idx)
+        gate_cpus.append(time.process_time() - c0)
     b = len(g)
     sur_wall, sur_cpu = float(np.median(walls)), float(np.median(cpus))
     return {
@@ -161,6 +171,8 @@ def per_candidate_cost(subjects, regional, g, subj, timing, weights, repeats: in
         "euler_wall_per_candidate_s": euler_wall / b,
         "surrogate_wall_per_candidate_s": sur_wall / b,
         "ratio_wall": euler_wall / sur_wall,
+        "stability_gate_cpu_per_candidate_s": float(np.median(gate_cpus)) / b,
+        "ratio_cpu_with_stability_gate": euler_cpu / (sur_cpu + float(np.median(gate_cpus))),
         "euler_timing": {
             "dt": timing.dt,
             "scan_length": timing.scan_length,
@@ -295,6 +307,11 @@ def main() -> int:
         metavar=("LOW", "HIGH"),
         help="held-out truths keep every region's r_E in this band, Hz (0 0: no check)",
     )
+    parser.add_argument(
+        "--no-stability-gate",
+        action="store_true",
+        help="both modes also search candidates with an unstable FIC fixed point (paper protocol)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--work", default=None, help="folder for the fits (reused if complete)")
     parser.add_argument(
@@ -309,7 +326,9 @@ def main() -> int:
     gsettings, fit_settings = bench_settings(
         surrogate.metadata, n_subjects, args.generations, args.scan_length, args.seed, args.quick
     )
-    fit_settings = dataclasses.replace(fit_settings, searches=args.searches)
+    fit_settings = dataclasses.replace(
+        fit_settings, searches=args.searches, stability_gate=not args.no_stability_gate
+    )
     generations = gsettings.generations
     work = Path(args.work or tempfile.mkdtemp(prefix="delssome_bench_surrogate_"))
     t0 = time.perf_counter()
@@ -394,6 +413,7 @@ def main() -> int:
             },
             "test_top_k": fit_settings.test_top_k,
             "searches": fit_settings.searches,
+            "stability_gate": fit_settings.stability_gate,
             "truth_rate_band": band,
             "val_per_generation": {
                 "euler": fit_settings.validated_per_generation,

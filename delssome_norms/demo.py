@@ -434,7 +434,13 @@ def _method_note(mode: str, summary: dict) -> str:
             f"The train stage ran the search ({search}) with every candidate scored by the "
             f"DELSSOME network (`pretrained/delssome_dk68`); the {fit.validated_per_generation} best "
             "candidates of every generation were validated by simulation and the test stage "
-            f"re-simulated the validation winners at dt {fit.dt_test} s (the paper uses 0.0005 s)."
+            f"re-simulated the validation winners at dt {fit.dt_test} s (the paper uses 0.0005 s). "
+            "Candidates whose FIC fixed point is unstable were rejected before scoring (the "
+            "stability gate). These subjects use the 10-coefficient design (class map in the myelin "
+            "slot), which FC and FCD constrain less than the regional pattern suggests: one search "
+            "per subject can settle on a pattern that fits as well as the truth but differs from it "
+            "(five seeds of the first subject: r 0.51 to 0.997, median 0.97, test costs 0.22 to "
+            "0.39); `bench/reproducibility.py` measures how far two seeds agree."
         )
     return (
         f"In Euler mode the demo runs a reduced search ({search}, test stage at dt {fit.dt_test} s) "
