@@ -55,7 +55,8 @@ class GenerationRecord:
     corr, l1, ks : ndarray of shape (popsize,)
         Losses per candidate (NaN for invalid simulations).
     violation : ndarray of shape (popsize,), optional
-        r_E-gate violation of gated candidates [Hz] (0 otherwise); see ``CMAESSearch.tell``.
+        Gate violation of gated candidates (0 otherwise): the FIC stability margin [1/s] of
+        an unstable candidate, or the r_E-gate distance [Hz]; see ``CMAESSearch.tell``.
     """
 
     candidates: np.ndarray

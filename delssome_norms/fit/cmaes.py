@@ -275,8 +275,8 @@ class CMAESSearch:
         fitness : ndarray of shape (popsize,)
             Total loss per candidate (lower is better); NaN for invalid candidates.
         violation : ndarray of shape (popsize,), optional
-            For invalid candidates that were simulated but broke a soft constraint (the r_E
-            gate), how far they are from satisfying it (> 0). They are scored
+            For invalid candidates that broke a soft constraint (the FIC stability gate or the
+            r_E gate), how far they are from satisfying it (> 0). They are scored
             ``invalid_fitness + violation`` instead of ``invalid_fitness``, which steers the
             search towards the constraint, and they do not count as collapsed simulations.
         """
