@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from model_helpers import random_params
+from model_helpers import random_params, rate_numpy
 from scipy.optimize import brentq
 
 from delssome_norms.model import (
@@ -22,10 +22,7 @@ from delssome_norms.model.integrate import initial_neural_state, pfic_dfun, prep
 
 C = PFIC_CONSTANTS
 
-
-def _h(x, a, b, d):
-    y = a * x - b
-    return y / (1.0 - np.exp(-d * y))
+_h = rate_numpy
 
 
 def test_fixed_point_constants_solve_their_equations():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from model_helpers import rate_numpy
 
 from delssome_norms.model import (
     PFIC_CONSTANTS,
@@ -20,10 +21,7 @@ from delssome_norms.model import (
 
 C = PFIC_CONSTANTS
 
-
-def _h(x, a, b, d):
-    y = a * x - b
-    return y / (1.0 - np.exp(-d * y))
+_h = rate_numpy
 
 
 def _drift(x, wee, wei, g, w_ie, sc):
