@@ -48,8 +48,8 @@ class FitSettings:
         best validated candidates over all of them. ``bench/reproducibility.py`` (10 synthetic
         subjects, 15 generations, surrogate mode): with the stability gate two seeds' regional
         E/I correlate at r >= 0.997 already with one search (mean E/I differs by a median 6.7 %;
-        12.2 % with four: the level is weakly identified); without the gate, on an earlier draw,
-        below 0.9 for 6 of 10 subjects with one search and 4 of 10 with four. 1 is the paper's
+        12.2 % with four: the level is weakly identified); without the gate below 0.9 for 4 of
+        the 10 (an earlier draw: 6 of 10 with one search, 4 of 10 with four). 1 is the paper's
         protocol. Costs ``searches`` times the train and validation simulations.
     stability_gate : bool, default True
         Train stage: a candidate whose FIC fixed point is linearly unstable
