@@ -21,11 +21,10 @@ a real eigenvalue of the full system crosses zero exactly when one of ``M`` does
 eigenvalue of ``M`` [1/s] is the stability margin used here: negative means stable.
 
 Measured on 300 train candidates of 10 synthetic subjects (144-s simulations, dt 0.005 s, 2 noise
-duplicates): every
-candidate whose simulated r_E stayed in 2.7-3.3 Hz in all regions had a margin <= -0.16 /s; of the
-240 that left the band, 233 had a positive margin (the other 7: margins -0.22 ... -0.01 /s, noise-driven
-escapes near the bifurcation); the margin's sign agreed with that of the full 2N x 2N Jacobian's
-largest real part for all 300.
+duplicates): every candidate whose simulated r_E stayed in 2.7-3.3 Hz in all regions had a margin
+<= -0.16 /s; of the 240 that left the band, 233 had a positive margin (the other 7: margins -0.22
+... -0.01 /s, noise-driven escapes near the bifurcation); the margin's sign agreed with that of the
+full 2N x 2N Jacobian's largest real part for all 300.
 
 Written here because no library computes it: it is this model's algebra, vectorised over
 parameter sets (one batched ``eigvalsh`` or Cholesky factorisation).
@@ -70,8 +69,10 @@ def fic_reduced_jacobian(
     # Newton converges in <= 6 iterations for wEI in 0-6 (checked against the default 50); the
     # rare set that has not converged is solved again with the default budget
     fic = solve_fic(wEE, wEI, G, sc, const, max_iter=NEWTON_ITERATIONS)
-    if not bool(fic.converged.all()):
+    converged = bool(fic.converged.all())
+    if not converged:
         fic = solve_fic(wEE, wEI, G, sc, const)
+        converged = bool(fic.converged.all())
     wEE = wEE.to(torch.float64)
     wEI = wEI.to(torch.float64)
     G = G.to(torch.float64)
@@ -88,13 +89,22 @@ def fic_reduced_jacobian(
     )
     m = (c * c_.J_NMDA * G)[:, None, None] * sc
     m.diagonal(dim1=-2, dim2=-1).add_(diag)
-    if not bool(fic.converged.all()):
+    if not converged:
         m[~fic.converged] = float("nan")
     return m
 
 
-def _symmetric(sc: Tensor) -> bool:
+def _symmetric(sc: Tensor, given: bool | None) -> bool:
+    if given is not None:
+        return given
     return bool(torch.allclose(sc, sc.transpose(-1, -2), rtol=1e-10, atol=1e-12))
+
+
+def _leading_eigenvalue(m: Tensor, symmetric: bool) -> Tensor:
+    """Largest eigenvalue (real part) of each finite matrix of ``m`` (K, N, N)."""
+    if symmetric:
+        return torch.linalg.eigvalsh(m)[:, -1]
+    return torch.linalg.eigvals(m).real.max(dim=-1).values
 
 
 def fic_stability_margin(
@@ -114,11 +124,7 @@ def fic_stability_margin(
     ok = torch.isfinite(m).all(dim=(-1, -2))
     out = torch.full(m.shape[:1], float("nan"), dtype=torch.float64, device=m.device)
     if ok.any():
-        mk = m[ok]
-        if _symmetric(sc) if symmetric is None else symmetric:
-            out[ok] = torch.linalg.eigvalsh(mk)[:, -1]
-        else:
-            out[ok] = torch.linalg.eigvals(mk).real.max(dim=-1).values
+        out[ok] = _leading_eigenvalue(m[ok], _symmetric(sc, symmetric))
     return out
 
 
@@ -141,23 +147,23 @@ def fic_fixed_point_stable(
         False also where the FIC solve did not converge.
     margin : Tensor of shape (B,)
         Stability margin [1/s] of the unstable sets (:func:`fic_stability_margin`), 0 for the
-        stable ones (which are identified by one Cholesky factorisation of ``-M``, much cheaper
-        than an eigen-decomposition), NaN where FIC did not converge.
+        stable ones (which, for a symmetric SC, are identified by one Cholesky factorisation of
+        ``-M``, much cheaper than an eigen-decomposition), NaN where FIC did not converge.
     """
     m = fic_reduced_jacobian(wEE, wEI, G, sc, const)
     finite = torch.isfinite(m).all(dim=(-1, -2))
-    margin = torch.zeros(m.shape[:1], dtype=torch.float64, device=m.device)
-    margin[~finite] = float("nan")
-    if _symmetric(sc) if symmetric is None else symmetric:
+    symmetric = _symmetric(sc, symmetric)
+    lead = torch.full(m.shape[:1], float("nan"), dtype=torch.float64, device=m.device)
+    if symmetric:
         _, info = torch.linalg.cholesky_ex(-torch.nan_to_num(m))
         stable = finite & (info == 0)
-        unstable = finite & ~stable
-        if unstable.any():
-            margin[unstable] = torch.linalg.eigvalsh(m[unstable])[:, -1].clamp_min(1e-9)
     else:
-        lead = torch.full_like(margin, float("nan"))
         if finite.any():
-            lead[finite] = torch.linalg.eigvals(m[finite]).real.max(dim=-1).values
+            lead[finite] = _leading_eigenvalue(m[finite], symmetric=False)
         stable = finite & (lead < 0)
-        margin[finite & ~stable] = lead[finite & ~stable].clamp_min(1e-9)
+    unstable = finite & ~stable
+    if symmetric and unstable.any():
+        lead[unstable] = _leading_eigenvalue(m[unstable], symmetric=True)
+    margin = torch.where(finite, torch.zeros_like(lead), lead)
+    margin[unstable] = lead[unstable].clamp_min(1e-9)
     return stable, margin
