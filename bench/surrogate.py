@@ -54,7 +54,7 @@ from delssome_norms.surrogate import (
     load_pretrained,
     prediction_metrics,
 )
-from delssome_norms.surrogate.generate import GenerateSettings, synthetic_subjects, truth_gradient
+from delssome_norms.surrogate.generate import GenerateSettings, synthetic_subjects, truth_maps
 
 SPEARMAN_MIN, SPEEDUP_CANDIDATE_MIN, SPEEDUP_E2E_MIN = 0.8, 1000.0, 10.0
 TEST_COST_TOLERANCE, EI_R_MIN = 0.05, 0.9
@@ -208,14 +208,21 @@ def held_out_subjects(
                     scan_length=float(z["scan_length"][i]),
                     sc=z["sc"][i],
                     gradient=z["gradient"][i],
+                    myelin=z["myelin"][i] if "myelin" in z else None,
                     sources={"synthetic": "bench/surrogate.py held-out subject"},
                 )
                 for i in range(len(z["ids"]))
             ]
     template = load_default_template()
-    gradient, _ = truth_gradient(np.asarray(template.sc))
+    myelin, gradient, _ = truth_maps(np.asarray(template.sc))
     subjects, _, _ = synthetic_subjects(
-        settings, 0, np.asarray(template.sc), gradient, prefix="bench", rate_band=rate_band
+        settings,
+        0,
+        np.asarray(template.sc),
+        gradient,
+        prefix="bench",
+        rate_band=rate_band,
+        myelin=myelin,
     )
     write_arrays(
         {
@@ -227,6 +234,7 @@ def held_out_subjects(
             "scan_length": np.array([s.scan_length for s in subjects]),
             "sc": np.stack([s.sc for s in subjects]),
             "gradient": np.stack([s.gradient for s in subjects]),
+            "myelin": np.stack([s.myelin for s in subjects]),
         },
         path,
     )

@@ -10,8 +10,9 @@ Usage (from the repository root, in the project's virtual environment)::
 
 Steps (see ``reference_data/README.md``):
 
-1. Model set-up (SC, wEE rule, default gradient, calibrated E/I mapping): read from the packaged
-   ``reference_model.npz`` / manifest unless ``--rebuild-model`` (simulations, ~4 CPU minutes).
+1. Model set-up (SC, wEE rule, calibrated E/I mapping): read from the packaged
+   ``reference_model.npz`` / manifest unless ``--rebuild-model`` (simulations, ~4 CPU minutes);
+   the regional maps are always the shipped default DK68 maps (``datasets/maps.py``).
 2. The 12,005-person table, the patients and the end-to-end subjects' ground truth (seconds).
 3. Simulations of the end-to-end subjects and patients: each part (controls, patients) is reused
    from the packaged ``reference_subjects.npz`` when its ground truth, timing and SC are unchanged
@@ -34,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from delssome_norms.datasets import reference, synthetic
+from delssome_norms.datasets.maps import load_default_maps
 
 DATA = Path(synthetic.__file__).resolve().parent / "data"
 
@@ -133,6 +135,11 @@ def main(argv: list[str] | None = None) -> int:
         setup = synthetic.build_model_setup(spec, args.seed)
     else:
         setup = reference.load_model_setup(DATA)
+        shipped = np.array(load_default_maps().gradient)
+        if not np.array_equal(setup.gradient, shipped):
+            # the E/I mapping depends on wEI and sigma only; its calibration runs are kept
+            print("using the shipped default gradient (the packaged set-up had another)", flush=True)
+            setup = dataclasses.replace(setup, gradient=shipped, group_fc=None)
     if args.recovery or args.noise_global_cv is not None or args.noise_regional_cv is not None:
         probe = synthetic.generate_reference_cohort(args.seed, spec=spec, setup=setup)
         g_cv, r_cv, note = spec.noise_global_cv, spec.noise_regional_cv, spec.noise_source

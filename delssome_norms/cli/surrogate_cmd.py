@@ -200,7 +200,7 @@ def _training_metadata(data, result, settings, config, seconds: float) -> tuple[
             **summary,
             "generator": data.info.get("generator"),
             "generation_settings": gen_settings,
-            "truth_gradient": data.info.get("truth_gradient"),
+            "truth_maps": data.info.get("truth_maps", data.info.get("truth_gradient")),
             "split_subject_ids": {k: data.subject_id[v].tolist() for k, v in result.split.items()},
             "n_train_subjects": len(train_rows),
         },

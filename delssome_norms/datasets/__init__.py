@@ -1,8 +1,8 @@
 """Packaged data: the DK68 atlas, the default SC template and the SYNTHETIC reference cohort."""
 
 from delssome_norms.datasets.atlas import DK68_REGIONS, SENSORY_REGIONS, region_classes
+from delssome_norms.datasets.maps import RegionalMaps, load_default_maps
 from delssome_norms.datasets.reference import (
-    load_class_map,
     load_default_gradient,
     load_patients,
     load_reference_subjects,
@@ -15,10 +15,11 @@ from delssome_norms.datasets.template import Template, load_default_template
 __all__ = [
     "DK68_REGIONS",
     "SENSORY_REGIONS",
+    "RegionalMaps",
     "Template",
     "generate_reference_cohort",
-    "load_class_map",
     "load_default_gradient",
+    "load_default_maps",
     "load_default_template",
     "load_patients",
     "load_reference_subjects",

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from delssome_norms.datasets.atlas import DK68_REGIONS, SENSORY_REGIONS, region_classes
+from delssome_norms.datasets.maps import load_default_maps
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.io.writers import atomic_path, write_json, write_matrix, write_table
 
@@ -216,7 +217,7 @@ def write_reference_cohort(
     -------
     dict of file name -> path written (the manifest included).
     """
-    from delssome_norms.datasets.synthetic import EI_QUANTUM, FORMAT_VERSION, SYNTHETIC_LABEL, class_map
+    from delssome_norms.datasets.synthetic import EI_QUANTUM, FORMAT_VERSION, SYNTHETIC_LABEL, myelin_map
 
     folder = Path(folder)
     setup = cohort.setup
@@ -232,7 +233,7 @@ def write_reference_cohort(
             "region": DK68_REGIONS[:n],
             "gradient": setup.gradient,
             "region_class": region_classes(DK68_REGIONS[:n]),
-            "class_map": class_map(DK68_REGIONS[:n]),
+            "myelin_map": myelin_map(DK68_REGIONS[:n]),
         }
     )
     written[GRADIENT_FILE] = write_table(gradient, folder / GRADIENT_FILE)
@@ -342,21 +343,20 @@ def load_model_setup(folder: str | Path | None = None) -> ModelSetup:
     )
 
 
-def load_class_map(folder: str | Path | None = None) -> np.ndarray:
-    """The region-class map of the synthetic ground truth (z-scored sensory indicator), shape (68,).
+def load_myelin_map(folder: str | Path | None = None) -> np.ndarray:
+    """The z-scored myelin map of the synthetic ground truth (the ``m`` of its design), shape (68,).
 
-    It fills the myelin column of the ``[1, myelin, gradient]`` design when fitting the
-    SYNTHETIC subjects (see :func:`~delssome_norms.datasets.synthetic.class_map`).
+    The shipped default myelin map, standardised (see
+    :func:`~delssome_norms.datasets.synthetic.myelin_map`).
     """
-    return pd.read_csv(_path(GRADIENT_FILE, folder))["class_map"].to_numpy(dtype=np.float64)
+    return pd.read_csv(_path(GRADIENT_FILE, folder))["myelin_map"].to_numpy(dtype=np.float64)
 
 
 def load_default_gradient(folder: str | Path | None = None) -> np.ndarray:
-    """Default principal RSFC gradient of the tvb-data DK68 template (SYNTHETIC, from simulation).
+    """The gradient of the synthetic ground truth: the shipped default DK68 gradient.
 
-    The principal diffusion-map component of the group-average FC of simulated template subjects
-    (see ``reference_data/README.md``), z-scored, with sensory regions at its low end. Use it as
-    the gradient map of the ``[1, gradient]`` parameterisation when a subject has no gradient.
+    Equal to :func:`~delssome_norms.datasets.maps.load_default_maps`'s ``gradient`` (real HCP
+    group data), z-scored, with sensory regions at its low end, as recorded with the cohort.
 
     Returns
     -------
@@ -377,7 +377,7 @@ def load_reference_table(folder: str | Path | None = None, include_truth: bool =
         Add the ground truth: the 10 coefficients of the ``[1, class map, gradient]`` design as
         ``true_wEE_1 .. true_sigma_g`` (:data:`~delssome_norms.datasets.synthetic.COEFFICIENT_NAMES`;
         regional parameter = coef_1 + coef_m * class map + coef_g * gradient, see
-        :func:`load_class_map` and :func:`load_default_gradient`), and the person's site effects
+        :func:`load_myelin_map` and :func:`load_default_gradient`), and the person's site effects
         ``site_wei_offset`` and ``site_scale``.
 
     Returns
@@ -537,9 +537,9 @@ def materialise_subjects(
     Creates in ``folder``: ``<id>_FC.csv`` (N x N) and ``<id>_FCD_CDF.csv`` (10000 x 1) per subject,
     ``manifest.csv`` (``subject_id, tr, scan_length, fc, fcd_cdf, sc, myelin, gradient``),
     ``demographics.csv``, ``sc.csv`` (the SC the subjects were simulated with, unscaled; see
-    :func:`load_simulation_sc`), ``gradient.csv`` (the default gradient) and ``class_map.csv``
-    (the class map, given in the manifest's ``myelin`` column so that the fit uses the
-    ``[1, class map, gradient]`` design of the ground truth), one value per row, and the ground
+    :func:`load_simulation_sc`), ``myelin.csv`` and ``gradient.csv`` (the shipped default maps,
+    :func:`~delssome_norms.datasets.maps.load_default_maps`, whose span holds the ground truth;
+    a fit without them uses the same maps by default), one value per row, and the ground
     truth in
     ``truth/<id>_best_parameters.csv`` and ``truth/<id>_EI_ratio.csv`` (the E/I of a simulation at
     the true parameters).
@@ -595,11 +595,12 @@ def materialise_subjects(
             subjects.sim_r_e[k],
         )
         row = (sid, demo["TR"].iat[k], demo["scan_length"].iat[k], fc_name, cdf_name)
-        rows.append((*row, "sc.csv", "class_map.csv", "gradient.csv"))
+        rows.append((*row, "sc.csv", "myelin.csv", "gradient.csv"))
     columns = ["subject_id", "tr", "scan_length", "fc", "fcd_cdf", "sc", "myelin", "gradient"]
     manifest = pd.DataFrame(rows, columns=columns)
     write_table(demo[keep].reset_index(drop=True), folder / "demographics.csv")
     write_matrix(load_simulation_sc(source), folder / "sc.csv")
-    write_matrix(load_default_gradient(source), folder / "gradient.csv")
-    write_matrix(load_class_map(source), folder / "class_map.csv")
+    maps = load_default_maps()
+    write_matrix(maps.gradient, folder / "gradient.csv")
+    write_matrix(maps.myelin, folder / "myelin.csv")
     return write_table(manifest, folder / "manifest.csv")

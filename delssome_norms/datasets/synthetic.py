@@ -12,8 +12,8 @@ Model set-up (:func:`build_model_setup`, simulations)
 * wEE rule (:class:`WEERule`): the wEE that keeps the network's slowest mode decaying at
   ``stability_margin`` (0.5 s⁻¹) for a given wEI (:func:`max_growth_rate`); realistic FC needs the
   network near instability, and lower wEI tolerates less recurrent excitation.
-* Default gradient (:func:`template_gradient`): principal diffusion-map component of the group FC
-  of simulated template subjects.
+* Regional maps: the shipped default DK68 myelin and gradient maps (real HCP group data,
+  :mod:`delssome_norms.datasets.maps`); no simulation.
 * E/I mapping (:class:`EIMapping`): at the noise-free FIC fixed point ``S_E* ≈ 0.1641`` in every
   region and ``S_I*`` depends only on wEI, so E/I = ``S_E* / S_I*(wEI)`` (:func:`fixed_point_ei`,
   from the model's FIC solver); the small noise-induced shift of the time-averaged E/I is
@@ -22,8 +22,8 @@ Model set-up (:func:`build_model_setup`, simulations)
 Ground truth (per person)
 -------------------------
 Regional parameters follow the design ``X = [1, m, g]`` with ``g`` the default gradient and ``m``
-the class map (:func:`class_map`, the z-scored sensory indicator, in the place of the paper's myelin
-map):
+the z-scored default myelin map (:func:`myelin_map`; both maps are the shipped real DK68 maps,
+:mod:`delssome_norms.datasets.maps`):
 
     wEI_i = a + k m_i + b g_i,   wEE_i = h(a) + h'(a) (wEI_i - a),   G,   sigma_i = sigma,
 
@@ -70,6 +70,7 @@ import numpy as np
 import pandas as pd
 
 from delssome_norms.datasets.atlas import DK68_REGIONS, region_classes
+from delssome_norms.datasets.maps import load_default_maps, standardised
 
 FORMAT_VERSION = 1
 """Schema version of the committed reference files."""
@@ -86,7 +87,7 @@ SUBJECT_DT = 0.005
 """Integration step of the simulated end-to-end subjects [s] (SCIENCE.md: search/validation step)."""
 N_DUPLICATES = 3
 """Noise draws per simulated parameter set (SCIENCE.md §2)."""
-EI_QUANTUM = 1e-4
+EI_QUANTUM = 2e-4
 """Resolution at which the table's E/I values are stored (E/I units)."""
 
 NOISE_GLOBAL_CV = 0.0846
@@ -205,9 +206,9 @@ class CohortSpec:
         Men's person-level SD of the wEI intercept.
     gradient_slope : float
         ``b``: change of wEI per gradient SD.
-    class_slope : float
-        ``k``: change of wEI per SD of the class map (:func:`class_map`, the z-scored sensory
-        indicator); negative, so sensory regions have lower wEI and therefore higher E/I. With
+    myelin_slope : float
+        ``k``: change of wEI per SD of the myelin map (:func:`myelin_map`); negative, so
+        heavily myelinated (sensory and motor) regions have lower wEI and therefore higher E/I. With
         ``b`` it sets wEI's across-region SD (about 0.36; the fitter requires >= 0.3).
     gradient_slope_log_sd : float
         Person-level log-SD of ``b``.
@@ -236,9 +237,9 @@ class CohortSpec:
     female_shift: float = 0.05
     female_sd_ratio: float = 1.4
     person_sd: float = 0.10
-    gradient_slope: float = 0.32
+    gradient_slope: float = 0.29
     gradient_slope_log_sd: float = 0.06
-    class_slope: float = -0.12
+    myelin_slope: float = -0.11
     site_mean_sd: float = 0.05
     site_log_scale_sd: float = 0.10
     G: float = 2.0
@@ -263,7 +264,7 @@ class CohortSpec:
             female_sd_ratio=1.0,
             gradient_slope=0.0,
             gradient_slope_log_sd=0.0,
-            class_slope=0.0,
+            myelin_slope=0.0,
             effects=False,
         )
 
@@ -275,6 +276,8 @@ class CohortSpec:
     def from_dict(cls, data: dict[str, Any]) -> CohortSpec:
         """Inverse of :meth:`to_dict`."""
         data = dict(data)
+        if "class_slope" in data:  # manifests written before the real myelin map replaced it
+            data["myelin_slope"] = data.pop("class_slope")
         data["sites"] = tuple(SiteSpec(**s) for s in data["sites"])
         data["trajectory"] = TrajectorySpec(**data["trajectory"])
         return cls(**data)
@@ -447,28 +450,28 @@ def target_trajectory(age: np.ndarray, trajectory: TrajectorySpec) -> np.ndarray
     return t.plateau + child - midlife + late
 
 
-def class_map(regions: Sequence[str] = DK68_REGIONS) -> np.ndarray:
-    """The region-class map: the sensory indicator of :func:`region_classes`, z-scored.
+def myelin_map(regions: Sequence[str] = DK68_REGIONS) -> np.ndarray:
+    """The shipped default T1w/T2w myelin map, z-scored: the ``m`` of the ground truth.
 
-    It takes the place of the myelin column of the paper's ``X = [1, myelin, gradient]`` (T1w/T2w
-    myelin is highest in sensory and motor cortex), because no myelin map is packaged and the
-    simulated gradient does not separate the classes. Shape (N,), mean 0, SD 1 (ddof 0).
+    :func:`~delssome_norms.datasets.maps.load_default_maps` (real HCP group data reduced to the
+    DK68 regions); highest in sensory and motor cortex. Shape (68,), mean 0, SD 1 (ddof 0).
     """
-    sensory = (region_classes(tuple(regions)) == "sensory").astype(np.float64)
-    return (sensory - sensory.mean()) / sensory.std()
+    if tuple(regions) != DK68_REGIONS:
+        raise ValueError("the default myelin map covers the 68 DK regions only")
+    return standardised(load_default_maps().myelin)
 
 
 def regional_pattern(gradient: np.ndarray, spec: CohortSpec) -> np.ndarray:
     """The population's regional wEI pattern ``k m + b g`` (shape (N,); zero in the null cohort).
 
-    ``m`` is :func:`class_map` (DK68 only; ``k`` must be 0 for other atlases).
+    ``m`` is :func:`myelin_map` (DK68 only; ``k`` must be 0 for other atlases).
     """
     g = np.asarray(gradient, dtype=np.float64)
     pattern = spec.gradient_slope * g
-    if spec.class_slope != 0.0:
+    if spec.myelin_slope != 0.0:
         if len(g) != len(DK68_REGIONS):
             raise ValueError("the class term needs the 68 DK regions")
-        pattern = pattern + spec.class_slope * class_map()
+        pattern = pattern + spec.myelin_slope * myelin_map()
     return pattern
 
 
@@ -567,7 +570,7 @@ class People:
         Index into the spec's sites.
     wei_intercept, wei_slope : ndarray of float
         Ground-truth wEI coefficients ``a_p`` and ``b_p``: wEI = a_p + k m + b_p g, with ``k``
-        the spec's ``class_slope`` and ``m`` the :func:`class_map`.
+        the spec's ``myelin_slope`` and ``m`` the :func:`myelin_map`.
     ei_true : ndarray of shape (P, N)
         E/I of the model at the ground truth (:class:`EIMapping`).
     ei : ndarray of shape (P, N)
@@ -685,7 +688,7 @@ def make_people(
 
 
 def _class_term(n: int, spec: CohortSpec) -> np.ndarray:
-    return spec.class_slope * class_map() if spec.class_slope != 0.0 else np.zeros(n)
+    return spec.myelin_slope * myelin_map() if spec.myelin_slope != 0.0 else np.zeros(n)
 
 
 def ei_table(people: People, spec: CohortSpec) -> pd.DataFrame:
@@ -1086,46 +1089,6 @@ def simulate_sets(
     )
 
 
-def template_gradient(
-    spec: CohortSpec,
-    sc: np.ndarray,
-    rule: WEERule,
-    timing: Any,
-    seed: int,
-    n_subjects: int = 8,
-    wei: float = 2.0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Default gradient: principal diffusion-map component of simulated template FC.
-
-    ``n_subjects`` noise realisations of the homogeneous model (every region wEI = ``wei``,
-    wEE = ``rule(wei)``, the cohort's G and sigma) on ``sc``; their FCs are Fisher-z averaged and
-    :func:`delssome_norms.fit.design.diffusion_gradient` (BrainSpace-style diffusion map) gives the
-    principal component, z-scored and oriented with the sensory regions at its low end.
-
-    Returns
-    -------
-    gradient : ndarray of shape (N,)
-    group_fc : ndarray of shape (N, N)
-    """
-    from delssome_norms.fit.design import diffusion_gradient
-    from delssome_norms.io import fisher_z_mean
-
-    n = np.asarray(sc).shape[0]
-    full = np.ones((n_subjects, n))
-    sim = simulate_sets(
-        float(rule(wei)) * full,
-        wei * full,
-        spec.sigma * full,
-        np.full(n_subjects, spec.G),
-        sc,
-        timing,
-        seed,
-    )
-    group_fc = fisher_z_mean(sim.fc)
-    sensory = region_classes(DK68_REGIONS) == "sensory" if n == 68 else None
-    return diffusion_gradient(group_fc, sensory_mask=sensory), group_fc
-
-
 CALIBRATION_SIGMAS = (0.003, 0.005, 0.007)
 """Noise amplitudes of the E/I-mapping calibration runs."""
 CALIBRATION_INTERCEPTS = (1.2, 1.8, 2.4, 3.0)
@@ -1240,11 +1203,11 @@ class ModelSetup:
         Unscaled SC of every simulation (:func:`simulation_sc`).
     wee_rule : WEERule
     gradient : ndarray of shape (N,)
-        Default gradient (:func:`template_gradient`).
+        The shipped default gradient (:func:`~delssome_norms.datasets.maps.load_default_maps`).
     mapping : EIMapping
         Calibrated E/I mapping (:func:`calibrate_ei_mapping`).
     group_fc : ndarray of shape (N, N) or None
-        Group FC the gradient was computed from.
+        Group FC a simulated gradient was computed from (None: the shipped maps are used).
     calibration : dict of ndarray or None
         Calibration points of the mapping.
     """
@@ -1260,7 +1223,7 @@ class ModelSetup:
 def build_model_setup(
     spec: CohortSpec, seed: int, timing: Any = None, sc: np.ndarray | None = None
 ) -> ModelSetup:
-    """Compute the SC, wEE rule, default gradient and calibrated E/I mapping (simulations).
+    """Compute the SC, wEE rule and calibrated E/I mapping (simulations); the gradient is shipped.
 
     Parameters
     ----------
@@ -1276,11 +1239,11 @@ def build_model_setup(
     timing = timing or subject_timing()
     sc_sim = simulation_sc(sc)
     rule = fit_wee_rule(spec.G, spec.stability_margin, sc_sim)
-    gradient, group_fc = template_gradient(spec, sc_sim, rule, timing, simulation_seed(seed, "gradient"))
+    gradient = np.array(load_default_maps().gradient)
     mapping, points = calibrate_ei_mapping(
         spec, sc_sim, rule, gradient, timing, simulation_seed(seed, "calibration")
     )
-    return ModelSetup(sc_sim, rule, gradient, mapping, group_fc, points)
+    return ModelSetup(sc_sim, rule, gradient, mapping, None, points)
 
 
 FIT_WEI_RANGE = (0.45, 3.15)
@@ -1293,8 +1256,8 @@ def fitter_valid(
 ) -> np.ndarray:
     """Whether regional wEI rows satisfy the fitter's validity rules (SCIENCE.md §5).
 
-    Every region inside ``wei_range``, ``std(wEI) >= 0.3`` (ddof 1), ``corr(wEI, class map) <= 0``
-    (the class map stands in for myelin) and ``corr(wEI, gradient) >= 0``.
+    Every region inside ``wei_range``, ``std(wEI) >= 0.3`` (ddof 1), ``corr(wEI, myelin) <= 0``
+    and ``corr(wEI, gradient) >= 0``.
 
     Parameters
     ----------
@@ -1315,7 +1278,7 @@ def fitter_valid(
     ok = (wei.min(axis=1) >= wei_range[0]) & (wei.max(axis=1) <= wei_range[1])
     ok &= wei.std(axis=1, ddof=1) >= 0.3
     if wei.shape[1] == len(DK68_REGIONS):
-        ok &= corr(class_map()) <= 0
+        ok &= corr(myelin_map()) <= 0
     return ok & (corr(np.asarray(gradient, dtype=np.float64)) >= 0)
 
 
@@ -1356,7 +1319,7 @@ class SubjectTruth:
     wee, wei, sigma : ndarray of shape (K, N)
     g : ndarray of shape (K,)
     coefficients : ndarray of shape (K, 10)
-        Coefficients of the ``[1, class map, gradient]`` design (:func:`coefficient_vectors`);
+        Coefficients of the ``[1, myelin map, gradient]`` design (:func:`coefficient_vectors`);
         exact for controls, the pre-deviation values for patients.
     """
 
@@ -1422,21 +1385,21 @@ def simulation_seed(seed: int, purpose: str) -> int:
 COEFFICIENT_NAMES = (
     "wEE_1", "wEE_m", "wEE_g", "wEI_1", "wEI_m", "wEI_g", "G", "sigma_1", "sigma_m", "sigma_g",
 )  # fmt: skip
-"""Names of the 10 coefficients of the ``[1, class map (m), gradient (g)]`` design."""
+"""Names of the 10 coefficients of the ``[1, myelin map (m), gradient (g)]`` design."""
 
 
 def coefficient_vectors(
     wei_intercept: np.ndarray, wei_slope: np.ndarray, spec: CohortSpec, rule: WEERule
 ) -> np.ndarray:
-    """The 10 pFIC coefficients of the ``[1, class map, gradient]`` design, shape (P, 10).
+    """The 10 pFIC coefficients of the ``[1, myelin map, gradient]`` design, shape (P, 10).
 
     Order as :func:`delssome_norms.fit.parameterisation.coeffs_to_regional` with P = 3 and the
-    class map in the myelin column: ``[wEE_1, wEE_m, wEE_g, wEI_1, wEI_m, wEI_g, G, sigma_1,
+    z-scored myelin map in the myelin column: ``[wEE_1, wEE_m, wEE_g, wEI_1, wEI_m, wEI_g, G, sigma_1,
     sigma_m, sigma_g]``; wEE from :meth:`WEERule.regional` (``h(a) + h'(a) (k m + b g)``).
     """
     a = np.asarray(wei_intercept, dtype=np.float64)
     b = np.asarray(wei_slope, dtype=np.float64)
-    k = np.full(len(a), spec.class_slope)
+    k = np.full(len(a), spec.myelin_slope)
     dh = rule.derivative(a)
     zero = np.zeros(len(a))
     return np.column_stack(

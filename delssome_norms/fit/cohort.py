@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from delssome_norms.datasets import load_default_template
+from delssome_norms.datasets import DK68_REGIONS, load_default_template
 from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.fit.lockstep import (
     GroupProgress,
@@ -172,11 +172,15 @@ def _row_fc(row: dict[str, Any], n_regions: int) -> np.ndarray:
     return read_fc_runs(str(row["fc"]).split(";"), n_regions)
 
 
-def cohort_gradient(plan: CohortPlan) -> np.ndarray | None:
-    """Principal gradient of the group-average FC, or None if every row has its own maps.
+def cohort_gradient(plan: CohortPlan, maps: str = "fc-gradient") -> np.ndarray | None:
+    """Principal gradient of the group-average FC, or None if no subject needs it.
 
-    Unreadable subjects are left out (they fail with a clear message when processed).
+    None when every row has its own maps, or when ``maps="default"`` and the atlas is DK68 (the
+    shipped default maps are used). Unreadable subjects are left out (they fail with a clear
+    message when processed).
     """
+    if maps == "default" and plan.n_regions == len(DK68_REGIONS):
+        return None
     if all(any(r.get(c) for c in MAP_COLUMNS) for r in plan.rows):
         return None
     fcs = []
@@ -321,7 +325,7 @@ def run_cohort(
     plan = plan_cohort(table, settings, group_size)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    gradient = cohort_gradient(plan)
+    gradient = cohort_gradient(plan, settings.maps)
     if gradient is not None:
         n_nomaps = sum(not any(r.get(c) for c in MAP_COLUMNS) for r in plan.rows)
         warnings.warn(

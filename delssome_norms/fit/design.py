@@ -19,6 +19,13 @@ import numpy as np
 
 from delssome_norms.errors import InputWarning, InvalidInputError
 
+HEMISPHERE_CORR_MAX = 0.5
+"""A component whose |correlation| with the hemisphere indicator reaches this separates the
+hemispheres rather than following the cortical hierarchy, and is not used as the gradient."""
+CANDIDATE_COMPONENTS = 3
+"""Components examined, in order of eigenvalue, when the first separates the hemispheres."""
+MIN_KEPT = 5
+"""Entries of each FC row kept at least (matters below 50 regions; DK68 keeps its top 10 %)."""
 GRADIENT_SPARSITY = 0.9
 """Fraction of each FC row set to zero before the affinity (BrainSpace default: keep the top 10 %)."""
 DIFFUSION_ALPHA = 0.5
@@ -43,12 +50,14 @@ def _cosine_affinity(x: np.ndarray) -> np.ndarray:
     return 0.5 * (a + a.T)
 
 
-def _diffusion_components(affinity: np.ndarray, alpha: float, n_components: int) -> np.ndarray:
+def _diffusion_components(
+    affinity: np.ndarray, alpha: float, n_components: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Diffusion-map embedding (Coifman & Lafon 2006) without the trivial first component.
 
-    Returns an array of shape (N, n_components): right eigenvectors of the (alpha-normalised)
-    Markov matrix, ordered by decreasing eigenvalue. Their scale is arbitrary (the caller
-    z-scores).
+    Returns the right eigenvectors of the (alpha-normalised) Markov matrix, shape
+    (N, n_components), ordered by decreasing eigenvalue, and all N eigenvalues in that order.
+    Their scale is arbitrary (the caller z-scores).
     """
     a = affinity.copy()
     if alpha > 0:
@@ -63,13 +72,43 @@ def _diffusion_components(affinity: np.ndarray, alpha: float, n_components: int)
     vals, vecs = np.linalg.eigh(0.5 * (sym + sym.T))
     order = np.argsort(vals)[::-1]
     vals, vecs = vals[order], vecs[:, order]
-    if vals[1] > 1.0 - 1e-10:
-        warnings.warn(
-            "the FC affinity graph is disconnected; the FC gradient separates its components",
-            InputWarning,
-            stacklevel=3,
-        )
-    return (vecs * d_half[:, None])[:, 1 : n_components + 1]
+    return (vecs * d_half[:, None])[:, 1 : n_components + 1], vals
+
+
+def _connected(affinity: np.ndarray) -> bool:
+    """Whether the graph of a non-negative affinity matrix is connected."""
+    from scipy.sparse.csgraph import connected_components
+
+    return connected_components(affinity > 0, directed=False)[0] == 1
+
+
+def _per_hemisphere_gradient(
+    affinity: np.ndarray, alpha: float, hemisphere: np.ndarray
+) -> np.ndarray | None:
+    """Principal component of each hemisphere's own affinity graph, aligned across hemispheres.
+
+    For an affinity graph that falls apart exactly into the two hemispheres (each connected, the
+    same number of regions, homologous regions in the same order, as in DK68). Each hemisphere's
+    component is z-scored; the right one's sign is chosen so that it correlates positively with
+    the left one region by region. None if the graph does not split that way.
+    """
+    left, right = (
+        np.flatnonzero(hemisphere == hemisphere.min()),
+        np.flatnonzero(hemisphere == hemisphere.max()),
+    )
+    if left.size != right.size or left.size < 3 or left.size + right.size != hemisphere.size:
+        return None
+    if affinity[np.ix_(left, right)].any() or not all(
+        _connected(affinity[np.ix_(h, h)]) for h in (left, right)
+    ):
+        return None
+    out = np.empty(hemisphere.size)
+    for h in (left, right):
+        comp = _diffusion_components(affinity[np.ix_(h, h)], alpha, n_components=1)[0][:, 0]
+        out[h] = (comp - comp.mean()) / comp.std()
+    if np.corrcoef(out[left], out[right])[0, 1] < 0:
+        out[right] = -out[right]
+    return out
 
 
 def _orient(gradient: np.ndarray, sensory_mask: np.ndarray | None) -> np.ndarray:
@@ -92,8 +131,15 @@ def diffusion_gradient(
     sensory_mask: np.ndarray | None = None,
     sparsity: float = GRADIENT_SPARSITY,
     alpha: float = DIFFUSION_ALPHA,
+    hemisphere: np.ndarray | None = None,
 ) -> np.ndarray:
     """Principal RSFC gradient of an FC matrix (diffusion map, BrainSpace-style).
+
+    A disconnected affinity graph (whose principal component would only separate its parts) is
+    refused. With ``hemisphere`` given, a component that mainly separates the hemispheres
+    (|r| >= :data:`HEMISPHERE_CORR_MAX` with the indicator) is skipped for the next one, with an
+    :class:`~delssome_norms.errors.InputWarning`; if the first :data:`CANDIDATE_COMPONENTS` all
+    do, the FC is refused.
 
     Parameters
     ----------
@@ -104,9 +150,12 @@ def diffusion_gradient(
         Regions at the unimodal end; used only to fix the sign (sensory regions get the low end).
         For the DK68 atlas use ``region_classes() == "sensory"``.
     sparsity : float, default 0.9
-        Fraction of each row zeroed before the affinity (keep the top 10 %).
+        Fraction of each row zeroed before the affinity (keep the top 10 %, and at least
+        :data:`MIN_KEPT` entries).
     alpha : float, default 0.5
         Anisotropic diffusion parameter.
+    hemisphere : ndarray of shape (N,), optional
+        Hemisphere indicator (e.g. 0 left, 1 right); for DK68 see :func:`dk68_hemisphere`.
 
     Returns
     -------
@@ -117,22 +166,72 @@ def diffusion_gradient(
     --------
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
-    >>> ts = rng.standard_normal((200, 6)) + np.linspace(-1, 1, 6) * rng.standard_normal((200, 1))
+    >>> axis = np.linspace(-1, 1, 40)
+    >>> ts = rng.standard_normal((500, 40)) + np.outer(rng.standard_normal(500), axis)
     >>> g = diffusion_gradient(np.corrcoef(ts.T))
-    >>> g.shape, round(float(g.std()), 6)
-    ((6,), 1.0)
+    >>> g.shape, round(float(g.std()), 6), bool(abs(np.corrcoef(g, axis)[0, 1]) > 0.9)
+    ((40,), 1.0, True)
     """
     fc = np.asarray(fc, dtype=np.float64)
     if fc.ndim != 2 or fc.shape[0] != fc.shape[1] or fc.shape[0] < 3:
         raise InvalidInputError(f"expected a square FC matrix with N >= 3, got shape {fc.shape}", "FC")
+    # small atlases: keep at least MIN_KEPT entries per row, else the graph falls apart trivially
+    sparsity = min(sparsity, 1.0 - MIN_KEPT / fc.shape[0])
     affinity = _cosine_affinity(_thresholded_rows(fc, sparsity))
-    comp = _diffusion_components(affinity, alpha, n_components=1)[:, 0]
+    n_comp = min(CANDIDATE_COMPONENTS, fc.shape[0] - 1)
+    comps, vals = _diffusion_components(affinity, alpha, n_components=n_comp)
+    n_parts = int((vals > 1.0 - 1e-10).sum())
+    if n_parts > 1 and hemisphere is not None:
+        g = _per_hemisphere_gradient(affinity, alpha, np.asarray(hemisphere, dtype=np.float64))
+        if g is not None:
+            warnings.warn(
+                "the FC affinity graph falls apart into the two hemispheres: the gradient is "
+                "computed in each hemisphere and aligned between homologous regions",
+                InputWarning,
+                stacklevel=2,
+            )
+            return _orient(g, None if sensory_mask is None else np.asarray(sensory_mask, dtype=bool))
+    if n_parts > 1:
+        raise InvalidInputError(
+            f"the FC affinity graph falls apart into {n_parts} disconnected parts (for a whole "
+            "brain usually the two hemispheres), so its principal component would only separate "
+            "them; give a gradient map or use the default maps",
+            "FC",
+        )
+    k = 0
+    if hemisphere is not None:
+        hemi = np.asarray(hemisphere, dtype=np.float64)
+        r = np.array([abs(np.corrcoef(comps[:, c], hemi)[0, 1]) for c in range(n_comp)])
+        ok = np.flatnonzero(r < HEMISPHERE_CORR_MAX)
+        if ok.size == 0:
+            raise InvalidInputError(
+                f"each of the first {n_comp} FC gradient components separates the hemispheres "
+                f"(|r| with the hemisphere {', '.join(f'{v:.2f}' for v in r)}); give a gradient "
+                "map or use the default maps",
+                "FC",
+            )
+        k = int(ok[0])
+        if k > 0:
+            warnings.warn(
+                f"the principal FC component separates the hemispheres (|r| {r[0]:.2f}); "
+                f"component {k + 1} is used as the gradient",
+                InputWarning,
+                stacklevel=2,
+            )
+    comp = comps[:, k]
     std = comp.std()
     if not np.isfinite(std) or std == 0:
         raise InvalidInputError("the FC gradient is constant; FC has no usable structure", "FC")
     g = (comp - comp.mean()) / std
     mask = None if sensory_mask is None else np.asarray(sensory_mask, dtype=bool)
     return _orient(g, mask)
+
+
+def dk68_hemisphere(n_regions: int) -> np.ndarray | None:
+    """Hemisphere indicator (0 left, 1 right) of the DK68 order, None for other atlases."""
+    if n_regions != 68:
+        return None
+    return np.repeat([0.0, 1.0], 34)
 
 
 def design_matrix(

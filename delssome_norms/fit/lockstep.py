@@ -28,11 +28,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from delssome_norms.datasets import region_classes
+from delssome_norms.datasets import DK68_REGIONS, region_classes
+from delssome_norms.datasets.maps import load_default_maps
 from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.fit.checkpoint import Checkpoint, fingerprint_arrays, replay
 from delssome_norms.fit.cmaes import CMAESSearch
-from delssome_norms.fit.design import design_matrix, diffusion_gradient
+from delssome_norms.fit.design import design_matrix, diffusion_gradient, dk68_hemisphere
 from delssome_norms.fit.evaluate import EulerEvaluator, make_evaluator
 from delssome_norms.fit.outputs import is_complete, write_failure, write_subject_outputs
 from delssome_norms.fit.parameterisation import Bounds, Parameterisation
@@ -138,37 +139,55 @@ def sensory_mask(n_regions: int) -> np.ndarray | None:
 
 
 def default_gradient(fc: np.ndarray) -> np.ndarray:
-    """FC gradient used when no maps are given (DK68-oriented when N = 68)."""
-    return diffusion_gradient(fc, sensory_mask(fc.shape[0]))
+    """FC gradient of the ``"fc-gradient"`` maps option (DK68-oriented, hemisphere-checked)."""
+    n = fc.shape[0]
+    return diffusion_gradient(fc, sensory_mask(n), hemisphere=dk68_hemisphere(n))
+
+
+def uses_default_maps(subject: SubjectInputs, maps: str = "default") -> bool:
+    """Whether a subject is fitted with the shipped DK68 maps (68 regions, none of its own)."""
+    return (
+        maps == "default"
+        and subject.n_regions == len(DK68_REGIONS)
+        and subject.gradient is None
+        and subject.myelin is None
+    )
 
 
 def build_space(
     subject: SubjectInputs,
     fallback_gradient: np.ndarray | None = None,
     stability_gate: bool = False,
+    maps: str = "default",
 ) -> tuple[Parameterisation, str]:
     """Search space of a subject and a description of its design.
 
-    Without maps the design is ``[1, gradient]`` with ``fallback_gradient`` (cohort FC) or the
+    A 68-region subject without maps gets the shipped default myelin and gradient maps (the
+    paper's ``[1, myelin, gradient]`` design) unless ``maps="fc-gradient"``; then, and for other
+    atlases, the design is ``[1, gradient]`` with ``fallback_gradient`` (cohort FC) or the
     gradient of the subject's own FC. With ``stability_gate`` the initial CMA-ES mean is drawn
     with a stable FIC fixed point on the subject's SC.
     """
-    if subject.gradient is not None:
+    myelin = subject.myelin
+    if uses_default_maps(subject, maps):
+        default = load_default_maps()
+        gradient, myelin, source = default.gradient, default.myelin, "default DK68 maps"
+    elif subject.gradient is not None:
         gradient, source = subject.gradient, "given"
     elif fallback_gradient is not None:
         gradient, source = fallback_gradient, "cohort FC"
     else:
         gradient, source = default_gradient(subject.fc), "subject FC"
-    x = design_matrix(gradient, subject.myelin, warn=False)
+    x = design_matrix(gradient, myelin, warn=False)
     fic_sc = np.asarray(scale_sc(np.asarray(subject.sc, dtype=np.float64)))
     space = Parameterisation(
         design=x,
         gradient=gradient,
         bounds=Bounds.from_fc(subject.fc),
-        myelin=subject.myelin,
+        myelin=myelin,
         fic_sc=fic_sc if stability_gate else None,
     )
-    design = "[1, myelin, gradient]" if subject.myelin is not None else "[1, gradient]"
+    design = "[1, myelin, gradient]" if myelin is not None else "[1, gradient]"
     return space, f"{design}; gradient: {source}"
 
 
@@ -270,7 +289,7 @@ def fit_group(
     subjects_searches: list[list[Member]] = []
     extras = {}
     for i, (s, d) in enumerate(todo):
-        space, design = build_space(s, fallback_gradient, settings.stability_gate)
+        space, design = build_space(s, fallback_gradient, settings.stability_gate, settings.maps)
         fingerprint = _fingerprint(s, space, settings)
         searches = []
         for r in range(settings.searches):
@@ -491,7 +510,7 @@ def estimate_ei(
     SubjectOutcome
     """
     settings = settings or FitSettings()
-    if subject.myelin is None and subject.gradient is None:
+    if subject.myelin is None and subject.gradient is None and not uses_default_maps(subject, settings.maps):
         warnings.warn(
             "no myelin/gradient maps given: using the [1, gradient] parameterisation with the "
             "principal gradient of the subject's FC",

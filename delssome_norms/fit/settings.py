@@ -10,6 +10,9 @@ from delssome_norms.errors import InvalidInputError
 from delssome_norms.fit.cmaes import CMAESSettings
 from delssome_norms.model import SimulationTiming
 
+MAP_CHOICES = ("default", "fc-gradient")
+"""Where a 68-region subject without maps gets them (:attr:`FitSettings.maps`)."""
+
 
 @dataclass(frozen=True)
 class FitSettings:
@@ -72,6 +75,12 @@ class FitSettings:
     dtype : {"float32", "float64"}
     engine : str, default "auto"
         Simulator engine.
+    maps : {"default", "fc-gradient"}
+        Regional maps of a 68-region subject given none: ``"default"`` uses the shipped DK68
+        myelin and gradient maps (:func:`delssome_norms.datasets.maps.load_default_maps`) and the
+        full ``[1, myelin, gradient]`` design; ``"fc-gradient"`` the ``[1, gradient]`` design
+        with the principal gradient of the cohort's (or the subject's) FC, refusing FC whose
+        gradient would only separate the hemispheres. Subjects with their own maps use them.
     """
 
     cmaes: CMAESSettings = field(default_factory=CMAESSettings)
@@ -93,6 +102,7 @@ class FitSettings:
     device: str = "cpu"
     dtype: str = "float32"
     engine: str = "auto"
+    maps: str = "default"
 
     def __post_init__(self) -> None:
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
@@ -121,6 +131,10 @@ class FitSettings:
                     f"needs 0 <= low < high (Hz), got {self.rate_gate!r}", "--rate-gate"
                 )
             object.__setattr__(self, "rate_gate", (lo, hi))
+        if self.maps not in MAP_CHOICES:
+            raise InvalidInputError(
+                f"maps must be one of {', '.join(MAP_CHOICES)}, got {self.maps!r}", "--maps"
+            )
         if self.dtype not in ("float32", "float64"):
             raise InvalidInputError(
                 f"dtype must be 'float32' or 'float64', got {self.dtype!r}", "--dtype"
@@ -173,4 +187,5 @@ class FitSettings:
             d.pop("searches")
         if not d["stability_gate"]:
             d.pop("stability_gate")
+        d.pop("maps")  # the design itself is part of a checkpoint's fingerprint
         return d

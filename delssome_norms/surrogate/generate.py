@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from delssome_norms.datasets import load_default_template, region_classes
+from delssome_norms.datasets import DK68_REGIONS, load_default_maps, load_default_template
+from delssome_norms.datasets.maps import standardised
 from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.fit import (
     Checkpoint,
@@ -46,7 +47,6 @@ from delssome_norms.fit import (
     Parameterisation,
     SubjectInputs,
     design_matrix,
-    diffusion_gradient,
     synthetic_subject,
 )
 from delssome_norms.fit.checkpoint import fingerprint_arrays, replay
@@ -190,29 +190,29 @@ class GenerateSettings:
 # ------------------------------------------------------------------------------ synthetic truths
 
 
-def truth_gradient(sc: np.ndarray) -> tuple[np.ndarray, str]:
-    """Gradient map of the synthetic truths and where it came from.
+def truth_maps(sc: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, str]:
+    """Regional maps of the synthetic truths and where they came from.
 
-    The packaged default gradient of the template (``datasets.reference``) when it is installed;
-    otherwise the principal diffusion-map component of the correlation between the rows of the
-    scaled SC (a smooth, SC-derived regional map), oriented with sensory regions low for DK68.
+    For 68 regions the shipped default DK68 maps (:func:`~delssome_norms.datasets.load_default_maps`;
+    myelin z-scored), so truths span the fitter's default ``[1, myelin, gradient]`` design;
+    otherwise no myelin and the leading eigenvector of the (centred) correlation between the rows
+    of the scaled SC (a smooth, SC-derived regional map).
 
     Returns
     -------
+    myelin : ndarray of shape (N,) or None
     gradient : ndarray of shape (N,)
     source : str
     """
     n = sc.shape[0]
-    if n == 68:
-        try:
-            from delssome_norms.datasets.reference import load_default_gradient
-
-            return load_default_gradient(), "datasets.reference.load_default_gradient()"
-        except (OSError, ImportError, InvalidInputError, KeyError):
-            pass
-    mask = region_classes() == "sensory" if n == 68 else None
+    if n == len(DK68_REGIONS):
+        maps = load_default_maps()
+        return standardised(maps.myelin), np.array(maps.gradient), "default DK68 maps (myelin z-scored)"
     proxy = np.corrcoef(np.asarray(scale_sc(sc), dtype=np.float64))
-    return diffusion_gradient(proxy, sensory_mask=mask), "diffusion gradient of corr(SC rows)"
+    lead = np.linalg.eigh(proxy - proxy.mean())[1][:, -1]
+    lead = (lead - lead.mean()) / lead.std()
+    lead = -lead if lead[np.argmax(np.abs(lead))] < 0 else lead
+    return None, lead, "leading eigenvector of corr(SC rows), z-scored"
 
 
 TRUTH_PRIOR: tuple[tuple[float, float], ...] = (
@@ -227,6 +227,22 @@ TRUTH_PRIOR: tuple[tuple[float, float], ...] = (
 """Uniform ranges of the ``[1, gradient]`` coefficients [wEE a, b, wEI a, b, G, sigma a, b] of
 :func:`sample_truth`."""
 
+TRUTH_PRIOR_MYELIN: tuple[tuple[float, float], ...] = (
+    (2.5, 4.5),
+    (-0.3, 0.3),
+    (-0.3, 0.3),
+    (1.6, 3.0),
+    (-0.15, 0.0),
+    (0.25, 0.4),
+    (1.5, 3.0),
+    (0.002, 0.009),
+    (-0.0006, 0.0006),
+    (-0.0006, 0.0006),
+)
+"""Uniform ranges of the ``[1, myelin (z-scored), gradient]`` coefficients [wEE a, m, g, wEI a, m,
+g, G, sigma a, m, g] of :func:`sample_truth`: the ``[1, gradient]`` ranges plus myelin terms of the
+same size (wEI's non-positive, as the fitter's validity rule requires)."""
+
 
 def draw_prior(
     rng: np.random.Generator, ranges: tuple[tuple[float, float], ...] = TRUTH_PRIOR
@@ -236,7 +252,7 @@ def draw_prior(
 
 
 def sample_truth(space: Parameterisation, rng: np.random.Generator, max_draws: int = 1000) -> np.ndarray:
-    """Draw valid ground-truth coefficients in a ``[1, gradient]`` space.
+    """Draw valid ground-truth coefficients in a ``[1, gradient]`` or ``[1, myelin, gradient]`` space.
 
     wEE = a + b g (a ~ U(2.5, 4.5), b ~ U(-0.3, 0.3)); wEI = a + b g (a ~ U(1.6, 3.0),
     b ~ U(0.3, 0.45), so that std(wEI) >= 0.3 and corr(wEI, g) > 0); G ~ U(1.5, 3.0);
@@ -257,10 +273,13 @@ def sample_truth(space: Parameterisation, rng: np.random.Generator, max_draws: i
     -------
     ndarray of shape (7,)
     """
-    if space.design.shape[1] != 2:
-        raise InvalidInputError("sample_truth needs the [1, gradient] design", "surrogate generate")
+    if space.design.shape[1] not in (2, 3):
+        raise InvalidInputError(
+            "sample_truth needs the [1, gradient] or [1, myelin, gradient] design", "surrogate generate"
+        )
+    prior = TRUTH_PRIOR if space.design.shape[1] == 2 else TRUTH_PRIOR_MYELIN
     for _ in range(max_draws):
-        c = draw_prior(rng)
+        c = draw_prior(rng, prior)
         if space.is_valid(c[None])[0]:
             return c
     raise InvalidInputError("could not draw valid ground-truth coefficients", "surrogate generate")
@@ -272,6 +291,7 @@ def synthetic_subjects(
     sc: np.ndarray,
     gradient: np.ndarray,
     max_tries: int = 20,
+    myelin: np.ndarray | None = None,
     prefix: str = "syn",
     rate_band: tuple[float, float] | None = None,
 ) -> tuple[list[SubjectInputs], np.ndarray, np.ndarray]:
@@ -294,7 +314,9 @@ def synthetic_subjects(
     ids = range(first, min(first + settings.group_size, settings.n_subjects))
     scan = settings.scan_lengths[group % len(settings.scan_lengths)]
     timing = settings.timing(scan)
-    space = Parameterisation(design=design_matrix(gradient, None, warn=False), gradient=gradient)
+    space = Parameterisation(
+        design=design_matrix(gradient, myelin, warn=False), gradient=gradient, myelin=myelin
+    )
     subjects, truths = [], []
     for i in ids:
         rng = np.random.default_rng([settings.seed, 7, i])
@@ -603,12 +625,12 @@ def generate_dataset(
         sc, sc_source = np.asarray(template.sc), template.source
     else:
         sc, sc_source = np.asarray(sc, dtype=np.float64), "user SC"
-    gradient, gradient_source = truth_gradient(sc)
+    myelin, gradient, gradient_source = truth_maps(sc)
     info = {
         "generator": "delssome_norms.surrogate.generate",
         "settings": settings.to_dict(),
         "template": sc_source,
-        "truth_gradient": gradient_source,
+        "truth_maps": gradient_source,
         "truth_prior": sample_truth.__doc__.split("\n\n")[1].strip() if sample_truth.__doc__ else "",
         "note": "SYNTHETIC subjects; losses from the fitter's Euler train stage",
     }
@@ -624,7 +646,9 @@ def generate_dataset(
             report.groups_skipped.append(group)
             continue
         t0 = time.perf_counter()
-        subjects, true_regional, true_g = synthetic_subjects(settings, group, sc, gradient)
+        subjects, true_regional, true_g = synthetic_subjects(
+            settings, group, sc, gradient, myelin=myelin
+        )
         bar = tqdm(
             total=settings.generations,
             desc=f"group {group + 1}/{settings.n_groups()}",

@@ -262,7 +262,7 @@ def test_patients_carry_their_recorded_deviation(toy_cohorts) -> None:
     setup = _toy_setup()
     pats = eff.patients
     wei = pats.wei_intercept[:, None] + pats.wei_slope[:, None] * setup.gradient
-    base = setup.mapping(wei + eff.spec.class_slope * syn.class_map(), eff.spec.sigma)
+    base = setup.mapping(wei + eff.spec.myelin_slope * syn.myelin_map(), eff.spec.sigma)
     for k, label in enumerate(eff.patient_labels):
         sd = syn.normative_sd(
             np.random.default_rng(99), pats.age[k], pats.female[k], pats.site[k],

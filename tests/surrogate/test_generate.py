@@ -13,7 +13,7 @@ from delssome_norms.surrogate.generate import (
     generate_dataset,
     quick_settings,
     sample_truth,
-    truth_gradient,
+    truth_maps,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore:the FC affinity graph is disconnected")
@@ -28,7 +28,7 @@ def _small_sc(n: int = 6) -> np.ndarray:
 
 
 def test_sample_truth_is_valid_and_seeded() -> None:
-    g, _ = truth_gradient(_small_sc())
+    _, g, _ = truth_maps(_small_sc())
     space = Parameterisation(design=design_matrix(g, warn=False), gradient=g)
     a = sample_truth(space, np.random.default_rng(1))
     b = sample_truth(space, np.random.default_rng(1))
@@ -194,7 +194,7 @@ def test_synthetic_subjects_rate_band_redraws_truths_outside_it() -> None:
     from delssome_norms.surrogate.generate import synthetic_subjects
 
     sc = _small_sc()
-    g, _ = truth_gradient(sc)
+    _, g, _ = truth_maps(sc)
     settings = quick_settings(n_subjects=2, group_size=2)
     free, free_regional, _ = synthetic_subjects(settings, 0, sc, g)
     wide, wide_regional, _ = synthetic_subjects(settings, 0, sc, g, rate_band=(0.0, 1e6))
@@ -202,3 +202,19 @@ def test_synthetic_subjects_rate_band_redraws_truths_outside_it() -> None:
     np.testing.assert_array_equal(free[1].fc, wide[1].fc)
     with pytest.raises(ValueError, match="r_E band"):  # no truth sits at 10-11 Hz
         synthetic_subjects(settings, 0, sc, g, max_tries=2, rate_band=(10.0, 11.0))
+
+
+def test_truths_on_dk68_span_the_default_ten_coefficient_design() -> None:
+    from delssome_norms.datasets import load_default_maps, load_default_template
+    from delssome_norms.datasets.maps import standardised
+
+    myelin, g, source = truth_maps(np.asarray(load_default_template().sc))
+    maps = load_default_maps()
+    np.testing.assert_allclose(myelin, standardised(maps.myelin))
+    np.testing.assert_array_equal(g, maps.gradient)
+    assert "default DK68 maps" in source
+    space = Parameterisation(design=design_matrix(g, myelin, warn=False), gradient=g, myelin=myelin)
+    coeffs = np.stack([sample_truth(space, np.random.default_rng(k)) for k in range(20)])
+    assert coeffs.shape == (20, 10) and space.is_valid(coeffs).all()
+    wei = space.to_regional(coeffs).wEI
+    assert all(np.corrcoef(w, myelin)[0, 1] <= 0 for w in wei)

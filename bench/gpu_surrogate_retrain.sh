@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Regenerate the DELSSOME surrogate's training data and weights on one CUDA GPU (the same two
+# commands as pretrained/README.md, with GPU-sized lockstep groups). Writes the new weights to
+# $OUT/delssome_dk68/ (model.safetensors, metadata.json, training_log.json) and a log.
+# Usage: OUT=dir bash bench/gpu_surrogate_retrain.sh [generation seconds budget]
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+out="${OUT:-$root/bench/results/gpu}"
+mkdir -p "$out/delssome_dk68"
+py="${PYTHON:-python3}"
+export PYTHONUNBUFFERED=1
+data="$(mktemp -d)/surrogate_data"
+echo "=== surrogate generate on cuda ($(date +%T))"
+start=$(date +%s)
+timeout "${GEN_LIMIT_S:-240}" $py -m delssome_norms.cli.main surrogate generate --out "$data" \
+    --subjects 40 --group-size 20 --generations 15 --popsize 40 --scan-lengths 432 --dt 0.006 \
+    --n-dup 2 --seed 0 --device cuda --quiet
+echo "generate: exit $?, $(( $(date +%s) - start )) s"
+echo "=== surrogate train on cuda ($(date +%T))"
+start=$(date +%s)
+timeout "${TRAIN_LIMIT_S:-150}" $py -m delssome_norms.cli.main surrogate train --data "$data" \
+    --out "$out/delssome_dk68" --seed 0 --epochs 60 --lr-decay 0.95 --patience 8 --device cuda --quiet
+echo "train: exit $?, $(( $(date +%s) - start )) s"
+$py - "$out/delssome_dk68/metadata.json" <<'PY'
+import json, sys
+try:
+    m = json.load(open(sys.argv[1]))
+except OSError:
+    print("no metadata written"); raise SystemExit
+print(json.dumps(m.get("metrics", {}))[:1500])
+PY
