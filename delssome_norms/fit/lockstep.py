@@ -510,7 +510,8 @@ def estimate_ei(
     SubjectOutcome
     """
     settings = settings or FitSettings()
-    if subject.myelin is None and subject.gradient is None and not uses_default_maps(subject, settings.maps):
+    no_maps = subject.myelin is None and subject.gradient is None
+    if no_maps and not uses_default_maps(subject, settings.maps):
         warnings.warn(
             "no myelin/gradient maps given: using the [1, gradient] parameterisation with the "
             "principal gradient of the subject's FC",
