@@ -75,7 +75,9 @@ def run(args: argparse.Namespace) -> int:
     if not (math.isfinite(args.dt) and args.dt > 0):
         raise InvalidInputError(f"must be a positive number of seconds, got {args.dt}", "--dt")
     if args.device == "cuda" and not torch.cuda.is_available():
-        raise InvalidInputError("CUDA is not available on this machine", "--device")
+        raise InvalidInputError("CUDA is not available on this machine; use --device cpu", "--device")
+    if Path(args.out_dir).exists() and not Path(args.out_dir).is_dir():
+        raise InvalidInputError(f"{args.out_dir} exists and is not a folder", "--out-dir")
     tr, scan = io.check_timing(args.tr, args.scan_length, "--tr/--scan-length")
     try:
         timing = SimulationTiming(
@@ -91,11 +93,21 @@ def run(args: argparse.Namespace) -> int:
 
     par = io.read_parameters(args.params)
     n = len(par["wEE"])
-    sc = scale_sc(io.read_sc(args.sc, n), max_value=args.sc_max)
+    sc_raw = io.read_sc(args.sc)
+    if sc_raw.shape[0] != n:
+        raise InvalidInputError(
+            f"has {n} region rows but the SC {args.sc} has {sc_raw.shape[0]} regions; the "
+            "parameters and the SC must describe the same regions",
+            args.params,
+        )
+    if not (math.isfinite(args.sc_max) and args.sc_max > 0):
+        raise InvalidInputError(f"must be a positive number, got {args.sc_max}", "--sc-max")
+    sc = scale_sc(sc_raw, max_value=args.sc_max)
     fc_emp = io.read_fc(args.fc, n) if args.fc else None
     cdf_emp = io.read_fcd_cdf(args.fcd_cdf) if args.fcd_cdf else None
     params = PFICParams(par["wEE"][None], par["wEI"][None], par["sigma"][None], [float(par["G"])])
 
+    io.check_out_dir(args.out_dir, "--out-dir", create=False)  # before the simulation
     dtype = getattr(torch, args.dtype)
     with _progress(timing.total_steps) as progress:
         res = simulate(

@@ -83,11 +83,12 @@ def test_simulate_without_empirical_data_and_bad_inputs(tmp_path, capsys):
     argv = [*base, *short[:-4], "--fcd-window", "50", "--out-dir", str(tmp_path / "x")]
     assert main(argv) == 2
     assert "window" in capsys.readouterr().err
-    # parameters that blow up in every duplicate
+    # absurd parameters (they would blow up in every duplicate) are refused before simulating
     _write_params(tmp_path / "bad.csv", sigma=100.0)
     argv = ["simulate", "--params", str(tmp_path / "bad.csv"), "--sc", str(tmp_path / "sc.csv")]
     assert main([*argv, *short, "--out-dir", str(tmp_path / "x")]) == 2
-    assert "blew up" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "sigma must lie in" in err and "bad.csv" in err
     assert not (tmp_path / "x").exists()
 
 
