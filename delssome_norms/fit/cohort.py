@@ -239,7 +239,18 @@ def subject_finished(
             return None
         space, _ = build_space(subject, fallback_gradient, settings.stability_gate)
         folder = Path(subject_dir) / "checkpoint"
-        return Checkpoint(folder, _fingerprint(subject, space, settings)).stale()
+        ckpt = Checkpoint(folder, _fingerprint(subject, space, settings))
+        stale = ckpt.stale()
+        if stale:
+            return f"written with other inputs or settings: {stale}"
+        try:  # damaged files are found now, not after hours of work
+            ckpt.load_train()
+            for stage in ("val", "val_pooled", "test"):
+                ckpt.load_stage(stage)
+        except InvalidInputError as err:
+            name = Path(err.source).name if err.source else "checkpoint"
+            return f"{name}: {err.problem.split('; use --overwrite')[0]}"
+        return None
 
     return check_finished(subject_dir, fingerprint, overwrite, checkpoint_stale)
 

@@ -225,8 +225,8 @@ def check_finished(
     if stale:
         if not overwrite:
             raise InvalidInputError(
-                f"holds a checkpoint written with other inputs or settings ({stale}); use "
-                "--overwrite to start this subject again, or another output folder",
+                f"holds a checkpoint that cannot be continued ({stale}); use --overwrite to "
+                "start this subject again, or another output folder",
                 str(d),
             )
         _discard(d)
