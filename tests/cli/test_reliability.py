@@ -233,6 +233,13 @@ def test_locked_out_dir_is_refused_naming_the_holder(data, tmp_path, capsys) -> 
     assert main(_estimate(data["s01"], out)) == 0  # released: runs
 
 
+def _code_path() -> str:
+    """Where the children import delssome_norms from: the package this test process imports."""
+    import delssome_norms
+
+    return str(Path(delssome_norms.__file__).resolve().parents[1])
+
+
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "delssome_norms.cli.main", *args]
 
@@ -243,7 +250,7 @@ def test_two_concurrent_cohort_runs(data, tmp_path) -> None:
     manifest = _manifest(tmp_path, subjects)
     slow = [a if a != "2" or i != 1 else "80" for i, a in enumerate(FAST)]  # 80 generations
     shared = ["cohort", "--manifest", str(manifest), "--batch-subjects", "1", *slow]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env = {**os.environ, "PYTHONPATH": _code_path()}
     first = subprocess.Popen(
         _cli(*shared, "--out-dir", str(tmp_path / "a")),
         env=env,
@@ -440,7 +447,7 @@ def test_tampered_kernel_cache_is_rebuilt_not_loaded(tmp_path) -> None:
     env = {
         **os.environ,
         "DELSSOME_NORMS_CACHE": str(tmp_path),
-        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        "PYTHONPATH": _code_path(),
     }
     load = [sys.executable, "-c", "from delssome_norms.model import _kernel; _kernel.load()"]
     subprocess.run(load, env=env, check=True, timeout=240)  # in a child: never map a file we edit
