@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from delssome_norms.cli.estimate_cmd import add_fit_options, settings_from_args
 from delssome_norms.cli.main import add_command
@@ -49,10 +50,20 @@ def register(subparsers) -> None:
 
 def run_cohort_cmd(args: argparse.Namespace) -> int:
     """Run (a shard of) the cohort and print a summary line."""
+    from delssome_norms.errors import InvalidInputError
     from delssome_norms.fit import parse_shard, run_cohort
 
     settings = settings_from_args(args)
     shard = parse_shard(args.shard)
+    if args.executor == "local" and args.scheduler is not None:
+        raise InvalidInputError("--scheduler only applies with --executor dask", "--scheduler")
+    if args.batch_subjects is not None and args.batch_subjects < 1:
+        raise InvalidInputError(
+            f"must be a positive integer, got {args.batch_subjects}", "--batch-subjects"
+        )
+    out = Path(args.out_dir)
+    if out.exists() and not out.is_dir():
+        raise InvalidInputError(f"{out} exists and is not a folder", "--out-dir")
     summary = run_cohort(
         args.manifest,
         args.out_dir,
@@ -62,6 +73,7 @@ def run_cohort_cmd(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         group_size=args.batch_subjects,
         quiet=args.quiet,
+        overwrite=args.overwrite,
     )
     print(
         f"cohort shard {shard[0]}/{shard[1]}: {summary.done} done, {summary.skipped} already finished, "
@@ -74,7 +86,13 @@ def run_cohort_cmd(args: argparse.Namespace) -> int:
 
 def run_collect_cmd(args: argparse.Namespace) -> int:
     """Write the cohort table."""
+    from delssome_norms.errors import InvalidInputError
     from delssome_norms.fit import collect
+    from delssome_norms.io import check_out_file
+
+    if not Path(args.in_dir).is_dir():
+        raise InvalidInputError(f"{args.in_dir} is not a folder", "--in-dir")
+    check_out_file(args.out, "--out")
 
     table = collect(args.in_dir, args.demographics, args.out)
     n_roi = sum(c.startswith("ei_ratio_roi_") for c in table.columns)

@@ -33,6 +33,12 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default cpu)")
     g.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="simulation dtype")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
+    g.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="refit subjects whose folders hold results or checkpoints written with other inputs "
+        "or settings (default: refuse; matching results are always kept and reused)",
+    )
     a = p.add_argument_group("simulation (advanced; defaults from SCIENCE.md)")
     a.add_argument("--n-dup", type=int, default=3, help="noise duplicates per candidate (default 3)")
     a.add_argument("--dt-train", type=float, default=0.005, help="train step, s (default 0.005)")
@@ -72,13 +78,63 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
         help="also search parameters whose FIC fixed point is unstable (r_E leaves 3 Hz); the "
         "paper's protocol. Default: such candidates are rejected before simulation",
     )
+    a.add_argument(
+        "--maps",
+        choices=("default", "fc-gradient"),  # FitSettings.maps (fit.settings.MAP_CHOICES)
+        default="default",
+        help="maps of 68-region subjects given none: 'default' = the shipped DK68 myelin and "
+        "gradient maps, design [1, myelin, gradient]; 'fc-gradient' = the principal gradient of "
+        "the cohort's (or subject's) FC, design [1, gradient]",
+    )
+
+
+def check_device(device: str, option: str = "--device") -> str:
+    """Refuse, before any work, a device torch does not know or this machine does not have.
+
+    Returns
+    -------
+    str
+        The device string, unchanged.
+    """
+    import torch
+
+    from delssome_norms.errors import InvalidInputError
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise InvalidInputError(f"unknown device {device!r}; use cpu, cuda or cuda:N", option) from None
+    if dev.type == "cpu":
+        return device
+    if dev.type != "cuda":
+        raise InvalidInputError(
+            f"device type {dev.type!r} is not supported; use cpu, cuda or cuda:N", option
+        )
+    if not torch.cuda.is_available():
+        raise InvalidInputError(
+            f"{device!r} was asked for but CUDA is not available on this machine (torch "
+            f"{torch.__version__}); use --device cpu",
+            option,
+        )
+    count = torch.cuda.device_count()
+    if dev.index is not None and dev.index >= count:
+        raise InvalidInputError(
+            f"{device!r} does not exist; this machine has {count} CUDA device(s)", option
+        )
+    return device
 
 
 def settings_from_args(args: argparse.Namespace):
-    """Build :class:`~delssome_norms.fit.FitSettings` from parsed options (checks the mode)."""
+    """Build :class:`~delssome_norms.fit.FitSettings` from parsed options (checks mode, device)."""
     from delssome_norms.errors import InvalidInputError
     from delssome_norms.fit import CMAESSettings, FitSettings, check_mode
 
+    check_device(args.device)
+    for name in ("generations", "popsize", "mu"):
+        if getattr(args, name) < 1:
+            raise InvalidInputError(
+                f"must be a positive integer, got {getattr(args, name)}", f"--{name}"
+            )
     check_mode(args.mode, args.weights)
     if args.weights is not None and args.mode != "surrogate":
         raise InvalidInputError("--weights only applies with --mode surrogate", "--weights")
@@ -102,6 +158,7 @@ def settings_from_args(args: argparse.Namespace):
         stability_gate=not args.no_stability_gate,
         searches=args.searches,
         surrogate_weights=args.weights,
+        maps=args.maps,
     )
 
 
@@ -135,12 +192,25 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def check_stage_timing(settings, tr: float, scan_length: float, source: str) -> None:
+    """Build the train/val/test timings once before the work (dt vs TR, burn-in, FCD window)."""
+    from delssome_norms.errors import InvalidInputError
+
+    for stage in ("train", "val", "test"):
+        try:
+            settings.timing(tr, scan_length, stage)
+        except InvalidInputError as err:
+            raise err.with_source(f"{source} ({stage} stage: --dt-{stage}, timing options)") from None
+
+
 def run(args: argparse.Namespace) -> int:
     """Load the subject, fit, and print the mean E/I."""
     from pathlib import Path
 
     from delssome_norms.errors import InvalidInputError
     from delssome_norms.fit import estimate_ei, load_subject
+    from delssome_norms.fit.cohort import subject_finished
+    from delssome_norms.io import OutDirLock, check_out_dir, check_subject_id
 
     settings = settings_from_args(args)
     if args.timeseries and (args.fc or args.fcd_cdf):
@@ -149,7 +219,11 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInputError("needs --fc and --fcd-cdf, or --timeseries", "estimate-ei")
     if not args.timeseries and args.scan_length is None:
         raise InvalidInputError("--scan-length (seconds) is required with --fc/--fcd-cdf", "estimate-ei")
+    if args.subject_id is not None:
+        check_subject_id(args.subject_id, "--subject-id")
     out = Path(args.out_dir)
+    if out.exists() and not out.is_dir():
+        raise InvalidInputError(f"{out} exists and is not a folder", "--out-dir")
     subject = load_subject(
         args.subject_id or out.resolve().name,
         args.tr,
@@ -162,11 +236,15 @@ def run(args: argparse.Namespace) -> int:
         gradient=args.gradient,
         fcd_window=args.fcd_window,
     )
-    progress, bar = _generation_bar(args.quiet)
-    try:
-        outcome = estimate_ei(subject, out, settings, progress)
-    finally:
-        bar.close()
+    check_stage_timing(settings, subject.tr, subject.scan_length, "--tr/--scan-length")
+    out = check_out_dir(out, "--out-dir")
+    with OutDirLock(out, "--out-dir"):
+        subject_finished(subject, out, settings, None, overwrite=args.overwrite)
+        progress, bar = _generation_bar(args.quiet)
+        try:
+            outcome = estimate_ei(subject, out, settings, progress)
+        finally:
+            bar.close()
     if outcome.status == "failed":
         print(f"delssome-norms: {subject.subject_id} failed: {outcome.message}")
         return 1

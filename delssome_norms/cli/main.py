@@ -85,6 +85,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"delssome-norms: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a file or folder the checks could not foresee (disk full, /proc, ...)
+        if args.debug:
+            raise
+        where = err.filename if err.filename is not None else args.command
+        text = str(err).strip()
+        reason = err.strerror or (text.splitlines()[0] if text else type(err).__name__)
+        print(f"delssome-norms: error: {where}: {reason}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        if args.debug:
+            raise
+        print(
+            f"delssome-norms: error: {args.command}: out of memory; use smaller inputs or "
+            "settings (--popsize, --batch-subjects, --n-dup)",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         print("delssome-norms: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

@@ -33,7 +33,9 @@ def register(subparsers) -> None:
         metavar="CSV",
         help="regional parameters: region_index, wEE, wEI, sigma, G (best_parameters.csv layout)",
     )
-    p.add_argument("--sc", required=True, metavar="CSV", help="structural connectivity (N x N)")
+    p.add_argument(
+        "--sc", metavar="CSV", help="structural connectivity (N x N); default: the DK68 template"
+    )
     p.add_argument("--tr", type=float, required=True, help="repetition time (seconds)")
     p.add_argument("--scan-length", type=float, required=True, help="scan length (seconds)")
     p.add_argument("--out-dir", required=True, metavar="DIR", help="folder for the outputs")
@@ -55,6 +57,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Read the inputs, simulate, and write EI_ratio.csv, FC.csv, FCD_CDF.csv (+ fit_quality.csv)."""
+    import numpy as np
     import torch
 
     from delssome_norms import io
@@ -75,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
     if not (math.isfinite(args.dt) and args.dt > 0):
         raise InvalidInputError(f"must be a positive number of seconds, got {args.dt}", "--dt")
     if args.device == "cuda" and not torch.cuda.is_available():
-        raise InvalidInputError("CUDA is not available on this machine", "--device")
+        raise InvalidInputError("CUDA is not available on this machine; use --device cpu", "--device")
+    if Path(args.out_dir).exists() and not Path(args.out_dir).is_dir():
+        raise InvalidInputError(f"{args.out_dir} exists and is not a folder", "--out-dir")
     tr, scan = io.check_timing(args.tr, args.scan_length, "--tr/--scan-length")
     try:
         timing = SimulationTiming(
@@ -91,11 +96,26 @@ def run(args: argparse.Namespace) -> int:
 
     par = io.read_parameters(args.params)
     n = len(par["wEE"])
-    sc = scale_sc(io.read_sc(args.sc, n), max_value=args.sc_max)
+    if args.sc is not None:
+        sc_raw, sc_name = io.read_sc(args.sc), f"the SC {args.sc}"
+    else:
+        from delssome_norms.datasets import load_default_template
+
+        sc_raw, sc_name = np.asarray(load_default_template().sc), "the default DK68 template SC"
+    if sc_raw.shape[0] != n:
+        raise InvalidInputError(
+            f"has {n} region rows but {sc_name} has {sc_raw.shape[0]} regions; the "
+            "parameters and the SC must describe the same regions",
+            args.params,
+        )
+    if not (math.isfinite(args.sc_max) and args.sc_max > 0):
+        raise InvalidInputError(f"must be a positive number, got {args.sc_max}", "--sc-max")
+    sc = scale_sc(sc_raw, max_value=args.sc_max)
     fc_emp = io.read_fc(args.fc, n) if args.fc else None
     cdf_emp = io.read_fcd_cdf(args.fcd_cdf) if args.fcd_cdf else None
     params = PFICParams(par["wEE"][None], par["wEI"][None], par["sigma"][None], [float(par["G"])])
 
+    io.check_out_dir(args.out_dir, "--out-dir", create=False)  # before the simulation
     dtype = getattr(torch, args.dtype)
     with _progress(timing.total_steps) as progress:
         res = simulate(

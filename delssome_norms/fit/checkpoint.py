@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,17 +82,65 @@ class GenerationRecord:
 # The two readers below are the only file reads of this subpackage (io has no npz/JSON reader).
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InvalidInputError(f"unreadable checkpoint metadata ({exc})", str(path)) from None
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInputError(
+            f"unreadable checkpoint metadata ({exc}); use --overwrite to start this subject again",
+            str(path),
+        ) from None
+    if not isinstance(state, dict):
+        raise InvalidInputError(
+            "checkpoint metadata is not a JSON object; use --overwrite to start this subject again",
+            str(path),
+        )
+    return state
 
 
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
+def _read_npz(path: Path, required: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """Arrays of a checkpoint ``.npz``; any damage is one clear error naming the file."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            return {k: np.array(data[k]) for k in data.files}
-    except (OSError, ValueError) as exc:
-        raise InvalidInputError(f"unreadable checkpoint arrays ({exc})", str(path)) from None
+            arrays = {k: np.array(data[k]) for k in data.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise InvalidInputError(
+            f"unreadable checkpoint arrays ({type(exc).__name__}: {exc}); use --overwrite to "
+            "start this subject again",
+            str(path),
+        ) from None
+    missing = [k for k in required if k not in arrays]
+    if missing:
+        raise InvalidInputError(
+            f"checkpoint arrays lack {', '.join(missing)}; use --overwrite to start this subject again",
+            str(path),
+        )
+    return arrays
+
+
+def _check_record(arrays: dict[str, np.ndarray], path: Path) -> GenerationRecord:
+    """Validate one generation's arrays: finite candidates, one loss per candidate."""
+    cands = arrays["candidates"]
+    if cands.ndim != 2 or not np.issubdtype(cands.dtype, np.floating):
+        raise InvalidInputError(
+            f"candidates have shape {cands.shape} ({cands.dtype}); expected (popsize, n_coeffs) "
+            "floats; use --overwrite to start this subject again",
+            str(path),
+        )
+    if not np.isfinite(cands).all():
+        raise InvalidInputError(
+            "candidates contain NaN/inf (damaged file); use --overwrite to start this subject again",
+            str(path),
+        )
+    for k in ("corr", "l1", "ks", "violation"):
+        if k in arrays and arrays[k].shape != (cands.shape[0],):
+            raise InvalidInputError(
+                f"{k} has shape {arrays[k].shape}, expected ({cands.shape[0]},) (damaged file); "
+                "use --overwrite to start this subject again",
+                str(path),
+            )
+    return GenerationRecord(
+        **{k: arrays[k] for k in ("candidates", "corr", "l1", "ks")},
+        violation=arrays.get("violation"),
+    )
 
 
 class Checkpoint:
@@ -129,19 +178,41 @@ class Checkpoint:
                 "delete the folder to start this subject again",
                 str(self.state_path),
             )
-        stored = state.get("fingerprint", {})
-        if stored != self.fingerprint:
-            keys = sorted(
-                k
-                for k in set(stored) | set(self.fingerprint)
-                if stored.get(k) != self.fingerprint.get(k)
-            )
+        keys = self._differences(state)
+        if keys:
             raise InvalidInputError(
                 f"checkpoint was written with different inputs or settings ({', '.join(keys)}); "
-                "use another --out-dir or delete this subject's folder to start it again",
+                "use --overwrite to start this subject again, or another output folder",
+                str(self.state_path),
+            )
+        if not isinstance(state.get("generations_done", 0), int):
+            raise InvalidInputError(
+                "generations_done is not an integer (damaged file); use --overwrite to start this "
+                "subject again",
                 str(self.state_path),
             )
         return state
+
+    def _differences(self, state: dict[str, Any]) -> list[str]:
+        stored = state.get("fingerprint", {})
+        if not isinstance(stored, dict):
+            return ["fingerprint"]
+        return sorted(
+            k for k in set(stored) | set(self.fingerprint) if stored.get(k) != self.fingerprint.get(k)
+        )
+
+    def stale(self) -> str | None:
+        """Why the stored checkpoint cannot be continued by this fit (None: absent or matching)."""
+        if not self.state_path.exists():
+            return None
+        try:
+            state = _read_json(self.state_path)
+        except InvalidInputError as err:
+            return err.problem.split(";")[0]
+        keys = self._differences(state)
+        if state.get("format_version") != FORMAT_VERSION:
+            keys.append("format_version")
+        return ", ".join(keys) or None
 
     def generations_done(self) -> int:
         """Number of train generations stored (0 if there is no checkpoint)."""
@@ -155,13 +226,15 @@ class Checkpoint:
             n = min(n, limit)
         records = []
         for g in range(n):
-            arrays = _read_npz(self._train_path(g))
-            records.append(
-                GenerationRecord(
-                    **{k: arrays[k] for k in ("candidates", "corr", "l1", "ks")},
-                    violation=arrays.get("violation"),
+            path = self._train_path(g)
+            if not path.is_file():
+                raise InvalidInputError(
+                    f"{path.name} is missing although {g + 1} generation(s) are recorded; use "
+                    "--overwrite to start this subject again",
+                    str(self.directory),
                 )
-            )
+            arrays = _read_npz(path, ("candidates", "corr", "l1", "ks"))
+            records.append(_check_record(arrays, path))
         return records
 
     def save_generation(self, generation: int, record: GenerationRecord) -> None:
@@ -219,7 +292,7 @@ def replay(search: CMAESSearch, records: list[GenerationRecord], source: str = "
         ):
             raise InvalidInputError(
                 f"replaying generation {g} did not reproduce the stored candidates (different "
-                "pycma/numpy version or inputs); delete this subject's folder to start it again",
+                "pycma/numpy version or inputs); use --overwrite to start this subject again",
                 source,
             )
         search.tell(rec.total, rec.violation)

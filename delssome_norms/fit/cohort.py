@@ -19,6 +19,7 @@ the same in every shard), written to ``<out_dir>/cohort_gradient.csv``.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import warnings
 from collections.abc import Callable
@@ -31,18 +32,28 @@ import pandas as pd
 
 from delssome_norms.datasets import DK68_REGIONS, load_default_template
 from delssome_norms.errors import InputWarning, InvalidInputError
+from delssome_norms.fit.checkpoint import Checkpoint
 from delssome_norms.fit.lockstep import (
     GroupProgress,
     SubjectOutcome,
+    _fingerprint,
+    build_space,
     choose_group_size,
     default_gradient,
     fit_group,
     plan_groups,
 )
-from delssome_norms.fit.outputs import is_complete, write_failure, write_failures
+from delssome_norms.fit.outputs import (
+    check_finished,
+    run_fingerprint,
+    write_failure,
+    write_failures,
+)
 from delssome_norms.fit.settings import FitSettings
 from delssome_norms.fit.subject import SubjectInputs, load_subject
 from delssome_norms.io import (
+    OutDirLock,
+    check_out_dir,
     fisher_z_mean,
     read_fc_runs,
     read_manifest,
@@ -52,6 +63,8 @@ from delssome_norms.io import (
 )
 from delssome_norms.model import bold_fc
 
+DASK_CONNECT_TIMEOUT_S = 10
+"""Seconds to wait for a Dask scheduler before giving up."""
 EXECUTORS = ("local", "dask")
 """Ways to run the groups."""
 MAP_COLUMNS = ("myelin", "gradient")
@@ -210,6 +223,42 @@ def _load_row(row: dict[str, Any], n_regions: int, settings: FitSettings) -> Sub
     )
 
 
+def subject_finished(
+    subject: SubjectInputs,
+    subject_dir: str | Path,
+    settings: FitSettings,
+    fallback_gradient: np.ndarray | None = None,
+    overwrite: bool = False,
+) -> bool:
+    """Whether ``subject`` is finished in ``subject_dir`` with the current inputs and settings.
+
+    Results or a checkpoint written with other inputs or settings are refused
+    (:class:`~delssome_norms.errors.InvalidInputError` naming ``--overwrite``), or discarded with
+    ``overwrite``.
+    """
+    fingerprint = run_fingerprint(subject, settings, fallback_gradient)
+
+    def checkpoint_stale() -> str | None:
+        if not (Path(subject_dir) / "checkpoint" / "state.json").exists():
+            return None
+        space, _ = build_space(subject, fallback_gradient, settings.stability_gate, settings.maps)
+        folder = Path(subject_dir) / "checkpoint"
+        ckpt = Checkpoint(folder, _fingerprint(subject, space, settings))
+        stale = ckpt.stale()
+        if stale:
+            return f"written with other inputs or settings: {stale}"
+        try:  # damaged files are found now, not after hours of work
+            ckpt.load_train()
+            for stage in ("val", "val_pooled", "test"):
+                ckpt.load_stage(stage)
+        except InvalidInputError as err:
+            name = Path(err.source).name if err.source else "checkpoint"
+            return f"{name}: {err.problem.split('; use --overwrite')[0]}"
+        return None
+
+    return check_finished(subject_dir, fingerprint, overwrite, checkpoint_stale)
+
+
 def run_group_task(
     rows: list[dict[str, Any]],
     out_dir: str,
@@ -219,6 +268,10 @@ def run_group_task(
     progress: GroupProgress | None = None,
 ) -> list[dict[str, str]]:
     """Load, fit and write one lockstep group (the unit of work of every executor).
+
+    A subject is skipped only when it is finished with the same run fingerprint (inputs,
+    settings); one with results or a checkpoint of another run fails with a message naming
+    ``--overwrite`` (:func:`run_cohort` discards those before the work when asked to).
 
     Returns
     -------
@@ -232,15 +285,22 @@ def run_group_task(
     for r in rows:
         sid = str(r["subject_id"])
         sdir = out / sid
-        if is_complete(sdir):
-            outcomes[sid] = SubjectOutcome(sid, "skipped")
-            continue
         try:
-            subjects.append(_load_row(r, n_regions, settings))
-            dirs.append(sdir)
+            subject = _load_row(r, n_regions, settings)
         except InvalidInputError as exc:
             write_failure(sdir, sid, "input", str(exc))
             outcomes[sid] = SubjectOutcome(sid, "failed", "input", str(exc))
+            continue
+        try:
+            finished = subject_finished(subject, sdir, settings, fallback_gradient)
+        except InvalidInputError as exc:
+            outcomes[sid] = SubjectOutcome(sid, "failed", "stale", str(exc))
+            continue
+        if finished:
+            outcomes[sid] = SubjectOutcome(sid, "skipped")
+            continue
+        subjects.append(subject)
+        dirs.append(sdir)
     if subjects:
         try:
             with warnings.catch_warnings():
@@ -254,6 +314,45 @@ def run_group_task(
                 done.append(SubjectOutcome(s.subject_id, "failed", "fit", message))
         outcomes.update({o.subject_id: o for o in done})
     return [vars(outcomes[sid]) for sid in group_ids]
+
+
+def check_stale_subjects(
+    plan: CohortPlan,
+    groups: list[int],
+    out: Path,
+    settings: FitSettings,
+    fallback_gradient: np.ndarray | None,
+    overwrite: bool,
+) -> None:
+    """Before the work: refuse (listing them) or discard subjects of another run's results.
+
+    Only subjects whose folder already holds a ``run.json`` or a checkpoint are read; a subject
+    whose inputs cannot be read is left to fail with its own message later.
+    """
+    stale = []
+    for g in groups:
+        for i in plan.groups[g]:
+            row = plan.rows[i]
+            sdir = out / str(row["subject_id"])
+            if not ((sdir / "run.json").exists() or (sdir / "checkpoint" / "state.json").exists()):
+                continue
+            try:
+                subject = _load_row(row, plan.n_regions, settings)
+            except InvalidInputError:
+                continue
+            try:
+                subject_finished(subject, sdir, settings, fallback_gradient, overwrite)
+            except InvalidInputError as exc:
+                stale.append((str(row["subject_id"]), exc.problem.split(" (")[0]))
+    if stale:
+        shown = ", ".join(sid for sid, _ in stale[:10])
+        more = f" (and {len(stale) - 10} more)" if len(stale) > 10 else ""
+        raise InvalidInputError(
+            f"{len(stale)} subject folder(s) hold results or checkpoints written with other "
+            f"inputs or settings: {shown}{more}; use --overwrite to refit them, or another "
+            "output folder",
+            str(out),
+        )
 
 
 @dataclass
@@ -287,6 +386,7 @@ def run_cohort(
     group_size: int | None = None,
     quiet: bool = False,
     on_subject: Callable[[dict[str, str]], None] | None = None,
+    overwrite: bool = False,
 ) -> CohortSummary:
     """Estimate E/I for every subject of a manifest (or of one shard of it).
 
@@ -308,6 +408,12 @@ def run_cohort(
         No progress bars.
     on_subject : callable, optional
         Called with each subject's outcome dict as it finishes.
+    overwrite : bool
+        Refit subjects whose folders hold results or checkpoints of other inputs or settings
+        (default: refuse before any work, listing them).
+
+    The out-dir is locked for the run (shards take a shared lock plus one per shard), so a
+    second run on the same folder stops at once with a message naming the first one's PID.
 
     Returns
     -------
@@ -323,9 +429,62 @@ def run_cohort(
     shard_kn = parse_shard(shard) if isinstance(shard, str) or shard is None else tuple(shard)
     table = read_manifest(manifest) if not isinstance(manifest, pd.DataFrame) else manifest
     plan = plan_cohort(table, settings, group_size)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    for r in plan.rows:
+        for stage in ("train", "val", "test"):  # timing problems (dt vs TR) before any work
+            try:
+                settings.timing(r["tr"], r["scan_length"], stage)
+            except InvalidInputError as err:
+                raise err.with_source(f"subject {r['subject_id']} ({stage} timing)") from None
+    scheduler_client = _connect_dask(scheduler) if executor == "dask" else None
+    out = check_out_dir(out_dir, "--out-dir")
+    try:
+        with contextlib.ExitStack() as locks:
+            locks.enter_context(OutDirLock(out, "--out-dir", shared=shard_kn != (1, 1)))
+            if shard_kn != (1, 1):
+                name = f".delssome-norms.shard-{shard_kn[0]}-of-{shard_kn[1]}.lock"
+                locks.enter_context(OutDirLock(out, "--out-dir", name=name))
+            return _run_locked(
+                plan, out, settings, shard_kn, executor, scheduler_client, quiet, on_subject, overwrite
+            )
+    finally:
+        if scheduler_client is not None and scheduler_client is not scheduler:
+            scheduler_client.close()
+
+
+def _connect_dask(scheduler: Any) -> Any:
+    """A connected ``dask.distributed.Client`` (errors: one clear message naming --scheduler)."""
+    try:
+        from dask.distributed import Client
+    except ImportError:  # pragma: no cover - optional dependency
+        raise InvalidInputError(
+            "the dask executor needs dask.distributed (pip install 'delssome_norms[cluster]')",
+            "--executor",
+        ) from None
+    if isinstance(scheduler, Client):
+        return scheduler
+    try:
+        return Client(scheduler, timeout=DASK_CONNECT_TIMEOUT_S)
+    except (OSError, TimeoutError, ValueError, TypeError) as exc:
+        raise InvalidInputError(
+            f"cannot connect to the Dask scheduler {scheduler!r} within "
+            f"{DASK_CONNECT_TIMEOUT_S} s ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
+            "--scheduler",
+        ) from None
+
+
+def _run_locked(
+    plan: CohortPlan,
+    out: Path,
+    settings: FitSettings,
+    shard_kn: tuple[int, int],
+    executor: str,
+    client: Any,
+    quiet: bool,
+    on_subject: Callable[[dict[str, str]], None] | None,
+    overwrite: bool,
+) -> CohortSummary:
     gradient = cohort_gradient(plan, settings.maps)
+    check_stale_subjects(plan, shard_groups(plan, shard_kn), out, settings, gradient, overwrite)
     if gradient is not None:
         n_nomaps = sum(not any(r.get(c) for c in MAP_COLUMNS) for r in plan.rows)
         warnings.warn(
@@ -362,7 +521,7 @@ def run_cohort(
                 for o in run_group_task(rows, str(out), settings, plan.n_regions, gradient, progress):
                     record(o)
         else:
-            _run_dask(plan, mine, out, settings, gradient, scheduler, record)
+            _run_dask(plan, mine, out, settings, gradient, client, record)
     finally:
         for b in bars:
             b.close()
@@ -383,34 +542,23 @@ def _run_dask(
     out: Path,
     settings: FitSettings,
     gradient: np.ndarray | None,
-    scheduler: Any,
+    client: Any,
     record: Callable[[dict[str, str]], None],
 ) -> None:
-    try:
-        from dask.distributed import Client, as_completed
-    except ImportError:  # pragma: no cover - optional dependency
-        raise InvalidInputError(
-            "the dask executor needs dask.distributed (pip install 'delssome_norms[cluster]')",
-            "--executor",
-        ) from None
-    own = not isinstance(scheduler, Client)
-    client = Client(scheduler) if own else scheduler
-    try:
-        futures = [
-            client.submit(
-                run_group_task,
-                [plan.rows[i] for i in plan.groups[g]],
-                str(out),
-                settings,
-                plan.n_regions,
-                gradient,
-                pure=False,
-            )
-            for g in groups
-        ]
-        for fut in as_completed(futures):
-            for o in fut.result():
-                record(o)
-    finally:
-        if own:
-            client.close()
+    from dask.distributed import as_completed
+
+    futures = [
+        client.submit(
+            run_group_task,
+            [plan.rows[i] for i in plan.groups[g]],
+            str(out),
+            settings,
+            plan.n_regions,
+            gradient,
+            pure=False,
+        )
+        for g in groups
+    ]
+    for fut in as_completed(futures):
+        for o in fut.result():
+            record(o)

@@ -35,7 +35,12 @@ from delssome_norms.fit.checkpoint import Checkpoint, fingerprint_arrays, replay
 from delssome_norms.fit.cmaes import CMAESSearch
 from delssome_norms.fit.design import design_matrix, diffusion_gradient, dk68_hemisphere
 from delssome_norms.fit.evaluate import EulerEvaluator, make_evaluator
-from delssome_norms.fit.outputs import is_complete, write_failure, write_subject_outputs
+from delssome_norms.fit.outputs import (
+    check_finished,
+    run_fingerprint,
+    write_failure,
+    write_subject_outputs,
+)
 from delssome_norms.fit.parameterisation import Bounds, Parameterisation
 from delssome_norms.fit.seeding import group_seed, subject_seed
 from delssome_norms.fit.settings import FitSettings
@@ -281,8 +286,9 @@ def fit_group(
     gseed = group_seed(settings.seed, group_ids)
     outcomes: dict[str, SubjectOutcome] = {}
     todo: list[tuple[SubjectInputs, Path]] = []
+    run_fps = {s.subject_id: run_fingerprint(s, settings, fallback_gradient) for s in subjects}
     for s, d in zip(subjects, out_dirs, strict=True):
-        if is_complete(d):
+        if check_finished(d, run_fps[s.subject_id]):  # refuses results of another run
             outcomes[s.subject_id] = SubjectOutcome(s.subject_id, "skipped")
         else:
             todo.append((s, Path(d)))
@@ -320,9 +326,9 @@ def fit_group(
             except SubjectFailure as exc:
                 failure = str(exc)
             else:
-                write_subject_outputs(
-                    extra["dir"], result, _run_info(m, extra, settings, group_ids, progress)
-                )
+                info = _run_info(m, extra, settings, group_ids, progress)
+                info["fingerprint"] = run_fps[m.subject_id]
+                write_subject_outputs(extra["dir"], result, info)
                 outcomes[m.subject_id] = SubjectOutcome(m.subject_id, "done")
         if failure is not None:
             stage = failure.split(":", 1)[0]

@@ -5,18 +5,22 @@ Per subject (reference-code layout, SCIENCE.md §5, plus an uncertainty column):
 * ``EI_ratio.csv`` — region_index, EI_ratio, S_E, S_I, r_E, EI_ratio_sd
 * ``best_parameters.csv`` — region_index, wEE, wEI, sigma, G
 * ``fit_quality.csv`` — stage (train/val/test), corr_loss, l1_loss, ks_loss, total_loss
-* ``run.json`` — versions, seed, settings, timing, search summary and wall times; written last,
-  so its presence (with ``"status": "complete"``) marks a finished subject.
+* ``run.json`` — versions, seed, settings, timing, search summary, wall times and the run
+  fingerprint (:func:`run_fingerprint`: SHA-256 of the inputs, the settings, the version); written
+  last, so its presence (with ``"status": "complete"``) marks a finished subject, and a finished
+  subject is reused only when its fingerprint matches the current run (:func:`check_finished`).
 
 Every file is written atomically through :mod:`delssome_norms.io`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
+import shutil
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -24,9 +28,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from delssome_norms.datasets import DK68_REGIONS
+from delssome_norms.datasets.maps import load_default_maps
 from delssome_norms.errors import InputWarning, InvalidInputError
+from delssome_norms.fit.settings import FitSettings
 from delssome_norms.fit.stages import SubjectResult
+from delssome_norms.fit.subject import SubjectInputs
 from delssome_norms.io import (
+    check_unique_ids,
     read_demographics,
     read_table,
     write_ei_ratio,
@@ -59,15 +68,175 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def is_complete(subject_dir: str | Path) -> bool:
-    """True when ``subject_dir`` holds a finished subject's outputs."""
+def _sha256_arrays(*arrays: np.ndarray | None) -> str | None:
+    """SHA-256 (hex) of arrays' shapes and float64 bytes; None when every array is None."""
+    if all(a is None for a in arrays):
+        return None
+    h = hashlib.sha256()
+    for a in arrays:
+        if a is None:
+            h.update(b"none")
+            continue
+        arr = np.ascontiguousarray(np.asarray(a, dtype=np.float64))
+        h.update(str(arr.shape).encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+FINGERPRINT_IGNORED = ("version",)
+"""Fingerprint keys stored for the record but not compared (a newer version may reuse results)."""
+
+
+def run_fingerprint(
+    subject: SubjectInputs, settings: FitSettings, fallback_gradient: np.ndarray | None = None
+) -> dict[str, Any]:
+    """Everything a finished subject's results depend on, stored in its ``run.json``.
+
+    Parameters
+    ----------
+    subject : SubjectInputs
+    settings : FitSettings
+    fallback_gradient : ndarray of shape (N,), optional
+        The cohort gradient used for subjects without maps.
+
+    Returns
+    -------
+    dict
+        ``subject_id``, SHA-256 of the FC/FCD-CDF/SC arrays and of the maps (of the shipped
+        default maps when they are used), TR and scan length [s], the settings (without
+        ``device``/``engine``) and the package version.
+    """
+    from delssome_norms import __version__
+
+    settings_d = settings.to_dict()
+    for key in ("device", "engine"):
+        settings_d.pop(key, None)
+    maps = None if subject.gradient is not None else fallback_gradient
+    fp = {
+        "subject_id": subject.subject_id,
+        "inputs_sha256": _sha256_arrays(subject.fc, subject.fcd_cdf, subject.sc),
+        "maps_sha256": _sha256_arrays(subject.myelin, subject.gradient, maps),
+        "timing": [subject.tr, subject.scan_length],
+        "settings": settings_d,
+        "version": __version__,
+    }
+    no_maps = subject.myelin is None and subject.gradient is None
+    if no_maps and settings.maps == "default" and subject.n_regions == len(DK68_REGIONS):
+        fp["default_maps_sha256"] = load_default_maps().sha256
+    return json.loads(json.dumps(fp))  # normalise tuples and numpy scalars
+
+
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def fingerprint_differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """Keys (dotted, e.g. ``settings.seed``) whose values differ, ignoring ``FINGERPRINT_IGNORED``."""
+    a = {k: v for k, v in _flatten(stored).items() if k not in FINGERPRINT_IGNORED}
+    b = {k: v for k, v in _flatten(current).items() if k not in FINGERPRINT_IGNORED}
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
+def read_run(subject_dir: str | Path) -> dict[str, Any] | None:
+    """``run.json`` of a finished subject (all output files present, status complete), or None."""
     d = Path(subject_dir)
     if not all((d / f).is_file() for f in OUTPUT_FILES):
-        return False
+        return None
     try:
-        return json.loads((d / "run.json").read_text(encoding="utf-8")).get("status") == "complete"
-    except (OSError, json.JSONDecodeError):
+        run = json.loads((d / "run.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(run, dict) or run.get("status") != "complete":
+        return None
+    return run
+
+
+def is_complete(subject_dir: str | Path, fingerprint: Mapping[str, Any] | None = None) -> bool:
+    """True when ``subject_dir`` holds a finished subject's outputs.
+
+    With ``fingerprint``, only when they were also written by a run with the same fingerprint.
+    """
+    run = read_run(subject_dir)
+    if run is None:
         return False
+    if fingerprint is None:
+        return True
+    stored = run.get("fingerprint")
+    return isinstance(stored, dict) and not fingerprint_differences(stored, fingerprint)
+
+
+def _discard(subject_dir: Path) -> None:
+    """Remove a subject's outputs and checkpoint (only the files this package writes)."""
+    for name in (*OUTPUT_FILES, FAILURE_FILE):
+        (subject_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(subject_dir / "checkpoint", ignore_errors=True)
+
+
+def check_finished(
+    subject_dir: str | Path,
+    fingerprint: Mapping[str, Any],
+    overwrite: bool = False,
+    checkpoint_stale: Callable[[], str | None] | None = None,
+) -> bool:
+    """Whether a subject is finished with this fingerprint; refuse (or discard) stale results.
+
+    Parameters
+    ----------
+    subject_dir : path
+    fingerprint : dict
+        From :func:`run_fingerprint`.
+    overwrite : bool
+        Discard finished results and checkpoints written with other inputs or settings instead of
+        refusing (matching ones are kept, so an interrupted ``--overwrite`` run still resumes).
+    checkpoint_stale : callable, optional
+        Returns a message when the subject's checkpoint was written with other inputs/settings.
+
+    Returns
+    -------
+    bool
+        True when the subject is finished with a matching fingerprint (skip it).
+
+    Raises
+    ------
+    InvalidInputError
+        Finished results or a checkpoint from another run, without ``overwrite``; names the
+        differing keys and ``--overwrite``.
+    """
+    d = Path(subject_dir)
+    run = read_run(d)
+    if run is not None:
+        stored = run.get("fingerprint")
+        if isinstance(stored, dict):
+            diff = fingerprint_differences(stored, fingerprint)
+            if not diff:
+                return True
+            what = f"with other inputs or settings ({', '.join(diff[:8])})"
+        else:
+            what = "by an older version without a run fingerprint (its inputs cannot be checked)"
+        if not overwrite:
+            raise InvalidInputError(
+                f"holds finished results of subject {run.get('subject_id')!r} written {what}; "
+                "use --overwrite to refit, or another output folder",
+                str(d),
+            )
+        _discard(d)
+        return False
+    stale = checkpoint_stale() if checkpoint_stale is not None else None
+    if stale:
+        if not overwrite:
+            raise InvalidInputError(
+                f"holds a checkpoint that cannot be continued ({stale}); use --overwrite to "
+                "start this subject again, or another output folder",
+                str(d),
+            )
+        _discard(d)
+    return False
 
 
 def write_subject_outputs(
@@ -162,16 +331,49 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
         :class:`~delssome_norms.errors.InputWarning`; all subjects must have the same N.
     """
     demo = read_demographics(demographics)
+    try:
+        check_unique_ids(demo["subject_id"], str(demographics), as_folders=True)
+    except InvalidInputError as err:
+        raise err.with_source(str(demographics)) from None
     in_dir = Path(in_dir)
     rows, missing, n_regions = [], [], None
+    settings_seen: dict[str, list[str]] = {}
+    unfingerprinted = []
     for _, person in demo.iterrows():
         sid = str(person["subject_id"])
         sdir = in_dir / sid
-        if not is_complete(sdir):
+        run = read_run(sdir)
+        if run is None:
             missing.append(sid)
             continue
-        ei = read_table(sdir / "EI_ratio.csv", required=("region_index", "EI_ratio"))
-        values = ei.sort_values("region_index")["EI_ratio"].to_numpy(dtype=np.float64)
+        run_path = str(sdir / "run.json")
+        if str(run.get("subject_id")) != sid:
+            raise InvalidInputError(
+                f"holds the results of subject {run.get('subject_id')!r}, not {sid!r}; move it "
+                "to the right folder or refit",
+                run_path,
+            )
+        fp = run.get("fingerprint")
+        if isinstance(fp, dict):
+            key = json.dumps(fp.get("settings"), sort_keys=True)
+            settings_seen.setdefault(key, []).append(sid)
+        else:
+            unfingerprinted.append(sid)
+        ei_path = sdir / "EI_ratio.csv"
+        ei = read_table(ei_path, required=("region_index", "EI_ratio"))
+        ei = ei.sort_values("region_index")
+        idx = pd.to_numeric(ei["region_index"], errors="coerce").to_numpy()
+        values = pd.to_numeric(ei["EI_ratio"], errors="coerce").to_numpy(dtype=np.float64)
+        if not np.array_equal(idx, np.arange(len(ei))):
+            raise InvalidInputError("region_index must list 0 .. N-1 once each", str(ei_path))
+        bad = np.flatnonzero(~np.isfinite(values) | (values <= 0))
+        if bad.size:
+            raise InvalidInputError(
+                f"EI_ratio must be a positive number in every region; region(s) "
+                f"{', '.join(str(int(i)) for i in bad[:5])} have {values[bad[0]]!r} "
+                "(damaged or edited file; refit this subject with --overwrite)",
+                str(ei_path),
+            )
         if n_regions is None:
             n_regions = len(values)
         elif len(values) != n_regions:
@@ -195,6 +397,24 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
     if not rows:
         raise InvalidInputError(
             "no finished subject results found for the people listed", str(demographics)
+        )
+    if len(settings_seen) > 1:
+        groups = sorted(settings_seen.values(), key=len, reverse=True)
+        shown = "; ".join(
+            ", ".join(g[:3]) + (f" (+{len(g) - 3})" if len(g) > 3 else "") for g in groups[:4]
+        )
+        raise InvalidInputError(
+            f"subjects were fitted with {len(settings_seen)} different settings ({shown}); refit "
+            "them with one setting (cohort --overwrite) before building one table",
+            str(in_dir),
+        )
+    if unfingerprinted:
+        warnings.warn(
+            f"{len(unfingerprinted)} subject(s) in {in_dir} were written by an older version "
+            f"without a run fingerprint; their settings cannot be checked: "
+            f"{', '.join(unfingerprinted[:5])}",
+            InputWarning,
+            stacklevel=2,
         )
     table = pd.DataFrame(rows)
     write_table(table, out)

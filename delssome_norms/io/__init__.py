@@ -7,13 +7,16 @@ from delssome_norms.io.checks import (
     check_map,
     check_map_pair,
     check_sc,
+    check_subject_id,
     check_timeseries,
     check_timing,
     check_unique_ids,
     normalise_sex,
 )
 from delssome_norms.io.combine import fisher_z_mean, mean_cdf
+from delssome_norms.io.guard import OutDirLock, check_out_dir, check_out_file
 from delssome_norms.io.readers import (
+    check_input_file,
     prepare_demographics,
     read_demographics,
     read_fc,
@@ -41,13 +44,18 @@ from delssome_norms.io.writers import (
 )
 
 __all__ = [
+    "OutDirLock",
     "atomic_path",
     "check_ages",
     "check_fc",
     "check_fcd_cdf",
+    "check_input_file",
     "check_map",
     "check_map_pair",
+    "check_out_dir",
+    "check_out_file",
     "check_sc",
+    "check_subject_id",
     "check_timeseries",
     "check_timing",
     "check_unique_ids",

@@ -8,6 +8,7 @@ rest of the package can trust its inputs. Each failure raises
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Iterable, Sequence
 
@@ -26,6 +27,9 @@ SEX_LABELS = {"female": "female", "f": "female", "male": "male", "m": "male"}
 """Accepted sex labels (case-insensitive) and the canonical label each one maps to."""
 MAX_AGE_YEARS = 120.0
 """Ages above this are rejected as data errors."""
+SUBJECT_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+"""A subject ID must be a safe folder name: letters, digits, ``. _ -``, first a letter or digit,
+at most 128 characters (no ``/``, no ``..``, not absolute, no spaces)."""
 
 
 def _fmt_rows(idx: Iterable[int], limit: int = 5) -> str:
@@ -315,12 +319,47 @@ def check_ages(values, input_name: str = "age_in_years") -> np.ndarray:
     return ages
 
 
-def check_unique_ids(ids: Sequence, input_name: str = "subject_id") -> None:
-    """Subject identifiers must be present and unique."""
+def check_subject_id(subject_id, input_name: str = "subject_id") -> str:
+    """Check that one subject ID is a string usable as a folder name (see ``SUBJECT_ID_PATTERN``).
+
+    Returns
+    -------
+    str
+        The ID, unchanged (IDs are never parsed as numbers: ``001`` stays ``001``).
+    """
+    if not isinstance(subject_id, str):
+        raise InvalidInputError(f"subject_id must be text, got {subject_id!r}", input_name)
+    if not SUBJECT_ID_PATTERN.fullmatch(subject_id) or ".." in subject_id:
+        raise InvalidInputError(
+            f"subject_id {subject_id!r} is not a safe folder name; use letters, digits, '.', '_' "
+            "and '-' (first a letter or digit, no '..', at most 128 characters)",
+            input_name,
+        )
+    return subject_id
+
+
+def check_unique_ids(ids: Sequence, input_name: str = "subject_id", as_folders: bool = False) -> None:
+    """Subject identifiers must be present and unique; with ``as_folders`` also safe folder names.
+
+    Every offending ID is listed (up to 10) in one message.
+    """
     series = pd.Series(list(ids), dtype=object)
     missing = np.flatnonzero(series.isna().to_numpy() | (series.astype(str).str.strip() == ""))
     if missing.size:
         raise InvalidInputError(f"subject_id is empty in row(s) {_fmt_rows(missing)}", input_name)
+    unsafe = [
+        (i, v)
+        for i, v in enumerate(series)
+        if as_folders and (not isinstance(v, str) or not SUBJECT_ID_PATTERN.fullmatch(v) or ".." in v)
+    ]
+    if unsafe:
+        shown = ", ".join(f"{v!r} (row {i + 1})" for i, v in unsafe[:10])
+        more = f" (and {len(unsafe) - 10} more)" if len(unsafe) > 10 else ""
+        raise InvalidInputError(
+            f"{len(unsafe)} subject_id(s) are not safe folder names: {shown}{more}; use letters, "
+            "digits, '.', '_' and '-' (first a letter or digit, no '..', at most 128 characters)",
+            input_name,
+        )
     dup = series[series.duplicated(keep=False)]
     if len(dup):
         names = sorted(set(map(str, dup)))[:5]
@@ -330,7 +369,8 @@ def check_unique_ids(ids: Sequence, input_name: str = "subject_id") -> None:
 def check_timeseries(ts, input_name: str = "timeseries", min_frames: int = 2) -> np.ndarray:
     """Check regional BOLD time series of shape (frames, regions).
 
-    Rejects NaN frames, constant regions and runs with fewer than ``min_frames`` frames.
+    Rejects NaN frames, constant regions, runs with fewer than ``min_frames`` frames and arrays
+    with fewer frames than regions (most likely transposed; their FC would be singular anyway).
     """
     arr = np.asarray(ts, dtype=np.float64)
     if arr.ndim != 2:
@@ -342,9 +382,18 @@ def check_timeseries(ts, input_name: str = "timeseries", min_frames: int = 2) ->
             f"remove or interpolate them first",
             input_name,
         )
-    if arr.shape[0] < min_frames:
+    rows, cols = arr.shape
+    transposed = " (frames x regions expected; more columns than rows: is it transposed?)"
+    if rows < min_frames:
         raise InvalidInputError(
-            f"has {arr.shape[0]} frames; at least {min_frames} are needed (two FCD windows)",
+            f"has {rows} frames; at least {min_frames} are needed (two FCD windows)"
+            + (transposed if cols > rows else ""),
+            input_name,
+        )
+    if rows < cols:
+        raise InvalidInputError(
+            f"has fewer rows ({rows}) than columns ({cols}); expected frames (rows) x regions "
+            "(columns): is it transposed?",
             input_name,
         )
     const = np.flatnonzero(np.ptp(arr, axis=0) == 0)

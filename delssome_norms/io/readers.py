@@ -9,6 +9,8 @@ a header row. Every failure raises :class:`~delssome_norms.errors.InvalidInputEr
 from __future__ import annotations
 
 import io as _stdio
+import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -32,16 +34,43 @@ from delssome_norms.io.checks import (
 from delssome_norms.io.combine import fisher_z_mean, mean_cdf
 
 PathLike = str | Path
+MAX_INPUT_BYTES = 1 << 30
+"""Largest input file read (1 GiB); bigger files are refused before reading."""
+
+
+def check_input_file(path: PathLike, max_bytes: int = MAX_INPUT_BYTES) -> Path:
+    """Refuse, before reading, a path that is missing, not a regular file, or too large.
+
+    A FIFO, socket or device (``/dev/zero``) would hang or exhaust memory when read.
+
+    Returns
+    -------
+    Path
+    """
+    p = Path(path)
+    name = str(path)
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise InvalidInputError("file does not exist", name) from None
+    except OSError as exc:
+        raise InvalidInputError(f"cannot be read ({exc.strerror})", name) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InvalidInputError("is a directory, expected a file", name)
+    if not stat.S_ISREG(st.st_mode):
+        raise InvalidInputError("is not a regular file (a pipe, socket or device?)", name)
+    if st.st_size > max_bytes:
+        raise InvalidInputError(
+            f"is {st.st_size / 2**20:.0f} MiB; inputs above {max_bytes / 2**20:.0f} MiB are refused",
+            name,
+        )
+    return p
 
 
 def _read_text(path: PathLike) -> str:
     """Read a whole file as UTF-8 text, with one clear error for each way this can fail."""
-    p = Path(path)
+    p = check_input_file(path)
     name = str(path)
-    if not p.exists():
-        raise InvalidInputError("file does not exist", name)
-    if p.is_dir():
-        raise InvalidInputError("is a directory, expected a file", name)
     try:
         raw = p.read_bytes()
     except OSError as exc:
@@ -156,8 +185,7 @@ def read_timeseries(path: PathLike, min_frames: int = 2) -> np.ndarray:
     name = str(path)
     p = Path(path)
     if p.suffix.lower() == ".npy":
-        if not p.is_file():
-            raise InvalidInputError("file does not exist", name)
+        check_input_file(p)
         try:
             arr = np.load(p, allow_pickle=False)
         except (ValueError, OSError) as exc:
@@ -172,7 +200,8 @@ def read_table(path: PathLike, required: Sequence[str] = ()) -> pd.DataFrame:
     name = str(path)
     text = _read_text(path)
     try:
-        table = pd.read_csv(_stdio.StringIO(text))
+        # IDs are text: "001" must stay "001" (a folder name), never become the number 1
+        table = pd.read_csv(_stdio.StringIO(text), dtype={"subject_id": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise InvalidInputError(f"is not a readable CSV table ({exc})", name) from None
     table.columns = [str(c).strip() for c in table.columns]
@@ -199,8 +228,9 @@ def prepare_demographics(table: pd.DataFrame, input_name: str = "demographics") 
     for col in ("subject_id", "age_in_years"):
         if col not in out.columns:
             raise InvalidInputError(f"missing required column {col!r}", input_name)
-    out["subject_id"] = out["subject_id"].astype(str)
     try:
+        check_unique_ids(out["subject_id"], input_name)
+        out["subject_id"] = out["subject_id"].astype(str)
         check_unique_ids(out["subject_id"], input_name)
         out["age_in_years"] = check_ages(out["age_in_years"], input_name)
         if "sex" in out.columns:
@@ -247,8 +277,7 @@ def read_manifest(path: PathLike) -> pd.DataFrame:
     has_fc = "fc" in table.columns and "fcd_cdf" in table.columns
     if not has_fc and "timeseries" not in table.columns:
         raise InvalidInputError("needs columns 'fc' and 'fcd_cdf', or a 'timeseries' column", name)
-    table["subject_id"] = table["subject_id"].astype(str)
-    check_unique_ids(table["subject_id"], name)
+    check_unique_ids(table["subject_id"], name, as_folders=True)
     base = Path(path).resolve().parent
     for col in ("fc", "fcd_cdf", "timeseries", "sc", "myelin", "gradient"):
         if col in table.columns:
@@ -264,21 +293,32 @@ def read_manifest(path: PathLike) -> pd.DataFrame:
 
 
 PARAMETER_COLUMNS = ("region_index", "wEE", "wEI", "sigma", "G")
+PARAMETER_LIMITS = {"wEE": (0.0, 100.0), "wEI": (0.0, 50.0), "sigma": (0.0, 0.1), "G": (0.0, 30.0)}
+"""Plausible ranges of each pFIC parameter (10 times the search bounds); values outside are
+refused as data errors (``sigma`` must also be > 0)."""
 
 
 def read_parameters(path: PathLike, n_regions: int | None = None) -> dict[str, np.ndarray]:
     """Read regional pFIC parameters in the reference layout of ``best_parameters.csv``.
+
+    Parameters
+    ----------
+    path : path
+    n_regions : int, optional
+        Required number of region rows (the SC's N).
 
     Returns a dict with arrays ``wEE``, ``wEI``, ``sigma`` of shape (N,) and scalar ``G``.
     """
     name = str(path)
     table = read_table(path, required=PARAMETER_COLUMNS)
     if n_regions is not None and len(table) != n_regions:
-        raise InvalidInputError(f"expected {n_regions} region rows, got {len(table)}", name)
-    idx = table["region_index"].to_numpy()
+        raise InvalidInputError(
+            f"has {len(table)} region rows, expected {n_regions} (one per region of the SC)", name
+        )
+    idx = pd.to_numeric(table["region_index"], errors="coerce").to_numpy()
     if not np.array_equal(np.sort(idx), np.arange(len(table))):
         raise InvalidInputError("region_index must list 0 .. N-1 once each", name)
-    table = table.sort_values("region_index")
+    table = table.assign(region_index=idx).sort_values("region_index")
     out = {}
     for col in ("wEE", "wEI", "sigma", "G"):
         out[col] = as_float_array(table[col].to_numpy(), f"{name} column {col}", ndim=1)
@@ -287,7 +327,20 @@ def read_parameters(path: PathLike, n_regions: int | None = None) -> dict[str, n
     out["G"] = np.asarray(out["G"][0])
     if np.any(out["sigma"] <= 0):
         raise InvalidInputError("sigma (noise amplitude) must be positive", name)
+    for col, (lo, hi) in PARAMETER_LIMITS.items():
+        v = np.atleast_1d(out[col])
+        bad = np.flatnonzero((v < lo) | (v > hi))
+        if bad.size:
+            raise InvalidInputError(
+                f"{col} must lie in [{lo:g}, {hi:g}]; found {v[bad[0]]:.4g} (row(s) {_fmt_idx(bad)})",
+                name,
+            )
     return out
+
+
+def _fmt_idx(idx: np.ndarray, limit: int = 5) -> str:
+    shown = ", ".join(str(int(i)) for i in idx[:limit])
+    return shown + (f" and {len(idx) - limit} more" if len(idx) > limit else "")
 
 
 def _check_same_shape(arrays: Sequence[np.ndarray], paths: Sequence[PathLike]) -> None:

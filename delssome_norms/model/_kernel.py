@@ -27,6 +27,7 @@ flags. If no compiler works, :func:`available` is False and the torch engine is 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import os
@@ -135,6 +136,28 @@ def _cache_dir() -> Path:
     return Path(root) if root else Path.home() / ".cache" / "delssome_norms"
 
 
+def _checksum_path(library: Path) -> Path:
+    """Sidecar holding the SHA-256 of a cached library (written when it is built)."""
+    return library.with_name(library.name + ".sha256")
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _cache_intact(library: Path) -> bool:
+    """Whether a cached library matches the checksum recorded when it was built."""
+    try:
+        expected = _checksum_path(library).read_text().strip()
+        return len(expected) == 64 and _file_sha256(library) == expected
+    except OSError:
+        return False
+
+
 def _compilers() -> list[str]:
     names = [os.environ["CXX"]] if os.environ.get("CXX") else []
     names += ["c++", "g++", "clang++"]
@@ -149,6 +172,11 @@ def _build() -> ctypes.CDLL:
                 (_SOURCE + cxx + " ".join(flags) + platform.machine() + platform.node()).encode()
             ).hexdigest()[:16]
             target = _cache_dir() / f"pfic_kernel_{tag}.so"
+            if target.exists() and not _cache_intact(target):
+                # a damaged or replaced library is never loaded: rebuild it
+                for stale in (target, _checksum_path(target)):
+                    with contextlib.suppress(OSError):
+                        stale.unlink()
             if not target.exists():
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
@@ -164,6 +192,10 @@ def _build() -> ctypes.CDLL:
                     if proc.returncode != 0:
                         errors.append(f"{cxx} {' '.join(flags)}: {proc.stderr.strip()[-300:]}")
                         continue
+                    # checksum first, then the library: a reader never sees one without the other
+                    sidecar = Path(tmp) / "checksum"
+                    sidecar.write_text(_file_sha256(out) + "\n")
+                    os.replace(sidecar, _checksum_path(target))
                     os.replace(out, target)
             try:
                 lib = ctypes.CDLL(str(target))

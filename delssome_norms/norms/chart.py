@@ -20,10 +20,12 @@ Input tables are pandas DataFrames with ``age_in_years``, ``numeric_sex`` (1 = f
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 import os
 import warnings
+import zipfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -1091,6 +1093,7 @@ class GrowthChart:
         meta["options"]["random_sites"] = list(self.random_sites)
         folder.mkdir(parents=True, exist_ok=True)
         write_arrays(arrays, folder / "arrays.npz")
+        meta["arrays_sha256"] = _file_sha256(folder / "arrays.npz")
         write_json(meta, folder / "chart.json")
         return folder
 
@@ -1123,10 +1126,17 @@ class GrowthChart:
                 str(meta_path),
             )
         arr_path = folder / "arrays.npz"
+        expected = meta.get("arrays_sha256")  # charts saved before checksums were added lack it
+        if expected is not None and arr_path.is_file() and _file_sha256(arr_path) != expected:
+            raise InvalidInputError(
+                "does not match the sha256 recorded in chart.json (damaged or edited); refit or "
+                "restore the chart",
+                str(arr_path),
+            )
         try:
             with np.load(arr_path, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise InvalidInputError(f"cannot be read ({exc})", str(arr_path)) from None
         try:
             opts = dict(meta["options"])
@@ -1152,6 +1162,7 @@ class GrowthChart:
             chart.adapted_sites_ = dict(meta.get("adapted_sites", {}))
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInputError(f"incomplete or inconsistent chart ({exc!r})", str(folder)) from None
+        _check_finite_chart(meta, arrays, chart, folder, arr_path, meta_path)
         T = len(chart.targets_)
         for p, d in zip(fam.params, chart.designs_):
             if chart.coef_[p].shape != (T, d.n_fixed):
@@ -1176,6 +1187,71 @@ class GrowthChart:
                     str(arr_path),
                 )
         return chart
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _non_finite_numbers(obj: Any, where: str = "") -> list[str]:
+    """Dotted paths of every NaN/inf number inside a JSON-like structure."""
+    if isinstance(obj, dict):
+        return [
+            x
+            for k, v in obj.items()
+            for x in _non_finite_numbers(v, f"{where}.{k}" if where else str(k))
+        ]
+    if isinstance(obj, (list, tuple)):
+        return [x for i, v in enumerate(obj) for x in _non_finite_numbers(v, f"{where}[{i}]")]
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return [where]
+    return []
+
+
+def _check_finite_chart(
+    meta: dict[str, Any],
+    arrays: dict[str, np.ndarray],
+    chart: GrowthChart,
+    folder: Path,
+    arr_path: Path,
+    meta_path: Path,
+) -> None:
+    """Refuse a chart whose numbers (coefficients, site effects, knots, ranges) are not finite.
+
+    A hand-edited or damaged chart would otherwise score silently: NaN offsets or knots give
+    all-NaN scores, an infinite site sigma gives centile 0.5 for everyone, a NaN age range turns
+    the age flags off.
+    """
+    for name, arr in arrays.items():
+        if not (name.startswith(("coef_", "site_", "lambda_"))):
+            continue
+        a = np.asarray(arr)
+        if not np.issubdtype(a.dtype, np.number):
+            raise InvalidInputError(f"{name} is not numeric ({a.dtype})", str(arr_path))
+        bad = ~np.isfinite(a)
+        if bad.any():
+            raise InvalidInputError(
+                f"{name} contains {int(bad.sum())} non-finite value(s) (NaN/inf); the chart was "
+                "damaged or edited: refit or restore it",
+                str(arr_path),
+            )
+    bad_meta = _non_finite_numbers({k: meta.get(k) for k in ("parameters", "age_range", "chart_range")})
+    if bad_meta:
+        raise InvalidInputError(
+            f"non-finite number(s) at {', '.join(bad_meta[:5])}; the chart was damaged or edited: "
+            "refit or restore it",
+            str(meta_path),
+        )
+    for name, (lo, hi) in (("age_range", chart.age_range_), ("chart_range", chart.chart_range_)):
+        if not lo < hi:
+            raise InvalidInputError(
+                f"{name} [{lo:g}, {hi:g}] is empty or reversed; refit or restore the chart",
+                str(meta_path),
+            )
 
 
 def centile_label(q: float) -> str:

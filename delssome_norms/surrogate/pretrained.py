@@ -255,6 +255,10 @@ def load_pretrained(folder: str | Path | None = None) -> PretrainedSurrogate:
         raise InvalidInputError(
             f"not valid JSON ({err.msg}, line {err.lineno})", str(meta_path)
         ) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise InvalidInputError(f"cannot be read ({err})", str(meta_path)) from None
+    if not isinstance(meta, dict):
+        raise InvalidInputError("is not a JSON object", str(meta_path))
     if meta.get("kind") != PRETRAINED_KIND:
         raise InvalidInputError(
             f"kind is {meta.get('kind')!r}, expected {PRETRAINED_KIND!r}", str(meta_path)
@@ -266,11 +270,22 @@ def load_pretrained(folder: str | Path | None = None) -> PretrainedSurrogate:
             str(meta_path),
         )
     expected_hash = meta.get("weights_sha256")
-    if expected_hash and _sha256(weights_path) != expected_hash:
+    if not isinstance(expected_hash, str) or len(expected_hash) != 64:
+        raise InvalidInputError(
+            f"has no valid weights_sha256, so {WEIGHTS_FILE} cannot be checked; save the weights "
+            "again with this version (delssome-norms surrogate train) or restore metadata.json",
+            str(meta_path),
+        )
+    if _sha256(weights_path) != expected_hash:
         raise InvalidInputError(
             f"{WEIGHTS_FILE} does not match the sha256 recorded in {METADATA_FILE}", str(folder)
         )
-    config = SurrogateConfig.from_dict(meta["network"])
+    try:
+        config = SurrogateConfig.from_dict(meta["network"])
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise InvalidInputError(
+            f"malformed network settings ({type(err).__name__}: {err})", str(meta_path)
+        ) from None
     if config.n_regions != meta.get("n_regions") or config.cdf_bins != meta.get("bins"):
         raise InvalidInputError("n_regions/bins disagree with the network settings", str(meta_path))
     try:

@@ -83,11 +83,12 @@ def test_simulate_without_empirical_data_and_bad_inputs(tmp_path, capsys):
     argv = [*base, *short[:-4], "--fcd-window", "50", "--out-dir", str(tmp_path / "x")]
     assert main(argv) == 2
     assert "window" in capsys.readouterr().err
-    # parameters that blow up in every duplicate
+    # absurd parameters (they would blow up in every duplicate) are refused before simulating
     _write_params(tmp_path / "bad.csv", sigma=100.0)
     argv = ["simulate", "--params", str(tmp_path / "bad.csv"), "--sc", str(tmp_path / "sc.csv")]
     assert main([*argv, *short, "--out-dir", str(tmp_path / "x")]) == 2
-    assert "blew up" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "sigma must lie in" in err and "bad.csv" in err
     assert not (tmp_path / "x").exists()
 
 
@@ -95,3 +96,38 @@ def test_help_shows_an_example(capsys):
     with pytest.raises(SystemExit):
         main(["simulate", "--help"])
     assert "example:" in capsys.readouterr().out
+
+
+def test_simulate_defaults_to_the_template_sc(tmp_path, capsys):
+    from delssome_norms.datasets import load_default_template
+
+    _write_params(tmp_path / "p.csv", n=68)
+    np.savetxt(tmp_path / "sc.csv", load_default_template().sc, delimiter=",")
+    fast = [
+        "--tr",
+        "0.72",
+        "--scan-length",
+        "30",
+        "--dt",
+        "0.01",
+        "--burn-in",
+        "3",
+        "--fcd-window",
+        "10",
+    ]
+    fast += ["--warmup-steps", "100"]
+    base = ["simulate", "--params", str(tmp_path / "p.csv"), *fast]
+    assert main([*base, "--out-dir", str(tmp_path / "default")]) == 0
+    assert main([*base, "--sc", str(tmp_path / "sc.csv"), "--out-dir", str(tmp_path / "given")]) == 0
+    a = pd.read_csv(tmp_path / "default" / "EI_ratio.csv")["EI_ratio"].to_numpy()
+    b = pd.read_csv(tmp_path / "given" / "EI_ratio.csv")["EI_ratio"].to_numpy()
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+    _write_params(tmp_path / "p67.csv", n=67)
+    assert (
+        main(
+            ["simulate", "--params", str(tmp_path / "p67.csv"), *fast, "--out-dir", str(tmp_path / "x")]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "p67.csv" in err and "default DK68 template SC" in err

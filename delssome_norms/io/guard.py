@@ -1,0 +1,192 @@
+"""Output guards: writable out-dirs checked before the work, and an exclusive lock per out-dir.
+
+:func:`check_out_dir` and :func:`check_out_file` turn the ways an output location can be unusable
+(a file where a folder is expected, a read-only folder, ``/proc``) into one
+:class:`~delssome_norms.errors.InvalidInputError` naming the option, before any work starts.
+
+:class:`OutDirLock` holds an exclusive, non-blocking ``fcntl.flock`` on a lock file in the out-dir,
+so two runs cannot write into the same folder at once. The lock file records the holder's PID,
+host and start time, which the second run's message names. The kernel releases the lock when the
+holder exits or is killed, so a stale lock file never blocks a later run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import socket
+import time
+from pathlib import Path
+
+from delssome_norms.errors import InvalidInputError
+
+try:  # pragma: no cover - POSIX only
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no lock
+    fcntl = None
+
+PathLike = str | Path
+LOCK_FILE = ".delssome-norms.lock"
+"""Name of the lock file in a locked out-dir."""
+
+
+def _probe_writable(folder: Path, option: str) -> None:
+    probe = folder / f".write-test.{secrets.token_hex(6)}.tmp"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            os.write(fd, b"x")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise InvalidInputError(f"{folder} is not writable ({exc.strerror or exc})", option) from None
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+
+
+def check_out_dir(path: PathLike, option: str = "--out-dir", create: bool = True) -> Path:
+    """Check (and create) an output folder before the work starts.
+
+    Parameters
+    ----------
+    path : path
+    option : str
+        Option named in the error message.
+    create : bool
+        Create the folder (and its parents) when missing; otherwise only check that its nearest
+        existing parent is a writable folder (nothing is left behind).
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    InvalidInputError
+        The path is a file, cannot be created, or is not writable.
+    """
+    folder = Path(path)
+    if str(path).strip() == "":
+        raise InvalidInputError("is empty", option)
+    if folder.exists() and not folder.is_dir():
+        raise InvalidInputError(f"{folder} exists and is not a folder", option)
+    if not folder.exists():
+        # refuse a missing folder under an unwritable parent without creating anything
+        parent = next((p for p in folder.absolute().parents if p.exists()), None)
+        if parent is not None and not parent.is_dir():
+            raise InvalidInputError(f"{parent} is a file, not a folder", option)
+        if not create:
+            if parent is not None:
+                _probe_writable(parent, option)
+            return folder
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InvalidInputError(f"cannot create {folder} ({exc.strerror or exc})", option) from None
+    _probe_writable(folder, option)
+    return folder
+
+
+def check_out_file(path: PathLike, option: str = "--out") -> Path:
+    """Check that an output file can be written (its folder exists or can be made, and is writable).
+
+    Nothing is created except missing parent folders.
+    """
+    target = Path(path)
+    if str(path).strip() == "" or target.name in ("", ".", ".."):
+        raise InvalidInputError(f"{path!r} is not a file name", option)
+    if target.is_dir():
+        raise InvalidInputError(f"{target} is a folder, expected a file name", option)
+    if target.exists() and not target.is_file():
+        raise InvalidInputError(f"{target} exists and is not a regular file", option)
+    check_out_dir(target.parent if str(target.parent) else Path("."), option, create=False)
+    return target
+
+
+def _holder(lock_path: Path) -> str:
+    try:
+        info = json.loads(lock_path.read_text(encoding="utf-8"))
+        return (
+            f"PID {info.get('pid', '?')} on {info.get('host', '?')}, started {info.get('started', '?')}"
+        )
+    except (OSError, ValueError):
+        return "another process"
+
+
+class OutDirLock:
+    """Exclusive lock on an out-dir (context manager; non-blocking).
+
+    Parameters
+    ----------
+    folder : path
+        The out-dir (must exist).
+    option : str
+        Option named in the error message.
+    name : str
+        Lock file name (``LOCK_FILE``; cohort shards also take one per shard).
+    shared : bool
+        Take a shared lock (several cohort shards at once) instead of an exclusive one; a shared
+        lock still excludes every exclusive holder.
+
+    Raises
+    ------
+    InvalidInputError
+        When another process holds the lock; the message names its PID and host.
+    """
+
+    def __init__(
+        self,
+        folder: PathLike,
+        option: str = "--out-dir",
+        name: str = LOCK_FILE,
+        shared: bool = False,
+    ) -> None:
+        self.path = Path(folder) / name
+        self.option = option
+        self.shared = shared
+        self._fd: int | None = None
+
+    def acquire(self) -> OutDirLock:
+        """Take the lock or raise at once."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise InvalidInputError(
+                f"cannot create the lock file {self.path} ({exc.strerror or exc})", self.option
+            ) from None
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise InvalidInputError(
+                    f"{self.path.parent} is in use by another delssome-norms run "
+                    f"({_holder(self.path)}); wait for it to finish or use another folder",
+                    self.option,
+                ) from None
+        if not self.shared:  # shared holders leave the record of the last exclusive one alone
+            info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%c")}
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps(info).encode())
+            os.fsync(fd)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        """Release the lock (the lock file stays; it is harmless once unlocked)."""
+        if self._fd is not None:
+            if not self.shared:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, 0)
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
+
+    def __enter__(self) -> OutDirLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
