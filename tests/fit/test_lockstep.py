@@ -245,3 +245,20 @@ def test_group_members_must_share_timing(tmp_path: Path) -> None:
             [tmp_path / "a", tmp_path / "b"],
             _settings(2),
         )
+
+
+def test_checkpoint_writer_keeps_one_generation_in_flight_and_raises() -> None:
+    import time
+
+    from delssome_norms.fit.stages import CheckpointWriter
+
+    order: list[str] = []
+    w = CheckpointWriter(threads=2)
+    w.submit([lambda: (time.sleep(0.05), order.append("g0"))])
+    w.submit([lambda: order.append("g1")])  # starts only after generation 0 is written
+    w.close()
+    assert order == ["g0", "g1"]
+    w = CheckpointWriter()
+    w.submit([lambda: 1 / 0])
+    with pytest.raises(ZeroDivisionError):
+        w.close()
