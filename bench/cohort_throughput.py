@@ -54,14 +54,15 @@ TARGET_S = {"surrogate": {"cuda": 1.2, "cpu": 40.0}, "euler": {"cuda": 8.0, "cpu
 """Acceptance of issue 24: seconds per subject of a full fit at HCP length."""
 
 
-def _manifest(folder: Path, n: int, tr: float, scan_length: float) -> pd.DataFrame:
-    """``n`` packaged synthetic subjects (repeated under new ids beyond the 68 packaged ones)."""
+def _manifest(folder: Path, n: int, tr: float, scan_length: float, offset: int = 0) -> pd.DataFrame:
+    """``n`` packaged synthetic subjects from ``offset`` on (repeated under new ids beyond the 68
+    packaged ones)."""
     from delssome_norms.datasets import materialise_subjects
 
     path = Path(materialise_subjects(folder))
     table = pd.read_csv(path)
     rows = []
-    for i in range(n):
+    for i in range(offset, offset + n):
         row = table.iloc[i % len(table)].copy()
         if i >= len(table):
             row["subject_id"] = f"{row['subject_id']}-r{i // len(table)}"
@@ -214,6 +215,85 @@ def _compare(results: dict, baseline: dict) -> dict:
     return out
 
 
+def _run_processes(args, argv: list[str], n: int) -> dict:
+    """``--processes P``: P copies of this benchmark at once on distinct subjects; throughput of
+    the whole = P n subjects / the slowest copy's extrapolated full fit (each copy's stage times
+    include the contention with the others, which a real run of P shards would see too)."""
+    import subprocess
+
+    tmp = Path(tempfile.mkdtemp(prefix="cohort_tp_procs_"))
+    drop = {"--processes", "--out", "--ei-out", "--compare", "--offset"}
+    base, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a.split("=")[0] in drop:
+            skip = "=" not in a
+            continue
+        base.append(a)
+    t = time.perf_counter()
+    procs = []
+    for i in range(args.processes):
+        cmd = [sys.executable, __file__, *base, "--processes", "1", "--offset", str(i * n),
+               "--out", str(tmp / f"p{i}.json")]  # fmt: skip
+        if i > 0:
+            cmd += ["--profile", "0"]
+        procs.append(subprocess.Popen(cmd))
+    codes = [p.wait() for p in procs]
+    wall = time.perf_counter() - t
+    children = [json.loads((tmp / f"p{i}.json").read_text()) for i in range(args.processes)
+                if (tmp / f"p{i}.json").exists()]  # fmt: skip
+    shutil.rmtree(tmp, ignore_errors=True)
+    modes = {}
+    for m in args.mode:
+        runs = [c["modes"][m] for c in children if m in c["modes"]]
+        if not runs:
+            continue
+        slowest = max(sum(r["stages_full_fit_s"].values()) for r in runs)
+        subjects = sum(r["subjects"] for r in runs)
+        per = slowest / max(subjects, 1)
+        target = TARGET_S[m].get(torch.device(args.device).type)
+        modes[m] = {
+            **{k: v for k, v in runs[0].items() if k not in ("ei", "test_cost")},
+            "processes": len(runs),
+            "subjects": subjects,
+            "per_process": [
+                {k: r[k] for k in ("per_subject_full_fit_s", "stages_measured_s", "wall_s")}
+                for r in runs
+            ],
+            "per_subject_full_fit_s": round(per, 3),
+            "per_subject_split_s": {
+                k: round(max(r["stages_full_fit_s"][k] for r in runs) / subjects, 4)
+                for k in runs[0]["stages_full_fit_s"]
+            },
+            "subjects_per_hour": round(3600.0 / per, 1) if per > 0 else None,
+            "hours_for_12005": round(12005 * per / 3600.0, 2),
+            "passed": None if target is None else bool(per <= target),
+        }
+    record = {
+        "benchmark": "cohort_throughput",
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "device": args.device,
+        "processes": args.processes,
+        "exit_codes": codes,
+        "wall_s_all_processes": round(wall, 2),
+        "timing": {"tr": args.tr, "scan_length": args.scan_length},
+        "extrapolation": (
+            "per process: train and validation x full_generations / generations_run, test as "
+            "measured; per subject = slowest process / all subjects"
+        ),
+        "modes": modes,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(record, indent=1))
+    parts = [f"{m}: {r['per_subject_full_fit_s']:.2f} s/subject ({r['subjects_per_hour']}/h, "
+             f"{r['processes']} processes x {r['subjects'] // r['processes']} subj, K="
+             f"{r['group_size']}, passed {r['passed']})" for m, r in modes.items()]  # fmt: skip
+    print(f"cohort_throughput [{args.device}, {args.processes} processes]: " + "; ".join(parts))
+    return record
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--mode", nargs="+", default=["surrogate", "euler"], choices=("surrogate", "euler"))
@@ -234,6 +314,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--ei-out", default=None, help="write fitted E/I and test costs here (JSON)")
     ap.add_argument("--compare", default=None, help="JSON from --ei-out of other code")
     ap.add_argument("--keep", default=None, help="keep the fit folders here")
+    ap.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="concurrent fitting processes sharing the device, each with --subjects subjects "
+        "(host work of one process overlaps the device work of the others)",
+    )
+    ap.add_argument("--offset", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args(argv)
     if args.threads:
@@ -244,10 +332,12 @@ def main(argv: list[str] | None = None) -> dict:
     if args.warmup is None:
         args.warmup = torch.device(args.device).type == "cuda"
     n = args.subjects or args.k or 8
+    if args.processes > 1:
+        return _run_processes(args, argv if argv is not None else sys.argv[1:], n)
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="cohort_tp_"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        table = _manifest(work / "data", n, args.tr, args.scan_length)
+        table = _manifest(work / "data", n, args.tr, args.scan_length, args.offset)
         results = {m: _run_mode(args, m, table, work) for m in args.mode}
     finally:
         if not args.keep:

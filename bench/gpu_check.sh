@@ -5,11 +5,12 @@
 #      HCP timing (TR 0.72 s, 864-s scans), default settings, 10 of 100 generations, with a cProfile
 #   2. E/I unchanged: 4 subjects x 3 generations (K 4, both modes) fitted by this code and by the
 #      pre-change package in .baseline/ (PYTHONPATH=.baseline); r per subject, test-cost change
-#   3. cohort throughput, Euler mode: 32 subjects, K 32, HCP timing, 4 of 100 generations
-#   4. HCP-size generation (bench/simulate.py: 100 x 3 sims, FC + FCD + cost; 3000-sim throughput)
-#   5. micro-benchmarks: stability-gate margin (eigvalsh vs batched tridiagonal), coupling matmul
+#   3. the same with 3 processes of 64 subjects sharing the GPU (3 shards on one GPU)
+#   4. cohort throughput, Euler mode: 32 subjects, K 32, HCP timing, 4 of 100 generations
+#   5. GPU tests (pytest -m gpu tests/model)
+#   6. HCP-size generation (bench/simulate.py: 100 x 3 sims, FC + FCD + cost; 3000-sim throughput)
+#   7. micro-benchmarks: stability-gate margin (eigvalsh vs batched tridiagonal), coupling matmul
 #      FP32 / TF32 / BF16 at 300-30000 simulations (kernel headroom, issue item 3)
-#   6. GPU tests (pytest -m gpu tests/model)
 # Extrapolation (bench/cohort_throughput.py): train and validation x 100 / generations run, test as
 # measured (it does not depend on the number of generations); per subject = total / subjects.
 # Output, at most 3 files in $OUT: gpu_check.log (everything printed), gpu_check.json (every
@@ -74,19 +75,26 @@ if [ -d .baseline/delssome_norms ]; then
     fi
 fi
 
-# 3. Euler-mode throughput
+# 3. surrogate mode, 3 processes sharing the GPU (as 3 shards of a cohort would): the host work
+#    of one (CMA-ES bookkeeping, checkpoints) overlaps the device work of the others
+run "cohort throughput, surrogate, 3 processes" 90 $py bench/cohort_throughput.py --device cuda \
+    --mode surrogate --subjects 64 --generations 10 --processes 3 \
+    --out "$tmp/throughput_surrogate_3proc.json"
+
+# 4. Euler-mode throughput
 run "cohort throughput, euler" 90 $py bench/cohort_throughput.py --device cuda --mode euler \
     --subjects 32 --k 32 --generations 4 --out "$tmp/throughput_euler.json"
 
-# 4. HCP-size generation and 3000-simulation throughput
+# 5. GPU tests
+run "GPU tests" 50 $py -m pytest -q -p no:cacheprovider -x -m gpu tests/model
+
+# 6. HCP-size generation and 3000-simulation throughput
 run "simulate: HCP generation" 60 $py bench/simulate.py --device cuda --skip-test-stage \
     --baseline-steps 200 --scale-sets 1000 --out "$tmp/simulate.json"
 
-# 5. gate and coupling micro-benchmarks
+# 7. gate and coupling micro-benchmarks
 run "micro-benchmarks" 35 $py bench/gpu_micro.py --device cuda --out "$tmp/gpu_micro.json"
 
-# 6. GPU tests
-run "GPU tests" 60 $py -m pytest -q -p no:cacheprovider -x -m gpu tests/model
 
 echo "=== merge ($(left) s of budget left)"
 $py - "$tmp" "$out" <<'PY'
@@ -100,10 +108,10 @@ for f in sorted(tmp.glob("*.json")):
     except Exception as exc:  # noqa: BLE001
         merged[f.stem] = {"error": repr(exc)}
 lines = []
-for key in ("throughput_surrogate", "throughput_euler"):
+for key in ("throughput_surrogate", "throughput_surrogate_3proc", "throughput_euler"):
     for mode, r in merged.get(key, {}).get("modes", {}).items():
         lines.append(f"# {key} ({mode}): {r['per_subject_full_fit_s']} s/subject, split "
-                     f"{r['per_subject_split_s']}, K {r['group_size']}")
+                     f"{r['per_subject_split_s']}, K {r['group_size']}, passed {r.get('passed')}")
         for e in r.get("profile_top", []):
             lines.append(f"{e['tottime_s']:9.3f} {e['cumtime_s']:9.3f} {e['calls']:9d}  {e['function']}")
         r.pop("ei", None)  # keep the merged file small
