@@ -27,6 +27,10 @@ tmp="$(mktemp -d)"
 py="${PYTHON:-python3}"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
 budget="${BUDGET_S:-345}"
+# overrides for a CPU dry run of the plumbing, e.g.
+#   DEVICE=cpu SCAN_LENGTH=14.4 SUBJECTS=2 EULER_SUBJECTS=2 BUDGET_S=300 bash bench/gpu_check.sh
+dev="${DEVICE:-cuda}"; scan="${SCAN_LENGTH:-864}"
+nsub="${SUBJECTS:-64}"; neul="${EULER_SUBJECTS:-32}"
 t0=$(date +%s)
 log="$out/gpu_check.log"
 exec > >(tee -a "$log") 2>&1
@@ -48,7 +52,7 @@ $py - <<'PY'
 import importlib, torch
 print("torch", torch.__version__, "cuda", torch.cuda.is_available())
 missing = []
-for m in ("triton", "numpy", "scipy", "pandas", "cma", "tqdm", "safetensors", "pytest"):
+for m in ("triton", "numpy", "scipy", "pandas", "cma", "tqdm", "safetensors", "matplotlib", "pytest"):
     try:
         importlib.import_module(m)
     except Exception as exc:  # noqa: BLE001
@@ -59,12 +63,13 @@ PY
     || echo "no .baseline/delssome_norms: the E/I check is skipped"
 
 # 1. surrogate-mode throughput (the headline number)
-run "cohort throughput, surrogate" 110 $py bench/cohort_throughput.py --device cuda --mode surrogate \
-    --subjects 64 --generations 10 --profile 30 --out "$tmp/throughput_surrogate.json"
+run "cohort throughput, surrogate" 110 $py bench/cohort_throughput.py --device "$dev" \
+    --mode surrogate --scan-length "$scan" --subjects "$nsub" --generations 10 --profile 30 --out "$tmp/throughput_surrogate.json"
 
 # 2. E/I unchanged against the pre-change code (same subjects, seed, K and settings)
 if [ -d .baseline/delssome_norms ]; then
-    common=(--device cuda --mode surrogate euler --subjects 4 --k 4 --generations 3 --no-warmup)
+    common=(--device "$dev" --scan-length "$scan" --mode surrogate euler --subjects 4 --k 4
+            --generations 3 --no-warmup)
     # the baseline package looks for weights beside itself: point it at this checkout's
     run "E/I check: baseline" 75 env PYTHONPATH="$root/.baseline" \
         DELSSOME_NORMS_PRETRAINED="$root/pretrained/delssome_dk68" $py bench/cohort_throughput.py \
@@ -77,23 +82,23 @@ fi
 
 # 3. surrogate mode, 3 processes sharing the GPU (as 3 shards of a cohort would): the host work
 #    of one (CMA-ES bookkeeping, checkpoints) overlaps the device work of the others
-run "cohort throughput, surrogate, 3 processes" 90 $py bench/cohort_throughput.py --device cuda \
-    --mode surrogate --subjects 64 --generations 10 --processes 3 \
+run "cohort throughput, surrogate, 3 processes" 90 $py bench/cohort_throughput.py --device "$dev" \
+    --mode surrogate --scan-length "$scan" --subjects "$nsub" --generations 10 --processes 3 \
     --out "$tmp/throughput_surrogate_3proc.json"
 
 # 4. Euler-mode throughput
-run "cohort throughput, euler" 90 $py bench/cohort_throughput.py --device cuda --mode euler \
-    --subjects 32 --k 32 --generations 4 --out "$tmp/throughput_euler.json"
+run "cohort throughput, euler" 90 $py bench/cohort_throughput.py --device "$dev" --mode euler \
+    --scan-length "$scan" --subjects "$neul" --k "$neul" --generations 4 --out "$tmp/throughput_euler.json"
 
 # 5. GPU tests
 run "GPU tests" 50 $py -m pytest -q -p no:cacheprovider -x -m gpu tests/model
 
 # 6. HCP-size generation and 3000-simulation throughput
-run "simulate: HCP generation" 60 $py bench/simulate.py --device cuda --skip-test-stage \
+run "simulate: HCP generation" 60 $py bench/simulate.py --device "$dev" --skip-test-stage \
     --baseline-steps 200 --scale-sets 1000 --out "$tmp/simulate.json"
 
 # 7. gate and coupling micro-benchmarks
-run "micro-benchmarks" 35 $py bench/gpu_micro.py --device cuda --out "$tmp/gpu_micro.json"
+run "micro-benchmarks" 35 $py bench/gpu_micro.py --device "$dev" --out "$tmp/gpu_micro.json"
 
 
 echo "=== merge ($(left) s of budget left)"
