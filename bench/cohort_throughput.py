@@ -180,6 +180,7 @@ def _run_mode(args, mode: str, table: pd.DataFrame, work: Path) -> dict:
         "passed": None if target is None else bool(per_subject <= target),
         "ei": ei,
         "test_cost": test_cost,
+        "failures": summary.failures.head(5).to_dict("records") if summary.failed else [],
     }
     if prof is not None:
         res["profile_top"] = _profile_top(prof, args.profile)
@@ -207,9 +208,8 @@ def _compare(results: dict, baseline: dict) -> dict:
             "r_min": float(vals.min()) if vals.size else None,
             "r_median": float(np.median(vals)) if vals.size else None,
             "test_cost_rel_change": {k: round(v, 4) for k, v in dcost.items()},
-            "identical": all(
-                np.array_equal(np.asarray(res["ei"][k]), np.asarray(base["ei"][k])) for k in rs
-            ),
+            "identical": bool(rs)
+            and all(np.array_equal(np.asarray(res["ei"][k]), np.asarray(base["ei"][k])) for k in rs),
             "passed": bool(vals.size and vals.min() >= 0.999),
         }
     return out
@@ -380,9 +380,12 @@ def main(argv: list[str] | None = None) -> dict:
             f"{r['subjects']} subj, {r['generations_run']}->{r['generations_full']} gen, "
             f"target {r['target_s_per_subject']}, passed {r['passed']})"
         )
+        if r["failed"] or not r["done"]:
+            parts[-1] += f" [{r['done']} done, {r['failed']} FAILED]"
         chk = record.get("ei_check", {}).get(m)
         if chk:
-            parts[-1] += f" E/I r_min {chk['r_min']:.4f} vs baseline"
+            r_min = "n/a (no common finished subject)" if chk["r_min"] is None else f"{chk['r_min']:.4f}"
+            parts[-1] += f" E/I r_min {r_min} vs baseline (identical {chk['identical']})"
     print(f"cohort_throughput [{args.device}]: " + "; ".join(parts), flush=True)
     return record
 
