@@ -151,6 +151,20 @@ def _run_mode(args, mode: str, table: pd.DataFrame, work: Path) -> dict:
         q = pd.read_csv(d / "fit_quality.csv").set_index("stage")["total_loss"]
         test_cost[sid] = float(q["test"])
     n = len(table)
+    # share of train candidates that passed the stability gate (simulated in Euler mode) per
+    # generation, mean over subjects: the gate rejects most early candidates, so an Euler run
+    # of a few generations simulates fewer sets than the average generation of a full fit
+    passed = []
+    for sid in table["subject_id"]:
+        for f in sorted((out / sid / "checkpoint").glob("train_*.npz")):
+            g = int(f.stem.split("_")[1])
+            with np.load(f) as z:
+                v = z["violation"] if "violation" in z.files else np.zeros(len(z["corr"]))
+            passed.append((g, float(np.mean(~(v > 0)))))
+    gate_pass = [
+        round(float(np.mean([p for g, p in passed if g == k])), 3)
+        for k in sorted({g for g, _ in passed})
+    ]
     scale = args.full_generations / args.generations
     full = {
         "train_s": stages["train_s"] * scale,
@@ -181,6 +195,7 @@ def _run_mode(args, mode: str, table: pd.DataFrame, work: Path) -> dict:
         "ei": ei,
         "test_cost": test_cost,
         "failures": summary.failures.head(5).to_dict("records") if summary.failed else [],
+        "gate_pass_fraction_by_generation": gate_pass,
     }
     if prof is not None:
         res["profile_top"] = _profile_top(prof, args.profile)

@@ -116,7 +116,8 @@ lines = []
 for key in ("throughput_surrogate", "throughput_surrogate_3proc", "throughput_euler"):
     for mode, r in merged.get(key, {}).get("modes", {}).items():
         lines.append(f"# {key} ({mode}): {r['per_subject_full_fit_s']} s/subject, split "
-                     f"{r['per_subject_split_s']}, K {r['group_size']}, passed {r.get('passed')}")
+                     f"{r['per_subject_split_s']}, K {r['group_size']}, passed {r.get('passed')}, "
+                     f"gate pass by generation {r.get('gate_pass_fraction_by_generation')}")
         for e in r.get("profile_top", []):
             lines.append(f"{e['tottime_s']:9.3f} {e['cumtime_s']:9.3f} {e['calls']:9d}  {e['function']}")
         r.pop("ei", None)  # keep the merged file small
