@@ -196,6 +196,7 @@ def _run_mode(args, mode: str, table: pd.DataFrame, work: Path) -> dict:
         "test_cost": test_cost,
         "failures": summary.failures.head(5).to_dict("records") if summary.failed else [],
         "gate_pass_fraction_by_generation": gate_pass,
+        "train_candidates_passing_gate": round(sum(p for _, p in passed) * args.popsize),
     }
     if prof is not None:
         res["profile_top"] = _profile_top(prof, args.profile)
