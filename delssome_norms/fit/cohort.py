@@ -157,7 +157,13 @@ def plan_cohort(
         group_size = max(
             1,
             choose_group_size(
-                n, frames, settings.cmaes.popsize, settings.n_dup, settings.device, settings.dtype
+                n,
+                frames,
+                settings.cmaes.popsize,
+                settings.n_dup,
+                settings.device,
+                settings.dtype,
+                validation_sets=settings.cmaes.generations * settings.validated_per_generation,
             )
             // settings.searches,
         )

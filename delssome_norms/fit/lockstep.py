@@ -93,14 +93,20 @@ def choose_group_size(
     n_dup: int,
     device: str = "cpu",
     dtype: str = "float32",
+    validation_sets: int = 0,
 ) -> int:
     """K from the device's *total* memory (stable on a machine, so runs are reproducible).
 
     ``K = min(MAX_GROUP_SIZE[device type], MEMORY_FRACTION * total / per-subject bytes)``, at
-    least 1. Pass K explicitly (``--batch-subjects``) to reproduce numbers on another machine.
+    least 1, where a subject's bytes are those of its largest simulation call: a train
+    generation (``popsize`` sets) or, when ``validation_sets`` is given (train generations x
+    candidates validated per generation), the validation stage, which simulates every subject's
+    validated candidates of the group in one call. Pass K explicitly (``--batch-subjects``) to
+    reproduce numbers on another machine.
     """
     itemsize = 4 if dtype == "float32" else 8
-    per = subject_memory_bytes(n_regions, n_frames, popsize, n_dup, itemsize)
+    sets = max(int(popsize), int(validation_sets))
+    per = subject_memory_bytes(n_regions, n_frames, sets, n_dup, itemsize)
     fits = int(MEMORY_FRACTION * _total_memory(device) // max(per, 1))
     cap = MAX_GROUP_SIZE.get(torch.device(device).type, 8)
     return max(1, min(cap, fits))

@@ -232,6 +232,7 @@ class Parameterisation:
             *(torch.as_tensor(np.atleast_2d(x), dtype=torch.float64) for x in (p.wEE, p.wEI)),
             torch.as_tensor(np.atleast_1d(p.G), dtype=torch.float64),
             torch.as_tensor(self.fic_sc, dtype=torch.float64),
+            with_margin=False,  # only the sign is needed here
         )
         return stable.numpy()
 

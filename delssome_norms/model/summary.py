@@ -36,7 +36,24 @@ FCD_BINS = 10000
 """Bins of the FCD histogram over (−1, 1) (SCIENCE.md §3)."""
 
 DEFAULT_MEMORY_BUDGET = 1 << 29
-"""Bytes the FCD computation may use for one chunk of simulations (512 MiB)."""
+"""Bytes the FCD computation may use for one chunk of simulations on CPU (512 MiB)."""
+DEVICE_MEMORY_BUDGET_MAX = 8 << 30
+"""Largest FCD scratch budget on an accelerator (8 GiB); also at most a quarter of free memory."""
+
+
+def fcd_memory_budget(device: torch.device | str) -> int:
+    """Default scratch budget of :func:`summarize` on ``device`` [bytes].
+
+    CPU: :data:`DEFAULT_MEMORY_BUDGET`. CUDA: a quarter of the free device memory, at most
+    :data:`DEVICE_MEMORY_BUDGET_MAX`, so that the FCD of a whole lockstep validation batch runs
+    in a few large chunks (one HCP simulation needs ~100 MB of scratch on the torch path)
+    instead of hundreds of 5-simulation chunks.
+    """
+    dev = torch.device(device)
+    if dev.type != "cuda":
+        return DEFAULT_MEMORY_BUDGET
+    free, _ = torch.cuda.mem_get_info(dev)
+    return int(max(DEFAULT_MEMORY_BUDGET, min(DEVICE_MEMORY_BUDGET_MAX, free // 4)))
 
 
 class Summary(NamedTuple):
@@ -303,7 +320,7 @@ def summarize(
     result,
     timing: SimulationTiming,
     bins: int = FCD_BINS,
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    memory_budget: int | None = None,
 ) -> Summary:
     """FC and FCD-CDF per parameter set, averaged over valid duplicates.
 
@@ -314,8 +331,9 @@ def summarize(
     timing : SimulationTiming
         Provides the FCD window ``timing.fcd_window`` [frames].
     bins : int, default 10000
-    memory_budget : int, default 512 MiB
-        Bytes of scratch memory for one chunk of simulations (see the module docstring).
+    memory_budget : int, optional
+        Bytes of scratch memory for one chunk of simulations (see the module docstring);
+        default :func:`fcd_memory_budget` of the BOLD's device (512 MiB on CPU).
 
     Returns
     -------
@@ -329,6 +347,8 @@ def summarize(
     fc = bold_fc(flat).reshape(B, D, N, N)
     fused = bold.device.type == "cpu" and _cpu_kernel() is not None
     per_sim = fcd_bytes_per_simulation(T, N, timing.fcd_window, bold.element_size(), fused=fused)
+    if memory_budget is None:
+        memory_budget = fcd_memory_budget(bold.device)
     chunk = max(1, memory_budget // per_sim)
     hist = torch.empty((B * D, bins), dtype=torch.float64, device=bold.device)
     for s0 in range(0, B * D, chunk):

@@ -220,6 +220,17 @@ def test_plan_groups_and_group_size() -> None:
     k = choose_group_size(68, 1200, 100, 3, "cpu")
     assert 1 <= k <= 8
     assert choose_group_size(68, 10**7, 100, 3, "cpu") == 1  # huge scans: one subject at a time
+    # the validation call (all validated candidates of the group at once) can be the largest
+    k_val = choose_group_size(68, 1200, 100, 3, "cpu", validation_sets=300)
+    assert k_val <= k
+    total = _total_memory_for_test()
+    assert k_val == 1 or k_val * subject_memory_bytes(68, 1200, 300, 3) <= 0.5 * total
+
+
+def _total_memory_for_test() -> int:
+    from delssome_norms.fit.lockstep import _total_memory
+
+    return _total_memory("cpu")
 
 
 def test_group_members_must_share_timing(tmp_path: Path) -> None:
@@ -234,3 +245,20 @@ def test_group_members_must_share_timing(tmp_path: Path) -> None:
             [tmp_path / "a", tmp_path / "b"],
             _settings(2),
         )
+
+
+def test_checkpoint_writer_keeps_one_generation_in_flight_and_raises() -> None:
+    import time
+
+    from delssome_norms.fit.stages import CheckpointWriter
+
+    order: list[str] = []
+    w = CheckpointWriter(threads=2)
+    w.submit([lambda: (time.sleep(0.05), order.append("g0"))])
+    w.submit([lambda: order.append("g1")])  # starts only after generation 0 is written
+    w.close()
+    assert order == ["g0", "g1"]
+    w = CheckpointWriter()
+    w.submit([lambda: 1 / 0])
+    with pytest.raises(ZeroDivisionError):
+        w.close()

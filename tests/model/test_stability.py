@@ -114,3 +114,45 @@ def test_stable_fixed_point_keeps_rates_at_3_hz(template_sc):
     assert ((r_e[0] > 2.9) & (r_e[0] < 3.1)).all()
     for k in (1, 2):
         assert r_e[k].min() < 2.7
+
+
+def test_batched_tridiagonal_eigenvalue_matches_eigvalsh(template_sc):
+    """The device path of the gate's margin (Householder + Sturm multisection) = LAPACK eigvalsh,
+    on random symmetric matrices (clustered and spread spectra) and on FIC Jacobians of the
+    template SC, in float64 on CPU."""
+    from delssome_norms.model.stability import (
+        _leading_eigenvalue,
+        tridiagonal_largest_eigenvalue,
+        tridiagonalize,
+    )
+
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(40, 68, 68, dtype=torch.float64, generator=gen)
+    sym = a + a.transpose(1, 2)
+    sym[:5] = torch.eye(68, dtype=torch.float64) * 3.0 + 1e-9 * sym[:5]  # clustered spectrum
+    ref = torch.linalg.eigvalsh(sym)[:, -1]
+    got = tridiagonal_largest_eigenvalue(*tridiagonalize(sym))
+    np.testing.assert_allclose(got.numpy(), ref.numpy(), rtol=0, atol=1e-11 * ref.abs().max().item())
+    d, e = tridiagonalize(sym)
+    tri = torch.diag_embed(d) + torch.diag_embed(e, 1) + torch.diag_embed(e, -1)
+    np.testing.assert_allclose(torch.linalg.eigvalsh(tri).numpy(), torch.linalg.eigvalsh(sym).numpy(),
+                               atol=1e-11 * ref.abs().max().item())  # fmt: skip
+    rng = np.random.default_rng(1)
+    n = template_sc.shape[0]
+    wee = torch.as_tensor(rng.uniform(1, 10, (60, n)))
+    wei = torch.as_tensor(rng.uniform(0.5, 5, (60, n)))
+    g = torch.as_tensor(rng.uniform(1, 10, 60))
+    m = fic_reduced_jacobian(wee, wei, g, torch.as_tensor(template_sc))
+    m = m[torch.isfinite(m).all(dim=(1, 2))]
+    ref = _leading_eigenvalue(m, True, "eigvalsh")
+    got = _leading_eigenvalue(m, True, "tridiagonal")
+    np.testing.assert_allclose(got.numpy(), ref.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_stable_without_margin_skips_only_the_margin(small_network):
+    sc, wee, wei, g = small_network
+    t = [torch.as_tensor(x) for x in (wee, wei, g, sc)]
+    stable, _ = fic_fixed_point_stable(*t)
+    stable2, margin2 = fic_fixed_point_stable(*t, with_margin=False)
+    np.testing.assert_array_equal(stable.numpy(), stable2.numpy())
+    assert (margin2[stable2] == 0).all()
