@@ -3,12 +3,12 @@
 # (BUDGET_S, default 335 s, so the whole command stays under 6 min; each step's timeout is cut to what is left, most important first):
 #   1. cohort throughput, surrogate mode: 64 packaged subjects, K auto (64 on an H100/H200),
 #      HCP timing (TR 0.72 s, 864-s scans), default settings, 10 of 100 generations, with a cProfile
-#   2. E/I unchanged: 4 subjects x 3 generations (K 4, both modes) fitted by this code and by the
-#      pre-change package in .baseline/ (PYTHONPATH=.baseline); r per subject, test-cost change
-#   3. the same with 3 processes of 64 subjects sharing the GPU (3 shards on one GPU)
-#   4. cohort throughput, Euler mode: 16 subjects, K 16, HCP timing, 10 of 100 generations (the
+#   2. cohort throughput, Euler mode: 16 subjects, K 16, HCP timing, 10 of 100 generations (the
 #      gate rejects most early candidates, so this under-estimates a full fit's train stage;
 #      the JSON gives the share passing the gate per generation to judge by how much)
+#   3. E/I unchanged: 4 subjects x 3 generations (K 4, both modes) fitted by this code and by the
+#      pre-change package in .baseline/ (PYTHONPATH=.baseline); r per subject, test-cost change
+#   4. the surrogate step with 3 processes of 64 subjects sharing the GPU (3 shards on one GPU)
 #   5. GPU tests (pytest -m gpu tests/model)
 #   6. HCP-size generation (bench/simulate.py: 100 x 3 sims, FC + FCD + cost; 3000-sim throughput)
 #   7. micro-benchmarks: stability-gate margin (eigvalsh vs batched tridiagonal), coupling matmul
@@ -27,7 +27,8 @@ out="${OUT:-$root/bench/results/gpu}"
 mkdir -p "$out"
 tmp="$(mktemp -d)"
 py="${PYTHON:-python3}"
-export PYTHONUNBUFFERED=1 PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
+extra_path="${PYTHONPATH:-}"  # e.g. carried wheels; kept for the baseline run too
+export PYTHONUNBUFFERED=1 PYTHONPATH="$root${extra_path:+:$extra_path}"
 budget="${BUDGET_S:-335}"
 # overrides for a CPU dry run of the plumbing, e.g.
 #   DEVICE=cpu SCAN_LENGTH=72 SUBJECTS=2 EULER_SUBJECTS=2 BUDGET_S=200 bash bench/gpu_check.sh
@@ -65,32 +66,32 @@ PY
     || echo "no .baseline/delssome_norms: the E/I check is skipped"
 
 # 1. surrogate-mode throughput (the headline number)
-run "cohort throughput, surrogate" 110 $py bench/cohort_throughput.py --device "$dev" \
+run "cohort throughput, surrogate" 100 $py bench/cohort_throughput.py --device "$dev" \
     --mode surrogate --scan-length "$scan" --subjects "$nsub" --generations 10 --profile 30 --out "$tmp/throughput_surrogate.json"
 
-# 2. E/I unchanged against the pre-change code (same subjects, seed, K and settings)
+# 2. Euler-mode throughput
+run "cohort throughput, euler" 80 $py bench/cohort_throughput.py --device "$dev" --mode euler \
+    --scan-length "$scan" --subjects "$neul" --k "$neul" --generations 10 --out "$tmp/throughput_euler.json"
+
+# 3. E/I unchanged against the pre-change code (same subjects, seed, K and settings)
 if [ -d .baseline/delssome_norms ]; then
     common=(--device "$dev" --scan-length "$scan" --mode surrogate euler --subjects 4 --k 4
             --generations 3 --no-warmup)
     # the baseline package looks for weights beside itself: point it at this checkout's
-    run "E/I check: baseline" 75 env PYTHONPATH="$root/.baseline" \
+    run "E/I check: baseline" 55 env PYTHONPATH="$root/.baseline${extra_path:+:$extra_path}" \
         DELSSOME_NORMS_PRETRAINED="$root/pretrained/delssome_dk68" $py bench/cohort_throughput.py \
         "${common[@]}" --ei-out "$tmp/ei_baseline.json" --out "$tmp/ei_run_baseline.json"
     if [ -f "$tmp/ei_baseline.json" ]; then
-        run "E/I check: this code" 75 $py bench/cohort_throughput.py "${common[@]}" \
+        run "E/I check: this code" 55 $py bench/cohort_throughput.py "${common[@]}" \
             --compare "$tmp/ei_baseline.json" --out "$tmp/ei_check.json"
     fi
 fi
 
-# 3. surrogate mode, 3 processes sharing the GPU (as 3 shards of a cohort would): the host work
+# 4. surrogate mode, 3 processes sharing the GPU (as 3 shards of a cohort would): the host work
 #    of one (CMA-ES bookkeeping, checkpoints) overlaps the device work of the others
 run "cohort throughput, surrogate, 3 processes" 90 $py bench/cohort_throughput.py --device "$dev" \
     --mode surrogate --scan-length "$scan" --subjects "$nsub" --generations 10 --processes 3 \
     --out "$tmp/throughput_surrogate_3proc.json"
-
-# 4. Euler-mode throughput
-run "cohort throughput, euler" 90 $py bench/cohort_throughput.py --device "$dev" --mode euler \
-    --scan-length "$scan" --subjects "$neul" --k "$neul" --generations 10 --out "$tmp/throughput_euler.json"
 
 # 5. GPU tests
 run "GPU tests" 50 $py -m pytest -q -p no:cacheprovider -x -m gpu tests/model

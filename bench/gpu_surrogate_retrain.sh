@@ -2,7 +2,8 @@
 # Regenerate the DELSSOME surrogate's training data and weights on one CUDA GPU (the same two
 # commands as pretrained/README.md, with GPU-sized lockstep groups). Writes the new weights to
 # $OUT/delssome_dk68/ (model.safetensors, metadata.json, training_log.json) and a log.
-# Usage: OUT=dir bash bench/gpu_surrogate_retrain.sh [generation seconds budget]
+# Usage: OUT=dir bash bench/gpu_surrogate_retrain.sh   (GEN_LIMIT_S / TRAIN_LIMIT_S bound the two
+# steps; SUBJECTS GROUP GENS POP SCAN EPOCHS DEVICE override sizes for a CPU dry run)
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -14,13 +15,15 @@ data="$(mktemp -d)/surrogate_data"
 echo "=== surrogate generate on cuda ($(date +%T))"
 start=$(date +%s)
 timeout "${GEN_LIMIT_S:-240}" $py -m delssome_norms.cli.main surrogate generate --out "$data" \
-    --subjects 40 --group-size 20 --generations 15 --popsize 40 --scan-lengths 432 --dt 0.006 \
-    --n-dup 2 --seed 0 --device cuda --quiet
+    --subjects "${SUBJECTS:-40}" --group-size "${GROUP:-20}" --generations "${GENS:-15}" \
+    --popsize "${POP:-40}" --scan-lengths "${SCAN:-432}" --dt 0.006 --n-dup 2 --seed 0 \
+    --device "${DEVICE:-cuda}" --quiet
 echo "generate: exit $?, $(( $(date +%s) - start )) s"
 echo "=== surrogate train on cuda ($(date +%T))"
 start=$(date +%s)
 timeout "${TRAIN_LIMIT_S:-150}" $py -m delssome_norms.cli.main surrogate train --data "$data" \
-    --out "$out/delssome_dk68" --seed 0 --epochs 60 --lr-decay 0.95 --patience 8 --device cuda --quiet
+    --out "$out/delssome_dk68" --seed 0 --epochs "${EPOCHS:-60}" --lr-decay 0.95 --patience 8 \
+    --device "${DEVICE:-cuda}" --quiet
 echo "train: exit $?, $(( $(date +%s) - start )) s"
 $py - "$out/delssome_dk68/metadata.json" <<'PY'
 import json, sys
