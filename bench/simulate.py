@@ -52,7 +52,7 @@ def _inputs(n_sets: int, seed: int = 0):
     sc = scale_sc(np.asarray(load_default_template().sc, dtype=np.float64))
     n = sc.shape[0]
     rng = np.random.default_rng(seed)
-    # a CMA-ES-like population: smooth regional profiles inside the SCIENCE.md §5 bounds
+    # a CMA-ES-like population: smooth regional profiles inside the docs/science.md §5 bounds
     profile = rng.standard_normal(n)
     base_ee, base_ei = rng.uniform(1.5, 6.0, (n_sets, 1)), rng.uniform(1.5, 4.5, (n_sets, 1))
     wee = np.clip(base_ee + 0.5 * rng.standard_normal((n_sets, 1)) * profile, 1, 10)

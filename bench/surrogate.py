@@ -17,7 +17,7 @@ and two fits of it disagree with each other), in one process on one CPU:
    3 duplicates, batched) and by the surrogate evaluator (batched); ratio of the times.
 
 Settings (generations, timing) default to those of the weights' training data. The test stage
-re-simulates only the validation winner (``test_top_k = 1``, the protocol of SCIENCE.md §5). Both
+re-simulates only the validation winner (``test_top_k = 1``, the protocol of docs/science.md §5). Both
 modes use the FIC stability gate, as the fitter does by default (``--no-stability-gate``: the
 paper's protocol); its per-candidate cost is reported next to the network's.
 Writes ``bench/results/surrogate.json`` and prints one summary line.

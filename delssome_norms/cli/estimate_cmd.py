@@ -39,7 +39,7 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
         help="refit subjects whose folders hold results or checkpoints written with other inputs "
         "or settings (default: refuse; matching results are always kept and reused)",
     )
-    a = p.add_argument_group("simulation (advanced; defaults from SCIENCE.md)")
+    a = p.add_argument_group("simulation (advanced; defaults from docs/science.md)")
     a.add_argument("--n-dup", type=int, default=3, help="noise duplicates per candidate (default 3)")
     a.add_argument("--dt-train", type=float, default=0.005, help="train step, s (default 0.005)")
     a.add_argument("--dt-val", type=float, default=0.005, help="validation step, s (default 0.005)")

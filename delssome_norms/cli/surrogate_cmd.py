@@ -26,7 +26,7 @@ def register(subparsers) -> None:
         help="DELSSOME surrogate: generate training data, train weights, evaluate them",
         example="delssome-norms surrogate train --data surrogate_data --out pretrained/my_weights",
         description="Training data, training and evaluation of the DELSSOME cost predictor used "
-        "by `estimate-ei --mode surrogate` (SCIENCE.md §6).",
+        "by `estimate-ei --mode surrogate` (docs/science.md §6).",
     )
     actions = p.add_subparsers(dest="action", metavar="<action>")
     p.set_defaults(func=lambda args: p.print_help() or 0)

@@ -1,4 +1,4 @@
-"""SYNTHETIC lifespan reference cohort with the paper's E/I findings built in (SCIENCE.md §8).
+"""SYNTHETIC lifespan reference cohort with the paper's E/I findings built in (docs/science.md §8).
 
 Real multi-site data cannot ship with the package, so the toolkit ships a cohort generated here:
 every number in it is synthetic. The generator is a set of pure, seeded functions; the committed
@@ -14,7 +14,7 @@ Model set-up (:func:`build_model_setup`, simulations)
   network near instability, and lower wEI tolerates less recurrent excitation.
 * Regional maps: the shipped default DK68 myelin and gradient maps (real HCP group data,
   :mod:`delssome_norms.datasets.maps`); no simulation.
-* E/I mapping (:class:`EIMapping`): at the noise-free FIC fixed point ``S_E* ≈ 0.1641`` in every
+* E/I mapping (:class:`EIMapping`): at the noise-free FIC fixed point ``S_E* ≈ 0.1613`` in every
   region and ``S_I*`` depends only on wEI, so E/I = ``S_E* / S_I*(wEI)`` (:func:`fixed_point_ei`,
   from the model's FIC solver); the small noise-induced shift of the time-averaged E/I is
   calibrated from :func:`~delssome_norms.model.simulate` runs (:func:`calibrate_ei_mapping`).
@@ -84,9 +84,9 @@ SUBJECT_TR = 0.72
 SUBJECT_SCAN_LENGTH = 432.0
 """Scan length of the simulated end-to-end subjects [s] (600 frames, half an HCP run)."""
 SUBJECT_DT = 0.005
-"""Integration step of the simulated end-to-end subjects [s] (SCIENCE.md: search/validation step)."""
+"""Integration step of the simulated end-to-end subjects [s] (docs/science.md: search/validation step)."""
 N_DUPLICATES = 3
-"""Noise draws per simulated parameter set (SCIENCE.md §2)."""
+"""Noise draws per simulated parameter set (docs/science.md §2)."""
 EI_QUANTUM = 2e-4
 """Resolution at which the table's E/I values are stored (E/I units)."""
 
@@ -324,7 +324,7 @@ def fixed_point_ei(wei: np.ndarray | float, exact: bool = False) -> np.ndarray:
     """E/I ratio ``S_E* / S_I*`` at the noise-free FIC fixed point, from the model's FIC solver.
 
     At the fixed point ``S_E*`` is the same in every region and ``S_I*`` depends only on wEI
-    (SCIENCE.md §2), so this is exact for any wEE, G and SC.
+    (docs/science.md §2), so this is exact for any wEE, G and SC.
 
     Parameters
     ----------
@@ -692,7 +692,7 @@ def _class_term(n: int, spec: CohortSpec) -> np.ndarray:
 
 
 def ei_table(people: People, spec: CohortSpec) -> pd.DataFrame:
-    """The cohort table of the charts (SCIENCE.md §5) for a set of people.
+    """The cohort table of the charts (docs/science.md §5) for a set of people.
 
     Columns: ``subject_id, age_in_years, sex, site, scanner, site_scanner, numeric_sex,
     ei_ratio_mean, ei_ratio_roi_0 .. ei_ratio_roi_{N-1}``; ``ei_ratio_mean`` is the mean of the
@@ -816,7 +816,7 @@ def simulation_sc(sc: np.ndarray | None = None) -> np.ndarray:
     """The SC every simulation of the cohort uses: ``log1p(w / min positive w)`` of the template.
 
     The tvb-data weights are normalised streamline counts spanning five orders of magnitude;
-    scaled to a maximum of 0.02 (SCIENCE.md §1) their row sums are about 0.02, against about 0.27
+    scaled to a maximum of 0.02 (docs/science.md §1) their row sums are about 0.02, against about 0.27
     for the paper's log-count SC, and the simulated FC is then close to 0 for every stable
     parameter set. A log transform like the paper's (log streamline counts) restores realistic
     coupling. Zeros stay zero; the result is symmetric with a zero diagonal, unscaled.
@@ -837,7 +837,7 @@ def simulation_sc(sc: np.ndarray | None = None) -> np.ndarray:
 
 
 def _scaled(sc: np.ndarray) -> np.ndarray:
-    """SC scaled to a maximum of 0.02, as the model does (SCIENCE.md §1)."""
+    """SC scaled to a maximum of 0.02, as the model does (docs/science.md §1)."""
     sc = np.asarray(sc, dtype=np.float64)
     return sc * (0.02 / sc.max())
 
@@ -847,7 +847,7 @@ def network_jacobian(wee: np.ndarray, wei: np.ndarray, g: np.ndarray, sc: np.nda
 
     State ``(S_E, S_I)`` per region; with ``k = (1 - S_E*) gamma H_E'(I_E*)``:
     ``dS_E'/dS_E = -1/tau_E - gamma r* + k (wEE J + G J SC)``, ``dS_E'/dS_I = -k w_IE``,
-    ``dS_I'/dS_E = H_I'(I_I*) wEI J``, ``dS_I'/dS_I = -1/tau_I - H_I'(I_I*)`` (SCIENCE.md §2).
+    ``dS_I'/dS_E = H_I'(I_I*) wEI J``, ``dS_I'/dS_I = -1/tau_I - H_I'(I_I*)`` (docs/science.md §2).
 
     Parameters
     ----------
@@ -1248,13 +1248,13 @@ def build_model_setup(
 
 FIT_WEI_RANGE = (0.45, 3.15)
 """wEI range the end-to-end subjects' truth must lie in: the fitter's wEI bounds for a subject whose
-FC mean is below 0.29 (``[0.4, 3.2]``, SCIENCE.md §5), less a 0.05 margin."""
+FC mean is below 0.29 (``[0.4, 3.2]``, docs/science.md §5), less a 0.05 margin."""
 
 
 def fitter_valid(
     wei: np.ndarray, gradient: np.ndarray, wei_range: tuple[float, float] = FIT_WEI_RANGE
 ) -> np.ndarray:
-    """Whether regional wEI rows satisfy the fitter's validity rules (SCIENCE.md §5).
+    """Whether regional wEI rows satisfy the fitter's validity rules (docs/science.md §5).
 
     Every region inside ``wei_range``, ``std(wEI) >= 0.3`` (ddof 1), ``corr(wEI, myelin) <= 0``
     and ``corr(wEI, gradient) >= 0``.

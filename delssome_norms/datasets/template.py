@@ -8,7 +8,7 @@ matrix is symmetrised and its diagonal zeroed (the model has no self-connections
 
 The default SC is the log transform ``log1p(w / min positive w)`` of the tvb-data weights, like the
 paper's SC (log streamline counts): the raw weights span five orders of magnitude, and scaled to a
-maximum of 0.02 (SCIENCE.md §1) their row sums are about 0.02 (the paper's SC: about 0.27), which
+maximum of 0.02 (docs/science.md §1) their row sums are about 0.02 (the paper's SC: about 0.27), which
 leaves simulated FC near 0 at every stable parameter set. The raw weights stay available as
 :attr:`Template.weights`. No package ships
 DK68 myelin (T1w/T2w) or RSFC-gradient maps, so the template has none: the fitter falls back to the

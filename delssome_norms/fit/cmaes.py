@@ -16,7 +16,7 @@
   stops early and :attr:`CMAESSearch.stopped` says why.
 
 Selection uses pycma's default recombination weights with ``CMA_mu = mu`` (10 of 100) and active
-covariance update; the reference code instead weights the 10 best by 1/cost (SCIENCE.md §5 allows
+covariance update; the reference code instead weights the 10 best by 1/cost (docs/science.md §5 allows
 standard weighting). The initial step is ``sigma0 = 0.2`` with per-coefficient multipliers
 ``CMA_stds`` from :meth:`~delssome_norms.fit.parameterisation.Parameterisation.initial_stds`.
 
@@ -57,7 +57,7 @@ class SearchSpace(Protocol):
 
 @dataclass(frozen=True)
 class CMAESSettings:
-    """Settings of the CMA-ES search (defaults: SCIENCE.md §5).
+    """Settings of the CMA-ES search (defaults: docs/science.md §5).
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""Design matrix of the regional parameterisation and the default RSFC gradient (SCIENCE.md §5).
+"""Design matrix of the regional parameterisation and the default RSFC gradient (docs/science.md §5).
 
 Regional parameters are linear in a few regional maps: ``X = [1, myelin, gradient]`` (N x 3). When
 no myelin map is available the design falls back to ``X = [1, gradient]`` (N x 2) with an

@@ -1,6 +1,6 @@
 """Per-subject output files, failure records, and the cohort table for the growth charts.
 
-Per subject (reference-code layout, SCIENCE.md §5, plus an uncertainty column):
+Per subject (reference-code layout, docs/science.md §5, plus an uncertainty column):
 
 * ``EI_ratio.csv`` — region_index, EI_ratio, S_E, S_I, r_E, EI_ratio_sd
 * ``best_parameters.csv`` — region_index, wEE, wEI, sigma, G

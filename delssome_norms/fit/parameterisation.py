@@ -1,4 +1,4 @@
-"""Coefficients ↔ regional pFIC parameters, search bounds and validity rules (SCIENCE.md §5).
+"""Coefficients ↔ regional pFIC parameters, search bounds and validity rules (docs/science.md §5).
 
 With the design matrix ``X`` (N x P, P = 3 for ``[1, myelin, gradient]`` or 2 for
 ``[1, gradient]``) a coefficient vector ``c`` of length ``3 P + 1`` maps to regional parameters
@@ -87,7 +87,7 @@ def wei_range(fc_emp: np.ndarray) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class Bounds:
-    """Per-region bounds of the search (SCIENCE.md §5), each a (low, high) pair."""
+    """Per-region bounds of the search (docs/science.md §5), each a (low, high) pair."""
 
     wEE: tuple[float, float] = WEE_BOUNDS
     wEI: tuple[float, float] = (0.0, 5.0)

@@ -16,7 +16,7 @@ MAP_CHOICES = ("default", "fc-gradient")
 
 @dataclass(frozen=True)
 class FitSettings:
-    """Settings of the train → validation → test fit (defaults: SCIENCE.md §2, §5).
+    """Settings of the train → validation → test fit (defaults: docs/science.md §2, §5).
 
     Parameters
     ----------

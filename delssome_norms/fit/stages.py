@@ -1,4 +1,4 @@
-"""The train → validation → test stages, run for a group of subjects at once (SCIENCE.md §5).
+"""The train → validation → test stages, run for a group of subjects at once (docs/science.md §5).
 
 Every stage takes a list of :class:`Member` (one per subject of a lockstep group) and puts all their
 candidates into one simulation call:

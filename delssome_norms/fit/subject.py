@@ -1,4 +1,4 @@
-"""One subject's inputs: empirical FC and FCD-CDF, SC, regional maps and timing (SCIENCE.md §1).
+"""One subject's inputs: empirical FC and FCD-CDF, SC, regional maps and timing (docs/science.md §1).
 
 :func:`load_subject` is the edge where a subject's files are read and checked (through the
 :mod:`delssome_norms.io` readers), so everything downstream trusts a :class:`SubjectInputs`.

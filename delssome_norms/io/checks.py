@@ -3,7 +3,7 @@
 Every reader in :mod:`delssome_norms.io` passes what it read through one of these functions, so the
 rest of the package can trust its inputs. Each failure raises
 :class:`~delssome_norms.errors.InvalidInputError` naming the input and the problem, e.g.
-``"sub-003_FCD_CDF.csv: expected 10000 rows, got 9999"``. The conventions follow SCIENCE.md §1.
+``"sub-003_FCD_CDF.csv: expected 10000 rows, got 9999"``. The conventions follow docs/science.md §1.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ FC_SYMMETRY_TOL = 1e-6
 CDF_RESCALE_TOL = 1e-3
 """An FCD-CDF whose last value is within this of 1 is rescaled (with a warning); otherwise an error."""
 DEFAULT_FCD_BINS = 10000
-"""Number of histogram bins of the FCD-CDF over (-1, 1) (SCIENCE.md §3)."""
+"""Number of histogram bins of the FCD-CDF over (-1, 1) (docs/science.md §3)."""
 SEX_LABELS = {"female": "female", "f": "female", "male": "male", "m": "male"}
 """Accepted sex labels (case-insensitive) and the canonical label each one maps to."""
 MAX_AGE_YEARS = 120.0
@@ -119,7 +119,7 @@ def check_fc(fc, n_regions: int | None = None, input_name: str = "FC") -> np.nda
 
 
 def check_fcd_cdf(cdf, n_bins: int = DEFAULT_FCD_BINS, input_name: str = "FCD-CDF") -> np.ndarray:
-    """Check a cumulative FCD histogram (SCIENCE.md §1).
+    """Check a cumulative FCD histogram (docs/science.md §1).
 
     Parameters
     ----------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 FISHER_CLIP = 1.0 - 1e-7
-"""|r| is clipped below 1 before atanh so that perfect correlations stay finite (SCIENCE.md §1)."""
+"""|r| is clipped below 1 before atanh so that perfect correlations stay finite (docs/science.md §1)."""
 
 
 def fisher_z_mean(fcs: np.ndarray) -> np.ndarray:

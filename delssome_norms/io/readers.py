@@ -1,6 +1,6 @@
 """Readers for the toolkit's input files; every value read goes through a :mod:`.checks` gate.
 
-Numeric inputs use the header-less CSV layout of the paper's reference code (SCIENCE.md §1): FC and
+Numeric inputs use the header-less CSV layout of the paper's reference code (docs/science.md §1): FC and
 SC are N rows of N numbers, FCD-CDF and regional maps one number per row. A first row that is not
 numeric is taken as a header and skipped. Tables (demographics, manifests, cohort tables) are CSV with
 a header row. Every failure raises :class:`~delssome_norms.errors.InvalidInputError` naming the file.

@@ -1,7 +1,7 @@
 """Atomic writers: every output is written to a temporary file in the same folder, then renamed.
 
 An interrupted run therefore never leaves a half-written file, and an existing file is replaced only
-by a complete new one. Reference-code layouts (SCIENCE.md §5): ``EI_ratio.csv``,
+by a complete new one. Reference-code layouts (docs/science.md §5): ``EI_ratio.csv``,
 ``best_parameters.csv``, ``fit_quality.csv``; FC and FCD-CDF as header-less CSV.
 """
 

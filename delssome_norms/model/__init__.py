@@ -1,6 +1,6 @@
 """The pFIC model: batched simulation, BOLD, FC/FCD summaries and cost (no file I/O).
 
-Zhang et al. 2024 (pFIC) / Zeng et al. 2026 (DELSSOME); equations and constants in SCIENCE.md §2–§4.
+Zhang et al. 2024 (pFIC) / Zeng et al. 2026 (DELSSOME); equations and constants in docs/science.md §2–§4.
 
 Modules, one job each: :mod:`.constants` (model and Balloon–Windkessel constants), :mod:`.timing`
 (warm-up, burn-in, TR sampling with the reference code's indexing), :mod:`.fic` (rate function,

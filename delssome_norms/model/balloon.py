@@ -1,4 +1,4 @@
-"""Balloon–Windkessel hemodynamic model: neural activity (S_E) → BOLD (SCIENCE.md §2).
+"""Balloon–Windkessel hemodynamic model: neural activity (S_E) → BOLD (docs/science.md §2).
 
 Small pure functions in the style of a derivative function plus an explicit state record: the
 integrator advances :class:`BalloonState` with :func:`balloon_step` (noise-free Euler, same ``dt`` as

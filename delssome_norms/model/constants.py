@@ -1,4 +1,4 @@
-"""Constants of the pFIC mean-field model and of the Balloon–Windkessel BOLD model (SCIENCE.md §2).
+"""Constants of the pFIC mean-field model and of the Balloon–Windkessel BOLD model (docs/science.md §2).
 
 Both are :class:`~typing.NamedTuple` records with module-level defaults, so a study can run the
 model with other values (``PFIC_CONSTANTS._replace(tau_E=0.2)``) without touching the integrator.
@@ -54,7 +54,7 @@ class PFICConstants(NamedTuple):
 
 
 PFIC_CONSTANTS = PFICConstants()
-"""Default pFIC constants (SCIENCE.md §2)."""
+"""Default pFIC constants (docs/science.md §2)."""
 
 
 class BalloonConstants(NamedTuple):
@@ -97,7 +97,7 @@ class BalloonConstants(NamedTuple):
 
 
 BALLOON_CONSTANTS = BalloonConstants()
-"""Default Balloon–Windkessel constants (SCIENCE.md §2)."""
+"""Default Balloon–Windkessel constants (docs/science.md §2)."""
 
 
 class BalloonDerived(NamedTuple):

@@ -1,4 +1,4 @@
-"""Cost of a simulated summary against empirical FC and FCD-CDF (SCIENCE.md §3).
+"""Cost of a simulated summary against empirical FC and FCD-CDF (docs/science.md §3).
 
 ``corr_loss = 1 − Pearson(upper-tri FC_sim, upper-tri FC_emp)``,
 ``l1_loss = |mean(upper-tri FC_sim) − mean(upper-tri FC_emp)|`` (difference of means, as in the

@@ -1,4 +1,4 @@
-"""Rate function and feedback inhibition control (FIC) of the pFIC model (SCIENCE.md §2).
+"""Rate function and feedback inhibition control (FIC) of the pFIC model (docs/science.md §2).
 
 FIC (Deco et al. 2014; Zhang et al. 2024) fixes the recurrent inhibitory weight ``w_IE`` of every
 region so that the noise-free fixed point has ``r_E = 3 Hz``. :func:`solve_fic` solves the
@@ -64,7 +64,7 @@ def rate_derivative(x: Tensor, a: float, b: float, d: float) -> Tensor:
 
 
 def fixed_point_s_e(const: PFICConstants = PFIC_CONSTANTS) -> float:
-    """Excitatory gating ``S_E*`` at the FIC fixed point (≈ 0.1641205151).
+    """Excitatory gating ``S_E*`` at the FIC fixed point (≈ 0.1612849115).
 
     Closed-form solution of ``S_E / (tau_E gamma_kin (1 − S_E)) = r_target``.
     """

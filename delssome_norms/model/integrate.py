@@ -1,4 +1,4 @@
-"""Batched Euler–Maruyama integration of the pFIC model with Balloon–Windkessel BOLD (SCIENCE.md §2).
+"""Batched Euler–Maruyama integration of the pFIC model with Balloon–Windkessel BOLD (docs/science.md §2).
 
 B parameter sets x D noise duplicates are folded into one batch of ``M = B * D`` simulations
 (simulation ``m = b * D + d``), each with N regions. The neural state is one tensor ``x`` of shape
@@ -143,7 +143,7 @@ def _nanstd(values: Tensor, dim: int) -> Tensor:
 
 
 def scale_sc(sc: ArrayLike, max_value: float = 0.02) -> ArrayLike:
-    """Scale structural connectivity so that its largest entry is ``max_value`` (SCIENCE.md §1).
+    """Scale structural connectivity so that its largest entry is ``max_value`` (docs/science.md §1).
 
     Parameters
     ----------
@@ -466,7 +466,7 @@ def simulate(
     """Simulate B pFIC parameter sets x ``n_dup`` noise duplicates in one batch.
 
     FIC solves ``w_IE`` for every region of every set (vectorised Newton, float64), then the
-    model is integrated with Euler–Maruyama (SCIENCE.md §2; Zhang et al. 2024, Zeng et al. 2026):
+    model is integrated with Euler–Maruyama (docs/science.md §2; Zhang et al. 2024, Zeng et al. 2026):
     ``timing.warmup_steps`` unrecorded steps, then ``timing.n_steps`` recorded steps with
     Balloon–Windkessel BOLD sampled every TR and the burn-in frames dropped.
 
@@ -494,7 +494,7 @@ def simulate(
         CUDA graphs). ``"kernel"`` (CPU) and ``"triton"`` (CUDA) draw the same Philox noise, so
         the same seed gives the same simulation on both up to rounding.
     const, balloon : constants records
-        Model constants (defaults from SCIENCE.md §2).
+        Model constants (defaults from docs/science.md §2).
     progress : callable, optional
         ``progress(steps_done, steps_total)`` after each block of steps.
     block_steps : int, optional

@@ -1,6 +1,6 @@
 """Linear stability of the FIC fixed point: is a parameter set in the regime the model assumes?
 
-FIC (SCIENCE.md §2) places the noise-free fixed point of every region at r_E = 3 Hz, whatever the
+FIC (docs/science.md §2) places the noise-free fixed point of every region at r_E = 3 Hz, whatever the
 parameters; it does not make that fixed point *stable*. When it is unstable the simulated state
 leaves it (to a low- or high-activity state), the time-averaged r_E is far from 3 Hz and S_E/S_I
 no longer describes the FIC regime: fits that land there give E/I maps unrelated to (often

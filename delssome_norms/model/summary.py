@@ -1,4 +1,4 @@
-"""Summary statistics of BOLD: FC, sliding-window FCD and its 10000-bin CDF (SCIENCE.md §3).
+"""Summary statistics of BOLD: FC, sliding-window FCD and its 10000-bin CDF (docs/science.md §3).
 
 The same functions serve simulated and empirical data: :func:`bold_fc` and :func:`bold_fcd_cdf`
 take one run (T, N) (or a batch (..., T, N)); :func:`summarize` turns a
@@ -33,7 +33,7 @@ from torch import Tensor
 from delssome_norms.model.timing import SimulationTiming
 
 FCD_BINS = 10000
-"""Bins of the FCD histogram over (−1, 1) (SCIENCE.md §3)."""
+"""Bins of the FCD histogram over (−1, 1) (docs/science.md §3)."""
 
 DEFAULT_MEMORY_BUDGET = 1 << 29
 """Bytes the FCD computation may use for one chunk of simulations on CPU (512 MiB)."""

@@ -1,4 +1,4 @@
-"""Simulation timing: warm-up, burn-in, scan, TR sampling and FCD window (SCIENCE.md §2–§3).
+"""Simulation timing: warm-up, burn-in, scan, TR sampling and FCD window (docs/science.md §2–§3).
 
 :class:`SimulationTiming` holds the user-facing durations (seconds) and derives every index the
 integrator and the summary statistics need, reproducing the reference code's indexing exactly:
@@ -44,7 +44,7 @@ class SimulationTiming:
     scan_length : float
         Length of the recorded scan after the burn-in [s] (frames x TR).
     dt : float, default 0.005
-        Integration step [s]; SCIENCE.md uses 0.005 s for search/validation and 0.0005 s for the
+        Integration step [s]; docs/science.md uses 0.005 s for search/validation and 0.0005 s for the
         final test simulation.
     burn_in : float, optional
         Simulated time recorded before the scan whose BOLD frames are dropped [s]; default

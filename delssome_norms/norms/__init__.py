@@ -1,4 +1,4 @@
-"""Lifespan growth charts of E/I (SCIENCE.md §7): GAMLSS in Python, matching R gamlss.
+"""Lifespan growth charts of E/I (docs/science.md §7): GAMLSS in Python, matching R gamlss.
 
 - :mod:`.distributions`: SHASHo2, SHASHo, SHASH, JSU, NO and GG in gamlss.dist's
   parameterisations (log-density, CDF, quantiles, draws).

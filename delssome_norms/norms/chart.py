@@ -1,4 +1,4 @@
-"""Lifespan growth charts of E/I: the :class:`GrowthChart` estimator (SCIENCE.md §7).
+"""Lifespan growth charts of E/I: the :class:`GrowthChart` estimator (docs/science.md §7).
 
 A chart is one GAMLSS model per target (the mean cortical E/I ratio and each region), all fitted
 together::

@@ -1,4 +1,4 @@
-"""Model choice: BIC over response families and spline degrees of freedom (SCIENCE.md §7).
+"""Model choice: BIC over response families and spline degrees of freedom (docs/science.md §7).
 
 The paper compared SHASHo2, JSU, the generalised gamma (GG) and the normal (NO), with mu spline
 df 3-5, by BIC. :func:`compare_models` fits every combination (each one a batched fit of all

@@ -2,7 +2,7 @@
 
 Regions are classed by :func:`delssome_norms.datasets.region_classes` (sensory = primary and
 unimodal visual, somatomotor and auditory cortex; all others association). The paper's finding to
-reproduce (SCIENCE.md §8): E/I is higher in sensory than in association regions at every age.
+reproduce (docs/science.md §8): E/I is higher in sensory than in association regions at every age.
 """
 
 from __future__ import annotations

@@ -376,7 +376,7 @@ def chart_sex_tests(
     Parameters
     ----------
     table, targets : see :func:`sex_difference_tests`.
-    family, mu_df, sigma_df : chart family and spline df (SCIENCE.md §7).
+    family, mu_df, sigma_df : chart family and spline df (docs/science.md §7).
     site : str or None
         Site column of the charts' random site effects (``None``: no site effects).
     alpha : float

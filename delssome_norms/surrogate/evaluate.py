@@ -2,7 +2,7 @@
 
 :class:`SurrogateEvaluator` has the call signature the fitter's search stage uses,
 ``evaluate(params, subject_index) -> Losses`` (CONTRIBUTING.md, ``fit`` contract), so it replaces the
-Euler evaluator in the train stage only; validation and test stay simulated (SCIENCE.md §6). It
+Euler evaluator in the train stage only; validation and test stay simulated (docs/science.md §6). It
 holds the K subjects of a lockstep cohort (their FC, FCD-CDF, SC and timing), embeds each subject
 and projects its SC once (:meth:`~.network.CostPredictor.project_sc`), and scores candidates in
 batches on the chosen device without building autograd graphs.

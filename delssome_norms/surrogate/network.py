@@ -1,6 +1,6 @@
 """The DELSSOME cost predictor: a transformer over regions that predicts the three fit-cost terms.
 
-Architecture (SCIENCE.md §6; the paper uses width 128, 16 heads, 5 layers on a GPU; our defaults,
+Architecture (docs/science.md §6; the paper uses width 128, 16 heads, 5 layers on a GPU; our defaults,
 width 32, 2 heads, 2 layers, are sized so that training takes minutes and scoring a candidate
 costs well under a millisecond on one CPU core)::
 
@@ -51,7 +51,7 @@ class SurrogateConfig:
     fcd_bins : int
         Number of FCD-density groups the network reads (the raw CDF has ``cdf_bins`` bins).
     cdf_bins : int
-        Number of bins of the FCD-CDF the subject files hold (10000 in SCIENCE.md §1).
+        Number of bins of the FCD-CDF the subject files hold (10000 in docs/science.md §1).
     d_model : int
         Token width.
     n_heads : int
@@ -65,7 +65,7 @@ class SurrogateConfig:
     dropout : float
         Dropout in the encoder and embedding MLPs (training only).
     param_center, param_halfwidth : tuple of 3 floats
-        ``(x - center) / halfwidth`` maps wEE, wEI, sigma to about [-1, 1] (SCIENCE.md §5 bounds).
+        ``(x - center) / halfwidth`` maps wEE, wEI, sigma to about [-1, 1] (docs/science.md §5 bounds).
     gsc_scale : float
         Multiplier of G·SC (scaled SC has max 0.02 and G <= 3, so ``50`` maps the largest entry to 3).
     tr_ref, scan_ref : float

@@ -1,7 +1,7 @@
 """Generator functions of the SYNTHETIC reference cohort, checked against independent expectations.
 
 These tests need no packaged data: the model's E/I mapping is compared with a scalar root-finder
-written from SCIENCE.md §2, the network Jacobian with finite differences of the model equations,
+written from docs/science.md §2, the network Jacobian with finite differences of the model equations,
 the trajectories with their specification, and the writer with itself (byte-identical output).
 """
 
@@ -17,7 +17,7 @@ from scipy.optimize import brentq
 from delssome_norms.datasets import synthetic as syn
 from delssome_norms.datasets.reference import write_npz_deterministic
 
-# SCIENCE.md §2 constants, written out independently of the package.
+# docs/science.md §2 constants, written out independently of the package.
 I0, W_E, W_I, J = 0.382, 1.0, 0.7, 0.15
 GAMMA, A_E, B_E, D_E, TAU_E = 0.641, 310.0, 125.0, 0.16, 0.1
 A_I, B_I, D_I, TAU_I = 615.0, 177.0, 0.087, 0.01
@@ -47,7 +47,7 @@ def test_fixed_point_ei_is_decreasing_and_in_the_documented_range() -> None:
     w = np.linspace(0.5, 5.0, 200)
     ei = syn.fixed_point_ei(w)
     assert np.all(np.diff(ei) < 0)
-    # SCIENCE.md §4: near the FIC fixed point E/I is about 2-3.6 for S_I of 0.04-0.07
+    # docs/science.md §4: near the FIC fixed point E/I is about 2-3.6 for S_I of 0.04-0.07
     assert syn.fixed_point_ei(1.4) == pytest.approx(3.6, abs=0.05)
     assert syn.fixed_point_ei(3.6) == pytest.approx(2.0, abs=0.05)
 
@@ -129,7 +129,7 @@ def test_site_effects_are_centred() -> None:
 
 
 def _drift(x: np.ndarray, wee, wei, w_ie, g, sc) -> np.ndarray:
-    """pFIC drift from SCIENCE.md §2 (independent of the package), x = [S_E, S_I]."""
+    """pFIC drift from docs/science.md §2 (independent of the package), x = [S_E, S_I]."""
     n = len(wee)
     s_e, s_i = x[:n], x[n:]
     i_e = W_E * I0 + wee * J * s_e + g * J * (sc @ s_e) - w_ie * s_i

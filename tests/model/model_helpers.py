@@ -6,13 +6,13 @@ import numpy as np
 
 
 def rate_numpy(x, a: float, b: float, d: float):
-    """H(x; a, b, d) = (a x - b) / (1 - exp(-d (a x - b))) [Hz], written out in numpy (SCIENCE.md §2)."""
+    """H(x; a, b, d) = (a x - b) / (1 - exp(-d (a x - b))) [Hz], written out in numpy (docs/science.md §2)."""
     y = a * x - b
     return y / (1.0 - np.exp(-d * y))
 
 
 def random_params(rng: np.random.Generator, B: int, N: int, stable: bool = False, sigma: float = 0.005):
-    """Random in-bounds regional parameters (SCIENCE.md §5 bounds).
+    """Random in-bounds regional parameters (docs/science.md §5 bounds).
 
     ``stable=True`` draws only from the region where the FIC fixed point of an isolated node is
     linearly stable (wEI >= 0.6 wEE + 0.2, wEE <= 6), which the noise-free FIC test needs.

@@ -1,4 +1,4 @@
-"""FIC: the solved w_IE makes (S_E*, S_I*) an exact fixed point at r_E = 3 Hz (SCIENCE.md §2)."""
+"""FIC: the solved w_IE makes (S_E*, S_I*) an exact fixed point at r_E = 3 Hz (docs/science.md §2)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Stability of the FIC fixed point: the Schur complement against a finite-difference Jacobian of the
-model equations (written out here from SCIENCE.md §2), and against simulated rates."""
+model equations (written out here from docs/science.md §2), and against simulated rates."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ _h = rate_numpy
 
 
 def _drift(x, wee, wei, g, w_ie, sc):
-    """dS_E/dt, dS_I/dt of SCIENCE.md §2 for the state x = [S_E, S_I] (2N,), numpy float64."""
+    """dS_E/dt, dS_I/dt of docs/science.md §2 for the state x = [S_E, S_I] (2N,), numpy float64."""
     n = len(wee)
     s_e, s_i = x[:n], x[n:]
     i_e = C.W_E * C.I0 + wee * C.J_NMDA * s_e + g * C.J_NMDA * sc @ s_e - w_ie * s_i

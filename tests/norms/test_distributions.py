@@ -92,7 +92,7 @@ def test_gg_lognormal_limit_matches_scipy_lognorm() -> None:
 
 
 def test_shasho2_is_the_sinh_arcsinh_transform_of_a_normal() -> None:
-    # SCIENCE.md §7: y = mu + sigma tau sinh((asinh(z) + nu) / tau) with z ~ N(0, 1)
+    # docs/science.md §7: y = mu + sigma tau sinh((asinh(z) + nu) / tau) with z ~ N(0, 1)
     mu, sigma, nu, tau = 2.0, 0.05, 0.3, 1.2
     z = np.linspace(-3, 3, 13)
     y = mu + sigma * tau * np.sinh((np.arcsinh(z) + nu) / tau)

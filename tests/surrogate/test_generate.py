@@ -60,7 +60,7 @@ def test_every_candidate_is_recorded(generated) -> None:
     assert data.true_regional is not None and data.true_regional.shape == (3, 6, 3)
     np.testing.assert_allclose(np.cumsum(data.fcd_density, axis=1)[:, -1], 1.0, atol=1e-5)
     assert data.info["settings"]["generations"] == 2
-    # candidates lie inside the search bounds of SCIENCE.md §5
+    # candidates lie inside the search bounds of docs/science.md §5
     assert data.regional[..., 0].min() >= 1 and data.regional[..., 0].max() <= 10
     assert data.g.min() >= 0 and data.g.max() <= 3
 
