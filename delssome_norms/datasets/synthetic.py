@@ -84,7 +84,7 @@ SUBJECT_TR = 0.72
 SUBJECT_SCAN_LENGTH = 432.0
 """Scan length of the simulated end-to-end subjects [s] (600 frames, half an HCP run)."""
 SUBJECT_DT = 0.005
-"""Integration step of the simulated end-to-end subjects [s] (docs/science.md: search/validation step)."""
+"""Integration step of the simulated end-to-end subjects [s] (docs/science.md §2: search step)."""
 N_DUPLICATES = 3
 """Noise draws per simulated parameter set (docs/science.md §2)."""
 EI_QUANTUM = 2e-4

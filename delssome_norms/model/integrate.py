@@ -1,4 +1,4 @@
-"""Batched Euler–Maruyama integration of the pFIC model with Balloon–Windkessel BOLD (docs/science.md §2).
+"""Batched Euler–Maruyama integration of pFIC and Balloon–Windkessel BOLD (docs/science.md §2).
 
 B parameter sets x D noise duplicates are folded into one batch of ``M = B * D`` simulations
 (simulation ``m = b * D + d``), each with N regions. The neural state is one tensor ``x`` of shape

@@ -1,4 +1,4 @@
-"""DELSSOME surrogate: a transformer that predicts the fit cost of pFIC parameter sets (docs/science.md §6).
+"""DELSSOME surrogate: a transformer predicting the cost of pFIC parameter sets (docs/science.md §6).
 
 Typical use::
 

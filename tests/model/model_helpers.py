@@ -6,7 +6,7 @@ import numpy as np
 
 
 def rate_numpy(x, a: float, b: float, d: float):
-    """H(x; a, b, d) = (a x - b) / (1 - exp(-d (a x - b))) [Hz], written out in numpy (docs/science.md §2)."""
+    """H(x; a, b, d) = (a x - b) / (1 - exp(-d (a x - b))) [Hz] in numpy (docs/science.md §2)."""
     y = a * x - b
     return y / (1.0 - np.exp(-d * y))
 
