@@ -27,7 +27,6 @@ read them with ``allow_pickle=False``.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.resources
 import io
@@ -44,6 +43,7 @@ import pandas as pd
 from delssome_norms.datasets.atlas import DK68_REGIONS, SENSORY_REGIONS, region_classes
 from delssome_norms.datasets.maps import load_default_maps
 from delssome_norms.errors import InvalidInputError
+from delssome_norms.io.digest import file_sha256
 from delssome_norms.io.writers import atomic_path, write_json, write_matrix, write_table
 
 if TYPE_CHECKING:
@@ -91,10 +91,6 @@ def _path(name: str, folder: str | Path | None) -> Path:
 def _load_npz(name: str, folder: str | Path | None) -> dict[str, np.ndarray]:
     with np.load(_path(name, folder), allow_pickle=False) as data:
         return {k: data[k] for k in data.files}
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def write_npz_deterministic(arrays: Mapping[str, np.ndarray], path: str | Path) -> Path:
@@ -280,7 +276,7 @@ def write_reference_cohort(
             "sensory": sorted(r for r in DK68_REGIONS[:n] if r in SENSORY_REGIONS),
         },
         "files": {
-            name: {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+            name: {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
             for name, path in sorted(written.items())
         },
     }

@@ -14,6 +14,7 @@ from delssome_norms.io.checks import (
     normalise_sex,
 )
 from delssome_norms.io.combine import fisher_z_mean, mean_cdf
+from delssome_norms.io.digest import file_sha256
 from delssome_norms.io.guard import OutDirLock, check_out_dir, check_out_file
 from delssome_norms.io.readers import (
     check_input_file,
@@ -59,6 +60,7 @@ __all__ = [
     "check_timeseries",
     "check_timing",
     "check_unique_ids",
+    "file_sha256",
     "fisher_z_mean",
     "mean_cdf",
     "normalise_sex",

@@ -42,6 +42,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from delssome_norms.io.digest import file_sha256
 from delssome_norms.model._kernel_source import SOURCE as _SOURCE
 from delssome_norms.model.balloon import balloon_init
 from delssome_norms.model.constants import (
@@ -141,19 +142,11 @@ def _checksum_path(library: Path) -> Path:
     return library.with_name(library.name + ".sha256")
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _cache_intact(library: Path) -> bool:
     """Whether a cached library matches the checksum recorded when it was built."""
     try:
         expected = _checksum_path(library).read_text().strip()
-        return len(expected) == 64 and _file_sha256(library) == expected
+        return len(expected) == 64 and file_sha256(library) == expected
     except OSError:
         return False
 
@@ -194,7 +187,7 @@ def _build() -> ctypes.CDLL:
                         continue
                     # checksum first, then the library: a reader never sees one without the other
                     sidecar = Path(tmp) / "checksum"
-                    sidecar.write_text(_file_sha256(out) + "\n")
+                    sidecar.write_text(file_sha256(out) + "\n")
                     os.replace(sidecar, _checksum_path(target))
                     os.replace(out, target)
             try:

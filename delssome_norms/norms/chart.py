@@ -20,7 +20,6 @@ Input tables are pandas DataFrames with ``age_in_years``, ``numeric_sex`` (1 = f
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import math
 import os
@@ -41,7 +40,7 @@ from delssome_norms.errors import (
     InvalidInputError,
     NotFittedError,
 )
-from delssome_norms.io import check_ages, normalise_sex, write_arrays, write_json
+from delssome_norms.io import check_ages, file_sha256, normalise_sex, write_arrays, write_json
 from delssome_norms.norms.design import ParameterDesign, ParameterTerms, encode_sites
 from delssome_norms.norms.distributions import FAMILIES, Family, get_family
 from delssome_norms.norms.fitting import fit_gamlss, fit_site_offsets
@@ -1093,7 +1092,7 @@ class GrowthChart:
         meta["options"]["random_sites"] = list(self.random_sites)
         folder.mkdir(parents=True, exist_ok=True)
         write_arrays(arrays, folder / "arrays.npz")
-        meta["arrays_sha256"] = _file_sha256(folder / "arrays.npz")
+        meta["arrays_sha256"] = file_sha256(folder / "arrays.npz")
         write_json(meta, folder / "chart.json")
         return folder
 
@@ -1127,7 +1126,7 @@ class GrowthChart:
             )
         arr_path = folder / "arrays.npz"
         expected = meta.get("arrays_sha256")  # charts saved before checksums were added lack it
-        if expected is not None and arr_path.is_file() and _file_sha256(arr_path) != expected:
+        if expected is not None and arr_path.is_file() and file_sha256(arr_path) != expected:
             raise InvalidInputError(
                 "does not match the sha256 recorded in chart.json (damaged or edited); refit or "
                 "restore the chart",
@@ -1187,14 +1186,6 @@ class GrowthChart:
                     str(arr_path),
                 )
         return chart
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _non_finite_numbers(obj: Any, where: str = "") -> list[str]:

@@ -19,7 +19,6 @@ The default weights are looked up in ``$DELSSOME_NORMS_PRETRAINED`` or, failing 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import warnings
@@ -58,14 +57,6 @@ def default_pretrained_path() -> Path:
     if env:
         return Path(env)
     return Path(__file__).resolve().parents[2] / "pretrained" / DEFAULT_NAME
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass
@@ -214,7 +205,7 @@ def save_pretrained(
         "n_parameters": model.n_parameters(),
         **{k: v for k, v in metadata.items() if k not in {"kind", "format_version", "network"}},
         "weights_file": WEIGHTS_FILE,
-        "weights_sha256": _sha256(folder / WEIGHTS_FILE),
+        "weights_sha256": io.file_sha256(folder / WEIGHTS_FILE),
     }
     io.write_json(meta, folder / METADATA_FILE)
     return folder
@@ -276,7 +267,7 @@ def load_pretrained(folder: str | Path | None = None) -> PretrainedSurrogate:
             "again with this version (delssome-norms surrogate train) or restore metadata.json",
             str(meta_path),
         )
-    if _sha256(weights_path) != expected_hash:
+    if io.file_sha256(weights_path) != expected_hash:
         raise InvalidInputError(
             f"{WEIGHTS_FILE} does not match the sha256 recorded in {METADATA_FILE}", str(folder)
         )

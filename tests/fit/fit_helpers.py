@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from delssome_norms.fit import CMAESSettings, FitSettings
 from delssome_norms.fit.evaluate import SimulatedCandidates
 from delssome_norms.io import write_matrix
 from delssome_norms.model import Losses, SimulationTiming
@@ -127,4 +128,21 @@ def write_manifest(
 def tiny_timing(tr: float = 0.72, scan: float = 14.4) -> SimulationTiming:
     return SimulationTiming(
         tr=tr, scan_length=scan, dt=0.01, burn_in=0.72, fcd_window=5, warmup_steps=50
+    )
+
+
+def dask_cohort_settings(seed: int) -> FitSettings:
+    """Tiny cohort settings for the executor tests (2 generations x 6 candidates, gate off)."""
+    return FitSettings(
+        cmaes=CMAESSettings(generations=2, popsize=6, mu=2),
+        dt_train=0.006,
+        dt_val=0.006,
+        dt_test=0.006,
+        burn_in=0.72,
+        fcd_window=5,
+        warmup_steps=50,
+        n_dup=1,
+        test_top_k=2,
+        seed=seed,
+        stability_gate=False,  # 2 x 6 candidates: the gate could reject all of a subject's
     )

@@ -12,27 +12,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from fit_helpers import write_manifest
+from fit_helpers import dask_cohort_settings, write_manifest
 
-from delssome_norms.fit import CMAESSettings, FitSettings, run_cohort
+from delssome_norms.fit import FitSettings, run_cohort
 
 distributed = pytest.importorskip("dask.distributed")
 
 
 def _settings() -> FitSettings:
-    return FitSettings(
-        cmaes=CMAESSettings(generations=2, popsize=6, mu=2),
-        dt_train=0.006,
-        dt_val=0.006,
-        dt_test=0.006,
-        burn_in=0.72,
-        fcd_window=5,
-        warmup_steps=50,
-        n_dup=1,
-        test_top_k=2,
-        seed=7,
-        stability_gate=False,  # 2 x 6 candidates: the gate could reject all of a subject's
-    )
+    return dask_cohort_settings(seed=7)
 
 
 def test_groups_are_sharded_over_workers(tmp_path: Path) -> None:
