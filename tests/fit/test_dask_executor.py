@@ -1,4 +1,8 @@
-"""The Dask executor on a LocalCluster of 2 worker processes gives the local executor's numbers."""
+"""The Dask executor: one task per lockstep group, spread over the workers, local numbers.
+
+A LocalCluster of 2 single-thread worker processes stands in for 2 GPUs (``docs/dask_slurm.md``
+starts one worker per GPU with dask-jobqueue).
+"""
 
 from __future__ import annotations
 
@@ -9,46 +13,62 @@ import pandas as pd
 import pytest
 from fit_helpers import dask_cohort_settings, write_manifest
 
-from delssome_norms.fit import FitSettings, run_cohort
+from delssome_norms.fit import run_cohort
 
 distributed = pytest.importorskip("dask.distributed")
 
 OUTPUTS = ("EI_ratio.csv", "best_parameters.csv", "fit_quality.csv")
 
 
-def _settings() -> FitSettings:
-    return dask_cohort_settings(seed=4)
-
-
-def test_dask_local_cluster_matches_local_executor(tmp_path: Path) -> None:
-    manifest = write_manifest(tmp_path, 3, scan=7.2)
+def _local_then_dask(tmp_path: Path, n_subjects: int, group_size: int, seed: int):
+    """Run the same tiny cohort locally and on a 2-worker cluster; the dask summary, the
+    subjects reported as they finished, the task stream and the workers' addresses."""
+    manifest = write_manifest(tmp_path, n_subjects, scan=7.2)
+    settings = dask_cohort_settings(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        local = run_cohort(manifest, tmp_path / "local", _settings(), group_size=2, quiet=True)
-    assert local.done == 3
+        local = run_cohort(manifest, tmp_path / "local", settings, group_size=group_size, quiet=True)
+    assert local.done == n_subjects
+    seen: list[str] = []
     with (
         distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
         ) as cluster,
+        distributed.Client(cluster) as client,
         warnings.catch_warnings(),
+        distributed.get_task_stream(client=client) as stream,
     ):
         warnings.simplefilter("ignore")
-        seen = []
         summary = run_cohort(
             manifest,
             tmp_path / "dask",
-            _settings(),
+            settings,
             executor="dask",
             scheduler=cluster.scheduler_address,
-            group_size=2,
+            group_size=group_size,
             quiet=True,
             on_subject=lambda o: seen.append(o["subject_id"]),
         )
+        workers = {cluster.workers[w].worker_address for w in cluster.workers}
+    for sid in seen:
+        for f in OUTPUTS:
+            local_bytes = (tmp_path / "local" / sid / f).read_bytes()
+            assert local_bytes == (tmp_path / "dask" / sid / f).read_bytes(), (sid, f)
+    return summary, seen, stream.data, workers
+
+
+def test_dask_local_cluster_matches_local_executor(tmp_path: Path) -> None:
+    summary, seen, _, _ = _local_then_dask(tmp_path, n_subjects=3, group_size=2, seed=4)
     assert (summary.done, summary.failed, summary.n_groups) == (3, 0, 2)
     assert sorted(seen) == ["sub-00", "sub-01", "sub-02"]
     assert pd.read_csv(tmp_path / "dask" / "failures.csv").empty
-    for sid in seen:
-        for f in OUTPUTS:
-            assert (tmp_path / "local" / sid / f).read_bytes() == (
-                tmp_path / "dask" / sid / f
-            ).read_bytes()
+
+
+def test_groups_are_sharded_over_workers(tmp_path: Path) -> None:
+    summary, seen, stream, workers = _local_then_dask(tmp_path, n_subjects=4, group_size=1, seed=7)
+    assert (summary.done, summary.failed, summary.n_groups) == (4, 0, 4)
+    assert sorted(seen) == ["sub-00", "sub-01", "sub-02", "sub-03"]
+    tasks = [t for t in stream if t["key"].startswith("run_group_task")]
+    assert len({t["key"] for t in tasks}) == 4  # one task per group
+    used = {t["worker"] for t in tasks}
+    assert used <= workers and len(used) == 2, f"groups ran on {used} of {workers}"
