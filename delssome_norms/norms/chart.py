@@ -879,8 +879,9 @@ class GrowthChart:
             what = f"site(s) {', '.join(names[:6])}" if names else f"no {self.site_column_} column"
             warnings.warn(
                 f"{source}: {int(unseen.sum())} row(s) from {what} unknown to the chart get the "
-                f"population-average prediction (flag {FLAG_UNSEEN_SITE}); use adapt() with "
-                f"controls of the site to estimate its offsets",
+                f"population-average prediction (flag {FLAG_UNSEEN_SITE}); estimate the site's "
+                f"offsets from its controls with `delssome-norms charts adapt --chart CHART "
+                f"--controls CONTROLS.csv --out NEW_CHART` (Python: GrowthChart.adapt)",
                 InputWarning,
                 stacklevel=2,
             )
