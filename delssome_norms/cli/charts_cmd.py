@@ -42,6 +42,28 @@ def _int_list(text: str, option: str) -> list[int]:
         raise InvalidInputError(f"expected comma-separated integers, got {text!r}", option) from None
 
 
+def load_chart(arg: str, quiet: bool = False):
+    """A chart folder, or the shipped SYNTHETIC chart for ``reference``."""
+    from delssome_norms.norms import GrowthChart
+    from delssome_norms.norms.reference import (
+        REFERENCE_CHART_LABEL,
+        REFERENCE_CHART_NAME,
+        load_reference_chart,
+    )
+
+    if arg == REFERENCE_CHART_NAME and not Path(arg).exists():
+        if not quiet:
+            print(f"using the {REFERENCE_CHART_LABEL}")
+        return load_reference_chart()
+    return GrowthChart.load(arg)
+
+
+def _table_and_provenance(path: str):
+    from delssome_norms.io import read_table, read_table_provenance
+
+    return read_table(path), read_table_provenance(path)
+
+
 def register(subparsers) -> None:
     """Add the ``charts`` command and its subcommands."""
     p = add_command(
@@ -62,8 +84,10 @@ def register(subparsers) -> None:
         help="fit the charts of every target at once and write the population centiles",
         example=FIT_EXAMPLE,
         description="Fit one GAMLSS chart per target (ei_ratio_mean and every ei_ratio_roi_* "
-        "column by default) in one batched fit; write the chart folder and, per target, "
-        "<out>/<target>/female_population_centiles.csv and male_population_centiles.csv.",
+        "column by default) in one batched fit; write the chart folder (chart.json + arrays.npz, "
+        "with the table's provenance sidecar when collect wrote one) and "
+        "<out>/<target>/female_population_centiles.csv and male_population_centiles.csv "
+        "(for ei_ratio_mean; --centile-tables all for every target).",
     )
     f.add_argument("--table", required=True, metavar="CSV", help="cohort E/I table (one row per person)")
     f.add_argument("--out", required=True, metavar="DIR", help="chart folder to write")
@@ -82,6 +106,14 @@ def register(subparsers) -> None:
         "algorithm step by step (reproduces R's output, slower)",
     )
     f.add_argument("--max-iter", type=int, default=200, help="maximum iterations")
+    f.add_argument(
+        "--centile-tables",
+        choices=("all", "mean", "none"),
+        default="mean",
+        help="which targets get <target>/<sex>_population_centiles.csv (7 significant digits): "
+        "ei_ratio_mean only (default; 0.2 MB each), all (about 0.25 MB per target) or none; the "
+        "chart itself (chart.json + arrays.npz, ~0.1 MB for 69 targets) is all scoring needs",
+    )
     f.set_defaults(func=run_fit)
 
     s = add_command(
@@ -94,8 +126,19 @@ def register(subparsers) -> None:
         "column (unseen_site, age_out_of_range, missing_value). For ei_ratio_mean also the "
         "reference names centile_with_site and corrected_value.",
     )
-    s.add_argument("--chart", required=True, metavar="DIR", help="chart folder")
+    s.add_argument(
+        "--chart",
+        required=True,
+        metavar="DIR",
+        help="chart folder, or 'reference' for the shipped SYNTHETIC chart (mean + 68 DK68 regions)",
+    )
     s.add_argument("--table", required=True, metavar="CSV", help="people to score")
+    s.add_argument(
+        "--allow-pipeline-mismatch",
+        action="store_true",
+        help="score a table whose atlas or pipeline (collect's provenance sidecar) differs from "
+        "the chart's, with a warning (experts only)",
+    )
     s.add_argument("--out", required=True, metavar="CSV", help="scores to write")
     s.add_argument("--targets", metavar="LIST", help="comma-separated targets (default: all present)")
     s.add_argument(
@@ -120,8 +163,15 @@ def register(subparsers) -> None:
         "has not seen, estimate its mu and sigma offsets by maximum likelihood with the "
         "population model frozen; write a new chart folder that knows the site.",
     )
-    a.add_argument("--chart", required=True, metavar="DIR", help="chart folder")
+    a.add_argument(
+        "--chart", required=True, metavar="DIR", help="chart folder, or 'reference' (shipped chart)"
+    )
     a.add_argument("--controls", required=True, metavar="CSV", help="controls of the new site(s)")
+    a.add_argument(
+        "--allow-pipeline-mismatch",
+        action="store_true",
+        help="adapt with controls whose atlas or pipeline differs from the chart's (warning)",
+    )
     a.add_argument("--out", required=True, metavar="DIR", help="new chart folder to write")
     a.add_argument(
         "--method",
@@ -139,7 +189,9 @@ def register(subparsers) -> None:
         description="Draw the population centiles (2.5-97.5) of one target, one panel per sex, "
         "with the table's people as points (harmonised values by default).",
     )
-    pl.add_argument("--chart", required=True, metavar="DIR", help="chart folder")
+    pl.add_argument(
+        "--chart", required=True, metavar="DIR", help="chart folder, or 'reference' (shipped chart)"
+    )
     pl.add_argument("--out", required=True, metavar="FILE", help="figure to write (.png or .pdf)")
     pl.add_argument("--table", metavar="CSV", help="people to draw as points")
     pl.add_argument("--target", default="ei_ratio_mean", help="target to draw")
@@ -171,10 +223,10 @@ def register(subparsers) -> None:
 
 def run_fit(args: argparse.Namespace) -> int:
     """Fit the charts and write the chart folder and population centile tables."""
-    from delssome_norms.io import read_table, write_table
+    from delssome_norms.io import write_table
     from delssome_norms.norms import GrowthChart
 
-    table = read_table(args.table)
+    table, provenance = _table_and_provenance(args.table)
     chart = GrowthChart(
         args.family,
         mu_df=args.mu_df,
@@ -184,12 +236,15 @@ def run_fit(args: argparse.Namespace) -> int:
         site_column=args.site_column,
         algorithm=args.algorithm,
         max_iter=args.max_iter,
-    ).fit(table, targets=_csv_list(args.targets), source=str(args.table))
+    ).fit(table, targets=_csv_list(args.targets), source=str(args.table), provenance=provenance)
     out = Path(args.out)
     chart.save(out)
-    for sex in ("female", "male"):
-        for target, frame in chart.population_centiles(sex).items():
-            write_table(frame, out / target / f"{sex}_population_centiles.csv")
+    tables = {"all": None, "mean": [t for t in chart.targets_ if t == "ei_ratio_mean"], "none": []}
+    chosen = tables[args.centile_tables]
+    if chosen is None or chosen:
+        for sex in ("female", "male"):
+            for target, frame in chart.population_centiles(sex, targets=chosen).items():
+                write_table(frame, out / target / f"{sex}_population_centiles.csv", float_format="%.7g")
     write_table(chart.convergence_, out / "convergence.csv")
     n_ok = int(chart.converged_.sum())
     print(
@@ -202,17 +257,19 @@ def run_fit(args: argparse.Namespace) -> int:
 
 def run_score(args: argparse.Namespace) -> int:
     """Score a table of people against a saved chart."""
-    from delssome_norms.io import read_table, write_table
-    from delssome_norms.norms import GrowthChart
+    from delssome_norms.io import check_out_file, write_table
 
-    chart = GrowthChart.load(args.chart)
-    table = read_table(args.table)
+    check_out_file(args.out, "--out")
+    chart = load_chart(args.chart)
+    table, provenance = _table_and_provenance(args.table)
     scores = chart.score(
         table,
         targets=_csv_list(args.targets),
         extrapolate=args.extrapolate,
         layout=args.layout,
         source=str(args.table),
+        provenance=provenance,
+        allow_pipeline_mismatch=args.allow_pipeline_mismatch,
     )
     write_table(scores, args.out)
     flagged = int((scores["flag"] != "").sum())
@@ -222,12 +279,15 @@ def run_score(args: argparse.Namespace) -> int:
 
 def run_adapt(args: argparse.Namespace) -> int:
     """Adapt a saved chart to new sites and write the new chart."""
-    from delssome_norms.io import read_table
-    from delssome_norms.norms import GrowthChart
-
-    chart = GrowthChart.load(args.chart)
-    controls = read_table(args.controls)
-    new = chart.adapt(controls, method=args.method, source=str(args.controls))
+    chart = load_chart(args.chart)
+    controls, provenance = _table_and_provenance(args.controls)
+    new = chart.adapt(
+        controls,
+        method=args.method,
+        source=str(args.controls),
+        provenance=provenance,
+        allow_pipeline_mismatch=args.allow_pipeline_mismatch,
+    )
     new.save(args.out)
     added = [s for s in new.sites_ if s not in chart.sites_]
     counts = ", ".join(f"{s} ({new.adapted_sites_[s]['n_controls']} controls)" for s in added)
@@ -238,14 +298,13 @@ def run_adapt(args: argparse.Namespace) -> int:
 def run_plot(args: argparse.Namespace) -> int:
     """Draw the centile fan chart of one target."""
     from delssome_norms.io import atomic_path, read_table
-    from delssome_norms.norms import GrowthChart
     from delssome_norms.plotting.charts import plot_chart_centiles
 
     out = Path(args.out)
     fmt = out.suffix.lower().lstrip(".")
     if fmt not in ("png", "pdf", "svg"):
         raise InvalidInputError("the figure must end in .png, .pdf or .svg", "--out")
-    chart = GrowthChart.load(args.chart)
+    chart = load_chart(args.chart)
     data = read_table(args.table) if args.table else None
     crosscheck = None
     if args.crosscheck:

@@ -40,7 +40,9 @@ def register(subparsers) -> None:
         example="delssome-norms collect --in-dir out/ --demographics demogr.csv --out cohort_ei.csv",
         description="Write subject_id, age_in_years, sex, numeric_sex, site, scanner, site_scanner, "
         "ei_ratio_mean and ei_ratio_roi_0..N-1 for every person of the demographics table with "
-        "finished results in --in-dir.",
+        "finished results in --in-dir, plus <stem>.provenance.json (atlas, SC, maps, design, mode, "
+        "settings, timing of the fits) and <stem>.regions.csv (region name of each column). "
+        "Subjects fitted with different pipelines or settings are refused.",
     )
     c.add_argument("--in-dir", required=True, help="cohort output folder")
     c.add_argument("--demographics", required=True, metavar="CSV", help="demographics table")
@@ -96,5 +98,11 @@ def run_collect_cmd(args: argparse.Namespace) -> int:
 
     table = collect(args.in_dir, args.demographics, args.out)
     n_roi = sum(c.startswith("ei_ratio_roi_") for c in table.columns)
-    print(f"{len(table)} subjects x {n_roi} regions -> {args.out}")
+    from delssome_norms.io import provenance_path, regions_path
+
+    print(
+        f"{len(table)} subjects x {n_roi} regions -> {args.out} (provenance: "
+        f"{provenance_path(args.out)}, region names: {regions_path(args.out)}); next: "
+        f"delssome-norms charts score --chart reference --table {args.out} --out scores.csv"
+    )
     return 0

@@ -181,6 +181,11 @@ def register(subparsers) -> None:
     src.add_argument(
         "--timeseries", nargs="+", metavar="FILE", help="BOLD runs (frames x regions; TSV, CSV or NPY)"
     )
+    src.add_argument(
+        "--drop-na-frames",
+        action="store_true",
+        help="drop time-series frames with missing values (BIDS n/a) instead of refusing them",
+    )
     src.add_argument("--tr", type=float, required=True, help="repetition time (seconds)")
     src.add_argument("--scan-length", type=float, help="scan length (seconds; default frames x TR)")
     src.add_argument("--sc", metavar="CSV", help="SC (N x N); default: the DK68 template")
@@ -235,6 +240,7 @@ def run(args: argparse.Namespace) -> int:
         myelin=args.myelin,
         gradient=args.gradient,
         fcd_window=args.fcd_window,
+        drop_na_frames=args.drop_na_frames,
     )
     check_stage_timing(settings, subject.tr, subject.scan_length, "--tr/--scan-length")
     out = check_out_dir(out, "--out-dir")

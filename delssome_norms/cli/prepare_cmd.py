@@ -17,38 +17,102 @@ def register(subparsers) -> None:
         "--subject-id sub-01",
         description="Each run (frames x regions; TSV, CSV or NPY) gives an FC and an FCD-CDF with "
         "the simulator's own code; several runs are combined by a Fisher-z average of FC and the "
-        "mean of the CDFs. Writes <id>_FC.csv (N x N) and <id>_FCD_CDF.csv (10000 x 1), header-less.",
+        "mean of the CDFs. Writes <id>_FC.csv (N x N) and <id>_FCD_CDF.csv (10000 x 1), header-less. "
+        "A header row of region names (lh_precentral, ctx-lh-precentral, L_precentral, ...) is "
+        "matched to DK68 by name and the columns put in DK68 order. With --bids-dir, every "
+        "sub-*_timeseries.tsv below the folder is prepared (one subject per sub- label) and a "
+        "cohort manifest (manifest.csv, scan length = frames x TR) is written.",
     )
-    p.add_argument("--timeseries", nargs="+", required=True, metavar="FILE", help="BOLD runs")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--timeseries", nargs="+", metavar="FILE", help="BOLD runs")
+    src.add_argument(
+        "--bids-dir", metavar="DIR", help="BIDS-derivatives folder of sub-*_timeseries.tsv files"
+    )
     p.add_argument("--tr", type=float, required=True, help="repetition time (seconds)")
     p.add_argument("--out-dir", required=True, help="output folder")
     p.add_argument("--subject-id", default=None, help="file-name prefix (default: none)")
     p.add_argument(
         "--fcd-window", type=int, default=None, help="FCD window, frames (default round(60/TR))"
     )
+    p.add_argument(
+        "--drop-na-frames",
+        action="store_true",
+        help="drop frames with missing values (BIDS n/a) instead of refusing the run",
+    )
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Compute and write the two files."""
+def _prepare_runs(paths, args, need: int):
+    from delssome_norms.errors import InvalidInputError
+    from delssome_norms.fit.subject import empirical_statistics
+    from delssome_norms.io import read_timeseries
+
+    runs = [read_timeseries(p, min_frames=need, drop_na_frames=args.drop_na_frames) for p in paths]
+    widths = {r.shape[1] for r in runs}
+    if len(widths) > 1:
+        raise InvalidInputError(f"runs have different numbers of regions {sorted(widths)}", paths[0])
+    fc, cdf = empirical_statistics(runs, args.tr, args.fcd_window)
+    return runs, fc, cdf
+
+
+def _bids_subjects(folder) -> dict[str, list]:
+    """``sub-<label>`` -> sorted ``*_timeseries.tsv`` files of that subject below ``folder``."""
+    import re
     from pathlib import Path
 
+    out: dict[str, list] = {}
+    for path in sorted(Path(folder).rglob("*_timeseries.tsv")):
+        m = re.search(r"(?:^|_)(sub-[A-Za-z0-9]+)", path.name)
+        if m:
+            out.setdefault(m.group(1), []).append(path)
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    """Compute and write the two files (per subject with --bids-dir, plus a manifest)."""
+    from pathlib import Path
+
+    import pandas as pd
+
     from delssome_norms.errors import InvalidInputError
-    from delssome_norms.fit.subject import empirical_statistics, min_frames
-    from delssome_norms.io import read_timeseries, write_matrix
+    from delssome_norms.fit.subject import min_frames
+    from delssome_norms.io import write_matrix, write_table
 
     if not (args.tr > 0):
         raise InvalidInputError(f"TR must be a positive number of seconds, got {args.tr}", "--tr")
     need = min_frames(args.tr, args.fcd_window)
-    runs = [read_timeseries(p, min_frames=need) for p in args.timeseries]
-    widths = {r.shape[1] for r in runs}
-    if len(widths) > 1:
-        raise InvalidInputError(
-            f"runs have different numbers of regions {sorted(widths)}", args.timeseries[0]
-        )
-    fc, cdf = empirical_statistics(runs, args.tr, args.fcd_window)
-    prefix = f"{args.subject_id}_" if args.subject_id else ""
     out = Path(args.out_dir)
+    if args.bids_dir is not None:
+        if not Path(args.bids_dir).is_dir():
+            raise InvalidInputError(f"{args.bids_dir} is not a folder", "--bids-dir")
+        subjects = _bids_subjects(args.bids_dir)
+        if not subjects:
+            raise InvalidInputError(
+                "holds no sub-<label>_..._timeseries.tsv file (BIDS derivatives)", args.bids_dir
+            )
+        rows = []
+        for sid, paths in subjects.items():
+            runs, fc, cdf = _prepare_runs(paths, args, need)
+            frames = {r.shape[0] for r in runs}
+            write_matrix(fc, out / f"{sid}_FC.csv")
+            write_matrix(cdf, out / f"{sid}_FCD_CDF.csv")
+            rows.append(
+                {
+                    "subject_id": sid,
+                    "tr": args.tr,
+                    "scan_length": frames.pop() * args.tr if len(frames) == 1 else None,
+                    "fc": f"{sid}_FC.csv",
+                    "fcd_cdf": f"{sid}_FCD_CDF.csv",
+                }
+            )
+        write_table(pd.DataFrame(rows), out / "manifest.csv")
+        print(
+            f"{len(rows)} subject(s) from {args.bids_dir} -> {out}; cohort manifest "
+            f"{out / 'manifest.csv'} (next: delssome-norms cohort --manifest {out / 'manifest.csv'})"
+        )
+        return 0
+    runs, fc, cdf = _prepare_runs(args.timeseries, args, need)
+    prefix = f"{args.subject_id}_" if args.subject_id else ""
     write_matrix(fc, out / f"{prefix}FC.csv")
     write_matrix(cdf, out / f"{prefix}FCD_CDF.csv")
     frames = ", ".join(str(r.shape[0]) for r in runs)

@@ -38,6 +38,7 @@ from delssome_norms.fit.evaluate import EulerEvaluator, make_evaluator
 from delssome_norms.fit.outputs import (
     check_finished,
     run_fingerprint,
+    subject_provenance,
     write_failure,
     write_subject_outputs,
 )
@@ -465,6 +466,7 @@ def _run_info(
         },
         "inputs": s.sources,
         "design": extra["design"],
+        "provenance": subject_provenance(s, settings, extra["design"]),
         "wEI_range": list(m.space.bounds.wEI),
         "search": {
             "generations_done": m.search.generation,

@@ -44,6 +44,7 @@ from delssome_norms.io import (
     write_parameters,
     write_table,
 )
+from delssome_norms.io.provenance import pipeline_differences
 
 RUN_FORMAT_VERSION = 1
 """Schema version of ``run.json``."""
@@ -124,6 +125,87 @@ def run_fingerprint(
     if no_maps and settings.maps == "default" and subject.n_regions == len(DK68_REGIONS):
         fp["default_maps_sha256"] = load_default_maps().sha256
     return json.loads(json.dumps(fp))  # normalise tuples and numpy scalars
+
+
+PROVENANCE_FORMAT_VERSION = 1
+"""Schema version of the ``provenance`` block of ``run.json`` and of a table's sidecar."""
+PIPELINE_SETTINGS_IGNORED = ("seed", "device", "engine", "dtype", "surrogate_weights")
+"""Settings that do not define a pipeline (a cohort may be fitted with several seeds/devices)."""
+
+
+def _sha256_json(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def subject_provenance(subject: SubjectInputs, settings: FitSettings, design: str) -> dict[str, Any]:
+    """What produced a subject's E/I: atlas, SC, maps, design, timing, mode, settings, version.
+
+    Parameters
+    ----------
+    subject : SubjectInputs
+    settings : FitSettings
+    design : str
+        The design description of the fit (e.g. ``"[1, myelin, gradient]; gradient: default DK68
+        maps"``).
+
+    Returns
+    -------
+    dict
+        ``atlas`` (name, n_regions, regions, regions_sha256), ``sc`` (name, sha256 of the unscaled
+        matrix), ``maps`` (name, sha256), ``design``, ``timing`` (tr, scan_length [s]), ``mode``,
+        ``settings``, ``version`` and ``pipeline``: the fields that must agree between subjects
+        of one cohort table and between a table and the chart it is scored against
+        (:data:`PIPELINE_FIELDS`).
+    """
+    from delssome_norms import __version__
+    from delssome_norms.datasets import load_default_template
+    from delssome_norms.io.regions import regions_sha256
+
+    n = subject.n_regions
+    names = list(subject.regions) if subject.regions is not None else None
+    atlas_name = "DK68" if names is not None and tuple(names) == DK68_REGIONS else f"custom-{n}"
+    sc_sha = _sha256_arrays(subject.sc)
+    template = load_default_template()
+    is_template = template.sc.shape == subject.sc.shape and _sha256_arrays(template.sc) == sc_sha
+    sc_source = subject.sources.get("sc", "")
+    sc_name = template.source if is_template else Path(sc_source).name or "given"
+    no_maps = subject.myelin is None and subject.gradient is None
+    if no_maps and settings.maps == "default" and n == len(DK68_REGIONS):
+        maps = {"name": "default DK68 maps", "sha256": load_default_maps().sha256}
+    elif not no_maps:
+        maps = {"name": "given", "sha256": _sha256_arrays(subject.myelin, subject.gradient)}
+    else:
+        maps = {"name": "FC gradient", "sha256": None}
+    settings_d = settings.to_dict()
+    pipeline_settings = {k: v for k, v in settings_d.items() if k not in PIPELINE_SETTINGS_IGNORED}
+    pipeline = {
+        "atlas": atlas_name,
+        "n_regions": n,
+        "regions_sha256": regions_sha256(names) if names is not None else None,
+        "sc": f"template {sc_sha}" if is_template else "subject SC",
+        "maps": maps["name"] + (f" {maps['sha256']}" if maps["name"] != "given" else ""),
+        "design": design.split(";")[0].strip(),
+        "mode": settings.mode,
+        "settings_sha256": _sha256_json(pipeline_settings),
+    }
+    out = {
+        "format_version": PROVENANCE_FORMAT_VERSION,
+        "atlas": {
+            "name": atlas_name,
+            "n_regions": n,
+            "regions": names,
+            "regions_sha256": pipeline["regions_sha256"],
+        },
+        "sc": {"name": sc_name, "sha256": sc_sha},
+        "maps": maps,
+        "design": design,
+        "timing": {"tr": subject.tr, "scan_length": subject.scan_length},
+        "mode": settings.mode,
+        "settings": settings_d,
+        "version": __version__,
+        "pipeline": pipeline,
+    }
+    return json.loads(json.dumps(out))
 
 
 def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -322,14 +404,27 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
         site_scanner (see :func:`delssome_norms.io.read_demographics`).
     out : path
         Output CSV: subject_id, age_in_years, sex, numeric_sex, site, scanner, site_scanner,
-        ei_ratio_mean, ei_ratio_roi_0 .. ei_ratio_roi_{N-1}.
+        ei_ratio_mean, ei_ratio_roi_0 .. ei_ratio_roi_{N-1}. Next to it
+        ``<stem>.provenance.json`` (the pipeline that produced every row: atlas, SC, maps, design,
+        mode, settings, timing, versions, dropped subjects) and ``<stem>.regions.csv`` (region
+        name of each ``ei_ratio_roi_k``).
 
     Returns
     -------
     DataFrame
         The table written. Subjects without finished results are skipped with an
-        :class:`~delssome_norms.errors.InputWarning`; all subjects must have the same N.
+        :class:`~delssome_norms.errors.InputWarning` (listed in the sidecar).
+
+    Raises
+    ------
+    InvalidInputError
+        Subjects with different numbers of regions, settings, or pipelines (atlas, SC, maps,
+        design, mode: the first differing field and both values are named).
     """
+    from delssome_norms.io import provenance_path, regions_path
+    from delssome_norms.io.provenance import SIDECAR_KIND
+    from delssome_norms.io.regions import regions_sha256
+
     demo = read_demographics(demographics)
     try:
         check_unique_ids(demo["subject_id"], str(demographics), as_folders=True)
@@ -338,7 +433,9 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
     in_dir = Path(in_dir)
     rows, missing, n_regions = [], [], None
     settings_seen: dict[str, list[str]] = {}
-    unfingerprinted = []
+    pipelines: dict[str, tuple[dict[str, Any], list[str]]] = {}
+    provenances: dict[str, dict[str, Any]] = {}
+    unfingerprinted, unprovenanced = [], []
     for _, person in demo.iterrows():
         sid = str(person["subject_id"])
         sdir = in_dir / sid
@@ -359,6 +456,13 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
             settings_seen.setdefault(key, []).append(sid)
         else:
             unfingerprinted.append(sid)
+        prov = run.get("provenance")
+        if isinstance(prov, dict) and isinstance(prov.get("pipeline"), dict):
+            key = json.dumps(prov["pipeline"], sort_keys=True)
+            pipelines.setdefault(key, (prov["pipeline"], []))[1].append(sid)
+            provenances[sid] = prov
+        else:
+            unprovenanced.append(sid)
         ei_path = sdir / "EI_ratio.csv"
         ei = read_table(ei_path, required=("region_index", "EI_ratio"))
         ei = ei.sort_values("region_index")
@@ -390,13 +494,27 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
             f" (and {len(missing) - 10} more)" if len(missing) > 10 else ""
         )
         warnings.warn(
-            f"{len(missing)} subject(s) in {demographics} have no finished results in {in_dir}: {shown}",
+            f"{len(missing)} subject(s) in {demographics} have no finished results in {in_dir}: "
+            f"{shown} (left out of the table; see failures.csv of the cohort run)",
             InputWarning,
             stacklevel=2,
         )
     if not rows:
         raise InvalidInputError(
             "no finished subject results found for the people listed", str(demographics)
+        )
+    if len(pipelines) > 1:
+        (ref, ref_ids), *others = sorted(pipelines.values(), key=lambda v: len(v[1]), reverse=True)
+        other, other_ids = others[0]
+        diff = pipeline_differences(ref, other) or [("pipeline", "?", "?")]
+        field, a, b = diff[0]
+        raise InvalidInputError(
+            f"subjects were fitted with different pipelines: {field} is {a!r} for "
+            f"{', '.join(ref_ids[:3])}{' ...' if len(ref_ids) > 3 else ''} but {b!r} for "
+            f"{', '.join(other_ids[:3])}{' ...' if len(other_ids) > 3 else ''}"
+            + (f" (and {len(diff) - 1} more field(s) differ)" if len(diff) > 1 else "")
+            + "; collect each pipeline into its own table, or refit (cohort --overwrite)",
+            str(in_dir),
         )
     if len(settings_seen) > 1:
         groups = sorted(settings_seen.values(), key=len, reverse=True)
@@ -416,6 +534,83 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
             InputWarning,
             stacklevel=2,
         )
+    if unprovenanced and provenances:
+        warnings.warn(
+            f"{len(unprovenanced)} subject(s) in {in_dir} were written by an older version "
+            f"without provenance; their pipeline cannot be checked: {', '.join(unprovenanced[:5])}",
+            InputWarning,
+            stacklevel=2,
+        )
     table = pd.DataFrame(rows)
+    sidecar = _table_provenance(
+        provenances, n_regions, [str(r["subject_id"]) for r in rows], missing, unprovenanced
+    )
+    names = sidecar["atlas"]["regions"] or [f"region_{i}" for i in range(n_regions)]
+    sidecar["atlas"]["regions_sha256"] = (
+        regions_sha256(sidecar["atlas"]["regions"]) if sidecar["atlas"]["regions"] else None
+    )
+    sidecar = {"kind": SIDECAR_KIND, "table": Path(out).name, **sidecar}
+    regions = pd.DataFrame(
+        {
+            "column": [f"ei_ratio_roi_{i}" for i in range(n_regions)],
+            "region_index": np.arange(n_regions),
+            "region": names,
+        }
+    )
     write_table(table, out)
+    write_table(regions, regions_path(out))
+    write_json(sidecar, provenance_path(out))
     return table
+
+
+def _table_provenance(
+    provenances: Mapping[str, Mapping[str, Any]],
+    n_regions: int,
+    subjects: list[str],
+    missing: list[str],
+    unprovenanced: list[str],
+) -> dict[str, Any]:
+    """The sidecar of a cohort table from its subjects' ``run.json`` provenance blocks."""
+    from delssome_norms.io.regions import regions_sha256
+
+    if provenances:
+        first = next(iter(provenances.values()))
+        pipeline = dict(first["pipeline"])
+        atlas = dict(first["atlas"])
+    else:  # results of an older version: only the number of regions is known
+        names = list(DK68_REGIONS) if n_regions == len(DK68_REGIONS) else None
+        atlas = {
+            "name": "DK68 (assumed from 68 regions)" if names else f"custom-{n_regions}",
+            "n_regions": n_regions,
+            "regions": names,
+        }
+        pipeline = {
+            "n_regions": n_regions,
+            "regions_sha256": regions_sha256(names) if names else None,
+        }
+    timings: dict[str, int] = {}
+    scs: dict[str, str] = {}
+    versions = set()
+    for prov in provenances.values():
+        t = prov.get("timing", {})
+        key = f"TR {t.get('tr')} s, {t.get('scan_length')} s"
+        timings[key] = timings.get(key, 0) + 1
+        sc = prov.get("sc", {})
+        scs[str(sc.get("sha256"))] = str(sc.get("name"))
+        versions.add(str(prov.get("version")))
+    first = next(iter(provenances.values()), {})
+    return {
+        "format_version": PROVENANCE_FORMAT_VERSION,
+        "pipeline": pipeline,
+        "atlas": atlas,
+        "sc": [{"name": v, "sha256": k} for k, v in scs.items()],
+        "maps": first.get("maps"),
+        "design": first.get("design"),
+        "mode": first.get("mode"),
+        "settings": first.get("settings"),
+        "timing": [{"timing": k, "subjects": v} for k, v in timings.items()],
+        "versions": sorted(versions),
+        "n_subjects": len(subjects),
+        "subjects_without_provenance": unprovenanced,
+        "dropped_subjects": missing,
+    }

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from delssome_norms.datasets import load_default_template
+from delssome_norms.datasets import DK68_REGIONS, load_default_template
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.io import (
     check_map_pair,
@@ -53,6 +53,9 @@ class SubjectInputs:
         Regional maps; both None means "use the FC gradient and the [1, gradient] design".
     sources : dict of str
         Where each input came from (file names or "default template"), for ``run.json``.
+    regions : tuple of str or None
+        Region names in the order of the arrays: the DK68 names for 68-region inputs (given in
+        DK68 order, or reordered to it from a name header), None for other atlases.
     """
 
     subject_id: str
@@ -64,6 +67,7 @@ class SubjectInputs:
     myelin: np.ndarray | None = None
     gradient: np.ndarray | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    regions: tuple[str, ...] | None = None
 
     @property
     def n_regions(self) -> int:
@@ -124,6 +128,7 @@ def load_subject(
     gradient: PathLike | None = None,
     n_regions: int | None = None,
     fcd_window: int | None = None,
+    drop_na_frames: bool = False,
 ) -> SubjectInputs:
     """Read and check one subject's files.
 
@@ -147,6 +152,8 @@ def load_subject(
         Required N (a cohort's N); checked for every file.
     fcd_window : int, optional
         FCD window for time series [frames]; default ``round(60 / tr)``.
+    drop_na_frames : bool
+        Drop time-series frames with missing values (BIDS ``n/a``) instead of refusing them.
 
     Returns
     -------
@@ -165,7 +172,7 @@ def load_subject(
         if not paths:
             raise InvalidInputError("no time-series file given", subject_id)
         need = min_frames(float(tr), fcd_window)
-        runs = [read_timeseries(p, min_frames=need) for p in paths]
+        runs = [read_timeseries(p, min_frames=need, drop_na_frames=drop_na_frames) for p in paths]
         widths = {r.shape[1] for r in runs}
         if len(widths) > 1:
             raise InvalidInputError(f"runs have different numbers of regions {sorted(widths)}", paths[0])
@@ -221,4 +228,5 @@ def load_subject(
         myelin=myelin_arr,
         gradient=gradient_arr,
         sources=sources,
+        regions=DK68_REGIONS if n == len(DK68_REGIONS) else None,
     )

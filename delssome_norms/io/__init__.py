@@ -16,6 +16,7 @@ from delssome_norms.io.checks import (
 from delssome_norms.io.combine import fisher_z_mean, mean_cdf
 from delssome_norms.io.digest import file_sha256
 from delssome_norms.io.guard import OutDirLock, check_out_dir, check_out_file
+from delssome_norms.io.provenance import provenance_path, read_table_provenance, regions_path
 from delssome_norms.io.readers import (
     check_input_file,
     prepare_demographics,
@@ -65,6 +66,7 @@ __all__ = [
     "mean_cdf",
     "normalise_sex",
     "prepare_demographics",
+    "provenance_path",
     "read_demographics",
     "read_fc",
     "read_fc_runs",
@@ -76,7 +78,9 @@ __all__ = [
     "read_parameters",
     "read_sc",
     "read_table",
+    "read_table_provenance",
     "read_timeseries",
+    "regions_path",
     "write_arrays",
     "write_ei_ratio",
     "write_fit_quality",

@@ -378,8 +378,8 @@ def check_timeseries(ts, input_name: str = "timeseries", min_frames: int = 2) ->
     nan_frames = np.flatnonzero(~np.isfinite(arr).all(axis=1))
     if nan_frames.size:
         raise InvalidInputError(
-            f"{nan_frames.size} frame(s) contain NaN/inf (frames {_fmt_rows(nan_frames)}); "
-            f"remove or interpolate them first",
+            f"{nan_frames.size} frame(s) contain NaN/inf or n/a (frames {_fmt_rows(nan_frames)}); "
+            f"drop them with --drop-na-frames, or remove or interpolate them first",
             input_name,
         )
     rows, cols = arr.shape
@@ -392,8 +392,8 @@ def check_timeseries(ts, input_name: str = "timeseries", min_frames: int = 2) ->
         )
     if rows < cols:
         raise InvalidInputError(
-            f"has fewer rows ({rows}) than columns ({cols}); expected frames (rows) x regions "
-            "(columns): is it transposed?",
+            f"has fewer rows ({rows}) than columns ({cols}): regions x frames (transposed?); "
+            "expected frames (rows) x regions (columns): transpose it (numpy: ts.T)",
             input_name,
         )
     const = np.flatnonzero(np.ptp(arr, axis=0) == 0)

@@ -105,32 +105,67 @@ def _is_number(token: str) -> bool:
     return True
 
 
-def read_numeric(path: PathLike) -> np.ndarray:
-    """Read a header-less numeric CSV/TSV/whitespace table as a 2-D float64 array.
+NA_TOKENS = frozenset({"n/a", "na", "nan", ""})
+"""Cells read as missing (NaN) where missing values are allowed (BIDS writes ``n/a``)."""
 
-    A non-numeric first row is treated as a header and skipped. Non-finite values are left for the
-    caller's check to report.
+
+def read_labelled_numeric(
+    path: PathLike, allow_na: bool = False
+) -> tuple[np.ndarray, list[str] | None, list[str] | None]:
+    """Read a numeric CSV/TSV/whitespace table with an optional header row and row labels.
+
+    Parameters
+    ----------
+    path : path
+    allow_na : bool
+        Read ``n/a``, ``NA``, ``NaN`` and empty cells as NaN (BIDS time series); otherwise only
+        numbers are accepted (non-finite values are left for the caller's check to report).
+
+    Returns
+    -------
+    values : ndarray of shape (rows, columns), float64
+    header : list of str or None
+        The first row when it is not numeric (without the row-label column's cell).
+    row_labels : list of str or None
+        The first cell of every row when those are all non-numeric (e.g. region names of a
+        regions x frames layout, or of an FC matrix written with an index).
     """
     name = str(path)
     text = _read_text(path)
     lines = [ln for ln in text.splitlines() if ln.strip()]
     sep = _sniff_separator(lines[0])
     split = (lambda s: s.split(sep)) if sep else (lambda s: s.split())
-    first = [t.strip().strip('"') for t in split(lines[0])]
-    start = 0 if all(_is_number(t) for t in first if t != "") else 1
-    rows = lines[start:]
+
+    def tokens_of(line: str) -> list[str]:
+        tokens = [t.strip().strip('"') for t in split(line)]
+        if sep and len(tokens) > 1 and tokens[-1] == "":
+            tokens = tokens[:-1]
+        return tokens
+
+    def numeric(t: str) -> bool:
+        return _is_number(t) or (allow_na and t.lower() in NA_TOKENS)
+
+    first = tokens_of(lines[0])
+    has_header = not all(numeric(t) for t in first if t != "")
+    rows = [tokens_of(ln) for ln in lines[1 if has_header else 0 :]]
     if not rows:
         raise InvalidInputError("has a header but no data rows", name)
+    labelled = all(r and not numeric(r[0]) for r in rows) and all(
+        len(r) > 1 and numeric(r[1]) for r in rows
+    )
+    row_labels = [r[0] for r in rows] if labelled else None
+    if labelled:
+        rows = [r[1:] for r in rows]
+    header = first if has_header else None
+    if header is not None and labelled and len(header) == len(rows[0]) + 1:
+        header = header[1:]  # the row-label column's own name (often empty)
     values: list[list[float]] = []
     width = None
-    for r, line in enumerate(rows, start=start + 1):
-        tokens = [t.strip().strip('"') for t in split(line)]
-        if sep and tokens and tokens[-1] == "":
-            tokens = tokens[:-1]
+    for r, tokens in enumerate(rows, start=2 if has_header else 1):
         try:
-            row = [float(t) for t in tokens]
+            row = [np.nan if (allow_na and t.lower() in NA_TOKENS) else float(t) for t in tokens]
         except ValueError:
-            bad = next(t for t in tokens if not _is_number(t))
+            bad = next(t for t in tokens if not numeric(t))
             raise InvalidInputError(
                 f"is not a numeric CSV: line {r} has the non-numeric value {bad[:40]!r}", name
             ) from None
@@ -142,12 +177,74 @@ def read_numeric(path: PathLike) -> np.ndarray:
                 name,
             )
         values.append(row)
-    return np.asarray(values, dtype=np.float64)
+    return np.asarray(values, dtype=np.float64), header, row_labels
 
 
-def read_fc(path: PathLike, n_regions: int | None = None) -> np.ndarray:
-    """Read an FC matrix (N rows of N numbers). Returns an (N, N) float64 array."""
-    return check_fc(read_numeric(path), n_regions, input_name=str(path))
+def read_numeric(path: PathLike) -> np.ndarray:
+    """Read a header-less numeric CSV/TSV/whitespace table as a 2-D float64 array.
+
+    A non-numeric first row is treated as a header and skipped. Non-finite values are left for the
+    caller's check to report.
+    """
+    name = str(path)
+    values, header, labels = read_labelled_numeric(path)
+    if labels is not None:
+        raise InvalidInputError(
+            f"is not a numeric CSV: line {2 if header is not None else 1} has the non-numeric "
+            f"value {labels[0][:40]!r}",
+            name,
+        )
+    return values
+
+
+def _atlas_names(regions: Sequence[str] | None) -> Sequence[str]:
+    if regions is not None:
+        return regions
+    from delssome_norms.datasets.atlas import DK68_REGIONS
+
+    return DK68_REGIONS
+
+
+def _named_header(header: list[str] | None) -> bool:
+    from delssome_norms.io.regions import looks_like_region_header
+
+    return header is not None and looks_like_region_header(header)
+
+
+def read_fc(
+    path: PathLike, n_regions: int | None = None, regions: Sequence[str] | None = None
+) -> np.ndarray:
+    """Read an FC matrix (N rows of N numbers). Returns an (N, N) float64 array.
+
+    A header row of region names (and optionally a first column of them) is matched to the
+    atlas by name (``regions``, default DK68; aliases such as ``ctx-lh-precentral`` or
+    ``L_precentral`` are accepted) and rows and columns are put in the atlas order.
+    """
+    name = str(path)
+    values, header, labels = read_labelled_numeric(path)
+    if _named_header(header):
+        from delssome_norms.io.regions import match_regions
+
+        atlas = _atlas_names(regions)
+        order = match_regions(header, atlas, name)
+        if labels is not None:
+            row_order = match_regions(labels, atlas, name)
+        else:
+            row_order = order
+        if values.shape[0] != len(header):
+            raise InvalidInputError(
+                f"has {len(header)} named columns but {values.shape[0]} rows; expected a square "
+                "FC matrix",
+                name,
+            )
+        values = values[np.ix_(row_order, order)]
+    elif labels is not None:
+        raise InvalidInputError(
+            f"is not a numeric CSV: its rows start with non-numeric values such as "
+            f"{labels[0][:40]!r} that are not region names",
+            name,
+        )
+    return check_fc(values, n_regions, input_name=name)
 
 
 def read_fc_runs(paths: Sequence[PathLike], n_regions: int | None = None) -> np.ndarray:
@@ -177,13 +274,41 @@ def read_map(path: PathLike, n_regions: int | None = None) -> np.ndarray:
     return check_map(read_numeric(path), n_regions, input_name=str(path))
 
 
-def read_timeseries(path: PathLike, min_frames: int = 2) -> np.ndarray:
+def read_timeseries(
+    path: PathLike,
+    min_frames: int = 2,
+    regions: Sequence[str] | None = None,
+    drop_na_frames: bool = False,
+) -> np.ndarray:
     """Read regional BOLD time series of shape (frames, regions) from TSV, CSV or NPY.
 
-    NPY files are loaded with ``allow_pickle=False``.
+    Parameters
+    ----------
+    path : path
+        TSV/CSV (optional header row) or NPY (loaded with ``allow_pickle=False``).
+    min_frames : int
+        Fewest frames accepted.
+    regions : sequence of str, optional
+        Atlas region names in canonical order (default DK68). A header row of region names is
+        matched to them by name (case-insensitive; ``ctx-lh-x``, ``lh_x``, ``lh.x``, ``L_x``,
+        ``x_lh``... accepted) and the columns are reordered to that order; names matching no
+        region are refused and listed. A header without hemisphere-labelled names (e.g.
+        ``roi_0``) is skipped and the columns are taken in atlas order.
+    drop_na_frames : bool
+        Drop frames with a missing value (BIDS ``n/a``, e.g. non-steady-state volumes) with an
+        :class:`~delssome_norms.errors.InputWarning` instead of refusing them.
+
+    Returns
+    -------
+    ndarray of shape (frames, N), float64
     """
+    import warnings
+
+    from delssome_norms.errors import InputWarning
+
     name = str(path)
     p = Path(path)
+    fix = "transpose it so that rows are frames and columns are regions (numpy: ts.T)"
     if p.suffix.lower() == ".npy":
         check_input_file(p)
         try:
@@ -191,7 +316,42 @@ def read_timeseries(path: PathLike, min_frames: int = 2) -> np.ndarray:
         except (ValueError, OSError) as exc:
             raise InvalidInputError(f"is not a readable .npy array ({exc})", name) from None
     else:
-        arr = read_numeric(path)
+        arr, header, labels = read_labelled_numeric(path, allow_na=True)
+        if labels is not None:
+            if _named_header(labels):
+                raise InvalidInputError(
+                    f"has region names down its first column ({labels[0]!r}, ...): regions x "
+                    f"frames layout; {fix}",
+                    name,
+                )
+            raise InvalidInputError(
+                f"is not a numeric table: its rows start with non-numeric values such as "
+                f"{labels[0][:40]!r}",
+                name,
+            )
+        if _named_header(header):
+            from delssome_norms.io.regions import match_regions
+
+            if len(header) != arr.shape[1]:
+                raise InvalidInputError(
+                    f"has {len(header)} column names but {arr.shape[1]} values per row", name
+                )
+            arr = arr[:, match_regions(header, _atlas_names(regions), name)]
+    arr = np.asarray(arr, dtype=np.float64)
+    if arr.ndim == 2 and np.isnan(arr).any():
+        na = ~np.isfinite(arr).all(axis=1)
+        if np.isnan(arr).all(axis=0).any() or na.all():
+            pass  # let the check report it
+        elif drop_na_frames:
+            rows = np.flatnonzero(na)
+            warnings.warn(
+                f"{name}: dropped {rows.size} of {arr.shape[0]} frame(s) with missing values "
+                f"(n/a; frames {', '.join(str(int(i)) for i in rows[:5])}"
+                f"{' ...' if rows.size > 5 else ''})",
+                InputWarning,
+                stacklevel=2,
+            )
+            arr = arr[~na]
     return check_timeseries(arr, input_name=name, min_frames=min_frames)
 
 
@@ -265,18 +425,26 @@ def read_manifest(path: PathLike) -> pd.DataFrame:
 
     Columns: ``subject_id``, ``tr`` and ``scan_length`` (seconds), and either ``fc`` + ``fcd_cdf``
     or ``timeseries`` (several runs separated by ``;``). Optional: ``sc``, ``myelin``,
-    ``gradient``. Relative paths are resolved against the manifest's folder. Whether each file
+    ``gradient``. ``scan_length`` may be left out (or empty) for rows with ``timeseries``: it is
+    then frames x TR. Relative paths are resolved against the manifest's folder. Whether each file
     exists is checked per subject when it is processed, so one bad row fails only that subject.
     """
     name = str(path)
     table = read_table(path, required=("subject_id",))
     table.columns = [c.lower() if c in ("TR",) else c for c in table.columns]
-    for col in ("tr", "scan_length"):
-        if col not in table.columns:
-            raise InvalidInputError(f"missing required column {col!r} (seconds)", name)
+    if "tr" not in table.columns:
+        raise InvalidInputError("missing required column 'tr' (seconds)", name)
     has_fc = "fc" in table.columns and "fcd_cdf" in table.columns
     if not has_fc and "timeseries" not in table.columns:
         raise InvalidInputError("needs columns 'fc' and 'fcd_cdf', or a 'timeseries' column", name)
+    if "scan_length" not in table.columns:
+        if "timeseries" not in table.columns:
+            raise InvalidInputError(
+                "missing required column 'scan_length' (seconds; it can be left out only for "
+                "time series, whose length is frames x TR)",
+                name,
+            )
+        table["scan_length"] = np.nan
     check_unique_ids(table["subject_id"], name, as_folders=True)
     base = Path(path).resolve().parent
     for col in ("fc", "fcd_cdf", "timeseries", "sc", "myelin", "gradient"):
@@ -287,9 +455,40 @@ def read_manifest(path: PathLike) -> pd.DataFrame:
                 else ";".join(str((base / s.strip()).resolve()) for s in str(v).split(";"))
                 for v in table[col]
             ]
+    scan = pd.to_numeric(table["scan_length"], errors="coerce")
+    blank = scan.isna() & table["scan_length"].astype(str).str.strip().isin(("", "nan", "n/a"))
+    if "timeseries" in table.columns:
+        derive = blank & table["timeseries"].notna()
+    else:
+        derive = pd.Series(False, index=table.index)
     for i, row in table.iterrows():
-        check_timing(row["tr"], row["scan_length"], f"{name} row {i + 1} ({row['subject_id']})")
+        where = f"{name} row {i + 1} ({row['subject_id']})"
+        if derive.loc[i]:
+            check_timing(row["tr"], row["tr"], where)  # the TR; the scan length follows
+            frames = {_count_frames(p) for p in str(row["timeseries"]).split(";")}
+            if len(frames) > 1:
+                raise InvalidInputError(
+                    f"runs of subject {row['subject_id']} have different lengths "
+                    f"{sorted(frames)} frames; give its scan_length",
+                    name,
+                )
+            table.loc[i, "scan_length"] = frames.pop() * float(row["tr"])
+        check_timing(row["tr"], table.loc[i, "scan_length"], where)
     return table
+
+
+def _count_frames(path: PathLike) -> int:
+    """Number of frames (rows) of a time-series file (TSV/CSV or NPY)."""
+    p = Path(path)
+    if p.suffix.lower() == ".npy":
+        check_input_file(p)
+        try:
+            arr = np.load(p, allow_pickle=False, mmap_mode="r")
+        except (ValueError, OSError) as exc:
+            raise InvalidInputError(f"is not a readable .npy array ({exc})", str(path)) from None
+        return int(arr.shape[0]) if arr.ndim else 0
+    values, _, _ = read_labelled_numeric(path, allow_na=True)
+    return int(values.shape[0])
 
 
 PARAMETER_COLUMNS = ("region_index", "wEE", "wEI", "sigma", "G")

@@ -77,10 +77,13 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
-def write_table(table: pd.DataFrame, path: PathLike) -> Path:
-    """Write a table as CSV with a header row, atomically, full float precision."""
+def write_table(table: pd.DataFrame, path: PathLike, float_format: str = "%.17g") -> Path:
+    """Write a table as CSV with a header row, atomically (full float precision by default).
+
+    ``float_format`` (e.g. ``"%.7g"``) shortens derived tables whose last digits carry nothing.
+    """
     with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.17g")
+        table.to_csv(tmp, index=False, float_format=float_format)
     return Path(path)
 
 
@@ -95,9 +98,18 @@ def write_matrix(values: np.ndarray, path: PathLike) -> Path:
 
 
 def write_arrays(arrays: Mapping[str, np.ndarray], path: PathLike) -> Path:
-    """Write named arrays to an ``.npz`` file atomically (read back with ``allow_pickle=False``)."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})
+    """Write named arrays to an ``.npz`` file atomically (read back with ``allow_pickle=False``).
+
+    The zip entries get a fixed timestamp, so the same arrays always give the same bytes (and
+    the same SHA-256).
+    """
+    import zipfile
+
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
+        for key, value in arrays.items():
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with zf.open(info, "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.asarray(value), allow_pickle=False)
     return Path(path)
 
 

@@ -23,6 +23,7 @@ import copy
 import json
 import math
 import os
+import re
 import warnings
 import zipfile
 from collections.abc import Sequence
@@ -387,7 +388,11 @@ class GrowthChart:
 
     # -- fitting ------------------------------------------------------------------------------
     def fit(
-        self, table: pd.DataFrame, targets: Sequence[str] | None = None, source: str = "table"
+        self,
+        table: pd.DataFrame,
+        targets: Sequence[str] | None = None,
+        source: str = "table",
+        provenance: dict[str, Any] | None = None,
     ) -> GrowthChart:
         """Fit the chart of every target at once.
 
@@ -400,6 +405,9 @@ class GrowthChart:
             Target columns; default ``ei_ratio_mean`` and every ``ei_ratio_roi_*`` column.
         source : str
             Name of the table in error messages (e.g. its file name).
+        provenance : dict, optional
+            The table's provenance (its ``collect`` sidecar); stored as ``provenance_`` with the
+            number of regional columns, and compared with tables scored later.
 
         Returns
         -------
@@ -481,6 +489,7 @@ class GrowthChart:
         self.age_range_ = (float(ages.min()), float(ages.max()))
         self.chart_range_ = (float(math.floor(ages.min())), float(math.ceil(ages.max())))
         self.adapted_sites_: dict[str, dict[str, Any]] = {}
+        self.provenance_ = _chart_provenance(table, provenance)
         self._report_convergence(source)
         return self
 
@@ -800,6 +809,8 @@ class GrowthChart:
         extrapolate: bool = False,
         layout: str = "wide",
         source: str = "table",
+        provenance: dict[str, Any] | None = None,
+        allow_pipeline_mismatch: bool = False,
     ) -> pd.DataFrame:
         """Centile, z-score and harmonised value of each person for each target.
 
@@ -820,6 +831,10 @@ class GrowthChart:
             person and target with ``target, centile, z, harmonised, flag``.
         source : str
             Name of the table in messages.
+        provenance : dict, optional
+            The table's provenance sidecar, compared with the chart's (:meth:`check_pipeline`).
+        allow_pipeline_mismatch : bool
+            Warn instead of refusing a table whose atlas or pipeline differs from the chart's.
 
         Returns
         -------
@@ -832,6 +847,7 @@ class GrowthChart:
             raise InvalidInputError(f"layout must be 'wide' or 'long'; got {layout!r}", "layout")
         if not isinstance(table, pd.DataFrame) or table.empty:
             raise InvalidInputError("expected a non-empty table", source)
+        self.check_pipeline(table, provenance, allow_mismatch=allow_pipeline_mismatch, source=source)
         if targets is None:
             targets = [t for t in self.targets_ if t in table.columns]
             if not targets:
@@ -862,8 +878,9 @@ class GrowthChart:
             what = f"site(s) {', '.join(names[:6])}" if names else f"no {self.site_column_} column"
             warnings.warn(
                 f"{source}: {int(unseen.sum())} row(s) from {what} unknown to the chart get the "
-                f"population-average prediction (flag {FLAG_UNSEEN_SITE}); use adapt() with "
-                f"controls of the site to estimate its offsets",
+                f"population-average prediction (flag {FLAG_UNSEEN_SITE}); estimate the site's "
+                f"offsets from its controls with `delssome-norms charts adapt --chart CHART "
+                f"--controls CONTROLS.csv --out NEW_CHART` (Python: GrowthChart.adapt)",
                 InputWarning,
                 stacklevel=2,
             )
@@ -933,6 +950,8 @@ class GrowthChart:
         method: str = "ml",
         min_controls: int = 10,
         source: str = "controls",
+        provenance: dict[str, Any] | None = None,
+        allow_pipeline_mismatch: bool = False,
     ) -> GrowthChart:
         """Estimate offsets of new sites from their controls, with the population fit frozen.
 
@@ -949,6 +968,10 @@ class GrowthChart:
         method : {"ml", "map"}
         min_controls : int
             Sites with fewer controls than this are adapted with a warning.
+        provenance : dict, optional
+            The controls table's provenance sidecar (:meth:`check_pipeline`).
+        allow_pipeline_mismatch : bool
+            Warn instead of refusing controls whose atlas or pipeline differs from the chart's.
 
         Returns
         -------
@@ -962,6 +985,7 @@ class GrowthChart:
             raise InvalidInputError(
                 "the chart has no site terms, so there are no site offsets to adapt", source
             )
+        self.check_pipeline(controls, provenance, allow_mismatch=allow_pipeline_mismatch, source=source)
         ages = table_ages(controls, source)
         female = table_sex(controls, source)
         labels = table_sites(controls, self.site_column_, source, required=True)
@@ -1033,6 +1057,74 @@ class GrowthChart:
             out.adapted_sites_[s] = {"n_controls": int(c), "method": method}
         return out
 
+    # -- provenance ---------------------------------------------------------------------------
+    def check_pipeline(
+        self,
+        table: pd.DataFrame,
+        provenance: dict[str, Any] | None = None,
+        *,
+        allow_mismatch: bool = False,
+        source: str = "table",
+    ) -> list[tuple[str, Any, Any]]:
+        """Refuse a table whose atlas or pipeline differs from the one the chart was fitted on.
+
+        Compared: the number of regional columns (``ei_ratio_roi_*``) of the table with the
+        chart's atlas, and, where both the table's provenance sidecar and the chart record them,
+        the pipeline fields (atlas and region names, SC, maps, design, mode, settings; see
+        :data:`delssome_norms.io.provenance.PIPELINE_FIELDS`).
+
+        Parameters
+        ----------
+        table : pandas.DataFrame
+        provenance : dict, optional
+            The table's sidecar (``collect``'s ``<stem>.provenance.json``).
+        allow_mismatch : bool
+            Warn (:class:`~delssome_norms.errors.InputWarning`) instead of raising.
+        source : str
+            Name of the table in messages.
+
+        Returns
+        -------
+        list of (field, table value, chart value)
+            The differences (empty when none).
+
+        Raises
+        ------
+        InvalidInputError
+            One line naming the first differing field and both values.
+        """
+        from delssome_norms.io.provenance import pipeline_differences, short
+
+        chart_pipe = dict((getattr(self, "provenance_", None) or {}).get("pipeline") or {})
+        table_pipe = dict((provenance or {}).get("pipeline") or {})
+        n_table = _n_roi_columns(table.columns)
+        if n_table:
+            table_pipe["n_regions"] = n_table
+        if "n_regions" not in chart_pipe:
+            n_chart = _n_roi_columns(self.targets_)
+            if n_chart:
+                chart_pipe["n_regions"] = n_chart
+        diffs = pipeline_differences(table_pipe, chart_pipe)
+        if not diffs:
+            return []
+        field, a, b = diffs[0]
+        what = "regions" if field == "n_regions" else field
+        msg = (
+            f"the table's {what} differ(s) from the chart's: {field} is {short(a)} in the table "
+            f"but {short(b)} in the chart"
+            + (f" (also {', '.join(d[0] for d in diffs[1:])})" if len(diffs) > 1 else "")
+        )
+        if allow_mismatch:
+            warnings.warn(
+                f"{source}: {msg}; scored anyway (--allow-pipeline-mismatch)", InputWarning, stacklevel=3
+            )
+            return diffs
+        raise InvalidInputError(
+            f"{msg}; use a chart fitted with the same atlas and pipeline, or "
+            "--allow-pipeline-mismatch to score anyway",
+            source,
+        )
+
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write the chart to a folder: ``chart.json`` (readable) and ``arrays.npz`` (numbers).
@@ -1076,6 +1168,7 @@ class GrowthChart:
             "age_range": list(self.age_range_),
             "chart_range": list(self.chart_range_),
             "options": {k: v for k, v in self.get_params().items()},
+            "provenance": getattr(self, "provenance_", None),
             "convergence": {
                 "all_converged": bool(self.converged_.all()),
                 "unconverged_targets": [t for t, ok in zip(self.targets_, self.converged_) if not ok],
@@ -1159,6 +1252,8 @@ class GrowthChart:
             chart.age_range_ = tuple(float(v) for v in meta["age_range"])
             chart.chart_range_ = tuple(float(v) for v in meta["chart_range"])
             chart.adapted_sites_ = dict(meta.get("adapted_sites", {}))
+            prov = meta.get("provenance")
+            chart.provenance_ = dict(prov) if isinstance(prov, dict) else None
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInputError(f"incomplete or inconsistent chart ({exc!r})", str(folder)) from None
         _check_finite_chart(meta, arrays, chart, folder, arr_path, meta_path)
@@ -1186,6 +1281,22 @@ class GrowthChart:
                     str(arr_path),
                 )
         return chart
+
+
+def _n_roi_columns(columns: Sequence[str]) -> int:
+    """Number of ``ei_ratio_roi_<k>`` names in ``columns``."""
+    return sum(bool(re.fullmatch(r"ei_ratio_roi_\d+", str(c))) for c in columns)
+
+
+def _chart_provenance(table: pd.DataFrame, provenance: dict[str, Any] | None) -> dict[str, Any]:
+    """The chart's record of what its table came from (the sidecar, with the table's atlas size)."""
+    out = json.loads(json.dumps(provenance, default=str)) if provenance else {}
+    pipe = dict(out.get("pipeline") or {})
+    n = _n_roi_columns(table.columns)
+    if n:
+        pipe["n_regions"] = n
+    out["pipeline"] = pipe
+    return out
 
 
 def _non_finite_numbers(obj: Any, where: str = "") -> list[str]:

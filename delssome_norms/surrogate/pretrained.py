@@ -13,8 +13,10 @@ whose number of regions, number of FCD bins or structural connectivity differs f
 data; a TR or scan length outside the range covered by the training data gives a warning (or an
 error with ``timing="error"``), because the predictions were never checked there.
 
-The default weights are looked up in ``$DELSSOME_NORMS_PRETRAINED`` or, failing that, in
-``pretrained/<DEFAULT_NAME>`` at the root of the source tree (:func:`default_pretrained_path`).
+The default weights are looked up in ``$DELSSOME_NORMS_PRETRAINED``, then in the installed package
+(``delssome_norms/_pretrained/<DEFAULT_NAME>``, copied there from ``pretrained/`` when a wheel is
+built, see ``setup.py``), then in ``pretrained/<DEFAULT_NAME>`` at the root of the source tree
+(:func:`default_pretrained_path`).
 """
 
 from __future__ import annotations
@@ -51,12 +53,18 @@ SC_ATOL = 1e-6
 def default_pretrained_path() -> Path:
     """Where ``--mode surrogate`` looks for weights when none are given.
 
-    ``$DELSSOME_NORMS_PRETRAINED`` if set, else ``<source root>/pretrained/delssome_dk68``.
+    ``$DELSSOME_NORMS_PRETRAINED`` if set; else the weights installed with the package
+    (``delssome_norms/_pretrained/delssome_dk68``, present in a wheel); else the source tree's
+    ``<root>/pretrained/delssome_dk68`` (the single source of the shipped weights).
     """
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "pretrained" / DEFAULT_NAME
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "_pretrained" / DEFAULT_NAME
+    if (installed / METADATA_FILE).is_file():
+        return installed
+    return package.parent / "pretrained" / DEFAULT_NAME
 
 
 @dataclass

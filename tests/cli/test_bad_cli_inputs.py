@@ -223,8 +223,87 @@ def _file_in_place_of_dir(d: Path) -> Path:
     return _write(d, "not_a_dir", "x")
 
 
+def _wide_table(d: Path, n_regions: int) -> Path:
+    cols = {"subject_id": ["p1"], "age_in_years": [30.0], "sex": ["f"], "ei_ratio_mean": [1.2]}
+    cols.update({f"ei_ratio_roi_{i}": [1.2] for i in range(n_regions)})
+    pd.DataFrame(cols).to_csv(d / "bad_table100.csv", index=False)
+    return d / "bad_table100.csv"
+
+
+def _two_pipelines(d: Path) -> Path:
+    """A cohort folder with two finished subjects fitted in different modes (euler, surrogate)."""
+    from delssome_norms import io
+
+    root = d / "pipelines_in"
+    for sid, mode in (("s01", "euler"), ("s02", "surrogate")):
+        f = root / sid
+        io.write_ei_ratio(f / "EI_ratio.csv", *(np.full(N, v) for v in (1.1, 0.2, 0.18, 3.0, 0.01)))
+        io.write_parameters(
+            f / "best_parameters.csv", np.full(N, 3.0), np.full(N, 2.5), np.full(N, 0.005), 1.0
+        )
+        io.write_fit_quality(
+            f / "fit_quality.csv", {"test": {"corr_loss": 0, "l1_loss": 0, "ks_loss": 0}}
+        )
+        pipeline = {"atlas": "custom-6", "n_regions": N, "mode": mode, "design": "[1, gradient]"}
+        run = {
+            "status": "complete",
+            "subject_id": sid,
+            "fingerprint": {"settings": {"seed": 0}},
+            "provenance": {
+                "pipeline": pipeline,
+                "atlas": {"name": "custom-6", "n_regions": N, "regions": None},
+            },
+        }
+        io.write_json(run, f / "run.json")
+    return root
+
+
+def _named_ts(
+    d: Path, names: list[str], frames: int = 40, name: str = "bad_run.tsv", na: bool = False
+) -> Path:
+    data = pd.DataFrame(RNG.random((frames, len(names))), columns=names)
+    text = data.to_csv(sep="\t", index=False)
+    if na:
+        lines = text.splitlines()
+        lines.insert(2, "\t".join(["n/a"] * len(names)))
+        text = "\n".join(lines) + "\n"
+    (d / name).write_text(text)
+    return d / name
+
+
+def _regions_by_frames(d: Path) -> Path:
+    from delssome_norms.datasets import DK68_REGIONS
+
+    rows = [f"{r}\t" + "\t".join(f"{v:.4f}" for v in RNG.random(40)) for r in DK68_REGIONS]
+    (d / "bad_run.tsv").write_text("\n".join(rows) + "\n")
+    return d / "bad_run.tsv"
+
+
+def _score_reference(p: dict[str, Path], out: Path) -> list[str]:
+    return [
+        "charts",
+        "score",
+        "--chart",
+        "reference",
+        "--table",
+        str(p["table"]),
+        "--out",
+        str(out / "scores.csv"),
+    ]
+
+
 RNG = np.random.default_rng(3)
 SPECIFIC: list[Case] = [
+    # #23: atlas / pipeline / lab-format inputs
+    ("score_100_regions_vs_68_chart", lambda p, d, o: _replace(_score_reference(p, o), "--table", str(_wide_table(d, 100))), "n_regions is 100 in the table but 68 in the chart", "bad_table100.csv"),
+    ("adapt_100_regions_vs_68_chart", lambda p, d, o: ["charts", "adapt", "--chart", "reference", "--controls", str(_wide_table(d, 100)), "--out", str(o / "chart")], "n_regions is 100 in the table but 68 in the chart", "bad_table100.csv"),
+    ("collect_two_pipelines", lambda p, d, o: _replace(_collect(p, o), "--in-dir", str(_two_pipelines(d))), "different pipelines: mode is 'euler'", "pipelines_in"),
+    ("prepare_ts_regions_by_frames", lambda p, d, o: _replace(_prepare(p, o), "--timeseries", str(_regions_by_frames(d))), "regions x frames", "bad_run.tsv"),
+    ("prepare_ts_unknown_region_names", lambda p, d, o: _replace(_prepare(p, o), "--timeseries", str(_named_ts(d, ["lh_precentral", "lh_cuneus", "lh_V1", "rh_precentral", "rh_cuneus", "rh_V1"]))), "'lh_V1', 'rh_V1'", "bad_run.tsv"),
+    ("estimate_ts_unknown_region_names", lambda p, d, o: _replace(_estimate_ts(p, o), "--timeseries", str(_named_ts(d, ["ctx-lh-precentral", "ctx-lh-foo", "L_cuneus", "R_cuneus", "rh.insula", "lh.insula"]))), "'ctx-lh-foo'", "bad_run.tsv"),
+    ("prepare_ts_na_frame", lambda p, d, o: _replace(_prepare(p, o), "--timeseries", str(_named_ts(d, ["c0", "c1", "c2", "c3", "c4", "c5"], na=True))), "--drop-na-frames", "bad_run.tsv"),
+    ("cohort_manifest_no_scan_length_fc", lambda p, d, o: _replace(_cohort(p, o), "--manifest", str(_write(d, "bad_manifest.csv", f"subject_id,tr,fc,fcd_cdf\ns1,0.72,{p['fc']},{p['cdf']}\n"))), "'scan_length'", "bad_manifest.csv"),
+    ("prepare_bids_dir_empty", lambda p, d, o: ["prepare", "--bids-dir", str(d), "--tr", "0.72", "--out-dir", str(o)], "no sub-<label>", "case"),
     # 2: subject IDs that would write outside or on top of the out-dir
     ("manifest_id_parent", lambda p, d, o: _replace(_cohort(p, o), "--manifest", str(_manifest(d, p, ["../../x"]))), "not safe folder names", "bad_manifest.csv"),
     ("manifest_id_absolute", lambda p, d, o: _replace(_cohort(p, o), "--manifest", str(_manifest(d, p, ["/tmp/abs"]))), "'/tmp/abs'", "bad_manifest.csv"),

@@ -38,7 +38,21 @@ def tables(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def chart_dir(tables) -> Path:
     out = tables["folder"] / "chart"
-    assert main(["charts", "fit", "--table", str(tables["train"]), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "charts",
+                "fit",
+                "--table",
+                str(tables["train"]),
+                "--out",
+                str(out),
+                "--centile-tables",
+                "all",
+            ]
+        )
+        == 0
+    )
     return out
 
 

@@ -1,0 +1,104 @@
+"""Scoring with the shipped SYNTHETIC reference chart: ``charts score --chart reference``.
+
+Scores 100,000 people x 69 targets (``ei_ratio_mean`` + 68 regions; ages 5-95, both sexes, half
+from sites the chart knows, half from an unseen site) and measures
+
+* the whole command (``delssome-norms charts score --chart reference``, in-process: chart load,
+  CSV read, checks, scoring, CSV write) and
+* :meth:`GrowthChart.score` alone on the loaded table,
+
+best of ``--repeats`` runs each, plus the shipped chart's size on disk. Target: the command in
+<= 2 s on this CPU; the chart <= 5 MB. Writes ``bench/results/score_reference.json`` and prints
+one summary line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from delssome_norms.cli.main import main as cli
+from delssome_norms.io import write_json
+from delssome_norms.norms import load_reference_chart, reference_chart_path
+
+TARGET_S = 2.0
+TARGET_MB = 5.0
+
+
+def people(n: int, seed: int = 0) -> pd.DataFrame:
+    """``n`` people with plausible E/I values drawn around the chart's medians."""
+    chart = load_reference_chart()
+    rng = np.random.default_rng(seed)
+    ages = rng.uniform(5.0, 95.0, n)
+    sex = np.where(rng.random(n) < 0.5, "female", "male")
+    sites = np.where(rng.random(n) < 0.5, rng.choice(chart.sites_, n), "NEW_SITE")
+    params = chart.predict_parameters(ages, sex)
+    values = params["mu"] * (1.0 + 0.05 * rng.standard_normal(params["mu"].shape))
+    table = pd.DataFrame({"subject_id": [f"p{i:06d}" for i in range(n)], "age_in_years": ages})
+    table["sex"] = sex
+    table["site_scanner"] = sites
+    return pd.concat([table, pd.DataFrame(values, columns=chart.targets_)], axis=1)
+
+
+def main() -> int:
+    """Run the benchmark and write the JSON result."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--people", type=int, default=100_000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "score_reference.json"))
+    args = ap.parse_args()
+    folder = reference_chart_path()
+    chart_mb = sum(f.stat().st_size for f in folder.iterdir() if f.is_file()) / 1e6
+    table = people(args.people)
+    cli_s, api_s = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "people.csv"
+        table.to_csv(path, index=False)
+        csv_mb = path.stat().st_size / 1e6
+        out = Path(tmp) / "scores.csv"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for _ in range(args.repeats):
+                t0 = time.perf_counter()
+                code = cli(["charts", "score", "--chart", "reference", "--table", str(path),
+                            "--out", str(out)])  # fmt: skip
+                cli_s.append(time.perf_counter() - t0)
+                assert code == 0
+            chart = load_reference_chart()
+            for _ in range(args.repeats):
+                t0 = time.perf_counter()
+                scores = chart.score(table)
+                api_s.append(time.perf_counter() - t0)
+        n_out = len(pd.read_csv(out, usecols=["subject_id"]))
+    assert n_out == args.people and len(scores) == args.people
+    result = {
+        "people": args.people,
+        "targets": len(chart.targets_),
+        "chart_mb": round(chart_mb, 4),
+        "input_csv_mb": round(csv_mb, 1),
+        "cli_seconds": [round(t, 3) for t in cli_s],
+        "score_seconds": [round(t, 3) for t in api_s],
+        "cli_best_s": round(min(cli_s), 3),
+        "score_best_s": round(min(api_s), 3),
+        "target_s": TARGET_S,
+        "target_mb": TARGET_MB,
+        "meets_target": min(cli_s) <= TARGET_S and chart_mb <= TARGET_MB,
+    }
+    write_json(result, args.out)
+    print(
+        f"charts score --chart reference: {args.people} people x {len(chart.targets_)} targets in "
+        f"{min(cli_s):.2f} s (command, best of {args.repeats}; GrowthChart.score alone "
+        f"{min(api_s):.2f} s); shipped chart {chart_mb:.2f} MB; target <= {TARGET_S:g} s, "
+        f"<= {TARGET_MB:g} MB: {'met' if result['meets_target'] else 'MISSED'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
