@@ -92,12 +92,28 @@ def main() -> int:
             }
         )
     r = [x["r_alone_vs_cohort"] for x in rows]
+    truth_rows = []
+    for row in table.itertuples():
+        c = _ei(work / "cohort" / row.subject_id)
+        truth = pd.read_csv(inputs / "truth" / f"{row.subject_id}_EI_ratio.csv")["EI_ratio"].to_numpy()
+        truth_rows.append(
+            {
+                "subject_id": row.subject_id,
+                "r_vs_truth": float(np.corrcoef(c, truth)[0, 1]),
+                "mean_ei_error_pct": float(100 * (c.mean() / truth.mean() - 1)),
+            }
+        )
     result = {
         "mode": args.mode,
         "generations": args.generations,
         "cohort_subjects": args.subjects,
         "maps": "default DK68 maps (no maps in the manifest)",
         "subjects": rows,
+        "cohort_vs_truth": truth_rows,
+        "cohort_r_vs_truth_median": float(np.median([x["r_vs_truth"] for x in truth_rows])),
+        "cohort_abs_mean_ei_error_median_pct": float(
+            np.median([abs(x["mean_ei_error_pct"]) for x in truth_rows])
+        ),
         "r_min": float(np.min(r)),
         "r_median": float(np.median(r)),
         "passes": bool(np.min(r) >= R_MIN),

@@ -38,6 +38,17 @@ SYNTHETIC_NOTE = (
 )
 
 
+DEMO_SUBJECTS = ("synth-00604", "synth-01562")
+"""The synthetic controls fitted first in step 1, chosen because a fit recovers them.
+
+With the default 10-coefficient design and 432-s scans the regional E/I pattern of many subjects
+is not identified: ``bench/alone_vs_cohort.py`` fitted the first 10 packaged controls (surrogate
+mode, 100 x 100) and found r vs truth from 0.60 to 0.999 (median 0.80) at test costs equal to the
+truth's within the noise of the cost (one subject: truth 0.246 +- 0.081, fit 0.254 +- 0.040).
+These two are the ones that benchmark recovered (r 0.999 and 0.997), so the demo shows a fit
+that works; the report says so and quotes the benchmark's figure for the rest."""
+
+
 @dataclass
 class DemoSettings:
     """Options of :func:`run_demo`.
@@ -45,7 +56,8 @@ class DemoSettings:
     Parameters
     ----------
     n_subjects : int
-        Synthetic subjects whose E/I is estimated in step 1.
+        Synthetic subjects whose E/I is estimated in step 1: :data:`DEMO_SUBJECTS` first, then the
+        other packaged controls in order.
     generations, popsize : int
         CMA-ES generations and candidates per generation of the reduced Euler fit (ignored in
         surrogate mode, which uses the paper's 100 x 100 search).
@@ -111,7 +123,8 @@ def estimate_subjects(out: Path, settings: DemoSettings) -> tuple[pd.DataFrame, 
 
     folder = out / "subjects"
     manifest = pd.read_csv(materialise_subjects(folder, kind="control"))
-    manifest = manifest.iloc[: settings.n_subjects]
+    first = manifest["subject_id"].isin(DEMO_SUBJECTS).to_numpy()
+    manifest = pd.concat([manifest[first], manifest[~first]]).iloc[: settings.n_subjects]
     mode = _choose_mode(settings)
     fit_settings = _fit_settings(settings, mode)
     rows = []
@@ -323,8 +336,8 @@ def _regional_median_at(chart, age: float) -> np.ndarray:
     targets = [f"ei_ratio_roi_{i}" for i in range(len(DK68_REGIONS))]
     med = []
     for sex in ("female", "male"):
-        c = chart.centiles([age], sex, q=[0.5], targets=targets)
-        med.append(c.set_index("target").loc[targets].iloc[:, -1].to_numpy(dtype=float))
+        c = chart.centiles([age], sex, q=[50.0], targets=targets)  # q in percent
+        med.append(c.set_index("target").loc[targets, "C50"].to_numpy(dtype=float))
     return np.mean(med, axis=0)
 
 
@@ -436,11 +449,15 @@ def _method_note(mode: str, summary: dict) -> str:
             "candidates of every generation were validated by simulation and the test stage "
             f"re-simulated the validation winners at dt {fit.dt_test} s (the paper uses 0.0005 s). "
             "Candidates whose FIC fixed point is unstable were rejected before scoring (the "
-            "stability gate). These subjects use the 10-coefficient design (class map in the myelin "
-            "slot), which FC and FCD constrain less than the regional pattern suggests: one search "
-            "per subject can settle on a pattern that fits as well as the truth but differs from it "
-            "(five seeds of the first subject: r 0.51 to 0.997, median 0.97, test costs 0.22 to "
-            "0.39); `bench/reproducibility.py` measures how far two seeds agree."
+            "stability gate). These subjects are fitted with the default maps (HCP group T1w/T2w "
+            "myelin and the principal RSFC gradient) and the paper's 10-coefficient design, which "
+            "is also how their truth was made. They were chosen because a fit recovers them: "
+            "for many subjects FC and FCD of a 432-s scan do not pin the regional pattern down. "
+            "Fitting the first 10 packaged controls (`bench/alone_vs_cohort.py`, same search) "
+            "gave r vs truth 0.60 to 0.999 (median 0.80) and a median |error of mean E/I| of 6.6 %, "
+            "with the fits' test costs equal to the truth's within the noise of the cost; these "
+            "two were recovered there (r 0.999 and 0.997). Read single-subject regional patterns "
+            'with that in mind (README, "What a fit can and cannot tell you").'
         )
     return (
         f"In Euler mode the demo runs a reduced search ({search}, test stage at dt {fit.dt_test} s) "

@@ -40,3 +40,17 @@ def test_demo_runs_and_finds_the_built_in_effects(tmp_path: Path) -> None:
             pixels = np.asarray(img.convert("L"), dtype=float)
         assert w > 300 and h > 200 and pixels.std() > 5, name  # a real, non-blank figure
         assert f"figures/{name}" in report
+
+
+def test_brain_map_values_are_the_chart_median() -> None:
+    """Figure 4 shows the median at age 30 (it once showed the 0.5th centile: q is in percent)."""
+    from delssome_norms.datasets import load_reference_table
+    from delssome_norms.demo import _regional_median_at
+    from delssome_norms.norms import load_reference_chart
+
+    median = _regional_median_at(load_reference_chart(), 30.0)
+    table = load_reference_table()
+    near_30 = table[(table["age_in_years"] > 28) & (table["age_in_years"] < 32)]
+    empirical = near_30[[f"ei_ratio_roi_{i}" for i in range(68)]].median().to_numpy()
+    assert np.abs(median / empirical - 1).max() < 0.05
+    assert np.corrcoef(median, empirical)[0, 1] > 0.98
