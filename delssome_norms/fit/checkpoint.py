@@ -99,7 +99,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 def _read_npz(path: Path, required: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     """Arrays of a checkpoint ``.npz``; any damage is one clear error naming the file."""
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:  # closed on damage
             arrays = {k: np.array(data[k]) for k in data.files}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
         raise InvalidInputError(
