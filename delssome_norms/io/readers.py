@@ -355,15 +355,48 @@ def read_timeseries(
     return check_timeseries(arr, input_name=name, min_frames=min_frames)
 
 
-def read_table(path: PathLike, required: Sequence[str] = ()) -> pd.DataFrame:
-    """Read a CSV table with a header row and check that ``required`` columns are present."""
-    name = str(path)
-    text = _read_text(path)
+PARQUET_SUFFIXES = (".parquet", ".pq")
+"""File suffixes read and written as Apache Parquet (pyarrow) instead of CSV."""
+
+
+def is_parquet(path: PathLike) -> bool:
+    """Whether a table path names a Parquet file (by its suffix)."""
+    return Path(path).suffix.lower() in PARQUET_SUFFIXES
+
+
+def _read_parquet(path: PathLike) -> pd.DataFrame:
+    p = check_input_file(path)
     try:
-        # IDs are text: "001" must stay "001" (a folder name), never become the number 1
-        table = pd.read_csv(_stdio.StringIO(text), dtype={"subject_id": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise InvalidInputError(f"is not a readable CSV table ({exc})", name) from None
+        table = pd.read_parquet(p)
+    except ImportError:  # pragma: no cover - pyarrow is a dependency
+        raise InvalidInputError(
+            "reading Parquet needs pyarrow (pip install pyarrow)", str(path)
+        ) from None
+    except Exception as exc:
+        raise InvalidInputError(
+            f"is not a readable Parquet table ({type(exc).__name__}: {str(exc)[:200]})", str(path)
+        ) from None
+    if "subject_id" in table.columns:
+        table["subject_id"] = table["subject_id"].astype(str)
+    return table
+
+
+def read_table(path: PathLike, required: Sequence[str] = ()) -> pd.DataFrame:
+    """Read a table with a header row (CSV, or Parquet by suffix) and check ``required`` columns.
+
+    Parquet (``.parquet``/``.pq``) reads and writes large tables (100,000 people x 69 targets) an
+    order of magnitude faster than CSV text.
+    """
+    name = str(path)
+    if is_parquet(path):
+        table = _read_parquet(path)
+    else:
+        text = _read_text(path)
+        try:
+            # IDs are text: "001" must stay "001" (a folder name), never become the number 1
+            table = pd.read_csv(_stdio.StringIO(text), dtype={"subject_id": str})
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise InvalidInputError(f"is not a readable CSV table ({exc})", name) from None
     table.columns = [str(c).strip() for c in table.columns]
     missing = [c for c in required if c not in table.columns]
     if missing:

@@ -78,12 +78,17 @@ def _json_default(value: Any) -> Any:
 
 
 def write_table(table: pd.DataFrame, path: PathLike, float_format: str = "%.17g") -> Path:
-    """Write a table as CSV with a header row, atomically (full float precision by default).
+    """Write a table with a header row, atomically: CSV (full float precision by default), or
+    Apache Parquet when ``path`` ends in ``.parquet``/``.pq`` (binary, exact, and about ten times
+    faster for large tables).
 
-    ``float_format`` (e.g. ``"%.7g"``) shortens derived tables whose last digits carry nothing.
+    ``float_format`` (e.g. ``"%.7g"``) shortens derived CSV tables whose last digits carry nothing.
     """
     with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False, float_format=float_format)
+        if Path(path).suffix.lower() in (".parquet", ".pq"):
+            table.to_parquet(tmp, index=False)
+        else:
+            table.to_csv(tmp, index=False, float_format=float_format)
     return Path(path)
 
 

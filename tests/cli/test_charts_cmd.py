@@ -306,3 +306,36 @@ def test_fit_matches_r_reference(cbig_dir, tmp_path) -> None:
         )
         diff = np.abs(ours[cols].to_numpy() - ref[cols].to_numpy())
         assert diff.max() <= 5e-3 and np.median(diff) <= 1e-3
+
+
+def test_score_reads_and_writes_parquet_like_csv(chart_dir, tables, tmp_path) -> None:
+    """Large tables can go through Parquet: the same scores as CSV, exactly."""
+    people_csv = tables["people"]
+    people_pq = tmp_path / "people.parquet"
+    pd.read_csv(people_csv, dtype={"subject_id": str}).to_parquet(people_pq, index=False)
+    outs = {}
+    for name, table, out in (
+        ("csv", people_csv, tmp_path / "scores.csv"),
+        ("parquet", people_pq, tmp_path / "scores.parquet"),
+    ):
+        with pytest.warns(InputWarning):
+            argv = ["charts", "score", "--chart", str(chart_dir), "--table", str(table)]
+            assert main([*argv, "--out", str(out)]) == 0
+        outs[name] = out
+    a = pd.read_csv(outs["csv"], keep_default_na=False, dtype={"subject_id": str})
+    b = pd.read_parquet(outs["parquet"])
+    assert list(a.columns) == list(b.columns) and len(a) == len(b)
+    num = a.select_dtypes("number").columns
+    np.testing.assert_array_equal(a[num].to_numpy(), b[num].to_numpy())
+    assert (a["subject_id"] == b["subject_id"]).all()
+
+
+def test_damaged_parquet_table_is_one_line(chart_dir, tmp_path, capsys) -> None:
+    bad = tmp_path / "people.parquet"
+    bad.write_bytes(b"PAR1 not really parquet")
+    out = tmp_path / "scores.parquet"
+    code = main(["charts", "score", "--chart", str(chart_dir), "--table", str(bad), "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "people.parquet" in err[0] and "not a readable Parquet table" in err[0]
+    assert not out.exists()
