@@ -263,14 +263,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _generation_bar(quiet: bool):
-    import sys
-
-    from tqdm.auto import tqdm
-
     from delssome_norms.fit import GroupProgress
+    from delssome_norms.fit.progress import progress_bar
 
-    disable = True if quiet else (None if sys.stderr.isatty() else True)
-    bar = tqdm(total=0, desc="generations", unit="gen", disable=disable)
+    bar = progress_bar(0, "generations", "gen", quiet)
 
     def start(total: int) -> None:
         bar.reset(total=total)

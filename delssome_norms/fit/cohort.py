@@ -20,7 +20,6 @@ the same in every shard), written to ``<out_dir>/cohort_gradient.csv``.
 from __future__ import annotations
 
 import contextlib
-import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,6 +48,7 @@ from delssome_norms.fit.outputs import (
     write_failure,
     write_failures,
 )
+from delssome_norms.fit.progress import progress_bar
 from delssome_norms.fit.settings import FitSettings
 from delssome_norms.fit.subject import SubjectInputs, load_subject
 from delssome_norms.io import (
@@ -374,11 +374,10 @@ class CohortSummary:
 
 
 def _progress_bars(total: int, quiet: bool):
-    from tqdm.auto import tqdm
-
-    disable = True if quiet else (None if sys.stderr.isatty() else True)
-    subjects = tqdm(total=total, desc="subjects", unit="subj", disable=disable, position=0)
-    generations = tqdm(total=0, desc="generations", unit="gen", disable=disable, position=1, leave=False)
+    subjects = progress_bar(total, "subjects", "subj", quiet, position=0)
+    generations = progress_bar(
+        0, "generations of the current group", "gen", quiet, position=1, leave=False
+    )
     return subjects, generations
 
 

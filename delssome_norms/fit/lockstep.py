@@ -48,6 +48,7 @@ from delssome_norms.fit.settings import FitSettings
 from delssome_norms.fit.stages import (
     Member,
     SubjectFailure,
+    no_valid_candidate_message,
     run_test,
     run_train,
     run_validation,
@@ -389,7 +390,7 @@ def _run_members(
     else:
         for m in members:
             if not any(np.isfinite(r.total).any() for r in m.records):
-                m.failure = "train: no candidate produced a valid simulation"
+                m.failure = no_valid_candidate_message(m.records)
     timings["train_s"] = time.perf_counter() - t
     simulator = EulerEvaluator(
         fc,

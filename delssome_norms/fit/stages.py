@@ -190,9 +190,30 @@ def run_train(
         writer.close()
     for m in members:
         if m.active and not any(np.isfinite(r.total).any() for r in m.records):
-            m.failure = "train: no candidate produced a valid simulation" + (
+            m.failure = no_valid_candidate_message(m.records) + (
                 f" ({m.search.stopped})" if m.search.stopped else ""
             )
+
+
+def no_valid_candidate_message(records: list[GenerationRecord]) -> str:
+    """Why a train stage ended without one valid candidate, with the count and what to try.
+
+    When gates rejected the candidates (``GenerationRecord.violation > 0``), the message says how
+    many of how many and names the options that change it.
+    """
+    n = sum(len(r.total) for r in records)
+    gated = sum(int((np.asarray(r.violation) > 0).sum()) for r in records if r.violation is not None)
+    if n and gated:
+        return (
+            f"train: the gates rejected {gated} of the {n} candidates of {len(records)} "
+            "generation(s) (FIC fixed point unstable, or r_E outside --rate-gate) and none of the "
+            "others produced a valid simulation; try more generations or candidates "
+            "(--generations, --popsize), another --seed, or the paper's protocol "
+            "(--no-stability-gate; check the SC: it is scaled to max 0.02)"
+        )
+    return (
+        f"train: none of the {n} candidates of {len(records)} generation(s) produced a valid simulation"
+    )
 
 
 def generation_bests(records: list[GenerationRecord], per_generation: int = 1) -> dict[str, np.ndarray]:

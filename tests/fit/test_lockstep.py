@@ -156,10 +156,8 @@ def test_subject_without_valid_simulation_fails_alone(tmp_path: Path, monkeypatc
     with pytest.warns(Warning):
         outcomes = fit_group(subjects, [tmp_path / "a", tmp_path / "b"], _settings(6, max_restarts=1))
     assert outcomes[0].status == "done"
-    assert (
-        outcomes[1].status == "failed"
-        and "no candidate produced a valid simulation" in outcomes[1].message
-    )
+    assert outcomes[1].status == "failed"
+    assert "none of the" in outcomes[1].message and "produced a valid simulation" in outcomes[1].message
     failure = json.loads((tmp_path / "b" / "failure.json").read_text())
     assert failure["stage"] == "train"
 
@@ -262,3 +260,18 @@ def test_checkpoint_writer_keeps_one_generation_in_flight_and_raises() -> None:
     w.submit([lambda: 1 / 0])
     with pytest.raises(ZeroDivisionError):
         w.close()
+
+
+def test_gate_wipe_out_message_counts_and_names_the_options() -> None:
+    from delssome_norms.fit.checkpoint import GenerationRecord
+    from delssome_norms.fit.stages import no_valid_candidate_message
+
+    nan = np.full(4, np.nan)
+    gated = GenerationRecord(np.zeros((4, 7)), nan, nan, nan, violation=np.array([0.3, 0.1, 2.0, 0.0]))
+    msg = no_valid_candidate_message([gated, gated])
+    assert "rejected 6 of the 8 candidates of 2 generation(s)" in msg
+    assert "--no-stability-gate" in msg and "--generations" in msg
+    plain = GenerationRecord(np.zeros((4, 7)), nan, nan, nan)
+    assert no_valid_candidate_message([plain]) == (
+        "train: none of the 4 candidates of 1 generation(s) produced a valid simulation"
+    )
