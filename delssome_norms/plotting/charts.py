@@ -156,7 +156,10 @@ def plot_chart_centiles(
         _annotate_person(person_ax, person, label, ages)
         # the legend goes to a panel without the person so it cannot hide them
         legend_ax = next((a for a in axes[::-1] if a is not person_ax), person_ax)
-    handles, labels = (person_ax or axes[-1]).get_legend_handles_labels()
+    handles, labels = legend_ax.get_legend_handles_labels()
+    if person_ax is not None and person_ax is not legend_ax:
+        star = person_ax.get_legend_handles_labels()
+        handles, labels = handles + star[0][-1:], labels + star[1][-1:]
     legend_ax.legend(handles, labels, loc="best", fontsize=7, frameon=False)
     fig.suptitle(f"{chart.family_.name} growth chart ({chart.formulas_['mu']})", fontsize=9)
     return fig
