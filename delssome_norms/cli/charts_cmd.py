@@ -20,6 +20,18 @@ PLOT_EXAMPLE = (
     "delssome-norms charts plot --chart chart/ --table cohort_ei.csv --target ei_ratio_mean "
     "--out ei_ratio_mean.png"
 )
+PERSON_PLOT_EXAMPLE = (
+    "delssome-norms charts plot --chart reference --scores scores.csv --subject sub-01 "
+    "--out sub-01_ei_ratio_mean.png"
+)
+BRAINMAP_EXAMPLE = (
+    "delssome-norms charts brainmap --scores scores.csv --subject sub-01 --value z "
+    "--out sub-01_brainmap.png"
+)
+REPORT_EXAMPLE = (
+    "delssome-norms charts report --chart reference --scores scores.csv --subject sub-01 "
+    "--out report_sub-01/"
+)
 COMPARE_EXAMPLE = (
     "delssome-norms charts compare --table cohort_ei.csv --out bic.csv "
     "--families SHASHo2,JSU,GG,NO --mu-dfs 3,4,5"
@@ -73,7 +85,7 @@ def register(subparsers) -> None:
         "compare models",
         example=FIT_EXAMPLE,
         description="GAMLSS growth charts of the mean and regional E/I ratio (SHASHo2 by default, "
-        "R gamlss-compatible). Subcommands: fit, score, adapt, plot, compare.",
+        "R gamlss-compatible). Subcommands: fit, score, adapt, plot, brainmap, report, compare.",
     )
     sub = p.add_subparsers(dest="charts_command", metavar="<subcommand>")
     p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
@@ -187,7 +199,9 @@ def register(subparsers) -> None:
         help="centile fan chart of one target per sex, with data points (PNG or PDF)",
         example=PLOT_EXAMPLE,
         description="Draw the population centiles (2.5-97.5) of one target, one panel per sex, "
-        "with the table's people as points (harmonised values by default).",
+        "with the table's people as points (harmonised values by default). With --subject ID, "
+        "that person (from --scores, or scored from --table) is marked as a large labelled star "
+        f"with their centile, e.g. 'sub-01: 93rd centile'. Example: {PERSON_PLOT_EXAMPLE}",
     )
     pl.add_argument(
         "--chart", required=True, metavar="DIR", help="chart folder, or 'reference' (shipped chart)"
@@ -201,7 +215,54 @@ def register(subparsers) -> None:
         action="store_true",
         help="add the non-parametric (pygam quantile GAM) centiles as dashed lines (needs --table)",
     )
+    pl.add_argument(
+        "--subject",
+        metavar="ID",
+        help="mark this subject_id as a labelled point with their centile (needs --scores or --table)",
+    )
+    pl.add_argument(
+        "--scores",
+        metavar="CSV",
+        help="wide score table of `charts score` with the person's centile and harmonised value",
+    )
     pl.set_defaults(func=run_plot)
+
+    bm = add_command(
+        sub,
+        "brainmap",
+        help="one person's 68 regional z-scores (or centiles, E/I) on a glass brain (PNG)",
+        example=BRAINMAP_EXAMPLE,
+        description="Draw one person's regional scores from a wide score table (`charts score`) "
+        "at the DK68 region centroids on a glass brain: z-scores (default; diverging colours "
+        "centred at 0), centiles (percent, centred at 50) or harmonised E/I ratios.",
+    )
+    bm.add_argument("--scores", required=True, metavar="CSV", help="wide score table")
+    bm.add_argument("--subject", required=True, metavar="ID", help="subject_id to draw")
+    bm.add_argument(
+        "--value", choices=("z", "centile", "ei"), default="z", help="what to show (default z)"
+    )
+    bm.add_argument("--out", required=True, metavar="FILE", help="figure to write (.png or .pdf)")
+    bm.set_defaults(func=run_brainmap)
+
+    rp = add_command(
+        sub,
+        "report",
+        help="one-page Markdown report of one person: demographics, centiles, deviant regions, figures",
+        example=REPORT_EXAMPLE,
+        description="Write <out>/report.md with the person's age, sex, site, mean E/I centile "
+        "and z, the most deviant regions by name, and two PNG figures next to it: the fan chart "
+        "of ei_ratio_mean with the person marked and the glass-brain map of regional z-scores.",
+    )
+    rp.add_argument(
+        "--chart", required=True, metavar="DIR", help="chart folder, or 'reference' (shipped chart)"
+    )
+    rp.add_argument("--scores", required=True, metavar="CSV", help="wide score table")
+    rp.add_argument("--subject", required=True, metavar="ID", help="subject_id to report")
+    rp.add_argument("--out", required=True, metavar="DIR", help="folder to write")
+    rp.add_argument(
+        "--top", type=int, default=5, help="number of most deviant regions listed (default 5)"
+    )
+    rp.set_defaults(func=run_report)
 
     c = add_command(
         sub,
@@ -295,17 +356,136 @@ def run_adapt(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_plot(args: argparse.Namespace) -> int:
-    """Draw the centile fan chart of one target."""
-    from delssome_norms.io import atomic_path, read_table
-    from delssome_norms.plotting.charts import plot_chart_centiles
+N_REGIONS = 68
+SITE_COLUMNS = ("site_scanner", "site")
 
-    out = Path(args.out)
+
+def _figure_format(out: Path, option: str = "--out") -> str:
     fmt = out.suffix.lower().lstrip(".")
     if fmt not in ("png", "pdf", "svg"):
-        raise InvalidInputError("the figure must end in .png, .pdf or .svg", "--out")
+        raise InvalidInputError("the figure must end in .png, .pdf or .svg", option)
+    return fmt
+
+
+def _save_figure(fig, out: Path) -> None:
+    from delssome_norms.io import atomic_path
+
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format=_figure_format(out), dpi=150)
+
+
+def _person_row(table, subject: str, source: str):
+    """The one row of ``table`` whose ``subject_id`` is ``subject`` (InvalidInputError otherwise)."""
+    if "subject_id" not in table.columns:
+        raise InvalidInputError("has no subject_id column to find --subject in", source)
+    ids = table["subject_id"].astype(str)
+    hits = table[ids == str(subject)]
+    if hits.empty:
+        some = ", ".join(ids.iloc[:3])
+        raise InvalidInputError(
+            f"has no subject_id {subject!r} ({len(table)} people, e.g. {some})", source
+        )
+    if len(hits) > 1:
+        raise InvalidInputError(f"has {len(hits)} rows with subject_id {subject!r}", source)
+    return hits.iloc[0]
+
+
+def _person_value(row, column: str, source: str) -> float:
+    if column not in row.index:
+        raise InvalidInputError(
+            f"has no column {column}; pass the wide score table of `charts score`", source
+        )
+    value = float(row[column])
+    if value != value:  # NaN
+        flag = str(row.get("flag", "") or "")
+        why = f" (flag: {flag})" if flag and flag != "nan" else ""
+        raise InvalidInputError(f"subject {row['subject_id']!s} has no {column} value{why}", source)
+    return value
+
+
+def _person_mark(row, target: str, source: str, value: float | None = None) -> dict:
+    """What ``plot_chart_centiles(person=...)`` needs from a wide score row."""
+    for col in ("age_in_years", "sex"):
+        if col not in row.index:
+            raise InvalidInputError(f"has no {col} column", source)
+    centile = _person_value(row, f"{target}_centile", source)
+    if value is None:
+        value = _person_value(row, f"{target}_harmonised", source)
+    return {
+        "subject_id": str(row["subject_id"]),
+        "sex": str(row["sex"]),
+        "age_in_years": float(row["age_in_years"]),
+        "value": value,
+        "centile": centile,
+        "z": _person_value(row, f"{target}_z", source),
+    }
+
+
+def _regional(row, suffix: str, source: str):
+    """The person's 68 regional ``ei_ratio_roi_<k>_<suffix>`` values, in region order."""
+    import numpy as np
+
+    cols = [f"ei_ratio_roi_{k}_{suffix}" for k in range(N_REGIONS)]
+    missing = [c for c in cols if c not in row.index]
+    if missing:
+        raise InvalidInputError(
+            f"lacks {len(missing)} of the {N_REGIONS} regional columns (e.g. {missing[0]}); "
+            "score all 68 DK68 regions with `charts score` (wide layout)",
+            source,
+        )
+    values = row[cols].to_numpy(dtype=np.float64)
+    bad = [k for k in range(N_REGIONS) if not np.isfinite(values[k])]
+    if bad:
+        flag = str(row.get("flag", "") or "")
+        why = f" (flag: {flag})" if flag and flag != "nan" else ""
+        raise InvalidInputError(
+            f"subject {row['subject_id']!s} has no {suffix} for {len(bad)} region(s) "
+            f"(e.g. ei_ratio_roi_{bad[0]}){why}",
+            source,
+        )
+    return values
+
+
+def _site(row) -> str:
+    for col in SITE_COLUMNS:
+        if col in row.index and str(row[col]) not in ("", "nan"):
+            return str(row[col])
+    return "unknown"
+
+
+def _subtitle(row) -> str:
+    return f"age {float(row['age_in_years']):.1f}, {row['sex']}, site {_site(row)}"
+
+
+def run_plot(args: argparse.Namespace) -> int:
+    """Draw the centile fan chart of one target."""
+    from delssome_norms.io import read_table
+    from delssome_norms.plotting.charts import plot_chart_centiles
+    from delssome_norms.plotting.person import person_label
+
+    out = Path(args.out)
+    _figure_format(out)
+    if args.scores and args.subject is None:
+        raise InvalidInputError("--scores is used with --subject ID", "--scores")
+    if args.subject is not None and not (args.scores or args.table):
+        raise InvalidInputError("--subject needs --scores or --table", "--subject")
     chart = load_chart(args.chart)
     data = read_table(args.table) if args.table else None
+    person = None
+    if args.subject is not None:
+        raw = None
+        if args.points == "raw":
+            if data is None:
+                raise InvalidInputError("--points raw with --subject needs --table", "--points")
+            raw = _person_value(_person_row(data, args.subject, args.table), args.target, args.table)
+        if args.scores:
+            source = str(args.scores)
+            row = _person_row(read_table(args.scores), args.subject, source)
+        else:
+            source = str(args.table)
+            one = data.loc[[_person_row(data, args.subject, source).name]]
+            row = chart.score(one, targets=[args.target], source=source).iloc[0]
+        person = _person_mark(row, args.target, source, value=raw)
     crosscheck = None
     if args.crosscheck:
         if data is None:
@@ -313,10 +493,112 @@ def run_plot(args: argparse.Namespace) -> int:
         from delssome_norms.norms.crosscheck import quantile_crosscheck
 
         crosscheck = quantile_crosscheck(chart, data, args.target, source=str(args.table))
-    fig = plot_chart_centiles(chart, args.target, data, points=args.points, crosscheck=crosscheck)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format=fmt, dpi=150)
+    fig = plot_chart_centiles(
+        chart, args.target, data, points=args.points, crosscheck=crosscheck, person=person
+    )
+    _save_figure(fig, out)
+    if person is not None:
+        print(
+            f"marked {person_label(person['subject_id'], person['centile'])} "
+            f"(z = {person['z']:+.2f}) on {args.target}"
+        )
     print(f"wrote {out}")
+    return 0
+
+
+def run_brainmap(args: argparse.Namespace) -> int:
+    """Draw one person's regional scores on a glass brain."""
+    from delssome_norms.io import read_table
+    from delssome_norms.plotting.person import VALUE_KINDS, plot_person_brain_map
+
+    out = Path(args.out)
+    _figure_format(out)
+    source = str(args.scores)
+    row = _person_row(read_table(args.scores), args.subject, source)
+    values = _regional(row, VALUE_KINDS[args.value][0], source)
+    fig = plot_person_brain_map(values, str(args.subject), value=args.value, subtitle=_subtitle(row))
+    _save_figure(fig, out)
+    print(f"wrote {out}")
+    return 0
+
+
+def _report_markdown(row, mark: dict, z, centiles, top: int, chart_label: str, source: str) -> str:
+    import numpy as np
+
+    from delssome_norms.datasets import DK68_REGIONS
+    from delssome_norms.plotting.person import centile_text
+
+    flag = str(row.get("flag", "") or "")
+    order = np.argsort(-np.abs(z), kind="stable")[:top]
+    lines = [
+        f"# E/I report: {mark['subject_id']}",
+        "",
+        f"Scores from `{source}` against {chart_label}. Centiles are on the person's own site's "
+        "chart (0-100 %); z = Phi^-1(centile), so 0 is the chart median for their age, sex and "
+        "site; the harmonised E/I is the same centile on the site-free chart.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| age | {mark['age_in_years']:.1f} years |",
+        f"| sex | {mark['sex']} |",
+        f"| site | {_site(row)} |",
+        f"| mean E/I (harmonised) | {mark['value']:.4f} |",
+        f"| mean E/I centile | {centile_text(mark['centile'])} ({100 * mark['centile']:.1f} %) |",
+        f"| mean E/I z | {mark['z']:+.2f} |",
+        f"| regions with abs(z) > 1.96 | {int((np.abs(z) > 1.96).sum())} of {len(z)} |",
+        f"| flags | {flag if flag and flag != 'nan' else 'none'} |",
+        "",
+        f"## The {len(order)} most deviant regions (largest abs(z))",
+        "",
+        "| rank | region | z | centile |",
+        "|---|---|---|---|",
+    ]
+    for rank, k in enumerate(order, start=1):
+        lines.append(f"| {rank} | {DK68_REGIONS[k]} | {z[k]:+.2f} | {centile_text(centiles[k])} |")
+    lines += [
+        "",
+        "## Figures",
+        "",
+        "Mean E/I on the lifespan growth chart (bands: 2.5-97.5, 5-95, 25-75th centiles):",
+        "",
+        "![mean E/I on the growth chart](fan_chart.png)",
+        "",
+        "Regional z-scores at the DK68 region centroids (glass brain; red above, blue below the "
+        "median):",
+        "",
+        "![regional z-scores](brain_map_z.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """Write a one-page Markdown report of one person with two figures."""
+    from delssome_norms.io import read_table, write_text
+    from delssome_norms.norms.reference import REFERENCE_CHART_LABEL, REFERENCE_CHART_NAME
+    from delssome_norms.plotting.charts import plot_chart_centiles
+    from delssome_norms.plotting.person import plot_person_brain_map
+
+    if args.top < 1:
+        raise InvalidInputError("must be at least 1", "--top")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InvalidInputError("exists and is not a folder", "--out")
+    source = str(args.scores)
+    row = _person_row(read_table(args.scores), args.subject, source)
+    mark = _person_mark(row, "ei_ratio_mean", source)
+    z = _regional(row, "z", source)
+    centiles = _regional(row, "centile", source)
+    chart = load_chart(args.chart, quiet=True)
+    reference = args.chart == REFERENCE_CHART_NAME and not Path(args.chart).exists()
+    chart_label = f"the {REFERENCE_CHART_LABEL}" if reference else f"the chart `{args.chart}`"
+    fan = plot_chart_centiles(chart, "ei_ratio_mean", None, person=mark)
+    _save_figure(fan, out / "fan_chart.png")
+    brain = plot_person_brain_map(z, mark["subject_id"], value="z", subtitle=_subtitle(row))
+    _save_figure(brain, out / "brain_map_z.png")
+    text = _report_markdown(row, mark, z, centiles, args.top, chart_label, source)
+    write_text(text, out / "report.md")
+    print(f"wrote {out / 'report.md'} with fan_chart.png and brain_map_z.png")
     return 0
 
 

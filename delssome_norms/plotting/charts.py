@@ -6,7 +6,8 @@ The figure is built without pyplot (``matplotlib.figure.Figure``), so no GUI bac
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ from matplotlib.figure import Figure
 
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.norms.chart import CENTILES, GrowthChart, age_grid, centile_label
+from delssome_norms.plotting.person import PERSON_COLOR, person_label
 
 SEX_COLORS = {"female": "#c2185b", "male": "#1565c0"}
 AGE_LABEL = "Age (years)"
@@ -31,6 +33,7 @@ def plot_chart_centiles(
     max_points: int = 4000,
     seed: int = 0,
     ylabel: str | None = None,
+    person: Mapping[str, Any] | None = None,
 ) -> Figure:
     """Population centile fan of one target, one panel per sex, with the data as points.
 
@@ -60,6 +63,10 @@ def plot_chart_centiles(
     seed : int
         Seed of that subset.
     ylabel : str, optional
+    person : mapping, optional
+        One person to highlight: ``subject_id``, ``sex``, ``age_in_years`` (years), ``value``
+        (on the scale of ``points``) and ``centile`` (fraction in [0, 1]). Drawn in the panel of
+        their sex as a large amber star labelled e.g. ``"sub-01: 93rd centile"``.
 
     Returns
     -------
@@ -77,7 +84,15 @@ def plot_chart_centiles(
         scored = chart.score(data, targets=[target], layout="long", source="data")
         if points == "raw":
             scored = scored.assign(harmonised=scored["value"])
+    if person is not None:
+        if person["sex"] not in sexes:
+            raise InvalidInputError(
+                f"the person's sex {person['sex']!r} has no panel (panels: {', '.join(sexes)})",
+                "person",
+            )
+        label = person_label(str(person["subject_id"]), float(person["centile"]))
     rng = np.random.default_rng(seed)
+    person_ax = None
     for ax, sex in zip(axes, sexes):
         color = SEX_COLORS.get(sex, "0.3")
         cen = chart.centiles(ages, sex, q=q, targets=[target])
@@ -118,10 +133,54 @@ def plot_chart_centiles(
                     linewidth=0.8,
                     label="quantile GAM" if j == 0 else None,
                 )
+        if person is not None and person["sex"] == sex:
+            x, y = float(person["age_in_years"]), float(person["value"])
+            ax.scatter(
+                [x],
+                [y],
+                s=260,
+                marker="*",
+                color=PERSON_COLOR,
+                edgecolors="k",
+                linewidths=1.2,
+                zorder=5,
+                label=str(person["subject_id"]),
+            )
+            person_ax = ax
         ax.set_title(f"{target} - {sex}")
         ax.set_xlabel(AGE_LABEL)
         ax.set_xlim(ages[0], ages[-1])
     axes[0].set_ylabel(ylabel or target)
-    axes[-1].legend(loc="best", fontsize=7, frameon=False)
+    legend_ax = axes[-1]
+    if person_ax is not None:
+        _annotate_person(person_ax, person, label, ages)
+        # the legend goes to a panel without the person so it cannot hide them
+        legend_ax = next((a for a in axes[::-1] if a is not person_ax), person_ax)
+    handles, labels = legend_ax.get_legend_handles_labels()
+    if person_ax is not None and person_ax is not legend_ax:
+        star = person_ax.get_legend_handles_labels()
+        handles, labels = handles + star[0][-1:], labels + star[1][-1:]
+    legend_ax.legend(handles, labels, loc="best", fontsize=7, frameon=False)
     fig.suptitle(f"{chart.family_.name} growth chart ({chart.formulas_['mu']})", fontsize=9)
     return fig
+
+
+def _annotate_person(ax, person: Mapping[str, Any], label: str, ages: np.ndarray) -> None:
+    """Label the person's star, pointing into the emptier quarter of the panel."""
+    x, y = float(person["age_in_years"]), float(person["value"])
+    lo, hi = ax.get_ylim()
+    right = x < 0.6 * ages[-1] + 0.4 * ages[0]
+    up = y < 0.5 * (lo + hi)
+    ax.annotate(
+        label,
+        (x, y),
+        xytext=(18 if right else -18, 28 if up else -28),
+        textcoords="offset points",
+        ha="left" if right else "right",
+        va="bottom" if up else "top",
+        fontsize=10,
+        fontweight="bold",
+        bbox={"boxstyle": "round,pad=0.3", "fc": "white", "ec": "k", "alpha": 0.9},
+        arrowprops={"arrowstyle": "-", "color": "k", "linewidth": 1.0},
+        zorder=6,
+    )

@@ -1,0 +1,116 @@
+"""Person-centred figures: one person's centile label and regional deviation map."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from delssome_norms.datasets import DK68_REGIONS
+from delssome_norms.errors import InvalidInputError
+from delssome_norms.plotting.brain_map import plot_brain_map
+
+PERSON_COLOR = "#ffb300"
+"""Fill of the marker of the highlighted person (amber, visible on both sexes' fans)."""
+
+VALUE_KINDS = {
+    # kind: (score-table column suffix, colour-bar label, colormap)
+    "z": ("z", "z-score (0 = chart median)", "RdBu_r"),
+    "centile": ("centile", "centile (%)", "RdBu_r"),
+    "ei": ("harmonised", "harmonised E/I ratio", "viridis"),
+}
+"""What ``charts brainmap --value`` can show."""
+
+
+def ordinal(n: int) -> str:
+    """``1`` -> ``"1st"``, ``2`` -> ``"2nd"``, ``13`` -> ``"13th"``, ``93`` -> ``"93rd"``."""
+    if 10 <= n % 100 <= 20:
+        suffix = "th"
+    else:
+        suffix = {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def centile_text(centile: float) -> str:
+    """A centile in words, e.g. ``0.931`` -> ``"93rd centile"``.
+
+    Parameters
+    ----------
+    centile : float
+        Centile as a fraction in [0, 1] (the score table's ``<target>_centile``).
+
+    Returns
+    -------
+    str
+        Rounded to a whole percent; below 1 % ``"<1st centile"``, above 99 % ``">99th centile"``.
+    """
+    c = float(centile)
+    if not np.isfinite(c) or not 0.0 <= c <= 1.0:
+        raise InvalidInputError(f"a centile must lie in [0, 1]; got {centile!r}", "centile")
+    pct = 100.0 * c
+    if pct < 1.0:
+        return "<1st centile"
+    if pct > 99.0:
+        return ">99th centile"
+    return f"{ordinal(round(pct))} centile"
+
+
+def person_label(subject_id: str, centile: float) -> str:
+    """The label of a person on a fan chart, e.g. ``"sub-01: 93rd centile"``."""
+    return f"{subject_id}: {centile_text(centile)}"
+
+
+def plot_person_brain_map(
+    values: Sequence[float] | np.ndarray,
+    subject_id: str,
+    *,
+    value: str = "z",
+    regions: Sequence[str] = DK68_REGIONS,
+    subtitle: str = "",
+) -> Figure:
+    """One person's regional scores on the glass brain (DK68 centroids).
+
+    Parameters
+    ----------
+    values : array-like of shape (68,)
+        The person's value per region in ``regions`` order: z-scores, centiles as fractions in
+        [0, 1] (drawn in percent) or harmonised E/I ratios, as ``value`` says.
+    subject_id : str
+        Shown in the title.
+    value : {"z", "centile", "ei"}
+        ``z``: diverging colormap centred at 0, limits +-max(2.5, max |z|); ``centile``: diverging,
+        0-100 % centred at 50; ``ei``: sequential, the data range.
+    regions : sequence of str
+        Region names (DK68 by default).
+    subtitle : str
+        Appended to the title (e.g. age, sex and site).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if value not in VALUE_KINDS:
+        raise InvalidInputError(f"value must be one of {', '.join(VALUE_KINDS)}; got {value!r}", "value")
+    _, label, cmap = VALUE_KINDS[value]
+    arr = np.asarray(values, dtype=np.float64).ravel()
+    lim: dict[str, float | None] = {"vmin": None, "vmax": None, "center": None}
+    what = {"z": "regional E/I z-scores", "centile": "regional E/I centiles", "ei": "regional E/I"}
+    if value == "z":
+        half = max(2.5, float(np.nanmax(np.abs(arr))) if np.isfinite(arr).any() else 2.5)
+        lim = {"vmin": -half, "vmax": half, "center": 0.0}
+    elif value == "centile":
+        arr = 100.0 * arr
+        lim = {"vmin": 0.0, "vmax": 100.0, "center": 50.0}
+    title = f"{subject_id}: {what[value]} ({len(regions)} regions)"
+    if subtitle:
+        title += f" - {subtitle}"
+    return plot_brain_map(
+        arr,
+        regions=regions,
+        cmap=cmap,
+        colorbar_label=label,
+        title=title,
+        node_size=90.0,
+        **lim,
+    )

@@ -1,0 +1,193 @@
+"""Person-centred output: ``charts plot --subject``, ``charts brainmap``, ``charts report``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from delssome_norms.cli.main import main
+from delssome_norms.datasets import DK68_REGIONS
+from delssome_norms.datasets.reference import load_patients
+from delssome_norms.plotting.person import centile_text
+
+
+def _real_png(path: Path) -> None:
+    with Image.open(path) as img:
+        assert img.format == "PNG"
+        w, h = img.size
+        pixels = np.asarray(img.convert("L"), dtype=float)
+    assert w > 300 and h > 200 and pixels.std() > 5, path  # a real, non-blank figure
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory) -> dict:
+    """The 8 SYNTHETIC patients scored against the shipped reference chart."""
+    folder = tmp_path_factory.mktemp("person")
+    people = folder / "people.csv"
+    load_patients().drop(columns=["deviation", "deviation_group", "deviation_sd"]).to_csv(
+        people, index=False
+    )
+    scores = folder / "scores.csv"
+    code = main(
+        ["charts", "score", "--chart", "reference", "--table", str(people), "--out", str(scores)]
+    )
+    assert code == 0
+    table = pd.read_csv(scores, dtype={"subject_id": str}, keep_default_na=False)
+    return {"folder": folder, "people": people, "scores": scores, "table": table}
+
+
+def _expected_label(table: pd.DataFrame, subject: str, target: str = "ei_ratio_mean") -> str:
+    row = table[table["subject_id"] == subject].iloc[0]
+    return f"{subject}: {centile_text(float(row[f'{target}_centile']))}"
+
+
+@pytest.mark.parametrize("source", ["scores", "table"])
+def test_plot_marks_the_subject_with_their_centile(scored, source, capsys) -> None:
+    subject = "patient-00001"
+    out = scored["folder"] / f"fan_{source}.png"
+    code = main(
+        [
+            "charts",
+            "plot",
+            "--chart",
+            "reference",
+            f"--{source}",
+            str(scored[{"scores": "scores", "table": "people"}[source]]),
+            "--subject",
+            subject,
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    _real_png(out)
+    label = _expected_label(scored["table"], subject)
+    assert label == "patient-00001: 68th centile"  # the shipped chart and patients are fixed
+    assert f"marked {label} " in capsys.readouterr().out
+
+
+def test_plot_subject_label_is_in_the_figure(scored) -> None:
+    from delssome_norms.cli.charts_cmd import _person_mark, _person_row
+    from delssome_norms.norms import load_reference_chart
+    from delssome_norms.plotting import plot_chart_centiles
+
+    table = pd.read_csv(scored["scores"], dtype={"subject_id": str})
+    mark = _person_mark(_person_row(table, "patient-00008", "s"), "ei_ratio_mean", "s")
+    fig = plot_chart_centiles(load_reference_chart(), person=mark)
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert texts == [_expected_label(scored["table"], "patient-00008")]
+    male = fig.axes[1]  # patient-00008 is male: the star is in the right panel
+    assert male.texts and not fig.axes[0].texts
+    star = [c for c in male.collections if c.get_label() == "patient-00008"]
+    np.testing.assert_allclose(
+        star[0].get_offsets()[0], [mark["age_in_years"], mark["value"]], rtol=1e-12
+    )
+
+
+@pytest.mark.parametrize(
+    "centile, text",
+    [
+        (0.931, "93rd centile"),
+        (0.5, "50th centile"),
+        (0.012, "1st centile"),
+        (0.112, "11th centile"),
+        (0.222, "22nd centile"),
+        (0.004, "<1st centile"),
+        (0.9995, ">99th centile"),
+    ],
+)
+def test_centile_text(centile, text) -> None:
+    assert centile_text(centile) == text
+
+
+@pytest.mark.parametrize("value", ["z", "centile", "ei"])
+def test_brainmap_writes_a_png(scored, value) -> None:
+    out = scored["folder"] / f"brain_{value}.png"
+    code = main(
+        [
+            "charts",
+            "brainmap",
+            "--scores",
+            str(scored["scores"]),
+            "--subject",
+            "patient-00003",
+            "--value",
+            value,
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    _real_png(out)
+
+
+def test_report_lists_the_most_deviant_regions(scored) -> None:
+    out = scored["folder"] / "report"
+    subject = "patient-00002"
+    code = main(
+        [
+            "charts",
+            "report",
+            "--chart",
+            "reference",
+            "--scores",
+            str(scored["scores"]),
+            "--subject",
+            subject,
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    text = (out / "report.md").read_text()
+    for name in ("fan_chart.png", "brain_map_z.png"):
+        _real_png(out / name)
+        assert f"]({name})" in text
+    row = scored["table"][scored["table"]["subject_id"] == subject].iloc[0]
+    z = np.array([float(row[f"ei_ratio_roi_{k}_z"]) for k in range(68)])
+    worst = DK68_REGIONS[int(np.argmax(np.abs(z)))]
+    assert f"| 1 | {worst} | {z[np.argmax(np.abs(z))]:+.2f} |" in text
+    assert centile_text(float(row["ei_ratio_mean_centile"])) in text
+    assert f"| age | {float(row['age_in_years']):.1f} years |" in text
+    assert "SYNTHETIC" in text
+
+
+def test_person_commands_refuse_bad_inputs(scored, capsys) -> None:
+    folder = scored["folder"]
+    scores = str(scored["scores"])
+    mean_only = folder / "mean_only.csv"
+    scored["table"].drop(columns=[c for c in scored["table"] if "_roi_" in c]).to_csv(
+        mean_only, index=False
+    )
+    cases = [
+        (["charts", "brainmap", "--scores", scores, "--subject", "sub-nobody"], "no subject_id"),
+        (["charts", "brainmap", "--scores", str(folder / "missing.csv"), "--subject", "x"], ""),
+        (
+            ["charts", "brainmap", "--scores", str(mean_only), "--subject", "patient-00001"],
+            "lacks 68 of the 68 regional columns",
+        ),
+        (
+            ["charts", "plot", "--chart", "reference", "--scores", scores, "--subject", "nobody"],
+            "no subject_id 'nobody'",
+        ),
+        (
+            ["charts", "plot", "--chart", "reference", "--subject", "patient-00001"],
+            "--subject needs --scores or --table",
+        ),
+        (
+            ["charts", "report", "--chart", "reference", "--scores", scores, "--subject", "nobody"],
+            "no subject_id",
+        ),
+    ]
+    for i, (argv, message) in enumerate(cases):
+        out = folder / f"bad_{i}.png" if argv[1] != "report" else folder / f"bad_{i}"
+        code = main([*argv, "--out", str(out)])
+        err = capsys.readouterr().err
+        assert code == 2, argv
+        assert err.startswith("delssome-norms: error: ") and err.count("\n") == 1, err
+        assert message in err, err
+        assert not out.exists()
