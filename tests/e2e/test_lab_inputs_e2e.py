@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from delssome_norms.cli.main import main
 from delssome_norms.datasets import DK68_REGIONS, load_reference_subjects
@@ -147,3 +148,18 @@ def test_name_headed_timeseries_to_reference_scores(tmp_path, capsys) -> None:
     s = pd.read_csv(scores)
     assert len(s) == 3 and np.isfinite(s["ei_ratio_roi_67_z"]).all()
     assert (s["flag"] == "unseen_site").all()
+
+    # the person-centred figures of one scored person
+    fan, brain = tmp_path / "sub-03_fan.png", tmp_path / "sub-03_brain.png"
+    chart = ["--chart", "reference", "--scores", str(scores), "--subject", "sub-03"]
+    assert main(["charts", "plot", *chart, "--out", str(fan)]) == 0
+    centile = float(s.set_index("subject_id").loc["sub-03", "ei_ratio_mean_centile"])
+    k = round(100 * centile)  # the label names the centile the table holds (whole percent)
+    assert f"sub-03: {k}" in capsys.readouterr().out or not 1 <= 100 * centile <= 99
+    assert (
+        main(["charts", "brainmap", "--scores", str(scores), "--subject", "sub-03", "--out", str(brain)])
+        == 0
+    )
+    for png in (fan, brain):
+        with Image.open(png) as img:
+            assert img.size[0] > 300 and np.asarray(img.convert("L"), dtype=float).std() > 5
