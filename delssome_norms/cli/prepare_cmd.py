@@ -21,14 +21,29 @@ def register(subparsers) -> None:
         "A header row of region names (lh_precentral, ctx-lh-precentral, L_precentral, ...) is "
         "matched to DK68 by name and the columns put in DK68 order. With --bids-dir, every "
         "sub-*_timeseries.tsv below the folder is prepared (one subject per sub- label) and a "
-        "cohort manifest (manifest.csv, scan length = frames x TR) is written.",
+        "cohort manifest (manifest.csv, scan length = frames x TR) is written. With --aparc-stats, "
+        "FreeSurfer aparcstats2table tables (first column lh.aparc.<measure>, columns "
+        "lh_<region>_<measure>) give one regional map per subject in DK68 order (<id>_<map>.csv) "
+        "and maps.csv (subject_id, myelin, gradient) to join to a cohort manifest.",
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--timeseries", nargs="+", metavar="FILE", help="BOLD runs")
     src.add_argument(
         "--bids-dir", metavar="DIR", help="BIDS-derivatives folder of sub-*_timeseries.tsv files"
     )
-    p.add_argument("--tr", type=float, required=True, help="repetition time (seconds)")
+    src.add_argument(
+        "--aparc-stats",
+        nargs="+",
+        metavar="TSV",
+        help="FreeSurfer aparcstats2table output (lh and rh tables): one regional map per subject",
+    )
+    p.add_argument(
+        "--map-name",
+        choices=("myelin", "gradient"),
+        default="myelin",
+        help="with --aparc-stats: which map the table holds (the other is the shipped default)",
+    )
+    p.add_argument("--tr", type=float, help="repetition time (seconds; needed for time series)")
     p.add_argument("--out-dir", required=True, help="output folder")
     p.add_argument("--subject-id", default=None, help="file-name prefix (default: none)")
     p.add_argument(
@@ -68,6 +83,42 @@ def _bids_subjects(folder) -> dict[str, list]:
     return out
 
 
+def _prepare_maps(args: argparse.Namespace) -> int:
+    """One regional map per subject from aparcstats2table tables, plus maps.csv."""
+    from pathlib import Path
+
+    import numpy as np
+    import pandas as pd
+
+    from delssome_norms.datasets import DK68_REGIONS, load_default_maps
+    from delssome_norms.io import check_subject_id, write_matrix, write_table
+    from delssome_norms.io.aparc import read_aparc_stats
+
+    table = read_aparc_stats(args.aparc_stats, DK68_REGIONS)
+    for sid in table.index:
+        check_subject_id(sid, args.aparc_stats[0])
+    out = Path(args.out_dir)
+    other = "gradient" if args.map_name == "myelin" else "myelin"
+    write_matrix(np.asarray(getattr(load_default_maps(), other)), out / f"default_{other}.csv")
+    rows = []
+    for sid, values in table.iterrows():
+        write_matrix(values.to_numpy(), out / f"{sid}_{args.map_name}.csv")
+        rows.append(
+            {
+                "subject_id": sid,
+                args.map_name: f"{sid}_{args.map_name}.csv",
+                other: f"default_{other}.csv",
+            }
+        )
+    write_table(pd.DataFrame(rows)[["subject_id", "myelin", "gradient"]], out / "maps.csv")
+    print(
+        f"{len(rows)} subject(s): {args.map_name} maps of 68 DK regions from "
+        f"{', '.join(map(str, args.aparc_stats))} -> {out}; {other}: the shipped default; join "
+        f"{out / 'maps.csv'} to your cohort manifest (paths relative to {out})"
+    )
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Compute and write the two files (per subject with --bids-dir, plus a manifest)."""
     from pathlib import Path
@@ -78,7 +129,9 @@ def run(args: argparse.Namespace) -> int:
     from delssome_norms.fit.subject import min_frames
     from delssome_norms.io import write_matrix, write_table
 
-    if not (args.tr > 0):
+    if args.aparc_stats is not None:
+        return _prepare_maps(args)
+    if args.tr is None or not (args.tr > 0):
         raise InvalidInputError(f"TR must be a positive number of seconds, got {args.tr}", "--tr")
     need = min_frames(args.tr, args.fcd_window)
     out = Path(args.out_dir)
