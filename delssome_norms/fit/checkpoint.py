@@ -19,7 +19,6 @@ and recomputed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import zipfile
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ import numpy as np
 
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.fit.cmaes import CMAESSearch
-from delssome_norms.io import write_arrays, write_json
+from delssome_norms.io import arrays_sha256, write_arrays, write_json
 
 FORMAT_VERSION = 1
 """Schema version of the checkpoint files."""
@@ -38,12 +37,7 @@ FORMAT_VERSION = 1
 
 def fingerprint_arrays(*arrays: np.ndarray) -> str:
     """SHA-256 (hex, 16 characters) of arrays' shapes and float64 bytes; identifies inputs."""
-    h = hashlib.sha256()
-    for a in arrays:
-        arr = np.ascontiguousarray(np.asarray(a, dtype=np.float64))
-        h.update(str(arr.shape).encode())
-        h.update(arr.tobytes())
-    return h.hexdigest()[:16]
+    return arrays_sha256(*arrays)[:16]
 
 
 @dataclass(frozen=True)

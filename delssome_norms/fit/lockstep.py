@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from delssome_norms.datasets import DK68_REGIONS, region_classes
+from delssome_norms.datasets import region_classes
 from delssome_norms.datasets.maps import load_default_maps
 from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.fit.checkpoint import Checkpoint, fingerprint_arrays, replay
@@ -157,16 +157,6 @@ def default_gradient(fc: np.ndarray) -> np.ndarray:
     return diffusion_gradient(fc, sensory_mask(n), hemisphere=dk68_hemisphere(n))
 
 
-def uses_default_maps(subject: SubjectInputs, maps: str = "default") -> bool:
-    """Whether a subject is fitted with the shipped DK68 maps (68 regions, none of its own)."""
-    return (
-        maps == "default"
-        and subject.n_regions == len(DK68_REGIONS)
-        and subject.gradient is None
-        and subject.myelin is None
-    )
-
-
 def build_space(
     subject: SubjectInputs,
     fallback_gradient: np.ndarray | None = None,
@@ -182,7 +172,7 @@ def build_space(
     with a stable FIC fixed point on the subject's SC.
     """
     myelin = subject.myelin
-    if uses_default_maps(subject, maps):
+    if subject.uses_default_maps(maps):
         default = load_default_maps()
         gradient, myelin, source = default.gradient, default.myelin, "default DK68 maps"
     elif subject.gradient is not None:
@@ -526,7 +516,7 @@ def estimate_ei(
     """
     settings = settings or FitSettings()
     no_maps = subject.myelin is None and subject.gradient is None
-    if no_maps and not uses_default_maps(subject, settings.maps):
+    if no_maps and not subject.uses_default_maps(settings.maps):
         warnings.warn(
             "no myelin/gradient maps given: using the [1, gradient] parameterisation with the "
             "principal gradient of the subject's FC",

@@ -35,6 +35,7 @@ from delssome_norms.fit.settings import FitSettings
 from delssome_norms.fit.stages import SubjectResult
 from delssome_norms.fit.subject import SubjectInputs
 from delssome_norms.io import (
+    arrays_sha256,
     check_unique_ids,
     read_demographics,
     read_table,
@@ -69,21 +70,6 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def _sha256_arrays(*arrays: np.ndarray | None) -> str | None:
-    """SHA-256 (hex) of arrays' shapes and float64 bytes; None when every array is None."""
-    if all(a is None for a in arrays):
-        return None
-    h = hashlib.sha256()
-    for a in arrays:
-        if a is None:
-            h.update(b"none")
-            continue
-        arr = np.ascontiguousarray(np.asarray(a, dtype=np.float64))
-        h.update(str(arr.shape).encode())
-        h.update(arr.tobytes())
-    return h.hexdigest()
-
-
 FINGERPRINT_IGNORED = ("version",)
 """Fingerprint keys stored for the record but not compared (a newer version may reuse results)."""
 
@@ -115,14 +101,13 @@ def run_fingerprint(
     maps = None if subject.gradient is not None else fallback_gradient
     fp = {
         "subject_id": subject.subject_id,
-        "inputs_sha256": _sha256_arrays(subject.fc, subject.fcd_cdf, subject.sc),
-        "maps_sha256": _sha256_arrays(subject.myelin, subject.gradient, maps),
+        "inputs_sha256": arrays_sha256(subject.fc, subject.fcd_cdf, subject.sc),
+        "maps_sha256": arrays_sha256(subject.myelin, subject.gradient, maps),
         "timing": [subject.tr, subject.scan_length],
         "settings": settings_d,
         "version": __version__,
     }
-    no_maps = subject.myelin is None and subject.gradient is None
-    if no_maps and settings.maps == "default" and subject.n_regions == len(DK68_REGIONS):
+    if subject.uses_default_maps(settings.maps):
         fp["default_maps_sha256"] = load_default_maps().sha256
     return json.loads(json.dumps(fp))  # normalise tuples and numpy scalars
 
@@ -164,16 +149,16 @@ def subject_provenance(subject: SubjectInputs, settings: FitSettings, design: st
     n = subject.n_regions
     names = list(subject.regions) if subject.regions is not None else None
     atlas_name = "DK68" if names is not None and tuple(names) == DK68_REGIONS else f"custom-{n}"
-    sc_sha = _sha256_arrays(subject.sc)
+    sc_sha = arrays_sha256(subject.sc)
     template = load_default_template()
-    is_template = template.sc.shape == subject.sc.shape and _sha256_arrays(template.sc) == sc_sha
+    is_template = template.sc.shape == subject.sc.shape and arrays_sha256(template.sc) == sc_sha
     sc_source = subject.sources.get("sc", "")
     sc_name = template.source if is_template else Path(sc_source).name or "given"
     no_maps = subject.myelin is None and subject.gradient is None
-    if no_maps and settings.maps == "default" and n == len(DK68_REGIONS):
+    if subject.uses_default_maps(settings.maps):
         maps = {"name": "default DK68 maps", "sha256": load_default_maps().sha256}
     elif not no_maps:
-        maps = {"name": "given", "sha256": _sha256_arrays(subject.myelin, subject.gradient)}
+        maps = {"name": "given", "sha256": arrays_sha256(subject.myelin, subject.gradient)}
     else:
         maps = {"name": "FC gradient", "sha256": None}
     settings_d = settings.to_dict()

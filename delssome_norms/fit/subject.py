@@ -74,6 +74,15 @@ class SubjectInputs:
         """Number of regions N."""
         return int(self.fc.shape[0])
 
+    def uses_default_maps(self, maps: str = "default") -> bool:
+        """Whether the fit uses the shipped DK68 maps (``FitSettings.maps``; 68 regions, no own maps)."""
+        return (
+            maps == "default"
+            and self.n_regions == len(DK68_REGIONS)
+            and self.gradient is None
+            and self.myelin is None
+        )
+
 
 def min_frames(tr: float, fcd_window: int | None = None) -> int:
     """Fewest frames a run needs: two FCD windows (``window + 1`` frames with step 1)."""

@@ -14,7 +14,7 @@ from delssome_norms.io.checks import (
     normalise_sex,
 )
 from delssome_norms.io.combine import fisher_z_mean, mean_cdf
-from delssome_norms.io.digest import file_sha256
+from delssome_norms.io.digest import arrays_sha256, file_sha256
 from delssome_norms.io.guard import OutDirLock, check_out_dir, check_out_file
 from delssome_norms.io.provenance import provenance_path, read_table_provenance, regions_path
 from delssome_norms.io.readers import (
@@ -47,6 +47,7 @@ from delssome_norms.io.writers import (
 
 __all__ = [
     "OutDirLock",
+    "arrays_sha256",
     "atomic_path",
     "check_ages",
     "check_fc",

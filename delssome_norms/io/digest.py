@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import numpy as np
+
 CHUNK_BYTES = 1 << 20
 """Bytes read at a time, so large files are hashed in constant memory."""
 
@@ -24,4 +26,20 @@ def file_sha256(path: str | Path) -> str:
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(CHUNK_BYTES), b""):
             h.update(chunk)
+    return h.hexdigest()
+
+
+def arrays_sha256(*arrays: np.ndarray | None) -> str | None:
+    """Hex SHA-256 of arrays' shapes and float64 bytes (``None`` entries hashed as a marker);
+    None when every array is None. Identifies numeric inputs independently of their files."""
+    if all(a is None for a in arrays):
+        return None
+    h = hashlib.sha256()
+    for a in arrays:
+        if a is None:
+            h.update(b"none")
+            continue
+        arr = np.ascontiguousarray(np.asarray(a, dtype=np.float64))
+        h.update(str(arr.shape).encode())
+        h.update(arr.tobytes())
     return h.hexdigest()
