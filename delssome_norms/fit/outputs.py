@@ -2,13 +2,16 @@
 
 Per subject (reference-code layout, docs/science.md §5, plus an uncertainty column):
 
-* ``EI_ratio.csv`` — region_index, EI_ratio, S_E, S_I, r_E, EI_ratio_sd
+* ``EI_ratio.csv`` — region_index, EI_ratio, S_E, S_I, r_E, EI_ratio_sd, EI_ratio_lo, EI_ratio_hi
+  (the 90 % interval, :mod:`delssome_norms.fit.uncertainty`)
 * ``best_parameters.csv`` — region_index, wEE, wEI, sigma, G
 * ``fit_quality.csv`` — stage (train/val/test), corr_loss, l1_loss, ks_loss, total_loss
 * ``run.json`` — versions, seed, settings, timing, search summary, wall times and the run
   fingerprint (:func:`run_fingerprint`: SHA-256 of the inputs, the settings, the version); written
   last, so its presence (with ``"status": "complete"``) marks a finished subject, and a finished
   subject is reused only when its fingerprint matches the current run (:func:`check_finished`).
+  ``ei_interval`` (the mean's interval and the spreads) and ``fit_quality`` (flag, reasons,
+  metrics; :mod:`delssome_norms.fit.quality`) are null/absent in results of older versions.
 
 Every file is written atomically through :mod:`delssome_norms.io`.
 """
@@ -98,6 +101,8 @@ def run_fingerprint(
     settings_d = settings.to_dict()
     for key in ("device", "engine"):
         settings_d.pop(key, None)
+    if settings_d.get("interval") is True:  # the default; results written before it existed
+        settings_d.pop("interval")
     maps = None if subject.gradient is not None else fallback_gradient
     fp = {
         "subject_id": subject.subject_id,
@@ -320,7 +325,14 @@ def write_subject_outputs(
     """
     d = Path(subject_dir)
     write_ei_ratio(
-        d / "EI_ratio.csv", result.ei_ratio, result.s_e, result.s_i, result.r_e, result.ei_ratio_sd
+        d / "EI_ratio.csv",
+        result.ei_ratio,
+        result.s_e,
+        result.s_i,
+        result.r_e,
+        result.ei_ratio_sd,
+        result.ei_lo,
+        result.ei_hi,
     )
     p = result.params
     write_parameters(d / "best_parameters.csv", p.wEE[0], p.wEI[0], p.sigma[0], float(p.G[0]))
@@ -337,6 +349,8 @@ def write_subject_outputs(
             "ei_ratio_sd_definition": EI_SD_DEFINITION,
             **result.info,
         },
+        "ei_interval": result.interval,
+        "fit_quality": result.quality,
     }
     write_json(run, d / "run.json")
     failure = d / FAILURE_FILE
