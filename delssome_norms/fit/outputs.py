@@ -391,6 +391,44 @@ CHART_COLUMNS = ("subject_id", "age_in_years", "sex", "numeric_sex", "site", "sc
 """Demographic columns of the cohort table (those present in the demographics)."""
 
 
+INTERVAL_COLUMNS = ("ei_ratio_mean_lo", "ei_ratio_mean_hi", "fit_flagged", "fit_flag_reasons")
+"""Columns of the cohort table from ``run.json``'s ``ei_interval`` and ``fit_quality`` blocks."""
+
+
+def _interval_and_flag(run: Mapping[str, Any]) -> dict[str, Any]:
+    """The interval of the mean E/I and the fit-quality flag of a subject's ``run.json``.
+
+    Results of versions without them give NaN bounds, ``fit_flagged`` False and empty reasons.
+    """
+    block = run.get("ei_interval")
+    verdict = run.get("fit_quality")
+    lo = hi = float("nan")
+    if isinstance(block, Mapping):
+        lo, hi = (
+            float(v) if isinstance(v, (int, float)) else float("nan")
+            for v in (block.get("mean_lo"), block.get("mean_hi"))
+        )
+    flagged, reasons = False, []
+    if isinstance(verdict, Mapping):
+        flagged = bool(verdict.get("flagged", False))
+        reasons = [str(r) for r in verdict.get("reasons") or []]
+    return {
+        "ei_ratio_mean_lo": lo,
+        "ei_ratio_mean_hi": hi,
+        "fit_flagged": flagged,
+        "fit_flag_reasons": ";".join(reasons),
+    }
+
+
+def flagged_message(flagged: list[str], n_subjects: int) -> str:
+    """Warning naming flagged subjects ("id (reason;reason)") and what to do about them."""
+    shown = ", ".join(flagged[:10]) + (f" (and {len(flagged) - 10} more)" if len(flagged) > 10 else "")
+    return (
+        f"{len(flagged)} of {n_subjects} subject(s) have a poor fit-quality flag: {shown}; see "
+        "README 'Reading the intervals and the flag' (charts fit --exclude-flagged leaves them out)"
+    )
+
+
 def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd.DataFrame:
     """Build the growth-chart input table from per-subject results and demographics.
 
@@ -403,7 +441,9 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
         site_scanner (see :func:`delssome_norms.io.read_demographics`).
     out : path
         Output CSV: subject_id, age_in_years, sex, numeric_sex, site, scanner, site_scanner,
-        ei_ratio_mean, ei_ratio_roi_0 .. ei_ratio_roi_{N-1}. Next to it
+        ei_ratio_mean, ei_ratio_roi_0 .. ei_ratio_roi_{N-1}, ei_ratio_mean_lo, ei_ratio_mean_hi
+        (the 90 % interval of the mean; NaN for results of older versions), fit_flagged (bool),
+        fit_flag_reasons (";"-joined, :mod:`delssome_norms.fit.quality`). Next to it
         ``<stem>.provenance.json`` (the pipeline that produced every row: atlas, SC, maps, design,
         mode, settings, timing, versions, dropped subjects) and ``<stem>.regions.csv`` (region
         name of each ``ei_ratio_roi_k``).
@@ -412,7 +452,8 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
     -------
     DataFrame
         The table written. Subjects without finished results are skipped with an
-        :class:`~delssome_norms.errors.InputWarning` (listed in the sidecar).
+        :class:`~delssome_norms.errors.InputWarning` (listed in the sidecar); flagged subjects
+        are named in another.
 
     Raises
     ------
@@ -435,6 +476,7 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
     pipelines: dict[str, tuple[dict[str, Any], list[str]]] = {}
     provenances: dict[str, dict[str, Any]] = {}
     unfingerprinted, unprovenanced = [], []
+    flagged: list[str] = []
     for _, person in demo.iterrows():
         sid = str(person["subject_id"])
         sdir = in_dir / sid
@@ -487,6 +529,9 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
         row = {c: person[c] for c in CHART_COLUMNS if c in demo.columns}
         row["ei_ratio_mean"] = float(values.mean())
         row.update({f"ei_ratio_roi_{i}": float(v) for i, v in enumerate(values)})
+        row.update(_interval_and_flag(run))
+        if row["fit_flagged"]:
+            flagged.append(f"{sid} ({row['fit_flag_reasons']})")
         rows.append(row)
     if missing:
         shown = ", ".join(missing[:10]) + (
@@ -502,6 +547,8 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
         raise InvalidInputError(
             "no finished subject results found for the people listed", str(demographics)
         )
+    if flagged:
+        warnings.warn(flagged_message(flagged, len(rows)), InputWarning, stacklevel=2)
     if len(pipelines) > 1:
         (ref, ref_ids), *others = sorted(pipelines.values(), key=lambda v: len(v[1]), reverse=True)
         other, other_ids = others[0]
