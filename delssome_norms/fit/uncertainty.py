@@ -160,10 +160,19 @@ def principal_step(search: CMAESSearch) -> np.ndarray:
     return step
 
 
+BISECTIONS = 5
+"""Halvings that move a profile point leaving the space back to the edge (within 3 % of a step)."""
+
+
 def profile_candidates(
     coeffs: np.ndarray, step: np.ndarray, space: Parameterisation, stability_gate: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """The winner and its profile points that are valid (and stable with the gate).
+    """The winner and its profile points, kept inside the search space (and the stable region).
+
+    Along each signed direction the points are taken in increasing distance; the first one that
+    leaves the space (or, with the gate, the FIC-stable region) is moved back by bisection to the
+    last admissible position between it and the previous point, and that side ends there: the
+    profile brackets the near-optimal set or stops at the edge of what the fit may return.
 
     Parameters
     ----------
@@ -173,7 +182,7 @@ def profile_candidates(
         From :func:`principal_step`.
     space : Parameterisation
     stability_gate : bool
-        Drop points whose FIC fixed point is unstable.
+        Keep points with a stable FIC fixed point only.
 
     Returns
     -------
@@ -184,29 +193,48 @@ def profile_candidates(
     position : ndarray of shape (M,)
         Signed step (axis: standard deviations; wEI: relative change).
     dropped : int
-        Points not simulated (outside the space or unstable).
+        Grid points not simulated (beyond the edge).
     """
     coeffs = np.asarray(coeffs, dtype=np.float64)
     p = (len(coeffs) - 1) // 3
-    rows, kinds, pos = [coeffs], [KIND_WINNER], [0.0]
-    for t in PROFILE_AXIS_STEPS:
+    gate = stability_gate and space.fic_sc is not None
+
+    def admissible(c: np.ndarray) -> bool:
+        ok = bool(space.is_valid(c[None])[0])
+        return ok and (not gate or bool(space.fic_stable(space.to_regional(c[None]))[0]))
+
+    def along(direction: np.ndarray, grid: tuple[float, ...]) -> tuple[list, list, int]:
+        rows, pos, prev = [], [], 0.0
+        for n, t in enumerate(grid):
+            if admissible(coeffs + t * direction):
+                rows.append(coeffs + t * direction)
+                pos.append(t)
+                prev = t
+                continue
+            lo, hi = prev, t
+            for _ in range(BISECTIONS):
+                mid = 0.5 * (lo + hi)
+                lo, hi = (mid, hi) if admissible(coeffs + mid * direction) else (lo, mid)
+            if lo > prev:
+                rows.append(coeffs + lo * direction)
+                pos.append(lo)
+            return rows, pos, len(grid) - n - (1 if lo > prev else 0)
+        return rows, pos, 0
+
+    wei = np.zeros_like(coeffs)
+    wei[p : 2 * p] = coeffs[p : 2 * p]  # c + f * wei scales the wEI coefficients by 1 + f
+    rows, kinds, pos, dropped = [coeffs], [KIND_WINNER], [0.0], 0
+    for direction, grid, kind in (
+        (step, PROFILE_AXIS_STEPS, KIND_AXIS),
+        (wei, WEI_SCALE_STEPS, KIND_WEI),
+    ):
         for sign in (-1.0, 1.0):
-            rows.append(coeffs + sign * t * step)
-            kinds.append(KIND_AXIS)
-            pos.append(sign * t)
-    for f in WEI_SCALE_STEPS:
-        for sign in (-1.0, 1.0):
-            c = coeffs.copy()
-            c[p : 2 * p] *= 1.0 + sign * f
-            rows.append(c)
-            kinds.append(KIND_WEI)
-            pos.append(sign * f)
-    cands = np.stack(rows)
-    keep = space.is_valid(cands)
-    if stability_gate and space.fic_sc is not None:
-        keep &= space.fic_stable(space.to_regional(cands))
-    keep[0] = True
-    return cands[keep], np.asarray(kinds, np.int64)[keep], np.asarray(pos)[keep], int((~keep).sum())
+            r, t, d = along(sign * direction, grid)
+            rows += r
+            pos += [sign * x for x in t]
+            kinds += [kind] * len(r)
+            dropped += d
+    return np.stack(rows), np.asarray(kinds, np.int64), np.asarray(pos), dropped
 
 
 # ------------------------------------------------------------------------------------------- #
