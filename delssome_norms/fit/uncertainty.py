@@ -160,8 +160,9 @@ def principal_step(search: CMAESSearch) -> np.ndarray:
     return step
 
 
-BISECTIONS = 5
-"""Halvings that move a profile point leaving the space back to the edge (within 3 % of a step)."""
+EDGE_POINTS = 31
+"""Points between the last admissible grid point and the first inadmissible one that locate the
+edge of the space (to 1/32 of that interval, in one batched check)."""
 
 
 def profile_candidates(
@@ -170,9 +171,10 @@ def profile_candidates(
     """The winner and its profile points, kept inside the search space (and the stable region).
 
     Along each signed direction the points are taken in increasing distance; the first one that
-    leaves the space (or, with the gate, the FIC-stable region) is moved back by bisection to the
-    last admissible position between it and the previous point, and that side ends there: the
-    profile brackets the near-optimal set or stops at the edge of what the fit may return.
+    leaves the space (or, with the gate, the FIC-stable region) is moved back to the last
+    admissible position between it and the previous point (``EDGE_POINTS`` checked at once), and
+    that side ends there: the profile brackets the near-optimal set or stops at the edge of what
+    the fit may return.
 
     Parameters
     ----------
@@ -199,27 +201,27 @@ def profile_candidates(
     p = (len(coeffs) - 1) // 3
     gate = stability_gate and space.fic_sc is not None
 
-    def admissible(c: np.ndarray) -> bool:
-        ok = bool(space.is_valid(c[None])[0])
-        return ok and (not gate or bool(space.fic_stable(space.to_regional(c[None]))[0]))
+    def admissible(c: np.ndarray) -> np.ndarray:
+        ok = space.is_valid(c)
+        if gate and ok.any():
+            ok[ok] = space.fic_stable(space.to_regional(c[ok]))
+        return ok
 
     def along(direction: np.ndarray, grid: tuple[float, ...]) -> tuple[list, list, int]:
-        rows, pos, prev = [], [], 0.0
-        for n, t in enumerate(grid):
-            if admissible(coeffs + t * direction):
-                rows.append(coeffs + t * direction)
-                pos.append(t)
-                prev = t
-                continue
-            lo, hi = prev, t
-            for _ in range(BISECTIONS):
-                mid = 0.5 * (lo + hi)
-                lo, hi = (mid, hi) if admissible(coeffs + mid * direction) else (lo, mid)
-            if lo > prev:
-                rows.append(coeffs + lo * direction)
-                pos.append(lo)
-            return rows, pos, len(grid) - n - (1 if lo > prev else 0)
-        return rows, pos, 0
+        ok = admissible(coeffs + np.asarray(grid)[:, None] * direction)
+        n = int(np.argmin(ok)) if not ok.all() else len(grid)  # first inadmissible grid point
+        rows = [coeffs + t * direction for t in grid[:n]]
+        pos = list(grid[:n])
+        if n == len(grid):
+            return rows, pos, 0
+        prev = grid[n - 1] if n else 0.0
+        fine = prev + (grid[n] - prev) * np.arange(1, EDGE_POINTS + 1) / (EDGE_POINTS + 1)
+        inside = admissible(coeffs + fine[:, None] * direction)
+        run = int(np.argmin(inside)) if not inside.all() else len(fine)  # contiguous from prev
+        if run:
+            rows.append(coeffs + fine[run - 1] * direction)
+            pos.append(float(fine[run - 1]))
+        return rows, pos, len(grid) - n - (1 if run else 0)
 
     wei = np.zeros_like(coeffs)
     wei[p : 2 * p] = coeffs[p : 2 * p]  # c + f * wei scales the wEI coefficients by 1 + f

@@ -132,8 +132,8 @@ def test_profile_points_stay_inside_the_space_and_reach_its_edge() -> None:
     axis = big[2][big[1] == unc.KIND_AXIS]
     # edges: 2.5 + 0.45 t = 5 at t = 5.56 (between grid points 4 and 8), 1.5 - 0.45 t = 0 at 3.33
     edge_up, edge_down = 2.5 / 0.45, 1.5 / 0.45
-    assert edge_up - 4 / 2**unc.BISECTIONS <= axis.max() <= edge_up
-    assert edge_down - 2 / 2**unc.BISECTIONS <= -axis.min() <= edge_down
+    assert edge_up - 4 / (unc.EDGE_POINTS + 1) <= axis.max() <= edge_up
+    assert edge_down - 2 / (unc.EDGE_POINTS + 1) <= -axis.min() <= edge_down
     assert big[3] == 1  # +8 and -4 are moved to the edges, -8 is dropped
     wei = kind == unc.KIND_WEI
     np.testing.assert_allclose(cands[wei][:, 2:4] / winner[2:4], (1 + pos[wei])[:, None] * [1, 1])
