@@ -321,7 +321,9 @@ def fit_group(
         failure = None if any(x.active for x in searches) else searches[0].failure
         if failure is None:
             try:
-                result = subject_result(m, searches, extra["inputs"].fc, settings.mode)
+                result = subject_result(
+                    m, searches, extra["inputs"].fc, settings.mode, settings.interval
+                )
             except SubjectFailure as exc:
                 failure = str(exc)
             else:
