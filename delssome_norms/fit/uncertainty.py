@@ -9,8 +9,9 @@ the cost itself, is as plausible as the winner. The interval therefore measures 
 moves over such a **near-optimal set**:
 
 1. **Noise floor of the cost.** The winner is re-simulated at ``dt_val`` with ``n_dup`` fresh
-   duplicates (stage ``profile``, row 0). Each duplicate's own cost against the subject's data
-   gives the spread of a single simulation's cost; divided by ``sqrt(n_valid)`` it is the
+   duplicates (stage ``profile``, row 0; the profile points too). Each duplicate's own cost
+   against the subject's data gives the spread of a single simulation's cost (pooled over the
+   profile's points: :func:`noise_floor_sd`); divided by ``sqrt(n_dup)`` it is the
    standard deviation ``sd_floor`` of the duplicate-averaged cost that every stage compares
    (approximation: the averaged FC's cost is not the mean of the duplicates' costs, but its noise
    shrinks like the mean's). Two candidates whose costs differ by less than
@@ -376,6 +377,37 @@ def _cost(stage: dict[str, np.ndarray]) -> np.ndarray:
     return stage["corr"] + stage["l1"] + stage["ks"]
 
 
+def noise_floor_sd(dup_total: np.ndarray, valid: np.ndarray) -> float:
+    """Standard deviation of a duplicate-averaged cost from the duplicates' own costs.
+
+    The within-point variance of the duplicates' costs is pooled over every profile point with at
+    least two valid duplicates (the points lie near the winner, so their noise is alike; three
+    duplicates of one point alone would give an estimate with two degrees of freedom), and
+    divided by the number of duplicates averaged.
+
+    Parameters
+    ----------
+    dup_total : ndarray of shape (M, D)
+        Each duplicate's total cost (NaN where invalid).
+    valid : ndarray of bool, shape (M, D)
+
+    Returns
+    -------
+    float
+        NaN when no point has two valid duplicates.
+    """
+    ok = valid & np.isfinite(dup_total)
+    n = ok.sum(axis=1)
+    rows = np.flatnonzero(n >= 2)
+    if rows.size == 0:
+        return math.nan
+    x = np.where(ok, dup_total, 0.0)[rows]
+    mean = x.sum(axis=1) / n[rows]
+    ss = np.where(ok[rows], (x - mean[:, None]) ** 2, 0.0).sum(axis=1)
+    var = ss.sum() / (n[rows] - 1).sum()  # pooled within-point variance of one duplicate's cost
+    return float(math.sqrt(var / dup_total.shape[1]))
+
+
 def log_spread(
     test: dict[str, np.ndarray],
     winner: int,
@@ -412,10 +444,8 @@ def log_spread(
     info: dict[str, Any] = {"near_optimal_profile": 0, "profile_open": False}
     if profile is not None:
         pv = profile["valid"].astype(bool)
-        dup = profile["dup_total"][0][pv[0]]
-        dup = dup[np.isfinite(dup)]
-        if dup.size >= 2:
-            sd = float(np.std(dup, ddof=1) / math.sqrt(dup.size))
+        sd = noise_floor_sd(profile["dup_total"], pv)
+        if math.isfinite(sd):
             tol = z * math.sqrt(2.0) * sd
         p_ratio = _ratio(profile["s_e"], profile["s_i"], pv)
         p_cost = _cost(profile)

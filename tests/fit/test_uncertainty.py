@@ -57,13 +57,22 @@ def test_profile_tolerance_comes_from_the_duplicates_noise() -> None:
     profile["kind"] = np.array([unc.KIND_WINNER, unc.KIND_AXIS, unc.KIND_AXIS])
     profile["position"] = np.array([0.0, 1.0, -1.0])
     spread = unc.log_spread(test, 0, profile)
-    sd = 0.1 / math.sqrt(3)  # sample SD of (0.9, 1.0, 1.1) over sqrt(3) duplicates
+    # pooled variance of one duplicate's cost: (0.01 + 0 + 0) / 3 rows; mean of 3 duplicates
+    sd = math.sqrt(0.01 / 3 / 3)
     assert spread["noise_floor_sd"] == pytest.approx(sd)
     assert spread["tolerance"] == pytest.approx(unc.NEAR_OPTIMAL_Z * math.sqrt(2) * sd)
-    # 1.05 is within 1.645 * sqrt(2) * 0.0577 = 0.134 of 1.0; 1.5 is not
+    # 1.05 is within 1.645 * sqrt(2) * 0.0333 = 0.0775 of 1.0; 1.5 is not
     assert spread["near_optimal_profile"] == 1
     np.testing.assert_allclose(spread["region"], math.log(1.5), atol=1e-12)
     assert spread["profile_open"]  # the outermost "+" point is near-optimal
+
+
+def test_noise_floor_pools_the_points_and_skips_invalid_duplicates() -> None:
+    dup = np.array([[1.0, 2.0, 3.0], [5.0, 7.0, np.nan], [4.0, 0.0, 0.0]])
+    valid = np.array([[True, True, True], [True, True, True], [True, False, False]])
+    # within-point sums of squares 2 (df 2) and 2 (df 1); the third point has one duplicate
+    assert unc.noise_floor_sd(dup, valid) == pytest.approx(math.sqrt(4 / 3 / 3))
+    assert math.isnan(unc.noise_floor_sd(dup[2:], valid[2:]))
 
 
 def test_duplicate_noise_adds_in_quadrature() -> None:
