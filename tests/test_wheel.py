@@ -81,6 +81,8 @@ def test_wheel_installs_weights_and_reference_chart(tmp_path) -> None:
     )  # fmt: skip
     run = json.loads((work / "fit" / "run.json").read_text())
     assert run["provenance"]["mode"] == "surrogate"
+    assert run["ei_interval"]["mode"] == "surrogate"  # the calibration file is package data
+    assert run["ei_interval"]["calibration_source"]
     ei = np.genfromtxt(work / "fit" / "EI_ratio.csv", delimiter=",", names=True)["EI_ratio"]
     assert ei.shape == (68,) and np.isfinite(ei).all()
     out = _run([str(py), "-c", "from delssome_norms.norms import load_reference_chart as l; "
