@@ -45,8 +45,10 @@ def test_spread_is_the_farthest_near_optimal_candidate() -> None:
     # winner E/I 2 and 4 in two regions; candidate 1 within the (zero) tolerance, 2 not
     test = _stage([1.0, 1.0, 1.5], [[2.0, 4.0], [2.5, 4.0], [1.0, 1.0]])
     spread = unc.log_spread(test, 0, None)
-    np.testing.assert_allclose(spread["region"], [math.log(2.5 / 2.0), 0.0], atol=1e-12)
-    assert spread["mean"] == pytest.approx(abs(math.log(6.5 / 2 / 3.0)))
+    level = abs(math.log(6.5 / 2 / 3.0))  # mean E/I 3.25 vs 3
+    assert spread["mean"] == pytest.approx(level)
+    # region 0 moves more than the level, region 1 not at all: it keeps the level's spread
+    np.testing.assert_allclose(spread["region"], [math.log(2.5 / 2.0), level], atol=1e-12)
     assert spread["near_optimal_test"] == 1
 
 
@@ -79,7 +81,11 @@ def test_duplicate_noise_adds_in_quadrature() -> None:
     noise = [-0.1, 0.1]  # log S_E of the two duplicates: SE of the mean = 0.1 * sqrt(2) / sqrt(2)
     test = _stage([1.0, 1.0], [[2.0, 2.0], [2.0 * math.exp(0.3), 2.0]], dup_noise=noise)
     spread = unc.log_spread(test, 0, None)
-    np.testing.assert_allclose(spread["region"], [math.hypot(0.3, 0.1), 0.1], rtol=1e-9)
+    # level: mean E/I of candidate 1 vs the winner (the winner's duplicates give SE 0.1 for the
+    # mean's log too, since every region of a duplicate moves together)
+    level = math.hypot(math.log((2.0 * math.exp(0.3) + 2.0) / 4.0), 0.1)
+    assert spread["mean"] == pytest.approx(level)
+    np.testing.assert_allclose(spread["region"], [math.hypot(0.3, 0.1), level], rtol=1e-9)
 
 
 def test_interval_bounds_scale_with_k() -> None:
