@@ -68,7 +68,6 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from functools import lru_cache
 from importlib.resources import files
 from typing import Any
 
@@ -107,8 +106,9 @@ PLACEHOLDER_K = 1.645
 # ------------------------------------------------------------------------------------------- #
 # calibration
 # ------------------------------------------------------------------------------------------- #
-@lru_cache(maxsize=1)
 def _calibration_text() -> str:
+    # read per subject (a few hundred bytes): a file rewritten by bench/ei_calibration.py
+    # --write-calibration takes effect in the same process
     return files("delssome_norms.fit").joinpath(CALIBRATION_FILE).read_text(encoding="utf-8")
 
 
