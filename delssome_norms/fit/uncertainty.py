@@ -124,10 +124,14 @@ def load_calibration(mode: str) -> dict[str, Any]:
     Raises
     ------
     InvalidInputError
-        The file lacks the mode or its factors are not positive numbers.
+        The file is unreadable, lacks the mode, or its factors are not positive numbers.
     """
-    data = json.loads(_calibration_text())
-    entry = data.get("modes", {}).get(mode)
+    try:
+        data = json.loads(_calibration_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InvalidInputError(f"unreadable calibration ({exc})", CALIBRATION_FILE) from None
+    modes = data.get("modes") if isinstance(data, dict) else None
+    entry = modes.get(mode) if isinstance(modes, dict) else None
     if not isinstance(entry, dict):
         raise InvalidInputError(f"has no calibration for mode {mode!r}", CALIBRATION_FILE)
     for key in ("k_region", "k_mean"):

@@ -14,6 +14,7 @@ import pytest
 import torch
 from fit_helpers import N_TINY, tiny_cdf, tiny_fc, tiny_sc
 
+from delssome_norms.errors import InvalidInputError
 from delssome_norms.fit import CMAESSettings, FitSettings, fit_group
 from delssome_norms.fit import uncertainty as unc
 from delssome_norms.fit.parameterisation import Bounds, Parameterisation
@@ -110,8 +111,22 @@ def test_shipped_calibration_is_the_placeholder_for_both_modes() -> None:
         assert cal["k_region"] > 0 and cal["k_mean"] > 0
         if cal["source"] == "uncalibrated placeholder":
             assert cal["k_region"] == cal["k_mean"] == pytest.approx(1.645)
-    with pytest.raises(Exception, match="no calibration for mode 'other'"):
+    with pytest.raises(InvalidInputError, match="no calibration for mode 'other'"):
         unc.load_calibration("other")
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("{not json", "unreadable calibration"),
+        ('{"modes": {"euler": {"k_region": 0, "k_mean": 1}}}', "euler.k_region must be a positive"),
+        ('{"modes": []}', "no calibration for mode 'euler'"),
+    ],
+)
+def test_damaged_calibration_is_one_clear_error(monkeypatch, text, fragment) -> None:
+    monkeypatch.setattr(unc, "_calibration_text", lambda: text)
+    with pytest.raises(InvalidInputError, match=fragment):
+        unc.load_calibration("euler")
 
 
 # ---- profile points ----------------------------------------------------------------------------
