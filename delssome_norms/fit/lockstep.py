@@ -18,6 +18,7 @@ Finished subjects (complete outputs) are never recomputed.
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -48,6 +49,7 @@ from delssome_norms.fit.settings import FitSettings
 from delssome_norms.fit.stages import (
     Member,
     SubjectFailure,
+    SubjectResult,
     no_valid_candidate_message,
     run_test,
     run_train,
@@ -199,12 +201,27 @@ def build_space(
 # ------------------------------------------------------------------------------------------- #
 @dataclass
 class SubjectOutcome:
-    """What happened to one subject of a group."""
+    """What happened to one subject of a group.
+
+    Attributes
+    ----------
+    subject_id : str
+    status : str
+        ``"done"``, ``"skipped"`` (already finished in its folder) or ``"failed"``.
+    stage, message : str
+        Where and why a subject failed.
+    result : SubjectResult or None
+        The in-memory estimate of a subject fitted in this call (``"done"``).
+    run_info : dict or None
+        What ``run.json`` records besides the result (settings, timing, provenance, search).
+    """
 
     subject_id: str
     status: str  # "done", "skipped" (already finished) or "failed"
     stage: str = ""
     message: str = ""
+    result: SubjectResult | None = field(default=None, repr=False)
+    run_info: dict[str, Any] | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -327,7 +344,9 @@ def fit_group(
                 info = _run_info(m, extra, settings, group_ids, progress)
                 info["fingerprint"] = run_fps[m.subject_id]
                 write_subject_outputs(extra["dir"], result, info)
-                outcomes[m.subject_id] = SubjectOutcome(m.subject_id, "done")
+                outcomes[m.subject_id] = SubjectOutcome(
+                    m.subject_id, "done", result=result, run_info=info
+                )
         if failure is not None:
             stage = failure.split(":", 1)[0]
             write_failure(extra["dir"], m.subject_id, stage, failure)
@@ -491,11 +510,11 @@ def _run_info(
 # ------------------------------------------------------------------------------------------- #
 def estimate_ei(
     subject: SubjectInputs,
-    out_dir: str | Path,
+    out_dir: str | Path | None = None,
     settings: FitSettings | None = None,
     progress: GroupProgress | None = None,
 ) -> SubjectOutcome:
-    """Estimate one subject's regional E/I ratio and write its outputs to ``out_dir``.
+    """Estimate one subject's regional E/I ratio; optionally write its outputs to ``out_dir``.
 
     A folder holding a finished fit is left untouched; an interrupted one is resumed.
 
@@ -503,9 +522,10 @@ def estimate_ei(
     ----------
     subject : SubjectInputs
         From :func:`~delssome_norms.fit.subject.load_subject`.
-    out_dir : path
+    out_dir : path, optional
         Gets ``EI_ratio.csv``, ``best_parameters.csv``, ``fit_quality.csv``, ``run.json`` and a
-        ``checkpoint/`` folder.
+        ``checkpoint/`` folder. None: the fit checkpoints to a temporary folder that is deleted
+        afterwards (no resume); the estimate is in the returned outcome only.
     settings : FitSettings, optional
         Defaults: 100 generations x 100 candidates, dt 0.005 / 0.005 / 0.0005 s.
     progress : GroupProgress, optional
@@ -513,6 +533,8 @@ def estimate_ei(
     Returns
     -------
     SubjectOutcome
+        With ``result`` (:class:`~delssome_norms.fit.stages.SubjectResult`) and ``run_info`` when
+        the subject was fitted in this call (``status == "done"``).
     """
     settings = settings or FitSettings()
     no_maps = subject.myelin is None and subject.gradient is None
@@ -523,4 +545,7 @@ def estimate_ei(
             InputWarning,
             stacklevel=2,
         )
-    return fit_group([subject], [out_dir], settings, progress=progress)[0]
+    if out_dir is not None:
+        return fit_group([subject], [out_dir], settings, progress=progress)[0]
+    with tempfile.TemporaryDirectory(prefix="delssome_norms_fit_") as tmp:
+        return fit_group([subject], [tmp], settings, progress=progress)[0]
