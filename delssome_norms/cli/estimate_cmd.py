@@ -209,13 +209,13 @@ def check_stage_timing(settings, tr: float, scan_length: float, source: str) -> 
 
 
 def run(args: argparse.Namespace) -> int:
-    """Load the subject, fit, and print the mean E/I."""
+    """Load the subject, fit it (:class:`~delssome_norms.pipeline.EIEstimator`), print the mean E/I."""
     from pathlib import Path
 
     from delssome_norms.errors import InvalidInputError
-    from delssome_norms.fit import estimate_ei, load_subject
-    from delssome_norms.fit.cohort import subject_finished
+    from delssome_norms.fit import load_subject
     from delssome_norms.io import OutDirLock, check_out_dir, check_subject_id
+    from delssome_norms.pipeline import EIEstimator, EIFitError
 
     settings = settings_from_args(args)
     if args.timeseries and (args.fc or args.fcd_cdf):
@@ -244,20 +244,18 @@ def run(args: argparse.Namespace) -> int:
     )
     check_stage_timing(settings, subject.tr, subject.scan_length, "--tr/--scan-length")
     out = check_out_dir(out, "--out-dir")
+    estimator = EIEstimator(settings, out_dir=out, overwrite=args.overwrite)
     with OutDirLock(out, "--out-dir"):
-        subject_finished(subject, out, settings, None, overwrite=args.overwrite)
         progress, bar = _generation_bar(args.quiet)
         try:
-            outcome = estimate_ei(subject, out, settings, progress)
+            estimator.fit_subject(subject, progress=progress)
+        except EIFitError as err:
+            print(f"delssome-norms: {err}")
+            return 1
         finally:
             bar.close()
-    if outcome.status == "failed":
-        print(f"delssome-norms: {subject.subject_id} failed: {outcome.message}")
-        return 1
-    import pandas as pd
-
-    ei = pd.read_csv(out / "EI_ratio.csv")["EI_ratio"]
-    verb = "already finished" if outcome.status == "skipped" else "done"
+    ei = estimator.result_.ei
+    verb = "already finished" if estimator.outcome_.status == "skipped" else "done"
     print(f"{subject.subject_id}: {verb}; mean E/I {ei.mean():.4f} over {len(ei)} regions -> {out}")
     return 0
 

@@ -93,6 +93,24 @@ class EIResult:
         frame.insert(1, "region", self.regions)
         return frame
 
+    def to_table(self, demographics: Mapping[str, Any] | pd.Series) -> pd.DataFrame:
+        """One row of the cohort E/I table (:mod:`delssome_norms.io.ei_table`), ready to score.
+
+        Parameters
+        ----------
+        demographics : mapping or pandas.Series
+            The person's ``age_in_years`` [years], ``sex`` and site columns (extra keys ignored);
+            ``subject_id`` defaults to this result's.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``subject_id``, the demographic columns given, ``ei_ratio_mean``, ``ei_ratio_roi_<k>``.
+        """
+        person = dict(demographics.items())
+        person.setdefault(et.SUBJECT_ID, self.subject_id)
+        return pd.DataFrame([et.cohort_row(person, self.ei.to_numpy())])
+
     @classmethod
     def from_subject_result(
         cls,
