@@ -90,15 +90,15 @@ def run_collect_cmd(args: argparse.Namespace) -> int:
     """Write the cohort table."""
     from delssome_norms.errors import InvalidInputError
     from delssome_norms.fit import collect
-    from delssome_norms.io import check_out_file
+    from delssome_norms.io import check_out_file, provenance_path, regions_path
+    from delssome_norms.io.ei_table import n_region_columns
 
     if not Path(args.in_dir).is_dir():
         raise InvalidInputError(f"{args.in_dir} is not a folder", "--in-dir")
     check_out_file(args.out, "--out")
 
     table = collect(args.in_dir, args.demographics, args.out)
-    n_roi = sum(c.startswith("ei_ratio_roi_") for c in table.columns)
-    from delssome_norms.io import provenance_path, regions_path
+    n_roi = n_region_columns(table.columns)
 
     print(
         f"{len(table)} subjects x {n_roi} regions -> {args.out} (provenance: "
