@@ -70,7 +70,8 @@ class ChartPersistenceMixin:
             "targets": list(self.targets_),
             "age_range": list(self.age_range_),
             "chart_range": list(self.chart_range_),
-            "options": {k: v for k, v in self.get_params().items()},
+            # constructor arguments in their declared order (as written before sklearn)
+            "options": {k: getattr(self, k) for k in self._parameter_constraints},
             "provenance": getattr(self, "provenance_", None),
             "convergence": {
                 "all_converged": bool(self.converged_.all()),
