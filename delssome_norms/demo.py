@@ -102,8 +102,9 @@ def _choose_mode(settings: DemoSettings) -> str:
         return settings.mode
     try:
         from delssome_norms.fit.evaluate import check_mode
+        from delssome_norms.surrogate import SURROGATE_BACKEND
 
-        check_mode("surrogate")
+        check_mode("surrogate", surrogate=SURROGATE_BACKEND)
     except (NotYetAvailableError, InvalidInputError, ImportError):
         return "euler"
     return "surrogate"
@@ -120,6 +121,7 @@ def estimate_subjects(out: Path, settings: DemoSettings) -> tuple[pd.DataFrame, 
     """
     from delssome_norms.datasets.reference import materialise_subjects
     from delssome_norms.fit import estimate_ei, load_subject
+    from delssome_norms.surrogate import SURROGATE_BACKEND
 
     folder = out / "subjects"
     manifest = pd.read_csv(materialise_subjects(folder, kind="control"))
@@ -134,7 +136,9 @@ def estimate_subjects(out: Path, settings: DemoSettings) -> tuple[pd.DataFrame, 
             sc=folder / row.sc, myelin=folder / row.myelin, gradient=folder / row.gradient,
         )  # fmt: skip
         start = time.perf_counter()
-        estimate_ei(subject, out / "estimates" / row.subject_id, fit_settings)
+        estimate_ei(
+            subject, out / "estimates" / row.subject_id, fit_settings, surrogate=SURROGATE_BACKEND
+        )
         wall = time.perf_counter() - start
         fitted = pd.read_csv(out / "estimates" / row.subject_id / "EI_ratio.csv")["EI_ratio"].to_numpy()
         truth = pd.read_csv(folder / "truth" / f"{row.subject_id}_EI_ratio.csv")["EI_ratio"].to_numpy()

@@ -128,6 +128,7 @@ def settings_from_args(args: argparse.Namespace):
     """Build :class:`~delssome_norms.fit.FitSettings` from parsed options (checks mode, device)."""
     from delssome_norms.errors import InvalidInputError
     from delssome_norms.fit import CMAESSettings, FitSettings, check_mode
+    from delssome_norms.surrogate import SURROGATE_BACKEND
 
     check_device(args.device)
     for name in ("generations", "popsize", "mu"):
@@ -135,7 +136,7 @@ def settings_from_args(args: argparse.Namespace):
             raise InvalidInputError(
                 f"must be a positive integer, got {getattr(args, name)}", f"--{name}"
             )
-    check_mode(args.mode, args.weights)
+    check_mode(args.mode, args.weights, SURROGATE_BACKEND)
     if args.weights is not None and args.mode != "surrogate":
         raise InvalidInputError("--weights only applies with --mode surrogate", "--weights")
     return FitSettings(
@@ -216,6 +217,7 @@ def run(args: argparse.Namespace) -> int:
     from delssome_norms.fit import estimate_ei, load_subject
     from delssome_norms.fit.cohort import subject_finished
     from delssome_norms.io import OutDirLock, check_out_dir, check_subject_id
+    from delssome_norms.surrogate import SURROGATE_BACKEND
 
     settings = settings_from_args(args)
     if args.timeseries and (args.fc or args.fcd_cdf):
@@ -248,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
         subject_finished(subject, out, settings, None, overwrite=args.overwrite)
         progress, bar = _generation_bar(args.quiet)
         try:
-            outcome = estimate_ei(subject, out, settings, progress)
+            outcome = estimate_ei(subject, out, settings, progress, surrogate=SURROGATE_BACKEND)
         finally:
             bar.close()
     if outcome.status == "failed":
