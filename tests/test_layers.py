@@ -96,3 +96,16 @@ def test_find_cycles_on_a_synthetic_graph() -> None:
     graph = {"a": ["b"], "b": ["c"], "c": ["a", "d"], "d": [], "e": ["e"]}
     assert find_cycles(graph) == [["a", "b", "c", "a"], ["e", "e"]]
     assert find_cycles({"a": ["b"], "b": ["c"], "c": []}) == []
+
+
+def test_simulation_backends_do_not_import_the_integrator(modules: dict[str, Path]) -> None:
+    """``model.integrate`` picks a backend; backends share ``model.batch`` (no circle, lazy or not)."""
+    from tests.layers_helpers import find_imports
+
+    backends = {f"delssome_norms.model.{m}" for m in ("graphed", "_kernel", "_triton", "batch")}
+    back = [
+        f"{i.path}:{i.line}"
+        for i in find_imports("delssome_norms", modules)
+        if i.source in backends and i.target == "delssome_norms.model.integrate"
+    ]
+    assert back == []
