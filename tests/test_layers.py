@@ -11,10 +11,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-from tests.layers_helpers import (
+from layers_helpers import (
     LAYERS,
     find_cycles,
+    find_imports,
     layer_violations,
     module_names,
     subpackage_cycles,
@@ -100,8 +100,6 @@ def test_find_cycles_on_a_synthetic_graph() -> None:
 
 def test_simulation_backends_do_not_import_the_integrator(modules: dict[str, Path]) -> None:
     """``model.integrate`` picks a backend; backends share ``model.batch`` (no circle, lazy or not)."""
-    from tests.layers_helpers import find_imports
-
     backends = {f"delssome_norms.model.{m}" for m in ("graphed", "_kernel", "_triton", "batch")}
     back = [
         f"{i.path}:{i.line}"

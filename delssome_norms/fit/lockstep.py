@@ -531,6 +531,7 @@ def estimate_ei(
     SubjectOutcome
     """
     settings = settings or FitSettings()
+    require_surrogate(settings.mode, surrogate)
     no_maps = subject.myelin is None and subject.gradient is None
     if no_maps and not subject.uses_default_maps(settings.maps):
         warnings.warn(
