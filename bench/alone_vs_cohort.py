@@ -30,6 +30,7 @@ from delssome_norms.datasets.reference import materialise_subjects
 from delssome_norms.fit import FitSettings, estimate_ei, load_subject, run_cohort
 from delssome_norms.fit.cmaes import CMAESSettings
 from delssome_norms.io import write_json
+from delssome_norms.surrogate import SURROGATE_BACKEND
 
 RESULTS = Path(__file__).resolve().parent / "results" / "alone_vs_cohort.json"
 R_MIN = 0.9
@@ -70,7 +71,14 @@ def main() -> int:
     table.to_csv(manifest, index=False)
 
     start = time.perf_counter()
-    run_cohort(manifest, work / "cohort", settings, group_size=args.subjects, quiet=True)
+    run_cohort(
+        manifest,
+        work / "cohort",
+        settings,
+        group_size=args.subjects,
+        quiet=True,
+        surrogate=SURROGATE_BACKEND,
+    )
     cohort_s = time.perf_counter() - start
     rows, alone_s = [], 0.0
     for row in table.iloc[: args.alone].itertuples():
@@ -78,7 +86,7 @@ def main() -> int:
             row.subject_id, row.tr, row.scan_length, fc=row.fc, fcd_cdf=row.fcd_cdf, sc=row.sc
         )
         start = time.perf_counter()
-        estimate_ei(subject, work / "alone" / row.subject_id, settings)
+        estimate_ei(subject, work / "alone" / row.subject_id, settings, surrogate=SURROGATE_BACKEND)
         alone_s += time.perf_counter() - start
         a, c = _ei(work / "alone" / row.subject_id), _ei(work / "cohort" / row.subject_id)
         truth = pd.read_csv(inputs / "truth" / f"{row.subject_id}_EI_ratio.csv")["EI_ratio"].to_numpy()

@@ -110,13 +110,14 @@ def _sync(device: str) -> None:
 
 def _run_mode(args, mode: str, table: pd.DataFrame, work: Path) -> dict:
     from delssome_norms.fit.cohort import run_cohort
+    from delssome_norms.surrogate import SURROGATE_BACKEND
 
     if args.warmup:
         t = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             run_cohort(table.iloc[:1], work / f"warmup_{mode}", _settings(args, mode, 1),
-                       group_size=1, quiet=True)  # fmt: skip
+                       group_size=1, quiet=True, surrogate=SURROGATE_BACKEND)  # fmt: skip
         _sync(args.device)
         warmup_s = time.perf_counter() - t
     else:
@@ -129,7 +130,9 @@ def _run_mode(args, mode: str, table: pd.DataFrame, work: Path) -> dict:
         warnings.simplefilter("ignore")
         if prof is not None:
             prof.enable()
-        summary = run_cohort(table, out, settings, group_size=args.k, quiet=True)
+        summary = run_cohort(
+            table, out, settings, group_size=args.k, quiet=True, surrogate=SURROGATE_BACKEND
+        )
         _sync(args.device)
         if prof is not None:
             prof.disable()

@@ -47,6 +47,7 @@ from delssome_norms.fit.parameterisation import Bounds, Parameterisation, Region
 from delssome_norms.fit.synthetic import FIC_RATE_BAND, synthetic_subject
 from delssome_norms.io import read_parameters, write_json
 from delssome_norms.model import SimulationTiming
+from delssome_norms.surrogate import SURROGATE_BACKEND
 from delssome_norms.surrogate.generate import TRUTH_PRIOR, draw_prior
 
 RESULTS = Path(__file__).resolve().parent / "results" / "recovery.json"
@@ -284,7 +285,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         dirs = [Path(tmp) / s.inputs.subject_id for s in subjects]
-        outcomes = fit_group([s.inputs for s in subjects], dirs, settings)
+        outcomes = fit_group([s.inputs for s in subjects], dirs, settings, surrogate=SURROGATE_BACKEND)
         rows, fitted, done_subjects = [], [], []
         for s, d, o in zip(subjects, dirs, outcomes):
             if o.status != "done":

@@ -50,6 +50,7 @@ from delssome_norms.fit.lockstep import build_space
 from delssome_norms.fit.synthetic import FIC_RATE_BAND
 from delssome_norms.io import write_arrays, write_json
 from delssome_norms.surrogate import (
+    SURROGATE_BACKEND,
     SurrogateEvaluator,
     load_pretrained,
     prediction_metrics,
@@ -77,7 +78,7 @@ def run_mode(mode: str, subjects, work: Path, settings: FitSettings, weights: st
             mode_settings = dataclasses.replace(
                 settings, mode=mode, surrogate_weights=weights if mode == "surrogate" else None
             )
-            outcomes = fit_group(subjects, dirs, mode_settings)
+            outcomes = fit_group(subjects, dirs, mode_settings, surrogate=SURROGATE_BACKEND)
         seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
         failed = [o for o in outcomes if o.status == "failed"]
         if failed:

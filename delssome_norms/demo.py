@@ -103,8 +103,9 @@ def _choose_mode(settings: DemoSettings) -> str:
         return settings.mode
     try:
         from delssome_norms.fit.evaluate import check_mode
+        from delssome_norms.surrogate import SURROGATE_BACKEND
 
-        check_mode("surrogate")
+        check_mode("surrogate", surrogate=SURROGATE_BACKEND)
     except (NotYetAvailableError, InvalidInputError, ImportError):
         return "euler"
     return "surrogate"

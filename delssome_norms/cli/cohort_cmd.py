@@ -54,6 +54,7 @@ def run_cohort_cmd(args: argparse.Namespace) -> int:
     """Run (a shard of) the cohort and print a summary line."""
     from delssome_norms.errors import InvalidInputError
     from delssome_norms.fit import parse_shard, run_cohort
+    from delssome_norms.surrogate import SURROGATE_BACKEND
 
     settings = settings_from_args(args)
     shard = parse_shard(args.shard)
@@ -76,6 +77,7 @@ def run_cohort_cmd(args: argparse.Namespace) -> int:
         group_size=args.batch_subjects,
         quiet=args.quiet,
         overwrite=args.overwrite,
+        surrogate=SURROGATE_BACKEND,
     )
     print(
         f"cohort shard {shard[0]}/{shard[1]}: {summary.done} done, {summary.skipped} already finished, "

@@ -128,6 +128,7 @@ def settings_from_args(args: argparse.Namespace):
     """Build :class:`~delssome_norms.fit.FitSettings` from parsed options (checks mode, device)."""
     from delssome_norms.errors import InvalidInputError
     from delssome_norms.fit import CMAESSettings, FitSettings, check_mode
+    from delssome_norms.surrogate import SURROGATE_BACKEND
 
     check_device(args.device)
     for name in ("generations", "popsize", "mu"):
@@ -135,7 +136,7 @@ def settings_from_args(args: argparse.Namespace):
             raise InvalidInputError(
                 f"must be a positive integer, got {getattr(args, name)}", f"--{name}"
             )
-    check_mode(args.mode, args.weights)
+    check_mode(args.mode, args.weights, SURROGATE_BACKEND)
     if args.weights is not None and args.mode != "surrogate":
         raise InvalidInputError("--weights only applies with --mode surrogate", "--weights")
     return FitSettings(

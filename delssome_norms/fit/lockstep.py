@@ -35,7 +35,12 @@ from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.fit.checkpoint import Checkpoint, fingerprint_arrays, replay
 from delssome_norms.fit.cmaes import CMAESSearch
 from delssome_norms.fit.design import design_matrix, diffusion_gradient, dk68_hemisphere
-from delssome_norms.fit.evaluate import EulerEvaluator, make_evaluator
+from delssome_norms.fit.evaluate import (
+    EulerEvaluator,
+    SurrogateBackend,
+    make_evaluator,
+    require_surrogate,
+)
 from delssome_norms.fit.outputs import (
     check_finished,
     run_fingerprint,
@@ -270,6 +275,7 @@ def fit_group(
     group_ids: Sequence[str] | None = None,
     fallback_gradient: np.ndarray | None = None,
     progress: GroupProgress | None = None,
+    surrogate: SurrogateBackend | None = None,
 ) -> list[SubjectOutcome]:
     """Fit K subjects in lockstep (train → validation → test) and write their outputs.
 
@@ -286,11 +292,15 @@ def fit_group(
     fallback_gradient : ndarray of shape (N,), optional
         Gradient for subjects without maps (cohort FC); default: each subject's own FC gradient.
     progress : GroupProgress, optional
+    surrogate : SurrogateBackend, optional
+        Required for ``settings.mode == "surrogate"``
+        (``delssome_norms.surrogate.SURROGATE_BACKEND``).
 
     Returns
     -------
     list of SubjectOutcome, one per subject.
     """
+    require_surrogate(settings.mode, surrogate)
     progress = progress or GroupProgress()
     keys = {(s.tr, s.scan_length, s.n_regions) for s in subjects}
     if len(keys) > 1:
@@ -329,7 +339,7 @@ def fit_group(
             "searches": searches,
         }
     if subjects_searches:
-        _run_members(subjects_searches, todo, settings, gseed, progress)
+        _run_members(subjects_searches, todo, settings, gseed, progress, surrogate)
     for searches in subjects_searches:
         m = searches[0]  # holds the subject's test stage
         extra = extras[m.subject_id]
@@ -362,6 +372,7 @@ def _run_members(
     settings: FitSettings,
     gseed: int,
     progress: GroupProgress,
+    surrogate: SurrogateBackend | None = None,
 ) -> None:
     """Run the stages for every search of every subject (``subjects[k]``: subject k's searches)."""
     members = [m for searches in subjects for m in searches]
@@ -394,6 +405,7 @@ def _run_members(
             settings.rate_gate,
             weights=settings.surrogate_weights,
             stability_gate=settings.stability_gate,
+            surrogate=surrogate,
         )
         run_train(members, evaluator, gseed, progress.on_generation)
     else:
@@ -513,6 +525,7 @@ def estimate_ei(
     out_dir: str | Path | None = None,
     settings: FitSettings | None = None,
     progress: GroupProgress | None = None,
+    surrogate: SurrogateBackend | None = None,
 ) -> SubjectOutcome:
     """Estimate one subject's regional E/I ratio; optionally write its outputs to ``out_dir``.
 
@@ -529,6 +542,9 @@ def estimate_ei(
     settings : FitSettings, optional
         Defaults: 100 generations x 100 candidates, dt 0.005 / 0.005 / 0.0005 s.
     progress : GroupProgress, optional
+    surrogate : SurrogateBackend, optional
+        Required for ``settings.mode == "surrogate"``
+        (``delssome_norms.surrogate.SURROGATE_BACKEND``).
 
     Returns
     -------
@@ -537,6 +553,7 @@ def estimate_ei(
         the subject was fitted in this call (``status == "done"``).
     """
     settings = settings or FitSettings()
+    require_surrogate(settings.mode, surrogate)
     no_maps = subject.myelin is None and subject.gradient is None
     if no_maps and not subject.uses_default_maps(settings.maps):
         warnings.warn(
@@ -546,6 +563,6 @@ def estimate_ei(
             stacklevel=2,
         )
     if out_dir is not None:
-        return fit_group([subject], [out_dir], settings, progress=progress)[0]
+        return fit_group([subject], [out_dir], settings, progress=progress, surrogate=surrogate)[0]
     with tempfile.TemporaryDirectory(prefix="delssome_norms_fit_") as tmp:
-        return fit_group([subject], [tmp], settings, progress=progress)[0]
+        return fit_group([subject], [tmp], settings, progress=progress, surrogate=surrogate)[0]

@@ -200,7 +200,7 @@ def read_numeric(path: PathLike) -> np.ndarray:
 def _atlas_names(regions: Sequence[str] | None) -> Sequence[str]:
     if regions is not None:
         return regions
-    from delssome_norms.datasets.atlas import DK68_REGIONS
+    from delssome_norms.io.regions import DK68_REGIONS
 
     return DK68_REGIONS
 

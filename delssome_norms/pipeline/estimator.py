@@ -38,6 +38,7 @@ from delssome_norms.io import (
     read_sc,
 )
 from delssome_norms.pipeline.result import EIResult
+from delssome_norms.surrogate import SURROGATE_BACKEND
 
 PathLike = str | Path
 
@@ -296,7 +297,7 @@ class EIEstimator(BaseEstimator):
         )
         if not isinstance(settings.cmaes, CMAESSettings):  # pragma: no cover - FitSettings guards
             raise InvalidInputError("settings.cmaes must be a CMAESSettings", "settings")
-        check_mode(settings.mode, settings.surrogate_weights)
+        check_mode(settings.mode, settings.surrogate_weights, surrogate=SURROGATE_BACKEND)
         return settings
 
     def fit(
@@ -390,4 +391,4 @@ class EIEstimator(BaseEstimator):
         progress: GroupProgress | None,
     ) -> SubjectOutcome:
         """The one call into the fit (surrogate wiring goes here)."""
-        return estimate_ei(subject, out_dir, settings, progress)
+        return estimate_ei(subject, out_dir, settings, progress, surrogate=SURROGATE_BACKEND)
