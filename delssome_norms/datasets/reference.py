@@ -44,6 +44,7 @@ import pandas as pd
 from delssome_norms.datasets.atlas import DK68_REGIONS, region_classes
 from delssome_norms.datasets.maps import load_default_maps
 from delssome_norms.errors import InvalidInputError
+from delssome_norms.io import ei_table as et
 from delssome_norms.io.writers import write_matrix, write_table
 
 MANIFEST_FILE = "reference_manifest.json"
@@ -153,22 +154,9 @@ def load_reference_table(folder: str | Path | None = None) -> pd.DataFrame:
     ei = d["ei_ratio_q"].astype(np.float64) * float(d["ei_quantum"])
     site = d["site_index"].astype(np.int64)
     sites, scanners = d["site"].astype(str), d["scanner"].astype(str)
-    female = d["numeric_sex"].astype(np.int64)
-    table = pd.DataFrame(
-        {
-            "subject_id": d["subject_id"].astype(str),
-            "age_in_years": d["age_in_years"],
-            "sex": np.where(female == 1, "female", "male"),
-            "site": sites[site],
-            "scanner": scanners[site],
-            "site_scanner": np.char.add(np.char.add(sites[site], "_"), scanners[site]),
-            "numeric_sex": female,
-            "ei_ratio_mean": ei.mean(axis=1),
-        }
+    return et.cohort_table(
+        d["subject_id"], d["age_in_years"], d["numeric_sex"], sites[site], scanners[site], ei
     )
-    rois = pd.DataFrame(ei, columns=[f"ei_ratio_roi_{i}" for i in range(ei.shape[1])])
-    table = pd.concat([table, rois], axis=1)
-    return table
 
 
 def load_patients(folder: str | Path | None = None) -> pd.DataFrame:

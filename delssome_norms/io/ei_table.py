@@ -196,6 +196,50 @@ def cohort_row(demographics: pd.Series | dict, ei_ratio: np.ndarray) -> dict:
     return row
 
 
+def cohort_table(
+    subject_id: Sequence[str],
+    age: np.ndarray,
+    female: np.ndarray,
+    site: Sequence[str],
+    scanner: Sequence[str],
+    ei_ratio: np.ndarray,
+) -> pd.DataFrame:
+    """A whole cohort table in the standard column order.
+
+    Columns: ``subject_id, age_in_years, sex, site, scanner, site_scanner, numeric_sex,
+    ei_ratio_mean, ei_ratio_roi_0 .. ei_ratio_roi_{N-1}`` (``site_scanner`` is ``site_scanner``
+    joined by ``"_"``; ``ei_ratio_mean`` the mean of the regional values).
+
+    Parameters
+    ----------
+    subject_id : sequence of str, length P
+    age : ndarray of shape (P,)
+        Age [years].
+    female : ndarray of shape (P,)
+        1 for female, 0 for male.
+    site, scanner : sequence of str, length P
+    ei_ratio : ndarray of shape (P, N)
+        Regional E/I ratios, in region order.
+    """
+    female = np.asarray(female).astype(np.int64)
+    site = np.asarray(site, dtype=str)
+    scanner = np.asarray(scanner, dtype=str)
+    ei = np.asarray(ei_ratio, dtype=np.float64)
+    table = pd.DataFrame(
+        {
+            SUBJECT_ID: np.asarray(subject_id, dtype=str),
+            AGE: np.asarray(age),
+            SEX: np.where(female == 1, "female", "male"),
+            SITE: site,
+            SCANNER: scanner,
+            SITE_SCANNER: np.char.add(np.char.add(site, "_"), scanner),
+            NUMERIC_SEX: female,
+            MEAN_TARGET: ei.mean(axis=1),
+        }
+    )
+    return pd.concat([table, pd.DataFrame(ei, columns=region_columns(ei.shape[1]))], axis=1)
+
+
 def regions_frame(names: Sequence[str]) -> pd.DataFrame:
     """The ``<table>.regions.csv`` sidecar: ``column, region_index, region``."""
     n = len(names)

@@ -15,6 +15,7 @@ import pandas as pd
 
 from delssome_norms.datasets.atlas import DK68_REGIONS, region_classes
 from delssome_norms.datasets.maps import load_default_maps, standardised
+from delssome_norms.io import ei_table as et
 from delssome_norms.synthetic.ei_mapping import EIMapping
 from delssome_norms.synthetic.spec import EI_QUANTUM, CohortSpec, TrajectorySpec
 
@@ -290,20 +291,14 @@ def ei_table(people: People, spec: CohortSpec) -> pd.DataFrame:
     regional values.
     """
     sites = spec.sites
-    table = pd.DataFrame(
-        {
-            "subject_id": people.subject_id,
-            "age_in_years": people.age,
-            "sex": np.where(people.female == 1, "female", "male"),
-            "site": [sites[k].name for k in people.site],
-            "scanner": [sites[k].scanner for k in people.site],
-            "site_scanner": [sites[k].site_scanner for k in people.site],
-            "numeric_sex": people.female.astype(np.int64),
-            "ei_ratio_mean": people.ei.mean(axis=1),
-        }
+    return et.cohort_table(
+        people.subject_id,
+        people.age,
+        people.female,
+        [sites[k].name for k in people.site],
+        [sites[k].scanner for k in people.site],
+        people.ei,
     )
-    rois = pd.DataFrame(people.ei, columns=[f"ei_ratio_roi_{i}" for i in range(people.ei.shape[1])])
-    return pd.concat([table, rois], axis=1)
 
 
 # --------------------------------------------------------------------------------------------------
