@@ -260,6 +260,7 @@ def run_train(args: argparse.Namespace) -> int:
         SurrogateConfig,
         args,
         NETWORK_OPTIONS,
+        NETWORK_HELP,
         n_regions=data.n_regions,
         cdf_bins=data.bins,
         d_ff=2 * args.d_model,
