@@ -8,7 +8,7 @@ Tables (demographics, manifests, cohort tables) are CSV with a header row. Every
 :class:`~delssome_norms.errors.InvalidInputError` naming the file.
 
 Parsing is done by libraries, never by hand: numpy's C parser (``np.loadtxt``) reads numeric
-bodies (a 68 x 68 FC in about a tenth of the time ``pd.read_csv`` takes to assemble 68 columns),
+bodies (a 68 x 68 FC in about a quarter of the time ``pd.read_csv`` takes to assemble 68 columns),
 and ``pd.read_csv`` (C engine) reads bodies with missing values (``n/a``) and, cell by cell as
 text, anything else, so that an error names the line and the value at fault.
 """
