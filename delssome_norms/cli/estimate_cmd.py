@@ -110,7 +110,7 @@ def register(subparsers) -> None:
     src.add_argument("--gradient", metavar="CSV", help="RSFC gradient map (give with --myelin)")
     src.add_argument("--subject-id", default=None, help="name used in run.json (default: out-dir name)")
     p.add_argument("--out-dir", required=True, help="output folder")
-    add_fit_options(p)
+    options.defer(p, add_fit_options)
     p.set_defaults(func=run)
 
 

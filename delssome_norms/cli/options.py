@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 FIT_OPTIONS: tuple[str, ...] = (
@@ -244,3 +244,43 @@ def fit_settings_from_args(args: argparse.Namespace, **fixed: Any):
     if cmaes and "cmaes" not in fixed:
         values["cmaes"] = CMAESSettings(**cmaes)
     return FitSettings(**values)
+
+
+class DeferredParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` that adds deferred options only when it parses or prints help.
+
+    The settings classes live in packages that import torch; a command whose options come from
+    them defers adding those options (:func:`defer`), so that building the whole CLI (``--help``,
+    ``validate``, ``charts``) imports none of them.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deferred: list[Callable[[argparse.ArgumentParser], None]] = []
+
+    def _add_deferred(self) -> None:
+        while self._deferred:
+            self._deferred.pop(0)(self)
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._add_deferred()
+        return super().parse_known_args(args, namespace)
+
+    def format_usage(self) -> str:
+        self._add_deferred()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self._add_deferred()
+        return super().format_help()
+
+
+def defer(parser: argparse.ArgumentParser, add: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Call ``add(parser)`` when ``parser`` is first used (at once unless it is deferred).
+
+    ``add`` must add the parser's last options: they are listed after those added before.
+    """
+    if isinstance(parser, DeferredParser):
+        parser._deferred.append(add)
+    else:
+        add(parser)

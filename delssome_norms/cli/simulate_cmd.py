@@ -41,7 +41,12 @@ def register(subparsers) -> None:
     p.add_argument("--out-dir", required=True, metavar="DIR", help="folder for the outputs")
     p.add_argument("--fc", metavar="CSV", help="empirical FC to score the simulation against")
     p.add_argument("--fcd-cdf", metavar="CSV", help="empirical FCD-CDF (10000 x 1)")
-    # the fit's options with the defaults of its final test stage (one noise seed of its own)
+    options.defer(p, _add_simulation_options)
+    p.set_defaults(func=run)
+
+
+def _add_simulation_options(p: argparse.ArgumentParser) -> None:
+    """The fit's options with the defaults of its final test stage (a noise seed of its own)."""
     options.add_fit_options(
         p,
         ("dt_test", "burn_in", "fcd_window", "warmup_steps", "n_dup", "seed", "device", "dtype"),
@@ -53,7 +58,6 @@ def register(subparsers) -> None:
         },
     )
     p.add_argument("--sc-max", type=float, default=0.02, help="SC is scaled to this maximum")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,10 +10,6 @@ from pathlib import Path
 
 from delssome_norms.cli import options
 from delssome_norms.cli.main import add_command
-from delssome_norms.fit import FitSettings
-from delssome_norms.surrogate.generate import GenerateSettings
-from delssome_norms.surrogate.network import SurrogateConfig
-from delssome_norms.surrogate.train import TrainSettings
 
 GENERATE_OPTIONS = (
     "n_subjects",
@@ -97,6 +93,32 @@ def _threads(value: str) -> int:
     return n
 
 
+def _add_generate_options(g: argparse.ArgumentParser) -> None:
+    """``surrogate generate`` options from GenerateSettings (help: FitSettings' where shared)."""
+    from delssome_norms.fit import FitSettings
+    from delssome_norms.surrogate.generate import GenerateSettings
+
+    options.add_settings_options(g, GenerateSettings, GENERATE_OPTIONS, GENERATE_HELP, FitSettings)
+    _add_run_options(g)
+
+
+def _add_train_options(t: argparse.ArgumentParser) -> None:
+    """``surrogate train`` options from TrainSettings and SurrogateConfig."""
+    from delssome_norms.surrogate.network import SurrogateConfig
+    from delssome_norms.surrogate.train import TrainSettings
+
+    options.add_settings_options(t, TrainSettings, TRAIN_OPTIONS[:-2], TRAIN_HELP)
+    options.add_settings_options(t, SurrogateConfig, NETWORK_OPTIONS, NETWORK_HELP)
+    options.add_settings_options(t, TrainSettings, TRAIN_OPTIONS[-2:], TRAIN_HELP)
+    _add_run_options(t)
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """``--threads`` and ``--quiet`` of a long-running action."""
+    parser.add_argument("--threads", type=_threads, default=None, help="torch CPU threads")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def register(subparsers) -> None:
     """Add the ``surrogate`` command and its ``generate``, ``train`` and ``evaluate`` actions."""
     p = add_command(
@@ -122,9 +144,7 @@ def register(subparsers) -> None:
         "command continues an interrupted data set.",
     )
     g.add_argument("--out", required=True, help="data-set folder")
-    options.add_settings_options(g, GenerateSettings, GENERATE_OPTIONS, GENERATE_HELP, FitSettings)
-    g.add_argument("--threads", type=_threads, default=None, help="torch CPU threads")
-    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    options.defer(g, _add_generate_options)
     g.set_defaults(func=run_generate)
 
     t = add_command(
@@ -138,11 +158,7 @@ def register(subparsers) -> None:
     )
     t.add_argument("--data", required=True, help="data-set folder (from `surrogate generate`)")
     t.add_argument("--out", required=True, help="output folder for the weights")
-    options.add_settings_options(t, TrainSettings, TRAIN_OPTIONS[:-2], TRAIN_HELP)
-    options.add_settings_options(t, SurrogateConfig, NETWORK_OPTIONS, NETWORK_HELP)
-    options.add_settings_options(t, TrainSettings, TRAIN_OPTIONS[-2:], TRAIN_HELP)
-    t.add_argument("--threads", type=_threads, default=None, help="torch CPU threads")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    options.defer(t, _add_train_options)
     t.set_defaults(func=run_train)
 
     e = add_command(
@@ -170,7 +186,7 @@ def _set_threads(n: int | None) -> None:
 
 def run_generate(args: argparse.Namespace) -> int:
     """Generate or continue a training data set."""
-    from delssome_norms.surrogate.generate import generate_dataset
+    from delssome_norms.surrogate.generate import GenerateSettings, generate_dataset
 
     _set_threads(args.threads)
     settings = options.settings_from_args(GenerateSettings, args, GENERATE_OPTIONS, GENERATE_HELP)
@@ -251,8 +267,9 @@ def run_train(args: argparse.Namespace) -> int:
     """Train weights on a data set and save them."""
     from delssome_norms import io
     from delssome_norms.surrogate.dataset import load_dataset
+    from delssome_norms.surrogate.network import SurrogateConfig
     from delssome_norms.surrogate.pretrained import save_pretrained
-    from delssome_norms.surrogate.train import train_surrogate
+    from delssome_norms.surrogate.train import TrainSettings, train_surrogate
 
     _set_threads(args.threads)
     data = load_dataset(args.data)
