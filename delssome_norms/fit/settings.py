@@ -60,10 +60,10 @@ class FitSettings:
     searches : int, default 1
         Independent CMA-ES searches per subject (seeds derived from ``seed``), run in lockstep.
         Validation re-simulates the generation bests of every search and the test stage takes the
-        best validated candidates over all of them; more searches make the estimate less
-        seed-dependent (measured by ``bench/reproducibility.py``, figures in
-        ``bench/results/reproducibility.json`` and ``README.md``). 1 is the paper's protocol.
-        Costs ``searches`` times the train and validation simulations.
+        best validated candidates over all of them; how far more searches make the estimate less
+        seed-dependent is measured by ``bench/reproducibility.py`` (figures: ``README.md``, "Seed
+        dependence"). 1 is the paper's protocol. Costs ``searches`` times the train and
+        validation simulations.
     stability_gate : bool, default True
         Train stage: a candidate whose FIC fixed point is linearly unstable
         (:func:`~delssome_norms.model.fic_stability_margin` >= 0) is neither simulated nor
