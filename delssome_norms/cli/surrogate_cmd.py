@@ -107,9 +107,17 @@ def _add_train_options(t: argparse.ArgumentParser) -> None:
     from delssome_norms.surrogate.network import SurrogateConfig
     from delssome_norms.surrogate.train import TrainSettings
 
-    options.add_settings_options(t, TrainSettings, TRAIN_OPTIONS[:-2], TRAIN_HELP)
-    options.add_settings_options(t, SurrogateConfig, NETWORK_OPTIONS, NETWORK_HELP)
-    options.add_settings_options(t, TrainSettings, TRAIN_OPTIONS[-2:], TRAIN_HELP)
+    train = (TrainSettings, TRAIN_OPTIONS, TRAIN_HELP)
+    network = (SurrogateConfig, NETWORK_OPTIONS, NETWORK_HELP)
+    # listed as before: training, dropout, weight decay, network shape, seed and device
+    for (cls, names, helps), part in (
+        (train, slice(0, 9)),
+        (network, slice(0, 1)),
+        (train, slice(9, 10)),
+        (network, slice(1, None)),
+        (train, slice(10, None)),
+    ):
+        options.add_settings_options(t, cls, names[part], helps)
     _add_run_options(t)
 
 
