@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from delssome_norms.cli.options import add_fit_options, fit_settings_from_args
 from delssome_norms.datasets.reference import materialise_subjects
-from delssome_norms.fit import FitSettings, estimate_ei, load_subject, run_cohort
-from delssome_norms.fit.cmaes import CMAESSettings
+from delssome_norms.fit import estimate_ei, load_subject, run_cohort
 from delssome_norms.io import write_json
 from delssome_norms.surrogate import SURROGATE_BACKEND
 
@@ -44,23 +44,17 @@ def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--mode", default="surrogate", choices=["surrogate", "euler"])
+    add_fit_options(ap, ("mode",), {"mode": {"default": "surrogate"}})
     ap.add_argument("--subjects", type=int, default=10, help="cohort size (one lockstep group)")
     ap.add_argument("--alone", type=int, default=3, help="of them, fitted again on their own")
-    ap.add_argument("--generations", type=int, default=100)
-    ap.add_argument("--seed", type=int, default=0)
+    add_fit_options(ap, ("cmaes.generations", "seed"))
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--device", default="cpu")
+    add_fit_options(ap, ("device",))
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    settings = FitSettings(
-        seed=args.seed,
-        mode=args.mode,
-        device=args.device,
-        cmaes=CMAESSettings(generations=args.generations),
-    )
+    settings = fit_settings_from_args(args)
     work = Path(tempfile.mkdtemp(prefix="alone_vs_cohort_"))
     inputs = work / "subjects"
     table = pd.read_csv(materialise_subjects(inputs, kind="control"))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from delssome_norms.cli.estimate_cmd import add_fit_options, settings_from_args
 from delssome_norms.cli.main import add_command
+from delssome_norms.cli.options import defer
 
 
 def register(subparsers) -> None:
@@ -30,7 +31,7 @@ def register(subparsers) -> None:
     p.add_argument(
         "--batch-subjects", type=int, default=None, metavar="K", help="subjects per lockstep group"
     )
-    add_fit_options(p)
+    defer(p, add_fit_options)
     p.set_defaults(func=run_cohort_cmd)
 
     c = add_command(
