@@ -12,6 +12,7 @@ import os
 import site
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,8 @@ def test_wheel_installs_weights_and_reference_chart(tmp_path) -> None:
         env,
     )  # fmt: skip
     (wheel,) = wheels.glob("delssome_norms-*.whl")
+    with zipfile.ZipFile(wheel) as zf:  # the fused kernel's C++ source ships as package data
+        assert "delssome_norms/model/kernels/pfic_cpu.cpp" in zf.namelist()
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], tmp_path, env)
     py = venv / "bin" / "python"

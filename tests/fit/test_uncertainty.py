@@ -289,7 +289,10 @@ def weights(tmp_path: Path) -> Path:
 
 def test_surrogate_mode_lockstep_group_gets_intervals(tmp_path: Path, weights: Path) -> None:
     settings = _settings(mode="surrogate", surrogate_weights=str(weights))
-    outcomes = fit_group(_subjects(), [tmp_path / "a", tmp_path / "b"], settings)
+    from delssome_norms.surrogate import SURROGATE_BACKEND
+
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    outcomes = fit_group(_subjects(), dirs, settings, surrogate=SURROGATE_BACKEND)
     assert [o.status for o in outcomes] == ["done", "done"]
     for sid in ("a", "b"):
         ei, run = _read(tmp_path / sid)
