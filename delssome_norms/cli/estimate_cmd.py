@@ -174,7 +174,16 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
     ei = estimator.result_.ei
     verb = "already finished" if estimator.outcome_.status == "skipped" else "done"
-    print(f"{subject.subject_id}: {verb}; mean E/I {ei.mean():.4f} over {len(ei)} regions -> {out}")
+    result = estimator.result_
+    span = result.mean_interval
+    span_text = f" (90 % interval {span[0]:.4f}-{span[1]:.4f})" if span else ""
+    print(
+        f"{subject.subject_id}: {verb}; mean E/I {ei.mean():.4f}{span_text} over {len(ei)} regions "
+        f"-> {out}"
+    )
+    if result.flagged:
+        reasons = "; ".join(result.quality.get("reasons", []))
+        print(f"{subject.subject_id}: fit flagged as poor: {reasons}")
     return 0
 
 

@@ -51,9 +51,13 @@ SIMULATION_OPTIONS: tuple[str, ...] = (
     "engine",
     "rate_gate",
     "stability_gate",
+    "interval",
     "maps",
 )
 """FitSettings fields of the advanced ``simulation`` group, in help order."""
+
+NEGATED_FLAGS: tuple[str, ...] = ("stability_gate", "interval")
+"""Boolean fields (default True) whose option is a ``--no-...`` flag that turns them off."""
 
 TIMING_OPTIONS: tuple[str, ...] = ("burn_in", "fcd_window", "warmup_steps")
 """FitSettings fields that are also :class:`~delssome_norms.model.SimulationTiming` fields."""
@@ -217,7 +221,7 @@ def fit_settings_from_args(args: argparse.Namespace, **fixed: Any):
 
     Options not on the parser keep the field defaults; ``fixed`` sets fields directly (e.g. a
     benchmark's ``dt_val=args.dt``). Only the dataclass checks run here; callers check devices
-    and weights. ``--no-stability-gate`` gives ``stability_gate=False``; ``--rate-gate`` a tuple.
+    and weights. ``--no-stability-gate``/``--no-interval`` give ``False``; ``--rate-gate`` a tuple.
 
     Returns
     -------
@@ -232,7 +236,7 @@ def fit_settings_from_args(args: argparse.Namespace, **fixed: Any):
         if not hasattr(args, dest):
             continue
         value = getattr(args, dest)
-        if name == "stability_gate":
+        if name in NEGATED_FLAGS:
             value = not value
         elif name == "rate_gate" and value is not None:
             value = tuple(value)

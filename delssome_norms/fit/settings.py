@@ -185,7 +185,16 @@ class FitSettings:
             group="simulation",
         ),
     )
-    interval: bool = True
+    interval: bool = field(
+        default=True,
+        metadata=_cli(
+            "skip the profile stage: no 90 %% E/I interval (EI_ratio_lo/hi) and no "
+            "interval-based quality check. Default: intervals are computed",
+            flag="--no-interval",
+            action="store_true",
+            group="simulation",
+        ),
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:

@@ -59,6 +59,12 @@ class EIResult:
         What produced the estimate (atlas, SC, maps, design, timing, mode, settings, version).
     info : dict
         The rest of the run record (seeds, settings, search summary, wall times).
+    interval : dict or None
+        The mean E/I's 90 % interval and how it was made (``run.json`` ``ei_interval``:
+        ``mean``, ``mean_lo``, ``mean_hi``, ``k_region``, ``k_mean``, ``spread_log_*``, ...).
+    quality : dict
+        The fit-quality verdict (``run.json`` ``fit_quality``: ``flagged``, ``reasons``,
+        ``metrics``); empty for results written before verdicts existed.
     """
 
     subject_id: str
@@ -75,6 +81,20 @@ class EIResult:
     info: dict[str, Any] = field(default_factory=dict, repr=False)
     ei_lo: pd.Series | None = None
     ei_hi: pd.Series | None = None
+    interval: dict[str, Any] | None = None
+    quality: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def flagged(self) -> bool:
+        """Whether the fit-quality verdict flags this fit (see :attr:`quality` for the reasons)."""
+        return bool(self.quality.get("flagged", False))
+
+    @property
+    def mean_interval(self) -> tuple[float, float] | None:
+        """The mean E/I's 90 % interval ``(lo, hi)``, or None when the fit computed none."""
+        if not self.interval:
+            return None
+        return float(self.interval["mean_lo"]), float(self.interval["mean_hi"])
 
     @property
     def regions(self) -> list[str]:
@@ -153,6 +173,8 @@ class EIResult:
             losses=losses[list(LOSS_COLUMNS)],
             provenance=dict(info.pop("provenance", None) or {}),
             info={**info, "result": dict(result.info)},
+            interval=dict(result.interval) if result.interval else None,
+            quality=dict(result.quality or {}),
         )
 
     @classmethod
@@ -196,4 +218,6 @@ class EIResult:
             losses=quality.set_index("stage")[list(LOSS_COLUMNS)].astype(np.float64),
             provenance=dict(info.pop("provenance", None) or {}),
             info=info,
+            interval=info.get("ei_interval") or None,
+            quality=dict(info.get("fit_quality") or {}),
         )

@@ -32,6 +32,7 @@ def test_every_option_reaches_its_settings_field() -> None:
     argv += ["--dt-test", "0.001", "--burn-in", "30", "--fcd-window", "50", "--warmup-steps", "10"]
     argv += ["--test-top-k", "2", "--val-per-generation", "4", "--engine", "torch"]
     argv += ["--rate-gate", "2.7", "3.3", "--no-stability-gate", "--maps", "fc-gradient"]
+    argv += ["--no-interval"]
     settings = options.fit_settings_from_args(build_parser().parse_args(argv))
     assert settings == FitSettings(
         cmaes=CMAESSettings(generations=7, popsize=9, mu=3),
@@ -53,6 +54,7 @@ def test_every_option_reaches_its_settings_field() -> None:
         engine="torch",
         rate_gate=(2.7, 3.3),
         stability_gate=False,
+        interval=False,
         maps="fc-gradient",
     )
 

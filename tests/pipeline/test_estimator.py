@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,14 @@ def test_in_memory_fit_equals_the_file_based_fit(arrays, file_fit: Path) -> None
     frame = res.to_frame()
     assert list(frame.drop(columns="region").columns) == list(old.columns)
     assert res.provenance["mode"] == "euler" and res.provenance["atlas"]["n_regions"] == N
+    # the interval and the verdict are those of run.json, and bracket the point estimate
+    run = json.loads((file_fit / "run.json").read_text())
+    lo, hi = res.mean_interval
+    assert (lo, hi) == pytest.approx((run["ei_interval"]["mean_lo"], run["ei_interval"]["mean_hi"]))
+    assert lo <= res.ei.mean() <= hi
+    np.testing.assert_allclose(res.ei_lo.to_numpy(), old["EI_ratio_lo"].to_numpy(), rtol=1e-14)
+    assert res.flagged == run["fit_quality"]["flagged"]
+    assert res.quality["reasons"] == run["fit_quality"]["reasons"]
 
 
 def test_out_dir_writes_the_same_files_and_reuses_them(tmp_path: Path, arrays, file_fit: Path) -> None:
@@ -100,6 +109,11 @@ def test_out_dir_writes_the_same_files_and_reuses_them(tmp_path: Path, arrays, f
     pd.testing.assert_series_equal(again.result_.ei, est.result_.ei, rtol=1e-15)
     pd.testing.assert_frame_equal(again.result_.losses, est.result_.losses, rtol=1e-15)
     np.testing.assert_array_equal(again.result_.coefficients, est.result_.coefficients)
+    assert again.result_.mean_interval == pytest.approx(est.result_.mean_interval, rel=1e-15)
+    np.testing.assert_allclose(
+        again.result_.interval["spread_log_region"], est.result_.interval["spread_log_region"]
+    )
+    assert again.result_.quality == est.result_.quality
     # another seed in the same folder is refused (results of another run)
     with pytest.raises(InvalidInputError, match="--overwrite"):
         EIEstimator(SETTINGS, seed=4, out_dir=out).fit(
