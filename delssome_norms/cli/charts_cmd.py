@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from delssome_norms.cli import options
 from delssome_norms.cli.main import add_command
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.io import ei_table as et
@@ -105,20 +106,6 @@ def register(subparsers) -> None:
     f.add_argument("--table", required=True, metavar="CSV", help="cohort E/I table (one row per person)")
     f.add_argument("--out", required=True, metavar="DIR", help="chart folder to write")
     f.add_argument("--targets", metavar="LIST", help="comma-separated target columns")
-    f.add_argument("--family", default="SHASHo2", help="SHASHo2 (default), SHASHo, SHASH, JSU, NO, GG")
-    f.add_argument("--mu-df", type=int, default=4, help="df of mu's bs(age) term (default 4)")
-    f.add_argument("--sigma-df", type=int, default=3, help="df of sigma's bs(age) term (default 3)")
-    f.add_argument("--site-column", default="site_scanner", help="site column (default site_scanner)")
-    f.add_argument("--no-mu-sex", action="store_true", help="fit mu without the sex term")
-    f.add_argument("--no-sigma-sex", action="store_true", help="fit sigma without the sex term")
-    f.add_argument(
-        "--algorithm",
-        choices=("newton", "rs"),
-        default="newton",
-        help="newton (default): exact penalised-likelihood optimum; rs: R gamlss's RS "
-        "algorithm step by step (reproduces R's output, slower)",
-    )
-    f.add_argument("--max-iter", type=int, default=200, help="maximum iterations")
     f.add_argument(
         "--centile-tables",
         choices=("all", "mean", "none"),
@@ -133,6 +120,7 @@ def register(subparsers) -> None:
         help="leave out people whose E/I fit carries the fit-quality flag (collect's "
         "fit_flagged column); without it they are kept and named in a warning",
     )
+    options.defer(f, _chart_model_options)
     f.set_defaults(func=run_fit)
 
     s = add_command(
@@ -283,10 +271,54 @@ def register(subparsers) -> None:
     c.add_argument("--out", required=True, metavar="CSV", help="BIC table to write")
     c.add_argument("--families", default="SHASHo2,JSU,GG,NO", help="comma-separated families")
     c.add_argument("--mu-dfs", default="3,4,5", help="comma-separated mu df values")
-    c.add_argument("--sigma-df", type=int, default=3, help="df of sigma's bs(age) term")
     c.add_argument("--targets", metavar="LIST", help="comma-separated target columns")
-    c.add_argument("--site-column", default="site_scanner", help="site column")
+    options.defer(c, lambda parser: _chart_model_options(parser, ("sigma_df", "site_column")))
     c.set_defaults(func=run_compare)
+
+
+CHART_OPTION_HELP = {
+    "family": ("--family", "distribution family: {choices}"),
+    "mu_df": ("--mu-df", "df of mu's bs(age) term"),
+    "sigma_df": ("--sigma-df", "df of sigma's bs(age) term"),
+    "site_column": ("--site-column", "site column"),
+    "mu_sex": ("--no-mu-sex", "fit mu without the sex term"),
+    "sigma_sex": ("--no-sigma-sex", "fit sigma without the sex term"),
+    "algorithm": (
+        "--algorithm",
+        "newton: exact penalised-likelihood optimum; rs: R gamlss's RS algorithm step by step "
+        "(reproduces R's output, slower)",
+    ),
+    "max_iter": ("--max-iter", "maximum iterations"),
+}
+"""GrowthChart parameters offered as ``charts fit``/``compare`` options: flag and help."""
+
+
+def _chart_model_options(
+    parser: argparse.ArgumentParser, names: tuple[str, ...] = tuple(CHART_OPTION_HELP)
+) -> None:
+    """Add GrowthChart options to ``parser``, their defaults read from ``GrowthChart()``.
+
+    ``--no-mu-sex``/``--no-sigma-sex`` turn the default-on sex terms off. Deferred
+    (:func:`~delssome_norms.cli.options.defer`) because the chart package imports torch.
+    """
+    from delssome_norms.norms import FAMILIES, GrowthChart
+
+    defaults = GrowthChart().get_params()
+    names_of = {"family": tuple(FAMILIES), "algorithm": ("newton", "rs")}
+    choices = {"algorithm": names_of["algorithm"]}
+    group = parser.add_argument_group("chart model (defaults: GrowthChart's)")
+    for name in names:
+        flag, text = CHART_OPTION_HELP[name]
+        default = defaults[name]
+        if isinstance(default, bool):
+            group.add_argument(flag, dest=f"no_{name}", action="store_true", help=text)
+            continue
+        kwargs = {"choices": choices[name]} if name in choices else {}
+        kind = type(default) if isinstance(default, (int, float)) else str
+        help_text = text.format(choices=", ".join(names_of.get(name, ())))
+        group.add_argument(
+            flag, type=kind, default=default, help=f"{help_text} (default {default})", **kwargs
+        )
 
 
 def _flag_mask(table, source: str):

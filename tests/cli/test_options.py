@@ -124,3 +124,17 @@ def test_building_the_cli_imports_no_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_chart_options_default_to_the_growth_chart_parameters() -> None:
+    from delssome_norms.norms import GrowthChart
+
+    args = build_parser().parse_args(["charts", "fit", "--table", "t.csv", "--out", "c"])
+    params = GrowthChart().get_params()
+    for name in ("family", "mu_df", "sigma_df", "site_column", "algorithm", "max_iter"):
+        assert getattr(args, name) == params[name], name
+    assert (args.no_mu_sex, args.no_sigma_sex) == (False, False)
+    args = build_parser().parse_args(
+        ["charts", "compare", "--table", "t.csv", "--out", "b.csv", "--sigma-df", "5"]
+    )
+    assert (args.sigma_df, args.site_column) == (5, params["site_column"])
