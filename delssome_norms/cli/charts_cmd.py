@@ -133,12 +133,7 @@ def register(subparsers) -> None:
         "column (unseen_site, age_out_of_range, missing_value). For ei_ratio_mean also the "
         "reference names centile_with_site and corrected_value.",
     )
-    s.add_argument(
-        "--chart",
-        required=True,
-        metavar="DIR",
-        help="chart folder, or 'reference' for the shipped SYNTHETIC chart (mean + 68 DK68 regions)",
-    )
+    _add_chart_argument(s)
     s.add_argument("--table", required=True, metavar="CSV", help="people to score")
     s.add_argument(
         "--allow-pipeline-mismatch",
@@ -170,9 +165,7 @@ def register(subparsers) -> None:
         "has not seen, estimate its mu and sigma offsets by maximum likelihood with the "
         "population model frozen; write a new chart folder that knows the site.",
     )
-    a.add_argument(
-        "--chart", required=True, metavar="DIR", help="chart folder, or 'reference' (shipped chart)"
-    )
+    _add_chart_argument(a)
     a.add_argument("--controls", required=True, metavar="CSV", help="controls of the new site(s)")
     a.add_argument(
         "--allow-pipeline-mismatch",
@@ -198,12 +191,10 @@ def register(subparsers) -> None:
         "that person (from --scores, or scored from --table) is marked as a large labelled star "
         f"with their centile, e.g. 'sub-01: 93rd centile'. Example: {PERSON_PLOT_EXAMPLE}",
     )
-    pl.add_argument(
-        "--chart", required=True, metavar="DIR", help="chart folder, or 'reference' (shipped chart)"
-    )
+    _add_chart_argument(pl)
     pl.add_argument("--out", required=True, metavar="FILE", help="figure to write (.png or .pdf)")
     pl.add_argument("--table", metavar="CSV", help="people to draw as points")
-    pl.add_argument("--target", default="ei_ratio_mean", help="target to draw")
+    pl.add_argument("--target", default=et.MEAN_TARGET, help="target to draw")
     pl.add_argument("--points", choices=("harmonised", "raw"), default="harmonised")
     pl.add_argument(
         "--crosscheck",
@@ -248,9 +239,7 @@ def register(subparsers) -> None:
         "and z, the most deviant regions by name, and two PNG figures next to it: the fan chart "
         "of ei_ratio_mean with the person marked and the glass-brain map of regional z-scores.",
     )
-    rp.add_argument(
-        "--chart", required=True, metavar="DIR", help="chart folder, or 'reference' (shipped chart)"
-    )
+    _add_chart_argument(rp)
     rp.add_argument("--scores", required=True, metavar="CSV", help="wide score table")
     rp.add_argument("--subject", required=True, metavar="ID", help="subject_id to report")
     rp.add_argument("--out", required=True, metavar="DIR", help="folder to write")
@@ -274,6 +263,16 @@ def register(subparsers) -> None:
     c.add_argument("--targets", metavar="LIST", help="comma-separated target columns")
     options.defer(c, lambda parser: _chart_model_options(parser, ("sigma_df", "site_column")))
     c.set_defaults(func=run_compare)
+
+
+def _add_chart_argument(parser: argparse.ArgumentParser) -> None:
+    """The ``--chart`` option of the commands that read a fitted chart."""
+    parser.add_argument(
+        "--chart",
+        required=True,
+        metavar="DIR",
+        help="chart folder, or 'reference' for the shipped SYNTHETIC chart (mean + 68 DK68 regions)",
+    )
 
 
 CHART_OPTION_HELP = {
