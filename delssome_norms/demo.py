@@ -118,6 +118,7 @@ def estimate_subjects(out: Path, settings: DemoSettings) -> tuple[pd.DataFrame, 
     -------
     (table, mode)
         One row per subject: pearson_r and mean relative error of the fitted vs true regional E/I,
+        the mean E/I's 90 % interval (mean_ei_lo, mean_ei_hi, truth_in_interval), fit_flagged,
         test-stage total loss and wall time [s]; and the train-stage mode used.
     """
     from delssome_norms.datasets.reference import materialise_subjects
@@ -144,6 +145,7 @@ def estimate_subjects(out: Path, settings: DemoSettings) -> tuple[pd.DataFrame, 
         truth_file = folder / "truth" / f"{row.subject_id}_{et.EI_RATIO_FILE}"
         truth = pd.read_csv(truth_file)[et.EI_RATIO].to_numpy()
         quality = result.losses
+        lo, hi = result.mean_interval or (float("nan"), float("nan"))
         rows.append(
             {
                 "subject_id": row.subject_id,
@@ -151,6 +153,10 @@ def estimate_subjects(out: Path, settings: DemoSettings) -> tuple[pd.DataFrame, 
                 "mean_ei_fitted": float(fitted.mean()),
                 "mean_ei_true": float(truth.mean()),
                 "mean_ei_rel_error": float(fitted.mean() / truth.mean() - 1.0),
+                "mean_ei_lo": lo,
+                "mean_ei_hi": hi,
+                "truth_in_interval": bool(lo <= truth.mean() <= hi),
+                "fit_flagged": result.flagged,
                 "test_total_loss": float(quality.loc["test", "total_loss"]),
                 "wall_seconds": wall,
             }
@@ -230,6 +236,8 @@ def run_demo(out: str | Path, settings: DemoSettings | None = None) -> dict[str,
         "mode": mode,
         "median_pearson_r": float(estimates["pearson_r"].median()),
         "median_abs_mean_ei_error": float(estimates["mean_ei_rel_error"].abs().median()),
+        "truths_in_interval": int(estimates["truth_in_interval"].sum()),
+        "flagged": int(estimates["fit_flagged"].sum()),
         "per_subject_seconds": float(estimates["wall_seconds"].mean()),
     }
     steps.update()
@@ -380,7 +388,10 @@ def _report(summary: dict[str, Any], estimates: pd.DataFrame) -> str:
         f"{len(estimates)} synthetic subjects were fitted in **{est['mode']}** mode "
         f"({est['per_subject_seconds']:.0f} s per subject). Fitted vs true regional E/I: median "
         f"Pearson r = {est['median_pearson_r']:.3f}, median |error of mean E/I| = "
-        f"{100 * est['median_abs_mean_ei_error']:.1f} %. " + _method_note(est["mode"], summary),
+        f"{100 * est['median_abs_mean_ei_error']:.1f} %. The true mean E/I lies inside the fit's "
+        f"90 % interval for {est['truths_in_interval']} of {len(estimates)} subjects "
+        f'(`mean_ei_lo`-`mean_ei_hi`; README, "Reading the intervals and the flag"); '
+        f"{est['flagged']} fit(s) carry the fit-quality flag. " + _method_note(est["mode"], summary),
         "",
         estimates.round(4).to_markdown(index=False)
         if _has_tabulate()

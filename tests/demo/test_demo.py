@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from PIL import Image
 
 from delssome_norms.cli.main import main
@@ -19,6 +20,13 @@ def test_demo_runs_and_finds_the_built_in_effects(tmp_path: Path) -> None:
     assert main([*argv, "--mode", "euler"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["synthetic"] is True and summary["estimation"]["mode"] == "euler"
+    # each fitted subject has a 90 % interval around its mean E/I, checked against its truth
+    est = pd.read_csv(out / "estimation_vs_truth.csv")
+    assert (est["mean_ei_lo"] <= est["mean_ei_fitted"]).all()
+    assert (est["mean_ei_fitted"] <= est["mean_ei_hi"]).all()
+    inside = (est["mean_ei_lo"] <= est["mean_ei_true"]) & (est["mean_ei_true"] <= est["mean_ei_hi"])
+    assert (inside == est["truth_in_interval"]).all()
+    assert summary["estimation"]["truths_in_interval"] == int(inside.sum())
     # patients carry a built-in +-2 SD shift in one region group: the charts must find it
     pat = summary["patients"]
     assert pat["true_shift_sd"] == 2.0
