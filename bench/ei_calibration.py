@@ -97,7 +97,7 @@ CPU_BUDGET = {
     "surrogate": {"generations": 30, "popsize": 100, "n_dup": 2, "test_top_k": 3},
 }
 """``--cpu-budget``: per-mode budget for the 2-core CPU run (see the README's benchmark notes)."""
-QUICK_BUDGET = {"generations": 2, "popsize": 8, "n_dup": 1, "test_top_k": 2}
+QUICK_BUDGET = {"generations": 3, "popsize": 12, "n_dup": 1, "test_top_k": 2}
 
 # coefficient ranges in z-scored-map units: (level, gradient slope, myelin slope)
 WEE_RANGE = ((1.5, 5.5), (-0.4, 0.4), (-0.4, 0.4))
@@ -260,9 +260,10 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     ``covered_region_shipped`` (N bool), ``spread_log_mean``, ``spread_log_region``, ``k_mean``,
     ``k_region`` and ``flagged``. Leave-one-truth-out factors are computed over all ``rows``.
     """
+    n_failed = sum(r.get("status") != "done" for r in rows)
     rows = [r for r in rows if r.get("status") == "done"]
     if not rows:
-        return {"n": 0}
+        return {"n": 0, "n_failed": n_failed}
     has_int = all(r.get("score_mean") is not None for r in rows)
     if has_int:
         k_mean_loo = loo_conformal_k([r["score_mean"] for r in rows])
@@ -319,6 +320,7 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     informative = [i for i in all_idx if rows[i]["fc_mean"] >= INFORMATIVE_FC]
     rest = [i for i in all_idx if rows[i]["fc_mean"] < INFORMATIVE_FC]
     out = {
+        "n_failed": n_failed,
         "overall": block(all_idx),
         "fc_ge_0.1": block(informative),
         "fc_lt_0.1": block(rest),
@@ -654,7 +656,7 @@ def make_truths(args: argparse.Namespace, work: Path) -> tuple[list[Truth], dict
     t0 = time.perf_counter()
     rng = np.random.default_rng(args.seed)
     scan, screen_t = _truth_timings(args.scan_length, args.truth_dt)
-    cells = [(d, b, f) for d in DESIGNS for b in ("near", "far") for f in ("weak", "mid", "strong")]
+    cells = [(d, b, f) for b in ("near", "far") for f in ("weak", "mid", "strong") for d in DESIGNS]
     chosen: list[Truth] = []
     stats = {"drawn": 0, "screened_ok": 0, "simulated": 0, "rejected_final": 0}
     rounds = 0
@@ -1076,7 +1078,7 @@ def summary_line(mode: str, s: dict[str, Any], acc: dict[str, bool | None]) -> s
         return "n/a" if v is None else ("PASS" if v else "FAIL")
 
     return (
-        f"{mode}: n {ov.get('n', 0)}; FC>=0.1 (n {inf.get('n', 0)}) median r {_fmt(inf.get('median_r'))}"
+        f"{mode}: n {ov.get('n', 0)} ({s.get('n_failed', 0)} failed); FC>=0.1 (n {inf.get('n', 0)}) median r {_fmt(inf.get('median_r'))}"
         f", |level err| {_fmt(inf.get('median_abs_mean_err_pct'))} % {pf('recovery_fc_ge_0.1')}; "
         f"coverage mean/region LOO {_fmt(cov.get('mean_loo'))}/{_fmt(cov.get('region_loo'))} "
         f"{pf('coverage_loo')}, strata {pf('strata_coverage_loo')}; shipped "
