@@ -126,6 +126,12 @@ def register(subparsers) -> None:
         "ei_ratio_mean only (default; 0.2 MB each), all (about 0.25 MB per target) or none; the "
         "chart itself (chart.json + arrays.npz, ~0.1 MB for 69 targets) is all scoring needs",
     )
+    f.add_argument(
+        "--exclude-flagged",
+        action="store_true",
+        help="leave out people whose E/I fit carries the fit-quality flag (collect's "
+        "fit_flagged column); without it they are kept and named in a warning",
+    )
     f.set_defaults(func=run_fit)
 
     s = add_command(
@@ -282,12 +288,66 @@ def register(subparsers) -> None:
     c.set_defaults(func=run_compare)
 
 
+def _flag_mask(table, source: str):
+    """Boolean mask of the rows whose ``fit_flagged`` is true (None without the column)."""
+    import numpy as np
+
+    if "fit_flagged" not in table.columns:
+        return None
+    col = table["fit_flagged"]
+    text = col.astype(str).str.strip().str.lower()
+    known = text.isin(("true", "false", "1", "0", "1.0", "0.0", "", "nan"))
+    if not known.all():
+        bad = col[~known].iloc[0]
+        raise InvalidInputError(f"fit_flagged must be True or False, got {bad!r}", source)
+    return np.asarray(text.isin(("true", "1", "1.0")))
+
+
+def _handle_flagged(table, exclude: bool, source: str):
+    """Warn about (or, with ``exclude``, drop) people with a flagged fit; returns the table."""
+    import warnings
+
+    import pandas as pd
+
+    from delssome_norms.errors import InputWarning
+    from delssome_norms.fit.quality import describe
+
+    mask = _flag_mask(table, source)
+    if mask is None:
+        if exclude:
+            raise InvalidInputError(
+                "--exclude-flagged needs the fit_flagged column that collect writes", source
+            )
+        return table
+    if not mask.any():
+        return table
+    rows = table.loc[mask]
+    ids = rows["subject_id"].astype(str) if "subject_id" in rows.columns else rows.index.astype(str)
+    reasons = rows.get("fit_flag_reasons", pd.Series("", index=rows.index)).fillna("").astype(str)
+    named = [f"{sid} ({describe(r.split(';'))})" if r else sid for sid, r in zip(ids, reasons)]
+    shown = ", ".join(named[:10]) + (f" (and {len(named) - 10} more)" if len(named) > 10 else "")
+    if exclude:
+        kept = table.loc[~mask].reset_index(drop=True)
+        print(f"--exclude-flagged: left out {int(mask.sum())} of {len(table)} people: {shown}")
+        if kept.empty:
+            raise InvalidInputError("every person's fit is flagged; nothing left to fit", source)
+        return kept
+    warnings.warn(
+        f"{int(mask.sum())} of {len(table)} people have a flagged E/I fit: {shown}; they are "
+        "kept (use --exclude-flagged to leave them out)",
+        InputWarning,
+        stacklevel=2,
+    )
+    return table
+
+
 def run_fit(args: argparse.Namespace) -> int:
     """Fit the charts and write the chart folder and population centile tables."""
     from delssome_norms.io import write_table
     from delssome_norms.norms import GrowthChart
 
     table, provenance = _table_and_provenance(args.table)
+    table = _handle_flagged(table, args.exclude_flagged, str(args.table))
     chart = GrowthChart(
         args.family,
         mu_df=args.mu_df,

@@ -49,6 +49,7 @@ from delssome_norms.fit.stages import (
     Member,
     SubjectFailure,
     no_valid_candidate_message,
+    run_profile,
     run_test,
     run_train,
     run_validation,
@@ -254,7 +255,7 @@ def fit_group(
     fallback_gradient: np.ndarray | None = None,
     progress: GroupProgress | None = None,
 ) -> list[SubjectOutcome]:
-    """Fit K subjects in lockstep (train → validation → test) and write their outputs.
+    """Fit K subjects in lockstep (train → validation → test → profile) and write their outputs.
 
     Parameters
     ----------
@@ -320,7 +321,7 @@ def fit_group(
         failure = None if any(x.active for x in searches) else searches[0].failure
         if failure is None:
             try:
-                result = subject_result(m)
+                result = subject_result(m, searches, extra["inputs"].fc, settings.mode)
             except SubjectFailure as exc:
                 failure = str(exc)
             else:
@@ -416,6 +417,18 @@ def _run_members(
             _validation_hint(settings),
         )
     timings["test_s"] = time.perf_counter() - t
+    if settings.interval:
+        t = time.perf_counter()
+        leads = [searches[0].checkpoint for searches in subjects]
+        if any(c.load_stage("test") is not None and c.load_stage("profile") is None for c in leads):
+            run_profile(
+                subjects,
+                simulator,
+                settings.timing(first.tr, first.scan_length, "val"),
+                gseed,
+                settings.stability_gate,
+            )
+        timings["profile_s"] = time.perf_counter() - t
 
 
 def _validation_hint(settings: FitSettings) -> str:

@@ -2,13 +2,16 @@
 
 Per subject (reference-code layout, docs/science.md §5, plus an uncertainty column):
 
-* ``EI_ratio.csv`` — region_index, EI_ratio, S_E, S_I, r_E, EI_ratio_sd
+* ``EI_ratio.csv`` — region_index, EI_ratio, S_E, S_I, r_E, EI_ratio_sd, EI_ratio_lo, EI_ratio_hi
+  (the 90 % interval, :mod:`delssome_norms.fit.uncertainty`)
 * ``best_parameters.csv`` — region_index, wEE, wEI, sigma, G
 * ``fit_quality.csv`` — stage (train/val/test), corr_loss, l1_loss, ks_loss, total_loss
 * ``run.json`` — versions, seed, settings, timing, search summary, wall times and the run
   fingerprint (:func:`run_fingerprint`: SHA-256 of the inputs, the settings, the version); written
   last, so its presence (with ``"status": "complete"``) marks a finished subject, and a finished
   subject is reused only when its fingerprint matches the current run (:func:`check_finished`).
+  ``ei_interval`` (the mean's interval and the spreads) and ``fit_quality`` (flag, reasons,
+  metrics; :mod:`delssome_norms.fit.quality`) are null/absent in results of older versions.
 
 Every file is written atomically through :mod:`delssome_norms.io`.
 """
@@ -98,6 +101,8 @@ def run_fingerprint(
     settings_d = settings.to_dict()
     for key in ("device", "engine"):
         settings_d.pop(key, None)
+    if settings_d.get("interval") is True:  # the default; results written before it existed
+        settings_d.pop("interval")
     maps = None if subject.gradient is not None else fallback_gradient
     fp = {
         "subject_id": subject.subject_id,
@@ -320,7 +325,14 @@ def write_subject_outputs(
     """
     d = Path(subject_dir)
     write_ei_ratio(
-        d / "EI_ratio.csv", result.ei_ratio, result.s_e, result.s_i, result.r_e, result.ei_ratio_sd
+        d / "EI_ratio.csv",
+        result.ei_ratio,
+        result.s_e,
+        result.s_i,
+        result.r_e,
+        result.ei_ratio_sd,
+        result.ei_lo,
+        result.ei_hi,
     )
     p = result.params
     write_parameters(d / "best_parameters.csv", p.wEE[0], p.wEI[0], p.sigma[0], float(p.G[0]))
@@ -337,6 +349,8 @@ def write_subject_outputs(
             "ei_ratio_sd_definition": EI_SD_DEFINITION,
             **result.info,
         },
+        "ei_interval": result.interval,
+        "fit_quality": result.quality,
     }
     write_json(run, d / "run.json")
     failure = d / FAILURE_FILE
@@ -377,6 +391,44 @@ CHART_COLUMNS = ("subject_id", "age_in_years", "sex", "numeric_sex", "site", "sc
 """Demographic columns of the cohort table (those present in the demographics)."""
 
 
+INTERVAL_COLUMNS = ("ei_ratio_mean_lo", "ei_ratio_mean_hi", "fit_flagged", "fit_flag_reasons")
+"""Columns of the cohort table from ``run.json``'s ``ei_interval`` and ``fit_quality`` blocks."""
+
+
+def _interval_and_flag(run: Mapping[str, Any]) -> dict[str, Any]:
+    """The interval of the mean E/I and the fit-quality flag of a subject's ``run.json``.
+
+    Results of versions without them give NaN bounds, ``fit_flagged`` False and empty reasons.
+    """
+    block = run.get("ei_interval")
+    verdict = run.get("fit_quality")
+    lo = hi = float("nan")
+    if isinstance(block, Mapping):
+        lo, hi = (
+            float(v) if isinstance(v, (int, float)) else float("nan")
+            for v in (block.get("mean_lo"), block.get("mean_hi"))
+        )
+    flagged, reasons = False, []
+    if isinstance(verdict, Mapping):
+        flagged = bool(verdict.get("flagged", False))
+        reasons = [str(r) for r in verdict.get("reasons") or []]
+    return {
+        "ei_ratio_mean_lo": lo,
+        "ei_ratio_mean_hi": hi,
+        "fit_flagged": flagged,
+        "fit_flag_reasons": ";".join(reasons),
+    }
+
+
+def flagged_message(flagged: list[str], n_subjects: int) -> str:
+    """Warning naming flagged subjects ("id (reason;reason)") and what to do about them."""
+    shown = ", ".join(flagged[:10]) + (f" (and {len(flagged) - 10} more)" if len(flagged) > 10 else "")
+    return (
+        f"{len(flagged)} of {n_subjects} subject(s) have a poor fit-quality flag: {shown}; see "
+        "README 'Reading the intervals and the flag' (charts fit --exclude-flagged leaves them out)"
+    )
+
+
 def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd.DataFrame:
     """Build the growth-chart input table from per-subject results and demographics.
 
@@ -389,7 +441,9 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
         site_scanner (see :func:`delssome_norms.io.read_demographics`).
     out : path
         Output CSV: subject_id, age_in_years, sex, numeric_sex, site, scanner, site_scanner,
-        ei_ratio_mean, ei_ratio_roi_0 .. ei_ratio_roi_{N-1}. Next to it
+        ei_ratio_mean, ei_ratio_roi_0 .. ei_ratio_roi_{N-1}, ei_ratio_mean_lo, ei_ratio_mean_hi
+        (the 90 % interval of the mean; NaN for results of older versions), fit_flagged (bool),
+        fit_flag_reasons (";"-joined, :mod:`delssome_norms.fit.quality`). Next to it
         ``<stem>.provenance.json`` (the pipeline that produced every row: atlas, SC, maps, design,
         mode, settings, timing, versions, dropped subjects) and ``<stem>.regions.csv`` (region
         name of each ``ei_ratio_roi_k``).
@@ -398,7 +452,8 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
     -------
     DataFrame
         The table written. Subjects without finished results are skipped with an
-        :class:`~delssome_norms.errors.InputWarning` (listed in the sidecar).
+        :class:`~delssome_norms.errors.InputWarning` (listed in the sidecar); flagged subjects
+        are named in another.
 
     Raises
     ------
@@ -421,6 +476,7 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
     pipelines: dict[str, tuple[dict[str, Any], list[str]]] = {}
     provenances: dict[str, dict[str, Any]] = {}
     unfingerprinted, unprovenanced = [], []
+    flagged: list[str] = []
     for _, person in demo.iterrows():
         sid = str(person["subject_id"])
         sdir = in_dir / sid
@@ -473,6 +529,9 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
         row = {c: person[c] for c in CHART_COLUMNS if c in demo.columns}
         row["ei_ratio_mean"] = float(values.mean())
         row.update({f"ei_ratio_roi_{i}": float(v) for i, v in enumerate(values)})
+        row.update(_interval_and_flag(run))
+        if row["fit_flagged"]:
+            flagged.append(f"{sid} ({row['fit_flag_reasons']})")
         rows.append(row)
     if missing:
         shown = ", ".join(missing[:10]) + (
@@ -488,6 +547,8 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
         raise InvalidInputError(
             "no finished subject results found for the people listed", str(demographics)
         )
+    if flagged:
+        warnings.warn(flagged_message(flagged, len(rows)), InputWarning, stacklevel=2)
     if len(pipelines) > 1:
         (ref, ref_ids), *others = sorted(pipelines.values(), key=lambda v: len(v[1]), reverse=True)
         other, other_ids = others[0]

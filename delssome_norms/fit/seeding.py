@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-STAGE_CODES = {"train": 1, "val": 2, "test": 3}
+STAGE_CODES = {"train": 1, "val": 2, "test": 3, "profile": 4}
 """Integer codes of the stages used in call seeds."""
 
 

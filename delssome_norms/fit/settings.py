@@ -75,6 +75,12 @@ class FitSettings:
     dtype : {"float32", "float64"}
     engine : str, default "auto"
         Simulator engine.
+    interval : bool, default True
+        Run the ``profile`` stage after the test stage and report a 90 % interval for every
+        regional E/I and for the mean (``EI_ratio_lo``/``EI_ratio_hi``, ``run.json``
+        ``ei_interval``; :mod:`delssome_norms.fit.uncertainty`: 39 extra simulations at
+        ``dt_val`` per subject with the defaults). ``False`` skips it (NaN bounds); the
+        fit-quality verdict then lacks the cost-floor and width reasons.
     maps : {"default", "fc-gradient"}
         Regional maps of a 68-region subject given none: ``"default"`` uses the shipped DK68
         myelin and gradient maps (:func:`delssome_norms.datasets.maps.load_default_maps`) and the
@@ -103,6 +109,7 @@ class FitSettings:
     dtype: str = "float32"
     engine: str = "auto"
     maps: str = "default"
+    interval: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
@@ -124,6 +131,8 @@ class FitSettings:
             raise InvalidInputError(
                 f"stability_gate must be True or False, got {self.stability_gate!r}", "stability_gate"
             )
+        if not isinstance(self.interval, bool):
+            raise InvalidInputError(f"interval must be True or False, got {self.interval!r}", "interval")
         if self.rate_gate is not None:
             lo, hi = (float(v) for v in self.rate_gate)
             if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo < hi):
@@ -188,4 +197,5 @@ class FitSettings:
         if not d["stability_gate"]:
             d.pop("stability_gate")
         d.pop("maps")  # the design itself is part of a checkpoint's fingerprint
+        d.pop("interval")  # runs after the stored stages; checkpoints without it resume
         return d

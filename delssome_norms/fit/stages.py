@@ -14,6 +14,12 @@ candidates into one simulation call:
   time-averaged ``S_E / S_I``), S_E, S_I and r_E; if it has no valid duplicate the next
   validated candidate with one is used.
 
+* **profile** — each subject's winner is re-simulated at ``dt_val`` with fresh duplicates, with
+  points along its search's least-constrained direction and the wEI level
+  (:mod:`delssome_norms.fit.uncertainty`): the noise floor of the cost, the near-optimal set and
+  the interval ``EI_ratio_lo`` .. ``EI_ratio_hi``; with the fit-quality verdict
+  (:mod:`delssome_norms.fit.quality`).
+
 ``EI_ratio_sd`` (per region) is the sample standard deviation (ddof = 1) of ``S_E / S_I`` pooled over
 every valid (candidate, duplicate) test simulation of the ``test_top_k`` best validated
 candidates: it combines the noise spread (duplicates) and the spread over near-equally good
@@ -31,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from delssome_norms.fit import quality, uncertainty
 from delssome_norms.fit.checkpoint import Checkpoint, GenerationRecord
 from delssome_norms.fit.cmaes import CMAESSearch
 from delssome_norms.fit.evaluate import EulerEvaluator, Evaluator, stack_params
@@ -348,6 +355,61 @@ def run_test(
         m.checkpoint.save_stage("test", {"order": order.astype(np.int64), **p})
 
 
+def _winner(test: dict[str, np.ndarray]) -> int | None:
+    """Row of the test winner: the first tested candidate with a valid duplicate (None: none)."""
+    usable = np.flatnonzero(test["valid"].astype(bool).any(axis=1))
+    return int(usable[0]) if usable.size else None
+
+
+def run_profile(
+    subjects: list[list[Member]],
+    simulator: EulerEvaluator,
+    timing: SimulationTiming,
+    group_seed: int,
+    stability_gate: bool,
+) -> None:
+    """Simulate each subject's winner and its profile points; store ``profile`` checkpoints.
+
+    ``subjects`` holds each subject's searches (first search first, holding the test stage);
+    the step direction comes from the search that found the winner. All points of all subjects
+    go into one simulation call (see :mod:`delssome_norms.fit.uncertainty`).
+    """
+    chosen, cands, extra = [], [], []
+    for searches in subjects:
+        lead = searches[0]
+        test = lead.checkpoint.load_stage("test")
+        if test is None:
+            continue
+        w = _winner(test)
+        if w is None:
+            continue
+        val = lead.checkpoint.load_stage("val_pooled")
+        if val is None:
+            val = lead.checkpoint.load_stage("val")
+        vi = int(test["order"][w])
+        r = int(val["search"][vi]) if "search" in val else 0
+        search = next((m for m in searches if m.search_index == r), lead)
+        step = uncertainty.principal_step(search.search)
+        c, kind, pos, dropped = uncertainty.profile_candidates(
+            val["candidates"][vi], step, lead.space, stability_gate
+        )
+        chosen.append(lead)
+        cands.append(c)
+        extra.append({"kind": kind, "position": pos, "dropped": np.array(dropped, dtype=np.int64)})
+    if not chosen:
+        return
+    regional = [m.space.to_regional(c) for m, c in zip(chosen, cands)]
+    index = np.concatenate([np.full(len(c), m.index) for m, c in zip(chosen, cands)])
+    out = uncertainty.simulate_with_duplicates(
+        simulator, regional, index, call_seed(group_seed, "profile"), timing
+    )
+    start = 0
+    for m, c, e in zip(chosen, cands, extra):
+        sl = slice(start, start + len(c))
+        start += len(c)
+        m.checkpoint.save_stage("profile", {"candidates": c, **e, **{k: v[sl] for k, v in out.items()}})
+
+
 # ------------------------------------------------------------------------------------------- #
 # result of one subject
 # ------------------------------------------------------------------------------------------- #
@@ -368,6 +430,12 @@ class SubjectResult:
         ``{"train"|"val"|"test": {"corr_loss", "l1_loss", "ks_loss"}}`` of the winner.
     info : dict
         Winner's train generation, test fallback, number of sets/duplicates in the spread.
+    ei_lo, ei_hi : ndarray of shape (N,)
+        Bounds of the regional E/I intervals (NaN without a ``profile`` stage).
+    interval : dict or None
+        The ``run.json`` ``ei_interval`` block (:func:`uncertainty.interval_block`).
+    quality : dict
+        The fit-quality verdict (:func:`quality.assess`): ``flagged``, ``reasons``, ``metrics``.
     """
 
     subject_id: str
@@ -380,15 +448,43 @@ class SubjectResult:
     coeffs: np.ndarray
     losses: dict[str, dict[str, float]]
     info: dict[str, Any]
+    ei_lo: np.ndarray | None = None
+    ei_hi: np.ndarray | None = None
+    interval: dict[str, Any] | None = None
+    quality: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        nan = np.full(np.shape(self.ei_ratio), np.nan)
+        if self.ei_lo is None:
+            self.ei_lo = nan
+        if self.ei_hi is None:
+            self.ei_hi = nan.copy()
 
 
 def _loss_dict(corr: float, l1: float, ks: float) -> dict[str, float]:
     return {"corr_loss": float(corr), "l1_loss": float(l1), "ks_loss": float(ks)}
 
 
-def subject_result(member: Member) -> SubjectResult:
-    """Assemble the final estimate from the stored validation and test stages of a subject's
-    first (or only) search.
+def subject_result(
+    member: Member,
+    searches: list[Member] | None = None,
+    fc_emp: np.ndarray | None = None,
+    mode: str = "euler",
+) -> SubjectResult:
+    """Assemble the final estimate from the stored validation, test and profile stages of a
+    subject's first (or only) search.
+
+    Parameters
+    ----------
+    member : Member
+        The subject's first search (holds the later stages).
+    searches : list of Member, optional
+        All of the subject's searches (default: ``[member]``): the winner's search's train
+        generations give the gate-rejection metric.
+    fc_emp : ndarray of shape (N, N), optional
+        The subject's empirical FC (weak-coupling metric).
+    mode : str
+        Fit mode (selects the interval calibration).
 
     Raises
     ------
@@ -414,9 +510,38 @@ def subject_result(member: Member) -> SubjectResult:
     pooled = ratio[valid]  # (n_valid, N)
     sd = pooled.std(axis=0, ddof=1) if pooled.shape[0] >= 2 else np.full(ratio.shape[-1], np.nan)
     coeffs = val["candidates"][vi]
+    ei_ratio = mean_valid(ratio)
+    profile = member.checkpoint.load_stage("profile")
+    spread = uncertainty.log_spread(test, w, profile)
+    lo = hi = block = None
+    metrics: dict[str, Any] = {
+        "test_total": float(test["corr"][w] + test["l1"][w] + test["ks"][w]),
+        "valid_test_duplicates": int(valid[w].sum()),
+        "n_dup": int(valid.shape[1]),
+        "test_fallback": w > 0,
+        "empirical_mean_fc": quality.mean_fc(fc_emp) if fc_emp is not None else None,
+    }
+    winner_search = int(val["search"][vi]) if "search" in val else 0
+    for m in searches or [member]:
+        if m.search_index == winner_search:
+            metrics["gate_rejected_fraction"] = quality.gate_rejected_fraction(m.records)
+    if profile is not None:
+        lo, hi, block = uncertainty.interval_block(ei_ratio, spread, mode)
+        metrics.update(
+            {
+                "self_floor_total": float(
+                    profile["pair_corr"][0] + profile["pair_l1"][0] + profile["pair_ks"][0]
+                ),
+                "profile_winner_total": float(profile["corr"][0] + profile["l1"][0] + profile["ks"][0]),
+                "interval_ratio_mean": block["mean_hi"] / block["mean_lo"],
+                "profile_points": int(len(profile["kind"]) - 1),
+                "profile_dropped": int(profile["dropped"]),
+            }
+        )
+    metrics.update({k: v for k, v in spread.items() if k not in ("region", "mean")})
     return SubjectResult(
         subject_id=member.subject_id,
-        ei_ratio=mean_valid(ratio),
+        ei_ratio=ei_ratio,
         ei_ratio_sd=sd,
         s_e=mean_valid(test["s_e"]),
         s_i=mean_valid(test["s_i"]),
@@ -438,4 +563,8 @@ def subject_result(member: Member) -> SubjectResult:
             "ei_ratio_sd_simulations": int(pooled.shape[0]),
             "validated_candidates": len(val["generation"]),
         },
+        ei_lo=lo,
+        ei_hi=hi,
+        interval=block,
+        quality=quality.assess(metrics),
     )

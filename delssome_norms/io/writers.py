@@ -125,8 +125,11 @@ def write_ei_ratio(
     s_i: np.ndarray,
     r_e: np.ndarray,
     ei_ratio_sd: np.ndarray | None = None,
+    ei_ratio_lo: np.ndarray | None = None,
+    ei_ratio_hi: np.ndarray | None = None,
 ) -> Path:
-    """Write ``EI_ratio.csv``: region_index, EI_ratio, S_E, S_I, r_E [, EI_ratio_sd]."""
+    """Write ``EI_ratio.csv``: region_index, EI_ratio, S_E, S_I, r_E [, EI_ratio_sd]
+    [, EI_ratio_lo, EI_ratio_hi] (the interval's bounds, when given)."""
     table = pd.DataFrame(
         {
             "region_index": np.arange(len(ei_ratio)),
@@ -138,6 +141,9 @@ def write_ei_ratio(
     )
     if ei_ratio_sd is not None:
         table["EI_ratio_sd"] = ei_ratio_sd
+    if ei_ratio_lo is not None and ei_ratio_hi is not None:
+        table["EI_ratio_lo"] = ei_ratio_lo
+        table["EI_ratio_hi"] = ei_ratio_hi
     return write_table(table, path)
 
 

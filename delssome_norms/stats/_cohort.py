@@ -76,8 +76,13 @@ def target_region(name: str) -> str | None:
 
 
 def default_targets(table: pd.DataFrame) -> list[str]:
-    """All columns starting with ``ei_ratio_``, in table order."""
-    return [c for c in table.columns if str(c).startswith(TARGET_PREFIX)]
+    """All columns starting with ``ei_ratio_``, in table order (not the interval bounds
+    ``ei_ratio_mean_lo``/``ei_ratio_mean_hi`` of ``collect``)."""
+    return [
+        c
+        for c in table.columns
+        if str(c).startswith(TARGET_PREFIX) and not str(c).endswith(("_lo", "_hi"))
+    ]
 
 
 def sex_labels(table: pd.DataFrame, input_name: str = "table") -> np.ndarray:

@@ -90,7 +90,16 @@ def test_estimate_ei_writes_outputs_and_skips_when_finished(tmp_path: Path, caps
     assert main(argv) == 0
     assert "mean E/I" in capsys.readouterr().out
     ei = pd.read_csv(out / "EI_ratio.csv")
-    assert list(ei.columns) == ["region_index", "EI_ratio", "S_E", "S_I", "r_E", "EI_ratio_sd"]
+    assert list(ei.columns) == [
+        "region_index",
+        "EI_ratio",
+        "S_E",
+        "S_I",
+        "r_E",
+        "EI_ratio_sd",
+        "EI_ratio_lo",
+        "EI_ratio_hi",
+    ]
     assert len(ei) == N and np.all(np.isfinite(ei["EI_ratio"])) and np.all(ei["EI_ratio"] > 0)
     np.testing.assert_allclose(ei["EI_ratio"], ei["S_E"] / ei["S_I"], rtol=0.05)  # 1 duplicate
     best = pd.read_csv(out / "best_parameters.csv")

@@ -156,7 +156,9 @@ def test_collect_builds_the_chart_table(tmp_path: Path, monkeypatch) -> None:
         "site_scanner",
     ]
     assert list(table.columns[:7]) == expected_cols
-    assert list(table.columns[7:]) == ["ei_ratio_mean"] + [f"ei_ratio_roi_{i}" for i in range(N_TINY)]
+    assert list(table.columns[7:]) == ["ei_ratio_mean"] + [
+        f"ei_ratio_roi_{i}" for i in range(N_TINY)
+    ] + ["ei_ratio_mean_lo", "ei_ratio_mean_hi", "fit_flagged", "fit_flag_reasons"]
     assert list(table["numeric_sex"]) == [1, 0, 1] and list(table["site_scanner"]) == [
         "A_X",
         "A_X",
@@ -167,6 +169,10 @@ def test_collect_builds_the_chart_table(tmp_path: Path, monkeypatch) -> None:
         ei = pd.read_csv(tmp_path / "out" / row["subject_id"] / "EI_ratio.csv")["EI_ratio"].to_numpy()
         np.testing.assert_allclose(row[[f"ei_ratio_roi_{i}" for i in range(N_TINY)]].to_numpy(float), ei)
         assert row["ei_ratio_mean"] == pytest.approx(ei.mean())
+        run = json.loads((tmp_path / "out" / row["subject_id"] / "run.json").read_text())
+        assert row["ei_ratio_mean_lo"] == pytest.approx(run["ei_interval"]["mean_lo"])
+        assert row["ei_ratio_mean_hi"] == pytest.approx(run["ei_interval"]["mean_hi"])
+        assert row["fit_flagged"] == run["fit_quality"]["flagged"]
 
 
 def test_dask_executor_needs_a_scheduler(tmp_path: Path) -> None:

@@ -77,7 +77,16 @@ def test_each_subject_fits_its_own_data(tmp_path: Path, monkeypatch) -> None:
         assert list(fq["stage"]) == ["train", "val", "test"]
         np.testing.assert_allclose(fq["total_loss"], fq[["corr_loss", "l1_loss", "ks_loss"]].sum(axis=1))
         ei = pd.read_csv(tmp_path / s.subject_id / "EI_ratio.csv")
-        assert list(ei.columns) == ["region_index", "EI_ratio", "S_E", "S_I", "r_E", "EI_ratio_sd"]
+        assert list(ei.columns) == [
+            "region_index",
+            "EI_ratio",
+            "S_E",
+            "S_I",
+            "r_E",
+            "EI_ratio_sd",
+            "EI_ratio_lo",
+            "EI_ratio_hi",
+        ]
 
 
 class _Interrupt(Exception):
@@ -95,7 +104,8 @@ def _interrupting(after_calls: int):
 
 
 @pytest.mark.parametrize("searches", [1, 2])
-@pytest.mark.parametrize("after_calls", [4, 8, 9])  # mid-train, during validation, during test
+# mid-train, during validation, during test, during the profile
+@pytest.mark.parametrize("after_calls", [4, 8, 9, 10])
 def test_interrupted_group_resumes_to_identical_outputs(
     tmp_path: Path, monkeypatch, after_calls, searches
 ) -> None:
@@ -106,8 +116,8 @@ def test_interrupted_group_resumes_to_identical_outputs(
     settings = dataclasses.replace(_settings(8), searches=searches)
     ref = [tmp_path / "ref" / s.subject_id for s in subjects]
     fit_group(subjects, ref, settings)
-    # 8 generations + validation + test; every search of every subject shares each call
-    assert AnalyticSimulator.calls == 10
+    # 8 generations + validation + test + profile; every search of every subject shares each call
+    assert AnalyticSimulator.calls == 11
 
     dirs = [tmp_path / "run" / s.subject_id for s in subjects]
     cls = _interrupting(after_calls)

@@ -1,0 +1,132 @@
+"""Fit-quality verdict of one subject: a plain flag with its reasons (docs/science.md §5).
+
+Every metric is recorded in ``run.json`` (``fit_quality.metrics``); a subject is flagged when any
+reason applies. The thresholds are the module constants below (one place, each with its
+rationale); ``bench/ei_calibration.py`` measures how well they separate good fits from poor ones.
+
+Reasons
+-------
+``cost_above_floor``
+    The winner's test cost exceeds the model's own floor at this scan length by more than
+    ``COST_FLOOR_MARGIN``. The floor is the mean cost of one fresh-noise simulation of the
+    winner against another (``profile`` stage): what a perfect model reaches against data of
+    this length. A cost well above it means the model does not reproduce the subject's FC/FCD.
+``gate_rejected_most``
+    The stability gate (or the r_E gate) rejected more than ``GATE_REJECTED_MAX`` of the
+    candidates of the last ``GATE_LAST_FRACTION`` of the train generations: the search ended
+    pressed against the edge of the FIC regime.
+``interval_wide``
+    The mean E/I's interval spans more than ``INTERVAL_RATIO_MAX`` (hi / lo): the level is not
+    identified by this subject's data.
+``weak_coupling``
+    The subject's empirical mean FC is below ``WEAK_FC_MEAN``: weakly coupled data constrain the
+    level poorly (a synthetic truth with mean FC 0.10 was not recovered at the paper's budget).
+``test_fallback``
+    The validation winner had no valid test duplicate; the E/I comes from the next candidate.
+``few_valid_duplicates``
+    Fewer than ``n_dup`` valid test duplicates of the winner.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+COST_FLOOR_MARGIN = 0.25
+"""Test total cost above the self-floor that flags a fit [cost units; ~0.1 per loss term]."""
+GATE_REJECTED_MAX = 0.5
+"""Largest fraction of gate-rejected candidates in the last generations of a trusted search."""
+GATE_LAST_FRACTION = 0.2
+"""Fraction of the train generations (at least one) whose gate rejections are counted."""
+INTERVAL_RATIO_MAX = 1.5
+"""Largest hi / lo of the mean E/I's interval (about +-20 % around the estimate)."""
+WEAK_FC_MEAN = 0.1
+"""Empirical mean FC (upper triangle) below which the level is weakly identified."""
+
+REASON_TEXT = {
+    "cost_above_floor": "test cost far above the model's own floor",
+    "gate_rejected_most": "the gate rejected most candidates of the last generations",
+    "interval_wide": "the interval of the mean E/I is wide",
+    "weak_coupling": "weak coupling (empirical mean FC < 0.1)",
+    "test_fallback": "the validation winner failed the test; the next candidate was used",
+    "few_valid_duplicates": "few valid test duplicates",
+}
+"""One line per reason (warnings of ``collect`` and ``charts fit``)."""
+
+
+def gate_rejected_fraction(records: Sequence[Any]) -> float:
+    """Fraction of gate-rejected candidates over the last ``GATE_LAST_FRACTION`` of generations.
+
+    Parameters
+    ----------
+    records : sequence of GenerationRecord
+        A search's train generations (``violation`` > 0 marks a gated candidate).
+
+    Returns
+    -------
+    float
+        NaN when no generation recorded violations (no gate).
+    """
+    if not records:
+        return math.nan
+    last = max(1, math.ceil(GATE_LAST_FRACTION * len(records)))
+    tail = [r for r in records[-last:] if r.violation is not None]
+    if not tail:
+        return math.nan
+    gated = sum(int((np.asarray(r.violation) > 0).sum()) for r in tail)
+    total = sum(len(r.violation) for r in tail)
+    return gated / total if total else math.nan
+
+
+def mean_fc(fc: np.ndarray) -> float:
+    """Mean of the upper triangle of an FC matrix."""
+    fc = np.asarray(fc, dtype=np.float64)
+    iu = np.triu_indices(fc.shape[0], 1)
+    return float(fc[iu].mean())
+
+
+def assess(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The verdict from a subject's metrics (missing or NaN metrics raise no reason).
+
+    Parameters
+    ----------
+    metrics : dict
+        ``test_total``, ``self_floor_total``, ``gate_rejected_fraction``,
+        ``interval_ratio_mean``, ``empirical_mean_fc``, ``test_fallback``,
+        ``valid_test_duplicates``, ``n_dup``.
+
+    Returns
+    -------
+    dict
+        ``flagged`` (bool), ``reasons`` (list of str, keys of :data:`REASON_TEXT`), ``metrics``.
+    """
+
+    def num(key: str) -> float:
+        v = metrics.get(key)
+        return float(v) if isinstance(v, (int, float)) else math.nan
+
+    reasons = []
+    if num("test_total") > num("self_floor_total") + COST_FLOOR_MARGIN:
+        reasons.append("cost_above_floor")
+    if num("gate_rejected_fraction") > GATE_REJECTED_MAX:
+        reasons.append("gate_rejected_most")
+    if num("interval_ratio_mean") > INTERVAL_RATIO_MAX:
+        reasons.append("interval_wide")
+    if num("empirical_mean_fc") < WEAK_FC_MEAN:
+        reasons.append("weak_coupling")
+    if metrics.get("test_fallback"):
+        reasons.append("test_fallback")
+    if num("valid_test_duplicates") < num("n_dup"):
+        reasons.append("few_valid_duplicates")
+    clean = {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()
+    }
+    return {"flagged": bool(reasons), "reasons": reasons, "metrics": clean}
+
+
+def describe(reasons: Sequence[str]) -> str:
+    """Reasons as one readable phrase (unknown keys are kept as they are)."""
+    return "; ".join(REASON_TEXT.get(r, r) for r in reasons)

@@ -1,0 +1,498 @@
+"""Intervals for a subject's E/I: noise floor, near-optimal set and a profile (docs/science.md §5).
+
+What the fit can know about its own uncertainty
+-----------------------------------------------
+The E/I *pattern* across regions is well identified by FC and FCD, its *level* (the regional
+mean) much less: ``bench/identifiability.py`` finds parameter sets ~11 % apart in mean E/I at
+equal cost. Any candidate whose cost cannot be told apart from the winner's, given the noise of
+the cost itself, is as plausible as the winner. The interval therefore measures how far the E/I
+moves over such a **near-optimal set**:
+
+1. **Noise floor of the cost.** The winner is re-simulated at ``dt_val`` with ``n_dup`` fresh
+   duplicates (stage ``profile``, row 0). Each duplicate's own cost against the subject's data
+   gives the spread of a single simulation's cost; divided by ``sqrt(n_valid)`` it is the
+   standard deviation ``sd_floor`` of the duplicate-averaged cost that every stage compares
+   (approximation: the averaged FC's cost is not the mean of the duplicates' costs, but its noise
+   shrinks like the mean's). Two candidates whose costs differ by less than
+   ``NEAR_OPTIMAL_Z * sqrt(2) * sd_floor`` cannot be ranked.
+2. **Profile along the least-constrained direction.** From the winner the profile steps along
+   the longest principal axis of the winner's search's final CMA-ES covariance (in coefficient
+   space: ``sigma * sqrt(lambda_max) * D e_max`` is one standard deviation of the search
+   distribution along that axis, ``D`` the per-coefficient scaling) by
+   ``+-PROFILE_AXIS_STEPS`` of those standard deviations (a geometric grid that brackets the
+   floor from a step the search still explores to 8 x that), and along the known weak direction
+   of the model, the wEI level (all wEI coefficients scaled by ``1 +- WEI_SCALE_STEPS``; wEE is
+   *not* re-tuned, which would need a search per point: these points only enter the set when the
+   data cannot see that change). Points outside the search space or, with the stability gate,
+   with an unstable FIC fixed point are not simulated. All points of all subjects of a lockstep
+   group are simulated in one call, with ``n_dup`` duplicates at ``dt_val``.
+3. **Near-optimal set.** Profile points whose cost is within the tolerance of the winner's
+   profile cost, and the tested candidates (``test_top_k``, at ``dt_test``) within it of the
+   winner's test cost. Their log E/I deviations from the winner are taken within a stage (the
+   profile's at ``dt_val`` from the profile's winner row, the test candidates' from the test
+   winner), so the integration step's bias cancels.
+4. **Spread.** Per region ``s_set = max |log EI_j - log EI_winner|`` over the set (the interval
+   is symmetric about the point, so its half-width must reach the farthest member) combined in
+   quadrature with the winner's duplicate noise, the standard error of the mean of
+   ``log(S_E/S_I)`` over its valid test duplicates: ``s_r = sqrt(s_set^2 + se^2)``; for the mean
+   E/I the same with the regional mean of each member. The interval is
+   ``point * exp(+-k s)`` with ``k`` (``k_region``, ``k_mean`` per mode) from
+   ``fit/data/interval_calibration.json``, measured by ``bench/ei_calibration.py`` on synthetic
+   truths (leave-one-truth-out conformal). The shipped placeholder is the normal 90 % factor
+   1.645 (``"source": "uncalibrated placeholder"``) until that benchmark has written measured
+   factors: a calibration holds for subjects like its truths.
+
+Extra cost
+----------
+Default settings (100 generations x 100 candidates, 3 duplicates, one validated candidate per
+generation in Euler mode and three in surrogate mode, 5 tested at ``dt_test = dt_val / 10``):
+the profile simulates ``1 + 2 * len(PROFILE_AXIS_STEPS) + 2 * len(WEI_SCALE_STEPS)`` = 13
+points x 3 duplicates = 39 simulations at ``dt_val``. Euler mode: the fit simulates
+30,000 (train) + 300 (val) + 15 x 10 (test, in ``dt_val``-step equivalents) = 30,450, so the
+profile adds 0.13 %. Surrogate mode, where training is network inference: validation 900 + test
+150 equivalents = 1,050 simulations, the profile adds 3.7 % of the simulated work (less of the
+wall time, which includes the network's train stage). Both are far below the 2x budget.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from functools import lru_cache
+from importlib.resources import files
+from typing import Any
+
+import numpy as np
+import torch
+
+from delssome_norms.errors import InvalidInputError
+from delssome_norms.fit.cmaes import CMAESSearch
+from delssome_norms.fit.evaluate import (
+    EulerEvaluator,
+    SimulatedCandidates,
+    apply_rate_gate,
+    stack_params,
+)
+from delssome_norms.fit.parameterisation import Parameterisation
+from delssome_norms.model import SimulationTiming, cost, simulate, summarize
+from delssome_norms.model.integrate import SimulationResult
+from delssome_norms.model.summary import Summary
+
+PROFILE_AXIS_STEPS = (1.0, 2.0, 4.0, 8.0)
+"""Profile steps along the CMA-ES principal axis [search standard deviations], both signs."""
+WEI_SCALE_STEPS = (0.05, 0.10)
+"""Relative changes of the wEI level (all wEI coefficients scaled by 1 +- step), both signs."""
+NEAR_OPTIMAL_Z = 1.645
+"""Tolerance of the near-optimal set [standard deviations of a cost difference] (one-sided 95 %)."""
+KIND_WINNER, KIND_AXIS, KIND_WEI = 0, 1, 2
+"""Row kinds of the ``profile`` stage."""
+METHOD = "near-optimal-profile"
+"""Name of the interval method in ``run.json``."""
+CALIBRATION_FILE = "data/interval_calibration.json"
+"""Calibration factors, relative to the ``delssome_norms.fit`` package."""
+PLACEHOLDER_K = 1.645
+"""Normal 90 % factor, the uncalibrated default."""
+
+
+# ------------------------------------------------------------------------------------------- #
+# calibration
+# ------------------------------------------------------------------------------------------- #
+@lru_cache(maxsize=1)
+def _calibration_text() -> str:
+    return files("delssome_norms.fit").joinpath(CALIBRATION_FILE).read_text(encoding="utf-8")
+
+
+def load_calibration(mode: str) -> dict[str, Any]:
+    """Calibration factors of ``mode`` ("euler" or "surrogate") from the shipped package data.
+
+    Returns
+    -------
+    dict
+        ``level``, ``k_region``, ``k_mean``, ``source`` (and ``n_truths``, ``budget`` when
+        measured).
+
+    Raises
+    ------
+    InvalidInputError
+        The file lacks the mode or its factors are not positive numbers.
+    """
+    data = json.loads(_calibration_text())
+    entry = data.get("modes", {}).get(mode)
+    if not isinstance(entry, dict):
+        raise InvalidInputError(f"has no calibration for mode {mode!r}", CALIBRATION_FILE)
+    for key in ("k_region", "k_mean"):
+        v = entry.get(key)
+        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            raise InvalidInputError(
+                f"{mode}.{key} must be a positive number, got {v!r}", CALIBRATION_FILE
+            )
+    return {"level": float(data.get("level", 0.9)), **entry}
+
+
+# ------------------------------------------------------------------------------------------- #
+# profile points
+# ------------------------------------------------------------------------------------------- #
+def principal_step(search: CMAESSearch) -> np.ndarray:
+    """One standard deviation of the search distribution along its longest axis.
+
+    Parameters
+    ----------
+    search : CMAESSearch
+        The (finished) search; its pycma strategy's ``sigma``, ``C`` and per-coefficient scaling
+        ``sigma_vec`` are read.
+
+    Returns
+    -------
+    ndarray of shape (n_coeffs,)
+        ``sigma * sqrt(lambda_max) * D e_max`` in coefficient units (sign: positive wEI
+        component, so "+" raises the wEI level).
+    """
+    es = search.es
+    c = np.asarray(es.C, dtype=np.float64)
+    vals, vecs = np.linalg.eigh(0.5 * (c + c.T))
+    e = vecs[:, -1] * math.sqrt(max(float(vals[-1]), 0.0))
+    scaling = np.asarray(getattr(es.sigma_vec, "scaling", 1.0), dtype=np.float64)
+    step = float(es.sigma) * scaling * e
+    p = (len(step) - 1) // 3
+    if step[p : 2 * p].sum() < 0:
+        step = -step
+    return step
+
+
+BISECTIONS = 5
+"""Halvings that move a profile point leaving the space back to the edge (within 3 % of a step)."""
+
+
+def profile_candidates(
+    coeffs: np.ndarray, step: np.ndarray, space: Parameterisation, stability_gate: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The winner and its profile points, kept inside the search space (and the stable region).
+
+    Along each signed direction the points are taken in increasing distance; the first one that
+    leaves the space (or, with the gate, the FIC-stable region) is moved back by bisection to the
+    last admissible position between it and the previous point, and that side ends there: the
+    profile brackets the near-optimal set or stops at the edge of what the fit may return.
+
+    Parameters
+    ----------
+    coeffs : ndarray of shape (n_coeffs,)
+        The winner.
+    step : ndarray of shape (n_coeffs,)
+        From :func:`principal_step`.
+    space : Parameterisation
+    stability_gate : bool
+        Keep points with a stable FIC fixed point only.
+
+    Returns
+    -------
+    candidates : ndarray of shape (M, n_coeffs)
+        Row 0 is the winner (always kept).
+    kind : ndarray of int64, shape (M,)
+        ``KIND_WINNER``, ``KIND_AXIS`` or ``KIND_WEI``.
+    position : ndarray of shape (M,)
+        Signed step (axis: standard deviations; wEI: relative change).
+    dropped : int
+        Grid points not simulated (beyond the edge).
+    """
+    coeffs = np.asarray(coeffs, dtype=np.float64)
+    p = (len(coeffs) - 1) // 3
+    gate = stability_gate and space.fic_sc is not None
+
+    def admissible(c: np.ndarray) -> bool:
+        ok = bool(space.is_valid(c[None])[0])
+        return ok and (not gate or bool(space.fic_stable(space.to_regional(c[None]))[0]))
+
+    def along(direction: np.ndarray, grid: tuple[float, ...]) -> tuple[list, list, int]:
+        rows, pos, prev = [], [], 0.0
+        for n, t in enumerate(grid):
+            if admissible(coeffs + t * direction):
+                rows.append(coeffs + t * direction)
+                pos.append(t)
+                prev = t
+                continue
+            lo, hi = prev, t
+            for _ in range(BISECTIONS):
+                mid = 0.5 * (lo + hi)
+                lo, hi = (mid, hi) if admissible(coeffs + mid * direction) else (lo, mid)
+            if lo > prev:
+                rows.append(coeffs + lo * direction)
+                pos.append(lo)
+            return rows, pos, len(grid) - n - (1 if lo > prev else 0)
+        return rows, pos, 0
+
+    wei = np.zeros_like(coeffs)
+    wei[p : 2 * p] = coeffs[p : 2 * p]  # c + f * wei scales the wEI coefficients by 1 + f
+    rows, kinds, pos, dropped = [coeffs], [KIND_WINNER], [0.0], 0
+    for direction, grid, kind in (
+        (step, PROFILE_AXIS_STEPS, KIND_AXIS),
+        (wei, WEI_SCALE_STEPS, KIND_WEI),
+    ):
+        for sign in (-1.0, 1.0):
+            r, t, d = along(sign * direction, grid)
+            rows += r
+            pos += [sign * x for x in t]
+            kinds += [kind] * len(r)
+            dropped += d
+    return np.stack(rows), np.asarray(kinds, np.int64), np.asarray(pos), dropped
+
+
+# ------------------------------------------------------------------------------------------- #
+# simulation with per-duplicate costs
+# ------------------------------------------------------------------------------------------- #
+def simulate_with_duplicates(
+    simulator: Any,
+    regional: list,
+    subject_index: np.ndarray,
+    seed: int,
+    timing: SimulationTiming,
+) -> dict[str, np.ndarray]:
+    """Simulate candidates and score each duplicate, and pairs of duplicates, besides their mean.
+
+    Parameters
+    ----------
+    simulator : EulerEvaluator
+        Any object with the evaluator's ``simulate`` works too; then the per-duplicate and
+        pairwise costs are NaN (they need the simulated FC).
+    regional : list of RegionalParams
+    subject_index : ndarray of int, shape (B,)
+    seed : int
+    timing : SimulationTiming
+
+    Returns
+    -------
+    dict
+        ``corr``, ``l1``, ``ks`` (B,) of the duplicate-averaged FC/FCD (as every stage scores);
+        ``s_e``, ``s_i``, ``r_e`` (B, D, N); ``valid`` (B, D); ``dup_total`` (B, D): each
+        duplicate's total cost against the subject's data; ``pair_corr``, ``pair_l1``,
+        ``pair_ks`` (B,): the mean over pairs of valid duplicates of the cost of one duplicate's
+        FC/FCD against another's (the model's own floor at this scan length; NaN with one
+        duplicate).
+    """
+    params = stack_params(regional)
+    idx = torch.as_tensor(np.asarray(subject_index), dtype=torch.long)
+    if not isinstance(simulator, EulerEvaluator):
+        out = simulator.simulate(params, idx, seed=seed, timing=timing)
+        b, d = out.valid.shape
+        nan = np.full(b, np.nan)
+        return {
+            **{k: np.asarray(getattr(out, k)) for k in ("corr", "l1", "ks", "s_e", "s_i", "r_e")},
+            "valid": np.asarray(out.valid, dtype=bool),
+            "dup_total": np.full((b, d), np.nan),
+            "pair_corr": nan,
+            "pair_l1": nan.copy(),
+            "pair_ks": nan.copy(),
+        }
+    sc = simulator.sc if simulator.sc.ndim == 2 else simulator.sc[idx]
+    res = simulate(
+        params,
+        sc,
+        timing,
+        n_dup=simulator.n_dup,
+        seed=int(seed),
+        device=simulator.device,
+        dtype=simulator.dtype,
+        engine=simulator.engine,
+    )
+    b, d, t, n = res.bold.shape
+    flat = SimulationResult(
+        bold=res.bold.reshape(b * d, 1, t, n),
+        s_e=res.s_e.reshape(b * d, 1, n),
+        s_i=res.s_i.reshape(b * d, 1, n),
+        r_e=res.r_e.reshape(b * d, 1, n),
+        valid=res.valid.reshape(b * d, 1),
+        w_ie=res.w_ie.repeat_interleave(d, dim=0),
+        ei_ratio=(res.s_e / res.s_i).reshape(b * d, n),
+    )
+    per = summarize(flat, timing)  # one "set" per duplicate
+    del flat, res.bold
+    fc = per.fc.reshape(b, d, n, n)
+    cdf = per.fcd_cdf.reshape(b, d, -1)
+    valid = res.valid.to(fc.device)
+    fc_emp, cdf_emp = simulator.empirical_for(idx, fc.device)
+    mask = valid.to(fc.dtype)
+    count = mask.sum(dim=1)
+    fc_mean = (torch.where(valid[..., None, None], fc, 0.0).sum(dim=1)) / count[:, None, None]
+    cdf_mean = (torch.where(valid[..., None], cdf, 0.0).sum(dim=1)) / count[:, None]
+    mean_losses = cost(Summary(fc_mean, cdf_mean, valid.all(dim=1)), fc_emp, cdf_emp)
+    dup_losses = cost(
+        Summary(fc.reshape(b * d, n, n), cdf.reshape(b * d, -1), valid.reshape(b * d)),
+        fc_emp.repeat_interleave(d, dim=0),
+        cdf_emp.repeat_interleave(d, dim=0),
+    )
+    pair = np.full((3, b), np.nan)
+    pairs = [(i, j) for i in range(d) for j in range(i + 1, d)]
+    if pairs:
+        terms = []
+        for i, j in pairs:
+            both = valid[:, i] & valid[:, j]
+            pair_losses = cost(Summary(fc[:, i], cdf[:, i], both), fc[:, j], cdf[:, j])
+            terms.append(torch.stack(list(pair_losses)))
+        stacked = torch.stack(terms).cpu().numpy()  # (pairs, 3, B)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns are expected
+            pair = np.nanmean(stacked, axis=0)
+    out = SimulatedCandidates(
+        *(x.detach().cpu().numpy().astype(np.float64) for x in mean_losses),
+        *(x.detach().cpu().to(torch.float64).numpy() for x in (res.s_e, res.s_i, res.r_e)),
+        res.valid.detach().cpu().numpy(),
+    )
+    if simulator.rate_gate is not None:
+        out = apply_rate_gate(out, simulator.rate_gate)
+    dup_total = dup_losses.total.detach().cpu().numpy().astype(np.float64).reshape(b, d)
+    dup_total = np.where(out.valid, dup_total, np.nan)
+    return {
+        "corr": out.corr,
+        "l1": out.l1,
+        "ks": out.ks,
+        "s_e": out.s_e,
+        "s_i": out.s_i,
+        "r_e": out.r_e,
+        "valid": out.valid,
+        "dup_total": dup_total,
+        "pair_corr": pair[0],
+        "pair_l1": pair[1],
+        "pair_ks": pair[2],
+    }
+
+
+# ------------------------------------------------------------------------------------------- #
+# the spread
+# ------------------------------------------------------------------------------------------- #
+def _ratio(s_e: np.ndarray, s_i: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Mean over valid duplicates of S_E/S_I, (M, N); NaN where no duplicate is valid."""
+    mask = valid[:, :, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(mask, s_e / s_i, 0.0).sum(axis=1) / mask.sum(axis=1)
+
+
+def _cost(stage: dict[str, np.ndarray]) -> np.ndarray:
+    return stage["corr"] + stage["l1"] + stage["ks"]
+
+
+def log_spread(
+    test: dict[str, np.ndarray],
+    winner: int,
+    profile: dict[str, np.ndarray] | None,
+    z: float = NEAR_OPTIMAL_Z,
+) -> dict[str, Any]:
+    """Per-region and mean spreads ``s`` on the log scale (see the module docstring).
+
+    Parameters
+    ----------
+    test : dict
+        The ``test`` stage (``corr``, ``l1``, ``ks`` (k,), ``s_e``, ``s_i`` (k, D, N), ``valid``).
+    winner : int
+        Row of the winner in ``test``.
+    profile : dict or None
+        The ``profile`` stage (row 0 the winner); None: test candidates and duplicate noise only.
+    z : float
+        Tolerance of the near-optimal set [standard deviations of a cost difference].
+
+    Returns
+    -------
+    dict
+        ``region`` (N,), ``mean`` (float) and metrics: ``noise_floor_sd``, ``tolerance``,
+        ``near_optimal_profile``, ``near_optimal_test``, ``profile_open`` (an outermost axis
+        point is still near-optimal: the set may extend further), ``dup_se_log_mean``,
+        ``set_spread_log_mean``.
+    """
+    tv = test["valid"].astype(bool)
+    t_ratio = _ratio(test["s_e"], test["s_i"], tv)
+    t_cost = _cost(test)
+    tol, sd = 0.0, math.nan
+    devs_r = [np.zeros(t_ratio.shape[1])]
+    devs_m = [0.0]
+    info: dict[str, Any] = {"near_optimal_profile": 0, "profile_open": False}
+    if profile is not None:
+        pv = profile["valid"].astype(bool)
+        dup = profile["dup_total"][0][pv[0]]
+        dup = dup[np.isfinite(dup)]
+        if dup.size >= 2:
+            sd = float(np.std(dup, ddof=1) / math.sqrt(dup.size))
+            tol = z * math.sqrt(2.0) * sd
+        p_ratio = _ratio(profile["s_e"], profile["s_i"], pv)
+        p_cost = _cost(profile)
+        if np.isfinite(p_cost[0]) and np.all(np.isfinite(p_ratio[0])):
+            near = np.isfinite(p_cost) & (p_cost <= p_cost[0] + tol)
+            near &= np.all(np.isfinite(p_ratio) & (p_ratio > 0), axis=1)
+            near[0] = False
+            info["near_optimal_profile"] = int(near.sum())
+            devs_r.extend(np.log(p_ratio[near]) - np.log(p_ratio[0]))
+            devs_m.extend(np.log(p_ratio[near].mean(axis=1)) - math.log(p_ratio[0].mean()))
+            kind, pos = profile["kind"], profile["position"]
+            axis = kind == KIND_AXIS
+            for sign in (-1.0, 1.0):
+                side = axis & (np.sign(pos) == sign)
+                if side.any():
+                    outer = np.flatnonzero(side)[np.argmax(np.abs(pos[side]))]
+                    info["profile_open"] |= bool(near[outer])
+    near_t = np.isfinite(t_cost) & (t_cost <= t_cost[winner] + tol)
+    near_t &= np.all(np.isfinite(t_ratio) & (t_ratio > 0), axis=1)
+    near_t[winner] = False
+    info["near_optimal_test"] = int(near_t.sum())
+    devs_r.extend(np.log(t_ratio[near_t]) - np.log(t_ratio[winner]))
+    devs_m.extend(np.log(t_ratio[near_t].mean(axis=1)) - math.log(t_ratio[winner].mean()))
+    set_r = np.max(np.abs(np.stack(devs_r)), axis=0)
+    set_m = float(np.max(np.abs(devs_m)))
+    # duplicate noise of the winner's E/I (standard error of the mean over valid duplicates)
+    ok = tv[winner]
+    logs = np.log(test["s_e"][winner][ok] / test["s_i"][winner][ok])  # (nv, N)
+    logs_m = np.log((test["s_e"][winner][ok] / test["s_i"][winner][ok]).mean(axis=1))
+    if ok.sum() >= 2:
+        se_r = logs.std(axis=0, ddof=1) / math.sqrt(ok.sum())
+        se_m = float(logs_m.std(ddof=1) / math.sqrt(ok.sum()))
+    else:
+        se_r, se_m = np.zeros(t_ratio.shape[1]), 0.0
+    return {
+        "region": np.sqrt(set_r**2 + se_r**2),
+        "mean": math.sqrt(set_m**2 + se_m**2),
+        "noise_floor_sd": sd,
+        "tolerance": tol,
+        "dup_se_log_mean": se_m,
+        "set_spread_log_mean": set_m,
+        **info,
+    }
+
+
+def interval_block(
+    point: np.ndarray, spread: dict[str, Any], mode: str, calibration: dict[str, Any] | None = None
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Regional bounds and the ``run.json`` ``ei_interval`` block.
+
+    Parameters
+    ----------
+    point : ndarray of shape (N,)
+        The E/I estimate.
+    spread : dict
+        From :func:`log_spread`.
+    mode : str
+        Fit mode (selects the calibration).
+    calibration : dict, optional
+        Overrides :func:`load_calibration` (``k_region``, ``k_mean``, ``level``, ``source``).
+
+    Returns
+    -------
+    lo, hi : ndarray of shape (N,)
+    block : dict
+    """
+    cal = load_calibration(mode) if calibration is None else calibration
+    k_r, k_m = float(cal["k_region"]), float(cal["k_mean"])
+    s_r = np.asarray(spread["region"], dtype=np.float64)
+    lo, hi = point * np.exp(-k_r * s_r), point * np.exp(k_r * s_r)
+    mean = float(np.mean(point))
+    s_m = float(spread["mean"])
+    block = {
+        "level": float(cal.get("level", 0.9)),
+        "method": METHOD,
+        "mode": mode,
+        "k_region": k_r,
+        "k_mean": k_m,
+        "calibration_source": str(cal.get("source", "")),
+        "mean": mean,
+        "mean_lo": mean * math.exp(-k_m * s_m),
+        "mean_hi": mean * math.exp(k_m * s_m),
+        "spread_log_mean": s_m,
+        "spread_log_region": s_r.tolist(),
+    }
+    return lo, hi, block

@@ -1,0 +1,116 @@
+"""CLI: the interval and the fit-quality flag reach ``collect``'s table and ``charts fit``.
+
+Two subjects are fitted with ``estimate-ei`` (real simulator, 6-region toy network, tiny search).
+One of them is turned into a result of an older version (no interval, no verdict in its files),
+the other is marked flagged in its ``run.json``; ``collect`` must carry both correctly.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from delssome_norms.cli.main import main
+from delssome_norms.errors import InputWarning
+from delssome_norms.io import write_matrix
+from delssome_norms.norms.simulate import make_truth, simulate_cohort
+
+N = 6
+FAST = [
+    "--popsize", "6", "--mu", "2", "--n-dup", "2", "--dt-train", "0.006", "--dt-val", "0.006",
+    "--dt-test", "0.006", "--burn-in", "0.72", "--fcd-window", "5", "--warmup-steps", "50",
+    "--test-top-k", "2", "--generations", "2", "--quiet",
+]  # fmt: skip
+
+
+def _fit(tmp: Path, sid: str, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    ts = rng.standard_normal((40, N)) + 0.8 * rng.standard_normal((40, 1))
+    sc = np.random.default_rng(0).random((N, N)) ** 3
+    sc = 0.5 * (sc + sc.T)
+    np.fill_diagonal(sc, 0.0)
+    data = tmp / "data"
+    data.mkdir(exist_ok=True)
+    write_matrix(sc, data / "sc.csv")
+    np.savetxt(data / f"{sid}.tsv", ts, delimiter="\t")
+    out = tmp / "out" / sid
+    argv = [
+        "estimate-ei", "--timeseries", str(data / f"{sid}.tsv"), "--tr", "0.72",
+        "--sc", str(data / "sc.csv"), "--out-dir", str(out), "--maps", "fc-gradient", *FAST,
+    ]  # fmt: skip
+    assert main(argv) == 0
+    return out
+
+
+def test_collect_carries_intervals_flags_and_reads_older_results(tmp_path: Path, capsys) -> None:
+    old, flagged = _fit(tmp_path, "sub-00", 0), _fit(tmp_path, "sub-01", 1)
+    # sub-00 as written by a version without intervals: no columns, no blocks
+    run = json.loads((old / "run.json").read_text())
+    run.pop("ei_interval")
+    run.pop("fit_quality")
+    (old / "run.json").write_text(json.dumps(run))
+    ei = pd.read_csv(old / "EI_ratio.csv").drop(columns=["EI_ratio_lo", "EI_ratio_hi"])
+    ei.to_csv(old / "EI_ratio.csv", index=False)
+    # sub-01 carries a verdict with two reasons
+    run = json.loads((flagged / "run.json").read_text())
+    interval = run["ei_interval"]
+    run["fit_quality"] = {**run["fit_quality"], "flagged": True}
+    run["fit_quality"]["reasons"] = ["cost_above_floor", "weak_coupling"]
+    (flagged / "run.json").write_text(json.dumps(run))
+    demo = tmp_path / "demo.csv"
+    pd.DataFrame(
+        {"subject_id": ["sub-00", "sub-01"], "age_in_years": [20, 30], "sex": ["F", "M"]}
+    ).to_csv(demo, index=False)
+    table_path = tmp_path / "cohort_ei.csv"
+    capsys.readouterr()
+    with pytest.warns(InputWarning, match=r"1 of 2 subject\(s\).*sub-01 \(cost_above_floor;weak"):
+        assert main(["collect", "--in-dir", str(tmp_path / "out"), "--demographics", str(demo),
+                     "--out", str(table_path)]) == 0  # fmt: skip
+    table = pd.read_csv(table_path).set_index("subject_id")
+    assert np.isnan(table.loc["sub-00", "ei_ratio_mean_lo"])
+    assert np.isnan(table.loc["sub-00", "ei_ratio_mean_hi"])
+    assert not table.loc["sub-00", "fit_flagged"]
+    assert table.loc["sub-01", "ei_ratio_mean_lo"] == pytest.approx(interval["mean_lo"])
+    assert table.loc["sub-01", "ei_ratio_mean_hi"] == pytest.approx(interval["mean_hi"])
+    assert table.loc["sub-01", "ei_ratio_mean_lo"] < table.loc["sub-01", "ei_ratio_mean"]
+    assert table.loc["sub-01", "fit_flagged"]
+    assert table.loc["sub-01", "fit_flag_reasons"] == "cost_above_floor;weak_coupling"
+
+
+@pytest.fixture(scope="module")
+def flagged_table(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("flagged")
+    cohort = simulate_cohort(make_truth(n_targets=1, n_sites=3, seed=3), 600, seed=1)
+    cohort["subject_id"] = [f"p{i:03d}" for i in range(len(cohort))]
+    cohort["fit_flagged"] = False
+    cohort["fit_flag_reasons"] = ""
+    cohort.loc[:4, "fit_flagged"] = True
+    cohort.loc[:4, "fit_flag_reasons"] = "interval_wide"
+    cohort.to_csv(d / "table.csv", index=False)
+    return d / "table.csv"
+
+
+def test_charts_fit_warns_about_flagged_people(flagged_table: Path, tmp_path: Path, capsys) -> None:
+    with pytest.warns(InputWarning, match=r"5 of 600 people.*p000 \(the interval of the mean"):
+        main(["charts", "fit", "--table", str(flagged_table), "--out", str(tmp_path / "c")])
+    assert "on 600 people" in capsys.readouterr().out
+
+
+def test_charts_fit_exclude_flagged_drops_them(flagged_table: Path, tmp_path: Path, capsys) -> None:
+    argv = ["charts", "fit", "--table", str(flagged_table), "--out", str(tmp_path / "c")]
+    main([*argv, "--exclude-flagged"])
+    out = capsys.readouterr().out
+    assert "left out 5 of 600 people" in out and "p004" in out
+    assert "on 595 people" in out
+
+
+def test_exclude_flagged_needs_the_column(tmp_path: Path, capsys) -> None:
+    cohort = simulate_cohort(make_truth(n_targets=1, n_sites=3, seed=3), 100, seed=1)
+    cohort.to_csv(tmp_path / "t.csv", index=False)
+    argv = ["charts", "fit", "--table", str(tmp_path / "t.csv"), "--out", str(tmp_path / "c")]
+    assert main([*argv, "--exclude-flagged"]) == 2
+    assert "fit_flagged column" in capsys.readouterr().err

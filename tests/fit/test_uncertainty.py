@@ -1,0 +1,270 @@
+"""E/I intervals: the spread's arithmetic, the profile points, the calibration file, and tiny fits
+in both modes (bounds around the point, resume after the profile stage, k widens the interval)."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from fit_helpers import N_TINY, tiny_cdf, tiny_fc, tiny_sc
+
+from delssome_norms.fit import CMAESSettings, FitSettings, fit_group
+from delssome_norms.fit import uncertainty as unc
+from delssome_norms.fit.parameterisation import Bounds, Parameterisation
+from delssome_norms.fit.subject import SubjectInputs
+from delssome_norms.model import scale_sc
+
+
+# ---- the spread ------------------------------------------------------------------------------
+def _stage(costs, ratios, n_dup=2, dup_noise=None):
+    """A test/profile stage whose rows have total cost ``costs`` and E/I ``ratios`` (rows, N)."""
+    ratios = np.asarray(ratios, dtype=np.float64)
+    k, n = ratios.shape
+    s_i = np.full((k, n_dup, n), 0.1)
+    s_e = np.repeat(ratios[:, None, :] * 0.1, n_dup, axis=1)
+    if dup_noise is not None:
+        s_e = s_e * np.exp(np.asarray(dup_noise))[None, :, None]
+    costs = np.asarray(costs, dtype=np.float64)
+    return {
+        "corr": costs,
+        "l1": np.zeros(k),
+        "ks": np.zeros(k),
+        "s_e": s_e,
+        "s_i": s_i,
+        "valid": np.ones((k, n_dup), dtype=bool),
+    }
+
+
+def test_spread_is_the_farthest_near_optimal_candidate() -> None:
+    # winner E/I 2 and 4 in two regions; candidate 1 within the (zero) tolerance, 2 not
+    test = _stage([1.0, 1.0, 1.5], [[2.0, 4.0], [2.5, 4.0], [1.0, 1.0]])
+    spread = unc.log_spread(test, 0, None)
+    np.testing.assert_allclose(spread["region"], [math.log(2.5 / 2.0), 0.0], atol=1e-12)
+    assert spread["mean"] == pytest.approx(abs(math.log(6.5 / 2 / 3.0)))
+    assert spread["near_optimal_test"] == 1
+
+
+def test_profile_tolerance_comes_from_the_duplicates_noise() -> None:
+    test = _stage([1.0], [[2.0, 2.0]])
+    profile = _stage([1.0, 1.05, 1.5], [[2.0, 2.0], [3.0, 3.0], [8.0, 8.0]], n_dup=3)
+    profile["dup_total"] = np.array([[0.9, 1.0, 1.1], [1.0, 1.0, 1.0], [1.5, 1.5, 1.5]])
+    profile["kind"] = np.array([unc.KIND_WINNER, unc.KIND_AXIS, unc.KIND_AXIS])
+    profile["position"] = np.array([0.0, 1.0, -1.0])
+    spread = unc.log_spread(test, 0, profile)
+    sd = 0.1 / math.sqrt(3)  # sample SD of (0.9, 1.0, 1.1) over sqrt(3) duplicates
+    assert spread["noise_floor_sd"] == pytest.approx(sd)
+    assert spread["tolerance"] == pytest.approx(unc.NEAR_OPTIMAL_Z * math.sqrt(2) * sd)
+    # 1.05 is within 1.645 * sqrt(2) * 0.0577 = 0.134 of 1.0; 1.5 is not
+    assert spread["near_optimal_profile"] == 1
+    np.testing.assert_allclose(spread["region"], math.log(1.5), atol=1e-12)
+    assert spread["profile_open"]  # the outermost "+" point is near-optimal
+
+
+def test_duplicate_noise_adds_in_quadrature() -> None:
+    noise = [-0.1, 0.1]  # log S_E of the two duplicates: SE of the mean = 0.1 * sqrt(2) / sqrt(2)
+    test = _stage([1.0, 1.0], [[2.0, 2.0], [2.0 * math.exp(0.3), 2.0]], dup_noise=noise)
+    spread = unc.log_spread(test, 0, None)
+    np.testing.assert_allclose(spread["region"], [math.hypot(0.3, 0.1), 0.1], rtol=1e-9)
+
+
+def test_interval_bounds_scale_with_k() -> None:
+    point = np.array([1.0, 2.0, 4.0])
+    spread = {"region": np.array([0.1, 0.2, 0.0]), "mean": 0.05}
+    narrow = unc.interval_block(point, spread, "euler", {"k_region": 1.0, "k_mean": 1.0})
+    wide = unc.interval_block(point, spread, "euler", {"k_region": 2.0, "k_mean": 3.0})
+    lo, hi, block = narrow
+    np.testing.assert_allclose(lo, point * np.exp(-spread["region"]))
+    np.testing.assert_allclose(hi, point * np.exp(spread["region"]))
+    np.testing.assert_allclose(np.log(wide[1] / wide[0]), 2 * np.log(hi / lo))
+    assert block["mean"] == pytest.approx(7 / 3)
+    assert block["mean_hi"] / block["mean_lo"] == pytest.approx(math.exp(0.1))
+    assert wide[2]["mean_hi"] / wide[2]["mean_lo"] == pytest.approx(math.exp(0.3))
+
+
+def test_shipped_calibration_is_the_placeholder_for_both_modes() -> None:
+    data = json.loads((Path(unc.__file__).parent / "data" / "interval_calibration.json").read_text())
+    assert data["format_version"] == 1 and data["level"] == 0.9
+    for mode in ("euler", "surrogate"):
+        cal = unc.load_calibration(mode)
+        assert cal["k_region"] > 0 and cal["k_mean"] > 0
+        if cal["source"] == "uncalibrated placeholder":
+            assert cal["k_region"] == cal["k_mean"] == pytest.approx(1.645)
+    with pytest.raises(Exception, match="no calibration for mode 'other'"):
+        unc.load_calibration("other")
+
+
+# ---- profile points ----------------------------------------------------------------------------
+def test_principal_step_is_one_sd_along_the_longest_axis() -> None:
+    from types import SimpleNamespace
+
+    # search covariance sigma^2 D C D with D = diag(1, 2, 4) and C's longest axis (0, 1, 0)
+    c = np.diag([1.0, 9.0, 4.0])
+    es = SimpleNamespace(C=c, sigma=0.5, sigma_vec=SimpleNamespace(scaling=np.array([1.0, 2.0, 4.0])))
+    step = unc.principal_step(SimpleNamespace(es=es))
+    np.testing.assert_allclose(np.abs(step), [0.0, 0.5 * 2.0 * 3.0, 0.0], atol=1e-12)
+
+
+def _space(n: int = N_TINY) -> Parameterisation:
+    grad = np.linspace(-1, 1, n)
+    x = np.column_stack([np.ones(n), grad])
+    return Parameterisation(x, grad, Bounds(wEI=(0.0, 5.0)))
+
+
+def test_profile_points_stay_inside_the_space_and_reach_its_edge() -> None:
+    space = _space()
+    winner = np.array([2.5, 0.1, 2.0, 0.5, 1.2, 0.0045, 0.0001])  # wEI from 1.5 to 2.5
+    assert space.is_valid(winner[None])[0]
+    step = np.zeros(7)
+    step[2] = 0.15  # wEI intercept: +-8 steps keep wEI within (0, 5)
+    cands, kind, pos, dropped = unc.profile_candidates(winner, step, space, stability_gate=False)
+    np.testing.assert_array_equal(cands[0], winner)
+    assert kind[0] == unc.KIND_WINNER and space.is_valid(cands).all() and dropped == 0
+    axis_pos = np.sort(pos[kind == unc.KIND_AXIS])
+    assert set(axis_pos[axis_pos < 0]) == {-1.0, -2.0, -4.0, -8.0}  # 1.5 - 8 x 0.15 > 0
+    assert set(axis_pos[axis_pos > 0]) == {1.0, 2.0, 4.0, 8.0}  # 2.5 + 8 x 0.15 < 5
+    big = unc.profile_candidates(winner, 3 * step, space, stability_gate=False)
+    axis = big[2][big[1] == unc.KIND_AXIS]
+    # edges: 2.5 + 0.45 t = 5 at t = 5.56 (between grid points 4 and 8), 1.5 - 0.45 t = 0 at 3.33
+    edge_up, edge_down = 2.5 / 0.45, 1.5 / 0.45
+    assert edge_up - 4 / 2**unc.BISECTIONS <= axis.max() <= edge_up
+    assert edge_down - 2 / 2**unc.BISECTIONS <= -axis.min() <= edge_down
+    assert big[3] == 1  # +8 and -4 are moved to the edges, -8 is dropped
+    wei = kind == unc.KIND_WEI
+    np.testing.assert_allclose(cands[wei][:, 2:4] / winner[2:4], (1 + pos[wei])[:, None] * [1, 1])
+
+
+# ---- tiny fits ---------------------------------------------------------------------------------
+def _subjects() -> list[SubjectInputs]:
+    return [
+        SubjectInputs(
+            subject_id=sid, fc=tiny_fc(level=lvl, seed=i), fcd_cdf=tiny_cdf(i), tr=0.72,
+            scan_length=14.4, sc=tiny_sc(),
+        )
+        for i, (sid, lvl) in enumerate((("a", 0.2), ("b", 0.35)))
+    ]  # fmt: skip
+
+
+def _settings(**kw) -> FitSettings:
+    base = dict(
+        cmaes=CMAESSettings(generations=3, popsize=8, mu=3),
+        dt_train=0.01, dt_val=0.01, dt_test=0.01, burn_in=0.72, fcd_window=5, warmup_steps=50,
+        test_top_k=3, n_dup=3, seed=3, stability_gate=False,
+    )  # fmt: skip
+    base.update(kw)
+    return FitSettings(**base)
+
+
+def _read(d: Path) -> tuple[pd.DataFrame, dict]:
+    return pd.read_csv(d / "EI_ratio.csv"), json.loads((d / "run.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def euler_fit(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("unc_fit")
+    outcomes = fit_group(_subjects(), [out / "a", out / "b"], _settings())
+    assert [o.status for o in outcomes] == ["done", "done"]
+    return out
+
+
+def test_tiny_fit_brackets_every_estimate(euler_fit: Path) -> None:
+    for sid in ("a", "b"):
+        ei, run = _read(euler_fit / sid)
+        assert (ei["EI_ratio_lo"] <= ei["EI_ratio"]).all() and (
+            ei["EI_ratio"] <= ei["EI_ratio_hi"]
+        ).all()
+        assert (ei["EI_ratio_hi"] > ei["EI_ratio_lo"]).all()
+        block = run["ei_interval"]
+        assert block["mean"] == pytest.approx(ei["EI_ratio"].mean())
+        assert block["mean_lo"] < block["mean"] < block["mean_hi"]
+        assert block["level"] == 0.9 and block["method"] == unc.METHOD and block["mode"] == "euler"
+        k = block["k_region"]
+        np.testing.assert_allclose(
+            np.log(ei["EI_ratio_hi"] / ei["EI_ratio"]), k * np.array(block["spread_log_region"])
+        )
+        m = run["fit_quality"]["metrics"]
+        assert m["profile_points"] >= 1 and m["self_floor_total"] > 0
+        assert isinstance(run["fit_quality"]["flagged"], bool)
+
+
+def test_larger_k_widens_the_interval(euler_fit: Path, tmp_path: Path, monkeypatch) -> None:
+    out = tmp_path / "wide"
+    shutil.copytree(euler_fit / "a", out)
+    for f in ("EI_ratio.csv", "run.json"):
+        (out / f).unlink()
+    real = unc.load_calibration
+    monkeypatch.setattr(
+        unc, "load_calibration", lambda mode: {**real(mode), "k_region": 3.29, "k_mean": 3.29}
+    )
+    fit_group(_subjects()[:1], [out], _settings(), group_ids=["a", "b"])
+    narrow, run_n = _read(euler_fit / "a")
+    wide, run_w = _read(out)
+    np.testing.assert_array_equal(wide["EI_ratio"], narrow["EI_ratio"])
+    ratio = np.log(wide["EI_ratio_hi"] / wide["EI_ratio_lo"]) / np.log(
+        narrow["EI_ratio_hi"] / narrow["EI_ratio_lo"]
+    )
+    np.testing.assert_allclose(ratio, 3.29 / run_n["ei_interval"]["k_region"], rtol=1e-9)
+    assert run_w["ei_interval"]["mean_hi"] > run_n["ei_interval"]["mean_hi"]
+
+
+def test_resume_after_and_before_the_profile_stage_gives_the_same_numbers(
+    euler_fit: Path, tmp_path: Path
+) -> None:
+    ref, ref_run = _read(euler_fit / "a")
+    for drop_profile in (False, True):
+        d = tmp_path / f"resume_{drop_profile}"
+        for sid in ("a", "b"):
+            shutil.copytree(euler_fit / sid, d / sid)
+            for f in ("EI_ratio.csv", "run.json"):
+                (d / sid / f).unlink()
+            if drop_profile:
+                (d / sid / "checkpoint" / "profile.npz").unlink()
+        fit_group(_subjects(), [d / "a", d / "b"], _settings())
+        ei, run = _read(d / "a")
+        pd.testing.assert_frame_equal(ei, ref)
+        assert run["ei_interval"] == ref_run["ei_interval"]
+        assert run["fit_quality"] == ref_run["fit_quality"]
+
+
+def test_interval_off_leaves_nan_bounds(tmp_path: Path) -> None:
+    fit_group(_subjects()[:1], [tmp_path / "a"], _settings(interval=False))
+    ei, run = _read(tmp_path / "a")
+    assert ei["EI_ratio_lo"].isna().all() and ei["EI_ratio_hi"].isna().all()
+    assert run["ei_interval"] is None and "fit_quality" in run
+    assert not (tmp_path / "a" / "checkpoint" / "profile.npz").exists()
+
+
+@pytest.fixture
+def weights(tmp_path: Path) -> Path:
+    from delssome_norms.surrogate.network import CostPredictor, SurrogateConfig
+    from delssome_norms.surrogate.pretrained import save_pretrained
+
+    config = SurrogateConfig(
+        n_regions=N_TINY, cdf_bins=10000, fcd_bins=10, d_model=16, n_heads=2, n_layers=1, d_ff=32,
+        d_subject=32,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    meta = {
+        "atlas": "tiny",
+        "timing": {"tr_range": [0.72, 0.72], "scan_length_range": [14.4, 14.4]},
+        "template": {"source": "tiny_sc"},
+    }
+    return save_pretrained(CostPredictor(config).eval(), tmp_path / "w", meta, scale_sc(tiny_sc()))
+
+
+def test_surrogate_mode_lockstep_group_gets_intervals(tmp_path: Path, weights: Path) -> None:
+    settings = _settings(mode="surrogate", surrogate_weights=str(weights))
+    outcomes = fit_group(_subjects(), [tmp_path / "a", tmp_path / "b"], settings)
+    assert [o.status for o in outcomes] == ["done", "done"]
+    for sid in ("a", "b"):
+        ei, run = _read(tmp_path / sid)
+        assert run["ei_interval"]["mode"] == "surrogate"
+        assert (ei["EI_ratio_lo"] <= ei["EI_ratio"]).all() and (
+            ei["EI_ratio"] <= ei["EI_ratio_hi"]
+        ).all()
+        assert np.isfinite(ei["EI_ratio_hi"]).all()
