@@ -93,11 +93,12 @@ FIC fixed point within a scan and leave the rate band)."""
 MIN_SCREEN_FC = 0.04
 DESIGNS = ("default", "fc-gradient")
 CPU_BUDGET = {
-    "euler": {"generations": 20, "popsize": 20},
-    "surrogate": {},
+    "euler": {"generations": 10, "popsize": 20},
+    "surrogate": {"generations": 30},
 }
-"""``--cpu-budget``: per-mode budget changes for a 2-core CPU run (32 truths in about 50 min):
-Euler 20 x 20 (else the fit's defaults); surrogate mode at the full default budget."""
+"""``--cpu-budget``: per-mode budget changes for a 2-core CPU shared with other work (32 truths in
+about 40 min): Euler 10 x 20, surrogate 30 x 100 (else the fit's defaults: 3 duplicates, 5
+tested). The full surrogate budget measured ~15 min per 9 truths on such a CPU."""
 QUICK_BUDGET = {"generations": 3, "popsize": 12, "n_dup": 1, "test_top_k": 2}
 
 # coefficient ranges in z-scored-map units: (level, gradient slope, myelin slope)
@@ -806,12 +807,12 @@ def make_settings(args: argparse.Namespace, mode: str, design: str, budget: dict
     )
 
 
-def budget_tag(mode: str, budget: dict[str, int], scan_length: float) -> str:
-    """Folder name of a mode's fits (a different budget gets a different folder)."""
+def budget_tag(mode: str, budget: dict[str, int], scan_length: float, single_group: bool = False) -> str:
+    """Folder name of a mode's fits (a different budget or grouping gets a different folder)."""
     extra = "".join(f"_{k}{v}" for k, v in sorted(budget.items()) if k == "searches")
     return (
         f"{mode}_g{budget['generations']}p{budget['popsize']}d{budget['n_dup']}"
-        f"k{budget['test_top_k']}{extra}_s{scan_length:g}"
+        f"k{budget['test_top_k']}{extra}_s{scan_length:g}{'_1g' if single_group else ''}"
     )
 
 
@@ -824,6 +825,19 @@ def fc_gradient(truths: Sequence[Truth]) -> np.ndarray | None:
     return default_gradient(fisher_z_mean(np.stack(fcs))) if fcs else None
 
 
+def _fc_gradient_r(truths: Sequence[Truth]) -> float | None:
+    """Correlation of the fc-gradient truths' cohort FC gradient with the shipped gradient (their
+    truths' map): how well the ``[1, gradient]`` fit can represent them."""
+    from delssome_norms.datasets import load_default_maps
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        g = fc_gradient(truths)
+    if g is None:
+        return None
+    return float(np.corrcoef(g, load_default_maps().gradient)[0, 1])
+
+
 def fit_mode(
     args: argparse.Namespace,
     mode: str,
@@ -831,21 +845,36 @@ def fit_mode(
     budget: dict[str, int],
     folder: Path,
 ) -> dict[str, float]:
-    """Fit every truth in ``mode`` (lockstep groups per design); returns wall seconds per group."""
+    """Fit every truth in ``mode``; returns wall seconds per lockstep group.
+
+    Default: one ``fit_group`` call per design (``maps="fc-gradient"`` with the cohort FC
+    gradient for the fc-gradient truths), split into groups of at most K
+    (:func:`~delssome_norms.fit.choose_group_size` or ``--group-size``). With ``--single-group``
+    the fc-gradient truths are handed that gradient as their own map (the same ``[1, gradient]``
+    space) so that all truths of the mode share lockstep groups: fewer sequential calls, which
+    is what a GPU needs.
+    """
     from delssome_norms.fit import GroupProgress, choose_group_size, fit_group, plan_groups
 
     grad = fc_gradient(truths)
     walls: dict[str, float] = {}
-    for design in DESIGNS:
-        members = [t for t in truths if t.design == design]
+    if args.single_group:
+        parts = [("all", list(truths))]
+    else:
+        parts = [(d, [t for t in truths if t.design == d]) for d in DESIGNS]
+    for design, members in parts:
         if not members:
             continue
-        settings = make_settings(args, mode, design, budget)
-        n_regions = members[0].subject.inputs.fc.shape[0]
-        frames = round(args.scan_length / TR)
+        settings = make_settings(args, mode, "default" if design == "all" else design, budget)
+        subjects_all = [
+            replace(t.subject.inputs, gradient=grad)
+            if design == "all" and t.design == "fc-gradient"
+            else t.subject.inputs
+            for t in members
+        ]
         k = args.group_size or choose_group_size(
-            n_regions,
-            frames,
+            subjects_all[0].n_regions,
+            round(args.scan_length / TR),
             settings.cmaes.popsize,
             settings.n_dup,
             args.device,
@@ -854,7 +883,7 @@ def fit_mode(
         )
         groups = plan_groups([0] * len(members), k)
         for gi, idx in enumerate(groups):
-            subjects = [members[i].subject.inputs for i in idx]
+            subjects = [subjects_all[i] for i in idx]
             dirs = [folder / members[i].truth_id for i in idx]
             label = f"{mode} {design} group {gi + 1}/{len(groups)} ({len(idx)} truths)"
             state = {"total": settings.cmaes.generations, "t0": time.perf_counter()}
@@ -1002,7 +1031,8 @@ def write_calibration(
                 f"({time.strftime('%Y-%m-%d')})"
             ),
         }
-    write_json(doc, path)
+    if doc["modes"]:  # never write a file without factors (the fit needs both modes)
+        write_json(doc, path)
     return doc
 
 
@@ -1039,7 +1069,7 @@ def run_vary(args, mode: str, truths: list[Truth], budget: dict[str, int], work:
             else:
                 b[name] = int(v)
                 subset = truths[: args.vary_truths]
-            folder = work / "vary" / budget_tag(mode, b, sub_args.scan_length)
+            folder = work / "vary" / budget_tag(mode, b, sub_args.scan_length, args.single_group)
             t0 = time.perf_counter()
             fit_mode(sub_args, mode, subset, b, folder)
             rows = [truth_row(t, folder) for t in subset]
@@ -1112,6 +1142,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument("--cpu-budget", action="store_true", help=f"preset {CPU_BUDGET}")
     ap.add_argument("--group-size", type=int, default=0, help="lockstep K (0: choose_group_size)")
+    ap.add_argument(
+        "--single-group",
+        action="store_true",
+        help="both designs in the same lockstep groups (fc-gradient truths get the cohort FC "
+        "gradient as their own map; for a GPU)",
+    )
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
@@ -1165,6 +1201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "torch_threads": torch.get_num_threads(),
         "load_average": os.getloadavg(),
         "truth_stats": truth_stats,
+        "fc_gradient_vs_shipped_gradient_r": _fc_gradient_r(truths),
         "truths": [
             {"truth_id": t.truth_id, **t.strata, "margin": t.margin, "fc_mean": t.fc_mean, **t.draw}
             for t in truths
@@ -1184,7 +1221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for mode in args.modes.split(","):
         budget = budget_for(args, mode)
         budgets[mode] = budget
-        folder = work / budget_tag(mode, budget, args.scan_length)
+        folder = work / budget_tag(mode, budget, args.scan_length, args.single_group)
         t0 = time.perf_counter()
         walls = fit_mode(args, mode, truths, budget, folder)
         rows = [truth_row(t, folder) for t in truths]
@@ -1202,12 +1239,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.vary:
             result["modes"][mode]["vary"] = run_vary(args, mode, truths, budget, work)
         lines.append(summary_line(mode, summ, acc))
+        if args.write_calibration:
+            result["calibration_written"] = write_calibration(
+                {mode: summ}, budgets, args.calibration_file, args
+            )
         result["wall_s"]["total"] = round(time.perf_counter() - start, 1)
         write_json(result, args.out)  # after every mode, so a partial run keeps its numbers
-    if args.write_calibration:
-        result["calibration_written"] = write_calibration(
-            summaries, budgets, args.calibration_file, args
-        )
     result["wall_s"]["total"] = round(time.perf_counter() - start, 1)
     write_json(result, args.out)
     print(f"ei_calibration: {len(truths)} truths; " + " | ".join(lines) + f" -> {args.out}")
