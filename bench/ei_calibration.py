@@ -1052,6 +1052,22 @@ def parse_vary(spec: str) -> tuple[str, list[float]]:
     return name, [float(v) for v in vals.split(",")]
 
 
+def rescan(truths: Sequence[Truth], scan_length: float, args: argparse.Namespace) -> list[Truth]:
+    """The same truths (coefficients) with a new scan and true E/I at another scan length [s]."""
+    sc, spaces, _ = truth_spaces()
+    scan, _ = _truth_timings(scan_length, args.truth_dt)
+    batch = [{"design": t.design, "coeffs": t.subject.coeffs} for t in truths]
+    subjects = simulate_truths(batch, spaces, sc, scan, args.seed + 7, args.device)
+    out = []
+    iu = np.triu_indices(sc.shape[0], 1)
+    for t, s in zip(truths, subjects):
+        if s is None:
+            continue
+        s = replace(s, inputs=replace(s.inputs, subject_id=t.truth_id))
+        out.append(replace(t, subject=s, fc_mean=float(s.inputs.fc[iu].mean())))
+    return out
+
+
 def run_vary(args, mode: str, truths: list[Truth], budget: dict[str, int], work: Path) -> list[dict]:
     """Refit the first ``--vary-truths`` truths with each value of each ``--vary`` setting."""
     out = []
@@ -1062,10 +1078,7 @@ def run_vary(args, mode: str, truths: list[Truth], budget: dict[str, int], work:
             b = dict(budget)
             if name == "scan_length":
                 sub_args.scan_length = float(v)
-                sub_args.n_truths = args.n_truths
-                cfg_truths, _ = make_truths(sub_args, work)
-                ids = {t.truth_id for t in truths[: args.vary_truths]}
-                subset = [t for t in cfg_truths if t.truth_id in ids]
+                subset = rescan(truths[: args.vary_truths], float(v), args)
             else:
                 b[name] = int(v)
                 subset = truths[: args.vary_truths]
