@@ -11,24 +11,40 @@ ranges, and a different construction) to span what a real cohort covers:
   of the group-average FC of the fc-gradient truths, as ``cohort`` computes it), so their
   regional pattern is only approximately representable, as with real data;
 * **close to the FIC stability boundary and far from it**: every draw gets a target
-  :func:`~delssome_norms.model.fic_stability_margin` (``near``: -1 ... -0.05 /s; ``far``:
-  -4 ... -1 /s) and its wEE level is shifted (bisection) until its fixed point has that margin;
-* **weak to strong coupling**: G ~ U(0.3, 3); the truth's simulated mean FC (upper triangle of
-  the synthetic scan) puts it in the ``weak`` (< 0.1), ``mid`` (0.1-0.25) or ``strong`` (>= 0.25)
-  stratum. A pool of draws is screened with one float32 simulation each and the truths are taken
-  round-robin over the (design x boundary x FC) cells, so each cell that the model can reach gets
-  its share; screened mean FC below 0.04 (far below any real cohort) is not used.
+  :func:`~delssome_norms.model.fic_stability_margin` (-0.6 ... -0.25, -1 ... -0.25 or
+  -3.5 ... -1 /s) and its wEE level is shifted (bisection) until its fixed point has that margin;
+  the ``near`` stratum is margin > -1 /s (above -0.25 /s most draws escape the fixed point within
+  a scan and leave the rate band);
+* **weak to strong coupling**: G ~ U(0.8 or 1.8 or 2.2, 3); the truth's simulated mean FC (upper
+  triangle of the synthetic scan) puts it in the ``weak`` (< 0.1), ``mid`` (0.1-0.25) or
+  ``strong`` (>= 0.25) stratum. A pool of draws is screened with one float32 simulation each and
+  the truths are taken round-robin over the (boundary x FC x design) cells, so each cell that the
+  model can reach gets its share; screened mean FC below 0.04 (far below any real cohort) is not
+  used. Far from the boundary the model's FC stays below ~0.2, and with the fit's wEI validity
+  rule (wEI >= 2 x 11 mean FC - 6 in every region) mean FC above ~0.35 is rarely reachable: the
+  default seed's 32 truths span mean FC 0.049-0.326 (20 with FC >= 0.1), margins -3.3 ... -0.28.
 
-Each kept truth is simulated with :func:`delssome_norms.fit.synthetic_subject` (scan and true E/I
-at ``--truth-dt``, 3 duplicates for the E/I), must keep every region's time-averaged r_E in the FIC
-band (:data:`~delssome_norms.fit.synthetic.FIC_RATE_BAND`, 2.7-3.3 Hz) and must be valid with the
-wEI range of its own FC. Truths are cached in the work folder (``truths/``) so a rerun reuses them.
+The kept truths are simulated in one float64 batch, as :func:`delssome_norms.fit.synthetic_subject`
+does for one (a scan whose FC and FCD-CDF are the data, and the true E/I from 3 further
+duplicates, all at ``--truth-dt`` = the fit's test step, finer than its train step); each must
+keep every region's time-averaged r_E in the FIC band
+(:data:`~delssome_norms.fit.synthetic.FIC_RATE_BAND`, 2.7-3.3 Hz) and be valid with the wEI range
+of its own FC. Truths are cached in the work folder (``truths/``) so a rerun reuses them.
 
 **Fits.** Each mode (``--modes``) fits all truths with :func:`delssome_norms.fit.fit_group` in
-lockstep groups (one per design, split by :func:`~delssome_norms.fit.choose_group_size`), with
+lockstep groups (one per design, or both designs together with ``--single-group``; split by
+:func:`~delssome_norms.fit.choose_group_size` or ``--group-size``), with
 :class:`~delssome_norms.fit.FitSettings` defaults except the budget (``--generations --popsize
---n-dup --test-top-k``; ``--cpu-budget`` is a preset for a 2-core CPU). Fits are written to
-``--work-dir``; a rerun skips finished subjects (the fit's own resume).
+--n-dup --test-top-k``, per mode ``--mode-budget``; ``--cpu-budget`` is a preset for a 2-core
+CPU). Fits are written to ``--work-dir``; a rerun skips finished subjects (the fit's own resume),
+so ``--first N`` after a run summarises the first N truths without refitting.
+
+Cost, in core-seconds of the fused CPU kernel (~5e7 region-steps/s per core): one 432-s
+simulation at dt 0.005 s is 0.14, at the test step 1.4. A truth costs, per mode: train (Euler:
+generations x popsize x n_dup simulations; surrogate: network inference), validation
+(generations x 1 (Euler) or 3 (surrogate) x n_dup), test (test_top_k x n_dup at the test step)
+and the profile (13 x n_dup). Surrogate mode at 30 x 100 with 3 duplicates and 5 tested: ~80
+core-s per truth.
 
 **Metrics** (per mode; overall and per stratum): median regional r (fitted vs true E/I), median
 |mean E/I error| [%], empirical coverage of the 90 % intervals for the mean and for regions
