@@ -158,3 +158,32 @@ def test_default_design_coefficients_reproduce_map_units(cal):
     np.testing.assert_allclose(p.wEI[0], 2.0 + 0.4 * space.gradient - 0.1 * zm, atol=1e-12)
     np.testing.assert_allclose(p.sigma[0], 0.004 + 0.0005 * space.gradient + 0.0002 * zm, atol=1e-15)
     assert p.G[0] == 2.5
+
+
+def test_budget_resolution_order(cal):
+    # fit defaults < preset (--cpu-budget) < explicit flags < --mode-budget
+    args = cal.parse_args(["--cpu-budget", "--n-dup", "2"])
+    assert cal.budget_for(args, "euler") == {
+        "generations": cal.CPU_BUDGET["euler"]["generations"],
+        "popsize": cal.CPU_BUDGET["euler"]["popsize"],
+        "n_dup": 2,
+        "test_top_k": 5,
+    }
+    args = cal.parse_args(["--generations", "7", "--mode-budget", "euler=generations:3,popsize:9"])
+    assert cal.budget_for(args, "euler")["generations"] == 3
+    assert cal.budget_for(args, "euler")["popsize"] == 9
+    assert cal.budget_for(args, "surrogate") == {
+        "generations": 7,
+        "popsize": 100,
+        "n_dup": 3,
+        "test_top_k": 5,
+    }
+    assert cal.budget_tag("euler", {**cal.budget_for(args, "euler"), "searches": 2}, 432.0, True) == (
+        "euler_g3p9d3k5_searches2_s432_1g"
+    )
+
+
+def test_parse_vary(cal):
+    assert cal.parse_vary("n-dup=1,3") == ("n_dup", [1.0, 3.0])
+    with pytest.raises(SystemExit):
+        cal.parse_vary("seed=1,2")
