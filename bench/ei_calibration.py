@@ -109,12 +109,14 @@ FIC fixed point within a scan and leave the rate band)."""
 MIN_SCREEN_FC = 0.04
 DESIGNS = ("default", "fc-gradient")
 CPU_BUDGET = {
-    "euler": {"generations": 10, "popsize": 20},
+    "euler": {"generations": 6, "popsize": 16, "n_dup": 2, "test_top_k": 2},
     "surrogate": {"generations": 30},
 }
-"""``--cpu-budget``: per-mode budget changes for a 2-core CPU shared with other work (32 truths in
-about 40 min): Euler 10 x 20, surrogate 30 x 100 (else the fit's defaults: 3 duplicates, 5
-tested). The full surrogate budget measured ~15 min per 9 truths on such a CPU."""
+"""``--cpu-budget``: per-mode budget changes for a 2-core CPU shared with other work (with
+``--single-group --group-size 16``, 32 truths: surrogate ~32 min, Euler ~16 min, measured
+2026-12-04 while three other jobs shared the CPU): surrogate 30 x 100 with the fit's defaults
+otherwise (3 duplicates, 5 tested); Euler a small search, 6 x 16 with 2 duplicates and 2 tested.
+The fit's full budget needs a GPU (``bench/gpu_calibration.sh``)."""
 QUICK_BUDGET = {"generations": 3, "popsize": 12, "n_dup": 1, "test_top_k": 2}
 
 # coefficient ranges in z-scored-map units: (level, gradient slope, myelin slope)

@@ -162,13 +162,10 @@ def test_default_design_coefficients_reproduce_map_units(cal):
 
 def test_budget_resolution_order(cal):
     # fit defaults < preset (--cpu-budget) < explicit flags < --mode-budget
-    args = cal.parse_args(["--cpu-budget", "--n-dup", "2"])
-    assert cal.budget_for(args, "euler") == {
-        "generations": cal.CPU_BUDGET["euler"]["generations"],
-        "popsize": cal.CPU_BUDGET["euler"]["popsize"],
-        "n_dup": 2,
-        "test_top_k": 5,
-    }
+    args = cal.parse_args(["--cpu-budget", "--n-dup", "4"])
+    defaults = {"generations": 100, "popsize": 100, "n_dup": 3, "test_top_k": 5}
+    assert cal.budget_for(args, "euler") == {**defaults, **cal.CPU_BUDGET["euler"], "n_dup": 4}
+    assert cal.budget_for(args, "surrogate") == {**defaults, **cal.CPU_BUDGET["surrogate"], "n_dup": 4}
     args = cal.parse_args(["--generations", "7", "--mode-budget", "euler=generations:3,popsize:9"])
     assert cal.budget_for(args, "euler")["generations"] == 3
     assert cal.budget_for(args, "euler")["popsize"] == 9
