@@ -476,13 +476,17 @@ def _coeffs(design: str, z: np.ndarray, myelin_mu_sd: tuple[float, float]) -> np
 
 
 def draw_pool(
-    n: int, rng: np.random.Generator, myelin_mu_sd: tuple[float, float]
+    n: int,
+    rng: np.random.Generator,
+    myelin_mu_sd: tuple[float, float],
+    designs: Sequence[str] = DESIGNS,
 ) -> list[dict[str, Any]]:
     """``n`` raw draws: design, boundary class, target margin [1/s] and map-unit coefficients."""
     out = []
+    nd = len(designs)
     for i in range(n):
-        design = DESIGNS[i % 2]
-        boundary = ("edge", "near", "far", "far")[(i // 2) % 4]
+        design = designs[i % nd]
+        boundary = ("edge", "near", "far", "far")[(i // nd) % 4]
         z = np.zeros((4, 3))
         for row, ranges in enumerate((WEE_RANGE, WEI_RANGE, SIGMA_RANGE)):
             z[row] = [rng.uniform(lo, hi) for lo, hi in ranges]
@@ -643,103 +647,36 @@ def _truth_timings(scan_length: float, truth_dt: float):
     return scan, screen_t
 
 
-def make_truths(args: argparse.Namespace, work: Path) -> tuple[list[Truth], dict[str, Any]]:
-    """Draw, screen, select and simulate the truths (or load them from ``work/truths``)."""
-    from delssome_norms.fit import Bounds, Parameterisation, SubjectInputs
-    from delssome_norms.fit.synthetic import FIC_RATE_BAND, SyntheticSubject
+def _load_truths(folder: Path, args: argparse.Namespace, sc: np.ndarray):
+    """A cached truth set (None if absent)."""
+    from delssome_norms.fit import SubjectInputs
+    from delssome_norms.fit.synthetic import SyntheticSubject
+
+    meta_path = folder / "truths.json"
+    if not meta_path.is_file():
+        return None
+    meta = json.loads(meta_path.read_text())
+    truths = []
+    for t in meta["truths"]:
+        with np.load(folder / f"{t['truth_id']}.npz", allow_pickle=False) as a:
+            inputs = SubjectInputs(
+                subject_id=t["truth_id"],
+                fc=a["fc"],
+                fcd_cdf=a["fcd_cdf"],
+                tr=TR,
+                scan_length=float(args.scan_length),
+                sc=sc,
+                sources={"synthetic": t["sources"]},
+            )
+            subj = SyntheticSubject(inputs, a["coeffs"], a["ei_ratio"], a["rate_e"])
+        truths.append(Truth(t["truth_id"], t["design"], t["margin"], t["fc_mean"], subj, t["draw"]))
+    log(f"truths: {len(truths)} loaded from {folder}")
+    return truths, meta["stats"]
+
+
+def _save_truths(folder: Path, cfg: dict, stats: dict, chosen: Sequence[Truth]) -> None:
     from delssome_norms.io import write_arrays, write_json
 
-    cfg = truth_config(args)
-    key = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:12]
-    folder = work / "truths" / key
-    meta_path = folder / "truths.json"
-    sc, spaces, mu_sd = truth_spaces()
-    if meta_path.is_file():
-        meta = json.loads(meta_path.read_text())
-        truths = []
-        for t in meta["truths"]:
-            with np.load(folder / f"{t['truth_id']}.npz", allow_pickle=False) as a:
-                inputs = SubjectInputs(
-                    subject_id=t["truth_id"],
-                    fc=a["fc"],
-                    fcd_cdf=a["fcd_cdf"],
-                    tr=TR,
-                    scan_length=float(args.scan_length),
-                    sc=sc,
-                    sources={"synthetic": t["sources"]},
-                )
-                subj = SyntheticSubject(inputs, a["coeffs"], a["ei_ratio"], a["rate_e"])
-            truths.append(Truth(t["truth_id"], t["design"], t["margin"], t["fc_mean"], subj, t["draw"]))
-        log(f"truths: {len(truths)} loaded from {folder}")
-        return truths, meta["stats"]
-
-    t0 = time.perf_counter()
-    rng = np.random.default_rng(args.seed)
-    scan, screen_t = _truth_timings(args.scan_length, args.truth_dt)
-    cells = [(d, b, f) for b in ("near", "far") for f in ("weak", "mid", "strong") for d in DESIGNS]
-    chosen: list[Truth] = []
-    stats = {"drawn": 0, "screened_ok": 0, "simulated": 0, "rejected_final": 0}
-    rounds = 0
-    while len(chosen) < args.n_truths and rounds < 6:
-        rounds += 1
-        pool = draw_pool(max(48, 5 * args.n_truths), rng, mu_sd)
-        stats["drawn"] += len(pool)
-        place_margins(pool, spaces, sc, mu_sd)
-        screen(pool, spaces, sc, screen_t, args.device)
-        good = [d for d in pool if d.get("ok")]
-        stats["screened_ok"] += len(good)
-        by_cell: dict[tuple, list] = {c: [] for c in cells}
-        for d in good:
-            by_cell[(d["design"], boundary_stratum(d["margin"]), fc_stratum(d["screen_fc"]))].append(d)
-        log(
-            f"truths: round {rounds}, {len(good)}/{len(pool)} draws usable; cells "
-            + ", ".join(f"{c[0][:3]}/{c[1]}/{c[2]}:{len(v)}" for c, v in by_cell.items())
-        )
-        order = []  # round-robin over the cells
-        while any(by_cell.values()):
-            for c in cells:
-                if by_cell[c]:
-                    order.append(by_cell[c].pop(0))
-        need = args.n_truths - len(chosen)
-        batch = order[: max(need + 2, math.ceil(1.3 * need))]
-        if not batch:
-            continue
-        seed = int(rng.integers(1 << 30))
-        stats["simulated"] += len(batch)
-        for d, subject in zip(batch, simulate_truths(batch, spaces, sc, scan, seed, args.device)):
-            if len(chosen) >= args.n_truths:
-                break
-            space = spaces[d["design"]]
-            tid = f"cal-{len(chosen):02d}"
-            if subject is None:
-                stats["rejected_final"] += 1
-                continue
-            fc = subject.inputs.fc
-            fc_mean = float(fc[np.triu_indices(fc.shape[0], 1)].mean())
-            valid = Parameterisation(
-                space.design, space.gradient, Bounds.from_fc(fc), myelin=space.myelin
-            ).is_valid(d["coeffs"][None])[0]
-            if not (subject.rates_within(FIC_RATE_BAND) and valid and fc_mean >= MIN_SCREEN_FC):
-                stats["rejected_final"] += 1
-                continue
-            subject = replace(subject, inputs=replace(subject.inputs, subject_id=tid))
-            p = space.to_regional(d["coeffs"][None])
-            draw = {
-                "target_margin": d["target_margin"],
-                "screen_fc": d["screen_fc"],
-                "batch_seed": seed,
-                "coeffs": d["coeffs"].tolist(),
-                "G": float(p.G[0]),
-                "wEE_mean": float(p.wEE.mean()),
-                "wEI_mean": float(p.wEI.mean()),
-                "sigma_mean": float(p.sigma.mean()),
-            }
-            chosen.append(Truth(tid, d["design"], d["margin"], fc_mean, subject, draw))
-            log(
-                f"truths: {tid} {d['design']} margin {d['margin']:.2f}/s G {p.G[0]:.2f} "
-                f"mean FC {fc_mean:.3f} ({len(chosen)}/{args.n_truths})"
-            )
-    stats["wall_s"] = round(time.perf_counter() - t0, 1)
     folder.mkdir(parents=True, exist_ok=True)
     for t in chosen:
         write_arrays(
@@ -768,9 +705,159 @@ def make_truths(args: argparse.Namespace, work: Path) -> tuple[list[Truth], dict
                 for t in chosen
             ],
         },
-        meta_path,
+        folder / "truths.json",
     )
+
+
+def _select_truths(
+    n: int,
+    designs: Sequence[str],
+    spaces: dict,
+    rng: np.random.Generator,
+    id_start: int,
+    args: argparse.Namespace,
+    sc: np.ndarray,
+    mu_sd: tuple[float, float],
+) -> tuple[list[Truth], dict[str, Any]]:
+    """Draw pools, place margins, screen and simulate until ``n`` truths of ``designs`` are kept."""
+    from delssome_norms.fit import Bounds, Parameterisation
+    from delssome_norms.fit.synthetic import FIC_RATE_BAND
+
+    t0 = time.perf_counter()
+    scan, screen_t = _truth_timings(args.scan_length, args.truth_dt)
+    cells = [(d, b, f) for b in ("near", "far") for f in ("weak", "mid", "strong") for d in designs]
+    chosen: list[Truth] = []
+    stats = {"drawn": 0, "screened_ok": 0, "simulated": 0, "rejected_final": 0}
+    rounds = 0
+    while len(chosen) < n and rounds < 6:
+        rounds += 1
+        pool = draw_pool(max(48, 5 * n), rng, mu_sd, designs)
+        stats["drawn"] += len(pool)
+        place_margins(pool, spaces, sc, mu_sd)
+        screen(pool, spaces, sc, screen_t, args.device)
+        good = [d for d in pool if d.get("ok")]
+        stats["screened_ok"] += len(good)
+        by_cell: dict[tuple, list] = {c: [] for c in cells}
+        for d in good:
+            by_cell[(d["design"], boundary_stratum(d["margin"]), fc_stratum(d["screen_fc"]))].append(d)
+        log(
+            f"truths: round {rounds}, {len(good)}/{len(pool)} draws usable; cells "
+            + ", ".join(f"{c[0][:3]}/{c[1]}/{c[2]}:{len(v)}" for c, v in by_cell.items())
+        )
+        order = []  # round-robin over the cells
+        while any(by_cell.values()):
+            for c in cells:
+                if by_cell[c]:
+                    order.append(by_cell[c].pop(0))
+        need = n - len(chosen)
+        batch = order[: max(need + 2, math.ceil(1.3 * need))]
+        if not batch:
+            continue
+        seed = int(rng.integers(1 << 30))
+        stats["simulated"] += len(batch)
+        for d, subject in zip(batch, simulate_truths(batch, spaces, sc, scan, seed, args.device)):
+            if len(chosen) >= n:
+                break
+            space = spaces[d["design"]]
+            tid = f"cal-{id_start + len(chosen):02d}"
+            if subject is None:
+                stats["rejected_final"] += 1
+                continue
+            fc = subject.inputs.fc
+            fc_mean = float(fc[np.triu_indices(fc.shape[0], 1)].mean())
+            valid = Parameterisation(
+                space.design, space.gradient, Bounds.from_fc(fc), myelin=space.myelin
+            ).is_valid(d["coeffs"][None])[0]
+            if not (subject.rates_within(FIC_RATE_BAND) and valid and fc_mean >= MIN_SCREEN_FC):
+                stats["rejected_final"] += 1
+                continue
+            subject = replace(subject, inputs=replace(subject.inputs, subject_id=tid))
+            p = space.to_regional(d["coeffs"][None])
+            draw = {
+                "target_margin": d["target_margin"],
+                "screen_fc": d["screen_fc"],
+                "batch_seed": seed,
+                "coeffs": d["coeffs"].tolist(),
+                "G": float(p.G[0]),
+                "wEE_mean": float(p.wEE.mean()),
+                "wEI_mean": float(p.wEI.mean()),
+                "sigma_mean": float(p.sigma.mean()),
+            }
+            chosen.append(Truth(tid, d["design"], d["margin"], fc_mean, subject, draw))
+            log(
+                f"truths: {tid} {d['design']} margin {d['margin']:.2f}/s G {p.G[0]:.2f} "
+                f"mean FC {fc_mean:.3f} ({len(chosen)}/{n})"
+            )
+    stats["wall_s"] = round(time.perf_counter() - t0, 1)
     return chosen, stats
+
+
+def model_fc_gradient(truths: Sequence[Truth]) -> np.ndarray:
+    """FC gradient of the group-average FC of ``truths`` (the model's own FC hierarchy)."""
+    from delssome_norms.fit.lockstep import default_gradient
+    from delssome_norms.io import fisher_z_mean
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return default_gradient(fisher_z_mean(np.stack([t.subject.inputs.fc for t in truths])))
+
+
+def make_truths(args: argparse.Namespace, work: Path) -> tuple[list[Truth], dict[str, Any]]:
+    """Draw, screen, select and simulate the truths (or load them from ``work/truths``).
+
+    With ``--fc-truth-map hierarchy`` (as first run) the fc-gradient truths are linear in the
+    shipped (real-data) gradient, which the model's simulated FC on the template SC does not
+    reproduce (the cohort FC gradient correlates 0.04-0.34 with it), so a ``[1, FC gradient]`` fit
+    cannot represent their pattern. With ``model`` (default) they are replaced by new
+    fc-gradient truths (ids continuing after the base set) linear in the FC gradient of the base
+    set's default-design truths, the hierarchy the model itself produces, which the fit then
+    estimates from the fc-gradient truths' own cohort FC.
+    """
+    from delssome_norms.fit import Bounds, Parameterisation, design_matrix
+
+    cfg = truth_config(args)
+    key = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:12]
+    folder = work / "truths" / key
+    sc, spaces, mu_sd = truth_spaces()
+    loaded = _load_truths(folder, args, sc)
+    if loaded is None:
+        chosen, stats = _select_truths(
+            args.n_truths, DESIGNS, spaces, np.random.default_rng(args.seed), 0, args, sc, mu_sd
+        )
+        _save_truths(folder, cfg, stats, chosen)
+    else:
+        chosen, stats = loaded
+    if args.fc_truth_map == "hierarchy":
+        return chosen, stats
+    base = [t for t in chosen if t.design == "default"]
+    n_fc = len(chosen) - len(base)
+    if not base or not n_fc:
+        return chosen, stats
+    mfolder = work / "truths" / f"{key}-model-map"
+    extra = _load_truths(mfolder, args, sc)
+    if extra is None:
+        g = model_fc_gradient(base)
+        space = Parameterisation(design_matrix(g, warn=False), g, Bounds(wEI=(0.0, 5.0)))
+        new, mstats = _select_truths(
+            n_fc,
+            ("fc-gradient",),
+            {"fc-gradient": space},
+            np.random.default_rng(args.seed + 1),
+            len(chosen),
+            args,
+            sc,
+            mu_sd,
+        )
+        mstats["truth_map"] = "FC gradient of the base set's default-design truths"
+        mstats["truth_map_vs_shipped_gradient_r"] = float(
+            np.corrcoef(g, spaces["default"].gradient)[0, 1]
+        )
+        if len(new) > 1:  # how well the fit's cohort FC gradient finds the truths' map
+            mstats["fit_gradient_vs_truth_map_r"] = float(np.corrcoef(model_fc_gradient(new), g)[0, 1])
+        _save_truths(mfolder, {**cfg, "fc_truth_map": "model"}, mstats, new)
+    else:
+        new, mstats = extra
+    return base + new, {"base": stats, "model_map": mstats}
 
 
 # ------------------------------------------------------------------------------------------- #
@@ -1160,6 +1247,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--scan-length", type=float, default=432.0, help="seconds (TR 0.72 s)")
     ap.add_argument("--truth-dt", type=float, default=0.0005, help="step of the truths' scan and E/I, s")
+    ap.add_argument(
+        "--fc-truth-map",
+        choices=("model", "hierarchy"),
+        default="model",
+        help="map of the fc-gradient truths: the model's own FC gradient (default) or the shipped "
+        "hierarchy gradient (the first run's construction)",
+    )
     ap.add_argument("--modes", default="euler,surrogate")
     ap.add_argument("--generations", type=int, default=None)
     ap.add_argument("--popsize", type=int, default=None)
