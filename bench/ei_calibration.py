@@ -200,7 +200,8 @@ def coverage(scores: Sequence[np.ndarray], k: Sequence[float] | float) -> float:
 
 def width_ratio(spread: np.ndarray, k: np.ndarray | float) -> np.ndarray:
     """Interval width as hi / lo = ``exp(2 k s)`` of the multiplicative interval."""
-    return np.exp(2.0 * np.asarray(k, float) * np.asarray(spread, float))
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.exp(2.0 * np.asarray(k, float) * np.asarray(spread, float))
 
 
 def fit_classes(r: np.ndarray, err_pct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
