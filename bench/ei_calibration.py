@@ -953,8 +953,12 @@ def fit_mode(
     truths: Sequence[Truth],
     budget: dict[str, int],
     folder: Path,
+    grad: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Fit every truth in ``mode``; returns wall seconds per lockstep group.
+
+    ``grad`` is the fc-gradient truths' cohort FC gradient (default: from ``truths``); pass the
+    whole set's when fitting a subset, so the subset's fits are those of the whole run.
 
     Default: one ``fit_group`` call per design (``maps="fc-gradient"`` with the cohort FC
     gradient for the fc-gradient truths), split into groups of at most K
@@ -965,7 +969,7 @@ def fit_mode(
     """
     from delssome_norms.fit import GroupProgress, choose_group_size, fit_group, plan_groups
 
-    grad = fc_gradient(truths)
+    grad = fc_gradient(truths) if grad is None else grad
     walls: dict[str, float] = {}
     if args.single_group:
         parts = [("all", list(truths))]
@@ -1177,7 +1181,9 @@ def rescan(truths: Sequence[Truth], scan_length: float, args: argparse.Namespace
     return out
 
 
-def run_vary(args, mode: str, truths: list[Truth], budget: dict[str, int], work: Path) -> list[dict]:
+def run_vary(
+    args, mode: str, truths: list[Truth], budget: dict[str, int], work: Path, grad=None
+) -> list[dict]:
     """Refit the first ``--vary-truths`` truths with each value of each ``--vary`` setting."""
     out = []
     for spec in args.vary:
@@ -1193,7 +1199,7 @@ def run_vary(args, mode: str, truths: list[Truth], budget: dict[str, int], work:
                 subset = truths[: args.vary_truths]
             folder = work / "vary" / budget_tag(mode, b, sub_args.scan_length, args.single_group)
             t0 = time.perf_counter()
-            fit_mode(sub_args, mode, subset, b, folder)
+            fit_mode(sub_args, mode, subset, b, folder, grad)
             rows = [truth_row(t, folder) for t in subset]
             done = [r for r in rows if r["status"] == "done"]
             e = np.array([r["mean_err_pct"] for r in done])
@@ -1319,6 +1325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     truths, truth_stats = make_truths(args, work)
     if args.truths_only:
         return 0
+    cohort_grad = fc_gradient(truths)  # of the whole set, also when fitting --first N
     if args.first:
         truths = truths[: args.first]
     result: dict[str, Any] = {
@@ -1352,7 +1359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         budgets[mode] = budget
         folder = work / budget_tag(mode, budget, args.scan_length, args.single_group)
         t0 = time.perf_counter()
-        walls = fit_mode(args, mode, truths, budget, folder)
+        walls = fit_mode(args, mode, truths, budget, folder, cohort_grad)
         rows = [truth_row(t, folder) for t in truths]
         summ = summarise(rows)
         acc = acceptance(summ)
@@ -1366,7 +1373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "wall_s": {"fit": round(time.perf_counter() - t0, 1), "groups": walls},
         }
         if args.vary:
-            result["modes"][mode]["vary"] = run_vary(args, mode, truths, budget, work)
+            result["modes"][mode]["vary"] = run_vary(args, mode, truths, budget, work, cohort_grad)
         lines.append(summary_line(mode, summ, acc))
         if args.write_calibration:
             result["calibration_written"] = write_calibration(
