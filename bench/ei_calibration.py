@@ -1140,8 +1140,8 @@ def write_calibration(
                 f"test_top_k {b['test_top_k']}, {args.scan_length:g}-s scans"
             ),
             "source": (
-                f"bench/ei_calibration.py --n-truths {args.n_truths} --seed {args.seed} "
-                f"({time.strftime('%Y-%m-%d')})"
+                f"bench/ei_calibration.py {getattr(args, 'command', '')} "
+                f"(n-truths {args.n_truths}, seed {args.seed}; {time.strftime('%Y-%m-%d')})"
             ),
         }
     if doc["modes"]:  # never write a file without factors (the fit needs both modes)
@@ -1297,6 +1297,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--vary", action="append", default=[], metavar="NAME=V1,V2")
     ap.add_argument("--vary-truths", type=int, default=8)
     args = ap.parse_args(argv)
+    args.command = " ".join(sys.argv[1:] if argv is None else argv)
     if args.quick:
         args.n_truths = min(args.n_truths, 3)
         if args.work_dir == DEFAULT_WORK:
