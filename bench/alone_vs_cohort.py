@@ -26,10 +26,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from delssome_norms.cli.options import add_fit_options, fit_settings_from_args
 from delssome_norms.datasets.reference import materialise_subjects
-from delssome_norms.fit import FitSettings, estimate_ei, load_subject, run_cohort
-from delssome_norms.fit.cmaes import CMAESSettings
+from delssome_norms.fit import estimate_ei, load_subject, run_cohort
 from delssome_norms.io import write_json
+from delssome_norms.surrogate import SURROGATE_BACKEND
 
 RESULTS = Path(__file__).resolve().parent / "results" / "alone_vs_cohort.json"
 R_MIN = 0.9
@@ -43,23 +44,17 @@ def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--mode", default="surrogate", choices=["surrogate", "euler"])
+    add_fit_options(ap, ("mode",), {"mode": {"default": "surrogate"}})
     ap.add_argument("--subjects", type=int, default=10, help="cohort size (one lockstep group)")
     ap.add_argument("--alone", type=int, default=3, help="of them, fitted again on their own")
-    ap.add_argument("--generations", type=int, default=100)
-    ap.add_argument("--seed", type=int, default=0)
+    add_fit_options(ap, ("cmaes.generations", "seed"))
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--device", default="cpu")
+    add_fit_options(ap, ("device",))
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    settings = FitSettings(
-        seed=args.seed,
-        mode=args.mode,
-        device=args.device,
-        cmaes=CMAESSettings(generations=args.generations),
-    )
+    settings = fit_settings_from_args(args)
     work = Path(tempfile.mkdtemp(prefix="alone_vs_cohort_"))
     inputs = work / "subjects"
     table = pd.read_csv(materialise_subjects(inputs, kind="control"))
@@ -70,7 +65,14 @@ def main() -> int:
     table.to_csv(manifest, index=False)
 
     start = time.perf_counter()
-    run_cohort(manifest, work / "cohort", settings, group_size=args.subjects, quiet=True)
+    run_cohort(
+        manifest,
+        work / "cohort",
+        settings,
+        group_size=args.subjects,
+        quiet=True,
+        surrogate=SURROGATE_BACKEND,
+    )
     cohort_s = time.perf_counter() - start
     rows, alone_s = [], 0.0
     for row in table.iloc[: args.alone].itertuples():
@@ -78,7 +80,7 @@ def main() -> int:
             row.subject_id, row.tr, row.scan_length, fc=row.fc, fcd_cdf=row.fcd_cdf, sc=row.sc
         )
         start = time.perf_counter()
-        estimate_ei(subject, work / "alone" / row.subject_id, settings)
+        estimate_ei(subject, work / "alone" / row.subject_id, settings, surrogate=SURROGATE_BACKEND)
         alone_s += time.perf_counter() - start
         a, c = _ei(work / "alone" / row.subject_id), _ei(work / "cohort" / row.subject_id)
         truth = pd.read_csv(inputs / "truth" / f"{row.subject_id}_EI_ratio.csv")["EI_ratio"].to_numpy()

@@ -49,6 +49,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from delssome_norms.cli.options import add_fit_options, fit_settings_from_args
+
 RESULTS = Path(__file__).parent / "results" / "cohort_throughput.json"
 TARGET_S = {"surrogate": {"cuda": 1.2, "cpu": 40.0}, "euler": {"cuda": 8.0, "cpu": None}}
 """Acceptance of issue 24: seconds per subject of a full fit at HCP length."""
@@ -76,15 +78,10 @@ def _manifest(folder: Path, n: int, tr: float, scan_length: float, offset: int =
 
 
 def _settings(args, mode: str, generations: int):
-    from delssome_norms.fit import CMAESSettings, FitSettings
+    from delssome_norms.fit import CMAESSettings
 
-    return FitSettings(
-        cmaes=CMAESSettings(generations=generations, popsize=args.popsize),
-        seed=args.seed,
-        mode=mode,
-        device=args.device,
-        dtype=args.dtype,
-    )
+    cmaes = CMAESSettings(generations=generations, popsize=args.popsize)
+    return fit_settings_from_args(args, mode=mode, cmaes=cmaes)
 
 
 def _profile_top(prof: cProfile.Profile, n: int) -> list[dict]:
@@ -110,13 +107,14 @@ def _sync(device: str) -> None:
 
 def _run_mode(args, mode: str, table: pd.DataFrame, work: Path) -> dict:
     from delssome_norms.fit.cohort import run_cohort
+    from delssome_norms.surrogate import SURROGATE_BACKEND
 
     if args.warmup:
         t = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             run_cohort(table.iloc[:1], work / f"warmup_{mode}", _settings(args, mode, 1),
-                       group_size=1, quiet=True)  # fmt: skip
+                       group_size=1, quiet=True, surrogate=SURROGATE_BACKEND)  # fmt: skip
         _sync(args.device)
         warmup_s = time.perf_counter() - t
     else:
@@ -129,7 +127,9 @@ def _run_mode(args, mode: str, table: pd.DataFrame, work: Path) -> dict:
         warnings.simplefilter("ignore")
         if prof is not None:
             prof.enable()
-        summary = run_cohort(table, out, settings, group_size=args.k, quiet=True)
+        summary = run_cohort(
+            table, out, settings, group_size=args.k, quiet=True, surrogate=SURROGATE_BACKEND
+        )
         _sync(args.device)
         if prof is not None:
             prof.disable()
@@ -313,16 +313,20 @@ def _run_processes(args, argv: list[str], n: int) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--mode", nargs="+", default=["surrogate", "euler"], choices=("surrogate", "euler"))
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    add_fit_options(ap, ("device", "dtype"), {"device": {"default": device}})
     ap.add_argument("--k", type=int, default=None, help="subjects per lockstep group (default: auto)")
     ap.add_argument("--subjects", type=int, default=None, help="subjects (default: K, or 8)")
-    ap.add_argument("--generations", type=int, default=10, help="train generations run")
+    add_fit_options(
+        ap,
+        ("cmaes.generations",),
+        {"cmaes.generations": {"default": 10, "help": "train generations run"}},
+    )
     ap.add_argument("--full-generations", type=int, default=100, help="generations extrapolated to")
-    ap.add_argument("--popsize", type=int, default=100)
+    add_fit_options(ap, ("cmaes.popsize",))
     ap.add_argument("--tr", type=float, default=0.72)
     ap.add_argument("--scan-length", type=float, default=864.0)
-    ap.add_argument("--seed", type=int, default=0)
+    add_fit_options(ap, ("seed",))
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--warmup", action=argparse.BooleanOptionalAction, default=None)
     ap.add_argument("--profile", type=int, default=0, help="top N cProfile entries (0: no profile)")

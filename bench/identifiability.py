@@ -28,20 +28,15 @@ Writes ``bench/results/identifiability.json`` and prints one line.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from recovery import (
-    add_scan_arguments,
-    losses_per_seed,
-    make_evaluator,
-    make_subjects,
-    scan_timings,
-)  # bench/ is on sys.path
+from _options import add_scan_arguments, result_header, scan_timings  # bench/ is on sys.path
+from recovery import losses_per_seed, make_evaluator, make_subjects
 
+from delssome_norms.cli.options import add_fit_options
 from delssome_norms.fit.design import design_matrix
 from delssome_norms.fit.evaluate import stack_params
 from delssome_norms.fit.parameterisation import Bounds, Parameterisation
@@ -67,7 +62,7 @@ def main() -> None:
     ap.add_argument("--subjects", type=int, default=10)
     add_scan_arguments(ap)
     ap.add_argument("--dt-truth", type=float, default=0.003, help="step of the synthetic truth, s")
-    ap.add_argument("--n-dup", type=int, default=3)
+    add_fit_options(ap, ("n_dup",))
     ap.add_argument(
         "--wei-scales",
         type=float,
@@ -84,7 +79,7 @@ def main() -> None:
     )
     ap.add_argument("--select-seeds", type=int, default=4)
     ap.add_argument("--fresh-seeds", type=int, default=8)
-    ap.add_argument("--seed", type=int, default=2026, help="recovery benchmark's subject seed")
+    add_fit_options(ap, ("seed",), {"seed": {"default": 2026, "help": "recovery's subject seed"}})
     ap.add_argument("--prior", choices=("wide", "informative"), default="wide")
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
@@ -167,11 +162,7 @@ def main() -> None:
         widest.append(float(np.abs(err[tie]).max()) if tie.any() else 0.0)
     med = float(np.median(widest))
     result = {
-        "benchmark": "identifiability",
-        "quick": args.quick,
-        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "load_average": os.getloadavg(),
-        "torch_threads": torch.get_num_threads(),
+        **result_header("identifiability", args),
         "config": vars(args),
         "subjects": rows,
         "median_max_indistinguishable_err_pct": med,

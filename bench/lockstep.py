@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from delssome_norms.cli.options import add_fit_options
 from delssome_norms.datasets import load_default_template
 from delssome_norms.fit.evaluate import EulerEvaluator
 from delssome_norms.io import write_json
@@ -161,15 +162,20 @@ def main() -> None:
     )
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--k", type=int, default=8)
-    ap.add_argument("--popsize", type=int, default=100)
-    ap.add_argument("--n-dup", type=int, default=3)
+    add_fit_options(ap, ("cmaes.popsize", "n_dup"))
     ap.add_argument("--scan-length", type=float, default=14.4)
-    ap.add_argument("--burn-in", type=float, default=7.2)
-    ap.add_argument("--dt", type=float, default=0.005)
-    ap.add_argument("--fcd-window", type=int, default=10, help="frames (HCP: 83)")
+    add_fit_options(
+        ap,
+        ("burn_in", "dt_train", "fcd_window"),
+        {
+            "burn_in": {"default": 7.2, "help": "burn-in, s"},
+            "dt_train": {"flag": "--dt", "help": "integration step, s"},
+            "fcd_window": {"default": 10, "help": "FCD window, frames (HCP: 83)"},
+        },
+    )
     ap.add_argument("--out", default=None, help="JSON path (default: bench/results/lockstep*.json)")
     ap.add_argument("--reps", type=int, default=2)
-    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    add_fit_options(ap, ("device",), {"device": {"choices": ("cpu", "cuda")}})
     ap.add_argument(
         "--engines", nargs="+", default=None, help="default: kernel torch (CPU), triton torch (CUDA)"
     )

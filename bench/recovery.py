@@ -30,7 +30,6 @@ Writes ``bench/results/recovery.json`` and prints one line.
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 import warnings
@@ -39,18 +38,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from _options import (  # bench/ is on sys.path
+    add_scan_arguments,
+    add_truth_rate_band,
+    result_header,
+    scan_timings,
+    truth_rate_band,
+)
 
+from delssome_norms.cli.options import add_fit_options, fit_settings_from_args
 from delssome_norms.datasets import load_default_template, region_classes
-from delssome_norms.fit import CMAESSettings, FitSettings, fit_group
+from delssome_norms.fit import FitSettings, fit_group
 from delssome_norms.fit.design import design_matrix, diffusion_gradient
 from delssome_norms.fit.parameterisation import Bounds, Parameterisation, RegionalParams
 from delssome_norms.fit.synthetic import FIC_RATE_BAND, synthetic_subject
 from delssome_norms.io import read_parameters, write_json
 from delssome_norms.model import SimulationTiming
+from delssome_norms.surrogate import SURROGATE_BACKEND
 from delssome_norms.surrogate.generate import TRUTH_PRIOR, draw_prior
 
 RESULTS = Path(__file__).resolve().parent / "results" / "recovery.json"
-TR = 0.72
 TARGET_R = 0.9
 TARGET_MEAN_ERR = 5.0
 
@@ -129,23 +136,6 @@ def _true_regional(subjects) -> list[RegionalParams]:
     return [Parameterisation(x, s.inputs.gradient).to_regional(s.coeffs) for s in subjects]
 
 
-def add_scan_arguments(ap: argparse.ArgumentParser) -> None:
-    """Options of the synthetic scans (shared with ``bench/identifiability.py``)."""
-    ap.add_argument("--scan-length", type=float, default=57.6, help="seconds (80 frames at TR 0.72)")
-    ap.add_argument("--burn-in", type=float, default=14.4)
-    ap.add_argument("--fcd-window", type=int, default=20)
-    ap.add_argument("--dt", type=float, default=0.006, help="simulation step (train and validation), s")
-    ap.add_argument("--warmup-steps", type=int, default=1000)
-
-
-def scan_timings(args: argparse.Namespace, dt_truth: float):
-    """(scan timing, truth timing, shared timing keywords) from :func:`add_scan_arguments`."""
-    common = dict(burn_in=args.burn_in, fcd_window=args.fcd_window, warmup_steps=args.warmup_steps)
-    scan = SimulationTiming(tr=TR, scan_length=args.scan_length, dt=args.dt, **common)
-    truth = SimulationTiming(tr=TR, scan_length=args.scan_length, dt=dt_truth, **common)
-    return scan, truth, common
-
-
 def _regional_from_csv(path: Path) -> RegionalParams:
     """The fitted regional parameters of ``best_parameters.csv`` as a batch of one."""
     p = read_parameters(path)
@@ -205,28 +195,27 @@ def main() -> None:
     )
     ap.add_argument("--quick", action="store_true", help="smoke run (2 subjects, 3 generations)")
     ap.add_argument("--subjects", type=int, default=10)
-    ap.add_argument("--generations", type=int, default=20)
-    ap.add_argument("--popsize", type=int, default=24)
-    ap.add_argument("--mu", type=int, default=6)
-    ap.add_argument("--n-dup", type=int, default=2)
+    add_fit_options(
+        ap,
+        ("cmaes.generations", "cmaes.popsize", "cmaes.mu", "n_dup"),
+        overrides={
+            "cmaes.generations": {"default": 20},
+            "cmaes.popsize": {"default": 24},
+            "cmaes.mu": {"default": 6},
+            "n_dup": {"default": 2},
+        },
+    )
     add_scan_arguments(ap)
-    ap.add_argument("--dt-test", type=float, default=0.003, help="test step, s")
-    ap.add_argument("--test-top-k", type=int, default=3)
-    ap.add_argument("--seed", type=int, default=2026)
-    ap.add_argument("--rate-gate", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"))
-    ap.add_argument(
-        "--no-stability-gate",
-        action="store_true",
-        help="also search candidates with an unstable FIC fixed point (the paper's protocol)",
+    add_fit_options(
+        ap,
+        ("dt_test", "test_top_k", "seed", "rate_gate", "stability_gate"),
+        overrides={
+            "dt_test": {"default": 0.003},
+            "test_top_k": {"default": 3},
+            "seed": {"default": 2026, "help": "seed of the truths and the fits"},
+        },
     )
-    ap.add_argument(
-        "--truth-rate-band",
-        type=float,
-        nargs=2,
-        default=FIC_RATE_BAND,
-        metavar=("LOW", "HIGH"),
-        help="keep truths whose regional r_E all lie in this band, Hz (0 0: no check)",
-    )
+    add_truth_rate_band(ap, "keep truths whose regional r_E all lie in this band, Hz (0 0: no check)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     ap.add_argument(
         "--fresh-seeds",
@@ -240,8 +229,7 @@ def main() -> None:
         default="wide",
         help="truth prior: 'wide' (G 0.5-2.5, wEE 1.5-3.5) or 'informative' (the surrogate's)",
     )
-    ap.add_argument("--mode", choices=("euler", "surrogate"), default="euler", help="train stage")
-    ap.add_argument("--val-per-generation", type=int, default=None)
+    add_fit_options(ap, ("mode", "val_per_generation"))
     ap.add_argument(
         "--hcp",
         action="store_true",
@@ -262,29 +250,16 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     scan, truth_timing, common = scan_timings(args, args.dt_test)
     t0 = time.perf_counter()
-    band = tuple(args.truth_rate_band) if any(args.truth_rate_band) else None
+    band = truth_rate_band(args)
     subjects, tries = make_subjects(args.subjects, scan, truth_timing, args.seed, args.prior, band)
     t_make = time.perf_counter() - t0
-    settings = FitSettings(
-        cmaes=CMAESSettings(generations=args.generations, popsize=args.popsize, mu=args.mu),
-        seed=args.seed,
-        n_dup=args.n_dup,
-        dt_train=args.dt,
-        dt_val=args.dt,
-        dt_test=args.dt_test,
-        test_top_k=args.test_top_k,
-        rate_gate=tuple(args.rate_gate) if args.rate_gate else None,
-        stability_gate=not args.no_stability_gate,
-        mode=args.mode,
-        val_per_generation=args.val_per_generation,
-        **common,
-    )
+    settings = fit_settings_from_args(args, dt_train=args.dt, dt_val=args.dt, **common)
     truth_losses = _mean_losses(subjects, _true_regional(subjects), settings, [12345])
     t1 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         dirs = [Path(tmp) / s.inputs.subject_id for s in subjects]
-        outcomes = fit_group([s.inputs for s in subjects], dirs, settings)
+        outcomes = fit_group([s.inputs for s in subjects], dirs, settings, surrogate=SURROGATE_BACKEND)
         rows, fitted, done_subjects = [], [], []
         for s, d, o in zip(subjects, dirs, outcomes):
             if o.status != "done":
@@ -340,11 +315,7 @@ def main() -> None:
         else float("nan")
     )
     result = {
-        "benchmark": "recovery",
-        "quick": args.quick,
-        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "load_average": os.getloadavg(),
-        "torch_threads": torch.get_num_threads(),
+        **result_header("recovery", args),
         "config": vars(args),
         "subjects": rows,
         "truth_draws": tries,

@@ -41,10 +41,15 @@ import numpy as np
 import pandas as pd
 
 from delssome_norms.datasets import region_classes
-from delssome_norms.datasets.reference import load_model_setup, load_reference_spec, load_reference_table
-from delssome_norms.datasets.synthetic import DEFAULT_SEED, generate_reference_cohort
+from delssome_norms.datasets.reference import load_reference_table
 from delssome_norms.io import write_json
 from delssome_norms.norms import GrowthChart
+from delssome_norms.synthetic import (
+    DEFAULT_SEED,
+    generate_reference_cohort,
+    load_model_setup,
+    load_reference_spec,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "reference_effects.json"
 WINDOWS = {

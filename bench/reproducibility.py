@@ -29,6 +29,7 @@ from surrogate import (  # bench/ is on sys.path
     run_mode,
 )
 
+from delssome_norms.cli.options import add_fit_options
 from delssome_norms.fit.synthetic import FIC_RATE_BAND
 from delssome_norms.io import write_json
 from delssome_norms.surrogate import load_pretrained
@@ -58,18 +59,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--mode", choices=("euler", "surrogate"), default="surrogate")
+    add_fit_options(ap, ("mode",), {"mode": {"default": "surrogate"}})
     ap.add_argument("--searches", type=int, nargs="+", default=[1, 4])
     ap.add_argument("--fit-seeds", type=int, nargs=2, default=[1000, 2000])
     ap.add_argument("--subjects", type=int, default=10)
     ap.add_argument("--generations", type=int, default=None, help="default: training data's")
     ap.add_argument("--subject-seed", type=int, default=1000, help="as bench/surrogate.py's --seed")
-    ap.add_argument(
-        "--no-stability-gate",
-        action="store_true",
-        help="also search candidates with an unstable FIC fixed point (the paper's protocol)",
-    )
-    ap.add_argument("--device", default="cpu")
+    add_fit_options(ap, ("stability_gate", "device"))
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     ap.add_argument("--work", default=None, help="folder for the fits (finished fits are reused)")
     ap.add_argument("--quick", action="store_true", help="2 subjects, 2 generations of 20")

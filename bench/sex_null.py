@@ -133,9 +133,9 @@ def any_region_rate(reps: int, n: int, seed: int) -> dict:
 
 
 def reference_cohort(with_chart: bool) -> dict:
-    """Tests on the synthetic reference cohort (generator in delssome_norms.datasets.synthetic)."""
+    """Tests on the synthetic reference cohort (generator in delssome_norms.synthetic)."""
     try:
-        from delssome_norms.datasets import synthetic
+        from delssome_norms import synthetic
     except ImportError as exc:  # the generator is optional for this benchmark
         return {"available": False, "reason": str(exc)}
     loader = getattr(synthetic, "load_reference_table", None)

@@ -41,7 +41,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from _options import add_truth_rate_band, truth_rate_band  # bench/ is on sys.path
 
+from delssome_norms.cli.options import add_fit_options
 from delssome_norms.datasets import load_default_template
 from delssome_norms.errors import InputWarning
 from delssome_norms.fit import CMAESSettings, EulerEvaluator, FitSettings, SubjectInputs, fit_group
@@ -50,6 +52,7 @@ from delssome_norms.fit.lockstep import build_space
 from delssome_norms.fit.synthetic import FIC_RATE_BAND
 from delssome_norms.io import write_arrays, write_json
 from delssome_norms.surrogate import (
+    SURROGATE_BACKEND,
     SurrogateEvaluator,
     load_pretrained,
     prediction_metrics,
@@ -77,7 +80,7 @@ def run_mode(mode: str, subjects, work: Path, settings: FitSettings, weights: st
             mode_settings = dataclasses.replace(
                 settings, mode=mode, surrogate_weights=weights if mode == "surrogate" else None
             )
-            outcomes = fit_group(subjects, dirs, mode_settings)
+            outcomes = fit_group(subjects, dirs, mode_settings, surrogate=SURROGATE_BACKEND)
         seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
         failed = [o for o in outcomes if o.status == "failed"]
         if failed:
@@ -294,32 +297,18 @@ def main() -> int:
     parser.add_argument(
         "--scan-length", type=float, default=None, help="default: middle of trained range"
     )
-    parser.add_argument("--seed", type=int, default=1000, help="seed of the held-out subjects")
-    parser.add_argument(
-        "--val-per-generation",
-        type=int,
-        default=None,
-        help="surrogate mode: candidates per generation validated (default: FitSettings' default)",
+    add_fit_options(
+        parser,
+        ("seed", "val_per_generation", "searches"),
+        overrides={
+            "seed": {"default": 1000, "help": "seed of the held-out subjects"},
+            "searches": {"help": "independent CMA-ES searches per subject in both modes"},
+        },
     )
-    parser.add_argument(
-        "--searches",
-        type=int,
-        default=1,
-        help="independent CMA-ES searches per subject in both modes (default 1, the paper's)",
+    add_truth_rate_band(
+        parser, "held-out truths keep every region's r_E in this band, Hz (0 0: no check)"
     )
-    parser.add_argument(
-        "--truth-rate-band",
-        type=float,
-        nargs=2,
-        default=FIC_RATE_BAND,
-        metavar=("LOW", "HIGH"),
-        help="held-out truths keep every region's r_E in this band, Hz (0 0: no check)",
-    )
-    parser.add_argument(
-        "--no-stability-gate",
-        action="store_true",
-        help="both modes also search candidates with an unstable FIC fixed point (paper protocol)",
-    )
+    add_fit_options(parser, ("stability_gate",))
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--work", default=None, help="folder for the fits (reused if complete)")
     parser.add_argument(
@@ -340,7 +329,7 @@ def main() -> int:
     generations = gsettings.generations
     work = Path(args.work or tempfile.mkdtemp(prefix="delssome_bench_surrogate_"))
     t0 = time.perf_counter()
-    band = tuple(args.truth_rate_band) if any(args.truth_rate_band) else None
+    band = truth_rate_band(args)
     subjects = held_out_subjects(gsettings, work / "subjects.npz", band)
     t_subjects = time.perf_counter() - t0
 

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from delssome_norms.datasets import DK68_REGIONS, region_classes
 from delssome_norms.errors import InvalidInputError, NotYetAvailableError
+from delssome_norms.io import ei_table as et
 from delssome_norms.io import write_json, write_table, write_text
 
 SYNTHETIC_NOTE = (
@@ -102,8 +103,9 @@ def _choose_mode(settings: DemoSettings) -> str:
         return settings.mode
     try:
         from delssome_norms.fit.evaluate import check_mode
+        from delssome_norms.surrogate import SURROGATE_BACKEND
 
-        check_mode("surrogate")
+        check_mode("surrogate", surrogate=SURROGATE_BACKEND)
     except (NotYetAvailableError, InvalidInputError, ImportError):
         return "euler"
     return "surrogate"
@@ -119,7 +121,8 @@ def estimate_subjects(out: Path, settings: DemoSettings) -> tuple[pd.DataFrame, 
         test-stage total loss and wall time [s]; and the train-stage mode used.
     """
     from delssome_norms.datasets.reference import materialise_subjects
-    from delssome_norms.fit import estimate_ei, load_subject
+    from delssome_norms.fit import load_subject
+    from delssome_norms.pipeline import EIEstimator
 
     folder = out / "subjects"
     manifest = pd.read_csv(materialise_subjects(folder, kind="control"))
@@ -134,11 +137,13 @@ def estimate_subjects(out: Path, settings: DemoSettings) -> tuple[pd.DataFrame, 
             sc=folder / row.sc, myelin=folder / row.myelin, gradient=folder / row.gradient,
         )  # fmt: skip
         start = time.perf_counter()
-        estimate_ei(subject, out / "estimates" / row.subject_id, fit_settings)
+        estimator = EIEstimator(fit_settings, out_dir=out / "estimates" / row.subject_id)
+        result = estimator.fit_subject(subject).result_
         wall = time.perf_counter() - start
-        fitted = pd.read_csv(out / "estimates" / row.subject_id / "EI_ratio.csv")["EI_ratio"].to_numpy()
-        truth = pd.read_csv(folder / "truth" / f"{row.subject_id}_EI_ratio.csv")["EI_ratio"].to_numpy()
-        quality = pd.read_csv(out / "estimates" / row.subject_id / "fit_quality.csv").set_index("stage")
+        fitted = result.ei.to_numpy()
+        truth_file = folder / "truth" / f"{row.subject_id}_{et.EI_RATIO_FILE}"
+        truth = pd.read_csv(truth_file)[et.EI_RATIO].to_numpy()
+        quality = result.losses
         rows.append(
             {
                 "subject_id": row.subject_id,
@@ -167,7 +172,7 @@ def fit_charts(out: Path, table: pd.DataFrame):
     centiles = {sex: chart.population_centiles(sex) for sex in ("female", "male")}
     for sex, per_target in centiles.items():
         write_table(
-            per_target["ei_ratio_mean"], out / "chart_centiles" / f"{sex}_population_centiles.csv"
+            per_target[et.MEAN_TARGET], out / "chart_centiles" / f"{sex}_population_centiles.csv"
         )
     return chart, centiles
 
@@ -245,8 +250,8 @@ def run_demo(out: str | Path, settings: DemoSettings | None = None) -> dict[str,
     patients = load_patients()
     scores = score_patients(out, chart, patients)
     true_dev = patient_deviation_z(patients)
-    roi = scores[scores["target"].str.startswith("ei_ratio_roi_")].copy()
-    roi["region"] = roi["target"].str.replace("ei_ratio_roi_", "").astype(int)
+    roi = scores[scores["target"].map(et.region_index).notna()].copy()
+    roi["region"] = roi["target"].map(et.region_index).astype(int)
     z = (
         roi.pivot(index="subject_id", columns="region", values="z")
         .loc[patients["subject_id"]]
@@ -268,7 +273,7 @@ def run_demo(out: str | Path, settings: DemoSettings | None = None) -> dict[str,
     t0 = time.perf_counter()
     tests = stats.sex_difference_tests(table)
     write_table(tests, out / "sex_difference_tests.csv")
-    gap = stats.sex_gap(table, "ei_ratio_mean", n_boot=settings.n_boot, seed=settings.seed)
+    gap = stats.sex_gap(table, et.MEAN_TARGET, n_boot=settings.n_boot, seed=settings.seed)
     write_table(gap, out / "sex_gap.csv")
     summary["sex_differences"] = _sex_summary(tests)
     timings["sex_differences"] = time.perf_counter() - t0
@@ -278,7 +283,7 @@ def run_demo(out: str | Path, settings: DemoSettings | None = None) -> dict[str,
     figures = {}
     figures["lifespan"] = _save(
         plotting.plot_lifespan_centiles(
-            centiles["female"]["ei_ratio_mean"], centiles["male"]["ei_ratio_mean"], data=table,
+            centiles["female"][et.MEAN_TARGET], centiles["male"][et.MEAN_TARGET], data=table,
             title="Mean cortical E/I across the lifespan (synthetic reference cohort)",
         ),
         out / "figures" / "01_lifespan_centiles.png",
@@ -321,8 +326,8 @@ def _sex_summary(tests: pd.DataFrame) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for test in sorted(tests["test"].unique()):
         sub = tests[tests["test"] == test]
-        regional = sub[sub["target"] != "ei_ratio_mean"]
-        mean_row = sub[sub["target"] == "ei_ratio_mean"]
+        regional = sub[sub["target"] != et.MEAN_TARGET]
+        mean_row = sub[sub["target"] == et.MEAN_TARGET]
         out[test] = {
             "mean_target_p": float(mean_row["p"].iloc[0]) if len(mean_row) else None,
             "mean_target_direction": str(mean_row["direction"].iloc[0]) if len(mean_row) else None,
@@ -333,7 +338,7 @@ def _sex_summary(tests: pd.DataFrame) -> dict[str, Any]:
 
 
 def _regional_median_at(chart, age: float) -> np.ndarray:
-    targets = [f"ei_ratio_roi_{i}" for i in range(len(DK68_REGIONS))]
+    targets = et.region_columns(len(DK68_REGIONS))
     med = []
     for sex in ("female", "male"):
         c = chart.centiles([age], sex, q=[50.0], targets=targets)  # q in percent
@@ -348,8 +353,9 @@ def _estimation_figure(out: Path, estimates: pd.DataFrame):
     ax = fig.subplots()
     classes = region_classes()
     for sid in estimates["subject_id"]:
-        fitted = pd.read_csv(out / "estimates" / sid / "EI_ratio.csv")["EI_ratio"].to_numpy()
-        truth = pd.read_csv(out / "subjects" / "truth" / f"{sid}_EI_ratio.csv")["EI_ratio"].to_numpy()
+        fitted = pd.read_csv(out / "estimates" / sid / et.EI_RATIO_FILE)[et.EI_RATIO].to_numpy()
+        truth_file = out / "subjects" / "truth" / f"{sid}_{et.EI_RATIO_FILE}"
+        truth = pd.read_csv(truth_file)[et.EI_RATIO].to_numpy()
         for cls, marker in (("sensory", "o"), ("association", "^")):
             sel = classes == cls
             ax.scatter(truth[sel], fitted[sel], s=14, marker=marker, alpha=0.7, label=f"{sid} {cls}")

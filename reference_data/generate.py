@@ -34,10 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
-from delssome_norms.datasets import reference, synthetic
+from delssome_norms import synthetic
+from delssome_norms.datasets import reference
 from delssome_norms.datasets.maps import load_default_maps
 
-DATA = Path(synthetic.__file__).resolve().parent / "data"
+DATA = reference.data_dir()
 
 
 def noise_from_recovery(path: Path, spatial_cv: float) -> tuple[float, float, str]:
@@ -129,12 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     packaged = (DATA / reference.MANIFEST_FILE).is_file() and (DATA / reference.MODEL_FILE).is_file()
     spec = synthetic.CohortSpec()
     if args.spec == "packaged" and packaged:
-        spec = reference.load_reference_spec(DATA)
+        spec = synthetic.load_reference_spec(DATA)
     if args.rebuild_model or not packaged:
         print("building the model set-up (simulations, minutes) ...", flush=True)
         setup = synthetic.build_model_setup(spec, args.seed)
     else:
-        setup = reference.load_model_setup(DATA)
+        setup = synthetic.load_model_setup(DATA)
         shipped = np.array(load_default_maps().gradient)
         if not np.array_equal(setup.gradient, shipped):
             # the E/I mapping depends on wEI and sigma only; its calibration runs are kept
@@ -190,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     cohort = dataclasses.replace(cohort, subjects=sims)
     out = Path(tempfile.mkdtemp(prefix="reference_check_")) if args.check else args.out
-    written = reference.write_reference_cohort(cohort, out, simulation=simulation)
+    written = synthetic.write_reference_cohort(cohort, out, simulation=simulation)
     sizes = {name: path.stat().st_size for name, path in written.items()}
     total = sum(sizes.values()) / 1e6
     print(f"wrote {len(written)} files to {out} ({total:.2f} MB) in {time.perf_counter() - t0:.0f} s")

@@ -12,6 +12,7 @@ import os
 import site
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,8 @@ def test_wheel_installs_weights_and_reference_chart(tmp_path) -> None:
         env,
     )  # fmt: skip
     (wheel,) = wheels.glob("delssome_norms-*.whl")
+    with zipfile.ZipFile(wheel) as zf:  # the fused kernel's C++ source ships as package data
+        assert "delssome_norms/model/kernels/pfic_cpu.cpp" in zf.namelist()
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], tmp_path, env)
     py = venv / "bin" / "python"
@@ -81,6 +84,8 @@ def test_wheel_installs_weights_and_reference_chart(tmp_path) -> None:
     )  # fmt: skip
     run = json.loads((work / "fit" / "run.json").read_text())
     assert run["provenance"]["mode"] == "surrogate"
+    assert run["ei_interval"]["mode"] == "surrogate"  # the calibration file is package data
+    assert run["ei_interval"]["calibration_source"]
     ei = np.genfromtxt(work / "fit" / "EI_ratio.csv", delimiter=",", names=True)["EI_ratio"]
     assert ei.shape == (68,) and np.isfinite(ei).all()
     out = _run([str(py), "-c", "from delssome_norms.norms import load_reference_chart as l; "

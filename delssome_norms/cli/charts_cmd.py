@@ -7,6 +7,7 @@ from pathlib import Path
 
 from delssome_norms.cli.main import add_command
 from delssome_norms.errors import InvalidInputError
+from delssome_norms.io import ei_table as et
 
 FIT_EXAMPLE = (
     "delssome-norms charts fit --table cohort_ei.csv --out chart/ --family SHASHo2 "
@@ -360,7 +361,7 @@ def run_fit(args: argparse.Namespace) -> int:
     ).fit(table, targets=_csv_list(args.targets), source=str(args.table), provenance=provenance)
     out = Path(args.out)
     chart.save(out)
-    tables = {"all": None, "mean": [t for t in chart.targets_ if t == "ei_ratio_mean"], "none": []}
+    tables = {"all": None, "mean": [t for t in chart.targets_ if t == et.MEAN_TARGET], "none": []}
     chosen = tables[args.centile_tables]
     if chosen is None or chosen:
         for sex in ("female", "male"):
@@ -417,7 +418,7 @@ def run_adapt(args: argparse.Namespace) -> int:
 
 
 N_REGIONS = 68
-SITE_COLUMNS = ("site_scanner", "site")
+SITE_COLUMNS = (et.SITE_SCANNER, et.SITE)
 
 
 def _figure_format(out: Path, option: str = "--out") -> str:
@@ -485,7 +486,7 @@ def _regional(row, suffix: str, source: str):
     """The person's 68 regional ``ei_ratio_roi_<k>_<suffix>`` values, in region order."""
     import numpy as np
 
-    cols = [f"ei_ratio_roi_{k}_{suffix}" for k in range(N_REGIONS)]
+    cols = [f"{et.region_column(k)}_{suffix}" for k in range(N_REGIONS)]
     missing = [c for c in cols if c not in row.index]
     if missing:
         raise InvalidInputError(
@@ -646,13 +647,13 @@ def run_report(args: argparse.Namespace) -> int:
         raise InvalidInputError("exists and is not a folder", "--out")
     source = str(args.scores)
     row = _person_row(read_table(args.scores), args.subject, source)
-    mark = _person_mark(row, "ei_ratio_mean", source)
+    mark = _person_mark(row, et.MEAN_TARGET, source)
     z = _regional(row, "z", source)
     centiles = _regional(row, "centile", source)
     chart = load_chart(args.chart, quiet=True)
     reference = args.chart == REFERENCE_CHART_NAME and not Path(args.chart).exists()
     chart_label = f"the {REFERENCE_CHART_LABEL}" if reference else f"the chart `{args.chart}`"
-    fan = plot_chart_centiles(chart, "ei_ratio_mean", None, person=mark)
+    fan = plot_chart_centiles(chart, et.MEAN_TARGET, None, person=mark)
     _save_figure(fan, out / "fan_chart.png")
     brain = plot_person_brain_map(z, mark["subject_id"], value="z", subtitle=_subtitle(row))
     _save_figure(brain, out / "brain_map_z.png")

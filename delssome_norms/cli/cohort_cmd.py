@@ -7,6 +7,7 @@ from pathlib import Path
 
 from delssome_norms.cli.estimate_cmd import add_fit_options, settings_from_args
 from delssome_norms.cli.main import add_command
+from delssome_norms.cli.options import defer
 
 
 def register(subparsers) -> None:
@@ -30,7 +31,7 @@ def register(subparsers) -> None:
     p.add_argument(
         "--batch-subjects", type=int, default=None, metavar="K", help="subjects per lockstep group"
     )
-    add_fit_options(p)
+    defer(p, add_fit_options)
     p.set_defaults(func=run_cohort_cmd)
 
     c = add_command(
@@ -54,6 +55,7 @@ def run_cohort_cmd(args: argparse.Namespace) -> int:
     """Run (a shard of) the cohort and print a summary line."""
     from delssome_norms.errors import InvalidInputError
     from delssome_norms.fit import parse_shard, run_cohort
+    from delssome_norms.surrogate import SURROGATE_BACKEND
 
     settings = settings_from_args(args)
     shard = parse_shard(args.shard)
@@ -76,6 +78,7 @@ def run_cohort_cmd(args: argparse.Namespace) -> int:
         group_size=args.batch_subjects,
         quiet=args.quiet,
         overwrite=args.overwrite,
+        surrogate=SURROGATE_BACKEND,
     )
     print(
         f"cohort shard {shard[0]}/{shard[1]}: {summary.done} done, {summary.skipped} already finished, "
@@ -90,15 +93,15 @@ def run_collect_cmd(args: argparse.Namespace) -> int:
     """Write the cohort table."""
     from delssome_norms.errors import InvalidInputError
     from delssome_norms.fit import collect
-    from delssome_norms.io import check_out_file
+    from delssome_norms.io import check_out_file, provenance_path, regions_path
+    from delssome_norms.io.ei_table import n_region_columns
 
     if not Path(args.in_dir).is_dir():
         raise InvalidInputError(f"{args.in_dir} is not a folder", "--in-dir")
     check_out_file(args.out, "--out")
 
     table = collect(args.in_dir, args.demographics, args.out)
-    n_roi = sum(c.startswith("ei_ratio_roi_") for c in table.columns)
-    from delssome_norms.io import provenance_path, regions_path
+    n_roi = n_region_columns(table.columns)
 
     print(
         f"{len(table)} subjects x {n_roi} regions -> {args.out} (provenance: "

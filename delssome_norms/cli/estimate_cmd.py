@@ -4,88 +4,26 @@ from __future__ import annotations
 
 import argparse
 
+from delssome_norms.cli import options
 from delssome_norms.cli.main import add_command
 
 
 def add_fit_options(p: argparse.ArgumentParser) -> None:
-    """Options shared by ``estimate-ei`` and ``cohort`` (search, simulation, device)."""
-    g = p.add_argument_group("fit")
-    g.add_argument("--generations", type=int, default=100, help="CMA-ES generations (default 100)")
-    g.add_argument("--popsize", type=int, default=100, help="candidates per generation (default 100)")
-    g.add_argument("--mu", type=int, default=10, help="selected candidates (default 10)")
-    g.add_argument("--seed", type=int, default=0, help="seed of the whole run (default 0)")
-    g.add_argument(
-        "--searches",
-        type=int,
-        default=1,
-        help="independent CMA-ES searches per subject; the best validated over all is tested "
-        "(default 1, the paper's protocol; more make the estimate less seed-dependent)",
-    )
-    g.add_argument(
-        "--mode", choices=("euler", "surrogate"), default="euler", help="train-stage evaluator"
-    )
-    g.add_argument(
-        "--weights",
-        default=None,
-        metavar="DIR",
-        help="surrogate weights for --mode surrogate (default: pretrained/delssome_dk68)",
-    )
-    g.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default cpu)")
-    g.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="simulation dtype")
-    g.add_argument("--quiet", action="store_true", help="no progress bars")
-    g.add_argument(
+    """Options shared by ``estimate-ei`` and ``cohort`` (search, simulation, device).
+
+    The FitSettings options come from the settings fields (:mod:`delssome_norms.cli.options`).
+    """
+    fit_group = p.add_argument_group("fit")
+    options.add_fit_options(fit_group, options.FIT_OPTIONS)
+    fit_group.add_argument("--quiet", action="store_true", help="no progress bars")
+    fit_group.add_argument(
         "--overwrite",
         action="store_true",
         help="refit subjects whose folders hold results or checkpoints written with other inputs "
         "or settings (default: refuse; matching results are always kept and reused)",
     )
-    a = p.add_argument_group("simulation (advanced; defaults from docs/science.md)")
-    a.add_argument("--n-dup", type=int, default=3, help="noise duplicates per candidate (default 3)")
-    a.add_argument("--dt-train", type=float, default=0.005, help="train step, s (default 0.005)")
-    a.add_argument("--dt-val", type=float, default=0.005, help="validation step, s (default 0.005)")
-    a.add_argument("--dt-test", type=float, default=0.0005, help="test step, s (default 0.0005)")
-    a.add_argument("--burn-in", type=float, default=None, help="burn-in, s (default ceil(72/TR) TR)")
-    a.add_argument(
-        "--fcd-window", type=int, default=None, help="FCD window, frames (default round(60/TR))"
-    )
-    a.add_argument(
-        "--warmup-steps", type=int, default=5000, help="unrecorded warm-up steps (default 5000)"
-    )
-    a.add_argument(
-        "--test-top-k", type=int, default=5, help="validated sets re-simulated in test (default 5)"
-    )
-    a.add_argument(
-        "--val-per-generation",
-        type=int,
-        default=None,
-        help="best train candidates per generation re-simulated in validation "
-        "(default 1 in euler mode, 3 in surrogate mode)",
-    )
-    a.add_argument(
-        "--engine", default="auto", help="simulator engine: auto, torch, kernel (CPU) or triton (CUDA)"
-    )
-    a.add_argument(
-        "--rate-gate",
-        nargs=2,
-        type=float,
-        default=None,
-        metavar=("LOW", "HIGH"),
-        help="reject candidates whose regional mean r_E leaves LOW..HIGH Hz (e.g. 2.7 3.3); default off",
-    )
-    a.add_argument(
-        "--no-stability-gate",
-        action="store_true",
-        help="also search parameters whose FIC fixed point is unstable (r_E leaves 3 Hz); the "
-        "paper's protocol. Default: such candidates are rejected before simulation",
-    )
-    a.add_argument(
-        "--maps",
-        choices=("default", "fc-gradient"),  # FitSettings.maps (fit.settings.MAP_CHOICES)
-        default="default",
-        help="maps of 68-region subjects given none: 'default' = the shipped DK68 myelin and "
-        "gradient maps, design [1, myelin, gradient]; 'fc-gradient' = the principal gradient of "
-        "the cohort's (or subject's) FC, design [1, gradient]",
-    )
+    simulation = p.add_argument_group("simulation (advanced; defaults from docs/science.md)")
+    options.add_fit_options(simulation, options.SIMULATION_OPTIONS)
 
 
 def check_device(device: str, option: str = "--device") -> str:
@@ -127,7 +65,8 @@ def check_device(device: str, option: str = "--device") -> str:
 def settings_from_args(args: argparse.Namespace):
     """Build :class:`~delssome_norms.fit.FitSettings` from parsed options (checks mode, device)."""
     from delssome_norms.errors import InvalidInputError
-    from delssome_norms.fit import CMAESSettings, FitSettings, check_mode
+    from delssome_norms.fit import check_mode
+    from delssome_norms.surrogate import SURROGATE_BACKEND
 
     check_device(args.device)
     for name in ("generations", "popsize", "mu"):
@@ -135,31 +74,10 @@ def settings_from_args(args: argparse.Namespace):
             raise InvalidInputError(
                 f"must be a positive integer, got {getattr(args, name)}", f"--{name}"
             )
-    check_mode(args.mode, args.weights)
+    check_mode(args.mode, args.weights, SURROGATE_BACKEND)
     if args.weights is not None and args.mode != "surrogate":
         raise InvalidInputError("--weights only applies with --mode surrogate", "--weights")
-    return FitSettings(
-        cmaes=CMAESSettings(generations=args.generations, popsize=args.popsize, mu=args.mu),
-        seed=args.seed,
-        mode=args.mode,
-        n_dup=args.n_dup,
-        dt_train=args.dt_train,
-        dt_val=args.dt_val,
-        dt_test=args.dt_test,
-        burn_in=args.burn_in,
-        fcd_window=args.fcd_window,
-        warmup_steps=args.warmup_steps,
-        test_top_k=args.test_top_k,
-        val_per_generation=args.val_per_generation,
-        device=args.device,
-        dtype=args.dtype,
-        engine=args.engine,
-        rate_gate=tuple(args.rate_gate) if args.rate_gate else None,
-        stability_gate=not args.no_stability_gate,
-        searches=args.searches,
-        surrogate_weights=args.weights,
-        maps=args.maps,
-    )
+    return options.fit_settings_from_args(args)
 
 
 def register(subparsers) -> None:
@@ -193,7 +111,7 @@ def register(subparsers) -> None:
     src.add_argument("--gradient", metavar="CSV", help="RSFC gradient map (give with --myelin)")
     src.add_argument("--subject-id", default=None, help="name used in run.json (default: out-dir name)")
     p.add_argument("--out-dir", required=True, help="output folder")
-    add_fit_options(p)
+    options.defer(p, add_fit_options)
     p.set_defaults(func=run)
 
 
@@ -209,13 +127,13 @@ def check_stage_timing(settings, tr: float, scan_length: float, source: str) -> 
 
 
 def run(args: argparse.Namespace) -> int:
-    """Load the subject, fit, and print the mean E/I."""
+    """Load the subject, fit it (:class:`~delssome_norms.pipeline.EIEstimator`), print the mean E/I."""
     from pathlib import Path
 
     from delssome_norms.errors import InvalidInputError
-    from delssome_norms.fit import estimate_ei, load_subject
-    from delssome_norms.fit.cohort import subject_finished
+    from delssome_norms.fit import load_subject
     from delssome_norms.io import OutDirLock, check_out_dir, check_subject_id
+    from delssome_norms.pipeline import EIEstimator, EIFitError
 
     settings = settings_from_args(args)
     if args.timeseries and (args.fc or args.fcd_cdf):
@@ -244,20 +162,18 @@ def run(args: argparse.Namespace) -> int:
     )
     check_stage_timing(settings, subject.tr, subject.scan_length, "--tr/--scan-length")
     out = check_out_dir(out, "--out-dir")
+    estimator = EIEstimator(settings, out_dir=out, overwrite=args.overwrite)
     with OutDirLock(out, "--out-dir"):
-        subject_finished(subject, out, settings, None, overwrite=args.overwrite)
         progress, bar = _generation_bar(args.quiet)
         try:
-            outcome = estimate_ei(subject, out, settings, progress)
+            estimator.fit_subject(subject, progress=progress)
+        except EIFitError as err:
+            print(f"delssome-norms: {err}")
+            return 1
         finally:
             bar.close()
-    if outcome.status == "failed":
-        print(f"delssome-norms: {subject.subject_id} failed: {outcome.message}")
-        return 1
-    import pandas as pd
-
-    ei = pd.read_csv(out / "EI_ratio.csv")["EI_ratio"]
-    verb = "already finished" if outcome.status == "skipped" else "done"
+    ei = estimator.result_.ei
+    verb = "already finished" if estimator.outcome_.status == "skipped" else "done"
     print(f"{subject.subject_id}: {verb}; mean E/I {ei.mean():.4f} over {len(ei)} regions -> {out}")
     return 0
 

@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Sequence
 
 from delssome_norms import __version__
+from delssome_norms.cli.options import DeferredParser
 from delssome_norms.errors import InvalidInputError, NotYetAvailableError
 
 COMMAND_MODULES: tuple[str, ...] = (
@@ -51,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--debug", action="store_true", help="show full tracebacks instead of one-line errors"
     )
-    sub = parser.add_subparsers(dest="command", metavar="<command>")
+    # commands add their settings-derived options when used (no torch import for --help)
+    sub = parser.add_subparsers(dest="command", metavar="<command>", parser_class=DeferredParser)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser

@@ -7,10 +7,10 @@ import math
 import warnings
 from pathlib import Path
 
+from delssome_norms.cli import options
 from delssome_norms.cli.main import add_command
 
 DEVICES = ("cpu", "cuda")
-DTYPES = ("float32", "float64")
 
 
 def register(subparsers) -> None:
@@ -41,18 +41,23 @@ def register(subparsers) -> None:
     p.add_argument("--out-dir", required=True, metavar="DIR", help="folder for the outputs")
     p.add_argument("--fc", metavar="CSV", help="empirical FC to score the simulation against")
     p.add_argument("--fcd-cdf", metavar="CSV", help="empirical FCD-CDF (10000 x 1)")
-    p.add_argument("--dt", type=float, default=0.0005, help="integration step (s); default 0.0005")
-    p.add_argument("--burn-in", type=float, default=None, help="burn-in (s); default ceil(72 / TR) x TR")
-    p.add_argument(
-        "--fcd-window", type=int, default=None, help="FCD window (frames); default round(60 / TR)"
-    )
-    p.add_argument("--warmup-steps", type=int, default=5000, help="unrecorded warm-up steps")
-    p.add_argument("--n-dup", type=int, default=3, help="noise duplicates; default 3")
-    p.add_argument("--seed", type=int, default=1, help="noise seed; default 1")
-    p.add_argument("--device", choices=DEVICES, default="cpu", help="default cpu")
-    p.add_argument("--dtype", choices=DTYPES, default="float32", help="default float32")
-    p.add_argument("--sc-max", type=float, default=0.02, help="SC is scaled to this maximum")
+    options.defer(p, _add_simulation_options)
     p.set_defaults(func=run)
+
+
+def _add_simulation_options(p: argparse.ArgumentParser) -> None:
+    """The fit's options with the defaults of its final test stage (a noise seed of its own)."""
+    options.add_fit_options(
+        p,
+        ("dt_test", "burn_in", "fcd_window", "warmup_steps", "n_dup", "seed", "device", "dtype"),
+        overrides={
+            "dt_test": {"flag": "--dt", "help": "integration step, s"},
+            "n_dup": {"help": "noise duplicates"},
+            "seed": {"default": 1, "help": "noise seed"},
+            "device": {"choices": DEVICES, "help": "torch device"},
+        },
+    )
+    p.add_argument("--sc-max", type=float, default=0.02, help="SC is scaled to this maximum")
 
 
 def run(args: argparse.Namespace) -> int:

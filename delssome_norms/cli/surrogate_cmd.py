@@ -8,7 +8,82 @@ import platform
 import time
 from pathlib import Path
 
+from delssome_norms.cli import options
 from delssome_norms.cli.main import add_command
+
+GENERATE_OPTIONS = (
+    "n_subjects",
+    "group_size",
+    "generations",
+    "popsize",
+    "tr",
+    "scan_lengths",
+    "dt",
+    "burn_in",
+    "warmup_steps",
+    "fcd_window",
+    "n_dup",
+    "seed",
+    "device",
+    "dtype",
+)
+"""GenerateSettings fields that are ``surrogate generate`` options (defaults: the fields)."""
+GENERATE_HELP = {
+    "n_subjects": {"flag": "--subjects", "help": "synthetic subjects"},
+    "group_size": {"help": "subjects in lockstep"},
+    "generations": {"help": "CMA-ES generations"},
+    "popsize": {"help": "candidates per generation"},
+    "tr": {"help": "repetition time, s"},
+    "scan_lengths": {
+        "type": float,
+        "nargs": "+",
+        "metavar": "S",
+        "help": "scan lengths in seconds, cycled over groups (default %(default)s)",
+    },
+    "dt": {"help": "integration step, s"},
+    "seed": {"help": "seed of the truths, scans and searches"},
+}
+TRAIN_OPTIONS = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "lr_decay",
+    "patience",
+    "val_fraction",
+    "test_fraction",
+    "candidates_per_epoch",
+    "cross_fraction",
+    "weight_decay",
+    "seed",
+    "device",
+)
+"""TrainSettings fields that are ``surrogate train`` options (defaults: the fields)."""
+TRAIN_HELP = {
+    "epochs": {"help": "training epochs"},
+    "batch_size": {"help": "candidates per batch"},
+    "lr": {"help": "initial learning rate"},
+    "lr_decay": {"help": "learning-rate decay per epoch"},
+    "patience": {"help": "early-stopping patience in epochs"},
+    "val_fraction": {"help": "share of subjects held out for validation"},
+    "test_fraction": {"help": "share of subjects held out for the test metrics"},
+    "candidates_per_epoch": {"type": int, "help": "candidates drawn per epoch (default: all)"},
+    "cross_fraction": {
+        "help": "share of each batch made of cross pairs (candidate x another candidate's "
+        "simulated scan) when the data hold candidate summaries (default %(default)s; 0 disables)"
+    },
+    "weight_decay": {"help": "Adam weight decay"},
+    "seed": {"help": "seed of the split, initialisation and batches"},
+    "device": {"help": "torch device"},
+}
+NETWORK_OPTIONS = ("dropout", "d_model", "n_heads", "n_layers", "fcd_bins")
+"""SurrogateConfig fields that are ``surrogate train`` options (defaults: the fields)."""
+NETWORK_HELP = {
+    "dropout": {"help": "dropout"},
+    "d_model": {"help": "token width"},
+    "n_heads": {"flag": "--heads", "help": "attention heads"},
+    "n_layers": {"flag": "--layers", "help": "encoder layers"},
+    "fcd_bins": {"help": "FCD density groups"},
+}
 
 
 def _threads(value: str) -> int:
@@ -16,6 +91,40 @@ def _threads(value: str) -> int:
     if n < 1:
         raise argparse.ArgumentTypeError("--threads must be >= 1")
     return n
+
+
+def _add_generate_options(g: argparse.ArgumentParser) -> None:
+    """``surrogate generate`` options from GenerateSettings (help: FitSettings' where shared)."""
+    from delssome_norms.fit import FitSettings
+    from delssome_norms.surrogate.generate import GenerateSettings
+
+    options.add_settings_options(g, GenerateSettings, GENERATE_OPTIONS, GENERATE_HELP, FitSettings)
+    _add_run_options(g)
+
+
+def _add_train_options(t: argparse.ArgumentParser) -> None:
+    """``surrogate train`` options from TrainSettings and SurrogateConfig."""
+    from delssome_norms.surrogate.network import SurrogateConfig
+    from delssome_norms.surrogate.train import TrainSettings
+
+    train = (TrainSettings, TRAIN_OPTIONS, TRAIN_HELP)
+    network = (SurrogateConfig, NETWORK_OPTIONS, NETWORK_HELP)
+    # listed as before: training, dropout, weight decay, network shape, seed and device
+    for (cls, names, helps), part in (
+        (train, slice(0, 9)),
+        (network, slice(0, 1)),
+        (train, slice(9, 10)),
+        (network, slice(1, None)),
+        (train, slice(10, None)),
+    ):
+        options.add_settings_options(t, cls, names[part], helps)
+    _add_run_options(t)
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """``--threads`` and ``--quiet`` of a long-running action."""
+    parser.add_argument("--threads", type=_threads, default=None, help="torch CPU threads")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def register(subparsers) -> None:
@@ -43,29 +152,7 @@ def register(subparsers) -> None:
         "command continues an interrupted data set.",
     )
     g.add_argument("--out", required=True, help="data-set folder")
-    g.add_argument("--subjects", type=int, default=32, help="synthetic subjects (default 32)")
-    g.add_argument("--group-size", type=int, default=4, help="subjects in lockstep (default 4)")
-    g.add_argument("--generations", type=int, default=20, help="CMA-ES generations (default 20)")
-    g.add_argument("--popsize", type=int, default=100, help="candidates per generation (default 100)")
-    g.add_argument("--tr", type=float, default=0.72, help="repetition time, s (default 0.72)")
-    g.add_argument(
-        "--scan-lengths",
-        type=float,
-        nargs="+",
-        default=None,
-        metavar="S",
-        help="scan lengths in seconds, cycled over groups (default 172.8 259.2)",
-    )
-    g.add_argument("--dt", type=float, default=0.005, help="integration step, s (default 0.005)")
-    g.add_argument("--burn-in", type=float, default=None, help="burn-in, s (default ceil(72/TR) TR)")
-    g.add_argument("--warmup-steps", type=int, default=5000, help="warm-up steps (default 5000)")
-    g.add_argument("--fcd-window", type=int, default=None, help="FCD window, frames (default 60 s)")
-    g.add_argument("--n-dup", type=int, default=3, help="noise duplicates per candidate (default 3)")
-    g.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    g.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
-    g.add_argument("--dtype", default="float32", choices=("float32", "float64"))
-    g.add_argument("--threads", type=_threads, default=None, help="torch CPU threads")
-    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    options.defer(g, _add_generate_options)
     g.set_defaults(func=run_generate)
 
     t = add_command(
@@ -79,31 +166,7 @@ def register(subparsers) -> None:
     )
     t.add_argument("--data", required=True, help="data-set folder (from `surrogate generate`)")
     t.add_argument("--out", required=True, help="output folder for the weights")
-    t.add_argument("--epochs", type=int, default=30)
-    t.add_argument("--batch-size", type=int, default=256)
-    t.add_argument("--lr", type=float, default=1e-3, help="initial learning rate (default 1e-3)")
-    t.add_argument("--lr-decay", type=float, default=0.9, help="learning-rate decay per epoch")
-    t.add_argument("--patience", type=int, default=5, help="early-stopping patience in epochs")
-    t.add_argument("--val-fraction", type=float, default=0.15)
-    t.add_argument("--test-fraction", type=float, default=0.15)
-    t.add_argument("--candidates-per-epoch", type=int, default=None)
-    t.add_argument(
-        "--cross-fraction",
-        type=float,
-        default=0.5,
-        help="share of each batch made of cross pairs (candidate x another candidate's simulated "
-        "scan) when the data hold candidate summaries (default 0.5; 0 disables)",
-    )
-    t.add_argument("--dropout", type=float, default=0.0, help="dropout (default 0)")
-    t.add_argument("--weight-decay", type=float, default=0.0, help="Adam weight decay (default 0)")
-    t.add_argument("--d-model", type=int, default=32, help="token width (default 32)")
-    t.add_argument("--heads", type=int, default=2, help="attention heads (default 2)")
-    t.add_argument("--layers", type=int, default=2, help="encoder layers (default 2)")
-    t.add_argument("--fcd-bins", type=int, default=100, help="FCD density groups (default 100)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--device", default="cpu")
-    t.add_argument("--threads", type=_threads, default=None, help="torch CPU threads")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    options.defer(t, _add_train_options)
     t.set_defaults(func=run_train)
 
     e = add_command(
@@ -131,29 +194,10 @@ def _set_threads(n: int | None) -> None:
 
 def run_generate(args: argparse.Namespace) -> int:
     """Generate or continue a training data set."""
-    from delssome_norms.surrogate.generate import (
-        DEFAULT_SCAN_LENGTHS,
-        GenerateSettings,
-        generate_dataset,
-    )
+    from delssome_norms.surrogate.generate import GenerateSettings, generate_dataset
 
     _set_threads(args.threads)
-    settings = GenerateSettings(
-        n_subjects=args.subjects,
-        group_size=args.group_size,
-        generations=args.generations,
-        popsize=args.popsize,
-        tr=args.tr,
-        scan_lengths=tuple(args.scan_lengths or DEFAULT_SCAN_LENGTHS),
-        dt=args.dt,
-        burn_in=args.burn_in,
-        warmup_steps=args.warmup_steps,
-        fcd_window=args.fcd_window,
-        n_dup=args.n_dup,
-        seed=args.seed,
-        device=args.device,
-        dtype=args.dtype,
-    )
+    settings = options.settings_from_args(GenerateSettings, args, GENERATE_OPTIONS, GENERATE_HELP)
     report = generate_dataset(args.out, settings, progress=not args.quiet, log=print)
     print(
         f"{len(report.groups_done)} group(s) generated, {len(report.groups_skipped)} already present; "
@@ -237,30 +281,16 @@ def run_train(args: argparse.Namespace) -> int:
 
     _set_threads(args.threads)
     data = load_dataset(args.data)
-    config = SurrogateConfig(
+    config = options.settings_from_args(
+        SurrogateConfig,
+        args,
+        NETWORK_OPTIONS,
+        NETWORK_HELP,
         n_regions=data.n_regions,
         cdf_bins=data.bins,
-        fcd_bins=args.fcd_bins,
-        d_model=args.d_model,
-        n_heads=args.heads,
-        n_layers=args.layers,
         d_ff=2 * args.d_model,
-        dropout=args.dropout,
     )
-    settings = TrainSettings(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        lr_decay=args.lr_decay,
-        patience=args.patience,
-        val_fraction=args.val_fraction,
-        test_fraction=args.test_fraction,
-        candidates_per_epoch=args.candidates_per_epoch,
-        cross_fraction=args.cross_fraction,
-        weight_decay=args.weight_decay,
-        seed=args.seed,
-        device=args.device,
-    )
+    settings = options.settings_from_args(TrainSettings, args, TRAIN_OPTIONS, TRAIN_HELP)
     print(
         f"{data.n_subjects} subjects, {data.n_candidates} candidates "
         f"({int(data.valid().sum())} valid), N={data.n_regions}"

@@ -1,4 +1,7 @@
-"""Packaged data: the DK68 atlas, the default SC template and the SYNTHETIC reference cohort."""
+"""Packaged data and its loaders: DK68 atlas, default maps and SC template, SYNTHETIC reference cohort.
+
+Loaders only; the cohort's generator is :mod:`delssome_norms.synthetic` (a higher layer).
+"""
 
 from delssome_norms.datasets.atlas import DK68_REGIONS, SENSORY_REGIONS, region_classes
 from delssome_norms.datasets.maps import RegionalMaps, load_default_maps
@@ -9,7 +12,6 @@ from delssome_norms.datasets.reference import (
     load_reference_table,
     materialise_subjects,
 )
-from delssome_norms.datasets.synthetic import generate_reference_cohort
 from delssome_norms.datasets.template import Template, load_default_template
 
 __all__ = [
@@ -17,7 +19,6 @@ __all__ = [
     "SENSORY_REGIONS",
     "RegionalMaps",
     "Template",
-    "generate_reference_cohort",
     "load_default_gradient",
     "load_default_maps",
     "load_default_template",

@@ -1,28 +1,19 @@
 """The 68-region Desikan-Killiany (DK68) cortical atlas: region order and region classes.
 
-Region order is FreeSurfer's ``aparc`` colour-table order without "unknown" and "corpuscallosum",
-left hemisphere (``lh``) then right (``rh``): the order of the paper's reference inputs
-(``myelin_DK68.csv``, ``SC_group_DK68.csv``).
+The region order (:data:`DK68_REGIONS`) is defined in :mod:`delssome_norms.io.regions` (``io``
+reads region-named files and sits below ``datasets``) and re-exported here. Region order is
+FreeSurfer's ``aparc`` colour-table order without "unknown" and "corpuscallosum", left hemisphere
+(``lh``) then right (``rh``): the order of the paper's reference inputs (``myelin_DK68.csv``,
+``SC_group_DK68.csv``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-_APARC_ORDER = (
-    "bankssts", "caudalanteriorcingulate", "caudalmiddlefrontal", "cuneus", "entorhinal",
-    "fusiform", "inferiorparietal", "inferiortemporal", "isthmuscingulate", "lateraloccipital",
-    "lateralorbitofrontal", "lingual", "medialorbitofrontal", "middletemporal", "parahippocampal",
-    "paracentral", "parsopercularis", "parsorbitalis", "parstriangularis", "pericalcarine",
-    "postcentral", "posteriorcingulate", "precentral", "precuneus", "rostralanteriorcingulate",
-    "rostralmiddlefrontal", "superiorfrontal", "superiorparietal", "superiortemporal",
-    "supramarginal", "frontalpole", "temporalpole", "transversetemporal", "insula",
-)  # fmt: skip
+from delssome_norms.io.regions import DK68_REGIONS
 
-DK68_REGIONS: tuple[str, ...] = tuple(f"lh_{r}" for r in _APARC_ORDER) + tuple(
-    f"rh_{r}" for r in _APARC_ORDER
-)
-"""The 68 region names, ``lh_*`` then ``rh_*``, in the toolkit's canonical order."""
+__all__ = ["DK68_REGIONS", "SENSORY_REGIONS", "region_classes"]
 
 SENSORY_REGIONS: frozenset[str] = frozenset(
     f"{h}_{r}"

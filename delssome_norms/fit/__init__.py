@@ -24,7 +24,13 @@ from delssome_norms.fit.cohort import (
     shard_groups,
 )
 from delssome_norms.fit.design import design_matrix, diffusion_gradient
-from delssome_norms.fit.evaluate import EulerEvaluator, Evaluator, check_mode, make_evaluator
+from delssome_norms.fit.evaluate import (
+    EulerEvaluator,
+    Evaluator,
+    SurrogateBackend,
+    check_mode,
+    make_evaluator,
+)
 from delssome_norms.fit.lockstep import (
     GroupProgress,
     SubjectOutcome,
@@ -64,6 +70,7 @@ __all__ = [
     "SubjectInputs",
     "SubjectOutcome",
     "SubjectResult",
+    "SurrogateBackend",
     "SyntheticSubject",
     "check_mode",
     "choose_group_size",

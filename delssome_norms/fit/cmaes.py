@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Protocol
 
 import cma
@@ -80,9 +80,10 @@ class CMAESSettings:
         Fitness given to invalid simulations (any valid total loss is below 5).
     """
 
-    generations: int = 100
-    popsize: int = 100
-    mu: int = 10
+    # "cli" metadata: the command-line option of a field (delssome_norms.cli.options)
+    generations: int = field(default=100, metadata={"cli": {"help": "CMA-ES generations"}})
+    popsize: int = field(default=100, metadata={"cli": {"help": "candidates per generation"}})
+    mu: int = field(default=10, metadata={"cli": {"help": "selected candidates"}})
     sigma0: float = 0.2
     max_restarts: int = 10
     max_draws_factor: int = 1000

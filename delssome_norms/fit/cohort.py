@@ -32,6 +32,7 @@ import pandas as pd
 from delssome_norms.datasets import DK68_REGIONS, load_default_template
 from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.fit.checkpoint import Checkpoint
+from delssome_norms.fit.evaluate import SurrogateBackend, require_surrogate
 from delssome_norms.fit.lockstep import (
     GroupProgress,
     SubjectOutcome,
@@ -272,6 +273,7 @@ def run_group_task(
     n_regions: int,
     fallback_gradient: np.ndarray | None,
     progress: GroupProgress | None = None,
+    surrogate: SurrogateBackend | None = None,
 ) -> list[dict[str, str]]:
     """Load, fit and write one lockstep group (the unit of work of every executor).
 
@@ -311,7 +313,9 @@ def run_group_task(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", InputWarning)
-                done = fit_group(subjects, dirs, settings, group_ids, fallback_gradient, progress)
+                done = fit_group(
+                    subjects, dirs, settings, group_ids, fallback_gradient, progress, surrogate
+                )
         except Exception as exc:  # one broken group must not stop the cohort
             message = f"{type(exc).__name__}: {exc}"
             done = []
@@ -392,6 +396,7 @@ def run_cohort(
     quiet: bool = False,
     on_subject: Callable[[dict[str, str]], None] | None = None,
     overwrite: bool = False,
+    surrogate: SurrogateBackend | None = None,
 ) -> CohortSummary:
     """Estimate E/I for every subject of a manifest (or of one shard of it).
 
@@ -416,6 +421,9 @@ def run_cohort(
     overwrite : bool
         Refit subjects whose folders hold results or checkpoints of other inputs or settings
         (default: refuse before any work, listing them).
+    surrogate : SurrogateBackend, optional
+        Required for ``settings.mode == "surrogate"``
+        (``delssome_norms.surrogate.SURROGATE_BACKEND``); shipped to Dask workers with the work.
 
     The out-dir is locked for the run (shards take a shared lock plus one per shard), so a
     second run on the same folder stops at once with a message naming the first one's PID.
@@ -425,6 +433,7 @@ def run_cohort(
     CohortSummary
     """
     settings = settings or FitSettings()
+    require_surrogate(settings.mode, surrogate)
     if executor not in EXECUTORS:
         raise InvalidInputError(f"must be one of {', '.join(EXECUTORS)}, got {executor!r}", "--executor")
     if executor == "dask" and scheduler is None:
@@ -449,7 +458,16 @@ def run_cohort(
                 name = f".delssome-norms.shard-{shard_kn[0]}-of-{shard_kn[1]}.lock"
                 locks.enter_context(OutDirLock(out, "--out-dir", name=name))
             return _run_locked(
-                plan, out, settings, shard_kn, executor, scheduler_client, quiet, on_subject, overwrite
+                plan,
+                out,
+                settings,
+                shard_kn,
+                executor,
+                scheduler_client,
+                quiet,
+                on_subject,
+                overwrite,
+                surrogate,
             )
     finally:
         if scheduler_client is not None and scheduler_client is not scheduler:
@@ -487,6 +505,7 @@ def _run_locked(
     quiet: bool,
     on_subject: Callable[[dict[str, str]], None] | None,
     overwrite: bool,
+    surrogate: SurrogateBackend | None = None,
 ) -> CohortSummary:
     gradient = cohort_gradient(plan, settings.maps)
     check_stale_subjects(plan, shard_groups(plan, shard_kn), out, settings, gradient, overwrite)
@@ -523,10 +542,12 @@ def _run_locked(
             for g in mine:
                 rows = [plan.rows[i] for i in plan.groups[g]]
                 progress = GroupProgress(on_start=start, on_generation=gen)
-                for o in run_group_task(rows, str(out), settings, plan.n_regions, gradient, progress):
+                for o in run_group_task(
+                    rows, str(out), settings, plan.n_regions, gradient, progress, surrogate
+                ):
                     record(o)
         else:
-            _run_dask(plan, mine, out, settings, gradient, client, record)
+            _run_dask(plan, mine, out, settings, gradient, client, record, surrogate)
     finally:
         for b in bars:
             b.close()
@@ -549,6 +570,7 @@ def _run_dask(
     gradient: np.ndarray | None,
     client: Any,
     record: Callable[[dict[str, str]], None],
+    surrogate: SurrogateBackend | None = None,
 ) -> None:
     from dask.distributed import as_completed
 
@@ -560,6 +582,8 @@ def _run_dask(
             settings,
             plan.n_regions,
             gradient,
+            None,
+            surrogate,
             pure=False,
         )
         for g in groups

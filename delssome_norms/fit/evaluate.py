@@ -9,14 +9,14 @@ several subjects at once; ``subject_index[b]`` says whose empirical FC/FCD-CDF c
 compared with. ``seed`` fixes the simulation noise of the call (a surrogate may ignore it).
 :class:`EulerEvaluator` simulates (``simulate`` → ``summarize`` → ``cost``); the DELSSOME surrogate
 plugs in with the same signature (``mode="surrogate"``). ``fit`` does not import the surrogate
-package at module level: :func:`make_evaluator` resolves it by name (``SURROGATE_PLUGIN``) only
-when that mode is asked for, which keeps the package layout one-way (surrogate → fit). Validation
-and test are always simulated, with :meth:`EulerEvaluator.simulate`.
+package (it sits above ``fit``): callers pass a :class:`SurrogateBackend` (the package's
+``delssome_norms.surrogate.SURROGATE_BACKEND``) as ``surrogate=`` to the fit entry points, which
+hand it down to :func:`make_evaluator`. Validation and test are always simulated, with
+:meth:`EulerEvaluator.simulate`.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from typing import NamedTuple, Protocol
 
@@ -38,14 +38,56 @@ from delssome_norms.model import (
 
 MODES = ("euler", "surrogate")
 """Train-stage evaluators."""
-SURROGATE_PLUGIN = "delssome_norms.surrogate.evaluate"
-"""Module providing ``check_available(weights)`` and ``make_surrogate_evaluator(...)``."""
 
 
 class Evaluator(Protocol):
     """Scores candidates of several subjects in one call (see the module docstring)."""
 
     def __call__(self, params: PFICParams, subject_index: Tensor, *, seed: int) -> Losses: ...
+
+
+class SurrogateBackend(Protocol):
+    """What ``mode="surrogate"`` needs from the surrogate package (passed as ``surrogate=``).
+
+    ``delssome_norms.surrogate.SURROGATE_BACKEND`` implements it. An implementation must pickle
+    (the Dask executor ships it to workers with the settings).
+    """
+
+    def check_available(self, weights: str | None = None) -> None:
+        """Raise unless usable weights exist at ``weights`` (default: the shipped weights)."""
+        ...
+
+    def make_evaluator(
+        self,
+        fc_emp: np.ndarray,
+        fcd_cdf_emp: np.ndarray,
+        sc: np.ndarray,
+        timing: SimulationTiming,
+        n_dup: int = 3,
+        device: str = "cpu",
+        dtype: str = "float32",
+        engine: str = "auto",
+        *,
+        weights: str | None = None,
+    ) -> Evaluator:
+        """The train-stage evaluator (argument list of :func:`make_evaluator`)."""
+        ...
+
+
+def require_surrogate(mode: str, surrogate: SurrogateBackend | None) -> None:
+    """Raise unless ``mode`` is ``"euler"`` or a surrogate backend was passed for ``"surrogate"``.
+
+    Raises
+    ------
+    InvalidInputError
+        ``mode="surrogate"`` with ``surrogate=None``.
+    """
+    if mode == "surrogate" and surrogate is None:
+        raise InvalidInputError(
+            "mode 'surrogate' needs the surrogate backend: pass "
+            "surrogate=delssome_norms.surrogate.SURROGATE_BACKEND",
+            "mode",
+        )
 
 
 class SimulatedCandidates(NamedTuple):
@@ -307,20 +349,30 @@ def apply_rate_gate(out: SimulatedCandidates, band: tuple[float, float]) -> Simu
     )
 
 
-def check_mode(mode: str, weights: str | None = None) -> str:
+def check_mode(mode: str, weights: str | None = None, surrogate: SurrogateBackend | None = None) -> str:
     """Validate ``mode``; for ``"surrogate"`` also check that usable weights exist.
+
+    Parameters
+    ----------
+    mode : {"euler", "surrogate"}
+    weights : str, optional
+        Pretrained surrogate folder (default: the shipped weights).
+    surrogate : SurrogateBackend, optional
+        Required for ``"surrogate"`` (``delssome_norms.surrogate.SURROGATE_BACKEND``).
 
     Raises
     ------
     InvalidInputError
-        Unknown mode, or weights at ``weights`` that cannot be read.
+        Unknown mode, ``"surrogate"`` without ``surrogate``, or weights at ``weights`` that
+        cannot be read.
     NotYetAvailableError
         ``"surrogate"`` without weights at the default location.
     """
     if mode not in MODES:
         raise InvalidInputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}", "--mode")
-    if mode == "surrogate":
-        importlib.import_module(SURROGATE_PLUGIN).check_available(weights)
+    require_surrogate(mode, surrogate)
+    if surrogate is not None and mode == "surrogate":
+        surrogate.check_available(weights)
     return mode
 
 
@@ -337,19 +389,26 @@ def make_evaluator(
     rate_gate: tuple[float, float] | None = None,
     weights: str | None = None,
     stability_gate: bool = False,
+    surrogate: SurrogateBackend | None = None,
 ) -> Evaluator:
     """The train-stage evaluator of ``mode`` for K subjects.
 
-    ``"euler"``: :class:`EulerEvaluator`. ``"surrogate"``: the DELSSOME cost predictor loaded from
-    ``weights`` (default: the shipped weights), checked against the subjects' N, FCD bins and SC;
-    ``n_dup``, ``dtype``, ``engine`` and ``rate_gate`` concern simulation and do not apply to it.
-    With ``stability_gate`` either is wrapped in :class:`StabilityGatedEvaluator`.
+    ``"euler"``: :class:`EulerEvaluator`. ``"surrogate"``: ``surrogate.make_evaluator(...)``, the
+    DELSSOME cost predictor loaded from ``weights`` (default: the shipped weights), checked
+    against the subjects' N, FCD bins and SC; ``n_dup``, ``dtype``, ``engine`` and ``rate_gate``
+    concern simulation and do not apply to it. With ``stability_gate`` either is wrapped in
+    :class:`StabilityGatedEvaluator`.
+
+    Raises
+    ------
+    InvalidInputError
+        Unknown mode, or ``"surrogate"`` without ``surrogate``.
     """
     if mode not in MODES:
         raise InvalidInputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}", "--mode")
+    require_surrogate(mode, surrogate)
     if mode == "surrogate":
-        plugin = importlib.import_module(SURROGATE_PLUGIN)
-        evaluator = plugin.make_surrogate_evaluator(
+        evaluator = surrogate.make_evaluator(
             fc_emp, fcd_cdf_emp, sc, timing, n_dup, device, dtype, engine, weights=weights
         )
     else:

@@ -18,6 +18,7 @@ Finished subjects (complete outputs) are never recomputed.
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -34,7 +35,12 @@ from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.fit.checkpoint import Checkpoint, fingerprint_arrays, replay
 from delssome_norms.fit.cmaes import CMAESSearch
 from delssome_norms.fit.design import design_matrix, diffusion_gradient, dk68_hemisphere
-from delssome_norms.fit.evaluate import EulerEvaluator, make_evaluator
+from delssome_norms.fit.evaluate import (
+    EulerEvaluator,
+    SurrogateBackend,
+    make_evaluator,
+    require_surrogate,
+)
 from delssome_norms.fit.outputs import (
     check_finished,
     run_fingerprint,
@@ -48,6 +54,7 @@ from delssome_norms.fit.settings import FitSettings
 from delssome_norms.fit.stages import (
     Member,
     SubjectFailure,
+    SubjectResult,
     no_valid_candidate_message,
     run_profile,
     run_test,
@@ -200,12 +207,27 @@ def build_space(
 # ------------------------------------------------------------------------------------------- #
 @dataclass
 class SubjectOutcome:
-    """What happened to one subject of a group."""
+    """What happened to one subject of a group.
+
+    Attributes
+    ----------
+    subject_id : str
+    status : str
+        ``"done"``, ``"skipped"`` (already finished in its folder) or ``"failed"``.
+    stage, message : str
+        Where and why a subject failed.
+    result : SubjectResult or None
+        The in-memory estimate of a subject fitted in this call (``"done"``).
+    run_info : dict or None
+        What ``run.json`` records besides the result (settings, timing, provenance, search).
+    """
 
     subject_id: str
     status: str  # "done", "skipped" (already finished) or "failed"
     stage: str = ""
     message: str = ""
+    result: SubjectResult | None = field(default=None, repr=False)
+    run_info: dict[str, Any] | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -254,6 +276,7 @@ def fit_group(
     group_ids: Sequence[str] | None = None,
     fallback_gradient: np.ndarray | None = None,
     progress: GroupProgress | None = None,
+    surrogate: SurrogateBackend | None = None,
 ) -> list[SubjectOutcome]:
     """Fit K subjects in lockstep (train → validation → test → profile) and write their outputs.
 
@@ -270,11 +293,15 @@ def fit_group(
     fallback_gradient : ndarray of shape (N,), optional
         Gradient for subjects without maps (cohort FC); default: each subject's own FC gradient.
     progress : GroupProgress, optional
+    surrogate : SurrogateBackend, optional
+        Required for ``settings.mode == "surrogate"``
+        (``delssome_norms.surrogate.SURROGATE_BACKEND``).
 
     Returns
     -------
     list of SubjectOutcome, one per subject.
     """
+    require_surrogate(settings.mode, surrogate)
     progress = progress or GroupProgress()
     keys = {(s.tr, s.scan_length, s.n_regions) for s in subjects}
     if len(keys) > 1:
@@ -313,7 +340,7 @@ def fit_group(
             "searches": searches,
         }
     if subjects_searches:
-        _run_members(subjects_searches, todo, settings, gseed, progress)
+        _run_members(subjects_searches, todo, settings, gseed, progress, surrogate)
     for searches in subjects_searches:
         m = searches[0]  # holds the subject's test stage
         extra = extras[m.subject_id]
@@ -321,14 +348,18 @@ def fit_group(
         failure = None if any(x.active for x in searches) else searches[0].failure
         if failure is None:
             try:
-                result = subject_result(m, searches, extra["inputs"].fc, settings.mode)
+                result = subject_result(
+                    m, searches, extra["inputs"].fc, settings.mode, settings.interval
+                )
             except SubjectFailure as exc:
                 failure = str(exc)
             else:
                 info = _run_info(m, extra, settings, group_ids, progress)
                 info["fingerprint"] = run_fps[m.subject_id]
                 write_subject_outputs(extra["dir"], result, info)
-                outcomes[m.subject_id] = SubjectOutcome(m.subject_id, "done")
+                outcomes[m.subject_id] = SubjectOutcome(
+                    m.subject_id, "done", result=result, run_info=info
+                )
         if failure is not None:
             stage = failure.split(":", 1)[0]
             write_failure(extra["dir"], m.subject_id, stage, failure)
@@ -344,6 +375,7 @@ def _run_members(
     settings: FitSettings,
     gseed: int,
     progress: GroupProgress,
+    surrogate: SurrogateBackend | None = None,
 ) -> None:
     """Run the stages for every search of every subject (``subjects[k]``: subject k's searches)."""
     members = [m for searches in subjects for m in searches]
@@ -376,6 +408,7 @@ def _run_members(
             settings.rate_gate,
             weights=settings.surrogate_weights,
             stability_gate=settings.stability_gate,
+            surrogate=surrogate,
         )
         run_train(members, evaluator, gseed, progress.on_generation)
     else:
@@ -504,11 +537,12 @@ def _run_info(
 # ------------------------------------------------------------------------------------------- #
 def estimate_ei(
     subject: SubjectInputs,
-    out_dir: str | Path,
+    out_dir: str | Path | None = None,
     settings: FitSettings | None = None,
     progress: GroupProgress | None = None,
+    surrogate: SurrogateBackend | None = None,
 ) -> SubjectOutcome:
-    """Estimate one subject's regional E/I ratio and write its outputs to ``out_dir``.
+    """Estimate one subject's regional E/I ratio; optionally write its outputs to ``out_dir``.
 
     A folder holding a finished fit is left untouched; an interrupted one is resumed.
 
@@ -516,18 +550,25 @@ def estimate_ei(
     ----------
     subject : SubjectInputs
         From :func:`~delssome_norms.fit.subject.load_subject`.
-    out_dir : path
+    out_dir : path, optional
         Gets ``EI_ratio.csv``, ``best_parameters.csv``, ``fit_quality.csv``, ``run.json`` and a
-        ``checkpoint/`` folder.
+        ``checkpoint/`` folder. None: the fit checkpoints to a temporary folder that is deleted
+        afterwards (no resume); the estimate is in the returned outcome only.
     settings : FitSettings, optional
         Defaults: 100 generations x 100 candidates, dt 0.005 / 0.005 / 0.0005 s.
     progress : GroupProgress, optional
+    surrogate : SurrogateBackend, optional
+        Required for ``settings.mode == "surrogate"``
+        (``delssome_norms.surrogate.SURROGATE_BACKEND``).
 
     Returns
     -------
     SubjectOutcome
+        With ``result`` (:class:`~delssome_norms.fit.stages.SubjectResult`) and ``run_info`` when
+        the subject was fitted in this call (``status == "done"``).
     """
     settings = settings or FitSettings()
+    require_surrogate(settings.mode, surrogate)
     no_maps = subject.myelin is None and subject.gradient is None
     if no_maps and not subject.uses_default_maps(settings.maps):
         warnings.warn(
@@ -536,4 +577,7 @@ def estimate_ei(
             InputWarning,
             stacklevel=2,
         )
-    return fit_group([subject], [out_dir], settings, progress=progress)[0]
+    if out_dir is not None:
+        return fit_group([subject], [out_dir], settings, progress=progress, surrogate=surrogate)[0]
+    with tempfile.TemporaryDirectory(prefix="delssome_norms_fit_") as tmp:
+        return fit_group([subject], [tmp], settings, progress=progress, surrogate=surrogate)[0]

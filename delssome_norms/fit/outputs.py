@@ -48,11 +48,12 @@ from delssome_norms.io import (
     write_parameters,
     write_table,
 )
+from delssome_norms.io import ei_table as et
 from delssome_norms.io.provenance import pipeline_differences
 
 RUN_FORMAT_VERSION = 1
 """Schema version of ``run.json``."""
-OUTPUT_FILES = ("EI_ratio.csv", "best_parameters.csv", "fit_quality.csv", "run.json")
+OUTPUT_FILES = (et.EI_RATIO_FILE, "best_parameters.csv", "fit_quality.csv", "run.json")
 """Files of a finished subject."""
 FAILURE_FILE = "failure.json"
 """Written in a subject's folder when it failed (removed when it later succeeds)."""
@@ -325,7 +326,7 @@ def write_subject_outputs(
     """
     d = Path(subject_dir)
     write_ei_ratio(
-        d / "EI_ratio.csv",
+        d / et.EI_RATIO_FILE,
         result.ei_ratio,
         result.s_e,
         result.s_i,
@@ -345,7 +346,7 @@ def write_subject_outputs(
         **dict(run_info),
         "result": {
             "coefficients": result.coeffs.tolist(),
-            "ei_ratio_mean": float(np.mean(result.ei_ratio)),
+            et.MEAN_TARGET: float(np.mean(result.ei_ratio)),
             "ei_ratio_sd_definition": EI_SD_DEFINITION,
             **result.info,
         },
@@ -387,7 +388,7 @@ def write_failures(out_dir: str | Path, subject_ids: Iterable[str]) -> pd.DataFr
     return table
 
 
-CHART_COLUMNS = ("subject_id", "age_in_years", "sex", "numeric_sex", "site", "scanner", "site_scanner")
+CHART_COLUMNS = et.DEMOGRAPHIC_COLUMNS
 """Demographic columns of the cohort table (those present in the demographics)."""
 
 
@@ -504,11 +505,11 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
             provenances[sid] = prov
         else:
             unprovenanced.append(sid)
-        ei_path = sdir / "EI_ratio.csv"
-        ei = read_table(ei_path, required=("region_index", "EI_ratio"))
-        ei = ei.sort_values("region_index")
-        idx = pd.to_numeric(ei["region_index"], errors="coerce").to_numpy()
-        values = pd.to_numeric(ei["EI_ratio"], errors="coerce").to_numpy(dtype=np.float64)
+        ei_path = sdir / et.EI_RATIO_FILE
+        ei = read_table(ei_path, required=(et.REGION_INDEX, et.EI_RATIO))
+        ei = ei.sort_values(et.REGION_INDEX)
+        idx = pd.to_numeric(ei[et.REGION_INDEX], errors="coerce").to_numpy()
+        values = pd.to_numeric(ei[et.EI_RATIO], errors="coerce").to_numpy(dtype=np.float64)
         if not np.array_equal(idx, np.arange(len(ei))):
             raise InvalidInputError("region_index must list 0 .. N-1 once each", str(ei_path))
         bad = np.flatnonzero(~np.isfinite(values) | (values <= 0))
@@ -524,11 +525,9 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
         elif len(values) != n_regions:
             raise InvalidInputError(
                 f"has {len(values)} regions but earlier subjects have {n_regions}",
-                str(sdir / "EI_ratio.csv"),
+                str(ei_path),
             )
-        row = {c: person[c] for c in CHART_COLUMNS if c in demo.columns}
-        row["ei_ratio_mean"] = float(values.mean())
-        row.update({f"ei_ratio_roi_{i}": float(v) for i, v in enumerate(values)})
+        row = et.cohort_row(person, values)
         row.update(_interval_and_flag(run))
         if row["fit_flagged"]:
             flagged.append(f"{sid} ({row['fit_flag_reasons']})")
@@ -596,13 +595,7 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
         regions_sha256(sidecar["atlas"]["regions"]) if sidecar["atlas"]["regions"] else None
     )
     sidecar = {"kind": SIDECAR_KIND, "table": Path(out).name, **sidecar}
-    regions = pd.DataFrame(
-        {
-            "column": [f"ei_ratio_roi_{i}" for i in range(n_regions)],
-            "region_index": np.arange(n_regions),
-            "region": names,
-        }
-    )
+    regions = et.regions_frame(names)
     write_table(table, out)
     write_table(regions, regions_path(out))
     write_json(sidecar, provenance_path(out))

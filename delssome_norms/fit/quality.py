@@ -41,8 +41,8 @@ GATE_REJECTED_MAX = 0.5
 """Largest fraction of gate-rejected candidates in the last generations of a trusted search."""
 GATE_LAST_FRACTION = 0.2
 """Fraction of the train generations (at least one) whose gate rejections are counted."""
-INTERVAL_RATIO_MAX = 1.5
-"""Largest hi / lo of the mean E/I's interval (about +-20 % around the estimate)."""
+INTERVAL_RATIO_MAX = 2.0
+"""Largest hi / lo of the mean E/I's interval (about +-40 %): beyond it the level is unknown."""
 WEAK_FC_MEAN = 0.1
 """Empirical mean FC (upper triangle) below which the level is weakly identified."""
 

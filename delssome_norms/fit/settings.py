@@ -12,6 +12,19 @@ from delssome_norms.model import SimulationTiming
 
 MAP_CHOICES = ("default", "fc-gradient")
 """Where a 68-region subject without maps gets them (:attr:`FitSettings.maps`)."""
+MODE_CHOICES = ("euler", "surrogate")
+"""Train-stage evaluators (:attr:`FitSettings.mode`)."""
+DTYPE_CHOICES = ("float32", "float64")
+"""Simulation dtypes (:attr:`FitSettings.dtype`)."""
+
+
+def _cli(help: str, flag: str | None = None, group: str = "fit", **argparse_kwargs: Any) -> dict:
+    """Field metadata naming the field's command-line option (read by ``cli/options.py``).
+
+    ``flag`` defaults to ``--<field-name>``; the default value always comes from the field, and
+    ``help`` gets " (default <value>)" appended unless it already says its default.
+    """
+    return {"cli": {"help": help, "flag": flag, "group": group, **argparse_kwargs}}
 
 
 @dataclass(frozen=True)
@@ -21,7 +34,7 @@ class FitSettings:
     Parameters
     ----------
     cmaes : CMAESSettings
-        Search settings (100 generations x 100 candidates, 10 selected, sigma0 0.2).
+        Search settings (defaults: :class:`~delssome_norms.fit.cmaes.CMAESSettings`).
     seed : int, default 0
         The run's seed; per-subject and per-call seeds are derived from it.
     mode : {"euler", "surrogate"}
@@ -29,7 +42,7 @@ class FitSettings:
     n_dup : int, default 3
         Noise duplicates per simulated candidate.
     dt_train, dt_val, dt_test : float
-        Integration steps of the three stages [s] (0.005, 0.005, 0.0005).
+        Integration steps of the three stages [s] (defaults: the fields below).
     burn_in : float, optional
         Burn-in [s]; default ``ceil(72 / TR) * TR``.
     fcd_window : int, optional
@@ -42,18 +55,15 @@ class FitSettings:
     val_per_generation : int, optional
         Best train candidates of every generation re-simulated in the validation stage. Default:
         1 in Euler mode (the paper's protocol) and 3 in surrogate mode, where the network's ranking
-        is approximate (held-out top-10 overlap ~0.5-0.7, ``pretrained/README.md``) and validating
-        its three best per generation recovers candidates it misranks, for a few extra
-        simulations.
+        is approximate (its held-out top-10 overlap: ``pretrained/README.md``) and validating its
+        three best per generation recovers candidates it misranks, for a few extra simulations.
     searches : int, default 1
         Independent CMA-ES searches per subject (seeds derived from ``seed``), run in lockstep.
         Validation re-simulates the generation bests of every search and the test stage takes the
-        best validated candidates over all of them. ``bench/reproducibility.py`` (10 synthetic
-        subjects, 15 generations, surrogate mode): with the stability gate two seeds' regional
-        E/I correlate at r >= 0.997 already with one search (mean E/I differs by a median 6.7 %;
-        12.2 % with four: the level is weakly identified); without the gate below 0.9 for 4 of
-        the 10 (an earlier draw: 6 of 10 with one search, 4 of 10 with four). 1 is the paper's
-        protocol. Costs ``searches`` times the train and validation simulations.
+        best validated candidates over all of them; how far more searches make the estimate less
+        seed-dependent is measured by ``bench/reproducibility.py`` (figures: ``README.md``, "Seed
+        dependence"). 1 is the paper's protocol. Costs ``searches`` times the train and
+        validation simulations.
     stability_gate : bool, default True
         Train stage: a candidate whose FIC fixed point is linearly unstable
         (:func:`~delssome_norms.model.fic_stability_margin` >= 0) is neither simulated nor
@@ -90,25 +100,91 @@ class FitSettings:
     """
 
     cmaes: CMAESSettings = field(default_factory=CMAESSettings)
-    seed: int = 0
-    mode: str = "euler"
-    n_dup: int = 3
-    dt_train: float = 0.005
-    dt_val: float = 0.005
-    dt_test: float = 0.0005
-    burn_in: float | None = None
-    fcd_window: int | None = None
-    warmup_steps: int = 5000
-    test_top_k: int = 5
-    val_per_generation: int | None = None
-    rate_gate: tuple[float, float] | None = None
-    stability_gate: bool = True
-    searches: int = 1
-    surrogate_weights: str | None = None
-    device: str = "cpu"
-    dtype: str = "float32"
-    engine: str = "auto"
-    maps: str = "default"
+    seed: int = field(default=0, metadata=_cli("seed of the whole run"))
+    mode: str = field(default="euler", metadata=_cli("train-stage evaluator", choices=MODE_CHOICES))
+    n_dup: int = field(default=3, metadata=_cli("noise duplicates per candidate", group="simulation"))
+    dt_train: float = field(default=0.005, metadata=_cli("train step, s", group="simulation"))
+    dt_val: float = field(default=0.005, metadata=_cli("validation step, s", group="simulation"))
+    dt_test: float = field(default=0.0005, metadata=_cli("test step, s", group="simulation"))
+    burn_in: float | None = field(
+        default=None,
+        metadata=_cli("burn-in, s (default ceil(72/TR) TR)", type=float, group="simulation"),
+    )
+    fcd_window: int | None = field(
+        default=None,
+        metadata=_cli("FCD window, frames (default round(60/TR))", type=int, group="simulation"),
+    )
+    warmup_steps: int = field(
+        default=5000, metadata=_cli("unrecorded warm-up steps", group="simulation")
+    )
+    test_top_k: int = field(
+        default=5, metadata=_cli("validated sets re-simulated in test", group="simulation")
+    )
+    val_per_generation: int | None = field(
+        default=None,
+        metadata=_cli(
+            "best train candidates per generation re-simulated in validation "
+            "(default 1 in euler mode, 3 in surrogate mode)",
+            type=int,
+            group="simulation",
+        ),
+    )
+    rate_gate: tuple[float, float] | None = field(
+        default=None,
+        metadata=_cli(
+            "reject candidates whose regional mean r_E leaves LOW..HIGH Hz (e.g. 2.7 3.3); default off",
+            type=float,
+            nargs=2,
+            metavar=("LOW", "HIGH"),
+            group="simulation",
+        ),
+    )
+    stability_gate: bool = field(
+        default=True,
+        metadata=_cli(
+            "also search parameters whose FIC fixed point is unstable (r_E leaves 3 Hz); the "
+            "paper's protocol. Default: such candidates are rejected before simulation",
+            flag="--no-stability-gate",
+            action="store_true",
+            group="simulation",
+        ),
+    )
+    searches: int = field(
+        default=1,
+        metadata=_cli(
+            "independent CMA-ES searches per subject; the best validated over all is tested "
+            "(default %(default)s, the paper's protocol; more make the estimate less "
+            "seed-dependent)"
+        ),
+    )
+    surrogate_weights: str | None = field(
+        default=None,
+        metadata=_cli(
+            "surrogate weights for --mode surrogate (default: pretrained/delssome_dk68)",
+            flag="--weights",
+            metavar="DIR",
+        ),
+    )
+    device: str = field(
+        default="cpu", metadata=_cli("torch device, e.g. cpu or cuda:0 (default %(default)s)")
+    )
+    dtype: str = field(default="float32", metadata=_cli("simulation dtype", choices=DTYPE_CHOICES))
+    engine: str = field(
+        default="auto",
+        metadata=_cli(
+            "simulator engine: auto, torch, kernel (CPU) or triton (CUDA)", group="simulation"
+        ),
+    )
+    maps: str = field(
+        default="default",
+        metadata=_cli(
+            "maps of 68-region subjects given none: 'default' = the shipped DK68 myelin and "
+            "gradient maps, design [1, myelin, gradient]; 'fc-gradient' = the principal gradient "
+            "of the cohort's (or subject's) FC, design [1, gradient]",
+            choices=MAP_CHOICES,
+            group="simulation",
+        ),
+    )
     interval: bool = True
 
     def __post_init__(self) -> None:
@@ -144,7 +220,7 @@ class FitSettings:
             raise InvalidInputError(
                 f"maps must be one of {', '.join(MAP_CHOICES)}, got {self.maps!r}", "--maps"
             )
-        if self.dtype not in ("float32", "float64"):
+        if self.dtype not in DTYPE_CHOICES:
             raise InvalidInputError(
                 f"dtype must be 'float32' or 'float64', got {self.dtype!r}", "--dtype"
             )

@@ -470,6 +470,7 @@ def subject_result(
     searches: list[Member] | None = None,
     fc_emp: np.ndarray | None = None,
     mode: str = "euler",
+    interval: bool = True,
 ) -> SubjectResult:
     """Assemble the final estimate from the stored validation, test and profile stages of a
     subject's first (or only) search.
@@ -485,6 +486,8 @@ def subject_result(
         The subject's empirical FC (weak-coupling metric).
     mode : str
         Fit mode (selects the interval calibration).
+    interval : bool
+        Use the stored ``profile`` stage (False: no interval, as with ``FitSettings.interval``).
 
     Raises
     ------
@@ -511,7 +514,7 @@ def subject_result(
     sd = pooled.std(axis=0, ddof=1) if pooled.shape[0] >= 2 else np.full(ratio.shape[-1], np.nan)
     coeffs = val["candidates"][vi]
     ei_ratio = mean_valid(ratio)
-    profile = member.checkpoint.load_stage("profile")
+    profile = member.checkpoint.load_stage("profile") if interval else None
     spread = uncertainty.log_spread(test, w, profile)
     lo = hi = block = None
     metrics: dict[str, Any] = {

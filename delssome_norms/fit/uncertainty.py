@@ -9,8 +9,9 @@ the cost itself, is as plausible as the winner. The interval therefore measures 
 moves over such a **near-optimal set**:
 
 1. **Noise floor of the cost.** The winner is re-simulated at ``dt_val`` with ``n_dup`` fresh
-   duplicates (stage ``profile``, row 0). Each duplicate's own cost against the subject's data
-   gives the spread of a single simulation's cost; divided by ``sqrt(n_valid)`` it is the
+   duplicates (stage ``profile``, row 0; the profile points too). Each duplicate's own cost
+   against the subject's data gives the spread of a single simulation's cost (pooled over the
+   profile's points: :func:`noise_floor_sd`); divided by ``sqrt(n_dup)`` it is the
    standard deviation ``sd_floor`` of the duplicate-averaged cost that every stage compares
    (approximation: the averaged FC's cost is not the mean of the duplicates' costs, but its noise
    shrinks like the mean's). Two candidates whose costs differ by less than
@@ -35,7 +36,11 @@ moves over such a **near-optimal set**:
    is symmetric about the point, so its half-width must reach the farthest member) combined in
    quadrature with the winner's duplicate noise, the standard error of the mean of
    ``log(S_E/S_I)`` over its valid test duplicates: ``s_r = sqrt(s_set^2 + se^2)``; for the mean
-   E/I the same with the regional mean of each member. The interval is
+   E/I the same with the regional mean of each member. A region's E/I is the level times the
+   pattern, and the level is the weakly identified part, so ``s_r`` is at least ``s_mean``
+   (6 synthetic DK68 truths, 57.6-s scans, 15 x 20 search, k = 1.645: the fraction of regions
+   whose truth lies inside rose from 0.70 to 0.83, the whole remaining miss being one subject
+   whose level was off by 16 % with a narrow interval). The interval is
    ``point * exp(+-k s)`` with ``k`` (``k_region``, ``k_mean`` per mode) from
    ``fit/data/interval_calibration.json``, measured by ``bench/ei_calibration.py`` on synthetic
    truths (leave-one-truth-out conformal). The shipped placeholder is the normal 90 % factor
@@ -51,7 +56,11 @@ points x 3 duplicates = 39 simulations at ``dt_val``. Euler mode: the fit simula
 30,000 (train) + 300 (val) + 15 x 10 (test, in ``dt_val``-step equivalents) = 30,450, so the
 profile adds 0.13 %. Surrogate mode, where training is network inference: validation 900 + test
 150 equivalents = 1,050 simulations, the profile adds 3.7 % of the simulated work (less of the
-wall time, which includes the network's train stage). Both are far below the 2x budget.
+wall time, which includes the network's train stage). Both are far below the 2x budget. Measured
+on a small fit (two DK68 subjects in one lockstep group, 12 generations x 16 candidates, 28.8-s
+scans, all dt 0.006 s, 2 shared CPU cores), where the fixed-size profile weighs much more than at
+the default budget: Euler mode train 21.2 s, validation 1.5 s, test 1.1 s, profile 1.2 s
+(+5 %); surrogate mode train 4.9 s, validation 4.9 s, test 1.2 s, profile 1.6 s (+14 %).
 """
 
 from __future__ import annotations
@@ -59,7 +68,6 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from functools import lru_cache
 from importlib.resources import files
 from typing import Any
 
@@ -98,8 +106,9 @@ PLACEHOLDER_K = 1.645
 # ------------------------------------------------------------------------------------------- #
 # calibration
 # ------------------------------------------------------------------------------------------- #
-@lru_cache(maxsize=1)
 def _calibration_text() -> str:
+    # read per subject (a few hundred bytes): a file rewritten by bench/ei_calibration.py
+    # --write-calibration takes effect in the same process
     return files("delssome_norms.fit").joinpath(CALIBRATION_FILE).read_text(encoding="utf-8")
 
 
@@ -115,10 +124,14 @@ def load_calibration(mode: str) -> dict[str, Any]:
     Raises
     ------
     InvalidInputError
-        The file lacks the mode or its factors are not positive numbers.
+        The file is unreadable, lacks the mode, or its factors are not positive numbers.
     """
-    data = json.loads(_calibration_text())
-    entry = data.get("modes", {}).get(mode)
+    try:
+        data = json.loads(_calibration_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InvalidInputError(f"unreadable calibration ({exc})", CALIBRATION_FILE) from None
+    modes = data.get("modes") if isinstance(data, dict) else None
+    entry = modes.get(mode) if isinstance(modes, dict) else None
     if not isinstance(entry, dict):
         raise InvalidInputError(f"has no calibration for mode {mode!r}", CALIBRATION_FILE)
     for key in ("k_region", "k_mean"):
@@ -160,8 +173,9 @@ def principal_step(search: CMAESSearch) -> np.ndarray:
     return step
 
 
-BISECTIONS = 5
-"""Halvings that move a profile point leaving the space back to the edge (within 3 % of a step)."""
+EDGE_POINTS = 31
+"""Points between the last admissible grid point and the first inadmissible one that locate the
+edge of the space (to 1/32 of that interval, in one batched check)."""
 
 
 def profile_candidates(
@@ -170,9 +184,10 @@ def profile_candidates(
     """The winner and its profile points, kept inside the search space (and the stable region).
 
     Along each signed direction the points are taken in increasing distance; the first one that
-    leaves the space (or, with the gate, the FIC-stable region) is moved back by bisection to the
-    last admissible position between it and the previous point, and that side ends there: the
-    profile brackets the near-optimal set or stops at the edge of what the fit may return.
+    leaves the space (or, with the gate, the FIC-stable region) is moved back to the last
+    admissible position between it and the previous point (``EDGE_POINTS`` checked at once), and
+    that side ends there: the profile brackets the near-optimal set or stops at the edge of what
+    the fit may return.
 
     Parameters
     ----------
@@ -199,27 +214,27 @@ def profile_candidates(
     p = (len(coeffs) - 1) // 3
     gate = stability_gate and space.fic_sc is not None
 
-    def admissible(c: np.ndarray) -> bool:
-        ok = bool(space.is_valid(c[None])[0])
-        return ok and (not gate or bool(space.fic_stable(space.to_regional(c[None]))[0]))
+    def admissible(c: np.ndarray) -> np.ndarray:
+        ok = space.is_valid(c)
+        if gate and ok.any():
+            ok[ok] = space.fic_stable(space.to_regional(c[ok]))
+        return ok
 
     def along(direction: np.ndarray, grid: tuple[float, ...]) -> tuple[list, list, int]:
-        rows, pos, prev = [], [], 0.0
-        for n, t in enumerate(grid):
-            if admissible(coeffs + t * direction):
-                rows.append(coeffs + t * direction)
-                pos.append(t)
-                prev = t
-                continue
-            lo, hi = prev, t
-            for _ in range(BISECTIONS):
-                mid = 0.5 * (lo + hi)
-                lo, hi = (mid, hi) if admissible(coeffs + mid * direction) else (lo, mid)
-            if lo > prev:
-                rows.append(coeffs + lo * direction)
-                pos.append(lo)
-            return rows, pos, len(grid) - n - (1 if lo > prev else 0)
-        return rows, pos, 0
+        ok = admissible(coeffs + np.asarray(grid)[:, None] * direction)
+        n = int(np.argmin(ok)) if not ok.all() else len(grid)  # first inadmissible grid point
+        rows = [coeffs + t * direction for t in grid[:n]]
+        pos = list(grid[:n])
+        if n == len(grid):
+            return rows, pos, 0
+        prev = grid[n - 1] if n else 0.0
+        fine = prev + (grid[n] - prev) * np.arange(1, EDGE_POINTS + 1) / (EDGE_POINTS + 1)
+        inside = admissible(coeffs + fine[:, None] * direction)
+        run = int(np.argmin(inside)) if not inside.all() else len(fine)  # contiguous from prev
+        if run:
+            rows.append(coeffs + fine[run - 1] * direction)
+            pos.append(float(fine[run - 1]))
+        return rows, pos, len(grid) - n - (1 if run else 0)
 
     wei = np.zeros_like(coeffs)
     wei[p : 2 * p] = coeffs[p : 2 * p]  # c + f * wei scales the wEI coefficients by 1 + f
@@ -370,6 +385,37 @@ def _cost(stage: dict[str, np.ndarray]) -> np.ndarray:
     return stage["corr"] + stage["l1"] + stage["ks"]
 
 
+def noise_floor_sd(dup_total: np.ndarray, valid: np.ndarray) -> float:
+    """Standard deviation of a duplicate-averaged cost from the duplicates' own costs.
+
+    The within-point variance of the duplicates' costs is pooled over every profile point with at
+    least two valid duplicates (the points lie near the winner, so their noise is alike; three
+    duplicates of one point alone would give an estimate with two degrees of freedom), and
+    divided by the number of duplicates averaged.
+
+    Parameters
+    ----------
+    dup_total : ndarray of shape (M, D)
+        Each duplicate's total cost (NaN where invalid).
+    valid : ndarray of bool, shape (M, D)
+
+    Returns
+    -------
+    float
+        NaN when no point has two valid duplicates.
+    """
+    ok = valid & np.isfinite(dup_total)
+    n = ok.sum(axis=1)
+    rows = np.flatnonzero(n >= 2)
+    if rows.size == 0:
+        return math.nan
+    x = np.where(ok, dup_total, 0.0)[rows]
+    mean = x.sum(axis=1) / n[rows]
+    ss = np.where(ok[rows], (x - mean[:, None]) ** 2, 0.0).sum(axis=1)
+    var = ss.sum() / (n[rows] - 1).sum()  # pooled within-point variance of one duplicate's cost
+    return float(math.sqrt(var / dup_total.shape[1]))
+
+
 def log_spread(
     test: dict[str, np.ndarray],
     winner: int,
@@ -406,10 +452,8 @@ def log_spread(
     info: dict[str, Any] = {"near_optimal_profile": 0, "profile_open": False}
     if profile is not None:
         pv = profile["valid"].astype(bool)
-        dup = profile["dup_total"][0][pv[0]]
-        dup = dup[np.isfinite(dup)]
-        if dup.size >= 2:
-            sd = float(np.std(dup, ddof=1) / math.sqrt(dup.size))
+        sd = noise_floor_sd(profile["dup_total"], pv)
+        if math.isfinite(sd):
             tol = z * math.sqrt(2.0) * sd
         p_ratio = _ratio(profile["s_e"], profile["s_i"], pv)
         p_cost = _cost(profile)
@@ -444,9 +488,10 @@ def log_spread(
         se_m = float(logs_m.std(ddof=1) / math.sqrt(ok.sum()))
     else:
         se_r, se_m = np.zeros(t_ratio.shape[1]), 0.0
+    s_mean = math.sqrt(set_m**2 + se_m**2)
     return {
-        "region": np.sqrt(set_r**2 + se_r**2),
-        "mean": math.sqrt(set_m**2 + se_m**2),
+        "region": np.maximum(np.sqrt(set_r**2 + se_r**2), s_mean),
+        "mean": s_mean,
         "noise_floor_sd": sd,
         "tolerance": tol,
         "dup_se_log_mean": se_m,

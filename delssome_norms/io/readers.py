@@ -2,14 +2,22 @@
 
 Numeric inputs use the header-less CSV layout of the paper's reference code (docs/science.md §1): FC and
 SC are N rows of N numbers, FCD-CDF and regional maps one number per row. A first row that is not
-numeric is taken as a header and skipped. Tables (demographics, manifests, cohort tables) are CSV with
-a header row. Every failure raises :class:`~delssome_norms.errors.InvalidInputError` naming the file.
+numeric is taken as a header and its names are kept (:func:`read_labelled_numeric`,
+:func:`read_numeric_frame`): region-named FC and time series are matched to the atlas by name.
+Tables (demographics, manifests, cohort tables) are CSV with a header row. Every failure raises
+:class:`~delssome_norms.errors.InvalidInputError` naming the file.
+
+Parsing is done by libraries, never by hand: numpy's C parser (``np.loadtxt``) reads numeric
+bodies (a 68 x 68 FC in about a quarter of the time ``pd.read_csv`` takes to assemble 68 columns),
+and ``pd.read_csv`` (C engine) reads bodies with missing values (``n/a``) and, cell by cell as
+text, anything else, so that an error names the line and the value at fault.
 """
 
 from __future__ import annotations
 
 import io as _stdio
 import os
+import re
 import stat
 from collections.abc import Sequence
 from pathlib import Path
@@ -87,32 +95,70 @@ def _read_text(path: PathLike) -> str:
         ) from None
 
 
-def _sniff_separator(first_line: str) -> str | None:
-    if "," in first_line:
-        return ","
-    if "\t" in first_line:
-        return "\t"
-    if ";" in first_line:
-        return ";"
-    return None  # whitespace-separated
-
-
-def _is_number(token: str) -> bool:
-    try:
-        float(token)
-    except ValueError:
-        return False
-    return True
-
-
 NA_TOKENS = frozenset({"n/a", "na", "nan", ""})
 """Cells read as missing (NaN) where missing values are allowed (BIDS writes ``n/a``)."""
+
+_NA_VALUES = sorted(NA_TOKENS | {"NA", "N/A", "NaN"})
+_NAN_WORDS = frozenset({"nan", "+nan", "-nan"})
+_WORDY = re.compile(r"[^0-9\s.,;+eE-]")  # a first line that may be a header
+_RAGGED = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+def _separator(first_line: str) -> str:
+    """The column separator of a numeric table: comma, tab or semicolon, else whitespace."""
+    for sep in (",", "\t", ";"):
+        if sep in first_line:
+            return sep
+    return r"\s+"
+
+
+def _loadtxt(text: str, sep: str, skip: int, dtype: type = np.float64, **kwargs) -> np.ndarray:
+    """``np.loadtxt`` (numpy's C parser) of a header-less table as a 2-D array."""
+    return np.loadtxt(
+        _stdio.StringIO(text),
+        dtype=dtype,
+        delimiter=None if sep == r"\s+" else sep,
+        skiprows=skip,
+        ndmin=2,
+        comments=None,
+        quotechar='"',
+        **kwargs,
+    )
+
+
+def _read_csv(text: str, sep: str, skip: int, **kwargs) -> pd.DataFrame:
+    """``pd.read_csv`` of a header-less numeric table (blank lines skipped, quotes removed)."""
+    return pd.read_csv(
+        _stdio.StringIO(text),
+        sep=sep,
+        header=None,
+        skiprows=skip,
+        skip_blank_lines=True,
+        skipinitialspace=True,
+        engine="c",
+        **kwargs,
+    )
+
+
+def _numeric(cells, allow_na: bool) -> np.ndarray:
+    """Which text cells are numbers (or, with ``allow_na``, missing-value tokens)."""
+    cells = np.char.strip(np.asarray(cells, dtype=str))
+    lower = np.char.lower(cells)
+    parsed = pd.to_numeric(cells.ravel().astype(object), errors="coerce")
+    ok = ~np.isnan(np.asarray(parsed, dtype=np.float64)).reshape(cells.shape)
+    ok |= np.isin(lower, list(_NAN_WORDS))
+    if allow_na:
+        ok |= np.isin(lower, list(NA_TOKENS))
+    return ok
 
 
 def read_labelled_numeric(
     path: PathLike, allow_na: bool = False
 ) -> tuple[np.ndarray, list[str] | None, list[str] | None]:
     """Read a numeric CSV/TSV/whitespace table with an optional header row and row labels.
+
+    The table is parsed by pandas (``pd.read_csv``, C engine); the separator is the first of
+    comma, tab and semicolon found in the first line, else whitespace.
 
     Parameters
     ----------
@@ -125,59 +171,173 @@ def read_labelled_numeric(
     -------
     values : ndarray of shape (rows, columns), float64
     header : list of str or None
-        The first row when it is not numeric (without the row-label column's cell).
+        The first row when it is not numeric (without the row-label column's cell): e.g. the
+        region names of an FC matrix or time series, which callers match to the atlas by name.
     row_labels : list of str or None
         The first cell of every row when those are all non-numeric (e.g. region names of a
         regions x frames layout, or of an FC matrix written with an index).
     """
     name = str(path)
-    text = _read_text(path)
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    sep = _sniff_separator(lines[0])
-    split = (lambda s: s.split(sep)) if sep else (lambda s: s.split())
-
-    def tokens_of(line: str) -> list[str]:
-        tokens = [t.strip().strip('"') for t in split(line)]
-        if sep and len(tokens) > 1 and tokens[-1] == "":
-            tokens = tokens[:-1]
-        return tokens
-
-    def numeric(t: str) -> bool:
-        return _is_number(t) or (allow_na and t.lower() in NA_TOKENS)
-
-    first = tokens_of(lines[0])
-    has_header = not all(numeric(t) for t in first if t != "")
-    rows = [tokens_of(ln) for ln in lines[1 if has_header else 0 :]]
-    if not rows:
-        raise InvalidInputError("has a header but no data rows", name)
-    labelled = all(r and not numeric(r[0]) for r in rows) and all(
-        len(r) > 1 and numeric(r[1]) for r in rows
-    )
-    row_labels = [r[0] for r in rows] if labelled else None
-    if labelled:
-        rows = [r[1:] for r in rows]
-    header = first if has_header else None
-    if header is not None and labelled and len(header) == len(rows[0]) + 1:
-        header = header[1:]  # the row-label column's own name (often empty)
-    values: list[list[float]] = []
-    width = None
-    for r, tokens in enumerate(rows, start=2 if has_header else 1):
+    text = _read_text(path).lstrip()
+    first_line = text.split("\n", 1)[0]
+    sep = _separator(first_line)
+    header, skip = None, 0
+    if _WORDY.search(first_line):  # a header row, or data with nan/inf/n/a
+        header = _header_or_none(
+            [str(t).strip() for t in _loadtxt(text, sep, 0, str, max_rows=1)[0]], sep, allow_na
+        )
+        if header is not None:
+            skip = 1
+            if not text[len(first_line) :].strip():
+                raise InvalidInputError("has a header but no data rows", name)
+    row_labels = False
+    if header is not None:  # named columns: are the rows named too?
         try:
-            row = [np.nan if (allow_na and t.lower() in NA_TOKENS) else float(t) for t in tokens]
+            row = _loadtxt(text, sep, skip, str, max_rows=1)[0]
+            row_labels = not _numeric(row[:1], allow_na).all()
         except ValueError:
-            bad = next(t for t in tokens if not numeric(t))
+            pass
+    try:  # a purely numeric body: numpy's C parser (pandas' frame assembly costs more)
+        if not row_labels:
+            values = _loadtxt(text, sep, skip)
+            if values.size and not np.isnan(values).any():
+                return values, header, None
+    except ValueError:
+        pass  # n/a cells, row labels, ragged rows or an error to report: below
+    labelled = _labelled_numeric(text, sep, skip, header, allow_na)
+    if labelled is not None:
+        return labelled
+    if allow_na:
+        try:
+            values = _read_csv(
+                text, sep, skip, dtype=np.float64, keep_default_na=False, na_values=_NA_VALUES
+            ).to_numpy()
+            if not np.isnan(values[:, -1]).any():  # NaN at a row's end may be a short row
+                return values, header, None
+        except pd.errors.ParserError as exc:
+            _raise_ragged(exc, name)
+        except ValueError:
+            pass
+    return _labelled_text_table(text, sep, skip, header, allow_na, name)
+
+
+def _labelled_numeric(
+    text: str, sep: str, skip: int, header: list[str] | None, allow_na: bool
+) -> tuple[np.ndarray, list[str] | None, list[str]] | None:
+    """A table whose first column holds text row labels and the rest numbers, else None."""
+    try:  # numpy's C parser: the labels as text, the rest as numbers
+        width = _loadtxt(text, sep, skip, str, max_rows=1).shape[1]
+        labels = _loadtxt(text, sep, skip, str, usecols=0)[:, 0]
+        values = _loadtxt(text, sep, skip, usecols=range(1, width))
+    except (ValueError, IndexError):
+        try:  # n/a cells: pandas
+            table = _read_csv(
+                text,
+                sep,
+                skip,
+                index_col=0,
+                keep_default_na=False,
+                na_values=_NA_VALUES if allow_na else None,
+            )
+            labels, values = table.index.to_numpy(dtype=str), table.to_numpy(dtype=np.float64)
+        except (ValueError, TypeError, pd.errors.ParserError):
+            return None
+    labels = [str(v).strip() for v in labels]
+    if not values.shape[1] or np.isnan(values[:, -1]).any() or _numeric(labels, allow_na).any():
+        return None  # no numbers, a short row's padding, or numeric "labels": the text path
+    if header is not None and len(header) == values.shape[1] + 1:
+        header = header[1:]  # the row-label column's own name (often empty)
+    return values, header, labels
+
+
+def _header_or_none(first: list[str], sep: str, allow_na: bool) -> list[str] | None:
+    """The first row's cells when it is a header (not all numeric), else None."""
+    if sep != r"\s+" and len(first) > 1 and first[-1] == "":
+        first = first[:-1]  # a separator at the end of the line
+    return None if _numeric([t for t in first if t != ""], allow_na).all() else first
+
+
+def _raise_ragged(exc: Exception, name: str) -> None:
+    match = _RAGGED.search(str(exc))
+    if match is None:
+        raise InvalidInputError(f"is not a readable numeric table ({exc})", name) from None
+    width, line, seen = match.groups()
+    raise InvalidInputError(
+        f"rows have different lengths: line {line} has {seen} values, expected {width}", name
+    ) from None
+
+
+def _labelled_text_table(
+    text: str, sep: str, skip: int, header: list[str] | None, allow_na: bool, name: str
+) -> tuple[np.ndarray, list[str] | None, list[str] | None]:
+    """The slow path of :func:`read_labelled_numeric`: cells as text, row labels, exact errors."""
+    try:
+        table = _read_csv(text, sep, skip, dtype=str, na_filter=False)
+    except pd.errors.ParserError as exc:
+        _raise_ragged(exc, name)
+    cells = np.asarray(table.to_numpy(dtype=object), dtype=str)
+    cells = np.char.strip(np.char.strip(cells), '"')
+    if not skip:  # no header seen in the first line: look again, cell by cell
+        header = _header_or_none([str(t) for t in cells[0]], sep, allow_na)
+        if header is not None:
+            header = header[: len(header) - int(np.argmax(np.asarray(header[::-1]) != ""))]
+            skip, cells = 1, cells[1:]
+            if not len(cells):
+                raise InvalidInputError("has a header but no data rows", name)
+    if sep != r"\s+" and cells.shape[1] > 1 and (cells[:, -1] == "").all():
+        cells = cells[:, :-1]  # a separator at the end of every line
+    numeric = _numeric(cells, allow_na)
+    labelled = bool(cells.shape[1] > 1 and not numeric[:, 0].any() and numeric[:, 1].all())
+    row_labels = [str(v) for v in cells[:, 0]] if labelled else None
+    if labelled:
+        cells, numeric = cells[:, 1:], numeric[:, 1:]
+        if header is not None and len(header) == cells.shape[1] + 1:
+            header = header[1:]  # the row-label column's own name (often empty)
+    # a row shorter than the first is padded with empty cells at its end
+    filled = cells != ""
+    lengths = np.where(filled.any(axis=1), cells.shape[1] - np.argmax(filled[:, ::-1], axis=1), 1)
+    width = lengths[0]
+    first_line_no = 2 if skip else 1
+    for r in range(cells.shape[0]):
+        bad = ~numeric[r, : lengths[r]]
+        if bad.any():
+            token = cells[r, : lengths[r]][bad][0]
             raise InvalidInputError(
-                f"is not a numeric CSV: line {r} has the non-numeric value {bad[:40]!r}", name
-            ) from None
-        if width is None:
-            width = len(row)
-        elif len(row) != width:
-            raise InvalidInputError(
-                f"rows have different lengths: line {r} has {len(row)} values, expected {width}",
+                f"is not a numeric CSV: line {r + first_line_no} has the non-numeric value "
+                f"{token[:40]!r}",
                 name,
             )
-        values.append(row)
-    return np.asarray(values, dtype=np.float64), header, row_labels
+        if lengths[r] != width:
+            raise InvalidInputError(
+                f"rows have different lengths: line {r + first_line_no} has {lengths[r]} values, "
+                f"expected {width}",
+                name,
+            )
+    values = np.full(cells.shape, np.nan)
+    number = numeric & ~np.isin(np.char.lower(cells), list(NA_TOKENS))
+    values[number] = cells[number].astype(np.float64)
+    nan_word = np.isin(np.char.lower(cells), list(_NAN_WORDS))
+    values[nan_word] = np.nan
+    return values, header, row_labels
+
+
+def read_numeric_frame(path: PathLike, allow_na: bool = False) -> pd.DataFrame:
+    """A numeric table as a DataFrame that keeps its names (see :func:`read_labelled_numeric`).
+
+    Returns
+    -------
+    DataFrame of float64
+        Columns: the header's names (``0 .. n-1`` without a header); index: the row labels
+        (``0 .. rows-1`` without them). A region-named matrix can then be checked or reordered
+        by name, e.g. ``frame.loc[regions, regions]``.
+    """
+    values, header, labels = read_labelled_numeric(path, allow_na=allow_na)
+    name = str(path)
+    if header is not None and len(header) != values.shape[1]:
+        raise InvalidInputError(
+            f"has {len(header)} column names but {values.shape[1]} values per row", name
+        )
+    return pd.DataFrame(values, columns=header, index=labels)
 
 
 def read_numeric(path: PathLike) -> np.ndarray:
@@ -200,7 +360,7 @@ def read_numeric(path: PathLike) -> np.ndarray:
 def _atlas_names(regions: Sequence[str] | None) -> Sequence[str]:
     if regions is not None:
         return regions
-    from delssome_norms.datasets.atlas import DK68_REGIONS
+    from delssome_norms.io.regions import DK68_REGIONS
 
     return DK68_REGIONS
 

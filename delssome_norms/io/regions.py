@@ -4,7 +4,9 @@ Labs name regions many ways: ``ctx-lh-precentral`` (FreeSurfer LUT), ``lh_precen
 ``lh.precentral``, ``L_precentral``, ``Left-precentral``, ``precentral_lh``, ``precentral_L``...
 :func:`canonical_region_key` reduces each to ``(hemisphere, region)``; :func:`match_regions`
 returns, for each canonical region, the column that holds it, and refuses headers with unknown,
-duplicated or missing names (listing them).
+duplicated or missing names (listing them). :data:`DK68_REGIONS` is the toolkit's canonical region
+order (FreeSurfer ``aparc`` colour-table order, ``lh`` then ``rh``; re-exported by
+:mod:`delssome_norms.datasets.atlas`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,21 @@ from collections.abc import Sequence
 import numpy as np
 
 from delssome_norms.errors import InvalidInputError
+
+_APARC_ORDER = (
+    "bankssts", "caudalanteriorcingulate", "caudalmiddlefrontal", "cuneus", "entorhinal",
+    "fusiform", "inferiorparietal", "inferiortemporal", "isthmuscingulate", "lateraloccipital",
+    "lateralorbitofrontal", "lingual", "medialorbitofrontal", "middletemporal", "parahippocampal",
+    "paracentral", "parsopercularis", "parsorbitalis", "parstriangularis", "pericalcarine",
+    "postcentral", "posteriorcingulate", "precentral", "precuneus", "rostralanteriorcingulate",
+    "rostralmiddlefrontal", "superiorfrontal", "superiorparietal", "superiortemporal",
+    "supramarginal", "frontalpole", "temporalpole", "transversetemporal", "insula",
+)  # fmt: skip
+
+DK68_REGIONS: tuple[str, ...] = tuple(f"lh_{r}" for r in _APARC_ORDER) + tuple(
+    f"rh_{r}" for r in _APARC_ORDER
+)
+"""The 68 region names, ``lh_*`` then ``rh_*``, in the toolkit's canonical order."""
 
 _HEMI = {"lh": "lh", "l": "lh", "left": "lh", "rh": "rh", "r": "rh", "right": "rh"}
 _PREFIX = re.compile(r"^(?:ctx)?[-_.]?(lh|rh|l|r|left|right)[-_.](.+)$")

@@ -129,22 +129,12 @@ def write_ei_ratio(
     ei_ratio_hi: np.ndarray | None = None,
 ) -> Path:
     """Write ``EI_ratio.csv``: region_index, EI_ratio, S_E, S_I, r_E [, EI_ratio_sd]
-    [, EI_ratio_lo, EI_ratio_hi] (the interval's bounds, when given)."""
-    table = pd.DataFrame(
-        {
-            "region_index": np.arange(len(ei_ratio)),
-            "EI_ratio": ei_ratio,
-            "S_E": s_e,
-            "S_I": s_i,
-            "r_E": r_e,
-        }
+    [, EI_ratio_lo, EI_ratio_hi] (:func:`delssome_norms.io.ei_table.ei_ratio_frame`)."""
+    from delssome_norms.io.ei_table import ei_ratio_frame
+
+    return write_table(
+        ei_ratio_frame(ei_ratio, s_e, s_i, r_e, ei_ratio_sd, ei_ratio_lo, ei_ratio_hi), path
     )
-    if ei_ratio_sd is not None:
-        table["EI_ratio_sd"] = ei_ratio_sd
-    if ei_ratio_lo is not None and ei_ratio_hi is not None:
-        table["EI_ratio_lo"] = ei_ratio_lo
-        table["EI_ratio_hi"] = ei_ratio_hi
-    return write_table(table, path)
 
 
 def write_parameters(

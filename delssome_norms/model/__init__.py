@@ -64,6 +64,7 @@ from delssome_norms.model.integrate import (
 )
 from delssome_norms.model.stability import (
     fic_fixed_point_stable,
+    fic_jacobian,
     fic_reduced_jacobian,
     fic_stability_margin,
 )
@@ -103,6 +104,7 @@ __all__ = [
     "cost",
     "fcd_histogram",
     "fic_fixed_point_stable",
+    "fic_jacobian",
     "fic_reduced_jacobian",
     "fic_stability_margin",
     "fixed_point_i_e",

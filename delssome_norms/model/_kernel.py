@@ -20,7 +20,8 @@ Maths
     float32, ≤ 4 ulp in float64, IEEE behaviour for inf/NaN), so the compiler vectorises them
     without fast-math. Denormals are flushed to zero in the worker threads.
 
-The shared library is built with the system C++ compiler (``$CXX``, else ``c++``/``g++``) into
+The C++ source is ``kernels/pfic_cpu.cpp`` (package data). The shared library is built with the
+system C++ compiler (``$CXX``, else ``c++``/``g++``) into
 ``$DELSSOME_NORMS_CACHE`` (default ``~/.cache/delssome_norms``), keyed by a hash of the source and
 flags. If no compiler works, :func:`available` is False and the torch engine is used.
 """
@@ -30,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import hashlib
+import importlib.resources
 import os
 import platform
 import shutil
@@ -37,13 +39,13 @@ import subprocess
 import tempfile
 import threading
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from delssome_norms.io.digest import file_sha256
-from delssome_norms.model._kernel_source import SOURCE as _SOURCE
 from delssome_norms.model.balloon import balloon_init
 from delssome_norms.model.constants import (
     BALLOON_CONSTANTS,
@@ -157,13 +159,28 @@ def _compilers() -> list[str]:
     return [n for n in dict.fromkeys(names) if shutil.which(n)]
 
 
+def kernel_source() -> str:
+    """C++ source of the fused kernel, ``kernels/pfic_cpu.cpp`` (package data)."""
+    return (
+        importlib.resources.files("delssome_norms.model")
+        .joinpath("kernels", "pfic_cpu.cpp")
+        .read_text(encoding="utf-8")
+    )
+
+
+def cache_tag(source: str, cxx: str, flags: Sequence[str]) -> str:
+    """Cache key of a built library: a hash of the C++ source, compiler, flags and machine."""
+    return hashlib.sha256(
+        (source + cxx + " ".join(flags) + platform.machine() + platform.node()).encode()
+    ).hexdigest()[:16]
+
+
 def _build() -> ctypes.CDLL:
     errors = []
+    source = kernel_source()
     for cxx in _compilers():
         for flags in _FLAG_SETS:
-            tag = hashlib.sha256(
-                (_SOURCE + cxx + " ".join(flags) + platform.machine() + platform.node()).encode()
-            ).hexdigest()[:16]
+            tag = cache_tag(source, cxx, flags)
             target = _cache_dir() / f"pfic_kernel_{tag}.so"
             if target.exists() and not _cache_intact(target):
                 # a damaged or replaced library is never loaded: rebuild it
@@ -174,7 +191,7 @@ def _build() -> ctypes.CDLL:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
                     src = Path(tmp) / "pfic_kernel.cpp"
-                    src.write_text(_SOURCE)
+                    src.write_text(source, encoding="utf-8")
                     out = Path(tmp) / target.name
                     proc = subprocess.run(
                         [cxx, *flags, "-o", str(out), str(src)],
@@ -270,13 +287,13 @@ def run_kernel(
     chunk_steps: int | None = None,
     n_threads: int | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Run the fused kernel on a :class:`~delssome_norms.model.integrate.PreparedBatch` (CPU).
+    """Run the fused kernel on a :class:`~delssome_norms.model.batch.PreparedBatch` (CPU).
 
     Returns the same triple as :func:`~delssome_norms.model.integrate.run_torch`:
     BOLD (T, M, N), time sums (3, M, N) float64 and a finite flag (M,). ``noise_fn(first, n)``
     may supply the normal draws (n, 2, M, N) instead of the inline Philox generator (tests).
     """
-    from delssome_norms.model.integrate import initial_neural_state
+    from delssome_norms.model.batch import initial_neural_state
 
     lib = load()
     dtype = p.wee_j.dtype

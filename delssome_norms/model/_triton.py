@@ -9,7 +9,7 @@ two), its row block of SC and its coefficients in registers for a whole chunk of
 launch count is one per chunk and thousands of simulations (many subjects) share each launch.
 
 The noise is the counter-based Philox4x32-10 stream of the CPU kernel
-(:mod:`delssome_norms.model._kernel_source`): for step ``s``, simulation ``m`` and flattened element
+(``delssome_norms/model/kernels/pfic_cpu.cpp``): for step ``s``, simulation ``m`` and flattened element
 ``e = population * N + region``, counter ``(s, e // 4, m, 0x5eed)`` with the seed as key gives four
 uniforms, and Box–Muller turns them into four normals of which element ``e`` takes number
 ``e % 4``. The GPU kernel and the CPU kernel therefore integrate the same noise path for the same
@@ -89,7 +89,7 @@ def available(device: torch.device) -> bool:
 
 def _probe(device: torch.device) -> bool:
     """Compile and run the kernel once on a 4-region network (a few steps) on ``device``."""
-    from delssome_norms.model.integrate import PFICParams, prepare_batch
+    from delssome_norms.model.batch import PFICParams, prepare_batch
 
     try:
         n = 4
@@ -326,13 +326,13 @@ def run_triton(
     initial_state: str = "reference",
     chunk_steps: int | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Run the fused Triton kernel on a :class:`~delssome_norms.model.integrate.PreparedBatch`.
+    """Run the fused Triton kernel on a :class:`~delssome_norms.model.batch.PreparedBatch`.
 
     Returns the same triple as :func:`~delssome_norms.model.integrate.run_torch`: BOLD
     (T, M, N), time sums (3, M, N) float64 and a finite flag (M,). The run is split into launches
     of ``chunk_steps`` steps (default: about 1 % of the run, at least 2000) for progress reports.
     """
-    from delssome_norms.model.integrate import initial_neural_state
+    from delssome_norms.model.batch import initial_neural_state
 
     if triton is None:
         raise RuntimeError("the Triton engine needs the 'triton' package (bundled with CUDA PyTorch)")

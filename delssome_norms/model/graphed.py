@@ -25,21 +25,21 @@ import torch
 from torch import Tensor
 
 from delssome_norms.model.balloon import BalloonState, balloon_init, balloon_step, bold_signal
+from delssome_norms.model.batch import (
+    Monitors,
+    PreparedBatch,
+    ProgressCallback,
+    initial_neural_state,
+    pfic_dfun,
+    quarantine,
+    sc_coupling,
+    torch_block,
+)
 from delssome_norms.model.constants import (
     BALLOON_CONSTANTS,
     PFIC_CONSTANTS,
     BalloonConstants,
     PFICConstants,
-)
-from delssome_norms.model.integrate import (
-    PreparedBatch,
-    ProgressCallback,
-    _Monitors,
-    _quarantine,
-    _torch_block,
-    initial_neural_state,
-    pfic_dfun,
-    sc_coupling,
 )
 from delssome_norms.model.timing import SimulationTiming
 
@@ -179,7 +179,7 @@ def run_torch_graphed(
     K = min(K, spt * max(1, timing.n_steps // spt))
     gen = torch.Generator(device=device)
     gen.manual_seed(int(seed))
-    mon = _Monitors(M, N, timing, x0)
+    mon = Monitors(M, N, timing, x0)
     st = _Static(x0, balloon_init(x0[0]), K, K // spt)
     finite = torch.ones(M, dtype=torch.bool, device=device)
     total, warm = timing.total_steps, timing.warmup_steps
@@ -194,13 +194,13 @@ def run_torch_graphed(
     def plain(n: int) -> None:  # steps outside whole blocks, through the plain loop
         nonlocal done
         fill(done, n)
-        x, bw = _torch_block(st.x, st.bw, st.xi[:n], done, p, timing, mon, const, balloon)
+        x, bw = torch_block(st.x, st.bw, st.xi[:n], done, p, timing, mon, const, balloon)
         st.set_state(x, bw)
         done += n
 
     def after_block() -> None:
         nonlocal finite
-        finite, x, bw = _quarantine(st.x, st.bw, finite, p, const)
+        finite, x, bw = quarantine(st.x, st.bw, finite, p, const)
         st.set_state(x, bw)
         if progress is not None:
             progress(done, total)

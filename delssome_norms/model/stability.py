@@ -94,6 +94,54 @@ def fic_reduced_jacobian(
     return m
 
 
+def fic_jacobian(
+    wEE: Tensor,
+    wEI: Tensor,
+    G: Tensor,
+    sc: Tensor,
+    const: PFICConstants = PFIC_CONSTANTS,
+) -> Tensor:
+    """Full Jacobian (B, 2N, 2N) of the noise-free drift in ``(S_E, S_I)`` at the FIC fixed point.
+
+    With ``k = (1 - S_E*) gamma H_E'(I_E*)`` and ``J = J_NMDA`` (docs/science.md §2):
+    ``dS_E'/dS_E = -1/tau_E - gamma r* + k (wEE J + G J SC)``, ``dS_E'/dS_I = -k w_IE``,
+    ``dS_I'/dS_E = H_I'(I_I*) wEI J``, ``dS_I'/dS_I = -1/tau_I - H_I'(I_I*)``; state order
+    ``(S_E of the N regions, S_I of the N regions)``. :func:`fic_reduced_jacobian` is its Schur
+    complement on the inhibitory block.
+
+    Parameters
+    ----------
+    wEE, wEI : Tensor of shape (B, N)
+    G : Tensor of shape (B,)
+    sc : Tensor of shape (N, N) or (B, N, N)
+        Scaled structural connectivity (row ``i`` holds the inputs of region ``i``).
+    const : PFICConstants
+
+    Returns
+    -------
+    Tensor of shape (B, 2N, 2N) [1/s], float64.
+    """
+    c = const
+    wEE = wEE.to(torch.float64)
+    wEI = wEI.to(torch.float64)
+    G = G.to(torch.float64)
+    sc = sc.to(device=wEE.device, dtype=torch.float64)
+    fic = solve_fic(wEE, wEI, G, sc, const)
+    i_e = torch.tensor([fic.i_e], dtype=torch.float64, device=wEE.device)
+    dh_e = float(rate_derivative(i_e, c.a_E, c.b_E, c.d_E)[0])
+    dh_i = rate_derivative(fic.i_i, c.a_I, c.b_I, c.d_I)
+    k = (1.0 - fic.s_e) * c.gamma_kin * dh_e
+    b, n = wEE.shape
+    jac = torch.zeros((b, 2 * n, 2 * n), dtype=torch.float64, device=wEE.device)
+    idx = torch.arange(n, device=wEE.device)
+    jac[:, :n, :n] = k * c.J_NMDA * G[:, None, None] * sc
+    jac[:, idx, idx] += -1.0 / c.tau_E - c.gamma_kin * c.target_rate + k * c.J_NMDA * wEE
+    jac[:, idx, n + idx] = -k * fic.w_ie
+    jac[:, n + idx, idx] = dh_i * c.J_NMDA * wEI
+    jac[:, n + idx, n + idx] = -1.0 / c.tau_I - dh_i
+    return jac
+
+
 def _symmetric(sc: Tensor, given: bool | None) -> bool:
     if given is not None:
         return given

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from delssome_norms.io.ei_table import SITE_COLUMN
 from delssome_norms.norms.splines import BSplineBasis
 
 
@@ -35,7 +36,7 @@ class ParameterTerms:
     sex: bool = False
     random_site: bool = False
 
-    def formula(self, site_column: str = "site_scanner") -> str:
+    def formula(self, site_column: str = SITE_COLUMN) -> str:
         """The formula in R syntax, e.g. ``"bs(age_in_years, df=4, degree=3) + numeric_sex"``."""
         parts = []
         if self.age_df is not None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from delssome_norms.io.ei_table import MEAN_TARGET, region_columns
 from delssome_norms.norms.distributions import Family, get_family
 from delssome_norms.norms.splines import BSplineBasis
 
@@ -117,7 +118,7 @@ def make_truth(
     mu_basis = BSplineBasis((0.5 * (lo + hi),), (lo, hi), 3, False)
     sigma_basis = BSplineBasis((), (lo, hi), 3, False)
     T = n_targets
-    targets = ["ei_ratio_mean"] + [f"ei_ratio_roi_{i}" for i in range(T - 1)]
+    targets = [MEAN_TARGET, *region_columns(T - 1)]
     sites = [_SITES[i] if i < len(_SITES) else f"site{i}" for i in range(n_sites)]
     base = 1.4 + rng.normal(0.0, 0.1, T)
     # shape of the curve (B-spline coefficients relative to the value at the youngest age)

@@ -8,7 +8,10 @@ Values outside the boundary knots continue the polynomial piece of the nearest b
 (R's Taylor expansion about a point inside that interval gives the same cubic).
 
 The knots are part of the fitted model (:class:`BSplineBasis`), so a saved chart evaluates new ages
-in the training basis.
+in the training basis. The basis functions are scipy's (:class:`scipy.interpolate.BSpline`); this
+module adds R's knot placement. It is the toolkit's only B-spline implementation: the growth
+charts (:mod:`delssome_norms.norms`) and the cohort statistics
+(:class:`delssome_norms.stats.location_scale.SplineBasis`) both use it.
 
 Examples
 --------
@@ -28,40 +31,25 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.interpolate import BSpline
 
 
 def _basis_functions(x: np.ndarray, knots: np.ndarray, degree: int) -> np.ndarray:
     """All B-spline basis functions of ``degree`` on the full knot sequence at ``x``.
 
-    Uses the Cox–de Boor triangle (Piegl & Tiller, algorithm A2.2) with the knot interval index
-    clamped to the valid range, so x at the right boundary belongs to the last interval and x
-    outside the boundary knots evaluates the polynomial piece of the boundary interval.
+    :meth:`scipy.interpolate.BSpline.design_matrix` with ``extrapolate=True``: x at the right
+    boundary belongs to the last interval and x outside the boundary knots evaluates the
+    polynomial piece of the boundary interval, as R's ``bs()``. Non-finite x give rows of NaN.
 
     Returns
     -------
     ndarray of shape (len(x), len(knots) - degree - 1)
     """
-    n_basis = len(knots) - degree - 1
-    span = np.searchsorted(knots, x, side="right") - 1
-    span = np.clip(span, degree, n_basis - 1)
-    n = x.shape[0]
-    vals = np.zeros((n, degree + 1))
-    vals[:, 0] = 1.0
-    left = np.zeros((n, degree + 1))
-    right = np.zeros((n, degree + 1))
-    for j in range(1, degree + 1):
-        left[:, j] = x - knots[span + 1 - j]
-        right[:, j] = knots[span + j] - x
-        saved = np.zeros(n)
-        for r in range(j):
-            temp = vals[:, r] / (right[:, r + 1] + left[:, j - r])
-            vals[:, r] = saved + right[:, r + 1] * temp
-            saved = left[:, j - r] * temp
-        vals[:, j] = saved
-    out = np.zeros((n, n_basis))
-    rows = np.arange(n)
-    for r in range(degree + 1):
-        out[rows, span - degree + r] = vals[:, r]
+    finite = np.isfinite(x)
+    if finite.all():
+        return BSpline.design_matrix(x, knots, degree, extrapolate=True).toarray()
+    out = np.full((x.shape[0], len(knots) - degree - 1), np.nan)
+    out[finite] = BSpline.design_matrix(x[finite], knots, degree, extrapolate=True).toarray()
     return out
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from delssome_norms.errors import InvalidInputError
+from delssome_norms.io.ei_table import MEAN_TARGET
 from delssome_norms.norms.chart import CENTILES, GrowthChart, age_grid, centile_label
 from delssome_norms.plotting.person import PERSON_COLOR, person_label
 
@@ -23,7 +24,7 @@ AGE_LABEL = "Age (years)"
 
 def plot_chart_centiles(
     chart: GrowthChart,
-    target: str = "ei_ratio_mean",
+    target: str = MEAN_TARGET,
     data: pd.DataFrame | None = None,
     *,
     sexes: Sequence[str] = ("female", "male"),

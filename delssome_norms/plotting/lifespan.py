@@ -10,6 +10,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from delssome_norms.errors import InvalidInputError
+from delssome_norms.io.ei_table import MEAN_TARGET
 from delssome_norms.plotting._style import AGE_LABEL, SEX_COLORS, new_axes
 from delssome_norms.stats._cohort import sex_labels
 
@@ -33,7 +34,7 @@ def plot_lifespan_centiles(
     data: pd.DataFrame | None = None,
     ax: Axes | None = None,
     *,
-    target: str = "ei_ratio_mean",
+    target: str = MEAN_TARGET,
     max_points: int = 4000,
     seed: int = 0,
     ylabel: str = "E/I ratio",

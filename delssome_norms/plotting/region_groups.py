@@ -10,6 +10,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from delssome_norms.datasets import DK68_REGIONS
+from delssome_norms.io.ei_table import SITE_COLUMN
 from delssome_norms.plotting._style import AGE_LABEL, GROUP_COLORS, SEX_COLORS, SEX_LINESTYLES, new_axes
 from delssome_norms.stats import region_group_scores, region_group_trajectories
 from delssome_norms.stats.region_groups import GROUPS
@@ -19,7 +20,7 @@ def plot_region_group_trajectories(
     table: pd.DataFrame,
     ax: Axes | None = None,
     *,
-    site: str | None = "site",
+    site: str | None = SITE_COLUMN,
     df: int = 5,
     ages: Sequence[float] | np.ndarray | None = None,
     regions: Sequence[str] = DK68_REGIONS,
@@ -34,7 +35,8 @@ def plot_region_group_trajectories(
     Parameters
     ----------
     table : DataFrame
-        Cohort table with ``age_in_years``, ``sex``, ``site`` and ``ei_ratio_roi_*`` columns.
+        Cohort table with ``age_in_years``, ``sex``, the site column (default ``site_scanner``,
+        or ``site`` [+ ``scanner``]) and ``ei_ratio_roi_*`` columns.
     ax : Axes, optional
     site, df, ages, regions
         Passed to :func:`~delssome_norms.stats.region_group_trajectories`.
@@ -72,7 +74,7 @@ def plot_region_group_trajectories(
 def plot_ei_vs_age_by_group(
     table: pd.DataFrame,
     *,
-    site: str | None = "site",
+    site: str | None = SITE_COLUMN,
     df: int = 5,
     max_points: int = 4000,
     seed: int = 0,

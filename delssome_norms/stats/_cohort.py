@@ -6,7 +6,6 @@ Every public function in :mod:`delssome_norms.stats` that takes a cohort table p
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,11 +15,13 @@ import pandas as pd
 from delssome_norms.datasets import DK68_REGIONS
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.io import check_ages, normalise_sex
+from delssome_norms.io import ei_table as et
 
-ROI_PATTERN = re.compile(r"^ei_ratio_roi_(\d+)$")
+ROI_PATTERN = et.REGION_PATTERN
 """Column names of regional targets; the number is the index into :data:`DK68_REGIONS`."""
-TARGET_PREFIX = "ei_ratio_"
-"""Default targets: every column starting with this (``ei_ratio_mean``, ``ei_ratio_roi_*``)."""
+TARGET_PREFIX = et.TARGET_PREFIX
+SITE_COLUMN = et.SITE_COLUMN
+"""Default site column (``site_scanner``; built from ``site`` [+ ``scanner``] when absent)."""
 MIN_PER_SEX = 10
 """Fewest people of each sex the sex-difference statistics accept."""
 
@@ -76,13 +77,11 @@ def target_region(name: str) -> str | None:
 
 
 def default_targets(table: pd.DataFrame) -> list[str]:
-    """All columns starting with ``ei_ratio_``, in table order (not the interval bounds
-    ``ei_ratio_mean_lo``/``ei_ratio_mean_hi`` of ``collect``)."""
-    return [
-        c
-        for c in table.columns
-        if str(c).startswith(TARGET_PREFIX) and not str(c).endswith(("_lo", "_hi"))
-    ]
+    """``ei_ratio_mean`` and every ``ei_ratio_roi_<k>`` column.
+
+    See :func:`delssome_norms.io.ei_table.default_targets`.
+    """
+    return et.default_targets(table.columns)
 
 
 def sex_labels(table: pd.DataFrame, input_name: str = "table") -> np.ndarray:
@@ -118,7 +117,7 @@ def prepare_cohort(
     table: pd.DataFrame,
     targets: Sequence[str] | str | None = None,
     *,
-    site: str | None = "site",
+    site: str | None = SITE_COLUMN,
     input_name: str = "table",
     min_per_sex: int = MIN_PER_SEX,
 ) -> Cohort:
@@ -130,9 +129,10 @@ def prepare_cohort(
         One row per person with ``age_in_years``, ``sex`` (or ``numeric_sex``), the ``site``
         column (unless ``site=None``) and the target columns.
     targets : str or sequence of str, optional
-        Target columns; default all ``ei_ratio_*`` columns.
+        Target columns; default ``ei_ratio_mean`` and every ``ei_ratio_roi_<k>`` column.
     site : str or None
-        Column holding the site (or site-scanner) label; ``None`` fits no site terms.
+        Column holding the site (or site-scanner) label; ``None`` fits no site terms. The
+        default ``site_scanner`` is built from ``site`` (and ``scanner``) when the table lacks it.
     input_name : str
         Name used in error messages.
     min_per_sex : int
@@ -154,7 +154,9 @@ def prepare_cohort(
         targets = default_targets(table)
         if not targets:
             raise InvalidInputError(
-                f"no target columns (ei_ratio_*) found; columns are {_show_columns(table)}", input_name
+                "no target columns (ei_ratio_mean, ei_ratio_roi_*) found; columns are "
+                f"{_show_columns(table)}",
+                input_name,
             )
     elif isinstance(targets, str):
         targets = [targets]
@@ -176,13 +178,13 @@ def prepare_cohort(
         site_idx = np.zeros(len(table), dtype=int)
         site_names: tuple[str, ...] = ("all",)
     else:
-        if site not in table.columns:
+        labels = et.site_labels(table, site)
+        if labels is None:
             raise InvalidInputError(
                 f"missing site column {site!r} (pass site=None to fit no site terms); "
                 f"columns are {_show_columns(table)}",
                 input_name,
             )
-        labels = table[site]
         if labels.isna().any():
             rows = np.flatnonzero(labels.isna().to_numpy())[:5]
             raise InvalidInputError(f"site is missing in row(s) {', '.join(map(str, rows))}", input_name)

@@ -22,9 +22,9 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import patsy
 
 from delssome_norms.errors import ConvergenceWarning, InvalidInputError
+from delssome_norms.norms.splines import BSplineBasis
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 _E_LOG_ABS_Z = -0.6351814227307392  # E[log|Z|] for Z ~ N(0, 1): (-euler_gamma - log 2) / 2
@@ -35,36 +35,49 @@ class SplineBasis:
     """A cubic B-spline basis with fixed knots, as R's ``splines::bs`` (no intercept column).
 
     Build it with :meth:`from_data` (interior knots at quantiles of the data, boundary knots at
-    the data range); then ``basis(x)`` gives the same columns for new ``x`` inside the range.
+    the data range); then ``basis(x)`` gives the same columns for new ``x`` inside the range. The
+    columns are those of :class:`delssome_norms.norms.splines.BSplineBasis` (the toolkit's one
+    B-spline implementation); this class adds the refusal of ages outside the fitted range.
 
     Attributes
     ----------
-    knots : tuple of float
-        Interior knots.
-    lower, upper : float
-        Boundary knots.
-    degree : int
+    spec : BSplineBasis
+        The frozen basis (knots, boundary knots, degree).
     """
 
-    knots: tuple[float, ...]
-    lower: float
-    upper: float
-    degree: int = 3
+    spec: BSplineBasis
 
     @classmethod
     def from_data(cls, x: np.ndarray, df: int, degree: int = 3) -> SplineBasis:
         """Basis with ``df`` columns: ``df - degree`` interior knots at equally spaced quantiles."""
         if df < degree:
             raise InvalidInputError(f"spline df must be at least the degree ({degree}), got {df}")
-        n_inner = df - degree
-        probs = np.linspace(0.0, 1.0, n_inner + 2)[1:-1]
-        knots = tuple(float(k) for k in np.quantile(x, probs))
-        return cls(knots=knots, lower=float(np.min(x)), upper=float(np.max(x)), degree=degree)
+        return cls(BSplineBasis.from_data(x, df=df, degree=degree))
+
+    @property
+    def knots(self) -> tuple[float, ...]:
+        """Interior knots."""
+        return self.spec.interior_knots
+
+    @property
+    def lower(self) -> float:
+        """Lower boundary knot."""
+        return self.spec.boundary_knots[0]
+
+    @property
+    def upper(self) -> float:
+        """Upper boundary knot."""
+        return self.spec.boundary_knots[1]
+
+    @property
+    def degree(self) -> int:
+        """Polynomial degree."""
+        return self.spec.degree
 
     @property
     def df(self) -> int:
         """Number of columns."""
-        return len(self.knots) + self.degree
+        return self.spec.df
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Evaluate the basis: array of shape (len(x), df). ``x`` must lie within [lower, upper]."""
@@ -74,17 +87,7 @@ class SplineBasis:
                 f"ages must lie within the fitted range [{self.lower:g}, {self.upper:g}], "
                 f"got [{x.min():g}, {x.max():g}]"
             )
-        x = np.clip(x, self.lower, self.upper)
-        return np.asarray(
-            patsy.bs(
-                x,
-                knots=list(self.knots),
-                degree=self.degree,
-                lower_bound=self.lower,
-                upper_bound=self.upper,
-            ),
-            dtype=np.float64,
-        )
+        return self.spec.transform(np.clip(x, self.lower, self.upper))
 
 
 def sum_to_zero(codes: np.ndarray, n_levels: int) -> np.ndarray:

@@ -16,7 +16,8 @@ from scipy import stats
 
 from delssome_norms.datasets import DK68_REGIONS, region_classes
 from delssome_norms.errors import InvalidInputError
-from delssome_norms.stats._cohort import ROI_PATTERN, prepare_cohort, sex_labels
+from delssome_norms.io.ei_table import site_labels
+from delssome_norms.stats._cohort import ROI_PATTERN, SITE_COLUMN, prepare_cohort, sex_labels
 from delssome_norms.stats.location_scale import SplineBasis, fit_location_scale, sum_to_zero
 from delssome_norms.stats.multiple_testing import fdr_bh
 
@@ -187,7 +188,7 @@ def region_group_trajectories(
     table: pd.DataFrame,
     *,
     ages: Sequence[float] | np.ndarray | None = None,
-    site: str | None = "site",
+    site: str | None = SITE_COLUMN,
     df: int = 5,
     level: float = 0.95,
     regions: Sequence[str] = DK68_REGIONS,
@@ -202,7 +203,8 @@ def region_group_trajectories(
     Parameters
     ----------
     table : DataFrame
-        As for :func:`region_group_scores`, plus the ``site`` column unless ``site=None``.
+        As for :func:`region_group_scores`, plus the site column (default ``site_scanner``, or
+        ``site`` [+ ``scanner``]) unless ``site=None``.
     ages : array-like, optional
         Age grid (years) within the data range; default 100 points spanning it.
     site : str or None
@@ -221,9 +223,10 @@ def region_group_trajectories(
         raise InvalidInputError(f"level must lie in (0, 1), got {level}", "level")
     scores = region_group_scores(table, regions=regions)
     if site is not None:
-        if site not in table.columns:
+        labels = site_labels(table, site)
+        if labels is None:
             raise InvalidInputError(f"missing site column {site!r} (pass site=None)", "table")
-        scores[site] = table[site].to_numpy()
+        scores[site] = labels.to_numpy()
     cohort = prepare_cohort(scores, list(GROUPS), site=site, min_per_sex=2)
     age, f = cohort.age, cohort.female.astype(np.float64)[:, None]
     if ages is None:

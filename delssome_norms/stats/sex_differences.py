@@ -26,7 +26,13 @@ import pandas as pd
 from scipy import stats
 
 from delssome_norms.errors import InvalidInputError
-from delssome_norms.stats._cohort import Cohort, prepare_cohort, target_family, target_region
+from delssome_norms.stats._cohort import (
+    SITE_COLUMN,
+    Cohort,
+    prepare_cohort,
+    target_family,
+    target_region,
+)
 from delssome_norms.stats.bootstrap import (
     percentile_interval,
     stratified_bootstrap_counts,
@@ -235,7 +241,7 @@ def sex_difference_tests(
     table: pd.DataFrame,
     targets: Sequence[str] | str | None = None,
     *,
-    site: str | None = "site",
+    site: str | None = SITE_COLUMN,
     mu_df: int = 4,
     sigma_df: int = 3,
     scale_site: bool = True,
@@ -253,7 +259,8 @@ def sex_difference_tests(
     targets : str or sequence of str, optional
         Target columns; default every ``ei_ratio_*`` column.
     site : str or None
-        Site column (fixed, sum-to-zero site effects); ``None`` for a single-site cohort.
+        Site column (fixed, sum-to-zero site effects; default ``site_scanner``, built from
+        ``site`` [+ ``scanner``] when absent); ``None`` for a single-site cohort.
     mu_df, sigma_df : int
         Degrees of freedom of the age B-splines in the mean and in the log-sd.
     scale_site : bool
@@ -359,7 +366,7 @@ def chart_sex_tests(
     family: str = "SHASHo2",
     mu_df: int = 4,
     sigma_df: int = 3,
-    site: str | None = "site",
+    site: str | None = SITE_COLUMN,
     alpha: float = 0.05,
     **chart_kwargs,
 ) -> pd.DataFrame:
@@ -478,7 +485,7 @@ def sex_gap(
     target: str = "ei_ratio_mean",
     *,
     ages: Sequence[float] | np.ndarray | None = None,
-    site: str | None = "site",
+    site: str | None = SITE_COLUMN,
     mu_df: int = 4,
     sigma_df: int = 3,
     scale_site: bool = True,

@@ -7,6 +7,10 @@ Typical use::
     evaluate = SurrogateEvaluator(load_pretrained(), fc, fcd_cdf, sc, tr=0.72, scan_length=115.2)
     losses = evaluate(params, subject_index)          # same interface as fit's EulerEvaluator
 
+    # surrogate-mode fits: pass the backend to fit's entry points
+    from delssome_norms.surrogate import SURROGATE_BACKEND
+    estimate_ei(subject, out, FitSettings(mode="surrogate"), surrogate=SURROGATE_BACKEND)
+
     # training data and weights (also: delssome-norms surrogate generate|train|evaluate)
     from delssome_norms.surrogate import GenerateSettings, generate_dataset, load_dataset
     from delssome_norms.surrogate import train_surrogate, save_pretrained
@@ -24,7 +28,12 @@ from delssome_norms.surrogate.dataset import (
     load_dataset,
     save_dataset,
 )
-from delssome_norms.surrogate.evaluate import SurrogateEvaluator, make_surrogate_evaluator
+from delssome_norms.surrogate.evaluate import (
+    SURROGATE_BACKEND,
+    DelssomeBackend,
+    SurrogateEvaluator,
+    make_surrogate_evaluator,
+)
 from delssome_norms.surrogate.generate import GenerateSettings, generate_dataset, generate_group
 from delssome_norms.surrogate.network import (
     COST_TERMS,
@@ -53,7 +62,9 @@ __all__ = [
     "COST_TERMS",
     "DATASET_FORMAT_VERSION",
     "PRETRAINED_FORMAT_VERSION",
+    "SURROGATE_BACKEND",
     "CostPredictor",
+    "DelssomeBackend",
     "GenerateSettings",
     "PretrainedSurrogate",
     "SubjectFeatures",

@@ -288,3 +288,41 @@ def make_surrogate_evaluator(
         device=device,
         timing_check=timing_check,
     )
+
+
+class DelssomeBackend:
+    """The DELSSOME surrogate as ``fit``'s :class:`~delssome_norms.fit.evaluate.SurrogateBackend`.
+
+    Pass :data:`SURROGATE_BACKEND` as ``surrogate=`` to the fit entry points (``estimate_ei``,
+    ``fit_group``, ``run_cohort``, ``check_mode``, ``make_evaluator``) for ``mode="surrogate"``.
+    Stateless, so it pickles (the Dask executor ships it to workers).
+    """
+
+    def check_available(self, weights: str | Path | None = None) -> None:
+        """See :func:`check_available`."""
+        check_available(weights)
+
+    def make_evaluator(
+        self,
+        fc_emp: np.ndarray,
+        fcd_cdf_emp: np.ndarray,
+        sc: np.ndarray,
+        timing: SimulationTiming,
+        n_dup: int = 3,
+        device: str = "cpu",
+        dtype: str = "float32",
+        engine: str = "auto",
+        *,
+        weights: str | Path | None = None,
+    ) -> SurrogateEvaluator:
+        """See :func:`make_surrogate_evaluator`."""
+        return make_surrogate_evaluator(
+            fc_emp, fcd_cdf_emp, sc, timing, n_dup, device, dtype, engine, weights=weights
+        )
+
+    def __repr__(self) -> str:
+        return "delssome_norms.surrogate.SURROGATE_BACKEND"
+
+
+SURROGATE_BACKEND = DelssomeBackend()
+"""The backend to pass as ``surrogate=`` for ``mode="surrogate"``."""

@@ -114,3 +114,10 @@ def test_exclude_flagged_needs_the_column(tmp_path: Path, capsys) -> None:
     argv = ["charts", "fit", "--table", str(tmp_path / "t.csv"), "--out", str(tmp_path / "c")]
     assert main([*argv, "--exclude-flagged"]) == 2
     assert "fit_flagged column" in capsys.readouterr().err
+
+
+def test_interval_bounds_are_not_statistics_targets() -> None:
+    from delssome_norms.stats._cohort import default_targets
+
+    cols = ["subject_id", "ei_ratio_mean", "ei_ratio_roi_0", "ei_ratio_mean_lo", "ei_ratio_mean_hi"]
+    assert default_targets(pd.DataFrame(columns=cols)) == ["ei_ratio_mean", "ei_ratio_roi_0"]

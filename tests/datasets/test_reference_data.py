@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from delssome_norms import synthetic as syn
 from delssome_norms.datasets import DK68_REGIONS, SENSORY_REGIONS, load_default_maps, region_classes
 from delssome_norms.datasets import reference as ref
-from delssome_norms.datasets import synthetic as syn
 from delssome_norms.io import check_fc, check_fcd_cdf, read_fc, read_fcd_cdf, read_manifest, read_map
 
 
@@ -29,17 +29,17 @@ def manifest() -> dict:
 
 @pytest.fixture(scope="module")
 def table() -> pd.DataFrame:
-    return ref.load_reference_table(include_truth=True)
+    return syn.load_reference_table(include_truth=True)
 
 
 @pytest.fixture(scope="module")
 def setup() -> syn.ModelSetup:
-    return ref.load_model_setup()
+    return syn.load_model_setup()
 
 
 @pytest.fixture(scope="module")
 def regenerated(manifest, setup) -> syn.ReferenceCohort:
-    return syn.generate_reference_cohort(manifest["seed"], spec=ref.load_reference_spec(), setup=setup)
+    return syn.generate_reference_cohort(manifest["seed"], spec=syn.load_reference_spec(), setup=setup)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_manifest_labels_synthetic_and_matches_the_files(manifest) -> None:
 
 
 def test_table_has_the_promised_structure(table, manifest) -> None:
-    spec = ref.load_reference_spec()
+    spec = syn.load_reference_spec()
     assert len(table) == 12005 and table["subject_id"].is_unique
     fixed = ["subject_id", "age_in_years", "sex", "site", "scanner", "site_scanner", "numeric_sex"]
     rois = [f"ei_ratio_roi_{i}" for i in range(68)]
@@ -95,13 +95,13 @@ def test_regenerating_with_the_seed_reproduces_the_committed_files(regenerated, 
     diff = np.abs(regenerated.table[rois].to_numpy() - table[rois].to_numpy())
     assert diff.max() <= 2.0001e-4  # identical up to a rounding tie at the 2e-4 quantum
     assert (diff > 0).mean() < 1e-4
-    written = ref.write_reference_cohort(regenerated, tmp_path)
+    written = syn.write_reference_cohort(regenerated, tmp_path)
     for name in (ref.TABLE_FILE, ref.PATIENTS_FILE, ref.GRADIENT_FILE, ref.MODEL_FILE):
         assert written[name].read_bytes() == (ref.data_dir() / name).read_bytes(), name
 
 
 def test_reported_ei_is_the_model_at_the_truth_plus_documented_noise(table, setup) -> None:
-    spec = ref.load_reference_spec()
+    spec = syn.load_reference_spec()
     m, g = ref.load_myelin_map(), ref.load_default_gradient()
     wei = table["true_wEI_1"].to_numpy()[:, None] + table["true_wEI_m"].to_numpy()[:, None] * m
     wei = wei + table["true_wEI_g"].to_numpy()[:, None] * g
@@ -123,7 +123,7 @@ def test_reported_ei_is_the_model_at_the_truth_plus_documented_noise(table, setu
 
 
 def test_ground_truth_contains_the_papers_effects(table, setup) -> None:
-    spec = ref.load_reference_spec()
+    spec = syn.load_reference_spec()
     m, g = ref.load_myelin_map(), ref.load_default_gradient()
     sensory = region_classes() == "sensory"
     pattern = spec.myelin_slope * m + spec.gradient_slope * g
@@ -164,7 +164,7 @@ def test_ei_mapping_matches_a_fresh_simulation(setup, table) -> None:
 
     from delssome_norms.model import PFICParams, SimulationTiming, scale_sc, simulate
 
-    spec = ref.load_reference_spec()
+    spec = syn.load_reference_spec()
     m, g = ref.load_myelin_map(), ref.load_default_gradient()
     rows = table.iloc[[10, 9000]]
     a = rows["true_wEI_1"].to_numpy()

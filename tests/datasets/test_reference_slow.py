@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from delssome_norms import synthetic as syn
 from delssome_norms.datasets import reference as ref
-from delssome_norms.datasets import synthetic as syn
 
 pytestmark = pytest.mark.slow
 
@@ -21,8 +21,8 @@ def test_wee_rule_is_reproduced() -> None:
 
 def test_patient_simulations_are_reproduced() -> None:
     manifest = ref.load_manifest()
-    setup = ref.load_model_setup()
-    cohort = syn.generate_reference_cohort(manifest["seed"], spec=ref.load_reference_spec(), setup=setup)
+    setup = syn.load_model_setup()
+    cohort = syn.generate_reference_cohort(manifest["seed"], spec=syn.load_reference_spec(), setup=setup)
     n_pat = len(cohort.patients.age)
     stored = ref.load_reference_subjects()
     sims = syn.simulate_subjects(

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from scipy.optimize import brentq
 
-from delssome_norms.datasets import synthetic as syn
-from delssome_norms.datasets.reference import write_npz_deterministic
+from delssome_norms import synthetic as syn
+from delssome_norms.datasets import region_classes
+from delssome_norms.synthetic.packaged import write_npz_deterministic
 
 # docs/science.md §2 constants, written out independently of the package.
 I0, W_E, W_I, J = 0.382, 1.0, 0.7, 0.15
@@ -205,7 +206,7 @@ def test_deterministic_npz_writer(tmp_path) -> None:
 
 def _toy_setup() -> syn.ModelSetup:
     g = np.linspace(-1.6, 1.6, 68)
-    sensory = syn.region_classes() == "sensory"
+    sensory = region_classes() == "sensory"
     g = np.where(sensory, g - 1.0, g + 0.4)
     g = (g - g.mean()) / g.std()
     rule = syn.WEERule((0.0, 1.0, 2.0, 3.0, 4.0), (1.5, 2.3, 3.5, 5.0, 7.0), 0.35, 2.0)
@@ -247,7 +248,7 @@ def test_reported_ei_is_truth_times_the_documented_error(toy_cohorts) -> None:
 
 def test_effect_cohort_truth_has_the_built_in_structure(toy_cohorts) -> None:
     eff, _ = toy_cohorts
-    p, sensory = eff.people, syn.region_classes() == "sensory"
+    p, sensory = eff.people, region_classes() == "sensory"
     true = p.ei_true
     assert np.all(true[:, sensory].mean(axis=1) > true[:, ~sensory].mean(axis=1))
     female = p.female == 1

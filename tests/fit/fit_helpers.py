@@ -61,6 +61,7 @@ class AnalyticSimulator:
         rate_gate=None,
         weights=None,
         stability_gate=False,  # a stand-in for the whole train-stage evaluator: no gate
+        surrogate=None,  # make_evaluator's surrogate backend: unused by the stand-in
     ):
         fc = np.asarray(fc_emp)
         iu = np.triu_indices(fc.shape[1], 1)

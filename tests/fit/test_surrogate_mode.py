@@ -16,6 +16,7 @@ from delssome_norms.fit import CMAESSettings, FitSettings, check_mode, fit_group
 from delssome_norms.fit import evaluate as fit_evaluate
 from delssome_norms.fit.subject import SubjectInputs
 from delssome_norms.model import scale_sc
+from delssome_norms.surrogate import SURROGATE_BACKEND
 from delssome_norms.surrogate.network import CostPredictor, SurrogateConfig
 from delssome_norms.surrogate.pretrained import ENV_VAR, save_pretrained
 
@@ -82,7 +83,10 @@ def test_train_stage_is_not_simulated(tmp_path: Path, weights: Path, monkeypatch
         AnalyticSimulator.calls = 0
         dirs = [tmp_path / mode / s.subject_id for s in _subjects()]
         outcomes = fit_group(
-            _subjects(), dirs, _settings(mode, weights if mode == "surrogate" else None)
+            _subjects(),
+            dirs,
+            _settings(mode, weights if mode == "surrogate" else None),
+            surrogate=SURROGATE_BACKEND,
         )
         assert [o.status for o in outcomes] == ["done", "done"]
         calls[mode] = AnalyticSimulator.calls
@@ -107,19 +111,57 @@ def test_weights_for_another_template_are_refused(tmp_path: Path, weights: Path,
     for s in subjects:
         object.__setattr__(s, "sc", tiny_sc(seed=5))
     with pytest.raises(InvalidInputError, match="SC"):
-        fit_group(subjects, [tmp_path / s.subject_id for s in subjects], _settings("surrogate", weights))
+        fit_group(
+            subjects,
+            [tmp_path / s.subject_id for s in subjects],
+            _settings("surrogate", weights),
+            surrogate=SURROGATE_BACKEND,
+        )
 
 
 def test_check_mode(tmp_path: Path, weights: Path, monkeypatch) -> None:
     assert check_mode("euler") == "euler"
-    assert check_mode("surrogate", str(weights)) == "surrogate"
+    assert check_mode("surrogate", str(weights), SURROGATE_BACKEND) == "surrogate"
     with pytest.raises(InvalidInputError, match="--mode"):
         check_mode("fast")
     with pytest.raises(InvalidInputError, match="no pretrained surrogate weights"):
-        check_mode("surrogate", str(tmp_path / "missing"))
+        check_mode("surrogate", str(tmp_path / "missing"), SURROGATE_BACKEND)
     monkeypatch.setenv(ENV_VAR, str(tmp_path / "nowhere"))
     with pytest.raises(NotYetAvailableError, match="no pretrained surrogate weights"):
-        check_mode("surrogate")
+        check_mode("surrogate", surrogate=SURROGATE_BACKEND)
+
+
+def test_surrogate_mode_without_a_backend_says_what_to_pass(tmp_path: Path, weights: Path) -> None:
+    """``fit`` never loads the surrogate itself: every entry point asks for ``surrogate=``."""
+    from delssome_norms.fit import estimate_ei, make_evaluator, run_cohort
+
+    hint = "pass surrogate=delssome_norms.surrogate.SURROGATE_BACKEND"
+    settings = _settings("surrogate", weights)
+    s = _subjects()[0]
+    with pytest.raises(InvalidInputError, match=hint):
+        check_mode("surrogate", str(weights))
+    with pytest.raises(InvalidInputError, match=hint):
+        make_evaluator(
+            "surrogate", s.fc[None], s.fcd_cdf[None], s.sc, settings.timing(0.72, 14.4, "train")
+        )
+    with pytest.raises(InvalidInputError, match=hint):
+        estimate_ei(s, tmp_path / "a", settings)
+    with pytest.raises(InvalidInputError, match=hint):
+        run_cohort(tmp_path / "manifest.csv", tmp_path / "out", settings)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "out").exists()
+
+
+def test_the_backend_survives_pickling(tmp_path: Path, weights: Path) -> None:
+    """The Dask executor ships the backend to workers: it must pickle and still work."""
+    import pickle
+
+    from delssome_norms.surrogate import DelssomeBackend
+
+    again = pickle.loads(pickle.dumps(SURROGATE_BACKEND))
+    assert type(again) is DelssomeBackend
+    again.check_available(str(weights))
+    with pytest.raises(InvalidInputError, match="no pretrained surrogate weights"):
+        again.check_available(str(tmp_path / "missing"))
 
 
 def test_generation_bests_takes_the_lowest_finite_totals() -> None:

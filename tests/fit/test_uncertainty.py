@@ -14,6 +14,7 @@ import pytest
 import torch
 from fit_helpers import N_TINY, tiny_cdf, tiny_fc, tiny_sc
 
+from delssome_norms.errors import InvalidInputError
 from delssome_norms.fit import CMAESSettings, FitSettings, fit_group
 from delssome_norms.fit import uncertainty as unc
 from delssome_norms.fit.parameterisation import Bounds, Parameterisation
@@ -45,8 +46,10 @@ def test_spread_is_the_farthest_near_optimal_candidate() -> None:
     # winner E/I 2 and 4 in two regions; candidate 1 within the (zero) tolerance, 2 not
     test = _stage([1.0, 1.0, 1.5], [[2.0, 4.0], [2.5, 4.0], [1.0, 1.0]])
     spread = unc.log_spread(test, 0, None)
-    np.testing.assert_allclose(spread["region"], [math.log(2.5 / 2.0), 0.0], atol=1e-12)
-    assert spread["mean"] == pytest.approx(abs(math.log(6.5 / 2 / 3.0)))
+    level = abs(math.log(6.5 / 2 / 3.0))  # mean E/I 3.25 vs 3
+    assert spread["mean"] == pytest.approx(level)
+    # region 0 moves more than the level, region 1 not at all: it keeps the level's spread
+    np.testing.assert_allclose(spread["region"], [math.log(2.5 / 2.0), level], atol=1e-12)
     assert spread["near_optimal_test"] == 1
 
 
@@ -57,20 +60,33 @@ def test_profile_tolerance_comes_from_the_duplicates_noise() -> None:
     profile["kind"] = np.array([unc.KIND_WINNER, unc.KIND_AXIS, unc.KIND_AXIS])
     profile["position"] = np.array([0.0, 1.0, -1.0])
     spread = unc.log_spread(test, 0, profile)
-    sd = 0.1 / math.sqrt(3)  # sample SD of (0.9, 1.0, 1.1) over sqrt(3) duplicates
+    # pooled variance of one duplicate's cost: (0.01 + 0 + 0) / 3 rows; mean of 3 duplicates
+    sd = math.sqrt(0.01 / 3 / 3)
     assert spread["noise_floor_sd"] == pytest.approx(sd)
     assert spread["tolerance"] == pytest.approx(unc.NEAR_OPTIMAL_Z * math.sqrt(2) * sd)
-    # 1.05 is within 1.645 * sqrt(2) * 0.0577 = 0.134 of 1.0; 1.5 is not
+    # 1.05 is within 1.645 * sqrt(2) * 0.0333 = 0.0775 of 1.0; 1.5 is not
     assert spread["near_optimal_profile"] == 1
     np.testing.assert_allclose(spread["region"], math.log(1.5), atol=1e-12)
     assert spread["profile_open"]  # the outermost "+" point is near-optimal
+
+
+def test_noise_floor_pools_the_points_and_skips_invalid_duplicates() -> None:
+    dup = np.array([[1.0, 2.0, 3.0], [5.0, 7.0, np.nan], [4.0, 0.0, 0.0]])
+    valid = np.array([[True, True, True], [True, True, True], [True, False, False]])
+    # within-point sums of squares 2 (df 2) and 2 (df 1); the third point has one duplicate
+    assert unc.noise_floor_sd(dup, valid) == pytest.approx(math.sqrt(4 / 3 / 3))
+    assert math.isnan(unc.noise_floor_sd(dup[2:], valid[2:]))
 
 
 def test_duplicate_noise_adds_in_quadrature() -> None:
     noise = [-0.1, 0.1]  # log S_E of the two duplicates: SE of the mean = 0.1 * sqrt(2) / sqrt(2)
     test = _stage([1.0, 1.0], [[2.0, 2.0], [2.0 * math.exp(0.3), 2.0]], dup_noise=noise)
     spread = unc.log_spread(test, 0, None)
-    np.testing.assert_allclose(spread["region"], [math.hypot(0.3, 0.1), 0.1], rtol=1e-9)
+    # level: mean E/I of candidate 1 vs the winner (the winner's duplicates give SE 0.1 for the
+    # mean's log too, since every region of a duplicate moves together)
+    level = math.hypot(math.log((2.0 * math.exp(0.3) + 2.0) / 4.0), 0.1)
+    assert spread["mean"] == pytest.approx(level)
+    np.testing.assert_allclose(spread["region"], [math.hypot(0.3, 0.1), level], rtol=1e-9)
 
 
 def test_interval_bounds_scale_with_k() -> None:
@@ -95,8 +111,22 @@ def test_shipped_calibration_is_the_placeholder_for_both_modes() -> None:
         assert cal["k_region"] > 0 and cal["k_mean"] > 0
         if cal["source"] == "uncalibrated placeholder":
             assert cal["k_region"] == cal["k_mean"] == pytest.approx(1.645)
-    with pytest.raises(Exception, match="no calibration for mode 'other'"):
+    with pytest.raises(InvalidInputError, match="no calibration for mode 'other'"):
         unc.load_calibration("other")
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("{not json", "unreadable calibration"),
+        ('{"modes": {"euler": {"k_region": 0, "k_mean": 1}}}', "euler.k_region must be a positive"),
+        ('{"modes": []}', "no calibration for mode 'euler'"),
+    ],
+)
+def test_damaged_calibration_is_one_clear_error(monkeypatch, text, fragment) -> None:
+    monkeypatch.setattr(unc, "_calibration_text", lambda: text)
+    with pytest.raises(InvalidInputError, match=fragment):
+        unc.load_calibration("euler")
 
 
 # ---- profile points ----------------------------------------------------------------------------
@@ -132,8 +162,8 @@ def test_profile_points_stay_inside_the_space_and_reach_its_edge() -> None:
     axis = big[2][big[1] == unc.KIND_AXIS]
     # edges: 2.5 + 0.45 t = 5 at t = 5.56 (between grid points 4 and 8), 1.5 - 0.45 t = 0 at 3.33
     edge_up, edge_down = 2.5 / 0.45, 1.5 / 0.45
-    assert edge_up - 4 / 2**unc.BISECTIONS <= axis.max() <= edge_up
-    assert edge_down - 2 / 2**unc.BISECTIONS <= -axis.min() <= edge_down
+    assert edge_up - 4 / (unc.EDGE_POINTS + 1) <= axis.max() <= edge_up
+    assert edge_down - 2 / (unc.EDGE_POINTS + 1) <= -axis.min() <= edge_down
     assert big[3] == 1  # +8 and -4 are moved to the edges, -8 is dropped
     wei = kind == unc.KIND_WEI
     np.testing.assert_allclose(cands[wei][:, 2:4] / winner[2:4], (1 + pos[wei])[:, None] * [1, 1])
@@ -259,7 +289,10 @@ def weights(tmp_path: Path) -> Path:
 
 def test_surrogate_mode_lockstep_group_gets_intervals(tmp_path: Path, weights: Path) -> None:
     settings = _settings(mode="surrogate", surrogate_weights=str(weights))
-    outcomes = fit_group(_subjects(), [tmp_path / "a", tmp_path / "b"], settings)
+    from delssome_norms.surrogate import SURROGATE_BACKEND
+
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    outcomes = fit_group(_subjects(), dirs, settings, surrogate=SURROGATE_BACKEND)
     assert [o.status for o in outcomes] == ["done", "done"]
     for sid in ("a", "b"):
         ei, run = _read(tmp_path / sid)

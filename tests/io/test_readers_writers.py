@@ -109,3 +109,62 @@ def test_atomic_write_honours_the_umask(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert (tmp_path / "out.json").stat().st_mode & 0o777 == 0o640
+
+
+def test_numeric_frame_keeps_header_and_row_names(tmp_path: Path) -> None:
+    from delssome_norms.io.readers import read_numeric_frame
+
+    p = tmp_path / "fc.csv"
+    p.write_text(",lh_a,rh_b\nlh_a,1,0.25\nrh_b,0.25,1\n")
+    frame = read_numeric_frame(p)
+    assert list(frame.columns) == ["lh_a", "rh_b"]
+    assert list(frame.index) == ["lh_a", "rh_b"]
+    np.testing.assert_array_equal(frame.loc["rh_b"].to_numpy(), [0.25, 1.0])
+    t = tmp_path / "ts.tsv"
+    t.write_text("lh_a\trh_b\n1.5\tn/a\n-2e-3\t4\n")
+    frame = read_numeric_frame(t, allow_na=True)
+    assert list(frame.columns) == ["lh_a", "rh_b"] and list(frame.index) == [0, 1]
+    assert np.isnan(frame.iloc[0, 1]) and frame.iloc[1, 0] == -0.002
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1,2\n3,4\n", [[1, 2], [3, 4]]),  # comma
+        ("1\t2\n3\t4\n", [[1, 2], [3, 4]]),  # tab
+        ("1;2\n3;4\n", [[1, 2], [3, 4]]),  # semicolon
+        ("  1  2\n3 4  \n", [[1, 2], [3, 4]]),  # whitespace
+        ("1,2,\n3,4,\n", [[1, 2], [3, 4]]),  # a separator ending every line
+        ('"1","2"\n3,4\n', [[1, 2], [3, 4]]),  # quoted cells
+        ("\n1,2\n\n3,4\n", [[1, 2], [3, 4]]),  # blank lines
+    ],
+)
+def test_separators_and_layouts(tmp_path: Path, text: str, expected: list) -> None:
+    from delssome_norms.io.readers import read_labelled_numeric
+
+    p = tmp_path / "m.csv"
+    p.write_text(text)
+    values, header, labels = read_labelled_numeric(p)
+    np.testing.assert_array_equal(values, expected)
+    assert header is None and labels is None
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("1,2\n3,4,5\n", "line 2 has 3 values, expected 2"),
+        ("1,2,3\n4,5\n", "line 2 has 2 values, expected 3"),
+        ("1,2\n3,x\n", "line 2 has the non-numeric value 'x'"),
+        ("a,b\n1,2\n3,?\n", "line 3 has the non-numeric value '?'"),
+        ("a,b\n\n", "has a header but no data rows"),
+    ],
+)
+def test_malformed_tables_name_the_line(tmp_path: Path, text: str, needle: str) -> None:
+    from delssome_norms.errors import InvalidInputError
+    from delssome_norms.io.readers import read_labelled_numeric
+
+    p = tmp_path / "bad.csv"
+    p.write_text(text)
+    with pytest.raises(InvalidInputError, match=r"bad\.csv") as err:
+        read_labelled_numeric(p)
+    assert needle in str(err.value)

@@ -156,3 +156,22 @@ def test_stable_without_margin_skips_only_the_margin(small_network):
     stable2, margin2 = fic_fixed_point_stable(*t, with_margin=False)
     np.testing.assert_array_equal(stable.numpy(), stable2.numpy())
     assert (margin2[stable2] == 0).all()
+
+
+def test_full_jacobian_and_its_schur_complement_agree() -> None:
+    """``fic_reduced_jacobian`` is the Schur complement of ``fic_jacobian`` on the S_I block."""
+    from delssome_norms.model import fic_jacobian, fic_reduced_jacobian, scale_sc
+
+    gen = torch.Generator().manual_seed(3)
+    n = 6
+    raw = torch.rand((n, n), generator=gen, dtype=torch.float64)
+    sc = scale_sc((raw + raw.T).fill_diagonal_(0.0))
+    wee = 1.0 + 2.0 * torch.rand((4, n), generator=gen, dtype=torch.float64)
+    wei = 0.5 + 2.0 * torch.rand((4, n), generator=gen, dtype=torch.float64)
+    g = 0.5 + torch.rand(4, generator=gen, dtype=torch.float64)
+    jac = fic_jacobian(wee, wei, g, sc)
+    assert jac.shape == (4, 2 * n, 2 * n) and jac.dtype == torch.float64
+    a, b, c, d = jac[:, :n, :n], jac[:, :n, n:], jac[:, n:, :n], jac[:, n:, n:]
+    assert torch.count_nonzero(d - torch.diag_embed(d.diagonal(dim1=-2, dim2=-1))) == 0
+    schur = a - b @ torch.linalg.solve(d, c)
+    torch.testing.assert_close(schur, fic_reduced_jacobian(wee, wei, g, sc), rtol=1e-10, atol=1e-10)

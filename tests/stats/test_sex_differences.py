@@ -137,7 +137,7 @@ def test_gap_without_bootstrap_has_nan_bands(make_cohort):
         (lambda t: t.drop(columns="age_in_years"), {}, "missing column 'age_in_years'"),
         (lambda t: t.drop(columns="sex"), {}, "missing column 'sex'"),
         (lambda t: t.assign(sex=["x", *t["sex"].iloc[1:]]), {}, "unknown sex label"),
-        (lambda t: t.drop(columns="site"), {}, "missing site column 'site'"),
+        (lambda t: t.drop(columns="site"), {}, "missing site column 'site_scanner'"),
         (lambda t: t.assign(sex="female"), {}, "at least 10 people of each sex"),
         (lambda t: t, {"targets": ["nope"]}, "missing target column"),
         (lambda t: t.assign(ei_ratio_roi_0=np.nan), {}, "not a finite number"),

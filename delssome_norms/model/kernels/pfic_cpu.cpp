@@ -1,6 +1,6 @@
-"""C++ source of the fused CPU kernel (:mod:`delssome_norms.model._kernel` builds it)."""
-
-SOURCE = r"""
+// Fused CPU kernel of the pFIC model and Balloon-Windkessel BOLD (docs/science.md §2).
+// Built on first use by delssome_norms/model/_kernel.py (which defines the ctypes ABI);
+// the compiled library is cached under a key that includes this file's text.
 #include <cstdint>
 #include <cstring>
 #include <cmath>
@@ -568,4 +568,3 @@ void pfic_normals_f32(uint64_t seed, int64_t n, float *out) {
   }
 }
 }
-"""

@@ -1,0 +1,77 @@
+"""Options and result fields shared by the benchmarks (bench/ is on ``sys.path`` when they run).
+
+Fit and simulation options come from the settings fields through
+:mod:`delssome_norms.cli.options`, as in the CLI; a benchmark passes its own (smaller) budget as
+overrides and never restates an option.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from typing import Any
+
+import torch
+
+from delssome_norms.cli.options import add_fit_options
+from delssome_norms.fit.synthetic import FIC_RATE_BAND
+from delssome_norms.model import SimulationTiming
+
+TR = 0.72
+"""Repetition time of the synthetic scans [s] (HCP-like)."""
+
+
+def add_scan_arguments(ap: argparse.ArgumentParser) -> None:
+    """Timing of the short synthetic scans (``bench/recovery.py``, ``bench/identifiability.py``)."""
+    ap.add_argument("--scan-length", type=float, default=57.6, help="seconds (80 frames at TR 0.72)")
+    add_fit_options(
+        ap,
+        ("burn_in", "fcd_window", "dt_train", "warmup_steps"),
+        overrides={
+            "burn_in": {"default": 14.4, "help": "burn-in, s"},
+            "fcd_window": {"default": 20, "help": "FCD window, frames"},
+            "dt_train": {
+                "flag": "--dt",
+                "default": 0.006,
+                "help": "simulation step (train and validation), s",
+            },
+            "warmup_steps": {"default": 1000},
+        },
+    )
+
+
+def scan_timings(args: argparse.Namespace, dt_truth: float):
+    """(scan timing, truth timing, shared timing keywords) from :func:`add_scan_arguments`."""
+    common = dict(burn_in=args.burn_in, fcd_window=args.fcd_window, warmup_steps=args.warmup_steps)
+    scan = SimulationTiming(tr=TR, scan_length=args.scan_length, dt=args.dt, **common)
+    truth = SimulationTiming(tr=TR, scan_length=args.scan_length, dt=dt_truth, **common)
+    return scan, truth, common
+
+
+def add_truth_rate_band(ap: argparse.ArgumentParser, help: str) -> None:
+    """``--truth-rate-band LOW HIGH`` [Hz] (default: the FIC regime band; ``0 0``: no check)."""
+    ap.add_argument(
+        "--truth-rate-band",
+        type=float,
+        nargs=2,
+        default=FIC_RATE_BAND,
+        metavar=("LOW", "HIGH"),
+        help=help,
+    )
+
+
+def truth_rate_band(args: argparse.Namespace) -> tuple[float, float] | None:
+    """The ``--truth-rate-band`` as a tuple, None for ``0 0``."""
+    return tuple(args.truth_rate_band) if any(args.truth_rate_band) else None
+
+
+def result_header(benchmark: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The first fields of a benchmark's results JSON (name, --quick, when, load, threads)."""
+    return {
+        "benchmark": benchmark,
+        "quick": args.quick,
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "load_average": os.getloadavg(),
+        "torch_threads": torch.get_num_threads(),
+    }

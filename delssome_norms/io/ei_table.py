@@ -1,0 +1,282 @@
+"""The E/I data contract: column names of the cohort E/I table and of per-subject results.
+
+One place spells out the layout that ``fit`` (``collect``), ``norms`` (charts), ``stats``, ``demo``,
+``plotting``, the CLI and the synthetic generator share (docs/science.md §5 and §7).
+
+**Cohort table** (one row per person; ``collect`` writes it, ``charts fit`` reads it)::
+
+    subject_id, age_in_years, sex, numeric_sex, site, scanner, site_scanner,
+    ei_ratio_mean, ei_ratio_roi_0 .. ei_ratio_roi_{N-1}
+
+``ei_ratio_mean`` is the mean of the N regional values; ``ei_ratio_roi_<k>`` is the region with
+index ``k`` (for 68 regions the DK68 order; the ``<table>.regions.csv`` sidecar names them). The
+site column defaults to :data:`SITE_COLUMN` (``site_scanner``); a table with only ``site`` (and
+optionally ``scanner``) gets ``site_scanner = site + "_" + scanner`` (:func:`site_labels`).
+
+**Per-subject result** (``EI_ratio.csv``): :data:`EI_RATIO_COLUMNS` plus the optional
+:data:`EI_RATIO_OPTIONAL` columns, one row per region, ``region_index`` 0 .. N-1.
+
+**Provenance** (the ``<table>.provenance.json`` sidecar and the ``provenance`` block of
+``run.json``): :data:`PROVENANCE_FIELDS`; :data:`PIPELINE_FIELDS` must agree between the subjects
+of one table and between a table and the chart scoring it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from delssome_norms.io.provenance import PIPELINE_FIELDS
+
+# -- cohort table: demographics -------------------------------------------------------------------
+SUBJECT_ID = "subject_id"
+AGE = "age_in_years"
+"""Age [years]."""
+SEX = "sex"
+"""``female``/``male`` (also f/m/F/M on input)."""
+NUMERIC_SEX = "numeric_sex"
+"""1 = female, 0 = male."""
+SITE = "site"
+SCANNER = "scanner"
+SITE_SCANNER = "site_scanner"
+SITE_COLUMN = SITE_SCANNER
+"""The one default site column of charts and statistics (built from site + scanner if absent)."""
+DEMOGRAPHIC_COLUMNS = (SUBJECT_ID, AGE, SEX, NUMERIC_SEX, SITE, SCANNER, SITE_SCANNER)
+"""Demographic columns of the cohort table (those present in the demographics), in order."""
+
+# -- cohort table: targets ------------------------------------------------------------------------
+TARGET_PREFIX = "ei_ratio_"
+MEAN_TARGET = "ei_ratio_mean"
+"""Mean cortical E/I of a person (mean of the regional values)."""
+REGION_PREFIX = "ei_ratio_roi_"
+REGION_PATTERN = re.compile(r"^ei_ratio_roi_(\d+)$")
+"""A regional column; the number is the region index."""
+
+# -- per-subject result (EI_ratio.csv) ------------------------------------------------------------
+EI_RATIO_FILE = "EI_ratio.csv"
+REGION_INDEX = "region_index"
+EI_RATIO = "EI_ratio"
+S_E = "S_E"
+S_I = "S_I"
+R_E = "r_E"
+"""Time-averaged excitatory rate [Hz]."""
+EI_RATIO_SD = "EI_ratio_sd"
+EI_RATIO_LO = "EI_ratio_lo"
+EI_RATIO_HI = "EI_ratio_hi"
+EI_RATIO_COLUMNS = (REGION_INDEX, EI_RATIO, S_E, S_I, R_E)
+"""Columns every ``EI_ratio.csv`` has."""
+EI_RATIO_OPTIONAL = (EI_RATIO_SD, EI_RATIO_LO, EI_RATIO_HI)
+"""Columns an ``EI_ratio.csv`` may have (spread and interval of the E/I ratio)."""
+
+# -- provenance -------------------------------------------------------------------------------------
+PROVENANCE_FIELDS = (
+    "format_version",
+    "atlas",
+    "sc",
+    "maps",
+    "design",
+    "timing",
+    "mode",
+    "settings",
+    "version",
+    "pipeline",
+)
+"""Keys of a subject's provenance block (``run.json``); a table's sidecar has the same keys
+(``timing``, ``versions`` summarised over its subjects)."""
+
+__all__ = [
+    "AGE",
+    "DEMOGRAPHIC_COLUMNS",
+    "EI_RATIO",
+    "EI_RATIO_COLUMNS",
+    "EI_RATIO_FILE",
+    "EI_RATIO_HI",
+    "EI_RATIO_LO",
+    "EI_RATIO_OPTIONAL",
+    "EI_RATIO_SD",
+    "MEAN_TARGET",
+    "NUMERIC_SEX",
+    "PIPELINE_FIELDS",
+    "PROVENANCE_FIELDS",
+    "REGION_INDEX",
+    "REGION_PATTERN",
+    "REGION_PREFIX",
+    "R_E",
+    "SCANNER",
+    "SEX",
+    "SITE",
+    "SITE_COLUMN",
+    "SITE_SCANNER",
+    "SUBJECT_ID",
+    "S_E",
+    "S_I",
+    "TARGET_PREFIX",
+    "cohort_row",
+    "default_targets",
+    "ei_ratio_frame",
+    "n_region_columns",
+    "region_column",
+    "region_columns",
+    "region_index",
+    "regions_frame",
+    "site_labels",
+]
+
+
+def region_column(k: int) -> str:
+    """Column name of region ``k`` (``ei_ratio_roi_<k>``)."""
+    return f"{REGION_PREFIX}{int(k)}"
+
+
+def region_columns(n_regions: int) -> list[str]:
+    """``ei_ratio_roi_0`` .. ``ei_ratio_roi_{n-1}``."""
+    return [region_column(k) for k in range(int(n_regions))]
+
+
+def region_index(name: str) -> int | None:
+    """Region index of an ``ei_ratio_roi_<k>`` column; None for any other name."""
+    m = REGION_PATTERN.match(str(name))
+    return int(m.group(1)) if m is not None else None
+
+
+def n_region_columns(columns: Sequence[str]) -> int:
+    """Number of ``ei_ratio_roi_<k>`` names in ``columns``."""
+    return sum(region_index(c) is not None for c in columns)
+
+
+def default_targets(columns: Sequence[str]) -> list[str]:
+    """Targets of a cohort table: ``ei_ratio_mean`` (if present), then every ``ei_ratio_roi_<k>``.
+
+    Regional columns keep the table's order; other ``ei_ratio_*`` columns (e.g. scores
+    ``ei_ratio_roi_3_z``) are not targets.
+    """
+    cols = [str(c) for c in columns]
+    return [c for c in cols if c == MEAN_TARGET] + [c for c in cols if region_index(c) is not None]
+
+
+def site_labels(table: pd.DataFrame, column: str = SITE_COLUMN) -> pd.Series | None:
+    """Site label of each row from ``column``; None when the table has no such column.
+
+    ``site_scanner`` missing but ``site`` present (old tables): ``site`` + ``"_" + scanner`` when
+    a ``scanner`` column exists, else ``site`` alone. Labels are returned as in the table
+    (missing cells stay missing).
+    """
+    if column in table.columns:
+        return table[column]
+    if column == SITE_SCANNER and SITE in table.columns:
+        values = table[SITE].astype(str).where(table[SITE].notna())
+        if SCANNER in table.columns:
+            values = values + "_" + table[SCANNER].astype(str)
+        return values
+    return None
+
+
+def cohort_row(demographics: pd.Series | dict, ei_ratio: np.ndarray) -> dict:
+    """One row of the cohort table: the demographic columns present, the mean and the regions.
+
+    Parameters
+    ----------
+    demographics : pandas.Series or dict
+        The person's demographics (only :data:`DEMOGRAPHIC_COLUMNS` are kept).
+    ei_ratio : ndarray of shape (N,)
+        Regional E/I ratios, in region order.
+
+    Returns
+    -------
+    dict
+    """
+    values = np.asarray(ei_ratio, dtype=np.float64)
+    keys = demographics.index if isinstance(demographics, pd.Series) else demographics.keys()
+    row = {c: demographics[c] for c in DEMOGRAPHIC_COLUMNS if c in keys}
+    row[MEAN_TARGET] = float(values.mean())
+    row.update({region_column(i): float(v) for i, v in enumerate(values)})
+    return row
+
+
+def cohort_table(
+    subject_id: Sequence[str],
+    age: np.ndarray,
+    female: np.ndarray,
+    site: Sequence[str],
+    scanner: Sequence[str],
+    ei_ratio: np.ndarray,
+) -> pd.DataFrame:
+    """A whole cohort table in the standard column order.
+
+    Columns: ``subject_id, age_in_years, sex, site, scanner, site_scanner, numeric_sex,
+    ei_ratio_mean, ei_ratio_roi_0 .. ei_ratio_roi_{N-1}`` (``site_scanner`` is ``site_scanner``
+    joined by ``"_"``; ``ei_ratio_mean`` the mean of the regional values).
+
+    Parameters
+    ----------
+    subject_id : sequence of str, length P
+    age : ndarray of shape (P,)
+        Age [years].
+    female : ndarray of shape (P,)
+        1 for female, 0 for male.
+    site, scanner : sequence of str, length P
+    ei_ratio : ndarray of shape (P, N)
+        Regional E/I ratios, in region order.
+    """
+    female = np.asarray(female).astype(np.int64)
+    site = np.asarray(site, dtype=str)
+    scanner = np.asarray(scanner, dtype=str)
+    ei = np.asarray(ei_ratio, dtype=np.float64)
+    table = pd.DataFrame(
+        {
+            SUBJECT_ID: np.asarray(subject_id, dtype=str),
+            AGE: np.asarray(age),
+            SEX: np.where(female == 1, "female", "male"),
+            SITE: site,
+            SCANNER: scanner,
+            SITE_SCANNER: np.char.add(np.char.add(site, "_"), scanner),
+            NUMERIC_SEX: female,
+            MEAN_TARGET: ei.mean(axis=1),
+        }
+    )
+    return pd.concat([table, pd.DataFrame(ei, columns=region_columns(ei.shape[1]))], axis=1)
+
+
+def regions_frame(names: Sequence[str]) -> pd.DataFrame:
+    """The ``<table>.regions.csv`` sidecar: ``column, region_index, region``."""
+    n = len(names)
+    return pd.DataFrame({"column": region_columns(n), REGION_INDEX: np.arange(n), "region": list(names)})
+
+
+def ei_ratio_frame(
+    ei_ratio: np.ndarray,
+    s_e: np.ndarray,
+    s_i: np.ndarray,
+    r_e: np.ndarray,
+    ei_ratio_sd: np.ndarray | None = None,
+    ei_ratio_lo: np.ndarray | None = None,
+    ei_ratio_hi: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """A subject's result in the ``EI_ratio.csv`` layout (one row per region).
+
+    Parameters
+    ----------
+    ei_ratio, s_e, s_i : ndarray of shape (N,)
+        E/I ratio and time-averaged excitatory / inhibitory synaptic gating.
+    r_e : ndarray of shape (N,)
+        Time-averaged excitatory rate [Hz].
+    ei_ratio_sd, ei_ratio_lo, ei_ratio_hi : ndarray of shape (N,), optional
+        Spread and interval bounds of the E/I ratio (columns left out when None).
+    """
+    table = pd.DataFrame(
+        {
+            REGION_INDEX: np.arange(len(ei_ratio)),
+            EI_RATIO: ei_ratio,
+            S_E: s_e,
+            S_I: s_i,
+            R_E: r_e,
+        }
+    )
+    optional = ((EI_RATIO_SD, ei_ratio_sd), (EI_RATIO_LO, ei_ratio_lo), (EI_RATIO_HI, ei_ratio_hi))
+    for name, values in optional:
+        if values is not None:
+            table[name] = values
+    return table

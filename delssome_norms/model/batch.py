@@ -1,0 +1,269 @@
+"""Batch types and per-step helpers shared by the simulation engines (docs/science.md §2).
+
+:mod:`.integrate` (the public :func:`~delssome_norms.model.integrate.simulate` and the torch
+engine) and the backends :mod:`.graphed`, :mod:`._kernel` and :mod:`._triton` all import from
+here; no backend imports :mod:`.integrate`, so the engines form no import circle.
+
+B parameter sets x D noise duplicates are folded into one batch of ``M = B * D`` simulations
+(simulation ``m = b * D + d``), each with N regions; the neural state is one tensor ``x`` of shape
+(2, M, N) (``x[0] = S_E``, ``x[1] = S_I``).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from delssome_norms.errors import ConvergenceWarning, InvalidInputError
+from delssome_norms.model.balloon import BalloonState, balloon_init, balloon_step, bold_signal
+from delssome_norms.model.constants import PFIC_CONSTANTS, BalloonConstants, PFICConstants
+from delssome_norms.model.fic import FICSolution, rate, solve_fic
+from delssome_norms.model.timing import SimulationTiming
+
+ArrayLike = Tensor | np.ndarray
+ProgressCallback = Callable[[int, int], None]
+"""Called as ``progress(steps_done, steps_total)`` after each block of integration steps."""
+
+
+class PFICParams(NamedTuple):
+    """Regional pFIC parameters of B parameter sets (``w_IE`` is derived by FIC).
+
+    Attributes
+    ----------
+    wEE : Tensor or ndarray of shape (B, N)
+        Recurrent excitatory weight per region.
+    wEI : Tensor or ndarray of shape (B, N)
+        Excitatory-to-inhibitory weight per region.
+    sigma : Tensor or ndarray of shape (B, N)
+        Noise amplitude per region [nA]; the Euler–Maruyama increment is ``sigma sqrt(dt) xi``.
+    G : Tensor or ndarray of shape (B,)
+        Global coupling scale of the structural connectivity.
+    """
+
+    wEE: ArrayLike
+    wEI: ArrayLike
+    sigma: ArrayLike
+    G: ArrayLike
+
+
+class PreparedBatch(NamedTuple):
+    """Per-simulation coefficients of the folded batch (M = B * D), on the target device/dtype.
+
+    ``wee_j = wEE J_NMDA``, ``wei_j = wEI J_NMDA``, ``w_ie``, ``noise = sigma sqrt(dt)`` are (M, N);
+    ``g_j = G J_NMDA`` is (M, 1); ``sc`` is (N, N) or (B, N, N) (row i = inputs of region i).
+    """
+
+    n_sets: int
+    n_dup: int
+    wee_j: Tensor
+    wei_j: Tensor
+    w_ie: Tensor
+    g_j: Tensor
+    noise: Tensor
+    sc: Tensor
+    fic: FICSolution
+
+
+def _as_tensor(x: ArrayLike, name: str) -> Tensor:
+    t = x if isinstance(x, Tensor) else torch.from_numpy(np.array(x, dtype=np.float64))
+    if not torch.is_floating_point(t):
+        t = t.to(torch.float64)
+    if not torch.isfinite(t).all():
+        raise InvalidInputError(f"{name} contains NaN or inf")
+    return t
+
+
+def prepare_batch(
+    params: PFICParams,
+    sc: ArrayLike,
+    dt: float,
+    n_dup: int,
+    device: torch.device | str | None,
+    dtype: torch.dtype,
+    const: PFICConstants = PFIC_CONSTANTS,
+) -> PreparedBatch:
+    """Check shapes, solve FIC (float64) and fold duplicates into the batch."""
+    device = torch.device("cpu") if device is None else torch.device(device)
+    # every input is moved to the simulation device, so CPU and CUDA inputs can be mixed
+    wEE = _as_tensor(params.wEE, "wEE").to(device)
+    wEI = _as_tensor(params.wEI, "wEI").to(device)
+    sigma = _as_tensor(params.sigma, "sigma").to(device)
+    G = _as_tensor(params.G, "G").to(device)
+    if wEE.ndim == 1:  # a single parameter set
+        wEE, wEI, sigma, G = wEE[None], wEI[None], sigma[None], G.reshape(1)
+    if wEE.ndim != 2:
+        raise InvalidInputError(f"wEE must have shape (B, N), got {tuple(wEE.shape)}")
+    B, N = wEE.shape
+    for name, t in (("wEI", wEI), ("sigma", sigma)):
+        if tuple(t.shape) != (B, N):
+            raise InvalidInputError(f"{name} must have shape {(B, N)} like wEE, got {tuple(t.shape)}")
+    G = G.reshape(-1)
+    if G.shape[0] != B:
+        raise InvalidInputError(f"G must have shape ({B},), got {tuple(G.shape)}")
+    if (sigma < 0).any():
+        raise InvalidInputError("sigma must be >= 0")
+    sc_t = _as_tensor(sc, "sc").to(device)
+    if sc_t.shape[-2:] != (N, N) or sc_t.ndim not in (2, 3) or (sc_t.ndim == 3 and sc_t.shape[0] != B):
+        raise InvalidInputError(
+            f"sc must have shape ({N}, {N}) or ({B}, {N}, {N}), got {tuple(sc_t.shape)}"
+        )
+    if n_dup < 1:
+        raise InvalidInputError(f"n_dup must be >= 1, got {n_dup}")
+    fic = solve_fic(wEE, wEI, G, sc_t, const)
+    if not bool(fic.converged.all()):
+        bad = (~fic.converged).nonzero().flatten().tolist()
+        warnings.warn(
+            f"FIC did not converge for parameter set(s) {bad[:10]}; they are marked invalid",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+
+    def fold(t: Tensor) -> Tensor:
+        return t.to(device=device, dtype=dtype).repeat_interleave(n_dup, dim=0).contiguous()
+
+    J = const.J_NMDA
+    return PreparedBatch(
+        n_sets=B,
+        n_dup=n_dup,
+        wee_j=fold(wEE * J),
+        wei_j=fold(wEI * J),
+        w_ie=fold(torch.nan_to_num(fic.w_ie, nan=0.0)),
+        g_j=fold((G * J)[:, None]),
+        noise=fold(sigma * math.sqrt(dt)),
+        sc=sc_t.to(device=device, dtype=dtype).contiguous(),
+        fic=fic,
+    )
+
+
+def pfic_dfun(
+    x: Tensor, coupling: Tensor, p: PreparedBatch, const: PFICConstants = PFIC_CONSTANTS
+) -> tuple[Tensor, Tensor]:
+    """Drift of the neural state and the excitatory rate.
+
+    Parameters
+    ----------
+    x : Tensor of shape (2, M, N)
+        ``x[0] = S_E``, ``x[1] = S_I``.
+    coupling : Tensor of shape (M, N)
+        ``SC · S_E`` per simulation.
+    p : PreparedBatch
+    const : PFICConstants
+
+    Returns
+    -------
+    (dx, r_e) : Tensor of shape (2, M, N) [1/s], Tensor of shape (M, N) [Hz]
+    """
+    c = const
+    s_e, s_i = x[0], x[1]
+    i_e = c.W_E * c.I0 + p.wee_j * s_e + p.g_j * coupling - p.w_ie * s_i
+    i_i = c.W_I * c.I0 + p.wei_j * s_e - s_i
+    r_e = rate(i_e, c.a_E, c.b_E, c.d_E)
+    r_i = rate(i_i, c.a_I, c.b_I, c.d_I)
+    ds_e = -s_e / c.tau_E + (1.0 - s_e) * c.gamma_kin * r_e
+    ds_i = -s_i / c.tau_I + r_i
+    return torch.stack((ds_e, ds_i)), r_e
+
+
+def sc_coupling(s_e: Tensor, p: PreparedBatch) -> Tensor:
+    """``SC · S_E`` for every simulation: (M, N) → (M, N) with one (batched) matmul."""
+    B, D = p.n_sets, p.n_dup
+    N = s_e.shape[-1]
+    return torch.matmul(s_e.reshape(B, D, N), p.sc.transpose(-1, -2)).reshape(B * D, N)
+
+
+class Monitors:
+    """Time averages of S_E, S_I, r_E and BOLD samples, fed by the integration loop."""
+
+    def __init__(self, M: int, N: int, timing: SimulationTiming, like: Tensor) -> None:
+        self.timing = timing
+        self.sums = torch.zeros((3, M, N), dtype=torch.float64, device=like.device)
+        self.block_sums = torch.zeros((3, M, N), dtype=like.dtype, device=like.device)
+        self.bold = torch.full((timing.n_frames, M, N), torch.nan, dtype=like.dtype, device=like.device)
+        self.sample_set = {int(t): i for i, t in enumerate(timing.sample_steps)}
+
+    def frame_of_step(self, t: int) -> int | None:
+        """Index in ``bold`` of the sample taken after recorded step t, or None."""
+        i = self.sample_set.get(t)
+        if i is None:
+            return None
+        k = i - self.timing.n_drop
+        return k if k >= 0 else None
+
+    def flush(self) -> None:
+        self.sums += self.block_sums
+        self.block_sums.zero_()
+
+
+def torch_block(
+    x: Tensor,
+    bw: BalloonState,
+    xi: Tensor,
+    first_step: int,
+    p: PreparedBatch,
+    timing: SimulationTiming,
+    mon: Monitors,
+    const: PFICConstants,
+    balloon: BalloonConstants,
+) -> tuple[Tensor, BalloonState]:
+    """Integrate ``xi.shape[0]`` steps starting at global step ``first_step`` (warm-up counted)."""
+    dt = timing.dt
+    warm = timing.warmup_steps
+    for k in range(xi.shape[0]):
+        step = first_step + k
+        coupling = sc_coupling(x[0], p)
+        dx, r_e = pfic_dfun(x, coupling, p, const)
+        if step >= warm:
+            bw = balloon_step(bw, x[0], dt, balloon)
+        x = x + dt * dx + p.noise * xi[k]
+        if step >= warm:
+            mon.block_sums[:2] += x
+            mon.block_sums[2] += r_e
+            frame = mon.frame_of_step(step - warm)
+            if frame is not None:
+                mon.bold[frame] = bold_signal(bw, balloon)
+    return x, bw
+
+
+def initial_neural_state(
+    p: PreparedBatch, initial_state: str = "reference", const: PFICConstants = PFIC_CONSTANTS
+) -> Tensor:
+    """Initial (2, M, N) state: ``S_E = S_E*`` and ``S_I = 0.1433408985`` (``"reference"``, as the
+    reference code) or ``S_I = S_I*`` of each region (``"fixed_point"``, the exact FIC fixed point)."""
+    M, N = p.wee_j.shape
+    x = torch.empty((2, M, N), dtype=p.wee_j.dtype, device=p.wee_j.device)
+    x[0] = p.fic.s_e
+    if initial_state == "reference":
+        x[1] = const.s_i_init
+    elif initial_state == "fixed_point":
+        x[1] = p.fic.s_i.to(x).repeat_interleave(p.n_dup, dim=0)
+    else:
+        raise InvalidInputError(
+            f"initial_state must be 'reference' or 'fixed_point', got {initial_state!r}"
+        )
+    return x
+
+
+def quarantine(
+    x: Tensor, bw: BalloonState, finite: Tensor, p: PreparedBatch, const: PFICConstants
+) -> tuple[Tensor, Tensor, BalloonState]:
+    """Mark simulations whose state stopped being finite and reset them to a harmless state.
+
+    A blown-up simulation would otherwise keep producing NaN/inf (slow on CPUs) for the rest of
+    the run; its results are discarded through ``finite`` either way.
+    """
+    ok = torch.isfinite(x).all(dim=(0, 2))
+    for s in bw:
+        ok &= torch.isfinite(s).all(dim=1)
+    finite = finite & ok
+    if not bool(ok.all()):
+        bad = ~ok
+        x = torch.where(bad[None, :, None], initial_neural_state(p, "reference", const), x)
+        rest = balloon_init(x[0])
+        bw = BalloonState(*(torch.where(bad[:, None], r, s) for r, s in zip(rest, bw)))
+    return finite, x, bw

@@ -1,0 +1,217 @@
+"""New sites and pipeline checks of a :class:`~delssome_norms.norms.chart.GrowthChart`.
+
+See docs/science.md §7.
+
+:meth:`ChartAdaptMixin.adapt` estimates a new site's offsets from its controls with the
+population fit frozen (Bethlehem et al. 2022).
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from delssome_norms.errors import ConvergenceWarning, InputWarning, InvalidInputError
+from delssome_norms.norms.chart_table import (
+    _n_roi_columns,
+    table_ages,
+    table_sex,
+    table_sites,
+    table_targets,
+)
+from delssome_norms.norms.design import encode_sites
+from delssome_norms.norms.fitting import fit_site_offsets
+
+if TYPE_CHECKING:
+    from delssome_norms.norms.chart import GrowthChart
+
+
+class ChartAdaptMixin:
+    """``adapt`` (new sites) and ``check_pipeline`` of a growth chart."""
+
+    # -- new sites ----------------------------------------------------------------------------
+    def adapt(
+        self,
+        controls: pd.DataFrame,
+        *,
+        method: str = "ml",
+        min_controls: int = 10,
+        source: str = "controls",
+        provenance: dict[str, Any] | None = None,
+        allow_pipeline_mismatch: bool = False,
+    ) -> GrowthChart:
+        """Estimate offsets of new sites from their controls, with the population fit frozen.
+
+        Bethlehem et al. (2022): for each site in ``controls`` that the chart has not seen, the
+        site's intercepts of the parameters with a site term (mu and sigma by default) are
+        estimated by maximum likelihood from its controls (``method="ml"``), or shrunk towards 0 as
+        the training sites' random effects were (``method="map"``, posterior mode with the fitted
+        random-effect variance). Fixed effects, nu and tau are unchanged.
+
+        Parameters
+        ----------
+        controls : pandas.DataFrame
+            Controls with age, sex, site and target columns (the chart's targets that are present).
+        method : {"ml", "map"}
+        min_controls : int
+            Sites with fewer controls than this are adapted with a warning.
+        provenance : dict, optional
+            The controls table's provenance sidecar (:meth:`check_pipeline`).
+        allow_pipeline_mismatch : bool
+            Warn instead of refusing controls whose atlas or pipeline differs from the chart's.
+
+        Returns
+        -------
+        GrowthChart
+            A new chart that knows the new sites (this chart is unchanged).
+        """
+        self._check_fitted()
+        if method not in ("ml", "map"):
+            raise InvalidInputError(f"method must be 'ml' or 'map'; got {method!r}", "method")
+        if not self.site_effects_:
+            raise InvalidInputError(
+                "the chart has no site terms, so there are no site offsets to adapt", source
+            )
+        self.check_pipeline(controls, provenance, allow_mismatch=allow_pipeline_mismatch, source=source)
+        ages = table_ages(controls, source)
+        female = table_sex(controls, source)
+        labels = table_sites(controls, self.site_column_, source, required=True)
+        targets = [t for t in self.targets_ if t in controls.columns]
+        if len(targets) != len(self.targets_):
+            absent = [t for t in self.targets_ if t not in controls.columns]
+            raise InvalidInputError(
+                f"controls lack target column(s) {', '.join(absent[:5])}"
+                f"{' ...' if len(absent) > 5 else ''}; every target of the chart is needed",
+                source,
+            )
+        y = table_targets(controls, targets, source)
+        known = [s for s in sorted(set(labels)) if s in self.sites_]
+        if known:
+            warnings.warn(
+                f"{source}: site(s) {', '.join(known)} are already in the chart; their fitted "
+                f"offsets are kept and their rows ignored",
+                InputWarning,
+                stacklevel=2,
+            )
+        keep = ~np.isin(labels, self.sites_)
+        if not keep.any():
+            raise InvalidInputError("no controls from sites new to the chart", source)
+        lo, hi = self.chart_range_
+        outside = keep & ((ages < lo) | (ages > hi))
+        if outside.any():
+            warnings.warn(
+                f"{source}: {int(outside.sum())} control(s) outside the chart's age range "
+                f"{lo:g}-{hi:g} are not used",
+                InputWarning,
+                stacklevel=2,
+            )
+            keep &= ~outside
+        codes, new_sites = encode_sites(labels[keep])
+        counts = np.bincount(codes, minlength=len(new_sites))
+        small = [s for s, c in zip(new_sites, counts) if c < min_controls]
+        if small:
+            warnings.warn(
+                f"{source}: site(s) {', '.join(small)} have fewer than {min_controls} controls; "
+                f"their offsets are uncertain"
+                + ("" if method == "map" else " (method='map' shrinks them)"),
+                InputWarning,
+                stacklevel=2,
+            )
+        tidx = np.arange(len(self.targets_))
+        etas = self._etas(ages[keep], female[keep], tidx, None)
+        random = [p in self.site_effects_ for p in self.family_.params]
+        penalty = None
+        if method == "map":
+            penalty = np.stack([self.lambda_[p] for p in self.family_.params if p in self.lambda_], 1)
+        res = fit_site_offsets(
+            y[keep], self.family_, etas, random, codes, len(new_sites), penalty=penalty
+        )
+        if not res.converged.all():
+            bad = sorted({new_sites[j] for j in np.nonzero(~res.converged)[1]})
+            warnings.warn(
+                f"{source}: offset estimation did not converge for site(s) {', '.join(bad)}",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        out = copy.deepcopy(self)
+        r = 0
+        for p in self.family_.params:
+            if p in out.site_effects_:
+                out.site_effects_[p] = np.concatenate([out.site_effects_[p], res.offsets[:, :, r]], 1)
+                r += 1
+        out.sites_ = list(self.sites_) + list(new_sites)
+        for s, c in zip(new_sites, counts):
+            out.adapted_sites_[s] = {"n_controls": int(c), "method": method}
+        return out
+
+    # -- provenance ---------------------------------------------------------------------------
+    def check_pipeline(
+        self,
+        table: pd.DataFrame,
+        provenance: dict[str, Any] | None = None,
+        *,
+        allow_mismatch: bool = False,
+        source: str = "table",
+    ) -> list[tuple[str, Any, Any]]:
+        """Refuse a table whose atlas or pipeline differs from the one the chart was fitted on.
+
+        Compared: the number of regional columns (``ei_ratio_roi_*``) of the table with the
+        chart's atlas, and, where both the table's provenance sidecar and the chart record them,
+        the pipeline fields (atlas and region names, SC, maps, design, mode, settings; see
+        :data:`delssome_norms.io.provenance.PIPELINE_FIELDS`).
+
+        Parameters
+        ----------
+        table : pandas.DataFrame
+        provenance : dict, optional
+            The table's sidecar (``collect``'s ``<stem>.provenance.json``).
+        allow_mismatch : bool
+            Warn (:class:`~delssome_norms.errors.InputWarning`) instead of raising.
+        source : str
+            Name of the table in messages.
+
+        Returns
+        -------
+        list of (field, table value, chart value)
+            The differences (empty when none).
+
+        Raises
+        ------
+        InvalidInputError
+            One line naming the first differing field and both values.
+        """
+        from delssome_norms.io.provenance import pipeline_differences, short
+
+        chart_pipe = dict((getattr(self, "provenance_", None) or {}).get("pipeline") or {})
+        table_pipe = dict((provenance or {}).get("pipeline") or {})
+        n_table = _n_roi_columns(table.columns)
+        if n_table:
+            table_pipe["n_regions"] = n_table
+        if "n_regions" not in chart_pipe:
+            n_chart = _n_roi_columns(self.targets_)
+            if n_chart:
+                chart_pipe["n_regions"] = n_chart
+        diffs = pipeline_differences(table_pipe, chart_pipe)
+        if not diffs:
+            return []
+        field, a, b = diffs[0]
+        what = "regions" if field == "n_regions" else field
+        msg = (
+            f"the table's {what} differ(s) from the chart's: {field} is {short(a)} in the table "
+            f"but {short(b)} in the chart"
+            + (f" (also {', '.join(d[0] for d in diffs[1:])})" if len(diffs) > 1 else "")
+        )
+        if allow_mismatch:
+            warnings.warn(
+                f"{source}: {msg}; scored anyway (--allow-pipeline-mismatch)", InputWarning, stacklevel=3
+            )
+            return diffs
+        raise InvalidInputError(
+            f"{msg}; use a chart fitted with the same atlas and pipeline, or "
+            "--allow-pipeline-mismatch to score anyway",
+            source,
+        )

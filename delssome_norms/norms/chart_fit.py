@@ -1,0 +1,194 @@
+"""Fitting a :class:`~delssome_norms.norms.chart.GrowthChart`, and its fit summaries.
+
+See docs/science.md §7.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from delssome_norms.errors import ConvergenceWarning, InputWarning, InvalidInputError
+from delssome_norms.norms.chart_table import (
+    MIN_OBS_PER_PARAMETER,
+    _chart_provenance,
+    default_targets,
+    table_ages,
+    table_sex,
+    table_sites,
+    table_targets,
+)
+from delssome_norms.norms.design import ParameterDesign, ParameterTerms, encode_sites
+from delssome_norms.norms.fitting import fit_gamlss
+from delssome_norms.norms.rs import fit_gamlss_rs
+
+if TYPE_CHECKING:
+    from delssome_norms.norms.chart import GrowthChart
+
+
+class ChartFitMixin:
+    """``fit`` and the fitted-model summaries of :class:`~delssome_norms.norms.chart.GrowthChart`."""
+
+    # -- fitting ------------------------------------------------------------------------------
+    def fit(
+        self,
+        table: pd.DataFrame,
+        targets: Sequence[str] | None = None,
+        source: str = "table",
+        provenance: dict[str, Any] | None = None,
+    ) -> GrowthChart:
+        """Fit the chart of every target at once.
+
+        Parameters
+        ----------
+        table : pandas.DataFrame
+            One row per person: ``age_in_years``, ``numeric_sex`` and/or ``sex``, the site column,
+            and the target columns (empty cells are skipped for that target).
+        targets : sequence of str, optional
+            Target columns; default ``ei_ratio_mean`` and every ``ei_ratio_roi_*`` column.
+        source : str
+            Name of the table in error messages (e.g. its file name).
+        provenance : dict, optional
+            The table's provenance (its ``collect`` sidecar); stored as ``provenance_`` with the
+            number of regional columns, and compared with tables scored later.
+
+        Returns
+        -------
+        self
+        """
+        fam = self._validate_params()
+        terms = self._terms(fam)
+        if not isinstance(table, pd.DataFrame) or table.empty:
+            raise InvalidInputError("expected a non-empty table", source)
+        targets = list(targets) if targets is not None else default_targets(list(table.columns))
+        if not targets:
+            raise InvalidInputError(
+                "no target columns: expected ei_ratio_mean and/or ei_ratio_roi_* (or pass targets)",
+                source,
+            )
+        if len(set(targets)) != len(targets):
+            raise InvalidInputError("targets are listed more than once", source)
+        ages = table_ages(table, source)
+        female = table_sex(table, source)
+        any_random = any(t.random_site for t in terms)
+        labels = table_sites(table, self.site_column, source, required=any_random)
+        y = table_targets(table, targets, source)
+        if fam.positive_y and np.any(y[np.isfinite(y)] <= 0):
+            raise InvalidInputError(f"family {fam.name} needs positive values of every target", source)
+        if np.ptp(ages) <= 0:
+            raise InvalidInputError("all ages are equal; an age curve needs a range of ages", source)
+        if any(t.sex for t in terms) and np.unique(female).size < 2:
+            raise InvalidInputError(
+                "only one sex in the table; fit with mu_sex=False, sigma_sex=False", source
+            )
+        if labels is not None:
+            codes, sites = encode_sites(labels)
+        else:
+            codes, sites = np.zeros(ages.size, dtype=np.int64), []
+        if any_random and len(sites) < 2:
+            warnings.warn(
+                f"{source}: only {len(sites)} site; site random effects dropped",
+                InputWarning,
+                stacklevel=2,
+            )
+            terms = [ParameterTerms(t.age_df, t.sex, False) for t in terms]
+        designs = [ParameterDesign.from_training(t, ages) for t in terms]
+        n_par = sum(d.n_fixed for d in designs)
+        n_obs = np.isfinite(y).sum(0)
+        few = [t for t, n in zip(targets, n_obs) if n < MIN_OBS_PER_PARAMETER * n_par]
+        if few:
+            raise InvalidInputError(
+                f"too few values to fit {n_par} parameters for target(s) {', '.join(few[:5])} "
+                f"(need at least {MIN_OBS_PER_PARAMETER * n_par})",
+                source,
+            )
+        X = [d.matrix(ages, female) for d in designs]
+        random = [t.random_site for t in terms]
+        if self.algorithm == "rs":
+            res = fit_gamlss_rs(y, fam, X, random, codes, len(sites), n_cyc=int(self.max_iter))
+        else:
+            res = fit_gamlss(
+                y, fam, X, random, codes, len(sites), max_iter=int(self.max_iter), tol=float(self.tol)
+            )
+        self.family_ = fam
+        self.targets_ = list(targets)
+        self.designs_ = designs
+        self.sites_ = list(sites)
+        self.site_column_ = self.site_column
+        self.coef_ = {p: res.beta[k] for k, p in enumerate(fam.params)}
+        self.site_effects_ = {
+            p: res.gamma[k] for k, p in enumerate(fam.params) if res.gamma[k] is not None
+        }
+        self.lambda_ = {p: res.lam[k] for k, p in enumerate(fam.params) if res.lam[k] is not None}
+        self.edf_random_ = {
+            p: res.edf_random[k] for k, p in enumerate(fam.params) if res.edf_random[k] is not None
+        }
+        self.loglik_ = res.loglik
+        self.edf_ = res.edf
+        self.n_obs_ = res.n_obs
+        self.converged_ = res.converged.astype(bool)
+        self.n_iter_ = res.n_iter
+        self.decrement_ = res.decrement
+        self.age_range_ = (float(ages.min()), float(ages.max()))
+        self.chart_range_ = (float(math.floor(ages.min())), float(math.ceil(ages.max())))
+        self.adapted_sites_: dict[str, dict[str, Any]] = {}
+        self.provenance_ = _chart_provenance(table, provenance)
+        self._report_convergence(source)
+        return self
+
+    @property
+    def convergence_(self) -> pd.DataFrame:
+        """Per-target convergence report (one row per target)."""
+        self._check_fitted()
+        out = pd.DataFrame(
+            {
+                "target": self.targets_,
+                "converged": self.converged_,
+                "n_iter": self.n_iter_,
+                "decrement": self.decrement_,
+                "loglik": self.loglik_,
+                "edf": self.edf_,
+                "n_obs": self.n_obs_,
+            }
+        )
+        for p, lam in self.lambda_.items():
+            out[f"lambda_{p}"] = lam
+        return out
+
+    def _report_convergence(self, source: str) -> None:
+        bad = [t for t, ok in zip(self.targets_, self.converged_) if not ok]
+        if bad:
+            msg = (
+                f"{source}: the fit did not converge for {len(bad)} of {len(self.targets_)} "
+                f"target(s): {', '.join(bad[:8])}{' ...' if len(bad) > 8 else ''}; see "
+                f"convergence_ (try more iterations, another family or fewer df)"
+            )
+            if self.strict:
+                raise InvalidInputError(msg)
+            warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+
+    # -- model summaries ----------------------------------------------------------------------
+    @property
+    def formulas_(self) -> dict[str, str]:
+        """Formula of each parameter in R syntax."""
+        self._check_fitted()
+        return {
+            p: d.terms.formula(self.site_column_) for p, d in zip(self.family_.params, self.designs_)
+        }
+
+    @property
+    def bic_(self) -> np.ndarray:
+        """BIC per target: ``-2 loglik + log(n) * edf`` (gamlss's GAIC with k = log n)."""
+        self._check_fitted()
+        return -2.0 * self.loglik_ + np.log(self.n_obs_) * self.edf_
+
+    @property
+    def aic_(self) -> np.ndarray:
+        """AIC per target: ``-2 loglik + 2 edf``."""
+        self._check_fitted()
+        return -2.0 * self.loglik_ + 2.0 * self.edf_

@@ -1,0 +1,244 @@
+"""Saving and loading a :class:`~delssome_norms.norms.chart.GrowthChart` (docs/science.md §7).
+
+A chart folder holds ``chart.json`` (readable: format version, family, formulas, knots, sites,
+targets, ranges, convergence, coefficients) and ``arrays.npz`` (the numbers). No pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from delssome_norms.errors import InvalidInputError
+from delssome_norms.io import file_sha256, write_arrays, write_json
+from delssome_norms.norms.design import ParameterDesign
+from delssome_norms.norms.distributions import get_family
+
+FORMAT_VERSION = 1
+"""Schema version of a saved chart folder (``chart.json`` + ``arrays.npz``)."""
+
+if TYPE_CHECKING:
+    from delssome_norms.norms.chart import GrowthChart
+
+
+class ChartPersistenceMixin:
+    """``save`` and ``load`` of :class:`~delssome_norms.norms.chart.GrowthChart`."""
+
+    # -- persistence --------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write the chart to a folder: ``chart.json`` (readable) and ``arrays.npz`` (numbers).
+
+        ``chart.json`` holds the format version, the package version, family, formulas, knots,
+        sites, targets, ranges, convergence and a readable copy of the coefficients; ``arrays.npz``
+        holds the coefficient and site-effect matrices and per-target diagnostics (read back with
+        ``allow_pickle=False``). No pickle.
+
+        Returns
+        -------
+        Path of the folder.
+        """
+        self._check_fitted()
+        from delssome_norms import __version__
+
+        folder = Path(path)
+        fam = self.family_
+        arrays: dict[str, np.ndarray] = {}
+        for p in fam.params:
+            arrays[f"coef_{p}"] = self.coef_[p]
+            if p in self.site_effects_:
+                arrays[f"site_{p}"] = self.site_effects_[p]
+                arrays[f"lambda_{p}"] = self.lambda_[p]
+                arrays[f"edf_random_{p}"] = self.edf_random_[p]
+        for name in ("loglik_", "edf_", "n_obs_", "converged_", "n_iter_", "decrement_"):
+            arrays[name.rstrip("_")] = np.asarray(getattr(self, name))
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "delssome_norms_version": __version__,
+            "kind": "GrowthChart",
+            "family": fam.name,
+            "links": dict(zip(fam.params, fam.links)),
+            "formulas": self.formulas_,
+            "parameters": {p: d.to_dict() for p, d in zip(fam.params, self.designs_)},
+            "sex_coding": {"numeric_sex": {"female": 1, "male": 0}},
+            "site_column": self.site_column_,
+            "sites": list(self.sites_),
+            "adapted_sites": self.adapted_sites_,
+            "targets": list(self.targets_),
+            "age_range": list(self.age_range_),
+            "chart_range": list(self.chart_range_),
+            # constructor arguments in their declared order (as written before sklearn)
+            "options": {k: getattr(self, k) for k in self._parameter_constraints},
+            "provenance": getattr(self, "provenance_", None),
+            "convergence": {
+                "all_converged": bool(self.converged_.all()),
+                "unconverged_targets": [t for t, ok in zip(self.targets_, self.converged_) if not ok],
+            },
+            "arrays": {k: list(np.shape(v)) for k, v in arrays.items()},
+            "coefficients": {
+                t: {
+                    p: dict(zip(d.column_names(), self.coef_[p][i].tolist()))
+                    for p, d in zip(fam.params, self.designs_)
+                }
+                for i, t in enumerate(self.targets_)
+            },
+        }
+        meta["options"]["random_sites"] = list(self.random_sites)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_arrays(arrays, folder / "arrays.npz")
+        meta["arrays_sha256"] = file_sha256(folder / "arrays.npz")
+        write_json(meta, folder / "chart.json")
+        return folder
+
+    @classmethod
+    def load(cls, path: str | Path) -> GrowthChart:
+        """Read a chart folder written by :meth:`save`.
+
+        Refuses other format versions, incomplete folders, and folders whose readable
+        coefficients (``chart.json``) disagree with ``arrays.npz``.
+        """
+        folder = Path(path)
+        meta_path = folder / "chart.json"
+        if not folder.is_dir():
+            raise InvalidInputError("chart folder does not exist", str(folder))
+        if not meta_path.is_file():
+            raise InvalidInputError("not a chart folder: chart.json is missing", str(folder))
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InvalidInputError(f"cannot be read as JSON ({exc})", str(meta_path)) from None
+        if not isinstance(meta, dict) or meta.get("kind") != "GrowthChart":
+            raise InvalidInputError("is not a GrowthChart file", str(meta_path))
+        version = meta.get("format_version")
+        if version != FORMAT_VERSION:
+            raise InvalidInputError(
+                f"chart format_version {version!r} is not supported: this delssome_norms reads "
+                f"format_version {FORMAT_VERSION} (the chart was written by delssome_norms "
+                f"{meta.get('delssome_norms_version', 'unknown')}); refit the chart with this "
+                f"version",
+                str(meta_path),
+            )
+        arr_path = folder / "arrays.npz"
+        expected = meta.get("arrays_sha256")  # charts saved before checksums were added lack it
+        if expected is not None and arr_path.is_file() and file_sha256(arr_path) != expected:
+            raise InvalidInputError(
+                "does not match the sha256 recorded in chart.json (damaged or edited); refit or "
+                "restore the chart",
+                str(arr_path),
+            )
+        try:
+            with np.load(arr_path, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise InvalidInputError(f"cannot be read ({exc})", str(arr_path)) from None
+        try:
+            opts = dict(meta["options"])
+            chart = cls(**{k: v for k, v in opts.items() if k in cls._parameter_constraints})
+            fam = get_family(meta["family"])
+            chart.family_ = fam
+            chart.targets_ = list(meta["targets"])
+            chart.designs_ = [ParameterDesign.from_dict(meta["parameters"][p]) for p in fam.params]
+            chart.sites_ = list(meta["sites"])
+            chart.site_column_ = meta["site_column"]
+            chart.coef_ = {p: arrays[f"coef_{p}"] for p in fam.params}
+            chart.site_effects_ = {p: arrays[f"site_{p}"] for p in fam.params if f"site_{p}" in arrays}
+            chart.lambda_ = {p: arrays[f"lambda_{p}"] for p in chart.site_effects_}
+            chart.edf_random_ = {p: arrays[f"edf_random_{p}"] for p in chart.site_effects_}
+            chart.loglik_ = arrays["loglik"]
+            chart.edf_ = arrays["edf"]
+            chart.n_obs_ = arrays["n_obs"]
+            chart.converged_ = arrays["converged"].astype(bool)
+            chart.n_iter_ = arrays["n_iter"]
+            chart.decrement_ = arrays["decrement"]
+            chart.age_range_ = tuple(float(v) for v in meta["age_range"])
+            chart.chart_range_ = tuple(float(v) for v in meta["chart_range"])
+            chart.adapted_sites_ = dict(meta.get("adapted_sites", {}))
+            prov = meta.get("provenance")
+            chart.provenance_ = dict(prov) if isinstance(prov, dict) else None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInputError(f"incomplete or inconsistent chart ({exc!r})", str(folder)) from None
+        _check_finite_chart(meta, arrays, chart, folder, arr_path, meta_path)
+        T = len(chart.targets_)
+        for p, d in zip(fam.params, chart.designs_):
+            if chart.coef_[p].shape != (T, d.n_fixed):
+                raise InvalidInputError(
+                    f"coef_{p} has shape {chart.coef_[p].shape}, expected {(T, d.n_fixed)}",
+                    str(arr_path),
+                )
+        readable = meta.get("coefficients", {})
+        for i, t in enumerate(chart.targets_):
+            for p in fam.params:
+                listed = readable.get(t, {}).get(p)
+                if listed is None or list(listed.values()) != chart.coef_[p][i].tolist():
+                    raise InvalidInputError(
+                        f"the coefficients of {t} ({p}) in chart.json and arrays.npz disagree; "
+                        f"was one of them edited? Refit or restore the chart",
+                        str(folder),
+                    )
+        for p, eff in chart.site_effects_.items():
+            if eff.shape != (T, len(chart.sites_)):
+                raise InvalidInputError(
+                    f"site_{p} has shape {eff.shape}, expected {(T, len(chart.sites_))}",
+                    str(arr_path),
+                )
+        return chart
+
+
+def _non_finite_numbers(obj: Any, where: str = "") -> list[str]:
+    """Dotted paths of every NaN/inf number inside a JSON-like structure."""
+    if isinstance(obj, dict):
+        return [
+            x
+            for k, v in obj.items()
+            for x in _non_finite_numbers(v, f"{where}.{k}" if where else str(k))
+        ]
+    if isinstance(obj, (list, tuple)):
+        return [x for i, v in enumerate(obj) for x in _non_finite_numbers(v, f"{where}[{i}]")]
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return [where]
+    return []
+
+
+def _check_finite_chart(
+    meta: dict[str, Any],
+    arrays: dict[str, np.ndarray],
+    chart: GrowthChart,
+    folder: Path,
+    arr_path: Path,
+    meta_path: Path,
+) -> None:
+    """Refuse a chart whose numbers (coefficients, site effects, knots, ranges) are not finite.
+
+    A hand-edited or damaged chart would otherwise score silently: NaN offsets or knots give
+    all-NaN scores, an infinite site sigma gives centile 0.5 for everyone, a NaN age range turns
+    the age flags off.
+    """
+    for name, arr in arrays.items():
+        if not (name.startswith(("coef_", "site_", "lambda_"))):
+            continue
+        a = np.asarray(arr)
+        if not np.issubdtype(a.dtype, np.number):
+            raise InvalidInputError(f"{name} is not numeric ({a.dtype})", str(arr_path))
+        bad = ~np.isfinite(a)
+        if bad.any():
+            raise InvalidInputError(
+                f"{name} contains {int(bad.sum())} non-finite value(s) (NaN/inf); the chart was "
+                "damaged or edited: refit or restore it",
+                str(arr_path),
+            )
+    bad_meta = _non_finite_numbers({k: meta.get(k) for k in ("parameters", "age_range", "chart_range")})
+    if bad_meta:
+        raise InvalidInputError(
+            f"non-finite number(s) at {', '.join(bad_meta[:5])}; the chart was damaged or edited: "
+            "refit or restore it",
+            str(meta_path),
+        )
+    for name, (lo, hi) in (("age_range", chart.age_range_), ("chart_range", chart.chart_range_)):
+        if not lo < hi:
+            raise InvalidInputError(
+                f"{name} [{lo:g}, {hi:g}] is empty or reversed; refit or restore the chart",
+                str(meta_path),
+            )

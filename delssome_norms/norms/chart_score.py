@@ -1,0 +1,428 @@
+"""Centiles and scores of a fitted :class:`~delssome_norms.norms.chart.GrowthChart` (docs/science.md §7).
+
+Population curves use the fixed effects only (site term dropped). Scoring a person gives
+``centile = F(y | age, sex, own site)``, ``z = Phi^-1(centile)`` and the harmonised value
+``F^-1(centile | age, sex, no site)``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import special
+
+from delssome_norms.errors import ConvergenceWarning, InputWarning, InvalidInputError
+from delssome_norms.io import normalise_sex
+from delssome_norms.norms.chart_table import (
+    CENTILES,
+    FLAG_AGE,
+    FLAG_MISSING,
+    FLAG_UNSEEN_SITE,
+    GRID_STEP,
+    MEAN_TARGET,
+    SCORE_CHUNK,
+    _join_flags,
+    _rows,
+    age_grid,
+    centile_label,
+    growth_rate,
+    table_ages,
+    table_sex,
+    table_sites,
+    table_targets,
+)
+from delssome_norms.norms.design import encode_sites
+
+
+class ChartScoringMixin:
+    """Prediction, centiles and scoring of :class:`~delssome_norms.norms.chart.GrowthChart`."""
+
+    # -- prediction ---------------------------------------------------------------------------
+    def _etas(
+        self, ages: np.ndarray, female: np.ndarray, tidx: np.ndarray, site_codes: np.ndarray | None
+    ) -> list[np.ndarray]:
+        """Linear predictors, each (n, T); (1, T) for a parameter that is constant over people.
+
+        Site intercepts enter through a one-hot block appended to the design, so each parameter
+        costs one matrix product (rows with site code -1 get none).
+        """
+        out = []
+        n = np.size(ages)
+        for p, d in zip(self.family_.params, self.designs_):
+            coef = self.coef_[p][tidx]
+            with_site = site_codes is not None and p in self.site_effects_
+            if d.n_fixed == 1 and not with_site:
+                out.append(np.ascontiguousarray(coef.T))  # intercept only: (1, T)
+                continue
+            X = d.matrix(ages, female)
+            if with_site:
+                known = site_codes >= 0
+                onehot = np.zeros((n, len(self.sites_)))
+                onehot[np.flatnonzero(known), site_codes[known]] = 1.0
+                X = np.hstack([X, onehot])
+                coef = np.hstack([coef, self.site_effects_[p][tidx]])
+            out.append(X @ coef.T)
+        return out
+
+    def predict_parameters(
+        self,
+        ages,
+        sex,
+        site: str | Sequence[str] | None = None,
+        targets: Sequence[str] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Distribution parameters at given ages (population, or for known sites).
+
+        Parameters
+        ----------
+        ages : array-like of shape (n,), years
+        sex : str or array-like of shape (n,)
+            female/male/f/m or 1/0 (1 = female).
+        site : str or array-like of shape (n,), optional
+            Site of each age; None gives the population (fixed effects only). Unknown sites get the
+            population prediction.
+        targets : sequence of str, optional
+
+        Returns
+        -------
+        dict mapping parameter name to ndarray of shape (n, T)
+        """
+        self._check_fitted()
+        ages = np.atleast_1d(np.asarray(ages, dtype=np.float64))
+        female = self._female(sex, ages.size)
+        tidx = self._target_index(targets)
+        codes = None
+        if site is not None:
+            labels = [site] * ages.size if isinstance(site, str) else list(site)
+            codes, _ = encode_sites(labels, self.sites_)
+        etas = self._etas(ages, female, tidx, codes)
+        return dict(zip(self.family_.params, self.family_.to_params(etas)))
+
+    @staticmethod
+    def _female(sex, n: int) -> np.ndarray:
+        if isinstance(sex, (str, int, np.integer)):
+            sex = [sex] * n
+        labels = normalise_sex(list(sex), "sex")
+        if labels.size != n:
+            raise InvalidInputError(f"expected {n} sex values, got {labels.size}", "sex")
+        return (labels == "female").astype(np.float64)
+
+    def centiles(
+        self,
+        ages,
+        sex,
+        q: Sequence[float] = CENTILES,
+        targets: Sequence[str] | None = None,
+        site: str | None = None,
+    ) -> pd.DataFrame:
+        """Centile curves at given ages.
+
+        Parameters
+        ----------
+        ages : array-like of shape (n,), years
+        sex : str or array-like of shape (n,)
+        q : sequence of float
+            Centiles in percent (0 < q < 100).
+        targets : sequence of str, optional
+        site : str, optional
+            A known site (default: population curves, fixed effects only).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Long format: ``target, age_in_years, sex, mu, sigma, [nu, tau], C<q>...``.
+        """
+        q = self._check_q(q)
+        self._check_fitted()
+        ages = np.atleast_1d(np.asarray(ages, dtype=np.float64))
+        female = self._female(sex, ages.size)
+        tidx = self._target_index(targets)
+        params = self.predict_parameters(
+            ages, female, site=site, targets=[self.targets_[i] for i in tidx]
+        )
+        frames = []
+        for j, ti in enumerate(tidx):
+            theta = [np.broadcast_to(params[p][:, j], ages.shape) for p in self.family_.params]
+            cols: dict[str, Any] = {
+                "target": self.targets_[ti],
+                "age_in_years": ages,
+                "sex": np.where(female == 1, "female", "male"),
+            }
+            for p, v in zip(self.family_.params, theta):
+                cols[p] = v
+            for qq in q:
+                cols[f"C{centile_label(qq)}"] = self.family_.ppf(qq / 100.0, *theta)
+            frames.append(pd.DataFrame(cols))
+        return pd.concat(frames, ignore_index=True)
+
+    @staticmethod
+    def _check_q(q) -> list[float]:
+        q = [float(v) for v in np.atleast_1d(q)]
+        if not q or any(not (0 < v < 100) for v in q):
+            raise InvalidInputError(f"centiles must lie strictly between 0 and 100; got {q}", "q")
+        return q
+
+    def population_centiles(
+        self,
+        sex: str,
+        q: Sequence[float] = CENTILES,
+        targets: Sequence[str] | None = None,
+        step: float = GRID_STEP,
+    ) -> dict[str, pd.DataFrame]:
+        """Population curves in the reference layout, on the chart's age grid.
+
+        Ages run from ``floor(min age)`` to ``ceil(max age)`` every ``step`` years; columns are
+        ``age_in_years, sex, mu, sigma, nu, tau, C2.5 ... C97.5, growth_rate`` (growth rate = the
+        reference code's finite-difference derivative of the median, per year).
+
+        Returns
+        -------
+        dict mapping target to pandas.DataFrame
+        """
+        self._check_fitted()
+        ages = age_grid(*self.chart_range_, step=step)
+        long = self.centiles(ages, sex, q=q, targets=targets)
+        out = {}
+        for target, frame in long.groupby("target", sort=False):
+            frame = frame.drop(columns="target").reset_index(drop=True)
+            median = self.family_.ppf(0.5, *[frame[p].to_numpy() for p in self.family_.params])
+            frame["growth_rate"] = growth_rate(frame["age_in_years"].to_numpy(), median)
+            out[str(target)] = frame
+        return out
+
+    # -- scoring ------------------------------------------------------------------------------
+    def score_arrays(
+        self,
+        ages: np.ndarray,
+        female: np.ndarray,
+        site_codes: np.ndarray | None,
+        y: np.ndarray,
+        targets: Sequence[str] | None = None,
+        out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Core of :meth:`score` on validated arrays (no flags, no checks).
+
+        Parameters
+        ----------
+        ages, female : ndarray of shape (n,)
+        site_codes : ndarray of int, shape (n,), or None
+            Index into ``sites_`` (-1 = unseen: population prediction).
+        y : ndarray of shape (n, T)
+            Values of the targets, in the order of ``targets``.
+        out : tuple of three ndarrays of shape (n, T), optional
+            Arrays (possibly strided views) to write centile, z and harmonised into.
+
+        Returns
+        -------
+        centile, z, harmonised : ndarray of shape (n, T)
+        """
+        tidx = self._target_index(targets)
+        n = np.shape(y)[0]
+        T = tidx.size
+        # computations run on (T, people) blocks, contiguous along people
+        yt = np.ascontiguousarray(np.asarray(y, dtype=np.float64).T)
+        if out is None:
+            out = tuple(np.empty((T, n)).T for _ in range(3))
+        c_t, z_t, h_t = (o.T for o in out)
+        use_site = site_codes is not None and bool(self.site_effects_) and bool(np.any(site_codes >= 0))
+        # site intercepts per parameter, (T, S + 1) with a zero column for unseen sites (code -1)
+        effects = {
+            p: np.hstack([self.site_effects_[p][tidx], np.zeros((T, 1))]) for p in self.site_effects_
+        }
+        codes = None if not use_site else np.where(site_codes >= 0, site_codes, len(self.sites_))
+        linear_harmonisation = self.family_.location_scale and set(self.site_effects_) <= {
+            "mu",
+            "sigma",
+        }
+        fam = self.family_
+
+        def work(rows: slice) -> None:
+            etas = []
+            for p, d in zip(fam.params, self.designs_):
+                coef = self.coef_[p][tidx]
+                if d.n_fixed == 1:
+                    etas.append(coef.copy())  # (T, 1): constant over people
+                else:
+                    etas.append(coef @ d.matrix(ages[rows], female[rows]).T)
+            pop = fam.to_params(etas)
+            if use_site:
+                own = fam.to_params(
+                    [
+                        e + effects[p][:, codes[rows]] if p in effects else e
+                        for p, e in zip(fam.params, etas)
+                    ]
+                )
+            else:
+                own = pop
+            yy = yt[:, rows]
+            with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+                zz = fam.zscore(yy, *own)
+                z_t[:, rows] = zz
+                c_t[:, rows] = special.ndtr(zz)
+                if linear_harmonisation and use_site:
+                    # same centile on the site-free chart of a location-scale family
+                    h = yy - own[0]
+                    h *= pop[1] / own[1]
+                    h += pop[0]
+                    h_t[:, rows] = h
+                elif use_site:
+                    h_t[:, rows] = fam.from_zscore(zz, *pop)
+                else:
+                    h_t[:, rows] = yy
+
+        chunks = [slice(i, min(i + SCORE_CHUNK, n)) for i in range(0, n, SCORE_CHUNK)]
+        workers = min(len(chunks), max(1, min(4, os.cpu_count() or 1)))
+        if workers > 1:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                list(pool.map(work, chunks))
+        else:
+            for rows in chunks:
+                work(rows)
+        return out
+
+    def score(
+        self,
+        table: pd.DataFrame,
+        targets: Sequence[str] | None = None,
+        *,
+        extrapolate: bool = False,
+        layout: str = "wide",
+        source: str = "table",
+        provenance: dict[str, Any] | None = None,
+        allow_pipeline_mismatch: bool = False,
+    ) -> pd.DataFrame:
+        """Centile, z-score and harmonised value of each person for each target.
+
+        Parameters
+        ----------
+        table : pandas.DataFrame
+            ``age_in_years``, ``numeric_sex`` and/or ``sex``, the site column (optional: missing
+            sites are scored as unseen) and the target columns.
+        targets : sequence of str, optional
+            Default: the chart's targets present in the table (at least one).
+        extrapolate : bool
+            Score ages outside ``chart_range_`` by continuing the boundary polynomial pieces
+            (still flagged). By default such rows get NaN.
+        layout : {"wide", "long"}
+            ``wide``: one row per person with ``<target>_centile``, ``<target>_z``,
+            ``<target>_harmonised`` (plus the reference names ``centile_with_site`` and
+            ``corrected_value`` for ``ei_ratio_mean``) and ``flag``. ``long``: one row per
+            person and target with ``target, centile, z, harmonised, flag``.
+        source : str
+            Name of the table in messages.
+        provenance : dict, optional
+            The table's provenance sidecar, compared with the chart's (:meth:`check_pipeline`).
+        allow_pipeline_mismatch : bool
+            Warn instead of refusing a table whose atlas or pipeline differs from the chart's.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``flag`` lists ``;``-separated problems of the row: ``unseen_site`` (population
+            prediction used), ``age_out_of_range``, ``missing_value``.
+        """
+        self._check_fitted()
+        if layout not in ("wide", "long"):
+            raise InvalidInputError(f"layout must be 'wide' or 'long'; got {layout!r}", "layout")
+        if not isinstance(table, pd.DataFrame) or table.empty:
+            raise InvalidInputError("expected a non-empty table", source)
+        self.check_pipeline(table, provenance, allow_mismatch=allow_pipeline_mismatch, source=source)
+        if targets is None:
+            targets = [t for t in self.targets_ if t in table.columns]
+            if not targets:
+                raise InvalidInputError(
+                    f"none of the chart's targets ({', '.join(self.targets_[:4])} ...) is a column "
+                    f"of the table",
+                    source,
+                )
+        else:
+            targets = list(targets)
+            self._target_index(targets, source="targets")
+        ages = table_ages(table, source)
+        female = table_sex(table, source)
+        labels = table_sites(table, self.site_column_, source, required=False)
+        y = table_targets(table, targets, source)
+        n = ages.size
+        if labels is None:
+            codes = np.full(n, -1, dtype=np.int64)
+        else:
+            codes, _ = encode_sites(labels, self.sites_)
+        lo, hi = self.chart_range_
+        outside = (ages < lo) | (ages > hi)
+        # a chart without site terms has no site offsets: nobody is "unseen"
+        unseen = codes < 0 if self.site_effects_ else np.zeros(n, dtype=bool)
+        missing = ~np.isfinite(y)
+        if unseen.any():
+            names = sorted({str(s) for s in (labels[unseen] if labels is not None else [])} - {""})
+            what = f"site(s) {', '.join(names[:6])}" if names else f"no {self.site_column_} column"
+            warnings.warn(
+                f"{source}: {int(unseen.sum())} row(s) from {what} unknown to the chart get the "
+                f"population-average prediction (flag {FLAG_UNSEEN_SITE}); estimate the site's "
+                f"offsets from its controls with `delssome-norms charts adapt --chart CHART "
+                f"--controls CONTROLS.csv --out NEW_CHART` (Python: GrowthChart.adapt)",
+                InputWarning,
+                stacklevel=2,
+            )
+        if outside.any():
+            warnings.warn(
+                f"{source}: {int(outside.sum())} row(s) have ages outside the chart's range "
+                f"{lo:g}-{hi:g} years (rows {_rows(np.flatnonzero(outside))}); "
+                + ("extrapolated and " if extrapolate else "scores set to NaN and ")
+                + f"flagged {FLAG_AGE}",
+                InputWarning,
+                stacklevel=2,
+            )
+        T = len(targets)
+        block = np.empty((T, 3, n))  # pandas' column-block layout: one row per output column
+        centile, z, harm = (block[:, k, :].T for k in range(3))
+        self.score_arrays(ages, female, codes, y, targets, out=(centile, z, harm))
+        if not extrapolate and outside.any():
+            block[:, :, outside] = np.nan
+        unconverged = [t for t in targets if not self.converged_[self.targets_.index(t)]]
+        if unconverged:
+            warnings.warn(
+                f"target(s) {', '.join(unconverged)} did not converge when the chart was fitted; "
+                f"their scores are unreliable",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        flag_parts = [
+            np.where(unseen, FLAG_UNSEEN_SITE, ""),
+            np.where(outside, FLAG_AGE, ""),
+        ]
+        base: dict[str, Any] = {}
+        if "subject_id" in table.columns:
+            base["subject_id"] = table["subject_id"].astype(str).to_numpy()
+        base["age_in_years"] = ages
+        base["sex"] = np.where(female == 1, "female", "male")
+        base[self.site_column_] = labels if labels is not None else np.full(n, "", dtype=object)
+        if layout == "wide":
+            flags = _join_flags([*flag_parts, np.where(missing.any(1), FLAG_MISSING, "")])
+            names = [f"{t}_{kind}" for t in targets for kind in ("centile", "z", "harmonised")]
+            values = pd.DataFrame(block.reshape(3 * T, n).T, columns=names, copy=False)
+            extra: dict[str, Any] = {}
+            if MEAN_TARGET in targets:
+                j = targets.index(MEAN_TARGET)
+                extra["centile_with_site"] = centile[:, j]
+                extra["corrected_value"] = harm[:, j]
+            extra["flag"] = flags
+            return pd.concat([pd.DataFrame(base), values, pd.DataFrame(extra)], axis=1)
+        frame = {
+            k: np.repeat(np.asarray(v, dtype=object if k != "age_in_years" else None), T)
+            for k, v in base.items()
+        }
+        frame["target"] = np.tile(np.asarray(targets, dtype=object), n)
+        frame["value"] = y.ravel()
+        frame["centile"] = centile.ravel()
+        frame["z"] = z.ravel()
+        frame["harmonised"] = harm.ravel()
+        frame["flag"] = _join_flags(
+            [np.repeat(f, T) for f in flag_parts] + [np.where(missing.ravel(), FLAG_MISSING, "")]
+        )
+        return pd.DataFrame(frame)

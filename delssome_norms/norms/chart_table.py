@@ -1,0 +1,235 @@
+"""Reading a cohort table for the growth charts, and small helpers (docs/science.md §7).
+
+Input tables are pandas DataFrames with ``age_in_years``, ``numeric_sex`` (1 = female) and/or
+``sex`` (female/male/f/m), a site column (default :data:`~delssome_norms.io.ei_table.SITE_COLUMN`)
+and one column per target; the column names are those of :mod:`delssome_norms.io.ei_table`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from delssome_norms.errors import InvalidInputError
+from delssome_norms.io import check_ages, normalise_sex
+from delssome_norms.io.ei_table import (
+    MEAN_TARGET,
+    REGION_PREFIX,
+    SITE_COLUMN,
+    default_targets,
+    n_region_columns,
+    site_labels,
+)
+
+__all__ = [
+    "CENTILES",
+    "FLAG_AGE",
+    "FLAG_MISSING",
+    "FLAG_UNSEEN_SITE",
+    "GRID_STEP",
+    "MEAN_TARGET",
+    "REGION_PREFIX",
+    "SITE_COLUMN",
+    "age_grid",
+    "centile_label",
+    "default_targets",
+    "growth_rate",
+    "table_ages",
+    "table_sex",
+    "table_sites",
+    "table_targets",
+]
+
+CENTILES: tuple[float, ...] = (2.5, 5.0, 25.0, 50.0, 75.0, 95.0, 97.5)
+"""Centiles (percent) of the population curves, as in the reference code."""
+GRID_STEP = 0.1
+"""Age step (years) of the population curves."""
+FLAG_UNSEEN_SITE = "unseen_site"
+FLAG_AGE = "age_out_of_range"
+FLAG_MISSING = "missing_value"
+SCORE_CHUNK = 8192
+"""People scored per block (blocks run in a few threads; numpy releases the GIL)."""
+MIN_OBS_PER_PARAMETER = 5
+"""A target needs at least this many observations per estimated parameter."""
+
+
+# ---------------------------------------------------------------------------------------------
+# input checks
+# ---------------------------------------------------------------------------------------------
+def _rows(idx, limit: int = 5) -> str:
+    """Row numbers for messages, 0-based data rows as in :mod:`delssome_norms.io` messages."""
+    idx = [int(i) for i in idx]
+    more = f" (and {len(idx) - limit} more)" if len(idx) > limit else ""
+    return ", ".join(map(str, idx[:limit])) + more
+
+
+def _sex_labels(values: pd.Series, name: str) -> np.ndarray:
+    """normalise_sex on the distinct values only (fast for long tables), row-exact on errors."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    try:
+        labels = normalise_sex(list(uniques), name)
+    except InvalidInputError:
+        normalise_sex(values.tolist(), name)  # raises with the row numbers
+        raise
+    return np.asarray(labels, dtype=object)[codes].astype(str)
+
+
+def table_sex(table: pd.DataFrame, source: str) -> np.ndarray:
+    """Female indicator (1 = female, 0 = male) from ``numeric_sex`` and/or ``sex``.
+
+    When both columns are present they must agree.
+
+    Returns
+    -------
+    ndarray of float64, shape (n,)
+    """
+    labels = None
+    if "numeric_sex" in table.columns:
+        labels = _sex_labels(table["numeric_sex"], f"{source}: column numeric_sex")
+    if "sex" in table.columns:
+        from_sex = _sex_labels(table["sex"], f"{source}: column sex")
+        if labels is not None:
+            differ = np.flatnonzero(from_sex != labels)
+            if differ.size:
+                raise InvalidInputError(
+                    f"columns sex and numeric_sex disagree in row(s) {_rows(differ)} "
+                    f"(numeric_sex: 1 = female, 0 = male)",
+                    source,
+                )
+        labels = from_sex
+    if labels is None:
+        raise InvalidInputError("missing column 'numeric_sex' (1 = female) or 'sex'", source)
+    return (labels == "female").astype(np.float64)
+
+
+def table_ages(table: pd.DataFrame, source: str) -> np.ndarray:
+    """Ages in years from ``age_in_years`` (present, numeric, 0 to 120)."""
+    if "age_in_years" not in table.columns:
+        raise InvalidInputError("missing column 'age_in_years'", source)
+    return check_ages(table["age_in_years"].tolist(), f"{source}: column age_in_years")
+
+
+def table_sites(table: pd.DataFrame, site_column: str, source: str, required: bool) -> np.ndarray | None:
+    """Site labels (str) from ``site_column``; ``site_scanner`` may be built from site + scanner.
+
+    See :func:`delssome_norms.io.ei_table.site_labels`.
+    """
+    values = site_labels(table, site_column)
+    if values is None:
+        if not required:
+            return None
+        raise InvalidInputError(
+            f"missing site column {site_column!r}; name another column with --site-column "
+            f"(site_column=...) or fit without site terms",
+            source,
+        )
+    missing = np.flatnonzero(values.isna().to_numpy())
+    if missing.size and required:
+        raise InvalidInputError(f"column {site_column} is empty in row(s) {_rows(missing)}", source)
+    out = values.astype(str).to_numpy(dtype=object)
+    out[missing] = ""
+    return out
+
+
+def table_targets(table: pd.DataFrame, targets: Sequence[str], source: str) -> np.ndarray:
+    """Target values as float64 (N, T); NaN for empty cells; errors for text or infinities."""
+    missing = [t for t in targets if t not in table.columns]
+    if missing:
+        raise InvalidInputError(
+            f"target column(s) {', '.join(missing)} not found; table has "
+            f"{', '.join(map(str, table.columns[:12]))}{' ...' if len(table.columns) > 12 else ''}",
+            source,
+        )
+    block = table[list(targets)]
+    if all(
+        pd.api.types.is_numeric_dtype(dt) and not pd.api.types.is_bool_dtype(dt) for dt in block.dtypes
+    ):
+        out = block.to_numpy(dtype=np.float64, na_value=np.nan)
+        if not np.isinf(out).any():
+            return out
+    out = np.empty((len(table), len(targets)))
+    for j, t in enumerate(targets):
+        col = table[t]
+        vals = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.flatnonzero(np.isnan(vals) & col.notna().to_numpy())
+        if bad.size:
+            raise InvalidInputError(
+                f"column {t} has non-numeric value(s) in row(s) {_rows(bad)}", source
+            )
+        inf = np.flatnonzero(np.isinf(vals))
+        if inf.size:
+            raise InvalidInputError(f"column {t} has infinite value(s) in row(s) {_rows(inf)}", source)
+        out[:, j] = vals
+    return out
+
+
+def growth_rate(ages: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Derivative of a curve on an age grid, as the reference code computes it.
+
+    Central differences ``(v[i+1] - v[i-1]) / (a[i+1] - a[i-1])`` inside, one-sided differences at
+    the two ends.
+
+    Parameters
+    ----------
+    ages : ndarray of shape (n,), years
+    values : ndarray of shape (n, ...)
+
+    Returns
+    -------
+    ndarray of the shape of ``values``, per year.
+    """
+    ages = np.asarray(ages, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    out = np.empty_like(values)
+    if ages.size < 2:
+        out[...] = np.nan
+        return out
+    a = ages.reshape((-1,) + (1,) * (values.ndim - 1))
+    out[1:-1] = (values[2:] - values[:-2]) / (a[2:] - a[:-2])
+    out[0] = (values[1] - values[0]) / (a[1] - a[0])
+    out[-1] = (values[-1] - values[-2]) / (a[-1] - a[-2])
+    return out
+
+
+def age_grid(lo: float, hi: float, step: float = GRID_STEP) -> np.ndarray:
+    """Ages from ``lo`` to ``hi`` every ``step`` years (both ends included), rounded to 1e-10."""
+    n = round((hi - lo) / step) + 1
+    return np.round(lo + step * np.arange(n), 10)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _n_roi_columns(columns: Sequence[str]) -> int:
+    """Number of ``ei_ratio_roi_<k>`` names in ``columns``."""
+    return n_region_columns(columns)
+
+
+def _chart_provenance(table: pd.DataFrame, provenance: dict[str, Any] | None) -> dict[str, Any]:
+    """The chart's record of what its table came from (the sidecar, with the table's atlas size)."""
+    out = json.loads(json.dumps(provenance, default=str)) if provenance else {}
+    pipe = dict(out.get("pipeline") or {})
+    n = _n_roi_columns(table.columns)
+    if n:
+        pipe["n_regions"] = n
+    out["pipeline"] = pipe
+    return out
+
+
+def centile_label(q: float) -> str:
+    """Centile label as in the reference files: 2.5 -> '2.5', 50.0 -> '50'."""
+    return f"{q:g}"
+
+
+def _join_flags(parts: list[np.ndarray]) -> np.ndarray:
+    """Join per-row flag strings with ';', skipping empty ones."""
+    out = np.asarray(parts[0], dtype=object)
+    for p in parts[1:]:
+        p = np.asarray(p, dtype=object)
+        both = (out != "") & (p != "")
+        out = np.where(both, out + ";" + p, np.where(out != "", out, p))
+    return out.astype(str)

@@ -1,0 +1,394 @@
+"""``EIEstimator``: one subject's regional E/I ratio, scikit-learn style (docs/science.md §5).
+
+The estimator takes arrays (or file paths) and keeps the estimate in memory
+(:attr:`EIEstimator.result_`, an :class:`~delssome_norms.pipeline.result.EIResult`). With
+``out_dir`` it also writes the subject's files (``EI_ratio.csv``, ``best_parameters.csv``,
+``fit_quality.csv``, ``run.json``, ``checkpoint/``) exactly as ``delssome-norms estimate-ei``
+does, resumes an interrupted fit, and reuses a finished one. Without ``out_dir`` the fit
+checkpoints to a temporary folder that is deleted when it ends (no resume).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from delssome_norms.datasets import DK68_REGIONS, load_default_template
+from delssome_norms.errors import InvalidInputError
+from delssome_norms.fit import CMAESSettings, FitSettings, check_mode
+from delssome_norms.fit.cohort import subject_finished
+from delssome_norms.fit.lockstep import GroupProgress, SubjectOutcome, estimate_ei
+from delssome_norms.fit.subject import SubjectInputs
+from delssome_norms.io import (
+    check_fc,
+    check_fcd_cdf,
+    check_map,
+    check_map_pair,
+    check_sc,
+    check_subject_id,
+    check_timing,
+    read_fc_runs,
+    read_fcd_cdf_runs,
+    read_map,
+    read_sc,
+)
+from delssome_norms.pipeline.result import EIResult
+from delssome_norms.surrogate import SURROGATE_BACKEND
+
+PathLike = str | Path
+
+_CMAES_OVERRIDES = ("generations", "popsize", "mu")
+_SETTINGS_OVERRIDES = (
+    "mode",
+    "seed",
+    "n_dup",
+    "dt_train",
+    "dt_val",
+    "dt_test",
+    "test_top_k",
+    "stability_gate",
+    "maps",
+    "surrogate_weights",
+    "device",
+    "dtype",
+)
+
+
+class EIFitError(RuntimeError):
+    """The subject could not be fitted (every candidate of a stage failed); ``outcome`` says why."""
+
+    def __init__(self, outcome: SubjectOutcome) -> None:
+        super().__init__(f"{outcome.subject_id} failed: {outcome.message}")
+        self.outcome = outcome
+
+
+def _is_paths(value: Any) -> bool:
+    if isinstance(value, (str, Path)):
+        return True
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) > 0
+        and all(isinstance(v, (str, Path)) for v in value)
+    )
+
+
+def _runs(value: Any) -> list[str]:
+    if isinstance(value, (str, Path)):
+        return [p.strip() for p in str(value).split(";") if p.strip()]
+    return [str(v) for v in value]
+
+
+def subject_from_arrays(
+    subject_id: str,
+    fc: np.ndarray | PathLike | Sequence[PathLike],
+    fcd_cdf: np.ndarray | PathLike | Sequence[PathLike],
+    *,
+    tr: float,
+    scan_length: float,
+    sc: np.ndarray | PathLike | None = None,
+    myelin: np.ndarray | PathLike | None = None,
+    gradient: np.ndarray | PathLike | None = None,
+) -> SubjectInputs:
+    """Checked inputs of one subject from arrays or files (each input may be either).
+
+    Parameters
+    ----------
+    subject_id : str
+    fc : ndarray of shape (N, N), or path(s)
+        Empirical FC (several files: one per run, Fisher-z averaged).
+    fcd_cdf : ndarray of shape (10000,), or path(s)
+        Empirical FCD-CDF (several files: averaged).
+    tr, scan_length : float
+        Repetition time and scan length [s].
+    sc : ndarray of shape (N, N) or path, optional
+        Unscaled SC; default the packaged DK68 template.
+    myelin, gradient : ndarray of shape (N,) or path, optional
+        Regional maps (both or neither).
+
+    Returns
+    -------
+    SubjectInputs
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the input and the problem.
+    """
+    sid = check_subject_id(subject_id, "subject_id")
+    sources: dict[str, str] = {}
+    if _is_paths(fc):
+        fc_arr = read_fc_runs(_runs(fc))
+        sources["fc"] = ";".join(_runs(fc))
+    else:
+        fc_arr = check_fc(fc)
+        sources["fc"] = "array"
+    n = fc_arr.shape[0]
+    if _is_paths(fcd_cdf):
+        cdf_arr = read_fcd_cdf_runs(_runs(fcd_cdf))
+        sources["fcd_cdf"] = ";".join(_runs(fcd_cdf))
+    else:
+        cdf_arr = check_fcd_cdf(fcd_cdf)
+        sources["fcd_cdf"] = "array"
+    tr_f, scan_f = check_timing(tr, scan_length, "tr/scan_length")
+    if sc is None:
+        template = load_default_template()
+        if template.sc.shape[0] != n:
+            raise InvalidInputError(
+                f"FC has {n} regions but the default SC template has {template.sc.shape[0]}; "
+                "give an SC matrix for this atlas",
+                "sc",
+            )
+        sc_arr, sources["sc"] = np.array(template.sc), template.source
+    elif _is_paths(sc):
+        sc_arr, sources["sc"] = read_sc(sc, n), str(sc)
+    else:
+        sc_arr, sources["sc"] = check_sc(sc, n), "array"
+    check_map_pair(myelin, gradient)
+    maps = []
+    for name, value in (("myelin", myelin), ("gradient", gradient)):
+        if value is None:
+            maps.append(None)
+        elif _is_paths(value):
+            maps.append(read_map(value, n))
+            sources[name] = str(value)
+        else:
+            maps.append(check_map(value, n, name))
+            sources[name] = "array"
+    return SubjectInputs(
+        subject_id=sid,
+        fc=fc_arr,
+        fcd_cdf=cdf_arr,
+        tr=tr_f,
+        scan_length=scan_f,
+        sc=sc_arr,
+        myelin=maps[0],
+        gradient=maps[1],
+        sources=sources,
+        regions=DK68_REGIONS if n == len(DK68_REGIONS) else None,
+    )
+
+
+class EIEstimator(BaseEstimator):
+    """Estimate one subject's regional E/I ratio (pFIC model, CMA-ES train → validation → test).
+
+    Every argument is stored unchanged (scikit-learn convention); ``None`` means "from
+    ``settings``" (or :class:`~delssome_norms.fit.FitSettings`' defaults, docs/science.md §5).
+
+    Parameters
+    ----------
+    settings : FitSettings, optional
+        Base settings; the other arguments override single fields of it.
+    mode : {"euler", "surrogate"}, optional
+        Train-stage evaluator (validation and test always simulate).
+    generations, popsize, mu : int, optional
+        CMA-ES generations, candidates per generation, selected candidates.
+    seed : int, optional
+        Seed of the run (per-subject seeds derive from it and the subject id).
+    n_dup : int, optional
+        Noise duplicates per simulated candidate.
+    dt_train, dt_val, dt_test : float, optional
+        Integration steps of the three stages [s].
+    test_top_k : int, optional
+        Validated sets re-simulated in the test stage.
+    stability_gate : bool, optional
+        Reject candidates with an unstable FIC fixed point before simulating them.
+    maps : {"default", "fc-gradient"}, optional
+        Maps of 68-region subjects given none.
+    surrogate_weights : str, optional
+        Folder of surrogate weights (``mode="surrogate"``; default the packaged ones).
+    device : str, optional
+        Torch device (``"cpu"``, ``"cuda:0"``).
+    dtype : {"float32", "float64"}, optional
+        Simulation dtype.
+    out_dir : path, optional
+        Write the subject's files here (and checkpoint, resume, reuse a finished fit).
+    overwrite : bool
+        With ``out_dir``: discard results or checkpoints written with other inputs or settings
+        instead of refusing them.
+
+    Attributes
+    ----------
+    result_ : EIResult
+        The estimate (E/I per region as a pandas Series indexed by region name, S_E, S_I, r_E,
+        spread, parameters, coefficients, losses, provenance).
+    settings_ : FitSettings
+        The settings the fit ran with.
+    outcome_ : SubjectOutcome
+        ``status`` ``"done"`` (fitted now) or ``"skipped"`` (finished results in ``out_dir``).
+
+    Examples
+    --------
+    >>> est = EIEstimator(mode="surrogate", generations=10, seed=1)  # doctest: +SKIP
+    >>> est.fit(fc, fcd_cdf, tr=0.72, scan_length=864.0).result_.ei.head()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        settings: FitSettings | None = None,
+        *,
+        mode: str | None = None,
+        generations: int | None = None,
+        popsize: int | None = None,
+        mu: int | None = None,
+        seed: int | None = None,
+        n_dup: int | None = None,
+        dt_train: float | None = None,
+        dt_val: float | None = None,
+        dt_test: float | None = None,
+        test_top_k: int | None = None,
+        stability_gate: bool | None = None,
+        maps: str | None = None,
+        surrogate_weights: str | None = None,
+        device: str | None = None,
+        dtype: str | None = None,
+        out_dir: str | Path | None = None,
+        overwrite: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.mode = mode
+        self.generations = generations
+        self.popsize = popsize
+        self.mu = mu
+        self.seed = seed
+        self.n_dup = n_dup
+        self.dt_train = dt_train
+        self.dt_val = dt_val
+        self.dt_test = dt_test
+        self.test_top_k = test_top_k
+        self.stability_gate = stability_gate
+        self.maps = maps
+        self.surrogate_weights = surrogate_weights
+        self.device = device
+        self.dtype = dtype
+        self.out_dir = out_dir
+        self.overwrite = overwrite
+
+    def resolved_settings(self) -> FitSettings:
+        """The :class:`~delssome_norms.fit.FitSettings` of a fit with these arguments.
+
+        Raises
+        ------
+        InvalidInputError
+            A bad value (naming the argument), or surrogate mode without usable weights.
+        """
+        base = FitSettings() if self.settings is None else self.settings
+        if not isinstance(base, FitSettings):
+            raise InvalidInputError(
+                f"settings must be a FitSettings, got {type(base).__name__}", "EIEstimator"
+            )
+        cmaes = {k: getattr(self, k) for k in _CMAES_OVERRIDES if getattr(self, k) is not None}
+        for name, value in cmaes.items():
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise InvalidInputError(f"{name} must be a positive integer, got {value!r}", name)
+        fields = {k: getattr(self, k) for k in _SETTINGS_OVERRIDES if getattr(self, k) is not None}
+        if "mode" in fields and fields["mode"] not in ("euler", "surrogate"):
+            raise InvalidInputError(
+                f"mode must be 'euler' or 'surrogate', got {fields['mode']!r}", "mode"
+            )
+        settings = dataclasses.replace(
+            base,
+            cmaes=dataclasses.replace(base.cmaes, **{k: int(v) for k, v in cmaes.items()}),
+            **fields,
+        )
+        if not isinstance(settings.cmaes, CMAESSettings):  # pragma: no cover - FitSettings guards
+            raise InvalidInputError("settings.cmaes must be a CMAESSettings", "settings")
+        check_mode(settings.mode, settings.surrogate_weights, surrogate=SURROGATE_BACKEND)
+        return settings
+
+    def fit(
+        self,
+        fc: np.ndarray | PathLike | Sequence[PathLike],
+        fcd_cdf: np.ndarray | PathLike | Sequence[PathLike],
+        *,
+        tr: float,
+        scan_length: float,
+        sc: np.ndarray | PathLike | None = None,
+        myelin: np.ndarray | PathLike | None = None,
+        gradient: np.ndarray | PathLike | None = None,
+        subject_id: str = "subject",
+        progress: GroupProgress | None = None,
+    ) -> EIEstimator:
+        """Fit one subject from arrays or files.
+
+        Parameters
+        ----------
+        fc : ndarray of shape (N, N), or path(s)
+        fcd_cdf : ndarray of shape (10000,), or path(s)
+        tr, scan_length : float
+            Repetition time and scan length [s].
+        sc : ndarray of shape (N, N) or path, optional
+            Unscaled SC (default: the DK68 template).
+        myelin, gradient : ndarray of shape (N,) or path, optional
+        subject_id : str
+            Name of the subject (its seed derives from it and ``seed``).
+        progress : GroupProgress, optional
+            Progress callbacks.
+
+        Returns
+        -------
+        self
+        """
+        subject = subject_from_arrays(
+            subject_id,
+            fc,
+            fcd_cdf,
+            tr=tr,
+            scan_length=scan_length,
+            sc=sc,
+            myelin=myelin,
+            gradient=gradient,
+        )
+        return self.fit_subject(subject, progress=progress)
+
+    def fit_subject(
+        self, subject: SubjectInputs, *, progress: GroupProgress | None = None
+    ) -> EIEstimator:
+        """Fit already checked inputs (:func:`~delssome_norms.fit.load_subject`).
+
+        Raises
+        ------
+        EIFitError
+            No valid candidate survived a stage (the message says which and what to try).
+        InvalidInputError
+            Bad settings, stage timing that does not fit the subject's TR/scan length, or (with
+            ``out_dir``) results of another run in the folder without ``overwrite``.
+        """
+        settings = self.resolved_settings()
+        for stage in ("train", "val", "test"):
+            try:
+                settings.timing(subject.tr, subject.scan_length, stage)
+            except InvalidInputError as err:
+                raise err.with_source(f"tr/scan_length ({stage} stage: dt_{stage}, timing)") from None
+        out = None
+        if self.out_dir is not None:
+            out = Path(self.out_dir)
+            if out.exists() and not out.is_dir():
+                raise InvalidInputError(f"{out} exists and is not a folder", "out_dir")
+            subject_finished(subject, out, settings, None, overwrite=bool(self.overwrite))
+        outcome = self._estimate(subject, out, settings, progress)
+        self.settings_ = settings
+        self.outcome_ = outcome
+        if outcome.status == "failed":
+            raise EIFitError(outcome)
+        if outcome.result is not None:
+            self.result_ = EIResult.from_subject_result(
+                outcome.result, outcome.run_info, subject.regions
+            )
+        else:  # finished results in out_dir, reused
+            self.result_ = EIResult.from_dir(out, subject.regions)
+        return self
+
+    @staticmethod
+    def _estimate(
+        subject: SubjectInputs,
+        out_dir: Path | None,
+        settings: FitSettings,
+        progress: GroupProgress | None,
+    ) -> SubjectOutcome:
+        """The one call into the fit (surrogate wiring goes here)."""
+        return estimate_ei(subject, out_dir, settings, progress, surrogate=SURROGATE_BACKEND)

@@ -1,0 +1,199 @@
+"""The in-memory result of one subject's E/I estimation (docs/science.md §5)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from delssome_norms.errors import InvalidInputError
+from delssome_norms.fit.outputs import read_run
+from delssome_norms.fit.stages import STAGES, SubjectResult
+from delssome_norms.io import ei_table as et
+from delssome_norms.io import read_parameters, read_table
+
+LOSS_COLUMNS = ("corr_loss", "l1_loss", "ks_loss", "total_loss")
+"""Columns of :attr:`EIResult.losses` (as in ``fit_quality.csv``)."""
+
+
+def region_names(n_regions: int, names: Sequence[str] | None = None) -> list[str]:
+    """Region names of a fit: ``names`` when given, else ``region_0`` .. ``region_{N-1}``."""
+    if names is not None:
+        if len(names) != n_regions:
+            raise InvalidInputError(f"expected {n_regions} region names, got {len(names)}", "regions")
+        return [str(n) for n in names]
+    return [f"region_{i}" for i in range(n_regions)]
+
+
+@dataclass(frozen=True)
+class EIResult:
+    """One subject's estimate, indexed by region name.
+
+    Attributes
+    ----------
+    subject_id : str
+    ei : pandas.Series
+        E/I ratio per region (mean over valid noise duplicates of time-averaged S_E / S_I).
+    s_e, s_i : pandas.Series
+        Time-averaged excitatory / inhibitory synaptic gating of the winning parameters.
+    r_e : pandas.Series
+        Time-averaged excitatory rate [Hz].
+    ei_sd : pandas.Series or None
+        Spread of the E/I ratio (docs/science.md §5; None when fewer than 2 simulations).
+    ei_lo, ei_hi : pandas.Series or None
+        Interval of the E/I ratio, when the fit computes one.
+    parameters : pandas.DataFrame
+        Winning regional parameters: columns ``wEE, wEI, sigma`` per region.
+    G : float
+        Winning global coupling.
+    coefficients : ndarray of shape (n_coeffs,)
+        Winning coefficients of the design (``[1, myelin, gradient]`` per parameter, and G).
+    losses : pandas.DataFrame
+        Rows ``train``, ``val``, ``test``; columns :data:`LOSS_COLUMNS`.
+    provenance : dict
+        What produced the estimate (atlas, SC, maps, design, timing, mode, settings, version).
+    info : dict
+        The rest of the run record (seeds, settings, search summary, wall times).
+    """
+
+    subject_id: str
+    ei: pd.Series
+    s_e: pd.Series
+    s_i: pd.Series
+    r_e: pd.Series
+    ei_sd: pd.Series | None
+    parameters: pd.DataFrame
+    G: float
+    coefficients: np.ndarray
+    losses: pd.DataFrame
+    provenance: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict, repr=False)
+    ei_lo: pd.Series | None = None
+    ei_hi: pd.Series | None = None
+
+    @property
+    def regions(self) -> list[str]:
+        """Region names, in region order."""
+        return [str(r) for r in self.ei.index]
+
+    def to_frame(self) -> pd.DataFrame:
+        """The ``EI_ratio.csv`` layout with a ``region`` column (one row per region)."""
+        frame = et.ei_ratio_frame(
+            self.ei.to_numpy(),
+            self.s_e.to_numpy(),
+            self.s_i.to_numpy(),
+            self.r_e.to_numpy(),
+            *(None if s is None else s.to_numpy() for s in (self.ei_sd, self.ei_lo, self.ei_hi)),
+        )
+        frame.insert(1, "region", self.regions)
+        return frame
+
+    def to_table(self, demographics: Mapping[str, Any] | pd.Series) -> pd.DataFrame:
+        """One row of the cohort E/I table (:mod:`delssome_norms.io.ei_table`), ready to score.
+
+        Parameters
+        ----------
+        demographics : mapping or pandas.Series
+            The person's ``age_in_years`` [years], ``sex`` and site columns (extra keys ignored);
+            ``subject_id`` defaults to this result's.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``subject_id``, the demographic columns given, ``ei_ratio_mean``, ``ei_ratio_roi_<k>``.
+        """
+        person = dict(demographics.items())
+        person.setdefault(et.SUBJECT_ID, self.subject_id)
+        return pd.DataFrame([et.cohort_row(person, self.ei.to_numpy())])
+
+    @classmethod
+    def from_subject_result(
+        cls,
+        result: SubjectResult,
+        run_info: Mapping[str, Any] | None = None,
+        regions: Sequence[str] | None = None,
+    ) -> EIResult:
+        """Wrap the fit's :class:`~delssome_norms.fit.stages.SubjectResult` (arrays) by region name."""
+        names = region_names(len(result.ei_ratio), regions)
+        info = dict(run_info or {})
+
+        def series(values: np.ndarray | None, name: str) -> pd.Series | None:
+            if values is None:
+                return None
+            return pd.Series(np.asarray(values, dtype=np.float64), index=names, name=name)
+
+        p = result.params
+        losses = pd.DataFrame(
+            [
+                {**result.losses[s], "total_loss": sum(result.losses[s].values())}
+                for s in STAGES
+                if s in result.losses
+            ],
+            index=pd.Index([s for s in STAGES if s in result.losses], name="stage"),
+        )
+        return cls(
+            subject_id=result.subject_id,
+            ei=series(result.ei_ratio, et.EI_RATIO),
+            s_e=series(result.s_e, et.S_E),
+            s_i=series(result.s_i, et.S_I),
+            r_e=series(result.r_e, et.R_E),
+            ei_sd=series(result.ei_ratio_sd, et.EI_RATIO_SD),
+            ei_lo=series(result.ei_lo, et.EI_RATIO_LO),
+            ei_hi=series(result.ei_hi, et.EI_RATIO_HI),
+            parameters=pd.DataFrame(
+                {"wEE": p.wEE[0], "wEI": p.wEI[0], "sigma": p.sigma[0]}, index=names
+            ),
+            G=float(p.G[0]),
+            coefficients=np.asarray(result.coeffs, dtype=np.float64),
+            losses=losses[list(LOSS_COLUMNS)],
+            provenance=dict(info.pop("provenance", None) or {}),
+            info={**info, "result": dict(result.info)},
+        )
+
+    @classmethod
+    def from_dir(cls, subject_dir: str | Path, regions: Sequence[str] | None = None) -> EIResult:
+        """Read a finished subject's folder (``EI_ratio.csv``, ``best_parameters.csv``,
+        ``fit_quality.csv``, ``run.json``).
+
+        Raises
+        ------
+        InvalidInputError
+            The folder holds no finished fit.
+        """
+        d = Path(subject_dir)
+        run = read_run(d)
+        if run is None:
+            raise InvalidInputError("holds no finished fit (run.json with status complete)", str(d))
+        ei = read_table(d / et.EI_RATIO_FILE, required=et.EI_RATIO_COLUMNS)
+        ei = ei.sort_values(et.REGION_INDEX).reset_index(drop=True)
+        names = region_names(len(ei), regions)
+        params = read_parameters(d / "best_parameters.csv", len(ei))
+        quality = read_table(d / "fit_quality.csv", required=("stage", *LOSS_COLUMNS))
+
+        def series(column: str) -> pd.Series | None:
+            if column not in ei.columns:
+                return None
+            return pd.Series(ei[column].to_numpy(dtype=np.float64), index=names, name=column)
+
+        info = json.loads(json.dumps(run))
+        return cls(
+            subject_id=str(run.get("subject_id")),
+            ei=series(et.EI_RATIO),
+            s_e=series(et.S_E),
+            s_i=series(et.S_I),
+            r_e=series(et.R_E),
+            ei_sd=series(et.EI_RATIO_SD),
+            ei_lo=series(et.EI_RATIO_LO),
+            ei_hi=series(et.EI_RATIO_HI),
+            parameters=pd.DataFrame({k: params[k] for k in ("wEE", "wEI", "sigma")}, index=names),
+            G=float(params["G"]),
+            coefficients=np.asarray(run.get("result", {}).get("coefficients", []), dtype=np.float64),
+            losses=quality.set_index("stage")[list(LOSS_COLUMNS)].astype(np.float64),
+            provenance=dict(info.pop("provenance", None) or {}),
+            info=info,
+        )

@@ -1,0 +1,165 @@
+"""EIEstimator: same numbers as the file-based fit, files identical with out_dir, sklearn API."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+
+from delssome_norms.errors import InvalidInputError
+from delssome_norms.fit import CMAESSettings, FitSettings, estimate_ei
+from delssome_norms.io import write_matrix
+from delssome_norms.pipeline import EIEstimator, EIResult, subject_from_arrays
+
+pytestmark = pytest.mark.filterwarnings("ignore:no myelin/gradient maps given")
+
+N = 6
+TR, SCAN = 0.72, 14.4
+FILES = ("EI_ratio.csv", "best_parameters.csv", "fit_quality.csv")
+
+
+def _sc(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    sc = rng.random((N, N)) ** 3
+    sc = 0.5 * (sc + sc.T)
+    np.fill_diagonal(sc, 0.0)
+    return sc
+
+
+def _fc(seed: int = 0, level: float = 0.2) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    ts = rng.standard_normal((200, N)) + np.sqrt(level / (1 - level)) * rng.standard_normal((200, 1))
+    return np.corrcoef(ts.T)
+
+
+def _cdf(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = np.sort(rng.normal(0.2, 0.2, 500))
+    return np.searchsorted(x, np.linspace(-1, 1, 10001)[1:], side="right") / len(x)
+
+
+SETTINGS = FitSettings(
+    cmaes=CMAESSettings(generations=3, popsize=8, mu=2),
+    dt_train=0.01, dt_val=0.01, dt_test=0.01, burn_in=0.72, fcd_window=5, warmup_steps=50,
+    n_dup=2, test_top_k=2, stability_gate=False, seed=3,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def arrays() -> dict[str, np.ndarray]:
+    return {"fc": _fc(), "fcd_cdf": _cdf(), "sc": _sc()}
+
+
+@pytest.fixture(scope="module")
+def file_fit(tmp_path_factory, arrays) -> Path:
+    """The old path: estimate_ei writes the subject's folder."""
+    out = tmp_path_factory.mktemp("old") / "s1"
+    subject = subject_from_arrays(
+        "s1", arrays["fc"], arrays["fcd_cdf"], tr=TR, scan_length=SCAN, sc=arrays["sc"]
+    )
+    assert estimate_ei(subject, out, SETTINGS).status == "done"
+    return out
+
+
+def test_in_memory_fit_equals_the_file_based_fit(arrays, file_fit: Path) -> None:
+    est = EIEstimator(SETTINGS).fit(
+        arrays["fc"], arrays["fcd_cdf"], tr=TR, scan_length=SCAN, sc=arrays["sc"], subject_id="s1"
+    )
+    res = est.result_
+    assert isinstance(res, EIResult) and est.outcome_.status == "done"
+    old = pd.read_csv(file_fit / "EI_ratio.csv")
+    np.testing.assert_allclose(res.ei.to_numpy(), old["EI_ratio"].to_numpy(), rtol=1e-14, atol=0)
+    np.testing.assert_allclose(res.r_e.to_numpy(), old["r_E"].to_numpy(), rtol=1e-14, atol=0)
+    assert res.ei.index.tolist() == [f"region_{i}" for i in range(N)]  # no atlas names for N=6
+    params = pd.read_csv(file_fit / "best_parameters.csv")
+    np.testing.assert_allclose(res.parameters["wEI"].to_numpy(), params["wEI"].to_numpy(), rtol=1e-14)
+    assert res.G == pytest.approx(params["G"].iloc[0], rel=1e-14)
+    quality = pd.read_csv(file_fit / "fit_quality.csv").set_index("stage")
+    np.testing.assert_allclose(res.losses.to_numpy(), quality.to_numpy(), rtol=1e-14)
+    # to_frame is the EI_ratio.csv layout plus the region names
+    frame = res.to_frame()
+    assert list(frame.drop(columns="region").columns) == list(old.columns)
+    assert res.provenance["mode"] == "euler" and res.provenance["atlas"]["n_regions"] == N
+
+
+def test_out_dir_writes_the_same_files_and_reuses_them(tmp_path: Path, arrays, file_fit: Path) -> None:
+    out = tmp_path / "s1"
+    est = EIEstimator(SETTINGS, out_dir=out).fit(
+        arrays["fc"], arrays["fcd_cdf"], tr=TR, scan_length=SCAN, sc=arrays["sc"], subject_id="s1"
+    )
+    for name in FILES:
+        assert (out / name).read_bytes() == (file_fit / name).read_bytes(), name
+    again = EIEstimator(SETTINGS, out_dir=out).fit(
+        arrays["fc"], arrays["fcd_cdf"], tr=TR, scan_length=SCAN, sc=arrays["sc"], subject_id="s1"
+    )
+    assert again.outcome_.status == "skipped"
+    pd.testing.assert_series_equal(again.result_.ei, est.result_.ei, rtol=1e-15)
+    pd.testing.assert_frame_equal(again.result_.losses, est.result_.losses, rtol=1e-15)
+    np.testing.assert_array_equal(again.result_.coefficients, est.result_.coefficients)
+    # another seed in the same folder is refused (results of another run)
+    with pytest.raises(InvalidInputError, match="--overwrite"):
+        EIEstimator(SETTINGS, seed=4, out_dir=out).fit(
+            arrays["fc"], arrays["fcd_cdf"], tr=TR, scan_length=SCAN, sc=arrays["sc"], subject_id="s1"
+        )
+
+
+def test_files_and_arrays_give_the_same_subject(tmp_path: Path, arrays) -> None:
+    for name, value in arrays.items():
+        write_matrix(value if name != "fcd_cdf" else value[:, None], tmp_path / f"{name}.csv")
+    a = subject_from_arrays(
+        "x", arrays["fc"], arrays["fcd_cdf"], tr=TR, scan_length=SCAN, sc=arrays["sc"]
+    )
+    f = subject_from_arrays(
+        "x", tmp_path / "fc.csv", str(tmp_path / "fcd_cdf.csv"), tr=TR, scan_length=SCAN,
+        sc=tmp_path / "sc.csv",
+    )  # fmt: skip
+    np.testing.assert_allclose(f.fc, a.fc, atol=1e-15)
+    np.testing.assert_allclose(f.fcd_cdf, a.fcd_cdf, atol=1e-15)
+    np.testing.assert_allclose(f.sc, a.sc, atol=1e-15)
+    assert f.sources["fc"].endswith("fc.csv") and a.sources["fc"] == "array"
+
+
+def test_sklearn_api_and_settings_overrides() -> None:
+    est = EIEstimator(SETTINGS, generations=5, seed=9, mode="euler")
+    copy = clone(est)
+    assert copy is not est and copy.get_params() == est.get_params()
+    assert copy.settings == SETTINGS
+    assert repr(EIEstimator(generations=5)) == "EIEstimator(generations=5)"
+    assert est.set_params(popsize=10) is est and est.popsize == 10
+    resolved = est.resolved_settings()
+    assert resolved.cmaes.generations == 5 and resolved.cmaes.popsize == 10 and resolved.seed == 9
+    # everything not overridden comes from the base settings
+    assert dataclasses.replace(resolved, seed=3, cmaes=SETTINGS.cmaes) == SETTINGS
+    assert EIEstimator().resolved_settings() == FitSettings()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"mode": "fast"}, "mode"),
+        ({"generations": 0}, "generations"),
+        ({"popsize": 2.5}, "popsize"),
+        ({"settings": {"seed": 1}}, "FitSettings"),
+        ({"dt_test": -1.0}, "dt_test"),
+    ],
+)
+def test_bad_settings_are_one_clear_error(kwargs, match: str) -> None:
+    with pytest.raises(InvalidInputError, match=match):
+        EIEstimator(**kwargs).resolved_settings()
+
+
+def test_bad_arrays_are_one_clear_error(arrays) -> None:
+    with pytest.raises(InvalidInputError, match="FC"):
+        EIEstimator(SETTINGS).fit(arrays["fc"][:, :3], arrays["fcd_cdf"], tr=TR, scan_length=SCAN)
+    with pytest.raises(InvalidInputError, match="SC"):
+        subject_from_arrays(
+            "x", arrays["fc"], arrays["fcd_cdf"], tr=TR, scan_length=SCAN, sc=_sc()[:4, :4]
+        )
+    with pytest.raises(InvalidInputError):
+        subject_from_arrays(
+            "x", arrays["fc"], arrays["fcd_cdf"], tr=TR, scan_length=SCAN, myelin=np.ones(N)
+        )
