@@ -970,6 +970,11 @@ def fit_mode(
     from delssome_norms.fit import GroupProgress, choose_group_size, fit_group, plan_groups
 
     grad = fc_gradient(truths) if grad is None else grad
+    backend = None
+    if mode == "surrogate":
+        from delssome_norms.surrogate import SURROGATE_BACKEND
+
+        backend = SURROGATE_BACKEND
     walls: dict[str, float] = {}
     if args.single_group:
         parts = [("all", list(truths))]
@@ -1021,6 +1026,7 @@ def fit_mode(
                     settings,
                     fallback_gradient=grad if design == "fc-gradient" else None,
                     progress=prog,
+                    surrogate=backend,
                 )
             walls[f"{design}_{gi}"] = round(time.perf_counter() - t0, 1)
             for o in outcomes:
