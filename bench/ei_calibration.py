@@ -113,7 +113,7 @@ CPU_BUDGET = {
     "surrogate": {"generations": 30},
 }
 """``--cpu-budget``: per-mode budget changes for a 2-core CPU shared with other work (with
-``--single-group --group-size 16``, 32 truths: surrogate ~32 min, Euler ~16 min, measured
+``--single-group --group-size 16``, 32 truths: surrogate 27 min, Euler 4 min, measured
 2026-12-04 while three other jobs shared the CPU): surrogate 30 x 100 with the fit's defaults
 otherwise (3 duplicates, 5 tested); Euler a small search, 6 x 16 with 2 duplicates and 2 tested.
 The fit's full budget needs a GPU (``bench/gpu_calibration.sh``)."""
