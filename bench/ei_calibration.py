@@ -813,9 +813,10 @@ def make_truths(args: argparse.Namespace, work: Path) -> tuple[list[Truth], dict
     r ~0.2-0.3): a test of the fc-gradient option when the E/I hierarchy is not the one FC shows.
     With ``model`` they are replaced by new fc-gradient truths (ids continuing after the base set)
     linear in the FC gradient of the base set's default-design truths, the hierarchy the model
-    itself produces, which the fit then estimates from their own cohort FC. Near the stability
-    boundary most such draws leave the rate band (default seed: 22 of 340 draws usable, the kept
-    truths mostly far from the boundary with mean FC < 0.1).
+    itself produces, which the fit then estimates from their own cohort FC. Most such draws fail
+    the screening (default seed: 19 of 510 usable; 16 of the 17 wanted truths found, 14 with mean
+    FC < 0.1 and 13 far from the boundary), and their own cohort FC gradient correlates only 0.54
+    with that map; fits of this variant were not completed on the CPU.
     """
     from delssome_norms.fit import Bounds, Parameterisation, design_matrix
 
