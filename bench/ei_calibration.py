@@ -48,14 +48,15 @@ core-s per truth.
 
 **Metrics** (per mode; overall and per stratum): median regional r (fitted vs true E/I), median
 |mean E/I error| [%], empirical coverage of the 90 % intervals for the mean and for regions
-(pooled), with the shipped calibration factors (the intervals the fit wrote) and with
-leave-one-truth-out conformal factors (for truth i, k is the finite-sample corrected 90 % quantile
-of ``|log(est/true)| / s`` over the other truths, ``s`` the fit's log spread; so no truth is scored
-with a factor fitted on it), the median interval width hi/lo, and the flag: the share of poor fits
+(pooled), with the calibration the fits used (the intervals they wrote) and leave-one-truth-out:
+the interval is ``est * exp(+-k sqrt(s^2 + f^2))`` with ``k = 1.645`` and a floor ``f``; each truth
+needs ``f_j = sqrt(max(0, (|log(est/true)| / k)^2 - s_j^2))`` to be covered and, for truth i, ``f``
+is the finite-sample corrected 90 % quantile of the other truths' ``f_j`` (so no truth is scored
+with a floor fitted on it); the median interval width hi/lo, and the flag: the share of poor fits
 (r < 0.5 or |error| > 30 %) flagged and of good fits (r >= 0.9 and |error| <= 10 %) flagged, per
 reason, with thresholds of the quality metrics that would meet the targets. Truths with mean FC >=
-0.1 are reported separately from the rest. ``--write-calibration`` writes the factors fitted on all
-truths to ``delssome_norms/fit/data/interval_calibration.json``.
+0.1 are reported separately from the rest. ``--write-calibration`` writes the floors fitted on all
+truths (and ``k``) to ``delssome_norms/fit/data/interval_calibration.json``.
 
 ``--vary NAME=V1,V2`` refits the first ``--vary-truths`` truths with one setting changed
 (``searches``, ``n_dup``, ``test_top_k``, ``generations``, ``popsize``, ``scan_length``) and
@@ -91,6 +92,8 @@ DEFAULT_WORK = REPO / "bench" / "results" / "ei_calibration_work"
 CALIBRATION_FILE = REPO / "delssome_norms" / "fit" / "data" / "interval_calibration.json"
 TR = 0.72
 LEVEL = 0.9
+K_NORMAL = 1.6448536269514722
+"""Two-sided 90 % factor of the normal distribution: the intervals' ``k``; the floor is calibrated."""
 COVERAGE_RANGE = (0.85, 0.95)
 STRATUM_MIN = 0.75
 INFORMATIVE_FC = 0.1
@@ -163,6 +166,22 @@ def interval_scores(estimate: np.ndarray, truth: np.ndarray, spread: np.ndarray)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = err / spread
     return np.where((spread == 0) & (err == 0), 0.0, out)
+
+
+def floor_scores(abs_log_err: np.ndarray, spread: np.ndarray, k: float = K_NORMAL) -> np.ndarray:
+    """Floor each estimate needs to be covered: ``sqrt(max(0, (|log(est/true)| / k)^2 - s^2))``.
+
+    The interval ``est * exp(+-k sqrt(s^2 + f^2))`` covers the truth exactly when ``f`` is at
+    least this score, so the conformal quantile of the scores is a calibrated floor (log units).
+
+    Examples
+    --------
+    >>> float(floor_scores(np.array([0.5]), np.array([0.3]), k=1.0)[0])  # sqrt(0.25 - 0.09)
+    0.4
+    """
+    a = np.asarray(abs_log_err, dtype=np.float64) / k
+    s = np.asarray(spread, dtype=np.float64)
+    return np.sqrt(np.maximum(0.0, a**2 - s**2))
 
 
 def loo_conformal_k(scores: Sequence[np.ndarray], level: float = LEVEL) -> np.ndarray:
@@ -287,8 +306,10 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         return {"n": 0, "n_failed": n_failed}
     has_int = all(r.get("score_mean") is not None for r in rows)
     if has_int:
-        k_mean_loo = loo_conformal_k([r["score_mean"] for r in rows])
-        k_reg_loo = loo_conformal_k([np.asarray(r["score_region"]) for r in rows])
+        # leave-one-truth-out calibrated floors (k fixed at K_NORMAL): no truth is scored with a
+        # floor fitted on it
+        f_mean_loo = loo_conformal_k([r["floor_score_mean"] for r in rows])
+        f_reg_loo = loo_conformal_k([np.asarray(r["floor_score_region"]) for r in rows])
     has_flag = all(r.get("flagged") is not None for r in rows)
 
     def block(idx: list[int]) -> dict[str, Any]:
@@ -307,21 +328,22 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 "region_shipped": float(
                     np.mean(np.concatenate([np.asarray(x["covered_region_shipped"]) for x in sub]))
                 ),
-                "mean_loo": coverage([x["score_mean"] for x in sub], k_mean_loo[idx]),
-                "region_loo": coverage([np.asarray(x["score_region"]) for x in sub], k_reg_loo[idx]),
+                "mean_loo": coverage([x["floor_score_mean"] for x in sub], f_mean_loo[idx]),
+                "region_loo": coverage(
+                    [np.asarray(x["floor_score_region"]) for x in sub], f_reg_loo[idx]
+                ),
             }
             s_m = np.array([x["spread_log_mean"] for x in sub], float)
-            s_r = np.concatenate([np.asarray(x["spread_log_region"], float) for x in sub])
-            k_r_rep = np.repeat(k_reg_loo[idx], [len(x["spread_log_region"]) for x in sub])
+            s_r = [np.asarray(x["spread_log_region"], float) for x in sub]
+            half_m = K_NORMAL * np.sqrt(s_m**2 + f_mean_loo[idx] ** 2)
+            half_r = np.concatenate(
+                [K_NORMAL * np.sqrt(sr**2 + f**2) for sr, f in zip(s_r, f_reg_loo[idx])]
+            )
             out["width_hi_over_lo"] = {
-                "mean_shipped": float(np.median(width_ratio(s_m, [x["k_mean"] for x in sub]))),
-                "region_shipped": float(
-                    np.median(
-                        np.concatenate([width_ratio(x["spread_log_region"], x["k_region"]) for x in sub])
-                    )
-                ),
-                "mean_loo": float(np.median(width_ratio(s_m, k_mean_loo[idx]))),
-                "region_loo": float(np.median(width_ratio(s_r, k_r_rep))),
+                "mean_shipped": float(np.median([x["mean_hi"] / x["mean_lo"] for x in sub])),
+                "mean_loo": float(np.median(np.exp(2 * half_m))),
+                "region_loo": float(np.median(np.exp(2 * half_r))),
+                "mean_spread_only": float(np.median(width_ratio(s_m, K_NORMAL))),
             }
         if has_flag and sub:
             out["flag"] = flag_rates(r, e, np.array([bool(x["flagged"]) for x in sub]))
@@ -348,9 +370,10 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "strata": strata,
     }
     if has_int:
-        out["calibrated_k_all_truths"] = {
-            "k_mean": conformal_quantile(np.array([r["score_mean"] for r in rows])),
-            "k_region": conformal_quantile(np.concatenate([r["score_region"] for r in rows])),
+        out["calibrated_all_truths"] = {
+            "k": K_NORMAL,
+            "floor_mean": conformal_quantile(np.array([r["floor_score_mean"] for r in rows])),
+            "floor_region": conformal_quantile(np.concatenate([r["floor_score_region"] for r in rows])),
         }
     if has_flag:
         poor, good = fit_classes(
@@ -1096,6 +1119,10 @@ def truth_row(t: Truth, folder: Path) -> dict[str, Any]:
                 "spread_log_region": s_r.tolist(),
                 "score_mean": float(interval_scores(mean_pt, true.mean(), s_m)),
                 "score_region": interval_scores(ei, true, s_r).tolist(),
+                "floor_score_mean": float(
+                    floor_scores(np.abs(np.log(mean_pt / true.mean())), np.array(s_m))
+                ),
+                "floor_score_region": floor_scores(np.abs(np.log(ei / true)), s_r).tolist(),
                 "covered_mean_shipped": bool(interval["mean_lo"] <= true.mean() <= interval["mean_hi"]),
                 "covered_region_shipped": ((lo <= true) & (true <= hi)).tolist(),
             }
@@ -1128,19 +1155,21 @@ def write_calibration(
     """Write the factors fitted on all truths per mode (other modes' entries are kept)."""
     from delssome_norms.io import write_json
 
-    doc: dict[str, Any] = {"format_version": 1, "level": LEVEL, "modes": {}}
+    doc: dict[str, Any] = {"format_version": 2, "level": LEVEL, "modes": {}}
     if path.is_file():
         old = json.loads(path.read_text())
         doc["modes"].update(old.get("modes", {}))
     for mode, s in summaries.items():
-        k = s.get("calibrated_k_all_truths")
-        if not k or not (math.isfinite(k["k_mean"]) and math.isfinite(k["k_region"])):
-            log(f"calibration: {mode} has no finite factors, not written")
+        c = s.get("calibrated_all_truths")
+        if not c or not (math.isfinite(c["floor_mean"]) and math.isfinite(c["floor_region"])):
+            log(f"calibration: {mode} has no finite floors, not written")
             continue
         b = budgets[mode]
         doc["modes"][mode] = {
-            "k_region": round(float(k["k_region"]), 4),
-            "k_mean": round(float(k["k_mean"]), 4),
+            "k_region": round(K_NORMAL, 4),
+            "k_mean": round(K_NORMAL, 4),
+            "floor_region": round(float(c["floor_region"]), 4),
+            "floor_mean": round(float(c["floor_mean"]), 4),
             "n_truths": int(s["overall"]["n"]),
             "budget": (
                 f"{b['generations']} x {b['popsize']}, n_dup {b['n_dup']}, "

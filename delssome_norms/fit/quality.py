@@ -16,11 +16,13 @@ Reasons
     candidates of the last ``GATE_LAST_FRACTION`` of the train generations: the search ended
     pressed against the edge of the FIC regime.
 ``interval_wide``
-    The mean E/I's interval spans more than ``INTERVAL_RATIO_MAX`` (hi / lo): the level is not
-    identified by this subject's data.
-``weak_coupling``
-    The subject's empirical mean FC is below ``WEAK_FC_MEAN``: weakly coupled data constrain the
-    level poorly (a synthetic truth with mean FC 0.10 was not recovered at the paper's budget).
+    The fit's own spread of the mean E/I (the near-optimal set, before the calibrated floor
+    that every interval carries) spans more than ``INTERVAL_RATIO_MAX`` (hi / lo): parameter
+    sets this subject's data cannot tell apart give very different levels.
+
+The empirical mean FC is recorded (``empirical_mean_fc``) but is not a reason: in
+``bench/ei_calibration.py`` weakly coupled truths (mean FC < 0.1) were recovered as well as the
+others, and their level error is what the calibrated interval covers.
 ``test_fallback``
     The validation winner had no valid test duplicate; the E/I comes from the next candidate.
 ``few_valid_duplicates``
@@ -42,15 +44,12 @@ GATE_REJECTED_MAX = 0.5
 GATE_LAST_FRACTION = 0.2
 """Fraction of the train generations (at least one) whose gate rejections are counted."""
 INTERVAL_RATIO_MAX = 2.0
-"""Largest hi / lo of the mean E/I's interval (about +-40 %): beyond it the level is unknown."""
-WEAK_FC_MEAN = 0.1
-"""Empirical mean FC (upper triangle) below which the level is weakly identified."""
+"""Largest hi / lo of the mean E/I from the fit's own spread (about +-40 %)."""
 
 REASON_TEXT = {
     "cost_above_floor": "test cost far above the model's own floor",
     "gate_rejected_most": "the gate rejected most candidates of the last generations",
-    "interval_wide": "the interval of the mean E/I is wide",
-    "weak_coupling": "weak coupling (empirical mean FC < 0.1)",
+    "interval_wide": "near-optimal parameter sets give very different mean E/I",
     "test_fallback": "the validation winner failed the test; the next candidate was used",
     "few_valid_duplicates": "few valid test duplicates",
 }
@@ -95,7 +94,7 @@ def assess(metrics: dict[str, Any]) -> dict[str, Any]:
     ----------
     metrics : dict
         ``test_total``, ``self_floor_total``, ``gate_rejected_fraction``,
-        ``interval_ratio_mean``, ``empirical_mean_fc``, ``test_fallback``,
+        ``spread_ratio_mean``, ``test_fallback``,
         ``valid_test_duplicates``, ``n_dup``.
 
     Returns
@@ -113,10 +112,8 @@ def assess(metrics: dict[str, Any]) -> dict[str, Any]:
         reasons.append("cost_above_floor")
     if num("gate_rejected_fraction") > GATE_REJECTED_MAX:
         reasons.append("gate_rejected_most")
-    if num("interval_ratio_mean") > INTERVAL_RATIO_MAX:
+    if num("spread_ratio_mean") > INTERVAL_RATIO_MAX:
         reasons.append("interval_wide")
-    if num("empirical_mean_fc") < WEAK_FC_MEAN:
-        reasons.append("weak_coupling")
     if metrics.get("test_fallback"):
         reasons.append("test_fallback")
     if num("valid_test_duplicates") < num("n_dup"):

@@ -28,6 +28,7 @@ parameter sets.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -537,6 +538,7 @@ def subject_result(
                 ),
                 "profile_winner_total": float(profile["corr"][0] + profile["l1"][0] + profile["ks"][0]),
                 "interval_ratio_mean": block["mean_hi"] / block["mean_lo"],
+                "spread_ratio_mean": math.exp(2.0 * block["k_mean"] * block["spread_log_mean"]),
                 "profile_points": int(len(profile["kind"]) - 1),
                 "profile_dropped": int(profile["dropped"]),
             }

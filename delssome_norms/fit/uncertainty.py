@@ -37,15 +37,19 @@ moves over such a **near-optimal set**:
    quadrature with the winner's duplicate noise, the standard error of the mean of
    ``log(S_E/S_I)`` over its valid test duplicates: ``s_r = sqrt(s_set^2 + se^2)``; for the mean
    E/I the same with the regional mean of each member. A region's E/I is the level times the
-   pattern, and the level is the weakly identified part, so ``s_r`` is at least ``s_mean``
-   (6 synthetic DK68 truths, 57.6-s scans, 15 x 20 search, k = 1.645: the fraction of regions
-   whose truth lies inside rose from 0.70 to 0.83, the whole remaining miss being one subject
-   whose level was off by 16 % with a narrow interval). The interval is
-   ``point * exp(+-k s)`` with ``k`` (``k_region``, ``k_mean`` per mode) from
-   ``fit/data/interval_calibration.json``, measured by ``bench/ei_calibration.py`` on synthetic
-   truths (leave-one-truth-out conformal). The shipped placeholder is the normal 90 % factor
-   1.645 (``"source": "uncalibrated placeholder"``) until that benchmark has written measured
-   factors: a calibration holds for subjects like its truths.
+   pattern, and the level is the weakly identified part, so ``s_r`` is at least ``s_mean``.
+5. **Calibration.** The near-optimal set is what this fit can see; it misses the error the search
+   cannot see at all (a level the data do not pin down, a winner that is the lucky draw of a
+   noisy cost), which is why a spread alone under-covers and is sometimes near zero. The
+   interval therefore adds a calibrated floor ``f`` in quadrature:
+   ``point * exp(+-k sqrt(s^2 + f^2))`` with ``k = 1.645`` (the normal 90 % factor) and ``f``
+   (``floor_region``, ``floor_mean`` per mode, log units) from
+   ``fit/data/interval_calibration.json``. ``bench/ei_calibration.py`` measures ``f`` on
+   synthetic truths fitted in each mode as a split-conformal quantile: each truth needs
+   ``f_j = sqrt(max(0, (|log(est/true)| / k)^2 - s_j^2))`` to be covered, and ``f`` is the
+   finite-sample 90 % quantile of the ``f_j`` (its coverage is reported leave-one-truth-out). A
+   calibration holds for subjects like its truths, at its budget and scan length (both recorded
+   in the file and in ``run.json``).
 
 Extra cost
 ----------
@@ -99,8 +103,6 @@ METHOD = "near-optimal-profile"
 """Name of the interval method in ``run.json``."""
 CALIBRATION_FILE = "data/interval_calibration.json"
 """Calibration factors, relative to the ``delssome_norms.fit`` package."""
-PLACEHOLDER_K = 1.645
-"""Normal 90 % factor, the uncalibrated default."""
 
 
 # ------------------------------------------------------------------------------------------- #
@@ -118,8 +120,8 @@ def load_calibration(mode: str) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``level``, ``k_region``, ``k_mean``, ``source`` (and ``n_truths``, ``budget`` when
-        measured).
+        ``level``, ``k_region``, ``k_mean``, ``floor_region``, ``floor_mean`` (log units; 0
+        when absent), ``source`` (and ``n_truths``, ``budget`` when measured).
 
     Raises
     ------
@@ -139,6 +141,12 @@ def load_calibration(mode: str) -> dict[str, Any]:
         if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
             raise InvalidInputError(
                 f"{mode}.{key} must be a positive number, got {v!r}", CALIBRATION_FILE
+            )
+    for key in ("floor_region", "floor_mean"):
+        v = entry.get(key, 0.0)
+        if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+            raise InvalidInputError(
+                f"{mode}.{key} must be a non-negative number, got {v!r}", CALIBRATION_FILE
             )
     return {"level": float(data.get("level", 0.9)), **entry}
 
@@ -514,7 +522,8 @@ def interval_block(
     mode : str
         Fit mode (selects the calibration).
     calibration : dict, optional
-        Overrides :func:`load_calibration` (``k_region``, ``k_mean``, ``level``, ``source``).
+        Overrides :func:`load_calibration` (``k_region``, ``k_mean``, optional
+        ``floor_region``/``floor_mean`` [log units, default 0], ``level``, ``source``).
 
     Returns
     -------
@@ -523,20 +532,26 @@ def interval_block(
     """
     cal = load_calibration(mode) if calibration is None else calibration
     k_r, k_m = float(cal["k_region"]), float(cal["k_mean"])
+    f_r, f_m = float(cal.get("floor_region", 0.0)), float(cal.get("floor_mean", 0.0))
     s_r = np.asarray(spread["region"], dtype=np.float64)
-    lo, hi = point * np.exp(-k_r * s_r), point * np.exp(k_r * s_r)
-    mean = float(np.mean(point))
     s_m = float(spread["mean"])
+    half_r = k_r * np.sqrt(s_r**2 + f_r**2)
+    half_m = k_m * math.sqrt(s_m**2 + f_m**2)
+    lo, hi = point * np.exp(-half_r), point * np.exp(half_r)
+    mean = float(np.mean(point))
     block = {
         "level": float(cal.get("level", 0.9)),
         "method": METHOD,
         "mode": mode,
         "k_region": k_r,
         "k_mean": k_m,
+        "floor_log_region": f_r,
+        "floor_log_mean": f_m,
         "calibration_source": str(cal.get("source", "")),
+        "calibration_budget": str(cal.get("budget", "")),
         "mean": mean,
-        "mean_lo": mean * math.exp(-k_m * s_m),
-        "mean_hi": mean * math.exp(k_m * s_m),
+        "mean_lo": mean * math.exp(-half_m),
+        "mean_hi": mean * math.exp(half_m),
         "spread_log_mean": s_m,
         "spread_log_region": s_r.tolist(),
     }

@@ -107,6 +107,10 @@ def _row(i: int, design: str, fc: float, score_mean: float, covered: bool) -> di
         "fc_stratum": cal_fc(fc),
         "score_mean": score_mean,
         "score_region": np.full(n, score_mean),
+        "floor_score_mean": score_mean,
+        "floor_score_region": np.full(n, score_mean),
+        "mean_lo": math.exp(-0.1),
+        "mean_hi": math.exp(0.1),
         "covered_mean_shipped": covered,
         "covered_region_shipped": [covered] * n,
         "spread_log_mean": 0.1,
@@ -142,7 +146,8 @@ def test_summarise_and_acceptance(cal):
     assert ov["flag"]["poor_flagged_share"] == 1.0 and ov["flag"]["good_flagged_share"] == 0.0
     assert s["flag_by_reason"]["weak"]["poor_flagged_share"] == 1.0
     assert s["suggested_thresholds"]["cost_ratio"]["meets_targets"]
-    assert s["calibrated_k_all_truths"]["k_mean"] == 9.0  # 19th of 20 sorted scores
+    assert s["calibrated_all_truths"]["floor_mean"] == 9.0  # 19th of 20 sorted scores
+    assert s["calibrated_all_truths"]["k"] == pytest.approx(1.6448536)
     acc = cal.acceptance(s)
     assert acc["coverage_shipped"] and acc["recovery_fc_ge_0.1"] and acc["flag"]
     assert acc["coverage_loo"]
@@ -184,3 +189,14 @@ def test_parse_vary(cal):
     assert cal.parse_vary("n-dup=1,3") == ("n_dup", [1.0, 3.0])
     with pytest.raises(SystemExit):
         cal.parse_vary("seed=1,2")
+
+
+def test_floor_scores_are_the_floor_that_just_covers(cal):
+    err = np.array([0.5, 0.1, 0.0, 0.3])
+    spread = np.array([0.1, 0.2, 0.0, 0.0])
+    f = cal.floor_scores(err, spread, k=2.0)
+    # covered by the spread alone (0.1 / 2 < 0.2; 0 error) -> 0; otherwise the exact floor
+    np.testing.assert_allclose(f, [math.sqrt(0.25**2 - 0.01), 0.0, 0.0, 0.15])
+    half = 2.0 * np.sqrt(spread**2 + f**2)
+    np.testing.assert_allclose(np.maximum(half, err), half)  # each interval reaches its error
+    assert np.all(2.0 * np.sqrt(spread**2 + (f - 1e-6).clip(0) ** 2)[f > 0] < err[f > 0])

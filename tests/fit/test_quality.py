@@ -24,8 +24,9 @@ GOOD = {
     "test_total": 0.6,
     "self_floor_total": 0.5,
     "gate_rejected_fraction": 0.1,
-    "interval_ratio_mean": 1.2,
-    "empirical_mean_fc": 0.3,
+    "interval_ratio_mean": 2.1,
+    "spread_ratio_mean": 1.2,
+    "empirical_mean_fc": 0.05,
     "test_fallback": False,
     "valid_test_duplicates": 3,
     "n_dup": 3,
@@ -42,8 +43,7 @@ def test_a_good_fit_is_not_flagged() -> None:
     [
         ("test_total", 0.5 + q.COST_FLOOR_MARGIN + 0.01, "cost_above_floor"),
         ("gate_rejected_fraction", q.GATE_REJECTED_MAX + 0.01, "gate_rejected_most"),
-        ("interval_ratio_mean", q.INTERVAL_RATIO_MAX + 0.01, "interval_wide"),
-        ("empirical_mean_fc", q.WEAK_FC_MEAN - 0.01, "weak_coupling"),
+        ("spread_ratio_mean", q.INTERVAL_RATIO_MAX + 0.01, "interval_wide"),
         ("test_fallback", True, "test_fallback"),
         ("valid_test_duplicates", 2, "few_valid_duplicates"),
     ],
@@ -113,6 +113,11 @@ def fitted(tmp_path_factory) -> Path:
     return out
 
 
+def bm_fc_below(bad: dict, good: dict) -> bool:
+    """Noise FC is weaker than model-made FC; the mean FC is recorded, not a reason by itself."""
+    return bad["metrics"]["empirical_mean_fc"] < good["metrics"]["empirical_mean_fc"]
+
+
 def _verdict(d: Path) -> dict:
     return json.loads((d / "run.json").read_text())["fit_quality"]
 
@@ -121,7 +126,7 @@ def test_cost_floor_flags_noise_but_not_a_model_made_subject(fitted: Path) -> No
     good, bad = _verdict(fitted / "model"), _verdict(fitted / "noise")
     assert "cost_above_floor" not in good["reasons"]
     assert "cost_above_floor" in bad["reasons"] and bad["flagged"]
-    assert "weak_coupling" in bad["reasons"] and "weak_coupling" not in good["reasons"]
+    assert bm_fc_below(bad, good)
     gm, bm = good["metrics"], bad["metrics"]
     # the model-made subject's test cost is close to the model's own floor; noise is far above it
     assert gm["test_total"] < gm["self_floor_total"] + q.COST_FLOOR_MARGIN

@@ -103,16 +103,29 @@ def test_interval_bounds_scale_with_k() -> None:
     assert wide[2]["mean_hi"] / wide[2]["mean_lo"] == pytest.approx(math.exp(0.3))
 
 
-def test_shipped_calibration_is_the_placeholder_for_both_modes() -> None:
+def test_shipped_calibration_is_measured_for_both_modes() -> None:
     data = json.loads((Path(unc.__file__).parent / "data" / "interval_calibration.json").read_text())
-    assert data["format_version"] == 1 and data["level"] == 0.9
+    assert data["format_version"] == 2 and data["level"] == 0.9
     for mode in ("euler", "surrogate"):
         cal = unc.load_calibration(mode)
-        assert cal["k_region"] > 0 and cal["k_mean"] > 0
-        if cal["source"] == "uncalibrated placeholder":
-            assert cal["k_region"] == cal["k_mean"] == pytest.approx(1.645)
+        # k is the normal two-sided 90 % factor; the floor is what the benchmark measured
+        assert cal["k_region"] == cal["k_mean"] == pytest.approx(1.6449, abs=1e-4)
+        assert 0.05 < cal["floor_mean"] < 1.0 and 0.05 < cal["floor_region"] < 1.0
+        assert cal["n_truths"] >= 30 and "bench/ei_calibration.py" in cal["source"]
     with pytest.raises(InvalidInputError, match="no calibration for mode 'other'"):
         unc.load_calibration("other")
+
+
+def test_floor_adds_in_quadrature() -> None:
+    point = np.array([2.0, 3.0])
+    spread = {"region": np.array([0.3, 0.0]), "mean": 0.0}
+    cal = {"k_region": 2.0, "k_mean": 1.0, "floor_region": 0.4, "floor_mean": 0.2}
+    lo, hi, block = unc.interval_block(point, spread, "euler", cal)
+    # half-widths k * sqrt(s^2 + f^2): 2 * 0.5 = 1.0 and 2 * 0.4 = 0.8; the mean 1 * 0.2
+    np.testing.assert_allclose(np.log(hi / point), [1.0, 0.8])
+    np.testing.assert_allclose(np.log(point / lo), [1.0, 0.8])
+    assert block["mean_hi"] / block["mean_lo"] == pytest.approx(math.exp(0.4))
+    assert block["floor_log_region"] == 0.4 and block["spread_log_mean"] == 0.0
 
 
 @pytest.mark.parametrize(
@@ -121,6 +134,10 @@ def test_shipped_calibration_is_the_placeholder_for_both_modes() -> None:
         ("{not json", "unreadable calibration"),
         ('{"modes": {"euler": {"k_region": 0, "k_mean": 1}}}', "euler.k_region must be a positive"),
         ('{"modes": []}', "no calibration for mode 'euler'"),
+        (
+            '{"modes": {"euler": {"k_region": 1, "k_mean": 1, "floor_mean": -0.1}}}',
+            "euler.floor_mean must be a non-negative",
+        ),
     ],
 )
 def test_damaged_calibration_is_one_clear_error(monkeypatch, text, fragment) -> None:
@@ -214,8 +231,9 @@ def test_tiny_fit_brackets_every_estimate(euler_fit: Path) -> None:
         assert block["mean_lo"] < block["mean"] < block["mean_hi"]
         assert block["level"] == 0.9 and block["method"] == unc.METHOD and block["mode"] == "euler"
         k = block["k_region"]
+        s_r, f_r = np.array(block["spread_log_region"]), block["floor_log_region"]
         np.testing.assert_allclose(
-            np.log(ei["EI_ratio_hi"] / ei["EI_ratio"]), k * np.array(block["spread_log_region"])
+            np.log(ei["EI_ratio_hi"] / ei["EI_ratio"]), k * np.sqrt(s_r**2 + f_r**2)
         )
         m = run["fit_quality"]["metrics"]
         assert m["profile_points"] >= 1 and m["self_floor_total"] > 0
