@@ -60,11 +60,8 @@ points x 3 duplicates = 39 simulations at ``dt_val``. Euler mode: the fit simula
 30,000 (train) + 300 (val) + 15 x 10 (test, in ``dt_val``-step equivalents) = 30,450, so the
 profile adds 0.13 %. Surrogate mode, where training is network inference: validation 900 + test
 150 equivalents = 1,050 simulations, the profile adds 3.7 % of the simulated work (less of the
-wall time, which includes the network's train stage). Both are far below the 2x budget. Measured
-on a small fit (two DK68 subjects in one lockstep group, 12 generations x 16 candidates, 28.8-s
-scans, all dt 0.006 s, 2 shared CPU cores), where the fixed-size profile weighs much more than at
-the default budget: Euler mode train 21.2 s, validation 1.5 s, test 1.1 s, profile 1.2 s
-(+5 %); surrogate mode train 4.9 s, validation 4.9 s, test 1.2 s, profile 1.6 s (+14 %).
+wall time, which includes the network's train stage). Both are far below the 2x budget (stage
+wall times of a small fit: docs/science.md, "Measured checks").
 """
 
 from __future__ import annotations

@@ -53,11 +53,8 @@ power of two; 256 regions = 128 values per thread at 16 warps). Larger atlases u
 
 
 WARPS = {16: 2, 32: 2, 64: 4, 128: 4, 256: 16}
-"""Warps per program by padded region count. For 128 (N = 65..128, DK68) 4 warps beat 8 on an
-H100 at every batch size measured: 1.25x (15 simulations, dt 0.0005 s), 1.4x (300) and 1.5x
-(3000) faster, since a program of 128 threads leaves room for more programs per SM (the SC block
-in registers is the same size either way). Re-reading SC from memory every step instead of
-holding it in registers was slower (1.2-2.2x) at every setting tried."""
+"""Warps per program by padded region count (chosen by measurement on an H100: docs/science.md,
+"Measured checks"; a program of 128 threads leaves room for more programs per SM)."""
 
 
 def interpreted() -> bool:

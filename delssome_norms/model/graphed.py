@@ -50,8 +50,8 @@ MAX_BLOCK_STEPS = 640
 """Upper bound on the steps per captured block.
 
 A captured block holds ~60 kernels per step, so a long block makes a graph of hundreds of thousands
-of nodes whose capture and instantiation cost more than the launches they save. The measured H100
-throughput (3.9e8 region-steps/s at 3000 simulations) used blocks of 288 steps.
+of nodes whose capture and instantiation cost more than the launches they save (the block
+length used in measurements: docs/science.md, "Measured checks").
 """
 
 

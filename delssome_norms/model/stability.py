@@ -20,11 +20,8 @@ and ``J = J_NMDA``. The inhibitory block is diagonal and fast (tau_I = 10 ms), s
 a real eigenvalue of the full system crosses zero exactly when one of ``M`` does. The largest
 eigenvalue of ``M`` [1/s] is the stability margin used here: negative means stable.
 
-Measured on 300 train candidates of 10 synthetic subjects (144-s simulations, dt 0.005 s, 2 noise
-duplicates): every candidate whose simulated r_E stayed in 2.7-3.3 Hz in all regions had a margin
-<= -0.16 /s; of the 240 that left the band, 233 had a positive margin (the other 7: margins -0.22
-... -0.01 /s, noise-driven escapes near the bifurcation); the margin's sign agreed with that of the
-full 2N x 2N Jacobian's largest real part for all 300.
+How well the margin's sign predicts escape from the FIC regime in simulation is measured on
+synthetic fits (figures: docs/science.md, "Measured checks").
 
 Written here because no library computes it: it is this model's algebra, vectorised over
 parameter sets (one batched ``eigvalsh`` or Cholesky factorisation).

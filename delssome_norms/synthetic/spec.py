@@ -140,9 +140,9 @@ class CohortSpec:
         Women's regional-mean E/I minus men's (E/I units).
     female_sd_ratio : float
         Women's person-level wEI spread over men's. The effects are meant to show in the *reported*
-        table, as the paper's did in its estimates: the estimation error (shared CV 8.5 %) is larger
-        than the true between-person spread and dilutes the ratio, so 1.4 in the truth reports as
-        about 1.08 (``bench/reference_effects.py``).
+        table, as the paper's did in its estimates: the estimation error (:data:`NOISE_GLOBAL_CV`)
+        is larger than the true between-person spread and dilutes the ratio in the reported
+        table (``bench/reference_effects.py`` measures what it reports as).
     person_sd : float
         Men's person-level SD of the wEI intercept.
     gradient_slope : float
