@@ -59,7 +59,7 @@ def test_collect_carries_intervals_flags_and_reads_older_results(tmp_path: Path,
     run = json.loads((flagged / "run.json").read_text())
     interval = run["ei_interval"]
     run["fit_quality"] = {**run["fit_quality"], "flagged": True}
-    run["fit_quality"]["reasons"] = ["cost_above_floor", "interval_wide"]
+    run["fit_quality"]["reasons"] = ["cost_above_floor", "gate_rejected_most"]
     (flagged / "run.json").write_text(json.dumps(run))
     demo = tmp_path / "demo.csv"
     pd.DataFrame(
@@ -67,7 +67,7 @@ def test_collect_carries_intervals_flags_and_reads_older_results(tmp_path: Path,
     ).to_csv(demo, index=False)
     table_path = tmp_path / "cohort_ei.csv"
     capsys.readouterr()
-    with pytest.warns(InputWarning, match=r"1 of 2 subject\(s\).*sub-01 \(cost_above_floor;interval"):
+    with pytest.warns(InputWarning, match=r"1 of 2 subject\(s\).*sub-01 \(cost_above_floor;gate"):
         assert main(["collect", "--in-dir", str(tmp_path / "out"), "--demographics", str(demo),
                      "--out", str(table_path)]) == 0  # fmt: skip
     table = pd.read_csv(table_path).set_index("subject_id")
@@ -78,7 +78,7 @@ def test_collect_carries_intervals_flags_and_reads_older_results(tmp_path: Path,
     assert table.loc["sub-01", "ei_ratio_mean_hi"] == pytest.approx(interval["mean_hi"])
     assert table.loc["sub-01", "ei_ratio_mean_lo"] < table.loc["sub-01", "ei_ratio_mean"]
     assert table.loc["sub-01", "fit_flagged"]
-    assert table.loc["sub-01", "fit_flag_reasons"] == "cost_above_floor;interval_wide"
+    assert table.loc["sub-01", "fit_flag_reasons"] == "cost_above_floor;gate_rejected_most"
 
 
 @pytest.fixture(scope="module")
@@ -89,13 +89,13 @@ def flagged_table(tmp_path_factory) -> Path:
     cohort["fit_flagged"] = False
     cohort["fit_flag_reasons"] = ""
     cohort.loc[:4, "fit_flagged"] = True
-    cohort.loc[:4, "fit_flag_reasons"] = "interval_wide"
+    cohort.loc[:4, "fit_flag_reasons"] = "gate_rejected_most"
     cohort.to_csv(d / "table.csv", index=False)
     return d / "table.csv"
 
 
 def test_charts_fit_warns_about_flagged_people(flagged_table: Path, tmp_path: Path, capsys) -> None:
-    with pytest.warns(InputWarning, match=r"5 of 600 people.*p000 \(near-optimal parameter sets give"):
+    with pytest.warns(InputWarning, match=r"5 of 600 people.*p000 \(the gate rejected most"):
         main(["charts", "fit", "--table", str(flagged_table), "--out", str(tmp_path / "c")])
     assert "on 600 people" in capsys.readouterr().out
 
