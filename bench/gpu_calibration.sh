@@ -33,6 +33,7 @@ out="${OUT:-$root/bench/results}"
 mkdir -p "$out"
 py="${PYTHON:-python3}"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
+. "$root/bench/gpu_env.sh"  # carried run-time dependencies (.whl/site), if any
 dev="${DEVICE:-cuda}"
 work="${WORK_DIR:-$root/bench/results/ei_calibration_work}"
 n="${N_TRUTHS:-32}"

@@ -27,6 +27,7 @@ out="${OUT:-$root/bench/results/gpu}"
 mkdir -p "$out"
 tmp="$(mktemp -d)"
 py="${PYTHON:-python3}"
+. "$root/bench/gpu_env.sh"  # carried run-time dependencies (.whl/site), if any
 extra_path="${PYTHONPATH:-}"  # e.g. carried wheels; kept for the baseline run too
 export PYTHONUNBUFFERED=1 PYTHONPATH="$root${extra_path:+:$extra_path}"
 budget="${BUDGET_S:-335}"
@@ -55,7 +56,7 @@ $py - <<'PY'
 import importlib, torch
 print("torch", torch.__version__, "cuda", torch.cuda.is_available())
 missing = []
-for m in ("triton", "numpy", "scipy", "pandas", "cma", "tqdm", "safetensors", "matplotlib", "pytest"):
+for m in ("triton", "numpy", "scipy", "pandas", "cma", "sklearn", "tvb_data", "tqdm", "safetensors", "matplotlib", "pytest"):
     try:
         importlib.import_module(m)
     except Exception as exc:  # noqa: BLE001

@@ -10,6 +10,7 @@ cd "$root"
 out="${OUT:-$root/bench/results/gpu}"
 mkdir -p "$out/delssome_dk68"
 py="${PYTHON:-python3}"
+. "$root/bench/gpu_env.sh"  # carried run-time dependencies (.whl/site), if any
 export PYTHONUNBUFFERED=1
 data="$(mktemp -d)/surrogate_data"
 echo "=== surrogate generate on cuda ($(date +%T))"
