@@ -118,10 +118,29 @@ def empirical_statistics(
     return fisher_z_mean(fcs), mean_cdf(cdfs)
 
 
-def _split(paths: str | PathLike | Sequence[PathLike]) -> list[str]:
+def split_paths(paths: str | PathLike | Sequence[PathLike]) -> list[str]:
+    """Run files given as one ``;``-separated string or path, or as a list."""
     if isinstance(paths, (str, Path)):
         return [p.strip() for p in str(paths).split(";") if p.strip()]
     return [str(p) for p in paths]
+
+
+def template_sc(n_regions: int, source: str) -> tuple[np.ndarray, str]:
+    """The packaged DK68 template SC and its source label, for a subject with ``n_regions``.
+
+    Raises
+    ------
+    InvalidInputError
+        The template has another number of regions (``source`` names the input).
+    """
+    template = load_default_template()
+    if template.sc.shape[0] != n_regions:
+        raise InvalidInputError(
+            f"FC has {n_regions} regions but the default SC template has {template.sc.shape[0]}; "
+            "give an SC matrix for this atlas",
+            source,
+        )
+    return np.array(template.sc), template.source
 
 
 def load_subject(
@@ -177,7 +196,7 @@ def load_subject(
     if timeseries is not None:
         if fc is not None or fcd_cdf is not None:
             raise InvalidInputError("give either time series or FC + FCD-CDF, not both", subject_id)
-        paths = _split(timeseries)
+        paths = split_paths(timeseries)
         if not paths:
             raise InvalidInputError("no time-series file given", subject_id)
         need = min_frames(float(tr), fcd_window)
@@ -202,23 +221,15 @@ def load_subject(
     else:
         if fc is None or fcd_cdf is None:
             raise InvalidInputError("needs FC and FCD-CDF files, or time series", subject_id)
-        fc_arr = read_fc_runs(_split(fc), n_regions)
-        cdf_arr = read_fcd_cdf_runs(_split(fcd_cdf))
-        sources["fc"], sources["fcd_cdf"] = ";".join(_split(fc)), ";".join(_split(fcd_cdf))
+        fc_arr = read_fc_runs(split_paths(fc), n_regions)
+        cdf_arr = read_fcd_cdf_runs(split_paths(fcd_cdf))
+        sources["fc"], sources["fcd_cdf"] = ";".join(split_paths(fc)), ";".join(split_paths(fcd_cdf))
     if scan_length is None:
         raise InvalidInputError("the scan length (seconds) is required", subject_id)
     tr_f, scan_f = check_timing(tr, scan_length, subject_id)
     n = fc_arr.shape[0]
     if sc is None:
-        template = load_default_template()
-        if template.sc.shape[0] != n:
-            raise InvalidInputError(
-                f"FC has {n} regions but the default SC template has {template.sc.shape[0]}; "
-                "give an SC matrix for this atlas",
-                subject_id,
-            )
-        sc_arr = np.array(template.sc)
-        sources["sc"] = template.source
+        sc_arr, sources["sc"] = template_sc(n, subject_id)
     else:
         sc_arr = read_sc(sc, n)
         sources["sc"] = str(sc)

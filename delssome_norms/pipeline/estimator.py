@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from delssome_norms.datasets import DK68_REGIONS, load_default_template
+from delssome_norms.datasets import DK68_REGIONS
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.fit import CMAESSettings, FitSettings, check_mode
 from delssome_norms.fit.cohort import subject_finished
 from delssome_norms.fit.lockstep import GroupProgress, SubjectOutcome, estimate_ei
-from delssome_norms.fit.subject import SubjectInputs
+from delssome_norms.fit.subject import SubjectInputs, split_paths, template_sc
 from delssome_norms.io import (
     check_fc,
     check_fcd_cdf,
@@ -77,12 +77,6 @@ def _is_paths(value: Any) -> bool:
     )
 
 
-def _runs(value: Any) -> list[str]:
-    if isinstance(value, (str, Path)):
-        return [p.strip() for p in str(value).split(";") if p.strip()]
-    return [str(v) for v in value]
-
-
 def subject_from_arrays(
     subject_id: str,
     fc: np.ndarray | PathLike | Sequence[PathLike],
@@ -122,28 +116,21 @@ def subject_from_arrays(
     sid = check_subject_id(subject_id, "subject_id")
     sources: dict[str, str] = {}
     if _is_paths(fc):
-        fc_arr = read_fc_runs(_runs(fc))
-        sources["fc"] = ";".join(_runs(fc))
+        fc_arr = read_fc_runs(split_paths(fc))
+        sources["fc"] = ";".join(split_paths(fc))
     else:
         fc_arr = check_fc(fc)
         sources["fc"] = "array"
     n = fc_arr.shape[0]
     if _is_paths(fcd_cdf):
-        cdf_arr = read_fcd_cdf_runs(_runs(fcd_cdf))
-        sources["fcd_cdf"] = ";".join(_runs(fcd_cdf))
+        cdf_arr = read_fcd_cdf_runs(split_paths(fcd_cdf))
+        sources["fcd_cdf"] = ";".join(split_paths(fcd_cdf))
     else:
         cdf_arr = check_fcd_cdf(fcd_cdf)
         sources["fcd_cdf"] = "array"
     tr_f, scan_f = check_timing(tr, scan_length, "tr/scan_length")
     if sc is None:
-        template = load_default_template()
-        if template.sc.shape[0] != n:
-            raise InvalidInputError(
-                f"FC has {n} regions but the default SC template has {template.sc.shape[0]}; "
-                "give an SC matrix for this atlas",
-                "sc",
-            )
-        sc_arr, sources["sc"] = np.array(template.sc), template.source
+        sc_arr, sources["sc"] = template_sc(n, "sc")
     elif _is_paths(sc):
         sc_arr, sources["sc"] = read_sc(sc, n), str(sc)
     else:
