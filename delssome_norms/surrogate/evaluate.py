@@ -298,27 +298,8 @@ class DelssomeBackend:
     Stateless, so it pickles (the Dask executor ships it to workers).
     """
 
-    def check_available(self, weights: str | Path | None = None) -> None:
-        """See :func:`check_available`."""
-        check_available(weights)
-
-    def make_evaluator(
-        self,
-        fc_emp: np.ndarray,
-        fcd_cdf_emp: np.ndarray,
-        sc: np.ndarray,
-        timing: SimulationTiming,
-        n_dup: int = 3,
-        device: str = "cpu",
-        dtype: str = "float32",
-        engine: str = "auto",
-        *,
-        weights: str | Path | None = None,
-    ) -> SurrogateEvaluator:
-        """See :func:`make_surrogate_evaluator`."""
-        return make_surrogate_evaluator(
-            fc_emp, fcd_cdf_emp, sc, timing, n_dup, device, dtype, engine, weights=weights
-        )
+    check_available = staticmethod(check_available)
+    make_evaluator = staticmethod(make_surrogate_evaluator)
 
     def __repr__(self) -> str:
         return "delssome_norms.surrogate.SURROGATE_BACKEND"
