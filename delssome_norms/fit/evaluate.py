@@ -18,7 +18,7 @@ hand it down to :func:`make_evaluator`. Validation and test are always simulated
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -139,6 +139,22 @@ def _dtype(name: str | torch.dtype) -> torch.dtype:
     return table[name]
 
 
+def simulated_candidates(
+    losses: Losses, res: Any, rate_gate: tuple[float, float] | None = None
+) -> SimulatedCandidates:
+    """Host copies of a simulation's losses and time averages, with the r_E gate applied.
+
+    ``losses``: the three loss terms (B,); ``res``: the simulation result (``s_e``, ``s_i``,
+    ``r_e`` (B, D, N), ``valid`` (B, D)).
+    """
+    out = SimulatedCandidates(
+        *(t.detach().cpu().numpy().astype(np.float64) for t in losses),
+        *(t.detach().cpu().to(torch.float64).numpy() for t in (res.s_e, res.s_i, res.r_e)),
+        res.valid.detach().cpu().numpy(),
+    )
+    return out if rate_gate is None else apply_rate_gate(out, rate_gate)
+
+
 class EulerEvaluator:
     """Evaluate candidates of K subjects by Euler–Maruyama simulation in one batched call.
 
@@ -203,7 +219,8 @@ class EulerEvaluator:
         idx = subject_index.to(device)
         return fc[idx], cdf[idx]
 
-    def _sc_for(self, subject_index: Tensor) -> Tensor:
+    def sc_for(self, subject_index: Tensor) -> Tensor:
+        """Unscaled SC of each candidate's subject (the shared SC when there is one)."""
         return self.sc if self.sc.ndim == 2 else self.sc[subject_index]
 
     def simulate(
@@ -235,7 +252,7 @@ class EulerEvaluator:
         idx = torch.as_tensor(subject_index, dtype=torch.long)
         res = simulate(
             params,
-            self._sc_for(idx),
+            self.sc_for(idx),
             timing,
             n_dup=self.n_dup,
             seed=int(seed),
@@ -246,12 +263,7 @@ class EulerEvaluator:
         summ = summarize(res, timing)
         del res.bold
         losses = cost(summ, *self.empirical_for(idx, summ.fc.device))
-        out = SimulatedCandidates(
-            *(t.detach().cpu().numpy().astype(np.float64) for t in losses),
-            *(t.detach().cpu().to(torch.float64).numpy() for t in (res.s_e, res.s_i, res.r_e)),
-            res.valid.detach().cpu().numpy(),
-        )
-        return out if self.rate_gate is None else apply_rate_gate(out, self.rate_gate)
+        return simulated_candidates(losses, res, self.rate_gate)
 
     def __call__(self, params: PFICParams, subject_index: Tensor, *, seed: int) -> Losses | Scores:
         """Losses of candidates (the train-stage evaluator interface).

@@ -77,12 +77,7 @@ import torch
 
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.fit.cmaes import CMAESSearch
-from delssome_norms.fit.evaluate import (
-    EulerEvaluator,
-    SimulatedCandidates,
-    apply_rate_gate,
-    stack_params,
-)
+from delssome_norms.fit.evaluate import EulerEvaluator, simulated_candidates, stack_params
 from delssome_norms.fit.parameterisation import Parameterisation
 from delssome_norms.model import SimulationTiming, cost, simulate, summarize
 from delssome_norms.model.integrate import SimulationResult
@@ -303,10 +298,9 @@ def simulate_with_duplicates(
             "pair_l1": nan.copy(),
             "pair_ks": nan.copy(),
         }
-    sc = simulator.sc if simulator.sc.ndim == 2 else simulator.sc[idx]
     res = simulate(
         params,
-        sc,
+        simulator.sc_for(idx),
         timing,
         n_dup=simulator.n_dup,
         seed=int(seed),
@@ -352,13 +346,7 @@ def simulate_with_duplicates(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns are expected
             pair = np.nanmean(stacked, axis=0)
-    out = SimulatedCandidates(
-        *(x.detach().cpu().numpy().astype(np.float64) for x in mean_losses),
-        *(x.detach().cpu().to(torch.float64).numpy() for x in (res.s_e, res.s_i, res.r_e)),
-        res.valid.detach().cpu().numpy(),
-    )
-    if simulator.rate_gate is not None:
-        out = apply_rate_gate(out, simulator.rate_gate)
+    out = simulated_candidates(mean_losses, res, simulator.rate_gate)
     dup_total = dup_losses.total.detach().cpu().numpy().astype(np.float64).reshape(b, d)
     dup_total = np.where(out.valid, dup_total, np.nan)
     return {
