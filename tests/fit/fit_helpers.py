@@ -126,6 +126,25 @@ def write_manifest(
     return path
 
 
+def tiny_surrogate_weights(folder: Path) -> Path:
+    """Untrained (seed 0) DELSSOME weights for the tiny subjects, saved to ``folder``."""
+    from delssome_norms.model import scale_sc
+    from delssome_norms.surrogate.network import CostPredictor, SurrogateConfig
+    from delssome_norms.surrogate.pretrained import save_pretrained
+
+    config = SurrogateConfig(
+        n_regions=N_TINY, cdf_bins=10000, fcd_bins=10, d_model=16, n_heads=2, n_layers=1, d_ff=32,
+        d_subject=32,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    meta = {
+        "atlas": "tiny",
+        "timing": {"tr_range": [0.72, 0.72], "scan_length_range": [14.4, 14.4]},
+        "template": {"source": "tiny_sc"},
+    }
+    return save_pretrained(CostPredictor(config).eval(), folder, meta, scale_sc(tiny_sc()))
+
+
 def tiny_timing(tr: float = 0.72, scan: float = 14.4) -> SimulationTiming:
     return SimulationTiming(
         tr=tr, scan_length=scan, dt=0.01, burn_in=0.72, fcd_window=5, warmup_steps=50

@@ -11,15 +11,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
-from fit_helpers import N_TINY, tiny_cdf, tiny_fc, tiny_sc
+from fit_helpers import N_TINY, tiny_cdf, tiny_fc, tiny_sc, tiny_surrogate_weights
 
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.fit import CMAESSettings, FitSettings, fit_group
 from delssome_norms.fit import uncertainty as unc
 from delssome_norms.fit.parameterisation import Bounds, Parameterisation
 from delssome_norms.fit.subject import SubjectInputs
-from delssome_norms.model import scale_sc
 
 
 # ---- the spread ------------------------------------------------------------------------------
@@ -289,20 +287,7 @@ def test_interval_off_leaves_nan_bounds(tmp_path: Path) -> None:
 
 @pytest.fixture
 def weights(tmp_path: Path) -> Path:
-    from delssome_norms.surrogate.network import CostPredictor, SurrogateConfig
-    from delssome_norms.surrogate.pretrained import save_pretrained
-
-    config = SurrogateConfig(
-        n_regions=N_TINY, cdf_bins=10000, fcd_bins=10, d_model=16, n_heads=2, n_layers=1, d_ff=32,
-        d_subject=32,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    meta = {
-        "atlas": "tiny",
-        "timing": {"tr_range": [0.72, 0.72], "scan_length_range": [14.4, 14.4]},
-        "template": {"source": "tiny_sc"},
-    }
-    return save_pretrained(CostPredictor(config).eval(), tmp_path / "w", meta, scale_sc(tiny_sc()))
+    return tiny_surrogate_weights(tmp_path / "w")
 
 
 def test_surrogate_mode_lockstep_group_gets_intervals(tmp_path: Path, weights: Path) -> None:
