@@ -6,10 +6,13 @@ ranges, and a different construction) to span what a real cohort covers:
 
 * **both designs**, alternating: ``default`` truths are linear in the shipped z-scored myelin and
   gradient maps and are fitted with the default ``[1, myelin, gradient]`` design (10 coefficients,
-  the shipped maps: exactly representable); ``fc-gradient`` truths are linear in the shipped
-  gradient only and are fitted with ``maps="fc-gradient"`` (``[1, gradient]`` with the gradient
-  of the group-average FC of the fc-gradient truths, as ``cohort`` computes it), so their
-  regional pattern is only approximately representable, as with real data;
+  the shipped maps); ``gradient`` truths are linear in the shipped gradient only and are fitted
+  with the ``[1, gradient]`` design (7 coefficients; the design of ``--maps fc-gradient`` and of
+  other atlases) with that gradient handed to them as their own map (``--gradient-map own``,
+  default). Both are exactly representable, so what the benchmark measures is the fit, not a
+  wrong map. ``--gradient-map fc`` instead fits the gradient truths as ``--maps fc-gradient``
+  would, with the gradient of their cohort's FC, which on the template SC correlates only ~0.3
+  with their map: a misspecified fit, reported on its own (``ei_calibration_fcmap.json``);
 * **close to the FIC stability boundary and far from it**: every draw gets a target
   :func:`~delssome_norms.model.fic_stability_margin` (-0.6 ... -0.25, -1 ... -0.25 or
   -3.5 ... -1 /s) and its wEE level is shifted (bisection) until its fixed point has that margin;
@@ -43,8 +46,8 @@ Cost, in core-seconds of the fused CPU kernel (~5e7 region-steps/s per core): on
 simulation at dt 0.005 s is 0.14, at the test step 1.4. A truth costs, per mode: train (Euler:
 generations x popsize x n_dup simulations; surrogate: network inference), validation
 (generations x 1 (Euler) or 3 (surrogate) x n_dup), test (test_top_k x n_dup at the test step)
-and the profile (13 x n_dup). Surrogate mode at 30 x 100 with 3 duplicates and 5 tested: ~80
-core-s per truth.
+and the profile (13 x n_dup). Measured on 2 cores (16 truths per lockstep group): surrogate mode
+at 100 x 100 ~60 core-s per truth, Euler mode at 30 x 50 with 2 duplicates ~100 core-s.
 
 **Metrics** (per mode; overall and per stratum): median regional r (fitted vs true E/I), median
 |mean E/I error| [%], empirical coverage of the 90 % intervals for the mean and for regions
@@ -110,16 +113,16 @@ MARGIN_RANGES = {"edge": (-0.6, -0.25), "near": (-1.0, -0.25), "far": (-3.5, -1.
 """Target stability margins [1/s] of the three draw classes (above -0.25 most draws escape the
 FIC fixed point within a scan and leave the rate band)."""
 MIN_SCREEN_FC = 0.04
-DESIGNS = ("default", "fc-gradient")
+DESIGNS = ("default", "gradient")
 CPU_BUDGET = {
-    "euler": {"generations": 6, "popsize": 16, "n_dup": 2, "test_top_k": 2},
-    "surrogate": {"generations": 30},
+    "euler": {"generations": 30, "popsize": 50, "n_dup": 2, "test_top_k": 3},
+    "surrogate": {},
 }
-"""``--cpu-budget``: per-mode budget changes for a 2-core CPU shared with other work (with
-``--single-group --group-size 16``, 32 truths: surrogate 27 min, Euler 4 min, measured
-2026-12-04 while three other jobs shared the CPU): surrogate 30 x 100 with the fit's defaults
-otherwise (3 duplicates, 5 tested); Euler a small search, 6 x 16 with 2 duplicates and 2 tested.
-The fit's full budget needs a GPU (``bench/gpu_calibration.sh``)."""
+"""``--cpu-budget``: per-mode budget changes for a 2-core CPU (with ``--single-group --group-size
+16``, 32 truths, measured 2026-12-05 on an otherwise idle CPU: surrogate ~17 min, Euler 27 min):
+surrogate mode at the fit's default budget (100 x 100, 3 duplicates, 5 tested); Euler mode a
+reduced search, 30 x 50 with 2 duplicates and 3 tested (the default 100 x 100 x 3 needs ~2 h per
+truth here; ``bench/gpu_calibration.sh`` runs it on a GPU)."""
 QUICK_BUDGET = {"generations": 3, "popsize": 12, "n_dup": 1, "test_top_k": 2}
 
 # coefficient ranges in z-scored-map units: (level, gradient slope, myelin slope)
@@ -292,6 +295,26 @@ def boundary_stratum(margin: float) -> str:
     return "near" if margin > NEAR_MARGIN else "far"
 
 
+def level_tracking(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Does the fitted mean E/I follow the true one across truths?
+
+    ``level_r``: Pearson r of fitted and true mean E/I; ``level_slope``: least-squares slope of
+    fitted on true; ``constant_guess_err_pct``: median |error| [%] of the *same* guess for every
+    truth (the median true level, an oracle constant), the error a fit with no information on the
+    level would still reach on these truths.
+    """
+    nan = float("nan")
+    t = np.array([x["mean_ei_true"] for x in rows], float)
+    f = np.array([x["mean_ei_fit"] for x in rows], float)
+    if len(rows) < 3 or np.std(t) == 0 or np.std(f) == 0:
+        return {"level_r": nan, "level_slope": nan, "constant_guess_err_pct": nan}
+    return {
+        "level_r": float(np.corrcoef(t, f)[0, 1]),
+        "level_slope": float(np.polyfit(t, f, 1)[0]),
+        "constant_guess_err_pct": float(100 * np.median(np.abs(np.median(t) / t - 1))),
+    }
+
+
 def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Metrics of one mode's finished truths, overall and per stratum.
 
@@ -321,6 +344,7 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "median_r": float(np.nanmedian(r)) if len(sub) else float("nan"),
             "median_abs_mean_err_pct": float(np.median(np.abs(e))) if len(sub) else float("nan"),
             "median_mean_err_pct": float(np.median(e)) if len(sub) else float("nan"),
+            **level_tracking(sub),
         }
         if has_int and sub:
             out["coverage"] = {
@@ -456,6 +480,8 @@ class Truth:
     fc_mean: float
     subject: Any  # SyntheticSubject
     draw: dict[str, Any]
+    own_map: np.ndarray | None = None
+    """The gradient map a ``gradient``-design truth is linear in (None: the shipped gradient)."""
 
     @property
     def strata(self) -> dict[str, str]:
@@ -477,7 +503,7 @@ def truth_spaces():
     loose = Bounds(wEI=(0.0, 5.0))
     spaces = {
         "default": Parameterisation(design_matrix(g, my, warn=False), g, loose, myelin=my),
-        "fc-gradient": Parameterisation(design_matrix(g, warn=False), g, loose),
+        "gradient": Parameterisation(design_matrix(g, warn=False), g, loose),
     }
     return sc, spaces, (float(my.mean()), float(my.std()))
 
@@ -514,7 +540,7 @@ def draw_pool(
         z = np.zeros((4, 3))
         for row, ranges in enumerate((WEE_RANGE, WEI_RANGE, SIGMA_RANGE)):
             z[row] = [rng.uniform(lo, hi) for lo, hi in ranges]
-            if design == "fc-gradient":
+            if design == "gradient":
                 z[row, 2] = 0.0
         z[3, 0] = rng.uniform(*G_RANGE[boundary])
         target = float(rng.uniform(*MARGIN_RANGES[boundary]))
@@ -693,7 +719,8 @@ def _load_truths(folder: Path, args: argparse.Namespace, sc: np.ndarray):
                 sources={"synthetic": t["sources"]},
             )
             subj = SyntheticSubject(inputs, a["coeffs"], a["ei_ratio"], a["rate_e"])
-        truths.append(Truth(t["truth_id"], t["design"], t["margin"], t["fc_mean"], subj, t["draw"]))
+        design = "gradient" if t["design"] == "fc-gradient" else t["design"]  # name before 2026-12-05
+        truths.append(Truth(t["truth_id"], design, t["margin"], t["fc_mean"], subj, t["draw"]))
     log(f"truths: {len(truths)} loaded from {folder}")
     return truths, meta["stats"]
 
@@ -829,17 +856,18 @@ def model_fc_gradient(truths: Sequence[Truth]) -> np.ndarray:
 def make_truths(args: argparse.Namespace, work: Path) -> tuple[list[Truth], dict[str, Any]]:
     """Draw, screen, select and simulate the truths (or load them from ``work/truths``).
 
-    With ``--fc-truth-map hierarchy`` (default) the fc-gradient truths are linear in the shipped
-    (real-data) gradient, which the model's simulated FC on the template SC does not reproduce
-    (the cohort FC gradient correlates 0.04-0.34 with it; two halves of a cohort's FC gradients
-    0.76 with each other), so a ``[1, FC gradient]`` fit cannot represent their pattern (regional
-    r ~0.2-0.3): a test of the fc-gradient option when the E/I hierarchy is not the one FC shows.
-    With ``model`` they are replaced by new fc-gradient truths (ids continuing after the base set)
-    linear in the FC gradient of the base set's default-design truths, the hierarchy the model
-    itself produces, which the fit then estimates from their own cohort FC. Most such draws fail
-    the screening (default seed: 19 of 510 usable; 16 of the 17 wanted truths found, 14 with mean
-    FC < 0.1 and 13 far from the boundary), and their own cohort FC gradient correlates only 0.54
-    with that map; fits of this variant were not completed on the CPU.
+    With ``--fc-truth-map hierarchy`` (default) the gradient-design truths are linear in the
+    shipped (real-data) gradient. The model's simulated FC on the template SC does not reproduce
+    that hierarchy (the cohort FC gradient correlates 0.04-0.34 with it; two halves of a cohort's
+    FC gradients 0.76 with each other), so with ``--gradient-map fc`` a ``[1, FC gradient]`` fit
+    cannot represent their pattern (regional r ~0.3): a test of the fc-gradient option when the
+    E/I hierarchy is not the one FC shows. With ``model`` they are replaced by new gradient-design
+    truths (ids continuing after the base set) linear in the FC gradient of the base set's
+    default-design truths, the hierarchy the model itself produces (their own map for
+    ``--gradient-map own``). Most such draws fail the screening (default seed: 19 of 510 usable;
+    16 of the 17 wanted truths found, 14 with mean FC < 0.1 and 13 far from the boundary), and
+    their own cohort FC gradient correlates only 0.54 with that map; fits of this variant were not
+    completed on the CPU.
     """
     from delssome_norms.fit import Bounds, Parameterisation, design_matrix
 
@@ -868,8 +896,8 @@ def make_truths(args: argparse.Namespace, work: Path) -> tuple[list[Truth], dict
         space = Parameterisation(design_matrix(g, warn=False), g, Bounds(wEI=(0.0, 5.0)))
         new, mstats = _select_truths(
             n_fc,
-            ("fc-gradient",),
-            {"fc-gradient": space},
+            ("gradient",),
+            {"gradient": space},
             np.random.default_rng(args.seed + 1),
             len(chosen),
             args,
@@ -885,6 +913,8 @@ def make_truths(args: argparse.Namespace, work: Path) -> tuple[list[Truth], dict
         _save_truths(mfolder, {**cfg, "fc_truth_map": "model"}, mstats, new)
     else:
         new, mstats = extra
+    g = model_fc_gradient(base)
+    new = [replace(t, own_map=g) for t in new]
     return base + new, {"base": stats, "model_map": mstats}
 
 
@@ -935,32 +965,41 @@ def make_settings(args: argparse.Namespace, mode: str, design: str, budget: dict
         test_top_k=budget["test_top_k"],
         device=args.device,
         dtype=args.dtype,
-        maps="fc-gradient" if design == "fc-gradient" else "default",
+        maps="fc-gradient" if design == "gradient" and args.gradient_map == "fc" else "default",
         **({"searches": budget["searches"]} if "searches" in budget else {}),
     )
 
 
-def budget_tag(mode: str, budget: dict[str, int], scan_length: float, single_group: bool = False) -> str:
-    """Folder name of a mode's fits (a different budget or grouping gets a different folder)."""
+def budget_tag(
+    mode: str,
+    budget: dict[str, int],
+    scan_length: float,
+    single_group: bool = False,
+    gradient_map: str = "own",
+) -> str:
+    """Folder name of a mode's fits (a different budget, grouping or gradient map gets a
+    different folder)."""
     extra = "".join(f"_{k}{v}" for k, v in sorted(budget.items()) if k == "searches")
     return (
         f"{mode}_g{budget['generations']}p{budget['popsize']}d{budget['n_dup']}"
         f"k{budget['test_top_k']}{extra}_s{scan_length:g}{'_1g' if single_group else ''}"
+        f"{'_fcmap' if gradient_map == 'fc' else ''}"
     )
 
 
 def fc_gradient(truths: Sequence[Truth]) -> np.ndarray | None:
-    """Gradient of the group-average FC of the fc-gradient truths (what ``cohort`` would use)."""
+    """Gradient of the group-average FC of the gradient-design truths (what ``cohort`` would use
+    with ``--maps fc-gradient``)."""
     from delssome_norms.fit.lockstep import default_gradient
     from delssome_norms.io import fisher_z_mean
 
-    fcs = [t.subject.inputs.fc for t in truths if t.design == "fc-gradient"]
+    fcs = [t.subject.inputs.fc for t in truths if t.design == "gradient"]
     return default_gradient(fisher_z_mean(np.stack(fcs))) if fcs else None
 
 
 def _fc_gradient_r(truths: Sequence[Truth]) -> float | None:
-    """Correlation of the fc-gradient truths' cohort FC gradient with the shipped gradient (their
-    truths' map): how well the ``[1, gradient]`` fit can represent them."""
+    """Correlation of the gradient-design truths' cohort FC gradient with the shipped gradient
+    (their truths' map): how well a ``--gradient-map fc`` fit can represent them."""
     from delssome_norms.datasets import load_default_maps
 
     with warnings.catch_warnings():
@@ -981,26 +1020,33 @@ def fit_mode(
 ) -> dict[str, float]:
     """Fit every truth in ``mode``; returns wall seconds per lockstep group.
 
-    ``grad`` is the fc-gradient truths' cohort FC gradient (default: from ``truths``); pass the
-    whole set's when fitting a subset, so the subset's fits are those of the whole run.
+    ``grad`` is the gradient-design truths' cohort FC gradient (default: from ``truths``); pass
+    the whole set's when fitting a subset, so the subset's fits are those of the whole run.
 
-    Default: one ``fit_group`` call per design (``maps="fc-gradient"`` with the cohort FC
-    gradient for the fc-gradient truths), split into groups of at most K
+    ``--gradient-map own`` (default): a gradient-design truth is handed the map it is linear in as
+    its own gradient (no myelin), so it is fitted in the ``[1, gradient]`` space that contains it.
+    ``--gradient-map fc``: it is fitted as ``--maps fc-gradient`` would, with the cohort FC
+    gradient, which differs from its map (a misspecified fit; see :func:`make_truths`).
+
+    Default: one ``fit_group`` call per design, split into groups of at most K
     (:func:`~delssome_norms.fit.choose_group_size` or ``--group-size``). With ``--single-group``
-    the fc-gradient truths are handed that gradient as their own map (the same ``[1, gradient]``
-    space) so that all truths of the mode share lockstep groups: fewer sequential calls, which
-    is what a GPU needs.
+    all truths of the mode share lockstep groups (with ``--gradient-map fc`` the gradient-design
+    truths get the cohort FC gradient as their own map, the same space): fewer sequential calls,
+    which is what a GPU needs.
     """
+    from delssome_norms.datasets import load_default_maps
     from delssome_norms.fit import GroupProgress, choose_group_size, fit_group, plan_groups
 
     grad = fc_gradient(truths) if grad is None else grad
+    shipped = np.asarray(load_default_maps().gradient, dtype=np.float64)
+    own = args.gradient_map == "own"
     backend = None
     if mode == "surrogate":
         from delssome_norms.surrogate import SURROGATE_BACKEND
 
         backend = SURROGATE_BACKEND
     walls: dict[str, float] = {}
-    if args.single_group:
+    if args.single_group or own:
         parts = [("all", list(truths))]
     else:
         parts = [(d, [t for t in truths if t.design == d]) for d in DESIGNS]
@@ -1008,12 +1054,15 @@ def fit_mode(
         if not members:
             continue
         settings = make_settings(args, mode, "default" if design == "all" else design, budget)
-        subjects_all = [
-            replace(t.subject.inputs, gradient=grad)
-            if design == "all" and t.design == "fc-gradient"
-            else t.subject.inputs
-            for t in members
-        ]
+
+        def inputs_of(t: Truth, design=design):
+            if t.design != "gradient":
+                return t.subject.inputs
+            if own:
+                return replace(t.subject.inputs, gradient=shipped if t.own_map is None else t.own_map)
+            return replace(t.subject.inputs, gradient=grad) if design == "all" else t.subject.inputs
+
+        subjects_all = [inputs_of(t) for t in members]
         k = args.group_size or choose_group_size(
             subjects_all[0].n_regions,
             round(args.scan_length / TR),
@@ -1048,7 +1097,7 @@ def fit_mode(
                     subjects,
                     dirs,
                     settings,
-                    fallback_gradient=grad if design == "fc-gradient" else None,
+                    fallback_gradient=grad if design == "gradient" else None,
                     progress=prog,
                     surrogate=backend,
                 )
@@ -1129,13 +1178,16 @@ def truth_row(t: Truth, folder: Path) -> dict[str, Any]:
         )
     quality = _get(run, "fit_quality")
     if quality:
+        from delssome_norms.fit.quality import assess
+
+        metrics = quality.get("metrics") or {}
+        verdict = assess(metrics)  # today's rules on the stored metrics (fits are reused)
         row.update(
             {
-                "flagged": bool(quality.get("flagged")),
-                "flag_reasons": list(quality.get("reasons") or []),
-                "quality_metrics": {
-                    k: v for k, v in (quality.get("metrics") or {}).items() if np.isscalar(v)
-                },
+                "flagged": verdict["flagged"],
+                "flag_reasons": verdict["reasons"],
+                "flag_reasons_as_written": list(quality.get("reasons") or []),
+                "quality_metrics": {k: v for k, v in metrics.items() if np.isscalar(v)},
             }
         )
     fq = d / "fit_quality.csv"
@@ -1233,7 +1285,11 @@ def run_vary(
             else:
                 b[name] = int(v)
                 subset = truths[: args.vary_truths]
-            folder = work / "vary" / budget_tag(mode, b, sub_args.scan_length, args.single_group)
+            folder = (
+                work
+                / "vary"
+                / budget_tag(mode, b, sub_args.scan_length, args.single_group, args.gradient_map)
+            )
             t0 = time.perf_counter()
             fit_mode(sub_args, mode, subset, b, folder, grad)
             rows = [truth_row(t, folder) for t in subset]
@@ -1297,8 +1353,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--fc-truth-map",
         choices=("hierarchy", "model"),
         default="hierarchy",
-        help="map of the fc-gradient truths: the shipped hierarchy gradient (default) or the "
-        "model's own FC gradient (see make_truths)",
+        help="map of the gradient-design truths: the shipped hierarchy gradient (default) or "
+        "the model's own FC gradient (see make_truths)",
+    )
+    ap.add_argument(
+        "--gradient-map",
+        choices=("own", "fc"),
+        default="own",
+        help="gradient the gradient-design truths are fitted with: the map they are linear in "
+        "(default; the [1, gradient] design, exactly representable) or the cohort FC gradient "
+        "(--maps fc-gradient; misspecified when FC does not show their hierarchy)",
     )
     ap.add_argument("--modes", default="euler,surrogate")
     ap.add_argument("--generations", type=int, default=None)
@@ -1316,8 +1380,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--single-group",
         action="store_true",
-        help="both designs in the same lockstep groups (fc-gradient truths get the cohort FC "
-        "gradient as their own map; for a GPU)",
+        help="both designs in the same lockstep groups (with --gradient-map fc the "
+        "gradient-design truths get the cohort FC gradient as their own map; for a GPU)",
     )
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="float32", choices=("float32", "float64"))
@@ -1394,7 +1458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for mode in args.modes.split(","):
         budget = budget_for(args, mode)
         budgets[mode] = budget
-        folder = work / budget_tag(mode, budget, args.scan_length, args.single_group)
+        folder = work / budget_tag(mode, budget, args.scan_length, args.single_group, args.gradient_map)
         t0 = time.perf_counter()
         walls = fit_mode(args, mode, truths, budget, folder, cohort_grad)
         rows = [truth_row(t, folder) for t in truths]

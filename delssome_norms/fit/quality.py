@@ -25,6 +25,13 @@ empirical mean FC (``empirical_mean_fc``; weakly coupled truths were recovered a
 others) and the fit's own spread of the mean (``spread_ratio_mean``, hi / lo before the
 calibrated floor; it was as large for well-recovered truths as for poor ones, so it would flag
 good fits). Their uncertainty is what the calibrated interval covers.
+
+What the verdict cannot see: a wrong E/I *level*. Across the benchmark's truths the fitted mean
+E/I does not follow the true one (docs/science.md, "Measured checks"), so nothing a fit computes
+separates a level 30 % off from one 3 % off; that uncertainty is in every fit and is what the
+interval's calibrated floor reports. Nor can it see a wrong map: a ``[1, gradient]`` fit with a
+gradient unrelated to the true E/I hierarchy reaches the model's own cost floor while its pattern
+is wrong. The verdict is for fits the model does not reproduce and searches that went wrong.
 """
 
 from __future__ import annotations

@@ -101,6 +101,8 @@ def _row(i: int, design: str, fc: float, score_mean: float, covered: bool) -> di
         "truth_id": f"t{i}",
         "r": 0.95 if fc >= 0.1 else 0.2,
         "mean_err_pct": 5.0 if fc >= 0.1 else -50.0,
+        "mean_ei_true": 2.0 + 0.1 * i,
+        "mean_ei_fit": (2.0 + 0.1 * i) * (1.05 if fc >= 0.1 else 0.5),
         "fc_mean": fc,
         "design_stratum": design,
         "boundary_stratum": "near",
@@ -128,7 +130,7 @@ def cal_fc(fc: float) -> str:
 
 
 def test_summarise_and_acceptance(cal):
-    rows = [_row(i, "default" if i % 2 else "fc-gradient", 0.2, float(i + 1), i < 9) for i in range(10)]
+    rows = [_row(i, "default" if i % 2 else "gradient", 0.2, float(i + 1), i < 9) for i in range(10)]
     rows += [_row(10 + i, "default", 0.05, 0.5, True) for i in range(10)]
     rows.append({"status": "missing", "truth_id": "x"})
     s = cal.summarise(rows)
@@ -142,8 +144,11 @@ def test_summarise_and_acceptance(cal):
     assert ov["coverage"]["region_loo"] == pytest.approx(18 / 20)  # 70th of 76, same split
     assert ov["width_hi_over_lo"]["mean_shipped"] == pytest.approx(math.exp(0.2))
     assert s["fc_ge_0.1"]["median_r"] == 0.95 and s["fc_lt_0.1"]["median_abs_mean_err_pct"] == 50.0
-    assert s["strata"]["fc=weak"]["n"] == 10 and s["strata"]["design=fc-gradient"]["n"] == 5
+    assert s["strata"]["fc=weak"]["n"] == 10 and s["strata"]["design=gradient"]["n"] == 5
     assert ov["flag"]["poor_flagged_share"] == 1.0 and ov["flag"]["good_flagged_share"] == 0.0
+    # fitted level = 1.05 x true: tracks it exactly (r 1, slope 1.05)
+    assert s["fc_ge_0.1"]["level_r"] == pytest.approx(1.0)
+    assert s["fc_ge_0.1"]["level_slope"] == pytest.approx(1.05)
     assert s["flag_by_reason"]["weak"]["poor_flagged_share"] == 1.0
     assert s["suggested_thresholds"]["cost_ratio"]["meets_targets"]
     assert s["calibrated_all_truths"]["floor_mean"] == 9.0  # 19th of 20 sorted scores
@@ -183,6 +188,21 @@ def test_budget_resolution_order(cal):
     assert cal.budget_tag("euler", {**cal.budget_for(args, "euler"), "searches": 2}, 432.0, True) == (
         "euler_g3p9d3k5_searches2_s432_1g"
     )
+    assert cal.budget_tag("euler", cal.budget_for(args, "euler"), 864.0, False, "fc") == (
+        "euler_g3p9d3k5_s864_fcmap"
+    )
+
+
+def test_level_tracking_against_hand_values(cal):
+    true = [2.0, 3.0, 4.0]
+    rows = [{"mean_ei_true": t, "mean_ei_fit": f} for t, f in zip(true, [3.0, 3.0, 3.0 + 1e-9])]
+    lt = cal.level_tracking(rows)
+    assert lt["level_slope"] == pytest.approx(0.0, abs=1e-8)  # a constant guess does not track
+    # the oracle constant 3.0: errors 50 %, 0 %, 25 % -> median 25 %
+    assert lt["constant_guess_err_pct"] == pytest.approx(25.0)
+    rows = [{"mean_ei_true": t, "mean_ei_fit": 2 * t} for t in true]
+    assert cal.level_tracking(rows)["level_r"] == pytest.approx(1.0)
+    assert math.isnan(cal.level_tracking(rows[:2])["level_r"])
 
 
 def test_parse_vary(cal):
