@@ -891,8 +891,8 @@ def make_truths(args: argparse.Namespace, work: Path) -> tuple[list[Truth], dict
         return chosen, stats
     mfolder = work / "truths" / f"{key}-model-map"
     extra = _load_truths(mfolder, args, sc)
+    g = model_fc_gradient(base)
     if extra is None:
-        g = model_fc_gradient(base)
         space = Parameterisation(design_matrix(g, warn=False), g, Bounds(wEI=(0.0, 5.0)))
         new, mstats = _select_truths(
             n_fc,
@@ -913,7 +913,6 @@ def make_truths(args: argparse.Namespace, work: Path) -> tuple[list[Truth], dict
         _save_truths(mfolder, {**cfg, "fc_truth_map": "model"}, mstats, new)
     else:
         new, mstats = extra
-    g = model_fc_gradient(base)
     new = [replace(t, own_map=g) for t in new]
     return base + new, {"base": stats, "model_map": mstats}
 

@@ -35,6 +35,7 @@ from delssome_norms.model import (
     simulate,
     summarize,
 )
+from delssome_norms.model.integrate import SimulationResult
 
 MODES = ("euler", "surrogate")
 """Train-stage evaluators."""
@@ -223,6 +224,22 @@ class EulerEvaluator:
         """Unscaled SC of each candidate's subject (the shared SC when there is one)."""
         return self.sc if self.sc.ndim == 2 else self.sc[subject_index]
 
+    def run(
+        self, params: PFICParams, subject_index: Tensor, *, seed: int, timing: SimulationTiming
+    ) -> SimulationResult:
+        """The raw simulation (BOLD and time averages per duplicate) of candidates with this
+        evaluator's SC, duplicates, device, dtype and engine."""
+        return simulate(
+            params,
+            self.sc_for(subject_index),
+            timing,
+            n_dup=self.n_dup,
+            seed=int(seed),
+            device=self.device,
+            dtype=self.dtype,
+            engine=self.engine,
+        )
+
     def simulate(
         self,
         params: PFICParams,
@@ -250,16 +267,7 @@ class EulerEvaluator:
         """
         timing = self.timing if timing is None else timing
         idx = torch.as_tensor(subject_index, dtype=torch.long)
-        res = simulate(
-            params,
-            self.sc_for(idx),
-            timing,
-            n_dup=self.n_dup,
-            seed=int(seed),
-            device=self.device,
-            dtype=self.dtype,
-            engine=self.engine,
-        )
+        res = self.run(params, idx, seed=seed, timing=timing)
         summ = summarize(res, timing)
         del res.bold
         losses = cost(summ, *self.empirical_for(idx, summ.fc.device))

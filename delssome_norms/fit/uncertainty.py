@@ -79,7 +79,7 @@ from delssome_norms.errors import InvalidInputError
 from delssome_norms.fit.cmaes import CMAESSearch
 from delssome_norms.fit.evaluate import EulerEvaluator, simulated_candidates, stack_params
 from delssome_norms.fit.parameterisation import Parameterisation
-from delssome_norms.model import SimulationTiming, cost, simulate, summarize
+from delssome_norms.model import SimulationTiming, cost, summarize
 from delssome_norms.model.integrate import SimulationResult
 from delssome_norms.model.summary import Summary
 
@@ -298,16 +298,7 @@ def simulate_with_duplicates(
             "pair_l1": nan.copy(),
             "pair_ks": nan.copy(),
         }
-    res = simulate(
-        params,
-        simulator.sc_for(idx),
-        timing,
-        n_dup=simulator.n_dup,
-        seed=int(seed),
-        device=simulator.device,
-        dtype=simulator.dtype,
-        engine=simulator.engine,
-    )
+    res = simulator.run(params, idx, seed=seed, timing=timing)
     b, d, t, n = res.bold.shape
     flat = SimulationResult(
         bold=res.bold.reshape(b * d, 1, t, n),
