@@ -19,7 +19,7 @@ For HCP (T = 1200, w = 83, N = 68): ≈ 16 MB per simulation on the CPU path, �
 torch path. :func:`summarize` processes simulations in chunks sized so that this scratch memory
 stays below ``memory_budget`` (default 512 MiB): peak memory is about ``memory_budget`` plus the
 BOLD itself (``B D T N s`` bytes, 98 MB for one HCP generation of 300 simulations), whatever B.
-Only FCD blocks on or above the diagonal are computed (≈ 60 % of the ``W² P`` multiply-adds).
+Only FCD blocks on or above the diagonal are computed (≈ 56–61 % of the ``W² P`` multiply-adds).
 """
 
 from __future__ import annotations
@@ -215,12 +215,22 @@ def standardized_window_vectors(bold: Tensor, window: int, dtype: torch.dtype) -
     return out
 
 
+def fcd_block_rows(device: torch.device | str) -> int:
+    """Default FCD block height: 128 rows on CPU, 256 on accelerators.
+
+    On CPU (HCP: W = 1118 windows) 128-row blocks do 56 % of the full product instead of 61 % at
+    256, at the same matrix-multiply efficiency: the FCD histogram of a generation takes ~7 %
+    less time (64 rows: no further gain). Accelerators keep larger, better-occupied products.
+    """
+    return 128 if torch.device(device).type == "cpu" else 256
+
+
 def fcd_histogram(
     bold: Tensor,
     window: int,
     bins: int = FCD_BINS,
     dtype: torch.dtype = torch.float32,
-    block_rows: int = 256,
+    block_rows: int | None = None,
 ) -> Tensor:
     """Histogram of the strict upper triangle of each simulation's FCD matrix.
 
@@ -233,9 +243,10 @@ def fcd_histogram(
         Equal bins over (−1, 1).
     dtype : torch.dtype, default float32
         Precision of the window-vector correlations (the FCD matrix products).
-    block_rows : int, default 256
+    block_rows : int, optional
         Rows of the FCD matrix computed at once; only blocks on or above the diagonal are formed,
-        so about 60 % of the full ``W² P`` multiply-adds are done.
+        so ``1/2 + b / (2 W)`` of the full ``W² P`` multiply-adds are done. Default
+        :func:`fcd_block_rows` of the BOLD's device.
 
     Returns
     -------
@@ -244,6 +255,7 @@ def fcd_histogram(
         gives a NaN row.
     """
     S = bold.shape[0]
+    block_rows = block_rows or fcd_block_rows(bold.device)
     v = standardized_window_vectors(bold, window, dtype)  # (S, W, P)
     W = v.shape[1]
     lib = _cpu_kernel() if v.device.type == "cpu" else None

@@ -236,3 +236,73 @@ def test_cuda_graph_engine_matches_the_cuda_loop(small):
         np.linspace(0, 1, 10000),
     )
     assert torch.isfinite(loss.total).all()
+
+
+# Random123 known-answer vectors for Philox4x32-10: counter, key -> output
+PHILOX_KAT = (
+    ((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
+    ((0xFFFFFFFF,) * 4, (0xFFFFFFFF,) * 2, (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
+    (
+        (0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344),
+        (0xA4093822, 0x299F31D0),
+        (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1),
+    ),
+)
+
+
+def _philox16(lib, counter, key, generic: bool) -> np.ndarray:
+    import ctypes
+
+    out = np.empty((4, 16), dtype=np.uint32)
+    u32 = ctypes.c_uint32
+    lib.pfic_philox16(*(u32(c) for c in counter), *(u32(k) for k in key), ctypes.c_int32(generic),
+                      out.ctypes.data_as(ctypes.c_void_p))  # fmt: skip
+    return out
+
+
+def test_kernel_philox_matches_known_answers_in_every_code_path():
+    from delssome_norms.model import _kernel
+
+    if not _kernel.available():
+        pytest.skip("no C++ compiler for the fused kernel")
+    lib = _kernel.load()
+    for counter, key, want in PHILOX_KAT:
+        for generic in (True, False):  # lane 0 carries the counter as given
+            assert tuple(_philox16(lib, counter, key, generic)[:, 0]) == want
+    rng = np.random.default_rng(0)
+    for _ in range(50):  # the vectorised path (AVX-512/AVX2 where built) equals the reference loop
+        counter, key = rng.integers(0, 2**32, 4), rng.integers(0, 2**32, 2)
+        np.testing.assert_array_equal(
+            _philox16(lib, counter, key, False), _philox16(lib, counter, key, True)
+        )
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_kernel_results_do_not_depend_on_the_lane_width(small, monkeypatch, dtype):
+    from delssome_norms.model import _kernel
+
+    if not _kernel.available():
+        pytest.skip("no C++ compiler for the fused kernel")
+    sc, params = small
+    timing = SimulationTiming(
+        tr=0.72, scan_length=14.4, dt=0.01, burn_in=1.44, fcd_window=5, warmup_steps=50
+    )
+    outs = []
+    for width in _kernel.LANE_CHOICES[dtype]:
+        monkeypatch.setattr(_kernel, "lanes", lambda *a, w=width, **k: w)
+        res = simulate(params, sc, timing, n_dup=3, seed=4, engine="kernel", dtype=dtype)
+        outs.append((res.bold, res.s_e, res.s_i))
+    for other in outs[1:]:
+        for a, b in zip(outs[0], other):
+            torch.testing.assert_close(b, a, rtol=0, atol=0)
+
+
+def test_lane_width_fills_the_threads():
+    from delssome_norms.model._kernel import lanes
+
+    assert lanes(torch.float32, 300, 2) == 32  # 10 groups, 5 per thread
+    assert lanes(torch.float32, 96, 2) == 16  # 6 groups of 16 beat 3 of 32 (one thread idles)
+    assert lanes(torch.float32, 64, 1) == 32
+    assert lanes(torch.float64, 300, 2) == 16
+    assert lanes(torch.float64, 9, 2) == 8  # two groups: both threads work
+    assert lanes(torch.float32) == 16 and lanes(torch.float64) == 8

@@ -11,6 +11,9 @@
 #include <xmmintrin.h>
 #define HAVE_MXCSR 1
 #endif
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 #define INL static inline __attribute__((always_inline))
 
@@ -157,10 +160,17 @@ template <typename T> INL T frate(T x, T a, T b, T d) {
   return small ? ser / d : h;
 }
 
-// Philox4x32-10 (Salmon et al. 2011), L lanes at once (lane l uses counter word c2 = m0 + l)
+// Philox4x32-10 (Salmon et al. 2011), L lanes at once (lane l uses counter word c2 = m0 + l).
+// One round: (c0, c1, c2, c3) <- (hi(M1 c2) ^ c1 ^ k0, lo(M1 c2), hi(M0 c0) ^ c3 ^ k1, lo(M0 c0)).
+// The generic loop is the reference; the AVX-512/AVX2 paths compute the same bits with explicit
+// 32 x 32 -> 64-bit products of even and odd lanes (compilers widen the generic loop to 64-bit
+// lanes, which costs about twice as many instructions).
+constexpr uint32_t PHILOX_M0 = 0xD2511F53u, PHILOX_M1 = 0xCD9E8D57u;
+constexpr uint32_t PHILOX_W0 = 0x9E3779B9u, PHILOX_W1 = 0xBB67AE85u;
+
 template <int L>
-INL void philox_lanes(uint32_t c0i, uint32_t c1i, uint32_t m0, uint32_t c3i, uint32_t k0,
-                      uint32_t k1, uint32_t c0[L], uint32_t c1[L], uint32_t c2[L], uint32_t c3[L]) {
+INL void philox_generic(uint32_t c0i, uint32_t c1i, uint32_t m0, uint32_t c3i, uint32_t k0,
+                        uint32_t k1, uint32_t c0[L], uint32_t c1[L], uint32_t c2[L], uint32_t c3[L]) {
 #pragma omp simd
   for (int l = 0; l < L; ++l) {
     c0[l] = c0i;
@@ -171,8 +181,8 @@ INL void philox_lanes(uint32_t c0i, uint32_t c1i, uint32_t m0, uint32_t c3i, uin
   for (int r = 0; r < 10; ++r) {
 #pragma omp simd
     for (int l = 0; l < L; ++l) {
-      uint64_t p0 = (uint64_t)0xD2511F53u * c0[l];
-      uint64_t p1 = (uint64_t)0xCD9E8D57u * c2[l];
+      uint64_t p0 = (uint64_t)PHILOX_M0 * c0[l];
+      uint64_t p1 = (uint64_t)PHILOX_M1 * c2[l];
       uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1[l] ^ k0;
       uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3[l] ^ k1;
       c1[l] = (uint32_t)p1;
@@ -180,9 +190,91 @@ INL void philox_lanes(uint32_t c0i, uint32_t c1i, uint32_t m0, uint32_t c3i, uin
       c0[l] = n0;
       c2[l] = n2;
     }
-    k0 += 0x9E3779B9u;
-    k1 += 0xBB67AE85u;
+    k0 += PHILOX_W0;
+    k1 += PHILOX_W1;
   }
+}
+
+#if defined(__AVX512F__)
+INL void mulhilo16(__m512i a, __m512i m, __m512i &hi, __m512i &lo) {
+  const __m512i even = _mm512_mul_epu32(a, m);                          // lanes 0, 2, ...
+  const __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);   // lanes 1, 3, ...
+  hi = _mm512_mask_blend_epi32((__mmask16)0xAAAA, _mm512_srli_epi64(even, 32), odd);
+  lo = _mm512_mask_blend_epi32((__mmask16)0xAAAA, even, _mm512_slli_epi64(odd, 32));
+}
+INL void philox16(uint32_t c0i, uint32_t c1i, uint32_t m0, uint32_t c3i, uint32_t k0, uint32_t k1,
+                  uint32_t *c0, uint32_t *c1, uint32_t *c2, uint32_t *c3) {
+  const __m512i M0 = _mm512_set1_epi32((int)PHILOX_M0), M1 = _mm512_set1_epi32((int)PHILOX_M1);
+  __m512i x0 = _mm512_set1_epi32((int)c0i), x1 = _mm512_set1_epi32((int)c1i);
+  __m512i x2 = _mm512_add_epi32(_mm512_set1_epi32((int)m0),
+                                _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+  __m512i x3 = _mm512_set1_epi32((int)c3i);
+  for (int r = 0; r < 10; ++r) {
+    __m512i hi0, lo0, hi1, lo1;
+    mulhilo16(x0, M0, hi0, lo0);
+    mulhilo16(x2, M1, hi1, lo1);
+    x0 = _mm512_ternarylogic_epi32(hi1, x1, _mm512_set1_epi32((int)k0), 0x96);  // a ^ b ^ c
+    x2 = _mm512_ternarylogic_epi32(hi0, x3, _mm512_set1_epi32((int)k1), 0x96);
+    x1 = lo1;
+    x3 = lo0;
+    k0 += PHILOX_W0;
+    k1 += PHILOX_W1;
+  }
+  _mm512_storeu_si512((void *)c0, x0);
+  _mm512_storeu_si512((void *)c1, x1);
+  _mm512_storeu_si512((void *)c2, x2);
+  _mm512_storeu_si512((void *)c3, x3);
+}
+#endif
+#if defined(__AVX2__)
+INL void mulhilo8(__m256i a, __m256i m, __m256i &hi, __m256i &lo) {
+  const __m256i even = _mm256_mul_epu32(a, m);
+  const __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);
+  hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+  lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+}
+INL void philox8(uint32_t c0i, uint32_t c1i, uint32_t m0, uint32_t c3i, uint32_t k0, uint32_t k1,
+                 uint32_t *c0, uint32_t *c1, uint32_t *c2, uint32_t *c3) {
+  const __m256i M0 = _mm256_set1_epi32((int)PHILOX_M0), M1 = _mm256_set1_epi32((int)PHILOX_M1);
+  __m256i x0 = _mm256_set1_epi32((int)c0i), x1 = _mm256_set1_epi32((int)c1i);
+  __m256i x2 = _mm256_add_epi32(_mm256_set1_epi32((int)m0), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  __m256i x3 = _mm256_set1_epi32((int)c3i);
+  for (int r = 0; r < 10; ++r) {
+    __m256i hi0, lo0, hi1, lo1;
+    mulhilo8(x0, M0, hi0, lo0);
+    mulhilo8(x2, M1, hi1, lo1);
+    x0 = _mm256_xor_si256(_mm256_xor_si256(hi1, x1), _mm256_set1_epi32((int)k0));
+    x2 = _mm256_xor_si256(_mm256_xor_si256(hi0, x3), _mm256_set1_epi32((int)k1));
+    x1 = lo1;
+    x3 = lo0;
+    k0 += PHILOX_W0;
+    k1 += PHILOX_W1;
+  }
+  _mm256_storeu_si256((__m256i *)c0, x0);
+  _mm256_storeu_si256((__m256i *)c1, x1);
+  _mm256_storeu_si256((__m256i *)c2, x2);
+  _mm256_storeu_si256((__m256i *)c3, x3);
+}
+#endif
+
+template <int L>
+INL void philox_lanes(uint32_t c0i, uint32_t c1i, uint32_t m0, uint32_t c3i, uint32_t k0,
+                      uint32_t k1, uint32_t c0[L], uint32_t c1[L], uint32_t c2[L], uint32_t c3[L]) {
+#if defined(__AVX512F__)
+  if constexpr (L % 16 == 0) {
+    for (int b = 0; b < L; b += 16)
+      philox16(c0i, c1i, m0 + (uint32_t)b, c3i, k0, k1, c0 + b, c1 + b, c2 + b, c3 + b);
+    return;
+  }
+#endif
+#if defined(__AVX2__)
+  if constexpr (L % 8 == 0) {
+    for (int b = 0; b < L; b += 8)
+      philox8(c0i, c1i, m0 + (uint32_t)b, c3i, k0, k1, c0 + b, c1 + b, c2 + b, c3 + b);
+    return;
+  }
+#endif
+  philox_generic<L>(c0i, c1i, m0, c3i, k0, k1, c0, c1, c2, c3);
 }
 
 template <typename T> INL T bm_radius(uint32_t a) {
@@ -535,11 +627,32 @@ static void hist_upper(int64_t S, int64_t b, int64_t c, const T *block, int64_t 
 }
 
 extern "C" {
-int pfic_lanes_f32() { return 16; }
-int pfic_lanes_f64() { return 8; }
-int pfic_run_f32(const Args *a, const Consts *k) { return run<float, 16>(a, k); }
-int pfic_run_f64(const Args *a, const Consts *k) { return run<double, 8>(a, k); }
-int pfic_abi_version() { return 3; }
+// lanes: simulations per SIMD group (16 or 32 in float32; 8 or 16 in float64); -1 otherwise.
+// (8 float32 lanes would fill half a 512-bit register at twice the cost per simulation.)
+int pfic_run_f32(const Args *a, const Consts *k, int64_t lanes) {
+  switch (lanes) {
+    case 16: return run<float, 16>(a, k);
+    case 32: return run<float, 32>(a, k);
+    default: return -1;
+  }
+}
+int pfic_run_f64(const Args *a, const Consts *k, int64_t lanes) {
+  switch (lanes) {
+    case 8: return run<double, 8>(a, k);
+    case 16: return run<double, 16>(a, k);
+    default: return -1;
+  }
+}
+int pfic_abi_version() { return 4; }
+// Philox4x32-10 of 16 lanes (lane l: counter word c2 + l) for tests: out[word][lane];
+// generic != 0 runs the reference loop instead of the vectorised path
+void pfic_philox16(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1,
+                   int32_t generic, uint32_t *out) {
+  if (generic)
+    philox_generic<16>(c0, c1, c2, c3, k0, k1, out, out + 16, out + 32, out + 48);
+  else
+    philox_lanes<16>(c0, c1, c2, c3, k0, k1, out, out + 16, out + 32, out + 48);
+}
 void pfic_window_fc_f32(int64_t S, int64_t T, int64_t N, int64_t w, const float *x, float *out,
                         int64_t nt) { window_fc<float, float>(S, T, N, w, x, out, nt); }
 void pfic_window_fc_f64(int64_t S, int64_t T, int64_t N, int64_t w, const double *x, double *out,
