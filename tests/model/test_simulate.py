@@ -304,5 +304,35 @@ def test_lane_width_fills_the_threads():
     assert lanes(torch.float32, 96, 2) == 16  # 6 groups of 16 beat 3 of 32 (one thread idles)
     assert lanes(torch.float32, 64, 1) == 32
     assert lanes(torch.float64, 300, 2) == 16
-    assert lanes(torch.float64, 9, 2) == 8  # two groups: both threads work
+    assert lanes(torch.float64, 9, 2) == 16  # one group of 16 run by a team of 2 threads
+    assert lanes(torch.float64, 9, 2, n_regions=10) == 8  # too few regions for a team
     assert lanes(torch.float32) == 16 and lanes(torch.float64) == 8
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("teams", ["always", "probed"])
+def test_kernel_thread_teams_give_the_one_thread_results(monkeypatch, dtype, teams):
+    """A small batch on 2 threads runs as a team splitting the regions (always, or probed
+    against one thread per group block by block; blocks of an odd number of steps): every
+    number equals the one-thread run."""
+    from delssome_norms.model import _kernel
+    from delssome_norms.model.integrate import prepare_batch
+
+    if not _kernel.available():
+        pytest.skip("no C++ compiler for the fused kernel")
+    rng = np.random.default_rng(3)
+    N = 20  # >= 16: two members of >= 8 regions
+    sc = rng.random((N, N))
+    sc = scale_sc(sc + sc.T)
+    params = random_params(rng, 1, N, stable=True)
+    timing = SimulationTiming(
+        tr=0.72, scan_length=28.8, dt=0.01, burn_in=1.44, fcd_window=5, warmup_steps=10
+    )
+    assert _kernel._TeamChoice(1, 2, N).possible and not _kernel._TeamChoice(2, 2, N).possible
+    if teams == "always":
+        monkeypatch.setattr(_kernel._TeamChoice, "next_block", lambda self: self.possible)
+    p = prepare_batch(params, sc, timing.dt, 3, "cpu", dtype)
+    one = _kernel.run_kernel(p, timing, 9, chunk_steps=777, n_threads=1)
+    two = _kernel.run_kernel(p, timing, 9, chunk_steps=777, n_threads=2)
+    for a, b in zip(one, two):
+        torch.testing.assert_close(b, a, rtol=0, atol=0)

@@ -1,6 +1,7 @@
 // Fused CPU kernel of the pFIC model and Balloon-Windkessel BOLD (docs/science.md §2).
 // Built on first use by delssome_norms/model/_kernel.py (which defines the ctypes ABI);
 // the compiled library is cached under a key that includes this file's text.
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <cmath>
@@ -316,7 +317,7 @@ struct Consts {
 struct Args {
   int64_t n_groups, n_regions, n_sims;
   int64_t first_step, n_steps, warmup_steps, steps_per_tr, n_drop, n_frames, final_step;
-  int64_t shared_sc, n_threads;
+  int64_t shared_sc, n_threads, allow_team;
   uint64_t seed;
   const void *wee_j, *wei_j, *w_ie, *noise, *g_j, *sc;
   void *se, *si, *z, *f, *v, *q;
@@ -360,15 +361,18 @@ template <typename T> struct P_ {
   T kappa, gh, inv_tauh, inv_alpha, inv_rho, lomr;
 };
 
+// Regions r0 .. r1 - 1: S_E is read from se_in and written to se_out (the same array when one
+// thread runs the whole group; two buffers when a team splits the regions, see run_team).
 template <typename T, int L, bool REC>
-static void update(int64_t N, T *se, T *si, T *z, T *f, T *v, T *q, double *acc_se, double *acc_si,
-                   double *acc_re, const T *wee, const T *wei, const T *wie, const T *ns,
-                   const T *gj, const T *coup, const T *xe, const T *xi, const P_<T> &P) {
-  for (int64_t i = 0; i < N; ++i) {
+static void update(int64_t r0, int64_t r1, const T *se_in, T *se_out, T *si, T *z, T *f, T *v,
+                   T *q, double *acc_se, double *acc_si, double *acc_re, const T *wee,
+                   const T *wei, const T *wie, const T *ns, const T *gj, const T *coup,
+                   const T *xe, const T *xi, const P_<T> &P) {
+  for (int64_t i = r0; i < r1; ++i) {
     const int64_t o = i * L;
 #pragma omp simd
     for (int l = 0; l < L; ++l) {
-      T e_ = se[o + l], h_ = si[o + l];
+      T e_ = se_in[o + l], h_ = si[o + l];
       T ie = P.c_e0 + wee[o + l] * e_ + gj[l] * coup[o + l] - wie[o + l] * h_;
       T ii = P.c_i0 + wei[o + l] * e_ - h_;
       T re = frate(ie, P.aE, P.bE, P.dE);
@@ -377,7 +381,7 @@ static void update(int64_t N, T *se, T *si, T *z, T *f, T *v, T *q, double *acc_
       T di = -h_ * P.inv_tauI + ri;
       T en = e_ + P.dt * de + ns[o + l] * xe[o + l];
       T hn = h_ + P.dt * di + ns[o + l] * xi[o + l];
-      se[o + l] = en;
+      se_out[o + l] = en;
       si[o + l] = hn;
       if (REC) {
         T zz = z[o + l], ff = f[o + l], vv = v[o + l], qq = q[o + l];
@@ -398,8 +402,37 @@ static void update(int64_t N, T *se, T *si, T *z, T *f, T *v, T *q, double *acc_
   }
 }
 
+// Spin barrier of a team (threads sharing one group); sense is the phase counter.
+struct SpinBarrier {
+  std::atomic<int64_t> arrived{0}, phase{0};
+  int64_t n = 1;
+  void wait() {
+    const int64_t ph = phase.load(std::memory_order_acquire);
+    if (arrived.fetch_add(1, std::memory_order_acq_rel) == n - 1) {
+      arrived.store(0, std::memory_order_relaxed);
+      phase.store(ph + 1, std::memory_order_release);
+      return;
+    }
+    for (int64_t spins = 0; phase.load(std::memory_order_acquire) == ph; ++spins) {
+#if defined(__x86_64__)
+      _mm_pause();
+#endif
+      if (spins > 256) std::this_thread::yield();  // oversubscribed: let the others run
+    }
+  }
+};
+
+// A team of threads integrating one group, each its own regions r0 .. r1 - 1. S_E alternates
+// between the group's state and `spare` (every member reads all of S_E for the coupling), with
+// one barrier per step. Without a team (team == nullptr) one thread runs all regions in place.
+template <typename T> struct Team {
+  SpinBarrier barrier;
+  T *spare = nullptr;  // (N, L) second S_E buffer
+};
+
 template <typename T, int L>
-static void run_group(const Args &a, const Consts &k, int64_t g) {
+static void run_group(const Args &a, const Consts &k, int64_t g, int64_t r0, int64_t r1,
+                      Team<T> *team) {
   const int64_t N = a.n_regions;
   const int64_t GN = g * N * L;
   const T *wee = (const T *)a.wee_j + GN, *wei = (const T *)a.wei_j + GN;
@@ -432,45 +465,52 @@ static void run_group(const Args &a, const Consts &k, int64_t g) {
   P.lomr = T(k.log_one_minus_rho);
   const T k1 = T(k.k1), k2 = T(k.k2), k3 = T(k.k3), bscale = T(k.bold_scale);
   const uint32_t key0 = (uint32_t)a.seed, key1 = (uint32_t)(a.seed >> 32);
-  const int64_t n_quads = (2 * N + 3) / 4;
   const int64_t m0 = g * L;
+  // flattened (population, region) indices e of this member's noise: E regions r0 .. r1 - 1 are
+  // e = r0 .. r1 - 1, I regions are e = N + r0 .. N + r1 - 1 (one range for the whole group)
+  int64_t e_lo[2] = {r0, N + r0}, e_hi[2] = {r1, N + r1};
+  const int n_ranges = (r0 == 0 && r1 == N) ? 1 : 2;
+  if (n_ranges == 1) e_hi[0] = 2 * N;
+  T *se_in = se, *se_out = team ? team->spare : se;
 
   for (int64_t s = 0; s < a.n_steps; ++s) {
     const int64_t step = a.first_step + s;
     const bool rec = step >= a.warmup_steps;
     // ---- noise: xe (E population), xi (I population), layout [N][L]
     if (xi_ext) {
-      for (int64_t i = 0; i < N; ++i)
+      for (int64_t i = r0; i < r1; ++i)
         for (int l = 0; l < L; ++l) {
           int64_t m = m0 + l < a.n_sims ? m0 + l : a.n_sims - 1;
           xe[i * L + l] = xi_ext[((s * 2 + 0) * a.n_sims + m) * N + i];
           xi[i * L + l] = xi_ext[((s * 2 + 1) * a.n_sims + m) * N + i];
         }
     } else {
-      for (int64_t kq = 0; kq < n_quads; ++kq) {
-        T zz[4][L];
-        normals_lanes<T, L>((uint32_t)step, (uint32_t)kq, (uint32_t)m0, key0, key1, zz);
-        for (int c = 0; c < 4; ++c) {
-          int64_t e = kq * 4 + c;  // flattened (population, region)
-          if (e >= 2 * N) break;
-          T *dst = e < N ? xe + e * L : xi + (e - N) * L;
+      for (int rg = 0; rg < n_ranges; ++rg) {
+        for (int64_t kq = e_lo[rg] / 4; kq * 4 < e_hi[rg]; ++kq) {
+          T zz[4][L];
+          normals_lanes<T, L>((uint32_t)step, (uint32_t)kq, (uint32_t)m0, key0, key1, zz);
+          for (int c = 0; c < 4; ++c) {
+            int64_t e = kq * 4 + c;
+            if (e < e_lo[rg] || e >= e_hi[rg]) continue;
+            T *dst = e < N ? xe + e * L : xi + (e - N) * L;
 #pragma omp simd
-          for (int l = 0; l < L; ++l) dst[l] = zz[c][l];
+            for (int l = 0; l < L; ++l) dst[l] = zz[c][l];
+          }
         }
       }
     }
     // ---- coupling SC . S_E
-    int64_t i0 = 0;
-    for (; i0 + 8 <= N; i0 += 8) couple_rows<T, L, 8>(sc, N, i0, se, coup, a.shared_sc);
-    for (; i0 + 4 <= N; i0 += 4) couple_rows<T, L, 4>(sc, N, i0, se, coup, a.shared_sc);
-    for (; i0 < N; ++i0) couple_rows<T, L, 1>(sc, N, i0, se, coup, a.shared_sc);
+    int64_t i0 = r0;
+    for (; i0 + 8 <= r1; i0 += 8) couple_rows<T, L, 8>(sc, N, i0, se_in, coup, a.shared_sc);
+    for (; i0 + 4 <= r1; i0 += 4) couple_rows<T, L, 4>(sc, N, i0, se_in, coup, a.shared_sc);
+    for (; i0 < r1; ++i0) couple_rows<T, L, 1>(sc, N, i0, se_in, coup, a.shared_sc);
     // ---- neural + hemodynamic update
     if (rec)
-      update<T, L, true>(N, se, si, z, f, v, q, acc_se, acc_si, acc_re, wee, wei, wie, ns, gj, coup,
-                         xe, xi, P);
+      update<T, L, true>(r0, r1, se_in, se_out, si, z, f, v, q, acc_se, acc_si, acc_re, wee, wei,
+                         wie, ns, gj, coup, xe, xi, P);
     else
-      update<T, L, false>(N, se, si, z, f, v, q, acc_se, acc_si, acc_re, wee, wei, wie, ns, gj, coup,
-                          xe, xi, P);
+      update<T, L, false>(r0, r1, se_in, se_out, si, z, f, v, q, acc_se, acc_si, acc_re, wee, wei,
+                          wie, ns, gj, coup, xe, xi, P);
     if (rec) {
       const int64_t t = step - a.warmup_steps;
       int64_t frames[2];
@@ -481,7 +521,7 @@ static void run_group(const Args &a, const Consts &k, int64_t g) {
         int64_t fr = frames[w];
         if (fr < 0 || fr >= a.n_frames) continue;
         T *out = bold + fr * N * L;
-        for (int64_t i = 0; i < N; ++i) {
+        for (int64_t i = r0; i < r1; ++i) {
           const int64_t o = i * L;
 #pragma omp simd
           for (int l = 0; l < L; ++l) {
@@ -491,7 +531,14 @@ static void run_group(const Args &a, const Consts &k, int64_t g) {
         }
       }
     }
+    if (team) {  // everyone has read se_in for the coupling and written its part of se_out
+      team->barrier.wait();
+      T *tmp = se_in;
+      se_in = se_out;
+      se_out = tmp;
+    }
   }
+  if (team && se_in != se) std::memcpy(se + r0 * L, se_in + r0 * L, (r1 - r0) * L * sizeof(T));
   delete[] coup;
   delete[] xe;
   delete[] xi;
@@ -504,12 +551,44 @@ static void worker(const Args *a, const Consts *k, int64_t tid, int64_t n_worker
 #endif
   const int64_t per = (a->n_groups + n_workers - 1) / n_workers;
   const int64_t g0 = tid * per, g1 = g0 + per < a->n_groups ? g0 + per : a->n_groups;
-  for (int64_t g = g0; g < g1; ++g) run_group<T, L>(*a, *k, g);
+  for (int64_t g = g0; g < g1; ++g) run_group<T, L>(*a, *k, g, 0, a->n_regions, nullptr);
 }
 
 template <typename T, int L>
+static void team_member(const Args *a, const Consts *k, int64_t g, int64_t r0, int64_t r1,
+                        Team<T> *team) {
+#ifdef HAVE_MXCSR
+  _mm_setcsr(_mm_getcsr() | 0x8040);
+#endif
+  run_group<T, L>(*a, *k, g, r0, r1, team);
+}
+
+// Fewer groups than threads (small batches: a single subject's validation or test simulations)
+// and allow_team: each group is run by a team of n_threads / n_groups threads that split its
+// regions (at least 8 regions each), with one barrier per step. The arithmetic of every region
+// and lane, and the noise, are those of the one-thread path: results are identical, so the
+// caller may switch between the two per block of steps (it times both: on a busy machine a team
+// member waiting at the barrier for a descheduled partner makes teams slower, not faster).
+template <typename T, int L>
 static int run(const Args *a, const Consts *k) {
   int64_t n = a->n_threads < 1 ? 1 : a->n_threads;
+  const int64_t N = a->n_regions;
+  int64_t per_team = (a->allow_team && a->n_groups > 0) ? n / a->n_groups : 1;
+  if (per_team > N / 8) per_team = N / 8;
+  if (per_team >= 2) {
+    std::vector<Team<T>> teams(a->n_groups);
+    std::vector<T> spare(a->n_groups * N * L);
+    std::vector<std::thread> pool;
+    for (int64_t g = 0; g < a->n_groups; ++g) {
+      teams[g].barrier.n = per_team;
+      teams[g].spare = spare.data() + g * N * L;
+      for (int64_t m = 0; m < per_team; ++m)
+        pool.emplace_back(team_member<T, L>, a, k, g, N * m / per_team, N * (m + 1) / per_team,
+                          &teams[g]);
+    }
+    for (auto &th : pool) th.join();
+    return 0;
+  }
   if (n > a->n_groups) n = a->n_groups;
   std::vector<std::thread> pool;
   for (int64_t t = 0; t < n; ++t) pool.emplace_back(worker<T, L>, a, k, t, n);
