@@ -11,11 +11,16 @@ Layout and parallelism
     [group][region][lane], so the lane loop is SIMD across simulations and the SC coupling is a
     broadcast multiply-add (SC row entry x L simulations).
     Groups are split between ``torch.get_num_threads()`` worker threads; a group never waits for
-    another, so there is no per-step synchronisation.
+    another, so there is no per-step synchronisation. A batch with fewer groups than threads
+    (one subject's validation or test simulations) can instead run each group as a thread team
+    that splits its regions and meets at a barrier every step (:class:`_TeamChoice` times both
+    ways and keeps the faster); the results are the same bit for bit.
 Noise
     Philox4x32-10 (Salmon et al. 2011), counter = (step, quad of (population, region), simulation
-    index, constant), key = seed, then Box–Muller. The draws do not depend on the thread count or
-    block size, so results are reproducible for the same seed, dtype and batch shape.
+    index, constant), key = seed, then Box–Muller; the 32 x 32 → 64-bit products use explicit
+    AVX-512/AVX2 instructions where the build has them (checked against the reference loop and
+    the published known-answer vectors). The draws do not depend on the thread count, lane width
+    or block size, so results are reproducible for the same seed, dtype and batch shape.
 Maths
     exp, expm1, log and sin/cos are short Taylor/atanh series after range reduction (≤ 2 ulp in
     float32, ≤ 4 ulp in float64, IEEE behaviour for inf/NaN), so the compiler vectorises them
