@@ -62,8 +62,8 @@ reason, with thresholds of the quality metrics that would meet the targets. Trut
 truths (and ``k``) to ``delssome_norms/fit/data/interval_calibration.json``.
 
 ``--vary NAME=V1,V2`` refits the first ``--vary-truths`` truths with one setting changed
-(``searches``, ``n_dup``, ``test_top_k``, ``generations``, ``popsize``, ``scan_length``) and
-reports the level error per value (issue 22, item 3).
+(``searches``, ``n_dup``, ``test_top_k``, ``generations``, ``popsize``, ``scan_length``,
+``val_per_generation``) and reports the level error per value (issue 22, item 3).
 
 Writes ``bench/results/ei_calibration.json`` (every truth's row, summaries, settings, versions,
 wall times) and prints one summary line with PASS/FAIL per acceptance figure. ``--quick``: a smoke
@@ -965,7 +965,7 @@ def make_settings(args: argparse.Namespace, mode: str, design: str, budget: dict
         device=args.device,
         dtype=args.dtype,
         maps="fc-gradient" if design == "gradient" and args.gradient_map == "fc" else "default",
-        **({"searches": budget["searches"]} if "searches" in budget else {}),
+        **{k: budget[k] for k in ("searches", "val_per_generation") if k in budget},
     )
 
 
@@ -978,7 +978,8 @@ def budget_tag(
 ) -> str:
     """Folder name of a mode's fits (a different budget, grouping or gradient map gets a
     different folder)."""
-    extra = "".join(f"_{k}{v}" for k, v in sorted(budget.items()) if k == "searches")
+    tags = {"searches": "searches", "val_per_generation": "v"}
+    extra = "".join(f"_{tags[k]}{v}" for k, v in sorted(budget.items()) if k in tags)
     return (
         f"{mode}_g{budget['generations']}p{budget['popsize']}d{budget['n_dup']}"
         f"k{budget['test_top_k']}{extra}_s{scan_length:g}{'_1g' if single_group else ''}"
@@ -1239,7 +1240,15 @@ def write_calibration(
 # ------------------------------------------------------------------------------------------- #
 # --vary (issue 22 item 3)
 # ------------------------------------------------------------------------------------------- #
-VARY_NAMES = ("searches", "n_dup", "test_top_k", "generations", "popsize", "scan_length")
+VARY_NAMES = (
+    "searches",
+    "n_dup",
+    "test_top_k",
+    "generations",
+    "popsize",
+    "scan_length",
+    "val_per_generation",
+)
 
 
 def parse_vary(spec: str) -> tuple[str, list[float]]:

@@ -191,6 +191,10 @@ def test_budget_resolution_order(cal):
     assert cal.budget_tag("euler", cal.budget_for(args, "euler"), 864.0, False, "fc") == (
         "euler_g3p9d3k5_s864_fcmap"
     )
+    vary_val = {**cal.budget_for(args, "surrogate"), "val_per_generation": 1}
+    assert cal.budget_tag("surrogate", vary_val, 432.0, True) == "surrogate_g7p100d3k5_v1_s432_1g"
+    settings = cal.make_settings(args, "surrogate", "default", vary_val)
+    assert settings.val_per_generation == 1 and settings.searches == 1
 
 
 def test_level_tracking_against_hand_values(cal):
@@ -207,6 +211,7 @@ def test_level_tracking_against_hand_values(cal):
 
 def test_parse_vary(cal):
     assert cal.parse_vary("n-dup=1,3") == ("n_dup", [1.0, 3.0])
+    assert cal.parse_vary("val_per_generation=1") == ("val_per_generation", [1.0])
     with pytest.raises(SystemExit):
         cal.parse_vary("seed=1,2")
 
