@@ -282,17 +282,25 @@ def lanes(dtype: torch.dtype, n_sims: int | None = None, n_threads: int = 1, n_r
     key = torch.float32 if dtype == torch.float32 else torch.float64
     choices, cost = LANE_CHOICES[key], _LANE_COST[key]
     if n_sims is None:
-        return 16 if dtype == torch.float32 else 8
+        return choices[0]
     threads = max(1, int(n_threads))
 
     def wall(L: int) -> float:
         groups = -(-max(1, n_sims) // L)
-        team = min(threads // groups, n_regions // 8) if groups < threads else 1
+        team = _team_size(groups, threads, n_regions)
         if team >= 2:
             return L * cost[L] * 1.15 / team
         return -(-groups // threads) * L * cost[L]
 
     return min(reversed(choices), key=wall)
+
+
+def _team_size(n_groups: int, n_threads: int, n_regions: int) -> int:
+    """Threads per team when groups are run as teams (the rule of ``run`` in ``pfic_cpu.cpp``):
+    only with fewer groups than threads, at least 8 regions per member; < 2 means no teams."""
+    if n_groups >= n_threads:
+        return 1
+    return min(n_threads // max(n_groups, 1), n_regions // 8)
 
 
 class _TeamChoice:
@@ -307,7 +315,7 @@ class _TeamChoice:
     """
 
     def __init__(self, n_groups: int, n_threads: int, n_regions: int, reprobe: int = 16) -> None:
-        self.possible = n_groups < n_threads and min(n_threads // max(n_groups, 1), n_regions // 8) >= 2
+        self.possible = _team_size(n_groups, n_threads, n_regions) >= 2
         self.reprobe = reprobe
         self.block = 0
         self.time = {True: None, False: None}

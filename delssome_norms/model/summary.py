@@ -24,6 +24,7 @@ Only FCD blocks on or above the diagonal are computed (≈ 56–61 % of the ``W�
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -69,9 +70,7 @@ class FCDScratch:
 
     def take(self, name: str, shape: tuple[int, ...], dtype: torch.dtype, device) -> Tensor:
         """A contiguous tensor of ``shape`` backed by buffer ``name`` (grown when too small)."""
-        numel = 1
-        for n in shape:
-            numel *= n
+        numel = math.prod(shape)
         buf = self._buffers.get(name)
         dev = torch.device(device)
         if buf is None or buf.numel() < numel or buf.dtype != dtype or buf.device != dev:
@@ -236,7 +235,10 @@ def standardized_window_vectors(
     S, T, N = bold.shape
     x = bold.to(dtype).contiguous()
     shape = (S, T - window + 1, N * (N - 1) // 2)
-    out = scratch.take("v", shape, dtype, "cpu") if scratch else torch.empty(shape, dtype=dtype)
+    if scratch is not None:
+        out = scratch.take("v", shape, dtype, "cpu")
+    else:
+        out = torch.empty(shape, dtype=dtype)
     fn = lib.pfic_window_fc_f32 if dtype == torch.float32 else lib.pfic_window_fc_f64
     i64 = ctypes.c_int64
     fn(i64(S), i64(T), i64(N), i64(window), ctypes.c_void_p(x.data_ptr()),

@@ -362,7 +362,7 @@ template <typename T> struct P_ {
 };
 
 // Regions r0 .. r1 - 1: S_E is read from se_in and written to se_out (the same array when one
-// thread runs the whole group; two buffers when a team splits the regions, see run_team).
+// thread runs the whole group; two buffers when a team splits the regions, see run).
 template <typename T, int L, bool REC>
 static void update(int64_t r0, int64_t r1, const T *se_in, T *se_out, T *si, T *z, T *f, T *v,
                    T *q, double *acc_se, double *acc_si, double *acc_re, const T *wee,
@@ -544,11 +544,16 @@ static void run_group(const Args &a, const Consts &k, int64_t g, int64_t r0, int
   delete[] xi;
 }
 
+// Every kernel thread flushes denormals to zero: no slow paths in blown-up runs.
+INL void flush_denormals() {
+#ifdef HAVE_MXCSR
+  _mm_setcsr(_mm_getcsr() | 0x8040);
+#endif
+}
+
 template <typename T, int L>
 static void worker(const Args *a, const Consts *k, int64_t tid, int64_t n_workers) {
-#ifdef HAVE_MXCSR
-  _mm_setcsr(_mm_getcsr() | 0x8040);  // flush denormals to zero: no slow paths in blown-up runs
-#endif
+  flush_denormals();
   const int64_t per = (a->n_groups + n_workers - 1) / n_workers;
   const int64_t g0 = tid * per, g1 = g0 + per < a->n_groups ? g0 + per : a->n_groups;
   for (int64_t g = g0; g < g1; ++g) run_group<T, L>(*a, *k, g, 0, a->n_regions, nullptr);
@@ -557,9 +562,7 @@ static void worker(const Args *a, const Consts *k, int64_t tid, int64_t n_worker
 template <typename T, int L>
 static void team_member(const Args *a, const Consts *k, int64_t g, int64_t r0, int64_t r1,
                         Team<T> *team) {
-#ifdef HAVE_MXCSR
-  _mm_setcsr(_mm_getcsr() | 0x8040);
-#endif
+  flush_denormals();
   run_group<T, L>(*a, *k, g, r0, r1, team);
 }
 
