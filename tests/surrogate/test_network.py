@@ -152,3 +152,30 @@ def test_projected_forward_equals_explicit_g_sc(config_factory) -> None:
     fast = net.forward_projected(regional, g, net.project_sc(subjects.sc)[idx], emb[idx])
     torch.testing.assert_close(fast, explicit, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(net.score(subjects, regional, g, idx), explicit, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(("n_layers", "n_heads"), [(1, 1), (2, 2), (3, 4)])
+def test_inference_path_equals_the_encoder_module(config_factory, dtype, n_layers, n_heads) -> None:
+    """Without autograd, the summary token is computed by the written-out layers (last layer on
+    token 0 only, fused attention); it must equal torch's TransformerEncoder on every token path."""
+    cfg = config_factory(n_layers=n_layers, n_heads=n_heads, d_model=8)
+    torch.manual_seed(5)
+    net = CostPredictor(cfg).to(dtype).eval()
+    with torch.no_grad():  # non-trivial weights: random LayerNorm affine and biases
+        for p in net.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    x = torch.randn(13, cfg.n_regions + 1, cfg.d_model, dtype=dtype)
+    with torch.no_grad():
+        fast = net._summary_output(x)
+        module = net.encoder(x)[:, 0]
+    assert module.std() > 0.1  # not a degenerate comparison
+    tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 1e-12}
+    torch.testing.assert_close(fast, module, **tol)
+    subjects, regional, g, idx = _inputs(cfg, b=13)
+    subjects = subjects.to("cpu", dtype)
+    regional, g = regional.to(dtype), g.to(dtype)
+    with_grad = net.score(subjects, regional, g, idx)  # autograd on: the module path
+    with torch.no_grad():
+        without = net.score(subjects, regional, g, idx)
+    torch.testing.assert_close(without, with_grad.detach(), **tol)
