@@ -79,7 +79,7 @@ def main() -> int:
         meta, n_subjects, args.generations, None, args.subject_seed, args.quick
     )
     work = Path(args.work or tempfile.mkdtemp(prefix="delssome_bench_reproducibility_"))
-    subjects = held_out_subjects(gsettings, work / "subjects.npz")
+    subjects, _ = held_out_subjects(gsettings, work / "subjects.npz")
     ids = [s.subject_id for s in subjects]
     rows = []
     for n_search in args.searches:

@@ -186,14 +186,19 @@ def per_candidate_cost(subjects, regional, g, subj, timing, weights, repeats: in
 
 def held_out_subjects(
     settings: GenerateSettings, path: Path, rate_band: tuple[float, float] | None = FIC_RATE_BAND
-) -> list[SubjectInputs]:
+) -> tuple[list[SubjectInputs], np.ndarray | None]:
     """Simulate the held-out subjects once and keep them in ``path`` (a reused work folder then
     compares both modes on exactly the same inputs, even if the simulator changed meanwhile).
 
     With ``rate_band`` [Hz] every truth keeps each region's simulated r_E in the band (the FIC
     regime); a truth outside it is drawn again.
+
+    Returns the subjects and their true regional E/I, shape (K, N). A folder written before the
+    truth was stored gets it by drawing the subjects again; it is kept only when the redrawn
+    FC equals the stored one (otherwise None: the simulator changed since).
     """
     band = np.asarray(rate_band if rate_band is not None else (np.nan, np.nan), dtype=float)
+    stored_arrays: dict[str, np.ndarray] | None = None
     if path.is_file():
         with np.load(path, allow_pickle=False) as z:
             stored = z["rate_band"] if "rate_band" in z.files else np.array([np.nan, np.nan])
@@ -202,23 +207,12 @@ def held_out_subjects(
                     f"{path}: held-out subjects were drawn with r_E band {stored.tolist()}, not "
                     f"{band.tolist()}; use another --work folder"
                 )
-            return [
-                SubjectInputs(
-                    subject_id=str(z["ids"][i]),
-                    fc=z["fc"][i],
-                    fcd_cdf=z["fcd_cdf"][i],
-                    tr=float(z["tr"][i]),
-                    scan_length=float(z["scan_length"][i]),
-                    sc=z["sc"][i],
-                    gradient=z["gradient"][i],
-                    myelin=z["myelin"][i] if "myelin" in z else None,
-                    sources={"synthetic": "bench/surrogate.py held-out subject"},
-                )
-                for i in range(len(z["ids"]))
-            ]
+            stored_arrays = {k: z[k] for k in z.files}
+        if "ei_true" in stored_arrays:
+            return _subjects_from_arrays(stored_arrays), stored_arrays["ei_true"]
     template = load_default_template()
     myelin, gradient, _ = truth_maps(np.asarray(template.sc))
-    subjects, _, _ = synthetic_subjects(
+    subjects, _, _, ei_true = synthetic_subjects(
         settings,
         0,
         np.asarray(template.sc),
@@ -227,21 +221,44 @@ def held_out_subjects(
         rate_band=rate_band,
         myelin=myelin,
     )
-    write_arrays(
-        {
-            "rate_band": band,
-            "ids": np.array([s.subject_id for s in subjects]),
-            "fc": np.stack([s.fc for s in subjects]),
-            "fcd_cdf": np.stack([s.fcd_cdf for s in subjects]),
-            "tr": np.array([s.tr for s in subjects]),
-            "scan_length": np.array([s.scan_length for s in subjects]),
-            "sc": np.stack([s.sc for s in subjects]),
-            "gradient": np.stack([s.gradient for s in subjects]),
-            "myelin": np.stack([s.myelin for s in subjects]),
-        },
-        path,
-    )
-    return subjects
+    arrays = {
+        "rate_band": band,
+        "ids": np.array([s.subject_id for s in subjects]),
+        "fc": np.stack([s.fc for s in subjects]),
+        "fcd_cdf": np.stack([s.fcd_cdf for s in subjects]),
+        "tr": np.array([s.tr for s in subjects]),
+        "scan_length": np.array([s.scan_length for s in subjects]),
+        "sc": np.stack([s.sc for s in subjects]),
+        "gradient": np.stack([s.gradient for s in subjects]),
+        "myelin": np.stack([s.myelin for s in subjects]),
+        "ei_true": ei_true,
+    }
+    if stored_arrays is not None:  # an older folder: keep its subjects, add the truth if it is theirs
+        same = arrays["fc"].shape == stored_arrays["fc"].shape and np.allclose(
+            arrays["fc"], stored_arrays["fc"], rtol=0, atol=1e-6
+        )
+        if not same:
+            return _subjects_from_arrays(stored_arrays), None
+        arrays = {**stored_arrays, "ei_true": ei_true}
+    write_arrays(arrays, path)
+    return _subjects_from_arrays(arrays), ei_true
+
+
+def _subjects_from_arrays(z: dict[str, np.ndarray]) -> list[SubjectInputs]:
+    return [
+        SubjectInputs(
+            subject_id=str(z["ids"][i]),
+            fc=z["fc"][i],
+            fcd_cdf=z["fcd_cdf"][i],
+            tr=float(z["tr"][i]),
+            scan_length=float(z["scan_length"][i]),
+            sc=z["sc"][i],
+            gradient=z["gradient"][i],
+            myelin=z["myelin"][i] if "myelin" in z else None,
+            sources={"synthetic": "bench/surrogate.py held-out subject"},
+        )
+        for i in range(len(z["ids"]))
+    ]
 
 
 def bench_settings(
@@ -288,6 +305,42 @@ def bench_settings(
     return gsettings, fit_settings
 
 
+def truth_agreement(
+    ei_true: np.ndarray | None, ei_euler: list[np.ndarray], ei_surrogate: list[np.ndarray]
+) -> dict | None:
+    """How well each mode recovers the held-out truths, to read the between-mode r against.
+
+    Per subject: Pearson r across regions of each mode's E/I with the truth, the error of the
+    mean E/I [%], and the truth's regional coefficient of variation (a truth with little
+    regional spread bounds every r, between modes as well as against the truth).
+    """
+    if ei_true is None:
+        return None
+    out: dict = {"truth_regional_cv": [float(t.std() / t.mean()) for t in ei_true]}
+    for mode, fits in (("euler", ei_euler), ("surrogate", ei_surrogate)):
+        r = [float(np.corrcoef(t, f)[0, 1]) for t, f in zip(ei_true, fits)]
+        err = [float(100 * (f.mean() / t.mean() - 1)) for t, f in zip(ei_true, fits)]
+        out[mode] = {
+            "r": r,
+            "r_median": float(np.median(r)),
+            "mean_err_pct": err,
+            "abs_mean_err_pct_median": float(np.median(np.abs(err))),
+        }
+    return out
+
+
+def truth_summary(vs_truth: dict | None) -> str:
+    """One phrase for the summary line (empty without a stored truth)."""
+    if vs_truth is None:
+        return ""
+    e, s = vs_truth["euler"], vs_truth["surrogate"]
+    return (
+        f"[vs truth: r median {e['r_median']:.3f} Euler / {s['r_median']:.3f} surrogate, "
+        f"|mean err| median {e['abs_mean_err_pct_median']:.1f} / "
+        f"{s['abs_mean_err_pct_median']:.1f} %] "
+    )
+
+
 # ------------------------------------------------------------------------------ main
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -330,7 +383,7 @@ def main() -> int:
     work = Path(args.work or tempfile.mkdtemp(prefix="delssome_bench_surrogate_"))
     t0 = time.perf_counter()
     band = truth_rate_band(args)
-    subjects = held_out_subjects(gsettings, work / "subjects.npz", band)
+    subjects, ei_true = held_out_subjects(gsettings, work / "subjects.npz", band)
     t_subjects = time.perf_counter() - t0
 
     sur_settings = dataclasses.replace(
@@ -343,6 +396,7 @@ def main() -> int:
     test_e = np.array([euler["quality"][i].loc["test", "total_loss"] for i in ids])
     test_s = np.array([sur["quality"][i].loc["test", "total_loss"] for i in ids])
     ei_r = np.array([np.corrcoef(euler["ei"][i], sur["ei"][i])[0, 1] for i in ids])
+    vs_truth = truth_agreement(ei_true, [euler["ei"][i] for i in ids], [sur["ei"][i] for i in ids])
 
     regional, g, subj, gen, losses = euler_candidates(subjects, euler["dirs"], fit_settings)
     ev = SurrogateEvaluator(
@@ -436,6 +490,7 @@ def main() -> int:
             "test_cost_relative_difference_per_subject": (test_s / test_e - 1).tolist(),
             "ei_pearson_across_regions": ei_r.tolist(),
             "ei_pearson_median": float(np.median(ei_r)),
+            "ei_vs_truth": vs_truth,
             "stage_seconds": {
                 mode: {
                     i: json.loads((d / "run.json").read_text()).get("wall_time_s", {})
@@ -463,6 +518,7 @@ def main() -> int:
         f"{cost['ratio_wall']:.0f}x wall), end-to-end {per_subject_e / per_subject_s:.1f}x faster, "
         f"test cost {test_s.mean():.3f} vs {test_e.mean():.3f} (Euler), "
         f"E/I r min {ei_r.min():.3f} (median {np.median(ei_r):.3f}) "
+        f"{truth_summary(vs_truth)}"
         f"-> {'PASS' if result['passed'] else 'FAIL'} ({args.out})"
     )
     return 0

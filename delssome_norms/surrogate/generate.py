@@ -294,7 +294,7 @@ def synthetic_subjects(
     myelin: np.ndarray | None = None,
     prefix: str = "syn",
     rate_band: tuple[float, float] | None = None,
-) -> tuple[list[SubjectInputs], np.ndarray, np.ndarray]:
+) -> tuple[list[SubjectInputs], np.ndarray, np.ndarray, np.ndarray]:
     """The synthetic subjects of lockstep group ``group`` (deterministic in the settings' seed).
 
     Subject ``i`` is named ``<prefix>-<i:05d>``; its truth and scan depend only on
@@ -309,6 +309,8 @@ def synthetic_subjects(
         Their true wEE, wEI, sigma.
     true_g : ndarray of shape (K,)
         Their true G.
+    true_ei : ndarray of shape (K, N)
+        Their true time-averaged E/I ratio (the simulation their scan was drawn from).
     """
     first = group * settings.group_size
     ids = range(first, min(first + settings.group_size, settings.n_subjects))
@@ -343,8 +345,13 @@ def synthetic_subjects(
                 raise ValueError(f"{prefix}-{i:05d}: no truth in the r_E band {rate_band} Hz")
         subjects.append(syn.inputs)
         p = space.to_regional(coeffs[None])
-        truths.append((np.stack([p.wEE[0], p.wEI[0], p.sigma[0]], axis=-1), float(p.G[0])))
-    return subjects, np.stack([t[0] for t in truths]), np.array([t[1] for t in truths])
+        truths.append((np.stack([p.wEE[0], p.wEI[0], p.sigma[0]], axis=-1), float(p.G[0]), syn.ei_ratio))
+    return (
+        subjects,
+        np.stack([t[0] for t in truths]),
+        np.array([t[1] for t in truths]),
+        np.stack([t[2] for t in truths]),
+    )
 
 
 # ------------------------------------------------------------------------------ recording
@@ -646,7 +653,7 @@ def generate_dataset(
             report.groups_skipped.append(group)
             continue
         t0 = time.perf_counter()
-        subjects, true_regional, true_g = synthetic_subjects(
+        subjects, true_regional, true_g, _ = synthetic_subjects(
             settings, group, sc, gradient, myelin=myelin
         )
         bar = tqdm(

@@ -196,10 +196,12 @@ def test_synthetic_subjects_rate_band_redraws_truths_outside_it() -> None:
     sc = _small_sc()
     _, g, _ = truth_maps(sc)
     settings = quick_settings(n_subjects=2, group_size=2)
-    free, free_regional, _ = synthetic_subjects(settings, 0, sc, g)
-    wide, wide_regional, _ = synthetic_subjects(settings, 0, sc, g, rate_band=(0.0, 1e6))
+    free, free_regional, _, free_ei = synthetic_subjects(settings, 0, sc, g)
+    wide, wide_regional, _, wide_ei = synthetic_subjects(settings, 0, sc, g, rate_band=(0.0, 1e6))
     np.testing.assert_array_equal(free_regional, wide_regional)  # all pass: the same draws
     np.testing.assert_array_equal(free[1].fc, wide[1].fc)
+    np.testing.assert_array_equal(free_ei, wide_ei)
+    assert free_ei.shape == (2, sc.shape[0]) and np.all((free_ei > 0) & np.isfinite(free_ei))
     with pytest.raises(ValueError, match="r_E band"):  # no truth sits at 10-11 Hz
         synthetic_subjects(settings, 0, sc, g, max_tries=2, rate_band=(10.0, 11.0))
 

@@ -1,0 +1,45 @@
+"""``bench/surrogate.py``: fit-vs-truth agreement of the two modes, on constructed numbers."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+@pytest.fixture(scope="module")
+def bench_surrogate():
+    sys.path.insert(0, str(BENCH))  # the script imports bench/_options.py as a sibling
+    try:
+        spec = importlib.util.spec_from_file_location("bench_surrogate", BENCH / "surrogate.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCH))
+    return module
+
+
+def test_truth_agreement_known_answers(bench_surrogate):
+    truth = np.array([[2.0, 3.0, 4.0, 5.0], [1.0, 1.0, 1.0, 5.0]])
+    euler = [1.1 * truth[0], truth[1] - 0.5]  # r 1, +10 %; r 1, mean 2 -> 1.5: -25 %
+    surrogate = [truth[0][::-1], 0.5 * truth[1]]  # reversed linear pattern: r = -1
+    out = bench_surrogate.truth_agreement(truth, euler, surrogate)
+    np.testing.assert_allclose(out["euler"]["r"], [1.0, 1.0])
+    np.testing.assert_allclose(out["euler"]["mean_err_pct"], [10.0, -25.0])
+    assert out["euler"]["abs_mean_err_pct_median"] == pytest.approx(17.5)
+    np.testing.assert_allclose(out["surrogate"]["r"], [-1.0, 1.0])
+    np.testing.assert_allclose(out["surrogate"]["mean_err_pct"], [0.0, -50.0], atol=1e-12)
+    # coefficient of variation: population sd / mean
+    np.testing.assert_allclose(out["truth_regional_cv"], [np.sqrt(1.25) / 3.5, np.sqrt(3.0) / 2.0])
+    assert "vs truth" in bench_surrogate.truth_summary(out)
+
+
+def test_truth_agreement_without_truth(bench_surrogate):
+    assert bench_surrogate.truth_agreement(None, [], []) is None
+    assert bench_surrogate.truth_summary(None) == ""
