@@ -1303,6 +1303,9 @@ def run_vary(
             rows = [truth_row(t, folder) for t in subset]
             done = [r for r in rows if r["status"] == "done"]
             e = np.array([r["mean_err_pct"] for r in done])
+            test = np.array([r["test_total_loss"] for r in done], dtype=float)  # None -> NaN
+            covered_mean = [bool(r["covered_mean_shipped"]) for r in done]
+            covered_region = [c for r in done for c in r["covered_region_shipped"]]
             out.append(
                 {
                     "mode": mode,
@@ -1314,6 +1317,10 @@ def run_vary(
                     "median_abs_mean_err_pct": float(np.median(np.abs(e))) if len(e) else None,
                     "median_mean_err_pct": float(np.median(e)) if len(e) else None,
                     "median_r": float(np.median([r["r"] for r in done])) if done else None,
+                    "test_total_loss": test.tolist(),
+                    "median_test_total_loss": float(np.nanmedian(test)) if len(test) else None,
+                    "coverage_mean_shipped": float(np.mean(covered_mean)) if done else None,
+                    "coverage_region_shipped": float(np.mean(covered_region)) if done else None,
                     "wall_s": round(time.perf_counter() - t0, 1),
                 }
             )

@@ -104,6 +104,7 @@ def run_fingerprint(
         settings_d.pop(key, None)
     if settings_d.get("interval") is True:  # the default; results written before it existed
         settings_d.pop("interval")
+    settings_d["val_per_generation"] = settings.val_per_generation_record()
     maps = None if subject.gradient is not None else fallback_gradient
     fp = {
         "subject_id": subject.subject_id,

@@ -54,9 +54,12 @@ class FitSettings:
         them give ``EI_ratio_sd``).
     val_per_generation : int, optional
         Best train candidates of every generation re-simulated in the validation stage. Default:
-        1 in Euler mode (the paper's protocol) and 3 in surrogate mode, where the network's ranking
-        is approximate (its held-out top-10 overlap: ``pretrained/README.md``) and validating its
-        three best per generation recovers candidates it misranks, for a few extra simulations.
+        1 in Euler mode (the paper's protocol) and 2 in surrogate mode, where the network's ranking
+        is approximate (its held-out top-10 overlap: ``pretrained/README.md``) and validating more
+        than its best per generation recovers candidates it misranks. 2 rather than 3: on the 32
+        truths of ``bench/ei_calibration.py`` the two gave the same test costs (paired median
+        difference -0.001) and level errors, and 2 costs a third less validation, the dominant
+        stage of a surrogate-mode fit (docs/science.md §9).
     searches : int, default 1
         Independent CMA-ES searches per subject (seeds derived from ``seed``), run in lockstep.
         Validation re-simulates the generation bests of every search and the test stage takes the
@@ -124,7 +127,7 @@ class FitSettings:
         default=None,
         metadata=_cli(
             "best train candidates per generation re-simulated in validation "
-            "(default 1 in euler mode, 3 in surrogate mode)",
+            "(default 1 in euler mode, 2 in surrogate mode)",
             type=int,
             group="simulation",
         ),
@@ -239,7 +242,21 @@ class FitSettings:
         """``val_per_generation`` with its mode-dependent default resolved."""
         if self.val_per_generation is not None:
             return self.val_per_generation
-        return 3 if self.mode == "surrogate" else 1
+        return 2 if self.mode == "surrogate" else 1
+
+    def val_per_generation_record(self) -> int | None:
+        """``val_per_generation`` as results and checkpoints record it.
+
+        A value given is recorded as given. The default is recorded as None (how results of
+        earlier versions recorded their default) only where it is still that default, 1 in Euler
+        mode; the surrogate-mode default, 3 before and 2 now, is recorded as 2, so results and
+        checkpoints of the old protocol are not silently reused or continued with the new one.
+        """
+        if self.val_per_generation is not None:
+            return self.val_per_generation
+        legacy = 3 if self.mode == "surrogate" else 1
+        resolved = self.validated_per_generation
+        return None if resolved == legacy else resolved
 
     def timing(self, tr: float, scan_length: float, stage: str) -> SimulationTiming:
         """Simulation timing of ``stage`` ("train", "val" or "test") for a subject's TR/scan."""
@@ -267,15 +284,16 @@ class FitSettings:
         ``generations`` is left out so a search can be extended, and ``device``/``engine`` so an
         interrupted run can be continued elsewhere (the stored generations stay valid; only the
         numbers of the remaining ones depend on the device). ``val_per_generation`` is left out
-        when it is the default (None), ``searches`` when it is 1 and ``stability_gate`` when it is
-        off, so checkpoints written before they existed stay valid (with the gate off, as they
-        were run).
+        when it is the old default (:meth:`val_per_generation_record`), ``searches`` when it is 1
+        and ``stability_gate`` when it is off, so checkpoints written before they existed stay
+        valid (with the gate off, as they were run).
         """
         d = self.to_dict()
         d["cmaes"] = {k: v for k, v in d["cmaes"].items() if k != "generations"}
         for key in ("device", "engine"):
             d.pop(key)
-        if d["val_per_generation"] is None:  # the default; checkpoints written before it existed
+        d["val_per_generation"] = self.val_per_generation_record()
+        if d["val_per_generation"] is None:  # the old default; checkpoints written before it existed
             d.pop("val_per_generation")
         if d["searches"] == 1:  # likewise
             d.pop("searches")

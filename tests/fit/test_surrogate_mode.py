@@ -79,9 +79,9 @@ def test_train_stage_is_not_simulated(tmp_path: Path, weights: Path, monkeypatch
         calls[mode] = AnalyticSimulator.calls
         run = json.loads((dirs[0] / "run.json").read_text())
         assert run["settings"]["mode"] == mode
-        # validation re-simulates the best candidate of every generation (Euler) or the three best
+        # validation re-simulates the best candidate of every generation (Euler) or the two best
         # (surrogate, whose ranking is approximate)
-        assert _find(run, "validated_candidates") == GENERATIONS * (3 if mode == "surrogate" else 1)
+        assert _find(run, "validated_candidates") == GENERATIONS * (2 if mode == "surrogate" else 1)
     # Euler simulates once per train generation on top of what both modes simulate (val + test)
     assert calls["euler"] - calls["surrogate"] == GENERATIONS
     assert calls["surrogate"] >= 2
@@ -174,10 +174,17 @@ def test_val_per_generation_default_follows_the_mode() -> None:
 
     euler = FitSettings()
     assert euler.validated_per_generation == 1
-    assert dataclasses.replace(euler, mode="surrogate").validated_per_generation == 3
+    surrogate = dataclasses.replace(euler, mode="surrogate")
+    assert surrogate.validated_per_generation == 2
     assert FitSettings(mode="surrogate", val_per_generation=5).validated_per_generation == 5
     with pytest.raises(InvalidInputError, match="val_per_generation"):
         FitSettings(val_per_generation=0)
     # checkpoints written before the setting existed stay resumable; an explicit value is checked
     assert "val_per_generation" not in euler.fingerprint()
     assert FitSettings(val_per_generation=2).fingerprint()["val_per_generation"] == 2
+    # the surrogate default changed from 3 to 2: a checkpoint of the old default (no key) must
+    # not be continued with the new one (a value given is recorded as given, as before)
+    assert surrogate.fingerprint()["val_per_generation"] == 2
+    old_default = {k: v for k, v in surrogate.fingerprint().items() if k != "val_per_generation"}
+    assert dataclasses.replace(surrogate, val_per_generation=3).fingerprint() != old_default
+    assert surrogate.fingerprint() != old_default
