@@ -212,6 +212,10 @@ def test_kernel_math_functions_are_accurate():
         # IEEE special values: overflow to inf, underflow to 0, NaN stays NaN
         assert np.isposinf(e[-6]) and e[-5] == 0 and np.isnan(e[-4]) and np.isnan(m[-4])
         assert np.isnan(lg[-3]) and np.isneginf(lg[-7])
+        if dtype == np.float32:  # the minimax polynomials: within ~1 ulp (exp) and ~3 ulp (log)
+            ulp = lambda want: np.spacing(np.abs(want).astype(np.float32)).astype(np.float64)  # noqa: E731
+            assert np.max(np.abs(e[ok] - want_e[ok]) / ulp(want_e[ok])) <= 1.5
+            assert np.max(np.abs(lg[pos] - want_l[pos]) / ulp(want_l[pos])) <= 3.0
 
 
 @pytest.mark.gpu
