@@ -62,6 +62,20 @@ def fic_reduced_jacobian(
     Tensor of shape (B, N, N)
         NaN everywhere for a parameter set whose FIC solve did not converge.
     """
+    m, _ = _reduced_jacobian(wEE, wEI, G, sc, const, sign=1.0)
+    return m
+
+
+def _reduced_jacobian(
+    wEE: Tensor, wEI: Tensor, G: Tensor, sc: Tensor, const: PFICConstants, sign: float
+) -> tuple[Tensor, Tensor]:
+    """``sign * M`` and which sets have a finite ``M``, from its factors.
+
+    ``M = s SC + diag(d)`` with a scalar ``s`` and a vector ``d`` per set, so ``M`` is finite
+    exactly where ``s`` and ``d`` are (and the FIC solve converged): the stability gate checks
+    that on (B, N) numbers instead of scanning the (B, N, N) matrices, and builds ``-M`` for its
+    Cholesky factorisation directly instead of negating a copy.
+    """
     c_ = const
     # Newton converges in <= 6 iterations for wEI in 0-6 (checked against the default 50); the
     # rare set that has not converged is solved again with the default budget
@@ -84,11 +98,14 @@ def fic_reduced_jacobian(
         + c * c_.J_NMDA * wEE
         - c * fic.w_ie * c_.J_NMDA * wEI * dh_i / (1.0 / c_.tau_I + dh_i)
     )
-    m = (c * c_.J_NMDA * G)[:, None, None] * sc
-    m.diagonal(dim1=-2, dim2=-1).add_(diag)
+    scale = c * c_.J_NMDA * G
+    m = (sign * scale)[:, None, None] * sc
+    m.diagonal(dim1=-2, dim2=-1).add_(diag, alpha=sign)
+    finite = torch.isfinite(scale) & torch.isfinite(diag).all(dim=-1)
     if not converged:
-        m[~fic.converged] = float("nan")
-    return m
+        finite &= torch.as_tensor(fic.converged, device=m.device)
+        m[~torch.as_tensor(fic.converged, device=m.device)] = float("nan")
+    return m, finite
 
 
 def fic_jacobian(
@@ -301,20 +318,21 @@ def fic_fixed_point_stable(
         With ``with_margin=False`` (symmetric SC) the unstable sets' margins are not computed
         and are NaN.
     """
-    m = fic_reduced_jacobian(wEE, wEI, G, sc, const)
-    finite = torch.isfinite(m).all(dim=(-1, -2))
     symmetric = _symmetric(sc, symmetric)
-    lead = torch.full(m.shape[:1], float("nan"), dtype=torch.float64, device=m.device)
+    neg_m, finite = _reduced_jacobian(wEE, wEI, G, sc, const, sign=-1.0)  # -M: Cholesky wants it
+    lead = torch.full(neg_m.shape[:1], float("nan"), dtype=torch.float64, device=neg_m.device)
     if symmetric:
-        _, info = torch.linalg.cholesky_ex(-torch.nan_to_num(m))
+        if not bool(finite.all()):
+            neg_m[~finite] = 0.0  # fails the factorisation; reported through ``finite``
+        _, info = torch.linalg.cholesky_ex(neg_m)
         stable = finite & (info == 0)
     else:
         if finite.any():
-            lead[finite] = _leading_eigenvalue(m[finite], symmetric=False)
+            lead[finite] = _leading_eigenvalue(-neg_m[finite], symmetric=False)
         stable = finite & (lead < 0)
     unstable = finite & ~stable
     if symmetric and unstable.any() and with_margin:
-        lead[unstable] = _leading_eigenvalue(m[unstable], symmetric=True)
+        lead[unstable] = _leading_eigenvalue(-neg_m[unstable], symmetric=True)
     margin = torch.where(finite, torch.zeros_like(lead), lead)
     margin[unstable] = lead[unstable].clamp_min(1e-9)
     return stable, margin

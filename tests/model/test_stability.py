@@ -175,3 +175,22 @@ def test_full_jacobian_and_its_schur_complement_agree() -> None:
     assert torch.count_nonzero(d - torch.diag_embed(d.diagonal(dim1=-2, dim2=-1))) == 0
     schur = a - b @ torch.linalg.solve(d, c)
     torch.testing.assert_close(schur, fic_reduced_jacobian(wee, wei, g, sc), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("asymmetric", [False, True])
+def test_a_set_without_fic_solution_is_not_stable_and_leaves_the_others(small_network, asymmetric):
+    sc, wee, wei, g = small_network
+    if asymmetric:
+        sc = sc.copy()
+        sc[0, 1] *= 1.5
+    bad_wei = wei.copy()
+    bad_wei[2] = np.nan  # no FIC solution: reported, never stable, never a margin
+    t = [torch.as_tensor(a) for a in (wee, bad_wei, g, sc)]
+    stable, margin = fic_fixed_point_stable(*t)
+    ref_stable, ref_margin = fic_fixed_point_stable(*(torch.as_tensor(a) for a in (wee, wei, g, sc)))
+    assert not stable[2] and torch.isnan(margin[2])
+    others = np.arange(len(g)) != 2
+    np.testing.assert_array_equal(stable.numpy()[others], ref_stable.numpy()[others])
+    np.testing.assert_allclose(margin.numpy()[others], ref_margin.numpy()[others], rtol=1e-12)
+    assert ref_stable.any() and (~ref_stable).any()  # both sides of the boundary are compared
+    assert torch.isnan(fic_reduced_jacobian(*t)[2]).all()
