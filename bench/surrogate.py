@@ -450,10 +450,14 @@ def main() -> int:
 
     per_subject_e = euler["seconds"] / n_subjects
     per_subject_s = sur["seconds"] / n_subjects
-    stages = {
-        mode: json.loads((r["dirs"][0] / "run.json").read_text()).get("wall_time_s", {})
+    stage_seconds = {  # per subject; the times are those of the whole lockstep group
+        mode: {
+            i: json.loads((d / "run.json").read_text()).get("wall_time_s", {})
+            for i, d in zip(ids, r["dirs"])
+        }
         for mode, r in (("euler", euler), ("surrogate", sur))
     }
+    stages = {mode: per_subject[ids[0]] for mode, per_subject in stage_seconds.items()}
     full = CMAESSettings().generations  # the fitter's default budget
     at_full = {
         mode: default_budget_seconds(stages[mode], n_subjects, generations, full) for mode in stages
@@ -529,13 +533,7 @@ def main() -> int:
             "ei_pearson_across_regions": ei_r.tolist(),
             "ei_pearson_median": float(np.median(ei_r)),
             "ei_vs_truth": vs_truth,
-            "stage_seconds": {
-                mode: {
-                    i: json.loads((d / "run.json").read_text()).get("wall_time_s", {})
-                    for i, d in zip(ids, r["dirs"])
-                }
-                for mode, r in (("euler", euler), ("surrogate", sur))
-            },
+            "stage_seconds": stage_seconds,
         },
         "ranking_on_held_out_subjects": ranking,
         "per_candidate": cost,

@@ -22,7 +22,8 @@ Noise
     the published known-answer vectors). The draws do not depend on the thread count, lane width
     or block size, so results are reproducible for the same seed, dtype and batch shape.
 Maths
-    exp, expm1, log and sin/cos are short Taylor/atanh series after range reduction (≤ 2 ulp in
+    exp, expm1, log and sin/cos are short polynomials after range reduction (float32 exp and log:
+    near-minimax, ``scripts/minimax_coefficients.py``; otherwise Taylor/atanh series; ≤ 3 ulp in
     float32, ≤ 4 ulp in float64, IEEE behaviour for inf/NaN), so the compiler vectorises them
     without fast-math. Denormals are flushed to zero in the worker threads.
 

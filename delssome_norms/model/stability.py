@@ -103,8 +103,9 @@ def _reduced_jacobian(
     m.diagonal(dim1=-2, dim2=-1).add_(diag, alpha=sign)
     finite = torch.isfinite(scale) & torch.isfinite(diag).all(dim=-1)
     if not converged:
-        finite &= torch.as_tensor(fic.converged, device=m.device)
-        m[~torch.as_tensor(fic.converged, device=m.device)] = float("nan")
+        solved = torch.as_tensor(fic.converged, device=m.device)
+        finite &= solved
+        m[~solved] = float("nan")
     return m, finite
 
 
