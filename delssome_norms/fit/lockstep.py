@@ -482,6 +482,16 @@ def _best_total(m: Member) -> float | None:
     return min((float(t.min()) for t in totals if t.size), default=None)
 
 
+def _fcd_products(settings: FitSettings) -> str:
+    """Precision of the FCD matrix products of the simulations (``float32``, ``bfloat16``, ...)."""
+    import torch
+
+    from delssome_norms.model.summary import fcd_product_dtype
+
+    dtype = getattr(torch, settings.dtype)
+    return str(fcd_product_dtype(dtype, settings.device)).removeprefix("torch.")
+
+
 def _run_info(
     m: Member, extra: dict, settings: FitSettings, group_ids: list[str], progress: GroupProgress
 ) -> dict[str, Any]:
@@ -500,6 +510,7 @@ def _run_info(
             "warmup_steps": timing.warmup_steps,
             "n_frames": timing.n_frames,
             "dt": {"train": settings.dt_train, "val": settings.dt_val, "test": settings.dt_test},
+            "fcd_products": _fcd_products(settings),
         },
         "inputs": s.sources,
         "design": extra["design"],

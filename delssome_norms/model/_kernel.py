@@ -221,7 +221,7 @@ def _build() -> ctypes.CDLL:
             except OSError as exc:
                 errors.append(f"{target}: {exc}")
                 continue
-            if lib.pfic_abi_version() != 4:
+            if lib.pfic_abi_version() != 5:
                 errors.append(f"{target}: unexpected ABI version")
                 continue
             for fn in (lib.pfic_run_f32, lib.pfic_run_f64):
@@ -243,6 +243,20 @@ def load() -> ctypes.CDLL:
         if _lib is None:
             raise RuntimeError(f"the pFIC CPU kernel could not be built: {_failed}")
         return _lib
+
+
+def has_bf16_fcd() -> bool:
+    """Whether the kernel computes FCD products in bfloat16 (built with AVX512-BF16).
+
+    False when the kernel is unavailable or was compiled without the instructions (then
+    :func:`~delssome_norms.model.summary.fcd_histogram` rounds the inputs and multiplies in
+    float32: the same numbers, slower).
+    """
+    if not available():
+        return False
+    lib = load()
+    lib.pfic_fcd_bf16_scratch_words.restype = ctypes.c_int64
+    return lib.pfic_fcd_bf16_scratch_words(ctypes.c_int64(1), ctypes.c_int64(1)) > 0
 
 
 def available() -> bool:

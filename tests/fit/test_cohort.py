@@ -201,3 +201,8 @@ def test_manifest_with_timeseries_rows(tmp_path: Path, monkeypatch) -> None:
     assert summary.done == 2
     run = json.loads((tmp_path / "out" / "sub-01" / "run.json").read_text())
     assert run["inputs"]["timeseries"].endswith("ts1_2.tsv") and run["timing"]["scan_length"] == 21.6
+    # which precision the FCD products had (bfloat16 only where the CPU kernel has AVX512-BF16)
+    from delssome_norms.model import _kernel
+
+    assert _settings().dtype == "float32"
+    assert run["timing"]["fcd_products"] == ("bfloat16" if _kernel.has_bf16_fcd() else "float32")
