@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
             "left out of the averages",
             stacklevel=2,
         )
-    summary = summarize(res, timing)
+    summary = summarize(res, timing, fcd_products=res.bold.dtype)  # written out: full precision
     out = Path(args.out_dir)
 
     def mean(x):

@@ -449,6 +449,7 @@ def summarize(
     timing: SimulationTiming,
     bins: int = FCD_BINS,
     memory_budget: int | None = None,
+    fcd_products: torch.dtype | None = None,
 ) -> Summary:
     """FC and FCD-CDF per parameter set, averaged over valid duplicates.
 
@@ -462,13 +463,15 @@ def summarize(
     memory_budget : int, optional
         Bytes of scratch memory for one chunk of simulations (see the module docstring);
         default :func:`fcd_memory_budget` of the BOLD's device (512 MiB on CPU).
+    fcd_products : torch.dtype, optional
+        Precision of the FCD products (see :func:`fcd_histogram`); default
+        :func:`fcd_product_dtype`. Data that are stored or shipped pass the BOLD dtype, so that
+        they do not depend on the CPU's instruction set.
 
     Returns
     -------
     Summary
-        ``fc`` (B, N, N) and ``fcd_cdf`` (B, bins) in the BOLD dtype, ``valid`` (B,). The FCD
-        products use :func:`fcd_product_dtype` (bfloat16 inputs for float32 BOLD on a CPU with
-        AVX512-BF16).
+        ``fc`` (B, N, N) and ``fcd_cdf`` (B, bins) in the BOLD dtype, ``valid`` (B,).
     """
     bold = result.bold  # (B, D, T, N)
     B, D, T, N = bold.shape
@@ -476,7 +479,7 @@ def summarize(
     flat = bold.reshape(B * D, T, N)
     fc = bold_fc(flat).reshape(B, D, N, N)
     fused = bold.device.type == "cpu" and _cpu_kernel() is not None
-    products = fcd_product_dtype(bold.dtype, bold.device)
+    products = fcd_products or fcd_product_dtype(bold.dtype, bold.device)
     per_sim = fcd_bytes_per_simulation(
         T, N, timing.fcd_window, bold.element_size(), fused=fused, bf16=products == torch.bfloat16
     )

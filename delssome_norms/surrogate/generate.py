@@ -396,7 +396,7 @@ class RecordingEvaluator:
             dtype=e.dtype,
             engine=e.engine,
         )
-        summ = summarize(res, e.timing)
+        summ = summarize(res, e.timing, fcd_products=res.bold.dtype)  # CPU-independent data
         losses = cost(summ, *e.empirical_for(idx, summ.fc.device))
         dup0 = res.bold[:, 0]
         fc0 = bold_fc(dup0)

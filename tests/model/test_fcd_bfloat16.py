@@ -94,3 +94,26 @@ def test_memory_estimate_matches_the_kernel_layout():
         W, P = T - w + 1, N * (N - 1) // 2
         extra = summary_mod.fcd_bytes_per_simulation(T, N, w, 4, bf16=True) - W * P * 4
         assert extra == 4 * lib.pfic_fcd_bf16_scratch_words(W, P)
+
+
+def test_summarize_uses_the_requested_fcd_products():
+    from model_helpers import random_params
+
+    from delssome_norms.model import SimulationTiming, histogram_to_cdf, scale_sc, simulate, summarize
+
+    rng = np.random.default_rng(0)
+    sc = rng.random((8, 8))
+    sc = scale_sc(sc + sc.T - 2 * np.diag(np.diag(sc)))
+    timing = SimulationTiming(
+        tr=0.72, scan_length=72.0, dt=0.01, burn_in=1.44, fcd_window=10, warmup_steps=100
+    )
+    res = simulate(random_params(rng, 2, 8, stable=True), sc, timing, n_dup=1, seed=0)
+    bold = res.bold[:, 0]
+    for products in (torch.float32, torch.bfloat16):
+        want = histogram_to_cdf(fcd_histogram(bold, timing.fcd_window, dtype=products))
+        got = summarize(res, timing, fcd_products=products).fcd_cdf
+        torch.testing.assert_close(got.double(), want, rtol=0, atol=1e-6)
+    default = summarize(res, timing).fcd_cdf
+    chosen = summary_mod.fcd_product_dtype(torch.float32, "cpu")
+    want = histogram_to_cdf(fcd_histogram(bold, timing.fcd_window, dtype=chosen))
+    torch.testing.assert_close(default.double(), want, rtol=0, atol=1e-6)
