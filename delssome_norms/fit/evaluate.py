@@ -178,6 +178,9 @@ class EulerEvaluator:
     rate_gate : (float, float), optional
         Band [Hz] for the time-averaged excitatory rate of every region (mean over valid
         duplicates); candidates outside it get NaN losses and no valid duplicate.
+    fcd_products : torch.dtype, optional
+        Precision of the FCD products (default: :func:`~delssome_norms.model.fcd_product_dtype`,
+        bfloat16 inputs for float32 simulations on a CPU with AVX512-BF16).
     """
 
     def __init__(
@@ -191,8 +194,10 @@ class EulerEvaluator:
         dtype: str | torch.dtype = "float32",
         engine: str = "auto",
         rate_gate: tuple[float, float] | None = None,
+        fcd_products: torch.dtype | None = None,
     ) -> None:
         self.rate_gate = rate_gate
+        self.fcd_products = fcd_products
         self.fc_emp = torch.as_tensor(np.asarray(fc_emp, dtype=np.float64))
         self.fcd_cdf_emp = torch.as_tensor(np.asarray(fcd_cdf_emp, dtype=np.float64))
         sc = np.asarray(sc, dtype=np.float64)
@@ -268,7 +273,7 @@ class EulerEvaluator:
         timing = self.timing if timing is None else timing
         idx = torch.as_tensor(subject_index, dtype=torch.long)
         res = self.run(params, idx, seed=seed, timing=timing)
-        summ = summarize(res, timing)
+        summ = summarize(res, timing, fcd_products=self.fcd_products)
         del res.bold
         losses = cost(summ, *self.empirical_for(idx, summ.fc.device))
         return simulated_candidates(losses, res, self.rate_gate)

@@ -396,7 +396,7 @@ class RecordingEvaluator:
             dtype=e.dtype,
             engine=e.engine,
         )
-        summ = summarize(res, e.timing, fcd_products=res.bold.dtype)  # CPU-independent data
+        summ = summarize(res, e.timing, fcd_products=e.fcd_products)
         losses = cost(summ, *e.empirical_for(idx, summ.fc.device))
         dup0 = res.bold[:, 0]
         fc0 = bold_fc(dup0)
@@ -576,6 +576,7 @@ def generate_group(
         fit.device,
         fit.dtype,
         fit.engine,
+        fcd_products=getattr(torch, fit.dtype),  # training data that do not depend on the CPU
     )
     gseed = group_seed(settings.seed, [s.subject_id for s in subjects])
     folder = work / "summaries" / "_".join(s.subject_id for s in subjects)
