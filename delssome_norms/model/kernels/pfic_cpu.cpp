@@ -165,7 +165,7 @@ template <typename T> INL void fsincos2pi(T t, T &s, T &c) {
 // rate H(x) = y / (1 - exp(-d y)), y = a x - b. Near y = 0 (|d y| < 0.35, where 1 - exp(-d y)
 // would cancel) the Bernoulli series of u / (1 - exp(-u)) is used instead: 1/d (1 + u/2 + u^2/12
 // - u^4/720 + u^6/30240 - u^8/1209600 + u^10/47900160), u = d y.
-template <typename T> INL T frate(T x, T a, T b, T d) {
+template <typename T> INL T frate(T x, T a, T b, T d, T inv_d) {
   T y = a * x - b;
   T u = d * y;
   bool small = u < T(0.35) && u > T(-0.35);
@@ -179,7 +179,7 @@ template <typename T> INL T frate(T x, T a, T b, T d) {
   ser = (ser * us + T(0.5)) * us + T(1);
   T ys = small ? T(1) : y;
   T h = ys / (T(1) - fexp(-d * ys));
-  return small ? ser / d : h;
+  return small ? ser * inv_d : h;  // both branches are computed: one division, not two
 }
 
 // Philox4x32-10 (Salmon et al. 2011), L lanes at once (lane l uses counter word c2 = m0 + l).
@@ -378,7 +378,7 @@ INL void couple_rows(const T *sc, int64_t N, int64_t i0, const T *se, T *coup, b
 }
 
 template <typename T> struct P_ {
-  T dt, c_e0, c_i0, aE, bE, dE, aI, bI, dI, inv_tauE, inv_tauI, gam;
+  T dt, c_e0, c_i0, aE, bE, dE, aI, bI, dI, inv_dE, inv_dI, inv_tauE, inv_tauI, gam;
   T kappa, gh, inv_tauh, inv_alpha, inv_rho, lomr;
 };
 
@@ -396,8 +396,8 @@ static void update(int64_t r0, int64_t r1, const T *se_in, T *se_out, T *si, T *
       T e_ = se_in[o + l], h_ = si[o + l];
       T ie = P.c_e0 + wee[o + l] * e_ + gj[l] * coup[o + l] - wie[o + l] * h_;
       T ii = P.c_i0 + wei[o + l] * e_ - h_;
-      T re = frate(ie, P.aE, P.bE, P.dE);
-      T ri = frate(ii, P.aI, P.bI, P.dI);
+      T re = frate(ie, P.aE, P.bE, P.dE, P.inv_dE);
+      T ri = frate(ii, P.aI, P.bI, P.dI, P.inv_dI);
       T de = -e_ * P.inv_tauE + (T(1) - e_) * P.gam * re;
       T di = -h_ * P.inv_tauI + ri;
       T en = e_ + P.dt * de + ns[o + l] * xe[o + l];
@@ -407,10 +407,11 @@ static void update(int64_t r0, int64_t r1, const T *se_in, T *se_out, T *si, T *
       if (REC) {
         T zz = z[o + l], ff = f[o + l], vv = v[o + l], qq = q[o + l];
         T vpow = fexp(flog(vv) * P.inv_alpha);  // v^(1/alpha)
-        T extraction = T(1) - fexp(P.lomr / ff);  // 1 - (1 - rho)^(1/f), no cancellation near f = 1
+        T rfv = T(1) / (ff * vv);  // 1/f and 1/v from one division (f, v stay near 1)
+        T extraction = T(1) - fexp(P.lomr * vv * rfv);  // 1 - (1 - rho)^(1/f), no cancellation near f = 1
         T dz = e_ - P.kappa * zz - P.gh * (ff - T(1));
         T dv = (ff - vpow) * P.inv_tauh;
-        T dq = (ff * extraction * P.inv_rho - qq * vpow / vv) * P.inv_tauh;
+        T dq = (ff * extraction * P.inv_rho - qq * vpow * ff * rfv) * P.inv_tauh;
         z[o + l] = zz + P.dt * dz;
         f[o + l] = ff + P.dt * zz;
         v[o + l] = vv + P.dt * dv;
@@ -475,6 +476,7 @@ static void run_group(const Args &a, const Consts &k, int64_t g, int64_t r0, int
   P.c_i0 = T(k.W_I * k.I0);
   P.aE = T(k.a_E); P.bE = T(k.b_E); P.dE = T(k.d_E);
   P.aI = T(k.a_I); P.bI = T(k.b_I); P.dI = T(k.d_I);
+  P.inv_dE = T(1.0 / k.d_E); P.inv_dI = T(1.0 / k.d_I);
   P.inv_tauE = T(1.0 / k.tau_E);
   P.inv_tauI = T(1.0 / k.tau_I);
   P.gam = T(k.gamma_kin);
