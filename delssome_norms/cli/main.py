@@ -81,6 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.simplefilter("default")
         warnings.formatwarning = _one_line_warning
     try:
+        from delssome_norms.model.summary import fcd_products_choice
+
+        fcd_products_choice()  # a misspelt $DELSSOME_NORMS_FCD_PRODUCTS fails here, not per subject
         result = args.func(args)
     except (InvalidInputError, NotYetAvailableError) as err:
         if args.debug:

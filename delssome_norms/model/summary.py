@@ -47,7 +47,8 @@ FCD_BINS = 10000
 """Bins of the FCD histogram over (−1, 1) (docs/science.md §3)."""
 
 FCD_PRODUCTS_ENV = "DELSSOME_NORMS_FCD_PRODUCTS"
-"""Environment variable: ``float32`` turns off bfloat16 FCD products (see the module docstring)."""
+"""Environment variable choosing the FCD products of float32 simulations: ``auto`` (default),
+``float32`` or ``bfloat16`` (see :func:`fcd_product_dtype`)."""
 DEFAULT_MEMORY_BUDGET = 1 << 29
 """Bytes the FCD computation may use for one chunk of simulations on CPU (512 MiB)."""
 DEVICE_MEMORY_BUDGET_MAX = 8 << 30
@@ -258,16 +259,44 @@ def standardized_window_vectors(
     return out
 
 
+def fcd_products_choice() -> str:
+    """``auto``, ``float32`` or ``bfloat16``: the value of ``DELSSOME_NORMS_FCD_PRODUCTS``.
+
+    Raises
+    ------
+    InvalidInputError
+        Any other value (checked by the CLI before a command starts).
+    """
+    choice = os.environ.get(FCD_PRODUCTS_ENV, "").strip().lower() or "auto"
+    if choice not in ("auto", "float32", "bfloat16"):
+        from delssome_norms.errors import InvalidInputError
+
+        raise InvalidInputError(
+            f"must be 'auto', 'float32' or 'bfloat16', got {choice!r}", f"${FCD_PRODUCTS_ENV}"
+        )
+    return choice
+
+
 def fcd_product_dtype(bold_dtype: torch.dtype, device: torch.device | str) -> torch.dtype:
     """Precision of the FCD products that :func:`summarize` uses for BOLD of ``bold_dtype``.
 
-    ``torch.bfloat16`` (bfloat16 inputs, float32 sums; see the module docstring) for float32 BOLD
-    on a CPU whose compiled kernel has AVX512-BF16, unless ``DELSSOME_NORMS_FCD_PRODUCTS=float32``;
-    otherwise ``bold_dtype``.
+    Float64 BOLD: float64. Float32 BOLD, by ``DELSSOME_NORMS_FCD_PRODUCTS``: ``auto`` or unset
+    gives ``torch.bfloat16`` (bfloat16 inputs, float32 sums; see the module docstring) on a CPU
+    whose compiled kernel has AVX512-BF16 and float32 elsewhere; ``float32`` always float32;
+    ``bfloat16`` always bfloat16 inputs (float32 products of rounded vectors where there is no
+    such kernel: the same numbers, slower).
+
+    Raises
+    ------
+    InvalidInputError
+        Another value of ``DELSSOME_NORMS_FCD_PRODUCTS``.
     """
-    if bold_dtype != torch.float32 or torch.device(device).type != "cpu":
+    if bold_dtype != torch.float32:
         return bold_dtype
-    if os.environ.get(FCD_PRODUCTS_ENV, "").strip().lower() == "float32":
+    choice = fcd_products_choice()
+    if choice != "auto":
+        return torch.float32 if choice == "float32" else torch.bfloat16
+    if torch.device(device).type != "cpu":
         return bold_dtype
     from delssome_norms.model import _kernel
 

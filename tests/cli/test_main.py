@@ -74,3 +74,14 @@ def test_validate_accepts_reference_inputs(cbig_dir: Path, capsys) -> None:
     )  # fmt: skip
     assert code == 0
     assert capsys.readouterr().out.count("ok ") == 6
+
+
+def test_misspelt_fcd_products_variable_is_one_line_error(tmp_path: Path, monkeypatch, capsys) -> None:
+    good = tmp_path / "sub_FC.csv"
+    good.write_text("1,0.5\n0.5,1\n")
+    monkeypatch.setenv("DELSSOME_NORMS_FCD_PRODUCTS", "fp16")
+    assert main(["validate", "--fc", str(good)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "DELSSOME_NORMS_FCD_PRODUCTS" in err[0] and "'fp16'" in err[0]
+    monkeypatch.setenv("DELSSOME_NORMS_FCD_PRODUCTS", "float32")
+    assert main(["validate", "--fc", str(good)]) == 0

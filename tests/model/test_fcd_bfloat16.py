@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from delssome_norms.errors import InvalidInputError
 from delssome_norms.model import FCD_BINS, _kernel, fcd_histogram
 from delssome_norms.model import summary as summary_mod
 
@@ -79,6 +80,12 @@ def test_fcd_product_dtype(monkeypatch):
     assert pick(torch.float32, "cpu") == (torch.bfloat16 if HAS_BF16_KERNEL else torch.float32)
     monkeypatch.setenv(summary_mod.FCD_PRODUCTS_ENV, "float32")
     assert pick(torch.float32, "cpu") == torch.float32
+    monkeypatch.setenv(summary_mod.FCD_PRODUCTS_ENV, " BFloat16 ")
+    assert pick(torch.float32, "cpu") == pick(torch.float32, "cuda") == torch.bfloat16
+    assert pick(torch.float64, "cpu") == torch.float64  # float64 simulations stay float64
+    monkeypatch.setenv(summary_mod.FCD_PRODUCTS_ENV, "fp16")
+    with pytest.raises(InvalidInputError, match=r"DELSSOME_NORMS_FCD_PRODUCTS.*'fp16'"):
+        pick(torch.float32, "cpu")
     monkeypatch.setenv("DELSSOME_NORMS_NO_KERNEL", "1")
     monkeypatch.delenv(summary_mod.FCD_PRODUCTS_ENV)
     assert pick(torch.float32, "cpu") == torch.float32
