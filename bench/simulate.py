@@ -87,7 +87,7 @@ def _peak(device: str) -> int:
 # measurements (each in its own subprocess)
 # ------------------------------------------------------------------------------------------------
 def measure_generation(device: str, quick: bool, n_sets: int, engine: str = "auto") -> dict:
-    from delssome_norms.model import cost, simulate, summarize
+    from delssome_norms.model import cost, fcd_product_dtype, simulate, summarize
 
     params, sc, fc_emp, cdf_emp = _inputs(n_sets)
     timing = _timing(0.005, quick)
@@ -109,6 +109,7 @@ def measure_generation(device: str, quick: bool, n_sets: int, engine: str = "aut
         "steps": timing.total_steps,
         "frames": timing.n_frames,
         "engine": _engine_name(device, engine),
+        "fcd_products": str(fcd_product_dtype(res.bold.dtype, device)).removeprefix("torch."),
         "seconds": t2 - t0,
         "simulate_seconds": t1 - t0,
         "summary_cost_seconds": t2 - t1,
@@ -383,6 +384,7 @@ def main() -> int:
     print(
         f"simulate[{args.device}, {gen['engine']}{', quick' if args.quick else ''}]: generation "
         f"{gen['n_sets']}x3 sims {gen['seconds']:.1f} s (simulate {gen['simulate_seconds']:.1f} s, "
+        f"FCD products {gen.get('fcd_products', '?')}, "
         f"{gen['region_steps_per_s'] / 1e6:.0f} M region-steps/s, "
         f"peak {gen['peak_memory_bytes'] / 2**30:.2f} GiB) | "
         f"baseline x{speed['speedup_generation']:.1f} (integration x{speed['speedup_integration']:.1f})"
