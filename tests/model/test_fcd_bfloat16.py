@@ -124,3 +124,19 @@ def test_summarize_uses_the_requested_fcd_products():
     chosen = summary_mod.fcd_product_dtype(torch.float32, "cpu")
     want = histogram_to_cdf(fcd_histogram(bold, timing.fcd_window, dtype=chosen))
     torch.testing.assert_close(default.double(), want, rtol=0, atol=1e-6)
+
+
+@pytest.mark.skipif(not HAS_BF16_KERNEL, reason="CPU kernel without AVX512-BF16 here")
+def test_kernel_counts_do_not_depend_on_the_thread_count():
+    rng = np.random.default_rng(11)
+    x = torch.tensor(np.stack([_bold(rng, 300, 14) for _ in range(5)]), dtype=torch.float32)
+    before = torch.get_num_threads()
+    try:
+        counts = []
+        for n in (1, 3, 8):
+            torch.set_num_threads(n)
+            counts.append(fcd_histogram(x, 25, dtype=torch.bfloat16))
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(counts[0], counts[1]) and torch.equal(counts[0], counts[2])
+    assert (counts[0].sum(dim=1) == (276 * 275) // 2).all()
