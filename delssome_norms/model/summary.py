@@ -23,12 +23,14 @@ Only FCD blocks on or above the diagonal are computed (≈ 56–61 % of the ``W�
 
 Precision of the FCD products (:func:`fcd_product_dtype`): float64 BOLD uses float64 products.
 Float32 BOLD on a CPU with AVX512-BF16 uses bfloat16 inputs with float32 sums, in a compiled
-kernel that bins the products without storing them (about twice as fast as float32 matrix
-products, which run at the CPU's float32 peak). Rounding the unit-norm window vectors to bfloat16
-moves an FCD value by ~5e-5 rms (bins are 2e-4 wide) and a simulated FCD-CDF by ~1e-4 in KS
-distance, three orders of magnitude below the KS distance between two noise realisations of the
-same parameters (0.1–0.2 at HCP length). Set ``DELSSOME_NORMS_FCD_PRODUCTS=float32`` to keep
-float32 products everywhere.
+kernel that bins the products without storing them (2.6–3x the float32 matrix products, which
+run at the CPU's float32 peak; written by hand because torch's CPU bfloat16 matrix product
+rounds its output to bfloat16, 10 bins at FCD values near 0.5). Rounding the unit-norm window
+vectors to bfloat16 moves an FCD value by ~5e-5 rms (bins are 2e-4 wide) and a simulated FCD-CDF
+by ~1e-4 in KS distance, three orders of magnitude below the KS distance between two noise
+realisations of the same parameters (0.1–0.2 at HCP length). ``DELSSOME_NORMS_FCD_PRODUCTS``
+(``auto``, ``float32``, ``bfloat16``) overrides the choice; data that are written out pass
+``summarize(..., fcd_products=bold.dtype)`` so that they do not depend on the CPU.
 """
 
 from __future__ import annotations
