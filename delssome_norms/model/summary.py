@@ -309,10 +309,11 @@ def _bf16_kernel_histogram(v: Tensor, bins: int, scratch: FCDScratch | None) -> 
     """Counts (S * bins,) of the strict upper FCD triangles from the compiled bfloat16 kernel, or
     None when it is not available (no kernel, or built without AVX512-BF16)."""
     lib = _cpu_kernel()
-    if lib is None:
+    if lib is None or v.device.type != "cpu" or v.dtype != torch.float32:
         return None
     import ctypes
 
+    v = v.contiguous()
     S, W, P = v.shape
     i64 = ctypes.c_int64
     lib.pfic_fcd_bf16_scratch_words.restype = ctypes.c_int64
