@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "delssome_norms.cli.estimate_cmd",
     "delssome_norms.cli.cohort_cmd",
     "delssome_norms.cli.surrogate_cmd",
+    "delssome_norms.cli.info_cmd",
 )
 """Modules that each register one subcommand, in the order ``--help`` lists them."""
 

@@ -1,0 +1,112 @@
+"""``delssome-norms info``: what this installation will compute with (for speed and bug reports).
+
+Prints the package and library versions, the CPU simulator kernel (compiled or why not), the
+precision of the FCD products, CUDA devices and whether the Triton kernel runs on them, and where
+the surrogate weights come from. Nothing is downloaded; the CPU kernel is built if it is not yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+from typing import Any
+
+from delssome_norms.cli.main import add_command
+
+
+def register(subparsers) -> None:
+    """Add the ``info`` subcommand."""
+    p = add_command(
+        subparsers,
+        "info",
+        help="show versions, the simulator engines and FCD precision this installation uses",
+        example="delssome-norms info --json",
+        description="Show what this installation computes with: versions, the CPU kernel, the "
+        "FCD product precision, CUDA/Triton and the surrogate weights. Include it in bug reports.",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.set_defaults(func=run)
+
+
+def collect_info() -> dict[str, Any]:
+    """The facts ``info`` prints, as a JSON-able dict."""
+    import torch
+
+    from delssome_norms.fit.outputs import package_versions
+    from delssome_norms.model import _kernel, _triton
+    from delssome_norms.model.summary import FCD_PRODUCTS_ENV, fcd_product_dtype
+
+    kernel: dict[str, Any] = {"available": _kernel.available()}
+    if kernel["available"]:
+        kernel["library"] = str(getattr(_kernel.load(), "_name", ""))
+        kernel["bfloat16_fcd"] = _kernel.has_bf16_fcd()
+    elif os.environ.get("DELSSOME_NORMS_NO_KERNEL"):
+        kernel["reason"] = "DELSSOME_NORMS_NO_KERNEL is set"
+    else:
+        try:
+            _kernel.load()
+        except RuntimeError as exc:
+            kernel["reason"] = str(exc)
+    cuda: dict[str, Any] = {"available": torch.cuda.is_available()}
+    if cuda["available"]:
+        devices = [torch.device("cuda", i) for i in range(torch.cuda.device_count())]
+        cuda["devices"] = [torch.cuda.get_device_name(d) for d in devices]
+        cuda["triton"] = bool(devices) and _triton.available(devices[0])
+    return {
+        "versions": package_versions(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_kernel": kernel,
+        "fcd_products": {
+            "float32_on_cpu": str(fcd_product_dtype(torch.float32, "cpu")).removeprefix("torch."),
+            "float32_on_cuda": str(fcd_product_dtype(torch.float32, "cuda")).removeprefix("torch."),
+            FCD_PRODUCTS_ENV: os.environ.get(FCD_PRODUCTS_ENV) or "auto",
+        },
+        "cuda": cuda,
+        "surrogate_weights": _weights_info(),
+    }
+
+
+def _weights_info() -> dict[str, Any]:
+    from delssome_norms.errors import InvalidInputError, NotYetAvailableError
+    from delssome_norms.surrogate.pretrained import default_pretrained_path, load_pretrained
+
+    folder = default_pretrained_path()
+    try:
+        load_pretrained()
+    except (InvalidInputError, NotYetAvailableError) as exc:
+        return {"folder": str(folder), "usable": False, "reason": str(exc)}
+    return {"folder": str(folder), "usable": True}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the installation's facts as text (or JSON with ``--json``)."""
+    info = collect_info()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    v, k, c, w = info["versions"], info["cpu_kernel"], info["cuda"], info["surrogate_weights"]
+    others = ", ".join(f"{name} {ver}" for name, ver in v.items() if name != "delssome_norms")
+    print(f"delssome-norms {v['delssome_norms']} ({others})")
+    print(f"platform: {info['platform']}; torch CPU threads: {info['torch_threads']}")
+    if k["available"]:
+        bf16 = "with" if k["bfloat16_fcd"] else "without"
+        print(f"CPU kernel: compiled, {bf16} AVX512-BF16 FCD products ({k['library']})")
+    else:
+        print(f"CPU kernel: not available, the slower torch engine is used ({k.get('reason', '?')})")
+    f = info["fcd_products"]
+    env = f"DELSSOME_NORMS_FCD_PRODUCTS={f['DELSSOME_NORMS_FCD_PRODUCTS']}"
+    print(
+        f"FCD products of float32 simulations: {f['float32_on_cpu']} on CPU, "
+        f"{f['float32_on_cuda']} on CUDA ({env})"
+    )
+    if c["available"]:
+        print(f"CUDA: {', '.join(c['devices'])}; fused Triton kernel: {'yes' if c['triton'] else 'no'}")
+    else:
+        print("CUDA: not available")
+    state = "usable" if w["usable"] else f"not usable ({w['reason']})"
+    print(f"surrogate weights: {w['folder']} ({state})")
+    return 0
