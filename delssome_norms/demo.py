@@ -44,10 +44,10 @@ DEMO_SUBJECTS = ("synth-00604", "synth-01562")
 
 With the default 10-coefficient design and 432-s scans the regional E/I pattern of many subjects
 is not identified: ``bench/alone_vs_cohort.py`` fitted the first 10 packaged controls (surrogate
-mode, 100 x 100) and found r vs truth from 0.60 to 0.999 (median 0.80) at test costs equal to the
+mode, 100 x 100) and found r vs truth from 0.59 to 0.997 (median 0.84) at test costs equal to the
 truth's within the noise of the cost (one subject: truth 0.246 +- 0.081, fit 0.254 +- 0.040).
-These two are the ones that benchmark recovered (r 0.999 and 0.997), so the demo shows a fit
-that works; the report says so and quotes the benchmark's figure for the rest."""
+These two are the ones that benchmark recovered best (r 0.997 and 0.997), so the demo shows a
+fit that works; the report says so and quotes the benchmark's figure for the rest."""
 
 
 @dataclass
@@ -471,9 +471,9 @@ def _method_note(mode: str, summary: dict) -> str:
             "is also how their truth was made. They were chosen because a fit recovers them: "
             "for many subjects FC and FCD of a 432-s scan do not pin the regional pattern down. "
             "Fitting the first 10 packaged controls (`bench/alone_vs_cohort.py`, same search) "
-            "gave r vs truth 0.60 to 0.999 (median 0.80) and a median |error of mean E/I| of 6.6 %, "
+            "gave r vs truth 0.59 to 0.997 (median 0.84) and a median |error of mean E/I| of 4.2 %, "
             "with the fits' test costs equal to the truth's within the noise of the cost; these "
-            "two were recovered there (r 0.999 and 0.997). Read single-subject regional patterns "
+            "two were recovered there (r 0.997 and 0.997). Read single-subject regional patterns "
             'with that in mind (README, "What a fit can and cannot tell you").'
         )
     return (
