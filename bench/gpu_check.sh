@@ -63,6 +63,7 @@ for m in ("triton", "numpy", "scipy", "pandas", "cma", "sklearn", "tvb_data", "t
         missing.append(f"{m} ({exc.__class__.__name__})")
 print("missing modules:", ", ".join(missing) or "none")
 PY
+timeout 60 $py -m delssome_norms.cli.main info || echo "(delssome-norms info failed)"
 [ -d .baseline/delssome_norms ] && echo "baseline package: .baseline/delssome_norms" \
     || echo "no .baseline/delssome_norms: the E/I check is skipped"
 
