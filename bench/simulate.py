@@ -87,7 +87,8 @@ def _peak(device: str) -> int:
 # measurements (each in its own subprocess)
 # ------------------------------------------------------------------------------------------------
 def measure_generation(device: str, quick: bool, n_sets: int, engine: str = "auto") -> dict:
-    from delssome_norms.model import cost, fcd_product_dtype, simulate, summarize
+    from delssome_norms.model import cost, simulate, summarize
+    from delssome_norms.model.summary import fcd_products_name
 
     params, sc, fc_emp, cdf_emp = _inputs(n_sets)
     timing = _timing(0.005, quick)
@@ -109,7 +110,7 @@ def measure_generation(device: str, quick: bool, n_sets: int, engine: str = "aut
         "steps": timing.total_steps,
         "frames": timing.n_frames,
         "engine": _engine_name(device, engine),
-        "fcd_products": str(fcd_product_dtype(res.bold.dtype, device)).removeprefix("torch."),
+        "fcd_products": fcd_products_name(res.bold.dtype, device),
         "seconds": t2 - t0,
         "simulate_seconds": t1 - t0,
         "summary_cost_seconds": t2 - t1,

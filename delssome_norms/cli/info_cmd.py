@@ -36,7 +36,7 @@ def collect_info() -> dict[str, Any]:
 
     from delssome_norms.fit.outputs import package_versions
     from delssome_norms.model import _kernel, _triton
-    from delssome_norms.model.summary import FCD_PRODUCTS_ENV, fcd_product_dtype
+    from delssome_norms.model.summary import FCD_PRODUCTS_ENV, fcd_products_name
 
     kernel: dict[str, Any] = {"available": _kernel.available()}
     if kernel["available"]:
@@ -61,8 +61,8 @@ def collect_info() -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "cpu_kernel": kernel,
         "fcd_products": {
-            "float32_on_cpu": str(fcd_product_dtype(torch.float32, "cpu")).removeprefix("torch."),
-            "float32_on_cuda": str(fcd_product_dtype(torch.float32, "cuda")).removeprefix("torch."),
+            "float32_on_cpu": fcd_products_name(torch.float32, "cpu"),
+            "float32_on_cuda": fcd_products_name(torch.float32, "cuda"),
             FCD_PRODUCTS_ENV: os.environ.get(FCD_PRODUCTS_ENV) or "auto",
         },
         "cuda": cuda,

@@ -64,6 +64,7 @@ from delssome_norms.fit.stages import (
 )
 from delssome_norms.fit.subject import SubjectInputs
 from delssome_norms.model import scale_sc
+from delssome_norms.model.summary import fcd_products_name
 
 MAX_GROUP_SIZE = {"cpu": 8, "cuda": 64}
 """Largest automatic K per device type (a bigger batch no longer helps once compute-bound)."""
@@ -482,16 +483,6 @@ def _best_total(m: Member) -> float | None:
     return min((float(t.min()) for t in totals if t.size), default=None)
 
 
-def _fcd_products(settings: FitSettings) -> str:
-    """Precision of the FCD matrix products of the simulations (``float32``, ``bfloat16``, ...)."""
-    import torch
-
-    from delssome_norms.model.summary import fcd_product_dtype
-
-    dtype = getattr(torch, settings.dtype)
-    return str(fcd_product_dtype(dtype, settings.device)).removeprefix("torch.")
-
-
 def _run_info(
     m: Member, extra: dict, settings: FitSettings, group_ids: list[str], progress: GroupProgress
 ) -> dict[str, Any]:
@@ -510,7 +501,7 @@ def _run_info(
             "warmup_steps": timing.warmup_steps,
             "n_frames": timing.n_frames,
             "dt": {"train": settings.dt_train, "val": settings.dt_val, "test": settings.dt_test},
-            "fcd_products": _fcd_products(settings),
+            "fcd_products": fcd_products_name(getattr(torch, settings.dtype), settings.device),
         },
         "inputs": s.sources,
         "design": extra["design"],

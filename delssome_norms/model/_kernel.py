@@ -227,6 +227,7 @@ def _build() -> ctypes.CDLL:
             for fn in (lib.pfic_run_f32, lib.pfic_run_f64):
                 fn.argtypes = [ctypes.POINTER(_Args), ctypes.POINTER(_Consts), ctypes.c_int64]
                 fn.restype = ctypes.c_int
+            lib.pfic_fcd_bf16_scratch_words.restype = ctypes.c_int64
             return lib
     raise RuntimeError("; ".join(errors) or "no C++ compiler found (set $CXX)")
 
@@ -254,9 +255,7 @@ def has_bf16_fcd() -> bool:
     """
     if not available():
         return False
-    lib = load()
-    lib.pfic_fcd_bf16_scratch_words.restype = ctypes.c_int64
-    return lib.pfic_fcd_bf16_scratch_words(ctypes.c_int64(1), ctypes.c_int64(1)) > 0
+    return load().pfic_fcd_bf16_scratch_words(ctypes.c_int64(1), ctypes.c_int64(1)) > 0
 
 
 def available() -> bool:

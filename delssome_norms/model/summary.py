@@ -305,18 +305,21 @@ def fcd_product_dtype(bold_dtype: torch.dtype, device: torch.device | str) -> to
     return torch.bfloat16 if _kernel.has_bf16_fcd() else bold_dtype
 
 
-def _bf16_kernel_histogram(v: Tensor, bins: int, scratch: FCDScratch | None) -> Tensor | None:
-    """Counts (S * bins,) of the strict upper FCD triangles from the compiled bfloat16 kernel, or
-    None when it is not available (no kernel, or built without AVX512-BF16)."""
-    lib = _cpu_kernel()
-    if lib is None or v.device.type != "cpu" or v.dtype != torch.float32:
+def fcd_products_name(bold_dtype: torch.dtype, device: torch.device | str) -> str:
+    """:func:`fcd_product_dtype` as recorded in results: ``float32``, ``bfloat16`` or ``float64``."""
+    return str(fcd_product_dtype(bold_dtype, device)).removeprefix("torch.")
+
+
+def _bf16_kernel_histogram(v: Tensor, bins: int, lib, scratch: FCDScratch | None) -> Tensor | None:
+    """Counts (S * bins,) of the strict upper FCD triangles from the compiled bfloat16 kernel
+    ``lib``, or None when it was built without AVX512-BF16."""
+    if v.device.type != "cpu" or v.dtype != torch.float32:
         return None
     import ctypes
 
     v = v.contiguous()
     S, W, P = v.shape
     i64 = ctypes.c_int64
-    lib.pfic_fcd_bf16_scratch_words.restype = ctypes.c_int64
     words = lib.pfic_fcd_bf16_scratch_words(i64(W), i64(P))
     if words < 0:
         return None
@@ -378,7 +381,7 @@ def fcd_histogram(
     v = standardized_window_vectors(bold, window, torch.float32 if bf16 else dtype, scratch)  # (S, W, P)
     S, W = v.shape[:2]
     lib = _cpu_kernel() if v.device.type == "cpu" else None
-    counts = _bf16_kernel_histogram(v, bins, scratch) if bf16 and lib is not None else None
+    counts = _bf16_kernel_histogram(v, bins, lib, scratch) if bf16 and lib is not None else None
     if counts is None:
         if bf16:  # no bfloat16 kernel: float32 products of the rounded vectors
             v = v.to(torch.bfloat16).to(torch.float32)

@@ -687,33 +687,46 @@ static void window_fc_one(int64_t T, int64_t N, int64_t w, const TI *x, TO *out)
   }
 }
 
+// body(t) for t = 0 .. n_tasks - 1 on at most n_threads threads (the caller is one of them),
+// each thread taking the next task when it finishes one.
+template <typename F> static void parallel(int64_t n_tasks, int64_t n_threads, F &&body) {
+  std::atomic<int64_t> next{0};
+  const int64_t nt = n_threads < 1 ? 1 : (n_threads > n_tasks ? (n_tasks < 1 ? 1 : n_tasks) : n_threads);
+  auto work = [&] {
+    for (int64_t t; (t = next.fetch_add(1)) < n_tasks;) body(t);
+  };
+  std::vector<std::thread> pool;
+  for (int64_t th = 1; th < nt; ++th) pool.emplace_back(work);
+  work();
+  for (auto &t : pool) t.join();
+}
+
 template <typename TI, typename TO>
 static void window_fc(int64_t S, int64_t T, int64_t N, int64_t w, const TI *x, TO *out,
                       int64_t n_threads) {
   const int64_t P = N * (N - 1) / 2, W = T - w + 1;
-  int64_t nt = n_threads < 1 ? 1 : (n_threads > S ? S : n_threads);
-  std::vector<std::thread> pool;
-  for (int64_t th = 0; th < nt; ++th)
-    pool.emplace_back([=] {
-      for (int64_t s = th; s < S; s += nt)
-        window_fc_one<TI, TO>(T, N, w, x + s * T * N, out + s * W * P);
-    });
-  for (auto &t : pool) t.join();
+  parallel(S, n_threads,
+           [&](int64_t s) { window_fc_one<TI, TO>(T, N, w, x + s * T * N, out + s * W * P); });
+}
+
+// Bin of an FCD value among `bins` equal bins over [-1, 1] (edges clamped in; half = bins / 2);
+// -1 for NaN, which is not counted (the caller compares the totals with the number of pairs).
+INL int64_t fcd_bin(double value, double half, int64_t bins) {
+  const double v = (value + 1.0) * half;
+  if (!(v == v)) return -1;
+  return v < 0.0 ? 0 : (v >= (double)bins ? bins - 1 : (int64_t)v);
 }
 
 // Histogram of the strict upper triangle of FCD blocks: block (S, b, c) holds rows r0 .. r0 + b
-// and columns r0 .. r0 + c of each FCD matrix; entry (r, k) is kept when k > r. NaN entries are
-// not counted (the caller compares the totals with the expected number of pairs).
+// and columns r0 .. r0 + c of each FCD matrix; entry (r, k) is kept when k > r.
 template <typename T>
 static void hist_upper_one(int64_t b, int64_t c, const T *block, int64_t bins, int64_t *cnt) {
   const double half = 0.5 * (double)bins;
   for (int64_t r = 0; r < b; ++r) {
     const T *row = block + r * c;
     for (int64_t k = r + 1; k < c; ++k) {
-      const double v = ((double)row[k] + 1.0) * half;
-      if (!(v == v)) continue;
-      int64_t idx = v < 0.0 ? 0 : (v >= (double)bins ? bins - 1 : (int64_t)v);
-      cnt[idx] += 1;
+      const int64_t idx = fcd_bin((double)row[k], half, bins);
+      if (idx >= 0) cnt[idx] += 1;
     }
   }
 }
@@ -721,19 +734,13 @@ static void hist_upper_one(int64_t b, int64_t c, const T *block, int64_t bins, i
 template <typename T>
 static void hist_upper(int64_t S, int64_t b, int64_t c, const T *block, int64_t bins,
                        int64_t *counts, int64_t n_threads) {
-  int64_t nt = n_threads < 1 ? 1 : (n_threads > S ? S : n_threads);
-  std::vector<std::thread> pool;
-  for (int64_t th = 0; th < nt; ++th)
-    pool.emplace_back([=] {
-      for (int64_t s = th; s < S; s += nt)
-        hist_upper_one<T>(b, c, block + s * b * c, bins, counts + s * bins);
-    });
-  for (auto &t : pool) t.join();
+  parallel(S, n_threads,
+           [&](int64_t s) { hist_upper_one<T>(b, c, block + s * b * c, bins, counts + s * bins); });
 }
 
 // FCD histogram with bfloat16 products (AVX512-BF16): the Gram matrix of the standardised
 // window-FC vectors (W x P per simulation, float32) with inputs rounded to bfloat16 and products
-// summed in float32 (vdpbf16ps), binned as hist_upper does without storing the matrix (NaN
+// summed in float32 (vdpbf16ps), binned by fcd_bin as hist_upper does, without storing the matrix (NaN
 // entries, from a non-finite simulation, are skipped: the caller sees a short total). Rounding
 // the inputs moves an FCD value by ~5e-5 rms (bins are 2e-4 wide): the FCD-CDF moves by ~1e-4
 // in KS distance, three orders of magnitude below the scatter between noise realisations.
@@ -832,9 +839,8 @@ static void rows(const uint32_t *vt, const Layout &L, int64_t r0, int64_t r1, in
       for (int64_t r = 0; r < MR && i0 + r < r1; ++r) {
         const int64_t i = i0 + r, j_end = c0 + NR < L.W ? c0 + NR : L.W;
         for (int64_t j = (i + 1 > c0 ? i + 1 : c0); j < j_end; ++j) {
-          const double x = ((double)C[r * NR + (j - c0)] + 1.0) * half;
-          if (!(x == x)) continue;  // NaN input: the caller sees a short total
-          const int64_t idx = x < 0.0 ? 0 : (x >= (double)bins ? bins - 1 : (int64_t)x);
+          const int64_t idx = fcd_bin((double)C[r * NR + (j - c0)], half, bins);
+          if (idx < 0) continue;  // NaN input: the caller sees a short total
           cnt[idx] += 1;
           lo = idx < lo ? idx : lo;
           hi = idx > hi ? idx : hi;
@@ -842,18 +848,6 @@ static void rows(const uint32_t *vt, const Layout &L, int64_t r0, int64_t r1, in
       }
     }
   }
-}
-
-template <typename F> static void parallel(int64_t n_tasks, int64_t n_threads, F &&body) {
-  std::atomic<int64_t> next{0};
-  const int64_t nt = n_threads < 1 ? 1 : (n_threads > n_tasks ? (n_tasks < 1 ? 1 : n_tasks) : n_threads);
-  auto work = [&] {
-    for (int64_t t; (t = next.fetch_add(1)) < n_tasks;) body(t);
-  };
-  std::vector<std::thread> pool;
-  for (int64_t th = 1; th < nt; ++th) pool.emplace_back(work);
-  work();
-  for (auto &t : pool) t.join();
 }
 
 // vt: scratch of S * Layout(W, P).words words
