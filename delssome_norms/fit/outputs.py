@@ -3,7 +3,8 @@
 Per subject (reference-code layout, docs/science.md §5, plus an uncertainty column):
 
 * ``EI_ratio.csv`` — region_index, EI_ratio, S_E, S_I, r_E, EI_ratio_sd, EI_ratio_lo, EI_ratio_hi
-  (the 90 % interval, :mod:`delssome_norms.fit.uncertainty`)
+  (the 90 % interval, :mod:`delssome_norms.fit.uncertainty`), fit_flagged, fit_flag_reasons (the
+  subject's fit-quality verdict, the same in every row)
 * ``best_parameters.csv`` — region_index, wEE, wEI, sigma, G
 * ``fit_quality.csv`` — stage (train/val/test), corr_loss, l1_loss, ks_loss, total_loss
 * ``run.json`` — versions, seed, settings, timing, search summary, wall times and the run
@@ -335,6 +336,7 @@ def write_subject_outputs(
         result.ei_ratio_sd,
         result.ei_lo,
         result.ei_hi,
+        result.quality or None,
     )
     p = result.params
     write_parameters(d / "best_parameters.csv", p.wEE[0], p.wEI[0], p.sigma[0], float(p.G[0]))

@@ -24,7 +24,8 @@ of one table and between a table and the chart scoring it.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -66,10 +67,14 @@ R_E = "r_E"
 EI_RATIO_SD = "EI_ratio_sd"
 EI_RATIO_LO = "EI_ratio_lo"
 EI_RATIO_HI = "EI_ratio_hi"
+FIT_FLAGGED = "fit_flagged"
+"""The subject's fit-quality flag (bool; the same in every row of ``EI_ratio.csv``)."""
+FIT_FLAG_REASONS = "fit_flag_reasons"
+"""The flag's reasons, ";"-joined (empty when not flagged; :mod:`delssome_norms.fit.quality`)."""
 EI_RATIO_COLUMNS = (REGION_INDEX, EI_RATIO, S_E, S_I, R_E)
 """Columns every ``EI_ratio.csv`` has."""
-EI_RATIO_OPTIONAL = (EI_RATIO_SD, EI_RATIO_LO, EI_RATIO_HI)
-"""Columns an ``EI_ratio.csv`` may have (spread and interval of the E/I ratio)."""
+EI_RATIO_OPTIONAL = (EI_RATIO_SD, EI_RATIO_LO, EI_RATIO_HI, FIT_FLAGGED, FIT_FLAG_REASONS)
+"""Columns an ``EI_ratio.csv`` may have (spread and interval of the E/I ratio, the fit's flag)."""
 
 # -- provenance -------------------------------------------------------------------------------------
 PROVENANCE_FIELDS = (
@@ -97,6 +102,8 @@ __all__ = [
     "EI_RATIO_LO",
     "EI_RATIO_OPTIONAL",
     "EI_RATIO_SD",
+    "FIT_FLAGGED",
+    "FIT_FLAG_REASONS",
     "MEAN_TARGET",
     "NUMERIC_SEX",
     "PIPELINE_FIELDS",
@@ -254,6 +261,7 @@ def ei_ratio_frame(
     ei_ratio_sd: np.ndarray | None = None,
     ei_ratio_lo: np.ndarray | None = None,
     ei_ratio_hi: np.ndarray | None = None,
+    quality: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """A subject's result in the ``EI_ratio.csv`` layout (one row per region).
 
@@ -265,6 +273,10 @@ def ei_ratio_frame(
         Time-averaged excitatory rate [Hz].
     ei_ratio_sd, ei_ratio_lo, ei_ratio_hi : ndarray of shape (N,), optional
         Spread and interval bounds of the E/I ratio (columns left out when None).
+    quality : mapping, optional
+        The fit-quality verdict (``run.json``'s ``fit_quality``: ``flagged``, ``reasons``); gives
+        the :data:`FIT_FLAGGED` and :data:`FIT_FLAG_REASONS` columns, repeated in every row so
+        that the file alone tells whether its numbers come from a poor fit.
     """
     table = pd.DataFrame(
         {
@@ -279,4 +291,7 @@ def ei_ratio_frame(
     for name, values in optional:
         if values is not None:
             table[name] = values
+    if quality is not None:
+        table[FIT_FLAGGED] = bool(quality.get("flagged", False))
+        table[FIT_FLAG_REASONS] = ";".join(str(r) for r in quality.get("reasons", ()) or ())
     return table

@@ -127,13 +127,16 @@ def write_ei_ratio(
     ei_ratio_sd: np.ndarray | None = None,
     ei_ratio_lo: np.ndarray | None = None,
     ei_ratio_hi: np.ndarray | None = None,
+    quality: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``EI_ratio.csv``: region_index, EI_ratio, S_E, S_I, r_E [, EI_ratio_sd]
-    [, EI_ratio_lo, EI_ratio_hi] (:func:`delssome_norms.io.ei_table.ei_ratio_frame`)."""
+    [, EI_ratio_lo, EI_ratio_hi] [, fit_flagged, fit_flag_reasons]
+    (:func:`delssome_norms.io.ei_table.ei_ratio_frame`)."""
     from delssome_norms.io.ei_table import ei_ratio_frame
 
     return write_table(
-        ei_ratio_frame(ei_ratio, s_e, s_i, r_e, ei_ratio_sd, ei_ratio_lo, ei_ratio_hi), path
+        ei_ratio_frame(ei_ratio, s_e, s_i, r_e, ei_ratio_sd, ei_ratio_lo, ei_ratio_hi, quality),
+        path,
     )
 
 

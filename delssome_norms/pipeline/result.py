@@ -109,6 +109,7 @@ class EIResult:
             self.s_i.to_numpy(),
             self.r_e.to_numpy(),
             *(None if s is None else s.to_numpy() for s in (self.ei_sd, self.ei_lo, self.ei_hi)),
+            self.quality or None,
         )
         frame.insert(1, "region", self.regions)
         return frame

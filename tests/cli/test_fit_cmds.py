@@ -99,6 +99,8 @@ def test_estimate_ei_writes_outputs_and_skips_when_finished(tmp_path: Path, caps
         "EI_ratio_sd",
         "EI_ratio_lo",
         "EI_ratio_hi",
+        "fit_flagged",
+        "fit_flag_reasons",
     ]
     assert len(ei) == N and np.all(np.isfinite(ei["EI_ratio"])) and np.all(ei["EI_ratio"] > 0)
     np.testing.assert_allclose(ei["EI_ratio"], ei["S_E"] / ei["S_I"], rtol=0.05)  # 1 duplicate

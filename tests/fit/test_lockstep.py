@@ -86,6 +86,8 @@ def test_each_subject_fits_its_own_data(tmp_path: Path, monkeypatch) -> None:
             "EI_ratio_sd",
             "EI_ratio_lo",
             "EI_ratio_hi",
+            "fit_flagged",
+            "fit_flag_reasons",
         ]
 
 

@@ -135,3 +135,20 @@ def test_cost_floor_flags_noise_but_not_a_model_made_subject(fitted: Path) -> No
     assert bm["test_total"] > bm["self_floor_total"] + 2 * q.COST_FLOOR_MARGIN
     for m in (gm, bm):
         assert 0 <= m["gate_rejected_fraction"] <= 1 and m["n_dup"] == 3
+
+
+@pytest.mark.parametrize("name", ["model", "noise"])
+def test_ei_ratio_csv_carries_the_verdict_of_run_json(fitted: Path, name: str) -> None:
+    import pandas as pd
+
+    from delssome_norms.pipeline import EIResult
+
+    verdict = _verdict(fitted / name)
+    table = pd.read_csv(fitted / name / "EI_ratio.csv", keep_default_na=False)
+    assert table["fit_flagged"].astype(str).eq(str(verdict["flagged"])).all()
+    assert table["fit_flag_reasons"].eq(";".join(verdict["reasons"])).all()
+    assert (name == "noise") == bool(verdict["flagged"])  # the noise FC is the poor fit
+    # reading the folder back and writing its frame gives the same columns
+    frame = EIResult.from_dir(fitted / name).to_frame()
+    assert frame["fit_flagged"].eq(verdict["flagged"]).all()
+    assert frame["fit_flag_reasons"].eq(";".join(verdict["reasons"])).all()
