@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -75,3 +76,12 @@ def result_header(benchmark: str, args: argparse.Namespace) -> dict[str, Any]:
         "load_average": os.getloadavg(),
         "torch_threads": torch.get_num_threads(),
     }
+
+
+def results_file(default: Path, out: str | Path | None = None, quick: bool = False) -> Path:
+    """Where a benchmark writes its JSON: ``out`` when the user gave another path, else
+    ``default``, or ``<name>_quick.json`` beside it for ``--quick`` (a smoke run never replaces a
+    measured result)."""
+    if out is not None and Path(out) != Path(default):
+        return Path(out)
+    return default.with_name(f"{default.stem}_quick{default.suffix}") if quick else Path(default)

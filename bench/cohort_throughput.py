@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from _options import results_file  # bench/ is on sys.path
 
 from delssome_norms.cli.options import add_fit_options, fit_settings_from_args
 
@@ -344,6 +345,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--offset", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args(argv)
+    args.out = str(results_file(RESULTS, args.out, args.quick))
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.quick:

@@ -123,7 +123,7 @@ CPU_BUDGET = {
 surrogate mode at the fit's default budget (100 x 100, 3 duplicates, 5 tested); Euler mode a
 reduced search, 30 x 50 with 2 duplicates and 3 tested (the default 100 x 100 x 3 needs ~2 h per
 truth here; ``bench/gpu_calibration.sh`` runs it on a GPU)."""
-QUICK_BUDGET = {"generations": 3, "popsize": 12, "n_dup": 1, "test_top_k": 2}
+QUICK_BUDGET = {"generations": 3, "popsize": 40, "n_dup": 1, "test_top_k": 2}
 
 # coefficient ranges in z-scored-map units: (level, gradient slope, myelin slope)
 WEE_RANGE = ((1.5, 5.5), (-0.4, 0.4), (-0.4, 0.4))
@@ -1034,6 +1034,8 @@ def fit_mode(
     truths get the cohort FC gradient as their own map, the same space): fewer sequential calls,
     which is what a GPU needs.
     """
+    from _cache import current_fits  # bench/ is on sys.path when the script runs
+
     from delssome_norms.datasets import load_default_maps
     from delssome_norms.fit import GroupProgress, choose_group_size, fit_group, plan_groups
 
@@ -1090,14 +1092,18 @@ def fit_mode(
                 on_subject_done=lambda o, label=label: log(f"{label}: {o.subject_id} {o.status}"),
             )
             t0 = time.perf_counter()
-            log(f"{label}: start")
+            fallback = grad if design == "gradient" else None
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                done = sum(current_fits(subjects, dirs, settings, fallback))  # drops stale fits
+            log(f"{label}: start ({done} of {len(idx)} already fitted with these settings)")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 outcomes = fit_group(
                     subjects,
                     dirs,
                     settings,
-                    fallback_gradient=grad if design == "gradient" else None,
+                    fallback_gradient=fallback,
                     progress=prog,
                     surrogate=backend,
                 )

@@ -33,7 +33,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _options import add_scan_arguments, result_header, scan_timings  # bench/ is on sys.path
+from _options import (  # bench/ is on sys.path
+    add_scan_arguments,
+    result_header,
+    results_file,
+    scan_timings,
+)
 from recovery import losses_per_seed, make_evaluator, make_subjects
 
 from delssome_norms.cli.options import add_fit_options
@@ -59,6 +64,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--quick", action="store_true", help="smoke run (2 subjects, small grids)")
+    ap.add_argument("--out", default=str(RESULTS), help="JSON path (--quick: *_quick.json)")
     ap.add_argument("--subjects", type=int, default=10)
     add_scan_arguments(ap)
     ap.add_argument("--dt-truth", type=float, default=0.003, help="step of the synthetic truth, s")
@@ -83,6 +89,7 @@ def main() -> None:
     ap.add_argument("--prior", choices=("wide", "informative"), default="wide")
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
+    args.out = str(results_file(RESULTS, args.out, args.quick))
     if args.quick:
         args.subjects, args.scan_length, args.fcd_window = 2, 21.6, 10
         args.wei_scales, args.wee_shifts = [0.9, 1.0, 1.1], [-0.2, 0.2, 3]
@@ -169,11 +176,11 @@ def main() -> None:
         "issue_target_mean_err_pct": TARGET_MEAN_ERR,
         "wall_s": round(time.perf_counter() - t0, 1),
     }
-    write_json(result, RESULTS)
+    write_json(result, args.out)
     print(
         f"identifiability: {n} subjects, E/I level moved by up to a median {med:.1f} % (issue target "
         f"{TARGET_MEAN_ERR} %) with no rise in cost on fresh noise (wEI scaled "
-        f"{scales.min():g}-{scales.max():g}, wEE re-tuned); {result['wall_s']:.0f} s -> {RESULTS}"
+        f"{scales.min():g}-{scales.max():g}, wEE re-tuned); {result['wall_s']:.0f} s -> {args.out}"
     )
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _options import results_file  # bench/ is on sys.path
 
 from delssome_norms.cli.options import add_fit_options
 from delssome_norms.datasets import load_default_template
@@ -226,7 +227,7 @@ def main() -> None:
         "full_default_fit_per_subject": full,
     }
     out = RESULTS if args.device == "cpu" else RESULTS.with_name(f"lockstep_{args.device}.json")
-    out = Path(args.out) if args.out else out
+    out = Path(args.out) if args.out else results_file(out, None, args.quick)
     write_json(result, out)
     parts = ", ".join(f"{r['engine']} {r['speedup']:.2f}x" for r in speed)
     extra = (

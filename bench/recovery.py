@@ -42,6 +42,7 @@ from _options import (  # bench/ is on sys.path
     add_scan_arguments,
     add_truth_rate_band,
     result_header,
+    results_file,
     scan_timings,
     truth_rate_band,
 )
@@ -194,6 +195,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--quick", action="store_true", help="smoke run (2 subjects, 3 generations)")
+    ap.add_argument("--out", default=str(RESULTS), help="JSON path (--quick: *_quick.json)")
     ap.add_argument("--subjects", type=int, default=10)
     add_fit_options(
         ap,
@@ -238,6 +240,7 @@ def main() -> None:
         "timing), the paper's 100 x 100 search, test stage at dt 0.0005 s",
     )
     args = ap.parse_args()
+    args.out = str(results_file(RESULTS, args.out, args.quick))
     if args.hcp:
         args.prior, args.mode = "informative", "surrogate"
         args.generations, args.popsize, args.mu = 100, 100, 10
@@ -331,12 +334,12 @@ def main() -> None:
         },
         "wall_s": {"make_subjects": round(t_make, 1), "fit": round(t_fit, 1)},
     }
-    write_json(result, RESULTS)
+    write_json(result, args.out)
     print(
         f"recovery: {len(ok)}/{len(rows)} subjects fitted, median r {med_r:.3f} (target {TARGET_R}), "
         f"median |mean E/I error| {med_err:.2f} % (target {TARGET_MEAN_ERR}), "
         f"{'PASS' if result['pass'] else 'FAIL'}; fit {t_fit:.0f} s; on fresh noise the fit costs less "
-        f"than the truth for {fit_beats_truth}/{len(fresh_fit)} subjects -> {RESULTS}"
+        f"than the truth for {fit_beats_truth}/{len(fresh_fit)} subjects -> {args.out}"
     )
 
 

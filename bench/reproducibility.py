@@ -10,7 +10,8 @@ number of subjects below r 0.9 (issue 6's agreement threshold, which two runs of
 meet for two modes to meet it), and the wall time per subject.
 
 Writes ``bench/results/reproducibility.json`` and prints one line per setting.
-Usage: ``python bench/reproducibility.py [--mode surrogate] [--searches 1 4] [--subjects 10]``
+Usage: ``python bench/reproducibility.py [--mode surrogate] [--searches 1 4] [--subjects 10]
+[--scan-length 864 --mode euler]`` (how a longer scan changes the agreement).
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from surrogate import (  # bench/ is on sys.path
+from _options import results_file  # bench/ is on sys.path
+from surrogate import (
+    QUICK_GENERATIONS,
+    QUICK_POPSIZE,
     bench_settings,
     held_out_subjects,
     run_mode,
@@ -65,18 +69,30 @@ def main() -> int:
     ap.add_argument("--subjects", type=int, default=10)
     ap.add_argument("--generations", type=int, default=None, help="default: training data's")
     ap.add_argument("--subject-seed", type=int, default=1000, help="as bench/surrogate.py's --seed")
+    ap.add_argument(
+        "--scan-length",
+        type=float,
+        default=None,
+        help="seconds (default: the weights' trained length, as bench/surrogate.py; another length "
+        "is for --mode euler: the surrogate is trained at one length)",
+    )
     add_fit_options(ap, ("stability_gate", "device"))
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     ap.add_argument("--work", default=None, help="folder for the fits (finished fits are reused)")
-    ap.add_argument("--quick", action="store_true", help="2 subjects, 2 generations of 20")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"2 subjects, {QUICK_GENERATIONS} generations of {QUICK_POPSIZE}",
+    )
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
+    args.out = str(results_file(RESULTS, args.out, args.quick))
     if args.threads:
         torch.set_num_threads(args.threads)
     meta = load_pretrained(None).metadata
     n_subjects = 2 if args.quick else args.subjects
     gsettings, settings = bench_settings(
-        meta, n_subjects, args.generations, None, args.subject_seed, args.quick
+        meta, n_subjects, args.generations, args.scan_length, args.subject_seed, args.quick
     )
     work = Path(args.work or tempfile.mkdtemp(prefix="delssome_bench_reproducibility_"))
     subjects, _ = held_out_subjects(gsettings, work / "subjects.npz")

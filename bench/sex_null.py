@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _options import results_file  # bench/ is on sys.path
 from scipy import stats
 
 from delssome_norms.datasets import region_classes
@@ -177,6 +178,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    args.out = results_file(RESULTS, args.out, args.quick)
     reps = 200 if args.quick else 1000
     reps_tails = 200 if args.quick else 500
     reps_chart = 40 if args.quick else 200

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _options import results_file  # bench/ is on sys.path
 
 from delssome_norms.io import write_json
 from delssome_norms.model.integrate import ENGINES
@@ -324,6 +325,7 @@ def main() -> int:
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    args.out = str(results_file(RESULTS, args.out, args.quick))
     cuda = args.device == "cuda"
     if args.n_sets is None:
         args.n_sets = 10 if args.quick else 100
