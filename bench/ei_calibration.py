@@ -966,6 +966,7 @@ def make_settings(args: argparse.Namespace, mode: str, design: str, budget: dict
         dtype=args.dtype,
         maps="fc-gradient" if design == "gradient" and args.gradient_map == "fc" else "default",
         **{k: budget[k] for k in ("searches", "val_per_generation") if k in budget},
+        combine=args.combine if budget.get("searches", 1) > 1 else None,
     )
 
 
@@ -975,11 +976,14 @@ def budget_tag(
     scan_length: float,
     single_group: bool = False,
     gradient_map: str = "own",
+    combine: str | None = None,
 ) -> str:
-    """Folder name of a mode's fits (a different budget, grouping or gradient map gets a
-    different folder)."""
+    """Folder name of a mode's fits (a different budget, grouping, gradient map or way of
+    combining searches gets a different folder)."""
     tags = {"searches": "searches", "val_per_generation": "v"}
     extra = "".join(f"_{tags[k]}{v}" for k, v in sorted(budget.items()) if k in tags)
+    if combine != "best" and budget.get("searches", 1) > 1:  # "mean", the default
+        extra += "_mean"
     return (
         f"{mode}_g{budget['generations']}p{budget['popsize']}d{budget['n_dup']}"
         f"k{budget['test_top_k']}{extra}_s{scan_length:g}{'_1g' if single_group else ''}"
@@ -1302,7 +1306,9 @@ def run_vary(
             folder = (
                 work
                 / "vary"
-                / budget_tag(mode, b, sub_args.scan_length, args.single_group, args.gradient_map)
+                / budget_tag(
+                    mode, b, sub_args.scan_length, args.single_group, args.gradient_map, args.combine
+                )
             )
             t0 = time.perf_counter()
             fit_mode(sub_args, mode, subset, b, folder, grad)
@@ -1390,6 +1396,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--popsize", type=int, default=None)
     ap.add_argument("--n-dup", type=int, default=None)
     ap.add_argument("--test-top-k", type=int, default=None)
+    ap.add_argument(
+        "--combine",
+        choices=("best", "mean"),
+        default=None,
+        help="how several searches (searches > 1 in the budget) give one estimate "
+        "(FitSettings.combine; default: mean)",
+    )
     ap.add_argument(
         "--mode-budget",
         action="append",
@@ -1479,7 +1492,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for mode in args.modes.split(","):
         budget = budget_for(args, mode)
         budgets[mode] = budget
-        folder = work / budget_tag(mode, budget, args.scan_length, args.single_group, args.gradient_map)
+        folder = work / budget_tag(
+            mode, budget, args.scan_length, args.single_group, args.gradient_map, args.combine
+        )
         t0 = time.perf_counter()
         walls = fit_mode(args, mode, truths, budget, folder, cohort_grad)
         rows = [truth_row(t, folder) for t in truths]

@@ -65,6 +65,12 @@ def main() -> int:
     )
     add_fit_options(ap, ("mode",), {"mode": {"default": "surrogate"}})
     ap.add_argument("--searches", type=int, nargs="+", default=[1, 4])
+    ap.add_argument(
+        "--combine",
+        choices=("best", "mean"),
+        default=None,
+        help="how several searches give one estimate (FitSettings.combine; default: mean)",
+    )
     ap.add_argument("--fit-seeds", type=int, nargs=2, default=[1000, 2000])
     ap.add_argument("--subjects", type=int, default=10)
     ap.add_argument("--generations", type=int, default=None, help="default: training data's")
@@ -105,21 +111,25 @@ def main() -> int:
                 settings,
                 seed=seed,
                 searches=n_search,
+                combine=args.combine if n_search > 1 else None,
                 device=args.device,
                 stability_gate=not args.no_stability_gate,
             )
             t = time.perf_counter()
-            fits.append(run_mode(args.mode, subjects, work / f"searches{n_search}_seed{seed}", s, None))
+            tag = f"searches{n_search}" + ("_mean" if s.combine_rule == "mean" else "")
+            fits.append(run_mode(args.mode, subjects, work / f"{tag}_seed{seed}", s, None))
             fits[-1]["wall_s"] = time.perf_counter() - t
         row = {
             "searches": n_search,
+            "combine": s.combine_rule,
             "seconds_per_subject": [f["seconds"] / n_subjects for f in fits],
             "reused": [f["reused"] for f in fits],
             **compare(fits[0], fits[1], ids),
         }
         rows.append(row)
         print(
-            f"reproducibility[{args.mode}, searches {n_search}]: E/I r between seeds median "
+            f"reproducibility[{args.mode}, searches {n_search}, {s.combine_rule}]: E/I r between seeds "
+            f"median "
             f"{row['ei_r_median']:.3f}, min {row['ei_r_min']:.3f}, {row['below_r_min']}/{n_subjects} "
             f"below {R_MIN}; mean E/I differs by a median "
             f"{row['mean_ei_abs_difference_median_pct']:.1f} %; test cost "

@@ -387,7 +387,7 @@ def main() -> int:
     )
     add_fit_options(
         parser,
-        ("seed", "val_per_generation", "searches"),
+        ("seed", "val_per_generation", "searches", "combine"),
         overrides={
             "seed": {"default": 1000, "help": "seed of the held-out subjects"},
             "searches": {"help": "independent CMA-ES searches per subject in both modes"},
@@ -415,7 +415,10 @@ def main() -> int:
         surrogate.metadata, n_subjects, args.generations, args.scan_length, args.seed, args.quick
     )
     fit_settings = dataclasses.replace(
-        fit_settings, searches=args.searches, stability_gate=not args.no_stability_gate
+        fit_settings,
+        searches=args.searches,
+        combine=args.combine,
+        stability_gate=not args.no_stability_gate,
     )
     generations = gsettings.generations
     work = Path(args.work or tempfile.mkdtemp(prefix="delssome_bench_surrogate_"))

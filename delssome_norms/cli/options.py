@@ -31,6 +31,7 @@ FIT_OPTIONS: tuple[str, ...] = (
     "cmaes.mu",
     "seed",
     "searches",
+    "combine",
     "mode",
     "surrogate_weights",
     "device",

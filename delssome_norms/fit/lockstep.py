@@ -350,7 +350,12 @@ def fit_group(
         if failure is None:
             try:
                 result = subject_result(
-                    m, searches, extra["inputs"].fc, settings.mode, settings.interval
+                    m,
+                    searches,
+                    extra["inputs"].fc,
+                    settings.mode,
+                    settings.interval,
+                    settings.combine_rule,
                 )
             except SubjectFailure as exc:
                 failure = str(exc)
@@ -449,6 +454,7 @@ def _run_members(
             gseed,
             settings.test_top_k,
             _validation_hint(settings),
+            settings.combine_rule,
         )
     timings["test_s"] = time.perf_counter() - t
     if settings.interval:

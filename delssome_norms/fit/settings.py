@@ -15,6 +15,8 @@ MAP_CHOICES = ("default", "fc-gradient")
 MODE_CHOICES = ("euler", "surrogate")
 """Train-stage evaluators (:attr:`FitSettings.mode`)."""
 DTYPE_CHOICES = ("float32", "float64")
+COMBINE_CHOICES = ("best", "mean")
+"""How several searches give one estimate (:attr:`FitSettings.combine`)."""
 """Simulation dtypes (:attr:`FitSettings.dtype`)."""
 
 
@@ -62,11 +64,23 @@ class FitSettings:
         stage of a surrogate-mode fit (docs/science.md §9).
     searches : int, default 1
         Independent CMA-ES searches per subject (seeds derived from ``seed``), run in lockstep.
-        Validation re-simulates the generation bests of every search and the test stage takes the
-        best validated candidates over all of them; how far more searches make the estimate less
-        seed-dependent is measured by ``bench/reproducibility.py`` (figures: ``README.md``, "Seed
-        dependence"). 1 is the paper's protocol. Costs ``searches`` times the train and
-        validation simulations.
+        Validation re-simulates the generation bests of every search; the test stage re-simulates
+        the best validated candidates over all of them and, with ``combine="mean"`` (the default
+        here), every search's own best, whose E/I are averaged. How far more searches make the
+        estimate less seed-dependent is measured by ``bench/reproducibility.py`` (figures:
+        ``README.md``, "Seed dependence"). 1 is the paper's protocol. Costs ``searches`` times
+        the train and validation simulations.
+    combine : {"best", "mean"}, optional
+        How several searches give one estimate (default: "mean" with ``searches`` > 1;
+        :attr:`combine_rule`). ``"best"``: the E/I of the best validated candidate over all
+        searches. ``"mean"``: the test stage also re-simulates every search's
+        own best validated candidate, and the E/I is the geometric mean (per region) of those
+        candidates' E/I; ``best_parameters.csv`` and the test losses stay the best one's, and the
+        interval widens by the searches' spread about the mean. Picking the lowest of several
+        noisy costs selects candidates that fit the noise, and a 432-s scan's cost has several
+        near-equal minima with different regional patterns; averaging the searches' answers
+        instead makes the pattern markedly more reproducible (``bench/reproducibility.py``,
+        figures in ``README.md``, "Seed dependence"). Needs ``searches`` >= 2.
     stability_gate : bool, default True
         Train stage: a candidate whose FIC fixed point is linearly unstable
         (:func:`~delssome_norms.model.fic_stability_margin` >= 0) is neither simulated nor
@@ -155,9 +169,19 @@ class FitSettings:
     searches: int = field(
         default=1,
         metadata=_cli(
-            "independent CMA-ES searches per subject; the best validated over all is tested "
-            "(default %(default)s, the paper's protocol; more make the estimate less "
-            "seed-dependent)"
+            "independent CMA-ES searches per subject, combined as --combine says (default "
+            "%(default)s, the paper's protocol; 4 averaged make a person's regional pattern much "
+            "less seed-dependent, at 4x the search and validation cost)"
+        ),
+    )
+    combine: str | None = field(
+        default=None,
+        metadata=_cli(
+            "how several --searches give one estimate: 'mean' = the geometric mean of the E/I "
+            "of every search's best validated candidate (default with --searches > 1: a more "
+            "reproducible regional pattern); 'best' = the E/I of the best validated candidate "
+            "over all searches",
+            choices=COMBINE_CHOICES,
         ),
     )
     surrogate_weights: str | None = field(
@@ -228,6 +252,17 @@ class FitSettings:
                     f"needs 0 <= low < high (Hz), got {self.rate_gate!r}", "--rate-gate"
                 )
             object.__setattr__(self, "rate_gate", (lo, hi))
+        if self.combine is not None and self.combine not in COMBINE_CHOICES:
+            raise InvalidInputError(
+                f"combine must be one of {', '.join(COMBINE_CHOICES)}, got {self.combine!r}",
+                "--combine",
+            )
+        if self.combine == "mean" and self.searches < 2:
+            raise InvalidInputError(
+                f"'mean' averages the estimates of several searches; it needs --searches >= 2, "
+                f"got {self.searches}",
+                "--combine",
+            )
         if self.maps not in MAP_CHOICES:
             raise InvalidInputError(
                 f"maps must be one of {', '.join(MAP_CHOICES)}, got {self.maps!r}", "--maps"
@@ -236,6 +271,13 @@ class FitSettings:
             raise InvalidInputError(
                 f"dtype must be 'float32' or 'float64', got {self.dtype!r}", "--dtype"
             )
+
+    @property
+    def combine_rule(self) -> str:
+        """``combine`` with its default resolved: "mean" with several searches, else "best"."""
+        if self.combine is not None:
+            return self.combine
+        return "mean" if self.searches > 1 else "best"
 
     @property
     def validated_per_generation(self) -> int:
@@ -284,9 +326,9 @@ class FitSettings:
         ``generations`` is left out so a search can be extended, and ``device``/``engine`` so an
         interrupted run can be continued elsewhere (the stored generations stay valid; only the
         numbers of the remaining ones depend on the device). ``val_per_generation`` is left out
-        when it is the old default (:meth:`val_per_generation_record`), ``searches`` when it is 1
-        and ``stability_gate`` when it is off, so checkpoints written before they existed stay
-        valid (with the gate off, as they were run).
+        when it is the old default (:meth:`val_per_generation_record`), ``searches`` when it is 1,
+        ``combine`` when it is "best" and ``stability_gate`` when it is off, so checkpoints
+        written before they existed stay valid (with the gate off, as they were run).
         """
         d = self.to_dict()
         d["cmaes"] = {k: v for k, v in d["cmaes"].items() if k != "generations"}
@@ -297,6 +339,9 @@ class FitSettings:
             d.pop("val_per_generation")
         if d["searches"] == 1:  # likewise
             d.pop("searches")
+        d["combine"] = self.combine_rule
+        if d["combine"] == "best":  # likewise (one search, or several before "mean" existed)
+            d.pop("combine")
         if not d["stability_gate"]:
             d.pop("stability_gate")
         d.pop("maps")  # the design itself is part of a checkpoint's fingerprint

@@ -313,6 +313,20 @@ def pooled_validation(searches: list[Member]) -> dict[str, np.ndarray]:
     return out
 
 
+def search_bests(val: dict[str, np.ndarray]) -> np.ndarray:
+    """Row of each search's best validated candidate (lowest finite total) in a pooled
+    validation stage, in search order (searches without a finite total are left out)."""
+    if "search" not in val:
+        return np.empty(0, dtype=np.int64)
+    total = val["corr"] + val["l1"] + val["ks"]
+    rows = []
+    for r in np.unique(val["search"]):
+        own = np.flatnonzero((val["search"] == r) & np.isfinite(total))
+        if own.size:
+            rows.append(int(own[np.argmin(total[own])]))
+    return np.array(rows, dtype=np.int64)
+
+
 def run_test(
     subjects: list[list[Member]],
     simulator: EulerEvaluator,
@@ -320,13 +334,15 @@ def run_test(
     group_seed: int,
     top_k: int,
     failure_hint: str = "",
+    combine: str = "best",
 ) -> None:
     """Re-simulate each subject's ``top_k`` validated candidates and store ``test`` checkpoints.
 
     ``subjects`` holds each subject's searches (first search first); results go to the first
     search's checkpoint, with the pooled validation stage when there are several searches.
-    ``failure_hint`` is appended to the message of a subject none of whose validated candidates
-    is valid.
+    With ``combine="mean"`` every search's own best validated candidate is tested too (after the
+    ``top_k``; :func:`subject_result` averages them). ``failure_hint`` is appended to the
+    message of a subject none of whose validated candidates is valid.
     """
     chosen, cands = [], []
     for searches in subjects:
@@ -339,6 +355,9 @@ def run_test(
             val = pooled_validation(searches)
             lead.checkpoint.save_stage("val_pooled", val)
         order = _top_k(val, top_k)
+        if combine == "mean" and order.size:
+            extra = [i for i in search_bests(val) if i not in set(order.tolist())]
+            order = np.concatenate([order, np.array(extra, dtype=order.dtype)])
         if order.size == 0:
             for m in searches:
                 m.failure = (
@@ -462,6 +481,19 @@ class SubjectResult:
             self.ei_hi = nan.copy()
 
 
+def _ensemble_rows(val: dict[str, np.ndarray], order: np.ndarray, usable: np.ndarray) -> list[int]:
+    """Test rows of the searches' own best candidates: per search (in search order), its usable
+    tested row with the lowest validation total (none for a search without one)."""
+    if "search" not in val:
+        return []
+    total = val["corr"] + val["l1"] + val["ks"]
+    rows = []
+    for r in np.unique(val["search"][order[usable]]):
+        own = [int(j) for j in usable if val["search"][order[j]] == r]
+        rows.append(min(own, key=lambda j: total[order[j]]))
+    return rows
+
+
 def _loss_dict(corr: float, l1: float, ks: float) -> dict[str, float]:
     return {"corr_loss": float(corr), "l1_loss": float(l1), "ks_loss": float(ks)}
 
@@ -472,6 +504,7 @@ def subject_result(
     fc_emp: np.ndarray | None = None,
     mode: str = "euler",
     interval: bool = True,
+    combine: str = "best",
 ) -> SubjectResult:
     """Assemble the final estimate from the stored validation, test and profile stages of a
     subject's first (or only) search.
@@ -489,6 +522,11 @@ def subject_result(
         Fit mode (selects the interval calibration).
     interval : bool
         Use the stored ``profile`` stage (False: no interval, as with ``FitSettings.interval``).
+    combine : {"best", "mean"}
+        ``FitSettings.combine``: with "mean" and two or more searches whose best validated
+        candidate has a valid test simulation, E/I is the geometric mean of theirs (S_E, S_I and
+        r_E the arithmetic means), the interval is centred on it and widened by their spread
+        (:func:`uncertainty.add_member_spread`); parameters and losses stay the winner's.
 
     Raises
     ------
@@ -508,15 +546,33 @@ def subject_result(
     ratio = test["s_e"] / test["s_i"]  # (k, D, N)
     mask = valid[:, :, None]
 
-    def mean_valid(x: np.ndarray) -> np.ndarray:
-        return np.where(mask[w], x[w], 0.0).sum(axis=0) / mask[w].sum()
+    def mean_valid(x: np.ndarray, row: int = w) -> np.ndarray:
+        return np.where(mask[row], x[row], 0.0).sum(axis=0) / mask[row].sum()
 
     pooled = ratio[valid]  # (n_valid, N)
     sd = pooled.std(axis=0, ddof=1) if pooled.shape[0] >= 2 else np.full(ratio.shape[-1], np.nan)
     coeffs = val["candidates"][vi]
     ei_ratio = mean_valid(ratio)
+    s_e, s_i, r_e = (mean_valid(test[k]) for k in ("s_e", "s_i", "r_e"))
     profile = member.checkpoint.load_stage("profile") if interval else None
     spread = uncertainty.log_spread(test, w, profile)
+    ensemble_info: dict[str, Any] = {}
+    if combine == "mean":
+        members = _ensemble_rows(val, order, usable)
+        ensemble_info = {
+            "combine": "mean",
+            "ensemble_searches": [int(val["search"][order[j]]) for j in members],
+            "ensemble_test_total": [
+                float(test["corr"][j] + test["l1"][j] + test["ks"][j]) for j in members
+            ],
+        }
+        if len(members) >= 2:
+            logs = np.log(np.stack([mean_valid(ratio, j) for j in members]))
+            ei_ratio = np.exp(logs.mean(axis=0))
+            s_e, s_i, r_e = (
+                np.mean([mean_valid(test[k], j) for j in members], axis=0) for k in ("s_e", "s_i", "r_e")
+            )
+            spread = uncertainty.add_member_spread(spread, logs)
     lo = hi = block = None
     metrics: dict[str, Any] = {
         "test_total": float(test["corr"][w] + test["l1"][w] + test["ks"][w]),
@@ -548,9 +604,9 @@ def subject_result(
         subject_id=member.subject_id,
         ei_ratio=ei_ratio,
         ei_ratio_sd=sd,
-        s_e=mean_valid(test["s_e"]),
-        s_i=mean_valid(test["s_i"]),
-        r_e=mean_valid(test["r_e"]),
+        s_e=s_e,
+        s_i=s_i,
+        r_e=r_e,
         params=member.space.to_regional(coeffs),
         coeffs=coeffs,
         losses={
@@ -567,6 +623,7 @@ def subject_result(
             "ei_ratio_sd_sets": int(valid.any(axis=1).sum()),
             "ei_ratio_sd_simulations": int(pooled.shape[0]),
             "validated_candidates": len(val["generation"]),
+            **ensemble_info,
         },
         ei_lo=lo,
         ei_hi=hi,

@@ -484,6 +484,24 @@ def log_spread(
     }
 
 
+def add_member_spread(spread: dict[str, Any], member_logs: np.ndarray) -> dict[str, Any]:
+    """The spread of an estimate that averages several searches' candidates (``combine="mean"``).
+
+    ``member_logs`` (M, N) holds each member's log E/I; the estimate is their mean. Each
+    member's deviation from it (the largest per region, and of the mean E/I) is combined in
+    quadrature with the winner-centred spread of :func:`log_spread`, so the interval covers the
+    searches that were averaged as well as the near-optimal set (the regions' spread stays at
+    least the mean's). Adds ``ensemble_spread_log_mean``.
+    """
+    centre = member_logs.mean(axis=0)
+    dev_r = np.max(np.abs(member_logs - centre), axis=0)
+    means = np.log(np.exp(member_logs).mean(axis=1))
+    dev_m = float(np.max(np.abs(means - math.log(float(np.exp(centre).mean())))))
+    s_mean = math.sqrt(spread["mean"] ** 2 + dev_m**2)
+    region = np.maximum(np.sqrt(spread["region"] ** 2 + dev_r**2), s_mean)
+    return {**spread, "region": region, "mean": s_mean, "ensemble_spread_log_mean": dev_m}
+
+
 def interval_block(
     point: np.ndarray, spread: dict[str, Any], mode: str, calibration: dict[str, Any] | None = None
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:

@@ -185,7 +185,10 @@ def test_budget_resolution_order(cal):
         "n_dup": 3,
         "test_top_k": 5,
     }
-    assert cal.budget_tag("euler", {**cal.budget_for(args, "euler"), "searches": 2}, 432.0, True) == (
+    two = {**cal.budget_for(args, "euler"), "searches": 2}
+    # several searches are averaged by default ("mean"), "best" keeps the folder of earlier runs
+    assert cal.budget_tag("euler", two, 432.0, True) == "euler_g3p9d3k5_searches2_mean_s432_1g"
+    assert cal.budget_tag("euler", two, 432.0, True, combine="best") == (
         "euler_g3p9d3k5_searches2_s432_1g"
     )
     assert cal.budget_tag("euler", cal.budget_for(args, "euler"), 864.0, False, "fc") == (

@@ -128,3 +128,74 @@ def test_a_subject_survives_a_failed_search(tmp_path: Path, monkeypatch) -> None
     run = json.loads((tmp_path / "a" / "run.json").read_text())
     assert "train" in run["searches"][0]["failure"] and run["searches"][1]["failure"] is None
     assert run["result"]["winner_search"] == 1
+
+
+def test_combine_mean_averages_every_searchs_best_candidate(tmp_path: Path, monkeypatch) -> None:
+    use_analytic_simulator(monkeypatch)
+    subject = [_subject("a", 0.1, 0)]
+    best = dataclasses.replace(_settings(8), searches=3, combine="best")
+    mean = dataclasses.replace(best, combine=None)  # the default with several searches
+    fit_group(subject, [tmp_path / "best"], best)
+    (outcome,) = fit_group(subject, [tmp_path / "mean"], mean)
+    assert outcome.status == "done"
+    ck = tmp_path / "mean" / "checkpoint"
+    val, test = _npz(ck / "val_pooled.npz"), _npz(ck / "test.npz")
+    total = val["corr"] + val["l1"] + val["ks"]
+
+    # every search's own best validated candidate was tested
+    bests = {}
+    for r in (0, 1, 2):
+        own = np.flatnonzero((val["search"] == r) & np.isfinite(total))
+        bests[r] = int(own[np.argmin(total[own])])
+    assert set(bests.values()) <= set(test["order"].tolist())
+
+    # E/I = geometric mean over the searches of each one's duplicate-averaged S_E/S_I
+    rows = [int(np.flatnonzero(test["order"] == bests[r])[0]) for r in (0, 1, 2)]
+    members = []
+    for j in rows:
+        ok = test["valid"][j].astype(bool)
+        members.append((test["s_e"][j][ok] / test["s_i"][j][ok]).mean(axis=0))
+    members = np.array(members)
+    expected = np.exp(np.log(members).mean(axis=0))
+    ei = pd.read_csv(tmp_path / "mean" / "EI_ratio.csv")
+    np.testing.assert_allclose(ei["EI_ratio"], expected, rtol=1e-9)
+    assert not np.allclose(members[0], members[1])  # the searches did not all find one answer
+
+    # the interval is centred on the mean and covers every search's answer
+    assert (ei["EI_ratio_lo"] < ei["EI_ratio"]).all() and (ei["EI_ratio"] < ei["EI_ratio_hi"]).all()
+    assert (members >= ei["EI_ratio_lo"].to_numpy() - 1e-12).all()
+    assert (members <= ei["EI_ratio_hi"].to_numpy() + 1e-12).all()
+
+    # parameters are the winner's, the same as with "best"
+    run = json.loads((tmp_path / "mean" / "run.json").read_text())
+    assert run["result"]["combine"] == "mean"
+    assert sorted(run["result"]["ensemble_searches"]) == [0, 1, 2]
+    assert len(run["result"]["ensemble_test_total"]) == 3
+    assert run["fit_quality"]["metrics"]["ensemble_spread_log_mean"] > 0
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "mean" / "best_parameters.csv"),
+        pd.read_csv(tmp_path / "best" / "best_parameters.csv"),
+    )
+    run_best = json.loads((tmp_path / "best" / "run.json").read_text())
+    assert "combine" not in run_best["result"]
+
+
+def test_combine_setting() -> None:
+    from delssome_norms.cli.estimate_cmd import settings_from_args
+    from delssome_norms.cli.main import build_parser
+
+    with pytest.raises(InvalidInputError, match="--searches >= 2"):
+        FitSettings(combine="mean")
+    with pytest.raises(InvalidInputError, match="best, mean"):
+        FitSettings(searches=2, combine="median")
+    assert "combine" not in FitSettings().fingerprint()  # old checkpoints stay valid
+    assert "combine" not in FitSettings(searches=2, combine="best").fingerprint()
+    assert FitSettings(searches=2).combine_rule == "mean"  # the default with several searches
+    assert FitSettings(searches=2).fingerprint()["combine"] == "mean"
+    assert FitSettings().combine_rule == "best"
+    args = build_parser().parse_args(
+        ["estimate-ei", "--fc", "f", "--fcd-cdf", "c", "--tr", "0.72", "--scan-length", "864",
+         "--out-dir", "o", "--searches", "4", "--combine", "mean"]
+    )  # fmt: skip
+    s = settings_from_args(args)
+    assert (s.searches, s.combine) == (4, "mean")
