@@ -51,6 +51,8 @@ _SETTINGS_OVERRIDES = (
     "dt_val",
     "dt_test",
     "test_top_k",
+    "searches",
+    "combine",
     "stability_gate",
     "maps",
     "surrogate_weights",
@@ -182,6 +184,12 @@ class EIEstimator(BaseEstimator):
         Integration steps of the three stages [s].
     test_top_k : int, optional
         Validated sets re-simulated in the test stage.
+    searches : int, optional
+        Independent CMA-ES searches (default 1; 4 make the regional pattern much less
+        seed-dependent, README "Seed dependence").
+    combine : {"mean", "best"}, optional
+        How several searches give one estimate (default "mean": the geometric mean of every
+        search's best candidate's E/I).
     stability_gate : bool, optional
         Reject candidates with an unstable FIC fixed point before simulating them.
     maps : {"default", "fc-gradient"}, optional
@@ -228,6 +236,8 @@ class EIEstimator(BaseEstimator):
         dt_val: float | None = None,
         dt_test: float | None = None,
         test_top_k: int | None = None,
+        searches: int | None = None,
+        combine: str | None = None,
         stability_gate: bool | None = None,
         maps: str | None = None,
         surrogate_weights: str | None = None,
@@ -247,6 +257,8 @@ class EIEstimator(BaseEstimator):
         self.dt_val = dt_val
         self.dt_test = dt_test
         self.test_top_k = test_top_k
+        self.searches = searches
+        self.combine = combine
         self.stability_gate = stability_gate
         self.maps = maps
         self.surrogate_weights = surrogate_weights

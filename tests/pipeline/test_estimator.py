@@ -149,6 +149,9 @@ def test_sklearn_api_and_settings_overrides() -> None:
     # everything not overridden comes from the base settings
     assert dataclasses.replace(resolved, seed=3, cmaes=SETTINGS.cmaes) == SETTINGS
     assert EIEstimator().resolved_settings() == FitSettings()
+    four = EIEstimator(searches=4).resolved_settings()
+    assert (four.searches, four.combine_rule) == (4, "mean")
+    assert EIEstimator(searches=4, combine="best").resolved_settings().combine_rule == "best"
 
 
 @pytest.mark.parametrize(
@@ -159,6 +162,7 @@ def test_sklearn_api_and_settings_overrides() -> None:
         ({"popsize": 2.5}, "popsize"),
         ({"settings": {"seed": 1}}, "FitSettings"),
         ({"dt_test": -1.0}, "dt_test"),
+        ({"combine": "mean"}, "--searches >= 2"),
     ],
 )
 def test_bad_settings_are_one_clear_error(kwargs, match: str) -> None:
