@@ -199,3 +199,23 @@ def test_combine_setting() -> None:
     )  # fmt: skip
     s = settings_from_args(args)
     assert (s.searches, s.combine) == (4, "mean")
+
+
+def test_combine_in_the_pipeline_hash_only_when_it_averages() -> None:
+    import hashlib
+
+    from delssome_norms.fit.outputs import PIPELINE_SETTINGS_IGNORED, subject_provenance
+
+    subject = _subject("a", 0.1, 0)
+
+    def sha(settings: FitSettings) -> str:
+        return subject_provenance(subject, settings, "[1, gradient]")["pipeline"]["settings_sha256"]
+
+    one = FitSettings()
+    # a single search hashes as before combine existed (results of older versions still collect)
+    old = {k: v for k, v in one.to_dict().items() if k not in PIPELINE_SETTINGS_IGNORED}
+    old.pop("combine")
+    assert sha(one) == hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()
+    # the default with several searches is "mean", the same pipeline as asking for it
+    assert sha(FitSettings(searches=4)) == sha(FitSettings(searches=4, combine="mean"))
+    assert sha(FitSettings(searches=4)) != sha(FitSettings(searches=4, combine="best"))
