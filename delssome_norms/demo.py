@@ -474,7 +474,9 @@ def _method_note(mode: str, summary: dict) -> str:
             "gave r vs truth 0.59 to 0.997 (median 0.84) and a median |error of mean E/I| of 4.2 %, "
             "with the fits' test costs equal to the truth's within the noise of the cost; these "
             "two were recovered there (r 0.997 and 0.997). Read single-subject regional patterns "
-            'with that in mind (README, "What a fit can and cannot tell you").'
+            'with that in mind (README, "What a fit can and cannot tell you"); averaging four '
+            "independent searches (`estimate-ei --searches 4`) makes them far more reproducible "
+            '(README, "Seed dependence").'
         )
     return (
         f"In Euler mode the demo runs a reduced search ({search}, test stage at dt {fit.dt_test} s) "
