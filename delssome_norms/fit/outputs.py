@@ -60,7 +60,8 @@ FAILURE_FILE = "failure.json"
 """Written in a subject's folder when it failed (removed when it later succeeds)."""
 EI_SD_DEFINITION = (
     "sample SD (ddof=1) of S_E/S_I pooled over every valid (candidate, duplicate) test "
-    "simulation of the test_top_k best validated candidates"
+    "simulation of the test_top_k best validated candidates (and, with several searches "
+    "averaged, of each search's best)"
 )
 
 
