@@ -1069,14 +1069,20 @@ def fit_mode(
             return replace(t.subject.inputs, gradient=grad) if design == "all" else t.subject.inputs
 
         subjects_all = [inputs_of(t) for t in members]
-        k = args.group_size or choose_group_size(
-            subjects_all[0].n_regions,
-            round(args.scan_length / TR),
-            settings.cmaes.popsize,
-            settings.n_dup,
-            args.device,
-            args.dtype,
-            validation_sets=settings.cmaes.generations * settings.validated_per_generation,
+        # every search of a truth adds a subject's worth of simulations to a lockstep call
+        # (as in cohort); an explicit --group-size counts truths, so K x searches subjects run
+        k = args.group_size or max(
+            1,
+            choose_group_size(
+                subjects_all[0].n_regions,
+                round(args.scan_length / TR),
+                settings.cmaes.popsize,
+                settings.n_dup,
+                args.device,
+                args.dtype,
+                validation_sets=settings.cmaes.generations * settings.validated_per_generation,
+            )
+            // settings.searches,
         )
         groups = plan_groups([0] * len(members), k)
         for gi, idx in enumerate(groups):
@@ -1410,7 +1416,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="per-mode budget, e.g. euler=generations:30,popsize:100 (repeatable)",
     )
     ap.add_argument("--cpu-budget", action="store_true", help=f"preset {CPU_BUDGET}")
-    ap.add_argument("--group-size", type=int, default=0, help="lockstep K (0: choose_group_size)")
+    ap.add_argument(
+        "--group-size",
+        type=int,
+        default=0,
+        help="lockstep K, truths per group (0: choose_group_size, divided by the searches)",
+    )
     ap.add_argument(
         "--single-group",
         action="store_true",
