@@ -313,18 +313,23 @@ def pooled_validation(searches: list[Member]) -> dict[str, np.ndarray]:
     return out
 
 
+def _best_per_search(search: np.ndarray, total: np.ndarray) -> list[int]:
+    """Position of each search's lowest finite ``total``, in search order (searches without a
+    finite total are left out)."""
+    rows = []
+    for r in np.unique(search):
+        own = np.flatnonzero((search == r) & np.isfinite(total))
+        if own.size:
+            rows.append(int(own[np.argmin(total[own])]))
+    return rows
+
+
 def search_bests(val: dict[str, np.ndarray]) -> np.ndarray:
-    """Row of each search's best validated candidate (lowest finite total) in a pooled
-    validation stage, in search order (searches without a finite total are left out)."""
+    """Row of each search's best validated candidate in a pooled validation stage."""
     if "search" not in val:
         return np.empty(0, dtype=np.int64)
     total = val["corr"] + val["l1"] + val["ks"]
-    rows = []
-    for r in np.unique(val["search"]):
-        own = np.flatnonzero((val["search"] == r) & np.isfinite(total))
-        if own.size:
-            rows.append(int(own[np.argmin(total[own])]))
-    return np.array(rows, dtype=np.int64)
+    return np.array(_best_per_search(val["search"], total), dtype=np.int64)
 
 
 def run_test(
@@ -487,11 +492,8 @@ def _ensemble_rows(val: dict[str, np.ndarray], order: np.ndarray, usable: np.nda
     if "search" not in val:
         return []
     total = val["corr"] + val["l1"] + val["ks"]
-    rows = []
-    for r in np.unique(val["search"][order[usable]]):
-        own = [int(j) for j in usable if val["search"][order[j]] == r]
-        rows.append(min(own, key=lambda j: total[order[j]]))
-    return rows
+    tested = order[usable]
+    return [int(usable[i]) for i in _best_per_search(val["search"][tested], total[tested])]
 
 
 def _loss_dict(corr: float, l1: float, ks: float) -> dict[str, float]:
