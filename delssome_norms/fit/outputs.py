@@ -171,11 +171,9 @@ def subject_provenance(subject: SubjectInputs, settings: FitSettings, design: st
     else:
         maps = {"name": "FC gradient", "sha256": None}
     settings_d = settings.to_dict()
-    pipeline_settings = {k: v for k, v in settings_d.items() if k not in PIPELINE_SETTINGS_IGNORED}
-    # the resolved rule; left out when "best" (as results written before it existed)
-    pipeline_settings["combine"] = settings.combine_rule
-    if settings.combine_rule == "best":
-        pipeline_settings.pop("combine")
+    pipeline_settings = settings.with_combine_recorded(
+        {k: v for k, v in settings_d.items() if k not in PIPELINE_SETTINGS_IGNORED}
+    )
     pipeline = {
         "atlas": atlas_name,
         "n_regions": n,

@@ -279,6 +279,15 @@ class FitSettings:
             return self.combine
         return "mean" if self.searches > 1 else "best"
 
+    def with_combine_recorded(self, d: dict[str, Any]) -> dict[str, Any]:
+        """``d`` (a :meth:`to_dict`) with ``combine`` as results record it: the resolved rule,
+        left out when it is "best" (one search, or several before "mean" existed), so records
+        written before the setting existed still match."""
+        d = {**d, "combine": self.combine_rule}
+        if d["combine"] == "best":
+            d.pop("combine")
+        return d
+
     @property
     def validated_per_generation(self) -> int:
         """``val_per_generation`` with its mode-dependent default resolved."""
@@ -339,9 +348,7 @@ class FitSettings:
             d.pop("val_per_generation")
         if d["searches"] == 1:  # likewise
             d.pop("searches")
-        d["combine"] = self.combine_rule
-        if d["combine"] == "best":  # likewise (one search, or several before "mean" existed)
-            d.pop("combine")
+        d = self.with_combine_recorded(d)  # likewise
         if not d["stability_gate"]:
             d.pop("stability_gate")
         d.pop("maps")  # the design itself is part of a checkpoint's fingerprint
