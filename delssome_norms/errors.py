@@ -30,8 +30,11 @@ class InvalidInputError(ValueError):
         return InvalidInputError(self.problem, source)
 
 
-class NotFittedError(InvalidInputError):
-    """A model (growth chart, surrogate) was used before ``fit`` or ``load``."""
+class NotFittedError(InvalidInputError, AttributeError):
+    """A model (growth chart, surrogate) was used before ``fit`` or ``load``.
+
+    Also an :class:`AttributeError`, as scikit-learn's own ``NotFittedError``: ``hasattr(chart,
+    "bic_")`` is False before fitting instead of raising."""
 
 
 class NotYetAvailableError(RuntimeError):

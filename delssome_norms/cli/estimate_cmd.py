@@ -34,31 +34,9 @@ def check_device(device: str, option: str = "--device") -> str:
     str
         The device string, unchanged.
     """
-    import torch
+    from delssome_norms.model.devices import check_device as check
 
-    from delssome_norms.errors import InvalidInputError
-
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError, TypeError):
-        raise InvalidInputError(f"unknown device {device!r}; use cpu, cuda or cuda:N", option) from None
-    if dev.type == "cpu":
-        return device
-    if dev.type != "cuda":
-        raise InvalidInputError(
-            f"device type {dev.type!r} is not supported; use cpu, cuda or cuda:N", option
-        )
-    if not torch.cuda.is_available():
-        raise InvalidInputError(
-            f"{device!r} was asked for but CUDA is not available on this machine (torch "
-            f"{torch.__version__}); use --device cpu",
-            option,
-        )
-    count = torch.cuda.device_count()
-    if dev.index is not None and dev.index >= count:
-        raise InvalidInputError(
-            f"{device!r} does not exist; this machine has {count} CUDA device(s)", option
-        )
+    check(device, option)
     return device
 
 

@@ -107,12 +107,17 @@ class CMAESSettings:
             ok_type = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
             if kind is float:
                 ok_type = ok_type or isinstance(value, (float, np.floating))
-            too_low = value <= low if kind is float else value < low
+            too_low = ok_type and (value <= low if kind is float else value < low)
             if not ok_type or not math.isfinite(value) or too_low:
                 rule = f"> {low}" if kind is float else f">= {low}"
-                raise InvalidInputError(f"{name} must be a {kind.__name__} {rule}, got {value!r}", name)
+                raise InvalidInputError(
+                    f"{name} must be {'an integer' if kind is int else 'a number'} {rule}, "
+                    f"got {value!r}",
+                    name,
+                )
             if high is not None and value > high:
                 raise InvalidInputError(f"{name} must be <= {high}, got {value!r}", name)
+            object.__setattr__(self, name, kind(value))  # NumPy scalars become plain numbers
         if self.mu > self.popsize // 2:
             raise InvalidInputError(
                 f"mu must be at most popsize // 2 = {self.popsize // 2}, got {self.mu}", "mu"

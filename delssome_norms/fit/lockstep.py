@@ -64,6 +64,7 @@ from delssome_norms.fit.stages import (
 )
 from delssome_norms.fit.subject import SubjectInputs
 from delssome_norms.model import scale_sc
+from delssome_norms.model.devices import check_device
 from delssome_norms.model.summary import fcd_products_name
 
 MAX_GROUP_SIZE = {"cpu": 8, "cuda": 64}
@@ -303,6 +304,7 @@ def fit_group(
     list of SubjectOutcome, one per subject.
     """
     require_surrogate(settings.mode, surrogate)
+    check_device(settings.device)
     progress = progress or GroupProgress()
     keys = {(s.tr, s.scan_length, s.n_regions) for s in subjects}
     if len(keys) > 1:

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
+
+import numpy as np
+import torch
 
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.fit.cmaes import CMAESSettings
 from delssome_norms.model import SimulationTiming
+from delssome_norms.model.devices import parse_device
 
 MAP_CHOICES = ("default", "fc-gradient")
 """Where a 68-region subject without maps gets them (:attr:`FitSettings.maps`)."""
 MODE_CHOICES = ("euler", "surrogate")
 """Train-stage evaluators (:attr:`FitSettings.mode`)."""
 DTYPE_CHOICES = ("float32", "float64")
+"""Simulation dtypes (:attr:`FitSettings.dtype`)."""
 COMBINE_CHOICES = ("best", "mean")
 """How several searches give one estimate (:attr:`FitSettings.combine`)."""
-"""Simulation dtypes (:attr:`FitSettings.dtype`)."""
 
 
 def _cli(help: str, flag: str | None = None, group: str = "fit", **argparse_kwargs: Any) -> dict:
@@ -27,6 +31,19 @@ def _cli(help: str, flag: str | None = None, group: str = "fit", **argparse_kwar
     ``help`` gets " (default <value>)" appended unless it already says its default.
     """
     return {"cli": {"help": help, "flag": flag, "group": group, **argparse_kwargs}}
+
+
+def _plain_python_numbers(obj: Any) -> None:
+    """Replace NumPy scalars in a frozen dataclass's fields by Python ones (``np.int64(3)`` is a
+    valid seed; JSON records need plain numbers)."""
+    for f in fields(obj):
+        v = getattr(obj, f.name)
+        if isinstance(v, np.bool_):
+            object.__setattr__(obj, f.name, bool(v))
+        elif isinstance(v, np.integer):
+            object.__setattr__(obj, f.name, int(v))
+        elif isinstance(v, np.floating):
+            object.__setattr__(obj, f.name, float(v))
 
 
 @dataclass(frozen=True)
@@ -224,6 +241,12 @@ class FitSettings:
     )
 
     def __post_init__(self) -> None:
+        _plain_python_numbers(self)
+        # a torch.device is kept by name (settings are recorded in JSON); CUDA's presence is
+        # checked when a fit starts, so that settings read back on another machine still load
+        object.__setattr__(self, "device", str(parse_device(self.device, "device")))
+        if isinstance(self.dtype, torch.dtype):  # torch.float64 is kept by name, as recorded
+            object.__setattr__(self, "dtype", str(self.dtype).removeprefix("torch."))
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise InvalidInputError(f"seed must be a non-negative integer, got {self.seed!r}", "--seed")
         for name in ("dt_train", "dt_val", "dt_test"):

@@ -23,6 +23,7 @@ from torch import Tensor
 from delssome_norms.errors import ConvergenceWarning, InvalidInputError
 from delssome_norms.model.balloon import BalloonState, balloon_init, balloon_step, bold_signal
 from delssome_norms.model.constants import PFIC_CONSTANTS, BalloonConstants, PFICConstants
+from delssome_norms.model.devices import check_device
 from delssome_norms.model.fic import FICSolution, rate, solve_fic
 from delssome_norms.model.timing import SimulationTiming
 
@@ -70,6 +71,10 @@ class PreparedBatch(NamedTuple):
     fic: FICSolution
 
 
+UNSCALED_SC_MAX = 1.0
+"""Largest SC entry accepted without a warning (scaled SC peaks at 0.02: :func:`scale_sc`)."""
+
+
 def _as_tensor(x: ArrayLike, name: str) -> Tensor:
     t = x if isinstance(x, Tensor) else torch.from_numpy(np.array(x, dtype=np.float64))
     if not torch.is_floating_point(t):
@@ -89,13 +94,21 @@ def prepare_batch(
     const: PFICConstants = PFIC_CONSTANTS,
 ) -> PreparedBatch:
     """Check shapes, solve FIC (float64) and fold duplicates into the batch."""
-    device = torch.device("cpu") if device is None else torch.device(device)
+    device = check_device(device)
+    if not all(hasattr(params, name) for name in ("wEE", "wEI", "sigma", "G")):
+        raise InvalidInputError(
+            f"params must be a PFICParams(wEE, wEI, sigma, G), got {type(params).__name__}"
+        )
     # every input is moved to the simulation device, so CPU and CUDA inputs can be mixed
     wEE = _as_tensor(params.wEE, "wEE").to(device)
     wEI = _as_tensor(params.wEI, "wEI").to(device)
     sigma = _as_tensor(params.sigma, "sigma").to(device)
     G = _as_tensor(params.G, "G").to(device)
     if wEE.ndim == 1:  # a single parameter set
+        if G.numel() != 1:
+            raise InvalidInputError(
+                f"G of a single parameter set must be a scalar, got {G.numel()} values"
+            )
         wEE, wEI, sigma, G = wEE[None], wEI[None], sigma[None], G.reshape(1)
     if wEE.ndim != 2:
         raise InvalidInputError(f"wEE must have shape (B, N), got {tuple(wEE.shape)}")
@@ -113,8 +126,17 @@ def prepare_batch(
         raise InvalidInputError(
             f"sc must have shape ({N}, {N}) or ({B}, {N}, {N}), got {tuple(sc_t.shape)}"
         )
-    if n_dup < 1:
-        raise InvalidInputError(f"n_dup must be >= 1, got {n_dup}")
+    if (sc_t < 0).any():
+        raise InvalidInputError("sc must be non-negative (connection strengths)")
+    if float(sc_t.max()) > UNSCALED_SC_MAX:
+        warnings.warn(
+            f"sc has entries up to {float(sc_t.max()):.3g}; the model expects SC scaled to a "
+            "maximum of 0.02 (pass scale_sc(sc)), unscaled SC drives the FIC solution out of range",
+            UserWarning,
+            stacklevel=3,
+        )
+    if isinstance(n_dup, bool) or not isinstance(n_dup, (int, np.integer)) or n_dup < 1:
+        raise InvalidInputError(f"n_dup must be an integer >= 1, got {n_dup!r}")
     fic = solve_fic(wEE, wEI, G, sc_t, const)
     if not bool(fic.converged.all()):
         bad = (~fic.converged).nonzero().flatten().tolist()

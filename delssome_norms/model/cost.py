@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from delssome_norms.errors import InvalidInputError
 from delssome_norms.model.summary import Summary, upper_tri_indices
 
 
@@ -59,6 +60,11 @@ def cost(summary: Summary, fc_emp, fcd_cdf_emp) -> Losses:
     fc = summary.fc.to(torch.float64)
     B, N, _ = fc.shape
     emp = _to(fc_emp, fc)
+    if emp.shape[-2:] != (N, N) or emp.ndim not in (2, 3) or (emp.ndim == 3 and emp.shape[0] != B):
+        raise InvalidInputError(
+            f"fc_emp must have shape ({N}, {N}) or ({B}, {N}, {N}) like the simulated FC, got "
+            f"{tuple(emp.shape)}"
+        )
     iu, ju = upper_tri_indices(N, fc.device)
     a = fc[:, iu, ju]
     b = emp[..., iu, ju].expand(B, -1)
@@ -68,7 +74,18 @@ def cost(summary: Summary, fc_emp, fcd_cdf_emp) -> Losses:
     r = (ac * bc).sum(dim=1) / torch.sqrt((ac * ac).sum(dim=1) * (bc * bc).sum(dim=1))
     corr = 1.0 - r
     cdf = summary.fcd_cdf.to(torch.float64)
-    cdf_emp = _to(fcd_cdf_emp, cdf).reshape(-1, cdf.shape[-1]).expand(B, -1)
+    cdf_emp = _to(fcd_cdf_emp, cdf)
+    bins = cdf.shape[-1]
+    if (
+        cdf_emp.shape[-1] != bins
+        or cdf_emp.ndim not in (1, 2)
+        or cdf_emp.numel() not in (bins, B * bins)
+    ):
+        raise InvalidInputError(
+            f"fcd_cdf_emp must have shape ({bins},) or ({B}, {bins}) like the simulated FCD-CDF, "
+            f"got {tuple(cdf_emp.shape)}"
+        )
+    cdf_emp = cdf_emp.reshape(-1, bins).expand(B, -1)
     ks = (cdf - cdf_emp).abs().amax(dim=1)
     invalid = ~summary.valid.to(fc.device)
     nan = torch.tensor(torch.nan, dtype=torch.float64, device=fc.device)

@@ -55,6 +55,7 @@ from delssome_norms.model.constants import (
     BalloonConstants,
     PFICConstants,
 )
+from delssome_norms.model.devices import check_device
 from delssome_norms.model.timing import SimulationTiming
 
 __all__ = [
@@ -140,6 +141,10 @@ def _nanstd(values: Tensor, dim: int) -> Tensor:
     dev = torch.where(mask, (values - mean) ** 2, 0.0)
     count = mask.to(values.dtype).sum(dim=dim)
     return (dev.sum(dim=dim) / (count - 1)).sqrt()
+
+
+_DTYPE_NAMES = {"float32": torch.float32, "float64": torch.float64}
+"""``dtype`` may be given by name, as in the fit settings."""
 
 
 def scale_sc(sc: ArrayLike, max_value: float = 0.02) -> ArrayLike:
@@ -266,8 +271,8 @@ def simulate(
         batch shape; every simulation of the batch gets its own independent draws.
     device : torch.device or str, optional
         ``None`` means CPU.
-    dtype : torch.dtype, default float32
-        ``torch.float32`` (search) or ``torch.float64``.
+    dtype : torch.dtype or str, default float32
+        ``torch.float32`` (search) or ``torch.float64`` (or their names).
     engine : {"auto", "torch", "kernel", "triton"}
         ``"auto"`` uses the fused C++ kernel on CPU when it can be built (else the torch engine)
         and the fused Triton kernel on CUDA when Triton is installed (else the torch engine with
@@ -296,10 +301,13 @@ def simulate(
     A duplicate whose state becomes NaN/inf is marked invalid and reset, so it cannot poison
     other simulations of the batch (the simulations share no reduction).
     """
+    dtype = _DTYPE_NAMES.get(dtype, dtype) if isinstance(dtype, str) else dtype
     if dtype not in (torch.float32, torch.float64):
-        raise InvalidInputError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-    dev = torch.device("cpu") if device is None else torch.device(device)
-    p = prepare_batch(params, sc, timing.dt, int(n_dup), dev, dtype, const)
+        raise InvalidInputError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise InvalidInputError(f"seed must be an integer in [0, 2**63), got {seed!r}")
+    dev = check_device(device)
+    p = prepare_batch(params, sc, timing.dt, n_dup, dev, dtype, const)
     chosen = _choose_engine(engine, dev, p.wee_j.shape[1])
     if chosen == "kernel":
         from delssome_norms.model import _kernel

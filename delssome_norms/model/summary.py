@@ -43,6 +43,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from delssome_norms.errors import InvalidInputError
 from delssome_norms.model.timing import SimulationTiming
 
 FCD_BINS = 10000
@@ -146,6 +147,10 @@ def bold_fc(bold) -> Tensor:
             [1., 1.]])
     """
     x = _as_float_tensor(bold)
+    if x.ndim < 2 or x.shape[-2] < 2:
+        raise InvalidInputError(
+            f"bold must have shape (..., T, N) with T >= 2 frames, got {tuple(x.shape)}"
+        )
     out_dtype = x.dtype
     x = x.to(torch.float64)
     x = x - x.mean(dim=-2, keepdim=True)
@@ -446,6 +451,15 @@ def bold_fcd_cdf(bold, window: int, bins: int = FCD_BINS) -> Tensor:
     Tensor of shape (bins,) or (S, bins), float64
     """
     x = _as_float_tensor(bold)
+    if x.ndim not in (2, 3):
+        raise InvalidInputError(f"bold must have shape (T, N) or (S, T, N), got {tuple(x.shape)}")
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 2:
+        raise InvalidInputError(f"window must be an integer >= 2 frames, got {window!r}")
+    if x.shape[-2] < window + 1:
+        raise InvalidInputError(
+            f"a window of {window} frames needs at least {window + 1} frames for two windows; "
+            f"the series has {x.shape[-2]}"
+        )
     single = x.ndim == 2
     x = x[None] if single else x
     cdf = histogram_to_cdf(fcd_histogram(x, window, bins, dtype=torch.float64))

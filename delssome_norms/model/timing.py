@@ -22,6 +22,13 @@ import numpy as np
 
 from delssome_norms.errors import InvalidInputError
 
+MAX_TR = 30.0
+"""Largest plausible repetition time [s] (a larger one was most likely given in milliseconds)."""
+MAX_DT = 0.02
+"""Integration steps [s] from which the Euler step of S_I (tau_I = 0.01 s) is unstable (2 tau_I)."""
+TR_TOLERANCE = 0.01
+"""Largest relative difference between ``round(tr / dt) * dt`` and the TR."""
+
 
 def default_burn_in(tr: float) -> float:
     """Default burn-in ``ceil(72 / tr) * tr`` seconds (a whole number of TRs, at least 72 s)."""
@@ -74,8 +81,20 @@ class SimulationTiming:
     def __post_init__(self) -> None:
         for name in ("tr", "scan_length", "dt"):
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            number = isinstance(value, (int, float, np.integer, np.floating))
+            if isinstance(value, bool) or not (number and math.isfinite(value) and value > 0):
                 raise InvalidInputError(f"{name} must be a positive number of seconds, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        if self.tr > MAX_TR:
+            raise InvalidInputError(
+                f"TR = {self.tr:g} s is implausible (at most {MAX_TR:g} s); TR and scan length "
+                "are in seconds (given in milliseconds?)"
+            )
+        if self.dt >= MAX_DT:
+            raise InvalidInputError(
+                f"dt = {self.dt:g} s is too coarse: the Euler step of S_I (tau_I = 0.01 s) is "
+                f"unstable from {MAX_DT:g} s; the paper uses 0.005 s (search) and 0.0005 s (test)"
+            )
         if self.burn_in is None:
             object.__setattr__(self, "burn_in", default_burn_in(float(self.tr)))
         elif not (math.isfinite(self.burn_in) and self.burn_in >= 0):
@@ -92,6 +111,12 @@ class SimulationTiming:
         object.__setattr__(self, "warmup_steps", int(self.warmup_steps))
         if self.steps_per_tr < 1:
             raise InvalidInputError(f"dt = {self.dt} s is longer than TR = {self.tr} s")
+        sampled = self.steps_per_tr * self.dt
+        if abs(sampled - self.tr) > TR_TOLERANCE * self.tr:
+            raise InvalidInputError(
+                f"BOLD is sampled every round(TR / dt) = {self.steps_per_tr} steps of {self.dt:g} s "
+                f"= {sampled:g} s, not the TR of {self.tr:g} s; choose a dt that divides the TR"
+            )
         if self.n_frames < 2:
             raise InvalidInputError(
                 f"scan of {self.scan_length} s at TR {self.tr} s leaves {self.n_frames} frame(s) "

@@ -65,6 +65,8 @@ class ChartFitMixin:
         terms = self._terms(fam)
         if not isinstance(table, pd.DataFrame) or table.empty:
             raise InvalidInputError("expected a non-empty table", source)
+        if isinstance(targets, str):  # one column name, not its characters
+            targets = [targets]
         targets = list(targets) if targets is not None else default_targets(list(table.columns))
         if not targets:
             raise InvalidInputError(

@@ -76,6 +76,7 @@ class ChartScoringMixin:
         sex,
         site: str | Sequence[str] | None = None,
         targets: Sequence[str] | None = None,
+        extrapolate: bool = False,
     ) -> dict[str, np.ndarray]:
         """Distribution parameters at given ages (population, or for known sites).
 
@@ -86,23 +87,62 @@ class ChartScoringMixin:
             female/male/f/m or 1/0 (1 = female).
         site : str or array-like of shape (n,), optional
             Site of each age; None gives the population (fixed effects only). Unknown sites get the
-            population prediction.
+            population prediction, with an :class:`InputWarning`.
         targets : sequence of str, optional
+        extrapolate : bool
+            Allow ages outside ``chart_range_`` (the boundary polynomial pieces are continued);
+            default: refuse them.
 
         Returns
         -------
         dict mapping parameter name to ndarray of shape (n, T)
+
+        Raises
+        ------
+        InvalidInputError
+            Ages that are not a finite 1-D array, or (without ``extrapolate``) outside the range.
         """
         self._check_fitted()
-        ages = np.atleast_1d(np.asarray(ages, dtype=np.float64))
+        ages = self._checked_ages(ages, extrapolate)
         female = self._female(sex, ages.size)
         tidx = self._target_index(targets)
         codes = None
         if site is not None:
             labels = [site] * ages.size if isinstance(site, str) else list(site)
             codes, _ = encode_sites(labels, self.sites_)
+            unknown = sorted({str(labels[i]) for i in np.flatnonzero(codes < 0)})
+            if unknown and self.site_effects_:
+                warnings.warn(
+                    f"site(s) {', '.join(unknown[:6])} unknown to the chart (known: "
+                    f"{', '.join(map(str, self.sites_[:6]))}{' ...' if len(self.sites_) > 6 else ''}) "
+                    "get the population-average curves",
+                    InputWarning,
+                    stacklevel=3,
+                )
         etas = self._etas(ages, female, tidx, codes)
         return dict(zip(self.family_.params, self.family_.to_params(etas)))
+
+    def _checked_ages(self, ages, extrapolate: bool) -> np.ndarray:
+        """``ages`` [years] as a finite 1-D float array, inside ``chart_range_`` unless
+        ``extrapolate``."""
+        try:
+            a = np.asarray(ages, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"ages must be numbers (years), got {ages!r}", "ages") from None
+        if a.ndim > 1:
+            raise InvalidInputError(f"ages must be one-dimensional, got shape {a.shape}", "ages")
+        a = np.atleast_1d(a)
+        if a.size == 0 or not np.all(np.isfinite(a)):
+            raise InvalidInputError("ages must be a non-empty array of finite numbers (years)", "ages")
+        lo, hi = self.chart_range_
+        outside = (a < lo) | (a > hi)
+        if outside.any() and not extrapolate:
+            raise InvalidInputError(
+                f"age(s) {', '.join(f'{v:g}' for v in a[outside][:5])} lie outside the chart's "
+                f"range {lo:g}-{hi:g} years; pass extrapolate=True to continue the curves",
+                "ages",
+            )
+        return a
 
     @staticmethod
     def _female(sex, n: int) -> np.ndarray:
@@ -120,6 +160,7 @@ class ChartScoringMixin:
         q: Sequence[float] = CENTILES,
         targets: Sequence[str] | None = None,
         site: str | None = None,
+        extrapolate: bool = False,
     ) -> pd.DataFrame:
         """Centile curves at given ages.
 
@@ -131,7 +172,10 @@ class ChartScoringMixin:
             Centiles in percent (0 < q < 100).
         targets : sequence of str, optional
         site : str, optional
-            A known site (default: population curves, fixed effects only).
+            A known site (default: population curves, fixed effects only; an unknown site gets
+            them too, with an :class:`InputWarning`).
+        extrapolate : bool
+            Allow ages outside ``chart_range_``; default: refuse them.
 
         Returns
         -------
@@ -140,11 +184,15 @@ class ChartScoringMixin:
         """
         q = self._check_q(q)
         self._check_fitted()
-        ages = np.atleast_1d(np.asarray(ages, dtype=np.float64))
+        ages = self._checked_ages(ages, extrapolate)
         female = self._female(sex, ages.size)
         tidx = self._target_index(targets)
         params = self.predict_parameters(
-            ages, female, site=site, targets=[self.targets_[i] for i in tidx]
+            ages,
+            female,
+            site=site,
+            targets=[self.targets_[i] for i in tidx],
+            extrapolate=extrapolate,
         )
         frames = []
         for j, ti in enumerate(tidx):

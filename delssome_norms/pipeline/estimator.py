@@ -37,6 +37,7 @@ from delssome_norms.io import (
     read_map,
     read_sc,
 )
+from delssome_norms.model.devices import check_device
 from delssome_norms.pipeline.result import EIResult
 from delssome_norms.surrogate import SURROGATE_BACKEND
 
@@ -357,7 +358,10 @@ class EIEstimator(BaseEstimator):
             Bad settings, stage timing that does not fit the subject's TR/scan length, or (with
             ``out_dir``) results of another run in the folder without ``overwrite``.
         """
+        for name in ("result_", "settings_", "outcome_"):  # a failed refit keeps no old result
+            self.__dict__.pop(name, None)
         settings = self.resolved_settings()
+        check_device(settings.device)
         for stage in ("train", "val", "test"):
             try:
                 settings.timing(subject.tr, subject.scan_length, stage)

@@ -128,6 +128,12 @@ class EIResult:
         pandas.DataFrame
             ``subject_id``, the demographic columns given, ``ei_ratio_mean``, ``ei_ratio_roi_<k>``.
         """
+        if not hasattr(demographics, "items"):
+            raise InvalidInputError(
+                "demographics must be a mapping or pandas Series with age_in_years, sex and site; "
+                f"got {type(demographics).__name__}",
+                "demographics",
+            )
         person = dict(demographics.items())
         person.setdefault(et.SUBJECT_ID, self.subject_id)
         return pd.DataFrame([et.cohort_row(person, self.ei.to_numpy())])

@@ -157,14 +157,24 @@ def _batched_solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     try:
         return np.linalg.solve(a, b[..., None])[..., 0]
     except np.linalg.LinAlgError:
-        return np.einsum("kij,kj->ki", np.linalg.pinv(a), b)
+        return np.einsum("kij,kj->ki", _batched_inv(a), b)
 
 
 def _batched_inv(a: np.ndarray) -> np.ndarray:
+    """Inverse of a stack of matrices; pseudo-inverse if singular, NaN where even that fails
+    (a diverged fit whose design weights overflowed: its column is reported as not converged)."""
     try:
         return np.linalg.inv(a)
     except np.linalg.LinAlgError:
-        return np.linalg.pinv(a)
+        pass
+    out = np.full(a.shape, np.nan)
+    for i, m in enumerate(a):
+        if np.all(np.isfinite(m)):
+            try:
+                out[i] = np.linalg.pinv(m)
+            except np.linalg.LinAlgError:
+                pass
+    return out
 
 
 def gaussian_loglik(
@@ -208,8 +218,16 @@ def fit_location_scale(
     Returns
     -------
     LocationScaleFit
-        A :class:`ConvergenceWarning` is issued if some column did not converge.
+        A :class:`ConvergenceWarning` is issued if some column did not converge (e.g. a
+        likelihood that is unbounded because a site's scale effect can fit its few people
+        exactly); ``converged`` says which.
     """
+    # a diverging column overflows exp(); it is caught by ``converged``, not by warnings
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return _fit(y, X, Z, weights, max_iter=max_iter, tol=tol)
+
+
+def _fit(y, X, Z, weights, *, max_iter: int, tol: float) -> LocationScaleFit:
     Y = np.asarray(y, dtype=np.float64)
     if Y.ndim == 1:
         Y = Y[:, None]
@@ -258,7 +276,9 @@ def fit_location_scale(
         mean = X @ beta.T
         ll_new = gaussian_loglik(Y, mean, eta, W)
         small_step = np.max(np.abs(scale[:, None] * step), axis=1) < 1e-7
-        converged = (np.abs(ll_new - ll) <= tol * (1.0 + np.abs(ll_new))) & small_step
+        converged = (
+            (np.abs(ll_new - ll) <= tol * (1.0 + np.abs(ll_new))) & small_step & np.isfinite(ll_new)
+        )
         ll = ll_new
         if converged.all():
             break
@@ -267,7 +287,7 @@ def fit_location_scale(
             f"location-scale fit: {int((~converged).sum())} of {k} column(s) did not converge in "
             f"{max_iter} iterations",
             ConvergenceWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
 
     inv_var = np.exp(-2.0 * eta)

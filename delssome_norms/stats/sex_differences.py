@@ -86,6 +86,27 @@ def _check_options(mu_df: int, sigma_df: int, alpha: float, level: float) -> Non
         raise InvalidInputError(f"level must lie in (0, 1), got {level}", "level")
 
 
+MIN_PER_SITE_SCALE = 5
+"""Fewest people per site when sites get their own scale effect (below it the likelihood can be
+unbounded: a site's mean and scale terms fit its few people exactly)."""
+
+
+def _check_site_sizes(cohort: Cohort, scale_site: bool) -> None:
+    """Refuse sites too small for per-site scale effects, naming them and the ways out."""
+    if not scale_site or len(cohort.site_names) < 2:
+        return
+    counts = np.bincount(cohort.site, minlength=len(cohort.site_names))
+    small_idx = np.flatnonzero(counts < MIN_PER_SITE_SCALE)
+    small = [f"{cohort.site_names[j]} ({counts[j]})" for j in small_idx]
+    if small:
+        raise InvalidInputError(
+            f"site(s) with fewer than {MIN_PER_SITE_SCALE} people: {', '.join(small[:8])}"
+            f"{' ...' if len(small) > 8 else ''}; their scale effects cannot be estimated. Drop or "
+            "merge them, or pass scale_site=False (site effects in the mean only)",
+            "site",
+        )
+
+
 def _check_choice(value: str, allowed: Sequence[str], name: str) -> None:
     if value not in allowed:
         raise InvalidInputError(f"{name} must be one of {', '.join(allowed)}; got {value!r}", name)
@@ -169,6 +190,7 @@ def _rows_for_targets(
     cov_b = full.robust_cov_beta if method == "robust_wald" else full.cov_beta
     cov_g = full.robust_cov_gamma if method == "robust_wald" else full.cov_gamma
     f = cohort.female
+    ok = full.converged & no_mu.converged & no_sigma.converged
     rows = []
     for k, target in enumerate(cohort.targets):
         base = {
@@ -178,6 +200,7 @@ def _rows_for_targets(
             "n_female": cohort.n_female,
             "n_male": cohort.n_male,
             "model": "location_scale",
+            "converged": bool(ok[k]),
         }
         b, se_b = full.beta[k, i_mu], np.sqrt(cov_b[k, i_mu, i_mu])
         g, se_g = full.gamma[k, i_sigma], np.sqrt(cov_g[k, i_sigma, i_sigma])
@@ -193,7 +216,7 @@ def _rows_for_targets(
                 "test": f"mu_{method}",
                 "statistic": stat_mu,
                 "df": 1,
-                "p": float(stats.chi2.sf(stat_mu, 1)),
+                "p": float(stats.chi2.sf(stat_mu, 1)) if ok[k] else np.nan,
                 "effect_name": "mean_difference_female_minus_male",
                 "effect": b,
                 "ci_low": b - z * se_b,
@@ -211,7 +234,7 @@ def _rows_for_targets(
                 "test": f"sigma_{method}",
                 "statistic": stat_sigma,
                 "df": 1,
-                "p": float(stats.chi2.sf(stat_sigma, 1)),
+                "p": float(stats.chi2.sf(stat_sigma, 1)) if ok[k] else np.nan,
                 "effect_name": "sigma_ratio_female_over_male",
                 "effect": ratio,
                 "ci_low": float(np.exp(g - z * se_g)),
@@ -226,7 +249,7 @@ def _rows_for_targets(
                 "test": "brown_forsythe",
                 "statistic": bf_stat,
                 "df": 1,
-                "p": bf_p,
+                "p": bf_p if ok[k] else np.nan,
                 "effect_name": "spread_ratio_female_over_male",
                 "effect": spread,
                 "ci_low": np.nan,
@@ -282,6 +305,14 @@ def sex_difference_tests(
         mean absolute deviation of standardised residuals). Columns :data:`RESULT_COLUMNS` plus
         ``cohens_d_ci_low``/``cohens_d_ci_high``. ``p_fdr``/``significant`` are BH-adjusted within
         each test and family (``"regional"`` for ``ei_ratio_roi_*``, ``"global"`` otherwise).
+        ``converged`` says whether the three location-scale fits of the target converged; where
+        they did not, ``p`` is NaN and the target is never ``significant``.
+
+    Raises
+    ------
+    InvalidInputError
+        A bad table or option; with ``scale_site``, a site with fewer than
+        :data:`MIN_PER_SITE_SCALE` people.
 
     Examples
     --------
@@ -291,6 +322,7 @@ def sex_difference_tests(
     _check_options(mu_df, sigma_df, alpha, level)
     _check_choice(method, METHODS, "method")
     cohort = prepare_cohort(table, targets, site=site)
+    _check_site_sizes(cohort, scale_site)
     designs = _Designs.from_cohort(cohort, mu_df, sigma_df)
     age, female, site_idx = cohort.age, cohort.female, cohort.site
     X_full = designs.mean(age, female, site_idx, sex=True)
@@ -537,6 +569,7 @@ def sex_gap(
     if n_boot < 0:
         raise InvalidInputError(f"n_boot must be >= 0, got {n_boot}", "n_boot")
     cohort = prepare_cohort(table, [target], site=site)
+    _check_site_sizes(cohort, scale_site)
     designs = _Designs.from_cohort(cohort, mu_df, sigma_df)
     if ages is None:
         grid_ages = np.arange(np.ceil(cohort.age.min()), np.floor(cohort.age.max()) + 0.5, 1.0)

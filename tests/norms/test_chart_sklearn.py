@@ -9,7 +9,7 @@ import pytest
 from sklearn.base import clone
 
 import delssome_norms
-from delssome_norms.errors import NotFittedError
+from delssome_norms.errors import InvalidInputError, NotFittedError
 from delssome_norms.io import ei_table
 from delssome_norms.norms import GrowthChart
 from delssome_norms.norms.chart import default_targets, table_sites
@@ -78,3 +78,36 @@ def test_no_module_over_800_lines() -> None:
         if (n := len(p.read_text(encoding="utf-8").splitlines())) > 800
     }
     assert {k: v for k, v in long.items() if k not in allowed} == {}
+
+
+def test_centiles_refuse_ages_outside_the_chart(fitted) -> None:
+    lo, hi = fitted.chart_range_
+    with pytest.raises(InvalidInputError, match="outside the chart's range"):
+        fitted.centiles([hi + 50.0], "female")
+    with pytest.raises(InvalidInputError, match="finite"):
+        fitted.centiles([np.nan], "female")
+    with pytest.raises(InvalidInputError, match="one-dimensional"):
+        fitted.centiles([[lo + 1, lo + 2]], "female")
+    inside = fitted.centiles([hi], "female", q=[50.0])["C50"].to_numpy()
+    beyond = fitted.centiles([hi, hi + 1.0], "female", q=[50.0], extrapolate=True)["C50"].to_numpy()
+    assert np.isfinite(beyond).all() and beyond[0] == pytest.approx(inside[0], rel=1e-12)
+
+
+def test_unknown_site_warns_and_gets_the_population_curve(fitted) -> None:
+    from delssome_norms.errors import InputWarning
+
+    age = [0.5 * sum(fitted.chart_range_)]
+    pop = fitted.centiles(age, "male", q=[50.0])
+    with pytest.warns(InputWarning, match="unknown to the chart"):
+        typo = fitted.centiles(age, "male", q=[50.0], site="no-such-site")
+    np.testing.assert_allclose(typo["C50"], pop["C50"], rtol=1e-12)
+
+
+def test_one_target_name_is_one_target(train_table) -> None:
+    chart = GrowthChart(random_sites=()).fit(train_table, targets="ei_ratio_mean")
+    assert chart.targets_ == ["ei_ratio_mean"]
+
+
+def test_not_fitted_is_also_an_attribute_error() -> None:
+    chart = GrowthChart()
+    assert not hasattr(chart, "bic_") and getattr(chart, "convergence_", None) is None

@@ -181,3 +181,55 @@ def test_bad_arrays_are_one_clear_error(arrays) -> None:
         subject_from_arrays(
             "x", arrays["fc"], arrays["fcd_cdf"], tr=TR, scan_length=SCAN, myelin=np.ones(N)
         )
+
+
+def test_numpy_and_torch_spellings_give_the_same_fit(arrays, file_fit: Path) -> None:
+    """torch.device / np.int64 / torch.float32 are the same settings as "cpu" / 3 / "float32"."""
+    import torch
+
+    settings = dataclasses.replace(
+        SETTINGS, seed=np.int64(3), device=torch.device("cpu"), dtype=torch.float32
+    )
+    assert settings == SETTINGS and type(settings.seed) is int
+    est = EIEstimator(settings).fit(
+        arrays["fc"], arrays["fcd_cdf"], tr=TR, scan_length=SCAN, sc=arrays["sc"], subject_id="s1"
+    )
+    old = pd.read_csv(file_fit / "EI_ratio.csv")
+    np.testing.assert_allclose(est.result_.ei.to_numpy(), old["EI_ratio"].to_numpy(), rtol=1e-14)
+    assert est.result_.provenance["settings"]["device"] == "cpu"
+
+
+@pytest.mark.parametrize(
+    ("device", "words"),
+    [("gpu", "unknown device"), ("mps", "not supported"), ("cuda:99", "cuda")],
+)
+def test_unusable_device_is_refused_before_any_work(arrays, device: str, words: str) -> None:
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.device_count() > 99:
+        pytest.skip("a machine with 100 GPUs")
+    with pytest.raises(InvalidInputError, match=words):
+        EIEstimator(dataclasses.replace(SETTINGS, device=device)).fit(
+            arrays["fc"], arrays["fcd_cdf"], tr=TR, scan_length=SCAN, sc=arrays["sc"]
+        )
+
+
+def test_a_failed_refit_leaves_no_result_of_the_previous_subject(arrays) -> None:
+    est = EIEstimator(SETTINGS).fit(
+        arrays["fc"], arrays["fcd_cdf"], tr=TR, scan_length=SCAN, sc=arrays["sc"], subject_id="s1"
+    )
+    assert est.result_.subject_id == "s1"
+    est.set_params(settings=dataclasses.replace(SETTINGS, dt_train=0.5))
+    with pytest.raises(InvalidInputError, match="too coarse"):
+        est.fit(
+            arrays["fc"], arrays["fcd_cdf"], tr=TR, scan_length=SCAN, sc=arrays["sc"], subject_id="s2"
+        )
+    assert not hasattr(est, "result_") and not hasattr(est, "outcome_")
+
+
+def test_to_table_needs_demographics(arrays) -> None:
+    est = EIEstimator(SETTINGS).fit(
+        arrays["fc"], arrays["fcd_cdf"], tr=TR, scan_length=SCAN, sc=arrays["sc"]
+    )
+    with pytest.raises(InvalidInputError, match="mapping or pandas Series"):
+        est.result_.to_table(None)

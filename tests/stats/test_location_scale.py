@@ -90,3 +90,14 @@ def test_sum_to_zero_coding():
     coded = sum_to_zero(np.array([0, 1, 2, 2]), 3)
     np.testing.assert_array_equal(coded, [[1, 0], [0, 1], [-1, -1], [-1, -1]])
     assert sum_to_zero(np.zeros(3, int), 1).shape == (3, 0)
+
+
+def test_an_unbounded_likelihood_is_reported_not_raised() -> None:
+    """A person with their own mean and scale column makes the likelihood unbounded (sd -> 0 at
+    a zero residual): the fit must say "not converged", not raise or return a finite optimum."""
+    y, X, Z = _data(n=40, seed=3)
+    own = np.zeros((40, 1))
+    own[0] = 1.0
+    with pytest.warns(Warning, match="did not converge"):
+        fit = fit_location_scale(np.column_stack([y, y]), np.hstack([X, own]), np.hstack([Z, own]))
+    assert not fit.converged.any()

@@ -166,3 +166,18 @@ def test_numeric_sex_and_no_site_are_accepted(make_cohort):
 def test_gap_rejects_ages_outside_the_data(make_cohort):
     with pytest.raises(InvalidInputError, match="age range"):
         sex_gap(make_cohort(n=200, n_rois=1), ages=[1.0, 50.0], n_boot=0)
+
+
+def test_sites_too_small_for_scale_effects_are_refused(effect_cohort) -> None:
+    """A site of one person would let its scale effect fit that person exactly (unbounded
+    likelihood: the reviewed failure gave p = 0 for a sample of 60 people in 13 sites)."""
+    from delssome_norms.stats.sex_differences import MIN_PER_SITE_SCALE
+
+    table = effect_cohort.copy()
+    table.loc[table.index[:2], "site"] = "tiny"
+    if "site_scanner" in table:
+        table.loc[table.index[:2], "site_scanner"] = "tiny"
+    with pytest.raises(InvalidInputError, match=rf"fewer than {MIN_PER_SITE_SCALE} people: tiny \(2\)"):
+        sex_difference_tests(table, targets="ei_ratio_mean")
+    res = sex_difference_tests(table, targets="ei_ratio_mean", scale_site=False)
+    assert res["converged"].all() and res["p"].between(0, 1).all()
