@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
 
     from delssome_norms.errors import InvalidInputError
     from delssome_norms.fit import load_subject
-    from delssome_norms.io import OutDirLock, check_out_dir, check_subject_id
+    from delssome_norms.io import OutDirLock, check_not_locked, check_out_dir, check_subject_id
     from delssome_norms.pipeline import EIEstimator, EIFitError
 
     settings = settings_from_args(args)
@@ -141,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
     check_stage_timing(settings, subject.tr, subject.scan_length, "--tr/--scan-length")
     out = check_out_dir(out, "--out-dir")
     estimator = EIEstimator(settings, out_dir=out, overwrite=args.overwrite)
+    check_not_locked(out.resolve().parent, "--out-dir")  # a cohort run owns its subject folders
     with OutDirLock(out, "--out-dir"):
         progress, bar = _generation_bar(args.quiet)
         try:
@@ -162,6 +163,12 @@ def run(args: argparse.Namespace) -> int:
     if result.flagged:
         reasons = "; ".join(result.quality.get("reasons", []))
         print(f"{subject.subject_id}: fit flagged as poor: {reasons}")
+    if "cost_above_floor" in result.quality.get("unchecked", []):
+        print(
+            f"{subject.subject_id}: note: the test cost was not compared with the model's own "
+            "noise floor (it needs --n-dup >= 2 and the interval stage), so a poor fit of the "
+            "data may go unflagged"
+        )
     return 0
 
 

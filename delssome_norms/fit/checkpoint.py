@@ -137,6 +137,11 @@ def _check_record(arrays: dict[str, np.ndarray], path: Path) -> GenerationRecord
     )
 
 
+LATER_KEYS = ("group",)
+"""Fingerprint keys added after checkpoint format 1; checkpoints written without them still match
+on the other keys (``group``: the subject ids of the lockstep group whose noise wrote them)."""
+
+
 class Checkpoint:
     """The checkpoint folder of one subject.
 
@@ -173,6 +178,12 @@ class Checkpoint:
                 str(self.state_path),
             )
         keys = self._differences(state)
+        if keys == ["group"]:
+            raise InvalidInputError(
+                f"checkpoint {self._group_problem(state)}, or use --overwrite to start this "
+                "subject again",
+                str(self.state_path),
+            )
         if keys:
             raise InvalidInputError(
                 f"checkpoint was written with different inputs or settings ({', '.join(keys)}); "
@@ -191,8 +202,18 @@ class Checkpoint:
         stored = state.get("fingerprint", {})
         if not isinstance(stored, dict):
             return ["fingerprint"]
-        return sorted(
-            k for k in set(stored) | set(self.fingerprint) if stored.get(k) != self.fingerprint.get(k)
+        keys = set(stored) | set(self.fingerprint)
+        keys -= {k for k in LATER_KEYS if k not in stored}  # written before the key existed
+        return sorted(k for k in keys if stored.get(k) != self.fingerprint.get(k))
+
+    def _group_problem(self, state: dict[str, Any]) -> str:
+        group = [str(g) for g in state["fingerprint"]["group"]]
+        shown = ", ".join(group[:4]) + (", ..." if len(group) > 4 else "")
+        return (
+            f"written in a lockstep group of {len(group)} subject(s) ({shown}), not in this one of "
+            f"{len(self.fingerprint['group'])}: the group's noise depends on its members, so "
+            "continuing it here would match neither run. Resume it with the same manifest and "
+            f"--batch-subjects {len(group)}"
         )
 
     def stale(self) -> str | None:
@@ -206,7 +227,9 @@ class Checkpoint:
         keys = self._differences(state)
         if state.get("format_version") != FORMAT_VERSION:
             keys.append("format_version")
-        return ", ".join(keys) or None
+        if keys == ["group"]:
+            return self._group_problem(state)
+        return f"written with other inputs or settings: {', '.join(keys)}" if keys else None
 
     def generations_done(self) -> int:
         """Number of train generations stored (0 if there is no checkpoint)."""

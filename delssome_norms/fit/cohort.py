@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,7 @@ from delssome_norms.fit.settings import FitSettings
 from delssome_norms.fit.subject import SubjectInputs, load_subject
 from delssome_norms.io import (
     OutDirLock,
+    check_not_locked,
     check_out_dir,
     fisher_z_mean,
     read_fc_runs,
@@ -236,13 +237,16 @@ def subject_finished(
     settings: FitSettings,
     fallback_gradient: np.ndarray | None = None,
     overwrite: bool = False,
+    group_ids: Sequence[str] | None = None,
 ) -> bool:
     """Whether ``subject`` is finished in ``subject_dir`` with the current inputs and settings.
 
-    Results or a checkpoint written with other inputs or settings are refused
-    (:class:`~delssome_norms.errors.InvalidInputError` naming ``--overwrite``), or discarded with
-    ``overwrite``.
+    Results or a checkpoint written with other inputs or settings, or a checkpoint of another
+    lockstep group (``group_ids``, the planned group's subject ids; default the subject alone),
+    are refused (:class:`~delssome_norms.errors.InvalidInputError` naming ``--overwrite``), or
+    discarded with ``overwrite``.
     """
+    group = [subject.subject_id] if group_ids is None else [str(g) for g in group_ids]
     fingerprint = run_fingerprint(subject, settings, fallback_gradient)
 
     def checkpoint_stale() -> str | None:
@@ -250,10 +254,10 @@ def subject_finished(
             return None
         space, _ = build_space(subject, fallback_gradient, settings.stability_gate, settings.maps)
         folder = Path(subject_dir) / "checkpoint"
-        ckpt = Checkpoint(folder, _fingerprint(subject, space, settings))
+        ckpt = Checkpoint(folder, {**_fingerprint(subject, space, settings), "group": group})
         stale = ckpt.stale()
         if stale:
-            return f"written with other inputs or settings: {stale}"
+            return stale
         try:  # damaged files are found now, not after hours of work
             ckpt.load_train()
             for stage in ("val", "val_pooled", "test"):
@@ -300,7 +304,7 @@ def run_group_task(
             outcomes[sid] = SubjectOutcome(sid, "failed", "input", str(exc))
             continue
         try:
-            finished = subject_finished(subject, sdir, settings, fallback_gradient)
+            finished = subject_finished(subject, sdir, settings, fallback_gradient, False, group_ids)
         except InvalidInputError as exc:
             outcomes[sid] = SubjectOutcome(sid, "failed", "stale", str(exc))
             continue
@@ -341,9 +345,11 @@ def check_stale_subjects(
     """
     stale = []
     for g in groups:
+        members = [str(plan.rows[i]["subject_id"]) for i in plan.groups[g]]
         for i in plan.groups[g]:
             row = plan.rows[i]
             sdir = out / str(row["subject_id"])
+            check_not_locked(sdir, "--out-dir")  # e.g. an estimate-ei run writing into it
             if not ((sdir / "run.json").exists() or (sdir / "checkpoint" / "state.json").exists()):
                 continue
             try:
@@ -351,16 +357,17 @@ def check_stale_subjects(
             except InvalidInputError:
                 continue
             try:
-                subject_finished(subject, sdir, settings, fallback_gradient, overwrite)
+                subject_finished(subject, sdir, settings, fallback_gradient, overwrite, members)
             except InvalidInputError as exc:
-                stale.append((str(row["subject_id"]), exc.problem.split(" (")[0]))
+                stale.append((str(row["subject_id"]), exc.problem.split("; use --overwrite")[0]))
     if stale:
         shown = ", ".join(sid for sid, _ in stale[:10])
         more = f" (and {len(stale) - 10} more)" if len(stale) > 10 else ""
+        first, why = stale[0]
         raise InvalidInputError(
-            f"{len(stale)} subject folder(s) hold results or checkpoints written with other "
-            f"inputs or settings: {shown}{more}; use --overwrite to refit them, or another "
-            "output folder",
+            f"{len(stale)} subject folder(s) hold results or checkpoints of another run: "
+            f"{shown}{more} ({first}: {why}); use --overwrite to refit them, or another output "
+            "folder",
             str(out),
         )
 

@@ -325,7 +325,9 @@ def fit_group(
     extras = {}
     for i, (s, d) in enumerate(todo):
         space, design = build_space(s, fallback_gradient, settings.stability_gate, settings.maps)
-        fingerprint = _fingerprint(s, space, settings)
+        # the group's simulation noise derives from its members: a checkpoint continues only
+        # in the group that wrote it
+        fingerprint = {**_fingerprint(s, space, settings), "group": group_ids}
         searches = []
         for r in range(settings.searches):
             # the first search keeps the single-search seed and folder (same numbers with 1 search)

@@ -102,7 +102,9 @@ def assess(metrics: dict[str, Any]) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``flagged`` (bool), ``reasons`` (list of str, keys of :data:`REASON_TEXT`), ``metrics``.
+        ``flagged`` (bool), ``reasons`` (list of str, keys of :data:`REASON_TEXT`),
+        ``unchecked`` (reasons that could not be tested: ``cost_above_floor`` without the noise
+        floor, which needs ``n_dup >= 2`` and the interval stage), ``metrics``.
     """
 
     def num(key: str) -> float:
@@ -118,10 +120,13 @@ def assess(metrics: dict[str, Any]) -> dict[str, Any]:
         reasons.append("test_fallback")
     if num("valid_test_duplicates") < num("n_dup"):
         reasons.append("few_valid_duplicates")
+    # a check whose metric is missing could not run (e.g. the floor needs two duplicates and the
+    # profile stage): say so, rather than let "not flagged" read as "checked and fine"
+    unchecked = [] if math.isfinite(num("self_floor_total")) else ["cost_above_floor"]
     clean = {
         k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()
     }
-    return {"flagged": bool(reasons), "reasons": reasons, "metrics": clean}
+    return {"flagged": bool(reasons), "reasons": reasons, "unchecked": unchecked, "metrics": clean}
 
 
 def describe(reasons: Sequence[str]) -> str:

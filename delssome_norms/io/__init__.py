@@ -15,7 +15,7 @@ from delssome_norms.io.checks import (
 )
 from delssome_norms.io.combine import fisher_z_mean, mean_cdf
 from delssome_norms.io.digest import arrays_sha256, file_sha256
-from delssome_norms.io.guard import OutDirLock, check_out_dir, check_out_file
+from delssome_norms.io.guard import OutDirLock, check_not_locked, check_out_dir, check_out_file
 from delssome_norms.io.provenance import provenance_path, read_table_provenance, regions_path
 from delssome_norms.io.readers import (
     check_input_file,
@@ -55,6 +55,7 @@ __all__ = [
     "check_input_file",
     "check_map",
     "check_map_pair",
+    "check_not_locked",
     "check_out_dir",
     "check_out_file",
     "check_sc",

@@ -117,6 +117,36 @@ def _holder(lock_path: Path) -> str:
         return "another process"
 
 
+def check_not_locked(folder: PathLike, option: str = "--out-dir") -> None:
+    """Refuse ``folder`` while another delssome-norms run holds its lock (a probe: takes nothing).
+
+    Used for folders nested in or above an out-dir: a subject folder of a running cohort, or a
+    cohort folder around a running ``estimate-ei``.
+
+    Raises
+    ------
+    InvalidInputError
+        When a live process holds the lock; the message names it.
+    """
+    path = Path(folder) / LOCK_FILE
+    if fcntl is None or not path.is_file():
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        raise InvalidInputError(
+            f"{path.parent} is in use by another delssome-norms run ({_holder(path)}); wait for "
+            "it to finish or use another folder",
+            option,
+        ) from None
+    finally:
+        os.close(fd)
+
+
 class OutDirLock:
     """Exclusive lock on an out-dir (context manager; non-blocking).
 

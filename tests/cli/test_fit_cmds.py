@@ -88,7 +88,11 @@ def test_estimate_ei_writes_outputs_and_skips_when_finished(tmp_path: Path, caps
         "--gradient", str(p["gradient"]), "--generations", "2", "--out-dir", str(out), *FAST,
     ]  # fmt: skip
     assert main(argv) == 0
-    assert "mean E/I" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "mean E/I" in printed
+    # --n-dup 1 (FAST) leaves no noise floor: the user is told that check did not run
+    assert "not compared with the model's own noise floor" in printed
+    assert json.loads((out / "run.json").read_text())["fit_quality"]["unchecked"] == ["cost_above_floor"]
     ei = pd.read_csv(out / "EI_ratio.csv")
     assert list(ei.columns) == [
         "region_index",

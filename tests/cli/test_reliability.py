@@ -233,6 +233,23 @@ def test_locked_out_dir_is_refused_naming_the_holder(data, tmp_path, capsys) -> 
     assert main(_estimate(data["s01"], out)) == 0  # released: runs
 
 
+def test_runs_nested_in_a_running_one_are_refused(data, tmp_path, capsys) -> None:
+    """estimate-ei into a subject folder of a running cohort (or a cohort over a folder that a
+    running estimate-ei writes) would mix two runs' checkpoints in one folder."""
+    cohort_dir = tmp_path / "cohort"
+    (cohort_dir / "s01").mkdir(parents=True)
+    with io.OutDirLock(cohort_dir):
+        assert main(_estimate(data["s01"], cohort_dir / "s01")) == 2
+        line = _one_error_line(capsys)
+        assert f"PID {os.getpid()}" in line and str(cohort_dir) in line and "in use" in line
+    manifest = _manifest(tmp_path, {"s01": data["s01"]})
+    with io.OutDirLock(cohort_dir / "s01"):
+        assert main(["cohort", "--manifest", str(manifest), "--out-dir", str(cohort_dir), *FAST]) == 2
+        line = _one_error_line(capsys)
+        assert str(cohort_dir / "s01") in line and "in use" in line
+    assert not (cohort_dir / "s01" / "run.json").exists()
+
+
 def _code_path() -> str:
     """Where the children import delssome_norms from: the package this test process imports."""
     import delssome_norms

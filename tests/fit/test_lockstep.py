@@ -287,3 +287,38 @@ def test_gate_wipe_out_message_counts_and_names_the_options() -> None:
     assert no_valid_candidate_message([plain]) == (
         "train: none of the 4 candidates of 1 generation(s) produced a valid simulation"
     )
+
+
+def test_a_checkpoint_continues_only_in_the_group_that_wrote_it(tmp_path: Path, monkeypatch) -> None:
+    """The group's noise derives from its members: a subject interrupted in group (a, b) and
+    resumed alone (another --batch-subjects, or estimate-ei into a cohort's folder) would match
+    neither run, so it is refused, naming the way back."""
+    from delssome_norms.errors import InvalidInputError
+    from delssome_norms.fit import lockstep
+    from delssome_norms.fit.cohort import subject_finished
+
+    use_analytic_simulator(monkeypatch)
+    subjects = [_subject("a", 0.1, 0), _subject("b", 0.2, 1)]
+    settings = _settings(8)
+    dirs = [tmp_path / s.subject_id for s in subjects]
+    cls = _interrupting(4)
+    cls.calls = 0
+    monkeypatch.setattr(lockstep, "EulerEvaluator", cls)
+    monkeypatch.setattr(lockstep, "make_evaluator", lambda mode, *a, **k: cls(*a, **k))
+    with pytest.raises(_Interrupt):
+        fit_group(subjects, dirs, settings)
+    use_analytic_simulator(monkeypatch)
+    with pytest.raises(
+        InvalidInputError, match=r"lockstep group of 2 subject\(s\) \(a, b\).*--batch-subjects 2"
+    ):
+        fit_group(subjects[:1], dirs[:1], settings)
+    with pytest.raises(InvalidInputError, match="lockstep group"):
+        subject_finished(subjects[0], dirs[0], settings)  # the estimator's pre-check
+    assert subject_finished(subjects[0], dirs[0], settings, group_ids=["a", "b"]) is False
+    # a checkpoint written before the group was recorded still resumes
+    state = dirs[0] / "checkpoint" / "state.json"
+    st = json.loads(state.read_text())
+    del st["fingerprint"]["group"]
+    state.write_text(json.dumps(st))
+    assert subject_finished(subjects[0], dirs[0], settings) is False
+    assert fit_group(subjects, dirs, settings)[0].status == "done"

@@ -35,7 +35,7 @@ GOOD = {
 
 def test_a_good_fit_is_not_flagged() -> None:
     verdict = q.assess(GOOD)
-    assert verdict == {"flagged": False, "reasons": [], "metrics": GOOD}
+    assert verdict == {"flagged": False, "reasons": [], "unchecked": [], "metrics": GOOD}
     # weak coupling and a wide own spread are recorded, not reasons (uninformative in the benchmark)
     wide = q.assess({**GOOD, "spread_ratio_mean": 5.0, "empirical_mean_fc": 0.01})
     assert not wide["flagged"] and wide["metrics"]["spread_ratio_mean"] == 5.0
@@ -60,6 +60,8 @@ def test_missing_metrics_raise_no_reason_and_nan_is_stored_as_null() -> None:
     verdict = q.assess({"test_total": 5.0, "self_floor_total": math.nan, "empirical_mean_fc": None})
     assert not verdict["flagged"]
     assert verdict["metrics"]["self_floor_total"] is None
+    # ... but the check that could not run is named (n_dup 1 or no interval stage: no floor)
+    assert verdict["unchecked"] == ["cost_above_floor"]
 
 
 def test_gate_fraction_counts_the_last_generations() -> None:
