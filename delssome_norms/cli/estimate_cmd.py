@@ -87,7 +87,12 @@ def register(subparsers) -> None:
     src.add_argument("--sc", metavar="CSV", help="SC (N x N); default: the DK68 template")
     src.add_argument("--myelin", metavar="CSV", help="myelin map (give with --gradient)")
     src.add_argument("--gradient", metavar="CSV", help="RSFC gradient map (give with --myelin)")
-    src.add_argument("--subject-id", default=None, help="name used in run.json (default: out-dir name)")
+    src.add_argument(
+        "--subject-id",
+        default=None,
+        help="the subject's name in run.json (default: out-dir name); with --seed it also seeds "
+        "the fit, so the same data under another name give another, equally valid, draw",
+    )
     p.add_argument("--out-dir", required=True, help="output folder")
     options.defer(p, add_fit_options)
     p.set_defaults(func=run)

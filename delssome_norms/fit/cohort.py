@@ -526,6 +526,14 @@ def _run_locked(
         )
         write_matrix(gradient, out / "cohort_gradient.csv")
     mine = shard_groups(plan, shard_kn)
+    if not mine:
+        warnings.warn(
+            f"shard {shard_kn[0]}/{shard_kn[1]} has no work: the manifest makes "
+            f"{len(plan.groups)} lockstep group(s) of up to {plan.group_size} subjects and shards "
+            "take whole groups (use fewer shards, or a smaller --batch-subjects)",
+            InputWarning,
+            stacklevel=2,
+        )
     total = sum(len(plan.groups[g]) for g in mine)
     bars = _progress_bars(total, quiet)
     counts = {"done": 0, "skipped": 0, "failed": 0}

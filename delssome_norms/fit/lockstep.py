@@ -63,6 +63,7 @@ from delssome_norms.fit.stages import (
     subject_result,
 )
 from delssome_norms.fit.subject import SubjectInputs
+from delssome_norms.io.writers import remove_orphan_temporaries
 from delssome_norms.model import scale_sc
 from delssome_norms.model.devices import check_device
 from delssome_norms.model.summary import fcd_products_name
@@ -320,6 +321,7 @@ def fit_group(
         if check_finished(d, run_fps[s.subject_id]):  # refuses results of another run
             outcomes[s.subject_id] = SubjectOutcome(s.subject_id, "skipped")
         else:
+            remove_orphan_temporaries(d)  # half-written files of a killed run
             todo.append((s, Path(d)))
     subjects_searches: list[list[Member]] = []
     extras = {}

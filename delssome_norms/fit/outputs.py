@@ -484,6 +484,7 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
     provenances: dict[str, dict[str, Any]] = {}
     unfingerprinted, unprovenanced = [], []
     flagged: list[str] = []
+    timing_mismatch: list[str] = []
     for _, person in demo.iterrows():
         sid = str(person["subject_id"])
         sdir = in_dir / sid
@@ -500,10 +501,15 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
             )
         fp = run.get("fingerprint")
         if isinstance(fp, dict):
-            key = json.dumps(fp.get("settings"), sort_keys=True)
+            # a seed (or device) does not define the method: a cohort may mix them
+            fitted = fp.get("settings")
+            if isinstance(fitted, dict):
+                fitted = {k: v for k, v in fitted.items() if k not in PIPELINE_SETTINGS_IGNORED}
+            key = json.dumps(fitted, sort_keys=True)
             settings_seen.setdefault(key, []).append(sid)
         else:
             unfingerprinted.append(sid)
+        _check_timing_columns(person, run, timing_mismatch)
         prov = run.get("provenance")
         if isinstance(prov, dict) and isinstance(prov.get("pipeline"), dict):
             key = json.dumps(prov["pipeline"], sort_keys=True)
@@ -568,14 +574,41 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
             str(in_dir),
         )
     if len(settings_seen) > 1:
-        groups = sorted(settings_seen.values(), key=len, reverse=True)
+        ranked = sorted(settings_seen.items(), key=lambda kv: len(kv[1]), reverse=True)
+        groups = [ids for _, ids in ranked]
         shown = "; ".join(
             ", ".join(g[:3]) + (f" (+{len(g) - 3})" if len(g) > 3 else "") for g in groups[:4]
         )
+        first, second = (json.loads(k) for k, _ in ranked[:2])
+        differing = fingerprint_differences(
+            first if isinstance(first, dict) else {}, second if isinstance(second, dict) else {}
+        )
         raise InvalidInputError(
-            f"subjects were fitted with {len(settings_seen)} different settings ({shown}); refit "
-            "them with one setting (cohort --overwrite) before building one table",
+            f"subjects were fitted with {len(settings_seen)} different settings ({shown}; "
+            f"differing: {', '.join(differing[:6]) or 'settings'}); refit them with one setting "
+            "(cohort --overwrite) before building one table",
             str(in_dir),
+        )
+    if timing_mismatch:
+        warnings.warn(
+            f"{len(timing_mismatch)} subject(s) have a TR or scan length in {demographics} that "
+            f"differs from the one they were fitted with: {'; '.join(timing_mismatch[:5])}"
+            + (" ..." if len(timing_mismatch) > 5 else "")
+            + " (check that each row describes the scan that was fitted)",
+            InputWarning,
+            stacklevel=2,
+        )
+    listed = set(demo["subject_id"].astype(str))
+    unlisted = sorted(
+        d.name for d in in_dir.iterdir() if d.is_dir() and d.name not in listed and read_run(d)
+    )
+    if unlisted:
+        warnings.warn(
+            f"{len(unlisted)} finished subject(s) in {in_dir} are not in {demographics} and are "
+            f"left out of the table: {', '.join(unlisted[:10])}"
+            + (f" (and {len(unlisted) - 10} more)" if len(unlisted) > 10 else ""),
+            InputWarning,
+            stacklevel=2,
         )
     if unfingerprinted:
         warnings.warn(
@@ -606,6 +639,26 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
     write_table(regions, regions_path(out))
     write_json(sidecar, provenance_path(out))
     return table
+
+
+TIMING_COLUMNS = {"TR": "tr", "tr": "tr", "scan_length": "scan_length"}
+"""Demographics columns compared with the timing a subject was fitted with (``run.json``)."""
+
+
+def _check_timing_columns(person: pd.Series, run: Mapping[str, Any], mismatches: list[str]) -> None:
+    """Append ``"<id>: TR 2 vs 0.72 s fitted"`` to ``mismatches`` when the demographics row
+    gives a TR or scan length [s] other than the fitted one (absent columns are not checked)."""
+    timing = run.get("timing")
+    if not isinstance(timing, Mapping):
+        return
+    for column, key in TIMING_COLUMNS.items():
+        if column not in person.index or key not in timing:
+            continue
+        given = pd.to_numeric(pd.Series([person[column]]), errors="coerce").iloc[0]
+        fitted = float(timing[key])
+        if np.isfinite(given) and not np.isclose(given, fitted, rtol=1e-3, atol=1e-6):
+            name = "TR" if key == "tr" else "scan length"
+            mismatches.append(f"{person['subject_id']}: {name} {given:g} vs {fitted:g} s fitted")
 
 
 def _table_provenance(

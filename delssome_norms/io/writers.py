@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -77,12 +79,41 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
-def write_table(table: pd.DataFrame, path: PathLike, float_format: str = "%.17g") -> Path:
+_TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")
+"""Names :func:`atomic_path` gives its temporary files."""
+
+
+def remove_orphan_temporaries(folder: PathLike, min_age_s: float = 60.0) -> int:
+    """Delete temporary files that :func:`atomic_path` left in ``folder`` and its sub-folders
+    when a process was killed mid-write (``kill -9``; they are never read). Only files older
+    than ``min_age_s`` [s] go, so a write in progress elsewhere is left alone.
+
+    Returns
+    -------
+    int
+        Number of files deleted.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        return 0
+    now, removed = time.time(), 0
+    for path in root.rglob(".*.tmp"):
+        if _TEMPORARY.match(path.name) and path.is_file():
+            with contextlib.suppress(OSError):
+                if now - path.stat().st_mtime >= min_age_s:
+                    path.unlink()
+                    removed += 1
+    return removed
+
+
+def write_table(table: pd.DataFrame, path: PathLike, float_format: str | None = None) -> Path:
     """Write a table with a header row, atomically: CSV (full float precision by default), or
     Apache Parquet when ``path`` ends in ``.parquet``/``.pq`` (binary, exact, and about ten times
     faster for large tables).
 
-    ``float_format`` (e.g. ``"%.7g"``) shortens derived CSV tables whose last digits carry nothing.
+    By default a float is written as its shortest exact form (``11.482``, not
+    ``11.481999999999999``: read back it is the same double). ``float_format`` (e.g. ``"%.7g"``)
+    shortens derived CSV tables whose last digits carry nothing.
     """
     with atomic_path(path) as tmp:
         if Path(path).suffix.lower() in (".parquet", ".pq"):

@@ -177,14 +177,19 @@ def test_collect_refuses_foreign_mixed_and_nan_results(tmp_path, capsys) -> None
     (tmp_path / "in" / "s02" / "run.json").unlink()
     _fake = tmp_path / "in" / "s02"
     io.write_json(
-        {"status": "complete", "subject_id": "s02", "fingerprint": {"settings": {"seed": 7}}},
+        {
+            "status": "complete",
+            "subject_id": "s02",
+            "fingerprint": {"settings": {"seed": 0, "n_dup": 2}},
+        },
         _fake / "run.json",
     )
     assert main([*argv, "--out", str(out)]) == 2
-    assert "2 different settings" in _one_error_line(capsys) and not out.exists()
-    # 6: NaN means are never written
+    line = _one_error_line(capsys)
+    assert "2 different settings" in line and "differing: n_dup" in line and not out.exists()
+    # 6: NaN means are never written (another seed is not another setting: a cohort may mix them)
     io.write_json(
-        {"status": "complete", "subject_id": "s02", "fingerprint": {"settings": {"seed": 0}}},
+        {"status": "complete", "subject_id": "s02", "fingerprint": {"settings": {"seed": 7}}},
         _fake / "run.json",
     )
     ei = np.full(N, 1.2)

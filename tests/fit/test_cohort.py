@@ -146,6 +146,7 @@ def test_collect_builds_the_chart_table(tmp_path: Path, monkeypatch) -> None:
     ).to_csv(demo, index=False)
     with pytest.warns(InputWarning, match="sub-99"):
         table = collect(tmp_path / "out", demo, tmp_path / "cohort_ei.csv")
+    assert "20.5," in (tmp_path / "cohort_ei.csv").read_text()  # shortest exact floats
     expected_cols = [
         "subject_id",
         "age_in_years",
@@ -206,3 +207,39 @@ def test_manifest_with_timeseries_rows(tmp_path: Path, monkeypatch) -> None:
 
     assert _settings().dtype == "float32"
     assert run["timing"]["fcd_products"] == ("bfloat16" if _kernel.has_bf16_fcd() else "float32")
+
+
+def test_collect_warns_about_rows_that_do_not_match_the_fits(tmp_path: Path, monkeypatch) -> None:
+    """A TR/scan length in the demographics other than the fitted one, and finished subjects the
+    demographics leave out, are named (both used to pass silently)."""
+    use_analytic_simulator(monkeypatch)
+    manifest = write_manifest(tmp_path, 3)
+    with pytest.warns(InputWarning):
+        run_cohort(manifest, tmp_path / "out", _settings(), group_size=3, quiet=True)
+    fitted = read_manifest(manifest)
+    demo = tmp_path / "demogr.csv"
+    pd.DataFrame(
+        {
+            "subject_id": ["sub-00", "sub-01"],
+            "age_in_years": [20, 30],
+            "sex": ["f", "m"],
+            "TR": [0.8, fitted["tr"].iloc[1]],
+            "scan_length": [fitted["scan_length"].iloc[0], fitted["scan_length"].iloc[1]],
+        }
+    ).to_csv(demo, index=False)
+    with pytest.warns(InputWarning) as record:
+        table = collect(tmp_path / "out", demo, tmp_path / "t.csv")
+    text = " | ".join(str(w.message) for w in record)
+    assert f"sub-00: TR 0.8 vs {fitted['tr'].iloc[0]:g} s fitted" in text and "sub-01: TR" not in text
+    assert "1 finished subject(s)" in text and "sub-02" in text
+    assert table["subject_id"].tolist() == ["sub-00", "sub-01"]
+
+
+def test_a_shard_without_groups_says_so(tmp_path: Path, monkeypatch) -> None:
+    use_analytic_simulator(monkeypatch)
+    manifest = write_manifest(tmp_path, 2)
+    with pytest.warns(InputWarning, match=r"shard 2/2 has no work: .* 1 lockstep group"):
+        summary = run_cohort(
+            manifest, tmp_path / "out", _settings(), shard="2/2", group_size=4, quiet=True
+        )
+    assert (summary.done, summary.skipped, summary.failed) == (0, 0, 0)

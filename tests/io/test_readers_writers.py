@@ -168,3 +168,20 @@ def test_malformed_tables_name_the_line(tmp_path: Path, text: str, needle: str) 
     with pytest.raises(InvalidInputError, match=r"bad\.csv") as err:
         read_labelled_numeric(p)
     assert needle in str(err.value)
+
+
+def test_orphan_temporaries_of_a_killed_write_are_removed(tmp_path: Path) -> None:
+    from delssome_norms.io.writers import remove_orphan_temporaries
+
+    ck = tmp_path / "checkpoint"
+    ck.mkdir()
+    old = ck / ".train_00011.npz.7a3c100a4c2c.tmp"  # the name atomic_path gives
+    fresh = ck / ".val.npz.0123456789ab.tmp"  # a write that may still be in progress
+    kept = [ck / ".notes.tmp", ck / "train_00011.npz", tmp_path / "a.7a3c100a4c2c.tmp"]
+    for p in (old, fresh, *kept):
+        p.write_bytes(b"x")
+    os.utime(old, (0, 0))
+    for p in kept:
+        os.utime(p, (0, 0))
+    assert remove_orphan_temporaries(tmp_path) == 1
+    assert not old.exists() and fresh.exists() and all(p.exists() for p in kept)
