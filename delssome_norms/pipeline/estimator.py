@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator
 
 from delssome_norms.datasets import DK68_REGIONS
@@ -80,6 +81,36 @@ def _is_paths(value: Any) -> bool:
     )
 
 
+def _in_atlas_order(value: Any, name: str) -> Any:
+    """A pandas input labelled with region names, put in the DK68 order the model uses.
+
+    Arrays and paths pass unchanged (their order is the atlas's by contract). A DataFrame whose
+    rows and columns carry different labels is refused; one labelled with the 68 DK68 names in
+    another order is reordered (a silent positional use would misalign every region); other
+    labels (another atlas) are kept in their order.
+    """
+    if not isinstance(value, (pd.DataFrame, pd.Series)):
+        return value
+    labels = [str(v) for v in value.index]
+    if isinstance(value, pd.DataFrame):
+        columns = [str(v) for v in value.columns]
+        if isinstance(value.index, pd.RangeIndex) and isinstance(value.columns, pd.RangeIndex):
+            return value
+        if labels != columns:
+            raise InvalidInputError(
+                "rows and columns are labelled differently (first difference: "
+                f"{next((a, b) for a, b in zip(labels, columns) if a != b)}); give a matrix "
+                "whose rows and columns list the regions in the same order",
+                name,
+            )
+    if labels != list(DK68_REGIONS) and sorted(labels) == sorted(DK68_REGIONS):
+        order = list(DK68_REGIONS)
+        if isinstance(value, pd.DataFrame):
+            return value.set_axis(labels, axis=0).set_axis(labels, axis=1).loc[order, order]
+        return value.set_axis(labels).loc[order]
+    return value
+
+
 def subject_from_arrays(
     subject_id: str,
     fc: np.ndarray | PathLike | Sequence[PathLike],
@@ -97,7 +128,8 @@ def subject_from_arrays(
     ----------
     subject_id : str
     fc : ndarray of shape (N, N), or path(s)
-        Empirical FC (several files: one per run, Fisher-z averaged).
+        Empirical FC (several files: one per run, Fisher-z averaged). A pandas DataFrame (or, for
+        the maps, a Series) labelled with the DK68 region names is put in the DK68 order.
     fcd_cdf : ndarray of shape (10000,), or path(s)
         Empirical FCD-CDF (several files: averaged).
     tr, scan_length : float
@@ -117,6 +149,8 @@ def subject_from_arrays(
         Naming the input and the problem.
     """
     sid = check_subject_id(subject_id, "subject_id")
+    fc, sc = _in_atlas_order(fc, "fc"), _in_atlas_order(sc, "sc")
+    myelin, gradient = _in_atlas_order(myelin, "myelin"), _in_atlas_order(gradient, "gradient")
     sources: dict[str, str] = {}
     if _is_paths(fc):
         fc_arr = read_fc_runs(split_paths(fc))

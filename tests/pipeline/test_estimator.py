@@ -233,3 +233,21 @@ def test_to_table_needs_demographics(arrays) -> None:
     )
     with pytest.raises(InvalidInputError, match="mapping or pandas Series"):
         est.result_.to_table(None)
+
+
+def test_labelled_dk68_inputs_are_put_in_atlas_order() -> None:
+    """A DataFrame FC labelled with DK68 names in another order must not be used by position."""
+    from delssome_norms.datasets import DK68_REGIONS, load_reference_subjects
+
+    subjects = load_reference_subjects()
+    fc, cdf = subjects.fc[0], subjects.fcd_cdf[0]
+    names = list(DK68_REGIONS)
+    perm = np.random.default_rng(0).permutation(68)
+    shuffled = pd.DataFrame(
+        fc[np.ix_(perm, perm)], index=[names[i] for i in perm], columns=[names[i] for i in perm]
+    )
+    a = subject_from_arrays("x", fc, cdf, tr=0.72, scan_length=432.0)
+    b = subject_from_arrays("x", shuffled, cdf, tr=0.72, scan_length=432.0)
+    np.testing.assert_array_equal(a.fc, b.fc)
+    with pytest.raises(InvalidInputError, match="labelled differently"):
+        subject_from_arrays("x", shuffled.set_axis(names, axis=1), cdf, tr=0.72, scan_length=432.0)
