@@ -40,20 +40,23 @@ COMPARE_EXAMPLE = (
 )
 
 
-def _csv_list(text: str | None) -> list[str] | None:
+def _csv_list(text: str | None, option: str = "--targets") -> list[str] | None:
     if text is None:
         return None
     items = [t.strip() for t in text.split(",") if t.strip()]
     if not items:
-        raise InvalidInputError("expected a comma-separated list", "--targets")
+        raise InvalidInputError(f"expected a comma-separated list, got {text!r}", option)
     return items
 
 
 def _int_list(text: str, option: str) -> list[int]:
     try:
-        return [int(t) for t in text.split(",") if t.strip()]
+        items = [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
         raise InvalidInputError(f"expected comma-separated integers, got {text!r}", option) from None
+    if not items:
+        raise InvalidInputError(f"expected at least one integer, got {text!r}", option)
+    return items
 
 
 def load_chart(arg: str, quiet: bool = False):
@@ -411,8 +414,9 @@ def run_fit(args: argparse.Namespace) -> int:
 def run_score(args: argparse.Namespace) -> int:
     """Score a table of people against a saved chart."""
     from delssome_norms.io import check_out_file, write_table
+    from delssome_norms.io.guard import TABLE_SUFFIXES
 
-    check_out_file(args.out, "--out")
+    check_out_file(args.out, "--out", {"--table": args.table}, TABLE_SUFFIXES)
     chart = load_chart(args.chart)
     table, provenance = _table_and_provenance(args.table)
     scores = chart.score(
@@ -696,13 +700,15 @@ def run_report(args: argparse.Namespace) -> int:
 
 def run_compare(args: argparse.Namespace) -> int:
     """Write the BIC table over families and mu df."""
-    from delssome_norms.io import read_table, write_table
+    from delssome_norms.io import check_out_file, read_table, write_table
+    from delssome_norms.io.guard import TABLE_SUFFIXES
     from delssome_norms.norms.selection import best_models, compare_models
 
+    check_out_file(args.out, "--out", {"--table": args.table}, TABLE_SUFFIXES)  # before the fits
     table = read_table(args.table)
     result = compare_models(
         table,
-        families=_csv_list(args.families),
+        families=_csv_list(args.families, "--families"),
         mu_dfs=_int_list(args.mu_dfs, "--mu-dfs"),
         targets=_csv_list(args.targets),
         source=str(args.table),

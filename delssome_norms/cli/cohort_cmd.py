@@ -95,10 +95,11 @@ def run_collect_cmd(args: argparse.Namespace) -> int:
     from delssome_norms.fit import collect
     from delssome_norms.io import check_out_file, provenance_path, regions_path
     from delssome_norms.io.ei_table import n_region_columns
+    from delssome_norms.io.guard import TABLE_SUFFIXES
 
     if not Path(args.in_dir).is_dir():
         raise InvalidInputError(f"{args.in_dir} is not a folder", "--in-dir")
-    check_out_file(args.out, "--out")
+    check_out_file(args.out, "--out", {"--demographics": args.demographics}, TABLE_SUFFIXES)
 
     table = collect(args.in_dir, args.demographics, args.out)
     n_roi = n_region_columns(table.columns)

@@ -127,14 +127,16 @@ def run(args: argparse.Namespace) -> int:
 
     from delssome_norms.errors import InvalidInputError
     from delssome_norms.fit.subject import min_frames
-    from delssome_norms.io import write_matrix, write_table
+    from delssome_norms.io import check_out_dir, check_subject_id, write_matrix, write_table
 
     if args.aparc_stats is not None:
         return _prepare_maps(args)
     if args.tr is None or not (args.tr > 0):
         raise InvalidInputError(f"TR must be a positive number of seconds, got {args.tr}", "--tr")
+    if args.subject_id is not None:  # it becomes a file-name prefix: no paths
+        check_subject_id(args.subject_id, "--subject-id")
     need = min_frames(args.tr, args.fcd_window)
-    out = Path(args.out_dir)
+    out = check_out_dir(args.out_dir, "--out-dir", create=False)  # made once the inputs pass
     if args.bids_dir is not None:
         if not Path(args.bids_dir).is_dir():
             raise InvalidInputError(f"{args.bids_dir} is not a folder", "--bids-dir")
@@ -143,9 +145,22 @@ def run(args: argparse.Namespace) -> int:
             raise InvalidInputError(
                 "holds no sub-<label>_..._timeseries.tsv file (BIDS derivatives)", args.bids_dir
             )
-        rows = []
+        # every subject is read and checked before anything is written: a bad one stops the
+        # run with nothing half-done
+        prepared, bad = {}, []
         for sid, paths in subjects.items():
-            runs, fc, cdf = _prepare_runs(paths, args, need)
+            try:
+                prepared[sid] = _prepare_runs(paths, args, need)
+            except InvalidInputError as err:
+                bad.append(f"{sid} ({err})")
+        if bad:
+            raise InvalidInputError(
+                f"{len(bad)} of {len(subjects)} subject(s) cannot be prepared, nothing was "
+                f"written: {'; '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}",
+                args.bids_dir,
+            )
+        rows = []
+        for sid, (runs, fc, cdf) in prepared.items():
             frames = {r.shape[0] for r in runs}
             write_matrix(fc, out / f"{sid}_FC.csv")
             write_matrix(cdf, out / f"{sid}_FCD_CDF.csv")

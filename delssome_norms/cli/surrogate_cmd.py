@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import time
 from pathlib import Path
 
 from delssome_norms.cli import options
+from delssome_norms.cli.estimate_cmd import check_device
 from delssome_norms.cli.main import add_command
 
 GENERATE_OPTIONS = (
@@ -280,6 +282,7 @@ def run_train(args: argparse.Namespace) -> int:
     from delssome_norms.surrogate.train import TrainSettings, train_surrogate
 
     _set_threads(args.threads)
+    check_device(args.device)
     data = load_dataset(args.data)
     config = options.settings_from_args(
         SurrogateConfig,
@@ -318,6 +321,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from delssome_norms.surrogate.train import evaluate_model
 
     _set_threads(args.threads)
+    check_device(args.device)
+    if args.out:
+        io.check_out_file(args.out, "--out")  # before the work, not after it
     surrogate = load_pretrained(args.weights)
     data = load_dataset(args.data)
     surrogate.check(data.n_regions, data.bins)
@@ -328,5 +334,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
     text = json.dumps(metrics, indent=2)
     print(text)
     if args.out:
-        io.write_json(metrics, args.out)
+        io.write_json(_strict_json(metrics), args.out)
     return 0
+
+
+def _strict_json(value):
+    """``value`` with non-finite floats as None (null): strict JSON has no NaN."""
+    if isinstance(value, dict):
+        return {k: _strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict_json(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

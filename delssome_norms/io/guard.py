@@ -18,6 +18,7 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from delssome_norms.errors import InvalidInputError
@@ -91,18 +92,44 @@ def check_out_dir(path: PathLike, option: str = "--out-dir", create: bool = True
     return folder
 
 
-def check_out_file(path: PathLike, option: str = "--out") -> Path:
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+"""Endings of the table files the toolkit writes (CSV text, or Parquet)."""
+
+
+def check_out_file(
+    path: PathLike,
+    option: str = "--out",
+    inputs: Mapping[str, PathLike | None] | None = None,
+    suffixes: Sequence[str] | None = None,
+) -> Path:
     """Check that an output file can be written (its folder exists or can be made, and is writable).
 
+    ``inputs`` (option -> path) are files this command reads: writing over one of them would
+    destroy it, so that is refused. ``suffixes`` lists the endings the writer supports (e.g.
+    :data:`TABLE_SUFFIXES`); another ending is refused rather than written in the wrong format.
     Nothing is created except missing parent folders.
     """
     target = Path(path)
+    for name, source in (inputs or {}).items():
+        if source is not None and Path(source).exists() and target.exists():
+            if os.path.samefile(source, target):
+                raise InvalidInputError(
+                    f"{target} is the input given as {name}; writing the output there would "
+                    "destroy it. Choose another output file",
+                    option,
+                )
     if str(path).strip() == "" or target.name in ("", ".", ".."):
         raise InvalidInputError(f"{path!r} is not a file name", option)
     if target.is_dir():
         raise InvalidInputError(f"{target} is a folder, expected a file name", option)
     if target.exists() and not target.is_file():
         raise InvalidInputError(f"{target} exists and is not a regular file", option)
+    if suffixes is not None and target.suffix.lower() not in suffixes:
+        raise InvalidInputError(
+            f"{target.name}: unsupported file type {target.suffix or '(none)'}; use one of "
+            f"{', '.join(suffixes)}",
+            option,
+        )
     check_out_dir(target.parent if str(target.parent) else Path("."), option, create=False)
     return target
 
