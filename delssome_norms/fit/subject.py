@@ -216,6 +216,19 @@ def load_subject(
                     paths[0],
                 )
             scan_length = frames.pop() * float(tr)
+        else:
+            # the simulation must be as long as the data its FC/FCD are compared with
+            durations = [r.shape[0] * float(tr) for r in runs]
+            lo, hi = min(durations) - float(tr), max(durations) + float(tr)
+            if not lo <= float(scan_length) <= hi:
+                lengths = ", ".join(f"{r.shape[0]}" for r in runs)
+                raise InvalidInputError(
+                    f"scan length {float(scan_length):g} s does not match the time series "
+                    f"({lengths} frames x TR {float(tr):g} s = "
+                    f"{', '.join(f'{d:g}' for d in durations)} s); leave the scan length out to "
+                    "use the runs' own",
+                    paths[0],
+                )
         fc_arr, cdf_arr = empirical_statistics(runs, float(tr), fcd_window)
         sources["timeseries"] = ";".join(paths)
     else:

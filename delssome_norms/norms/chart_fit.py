@@ -17,6 +17,7 @@ from delssome_norms.errors import ConvergenceWarning, InputWarning, InvalidInput
 from delssome_norms.norms.chart_table import (
     MIN_OBS_PER_PARAMETER,
     _chart_provenance,
+    _rows,
     default_targets,
     table_ages,
     table_sex,
@@ -29,6 +30,24 @@ from delssome_norms.norms.rs import fit_gamlss_rs
 
 if TYPE_CHECKING:
     from delssome_norms.norms.chart import GrowthChart
+
+
+def _check_people(table: pd.DataFrame, source: str) -> None:
+    """One row per person: an empty or repeated ``subject_id`` (when the table has the column)
+    would let one person count twice in the reference."""
+    if "subject_id" not in table.columns:
+        return
+    ids = table["subject_id"]
+    empty = np.flatnonzero(ids.isna().to_numpy() | (ids.astype(str).str.strip() == "").to_numpy())
+    if empty.size:
+        raise InvalidInputError(f"subject_id is empty in row(s) {_rows(empty)}", source)
+    dup = ids[ids.duplicated(keep=False)].astype(str).unique()
+    if dup.size:
+        raise InvalidInputError(
+            f"subject_id listed more than once: {', '.join(dup[:5])}"
+            f"{' ...' if dup.size > 5 else ''}; a growth chart needs one row per person",
+            source,
+        )
 
 
 class ChartFitMixin:
@@ -75,6 +94,7 @@ class ChartFitMixin:
             )
         if len(set(targets)) != len(targets):
             raise InvalidInputError("targets are listed more than once", source)
+        _check_people(table, source)
         ages = table_ages(table, source)
         female = table_sex(table, source)
         any_random = any(t.random_site for t in terms)
@@ -102,6 +122,14 @@ class ChartFitMixin:
         designs = [ParameterDesign.from_training(t, ages) for t in terms]
         n_par = sum(d.n_fixed for d in designs)
         n_obs = np.isfinite(y).sum(0)
+        if n_obs.min() < len(table):
+            gaps = [f"{t} ({len(table) - n})" for t, n in zip(targets, n_obs) if n < len(table)]
+            warnings.warn(
+                f"{source}: people with no value are left out of that target's chart: "
+                f"{', '.join(gaps[:5])}{' ...' if len(gaps) > 5 else ''}",
+                InputWarning,
+                stacklevel=2,
+            )
         few = [t for t, n in zip(targets, n_obs) if n < MIN_OBS_PER_PARAMETER * n_par]
         if few:
             raise InvalidInputError(

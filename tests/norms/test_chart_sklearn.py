@@ -111,3 +111,27 @@ def test_one_target_name_is_one_target(train_table) -> None:
 def test_not_fitted_is_also_an_attribute_error() -> None:
     chart = GrowthChart()
     assert not hasattr(chart, "bic_") and getattr(chart, "convergence_", None) is None
+
+
+def test_chart_tables_need_one_row_per_person(train_table) -> None:
+    table = train_table.copy()
+    table["subject_id"] = [f"p{i}" for i in range(len(table))]
+    table.loc[table.index[3], "subject_id"] = "p0"
+    with pytest.raises(InvalidInputError, match="subject_id listed more than once: p0"):
+        GrowthChart(random_sites=()).fit(table, targets=["ei_ratio_mean"])
+    table.loc[table.index[3], "subject_id"] = " "
+    with pytest.raises(InvalidInputError, match=r"subject_id is empty in row\(s\) 3"):
+        GrowthChart(random_sites=()).fit(table, targets=["ei_ratio_mean"])
+
+
+def test_missing_and_non_positive_ei_values_are_named(train_table) -> None:
+    from delssome_norms.errors import InputWarning
+
+    table = train_table.copy()
+    table.loc[table.index[:2], "ei_ratio_mean"] = np.nan
+    with pytest.warns(InputWarning, match=r"left out of that target's chart: ei_ratio_mean \(2\)"):
+        chart = GrowthChart(random_sites=()).fit(table, targets=["ei_ratio_mean"])
+    assert chart.targets_ == ["ei_ratio_mean"]
+    table.loc[table.index[:2], "ei_ratio_mean"] = -1.0
+    with pytest.warns(InputWarning, match=r"values <= 0 in row\(s\) 0, 1"):
+        chart.score(table.iloc[:5])
