@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from delssome_norms.cli import options
 from delssome_norms.cli.main import add_command
@@ -152,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             estimator.fit_subject(subject, progress=progress)
         except EIFitError as err:
-            print(f"delssome-norms: {err}")
+            print(f"delssome-norms: {err}", file=sys.stderr)
             return 1
         finally:
             bar.close()

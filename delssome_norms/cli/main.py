@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -71,6 +72,22 @@ def add_command(subparsers, name: str, help: str, example: str, description: str
     )
 
 
+def _user_path(first, second) -> str | None:
+    """The path to name in an error: the output a hidden temporary file stood for (an atomic
+    write fails on ``.name.<hex>.tmp`` or in renaming it onto ``name``), else the path given."""
+    import re
+
+    for name in (first, second):
+        if name is None:
+            continue
+        text = os.fsdecode(name)
+        head, _, tail = text.rpartition("/")
+        m = re.fullmatch(r"\.(.+)\.[0-9a-f]{12}\.tmp", tail)
+        if m:
+            return f"{head}/{m.group(1)}" if head else m.group(1)
+    return None if first is None else os.fsdecode(first)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit status."""
     parser = build_parser()
@@ -94,9 +111,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as err:  # a file or folder the checks could not foresee (disk full, /proc, ...)
         if args.debug:
             raise
-        where = err.filename if err.filename is not None else args.command
+        where = _user_path(err.filename, err.filename2) or args.command
         text = str(err).strip()
         reason = err.strerror or (text.splitlines()[0] if text else type(err).__name__)
+        if isinstance(err, (FileExistsError, NotADirectoryError)) and os.path.isfile(where):
+            reason = "is a file, but a folder is needed here (for the output)"
         print(f"delssome-norms: error: {where}: {reason}", file=sys.stderr)
         return 2
     except MemoryError:

@@ -528,7 +528,7 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
         if bad.size:
             raise InvalidInputError(
                 f"EI_ratio must be a positive number in every region; region(s) "
-                f"{', '.join(str(int(i)) for i in bad[:5])} have {values[bad[0]]!r} "
+                f"{', '.join(str(int(i)) for i in bad[:5])} have {float(values[bad[0]])} "
                 "(damaged or edited file; refit this subject with --overwrite)",
                 str(ei_path),
             )

@@ -13,6 +13,7 @@ from delssome_norms.errors import InvalidInputError
 from delssome_norms.fit.cmaes import CMAESSettings
 from delssome_norms.model import SimulationTiming
 from delssome_norms.model.devices import parse_device
+from delssome_norms.model.integrate import ENGINES as ENGINE_CHOICES
 
 MAP_CHOICES = ("default", "fc-gradient")
 """Where a 68-region subject without maps gets them (:attr:`FitSettings.maps`)."""
@@ -216,7 +217,9 @@ class FitSettings:
     engine: str = field(
         default="auto",
         metadata=_cli(
-            "simulator engine: auto, torch, kernel (CPU) or triton (CUDA)", group="simulation"
+            "simulator engine: auto, torch, kernel (CPU) or triton (CUDA)",
+            choices=ENGINE_CHOICES,
+            group="simulation",
         ),
     )
     maps: str = field(
@@ -289,6 +292,16 @@ class FitSettings:
         if self.maps not in MAP_CHOICES:
             raise InvalidInputError(
                 f"maps must be one of {', '.join(MAP_CHOICES)}, got {self.maps!r}", "--maps"
+            )
+        if self.engine not in ENGINE_CHOICES:  # before any folder is made, not at the first step
+            raise InvalidInputError(
+                f"engine must be one of {', '.join(ENGINE_CHOICES)}, got {self.engine!r}", "engine"
+            )
+        needs = {"kernel": "cpu", "triton": "cuda"}.get(self.engine)
+        if needs is not None and parse_device(self.device).type != needs:
+            raise InvalidInputError(
+                f"engine {self.engine!r} runs on {needs} only, but the device is {self.device!r}",
+                "engine",
             )
         if self.dtype not in DTYPE_CHOICES:
             raise InvalidInputError(

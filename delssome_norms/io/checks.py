@@ -379,7 +379,8 @@ def check_timeseries(ts, input_name: str = "timeseries", min_frames: int = 2) ->
     if nan_frames.size:
         raise InvalidInputError(
             f"{nan_frames.size} frame(s) contain NaN/inf or n/a (frames {_fmt_rows(nan_frames)}); "
-            f"drop them with --drop-na-frames, or remove or interpolate them first",
+            "drop them with --drop-na-frames (estimate-ei, prepare; for a cohort, make its FC "
+            "and FCD-CDF files with prepare --drop-na-frames), or remove or interpolate them first",
             input_name,
         )
     rows, cols = arr.shape

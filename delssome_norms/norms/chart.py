@@ -153,10 +153,10 @@ class GrowthChart(
 
     _parameter_constraints: ClassVar[dict[str, str]] = {
         "family": f"one of {', '.join(FAMILIES)}",
-        "mu_df": "an integer >= 3 or None",
-        "sigma_df": "an integer >= 3 or None",
-        "nu_df": "an integer >= 3 or None",
-        "tau_df": "an integer >= 3 or None",
+        "mu_df": "an integer from 3 to 30, or None",
+        "sigma_df": "an integer from 3 to 30, or None",
+        "nu_df": "an integer from 3 to 30, or None",
+        "tau_df": "an integer from 3 to 30, or None",
         "mu_sex": "True or False",
         "sigma_sex": "True or False",
         "random_sites": "a subset of the family's parameters",
