@@ -334,6 +334,7 @@ SPECIFIC: list[Case] = [
     ("surrogate_evaluate_device", lambda p, d, o: ["surrogate", "evaluate", "--data", str(d), "--device", "quantum"], "unknown device", "--device"),
     ("surrogate_train_device", lambda p, d, o: ["surrogate", "train", "--data", str(d), "--out", str(o), "--device", "quantum"], "unknown device", "--device"),
     ("estimate_ts_scan_length_contradicts", lambda p, d, o: [*_estimate_ts(p, o), "--scan-length", "1000"], "does not match the time series", "ts"),
+    ("estimate_engine_triton_on_cpu", lambda p, d, o: [*_estimate(p, o), "--engine", "triton", "--device", "cpu"], "runs on cuda only", "engine"),
     ("collect_in_dir_missing", lambda p, d, o: _replace(_collect(p, o), "--in-dir", str(d / "nowhere")), "not a folder", "--in-dir"),
     ("estimate_device_unknown", lambda p, d, o: [*_estimate(p, o), "--device", "quantum"], "unknown device", "--device"),
     ("estimate_device_tpu", lambda p, d, o: [*_estimate(p, o), "--device", "meta"], "not supported", "--device"),

@@ -85,3 +85,11 @@ def test_misspelt_fcd_products_variable_is_one_line_error(tmp_path: Path, monkey
     assert len(err) == 1 and "DELSSOME_NORMS_FCD_PRODUCTS" in err[0] and "'fp16'" in err[0]
     monkeypatch.setenv("DELSSOME_NORMS_FCD_PRODUCTS", "float32")
     assert main(["validate", "--fc", str(good)]) == 0
+
+
+def test_errors_of_an_atomic_write_name_the_output_not_its_temporary() -> None:
+    from delssome_norms.cli.main import _user_path
+
+    assert _user_path("out/.FC.csv.e5a46696ccd0.tmp", None) == "out/FC.csv"
+    assert _user_path("/x/.a.json.0123456789ab.tmp", "/x/a.json") == "/x/a.json"
+    assert _user_path("plain.csv", None) == "plain.csv" and _user_path(None, None) is None
