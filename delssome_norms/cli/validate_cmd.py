@@ -71,9 +71,66 @@ def run(args: argparse.Namespace) -> int:
         print(f"ok  demographics: {len(table)} people")
         checked += 1
     if args.manifest:
-        table = io.read_manifest(args.manifest)
-        print(f"ok  manifest: {len(table)} subjects")
+        _check_manifest(args.manifest, args.n_regions)
         checked += 1
+    if (args.fc and args.fcd_cdf) or args.timeseries:
+        if args.tr is not None and (args.timeseries or args.scan_length is not None):
+            _check_as_fitted(args)
+        else:
+            print("note: give --tr and --scan-length to also check the subject as the fit reads it")
     if not checked:
         print("nothing to validate; see delssome-norms validate --help")
     return 0
+
+
+def _check_as_fitted(args: argparse.Namespace) -> None:
+    """Read the subject the way ``estimate-ei`` will (default SC template when none is given,
+    maps against N, the scan length against the time series, the default stage timings)."""
+    from delssome_norms.cli.estimate_cmd import check_stage_timing
+    from delssome_norms.fit import FitSettings, load_subject
+
+    subject = load_subject(
+        "subject",
+        args.tr,
+        args.scan_length,
+        fc=args.fc if not args.timeseries else None,
+        fcd_cdf=args.fcd_cdf if not args.timeseries else None,
+        timeseries=args.timeseries,
+        sc=args.sc,
+        myelin=args.myelin,
+        gradient=args.gradient,
+        n_regions=args.n_regions,
+    )
+    check_stage_timing(FitSettings(), subject.tr, subject.scan_length, "--tr/--scan-length")
+    sc = args.sc or "the default DK68 template"
+    print(
+        f"ok  subject as estimate-ei reads it: {subject.n_regions} regions, SC {sc}, "
+        f"TR {subject.tr:g} s, {subject.scan_length:g} s scan (default settings)"
+    )
+
+
+def _check_manifest(path: str, n_regions: int | None) -> None:
+    """Read every row's files as ``cohort`` will; one line naming every unusable subject."""
+    from delssome_norms import io
+    from delssome_norms.errors import InvalidInputError
+    from delssome_norms.fit import FitSettings
+    from delssome_norms.fit.cohort import _load_row, plan_cohort
+
+    table = io.read_manifest(path)
+    settings = FitSettings()
+    plan = plan_cohort(table, settings, group_size=1, n_regions=n_regions)
+    bad = []
+    for row in plan.rows:
+        try:
+            subject = _load_row(row, plan.n_regions, settings)
+            for stage in ("train", "val", "test"):
+                settings.timing(subject.tr, subject.scan_length, stage)
+        except InvalidInputError as err:
+            bad.append(f"{row['subject_id']} ({err})")
+    if bad:
+        raise InvalidInputError(
+            f"{len(bad)} of {len(plan.rows)} subject(s) cannot be fitted: {'; '.join(bad[:3])}"
+            + (f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""),
+            path,
+        )
+    print(f"ok  manifest: {len(plan.rows)} subjects, every file readable ({plan.n_regions} regions)")

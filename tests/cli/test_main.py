@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from delssome_norms.cli.main import build_parser, main
@@ -73,7 +74,32 @@ def test_validate_accepts_reference_inputs(cbig_dir: Path, capsys) -> None:
          "--gradient", str(inp / "rsfc_gradient_DK68.csv"), "--tr", "0.72", "--scan-length", "864"]
     )  # fmt: skip
     assert code == 0
-    assert capsys.readouterr().out.count("ok ") == 6
+    out = capsys.readouterr().out
+    assert out.count("ok ") == 7  # six files, then the subject as estimate-ei reads it
+    assert "ok  subject as estimate-ei reads it: 68 regions" in out
+
+
+def test_validate_reads_files_as_the_fit_will(tmp_path: Path, capsys) -> None:
+    """A 67-region FC passes on its own but not against the 68-region default SC; a manifest
+    row whose FC file is missing is found before the cohort runs."""
+    rng = np.random.default_rng(0)
+    ts = rng.standard_normal((300, 67)) + rng.standard_normal((300, 1))
+    fc = np.corrcoef(ts.T)
+    np.savetxt(tmp_path / "fc.csv", fc, delimiter=",")
+    cdf = np.linspace(0, 1, 10001)[1:]
+    np.savetxt(tmp_path / "cdf.csv", cdf)
+    argv = ["validate", "--fc", str(tmp_path / "fc.csv"), "--fcd-cdf", str(tmp_path / "cdf.csv")]
+    assert main(argv) == 0  # the files alone
+    assert main([*argv, "--tr", "0.72", "--scan-length", "432"]) == 2
+    assert "67 regions but the default SC template has 68" in capsys.readouterr().err
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(
+        "subject_id,tr,scan_length,fc,fcd_cdf\n"
+        f"s1,0.72,432,{tmp_path / 'nope.csv'},{tmp_path / 'cdf.csv'}\n"
+    )
+    assert main(["validate", "--manifest", str(manifest)]) == 2
+    err = capsys.readouterr().err
+    assert "1 of 1 subject(s) cannot be fitted: s1" in err and "nope.csv" in err
 
 
 def test_misspelt_fcd_products_variable_is_one_line_error(tmp_path: Path, monkeypatch, capsys) -> None:
