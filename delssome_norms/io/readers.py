@@ -588,6 +588,16 @@ def prepare_demographics(table: pd.DataFrame, input_name: str = "demographics") 
         out["age_in_years"] = check_ages(out["age_in_years"], input_name)
         if "sex" in out.columns:
             out["sex"] = normalise_sex(out["sex"], input_name)
+            if "numeric_sex" in out.columns:  # both given: they must agree, as charts require
+                coded = normalise_sex(out["numeric_sex"], input_name)
+                differ = np.flatnonzero(np.asarray(coded) != out["sex"].to_numpy())
+                if differ.size:
+                    raise InvalidInputError(
+                        "columns sex and numeric_sex disagree for "
+                        f"{', '.join(map(str, out['subject_id'].iloc[differ[:5]]))} "
+                        "(numeric_sex: 1 = female, 0 = male)",
+                        input_name,
+                    )
         elif "numeric_sex" in out.columns:
             out["sex"] = normalise_sex(out["numeric_sex"], input_name)
         else:

@@ -185,3 +185,14 @@ def test_orphan_temporaries_of_a_killed_write_are_removed(tmp_path: Path) -> Non
         os.utime(p, (0, 0))
     assert remove_orphan_temporaries(tmp_path) == 1
     assert not old.exists() and fresh.exists() and all(p.exists() for p in kept)
+
+
+def test_demographics_sex_columns_must_agree(tmp_path: Path) -> None:
+    demo = tmp_path / "d.csv"
+    demo.write_text("subject_id,age_in_years,sex,numeric_sex\na,20,male,1\nb,30,f,1\n")
+    with pytest.raises(
+        io.InvalidInputError if hasattr(io, "InvalidInputError") else ValueError, match="disagree for a"
+    ):
+        io.read_demographics(demo)
+    demo.write_text("subject_id,age_in_years,sex,numeric_sex\na,20,male,0\nb,30,f,1\n")
+    assert io.read_demographics(demo)["numeric_sex"].tolist() == [0, 1]
