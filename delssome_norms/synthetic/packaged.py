@@ -44,6 +44,9 @@ from delssome_norms.synthetic.ei_mapping import EIMapping, WEERule
 from delssome_norms.synthetic.simulation import ModelSetup
 from delssome_norms.synthetic.spec import EI_QUANTUM, FORMAT_VERSION, SYNTHETIC_LABEL, CohortSpec
 
+PACKAGED_FLOAT_FORMAT = "%.17g"
+"""Float format of the shipped CSV files (fixed: they are compared byte for byte)."""
+
 
 def write_npz_deterministic(arrays: Mapping[str, np.ndarray], path: str | Path) -> Path:
     """Write named arrays to a compressed ``.npz`` with fixed zip timestamps, atomically.
@@ -160,7 +163,11 @@ def write_reference_cohort(
     written[TABLE_FILE] = write_npz_deterministic(_table_arrays(cohort), folder / TABLE_FILE)
     if cohort.subjects is not None:
         written[SUBJECTS_FILE] = write_npz_deterministic(_subject_arrays(cohort), folder / SUBJECTS_FILE)
-    written[PATIENTS_FILE] = write_table(_patient_table(cohort), folder / PATIENTS_FILE)
+    # the shipped CSV files keep their byte layout (17 significant digits), so that a
+    # regeneration can be compared with them byte for byte
+    written[PATIENTS_FILE] = write_table(
+        _patient_table(cohort), folder / PATIENTS_FILE, float_format=PACKAGED_FLOAT_FORMAT
+    )
     n = len(setup.gradient)
     gradient = pd.DataFrame(
         {
@@ -171,7 +178,9 @@ def write_reference_cohort(
             "myelin_map": myelin_map(DK68_REGIONS[:n]),
         }
     )
-    written[GRADIENT_FILE] = write_table(gradient, folder / GRADIENT_FILE)
+    written[GRADIENT_FILE] = write_table(
+        gradient, folder / GRADIENT_FILE, float_format=PACKAGED_FLOAT_FORMAT
+    )
     model = {"label": np.array(SYNTHETIC_LABEL), "sc": np.asarray(setup.sc, dtype=np.float64)}
     if setup.group_fc is not None:
         model["gradient_group_fc"] = np.asarray(setup.group_fc, dtype=np.float64)
