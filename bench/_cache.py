@@ -30,8 +30,9 @@ def current_fits(
 
     Stale results and checkpoints (other inputs, settings or version) are deleted on the way.
     """
+    group = [s.subject_id for s in subjects]  # fit_group's default group: these subjects
     return [
-        subject_finished(s, d, settings, fallback_gradient, overwrite=True)
+        subject_finished(s, d, settings, fallback_gradient, overwrite=True, group_ids=group)
         for s, d in zip(subjects, dirs, strict=True)
     ]
 
