@@ -485,12 +485,15 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
     unfingerprinted, unprovenanced = [], []
     flagged: list[str] = []
     timing_mismatch: list[str] = []
+    damaged: list[str] = []
     for _, person in demo.iterrows():
         sid = str(person["subject_id"])
         sdir = in_dir / sid
         run = read_run(sdir)
         if run is None:
             missing.append(sid)
+            if all((sdir / f).is_file() for f in OUTPUT_FILES):
+                damaged.append(sid)  # every file there, but run.json unreadable or incomplete
             continue
         run_path = str(sdir / "run.json")
         if str(run.get("subject_id")) != sid:
@@ -550,7 +553,13 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
         )
         warnings.warn(
             f"{len(missing)} subject(s) in {demographics} have no finished results in {in_dir}: "
-            f"{shown} (left out of the table; see failures.csv of the cohort run)",
+            f"{shown} (left out of the table; see failures.csv of the cohort run)"
+            + (
+                f"; {len(damaged)} of them have all their files but a damaged or unfinished "
+                f"run.json ({', '.join(damaged[:5])}): refit them with --overwrite"
+                if damaged
+                else ""
+            ),
             InputWarning,
             stacklevel=2,
         )

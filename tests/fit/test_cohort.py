@@ -243,3 +243,16 @@ def test_a_shard_without_groups_says_so(tmp_path: Path, monkeypatch) -> None:
             manifest, tmp_path / "out", _settings(), shard="2/2", group_size=4, quiet=True
         )
     assert (summary.done, summary.skipped, summary.failed) == (0, 0, 0)
+
+
+def test_collect_names_a_damaged_run_json(tmp_path: Path, monkeypatch) -> None:
+    use_analytic_simulator(monkeypatch)
+    manifest = write_manifest(tmp_path, 2)
+    with pytest.warns(InputWarning):
+        run_cohort(manifest, tmp_path / "out", _settings(), group_size=2, quiet=True)
+    (tmp_path / "out" / "sub-01" / "run.json").write_text('{"status": "compl')  # cut short
+    demo = tmp_path / "demogr.csv"
+    demo.write_text("subject_id,age_in_years,sex\nsub-00,20,f\nsub-01,30,m\n")
+    with pytest.warns(InputWarning, match=r"damaged or unfinished run.json \(sub-01\)"):
+        table = collect(tmp_path / "out", demo, tmp_path / "t.csv")
+    assert table["subject_id"].tolist() == ["sub-00"]
