@@ -25,6 +25,8 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from delssome_norms.errors import InvalidInputError
+
 FIT_OPTIONS: tuple[str, ...] = (
     "cmaes.generations",
     "cmaes.popsize",
@@ -246,9 +248,17 @@ def fit_settings_from_args(args: argparse.Namespace, **fixed: Any):
         else:
             values[name] = value
     values.update(fixed)
-    if cmaes and "cmaes" not in fixed:
-        values["cmaes"] = CMAESSettings(**cmaes)
-    return FitSettings(**values)
+    try:
+        if cmaes and "cmaes" not in fixed:
+            values["cmaes"] = CMAESSettings(**cmaes)
+        return FitSettings(**values)
+    except InvalidInputError as err:
+        # the settings name their fields (right for Python callers); here, name the option
+        field = err.source if err.source in cmaes else None
+        field = f"cmaes.{field}" if field else err.source
+        if field in (*FIT_OPTIONS, *SIMULATION_OPTIONS):
+            raise InvalidInputError(err.problem, option_spec(FitSettings, field)[0]) from None
+        raise
 
 
 class DeferredParser(argparse.ArgumentParser):

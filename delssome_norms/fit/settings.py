@@ -251,7 +251,7 @@ class FitSettings:
         if isinstance(self.dtype, torch.dtype):  # torch.float64 is kept by name, as recorded
             object.__setattr__(self, "dtype", str(self.dtype).removeprefix("torch."))
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise InvalidInputError(f"seed must be a non-negative integer, got {self.seed!r}", "--seed")
+            raise InvalidInputError(f"seed must be a non-negative integer, got {self.seed!r}", "seed")
         for name in ("dt_train", "dt_val", "dt_test"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
@@ -275,23 +275,23 @@ class FitSettings:
             lo, hi = (float(v) for v in self.rate_gate)
             if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo < hi):
                 raise InvalidInputError(
-                    f"needs 0 <= low < high (Hz), got {self.rate_gate!r}", "--rate-gate"
+                    f"needs 0 <= low < high (Hz), got {self.rate_gate!r}", "rate_gate"
                 )
             object.__setattr__(self, "rate_gate", (lo, hi))
         if self.combine is not None and self.combine not in COMBINE_CHOICES:
             raise InvalidInputError(
                 f"combine must be one of {', '.join(COMBINE_CHOICES)}, got {self.combine!r}",
-                "--combine",
+                "combine",
             )
         if self.combine == "mean" and self.searches < 2:
             raise InvalidInputError(
                 f"'mean' averages the estimates of several searches; it needs --searches >= 2, "
                 f"got {self.searches}",
-                "--combine",
+                "combine",
             )
         if self.maps not in MAP_CHOICES:
             raise InvalidInputError(
-                f"maps must be one of {', '.join(MAP_CHOICES)}, got {self.maps!r}", "--maps"
+                f"maps must be one of {', '.join(MAP_CHOICES)}, got {self.maps!r}", "maps"
             )
         if self.engine not in ENGINE_CHOICES:  # before any folder is made, not at the first step
             raise InvalidInputError(
@@ -304,9 +304,7 @@ class FitSettings:
                 "engine",
             )
         if self.dtype not in DTYPE_CHOICES:
-            raise InvalidInputError(
-                f"dtype must be 'float32' or 'float64', got {self.dtype!r}", "--dtype"
-            )
+            raise InvalidInputError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}", "dtype")
 
     @property
     def combine_rule(self) -> str:

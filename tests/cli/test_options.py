@@ -138,3 +138,24 @@ def test_chart_options_default_to_the_growth_chart_parameters() -> None:
         ["charts", "compare", "--table", "t.csv", "--out", "b.csv", "--sigma-df", "5"]
     )
     assert (args.sigma_df, args.site_column) == (5, params["site_column"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "field", "flag"),
+    [(["--seed", "-1"], "seed", "--seed"), (["--popsize", "1"], "popsize", "--popsize"),
+     (["--n-dup", "0"], "n_dup", "--n-dup"), (["--rate-gate", "3", "2"], "rate_gate", "--rate-gate")],
+)  # fmt: skip
+def test_settings_errors_name_the_field_in_python_and_the_option_in_the_cli(argv, field, flag) -> None:
+    from delssome_norms.errors import InvalidInputError
+    from delssome_norms.fit import CMAESSettings, FitSettings
+
+    args = build_parser().parse_args([*ESTIMATE, *argv])
+    with pytest.raises(InvalidInputError) as cli:
+        options.fit_settings_from_args(args)
+    assert cli.value.source == flag
+    with pytest.raises(InvalidInputError) as py:
+        if field == "popsize":
+            CMAESSettings(popsize=1)
+        else:
+            FitSettings(**{field: {"seed": -1, "n_dup": 0, "rate_gate": (3.0, 2.0)}[field]})
+    assert py.value.source == field
