@@ -686,6 +686,7 @@ def run_report(args: argparse.Namespace) -> int:
     z = _regional(row, "z", source)
     centiles = _regional(row, "centile", source)
     chart = load_chart(args.chart, quiet=True)
+    _check_scored_by(chart, mark, source)
     reference = args.chart == REFERENCE_CHART_NAME and not Path(args.chart).exists()
     chart_label = f"the {REFERENCE_CHART_LABEL}" if reference else f"the chart `{args.chart}`"
     fan = plot_chart_centiles(chart, et.MEAN_TARGET, None, person=mark)
@@ -696,6 +697,33 @@ def run_report(args: argparse.Namespace) -> int:
     write_text(text, out / "report.md")
     print(f"wrote {out / 'report.md'} with fan_chart.png and brain_map_z.png")
     return 0
+
+
+def _check_scored_by(chart, mark: dict, source: str) -> None:
+    """Refuse scores made with another chart: the report would put them on this chart's fan.
+
+    The harmonised value of a score is this chart's population quantile at the person's centile,
+    so the chart must give that value back the same centile (to rounding of the score file).
+    """
+    import warnings
+
+    target = et.MEAN_TARGET
+    if target not in chart.targets_:
+        raise InvalidInputError(f"the chart has no {target} target", "--chart")
+    with warnings.catch_warnings():  # ages outside the chart were flagged when scored
+        warnings.simplefilter("ignore")
+        params = chart.predict_parameters(
+            [mark["age_in_years"]], mark["sex"], targets=[target], extrapolate=True
+        )
+    theta = [params[p][:, 0] for p in chart.family_.params]
+    again = float(chart.family_.cdf(mark["value"], *theta)[0])
+    if abs(again - mark["centile"]) > 1e-4:
+        raise InvalidInputError(
+            f"the scores of {mark['subject_id']} were not made with this chart: it puts their "
+            f"harmonised mean E/I at centile {again:.4f}, the scores say {mark['centile']:.4f}; "
+            "give --chart the chart that scored them",
+            source,
+        )
 
 
 def run_compare(args: argparse.Namespace) -> int:

@@ -191,3 +191,18 @@ def test_person_commands_refuse_bad_inputs(scored, capsys) -> None:
         assert err.startswith("delssome-norms: error: ") and err.count("\n") == 1, err
         assert message in err, err
         assert not out.exists()
+
+
+def test_report_refuses_scores_made_with_another_chart(scored, capsys) -> None:
+    """The harmonised value is the chart's own quantile at the centile: scores from another chart
+    (here: a centile that this chart does not give the harmonised value) are refused."""
+    folder = scored["folder"]
+    other = scored["table"].copy()
+    other["ei_ratio_mean_centile"] = 1.0 - other["ei_ratio_mean_centile"]  # another chart's view
+    path = folder / "other_scores.csv"
+    other.to_csv(path, index=False)
+    argv = ["charts", "report", "--chart", "reference", "--scores", str(path),
+            "--subject", "patient-00002", "--out", str(folder / "report_other")]  # fmt: skip
+    assert main(argv) == 2
+    assert "were not made with this chart" in capsys.readouterr().err
+    assert not (folder / "report_other" / "report.md").exists()
