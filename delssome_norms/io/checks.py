@@ -33,7 +33,8 @@ at most 128 characters (no ``/``, no ``..``, not absolute, no spaces)."""
 
 
 def _fmt_rows(idx: Iterable[int], limit: int = 5) -> str:
-    rows = [str(int(i)) for i in idx]
+    """Data rows counted from 1 (the first row after the header) from 0-based positions."""
+    rows = [str(int(i) + 1) for i in idx]
     more = f" (and {len(rows) - limit} more)" if len(rows) > limit else ""
     return ", ".join(rows[:limit]) + more
 
@@ -378,7 +379,8 @@ def check_timeseries(ts, input_name: str = "timeseries", min_frames: int = 2) ->
     nan_frames = np.flatnonzero(~np.isfinite(arr).all(axis=1))
     if nan_frames.size:
         raise InvalidInputError(
-            f"{nan_frames.size} frame(s) contain NaN/inf or n/a (frames {_fmt_rows(nan_frames)}); "
+            f"{nan_frames.size} frame(s) contain NaN/inf or n/a (frames {_fmt_rows(nan_frames)}, "
+            "counted from 1); "
             "drop them with --drop-na-frames (estimate-ei, prepare; for a cohort, make its FC "
             "and FCD-CDF files with prepare --drop-na-frames), or remove or interpolate them first",
             input_name,
@@ -400,7 +402,8 @@ def check_timeseries(ts, input_name: str = "timeseries", min_frames: int = 2) ->
     const = np.flatnonzero(np.ptp(arr, axis=0) == 0)
     if const.size:
         raise InvalidInputError(
-            f"region column(s) {_fmt_rows(const)} are constant; their correlation is undefined",
+            f"region column(s) {', '.join(map(str, const[:5]))}{' ...' if len(const) > 5 else ''} "
+            "(counted from 0, as region_index) are constant; their correlation is undefined",
             input_name,
         )
     return arr

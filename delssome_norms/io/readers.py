@@ -741,7 +741,8 @@ def read_parameters(path: PathLike, n_regions: int | None = None) -> dict[str, n
 
 
 def _fmt_idx(idx: np.ndarray, limit: int = 5) -> str:
-    shown = ", ".join(str(int(i)) for i in idx[:limit])
+    """Data rows counted from 1 (the first row after the header) from 0-based positions."""
+    shown = ", ".join(str(int(i) + 1) for i in idx[:limit])
     return shown + (f" and {len(idx) - limit} more" if len(idx) > limit else "")
 
 

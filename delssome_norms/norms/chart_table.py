@@ -62,8 +62,9 @@ MIN_OBS_PER_PARAMETER = 5
 # input checks
 # ---------------------------------------------------------------------------------------------
 def _rows(idx, limit: int = 5) -> str:
-    """Row numbers for messages, 0-based data rows as in :mod:`delssome_norms.io` messages."""
-    idx = [int(i) for i in idx]
+    """Row numbers for messages: data rows counted from 1 (the first row after the header), as
+    every table message of the toolkit counts them; ``idx`` holds 0-based positions."""
+    idx = [int(i) + 1 for i in idx]
     more = f" (and {len(idx) - limit} more)" if len(idx) > limit else ""
     return ", ".join(map(str, idx[:limit])) + more
 

@@ -187,7 +187,9 @@ def prepare_cohort(
             )
         if labels.isna().any():
             rows = np.flatnonzero(labels.isna().to_numpy())[:5]
-            raise InvalidInputError(f"site is missing in row(s) {', '.join(map(str, rows))}", input_name)
+            raise InvalidInputError(
+                f"site is missing in row(s) {', '.join(str(r + 1) for r in rows)}", input_name
+            )
         codes, uniques = pd.factorize(labels.astype(str), sort=True)
         site_idx = codes.astype(int)
         site_names = tuple(str(u) for u in uniques)

@@ -120,7 +120,7 @@ def test_chart_tables_need_one_row_per_person(train_table) -> None:
     with pytest.raises(InvalidInputError, match="subject_id listed more than once: p0"):
         GrowthChart(random_sites=()).fit(table, targets=["ei_ratio_mean"])
     table.loc[table.index[3], "subject_id"] = " "
-    with pytest.raises(InvalidInputError, match=r"subject_id is empty in row\(s\) 3"):
+    with pytest.raises(InvalidInputError, match=r"subject_id is empty in row\(s\) 4"):
         GrowthChart(random_sites=()).fit(table, targets=["ei_ratio_mean"])
 
 
@@ -133,5 +133,5 @@ def test_missing_and_non_positive_ei_values_are_named(train_table) -> None:
         chart = GrowthChart(random_sites=()).fit(table, targets=["ei_ratio_mean"])
     assert chart.targets_ == ["ei_ratio_mean"]
     table.loc[table.index[:2], "ei_ratio_mean"] = -1.0
-    with pytest.warns(InputWarning, match=r"values <= 0 in row\(s\) 0, 1"):
+    with pytest.warns(InputWarning, match=r"values <= 0 in row\(s\) 1, 2"):
         chart.score(table.iloc[:5])
