@@ -145,9 +145,9 @@ def run(args: argparse.Namespace) -> int:
         drop_na_frames=args.drop_na_frames,
     )
     check_stage_timing(settings, subject.tr, subject.scan_length, "--tr/--scan-length")
+    check_not_locked(out.resolve().parent, "--out-dir")  # a cohort run owns its subject folders
     out = check_out_dir(out, "--out-dir")
     estimator = EIEstimator(settings, out_dir=out, overwrite=args.overwrite)
-    check_not_locked(out.resolve().parent, "--out-dir")  # a cohort run owns its subject folders
     with OutDirLock(out, "--out-dir"):
         progress, bar = _generation_bar(args.quiet)
         try:

@@ -149,8 +149,9 @@ def run(args: argparse.Namespace) -> int:
         # run with nothing half-done
         prepared, bad = {}, []
         for sid, paths in subjects.items():
-            try:
-                prepared[sid] = _prepare_runs(paths, args, need)
+            try:  # keep FC, CDF and frame counts, not the runs (memory: many subjects)
+                runs, fc, cdf = _prepare_runs(paths, args, need)
+                prepared[sid] = ({r.shape[0] for r in runs}, fc, cdf)
             except InvalidInputError as err:
                 bad.append(f"{sid} ({err})")
         if bad:
@@ -160,8 +161,7 @@ def run(args: argparse.Namespace) -> int:
                 args.bids_dir,
             )
         rows = []
-        for sid, (runs, fc, cdf) in prepared.items():
-            frames = {r.shape[0] for r in runs}
+        for sid, (frames, fc, cdf) in prepared.items():
             write_matrix(fc, out / f"{sid}_FC.csv")
             write_matrix(cdf, out / f"{sid}_FCD_CDF.csv")
             rows.append(

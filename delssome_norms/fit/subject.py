@@ -218,8 +218,10 @@ def load_subject(
             scan_length = frames.pop() * float(tr)
         else:
             # the simulation must be as long as the data its FC/FCD are compared with
+            # (10 % slack: frames dropped as n/a, or scrubbed, leave a run a little short)
             durations = [r.shape[0] * float(tr) for r in runs]
-            lo, hi = min(durations) - float(tr), max(durations) + float(tr)
+            lo = min(durations) - max(float(tr), 0.1 * min(durations))
+            hi = max(durations) + max(float(tr), 0.1 * max(durations))
             if not lo <= float(scan_length) <= hi:
                 lengths = ", ".join(f"{r.shape[0]}" for r in runs)
                 raise InvalidInputError(

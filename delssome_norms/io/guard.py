@@ -162,8 +162,8 @@ def check_not_locked(folder: PathLike, option: str = "--out-dir") -> None:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
         return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    try:  # exclusive probe: fails while anyone holds the lock, shared (a cohort shard) or not
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         raise InvalidInputError(
             f"{path.parent} is in use by another delssome-norms run ({_holder(path)}); wait for "

@@ -589,8 +589,9 @@ def prepare_demographics(table: pd.DataFrame, input_name: str = "demographics") 
         if "sex" in out.columns:
             out["sex"] = normalise_sex(out["sex"], input_name)
             if "numeric_sex" in out.columns:  # both given: they must agree, as charts require
-                coded = normalise_sex(out["numeric_sex"], input_name)
-                differ = np.flatnonzero(np.asarray(coded) != out["sex"].to_numpy())
+                given = out["numeric_sex"].notna().to_numpy()
+                coded = np.asarray(normalise_sex(out["numeric_sex"][given], input_name))
+                differ = np.flatnonzero(given)[coded != out["sex"].to_numpy()[given]]
                 if differ.size:
                     raise InvalidInputError(
                         "columns sex and numeric_sex disagree for "

@@ -8,14 +8,13 @@ and one column per target; the column names are those of :mod:`delssome_norms.io
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from delssome_norms.errors import InputWarning, InvalidInputError
+from delssome_norms.errors import InvalidInputError
 from delssome_norms.io import check_ages, normalise_sex
 from delssome_norms.io.ei_table import (
     MEAN_TARGET,
@@ -138,24 +137,8 @@ def table_sites(table: pd.DataFrame, site_column: str, source: str, required: bo
 
 
 def table_targets(table: pd.DataFrame, targets: Sequence[str], source: str) -> np.ndarray:
-    """Target values as float64 (N, T); NaN for empty cells; errors for text or infinities; a
-    warning for an E/I ratio (``ei_ratio_*``) that is not positive."""
-    out = _target_values(table, targets, source)
-    named = [j for j, t in enumerate(targets) if str(t).startswith("ei_ratio")]
-    if named and np.any(out[:, named] <= 0):
-        j = next(j for j in named if np.any(out[:, j] <= 0))
-        bad = np.flatnonzero(out[:, j] <= 0)
-        # a warning, not an error: the chart itself models any continuous target
-        warnings.warn(
-            f"{source}: column {targets[j]} has values <= 0 in row(s) {_rows(bad)} (e.g. "
-            f"{out[bad[0], j]:g}); an E/I ratio S_E/S_I is positive: is this the right table?",
-            InputWarning,
-            stacklevel=3,
-        )
-    return out
+    """Target values as float64 (N, T); NaN for empty cells; errors for text or infinities."""
 
-
-def _target_values(table: pd.DataFrame, targets: Sequence[str], source: str) -> np.ndarray:
     missing = [t for t in targets if t not in table.columns]
     if missing:
         raise InvalidInputError(

@@ -94,12 +94,15 @@ def _in_atlas_order(value: Any, name: str) -> Any:
     labels = [str(v) for v in value.index]
     if isinstance(value, pd.DataFrame):
         columns = [str(v) for v in value.columns]
-        if isinstance(value.index, pd.RangeIndex) and isinstance(value.columns, pd.RangeIndex):
+        if isinstance(value.columns, pd.RangeIndex):
             return value
-        if labels != columns:
+        if isinstance(value.index, pd.RangeIndex):  # pd.read_csv of a matrix with a header row
+            labels = columns
+        elif labels != columns:
             raise InvalidInputError(
                 "rows and columns are labelled differently (first difference: "
-                f"{next((a, b) for a, b in zip(labels, columns) if a != b)}); give a matrix "
+                f"{next(((a, b) for a, b in zip(labels, columns) if a != b), 'the sizes')}); "
+                "give a matrix "
                 "whose rows and columns list the regions in the same order",
                 name,
             )
@@ -108,6 +111,8 @@ def _in_atlas_order(value: Any, name: str) -> Any:
         if isinstance(value, pd.DataFrame):
             return value.set_axis(labels, axis=0).set_axis(labels, axis=1).loc[order, order]
         return value.set_axis(labels).loc[order]
+    if isinstance(value, pd.DataFrame):
+        return value.to_numpy()
     return value
 
 

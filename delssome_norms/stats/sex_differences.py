@@ -190,7 +190,12 @@ def _rows_for_targets(
     cov_b = full.robust_cov_beta if method == "robust_wald" else full.cov_beta
     cov_g = full.robust_cov_gamma if method == "robust_wald" else full.cov_gamma
     f = cohort.female
-    ok = full.converged & no_mu.converged & no_sigma.converged
+    # which fits each test needs: the LR tests compare two fits, a Wald test reads the full fit
+    # alone, Brown-Forsythe the residuals of the fit without the scale term
+    lr = method == "lr"
+    ok_mu = full.converged & (no_mu.converged if lr else True)
+    ok_sigma = full.converged & (no_sigma.converged if lr else True)
+    ok_bf = no_sigma.converged
     rows = []
     for k, target in enumerate(cohort.targets):
         base = {
@@ -200,7 +205,6 @@ def _rows_for_targets(
             "n_female": cohort.n_female,
             "n_male": cohort.n_male,
             "model": "location_scale",
-            "converged": bool(ok[k]),
         }
         b, se_b = full.beta[k, i_mu], np.sqrt(cov_b[k, i_mu, i_mu])
         g, se_g = full.gamma[k, i_sigma], np.sqrt(cov_g[k, i_sigma, i_sigma])
@@ -216,7 +220,8 @@ def _rows_for_targets(
                 "test": f"mu_{method}",
                 "statistic": stat_mu,
                 "df": 1,
-                "p": float(stats.chi2.sf(stat_mu, 1)) if ok[k] else np.nan,
+                "p": float(stats.chi2.sf(stat_mu, 1)) if ok_mu[k] else np.nan,
+                "converged": bool(ok_mu[k]),
                 "effect_name": "mean_difference_female_minus_male",
                 "effect": b,
                 "ci_low": b - z * se_b,
@@ -234,7 +239,8 @@ def _rows_for_targets(
                 "test": f"sigma_{method}",
                 "statistic": stat_sigma,
                 "df": 1,
-                "p": float(stats.chi2.sf(stat_sigma, 1)) if ok[k] else np.nan,
+                "p": float(stats.chi2.sf(stat_sigma, 1)) if ok_sigma[k] else np.nan,
+                "converged": bool(ok_sigma[k]),
                 "effect_name": "sigma_ratio_female_over_male",
                 "effect": ratio,
                 "ci_low": float(np.exp(g - z * se_g)),
@@ -249,7 +255,8 @@ def _rows_for_targets(
                 "test": "brown_forsythe",
                 "statistic": bf_stat,
                 "df": 1,
-                "p": bf_p if ok[k] else np.nan,
+                "p": bf_p if ok_bf[k] else np.nan,
+                "converged": bool(ok_bf[k]),
                 "effect_name": "spread_ratio_female_over_male",
                 "effect": spread,
                 "ci_low": np.nan,
@@ -305,8 +312,9 @@ def sex_difference_tests(
         mean absolute deviation of standardised residuals). Columns :data:`RESULT_COLUMNS` plus
         ``cohens_d_ci_low``/``cohens_d_ci_high``. ``p_fdr``/``significant`` are BH-adjusted within
         each test and family (``"regional"`` for ``ei_ratio_roi_*``, ``"global"`` otherwise).
-        ``converged`` says whether the three location-scale fits of the target converged; where
-        they did not, ``p`` is NaN and the target is never ``significant``.
+        ``converged`` says whether the fits a test needs converged (both fits of a likelihood
+        ratio, the full fit of a Wald test, the fit without the scale term for Brown-Forsythe);
+        where they did not, ``p`` is NaN and the test is never ``significant``.
 
     Raises
     ------

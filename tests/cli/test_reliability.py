@@ -247,6 +247,9 @@ def test_runs_nested_in_a_running_one_are_refused(data, tmp_path, capsys) -> Non
         assert main(_estimate(data["s01"], cohort_dir / "s01")) == 2
         line = _one_error_line(capsys)
         assert f"PID {os.getpid()}" in line and str(cohort_dir) in line and "in use" in line
+    with io.OutDirLock(cohort_dir, shared=True):  # a cohort shard holds a shared lock
+        assert main(_estimate(data["s01"], cohort_dir / "s01")) == 2
+        assert "in use" in _one_error_line(capsys)
     manifest = _manifest(tmp_path, {"s01": data["s01"]})
     with io.OutDirLock(cohort_dir / "s01"):
         assert main(["cohort", "--manifest", str(manifest), "--out-dir", str(cohort_dir), *FAST]) == 2
@@ -270,7 +273,7 @@ def _cli(*args: str) -> list[str]:
 def test_two_concurrent_cohort_runs(data, tmp_path) -> None:
     subjects = {"s01": data["s01"], "s02": data["s02"]}
     manifest = _manifest(tmp_path, subjects)
-    slow = [a if a != "2" or i != 1 else "80" for i, a in enumerate(FAST)]  # 80 generations
+    slow = [a if a != "2" or i != 1 else "200" for i, a in enumerate(FAST)]  # 200 generations
     shared = ["cohort", "--manifest", str(manifest), "--batch-subjects", "1", *slow]
     env = {**os.environ, "PYTHONPATH": _code_path()}
     first = subprocess.Popen(

@@ -249,5 +249,9 @@ def test_labelled_dk68_inputs_are_put_in_atlas_order() -> None:
     a = subject_from_arrays("x", fc, cdf, tr=0.72, scan_length=432.0)
     b = subject_from_arrays("x", shuffled, cdf, tr=0.72, scan_length=432.0)
     np.testing.assert_array_equal(a.fc, b.fc)
+    # pd.read_csv of a matrix with a header row: region names on the columns only
+    header_only = pd.DataFrame(fc[np.ix_(perm, perm)], columns=[names[i] for i in perm])
+    c = subject_from_arrays("x", header_only, cdf, tr=0.72, scan_length=432.0)
+    np.testing.assert_array_equal(a.fc, c.fc)
     with pytest.raises(InvalidInputError, match="labelled differently"):
         subject_from_arrays("x", shuffled.set_axis(names, axis=1), cdf, tr=0.72, scan_length=432.0)
