@@ -45,6 +45,7 @@ def settings_from_args(args: argparse.Namespace):
     """Build :class:`~delssome_norms.fit.FitSettings` from parsed options (checks mode, device)."""
     from delssome_norms.errors import InvalidInputError
     from delssome_norms.fit import check_mode
+    from delssome_norms.fit.evaluate import with_weights_identity
     from delssome_norms.surrogate import SURROGATE_BACKEND
 
     check_device(args.device)
@@ -56,7 +57,7 @@ def settings_from_args(args: argparse.Namespace):
     check_mode(args.mode, args.weights, SURROGATE_BACKEND)
     if args.weights is not None and args.mode != "surrogate":
         raise InvalidInputError("--weights only applies with --mode surrogate", "--weights")
-    return options.fit_settings_from_args(args)
+    return with_weights_identity(options.fit_settings_from_args(args), SURROGATE_BACKEND)
 
 
 def register(subparsers) -> None:

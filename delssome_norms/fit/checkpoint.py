@@ -137,9 +137,10 @@ def _check_record(arrays: dict[str, np.ndarray], path: Path) -> GenerationRecord
     )
 
 
-LATER_KEYS = ("group",)
+LATER_KEYS = ("group", "weights_sha256")
 """Fingerprint keys added after checkpoint format 1; checkpoints written without them still match
-on the other keys (``group``: the subject ids of the lockstep group whose noise wrote them)."""
+on the other keys (``group``: the subject ids of the lockstep group whose noise wrote them;
+``weights_sha256``: the surrogate weights that scored their train stage)."""
 
 
 class Checkpoint:

@@ -18,7 +18,8 @@ hand it down to :func:`make_evaluator`. Validation and test are always simulated
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple, Protocol
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -36,6 +37,9 @@ from delssome_norms.model import (
     summarize,
 )
 from delssome_norms.model.integrate import SimulationResult
+
+if TYPE_CHECKING:
+    from delssome_norms.fit.settings import FitSettings
 
 MODES = ("euler", "surrogate")
 """Train-stage evaluators."""
@@ -56,6 +60,10 @@ class SurrogateBackend(Protocol):
 
     def check_available(self, weights: str | None = None) -> None:
         """Raise unless usable weights exist at ``weights`` (default: the shipped weights)."""
+        ...
+
+    def weights_sha256(self, weights: str | None = None) -> str:
+        """SHA-256 of the weights at ``weights`` (what fits record to tell weights apart)."""
         ...
 
     def make_evaluator(
@@ -371,6 +379,19 @@ def apply_rate_gate(out: SimulatedCandidates, band: tuple[float, float]) -> Simu
         ks=np.where(inside, out.ks, nan),
         valid=out.valid & inside[:, None],
         violation=violation,
+    )
+
+
+def with_weights_identity(settings: FitSettings, surrogate: SurrogateBackend | None) -> FitSettings:
+    """``settings`` with ``surrogate_weights_sha256`` filled in for ``mode="surrogate"``.
+
+    Results and checkpoints record the weights by content: a weights folder retrained in place
+    keeps its name, and results of the old weights must not be reused for the new ones.
+    """
+    if settings.mode != "surrogate" or surrogate is None:
+        return settings
+    return replace(
+        settings, surrogate_weights_sha256=surrogate.weights_sha256(settings.surrogate_weights)
     )
 
 

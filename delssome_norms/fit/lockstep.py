@@ -244,13 +244,16 @@ class GroupProgress:
 
 
 def _fingerprint(subject: SubjectInputs, space: Parameterisation, settings: FitSettings) -> dict:
-    return {
+    fp = {
         "subject_id": subject.subject_id,
         "settings": settings.fingerprint(),
         "inputs": fingerprint_arrays(subject.fc, subject.fcd_cdf, subject.sc),
         "design": fingerprint_arrays(space.design, np.asarray(space.bounds.wEI)),
         "timing": [subject.tr, subject.scan_length],
     }
+    if settings.surrogate_weights_sha256 is not None:  # which weights scored the train stage
+        fp["weights_sha256"] = settings.surrogate_weights_sha256
+    return fp
 
 
 def _resume(members: list[Member], settings: FitSettings) -> None:

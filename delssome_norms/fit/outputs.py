@@ -78,6 +78,8 @@ def package_versions() -> dict[str, str]:
 
 FINGERPRINT_IGNORED = ("version",)
 """Fingerprint keys stored for the record but not compared (a newer version may reuse results)."""
+FINGERPRINT_LATER = ("settings.surrogate_weights_sha256",)
+"""Fingerprint keys added later: compared only when the stored fingerprint has them."""
 
 
 def run_fingerprint(
@@ -107,6 +109,8 @@ def run_fingerprint(
     if settings_d.get("interval") is True:  # the default; results written before it existed
         settings_d.pop("interval")
     settings_d["val_per_generation"] = settings.val_per_generation_record()
+    if settings_d.get("surrogate_weights_sha256") is None:  # Euler mode, or not resolved
+        settings_d.pop("surrogate_weights_sha256", None)
     maps = None if subject.gradient is not None else fallback_gradient
     fp = {
         "subject_id": subject.subject_id,
@@ -123,7 +127,14 @@ def run_fingerprint(
 
 PROVENANCE_FORMAT_VERSION = 1
 """Schema version of the ``provenance`` block of ``run.json`` and of a table's sidecar."""
-PIPELINE_SETTINGS_IGNORED = ("seed", "device", "engine", "dtype", "surrogate_weights")
+PIPELINE_SETTINGS_IGNORED = (
+    "seed",
+    "device",
+    "engine",
+    "dtype",
+    "surrogate_weights",
+    "surrogate_weights_sha256",
+)
 """Settings that do not define a pipeline (a cohort may be fitted with several seeds/devices)."""
 
 
@@ -215,9 +226,14 @@ def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def fingerprint_differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
-    """Keys (dotted, e.g. ``settings.seed``) whose values differ, ignoring ``FINGERPRINT_IGNORED``."""
+    """Keys (dotted, e.g. ``settings.seed``) whose values differ, ignoring ``FINGERPRINT_IGNORED``
+    and, when the stored fingerprint predates them, ``FINGERPRINT_LATER``."""
     a = {k: v for k, v in _flatten(stored).items() if k not in FINGERPRINT_IGNORED}
-    b = {k: v for k, v in _flatten(current).items() if k not in FINGERPRINT_IGNORED}
+    b = {
+        k: v
+        for k, v in _flatten(current).items()
+        if k not in FINGERPRINT_IGNORED and (k in a or k not in FINGERPRINT_LATER)
+    }
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 

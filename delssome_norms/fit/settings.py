@@ -113,6 +113,11 @@ class FitSettings:
         Excitatory-rate gate [Hz] (Zhang et al. 2024 use 2.7–3.3): a simulated candidate whose
         time-averaged r_E leaves this band in any region counts as invalid in every simulated
         stage. Off by default, as in the paper's final code.
+    surrogate_weights_sha256 : str, optional
+        SHA-256 of the surrogate weights file, filled in by the entry points for
+        ``mode="surrogate"`` (:func:`~delssome_norms.fit.evaluate.with_weights_identity`); results
+        and checkpoints compare it, so weights retrained in the same folder are not mistaken for
+        the old ones. Not an option.
     surrogate_weights : str, optional
         Pretrained surrogate folder for ``mode="surrogate"`` (default: the shipped weights,
         ``pretrained/delssome_dk68`` or ``$DELSSOME_NORMS_PRETRAINED``).
@@ -213,6 +218,7 @@ class FitSettings:
     device: str = field(
         default="cpu", metadata=_cli("torch device, e.g. cpu or cuda:0 (default %(default)s)")
     )
+    surrogate_weights_sha256: str | None = None
     dtype: str = field(default="float32", metadata=_cli("simulation dtype", choices=DTYPE_CHOICES))
     engine: str = field(
         default="auto",
@@ -386,5 +392,6 @@ class FitSettings:
         if not d["stability_gate"]:
             d.pop("stability_gate")
         d.pop("maps")  # the design itself is part of a checkpoint's fingerprint
+        d.pop("surrogate_weights_sha256")  # a top-level key of the checkpoint's fingerprint
         d.pop("interval")  # runs after the stored stages; checkpoints without it resume
         return d

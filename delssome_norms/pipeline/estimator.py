@@ -23,6 +23,7 @@ from delssome_norms.datasets import DK68_REGIONS
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.fit import CMAESSettings, FitSettings, check_mode
 from delssome_norms.fit.cohort import subject_finished
+from delssome_norms.fit.evaluate import with_weights_identity
 from delssome_norms.fit.lockstep import GroupProgress, SubjectOutcome, estimate_ei
 from delssome_norms.fit.subject import SubjectInputs, split_paths, template_sc
 from delssome_norms.io import (
@@ -337,7 +338,7 @@ class EIEstimator(BaseEstimator):
         if not isinstance(settings.cmaes, CMAESSettings):  # pragma: no cover - FitSettings guards
             raise InvalidInputError("settings.cmaes must be a CMAESSettings", "settings")
         check_mode(settings.mode, settings.surrogate_weights, surrogate=SURROGATE_BACKEND)
-        return settings
+        return with_weights_identity(settings, SURROGATE_BACKEND)
 
     def fit(
         self,

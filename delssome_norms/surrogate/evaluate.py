@@ -241,6 +241,15 @@ def check_available(weights: str | Path | None = None) -> None:
     load_pretrained(weights)
 
 
+def weights_sha256(weights: str | Path | None = None) -> str:
+    """SHA-256 of the weights file at ``weights`` (default: the shipped weights), checked.
+
+    What a fit records and compares to know *which* weights scored its train stage: a folder
+    retrained in place has the same name but another hash.
+    """
+    return str(load_pretrained(weights).metadata["weights_sha256"])
+
+
 def make_surrogate_evaluator(
     fc_emp: np.ndarray,
     fcd_cdf_emp: np.ndarray,
@@ -300,6 +309,7 @@ class DelssomeBackend:
 
     check_available = staticmethod(check_available)
     make_evaluator = staticmethod(make_surrogate_evaluator)
+    weights_sha256 = staticmethod(weights_sha256)
 
     def __repr__(self) -> str:
         return "delssome_norms.surrogate.SURROGATE_BACKEND"

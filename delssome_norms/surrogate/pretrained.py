@@ -201,7 +201,9 @@ def save_pretrained(
         ).contiguous()
     folder.mkdir(parents=True, exist_ok=True)
     with io.atomic_path(folder / WEIGHTS_FILE) as tmp:
+        mode = tmp.stat().st_mode & 0o777  # atomic_path's file honours the umask ...
         save_file(tensors, str(tmp), metadata={"format_version": str(PRETRAINED_FORMAT_VERSION)})
+        os.chmod(tmp, mode)  # ... safetensors replaces it with a 0600 file: keep the group's read
     c = model.config
     meta = {
         "kind": PRETRAINED_KIND,
