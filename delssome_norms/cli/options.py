@@ -216,7 +216,13 @@ def settings_from_args(
             value = tuple(value)
         values[name] = value
     values.update(fixed)
-    return cls(**values)
+    try:
+        return cls(**values)
+    except InvalidInputError as err:  # name the option, not the field
+        if err.source in values and err.source in names:
+            flag = option_spec(cls, err.source, overrides.get(err.source))[0]
+            raise InvalidInputError(err.problem, flag) from None
+        raise
 
 
 def fit_settings_from_args(args: argparse.Namespace, **fixed: Any):

@@ -88,8 +88,20 @@ class TrainSettings:
         for name in ("epochs", "batch_size", "patience"):
             if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
                 raise InvalidInputError(f"{name} must be a positive integer", name)
-        if not (self.lr > 0 and 0 < self.lr_decay <= 1 and self.weight_decay >= 0):
-            raise InvalidInputError("need lr > 0, 0 < lr_decay <= 1, weight_decay >= 0", "settings")
+        for name, ok in (
+            ("lr", math.isfinite(self.lr) and self.lr > 0),
+            ("lr_decay", 0 < self.lr_decay <= 1),
+            ("weight_decay", math.isfinite(self.weight_decay) and self.weight_decay >= 0),
+        ):
+            if not ok:
+                rule = {"lr": "a finite number > 0", "lr_decay": "in (0, 1]"}.get(name, ">= 0")
+                raise InvalidInputError(f"{name} must be {rule}, got {getattr(self, name)!r}", name)
+        cpe = self.candidates_per_epoch
+        if cpe is not None and (isinstance(cpe, bool) or int(cpe) != cpe or cpe < 1):
+            raise InvalidInputError(
+                f"candidates_per_epoch must be a positive integer (or None: all), got {cpe!r}",
+                "candidates_per_epoch",
+            )
         if not (0 < self.val_fraction < 1 and 0 < self.test_fraction < 1):
             raise InvalidInputError("val_fraction and test_fraction must be in (0, 1)", "settings")
         if self.val_fraction + self.test_fraction >= 1:
@@ -590,6 +602,12 @@ def train_surrogate(
             stale += 1
             if stale >= settings.patience:
                 break
+    if not math.isfinite(best_val):  # never a finite validation loss: nothing was learnt
+        raise InvalidInputError(
+            "training diverged: no epoch reached a finite validation loss (the untrained network "
+            "is not saved); lower the learning rate (lr) or check the data set",
+            "lr",
+        )
     model.load_state_dict(best_state)
     model.eval()
     metrics = {}

@@ -85,3 +85,29 @@ def test_training_is_deterministic(data_factory, config_factory, one_thread) -> 
     for (k, v), (_, w) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
         assert torch.equal(v, w), k
     assert a.history[-1]["val_mse"] == b.history[-1]["val_mse"]
+
+
+def test_diverged_training_is_an_error_not_saved_weights(
+    data_factory, config_factory, one_thread
+) -> None:
+    """With a learning rate that blows up, no epoch has a finite validation loss: the untrained
+    network must not be returned as if it had been trained."""
+    from delssome_norms.errors import InvalidInputError
+
+    data = data_factory(n_subjects=5, per_gen=20, generations=2, seed=5)
+    settings = TrainSettings(epochs=2, batch_size=32, lr=1e6, seed=3)
+    with pytest.raises(InvalidInputError, match="training diverged"):
+        train_surrogate(data, config_factory(), settings, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [({"lr": float("inf")}, "lr"), ({"weight_decay": float("nan")}, "weight_decay"),
+     ({"candidates_per_epoch": 0}, "candidates_per_epoch")],
+)  # fmt: skip
+def test_bad_training_settings_name_the_setting(kwargs, name) -> None:
+    from delssome_norms.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError) as err:
+        TrainSettings(**kwargs)
+    assert err.value.source == name
