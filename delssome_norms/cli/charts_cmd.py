@@ -577,6 +577,7 @@ def run_plot(args: argparse.Namespace) -> int:
         if args.scores:
             source = str(args.scores)
             row = _person_row(read_table(args.scores), args.subject, source)
+            _check_scored_by(chart, _person_mark(row, args.target, source), source, args.target)
         else:
             source = str(args.table)
             one = data.loc[[_person_row(data, args.subject, source).name]]
@@ -699,7 +700,7 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_scored_by(chart, mark: dict, source: str) -> None:
+def _check_scored_by(chart, mark: dict, source: str, target: str = et.MEAN_TARGET) -> None:
     """Refuse scores made with another chart: the report would put them on this chart's fan.
 
     The harmonised value of a score is this chart's population quantile at the person's centile,
@@ -707,7 +708,6 @@ def _check_scored_by(chart, mark: dict, source: str) -> None:
     """
     import warnings
 
-    target = et.MEAN_TARGET
     if target not in chart.targets_:
         raise InvalidInputError(f"the chart has no {target} target", "--chart")
     with warnings.catch_warnings():  # ages outside the chart were flagged when scored
@@ -720,7 +720,7 @@ def _check_scored_by(chart, mark: dict, source: str) -> None:
     if abs(again - mark["centile"]) > 1e-4:
         raise InvalidInputError(
             f"the scores of {mark['subject_id']} were not made with this chart: it puts their "
-            f"harmonised mean E/I at centile {again:.4f}, the scores say {mark['centile']:.4f}; "
+            f"harmonised {target} at centile {again:.4f}, the scores say {mark['centile']:.4f}; "
             "give --chart the chart that scored them",
             source,
         )

@@ -206,3 +206,17 @@ def test_report_refuses_scores_made_with_another_chart(scored, capsys) -> None:
     assert main(argv) == 2
     assert "were not made with this chart" in capsys.readouterr().err
     assert not (folder / "report_other" / "report.md").exists()
+
+
+def test_plot_refuses_scores_made_with_another_chart(scored, capsys) -> None:
+    folder = scored["folder"]
+    other = scored["table"].copy()
+    other["ei_ratio_roi_3_centile"] = 1.0 - other["ei_ratio_roi_3_centile"]
+    path = folder / "other_scores_plot.csv"
+    other.to_csv(path, index=False)
+    argv = ["charts", "plot", "--chart", "reference", "--scores", str(path), "--subject",
+            "patient-00002", "--target", "ei_ratio_roi_3",
+            "--out", str(folder / "other.png")]  # fmt: skip
+    assert main(argv) == 2
+    assert "harmonised ei_ratio_roi_3" in capsys.readouterr().err
+    assert not (folder / "other.png").exists()
