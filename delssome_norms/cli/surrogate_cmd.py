@@ -326,7 +326,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         io.check_out_file(args.out, "--out")  # before the work, not after it
     surrogate = load_pretrained(args.weights)
     data = load_dataset(args.data)
-    surrogate.check(data.n_regions, data.bins)
+    # the data's timing against what the weights cover (a warning, as in a fit)
+    surrogate.check(data.n_regions, data.bins, tr=data.tr, scan_length=data.scan_length)
     if surrogate.template_sc is not None:
         for i in range(data.n_subjects):
             surrogate.check(data.n_regions, data.bins, sc=data.sc[i])

@@ -150,7 +150,7 @@ class PretrainedSurrogate:
                 )
         if timing == "ignore" or tr is None or scan_length is None:
             return
-        cover = self.metadata.get("timing", {})
+        cover = self.metadata.get("timing") or {}
         problems = []
         for name, values in (("TR", tr), ("scan length", scan_length)):
             key = "tr_range" if name == "TR" else "scan_length_range"
@@ -166,6 +166,25 @@ class PretrainedSurrogate:
             if timing == "error":
                 raise InvalidInputError(message, source)
             warnings.warn(f"{source}: {message}", InputWarning, stacklevel=2)
+
+
+def _check_timing_cover(cover: Any, source: str) -> None:
+    """``timing`` of ``metadata.json``: absent, or ranges ``[lo, hi]`` of TR and scan length [s]."""
+    if cover is None:
+        return
+    if not isinstance(cover, dict):
+        raise InvalidInputError(f"timing must be an object, got {cover!r}", source)
+    for key in ("tr_range", "scan_length_range"):
+        if key not in cover:
+            continue
+        value = cover[key]
+        ok = isinstance(value, (list, tuple)) and len(value) == 2
+        ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        if not ok or not 0 < value[0] <= value[1]:
+            raise InvalidInputError(
+                f"timing.{key} must be [low, high] seconds with 0 < low <= high, got {value!r}",
+                source,
+            )
 
 
 def save_pretrained(
@@ -289,6 +308,7 @@ def load_pretrained(folder: str | Path | None = None) -> PretrainedSurrogate:
         ) from None
     if config.n_regions != meta.get("n_regions") or config.cdf_bins != meta.get("bins"):
         raise InvalidInputError("n_regions/bins disagree with the network settings", str(meta_path))
+    _check_timing_cover(meta.get("timing"), str(meta_path))
     try:
         tensors = load_file(str(weights_path))
     except Exception as err:  # safetensors raises its own error types for corrupted files

@@ -150,3 +150,20 @@ def test_refuses_bad_folders(saved, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv(ENV_VAR, str(tmp_path / "nowhere"))
     with pytest.raises(NotYetAvailableError, match="surrogate train --data"):
         load_pretrained()
+
+
+@pytest.mark.parametrize("timing", [None, {"tr_range": "abc"}, {"scan_length_range": [432]}, [1, 2]])
+def test_edited_timing_cover_is_one_clear_error(saved, tmp_path, timing) -> None:
+    import shutil
+
+    folder, *_ = saved
+    copy = tmp_path / "edited_weights"
+    shutil.copytree(folder, copy)
+    meta = json.loads((copy / "metadata.json").read_text())
+    meta["timing"] = timing
+    (copy / "metadata.json").write_text(json.dumps(meta))
+    if timing is None:  # no cover recorded: loads, and a subject's timing is not checked
+        load_pretrained(copy).check(meta["n_regions"], meta["bins"], tr=0.72, scan_length=432.0)
+        return
+    with pytest.raises(InvalidInputError, match="timing"):
+        load_pretrained(copy)
