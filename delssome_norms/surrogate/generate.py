@@ -25,6 +25,7 @@ metadata. Use ``device="cuda"`` and larger groups for big data sets.
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -639,9 +640,10 @@ def generate_dataset(
         "settings": settings.to_dict(),
         "template": sc_source,
         "truth_maps": gradient_source,
-        "truth_prior": sample_truth.__doc__.split("\n\n")[1].strip() if sample_truth.__doc__ else "",
+        "truth_prior": _prior_record(myelin is not None),
         "note": "SYNTHETIC subjects; losses from the fitter's Euler train stage",
     }
+    _check_same_generation(out, settings)
     existing = {sid for shard in list_shards(out) for sid in shard.get("subject_ids", [])}
     report = GenerateReport()
     start = time.perf_counter()
@@ -681,6 +683,49 @@ def generate_dataset(
             )
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _prior_record(with_myelin: bool) -> dict[str, Any]:
+    """The truth prior actually drawn from, for the data set's manifest."""
+    if with_myelin:
+        names = ["wEE_1", "wEE_m", "wEE_g", "wEI_1", "wEI_m", "wEI_g", "G", "sigma_1", "sigma_m",
+                 "sigma_g"]  # fmt: skip
+        ranges = TRUTH_PRIOR_MYELIN
+    else:
+        names = ["wEE_1", "wEE_g", "wEI_1", "wEI_g", "G", "sigma_1", "sigma_g"]
+        ranges = TRUTH_PRIOR
+    return {
+        "design": "[1, myelin, gradient]" if with_myelin else "[1, gradient]",
+        "uniform_ranges": {n: list(r) for n, r in zip(names, ranges)},
+    }
+
+
+def _check_same_generation(out: Path, settings: GenerateSettings) -> None:
+    """Refuse to add groups to a data set generated with other settings (its manifest would
+    describe data it does not hold). More subjects may be added: groups already present are kept."""
+    from delssome_norms.surrogate.dataset import MANIFEST
+
+    path = out / MANIFEST
+    if not path.is_file():
+        return
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8")).get("info", {}).get("settings")
+    except (OSError, ValueError, AttributeError):
+        return  # append_shard reports an unreadable manifest with its own message
+    if not isinstance(stored, dict):
+        return
+    current = settings.to_dict()
+    differ = sorted(
+        k
+        for k in set(stored) | set(current)
+        if k != "n_subjects" and json.dumps(stored.get(k)) != json.dumps(current.get(k))
+    )
+    if differ:
+        raise InvalidInputError(
+            f"holds a data set generated with other settings ({', '.join(differ)}); generate "
+            "into another folder (adding subjects with --subjects is allowed)",
+            str(out),
+        )
 
 
 def quick_settings(**overrides: Any) -> GenerateSettings:

@@ -105,6 +105,14 @@ def test_rerun_skips_finished_groups(generated) -> None:
     report = generate_dataset(out, settings, sc=_small_sc(), progress=False)
     assert report.groups_done == [] and report.groups_skipped == [0, 1]
     assert list_shards(out) == before
+    # other settings would add data the manifest does not describe: refused, nothing written
+    from dataclasses import replace
+
+    from delssome_norms.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="other settings \\(popsize, seed\\)"):
+        generate_dataset(out, replace(settings, popsize=12, seed=99), sc=_small_sc(), progress=False)
+    assert list_shards(out) == before
 
 
 def test_recording_evaluator_matches_the_euler_evaluator(tmp_path) -> None:
