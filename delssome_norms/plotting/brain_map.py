@@ -29,14 +29,17 @@ def _values_by_region(values, regions: Sequence[str]) -> np.ndarray:
             )
         arr = np.array([mapping.get(r, np.nan) for r in regions], dtype=np.float64)
     else:
-        arr = np.asarray(values, dtype=np.float64).ravel()
+        try:
+            arr = np.asarray(values, dtype=np.float64).ravel()
+        except (TypeError, ValueError):
+            raise InvalidInputError("values must be numbers, one per region", "values") from None
         if arr.size != len(regions):
             raise InvalidInputError(
                 f"expected {len(regions)} values (one per region), got {arr.size}", "values"
             )
     if not np.isfinite(arr).any():
         raise InvalidInputError("no finite value to plot", "values")
-    return arr
+    return np.where(np.isinf(arr), np.nan, arr)  # an infinite value is not drawn (no colour)
 
 
 def plot_brain_map(
@@ -100,6 +103,10 @@ def plot_brain_map(
             f"expected coords of shape ({len(regions)}, 3), got {coords.shape}", "coords"
         )
     finite = np.isfinite(arr)
+    if vmin is not None and vmax is not None and not float(vmin) < float(vmax):
+        raise InvalidInputError(f"vmin ({vmin}) must be below vmax ({vmax})", "vmin")
+    if cmap not in colormaps:
+        raise InvalidInputError(f"unknown colour map {cmap!r} (a matplotlib colormap name)", "cmap")
     lo = float(np.nanmin(arr)) if vmin is None else float(vmin)
     hi = float(np.nanmax(arr)) if vmax is None else float(vmax)
     if center is not None:

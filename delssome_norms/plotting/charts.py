@@ -75,6 +75,15 @@ def plot_chart_centiles(
     """
     if points not in ("harmonised", "raw"):
         raise InvalidInputError(f"points must be 'harmonised' or 'raw'; got {points!r}", "points")
+    chart._check_fitted()
+    if isinstance(sexes, str) or len(sexes) == 0:
+        raise InvalidInputError(f"sexes must list one or more panels, got {sexes!r}", "sexes")
+    if person is not None:
+        missing = [
+            k for k in ("subject_id", "sex", "age_in_years", "value", "centile") if k not in person
+        ]
+        if missing:
+            raise InvalidInputError(f"person needs {', '.join(missing)}", "person")
     chart._target_index([target], source="target")
     q = sorted(chart._check_q(q))
     ages = age_grid(*chart.chart_range_)
