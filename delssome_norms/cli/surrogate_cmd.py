@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import time
 from pathlib import Path
@@ -303,7 +302,7 @@ def run_train(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - t0
     meta, template_sc = _training_metadata(data, result, settings, config, seconds)
     out = save_pretrained(result.model, args.out, meta, template_sc=template_sc)
-    io.write_json({"history": result.history}, Path(out) / "training_log.json")
+    io.write_json(io.strict_json({"history": result.history}), Path(out) / "training_log.json")
     test = result.metrics["test"]
     print(
         f"trained in {seconds / 60:.1f} min (best epoch {result.best_epoch}); held-out subjects "
@@ -335,16 +334,5 @@ def run_evaluate(args: argparse.Namespace) -> int:
     text = json.dumps(metrics, indent=2)
     print(text)
     if args.out:
-        io.write_json(_strict_json(metrics), args.out)
+        io.write_json(io.strict_json(metrics), args.out)
     return 0
-
-
-def _strict_json(value):
-    """``value`` with non-finite floats as None (null): strict JSON has no NaN."""
-    if isinstance(value, dict):
-        return {k: _strict_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict_json(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

@@ -35,6 +35,7 @@ from delssome_norms.io.readers import (
 )
 from delssome_norms.io.writers import (
     atomic_path,
+    strict_json,
     write_arrays,
     write_ei_ratio,
     write_fit_quality,
@@ -83,6 +84,7 @@ __all__ = [
     "read_table_provenance",
     "read_timeseries",
     "regions_path",
+    "strict_json",
     "write_arrays",
     "write_ei_ratio",
     "write_fit_quality",

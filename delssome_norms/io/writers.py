@@ -69,6 +69,18 @@ def write_json(obj: Mapping[str, Any], path: PathLike) -> Path:
     return write_text(json.dumps(obj, indent=2, default=_json_default) + "\n", path)
 
 
+def strict_json(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, inf) as None: strict JSON has no NaN, and
+    files others read (weights metadata, metrics) must load in any JSON reader."""
+    if isinstance(value, Mapping):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    if isinstance(value, (float, np.floating)) and not np.isfinite(value):
+        return None
+    return value
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()

@@ -236,7 +236,7 @@ def save_pretrained(
         "weights_file": WEIGHTS_FILE,
         "weights_sha256": io.file_sha256(folder / WEIGHTS_FILE),
     }
-    io.write_json(meta, folder / METADATA_FILE)
+    io.write_json(io.strict_json(meta), folder / METADATA_FILE)
     return folder
 
 

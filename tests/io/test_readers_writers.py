@@ -196,3 +196,11 @@ def test_demographics_sex_columns_must_agree(tmp_path: Path) -> None:
         io.read_demographics(demo)
     demo.write_text("subject_id,age_in_years,sex,numeric_sex\na,20,male,0\nb,30,f,\n")
     assert io.read_demographics(demo)["numeric_sex"].tolist() == [0, 1]  # an empty cell is fine
+
+
+def test_strict_json_has_no_nan() -> None:
+    import json
+
+    data = {"a": float("nan"), "b": [1.0, np.float32("inf"), {"c": -np.inf}], "d": 2}
+    text = json.dumps(io.strict_json(data), allow_nan=False)  # would raise on NaN/inf
+    assert json.loads(text) == {"a": None, "b": [1.0, None, {"c": None}], "d": 2}
