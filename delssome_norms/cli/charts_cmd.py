@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 
 from delssome_norms.cli import options
@@ -397,10 +398,14 @@ def run_fit(args: argparse.Namespace) -> int:
     chart.save(out)
     tables = {"all": None, "mean": [t for t in chart.targets_ if t == et.MEAN_TARGET], "none": []}
     chosen = tables[args.centile_tables]
+    written = set()
     if chosen is None or chosen:
         for sex in ("female", "male"):
             for target, frame in chart.population_centiles(sex, targets=chosen).items():
-                write_table(frame, out / target / f"{sex}_population_centiles.csv", float_format="%.7g")
+                path = out / target / f"{sex}_population_centiles.csv"
+                write_table(frame, path, float_format="%.7g")
+                written.add(path)
+    _remove_stale_centile_tables(out, written)
     write_table(chart.convergence_, out / "convergence.csv")
     n_ok = int(chart.converged_.sum())
     print(
@@ -409,6 +414,18 @@ def run_fit(args: argparse.Namespace) -> int:
         f"{n_ok}/{len(chart.targets_)} converged; written to {out}"
     )
     return 0 if n_ok == len(chart.targets_) else 1
+
+
+def _remove_stale_centile_tables(out: Path, written: set[Path]) -> None:
+    """Delete centile tables an earlier chart left in ``out`` (other targets, or tables this run
+    did not write): next to a new chart they would describe a chart that is gone. Only the
+    ``<target>/<sex>_population_centiles.csv`` files this command writes are touched."""
+    for sex in ("female", "male"):
+        for path in out.glob(f"*/{sex}_population_centiles.csv"):
+            if path not in written:
+                path.unlink()
+                with contextlib.suppress(OSError):  # the target's folder, when now empty
+                    path.parent.rmdir()
 
 
 def run_score(args: argparse.Namespace) -> int:

@@ -339,3 +339,15 @@ def test_damaged_parquet_table_is_one_line(chart_dir, tmp_path, capsys) -> None:
     assert code == 2 and len(err) == 1
     assert "people.parquet" in err[0] and "not a readable Parquet table" in err[0]
     assert not out.exists()
+
+
+def test_refitting_into_a_chart_folder_leaves_no_stale_centile_tables(tables, tmp_path) -> None:
+    out = tmp_path / "chart"
+    base = ["charts", "fit", "--table", str(tables["train"]), "--out", str(out)]
+    assert main([*base, "--centile-tables", "all"]) == 0
+    assert (out / "ei_ratio_roi_1" / "male_population_centiles.csv").is_file()
+    (out / "notes.txt").write_text("mine")  # the user's own file is left alone
+    assert main([*base, "--targets", "ei_ratio_mean", "--centile-tables", "mean"]) == 0
+    assert not (out / "ei_ratio_roi_1").exists() and not (out / "ei_ratio_roi_0").exists()
+    assert (out / "ei_ratio_mean" / "female_population_centiles.csv").is_file()
+    assert (out / "notes.txt").read_text() == "mine"
