@@ -351,3 +351,12 @@ def test_refitting_into_a_chart_folder_leaves_no_stale_centile_tables(tables, tm
     assert not (out / "ei_ratio_roi_1").exists() and not (out / "ei_ratio_roi_0").exists()
     assert (out / "ei_ratio_mean" / "female_population_centiles.csv").is_file()
     assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_adapt_does_not_overwrite_the_chart_it_adapts(tables, chart_dir, capsys) -> None:
+    before = (chart_dir / "chart.json").read_bytes()
+    argv = ["charts", "adapt", "--chart", str(chart_dir), "--controls", str(tables["controls"]),
+            "--out", str(chart_dir)]  # fmt: skip
+    assert main(argv) == 2
+    assert "is the chart being adapted" in capsys.readouterr().err
+    assert (chart_dir / "chart.json").read_bytes() == before
