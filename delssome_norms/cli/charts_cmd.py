@@ -453,13 +453,13 @@ def run_score(args: argparse.Namespace) -> int:
 
 def run_adapt(args: argparse.Namespace) -> int:
     """Adapt a saved chart to new sites and write the new chart."""
-    if Path(args.out).exists() and Path(args.chart).exists():
-        if Path(args.out).resolve() == Path(args.chart).resolve():
-            raise InvalidInputError(
-                f"{args.out} is the chart being adapted; write the adapted chart to another "
-                "folder (the original stays the reference of its sites)",
-                "--out",
-            )
+    out, source = Path(args.out), Path(args.chart)
+    if out.exists() and source.exists() and out.resolve() == source.resolve():
+        raise InvalidInputError(
+            f"{args.out} is the chart being adapted; write the adapted chart to another "
+            "folder (the original stays the reference of its sites)",
+            "--out",
+        )
     chart = load_chart(args.chart)
     controls, provenance = _table_and_provenance(args.controls)
     new = chart.adapt(

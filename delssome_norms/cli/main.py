@@ -75,16 +75,12 @@ def add_command(subparsers, name: str, help: str, example: str, description: str
 def _user_path(first, second) -> str | None:
     """The path to name in an error: the output a hidden temporary file stood for (an atomic
     write fails on ``.name.<hex>.tmp`` or in renaming it onto ``name``), else the path given."""
-    import re
+    from delssome_norms.io.writers import atomic_target
 
     for name in (first, second):
-        if name is None:
-            continue
-        text = os.fsdecode(name)
-        head, _, tail = text.rpartition("/")
-        m = re.fullmatch(r"\.(.+)\.[0-9a-f]{12}\.tmp", tail)
-        if m:
-            return f"{head}/{m.group(1)}" if head else m.group(1)
+        target = None if name is None else atomic_target(os.fsdecode(name))
+        if target is not None:
+            return str(target)
     return None if first is None else os.fsdecode(first)
 
 

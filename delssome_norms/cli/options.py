@@ -260,8 +260,7 @@ def fit_settings_from_args(args: argparse.Namespace, **fixed: Any):
         return FitSettings(**values)
     except InvalidInputError as err:
         # the settings name their fields (right for Python callers); here, name the option
-        field = err.source if err.source in cmaes else None
-        field = f"cmaes.{field}" if field else err.source
+        field = f"cmaes.{err.source}" if err.source in cmaes else err.source
         if field in (*FIT_OPTIONS, *SIMULATION_OPTIONS):
             raise InvalidInputError(err.problem, option_spec(FitSettings, field)[0]) from None
         raise

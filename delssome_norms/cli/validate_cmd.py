@@ -112,6 +112,7 @@ def _check_as_fitted(args: argparse.Namespace) -> None:
 def _check_manifest(path: str, n_regions: int | None) -> None:
     """Read every row's files as ``cohort`` will; one line naming every unusable subject."""
     from delssome_norms import io
+    from delssome_norms.cli.estimate_cmd import check_stage_timing
     from delssome_norms.errors import InvalidInputError
     from delssome_norms.fit import FitSettings
     from delssome_norms.fit.cohort import _load_row, plan_cohort
@@ -123,8 +124,7 @@ def _check_manifest(path: str, n_regions: int | None) -> None:
     for row in plan.rows:
         try:
             subject = _load_row(row, plan.n_regions, settings)
-            for stage in ("train", "val", "test"):
-                settings.timing(subject.tr, subject.scan_length, stage)
+            check_stage_timing(settings, subject.tr, subject.scan_length, "timing")
         except InvalidInputError as err:
             bad.append(f"{row['subject_id']} ({err})")
     if bad:

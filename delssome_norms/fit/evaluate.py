@@ -36,7 +36,7 @@ from delssome_norms.model import (
     simulate,
     summarize,
 )
-from delssome_norms.model.integrate import SimulationResult
+from delssome_norms.model.integrate import DTYPES, SimulationResult
 
 if TYPE_CHECKING:
     from delssome_norms.fit.settings import FitSettings
@@ -142,10 +142,9 @@ class Scores(NamedTuple):
 def _dtype(name: str | torch.dtype) -> torch.dtype:
     if isinstance(name, torch.dtype):
         return name
-    table = {"float32": torch.float32, "float64": torch.float64}
-    if name not in table:
+    if name not in DTYPES:
         raise InvalidInputError(f"dtype must be 'float32' or 'float64', got {name!r}", "--dtype")
-    return table[name]
+    return DTYPES[name]
 
 
 def simulated_candidates(

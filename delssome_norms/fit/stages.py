@@ -361,7 +361,8 @@ def run_test(
             lead.checkpoint.save_stage("val_pooled", val)
         order = _top_k(val, top_k)
         if combine == "mean" and order.size:
-            extra = [i for i in search_bests(val) if i not in set(order.tolist())]
+            tested = set(order.tolist())
+            extra = [i for i in search_bests(val) if i not in tested]
             order = np.concatenate([order, np.array(extra, dtype=order.dtype)])
         if order.size == 0:
             for m in searches:

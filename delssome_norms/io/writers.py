@@ -91,8 +91,16 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
-_TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")
-"""Names :func:`atomic_path` gives its temporary files."""
+_TEMPORARY = re.compile(r"\.(.+)\.[0-9a-f]{12}\.tmp")
+"""Names :func:`atomic_path` gives its temporary files (``.<name>.<12 hex>.tmp``)."""
+
+
+def atomic_target(path: PathLike) -> Path | None:
+    """The output file that :func:`atomic_path`'s temporary ``path`` stands for (None when
+    ``path`` is not such a temporary): error messages name the output, not the temporary."""
+    p = Path(path)
+    m = _TEMPORARY.fullmatch(p.name)
+    return p.with_name(m.group(1)) if m else None
 
 
 def remove_orphan_temporaries(folder: PathLike, min_age_s: float = 60.0) -> int:
@@ -110,7 +118,7 @@ def remove_orphan_temporaries(folder: PathLike, min_age_s: float = 60.0) -> int:
         return 0
     now, removed = time.time(), 0
     for path in root.rglob(".*.tmp"):
-        if _TEMPORARY.match(path.name) and path.is_file():
+        if atomic_target(path) is not None and path.is_file():
             with contextlib.suppress(OSError):
                 if now - path.stat().st_mtime >= min_age_s:
                     path.unlink()

@@ -143,8 +143,8 @@ def _nanstd(values: Tensor, dim: int) -> Tensor:
     return (dev.sum(dim=dim) / (count - 1)).sqrt()
 
 
-_DTYPE_NAMES = {"float32": torch.float32, "float64": torch.float64}
-"""``dtype`` may be given by name, as in the fit settings."""
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+"""The simulation dtypes by name (``dtype`` may be given either way)."""
 
 
 def scale_sc(sc: ArrayLike, max_value: float = 0.02) -> ArrayLike:
@@ -301,7 +301,7 @@ def simulate(
     A duplicate whose state becomes NaN/inf is marked invalid and reset, so it cannot poison
     other simulations of the batch (the simulations share no reduction).
     """
-    dtype = _DTYPE_NAMES.get(dtype, dtype) if isinstance(dtype, str) else dtype
+    dtype = DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype
     if dtype not in (torch.float32, torch.float64):
         raise InvalidInputError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:

@@ -138,7 +138,6 @@ def table_sites(table: pd.DataFrame, site_column: str, source: str, required: bo
 
 def table_targets(table: pd.DataFrame, targets: Sequence[str], source: str) -> np.ndarray:
     """Target values as float64 (N, T); NaN for empty cells; errors for text or infinities."""
-
     missing = [t for t in targets if t not in table.columns]
     if missing:
         raise InvalidInputError(

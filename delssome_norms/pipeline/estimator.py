@@ -103,8 +103,7 @@ def _in_atlas_order(value: Any, name: str) -> Any:
             raise InvalidInputError(
                 "rows and columns are labelled differently (first difference: "
                 f"{next(((a, b) for a, b in zip(labels, columns) if a != b), 'the sizes')}); "
-                "give a matrix "
-                "whose rows and columns list the regions in the same order",
+                "give a matrix whose rows and columns list the regions in the same order",
                 name,
             )
     if labels != list(DK68_REGIONS) and sorted(labels) == sorted(DK68_REGIONS):

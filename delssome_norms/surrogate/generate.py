@@ -703,15 +703,11 @@ def _prior_record(with_myelin: bool) -> dict[str, Any]:
 def _check_same_generation(out: Path, settings: GenerateSettings) -> None:
     """Refuse to add groups to a data set generated with other settings (its manifest would
     describe data it does not hold). More subjects may be added: groups already present are kept."""
-    from delssome_norms.surrogate.dataset import MANIFEST
+    from delssome_norms.surrogate.dataset import MANIFEST, _read_manifest
 
-    path = out / MANIFEST
-    if not path.is_file():
+    if not (out / MANIFEST).is_file():
         return
-    try:
-        stored = json.loads(path.read_text(encoding="utf-8")).get("info", {}).get("settings")
-    except (OSError, ValueError, AttributeError):
-        return  # append_shard reports an unreadable manifest with its own message
+    stored = _read_manifest(out).get("info", {}).get("settings")
     if not isinstance(stored, dict):
         return
     current = settings.to_dict()
