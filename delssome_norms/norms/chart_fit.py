@@ -102,6 +102,18 @@ class ChartFitMixin:
         y = table_targets(table, targets, source)
         if fam.positive_y and np.any(y[np.isfinite(y)] <= 0):
             raise InvalidInputError(f"family {fam.name} needs positive values of every target", source)
+        finite = np.isfinite(y)
+        constant = [
+            t
+            for t, col, ok in zip(targets, y.T, finite.T)
+            if ok.any() and np.nanmax(col[ok]) == np.nanmin(col[ok])
+        ]
+        if constant:
+            raise InvalidInputError(
+                f"target(s) {', '.join(constant[:5])}{' ...' if len(constant) > 5 else ''} take one "
+                "value only; a centile chart needs values that vary",
+                source,
+            )
         if np.ptp(ages) <= 0:
             raise InvalidInputError("all ages are equal; an age curve needs a range of ages", source)
         if any(t.sex for t in terms) and np.unique(female).size < 2:
