@@ -4,7 +4,7 @@ Everything runs on the packaged SYNTHETIC reference data (``delssome_norms.datas
 needs no download and can check its results against the built-in ground truth. It sits at the top
 of the package (it uses every subpackage) and is what ``delssome-norms demo`` runs.
 
-Steps (each with a progress bar, ≤ 10 minutes on 2 CPU cores with the defaults):
+Steps (each with a progress bar, about 1-3 minutes on 2 CPU cores with the defaults):
 
 1. **E/I estimation** of a few synthetic subjects: surrogate mode when pretrained weights are
    installed, otherwise a reduced Euler CMA-ES fit (fewer generations and candidates than the

@@ -359,7 +359,8 @@ def _handle_flagged(table, exclude: bool, source: str):
         return table
     rows = table.loc[mask]
     ids = rows["subject_id"].astype(str) if "subject_id" in rows.columns else rows.index.astype(str)
-    reasons = rows.get("fit_flag_reasons", pd.Series("", index=rows.index)).fillna("").astype(str)
+    reasons = rows.get("fit_flag_reasons", pd.Series("", index=rows.index))
+    reasons = reasons.astype(object).where(reasons.notna(), "").astype(str)
     named = [f"{sid} ({describe(r.split(';'))})" if r else sid for sid, r in zip(ids, reasons)]
     shown = ", ".join(named[:10]) + (f" (and {len(named) - 10} more)" if len(named) > 10 else "")
     if exclude:

@@ -8,6 +8,7 @@ the other is marked flagged in its ``run.json``; ``collect`` must carry both cor
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +107,24 @@ def test_charts_fit_exclude_flagged_drops_them(flagged_table: Path, tmp_path: Pa
     out = capsys.readouterr().out
     assert "left out 5 of 600 people" in out and "p004" in out
     assert "on 595 people" in out
+
+
+def test_flagged_without_reasons_is_read_without_warnings(
+    flagged_table: Path, tmp_path: Path, capsys
+) -> None:
+    # an empty reasons column reads back as float NaN; filling it used to raise a pandas warning
+    table = pd.read_csv(flagged_table)
+    table["fit_flag_reasons"] = ""
+    path = tmp_path / "no_reasons.csv"
+    table.to_csv(path, index=False)
+    assert pd.read_csv(path)["fit_flag_reasons"].dtype == float
+    argv = ["charts", "fit", "--table", str(path), "--out", str(tmp_path / "c"), "--exclude-flagged"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "left out 5 of 600 people: p000, p001" in captured.out
+    assert "warning" not in captured.err and not caught, (captured.err, [str(w) for w in caught])
 
 
 def test_exclude_flagged_needs_the_column(tmp_path: Path, capsys) -> None:
