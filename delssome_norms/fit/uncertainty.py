@@ -309,7 +309,8 @@ def simulate_with_duplicates(
         w_ie=res.w_ie.repeat_interleave(d, dim=0),
         ei_ratio=(res.s_e / res.s_i).reshape(b * d, n),
     )
-    per = summarize(flat, timing)  # one "set" per duplicate
+    # one "set" per duplicate, with the FCD precision of the evaluator's other stages
+    per = summarize(flat, timing, fcd_products=simulator.fcd_products)
     del flat, res.bold
     fc = per.fc.reshape(b, d, n, n)
     cdf = per.fcd_cdf.reshape(b, d, -1)

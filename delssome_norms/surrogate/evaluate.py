@@ -117,6 +117,8 @@ class SurrogateEvaluator:
         self.weights_path = surrogate.path if isinstance(surrogate, PretrainedSurrogate) else None
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
+        # the network's own dtype (float32 for loaded weights): every input is cast to it
+        self.dtype = next(self.model.parameters()).dtype
         self.batch_size = int(batch_size)
         self.n_subjects = k
         subjects = SubjectFeatures(
@@ -126,7 +128,7 @@ class SurrogateEvaluator:
             scan_length=scan_t,
             sc=sc_t.contiguous(),
         )
-        self.subjects = subjects.to(self.device)
+        self.subjects = subjects.to(self.device, self.dtype)
         with torch.no_grad():
             s = self.subjects
             self._embedding = self.model.encode_subject(s.fc_triu, s.fcd_dens, s.tr, s.scan_length)
@@ -168,7 +170,8 @@ class SurrogateEvaluator:
 
     @torch.no_grad()
     def predict(self, params: PFICParams, subject_index: Tensor) -> Tensor:
-        """Predicted cost terms, Tensor of shape (B, 3) on the evaluator's device (float32).
+        """Predicted cost terms, Tensor of shape (B, 3) on the evaluator's device, in the
+        network's dtype (float32 for loaded weights), whatever the dtype of ``params``.
 
         Parameters
         ----------
@@ -177,12 +180,15 @@ class SurrogateEvaluator:
         subject_index : Tensor of shape (B,), int
             Row of each candidate's subject (0 .. K-1).
         """
-        dev, f32 = self.device, torch.float32
+        dev, dt = self.device, self.dtype
         regional = torch.stack(
-            [torch.as_tensor(params.wEE), torch.as_tensor(params.wEI), torch.as_tensor(params.sigma)],
+            [
+                torch.as_tensor(x).to(device=dev, dtype=dt)
+                for x in (params.wEE, params.wEI, params.sigma)
+            ],
             dim=-1,
-        ).to(device=dev, dtype=f32)
-        g = torch.as_tensor(params.G).to(device=dev, dtype=f32).reshape(-1)
+        )
+        g = torch.as_tensor(params.G).to(device=dev, dtype=dt).reshape(-1)
         idx = torch.as_tensor(subject_index).to(device=dev, dtype=torch.long).reshape(-1)
         b = regional.shape[0]
         if g.shape[0] != b or idx.shape[0] != b:
@@ -203,7 +209,7 @@ class SurrogateEvaluator:
                     regional[sl], g[sl], self._sc_proj[rows], self._embedding[rows]
                 )
             )
-        return torch.cat(out) if out else torch.zeros(0, 3, device=dev)
+        return torch.cat(out) if out else torch.zeros(0, 3, dtype=dt, device=dev)
 
     def __call__(self, params: PFICParams, subject_index: Tensor, *, seed: int | None = None) -> Losses:
         """Predicted losses in the fitter's :class:`~delssome_norms.model.Losses` form.
@@ -221,7 +227,8 @@ class SurrogateEvaluator:
         Returns
         -------
         Losses
-            ``corr``, ``l1``, ``ks`` each of shape (B,) (float32, on the evaluator's device);
+            ``corr``, ``l1``, ``ks`` each of shape (B,) (the network's dtype, float32 for
+            loaded weights, on the evaluator's device);
             always finite (the surrogate has no notion of an unstable simulation).
         """
         pred = self.predict(params, subject_index)

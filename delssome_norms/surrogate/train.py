@@ -443,8 +443,15 @@ def prediction_metrics(
 
 
 def evaluate_model(model: CostPredictor, data: SurrogateDataset, device: str = "cpu") -> dict[str, Any]:
-    """Metrics (:func:`prediction_metrics`) of ``model`` on every candidate of ``data``."""
+    """Metrics (:func:`prediction_metrics`) of ``model`` on every candidate of ``data``.
+
+    The predictions run on ``device`` (a copy of ``model`` is moved there when it lives
+    elsewhere, e.g. weights loaded on the CPU and evaluated on a GPU; ``model`` is not changed).
+    """
     tensors = TensorData.from_dataset(data, model.config, device)
+    target = tensors.regional.device
+    if any(p.device != target for p in model.parameters()):
+        model = copy.deepcopy(model).to(target)
     pred = predict_dataset(model, tensors).cpu().numpy()
     return prediction_metrics(pred, data.losses, data.subject, data.generation)
 
