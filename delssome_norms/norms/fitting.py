@@ -306,6 +306,15 @@ class _Problem:
         return grad, hess
 
     # -- random-effect penalty (gamlss random(), local ML) ------------------------------------
+    def random_edf(self, g, params, lam: np.ndarray) -> np.ndarray:
+        """Effective degrees of freedom (T, K) of each random term at penalties ``lam`` (T, K)."""
+        edf = np.zeros((lam.shape[0], self.K))
+        for k, gs in enumerate(self.gamma_slices):
+            if gs is not None:
+                nw = (self.family.working_weights(k, g[k], params) * self.M) @ self.Z
+                edf[:, k] = np.where(nw > 0, nw / (nw + lam[:, k, None]), 0.0).sum(1)
+        return edf
+
     def update_lambda(self, theta, g, params) -> tuple[np.ndarray, np.ndarray]:
         """gamlss ``random()`` lambda for each random term, given the current estimates.
 
@@ -390,6 +399,7 @@ def fit_gamlss(
     tol: float = 1e-9,
     lambda_tol: float = 1e-6,
     n_threads: int | None = 1,
+    fixed_lambda: np.ndarray | None = None,
 ) -> FitResult:
     """Fit one GAMLSS model to every column of ``y`` at once.
 
@@ -418,16 +428,26 @@ def fit_gamlss(
         iteration.
     n_threads : int or None
         Torch/BLAS threads during the fit (None leaves the global settings).
+    fixed_lambda : ndarray of shape (T, K), optional
+        Hold the random-effect penalties at these values (columns of parameters without a random
+        term are ignored) instead of estimating them: the fit then maximises one fixed penalised
+        log-likelihood, so nested fits with the same penalties have ordered optima (used for
+        likelihood-ratio tests of fixed effects, see
+        :func:`delssome_norms.stats.chart_sex_tests`).
 
     Returns
     -------
     FitResult
     """
     with limit_threads(n_threads):
-        return _fit_gamlss(y, family, designs, random, site, n_sites, init, max_iter, tol, lambda_tol)
+        return _fit_gamlss(
+            y, family, designs, random, site, n_sites, init, max_iter, tol, lambda_tol, fixed_lambda
+        )
 
 
-def _fit_gamlss(y, family, designs, random, site, n_sites, init, max_iter, tol, lambda_tol):
+def _fit_gamlss(
+    y, family, designs, random, site, n_sites, init, max_iter, tol, lambda_tol, fixed_lambda=None
+):
     y = np.asarray(y, dtype=np.float64)
     if y.ndim != 2:
         raise ValueError(f"y must be (N, T), got shape {y.shape}")
@@ -441,6 +461,12 @@ def _fit_gamlss(y, family, designs, random, site, n_sites, init, max_iter, tol, 
     lam = np.full((T, prob.K), LAMBDA_START)
     edf_rand = np.zeros((T, prob.K))
     has_random = any(gs is not None for gs in prob.gamma_slices)
+    estimate_lambda = has_random and fixed_lambda is None
+    if fixed_lambda is not None:
+        fixed = np.asarray(fixed_lambda, dtype=np.float64)
+        if fixed.shape != (T, prob.K) or not np.all(np.isfinite(fixed) & (fixed > 0)):
+            raise ValueError(f"fixed_lambda must be positive and of shape {(T, prob.K)}")
+        lam = fixed.copy()
     converged = np.zeros(T, dtype=bool)
     n_iter = np.full(T, max_iter, dtype=np.int64)
     decrement = np.full(T, np.inf)
@@ -453,7 +479,7 @@ def _fit_gamlss(y, family, designs, random, site, n_sites, init, max_iter, tol, 
     for it in range(1, max_iter + 1):
         ll, g, h, params = prob.derivatives(theta)
         lam_change = np.zeros(T)
-        if has_random:
+        if estimate_lambda:
             new_lam, edf_rand = prob.update_lambda(theta, g, params)
             rel = (np.abs(new_lam - lam) / np.maximum(np.abs(lam), 1e-12)).max(1)
             lam_change = np.where(new_lam.max(1) >= LAMBDA_MAX, 0.0, rel)
@@ -491,8 +517,10 @@ def _fit_gamlss(y, family, designs, random, site, n_sites, init, max_iter, tol, 
             break
 
     ll, g, h, params = prob.derivatives(theta)
-    if has_random:
+    if estimate_lambda:
         _, edf_rand = prob.update_lambda(theta, g, params)
+    elif has_random:
+        edf_rand = prob.random_edf(g, params, lam)
     weights = [family.working_weights(k, g[k], params) * prob.M for k in range(prob.K)]
     beta, gamma, lam_out, edf_out = [], [], [], []
     edf_total = np.zeros(T)
