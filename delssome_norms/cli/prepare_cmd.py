@@ -131,8 +131,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.aparc_stats is not None:
         return _prepare_maps(args)
-    if args.tr is None or not (args.tr > 0):
-        raise InvalidInputError(f"TR must be a positive number of seconds, got {args.tr}", "--tr")
+    from delssome_norms.model.timing import check_tr
+
+    if args.tr is None:
+        raise InvalidInputError("the TR (seconds) is needed for time series", "--tr")
+    check_tr(args.tr, "--tr")  # a TR in milliseconds would give an FCD window of 0 frames
     if args.subject_id is not None:  # it becomes a file-name prefix: no paths
         check_subject_id(args.subject_id, "--subject-id")
     need = min_frames(args.tr, args.fcd_window)
@@ -178,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
             f"{len(rows)} subject(s) from {args.bids_dir} -> {out}; cohort manifest "
             f"{out / 'manifest.csv'} (next: delssome-norms cohort --manifest {out / 'manifest.csv'})"
         )
+        print(_window_note(args.tr, args.fcd_window))
         return 0
     runs, fc, cdf = _prepare_runs(args.timeseries, args, need)
     prefix = f"{args.subject_id}_" if args.subject_id else ""
@@ -188,4 +192,19 @@ def run(args: argparse.Namespace) -> int:
         f"{len(runs)} run(s) ({frames} frames) x {fc.shape[0]} regions -> {out / (prefix + 'FC.csv')}, "
         f"{out / (prefix + 'FCD_CDF.csv')}"
     )
+    print(_window_note(args.tr, args.fcd_window))
     return 0
+
+
+def _window_note(tr: float, fcd_window: int | None) -> str:
+    """The FCD window the CDF was computed with, and the option the fit then needs."""
+    from delssome_norms.model.timing import default_fcd_window
+
+    window = default_fcd_window(tr) if fcd_window is None else int(fcd_window)
+    note = f"FCD window {window} frames ({window * tr:g} s at TR {tr:g} s)"
+    if window == default_fcd_window(tr):
+        return note + ", the default of estimate-ei and cohort at this TR"
+    return (
+        note + f", not the fit's default of {default_fcd_window(tr)} frames: give --fcd-window "
+        f"{window} to estimate-ei and cohort too, or the simulated FCD is compared with another window"
+    )

@@ -40,9 +40,14 @@ def run(args: argparse.Namespace) -> int:
     n = args.n_regions
     io.check_map_pair(args.myelin, args.gradient)
     checked = 0
-    if args.tr is not None or args.scan_length is not None:
-        tr, scan = io.check_timing(args.tr, args.scan_length, "--tr/--scan-length")
-        print(f"ok  timing: TR {tr:g} s, {scan:g} s scan, {round(scan / tr)} frames")
+    if args.tr is not None and args.scan_length is None and args.timeseries:
+        # the scan length defaults to frames x TR, as in estimate-ei (checked with the subject)
+        from delssome_norms.model.timing import check_tr
+
+        print(f"ok  timing: TR {check_tr(args.tr, '--tr'):g} s, scan length from the time series")
+        checked += 1
+    elif args.tr is not None or args.scan_length is not None:
+        _check_timing(args.tr, args.scan_length)
         checked += 1
     if args.fc:
         fc = io.read_fc_runs(args.fc, n)
@@ -81,6 +86,26 @@ def run(args: argparse.Namespace) -> int:
     if not checked:
         print("nothing to validate; see delssome-norms validate --help")
     return 0
+
+
+def _check_timing(tr: float | None, scan_length: float | None) -> None:
+    """TR and scan length as the fit will use them: seconds, not milliseconds, and enough frames
+    for the default FCD window (``round(60 / TR)`` frames) and every stage's dt."""
+    from delssome_norms import io
+    from delssome_norms.cli.estimate_cmd import check_stage_timing
+    from delssome_norms.fit import FitSettings
+    from delssome_norms.model.timing import check_tr
+
+    tr, scan = io.check_timing(tr, scan_length, "--tr/--scan-length")
+    check_tr(tr, "--tr")
+    settings = FitSettings()
+    check_stage_timing(settings, tr, scan, "--tr/--scan-length")
+    t = settings.timing(tr, scan, "train")
+    print(
+        f"ok  timing: TR {tr:g} s, {scan:g} s scan, {t.n_frames} frames; FCD window "
+        f"{t.fcd_window} frames ({t.fcd_window * tr:g} s), {t.n_windows} windows; burn-in "
+        f"{t.burn_in:g} s (default settings)"
+    )
 
 
 def _check_as_fitted(args: argparse.Namespace) -> None:

@@ -32,7 +32,11 @@ import pandas as pd
 from delssome_norms.datasets import DK68_REGIONS, load_default_template
 from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.fit.checkpoint import Checkpoint
-from delssome_norms.fit.evaluate import SurrogateBackend, require_surrogate
+from delssome_norms.fit.evaluate import (
+    SurrogateBackend,
+    check_surrogate_timing,
+    require_surrogate,
+)
 from delssome_norms.fit.lockstep import (
     GroupProgress,
     SubjectOutcome,
@@ -153,8 +157,8 @@ def plan_cohort(
         rows.append({c: _cell(r, c) for c in manifest.columns})
     n = n_regions or _cohort_n_regions(rows)
     if group_size is None:
-        first = rows[0]
-        frames = settings.timing(first["tr"], first["scan_length"], "train").n_frames
+        # the longest scan sets the memory per subject (sites may differ in TR and scan length)
+        frames = max(_train_frames(r, settings) for r in rows)
         # every search of a subject adds a subject's worth of simulations to the lockstep batch
         group_size = max(
             1,
@@ -175,6 +179,15 @@ def plan_cohort(
     return CohortPlan(
         rows=rows, groups=plan_groups(keys, group_size), group_size=group_size, n_regions=n
     )
+
+
+def _train_frames(row: dict[str, Any], settings: FitSettings) -> int:
+    """Simulated frames of a manifest row (0 where its timing is refused: reported later, per
+    subject, by :func:`run_cohort`)."""
+    try:
+        return settings.timing(row["tr"], row["scan_length"], "train").n_frames
+    except InvalidInputError:
+        return 0
 
 
 def shard_groups(plan: CohortPlan, shard: tuple[int, int]) -> list[int]:
@@ -456,6 +469,8 @@ def run_cohort(
                 settings.timing(r["tr"], r["scan_length"], stage)
             except InvalidInputError as err:
                 raise err.with_source(f"subject {r['subject_id']} ({stage} timing)") from None
+    trs = [float(r["tr"]) for r in plan.rows]
+    check_surrogate_timing(settings, trs, [float(r["scan_length"]) for r in plan.rows], surrogate)
     scheduler_client = _connect_dask(scheduler) if executor == "dask" else None
     out = check_out_dir(out_dir, "--out-dir")
     try:

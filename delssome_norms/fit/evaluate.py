@@ -83,6 +83,29 @@ class SurrogateBackend(Protocol):
         ...
 
 
+def check_surrogate_timing(
+    settings: FitSettings,
+    tr: Sequence[float] | np.ndarray,
+    scan_length: Sequence[float] | np.ndarray,
+    surrogate: SurrogateBackend | None,
+) -> None:
+    """Before any work of a surrogate-mode run: compare every subject's TR and scan length [s]
+    with the range the weights were trained on, in one warning (the evaluator of each lockstep
+    group checks again when its train stage starts, on a Dask worker where nobody sees it).
+
+    A backend without ``check_timing(weights, tr, scan_length)`` is not checked; Euler mode
+    needs no check.
+    """
+    check = getattr(surrogate, "check_timing", None)
+    if settings.mode != "surrogate" or check is None:
+        return
+    check(
+        settings.surrogate_weights,
+        np.asarray(tr, dtype=np.float64),
+        np.asarray(scan_length, dtype=np.float64),
+    )
+
+
 def require_surrogate(mode: str, surrogate: SurrogateBackend | None) -> None:
     """Raise unless ``mode`` is ``"euler"`` or a surrogate backend was passed for ``"surrogate"``.
 

@@ -29,7 +29,7 @@ from delssome_norms.io import (
     read_timeseries,
 )
 from delssome_norms.model import FCD_BINS, bold_fc, bold_fcd_cdf
-from delssome_norms.model.timing import default_fcd_window
+from delssome_norms.model.timing import check_tr, default_fcd_window
 
 PathLike = str | Path
 
@@ -193,6 +193,7 @@ def load_subject(
         Naming the file and the problem.
     """
     sources: dict[str, str] = {}
+    tr = check_tr(tr, str(subject_id))  # before the FCD window round(60 / TR) is derived from it
     if timeseries is not None:
         if fc is not None or fcd_cdf is not None:
             raise InvalidInputError("give either time series or FC + FCD-CDF, not both", subject_id)

@@ -30,6 +30,27 @@ TR_TOLERANCE = 0.01
 """Largest relative difference between ``round(tr / dt) * dt`` and the TR."""
 
 
+def check_tr(tr: float, source: str = "--tr") -> float:
+    """The TR as a float [s], refused (naming ``source``) unless a positive number <= ``MAX_TR``.
+
+    Run before anything is derived from the TR (the FCD window ``round(60 / tr)`` frames is 0
+    for a TR given in milliseconds).
+    """
+    try:
+        value = float(tr)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"TR must be a number of seconds, got {tr!r}", source) from None
+    if not (math.isfinite(value) and value > 0):
+        raise InvalidInputError(f"TR must be a positive number of seconds, got {tr!r}", source)
+    if value > MAX_TR:
+        raise InvalidInputError(
+            f"TR = {value:g} s is implausible (at most {MAX_TR:g} s); TR and scan length "
+            "are in seconds (given in milliseconds?)",
+            source,
+        )
+    return value
+
+
 def default_burn_in(tr: float) -> float:
     """Default burn-in ``ceil(72 / tr) * tr`` seconds (a whole number of TRs, at least 72 s)."""
     return math.ceil(72.0 / tr) * tr

@@ -306,6 +306,29 @@ def make_surrogate_evaluator(
     )
 
 
+def check_surrogate_timing(
+    weights: str | Path | None,
+    tr: float | np.ndarray,
+    scan_length: float | np.ndarray,
+    timing_check: str = "warn",
+) -> None:
+    """Compare subjects' TR and scan length [s] with the range the weights cover, before any
+    work (:meth:`~.pretrained.PretrainedSurrogate.check_timing`): one warning (or refusal) for
+    the whole set, where the evaluator checks each lockstep group when its train stage starts.
+
+    Raises
+    ------
+    NotYetAvailableError
+        No weights at the default location.
+    InvalidInputError
+        Unreadable weights, or timing outside the range with ``timing_check="error"``.
+    """
+    surrogate = load_pretrained(weights)
+    surrogate.check_timing(
+        np.asarray(tr, dtype=np.float64), np.asarray(scan_length, dtype=np.float64), timing_check
+    )
+
+
 class DelssomeBackend:
     """The DELSSOME surrogate as ``fit``'s :class:`~delssome_norms.fit.evaluate.SurrogateBackend`.
 
@@ -315,6 +338,7 @@ class DelssomeBackend:
     """
 
     check_available = staticmethod(check_available)
+    check_timing = staticmethod(check_surrogate_timing)
     make_evaluator = staticmethod(make_surrogate_evaluator)
     weights_sha256 = staticmethod(weights_sha256)
 

@@ -148,6 +148,20 @@ class PretrainedSurrogate:
                     "default template SC",
                     source,
                 )
+        self.check_timing(tr, scan_length, timing)
+
+    def check_timing(
+        self,
+        tr: float | np.ndarray | None,
+        scan_length: float | np.ndarray | None,
+        timing: str = "warn",
+    ) -> None:
+        """Compare subjects' TR and scan length [s] with the range the weights were trained on.
+
+        Outside it, ``timing="warn"`` warns (:class:`~delssome_norms.errors.InputWarning`) and
+        ``"error"`` refuses; either message names the covered range and what to do instead.
+        """
+        source = str(self.path) if self.path else "pretrained surrogate"
         if timing == "ignore" or tr is None or scan_length is None:
             return
         cover = self.metadata.get("timing") or {}
@@ -161,7 +175,11 @@ class PretrainedSurrogate:
                 problems.append(f"{name} {bad[0]:g} s is outside the trained range [{lo:g}, {hi:g}] s")
         if problems:
             message = "; ".join(problems) + (
-                "; surrogate predictions are unverified there (validation and test stay simulated)"
+                "; surrogate predictions are unverified there (validation and test stay "
+                "simulated, so the fit is still judged by simulation). To be safe, fit with "
+                "--mode euler (or compare both modes on a few subjects), or train weights for "
+                "this timing (delssome-norms surrogate generate --tr ... --scan-lengths ..., then "
+                "surrogate train) and pass them with --weights"
             )
             if timing == "error":
                 raise InvalidInputError(message, source)
