@@ -660,7 +660,11 @@ def read_manifest(path: PathLike) -> pd.DataFrame:
                 for v in table[col]
             ]
     scan = pd.to_numeric(table["scan_length"], errors="coerce")
-    blank = scan.isna() & table["scan_length"].astype(str).str.strip().isin(("", "nan", "n/a"))
+    # a missing cell reads as NaN (pandas 3 keeps it NaN through astype(str)) or as blank text
+    cells = table["scan_length"]
+    blank = scan.isna() & (
+        cells.isna() | cells.astype(object).astype(str).str.strip().isin(("", "nan", "n/a"))
+    )
     if "timeseries" in table.columns:
         derive = blank & table["timeseries"].notna()
     else:

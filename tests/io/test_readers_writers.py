@@ -204,3 +204,18 @@ def test_strict_json_has_no_nan() -> None:
     data = {"a": float("nan"), "b": [1.0, np.float32("inf"), {"c": -np.inf}], "d": 2}
     text = json.dumps(io.strict_json(data), allow_nan=False)  # would raise on NaN/inf
     assert json.loads(text) == {"a": None, "b": [1.0, None, {"c": None}], "d": 2}
+
+
+def test_manifest_scan_length_of_time_series_is_frames_times_tr(tmp_path: Path) -> None:
+    """A blank scan_length cell, or no scan_length column at all, is frames x TR for time
+    series (pandas 3 keeps an empty cell NaN through astype(str); it was refused as NaN)."""
+    for name, frames in (("a.tsv", 240), ("b.tsv", 200)):
+        np.savetxt(tmp_path / name, np.zeros((frames, 4)), delimiter="\t")
+    (tmp_path / "blank.csv").write_text(
+        "subject_id,timeseries,tr,scan_length\ns1,a.tsv,2.0,\ns2,b.tsv,0.72,100\n"
+    )
+    table = io.read_manifest(tmp_path / "blank.csv")
+    assert table["scan_length"].tolist() == [480.0, 100.0]
+    (tmp_path / "absent.csv").write_text("subject_id,timeseries,tr\ns1,a.tsv,2.0\ns2,b.tsv,3.0\n")
+    table = io.read_manifest(tmp_path / "absent.csv")
+    assert table["scan_length"].tolist() == [480.0, 600.0]
