@@ -94,6 +94,7 @@ RESULTS = REPO / "bench" / "results" / "ei_calibration.json"
 DEFAULT_WORK = REPO / "bench" / "results" / "ei_calibration_work"
 CALIBRATION_FILE = REPO / "delssome_norms" / "fit" / "data" / "interval_calibration.json"
 TR = 0.72
+"""Default TR [s] (HCP); ``--tr`` gives another."""
 LEVEL = 0.9
 K_NORMAL = 1.6448536269514722
 """Two-sided 90 % factor of the normal distribution: the intervals' ``k``; the floor is calibrated."""
@@ -686,14 +687,14 @@ def truth_config(args: argparse.Namespace) -> dict[str, Any]:
         "scan_length": args.scan_length,
         "truth_dt": args.truth_dt,
         "version": 1,
-    }
+    } | ({} if args.tr == TR else {"tr": args.tr})  # HCP-timing caches keep their key
 
 
-def _truth_timings(scan_length: float, truth_dt: float):
+def _truth_timings(scan_length: float, truth_dt: float, tr: float = TR):
     from delssome_norms.model import SimulationTiming
 
-    scan = SimulationTiming(tr=TR, scan_length=scan_length, dt=truth_dt)
-    screen_t = SimulationTiming(tr=TR, scan_length=scan_length, dt=0.005)
+    scan = SimulationTiming(tr=tr, scan_length=scan_length, dt=truth_dt)
+    screen_t = SimulationTiming(tr=tr, scan_length=scan_length, dt=0.005)
     return scan, screen_t
 
 
@@ -713,7 +714,7 @@ def _load_truths(folder: Path, args: argparse.Namespace, sc: np.ndarray):
                 subject_id=t["truth_id"],
                 fc=a["fc"],
                 fcd_cdf=a["fcd_cdf"],
-                tr=TR,
+                tr=args.tr,
                 scan_length=float(args.scan_length),
                 sc=sc,
                 sources={"synthetic": t["sources"]},
@@ -775,7 +776,7 @@ def _select_truths(
     from delssome_norms.fit.synthetic import FIC_RATE_BAND
 
     t0 = time.perf_counter()
-    scan, screen_t = _truth_timings(args.scan_length, args.truth_dt)
+    scan, screen_t = _truth_timings(args.scan_length, args.truth_dt, args.tr)
     cells = [(d, b, f) for b in ("near", "far") for f in ("weak", "mid", "strong") for d in designs]
     chosen: list[Truth] = []
     stats = {"drawn": 0, "screened_ok": 0, "simulated": 0, "rejected_final": 0}
@@ -1075,7 +1076,7 @@ def fit_mode(
             1,
             choose_group_size(
                 subjects_all[0].n_regions,
-                round(args.scan_length / TR),
+                round(args.scan_length / args.tr),
                 settings.cmaes.popsize,
                 settings.n_dup,
                 args.device,
@@ -1280,7 +1281,7 @@ def parse_vary(spec: str) -> tuple[str, list[float]]:
 def rescan(truths: Sequence[Truth], scan_length: float, args: argparse.Namespace) -> list[Truth]:
     """The same truths (coefficients) with a new scan and true E/I at another scan length [s]."""
     sc, spaces, _ = truth_spaces()
-    scan, _ = _truth_timings(scan_length, args.truth_dt)
+    scan, _ = _truth_timings(scan_length, args.truth_dt, args.tr)
     batch = [{"design": t.design, "coeffs": t.subject.coeffs} for t in truths]
     subjects = simulate_truths(batch, spaces, sc, scan, args.seed + 7, args.device)
     out = []
@@ -1380,7 +1381,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="smoke run: 3 truths, tiny budget")
     ap.add_argument("--n-truths", type=int, default=32)
     ap.add_argument("--seed", type=int, default=2026)
-    ap.add_argument("--scan-length", type=float, default=432.0, help="seconds (TR 0.72 s)")
+    ap.add_argument("--scan-length", type=float, default=432.0, help="seconds")
+    ap.add_argument(
+        "--tr",
+        type=float,
+        default=TR,
+        help="repetition time of the truths' scans, s (default 0.72, HCP; the shipped floors were "
+        "calibrated there)",
+    )
     ap.add_argument("--truth-dt", type=float, default=0.0005, help="step of the truths' scan and E/I, s")
     ap.add_argument(
         "--fc-truth-map",
@@ -1451,6 +1459,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             args.out = RESULTS.with_name("ei_calibration_quick.json")
     if args.n_truths < 1:
         ap.error("--n-truths must be >= 1")
+    if not 0 < args.tr <= 30:
+        ap.error("--tr must be a positive number of seconds")
+    if args.write_calibration and args.tr != TR:
+        ap.error(
+            "--write-calibration: the shipped floors are for TR 0.72 s; measure other TRs "
+            "without writing them"
+        )
     for m in args.modes.split(","):
         if m not in ("euler", "surrogate"):
             ap.error(f"--modes: unknown mode {m!r}")
