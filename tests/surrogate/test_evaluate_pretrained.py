@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from surrogate_helpers import random_subjects
 
 from delssome_norms.errors import InputWarning, InvalidInputError, NotYetAvailableError
 from delssome_norms.model import Losses, PFICParams, scale_sc
@@ -18,20 +19,6 @@ from delssome_norms.surrogate.pretrained import (
     load_pretrained,
     save_pretrained,
 )
-
-
-def _subjects(n: int, bins: int, k: int, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    fc = np.empty((k, n, n))
-    for i in range(k):
-        ts = rng.standard_normal((50, n)) + rng.standard_normal((50, 1))
-        fc[i] = np.corrcoef(ts.T)
-    cdf = np.cumsum(rng.uniform(0, 1, (k, bins)), axis=1)
-    cdf /= cdf[:, -1:]
-    sc = rng.uniform(0, 1, (n, n))
-    sc = 0.5 * (sc + sc.T)
-    np.fill_diagonal(sc, 0)
-    return fc, cdf, sc
 
 
 def _params(n: int, b: int, seed: int = 0) -> PFICParams:
@@ -49,7 +36,7 @@ def saved(tmp_path, config_factory):
     cfg = config_factory()
     torch.manual_seed(0)
     model = CostPredictor(cfg).eval()
-    fc, cdf, sc = _subjects(cfg.n_regions, cfg.cdf_bins, k=3)
+    fc, cdf, sc = random_subjects(cfg.n_regions, cfg.cdf_bins, k=3)
     meta = {
         "atlas": "test6",
         "timing": {"tr_range": [0.72, 0.72], "scan_length_range": [60.0, 300.0]},
@@ -107,7 +94,7 @@ def test_refuses_wrong_n_bins_and_sc(saved) -> None:
     folder, _, fc, cdf, sc = saved
     loaded = load_pretrained(folder)
     n = fc.shape[-1]
-    fc7, cdf7, sc7 = _subjects(n + 1, cdf.shape[1], 1)
+    fc7, cdf7, sc7 = random_subjects(n + 1, cdf.shape[1], 1)
     with pytest.raises(InvalidInputError, match=r"N=6 regions.*N=7"):
         SurrogateEvaluator(loaded, fc7, cdf7, sc7, 0.72, 120.0)
     with pytest.raises(InvalidInputError, match="100 bins; the subject has 50"):

@@ -5,28 +5,14 @@ from __future__ import annotations
 
 import copy
 
-import numpy as np
 import pytest
 import torch
+from surrogate_helpers import random_subjects
 
 from delssome_norms.model import PFICParams
 from delssome_norms.surrogate import train as train_module
 from delssome_norms.surrogate.evaluate import SurrogateEvaluator
 from delssome_norms.surrogate.network import CostPredictor
-
-
-def _subjects(n: int, bins: int, k: int, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    fc = np.empty((k, n, n))
-    for i in range(k):
-        ts = rng.standard_normal((50, n)) + rng.standard_normal((50, 1))
-        fc[i] = np.corrcoef(ts.T)
-    cdf = np.cumsum(rng.uniform(0, 1, (k, bins)), axis=1)
-    cdf /= cdf[:, -1:]
-    sc = rng.uniform(0, 1, (n, n))
-    sc = 0.5 * (sc + sc.T)
-    np.fill_diagonal(sc, 0)
-    return fc, cdf, sc
 
 
 def _params(n: int, b: int, dtype: torch.dtype) -> PFICParams:
@@ -49,7 +35,7 @@ def test_a_float64_network_gets_float64_inputs(net) -> None:
     """A float64 network (e.g. for a float64 fit) is fed its own dtype, not float32: the subject
     features and the candidates are cast to the network's dtype, and it predicts what the float32
     network does up to float32 rounding."""
-    fc, cdf, sc = _subjects(net.config.n_regions, net.config.cdf_bins, k=3)
+    fc, cdf, sc = random_subjects(net.config.n_regions, net.config.cdf_bins, k=3)
     f32 = SurrogateEvaluator(net, fc, cdf, sc, 0.72, 120.0)
     f64 = SurrogateEvaluator(copy.deepcopy(net).double(), fc, cdf, sc, 0.72, 120.0)
     idx = torch.tensor([0, 1, 2, 0, 1])
