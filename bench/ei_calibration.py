@@ -978,9 +978,10 @@ def budget_tag(
     single_group: bool = False,
     gradient_map: str = "own",
     combine: str | None = None,
+    tr: float = TR,
 ) -> str:
-    """Folder name of a mode's fits (a different budget, grouping, gradient map or way of
-    combining searches gets a different folder)."""
+    """Folder name of a mode's fits (a different budget, grouping, gradient map, way of
+    combining searches or TR gets a different folder)."""
     tags = {"searches": "searches", "val_per_generation": "v"}
     extra = "".join(f"_{tags[k]}{v}" for k, v in sorted(budget.items()) if k in tags)
     if combine != "best" and budget.get("searches", 1) > 1:  # "mean", the default
@@ -988,7 +989,7 @@ def budget_tag(
     return (
         f"{mode}_g{budget['generations']}p{budget['popsize']}d{budget['n_dup']}"
         f"k{budget['test_top_k']}{extra}_s{scan_length:g}{'_1g' if single_group else ''}"
-        f"{'_fcmap' if gradient_map == 'fc' else ''}"
+        f"{'_fcmap' if gradient_map == 'fc' else ''}{'' if tr == TR else f'_tr{tr:g}'}"
     )
 
 
@@ -1314,7 +1315,13 @@ def run_vary(
                 work
                 / "vary"
                 / budget_tag(
-                    mode, b, sub_args.scan_length, args.single_group, args.gradient_map, args.combine
+                    mode,
+                    b,
+                    sub_args.scan_length,
+                    args.single_group,
+                    args.gradient_map,
+                    args.combine,
+                    args.tr,
                 )
             )
             t0 = time.perf_counter()
@@ -1461,6 +1468,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         ap.error("--n-truths must be >= 1")
     if not 0 < args.tr <= 30:
         ap.error("--tr must be a positive number of seconds")
+    if args.tr != TR and args.out == RESULTS:  # the shipped calibration's results stay
+        args.out = RESULTS.with_name(f"ei_calibration_tr{args.tr:g}.json")
     if args.write_calibration and args.tr != TR:
         ap.error(
             "--write-calibration: the shipped floors are for TR 0.72 s; measure other TRs "
@@ -1519,7 +1528,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         budget = budget_for(args, mode)
         budgets[mode] = budget
         folder = work / budget_tag(
-            mode, budget, args.scan_length, args.single_group, args.gradient_map, args.combine
+            mode, budget, args.scan_length, args.single_group, args.gradient_map, args.combine, args.tr
         )
         t0 = time.perf_counter()
         walls = fit_mode(args, mode, truths, budget, folder, cohort_grad)

@@ -36,15 +36,23 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     """Validate every file given and print a one-line summary of each."""
     from delssome_norms import io
+    from delssome_norms.errors import InvalidInputError
 
     n = args.n_regions
     io.check_map_pair(args.myelin, args.gradient)
     checked = 0
     if args.tr is not None and args.scan_length is None and args.timeseries:
-        # the scan length defaults to frames x TR, as in estimate-ei (checked with the subject)
+        # the scan length defaults to frames x TR, as in estimate-ei
         from delssome_norms.model.timing import check_tr
 
-        print(f"ok  timing: TR {check_tr(args.tr, '--tr'):g} s, scan length from the time series")
+        tr = check_tr(args.tr, "--tr")
+        frames = {io.read_timeseries(p).shape[0] for p in args.timeseries}
+        if len(frames) > 1:
+            raise InvalidInputError(
+                f"the runs have different lengths {sorted(frames)} frames; give --scan-length",
+                "--timeseries",
+            )
+        _check_timing(tr, frames.pop() * tr)
         checked += 1
     elif args.tr is not None or args.scan_length is not None:
         _check_timing(args.tr, args.scan_length)

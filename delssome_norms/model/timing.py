@@ -30,7 +30,7 @@ TR_TOLERANCE = 0.01
 """Largest relative difference between ``round(tr / dt) * dt`` and the TR."""
 
 
-def check_tr(tr: float, source: str = "--tr") -> float:
+def check_tr(tr: float, source: str | None = "--tr") -> float:
     """The TR as a float [s], refused (naming ``source``) unless a positive number <= ``MAX_TR``.
 
     Run before anything is derived from the TR (the FCD window ``round(60 / tr)`` frames is 0
@@ -106,11 +106,7 @@ class SimulationTiming:
             if isinstance(value, bool) or not (number and math.isfinite(value) and value > 0):
                 raise InvalidInputError(f"{name} must be a positive number of seconds, got {value!r}")
             object.__setattr__(self, name, float(value))
-        if self.tr > MAX_TR:
-            raise InvalidInputError(
-                f"TR = {self.tr:g} s is implausible (at most {MAX_TR:g} s); TR and scan length "
-                "are in seconds (given in milliseconds?)"
-            )
+        check_tr(self.tr, None)
         if self.dt >= MAX_DT:
             raise InvalidInputError(
                 f"dt = {self.dt:g} s is too coarse: the Euler step of S_I (tau_I = 0.01 s) is "

@@ -429,10 +429,10 @@ def fit_gamlss(
     n_threads : int or None
         Torch/BLAS threads during the fit (None leaves the global settings).
     fixed_lambda : ndarray of shape (T, K), optional
-        Hold the random-effect penalties at these values (columns of parameters without a random
-        term are ignored) instead of estimating them: the fit then maximises one fixed penalised
-        log-likelihood, so nested fits with the same penalties have ordered optima (used for
-        likelihood-ratio tests of fixed effects, see
+        Hold the random-effect penalties at these values (all positive; the columns of
+        parameters without a random term are not used) instead of estimating them: the fit then
+        maximises one fixed penalised log-likelihood, so nested fits with the same penalties
+        have ordered optima (used for likelihood-ratio tests of fixed effects, see
         :func:`delssome_norms.stats.chart_sex_tests`).
 
     Returns

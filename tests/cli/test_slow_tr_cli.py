@@ -26,6 +26,7 @@ def test_validate_time_series_without_scan_length(tmp_path: Path, capsys) -> Non
     assert main([*args, "--sc", str(tmp_path / "sc.csv")]) == 0
     out = capsys.readouterr().out
     assert "TR 2 s, 480 s scan" in out  # 240 frames x 2 s, read as estimate-ei reads it
+    assert "240 frames; FCD window 30 frames (60 s), 211 windows" in out  # the timing checks too
 
 
 def test_validate_timing_checks_the_fcd_window(capsys) -> None:

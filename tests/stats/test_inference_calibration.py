@@ -106,3 +106,24 @@ def test_sex_gap_bands_leave_out_bootstrap_fits_that_did_not_converge(make_cohor
     # the percentile band of a normal-theory fit: roughly gap +- 1.96 bootstrap sd
     width = (gap["ci_high"] - gap["ci_low"]) / (2.0 * stats.norm.ppf(0.975) * gap["se"])
     assert ((width > 0.6) & (width < 1.5)).all()
+
+
+def test_sex_gap_without_usable_resamples_gives_nan_bands(make_cohort, monkeypatch):
+    """If no bootstrap fit converges the gap itself stands and the bands are NaN, with a warning
+    (the percentile of an empty sample raised an IndexError)."""
+    from delssome_norms.stats import sex_differences
+
+    real = sex_differences.fit_location_scale
+
+    def no_weighted_fit_converges(y, X, Z, weights=None, **kw):
+        fit = real(y, X, Z, weights, **kw)
+        if weights is not None:
+            fit = fit.__class__(**{**fit.__dict__, "converged": np.zeros_like(fit.converged)})
+        return fit
+
+    monkeypatch.setattr(sex_differences, "fit_location_scale", no_weighted_fit_converges)
+    table = make_cohort(n=300, n_rois=1, n_sites=3, mean_gap=0.02, seed=1)
+    with pytest.warns(ConvergenceWarning, match="fewer than 2 are left"):
+        gap = sex_gap(table, ages=[20.0, 60.0], n_boot=20, seed=0)
+    assert np.isfinite(gap["gap"]).all() and gap["n_boot"].eq(0).all()
+    assert gap[["ci_low", "ci_high", "se"]].isna().all().all()

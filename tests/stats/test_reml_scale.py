@@ -88,3 +88,22 @@ def test_mean_tests_hold_their_size_in_small_samples():
     rate = {m: float(np.mean(np.asarray(v) < 0.05)) for m, v in p.items()}
     assert 0.02 <= rate["lr"] <= 0.09, rate
     assert rate["robust_wald"] <= 0.14, rate
+
+
+def test_frequency_weights_equal_repeated_rows_in_the_sandwich():
+    """Integer weights are frequency weights: every covariance equals that of the data with the
+    rows repeated (the HC3 leverage is one copy's, not the sum of the copies')."""
+    rng = np.random.default_rng(5)
+    n = 30
+    X = np.column_stack([np.ones(n), rng.normal(size=n), rng.integers(0, 2, n)])
+    Z = X[:, :2]
+    y = X @ [1.0, 0.5, -0.3] + rng.normal(size=n) * np.exp(0.3 * X[:, 1])
+    w = rng.integers(0, 4, n)
+    rep = np.repeat(np.arange(n), w)
+    for reml in (False, True):
+        weighted = fit_location_scale(y, X, Z, weights=w.astype(float), reml=reml)
+        repeated = fit_location_scale(y[rep], X[rep], Z[rep], reml=reml)
+        for name in ("beta", "cov_beta", "robust_cov_beta", "robust_cov_gamma"):
+            np.testing.assert_allclose(
+                getattr(weighted, name), getattr(repeated, name), rtol=1e-6, err_msg=name
+            )
