@@ -99,14 +99,16 @@ def prepare_batch(
         raise InvalidInputError(
             f"params must be a PFICParams(wEE, wEI, sigma, G), got {type(params).__name__}"
         )
-    # every input is moved to the simulation device, so CPU and CUDA inputs can be mixed, and
-    # to float64, so that the coefficients (wEE J_NMDA, sigma sqrt(dt), ...) are formed as in the
-    # FIC solve and rounded once to the simulation dtype: float32 tensors then give a float64
-    # simulation the same numbers as float64 arrays of the same values
-    wEE = _as_tensor(params.wEE, "wEE").to(device=device, dtype=torch.float64)
-    wEI = _as_tensor(params.wEI, "wEI").to(device=device, dtype=torch.float64)
-    sigma = _as_tensor(params.sigma, "sigma").to(device=device, dtype=torch.float64)
-    G = _as_tensor(params.G, "G").to(device=device, dtype=torch.float64)
+    # every input is moved to the simulation device, so CPU and CUDA inputs can be mixed. A
+    # float64 simulation forms its coefficients (wEE J_NMDA, sigma sqrt(dt), ...) in float64, as
+    # the FIC solve does, whatever the inputs' dtype (float32 tensors lost ~5e-8 there); a float32
+    # simulation keeps forming them in the inputs' dtype, so that it reproduces earlier results
+    # and the packaged reference simulations bit for bit
+    work = torch.float64 if dtype == torch.float64 else None
+    wEE = _as_tensor(params.wEE, "wEE").to(device=device, dtype=work)
+    wEI = _as_tensor(params.wEI, "wEI").to(device=device, dtype=work)
+    sigma = _as_tensor(params.sigma, "sigma").to(device=device, dtype=work)
+    G = _as_tensor(params.G, "G").to(device=device, dtype=work)
     if wEE.ndim == 1:  # a single parameter set
         if G.numel() != 1:
             raise InvalidInputError(
