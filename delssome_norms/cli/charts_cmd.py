@@ -331,7 +331,9 @@ def _flag_mask(table, source: str):
     if "fit_flagged" not in table.columns:
         return None
     col = table["fit_flagged"]
-    text = col.astype(str).str.strip().str.lower()
+    # an empty cell is not flagged; pandas 3 keeps NaN through astype(str) (pandas 2 gives "nan"),
+    # and a column of empty cells reads as float, so empty cells become "" first
+    text = col.astype(object).where(col.notna(), "").astype(str).str.strip().str.lower()
     known = text.isin(("true", "false", "1", "0", "1.0", "0.0", "", "nan"))
     if not known.all():
         bad = col[~known].iloc[0]
@@ -502,7 +504,7 @@ def _person_row(table, subject: str, source: str):
     ids = table["subject_id"].astype(str)
     hits = table[ids == str(subject)]
     if hits.empty:
-        some = ", ".join(ids.iloc[:3])
+        some = ", ".join(map(str, ids.iloc[:3]))  # a missing ID is NaN under pandas 3
         raise InvalidInputError(
             f"has no subject_id {subject!r} ({len(table)} people, e.g. {some})", source
         )

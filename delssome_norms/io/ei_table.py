@@ -164,20 +164,36 @@ def default_targets(columns: Sequence[str]) -> list[str]:
     return [c for c in cols if c == MEAN_TARGET] + [c for c in cols if region_index(c) is not None]
 
 
+def join_site_scanner(site: pd.Series, scanner: pd.Series | None = None) -> pd.Series:
+    """``site + "_" + scanner`` of each row as text (object dtype, ``site``'s index).
+
+    A row without a scanner gets its site alone, and a row without a site gets a missing label,
+    under pandas 2 and 3 alike: ``astype(str)`` turns a missing cell into ``"nan"`` under pandas 2
+    (``"A_nan"``, ``"nan_s1"``) but keeps it missing under pandas 3 (a missing label).
+    """
+
+    def text(v) -> str | None:
+        return None if pd.isna(v) else str(v)
+
+    labels = [text(v) for v in site]
+    if scanner is not None:
+        labels = [
+            s if s is None or c is None else f"{s}_{c}" for s, c in zip(labels, map(text, scanner))
+        ]
+    return pd.Series(labels, index=site.index, dtype=object)
+
+
 def site_labels(table: pd.DataFrame, column: str = SITE_COLUMN) -> pd.Series | None:
     """Site label of each row from ``column``; None when the table has no such column.
 
     ``site_scanner`` missing but ``site`` present (old tables): ``site`` + ``"_" + scanner`` when
-    a ``scanner`` column exists, else ``site`` alone. Labels are returned as in the table
-    (missing cells stay missing).
+    a ``scanner`` column exists, else ``site`` alone (:func:`join_site_scanner`). Labels are
+    returned as in the table (missing cells stay missing).
     """
     if column in table.columns:
         return table[column]
     if column == SITE_SCANNER and SITE in table.columns:
-        values = table[SITE].astype(str).where(table[SITE].notna())
-        if SCANNER in table.columns:
-            values = values + "_" + table[SCANNER].astype(str)
-        return values
+        return join_site_scanner(table[SITE], table[SCANNER] if SCANNER in table.columns else None)
     return None
 
 

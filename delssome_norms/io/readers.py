@@ -99,6 +99,10 @@ NA_TOKENS = frozenset({"n/a", "na", "nan", ""})
 """Cells read as missing (NaN) where missing values are allowed (BIDS writes ``n/a``)."""
 
 _NA_VALUES = sorted(NA_TOKENS | {"NA", "N/A", "NaN"})
+_EXACT_FLOATS = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
+"""``pd.read_csv`` options that read every decimal number exactly: pandas 3 does by default (and
+deprecates ``float_precision``); pandas 2's default parser is one ulp off for about a third of
+them, so tables (and the charts fitted to them) differed between pandas versions."""
 _NAN_WORDS = frozenset({"nan", "+nan", "-nan"})
 _WORDY = re.compile(r"[^0-9\s.,;+eE-]")  # a first line that may be a header
 _RAGGED = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
@@ -136,6 +140,7 @@ def _read_csv(text: str, sep: str, skip: int, **kwargs) -> pd.DataFrame:
         skip_blank_lines=True,
         skipinitialspace=True,
         engine="c",
+        **_EXACT_FLOATS,
         **kwargs,
     )
 
@@ -536,8 +541,9 @@ def _read_parquet(path: PathLike) -> pd.DataFrame:
         raise InvalidInputError(
             f"is not a readable Parquet table ({type(exc).__name__}: {str(exc)[:200]})", str(path)
         ) from None
-    if "subject_id" in table.columns:
-        table["subject_id"] = table["subject_id"].astype(str)
+    if "subject_id" in table.columns:  # a missing ID stays missing (pandas 2 made None "None")
+        ids = table["subject_id"]
+        table["subject_id"] = ids.astype(str).where(ids.notna())
     return table
 
 
@@ -554,7 +560,7 @@ def read_table(path: PathLike, required: Sequence[str] = ()) -> pd.DataFrame:
         text = _read_text(path)
         try:
             # IDs are text: "001" must stay "001" (a folder name), never become the number 1
-            table = pd.read_csv(_stdio.StringIO(text), dtype={"subject_id": str})
+            table = pd.read_csv(_stdio.StringIO(text), dtype={"subject_id": str}, **_EXACT_FLOATS)
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
             raise InvalidInputError(f"is not a readable CSV table ({exc})", name) from None
     table.columns = [str(c).strip() for c in table.columns]
@@ -575,7 +581,8 @@ def prepare_demographics(table: pd.DataFrame, input_name: str = "demographics") 
     Required: ``subject_id``, ``age_in_years``, and ``sex`` or ``numeric_sex``. Optional: ``site``,
     ``scanner``, ``site_scanner``, ``TR`` and ``scan_length`` (seconds). Adds ``sex``
     (female/male), ``numeric_sex`` (female = 1) and ``site_scanner`` (``site_scanner`` or
-    ``<site>_<scanner>``) when possible.
+    ``<site>_<scanner>``; ``<site>`` where the scanner is empty, empty where the site is) when
+    possible.
     """
     out = table.copy()
     for col in ("subject_id", "age_in_years"):
@@ -607,8 +614,10 @@ def prepare_demographics(table: pd.DataFrame, input_name: str = "demographics") 
         raise err.with_source(input_name) from None
     out["numeric_sex"] = (out["sex"] == "female").astype(int)
     if "site_scanner" not in out.columns and "site" in out.columns:
-        scanner = out["scanner"].astype(str) if "scanner" in out.columns else ""
-        out["site_scanner"] = out["site"].astype(str) + ("_" + scanner if "scanner" in out else "")
+        from delssome_norms.io.ei_table import join_site_scanner
+
+        scanner = out["scanner"] if "scanner" in out.columns else None
+        out["site_scanner"] = join_site_scanner(out["site"], scanner)
     if "TR" in out.columns or "scan_length" in out.columns:
         for i, row in out.iterrows():
             check_timing(row.get("TR"), row.get("scan_length"), f"{input_name} row {i + 1}")
@@ -669,6 +678,8 @@ def read_manifest(path: PathLike) -> pd.DataFrame:
         derive = blank & table["timeseries"].notna()
     else:
         derive = pd.Series(False, index=table.index)
+    # a column with a text cell (" ") is str under pandas 3, which refuses the float frames x TR
+    table["scan_length"] = cells.astype(object)
     for i, row in table.iterrows():
         where = f"{name} row {i + 1} ({row['subject_id']})"
         if derive.loc[i]:
@@ -682,6 +693,7 @@ def read_manifest(path: PathLike) -> pd.DataFrame:
                 )
             table.loc[i, "scan_length"] = frames.pop() * float(row["tr"])
         check_timing(row["tr"], table.loc[i, "scan_length"], where)
+    table["scan_length"] = table["scan_length"].astype(np.float64)  # every cell checked above
     return table
 
 

@@ -108,9 +108,10 @@ def plot_sex_effects(
     if rows.empty:
         raise InvalidInputError(f"no rows for test {test!r} (family {family!r})", "results")
     rows = rows.sort_values("effect").reset_index(drop=True)
-    labels = (
-        rows["target"] if label_column not in rows.columns else rows[label_column].fillna(rows["target"])
-    )
+    labels = rows["target"]
+    if label_column in rows.columns:  # the target where the label is empty (a float column of
+        given = rows[label_column]  # NaN when read from CSV: fillna with text warns on pandas 3)
+        labels = given.astype(object).where(given.notna(), labels)
     fig, ax = new_axes(ax, (5.5, max(3.0, 0.16 * len(rows) + 1.2)))
     y = np.arange(len(rows))
     sig = rows["significant"].to_numpy(dtype=bool)

@@ -220,3 +220,19 @@ def test_plot_refuses_scores_made_with_another_chart(scored, capsys) -> None:
     assert main(argv) == 2
     assert "harmonised ei_ratio_roi_3" in capsys.readouterr().err
     assert not (folder / "other.png").exists()
+
+
+def test_person_row_of_scores_with_an_empty_subject_id(scored, capsys) -> None:
+    """An empty ID is NaN in pandas 3's str column (pandas 2: "nan"); naming the first IDs in the
+    "no subject_id" message raised a TypeError instead of the input error."""
+    folder = scored["folder"]
+    table = scored["table"].copy()
+    table.loc[0, "subject_id"] = ""
+    path = folder / "empty_id.csv"
+    table.to_csv(path, index=False)
+    out = folder / "empty_id.png"
+    argv = ["charts", "brainmap", "--scores", str(path), "--subject", "nobody", "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "no subject_id 'nobody'" in err and "e.g. nan, patient-" in err, err
+    assert not out.exists()

@@ -140,3 +140,23 @@ def test_interval_bounds_are_not_statistics_targets() -> None:
 
     cols = ["subject_id", "ei_ratio_mean", "ei_ratio_roi_0", "ei_ratio_mean_lo", "ei_ratio_mean_hi"]
     assert default_targets(pd.DataFrame(columns=cols)) == ["ei_ratio_mean", "ei_ratio_roi_0"]
+
+
+@pytest.mark.parametrize("blank", ["some", "all"])
+def test_empty_fit_flagged_cells_are_not_flagged(
+    flagged_table: Path, tmp_path: Path, capsys, blank: str
+) -> None:
+    """Empty fit_flagged cells (people added by hand) are not flagged: pandas 3 keeps them NaN
+    through astype(str) (pandas 2 gave "nan"), so they were refused as "got nan"."""
+    table = pd.read_csv(flagged_table)
+    table["fit_flagged"] = table["fit_flagged"].astype(object)
+    table.loc[5 if blank == "some" else 0 :, "fit_flagged"] = None
+    path = tmp_path / "blank.csv"
+    table.to_csv(path, index=False)
+    read = pd.read_csv(path)["fit_flagged"]
+    assert read.isna().sum() == (595 if blank == "some" else 600)
+    argv = ["charts", "fit", "--table", str(path), "--out", str(tmp_path / "c"), "--exclude-flagged"]
+    assert main(argv) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert ("left out 5 of 600 people" in out) == (blank == "some")
+    assert f"on {595 if blank == 'some' else 600} people" in out

@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 
 from delssome_norms import io
+from delssome_norms.errors import InvalidInputError
+from delssome_norms.io.readers import read_labelled_numeric
 
 
 def test_reference_inputs_read(cbig_dir: Path) -> None:
@@ -219,3 +221,60 @@ def test_manifest_scan_length_of_time_series_is_frames_times_tr(tmp_path: Path) 
     (tmp_path / "absent.csv").write_text("subject_id,timeseries,tr\ns1,a.tsv,2.0\ns2,b.tsv,3.0\n")
     table = io.read_manifest(tmp_path / "absent.csv")
     assert table["scan_length"].tolist() == [480.0, 600.0]
+
+
+def test_manifest_scan_length_with_a_text_cell_is_a_float_column(tmp_path: Path) -> None:
+    """A whitespace cell makes the column text (pandas 3: str dtype, which refused the float
+    frames x TR with a TypeError); the result is float64 under pandas 2 and 3 alike."""
+    for name, frames in (("a.tsv", 240), ("b.tsv", 200)):
+        np.savetxt(tmp_path / name, np.zeros((frames, 4)), delimiter="\t")
+    (tmp_path / "m.csv").write_text(
+        "subject_id,timeseries,tr,scan_length\ns1,a.tsv,2.0, \ns2,b.tsv,0.72,144\n"
+    )
+    table = io.read_manifest(tmp_path / "m.csv")
+    assert table["scan_length"].dtype == np.float64
+    assert table["scan_length"].tolist() == [480.0, 144.0]
+
+
+def test_demographics_site_scanner_of_empty_site_or_scanner(tmp_path: Path) -> None:
+    """An empty scanner gives the site alone and an empty site no label, under pandas 2 and 3
+    (astype(str) made them "A_nan" / "nan_s2" under pandas 2 and missing under pandas 3)."""
+    from delssome_norms.io.ei_table import site_labels
+
+    demo = tmp_path / "d.csv"
+    demo.write_text(
+        "subject_id,age_in_years,sex,site,scanner\n001,20,f,A,s1\n002,30,m,A,\n003,40,m,,s2\n"
+    )
+    table = io.read_demographics(demo)
+    assert table["subject_id"].tolist() == ["001", "002", "003"]
+    assert table["site_scanner"].iloc[:2].tolist() == ["A_s1", "A"]
+    assert table["site_scanner"].isna().tolist() == [False, False, True]
+    labels = site_labels(pd.read_csv(demo), "site_scanner")
+    assert labels.iloc[:2].tolist() == ["A_s1", "A"] and pd.isna(labels.iloc[2])
+    demo.write_text("subject_id,age_in_years,sex,site,scanner\na,20,f,A,\nb,30,m,B,\n")
+    assert io.read_demographics(demo)["site_scanner"].tolist() == ["A", "B"]  # a float column
+
+
+def test_parquet_missing_subject_id_stays_missing(tmp_path: Path) -> None:
+    """pandas 2's astype(str) made a missing ID the person "None"; pandas 3 keeps it missing."""
+    path = tmp_path / "d.parquet"
+    pd.DataFrame(
+        {"subject_id": ["a", None, "c"], "age_in_years": [20.0, 30, 40], "sex": ["f", "m", "f"]}
+    ).to_parquet(path)
+    assert io.read_table(path)["subject_id"].isna().tolist() == [False, True, False]
+    with pytest.raises(InvalidInputError, match=r"subject_id is empty in row\(s\) 2"):
+        io.read_demographics(path)
+
+
+def test_read_table_reads_every_float_exactly(tmp_path: Path) -> None:
+    """pandas 3 reads CSV decimals exactly; pandas 2's default parser was one ulp off for about a
+    third of them, so tables (and the charts fitted to them) differed between pandas versions."""
+    x = np.random.default_rng(0).normal(size=(500, 3))
+    pd.DataFrame(x, columns=["a", "b", "c"]).assign(subject_id="s").to_csv(
+        tmp_path / "t.csv", index=False
+    )
+    np.testing.assert_array_equal(io.read_table(tmp_path / "t.csv")[["a", "b", "c"]].to_numpy(), x)
+    x[::7, 1] = np.nan
+    pd.DataFrame(x).to_csv(tmp_path / "n.csv", header=False, index=False, na_rep="n/a")
+    values, _, _ = read_labelled_numeric(tmp_path / "n.csv", allow_na=True)
+    np.testing.assert_array_equal(values, x)

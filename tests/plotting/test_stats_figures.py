@@ -143,3 +143,20 @@ def test_lifespan_centiles_need_a_median_column():
         plot_lifespan_centiles(
             _centile_table("female", 0).drop(columns="C50"), _centile_table("male", 0)
         )
+
+
+def test_sex_effects_plot_of_results_read_back_without_labels(cohort_table, tmp_path) -> None:
+    """Results read back from CSV with an empty label column (float NaN): the targets label the
+    rows, without the pandas 3 warning of fillna with text on a float column."""
+    import warnings
+
+    res = sex_difference_tests(cohort_table)
+    res = res[res["test"] == "mu_lr"].head(5).assign(region=None)
+    res.to_csv(tmp_path / "res.csv", index=False)
+    back = pd.read_csv(tmp_path / "res.csv")
+    assert back["region"].dtype == np.float64
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = plot_sex_effects(back, "mu_lr", family=None)
+    ticks = sorted(t.get_text() for t in fig.axes[0].get_yticklabels())
+    assert ticks == sorted(back["target"])
