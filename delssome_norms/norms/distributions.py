@@ -111,7 +111,7 @@ def shasho2_logpdf(y: Array, mu: Array, sigma: Array, nu: Array, tau: Array) -> 
         ),
     ) = _prep(y, mu, sigma, nu, tau)
     z = (y - mu) / (sigma * tau)
-    x = tau * xp.asinh(z) - nu
+    x = tau * xp.arcsinh(z) - nu
     r = xp.sinh(x)
     return -xp.log(sigma) - 0.5 * LOG_2PI - 0.5 * xp.log1p(z * z) + _logcosh(x) - 0.5 * r * r
 
@@ -141,7 +141,7 @@ def shasho_logpdf(y: Array, mu: Array, sigma: Array, nu: Array, tau: Array) -> A
         ),
     ) = _prep(y, mu, sigma, nu, tau)
     z = (y - mu) / sigma
-    x = tau * xp.asinh(z) - nu
+    x = tau * xp.arcsinh(z) - nu
     r = xp.sinh(x)
     return (
         -xp.log(sigma) + xp.log(tau) - 0.5 * LOG_2PI - 0.5 * xp.log1p(z * z) + _logcosh(x) - 0.5 * r * r
@@ -176,7 +176,7 @@ def shash_logpdf(y: Array, mu: Array, sigma: Array, nu: Array, tau: Array) -> Ar
         ),
     ) = _prep(y, mu, sigma, nu, tau)
     z = (y - mu) / sigma
-    s = xp.asinh(z)
+    s = xp.arcsinh(z)
     r = 0.5 * (xp.exp(tau * s) - xp.exp(-nu * s))
     c = 0.5 * (tau * xp.exp(tau * s) + nu * xp.exp(-nu * s))
     return -xp.log(sigma) - 0.5 * LOG_2PI - 0.5 * xp.log1p(z * z) + xp.log(c) - 0.5 * r * r
@@ -237,7 +237,7 @@ def jsu_logpdf(y: Array, mu: Array, sigma: Array, nu: Array, tau: Array) -> Arra
     ) = _prep(y, mu, sigma, nu, tau)
     rtau, w, omega, c = _jsu_constants(xp, sigma, nu, tau)
     z = (y - (mu + c * sigma * xp.sqrt(w) * xp.sinh(omega))) / (c * sigma)
-    r = -nu + xp.asinh(z) / rtau
+    r = -nu + xp.arcsinh(z) / rtau
     return (
         -xp.log(sigma) - xp.log(c) - xp.log(rtau) - 0.5 * xp.log1p(z * z) - 0.5 * LOG_2PI - 0.5 * r * r
     )
