@@ -97,7 +97,29 @@ def test_regenerating_with_the_seed_reproduces_the_committed_files(regenerated, 
     assert (diff > 0).mean() < 1e-4
     written = syn.write_reference_cohort(regenerated, tmp_path)
     for name in (ref.TABLE_FILE, ref.PATIENTS_FILE, ref.GRADIENT_FILE, ref.MODEL_FILE):
-        assert written[name].read_bytes() == (ref.data_dir() / name).read_bytes(), name
+        if written[name].read_bytes() != (ref.data_dir() / name).read_bytes():
+            # another numpy build (e.g. numpy 1.24) may round exp/log differently in the last bit
+            # (relative differences of 4e-15 seen): the numbers must still agree to 1e-12
+            _assert_same_numbers(written[name], ref.data_dir() / name)
+
+
+def _assert_same_numbers(new, old) -> None:
+    """The arrays (npz) or columns (csv) of two files agree: same names, dtypes and shapes,
+    floats to a relative 1e-12, everything else exactly."""
+    if str(new).endswith(".npz"):
+        with np.load(new, allow_pickle=False) as a, np.load(old, allow_pickle=False) as b:
+            assert sorted(a.files) == sorted(b.files), new.name
+            pairs = [(k, a[k], b[k]) for k in b.files]
+    else:
+        a, b = pd.read_csv(new), pd.read_csv(old)
+        assert list(a.columns) == list(b.columns), new.name
+        pairs = [(c, a[c].to_numpy(), b[c].to_numpy()) for c in b.columns]
+    for key, x, y in pairs:
+        assert x.dtype == y.dtype and x.shape == y.shape, (new.name, key)
+        if np.issubdtype(y.dtype, np.floating):
+            np.testing.assert_allclose(x, y, rtol=1e-12, atol=0.0, err_msg=f"{new.name}: {key}")
+        else:
+            assert np.array_equal(x, y), (new.name, key)
 
 
 def test_reported_ei_is_the_model_at_the_truth_plus_documented_noise(table, setup) -> None:
