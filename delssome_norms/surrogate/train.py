@@ -343,7 +343,10 @@ def predict_dataset(model: CostPredictor, data: TensorData, batch_size: int = 10
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+    # NaN predictions (a diverged network) give NaN here, which older scipy refuses to correlate
+    if len(a) < 3 or not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return math.nan, math.nan
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
         return math.nan, math.nan
     return float(stats.pearsonr(a, b)[0]), float(stats.spearmanr(a, b)[0])
 

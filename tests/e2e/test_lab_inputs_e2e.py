@@ -108,7 +108,8 @@ def test_name_headed_timeseries_to_reference_scores(tmp_path, capsys) -> None:
     assert main(["cohort", "--manifest", str(prep / "manifest.csv"), "--out-dir", str(out), *FAST]) == 0
     # the shuffled run under sub-01's name (same seed) gives sub-01's E/I exactly
     m2 = manifest[manifest["subject_id"] == "sub-03"].assign(subject_id="sub-01")
-    m2[["fc", "fcd_cdf"]] = m2[["fc", "fcd_cdf"]].map(lambda p: str(prep / p))
+    for col in ("fc", "fcd_cdf"):  # Series.map: DataFrame.map needs pandas 2.1
+        m2[col] = m2[col].map(lambda p: str(prep / p))
     m2.to_csv(tmp_path / "manifest_shuffled.csv", index=False)
     out2 = tmp_path / "cohort_shuffled"
     argv = ["cohort", "--manifest", str(tmp_path / "manifest_shuffled.csv"), "--out-dir", str(out2)]
