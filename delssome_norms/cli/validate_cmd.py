@@ -36,25 +36,14 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     """Validate every file given and print a one-line summary of each."""
     from delssome_norms import io
-    from delssome_norms.errors import InvalidInputError
 
     n = args.n_regions
     io.check_map_pair(args.myelin, args.gradient)
     checked = 0
-    if args.tr is not None and args.scan_length is None and args.timeseries:
-        # the scan length defaults to frames x TR, as in estimate-ei
-        from delssome_norms.model.timing import check_tr
-
-        tr = check_tr(args.tr, "--tr")
-        frames = {io.read_timeseries(p).shape[0] for p in args.timeseries}
-        if len(frames) > 1:
-            raise InvalidInputError(
-                f"the runs have different lengths {sorted(frames)} frames; give --scan-length",
-                "--timeseries",
-            )
-        _check_timing(tr, frames.pop() * tr)
-        checked += 1
-    elif args.tr is not None or args.scan_length is not None:
+    # with time series and no scan length, the runs set it (frames x TR, as in estimate-ei): the
+    # timing is then checked with the subject, below
+    runs_set_scan = args.tr is not None and args.scan_length is None and bool(args.timeseries)
+    if not runs_set_scan and (args.tr is not None or args.scan_length is not None):
         _check_timing(args.tr, args.scan_length)
         checked += 1
     if args.fc:
@@ -134,7 +123,10 @@ def _check_as_fitted(args: argparse.Namespace) -> None:
         gradient=args.gradient,
         n_regions=args.n_regions,
     )
-    check_stage_timing(FitSettings(), subject.tr, subject.scan_length, "--tr/--scan-length")
+    if args.scan_length is None:  # the runs' own length: timing not checked yet
+        _check_timing(subject.tr, subject.scan_length)
+    else:
+        check_stage_timing(FitSettings(), subject.tr, subject.scan_length, "--tr/--scan-length")
     sc = args.sc or "the default DK68 template"
     print(
         f"ok  subject as estimate-ei reads it: {subject.n_regions} regions, SC {sc}, "

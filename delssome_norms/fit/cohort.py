@@ -34,7 +34,7 @@ from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.fit.checkpoint import Checkpoint
 from delssome_norms.fit.evaluate import (
     SurrogateBackend,
-    check_surrogate_timing,
+    check_surrogate_cover,
     require_surrogate,
 )
 from delssome_norms.fit.lockstep import (
@@ -470,7 +470,7 @@ def run_cohort(
             except InvalidInputError as err:
                 raise err.with_source(f"subject {r['subject_id']} ({stage} timing)") from None
     trs = [float(r["tr"]) for r in plan.rows]
-    check_surrogate_timing(settings, trs, [float(r["scan_length"]) for r in plan.rows], surrogate)
+    check_surrogate_cover(settings, trs, [float(r["scan_length"]) for r in plan.rows], surrogate)
     scheduler_client = _connect_dask(scheduler) if executor == "dask" else None
     out = check_out_dir(out_dir, "--out-dir")
     try:

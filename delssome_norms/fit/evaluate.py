@@ -83,7 +83,7 @@ class SurrogateBackend(Protocol):
         ...
 
 
-def check_surrogate_timing(
+def check_surrogate_cover(
     settings: FitSettings,
     tr: Sequence[float] | np.ndarray,
     scan_length: Sequence[float] | np.ndarray,

@@ -95,6 +95,15 @@ class FitResult:
     decrement: np.ndarray
     weights: list[np.ndarray] = field(default_factory=list)
 
+    def penalty(self) -> np.ndarray:
+        """Random-effect penalty ``sum_k lam_k / 2 ||gamma_k||^2`` per target, shape (T,)
+        (``loglik - penalty()`` is the penalised log-likelihood the fit maximises)."""
+        pen = np.zeros(self.loglik.shape[0])
+        for g, lam in zip(self.gamma, self.lam):
+            if g is not None:
+                pen = pen + 0.5 * lam * (g**2).sum(1)
+        return pen
+
 
 @contextlib.contextmanager
 def limit_threads(n_threads: int | None) -> Iterator[None]:

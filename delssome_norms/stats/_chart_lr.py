@@ -49,9 +49,5 @@ def penalised_fits(chart, table: pd.DataFrame, targets: list[str]) -> dict:
             tol=float(chart.tol),
             fixed_lambda=lam,
         )
-        pen = np.zeros(len(targets))
-        for k, gamma in enumerate(res.gamma):
-            if gamma is not None:
-                pen += 0.5 * lam[:, k] * (gamma**2).sum(1)
-        out[name] = (res.loglik - pen, res.edf, res.converged.astype(bool))
+        out[name] = (res.loglik - res.penalty(), res.edf, res.converged.astype(bool))
     return out
