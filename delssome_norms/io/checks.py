@@ -30,6 +30,8 @@ MAX_AGE_YEARS = 120.0
 SUBJECT_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 """A subject ID must be a safe folder name: letters, digits, ``. _ -``, first a letter or digit,
 at most 128 characters (no ``/``, no ``..``, not absolute, no spaces)."""
+PARQUET_SUFFIXES = (".parquet", ".pq")
+"""File suffixes read and written as Apache Parquet (pyarrow) instead of CSV."""
 
 
 def _fmt_rows(idx: Iterable[int], limit: int = 5) -> str:

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from delssome_norms.errors import InvalidInputError
+from delssome_norms.io.checks import PARQUET_SUFFIXES
 
 try:  # pragma: no cover - POSIX only
     import fcntl
@@ -92,7 +93,7 @@ def check_out_dir(path: PathLike, option: str = "--out-dir", create: bool = True
     return folder
 
 
-TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+TABLE_SUFFIXES = (".csv", *PARQUET_SUFFIXES)
 """Endings of the table files the toolkit writes (CSV text, or Parquet)."""
 
 

@@ -28,6 +28,7 @@ import pandas as pd
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.io.checks import (
     DEFAULT_FCD_BINS,
+    PARQUET_SUFFIXES,
     as_float_array,
     check_ages,
     check_fc,
@@ -518,10 +519,6 @@ def read_timeseries(
             )
             arr = arr[~na]
     return check_timeseries(arr, input_name=name, min_frames=min_frames)
-
-
-PARQUET_SUFFIXES = (".parquet", ".pq")
-"""File suffixes read and written as Apache Parquet (pyarrow) instead of CSV."""
 
 
 def is_parquet(path: PathLike) -> bool:

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from delssome_norms.io.checks import PARQUET_SUFFIXES
+
 PathLike = str | Path
 
 
@@ -136,7 +138,7 @@ def write_table(table: pd.DataFrame, path: PathLike, float_format: str | None = 
     shortens derived CSV tables whose last digits carry nothing.
     """
     with atomic_path(path) as tmp:
-        if Path(path).suffix.lower() in (".parquet", ".pq"):
+        if Path(path).suffix.lower() in PARQUET_SUFFIXES:
             table.to_parquet(tmp, index=False)
         else:
             table.to_csv(tmp, index=False, float_format=float_format)
