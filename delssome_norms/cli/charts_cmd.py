@@ -324,6 +324,12 @@ def _chart_model_options(
         )
 
 
+def _cells_as_text(col):
+    """A column's cells as text, empty cells as "" (pandas 3 keeps NaN through astype(str), pandas
+    2 gives "nan"; a column of empty cells reads as float)."""
+    return col.astype(object).where(col.notna(), "").astype(str)
+
+
 def _flag_mask(table, source: str):
     """Boolean mask of the rows whose ``fit_flagged`` is true (None without the column)."""
     import numpy as np
@@ -331,9 +337,7 @@ def _flag_mask(table, source: str):
     if "fit_flagged" not in table.columns:
         return None
     col = table["fit_flagged"]
-    # an empty cell is not flagged; pandas 3 keeps NaN through astype(str) (pandas 2 gives "nan"),
-    # and a column of empty cells reads as float, so empty cells become "" first
-    text = col.astype(object).where(col.notna(), "").astype(str).str.strip().str.lower()
+    text = _cells_as_text(col).str.strip().str.lower()  # an empty cell is not flagged
     known = text.isin(("true", "false", "1", "0", "1.0", "0.0", "", "nan"))
     if not known.all():
         bad = col[~known].iloc[0]
@@ -361,8 +365,7 @@ def _handle_flagged(table, exclude: bool, source: str):
         return table
     rows = table.loc[mask]
     ids = rows["subject_id"].astype(str) if "subject_id" in rows.columns else rows.index.astype(str)
-    reasons = rows.get("fit_flag_reasons", pd.Series("", index=rows.index))
-    reasons = reasons.astype(object).where(reasons.notna(), "").astype(str)
+    reasons = _cells_as_text(rows.get("fit_flag_reasons", pd.Series("", index=rows.index)))
     named = [f"{sid} ({describe(r.split(';'))})" if r else sid for sid, r in zip(ids, reasons)]
     shown = ", ".join(named[:10]) + (f" (and {len(named) - 10} more)" if len(named) > 10 else "")
     if exclude:
