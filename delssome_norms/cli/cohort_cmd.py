@@ -57,7 +57,7 @@ def run_cohort_cmd(args: argparse.Namespace) -> int:
     from delssome_norms.fit import parse_shard, run_cohort
     from delssome_norms.surrogate import SURROGATE_BACKEND
 
-    settings = settings_from_args(args)
+    settings = settings_from_args(args, device_here=args.executor == "local")
     shard = parse_shard(args.shard)
     if args.executor == "local" and args.scheduler is not None:
         raise InvalidInputError("--scheduler only applies with --executor dask", "--scheduler")

@@ -41,14 +41,22 @@ def check_device(device: str, option: str = "--device") -> str:
     return device
 
 
-def settings_from_args(args: argparse.Namespace):
-    """Build :class:`~delssome_norms.fit.FitSettings` from parsed options (checks mode, device)."""
+def settings_from_args(args: argparse.Namespace, device_here: bool = True):
+    """Build :class:`~delssome_norms.fit.FitSettings` from parsed options (checks mode, device).
+
+    ``device_here`` False: the work runs elsewhere (Dask workers), so only the device's spelling
+    is checked here; the workers check that they have it.
+    """
     from delssome_norms.errors import InvalidInputError
     from delssome_norms.fit import check_mode
     from delssome_norms.fit.evaluate import with_weights_identity
+    from delssome_norms.model.devices import parse_device
     from delssome_norms.surrogate import SURROGATE_BACKEND
 
-    check_device(args.device)
+    if device_here:
+        check_device(args.device)
+    else:
+        parse_device(args.device, "--device")
     for name in ("generations", "popsize", "mu"):
         if getattr(args, name) < 1:
             raise InvalidInputError(

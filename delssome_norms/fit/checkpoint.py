@@ -74,6 +74,17 @@ class GenerationRecord:
 
 
 # The two readers below are the only file reads of this subpackage (io has no npz/JSON reader).
+def flatten_keys(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dict as ``{"a.b": value}`` (dotted keys name what differs between fingerprints)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten_keys(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
@@ -138,6 +149,11 @@ def _check_record(arrays: dict[str, np.ndarray], path: Path) -> GenerationRecord
 
 
 LATER_KEYS = ("group", "weights_sha256")
+LATER_STAGES = ("val", "val_pooled", "test", "profile")
+"""Stages stored after training (``<stage>.npz``), built from the train generations."""
+IGNORED_KEYS = ("settings.surrogate_weights",)
+"""Fingerprint keys not compared: the weights' folder may move (or be named relative to another
+working folder); ``weights_sha256`` is what identifies them."""
 """Fingerprint keys added after checkpoint format 1; checkpoints written without them still match
 on the other keys (``group``: the subject ids of the lockstep group whose noise wrote them;
 ``weights_sha256``: the surrogate weights that scored their train stage)."""
@@ -159,6 +175,7 @@ class Checkpoint:
     def __init__(self, directory: str | Path, fingerprint: dict[str, Any]) -> None:
         self.directory = Path(directory)
         self.fingerprint = json.loads(json.dumps(fingerprint))  # normalise tuples, numpy scalars
+        self._stage_generations: int | None = None
 
     @property
     def state_path(self) -> Path:
@@ -203,9 +220,10 @@ class Checkpoint:
         stored = state.get("fingerprint", {})
         if not isinstance(stored, dict):
             return ["fingerprint"]
-        keys = set(stored) | set(self.fingerprint)
-        keys -= {k for k in LATER_KEYS if k not in stored}  # written before the key existed
-        return sorted(k for k in keys if stored.get(k) != self.fingerprint.get(k))
+        a, b = flatten_keys(stored), flatten_keys(self.fingerprint)
+        later = {k for k in b if k.split(".")[0] in LATER_KEYS and k.split(".")[0] not in stored}
+        keys = (set(a) | set(b)) - later - set(IGNORED_KEYS)  # later: written before they existed
+        return sorted(k for k in keys if a.get(k) != b.get(k))
 
     def _group_problem(self, state: dict[str, Any]) -> str:
         group = [str(g) for g in state["fingerprint"]["group"]]
@@ -269,11 +287,45 @@ class Checkpoint:
         state.setdefault("generations_done", 0)
         write_json(state, self.state_path)
 
+    def align_stages(self, generations: int) -> bool:
+        """Discard later stages built from another number of train generations.
+
+        ``generations`` is not part of the fingerprint, so a search can be extended (or cut
+        short) on resume; the validation, test and profile stages, though, are built from the
+        train generations, so stored ones are kept only when they were built for this number
+        (recorded in ``state.json`` as ``stages_generations`` by :meth:`save_stage`; checkpoints
+        written before it was recorded keep theirs). Call it before the stages run.
+
+        Returns
+        -------
+        bool
+            True when stored stages were discarded (they are recomputed from the stored train
+            generations, as a fit run with ``generations`` from the start would).
+        """
+        self._stage_generations = int(generations)
+        state = self._state()
+        stored = None if state is None else state.get("stages_generations")
+        if stored is None or int(stored) == self._stage_generations:
+            return False
+        present = [s for s in LATER_STAGES if (self.directory / f"{s}.npz").exists()]
+        self._write_state(stages_generations=self._stage_generations)
+        for s in present:
+            (self.directory / f"{s}.npz").unlink()
+        return bool(present)
+
     def save_stage(self, stage: str, arrays: dict[str, np.ndarray]) -> None:
-        """Store the result arrays of a later stage (``"val"`` or ``"test"``)."""
-        write_arrays(arrays, self.directory / f"{stage}.npz")
-        if not self.state_path.exists():
+        """Store the result arrays of a later stage (``"val"``, ``"test"``, ...).
+
+        ``state.json`` records first which number of train generations the stages are built
+        from (:meth:`align_stages`), so a kill between the two writes leaves no stage that
+        could be mistaken for another budget's.
+        """
+        generations = self._stage_generations
+        if generations is not None:
+            self._write_state(stages_generations=generations)
+        elif not self.state_path.exists():
             self._write_state()
+        write_arrays(arrays, self.directory / f"{stage}.npz")
 
     def load_stage(self, stage: str) -> dict[str, np.ndarray] | None:
         """Result arrays of a stage, or None if it was not stored."""

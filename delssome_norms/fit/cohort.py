@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,7 @@ from delssome_norms.fit.outputs import (
 )
 from delssome_norms.fit.progress import progress_bar
 from delssome_norms.fit.settings import FitSettings
+from delssome_norms.fit.shard_plan import agree_group_size
 from delssome_norms.fit.subject import SubjectInputs, load_subject
 from delssome_norms.io import (
     OutDirLock,
@@ -68,6 +69,7 @@ from delssome_norms.io import (
     write_matrix,
 )
 from delssome_norms.model import bold_fc
+from delssome_norms.model.devices import parse_device
 
 DASK_CONNECT_TIMEOUT_S = 10
 """Seconds to wait for a Dask scheduler before giving up."""
@@ -140,6 +142,7 @@ def plan_cohort(
     settings: FitSettings,
     group_size: int | None = None,
     n_regions: int | None = None,
+    total_memory: int | None = None,
 ) -> CohortPlan:
     """Group a manifest (from :func:`delssome_norms.io.read_manifest`) into lockstep groups.
 
@@ -151,6 +154,8 @@ def plan_cohort(
         K; default from the device's memory (:func:`~delssome_norms.fit.lockstep.choose_group_size`).
     n_regions : int, optional
         N; default 68 (the template) when a row has no SC, else the first readable SC's size.
+    total_memory : int, optional
+        Memory [bytes] of the device the groups run on (default: this machine's).
     """
     rows = []
     for _, r in manifest.iterrows():
@@ -170,6 +175,7 @@ def plan_cohort(
                 settings.device,
                 settings.dtype,
                 validation_sets=settings.cmaes.generations * settings.validated_per_generation,
+                total_memory=total_memory,
             )
             // settings.searches,
         )
@@ -462,7 +468,57 @@ def run_cohort(
         )
     shard_kn = parse_shard(shard) if isinstance(shard, str) or shard is None else tuple(shard)
     table = read_manifest(manifest) if not isinstance(manifest, pd.DataFrame) else manifest
-    plan = plan_cohort(table, settings, group_size)
+    scheduler_client = _connect_dask(scheduler) if executor == "dask" else None
+    try:
+        # with Dask the groups run on the workers: their device is checked and sized there
+        memory = _worker_memory(scheduler_client, settings.device) if scheduler_client else None
+        return _run_cohort(
+            table,
+            out_dir,
+            settings,
+            shard_kn,
+            executor,
+            scheduler_client,
+            group_size,
+            quiet,
+            on_subject,
+            overwrite,
+            surrogate,
+            memory,
+        )
+    finally:
+        if scheduler_client is not None and scheduler_client is not scheduler:
+            scheduler_client.close()
+
+
+def _worker_memory(client: Any, device: str) -> int | None:
+    """Memory [bytes] of ``device`` on a Dask worker (None on CPU: the groups' K then follows
+    this machine, as before); refuses a device the worker lacks."""
+    from delssome_norms.fit.lockstep import device_memory
+
+    if parse_device(device, "--device").type == "cpu":
+        return None
+    memory, problem = client.submit(device_memory, device, pure=False).result()
+    if problem is not None:
+        raise InvalidInputError(f"on a Dask worker: {problem}", "--device")
+    return memory
+
+
+def _run_cohort(
+    table: pd.DataFrame,
+    out_dir: str | Path,
+    settings: FitSettings,
+    shard_kn: tuple[int, int],
+    executor: str,
+    scheduler_client: Any,
+    group_size: int | None,
+    quiet: bool,
+    on_subject: Callable[[dict[str, str]], None] | None,
+    overwrite: bool,
+    surrogate: SurrogateBackend | None,
+    memory: int | None,
+) -> CohortSummary:
+    plan = plan_cohort(table, settings, group_size, total_memory=memory)
     for r in plan.rows:
         for stage in ("train", "val", "test"):  # timing problems (dt vs TR) before any work
             try:
@@ -471,29 +527,33 @@ def run_cohort(
                 raise err.with_source(f"subject {r['subject_id']} ({stage} timing)") from None
     trs = [float(r["tr"]) for r in plan.rows]
     check_surrogate_cover(settings, trs, [float(r["scan_length"]) for r in plan.rows], surrogate)
-    scheduler_client = _connect_dask(scheduler) if executor == "dask" else None
     out = check_out_dir(out_dir, "--out-dir")
-    try:
-        with contextlib.ExitStack() as locks:
-            locks.enter_context(OutDirLock(out, "--out-dir", shared=shard_kn != (1, 1)))
-            if shard_kn != (1, 1):
-                name = f".delssome-norms.shard-{shard_kn[0]}-of-{shard_kn[1]}.lock"
-                locks.enter_context(OutDirLock(out, "--out-dir", name=name))
-            return _run_locked(
-                plan,
-                out,
-                settings,
-                shard_kn,
-                executor,
-                scheduler_client,
-                quiet,
-                on_subject,
-                overwrite,
-                surrogate,
-            )
-    finally:
-        if scheduler_client is not None and scheduler_client is not scheduler:
-            scheduler_client.close()
+    if shard_kn != (1, 1):
+        plan = agree_group_size(
+            out,
+            plan.subject_ids,
+            plan.group_size,
+            group_size is not None,
+            lambda k: plan_cohort(table, settings, k, plan.n_regions, memory),
+            plan,
+        )
+    with contextlib.ExitStack() as locks:
+        locks.enter_context(OutDirLock(out, "--out-dir", shared=shard_kn != (1, 1)))
+        if shard_kn != (1, 1):
+            name = f".delssome-norms.shard-{shard_kn[0]}-of-{shard_kn[1]}.lock"
+            locks.enter_context(OutDirLock(out, "--out-dir", name=name))
+        return _run_locked(
+            plan,
+            out,
+            settings,
+            shard_kn,
+            executor,
+            scheduler_client,
+            quiet,
+            on_subject,
+            overwrite,
+            surrogate,
+        )
 
 
 def _connect_dask(scheduler: Any) -> Any:
@@ -604,6 +664,11 @@ def _run_dask(
 ) -> None:
     from dask.distributed import as_completed
 
+    # workers run in folders of their own: every path they get must be absolute
+    out = out.resolve()
+    weights = settings.surrogate_weights
+    if weights is not None and not Path(weights).is_absolute():
+        settings = replace(settings, surrogate_weights=str(Path(weights).resolve()))
     futures = [
         client.submit(
             run_group_task,

@@ -77,6 +77,16 @@ MEMORY_FRACTION = 0.5
 # ------------------------------------------------------------------------------------------- #
 # group size and grouping
 # ------------------------------------------------------------------------------------------- #
+def device_memory(device: str) -> tuple[int | None, str | None]:
+    """Total memory [bytes] of ``device`` on the machine that runs this, or the reason it cannot
+    be used (``(None, message)``; run on a Dask worker, it needs no exception to travel back)."""
+    try:
+        check_device(device, "--device")
+        return _total_memory(device), None
+    except InvalidInputError as exc:
+        return None, exc.problem
+
+
 def _total_memory(device: str) -> int:
     dev = torch.device(device)
     if dev.type == "cuda":
@@ -107,8 +117,11 @@ def choose_group_size(
     device: str = "cpu",
     dtype: str = "float32",
     validation_sets: int = 0,
+    total_memory: int | None = None,
 ) -> int:
     """K from the device's *total* memory (stable on a machine, so runs are reproducible).
+
+    ``total_memory`` [bytes] replaces this machine's (the Dask executor passes a worker's).
 
     ``K = min(MAX_GROUP_SIZE[device type], MEMORY_FRACTION * total / per-subject bytes)``, at
     least 1, where a subject's bytes are those of its largest simulation call: a train
@@ -120,7 +133,8 @@ def choose_group_size(
     itemsize = 4 if dtype == "float32" else 8
     sets = max(int(popsize), int(validation_sets))
     per = subject_memory_bytes(n_regions, n_frames, sets, n_dup, itemsize)
-    fits = int(MEMORY_FRACTION * _total_memory(device) // max(per, 1))
+    total = _total_memory(device) if total_memory is None else int(total_memory)
+    fits = int(MEMORY_FRACTION * total // max(per, 1))
     cap = MAX_GROUP_SIZE.get(torch.device(device).type, 8)
     return max(1, min(cap, fits))
 
@@ -402,6 +416,18 @@ def _run_members(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", InputWarning)
         _resume(members, settings)
+    rebuilt = sorted(
+        {m.subject_id for m in members if m.checkpoint.align_stages(settings.cmaes.generations)}
+    )
+    if rebuilt:
+        warnings.warn(
+            f"{len(rebuilt)} subject(s) ({', '.join(rebuilt[:5])}"
+            f"{', ...' if len(rebuilt) > 5 else ''}) had validation/test results of another "
+            f"number of generations: they are recomputed for --generations "
+            f"{settings.cmaes.generations} from the stored train generations",
+            InputWarning,
+            stacklevel=2,
+        )
     timings = progress.timings
     t = time.perf_counter()
     if progress.on_start is not None:

@@ -35,6 +35,7 @@ import pandas as pd
 from delssome_norms.datasets import DK68_REGIONS
 from delssome_norms.datasets.maps import load_default_maps
 from delssome_norms.errors import InputWarning, InvalidInputError
+from delssome_norms.fit.checkpoint import flatten_keys
 from delssome_norms.fit.settings import FitSettings
 from delssome_norms.fit.stages import SubjectResult
 from delssome_norms.fit.subject import SubjectInputs
@@ -76,8 +77,9 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-FINGERPRINT_IGNORED = ("version",)
-"""Fingerprint keys stored for the record but not compared (a newer version may reuse results)."""
+FINGERPRINT_IGNORED = ("version", "settings.surrogate_weights")
+"""Fingerprint keys stored for the record but not compared: a newer version may reuse results,
+and the surrogate weights are identified by their SHA-256, not by the folder they were read from."""
 FINGERPRINT_LATER = ("settings.surrogate_weights_sha256",)
 """Fingerprint keys added later: compared only when the stored fingerprint has them."""
 
@@ -215,23 +217,13 @@ def subject_provenance(subject: SubjectInputs, settings: FitSettings, design: st
     return json.loads(json.dumps(out))
 
 
-def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, Mapping):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def fingerprint_differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
     """Keys (dotted, e.g. ``settings.seed``) whose values differ, ignoring ``FINGERPRINT_IGNORED``
     and, when the stored fingerprint predates them, ``FINGERPRINT_LATER``."""
-    a = {k: v for k, v in _flatten(stored).items() if k not in FINGERPRINT_IGNORED}
+    a = {k: v for k, v in flatten_keys(stored).items() if k not in FINGERPRINT_IGNORED}
     b = {
         k: v
-        for k, v in _flatten(current).items()
+        for k, v in flatten_keys(current).items()
         if k not in FINGERPRINT_IGNORED and (k in a or k not in FINGERPRINT_LATER)
     }
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))

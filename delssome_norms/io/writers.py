@@ -26,8 +26,12 @@ PathLike = str | Path
 
 
 @contextlib.contextmanager
-def atomic_path(path: PathLike) -> Iterator[Path]:
+def atomic_path(path: PathLike, exclusive: bool = False) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it is renamed onto ``path``.
+
+    With ``exclusive`` the finished file is linked to ``path`` instead, which raises
+    :class:`FileExistsError` when ``path`` exists (another process wrote it first): a
+    create-once file that readers never see half-written.
 
     Examples
     --------
@@ -53,22 +57,27 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        if exclusive:
+            os.link(tmp, target)
+        else:
+            os.replace(tmp, target)
     finally:
         if tmp.exists():
             tmp.unlink()
 
 
-def write_text(text: str, path: PathLike) -> Path:
-    """Write UTF-8 text atomically."""
-    with atomic_path(path) as tmp:
+def write_text(text: str, path: PathLike, exclusive: bool = False) -> Path:
+    """Write UTF-8 text atomically (``exclusive``: only if ``path`` does not exist, else
+    :class:`FileExistsError`; see :func:`atomic_path`)."""
+    with atomic_path(path, exclusive) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
 
 
-def write_json(obj: Mapping[str, Any], path: PathLike) -> Path:
-    """Write a JSON document atomically (indented, keys in insertion order)."""
-    return write_text(json.dumps(obj, indent=2, default=_json_default) + "\n", path)
+def write_json(obj: Mapping[str, Any], path: PathLike, exclusive: bool = False) -> Path:
+    """Write a JSON document atomically (indented, keys in insertion order; ``exclusive``: see
+    :func:`write_text`)."""
+    return write_text(json.dumps(obj, indent=2, default=_json_default) + "\n", path, exclusive)
 
 
 def strict_json(value: Any) -> Any:

@@ -64,6 +64,39 @@ def test_shards_cover_the_manifest_exactly_once(tmp_path: Path, monkeypatch) -> 
     assert (summary.done, summary.skipped) == (0, 5)
 
 
+def test_shards_on_machines_of_different_memory_form_the_same_groups(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The first shard records its K; a shard on a node that would choose another K adopts it,
+    so the shards still cover the manifest exactly once."""
+    from delssome_norms.fit import cohort
+
+    use_analytic_simulator(monkeypatch)
+    manifest = write_manifest(tmp_path, 5)
+    seen: list[str] = []
+    for shard, machine_k in (("1/2", 3), ("2/2", 2)):
+        monkeypatch.setattr(cohort, "choose_group_size", lambda *a, k=machine_k, **kw: k)
+        with pytest.warns(InputWarning):
+            summary = run_cohort(
+                manifest,
+                tmp_path / "out",
+                _settings(),
+                shard=shard,
+                quiet=True,
+                on_subject=lambda o: seen.append(o["subject_id"]),
+            )
+        assert summary.group_size == 3 and summary.failed == 0
+    assert sorted(seen) == [f"sub-{i:02d}" for i in range(5)]
+    plan = json.loads((tmp_path / "out" / "shard_plan.json").read_text())
+    assert plan["group_size"] == 3 and plan["n_subjects"] == 5
+    # an explicit other K, or another manifest, is refused before any work
+    with pytest.raises(InvalidInputError, match=r"groups of 3 subject.*--batch-subjects 3"):
+        run_cohort(manifest, tmp_path / "out", _settings(), shard="1/2", group_size=2, quiet=True)
+    other = write_manifest(tmp_path / "other", 4)
+    with pytest.raises(InvalidInputError, match="planned for another manifest"):
+        run_cohort(other, tmp_path / "out", _settings(), shard="1/2", quiet=True)
+
+
 def test_plan_is_independent_of_the_shard() -> None:
     table = pd.DataFrame(
         {

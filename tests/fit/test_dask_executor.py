@@ -72,3 +72,57 @@ def test_groups_are_sharded_over_workers(tmp_path: Path) -> None:
     assert len({t["key"] for t in tasks}) == 4  # one task per group
     used = {t["worker"] for t in tasks}
     assert used <= workers and len(used) == 2, f"groups ran on {used} of {workers}"
+
+
+def test_relative_out_dir_is_the_clients_folder_not_the_workers(tmp_path: Path, monkeypatch) -> None:
+    """Workers started in another folder (as on a cluster) write where the client asked."""
+    manifest = write_manifest(tmp_path, 1, scan=7.2)
+    (tmp_path / "workers").mkdir()
+    (tmp_path / "client").mkdir()
+    monkeypatch.chdir(tmp_path / "workers")
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore")
+        monkeypatch.chdir(tmp_path / "client")
+        summary = run_cohort(
+            manifest,
+            "out",
+            dask_cohort_settings(2),
+            executor="dask",
+            scheduler=cluster.scheduler_address,
+            group_size=1,
+            quiet=True,
+        )
+    assert summary.done == 1
+    assert (tmp_path / "client" / "out" / "sub-00" / "EI_ratio.csv").is_file()
+    assert not (tmp_path / "workers" / "out").exists()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs workers without CUDA")
+def test_the_device_is_checked_on_the_workers_not_the_client(tmp_path: Path) -> None:
+    """The client may lack the workers' GPU (a login node); a worker without it is refused."""
+    import dataclasses
+
+    from delssome_norms.errors import InvalidInputError
+
+    manifest = write_manifest(tmp_path, 1, scan=7.2)
+    settings = dataclasses.replace(dask_cohort_settings(2), device="cuda")
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        pytest.raises(InvalidInputError, match="on a Dask worker: 'cuda' was asked for but CUDA"),
+    ):
+        run_cohort(
+            manifest,
+            tmp_path / "out",
+            settings,
+            executor="dask",
+            scheduler=cluster.scheduler_address,
+            quiet=True,
+        )
+    assert not (tmp_path / "out" / "sub-00").exists()  # refused before any work

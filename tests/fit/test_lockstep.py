@@ -141,6 +141,46 @@ def test_interrupted_group_resumes_to_identical_outputs(
         assert _outputs(r) == _outputs(d)
 
 
+@pytest.mark.parametrize(("first", "then"), [(8, 5), (5, 8)])
+def test_changed_generations_on_resume_rebuild_the_later_stages(
+    tmp_path: Path, monkeypatch, first, then
+) -> None:
+    """A run interrupted after its validation stage and resumed with another --generations gives
+    what a run with that number from the start gives (the stored stages are not reused)."""
+    from delssome_norms.fit import lockstep
+
+    use_analytic_simulator(monkeypatch)
+    subjects = [_subject("a", 0.1, 0), _subject("b", 0.2, 1)]
+    ref = [tmp_path / "ref" / s.subject_id for s in subjects]
+    fit_group(subjects, ref, _settings(then))
+    dirs = [tmp_path / "run" / s.subject_id for s in subjects]
+    cls = _interrupting(first + 1)  # train + validation done, interrupted in the test stage
+    cls.calls = 0
+    monkeypatch.setattr(lockstep, "EulerEvaluator", cls)
+    monkeypatch.setattr(lockstep, "make_evaluator", lambda mode, *a, **k: cls(*a, **k))
+    with pytest.raises(_Interrupt):
+        fit_group(subjects, dirs, _settings(first))
+    assert (dirs[0] / "checkpoint" / "val.npz").is_file()
+    use_analytic_simulator(monkeypatch)
+    with pytest.warns(Warning, match=f"recomputed for --generations {then}"):
+        outcomes = fit_group(subjects, dirs, _settings(then))
+    assert [o.status for o in outcomes] == ["done", "done"]
+    for r, d in zip(ref, dirs):
+        assert _outputs(r) == _outputs(d)
+        assert json.loads((d / "run.json").read_text())["search"]["generations_done"] == then
+
+
+def test_checkpoint_mismatch_names_the_nested_setting(tmp_path: Path) -> None:
+    fp = {"settings": {"cmaes": {"popsize": 12, "mu": 3}, "seed": 1}, "inputs": "x"}
+    Checkpoint(tmp_path, fp)._write_state()
+    changed = {"settings": {"cmaes": {"popsize": 16, "mu": 3}, "seed": 1}, "inputs": "x"}
+    assert Checkpoint(tmp_path, changed).stale() == (
+        "written with other inputs or settings: settings.cmaes.popsize"
+    )
+    moved = {**fp, "settings": {**fp["settings"], "surrogate_weights": "/elsewhere"}}
+    assert Checkpoint(tmp_path, moved).stale() is None  # the weights are known by their SHA-256
+
+
 def test_finished_subjects_are_skipped(tmp_path: Path, monkeypatch) -> None:
     sim = use_analytic_simulator(monkeypatch)
     subjects = [_subject("a", 0.1, 0)]

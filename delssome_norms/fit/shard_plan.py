@@ -1,0 +1,121 @@
+"""One lockstep plan for every shard of a cohort folder (``shard_plan.json``).
+
+Shards (``cohort --shard k/n``) take whole lockstep groups, so together they cover the manifest
+exactly once only when every shard forms the same groups. The default group size K follows the
+memory of the machine a shard runs on (:func:`~delssome_norms.fit.lockstep.choose_group_size`),
+which differs between cluster nodes. The first shard to start therefore records its K and the
+manifest's subject list in the out-dir (created once, atomically; a shard starting at the same
+moment reads the winner's), and every later shard adopts that K or stops with a clear message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from delssome_norms.errors import InvalidInputError
+from delssome_norms.io import write_json
+
+PLAN_FILE = "shard_plan.json"
+"""Name of the plan in the out-dir."""
+FORMAT_VERSION = 1
+"""Schema version of :data:`PLAN_FILE`."""
+
+
+def subjects_sha256(subject_ids: list[str]) -> str:
+    """SHA-256 of the manifest's subject ids in order (what decides the groups besides K)."""
+    return hashlib.sha256(json.dumps([str(s) for s in subject_ids]).encode("utf-8")).hexdigest()
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        plan = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInputError(
+            f"unreadable shard plan ({exc}); delete it once no shard of this folder is running",
+            str(path),
+        ) from None
+    ok = (
+        isinstance(plan, dict)
+        and plan.get("format_version") == FORMAT_VERSION
+        and isinstance(plan.get("group_size"), int)
+        and plan["group_size"] >= 1
+        and isinstance(plan.get("subjects_sha256"), str)
+    )
+    if not ok:
+        raise InvalidInputError(
+            "is not a shard plan of this version; delete it once no shard of this folder is running",
+            str(path),
+        )
+    return plan
+
+
+def agree_group_size(
+    out_dir: Path,
+    subject_ids: list[str],
+    group_size: int,
+    explicit: bool,
+    replan: Callable[[int], Any],
+    plan: Any,
+) -> Any:
+    """The cohort plan every shard of ``out_dir`` uses.
+
+    Parameters
+    ----------
+    out_dir : Path
+        The cohort's output folder (exists).
+    subject_ids : list of str
+        The manifest's subjects, in order.
+    group_size : int
+        K of this process's plan.
+    explicit : bool
+        K was given (``--batch-subjects``): a different recorded K is an error, not adopted.
+    replan : callable
+        Builds the plan for another K.
+    plan : CohortPlan
+        This process's plan (returned when it agrees with the record).
+
+    Returns
+    -------
+    CohortPlan
+
+    Raises
+    ------
+    InvalidInputError
+        The folder's shards were planned for another manifest, or with another explicit K.
+    """
+    path = Path(out_dir) / PLAN_FILE
+    digest = subjects_sha256(subject_ids)
+    record = {
+        "format_version": FORMAT_VERSION,
+        "group_size": int(group_size),
+        "n_subjects": len(subject_ids),
+        "subjects_sha256": digest,
+    }
+    try:
+        write_json(record, path, exclusive=True)
+        return plan
+    except FileExistsError:
+        stored = _read(path)
+    if stored["subjects_sha256"] != digest:
+        raise InvalidInputError(
+            f"the shards of this folder were planned for another manifest "
+            f"({stored.get('n_subjects')} subjects, not these {len(subject_ids)}): every shard of "
+            "a folder must read the same manifest; use another --out-dir, or delete "
+            f"{PLAN_FILE} once no shard of this folder is running",
+            str(out_dir),
+        )
+    k = stored["group_size"]
+    if k == group_size:
+        return plan
+    if explicit:
+        raise InvalidInputError(
+            f"the shards of this folder form lockstep groups of {k} subject(s), not "
+            f"{group_size}: shards only cover the cohort together when they form the same "
+            f"groups; use --batch-subjects {k} (or leave it out)",
+            "--batch-subjects",
+        )
+    return replan(k)
