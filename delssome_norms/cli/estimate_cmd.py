@@ -135,13 +135,22 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInputError("needs --fc and --fcd-cdf, or --timeseries", "estimate-ei")
     if not args.timeseries and args.scan_length is None:
         raise InvalidInputError("--scan-length (seconds) is required with --fc/--fcd-cdf", "estimate-ei")
-    if args.subject_id is not None:
-        check_subject_id(args.subject_id, "--subject-id")
     out = Path(args.out_dir)
+    if args.subject_id is not None:
+        subject_id = check_subject_id(args.subject_id, "--subject-id")
+    else:  # the folder's name: it must pass the rule collect applies to every subject id
+        try:
+            subject_id = check_subject_id(out.resolve().name, "--out-dir")
+        except InvalidInputError as err:
+            raise InvalidInputError(
+                f"{err.problem}; the subject id is the output folder's name unless "
+                "--subject-id gives one",
+                "--out-dir",
+            ) from None
     if out.exists() and not out.is_dir():
         raise InvalidInputError(f"{out} exists and is not a folder", "--out-dir")
     subject = load_subject(
-        args.subject_id or out.resolve().name,
+        subject_id,
         args.tr,
         args.scan_length,
         fc=args.fc,

@@ -228,6 +228,13 @@ def check_map_pair(myelin, gradient) -> None:
         )
 
 
+MAX_TR = 30.0
+"""Largest plausible repetition time [s] (a larger one was most likely given in milliseconds)."""
+MAX_SCAN_LENGTH = 36000.0
+"""Longest plausible scan [s] (10 h: every run of a densely sampled subject concatenated; a
+longer one was most likely given in milliseconds and would start a simulation of days)."""
+
+
 def check_timing(tr: float, scan_length: float, input_name: str = "timing") -> tuple[float, float]:
     """Check the repetition time TR and scan length (both in seconds).
 
@@ -250,6 +257,13 @@ def check_timing(tr: float, scan_length: float, input_name: str = "timing") -> t
     if not np.isfinite(scan_f) or scan_f <= 0:
         raise InvalidInputError(
             f"scan length must be a positive number of seconds, got {scan_length!r}", input_name
+        )
+    if tr_f > MAX_TR or scan_f > MAX_SCAN_LENGTH:
+        raise InvalidInputError(
+            f"TR {tr_f:g} s and scan length {scan_f:g} s: TR and scan length are in seconds "
+            f"(given in milliseconds?); at most {MAX_TR:g} s and {MAX_SCAN_LENGTH:g} s "
+            f"({MAX_SCAN_LENGTH / 3600:g} h)",
+            input_name,
         )
     frames = scan_f / tr_f
     n_frames = round(frames)

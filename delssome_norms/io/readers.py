@@ -377,14 +377,13 @@ def _named_header(header: list[str] | None) -> bool:
     return header is not None and looks_like_region_header(header)
 
 
-def read_fc(
-    path: PathLike, n_regions: int | None = None, regions: Sequence[str] | None = None
-) -> np.ndarray:
-    """Read an FC matrix (N rows of N numbers). Returns an (N, N) float64 array.
+def _read_square_by_name(path: PathLike, regions: Sequence[str] | None, what: str) -> np.ndarray:
+    """A square region-by-region matrix, put in the atlas order when it names its regions.
 
     A header row of region names (and optionally a first column of them) is matched to the
     atlas by name (``regions``, default DK68; aliases such as ``ctx-lh-precentral`` or
-    ``L_precentral`` are accepted) and rows and columns are put in the atlas order.
+    ``L_precentral`` are accepted) and rows and columns are reordered to the atlas order; a file
+    without names is taken in atlas order.
     """
     name = str(path)
     values, header, labels = read_labelled_numeric(path)
@@ -400,7 +399,7 @@ def read_fc(
         if values.shape[0] != len(header):
             raise InvalidInputError(
                 f"has {len(header)} named columns but {values.shape[0]} rows; expected a square "
-                "FC matrix",
+                f"{what} matrix",
                 name,
             )
         values = values[np.ix_(row_order, order)]
@@ -410,7 +409,19 @@ def read_fc(
             f"{labels[0][:40]!r} that are not region names",
             name,
         )
-    return check_fc(values, n_regions, input_name=name)
+    return values
+
+
+def read_fc(
+    path: PathLike, n_regions: int | None = None, regions: Sequence[str] | None = None
+) -> np.ndarray:
+    """Read an FC matrix (N rows of N numbers). Returns an (N, N) float64 array.
+
+    A header row of region names (and optionally a first column of them) is matched to the
+    atlas by name (``regions``, default DK68; aliases such as ``ctx-lh-precentral`` or
+    ``L_precentral`` are accepted) and rows and columns are put in the atlas order.
+    """
+    return check_fc(_read_square_by_name(path, regions, "FC"), n_regions, input_name=str(path))
 
 
 def read_fc_runs(paths: Sequence[PathLike], n_regions: int | None = None) -> np.ndarray:
@@ -430,9 +441,16 @@ def read_fcd_cdf_runs(paths: Sequence[PathLike], n_bins: int = DEFAULT_FCD_BINS)
     return mean_cdf(np.stack([read_fcd_cdf(p, n_bins) for p in paths]))
 
 
-def read_sc(path: PathLike, n_regions: int | None = None) -> np.ndarray:
-    """Read a structural-connectivity matrix (N x N, unscaled). Returns (N, N) float64."""
-    return check_sc(read_numeric(path), n_regions, input_name=str(path))
+def read_sc(
+    path: PathLike, n_regions: int | None = None, regions: Sequence[str] | None = None
+) -> np.ndarray:
+    """Read a structural-connectivity matrix (N x N, unscaled). Returns (N, N) float64.
+
+    Region names in a header row (and first column) put it in the atlas order, as for
+    :func:`read_fc`, so an SC and an FC that name their regions in different orders describe
+    the same regions.
+    """
+    return check_sc(_read_square_by_name(path, regions, "SC"), n_regions, input_name=str(path))
 
 
 def read_map(path: PathLike, n_regions: int | None = None) -> np.ndarray:

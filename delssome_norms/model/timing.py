@@ -21,9 +21,8 @@ from functools import cached_property
 import numpy as np
 
 from delssome_norms.errors import InvalidInputError
+from delssome_norms.io.checks import MAX_SCAN_LENGTH, MAX_TR
 
-MAX_TR = 30.0
-"""Largest plausible repetition time [s] (a larger one was most likely given in milliseconds)."""
 MAX_DT = 0.02
 """Integration steps [s] from which the Euler step of S_I (tau_I = 0.01 s) is unstable (2 tau_I)."""
 TR_TOLERANCE = 0.01
@@ -46,6 +45,20 @@ def check_tr(tr: float, source: str | None = "--tr") -> float:
         raise InvalidInputError(
             f"TR = {value:g} s is implausible (at most {MAX_TR:g} s); TR and scan length "
             "are in seconds (given in milliseconds?)",
+            source,
+        )
+    return value
+
+
+def check_scan_length(scan_length: float, source: str | None = "--scan-length") -> float:
+    """The scan length as a float [s], refused (naming ``source``) above ``MAX_SCAN_LENGTH``
+    (a scan length in milliseconds would otherwise start a simulation of days)."""
+    value = float(scan_length)
+    if value > MAX_SCAN_LENGTH:
+        raise InvalidInputError(
+            f"scan length {value:g} s is implausible (at most {MAX_SCAN_LENGTH:g} s = "
+            f"{MAX_SCAN_LENGTH / 3600:g} h); TR and scan length are in seconds (given in "
+            "milliseconds?)",
             source,
         )
     return value
@@ -107,6 +120,7 @@ class SimulationTiming:
                 raise InvalidInputError(f"{name} must be a positive number of seconds, got {value!r}")
             object.__setattr__(self, name, float(value))
         check_tr(self.tr, None)
+        check_scan_length(self.scan_length, None)
         if self.dt >= MAX_DT:
             raise InvalidInputError(
                 f"dt = {self.dt:g} s is too coarse: the Euler step of S_I (tau_I = 0.01 s) is "
@@ -163,8 +177,8 @@ class SimulationTiming:
         The final sample, taken after the loop, is after step ``n_steps - 1`` as well and is not
         listed here.
         """
-        t = np.arange(self.n_steps)
-        return t[(t + 2) % self.steps_per_tr == 0]
+        # the steps t with (t + 2) % steps_per_tr == 0, without an array of every step
+        return np.arange((-2) % self.steps_per_tr, self.n_steps, self.steps_per_tr, dtype=np.int64)
 
     @cached_property
     def n_samples(self) -> int:

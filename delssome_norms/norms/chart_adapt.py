@@ -92,7 +92,7 @@ class ChartAdaptMixin:
                 f"{' ...' if len(absent) > 5 else ''}; every target of the chart is needed",
                 source,
             )
-        y = table_targets(controls, targets, source)
+        y = table_targets(controls, targets, source, ei_positive=provenance is not None)
         known = [s for s in sorted(set(labels)) if s in self.sites_]
         if known:
             warnings.warn(

@@ -17,7 +17,7 @@ from delssome_norms.errors import ConvergenceWarning, InputWarning, InvalidInput
 from delssome_norms.norms.chart_table import (
     MIN_OBS_PER_PARAMETER,
     _chart_provenance,
-    _rows,
+    check_unique_people,
     default_targets,
     table_ages,
     table_sex,
@@ -30,24 +30,6 @@ from delssome_norms.norms.rs import fit_gamlss_rs
 
 if TYPE_CHECKING:
     from delssome_norms.norms.chart import GrowthChart
-
-
-def _check_people(table: pd.DataFrame, source: str) -> None:
-    """One row per person: an empty or repeated ``subject_id`` (when the table has the column)
-    would let one person count twice in the reference."""
-    if "subject_id" not in table.columns:
-        return
-    ids = table["subject_id"]
-    empty = np.flatnonzero(ids.isna().to_numpy() | (ids.astype(str).str.strip() == "").to_numpy())
-    if empty.size:
-        raise InvalidInputError(f"subject_id is empty in row(s) {_rows(empty)}", source)
-    dup = ids[ids.duplicated(keep=False)].astype(str).unique()
-    if dup.size:
-        raise InvalidInputError(
-            f"subject_id listed more than once: {', '.join(dup[:5])}"
-            f"{' ...' if dup.size > 5 else ''}; a growth chart needs one row per person",
-            source,
-        )
 
 
 TARGET_SD_RANGE = (1e-6, 1e4)
@@ -121,12 +103,12 @@ class ChartFitMixin:
             )
         if len(set(targets)) != len(targets):
             raise InvalidInputError("targets are listed more than once", source)
-        _check_people(table, source)
+        check_unique_people(table, source)
         ages = table_ages(table, source)
         female = table_sex(table, source)
         any_random = any(t.random_site for t in terms)
         labels = table_sites(table, self.site_column, source, required=any_random)
-        y = table_targets(table, targets, source)
+        y = table_targets(table, targets, source, ei_positive=provenance is not None)
         if fam.positive_y and np.any(y[np.isfinite(y)] <= 0):
             raise InvalidInputError(f"family {fam.name} needs positive values of every target", source)
         finite = np.isfinite(y)

@@ -31,6 +31,7 @@ from delssome_norms.norms.chart_table import (
     _rows,
     age_grid,
     centile_label,
+    check_unique_people,
     growth_rate,
     table_ages,
     table_sex,
@@ -381,6 +382,7 @@ class ChartScoringMixin:
         if not isinstance(table, pd.DataFrame) or table.empty:
             raise InvalidInputError("expected a non-empty table", source)
         self.check_pipeline(table, provenance, allow_mismatch=allow_pipeline_mismatch, source=source)
+        check_unique_people(table, source)
         if targets is None:
             targets = [t for t in self.targets_ if t in table.columns]
             if not targets:
@@ -395,7 +397,7 @@ class ChartScoringMixin:
         ages = table_ages(table, source)
         female = table_sex(table, source)
         labels = table_sites(table, self.site_column_, source, required=False)
-        y = table_targets(table, targets, source)
+        y = table_targets(table, targets, source, ei_positive=provenance is not None)
         n = ages.size
         if labels is None:
             codes = np.full(n, -1, dtype=np.int64)

@@ -136,8 +136,15 @@ def table_sites(table: pd.DataFrame, site_column: str, source: str, required: bo
     return out
 
 
-def table_targets(table: pd.DataFrame, targets: Sequence[str], source: str) -> np.ndarray:
-    """Target values as float64 (N, T); NaN for empty cells; errors for text or infinities."""
+def table_targets(
+    table: pd.DataFrame, targets: Sequence[str], source: str, ei_positive: bool = False
+) -> np.ndarray:
+    """Target values as float64 (N, T); NaN for empty cells; errors for text or infinities.
+
+    ``ei_positive``: the table holds fitted E/I (it came with the provenance sidecar that
+    ``collect`` writes), so a value <= 0 in an E/I column is refused (charts of other
+    quantities under these names, e.g. centred values in tests, are not affected).
+    """
     missing = [t for t in targets if t not in table.columns]
     if missing:
         raise InvalidInputError(
@@ -151,7 +158,7 @@ def table_targets(table: pd.DataFrame, targets: Sequence[str], source: str) -> n
     ):
         out = block.to_numpy(dtype=np.float64, na_value=np.nan)
         if not np.isinf(out).any():
-            return out
+            return _check_ei_positive(out, targets, source) if ei_positive else out
     out = np.empty((len(table), len(targets)))
     for j, t in enumerate(targets):
         col = table[t]
@@ -165,7 +172,40 @@ def table_targets(table: pd.DataFrame, targets: Sequence[str], source: str) -> n
         if inf.size:
             raise InvalidInputError(f"column {t} has infinite value(s) in row(s) {_rows(inf)}", source)
         out[:, j] = vals
-    return out
+    return _check_ei_positive(out, targets, source) if ei_positive else out
+
+
+def _check_ei_positive(y: np.ndarray, targets: Sequence[str], source: str) -> np.ndarray:
+    """E/I columns (the mean and the regions) hold ratios of positive gating variables: a value
+    at or below zero is a corrupted table, not a person at an extreme centile."""
+    for j, t in enumerate(targets):
+        if t == MEAN_TARGET or str(t).startswith(REGION_PREFIX):
+            bad = np.flatnonzero(y[:, j] <= 0)
+            if bad.size:
+                raise InvalidInputError(
+                    f"column {t} has E/I ratio(s) <= 0 in row(s) {_rows(bad)}: an E/I ratio "
+                    "S_E/S_I is positive",
+                    source,
+                )
+    return y
+
+
+def check_unique_people(table: pd.DataFrame, source: str) -> None:
+    """One row per person: an empty or repeated ``subject_id`` (when the table has the column)
+    would let one person count twice in a reference, or give two scores for one id."""
+    if "subject_id" not in table.columns:
+        return
+    ids = table["subject_id"]
+    empty = np.flatnonzero(ids.isna().to_numpy() | (ids.astype(str).str.strip() == "").to_numpy())
+    if empty.size:
+        raise InvalidInputError(f"subject_id is empty in row(s) {_rows(empty)}", source)
+    dup = ids[ids.duplicated(keep=False)].astype(str).unique()
+    if dup.size:
+        raise InvalidInputError(
+            f"subject_id listed more than once: {', '.join(dup[:5])}"
+            f"{' ...' if dup.size > 5 else ''}; a growth chart needs one row per person",
+            source,
+        )
 
 
 def growth_rate(ages: np.ndarray, values: np.ndarray) -> np.ndarray:

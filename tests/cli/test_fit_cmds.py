@@ -322,3 +322,14 @@ def test_cohort_killed_with_sigkill_resumes_to_identical_outputs(tmp_path: Path)
     )
     table = pd.read_csv(tmp_path / "c.csv")
     assert list(table["subject_id"]) == ["sub-00", "sub-01"] and "ei_ratio_roi_5" in table.columns
+
+
+def test_estimate_ei_refuses_an_out_dir_name_that_is_not_a_subject_id(tmp_path: Path, capsys) -> None:
+    """The folder's name becomes the subject id: one collect would refuse is named at once."""
+    ts = tmp_path / "run.tsv"
+    np.savetxt(ts, _timeseries(40, 1), delimiter="\t")
+    argv = ["estimate-ei", "--timeseries", str(ts), "--tr", "0.72", "--out-dir"]
+    assert main([*argv, str(tmp_path / "sub 02")]) == 2
+    err = capsys.readouterr().err
+    assert "'sub 02' is not a safe folder name" in err and "--subject-id" in err
+    assert not (tmp_path / "sub 02").exists()

@@ -46,6 +46,12 @@ def test_tr_in_milliseconds_is_refused_clearly(tmp_path: Path, capsys) -> None:
     assert "milliseconds" in capsys.readouterr().err
     assert main(["validate", "--tr", "2000", "--scan-length", "480000"]) == 2
     assert "milliseconds" in capsys.readouterr().err
+    # only one of the two in milliseconds: named before any frame arithmetic (no hour-long
+    # simulation plan for an 864000-s scan, no "not a whole number of frames of TR 720 s")
+    assert main(["validate", "--tr", "0.72", "--scan-length", "864000"]) == 2
+    assert "milliseconds" in capsys.readouterr().err
+    assert main(["validate", "--tr", "720", "--scan-length", "864"]) == 2
+    assert "milliseconds" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 

@@ -278,3 +278,18 @@ def test_read_table_reads_every_float_exactly(tmp_path: Path) -> None:
     pd.DataFrame(x).to_csv(tmp_path / "n.csv", header=False, index=False, na_rep="n/a")
     values, _, _ = read_labelled_numeric(tmp_path / "n.csv", allow_na=True)
     np.testing.assert_array_equal(values, x)
+
+
+@pytest.mark.parametrize("reader", ["read_fc", "read_sc"])
+def test_named_square_matrices_are_put_in_atlas_order(tmp_path: Path, reader: str) -> None:
+    """FC and SC with region names in a shuffled order read equal to the atlas-ordered matrix."""
+    from delssome_norms.datasets import DK68_REGIONS, load_default_template
+
+    sc = load_default_template().sc
+    perm = np.random.default_rng(0).permutation(len(DK68_REGIONS))
+    names = [DK68_REGIONS[i] for i in perm]
+    mat = sc if reader == "read_sc" else np.corrcoef(np.random.default_rng(1).normal(size=(68, 200)))
+    shuffled = pd.DataFrame(mat[np.ix_(perm, perm)], columns=names)
+    shuffled.to_csv(tmp_path / "m.csv", index=False)
+    got = getattr(io, reader)(tmp_path / "m.csv")
+    np.testing.assert_array_equal(got, mat)

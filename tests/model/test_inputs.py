@@ -86,6 +86,7 @@ def test_bad_parameter_containers_and_sc(sc, params) -> None:
     ("kwargs", "words"),
     [
         ({"tr": 720.0, "scan_length": 432000.0, "dt": 0.005}, "milliseconds"),
+        ({"tr": 0.72, "scan_length": 864000.0, "dt": 0.0005}, "scan length 864000 s.*milliseconds"),
         ({"tr": 0.72, "scan_length": 144.0, "dt": 0.5}, "too coarse"),
         ({"tr": 0.1, "scan_length": 144.0, "dt": 0.0065}, "divides the TR"),
         ({"tr": True, "scan_length": 144.0, "dt": 0.005}, "positive number"),

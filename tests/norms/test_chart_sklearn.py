@@ -132,3 +132,15 @@ def test_people_without_a_value_are_named(train_table) -> None:
     with pytest.warns(InputWarning, match=r"left out of that target's chart: ei_ratio_mean \(2\)"):
         chart = GrowthChart(random_sites=()).fit(table, targets=["ei_ratio_mean"])
     assert chart.targets_ == ["ei_ratio_mean"]
+
+
+def test_scores_need_one_row_per_person_and_positive_fitted_ei(train_table, fitted) -> None:
+    table = train_table.iloc[:6].copy()
+    table["subject_id"] = ["a", "b", "c", "d", "e", "a"]
+    with pytest.raises(InvalidInputError, match="subject_id listed more than once: a"):
+        fitted.score(table, targets=["ei_ratio_mean"])
+    table["subject_id"] = list("abcdef")
+    table.loc[table.index[2], "ei_ratio_mean"] = -3.0
+    # a table that collect wrote (it has a provenance sidecar) holds fitted E/I: S_E/S_I > 0
+    with pytest.raises(InvalidInputError, match=r"ei_ratio_mean has E/I ratio\(s\) <= 0 in row\(s\) 3"):
+        fitted.score(table, targets=["ei_ratio_mean"], provenance={}, allow_pipeline_mismatch=True)
