@@ -438,6 +438,7 @@ def run_score(args: argparse.Namespace) -> int:
     """Score a table of people against a saved chart."""
     from delssome_norms.io import check_out_file, write_table
     from delssome_norms.io.guard import TABLE_SUFFIXES
+    from delssome_norms.norms.chart_table import FLAG_POOR_FIT
 
     check_out_file(args.out, "--out", {"--table": args.table}, TABLE_SUFFIXES)
     chart = load_chart(args.chart)
@@ -453,7 +454,14 @@ def run_score(args: argparse.Namespace) -> int:
     )
     write_table(scores, args.out)
     flagged = int((scores["flag"] != "").sum())
-    print(f"scored {len(table)} people; {flagged} flagged row(s); written to {args.out}")
+    poor = int(scores["flag"].str.contains(FLAG_POOR_FIT).sum())
+    note = (
+        f" ({poor} from fits flagged as poor: their centiles rest on an unreliable E/I; "
+        "charts fit --exclude-flagged leaves such people out of a reference)"
+        if poor
+        else ""
+    )
+    print(f"scored {len(table)} people; {flagged} flagged row(s){note}; written to {args.out}")
     return 0
 
 
@@ -649,6 +657,32 @@ def run_brainmap(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interval_lines(row) -> list[str]:
+    """Report rows for the centile's 90 % interval and the fit-quality flag (scores of a table
+    from ``collect``; nothing for tables without them)."""
+    import math
+
+    lines = []
+    lo, hi = row.get(f"{et.MEAN_TARGET}_centile_lo"), row.get(f"{et.MEAN_TARGET}_centile_hi")
+    try:
+        lo_f, hi_f = float(lo), float(hi)
+    except (TypeError, ValueError):
+        lo_f = hi_f = math.nan
+    if math.isfinite(lo_f) and math.isfinite(hi_f):
+        lines.append(
+            f"| 90 % interval of the centile | {100 * lo_f:.1f}-{100 * hi_f:.1f} % (from the "
+            "interval of the fitted E/I; read the centile with it) |"
+        )
+    if str(row.get(et.FIT_FLAGGED, "")).strip().lower() in ("true", "1", "1.0"):
+        reasons = str(row.get(et.FIT_FLAG_REASONS, "") or "").replace(";", ", ")
+        lines.append(
+            f"| fit quality | **flagged as poor** ({reasons or 'no reason recorded'}): this "
+            "person's E/I, and so the centile, may be wrong; see the README, 'Reading the "
+            "intervals and the flag' |"
+        )
+    return lines
+
+
 def _report_markdown(row, mark: dict, z, centiles, top: int, chart_label: str, source: str) -> str:
     import numpy as np
 
@@ -671,6 +705,7 @@ def _report_markdown(row, mark: dict, z, centiles, top: int, chart_label: str, s
         f"| site | {_site(row)} |",
         f"| mean E/I (harmonised) | {mark['value']:.4f} |",
         f"| mean E/I centile | {centile_text(mark['centile'])} ({100 * mark['centile']:.1f} %) |",
+        *_interval_lines(row),
         f"| mean E/I z | {mark['z']:+.2f} |",
         f"| regions with abs(z) > 1.96 | {int((np.abs(z) > 1.96).sum())} of {len(z)} |",
         f"| flags | {flag if flag and flag != 'nan' else 'none'} |",

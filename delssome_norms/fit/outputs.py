@@ -406,7 +406,7 @@ CHART_COLUMNS = et.DEMOGRAPHIC_COLUMNS
 """Demographic columns of the cohort table (those present in the demographics)."""
 
 
-INTERVAL_COLUMNS = ("ei_ratio_mean_lo", "ei_ratio_mean_hi", "fit_flagged", "fit_flag_reasons")
+INTERVAL_COLUMNS = (et.MEAN_LO, et.MEAN_HI, et.FIT_FLAGGED, et.FIT_FLAG_REASONS)
 """Columns of the cohort table from ``run.json``'s ``ei_interval`` and ``fit_quality`` blocks."""
 
 

@@ -52,6 +52,12 @@ DEMOGRAPHIC_COLUMNS = (SUBJECT_ID, AGE, SEX, NUMERIC_SEX, SITE, SCANNER, SITE_SC
 TARGET_PREFIX = "ei_ratio_"
 MEAN_TARGET = "ei_ratio_mean"
 """Mean cortical E/I of a person (mean of the regional values)."""
+MEAN_LO = "ei_ratio_mean_lo"
+MEAN_HI = "ei_ratio_mean_hi"
+"""Bounds of the 90 % interval of the mean E/I (``collect``; docs: README, "Reading the intervals")."""
+FIT_FLAGGED = "fit_flagged"
+FIT_FLAG_REASONS = "fit_flag_reasons"
+"""The fit-quality verdict of a person's E/I (bool; ";"-joined reasons)."""
 REGION_PREFIX = "ei_ratio_roi_"
 REGION_PATTERN = re.compile(r"^ei_ratio_roi_(\d+)$")
 """A regional column; the number is the region index."""

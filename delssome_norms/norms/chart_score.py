@@ -18,11 +18,13 @@ import pandas as pd
 from scipy import special
 
 from delssome_norms.errors import ConvergenceWarning, InputWarning, InvalidInputError
+from delssome_norms.io import ei_table as et
 from delssome_norms.io import normalise_sex
 from delssome_norms.norms.chart_table import (
     CENTILES,
     FLAG_AGE,
     FLAG_MISSING,
+    FLAG_POOR_FIT,
     FLAG_UNSEEN_SITE,
     GRID_STEP,
     MEAN_TARGET,
@@ -34,6 +36,7 @@ from delssome_norms.norms.chart_table import (
     check_unique_people,
     growth_rate,
     table_ages,
+    table_fit_flagged,
     table_sex,
     table_sites,
     table_targets,
@@ -246,6 +249,30 @@ class ChartScoringMixin:
         return out
 
     # -- scoring ------------------------------------------------------------------------------
+    def _mean_interval_centiles(
+        self, table: pd.DataFrame, targets: list, ages, female, codes, source: str
+    ) -> np.ndarray | None:
+        """Centiles of the bounds of the mean E/I's 90 % interval, (n, 2); None without them.
+
+        The chart's centile is monotone in the value, so the centiles of the interval's bounds
+        are the 90 % interval of the person's centile (NaN where a bound is missing)."""
+        if MEAN_TARGET not in targets or not {et.MEAN_LO, et.MEAN_HI} <= set(table.columns):
+            return None
+        lo_hi = table_targets(table, [et.MEAN_LO, et.MEAN_HI], source)
+        point = table_targets(table, [MEAN_TARGET], source)[:, 0]
+        ok = np.isfinite(lo_hi).all(axis=1) & np.isfinite(point)
+        if np.any((lo_hi[ok, 0] > point[ok]) | (point[ok] > lo_hi[ok, 1])):
+            bad = np.flatnonzero(ok & ((lo_hi[:, 0] > point) | (point > lo_hi[:, 1])))
+            raise InvalidInputError(
+                f"{et.MEAN_LO} <= {MEAN_TARGET} <= {et.MEAN_HI} does not hold in row(s) {_rows(bad)}",
+                source,
+            )
+        out = np.empty((len(table), 2))
+        for k in range(2):
+            c, _, _ = self.score_arrays(ages, female, codes, lo_hi[:, k : k + 1], [MEAN_TARGET])
+            out[:, k] = c[:, 0]
+        return out
+
     def score_arrays(
         self,
         ages: np.ndarray,
@@ -374,7 +401,12 @@ class ChartScoringMixin:
         -------
         pandas.DataFrame
             ``flag`` lists ``;``-separated problems of the row: ``unseen_site`` (population
-            prediction used), ``age_out_of_range``, ``missing_value``.
+            prediction used), ``age_out_of_range``, ``missing_value``, ``poor_fit`` (the
+            table's ``fit_flagged``: the E/I comes from a fit flagged as poor). A table from
+            ``collect`` also gives ``fit_flagged`` and ``fit_flag_reasons`` back and, from its
+            ``ei_ratio_mean_lo``/``_hi``, ``ei_ratio_mean_centile_lo``/``_hi`` (``centile_lo``/
+            ``centile_hi`` on the mean's rows of ``long``): the 90 % interval of the person's
+            centile (the centiles of the bounds of the E/I's interval).
         """
         self._check_fitted()
         if layout not in ("wide", "long"):
@@ -442,13 +474,21 @@ class ChartScoringMixin:
                 ConvergenceWarning,
                 stacklevel=2,
             )
+        poor = table_fit_flagged(table, source)
         flag_parts = [
             np.where(unseen, FLAG_UNSEEN_SITE, ""),
             np.where(outside, FLAG_AGE, ""),
+            np.where(poor, FLAG_POOR_FIT, ""),
         ]
+        bounds = self._mean_interval_centiles(table, targets, ages, female, codes, source)
+        if bounds is not None and not extrapolate and outside.any():
+            bounds[outside] = np.nan
         base: dict[str, Any] = {}
         if "subject_id" in table.columns:
             base["subject_id"] = table["subject_id"].astype(str).to_numpy()
+        fit_columns = {
+            c: table[c].to_numpy() for c in (et.FIT_FLAGGED, et.FIT_FLAG_REASONS) if c in table
+        }
         base["age_in_years"] = ages
         base["sex"] = np.where(female == 1, "female", "male")
         base[self.site_column_] = labels if labels is not None else np.full(n, "", dtype=object)
@@ -461,6 +501,10 @@ class ChartScoringMixin:
                 j = targets.index(MEAN_TARGET)
                 extra["centile_with_site"] = centile[:, j]
                 extra["corrected_value"] = harm[:, j]
+            if bounds is not None:
+                extra[f"{MEAN_TARGET}_centile_lo"] = bounds[:, 0]
+                extra[f"{MEAN_TARGET}_centile_hi"] = bounds[:, 1]
+            extra.update(fit_columns)
             extra["flag"] = flags
             return pd.concat([pd.DataFrame(base), values, pd.DataFrame(extra)], axis=1)
         frame = {
@@ -472,6 +516,12 @@ class ChartScoringMixin:
         frame["centile"] = centile.ravel()
         frame["z"] = z.ravel()
         frame["harmonised"] = harm.ravel()
+        if bounds is not None:  # the mean's rows only: the interval is the mean E/I's
+            is_mean = np.tile(np.asarray(targets) == MEAN_TARGET, n)
+            for k, name in enumerate(("centile_lo", "centile_hi")):
+                frame[name] = np.where(is_mean, np.repeat(bounds[:, k], T), np.nan)
+        for c, v in fit_columns.items():
+            frame[c] = np.repeat(v, T)
         frame["flag"] = _join_flags(
             [np.repeat(f, T) for f in flag_parts] + [np.where(missing.ravel(), FLAG_MISSING, "")]
         )

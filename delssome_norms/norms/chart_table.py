@@ -17,6 +17,7 @@ import pandas as pd
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.io import check_ages, normalise_sex
 from delssome_norms.io.ei_table import (
+    FIT_FLAGGED,
     MEAN_TARGET,
     REGION_PREFIX,
     SITE_COLUMN,
@@ -29,6 +30,7 @@ __all__ = [
     "CENTILES",
     "FLAG_AGE",
     "FLAG_MISSING",
+    "FLAG_POOR_FIT",
     "FLAG_UNSEEN_SITE",
     "GRID_STEP",
     "MEAN_TARGET",
@@ -51,6 +53,8 @@ GRID_STEP = 0.1
 FLAG_UNSEEN_SITE = "unseen_site"
 FLAG_AGE = "age_out_of_range"
 FLAG_MISSING = "missing_value"
+FLAG_POOR_FIT = "poor_fit"
+"""The person's E/I comes from a fit flagged as poor (``fit_flagged`` of the scored table)."""
 SCORE_CHUNK = 8192
 """People scored per block (blocks run in a few threads; numpy releases the GIL)."""
 MIN_OBS_PER_PARAMETER = 5
@@ -188,6 +192,25 @@ def _check_ei_positive(y: np.ndarray, targets: Sequence[str], source: str) -> np
                     source,
                 )
     return y
+
+
+def table_fit_flagged(table: pd.DataFrame, source: str) -> np.ndarray:
+    """``fit_flagged`` of each row as bool (all False without the column; blank cells False)."""
+    if FIT_FLAGGED not in table.columns:
+        return np.zeros(len(table), dtype=bool)
+    col = table[FIT_FLAGGED]
+    if pd.api.types.is_bool_dtype(col.dtype):
+        return col.to_numpy(dtype=bool)
+    text = col.astype(str).str.strip().str.lower()
+    known = {"true": True, "1": True, "1.0": True, "false": False, "0": False, "0.0": False}
+    blank = col.isna().to_numpy() | (text == "").to_numpy()
+    bad = np.flatnonzero(~blank & ~text.isin(list(known)).to_numpy())
+    if bad.size:
+        raise InvalidInputError(
+            f"column {FIT_FLAGGED} must be True/False, got {col.iloc[bad[0]]!r} in row(s) {_rows(bad)}",
+            source,
+        )
+    return np.where(blank, False, text.map(known).fillna(False).to_numpy(dtype=bool))
 
 
 def check_unique_people(table: pd.DataFrame, source: str) -> None:

@@ -236,3 +236,47 @@ def test_person_row_of_scores_with_an_empty_subject_id(scored, capsys) -> None:
     err = capsys.readouterr().err
     assert "no subject_id 'nobody'" in err and "e.g. nan, patient-" in err, err
     assert not out.exists()
+
+
+def test_interval_and_fit_flag_reach_the_scores_and_the_report(scored, capsys) -> None:
+    """A collected table's interval of the mean E/I becomes an interval of the centile (the
+    chart's centile is monotone in the value), and a poor fit is flagged in scores and report."""
+    from delssome_norms.norms import load_reference_chart
+
+    folder = scored["folder"]
+    people = pd.read_csv(scored["people"], dtype={"subject_id": str})
+    mean = people["ei_ratio_mean"]
+    people["ei_ratio_mean_lo"] = mean / 1.2
+    people["ei_ratio_mean_hi"] = mean * 1.2
+    people.loc[1, ["ei_ratio_mean_lo", "ei_ratio_mean_hi"]] = mean[1]  # a zero-width interval
+    people["fit_flagged"] = [i == 2 for i in range(len(people))]
+    people["fit_flag_reasons"] = ["cost_above_floor" if i == 2 else "" for i in range(len(people))]
+    table, scores = folder / "with_interval.csv", folder / "with_interval_scores.csv"
+    people.to_csv(table, index=False)
+    argv = ["charts", "score", "--chart", "reference", "--table", str(table), "--out", str(scores)]
+    assert main(argv) == 0
+    assert "1 from fits flagged as poor" in capsys.readouterr().out
+    got = pd.read_csv(scores, dtype={"subject_id": str}, keep_default_na=False)
+    c, lo, hi = (
+        got[f"ei_ratio_mean_{k}"].astype(float) for k in ("centile", "centile_lo", "centile_hi")
+    )
+    assert (lo < c).drop(1).all() and (c < hi).drop(1).all()
+    assert lo[1] == pytest.approx(c[1], abs=1e-12) and hi[1] == pytest.approx(c[1], abs=1e-12)
+    # the bounds' centiles are the chart's centiles of the bound values
+    chart = load_reference_chart()
+    ref = chart.score(
+        people.assign(ei_ratio_mean=people["ei_ratio_mean_hi"]).drop(
+            columns=["ei_ratio_mean_lo", "ei_ratio_mean_hi", "fit_flagged"]
+        ),
+        targets=["ei_ratio_mean"],
+    )
+    np.testing.assert_allclose(hi, ref["ei_ratio_mean_centile"], rtol=1e-9)
+    assert got["flag"][2] == "poor_fit" and got["fit_flag_reasons"][2] == "cost_above_floor"
+    assert (got["flag"].drop(2) == "").all()
+    out = folder / "report_flagged"
+    subject = people["subject_id"][2]
+    argv = ["charts", "report", "--chart", "reference", "--scores", str(scores), "--subject"]
+    assert main([*argv, subject, "--out", str(out)]) == 0
+    text = (out / "report.md").read_text()
+    assert f"| 90 % interval of the centile | {100 * lo[2]:.1f}-{100 * hi[2]:.1f} %" in text
+    assert "**flagged as poor** (cost_above_floor)" in text
