@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 from delssome_norms.cli.estimate_cmd import add_fit_options, settings_from_args
@@ -40,7 +41,8 @@ def register(subparsers) -> None:
         help="gather per-subject E/I into the growth-chart input table",
         example="delssome-norms collect --in-dir out/ --demographics demogr.csv --out cohort_ei.csv",
         description="Write subject_id, age_in_years, sex, numeric_sex, site, scanner, site_scanner, "
-        "ei_ratio_mean and ei_ratio_roi_0..N-1 for every person of the demographics table with "
+        "ei_ratio_mean, ei_ratio_mean_lo/_hi (90 % interval), fit_flagged, fit_flag_reasons and "
+        "ei_ratio_roi_0..N-1 for every person of the demographics table with "
         "finished results in --in-dir, plus <stem>.provenance.json (atlas, SC, maps, design, mode, "
         "settings, timing of the fits) and <stem>.regions.csv (region name of each column). "
         "Subjects fitted with different pipelines or settings are refused.",
@@ -107,6 +109,7 @@ def run_collect_cmd(args: argparse.Namespace) -> int:
     print(
         f"{len(table)} subjects x {n_roi} regions -> {args.out} (provenance: "
         f"{provenance_path(args.out)}, region names: {regions_path(args.out)}); next: "
-        f"delssome-norms charts score --chart reference --table {args.out} --out scores.csv"
+        f"delssome-norms charts score --chart reference --table {shlex.quote(str(args.out))} "
+        "--out scores.csv"
     )
     return 0

@@ -135,6 +135,11 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInputError("needs --fc and --fcd-cdf, or --timeseries", "estimate-ei")
     if not args.timeseries and args.scan_length is None:
         raise InvalidInputError("--scan-length (seconds) is required with --fc/--fcd-cdf", "estimate-ei")
+    from delssome_norms.model.timing import check_scan_length, check_tr
+
+    check_tr(args.tr, "--tr")  # named as the option, before anything is derived from them
+    if args.scan_length is not None:
+        check_scan_length(args.scan_length, "--scan-length")
     out = Path(args.out_dir)
     if args.subject_id is not None:
         subject_id = check_subject_id(args.subject_id, "--subject-id")

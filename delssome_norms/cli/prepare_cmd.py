@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 
 from delssome_norms.cli.main import add_command
 
@@ -179,7 +180,8 @@ def run(args: argparse.Namespace) -> int:
         write_table(pd.DataFrame(rows), out / "manifest.csv")
         print(
             f"{len(rows)} subject(s) from {args.bids_dir} -> {out}; cohort manifest "
-            f"{out / 'manifest.csv'} (next: delssome-norms cohort --manifest {out / 'manifest.csv'})"
+            f"{out / 'manifest.csv'} (next: delssome-norms cohort --manifest "
+            f"{shlex.quote(str(out / 'manifest.csv'))})"
         )
         print(_window_note(args.tr, args.fcd_window))
         return 0

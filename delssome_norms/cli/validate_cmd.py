@@ -70,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
         checked += 1
     if args.demographics:
         table = io.read_demographics(args.demographics)
+        # collect matches people to result folders by id: the same rule as there
+        io.check_unique_ids(table["subject_id"], str(args.demographics), as_folders=True)
         print(f"ok  demographics: {len(table)} people")
         checked += 1
     if args.manifest:

@@ -245,7 +245,8 @@ def load_subject(
     tr_f, scan_f = check_timing(tr, scan_length, subject_id)
     n = fc_arr.shape[0]
     if sc is None:
-        sc_arr, sources["sc"] = template_sc(n, subject_id)
+        data = sources.get("timeseries") or sources.get("fc")  # name the file with N regions
+        sc_arr, sources["sc"] = template_sc(n, f"{subject_id} ({data})" if data else subject_id)
     else:
         sc_arr = read_sc(sc, n)
         sources["sc"] = str(sc)

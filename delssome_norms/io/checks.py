@@ -222,8 +222,9 @@ def check_map_pair(myelin, gradient) -> None:
     if (myelin is None) != (gradient is None):
         given, missing = ("myelin", "gradient") if gradient is None else ("gradient", "myelin")
         raise InvalidInputError(
-            f"only {given} was given; give both myelin and gradient maps, or neither "
-            f"(then the [1, gradient] parameterisation is used with a gradient computed from FC)",
+            f"only {given} was given; give both myelin and gradient maps, or neither (then "
+            "--maps decides: the shipped DK68 myelin and gradient maps by default, or the "
+            "[1, gradient] design with a gradient of the FC with --maps fc-gradient)",
             f"--{missing}",
         )
 

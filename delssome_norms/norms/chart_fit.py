@@ -218,7 +218,8 @@ class ChartFitMixin:
             msg = (
                 f"{source}: the fit did not converge for {len(bad)} of {len(self.targets_)} "
                 f"target(s): {', '.join(bad[:8])}{' ...' if len(bad) > 8 else ''}; see "
-                f"convergence_ (try more iterations, another family or fewer df)"
+                f"the chart's convergence_ table (convergence.csv next to a chart that charts fit "
+                "saved; try more iterations, another family or fewer df)"
             )
             if self.strict:
                 raise InvalidInputError(msg)
