@@ -216,19 +216,30 @@ def cohort_gradient(plan: CohortPlan, maps: str = "fc-gradient") -> np.ndarray |
     """Principal gradient of the group-average FC, or None if no subject needs it.
 
     None when every row has its own maps, or when ``maps="default"`` and the atlas is DK68 (the
-    shipped default maps are used). Unreadable subjects are left out (they fail with a clear
-    message when processed).
+    shipped default maps are used). Unreadable subjects are left out with an
+    :class:`~delssome_norms.errors.InputWarning` naming them (they fail with a clear message
+    when processed).
     """
     if maps == "default" and plan.n_regions == len(DK68_REGIONS):
         return None
     if all(any(r.get(c) for c in MAP_COLUMNS) for r in plan.rows):
         return None
-    fcs = []
+    fcs, unread = [], []
     for r in plan.rows:
         try:
             fcs.append(_row_fc(r, plan.n_regions))
         except InvalidInputError:
-            continue
+            unread.append(str(r["subject_id"]))
+    if unread:
+        warnings.warn(
+            f"the cohort FC gradient averages {len(fcs)} of {len(plan.rows)} subjects: the FC of "
+            f"{', '.join(unread[:5])}{' ...' if len(unread) > 5 else ''} could not be read. "
+            "Every subject without maps is fitted with this gradient, so fix those inputs before "
+            "other shards or reruns start (collect refuses subjects fitted with different "
+            "cohort gradients)",
+            InputWarning,
+            stacklevel=3,
+        )
     if not fcs:
         return None
     return default_gradient(fisher_z_mean(np.stack(fcs)))

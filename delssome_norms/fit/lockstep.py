@@ -546,7 +546,7 @@ def _run_info(
         },
         "inputs": s.sources,
         "design": extra["design"],
-        "provenance": subject_provenance(s, settings, extra["design"]),
+        "provenance": subject_provenance(s, settings, extra["design"], m.space.gradient),
         "wEI_range": list(m.space.bounds.wEI),
         "search": {
             "generations_done": m.search.generation,

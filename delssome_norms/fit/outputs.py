@@ -42,6 +42,7 @@ from delssome_norms.fit.subject import SubjectInputs
 from delssome_norms.io import (
     arrays_sha256,
     check_unique_ids,
+    file_sha256,
     read_demographics,
     read_table,
     write_ei_ratio,
@@ -144,7 +145,12 @@ def _sha256_json(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode("utf-8")).hexdigest()
 
 
-def subject_provenance(subject: SubjectInputs, settings: FitSettings, design: str) -> dict[str, Any]:
+def subject_provenance(
+    subject: SubjectInputs,
+    settings: FitSettings,
+    design: str,
+    gradient: np.ndarray | None = None,
+) -> dict[str, Any]:
     """What produced a subject's E/I: atlas, SC, maps, design, timing, mode, settings, version.
 
     Parameters
@@ -154,6 +160,12 @@ def subject_provenance(subject: SubjectInputs, settings: FitSettings, design: st
     design : str
         The design description of the fit (e.g. ``"[1, myelin, gradient]; gradient: default DK68
         maps"``).
+    gradient : ndarray of shape (N,), optional
+        The gradient the fit used. For a subject without maps it is recorded (``maps.sha256``);
+        when it is the cohort's FC gradient (design ``gradient: cohort FC``) its digest is part
+        of the pipeline, so ``collect`` refuses subjects fitted with different cohort gradients
+        (shards that read different subsets of the cohort). A subject's own FC gradient differs
+        between subjects by construction and is not.
 
     Returns
     -------
@@ -182,7 +194,11 @@ def subject_provenance(subject: SubjectInputs, settings: FitSettings, design: st
     elif not no_maps:
         maps = {"name": "given", "sha256": arrays_sha256(subject.myelin, subject.gradient)}
     else:
-        maps = {"name": "FC gradient", "sha256": None}
+        cohort = "gradient: cohort FC" in design
+        maps = {
+            "name": "cohort FC gradient" if cohort else "FC gradient",
+            "sha256": arrays_sha256(gradient) if gradient is not None else None,
+        }
     settings_d = settings.to_dict()
     pipeline_settings = settings.with_combine_recorded(
         {k: v for k, v in settings_d.items() if k not in PIPELINE_SETTINGS_IGNORED}
@@ -192,7 +208,14 @@ def subject_provenance(subject: SubjectInputs, settings: FitSettings, design: st
         "n_regions": n,
         "regions_sha256": regions_sha256(names) if names is not None else None,
         "sc": f"template {sc_sha}" if is_template else "subject SC",
-        "maps": maps["name"] + (f" {maps['sha256']}" if maps["name"] != "given" else ""),
+        # a subject's own FC gradient is not shared: its digest stays out ("FC gradient None",
+        # the spelling results of earlier versions carry)
+        "maps": maps["name"]
+        + (
+            f" {maps['sha256'] if maps['name'] != 'FC gradient' else None}"
+            if maps["name"] != "given"
+            else ""
+        ),
         "design": design.split(";")[0].strip(),
         "mode": settings.mode,
         "settings_sha256": _sha256_json(pipeline_settings),
@@ -577,10 +600,14 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
         )
     if flagged:
         warnings.warn(flagged_message(flagged, len(rows)), InputWarning, stacklevel=2)
+    diff: list = []
     if len(pipelines) > 1:
         (ref, ref_ids), *others = sorted(pipelines.values(), key=lambda v: len(v[1]), reverse=True)
         other, other_ids = others[0]
         diff = pipeline_differences(ref, other) or [("pipeline", "?", "?")]
+        if [d[0] for d in diff] == ["settings_sha256"] and len(settings_seen) > 1:
+            diff = []  # the settings check below names the settings that differ
+    if diff:
         field, a, b = diff[0]
         raise InvalidInputError(
             f"subjects were fitted with different pipelines: {field} is {a!r} for "
@@ -653,6 +680,7 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
     sidecar = {"kind": SIDECAR_KIND, "table": Path(out).name, **sidecar}
     regions = et.regions_frame(names)
     write_table(table, out)
+    sidecar["table_sha256"] = file_sha256(out)  # which table the sidecar describes
     write_table(regions, regions_path(out))
     write_json(sidecar, provenance_path(out))
     return table

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from delssome_norms.errors import InvalidInputError
+from delssome_norms.errors import InputWarning, InvalidInputError
+from delssome_norms.io.digest import file_sha256
 
 PIPELINE_FIELDS = (
     "n_regions",
@@ -47,6 +49,9 @@ def regions_path(table: str | Path) -> Path:
 def read_table_provenance(table: str | Path) -> dict[str, Any] | None:
     """The provenance sidecar of a table, or None when there is none.
 
+    A sidecar records the SHA-256 of the table ``collect`` wrote with it; a table that no longer
+    matches it gets an :class:`~delssome_norms.errors.InputWarning`.
+
     Raises
     ------
     InvalidInputError
@@ -66,6 +71,15 @@ def read_table_provenance(table: str | Path) -> dict[str, Any] | None:
         )
     if not isinstance(meta.get("pipeline"), dict):
         raise InvalidInputError("has no 'pipeline' object (damaged or edited)", str(path))
+    recorded = meta.get("table_sha256")
+    if isinstance(recorded, str) and Path(table).is_file() and file_sha256(table) != recorded:
+        warnings.warn(
+            f"{path} was written for another version of {Path(table).name} (the table was "
+            "edited or replaced after collect, or collect was interrupted between its files): "
+            "its provenance may not describe these rows; rerun collect to rebuild both",
+            InputWarning,
+            stacklevel=2,
+        )
     return meta
 
 

@@ -280,3 +280,22 @@ def test_interval_and_fit_flag_reach_the_scores_and_the_report(scored, capsys) -
     text = (out / "report.md").read_text()
     assert f"| 90 % interval of the centile | {100 * lo[2]:.1f}-{100 * hi[2]:.1f} %" in text
     assert "**flagged as poor** (cost_above_floor)" in text
+
+
+def test_a_table_edited_after_collect_is_named(tmp_path: Path) -> None:
+    """The sidecar records which table it describes; another table under the name is warned."""
+    import warnings
+
+    from delssome_norms.errors import InputWarning
+    from delssome_norms.io import file_sha256, read_table_provenance, write_json
+
+    table = tmp_path / "t.csv"
+    table.write_text("subject_id,ei_ratio_mean\na,3.1\n")
+    sidecar = {"kind": "delssome_norms cohort table provenance", "pipeline": {"mode": "euler"}}
+    write_json({**sidecar, "table_sha256": file_sha256(table)}, tmp_path / "t.provenance.json")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_table_provenance(table)["pipeline"] == {"mode": "euler"}
+    table.write_text("subject_id,ei_ratio_mean\na,3.1\nb,2.9\n")
+    with pytest.warns(InputWarning, match="written for another version of t.csv"):
+        read_table_provenance(table)

@@ -21,7 +21,7 @@ from delssome_norms.fit import (
     shard_groups,
 )
 from delssome_norms.fit.lockstep import default_gradient
-from delssome_norms.io import fisher_z_mean, read_fc, read_manifest
+from delssome_norms.io import arrays_sha256, fisher_z_mean, read_fc, read_manifest
 
 
 def _settings() -> FitSettings:
@@ -160,6 +160,20 @@ def test_cohort_gradient_is_from_the_group_average_fc(tmp_path: Path, monkeypatc
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
     run = json.loads((tmp_path / "out" / "sub-00" / "run.json").read_text())
     assert run["design"] == "[1, gradient]; gradient: cohort FC"
+    # the gradient's digest is part of the pipeline: collect refuses subjects of one table
+    # fitted with different cohort gradients (e.g. shards that could read different subjects)
+    sha = arrays_sha256(got)
+    assert run["provenance"]["maps"] == {"name": "cohort FC gradient", "sha256": sha}
+    assert run["provenance"]["pipeline"]["maps"] == f"cohort FC gradient {sha}"
+
+
+def test_subjects_left_out_of_the_cohort_gradient_are_named(tmp_path: Path, monkeypatch) -> None:
+    use_analytic_simulator(monkeypatch)
+    manifest = write_manifest(tmp_path, 3)
+    fc = read_manifest(manifest)["fc"][1]
+    Path(fc).write_text("not,a,matrix\n")
+    with pytest.warns(InputWarning, match=r"averages 2 of 3 subjects: the FC of sub-01 could not"):
+        run_cohort(manifest, tmp_path / "out", _settings(), group_size=3, quiet=True)
 
 
 def test_collect_builds_the_chart_table(tmp_path: Path, monkeypatch) -> None:
@@ -289,3 +303,24 @@ def test_collect_names_a_damaged_run_json(tmp_path: Path, monkeypatch) -> None:
     with pytest.warns(InputWarning, match=r"damaged or unfinished run.json \(sub-01\)"):
         table = collect(tmp_path / "out", demo, tmp_path / "t.csv")
     assert table["subject_id"].tolist() == ["sub-00"]
+
+
+def test_collect_names_the_setting_that_differs(tmp_path: Path, monkeypatch) -> None:
+    """Subjects of two budgets: the message names the setting, not two pipeline hashes."""
+    import dataclasses
+    import shutil
+
+    use_analytic_simulator(monkeypatch)
+    manifest = write_manifest(tmp_path, 2)
+    longer = dataclasses.replace(
+        _settings(), cmaes=dataclasses.replace(_settings().cmaes, generations=4)
+    )
+    with pytest.warns(InputWarning):
+        run_cohort(manifest, tmp_path / "a", _settings(), group_size=2, quiet=True)
+        run_cohort(manifest, tmp_path / "b", longer, group_size=2, quiet=True)
+    shutil.rmtree(tmp_path / "a" / "sub-01")
+    shutil.copytree(tmp_path / "b" / "sub-01", tmp_path / "a" / "sub-01")
+    demo = tmp_path / "demogr.csv"
+    demo.write_text("subject_id,age_in_years,sex\nsub-00,20,f\nsub-01,30,m\n")
+    with pytest.raises(InvalidInputError, match=r"2 different settings .*differing: cmaes\.generations"):
+        collect(tmp_path / "a", demo, tmp_path / "t.csv")

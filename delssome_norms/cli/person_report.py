@@ -1,0 +1,85 @@
+"""The one-page Markdown report of a scored person (``charts report``)."""
+
+from __future__ import annotations
+
+from delssome_norms.io import ei_table as et
+
+
+def interval_lines(row) -> list[str]:
+    """Report rows for the centile's 90 % interval and the fit-quality flag (scores of a table
+    from ``collect``; nothing for tables without them)."""
+    import math
+
+    lines = []
+    lo, hi = row.get(f"{et.MEAN_TARGET}_centile_lo"), row.get(f"{et.MEAN_TARGET}_centile_hi")
+    try:
+        lo_f, hi_f = float(lo), float(hi)
+    except (TypeError, ValueError):
+        lo_f = hi_f = math.nan
+    if math.isfinite(lo_f) and math.isfinite(hi_f):
+        lines.append(
+            f"| 90 % interval of the centile | {100 * lo_f:.1f}-{100 * hi_f:.1f} % (from the "
+            "interval of the fitted E/I; read the centile with it) |"
+        )
+    if str(row.get(et.FIT_FLAGGED, "")).strip().lower() in ("true", "1", "1.0"):
+        reasons = str(row.get(et.FIT_FLAG_REASONS, "") or "").replace(";", ", ")
+        lines.append(
+            f"| fit quality | **flagged as poor** ({reasons or 'no reason recorded'}): this "
+            "person's E/I, and so the centile, may be wrong; see the README, 'Reading the "
+            "intervals and the flag' |"
+        )
+    return lines
+
+
+def report_markdown(
+    row, mark: dict, z, centiles, top: int, chart_label: str, source: str, site: str
+) -> str:
+    """The Markdown of ``charts report`` for one scored person (``site``: their site label)."""
+    import numpy as np
+
+    from delssome_norms.datasets import DK68_REGIONS
+    from delssome_norms.plotting.person import centile_text
+
+    flag = str(row.get("flag", "") or "")
+    order = np.argsort(-np.abs(z), kind="stable")[:top]
+    lines = [
+        f"# E/I report: {mark['subject_id']}",
+        "",
+        f"Scores from `{source}` against {chart_label}. Centiles are on the person's own site's "
+        "chart (0-100 %); z = Phi^-1(centile), so 0 is the chart median for their age, sex and "
+        "site; the harmonised E/I is the same centile on the site-free chart.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| age | {mark['age_in_years']:.1f} years |",
+        f"| sex | {mark['sex']} |",
+        f"| site | {site} |",
+        f"| mean E/I (harmonised) | {mark['value']:.4f} |",
+        f"| mean E/I centile | {centile_text(mark['centile'])} ({100 * mark['centile']:.1f} %) |",
+        *interval_lines(row),
+        f"| mean E/I z | {mark['z']:+.2f} |",
+        f"| regions with abs(z) > 1.96 | {int((np.abs(z) > 1.96).sum())} of {len(z)} |",
+        f"| flags | {flag if flag and flag != 'nan' else 'none'} |",
+        "",
+        f"## The {len(order)} most deviant regions (largest abs(z))",
+        "",
+        "| rank | region | z | centile |",
+        "|---|---|---|---|",
+    ]
+    for rank, k in enumerate(order, start=1):
+        lines.append(f"| {rank} | {DK68_REGIONS[k]} | {z[k]:+.2f} | {centile_text(centiles[k])} |")
+    lines += [
+        "",
+        "## Figures",
+        "",
+        "Mean E/I on the lifespan growth chart (bands: 2.5-97.5, 5-95, 25-75th centiles):",
+        "",
+        "![mean E/I on the growth chart](fan_chart.png)",
+        "",
+        "Regional z-scores at the DK68 region centroids (glass brain; red above, blue below the "
+        "median):",
+        "",
+        "![regional z-scores](brain_map_z.png)",
+        "",
+    ]
+    return "\n".join(lines)
