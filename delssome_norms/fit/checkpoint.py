@@ -29,7 +29,7 @@ import numpy as np
 
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.fit.cmaes import CMAESSearch
-from delssome_norms.io import arrays_sha256, write_arrays, write_json
+from delssome_norms.io import arrays_sha256, read_json_object, write_arrays, write_json
 
 FORMAT_VERSION = 1
 """Schema version of the checkpoint files."""
@@ -86,19 +86,7 @@ def flatten_keys(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInputError(
-            f"unreadable checkpoint metadata ({exc}); use --overwrite to start this subject again",
-            str(path),
-        ) from None
-    if not isinstance(state, dict):
-        raise InvalidInputError(
-            "checkpoint metadata is not a JSON object; use --overwrite to start this subject again",
-            str(path),
-        )
-    return state
+    return read_json_object(path, "checkpoint metadata", "use --overwrite to start this subject again")
 
 
 def _read_npz(path: Path, required: tuple[str, ...] = ()) -> dict[str, np.ndarray]:

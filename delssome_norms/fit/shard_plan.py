@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from delssome_norms.errors import InvalidInputError
-from delssome_norms.io import write_json
+from delssome_norms.io import read_json_object, write_json
 
 PLAN_FILE = "shard_plan.json"
 """Name of the plan in the out-dir."""
@@ -31,13 +31,7 @@ def subjects_sha256(subject_ids: list[str]) -> str:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        plan = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInputError(
-            f"unreadable shard plan ({exc}); delete it once no shard of this folder is running",
-            str(path),
-        ) from None
+    plan = read_json_object(path, "shard plan", "delete it once no shard of this folder is running")
     ok = (
         isinstance(plan, dict)
         and plan.get("format_version") == FORMAT_VERSION
