@@ -139,6 +139,8 @@ PIPELINE_SETTINGS_IGNORED = (
     "surrogate_weights_sha256",
 )
 """Settings that do not define a pipeline (a cohort may be fitted with several seeds/devices)."""
+RECORDED_NOT_COMPARED = ("dtype", "surrogate_weights_sha256")
+"""Of those, the ones ``collect`` warns about when a table mixes them (precision, surrogate)."""
 
 
 def _sha256_json(obj: Any) -> str:
@@ -511,6 +513,7 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
     in_dir = Path(in_dir)
     rows, missing, n_regions = [], [], None
     settings_seen: dict[str, list[str]] = {}
+    recorded: dict[str, dict[str, list[str]]] = {}
     pipelines: dict[str, tuple[dict[str, Any], list[str]]] = {}
     provenances: dict[str, dict[str, Any]] = {}
     unfingerprinted, unprovenanced = [], []
@@ -538,6 +541,8 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
             # a seed (or device) does not define the method: a cohort may mix them
             fitted = fp.get("settings")
             if isinstance(fitted, dict):
+                for name in RECORDED_NOT_COMPARED:
+                    recorded.setdefault(name, {}).setdefault(str(fitted.get(name)), []).append(sid)
                 fitted = {k: v for k, v in fitted.items() if k not in PIPELINE_SETTINGS_IGNORED}
             key = json.dumps(fitted, sort_keys=True)
             settings_seen.setdefault(key, []).append(sid)
@@ -633,6 +638,19 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
             "(cohort --overwrite) before building one table",
             str(in_dir),
         )
+    for name, values in recorded.items():
+        if len(values) > 1:  # allowed in one table, but worth knowing
+            shown = "; ".join(
+                f"{v if len(v) <= 16 else v[:12] + '...'} ({len(ids)}: {', '.join(ids[:2])}"
+                f"{' ...' if len(ids) > 2 else ''})"
+                for v, ids in values.items()
+            )
+            warnings.warn(
+                f"subjects were fitted with different {name}: {shown}; their E/I may differ "
+                "slightly by that alone",
+                InputWarning,
+                stacklevel=2,
+            )
     if timing_mismatch:
         warnings.warn(
             f"{len(timing_mismatch)} subject(s) have a TR or scan length in {demographics} that "

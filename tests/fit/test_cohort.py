@@ -324,3 +324,29 @@ def test_collect_names_the_setting_that_differs(tmp_path: Path, monkeypatch) -> 
     demo.write_text("subject_id,age_in_years,sex\nsub-00,20,f\nsub-01,30,m\n")
     with pytest.raises(InvalidInputError, match=r"2 different settings .*differing: cmaes\.generations"):
         collect(tmp_path / "a", demo, tmp_path / "t.csv")
+
+
+def test_collect_warns_about_mixed_precision(tmp_path: Path, monkeypatch) -> None:
+    import dataclasses
+    import shutil
+
+    use_analytic_simulator(monkeypatch)
+    manifest = write_manifest(tmp_path, 2)
+    with pytest.warns(InputWarning):
+        run_cohort(manifest, tmp_path / "a", _settings(), group_size=2, quiet=True)
+        run_cohort(
+            manifest,
+            tmp_path / "b",
+            dataclasses.replace(_settings(), dtype="float64"),
+            group_size=2,
+            quiet=True,
+        )
+    shutil.rmtree(tmp_path / "a" / "sub-01")
+    shutil.copytree(tmp_path / "b" / "sub-01", tmp_path / "a" / "sub-01")
+    demo = tmp_path / "demogr.csv"
+    demo.write_text("subject_id,age_in_years,sex\nsub-00,20,f\nsub-01,30,m\n")
+    with pytest.warns(
+        InputWarning, match=r"different dtype: float32 \(1: sub-00\); float64 \(1: sub-01\)"
+    ):
+        table = collect(tmp_path / "a", demo, tmp_path / "t.csv")
+    assert table["subject_id"].tolist() == ["sub-00", "sub-01"]
