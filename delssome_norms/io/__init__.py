@@ -16,6 +16,7 @@ from delssome_norms.io.checks import (
 from delssome_norms.io.combine import fisher_z_mean, mean_cdf
 from delssome_norms.io.digest import arrays_sha256, file_sha256
 from delssome_norms.io.guard import OutDirLock, check_not_locked, check_out_dir, check_out_file
+from delssome_norms.io.json_object import read_json_object
 from delssome_norms.io.provenance import provenance_path, read_table_provenance, regions_path
 from delssome_norms.io.readers import (
     check_input_file,
@@ -25,7 +26,6 @@ from delssome_norms.io.readers import (
     read_fc_runs,
     read_fcd_cdf,
     read_fcd_cdf_runs,
-    read_json_object,
     read_manifest,
     read_map,
     read_numeric,

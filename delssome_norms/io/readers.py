@@ -16,7 +16,6 @@ text, anything else, so that an error names the line and the value at fault.
 from __future__ import annotations
 
 import io as _stdio
-import json
 import os
 import re
 import stat
@@ -561,26 +560,6 @@ def _read_parquet(path: PathLike) -> pd.DataFrame:
         ids = table["subject_id"]
         table["subject_id"] = ids.astype(str).where(ids.notna())
     return table
-
-
-def read_json_object(path: PathLike, what: str, remedy: str) -> dict:
-    """A JSON file that must hold an object; anything else is one error naming the file.
-
-    Parameters
-    ----------
-    path : path
-    what : str
-        What the file is, for the message (e.g. ``"checkpoint metadata"``).
-    remedy : str
-        What the user can do about a damaged file.
-    """
-    try:
-        obj = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInputError(f"unreadable {what} ({exc}); {remedy}", str(path)) from None
-    if not isinstance(obj, dict):
-        raise InvalidInputError(f"{what} is not a JSON object; {remedy}", str(path))
-    return obj
 
 
 def read_table(path: PathLike, required: Sequence[str] = ()) -> pd.DataFrame:
