@@ -332,17 +332,9 @@ def _cells_as_text(col):
 
 def _flag_mask(table, source: str):
     """Boolean mask of the rows whose ``fit_flagged`` is true (None without the column)."""
-    import numpy as np
+    from delssome_norms.norms.chart_table import table_fit_flagged
 
-    if "fit_flagged" not in table.columns:
-        return None
-    col = table["fit_flagged"]
-    text = _cells_as_text(col).str.strip().str.lower()  # an empty cell is not flagged
-    known = text.isin(("true", "false", "1", "0", "1.0", "0.0", "", "nan"))
-    if not known.all():
-        bad = col[~known].iloc[0]
-        raise InvalidInputError(f"fit_flagged must be True or False, got {bad!r}", source)
-    return np.asarray(text.isin(("true", "1", "1.0")))
+    return table_fit_flagged(table, source) if et.FIT_FLAGGED in table.columns else None
 
 
 def _handle_flagged(table, exclude: bool, source: str):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from delssome_norms.io import ei_table as et
+from delssome_norms.norms.chart_table import table_fit_flagged
 
 
 def interval_lines(row) -> list[str]:
@@ -21,7 +22,7 @@ def interval_lines(row) -> list[str]:
             f"| 90 % interval of the centile | {100 * lo_f:.1f}-{100 * hi_f:.1f} % (from the "
             "interval of the fitted E/I; read the centile with it) |"
         )
-    if str(row.get(et.FIT_FLAGGED, "")).strip().lower() in ("true", "1", "1.0"):
+    if et.FIT_FLAGGED in row.index and table_fit_flagged(row.to_frame().T, "scores")[0]:
         reasons = str(row.get(et.FIT_FLAG_REASONS, "") or "").replace(";", ", ")
         lines.append(
             f"| fit quality | **flagged as poor** ({reasons or 'no reason recorded'}): this "

@@ -137,14 +137,14 @@ def _check_record(arrays: dict[str, np.ndarray], path: Path) -> GenerationRecord
 
 
 LATER_KEYS = ("group", "weights_sha256")
-LATER_STAGES = ("val", "val_pooled", "test", "profile")
-"""Stages stored after training (``<stage>.npz``), built from the train generations."""
-IGNORED_KEYS = ("settings.surrogate_weights",)
-"""Fingerprint keys not compared: the weights' folder may move (or be named relative to another
-working folder); ``weights_sha256`` is what identifies them."""
 """Fingerprint keys added after checkpoint format 1; checkpoints written without them still match
 on the other keys (``group``: the subject ids of the lockstep group whose noise wrote them;
 ``weights_sha256``: the surrogate weights that scored their train stage)."""
+IGNORED_KEYS = ("settings.surrogate_weights",)
+"""Fingerprint keys not compared: the weights' folder may move (or be named relative to another
+working folder); ``weights_sha256`` is what identifies them."""
+LATER_STAGES = ("val", "val_pooled", "test", "profile")
+"""Stages stored after training (``<stage>.npz``), built from the train generations."""
 
 
 class Checkpoint:

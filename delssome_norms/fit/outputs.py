@@ -201,6 +201,14 @@ def subject_provenance(
             "name": "cohort FC gradient" if cohort else "FC gradient",
             "sha256": arrays_sha256(gradient) if gradient is not None else None,
         }
+    if maps["name"] == "given":
+        pipeline_maps = "given"
+    elif maps["name"] == "FC gradient":
+        # a subject's own FC gradient is not shared between subjects: its digest stays out
+        # (spelled as results of earlier versions spell it)
+        pipeline_maps = "FC gradient None"
+    else:
+        pipeline_maps = f"{maps['name']} {maps['sha256']}"
     settings_d = settings.to_dict()
     pipeline_settings = settings.with_combine_recorded(
         {k: v for k, v in settings_d.items() if k not in PIPELINE_SETTINGS_IGNORED}
@@ -210,14 +218,7 @@ def subject_provenance(
         "n_regions": n,
         "regions_sha256": regions_sha256(names) if names is not None else None,
         "sc": f"template {sc_sha}" if is_template else "subject SC",
-        # a subject's own FC gradient is not shared: its digest stays out ("FC gradient None",
-        # the spelling results of earlier versions carry)
-        "maps": maps["name"]
-        + (
-            f" {maps['sha256'] if maps['name'] != 'FC gradient' else None}"
-            if maps["name"] != "given"
-            else ""
-        ),
+        "maps": pipeline_maps,
         "design": design.split(";")[0].strip(),
         "mode": settings.mode,
         "settings_sha256": _sha256_json(pipeline_settings),

@@ -33,8 +33,7 @@ def subjects_sha256(subject_ids: list[str]) -> str:
 def _read(path: Path) -> dict[str, Any]:
     plan = read_json_object(path, "shard plan", "delete it once no shard of this folder is running")
     ok = (
-        isinstance(plan, dict)
-        and plan.get("format_version") == FORMAT_VERSION
+        plan.get("format_version") == FORMAT_VERSION
         and isinstance(plan.get("group_size"), int)
         and plan["group_size"] >= 1
         and isinstance(plan.get("subjects_sha256"), str)

@@ -203,7 +203,7 @@ def table_fit_flagged(table: pd.DataFrame, source: str) -> np.ndarray:
         return col.to_numpy(dtype=bool)
     text = col.astype(str).str.strip().str.lower()
     known = {"true": True, "1": True, "1.0": True, "false": False, "0": False, "0.0": False}
-    blank = col.isna().to_numpy() | (text == "").to_numpy()
+    blank = col.isna().to_numpy() | text.isin(("", "nan")).to_numpy()
     bad = np.flatnonzero(~blank & ~text.isin(list(known)).to_numpy())
     if bad.size:
         raise InvalidInputError(
