@@ -34,7 +34,7 @@ def add_scan_arguments(ap: argparse.ArgumentParser) -> None:
             "fcd_window": {"default": 20, "help": "FCD window, frames"},
             "dt_train": {
                 "flag": "--dt",
-                "default": 0.006,
+                "default": 0.005,
                 "help": "simulation step (train and validation), s",
             },
             "warmup_steps": {"default": 1000},

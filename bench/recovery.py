@@ -236,7 +236,7 @@ def main() -> None:
         "--hcp",
         action="store_true",
         help="HCP-like protocol in surrogate mode: informative prior, 432 s scans (burn-in 72 s, "
-        "FCD window 83, 5000 warm-up steps, dt 0.006 s, 2 duplicates, the shipped weights' "
+        "FCD window 83, 5000 warm-up steps, dt 0.005 s, 2 duplicates, the shipped weights' "
         "timing), the paper's 100 x 100 search, test stage at dt 0.0005 s",
     )
     args = ap.parse_args()
@@ -245,7 +245,7 @@ def main() -> None:
         args.prior, args.mode = "informative", "surrogate"
         args.generations, args.popsize, args.mu = 100, 100, 10
         args.scan_length, args.burn_in, args.fcd_window = 432.0, None, None
-        args.warmup_steps, args.dt, args.dt_test, args.n_dup = 5000, 0.006, 0.0005, 2
+        args.warmup_steps, args.dt, args.dt_test, args.n_dup = 5000, 0.005, 0.0005, 2
     if args.quick:
         args.subjects, args.generations, args.popsize, args.mu = 2, 3, 8, 2
         args.scan_length, args.fcd_window = 21.6, 10

@@ -253,7 +253,7 @@ def _warm_up(device: str, engine: str = "auto") -> None:
     from delssome_norms.model import PFICParams, SimulationTiming, simulate
 
     timing = SimulationTiming(
-        tr=0.72, scan_length=7.2, dt=0.01, burn_in=0.72, fcd_window=3, warmup_steps=10
+        tr=0.72, scan_length=7.2, dt=0.005, burn_in=0.72, fcd_window=3, warmup_steps=10
     )
     _, sc, *_ = _inputs(1)  # the benchmark's size, so that a GPU kernel compiles here
     n = sc.shape[0]

@@ -22,8 +22,8 @@ import delssome_norms
 
 REPO = Path(delssome_norms.__file__).resolve().parents[1]
 FAST = [
-    "--generations", "2", "--popsize", "8", "--mu", "2", "--n-dup", "1", "--dt-train", "0.006",
-    "--dt-val", "0.006", "--dt-test", "0.006", "--test-top-k", "1", "--quiet",
+    "--generations", "2", "--popsize", "8", "--mu", "2", "--n-dup", "1", "--dt-train", "0.005",
+    "--dt-val", "0.005", "--dt-test", "0.005", "--test-top-k", "1", "--quiet",
 ]  # fmt: skip
 
 

@@ -181,7 +181,8 @@ def register(subparsers) -> None:
         "--method",
         choices=("ml", "map"),
         default="ml",
-        help="ml (default) or map (shrunk like the training random effects)",
+        help="ml (default; needs 10 or more controls per site, 30 recommended) or map (shrunk "
+        "like the training random effects; for sites with few controls)",
     )
     a.set_defaults(func=run_adapt)
 
@@ -406,12 +407,15 @@ def run_fit(args: argparse.Namespace) -> int:
     _remove_stale_centile_tables(out, written)
     write_table(chart.convergence_, out / "convergence.csv")
     n_ok = int(chart.converged_.sum())
+    n_wild = int((chart.converged_ & ~chart.reliable_).sum())
     print(
         f"fitted {chart.family_.name} charts of {len(chart.targets_)} target(s) on "
         f"{int(chart.n_obs_.max())} people from {len(chart.sites_)} site(s); "
-        f"{n_ok}/{len(chart.targets_)} converged; written to {out}"
+        f"{n_ok}/{len(chart.targets_)} converged"
+        + (f", {n_wild} with a degenerate tail" if n_wild else "")
+        + f"; written to {out}"
     )
-    return 0 if n_ok == len(chart.targets_) else 1
+    return 0 if chart.reliable_.all() else 1
 
 
 def _remove_stale_centile_tables(out: Path, written: set[Path]) -> None:
@@ -428,6 +432,8 @@ def _remove_stale_centile_tables(out: Path, written: set[Path]) -> None:
 
 def run_score(args: argparse.Namespace) -> int:
     """Score a table of people against a saved chart."""
+    import numpy as np
+
     from delssome_norms.io import check_out_file, write_table
     from delssome_norms.io.guard import TABLE_SUFFIXES
     from delssome_norms.norms.chart_table import FLAG_POOR_FIT
@@ -445,15 +451,20 @@ def run_score(args: argparse.Namespace) -> int:
         allow_pipeline_mismatch=args.allow_pipeline_mismatch,
     )
     write_table(scores, args.out)
-    flagged = int((scores["flag"] != "").sum())
-    poor = int(scores["flag"].str.contains(FLAG_POOR_FIT).sum())
+    n = len(table)  # long layout: one row per person and target, person by person
+
+    def people(mask) -> int:
+        return int(np.asarray(mask, dtype=bool).reshape(n, -1).any(axis=1).sum())
+
+    flagged = people(scores["flag"] != "")
+    poor = people(scores["flag"].str.contains(FLAG_POOR_FIT))
     note = (
         f" ({poor} from fits flagged as poor: their centiles rest on an unreliable E/I; "
         "charts fit --exclude-flagged leaves such people out of a reference)"
         if poor
         else ""
     )
-    print(f"scored {len(table)} people; {flagged} flagged row(s){note}; written to {args.out}")
+    print(f"scored {n} people; {flagged} with a flag{note}; written to {args.out}")
     return 0
 
 

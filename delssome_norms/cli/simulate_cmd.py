@@ -136,7 +136,9 @@ def run(args: argparse.Namespace) -> int:
     n_valid = int(res.valid.sum())
     if n_valid == 0:
         raise InvalidInputError(
-            "the simulation blew up (NaN/inf) in every duplicate; check wEE, wEI, sigma, G",
+            "no duplicate gave a valid simulation (values blew up to NaN/inf or left the range "
+            "of the gating variables, or --dt is too coarse for these parameters: see the "
+            "warning); check wEE, wEI, sigma, G and use --dt 0.005 s or finer",
             args.params,
         )
     if n_valid < args.n_dup:

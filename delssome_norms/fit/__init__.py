@@ -23,6 +23,7 @@ from delssome_norms.fit.cohort import (
     run_cohort,
     shard_groups,
 )
+from delssome_norms.fit.collect import collect
 from delssome_norms.fit.design import design_matrix, diffusion_gradient
 from delssome_norms.fit.evaluate import (
     EulerEvaluator,
@@ -39,7 +40,7 @@ from delssome_norms.fit.lockstep import (
     fit_group,
     plan_groups,
 )
-from delssome_norms.fit.outputs import collect, is_complete, write_failures
+from delssome_norms.fit.outputs import is_complete, write_failures
 from delssome_norms.fit.parameterisation import (
     Bounds,
     Parameterisation,

@@ -43,6 +43,7 @@ from delssome_norms.fit.evaluate import (
 )
 from delssome_norms.fit.outputs import (
     check_finished,
+    previous_note,
     run_fingerprint,
     subject_provenance,
     write_failure,
@@ -392,7 +393,8 @@ def fit_group(
         if failure is not None:
             stage = failure.split(":", 1)[0]
             write_failure(extra["dir"], m.subject_id, stage, failure)
-            outcomes[m.subject_id] = SubjectOutcome(m.subject_id, "failed", stage, failure)
+            message = failure + previous_note(extra["dir"])
+            outcomes[m.subject_id] = SubjectOutcome(m.subject_id, "failed", stage, message)
         if progress.on_subject_done is not None:
             progress.on_subject_done(outcomes[m.subject_id])
     return [outcomes[s.subject_id] for s in subjects]

@@ -12,6 +12,7 @@ from delssome_norms.io.checks import (
     check_timing,
     check_unique_ids,
     normalise_sex,
+    table_sex_labels,
 )
 from delssome_norms.io.combine import fisher_z_mean, mean_cdf
 from delssome_norms.io.digest import arrays_sha256, file_sha256
@@ -87,6 +88,7 @@ __all__ = [
     "read_timeseries",
     "regions_path",
     "strict_json",
+    "table_sex_labels",
     "write_arrays",
     "write_ei_ratio",
     "write_fit_quality",

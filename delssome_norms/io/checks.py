@@ -314,6 +314,80 @@ def normalise_sex(values: Sequence, input_name: str = "sex") -> np.ndarray:
     return out.astype(str)
 
 
+def _numeric_code(value) -> bool:
+    """Whether a cell of a ``sex`` column is a number (or a number written as text)."""
+    if isinstance(value, (bool, np.bool_)) or value is None:
+        return False
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return bool(np.isfinite(value))
+    try:
+        float(str(value).strip())
+    except ValueError:
+        return False
+    return str(value).strip().lower() not in ("nan", "inf", "-inf", "")
+
+
+def _column_sex(values: pd.Series, input_name: str) -> np.ndarray:
+    """normalise_sex on the distinct values only (fast for long tables), row-exact on errors."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    try:
+        labels = normalise_sex(list(uniques), input_name)
+    except InvalidInputError:
+        normalise_sex(values.tolist(), input_name)  # raises with the row numbers
+        raise
+    return np.asarray(labels, dtype=object)[codes].astype(str)
+
+
+def table_sex_labels(table: pd.DataFrame, input_name: str = "table") -> np.ndarray:
+    """``"female"``/``"male"`` per row of a table, from ``sex`` and/or ``numeric_sex``.
+
+    ``sex`` holds labels (female/male/f/m, any case). Numbers in ``sex`` are refused: datasets
+    disagree on what they mean (UK Biobank codes 0 = female, ABCD 1 = male / 2 = female), and
+    reading them one way would silently flip every sex effect of the others. ``numeric_sex`` is
+    this toolkit's explicit coding, 1 = female and 0 = male. With both columns, they must agree
+    wherever ``numeric_sex`` is given.
+
+    Raises
+    ------
+    InvalidInputError
+        Neither column, numbers in ``sex``, unknown labels, or columns that disagree (rows
+        counted from 1 after the header).
+    """
+    labels = None
+    if "sex" in table.columns:
+        column = table["sex"]
+        uniques = pd.unique(column.to_numpy(dtype=object))
+        numbers = [v for v in uniques if _numeric_code(v)]
+        if numbers:
+            rows = np.flatnonzero(column.isin(numbers).to_numpy())
+            raise InvalidInputError(
+                f"column sex holds numeric code(s) {', '.join(sorted(map(str, numbers))[:4])} in "
+                f"row(s) {_fmt_rows(rows)}; datasets differ on what they mean (UK Biobank: 0 = "
+                "female; ABCD: 2 = female), so write labels (female/male or F/M) in sex, or "
+                "rename the column numeric_sex if it is coded 1 = female, 0 = male",
+                input_name,
+            )
+        labels = _column_sex(column, f"{input_name}: column sex")
+    if "numeric_sex" in table.columns:
+        coded = table["numeric_sex"]
+        if labels is None:
+            return _column_sex(coded, f"{input_name}: column numeric_sex")
+        given = coded.notna().to_numpy()
+        from_numeric = _column_sex(coded[given], f"{input_name}: column numeric_sex")
+        differ = np.flatnonzero(given)[from_numeric != labels[given]]
+        if differ.size:
+            raise InvalidInputError(
+                f"columns sex and numeric_sex disagree in row(s) {_fmt_rows(differ)} "
+                "(numeric_sex: 1 = female, 0 = male)",
+                input_name,
+            )
+    if labels is None:
+        raise InvalidInputError(
+            "missing column 'sex' (female/male) or 'numeric_sex' (1 = female)", input_name
+        )
+    return labels
+
+
 def check_ages(values, input_name: str = "age_in_years") -> np.ndarray:
     """Check ages in years: present, numeric, non-negative and below 120.
 

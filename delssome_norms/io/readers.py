@@ -38,7 +38,7 @@ from delssome_norms.io.checks import (
     check_timeseries,
     check_timing,
     check_unique_ids,
-    normalise_sex,
+    table_sex_labels,
 )
 from delssome_norms.io.combine import fisher_z_mean, mean_cdf
 
@@ -579,6 +579,15 @@ def read_table(path: PathLike, required: Sequence[str] = ()) -> pd.DataFrame:
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
             raise InvalidInputError(f"is not a readable CSV table ({exc})", name) from None
     table.columns = [str(c).strip() for c in table.columns]
+    if table.shape[1] == 1:
+        header = str(table.columns[0])
+        for sep, what in ((";", "semicolons"), ("\t", "tabs")):
+            if sep in header:
+                raise InvalidInputError(
+                    f"looks separated by {what}, not commas (one column named {header[:40]!r}...); "
+                    "save it as comma-separated CSV with '.' as the decimal mark",
+                    name,
+                )
     missing = [c for c in required if c not in table.columns]
     if missing:
         raise InvalidInputError(
@@ -608,23 +617,7 @@ def prepare_demographics(table: pd.DataFrame, input_name: str = "demographics") 
         out["subject_id"] = out["subject_id"].astype(str)
         check_unique_ids(out["subject_id"], input_name)
         out["age_in_years"] = check_ages(out["age_in_years"], input_name)
-        if "sex" in out.columns:
-            out["sex"] = normalise_sex(out["sex"], input_name)
-            if "numeric_sex" in out.columns:  # both given: they must agree, as charts require
-                given = out["numeric_sex"].notna().to_numpy()
-                coded = np.asarray(normalise_sex(out["numeric_sex"][given], input_name))
-                differ = np.flatnonzero(given)[coded != out["sex"].to_numpy()[given]]
-                if differ.size:
-                    raise InvalidInputError(
-                        "columns sex and numeric_sex disagree for "
-                        f"{', '.join(map(str, out['subject_id'].iloc[differ[:5]]))} "
-                        "(numeric_sex: 1 = female, 0 = male)",
-                        input_name,
-                    )
-        elif "numeric_sex" in out.columns:
-            out["sex"] = normalise_sex(out["numeric_sex"], input_name)
-        else:
-            raise InvalidInputError("missing column 'sex' (or 'numeric_sex')", input_name)
+        out["sex"] = table_sex_labels(out, input_name)
     except InvalidInputError as err:
         raise err.with_source(input_name) from None
     out["numeric_sex"] = (out["sex"] == "female").astype(int)

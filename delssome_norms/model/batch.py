@@ -24,7 +24,7 @@ from delssome_norms.errors import ConvergenceWarning, InvalidInputError
 from delssome_norms.model.balloon import BalloonState, balloon_init, balloon_step, bold_signal
 from delssome_norms.model.constants import PFIC_CONSTANTS, BalloonConstants, PFICConstants
 from delssome_norms.model.devices import check_device
-from delssome_norms.model.fic import FICSolution, rate, solve_fic
+from delssome_norms.model.fic import FICSolution, rate, rate_derivative, solve_fic
 from delssome_norms.model.timing import SimulationTiming
 
 ArrayLike = Tensor | np.ndarray
@@ -69,6 +69,25 @@ class PreparedBatch(NamedTuple):
     noise: Tensor
     sc: Tensor
     fic: FICSolution
+    euler_ok: Tensor | None = None
+    """(B,) bool: the Euler step ``dt`` is stable at the set's fixed point (:func:`euler_stable`)."""
+
+
+def euler_stable(fic: FICSolution, dt: float, const: PFICConstants = PFIC_CONSTANTS) -> Tensor:
+    """Whether an Euler step of ``dt`` seconds is stable at each parameter set's FIC fixed point.
+
+    The fastest local time scale is the inhibitory population's: linearised, S_I relaxes at
+    ``lam = 1 / tau_I + H_I'(I_I*)`` [1/s] (I_I falls by one unit per unit of S_I), and the Euler
+    step amplifies rather than damps deviations once ``dt * lam >= 2``. ``H_I'`` grows with wEI
+    (about 115 /s at wEI 0.5, 288 /s at wEI 5 with the template SC), so the limit falls from
+    ~0.009 s to ~0.0052 s: the paper's 0.005-s search step is inside it for every wEI <= 5, a
+    0.006-s step is not for wEI above ~3.4 (there r_E left 3 Hz and E/I was 7 % off, yet every
+    value stayed finite). Returns a (B,) bool tensor; sets whose FIC did not converge are False.
+    """
+    slope = rate_derivative(fic.i_i, const.a_I, const.b_I, const.d_I)
+    lam = 1.0 / const.tau_I + slope
+    ok = (dt * lam < 2.0).all(dim=-1)
+    return ok & fic.converged.to(ok.device)
 
 
 UNSCALED_SC_MAX = 1.0
@@ -150,6 +169,17 @@ def prepare_batch(
             ConvergenceWarning,
             stacklevel=3,
         )
+    euler_ok = euler_stable(fic, dt, const)
+    unstable = fic.converged.to(euler_ok.device) & ~euler_ok
+    if bool(unstable.any()):
+        bad = unstable.nonzero().flatten().tolist()
+        warnings.warn(
+            f"an Euler step of dt = {dt:g} s is unstable at the fixed point of parameter set(s) "
+            f"{bad[:10]}{' ...' if len(bad) > 10 else ''} (the inhibitory population relaxes "
+            "faster than 2 / dt): they are marked invalid; use dt <= 0.005 s",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
 
     def fold(t: Tensor) -> Tensor:
         return t.to(device=device, dtype=dtype).repeat_interleave(n_dup, dim=0).contiguous()
@@ -165,6 +195,7 @@ def prepare_batch(
         noise=fold(sigma * math.sqrt(dt)),
         sc=sc_t.to(device=device, dtype=dtype).contiguous(),
         fic=fic,
+        euler_ok=euler_ok,
     )
 
 

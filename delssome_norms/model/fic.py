@@ -10,11 +10,13 @@ handful of iterations) and checks convergence.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from delssome_norms.errors import InvalidInputError
 from delssome_norms.model.constants import PFIC_CONSTANTS, PFICConstants
 
 _SMALL = 1e-6
@@ -46,6 +48,7 @@ def rate(x: Tensor, a: float, b: float, d: float) -> Tensor:
     >>> round(float(rate(x, 310.0, 125.0, 0.16)[0]), 9)  # the limit 1 / d at a x = b
     6.25
     """
+    x = x if isinstance(x, Tensor) else torch.as_tensor(np.asarray(x, dtype=np.float64))
     y = a * x - b
     small = y.abs() < _SMALL
     safe = torch.where(small, torch.ones_like(y), y)
@@ -54,6 +57,7 @@ def rate(x: Tensor, a: float, b: float, d: float) -> Tensor:
 
 def rate_derivative(x: Tensor, a: float, b: float, d: float) -> Tensor:
     """Derivative ``dH/dx`` of :func:`rate` [Hz/nA], same shape as ``x``."""
+    x = x if isinstance(x, Tensor) else torch.as_tensor(np.asarray(x, dtype=np.float64))
     y = a * x - b
     small = y.abs() < _SMALL
     safe = torch.where(small, torch.ones_like(y), y)
@@ -111,6 +115,37 @@ class FICSolution(NamedTuple):
     i_e: float
 
 
+def as_parameter_tensors(wEE, wEI, G, sc) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``wEE, wEI`` (B, N), ``G`` (B,) and ``sc`` as float64 tensors on ``wEI``'s device.
+
+    Accepts numpy arrays and nested lists as well as tensors, and one parameter set given as
+    1-D ``wEE``/``wEI`` with a scalar ``G`` (made a batch of one). Tensors keep their device.
+    """
+
+    def tensor(x: Any, name: str) -> Tensor:
+        try:
+            t = x if isinstance(x, Tensor) else torch.as_tensor(np.asarray(x, dtype=np.float64))
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"{name} must be numbers, got {type(x).__name__}", name) from None
+        return t.to(torch.float64)
+
+    wEE, wEI, G, sc = tensor(wEE, "wEE"), tensor(wEI, "wEI"), tensor(G, "G"), tensor(sc, "sc")
+    if wEE.ndim == 1 and wEI.ndim == 1:  # one parameter set
+        wEE, wEI, G = wEE[None], wEI[None], G.reshape(1)
+    G = G.reshape(-1) if G.ndim == 0 else G
+    if wEE.ndim != 2 or wEE.shape != wEI.shape or G.shape != wEE.shape[:1]:
+        raise InvalidInputError(
+            f"expected wEE and wEI of shape (B, N) and G of shape (B,), got {tuple(wEE.shape)}, "
+            f"{tuple(wEI.shape)} and {tuple(G.shape)}",
+            "parameters",
+        )
+    n = wEE.shape[1]
+    if sc.shape[-2:] != (n, n) or sc.ndim not in (2, 3):
+        raise InvalidInputError(f"sc must be ({n}, {n}) or (B, {n}, {n}), got {tuple(sc.shape)}", "sc")
+    device = wEI.device
+    return wEE.to(device), wEI, G.to(device), sc.to(device)
+
+
 def solve_fic(
     wEE: Tensor,
     wEI: Tensor,
@@ -150,10 +185,7 @@ def solve_fic(
         All tensors float64 on the device of ``wEI``.
     """
     c = const
-    wEE = wEE.to(torch.float64)
-    wEI = wEI.to(torch.float64)
-    G = G.to(torch.float64)
-    sc = sc.to(torch.float64)
+    wEE, wEI, G, sc = as_parameter_tensors(wEE, wEI, G, sc)
     s_e = fixed_point_s_e(c)
     i_e = fixed_point_i_e(c)
     offset = c.W_I * c.I0 + c.J_NMDA * wEI * s_e

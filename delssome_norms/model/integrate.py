@@ -384,6 +384,11 @@ def _assemble(
     bold_m = bold.permute(1, 0, 2)  # (M, T, N)
     ok = finite & torch.isfinite(means).all(dim=(0, 2)) & torch.isfinite(bold_m).all(dim=(1, 2))
     ok &= p.fic.converged.to(ok.device).repeat_interleave(D)
+    if p.euler_ok is not None:
+        ok &= p.euler_ok.to(ok.device).repeat_interleave(D)
+    # gating variables are fractions: a time average outside (0, 1) is a numerical blow-up
+    # (e.g. an Euler step too coarse for the inhibitory population), not a state of the model
+    ok &= ((means[:2] > 0) & (means[:2] < 1)).all(dim=2).all(dim=0)
     s_e, s_i, r_e = (m.reshape(B, D, N) for m in means)
     valid = ok.reshape(B, D)
     ratio = torch.where(valid[..., None], s_e / s_i, torch.nan)

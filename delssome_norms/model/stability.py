@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from delssome_norms.model.constants import PFIC_CONSTANTS, PFICConstants
-from delssome_norms.model.fic import rate, rate_derivative, solve_fic
+from delssome_norms.model.fic import as_parameter_tensors, rate, rate_derivative, solve_fic
 
 NEWTON_ITERATIONS = 12
 """Newton iterations of the FIC solve here (the default 50 only for sets not converged by then)."""
@@ -62,7 +62,7 @@ def fic_reduced_jacobian(
     Tensor of shape (B, N, N)
         NaN everywhere for a parameter set whose FIC solve did not converge.
     """
-    m, _ = _reduced_jacobian(wEE, wEI, G, sc, const, sign=1.0)
+    m, _ = _reduced_jacobian(*as_parameter_tensors(wEE, wEI, G, sc), const, sign=1.0)
     return m
 
 
@@ -137,10 +137,7 @@ def fic_jacobian(
     Tensor of shape (B, 2N, 2N) [1/s], float64.
     """
     c = const
-    wEE = wEE.to(torch.float64)
-    wEI = wEI.to(torch.float64)
-    G = G.to(torch.float64)
-    sc = sc.to(device=wEE.device, dtype=torch.float64)
+    wEE, wEI, G, sc = as_parameter_tensors(wEE, wEI, G, sc)
     fic = solve_fic(wEE, wEI, G, sc, const)
     i_e = torch.tensor([fic.i_e], dtype=torch.float64, device=wEE.device)
     dh_e = float(rate_derivative(i_e, c.a_E, c.b_E, c.d_E)[0])
@@ -286,6 +283,7 @@ def fic_stability_margin(
     Negative: the FIC fixed point is linearly stable. NaN where the FIC solve did not converge.
     ``symmetric`` says whether ``sc`` is symmetric (checked when None).
     """
+    wEE, wEI, G, sc = as_parameter_tensors(wEE, wEI, G, sc)
     m = fic_reduced_jacobian(wEE, wEI, G, sc, const)
     ok = torch.isfinite(m).all(dim=(-1, -2))
     out = torch.full(m.shape[:1], float("nan"), dtype=torch.float64, device=m.device)
@@ -319,6 +317,7 @@ def fic_fixed_point_stable(
         With ``with_margin=False`` (symmetric SC) the unstable sets' margins are not computed
         and are NaN.
     """
+    wEE, wEI, G, sc = as_parameter_tensors(wEE, wEI, G, sc)
     symmetric = _symmetric(sc, symmetric)
     neg_m, finite = _reduced_jacobian(wEE, wEI, G, sc, const, sign=-1.0)  # -M: Cholesky wants it
     lead = torch.full(neg_m.shape[:1], float("nan"), dtype=torch.float64, device=neg_m.device)

@@ -135,8 +135,8 @@ def bold_fc(bold) -> Tensor:
     Returns
     -------
     Tensor of shape (..., N, N)
-        Correlation matrices (computed in float64, returned in the input's float dtype), unit
-        diagonal; NaN rows for constant series.
+        Correlation matrices (computed in float64; returned in the dtype of a floating-point
+        tensor input, float64 for arrays), unit diagonal; NaN rows for constant series.
 
     Examples
     --------
@@ -463,6 +463,13 @@ def bold_fcd_cdf(bold, window: int, bins: int = FCD_BINS) -> Tensor:
     single = x.ndim == 2
     x = x[None] if single else x
     cdf = histogram_to_cdf(fcd_histogram(x, window, bins, dtype=torch.float64))
+    if not bool(torch.isfinite(cdf).all()):
+        flat = torch.nonzero((x.std(dim=-2) == 0).any(dim=0)).flatten().tolist()
+        where = f"region(s) {flat[:8]} are constant" if flat else "a region is constant in a window"
+        raise InvalidInputError(
+            f"the FCD is undefined: {where}, so their windowed correlations are NaN; drop or "
+            "repair such regions (e.g. outside the brain mask) before computing the FCD"
+        )
     return cdf[0] if single else cdf
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
+from delssome_norms.errors import InvalidInputError
 from delssome_norms.norms.chart import CENTILES, FLAG_AGE, FLAG_UNSEEN_SITE, GrowthChart
 
 SHAPIRO_MAX_N = 5000
@@ -29,7 +30,14 @@ SHAPIRO_MAX_N = 5000
 def _scores(chart: GrowthChart, table: pd.DataFrame, targets, source: str):
     scored = chart.score(table, targets=targets, layout="long", source=source)
     bad = scored["flag"].str.contains(f"{FLAG_UNSEEN_SITE}|{FLAG_AGE}", regex=True)
-    return scored[~bad & np.isfinite(scored["z"].to_numpy())]
+    kept = scored[~bad & np.isfinite(scored["z"].to_numpy())]
+    if kept.empty:
+        raise InvalidInputError(
+            "no held-out person can be scored for calibration: every row is from a site the "
+            "chart does not know (adapt it first), outside its age range, or missing values",
+            source,
+        )
+    return kept
 
 
 def calibration_table(

@@ -140,8 +140,13 @@ class GrowthChart(
     loglik_, edf_, n_obs_ : ndarray of shape (T,)
         Log-likelihood, effective number of parameters (gamlss's df) and observations per target.
     converged_ : ndarray of bool, shape (T,)
+    tail_z_ : ndarray of shape (T,)
+        |z| of a value three interquartile ranges beyond the quartiles (4.72 for a normal
+        distribution); far above it the fitted tail is degenerate (docs/science.md §7).
+    reliable_ : ndarray of bool, shape (T,)
+        Converged and ``tail_z_ <= 20``; scores of other targets are flagged ``chart_unreliable``.
     convergence_ : pandas.DataFrame
-        Per-target convergence report.
+        Per-target convergence report (with ``tail_z`` and ``reliable``).
     adapted_sites_ : dict of str -> dict
         Sites added by :meth:`adapt` (number of controls, method).
 
@@ -247,6 +252,8 @@ class GrowthChart(
     def _target_index(self, targets: Sequence[str] | None, source: str = "targets") -> np.ndarray:
         if targets is None:
             return np.arange(len(self.targets_))
+        if isinstance(targets, str):  # one name, not its characters
+            targets = [targets]
         lookup = {t: i for i, t in enumerate(self.targets_)}
         unknown = [t for t in targets if t not in lookup]
         if unknown:

@@ -32,6 +32,17 @@ if TYPE_CHECKING:
     from delssome_norms.norms.chart import GrowthChart
 
 
+TAIL_IQR = 3.0
+"""How far beyond the central half the tail check looks: ``TAIL_IQR`` interquartile ranges below
+the lower and above the upper quartile (|z| 4.72 for a normal distribution)."""
+TAIL_Z_MAX = 20.0
+"""Largest |z| at :data:`TAIL_IQR` of a trusted chart. Shape parameters of SHASH/JSU fits on small
+cohorts can run to a degenerate limit (e.g. nu -26 with log sigma -9 on 80 people) whose
+likelihood is high in the sample but whose tail is a wall: on held-out people from the same
+normal model such charts gave z with sd 1.5 to 1e18. Over 36 charts per family of 80-200
+simulated people, every chart with held-out z sd above 1.6 had a tail |z| above 20; normal charts
+give 4.72, well-fitted SHASHo2 charts up to ~10."""
+
 TARGET_SD_RANGE = (1e-6, 1e4)
 """Standard deviations of a target (its units) that identity-link charts fit reliably. The fit's
 numerical constants are absolute: rescaling a simulated E/I target (sd 0.37) changed no z-score
@@ -134,6 +145,17 @@ class ChartFitMixin:
             codes, sites = encode_sites(labels)
         else:
             codes, sites = np.zeros(ages.size, dtype=np.int64), []
+        if any(t.sex for t in terms) and len(sites) >= 2:
+            n_female = np.bincount(codes, weights=female, minlength=len(sites))
+            n_site = np.bincount(codes, minlength=len(sites))
+            if not ((n_female > 0) & (n_female < n_site)).any():
+                warnings.warn(
+                    f"{source}: sex is confounded with site (each site has people of one sex "
+                    "only): the chart's sex terms and site offsets are not separately identified, "
+                    "so its sex effect means nothing; its centiles hold only for these sites",
+                    InputWarning,
+                    stacklevel=2,
+                )
         if any_random and len(sites) < 2:
             warnings.warn(
                 f"{source}: only {len(sites)} site; site random effects dropped",
@@ -201,6 +223,8 @@ class ChartFitMixin:
             {
                 "target": self.targets_,
                 "converged": self.converged_,
+                "tail_z": self.tail_z_,
+                "reliable": self.reliable_,
                 "n_iter": self.n_iter_,
                 "decrement": self.decrement_,
                 "loglik": self.loglik_,
@@ -212,15 +236,68 @@ class ChartFitMixin:
             out[f"lambda_{p}"] = lam
         return out
 
+    @property
+    def tail_z_(self) -> np.ndarray:
+        """Largest |z| of a value :data:`TAIL_IQR` interquartile ranges beyond the quartiles, per
+        target, over the chart's ages (1-year grid) and both sexes (population curves).
+
+        A z-score far above a normal distribution's 4.72 there means a degenerate tail: values
+        just beyond the training data get absurd z (see :data:`TAIL_Z_MAX`). For a family of
+        positive values the lower side is measured on the log scale.
+        """
+        self._check_fitted()
+        cached = getattr(self, "_tail_z", None)
+        if cached is not None:
+            return cached
+        fam = self.family_
+        lo, hi = self.chart_range_
+        ages = np.concatenate([np.arange(lo, hi, 1.0), [hi]])
+        ages2 = np.concatenate([ages, ages])
+        female = np.repeat([1.0, 0.0], ages.size)
+        etas = self._etas(ages2, female, np.arange(len(self.targets_)), None)
+        theta = [np.broadcast_to(v, (ages2.size, len(self.targets_))) for v in fam.to_params(etas)]
+        with np.errstate(all="ignore"):
+            q25 = fam.ppf(np.full(theta[0].shape, 0.25), *theta)
+            q75 = fam.ppf(np.full(theta[0].shape, 0.75), *theta)
+            upper = q75 + TAIL_IQR * (q75 - q25)
+            lower = q25 * (q25 / q75) ** TAIL_IQR if fam.positive_y else q25 - TAIL_IQR * (q75 - q25)
+            z = np.abs(np.concatenate([fam.zscore(upper, *theta), fam.zscore(lower, *theta)]))
+        z = np.where(np.isnan(z), np.inf, z)  # an undefined tail is not a trusted one
+        self._tail_z = z.max(axis=0)
+        return self._tail_z
+
+    @property
+    def reliable_(self) -> np.ndarray:
+        """Per target: converged and with a tail that is not degenerate (:attr:`tail_z_`)."""
+        return np.asarray(self.converged_, dtype=bool) & (self.tail_z_ <= TAIL_Z_MAX)
+
     def _report_convergence(self, source: str) -> None:
+        self._tail_z = None  # a new fit: recompute
         bad = [t for t, ok in zip(self.targets_, self.converged_) if not ok]
+        wild = [
+            t for t, ok, z in zip(self.targets_, self.converged_, self.tail_z_) if ok and z > TAIL_Z_MAX
+        ]
+        msgs = []
         if bad:
-            msg = (
+            msgs.append(
                 f"{source}: the fit did not converge for {len(bad)} of {len(self.targets_)} "
                 f"target(s): {', '.join(bad[:8])}{' ...' if len(bad) > 8 else ''}; see "
                 f"the chart's convergence_ table (convergence.csv next to a chart that charts fit "
                 "saved; try more iterations, another family or fewer df)"
             )
+        if wild:
+            n = int(np.max(self.n_obs_))
+            msgs.append(
+                f"{source}: the fitted {self.family_.name} distribution of {len(wild)} of "
+                f"{len(self.targets_)} target(s) has a degenerate tail: "
+                f"{', '.join(wild[:8])}{' ...' if len(wild) > 8 else ''} (a value "
+                f"{TAIL_IQR:g} interquartile ranges beyond the quartiles gets |z| > {TAIL_Z_MAX:g}; "
+                f"a normal distribution gives 4.7), so people beyond the training values get "
+                f"meaningless z-scores. With {n} people the shape parameters are poorly determined: "
+                "use a family with fewer shape parameters (family NO), or more people; their "
+                "scores are flagged chart_unreliable"
+            )
+        for msg in msgs:
             if self.strict:
                 raise InvalidInputError(msg)
             warnings.warn(msg, ConvergenceWarning, stacklevel=3)

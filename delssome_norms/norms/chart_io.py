@@ -6,6 +6,7 @@ targets, ranges, convergence, coefficients) and ``arrays.npz`` (the numbers). No
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zipfile
 from pathlib import Path
@@ -76,6 +77,9 @@ class ChartPersistenceMixin:
             "convergence": {
                 "all_converged": bool(self.converged_.all()),
                 "unconverged_targets": [t for t, ok in zip(self.targets_, self.converged_) if not ok],
+                "degenerate_tail_targets": [
+                    t for t, ok, r in zip(self.targets_, self.converged_, self.reliable_) if ok and not r
+                ],
             },
             "arrays": {k: list(np.shape(v)) for k, v in arrays.items()},
             "coefficients": {
@@ -90,6 +94,7 @@ class ChartPersistenceMixin:
         folder.mkdir(parents=True, exist_ok=True)
         write_arrays(arrays, folder / "arrays.npz")
         meta["arrays_sha256"] = file_sha256(folder / "arrays.npz")
+        meta["content_sha256"] = _content_sha256(meta)
         write_json(meta, folder / "chart.json")
         return folder
 
@@ -97,8 +102,9 @@ class ChartPersistenceMixin:
     def load(cls, path: str | Path) -> GrowthChart:
         """Read a chart folder written by :meth:`save`.
 
-        Refuses other format versions, incomplete folders, and folders whose readable
-        coefficients (``chart.json``) disagree with ``arrays.npz``.
+        Refuses other format versions, incomplete folders, a ``chart.json`` edited after it was
+        saved (its recorded ``content_sha256``), an ``arrays.npz`` that does not match the
+        checksum in ``chart.json``, and readable coefficients that disagree with ``arrays.npz``.
         """
         folder = Path(path)
         meta_path = folder / "chart.json"
@@ -113,6 +119,13 @@ class ChartPersistenceMixin:
         if not isinstance(meta, dict) or meta.get("kind") != "GrowthChart":
             raise InvalidInputError("is not a GrowthChart file", str(meta_path))
         version = meta.get("format_version")
+        if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+            raise InvalidInputError(
+                f"chart format_version {version} is newer than this delssome_norms reads "
+                f"({FORMAT_VERSION}; the chart was written by delssome_norms "
+                f"{meta.get('delssome_norms_version', 'unknown')}); upgrade delssome_norms",
+                str(meta_path),
+            )
         if version != FORMAT_VERSION:
             raise InvalidInputError(
                 f"chart format_version {version!r} is not supported: this delssome_norms reads "
@@ -184,7 +197,23 @@ class ChartPersistenceMixin:
                     f"site_{p} has shape {eff.shape}, expected {(T, len(chart.sites_))}",
                     str(arr_path),
                 )
+        recorded = meta.get("content_sha256")  # charts saved before it was added lack it
+        if recorded is not None and recorded != _content_sha256(meta):
+            raise InvalidInputError(
+                "was edited after the chart was saved (its content no longer matches the "
+                "sha256 recorded in it): sites, family, knots or ranges may have changed; refit "
+                "or restore the chart",
+                str(meta_path),
+            )
         return chart
+
+
+def _content_sha256(meta: dict[str, Any]) -> str:
+    """SHA-256 of ``chart.json``'s content without its own ``content_sha256`` entry (canonical
+    JSON: sorted keys, no spaces), so that an edit of any field is seen on loading."""
+    body = {k: v for k, v in meta.items() if k != "content_sha256"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _non_finite_numbers(obj: Any, where: str = "") -> list[str]:

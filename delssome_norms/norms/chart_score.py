@@ -25,6 +25,7 @@ from delssome_norms.norms.chart_table import (
     FLAG_AGE,
     FLAG_MISSING,
     FLAG_POOR_FIT,
+    FLAG_UNRELIABLE,
     FLAG_UNSEEN_SITE,
     GRID_STEP,
     MEAN_TARGET,
@@ -35,6 +36,8 @@ from delssome_norms.norms.chart_table import (
     centile_label,
     check_unique_people,
     growth_rate,
+    near_site_names,
+    site_text,
     table_ages,
     table_fit_flagged,
     table_sex,
@@ -112,7 +115,10 @@ class ChartScoringMixin:
         tidx = self._target_index(targets)
         codes = None
         if site is not None:
-            labels = [site] * ages.size if isinstance(site, str) else list(site)
+            labels = [site] * ages.size if np.ndim(site) == 0 else list(site)
+            if len(labels) != ages.size:
+                raise InvalidInputError(f"expected {ages.size} site labels, got {len(labels)}", "site")
+            labels = [site_text(v) for v in labels]
             codes, _ = encode_sites(labels, self.sites_)
             unknown = sorted({str(labels[i]) for i in np.flatnonzero(codes < 0)})
             if unknown and self.site_effects_:
@@ -150,7 +156,7 @@ class ChartScoringMixin:
 
     @staticmethod
     def _female(sex, n: int) -> np.ndarray:
-        if isinstance(sex, (str, int, np.integer)):
+        if np.ndim(sex) == 0:
             sex = [sex] * n
         labels = normalise_sex(list(sex), "sex")
         if labels.size != n:
@@ -402,7 +408,9 @@ class ChartScoringMixin:
         pandas.DataFrame
             ``flag`` lists ``;``-separated problems of the row: ``unseen_site`` (population
             prediction used), ``age_out_of_range``, ``missing_value``, ``poor_fit`` (the
-            table's ``fit_flagged``: the E/I comes from a fit flagged as poor). A table from
+            table's ``fit_flagged``: the E/I comes from a fit flagged as poor),
+            ``chart_unreliable`` (a scored target's chart did not converge or has a degenerate
+            tail, :attr:`reliable_`; in ``wide``, any of the row's targets). A table from
             ``collect`` also gives ``fit_flagged`` and ``fit_flag_reasons`` back and, from its
             ``ei_ratio_mean_lo``/``_hi``, ``ei_ratio_mean_centile_lo``/``_hi`` (``centile_lo``/
             ``centile_hi`` on the mean's rows of ``long``): the 90 % interval of the person's
@@ -424,7 +432,7 @@ class ChartScoringMixin:
                     source,
                 )
         else:
-            targets = list(targets)
+            targets = [targets] if isinstance(targets, str) else list(targets)
             self._target_index(targets, source="targets")
         ages = table_ages(table, source)
         female = table_sex(table, source)
@@ -437,17 +445,25 @@ class ChartScoringMixin:
             codes, _ = encode_sites(labels, self.sites_)
         lo, hi = self.chart_range_
         outside = (ages < lo) | (ages > hi)
-        # a chart without site terms has no site offsets: nobody is "unseen"
-        unseen = codes < 0 if self.site_effects_ else np.zeros(n, dtype=bool)
+        # a chart without site terms has no site offsets: nobody is "unseen", unless it was
+        # fitted on a single site, whose norms are then applied to people from elsewhere
+        single_site = not self.site_effects_ and len(self.sites_) == 1 and labels is not None
+        unseen = codes < 0 if (self.site_effects_ or single_site) else np.zeros(n, dtype=bool)
         missing = ~np.isfinite(y)
         if unseen.any():
             names = sorted({str(s) for s in (labels[unseen] if labels is not None else [])} - {""})
             what = f"site(s) {', '.join(names[:6])}" if names else f"no {self.site_column_} column"
+            advice = (
+                "estimate the site's offsets from its controls with `delssome-norms charts adapt "
+                "--chart CHART --controls CONTROLS.csv --out NEW_CHART` (Python: GrowthChart.adapt)"
+                if self.site_effects_
+                else f"the chart was fitted on one site ({self.sites_[0]}) and has no site "
+                "offsets to adapt: these people are scored against that site's norms"
+            )
             warnings.warn(
-                f"{source}: {int(unseen.sum())} row(s) from {what} unknown to the chart get the "
-                f"population-average prediction (flag {FLAG_UNSEEN_SITE}); estimate the site's "
-                f"offsets from its controls with `delssome-norms charts adapt --chart CHART "
-                f"--controls CONTROLS.csv --out NEW_CHART` (Python: GrowthChart.adapt)",
+                f"{source}: {int(unseen.sum())} row(s) from {what} unknown to the chart"
+                f"{near_site_names(names, self.sites_)} get the population-average prediction "
+                f"(flag {FLAG_UNSEEN_SITE}); {advice}",
                 InputWarning,
                 stacklevel=2,
             )
@@ -466,11 +482,14 @@ class ChartScoringMixin:
         self.score_arrays(ages, female, codes, y, targets, out=(centile, z, harm))
         if not extrapolate and outside.any():
             block[:, :, outside] = np.nan
-        unconverged = [t for t in targets if not self.converged_[self.targets_.index(t)]]
-        if unconverged:
+        reliable = self.reliable_[self._target_index(targets)]
+        if not reliable.all():
+            names = [t for t, ok in zip(targets, reliable) if not ok]
             warnings.warn(
-                f"target(s) {', '.join(unconverged)} did not converge when the chart was fitted; "
-                f"their scores are unreliable",
+                f"{source}: the chart of target(s) {', '.join(names[:8])}"
+                f"{' ...' if len(names) > 8 else ''} did not converge or has a degenerate tail "
+                f"(the chart's convergence_ table: converged, tail_z); their scores are "
+                f"unreliable and flagged {FLAG_UNRELIABLE}",
                 ConvergenceWarning,
                 stacklevel=2,
             )
@@ -493,7 +512,13 @@ class ChartScoringMixin:
         base["sex"] = np.where(female == 1, "female", "male")
         base[self.site_column_] = labels if labels is not None else np.full(n, "", dtype=object)
         if layout == "wide":
-            flags = _join_flags([*flag_parts, np.where(missing.any(1), FLAG_MISSING, "")])
+            flags = _join_flags(
+                [
+                    *flag_parts,
+                    np.where(missing.any(1), FLAG_MISSING, ""),
+                    np.full(n, "" if reliable.all() else FLAG_UNRELIABLE, dtype=object),
+                ]
+            )
             names = [f"{t}_{kind}" for t in targets for kind in ("centile", "z", "harmonised")]
             values = pd.DataFrame(block.reshape(3 * T, n).T, columns=names, copy=False)
             extra: dict[str, Any] = {}
@@ -523,6 +548,10 @@ class ChartScoringMixin:
         for c, v in fit_columns.items():
             frame[c] = np.repeat(v, T)
         frame["flag"] = _join_flags(
-            [np.repeat(f, T) for f in flag_parts] + [np.where(missing.ravel(), FLAG_MISSING, "")]
+            [np.repeat(f, T) for f in flag_parts]
+            + [
+                np.where(missing.ravel(), FLAG_MISSING, ""),
+                np.tile(np.where(reliable, "", FLAG_UNRELIABLE), n),
+            ]
         )
         return pd.DataFrame(frame)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from delssome_norms.errors import InvalidInputError
-from delssome_norms.io import check_ages, normalise_sex
+from delssome_norms.io import check_ages, table_sex_labels
 from delssome_norms.io.ei_table import (
     FIT_FLAGGED,
     MEAN_TARGET,
@@ -31,6 +31,7 @@ __all__ = [
     "FLAG_AGE",
     "FLAG_MISSING",
     "FLAG_POOR_FIT",
+    "FLAG_UNRELIABLE",
     "FLAG_UNSEEN_SITE",
     "GRID_STEP",
     "MEAN_TARGET",
@@ -55,6 +56,8 @@ FLAG_AGE = "age_out_of_range"
 FLAG_MISSING = "missing_value"
 FLAG_POOR_FIT = "poor_fit"
 """The person's E/I comes from a fit flagged as poor (``fit_flagged`` of the scored table)."""
+FLAG_UNRELIABLE = "chart_unreliable"
+"""The target's chart did not converge or has a degenerate tail (``GrowthChart.reliable_``)."""
 SCORE_CHUNK = 8192
 """People scored per block (blocks run in a few threads; numpy releases the GIL)."""
 MIN_OBS_PER_PARAMETER = 5
@@ -72,43 +75,17 @@ def _rows(idx, limit: int = 5) -> str:
     return ", ".join(map(str, idx[:limit])) + more
 
 
-def _sex_labels(values: pd.Series, name: str) -> np.ndarray:
-    """normalise_sex on the distinct values only (fast for long tables), row-exact on errors."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=False)
-    try:
-        labels = normalise_sex(list(uniques), name)
-    except InvalidInputError:
-        normalise_sex(values.tolist(), name)  # raises with the row numbers
-        raise
-    return np.asarray(labels, dtype=object)[codes].astype(str)
-
-
 def table_sex(table: pd.DataFrame, source: str) -> np.ndarray:
-    """Female indicator (1 = female, 0 = male) from ``numeric_sex`` and/or ``sex``.
+    """Female indicator (1 = female, 0 = male) from ``sex`` labels and/or ``numeric_sex``.
 
-    When both columns are present they must agree.
+    See :func:`delssome_norms.io.checks.table_sex_labels` (numbers in ``sex`` are refused; both
+    columns must agree).
 
     Returns
     -------
     ndarray of float64, shape (n,)
     """
-    labels = None
-    if "numeric_sex" in table.columns:
-        labels = _sex_labels(table["numeric_sex"], f"{source}: column numeric_sex")
-    if "sex" in table.columns:
-        from_sex = _sex_labels(table["sex"], f"{source}: column sex")
-        if labels is not None:
-            differ = np.flatnonzero(from_sex != labels)
-            if differ.size:
-                raise InvalidInputError(
-                    f"columns sex and numeric_sex disagree in row(s) {_rows(differ)} "
-                    f"(numeric_sex: 1 = female, 0 = male)",
-                    source,
-                )
-        labels = from_sex
-    if labels is None:
-        raise InvalidInputError("missing column 'numeric_sex' (1 = female) or 'sex'", source)
-    return (labels == "female").astype(np.float64)
+    return (table_sex_labels(table, source) == "female").astype(np.float64)
 
 
 def table_ages(table: pd.DataFrame, source: str) -> np.ndarray:
@@ -134,10 +111,36 @@ def table_sites(table: pd.DataFrame, site_column: str, source: str, required: bo
         )
     missing = np.flatnonzero(values.isna().to_numpy())
     if missing.size and required:
-        raise InvalidInputError(f"column {site_column} is empty in row(s) {_rows(missing)}", source)
-    out = values.astype(str).to_numpy(dtype=object)
-    out[missing] = ""
-    return out
+        raise InvalidInputError(
+            f"column {site_column} is empty in row(s) {_rows(missing)} (a site named NA, N/A or "
+            "null is read as empty: rename it)",
+            source,
+        )
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    text = np.array([site_text(u) for u in uniques] + [""], dtype=object)
+    return text[codes]  # code -1 (missing) takes the last entry, ""
+
+
+def site_text(value: Any) -> str:
+    """A site label as text: surrounding spaces dropped, integral numbers without ``.0``.
+
+    A numeric site column gains a ``.0`` when pandas reads it as float (one empty cell is
+    enough), and a trailing space is invisible in a spreadsheet; either would make a known site
+    unseen.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return str(value)
+    if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def near_site_names(unseen: Sequence[str], known: Sequence[str]) -> str:
+    """Hint for unseen site labels that equal a known one up to letter case, e.g.
+    ``" (s1 may be S1: labels are case-sensitive)"``; empty when none does."""
+    by_fold = {str(k).casefold(): str(k) for k in known}
+    pairs = [f"{u} may be {by_fold[u.casefold()]}" for u in unseen if u.casefold() in by_fold]
+    return f" ({', '.join(pairs[:4])}: labels are case-sensitive)" if pairs else ""
 
 
 def table_targets(

@@ -39,6 +39,7 @@ from delssome_norms.io import (
     read_map,
     read_sc,
 )
+from delssome_norms.io.regions import looks_like_region_header, match_regions
 from delssome_norms.model.devices import check_device
 from delssome_norms.pipeline.result import EIResult
 from delssome_norms.surrogate import SURROGATE_BACKEND
@@ -82,21 +83,24 @@ def _is_paths(value: Any) -> bool:
     )
 
 
-def _in_atlas_order(value: Any, name: str) -> Any:
+def _in_atlas_order(value: Any, name: str) -> tuple[Any, str]:
     """A pandas input labelled with region names, put in the DK68 order the model uses.
 
-    Arrays and paths pass unchanged (their order is the atlas's by contract). A DataFrame whose
-    rows and columns carry different labels is refused; one labelled with the 68 DK68 names in
-    another order is reordered (a silent positional use would misalign every region); other
-    labels (another atlas) are kept in their order.
+    Returns the value and how its order is known: ``"atlas"`` (arrays, paths, unlabelled or
+    DK68-ordered frames: the atlas order by contract), ``"reordered"`` (68 region labels in
+    another order, matched by name as file headers are: ``ctx-lh-...``, ``L_...`` and any case
+    are accepted) or ``"own"`` (labels that are not region names, e.g. another atlas, kept in
+    their order). A DataFrame whose rows and columns carry different labels is refused, and so
+    are 68 labels that look like region names but do not all name DK68 regions (a typo would
+    otherwise be used by position under another region's name).
     """
     if not isinstance(value, (pd.DataFrame, pd.Series)):
-        return value
+        return value, "atlas"
     labels = [str(v) for v in value.index]
     if isinstance(value, pd.DataFrame):
         columns = [str(v) for v in value.columns]
         if isinstance(value.columns, pd.RangeIndex):
-            return value
+            return value, "atlas"
         if isinstance(value.index, pd.RangeIndex):  # pd.read_csv of a matrix with a header row
             labels = columns
         elif labels != columns:
@@ -106,14 +110,38 @@ def _in_atlas_order(value: Any, name: str) -> Any:
                 "give a matrix whose rows and columns list the regions in the same order",
                 name,
             )
-    if labels != list(DK68_REGIONS) and sorted(labels) == sorted(DK68_REGIONS):
-        order = list(DK68_REGIONS)
-        if isinstance(value, pd.DataFrame):
-            return value.set_axis(labels, axis=0).set_axis(labels, axis=1).loc[order, order]
-        return value.set_axis(labels).loc[order]
-    if isinstance(value, pd.DataFrame):
-        return value.to_numpy()
-    return value
+    array = value.to_numpy()
+    if labels == list(DK68_REGIONS):
+        return array, "atlas"
+    if len(labels) != len(DK68_REGIONS) or not looks_like_region_header(labels):
+        return array, "own"
+    order = match_regions(labels, DK68_REGIONS, name)  # raises on unknown / repeated names
+    if array.ndim == 2:
+        return array[np.ix_(order, order)], "reordered"
+    return array[order], "reordered"
+
+
+def _check_mixed_order(orders: dict[str, str], values: dict[str, Any]) -> None:
+    """Refuse unlabelled arrays next to an input that was reordered by its region labels."""
+    reordered = [k for k, v in orders.items() if v == "reordered"]
+    if not reordered:
+        return
+    plain = [
+        k
+        for k, v in values.items()
+        if v is not None
+        and orders[k] == "atlas"
+        and not isinstance(v, (pd.DataFrame, pd.Series))
+        and not _is_paths(v)
+    ]
+    if plain:
+        raise InvalidInputError(
+            f"{' and '.join(reordered)} name(s) the DK68 regions in another order and was put in "
+            f"atlas order, but {', '.join(plain)} came as plain array(s) whose order cannot be "
+            "checked; give them labelled too (pandas objects indexed by region name) or give "
+            "every input in atlas order (datasets.atlas.DK68_REGIONS)",
+            reordered[0],
+        )
 
 
 def subject_from_arrays(
@@ -154,8 +182,10 @@ def subject_from_arrays(
         Naming the input and the problem.
     """
     sid = check_subject_id(subject_id, "subject_id")
-    fc, sc = _in_atlas_order(fc, "fc"), _in_atlas_order(sc, "sc")
-    myelin, gradient = _in_atlas_order(myelin, "myelin"), _in_atlas_order(gradient, "gradient")
+    given = {"fc": fc, "sc": sc, "myelin": myelin, "gradient": gradient}
+    ordered = {k: _in_atlas_order(v, k) for k, v in given.items()}
+    _check_mixed_order({k: o for k, (_, o) in ordered.items()}, given)
+    fc, sc, myelin, gradient = (ordered[k][0] for k in ("fc", "sc", "myelin", "gradient"))
     sources: dict[str, str] = {}
     if _is_paths(fc):
         fc_arr = read_fc_runs(split_paths(fc))

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from delssome_norms.errors import InvalidInputError
+from delssome_norms.fit.collect import interval_and_flag
 from delssome_norms.fit.outputs import read_run
 from delssome_norms.fit.stages import STAGES, SubjectResult
 from delssome_norms.io import ei_table as et
@@ -126,7 +127,10 @@ class EIResult:
         Returns
         -------
         pandas.DataFrame
-            ``subject_id``, the demographic columns given, ``ei_ratio_mean``, ``ei_ratio_roi_<k>``.
+            ``subject_id``, the demographic columns given, ``ei_ratio_mean``, ``ei_ratio_roi_<k>``,
+            and, as in the table of ``collect``, the mean's 90 % interval ``ei_ratio_mean_lo`` /
+            ``ei_ratio_mean_hi`` (NaN without one) and ``fit_flagged`` / ``fit_flag_reasons``, so
+            that a chart's ``score`` flags a poor fit and gives the centile's interval.
         """
         if not hasattr(demographics, "items"):
             raise InvalidInputError(
@@ -136,7 +140,9 @@ class EIResult:
             )
         person = dict(demographics.items())
         person.setdefault(et.SUBJECT_ID, self.subject_id)
-        return pd.DataFrame([et.cohort_row(person, self.ei.to_numpy())])
+        row = et.cohort_row(person, self.ei.to_numpy())
+        row.update(interval_and_flag({"ei_interval": self.interval, "fit_quality": self.quality}))
+        return pd.DataFrame([row])
 
     @classmethod
     def from_subject_result(

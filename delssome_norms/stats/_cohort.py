@@ -14,7 +14,7 @@ import pandas as pd
 
 from delssome_norms.datasets import DK68_REGIONS
 from delssome_norms.errors import InvalidInputError
-from delssome_norms.io import check_ages, normalise_sex
+from delssome_norms.io import check_ages, table_sex_labels
 from delssome_norms.io import ei_table as et
 
 ROI_PATTERN = et.REGION_PATTERN
@@ -85,14 +85,15 @@ def default_targets(table: pd.DataFrame) -> list[str]:
 
 
 def sex_labels(table: pd.DataFrame, input_name: str = "table") -> np.ndarray:
-    """Female/male labels from ``sex`` (preferred) or ``numeric_sex`` (female = 1)."""
-    if "sex" in table.columns:
-        return normalise_sex(table["sex"], input_name)
-    if "numeric_sex" in table.columns:
-        return normalise_sex(table["numeric_sex"], input_name)
-    raise InvalidInputError(
-        f"missing column 'sex' (or 'numeric_sex'); columns are {_show_columns(table)}", input_name
-    )
+    """Female/male labels from ``sex`` and/or ``numeric_sex`` (female = 1); both must agree.
+
+    See :func:`delssome_norms.io.checks.table_sex_labels`.
+    """
+    if "sex" not in table.columns and "numeric_sex" not in table.columns:
+        raise InvalidInputError(
+            f"missing column 'sex' (or 'numeric_sex'); columns are {_show_columns(table)}", input_name
+        )
+    return table_sex_labels(table, input_name)
 
 
 def _show_columns(table: pd.DataFrame, limit: int = 8) -> str:
@@ -105,7 +106,7 @@ def _check_numeric(table: pd.DataFrame, col: str, input_name: str) -> np.ndarray
     values = pd.to_numeric(table[col], errors="coerce").to_numpy(dtype=np.float64)
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
-        rows = ", ".join(str(int(i)) for i in bad[:5]) + (" ..." if bad.size > 5 else "")
+        rows = ", ".join(str(int(i) + 1) for i in bad[:5]) + (" ..." if bad.size > 5 else "")
         raise InvalidInputError(
             f"target column {col!r} is missing or not a finite number in {bad.size} row(s) ({rows})",
             input_name,
@@ -141,8 +142,9 @@ def prepare_cohort(
     Raises
     ------
     InvalidInputError
-        A missing column, an unknown sex label, a bad age, a non-numeric or constant target, or
-        fewer than ``min_per_sex`` people of one sex.
+        A missing column, an unknown sex label, a bad age, a non-numeric or constant target,
+        fewer than ``min_per_sex`` people of one sex, or sex confounded with site (no site with
+        both sexes).
     """
     if not isinstance(table, pd.DataFrame):
         raise InvalidInputError(f"expected a pandas DataFrame, got {type(table).__name__}", input_name)
@@ -193,6 +195,17 @@ def prepare_cohort(
         codes, uniques = pd.factorize(labels.astype(str), sort=True)
         site_idx = codes.astype(int)
         site_names = tuple(str(u) for u in uniques)
+        n_female = np.bincount(site_idx, weights=female, minlength=len(site_names))
+        n_all = np.bincount(site_idx, minlength=len(site_names))
+        mixed = (n_female > 0) & (n_female < n_all)
+        if len(site_names) > 1 and not mixed.any():
+            raise InvalidInputError(
+                f"sex is confounded with site: each of the {len(site_names)} sites has people of "
+                "one sex only, so a sex difference cannot be told apart from site differences; "
+                "a sex test needs sites with both sexes (or site=None, if the sites are known to "
+                "measure alike)",
+                input_name,
+            )
     y = np.column_stack([_check_numeric(table, t, input_name) for t in targets])
     constant = [t for t, col in zip(targets, y.T) if np.ptp(col) == 0]
     if constant:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from delssome_norms.errors import InvalidInputError
 
 
-def stratified_bootstrap_counts(strata: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+def stratified_bootstrap_counts(
+    strata: np.ndarray, n_boot: int, rng: np.random.Generator | Sequence[np.random.Generator]
+) -> np.ndarray:
     """Bootstrap resamples as counts: each stratum is resampled with replacement to its own size.
 
     Parameters
@@ -16,7 +20,10 @@ def stratified_bootstrap_counts(strata: np.ndarray, n_boot: int, rng: np.random.
         Stratum label of each person (e.g. sex, or sex x site).
     n_boot : int
         Number of resamples.
-    rng : numpy.random.Generator
+    rng : numpy.random.Generator or sequence of them
+        One generator for all resamples, or one per resample (``n_boot`` of them): then each
+        resample depends on its own generator only, so resamples drawn in batches of any size
+        are the same (:func:`resample_generators`).
 
     Returns
     -------
@@ -28,12 +35,26 @@ def stratified_bootstrap_counts(strata: np.ndarray, n_boot: int, rng: np.random.
         raise InvalidInputError(f"n_boot must be at least 1, got {n_boot}", "n_boot")
     strata = np.asarray(strata)
     counts = np.zeros((strata.size, n_boot))
-    for label in np.unique(strata):
-        members = np.flatnonzero(strata == label)
-        draws = rng.integers(0, members.size, size=(n_boot, members.size))
-        for b in range(n_boot):
-            counts[members, b] = np.bincount(draws[b], minlength=members.size)
+    groups = [np.flatnonzero(strata == label) for label in np.unique(strata)]
+    if isinstance(rng, np.random.Generator):
+        for members in groups:
+            draws = rng.integers(0, members.size, size=(n_boot, members.size))
+            for b in range(n_boot):
+                counts[members, b] = np.bincount(draws[b], minlength=members.size)
+        return counts
+    if len(rng) != n_boot:
+        raise InvalidInputError(f"expected {n_boot} generators, got {len(rng)}", "rng")
+    for b, gen in enumerate(rng):
+        for members in groups:
+            draws = gen.integers(0, members.size, size=members.size)
+            counts[members, b] = np.bincount(draws, minlength=members.size)
     return counts
+
+
+def resample_generators(seed: int | None, n_boot: int) -> list[np.random.Generator]:
+    """One independent generator per bootstrap resample, derived from ``seed`` (numpy's
+    ``SeedSequence.spawn``): resample k is the same however the resamples are batched."""
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(n_boot)]
 
 
 def percentile_interval(

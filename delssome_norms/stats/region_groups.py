@@ -71,6 +71,15 @@ def region_group_scores(
             f"found {len(cols)} regional column(s)",
             input_name,
         )
+    absent = [f"ei_ratio_roi_{i}" for i in range(len(regions)) if i not in cols]
+    if cols and absent:
+        raise InvalidInputError(
+            f"{len(absent)} of the {len(regions)} regional columns are missing "
+            f"({', '.join(absent[:4])}{' ...' if len(absent) > 4 else ''}); group means over a "
+            "subset of regions would not compare with other people's (pass regions= for "
+            "another atlas)",
+            input_name,
+        )
     cohort = prepare_cohort(
         table,
         present["sensory"] + present["association"],

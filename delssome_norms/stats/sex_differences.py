@@ -38,6 +38,7 @@ from delssome_norms.stats._cohort import (
 from delssome_norms.stats._mean_interval import LR_INTERVAL_MAX_DF, lr_interval
 from delssome_norms.stats.bootstrap import (
     percentile_interval,
+    resample_generators,
     stratified_bootstrap_counts,
     weighted_median,
 )
@@ -674,12 +675,12 @@ def sex_gap(
     ci_low = ci_high = se = np.full(grid_ages.size, np.nan)
     n_used = 0
     if n_boot > 0:
-        rng = np.random.default_rng(seed)
+        generators = resample_generators(seed, n_boot)  # the same resamples for any batch_size
         strata = 2 * site_idx + female.astype(int)
         boot = []
         for start in range(0, n_boot, batch_size):
             b = min(batch_size, n_boot - start)
-            counts = stratified_bootstrap_counts(strata, b, rng)
+            counts = stratified_bootstrap_counts(strata, b, generators[start : start + b])
             yb = np.repeat(y, b, axis=1)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)

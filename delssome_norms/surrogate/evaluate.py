@@ -17,7 +17,9 @@ import torch
 from torch import Tensor
 
 from delssome_norms.errors import InvalidInputError
+from delssome_norms.io.checks import check_fc, check_fcd_cdf, check_sc, check_timing
 from delssome_norms.model import Losses, PFICParams, SimulationTiming, scale_sc
+from delssome_norms.model.devices import check_device
 from delssome_norms.surrogate.network import (
     CostPredictor,
     SubjectFeatures,
@@ -84,6 +86,19 @@ class SurrogateEvaluator:
         batch_size: int = 4096,
         timing_check: str = "warn",
     ) -> None:
+        if timing_check not in ("warn", "error", "ignore"):
+            raise InvalidInputError(
+                f"timing_check must be 'warn', 'error' or 'ignore', got {timing_check!r}", "timing_check"
+            )
+        if (
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, (int, np.integer))
+            or batch_size < 1
+        ):
+            raise InvalidInputError(
+                f"batch_size must be an integer >= 1, got {batch_size!r}", "batch_size"
+            )
+        device = check_device(device)
         fc_t = _stack(fc, 3, "FC")
         cdf_t = _stack(fcd_cdf, 2, "FCD-CDF")
         sc_t = _stack(sc, 3, "SC")
@@ -92,9 +107,26 @@ class SurrogateEvaluator:
             raise InvalidInputError(f"{cdf_t.shape[0]} FCD-CDFs for {k} FCs", "FCD-CDF")
         if sc_t.shape[0] not in (1, k) or sc_t.shape[-1] != n:
             raise InvalidInputError(f"SC of shape {tuple(sc_t.shape)} for {k} subjects of N={n}", "SC")
+        # the fit's own input gates (symmetry, range, NaN, monotone CDF, timing), subject by subject
+        fc_t = torch.stack(
+            [torch.as_tensor(check_fc(f.numpy(), n, f"FC[{i}]")) for i, f in enumerate(fc_t)]
+        )
+        bins = cdf_t.shape[1]
+        cdf_t = torch.stack(
+            [
+                torch.as_tensor(check_fcd_cdf(c.numpy(), bins, f"FCD-CDF[{i}]"))
+                for i, c in enumerate(cdf_t)
+            ]
+        )
+        sc_t = torch.stack(
+            [torch.as_tensor(check_sc(m.numpy(), n, f"SC[{i}]")) for i, m in enumerate(sc_t)]
+        )
         sc_t = torch.stack([scale_sc(s) for s in sc_t]).expand(k, n, n)
-        tr_t = torch.as_tensor(np.broadcast_to(np.asarray(tr, dtype=np.float64), (k,)).copy())
-        scan_t = torch.as_tensor(np.broadcast_to(np.asarray(scan_length, dtype=np.float64), (k,)).copy())
+        tr_np = np.broadcast_to(np.asarray(tr, dtype=np.float64), (k,)).copy()
+        scan_np = np.broadcast_to(np.asarray(scan_length, dtype=np.float64), (k,)).copy()
+        for i in range(k):
+            check_timing(tr_np[i], scan_np[i], f"tr/scan_length[{i}]")
+        tr_t, scan_t = torch.as_tensor(tr_np), torch.as_tensor(scan_np)
         if isinstance(surrogate, PretrainedSurrogate):
             surrogate.check(
                 n_regions=n,
@@ -115,7 +147,7 @@ class SurrogateEvaluator:
                 )
         self.metadata = surrogate.metadata if isinstance(surrogate, PretrainedSurrogate) else {}
         self.weights_path = surrogate.path if isinstance(surrogate, PretrainedSurrogate) else None
-        self.device = torch.device(device)
+        self.device = device
         self.model = model.to(self.device).eval()
         # the network's own dtype (float32 for loaded weights): every input is cast to it
         self.dtype = next(self.model.parameters()).dtype

@@ -23,8 +23,8 @@ import torch
 from delssome_norms.cli.main import main
 
 N = 6
-FAST = ["--generations", "2", "--popsize", "6", "--mu", "2", "--n-dup", "1", "--dt-train", "0.006",
-        "--dt-val", "0.006", "--dt-test", "0.006", "--burn-in", "0.72", "--fcd-window", "5",
+FAST = ["--generations", "2", "--popsize", "6", "--mu", "2", "--n-dup", "1", "--dt-train", "0.005",
+        "--dt-val", "0.005", "--dt-test", "0.005", "--burn-in", "0.72", "--fcd-window", "5",
         "--warmup-steps", "50", "--test-top-k", "2", "--quiet"]  # fmt: skip
 TIMING = ["--tr", "0.72", "--scan-length", "28.8"]
 
@@ -124,7 +124,7 @@ def _estimate(p: dict[str, Path], out: Path) -> list[str]:
 
 def _simulate(p: dict[str, Path], out: Path) -> list[str]:
     return ["simulate", "--params", str(p["params"]), "--sc", str(p["sc"]), "--fc", str(p["fc"]),
-            "--fcd-cdf", str(p["cdf"]), "--tr", "0.72", "--scan-length", "28.8", "--dt", "0.006",
+            "--fcd-cdf", str(p["cdf"]), "--tr", "0.72", "--scan-length", "28.8", "--dt", "0.005",
             "--burn-in", "0.72", "--fcd-window", "5", "--warmup-steps", "50", "--n-dup", "1",
             "--out-dir", str(out)]  # fmt: skip
 

@@ -253,7 +253,8 @@ def test_bad_inputs_give_one_line_errors(chart_dir, tables, capsys) -> None:
         "charts", "score", "--chart", str(other), "--table", str(tables["people"]), "--out", str(out)
     )
     assert proc.returncode == 2
-    assert proc.stderr.count("\n") == 1 and "format_version 99 is not supported" in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "format_version 99 is newer" in proc.stderr
+    assert "upgrade delssome_norms" in proc.stderr
     capsys.readouterr()
     code = main(
         [

@@ -1,7 +1,7 @@
 """CLI: estimate-ei, prepare, cohort (SIGKILL + resume), collect, surrogate mode, bad time series.
 
 These run the real simulator on a 6-region toy network with a short scan (TR 0.72 s, 7.2–14.4 s,
-dt 0.006 s) and tiny searches, so each fit takes a few seconds.
+dt 0.005 s) and tiny searches, so each fit takes a few seconds.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from delssome_norms.io import write_matrix
 
 N = 6
 FAST = [
-    "--popsize", "6", "--mu", "2", "--n-dup", "1", "--dt-train", "0.006", "--dt-val", "0.006",
-    "--dt-test", "0.006", "--burn-in", "0.72", "--fcd-window", "5", "--warmup-steps", "50",
+    "--popsize", "6", "--mu", "2", "--n-dup", "1", "--dt-train", "0.005", "--dt-val", "0.005",
+    "--dt-test", "0.005", "--burn-in", "0.72", "--fcd-window", "5", "--warmup-steps", "50",
     "--test-top-k", "2", "--quiet",
 ]  # fmt: skip
 OUTPUTS = ("EI_ratio.csv", "best_parameters.csv", "fit_quality.csv")

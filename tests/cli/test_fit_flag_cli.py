@@ -22,8 +22,8 @@ from delssome_norms.norms.simulate import make_truth, simulate_cohort
 
 N = 6
 FAST = [
-    "--popsize", "6", "--mu", "2", "--n-dup", "2", "--dt-train", "0.006", "--dt-val", "0.006",
-    "--dt-test", "0.006", "--burn-in", "0.72", "--fcd-window", "5", "--warmup-steps", "50",
+    "--popsize", "6", "--mu", "2", "--n-dup", "2", "--dt-train", "0.005", "--dt-val", "0.005",
+    "--dt-test", "0.005", "--burn-in", "0.72", "--fcd-window", "5", "--warmup-steps", "50",
     "--test-top-k", "2", "--generations", "2", "--quiet",
 ]  # fmt: skip
 

@@ -1,7 +1,7 @@
 """Issue #20: no stale results, no writes outside the out-dir, one clear error for every mistake.
 
 One test (or group) per numbered defect of the issue, on a 6-region toy subject with tiny fits
-(2 generations x 6 candidates, 28.8-s scans at dt 0.006 s), plus the concurrency check: two
+(2 generations x 6 candidates, 28.8-s scans at dt 0.005 s), plus the concurrency check: two
 ``cohort`` runs on one out-dir, the second stops at once, the first matches a lone run byte for byte.
 """
 
@@ -23,8 +23,8 @@ from delssome_norms import io
 from delssome_norms.cli.main import main
 
 N = 6
-FAST = ["--generations", "2", "--popsize", "6", "--mu", "2", "--n-dup", "1", "--dt-train", "0.006",
-        "--dt-val", "0.006", "--dt-test", "0.006", "--burn-in", "0.72", "--fcd-window", "5",
+FAST = ["--generations", "2", "--popsize", "6", "--mu", "2", "--n-dup", "1", "--dt-train", "0.005",
+        "--dt-val", "0.005", "--dt-test", "0.005", "--burn-in", "0.72", "--fcd-window", "5",
         "--warmup-steps", "50", "--test-top-k", "2", "--quiet"]  # fmt: skip
 RESULTS = ("EI_ratio.csv", "best_parameters.csv", "fit_quality.csv")
 

@@ -8,7 +8,7 @@ import pytest
 
 from delssome_norms.cli.main import main
 
-DEMO = ["--tr", "0.72", "--scan-length", "60", "--dt", "0.006", "--burn-in", "6", "--fcd-window", "10"]
+DEMO = ["--tr", "0.72", "--scan-length", "60", "--dt", "0.005", "--burn-in", "6", "--fcd-window", "10"]
 
 
 def test_simulate_writes_reference_layout_outputs(cbig_dir, tmp_path, capsys):
@@ -63,7 +63,7 @@ def test_simulate_without_empirical_data_and_bad_inputs(tmp_path, capsys):
     np.savetxt(tmp_path / "sc.csv", sc, delimiter=",")
     _write_params(tmp_path / "p.csv")
     base = ["simulate", "--params", str(tmp_path / "p.csv"), "--sc", str(tmp_path / "sc.csv")]
-    short = ["--tr", "0.72", "--scan-length", "14.4", "--dt", "0.01", "--burn-in", "1.44"]
+    short = ["--tr", "0.72", "--scan-length", "14.4", "--dt", "0.005", "--burn-in", "1.44"]
     short += ["--fcd-window", "5", "--warmup-steps", "100"]
     assert main([*base, *short, "--out-dir", str(tmp_path / "o")]) == 0
     assert (tmp_path / "o" / "EI_ratio.csv").is_file()
@@ -109,7 +109,7 @@ def test_simulate_defaults_to_the_template_sc(tmp_path, capsys):
         "--scan-length",
         "30",
         "--dt",
-        "0.01",
+        "0.005",
         "--burn-in",
         "3",
         "--fcd-window",

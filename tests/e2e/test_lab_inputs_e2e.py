@@ -23,8 +23,8 @@ from delssome_norms.datasets import DK68_REGIONS, load_reference_subjects
 from delssome_norms.errors import InputWarning
 
 FAST = [
-    "--generations", "2", "--popsize", "6", "--mu", "2", "--n-dup", "1", "--dt-train", "0.006",
-    "--dt-val", "0.006", "--dt-test", "0.006", "--burn-in", "0.72", "--fcd-window", "5",
+    "--generations", "2", "--popsize", "6", "--mu", "2", "--n-dup", "1", "--dt-train", "0.005",
+    "--dt-val", "0.005", "--dt-test", "0.005", "--burn-in", "0.72", "--fcd-window", "5",
     "--warmup-steps", "50", "--test-top-k", "2", "--batch-subjects", "1", "--quiet",
     "--no-stability-gate",  # 6-candidate searches on DK68: the gate would leave none
 ]  # fmt: skip

@@ -147,7 +147,7 @@ def tiny_surrogate_weights(folder: Path) -> Path:
 
 def tiny_timing(tr: float = 0.72, scan: float = 14.4) -> SimulationTiming:
     return SimulationTiming(
-        tr=tr, scan_length=scan, dt=0.01, burn_in=0.72, fcd_window=5, warmup_steps=50
+        tr=tr, scan_length=scan, dt=0.005, burn_in=0.72, fcd_window=5, warmup_steps=50
     )
 
 
@@ -155,9 +155,9 @@ def dask_cohort_settings(seed: int) -> FitSettings:
     """Tiny cohort settings for the executor tests (2 generations x 6 candidates, gate off)."""
     return FitSettings(
         cmaes=CMAESSettings(generations=2, popsize=6, mu=2),
-        dt_train=0.006,
-        dt_val=0.006,
-        dt_test=0.006,
+        dt_train=0.005,
+        dt_val=0.005,
+        dt_test=0.005,
         burn_in=0.72,
         fcd_window=5,
         warmup_steps=50,

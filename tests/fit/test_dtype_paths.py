@@ -19,7 +19,7 @@ from delssome_norms.fit.subject import SubjectInputs
 from delssome_norms.surrogate import SURROGATE_BACKEND
 from delssome_norms.surrogate.network import CostPredictor
 
-DT_TEST = 0.005  # differs from the train/val step, so the test stage's simulation can be told apart
+DT_TEST = 0.0025  # differs from the train/val step, so the test stage's simulation can be told apart
 
 
 def _subject() -> SubjectInputs:
@@ -35,7 +35,7 @@ def _settings(mode: str, dtype: str, weights: Path | None) -> FitSettings:
         mode=mode,
         surrogate_weights=None if weights is None else str(weights),
         dtype=dtype,
-        dt_train=0.01, dt_val=0.01, dt_test=DT_TEST, burn_in=0.72, fcd_window=5, warmup_steps=50,
+        dt_train=0.005, dt_val=0.005, dt_test=DT_TEST, burn_in=0.72, fcd_window=5, warmup_steps=50,
         test_top_k=2, n_dup=2, stability_gate=True,
     )  # fmt: skip
 

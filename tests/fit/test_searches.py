@@ -160,6 +160,13 @@ def test_combine_mean_averages_every_searchs_best_candidate(tmp_path: Path, monk
     ei = pd.read_csv(tmp_path / "mean" / "EI_ratio.csv")
     np.testing.assert_allclose(ei["EI_ratio"], expected, rtol=1e-9)
     assert not np.allclose(members[0], members[1])  # the searches did not all find one answer
+    # S_E and S_I are combined the same way, so the row's S_E / S_I is its E/I (up to the
+    # duplicates' noise; arithmetic means of different searches' S_E, S_I were not)
+    s_e = np.exp(
+        np.mean([np.log(test["s_e"][j][test["valid"][j].astype(bool)].mean(0)) for j in rows], 0)
+    )
+    np.testing.assert_allclose(ei["S_E"], s_e, rtol=1e-9)
+    np.testing.assert_allclose(ei["S_E"] / ei["S_I"], ei["EI_ratio"], rtol=0.02)
 
     # the interval is centred on the mean and covers every search's answer
     assert (ei["EI_ratio_lo"] < ei["EI_ratio"]).all() and (ei["EI_ratio"] < ei["EI_ratio_hi"]).all()

@@ -53,7 +53,7 @@ def test_gated_evaluator_scores_only_stable_candidates() -> None:
     assert 20 < stable.sum() < len(stable) - 20  # both kinds are present
     params = stack_params([space.to_regional(coeffs)])
     idx = torch.zeros(len(coeffs), dtype=torch.long)
-    timing = SimulationTiming(tr=0.72, scan_length=14.4, dt=0.01, burn_in=0.72, fcd_window=5)
+    timing = SimulationTiming(tr=0.72, scan_length=14.4, dt=0.005, burn_in=0.72, fcd_window=5)
     fc, cdf, sc = tiny_fc(level=0.2)[None], tiny_cdf()[None], tiny_sc()[None]
     inner = AnalyticSimulator(fc, cdf, sc, timing, n_dup=2)
     scores = StabilityGatedEvaluator(inner, sc)(params, idx, seed=5)

@@ -198,7 +198,7 @@ def _subjects() -> list[SubjectInputs]:
 def _settings(**kw) -> FitSettings:
     base = dict(
         cmaes=CMAESSettings(generations=3, popsize=8, mu=3),
-        dt_train=0.01, dt_val=0.01, dt_test=0.01, burn_in=0.72, fcd_window=5, warmup_steps=50,
+        dt_train=0.005, dt_val=0.005, dt_test=0.005, burn_in=0.72, fcd_window=5, warmup_steps=50,
         test_top_k=3, n_dup=3, seed=3, stability_gate=False,
     )  # fmt: skip
     base.update(kw)

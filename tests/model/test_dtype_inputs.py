@@ -11,7 +11,7 @@ from delssome_norms.model.batch import prepare_batch
 from delssome_norms.model.constants import PFIC_CONSTANTS
 
 TIMING = SimulationTiming(
-    tr=0.06, scan_length=0.72, dt=0.01, burn_in=0.12, fcd_window=3, warmup_steps=12
+    tr=0.06, scan_length=0.72, dt=0.005, burn_in=0.12, fcd_window=3, warmup_steps=12
 )
 
 

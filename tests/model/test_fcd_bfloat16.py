@@ -112,7 +112,7 @@ def test_summarize_uses_the_requested_fcd_products():
     sc = rng.random((8, 8))
     sc = scale_sc(sc + sc.T - 2 * np.diag(np.diag(sc)))
     timing = SimulationTiming(
-        tr=0.72, scan_length=72.0, dt=0.01, burn_in=1.44, fcd_window=10, warmup_steps=100
+        tr=0.72, scan_length=72.0, dt=0.005, burn_in=1.44, fcd_window=10, warmup_steps=100
     )
     res = simulate(random_params(rng, 2, 8, stable=True), sc, timing, n_dup=1, seed=0)
     bold = res.bold[:, 0]

@@ -21,7 +21,7 @@ from delssome_norms.model.devices import check_device, parse_device
 
 N = 6
 TIMING = SimulationTiming(
-    tr=0.72, scan_length=14.4, dt=0.01, burn_in=1.44, fcd_window=5, warmup_steps=50
+    tr=0.72, scan_length=14.4, dt=0.005, burn_in=1.44, fcd_window=5, warmup_steps=50
 )
 
 

@@ -11,7 +11,7 @@ from delssome_norms.errors import InvalidInputError
 from delssome_norms.model import PFICParams, SimulationTiming, cost, scale_sc, simulate, summarize
 
 TIMING = SimulationTiming(
-    tr=0.72, scan_length=14.4, dt=0.01, burn_in=1.44, fcd_window=5, warmup_steps=100
+    tr=0.72, scan_length=14.4, dt=0.005, burn_in=1.44, fcd_window=5, warmup_steps=100
 )
 
 
@@ -54,7 +54,7 @@ def test_seeded_noise_is_reproducible_and_duplicates_differ(small, engine):
 def test_a_blown_up_set_is_invalid_and_does_not_poison_the_others(small):
     sc, params = small
     sigma_bad = params.sigma.copy()
-    sigma_bad[1] = 5.0  # noise of 0.5 per step in S_E, S_I: the rates overflow
+    sigma_bad[1] = 20.0  # noise of 1.4 per step in S_E, S_I: the rates overflow
     bad = params._replace(sigma=sigma_bad)
     good_run = simulate(params, sc, TIMING, n_dup=2, seed=3, engine="torch")
     bad_run = simulate(bad, sc, TIMING, n_dup=2, seed=3, engine="torch")
@@ -154,7 +154,7 @@ def test_static_block_engine_matches_the_torch_loop(small):
 
     sc, params = small
     timing = SimulationTiming(
-        tr=0.72, scan_length=14.4, dt=0.01, burn_in=1.44, fcd_window=5, warmup_steps=170
+        tr=0.72, scan_length=14.4, dt=0.005, burn_in=1.44, fcd_window=5, warmup_steps=170
     )
     p = prepare_batch(params, sc, timing.dt, 2, "cpu", torch.float64)
     noise = _noise_source(timing, 6, 6, torch.float64)
@@ -289,7 +289,7 @@ def test_kernel_results_do_not_depend_on_the_lane_width(small, monkeypatch, dtyp
         pytest.skip("no C++ compiler for the fused kernel")
     sc, params = small
     timing = SimulationTiming(
-        tr=0.72, scan_length=14.4, dt=0.01, burn_in=1.44, fcd_window=5, warmup_steps=50
+        tr=0.72, scan_length=14.4, dt=0.005, burn_in=1.44, fcd_window=5, warmup_steps=50
     )
     outs = []
     for width in _kernel.LANE_CHOICES[dtype]:
@@ -330,7 +330,7 @@ def test_kernel_thread_teams_give_the_one_thread_results(monkeypatch, dtype, tea
     sc = scale_sc(sc + sc.T)
     params = random_params(rng, 1, N, stable=True)
     timing = SimulationTiming(
-        tr=0.72, scan_length=28.8, dt=0.01, burn_in=1.44, fcd_window=5, warmup_steps=10
+        tr=0.72, scan_length=28.8, dt=0.005, burn_in=1.44, fcd_window=5, warmup_steps=10
     )
     assert _kernel._TeamChoice(1, 2, N).possible and not _kernel._TeamChoice(2, 2, N).possible
     if teams == "always":

@@ -104,3 +104,14 @@ def test_cpu_helper_and_torch_paths_agree_and_flag_non_finite_runs(monkeypatch):
         assert torch.isnan(h[1]).all() and torch.isfinite(h[[0, 2]]).all()
     c_fast, c_slow = torch.cumsum(fast[[0, 2]], 1), torch.cumsum(slow[[0, 2]], 1)
     assert (c_fast - c_slow).abs().max().item() <= 1  # a value on a bin edge may move one bin
+
+
+def test_fcd_of_a_series_with_a_constant_region_is_refused() -> None:
+    from delssome_norms.errors import InvalidInputError
+    from delssome_norms.model.summary import bold_fcd_cdf
+
+    x = np.random.default_rng(0).standard_normal((200, 6))
+    assert float(bold_fcd_cdf(x, 20)[-1]) == 1.0
+    x[:, 2] = 1.0
+    with pytest.raises(InvalidInputError, match=r"region\(s\) \[2\] are constant"):
+        bold_fcd_cdf(x, 20)

@@ -30,7 +30,7 @@ from delssome_norms.model import SimulationTiming, scale_sc, simulate
 from delssome_norms.model.integrate import prepare_batch
 from delssome_norms.model import _kernel, _triton
 
-T = SimulationTiming(tr=0.06, scan_length=0.72, dt=0.01, burn_in=0.12, fcd_window=3, warmup_steps=12)
+T = SimulationTiming(tr=0.06, scan_length=0.72, dt=0.005, burn_in=0.12, fcd_window=3, warmup_steps=12)
 rng = np.random.default_rng(0)
 N = 6
 sc = rng.random((N, N)); sc = sc + sc.T; np.fill_diagonal(sc, 0); sc = scale_sc(sc)
@@ -108,7 +108,7 @@ def test_cuda_triton_kernel_matches_the_cpu_kernel(template_sc, dtype):
     from delssome_norms.model import _triton as tri
 
     T = SimulationTiming(
-        tr=0.72, scan_length=28.8, dt=0.01, burn_in=1.44, fcd_window=5, warmup_steps=300
+        tr=0.72, scan_length=28.8, dt=0.005, burn_in=1.44, fcd_window=5, warmup_steps=300
     )
     params = random_params(np.random.default_rng(1), 4, 68, stable=True)
     gpu = simulate(params, template_sc, T, n_dup=3, seed=9, device="cuda", dtype=dtype)

@@ -303,7 +303,7 @@ def test_load_refuses_other_format_versions_and_broken_folders(fitted, tmp_path)
     meta = json.loads((folder / "chart.json").read_text())
     meta["format_version"] = 2
     (folder / "chart.json").write_text(json.dumps(meta))
-    with pytest.raises(InvalidInputError, match="format_version 2 is not supported"):
+    with pytest.raises(InvalidInputError, match="format_version 2 is newer than this"):
         GrowthChart.load(folder)
     with pytest.raises(InvalidInputError, match="does not exist"):
         GrowthChart.load(tmp_path / "nowhere")

@@ -15,6 +15,7 @@ from delssome_norms.errors import InvalidInputError
 from delssome_norms.fit import CMAESSettings, FitSettings, estimate_ei
 from delssome_norms.io import write_matrix
 from delssome_norms.pipeline import EIEstimator, EIResult, subject_from_arrays
+from delssome_norms.pipeline.estimator import EIFitError
 
 pytestmark = pytest.mark.filterwarnings("ignore:no myelin/gradient maps given")
 
@@ -45,7 +46,7 @@ def _cdf(seed: int = 0) -> np.ndarray:
 
 SETTINGS = FitSettings(
     cmaes=CMAESSettings(generations=3, popsize=8, mu=2),
-    dt_train=0.01, dt_val=0.01, dt_test=0.01, burn_in=0.72, fcd_window=5, warmup_steps=50,
+    dt_train=0.005, dt_val=0.005, dt_test=0.005, burn_in=0.72, fcd_window=5, warmup_steps=50,
     n_dup=2, test_top_k=2, stability_gate=False, seed=3,
 )  # fmt: skip
 
@@ -227,6 +228,23 @@ def test_a_failed_refit_leaves_no_result_of_the_previous_subject(arrays) -> None
     assert not hasattr(est, "result_") and not hasattr(est, "outcome_")
 
 
+def test_a_failed_overwrite_keeps_the_results_it_was_to_replace(tmp_path: Path, arrays) -> None:
+    out = tmp_path / "s1"
+    kw = {"tr": TR, "scan_length": SCAN, "sc": arrays["sc"], "subject_id": "s1"}
+    first = EIEstimator(SETTINGS, out_dir=out).fit(arrays["fc"], arrays["fcd_cdf"], **kw)
+    before = (out / "EI_ratio.csv").read_bytes()
+    impossible = dataclasses.replace(SETTINGS, rate_gate=(40.0, 50.0))  # rejects every candidate
+    with pytest.raises(EIFitError, match=r"kept in .*previous"):
+        EIEstimator(impossible, out_dir=out, overwrite=True).fit(arrays["fc"], arrays["fcd_cdf"], **kw)
+    assert not (out / "run.json").exists()  # nothing at the top level passes for the refit's result
+    assert (out / "previous" / "EI_ratio.csv").read_bytes() == before
+    kept = EIResult.from_dir(out / "previous")
+    pd.testing.assert_series_equal(kept.ei, first.result_.ei, check_names=False, check_index=False)
+    # a refit that succeeds replaces them and removes the copy
+    EIEstimator(SETTINGS, seed=5, out_dir=out, overwrite=True).fit(arrays["fc"], arrays["fcd_cdf"], **kw)
+    assert (out / "run.json").exists() and not (out / "previous").exists()
+
+
 def test_to_table_needs_demographics(arrays) -> None:
     est = EIEstimator(SETTINGS).fit(
         arrays["fc"], arrays["fcd_cdf"], tr=TR, scan_length=SCAN, sc=arrays["sc"]
@@ -255,3 +273,50 @@ def test_labelled_dk68_inputs_are_put_in_atlas_order() -> None:
     np.testing.assert_array_equal(a.fc, c.fc)
     with pytest.raises(InvalidInputError, match="labelled differently"):
         subject_from_arrays("x", shuffled.set_axis(names, axis=1), cdf, tr=0.72, scan_length=432.0)
+
+
+def test_labelled_and_plain_inputs_are_not_silently_misaligned() -> None:
+    """A reordered labelled FC next to plain SC/map arrays, or region labels with a typo, are
+    refused; labels spelled another way (ctx-lh-, upper case) are matched by name, maps too."""
+    from delssome_norms.datasets import DK68_REGIONS, load_reference_subjects
+
+    subjects = load_reference_subjects()
+    fc, cdf = subjects.fc[0], subjects.fcd_cdf[0]
+    perm = np.random.default_rng(1).permutation(68)
+    own = [DK68_REGIONS[i] for i in perm]
+    shuffled = pd.DataFrame(fc[np.ix_(perm, perm)], index=own, columns=own)
+    rng = np.random.default_rng(2)
+    sc = rng.random((68, 68))
+    sc = sc + sc.T
+    np.fill_diagonal(sc, 0.0)
+    with pytest.raises(InvalidInputError, match="sc came as plain array"):
+        subject_from_arrays("x", shuffled, cdf, tr=0.72, scan_length=432.0, sc=sc)
+    myelin, gradient = rng.normal(size=68), rng.normal(size=68)
+    labelled = subject_from_arrays(
+        "x",
+        shuffled,
+        cdf,
+        tr=0.72,
+        scan_length=432.0,
+        sc=pd.DataFrame(sc[np.ix_(perm, perm)], index=own, columns=own),
+        myelin=pd.Series(myelin[perm], index=own),
+        gradient=pd.Series(gradient[perm], index=own),
+    )
+    np.testing.assert_array_equal(labelled.fc, fc)
+    np.testing.assert_allclose(labelled.myelin, myelin)
+    np.testing.assert_allclose(labelled.gradient, gradient)
+    spelled = [n.upper().replace("LH_", "ctx-lh-").replace("RH_", "ctx-rh-") for n in own]
+    other = subject_from_arrays(
+        "x",
+        shuffled.set_axis(spelled, axis=0).set_axis(spelled, axis=1),
+        cdf,
+        tr=0.72,
+        scan_length=432.0,
+    )
+    np.testing.assert_array_equal(other.fc, fc)
+    typo = list(own)
+    typo[5] = typo[5].replace("_", "_x", 1)
+    with pytest.raises(InvalidInputError, match="match no region"):
+        subject_from_arrays(
+            "x", shuffled.set_axis(typo, axis=0).set_axis(typo, axis=1), cdf, tr=0.72, scan_length=432.0
+        )

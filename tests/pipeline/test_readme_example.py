@@ -52,7 +52,19 @@ def test_readme_example_runs_and_matches_the_cli(tmp_path: Path, capsys) -> None
     assert ei.index[0] == "lh_bankssts" and len(ei) == 68
     assert np.corrcoef(ei.to_numpy(), subjects.sim_ei_ratio[0])[0, 1] > 0.5
     # one score per target (mean + 68 regions), finite, z = Phi^-1(centile)
-    assert len(scores) == 69 and scores["flag"].eq("").all()
+    # the fit's verdict reaches the scores: a flagged fit is a poor_fit row, its reasons kept
+    assert len(scores) == 69
+    assert scores["flag"].eq("poor_fit" if est.result_.flagged else "").all()
+    reasons = ";".join(est.result_.quality.get("reasons", []))
+    assert scores["fit_flag_reasons"].eq(reasons).all()
+    lo, hi = est.result_.mean_interval
+    mean_rows = scores[scores["target"] == "ei_ratio_mean"]
+    assert (
+        mean_rows["centile_lo"].iloc[0]
+        <= mean_rows["centile"].iloc[0]
+        <= mean_rows["centile_hi"].iloc[0]
+    )
+    assert lo < est.result_.ei.mean() < hi
     from scipy.stats import norm
 
     np.testing.assert_allclose(scores["z"], norm.ppf(scores["centile"]), atol=1e-9)

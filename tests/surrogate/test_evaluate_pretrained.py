@@ -98,13 +98,37 @@ def test_refuses_wrong_n_bins_and_sc(saved) -> None:
     with pytest.raises(InvalidInputError, match=r"N=6 regions.*N=7"):
         SurrogateEvaluator(loaded, fc7, cdf7, sc7, 0.72, 120.0)
     with pytest.raises(InvalidInputError, match="100 bins; the subject has 50"):
-        SurrogateEvaluator(loaded, fc, cdf[:, :50], sc, 0.72, 120.0)
+        SurrogateEvaluator(loaded, fc, cdf[:, :50] / cdf[:, 49:50], sc, 0.72, 120.0)
     other = sc.copy()
     other[0, 1] = other[1, 0] = other.max() * 0.5 + 0.1
     with pytest.raises(InvalidInputError, match="structural connectivity differs"):
         SurrogateEvaluator(loaded, fc, cdf, other, 0.72, 120.0)
     # the same SC at another overall scale is the same scaled SC
     SurrogateEvaluator(loaded, fc, cdf, sc * 7.0, 0.72, 120.0)
+
+
+def test_the_evaluator_checks_its_inputs_like_the_fit(saved) -> None:
+    folder, _, fcs, cdfs, sc = saved
+    loaded = load_pretrained(folder)
+    fc, cdf = fcs[0], cdfs[0]  # one subject
+    bad_cdf = cdf.copy()
+    bad_cdf[10] = bad_cdf[9] - 0.01
+    cases = [
+        ({"fc": np.full_like(fc, np.nan)}, "non-finite"),
+        ({"fc": np.triu(fc)}, "symmetric"),
+        ({"fc": fc * 5}, "diagonal must be 1"),
+        ({"cdf": bad_cdf}, "non-decreasing"),
+        ({"tr": 720.0}, "milliseconds"),
+        ({"timing_check": "bogus"}, "timing_check"),
+        ({"batch_size": 0}, "batch_size"),
+    ]
+    if not torch.cuda.is_available():
+        cases.append(({"device": "cuda"}, "CUDA is not available"))
+    for change, message in cases:
+        args = {"fc": fc, "cdf": cdf, "tr": 0.72} | change
+        extra = {k: v for k, v in change.items() if k in ("timing_check", "batch_size", "device")}
+        with pytest.raises(InvalidInputError, match=message):
+            SurrogateEvaluator(loaded, args["fc"], args["cdf"], sc, args["tr"], 120.0, **extra)
 
 
 def test_timing_outside_the_trained_range(saved) -> None:

@@ -1,0 +1,387 @@
+"""The cohort table for the growth charts: ``collect`` gathers every finished subject's E/I.
+
+One row per subject with the demographics, the mean and regional E/I, the mean's 90 % interval
+and the fit-quality flag (docs/science.md §5), written with a provenance sidecar that records the
+pipeline that produced the numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from delssome_norms.datasets import DK68_REGIONS
+from delssome_norms.errors import InputWarning, InvalidInputError
+from delssome_norms.fit.outputs import (
+    OUTPUT_FILES,
+    PIPELINE_SETTINGS_IGNORED,
+    PROVENANCE_FORMAT_VERSION,
+    RECORDED_NOT_COMPARED,
+    fingerprint_differences,
+    read_run,
+)
+from delssome_norms.io import (
+    check_unique_ids,
+    file_sha256,
+    read_demographics,
+    read_table,
+    write_json,
+    write_table,
+)
+from delssome_norms.io import ei_table as et
+from delssome_norms.io.provenance import pipeline_differences
+
+CHART_COLUMNS = et.DEMOGRAPHIC_COLUMNS
+"""Demographic columns of the cohort table (those present in the demographics)."""
+
+
+INTERVAL_COLUMNS = (et.MEAN_LO, et.MEAN_HI, et.FIT_FLAGGED, et.FIT_FLAG_REASONS)
+"""Columns of the cohort table from ``run.json``'s ``ei_interval`` and ``fit_quality`` blocks."""
+
+
+def interval_and_flag(run: Mapping[str, Any]) -> dict[str, Any]:
+    """The interval of the mean E/I and the fit-quality flag of a subject's ``run.json``.
+
+    Results of versions without them give NaN bounds, ``fit_flagged`` False and empty reasons.
+    """
+    block = run.get("ei_interval")
+    verdict = run.get("fit_quality")
+    lo = hi = float("nan")
+    if isinstance(block, Mapping):
+        lo, hi = (
+            float(v) if isinstance(v, (int, float)) else float("nan")
+            for v in (block.get("mean_lo"), block.get("mean_hi"))
+        )
+    flagged, reasons = False, []
+    if isinstance(verdict, Mapping):
+        flagged = bool(verdict.get("flagged", False))
+        reasons = [str(r) for r in verdict.get("reasons") or []]
+    return {
+        "ei_ratio_mean_lo": lo,
+        "ei_ratio_mean_hi": hi,
+        "fit_flagged": flagged,
+        "fit_flag_reasons": ";".join(reasons),
+    }
+
+
+def flagged_message(flagged: list[str], n_subjects: int) -> str:
+    """Warning naming flagged subjects ("id (reason;reason)") and what to do about them."""
+    shown = ", ".join(flagged[:10]) + (f" (and {len(flagged) - 10} more)" if len(flagged) > 10 else "")
+    return (
+        f"{len(flagged)} of {n_subjects} subject(s) have a poor fit-quality flag: {shown}; see "
+        "README 'Reading the intervals and the flag' (charts fit --exclude-flagged leaves them out)"
+    )
+
+
+def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd.DataFrame:
+    """Build the growth-chart input table from per-subject results and demographics.
+
+    Parameters
+    ----------
+    in_dir : path
+        A cohort output folder (one sub-folder per subject with ``EI_ratio.csv``).
+    demographics : path
+        CSV with subject_id, age_in_years, sex (or numeric_sex) and optionally site, scanner,
+        site_scanner (see :func:`delssome_norms.io.read_demographics`).
+    out : path
+        Output CSV: subject_id, age_in_years, sex, numeric_sex, site, scanner, site_scanner,
+        ei_ratio_mean, ei_ratio_roi_0 .. ei_ratio_roi_{N-1}, ei_ratio_mean_lo, ei_ratio_mean_hi
+        (the 90 % interval of the mean; NaN for results of older versions), fit_flagged (bool),
+        fit_flag_reasons (";"-joined, :mod:`delssome_norms.fit.quality`). Next to it
+        ``<stem>.provenance.json`` (the pipeline that produced every row: atlas, SC, maps, design,
+        mode, settings, timing, versions, dropped subjects) and ``<stem>.regions.csv`` (region
+        name of each ``ei_ratio_roi_k``).
+
+    Returns
+    -------
+    DataFrame
+        The table written. Subjects without finished results are skipped with an
+        :class:`~delssome_norms.errors.InputWarning` (listed in the sidecar); flagged subjects
+        are named in another.
+
+    Raises
+    ------
+    InvalidInputError
+        Subjects with different numbers of regions, settings, or pipelines (atlas, SC, maps,
+        design, mode: the first differing field and both values are named).
+    """
+    from delssome_norms.io import provenance_path, regions_path
+    from delssome_norms.io.provenance import SIDECAR_KIND
+    from delssome_norms.io.regions import regions_sha256
+
+    demo = read_demographics(demographics)
+    try:
+        check_unique_ids(demo["subject_id"], str(demographics), as_folders=True)
+    except InvalidInputError as err:
+        raise err.with_source(str(demographics)) from None
+    in_dir = Path(in_dir)
+    rows, missing, n_regions = [], [], None
+    settings_seen: dict[str, list[str]] = {}
+    recorded: dict[str, dict[str, list[str]]] = {}
+    pipelines: dict[str, tuple[dict[str, Any], list[str]]] = {}
+    provenances: dict[str, dict[str, Any]] = {}
+    unfingerprinted, unprovenanced = [], []
+    flagged: list[str] = []
+    timing_mismatch: list[str] = []
+    damaged: list[str] = []
+    for _, person in demo.iterrows():
+        sid = str(person["subject_id"])
+        sdir = in_dir / sid
+        run = read_run(sdir)
+        if run is None:
+            missing.append(sid)
+            if all((sdir / f).is_file() for f in OUTPUT_FILES):
+                damaged.append(sid)  # every file there, but run.json unreadable or incomplete
+            continue
+        run_path = str(sdir / "run.json")
+        if str(run.get("subject_id")) != sid:
+            raise InvalidInputError(
+                f"holds the results of subject {run.get('subject_id')!r}, not {sid!r}; move it "
+                "to the right folder or refit",
+                run_path,
+            )
+        fp = run.get("fingerprint")
+        if isinstance(fp, dict):
+            # a seed (or device) does not define the method: a cohort may mix them
+            fitted = fp.get("settings")
+            if isinstance(fitted, dict):
+                for name in RECORDED_NOT_COMPARED:
+                    recorded.setdefault(name, {}).setdefault(str(fitted.get(name)), []).append(sid)
+                fitted = {k: v for k, v in fitted.items() if k not in PIPELINE_SETTINGS_IGNORED}
+            key = json.dumps(fitted, sort_keys=True)
+            settings_seen.setdefault(key, []).append(sid)
+        else:
+            unfingerprinted.append(sid)
+        _check_timing_columns(person, run, timing_mismatch)
+        prov = run.get("provenance")
+        if isinstance(prov, dict) and isinstance(prov.get("pipeline"), dict):
+            key = json.dumps(prov["pipeline"], sort_keys=True)
+            pipelines.setdefault(key, (prov["pipeline"], []))[1].append(sid)
+            provenances[sid] = prov
+        else:
+            unprovenanced.append(sid)
+        ei_path = sdir / et.EI_RATIO_FILE
+        ei = read_table(ei_path, required=(et.REGION_INDEX, et.EI_RATIO))
+        ei = ei.sort_values(et.REGION_INDEX)
+        idx = pd.to_numeric(ei[et.REGION_INDEX], errors="coerce").to_numpy()
+        values = pd.to_numeric(ei[et.EI_RATIO], errors="coerce").to_numpy(dtype=np.float64)
+        if not np.array_equal(idx, np.arange(len(ei))):
+            raise InvalidInputError("region_index must list 0 .. N-1 once each", str(ei_path))
+        bad = np.flatnonzero(~np.isfinite(values) | (values <= 0))
+        if bad.size:
+            raise InvalidInputError(
+                f"EI_ratio must be a positive number in every region; region(s) "
+                f"{', '.join(str(int(i)) for i in bad[:5])} have {float(values[bad[0]])} "
+                "(damaged or edited file; refit this subject with --overwrite)",
+                str(ei_path),
+            )
+        if n_regions is None:
+            n_regions = len(values)
+        elif len(values) != n_regions:
+            raise InvalidInputError(
+                f"has {len(values)} regions but earlier subjects have {n_regions}",
+                str(ei_path),
+            )
+        row = et.cohort_row(person, values)
+        row.update(interval_and_flag(run))
+        if row["fit_flagged"]:
+            flagged.append(f"{sid} ({row['fit_flag_reasons']})")
+        rows.append(row)
+    if missing:
+        shown = ", ".join(missing[:10]) + (
+            f" (and {len(missing) - 10} more)" if len(missing) > 10 else ""
+        )
+        warnings.warn(
+            f"{len(missing)} subject(s) in {demographics} have no finished results in {in_dir}: "
+            f"{shown} (left out of the table; see failures.csv of the cohort run)"
+            + (
+                f"; {len(damaged)} of them have all their files but a damaged or unfinished "
+                f"run.json ({', '.join(damaged[:5])}): refit them with --overwrite"
+                if damaged
+                else ""
+            ),
+            InputWarning,
+            stacklevel=2,
+        )
+    if not rows:
+        raise InvalidInputError(
+            "no finished subject results found for the people listed", str(demographics)
+        )
+    if flagged:
+        warnings.warn(flagged_message(flagged, len(rows)), InputWarning, stacklevel=2)
+    diff: list = []
+    if len(pipelines) > 1:
+        (ref, ref_ids), *others = sorted(pipelines.values(), key=lambda v: len(v[1]), reverse=True)
+        other, other_ids = others[0]
+        diff = pipeline_differences(ref, other) or [("pipeline", "?", "?")]
+        if [d[0] for d in diff] == ["settings_sha256"] and len(settings_seen) > 1:
+            diff = []  # the settings check below names the settings that differ
+    if diff:
+        field, a, b = diff[0]
+        raise InvalidInputError(
+            f"subjects were fitted with different pipelines: {field} is {a!r} for "
+            f"{', '.join(ref_ids[:3])}{' ...' if len(ref_ids) > 3 else ''} but {b!r} for "
+            f"{', '.join(other_ids[:3])}{' ...' if len(other_ids) > 3 else ''}"
+            + (f" (and {len(diff) - 1} more field(s) differ)" if len(diff) > 1 else "")
+            + "; collect each pipeline into its own table, or refit (cohort --overwrite)",
+            str(in_dir),
+        )
+    if len(settings_seen) > 1:
+        ranked = sorted(settings_seen.items(), key=lambda kv: len(kv[1]), reverse=True)
+        groups = [ids for _, ids in ranked]
+        shown = "; ".join(
+            ", ".join(g[:3]) + (f" (+{len(g) - 3})" if len(g) > 3 else "") for g in groups[:4]
+        )
+        first, second = (json.loads(k) for k, _ in ranked[:2])
+        differing = fingerprint_differences(
+            first if isinstance(first, dict) else {}, second if isinstance(second, dict) else {}
+        )
+        raise InvalidInputError(
+            f"subjects were fitted with {len(settings_seen)} different settings ({shown}; "
+            f"differing: {', '.join(differing[:6]) or 'settings'}); refit them with one setting "
+            "(cohort --overwrite) before building one table",
+            str(in_dir),
+        )
+    for name, values in recorded.items():
+        if len(values) > 1:  # allowed in one table, but worth knowing
+            shown = "; ".join(
+                f"{v if len(v) <= 16 else v[:12] + '...'} ({len(ids)}: {', '.join(ids[:2])}"
+                f"{' ...' if len(ids) > 2 else ''})"
+                for v, ids in values.items()
+            )
+            warnings.warn(
+                f"subjects were fitted with different {name}: {shown}; their E/I may differ "
+                "slightly by that alone",
+                InputWarning,
+                stacklevel=2,
+            )
+    if timing_mismatch:
+        warnings.warn(
+            f"{len(timing_mismatch)} subject(s) have a TR or scan length in {demographics} that "
+            f"differs from the one they were fitted with: {'; '.join(timing_mismatch[:5])}"
+            + (" ..." if len(timing_mismatch) > 5 else "")
+            + " (check that each row describes the scan that was fitted)",
+            InputWarning,
+            stacklevel=2,
+        )
+    listed = set(demo["subject_id"].astype(str))
+    unlisted = sorted(
+        d.name for d in in_dir.iterdir() if d.is_dir() and d.name not in listed and read_run(d)
+    )
+    if unlisted:
+        warnings.warn(
+            f"{len(unlisted)} finished subject(s) in {in_dir} are not in {demographics} and are "
+            f"left out of the table: {', '.join(unlisted[:10])}"
+            + (f" (and {len(unlisted) - 10} more)" if len(unlisted) > 10 else ""),
+            InputWarning,
+            stacklevel=2,
+        )
+    if unfingerprinted:
+        warnings.warn(
+            f"{len(unfingerprinted)} subject(s) in {in_dir} were written by an older version "
+            f"without a run fingerprint; their settings cannot be checked: "
+            f"{', '.join(unfingerprinted[:5])}",
+            InputWarning,
+            stacklevel=2,
+        )
+    if unprovenanced and provenances:
+        warnings.warn(
+            f"{len(unprovenanced)} subject(s) in {in_dir} were written by an older version "
+            f"without provenance; their pipeline cannot be checked: {', '.join(unprovenanced[:5])}",
+            InputWarning,
+            stacklevel=2,
+        )
+    table = pd.DataFrame(rows)
+    sidecar = _table_provenance(
+        provenances, n_regions, [str(r["subject_id"]) for r in rows], missing, unprovenanced
+    )
+    names = sidecar["atlas"]["regions"] or [f"region_{i}" for i in range(n_regions)]
+    sidecar["atlas"]["regions_sha256"] = (
+        regions_sha256(sidecar["atlas"]["regions"]) if sidecar["atlas"]["regions"] else None
+    )
+    sidecar = {"kind": SIDECAR_KIND, "table": Path(out).name, **sidecar}
+    regions = et.regions_frame(names)
+    write_table(table, out)
+    sidecar["table_sha256"] = file_sha256(out)  # which table the sidecar describes
+    write_table(regions, regions_path(out))
+    write_json(sidecar, provenance_path(out))
+    return table
+
+
+TIMING_COLUMNS = {"TR": "tr", "tr": "tr", "scan_length": "scan_length"}
+"""Demographics columns compared with the timing a subject was fitted with (``run.json``)."""
+
+
+def _check_timing_columns(person: pd.Series, run: Mapping[str, Any], mismatches: list[str]) -> None:
+    """Append ``"<id>: TR 2 vs 0.72 s fitted"`` to ``mismatches`` when the demographics row
+    gives a TR or scan length [s] other than the fitted one (absent columns are not checked)."""
+    timing = run.get("timing")
+    if not isinstance(timing, Mapping):
+        return
+    for column, key in TIMING_COLUMNS.items():
+        if column not in person.index or key not in timing:
+            continue
+        given = pd.to_numeric(pd.Series([person[column]]), errors="coerce").iloc[0]
+        fitted = float(timing[key])
+        if np.isfinite(given) and not np.isclose(given, fitted, rtol=1e-3, atol=1e-6):
+            name = "TR" if key == "tr" else "scan length"
+            mismatches.append(f"{person['subject_id']}: {name} {given:g} vs {fitted:g} s fitted")
+
+
+def _table_provenance(
+    provenances: Mapping[str, Mapping[str, Any]],
+    n_regions: int,
+    subjects: list[str],
+    missing: list[str],
+    unprovenanced: list[str],
+) -> dict[str, Any]:
+    """The sidecar of a cohort table from its subjects' ``run.json`` provenance blocks."""
+    from delssome_norms.io.regions import regions_sha256
+
+    if provenances:
+        first = next(iter(provenances.values()))
+        pipeline = dict(first["pipeline"])
+        atlas = dict(first["atlas"])
+    else:  # results of an older version: only the number of regions is known
+        names = list(DK68_REGIONS) if n_regions == len(DK68_REGIONS) else None
+        atlas = {
+            "name": "DK68 (assumed from 68 regions)" if names else f"custom-{n_regions}",
+            "n_regions": n_regions,
+            "regions": names,
+        }
+        pipeline = {
+            "n_regions": n_regions,
+            "regions_sha256": regions_sha256(names) if names else None,
+        }
+    timings: dict[str, int] = {}
+    scs: dict[str, str] = {}
+    versions = set()
+    for prov in provenances.values():
+        t = prov.get("timing", {})
+        key = f"TR {t.get('tr')} s, {t.get('scan_length')} s"
+        timings[key] = timings.get(key, 0) + 1
+        sc = prov.get("sc", {})
+        scs[str(sc.get("sha256"))] = str(sc.get("name"))
+        versions.add(str(prov.get("version")))
+    first = next(iter(provenances.values()), {})
+    return {
+        "format_version": PROVENANCE_FORMAT_VERSION,
+        "pipeline": pipeline,
+        "atlas": atlas,
+        "sc": [{"name": v, "sha256": k} for k, v in scs.items()],
+        "maps": first.get("maps"),
+        "design": first.get("design"),
+        "mode": first.get("mode"),
+        "settings": first.get("settings"),
+        "timing": [{"timing": k, "subjects": v} for k, v in timings.items()],
+        "versions": sorted(versions),
+        "n_subjects": len(subjects),
+        "subjects_without_provenance": unprovenanced,
+        "dropped_subjects": missing,
+    }
