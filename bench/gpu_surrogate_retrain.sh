@@ -17,7 +17,7 @@ echo "=== surrogate generate on cuda ($(date +%T))"
 start=$(date +%s)
 timeout "${GEN_LIMIT_S:-240}" $py -m delssome_norms.cli.main surrogate generate --out "$data" \
     --subjects "${SUBJECTS:-40}" --group-size "${GROUP:-20}" --generations "${GENS:-15}" \
-    --popsize "${POP:-40}" --scan-lengths "${SCAN:-432}" --dt 0.006 --n-dup 2 --seed 0 \
+    --popsize "${POP:-40}" --scan-lengths "${SCAN:-432}" --dt 0.005 --n-dup 2 --seed 0 \
     --device "${DEVICE:-cuda}" --quiet
 echo "generate: exit $?, $(( $(date +%s) - start )) s"
 echo "=== surrogate train on cuda ($(date +%T))"

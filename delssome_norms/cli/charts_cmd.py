@@ -739,5 +739,9 @@ def run_compare(args: argparse.Namespace) -> int:
     best = best_models(result)
     counts = best.groupby(["family", "mu_df"]).size().sort_values(ascending=False)
     summary = ", ".join(f"{fam} df {df}: {n}" for (fam, df), n in counts.items())
-    print(f"best BIC per target -> {summary}; table written to {args.out}")
+    missing = sorted(set(result["target"]) - set(best["target"]))
+    note = (
+        f"; no reliable model for {len(missing)} target(s): {', '.join(missing[:5])}" if missing else ""
+    )
+    print(f"best BIC per target among reliable models -> {summary}{note}; table written to {args.out}")
     return 0

@@ -453,11 +453,14 @@ def _run_members(
             stability_gate=settings.stability_gate,
             surrogate=surrogate,
         )
-        run_train(members, evaluator, gseed, progress.on_generation)
+        simulated_dt = settings.dt_train if settings.mode == "euler" else None
+        run_train(members, evaluator, gseed, progress.on_generation, simulated_dt)
     else:
         for m in members:
             if not any(np.isfinite(r.total).any() for r in m.records):
-                m.failure = no_valid_candidate_message(m.records)
+                m.failure = no_valid_candidate_message(
+                    m.records, settings.dt_train if settings.mode == "euler" else None
+                )
     timings["train_s"] = time.perf_counter() - t
     simulator = EulerEvaluator(
         fc,

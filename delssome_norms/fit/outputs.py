@@ -290,13 +290,16 @@ def _discard(subject_dir: Path) -> None:
     deleted, so that a refit that fails loses nothing; they leave the subject folder's top level,
     so they are never read as the refit's result.
     """
-    finished = [n for n in OUTPUT_FILES if (subject_dir / n).is_file()]
-    if finished:
+    present = [n for n in OUTPUT_FILES if (subject_dir / n).is_file()]
+    if present and read_run(subject_dir) is not None:  # a complete result: keep it aside
         previous = subject_dir / PREVIOUS_DIR
         shutil.rmtree(previous, ignore_errors=True)
         previous.mkdir()
-        for name in finished:
+        for name in present:
             os.replace(subject_dir / name, previous / name)
+    else:  # pieces of an interrupted write: an older complete result in previous/ stays
+        for name in present:
+            (subject_dir / name).unlink()
     (subject_dir / FAILURE_FILE).unlink(missing_ok=True)
     shutil.rmtree(subject_dir / "checkpoint", ignore_errors=True)
 

@@ -184,6 +184,7 @@ def run_train(
     evaluator: Evaluator,
     group_seed: int,
     on_generation: Callable[[int], None] | None = None,
+    dt_train: float | None = None,
 ) -> None:
     """Run train generations until every member's search is done.
 
@@ -198,16 +199,17 @@ def run_train(
         writer.close()
     for m in members:
         if m.active and not any(np.isfinite(r.total).any() for r in m.records):
-            m.failure = no_valid_candidate_message(m.records) + (
+            m.failure = no_valid_candidate_message(m.records, dt_train) + (
                 f" ({m.search.stopped})" if m.search.stopped else ""
             )
 
 
-def no_valid_candidate_message(records: list[GenerationRecord]) -> str:
+def no_valid_candidate_message(records: list[GenerationRecord], dt_train: float | None = None) -> str:
     """Why a train stage ended without one valid candidate, with the count and what to try.
 
     When gates rejected the candidates (``GenerationRecord.violation > 0``), the message says how
-    many of how many and names the options that change it.
+    many of how many and names the options that change it. ``dt_train`` (simulated searches):
+    a step above 0.005 s is named, since it makes candidates with a high wEI invalid.
     """
     n = sum(len(r.total) for r in records)
     gated = sum(int((np.asarray(r.violation) > 0).sum()) for r in records if r.violation is not None)
@@ -219,9 +221,15 @@ def no_valid_candidate_message(records: list[GenerationRecord]) -> str:
             "(--generations, --popsize), another --seed, or the paper's protocol "
             "(--no-stability-gate; check the SC: it is scaled to max 0.02)"
         )
+    coarse = dt_train is not None and dt_train > 0.005
     return (
         f"train: none of the {n} candidates of {len(records)} generation(s) produced a valid "
-        "simulation (with --dt-train above 0.005 s, the Euler step is unstable for high wEI)"
+        "simulation"
+        + (
+            f" (--dt-train {dt_train:g} s: above 0.005 s the Euler step is unstable for high wEI)"
+            if coarse
+            else ""
+        )
     )
 
 

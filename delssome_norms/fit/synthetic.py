@@ -88,7 +88,10 @@ def synthetic_subject(
     scaled = scale_sc(np.asarray(sc, dtype=np.float64))
     scan = simulate(params, scaled, scan_timing, n_dup=1, seed=seed, dtype=torch.float64)
     if not bool(scan.valid.all()):
-        raise ValueError(f"{subject_id}: the synthetic scan did not stay finite")
+        raise ValueError(
+            f"{subject_id}: the synthetic scan is not a valid simulation (it blew up, left the "
+            "range of the gating variables, or its Euler step is too coarse for its wEI)"
+        )
     bold = scan.bold[0, 0].numpy()
     fc = bold_fc(bold).numpy()
     cdf = bold_fcd_cdf(bold, scan_timing.fcd_window).numpy()

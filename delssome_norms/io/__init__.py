@@ -36,6 +36,7 @@ from delssome_norms.io.readers import (
     read_timeseries,
 )
 from delssome_norms.io.writers import (
+    as_json_data,
     atomic_path,
     strict_json,
     write_arrays,
@@ -51,6 +52,7 @@ from delssome_norms.io.writers import (
 __all__ = [
     "OutDirLock",
     "arrays_sha256",
+    "as_json_data",
     "atomic_path",
     "check_ages",
     "check_fc",

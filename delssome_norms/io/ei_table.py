@@ -136,6 +136,7 @@ __all__ = [
     "region_index",
     "regions_frame",
     "site_labels",
+    "site_text",
 ]
 
 
@@ -187,6 +188,26 @@ def join_site_scanner(site: pd.Series, scanner: pd.Series | None = None) -> pd.S
             s if s is None or c is None else f"{s}_{c}" for s, c in zip(labels, map(text, scanner))
         ]
     return pd.Series(labels, index=site.index, dtype=object)
+
+
+_INTEGRAL_FLOAT_TEXT = re.compile(r"[+-]?\d+\.0+")
+
+
+def site_text(value: Any) -> str:
+    """A site label as text: surrounding spaces dropped, integral numbers without ``.0``.
+
+    A numeric site column gains a ``.0`` when pandas reads it as float (one empty cell is
+    enough), and a trailing space is invisible in a spreadsheet; either would make a known site
+    unseen.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return str(value)
+    if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
+        return str(int(value))
+    text = str(value).strip()
+    if _INTEGRAL_FLOAT_TEXT.fullmatch(text):  # "3.0" written by an older chart or a float column
+        return text.split(".")[0]
+    return text
 
 
 def site_labels(table: pd.DataFrame, column: str = SITE_COLUMN) -> pd.Series | None:

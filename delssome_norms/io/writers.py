@@ -92,6 +92,12 @@ def strict_json(value: Any) -> Any:
     return value
 
 
+def as_json_data(value: Any) -> Any:
+    """``value`` as JSON reads it back: numpy numbers and arrays as Python numbers and lists,
+    paths as text, tuples as lists (what :func:`write_json` writes)."""
+    return json.loads(json.dumps(value, default=_json_default))
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()

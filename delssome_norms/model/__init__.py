@@ -25,7 +25,7 @@ Examples
 >>> sc = scale_sc(torch.rand(4, 4).fill_diagonal_(0))
 >>> params = PFICParams(torch.full((2, 4), 3.0), torch.full((2, 4), 2.0),
 ...                     torch.full((2, 4), 0.005), torch.tensor([1.0, 0.5]))
->>> timing = SimulationTiming(tr=0.72, scan_length=14.4, dt=0.01, burn_in=0.72, fcd_window=5,
+>>> timing = SimulationTiming(tr=0.72, scan_length=14.4, dt=0.005, burn_in=0.72, fcd_window=5,
 ...                           warmup_steps=50)
 >>> res = simulate(params, sc, timing, n_dup=2, seed=0)
 >>> tuple(res.bold.shape), tuple(res.ei_ratio.shape), bool(res.valid.all())

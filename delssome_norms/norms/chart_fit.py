@@ -243,7 +243,7 @@ class ChartFitMixin:
 
         A z-score far above a normal distribution's 4.72 there means a degenerate tail: values
         just beyond the training data get absurd z (see :data:`TAIL_Z_MAX`). For a family of
-        positive values the lower side is measured on the log scale.
+        positive values (GG) only the upper side is checked: its lower side is bounded by 0.
         """
         self._check_fitted()
         cached = getattr(self, "_tail_z", None)
@@ -260,8 +260,11 @@ class ChartFitMixin:
             q25 = fam.ppf(np.full(theta[0].shape, 0.25), *theta)
             q75 = fam.ppf(np.full(theta[0].shape, 0.75), *theta)
             upper = q75 + TAIL_IQR * (q75 - q25)
-            lower = q25 * (q25 / q75) ** TAIL_IQR if fam.positive_y else q25 - TAIL_IQR * (q75 - q25)
-            z = np.abs(np.concatenate([fam.zscore(upper, *theta), fam.zscore(lower, *theta)]))
+            lower = q25 - TAIL_IQR * (q75 - q25)
+            # a family of positive values has a bounded lower side: near 0 its thin left tail
+            # is the shape, not a runaway, so only its upper side is checked
+            z_lower = np.zeros_like(lower) if fam.positive_y else fam.zscore(lower, *theta)
+            z = np.abs(np.concatenate([fam.zscore(upper, *theta), z_lower]))
         z = np.where(np.isnan(z), np.inf, z)  # an undefined tail is not a trusted one
         self._tail_z = z.max(axis=0)
         return self._tail_z

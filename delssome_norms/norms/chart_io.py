@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from delssome_norms.errors import InvalidInputError
-from delssome_norms.io import file_sha256, write_arrays, write_json
+from delssome_norms.io import as_json_data, file_sha256, write_arrays, write_json
+from delssome_norms.io.ei_table import site_text
 from delssome_norms.norms.design import ParameterDesign
 from delssome_norms.norms.distributions import get_family
 
@@ -91,6 +92,7 @@ class ChartPersistenceMixin:
             },
         }
         meta["options"]["random_sites"] = list(self.random_sites)
+        meta = as_json_data(meta)  # numpy option values as JSON numbers (before any file is written)
         folder.mkdir(parents=True, exist_ok=True)
         write_arrays(arrays, folder / "arrays.npz")
         meta["arrays_sha256"] = file_sha256(folder / "arrays.npz")
@@ -154,7 +156,9 @@ class ChartPersistenceMixin:
             chart.family_ = fam
             chart.targets_ = list(meta["targets"])
             chart.designs_ = [ParameterDesign.from_dict(meta["parameters"][p]) for p in fam.params]
-            chart.sites_ = list(meta["sites"])
+            # site labels as fitting writes them now (charts of older versions stored "3.0"
+            # for a float column's 3 and kept surrounding spaces)
+            chart.sites_ = [site_text(v) for v in meta["sites"]]
             chart.site_column_ = meta["site_column"]
             chart.coef_ = {p: arrays[f"coef_{p}"] for p in fam.params}
             chart.site_effects_ = {p: arrays[f"site_{p}"] for p in fam.params if f"site_{p}" in arrays}
@@ -168,7 +172,7 @@ class ChartPersistenceMixin:
             chart.decrement_ = arrays["decrement"]
             chart.age_range_ = tuple(float(v) for v in meta["age_range"])
             chart.chart_range_ = tuple(float(v) for v in meta["chart_range"])
-            chart.adapted_sites_ = dict(meta.get("adapted_sites", {}))
+            chart.adapted_sites_ = {site_text(k): v for k, v in meta.get("adapted_sites", {}).items()}
             prov = meta.get("provenance")
             chart.provenance_ = dict(prov) if isinstance(prov, dict) else None
         except (KeyError, TypeError, ValueError) as exc:

@@ -24,6 +24,7 @@ from delssome_norms.io.ei_table import (
     default_targets,
     n_region_columns,
     site_labels,
+    site_text,
 )
 
 __all__ = [
@@ -119,20 +120,6 @@ def table_sites(table: pd.DataFrame, site_column: str, source: str, required: bo
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     text = np.array([site_text(u) for u in uniques] + [""], dtype=object)
     return text[codes]  # code -1 (missing) takes the last entry, ""
-
-
-def site_text(value: Any) -> str:
-    """A site label as text: surrounding spaces dropped, integral numbers without ``.0``.
-
-    A numeric site column gains a ``.0`` when pandas reads it as float (one empty cell is
-    enough), and a trailing space is invisible in a spreadsheet; either would make a known site
-    unseen.
-    """
-    if isinstance(value, (bool, np.bool_)):
-        return str(value)
-    if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
-        return str(int(value))
-    return str(value).strip()
 
 
 def near_site_names(unseen: Sequence[str], known: Sequence[str]) -> str:

@@ -325,19 +325,40 @@ def gg_logpdf(y: Array, mu: Array, sigma: Array, nu: Array) -> Array:
     return xp.where(small, lognormal, gg)
 
 
-def gg_cdf(y, mu, sigma, nu) -> np.ndarray:
-    """CDF of GG (regularised incomplete gamma; upper tail when nu < 0)."""
+Z_LIMIT = 38.0
+"""Largest |z| a GG z-score reports (Phi(-38) ~ 1e-316, the smallest double probability)."""
+
+
+def _gg_tails(y, mu, sigma, nu) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(F(y), 1 - F(y), small-nu mask) of GG, each tail from its own regularised incomplete
+    gamma (``gammainc`` / ``gammaincc``) so that neither rounds through ``1 - p``."""
     y, mu, sigma, nu = _broadcast(y, mu, sigma, nu)
     small = np.abs(nu) <= GG_NU_ZERO
     nu_safe = np.where(small, 1.0, nu)
     theta = 1.0 / (sigma * nu_safe) ** 2
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(y > 0, (np.maximum(y, 1e-300) / mu) ** nu_safe, 0.0)
-        p_lower = special.gammainc(theta, theta * z)
-        p = np.where(nu_safe > 0, p_lower, 1.0 - p_lower)
-        p = np.where(y > 0, p, 0.0)
-        ln = special.ndtr((np.log(np.maximum(y, 1e-300)) - np.log(mu)) / sigma)
-    return np.where(small, np.where(y > 0, ln, 0.0), p)
+        below, above = special.gammainc(theta, theta * z), special.gammaincc(theta, theta * z)
+        lower = np.where(nu_safe > 0, below, above)
+        upper = np.where(nu_safe > 0, above, below)
+        ln = (np.log(np.maximum(y, 1e-300)) - np.log(mu)) / sigma
+    lower = np.where(small, special.ndtr(ln), lower)
+    upper = np.where(small, special.ndtr(-ln), upper)
+    positive = y > 0
+    return np.where(positive, lower, 0.0), np.where(positive, upper, 1.0), small
+
+
+def gg_cdf(y, mu, sigma, nu) -> np.ndarray:
+    """CDF of GG (regularised incomplete gamma; upper tail when nu < 0)."""
+    return _gg_tails(y, mu, sigma, nu)[0]
+
+
+def _gg_z(y, mu, sigma, nu) -> np.ndarray:
+    """Normal deviate of GG from the smaller tail (exact for the log-normal limit)."""
+    lower, upper, _ = _gg_tails(y, mu, sigma, nu)
+    with np.errstate(divide="ignore"):
+        z = np.where(lower < 0.5, special.ndtri(lower), -special.ndtri(upper))
+    return np.clip(z, -Z_LIMIT, Z_LIMIT)  # y <= 0 (or beyond double range): a finite extreme
 
 
 def gg_ppf(q, mu, sigma, nu) -> np.ndarray:
@@ -820,6 +841,7 @@ GG = Family(
     gg_cdf,
     gg_ppf,
     _d2_gg,
+    _z=_gg_z,
     positive_y=True,
     description="generalised gamma (Lopatatzidis & Green)",
 )

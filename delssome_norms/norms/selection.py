@@ -50,10 +50,13 @@ def compare_models(
     -------
     pandas.DataFrame
         One row per (family, mu_df, target): ``family, mu_df, sigma_df, formula_mu, target,
-        n_obs, loglik, edf, aic, bic, converged, delta_bic, best``. ``delta_bic`` is the BIC minus
-        the smallest BIC of that target; ``best`` marks the smallest. A family that cannot be
-        fitted to the data (e.g. GG with non-positive values) gets one row per target with NaN
-        and the reason in ``note``.
+        n_obs, loglik, edf, aic, bic, delta_bic, best, converged, tail_z, reliable``.
+        ``delta_bic`` is the BIC minus the smallest BIC among that target's reliable models
+        (converged, tail not degenerate: :attr:`GrowthChart.reliable_`); ``best`` marks that
+        model. A degenerate fit can have the smallest BIC of all (its likelihood is high by
+        construction), so it is listed (negative ``delta_bic``) but never best. A family that
+        cannot be fitted to the data (e.g. GG with non-positive values) gets one row per target
+        with NaN and the reason in ``note``.
     """
     rows = []
     for family in families:
@@ -84,16 +87,22 @@ def compare_models(
                     "aic": chart.aic_,
                     "bic": chart.bic_,
                     "converged": chart.converged_,
+                    "tail_z": chart.tail_z_,
+                    "reliable": chart.reliable_,
                     "note": note,
                 }
             )
             rows.extend(frame.to_dict("records"))
     out = pd.DataFrame(rows)
-    if "bic" not in out.columns:
-        out["bic"] = np.nan
-    best = out.groupby("target")["bic"].transform("min")
+    for c in ("bic", "reliable"):
+        if c not in out.columns:
+            out[c] = np.nan if c == "bic" else False
+    out["reliable"] = out["reliable"].fillna(False).astype(bool)
+    # degenerate fits have a high likelihood by construction: choose among reliable ones
+    trusted = out["bic"].where(out["reliable"])
+    best = trusted.groupby(out["target"]).transform("min")
     out["delta_bic"] = out["bic"] - best
-    out["best"] = out["delta_bic"] == 0
+    out["best"] = out["reliable"] & (out["delta_bic"] == 0)
     cols = [
         "family",
         "mu_df",
@@ -108,6 +117,8 @@ def compare_models(
         "delta_bic",
         "best",
         "converged",
+        "tail_z",
+        "reliable",
         "note",
     ]
     for c in cols:
@@ -117,6 +128,9 @@ def compare_models(
 
 
 def best_models(comparison: pd.DataFrame) -> pd.DataFrame:
-    """The row with the smallest BIC for each target of a :func:`compare_models` table."""
+    """The reliable row with the smallest BIC for each target of a :func:`compare_models` table
+    (targets without a reliable model are left out)."""
     ok = comparison.dropna(subset=["bic"])
+    if "reliable" in ok.columns:
+        ok = ok[ok["reliable"].astype(bool)]
     return ok.loc[ok.groupby("target")["bic"].idxmin()].reset_index(drop=True)

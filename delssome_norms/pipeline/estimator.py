@@ -86,23 +86,27 @@ def _is_paths(value: Any) -> bool:
 def _in_atlas_order(value: Any, name: str) -> tuple[Any, str]:
     """A pandas input labelled with region names, put in the DK68 order the model uses.
 
-    Returns the value and how its order is known: ``"atlas"`` (arrays, paths, unlabelled or
-    DK68-ordered frames: the atlas order by contract), ``"reordered"`` (68 region labels in
-    another order, matched by name as file headers are: ``ctx-lh-...``, ``L_...`` and any case
-    are accepted) or ``"own"`` (labels that are not region names, e.g. another atlas, kept in
-    their order). A DataFrame whose rows and columns carry different labels is refused, and so
-    are 68 labels that look like region names but do not all name DK68 regions (a typo would
-    otherwise be used by position under another region's name).
+    Returns the value and how its order is known: ``"plain"`` (arrays and pandas objects without
+    labels: the atlas order by contract), ``"file"`` (paths: their readers match headers),
+    ``"atlas"`` (labelled in DK68 order), ``"reordered"`` (68 region labels in another order,
+    matched by name as file headers are: ``ctx-lh-...``, ``L_...`` and any case are accepted) or
+    ``"own"`` (labels that are not region names, e.g. another atlas, kept in their order). A
+    DataFrame whose rows and columns carry different labels is refused, and so are 68 labels that
+    look like region names but do not all name DK68 regions (a typo would otherwise be used by
+    position under another region's name).
     """
+    if value is None or _is_paths(value):
+        return value, "file"
     if not isinstance(value, (pd.DataFrame, pd.Series)):
-        return value, "atlas"
+        return value, "plain"
     labels = [str(v) for v in value.index]
+    unlabelled = isinstance(value.index, pd.RangeIndex)
     if isinstance(value, pd.DataFrame):
         columns = [str(v) for v in value.columns]
         if isinstance(value.columns, pd.RangeIndex):
-            return value, "atlas"
-        if isinstance(value.index, pd.RangeIndex):  # pd.read_csv of a matrix with a header row
-            labels = columns
+            return value.to_numpy(), "plain"
+        if unlabelled:  # pd.read_csv of a matrix with a header row
+            labels, unlabelled = columns, False
         elif labels != columns:
             raise InvalidInputError(
                 "rows and columns are labelled differently (first difference: "
@@ -111,34 +115,27 @@ def _in_atlas_order(value: Any, name: str) -> tuple[Any, str]:
                 name,
             )
     array = value.to_numpy()
-    if labels == list(DK68_REGIONS):
-        return array, "atlas"
+    if unlabelled:
+        return array, "plain"
     if len(labels) != len(DK68_REGIONS) or not looks_like_region_header(labels):
         return array, "own"
     order = match_regions(labels, DK68_REGIONS, name)  # raises on unknown / repeated names
+    if np.array_equal(order, np.arange(order.size)):
+        return array, "atlas"
     if array.ndim == 2:
         return array[np.ix_(order, order)], "reordered"
     return array[order], "reordered"
 
 
-def _check_mixed_order(orders: dict[str, str], values: dict[str, Any]) -> None:
+def _check_mixed_order(orders: dict[str, str]) -> None:
     """Refuse unlabelled arrays next to an input that was reordered by its region labels."""
     reordered = [k for k, v in orders.items() if v == "reordered"]
-    if not reordered:
-        return
-    plain = [
-        k
-        for k, v in values.items()
-        if v is not None
-        and orders[k] == "atlas"
-        and not isinstance(v, (pd.DataFrame, pd.Series))
-        and not _is_paths(v)
-    ]
-    if plain:
+    plain = [k for k, v in orders.items() if v == "plain"]
+    if reordered and plain:
         raise InvalidInputError(
             f"{' and '.join(reordered)} name(s) the DK68 regions in another order and was put in "
-            f"atlas order, but {', '.join(plain)} came as plain array(s) whose order cannot be "
-            "checked; give them labelled too (pandas objects indexed by region name) or give "
+            f"atlas order, but {', '.join(plain)} came without region labels, so their order "
+            "cannot be checked; label them too (pandas objects indexed by region name) or give "
             "every input in atlas order (datasets.atlas.DK68_REGIONS)",
             reordered[0],
         )
@@ -184,7 +181,7 @@ def subject_from_arrays(
     sid = check_subject_id(subject_id, "subject_id")
     given = {"fc": fc, "sc": sc, "myelin": myelin, "gradient": gradient}
     ordered = {k: _in_atlas_order(v, k) for k, v in given.items()}
-    _check_mixed_order({k: o for k, (_, o) in ordered.items()}, given)
+    _check_mixed_order({k: o for k, (_, o) in ordered.items()})
     fc, sc, myelin, gradient = (ordered[k][0] for k in ("fc", "sc", "myelin", "gradient"))
     sources: dict[str, str] = {}
     if _is_paths(fc):

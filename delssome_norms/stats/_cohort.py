@@ -192,7 +192,7 @@ def prepare_cohort(
             raise InvalidInputError(
                 f"site is missing in row(s) {', '.join(str(r + 1) for r in rows)}", input_name
             )
-        codes, uniques = pd.factorize(labels.astype(str), sort=True)
+        codes, uniques = pd.factorize(labels.map(et.site_text), sort=True)  # as the charts do
         site_idx = codes.astype(int)
         site_names = tuple(str(u) for u in uniques)
         n_female = np.bincount(site_idx, weights=female, minlength=len(site_names))

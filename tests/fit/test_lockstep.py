@@ -325,9 +325,10 @@ def test_gate_wipe_out_message_counts_and_names_the_options() -> None:
     assert "--no-stability-gate" in msg and "--generations" in msg
     plain = GenerationRecord(np.zeros((4, 7)), nan, nan, nan)
     assert no_valid_candidate_message([plain]) == (
-        "train: none of the 4 candidates of 1 generation(s) produced a valid simulation (with "
-        "--dt-train above 0.005 s, the Euler step is unstable for high wEI)"
+        "train: none of the 4 candidates of 1 generation(s) produced a valid simulation"
     )
+    assert no_valid_candidate_message([plain], 0.005) == no_valid_candidate_message([plain])
+    assert "--dt-train 0.008 s: above 0.005 s" in no_valid_candidate_message([plain], 0.008)
 
 
 def test_a_checkpoint_continues_only_in_the_group_that_wrote_it(tmp_path: Path, monkeypatch) -> None:

@@ -247,3 +247,56 @@ def test_region_group_means_need_every_region() -> None:
     assert len(region_group_scores(table)) == 20
     with pytest.raises(InvalidInputError, match="1 of the 68 regional columns are missing"):
         region_group_scores(table.drop(columns="ei_ratio_roi_5"))
+
+
+# -- second review: families, saved options, older charts, model choice ---------------------------
+def test_a_generalised_gamma_chart_is_trusted_and_its_tails_exact() -> None:
+    from delssome_norms.norms.distributions import get_family
+
+    gg = get_family("GG")
+    mu, sigma, nu = 1.0, 0.4, -2.0
+    theta = 1.0 / (sigma * nu) ** 2
+    y = np.array([0.12, 0.3, 0.6, 1.0, 2.5, 40.0])
+    # independent: for nu < 0, F(y) = P(Gamma(theta) >= theta (y / mu)^nu)
+    x = theta * (y / mu) ** nu
+    lower, upper = stats.gamma(theta).sf(x), stats.gamma(theta).cdf(x)  # F(y), 1 - F(y)
+    expected = np.where(lower < 0.5, stats.norm.ppf(lower), stats.norm.isf(upper))
+    got = gg.zscore(y, np.full(6, mu), np.full(6, sigma), np.full(6, nu))
+    np.testing.assert_allclose(got, expected, rtol=1e-9)
+    assert got[0] < -14  # 1 - P(upper) rounded to 0 here: the old z was the clip at -37
+    rng = np.random.default_rng(0)
+    table = normal_cohort(3000, 1)
+    n = len(table)
+    table["ei_ratio_mean"] = gg.ppf(
+        rng.uniform(size=n), np.full(n, mu), np.full(n, sigma), np.full(n, nu)
+    )
+    chart = quiet_fit(table, family="GG", mu_df=3, sigma_df=3, random_sites=())
+    assert chart.reliable_.all() and chart.tail_z_[0] < 5
+
+
+def test_numpy_options_save_and_older_site_labels_load(tmp_path) -> None:
+    table = normal_cohort(600, 6)
+    table["site_scanner"] = table["site_scanner"].str[1].astype(int)
+    chart = quiet_fit(table, family="NO", mu_df=np.int64(4), mu_sex=np.bool_(True))
+    chart.save(tmp_path / "c")
+    assert GrowthChart.load(tmp_path / "c").mu_df == 4
+    # a chart written before site labels were normalised stored a float column's 1 as "1.0"
+    meta = json.loads((tmp_path / "c" / "chart.json").read_text())
+    meta["sites"] = [f"{s}.0" for s in meta["sites"]]
+    del meta["content_sha256"]
+    (tmp_path / "c" / "chart.json").write_text(json.dumps(meta))
+    old = GrowthChart.load(tmp_path / "c")
+    assert old.sites_ == ["1", "2", "3", "4"]
+    assert old.score(table.iloc[:10])["flag"].eq("").all()
+
+
+def test_model_choice_never_picks_a_degenerate_chart() -> None:
+    from delssome_norms.norms.selection import best_models, compare_models
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = compare_models(normal_cohort(80, 15), families=("SHASHo2", "NO"), mu_dfs=(4,))
+    shash = table[table["family"] == "SHASHo2"].iloc[0]
+    assert not shash["reliable"] and shash["delta_bic"] < 0  # the lowest BIC, and degenerate
+    best = best_models(table)
+    assert best["family"].tolist() == ["NO"] and bool(table.loc[table["best"], "reliable"].all())

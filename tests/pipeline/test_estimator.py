@@ -289,7 +289,7 @@ def test_labelled_and_plain_inputs_are_not_silently_misaligned() -> None:
     sc = rng.random((68, 68))
     sc = sc + sc.T
     np.fill_diagonal(sc, 0.0)
-    with pytest.raises(InvalidInputError, match="sc came as plain array"):
+    with pytest.raises(InvalidInputError, match="sc came without region labels"):
         subject_from_arrays("x", shuffled, cdf, tr=0.72, scan_length=432.0, sc=sc)
     myelin, gradient = rng.normal(size=68), rng.normal(size=68)
     labelled = subject_from_arrays(
@@ -320,3 +320,25 @@ def test_labelled_and_plain_inputs_are_not_silently_misaligned() -> None:
         subject_from_arrays(
             "x", shuffled.set_axis(typo, axis=0).set_axis(typo, axis=1), cdf, tr=0.72, scan_length=432.0
         )
+
+
+def test_labels_in_atlas_order_pass_and_unlabelled_pandas_count_as_plain() -> None:
+    from delssome_norms.datasets import DK68_REGIONS, load_reference_subjects
+
+    subjects = load_reference_subjects()
+    fc, cdf = subjects.fc[0], subjects.fcd_cdf[0]
+    rng = np.random.default_rng(3)
+    ctx = [n.replace("lh_", "ctx-lh-").replace("rh_", "ctx-rh-") for n in DK68_REGIONS]
+    myelin = pd.Series(rng.normal(size=68), index=ctx)  # other spelling, atlas order
+    ok = subject_from_arrays(
+        "x", fc, cdf, tr=0.72, scan_length=432.0, myelin=myelin, gradient=rng.normal(size=68)
+    )
+    np.testing.assert_array_equal(ok.myelin, myelin.to_numpy())
+    perm = rng.permutation(68)
+    own = [DK68_REGIONS[i] for i in perm]
+    shuffled = pd.DataFrame(fc[np.ix_(perm, perm)], index=own, columns=own)
+    sc = rng.random((68, 68))
+    sc = sc + sc.T
+    np.fill_diagonal(sc, 0.0)
+    with pytest.raises(InvalidInputError, match="sc came without region labels"):
+        subject_from_arrays("x", shuffled, cdf, tr=0.72, scan_length=432.0, sc=pd.DataFrame(sc))
