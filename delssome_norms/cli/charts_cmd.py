@@ -197,7 +197,7 @@ def register(subparsers) -> None:
         f"with their centile, e.g. 'sub-01: 93rd centile'. Example: {PERSON_PLOT_EXAMPLE}",
     )
     _add_chart_argument(pl)
-    pl.add_argument("--out", required=True, metavar="FILE", help="figure to write (.png or .pdf)")
+    pl.add_argument("--out", required=True, metavar="FILE", help="figure to write (.png, .pdf or .svg)")
     pl.add_argument("--table", metavar="CSV", help="people to draw as points")
     pl.add_argument("--target", default=et.MEAN_TARGET, help="target to draw")
     pl.add_argument("--points", choices=("harmonised", "raw"), default="harmonised")
@@ -232,7 +232,7 @@ def register(subparsers) -> None:
     bm.add_argument(
         "--value", choices=("z", "centile", "ei"), default="z", help="what to show (default z)"
     )
-    bm.add_argument("--out", required=True, metavar="FILE", help="figure to write (.png or .pdf)")
+    bm.add_argument("--out", required=True, metavar="FILE", help="figure to write (.png, .pdf or .svg)")
     bm.set_defaults(func=run_brainmap)
 
     rp = add_command(
@@ -534,9 +534,9 @@ def _person_value(row, column: str, source: str) -> float:
         )
     value = float(row[column])
     if value != value:  # NaN
-        flag = str(row.get("flag", "") or "")
-        why = f" (flag: {flag})" if flag and flag != "nan" else ""
-        raise InvalidInputError(f"subject {row['subject_id']!s} has no {column} value{why}", source)
+        raise InvalidInputError(
+            f"subject {row['subject_id']!s} has no {column} value{_flag_note(row)}", source
+        )
     return value
 
 
@@ -559,9 +559,21 @@ def _person_mark(row, target: str, source: str, value: float | None = None) -> d
 
 
 def _regional(row, suffix: str, source: str):
-    """The person's 68 regional ``ei_ratio_roi_<k>_<suffix>`` values, in region order."""
+    """The person's 68 regional ``ei_ratio_roi_<k>_<suffix>`` values, in region order (NaN
+    where a region has none; refused when none has one, or for scores of another atlas)."""
+    import re
+
     import numpy as np
 
+    pattern = re.compile(rf"{et.REGION_PREFIX}(\d+)_{re.escape(suffix)}$")
+    indices = [int(m.group(1)) for c in row.index if (m := pattern.match(str(c)))]
+    if indices and max(indices) >= N_REGIONS:
+        raise InvalidInputError(
+            f"has {max(indices) + 1} regional columns, but brain maps and reports draw the "
+            f"{N_REGIONS} DK68 regions (their centroids and names); plot another atlas with "
+            "delssome_norms.plotting.plot_brain_map and its own coordinates",
+            source,
+        )
     cols = [f"{et.region_column(k)}_{suffix}" for k in range(N_REGIONS)]
     missing = [c for c in cols if c not in row.index]
     if missing:
@@ -571,16 +583,47 @@ def _regional(row, suffix: str, source: str):
             source,
         )
     values = row[cols].to_numpy(dtype=np.float64)
-    bad = [k for k in range(N_REGIONS) if not np.isfinite(values[k])]
-    if bad:
-        flag = str(row.get("flag", "") or "")
-        why = f" (flag: {flag})" if flag and flag != "nan" else ""
+    if not np.isfinite(values).any():
         raise InvalidInputError(
-            f"subject {row['subject_id']!s} has no {suffix} for {len(bad)} region(s) "
-            f"(e.g. ei_ratio_roi_{bad[0]}){why}",
-            source,
+            f"subject {row['subject_id']!s} has no {suffix} for any region{_flag_note(row)}", source
         )
     return values
+
+
+def _flag_note(row) -> str:
+    flag = _row_flags(row)
+    return f" (flag: {flag})" if flag else ""
+
+
+def _row_flags(row) -> str:
+    flag = str(row.get("flag", "") or "")
+    return "" if flag == "nan" else flag
+
+
+def _check_drawable(row, source: str) -> str:
+    """Refuse scores from an unreliable chart (their z can be 1e20); warn about other flags.
+
+    Returns the flags for the figure's subtitle ("" when none)."""
+    import warnings
+
+    from delssome_norms.errors import InputWarning
+    from delssome_norms.norms.chart_table import FLAG_UNRELIABLE
+
+    flags = _row_flags(row)
+    if FLAG_UNRELIABLE in flags.split(";"):
+        raise InvalidInputError(
+            f"the scores of {row['subject_id']!s} are flagged {FLAG_UNRELIABLE}: the chart that "
+            "made them did not converge or has a degenerate tail, so their centiles and z mean "
+            "nothing to draw; refit the chart (another family, or more people) and score again",
+            source,
+        )
+    if flags:
+        warnings.warn(
+            f"{source}: {row['subject_id']!s} is flagged {flags}; the figure says so",
+            InputWarning,
+            stacklevel=3,
+        )
+    return flags
 
 
 def _site(row) -> str:
@@ -590,8 +633,9 @@ def _site(row) -> str:
     return "unknown"
 
 
-def _subtitle(row) -> str:
-    return f"age {float(row['age_in_years']):.1f}, {row['sex']}, site {_site(row)}"
+def _subtitle(row, flags: str = "") -> str:
+    text = f"age {float(row['age_in_years']):.1f}, {row['sex']}, site {_site(row)}"
+    return text + (f" [flag: {flags.replace(';', ', ')}]" if flags else "")
 
 
 def run_plot(args: argparse.Namespace) -> int:
@@ -618,12 +662,15 @@ def run_plot(args: argparse.Namespace) -> int:
         if args.scores:
             source = str(args.scores)
             row = _person_row(read_table(args.scores), args.subject, source)
-            _check_scored_by(chart, _person_mark(row, args.target, source), source, args.target)
         else:
             source = str(args.table)
             one = data.loc[[_person_row(data, args.subject, source).name]]
             row = chart.score(one, targets=[args.target], source=source).iloc[0]
+        flags = _check_drawable(row, source)
+        if args.scores:
+            _check_scored_by(chart, _person_mark(row, args.target, source), source, args.target)
         person = _person_mark(row, args.target, source, value=raw)
+        person["flag"] = flags
     crosscheck = None
     if args.crosscheck:
         if data is None:
@@ -653,8 +700,11 @@ def run_brainmap(args: argparse.Namespace) -> int:
     _figure_format(out)
     source = str(args.scores)
     row = _person_row(read_table(args.scores), args.subject, source)
+    flags = _check_drawable(row, source)
     values = _regional(row, VALUE_KINDS[args.value][0], source)
-    fig = plot_person_brain_map(values, str(args.subject), value=args.value, subtitle=_subtitle(row))
+    fig = plot_person_brain_map(
+        values, str(args.subject), value=args.value, subtitle=_subtitle(row, flags)
+    )
     _save_figure(fig, out)
     print(f"wrote {out}")
     return 0
@@ -675,6 +725,7 @@ def run_report(args: argparse.Namespace) -> int:
         raise InvalidInputError("exists and is not a folder", "--out")
     source = str(args.scores)
     row = _person_row(read_table(args.scores), args.subject, source)
+    flags = _check_drawable(row, source)
     mark = _person_mark(row, et.MEAN_TARGET, source)
     z = _regional(row, "z", source)
     centiles = _regional(row, "centile", source)
@@ -682,11 +733,12 @@ def run_report(args: argparse.Namespace) -> int:
     _check_scored_by(chart, mark, source)
     reference = args.chart == REFERENCE_CHART_NAME and not Path(args.chart).exists()
     chart_label = f"the {REFERENCE_CHART_LABEL}" if reference else f"the chart `{args.chart}`"
+    # both figures are drawn before any file is written: a failure leaves no half report
     fan = plot_chart_centiles(chart, et.MEAN_TARGET, None, person=mark)
-    _save_figure(fan, out / "fan_chart.png")
-    brain = plot_person_brain_map(z, mark["subject_id"], value="z", subtitle=_subtitle(row))
-    _save_figure(brain, out / "brain_map_z.png")
+    brain = plot_person_brain_map(z, mark["subject_id"], value="z", subtitle=_subtitle(row, flags))
     text = report_markdown(row, mark, z, centiles, args.top, chart_label, source, _site(row))
+    _save_figure(fan, out / "fan_chart.png")
+    _save_figure(brain, out / "brain_map_z.png")
     write_text(text, out / "report.md")
     print(f"wrote {out / 'report.md'} with fan_chart.png and brain_map_z.png")
     return 0

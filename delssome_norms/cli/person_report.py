@@ -42,7 +42,9 @@ def report_markdown(
     from delssome_norms.plotting.person import centile_text
 
     flag = str(row.get("flag", "") or "")
-    order = np.argsort(-np.abs(z), kind="stable")[:top]
+    finite = np.isfinite(z)
+    order = [k for k in np.argsort(-np.abs(z), kind="stable") if finite[k]][:top]
+    missing = [DK68_REGIONS[k] for k in np.flatnonzero(~finite)]
     lines = [
         f"# E/I report: {mark['subject_id']}",
         "",
@@ -59,7 +61,13 @@ def report_markdown(
         f"| mean E/I centile | {centile_text(mark['centile'])} ({100 * mark['centile']:.1f} %) |",
         *interval_lines(row),
         f"| mean E/I z | {mark['z']:+.2f} |",
-        f"| regions with abs(z) > 1.96 | {int((np.abs(z) > 1.96).sum())} of {len(z)} |",
+        f"| regions with abs(z) > 1.96 | {int((np.abs(z[finite]) > 1.96).sum())} of "
+        f"{int(finite.sum())} |",
+        *(
+            [f"| regions without a score | {len(missing)}: {', '.join(missing[:6])} |"]
+            if missing
+            else []
+        ),
         f"| flags | {flag if flag and flag != 'nan' else 'none'} |",
         "",
         f"## The {len(order)} most deviant regions (largest abs(z))",

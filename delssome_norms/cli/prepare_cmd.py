@@ -21,8 +21,10 @@ def register(subparsers) -> None:
         "mean of the CDFs. Writes <id>_FC.csv (N x N) and <id>_FCD_CDF.csv (10000 x 1), header-less. "
         "A header row of region names (lh_precentral, ctx-lh-precentral, L_precentral, ...) is "
         "matched to DK68 by name and the columns put in DK68 order. With --bids-dir, every "
-        "sub-*_timeseries.tsv below the folder is prepared (one subject per sub- label) and a "
-        "cohort manifest (manifest.csv, scan length = frames x TR) is written. With --aparc-stats, "
+        "sub-*_timeseries.tsv below the folder is prepared (one entry per subject, or per "
+        "session for subjects with several; the TR from each run's JSON sidecar; one task, "
+        "--task) and a cohort manifest (manifest.csv, scan length = frames x TR) is written. "
+        "With --aparc-stats, "
         "FreeSurfer aparcstats2table tables (first column lh.aparc.<measure>, columns "
         "lh_<region>_<measure>) give one regional map per subject in DK68 order (<id>_<map>.csv) "
         "and maps.csv (subject_id, myelin, gradient) to join to a cohort manifest.",
@@ -44,7 +46,19 @@ def register(subparsers) -> None:
         default="myelin",
         help="with --aparc-stats: which map the table holds (the other is the shipped default)",
     )
-    p.add_argument("--tr", type=float, help="repetition time (seconds; needed for time series)")
+    p.add_argument(
+        "--tr",
+        type=float,
+        help="repetition time (seconds; needed for time series; with --bids-dir it only fills in "
+        "where no sidecar JSON gives RepetitionTime)",
+    )
+    p.add_argument(
+        "--task",
+        default=None,
+        metavar="LABEL",
+        help="with --bids-dir: only files of this task (task-<LABEL>); needed when the folder "
+        "holds several tasks",
+    )
     p.add_argument("--out-dir", required=True, help="output folder")
     p.add_argument("--subject-id", default=None, help="file-name prefix (default: none)")
     p.add_argument(
@@ -58,30 +72,190 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _prepare_runs(paths, args, need: int):
-    from delssome_norms.errors import InvalidInputError
+def _prepare_runs(paths, tr: float, args, need: int):
     from delssome_norms.fit.subject import empirical_statistics
-    from delssome_norms.io import read_timeseries
+    from delssome_norms.io import read_timeseries_runs
 
-    runs = [read_timeseries(p, min_frames=need, drop_na_frames=args.drop_na_frames) for p in paths]
-    widths = {r.shape[1] for r in runs}
-    if len(widths) > 1:
-        raise InvalidInputError(f"runs have different numbers of regions {sorted(widths)}", paths[0])
-    fc, cdf = empirical_statistics(runs, args.tr, args.fcd_window)
+    runs = read_timeseries_runs(paths, min_frames=need, drop_na_frames=args.drop_na_frames)
+    fc, cdf = empirical_statistics(runs, tr, args.fcd_window, sources=paths)
     return runs, fc, cdf
 
 
-def _bids_subjects(folder) -> dict[str, list]:
-    """``sub-<label>`` -> sorted ``*_timeseries.tsv`` files of that subject below ``folder``."""
+BIDS_ENTITY = r"(?:^|_){key}-([A-Za-z0-9]+)"
+
+
+def _entity(name: str, key: str) -> str | None:
     import re
+
+    m = re.search(BIDS_ENTITY.format(key=key), name)
+    return m.group(1) if m else None
+
+
+def _bids_subjects(folder, task: str | None) -> dict[str, list]:
+    """``sub-<label>`` (``sub-<label>_ses-<label>`` for subjects with several sessions) -> the
+    sorted ``*_timeseries.tsv`` runs of that scan session below ``folder``.
+
+    Runs of one session are averaged into one FC/FCD; sessions are time points, so a subject
+    with several gets one entry per session. Files of several tasks are refused unless ``task``
+    picks one (a task fMRI run averaged with rest would change the FC).
+    """
     from pathlib import Path
 
+    from delssome_norms.errors import InvalidInputError
+
+    files = [p for p in sorted(Path(folder).rglob("*_timeseries.tsv")) if _entity(p.name, "sub")]
+    tasks = sorted({t for p in files if (t := _entity(p.name, "task"))})
+    if task is not None:
+        files = [p for p in files if _entity(p.name, "task") == task]
+        if not files:
+            raise InvalidInputError(
+                f"holds no *_timeseries.tsv of task-{task} (tasks found: {', '.join(tasks) or 'none'})",
+                str(folder),
+            )
+    elif len(tasks) > 1:
+        raise InvalidInputError(
+            f"holds time series of {len(tasks)} tasks ({', '.join(tasks)}); pick the resting-state "
+            "one with --task (runs of different tasks must not be averaged)",
+            str(folder),
+        )
+    sessions: dict[str, set] = {}
+    for p in files:
+        sessions.setdefault(f"sub-{_entity(p.name, 'sub')}", set()).add(_entity(p.name, "ses"))
     out: dict[str, list] = {}
-    for path in sorted(Path(folder).rglob("*_timeseries.tsv")):
-        m = re.search(r"(?:^|_)(sub-[A-Za-z0-9]+)", path.name)
-        if m:
-            out.setdefault(m.group(1), []).append(path)
+    for p in files:
+        sub, ses = f"sub-{_entity(p.name, 'sub')}", _entity(p.name, "ses")
+        key = f"{sub}_ses-{ses}" if ses is not None and len(sessions[sub]) > 1 else sub
+        out.setdefault(key, []).append(p)
     return out
+
+
+def _sidecar_tr(path) -> float | None:
+    """RepetitionTime [s] of a run from its JSON sidecar (same name, ``.json``), or None."""
+    from pathlib import Path
+
+    from delssome_norms.errors import InvalidInputError
+    from delssome_norms.io.json_object import read_json_object
+
+    side = Path(path).with_suffix(".json")
+    if not side.is_file():
+        return None
+    meta = read_json_object(side, "sidecar", "fix or remove it")
+    value = meta.get("RepetitionTime")
+    if value is None and isinstance(meta.get("SamplingFrequency"), (int, float)):
+        value = 1.0 / float(meta["SamplingFrequency"]) if meta["SamplingFrequency"] > 0 else None
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidInputError(f"RepetitionTime is not a number ({value!r})", str(side))
+    return float(value)
+
+
+def _bids_tr(paths, given: float | None, sid: str) -> float:
+    """The TR of a subject's runs: their sidecars' (``--tr`` only fills in where none gives one,
+    with a warning where it differs from a sidecar's); runs of different TRs are refused."""
+    import warnings
+
+    from delssome_norms.errors import InputWarning, InvalidInputError
+    from delssome_norms.model.timing import check_tr
+
+    found = {p: _sidecar_tr(p) for p in paths}
+    values = sorted({round(v, 6) for v in found.values() if v is not None})
+    if len(values) > 1:
+        raise InvalidInputError(f"runs have different RepetitionTime {values} s in their sidecars", sid)
+    if values:
+        tr = check_tr(values[0], f"{sid} sidecar RepetitionTime")
+        missing = [str(p) for p, v in found.items() if v is None]
+        if missing:  # runs of one session share a TR: a sidecar-less run may not differ
+            if given is not None and abs(given - tr) > 0.01 * tr:
+                raise InvalidInputError(
+                    f"{missing[0]} has no sidecar RepetitionTime and --tr {given:g} s differs from "
+                    f"its other runs' {tr:g} s",
+                    sid,
+                )
+        if given is not None and abs(given - tr) > 0.01 * tr:
+            warnings.warn(
+                f"{sid}: its sidecar RepetitionTime {tr:g} s is used, not --tr {given:g} s (--tr "
+                "fills in only where a sidecar lacks it)",
+                InputWarning,
+                stacklevel=2,
+            )
+        return tr
+    if given is None:
+        raise InvalidInputError(
+            "no sidecar JSON with RepetitionTime next to its time series; give --tr (seconds)", sid
+        )
+    return given
+
+
+def _prepare_bids(args: argparse.Namespace, out) -> int:
+    """Every scan session below ``--bids-dir``: FC, FCD-CDF and a cohort manifest row."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from delssome_norms.errors import InvalidInputError
+    from delssome_norms.fit.subject import min_frames
+    from delssome_norms.io import write_matrix, write_table
+
+    if not Path(args.bids_dir).is_dir():
+        raise InvalidInputError(f"{args.bids_dir} is not a folder", "--bids-dir")
+    subjects = _bids_subjects(args.bids_dir, args.task)
+    if not subjects:
+        raise InvalidInputError(
+            "holds no sub-<label>_..._timeseries.tsv file (BIDS derivatives)", args.bids_dir
+        )
+    # every subject is read and checked before anything is written: a bad one stops the
+    # run with nothing half-done
+    prepared, bad = {}, []
+    for sid, paths in subjects.items():
+        try:  # keep FC, CDF and frame counts, not the runs (memory: many subjects)
+            tr = _bids_tr(paths, args.tr, sid)
+            runs, fc, cdf = _prepare_runs(paths, tr, args, min_frames(tr, args.fcd_window))
+            prepared[sid] = (tr, [r.shape[0] for r in runs], fc, cdf)
+        except InvalidInputError as err:
+            bad.append(f"{sid} ({err})")
+    if bad:
+        raise InvalidInputError(
+            f"{len(bad)} of {len(subjects)} subject(s) cannot be prepared, nothing was "
+            f"written: {'; '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}",
+            args.bids_dir,
+        )
+    rows, uneven = [], []
+    for sid, (tr, frames, fc, cdf) in prepared.items():
+        write_matrix(fc, out / f"{sid}_FC.csv")
+        write_matrix(cdf, out / f"{sid}_FCD_CDF.csv")
+        # the simulation has one length: runs of different lengths give their mean, in frames
+        n_frames = round(sum(frames) / len(frames))
+        if len(set(frames)) > 1:
+            uneven.append(f"{sid} ({'/'.join(map(str, frames))} -> {n_frames})")
+        rows.append(
+            {
+                "subject_id": sid,
+                "tr": tr,
+                "scan_length": n_frames * tr,
+                "fc": f"{sid}_FC.csv",
+                "fcd_cdf": f"{sid}_FCD_CDF.csv",
+                "n_runs": len(frames),
+            }
+        )
+    write_table(pd.DataFrame(rows), out / "manifest.csv")
+    several = sum(r["n_runs"] > 1 for r in rows)
+    print(
+        f"{len(rows)} subject(s) from {args.bids_dir} -> {out}"
+        + (f" ({several} with several runs averaged: n_runs in the manifest)" if several else "")
+        + f"; cohort manifest {out / 'manifest.csv'} (next: delssome-norms cohort --manifest "
+        f"{shlex.quote(str(out / 'manifest.csv'))})"
+    )
+    if uneven:
+        print(
+            f"runs of different lengths: the scan length simulated is their mean number of frames "
+            f"x TR for {', '.join(uneven[:5])}{' ...' if len(uneven) > 5 else ''}"
+        )
+    if any("_ses-" in r["subject_id"] for r in rows):
+        print("subjects with several sessions get one entry per session (sub-<label>_ses-<label>)")
+    for tr in sorted({r["tr"] for r in rows}):
+        print(_window_note(tr, args.fcd_window))
+    return 0
 
 
 def _prepare_maps(args: argparse.Namespace) -> int:
@@ -122,70 +296,28 @@ def _prepare_maps(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Compute and write the two files (per subject with --bids-dir, plus a manifest)."""
-    from pathlib import Path
-
-    import pandas as pd
 
     from delssome_norms.errors import InvalidInputError
     from delssome_norms.fit.subject import min_frames
-    from delssome_norms.io import check_out_dir, check_subject_id, write_matrix, write_table
+    from delssome_norms.io import check_out_dir, check_subject_id, write_matrix
 
     if args.aparc_stats is not None:
         return _prepare_maps(args)
     from delssome_norms.model.timing import check_tr
 
-    if args.tr is None:
-        raise InvalidInputError("the TR (seconds) is needed for time series", "--tr")
-    check_tr(args.tr, "--tr")  # a TR in milliseconds would give an FCD window of 0 frames
+    if args.tr is not None:
+        check_tr(args.tr, "--tr")  # a TR in milliseconds would give an FCD window of 0 frames
     if args.subject_id is not None:  # it becomes a file-name prefix: no paths
         check_subject_id(args.subject_id, "--subject-id")
-    need = min_frames(args.tr, args.fcd_window)
     out = check_out_dir(args.out_dir, "--out-dir", create=False)  # made once the inputs pass
     if args.bids_dir is not None:
-        if not Path(args.bids_dir).is_dir():
-            raise InvalidInputError(f"{args.bids_dir} is not a folder", "--bids-dir")
-        subjects = _bids_subjects(args.bids_dir)
-        if not subjects:
-            raise InvalidInputError(
-                "holds no sub-<label>_..._timeseries.tsv file (BIDS derivatives)", args.bids_dir
-            )
-        # every subject is read and checked before anything is written: a bad one stops the
-        # run with nothing half-done
-        prepared, bad = {}, []
-        for sid, paths in subjects.items():
-            try:  # keep FC, CDF and frame counts, not the runs (memory: many subjects)
-                runs, fc, cdf = _prepare_runs(paths, args, need)
-                prepared[sid] = ({r.shape[0] for r in runs}, fc, cdf)
-            except InvalidInputError as err:
-                bad.append(f"{sid} ({err})")
-        if bad:
-            raise InvalidInputError(
-                f"{len(bad)} of {len(subjects)} subject(s) cannot be prepared, nothing was "
-                f"written: {'; '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}",
-                args.bids_dir,
-            )
-        rows = []
-        for sid, (frames, fc, cdf) in prepared.items():
-            write_matrix(fc, out / f"{sid}_FC.csv")
-            write_matrix(cdf, out / f"{sid}_FCD_CDF.csv")
-            rows.append(
-                {
-                    "subject_id": sid,
-                    "tr": args.tr,
-                    "scan_length": frames.pop() * args.tr if len(frames) == 1 else None,
-                    "fc": f"{sid}_FC.csv",
-                    "fcd_cdf": f"{sid}_FCD_CDF.csv",
-                }
-            )
-        write_table(pd.DataFrame(rows), out / "manifest.csv")
-        print(
-            f"{len(rows)} subject(s) from {args.bids_dir} -> {out}; cohort manifest "
-            f"{out / 'manifest.csv'} (next: delssome-norms cohort --manifest "
-            f"{shlex.quote(str(out / 'manifest.csv'))})"
-        )
-        print(_window_note(args.tr, args.fcd_window))
-        return 0
-    runs, fc, cdf = _prepare_runs(args.timeseries, args, need)
+        return _prepare_bids(args, out)
+    if args.task is not None:
+        raise InvalidInputError("--task selects files of --bids-dir", "--task")
+    if args.tr is None:
+        raise InvalidInputError("the TR (seconds) is needed for time series", "--tr")
+    need = min_frames(args.tr, args.fcd_window)
+    runs, fc, cdf = _prepare_runs(args.timeseries, args.tr, args, need)
     prefix = f"{args.subject_id}_" if args.subject_id else ""
     write_matrix(fc, out / f"{prefix}FC.csv")
     write_matrix(cdf, out / f"{prefix}FCD_CDF.csv")

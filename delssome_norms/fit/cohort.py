@@ -68,6 +68,7 @@ from delssome_norms.io import (
     read_timeseries,
     write_matrix,
 )
+from delssome_norms.io.readers import INPUT_PROBLEM
 from delssome_norms.model import bold_fc
 from delssome_norms.model.devices import parse_device
 
@@ -529,6 +530,7 @@ def _run_cohort(
     surrogate: SurrogateBackend | None,
     memory: int | None,
 ) -> CohortSummary:
+    table, unreadable = split_unreadable(table)
     plan = plan_cohort(table, settings, group_size, total_memory=memory)
     for r in plan.rows:
         for stage in ("train", "val", "test"):  # timing problems (dt vs TR) before any work
@@ -564,7 +566,26 @@ def _run_cohort(
             on_subject,
             overwrite,
             surrogate,
+            unreadable,
         )
+
+
+def split_unreadable(table: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """The manifest rows that can be planned, and ``(subject_id, reason)`` of those whose time
+    series could not be read (:data:`~delssome_norms.io.readers.INPUT_PROBLEM`): they fail
+    alone, as any subject whose files are bad, instead of stopping the cohort."""
+    if INPUT_PROBLEM not in table.columns:
+        return table, []
+    bad = table[INPUT_PROBLEM].notna()
+    unreadable = [(str(r["subject_id"]), str(r[INPUT_PROBLEM])) for _, r in table[bad].iterrows()]
+    good = table[~bad].drop(columns=INPUT_PROBLEM).reset_index(drop=True)
+    if good.empty:
+        raise InvalidInputError(
+            f"no subject of the manifest can be read: {unreadable[0][1]}"
+            + (f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else ""),
+            "--manifest",
+        )
+    return good, unreadable
 
 
 def _connect_dask(scheduler: Any) -> Any:
@@ -599,6 +620,7 @@ def _run_locked(
     on_subject: Callable[[dict[str, str]], None] | None,
     overwrite: bool,
     surrogate: SurrogateBackend | None = None,
+    unreadable: list[tuple[str, str]] = (),
 ) -> CohortSummary:
     gradient = cohort_gradient(plan, settings.maps)
     check_stale_subjects(plan, shard_groups(plan, shard_kn), out, settings, gradient, overwrite)
@@ -620,7 +642,7 @@ def _run_locked(
             InputWarning,
             stacklevel=2,
         )
-    total = sum(len(plan.groups[g]) for g in mine)
+    total = sum(len(plan.groups[g]) for g in mine) + len(unreadable)
     bars = _progress_bars(total, quiet)
     counts = {"done": 0, "skipped": 0, "failed": 0}
 
@@ -630,6 +652,9 @@ def _run_locked(
         if on_subject is not None:
             on_subject(outcome)
 
+    for sid, message in unreadable:  # rows whose time series could not even be counted
+        write_failure(out / sid, sid, "input", message)
+        record({"subject_id": sid, "status": "failed", "stage": "input", "message": message})
     try:
         if executor == "local":
             gen_bar = bars[1]
@@ -652,7 +677,7 @@ def _run_locked(
     finally:
         for b in bars:
             b.close()
-    failures = write_failures(out, plan.subject_ids)
+    failures = write_failures(out, [*plan.subject_ids, *(sid for sid, _ in unreadable)])
     return CohortSummary(
         done=counts["done"],
         skipped=counts["skipped"],

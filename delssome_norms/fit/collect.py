@@ -19,6 +19,8 @@ import pandas as pd
 from delssome_norms.datasets import DK68_REGIONS
 from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.fit.outputs import (
+    FAILURE_FILE,
+    FAILURES_TABLE,
     OUTPUT_FILES,
     PIPELINE_SETTINGS_IGNORED,
     PROVENANCE_FORMAT_VERSION,
@@ -79,6 +81,27 @@ def flagged_message(flagged: list[str], n_subjects: int) -> str:
     )
 
 
+def _check_out_outside_results(in_dir: Path, out: Path) -> None:
+    """Refuse a table path inside a subject's results folder, or named like a cohort file.
+
+    Written there it would replace a result (``EI_ratio.csv``) or a record the cohort reads
+    back, and ``cohort`` would go on treating the subject as finished."""
+    root, target = in_dir.resolve(), out.resolve()
+    if root not in target.parents:
+        return
+    if target.parent == root:
+        if target.name in (FAILURES_TABLE, *OUTPUT_FILES):
+            raise InvalidInputError(f"would replace the cohort's own {target.name}", str(out))
+        return
+    subject = root / target.relative_to(root).parts[0]
+    if any((subject / n).exists() for n in (*OUTPUT_FILES, FAILURE_FILE, "checkpoint")):
+        raise InvalidInputError(
+            f"lies in the results folder of subject {subject.name}, where it could replace a "
+            "result; write the table elsewhere (e.g. next to the cohort folder)",
+            str(out),
+        )
+
+
 def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd.DataFrame:
     """Build the growth-chart input table from per-subject results and demographics.
 
@@ -115,6 +138,7 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
     from delssome_norms.io.provenance import SIDECAR_KIND
     from delssome_norms.io.regions import regions_sha256
 
+    _check_out_outside_results(Path(in_dir), Path(out))
     demo = read_demographics(demographics)
     try:
         check_unique_ids(demo["subject_id"], str(demographics), as_folders=True)

@@ -54,6 +54,8 @@ RUN_FORMAT_VERSION = 1
 OUTPUT_FILES = (et.EI_RATIO_FILE, "best_parameters.csv", "fit_quality.csv", "run.json")
 """Files of a finished subject."""
 FAILURE_FILE = "failure.json"
+FAILURES_TABLE = "failures.csv"
+"""The cohort folder's table of every failed subject (:func:`write_failures`)."""
 """Written in a subject's folder when it failed (removed when it later succeeds)."""
 EI_SD_DEFINITION = (
     "sample SD (ddof=1) of S_E/S_I pooled over every valid (candidate, duplicate) test "
@@ -449,5 +451,5 @@ def read_failures(out_dir: str | Path, subject_ids: Iterable[str]) -> pd.DataFra
 def write_failures(out_dir: str | Path, subject_ids: Iterable[str]) -> pd.DataFrame:
     """Write ``failures.csv`` (all current failures among ``subject_ids``); returns the table."""
     table = read_failures(out_dir, subject_ids)
-    write_table(table, Path(out_dir) / "failures.csv")
+    write_table(table, Path(out_dir) / FAILURES_TABLE)
     return table

@@ -26,7 +26,7 @@ from delssome_norms.io import (
     read_fcd_cdf_runs,
     read_map,
     read_sc,
-    read_timeseries,
+    read_timeseries_runs,
 )
 from delssome_norms.model import FCD_BINS, bold_fc, bold_fcd_cdf
 from delssome_norms.model.timing import check_tr, default_fcd_window
@@ -91,7 +91,11 @@ def min_frames(tr: float, fcd_window: int | None = None) -> int:
 
 
 def empirical_statistics(
-    runs: Sequence[np.ndarray], tr: float, fcd_window: int | None = None, bins: int = FCD_BINS
+    runs: Sequence[np.ndarray],
+    tr: float,
+    fcd_window: int | None = None,
+    bins: int = FCD_BINS,
+    sources: Sequence[PathLike] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """FC and FCD-CDF of regional BOLD time series, with the simulator's own code.
 
@@ -104,6 +108,8 @@ def empirical_statistics(
     fcd_window : int, optional
         FCD window [frames].
     bins : int, default 10000
+    sources : sequence of path, optional
+        The runs' files, named in errors (a region constant over a whole FCD window).
 
     Returns
     -------
@@ -114,8 +120,14 @@ def empirical_statistics(
     """
     window = default_fcd_window(tr) if fcd_window is None else int(fcd_window)
     fcs = np.stack([bold_fc(np.asarray(r, dtype=np.float64)).numpy() for r in runs])
-    cdfs = np.stack([bold_fcd_cdf(np.asarray(r, dtype=np.float64), window, bins).numpy() for r in runs])
-    return fisher_z_mean(fcs), mean_cdf(cdfs)
+    cdfs = []
+    for k, r in enumerate(runs):
+        try:
+            cdfs.append(bold_fcd_cdf(np.asarray(r, dtype=np.float64), window, bins).numpy())
+        except InvalidInputError as err:  # name the run's file
+            where = str(sources[k]) if sources is not None else f"run {k + 1}"
+            raise err.with_source(where) from None
+    return fisher_z_mean(fcs), mean_cdf(np.stack(cdfs))
 
 
 def split_paths(paths: str | PathLike | Sequence[PathLike]) -> list[str]:
@@ -201,7 +213,7 @@ def load_subject(
         if not paths:
             raise InvalidInputError("no time-series file given", subject_id)
         need = min_frames(float(tr), fcd_window)
-        runs = [read_timeseries(p, min_frames=need, drop_na_frames=drop_na_frames) for p in paths]
+        runs = read_timeseries_runs(paths, min_frames=need, drop_na_frames=drop_na_frames)
         widths = {r.shape[1] for r in runs}
         if len(widths) > 1:
             raise InvalidInputError(f"runs have different numbers of regions {sorted(widths)}", paths[0])
@@ -232,7 +244,7 @@ def load_subject(
                     "use the runs' own",
                     paths[0],
                 )
-        fc_arr, cdf_arr = empirical_statistics(runs, float(tr), fcd_window)
+        fc_arr, cdf_arr = empirical_statistics(runs, float(tr), fcd_window, sources=paths)
         sources["timeseries"] = ";".join(paths)
     else:
         if fc is None or fcd_cdf is None:

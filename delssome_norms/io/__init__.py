@@ -33,8 +33,8 @@ from delssome_norms.io.readers import (
     read_parameters,
     read_sc,
     read_table,
-    read_timeseries,
 )
+from delssome_norms.io.timeseries import read_timeseries, read_timeseries_runs
 from delssome_norms.io.writers import (
     as_json_data,
     atomic_path,
@@ -88,6 +88,7 @@ __all__ = [
     "read_table",
     "read_table_provenance",
     "read_timeseries",
+    "read_timeseries_runs",
     "regions_path",
     "strict_json",
     "table_sex_labels",

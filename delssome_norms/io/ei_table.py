@@ -179,8 +179,11 @@ def join_site_scanner(site: pd.Series, scanner: pd.Series | None = None) -> pd.S
     (``"A_nan"``, ``"nan_s1"``) but keeps it missing under pandas 3 (a missing label).
     """
 
-    def text(v) -> str | None:
-        return None if pd.isna(v) else str(v)
+    def text(v) -> str | None:  # as the charts compare labels (site_text): "A " is "A"
+        if pd.isna(v):
+            return None
+        label = site_text(v)
+        return label or None
 
     labels = [text(v) for v in site]
     if scanner is not None:

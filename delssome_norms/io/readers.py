@@ -21,6 +21,7 @@ import re
 import stat
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,7 +36,6 @@ from delssome_norms.io.checks import (
     check_fcd_cdf,
     check_map,
     check_sc,
-    check_timeseries,
     check_timing,
     check_unique_ids,
     table_sex_labels,
@@ -301,7 +301,13 @@ def _labelled_text_table(
             header = header[1:]  # the row-label column's own name (often empty)
     # a row shorter than the first is padded with empty cells at its end
     filled = cells != ""
-    lengths = np.where(filled.any(axis=1), cells.shape[1] - np.argmax(filled[:, ::-1], axis=1), 1)
+    # a row of empty cells only is a frame of missing values (pandas writes NaN as "") when
+    # missing values are allowed
+    lengths = np.where(
+        filled.any(axis=1),
+        cells.shape[1] - np.argmax(filled[:, ::-1], axis=1),
+        cells.shape[1] if allow_na else 1,
+    )
     width = lengths[0]
     first_line_no = 2 if skip else 1
     for r in range(cells.shape[0]):
@@ -458,87 +464,6 @@ def read_map(path: PathLike, n_regions: int | None = None) -> np.ndarray:
     return check_map(read_numeric(path), n_regions, input_name=str(path))
 
 
-def read_timeseries(
-    path: PathLike,
-    min_frames: int = 2,
-    regions: Sequence[str] | None = None,
-    drop_na_frames: bool = False,
-) -> np.ndarray:
-    """Read regional BOLD time series of shape (frames, regions) from TSV, CSV or NPY.
-
-    Parameters
-    ----------
-    path : path
-        TSV/CSV (optional header row) or NPY (loaded with ``allow_pickle=False``).
-    min_frames : int
-        Fewest frames accepted.
-    regions : sequence of str, optional
-        Atlas region names in canonical order (default DK68). A header row of region names is
-        matched to them by name (case-insensitive; ``ctx-lh-x``, ``lh_x``, ``lh.x``, ``L_x``,
-        ``x_lh``... accepted) and the columns are reordered to that order; names matching no
-        region are refused and listed. A header without hemisphere-labelled names (e.g.
-        ``roi_0``) is skipped and the columns are taken in atlas order.
-    drop_na_frames : bool
-        Drop frames with a missing value (BIDS ``n/a``, e.g. non-steady-state volumes) with an
-        :class:`~delssome_norms.errors.InputWarning` instead of refusing them.
-
-    Returns
-    -------
-    ndarray of shape (frames, N), float64
-    """
-    import warnings
-
-    from delssome_norms.errors import InputWarning
-
-    name = str(path)
-    p = Path(path)
-    fix = "transpose it so that rows are frames and columns are regions (numpy: ts.T)"
-    if p.suffix.lower() == ".npy":
-        check_input_file(p)
-        try:
-            arr = np.load(p, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise InvalidInputError(f"is not a readable .npy array ({exc})", name) from None
-    else:
-        arr, header, labels = read_labelled_numeric(path, allow_na=True)
-        if labels is not None:
-            if _named_header(labels):
-                raise InvalidInputError(
-                    f"has region names down its first column ({labels[0]!r}, ...): regions x "
-                    f"frames layout; {fix}",
-                    name,
-                )
-            raise InvalidInputError(
-                f"is not a numeric table: its rows start with non-numeric values such as "
-                f"{labels[0][:40]!r}",
-                name,
-            )
-        if _named_header(header):
-            from delssome_norms.io.regions import match_regions
-
-            if len(header) != arr.shape[1]:
-                raise InvalidInputError(
-                    f"has {len(header)} column names but {arr.shape[1]} values per row", name
-                )
-            arr = arr[:, match_regions(header, _atlas_names(regions), name)]
-    arr = np.asarray(arr, dtype=np.float64)
-    if arr.ndim == 2 and np.isnan(arr).any():
-        na = ~np.isfinite(arr).all(axis=1)
-        if np.isnan(arr).all(axis=0).any() or na.all():
-            pass  # let the check report it
-        elif drop_na_frames:
-            rows = np.flatnonzero(na)
-            warnings.warn(
-                f"{name}: dropped {rows.size} of {arr.shape[0]} frame(s) with missing values "
-                f"(n/a; frames {', '.join(str(int(i)) for i in rows[:5])}"
-                f"{' ...' if rows.size > 5 else ''})",
-                InputWarning,
-                stacklevel=2,
-            )
-            arr = arr[~na]
-    return check_timeseries(arr, input_name=name, min_frames=min_frames)
-
-
 def is_parquet(path: PathLike) -> bool:
     """Whether a table path names a Parquet file (by its suffix)."""
     return Path(path).suffix.lower() in PARQUET_SUFFIXES
@@ -641,6 +566,11 @@ MANIFEST_INPUT_COLUMNS = ("fc", "fcd_cdf", "timeseries")
 """Manifest columns that name a subject's data files (``;`` separates several runs)."""
 
 
+INPUT_PROBLEM = "input_problem"
+"""Column :func:`read_manifest` adds when a row's time series cannot be read to derive its scan
+length: the message, for that subject's failure record (the others go on)."""
+
+
 def read_manifest(path: PathLike) -> pd.DataFrame:
     """Read a cohort manifest: one row per subject.
 
@@ -648,7 +578,9 @@ def read_manifest(path: PathLike) -> pd.DataFrame:
     or ``timeseries`` (several runs separated by ``;``). Optional: ``sc``, ``myelin``,
     ``gradient``. ``scan_length`` may be left out (or empty) for rows with ``timeseries``: it is
     then frames x TR. Relative paths are resolved against the manifest's folder. Whether each file
-    exists is checked per subject when it is processed, so one bad row fails only that subject.
+    exists is checked per subject when it is processed, so one bad row fails only that subject:
+    a row whose time series cannot be read to derive its scan length gets the reason in
+    :data:`INPUT_PROBLEM` (a column added only then).
     """
     name = str(path)
     table = read_table(path, required=("subject_id",))
@@ -688,19 +620,26 @@ def read_manifest(path: PathLike) -> pd.DataFrame:
         derive = pd.Series(False, index=table.index)
     # a column with a text cell (" ") is str under pandas 3, which refuses the float frames x TR
     table["scan_length"] = cells.astype(object)
+    problems: dict[Any, str] = {}
     for i, row in table.iterrows():
         where = f"{name} row {i + 1} ({row['subject_id']})"
         if derive.loc[i]:
             check_timing(row["tr"], row["tr"], where)  # the TR; the scan length follows
-            frames = {_count_frames(p) for p in str(row["timeseries"]).split(";")}
-            if len(frames) > 1:
-                raise InvalidInputError(
-                    f"runs of subject {row['subject_id']} have different lengths "
-                    f"{sorted(frames)} frames; give its scan_length",
-                    name,
-                )
+            try:  # a missing or unreadable file fails this subject only (INPUT_PROBLEM)
+                frames = {_count_frames(p) for p in str(row["timeseries"]).split(";")}
+                if len(frames) > 1:
+                    raise InvalidInputError(
+                        f"runs have different lengths {sorted(frames)} frames; give the "
+                        "subject's scan_length in the manifest",
+                        str(row["timeseries"]).split(";")[0],
+                    )
+            except InvalidInputError as err:
+                problems[i] = f"{where}: {err}"
+                continue
             table.loc[i, "scan_length"] = frames.pop() * float(row["tr"])
         check_timing(row["tr"], table.loc[i, "scan_length"], where)
+    if problems:
+        table[INPUT_PROBLEM] = [problems.get(i) for i in table.index]
     table["scan_length"] = table["scan_length"].astype(np.float64)  # every cell checked above
     return table
 
@@ -715,7 +654,10 @@ def _count_frames(path: PathLike) -> int:
         except (ValueError, OSError) as exc:
             raise InvalidInputError(f"is not a readable .npy array ({exc})", str(path)) from None
         return int(arr.shape[0]) if arr.ndim else 0
-    values, _, _ = read_labelled_numeric(path, allow_na=True)
+    from delssome_norms.io.timeseries import _timeseries_header  # (it imports this module)
+
+    values, header, _ = read_labelled_numeric(path, allow_na=True)
+    _, values = _timeseries_header(header, np.asarray(values, dtype=np.float64), str(path))
     return int(values.shape[0])
 
 

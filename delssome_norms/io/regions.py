@@ -35,15 +35,24 @@ DK68_REGIONS: tuple[str, ...] = tuple(f"lh_{r}" for r in _APARC_ORDER) + tuple(
 """The 68 region names, ``lh_*`` then ``rh_*``, in the toolkit's canonical order."""
 
 _HEMI = {"lh": "lh", "l": "lh", "left": "lh", "rh": "rh", "r": "rh", "right": "rh"}
-_PREFIX = re.compile(r"^(?:ctx)?[-_.]?(lh|rh|l|r|left|right)[-_.](.+)$")
-_SUFFIX = re.compile(r"^(.+?)[-_.](lh|rh|l|r|left|right)$")
+_PREFIX = re.compile(r"^(?:ctx)?[-_. ]?(lh|rh|l|r|left|right)[-_. ]+(.+)$")
+_SUFFIX = re.compile(r"^(.+?)[-_. ]+(lh|rh|l|r|left|right)$")
+_NOT_ALNUM = re.compile(r"[^a-z0-9]")
+
+FREESURFER_DK_IDS: dict[int, str] = {
+    **{code: f"lh_{r}" for code, r in zip([*range(1001, 1004), *range(1005, 1036)], _APARC_ORDER)},
+    **{code: f"rh_{r}" for code, r in zip([*range(2001, 2004), *range(2005, 2036)], _APARC_ORDER)},
+}
+"""FreeSurferColorLUT label IDs of the 68 DK regions (``ctx-lh-*`` 1001-1035 and ``ctx-rh-*``
+2001-2035, without 1004/2004 corpus callosum): the IDs atlas tools write as column names."""
 
 
 def canonical_region_key(name: str) -> tuple[str, str] | None:
     """``(hemisphere, region)`` of a region label, or None when no hemisphere can be read.
 
     Case-insensitive; the hemisphere may be a prefix (``ctx-lh-``, ``lh_``, ``lh.``, ``L_``,
-    ``Left-``) or a suffix (``_lh``, ``.rh``, ``_L``, ``-right``); quotes and spaces are ignored.
+    ``Left-``, ``Right ``) or a suffix (``_lh``, ``.rh``, ``_L``, ``-right``); quotes are
+    ignored, and so are separators inside the region's name (``pars opercularis``).
 
     Examples
     --------
@@ -52,14 +61,35 @@ def canonical_region_key(name: str) -> tuple[str, str] | None:
     >>> canonical_region_key("precentral_R")
     ('rh', 'precentral')
     """
-    s = str(name).strip().strip('"').strip("'").strip().lower().replace(" ", "")
+    s = " ".join(str(name).strip().strip('"').strip("'").lower().split())
     m = _PREFIX.match(s)
     if m:
-        return _HEMI[m.group(1)], m.group(2)
+        return _HEMI[m.group(1)], _NOT_ALNUM.sub("", m.group(2))
     m = _SUFFIX.match(s)
     if m:
-        return _HEMI[m.group(2)], m.group(1)
+        return _HEMI[m.group(2)], _NOT_ALNUM.sub("", m.group(1))
     return None
+
+
+def freesurfer_id_names(values: Sequence[float]) -> list[str] | None:
+    """Region names for a row of FreeSurfer label IDs (e.g. a header ``1001, 1002, ...``), or
+    None when the row is not one: most (60 of 68) DK label IDs, all integers. IDs of other
+    labels are kept as text, so that matching them to the atlas lists them as unknown."""
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 1 or not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+        return None
+    codes = [int(v) for v in arr]
+    if len(set(codes) & set(FREESURFER_DK_IDS)) < 60:
+        return None
+    return [FREESURFER_DK_IDS.get(c, str(c)) for c in codes]
+
+
+def looks_like_index_header(tokens: Sequence[str]) -> bool:
+    """Whether a header row only numbers its columns (``0, 1, ...``, ``roi_1``, ``V1``...)."""
+    return bool(tokens) and all(_INDEX_NAME.fullmatch(str(t).strip()) for t in tokens)
+
+
+_INDEX_NAME = re.compile(r"[A-Za-z_ .-]{0,12}?\d+")
 
 
 def regions_sha256(names: Sequence[str]) -> str:

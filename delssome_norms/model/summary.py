@@ -462,6 +462,7 @@ def bold_fcd_cdf(bold, window: int, bins: int = FCD_BINS) -> Tensor:
         )
     single = x.ndim == 2
     x = x[None] if single else x
+    _check_no_flat_window(x, window)
     cdf = histogram_to_cdf(fcd_histogram(x, window, bins, dtype=torch.float64))
     if not bool(torch.isfinite(cdf).all()):
         flat = torch.nonzero((x.std(dim=-2) == 0).any(dim=0)).flatten().tolist()
@@ -471,6 +472,28 @@ def bold_fcd_cdf(bold, window: int, bins: int = FCD_BINS) -> Tensor:
             "repair such regions (e.g. outside the brain mask) before computing the FCD"
         )
     return cdf[0] if single else cdf
+
+
+def _check_no_flat_window(x: Tensor, window: int) -> None:
+    """Refuse series in which a region stays constant for a whole FCD window.
+
+    Such a window has no correlation for that region (it would enter the FCD as 0 and bias the
+    CDF towards 0); a region constant for a stretch is a data problem (signal dropout, padding).
+    """
+    flat = (x[..., 1:, :] == x[..., :-1, :]).to(torch.int32)  # (S, T - 1, N)
+    span = window - 1  # a window of `window` frames is constant when `window - 1` diffs are 0
+    if flat.shape[-2] < span:
+        return
+    run = torch.cumsum(torch.nn.functional.pad(flat, (0, 0, 1, 0)), dim=-2)
+    full = (run[..., span:, :] - run[..., :-span, :]) == span  # (S, T - window + 1, N)
+    if bool(full.any()):
+        s_idx, start, region = (int(v) for v in torch.nonzero(full)[0])
+        raise InvalidInputError(
+            f"region {region} (counted from 0) is constant over frames {start + 1}-"
+            f"{start + window} (counted from 1){f' of run {s_idx + 1}' if x.shape[0] > 1 else ''}, "
+            f"a whole FCD window of {window} frames: the FCD is undefined there; repair or drop "
+            "those frames (signal dropout?)"
+        )
 
 
 def fcd_bytes_per_simulation(

@@ -452,7 +452,10 @@ class ChartScoringMixin:
         missing = ~np.isfinite(y)
         if unseen.any():
             names = sorted({str(s) for s in (labels[unseen] if labels is not None else [])} - {""})
+            blank = int((labels[unseen] == "").sum()) if labels is not None else 0
             what = f"site(s) {', '.join(names[:6])}" if names else f"no {self.site_column_} column"
+            if names and blank:
+                what += f" or without a site ({blank})"
             advice = (
                 "estimate the site's offsets from its controls with `delssome-norms charts adapt "
                 "--chart CHART --controls CONTROLS.csv --out NEW_CHART` (Python: GrowthChart.adapt)"

@@ -90,7 +90,12 @@ def plot_brain_map(
     -------
     Figure
     """
-    from nilearn import plotting as nplot  # heavy import, only when a map is drawn
+    try:
+        from nilearn import plotting as nplot  # heavy import, only when a map is drawn
+    except ImportError as exc:
+        raise InvalidInputError(
+            f"brain maps need nilearn ({exc}); install it with `pip install nilearn`", "nilearn"
+        ) from None
 
     arr = _values_by_region(values, tuple(regions))
     if coords is None:

@@ -100,7 +100,17 @@ def plot_chart_centiles(
                 f"the person's sex {person['sex']!r} has no panel (panels: {', '.join(sexes)})",
                 "person",
             )
+        age, value = float(person["age_in_years"]), float(person["value"])
+        lo, hi = chart.chart_range_
+        if not (np.isfinite(age) and lo <= age <= hi) or not np.isfinite(value):
+            raise InvalidInputError(
+                f"the person ({person['subject_id']}) cannot be drawn: age {age:g} years (the "
+                f"chart spans {lo:g}-{hi:g}) and value {value:g} must be finite and in range",
+                "person",
+            )
         label = person_label(str(person["subject_id"]), float(person["centile"]))
+        if person.get("flag"):
+            label += f" [flag: {str(person['flag']).replace(';', ', ')}]"
     rng = np.random.default_rng(seed)
     person_ax = None
     for ax, sex in zip(axes, sexes):

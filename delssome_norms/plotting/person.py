@@ -23,6 +23,10 @@ VALUE_KINDS = {
 """What ``charts brainmap --value`` can show."""
 
 
+Z_COLOUR_LIMIT = 4.0
+"""Largest |z| the z colour scale spans; beyond it a region takes the end colour."""
+
+
 def ordinal(n: int) -> str:
     """``1`` -> ``"1st"``, ``2`` -> ``"2nd"``, ``13`` -> ``"13th"``, ``93`` -> ``"93rd"``."""
     if 10 <= n % 100 <= 20:
@@ -79,8 +83,10 @@ def plot_person_brain_map(
     subject_id : str
         Shown in the title.
     value : {"z", "centile", "ei"}
-        ``z``: diverging colormap centred at 0, limits +-max(2.5, max |z|); ``centile``: diverging,
-        0-100 % centred at 50; ``ei``: sequential, the data range.
+        ``z``: diverging colormap centred at 0, limits +-max(2.5, max |z|) up to
+        +-:data:`Z_COLOUR_LIMIT` (larger |z| are drawn at the limit, and the title says so);
+        ``centile``: diverging, 0-100 % centred at 50 (fractions in [0, 1] expected); ``ei``:
+        sequential, the data range. Regions with NaN are not drawn (the title counts them).
     regions : sequence of str
         Region names (DK68 by default).
     subtitle : str
@@ -96,13 +102,27 @@ def plot_person_brain_map(
     arr = np.asarray(values, dtype=np.float64).ravel()
     lim: dict[str, float | None] = {"vmin": None, "vmax": None, "center": None}
     what = {"z": "regional E/I z-scores", "centile": "regional E/I centiles", "ei": "regional E/I"}
+    note = ""
     if value == "z":
-        half = max(2.5, float(np.nanmax(np.abs(arr))) if np.isfinite(arr).any() else 2.5)
+        largest = float(np.nanmax(np.abs(arr))) if np.isfinite(arr).any() else 0.0
+        half = min(max(2.5, largest), Z_COLOUR_LIMIT)
+        if largest > Z_COLOUR_LIMIT:  # one wild region would wash out every other colour
+            arr = np.clip(arr, -half, half)
+            note = f"; |z| > {Z_COLOUR_LIMIT:g} drawn at {Z_COLOUR_LIMIT:g}"
         lim = {"vmin": -half, "vmax": half, "center": 0.0}
     elif value == "centile":
+        finite = arr[np.isfinite(arr)]
+        if finite.size and (finite.min() < 0.0 or finite.max() > 1.0):
+            raise InvalidInputError(
+                f"centiles must be fractions in [0, 1]; got values from {finite.min():g} to "
+                f"{finite.max():g} (percent? divide by 100)",
+                "values",
+            )
         arr = 100.0 * arr
         lim = {"vmin": 0.0, "vmax": 100.0, "center": 50.0}
-    title = f"{subject_id}: {what[value]} ({len(regions)} regions)"
+    shown = int(np.isfinite(arr).sum())
+    count = f"{len(regions)} regions" if shown == len(regions) else f"{shown} of {len(regions)} regions"
+    title = f"{subject_id}: {what[value]} ({count}{note})"
     if subtitle:
         title += f" - {subtitle}"
     return plot_brain_map(

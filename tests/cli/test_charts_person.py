@@ -299,3 +299,58 @@ def test_a_table_edited_after_collect_is_named(tmp_path: Path) -> None:
     table.write_text("subject_id,ei_ratio_mean\na,3.1\nb,2.9\n")
     with pytest.warns(InputWarning, match="written for another version of t.csv"):
         read_table_provenance(table)
+
+
+def test_person_figures_with_missing_flagged_or_foreign_scores(scored, capsys) -> None:
+    """A missing region is left out of the map and the report; an unreliable chart's scores and
+    another atlas's are refused; other flags are drawn with a warning and named in the figure."""
+    folder, table = scored["folder"], scored["table"]
+    subject = "patient-00002"
+    one_missing = table.copy()
+    one_missing.loc[one_missing["subject_id"] == subject, "ei_ratio_roi_5_z"] = np.nan
+    path = folder / "one_missing.csv"
+    one_missing.to_csv(path, index=False)
+    out = folder / "report_missing"
+    argv = ["charts", "report", "--chart", "reference", "--scores", str(path), "--subject", subject]
+    assert main([*argv, "--out", str(out)]) == 0
+    text = (out / "report.md").read_text()
+    assert f"| regions without a score | 1: {DK68_REGIONS[5]} |" in text
+    assert "of 67 |" in text and f"| {DK68_REGIONS[5]} |" not in text.split("most deviant")[1]
+    _real_png(out / "brain_map_z.png")
+    capsys.readouterr()
+
+    unreliable = table.assign(flag="chart_unreliable")
+    wide = table.assign(**{f"ei_ratio_roi_{k}_z": 0.0 for k in range(68, 100)})
+    flagged = table.assign(flag="unseen_site")
+    for name, frame, message in (
+        ("unreliable.csv", unreliable, "flagged chart_unreliable"),
+        ("wide.csv", wide, "has 100 regional columns"),
+    ):
+        frame.to_csv(folder / name, index=False)
+        target = folder / f"{name}.png"
+        argv = ["charts", "brainmap", "--scores", str(folder / name), "--subject", subject]
+        assert main([*argv, "--out", str(target)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+        assert not target.exists()
+    flagged.to_csv(folder / "flagged.csv", index=False)
+    target = folder / "flagged.png"
+    argv = ["charts", "brainmap", "--scores", str(folder / "flagged.csv"), "--subject", subject]
+    with pytest.warns(UserWarning, match="is flagged unseen_site"):
+        assert main([*argv, "--out", str(target)]) == 0
+    _real_png(target)
+
+
+def test_person_brain_map_clips_wild_z_and_checks_centiles() -> None:
+    from delssome_norms.errors import InvalidInputError
+    from delssome_norms.plotting.person import Z_COLOUR_LIMIT, plot_person_brain_map
+
+    z = np.linspace(-2.0, 2.0, 68)
+    z[7] = 118.7
+    from matplotlib.text import Text
+
+    fig = plot_person_brain_map(z, "p", value="z")
+    texts = " ".join(t.get_text() for t in fig.findobj(Text))
+    assert f"|z| > {Z_COLOUR_LIMIT:g} drawn at {Z_COLOUR_LIMIT:g}" in texts
+    with pytest.raises(InvalidInputError, match="fractions in"):
+        plot_person_brain_map(np.full(68, 50.0), "p", value="centile")

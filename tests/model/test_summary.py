@@ -113,5 +113,13 @@ def test_fcd_of_a_series_with_a_constant_region_is_refused() -> None:
     x = np.random.default_rng(0).standard_normal((200, 6))
     assert float(bold_fcd_cdf(x, 20)[-1]) == 1.0
     x[:, 2] = 1.0
-    with pytest.raises(InvalidInputError, match=r"region\(s\) \[2\] are constant"):
+    with pytest.raises(
+        InvalidInputError, match=r"region 2 \(counted from 0\) is constant over frames 1-20"
+    ):
         bold_fcd_cdf(x, 20)
+    # constant for one window only (signal dropout): still refused, with the frames
+    y = np.random.default_rng(1).standard_normal((200, 6))
+    y[50:75, 4] = 0.3
+    assert torch.isfinite(bold_fcd_cdf(y, 30)).all()  # 25 flat frames < a 30-frame window
+    with pytest.raises(InvalidInputError, match=r"region 4 .* frames 51-70"):
+        bold_fcd_cdf(y, 20)

@@ -40,3 +40,18 @@ def test_an_infinite_value_does_not_set_the_colour_scale() -> None:
     fig = plot_brain_map(values, center=0.0)
     bar = fig.axes[-1]  # the colour bar
     assert bar.get_ylim() == pytest.approx((-1.0, 1.0))
+
+
+@pytest.mark.parametrize(("age", "value"), [(2.0, 3.5), (120.0, 3.5), (40.0, float("nan"))])
+def test_a_person_the_chart_cannot_show_is_refused(age, value) -> None:
+    person = {"subject_id": "x", "sex": "male", "age_in_years": age, "value": value, "centile": 0.5}
+    with pytest.raises(InvalidInputError, match="cannot be drawn"):
+        plot_chart_centiles(load_reference_chart(), "ei_ratio_mean", person=person)
+
+
+def test_a_missing_nilearn_is_one_clear_error(monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "nilearn", None)  # import nilearn raises ImportError
+    with pytest.raises(InvalidInputError, match="brain maps need nilearn"):
+        plot_brain_map(np.linspace(0, 1, 68))
