@@ -727,6 +727,7 @@ def run_report(args: argparse.Namespace) -> int:
     row = _person_row(read_table(args.scores), args.subject, source)
     flags = _check_drawable(row, source)
     mark = _person_mark(row, et.MEAN_TARGET, source)
+    mark["flag"] = flags
     z = _regional(row, "z", source)
     centiles = _regional(row, "centile", source)
     chart = load_chart(args.chart, quiet=True)

@@ -82,6 +82,9 @@ def _prepare_runs(paths, tr: float, args, need: int):
 
 
 BIDS_ENTITY = r"(?:^|_){key}-([A-Za-z0-9]+)"
+RUN_ENTITIES = ("sub", "ses", "task", "acq", "ce", "rec", "dir", "run", "echo")
+"""BIDS entities that tell one acquisition (run) from another; files that share them all are
+several derivatives of one run."""
 
 
 def _entity(name: str, key: str) -> str | None:
@@ -103,7 +106,22 @@ def _bids_subjects(folder, task: str | None) -> dict[str, list]:
 
     from delssome_norms.errors import InvalidInputError
 
-    files = [p for p in sorted(Path(folder).rglob("*_timeseries.tsv")) if _entity(p.name, "sub")]
+    files = [
+        p
+        for p in sorted(Path(folder).rglob("*_timeseries.tsv"))
+        if _entity(p.name, "sub") and _entity(p.name, "desc") != "confounds"  # fMRIPrep regressors
+    ]
+    runs: dict[tuple, list] = {}
+    for p in files:
+        runs.setdefault(tuple(_entity(p.name, k) for k in RUN_ENTITIES), []).append(p)
+    twice = next((v for v in runs.values() if len(v) > 1), None)
+    if twice is not None:
+        raise InvalidInputError(
+            f"holds {len(twice)} time series of one run ({', '.join(p.name for p in twice[:3])}): "
+            "they differ in another entity (atlas-, seg-, space-, desc-...); prepare from a folder "
+            "with one kind of time series",
+            str(folder),
+        )
     tasks = sorted({t for p in files if (t := _entity(p.name, "task"))})
     if task is not None:
         files = [p for p in files if _entity(p.name, "task") == task]

@@ -142,12 +142,12 @@ def _check_manifest(path: str, n_regions: int | None) -> None:
     from delssome_norms.cli.estimate_cmd import check_stage_timing
     from delssome_norms.errors import InvalidInputError
     from delssome_norms.fit import FitSettings
-    from delssome_norms.fit.cohort import _load_row, plan_cohort, split_unreadable
+    from delssome_norms.fit.cohort import _load_row, plan_cohort
 
-    table, unreadable = split_unreadable(io.read_manifest(path))
+    table = io.read_manifest(path)
     settings = FitSettings()
     plan = plan_cohort(table, settings, group_size=1, n_regions=n_regions)
-    bad = [f"{sid} ({message})" for sid, message in unreadable]
+    bad = []
     for row in plan.rows:
         try:
             subject = _load_row(row, plan.n_regions, settings)
@@ -156,8 +156,8 @@ def _check_manifest(path: str, n_regions: int | None) -> None:
             bad.append(f"{row['subject_id']} ({err})")
     if bad:
         raise InvalidInputError(
-            f"{len(bad)} of {len(plan.rows) + len(unreadable)} subject(s) cannot be fitted: "
-            f"{'; '.join(bad[:3])}" + (f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""),
+            f"{len(bad)} of {len(plan.rows)} subject(s) cannot be fitted: {'; '.join(bad[:3])}"
+            + (f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""),
             path,
         )
     print(f"ok  manifest: {len(plan.rows)} subjects, every file readable ({plan.n_regions} regions)")

@@ -182,7 +182,15 @@ def plan_cohort(
         )
     if not isinstance(group_size, int) or group_size < 1:
         raise InvalidInputError(f"must be a positive integer, got {group_size!r}", "--batch-subjects")
-    keys = [(round(float(r["tr"]), 9), round(float(r["scan_length"]), 9)) for r in rows]
+    # a row whose scan length is unknown (INPUT_PROBLEM) is planned like the others, so that the
+    # shard plan (its subjects) does not depend on which files are readable today; it fails when run
+    keys = [
+        (
+            round(float(r["tr"]), 9),
+            round(float(r["scan_length"]), 9) if not r.get(INPUT_PROBLEM) else -1.0,
+        )
+        for r in rows
+    ]
     return CohortPlan(
         rows=rows, groups=plan_groups(keys, group_size), group_size=group_size, n_regions=n
     )
@@ -247,6 +255,8 @@ def cohort_gradient(plan: CohortPlan, maps: str = "fc-gradient") -> np.ndarray |
 
 
 def _load_row(row: dict[str, Any], n_regions: int, settings: FitSettings) -> SubjectInputs:
+    if row.get(INPUT_PROBLEM):  # read_manifest could not even count its frames
+        raise InvalidInputError(str(row[INPUT_PROBLEM]))
     return load_subject(
         row["subject_id"],
         row["tr"],
@@ -530,16 +540,18 @@ def _run_cohort(
     surrogate: SurrogateBackend | None,
     memory: int | None,
 ) -> CohortSummary:
-    table, unreadable = split_unreadable(table)
     plan = plan_cohort(table, settings, group_size, total_memory=memory)
     for r in plan.rows:
+        if r.get(INPUT_PROBLEM):  # fails alone when its group runs (its scan length is unknown)
+            continue
         for stage in ("train", "val", "test"):  # timing problems (dt vs TR) before any work
             try:
                 settings.timing(r["tr"], r["scan_length"], stage)
             except InvalidInputError as err:
                 raise err.with_source(f"subject {r['subject_id']} ({stage} timing)") from None
     trs = [float(r["tr"]) for r in plan.rows]
-    check_surrogate_cover(settings, trs, [float(r["scan_length"]) for r in plan.rows], surrogate)
+    scans = [float(r["scan_length"]) for r in plan.rows]
+    check_surrogate_cover(settings, trs, [v for v in scans if np.isfinite(v)], surrogate)
     out = check_out_dir(out_dir, "--out-dir")
     if shard_kn != (1, 1):
         plan = agree_group_size(
@@ -566,26 +578,7 @@ def _run_cohort(
             on_subject,
             overwrite,
             surrogate,
-            unreadable,
         )
-
-
-def split_unreadable(table: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
-    """The manifest rows that can be planned, and ``(subject_id, reason)`` of those whose time
-    series could not be read (:data:`~delssome_norms.io.readers.INPUT_PROBLEM`): they fail
-    alone, as any subject whose files are bad, instead of stopping the cohort."""
-    if INPUT_PROBLEM not in table.columns:
-        return table, []
-    bad = table[INPUT_PROBLEM].notna()
-    unreadable = [(str(r["subject_id"]), str(r[INPUT_PROBLEM])) for _, r in table[bad].iterrows()]
-    good = table[~bad].drop(columns=INPUT_PROBLEM).reset_index(drop=True)
-    if good.empty:
-        raise InvalidInputError(
-            f"no subject of the manifest can be read: {unreadable[0][1]}"
-            + (f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else ""),
-            "--manifest",
-        )
-    return good, unreadable
 
 
 def _connect_dask(scheduler: Any) -> Any:
@@ -620,7 +613,6 @@ def _run_locked(
     on_subject: Callable[[dict[str, str]], None] | None,
     overwrite: bool,
     surrogate: SurrogateBackend | None = None,
-    unreadable: list[tuple[str, str]] = (),
 ) -> CohortSummary:
     gradient = cohort_gradient(plan, settings.maps)
     check_stale_subjects(plan, shard_groups(plan, shard_kn), out, settings, gradient, overwrite)
@@ -642,7 +634,7 @@ def _run_locked(
             InputWarning,
             stacklevel=2,
         )
-    total = sum(len(plan.groups[g]) for g in mine) + len(unreadable)
+    total = sum(len(plan.groups[g]) for g in mine)
     bars = _progress_bars(total, quiet)
     counts = {"done": 0, "skipped": 0, "failed": 0}
 
@@ -652,9 +644,6 @@ def _run_locked(
         if on_subject is not None:
             on_subject(outcome)
 
-    for sid, message in unreadable:  # rows whose time series could not even be counted
-        write_failure(out / sid, sid, "input", message)
-        record({"subject_id": sid, "status": "failed", "stage": "input", "message": message})
     try:
         if executor == "local":
             gen_bar = bars[1]
@@ -677,7 +666,7 @@ def _run_locked(
     finally:
         for b in bars:
             b.close()
-    failures = write_failures(out, [*plan.subject_ids, *(sid for sid, _ in unreadable)])
+    failures = write_failures(out, plan.subject_ids)
     return CohortSummary(
         done=counts["done"],
         skipped=counts["skipped"],

@@ -54,9 +54,9 @@ RUN_FORMAT_VERSION = 1
 OUTPUT_FILES = (et.EI_RATIO_FILE, "best_parameters.csv", "fit_quality.csv", "run.json")
 """Files of a finished subject."""
 FAILURE_FILE = "failure.json"
+"""Written in a subject's folder when it failed (removed when it later succeeds)."""
 FAILURES_TABLE = "failures.csv"
 """The cohort folder's table of every failed subject (:func:`write_failures`)."""
-"""Written in a subject's folder when it failed (removed when it later succeeds)."""
 EI_SD_DEFINITION = (
     "sample SD (ddof=1) of S_E/S_I pooled over every valid (candidate, duplicate) test "
     "simulation of the test_top_k best validated candidates (and, with several searches "

@@ -123,7 +123,8 @@ def empirical_statistics(
     cdfs = []
     for k, r in enumerate(runs):
         try:
-            cdfs.append(bold_fcd_cdf(np.asarray(r, dtype=np.float64), window, bins).numpy())
+            names = DK68_REGIONS if np.shape(r)[1] == len(DK68_REGIONS) else None
+            cdfs.append(bold_fcd_cdf(np.asarray(r, dtype=np.float64), window, bins, names).numpy())
         except InvalidInputError as err:  # name the run's file
             where = str(sources[k]) if sources is not None else f"run {k + 1}"
             raise err.with_source(where) from None

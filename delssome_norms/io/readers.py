@@ -301,12 +301,12 @@ def _labelled_text_table(
             header = header[1:]  # the row-label column's own name (often empty)
     # a row shorter than the first is padded with empty cells at its end
     filled = cells != ""
-    # a row of empty cells only is a frame of missing values (pandas writes NaN as "") when
-    # missing values are allowed
-    lengths = np.where(
-        filled.any(axis=1),
-        cells.shape[1] - np.argmax(filled[:, ::-1], axis=1),
-        cells.shape[1] if allow_na else 1,
+    # where missing values are allowed an empty cell is one (pandas writes NaN as ""), also at
+    # the end of a row or in a whole row; otherwise a row ending early is a short row
+    lengths = (
+        np.full(cells.shape[0], cells.shape[1])
+        if allow_na
+        else np.where(filled.any(axis=1), cells.shape[1] - np.argmax(filled[:, ::-1], axis=1), 1)
     )
     width = lengths[0]
     first_line_no = 2 if skip else 1

@@ -84,12 +84,33 @@ def freesurfer_id_names(values: Sequence[float]) -> list[str] | None:
     return [FREESURFER_DK_IDS.get(c, str(c)) for c in codes]
 
 
+def header_numbers(tokens: Sequence[str]) -> list[int] | None:
+    """The numbers of a header whose every name is a short prefix and a number (``roi_1``,
+    ``V1``, ``Mean_1001``, ``7``), else None."""
+    found = [_INDEX_NAME.fullmatch(str(t).strip()) for t in tokens]
+    if not tokens or not all(found):
+        return None
+    return [int(m.group(1)) for m in found]
+
+
+def dk_name_count(tokens: Sequence[str]) -> int:
+    """How many names of a header are DK68 regions (any spelling :func:`canonical_region_key`
+    reads)."""
+    keys = {canonical_region_key(r) for r in DK68_REGIONS}
+    return sum(canonical_region_key(t) in keys for t in tokens)
+
+
 def looks_like_index_header(tokens: Sequence[str]) -> bool:
-    """Whether a header row only numbers its columns (``0, 1, ...``, ``roi_1``, ``V1``...)."""
-    return bool(tokens) and all(_INDEX_NAME.fullmatch(str(t).strip()) for t in tokens)
+    """Whether a header row only numbers its columns in order (``0, 1, ...`` or ``roi_1,
+    roi_2, ...``): then the columns are in atlas order by contract."""
+    numbers = header_numbers(tokens)
+    if numbers is None:
+        return False
+    n = len(numbers)
+    return numbers == list(range(n)) or numbers == list(range(1, n + 1))
 
 
-_INDEX_NAME = re.compile(r"[A-Za-z_ .-]{0,12}?\d+")
+_INDEX_NAME = re.compile(r"[A-Za-z_ .-]{0,40}?(\d+)")
 
 
 def regions_sha256(names: Sequence[str]) -> str:

@@ -7,12 +7,13 @@ order. Missing frames can be dropped within limits (:data:`MAX_DROPPED_FRAMES`).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from delssome_norms.errors import InvalidInputError
+from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.io.checks import check_timeseries
 from delssome_norms.io.readers import (
     PathLike,
@@ -22,13 +23,14 @@ from delssome_norms.io.readers import (
     check_input_file,
     read_labelled_numeric,
 )
+from delssome_norms.io.regions import DK68_REGIONS
 
 MAX_DROPPED_FRAMES = 0.5
 """Largest fraction of a run's frames ``drop_na_frames`` drops; beyond it the run is refused."""
 
 
 def _timeseries_header(
-    header: list[str] | None, arr: np.ndarray, name: str
+    header: list[str] | None, arr: np.ndarray, name: str, n_atlas: int = len(DK68_REGIONS)
 ) -> tuple[list[str] | None, np.ndarray]:
     """The column names of a time-series table, and its frames without a header row.
 
@@ -38,12 +40,33 @@ def _timeseries_header(
     IDs (``1001, 1002, ...``) names the regions. Any other text header is refused: taken as
     numbers or skipped, it would misplace every region silently.
     """
-    from delssome_norms.io.regions import freesurfer_id_names, looks_like_index_header
+    from delssome_norms.io.regions import (
+        dk_name_count,
+        freesurfer_id_names,
+        header_numbers,
+        looks_like_index_header,
+    )
 
+    if header is not None and arr.ndim == 2 and len(header) == arr.shape[1] and arr.shape[1] > 1:
+        first = arr[:, 0]  # pandas' DataFrame.to_csv writes its index as an unnamed first column
+        rows = np.arange(first.size)
+        if header[0].strip() in ("", "Unnamed: 0", "index") and (
+            np.array_equal(first, rows) or np.array_equal(first, rows + 1)
+        ):
+            header, arr = header[1:], arr[:, 1:]
     if header is None:
         if arr.ndim != 2 or arr.shape[0] < 2:
             return None, arr
         first = arr[0]
+        n = first.size
+        if np.isnan(first[0]) and (
+            np.array_equal(first[1:], np.arange(n - 1)) or np.array_equal(first[1:], np.arange(1, n))
+        ):  # DataFrame.to_csv with its index: ",0,1,..." then an index column
+            arr = arr[1:]
+            rows = np.arange(arr.shape[0])
+            if np.array_equal(arr[:, 0], rows) or np.array_equal(arr[:, 0], rows + 1):
+                arr = arr[:, 1:]
+            return None, arr
         ids = freesurfer_id_names(first)
         if ids is not None:
             return ids, arr[1:]
@@ -51,13 +74,29 @@ def _timeseries_header(
         if np.array_equal(first, np.arange(n)) or np.array_equal(first, np.arange(1, n + 1)):
             return None, arr[1:]  # a numbered header row, not a frame
         return None, arr
-    if _named_header(header) or looks_like_index_header([h for h in header if h != ""]):
-        return header, arr
+    tokens = [h for h in header if h != ""]
+    other_atlas = arr.ndim == 2 and arr.shape[1] != n_atlas
+    if _named_header(header) and not (other_atlas and 2 * dk_name_count(tokens) < len(tokens)):
+        return header, arr  # mostly DK names (extra or missing ones are listed when matched)
+    if looks_like_index_header(tokens):
+        return None, arr  # numbered columns: atlas order by contract
+    numbers = header_numbers(tokens)
+    ids = freesurfer_id_names(numbers) if numbers is not None else None
+    if ids is not None:  # "Mean_1001 ...": FreeSurfer label IDs behind a prefix
+        return ids, arr
+    if other_atlas:
+        warnings.warn(  # another atlas: its own names, its own order
+            f"{name}: the column names ({header[0]!r}, ...) are not DK68 regions; the "
+            f"{arr.shape[1]} columns are taken in file order",
+            InputWarning,
+            stacklevel=3,
+        )
+        return None, arr
     shown = ", ".join(repr(h) for h in header[:3])
     raise InvalidInputError(
-        f"its first row ({shown}, ...) is text but not region names with a hemisphere: name the "
-        "columns like lh_bankssts, ctx-lh-bankssts or L_bankssts, or remove the row to give the "
-        "columns in atlas order",
+        f"its first row ({shown}, ...) is text but not DK68 region names with a hemisphere: "
+        "remove the row to give the columns in atlas order, or name the columns like "
+        "lh_bankssts, ctx-lh-bankssts or L_bankssts",
         name,
     )
 
@@ -69,10 +108,6 @@ def _read_run(
     drop_na_frames: bool = False,
 ) -> tuple[np.ndarray, bool]:
     """:func:`read_timeseries`, and whether the file named its regions."""
-    import warnings
-
-    from delssome_norms.errors import InputWarning
-
     name = str(path)
     p = Path(path)
     fix = "transpose it so that rows are frames and columns are regions (numpy: ts.T)"
@@ -97,7 +132,9 @@ def _read_run(
                 f"{labels[0][:40]!r}",
                 name,
             )
-        header, arr = _timeseries_header(header, np.asarray(arr, dtype=np.float64), name)
+        header, arr = _timeseries_header(
+            header, np.asarray(arr, dtype=np.float64), name, len(_atlas_names(regions))
+        )
     arr = np.asarray(arr, dtype=np.float64)
     names = header if _named_header(header) else None
     if names is not None and len(names) != arr.shape[1]:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -436,7 +437,9 @@ def histogram_to_cdf(counts: Tensor) -> Tensor:
     return c / c[..., -1:]
 
 
-def bold_fcd_cdf(bold, window: int, bins: int = FCD_BINS) -> Tensor:
+def bold_fcd_cdf(
+    bold, window: int, bins: int = FCD_BINS, regions: Sequence[str] | None = None
+) -> Tensor:
     """FCD-CDF of one run (or a batch of runs), as used for empirical data.
 
     Parameters
@@ -445,6 +448,8 @@ def bold_fcd_cdf(bold, window: int, bins: int = FCD_BINS) -> Tensor:
     window : int
         FCD window [frames], ``round(60 / TR)`` by convention.
     bins : int, default 10000
+    regions : sequence of str, optional
+        Region names, for the message when a region is constant over a whole window (refused).
 
     Returns
     -------
@@ -462,7 +467,7 @@ def bold_fcd_cdf(bold, window: int, bins: int = FCD_BINS) -> Tensor:
         )
     single = x.ndim == 2
     x = x[None] if single else x
-    _check_no_flat_window(x, window)
+    _check_no_flat_window(x, window, regions)
     cdf = histogram_to_cdf(fcd_histogram(x, window, bins, dtype=torch.float64))
     if not bool(torch.isfinite(cdf).all()):
         flat = torch.nonzero((x.std(dim=-2) == 0).any(dim=0)).flatten().tolist()
@@ -474,7 +479,7 @@ def bold_fcd_cdf(bold, window: int, bins: int = FCD_BINS) -> Tensor:
     return cdf[0] if single else cdf
 
 
-def _check_no_flat_window(x: Tensor, window: int) -> None:
+def _check_no_flat_window(x: Tensor, window: int, regions: Sequence[str] | None = None) -> None:
     """Refuse series in which a region stays constant for a whole FCD window.
 
     Such a window has no correlation for that region (it would enter the FCD as 0 and bias the
@@ -488,8 +493,9 @@ def _check_no_flat_window(x: Tensor, window: int) -> None:
     full = (run[..., span:, :] - run[..., :-span, :]) == span  # (S, T - window + 1, N)
     if bool(full.any()):
         s_idx, start, region = (int(v) for v in torch.nonzero(full)[0])
+        label = f" ({regions[region]})" if regions is not None and region < len(regions) else ""
         raise InvalidInputError(
-            f"region {region} (counted from 0) is constant over frames {start + 1}-"
+            f"region {region}{label} (counted from 0) is constant over frames {start + 1}-"
             f"{start + window} (counted from 1){f' of run {s_idx + 1}' if x.shape[0] > 1 else ''}, "
             f"a whole FCD window of {window} frames: the FCD is undefined there; repair or drop "
             "those frames (signal dropout?)"

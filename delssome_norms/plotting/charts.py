@@ -102,10 +102,16 @@ def plot_chart_centiles(
             )
         age, value = float(person["age_in_years"]), float(person["value"])
         lo, hi = chart.chart_range_
-        if not (np.isfinite(age) and lo <= age <= hi) or not np.isfinite(value):
+        if not (np.isfinite(age) and np.isfinite(value)):
             raise InvalidInputError(
-                f"the person ({person['subject_id']}) cannot be drawn: age {age:g} years (the "
-                f"chart spans {lo:g}-{hi:g}) and value {value:g} must be finite and in range",
+                f"the person ({person['subject_id']}) cannot be drawn: age {age:g} years and "
+                f"value {value:g} must be finite numbers",
+                "person",
+            )
+        if not lo <= age <= hi and not person.get("flag"):  # a scored person outside carries
+            raise InvalidInputError(  # the age_out_of_range flag (scored with extrapolate)
+                f"the person ({person['subject_id']}) is {age:g} years old, outside the chart's "
+                f"{lo:g}-{hi:g} years; score with extrapolate=True to place them beyond it",
                 "person",
             )
         label = person_label(str(person["subject_id"]), float(person["centile"]))
@@ -169,7 +175,13 @@ def plot_chart_centiles(
             person_ax = ax
         ax.set_title(f"{target} - {sex}")
         ax.set_xlabel(AGE_LABEL)
-        ax.set_xlim(ages[0], ages[-1])
+        x_lo, x_hi = ages[0], ages[-1]
+        if person is not None:  # an extrapolated person beyond the curves stays in view
+            x_lo, x_hi = (
+                min(x_lo, float(person["age_in_years"]) - 1),
+                max(x_hi, float(person["age_in_years"]) + 1),
+            )
+        ax.set_xlim(x_lo, x_hi)
     axes[0].set_ylabel(ylabel or target)
     legend_ax = axes[-1]
     if person_ax is not None:

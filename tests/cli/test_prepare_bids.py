@@ -82,15 +82,37 @@ def test_collect_refuses_to_write_into_a_subject_folder(tmp_path: Path) -> None:
 
 
 def test_an_unreadable_manifest_row_fails_alone(tmp_path: Path, capsys) -> None:
-    from delssome_norms.fit.cohort import split_unreadable
+    from delssome_norms.fit import FitSettings
+    from delssome_norms.fit.cohort import _load_row, plan_cohort
     from delssome_norms.io import read_manifest
+    from delssome_norms.io.readers import INPUT_PROBLEM
 
     rng = np.random.default_rng(0)
     np.savetxt(tmp_path / "a.tsv", rng.standard_normal((100, 68)), delimiter="\t")
     manifest = tmp_path / "m.csv"
     manifest.write_text("subject_id,tr,timeseries\nsub-a,0.72,a.tsv\nsub-b,0.72,missing.tsv\n")
-    good, bad = split_unreadable(read_manifest(manifest))
-    assert good["subject_id"].tolist() == ["sub-a"] and good["scan_length"].tolist() == [72.0]
-    assert bad[0][0] == "sub-b" and "missing.tsv: file does not exist" in bad[0][1]
+    table = read_manifest(manifest)
+    assert table["scan_length"].iloc[0] == 72.0 and np.isnan(table["scan_length"].iloc[1])
+    assert "missing.tsv: file does not exist" in table[INPUT_PROBLEM].iloc[1]
+    # both stay in the plan (its subjects do not depend on what is readable today); b fails alone
+    plan = plan_cohort(table, FitSettings(), group_size=2, n_regions=68)
+    assert plan.subject_ids == ["sub-a", "sub-b"]
+    with pytest.raises(InvalidInputError, match=r"missing\.tsv: file does not exist"):
+        _load_row(plan.rows[1], 68, FitSettings())
     assert main(["validate", "--manifest", str(manifest)]) == 2
     assert "1 of 2 subject(s) cannot be fitted: sub-b" in capsys.readouterr().err
+
+
+def test_bids_confounds_are_skipped_and_two_atlases_of_one_run_refused(bids: Path, tmp_path, capsys):
+    func = bids / "sub-01" / "func"
+    confounds = pd.DataFrame({"global_signal": np.arange(160.0), "csf": np.ones(160)})
+    confounds.to_csv(
+        func / "sub-01_task-rest_run-1_desc-confounds_timeseries.tsv", sep="\t", index=False
+    )
+    out = tmp_path / "out"
+    argv = ["prepare", "--bids-dir", str(bids), "--task", "rest", "--out-dir"]
+    assert main([*argv, str(out)]) == 0
+    assert pd.read_csv(out / "manifest.csv")["n_runs"].tolist() == [2, 1, 1]
+    _run(func, "sub-01_task-rest_run-1_atlas-Other", 160, 0.8, 9)
+    assert main([*argv, str(tmp_path / "out2")]) == 2
+    assert "2 time series of one run" in capsys.readouterr().err

@@ -52,7 +52,7 @@ def test_freesurfer_label_ids_and_spelled_out_hemispheres_name_the_regions(tmp_p
 def test_an_unreadable_text_header_and_mixed_runs_are_refused(tmp_path, frames) -> None:
     names = [n[3:] for n in DK68_REGIONS]  # region names without a hemisphere
     path = _write(tmp_path / "nohemi.tsv", frames, names)
-    with pytest.raises(InvalidInputError, match="not region names with a hemisphere"):
+    with pytest.raises(InvalidInputError, match="not DK68 region names with a hemisphere"):
         read_timeseries(path)
     named = _write(tmp_path / "named.tsv", frames, list(DK68_REGIONS))
     plain = tmp_path / "plain.tsv"
@@ -92,3 +92,22 @@ def test_empty_or_constant_regions_are_named_by_their_file_column(tmp_path, fram
         warnings.simplefilter("error")
         with pytest.raises(InvalidInputError, match=rf"column 28 \({ctx[40]}\) is constant"):
             read_timeseries(path)
+
+
+def test_pandas_index_label_id_prefixes_and_other_atlases(tmp_path, frames) -> None:
+    # DataFrame.to_csv(path) with its index: ",0,1,...,67" then an index column
+    path = tmp_path / "index.csv"
+    pd.DataFrame(frames).to_csv(path)
+    np.testing.assert_array_equal(read_timeseries(path), frames)
+    # FreeSurfer label IDs behind a prefix, in another order: matched, not taken in file order
+    order = np.random.default_rng(2).permutation(N)
+    id_of = {name: code for code, name in FREESURFER_DK_IDS.items()}
+    header = [f"Mean_{id_of[DK68_REGIONS[k]]}" for k in order]
+    path = _write(tmp_path / "mean_ids.tsv", frames[:, order], header)
+    np.testing.assert_array_equal(read_timeseries(path), frames)
+    # another atlas (100 regions, its own names) is read in its own order, with a warning
+    wide = np.random.default_rng(3).standard_normal((300, 100))
+    names = [f"7Networks_{'LH' if k < 50 else 'RH'}_Vis_{k % 50}" for k in range(100)]
+    path = _write(tmp_path / "schaefer.tsv", wide, names)
+    with pytest.warns(InputWarning, match="not DK68 regions; the 100 columns are taken in file"):
+        np.testing.assert_array_equal(read_timeseries(path), wide)

@@ -42,11 +42,21 @@ def test_an_infinite_value_does_not_set_the_colour_scale() -> None:
     assert bar.get_ylim() == pytest.approx((-1.0, 1.0))
 
 
-@pytest.mark.parametrize(("age", "value"), [(2.0, 3.5), (120.0, 3.5), (40.0, float("nan"))])
-def test_a_person_the_chart_cannot_show_is_refused(age, value) -> None:
+@pytest.mark.parametrize(
+    ("age", "value", "words"),
+    [(2.0, 3.5, "outside the chart"), (120.0, 3.5, "outside the chart"), (40.0, np.nan, "finite")],
+)
+def test_a_person_the_chart_cannot_show_is_refused(age, value, words) -> None:
     person = {"subject_id": "x", "sex": "male", "age_in_years": age, "value": value, "centile": 0.5}
-    with pytest.raises(InvalidInputError, match="cannot be drawn"):
+    with pytest.raises(InvalidInputError, match=words):
         plot_chart_centiles(load_reference_chart(), "ei_ratio_mean", person=person)
+
+
+def test_an_extrapolated_person_is_drawn_beyond_the_curves() -> None:
+    person = {"subject_id": "x", "sex": "male", "age_in_years": 100.0, "value": 3.3}
+    person |= {"centile": 0.5, "flag": "age_out_of_range"}
+    fig = plot_chart_centiles(load_reference_chart(), "ei_ratio_mean", person=person)
+    assert all(ax.get_xlim()[1] >= 101.0 for ax in fig.axes if ax.get_title())
 
 
 def test_a_missing_nilearn_is_one_clear_error(monkeypatch) -> None:
