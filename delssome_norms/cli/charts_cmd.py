@@ -105,7 +105,9 @@ def register(subparsers) -> None:
         "column by default) in one batched fit; write the chart folder (chart.json + arrays.npz, "
         "with the table's provenance sidecar when collect wrote one) and "
         "<out>/<target>/female_population_centiles.csv and male_population_centiles.csv "
-        "(for ei_ratio_mean; --centile-tables all for every target).",
+        "(for ei_ratio_mean; --centile-tables all for every target), and convergence.csv "
+        "(per target: converged, tail_z, reliable). Exit status 1 when a target did not "
+        "converge or has a degenerate tail (its scores are flagged chart_unreliable).",
     )
     f.add_argument("--table", required=True, metavar="CSV", help="cohort E/I table (one row per person)")
     f.add_argument("--out", required=True, metavar="DIR", help="chart folder to write")
@@ -199,8 +201,14 @@ def register(subparsers) -> None:
     _add_chart_argument(pl)
     pl.add_argument("--out", required=True, metavar="FILE", help="figure to write (.png, .pdf or .svg)")
     pl.add_argument("--table", metavar="CSV", help="people to draw as points")
-    pl.add_argument("--target", default=et.MEAN_TARGET, help="target to draw")
-    pl.add_argument("--points", choices=("harmonised", "raw"), default="harmonised")
+    pl.add_argument("--target", default=et.MEAN_TARGET, help="target to draw (default ei_ratio_mean)")
+    pl.add_argument(
+        "--points",
+        choices=("harmonised", "raw"),
+        default="harmonised",
+        help="draw --table's people at their harmonised values (default, site effects removed) "
+        "or their raw values",
+    )
     pl.add_argument(
         "--crosscheck",
         action="store_true",

@@ -20,16 +20,25 @@ def register(subparsers) -> None:
     p.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
     p.add_argument("--subjects", type=int, default=2, help="subjects to fit in step 1 (default 2)")
     p.add_argument(
-        "--generations", type=int, default=10, help="CMA-ES generations of the reduced Euler fit"
+        "--generations",
+        type=int,
+        default=10,
+        help="CMA-ES generations of the reduced Euler fit (default 10; a surrogate-mode demo runs "
+        "the paper's 100 x 100 search)",
     )
-    p.add_argument("--popsize", type=int, default=20, help="CMA-ES candidates per generation")
+    p.add_argument(
+        "--popsize",
+        type=int,
+        default=20,
+        help="CMA-ES candidates per generation of the reduced Euler fit (default 20)",
+    )
     p.add_argument(
         "--mode",
         choices=("auto", "euler", "surrogate"),
         default="auto",
         help="train-stage evaluator; auto = surrogate when pretrained weights exist",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the fits (default 0)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.set_defaults(func=run)
 

@@ -57,7 +57,9 @@ def _add_simulation_options(p: argparse.ArgumentParser) -> None:
             "device": {"choices": DEVICES, "help": "torch device"},
         },
     )
-    p.add_argument("--sc-max", type=float, default=0.02, help="SC is scaled to this maximum")
+    p.add_argument(
+        "--sc-max", type=float, default=0.02, help="SC is scaled to this maximum (default 0.02)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -160,7 +160,7 @@ def register(subparsers) -> None:
         actions,
         "train",
         help="train the cost predictor on a data set and save weights",
-        example="delssome-norms surrogate train --data surrogate_data --out pretrained/delssome_dk68",
+        example="delssome-norms surrogate train --data surrogate_data --out pretrained/my_weights",
         description="Split the data set by subject (train/validation/test), train with MSE, Adam, "
         "exponential learning-rate decay and early stopping, and write model.safetensors, "
         "metadata.json (with the held-out metrics) and training_log.json to --out.",
@@ -181,7 +181,7 @@ def register(subparsers) -> None:
     e.add_argument("--data", required=True, help="data-set folder")
     e.add_argument("--weights", default=None, help="pretrained folder (default: shipped weights)")
     e.add_argument("--out", default=None, help="write the metrics JSON here")
-    e.add_argument("--device", default="cpu")
+    e.add_argument("--device", default="cpu", help="device of the network (default cpu)")
     e.add_argument("--threads", type=_threads, default=None, help="torch CPU threads")
     e.set_defaults(func=run_evaluate)
 
@@ -195,11 +195,22 @@ def _set_threads(n: int | None) -> None:
 
 def run_generate(args: argparse.Namespace) -> int:
     """Generate or continue a training data set."""
+    from delssome_norms.errors import InvalidInputError
     from delssome_norms.surrogate.generate import GenerateSettings, generate_dataset
 
     _set_threads(args.threads)
     settings = options.settings_from_args(GenerateSettings, args, GENERATE_OPTIONS, GENERATE_HELP)
-    report = generate_dataset(args.out, settings, progress=not args.quiet, log=print)
+    try:
+        report = generate_dataset(args.out, settings, progress=not args.quiet, log=print)
+    except InvalidInputError as err:  # the fitter's checkpoints speak of estimate-ei's options
+        if "--overwrite" not in err.problem:
+            raise
+        problem = err.problem.split("; use --overwrite")[0]
+        raise InvalidInputError(
+            f"{problem}; rerun with the data set's original settings, or delete "
+            f"{Path(args.out) / 'work'} to generate those subjects again",
+            err.source,
+        ) from None
     print(
         f"{len(report.groups_done)} group(s) generated, {len(report.groups_skipped)} already present; "
         f"{report.candidates} new candidates in {report.seconds:.0f} s -> {args.out}"
@@ -274,7 +285,10 @@ def _training_metadata(data, result, settings, config, seconds: float) -> tuple[
 
 def run_train(args: argparse.Namespace) -> int:
     """Train weights on a data set and save them."""
+    import math
+
     from delssome_norms import io
+    from delssome_norms.errors import InvalidInputError
     from delssome_norms.surrogate.dataset import load_dataset
     from delssome_norms.surrogate.network import SurrogateConfig
     from delssome_norms.surrogate.pretrained import save_pretrained
@@ -282,6 +296,9 @@ def run_train(args: argparse.Namespace) -> int:
 
     _set_threads(args.threads)
     check_device(args.device)
+    out_dir = Path(args.out)
+    if out_dir.exists() and not out_dir.is_dir():  # before the work, not after it
+        raise InvalidInputError("exists and is not a folder", "--out")
     data = load_dataset(args.data)
     config = options.settings_from_args(
         SurrogateConfig,
@@ -300,6 +317,14 @@ def run_train(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     result = train_surrogate(data, config, settings, progress=not args.quiet, log=print)
     seconds = time.perf_counter() - t0
+    spearman = result.metrics["test"]["pooled"]["total"]["spearman"]
+    if spearman is None or not math.isfinite(spearman):
+        raise InvalidInputError(
+            "the trained network predicts the same costs for every held-out candidate (its "
+            "Spearman correlation is undefined), so it cannot rank a search; nothing was saved: "
+            "lower --lr or train on more data",
+            "surrogate train",
+        )
     meta, template_sc = _training_metadata(data, result, settings, config, seconds)
     out = save_pretrained(result.model, args.out, meta, template_sc=template_sc)
     io.write_json(io.strict_json({"history": result.history}), Path(out) / "training_log.json")
@@ -314,7 +339,10 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Print the metrics of weights on a data set."""
+    import warnings
+
     from delssome_norms import io
+    from delssome_norms.errors import InputWarning
     from delssome_norms.surrogate.dataset import load_dataset
     from delssome_norms.surrogate.pretrained import load_pretrained
     from delssome_norms.surrogate.train import evaluate_model
@@ -330,6 +358,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if surrogate.template_sc is not None:
         for i in range(data.n_subjects):
             surrogate.check(data.n_regions, data.bins, sc=data.sc[i])
+    split = (surrogate.metadata.get("training_data") or {}).get("split_subject_ids") or {}
+    trained_on = {str(v) for v in split.get("train") or []}
+    seen = sorted(set(map(str, data.subject_id)) & trained_on)
+    if seen:
+        warnings.warn(
+            f"{len(seen)} of {data.n_subjects} subject(s) of --data have the ids of subjects these "
+            f"weights were trained on ({', '.join(seen[:4])}{' ...' if len(seen) > 4 else ''}): "
+            "metrics on training data overstate accuracy; evaluate on held-out subjects",
+            InputWarning,
+            stacklevel=2,
+        )
     metrics = evaluate_model(surrogate.model, data, device=args.device)
     text = json.dumps(metrics, indent=2)
     print(text)

@@ -54,12 +54,12 @@ moves over such a **near-optimal set**:
 Extra cost
 ----------
 Default settings (100 generations x 100 candidates, 3 duplicates, one validated candidate per
-generation in Euler mode and three in surrogate mode, 5 tested at ``dt_test = dt_val / 10``):
+generation in Euler mode and two in surrogate mode, 5 tested at ``dt_test = dt_val / 10``):
 the profile simulates ``1 + 2 * len(PROFILE_AXIS_STEPS) + 2 * len(WEI_SCALE_STEPS)`` = 13
 points x 3 duplicates = 39 simulations at ``dt_val``. Euler mode: the fit simulates
 30,000 (train) + 300 (val) + 15 x 10 (test, in ``dt_val``-step equivalents) = 30,450, so the
-profile adds 0.13 %. Surrogate mode, where training is network inference: validation 900 + test
-150 equivalents = 1,050 simulations, the profile adds 3.7 % of the simulated work (less of the
+profile adds 0.13 %. Surrogate mode, where training is network inference: validation 600 + test
+150 equivalents = 750 simulations, the profile adds 5.2 % of the simulated work (less of the
 wall time, which includes the network's train stage). Both are far below the 2x budget (stage
 wall times of a small fit: docs/science.md, "Measured checks").
 """

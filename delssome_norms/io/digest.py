@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,3 +46,15 @@ def arrays_sha256(*arrays: np.ndarray | None) -> str | None:
         h.update(str(arr.shape).encode())
         h.update(arr.tobytes())
     return h.hexdigest()
+
+
+def content_sha256(document: Mapping[str, Any], own_key: str) -> str:
+    """Hex SHA-256 of a JSON document's content without its own checksum entry ``own_key``.
+
+    Canonical JSON (sorted keys, no spaces, ASCII) of what :func:`json.loads` gives back, so the
+    checksum written into a file matches the one computed from the file when it is read again:
+    an edit of any other field is seen.
+    """
+    body = {k: v for k, v in document.items() if k != own_key}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -6,7 +6,6 @@ targets, ranges, convergence, coefficients) and ``arrays.npz`` (the numbers). No
 
 from __future__ import annotations
 
-import hashlib
 import json
 import zipfile
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.io import as_json_data, file_sha256, write_arrays, write_json
+from delssome_norms.io.digest import content_sha256
 from delssome_norms.io.ei_table import site_text
 from delssome_norms.norms.design import ParameterDesign
 from delssome_norms.norms.distributions import get_family
@@ -96,7 +96,7 @@ class ChartPersistenceMixin:
         folder.mkdir(parents=True, exist_ok=True)
         write_arrays(arrays, folder / "arrays.npz")
         meta["arrays_sha256"] = file_sha256(folder / "arrays.npz")
-        meta["content_sha256"] = _content_sha256(meta)
+        meta["content_sha256"] = content_sha256(meta, "content_sha256")
         write_json(meta, folder / "chart.json")
         return folder
 
@@ -202,7 +202,7 @@ class ChartPersistenceMixin:
                     str(arr_path),
                 )
         recorded = meta.get("content_sha256")  # charts saved before it was added lack it
-        if recorded is not None and recorded != _content_sha256(meta):
+        if recorded is not None and recorded != content_sha256(meta, "content_sha256"):
             raise InvalidInputError(
                 "was edited after the chart was saved (its content no longer matches the "
                 "sha256 recorded in it): sites, family, knots or ranges may have changed; refit "
@@ -210,14 +210,6 @@ class ChartPersistenceMixin:
                 str(meta_path),
             )
         return chart
-
-
-def _content_sha256(meta: dict[str, Any]) -> str:
-    """SHA-256 of ``chart.json``'s content without its own ``content_sha256`` entry (canonical
-    JSON: sorted keys, no spaces), so that an edit of any field is seen on loading."""
-    body = {k: v for k, v in meta.items() if k != "content_sha256"}
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _non_finite_numbers(obj: Any, where: str = "") -> list[str]:

@@ -2,8 +2,9 @@
 
 For each lockstep group of K synthetic subjects:
 
-1. **Subjects.** Ground-truth coefficients are drawn in the ``[1, gradient]`` parameterisation
-   (:func:`sample_truth`), turned into regional parameters on the default template SC and
+1. **Subjects.** Ground-truth coefficients are drawn in the subjects' parameterisation
+   (``[1, myelin, gradient]`` with the default DK68 maps, else ``[1, gradient]``;
+   :func:`sample_truth`), turned into regional parameters on the default template SC and
    simulated once (:func:`delssome_norms.fit.synthetic_subject`); the simulated scan's FC and
    FCD-CDF are the subject's "empirical" statistics. A draw whose scan does not stay finite is
    redrawn. Any other :class:`~delssome_norms.fit.SubjectInputs` (e.g. the packaged reference
@@ -257,7 +258,9 @@ def sample_truth(space: Parameterisation, rng: np.random.Generator, max_draws: i
 
     wEE = a + b g (a ~ U(2.5, 4.5), b ~ U(-0.3, 0.3)); wEI = a + b g (a ~ U(1.6, 3.0),
     b ~ U(0.3, 0.45), so that std(wEI) >= 0.3 and corr(wEI, g) > 0); G ~ U(1.5, 3.0);
-    sigma = a + b g (a ~ U(0.002, 0.009), b ~ U(-0.0006, 0.0006)); redrawn until valid.
+    sigma = a + b g (a ~ U(0.002, 0.009), b ~ U(-0.0006, 0.0006)); redrawn until valid. In a
+    ``[1, myelin, gradient]`` space the ranges are those of the myelin prior below (wEI's
+    gradient slope U(0.25, 0.4), myelin slopes of the same size).
 
     On the default template (tvb-data SC scaled to max 0.02) this is the part of the search box
     where the simulated FC follows the SC (corr(FC, SC) about 0.15-0.4): with weaker coupling

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +37,7 @@ from torch import Tensor
 
 from delssome_norms import __version__, io
 from delssome_norms.errors import InputWarning, InvalidInputError, NotYetAvailableError
+from delssome_norms.io.digest import content_sha256
 from delssome_norms.surrogate.network import CostPredictor, SurrogateConfig
 
 PRETRAINED_FORMAT_VERSION = 1
@@ -205,6 +208,12 @@ def _check_timing_cover(cover: Any, source: str) -> None:
             )
 
 
+TRAINING_LOG_FILE = "training_log.json"
+"""The training history ``surrogate train`` writes beside the weights (replaced with them)."""
+METADATA_SHA_KEY = "metadata_sha256"
+"""Entry of ``metadata.json`` holding the SHA-256 of its own content (edits are refused)."""
+
+
 def save_pretrained(
     model: CostPredictor,
     folder: str | Path,
@@ -229,6 +238,31 @@ def save_pretrained(
     Path of the folder.
     """
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InvalidInputError("exists and is not a folder", str(folder))
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # the new files are written into a fresh sibling folder that then takes the old one's place,
+    # so that an interrupted save never leaves new weights beside old metadata (unloadable)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    try:
+        _write_pretrained(model, staging, metadata, template_sc)
+        if folder.is_dir():  # files of others in the folder move along; ours are replaced
+            for entry in folder.iterdir():
+                if entry.name not in (WEIGHTS_FILE, METADATA_FILE, TRAINING_LOG_FILE):
+                    os.replace(entry, staging / entry.name)
+            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".old", dir=folder.parent))
+            os.replace(folder, old / folder.name)
+            os.replace(staging, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder
+
+
+def _write_pretrained(model: CostPredictor, folder: Path, metadata: dict[str, Any], template_sc) -> None:
+    """The two files of :func:`save_pretrained`, written into ``folder``."""
     tensors = {
         k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()
     }
@@ -236,7 +270,6 @@ def save_pretrained(
         tensors[TEMPLATE_KEY] = torch.as_tensor(
             np.asarray(template_sc), dtype=torch.float32
         ).contiguous()
-    folder.mkdir(parents=True, exist_ok=True)
     with io.atomic_path(folder / WEIGHTS_FILE) as tmp:
         mode = tmp.stat().st_mode & 0o777  # atomic_path's file honours the umask ...
         save_file(tensors, str(tmp), metadata={"format_version": str(PRETRAINED_FORMAT_VERSION)})
@@ -254,8 +287,9 @@ def save_pretrained(
         "weights_file": WEIGHTS_FILE,
         "weights_sha256": io.file_sha256(folder / WEIGHTS_FILE),
     }
-    io.write_json(io.strict_json(meta), folder / METADATA_FILE)
-    return folder
+    meta = io.as_json_data(io.strict_json(meta))
+    meta[METADATA_SHA_KEY] = content_sha256(meta, METADATA_SHA_KEY)
+    io.write_json(meta, folder / METADATA_FILE)
 
 
 def load_pretrained(folder: str | Path | None = None) -> PretrainedSurrogate:
@@ -312,6 +346,14 @@ def load_pretrained(folder: str | Path | None = None) -> PretrainedSurrogate:
         raise InvalidInputError(
             f"has no valid weights_sha256, so {WEIGHTS_FILE} cannot be checked; save the weights "
             "again with this version (delssome-norms surrogate train) or restore metadata.json",
+            str(meta_path),
+        )
+    recorded = meta.get(METADATA_SHA_KEY)  # weights saved before it was added lack it
+    if recorded is not None and recorded != content_sha256(meta, METADATA_SHA_KEY):
+        raise InvalidInputError(
+            "was edited after the weights were saved (its content no longer matches the sha256 "
+            "recorded in it): network settings, timing cover or training record may have "
+            "changed; retrain or restore the folder",
             str(meta_path),
         )
     if io.file_sha256(weights_path) != expected_hash:

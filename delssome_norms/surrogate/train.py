@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -28,7 +29,7 @@ import torch
 from scipy import stats
 from torch import Tensor
 
-from delssome_norms.errors import InvalidInputError
+from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.surrogate.dataset import SurrogateDataset
 from delssome_norms.surrogate.network import (
     COST_TERMS,
@@ -471,7 +472,8 @@ class TrainResult:
     model : CostPredictor
         Weights of the best validation epoch, in eval mode.
     split : dict of str to ndarray
-        Subject rows of the ``train``, ``val`` and ``test`` sets.
+        Subject rows (of the data set given) of the ``train``, ``val`` and ``test`` sets;
+        subjects without a valid candidate are in none.
     history : list of dict
         Per epoch: train_mse, val_mse, val_spearman_total, lr, seconds.
     metrics : dict
@@ -491,6 +493,25 @@ class TrainResult:
 
 def _masked_mse(pred: Tensor, target: Tensor) -> Tensor:
     return ((pred - target) ** 2).mean()
+
+
+def _with_candidates(data: SurrogateDataset) -> tuple[SurrogateDataset, np.ndarray]:
+    """The data set without subjects that have no valid candidate (a search that never started,
+    e.g. a truth outside the fit's FC-derived wEI range), named in a warning, and the rows kept:
+    in a split they would leave a set without anything to learn from or to score."""
+    counts = np.bincount(data.subject[data.valid()], minlength=data.n_subjects)
+    empty = np.flatnonzero(counts == 0)
+    kept = np.flatnonzero(counts > 0)
+    if empty.size == 0:
+        return data, kept
+    names = [str(data.subject_id[i]) for i in empty]
+    warnings.warn(
+        f"{len(names)} of {data.n_subjects} subject(s) of the data set have no valid candidate "
+        f"and are left out: {', '.join(names[:6])}{' ...' if len(names) > 6 else ''}",
+        InputWarning,
+        stacklevel=3,
+    )
+    return data.subset(kept), kept
 
 
 def train_surrogate(
@@ -522,6 +543,7 @@ def train_surrogate(
 
     settings = settings or TrainSettings()
     config = config or SurrogateConfig(n_regions=data.n_regions, cdf_bins=data.bins)
+    data, kept = _with_candidates(data)
     start = time.perf_counter()
     torch.manual_seed(settings.seed)
     model = CostPredictor(config).to(settings.device)
@@ -632,7 +654,7 @@ def train_surrogate(
         )
     return TrainResult(
         model=model,
-        split=split,
+        split={k: kept[v] for k, v in split.items()},  # rows of the data set given
         history=history,
         metrics=metrics,
         best_epoch=best_epoch,

@@ -150,6 +150,10 @@ def test_refuses_bad_folders(saved, tmp_path, monkeypatch) -> None:
     meta["format_version"] = PRETRAINED_FORMAT_VERSION
     meta["network"]["d_model"] = 32
     (folder / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(InvalidInputError, match="was edited after the weights were saved"):
+        load_pretrained(folder)
+    del meta["metadata_sha256"]  # as weights saved before the metadata carried its checksum
+    (folder / "metadata.json").write_text(json.dumps(meta))
     with pytest.raises(InvalidInputError, match="do not fit the network"):
         load_pretrained(folder)
     with open(folder / "model.safetensors", "ab") as fh:
@@ -171,6 +175,7 @@ def test_edited_timing_cover_is_one_clear_error(saved, tmp_path, timing) -> None
     copy = tmp_path / "edited_weights"
     shutil.copytree(folder, copy)
     meta = json.loads((copy / "metadata.json").read_text())
+    del meta["metadata_sha256"]  # an older folder: the deeper checks still hold
     meta["timing"] = timing
     (copy / "metadata.json").write_text(json.dumps(meta))
     if timing is None:  # no cover recorded: loads, and a subject's timing is not checked

@@ -111,3 +111,53 @@ def test_bad_training_settings_name_the_setting(kwargs, name) -> None:
     with pytest.raises(InvalidInputError) as err:
         TrainSettings(**kwargs)
     assert err.value.source == name
+
+
+def test_subjects_without_candidates_are_left_out_and_named(
+    data_factory, config_factory, one_thread
+) -> None:
+    """A subject whose search never started (no valid candidate) must not end up alone in a
+    held-out set with nothing to score; the split names rows of the data set given."""
+    from delssome_norms.errors import InputWarning
+
+    data = data_factory(n_subjects=6, per_gen=20, generations=2, seed=5)
+    data.losses[data.subject == 2] = np.nan  # subject 2: every candidate invalid
+    settings = TrainSettings(epochs=1, batch_size=32, seed=3)
+    with pytest.warns(InputWarning, match=rf"1 of 6 subject\(s\).*{data.subject_id[2]}"):
+        result = train_surrogate(data, config_factory(), settings, progress=False)
+    rows = np.concatenate(list(result.split.values()))
+    assert sorted(rows.tolist()) == [0, 1, 3, 4, 5]
+
+
+def test_saving_weights_replaces_a_folder_whole(data_factory, config_factory, tmp_path, monkeypatch):
+    """An interrupted save leaves the old weights loadable (never new weights beside old
+    metadata), and an edited metadata.json is refused."""
+    import json
+
+    from delssome_norms.errors import InvalidInputError
+    from delssome_norms.surrogate import pretrained
+    from delssome_norms.surrogate.network import CostPredictor
+
+    torch.manual_seed(0)
+    model = CostPredictor(config_factory())
+    folder = pretrained.save_pretrained(model, tmp_path / "w", {"note": "first"})
+    (folder / "mine.txt").write_text("a file of the user's")
+
+    def crash(model, staging, metadata, template_sc):
+        (staging / pretrained.WEIGHTS_FILE).write_bytes(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pretrained, "_write_pretrained", crash)
+    with pytest.raises(KeyboardInterrupt):
+        pretrained.save_pretrained(model, folder, {"note": "second"})
+    monkeypatch.undo()
+    assert pretrained.load_pretrained(folder).metadata["note"] == "first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w"]  # no staging folder left
+    pretrained.save_pretrained(model, folder, {"note": "second"})
+    assert pretrained.load_pretrained(folder).metadata["note"] == "second"
+    assert (folder / "mine.txt").read_text() == "a file of the user's"
+    meta = json.loads((folder / "metadata.json").read_text())
+    meta["timing"] = {"tr_range": [0.1, 10.0], "scan_length_range": [1.0, 1e4]}
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(InvalidInputError, match="was edited after the weights were saved"):
+        pretrained.load_pretrained(folder)
