@@ -536,6 +536,8 @@ def _person_row(table, subject: str, source: str):
 
 
 def _person_value(row, column: str, source: str) -> float:
+    from delssome_norms.cli.person_report import flag_note
+
     if column not in row.index:
         raise InvalidInputError(
             f"has no column {column}; pass the wide score table of `charts score`", source
@@ -543,7 +545,7 @@ def _person_value(row, column: str, source: str) -> float:
     value = float(row[column])
     if value != value:  # NaN
         raise InvalidInputError(
-            f"subject {row['subject_id']!s} has no {column} value{_flag_note(row)}", source
+            f"subject {row['subject_id']!s} has no {column} value{flag_note(row)}", source
         )
     return value
 
@@ -566,74 +568,6 @@ def _person_mark(row, target: str, source: str, value: float | None = None) -> d
     }
 
 
-def _regional(row, suffix: str, source: str):
-    """The person's 68 regional ``ei_ratio_roi_<k>_<suffix>`` values, in region order (NaN
-    where a region has none; refused when none has one, or for scores of another atlas)."""
-    import re
-
-    import numpy as np
-
-    pattern = re.compile(rf"{et.REGION_PREFIX}(\d+)_{re.escape(suffix)}$")
-    indices = [int(m.group(1)) for c in row.index if (m := pattern.match(str(c)))]
-    if indices and max(indices) >= N_REGIONS:
-        raise InvalidInputError(
-            f"has {max(indices) + 1} regional columns, but brain maps and reports draw the "
-            f"{N_REGIONS} DK68 regions (their centroids and names); plot another atlas with "
-            "delssome_norms.plotting.plot_brain_map and its own coordinates",
-            source,
-        )
-    cols = [f"{et.region_column(k)}_{suffix}" for k in range(N_REGIONS)]
-    missing = [c for c in cols if c not in row.index]
-    if missing:
-        raise InvalidInputError(
-            f"lacks {len(missing)} of the {N_REGIONS} regional columns (e.g. {missing[0]}); "
-            "score all 68 DK68 regions with `charts score` (wide layout)",
-            source,
-        )
-    values = row[cols].to_numpy(dtype=np.float64)
-    if not np.isfinite(values).any():
-        raise InvalidInputError(
-            f"subject {row['subject_id']!s} has no {suffix} for any region{_flag_note(row)}", source
-        )
-    return values
-
-
-def _flag_note(row) -> str:
-    flag = _row_flags(row)
-    return f" (flag: {flag})" if flag else ""
-
-
-def _row_flags(row) -> str:
-    flag = str(row.get("flag", "") or "")
-    return "" if flag == "nan" else flag
-
-
-def _check_drawable(row, source: str) -> str:
-    """Refuse scores from an unreliable chart (their z can be 1e20); warn about other flags.
-
-    Returns the flags for the figure's subtitle ("" when none)."""
-    import warnings
-
-    from delssome_norms.errors import InputWarning
-    from delssome_norms.norms.chart_table import FLAG_UNRELIABLE
-
-    flags = _row_flags(row)
-    if FLAG_UNRELIABLE in flags.split(";"):
-        raise InvalidInputError(
-            f"the scores of {row['subject_id']!s} are flagged {FLAG_UNRELIABLE}: the chart that "
-            "made them did not converge or has a degenerate tail, so their centiles and z mean "
-            "nothing to draw; refit the chart (another family, or more people) and score again",
-            source,
-        )
-    if flags:
-        warnings.warn(
-            f"{source}: {row['subject_id']!s} is flagged {flags}; the figure says so",
-            InputWarning,
-            stacklevel=3,
-        )
-    return flags
-
-
 def _site(row) -> str:
     for col in SITE_COLUMNS:
         if col in row.index and str(row[col]) not in ("", "nan"):
@@ -648,6 +582,7 @@ def _subtitle(row, flags: str = "") -> str:
 
 def run_plot(args: argparse.Namespace) -> int:
     """Draw the centile fan chart of one target."""
+    from delssome_norms.cli.person_report import check_drawable
     from delssome_norms.io import read_table
     from delssome_norms.plotting.charts import plot_chart_centiles
     from delssome_norms.plotting.person import person_label
@@ -674,7 +609,7 @@ def run_plot(args: argparse.Namespace) -> int:
             source = str(args.table)
             one = data.loc[[_person_row(data, args.subject, source).name]]
             row = chart.score(one, targets=[args.target], source=source).iloc[0]
-        flags = _check_drawable(row, source)
+        flags = check_drawable(row, source)
         if args.scores:
             _check_scored_by(chart, _person_mark(row, args.target, source), source, args.target)
         person = _person_mark(row, args.target, source, value=raw)
@@ -701,6 +636,7 @@ def run_plot(args: argparse.Namespace) -> int:
 
 def run_brainmap(args: argparse.Namespace) -> int:
     """Draw one person's regional scores on a glass brain."""
+    from delssome_norms.cli.person_report import check_drawable, regional_values
     from delssome_norms.io import read_table
     from delssome_norms.plotting.person import VALUE_KINDS, plot_person_brain_map
 
@@ -708,8 +644,8 @@ def run_brainmap(args: argparse.Namespace) -> int:
     _figure_format(out)
     source = str(args.scores)
     row = _person_row(read_table(args.scores), args.subject, source)
-    flags = _check_drawable(row, source)
-    values = _regional(row, VALUE_KINDS[args.value][0], source)
+    flags = check_drawable(row, source)
+    values = regional_values(row, VALUE_KINDS[args.value][0], source)
     fig = plot_person_brain_map(
         values, str(args.subject), value=args.value, subtitle=_subtitle(row, flags)
     )
@@ -720,7 +656,7 @@ def run_brainmap(args: argparse.Namespace) -> int:
 
 def run_report(args: argparse.Namespace) -> int:
     """Write a one-page Markdown report of one person with two figures."""
-    from delssome_norms.cli.person_report import report_markdown
+    from delssome_norms.cli.person_report import check_drawable, regional_values, report_markdown
     from delssome_norms.io import read_table, write_text
     from delssome_norms.norms.reference import REFERENCE_CHART_LABEL, REFERENCE_CHART_NAME
     from delssome_norms.plotting.charts import plot_chart_centiles
@@ -733,11 +669,11 @@ def run_report(args: argparse.Namespace) -> int:
         raise InvalidInputError("exists and is not a folder", "--out")
     source = str(args.scores)
     row = _person_row(read_table(args.scores), args.subject, source)
-    flags = _check_drawable(row, source)
+    flags = check_drawable(row, source)
     mark = _person_mark(row, et.MEAN_TARGET, source)
     mark["flag"] = flags
-    z = _regional(row, "z", source)
-    centiles = _regional(row, "centile", source)
+    z = regional_values(row, "z", source)
+    centiles = regional_values(row, "centile", source)
     chart = load_chart(args.chart, quiet=True)
     _check_scored_by(chart, mark, source)
     reference = args.chart == REFERENCE_CHART_NAME and not Path(args.chart).exists()

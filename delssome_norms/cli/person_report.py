@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from delssome_norms.errors import InvalidInputError
 from delssome_norms.io import ei_table as et
 from delssome_norms.norms.chart_table import table_fit_flagged
 
@@ -92,3 +93,75 @@ def report_markdown(
         "",
     ]
     return "\n".join(lines)
+
+
+N_DK68 = 68
+"""Regions brain maps and reports draw (the DK68 centroids and names)."""
+
+
+def regional_values(row, suffix: str, source: str):
+    """The person's 68 regional ``ei_ratio_roi_<k>_<suffix>`` values, in region order (NaN
+    where a region has none; refused when none has one, or for scores of another atlas)."""
+    import re
+
+    import numpy as np
+
+    pattern = re.compile(rf"{et.REGION_PREFIX}(\d+)_{re.escape(suffix)}$")
+    indices = [int(m.group(1)) for c in row.index if (m := pattern.match(str(c)))]
+    if indices and max(indices) >= N_DK68:
+        raise InvalidInputError(
+            f"has {max(indices) + 1} regional columns, but brain maps and reports draw the "
+            f"{N_DK68} DK68 regions (their centroids and names); plot another atlas with "
+            "delssome_norms.plotting.plot_brain_map and its own coordinates",
+            source,
+        )
+    cols = [f"{et.region_column(k)}_{suffix}" for k in range(N_DK68)]
+    missing = [c for c in cols if c not in row.index]
+    if missing:
+        raise InvalidInputError(
+            f"lacks {len(missing)} of the {N_DK68} regional columns (e.g. {missing[0]}); "
+            "score all 68 DK68 regions with `charts score` (wide layout)",
+            source,
+        )
+    values = row[cols].to_numpy(dtype=np.float64)
+    if not np.isfinite(values).any():
+        raise InvalidInputError(
+            f"subject {row['subject_id']!s} has no {suffix} for any region{flag_note(row)}", source
+        )
+    return values
+
+
+def flag_note(row) -> str:
+    flag = _row_flags(row)
+    return f" (flag: {flag})" if flag else ""
+
+
+def _row_flags(row) -> str:
+    flag = str(row.get("flag", "") or "")
+    return "" if flag == "nan" else flag
+
+
+def check_drawable(row, source: str) -> str:
+    """Refuse scores from an unreliable chart (their z can be 1e20); warn about other flags.
+
+    Returns the flags for the figure's subtitle ("" when none)."""
+    import warnings
+
+    from delssome_norms.errors import InputWarning
+    from delssome_norms.norms.chart_table import FLAG_UNRELIABLE
+
+    flags = _row_flags(row)
+    if FLAG_UNRELIABLE in flags.split(";"):
+        raise InvalidInputError(
+            f"the scores of {row['subject_id']!s} are flagged {FLAG_UNRELIABLE}: the chart that "
+            "made them did not converge or has a degenerate tail, so their centiles and z mean "
+            "nothing to draw; refit the chart (another family, or more people) and score again",
+            source,
+        )
+    if flags:
+        warnings.warn(
+            f"{source}: {row['subject_id']!s} is flagged {flags}; the figure says so",
+            InputWarning,
+            stacklevel=3,
+        )
+    return flags
