@@ -291,7 +291,7 @@ def run_train(args: argparse.Namespace) -> int:
     from delssome_norms.errors import InvalidInputError
     from delssome_norms.surrogate.dataset import load_dataset
     from delssome_norms.surrogate.network import SurrogateConfig
-    from delssome_norms.surrogate.pretrained import save_pretrained
+    from delssome_norms.surrogate.pretrained import TRAINING_LOG_FILE, save_pretrained
     from delssome_norms.surrogate.train import TrainSettings, train_surrogate
 
     _set_threads(args.threads)
@@ -327,7 +327,7 @@ def run_train(args: argparse.Namespace) -> int:
         )
     meta, template_sc = _training_metadata(data, result, settings, config, seconds)
     out = save_pretrained(result.model, args.out, meta, template_sc=template_sc)
-    io.write_json(io.strict_json({"history": result.history}), Path(out) / "training_log.json")
+    io.write_json(io.strict_json({"history": result.history}), Path(out) / TRAINING_LOG_FILE)
     test = result.metrics["test"]
     print(
         f"trained in {seconds / 60:.1f} min (best epoch {result.best_epoch}); held-out subjects "

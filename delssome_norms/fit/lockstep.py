@@ -43,7 +43,6 @@ from delssome_norms.fit.evaluate import (
 )
 from delssome_norms.fit.outputs import (
     check_finished,
-    previous_note,
     run_fingerprint,
     subject_provenance,
     write_failure,
@@ -392,8 +391,7 @@ def fit_group(
                 )
         if failure is not None:
             stage = failure.split(":", 1)[0]
-            write_failure(extra["dir"], m.subject_id, stage, failure)
-            message = failure + previous_note(extra["dir"])
+            message = write_failure(extra["dir"], m.subject_id, stage, failure)
             outcomes[m.subject_id] = SubjectOutcome(m.subject_id, "failed", stage, message)
         if progress.on_subject_done is not None:
             progress.on_subject_done(outcomes[m.subject_id])
@@ -437,6 +435,7 @@ def _run_members(
     if progress.on_generation is not None:
         progress.on_generation(max(len(m.records) for m in members))
     needs_val = any(m.checkpoint.load_stage("val") is None for m in members)
+    simulated_dt = settings.dt_train if settings.mode == "euler" else None  # surrogate: not simulated
     if needs_val:
         evaluator = make_evaluator(
             settings.mode,
@@ -453,14 +452,11 @@ def _run_members(
             stability_gate=settings.stability_gate,
             surrogate=surrogate,
         )
-        simulated_dt = settings.dt_train if settings.mode == "euler" else None
         run_train(members, evaluator, gseed, progress.on_generation, simulated_dt)
     else:
         for m in members:
             if not any(np.isfinite(r.total).any() for r in m.records):
-                m.failure = no_valid_candidate_message(
-                    m.records, settings.dt_train if settings.mode == "euler" else None
-                )
+                m.failure = no_valid_candidate_message(m.records, simulated_dt)
     timings["train_s"] = time.perf_counter() - t
     simulator = EulerEvaluator(
         fc,

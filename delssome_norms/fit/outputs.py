@@ -425,12 +425,14 @@ def previous_note(subject_dir: str | Path) -> str:
     return ""
 
 
-def write_failure(subject_dir: str | Path, subject_id: str, stage: str, message: str) -> None:
-    """Record that a subject failed (``failure.json`` in its folder)."""
+def write_failure(subject_dir: str | Path, subject_id: str, stage: str, message: str) -> str:
+    """Record that a subject failed (``failure.json`` in its folder); returns the message
+    recorded (with :func:`previous_note`)."""
+    error = message + previous_note(subject_dir)
     write_json(
-        {"subject_id": subject_id, "stage": stage, "error": message + previous_note(subject_dir)},
-        Path(subject_dir) / FAILURE_FILE,
+        {"subject_id": subject_id, "stage": stage, "error": error}, Path(subject_dir) / FAILURE_FILE
     )
+    return error
 
 
 def read_failures(out_dir: str | Path, subject_ids: Iterable[str]) -> pd.DataFrame:

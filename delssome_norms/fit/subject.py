@@ -215,9 +215,6 @@ def load_subject(
             raise InvalidInputError("no time-series file given", subject_id)
         need = min_frames(float(tr), fcd_window)
         runs = read_timeseries_runs(paths, min_frames=need, drop_na_frames=drop_na_frames)
-        widths = {r.shape[1] for r in runs}
-        if len(widths) > 1:
-            raise InvalidInputError(f"runs have different numbers of regions {sorted(widths)}", paths[0])
         if n_regions is not None and runs[0].shape[1] != n_regions:
             raise InvalidInputError(
                 f"has {runs[0].shape[1]} region columns, expected {n_regions}", paths[0]

@@ -388,6 +388,15 @@ def table_sex_labels(table: pd.DataFrame, input_name: str = "table") -> np.ndarr
     return labels
 
 
+def sites_mix_sexes(site_codes: np.ndarray, female: np.ndarray, n_sites: int) -> bool:
+    """Whether at least one of ``n_sites`` sites has people of both sexes: otherwise (with
+    several sites) sex and site are confounded and a sex effect cannot be told from site
+    effects. ``site_codes`` index the sites, ``female`` is 1/0 (or bool) per person."""
+    n_female = np.bincount(site_codes, weights=np.asarray(female, dtype=np.float64), minlength=n_sites)
+    n_site = np.bincount(site_codes, minlength=n_sites)
+    return bool(((n_female > 0) & (n_female < n_site)).any())
+
+
 def check_ages(values, input_name: str = "age_in_years") -> np.ndarray:
     """Check ages in years: present, numeric, non-negative and below 120.
 

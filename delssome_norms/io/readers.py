@@ -654,10 +654,10 @@ def _count_frames(path: PathLike) -> int:
         except (ValueError, OSError) as exc:
             raise InvalidInputError(f"is not a readable .npy array ({exc})", str(path)) from None
         return int(arr.shape[0]) if arr.ndim else 0
-    from delssome_norms.io.timeseries import _timeseries_header  # (it imports this module)
+    from delssome_norms.io.timeseries import timeseries_header  # (it imports this module)
 
     values, header, _ = read_labelled_numeric(path, allow_na=True)
-    _, values = _timeseries_header(header, np.asarray(values, dtype=np.float64), str(path))
+    _, values = timeseries_header(header, np.asarray(values, dtype=np.float64), str(path))
     return int(values.shape[0])
 
 

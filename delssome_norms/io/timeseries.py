@@ -23,55 +23,53 @@ from delssome_norms.io.readers import (
     check_input_file,
     read_labelled_numeric,
 )
-from delssome_norms.io.regions import DK68_REGIONS
+from delssome_norms.io.regions import (
+    DK68_REGIONS,
+    dk_name_count,
+    freesurfer_id_names,
+    header_numbers,
+    looks_like_index_header,
+    match_regions,
+)
 
 MAX_DROPPED_FRAMES = 0.5
 """Largest fraction of a run's frames ``drop_na_frames`` drops; beyond it the run is refused."""
 
 
-def _timeseries_header(
+def _numbering(values: np.ndarray) -> bool:
+    """Whether values count 0, 1, ... or 1, 2, ... (a header or index, not data)."""
+    n = np.size(values)
+    return np.array_equal(values, np.arange(n)) or np.array_equal(values, np.arange(1, n + 1))
+
+
+def timeseries_header(
     header: list[str] | None, arr: np.ndarray, name: str, n_atlas: int = len(DK68_REGIONS)
 ) -> tuple[list[str] | None, np.ndarray]:
     """The column names of a time-series table, and its frames without a header row.
 
     Region names pass on (matched to the atlas later). A row that only numbers the columns
-    (``roi_0 ...``, or a numeric first row ``0, 1, ...`` / ``1, 2, ...`` as pandas writes) is
-    dropped: the columns are in atlas order by contract. A numeric first row of FreeSurfer label
-    IDs (``1001, 1002, ...``) names the regions. Any other text header is refused: taken as
-    numbers or skipped, it would misplace every region silently.
+    (``roi_0 ...``, or a numeric first row ``0, 1, ...`` / ``1, 2, ...`` as pandas writes, also
+    with its index column) is dropped: the columns are in atlas order by contract. FreeSurfer
+    label IDs (``1001, 1002, ...``, bare or behind a prefix) name the regions. Other names are
+    read in file order, with a warning, for another atlas's width, and refused otherwise: taken
+    as numbers or skipped, they would misplace every region silently.
     """
-    from delssome_norms.io.regions import (
-        dk_name_count,
-        freesurfer_id_names,
-        header_numbers,
-        looks_like_index_header,
-    )
-
     if header is not None and arr.ndim == 2 and len(header) == arr.shape[1] and arr.shape[1] > 1:
-        first = arr[:, 0]  # pandas' DataFrame.to_csv writes its index as an unnamed first column
-        rows = np.arange(first.size)
-        if header[0].strip() in ("", "Unnamed: 0", "index") and (
-            np.array_equal(first, rows) or np.array_equal(first, rows + 1)
-        ):
+        # pandas' DataFrame.to_csv writes its index as an unnamed first column
+        if header[0].strip() in ("", "Unnamed: 0", "index") and _numbering(arr[:, 0]):
             header, arr = header[1:], arr[:, 1:]
     if header is None:
         if arr.ndim != 2 or arr.shape[0] < 2:
             return None, arr
         first = arr[0]
-        n = first.size
-        if np.isnan(first[0]) and (
-            np.array_equal(first[1:], np.arange(n - 1)) or np.array_equal(first[1:], np.arange(1, n))
-        ):  # DataFrame.to_csv with its index: ",0,1,..." then an index column
+        if np.isnan(first[0]) and _numbering(first[1:]):
+            # DataFrame.to_csv with its index: ",0,1,..." then an index column
             arr = arr[1:]
-            rows = np.arange(arr.shape[0])
-            if np.array_equal(arr[:, 0], rows) or np.array_equal(arr[:, 0], rows + 1):
-                arr = arr[:, 1:]
-            return None, arr
+            return None, arr[:, 1:] if _numbering(arr[:, 0]) else arr
         ids = freesurfer_id_names(first)
         if ids is not None:
             return ids, arr[1:]
-        n = first.size
-        if np.array_equal(first, np.arange(n)) or np.array_equal(first, np.arange(1, n + 1)):
+        if _numbering(first):
             return None, arr[1:]  # a numbered header row, not a frame
         return None, arr
     tokens = [h for h in header if h != ""]
@@ -132,7 +130,7 @@ def _read_run(
                 f"{labels[0][:40]!r}",
                 name,
             )
-        header, arr = _timeseries_header(
+        header, arr = timeseries_header(
             header, np.asarray(arr, dtype=np.float64), name, len(_atlas_names(regions))
         )
     arr = np.asarray(arr, dtype=np.float64)
@@ -191,8 +189,6 @@ def _read_run(
                 f"{' ...' if const.size > 4 else ''} is constant; its correlation is undefined",
                 name,
             )
-        from delssome_norms.io.regions import match_regions
-
         arr = arr[:, match_regions(names, _atlas_names(regions), name)]
     return check_timeseries(arr, input_name=name, min_frames=min_frames), names is not None
 

@@ -69,8 +69,9 @@ class PreparedBatch(NamedTuple):
     noise: Tensor
     sc: Tensor
     fic: FICSolution
-    euler_ok: Tensor | None = None
-    """(B,) bool: the Euler step ``dt`` is stable at the set's fixed point (:func:`euler_stable`)."""
+    euler_ok: Tensor
+    """(B,) bool: FIC converged and the Euler step ``dt`` is stable at the set's fixed point
+    (:func:`euler_stable`)."""
 
 
 def euler_stable(fic: FICSolution, dt: float, const: PFICConstants = PFIC_CONSTANTS) -> Tensor:

@@ -383,9 +383,7 @@ def _assemble(
     means = (sums / timing.n_steps).to(dtype)
     bold_m = bold.permute(1, 0, 2)  # (M, T, N)
     ok = finite & torch.isfinite(means).all(dim=(0, 2)) & torch.isfinite(bold_m).all(dim=(1, 2))
-    ok &= p.fic.converged.to(ok.device).repeat_interleave(D)
-    if p.euler_ok is not None:
-        ok &= p.euler_ok.to(ok.device).repeat_interleave(D)
+    ok &= p.euler_ok.to(ok.device).repeat_interleave(D)  # FIC converged, Euler step stable
     # gating variables are fractions: a time average outside (0, 1) is a numerical blow-up
     # (e.g. an Euler step too coarse for the inhibitory population), not a state of the model
     ok &= ((means[:2] > 0) & (means[:2] < 1)).all(dim=2).all(dim=0)

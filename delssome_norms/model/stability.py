@@ -284,7 +284,7 @@ def fic_stability_margin(
     ``symmetric`` says whether ``sc`` is symmetric (checked when None).
     """
     wEE, wEI, G, sc = as_parameter_tensors(wEE, wEI, G, sc)
-    m = fic_reduced_jacobian(wEE, wEI, G, sc, const)
+    m, _ = _reduced_jacobian(wEE, wEI, G, sc, const, sign=1.0)
     ok = torch.isfinite(m).all(dim=(-1, -2))
     out = torch.full(m.shape[:1], float("nan"), dtype=torch.float64, device=m.device)
     if ok.any():

@@ -469,12 +469,10 @@ def bold_fcd_cdf(
     x = x[None] if single else x
     _check_no_flat_window(x, window, regions)
     cdf = histogram_to_cdf(fcd_histogram(x, window, bins, dtype=torch.float64))
-    if not bool(torch.isfinite(cdf).all()):
-        flat = torch.nonzero((x.std(dim=-2) == 0).any(dim=0)).flatten().tolist()
-        where = f"region(s) {flat[:8]} are constant" if flat else "a region is constant in a window"
+    if not bool(torch.isfinite(cdf).all()):  # constant regions were refused above
         raise InvalidInputError(
-            f"the FCD is undefined: {where}, so their windowed correlations are NaN; drop or "
-            "repair such regions (e.g. outside the brain mask) before computing the FCD"
+            "the FCD is undefined: a region is constant in a window (or the series holds "
+            "NaN/inf), so its windowed correlations are NaN; drop or repair such regions or frames"
         )
     return cdf[0] if single else cdf
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from delssome_norms.errors import ConvergenceWarning, InputWarning, InvalidInputError
+from delssome_norms.io.checks import sites_mix_sexes
 from delssome_norms.norms.chart_table import (
     MIN_OBS_PER_PARAMETER,
     _chart_provenance,
@@ -146,9 +147,7 @@ class ChartFitMixin:
         else:
             codes, sites = np.zeros(ages.size, dtype=np.int64), []
         if any(t.sex for t in terms) and len(sites) >= 2:
-            n_female = np.bincount(codes, weights=female, minlength=len(sites))
-            n_site = np.bincount(codes, minlength=len(sites))
-            if not ((n_female > 0) & (n_female < n_site)).any():
+            if not sites_mix_sexes(codes, female, len(sites)):
                 warnings.warn(
                     f"{source}: sex is confounded with site (each site has people of one sex "
                     "only): the chart's sex terms and site offsets are not separately identified, "

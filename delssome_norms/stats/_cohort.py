@@ -16,6 +16,7 @@ from delssome_norms.datasets import DK68_REGIONS
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.io import check_ages, table_sex_labels
 from delssome_norms.io import ei_table as et
+from delssome_norms.io.checks import sites_mix_sexes
 
 ROI_PATTERN = et.REGION_PATTERN
 """Column names of regional targets; the number is the index into :data:`DK68_REGIONS`."""
@@ -195,10 +196,7 @@ def prepare_cohort(
         codes, uniques = pd.factorize(labels.map(et.site_text), sort=True)  # as the charts do
         site_idx = codes.astype(int)
         site_names = tuple(str(u) for u in uniques)
-        n_female = np.bincount(site_idx, weights=female, minlength=len(site_names))
-        n_all = np.bincount(site_idx, minlength=len(site_names))
-        mixed = (n_female > 0) & (n_female < n_all)
-        if len(site_names) > 1 and not mixed.any():
+        if len(site_names) > 1 and not sites_mix_sexes(site_idx, female, len(site_names)):
             raise InvalidInputError(
                 f"sex is confounded with site: each of the {len(site_names)} sites has people of "
                 "one sex only, so a sex difference cannot be told apart from site differences; "

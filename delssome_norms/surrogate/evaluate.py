@@ -29,6 +29,11 @@ from delssome_norms.surrogate.network import (
 from delssome_norms.surrogate.pretrained import PretrainedSurrogate, load_pretrained
 
 
+def _checked(stack: Tensor, check, name: str) -> Tensor:
+    """Each item of a stack through an input gate of :mod:`delssome_norms.io.checks`."""
+    return torch.stack([torch.as_tensor(check(a.numpy(), f"{name}[{i}]")) for i, a in enumerate(stack)])
+
+
 def _stack(x: np.ndarray | Tensor, ndim: int, name: str) -> Tensor:
     t = torch.as_tensor(np.asarray(x) if not isinstance(x, Tensor) else x.detach().cpu())
     t = t.to(torch.float64)
@@ -108,19 +113,10 @@ class SurrogateEvaluator:
         if sc_t.shape[0] not in (1, k) or sc_t.shape[-1] != n:
             raise InvalidInputError(f"SC of shape {tuple(sc_t.shape)} for {k} subjects of N={n}", "SC")
         # the fit's own input gates (symmetry, range, NaN, monotone CDF, timing), subject by subject
-        fc_t = torch.stack(
-            [torch.as_tensor(check_fc(f.numpy(), n, f"FC[{i}]")) for i, f in enumerate(fc_t)]
-        )
         bins = cdf_t.shape[1]
-        cdf_t = torch.stack(
-            [
-                torch.as_tensor(check_fcd_cdf(c.numpy(), bins, f"FCD-CDF[{i}]"))
-                for i, c in enumerate(cdf_t)
-            ]
-        )
-        sc_t = torch.stack(
-            [torch.as_tensor(check_sc(m.numpy(), n, f"SC[{i}]")) for i, m in enumerate(sc_t)]
-        )
+        fc_t = _checked(fc_t, lambda a, name: check_fc(a, n, name), "FC")
+        cdf_t = _checked(cdf_t, lambda a, name: check_fcd_cdf(a, bins, name), "FCD-CDF")
+        sc_t = _checked(sc_t, lambda a, name: check_sc(a, n, name), "SC")
         sc_t = torch.stack([scale_sc(s) for s in sc_t]).expand(k, n, n)
         tr_np = np.broadcast_to(np.asarray(tr, dtype=np.float64), (k,)).copy()
         scan_np = np.broadcast_to(np.asarray(scan_length, dtype=np.float64), (k,)).copy()
