@@ -1245,6 +1245,10 @@ def write_calibration(
                 f"{b['generations']} x {b['popsize']}, n_dup {b['n_dup']}, "
                 f"test_top_k {b['test_top_k']}, {args.scan_length:g}-s scans"
             ),
+            "settings": {
+                **{k: int(b[k]) for k in ("generations", "popsize", "n_dup", "test_top_k")},
+                "scan_length": float(args.scan_length),
+            },
             "source": (
                 f"bench/ei_calibration.py {getattr(args, 'command', '')} "
                 f"(n-truths {args.n_truths}, seed {args.seed}; {time.strftime('%Y-%m-%d')})"

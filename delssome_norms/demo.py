@@ -118,7 +118,8 @@ def estimate_subjects(out: Path, settings: DemoSettings) -> tuple[pd.DataFrame, 
     -------
     (table, mode)
         One row per subject: pearson_r and mean relative error of the fitted vs true regional E/I,
-        the mean E/I's 90 % interval (mean_ei_lo, mean_ei_hi, truth_in_interval), fit_flagged,
+        the mean E/I's 90 % interval (mean_ei_lo, mean_ei_hi, truth_in_interval,
+        interval_calibrated: whether the shipped calibration covers the fit's budget), fit_flagged,
         test-stage total loss and wall time [s]; and the train-stage mode used.
     """
     from delssome_norms.datasets.reference import materialise_subjects
@@ -156,6 +157,7 @@ def estimate_subjects(out: Path, settings: DemoSettings) -> tuple[pd.DataFrame, 
                 "mean_ei_lo": lo,
                 "mean_ei_hi": hi,
                 "truth_in_interval": bool(lo <= truth.mean() <= hi),
+                "interval_calibrated": result.interval_calibrated,
                 "fit_flagged": result.flagged,
                 "test_total_loss": float(quality.loc["test", "total_loss"]),
                 "wall_seconds": wall,
@@ -238,6 +240,7 @@ def run_demo(out: str | Path, settings: DemoSettings | None = None) -> dict[str,
         "median_abs_mean_ei_error": float(estimates["mean_ei_rel_error"].abs().median()),
         "truths_in_interval": int(estimates["truth_in_interval"].sum()),
         "flagged": int(estimates["fit_flagged"].sum()),
+        "intervals_uncalibrated": int(estimates["interval_calibrated"].eq(False).sum()),
         "per_subject_seconds": float(estimates["wall_seconds"].mean()),
     }
     steps.update()
@@ -391,7 +394,14 @@ def _report(summary: dict[str, Any], estimates: pd.DataFrame) -> str:
         f"{100 * est['median_abs_mean_ei_error']:.1f} %. The true mean E/I lies inside the fit's "
         f"90 % interval for {est['truths_in_interval']} of {len(estimates)} subjects "
         f'(`mean_ei_lo`-`mean_ei_hi`; README, "Reading the intervals and the flag"); '
-        f"{est['flagged']} fit(s) carry the fit-quality flag. " + _method_note(est["mode"], summary),
+        f"{est['flagged']} fit(s) carry the fit-quality flag. "
+        + (
+            f"The interval of {est['intervals_uncalibrated']} fit(s) is not calibrated for this "
+            "reduced budget (`interval_calibrated`) and may be too narrow. "
+            if est.get("intervals_uncalibrated")
+            else ""
+        )
+        + _method_note(est["mode"], summary),
         "",
         estimates.round(4).to_markdown(index=False)
         if _has_tabulate()

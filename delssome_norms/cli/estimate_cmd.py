@@ -192,6 +192,13 @@ def run(args: argparse.Namespace) -> int:
     if result.flagged:
         reasons = "; ".join(result.quality.get("reasons", []))
         print(f"{subject.subject_id}: fit flagged as poor: {reasons}")
+    if result.interval_calibrated is False:
+        print(
+            f"{subject.subject_id}: note: the interval is not calibrated for this fit ("
+            + "; ".join(result.interval["calibration_differences"])
+            + "): it may be too narrow; the default budget and scans of at least the calibration's "
+            "length are calibrated (README 'Reading the intervals and the flag')"
+        )
     if "cost_above_floor" in result.quality.get("unchecked", []):
         print(
             f"{subject.subject_id}: note: the test cost was not compared with the model's own "

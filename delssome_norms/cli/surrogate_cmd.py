@@ -249,6 +249,7 @@ def _training_metadata(data, result, settings, config, seconds: float) -> tuple[
             "scan_length_range": [float(data.scan_length.min()), float(data.scan_length.max())],
             "dt": gen_settings.get("dt"),
             "burn_in": gen_settings.get("burn_in"),
+            "fcd_window": gen_settings.get("fcd_window"),
             "warmup_steps": gen_settings.get("warmup_steps"),
             "n_dup": gen_settings.get("n_dup"),
         },

@@ -152,6 +152,7 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
     provenances: dict[str, dict[str, Any]] = {}
     unfingerprinted, unprovenanced = [], []
     flagged: list[str] = []
+    uncalibrated: dict[str, list[str]] = {}
     timing_mismatch: list[str] = []
     damaged: list[str] = []
     for _, person in demo.iterrows():
@@ -216,6 +217,10 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
         row.update(interval_and_flag(run))
         if row["fit_flagged"]:
             flagged.append(f"{sid} ({row['fit_flag_reasons']})")
+        block = run.get("ei_interval")
+        if isinstance(block, Mapping) and block.get("calibration_applies") is False:
+            why = "; ".join(str(d) for d in block.get("calibration_differences") or [])
+            uncalibrated.setdefault(why, []).append(sid)
         rows.append(row)
     if missing:
         shown = ", ".join(missing[:10]) + (
@@ -239,6 +244,16 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
         )
     if flagged:
         warnings.warn(flagged_message(flagged, len(rows)), InputWarning, stacklevel=2)
+    if uncalibrated:
+        why, ids = max(uncalibrated.items(), key=lambda kv: len(kv[1]))
+        n = sum(len(v) for v in uncalibrated.values())
+        warnings.warn(
+            f"the E/I intervals of {n} of {len(rows)} subject(s) are not calibrated for their "
+            f"fits ({why}: {', '.join(ids[:5])}{' ...' if len(ids) > 5 else ''}) and may be too "
+            "narrow; see README 'Reading the intervals and the flag'",
+            InputWarning,
+            stacklevel=2,
+        )
     diff: list = []
     if len(pipelines) > 1:
         (ref, ref_ids), *others = sorted(pipelines.values(), key=lambda v: len(v[1]), reverse=True)

@@ -37,6 +37,7 @@ from delssome_norms.model import (
     summarize,
 )
 from delssome_norms.model.integrate import DTYPES, SimulationResult
+from delssome_norms.model.timing import default_fcd_window
 
 if TYPE_CHECKING:
     from delssome_norms.fit.settings import FitSettings
@@ -90,19 +91,26 @@ def check_surrogate_cover(
     surrogate: SurrogateBackend | None,
 ) -> None:
     """Before any work of a surrogate-mode run: compare every subject's TR and scan length [s]
-    with the range the weights were trained on, in one warning (the evaluator of each lockstep
-    group checks again when its train stage starts, on a Dask worker where nobody sees it).
+    with the range the weights were trained on, and its FCD window with theirs, in one warning
+    (the evaluator of each lockstep group checks again when its train stage starts, on a Dask
+    worker where nobody sees it).
 
-    A backend without ``check_timing(weights, tr, scan_length)`` is not checked; Euler mode
-    needs no check.
+    A backend without ``check_timing(weights, tr, scan_length, fcd_window=)`` is not checked;
+    Euler mode needs no check.
     """
     check = getattr(surrogate, "check_timing", None)
     if settings.mode != "surrogate" or check is None:
         return
+    trs = np.asarray(tr, dtype=np.float64)
+    windows = np.array(
+        [default_fcd_window(t) if settings.fcd_window is None else settings.fcd_window for t in trs],
+        dtype=np.int64,
+    )
     check(
         settings.surrogate_weights,
-        np.asarray(tr, dtype=np.float64),
+        trs,
         np.asarray(scan_length, dtype=np.float64),
+        fcd_window=windows,
     )
 
 

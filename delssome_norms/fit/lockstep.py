@@ -379,6 +379,13 @@ def fit_group(
                     settings.mode,
                     settings.interval,
                     settings.combine_rule,
+                    {
+                        "generations": settings.cmaes.generations,
+                        "popsize": settings.cmaes.popsize,
+                        "n_dup": settings.n_dup,
+                        "test_top_k": settings.test_top_k,
+                        "scan_length": extra["inputs"].scan_length,
+                    },
                 )
             except SubjectFailure as exc:
                 failure = str(exc)

@@ -517,6 +517,7 @@ def subject_result(
     mode: str = "euler",
     interval: bool = True,
     combine: str = "best",
+    budget: dict[str, float] | None = None,
 ) -> SubjectResult:
     """Assemble the final estimate from the stored validation, test and profile stages of a
     subject's first (or only) search.
@@ -540,6 +541,10 @@ def subject_result(
         geometric means as well, so S_E / S_I matches it; r_E the arithmetic mean), the interval
         is centred on it and widened by their spread
         (:func:`uncertainty.add_member_spread`); parameters and losses stay the winner's.
+    budget : dict, optional
+        The fit's ``generations``, ``popsize``, ``n_dup``, ``test_top_k`` and ``scan_length``
+        [s]: the interval block then says whether the calibration applies
+        (:func:`uncertainty.calibration_differences`).
 
     Raises
     ------
@@ -604,7 +609,7 @@ def subject_result(
         if m.search_index == winner_search:
             metrics["gate_rejected_fraction"] = quality.gate_rejected_fraction(m.records)
     if profile is not None:
-        lo, hi, block = uncertainty.interval_block(ei_ratio, spread, mode)
+        lo, hi, block = uncertainty.interval_block(ei_ratio, spread, mode, fit=budget)
         metrics.update(
             {
                 "self_floor_total": float(

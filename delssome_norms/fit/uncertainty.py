@@ -95,6 +95,12 @@ METHOD = "near-optimal-profile"
 """Name of the interval method in ``run.json``."""
 CALIBRATION_FILE = "data/interval_calibration.json"
 """Calibration factors, relative to the ``delssome_norms.fit`` package."""
+CALIBRATED_SETTINGS = ("generations", "popsize", "n_dup", "test_top_k", "scan_length")
+"""Settings of the calibration fits (``settings`` of a mode in the calibration file) that a fit
+is compared with: less of any of them than the calibration had and its interval is uncalibrated."""
+SCAN_LENGTH_SLACK = 0.95
+"""A scan shorter than this fraction of the calibration's is a difference (one TR either way of
+the same protocol is not)."""
 
 
 # ------------------------------------------------------------------------------------------- #
@@ -140,7 +146,60 @@ def load_calibration(mode: str) -> dict[str, Any]:
             raise InvalidInputError(
                 f"{mode}.{key} must be a non-negative number, got {v!r}", CALIBRATION_FILE
             )
+    ref = entry.get("settings")
+    if ref is not None and not (
+        isinstance(ref, dict)
+        and all(
+            isinstance(ref.get(k), (int, float)) and math.isfinite(ref[k]) and ref[k] > 0
+            for k in CALIBRATED_SETTINGS
+        )
+    ):
+        raise InvalidInputError(
+            f"{mode}.settings must give positive numbers for {', '.join(CALIBRATED_SETTINGS)}",
+            CALIBRATION_FILE,
+        )
     return {"level": float(data.get("level", 0.9)), **entry}
+
+
+def calibration_differences(calibration: dict[str, Any], fit: dict[str, float]) -> list[str] | None:
+    """How a fit had less to go on than the calibration fits its interval's floors come from.
+
+    The floors were measured on truths fitted with the calibration's budget and scan length
+    (``settings`` of the mode in the calibration file). A fit that searched as long or longer,
+    with as many duplicates and tested candidates, on a scan at least as long, is as well or
+    better identified, so its interval covers at least as often (it may over-cover). A fit with
+    less of any of them was not calibrated: its winner is noisier than the floors allow for and
+    its interval may be too narrow. Those differences are returned, one phrase each.
+
+    Parameters
+    ----------
+    calibration : dict
+        From :func:`load_calibration`.
+    fit : dict
+        The fit's ``generations``, ``popsize``, ``n_dup``, ``test_top_k`` and ``scan_length``
+        [s].
+
+    Returns
+    -------
+    list of str or None
+        Empty when the calibration applies; None when the calibration records no settings
+        (written before they were recorded), so nothing can be said.
+    """
+    ref = calibration.get("settings")
+    if not isinstance(ref, dict):
+        return None
+    out = []
+    if fit["generations"] * fit["popsize"] < ref["generations"] * ref["popsize"]:
+        out.append(
+            f"search {fit['generations']:g} x {fit['popsize']:g} "
+            f"(calibrated at {ref['generations']:g} x {ref['popsize']:g})"
+        )
+    for key, name in (("n_dup", "n_dup"), ("test_top_k", "test_top_k")):
+        if fit[key] < ref[key]:
+            out.append(f"{name} {fit[key]:g} (calibrated at {ref[key]:g})")
+    if fit["scan_length"] < SCAN_LENGTH_SLACK * ref["scan_length"]:
+        out.append(f"{fit['scan_length']:g}-s scan (calibrated at {ref['scan_length']:g} s)")
+    return out
 
 
 # ------------------------------------------------------------------------------------------- #
@@ -504,7 +563,11 @@ def add_member_spread(spread: dict[str, Any], member_logs: np.ndarray) -> dict[s
 
 
 def interval_block(
-    point: np.ndarray, spread: dict[str, Any], mode: str, calibration: dict[str, Any] | None = None
+    point: np.ndarray,
+    spread: dict[str, Any],
+    mode: str,
+    calibration: dict[str, Any] | None = None,
+    fit: dict[str, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Regional bounds and the ``run.json`` ``ei_interval`` block.
 
@@ -518,7 +581,11 @@ def interval_block(
         Fit mode (selects the calibration).
     calibration : dict, optional
         Overrides :func:`load_calibration` (``k_region``, ``k_mean``, optional
-        ``floor_region``/``floor_mean`` [log units, default 0], ``level``, ``source``).
+        ``floor_region``/``floor_mean`` [log units, default 0], ``level``, ``source``,
+        ``settings``).
+    fit : dict, optional
+        The fit's budget and scan length (:func:`calibration_differences`); the block then
+        records ``calibration_applies`` (None: unknown) and ``calibration_differences``.
 
     Returns
     -------
@@ -550,4 +617,8 @@ def interval_block(
         "spread_log_mean": s_m,
         "spread_log_region": s_r.tolist(),
     }
+    if fit is not None:
+        differences = calibration_differences(cal, fit)
+        block["calibration_applies"] = None if differences is None else not differences
+        block["calibration_differences"] = differences or []
     return lo, hi, block

@@ -98,6 +98,15 @@ class EIResult:
         return float(self.interval["mean_lo"]), float(self.interval["mean_hi"])
 
     @property
+    def interval_calibrated(self) -> bool | None:
+        """Whether the interval's calibration covers this fit's budget and scan length (False:
+        :attr:`interval` ``calibration_differences`` says what the fit had less of, and the
+        interval may be too narrow; None: no interval, or a result that did not record it)."""
+        if not self.interval or self.interval.get("calibration_applies") is None:
+            return None
+        return bool(self.interval["calibration_applies"])
+
+    @property
     def regions(self) -> list[str]:
         """Region names, in region order."""
         return [str(r) for r in self.ei.index]

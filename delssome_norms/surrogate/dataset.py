@@ -402,6 +402,21 @@ def append_shard(
     return path
 
 
+def record_generated_subjects(folder: str | Path, n_subjects: int) -> None:
+    """Record in the manifest's generation settings that ``n_subjects`` have been generated.
+
+    A data set extended with more subjects (``surrogate generate --subjects``) kept the count of
+    its first run in ``info.settings.n_subjects``; the larger count is written (atomically).
+    """
+    folder = Path(folder)
+    manifest = _read_manifest(folder)
+    settings = manifest.get("info", {}).get("settings")
+    if not isinstance(settings, dict) or int(settings.get("n_subjects", 0)) >= n_subjects:
+        return
+    settings["n_subjects"] = int(n_subjects)
+    io.write_json(manifest, folder / MANIFEST)
+
+
 def save_dataset(data: SurrogateDataset, folder: str | Path) -> Path:
     """Write ``data`` as a new single-shard data-set folder (refuses a folder that has a manifest)."""
     folder = Path(folder)

@@ -90,6 +90,7 @@ class SurrogateEvaluator:
         device: str | torch.device = "cpu",
         batch_size: int = 4096,
         timing_check: str = "warn",
+        fcd_window: int | np.ndarray | None = None,
     ) -> None:
         if timing_check not in ("warn", "error", "ignore"):
             raise InvalidInputError(
@@ -131,6 +132,7 @@ class SurrogateEvaluator:
                 tr=tr_t.numpy(),
                 scan_length=scan_t.numpy(),
                 timing=timing_check,
+                fcd_window=fcd_window,
             )
             model = surrogate.model
         else:
@@ -331,6 +333,7 @@ def make_surrogate_evaluator(
         timing.scan_length,
         device=device,
         timing_check=timing_check,
+        fcd_window=timing.fcd_window,
     )
 
 
@@ -339,6 +342,7 @@ def check_surrogate_timing(
     tr: float | np.ndarray,
     scan_length: float | np.ndarray,
     timing_check: str = "warn",
+    fcd_window: int | np.ndarray | None = None,
 ) -> None:
     """Compare subjects' TR and scan length [s] with the range the weights cover, before any
     work (:meth:`~.pretrained.PretrainedSurrogate.check_timing`): one warning (or refusal) for
@@ -353,7 +357,10 @@ def check_surrogate_timing(
     """
     surrogate = load_pretrained(weights)
     surrogate.check_timing(
-        np.asarray(tr, dtype=np.float64), np.asarray(scan_length, dtype=np.float64), timing_check
+        np.asarray(tr, dtype=np.float64),
+        np.asarray(scan_length, dtype=np.float64),
+        timing_check,
+        fcd_window,
     )
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,7 @@ from delssome_norms.surrogate.dataset import (
     append_shard,
     coarse_cdf,
     list_shards,
+    record_generated_subjects,
 )
 from delssome_norms.surrogate.network import fc_upper_triangle
 
@@ -298,13 +299,15 @@ def synthetic_subjects(
     myelin: np.ndarray | None = None,
     prefix: str = "syn",
     rate_band: tuple[float, float] | None = None,
+    only: Collection[int] | None = None,
 ) -> tuple[list[SubjectInputs], np.ndarray, np.ndarray, np.ndarray]:
     """The synthetic subjects of lockstep group ``group`` (deterministic in the settings' seed).
 
     Subject ``i`` is named ``<prefix>-<i:05d>``; its truth and scan depend only on
     ``(settings.seed, i)`` and the timing of its group. With ``rate_band`` [Hz], a truth whose
     simulated time-averaged r_E leaves the band in any region is drawn again (truths in the FIC
-    regime, as a fit with ``rate_gate`` requires).
+    regime, as a fit with ``rate_gate`` requires). With ``only``, just the subjects of the group
+    whose numbers ``i`` it holds (the rest of a group that a smaller data set already has).
 
     Returns
     -------
@@ -317,7 +320,11 @@ def synthetic_subjects(
         Their true time-averaged E/I ratio (the simulation their scan was drawn from).
     """
     first = group * settings.group_size
-    ids = range(first, min(first + settings.group_size, settings.n_subjects))
+    ids = [
+        i
+        for i in range(first, min(first + settings.group_size, settings.n_subjects))
+        if only is None or i in only
+    ]
     scan = settings.scan_lengths[group % len(settings.scan_lengths)]
     timing = settings.timing(scan)
     space = Parameterisation(
@@ -652,15 +659,22 @@ def generate_dataset(
     start = time.perf_counter()
     for group in range(settings.n_groups()):
         first = group * settings.group_size
-        ids = [
-            f"syn-{i:05d}" for i in range(first, min(first + settings.group_size, settings.n_subjects))
-        ]
-        if set(ids) <= existing:
+        numbers = range(first, min(first + settings.group_size, settings.n_subjects))
+        # a data set generated with fewer subjects may hold part of this group (its last group
+        # was partial): only the missing subjects are generated, in a shard of their own
+        missing = [i for i in numbers if f"syn-{i:05d}" not in existing]
+        if not missing:
             report.groups_skipped.append(group)
             continue
+        ids = [f"syn-{i:05d}" for i in missing]
+        name = (
+            f"group_{group:05d}.npz"
+            if len(missing) == len(numbers)
+            else (f"group_{group:05d}_from_{missing[0]:05d}.npz")
+        )
         t0 = time.perf_counter()
         subjects, true_regional, true_g, _ = synthetic_subjects(
-            settings, group, sc, gradient, myelin=myelin
+            settings, group, sc, gradient, myelin=myelin, only=set(missing)
         )
         bar = tqdm(
             total=settings.generations,
@@ -675,7 +689,7 @@ def generate_dataset(
         shard = generate_group(subjects, out / "work", settings, true_regional, true_g, advance)
         bar.close()
         shard.info = info
-        append_shard(shard, out, name=f"group_{group:05d}.npz", info=info)
+        append_shard(shard, out, name=name, info=info)
         report.groups_done.append(group)
         report.candidates += shard.n_candidates
         if log:
@@ -684,6 +698,8 @@ def generate_dataset(
                 f"{subjects[0].scan_length:g} s, {shard.n_candidates} candidates "
                 f"({int(shard.valid().sum())} valid) in {time.perf_counter() - t0:.0f} s"
             )
+    if report.groups_done:
+        record_generated_subjects(out, settings.n_subjects)
     report.seconds = time.perf_counter() - start
     return report
 

@@ -38,6 +38,7 @@ from torch import Tensor
 from delssome_norms import __version__, io
 from delssome_norms.errors import InputWarning, InvalidInputError, NotYetAvailableError
 from delssome_norms.io.digest import content_sha256
+from delssome_norms.model.timing import default_fcd_window
 from delssome_norms.surrogate.network import CostPredictor, SurrogateConfig
 
 PRETRAINED_FORMAT_VERSION = 1
@@ -104,6 +105,7 @@ class PretrainedSurrogate:
         tr: float | np.ndarray | None = None,
         scan_length: float | np.ndarray | None = None,
         timing: str = "warn",
+        fcd_window: int | np.ndarray | None = None,
     ) -> None:
         """Refuse subjects the weights were not trained for.
 
@@ -119,6 +121,8 @@ class PretrainedSurrogate:
             Timing of the subject(s) [s]; compared with the covered range.
         timing : {"warn", "error", "ignore"}
             What to do when the timing lies outside the covered range.
+        fcd_window : int or array of shape (K,), optional
+            FCD window of the subject(s) [frames]; compared with the training data's.
 
         Raises
         ------
@@ -151,18 +155,35 @@ class PretrainedSurrogate:
                     "default template SC",
                     source,
                 )
-        self.check_timing(tr, scan_length, timing)
+        self.check_timing(tr, scan_length, timing, fcd_window)
+
+    def trained_fcd_window(self) -> int | str | None:
+        """FCD window of the training data [frames]: an int, None for the default rule
+        ``round(60 s / TR)``, or ``"unknown"`` when the metadata does not say."""
+        for block in (
+            self.metadata.get("timing"),
+            (self.metadata.get("training_data") or {}).get("generation_settings"),
+        ):
+            if isinstance(block, dict) and "fcd_window" in block:
+                value = block["fcd_window"]
+                return None if value is None else int(value)
+        return "unknown"
 
     def check_timing(
         self,
         tr: float | np.ndarray | None,
         scan_length: float | np.ndarray | None,
         timing: str = "warn",
+        fcd_window: int | np.ndarray | None = None,
     ) -> None:
-        """Compare subjects' TR and scan length [s] with the range the weights were trained on.
+        """Compare subjects' TR and scan length [s] with the range the weights were trained on,
+        and their FCD window [frames] (resolved per subject; None: not checked) with the
+        training data's.
 
-        Outside it, ``timing="warn"`` warns (:class:`~delssome_norms.errors.InputWarning`) and
-        ``"error"`` refuses; either message names the covered range and what to do instead.
+        Outside the range, or with another FCD window (the network predicts the KS distance of
+        FCD computed with its training window; a CDF of other windows is another distribution),
+        ``timing="warn"`` warns (:class:`~delssome_norms.errors.InputWarning`) and ``"error"``
+        refuses; either message names what the weights cover and what to do instead.
         """
         source = str(self.path) if self.path else "pretrained surrogate"
         if timing == "ignore" or tr is None or scan_length is None:
@@ -176,12 +197,27 @@ class PretrainedSurrogate:
             bad = v[(v < lo * (1 - 1e-6)) | (v > hi * (1 + 1e-6))]
             if bad.size:
                 problems.append(f"{name} {bad[0]:g} s is outside the trained range [{lo:g}, {hi:g}] s")
+        trained = self.trained_fcd_window()
+        if fcd_window is not None and trained != "unknown":
+            windows, trs = np.broadcast_arrays(
+                np.atleast_1d(np.asarray(fcd_window)), np.atleast_1d(np.asarray(tr, dtype=np.float64))
+            )
+            for window, t in zip(windows, trs):
+                expected = default_fcd_window(float(t)) if trained is None else trained
+                if int(window) != expected:
+                    problems.append(
+                        f"FCD window {int(window)} frames at TR {float(t):g} s differs from the "
+                        f"{expected} frames the weights were trained with"
+                        + (" (the default, about 60 s)" if trained is None else "")
+                    )
+                    break
         if problems:
             message = "; ".join(problems) + (
                 "; surrogate predictions are unverified there (validation and test stay "
                 "simulated, so the fit is still judged by simulation). To be safe, fit with "
                 "--mode euler (or compare both modes on a few subjects), or train weights for "
-                "this timing (delssome-norms surrogate generate --tr ... --scan-lengths ..., then "
+                "this timing (delssome-norms surrogate generate --tr ... --scan-lengths ... "
+                "[--fcd-window ...], then "
                 "surrogate train) and pass them with --weights"
             )
             if timing == "error":

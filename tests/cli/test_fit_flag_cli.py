@@ -67,10 +67,16 @@ def test_collect_carries_intervals_flags_and_reads_older_results(tmp_path: Path,
         {"subject_id": ["sub-00", "sub-01"], "age_in_years": [20, 30], "sex": ["F", "M"]}
     ).to_csv(demo, index=False)
     table_path = tmp_path / "cohort_ei.csv"
-    capsys.readouterr()
+    fit_output = capsys.readouterr().out
+    # the tiny search is far below the calibration's budget: said at the fit and by collect
+    assert interval["calibration_applies"] is False
+    assert "search 2 x 6 (calibrated at 30 x 50)" in interval["calibration_differences"]
+    assert "sub-01: note: the interval is not calibrated for this fit (search 2 x 6" in fit_output
     with pytest.warns(InputWarning, match=r"1 of 2 subject\(s\).*sub-01 \(cost_above_floor;gate"):
-        assert main(["collect", "--in-dir", str(tmp_path / "out"), "--demographics", str(demo),
-                     "--out", str(table_path)]) == 0  # fmt: skip
+        with pytest.warns(InputWarning, match=r"intervals of 1 of 2 subject\(s\) are not "
+                          r"calibrated.*search 2 x 6.*: sub-01\)"):  # fmt: skip
+            assert main(["collect", "--in-dir", str(tmp_path / "out"), "--demographics",
+                         str(demo), "--out", str(table_path)]) == 0  # fmt: skip
     table = pd.read_csv(table_path).set_index("subject_id")
     assert np.isnan(table.loc["sub-00", "ei_ratio_mean_lo"])
     assert np.isnan(table.loc["sub-00", "ei_ratio_mean_hi"])

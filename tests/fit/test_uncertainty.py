@@ -114,6 +114,50 @@ def test_shipped_calibration_is_measured_for_both_modes() -> None:
         unc.load_calibration("other")
 
 
+DEFAULT_FIT = {"generations": 100, "popsize": 100, "n_dup": 3, "test_top_k": 5, "scan_length": 432.0}
+
+
+def test_shipped_calibration_records_its_settings() -> None:
+    for mode in ("euler", "surrogate"):
+        cal = unc.load_calibration(mode)
+        ref = cal["settings"]
+        # the structured settings are the budget the text states
+        assert cal["budget"].startswith(f"{ref['generations']} x {ref['popsize']}, n_dup {ref['n_dup']}")
+        assert f"{ref['scan_length']:g}-s scans" in cal["budget"]
+        # a fit at the defaults on a scan as long is covered by both modes' calibrations
+        assert unc.calibration_differences(cal, DEFAULT_FIT) == []
+
+
+def test_calibration_differences_name_what_the_fit_had_less_of() -> None:
+    cal = {"settings": dict(DEFAULT_FIT)}
+    less = {"generations": 20, "popsize": 50, "n_dup": 1, "test_top_k": 5, "scan_length": 144.0}
+    assert unc.calibration_differences(cal, less) == [
+        "search 20 x 50 (calibrated at 100 x 100)",
+        "n_dup 1 (calibrated at 3)",
+        "144-s scan (calibrated at 432 s)",
+    ]
+    # more of everything is covered; the budget counts evaluations (200 x 50 = 100 x 100); a
+    # scan one TR (0.72 s) short of the calibration's is the same protocol
+    more = {"generations": 200, "popsize": 50, "n_dup": 5, "test_top_k": 9, "scan_length": 431.28}
+    assert unc.calibration_differences(cal, more) == []
+    assert unc.calibration_differences({}, less) is None  # older file: unknown
+    point, spread = np.array([1.0, 2.0]), {"region": np.zeros(2), "mean": 0.0}
+    base = {"k_region": 1.0, "k_mean": 1.0}
+    block = unc.interval_block(point, spread, "euler", {**base, **cal}, fit=less)[2]
+    assert block["calibration_applies"] is False and len(block["calibration_differences"]) == 3
+    block = unc.interval_block(point, spread, "euler", base, fit=less)[2]
+    assert block["calibration_applies"] is None and block["calibration_differences"] == []
+    assert "calibration_applies" not in unc.interval_block(point, spread, "euler", base)[2]
+
+
+def test_calibration_with_broken_settings_is_refused(monkeypatch) -> None:
+    doc = {"level": 0.9, "modes": {"euler": {"k_region": 1.6, "k_mean": 1.6, "settings": {
+        "generations": 30, "popsize": 50, "n_dup": 2, "test_top_k": 3}}}}  # fmt: skip
+    monkeypatch.setattr(unc, "_calibration_text", lambda: json.dumps(doc))
+    with pytest.raises(InvalidInputError, match=r"euler.settings must give positive numbers"):
+        unc.load_calibration("euler")
+
+
 def test_floor_adds_in_quadrature() -> None:
     point = np.array([2.0, 3.0])
     spread = {"region": np.array([0.3, 0.0]), "mean": 0.0}

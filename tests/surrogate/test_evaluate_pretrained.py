@@ -140,6 +140,56 @@ def test_timing_outside_the_trained_range(saved) -> None:
         SurrogateEvaluator(loaded, fc, cdf, sc, 2.0, 120.0, timing_check="error")
 
 
+def test_fcd_window_other_than_the_training_data(tmp_path, config_factory) -> None:
+    """The network predicts the KS distance of FCD computed with its training window: a fit
+    with another window is warned about (refused with timing_check="error")."""
+    import warnings
+
+    from delssome_norms.fit import FitSettings
+    from delssome_norms.fit.evaluate import check_surrogate_cover
+    from delssome_norms.surrogate.evaluate import SURROGATE_BACKEND
+
+    cfg = config_factory()
+    model = CostPredictor(cfg).eval()
+    fc, cdf, sc = random_subjects(cfg.n_regions, cfg.cdf_bins, k=2)
+    cover = {"tr_range": [0.72, 2.0], "scan_length_range": [60.0, 900.0]}
+
+    def weights(name: str, timing: dict) -> object:
+        meta = {"atlas": "test6", "timing": {**cover, **timing}, "template": {"source": "random"}}
+        return load_pretrained(save_pretrained(model, tmp_path / name, meta, template_sc=scale_sc(sc)))
+
+    default = weights("default", {"fcd_window": None})  # the default rule round(60 s / TR)
+    assert default.trained_fcd_window() is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        SurrogateEvaluator(default, fc, cdf, sc, 0.72, 120.0, fcd_window=83)
+        SurrogateEvaluator(default, fc, cdf, sc, 2.0, 120.0, fcd_window=30)
+    with pytest.warns(InputWarning, match=r"FCD window 30 frames at TR 0\.72 s differs from the 83"):
+        SurrogateEvaluator(default, fc, cdf, sc, 0.72, 120.0, fcd_window=30)
+    fixed = weights("fixed", {"fcd_window": 40})
+    assert fixed.trained_fcd_window() == 40
+    with pytest.raises(InvalidInputError, match=r"FCD window 83 frames .* the 40 frames"):
+        SurrogateEvaluator(fixed, fc, cdf, sc, 0.72, 120.0, fcd_window=83, timing_check="error")
+    unknown = weights("unknown", {})  # weights trained before the window was recorded
+    assert unknown.trained_fcd_window() == "unknown"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        SurrogateEvaluator(unknown, fc, cdf, sc, 0.72, 120.0, fcd_window=30)
+    # the cohort's check before any work resolves the fit's window per subject TR
+    path = str(tmp_path / "default")
+    with pytest.warns(InputWarning, match=r"FCD window 30 frames at TR 0\.72 s"):
+        check_surrogate_cover(
+            FitSettings(mode="surrogate", fcd_window=30, surrogate_weights=path),
+            [0.72, 0.72], [120.0, 120.0], SURROGATE_BACKEND,
+        )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_surrogate_cover(
+            FitSettings(mode="surrogate", surrogate_weights=path),
+            [0.72, 2.0], [120.0, 120.0], SURROGATE_BACKEND,
+        )  # fmt: skip
+
+
 def test_refuses_bad_folders(saved, tmp_path, monkeypatch) -> None:
     folder, *_ = saved
     meta = json.loads((folder / "metadata.json").read_text())

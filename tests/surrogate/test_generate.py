@@ -115,6 +115,47 @@ def test_rerun_skips_finished_groups(generated) -> None:
     assert list_shards(out) == before
 
 
+def test_more_subjects_complete_a_partial_last_group(generated, tmp_path) -> None:
+    """3 subjects in groups of 2 left group 1 with syn-00002 only; asking for 5 generates the
+    missing syn-00003 (its own shard) and group 2, and the manifest records 5 subjects."""
+    import json
+    import shutil
+    from dataclasses import replace
+
+    from delssome_norms.surrogate.generate import synthetic_subjects
+
+    out, settings, _ = generated
+    data_dir = tmp_path / "data"
+    shutil.copytree(out, data_dir)
+    more = replace(settings, n_subjects=5)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        report = generate_dataset(data_dir, more, sc=_small_sc(), progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert report.groups_done == [1, 2] and report.groups_skipped == [0]
+    files = [s["file"] for s in list_shards(data_dir)]
+    assert files == [
+        "group_00000.npz", "group_00001.npz", "group_00001_from_00003.npz", "group_00002.npz",
+    ]  # fmt: skip
+    data = load_dataset(data_dir)
+    assert sorted(data.subject_id.tolist()) == [f"syn-{i:05d}" for i in range(5)]
+    assert data.n_candidates == 5 * settings.generations * settings.popsize
+    manifest = json.loads((data_dir / "manifest.json").read_text())
+    assert manifest["info"]["settings"]["n_subjects"] == 5
+    assert manifest["summary"]["n_subjects"] == 5
+    # syn-00003's truth is the one a data set of 5 from the start would hold
+    _, g, _ = truth_maps(_small_sc())
+    _, regional, true_g, _ = synthetic_subjects(more, 1, _small_sc(), g)
+    k = data.subject_id.tolist().index("syn-00003")
+    np.testing.assert_allclose(data.true_regional[k], regional[1], rtol=1e-6)
+    assert float(data.true_g[k]) == pytest.approx(true_g[1], rel=1e-6)
+    # asking again for 5 (or for fewer) changes nothing
+    again = generate_dataset(data_dir, more, sc=_small_sc(), progress=False)
+    assert again.groups_done == [] and [s["file"] for s in list_shards(data_dir)] == files
+
+
 def test_recording_evaluator_matches_the_euler_evaluator(tmp_path) -> None:
     from delssome_norms.fit import EulerEvaluator
     from delssome_norms.surrogate.generate import RecordingEvaluator

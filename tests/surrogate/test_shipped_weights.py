@@ -70,6 +70,8 @@ def test_metadata_describes_the_default_template(setup) -> None:
     assert meta["n_regions"] == 68 and meta["bins"] == 10000 and meta["atlas"] == "DK68"
     assert meta["metrics"]["test"]["pooled"]["total"]["spearman"] >= 0.8
     assert 0.72 >= meta["timing"]["tr_range"][0] and 0.72 <= meta["timing"]["tr_range"][1]
+    # trained on the default FCD window (round(60 s / TR)), the fit's default
+    assert load_pretrained().trained_fcd_window() is None
 
 
 def test_other_sc_is_refused(setup) -> None:
