@@ -24,7 +24,8 @@ below the level error any optimiser of this cost can promise (issue 5 targets 5 
 
 With ``--temporal``: would anything else in the BOLD pin the level? FC and FCD ignore the
 temporal structure of each region's signal. For the profile points and the truth of every subject
-(``--temporal-seeds`` fresh seeds x ``--n-dup`` duplicates, each one scan) two amplitude-free
+(``--temporal-seeds`` fresh seeds x ``--n-dup`` duplicates, each one scan, the truth on the same
+noise as each point: :func:`temporal_sensitivity`) two amplitude-free
 statistics of the simulated BOLD are computed: the autocorrelation at a lag of ~2 s and the log
 ratio of power at 0.01-0.05 Hz to 0.05-0.2 Hz (each a mean over regions). Per subject, the slope
 of each statistic against the profile's E/I level error, times 10 %, divided by the statistic's
@@ -98,37 +99,57 @@ def temporal_statistics(bold: np.ndarray, tr: float) -> dict[str, np.ndarray]:
     return {"autocorr_2s": ac.mean(axis=1), "log_low_high_power": np.log(low / high).mean(axis=1)}
 
 
+def _simulate_statistics(space, sc, coeffs: np.ndarray, scan, n_dup: int, seed: int):
+    """Temporal statistics (:func:`temporal_statistics`, each (B, D)) and E/I level (B,) of
+    coefficient vectors ``coeffs`` simulated on seed ``seed``."""
+    reg = space.to_regional(coeffs)
+    params = PFICParams(*(torch.as_tensor(a) for a in (reg.wEE, reg.wEI, reg.sigma, reg.G)))
+    res = simulate(params, sc, scan, n_dup=n_dup, seed=int(seed))
+    ok = res.valid.numpy()
+    bold = res.bold.numpy().astype(np.float64)
+    st = temporal_statistics(bold.reshape(-1, *bold.shape[2:]), scan.tr)
+    st = {k: np.where(ok, v.reshape(ok.shape), np.nan) for k, v in st.items()}
+    ratio = np.where(ok[..., None], (res.s_e / res.s_i).numpy(), np.nan)
+    return st, np.nanmean(ratio, axis=(1, 2))
+
+
 def temporal_sensitivity(subjects, spaces, points, owner, scan, n_dup: int, seeds) -> list[dict]:
     """Per subject: each temporal statistic's change per 10 % of E/I level in noise units.
 
-    ``points`` (B, n_coeffs) with subjects ``owner`` are that subject's profile points; the
-    truth is added to each subject's batch. Every (seed, duplicate) is one scan.
+    ``points`` (B, n_coeffs) with subjects ``owner`` are that subject's profile points. Each
+    point is compared with the truth simulated in the same batch positions on the same seeds
+    (the noise depends only on seed, position and duplicate), so the paired difference of a
+    statistic carries no noise of its own draw; the slope of the mean paired difference against
+    the level error (through the origin) is divided by the statistic's single-scan noise
+    standard deviation (over the truth's scans: what one real scan's value scatters by).
     """
     rows = []
     for j, s in enumerate(subjects):
-        coeffs = np.vstack([points[owner == j], s.coeffs[None]])
-        reg = spaces[j].to_regional(coeffs)
-        params = PFICParams(*(torch.as_tensor(a) for a in (reg.wEE, reg.wEI, reg.sigma, reg.G)))
-        stats, levels = [], []
+        coeffs = points[owner == j]
+        if len(coeffs) == 0:
+            continue
+        sc = scale_sc(s.inputs.sc)
+
+        def run(c: np.ndarray, seed: int, space=spaces[j], sc=sc):
+            return _simulate_statistics(space, sc, c, scan, n_dup, seed)
+
+        diffs, truth_stats, err = [], [], []
         for seed in seeds:
-            res = simulate(params, scale_sc(s.inputs.sc), scan, n_dup=n_dup, seed=int(seed))
-            bold = res.bold.numpy().astype(np.float64)  # (B, D, T, N)
-            ok = res.valid.numpy()
-            st = temporal_statistics(bold.reshape(-1, *bold.shape[2:]), scan.tr)
-            stats.append({k: np.where(ok, v.reshape(ok.shape), np.nan) for k, v in st.items()})
-            ratio = np.where(ok[..., None], (res.s_e / res.s_i).numpy(), np.nan)
-            levels.append(np.nanmean(ratio, axis=(1, 2)))
-        level = np.nanmean(levels, axis=0)
-        err = 100 * (level / level[-1] - 1)  # level error of each point vs the truth [%]
+            pts, lev = run(coeffs, seed)
+            tru, lev0 = run(np.repeat(s.coeffs[None], len(coeffs), axis=0), seed)
+            diffs.append({k: pts[k] - tru[k] for k in pts})
+            truth_stats.append(tru)
+            err.append(100 * (lev / lev0 - 1))
+        err = np.nanmean(err, axis=0)  # level error of each point vs the truth [%]
         row = {"subject_id": s.inputs.subject_id, "level_err_pct": err.tolist()}
-        for name in stats[0]:
-            v = np.concatenate([x[name] for x in stats], axis=1)  # (B, seeds x dup)
-            mean = np.nanmean(v, axis=1)
-            noise = float(np.sqrt(np.nanmean(np.nanvar(v, axis=1, ddof=1))))
-            keep = np.isfinite(mean) & np.isfinite(err)
-            slope = np.polyfit(err[keep], mean[keep], 1)[0] if keep.sum() >= 3 else np.nan
+        for name in diffs[0]:
+            d = np.nanmean(np.concatenate([x[name] for x in diffs], axis=1), axis=1)  # (B,)
+            single = np.concatenate([x[name] for x in truth_stats], axis=1).ravel()
+            noise = float(np.nanstd(single, ddof=1))
+            keep = np.isfinite(d) & np.isfinite(err) & (np.abs(err) > 0.5)
+            slope = float(np.sum(d[keep] * err[keep]) / np.sum(err[keep] ** 2)) if keep.any() else np.nan
             row[name] = {
-                "mean": mean.tolist(),
+                "paired_difference": d.tolist(),
                 "noise_sd_single_scan": noise,
                 "z_per_10pct": float(abs(slope) * 10 / noise) if noise > 0 else np.nan,
             }

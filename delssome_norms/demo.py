@@ -133,6 +133,7 @@ def estimate_subjects(out: Path, settings: DemoSettings) -> tuple[pd.DataFrame, 
     mode = _choose_mode(settings)
     fit_settings = _fit_settings(settings, mode)
     rows = []
+    differences: list[str] = []
     for row in tqdm(list(manifest.itertuples()), desc="E/I estimation (subjects)", unit="subject"):
         subject = load_subject(
             row.subject_id, row.tr, row.scan_length, fc=folder / row.fc, fcd_cdf=folder / row.fcd_cdf,
@@ -147,6 +148,8 @@ def estimate_subjects(out: Path, settings: DemoSettings) -> tuple[pd.DataFrame, 
         truth = pd.read_csv(truth_file)[et.EI_RATIO].to_numpy()
         quality = result.losses
         lo, hi = result.mean_interval or (float("nan"), float("nan"))
+        if result.interval_calibrated is False and not differences:
+            differences = list(result.interval["calibration_differences"])
         rows.append(
             {
                 "subject_id": row.subject_id,
@@ -164,6 +167,7 @@ def estimate_subjects(out: Path, settings: DemoSettings) -> tuple[pd.DataFrame, 
             }
         )
     table = pd.DataFrame(rows)
+    table.attrs["calibration_differences"] = differences  # of the first uncalibrated fit
     write_table(table, out / "estimation_vs_truth.csv")
     return table, mode
 
@@ -233,6 +237,7 @@ def run_demo(out: str | Path, settings: DemoSettings | None = None) -> dict[str,
 
     t0 = time.perf_counter()
     estimates, mode = estimate_subjects(out, settings)
+    calibration_note = "; ".join(estimates.attrs.get("calibration_differences", []))
     timings["estimation"] = time.perf_counter() - t0
     summary["estimation"] = {
         "mode": mode,
@@ -241,6 +246,7 @@ def run_demo(out: str | Path, settings: DemoSettings | None = None) -> dict[str,
         "truths_in_interval": int(estimates["truth_in_interval"].sum()),
         "flagged": int(estimates["fit_flagged"].sum()),
         "intervals_uncalibrated": int(estimates["interval_calibrated"].eq(False).sum()),
+        "calibration_differences": calibration_note,
         "per_subject_seconds": float(estimates["wall_seconds"].mean()),
     }
     steps.update()
@@ -396,8 +402,9 @@ def _report(summary: dict[str, Any], estimates: pd.DataFrame) -> str:
         f'(`mean_ei_lo`-`mean_ei_hi`; README, "Reading the intervals and the flag"); '
         f"{est['flagged']} fit(s) carry the fit-quality flag. "
         + (
-            f"The interval of {est['intervals_uncalibrated']} fit(s) is not calibrated for this "
-            "reduced budget (`interval_calibrated`) and may be too narrow. "
+            f"The interval of {est['intervals_uncalibrated']} fit(s) is not calibrated for "
+            f"these settings ({est['calibration_differences']}; `interval_calibrated`) and may "
+            "be too narrow. "
             if est.get("intervals_uncalibrated")
             else ""
         )

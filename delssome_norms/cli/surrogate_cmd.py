@@ -249,9 +249,10 @@ def _training_metadata(data, result, settings, config, seconds: float) -> tuple[
             "scan_length_range": [float(data.scan_length.min()), float(data.scan_length.max())],
             "dt": gen_settings.get("dt"),
             "burn_in": gen_settings.get("burn_in"),
-            "fcd_window": gen_settings.get("fcd_window"),
             "warmup_steps": gen_settings.get("warmup_steps"),
             "n_dup": gen_settings.get("n_dup"),
+            # absent (not None, the default rule) when the data set does not say
+            **({"fcd_window": gen_settings["fcd_window"]} if "fcd_window" in gen_settings else {}),
         },
         "training_data": {
             **summary,
@@ -344,6 +345,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     from delssome_norms import io
     from delssome_norms.errors import InputWarning
+    from delssome_norms.model.timing import default_fcd_window
     from delssome_norms.surrogate.dataset import load_dataset
     from delssome_norms.surrogate.pretrained import load_pretrained
     from delssome_norms.surrogate.train import evaluate_model
@@ -355,7 +357,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
     surrogate = load_pretrained(args.weights)
     data = load_dataset(args.data)
     # the data's timing against what the weights cover (a warning, as in a fit)
-    surrogate.check(data.n_regions, data.bins, tr=data.tr, scan_length=data.scan_length)
+    generated = (data.info or {}).get("settings") or {}
+    window = None
+    if "fcd_window" in generated:  # the data set's FCD window, resolved per subject's TR
+        w = generated["fcd_window"]
+        window = [default_fcd_window(float(t)) if w is None else int(w) for t in data.tr]
+    surrogate.check(
+        data.n_regions, data.bins, tr=data.tr, scan_length=data.scan_length, fcd_window=window
+    )
     if surrogate.template_sc is not None:
         for i in range(data.n_subjects):
             surrogate.check(data.n_regions, data.bins, sc=data.sc[i])

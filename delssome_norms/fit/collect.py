@@ -72,6 +72,23 @@ def interval_and_flag(run: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def uncalibrated_message(differences: Mapping[str, list[str]], n_subjects: int) -> str:
+    """Warning about subjects whose interval the calibration does not cover: how many per kind
+    of difference (the setting each phrase starts with), an example, and the first ids."""
+    kinds: dict[str, int] = {}
+    for phrases in differences.values():
+        for kind in {p.split(" ", 1)[0] for p in phrases}:
+            kinds[kind] = kinds.get(kind, 0) + 1
+    ids = list(differences)
+    example = f"{ids[0]}: {'; '.join(differences[ids[0]])}"
+    return (
+        f"the E/I intervals of {len(ids)} of {n_subjects} subject(s) are not calibrated for their "
+        f"fits ({', '.join(f'{k}: {v}' for k, v in sorted(kinds.items()))}; e.g. {example}) and "
+        f"may be too narrow: {', '.join(ids[:10])}{' ...' if len(ids) > 10 else ''}; see README "
+        "'Reading the intervals and the flag'"
+    )
+
+
 def flagged_message(flagged: list[str], n_subjects: int) -> str:
     """Warning naming flagged subjects ("id (reason;reason)") and what to do about them."""
     shown = ", ".join(flagged[:10]) + (f" (and {len(flagged) - 10} more)" if len(flagged) > 10 else "")
@@ -219,8 +236,7 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
             flagged.append(f"{sid} ({row['fit_flag_reasons']})")
         block = run.get("ei_interval")
         if isinstance(block, Mapping) and block.get("calibration_applies") is False:
-            why = "; ".join(str(d) for d in block.get("calibration_differences") or [])
-            uncalibrated.setdefault(why, []).append(sid)
+            uncalibrated[sid] = [str(d) for d in block.get("calibration_differences") or []]
         rows.append(row)
     if missing:
         shown = ", ".join(missing[:10]) + (
@@ -245,15 +261,7 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
     if flagged:
         warnings.warn(flagged_message(flagged, len(rows)), InputWarning, stacklevel=2)
     if uncalibrated:
-        why, ids = max(uncalibrated.items(), key=lambda kv: len(kv[1]))
-        n = sum(len(v) for v in uncalibrated.values())
-        warnings.warn(
-            f"the E/I intervals of {n} of {len(rows)} subject(s) are not calibrated for their "
-            f"fits ({why}: {', '.join(ids[:5])}{' ...' if len(ids) > 5 else ''}) and may be too "
-            "narrow; see README 'Reading the intervals and the flag'",
-            InputWarning,
-            stacklevel=2,
-        )
+        warnings.warn(uncalibrated_message(uncalibrated, len(rows)), InputWarning, stacklevel=2)
     diff: list = []
     if len(pipelines) > 1:
         (ref, ref_ids), *others = sorted(pipelines.values(), key=lambda v: len(v[1]), reverse=True)

@@ -17,6 +17,7 @@ hand it down to :func:`make_evaluator`. Validation and test are always simulated
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
@@ -106,12 +107,11 @@ def check_surrogate_cover(
         [default_fcd_window(t) if settings.fcd_window is None else settings.fcd_window for t in trs],
         dtype=np.int64,
     )
-    check(
-        settings.surrogate_weights,
-        trs,
-        np.asarray(scan_length, dtype=np.float64),
-        fcd_window=windows,
-    )
+    scans = np.asarray(scan_length, dtype=np.float64)
+    if "fcd_window" in inspect.signature(check).parameters:
+        check(settings.surrogate_weights, trs, scans, fcd_window=windows)
+    else:  # a backend written before the FCD window was checked
+        check(settings.surrogate_weights, trs, scans)
 
 
 def require_surrogate(mode: str, surrogate: SurrogateBackend | None) -> None:

@@ -384,6 +384,9 @@ def fit_group(
                         "popsize": settings.cmaes.popsize,
                         "n_dup": settings.n_dup,
                         "test_top_k": settings.test_top_k,
+                        "val_per_generation": settings.validated_per_generation,
+                        "searches": settings.searches,
+                        "combine": settings.combine_rule,
                         "scan_length": extra["inputs"].scan_length,
                     },
                 )

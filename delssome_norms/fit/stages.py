@@ -542,9 +542,8 @@ def subject_result(
         is centred on it and widened by their spread
         (:func:`uncertainty.add_member_spread`); parameters and losses stay the winner's.
     budget : dict, optional
-        The fit's ``generations``, ``popsize``, ``n_dup``, ``test_top_k`` and ``scan_length``
-        [s]: the interval block then says whether the calibration applies
-        (:func:`uncertainty.calibration_differences`).
+        The fit's budget and scan length [s] (:func:`uncertainty.calibration_differences`): the
+        interval block then says whether the calibration applies.
 
     Raises
     ------

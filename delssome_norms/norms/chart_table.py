@@ -200,7 +200,7 @@ def table_fit_flagged(table: pd.DataFrame, source: str) -> np.ndarray:
             f"column {FIT_FLAGGED} must be True/False, got {col.iloc[bad[0]]!r} in row(s) {_rows(bad)}",
             source,
         )
-    return np.where(blank, False, text.map(known).fillna(False).to_numpy(dtype=bool))
+    return np.where(blank, False, text.map(known).eq(True).to_numpy(dtype=bool))
 
 
 def check_unique_people(table: pd.DataFrame, source: str) -> None:

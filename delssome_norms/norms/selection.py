@@ -97,7 +97,7 @@ def compare_models(
     for c in ("bic", "reliable"):
         if c not in out.columns:
             out[c] = np.nan if c == "bic" else False
-    out["reliable"] = out["reliable"].fillna(False).astype(bool)
+    out["reliable"] = out["reliable"].eq(True).to_numpy(dtype=bool)
     # degenerate fits have a high likelihood by construction: choose among reliable ones
     trusted = out["bic"].where(out["reliable"])
     best = trusted.groupby(out["target"]).transform("min")

@@ -698,7 +698,7 @@ def generate_dataset(
                 f"{subjects[0].scan_length:g} s, {shard.n_candidates} candidates "
                 f"({int(shard.valid().sum())} valid) in {time.perf_counter() - t0:.0f} s"
             )
-    if report.groups_done:
+    if settings.n_groups():  # also after a run that died between its last shard and here
         record_generated_subjects(out, settings.n_subjects)
     report.seconds = time.perf_counter() - start
     return report

@@ -70,11 +70,13 @@ def test_collect_carries_intervals_flags_and_reads_older_results(tmp_path: Path,
     fit_output = capsys.readouterr().out
     # the tiny search is far below the calibration's budget: said at the fit and by collect
     assert interval["calibration_applies"] is False
-    assert "search 2 x 6 (calibrated at 30 x 50)" in interval["calibration_differences"]
-    assert "sub-01: note: the interval is not calibrated for this fit (search 2 x 6" in fit_output
+    assert "generations 2 (calibrated at 30)" in interval["calibration_differences"]
+    assert "sub-01: note: the interval is not calibrated for this fit (generations 2" in fit_output
     with pytest.warns(InputWarning, match=r"1 of 2 subject\(s\).*sub-01 \(cost_above_floor;gate"):
         with pytest.warns(InputWarning, match=r"intervals of 1 of 2 subject\(s\) are not "
-                          r"calibrated.*search 2 x 6.*: sub-01\)"):  # fmt: skip
+                          r"calibrated for their fits \(generations: 1, popsize: 1, scan_length: "
+                          r"1, test_top_k: 1; e\.g\. sub-01: generations 2 \(calibrated at 30\)"
+                          r".* too narrow: sub-01;"):  # fmt: skip
             assert main(["collect", "--in-dir", str(tmp_path / "out"), "--demographics",
                          str(demo), "--out", str(table_path)]) == 0  # fmt: skip
     table = pd.read_csv(table_path).set_index("subject_id")

@@ -125,6 +125,32 @@ def test_evaluate_refuses_other_n(tmp_path, capsys, one_thread) -> None:
     assert err.count("\n") == 1 and "N=5 regions" in err and "N=4" in err
 
 
+def test_evaluate_warns_about_another_fcd_window(tmp_path, capsys, one_thread) -> None:
+    """Weights record the FCD window of their training data; evaluating them on data of another
+    window warns (the KS predictions describe the training window's FCD)."""
+    from dataclasses import replace
+
+    from delssome_norms.errors import InputWarning
+
+    data = _tiny_dataset()
+    save_dataset(replace(data, info={"settings": {"fcd_window": 20}}), tmp_path / "data")
+    save_dataset(replace(data, info={"settings": {"fcd_window": None}}), tmp_path / "default")
+    argv = ["surrogate", "train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "w"),
+            "--epochs", "1", "--d-model", "16", "--heads", "2", "--layers", "1", "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    meta = json.loads((tmp_path / "w" / "metadata.json").read_text())
+    assert meta["timing"]["fcd_window"] == 20
+    evaluate = ["surrogate", "evaluate", "--weights", str(tmp_path / "w"), "--data"]
+    with pytest.warns(InputWarning, match=r"FCD window 83 frames at TR 0\.72 s differs from the 20"):
+        assert main([*evaluate, str(tmp_path / "default")]) == 0
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main([*evaluate, str(tmp_path / "data")]) == 0
+    assert not [w for w in caught if "FCD window" in str(w.message)]
+
+
 def test_missing_weights_is_a_clear_error(tmp_path, capsys) -> None:
     save_dataset(_tiny_dataset(), tmp_path / "data")
     code = main(

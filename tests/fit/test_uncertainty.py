@@ -126,25 +126,38 @@ def test_shipped_calibration_records_its_settings() -> None:
         assert f"{ref['scan_length']:g}-s scans" in cal["budget"]
         # a fit at the defaults on a scan as long is covered by both modes' calibrations
         assert unc.calibration_differences(cal, DEFAULT_FIT) == []
+        # each mode's default number of validated candidates per generation
+        assert ref["val_per_generation"] == (2 if mode == "surrogate" else 1)
 
 
 def test_calibration_differences_name_what_the_fit_had_less_of() -> None:
-    cal = {"settings": dict(DEFAULT_FIT)}
+    cal = {"settings": {**DEFAULT_FIT, "val_per_generation": 2}}
     less = {"generations": 20, "popsize": 50, "n_dup": 1, "test_top_k": 5, "scan_length": 144.0}
     assert unc.calibration_differences(cal, less) == [
-        "search 20 x 50 (calibrated at 100 x 100)",
+        "generations 20 (calibrated at 100)",
+        "popsize 50 (calibrated at 100)",
         "n_dup 1 (calibrated at 3)",
-        "144-s scan (calibrated at 432 s)",
+        "scan_length 144 s (calibrated at 432 s)",
     ]
-    # more of everything is covered; the budget counts evaluations (200 x 50 = 100 x 100); a
-    # scan one TR (0.72 s) short of the calibration's is the same protocol
-    more = {"generations": 200, "popsize": 50, "n_dup": 5, "test_top_k": 9, "scan_length": 431.28}
+    # more of everything is covered; a scan one TR (0.72 s) short of the calibration's is the
+    # same protocol; several searches averaged (combine mean) are covered
+    more = {"generations": 200, "popsize": 120, "n_dup": 5, "test_top_k": 9, "scan_length": 431.28,
+            "val_per_generation": 2, "searches": 4, "combine": "mean"}  # fmt: skip
     assert unc.calibration_differences(cal, more) == []
+    # the same evaluations in another shape are not the calibrated search (1000 x 10)
+    assert unc.calibration_differences(cal, {**more, "generations": 1000, "popsize": 10}) == [
+        "popsize 10 (calibrated at 100)"
+    ]
+    # picking the best of several searches, or validating fewer per generation, is not either
+    assert unc.calibration_differences(cal, {**more, "combine": "best", "val_per_generation": 1}) == [
+        "val_per_generation 1 (calibrated at 2)",
+        "searches 4 with combine best (calibrated on one search; --combine mean is covered)",
+    ]
     assert unc.calibration_differences({}, less) is None  # older file: unknown
     point, spread = np.array([1.0, 2.0]), {"region": np.zeros(2), "mean": 0.0}
     base = {"k_region": 1.0, "k_mean": 1.0}
     block = unc.interval_block(point, spread, "euler", {**base, **cal}, fit=less)[2]
-    assert block["calibration_applies"] is False and len(block["calibration_differences"]) == 3
+    assert block["calibration_applies"] is False and len(block["calibration_differences"]) == 4
     block = unc.interval_block(point, spread, "euler", base, fit=less)[2]
     assert block["calibration_applies"] is None and block["calibration_differences"] == []
     assert "calibration_applies" not in unc.interval_block(point, spread, "euler", base)[2]

@@ -189,6 +189,17 @@ def test_fcd_window_other_than_the_training_data(tmp_path, config_factory) -> No
             [0.72, 2.0], [120.0, 120.0], SURROGATE_BACKEND,
         )  # fmt: skip
 
+    class OldBackend:  # a backend written before the window was checked
+        def __init__(self) -> None:
+            self.calls: list = []
+
+        def check_timing(self, weights, tr, scan_length):
+            self.calls.append((weights, list(tr), list(scan_length)))
+
+    old = OldBackend()
+    check_surrogate_cover(FitSettings(mode="surrogate", fcd_window=30), [0.72], [120.0], old)
+    assert old.calls == [(None, [0.72], [120.0])]
+
 
 def test_refuses_bad_folders(saved, tmp_path, monkeypatch) -> None:
     folder, *_ = saved

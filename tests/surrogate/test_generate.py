@@ -151,9 +151,14 @@ def test_more_subjects_complete_a_partial_last_group(generated, tmp_path) -> Non
     k = data.subject_id.tolist().index("syn-00003")
     np.testing.assert_allclose(data.true_regional[k], regional[1], rtol=1e-6)
     assert float(data.true_g[k]) == pytest.approx(true_g[1], rel=1e-6)
-    # asking again for 5 (or for fewer) changes nothing
+    # asking again for 5 changes nothing; a run that died after its last shard but before the
+    # manifest's count was updated is completed by the next run
+    manifest["info"]["settings"]["n_subjects"] = 3
+    (data_dir / "manifest.json").write_text(json.dumps(manifest))
     again = generate_dataset(data_dir, more, sc=_small_sc(), progress=False)
     assert again.groups_done == [] and [s["file"] for s in list_shards(data_dir)] == files
+    manifest = json.loads((data_dir / "manifest.json").read_text())
+    assert manifest["info"]["settings"]["n_subjects"] == 5
 
 
 def test_recording_evaluator_matches_the_euler_evaluator(tmp_path) -> None:
