@@ -1248,6 +1248,7 @@ def write_calibration(
             "settings": {
                 **{k: int(b[k]) for k in ("generations", "popsize", "n_dup", "test_top_k")},
                 "val_per_generation": int(b.get("val_per_generation", 2 if mode == "surrogate" else 1)),
+                "searches": int(b.get("searches", 1)),
                 "scan_length": float(args.scan_length),
             },
             "source": (

@@ -185,7 +185,9 @@ def calibration_differences(calibration: dict[str, Any], fit: dict[str, Any]) ->
         From :func:`load_calibration`.
     fit : dict
         The fit's ``generations``, ``popsize``, ``n_dup``, ``test_top_k``, ``scan_length`` [s],
-        and optionally ``val_per_generation``, ``searches`` and ``combine``.
+        and optionally ``val_per_generation``, ``searches`` and ``combine`` (a calibration's
+        ``settings`` may record ``searches``: made with averaged searches, it does not cover
+        fewer).
 
     Returns
     -------
@@ -200,7 +202,10 @@ def calibration_differences(calibration: dict[str, Any], fit: dict[str, Any]) ->
     for key in ("generations", "popsize", "n_dup", "test_top_k", "val_per_generation"):
         if fit.get(key) is not None and ref.get(key) is not None and fit[key] < ref[key]:
             out.append(f"{key} {fit[key]:g} (calibrated at {ref[key]:g})")
-    if int(fit.get("searches") or 1) > 1 and fit.get("combine") == "best":
+    searches, ref_searches = int(fit.get("searches") or 1), int(ref.get("searches") or 1)
+    if searches < ref_searches:  # a calibration of averaged searches is less noisy than one
+        out.append(f"searches {searches} (calibrated at {ref_searches}, combined by mean)")
+    elif searches > 1 and fit.get("combine") == "best":
         out.append(
             f"searches {fit['searches']} with combine best (calibrated on one search; "
             "--combine mean is covered)"

@@ -153,6 +153,12 @@ def test_calibration_differences_name_what_the_fit_had_less_of() -> None:
         "val_per_generation 1 (calibrated at 2)",
         "searches 4 with combine best (calibrated on one search; --combine mean is covered)",
     ]
+    # a calibration of 4 averaged searches does not cover a single search
+    avg = {"settings": {**cal["settings"], "searches": 4}}
+    assert unc.calibration_differences(avg, {**more, "searches": 1}) == [
+        "searches 1 (calibrated at 4, combined by mean)"
+    ]
+    assert unc.calibration_differences(avg, more) == []
     assert unc.calibration_differences({}, less) is None  # older file: unknown
     point, spread = np.array([1.0, 2.0]), {"region": np.zeros(2), "mean": 0.0}
     base = {"k_region": 1.0, "k_mean": 1.0}
