@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.io import ei_table as et
-from delssome_norms.norms.chart_table import table_fit_flagged
+from delssome_norms.norms.chart_table import table_fit_flagged, table_interval_uncalibrated
 
 
 def interval_lines(row) -> list[str]:
@@ -22,6 +22,12 @@ def interval_lines(row) -> list[str]:
         lines.append(
             f"| 90 % interval of the centile | {100 * lo_f:.1f}-{100 * hi_f:.1f} % (from the "
             "interval of the fitted E/I; read the centile with it) |"
+        )
+    if table_interval_uncalibrated(row.to_frame().T, "scores")[0]:
+        lines.append(
+            "| interval calibration | **not covered**: the fit had less (budget or scan length) "
+            "than the calibration of the intervals, so both intervals may be too narrow; see "
+            "`calibration_differences` in the person's run.json |"
         )
     if et.FIT_FLAGGED in row.index and table_fit_flagged(row.to_frame().T, "scores")[0]:
         reasons = str(row.get(et.FIT_FLAG_REASONS, "") or "").replace(";", ", ")

@@ -43,19 +43,29 @@ CHART_COLUMNS = et.DEMOGRAPHIC_COLUMNS
 """Demographic columns of the cohort table (those present in the demographics)."""
 
 
-INTERVAL_COLUMNS = (et.MEAN_LO, et.MEAN_HI, et.FIT_FLAGGED, et.FIT_FLAG_REASONS)
+INTERVAL_COLUMNS = (
+    et.MEAN_LO,
+    et.MEAN_HI,
+    et.INTERVAL_CALIBRATED,
+    et.FIT_FLAGGED,
+    et.FIT_FLAG_REASONS,
+)
 """Columns of the cohort table from ``run.json``'s ``ei_interval`` and ``fit_quality`` blocks."""
 
 
 def interval_and_flag(run: Mapping[str, Any]) -> dict[str, Any]:
     """The interval of the mean E/I and the fit-quality flag of a subject's ``run.json``.
 
-    Results of versions without them give NaN bounds, ``fit_flagged`` False and empty reasons.
+    Results of versions without them give NaN bounds, ``ei_interval_calibrated`` None (unknown),
+    ``fit_flagged`` False and empty reasons.
     """
     block = run.get("ei_interval")
     verdict = run.get("fit_quality")
     lo = hi = float("nan")
+    calibrated = None
     if isinstance(block, Mapping):
+        applies = block.get("calibration_applies")
+        calibrated = applies if isinstance(applies, bool) else None
         lo, hi = (
             float(v) if isinstance(v, (int, float)) else float("nan")
             for v in (block.get("mean_lo"), block.get("mean_hi"))
@@ -67,6 +77,7 @@ def interval_and_flag(run: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "ei_ratio_mean_lo": lo,
         "ei_ratio_mean_hi": hi,
+        et.INTERVAL_CALIBRATED: calibrated,
         "fit_flagged": flagged,
         "fit_flag_reasons": ";".join(reasons),
     }

@@ -58,6 +58,9 @@ MEAN_HI = "ei_ratio_mean_hi"
 FIT_FLAGGED = "fit_flagged"
 FIT_FLAG_REASONS = "fit_flag_reasons"
 """The fit-quality verdict of a person's E/I (bool; ";"-joined reasons)."""
+INTERVAL_CALIBRATED = "ei_interval_calibrated"
+"""Whether the shipped calibration covers the fit that made the interval (bool; blank: unknown,
+e.g. results written before it was recorded; ``collect``, README "Reading the intervals")."""
 REGION_PREFIX = "ei_ratio_roi_"
 REGION_PATTERN = re.compile(r"^ei_ratio_roi_(\d+)$")
 """A regional column; the number is the region index."""

@@ -25,6 +25,7 @@ from delssome_norms.norms.chart_table import (
     FLAG_AGE,
     FLAG_MISSING,
     FLAG_POOR_FIT,
+    FLAG_UNCALIBRATED,
     FLAG_UNRELIABLE,
     FLAG_UNSEEN_SITE,
     GRID_STEP,
@@ -40,6 +41,7 @@ from delssome_norms.norms.chart_table import (
     site_text,
     table_ages,
     table_fit_flagged,
+    table_interval_uncalibrated,
     table_sex,
     table_sites,
     table_targets,
@@ -409,9 +411,12 @@ class ChartScoringMixin:
             ``flag`` lists ``;``-separated problems of the row: ``unseen_site`` (population
             prediction used), ``age_out_of_range``, ``missing_value``, ``poor_fit`` (the
             table's ``fit_flagged``: the E/I comes from a fit flagged as poor),
+            ``interval_uncalibrated`` (the table's ``ei_interval_calibrated`` is False: the
+            E/I's interval, and the centile's, may be too narrow),
             ``chart_unreliable`` (a scored target's chart did not converge or has a degenerate
             tail, :attr:`reliable_`; in ``wide``, any of the row's targets). A table from
-            ``collect`` also gives ``fit_flagged`` and ``fit_flag_reasons`` back and, from its
+            ``collect`` also gives ``fit_flagged``, ``fit_flag_reasons`` and
+            ``ei_interval_calibrated`` back and, from its
             ``ei_ratio_mean_lo``/``_hi``, ``ei_ratio_mean_centile_lo``/``_hi`` (``centile_lo``/
             ``centile_hi`` on the mean's rows of ``long``): the 90 % interval of the person's
             centile (the centiles of the bounds of the E/I's interval).
@@ -501,6 +506,7 @@ class ChartScoringMixin:
             np.where(unseen, FLAG_UNSEEN_SITE, ""),
             np.where(outside, FLAG_AGE, ""),
             np.where(poor, FLAG_POOR_FIT, ""),
+            np.where(table_interval_uncalibrated(table, source), FLAG_UNCALIBRATED, ""),
         ]
         bounds = self._mean_interval_centiles(table, targets, ages, female, codes, source)
         if bounds is not None and not extrapolate and outside.any():
@@ -509,7 +515,9 @@ class ChartScoringMixin:
         if "subject_id" in table.columns:
             base["subject_id"] = table["subject_id"].astype(str).to_numpy()
         fit_columns = {
-            c: table[c].to_numpy() for c in (et.FIT_FLAGGED, et.FIT_FLAG_REASONS) if c in table
+            c: table[c].to_numpy()
+            for c in (et.INTERVAL_CALIBRATED, et.FIT_FLAGGED, et.FIT_FLAG_REASONS)
+            if c in table
         }
         base["age_in_years"] = ages
         base["sex"] = np.where(female == 1, "female", "male")

@@ -18,6 +18,7 @@ from delssome_norms.errors import InvalidInputError
 from delssome_norms.io import check_ages, table_sex_labels
 from delssome_norms.io.ei_table import (
     FIT_FLAGGED,
+    INTERVAL_CALIBRATED,
     MEAN_TARGET,
     REGION_PREFIX,
     SITE_COLUMN,
@@ -32,6 +33,7 @@ __all__ = [
     "FLAG_AGE",
     "FLAG_MISSING",
     "FLAG_POOR_FIT",
+    "FLAG_UNCALIBRATED",
     "FLAG_UNRELIABLE",
     "FLAG_UNSEEN_SITE",
     "GRID_STEP",
@@ -57,6 +59,9 @@ FLAG_AGE = "age_out_of_range"
 FLAG_MISSING = "missing_value"
 FLAG_POOR_FIT = "poor_fit"
 """The person's E/I comes from a fit flagged as poor (``fit_flagged`` of the scored table)."""
+FLAG_UNCALIBRATED = "interval_uncalibrated"
+"""The person's E/I interval (and so the centile's) comes from a fit the interval calibration
+does not cover (``ei_interval_calibrated`` False in the scored table): it may be too narrow."""
 FLAG_UNRELIABLE = "chart_unreliable"
 """The target's chart did not converge or has a degenerate tail (``GrowthChart.reliable_``)."""
 SCORE_CHUNK = 8192
@@ -186,21 +191,32 @@ def _check_ei_positive(y: np.ndarray, targets: Sequence[str], source: str) -> np
 
 def table_fit_flagged(table: pd.DataFrame, source: str) -> np.ndarray:
     """``fit_flagged`` of each row as bool (all False without the column; blank cells False)."""
-    if FIT_FLAGGED not in table.columns:
-        return np.zeros(len(table), dtype=bool)
-    col = table[FIT_FLAGGED]
+    return _table_bool(table, FIT_FLAGGED, source, blank=False)
+
+
+def table_interval_uncalibrated(table: pd.DataFrame, source: str) -> np.ndarray:
+    """Rows whose ``ei_interval_calibrated`` is False (bool; without the column, or for blank
+    cells, nothing is known and no row is marked)."""
+    return ~_table_bool(table, INTERVAL_CALIBRATED, source, blank=True)
+
+
+def _table_bool(table: pd.DataFrame, column: str, source: str, blank: bool) -> np.ndarray:
+    """A True/False column as bool (CSV text, 0/1 or bool), ``blank`` where absent or empty."""
+    if column not in table.columns:
+        return np.full(len(table), blank, dtype=bool)
+    col = table[column]
     if pd.api.types.is_bool_dtype(col.dtype):
         return col.to_numpy(dtype=bool)
     text = col.astype(str).str.strip().str.lower()
     known = {"true": True, "1": True, "1.0": True, "false": False, "0": False, "0.0": False}
-    blank = col.isna().to_numpy() | text.isin(("", "nan")).to_numpy()
-    bad = np.flatnonzero(~blank & ~text.isin(list(known)).to_numpy())
+    empty = col.isna().to_numpy() | text.isin(("", "nan", "none")).to_numpy()
+    bad = np.flatnonzero(~empty & ~text.isin(list(known)).to_numpy())
     if bad.size:
         raise InvalidInputError(
-            f"column {FIT_FLAGGED} must be True/False, got {col.iloc[bad[0]]!r} in row(s) {_rows(bad)}",
+            f"column {column} must be True/False, got {col.iloc[bad[0]]!r} in row(s) {_rows(bad)}",
             source,
         )
-    return np.where(blank, False, text.map(known).eq(True).to_numpy(dtype=bool))
+    return np.where(empty, blank, text.map(known).eq(True).to_numpy(dtype=bool))
 
 
 def check_unique_people(table: pd.DataFrame, source: str) -> None:

@@ -251,6 +251,7 @@ def test_interval_and_fit_flag_reach_the_scores_and_the_report(scored, capsys) -
     people.loc[1, ["ei_ratio_mean_lo", "ei_ratio_mean_hi"]] = mean[1]  # a zero-width interval
     people["fit_flagged"] = [i == 2 for i in range(len(people))]
     people["fit_flag_reasons"] = ["cost_above_floor" if i == 2 else "" for i in range(len(people))]
+    people["ei_interval_calibrated"] = [i != 2 for i in range(len(people))]
     table, scores = folder / "with_interval.csv", folder / "with_interval_scores.csv"
     people.to_csv(table, index=False)
     argv = ["charts", "score", "--chart", "reference", "--table", str(table), "--out", str(scores)]
@@ -271,7 +272,8 @@ def test_interval_and_fit_flag_reach_the_scores_and_the_report(scored, capsys) -
         targets=["ei_ratio_mean"],
     )
     np.testing.assert_allclose(hi, ref["ei_ratio_mean_centile"], rtol=1e-9)
-    assert got["flag"][2] == "poor_fit" and got["fit_flag_reasons"][2] == "cost_above_floor"
+    assert got["flag"][2] == "poor_fit;interval_uncalibrated"
+    assert got["fit_flag_reasons"][2] == "cost_above_floor"
     assert (got["flag"].drop(2) == "").all()
     out = folder / "report_flagged"
     subject = people["subject_id"][2]
@@ -280,6 +282,7 @@ def test_interval_and_fit_flag_reach_the_scores_and_the_report(scored, capsys) -
     text = (out / "report.md").read_text()
     assert f"| 90 % interval of the centile | {100 * lo[2]:.1f}-{100 * hi[2]:.1f} %" in text
     assert "**flagged as poor** (cost_above_floor)" in text
+    assert "| interval calibration | **not covered**" in text
 
 
 def test_a_table_edited_after_collect_is_named(tmp_path: Path) -> None:

@@ -88,6 +88,9 @@ def test_collect_carries_intervals_flags_and_reads_older_results(tmp_path: Path,
     assert table.loc["sub-01", "ei_ratio_mean_lo"] < table.loc["sub-01", "ei_ratio_mean"]
     assert table.loc["sub-01", "fit_flagged"]
     assert table.loc["sub-01", "fit_flag_reasons"] == "cost_above_floor;gate_rejected_most"
+    # the older result's calibration is unknown (blank), the tiny fit's is not covered
+    assert np.isnan(table.loc["sub-00", "ei_interval_calibrated"])
+    assert table.loc["sub-01", "ei_interval_calibrated"] == False  # noqa: E712 (CSV text)
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +136,27 @@ def test_flagged_without_reasons_is_read_without_warnings(
     captured = capsys.readouterr()
     assert "left out 5 of 600 people: p000, p001" in captured.out
     assert "warning" not in captured.err and not caught, (captured.err, [str(w) for w in caught])
+
+
+def test_scores_flag_uncalibrated_intervals(flagged_table: Path, tmp_path: Path, capsys) -> None:
+    chart = tmp_path / "c"
+    assert main(["charts", "fit", "--table", str(flagged_table), "--out", str(chart)]) in (0, 1)
+    table = pd.read_csv(flagged_table).head(4)
+    table["ei_ratio_mean_lo"] = table["ei_ratio_mean"] * 0.9
+    table["ei_ratio_mean_hi"] = table["ei_ratio_mean"] * 1.1
+    table["fit_flagged"] = False
+    table["ei_interval_calibrated"] = ["False", "True", "", "false"]  # as a CSV reads back
+    path = tmp_path / "t.csv"
+    table.to_csv(path, index=False)
+    out = tmp_path / "s.csv"
+    assert main(["charts", "score", "--chart", str(chart), "--table", str(path), "--out", str(out)]) == 0
+    scores = pd.read_csv(out, keep_default_na=False)
+    assert scores["flag"].tolist() == ["interval_uncalibrated", "", "", "interval_uncalibrated"]
+    table["ei_interval_calibrated"] = ["False", "maybe", "", ""]
+    table.to_csv(path, index=False)
+    assert main(["charts", "score", "--chart", str(chart), "--table", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "ei_interval_calibrated must be True/False, got 'maybe' in row(s) 2" in err
 
 
 def test_exclude_flagged_needs_the_column(tmp_path: Path, capsys) -> None:

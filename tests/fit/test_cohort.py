@@ -206,7 +206,13 @@ def test_collect_builds_the_chart_table(tmp_path: Path, monkeypatch) -> None:
     assert list(table.columns[:7]) == expected_cols
     assert list(table.columns[7:]) == ["ei_ratio_mean"] + [
         f"ei_ratio_roi_{i}" for i in range(N_TINY)
-    ] + ["ei_ratio_mean_lo", "ei_ratio_mean_hi", "fit_flagged", "fit_flag_reasons"]
+    ] + [
+        "ei_ratio_mean_lo",
+        "ei_ratio_mean_hi",
+        "ei_interval_calibrated",
+        "fit_flagged",
+        "fit_flag_reasons",
+    ]
     assert list(table["numeric_sex"]) == [1, 0, 1] and list(table["site_scanner"]) == [
         "A_X",
         "A_X",
@@ -221,6 +227,7 @@ def test_collect_builds_the_chart_table(tmp_path: Path, monkeypatch) -> None:
         assert row["ei_ratio_mean_lo"] == pytest.approx(run["ei_interval"]["mean_lo"])
         assert row["ei_ratio_mean_hi"] == pytest.approx(run["ei_interval"]["mean_hi"])
         assert row["fit_flagged"] == run["fit_quality"]["flagged"]
+        assert row["ei_interval_calibrated"] == run["ei_interval"]["calibration_applies"]
 
 
 def test_dask_executor_needs_a_scheduler(tmp_path: Path) -> None:

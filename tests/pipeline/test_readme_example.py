@@ -54,7 +54,10 @@ def test_readme_example_runs_and_matches_the_cli(tmp_path: Path, capsys) -> None
     # one score per target (mean + 68 regions), finite, z = Phi^-1(centile)
     # the fit's verdict reaches the scores: a flagged fit is a poor_fit row, its reasons kept
     assert len(scores) == 69
-    assert scores["flag"].eq("poor_fit" if est.result_.flagged else "").all()
+    flags = ["poor_fit"] * est.result_.flagged + ["interval_uncalibrated"]
+    assert est.result_.interval_calibrated is False  # the tiny budget is not calibrated
+    assert scores["flag"].eq(";".join(flags)).all()
+    assert scores["ei_interval_calibrated"].eq(False).all()
     reasons = ";".join(est.result_.quality.get("reasons", []))
     assert scores["fit_flag_reasons"].eq(reasons).all()
     lo, hi = est.result_.mean_interval
