@@ -444,7 +444,7 @@ def run_score(args: argparse.Namespace) -> int:
 
     from delssome_norms.io import check_out_file, write_table
     from delssome_norms.io.guard import TABLE_SUFFIXES
-    from delssome_norms.norms.chart_table import FLAG_POOR_FIT
+    from delssome_norms.norms.chart_table import FLAG_POOR_FIT, FLAG_UNCALIBRATED
 
     check_out_file(args.out, "--out", {"--table": args.table}, TABLE_SUFFIXES)
     chart = load_chart(args.chart)
@@ -466,12 +466,16 @@ def run_score(args: argparse.Namespace) -> int:
 
     flagged = people(scores["flag"] != "")
     poor = people(scores["flag"].str.contains(FLAG_POOR_FIT))
-    note = (
-        f" ({poor} from fits flagged as poor: their centiles rest on an unreliable E/I; "
-        "charts fit --exclude-flagged leaves such people out of a reference)"
-        if poor
-        else ""
-    )
+    uncalibrated = people(scores["flag"].str.contains(FLAG_UNCALIBRATED))
+    notes = [
+        f"{poor} from fits flagged as poor: their centiles rest on an unreliable E/I; charts fit "
+        "--exclude-flagged leaves such people out of a reference"
+    ] * bool(poor) + [
+        f"{uncalibrated} with E/I intervals the calibration does not cover (fewer generations, "
+        "duplicates or a shorter scan than it was measured at): their centile intervals may be "
+        "too narrow"
+    ] * bool(uncalibrated)
+    note = f" ({'; '.join(notes)})" if notes else ""
     print(f"scored {n} people; {flagged} with a flag{note}; written to {args.out}")
     return 0
 

@@ -41,7 +41,8 @@ def register(subparsers) -> None:
         help="gather per-subject E/I into the growth-chart input table",
         example="delssome-norms collect --in-dir out/ --demographics demogr.csv --out cohort_ei.csv",
         description="Write subject_id, age_in_years, sex, numeric_sex, site, scanner, site_scanner, "
-        "ei_ratio_mean, ei_ratio_mean_lo/_hi (90 % interval), fit_flagged, fit_flag_reasons and "
+        "ei_ratio_mean, ei_ratio_mean_lo/_hi (90 % interval), ei_interval_calibrated, fit_flagged, "
+        "fit_flag_reasons and "
         "ei_ratio_roi_0..N-1 for every person of the demographics table with "
         "finished results in --in-dir, plus <stem>.provenance.json (atlas, SC, maps, design, mode, "
         "settings, timing of the fits) and <stem>.regions.csv (region name of each column). "

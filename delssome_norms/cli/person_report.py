@@ -25,9 +25,9 @@ def interval_lines(row) -> list[str]:
         )
     if table_interval_uncalibrated(row.to_frame().T, "scores")[0]:
         lines.append(
-            "| interval calibration | **not covered**: the fit had less (budget or scan length) "
-            "than the calibration of the intervals, so both intervals may be too narrow; see "
-            "`calibration_differences` in the person's run.json |"
+            "| interval calibration | **not covered**: the fit's settings (budget, scan length, "
+            "searches) are not those the intervals were calibrated at, so both intervals may be "
+            "too narrow; see `calibration_differences` in the person's run.json |"
         )
     if et.FIT_FLAGGED in row.index and table_fit_flagged(row.to_frame().T, "scores")[0]:
         reasons = str(row.get(et.FIT_FLAG_REASONS, "") or "").replace(";", ", ")

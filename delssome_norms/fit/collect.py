@@ -91,10 +91,11 @@ def uncalibrated_message(differences: Mapping[str, list[str]], n_subjects: int) 
         for kind in {p.split(" ", 1)[0] for p in phrases}:
             kinds[kind] = kinds.get(kind, 0) + 1
     ids = list(differences)
-    example = f"{ids[0]}: {'; '.join(differences[ids[0]])}"
+    example = f"{ids[0]}: {'; '.join(differences[ids[0]]) or 'no difference recorded'}"
+    counts = ", ".join(f"{k} ({v} subject{'s' if v > 1 else ''})" for k, v in sorted(kinds.items()))
     return (
         f"the E/I intervals of {len(ids)} of {n_subjects} subject(s) are not calibrated for their "
-        f"fits ({', '.join(f'{k}: {v}' for k, v in sorted(kinds.items()))}; e.g. {example}) and "
+        f"fits ({counts}; e.g. {example}) and "
         f"may be too narrow: {', '.join(ids[:10])}{' ...' if len(ids) > 10 else ''}; see README "
         "'Reading the intervals and the flag'"
     )
@@ -143,7 +144,9 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
     out : path
         Output CSV: subject_id, age_in_years, sex, numeric_sex, site, scanner, site_scanner,
         ei_ratio_mean, ei_ratio_roi_0 .. ei_ratio_roi_{N-1}, ei_ratio_mean_lo, ei_ratio_mean_hi
-        (the 90 % interval of the mean; NaN for results of older versions), fit_flagged (bool),
+        (the 90 % interval of the mean; NaN for results of older versions),
+        ei_interval_calibrated (whether the interval's calibration covers the fit; blank when the
+        result did not record it), fit_flagged (bool),
         fit_flag_reasons (";"-joined, :mod:`delssome_norms.fit.quality`). Next to it
         ``<stem>.provenance.json`` (the pipeline that produced every row: atlas, SC, maps, design,
         mode, settings, timing, versions, dropped subjects) and ``<stem>.regions.csv`` (region

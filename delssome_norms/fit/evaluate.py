@@ -108,7 +108,8 @@ def check_surrogate_cover(
         dtype=np.int64,
     )
     scans = np.asarray(scan_length, dtype=np.float64)
-    if "fcd_window" in inspect.signature(check).parameters:
+    params = inspect.signature(check).parameters
+    if "fcd_window" in params or any(p.kind is p.VAR_KEYWORD for p in params.values()):
         check(settings.surrogate_weights, trs, scans, fcd_window=windows)
     else:  # a backend written before the FCD window was checked
         check(settings.surrogate_weights, trs, scans)

@@ -96,8 +96,10 @@ METHOD = "near-optimal-profile"
 CALIBRATION_FILE = "data/interval_calibration.json"
 """Calibration factors, relative to the ``delssome_norms.fit`` package."""
 CALIBRATED_SETTINGS = ("generations", "popsize", "n_dup", "test_top_k", "scan_length")
-"""Settings every calibration records (``settings`` of a mode in the calibration file; optional:
-``val_per_generation``): a fit with less of any of them is not covered by the calibration."""
+"""Settings every calibration records (``settings`` of a mode in the calibration file): a fit with
+less of any of them is not covered by the calibration."""
+OPTIONAL_SETTINGS = ("val_per_generation", "searches")
+"""Settings a calibration may record (checked the same way when present)."""
 SCAN_LENGTH_SLACK = 0.95
 """A scan shorter than this fraction of the calibration's is a difference (one TR either way of
 the same protocol is not)."""
@@ -151,10 +153,7 @@ def load_calibration(mode: str) -> dict[str, Any]:
         isinstance(ref, dict)
         and all(
             isinstance(ref.get(k), (int, float)) and math.isfinite(ref[k]) and ref[k] > 0
-            for k in (
-                *CALIBRATED_SETTINGS,
-                *(["val_per_generation"] if "val_per_generation" in ref else []),
-            )
+            for k in (*CALIBRATED_SETTINGS, *(o for o in OPTIONAL_SETTINGS if o in ref))
         )
     ):
         raise InvalidInputError(

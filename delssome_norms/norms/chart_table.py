@@ -205,8 +205,8 @@ def _table_bool(table: pd.DataFrame, column: str, source: str, blank: bool) -> n
     if column not in table.columns:
         return np.full(len(table), blank, dtype=bool)
     col = table[column]
-    if pd.api.types.is_bool_dtype(col.dtype):
-        return col.to_numpy(dtype=bool)
+    if pd.api.types.is_bool_dtype(col.dtype):  # numpy, nullable or pyarrow booleans
+        return col.to_numpy(dtype=bool, na_value=blank)
     text = col.astype(str).str.strip().str.lower()
     known = {"true": True, "1": True, "1.0": True, "false": False, "0": False, "0.0": False}
     empty = col.isna().to_numpy() | text.isin(("", "nan", "none")).to_numpy()

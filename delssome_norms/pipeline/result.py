@@ -138,8 +138,9 @@ class EIResult:
         pandas.DataFrame
             ``subject_id``, the demographic columns given, ``ei_ratio_mean``, ``ei_ratio_roi_<k>``,
             and, as in the table of ``collect``, the mean's 90 % interval ``ei_ratio_mean_lo`` /
-            ``ei_ratio_mean_hi`` (NaN without one) and ``fit_flagged`` / ``fit_flag_reasons``, so
-            that a chart's ``score`` flags a poor fit and gives the centile's interval.
+            ``ei_ratio_mean_hi`` (NaN without one), ``ei_interval_calibrated`` (None when
+            unknown) and ``fit_flagged`` / ``fit_flag_reasons``, so that a chart's ``score`` flags
+            a poor fit or an uncalibrated interval and gives the centile's interval.
         """
         if not hasattr(demographics, "items"):
             raise InvalidInputError(

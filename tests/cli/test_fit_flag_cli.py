@@ -74,8 +74,9 @@ def test_collect_carries_intervals_flags_and_reads_older_results(tmp_path: Path,
     assert "sub-01: note: the interval is not calibrated for this fit (generations 2" in fit_output
     with pytest.warns(InputWarning, match=r"1 of 2 subject\(s\).*sub-01 \(cost_above_floor;gate"):
         with pytest.warns(InputWarning, match=r"intervals of 1 of 2 subject\(s\) are not "
-                          r"calibrated for their fits \(generations: 1, popsize: 1, scan_length: "
-                          r"1, test_top_k: 1; e\.g\. sub-01: generations 2 \(calibrated at 30\)"
+                          r"calibrated for their fits \(generations \(1 subject\), popsize \(1 "
+                          r"subject\), scan_length \(1 subject\), test_top_k \(1 subject\); e\.g\. "
+                          r"sub-01: generations 2 \(calibrated at 30\)"
                           r".* too narrow: sub-01;"):  # fmt: skip
             assert main(["collect", "--in-dir", str(tmp_path / "out"), "--demographics",
                          str(demo), "--out", str(table_path)]) == 0  # fmt: skip
@@ -152,6 +153,14 @@ def test_scores_flag_uncalibrated_intervals(flagged_table: Path, tmp_path: Path,
     assert main(["charts", "score", "--chart", str(chart), "--table", str(path), "--out", str(out)]) == 0
     scores = pd.read_csv(out, keep_default_na=False)
     assert scores["flag"].tolist() == ["interval_uncalibrated", "", "", "interval_uncalibrated"]
+    assert "2 with E/I intervals the calibration does not cover" in capsys.readouterr().out
+    # nullable booleans (pandas' convert_dtypes, pyarrow tables) with blanks read the same way
+    from delssome_norms.norms import GrowthChart
+
+    nullable = table.assign(ei_interval_calibrated=[False, True, None, False]).convert_dtypes()
+    assert str(nullable["ei_interval_calibrated"].dtype) == "boolean"
+    flags = GrowthChart.load(chart).score(nullable, targets=["ei_ratio_mean"])["flag"]
+    assert flags.tolist() == ["interval_uncalibrated", "", "", "interval_uncalibrated"]
     table["ei_interval_calibrated"] = ["False", "maybe", "", ""]
     table.to_csv(path, index=False)
     assert main(["charts", "score", "--chart", str(chart), "--table", str(path), "--out", str(out)]) == 2
