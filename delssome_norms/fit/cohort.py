@@ -57,6 +57,7 @@ from delssome_norms.fit.progress import progress_bar
 from delssome_norms.fit.settings import FitSettings
 from delssome_norms.fit.shard_plan import agree_group_size
 from delssome_norms.fit.subject import SubjectInputs, load_subject
+from delssome_norms.fit.uncertainty import warn_uncalibrated
 from delssome_norms.io import (
     OutDirLock,
     check_not_locked,
@@ -552,6 +553,7 @@ def _run_cohort(
     trs = [float(r["tr"]) for r in plan.rows]
     scans = [float(r["scan_length"]) for r in plan.rows]
     check_surrogate_cover(settings, trs, [v for v in scans if np.isfinite(v)], surrogate)
+    warn_uncalibrated(settings, [v for v in scans if np.isfinite(v)])
     out = check_out_dir(out_dir, "--out-dir")
     if shard_kn != (1, 1):
         plan = agree_group_size(

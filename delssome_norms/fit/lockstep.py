@@ -32,6 +32,7 @@ import torch
 from delssome_norms.datasets import region_classes
 from delssome_norms.datasets.maps import load_default_maps
 from delssome_norms.errors import InputWarning, InvalidInputError
+from delssome_norms.fit import uncertainty
 from delssome_norms.fit.checkpoint import Checkpoint, fingerprint_arrays, replay
 from delssome_norms.fit.cmaes import CMAESSearch
 from delssome_norms.fit.design import design_matrix, diffusion_gradient, dk68_hemisphere
@@ -379,16 +380,7 @@ def fit_group(
                     settings.mode,
                     settings.interval,
                     settings.combine_rule,
-                    {
-                        "generations": settings.cmaes.generations,
-                        "popsize": settings.cmaes.popsize,
-                        "n_dup": settings.n_dup,
-                        "test_top_k": settings.test_top_k,
-                        "val_per_generation": settings.validated_per_generation,
-                        "searches": settings.searches,
-                        "combine": settings.combine_rule,
-                        "scan_length": extra["inputs"].scan_length,
-                    },
+                    uncertainty.fit_budget(settings, extra["inputs"].scan_length),
                 )
             except SubjectFailure as exc:
                 failure = str(exc)

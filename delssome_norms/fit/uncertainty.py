@@ -69,13 +69,14 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from collections.abc import Sequence
 from importlib.resources import files
 from typing import Any
 
 import numpy as np
 import torch
 
-from delssome_norms.errors import InvalidInputError
+from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.fit.cmaes import CMAESSearch
 from delssome_norms.fit.evaluate import EulerEvaluator, simulated_candidates, stack_params
 from delssome_norms.fit.parameterisation import Parameterisation
@@ -161,6 +162,44 @@ def load_calibration(mode: str) -> dict[str, Any]:
             CALIBRATION_FILE,
         )
     return {"level": float(data.get("level", 0.9)), **entry}
+
+
+def fit_budget(settings: Any, scan_length: float) -> dict[str, Any]:
+    """What :func:`calibration_differences` compares of a fit: its ``FitSettings`` budget and the
+    subject's scan length [s]."""
+    return {
+        "generations": settings.cmaes.generations,
+        "popsize": settings.cmaes.popsize,
+        "n_dup": settings.n_dup,
+        "test_top_k": settings.test_top_k,
+        "val_per_generation": settings.validated_per_generation,
+        "searches": settings.searches,
+        "combine": settings.combine_rule,
+        "scan_length": float(scan_length),
+    }
+
+
+def warn_uncalibrated(settings: Any, scan_lengths: Sequence[float]) -> None:
+    """Before a cohort's work: one warning when the interval calibration will not cover some of
+    its fits (the fits say so again in their results), so a long run can be set up again first.
+    Nothing is said without intervals (``settings.interval`` False)."""
+    if not settings.interval:
+        return
+    cal = load_calibration(settings.mode)
+    found: dict[str, int] = {}
+    for scan in scan_lengths:
+        for phrase in calibration_differences(cal, fit_budget(settings, scan)) or []:
+            found[phrase] = found.get(phrase, 0) + 1
+    if found:
+        n = len(scan_lengths)
+        shown = "; ".join(f"{p} [{c} of {n}]" for p, c in list(found.items())[:6])
+        warnings.warn(
+            f"the E/I intervals will not be calibrated for these fits ({shown}) and may be too "
+            "narrow; the default budget on scans of at least the calibration's length is covered "
+            "(README 'Reading the intervals and the flag')",
+            InputWarning,
+            stacklevel=3,
+        )
 
 
 def calibration_differences(calibration: dict[str, Any], fit: dict[str, Any]) -> list[str] | None:

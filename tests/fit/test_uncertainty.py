@@ -169,6 +169,25 @@ def test_calibration_differences_name_what_the_fit_had_less_of() -> None:
     assert "calibration_applies" not in unc.interval_block(point, spread, "euler", base)[2]
 
 
+def test_cohort_is_told_before_the_work_when_intervals_will_be_uncalibrated() -> None:
+    import warnings
+
+    from delssome_norms.errors import InputWarning
+
+    default = FitSettings(mode="surrogate")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        unc.warn_uncalibrated(default, [432.0, 864.0])  # covered: nothing said
+        unc.warn_uncalibrated(FitSettings(mode="surrogate", interval=False), [60.0])  # no interval
+    with pytest.warns(InputWarning, match=r"will not be calibrated for these fits \(scan_length "
+                      r"300 s \(calibrated at 432 s\) \[1 of 2\]\)"):  # fmt: skip
+        unc.warn_uncalibrated(default, [432.0, 300.0])
+    small = FitSettings(mode="euler", cmaes=CMAESSettings(generations=10, popsize=20, mu=5))
+    with pytest.warns(InputWarning, match=r"generations 10 \(calibrated at 30\) \[1 of 1\]; "
+                      r"popsize 20 \(calibrated at 50\) \[1 of 1\]"):  # fmt: skip
+        unc.warn_uncalibrated(small, [864.0])
+
+
 def test_calibration_with_broken_settings_is_refused(monkeypatch) -> None:
     doc = {"level": 0.9, "modes": {"euler": {"k_region": 1.6, "k_mean": 1.6, "settings": {
         "generations": 30, "popsize": 50, "n_dup": 2, "test_top_k": 3}}}}  # fmt: skip
