@@ -87,6 +87,13 @@ def run_cohort_cmd(args: argparse.Namespace) -> int:
         f"cohort shard {shard[0]}/{shard[1]}: {summary.done} done, {summary.skipped} already finished, "
         f"{summary.failed} failed ({summary.n_groups} lockstep group(s) of up to {summary.group_size})"
     )
+    if summary.flagged:
+        ids = summary.flagged
+        print(
+            f"{len(ids)} of the {summary.done} fitted subject(s) flagged as poor fits: "
+            f"{', '.join(ids[:10])}{' ...' if len(ids) > 10 else ''} (reasons in their run.json; "
+            "README 'Reading the intervals and the flag')"
+        )
     if summary.failed:
         print(f"failures listed in {args.out_dir}/failures.csv")
     return 1 if summary.failed else 0
@@ -94,6 +101,7 @@ def run_cohort_cmd(args: argparse.Namespace) -> int:
 
 def run_collect_cmd(args: argparse.Namespace) -> int:
     """Write the cohort table."""
+    from delssome_norms.datasets import DK68_REGIONS
     from delssome_norms.errors import InvalidInputError
     from delssome_norms.fit import collect
     from delssome_norms.io import check_out_file, provenance_path, regions_path
@@ -107,10 +115,16 @@ def run_collect_cmd(args: argparse.Namespace) -> int:
     table = collect(args.in_dir, args.demographics, args.out)
     n_roi = n_region_columns(table.columns)
 
+    quoted = shlex.quote(str(args.out))
+    # the shipped reference chart is DK68: other atlases need a chart of their own first
+    nxt = (
+        f"delssome-norms charts score --chart reference --table {quoted} --out scores.csv"
+        if n_roi == len(DK68_REGIONS)
+        else f"delssome-norms charts fit --table {quoted} --out my_chart (a chart of this atlas; "
+        "the shipped reference chart is DK68)"
+    )
     print(
         f"{len(table)} subjects x {n_roi} regions -> {args.out} (provenance: "
-        f"{provenance_path(args.out)}, region names: {regions_path(args.out)}); next: "
-        f"delssome-norms charts score --chart reference --table {shlex.quote(str(args.out))} "
-        "--out scores.csv"
+        f"{provenance_path(args.out)}, region names: {regions_path(args.out)}); next: {nxt}"
     )
     return 0

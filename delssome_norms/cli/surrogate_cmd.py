@@ -148,11 +148,19 @@ def register(subparsers) -> None:
         example="delssome-norms surrogate generate --out surrogate_data --subjects 32 "
         "--generations 16 --device cpu",
         description="Create (or continue) a training data set: synthetic subjects simulated on "
-        "the default template, the fitter's Euler train stage on each lockstep group, every "
+        "the default template (or --sc, for another atlas), the fitter's Euler train stage on "
+        "each lockstep group, every "
         "(candidate, losses) pair stored as npz shards with a manifest.json. Rerunning the same "
         "command continues an interrupted data set.",
     )
     g.add_argument("--out", required=True, help="data-set folder")
+    g.add_argument(
+        "--sc",
+        default=None,
+        help="structural connectivity (N x N, unscaled) to simulate on instead of the default "
+        "DK68 template, for weights of another atlas (truth maps: the leading eigenvector of "
+        "the correlation between its rows)",
+    )
     options.defer(g, _add_generate_options)
     g.set_defaults(func=run_generate)
 
@@ -200,8 +208,13 @@ def run_generate(args: argparse.Namespace) -> int:
 
     _set_threads(args.threads)
     settings = options.settings_from_args(GenerateSettings, args, GENERATE_OPTIONS, GENERATE_HELP)
+    sc = None
+    if args.sc is not None:
+        from delssome_norms.io import read_sc
+
+        sc = read_sc(args.sc)
     try:
-        report = generate_dataset(args.out, settings, progress=not args.quiet, log=print)
+        report = generate_dataset(args.out, settings, sc=sc, progress=not args.quiet, log=print)
     except InvalidInputError as err:  # the fitter's checkpoints speak of estimate-ei's options
         if "--overwrite" not in err.problem:
             raise

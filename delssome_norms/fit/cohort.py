@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -129,13 +129,19 @@ class CohortPlan:
 
 
 def _cohort_n_regions(rows: list[dict[str, Any]]) -> int:
-    if any(r.get("sc") is None for r in rows):
+    """N of the cohort: of the first readable SC file of the manifest, else (no row gives an SC)
+    the default template's. A row without an SC in a cohort of another atlas then fails alone,
+    with the message that it needs one (it used to set N = 68 for every row)."""
+    given = [r["sc"] for r in rows if r.get("sc") is not None]
+    if not given:
         return int(load_default_template().sc.shape[0])
-    for r in rows:
+    for path in given:
         try:
-            return int(read_sc(r["sc"]).shape[0])
+            return int(read_sc(path).shape[0])
         except InvalidInputError:
             continue
+    if len(given) < len(rows):
+        return int(load_default_template().sc.shape[0])
     raise InvalidInputError("no readable SC file in the manifest", "manifest")
 
 
@@ -424,6 +430,8 @@ class CohortSummary:
     failures: pd.DataFrame
     group_size: int
     n_groups: int
+    flagged: list[str] = field(default_factory=list)
+    """Subjects fitted in this run whose fit carries the fit-quality flag."""
 
 
 def _progress_bars(total: int, quiet: bool):
@@ -639,9 +647,13 @@ def _run_locked(
     total = sum(len(plan.groups[g]) for g in mine)
     bars = _progress_bars(total, quiet)
     counts = {"done": 0, "skipped": 0, "failed": 0}
+    flagged: list[str] = []
 
-    def record(outcome: dict[str, str]) -> None:
+    def record(outcome: dict[str, Any]) -> None:
         counts[outcome["status"]] += 1
+        result = outcome.get("result")
+        if result is not None and (getattr(result, "quality", None) or {}).get("flagged"):
+            flagged.append(str(outcome["subject_id"]))
         bars[0].update(1)
         if on_subject is not None:
             on_subject(outcome)
@@ -676,6 +688,7 @@ def _run_locked(
         failures=failures,
         group_size=plan.group_size,
         n_groups=len(mine),
+        flagged=flagged,
     )
 
 

@@ -215,7 +215,9 @@ class ChartAdaptMixin:
         provenance : dict, optional
             The table's sidecar (``collect``'s ``<stem>.provenance.json``).
         allow_mismatch : bool
-            Warn (:class:`~delssome_norms.errors.InputWarning`) instead of raising.
+            Warn (:class:`~delssome_norms.errors.InputWarning`) instead of raising; a different
+            number of regional columns is refused all the same (those charts describe other
+            regions).
         source : str
             Name of the table in messages.
 
@@ -246,15 +248,21 @@ class ChartAdaptMixin:
         field, a, b = diffs[0]
         what = "regions" if field == "n_regions" else field
         msg = (
-            f"the table's {what} differ(s) from the chart's: {field} is {short(a)} in the table "
-            f"but {short(b)} in the chart"
+            f"the table's {what} differ{'' if what == 'regions' else 's'} from the chart's: "
+            f"{field} is {short(a)} in the table but {short(b)} in the chart"
             + (f" (also {', '.join(d[0] for d in diffs[1:])})" if len(diffs) > 1 else "")
         )
-        if allow_mismatch:
+        if allow_mismatch and "n_regions" not in {d[0] for d in diffs}:
             warnings.warn(
                 f"{source}: {msg}; scored anyway (--allow-pipeline-mismatch)", InputWarning, stacklevel=3
             )
             return diffs
+        if allow_mismatch:  # regional charts of other regions cannot score these columns
+            raise InvalidInputError(
+                f"{msg}; the regional charts describe other regions, so this cannot be scored even "
+                "with --allow-pipeline-mismatch: fit a chart on tables of this atlas",
+                source,
+            )
         raise InvalidInputError(
             f"{msg}; use a chart fitted with the same atlas and pipeline, or "
             "--allow-pipeline-mismatch to score anyway",

@@ -649,11 +649,12 @@ def generate_dataset(
         "generator": "delssome_norms.surrogate.generate",
         "settings": settings.to_dict(),
         "template": sc_source,
+        "sc_sha256": fingerprint_arrays(sc),
         "truth_maps": gradient_source,
         "truth_prior": _prior_record(myelin is not None),
         "note": "SYNTHETIC subjects; losses from the fitter's Euler train stage",
     }
-    _check_same_generation(out, settings)
+    _check_same_generation(out, settings, info["sc_sha256"])
     existing = {sid for shard in list_shards(out) for sid in shard.get("subject_ids", [])}
     report = GenerateReport()
     start = time.perf_counter()
@@ -719,14 +720,22 @@ def _prior_record(with_myelin: bool) -> dict[str, Any]:
     }
 
 
-def _check_same_generation(out: Path, settings: GenerateSettings) -> None:
-    """Refuse to add groups to a data set generated with other settings (its manifest would
-    describe data it does not hold). More subjects may be added: groups already present are kept."""
+def _check_same_generation(out: Path, settings: GenerateSettings, sc_sha256: str) -> None:
+    """Refuse to add groups to a data set generated with other settings or another SC (its
+    manifest would describe data it does not hold). More subjects may be added: groups already
+    present are kept."""
     from delssome_norms.surrogate.dataset import MANIFEST, _read_manifest
 
     if not (out / MANIFEST).is_file():
         return
-    stored = _read_manifest(out).get("info", {}).get("settings")
+    info = _read_manifest(out).get("info", {})
+    if info.get("sc_sha256") not in (None, sc_sha256):
+        raise InvalidInputError(
+            f"holds a data set generated on another SC ({info.get('template', '?')}); generate "
+            "into another folder, or pass the SC it was generated on",
+            str(out),
+        )
+    stored = info.get("settings")
     if not isinstance(stored, dict):
         return
     current = settings.to_dict()

@@ -135,7 +135,8 @@ class PretrainedSurrogate:
             raise InvalidInputError(
                 f"the weights were trained for N={c.n_regions} regions "
                 f"({self.metadata.get('atlas', '?')}); the subject has N={n_regions}. Use --mode euler "
-                "or train a surrogate for this atlas (delssome-norms surrogate generate/train)",
+                "or train a surrogate for this atlas (delssome-norms surrogate generate --sc "
+                "YOUR_SC, then surrogate train)",
                 source,
             )
         if bins != c.cdf_bins:

@@ -145,7 +145,15 @@ def test_cohort_refuses_finished_subjects_of_other_settings(data, tmp_path, caps
         assert main(argv) == 0
     said = [w for w in record if "intervals will not be calibrated for these fits" in str(w.message)]
     assert len(said) == 1 and "generations 2 (calibrated at 30) [2 of 2]" in str(said[0].message)
-    capsys.readouterr()
+    # the summary names the fits flagged as poor, as their run.json say
+    flagged = [s for s in ("s01", "s02") if json.loads((out / s / "run.json").read_text())[
+        "fit_quality"]["flagged"]]  # fmt: skip
+    text = capsys.readouterr().out
+    if flagged:
+        assert f"{len(flagged)} of the 2 fitted subject(s) flagged as poor fits: " in text
+        assert all(s in text.split("flagged as poor fits: ")[1] for s in flagged)
+    else:
+        assert "flagged as poor fits" not in text
     before = _tree(out)
     assert main([*argv, "--seed", "5"]) == 2
     line = _one_error_line(capsys)

@@ -194,3 +194,28 @@ def test_generate_tiny(tmp_path, capsys, one_thread) -> None:
     data = load_dataset(tmp_path / "gen")
     assert data.n_subjects == 1 and data.n_candidates == 4 and data.n_regions == 68
     assert "1 group(s) generated" in capsys.readouterr().out
+
+
+def test_generate_on_another_atlas_sc(tmp_path, capsys, one_thread) -> None:
+    """`surrogate generate --sc` simulates on the given SC (weights for another atlas); a data set
+    is not continued on another SC."""
+    from delssome_norms.io import write_matrix
+
+    rng = np.random.default_rng(5)
+    sc = rng.uniform(0.2, 1.0, (6, 6))
+    sc = 0.5 * (sc + sc.T)
+    np.fill_diagonal(sc, 0.0)
+    write_matrix(sc, tmp_path / "sc6.csv")
+    argv = ["surrogate", "generate", "--out", str(tmp_path / "d"), "--subjects", "2",
+            "--group-size", "2", "--generations", "2", "--popsize", "8", "--scan-lengths", "30",
+            "--burn-in", "2.16", "--fcd-window", "10", "--warmup-steps", "100", "--n-dup", "1",
+            "--quiet"]  # fmt: skip
+    assert main([*argv, "--sc", str(tmp_path / "sc6.csv")]) == 0
+    data = load_dataset(tmp_path / "d")
+    assert data.n_regions == 6 and data.n_subjects == 2
+    assert data.info["template"] == "user SC"
+    write_matrix(sc * 2, tmp_path / "other.csv")
+    capsys.readouterr()
+    assert main([*argv[:-1], "--subjects", "4", "--sc", str(tmp_path / "other.csv")]) == 2
+    assert "generated on another SC" in capsys.readouterr().err
+    assert load_dataset(tmp_path / "d").n_subjects == 2

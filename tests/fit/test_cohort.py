@@ -357,3 +357,20 @@ def test_collect_warns_about_mixed_precision(tmp_path: Path, monkeypatch) -> Non
     ):
         table = collect(tmp_path / "a", demo, tmp_path / "t.csv")
     assert table["subject_id"].tolist() == ["sub-00", "sub-01"]
+
+
+def test_a_row_without_sc_does_not_set_the_cohorts_atlas(tmp_path: Path) -> None:
+    """One row missing its SC in a cohort of a 10-region atlas: N comes from the SC files given
+    (the row then fails alone, needing an SC); without any SC it is the default template's."""
+    from delssome_norms.fit.cohort import _cohort_n_regions
+    from delssome_norms.io import write_matrix
+
+    sc = np.ones((10, 10)) - np.eye(10)
+    write_matrix(sc, tmp_path / "sc10.csv")
+    rows = [{"sc": None}, {"sc": tmp_path / "sc10.csv"}]
+    assert _cohort_n_regions(rows) == 10
+    assert _cohort_n_regions([{"sc": None}, {"sc": None}]) == 68
+    (tmp_path / "broken.csv").write_text("not a matrix\n")
+    assert _cohort_n_regions([{"sc": None}, {"sc": tmp_path / "broken.csv"}]) == 68
+    with pytest.raises(InvalidInputError, match="no readable SC file"):
+        _cohort_n_regions([{"sc": tmp_path / "broken.csv"}])
