@@ -19,6 +19,7 @@ import io as _stdio
 import os
 import re
 import stat
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from delssome_norms.errors import InvalidInputError
+from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.io.checks import (
     DEFAULT_FCD_BINS,
     PARQUET_SUFFIXES,
@@ -415,6 +416,16 @@ def _read_square_by_name(path: PathLike, regions: Sequence[str] | None, what: st
             f"{labels[0][:40]!r} that are not region names",
             name,
         )
+    elif header is not None:
+        from delssome_norms.io.regions import looks_like_index_header
+
+        if not looks_like_index_header([h for h in header if h != ""]):
+            warnings.warn(  # e.g. another atlas's names: its own order, as for time series
+                f"{name}: the column names ({header[0]!r}, ...) are not DK68 regions; the "
+                f"{what} is taken in file order",
+                InputWarning,
+                stacklevel=3,
+            )
     return values
 
 

@@ -64,6 +64,27 @@ def test_header_row_is_skipped(tmp_path: Path) -> None:
     np.testing.assert_array_equal(io.read_map(path, 3), [1.5, 2.5, 3.5])
 
 
+def test_square_matrix_of_another_atlas_is_read_in_file_order_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    import warnings
+
+    from delssome_norms.errors import InputWarning
+
+    fc = np.eye(4) + 0.1 * (1 - np.eye(4))
+    fc[0, 1] = fc[1, 0] = 0.5
+    names = [f"7Networks_LH_Vis_{i}" for i in range(1, 5)]
+    pd.DataFrame(fc, columns=names).to_csv(tmp_path / "fc.csv", index=False)
+    with pytest.warns(InputWarning, match=r"\('7Networks_LH_Vis_1', \.\.\.\) are not DK68 regions; "
+                      r"the FC is taken in file order"):  # fmt: skip
+        np.testing.assert_array_equal(io.read_fc(tmp_path / "fc.csv"), fc)
+    # a file without names is atlas order by contract: no warning
+    np.savetxt(tmp_path / "plain.csv", fc, delimiter=",")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(io.read_fc(tmp_path / "plain.csv"), fc)
+
+
 def test_timeseries_npy_and_tsv(tmp_path: Path) -> None:
     ts = np.random.default_rng(0).standard_normal((30, 4))
     np.save(tmp_path / "run.npy", ts)
