@@ -61,6 +61,9 @@ FIT_FLAG_REASONS = "fit_flag_reasons"
 INTERVAL_CALIBRATED = "ei_interval_calibrated"
 """Whether the shipped calibration covers the fit that made the interval (bool; blank: unknown,
 e.g. results written before it was recorded; ``collect``, README "Reading the intervals")."""
+PROVENANCE_ATTR = "delssome_norms_provenance"
+"""``DataFrame.attrs`` key of a table's provenance (``EIResult.to_table``): what a chart's
+``score`` compares when no sidecar is passed."""
 REGION_PREFIX = "ei_ratio_roi_"
 REGION_PATTERN = re.compile(r"^ei_ratio_roi_(\d+)$")
 """A regional column; the number is the region index."""

@@ -426,6 +426,8 @@ class ChartScoringMixin:
             raise InvalidInputError(f"layout must be 'wide' or 'long'; got {layout!r}", "layout")
         if not isinstance(table, pd.DataFrame) or table.empty:
             raise InvalidInputError("expected a non-empty table", source)
+        if provenance is None:  # a row of EIResult.to_table carries its fit's pipeline
+            provenance = table.attrs.get(et.PROVENANCE_ATTR)
         self.check_pipeline(table, provenance, allow_mismatch=allow_pipeline_mismatch, source=source)
         check_unique_people(table, source)
         if targets is None:

@@ -152,7 +152,11 @@ class EIResult:
         person.setdefault(et.SUBJECT_ID, self.subject_id)
         row = et.cohort_row(person, self.ei.to_numpy())
         row.update(interval_and_flag({"ei_interval": self.interval, "fit_quality": self.quality}))
-        return pd.DataFrame([row])
+        table = pd.DataFrame([row])
+        pipeline = self.provenance.get("pipeline")
+        if isinstance(pipeline, dict):  # what a chart's score compares, as collect's sidecar
+            table.attrs[et.PROVENANCE_ATTR] = {"pipeline": dict(pipeline)}
+        return table
 
     @classmethod
     def from_subject_result(

@@ -45,7 +45,7 @@ def test_readme_example_runs_and_matches_the_cli(tmp_path: Path, capsys) -> None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         exec(compile(readme_example(), str(README), "exec"), ns)
-    est, scores = ns["est"], ns["scores"]
+    est, scores, person = ns["est"], ns["scores"], ns["person"]
     ei = est.result_.ei
     subjects = load_reference_subjects()
     # the estimate recovers the synthetic subject's regional pattern even with the tiny budget
@@ -71,6 +71,17 @@ def test_readme_example_runs_and_matches_the_cli(tmp_path: Path, capsys) -> None
     from scipy.stats import norm
 
     np.testing.assert_allclose(scores["z"], norm.ppf(scores["centile"]), atol=1e-9)
+    # the row carries its fit's pipeline: a chart of other regions (names) refuses it, as it
+    # refuses a collect table whose sidecar says so
+    from delssome_norms.errors import InvalidInputError
+    from delssome_norms.norms import load_reference_chart
+
+    other = dict(est.result_.provenance["pipeline"], regions_sha256="0" * 64)
+    table = est.result_.to_table(person)
+    assert table.attrs["delssome_norms_provenance"]["pipeline"] == est.result_.provenance["pipeline"]
+    table.attrs["delssome_norms_provenance"] = {"pipeline": other}
+    with pytest.raises(InvalidInputError, match="regions_sha256 is '000000000000"):
+        load_reference_chart().score(table)
     row = scores.set_index("target")
     assert row.loc["ei_ratio_mean", "value"] == pytest.approx(ei.mean(), rel=1e-12)
     # the same fit through files (the CLI) gives the same numbers
