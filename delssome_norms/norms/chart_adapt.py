@@ -259,7 +259,7 @@ class ChartAdaptMixin:
             return diffs
         if allow_mismatch:  # regional charts of other regions cannot score these columns
             raise InvalidInputError(
-                f"{msg}; the regional charts describe other regions, so this cannot be scored even "
+                f"{msg}; the regional charts describe other regions, so the table cannot be used even "
                 "with --allow-pipeline-mismatch: fit a chart on tables of this atlas",
                 source,
             )

@@ -296,7 +296,7 @@ RNG = np.random.default_rng(3)
 SPECIFIC: list[Case] = [
     # #23: atlas / pipeline / lab-format inputs
     ("score_100_regions_vs_68_chart", lambda p, d, o: _replace(_score_reference(p, o), "--table", str(_wide_table(d, 100))), "n_regions is 100 in the table but 68 in the chart", "bad_table100.csv"),
-    ("score_100_regions_vs_68_chart_override", lambda p, d, o: [*_replace(_score_reference(p, o), "--table", str(_wide_table(d, 100))), "--allow-pipeline-mismatch"], "cannot be scored even with --allow-pipeline-mismatch", "bad_table100.csv"),
+    ("score_100_regions_vs_68_chart_override", lambda p, d, o: [*_replace(_score_reference(p, o), "--table", str(_wide_table(d, 100))), "--allow-pipeline-mismatch"], "cannot be used even with --allow-pipeline-mismatch", "bad_table100.csv"),
     ("adapt_100_regions_vs_68_chart", lambda p, d, o: ["charts", "adapt", "--chart", "reference", "--controls", str(_wide_table(d, 100)), "--out", str(o / "chart")], "n_regions is 100 in the table but 68 in the chart", "bad_table100.csv"),
     ("collect_two_pipelines", lambda p, d, o: _replace(_collect(p, o), "--in-dir", str(_two_pipelines(d))), "different pipelines: mode is 'euler'", "pipelines_in"),
     ("prepare_ts_regions_by_frames", lambda p, d, o: _replace(_prepare(p, o), "--timeseries", str(_regions_by_frames(d))), "regions x frames", "bad_run.tsv"),
