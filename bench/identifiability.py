@@ -129,14 +129,11 @@ def temporal_sensitivity(subjects, spaces, points, owner, scan, n_dup: int, seed
         if len(coeffs) == 0:
             continue
         sc = scale_sc(s.inputs.sc)
-
-        def run(c: np.ndarray, seed: int, space=spaces[j], sc=sc):
-            return _simulate_statistics(space, sc, c, scan, n_dup, seed)
-
+        truth = np.repeat(s.coeffs[None], len(coeffs), axis=0)  # in the points' batch positions
         diffs, truth_stats, err = [], [], []
         for seed in seeds:
-            pts, lev = run(coeffs, seed)
-            tru, lev0 = run(np.repeat(s.coeffs[None], len(coeffs), axis=0), seed)
+            pts, lev = _simulate_statistics(spaces[j], sc, coeffs, scan, n_dup, seed)
+            tru, lev0 = _simulate_statistics(spaces[j], sc, truth, scan, n_dup, seed)
             diffs.append({k: pts[k] - tru[k] for k in pts})
             truth_stats.append(tru)
             err.append(100 * (lev / lev0 - 1))

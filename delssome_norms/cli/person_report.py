@@ -23,13 +23,14 @@ def interval_lines(row) -> list[str]:
             f"| 90 % interval of the centile | {100 * lo_f:.1f}-{100 * hi_f:.1f} % (from the "
             "interval of the fitted E/I; read the centile with it) |"
         )
-    if table_interval_uncalibrated(row.to_frame().T, "scores")[0]:
+    frame = row.to_frame().T
+    if table_interval_uncalibrated(frame, "scores")[0]:
         lines.append(
             "| interval calibration | **not covered**: the fit's settings (budget, scan length, "
             "searches) are not those the intervals were calibrated at, so both intervals may be "
             "too narrow; see `calibration_differences` in the person's run.json |"
         )
-    if et.FIT_FLAGGED in row.index and table_fit_flagged(row.to_frame().T, "scores")[0]:
+    if table_fit_flagged(frame, "scores")[0]:  # False without the column
         reasons = str(row.get(et.FIT_FLAG_REASONS, "") or "").replace(";", ", ")
         lines.append(
             f"| fit quality | **flagged as poor** ({reasons or 'no reason recorded'}): this "

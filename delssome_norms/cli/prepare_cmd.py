@@ -350,9 +350,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _window_note(tr: float, fcd_window: int | None) -> str:
     """The FCD window the CDF was computed with, and the option the fit then needs."""
-    from delssome_norms.model.timing import default_fcd_window
+    from delssome_norms.model.timing import default_fcd_window, fcd_window_frames
 
-    window = default_fcd_window(tr) if fcd_window is None else int(fcd_window)
+    window = fcd_window_frames(tr, fcd_window)
     note = f"FCD window {window} frames ({window * tr:g} s at TR {tr:g} s)"
     if window == default_fcd_window(tr):
         return note + ", the default of estimate-ei and cohort at this TR"

@@ -358,7 +358,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     from delssome_norms import io
     from delssome_norms.errors import InputWarning
-    from delssome_norms.model.timing import default_fcd_window
+    from delssome_norms.model.timing import fcd_window_frames
     from delssome_norms.surrogate.dataset import load_dataset
     from delssome_norms.surrogate.pretrained import load_pretrained
     from delssome_norms.surrogate.train import evaluate_model
@@ -373,8 +373,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     generated = (data.info or {}).get("settings") or {}
     window = None
     if "fcd_window" in generated:  # the data set's FCD window, resolved per subject's TR
-        w = generated["fcd_window"]
-        window = [default_fcd_window(float(t)) if w is None else int(w) for t in data.tr]
+        window = [fcd_window_frames(t, generated["fcd_window"]) for t in data.tr]
     surrogate.check(
         data.n_regions, data.bins, tr=data.tr, scan_length=data.scan_length, fcd_window=window
     )

@@ -651,8 +651,8 @@ def _run_locked(
 
     def record(outcome: dict[str, Any]) -> None:
         counts[outcome["status"]] += 1
-        result = outcome.get("result")
-        if result is not None and (getattr(result, "quality", None) or {}).get("flagged"):
+        result = outcome.get("result")  # a SubjectResult of a subject fitted now
+        if result is not None and result.quality.get("flagged"):
             flagged.append(str(outcome["subject_id"]))
         bars[0].update(1)
         if on_subject is not None:

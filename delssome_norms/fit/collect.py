@@ -248,9 +248,9 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
         row.update(interval_and_flag(run))
         if row["fit_flagged"]:
             flagged.append(f"{sid} ({row['fit_flag_reasons']})")
-        block = run.get("ei_interval")
-        if isinstance(block, Mapping) and block.get("calibration_applies") is False:
-            uncalibrated[sid] = [str(d) for d in block.get("calibration_differences") or []]
+        if row[et.INTERVAL_CALIBRATED] is False:  # then run.json has the ei_interval block
+            differences = run["ei_interval"].get("calibration_differences") or []
+            uncalibrated[sid] = [str(d) for d in differences]
         rows.append(row)
     if missing:
         shown = ", ".join(missing[:10]) + (

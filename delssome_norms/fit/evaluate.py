@@ -38,7 +38,7 @@ from delssome_norms.model import (
     summarize,
 )
 from delssome_norms.model.integrate import DTYPES, SimulationResult
-from delssome_norms.model.timing import default_fcd_window
+from delssome_norms.model.timing import fcd_window_frames
 
 if TYPE_CHECKING:
     from delssome_norms.fit.settings import FitSettings
@@ -103,10 +103,7 @@ def check_surrogate_cover(
     if settings.mode != "surrogate" or check is None:
         return
     trs = np.asarray(tr, dtype=np.float64)
-    windows = np.array(
-        [default_fcd_window(t) if settings.fcd_window is None else settings.fcd_window for t in trs],
-        dtype=np.int64,
-    )
+    windows = np.array([fcd_window_frames(t, settings.fcd_window) for t in trs], dtype=np.int64)
     scans = np.asarray(scan_length, dtype=np.float64)
     params = inspect.signature(check).parameters
     if "fcd_window" in params or any(p.kind is p.VAR_KEYWORD for p in params.values()):

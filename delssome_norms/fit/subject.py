@@ -29,7 +29,7 @@ from delssome_norms.io import (
     read_timeseries_runs,
 )
 from delssome_norms.model import FCD_BINS, bold_fc, bold_fcd_cdf
-from delssome_norms.model.timing import check_tr, default_fcd_window
+from delssome_norms.model.timing import check_tr, fcd_window_frames
 
 PathLike = str | Path
 
@@ -86,7 +86,7 @@ class SubjectInputs:
 
 def min_frames(tr: float, fcd_window: int | None = None) -> int:
     """Fewest frames a run needs: two FCD windows (``window + 1`` frames with step 1)."""
-    window = default_fcd_window(tr) if fcd_window is None else int(fcd_window)
+    window = fcd_window_frames(tr, fcd_window)
     return window + 1
 
 
@@ -118,7 +118,7 @@ def empirical_statistics(
     fcd_cdf : ndarray of shape (bins,)
         Mean of the runs' FCD-CDFs.
     """
-    window = default_fcd_window(tr) if fcd_window is None else int(fcd_window)
+    window = fcd_window_frames(tr, fcd_window)
     fcs = np.stack([bold_fc(np.asarray(r, dtype=np.float64)).numpy() for r in runs])
     cdfs = []
     for k, r in enumerate(runs):

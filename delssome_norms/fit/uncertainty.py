@@ -69,6 +69,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from collections import Counter
 from collections.abc import Sequence
 from importlib.resources import files
 from typing import Any
@@ -187,9 +188,9 @@ def warn_uncalibrated(settings: Any, scan_lengths: Sequence[float]) -> None:
         return
     cal = load_calibration(settings.mode)
     found: dict[str, int] = {}
-    for scan in scan_lengths:
+    for scan, count in Counter(scan_lengths).items():  # a cohort has few distinct scan lengths
         for phrase in calibration_differences(cal, fit_budget(settings, scan)) or []:
-            found[phrase] = found.get(phrase, 0) + 1
+            found[phrase] = found.get(phrase, 0) + count
     if found:
         n = len(scan_lengths)
         shown = "; ".join(f"{p} [{c} of {n}]" for p, c in list(found.items())[:6])

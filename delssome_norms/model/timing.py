@@ -74,6 +74,12 @@ def default_fcd_window(tr: float) -> int:
     return round(60.0 / tr)
 
 
+def fcd_window_frames(tr: float, fcd_window: int | None = None) -> int:
+    """The FCD window [frames] a setting means at TR ``tr`` [s]: ``fcd_window``, or the default
+    (:func:`default_fcd_window`) when it is None."""
+    return default_fcd_window(float(tr)) if fcd_window is None else int(fcd_window)
+
+
 @dataclass(frozen=True)
 class SimulationTiming:
     """Durations of one simulation and the sampling indices derived from them.
@@ -131,7 +137,7 @@ class SimulationTiming:
         elif not (math.isfinite(self.burn_in) and self.burn_in >= 0):
             raise InvalidInputError(f"burn_in must be >= 0 seconds, got {self.burn_in!r}")
         if self.fcd_window is None:
-            object.__setattr__(self, "fcd_window", default_fcd_window(float(self.tr)))
+            object.__setattr__(self, "fcd_window", fcd_window_frames(self.tr))
         if int(self.fcd_window) != self.fcd_window or self.fcd_window < 2:
             raise InvalidInputError(
                 f"fcd_window must be an integer >= 2 frames, got {self.fcd_window!r}"

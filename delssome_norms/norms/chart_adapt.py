@@ -252,19 +252,17 @@ class ChartAdaptMixin:
             f"{field} is {short(a)} in the table but {short(b)} in the chart"
             + (f" (also {', '.join(d[0] for d in diffs[1:])})" if len(diffs) > 1 else "")
         )
-        if allow_mismatch and "n_regions" not in {d[0] for d in diffs}:
+        other_regions = "n_regions" in {d[0] for d in diffs}
+        if allow_mismatch and not other_regions:
             warnings.warn(
                 f"{source}: {msg}; scored anyway (--allow-pipeline-mismatch)", InputWarning, stacklevel=3
             )
             return diffs
-        if allow_mismatch:  # regional charts of other regions cannot score these columns
-            raise InvalidInputError(
-                f"{msg}; the regional charts describe other regions, so the table cannot be used even "
-                "with --allow-pipeline-mismatch: fit a chart on tables of this atlas",
-                source,
-            )
-        raise InvalidInputError(
-            f"{msg}; use a chart fitted with the same atlas and pipeline, or "
-            "--allow-pipeline-mismatch to score anyway",
-            source,
+        advice = (  # regional charts of other regions cannot score these columns
+            "the regional charts describe other regions, so the table cannot be used even with "
+            "--allow-pipeline-mismatch: fit a chart on tables of this atlas"
+            if allow_mismatch
+            else "use a chart fitted with the same atlas and pipeline, or "
+            "--allow-pipeline-mismatch to score anyway"
         )
+        raise InvalidInputError(f"{msg}; {advice}", source)

@@ -183,6 +183,11 @@ class GenerateSettings:
         """Number of lockstep groups."""
         return -(-self.n_subjects // self.group_size)
 
+    def group_numbers(self, group: int) -> range:
+        """Numbers ``i`` of the subjects of lockstep group ``group`` (``syn-<i:05d>``)."""
+        first = group * self.group_size
+        return range(first, min(first + self.group_size, self.n_subjects))
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary."""
         d = asdict(self)
@@ -319,12 +324,7 @@ def synthetic_subjects(
     true_ei : ndarray of shape (K, N)
         Their true time-averaged E/I ratio (the simulation their scan was drawn from).
     """
-    first = group * settings.group_size
-    ids = [
-        i
-        for i in range(first, min(first + settings.group_size, settings.n_subjects))
-        if only is None or i in only
-    ]
+    ids = [i for i in settings.group_numbers(group) if only is None or i in only]
     scan = settings.scan_lengths[group % len(settings.scan_lengths)]
     timing = settings.timing(scan)
     space = Parameterisation(
@@ -659,8 +659,7 @@ def generate_dataset(
     report = GenerateReport()
     start = time.perf_counter()
     for group in range(settings.n_groups()):
-        first = group * settings.group_size
-        numbers = range(first, min(first + settings.group_size, settings.n_subjects))
+        numbers = settings.group_numbers(group)
         # a data set generated with fewer subjects may hold part of this group (its last group
         # was partial): only the missing subjects are generated, in a shard of their own
         missing = [i for i in numbers if f"syn-{i:05d}" not in existing]
@@ -668,11 +667,7 @@ def generate_dataset(
             report.groups_skipped.append(group)
             continue
         ids = [f"syn-{i:05d}" for i in missing]
-        name = (
-            f"group_{group:05d}.npz"
-            if len(missing) == len(numbers)
-            else (f"group_{group:05d}_from_{missing[0]:05d}.npz")
-        )
+        name = f"group_{group:05d}" + ("" if len(missing) == len(numbers) else f"_from_{missing[0]:05d}")
         t0 = time.perf_counter()
         subjects, true_regional, true_g, _ = synthetic_subjects(
             settings, group, sc, gradient, myelin=myelin, only=set(missing)
@@ -690,7 +685,7 @@ def generate_dataset(
         shard = generate_group(subjects, out / "work", settings, true_regional, true_g, advance)
         bar.close()
         shard.info = info
-        append_shard(shard, out, name=name, info=info)
+        append_shard(shard, out, name=f"{name}.npz", info=info)
         report.groups_done.append(group)
         report.candidates += shard.n_candidates
         if log:

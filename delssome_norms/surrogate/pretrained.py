@@ -38,7 +38,7 @@ from torch import Tensor
 from delssome_norms import __version__, io
 from delssome_norms.errors import InputWarning, InvalidInputError, NotYetAvailableError
 from delssome_norms.io.digest import content_sha256
-from delssome_norms.model.timing import default_fcd_window
+from delssome_norms.model.timing import fcd_window_frames
 from delssome_norms.surrogate.network import CostPredictor, SurrogateConfig
 
 PRETRAINED_FORMAT_VERSION = 1
@@ -204,7 +204,7 @@ class PretrainedSurrogate:
                 np.atleast_1d(np.asarray(fcd_window)), np.atleast_1d(np.asarray(tr, dtype=np.float64))
             )
             for window, t in zip(windows, trs):
-                expected = default_fcd_window(float(t)) if trained is None else trained
+                expected = fcd_window_frames(t, trained)
                 if int(window) != expected:
                     problems.append(
                         f"FCD window {int(window)} frames at TR {float(t):g} s differs from the "
