@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Sequence
@@ -84,8 +85,40 @@ def _user_path(first, second) -> str | None:
     return None if first is None else os.fsdecode(first)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch system's time limit, ``scancel``, ``kill``), handled like Ctrl-C."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the process exit status."""
+    """Run the CLI; returns the process exit status.
+
+    Ctrl-C and SIGTERM end a command with one line (exit status 130 and 143): what was written
+    is complete (outputs are written atomically) and rerunning the same command resumes.
+    """
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread (an embedding application): leave signals alone
+        previous = None
+    try:
+        return _run(argv)
+    except KeyboardInterrupt as err:  # also while the parser and the commands are loaded
+        if isinstance(err, Terminated):
+            print(
+                "delssome-norms: terminated (SIGTERM); rerun the same command to resume", file=sys.stderr
+            )
+            return 143
+        print("delssome-norms: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -123,9 +156,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    except KeyboardInterrupt:
-        print("delssome-norms: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
     return int(result or 0)
 
 

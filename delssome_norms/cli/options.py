@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -219,8 +220,12 @@ def settings_from_args(
     try:
         return cls(**values)
     except InvalidInputError as err:  # name the option, not the field
-        if err.source in values and err.source in names:
-            flag = option_spec(cls, err.source, overrides.get(err.source))[0]
+        # the field is the error's source, or the first word of a check that names its field
+        # ("n_heads (3) must divide d_model (16)")
+        first = re.match(r"\w+", err.problem or "")
+        field = err.source if err.source in names else (first.group(0) if first else None)
+        if field in values and field in names:
+            flag = option_spec(cls, field, overrides.get(field))[0]
             raise InvalidInputError(err.problem, flag) from None
         raise
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import sys
 import time
 from pathlib import Path
 
 from delssome_norms.cli import options
 from delssome_norms.cli.estimate_cmd import check_device
-from delssome_norms.cli.main import add_command
+from delssome_norms.cli.main import Terminated, add_command
 
 GENERATE_OPTIONS = (
     "n_subjects",
@@ -302,11 +304,10 @@ def run_train(args: argparse.Namespace) -> int:
     """Train weights on a data set and save them."""
     import math
 
-    from delssome_norms import io
     from delssome_norms.errors import InvalidInputError
     from delssome_norms.surrogate.dataset import load_dataset
     from delssome_norms.surrogate.network import SurrogateConfig
-    from delssome_norms.surrogate.pretrained import TRAINING_LOG_FILE, save_pretrained
+    from delssome_norms.surrogate.pretrained import save_pretrained
     from delssome_norms.surrogate.train import TrainSettings, train_surrogate
 
     _set_threads(args.threads)
@@ -314,6 +315,14 @@ def run_train(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():  # before the work, not after it
         raise InvalidInputError("exists and is not a folder", "--out")
+    parent = out_dir.absolute().parent  # the weights are saved beside --out, then renamed
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise InvalidInputError(
+            f"cannot be written: {parent} is not a writable folder (checked before training)",
+            "--out",
+        )
     data = load_dataset(args.data)
     config = options.settings_from_args(
         SurrogateConfig,
@@ -330,7 +339,17 @@ def run_train(args: argparse.Namespace) -> int:
         f"({int(data.valid().sum())} valid), N={data.n_regions}"
     )
     t0 = time.perf_counter()
-    result = train_surrogate(data, config, settings, progress=not args.quiet, log=print)
+    try:
+        result = train_surrogate(data, config, settings, progress=not args.quiet, log=print)
+    except KeyboardInterrupt as err:  # main's message promises a resume, which training lacks
+        what = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
+        print(
+            f"delssome-norms: {what}; nothing was saved to {out_dir} (training does not "
+            "resume: rerun the same command to train again from the start; the same --seed "
+            "gives the same weights)",
+            file=sys.stderr,
+        )
+        return 143 if isinstance(err, Terminated) else 130
     seconds = time.perf_counter() - t0
     spearman = result.metrics["test"]["pooled"]["total"]["spearman"]
     if spearman is None or not math.isfinite(spearman):
@@ -341,8 +360,11 @@ def run_train(args: argparse.Namespace) -> int:
             "surrogate train",
         )
     meta, template_sc = _training_metadata(data, result, settings, config, seconds)
-    out = save_pretrained(result.model, args.out, meta, template_sc=template_sc)
-    io.write_json(io.strict_json({"history": result.history}), Path(out) / TRAINING_LOG_FILE)
+    # the training log goes in the same atomic step as the weights (never new weights beside
+    # the previous training's log)
+    out = save_pretrained(
+        result.model, args.out, meta, template_sc=template_sc, training_log={"history": result.history}
+    )
     test = result.metrics["test"]
     print(
         f"trained in {seconds / 60:.1f} min (best epoch {result.best_epoch}); held-out subjects "
@@ -357,7 +379,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     import warnings
 
     from delssome_norms import io
-    from delssome_norms.errors import InputWarning
+    from delssome_norms.errors import InputWarning, InvalidInputError
     from delssome_norms.model.timing import fcd_window_frames
     from delssome_norms.surrogate.dataset import load_dataset
     from delssome_norms.surrogate.pretrained import load_pretrained
@@ -380,10 +402,23 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if surrogate.template_sc is not None:
         for i in range(data.n_subjects):
             surrogate.check(data.n_regions, data.bins, sc=data.sc[i])
-    split = (surrogate.metadata.get("training_data") or {}).get("split_subject_ids") or {}
+    if not data.valid().any():
+        raise InvalidInputError(
+            f"no candidate with finite losses ({data.n_candidates} candidates, all invalid "
+            "simulations or none): nothing to compare the predictions with",
+            str(args.data),
+        )
+    record = surrogate.metadata.get("training_data") or {}
+    split = record.get("split_subject_ids") or {}
     trained_on = {str(v) for v in split.get("train") or []}
     seen = sorted(set(map(str, data.subject_id)) & trained_on)
-    if seen:
+    # generated subjects are named syn-00000, ... whatever the seed: the same names from another
+    # --seed are other subjects (held-out data are generated that way)
+    seeds = (
+        (record.get("generation_settings") or {}).get("seed"),
+        ((data.info or {}).get("settings") or {}).get("seed"),
+    )
+    if seen and not (None not in seeds and seeds[0] != seeds[1]):
         warnings.warn(
             f"{len(seen)} of {data.n_subjects} subject(s) of --data have the ids of subjects these "
             f"weights were trained on ({', '.join(seen[:4])}{' ...' if len(seen) > 4 else ''}): "
@@ -391,9 +426,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
             InputWarning,
             stacklevel=2,
         )
-    metrics = evaluate_model(surrogate.model, data, device=args.device)
-    text = json.dumps(metrics, indent=2)
+    metrics = io.strict_json(evaluate_model(surrogate.model, data, device=args.device))
+    text = json.dumps(metrics, indent=2, allow_nan=False)  # NaN (undefined metric) is null
     print(text)
     if args.out:
-        io.write_json(io.strict_json(metrics), args.out)
+        io.write_json(metrics, args.out)
     return 0

@@ -190,6 +190,18 @@ class SurrogateDataset:
                 need(k, (c, self.bins // COARSE_CDF_STEP))
         if c and (self.subject.min() < 0 or self.subject.max() >= s):
             raise InvalidInputError("candidate subject index out of range", "surrogate dataset")
+        # inputs of the network must be finite (only losses may be NaN: invalid simulations);
+        # one NaN would make every training step NaN and end in "training diverged"
+        for name in ("fc_triu", "fcd_density", "tr", "scan_length", "sc", "regional", "g"):
+            bad = ~np.isfinite(getattr(self, name))
+            if bad.any():
+                raise InvalidInputError(
+                    f"{name} holds {int(bad.sum())} non-finite value(s) (NaN or inf); only losses "
+                    "may be NaN (invalid simulations)",
+                    "surrogate dataset",
+                )
+        if s and (self.tr.min() <= 0 or self.scan_length.min() <= 0):
+            raise InvalidInputError("tr and scan_length must be > 0 seconds", "surrogate dataset")
 
     # -- sizes ---------------------------------------------------------------------------------
     @property
@@ -317,6 +329,10 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise InvalidInputError(f"not valid JSON ({err.msg}, line {err.lineno})", str(path)) from None
+    except UnicodeDecodeError as err:
+        raise InvalidInputError(f"is not UTF-8 text ({err.reason})", str(path)) from None
+    if not isinstance(manifest, dict):
+        raise InvalidInputError("is not a JSON object", str(path))
     if manifest.get("kind") != DATASET_KIND:
         raise InvalidInputError(
             f"kind is {manifest.get('kind')!r}, expected {DATASET_KIND!r}", str(path)
@@ -325,6 +341,25 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
     if version != DATASET_FORMAT_VERSION:
         raise InvalidInputError(
             f"format_version {version!r} is not supported (this version reads {DATASET_FORMAT_VERSION})",
+            str(path),
+        )
+    shards = manifest.get("shards")
+    ok = isinstance(shards, list) and all(
+        isinstance(e, dict) and isinstance(e.get("file"), str) and e["file"] for e in shards
+    )
+    for key in ("n_regions", "bins"):
+        value = manifest.get(key)
+        ok = ok and isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    info = manifest.get("info", {})
+    settings = info.get("settings", {}) if isinstance(info, dict) else None
+    window = settings.get("fcd_window") if isinstance(settings, dict) else None
+    ok = ok and isinstance(settings, dict)  # the generation settings training and evaluate read
+    ok = ok and (window is None or (type(window) is int and window >= 2))
+    if not ok:
+        raise InvalidInputError(
+            "is malformed: it needs n_regions and bins (positive integers), info (an object; its "
+            "settings an object, their fcd_window frames >= 2 or null) and shards (a list of "
+            '{"file": NAME, ...}); restore it or generate the data set again',
             str(path),
         )
     return manifest
@@ -429,6 +464,54 @@ def save_dataset(data: SurrogateDataset, folder: str | Path) -> Path:
     return folder
 
 
+def _read_shard(path: Path, info: dict | None) -> SurrogateDataset:
+    """One shard file as a data set; a corrupted, truncated or foreign file is one clear error
+    naming it (never unpickled: object arrays are refused)."""
+    import zipfile
+    import zlib
+
+    try:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as err:
+        text = str(err).split(". If you trust", 1)[0]  # numpy's advice to unpickle: never here
+        raise InvalidInputError(
+            f"cannot be read as a data-set shard ({type(err).__name__}: {text}); the file is "
+            "corrupted or not a shard: delete it and its manifest entry, or generate it again",
+            str(path),
+        ) from None
+    except AttributeError:  # np.load of a plain .npy file gives an array, not an archive
+        raise InvalidInputError("is not an .npz archive of a data-set shard", str(path)) from None
+    try:
+        return SurrogateDataset.from_arrays(arrays, info)
+    except InvalidInputError as err:
+        raise InvalidInputError(err.problem, str(path)) from None
+    except (TypeError, ValueError) as err:  # arrays of a wrong dtype (strings as numbers, ...)
+        raise InvalidInputError(
+            f"holds arrays of the wrong type ({type(err).__name__}: {err})", str(path)
+        ) from None
+
+
+def _check_shard_entry(part: SurrogateDataset, entry: Mapping[str, Any], path: Path) -> None:
+    """The shard holds the subjects and candidates its manifest entry lists (a shard file of
+    another data set copied under the same name would otherwise be read silently)."""
+    ids = entry.get("subject_ids")
+    problems = []
+    if isinstance(ids, list) and [str(i) for i in ids] != part.subject_id.tolist():
+        problems.append(
+            f"subjects {part.subject_id.tolist()[:3]}... where {MANIFEST} lists {ids[:3]}..."
+        )
+    for key in ("n_subjects", "n_candidates"):
+        if key in entry and entry[key] != getattr(part, key):
+            problems.append(f"{key} {getattr(part, key)} where {MANIFEST} lists {entry[key]}")
+    if problems:
+        raise InvalidInputError(
+            f"does not match its entry in {MANIFEST} ({'; '.join(problems)}): a shard of another "
+            "data set or an edited manifest",
+            str(path),
+        )
+
+
 def load_dataset(folder: str | Path) -> SurrogateDataset:
     """Read every shard of a data-set folder into one :class:`SurrogateDataset`.
 
@@ -446,8 +529,8 @@ def load_dataset(folder: str | Path) -> SurrogateDataset:
             raise InvalidInputError(
                 f"shard {entry['file']} listed in {MANIFEST} is missing", str(folder)
             )
-        with np.load(path, allow_pickle=False) as npz:
-            part = SurrogateDataset.from_arrays({k: npz[k] for k in npz.files}, manifest.get("info"))
+        part = _read_shard(path, manifest.get("info"))
+        _check_shard_entry(part, entry, path)
         if part.n_regions != manifest["n_regions"] or part.bins != manifest["bins"]:
             raise InvalidInputError(
                 f"shard has N={part.n_regions}, bins={part.bins}; manifest says "

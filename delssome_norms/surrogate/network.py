@@ -28,6 +28,8 @@ bins) and multiplied by ``fcd_bins`` so that a flat density is 1 everywhere (:fu
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, NamedTuple
 
@@ -39,6 +41,10 @@ from delssome_norms.errors import InvalidInputError
 
 COST_TERMS: tuple[str, str, str] = ("corr_loss", "l1_loss", "ks_loss")
 """The three predicted cost terms, in output order."""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -109,12 +115,30 @@ class SurrogateConfig:
             raise InvalidInputError(
                 f"fcd_bins ({self.fcd_bins}) must divide cdf_bins ({self.cdf_bins})", "surrogate"
             )
+        if not _is_number(self.dropout):
+            raise InvalidInputError(f"dropout must be a number, got {self.dropout!r}", "surrogate")
         if not 0.0 <= self.dropout < 1.0:
             raise InvalidInputError(f"dropout must be in [0, 1), got {self.dropout}", "surrogate")
         for name in ("param_center", "param_halfwidth", "output_scale"):
-            object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
+            value = getattr(self, name)
+            try:
+                object.__setattr__(self, name, tuple(float(v) for v in value))
+            except (TypeError, ValueError):
+                raise InvalidInputError(f"{name} needs 3 numbers, got {value!r}", "surrogate") from None
             if len(getattr(self, name)) != 3:
                 raise InvalidInputError(f"{name} needs 3 values", "surrogate")
+        # divisors and scales of the inputs and outputs: a zero or negative one (a hand-edited
+        # metadata.json) would give NaN or sign-flipped predictions without any error
+        for name in ("gsc_scale", "tr_ref", "scan_ref", "param_halfwidth", "output_scale"):
+            value = getattr(self, name)
+            values = value if isinstance(value, tuple) else (value,)
+            ok = all(_is_number(v) and math.isfinite(v) and v > 0 for v in values)
+            if not ok:
+                raise InvalidInputError(f"{name} must be finite and > 0, got {value!r}", "surrogate")
+        if not all(math.isfinite(v) for v in self.param_center):
+            raise InvalidInputError(
+                f"param_center must be finite, got {self.param_center!r}", "surrogate"
+            )
 
     @property
     def n_pairs(self) -> int:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import tempfile
 import warnings
@@ -226,12 +227,47 @@ class PretrainedSurrogate:
             warnings.warn(f"{source}: {message}", InputWarning, stacklevel=2)
 
 
+def _check_record(meta: dict[str, Any], source: str) -> None:
+    """The parts of ``metadata.json`` that tools read besides the network: ``training_data``
+    (an object; its ``generation_settings`` an object and its ``split_subject_ids`` an object of
+    id lists) and ``template`` (an object), so that a hand-edited file is one clear error rather
+    than a crash where they are used."""
+    data = meta.get("training_data")
+    problem = None
+    if data is not None and not isinstance(data, dict):
+        problem = f"training_data must be an object, got {type(data).__name__}"
+    elif isinstance(data, dict):
+        gen = data.get("generation_settings")
+        split = data.get("split_subject_ids")
+        if gen is not None and not isinstance(gen, dict):
+            problem = "training_data.generation_settings must be an object"
+        elif split is not None and not (
+            isinstance(split, dict) and all(isinstance(v, list) for v in split.values())
+        ):
+            problem = "training_data.split_subject_ids must be an object of subject-id lists"
+        elif isinstance(gen, dict):
+            _check_timing_cover({"fcd_window": gen.get("fcd_window")}, source)
+    template = meta.get("template")
+    if problem is None and template is not None and not isinstance(template, dict):
+        problem = f"template must be an object, got {type(template).__name__}"
+    if problem:
+        raise InvalidInputError(problem, source)
+
+
 def _check_timing_cover(cover: Any, source: str) -> None:
-    """``timing`` of ``metadata.json``: absent, or ranges ``[lo, hi]`` of TR and scan length [s]."""
+    """``timing`` of ``metadata.json``: absent, or ranges ``[lo, hi]`` of TR and scan length [s]
+    and an FCD window (frames >= 2, or null for the default rule)."""
     if cover is None:
         return
     if not isinstance(cover, dict):
         raise InvalidInputError(f"timing must be an object, got {cover!r}", source)
+    window = cover.get("fcd_window")
+    if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 2):
+        raise InvalidInputError(
+            f"timing.fcd_window must be a whole number of frames >= 2 (or null: the default "
+            f"rule), got {window!r}",
+            source,
+        )
     for key in ("tr_range", "scan_length_range"):
         if key not in cover:
             continue
@@ -251,11 +287,25 @@ METADATA_SHA_KEY = "metadata_sha256"
 """Entry of ``metadata.json`` holding the SHA-256 of its own content (edits are refused)."""
 
 
+def _make_sibling_dir(folder: Path, suffix: str) -> Path:
+    """A new empty folder beside ``folder``, created with the user's umask like ``mkdir``
+    (``tempfile.mkdtemp`` gives 0700, which would make the saved weights unreadable to the
+    lab's group once the folder takes ``folder``'s place)."""
+    while True:
+        path = folder.parent / f".{folder.name}.{secrets.token_hex(6)}{suffix}"
+        try:
+            os.mkdir(path, 0o777)
+            return path
+        except FileExistsError:  # pragma: no cover - 48 random bits
+            continue
+
+
 def save_pretrained(
     model: CostPredictor,
     folder: str | Path,
     metadata: dict[str, Any],
     template_sc: Tensor | np.ndarray | None = None,
+    training_log: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``model.safetensors`` and ``metadata.json`` into ``folder`` (atomically).
 
@@ -269,6 +319,9 @@ def save_pretrained(
     template_sc : array of shape (N, N), optional
         Scaled SC of the training subjects, stored with the weights (checked by
         :meth:`PretrainedSurrogate.check`).
+    training_log : dict, optional
+        Written as ``training_log.json`` in the same atomic step (a killed save never leaves new
+        weights beside the previous training's log, or none).
 
     Returns
     -------
@@ -280,10 +333,13 @@ def save_pretrained(
     folder.parent.mkdir(parents=True, exist_ok=True)
     # the new files are written into a fresh sibling folder that then takes the old one's place,
     # so that an interrupted save never leaves new weights beside old metadata (unloadable)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    staging = _make_sibling_dir(folder, ".tmp")
     try:
         _write_pretrained(model, staging, metadata, template_sc)
+        if training_log is not None:
+            io.write_json(io.strict_json(training_log), staging / TRAINING_LOG_FILE)
         if folder.is_dir():  # files of others in the folder move along; ours are replaced
+            os.chmod(staging, folder.stat().st_mode & 0o7777)  # the folder keeps its mode
             for entry in folder.iterdir():
                 if entry.name not in (WEIGHTS_FILE, METADATA_FILE, TRAINING_LOG_FILE):
                     os.replace(entry, staging / entry.name)
@@ -406,11 +462,21 @@ def load_pretrained(folder: str | Path | None = None) -> PretrainedSurrogate:
     if config.n_regions != meta.get("n_regions") or config.cdf_bins != meta.get("bins"):
         raise InvalidInputError("n_regions/bins disagree with the network settings", str(meta_path))
     _check_timing_cover(meta.get("timing"), str(meta_path))
+    _check_record(meta, str(meta_path))
     try:
         tensors = load_file(str(weights_path))
     except Exception as err:  # safetensors raises its own error types for corrupted files
         raise InvalidInputError(f"cannot read weights ({err})", str(weights_path)) from None
     template = tensors.pop(TEMPLATE_KEY, None)
+    n = config.n_regions
+    if template is not None and (
+        tuple(template.shape) != (n, n) or not bool(torch.isfinite(template).all())
+    ):
+        raise InvalidInputError(
+            f"{TEMPLATE_KEY} has shape {tuple(template.shape)} or non-finite values; the network "
+            f"has N={n} regions, so it must be a finite {n} x {n} matrix",
+            str(weights_path),
+        )
     model = CostPredictor(config)
     try:
         model.load_state_dict(tensors, strict=True)

@@ -118,6 +118,27 @@ class TrainSettings:
 # ------------------------------------------------------------------------------ split and tensors
 
 
+def subject_groups(subject_id: np.ndarray) -> np.ndarray:
+    """Group label of each subject row: rows with the same subject id share one (numbered by
+    first appearance, so all-distinct ids give ``0, 1, 2, ...``)."""
+    _, first, inverse = np.unique(np.asarray(subject_id), return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    return rank[inverse.reshape(-1)]
+
+
+def split_by_subject_id(
+    subject_id: np.ndarray, val_fraction: float, test_fraction: float, seed: int
+) -> dict[str, np.ndarray]:
+    """:func:`split_subjects` over distinct subject ids: rows of one id (a shard listed twice in
+    a manifest, or two data sets generated with the same seed merged) land in the same set, so
+    that no subject is trained on and scored. With distinct ids it is :func:`split_subjects`."""
+    groups = subject_groups(subject_id)
+    n_groups = int(groups.max()) + 1 if groups.size else 0
+    split = split_subjects(n_groups, val_fraction, test_fraction, seed)
+    return {k: np.flatnonzero(np.isin(groups, v)) for k, v in split.items()}
+
+
 def split_subjects(
     n_subjects: int, val_fraction: float, test_fraction: float, seed: int
 ) -> dict[str, np.ndarray]:
@@ -137,12 +158,20 @@ def split_subjects(
     """
     if n_subjects < 3:
         raise InvalidInputError(
-            f"need at least 3 subjects to split by subject, got {n_subjects}", "surrogate dataset"
+            f"need at least 3 distinct subjects (with a valid candidate) to split by subject, got "
+            f"{n_subjects}",
+            "surrogate dataset",
         )
     order = np.random.default_rng(seed).permutation(n_subjects)
     n_val = max(1, round(val_fraction * n_subjects))
     n_test = max(1, round(test_fraction * n_subjects))
     if n_val + n_test >= n_subjects:
+        warnings.warn(
+            f"val_fraction {val_fraction:g} and test_fraction {test_fraction:g} of {n_subjects} "
+            "subjects leave none for training: 1 validation and 1 test subject are held out",
+            InputWarning,
+            stacklevel=2,
+        )
         n_val, n_test = 1, 1
     return {
         "test": np.sort(order[:n_test]),
@@ -166,9 +195,13 @@ class TensorData:
 
     @classmethod
     def from_dataset(
-        cls, data: SurrogateDataset, config: SurrogateConfig, device: str | torch.device = "cpu"
+        cls,
+        data: SurrogateDataset,
+        config: SurrogateConfig,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
     ) -> TensorData:
-        """Convert a data set to tensors (float32) for a network with ``config``.
+        """Convert a data set to tensors (``dtype``, the network's) for a network with ``config``.
 
         Raises
         ------
@@ -182,20 +215,20 @@ class TensorData:
                 "surrogate dataset",
             )
 
-        def t(x: np.ndarray, dtype: torch.dtype = torch.float32) -> Tensor:
-            return torch.as_tensor(np.ascontiguousarray(x)).to(device=device, dtype=dtype)
+        def t(x: np.ndarray, as_type: torch.dtype = dtype) -> Tensor:
+            return torch.as_tensor(np.ascontiguousarray(x)).to(device=device, dtype=as_type)
 
         dens = pool_density(t(data.fcd_density, torch.float64), config.fcd_bins)
         subjects = SubjectFeatures(
             fc_triu=t(data.fc_triu),
-            fcd_dens=dens.to(torch.float32),
+            fcd_dens=dens.to(dtype),
             tr=t(data.tr),
             scan_length=t(data.scan_length),
             sc=t(data.sc),
         )
         losses = t(data.losses)
         valid = torch.isfinite(losses).all(dim=1)
-        scale = torch.tensor(config.output_scale, device=device)
+        scale = torch.tensor(config.output_scale, device=device, dtype=dtype)
         targets = torch.minimum(torch.nan_to_num(losses, nan=0.0).clamp_min(0.0), scale)
         return cls(
             subjects=subjects,
@@ -426,14 +459,15 @@ def prediction_metrics(
         rows = (subject == s) & valid
         per_subject.append(_corr(pred_total[rows], true_total[rows])[1])
     finite_ps = [v for v in per_subject if np.isfinite(v)]
-    group_sizes = np.unique(subject * (int(generation.max()) + 1) + generation, return_counts=True)[1]
+    n_gen = int(generation.max()) + 1 if len(generation) else 1
+    group_sizes = np.unique(subject.astype(np.int64) * n_gen + generation, return_counts=True)[1]
     return {
         "n_candidates": len(pred),
         "n_valid": int(valid.sum()),
         "n_subjects": len(np.unique(subject)),
         "pooled": pooled,
         "mae": {
-            name: float(np.mean(np.abs(pred[valid, j] - true[valid, j])))
+            name: float(np.mean(np.abs(pred[valid, j] - true[valid, j]))) if valid.any() else math.nan
             for j, name in enumerate(COST_TERMS)
         },
         "per_subject": {
@@ -450,9 +484,22 @@ def evaluate_model(model: CostPredictor, data: SurrogateDataset, device: str = "
     """Metrics (:func:`prediction_metrics`) of ``model`` on every candidate of ``data``.
 
     The predictions run on ``device`` (a copy of ``model`` is moved there when it lives
-    elsewhere, e.g. weights loaded on the CPU and evaluated on a GPU; ``model`` is not changed).
+    elsewhere, e.g. weights loaded on the CPU and evaluated on a GPU; ``model`` is not changed),
+    in the network's own floating dtype (float32 for loaded weights, float64 for ``.double()``).
+
+    Raises
+    ------
+    InvalidInputError
+        The data set has no candidate with finite losses (nothing to score against).
     """
-    tensors = TensorData.from_dataset(data, model.config, device)
+    if not data.valid().any():
+        raise InvalidInputError(
+            f"the data set has no candidate with finite losses ({data.n_candidates} candidates, "
+            "all invalid or none): nothing to compare the predictions with",
+            "surrogate dataset",
+        )
+    dtype = next(model.parameters()).dtype
+    tensors = TensorData.from_dataset(data, model.config, device, dtype=dtype)
     target = tensors.regional.device
     if any(p.device != target for p in model.parameters()):
         model = copy.deepcopy(model).to(target)
@@ -514,6 +561,23 @@ def _with_candidates(data: SurrogateDataset) -> tuple[SurrogateDataset, np.ndarr
     return data.subset(kept), kept
 
 
+def _warn_repeated_subjects(data: SurrogateDataset) -> None:
+    """Name subject ids that occur more than once (kept in one split set; see
+    :func:`split_by_subject_id`): their candidates count more than once in training."""
+    ids, counts = np.unique(data.subject_id, return_counts=True)
+    repeated = ids[counts > 1].tolist()
+    if repeated:
+        warnings.warn(
+            f"{len(repeated)} subject id(s) occur more than once in the data set "
+            f"({', '.join(repeated[:4])}{' ...' if len(repeated) > 4 else ''}): a shard listed "
+            "twice in manifest.json, or data sets generated with the same --seed merged (the "
+            "same synthetic subjects). Each id is kept in one of train / validation / test, but "
+            "its candidates count more than once; remove the repeated shards",
+            InputWarning,
+            stacklevel=3,
+        )
+
+
 def train_surrogate(
     data: SurrogateDataset,
     config: SurrogateConfig | None = None,
@@ -547,7 +611,10 @@ def train_surrogate(
     start = time.perf_counter()
     torch.manual_seed(settings.seed)
     model = CostPredictor(config).to(settings.device)
-    split = split_subjects(data.n_subjects, settings.val_fraction, settings.test_fraction, settings.seed)
+    _warn_repeated_subjects(data)
+    split = split_by_subject_id(
+        data.subject_id, settings.val_fraction, settings.test_fraction, settings.seed
+    )
     sets = {
         k: TensorData.from_dataset(data.subset(v), config, settings.device) for k, v in split.items()
     }

@@ -119,3 +119,38 @@ def test_errors_of_an_atomic_write_name_the_output_not_its_temporary() -> None:
     assert _user_path("out/.FC.csv.e5a46696ccd0.tmp", None) == "out/FC.csv"
     assert _user_path("/x/.a.json.0123456789ab.tmp", "/x/a.json") == "/x/a.json"
     assert _user_path("plain.csv", None) == "plain.csv" and _user_path(None, None) is None
+
+
+def test_ctrl_c_while_the_commands_load_is_one_line(monkeypatch, capsys) -> None:
+    """A Ctrl-C before any command runs (the parser and its modules are loading) gave a raw
+    traceback: it is the same one line and exit status 130 as during the work."""
+    import delssome_norms.cli.main as cli_main
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_main, "build_parser", interrupted)
+    assert main(["info"]) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == "delssome-norms: interrupted; rerun the same command to resume"
+
+
+def test_sigterm_ends_a_command_with_one_line_and_143(monkeypatch, capsys) -> None:
+    """A batch system's time limit (SIGTERM) killed the process silently (status -15); it now
+    gets the Ctrl-C treatment, and main leaves the previous SIGTERM handler in place."""
+    import os
+    import signal
+    import time
+
+    import delssome_norms.cli.main as cli_main
+
+    def killed_mid_command():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(10)  # the handler interrupts the sleep
+        raise AssertionError("SIGTERM was not handled")
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(cli_main, "build_parser", killed_mid_command)
+    assert main(["info"]) == 143
+    assert "terminated (SIGTERM); rerun the same command to resume" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -219,3 +219,22 @@ def test_generate_on_another_atlas_sc(tmp_path, capsys, one_thread) -> None:
     assert main([*argv[:-1], "--subjects", "4", "--sc", str(tmp_path / "other.csv")]) == 2
     assert "generated on another SC" in capsys.readouterr().err
     assert load_dataset(tmp_path / "d").n_subjects == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag", "problem"),
+    [
+        (["--heads", "3", "--d-model", "16"], "--heads", "n_heads (3) must divide d_model (16)"),
+        (["--val-fraction", "0.6", "--test-fraction", "0.5"], "--val-fraction", "must be < 1"),
+    ],
+)
+def test_network_and_split_errors_name_the_option(tmp_path, capsys, argv, flag, problem) -> None:
+    """A check of two fields named no option ('surrogate: n_heads (3) must divide ...')."""
+    save_dataset(_tiny_dataset(), tmp_path / "data")
+    code = main(
+        ["surrogate", "train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "w"), *argv]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"delssome-norms: error: {flag}: " in err and problem in err
+    assert not (tmp_path / "w").exists()
