@@ -307,7 +307,9 @@ def _prepare_maps(args: argparse.Namespace) -> int:
     print(
         f"{len(rows)} subject(s): {args.map_name} maps of 68 DK regions from "
         f"{', '.join(map(str, args.aparc_stats))} -> {out}; {other}: the shipped default; join "
-        f"{out / 'maps.csv'} to your cohort manifest (paths relative to {out})"
+        f"{out / 'maps.csv'} to your cohort manifest (its paths are relative to {out}, and a "
+        "manifest's paths are read relative to the manifest's folder: write the manifest there "
+        "or prefix the paths)"
     )
     return 0
 

@@ -78,6 +78,20 @@ DASK_CONNECT_TIMEOUT_S = 10
 EXECUTORS = ("local", "dask")
 """Ways to run the groups."""
 MAP_COLUMNS = ("myelin", "gradient")
+MANIFEST_COLUMNS = ("subject_id", "tr", "scan_length", "fc", "fcd_cdf", "timeseries", "sc",
+                    *MAP_COLUMNS, "n_runs", INPUT_PROBLEM)  # fmt: skip
+
+
+def _warn_unread_columns(table: pd.DataFrame, source: str) -> None:
+    """A misspelt column ('SC', 'myelin_map') would silently leave the default SC or maps in use."""
+    unread = [str(c) for c in table.columns if c not in MANIFEST_COLUMNS]
+    if unread:
+        warnings.warn(
+            f"{source}: column(s) {', '.join(map(repr, unread[:8]))} are not read (manifest "
+            f"columns, case-sensitive: {', '.join(MANIFEST_COLUMNS[:-2])})",
+            InputWarning,
+            stacklevel=3,
+        )
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -413,9 +427,9 @@ def check_stale_subjects(
         more = f" (and {len(stale) - 10} more)" if len(stale) > 10 else ""
         first, why = stale[0]
         raise InvalidInputError(
-            f"{len(stale)} subject folder(s) hold results or checkpoints of another run: "
-            f"{shown}{more} ({first}: {why}); use --overwrite to refit them, or another output "
-            "folder",
+            f"{len(stale)} subject folder(s) hold results or checkpoints of another run, or "
+            f"damaged ones: {shown}{more} ({first}: {why}); use --overwrite to refit them, or "
+            "another output folder",
             str(out),
         )
 
@@ -499,6 +513,7 @@ def run_cohort(
         )
     shard_kn = parse_shard(shard) if isinstance(shard, str) or shard is None else tuple(shard)
     table = read_manifest(manifest) if not isinstance(manifest, pd.DataFrame) else manifest
+    _warn_unread_columns(table, "manifest" if isinstance(manifest, pd.DataFrame) else str(manifest))
     scheduler_client = _connect_dask(scheduler) if executor == "dask" else None
     try:
         # with Dask the groups run on the workers: their device is checked and sized there

@@ -26,13 +26,13 @@ from delssome_norms.fit.outputs import (
     PROVENANCE_FORMAT_VERSION,
     RECORDED_NOT_COMPARED,
     fingerprint_differences,
+    read_result_values,
     read_run,
 )
 from delssome_norms.io import (
     check_unique_ids,
     file_sha256,
     read_demographics,
-    read_table,
     write_json,
     write_table,
 )
@@ -186,12 +186,16 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
     uncalibrated: dict[str, list[str]] = {}
     timing_mismatch: list[str] = []
     damaged: list[str] = []
+    states: dict[str, list[str]] = {}  # why subjects have no results: failed, unfinished, ...
     for _, person in demo.iterrows():
         sid = str(person["subject_id"])
         sdir = in_dir / sid
         run = read_run(sdir)
         if run is None:
             missing.append(sid)
+            why = "failed" if (sdir / FAILURE_FILE).is_file() else None
+            why = why or ("unfinished" if (sdir / "checkpoint").is_dir() else "not started")
+            states.setdefault(why, []).append(sid)
             if all((sdir / f).is_file() for f in OUTPUT_FILES):
                 damaged.append(sid)  # every file there, but run.json unreadable or incomplete
             continue
@@ -223,20 +227,7 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
         else:
             unprovenanced.append(sid)
         ei_path = sdir / et.EI_RATIO_FILE
-        ei = read_table(ei_path, required=(et.REGION_INDEX, et.EI_RATIO))
-        ei = ei.sort_values(et.REGION_INDEX)
-        idx = pd.to_numeric(ei[et.REGION_INDEX], errors="coerce").to_numpy()
-        values = pd.to_numeric(ei[et.EI_RATIO], errors="coerce").to_numpy(dtype=np.float64)
-        if not np.array_equal(idx, np.arange(len(ei))):
-            raise InvalidInputError("region_index must list 0 .. N-1 once each", str(ei_path))
-        bad = np.flatnonzero(~np.isfinite(values) | (values <= 0))
-        if bad.size:
-            raise InvalidInputError(
-                f"EI_ratio must be a positive number in every region; region(s) "
-                f"{', '.join(str(int(i)) for i in bad[:5])} have {float(values[bad[0]])} "
-                "(damaged or edited file; refit this subject with --overwrite)",
-                str(ei_path),
-            )
+        values = read_result_values(sdir, run)
         if n_regions is None:
             n_regions = len(values)
         elif len(values) != n_regions:
@@ -258,7 +249,7 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
         )
         warnings.warn(
             f"{len(missing)} subject(s) in {demographics} have no finished results in {in_dir}: "
-            f"{shown} (left out of the table; see failures.csv of the cohort run)"
+            f"{shown} (left out of the table; {_missing_states(states)})"
             + (
                 f"; {len(damaged)} of them have all their files but a damaged or unfinished "
                 f"run.json ({', '.join(damaged[:5])}): refit them with --overwrite"
@@ -373,6 +364,19 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
     write_table(regions, regions_path(out))
     write_json(sidecar, provenance_path(out))
     return table
+
+
+def _missing_states(states: Mapping[str, list[str]]) -> str:
+    """'2 failed (see failures.csv of the cohort run), 1 unfinished (...)' for the warning."""
+    advice = {
+        "failed": "see failures.csv of the cohort run",
+        "unfinished": "a checkpoint but no result: rerun the cohort command to resume them",
+        "not started": "no checkpoint or result: not run yet, or run into another --in-dir",
+    }
+    return "; ".join(
+        f"{len(ids)} {why} ({', '.join(ids[:3])}{' ...' if len(ids) > 3 else ''}: {advice[why]})"
+        for why, ids in states.items()
+    )
 
 
 TIMING_COLUMNS = {"TR": "tr", "tr": "tr", "scan_length": "scan_length"}

@@ -41,6 +41,7 @@ from delssome_norms.fit.stages import SubjectResult
 from delssome_norms.fit.subject import SubjectInputs
 from delssome_norms.io import (
     arrays_sha256,
+    read_table,
     write_ei_ratio,
     write_fit_quality,
     write_json,
@@ -266,6 +267,52 @@ def read_run(subject_dir: str | Path) -> dict[str, Any] | None:
     return run
 
 
+def read_result_values(subject_dir: str | Path, run: Mapping[str, Any]) -> np.ndarray:
+    """Regional E/I of a finished subject's ``EI_ratio.csv``, checked against its ``run.json``.
+
+    A file cut short (an interrupted copy of the folder) or edited is refused naming the file:
+    its regions must be 0 .. N-1 with positive values, N must be the atlas size ``run.json``
+    records, and their mean the recorded ``ei_ratio_mean`` (checks skipped for results of
+    versions that did not record them).
+
+    Raises
+    ------
+    InvalidInputError
+        Naming ``EI_ratio.csv`` and ``--overwrite`` (which rewrites it).
+    """
+    ei_path = Path(subject_dir) / et.EI_RATIO_FILE
+    fix = "(damaged or edited file; rerun with --overwrite to rewrite it)"
+    ei = read_table(ei_path, required=(et.REGION_INDEX, et.EI_RATIO))
+    ei = ei.sort_values(et.REGION_INDEX)
+    idx = pd.to_numeric(ei[et.REGION_INDEX], errors="coerce").to_numpy()
+    values = pd.to_numeric(ei[et.EI_RATIO], errors="coerce").to_numpy(dtype=np.float64)
+    if not np.array_equal(idx, np.arange(len(ei))):
+        raise InvalidInputError(f"region_index must list 0 .. N-1 once each {fix}", str(ei_path))
+    bad = np.flatnonzero(~np.isfinite(values) | (values <= 0))
+    if bad.size:
+        raise InvalidInputError(
+            f"EI_ratio must be a positive number in every region; region(s) "
+            f"{', '.join(str(int(i)) for i in bad[:5])} have {float(values[bad[0]])} {fix}",
+            str(ei_path),
+        )
+    prov = run.get("provenance")
+    atlas = prov.get("atlas") if isinstance(prov, Mapping) else None
+    n = atlas.get("n_regions") if isinstance(atlas, Mapping) else None
+    if isinstance(n, int) and not isinstance(n, bool) and n != len(values):
+        raise InvalidInputError(
+            f"has {len(values)} regions but run.json records a fit of {n} {fix}", str(ei_path)
+        )
+    result = run.get("result")
+    mean = result.get(et.MEAN_TARGET) if isinstance(result, Mapping) else None
+    if isinstance(mean, (int, float)) and not np.isclose(np.mean(values), mean, rtol=1e-9, atol=0):
+        raise InvalidInputError(
+            f"regional E/I values average {np.mean(values):.6g} but run.json records "
+            f"{et.MEAN_TARGET} {mean:.6g} {fix}",
+            str(ei_path),
+        )
+    return values
+
+
 def is_complete(subject_dir: str | Path, fingerprint: Mapping[str, Any] | None = None) -> bool:
     """True when ``subject_dir`` holds a finished subject's outputs.
 
@@ -306,6 +353,22 @@ def _discard(subject_dir: Path) -> None:
     shutil.rmtree(subject_dir / "checkpoint", ignore_errors=True)
 
 
+def _results_intact(subject_dir: Path, run: Mapping[str, Any], overwrite: bool) -> bool:
+    """Whether finished results of this run may be reused: their ``EI_ratio.csv`` agrees with
+    ``run.json`` (:func:`read_result_values`; e.g. not a copy cut short). With ``overwrite`` a
+    damaged result loses its ``run.json`` (the subject is unfinished again and its checkpoint,
+    written by this same run, rewrites every file); without, the damage is an error."""
+    try:
+        read_result_values(subject_dir, run)
+    except InvalidInputError as err:
+        if not overwrite:
+            name = Path(err.source).name if err.source else et.EI_RATIO_FILE
+            raise InvalidInputError(f"{name}: {err.problem}", str(subject_dir)) from None
+        (subject_dir / "run.json").unlink(missing_ok=True)
+        return False
+    return True
+
+
 def check_finished(
     subject_dir: str | Path,
     fingerprint: Mapping[str, Any],
@@ -344,7 +407,7 @@ def check_finished(
         if isinstance(stored, dict):
             diff = fingerprint_differences(stored, fingerprint)
             if not diff:
-                return True
+                return _results_intact(d, run, overwrite)
             what = f"with other inputs or settings ({', '.join(diff[:8])})"
         else:
             what = "by an older version without a run fingerprint (its inputs cannot be checked)"

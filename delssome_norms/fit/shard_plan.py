@@ -30,6 +30,16 @@ def subjects_sha256(subject_ids: list[str]) -> str:
     return hashlib.sha256(json.dumps([str(s) for s in subject_ids]).encode("utf-8")).hexdigest()
 
 
+def groups_sha256(plan: Any) -> str:
+    """SHA-256 of a plan's lockstep groups (the subject ids of each, in order).
+
+    With the same subjects and K the groups still follow each row's TR and scan length (and a
+    time series that cannot be read today has no scan length): shards that formed other groups
+    would leave some subjects to no shard and give others to two."""
+    groups = [[str(plan.rows[i]["subject_id"]) for i in g] for g in plan.groups]
+    return hashlib.sha256(json.dumps(groups).encode("utf-8")).hexdigest()
+
+
 def _read(path: Path) -> dict[str, Any]:
     plan = read_json_object(path, "shard plan", "delete it once no shard of this folder is running")
     ok = (
@@ -87,12 +97,45 @@ def agree_group_size(
         "group_size": int(group_size),
         "n_subjects": len(subject_ids),
         "subjects_sha256": digest,
+        "groups_sha256": groups_sha256(plan),
     }
     try:
         write_json(record, path, exclusive=True)
         return plan
     except FileExistsError:
         stored = _read(path)
+    return _check_groups(
+        _agree(stored, out_dir, subject_ids, group_size, explicit, replan, plan), stored, out_dir
+    )
+
+
+def _check_groups(plan: Any, stored: dict[str, Any], out_dir: Path) -> Any:
+    """``plan`` when it forms the recorded groups (plans recorded before they were: any)."""
+    recorded = stored.get("groups_sha256")
+    if recorded is None or recorded == groups_sha256(plan):
+        return plan
+    raise InvalidInputError(
+        "the shards of this folder were planned with other lockstep groups: the same subjects, "
+        "but a TR or scan length in the manifest changed, or a time series could be read by one "
+        "shard and not by another (then its scan length is unknown). Shards cover the cohort "
+        "together only with the same groups: run every shard with the same manifest and input "
+        f"files, or delete {PLAN_FILE} once no shard of this folder is running and start all of "
+        "them again (finished subjects are kept)",
+        str(Path(out_dir) / PLAN_FILE),
+    )
+
+
+def _agree(
+    stored: dict[str, Any],
+    out_dir: Path,
+    subject_ids: list[str],
+    group_size: int,
+    explicit: bool,
+    replan: Callable[[int], Any],
+    plan: Any,
+) -> Any:
+    """The plan of the recorded K, or the errors of a plan for another manifest or K."""
+    digest = subjects_sha256(subject_ids)
     if stored["subjects_sha256"] != digest:
         raise InvalidInputError(
             f"the shards of this folder were planned for another manifest "
