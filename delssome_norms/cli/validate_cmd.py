@@ -6,6 +6,18 @@ import argparse
 
 from delssome_norms.cli.main import add_command
 
+TIMING_OPTIONS = {
+    "dt_train": ("--dt-train", float, "integration step of the train stage, s"),
+    "dt_val": ("--dt-val", float, "integration step of the validation stage, s"),
+    "dt_test": ("--dt-test", float, "integration step of the test stage, s"),
+    "burn_in": ("--burn-in", float, "simulated burn-in before the scan, s"),
+    "fcd_window": ("--fcd-window", int, "FCD sliding window, frames"),
+    "warmup_steps": ("--warmup-steps", int, "unrecorded integration steps before the burn-in"),
+}
+"""The timing options of ``estimate-ei`` (FitSettings fields), so that a subject is checked with
+the timing it will be fitted with. Plain options here (default: the fit's own default), so that
+``validate`` imports the fitter (and torch) only when it checks a timing."""
+
 
 def register(subparsers) -> None:
     """Add the ``validate`` subcommand."""
@@ -30,12 +42,31 @@ def register(subparsers) -> None:
     p.add_argument("--tr", type=float, help="repetition time (seconds)")
     p.add_argument("--scan-length", type=float, help="scan length (seconds)")
     p.add_argument("--n-regions", type=int, default=None, help="required number of regions")
+    group = p.add_argument_group(
+        "timing of the fit (estimate-ei's options; default: the fit's defaults, as there)"
+    )
+    for flag, kind, text in TIMING_OPTIONS.values():
+        group.add_argument(flag, type=kind, default=None, help=text)
     p.set_defaults(func=run)
+
+
+def _settings(args: argparse.Namespace):
+    """FitSettings with the timing options given (the fit's defaults otherwise)."""
+    from delssome_norms.errors import InvalidInputError
+    from delssome_norms.fit import FitSettings
+
+    given = {f: getattr(args, f) for f in TIMING_OPTIONS if getattr(args, f, None) is not None}
+    try:
+        return FitSettings(**given)
+    except InvalidInputError as err:
+        flag = TIMING_OPTIONS.get(err.source, (None,))[0]
+        raise InvalidInputError(err.problem, flag or err.source) from None
 
 
 def run(args: argparse.Namespace) -> int:
     """Validate every file given and print a one-line summary of each."""
     from delssome_norms import io
+    from delssome_norms.errors import InvalidInputError
 
     n = args.n_regions
     io.check_map_pair(args.myelin, args.gradient)
@@ -43,8 +74,16 @@ def run(args: argparse.Namespace) -> int:
     # with time series and no scan length, the runs set it (frames x TR, as in estimate-ei): the
     # timing is then checked with the subject, below
     runs_set_scan = args.tr is not None and args.scan_length is None and bool(args.timeseries)
-    if not runs_set_scan and (args.tr is not None or args.scan_length is not None):
-        _check_timing(args.tr, args.scan_length)
+    if args.scan_length is not None and args.tr is None:
+        raise InvalidInputError("give the repetition time --tr (seconds) with --scan-length", "--tr")
+    if args.tr is not None and args.scan_length is None and not runs_set_scan:
+        raise InvalidInputError(
+            "give the scan length (seconds) with --tr (or --timeseries, whose frames set it)",
+            "--scan-length",
+        )
+    settings = _settings(args) if args.tr is not None or args.manifest else None
+    if not runs_set_scan and args.tr is not None:
+        _check_timing(args.tr, args.scan_length, settings)
         checked += 1
     if args.fc:
         fc = io.read_fc_runs(args.fc, n)
@@ -75,11 +114,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"ok  demographics: {len(table)} people")
         checked += 1
     if args.manifest:
-        _check_manifest(args.manifest, args.n_regions)
+        _check_manifest(args.manifest, args.n_regions, settings)
         checked += 1
     if (args.fc and args.fcd_cdf) or args.timeseries:
         if args.tr is not None and (args.timeseries or args.scan_length is not None):
-            _check_as_fitted(args)
+            _check_as_fitted(args, settings)
         else:
             print("note: give --tr and --scan-length to also check the subject as the fit reads it")
     if not checked:
@@ -87,31 +126,38 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_timing(tr: float | None, scan_length: float | None) -> None:
+def _check_timing(tr: float, scan_length: float, settings) -> None:
     """TR and scan length as the fit will use them: seconds, not milliseconds, and enough frames
-    for the default FCD window (``round(60 / TR)`` frames) and every stage's dt."""
+    for the FCD window (default ``round(60 / TR)`` frames) and every stage's dt."""
     from delssome_norms import io
     from delssome_norms.cli.estimate_cmd import check_stage_timing
-    from delssome_norms.fit import FitSettings
     from delssome_norms.model.timing import check_tr
 
     tr, scan = io.check_timing(tr, scan_length, "--tr/--scan-length")
     check_tr(tr, "--tr")
-    settings = FitSettings()
     check_stage_timing(settings, tr, scan, "--tr/--scan-length")
     t = settings.timing(tr, scan, "train")
     print(
         f"ok  timing: TR {tr:g} s, {scan:g} s scan, {t.n_frames} frames; FCD window "
         f"{t.fcd_window} frames ({t.fcd_window * tr:g} s), {t.n_windows} windows; burn-in "
-        f"{t.burn_in:g} s (default settings)"
+        f"{t.burn_in:g} s ({_which(settings)})"
     )
 
 
-def _check_as_fitted(args: argparse.Namespace) -> None:
+def _which(settings) -> str:
+    """Whether ``settings`` has the default timing (what the summary lines say)."""
+    from delssome_norms.fit import FitSettings
+
+    default = FitSettings()
+    same = all(getattr(settings, f) == getattr(default, f) for f in TIMING_OPTIONS)
+    return "default settings" if same else "the timing options given"
+
+
+def _check_as_fitted(args: argparse.Namespace, settings) -> None:
     """Read the subject the way ``estimate-ei`` will (default SC template when none is given,
     maps against N, the scan length against the time series, the default stage timings)."""
     from delssome_norms.cli.estimate_cmd import check_stage_timing
-    from delssome_norms.fit import FitSettings, load_subject
+    from delssome_norms.fit import load_subject
 
     subject = load_subject(
         "subject",
@@ -126,26 +172,24 @@ def _check_as_fitted(args: argparse.Namespace) -> None:
         n_regions=args.n_regions,
     )
     if args.scan_length is None:  # the runs' own length: timing not checked yet
-        _check_timing(subject.tr, subject.scan_length)
+        _check_timing(subject.tr, subject.scan_length, settings)
     else:
-        check_stage_timing(FitSettings(), subject.tr, subject.scan_length, "--tr/--scan-length")
+        check_stage_timing(settings, subject.tr, subject.scan_length, "--tr/--scan-length")
     sc = args.sc or "the default DK68 template"
     print(
         f"ok  subject as estimate-ei reads it: {subject.n_regions} regions, SC {sc}, "
-        f"TR {subject.tr:g} s, {subject.scan_length:g} s scan (default settings)"
+        f"TR {subject.tr:g} s, {subject.scan_length:g} s scan ({_which(settings)})"
     )
 
 
-def _check_manifest(path: str, n_regions: int | None) -> None:
+def _check_manifest(path: str, n_regions: int | None, settings) -> None:
     """Read every row's files as ``cohort`` will; one line naming every unusable subject."""
     from delssome_norms import io
     from delssome_norms.cli.estimate_cmd import check_stage_timing
     from delssome_norms.errors import InvalidInputError
-    from delssome_norms.fit import FitSettings
     from delssome_norms.fit.cohort import _load_row, plan_cohort
 
     table = io.read_manifest(path)
-    settings = FitSettings()
     plan = plan_cohort(table, settings, group_size=1, n_regions=n_regions)
     bad = []
     for row in plan.rows:

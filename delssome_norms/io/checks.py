@@ -88,7 +88,8 @@ def check_fc(fc, n_regions: int | None = None, input_name: str = "FC") -> np.nda
     Parameters
     ----------
     fc : array-like of shape (n_regions, n_regions)
-        Pearson correlations: symmetric (tol 1e-6), unit diagonal, values in [-1, 1].
+        Pearson correlations: symmetric (tol 1e-6), unit diagonal, values in [-1, 1], not the
+        same value in every region pair (the cost's Pearson r would be undefined).
     n_regions : int, optional
         Required number of regions.
     input_name : str
@@ -116,6 +117,14 @@ def check_fc(fc, n_regions: int | None = None, input_name: str = "FC") -> np.nda
     if np.any(np.abs(arr) > 1.0 + 1e-9):
         raise InvalidInputError(
             f"FC values must lie in [-1, 1]; found {float(arr.min()):.4g} .. {float(arr.max()):.4g}",
+            input_name,
+        )
+    upper = arr[np.triu_indices(arr.shape[0], 1)]
+    if upper.size >= 2 and float(np.ptp(upper)) == 0.0:
+        raise InvalidInputError(
+            f"every region pair has the same FC ({float(upper[0]):g}); the cost's corr_loss "
+            "(1 - Pearson r of the FC upper triangles) is undefined for it: give the "
+            "subject's measured FC",
             input_name,
         )
     return np.clip(arr, -1.0, 1.0)

@@ -384,6 +384,25 @@ def _named_header(header: list[str] | None) -> bool:
     return header is not None and looks_like_region_header(header)
 
 
+def is_numbering(values: np.ndarray) -> bool:
+    """Whether values count 0, 1, ... or 1, 2, ... (a header or index, not data)."""
+    n = np.size(values)
+    return np.array_equal(values, np.arange(n)) or np.array_equal(values, np.arange(1, n + 1))
+
+
+def _numbered_by_pandas(values: np.ndarray) -> np.ndarray | None:
+    """A square matrix without the numbered header row (``0, 1, ...``) and index column that
+    ``pd.DataFrame(m).to_csv(path)`` writes around it (read with empty cells as NaN); None
+    when ``values`` is not laid out that way."""
+    rows, cols = values.shape if values.ndim == 2 else (0, 0)
+    if rows == cols + 1 and is_numbering(values[0]):  # header only (index=False)
+        return values[1:]
+    if rows == cols and rows > 1 and np.isnan(values[0, 0]):
+        if is_numbering(values[0, 1:]) and is_numbering(values[1:, 0]):
+            return values[1:, 1:]
+    return None
+
+
 def _read_square_by_name(path: PathLike, regions: Sequence[str] | None, what: str) -> np.ndarray:
     """A square region-by-region matrix, put in the atlas order when it names its regions.
 
@@ -393,7 +412,15 @@ def _read_square_by_name(path: PathLike, regions: Sequence[str] | None, what: st
     without names is taken in atlas order.
     """
     name = str(path)
-    values, header, labels = read_labelled_numeric(path)
+    try:
+        values, header, labels = read_labelled_numeric(path)
+    except InvalidInputError:
+        values = _numbered_by_pandas(read_labelled_numeric(path, allow_na=True)[0])
+        if values is None:
+            raise
+        return values
+    stripped = _numbered_by_pandas(values) if header is None and labels is None else None
+    values = values if stripped is None else stripped
     if _named_header(header):
         from delssome_norms.io.regions import match_regions
 

@@ -21,6 +21,7 @@ from delssome_norms.io.readers import (
     _fmt_idx,
     _named_header,
     check_input_file,
+    is_numbering,
     read_labelled_numeric,
 )
 from delssome_norms.io.regions import (
@@ -34,12 +35,6 @@ from delssome_norms.io.regions import (
 
 MAX_DROPPED_FRAMES = 0.5
 """Largest fraction of a run's frames ``drop_na_frames`` drops; beyond it the run is refused."""
-
-
-def _numbering(values: np.ndarray) -> bool:
-    """Whether values count 0, 1, ... or 1, 2, ... (a header or index, not data)."""
-    n = np.size(values)
-    return np.array_equal(values, np.arange(n)) or np.array_equal(values, np.arange(1, n + 1))
 
 
 def timeseries_header(
@@ -56,20 +51,20 @@ def timeseries_header(
     """
     if header is not None and arr.ndim == 2 and len(header) == arr.shape[1] and arr.shape[1] > 1:
         # pandas' DataFrame.to_csv writes its index as an unnamed first column
-        if header[0].strip() in ("", "Unnamed: 0", "index") and _numbering(arr[:, 0]):
+        if header[0].strip() in ("", "Unnamed: 0", "index") and is_numbering(arr[:, 0]):
             header, arr = header[1:], arr[:, 1:]
     if header is None:
         if arr.ndim != 2 or arr.shape[0] < 2:
             return None, arr
         first = arr[0]
-        if np.isnan(first[0]) and _numbering(first[1:]):
+        if np.isnan(first[0]) and is_numbering(first[1:]):
             # DataFrame.to_csv with its index: ",0,1,..." then an index column
             arr = arr[1:]
-            return None, arr[:, 1:] if _numbering(arr[:, 0]) else arr
+            return None, arr[:, 1:] if is_numbering(arr[:, 0]) else arr
         ids = freesurfer_id_names(first)
         if ids is not None:
             return ids, arr[1:]
-        if _numbering(first):
+        if is_numbering(first):
             return None, arr[1:]  # a numbered header row, not a frame
         return None, arr
     tokens = [h for h in header if h != ""]

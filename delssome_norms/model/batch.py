@@ -85,10 +85,28 @@ def euler_stable(fic: FICSolution, dt: float, const: PFICConstants = PFIC_CONSTA
     0.006-s step is not for wEI above ~3.4 (there r_E left 3 Hz and E/I was 7 % off, yet every
     value stayed finite). Returns a (B,) bool tensor; sets whose FIC did not converge are False.
     """
+    return dt < euler_dt_limit(fic, const)  # NaN (FIC not converged) compares False
+
+
+def euler_dt_limit(fic: FICSolution, const: PFICConstants = PFIC_CONSTANTS) -> Tensor:
+    """Largest stable Euler step at each parameter set's FIC fixed point [s], shape (B,).
+
+    ``2 / max_i lam_i`` with ``lam = 1 / tau_I + H_I'(I_I*)`` (see :func:`euler_stable`: a step
+    is stable when it is strictly below this); NaN where FIC did not converge.
+    """
     slope = rate_derivative(fic.i_i, const.a_I, const.b_I, const.d_I)
     lam = 1.0 / const.tau_I + slope
-    ok = (dt * lam < 2.0).all(dim=-1)
-    return ok & fic.converged.to(ok.device)
+    limit = 2.0 / lam.amax(dim=-1)
+    return torch.where(fic.converged.to(limit.device), limit, torch.full_like(limit, math.nan))
+
+
+def dt_advice(limit: float) -> str:
+    """What to do when an Euler step is unstable: a step below ``limit`` [s]."""
+    if not math.isfinite(limit) or limit <= 0:
+        return "no Euler step is stable there (check wEE, wEI, G)"
+    unit = 10.0 ** (math.floor(math.log10(limit)) - 2)  # 3 significant digits, rounded down
+    shown = math.floor(limit / unit * (1 + 1e-12)) * unit
+    return f"these parameters need dt < {shown:.3g} s (the paper's test stage uses 0.0005 s)"
 
 
 UNSCALED_SC_MAX = 1.0
@@ -174,10 +192,11 @@ def prepare_batch(
     unstable = fic.converged.to(euler_ok.device) & ~euler_ok
     if bool(unstable.any()):
         bad = unstable.nonzero().flatten().tolist()
+        limit = float(euler_dt_limit(fic, const)[unstable].min())
         warnings.warn(
             f"an Euler step of dt = {dt:g} s is unstable at the fixed point of parameter set(s) "
             f"{bad[:10]}{' ...' if len(bad) > 10 else ''} (the inhibitory population relaxes "
-            "faster than 2 / dt): they are marked invalid; use dt <= 0.005 s",
+            f"faster than 2 / dt): they are marked invalid; {dt_advice(limit)}",
             ConvergenceWarning,
             stacklevel=3,
         )

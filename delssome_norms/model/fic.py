@@ -48,7 +48,7 @@ def rate(x: Tensor, a: float, b: float, d: float) -> Tensor:
     >>> round(float(rate(x, 310.0, 125.0, 0.16)[0]), 9)  # the limit 1 / d at a x = b
     6.25
     """
-    x = x if isinstance(x, Tensor) else torch.as_tensor(np.asarray(x, dtype=np.float64))
+    x = x if isinstance(x, Tensor) else torch.from_numpy(np.array(x, dtype=np.float64))
     y = a * x - b
     small = y.abs() < _SMALL
     safe = torch.where(small, torch.ones_like(y), y)
@@ -57,7 +57,7 @@ def rate(x: Tensor, a: float, b: float, d: float) -> Tensor:
 
 def rate_derivative(x: Tensor, a: float, b: float, d: float) -> Tensor:
     """Derivative ``dH/dx`` of :func:`rate` [Hz/nA], same shape as ``x``."""
-    x = x if isinstance(x, Tensor) else torch.as_tensor(np.asarray(x, dtype=np.float64))
+    x = x if isinstance(x, Tensor) else torch.from_numpy(np.array(x, dtype=np.float64))
     y = a * x - b
     small = y.abs() < _SMALL
     safe = torch.where(small, torch.ones_like(y), y)
@@ -124,7 +124,7 @@ def as_parameter_tensors(wEE, wEI, G, sc) -> tuple[Tensor, Tensor, Tensor, Tenso
 
     def tensor(x: Any, name: str) -> Tensor:
         try:
-            t = x if isinstance(x, Tensor) else torch.as_tensor(np.asarray(x, dtype=np.float64))
+            t = x if isinstance(x, Tensor) else torch.from_numpy(np.array(x, dtype=np.float64))
         except (TypeError, ValueError):
             raise InvalidInputError(f"{name} must be numbers, got {type(x).__name__}", name) from None
         return t.to(torch.float64)

@@ -29,6 +29,14 @@ TR_TOLERANCE = 0.01
 """Largest relative difference between ``round(tr / dt) * dt`` and the TR."""
 
 
+def timing_error(problem: str, field: str) -> InvalidInputError:
+    """An :class:`InvalidInputError` about the timing field ``field`` (``err.field``), so that a
+    command can name its own option for it (``fcd_window`` is ``--fcd-window``)."""
+    err = InvalidInputError(problem)
+    err.field = field
+    return err
+
+
 def check_tr(tr: float, source: str | None = "--tr") -> float:
     """The TR as a float [s], refused (naming ``source``) unless a positive number <= ``MAX_TR``.
 
@@ -80,6 +88,17 @@ def fcd_window_frames(tr: float, fcd_window: int | None = None) -> int:
     return default_fcd_window(float(tr)) if fcd_window is None else int(fcd_window)
 
 
+def _is_number(value) -> bool:
+    """A real number (not a bool, a string or None)."""
+    number = isinstance(value, (int, float, np.integer, np.floating))
+    return number and not isinstance(value, (bool, np.bool_))
+
+
+def _is_whole(value) -> bool:
+    """A finite whole number (``10`` or ``10.0``)."""
+    return _is_number(value) and math.isfinite(value) and int(value) == value
+
+
 @dataclass(frozen=True)
 class SimulationTiming:
     """Durations of one simulation and the sampling indices derived from them.
@@ -121,49 +140,57 @@ class SimulationTiming:
     def __post_init__(self) -> None:
         for name in ("tr", "scan_length", "dt"):
             value = getattr(self, name)
-            number = isinstance(value, (int, float, np.integer, np.floating))
-            if isinstance(value, bool) or not (number and math.isfinite(value) and value > 0):
-                raise InvalidInputError(f"{name} must be a positive number of seconds, got {value!r}")
+            if not _is_number(value) or not (math.isfinite(value) and value > 0):
+                raise timing_error(f"{name} must be a positive number of seconds, got {value!r}", name)
             object.__setattr__(self, name, float(value))
-        check_tr(self.tr, None)
-        check_scan_length(self.scan_length, None)
+        for name, check in (("tr", check_tr), ("scan_length", check_scan_length)):
+            try:
+                check(getattr(self, name), None)
+            except InvalidInputError as err:
+                raise timing_error(err.problem, name) from None
         if self.dt >= MAX_DT:
-            raise InvalidInputError(
+            raise timing_error(
                 f"dt = {self.dt:g} s is too coarse: the Euler step of S_I (tau_I = 0.01 s) is "
-                f"unstable from {MAX_DT:g} s; the paper uses 0.005 s (search) and 0.0005 s (test)"
+                f"unstable from {MAX_DT:g} s; the paper uses 0.005 s (search) and 0.0005 s (test)",
+                "dt",
             )
         if self.burn_in is None:
             object.__setattr__(self, "burn_in", default_burn_in(float(self.tr)))
-        elif not (math.isfinite(self.burn_in) and self.burn_in >= 0):
-            raise InvalidInputError(f"burn_in must be >= 0 seconds, got {self.burn_in!r}")
+        elif not (_is_number(self.burn_in) and math.isfinite(self.burn_in) and self.burn_in >= 0):
+            raise timing_error(f"burn_in must be >= 0 seconds, got {self.burn_in!r}", "burn_in")
         if self.fcd_window is None:
             object.__setattr__(self, "fcd_window", fcd_window_frames(self.tr))
-        if int(self.fcd_window) != self.fcd_window or self.fcd_window < 2:
-            raise InvalidInputError(
-                f"fcd_window must be an integer >= 2 frames, got {self.fcd_window!r}"
+        window = self.fcd_window
+        if not _is_whole(window) or window < 2:
+            raise timing_error(
+                f"fcd_window must be an integer >= 2 frames, got {window!r}", "fcd_window"
             )
         object.__setattr__(self, "fcd_window", int(self.fcd_window))
-        if int(self.warmup_steps) != self.warmup_steps or self.warmup_steps < 0:
-            raise InvalidInputError(f"warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
+        warm = self.warmup_steps
+        if not _is_whole(warm) or warm < 0:
+            raise timing_error(f"warmup_steps must be an integer >= 0, got {warm!r}", "warmup_steps")
         object.__setattr__(self, "warmup_steps", int(self.warmup_steps))
         if self.steps_per_tr < 1:
-            raise InvalidInputError(f"dt = {self.dt} s is longer than TR = {self.tr} s")
+            raise timing_error(f"dt = {self.dt} s is longer than TR = {self.tr} s", "dt")
         sampled = self.steps_per_tr * self.dt
         if abs(sampled - self.tr) > TR_TOLERANCE * self.tr:
-            raise InvalidInputError(
+            raise timing_error(
                 f"BOLD is sampled every round(TR / dt) = {self.steps_per_tr} steps of {self.dt:g} s "
-                f"= {sampled:g} s, not the TR of {self.tr:g} s; choose a dt that divides the TR"
+                f"= {sampled:g} s, not the TR of {self.tr:g} s; choose a dt that divides the TR",
+                "dt",
             )
         if self.n_frames < 2:
-            raise InvalidInputError(
+            raise timing_error(
                 f"scan of {self.scan_length} s at TR {self.tr} s leaves {self.n_frames} frame(s) "
-                "after the burn-in; need at least 2"
+                "after the burn-in; need at least 2",
+                "scan_length",
             )
         if self.n_windows < 2:
-            raise InvalidInputError(
+            raise timing_error(
                 f"FCD window of {self.fcd_window} frames leaves {max(self.n_windows, 0)} sliding "
                 f"window(s) in the {self.n_frames}-frame scan; the FCD needs at least 2 "
-                "(use a shorter window or a longer scan)"
+                "(use a shorter window or a longer scan)",
+                "fcd_window",
             )
 
     @cached_property

@@ -150,3 +150,17 @@ def test_cdf_close_to_one_is_rescaled_with_warning(tmp_path: Path) -> None:
         out = io.read_fcd_cdf(_write(tmp_path, "c.csv", cdf))
     assert out[-1] == pytest.approx(1.0, abs=1e-15)
     np.testing.assert_allclose(out, _cdf(), rtol=1e-12)
+
+
+def test_fc_with_one_value_in_every_pair_is_refused() -> None:
+    """An identity or constant FC passed every check and failed only after a whole search
+    ("none of the candidates produced a valid simulation"): Pearson r with it is undefined."""
+    from delssome_norms.io.checks import check_fc
+
+    for fc in (np.eye(5), np.full((5, 5), 0.3) + 0.7 * np.eye(5)):
+        with pytest.raises(InvalidInputError, match="every region pair has the same FC") as err:
+            check_fc(fc, input_name="sub_FC.csv")
+        assert err.value.source == "sub_FC.csv"
+    fc = np.full((5, 5), 0.3) + 0.7 * np.eye(5)
+    fc[0, 1] = fc[1, 0] = 0.31
+    assert check_fc(fc)[0, 1] == pytest.approx(0.31)  # one different pair is enough

@@ -313,3 +313,26 @@ def test_named_square_matrices_are_put_in_atlas_order(tmp_path: Path, reader: st
     shuffled.to_csv(tmp_path / "m.csv", index=False)
     got = getattr(io, reader)(tmp_path / "m.csv")
     np.testing.assert_array_equal(got, mat)
+
+
+@pytest.mark.parametrize("index", [True, False])
+def test_square_matrices_written_by_pandas_read_back(tmp_path, index) -> None:
+    """``pd.DataFrame(sc).to_csv(path)`` writes a numbered header row (and an index column):
+    an FC or SC saved that way was refused ("line 1 has the non-numeric value ''")."""
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    fc = np.corrcoef(rng.standard_normal((6, 50)))
+    sc = rng.uniform(0, 1, (6, 6))
+    np.fill_diagonal(sc, 0)
+    pd.DataFrame(fc).to_csv(tmp_path / "fc.csv", index=index)
+    pd.DataFrame(sc).to_csv(tmp_path / "sc.csv", index=index)
+    np.testing.assert_allclose(io.read_fc(tmp_path / "fc.csv"), fc, rtol=1e-12)
+    np.testing.assert_allclose(io.read_sc(tmp_path / "sc.csv"), sc, rtol=1e-12)
+
+
+def test_a_blank_cell_inside_a_matrix_is_still_refused(tmp_path) -> None:
+    """Only the pandas layout is recognised: an empty cell in the data stays an error."""
+    (tmp_path / "sc.csv").write_text("0,1,2\n1,,3\n2,3,0\n")
+    with pytest.raises(InvalidInputError, match=r"sc\.csv"):
+        io.read_sc(tmp_path / "sc.csv")
