@@ -19,6 +19,24 @@ from delssome_norms.errors import InvalidInputError
 def _values_by_region(values, regions: Sequence[str]) -> np.ndarray:
     """Values in ``regions`` order (NaN where absent) from an array, a Series or a mapping."""
     if isinstance(values, (pd.Series, Mapping)):
+        keys = list(values.index) if isinstance(values, pd.Series) else list(values)
+        unnamed = int(pd.isna(pd.Series(keys, dtype=object)).sum())
+        if unnamed:  # e.g. sex_difference_tests' region column of a table of another atlas
+            raise InvalidInputError(
+                f"{unnamed} value(s) have no region name (None/NaN in the index): a global "
+                "target such as ei_ratio_mean (keep the regional rows only), or a table of an "
+                f"atlas other than these {len(regions)} regions (pass its values in region order "
+                "with its regions= and coords=)",
+                "values",
+            )
+        repeated = sorted({str(k) for k in pd.Series(keys, dtype=object)[lambda k: k.duplicated()]})
+        if repeated:  # e.g. every test's rows of sex_difference_tests: the last one would win
+            raise InvalidInputError(
+                f"region name(s) given more than once ({', '.join(repeated[:3])}"
+                f"{' ...' if len(repeated) > 3 else ''}); pass one value per region (e.g. the rows "
+                "of one test)",
+                "values",
+            )
         mapping = dict(values.items())
         unknown = sorted(str(k) for k in mapping if k not in regions)
         if unknown:

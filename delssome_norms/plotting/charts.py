@@ -14,9 +14,11 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from delssome_norms.errors import InvalidInputError
+from delssome_norms.io import normalise_sex
 from delssome_norms.io.ei_table import MEAN_TARGET
 from delssome_norms.norms.chart import CENTILES, GrowthChart, age_grid, centile_label
 from delssome_norms.plotting.person import PERSON_COLOR, person_label
+from delssome_norms.stats._cohort import target_regions
 
 SEX_COLORS = {"female": "#c2185b", "male": "#1565c0"}
 AGE_LABEL = "Age (years)"
@@ -50,7 +52,7 @@ def plot_chart_centiles(
     data : pandas.DataFrame, optional
         People to draw (age, sex, site and the target column).
     sexes : sequence of str
-        Panels, left to right.
+        Panels, left to right: female/male (f/m in any case, or 1/0 as ``numeric_sex``).
     q : sequence of float
         Centiles (percent) to draw.
     points : {"harmonised", "raw"}
@@ -64,6 +66,7 @@ def plot_chart_centiles(
     seed : int
         Seed of that subset.
     ylabel : str, optional
+        Default: ``E/I ratio (mean over regions)`` or ``E/I ratio, <DK68 region> (<target>)``.
     person : mapping, optional
         One person to highlight: ``subject_id``, ``sex``, ``age_in_years`` (years), ``value``
         (on the scale of ``points``) and ``centile`` (fraction in [0, 1]). Drawn in the panel of
@@ -78,6 +81,9 @@ def plot_chart_centiles(
     chart._check_fitted()
     if isinstance(sexes, str) or len(sexes) == 0:
         raise InvalidInputError(f"sexes must list one or more panels, got {sexes!r}", "sexes")
+    # the chart accepts F/M (any case) and 1/0; the scored data say female/male, so the panels must
+    # too, or a panel named "F" would draw the centiles without any of the data's people
+    sexes = [str(s) for s in _sex_labels(sexes, "sexes")]
     if person is not None:
         missing = [
             k for k in ("subject_id", "sex", "age_in_years", "value", "centile") if k not in person
@@ -95,6 +101,7 @@ def plot_chart_centiles(
         if points == "raw":
             scored = scored.assign(harmonised=scored["value"])
     if person is not None:
+        person = {**person, "sex": str(_sex_labels([person["sex"]], "person")[0])}
         if person["sex"] not in sexes:
             raise InvalidInputError(
                 f"the person's sex {person['sex']!r} has no panel (panels: {', '.join(sexes)})",
@@ -182,7 +189,7 @@ def plot_chart_centiles(
                 max(x_hi, float(person["age_in_years"]) + 1),
             )
         ax.set_xlim(x_lo, x_hi)
-    axes[0].set_ylabel(ylabel or target)
+    axes[0].set_ylabel(ylabel or _target_label(target, chart.targets_))
     legend_ax = axes[-1]
     if person_ax is not None:
         _annotate_person(person_ax, person, label, ages)
@@ -195,6 +202,25 @@ def plot_chart_centiles(
     legend_ax.legend(handles, labels, loc="best", fontsize=7, frameon=False)
     fig.suptitle(f"{chart.family_.name} growth chart ({chart.formulas_['mu']})", fontsize=9)
     return fig
+
+
+def _target_label(target: str, targets: Sequence[str]) -> str:
+    """The y-axis label of a target: e.g. ``E/I ratio (mean over regions)``, ``E/I ratio,
+    lh_cuneus (ei_ratio_roi_4)`` (DK68 names only when the chart has no region beyond the 68th)."""
+    if target == MEAN_TARGET:
+        return "E/I ratio (mean over regions)"
+    names = target_regions(pd.DataFrame(columns=list(targets)), [target])
+    return f"E/I ratio, {names[0]} ({target})" if names[0] else target
+
+
+def _sex_labels(values, input_name: str) -> np.ndarray:
+    """``female``/``male`` for each label (F/M in any case, 1/0), or one clear error."""
+    try:
+        return normalise_sex(list(values), input_name)
+    except InvalidInputError:
+        raise InvalidInputError(
+            f"unknown sex label(s) in {list(values)!r}; use female/male (or f/m, 1/0)", input_name
+        ) from None
 
 
 def _annotate_person(ax, person: Mapping[str, Any], label: str, ages: np.ndarray) -> None:

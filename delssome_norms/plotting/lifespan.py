@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.io.ei_table import MEAN_TARGET
@@ -25,6 +27,9 @@ def _centile_columns(table: pd.DataFrame, name: str) -> dict[float, str]:
         raise InvalidInputError(
             f"missing the median column 'C50' (centile columns found: {sorted(cols) or 'none'})", name
         )
+    text = [c for c in ("age_in_years", *cols.values()) if not pd.api.types.is_numeric_dtype(table[c])]
+    if text:
+        raise InvalidInputError(f"column(s) {', '.join(map(repr, text))} must hold numbers", name)
     return cols
 
 
@@ -86,6 +91,7 @@ def plot_lifespan_centiles(
                 alpha=0.3,
                 color=SEX_COLORS[sex],
             )
+    bands: dict[float, float] = {}  # lower centile of each band drawn -> its alpha
     for sex, table in tables.items():
         cols = columns[sex]
         table = table.sort_values("age_in_years")
@@ -94,6 +100,7 @@ def plot_lifespan_centiles(
         for depth, q in enumerate(lows):
             hi = 100.0 - q
             if hi in cols:
+                bands[q] = 0.08 + 0.07 * depth
                 ax.fill_between(
                     age,
                     table[cols[q]],
@@ -107,5 +114,13 @@ def plot_lifespan_centiles(
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
-    ax.legend(frameon=False, fontsize="small")
+    # the bands of both sexes in one neutral key each (the colour already says the sex)
+    handles, labels = ax.get_legend_handles_labels()
+    for q in sorted(bands):
+        handles.append(Patch(color="0.35", alpha=bands[q] + 0.1, lw=0))
+        labels.append(f"{q:g}-{100 - q:g}th centiles")
+    if data is not None:
+        handles.append(Line2D([], [], ls="", marker="o", ms=3, color="0.5", alpha=0.6))
+        labels.append(f"people ({len(idx):,} of {len(data):,})" if len(idx) < len(data) else "people")
+    ax.legend(handles, labels, frameon=False, fontsize="small")
     return fig

@@ -99,7 +99,10 @@ def plot_person_brain_map(
     if value not in VALUE_KINDS:
         raise InvalidInputError(f"value must be one of {', '.join(VALUE_KINDS)}; got {value!r}", "value")
     _, label, cmap = VALUE_KINDS[value]
-    arr = np.asarray(values, dtype=np.float64).ravel()
+    try:
+        arr = np.asarray(values, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        raise InvalidInputError("values must be numbers, one per region", "values") from None
     lim: dict[str, float | None] = {"vmin": None, "vmax": None, "center": None}
     what = {"z": "regional E/I z-scores", "centile": "regional E/I centiles", "ei": "regional E/I"}
     note = ""

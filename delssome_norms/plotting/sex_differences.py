@@ -11,6 +11,18 @@ from delssome_norms.errors import InvalidInputError
 from delssome_norms.plotting._style import AGE_LABEL, SEX_COLORS, new_axes
 
 _GAP_COLUMNS = ("age_in_years", "gap", "ci_low", "ci_high")
+_EFFECT_LABELS = {
+    # effect_name: (x-axis label, title)
+    "mean_difference_female_minus_male": ("female − male E/I ratio", "Sex difference in mean E/I"),
+    "mu_difference_female_minus_male": ("female − male E/I ratio (mu)", "Sex difference in E/I (mu)"),
+    "sigma_ratio_female_over_male": ("SD ratio, female / male", "Sex difference in E/I variability"),
+    "spread_ratio_female_over_male": (
+        "spread ratio, female / male (mean absolute deviation)",
+        "Sex difference in E/I spread",
+    ),
+}
+"""Readable axis label and title of each effect of :func:`~delssome_norms.stats.sex_difference_tests`
+(and :func:`~delssome_norms.stats.chart_sex_tests`)."""
 
 
 def plot_sex_gap(
@@ -41,6 +53,11 @@ def plot_sex_gap(
     missing = [c for c in _GAP_COLUMNS if c not in gap_table.columns]
     if missing:
         raise InvalidInputError(f"missing column(s) {', '.join(missing)}", "gap_table")
+    if gap_table.empty:
+        raise InvalidInputError("no rows to plot (an empty sex_gap table)", "gap_table")
+    for col in _GAP_COLUMNS:
+        if not pd.api.types.is_numeric_dtype(gap_table[col]):
+            raise InvalidInputError(f"column {col!r} must hold numbers", "gap_table")
     fig, ax = new_axes(ax, (6.4, 3.8))
     targets = gap_table["target"].unique() if "target" in gap_table.columns else [None]
     level = float(gap_table["level"].iloc[0]) if "level" in gap_table.columns else None
@@ -131,7 +148,11 @@ def plot_sex_effects(
     ax.axvline(null, color="0.3", lw=1, ls=":")
     ax.set_yticks(y, labels, fontsize=6 if len(rows) > 30 else 9)
     ax.set_ylim(-1, len(rows))
-    ax.set_xlabel(str(rows["effect_name"].iloc[0]).replace("_", " "))
-    ax.set_title(test)
+    effect_name = str(rows["effect_name"].iloc[0])
+    xlabel, title = _EFFECT_LABELS.get(effect_name, (effect_name.replace("_", " "), "Sex difference"))
+    if {"ci_low", "ci_high"} <= set(rows.columns) and np.isfinite(rows["ci_low"]).any():
+        xlabel += " (bars: confidence interval)"
+    ax.set_xlabel(xlabel)
+    ax.set_title(f"{title} ({test})")
     ax.legend(frameon=False, fontsize="small", loc="lower right")
     return fig

@@ -43,6 +43,10 @@ class Cohort:
         The target columns, float64.
     targets : tuple of str
         Names of the ``k`` targets.
+    regions : tuple of (str or None)
+        DK68 region name of each target (None for global targets, and for every target when the
+        table has regional columns beyond the 68 DK68 regions: another atlas, whose regions DK68
+        names would mislabel); empty when not computed.
     """
 
     age: np.ndarray
@@ -51,6 +55,7 @@ class Cohort:
     site_names: tuple[str, ...]
     y: np.ndarray
     targets: tuple[str, ...]
+    regions: tuple[str | None, ...] = ()
 
     @property
     def n_female(self) -> int:
@@ -75,6 +80,19 @@ def target_region(name: str) -> str | None:
         return None
     i = int(m.group(1))
     return DK68_REGIONS[i] if i < len(DK68_REGIONS) else None
+
+
+def target_regions(table: pd.DataFrame, targets: Sequence[str]) -> tuple[str | None, ...]:
+    """DK68 region name of each target, or all None when ``table`` is of another atlas.
+
+    ``ei_ratio_roi_<i>`` names the i-th DK68 region only when the table has no regional column
+    beyond the 68th; a table with e.g. 100 regional columns is of another atlas, and naming its
+    first 68 regions after DK68 would mislabel them.
+    """
+    indices = [int(m.group(1)) for c in table.columns if (m := ROI_PATTERN.match(str(c)))]
+    if indices and max(indices) >= len(DK68_REGIONS):
+        return tuple(None for _ in targets)
+    return tuple(target_region(t) for t in targets)
 
 
 def default_targets(table: pd.DataFrame) -> list[str]:
@@ -215,4 +233,5 @@ def prepare_cohort(
         site_names=site_names,
         y=y,
         targets=tuple(str(t) for t in targets),
+        regions=target_regions(table, targets),
     )

@@ -62,6 +62,14 @@ def region_group_scores(
     if not isinstance(table, pd.DataFrame):
         raise InvalidInputError(f"expected a pandas DataFrame, got {type(table).__name__}", input_name)
     cols = _roi_columns(table, len(regions))
+    beyond = [i for i in _roi_columns(table, np.iinfo(np.int64).max) if i >= len(regions)]
+    if beyond:  # ei_ratio_roi_<i> indexes `regions`: a column past its end is another atlas
+        raise InvalidInputError(
+            f"the table has regional columns up to ei_ratio_roi_{max(beyond)} but regions lists "
+            f"{len(regions)} regions ({len(beyond)} column(s) beyond them); the sensory/association "
+            "classes would be read from the wrong region names: pass regions= for the table's atlas",
+            input_name,
+        )
     classes = region_classes(tuple(regions))
     present = {g: [cols[i] for i in sorted(cols) if classes[i] == g] for g in GROUPS}
     empty = [g for g in GROUPS if not present[g]]

@@ -33,7 +33,6 @@ from delssome_norms.stats._cohort import (
     Cohort,
     prepare_cohort,
     target_family,
-    target_region,
 )
 from delssome_norms.stats._mean_interval import LR_INTERVAL_MAX_DF, lr_interval
 from delssome_norms.stats.bootstrap import (
@@ -211,7 +210,7 @@ def _rows_for_targets(
     for k, target in enumerate(cohort.targets):
         base = {
             "target": target,
-            "region": target_region(target),
+            "region": cohort.regions[k],
             "family": target_family(target),
             "n_female": cohort.n_female,
             "n_male": cohort.n_male,
@@ -534,7 +533,7 @@ def chart_sex_tests(
             rows.append(
                 {
                     "target": target,
-                    "region": target_region(target),
+                    "region": cohort.regions[k],
                     "family": target_family(target),
                     "test": f"{param}_chart_lr",
                     "statistic": float(lr[k]),
