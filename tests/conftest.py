@@ -33,3 +33,15 @@ def cbig_root() -> Path:
     if not path.is_dir():
         pytest.skip(f"reference data not found at {path} (../shared/external is absent)")
     return path
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test (small sequential ops run fastest so on a shared 2-core
+    machine); the previous thread count is restored."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

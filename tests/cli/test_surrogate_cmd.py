@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from delssome_norms.cli.main import main
 from delssome_norms.surrogate.dataset import SurrogateDataset, load_dataset, save_dataset
@@ -37,13 +36,6 @@ def _tiny_dataset(n_subjects: int = 6, n: int = 5, bins: int = 10000, seed: int 
         generation=np.tile(np.repeat(np.arange(4), 10), n_subjects),
         losses=losses,
     )
-
-
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_train_then_evaluate(tmp_path, capsys, one_thread) -> None:

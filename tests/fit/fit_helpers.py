@@ -151,6 +151,24 @@ def tiny_timing(tr: float = 0.72, scan: float = 14.4) -> SimulationTiming:
     )
 
 
+def analytic_cohort_settings() -> FitSettings:
+    """Tiny cohort settings for the analytic stand-in simulator (3 generations x 8, gate off:
+    its losses do not come from the model, whose stability is then irrelevant)."""
+    return FitSettings(
+        cmaes=CMAESSettings(generations=3, popsize=8, mu=2),
+        dt_train=0.01,
+        dt_val=0.01,
+        dt_test=0.01,
+        burn_in=0.72,
+        fcd_window=5,
+        warmup_steps=50,
+        n_dup=2,
+        test_top_k=2,
+        seed=1,
+        stability_gate=False,
+    )
+
+
 def dask_cohort_settings(seed: int) -> FitSettings:
     """Tiny cohort settings for the executor tests (2 generations x 6 candidates, gate off)."""
     return FitSettings(

@@ -8,11 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fit_helpers import N_TINY, use_analytic_simulator, write_manifest
+from fit_helpers import N_TINY, analytic_cohort_settings, use_analytic_simulator, write_manifest
 
 from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.fit import (
-    CMAESSettings,
     FitSettings,
     collect,
     parse_shard,
@@ -25,19 +24,7 @@ from delssome_norms.io import arrays_sha256, fisher_z_mean, read_fc, read_manife
 
 
 def _settings() -> FitSettings:
-    return FitSettings(
-        cmaes=CMAESSettings(generations=3, popsize=8, mu=2),
-        dt_train=0.01,
-        dt_val=0.01,
-        dt_test=0.01,
-        burn_in=0.72,
-        fcd_window=5,
-        warmup_steps=50,
-        n_dup=2,
-        test_top_k=2,
-        seed=1,
-        stability_gate=False,  # analytic stand-in losses: the model's stability is irrelevant
-    )
+    return analytic_cohort_settings()
 
 
 def test_shards_cover_the_manifest_exactly_once(tmp_path: Path, monkeypatch) -> None:

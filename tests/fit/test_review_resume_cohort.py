@@ -8,26 +8,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from fit_helpers import use_analytic_simulator, write_manifest
+from fit_helpers import analytic_cohort_settings, use_analytic_simulator, write_manifest
 
 from delssome_norms.errors import InputWarning, InvalidInputError
-from delssome_norms.fit import CMAESSettings, FitSettings, collect, run_cohort
+from delssome_norms.fit import FitSettings, collect, run_cohort
 
 
 def _settings() -> FitSettings:
-    return FitSettings(
-        cmaes=CMAESSettings(generations=3, popsize=8, mu=2),
-        dt_train=0.01,
-        dt_val=0.01,
-        dt_test=0.01,
-        burn_in=0.72,
-        fcd_window=5,
-        warmup_steps=50,
-        n_dup=2,
-        test_top_k=2,
-        seed=1,
-        stability_gate=False,
-    )
+    return analytic_cohort_settings()
 
 
 def _cohort(manifest, out: Path, **kw):

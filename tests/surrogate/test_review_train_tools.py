@@ -25,14 +25,6 @@ from delssome_norms.surrogate.train import (
 )
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _weights(tmp_path, data, config, name="w", **meta):
     torch.manual_seed(0)
     model = CostPredictor(config).eval()

@@ -57,15 +57,6 @@ def test_prediction_metrics_match_scipy() -> None:
     assert m["top10_chance"] == pytest.approx(10 / 25)
 
 
-@pytest.fixture
-def one_thread():
-    """Training is a sequence of small ops: one thread is fastest on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_training_learns_a_known_cost_function(data_factory, config_factory, one_thread) -> None:
     data = data_factory(n_subjects=10, per_gen=40, generations=5, seed=4)
     settings = TrainSettings(epochs=15, batch_size=64, lr=3e-3, lr_decay=0.95, patience=6, seed=0)
