@@ -202,7 +202,8 @@ def run(args: argparse.Namespace) -> int:
     if "cost_above_floor" in result.quality.get("unchecked", []):
         print(
             f"{subject.subject_id}: note: the test cost was not compared with the model's own "
-            "noise floor (it needs --n-dup >= 2 and the interval stage), so a poor fit of the "
+            "noise floor (it needs --n-dup >= 2, the interval stage and a valid test cost of the "
+            "winner), so a poor fit of the "
             "data may go unflagged"
         )
     return 0

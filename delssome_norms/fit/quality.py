@@ -37,6 +37,7 @@ is wrong. The verdict is for fits the model does not reproduce and searches that
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -97,19 +98,22 @@ def assess(metrics: dict[str, Any]) -> dict[str, Any]:
     metrics : dict
         ``test_total``, ``self_floor_total``, ``gate_rejected_fraction``,
         ``test_fallback``,
-        ``valid_test_duplicates``, ``n_dup``.
+        ``valid_test_duplicates``, ``n_dup`` (Python or numpy numbers).
 
     Returns
     -------
     dict
         ``flagged`` (bool), ``reasons`` (list of str, keys of :data:`REASON_TEXT`),
         ``unchecked`` (reasons that could not be tested: ``cost_above_floor`` without the noise
-        floor, which needs ``n_dup >= 2`` and the interval stage), ``metrics``.
+        floor, which needs ``n_dup >= 2`` and the interval stage, or without a finite test cost,
+        which needs every test duplicate of the winner to be valid), ``metrics`` (non-finite
+        numbers as None, so that ``run.json`` stays strict JSON).
     """
 
     def num(key: str) -> float:
         v = metrics.get(key)
-        return float(v) if isinstance(v, (int, float)) else math.nan
+        # numpy scalars too (np.int64 and np.float32 are not int / float subclasses)
+        return float(v) if isinstance(v, numbers.Real) else math.nan
 
     reasons = []
     if num("test_total") > num("self_floor_total") + COST_FLOOR_MARGIN:
@@ -122,11 +126,19 @@ def assess(metrics: dict[str, Any]) -> dict[str, Any]:
         reasons.append("few_valid_duplicates")
     # a check whose metric is missing could not run (e.g. the floor needs two duplicates and the
     # profile stage): say so, rather than let "not flagged" read as "checked and fine"
-    unchecked = [] if math.isfinite(num("self_floor_total")) else ["cost_above_floor"]
-    clean = {
-        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()
-    }
+    # (a winner with an invalid test duplicate has no test cost: the cost of the averaged FC needs
+    # every duplicate)
+    cost_known = math.isfinite(num("test_total")) and math.isfinite(num("self_floor_total"))
+    unchecked = [] if cost_known else ["cost_above_floor"]
+    clean = {k: _finite_or_none(v) for k, v in metrics.items()}
     return {"flagged": bool(reasons), "reasons": reasons, "unchecked": unchecked, "metrics": clean}
+
+
+def _finite_or_none(v: Any) -> Any:
+    """A metric as ``run.json`` stores it: non-finite numbers (numpy's too) as None."""
+    if isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)):
+        return None if not math.isfinite(float(v)) else v
+    return v
 
 
 def describe(reasons: Sequence[str]) -> str:
