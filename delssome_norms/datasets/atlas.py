@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from delssome_norms.errors import InvalidInputError
 from delssome_norms.io.regions import DK68_REGIONS
 
 __all__ = ["DK68_REGIONS", "SENSORY_REGIONS", "region_classes"]
@@ -35,5 +36,16 @@ gradient (Margulies et al. 2016).
 
 
 def region_classes(regions: tuple[str, ...] = DK68_REGIONS) -> np.ndarray:
-    """Return ``"sensory"`` or ``"association"`` for each region name, as an array of str."""
+    """Return ``"sensory"`` or ``"association"`` for each region name, as an array of str.
+
+    ``regions`` is a sequence of DK68 names (``lh_cuneus``, ...); names outside
+    :data:`SENSORY_REGIONS` are ``"association"``. A single string is refused (it would be read
+    character by character).
+    """
+    if isinstance(regions, str):
+        raise InvalidInputError(
+            f"regions must be a sequence of region names, not one string ({regions!r}); "
+            f"use region_classes([{regions!r}])",
+            "regions",
+        )
     return np.array(["sensory" if r in SENSORY_REGIONS else "association" for r in regions])

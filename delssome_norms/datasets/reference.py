@@ -13,19 +13,23 @@ file                            content
 ==============================  ================================================================
 ``reference_manifest.json``     label, format version, seed, the generator's full specification,
                                 the E/I mapping, simulation settings, site effects, file hashes
-``reference_cohort.npz``        12,005 people: id, age, sex, site, regional E/I (uint16, 1e-4
+``reference_cohort.npz``        12,005 people: id, age, sex, site, regional E/I (uint16, 2e-4
                                 resolution) and their ground-truth wEI coefficients
 ``reference_subjects.npz``      end-to-end subjects and patients: FC upper triangles (float32),
                                 FCD-CDFs (uint16, 1/65535 resolution), true parameters and the
                                 simulated E/I at the truth
 ``reference_patients.csv``      patients in the cohort-table layout with their built-in deviation
 ``default_gradient.csv``        default gradient of the template, with each region's class
-``reference_model.npz``         the SC of every simulation, the calibration points of the E/I
-                                mapping and the group FC behind the default gradient
+``reference_model.npz``         the SC of every simulation and the calibration points of the E/I
+                                mapping (the regional maps are the shipped default maps)
 ==============================  ================================================================
 
 ``.npz`` files are written with fixed zip timestamps so that regenerating gives identical bytes;
 read them with ``allow_pickle=False``.
+
+Every loader marks what it returns as synthetic: tables carry ``DataFrame.attrs["synthetic"] =
+True`` and the files' label (``attrs["label"]``), subject ids start with ``synth-`` or ``patient-``,
+and :class:`ReferenceSubjects` has a ``label``.
 """
 
 from __future__ import annotations
@@ -58,6 +62,8 @@ DATA_FILES = (TABLE_FILE, SUBJECTS_FILE, PATIENTS_FILE, GRADIENT_FILE, MODEL_FIL
 
 CDF_LEVELS = 65535
 """FCD-CDF values are stored as ``round(cdf * 65535)`` in uint16."""
+SYNTHETIC_ATTR = "synthetic"
+"""``DataFrame.attrs`` key set to True on every table these loaders return (with ``"label"``)."""
 REGION_CLASS_RULE = (
     "datasets.atlas.region_classes(): a DK68 region is 'sensory' if it contains or borders a primary "
     "sensory or motor area (visual: pericalcarine, cuneus, lingual, lateraloccipital; somatomotor: "
@@ -84,6 +90,14 @@ def _path(name: str, folder: str | Path | None) -> Path:
             str(path),
         )
     return path
+
+
+def _mark_synthetic(table: pd.DataFrame, label: str) -> pd.DataFrame:
+    """Label a loaded table as synthetic (``attrs``: ``synthetic`` True, ``label``, ``source``)."""
+    table.attrs[SYNTHETIC_ATTR] = True
+    table.attrs["label"] = str(label)
+    table.attrs["source"] = "SYNTHETIC reference cohort of delssome_norms (reference_data/README.md)"
+    return table
 
 
 def load_npz(name: str, folder: str | Path | None) -> dict[str, np.ndarray]:
@@ -148,15 +162,16 @@ def load_reference_table(folder: str | Path | None = None) -> pd.DataFrame:
     pandas.DataFrame
         ``subject_id, age_in_years, sex, site, scanner, site_scanner, numeric_sex, ei_ratio_mean,
         ei_ratio_roi_0 .. ei_ratio_roi_67``; ``ei_ratio_mean`` is the mean of the 68 regional
-        values (E/I is unitless).
+        values (E/I is unitless). ``attrs``: ``synthetic`` (True), ``label``, ``source``.
     """
     d = load_npz(TABLE_FILE, folder)
     ei = d["ei_ratio_q"].astype(np.float64) * float(d["ei_quantum"])
     site = d["site_index"].astype(np.int64)
     sites, scanners = d["site"].astype(str), d["scanner"].astype(str)
-    return et.cohort_table(
+    table = et.cohort_table(
         d["subject_id"], d["age_in_years"], d["numeric_sex"], sites[site], scanners[site], ei
     )
+    return _mark_synthetic(table, d["label"])
 
 
 def load_patients(folder: str | Path | None = None) -> pd.DataFrame:
@@ -165,9 +180,11 @@ def load_patients(folder: str | Path | None = None) -> pd.DataFrame:
     Extra columns: ``deviation`` (label), ``deviation_group`` (``sensory``, ``association`` or
     ``all``) and ``deviation_sd`` (the built-in shift of the true E/I of that group, in SD of the
     normative distribution at the patient's age, sex and site). Their FC / FCD-CDF are in
-    :func:`load_reference_subjects` (``kind == "patient"``).
+    :func:`load_reference_subjects` (``kind == "patient"``). ``attrs`` as
+    :func:`load_reference_table`'s.
     """
-    return pd.read_csv(_path(PATIENTS_FILE, folder))
+    table = pd.read_csv(_path(PATIENTS_FILE, folder))
+    return _mark_synthetic(table, load_manifest(folder)["label"])
 
 
 def patient_deviation_z(patients: pd.DataFrame, n_regions: int = 68) -> np.ndarray:
@@ -194,11 +211,14 @@ class ReferenceSubjects:
         Simulated FCD-CDF (1/65535 resolution; last value 1).
     true_params : dict of ndarray
         The ground truth: ``wEE``, ``wEI``, ``sigma`` (K, N), ``G`` (K,) and ``coefficients``
-        (K, 10) of the ``[1, class map, gradient]`` design (patients: before their deviation).
+        (K, 10) of the ``[1, myelin map, gradient]`` design (z-scored myelin,
+        :func:`load_myelin_map`; patients: before their deviation).
     sim_ei_ratio, sim_s_e, sim_s_i, sim_r_e : ndarray of shape (K, N)
         Time-averaged E/I, S_E, S_I and r_E [Hz] of the ground-truth simulation.
     sim_valid : ndarray of shape (K,), bool
         Every duplicate of the ground-truth simulation stayed finite.
+    label : str
+        The files' SYNTHETIC label (``demographics.attrs`` carries it too).
     """
 
     demographics: pd.DataFrame
@@ -210,10 +230,17 @@ class ReferenceSubjects:
     sim_s_i: np.ndarray
     sim_r_e: np.ndarray
     sim_valid: np.ndarray
+    label: str = "SYNTHETIC"
 
 
 def load_reference_subjects(folder: str | Path | None = None) -> ReferenceSubjects:
-    """The SYNTHETIC end-to-end subjects (and patients) with simulated FC and FCD-CDF."""
+    """The SYNTHETIC end-to-end subjects (and patients) with simulated FC and FCD-CDF.
+
+    Returns
+    -------
+    ReferenceSubjects
+        Fresh arrays on every call (float64; FC (K, 68, 68), FCD-CDF (K, 10000)).
+    """
     d = load_npz(SUBJECTS_FILE, folder)
     manifest = load_manifest(folder)
     spec, sim = manifest["spec"], manifest["simulation"]
@@ -236,6 +263,7 @@ def load_reference_subjects(folder: str | Path | None = None) -> ReferenceSubjec
             "scan_length": np.full(k, float(sim["scan_length"])),
         }
     )
+    _mark_synthetic(demo, d["label"])
     tri = d["fc_triu"].astype(np.float64)
     n = round((1 + np.sqrt(1 + 8 * tri.shape[1])) / 2)
     iu = np.triu_indices(n, 1)
@@ -259,13 +287,14 @@ def load_reference_subjects(folder: str | Path | None = None) -> ReferenceSubjec
         sim_s_i=d["sim_s_i"],
         sim_r_e=d["sim_r_e"],
         sim_valid=d["sim_valid"].astype(bool),
+        label=str(d["label"]),
     )
 
 
 def materialise_subjects(
     folder: str | Path,
     kind: str = "all",
-    subject_ids: Sequence[str] | None = None,
+    subject_ids: str | Sequence[str] | None = None,
     source: str | Path | None = None,
 ) -> Path:
     """Write SYNTHETIC subjects in the reference CSV layout, ready for the CLI.
@@ -286,8 +315,10 @@ def materialise_subjects(
         Output folder (created).
     kind : {"all", "control", "patient"}
         Which subjects to write.
-    subject_ids : sequence of str, optional
-        Only these subjects.
+    subject_ids : str or sequence of str, optional
+        Only these subjects (a single id may be given as a string). Unknown ids, or a selection
+        that leaves no subject (e.g. control ids with ``kind="patient"``), raise
+        :class:`~delssome_norms.errors.InvalidInputError`.
     source : path, optional
         Folder of the reference files (default: the packaged data).
 
@@ -303,11 +334,15 @@ def materialise_subjects(
     demo = subjects.demographics
     keep = np.ones(len(demo), bool) if kind == "all" else (demo["kind"] == kind).to_numpy()
     if subject_ids is not None:
-        wanted = set(subject_ids)
+        # one id given as a string means that id (not its characters)
+        wanted = {subject_ids} if isinstance(subject_ids, str) else {str(i) for i in subject_ids}
         unknown = wanted - set(demo["subject_id"])
         if unknown:
             raise InvalidInputError(f"unknown subject ids: {sorted(unknown)}")
         keep = keep & demo["subject_id"].isin(wanted).to_numpy()
+    if not keep.any():
+        among = "" if subject_ids is None else f" among subject_ids {sorted(wanted)}"
+        raise InvalidInputError(f"no subject of kind {kind!r}{among}; nothing to write")
     folder = Path(folder)
     rows = []
     for k in np.flatnonzero(keep):

@@ -10,9 +10,9 @@ The default SC is the log transform ``log1p(w / min positive w)`` of the tvb-dat
 paper's SC (log streamline counts): the raw weights span five orders of magnitude, and scaled to a
 maximum of 0.02 (docs/science.md §1) their row sums are about 0.02 (the paper's SC: about 0.27), which
 leaves simulated FC near 0 at every stable parameter set. The raw weights stay available as
-:attr:`Template.weights`. No package ships
-DK68 myelin (T1w/T2w) or RSFC-gradient maps, so the template has none: the fitter falls back to the
-``[1, gradient]`` parameterisation with a gradient computed from FC.
+:attr:`Template.weights`. The template holds no regional maps: the default DK68 myelin (T1w/T2w)
+and RSFC-gradient maps ship separately (:func:`~delssome_norms.datasets.load_default_maps`, real
+HCP group data), and a fit without maps of its own uses them in the ``[1, myelin, gradient]`` design.
 """
 
 from __future__ import annotations

@@ -284,8 +284,8 @@ def generate_reference_cohort(
         Default ``CohortSpec()``.
     setup : ModelSetup, optional
         SC, wEE rule, gradient and E/I mapping; default :func:`build_model_setup` (simulations,
-        minutes). Pass :func:`delssome_norms.datasets.reference.load_model_setup()` to reuse the
-        packaged one.
+        minutes). Pass :func:`delssome_norms.synthetic.load_model_setup()` to reuse the
+        packaged one (seconds).
     simulate : bool
         Also simulate FC / FCD-CDF of the end-to-end subjects and the patients (minutes).
     n_patients : int

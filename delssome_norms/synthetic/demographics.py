@@ -138,6 +138,8 @@ def _intercept_grid(
             for sex in (0, 1)
         ]
     )
+    grid.setflags(write=False)  # cached: shared by every later call
+    curves.setflags(write=False)
     return grid, curves
 
 
@@ -185,7 +187,8 @@ def sample_demographics(
 
     Each site's ages follow a scaled Beta distribution over its range; the first person of the
     youngest-starting site is placed at ``age_min`` and the first of the oldest-ending site at
-    ``age_max``. Sex is female with probability 1/2.
+    ``age_max`` (the second, if one site starts youngest and ends oldest; :class:`CohortSpec`
+    checks that these are its sites' extreme ages). Sex is female with probability 1/2.
 
     Returns
     -------
@@ -203,7 +206,8 @@ def sample_demographics(
     youngest = int(np.argmin([s.age_min for s in spec.sites]))
     oldest = int(np.argmax([s.age_max for s in spec.sites]))
     age[starts[youngest]] = spec.age_min
-    age[starts[oldest]] = spec.age_max
+    # one site holding both ends (CohortSpec guarantees it has two people): its second person
+    age[starts[oldest] + int(oldest == youngest)] = spec.age_max
     age = np.clip(np.round(age, 3), spec.age_min, spec.age_max)
     female = (rng.random(spec.n_people) < 0.5).astype(np.int64)
     return age, female, site

@@ -279,13 +279,12 @@ def load_reference_table(folder: str | Path | None = None, include_truth: bool =
     folder : path, optional
         Folder with the reference files (default: the packaged data).
     include_truth : bool, default False
-        Add the ground truth: the 10 coefficients of the ``[1, class map, gradient]`` design as
+        Add the ground truth: the 10 coefficients of the ``[1, myelin map, gradient]`` design as
         ``true_wEE_1 .. true_sigma_g`` (:data:`~delssome_norms.synthetic.cohort.COEFFICIENT_NAMES`;
-        regional parameter = coef_1 + coef_m * class map + coef_g * gradient, see
+        regional parameter = coef_1 + coef_m * myelin map + coef_g * gradient, see
         :func:`~delssome_norms.datasets.reference.load_myelin_map` and
         :func:`~delssome_norms.datasets.load_default_gradient`), and the person's site effects
         ``site_wei_offset`` and ``site_scale``.
-
 
     Returns
     -------

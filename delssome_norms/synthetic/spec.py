@@ -150,7 +150,7 @@ class CohortSpec:
     myelin_slope : float
         ``k``: change of wEI per SD of the myelin map (:func:`myelin_map`); negative, so
         heavily myelinated (sensory and motor) regions have lower wEI and therefore higher E/I. With
-        ``b`` it sets wEI's across-region SD (about 0.36; the fitter requires >= 0.3).
+        ``b`` it sets wEI's across-region SD (about 0.37; the fitter requires >= 0.3).
     gradient_slope_log_sd : float
         Person-level log-SD of ``b``.
     site_mean_sd : float
@@ -192,9 +192,31 @@ class CohortSpec:
     effects: bool = True
 
     def __post_init__(self) -> None:
+        if not self.sites:
+            raise ValueError("a cohort needs at least one site")
         total = sum(s.n for s in self.sites)
         if total != self.n_people:
             raise ValueError(f"sites hold {total} people, n_people is {self.n_people}")
+        for s in self.sites:
+            if s.n < 1 or not s.age_min < s.age_max or min(s.beta_a, s.beta_b) <= 0:
+                raise ValueError(
+                    f"site {s.site_scanner}: needs n >= 1, age_min < age_max and positive Beta "
+                    f"shapes (n {s.n}, ages {s.age_min}-{s.age_max}, Beta {s.beta_a}, {s.beta_b})"
+                )
+        # sample_demographics places the youngest and the oldest person at age_min / age_max at the
+        # sites whose ranges start / end there: a mismatch would put them outside their site's range
+        youngest, oldest = min(s.age_min for s in self.sites), max(s.age_max for s in self.sites)
+        if (youngest, oldest) != (self.age_min, self.age_max):
+            raise ValueError(
+                f"age_min, age_max ({self.age_min}, {self.age_max}) must be the youngest site's "
+                f"age_min and the oldest site's age_max ({youngest}, {oldest})"
+            )
+        first = int(np.argmin([s.age_min for s in self.sites]))
+        if first == int(np.argmax([s.age_max for s in self.sites])) and self.sites[first].n < 2:
+            raise ValueError(
+                f"site {self.sites[first].site_scanner} holds both the youngest and the oldest "
+                "person: it needs n >= 2"
+            )
 
     def without_effects(self) -> CohortSpec:
         """The null cohort: flat trajectory, no sex difference, no regional (class) pattern."""
