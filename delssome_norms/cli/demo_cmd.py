@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from delssome_norms.cli.main import add_command
 
@@ -17,7 +18,12 @@ def register(subparsers) -> None:
         description="Run the whole pipeline on the packaged SYNTHETIC reference data and write "
         "figures and report.md into --out (about 1-3 minutes on 2 CPU cores).",
     )
-    p.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
+    p.add_argument(
+        "--out",
+        default="demo_output",
+        help="output folder: new, empty, or written by an earlier demo (rewritten; a changed "
+        "--seed, --mode or budget refits); other folders are refused (default: demo_output)",
+    )
     p.add_argument("--subjects", type=int, default=2, help="subjects to fit in step 1 (default 2)")
     p.add_argument(
         "--generations",
@@ -48,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from delssome_norms.demo import DemoSettings, run_demo
     from delssome_norms.errors import InvalidInputError
 
+    if not str(args.out).strip():
+        raise InvalidInputError("is empty; name the folder to write the demo into", "--out")
     for name in ("subjects", "generations", "popsize"):
         if getattr(args, name) < 1:
             raise InvalidInputError(
@@ -60,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
     summary = run_demo(args.out, settings)
     est = summary["estimation"]
     print(
-        f"demo done: E/I of {args.subjects} subject(s) in {est['mode']} mode "
+        f"demo done: E/I of {est['n_subjects']} subject(s) in {est['mode']} mode "
         f"(median r vs truth {est['median_pearson_r']:.3f}); charts of {summary['charts']['n_targets']} "
-        f"targets; report: {args.out}/report.md"
+        f"targets; report: {Path(args.out) / 'report.md'}"
     )
     return 0

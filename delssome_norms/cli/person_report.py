@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.io import ei_table as et
-from delssome_norms.norms.chart_table import table_fit_flagged, table_interval_uncalibrated
+from delssome_norms.norms.chart_table import (
+    FLAG_AGE,
+    FLAG_MISSING,
+    FLAG_UNSEEN_SITE,
+    table_fit_flagged,
+    table_interval_uncalibrated,
+)
 
 
 def interval_lines(row) -> list[str]:
@@ -40,6 +46,18 @@ def interval_lines(row) -> list[str]:
     return lines
 
 
+FLAG_MEANING = {
+    FLAG_UNSEEN_SITE: "the person's site is not in the chart, so the scores use the population "
+    "average without a site offset; a site effect then shifts every centile. Estimate the "
+    "site's offsets from its controls with `delssome-norms charts adapt` and score again",
+    FLAG_AGE: "the person's age lies outside the ages the chart was fitted on: the scores are "
+    "extrapolated (`charts score --extrapolate`) and may be far off",
+    FLAG_MISSING: "some of the person's E/I values are missing: those targets have no score",
+}
+"""What a score flag means for the reader of a report (poor_fit and interval_uncalibrated have
+their own rows, :func:`interval_lines`)."""
+
+
 def report_markdown(
     row, mark: dict, z, centiles, top: int, chart_label: str, source: str, site: str
 ) -> str:
@@ -49,16 +67,24 @@ def report_markdown(
     from delssome_norms.datasets import DK68_REGIONS
     from delssome_norms.plotting.person import centile_text
 
-    flag = str(row.get("flag", "") or "")
+    flags = [f for f in _row_flags(row).split(";") if f]
     finite = np.isfinite(z)
     order = [k for k in np.argsort(-np.abs(z), kind="stable") if finite[k]][:top]
     missing = [DK68_REGIONS[k] for k in np.flatnonzero(~finite)]
+    n_deviant = int((np.abs(z[finite]) > 1.96).sum())
+    unseen = FLAG_UNSEEN_SITE in flags
+    whose, median_of = (
+        (f"the chart's population average, without a site offset ({site} is not in the chart)",
+         "age and sex")
+        if unseen
+        else ("the person's own site's chart", "age, sex and site")
+    )  # fmt: skip
     lines = [
         f"# E/I report: {mark['subject_id']}",
         "",
-        f"Scores from `{source}` against {chart_label}. Centiles are on the person's own site's "
-        "chart (0-100 %); z = Phi^-1(centile), so 0 is the chart median for their age, sex and "
-        "site; the harmonised E/I is the same centile on the site-free chart.",
+        f"Scores from `{source}` against {chart_label}. Centiles (0-100 %) are on {whose}; "
+        f"z = Phi^-1(centile), so 0 is the chart median for their {median_of}; the "
+        "harmonised E/I is the same centile on the site-free chart.",
         "",
         "| | |",
         "|---|---|",
@@ -69,14 +95,16 @@ def report_markdown(
         f"| mean E/I centile | {centile_text(mark['centile'])} ({100 * mark['centile']:.1f} %) |",
         *interval_lines(row),
         f"| mean E/I z | {mark['z']:+.2f} |",
-        f"| regions with abs(z) > 1.96 | {int((np.abs(z[finite]) > 1.96).sum())} of "
-        f"{int(finite.sum())} |",
+        f"| regions with abs(z) > 1.96 | {n_deviant} of {int(finite.sum())} |",
+        f"| expected by chance | about {0.05 * finite.sum():.1f} (5 % of a typical person's "
+        "regions lie beyond +-1.96) |",
         *(
             [f"| regions without a score | {len(missing)}: {', '.join(missing[:6])} |"]
             if missing
             else []
         ),
-        f"| flags | {flag if flag and flag != 'nan' else 'none'} |",
+        f"| flags | {', '.join(flags) if flags else 'none'} |",
+        *[f"| {f} | {FLAG_MEANING[f]} |" for f in flags if f in FLAG_MEANING],
         "",
         f"## The {len(order)} most deviant regions (largest abs(z))",
         "",
@@ -148,6 +176,27 @@ def _row_flags(row) -> str:
     return "" if flag == "nan" else flag
 
 
+def _has_any_centile(row) -> bool:
+    """Whether any ``*_centile`` column of ``row`` holds a finite number (extrapolated scores)."""
+    import math
+
+    for column in row.index:
+        if str(column).endswith("_centile"):
+            try:
+                if math.isfinite(float(row[column])):
+                    return True
+            except (TypeError, ValueError):
+                continue
+    return False
+
+
+def _age_text(row) -> str:
+    try:
+        return f"{float(row.get('age_in_years')):.1f} years"
+    except (TypeError, ValueError):
+        return "unknown"
+
+
 def check_drawable(row, source: str) -> str:
     """Refuse scores from an unreliable chart (their z can be 1e20); warn about other flags.
 
@@ -158,6 +207,13 @@ def check_drawable(row, source: str) -> str:
     from delssome_norms.norms.chart_table import FLAG_UNRELIABLE
 
     flags = _row_flags(row)
+    if FLAG_AGE in flags.split(";") and not _has_any_centile(row):
+        raise InvalidInputError(
+            f"{row['subject_id']!s} (age {_age_text(row)}) lies outside the ages of the chart "
+            f"that scored them (flag {FLAG_AGE}), so they have no centile or z to draw; score "
+            "them with `charts score --extrapolate` to draw extrapolated scores",
+            source,
+        )
     if FLAG_UNRELIABLE in flags.split(";"):
         raise InvalidInputError(
             f"the scores of {row['subject_id']!s} are flagged {FLAG_UNRELIABLE}: the chart that "
