@@ -183,22 +183,23 @@ def plot_chart_centiles(
         ax.set_title(f"{target} - {sex}")
         ax.set_xlabel(AGE_LABEL)
         x_lo, x_hi = ages[0], ages[-1]
-        if person is not None:  # an extrapolated person beyond the curves stays in view
-            x_lo, x_hi = (
-                min(x_lo, float(person["age_in_years"]) - 1),
-                max(x_hi, float(person["age_in_years"]) + 1),
-            )
+        if person is not None:  # an extrapolated person beyond the curves stays in view,
+            # star included (half its width is ~3 % of a panel)
+            pad = 0.04 * (x_hi - x_lo)
+            x_lo = min(x_lo, float(person["age_in_years"]) - pad)
+            x_hi = max(x_hi, float(person["age_in_years"]) + pad)
         ax.set_xlim(x_lo, x_hi)
     axes[0].set_ylabel(ylabel or _target_label(target, chart.targets_))
     legend_ax = axes[-1]
     if person_ax is not None:
-        _annotate_person(person_ax, person, label, ages)
+        _annotate_person(person_ax, person, label)
         # the legend goes to a panel without the person so it cannot hide them
         legend_ax = next((a for a in axes[::-1] if a is not person_ax), person_ax)
     handles, labels = legend_ax.get_legend_handles_labels()
     if person_ax is not None and person_ax is not legend_ax:
         star = person_ax.get_legend_handles_labels()
-        handles, labels = handles + star[0][-1:], labels + star[1][-1:]
+        where = f"{star[1][-1]} ({person['sex']} panel)"  # the star is drawn on the other panel
+        handles, labels = handles + star[0][-1:], [*labels, where]
     legend_ax.legend(handles, labels, loc="best", fontsize=7, frameon=False)
     fig.suptitle(f"{chart.family_.name} growth chart ({chart.formulas_['mu']})", fontsize=9)
     return fig
@@ -223,18 +224,19 @@ def _sex_labels(values, input_name: str) -> np.ndarray:
         ) from None
 
 
-def _annotate_person(ax, person: Mapping[str, Any], label: str, ages: np.ndarray) -> None:
-    """Label the person's star, pointing into the emptier quarter of the panel."""
+def _annotate_person(ax, person: Mapping[str, Any], label: str) -> None:
+    """Label the person's star: a box above or below it (towards the emptier half), centred on
+    it but moved as far as needed to stay inside the panel."""
     x, y = float(person["age_in_years"]), float(person["value"])
-    lo, hi = ax.get_ylim()
-    right = x < 0.6 * ages[-1] + 0.4 * ages[0]
-    up = y < 0.5 * (lo + hi)
-    ax.annotate(
+    (x_lo, x_hi), (lo, hi) = ax.get_xlim(), ax.get_ylim()
+    fx, fy = (x - x_lo) / (x_hi - x_lo), (y - lo) / (hi - lo)  # the star in axes fractions
+    up = fy < 0.5
+    note = ax.annotate(
         label,
         (x, y),
-        xytext=(18 if right else -18, 28 if up else -28),
-        textcoords="offset points",
-        ha="left" if right else "right",
+        xytext=(fx, fy + 0.12 if up else fy - 0.12),
+        textcoords="axes fraction",
+        ha="center",
         va="bottom" if up else "top",
         fontsize=10,
         fontweight="bold",
@@ -242,3 +244,7 @@ def _annotate_person(ax, person: Mapping[str, Any], label: str, ages: np.ndarray
         arrowprops={"arrowstyle": "-", "color": "k", "linewidth": 1.0},
         zorder=6,
     )
+    ax.figure.draw_without_rendering()  # the panels' final size (constrained layout)
+    half = 0.5 * note.get_window_extent().width / ax.get_window_extent().width
+    margin = min(half + 0.02, 0.5)
+    note.xyann = (min(max(fx, margin), 1.0 - margin), note.xyann[1])

@@ -144,3 +144,24 @@ def test_forest_plot_axis_says_what_the_effect_is() -> None:
     ax = plot_sex_effects(rows, "sigma_lr").axes[0]
     assert ax.get_xlabel() == "SD ratio, female / male (bars: confidence interval)"
     assert ax.get_title() == "Sex difference in E/I variability (sigma_lr)"
+
+
+@pytest.mark.parametrize(("age", "value"), [(45.0, 2.6), (98.0, 3.3), (4.6, 2.9)])
+def test_the_persons_label_and_star_stay_inside_the_panel(chart, age, value) -> None:
+    """The label box ran past the panel's right edge and a star at the oldest age was cut in
+    half by the axis limit; the legend on the other panel said only the id."""
+    person = {"subject_id": "sub-with-a-long-identifier-01", "age_in_years": age, "sex": "male",
+              "value": value, "centile": 0.2}  # fmt: skip
+    fig = plot_chart_centiles(chart, person=person)
+    fig.draw_without_rendering()
+    male = fig.axes[1]
+    panel = male.get_window_extent()
+    (note,) = male.texts
+    box = note.get_bbox_patch().get_window_extent()
+    assert panel.x0 <= box.x0 and box.x1 <= panel.x1 and panel.y0 <= box.y0 and box.y1 <= panel.y1
+    lo, hi = male.get_xlim()
+    assert lo + 0.03 * (hi - lo) <= age <= hi - 0.03 * (hi - lo)  # the whole star shows
+    labels = fig.axes[0].get_legend_handles_labels()[1] + [
+        t.get_text() for t in fig.axes[0].get_legend().get_texts()
+    ]
+    assert "sub-with-a-long-identifier-01 (male panel)" in labels
