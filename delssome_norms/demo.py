@@ -233,15 +233,19 @@ def estimate_subjects(out: Path, settings: DemoSettings) -> tuple[pd.DataFrame, 
         interval_calibrated: whether the shipped calibration covers the fit's budget), fit_flagged,
         test-stage total loss and wall time [s]; and the train-stage mode used.
     """
-    from delssome_norms.datasets.reference import materialise_subjects
+    from delssome_norms.datasets.reference import load_reference_subjects, materialise_subjects
     from delssome_norms.fit import load_subject
     from delssome_norms.pipeline import EIEstimator
 
+    people = load_reference_subjects().demographics
+    controls = people.loc[people["kind"] == "control", "subject_id"].astype(str)
+    first = controls.isin(DEMO_SUBJECTS).to_numpy()
+    chosen = pd.concat([controls[first], controls[~first]]).iloc[: settings.n_subjects].tolist()
+    known = set(controls)
+    # only the subjects fitted are written (all 60 controls would be ~17 MB)
     folder = out / "subjects"
-    manifest = pd.read_csv(materialise_subjects(folder, kind="control"))
-    first = manifest["subject_id"].isin(DEMO_SUBJECTS).to_numpy()
-    known = set(manifest["subject_id"].astype(str))
-    manifest = pd.concat([manifest[first], manifest[~first]]).iloc[: settings.n_subjects]
+    manifest = pd.read_csv(materialise_subjects(folder, "control", chosen))
+    manifest = manifest.set_index("subject_id", drop=False).loc[chosen].reset_index(drop=True)
     _remove_other_estimates(out / "estimates", known, set(manifest["subject_id"].astype(str)))
     mode = _choose_mode(settings)
     fit_settings = _fit_settings(settings, mode)
