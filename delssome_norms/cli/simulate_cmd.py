@@ -73,8 +73,6 @@ TIMING_FLAGS = {
     "warmup_steps": "--warmup-steps",
 }
 """The option of each :class:`~delssome_norms.model.SimulationTiming` field."""
-RATE_BAND = (2.7, 3.3)
-"""Excitatory rates [Hz] of the FIC regime (Zhang et al. 2024; ``estimate-ei --rate-gate``)."""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -259,13 +257,14 @@ def _check_out_dir(args: argparse.Namespace) -> Path:
 
 
 def _warn_outside_regime(r_e, params, sc) -> None:
-    """Warn when regions' time-averaged r_E leave the FIC regime (:data:`RATE_BAND`): the E/I
+    """Warn when regions' time-averaged r_E leave the FIC regime (``FIC_RATE_BAND``): the E/I
     then describes another state of the model than the one FIC places at r_E = 3 Hz."""
     import numpy as np
 
     from delssome_norms.model import fic_stability_margin
+    from delssome_norms.model.constants import FIC_RATE_BAND
 
-    lo, hi = RATE_BAND
+    lo, hi = FIC_RATE_BAND
     outside = int(np.sum((r_e < lo) | (r_e > hi)))
     if not outside:
         return

@@ -602,6 +602,7 @@ def subject_result(
         "n_dup": int(valid.shape[1]),
         "test_fallback": w > 0,
         "empirical_mean_fc": quality.mean_fc(fc_emp) if fc_emp is not None else None,
+        "rate_outside_fraction": quality.rate_outside_fraction(r_e),
     }
     winner_search = int(val["search"][vi]) if "search" in val else 0
     for m in searches or [member]:

@@ -15,9 +15,7 @@ import torch
 from delssome_norms.fit.parameterisation import Parameterisation
 from delssome_norms.fit.subject import SubjectInputs
 from delssome_norms.model import PFICParams, SimulationTiming, bold_fc, bold_fcd_cdf, scale_sc, simulate
-
-FIC_RATE_BAND = (2.7, 3.3)
-"""Band of time-averaged excitatory rates [Hz] of the FIC regime (Zhang et al. 2024's gate)."""
+from delssome_norms.model.constants import FIC_RATE_BAND as FIC_RATE_BAND  # re-exported for bench/
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ GOOD = {
     "test_fallback": False,
     "valid_test_duplicates": 3,
     "n_dup": 3,
+    "rate_outside_fraction": 0.0,
 }
 
 
@@ -48,6 +49,7 @@ def test_a_good_fit_is_not_flagged() -> None:
         ("gate_rejected_fraction", q.GATE_REJECTED_MAX + 0.01, "gate_rejected_most"),
         ("test_fallback", True, "test_fallback"),
         ("valid_test_duplicates", 2, "few_valid_duplicates"),
+        ("rate_outside_fraction", q.RATE_OUTSIDE_MAX + 0.01, "rate_outside_fic"),
     ],
 )
 def test_each_reason_has_its_own_threshold(key, bad, reason) -> None:
@@ -73,6 +75,13 @@ def test_gate_fraction_counts_the_last_generations() -> None:
     records = [rec(10)] * 8 + [rec(6), rec(2)]  # last 20 % = the last 2 generations
     assert q.gate_rejected_fraction(records) == pytest.approx(8 / 20)
     assert math.isnan(q.gate_rejected_fraction([GenerationRecord(np.zeros((2, 2)), *[np.zeros(2)] * 3)]))
+
+
+def test_rate_outside_fraction_counts_regions_beyond_the_fic_band() -> None:
+    """A fit without the stability gate ended at r_E 0.1 Hz and was reported as fine."""
+    r_e = np.array([3.0, 2.71, 3.29, 2.69, 3.31, 0.1, 3.0, 3.0, 3.0, np.nan])
+    assert q.rate_outside_fraction(r_e) == pytest.approx(0.4)  # 2.69, 3.31, 0.1 and NaN
+    assert q.assess({**GOOD, "rate_outside_fraction": q.RATE_OUTSIDE_MAX})["reasons"] == []
 
 
 def test_mean_fc_is_the_upper_triangle_mean() -> None:
@@ -135,8 +144,10 @@ def test_cost_floor_flags_noise_but_not_a_model_made_subject(fitted: Path) -> No
     # the model-made subject's test cost is close to the model's own floor; noise is far above it
     assert gm["test_total"] < gm["self_floor_total"] + q.COST_FLOOR_MARGIN
     assert bm["test_total"] > bm["self_floor_total"] + 2 * q.COST_FLOOR_MARGIN
-    for m in (gm, bm):
+    for name, m in (("model", gm), ("noise", bm)):
         assert 0 <= m["gate_rejected_fraction"] <= 1 and m["n_dup"] == 3
+        r_e = np.loadtxt(fitted / name / "EI_ratio.csv", delimiter=",", skiprows=1, usecols=4)
+        assert m["rate_outside_fraction"] == pytest.approx(np.mean((r_e < 2.7) | (r_e > 3.3)))
 
 
 @pytest.mark.parametrize("name", ["model", "noise"])
