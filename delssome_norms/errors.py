@@ -23,6 +23,11 @@ class InvalidInputError(ValueError):
         self.source = source
         super().__init__(f"{source}: {problem}" if source else problem)
 
+    def __reduce__(self):
+        # pickled as (problem, source), not the joined message: an error raised in another
+        # process (a Dask worker) arrives with its source, not its message as the problem
+        return (type(self), (self.problem, self.source))
+
     def with_source(self, source: str) -> InvalidInputError:
         """Return the same error attributed to ``source`` (keeps an existing source)."""
         if self.source:

@@ -28,7 +28,12 @@ def register(subparsers) -> None:
     p.add_argument("--out-dir", required=True, help="output folder (one sub-folder per subject)")
     p.add_argument("--shard", default=None, metavar="k/n", help="run only shard k of n (e.g. 1/4)")
     p.add_argument("--executor", choices=("local", "dask"), default="local", help="where groups run")
-    p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler address")
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="Dask scheduler address for --executor dask, e.g. tcp://HOST:8786 (docs/dask_slurm.md)",
+    )
     p.add_argument(
         "--batch-subjects", type=int, default=None, metavar="K", help="subjects per lockstep group"
     )

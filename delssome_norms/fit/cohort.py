@@ -31,6 +31,7 @@ import pandas as pd
 
 from delssome_norms.datasets import DK68_REGIONS, load_default_template
 from delssome_norms.errors import InputWarning, InvalidInputError
+from delssome_norms.fit import dask_executor
 from delssome_norms.fit.checkpoint import Checkpoint
 from delssome_norms.fit.evaluate import (
     SurrogateBackend,
@@ -509,13 +510,18 @@ def run_cohort(
         raise InvalidInputError(f"must be one of {', '.join(EXECUTORS)}, got {executor!r}", "--executor")
     if executor == "dask" and scheduler is None:
         raise InvalidInputError(
-            "the dask executor needs the address of a running scheduler", "--scheduler"
+            "the dask executor needs the address of a running scheduler (e.g. tcp://HOST:8786, "
+            "as `dask scheduler` or dask-jobqueue's cluster.scheduler_address prints it; "
+            "docs/dask_slurm.md), or use --executor local",
+            "--scheduler",
         )
     shard_kn = parse_shard(shard) if isinstance(shard, str) or shard is None else tuple(shard)
     table = read_manifest(manifest) if not isinstance(manifest, pd.DataFrame) else manifest
     _warn_unread_columns(table, "manifest" if isinstance(manifest, pd.DataFrame) else str(manifest))
     scheduler_client = _connect_dask(scheduler) if executor == "dask" else None
     try:
+        if scheduler_client is not None:  # before any task: a worker of another version
+            dask_executor.check_workers(scheduler_client)
         # with Dask the groups run on the workers: their device is checked and sized there
         memory = _worker_memory(scheduler_client, settings.device) if scheduler_client else None
         return _run_cohort(
@@ -607,24 +613,9 @@ def _run_cohort(
 
 
 def _connect_dask(scheduler: Any) -> Any:
-    """A connected ``dask.distributed.Client`` (errors: one clear message naming --scheduler)."""
-    try:
-        from dask.distributed import Client
-    except ImportError:  # pragma: no cover - optional dependency
-        raise InvalidInputError(
-            "the dask executor needs dask.distributed (pip install 'delssome_norms[cluster]')",
-            "--executor",
-        ) from None
-    if isinstance(scheduler, Client):
-        return scheduler
-    try:
-        return Client(scheduler, timeout=DASK_CONNECT_TIMEOUT_S)
-    except (OSError, TimeoutError, ValueError, TypeError) as exc:
-        raise InvalidInputError(
-            f"cannot connect to the Dask scheduler {scheduler!r} within "
-            f"{DASK_CONNECT_TIMEOUT_S} s ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
-            "--scheduler",
-        ) from None
+    """A connected ``dask.distributed.Client`` (errors: one line naming --scheduler, also for a
+    port that accepts but is no scheduler; :func:`delssome_norms.fit.dask_executor.connect`)."""
+    return dask_executor.connect(scheduler, DASK_CONNECT_TIMEOUT_S)
 
 
 def _run_locked(
@@ -717,27 +708,17 @@ def _run_dask(
     record: Callable[[dict[str, str]], None],
     surrogate: SurrogateBackend | None = None,
 ) -> None:
-    from dask.distributed import as_completed
-
     # workers run in folders of their own: every path they get must be absolute
     out = out.resolve()
     weights = settings.surrogate_weights
     if weights is not None and not Path(weights).is_absolute():
         settings = replace(settings, surrogate_weights=str(Path(weights).resolve()))
-    futures = [
-        client.submit(
-            run_group_task,
+    jobs = [
+        (
             [plan.rows[i] for i in plan.groups[g]],
-            str(out),
-            settings,
-            plan.n_regions,
-            gradient,
-            None,
-            surrogate,
-            pure=False,
+            (str(out), settings, plan.n_regions, gradient, None, surrogate),
         )
         for g in groups
     ]
-    for fut in as_completed(futures):
-        for o in fut.result():
-            record(o)
+    extra = [settings.surrogate_weights] if settings.surrogate_weights else []
+    dask_executor.run_groups(client, out, jobs, record, extra)

@@ -1,0 +1,265 @@
+"""The Dask side of ``cohort --executor dask``: connect, check the workers, run the groups.
+
+Each check fails with one line before (or, for a worker that joins later, at the start of) any
+work:
+
+- the scheduler answers *as a Dask scheduler* within the timeout (``distributed``'s own connect
+  waits for ever on a port that accepts connections but does not speak Dask, and reports a port
+  where something else answers as an out-of-memory error);
+- every worker runs the client's ``delssome_norms`` and ``torch`` versions;
+- every worker sees the output folder (a marker file the client writes there) and the group's input
+  files, i.e. the nodes mount the same file system at the same paths (otherwise results would land
+  on a node's local disk, or every subject would fail with "file not found").
+
+The worker-side check runs on every worker present at the start and again at the start of every
+task (SLURM jobs may join later). It is shipped *by value* (a closure), so that it runs even where
+the workers' installed package differs from the client's.
+
+A group whose workers keep dying (:class:`distributed.KilledWorker`: out of memory, a GPU fault)
+fails alone, like a group whose fit raises: its subjects are listed in ``failures.csv`` and the
+other groups go on; a rerun resumes it from its checkpoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from delssome_norms.errors import InvalidInputError
+
+CHECK_FILE_PREFIX = ".delssome-norms.dask-check-"
+"""Marker the client writes into the out-dir for the workers to find (removed at the end)."""
+INPUT_COLUMNS = ("fc", "fcd_cdf", "timeseries", "sc", "myelin", "gradient")
+CLUSTER_HINT = "pip install 'delssome_norms[cluster]'"
+
+
+def import_distributed() -> Any:
+    """``dask.distributed``, or one line naming the extra to install."""
+    try:
+        import dask.distributed
+    except ImportError:
+        raise InvalidInputError(
+            f"the dask executor needs dask.distributed ({CLUSTER_HINT})", "--executor"
+        ) from None
+    return dask.distributed
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:200]}" if text else type(exc).__name__
+
+
+def _handshake_problem(address: str, timeout: float) -> str | None:
+    """Connect and complete a Dask handshake with a hard time limit; the problem, or None."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from distributed.comm import connect as comm_connect
+    from distributed.security import Security
+
+    async def handshake() -> None:
+        args = Security().get_connection_args("client")
+        # distributed's connect times out the TCP connection, not the handshake that follows
+        comm = await asyncio.wait_for(comm_connect(address, timeout=timeout, **args), timeout + 2)
+        await comm.close()
+
+    pool = ThreadPoolExecutor(1)  # its own event loop: run_cohort may be called from a notebook
+    try:
+        pool.submit(asyncio.run, handshake()).result(timeout + 10)
+    except TimeoutError:  # (an OSError: first)
+        return (
+            f"it accepted the connection but did not answer as a Dask scheduler within {timeout} s; "
+            "give the scheduler's address (tcp://HOST:8786 by default, as `dask scheduler` or "
+            "cluster.scheduler_address prints it; not the dashboard's port)"
+        )
+    except (OSError, ValueError, TypeError) as exc:  # refused, unknown host, malformed address
+        return _reason(exc)
+    except Exception as exc:  # MemoryError, unpack errors: another kind of server
+        why = "its answer is no Dask message" if isinstance(exc, MemoryError) else _reason(exc)
+        return (
+            f"something other than a Dask scheduler answers there ({why}); give the "
+            "scheduler's address (tcp://HOST:8786 by default; not the dashboard's port)"
+        )
+    finally:
+        pool.shutdown(wait=False)
+    return None
+
+
+def connect(scheduler: Any, timeout: float) -> Any:
+    """A connected ``dask.distributed.Client`` (errors: one line naming ``--scheduler``)."""
+    dd = import_distributed()
+    if isinstance(scheduler, dd.Client):
+        return scheduler
+    problem = _handshake_problem(scheduler, timeout) if isinstance(scheduler, str) else None
+    if problem is None:
+        try:
+            return dd.Client(scheduler, timeout=timeout)
+        except Exception as exc:  # whatever the reason: one line naming --scheduler
+            problem = _reason(exc)
+    raise InvalidInputError(
+        f"cannot connect to the Dask scheduler {scheduler!r}: {problem}", "--scheduler"
+    )
+
+
+def expected_versions() -> dict[str, str]:
+    """The client's versions that every worker must run (torch without its local build label)."""
+    import torch
+
+    import delssome_norms
+
+    return {"delssome_norms": delssome_norms.__version__, "torch": torch.__version__.split("+")[0]}
+
+
+def _make_probe() -> Callable[..., tuple[str, str] | None]:
+    """The worker-side check, as a closure (pickled by value: it runs on any worker version)."""
+
+    def probe(expect, check_file, token, paths):
+        import os
+
+        try:
+            import torch
+
+            import delssome_norms
+
+            found = {
+                "delssome_norms": delssome_norms.__version__,
+                "torch": torch.__version__.split("+")[0],
+            }
+        except Exception as exc:
+            return "--scheduler", f"cannot import delssome_norms and torch ({exc})"
+        differ = [
+            f"{k} {found.get(k)} (the client: {v})" for k, v in expect.items() if found.get(k) != v
+        ]
+        if differ:
+            return "--scheduler", (
+                f"runs {', '.join(differ)}: install the client's versions into the workers' "
+                "environment (results must not depend on the worker that ran them)"
+            )
+        if check_file is not None:
+            folder = os.path.dirname(check_file)
+            try:
+                with open(check_file, encoding="utf-8") as f:
+                    seen = f.read()
+            except OSError:
+                seen = None
+            if seen != token or not os.access(folder, os.W_OK):
+                why = "does not see" if seen != token else "cannot write to"
+                return "--out-dir", (
+                    f"{why} the output folder {folder} as the client does: put --out-dir on a "
+                    "file system that every node mounts at the same path"
+                )
+        missing = [p for p in paths if not os.path.exists(p)]
+        if missing:
+            more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
+            return "--manifest", (
+                f"cannot see input file(s) the client sees: {', '.join(missing[:3])}{more}; put the "
+                "inputs on a file system that every node mounts at the same path"
+            )
+        return None
+
+    return probe
+
+
+def _make_task(probe: Callable[..., tuple[str, str] | None]) -> Callable[..., Any]:
+    """:func:`delssome_norms.fit.cohort.run_group_task` behind the worker check (by value too)."""
+
+    def run_group_task(check, *args):
+        problem = probe(*check)
+        if problem is not None:
+            from delssome_norms.errors import InvalidInputError
+
+            try:
+                from distributed import get_worker
+
+                where = f"the Dask worker {get_worker().address}"
+            except Exception:
+                where = "a Dask worker"
+            raise InvalidInputError(f"{where} {problem[1]}", problem[0])
+        from delssome_norms.fit.cohort import run_group_task as run
+
+        return run(*args)
+
+    return run_group_task
+
+
+def check_workers(client: Any, check: tuple = ()) -> None:
+    """Run the worker check on every worker connected now (none yet: the tasks check)."""
+    probe = _make_probe()
+    check = check or (expected_versions(), None, None, [])
+    try:
+        found = client.run(probe, *check)
+    except Exception as exc:  # a worker that cannot even run the check
+        raise InvalidInputError(
+            f"a Dask worker could not run the version check ({_reason(exc)}): the workers need "
+            "the client's Python, delssome_norms and torch",
+            "--scheduler",
+        ) from None
+    for address, problem in sorted(found.items()):
+        if problem is not None:
+            raise InvalidInputError(f"the Dask worker {address} {problem[1]}", problem[0])
+
+
+def input_paths(rows: Sequence[dict[str, Any]], extra: Sequence[str] = ()) -> list[str]:
+    """The absolute input paths of manifest rows (and ``extra``) that exist here."""
+    import os
+
+    paths = [str(p) for p in extra]
+    for r in rows:
+        for col in INPUT_COLUMNS:
+            if r.get(col):
+                paths += str(r[col]).split(";")
+    return [p for p in dict.fromkeys(paths) if os.path.isabs(p) and os.path.exists(p)]
+
+
+def run_groups(
+    client: Any,
+    out: Path,
+    jobs: Sequence[tuple[list[dict[str, Any]], tuple]],
+    record: Callable[[dict[str, Any]], None],
+    extra_paths: Sequence[str] = (),
+) -> None:
+    """Submit every group (``(rows, the other arguments of run_group_task)``) and record each
+    subject's outcome as its group finishes."""
+    from distributed import KilledWorker, as_completed
+
+    from delssome_norms.fit.outputs import write_failure
+
+    token = secrets.token_hex(16)
+    check_file = out / f"{CHECK_FILE_PREFIX}{token}"
+    check_file.write_text(token, encoding="utf-8")
+    expect = expected_versions()
+    futures: dict[Any, list[dict[str, Any]]] = {}
+    try:
+        first = jobs[0][0] if jobs else []
+        check_workers(client, (expect, str(check_file), token, input_paths(first, extra_paths)))
+        task = _make_task(_make_probe())
+        for rows, args in jobs:
+            check = (expect, str(check_file), token, input_paths(rows, extra_paths))
+            futures[client.submit(task, check, rows, *args, pure=False)] = rows
+        for fut in as_completed(list(futures)):
+            try:
+                outcomes = fut.result()
+            except KilledWorker as exc:  # the group alone fails; a rerun resumes it
+                message = (
+                    f"the Dask workers running this group died ({_reason(exc)}); out of memory, a "
+                    "GPU fault or preemption? see the workers' logs; rerun the same command to "
+                    "resume it"
+                )
+                outcomes = []
+                for r in futures[fut]:
+                    sid = str(r["subject_id"])
+                    write_failure(out / sid, sid, "worker", message)
+                    outcomes.append(
+                        {"subject_id": sid, "status": "failed", "stage": "worker", "message": message}
+                    )
+            for o in outcomes:
+                record(o)
+    finally:
+        pending = [f for f in futures if not f.done()]
+        if pending:  # queued groups must not start after the client stopped
+            with contextlib.suppress(Exception):
+                client.cancel(pending)
+        check_file.unlink(missing_ok=True)
