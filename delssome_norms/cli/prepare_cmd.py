@@ -16,12 +16,15 @@ def register(subparsers) -> None:
         help="compute FC and FCD-CDF from BOLD time series, in the reference-code layout",
         example="delssome-norms prepare --timeseries run1.tsv run2.tsv --tr 0.72 --out-dir sub-01 "
         "--subject-id sub-01",
-        description="Each run (frames x regions; TSV, CSV or NPY) gives an FC and an FCD-CDF with "
+        description="Each run (frames x regions; TSV or CSV, also .gz, NPY or one-array NPZ) "
+        "gives an FC and an FCD-CDF with "
         "the simulator's own code; several runs are combined by a Fisher-z average of FC and the "
         "mean of the CDFs. Writes <id>_FC.csv (N x N) and <id>_FCD_CDF.csv (10000 x 1), header-less. "
         "A header row of region names (lh_precentral, ctx-lh-precentral, L_precentral, ...) is "
-        "matched to DK68 by name and the columns put in DK68 order. With --bids-dir, every "
-        "sub-*_timeseries.tsv below the folder is prepared (one entry per subject, or per "
+        "matched to DK68 by name (a prefix shared by all names, e.g. an atlas name, is ignored; "
+        "unknown, corpuscallosum and medial-wall columns are dropped) and the columns put in DK68 "
+        "order. With --bids-dir, every "
+        "sub-*_timeseries.tsv (or .tsv.gz) below the folder is prepared (one entry per subject, or per "
         "session for subjects with several; the TR from each run's JSON sidecar; one task, "
         "--task) and a cohort manifest (manifest.csv, scan length = frames x TR) is written. "
         "With --aparc-stats, "
@@ -32,7 +35,7 @@ def register(subparsers) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--timeseries", nargs="+", metavar="FILE", help="BOLD runs")
     src.add_argument(
-        "--bids-dir", metavar="DIR", help="BIDS-derivatives folder of sub-*_timeseries.tsv files"
+        "--bids-dir", metavar="DIR", help="BIDS-derivatives folder of sub-*_timeseries.tsv(.gz) files"
     )
     src.add_argument(
         "--aparc-stats",
@@ -82,6 +85,7 @@ def _prepare_runs(paths, tr: float, args, need: int):
 
 
 BIDS_ENTITY = r"(?:^|_){key}-([A-Za-z0-9]+)"
+TIMESERIES_SUFFIXES = ("_timeseries.tsv", "_timeseries.tsv.gz")
 RUN_ENTITIES = ("sub", "ses", "task", "acq", "ce", "rec", "dir", "run", "echo")
 """BIDS entities that tell one acquisition (run) from another; files that share them all are
 several derivatives of one run."""
@@ -108,8 +112,10 @@ def _bids_subjects(folder, task: str | None) -> dict[str, list]:
 
     files = [
         p
-        for p in sorted(Path(folder).rglob("*_timeseries.tsv"))
-        if _entity(p.name, "sub") and _entity(p.name, "desc") != "confounds"  # fMRIPrep regressors
+        for p in sorted(Path(folder).rglob("*_timeseries.tsv*"))
+        if p.name.endswith(TIMESERIES_SUFFIXES)
+        and _entity(p.name, "sub")
+        and _entity(p.name, "desc") != "confounds"  # fMRIPrep regressors
     ]
     runs: dict[tuple, list] = {}
     for p in files:
@@ -154,7 +160,8 @@ def _sidecar_tr(path) -> float | None:
     from delssome_norms.errors import InvalidInputError
     from delssome_norms.io.json_object import read_json_object
 
-    side = Path(path).with_suffix(".json")
+    p = Path(path)
+    side = p.with_name(p.name.removesuffix(".gz").removesuffix(".tsv") + ".json")
     if not side.is_file():
         return None
     meta = read_json_object(side, "sidecar", "fix or remove it")
@@ -327,6 +334,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.tr is not None:
         check_tr(args.tr, "--tr")  # a TR in milliseconds would give an FCD window of 0 frames
+    if args.fcd_window is not None and args.fcd_window < 2:  # as the fit's timing check
+        raise InvalidInputError(f"must be at least 2 frames, got {args.fcd_window}", "--fcd-window")
     if args.subject_id is not None:  # it becomes a file-name prefix: no paths
         check_subject_id(args.subject_id, "--subject-id")
     out = check_out_dir(args.out_dir, "--out-dir", create=False)  # made once the inputs pass
@@ -346,6 +355,12 @@ def run(args: argparse.Namespace) -> int:
         f"{len(runs)} run(s) ({frames} frames) x {fc.shape[0]} regions -> {out / (prefix + 'FC.csv')}, "
         f"{out / (prefix + 'FCD_CDF.csv')}"
     )
+    if fc.shape[0] != 68:  # DK68: the shipped SC and maps
+        print(
+            f"{fc.shape[0]} regions, not DK68's 68: estimate-ei and cohort need an SC and maps of "
+            "this atlas (--sc ...); for DK68 columns plus aparc's unknown, corpus callosum or "
+            "medial wall, give the file a header row of region names: those are then dropped"
+        )
     print(_window_note(args.tr, args.fcd_window))
     return 0
 

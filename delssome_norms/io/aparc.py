@@ -43,8 +43,19 @@ def _read_one(path: str | PathLike) -> tuple[pd.DataFrame, str]:
             name,
         )
     measure = m.group(2)
+    if "." in measure:  # lh.aparc.DKTatlas.thickness, lh.aparc.a2009s.area: another atlas
+        raise InvalidInputError(
+            f"first column is {first!r}: parcellation aparc.{measure.rsplit('.', 1)[0]}, not the "
+            "Desikan-Killiany 'aparc' (run aparcstats2table with --parc aparc)",
+            name,
+        )
     table = table.set_index(first)
     table.index = table.index.astype(str)
+    twice = sorted(set(table.index[table.index.duplicated()]))
+    if twice:
+        raise InvalidInputError(
+            f"lists subject(s) more than once: {', '.join(twice[:8])} (one row per subject)", name
+        )
     keep = {}
     for col in table.columns:
         stem = re.sub(rf"_{re.escape(measure)}$", "", str(col), flags=re.IGNORECASE)

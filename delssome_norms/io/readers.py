@@ -15,6 +15,7 @@ text, anything else, so that an error names the line and the value at fault.
 
 from __future__ import annotations
 
+import gzip
 import io as _stdio
 import os
 import re
@@ -85,6 +86,14 @@ def _read_text(path: PathLike) -> str:
         raw = p.read_bytes()
     except OSError as exc:
         raise InvalidInputError(f"cannot be read ({exc.strerror})", name) from None
+    if raw[:2] == b"\x1f\x8b":  # gzip (.tsv.gz), unpacked to at most MAX_INPUT_BYTES
+        try:
+            with gzip.GzipFile(fileobj=_stdio.BytesIO(raw)) as gz:
+                raw = gz.read(MAX_INPUT_BYTES + 1)
+        except (OSError, EOFError) as exc:
+            raise InvalidInputError(f"is not a readable gzip file ({exc})", name) from None
+        if len(raw) > MAX_INPUT_BYTES:
+            raise InvalidInputError("unpacks to more than 1 GiB; such inputs are refused", name)
     if not raw.strip():
         raise InvalidInputError("file is empty", name)
     if b"\x00" in raw[:4096]:
@@ -106,6 +115,7 @@ _EXACT_FLOATS = {"float_precision": "round_trip"} if int(pd.__version__.split(".
 deprecates ``float_precision``); pandas 2's default parser is one ulp off for about a third of
 them, so tables (and the charts fitted to them) differed between pandas versions."""
 _NAN_WORDS = frozenset({"nan", "+nan", "-nan"})
+_LEADING_BLANK = re.compile(r"\A(?:[ \t]*\r?\n)* *")  # blank lines, then spaces
 _WORDY = re.compile(r"[^0-9\s.,;+eE-]")  # a first line that may be a header
 _RAGGED = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 
@@ -185,7 +195,7 @@ def read_labelled_numeric(
         regions x frames layout, or of an FC matrix written with an index).
     """
     name = str(path)
-    text = _read_text(path).lstrip()
+    text = _LEADING_BLANK.sub("", _read_text(path))  # a leading tab is an empty first cell
     first_line = text.split("\n", 1)[0]
     sep = _separator(first_line)
     header, skip = None, 0

@@ -1,13 +1,19 @@
-"""Regional BOLD time series from TSV, CSV or NPY files (frames x regions, checked).
+"""Regional BOLD time series from TSV, CSV (also gzipped), NPY or one-array NPZ files (frames x
+regions, checked).
 
 Region columns are matched to the atlas by their names where the file names them (any common
-spelling, FreeSurfer label IDs too) and put in atlas order; files without names are taken in atlas
-order. Missing frames can be dropped within limits (:data:`MAX_DROPPED_FRAMES`).
+spelling, FreeSurfer label IDs too, behind a prefix or suffix all names share such as XCP-D's
+atlas name; ``np.savetxt``'s ``#`` before the header is ignored) and put in atlas order; aparc's
+non-cortical labels (unknown, corpus callosum, medial wall) are dropped with a warning, and so is
+a first column of frame numbers or times. Files without names are taken in atlas order. Missing
+frames can be dropped within limits (:data:`MAX_DROPPED_FRAMES`); fewer than
+:data:`MIN_REGIONS` regions are refused.
 """
 
 from __future__ import annotations
 
 import warnings
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,6 +32,7 @@ from delssome_norms.io.readers import (
 )
 from delssome_norms.io.regions import (
     DK68_REGIONS,
+    canonical_region_key,
     dk_name_count,
     freesurfer_id_names,
     header_numbers,
@@ -35,6 +42,100 @@ from delssome_norms.io.regions import (
 
 MAX_DROPPED_FRAMES = 0.5
 """Largest fraction of a run's frames ``drop_na_frames`` drops; beyond it the run is refused."""
+
+MIN_REGIONS = 3
+"""Fewest regions of a run: an FCD correlates windowed FCs of at least two region pairs."""
+
+_NOT_CORTEX = frozenset({"unknown", "corpuscallosum", "medialwall", "background"})
+"""Labels of an aparc/atlas extraction that are no cortical region (``ctx-lh-unknown``,
+``ctx-rh-corpuscallosum``, ``L_Medial_wall``): their columns are dropped with a warning."""
+_NOT_CORTEX_IDS = frozenset({"0", "1000", "1004", "2000", "2004"})
+"""FreeSurfer label IDs of the same (background, ``ctx-?h-unknown``, ``ctx-?h-corpuscallosum``)."""
+_INDEX_COLUMN_NAMES = frozenset(
+    {"", "unnamed: 0", "index", "time", "t", "frame", "frames", "volume", "tr", "timepoint", "onset"}
+)
+"""Names of a first column that counts frames or gives their times (not a region)."""
+
+
+def _without_comment_mark(header: list[str]) -> list[str]:
+    """The header without the ``#`` that ``np.savetxt(..., header=...)`` puts before it."""
+    first = header[0].lstrip()
+    if not first.startswith("#"):
+        return header
+    first = first[1:].strip()
+    return ([first] if first else []) + header[1:]
+
+
+def _common_start(texts: list[str]) -> str:
+    """The characters every text starts with."""
+    first, last = min(texts), max(texts)
+    n = next((i for i, (a, b) in enumerate(zip(first, last)) if a != b), min(len(first), len(last)))
+    return first[:n]
+
+
+def _without_common_affix(header: list[str]) -> list[str]:
+    """The header without a prefix or suffix that every name shares (an atlas or a statistic:
+    ``Desikan_ctx-lh-bankssts``, ``aparc.lh_bankssts``, ``lh_bankssts_mean``) where the names
+    then read as more DK68 regions; else unchanged."""
+    tokens = [h.strip() for h in header]
+    if len(tokens) < 2:
+        return header
+    pre = _common_start(tokens)
+    pre = pre[: max(pre.rfind(c) for c in "-_. ") + 1]
+    suf = _common_start([t[::-1] for t in tokens])[::-1]
+    cuts = [i for i in (suf.find(c) for c in "-_. ") if i >= 0]
+    suf = suf[min(cuts) :] if cuts else ""
+    best, n_best = header, dk_name_count(tokens)
+    for p, q in ((pre, ""), ("", suf), (pre, suf)):
+        if p or q:
+            cand = [t[len(p) : len(t) - len(q)] for t in tokens]
+            if all(cand) and dk_name_count(cand) > n_best:
+                best, n_best = cand, dk_name_count(cand)
+    return best
+
+
+def _is_frame_index(values: np.ndarray) -> bool:
+    """Whether a column counts frames (0, 1, ... / 1, 2, ...) or gives evenly spaced times."""
+    if is_numbering(values):
+        return True
+    step = np.diff(values)
+    return bool(
+        step.size > 1
+        and np.isfinite(step).all()
+        and step[0] > 0
+        and np.allclose(step, step[0], rtol=1e-6, atol=0)
+    )
+
+
+def _drop_non_cortex(
+    names: list[str], arr: np.ndarray, atlas: Sequence[str], name: str
+) -> tuple[list[str], np.ndarray, list[int]]:
+    """The columns without aparc's non-cortical labels (unknown, corpus callosum, medial wall),
+    with an :class:`InputWarning` naming them, and the kept columns' indices."""
+    keys = {canonical_region_key(a) for a in atlas}
+
+    def other(label: str) -> bool:
+        key = canonical_region_key(label)
+        if key in keys:
+            return False
+        bare = "".join(c for c in label.lower() if c.isalnum())
+        return (
+            (key is not None and key[1] in _NOT_CORTEX)
+            or bare in _NOT_CORTEX
+            or (label.strip() in _NOT_CORTEX_IDS)
+        )
+
+    drop = [k for k, label in enumerate(names) if other(label)]
+    if not drop:
+        return names, arr, list(range(len(names)))
+    warnings.warn(
+        f"{name}: dropped {len(drop)} column(s) that are no cortical region of the atlas "
+        f"({', '.join(repr(names[k]) for k in drop[:4])}{' ...' if len(drop) > 4 else ''})",
+        InputWarning,
+        stacklevel=3,
+    )
+    keep = [k for k in range(len(names)) if k not in set(drop)]
+    return [names[k] for k in keep], arr[:, keep], keep
 
 
 def timeseries_header(
@@ -49,9 +150,12 @@ def timeseries_header(
     read in file order, with a warning, for another atlas's width, and refused otherwise: taken
     as numbers or skipped, they would misplace every region silently.
     """
+    if header is not None:
+        header = _without_comment_mark(header)
     if header is not None and arr.ndim == 2 and len(header) == arr.shape[1] and arr.shape[1] > 1:
-        # pandas' DataFrame.to_csv writes its index as an unnamed first column
-        if header[0].strip() in ("", "Unnamed: 0", "index") and is_numbering(arr[:, 0]):
+        # pandas' DataFrame.to_csv writes its index as an unnamed first column; some tools a
+        # column of frame numbers or times
+        if header[0].strip().lower() in _INDEX_COLUMN_NAMES and _is_frame_index(arr[:, 0]):
             header, arr = header[1:], arr[:, 1:]
     if header is None:
         if arr.ndim != 2 or arr.shape[0] < 2:
@@ -67,6 +171,7 @@ def timeseries_header(
         if is_numbering(first):
             return None, arr[1:]  # a numbered header row, not a frame
         return None, arr
+    header = _without_common_affix(header)
     tokens = [h for h in header if h != ""]
     other_atlas = arr.ndim == 2 and arr.shape[1] != n_atlas
     if _named_header(header) and not (other_atlas and 2 * dk_name_count(tokens) < len(tokens)):
@@ -105,14 +210,43 @@ def _read_run(
     p = Path(path)
     fix = "transpose it so that rows are frames and columns are regions (numpy: ts.T)"
     header = None
-    if p.suffix.lower() == ".npy":
+    if p.suffix.lower() in (".npy", ".npz"):
         check_input_file(p)
+        keys: list[str] = []
         try:
             arr = np.load(p, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise InvalidInputError(f"is not a readable .npy array ({exc})", name) from None
+            if isinstance(arr, np.lib.npyio.NpzFile):
+                with arr as npz:
+                    keys = list(npz.files)
+                    arr = npz[keys[0]] if len(keys) == 1 else None
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            with open(p, "rb") as f:
+                magic = f.read(6)
+            if magic != b"\x93NUMPY" and magic[:4] != b"PK\x03\x04":  # npy, npz (zip)
+                raise InvalidInputError(
+                    f"is not a numpy {p.suffix} file (save it with np.save, or give a text "
+                    "table a .tsv or .csv name)",
+                    name,
+                ) from None
+            raise InvalidInputError(f"is not a readable {p.suffix} array ({exc})", name) from None
+        if arr is None:
+            raise InvalidInputError(
+                f"holds {len(keys)} arrays ({', '.join(keys[:5])}); expected one "
+                "(frames x regions): save it alone (np.save)",
+                name,
+            )
     else:
-        arr, header, labels = read_labelled_numeric(path, allow_na=True)
+        try:
+            arr, header, labels = read_labelled_numeric(path, allow_na=True)
+        except InvalidInputError as err:  # "line 2 has the non-numeric value 'lh_bankssts'"
+            word = err.problem.rsplit("non-numeric value ", 1)[-1].strip("'\"")
+            if "non-numeric value" in err.problem and dk_name_count([word]):
+                raise InvalidInputError(
+                    f"has region names down its first column ({word!r}, ...): regions x frames "
+                    f"layout; {fix}",
+                    name,
+                ) from None
+            raise
         if labels is not None:
             if _named_header(labels):
                 raise InvalidInputError(
@@ -132,9 +266,20 @@ def _read_run(
     names = header if _named_header(header) else None
     if names is not None and len(names) != arr.shape[1]:
         raise InvalidInputError(f"has {len(names)} column names but {arr.shape[1]} values per row", name)
+    file_cols = None  # the file's columns left after dropping non-cortical labels
+    if names is not None:
+        names, arr, file_cols = _drop_non_cortex(names, arr, _atlas_names(regions), name)
+    if arr.ndim == 2 and arr.shape[1] < MIN_REGIONS:
+        raise InvalidInputError(
+            f"has {arr.shape[1]} region column(s); an FC and its FCD need at least "
+            f"{MIN_REGIONS} regions (expected frames x regions, one column per region)",
+            name,
+        )
 
     def column(k: int) -> str:
-        return f"column {k + 1} ({names[k]})" if names is not None else f"column {k + 1}"
+        if names is None:
+            return f"column {k + 1}"
+        return f"column {(file_cols[k] if file_cols is not None else k) + 1} ({names[k]})"
 
     if arr.ndim == 2 and np.isnan(arr).any():
         empty = np.flatnonzero(np.isnan(arr).all(axis=0))
@@ -145,7 +290,7 @@ def _read_run(
                 name,
             )
         na = ~np.isfinite(arr).all(axis=1)
-        if drop_na_frames and not na.all():
+        if drop_na_frames:
             rows = np.flatnonzero(na)
             if rows.size > MAX_DROPPED_FRAMES * arr.shape[0]:
                 raise InvalidInputError(
@@ -199,14 +344,18 @@ def read_timeseries(
     Parameters
     ----------
     path : path
-        TSV/CSV (optional header row) or NPY (loaded with ``allow_pickle=False``).
+        TSV/CSV (optional header row; gzip-compressed too) or NPY/NPZ (one array; loaded with
+        ``allow_pickle=False``).
     min_frames : int
         Fewest frames accepted.
     regions : sequence of str, optional
         Atlas region names in canonical order (default DK68). A header row of region names is
         matched to them by name (case-insensitive; ``ctx-lh-x``, ``lh_x``, ``lh.x``, ``L_x``,
         ``Right x``, ``x_lh``... accepted; FreeSurfer label IDs ``1001 ...`` too) and the columns
-        are reordered to that order; names matching no region are refused and listed. A header
+        are reordered to that order; a prefix or suffix shared by all names is ignored, aparc's
+        ``unknown``, ``corpuscallosum`` and medial-wall columns (and FreeSurfer IDs 1000/1004/
+        2000/2004) are dropped with a warning; other names matching no region are refused and
+        listed. A header
         that only numbers the columns (``roi_0 ...``, ``0 1 ...``) is skipped and the columns
         are taken in atlas order; any other text header is refused.
     drop_na_frames : bool
