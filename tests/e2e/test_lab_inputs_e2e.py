@@ -148,8 +148,10 @@ def test_name_headed_timeseries_to_reference_scores(tmp_path, capsys) -> None:
     assert "SYNTHETIC" in capsys.readouterr().out
     s = pd.read_csv(scores)
     assert len(s) == 3 and np.isfinite(s["ei_ratio_roi_67_z"]).all()
-    # the lab's site is not in the chart; the tiny test budget is below the interval calibration
-    assert (s["flag"] == "unseen_site;interval_uncalibrated").all()
+    # the lab's site is not in the chart; a 2 x 6 search without the stability gate ends outside
+    # the FIC regime (poor_fit: rate_outside_fic); the tiny budget is below the interval calibration
+    assert (s["flag"] == "unseen_site;poor_fit;interval_uncalibrated").all()
+    assert s["fit_flag_reasons"].str.contains("rate_outside_fic").all()
     assert (~s["ei_interval_calibrated"]).all()
 
     # the person-centred figures of one scored person
