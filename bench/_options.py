@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import time
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -67,14 +69,53 @@ def truth_rate_band(args: argparse.Namespace) -> tuple[float, float] | None:
     return tuple(args.truth_rate_band) if any(args.truth_rate_band) else None
 
 
+VERSIONED = ("delssome_norms", "torch", "numpy", "scipy", "pandas", "cma")
+"""Packages whose versions every benchmark records."""
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info(device: str | None = None) -> dict[str, Any]:
+    """What a benchmark ran on: host, CPU, load, torch threads, the GPU of a CUDA ``device`` and
+    the versions of the packages that set the numbers (only the standard library and torch, so
+    that it also works against older versions of the package)."""
+    versions = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = "unknown"
+    cuda = device is not None and torch.device(device).type == "cuda" and torch.cuda.is_available()
+    return {
+        "host": platform.node(),
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(torch.device(device)) if cuda else None,
+        "versions": versions,
+    }
+
+
 def result_header(benchmark: str, args: argparse.Namespace) -> dict[str, Any]:
-    """The first fields of a benchmark's results JSON (name, --quick, when, load, threads)."""
+    """The first fields of a benchmark's results JSON (name, --quick, when, load, threads, the
+    machine and the package versions)."""
     return {
         "benchmark": benchmark,
         "quick": args.quick,
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
         "load_average": os.getloadavg(),
         "torch_threads": torch.get_num_threads(),
+        "machine": machine_info(getattr(args, "device", None)),
     }
 
 

@@ -11,13 +11,16 @@ group) and ``--alone`` of them again, each on its own (``estimate_ei``), with th
 Reports per subject the Pearson r across regions between the two fits (target >= 0.9), their mean
 E/I difference [%] and both fits' r against the truth.
 
-Writes ``bench/results/alone_vs_cohort.json`` and prints one line.
-Usage: ``python bench/alone_vs_cohort.py [--mode surrogate] [--subjects 10] [--alone 3]``
+Writes ``bench/results/alone_vs_cohort.json`` (``--quick``: ``alone_vs_cohort_quick.json``; or
+``--out``) and prints one line. A subject whose fit fails is left out and listed under ``failed``.
+Usage: ``python bench/alone_vs_cohort.py [--mode surrogate] [--subjects 10] [--alone 3] [--quick]``
+(``--quick``: 2 subjects, 1 alone, 3 generations; about a minute on 2 CPU cores)
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from _options import machine_info, results_file  # bench/ is on sys.path
 
 from delssome_norms.cli.options import add_fit_options, fit_settings_from_args
 from delssome_norms.datasets.reference import materialise_subjects
@@ -40,7 +44,7 @@ def _ei(folder: Path) -> np.ndarray:
     return pd.read_csv(folder / "EI_ratio.csv")["EI_ratio"].to_numpy()
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -50,12 +54,23 @@ def main() -> int:
     add_fit_options(ap, ("cmaes.generations", "seed"))
     ap.add_argument("--threads", type=int, default=2)
     add_fit_options(ap, ("device",))
+    ap.add_argument("--quick", action="store_true", help="smoke run: 2 subjects, 1 alone, 3 generations")
     ap.add_argument("--out", type=Path, default=RESULTS)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    args.out = results_file(RESULTS, args.out, args.quick)
+    if args.quick:
+        args.subjects, args.alone, args.generations = 2, 1, 3
     torch.set_num_threads(args.threads)
-
-    settings = fit_settings_from_args(args)
     work = Path(tempfile.mkdtemp(prefix="alone_vs_cohort_"))
+    try:
+        return _run(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, work: Path) -> int:
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    settings = fit_settings_from_args(args)
     inputs = work / "subjects"
     table = pd.read_csv(materialise_subjects(inputs, kind="control"))
     table = table.iloc[: args.subjects].drop(columns=["myelin", "gradient"])
@@ -65,7 +80,7 @@ def main() -> int:
     table.to_csv(manifest, index=False)
 
     start = time.perf_counter()
-    run_cohort(
+    summary = run_cohort(
         manifest,
         work / "cohort",
         settings,
@@ -74,14 +89,25 @@ def main() -> int:
         surrogate=SURROGATE_BACKEND,
     )
     cohort_s = time.perf_counter() - start
+    failed = {}
+    if summary.failed:
+        failed = {
+            f"cohort: {r['subject_id']}": f"{r.get('stage')}: {r.get('error')}"
+            for r in summary.failures.to_dict("records")
+        }
     rows, alone_s = [], 0.0
     for row in table.iloc[: args.alone].itertuples():
         subject = load_subject(
             row.subject_id, row.tr, row.scan_length, fc=row.fc, fcd_cdf=row.fcd_cdf, sc=row.sc
         )
         start = time.perf_counter()
-        estimate_ei(subject, work / "alone" / row.subject_id, settings, surrogate=SURROGATE_BACKEND)
+        try:
+            estimate_ei(subject, work / "alone" / row.subject_id, settings, surrogate=SURROGATE_BACKEND)
+        except Exception as exc:  # a failed fit is reported, not fatal
+            failed[f"alone: {row.subject_id}"] = f"{type(exc).__name__}: {exc}"
         alone_s += time.perf_counter() - start
+        if not all((work / w / row.subject_id / "EI_ratio.csv").is_file() for w in ("alone", "cohort")):
+            continue
         a, c = _ei(work / "alone" / row.subject_id), _ei(work / "cohort" / row.subject_id)
         truth = pd.read_csv(inputs / "truth" / f"{row.subject_id}_EI_ratio.csv")["EI_ratio"].to_numpy()
         rows.append(
@@ -96,6 +122,8 @@ def main() -> int:
     r = [x["r_alone_vs_cohort"] for x in rows]
     truth_rows = []
     for row in table.itertuples():
+        if not (work / "cohort" / row.subject_id / "EI_ratio.csv").is_file():
+            continue
         c = _ei(work / "cohort" / row.subject_id)
         truth = pd.read_csv(inputs / "truth" / f"{row.subject_id}_EI_ratio.csv")["EI_ratio"].to_numpy()
         truth_rows.append(
@@ -105,7 +133,15 @@ def main() -> int:
                 "mean_ei_error_pct": float(100 * (c.mean() / truth.mean() - 1)),
             }
         )
+    if not rows or not truth_rows:
+        raise SystemExit(f"alone_vs_cohort: no subject fitted both ways: {failed}")
     result = {
+        "benchmark": "alone_vs_cohort",
+        "when": started,
+        "quick": args.quick,
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "machine": machine_info(args.device),
+        "failed": failed,
         "mode": args.mode,
         "generations": args.generations,
         "cohort_subjects": args.subjects,
@@ -127,7 +163,11 @@ def main() -> int:
         f"alone vs cohort ({args.mode}, {args.generations} gen): regional E/I r "
         f"min {result['r_min']:.3f}, "
         f"median {result['r_median']:.3f} over {len(rows)} subjects (target >= {R_MIN}: "
-        f"{'PASS' if result['passes'] else 'FAIL'})"
+        f"{'PASS' if result['passes'] else 'FAIL'}); cohort vs truth r median "
+        f"{result['cohort_r_vs_truth_median']:.3f}, |mean E/I error| median "
+        f"{result['cohort_abs_mean_ei_error_median_pct']:.1f} %"
+        + (f"; {len(failed)} fit(s) FAILED" if failed else "")
+        + f" -> {args.out}"
     )
     return 0
 

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+from _options import machine_info  # bench/ is on sys.path
 
 from delssome_norms.io import write_json
 from delssome_norms.norms import GrowthChart
@@ -67,11 +68,16 @@ def main() -> int:
     q = np.array([2.5, 5, 25, 50, 75, 95, 97.5])
     frac = (centile[..., None] < q / 100).mean((0, 1)) * 100
     result = {
+        "benchmark": "charts",
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "settings": {
+            "repeats": args.repeats,
+            "chart": {"family": "SHASHo2", "mu_df": 4, "sigma_df": 3},
+            "seeds": {"truth": 1, "fit": 2, "score": 3},
+        },
         "machine": {
-            "cpu_count": os.cpu_count(),
+            **machine_info(),
             "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-            "python": platform.python_version(),
             "processor": platform.processor() or platform.machine(),
         },
         "fit": {
@@ -103,7 +109,8 @@ def main() -> int:
         f"(cpu {min(fit_cpu):.1f} s, limit {FIT_LIMIT_S:g}), score {N_SCORE} x {N_TARGETS} "
         f"{min(score_times):.2f} s (cpu {min(score_cpu):.2f} s, core {min(core_times):.2f} s, "
         f"limit {SCORE_LIMIT_S:g}); "
-        f"load {result['machine']['load_average_1min']}; {'PASS' if result['pass'] else 'FAIL'}"
+        f"load {result['machine']['load_average_1min']:.2f}; "
+        f"{'PASS' if result['pass'] else 'FAIL'} -> {args.out}"
     )
     return 0 if result["pass"] else 1
 

@@ -1493,6 +1493,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    from _options import machine_info  # bench/ is on sys.path when run as a script
+
     from delssome_norms.fit.outputs import package_versions
     from delssome_norms.io import write_json
 
@@ -1510,6 +1512,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "versions": package_versions(),
+        "machine": machine_info(args.device),
         "torch_threads": torch.get_num_threads(),
         "load_average": os.getloadavg(),
         "truth_stats": truth_stats,

@@ -51,7 +51,9 @@ run() {
 }
 
 echo "=== device"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+if [[ "$dev" == cuda* ]]; then  # a CPU dry run has no nvidia-smi
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+fi
 $py - <<'PY'
 import importlib, torch
 print("torch", torch.__version__, "cuda", torch.cuda.is_available())
@@ -103,7 +105,8 @@ run "simulate: HCP generation" 60 $py bench/simulate.py --device "$dev" --skip-t
     --baseline-steps 200 --scale-sets 1000 --out "$tmp/simulate.json"
 
 # 7. gate and coupling micro-benchmarks
-run "micro-benchmarks" 35 $py bench/gpu_micro.py --device "$dev" --out "$tmp/gpu_micro.json"
+micro_quick=(); [[ "$dev" == cuda* ]] || micro_quick=(--quick)  # CPU dry run: tiny sizes
+run "micro-benchmarks" 35 $py bench/gpu_micro.py --device "$dev" ${micro_quick[@]+"${micro_quick[@]}"} --out "$tmp/gpu_micro.json"
 
 
 echo "=== merge ($(left) s of budget left)"

@@ -8,7 +8,8 @@
    accumulate), with its relative error against float64; reported as region-steps/s of the
    product alone, to compare with the fused kernel's whole-step rate (``bench/simulate.py``).
 
-Writes ``bench/results/gpu_micro.json`` (or ``--out``) and prints one summary line.
+Writes ``bench/results/gpu_micro.json`` (``--quick``: ``gpu_micro_quick.json``; or ``--out``) and
+prints one summary line.
 Usage: ``python bench/gpu_micro.py [--device cuda] [--quick]``
 """
 
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _options import machine_info, results_file  # bench/ is on sys.path
 
 RESULTS = Path(__file__).parent / "results" / "gpu_micro.json"
 
@@ -114,11 +116,15 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args(argv)
+    args.out = str(results_file(RESULTS, args.out, args.quick))
     if args.quick:
         args.sets, args.sims, args.steps = 64, [300], 20
     dev = torch.device(args.device)
     rec = {"benchmark": "gpu_micro", "device": str(dev), "torch": torch.__version__,
-           "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"}  # fmt: skip
+           "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+           "when": time.strftime("%Y-%m-%d %H:%M:%S"), "quick": args.quick,
+           "settings": {"sets": args.sets, "sims": args.sims, "steps": args.steps},
+           "machine": machine_info(args.device)}  # fmt: skip
     rec["gate"] = gate(dev, args.sets)
     rec["coupling"] = coupling(dev, args.sims, args.steps)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -131,7 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(
         f"gpu_micro [{dev}]: gate {g['matrices']} x 68^2: eigvalsh {g['eigvalsh_s']:.3f} s, "
         f"tridiagonal {g['tridiagonal_s']:.3f} s (diff {g['max_abs_diff']:.1e}); coupling at "
-        f"{max(args.sims)} sims, region-steps/s: {best}",
+        f"{max(args.sims)} sims, region-steps/s: {best} -> {args.out}",
         flush=True,
     )
     return rec

@@ -14,19 +14,21 @@
 The default scan (14.4 s, 20 frames) keeps the CPU run short but lets the FC/FCD summary weigh
 more than in a real fit; ``--scan-length 864 --burn-in 72 --fcd-window 83`` times a generation at
 HCP length (where the simulation dominates). Writes ``bench/results/lockstep.json`` (or
-``--out``) and prints one line. ``--quick`` uses popsize 20 and a shorter scan.
+``--out``) and prints one line (progress goes to stderr). ``--quick`` uses popsize 20 and a
+shorter scan.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from _options import results_file  # bench/ is on sys.path
+from _options import machine_info, results_file  # bench/ is on sys.path
 
 from delssome_norms.cli.options import add_fit_options
 from delssome_norms.datasets import load_default_template
@@ -78,7 +80,7 @@ def lockstep_vs_sequential(
     for rep in range(reps):
         order = ("lock", "seq") if rep % 2 == 0 else ("seq", "lock")
         for what in order:
-            print(f"  {engine} rep {rep}: {what} ...", flush=True)
+            print(f"  {engine} rep {rep}: {what} ...", file=sys.stderr, flush=True)
             _sync(device)
             t = time.perf_counter()
             if what == "lock":
@@ -206,10 +208,10 @@ def main() -> None:
         speed.append(
             lockstep_vs_sequential(args.k, args.popsize, args.n_dup, timing, e, args.reps, args.device)
         )
-        print(f"  {e}: {speed[-1]}", flush=True)
+        print(f"  {e}: {speed[-1]}", file=sys.stderr, flush=True)
     full = [] if args.skip_full else [per_subject_full_fit(e, args.device) for e in engines[:1]]
     if full:
-        print(f"  full fit: {full[0]}", flush=True)
+        print(f"  full fit: {full[0]}", file=sys.stderr, flush=True)
     best = max(speed, key=lambda r: r["speedup"])
     result = {
         "benchmark": "lockstep",
@@ -219,6 +221,7 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "device_name": torch.cuda.get_device_name() if args.device == "cuda" else None,
+        "machine": machine_info(args.device),
         "config": vars(args),
         "timing": {"steps_per_simulation": timing.total_steps, "n_frames": timing.n_frames},
         "lockstep": speed,

@@ -54,6 +54,7 @@ from delssome_norms.fit.design import design_matrix, diffusion_gradient
 from delssome_norms.fit.parameterisation import Bounds, Parameterisation, RegionalParams
 from delssome_norms.fit.synthetic import FIC_RATE_BAND, synthetic_subject
 from delssome_norms.io import read_parameters, write_json
+from delssome_norms.io.writers import strict_json
 from delssome_norms.model import SimulationTiming
 from delssome_norms.surrogate import SURROGATE_BACKEND
 from delssome_norms.surrogate.generate import TRUTH_PRIOR, draw_prior
@@ -334,7 +335,7 @@ def main() -> None:
         },
         "wall_s": {"make_subjects": round(t_make, 1), "fit": round(t_fit, 1)},
     }
-    write_json(result, args.out)
+    write_json(strict_json(result), args.out)  # NaN (level_tracking_r of <= 2 subjects): null
     print(
         f"recovery: {len(ok)}/{len(rows)} subjects fitted, median r {med_r:.3f} (target {TARGET_R}), "
         f"median |mean E/I error| {med_err:.2f} % (target {TARGET_MEAN_ERR}), "

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _options import results_file  # bench/ is on sys.path
+from _options import machine_info, results_file  # bench/ is on sys.path
 
 from delssome_norms.io import write_json
 from delssome_norms.model.integrate import ENGINES
@@ -359,6 +359,11 @@ def main() -> int:
             "load_average_1min_at_start": load,
             "torch": torch.__version__,
             "device_name": torch.cuda.get_device_name() if cuda else None,
+            **{
+                k: v
+                for k, v in machine_info(args.device).items()
+                if k not in ("load_average", "torch_threads")  # the workers' are above
+            },
         },
         "generation": gen,
         "baseline": {
@@ -375,6 +380,19 @@ def main() -> int:
             "speedup_min": SPEEDUP_MIN,
         },
     }
+    # the targets are for the full HCP-size generation (100 sets); a quick or resized run has none
+    comparable = not args.quick and args.n_sets == 100
+    checks = {
+        "generation": gen["seconds"] <= GEN_LIMIT_S,
+        "speedup": section["baseline"]["speedup_generation"] >= SPEEDUP_MIN,
+    }
+    if test:
+        checks["test_stage"] = test["seconds"] <= TEST_LIMIT_S
+    section["checks"] = checks if comparable else None
+    section["pass"] = bool(all(checks.values())) if comparable else None
+    verdict = "targets n/a (" + ("quick" if args.quick else f"{args.n_sets} sets, not 100") + ")"
+    if comparable:
+        verdict = "PASS" if section["pass"] else "FAIL"
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.exists() else {}
     key = args.device + ("" if args.engine == "auto" else f"_{args.engine}")
@@ -397,7 +415,8 @@ def main() -> int:
             if scale
             else ""
         )
-        + f" | load {load}"
+        + f" | load {load if load is None else round(load, 2)} | {verdict} (generation <= "
+        f"{GEN_LIMIT_S:g} s, test stage <= {TEST_LIMIT_S:g} s, baseline x >= {SPEEDUP_MIN:g}) -> {out}"
     )
     return 0
 
