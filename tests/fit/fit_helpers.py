@@ -151,11 +151,14 @@ def tiny_timing(tr: float = 0.72, scan: float = 14.4) -> SimulationTiming:
     )
 
 
-def analytic_cohort_settings() -> FitSettings:
-    """Tiny cohort settings for the analytic stand-in simulator (3 generations x 8, gate off:
-    its losses do not come from the model, whose stability is then irrelevant)."""
+def analytic_cohort_settings(
+    generations: int = 3, popsize: int = 8, mu: int = 2, test_top_k: int = 2, seed: int = 1, **cmaes
+) -> FitSettings:
+    """Tiny cohort settings for the analytic stand-in simulator (default 3 generations x 8, gate
+    off: its losses do not come from the model, whose stability is then irrelevant); ``cmaes``
+    goes to :class:`CMAESSettings`."""
     return FitSettings(
-        cmaes=CMAESSettings(generations=3, popsize=8, mu=2),
+        cmaes=CMAESSettings(generations=generations, popsize=popsize, mu=mu, **cmaes),
         dt_train=0.01,
         dt_val=0.01,
         dt_test=0.01,
@@ -163,8 +166,8 @@ def analytic_cohort_settings() -> FitSettings:
         fcd_window=5,
         warmup_steps=50,
         n_dup=2,
-        test_top_k=2,
-        seed=1,
+        test_top_k=test_top_k,
+        seed=seed,
         stability_gate=False,
     )
 

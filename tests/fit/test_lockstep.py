@@ -9,7 +9,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fit_helpers import N_TINY, AnalyticSimulator, tiny_cdf, tiny_fc, tiny_sc, use_analytic_simulator
+from fit_helpers import (
+    N_TINY,
+    AnalyticSimulator,
+    analytic_cohort_settings,
+    tiny_cdf,
+    tiny_fc,
+    tiny_sc,
+    use_analytic_simulator,
+)
 
 from delssome_norms.fit import CMAESSettings, FitSettings, fit_group, plan_groups
 from delssome_norms.fit.checkpoint import Checkpoint
@@ -42,19 +50,7 @@ def _subject(sid: str, level: float, seed: int) -> SubjectInputs:
 
 
 def _settings(generations: int = 30, **kw) -> FitSettings:
-    return FitSettings(
-        cmaes=CMAESSettings(generations=generations, popsize=12, mu=3, **kw),
-        dt_train=0.01,
-        dt_val=0.01,
-        dt_test=0.01,
-        burn_in=0.72,
-        fcd_window=5,
-        warmup_steps=50,
-        n_dup=2,
-        test_top_k=3,
-        seed=3,
-        stability_gate=False,  # analytic stand-in losses: the model's stability is irrelevant
-    )
+    return analytic_cohort_settings(generations, popsize=12, mu=3, test_top_k=3, seed=3, **kw)
 
 
 def _outputs(d: Path) -> dict[str, bytes]:
