@@ -93,7 +93,10 @@ def connect(scheduler: Any, timeout: float) -> Any:
     dd = import_distributed()
     if isinstance(scheduler, dd.Client):
         return scheduler
-    problem = _handshake_problem(scheduler, timeout) if isinstance(scheduler, str) else None
+    # the bare probe speaks plain TCP: tls:// (and other) schedulers go straight to the Client,
+    # which takes the security settings from the Dask configuration
+    plain = isinstance(scheduler, str) and ("://" not in scheduler or scheduler.startswith("tcp://"))
+    problem = _handshake_problem(scheduler, timeout) if plain else None
     if problem is None:
         try:
             return dd.Client(scheduler, timeout=timeout)
