@@ -29,6 +29,10 @@ def test_patient_simulations_are_reproduced() -> None:
         cohort.truth, n_pat, setup, manifest["seed"], reuse=None, reuse_parts=None, parts=("patients",)
     )
     iu = np.triu_indices(68, 1)
-    assert sims.fc[:, iu[0], iu[1]] == pytest.approx(stored.fc[-n_pat:, iu[0], iu[1]], abs=1e-6)
-    assert sims.fcd_cdf == pytest.approx(stored.fcd_cdf[-n_pat:], abs=1.0 / ref.CDF_LEVELS)
+    # the simulation itself is bit-reproducible on any CPU (E/I to 1e-12); FC and FCD are float32
+    # matrix products whose summation order follows the CPU's BLAS kernels: on an AVX-512 Xeon
+    # the stored values (made on another CPU) were met to 7.6e-6 (FC) and 2.2e-5 (CDF; the
+    # stored CDF's resolution is 1.5e-5), against a noise spread between draws of ~0.1
     assert sims.ei_ratio == pytest.approx(stored.sim_ei_ratio[-n_pat:], rel=1e-12)
+    assert sims.fc[:, iu[0], iu[1]] == pytest.approx(stored.fc[-n_pat:, iu[0], iu[1]], abs=5e-5)
+    assert sims.fcd_cdf == pytest.approx(stored.fcd_cdf[-n_pat:], abs=1e-4)
