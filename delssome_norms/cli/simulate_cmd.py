@@ -64,15 +64,6 @@ def _add_simulation_options(p: argparse.ArgumentParser) -> None:
 
 OUTPUT_FILES = ("EI_ratio.csv", "FC.csv", "FCD_CDF.csv", "fit_quality.csv")
 """What ``simulate`` writes to --out-dir (``fit_quality.csv`` only when scoring)."""
-TIMING_FLAGS = {
-    "tr": "--tr",
-    "scan_length": "--scan-length",
-    "dt": "--dt",
-    "burn_in": "--burn-in",
-    "fcd_window": "--fcd-window",
-    "warmup_steps": "--warmup-steps",
-}
-"""The option of each :class:`~delssome_norms.model.SimulationTiming` field."""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -199,7 +190,8 @@ def _timing(args: argparse.Namespace):
             warmup_steps=args.warmup_steps,
         )
     except InvalidInputError as err:
-        flag = TIMING_FLAGS.get(getattr(err, "field", None), "timing options")
+        field = getattr(err, "field", None)  # each SimulationTiming field has the option --field-name
+        flag = f"--{field.replace('_', '-')}" if field else "timing options"
         if flag == "--fcd-window" and args.fcd_window is None:
             flag += " (default round(60 / TR) frames)"
         raise InvalidInputError(err.problem, flag) from None

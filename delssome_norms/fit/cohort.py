@@ -70,7 +70,7 @@ from delssome_norms.io import (
     read_timeseries,
     write_matrix,
 )
-from delssome_norms.io.readers import INPUT_PROBLEM
+from delssome_norms.io.readers import INPUT_PROBLEM, MANIFEST_PATH_COLUMNS
 from delssome_norms.model import bold_fc
 from delssome_norms.model.devices import parse_device
 
@@ -79,8 +79,7 @@ DASK_CONNECT_TIMEOUT_S = 10
 EXECUTORS = ("local", "dask")
 """Ways to run the groups."""
 MAP_COLUMNS = ("myelin", "gradient")
-MANIFEST_COLUMNS = ("subject_id", "tr", "scan_length", "fc", "fcd_cdf", "timeseries", "sc",
-                    *MAP_COLUMNS, "n_runs", INPUT_PROBLEM)  # fmt: skip
+MANIFEST_COLUMNS = ("subject_id", "tr", "scan_length", *MANIFEST_PATH_COLUMNS, "n_runs", INPUT_PROBLEM)
 
 
 def _warn_unread_columns(table: pd.DataFrame, source: str) -> None:

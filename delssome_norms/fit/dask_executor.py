@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from delssome_norms.errors import InvalidInputError
+from delssome_norms.io.readers import MANIFEST_PATH_COLUMNS
 
 CHECK_FILE_PREFIX = ".delssome-norms.dask-check-"
 """Marker the client writes into the out-dir for the workers to find (removed at the end)."""
-INPUT_COLUMNS = ("fc", "fcd_cdf", "timeseries", "sc", "myelin", "gradient")
 CLUSTER_HINT = "pip install 'delssome_norms[cluster]'"
 
 
@@ -211,7 +211,7 @@ def input_paths(rows: Sequence[dict[str, Any]], extra: Sequence[str] = ()) -> li
 
     paths = [str(p) for p in extra]
     for r in rows:
-        for col in INPUT_COLUMNS:
+        for col in MANIFEST_PATH_COLUMNS:
             if r.get(col):
                 paths += str(r[col]).split(";")
     return [p for p in dict.fromkeys(paths) if os.path.isabs(p) and os.path.exists(p)]

@@ -610,8 +610,9 @@ def read_demographics(path: PathLike) -> pd.DataFrame:
     return prepare_demographics(read_table(path), input_name=str(path))
 
 
-MANIFEST_INPUT_COLUMNS = ("fc", "fcd_cdf", "timeseries")
-"""Manifest columns that name a subject's data files (``;`` separates several runs)."""
+MANIFEST_PATH_COLUMNS = ("fc", "fcd_cdf", "timeseries", "sc", "myelin", "gradient")
+"""Manifest columns that name files (``;`` separates several runs), read relative to the
+manifest's folder."""
 
 
 INPUT_PROBLEM = "input_problem"
@@ -648,7 +649,7 @@ def read_manifest(path: PathLike) -> pd.DataFrame:
         table["scan_length"] = np.nan
     check_unique_ids(table["subject_id"], name, as_folders=True)
     base = Path(path).resolve().parent
-    for col in ("fc", "fcd_cdf", "timeseries", "sc", "myelin", "gradient"):
+    for col in MANIFEST_PATH_COLUMNS:
         if col in table.columns:
             table[col] = [
                 None
