@@ -10,7 +10,7 @@ python_bin="${PYTHON:-python3}"
 if [ ! -x "$venv/bin/python" ]; then
     echo "[bootstrap] creating virtual environment $venv"
     "$python_bin" -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet --upgrade pip
+    "$venv/bin/python" -m pip install --quiet --upgrade pip "setuptools>=77" wheel
 fi
 if ! "$venv/bin/python" -c "import torch" >/dev/null 2>&1; then
     echo "[bootstrap] installing ${TORCH_SPEC:-torch==2.13.0}"
