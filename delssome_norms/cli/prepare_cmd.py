@@ -330,12 +330,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.aparc_stats is not None:
         return _prepare_maps(args)
-    from delssome_norms.model.timing import check_tr
+    from delssome_norms.model.timing import MIN_FCD_WINDOW, check_tr
 
     if args.tr is not None:
         check_tr(args.tr, "--tr")  # a TR in milliseconds would give an FCD window of 0 frames
-    if args.fcd_window is not None and args.fcd_window < 2:  # as the fit's timing check
-        raise InvalidInputError(f"must be at least 2 frames, got {args.fcd_window}", "--fcd-window")
+    if args.fcd_window is not None and args.fcd_window < MIN_FCD_WINDOW:  # as the fit's check
+        raise InvalidInputError(
+            f"must be at least {MIN_FCD_WINDOW} frames, got {args.fcd_window}", "--fcd-window"
+        )
     if args.subject_id is not None:  # it becomes a file-name prefix: no paths
         check_subject_id(args.subject_id, "--subject-id")
     out = check_out_dir(args.out_dir, "--out-dir", create=False)  # made once the inputs pass

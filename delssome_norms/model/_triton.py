@@ -95,7 +95,7 @@ def _probe(device: torch.device) -> bool:
         )
         p = prepare_batch(params, 0.01 * (1 - torch.eye(n)), 0.005, 1, device, torch.float32)
         timing = SimulationTiming(
-            tr=0.02, scan_length=0.12, dt=0.005, burn_in=0.02, fcd_window=2, warmup_steps=2
+            tr=0.02, scan_length=0.12, dt=0.005, burn_in=0.02, fcd_window=3, warmup_steps=2
         )
         bold, _, finite = run_triton(p, timing, seed=0)
         return bool(finite.all()) and bool(torch.isfinite(bold).all())

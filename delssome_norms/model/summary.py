@@ -45,7 +45,7 @@ import torch
 from torch import Tensor
 
 from delssome_norms.errors import InvalidInputError
-from delssome_norms.model.timing import SimulationTiming
+from delssome_norms.model.timing import MIN_FCD_WINDOW, SimulationTiming
 
 FCD_BINS = 10000
 """Bins of the FCD histogram over (−1, 1) (docs/science.md §3)."""
@@ -458,8 +458,8 @@ def bold_fcd_cdf(
     x = _as_float_tensor(bold)
     if x.ndim not in (2, 3):
         raise InvalidInputError(f"bold must have shape (T, N) or (S, T, N), got {tuple(x.shape)}")
-    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 2:
-        raise InvalidInputError(f"window must be an integer >= 2 frames, got {window!r}")
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < MIN_FCD_WINDOW:
+        raise InvalidInputError(f"window must be an integer >= {MIN_FCD_WINDOW} frames, got {window!r}")
     if x.shape[-2] < window + 1:
         raise InvalidInputError(
             f"a window of {window} frames needs at least {window + 1} frames for two windows; "

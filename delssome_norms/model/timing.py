@@ -25,6 +25,9 @@ from delssome_norms.io.checks import MAX_SCAN_LENGTH, MAX_TR
 
 MAX_DT = 0.02
 """Integration steps [s] from which the Euler step of S_I (tau_I = 0.01 s) is unstable (2 tau_I)."""
+MIN_FCD_WINDOW = 3
+"""Shortest FCD window [frames]: a correlation over 2 frames is always +-1, so every window FC
+would be a sign pattern and the FCD would say nothing about the dynamics."""
 TR_TOLERANCE = 0.01
 """Largest relative difference between ``round(tr / dt) * dt`` and the TR."""
 
@@ -78,8 +81,8 @@ def default_burn_in(tr: float) -> float:
 
 
 def default_fcd_window(tr: float) -> int:
-    """Default FCD window ``round(60 / tr)`` frames (about 60 s)."""
-    return round(60.0 / tr)
+    """Default FCD window ``round(60 / tr)`` frames (about 60 s), at least ``MIN_FCD_WINDOW``."""
+    return max(MIN_FCD_WINDOW, round(60.0 / tr))
 
 
 def fcd_window_frames(tr: float, fcd_window: int | None = None) -> int:
@@ -161,9 +164,10 @@ class SimulationTiming:
         if self.fcd_window is None:
             object.__setattr__(self, "fcd_window", fcd_window_frames(self.tr))
         window = self.fcd_window
-        if not _is_whole(window) or window < 2:
+        if not _is_whole(window) or window < MIN_FCD_WINDOW:
             raise timing_error(
-                f"fcd_window must be an integer >= 2 frames, got {window!r}", "fcd_window"
+                f"fcd_window must be an integer >= {MIN_FCD_WINDOW} frames, got {window!r}",
+                "fcd_window",
             )
         object.__setattr__(self, "fcd_window", int(self.fcd_window))
         warm = self.warmup_steps

@@ -38,6 +38,7 @@ import numpy as np
 
 from delssome_norms import io
 from delssome_norms.errors import InvalidInputError
+from delssome_norms.model.timing import MIN_FCD_WINDOW
 
 DATASET_FORMAT_VERSION = 1
 """Schema version of the data-set folder; bumped on incompatible changes."""
@@ -354,11 +355,12 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
     settings = info.get("settings", {}) if isinstance(info, dict) else None
     window = settings.get("fcd_window") if isinstance(settings, dict) else None
     ok = ok and isinstance(settings, dict)  # the generation settings training and evaluate read
-    ok = ok and (window is None or (type(window) is int and window >= 2))
+    ok = ok and (window is None or (type(window) is int and window >= MIN_FCD_WINDOW))
     if not ok:
         raise InvalidInputError(
             "is malformed: it needs n_regions and bins (positive integers), info (an object; its "
-            "settings an object, their fcd_window frames >= 2 or null) and shards (a list of "
+            f"settings an object, their fcd_window frames >= {MIN_FCD_WINDOW} or null) and "
+            "shards (a list of "
             '{"file": NAME, ...}); restore it or generate the data set again',
             str(path),
         )

@@ -39,7 +39,7 @@ from torch import Tensor
 from delssome_norms import __version__, io
 from delssome_norms.errors import InputWarning, InvalidInputError, NotYetAvailableError
 from delssome_norms.io.digest import content_sha256
-from delssome_norms.model.timing import fcd_window_frames
+from delssome_norms.model.timing import MIN_FCD_WINDOW, fcd_window_frames
 from delssome_norms.surrogate.network import CostPredictor, SurrogateConfig
 
 PRETRAINED_FORMAT_VERSION = 1
@@ -256,16 +256,17 @@ def _check_record(meta: dict[str, Any], source: str) -> None:
 
 def _check_timing_cover(cover: Any, source: str) -> None:
     """``timing`` of ``metadata.json``: absent, or ranges ``[lo, hi]`` of TR and scan length [s]
-    and an FCD window (frames >= 2, or null for the default rule)."""
+    and an FCD window (frames >= ``MIN_FCD_WINDOW``, or null for the default rule)."""
     if cover is None:
         return
     if not isinstance(cover, dict):
         raise InvalidInputError(f"timing must be an object, got {cover!r}", source)
     window = cover.get("fcd_window")
-    if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 2):
+    bad = isinstance(window, bool) or not isinstance(window, int) or window < MIN_FCD_WINDOW
+    if window is not None and bad:
         raise InvalidInputError(
-            f"timing.fcd_window must be a whole number of frames >= 2 (or null: the default "
-            f"rule), got {window!r}",
+            f"timing.fcd_window must be a whole number of frames >= {MIN_FCD_WINDOW} (or null: "
+            f"the default rule), got {window!r}",
             source,
         )
     for key in ("tr_range", "scan_length_range"):

@@ -96,9 +96,9 @@ def test_bids_gzip_and_xcpd_names(tmp_path: Path, capsys) -> None:
 def test_bad_fcd_window_and_aparc_tables(tmp_path: Path, capsys) -> None:
     np.save(tmp_path / "ts.npy", np.random.default_rng(0).standard_normal((200, 68)))
     argv = ["prepare", "--timeseries", str(tmp_path / "ts.npy"), "--tr", "0.72"]
-    assert main([*argv, "--out-dir", str(tmp_path / "o"), "--fcd-window", "0"]) == 2
+    assert main([*argv, "--out-dir", str(tmp_path / "o"), "--fcd-window", "2"]) == 2
     err = capsys.readouterr().err
-    assert "--fcd-window: must be at least 2 frames, got 0" in err and "ts.npy" not in err
+    assert "--fcd-window: must be at least 3 frames, got 2" in err and "ts.npy" not in err
     regions = [n[3:] for n in DK68_REGIONS[:34]]
 
     def table(path: Path, hemi: str, parc: str, subjects: list[str]) -> str:

@@ -97,6 +97,18 @@ def test_timing_refuses_implausible_steps(kwargs, words) -> None:
         SimulationTiming(**kwargs)
 
 
+def test_fcd_window_of_two_frames_is_refused_and_the_default_never_goes_below_three() -> None:
+    # a correlation over 2 frames is +-1 whatever the signal: the FCD would be a sign pattern
+    with pytest.raises(InvalidInputError, match=r"fcd_window must be an integer >= 3 frames, got 2"):
+        SimulationTiming(tr=0.72, scan_length=144.0, dt=0.005, fcd_window=2)
+    rng = np.random.default_rng(0)
+    with pytest.raises(InvalidInputError, match=">= 3 frames"):
+        bold_fcd_cdf(torch.as_tensor(rng.standard_normal((40, 5))), 2)
+    # round(60 / 24) = 2 frames: the default rule is held at 3 at the longest TRs
+    t = SimulationTiming(tr=24.0, scan_length=24.0 * 40, dt=0.008)
+    assert t.fcd_window == 3 and SimulationTiming(tr=2.0, scan_length=600.0, dt=0.005).fcd_window == 30
+
+
 def test_timing_accepts_numpy_numbers() -> None:
     t = SimulationTiming(tr=np.float32(0.72), scan_length=np.int64(144), dt=np.float64(0.005))
     assert t == SimulationTiming(tr=float(np.float32(0.72)), scan_length=144.0, dt=0.005)
@@ -116,5 +128,5 @@ def test_summary_functions_refuse_wrong_shapes(sc, params) -> None:
     x = np.random.default_rng(0).standard_normal((50, 10))
     with pytest.raises(InvalidInputError, match="at least 61 frames"):
         bold_fcd_cdf(x, 60)
-    with pytest.raises(InvalidInputError, match="window must be an integer >= 2"):
+    with pytest.raises(InvalidInputError, match="window must be an integer >= 3"):
         bold_fcd_cdf(x, 1)
