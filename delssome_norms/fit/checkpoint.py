@@ -51,7 +51,8 @@ class GenerationRecord:
         Losses per candidate (NaN for invalid simulations).
     violation : ndarray of shape (popsize,), optional
         Gate violation of gated candidates (0 otherwise): the FIC stability margin [1/s] of
-        an unstable candidate, or the r_E-gate distance [Hz]; see ``CMAESSearch.tell``.
+        an unstable candidate (inf where the FIC solve did not converge), or the r_E-gate
+        distance [Hz]; see ``CMAESSearch.tell``.
     """
 
     candidates: np.ndarray

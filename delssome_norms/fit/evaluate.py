@@ -332,10 +332,11 @@ class StabilityGatedEvaluator:
 
     Candidates whose FIC fixed point is linearly unstable (:mod:`delssome_norms.model.stability`)
     are neither simulated nor predicted: they get NaN losses and their stability margin [1/s] as
-    ``violation``, so the CMA-ES ranks them after every scored candidate, the less unstable
-    first, and moves towards stable parameters (a penalty rather than resampling: around a
-    typical search mean only ~1 % of the draws are stable, too few to resample). The others go to
-    ``inner`` in one call. Returns :class:`Scores` (float64, CPU).
+    ``violation`` (inf where the FIC solve did not converge), so the CMA-ES ranks them after
+    every scored candidate, the less unstable first, and moves towards stable parameters (a
+    penalty rather than resampling: around a typical search mean only ~1 % of the draws are
+    stable, too few to resample; one whose FIC did not converge ranks as a failed simulation).
+    The others go to ``inner`` in one call. Returns :class:`Scores` (float64, CPU).
 
     Parameters
     ----------
@@ -371,7 +372,10 @@ class StabilityGatedEvaluator:
         """Losses of the stable candidates; NaN and the margin as violation for the others."""
         stable, margin = self.stable(params, subject_index)
         losses = np.full((3, len(stable)), np.nan)
-        violation = np.where(stable, 0.0, np.nan_to_num(margin, nan=0.0))
+        # where FIC did not converge there is no margin: infinitely far from the gate, so the
+        # candidate counts as gated (fit quality, train summary); the CMA-ES scores a
+        # non-finite violation as a plain invalid candidate (``CMAESSearch.tell``)
+        violation = np.where(stable, 0.0, np.nan_to_num(margin, nan=np.inf))
         keep = np.flatnonzero(stable)
         if len(keep):
             sub = PFICParams(*(np.asarray(x)[keep] for x in params))

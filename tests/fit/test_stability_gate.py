@@ -68,6 +68,37 @@ def test_gated_evaluator_scores_only_stable_candidates() -> None:
     np.testing.assert_allclose(total[stable], direct.total.numpy(), atol=1e-12)
 
 
+def test_unconverged_fic_counts_as_gated_and_is_scored_as_invalid(monkeypatch) -> None:
+    from delssome_norms.fit.checkpoint import GenerationRecord
+    from delssome_norms.fit.quality import gate_rejected_fraction
+
+    space, coeffs = _draws(n=4)
+    params = stack_params([space.to_regional(coeffs)])
+    idx = torch.zeros(4, dtype=torch.long)
+    timing = SimulationTiming(tr=0.72, scan_length=14.4, dt=0.005, burn_in=0.72, fcd_window=5)
+    fc, cdf, sc = tiny_fc(level=0.2)[None], tiny_cdf()[None], tiny_sc()[None]
+    gate = StabilityGatedEvaluator(AnalyticSimulator(fc, cdf, sc, timing, n_dup=2), sc)
+    # candidate 1: FIC did not converge (no margin); candidate 2: unstable by 3/s
+    verdict = (np.array([True, False, False, True]), np.array([0.0, np.nan, 3.0, 0.0]))
+    monkeypatch.setattr(gate, "stable", lambda *_: verdict)
+    scores = gate(params, idx, seed=0)
+    v = scores.violation.numpy()
+    assert v[1] == np.inf and v[2] == 3.0 and (v[[0, 3]] == 0).all()
+    assert np.isnan(scores.total.numpy()[1:3]).all()
+    rec = GenerationRecord(coeffs, scores.corr.numpy(), scores.l1.numpy(), scores.ks.numpy(), v)
+    assert gate_rejected_fraction([rec]) == 0.5  # was 0.25: the unconverged one was not counted
+    # the search ranks it as any invalid candidate, after the finite-margin one (3/s)
+    from delssome_norms.fit.cmaes import CMAESSearch, CMAESSettings
+
+    search = CMAESSearch(space, CMAESSettings(generations=5, popsize=4, mu=2), seed=0)
+    search.ask()
+    told = {}
+    monkeypatch.setattr(search._es, "tell", lambda x, f, **k: told.setdefault("f", f))
+    search.tell(scores.total.numpy(), v)
+    inv = CMAESSettings().invalid_fitness
+    assert told["f"][1] == inv and told["f"][2] == inv + 3.0
+
+
 def test_settings_cli_and_fingerprint() -> None:
     from delssome_norms.cli.estimate_cmd import settings_from_args
     from delssome_norms.cli.main import build_parser
