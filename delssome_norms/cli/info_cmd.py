@@ -27,13 +27,15 @@ def register(subparsers) -> None:
         "FCD product precision, CUDA/Triton and the surrogate weights. Include it in bug reports.",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    p.set_defaults(func=run)
+    # a misspelt environment variable is one of the facts it reports, not a reason to stop
+    p.set_defaults(func=run, check_environment=False)
 
 
 def collect_info() -> dict[str, Any]:
     """The facts ``info`` prints, as a JSON-able dict."""
     import torch
 
+    from delssome_norms.errors import InvalidInputError
     from delssome_norms.fit.outputs import package_versions
     from delssome_norms.model import _kernel, _triton
     from delssome_norms.model.summary import FCD_PRODUCTS_ENV, fcd_products_name
@@ -54,17 +56,19 @@ def collect_info() -> dict[str, Any]:
         devices = [torch.device("cuda", i) for i in range(torch.cuda.device_count())]
         cuda["devices"] = [torch.cuda.get_device_name(d) for d in devices]
         cuda["triton"] = bool(devices) and _triton.available(devices[0])
+    fcd: dict[str, Any] = {FCD_PRODUCTS_ENV: os.environ.get(FCD_PRODUCTS_ENV) or "auto"}
+    try:
+        fcd["float32_on_cpu"] = fcd_products_name(torch.float32, "cpu")
+        fcd["float32_on_cuda"] = fcd_products_name(torch.float32, "cuda")
+    except InvalidInputError as exc:  # a misspelt value: every fit would stop on it
+        fcd["error"] = str(exc)
     return {
         "versions": package_versions(),
         "platform": platform.platform(),
         "machine": platform.machine(),
         "torch_threads": torch.get_num_threads(),
         "cpu_kernel": kernel,
-        "fcd_products": {
-            "float32_on_cpu": fcd_products_name(torch.float32, "cpu"),
-            "float32_on_cuda": fcd_products_name(torch.float32, "cuda"),
-            FCD_PRODUCTS_ENV: os.environ.get(FCD_PRODUCTS_ENV) or "auto",
-        },
+        "fcd_products": fcd,
         "cuda": cuda,
         "surrogate_weights": _weights_info(),
     }
@@ -99,10 +103,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"CPU kernel: not available, the slower torch engine is used ({k.get('reason', '?')})")
     f = info["fcd_products"]
     env = f"DELSSOME_NORMS_FCD_PRODUCTS={f['DELSSOME_NORMS_FCD_PRODUCTS']}"
-    print(
-        f"FCD products of float32 simulations: {f['float32_on_cpu']} on CPU, "
-        f"{f['float32_on_cuda']} on CUDA ({env})"
-    )
+    if "error" in f:
+        print(f"FCD products: INVALID SETTING, every fit will stop ({f['error']})")
+    else:
+        print(
+            f"FCD products of float32 simulations: {f['float32_on_cpu']} on CPU, "
+            f"{f['float32_on_cuda']} on CUDA ({env})"
+        )
     if c["available"]:
         print(f"CUDA: {', '.join(c['devices'])}; fused Triton kernel: {'yes' if c['triton'] else 'no'}")
     else:

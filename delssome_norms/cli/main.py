@@ -130,7 +130,8 @@ def _run(argv: Sequence[str] | None) -> int:
     try:
         from delssome_norms.model.summary import fcd_products_choice
 
-        fcd_products_choice()  # a misspelt $DELSSOME_NORMS_FCD_PRODUCTS fails here, not per subject
+        if getattr(args, "check_environment", True):  # ``info`` reports it instead
+            fcd_products_choice()  # a misspelt $DELSSOME_NORMS_FCD_PRODUCTS fails here, not per subject
         result = args.func(args)
     except (InvalidInputError, NotYetAvailableError) as err:
         if args.debug:

@@ -42,3 +42,16 @@ def test_info_follows_the_environment(capsys, monkeypatch, tmp_path) -> None:
     text = capsys.readouterr().out
     assert "CPU kernel: not available" in text and "bfloat16 on CPU, bfloat16 on CUDA" in text
     assert "not usable" in text
+
+
+def test_info_reports_a_misspelt_fcd_setting_that_stops_every_fit(capsys, monkeypatch) -> None:
+    monkeypatch.setenv("DELSSOME_NORMS_FCD_PRODUCTS", "bf61")
+    info = _info(capsys)  # the diagnostic command still runs (it stopped before its first line)
+    f = info["fcd_products"]
+    assert f["DELSSOME_NORMS_FCD_PRODUCTS"] == "bf61" and "float32_on_cpu" not in f
+    assert "must be 'auto', 'float32' or 'bfloat16', got 'bf61'" in f["error"]
+    assert main(["info"]) == 0
+    assert "FCD products: INVALID SETTING, every fit will stop" in capsys.readouterr().out
+    # another command still stops on it at once, with one line
+    assert main(["charts", "fit", "--table", "missing.csv", "--out", "chart"]) == 2
+    assert "$DELSSOME_NORMS_FCD_PRODUCTS: must be" in capsys.readouterr().err
