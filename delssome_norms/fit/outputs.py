@@ -49,6 +49,7 @@ from delssome_norms.io import (
     write_table,
 )
 from delssome_norms.io import ei_table as et
+from delssome_norms.io.writers import as_json_data, strict_json
 
 RUN_FORMAT_VERSION = 1
 """Schema version of ``run.json``."""
@@ -473,7 +474,8 @@ def write_subject_outputs(
         "ei_interval": result.interval,
         "fit_quality": result.quality,
     }
-    write_json(run, d / "run.json")
+    # strict JSON (NaN/inf as null) whatever a metric turned out to be: others' readers refuse NaN
+    write_json(strict_json(as_json_data(run)), d / "run.json")
     failure = d / FAILURE_FILE
     if failure.exists():
         failure.unlink()

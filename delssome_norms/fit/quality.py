@@ -25,6 +25,9 @@ Reasons
     winner is not in the regime FIC places at 3 Hz (a fit without the stability gate can end
     at r_E 0.1 Hz), so its E/I describes another state of the model. Default fits of the
     benchmark's truths ran at 3.00-3.02 Hz in every region.
+``interval_incomplete``
+    Some region, or the mean, has no interval (``ei_interval.missing_regions``): its E/I or
+    its spread was not finite, so part of the estimate cannot be trusted or compared.
 
 Recorded but not reasons, because ``bench/ei_calibration.py`` found them uninformative: the
 empirical mean FC (``empirical_mean_fc``; weakly coupled truths were recovered as well as the
@@ -66,6 +69,7 @@ REASON_TEXT = {
     "test_fallback": "the validation winner failed the test; the next candidate was used",
     "few_valid_duplicates": "few valid test duplicates",
     "rate_outside_fic": "the winner's excitatory rates leave the FIC regime (2.7-3.3 Hz)",
+    "interval_incomplete": "some region or the mean has no interval (non-finite E/I or spread)",
 }
 """One line per reason (warnings of ``collect`` and ``charts fit``)."""
 
@@ -108,8 +112,8 @@ def assess(metrics: dict[str, Any]) -> dict[str, Any]:
     ----------
     metrics : dict
         ``test_total``, ``self_floor_total``, ``gate_rejected_fraction``,
-        ``test_fallback``, ``valid_test_duplicates``, ``n_dup``, ``rate_outside_fraction``
-        (Python or numpy numbers).
+        ``test_fallback``, ``valid_test_duplicates``, ``n_dup``, ``rate_outside_fraction``,
+        ``interval_missing_regions``, ``interval_mean_missing`` (Python or numpy numbers).
 
     Returns
     -------
@@ -137,6 +141,8 @@ def assess(metrics: dict[str, Any]) -> dict[str, Any]:
         reasons.append("few_valid_duplicates")
     if num("rate_outside_fraction") > RATE_OUTSIDE_MAX:
         reasons.append("rate_outside_fic")
+    if num("interval_missing_regions") > 0 or metrics.get("interval_mean_missing"):
+        reasons.append("interval_incomplete")
     # a check whose metric is missing could not run (e.g. the floor needs two duplicates and the
     # profile stage): say so, rather than let "not flagged" read as "checked and fine"
     # (a winner with an invalid test duplicate has no test cost: the cost of the averaged FC needs

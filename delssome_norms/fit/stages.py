@@ -22,8 +22,13 @@ candidates into one simulation call:
 
 ``EI_ratio_sd`` (per region) is the sample standard deviation (ddof = 1) of ``S_E / S_I`` pooled over
 every valid (candidate, duplicate) test simulation of the ``test_top_k`` best validated
-candidates: it combines the noise spread (duplicates) and the spread over near-equally good
-parameter sets.
+candidates (those with a finite, positive E/I in every region): it combines the noise spread
+(duplicates) and the spread over near-equally good parameter sets.
+
+**Reproducing the test stage.** ``run.json``'s result records ``seeds`` (``test``, ``profile``),
+``test_batch_row`` and ``test_batch_size`` (:func:`_noise_record`): the noise of a simulation
+depends on the call's seed and on its row in the call's batch, so ``simulate --seed`` reproduces
+the winner only when ``test_batch_row`` is 0.
 """
 
 from __future__ import annotations
@@ -383,16 +388,48 @@ def run_test(
         cands.append(val["candidates"][order])
     if not chosen:
         return
-    parts = _simulate_groups(
-        [m for m, _ in chosen], cands, simulator, timing, call_seed(group_seed, "test")
-    )
-    for (m, order), p in zip(chosen, parts):
-        m.checkpoint.save_stage("test", {"order": order.astype(np.int64), **p})
+    seed = call_seed(group_seed, "test")
+    parts = _simulate_groups([m for m, _ in chosen], cands, simulator, timing, seed)
+    for (m, order), p, start in zip(chosen, parts, _batch_starts(cands)):
+        where = _batch_record(seed, start, sum(len(c) for c in cands))
+        m.checkpoint.save_stage("test", {"order": order.astype(np.int64), **p, **where})
+
+
+def _batch_starts(candidates: list[np.ndarray]) -> list[int]:
+    """First row of each member's candidates in the batch of one simulation call."""
+    return np.concatenate([[0], np.cumsum([len(c) for c in candidates])[:-1]]).astype(int).tolist()
+
+
+def _batch_record(seed: int, start: int, size: int) -> dict[str, np.ndarray]:
+    """What reproduces a stage's noise (stored with the stage): the call's ``seed``, the member's
+    first row ``batch_start`` and the call's ``batch_size`` (rows).
+
+    The noise of a simulation depends on the seed and on its index in the batch
+    (``m = row * n_dup + d``): the Philox engines ("kernel", "triton") draw by that index only,
+    the "torch" engine draws a block for the whole batch, so there the batch size matters too.
+    """
+    return {
+        "seed": np.array(seed, dtype=np.int64),
+        "batch_start": np.array(start, dtype=np.int64),
+        "batch_size": np.array(size, dtype=np.int64),
+    }
+
+
+def usable_rows(test: dict[str, np.ndarray]) -> np.ndarray:
+    """Test rows that can give the E/I: a valid duplicate, and a finite positive mean ``S_E/S_I``
+    over the valid duplicates in every region (a region whose S_I fell to 0, or a non-finite
+    duplicate, would otherwise write NaN or inf into the results)."""
+    valid = test["valid"].astype(bool)
+    ratio = uncertainty._ratio(test["s_e"], test["s_i"], valid)
+    with np.errstate(invalid="ignore"):
+        finite = np.all(np.isfinite(ratio) & (ratio > 0), axis=1)
+    return np.flatnonzero(valid.any(axis=1) & finite)
 
 
 def _winner(test: dict[str, np.ndarray]) -> int | None:
-    """Row of the test winner: the first tested candidate with a valid duplicate (None: none)."""
-    usable = np.flatnonzero(test["valid"].astype(bool).any(axis=1))
+    """Row of the test winner: the first usable tested candidate (:func:`usable_rows`; None:
+    none)."""
+    usable = usable_rows(test)
     return int(usable[0]) if usable.size else None
 
 
@@ -438,11 +475,13 @@ def run_profile(
     out = uncertainty.simulate_with_duplicates(
         simulator, regional, index, call_seed(group_seed, "profile"), timing
     )
-    start = 0
-    for m, c, e in zip(chosen, cands, extra):
+    seed, size = call_seed(group_seed, "profile"), len(index)
+    for m, c, e, start in zip(chosen, cands, extra, _batch_starts(cands)):
         sl = slice(start, start + len(c))
-        start += len(c)
-        m.checkpoint.save_stage("profile", {"candidates": c, **e, **{k: v[sl] for k, v in out.items()}})
+        rows = {k: v[sl] for k, v in out.items()}
+        m.checkpoint.save_stage(
+            "profile", {"candidates": c, **e, **rows, **_batch_record(seed, start, size)}
+        )
 
 
 # ------------------------------------------------------------------------------------------- #
@@ -506,6 +545,43 @@ def _ensemble_rows(val: dict[str, np.ndarray], order: np.ndarray, usable: np.nda
     return [int(usable[i]) for i in _best_per_search(val["search"][tested], total[tested])]
 
 
+def _noise_record(
+    test: dict[str, np.ndarray],
+    w: int,
+    profile: dict[str, np.ndarray] | None,
+    ensemble_rows: list[int] | None = None,
+) -> dict[str, Any]:
+    """What reproduces the winner's test (and profile) simulations, for ``run.json``'s result.
+
+    ``seeds.test`` is the noise seed of the test call and ``test_batch_row`` the winner's row in
+    that call's batch (its duplicate ``d`` is simulation ``test_batch_row * n_dup + d``), of
+    ``test_batch_size`` rows; ``seeds.profile`` and ``profile_batch_row`` the same for the
+    winner's re-simulation in the profile stage (at ``dt_val``). With the Philox engines
+    ("kernel" on CPU, "triton" on CUDA, the defaults) simulating the winner's
+    ``best_parameters.csv`` at ``dt_test`` with ``n_dup``, the fit's dtype and ``seeds.test``, as
+    row ``test_batch_row`` of a batch (row 0: ``delssome-norms simulate --seed``), gives its
+    time-averaged S_E and S_I bit for bit; the "torch" engine needs the batch size as well.
+    Stages stored before these were recorded give nothing.
+    """
+    out: dict[str, Any] = {}
+    seeds: dict[str, int] = {}
+    if "seed" in test:
+        start = int(test["batch_start"])
+        seeds["test"] = int(test["seed"])
+        out["test_batch_row"] = start + int(w)
+        out["test_batch_size"] = int(test["batch_size"])
+        if ensemble_rows is not None:
+            out["ensemble_test_batch_rows"] = [start + int(j) for j in ensemble_rows]
+    if profile is not None and "seed" in profile:
+        seeds["profile"] = int(profile["seed"])
+        out["profile_batch_row"] = int(profile["batch_start"])
+    return {"seeds": seeds, **out} if seeds else {}
+
+
+def _ratio_or_nan(a: float | None, b: float | None) -> float:
+    return a / b if a is not None and b is not None else math.nan
+
+
 def _loss_dict(corr: float, l1: float, ks: float) -> dict[str, float]:
     return {"corr_loss": float(corr), "l1_loss": float(l1), "ks_loss": float(ks)}
 
@@ -555,18 +631,25 @@ def subject_result(
         val = member.checkpoint.load_stage("val")
     test = member.checkpoint.load_stage("test")
     order, valid = test["order"], test["valid"].astype(bool)
-    usable = np.flatnonzero(valid.any(axis=1))
+    usable = usable_rows(test)
     if usable.size == 0:
+        if valid.any():
+            raise SubjectFailure(
+                f"test: none of the {len(order)} best validated candidates has a finite, positive "
+                "E/I in every region (S_E/S_I of a valid simulation was NaN, infinite or 0)"
+            )
         raise SubjectFailure(f"test: none of the {len(order)} best validated candidates stayed finite")
     w = int(usable[0])
     vi = int(order[w])
-    ratio = test["s_e"] / test["s_i"]  # (k, D, N)
+    with np.errstate(divide="ignore", invalid="ignore"):  # invalid rows: masked out below
+        ratio = test["s_e"] / test["s_i"]  # (k, D, N)
     mask = valid[:, :, None]
 
     def mean_valid(x: np.ndarray, row: int = w) -> np.ndarray:
         return np.where(mask[row], x[row], 0.0).sum(axis=0) / mask[row].sum()
 
     pooled = ratio[valid]  # (n_valid, N)
+    pooled = pooled[np.all(np.isfinite(pooled) & (pooled > 0), axis=1)]  # S_I -> 0: left out
     sd = pooled.std(axis=0, ddof=1) if pooled.shape[0] >= 2 else np.full(ratio.shape[-1], np.nan)
     coeffs = val["candidates"][vi]
     ei_ratio = mean_valid(ratio)
@@ -574,6 +657,7 @@ def subject_result(
     profile = member.checkpoint.load_stage("profile") if interval else None
     spread = uncertainty.log_spread(test, w, profile)
     ensemble_info: dict[str, Any] = {}
+    members: list[int] | None = None
     if combine == "mean":
         members = _ensemble_rows(val, order, usable)
         ensemble_info = {
@@ -616,8 +700,12 @@ def subject_result(
                     profile["pair_corr"][0] + profile["pair_l1"][0] + profile["pair_ks"][0]
                 ),
                 "profile_winner_total": float(profile["corr"][0] + profile["l1"][0] + profile["ks"][0]),
-                "interval_ratio_mean": block["mean_hi"] / block["mean_lo"],
-                "spread_ratio_mean": math.exp(2.0 * block["k_mean"] * block["spread_log_mean"]),
+                "interval_ratio_mean": _ratio_or_nan(block["mean_hi"], block["mean_lo"]),
+                "spread_ratio_mean": math.exp(2.0 * block["k_mean"] * block["spread_log_mean"])
+                if block["spread_log_mean"] is not None
+                else math.nan,
+                "interval_missing_regions": len(block["missing_regions"]),
+                "interval_mean_missing": block["mean_lo"] is None,
                 "profile_points": int(len(profile["kind"]) - 1),
                 "profile_dropped": int(profile["dropped"]),
             }
@@ -647,6 +735,7 @@ def subject_result(
             "ei_ratio_sd_simulations": int(pooled.shape[0]),
             "validated_candidates": len(val["generation"]),
             **ensemble_info,
+            **_noise_record(test, w, profile, members),
         },
         ei_lo=lo,
         ei_hi=hi,

@@ -512,6 +512,18 @@ def noise_floor_sd(dup_total: np.ndarray, valid: np.ndarray) -> float:
     return float(math.sqrt(var / dup_total.shape[1]))
 
 
+def _log_devs(ratios: np.ndarray, ref: np.ndarray, regions: np.ndarray) -> tuple[np.ndarray, list]:
+    """Log deviations of members' E/I ``ratios`` (M, N) from ``ref`` (N,): per region (NaN where
+    a member's E/I is not finite and positive) and of the mean over ``regions`` (members with a
+    finite positive E/I in all of them only)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ok = np.isfinite(ratios) & (ratios > 0)
+        dev = np.where(ok, np.log(np.where(ok, ratios, 1.0)) - np.log(ref), np.nan)
+        whole = ok[:, regions].all(axis=1)
+        means = np.log(ratios[whole][:, regions].mean(axis=1)) - math.log(ref[regions].mean())
+    return dev, list(means)
+
+
 def log_spread(
     test: dict[str, np.ndarray],
     winner: int,
@@ -519,6 +531,13 @@ def log_spread(
     z: float = NEAR_OPTIMAL_Z,
 ) -> dict[str, Any]:
     """Per-region and mean spreads ``s`` on the log scale (see the module docstring).
+
+    Non-finite values do not spread: a member (near-optimal candidate or profile point) whose
+    E/I is not finite and positive in a region counts in the other regions (and not in the
+    mean's spread), and is counted in ``near_optimal_partial``; a profile whose winner row has no
+    finite cost or E/I is left out (``profile_used`` False). A region where the winner's own E/I
+    is not finite and positive gets a NaN spread (its interval is then reported as missing by
+    :func:`interval_block`); the mean's spread is then that of the mean over the other regions.
 
     Parameters
     ----------
@@ -535,17 +554,33 @@ def log_spread(
     -------
     dict
         ``region`` (N,), ``mean`` (float) and metrics: ``noise_floor_sd``, ``tolerance``,
-        ``near_optimal_profile``, ``near_optimal_test``, ``profile_open`` (an outermost axis
-        point is still near-optimal: the set may extend further), ``dup_se_log_mean``,
-        ``set_spread_log_mean``.
+        ``near_optimal_profile``, ``near_optimal_test``, ``near_optimal_partial``,
+        ``profile_used``, ``profile_open`` (an outermost axis point is still near-optimal: the
+        set may extend further), ``dup_se_log_mean``, ``set_spread_log_mean``.
     """
     tv = test["valid"].astype(bool)
     t_ratio = _ratio(test["s_e"], test["s_i"], tv)
     t_cost = _cost(test)
+    point = t_ratio[winner]
+    with np.errstate(invalid="ignore"):
+        regions = np.isfinite(point) & (point > 0)  # where the winner has an E/I
     tol, sd = 0.0, math.nan
-    devs_r = [np.zeros(t_ratio.shape[1])]
+    n = t_ratio.shape[1]
+    devs_r = [np.where(regions, 0.0, np.nan)]
     devs_m = [0.0]
-    info: dict[str, Any] = {"near_optimal_profile": 0, "profile_open": False}
+    info: dict[str, Any] = {
+        "near_optimal_profile": 0,
+        "near_optimal_partial": 0,
+        "profile_used": False,
+        "profile_open": False,
+    }
+
+    def add(ratios: np.ndarray, ref: np.ndarray) -> None:
+        dev, means = _log_devs(ratios, ref, regions)
+        devs_r.extend(dev)
+        devs_m.extend(means)
+        info["near_optimal_partial"] += int(np.isnan(dev[:, regions]).any(axis=1).sum())
+
     if profile is not None:
         pv = profile["valid"].astype(bool)
         sd = noise_floor_sd(profile["dup_total"], pv)
@@ -553,13 +588,14 @@ def log_spread(
             tol = z * math.sqrt(2.0) * sd
         p_ratio = _ratio(profile["s_e"], profile["s_i"], pv)
         p_cost = _cost(profile)
-        if np.isfinite(p_cost[0]) and np.all(np.isfinite(p_ratio[0])):
+        with np.errstate(invalid="ignore"):
+            p_ok = bool(np.all(np.isfinite(p_ratio[0][regions]) & (p_ratio[0][regions] > 0)))
+        if np.isfinite(p_cost[0]) and p_ok and regions.any():
+            info["profile_used"] = True
             near = np.isfinite(p_cost) & (p_cost <= p_cost[0] + tol)
-            near &= np.all(np.isfinite(p_ratio) & (p_ratio > 0), axis=1)
             near[0] = False
             info["near_optimal_profile"] = int(near.sum())
-            devs_r.extend(np.log(p_ratio[near]) - np.log(p_ratio[0]))
-            devs_m.extend(np.log(p_ratio[near].mean(axis=1)) - math.log(p_ratio[0].mean()))
+            add(p_ratio[near], p_ratio[0])
             kind, pos = profile["kind"], profile["position"]
             axis = kind == KIND_AXIS
             for sign in (-1.0, 1.0):
@@ -568,25 +604,30 @@ def log_spread(
                     outer = np.flatnonzero(side)[np.argmax(np.abs(pos[side]))]
                     info["profile_open"] |= bool(near[outer])
     near_t = np.isfinite(t_cost) & (t_cost <= t_cost[winner] + tol)
-    near_t &= np.all(np.isfinite(t_ratio) & (t_ratio > 0), axis=1)
     near_t[winner] = False
     info["near_optimal_test"] = int(near_t.sum())
-    devs_r.extend(np.log(t_ratio[near_t]) - np.log(t_ratio[winner]))
-    devs_m.extend(np.log(t_ratio[near_t].mean(axis=1)) - math.log(t_ratio[winner].mean()))
-    set_r = np.max(np.abs(np.stack(devs_r)), axis=0)
-    set_m = float(np.max(np.abs(devs_m)))
+    add(t_ratio[near_t], point)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a region with no finite deviation
+        set_r = np.nanmax(np.abs(np.stack(devs_r)), axis=0)
+    set_m = float(np.max(np.abs(devs_m))) if regions.any() else math.nan
     # duplicate noise of the winner's E/I (standard error of the mean over valid duplicates)
     ok = tv[winner]
-    logs = np.log(test["s_e"][winner][ok] / test["s_i"][winner][ok])  # (nv, N)
-    logs_m = np.log((test["s_e"][winner][ok] / test["s_i"][winner][ok]).mean(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dup = test["s_e"][winner][ok] / test["s_i"][winner][ok]  # (nv, N)
+        logs = np.log(dup)
+        logs_m = np.log(dup[:, regions].mean(axis=1)) if regions.any() else np.full(len(dup), np.nan)
     if ok.sum() >= 2:
-        se_r = logs.std(axis=0, ddof=1) / math.sqrt(ok.sum())
-        se_m = float(logs_m.std(ddof=1) / math.sqrt(ok.sum()))
+        with np.errstate(invalid="ignore"):
+            se_r = logs.std(axis=0, ddof=1) / math.sqrt(ok.sum())
+            se_m = float(logs_m.std(ddof=1) / math.sqrt(ok.sum()))
     else:
-        se_r, se_m = np.zeros(t_ratio.shape[1]), 0.0
+        se_r, se_m = np.zeros(n), 0.0
     s_mean = math.sqrt(set_m**2 + se_m**2)
+    region = np.sqrt(set_r**2 + se_r**2)
+    region = np.where(regions & np.isfinite(region), np.fmax(region, s_mean), np.nan)
     return {
-        "region": np.maximum(np.sqrt(set_r**2 + se_r**2), s_mean),
+        "region": region,
         "mean": s_mean,
         "noise_floor_sd": sd,
         "tolerance": tol,
@@ -642,17 +683,40 @@ def interval_block(
     Returns
     -------
     lo, hi : ndarray of shape (N,)
+        ``point * exp(-+k_region sqrt(s_r^2 + f_r^2))``: ``lo <= point <= hi`` in every region
+        whose E/I is finite and positive and whose spread is finite (equality only with a zero
+        spread and floor); NaN in the others, which ``block["missing_regions"]`` lists.
     block : dict
+        Strict JSON: every number is finite or None. ``mean`` is the regional mean of ``point``
+        and ``mean_lo``/``mean_hi`` the interval of that mean (from the mean's own spread, not
+        the mean of the regional bounds), None when the mean or its spread is not finite;
+        ``missing_regions`` (0-based, empty when every region has an interval) and, when some
+        interval is missing, ``missing_reason``.
+
+    Raises
+    ------
+    InvalidInputError
+        A calibration factor is not a positive number (a floor not a non-negative one).
     """
     cal = load_calibration(mode) if calibration is None else calibration
     k_r, k_m = float(cal["k_region"]), float(cal["k_mean"])
     f_r, f_m = float(cal.get("floor_region", 0.0)), float(cal.get("floor_mean", 0.0))
+    for name, v in (("k_region", k_r), ("k_mean", k_m), ("floor_region", f_r), ("floor_mean", f_m)):
+        if not (math.isfinite(v) and (v > 0 if name.startswith("k") else v >= 0)):
+            need = "a positive" if name.startswith("k") else "a non-negative"
+            raise InvalidInputError(f"{mode}.{name} must be {need} number, got {v!r}", "calibration")
+    point = np.asarray(point, dtype=np.float64)
     s_r = np.asarray(spread["region"], dtype=np.float64)
     s_m = float(spread["mean"])
-    half_r = k_r * np.sqrt(s_r**2 + f_r**2)
-    half_m = k_m * math.sqrt(s_m**2 + f_m**2)
-    lo, hi = point * np.exp(-half_r), point * np.exp(half_r)
+    with np.errstate(invalid="ignore", over="ignore"):
+        half_r = k_r * np.sqrt(s_r**2 + f_r**2)
+        ok = np.isfinite(point) & (point > 0) & np.isfinite(half_r)
+        lo = np.where(ok, point * np.exp(-np.where(ok, half_r, 0.0)), np.nan)
+        hi = np.where(ok, point * np.exp(np.where(ok, half_r, 0.0)), np.nan)
     mean = float(np.mean(point))
+    mean_ok = math.isfinite(mean) and mean > 0 and math.isfinite(s_m)
+    half_m = k_m * math.sqrt(s_m**2 + f_m**2) if mean_ok else math.nan
+    missing = np.flatnonzero(~ok)
     block = {
         "level": float(cal.get("level", 0.9)),
         "method": METHOD,
@@ -663,12 +727,23 @@ def interval_block(
         "floor_log_mean": f_m,
         "calibration_source": str(cal.get("source", "")),
         "calibration_budget": str(cal.get("budget", "")),
-        "mean": mean,
-        "mean_lo": mean * math.exp(-half_m),
-        "mean_hi": mean * math.exp(half_m),
-        "spread_log_mean": s_m,
-        "spread_log_region": s_r.tolist(),
+        "mean": mean if math.isfinite(mean) else None,
+        "mean_lo": mean * math.exp(-half_m) if mean_ok else None,
+        "mean_hi": mean * math.exp(half_m) if mean_ok else None,
+        "spread_log_mean": s_m if math.isfinite(s_m) else None,
+        "spread_log_region": [float(x) if math.isfinite(x) else None for x in s_r],
+        "missing_regions": missing.tolist(),
     }
+    reasons = []
+    if missing.size:
+        reasons.append(
+            f"no interval for {missing.size} region(s) (0-based {missing[:10].tolist()}): their "
+            "E/I is not finite and positive or their spread is not finite"
+        )
+    if not mean_ok:
+        reasons.append("no interval for the mean: its E/I or its spread is not finite")
+    if reasons:
+        block["missing_reason"] = "; ".join(reasons)
     if fit is not None:
         differences = calibration_differences(cal, fit)
         block["calibration_applies"] = None if differences is None else not differences

@@ -31,6 +31,8 @@ GOOD = {
     "valid_test_duplicates": 3,
     "n_dup": 3,
     "rate_outside_fraction": 0.0,
+    "interval_missing_regions": 0,
+    "interval_mean_missing": False,
 }
 
 
@@ -50,6 +52,8 @@ def test_a_good_fit_is_not_flagged() -> None:
         ("test_fallback", True, "test_fallback"),
         ("valid_test_duplicates", 2, "few_valid_duplicates"),
         ("rate_outside_fraction", q.RATE_OUTSIDE_MAX + 0.01, "rate_outside_fic"),
+        ("interval_missing_regions", 1, "interval_incomplete"),
+        ("interval_mean_missing", True, "interval_incomplete"),
     ],
 )
 def test_each_reason_has_its_own_threshold(key, bad, reason) -> None:
