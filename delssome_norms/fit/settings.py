@@ -256,6 +256,11 @@ class FitSettings:
         object.__setattr__(self, "device", str(parse_device(self.device, "device")))
         if isinstance(self.dtype, torch.dtype):  # torch.float64 is kept by name, as recorded
             object.__setattr__(self, "dtype", str(self.dtype).removeprefix("torch."))
+        elif not isinstance(self.dtype, str):  # numpy's spellings: np.float64, np.dtype("float32")
+            try:
+                object.__setattr__(self, "dtype", np.dtype(self.dtype).name)
+            except TypeError:
+                pass  # refused below, naming the value
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise InvalidInputError(f"seed must be a non-negative integer, got {self.seed!r}", "seed")
         for name in ("dt_train", "dt_val", "dt_test"):

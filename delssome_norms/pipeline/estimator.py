@@ -11,16 +11,18 @@ checkpoints to a temporary folder that is deleted when it ends (no resume).
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from sklearn.base import BaseEstimator
 
 from delssome_norms.datasets import DK68_REGIONS
-from delssome_norms.errors import InvalidInputError
+from delssome_norms.errors import InvalidInputError, NotFittedError
 from delssome_norms.fit import CMAESSettings, FitSettings, check_mode
 from delssome_norms.fit.cohort import subject_finished
 from delssome_norms.fit.evaluate import with_weights_identity
@@ -65,12 +67,66 @@ _SETTINGS_OVERRIDES = (
 )
 
 
+_FITTED = ("result_", "settings_", "outcome_")
+_FLAG = re.compile(r"--([a-z][a-z0-9-]*)")
+
+
+def _python_spelling(flag: str) -> str | None:
+    """The estimator argument for a command-line option named in a message of the fit layer
+    (``--dt-train`` -> ``dt_train``, ``--no-stability-gate`` -> ``stability_gate=False``,
+    a setting without its own argument -> ``settings=FitSettings(rate_gate=...)``), or None."""
+    negated = flag.startswith("no-")
+    name = flag.removeprefix("no-").replace("-", "_")
+    name = "surrogate_weights" if name == "weights" else name
+    if name in _CMAES_OVERRIDES or name in _SETTINGS_OVERRIDES or name in ("out_dir", "overwrite"):
+        return f"{name}=False" if negated else name
+    if name in {f.name for f in dataclasses.fields(FitSettings)}:
+        return f"settings=FitSettings({name}={'False' if negated else '...'})"
+    return None
+
+
+def _with_python_hint(message: str) -> str:
+    """``message`` and, when it names command-line options, the estimator arguments to use."""
+    spelled = [_python_spelling(f) for f in dict.fromkeys(_FLAG.findall(message))]
+    spelled = [s for s in spelled if s is not None]
+    if not spelled:
+        return message
+    return f"{message} (in Python: EIEstimator argument(s) {', '.join(spelled)})"
+
+
+def _pythonic(err: InvalidInputError) -> InvalidInputError:
+    """An input error of the fit layer spelled for a Python caller (same type, source, text + hint)."""
+    source = err.source
+    if source and source.startswith("--"):
+        source = source.removeprefix("--").replace("-", "_")
+    problem = _with_python_hint(err.problem)
+    if type(err) is not InvalidInputError or (problem, source) == (err.problem, err.source):
+        return err
+    return InvalidInputError(problem, source)
+
+
 class EIFitError(RuntimeError):
     """The subject could not be fitted (every candidate of a stage failed); ``outcome`` says why."""
 
     def __init__(self, outcome: SubjectOutcome) -> None:
-        super().__init__(f"{outcome.subject_id} failed: {outcome.message}")
+        super().__init__(_with_python_hint(f"{outcome.subject_id} failed: {outcome.message}"))
         self.outcome = outcome
+
+
+def _host(value: Any) -> Any:
+    """A torch tensor (on any device, with or without grad, any float dtype) as a float64 NumPy
+    array; anything else unchanged."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", torch.float64).numpy()
+    return value
+
+
+def _required(value: Any, name: str) -> Any:
+    if value is None:
+        raise InvalidInputError(
+            "is required (an array, a pandas object, a torch tensor or a file path), got None", name
+        )
+    return _host(value)
 
 
 def _is_paths(value: Any) -> bool:
@@ -157,16 +213,18 @@ def subject_from_arrays(
     Parameters
     ----------
     subject_id : str
-    fc : ndarray of shape (N, N), or path(s)
-        Empirical FC (several files: one per run, Fisher-z averaged). A pandas DataFrame (or, for
-        the maps, a Series) labelled with the DK68 region names is put in the DK68 order.
-    fcd_cdf : ndarray of shape (10000,), or path(s)
+    fc : array-like of shape (N, N), or path(s)
+        Empirical FC (Pearson r). Arrays, nested lists, torch tensors (any device, with or
+        without grad) and pandas objects are accepted; several files: one per run, Fisher-z
+        averaged. A pandas DataFrame (or, for the maps, a Series) labelled with the DK68 region
+        names is put in the DK68 order.
+    fcd_cdf : array-like of shape (10000,) or (10000, 1), or path(s)
         Empirical FCD-CDF (several files: averaged).
     tr, scan_length : float
         Repetition time and scan length [s].
-    sc : ndarray of shape (N, N) or path, optional
+    sc : array-like of shape (N, N) or path, optional
         Unscaled SC; default the packaged DK68 template.
-    myelin, gradient : ndarray of shape (N,) or path, optional
+    myelin, gradient : array-like of shape (N,) or path, optional
         Regional maps (both or neither).
 
     Returns
@@ -179,6 +237,8 @@ def subject_from_arrays(
         Naming the input and the problem.
     """
     sid = check_subject_id(subject_id, "subject_id")
+    fc, fcd_cdf = _required(fc, "fc"), _required(fcd_cdf, "fcd_cdf")
+    sc, myelin, gradient = _host(sc), _host(myelin), _host(gradient)
     given = {"fc": fc, "sc": sc, "myelin": myelin, "gradient": gradient}
     ordered = {k: _in_atlas_order(v, k) for k, v in given.items()}
     _check_mixed_order({k: o for k, (_, o) in ordered.items()})
@@ -204,7 +264,10 @@ def subject_from_arrays(
         sc_arr, sources["sc"] = read_sc(sc, n), str(sc)
     else:
         sc_arr, sources["sc"] = check_sc(sc, n), "array"
-    check_map_pair(myelin, gradient)
+    try:
+        check_map_pair(myelin, gradient)
+    except InvalidInputError as err:
+        raise _pythonic(err) from None
     maps = []
     for name, value in (("myelin", myelin), ("gradient", gradient)):
         if value is None:
@@ -263,15 +326,16 @@ class EIEstimator(BaseEstimator):
         Maps of 68-region subjects given none.
     surrogate_weights : str, optional
         Folder of surrogate weights (``mode="surrogate"``; default the packaged ones).
-    device : str, optional
-        Torch device (``"cpu"``, ``"cuda:0"``).
-    dtype : {"float32", "float64"}, optional
+    device : str or torch.device, optional
+        Torch device (``"cpu"``, ``"cuda:0"``); a CUDA device this machine lacks is refused when
+        ``fit`` starts.
+    dtype : {"float32", "float64"} or torch/numpy dtype, optional
         Simulation dtype.
     out_dir : path, optional
         Write the subject's files here (and checkpoint, resume, reuse a finished fit).
-    overwrite : bool
+    overwrite : bool, default False
         With ``out_dir``: discard results or checkpoints written with other inputs or settings
-        instead of refusing them.
+        instead of refusing them (``True`` or ``False`` only).
 
     Attributes
     ----------
@@ -281,7 +345,11 @@ class EIEstimator(BaseEstimator):
     settings_ : FitSettings
         The settings the fit ran with.
     outcome_ : SubjectOutcome
-        ``status`` ``"done"`` (fitted now) or ``"skipped"`` (finished results in ``out_dir``).
+        ``status`` ``"done"`` (fitted now) or ``"skipped"`` (finished results in ``out_dir``);
+        after an :class:`EIFitError`, ``"failed"`` (and there is no ``result_``).
+
+    Reading a fitted attribute before ``fit`` raises
+    :class:`~delssome_norms.errors.NotFittedError` (an ``AttributeError``).
 
     Examples
     --------
@@ -352,6 +420,11 @@ class EIEstimator(BaseEstimator):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise InvalidInputError(f"{name} must be a positive integer, got {value!r}", name)
         fields = {k: getattr(self, k) for k in _SETTINGS_OVERRIDES if getattr(self, k) is not None}
+        if "dtype" in fields and not isinstance(fields["dtype"], (str, torch.dtype)):
+            try:  # numpy's spellings (np.float64, np.dtype("float32")) as their names
+                fields["dtype"] = np.dtype(fields["dtype"]).name
+            except TypeError:
+                pass  # FitSettings names the bad value
         if "mode" in fields and fields["mode"] not in ("euler", "surrogate"):
             raise InvalidInputError(
                 f"mode must be 'euler' or 'surrogate', got {fields['mode']!r}", "mode"
@@ -383,13 +456,16 @@ class EIEstimator(BaseEstimator):
 
         Parameters
         ----------
-        fc : ndarray of shape (N, N), or path(s)
-        fcd_cdf : ndarray of shape (10000,), or path(s)
+        fc : array-like of shape (N, N), or path(s)
+            Empirical FC (see :func:`subject_from_arrays` for the accepted forms).
+        fcd_cdf : array-like of shape (10000,), or path(s)
+            Empirical FCD-CDF.
         tr, scan_length : float
             Repetition time and scan length [s].
-        sc : ndarray of shape (N, N) or path, optional
+        sc : array-like of shape (N, N) or path, optional
             Unscaled SC (default: the DK68 template).
-        myelin, gradient : ndarray of shape (N,) or path, optional
+        myelin, gradient : array-like of shape (N,) or path, optional
+            Regional maps (both or neither).
         subject_id : str
             Name of the subject (its seed derives from it and ``seed``).
         progress : GroupProgress, optional
@@ -398,6 +474,13 @@ class EIEstimator(BaseEstimator):
         Returns
         -------
         self
+
+        Raises
+        ------
+        InvalidInputError
+            An input (named) or argument that is unusable.
+        EIFitError
+            No valid candidate survived a stage.
         """
         subject = subject_from_arrays(
             subject_id,
@@ -416,6 +499,10 @@ class EIEstimator(BaseEstimator):
     ) -> EIEstimator:
         """Fit already checked inputs (:func:`~delssome_norms.fit.load_subject`).
 
+        Returns
+        -------
+        self
+
         Raises
         ------
         EIFitError
@@ -424,9 +511,42 @@ class EIEstimator(BaseEstimator):
             Bad settings, stage timing that does not fit the subject's TR/scan length, or (with
             ``out_dir``) results of another run in the folder without ``overwrite``.
         """
-        for name in ("result_", "settings_", "outcome_"):  # a failed refit keeps no old result
+        for name in _FITTED:  # a failed refit keeps no old result
             self.__dict__.pop(name, None)
+        try:
+            return self._fit_subject(subject, progress)
+        except InvalidInputError as err:
+            raise _pythonic(err) from None
+
+    def __getattr__(self, name: str) -> Any:
+        # only called for attributes that are missing: the fitted ones before (or after a
+        # failed) fit get a clear error, still an AttributeError (hasattr is False)
+        if name in _FITTED:
+            outcome = self.__dict__.get("outcome_")
+            if outcome is not None and outcome.status == "failed":
+                raise NotFittedError(
+                    f"the last fit failed ({outcome.message}), so there is no {name}; see outcome_",
+                    type(self).__name__,
+                )
+            raise NotFittedError(
+                f"this {type(self).__name__} is not fitted yet, so there is no {name}; call "
+                "fit(fc, fcd_cdf, tr=..., scan_length=...) first",
+                type(self).__name__,
+            )
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _fit_subject(self, subject: SubjectInputs, progress: GroupProgress | None) -> EIEstimator:
         settings = self.resolved_settings()
+        if not isinstance(self.overwrite, (bool, np.bool_)):  # "no" would be truthy: discard
+            raise InvalidInputError(
+                f"overwrite must be True or False, got {self.overwrite!r}", "overwrite"
+            )
+        if self.out_dir is not None and not isinstance(self.out_dir, (str, Path)):
+            raise InvalidInputError(
+                f"out_dir must be a folder path (str or pathlib.Path), got "
+                f"{type(self.out_dir).__name__}",
+                "out_dir",
+            )
         check_device(settings.device)
         for stage in ("train", "val", "test"):
             try:

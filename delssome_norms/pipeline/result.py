@@ -31,7 +31,17 @@ def region_names(n_regions: int, names: Sequence[str] | None = None) -> list[str
     return [f"region_{i}" for i in range(n_regions)]
 
 
-@dataclass(frozen=True)
+def _recorded_regions(run: Mapping[str, Any], n_regions: int) -> list[str] | None:
+    """The ``n_regions`` region names a ``run.json`` records (``provenance.atlas.regions``), if any."""
+    prov = run.get("provenance")
+    atlas = prov.get("atlas") if isinstance(prov, Mapping) else None
+    names = atlas.get("regions") if isinstance(atlas, Mapping) else None
+    if isinstance(names, list) and len(names) == n_regions and all(isinstance(n, str) for n in names):
+        return names
+    return None
+
+
+@dataclass(frozen=True, eq=False)
 class EIResult:
     """One subject's estimate, indexed by region name.
 
@@ -45,9 +55,11 @@ class EIResult:
     r_e : pandas.Series
         Time-averaged excitatory rate [Hz].
     ei_sd : pandas.Series or None
-        Spread of the E/I ratio (docs/science.md §5; None when fewer than 2 simulations).
+        Spread of the E/I ratio (docs/science.md §5; NaN in every region when fewer than 2
+        simulations; None for results that did not record it).
     ei_lo, ei_hi : pandas.Series or None
-        Interval of the E/I ratio, when the fit computes one.
+        90 % interval of the regional E/I ratio (``EI_ratio_lo``/``EI_ratio_hi``), when the fit
+        computes one.
     parameters : pandas.DataFrame
         Winning regional parameters: columns ``wEE, wEI, sigma`` per region.
     G : float
@@ -92,10 +104,23 @@ class EIResult:
 
     @property
     def mean_interval(self) -> tuple[float, float] | None:
-        """The mean E/I's 90 % interval ``(lo, hi)``, or None when the fit computed none."""
+        """The mean E/I's 90 % interval ``(lo, hi)``, or None when the fit computed none (or
+        none could be computed: ``interval["missing_reason"]``)."""
         if not self.interval:
             return None
-        return float(self.interval["mean_lo"]), float(self.interval["mean_hi"])
+        lo, hi = self.interval.get("mean_lo"), self.interval.get("mean_hi")
+        return None if lo is None or hi is None else (float(lo), float(hi))
+
+    def __repr__(self) -> str:
+        # one line (the dataclass repr printed every Series: ~5,000 characters)
+        interval = self.mean_interval
+        shown = f" [{interval[0]:.3f}, {interval[1]:.3f}] (90 %)" if interval else ""
+        reasons = ", ".join(self.quality.get("reasons", []))
+        flag = f"flagged: {reasons}" if self.flagged else "not flagged"
+        return (
+            f"EIResult(subject_id={self.subject_id!r}, regions={len(self.ei)}, "
+            f"mean E/I {float(self.ei.mean()):.3f}{shown}, {flag})"
+        )
 
     @property
     def interval_calibrated(self) -> bool | None:
@@ -209,6 +234,14 @@ class EIResult:
         """Read a finished subject's folder (``EI_ratio.csv``, ``best_parameters.csv``,
         ``fit_quality.csv``, ``run.json``).
 
+        Parameters
+        ----------
+        subject_dir : path
+            The subject's folder (``EIEstimator(out_dir=...)`` or ``estimate-ei --out-dir``).
+        regions : sequence of str, optional
+            Region names; default the names ``run.json`` records for the fit's atlas (the DK68
+            names for a DK68 fit), else ``region_0`` .. ``region_{N-1}``.
+
         Raises
         ------
         InvalidInputError
@@ -220,6 +253,8 @@ class EIResult:
             raise InvalidInputError("holds no finished fit (run.json with status complete)", str(d))
         ei = read_table(d / et.EI_RATIO_FILE, required=et.EI_RATIO_COLUMNS)
         ei = ei.sort_values(et.REGION_INDEX).reset_index(drop=True)
+        if regions is None:
+            regions = _recorded_regions(run, len(ei))
         names = region_names(len(ei), regions)
         params = read_parameters(d / "best_parameters.csv", len(ei))
         quality = read_table(d / "fit_quality.csv", required=("stage", *LOSS_COLUMNS))
