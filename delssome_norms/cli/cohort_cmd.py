@@ -90,8 +90,16 @@ def run_cohort_cmd(args: argparse.Namespace) -> int:
     )
     print(
         f"cohort shard {shard[0]}/{shard[1]}: {summary.done} done, {summary.skipped} already finished, "
-        f"{summary.failed} failed ({summary.n_groups} lockstep group(s) of up to {summary.group_size})"
+        f"{summary.failed} failed"
+        + (f", {len(summary.busy)} being fitted elsewhere" if summary.busy else "")
+        + f" ({summary.n_groups} lockstep group(s) of up to {summary.group_size})"
     )
+    if summary.busy:
+        print(
+            "another cohort run or Dask task holds the fit locks of "
+            f"{', '.join(summary.busy[:10])}{' ...' if len(summary.busy) > 10 else ''}: "
+            "rerun this command once it has finished to pick up anything it leaves"
+        )
     if summary.flagged:
         ids = summary.flagged
         print(

@@ -31,7 +31,7 @@ import pandas as pd
 
 from delssome_norms.datasets import DK68_REGIONS, load_default_template
 from delssome_norms.errors import InputWarning, InvalidInputError
-from delssome_norms.fit import dask_executor
+from delssome_norms.fit import dask_executor, group_lock
 from delssome_norms.fit.checkpoint import Checkpoint
 from delssome_norms.fit.evaluate import (
     SurrogateBackend,
@@ -343,16 +343,46 @@ def run_group_task(
 ) -> list[dict[str, str]]:
     """Load, fit and write one lockstep group (the unit of work of every executor).
 
-    A subject is skipped only when it is finished with the same run fingerprint (inputs,
-    settings); one with results or a checkpoint of another run fails with a message naming
-    ``--overwrite`` (:func:`run_cohort` discards those before the work when asked to).
+    The group's subject locks (:mod:`delssome_norms.fit.group_lock`) are held throughout; when
+    another live process holds one (a Dask task that outlived its client, another run or shard
+    on the folder), the group is skipped: every subject's status is ``"busy"``. A subject is
+    skipped only when it is finished with the same run fingerprint (inputs, settings); one with
+    results or a checkpoint of another run fails with a message naming ``--overwrite``
+    (:func:`run_cohort` discards those before the work when asked to).
 
     Returns
     -------
     list of dict
         One ``{"subject_id", "status", "stage", "message"}`` per row.
     """
-    out = Path(out_dir)
+    group_ids = [str(r["subject_id"]) for r in rows]
+    extra, gone = dask_executor.worker_lock_hooks()  # on a Dask worker: its address
+    lock = group_lock.GroupLock(out_dir, group_ids, extra=extra, gone=gone)
+    busy = lock.acquire()
+    if busy:
+        return group_lock.busy_outcomes(group_ids, busy, lock.stale_after_s)
+    with lock:  # released on success, failure and Ctrl-C
+
+        def check(done: int) -> None:  # between generations: stop if the lock was taken over
+            lock.check()
+            if progress is not None and progress.on_generation is not None:
+                progress.on_generation(done)
+
+        checked = replace(progress or GroupProgress(), on_generation=check)
+        return _run_group(
+            rows, Path(out_dir), settings, n_regions, fallback_gradient, checked, surrogate
+        )
+
+
+def _run_group(
+    rows: list[dict[str, Any]],
+    out: Path,
+    settings: FitSettings,
+    n_regions: int,
+    fallback_gradient: np.ndarray | None,
+    progress: GroupProgress,
+    surrogate: SurrogateBackend | None,
+) -> list[dict[str, str]]:
     group_ids = [str(r["subject_id"]) for r in rows]
     outcomes: dict[str, SubjectOutcome] = {}
     subjects, dirs = [], []
@@ -382,6 +412,11 @@ def run_group_task(
                 done = fit_group(
                     subjects, dirs, settings, group_ids, fallback_gradient, progress, surrogate
                 )
+        except group_lock.GroupLockLost as exc:  # another process fits the group now
+            return [
+                {"subject_id": s, "status": "busy", "stage": "locked", "message": str(exc)}
+                for s in group_ids
+            ]
         except Exception as exc:  # one broken group must not stop the cohort
             message = f"{type(exc).__name__}: {exc}"
             done = []
@@ -412,6 +447,8 @@ def check_stale_subjects(
             row = plan.rows[i]
             sdir = out / str(row["subject_id"])
             check_not_locked(sdir, "--out-dir")  # e.g. an estimate-ei run writing into it
+            if group_lock.live_holder(out, str(row["subject_id"])) is not None:
+                continue  # being fitted elsewhere: its group is skipped, its files left alone
             if not ((sdir / "run.json").exists() or (sdir / "checkpoint" / "state.json").exists()):
                 continue
             try:
@@ -446,6 +483,8 @@ class CohortSummary:
     n_groups: int
     flagged: list[str] = field(default_factory=list)
     """Subjects fitted in this run whose fit carries the fit-quality flag."""
+    busy: list[str] = field(default_factory=list)
+    """Subjects skipped because another live process is fitting them (their lock is held)."""
 
 
 def _progress_bars(total: int, quiet: bool):
@@ -651,11 +690,14 @@ def _run_locked(
         )
     total = sum(len(plan.groups[g]) for g in mine)
     bars = _progress_bars(total, quiet)
-    counts = {"done": 0, "skipped": 0, "failed": 0}
+    counts = {"done": 0, "skipped": 0, "failed": 0, "busy": 0}
     flagged: list[str] = []
+    busy: list[tuple[str, str]] = []
 
     def record(outcome: dict[str, Any]) -> None:
         counts[outcome["status"]] += 1
+        if outcome["status"] == "busy":
+            busy.append((str(outcome["subject_id"]), str(outcome["message"])))
         result = outcome.get("result")  # a SubjectResult of a subject fitted now
         if result is not None and result.quality.get("flagged"):
             flagged.append(str(outcome["subject_id"]))
@@ -686,6 +728,14 @@ def _run_locked(
         for b in bars:
             b.close()
     failures = write_failures(out, plan.subject_ids)
+    if busy:
+        ids = [sid for sid, _ in busy]
+        warnings.warn(
+            f"{len(ids)} subject(s) skipped, being fitted elsewhere: {', '.join(ids[:10])}"
+            f"{' ...' if len(ids) > 10 else ''} ({ids[0]}: {busy[0][1]})",
+            group_lock.GroupLockWarning,
+            stacklevel=2,
+        )
     return CohortSummary(
         done=counts["done"],
         skipped=counts["skipped"],
@@ -694,6 +744,7 @@ def _run_locked(
         group_size=plan.group_size,
         n_groups=len(mine),
         flagged=flagged,
+        busy=[sid for sid, _ in busy],
     )
 
 

@@ -18,6 +18,7 @@ import pandas as pd
 
 from delssome_norms.datasets import DK68_REGIONS
 from delssome_norms.errors import InputWarning, InvalidInputError
+from delssome_norms.fit import group_lock
 from delssome_norms.fit.outputs import (
     FAILURE_FILE,
     FAILURES_TABLE,
@@ -194,6 +195,8 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
         if run is None:
             missing.append(sid)
             why = "failed" if (sdir / FAILURE_FILE).is_file() else None
+            if why is None and group_lock.live_holder(in_dir, sid) is not None:
+                why = "being fitted"
             why = why or ("unfinished" if (sdir / "checkpoint").is_dir() else "not started")
             states.setdefault(why, []).append(sid)
             if all((sdir / f).is_file() for f in OUTPUT_FILES):
@@ -370,6 +373,8 @@ def _missing_states(states: Mapping[str, list[str]]) -> str:
     """'2 failed (see failures.csv of the cohort run), 1 unfinished (...)' for the warning."""
     advice = {
         "failed": "see failures.csv of the cohort run",
+        "being fitted": "another cohort run or Dask task holds their fit lock now: collect "
+        "again when it has finished",
         "unfinished": "a checkpoint but no result: rerun the cohort command to resume them",
         "not started": "no checkpoint or result: not run yet, or run into another --in-dir",
     }

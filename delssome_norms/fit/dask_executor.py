@@ -18,6 +18,10 @@ the workers' installed package differs from the client's.
 A group whose workers keep dying (:class:`distributed.KilledWorker`: out of memory, a GPU fault)
 fails alone, like a group whose fit raises: its subjects are listed in ``failures.csv`` and the
 other groups go on; a rerun resumes it from its checkpoints.
+
+Tasks that outlive a killed client keep running; a rerun's tasks then skip their groups, whose
+subject locks those tasks hold (:mod:`delssome_norms.fit.group_lock`); the lock of a worker that
+has left the cluster is taken over at once (:func:`worker_lock_hooks`).
 """
 
 from __future__ import annotations
@@ -186,6 +190,36 @@ def _make_task(probe: Callable[..., tuple[str, str] | None]) -> Callable[..., An
         return run(*args)
 
     return run_group_task
+
+
+def worker_lock_hooks() -> tuple[dict[str, str], Callable[[dict[str, Any]], str | None] | None]:
+    """For the group locks (:mod:`delssome_norms.fit.group_lock`) of a task on a Dask worker:
+    the worker's and scheduler's addresses for the lock record, and a check that a lock taken on
+    *this* cluster belongs to a worker that has left it (died, preempted), whose group is then
+    taken over at once instead of after the heartbeat timeout. ``({}, None)`` off a worker."""
+    try:
+        from distributed import get_client, get_worker
+
+        worker = get_worker()
+        scheduler = str(worker.scheduler.address)
+    except Exception:  # no distributed, or not in a task on a worker
+        return {}, None
+
+    def gone(record: dict[str, Any]) -> str | None:
+        other = record.get("dask_worker")
+        if record.get("dask_scheduler") != scheduler or not other or other == worker.address:
+            return None
+        try:
+            client = get_client()
+            try:
+                workers = client.scheduler_info(n_workers=-1)["workers"]  # all, not the first 5
+            except TypeError:  # distributed before n_workers: all of them
+                workers = client.scheduler_info()["workers"]
+        except Exception:  # cannot ask: leave it to the heartbeat
+            return None
+        return None if other in workers else f"its Dask worker {other} has left the cluster"
+
+    return {"dask_worker": str(worker.address), "dask_scheduler": scheduler}, gone
 
 
 def check_workers(client: Any, check: tuple = ()) -> None:

@@ -126,6 +126,16 @@ def test_collect_says_why_subjects_have_no_results(tmp_path: Path, monkeypatch) 
     assert "1 unfinished (sub-01: a checkpoint but no result: rerun the cohort command" in text
     assert "1 failed (sub-02: see failures.csv" in text
     assert "1 not started (sub-09: no checkpoint or result" in text
+    # sub-01 resumed by another live process (its fit lock is held): "being fitted", not unfinished
+    from delssome_norms.fit.group_lock import GroupLock
+
+    with GroupLock(out, ["sub-01"]) as lock:
+        assert lock.acquire() == []
+        with pytest.warns(InputWarning, match="have no finished results") as record:
+            collect(out, demo, tmp_path / "table.csv")
+    text = next(str(w.message) for w in record if "have no finished results" in str(w.message))
+    assert "1 being fitted (sub-01: another cohort run or Dask task holds their fit lock" in text
+    assert "unfinished" not in text
 
 
 def test_shard_plan_records_the_groups(tmp_path: Path, monkeypatch) -> None:
