@@ -76,6 +76,19 @@ def load_chart(arg: str, quiet: bool = False):
     return GrowthChart.load(arg)
 
 
+def _check_chart_out(out: str) -> None:
+    """Refuse to write a chart folder named like the shipped chart's keyword: ``--chart
+    reference`` would then silently read that folder instead of the shipped chart."""
+    from delssome_norms.norms.reference import REFERENCE_CHART_NAME
+
+    if Path(out) == Path(REFERENCE_CHART_NAME):
+        raise InvalidInputError(
+            f"a chart folder named {REFERENCE_CHART_NAME!r} here would take the place of the "
+            f"shipped chart in every later --chart {REFERENCE_CHART_NAME}; choose another name",
+            "--out",
+        )
+
+
 def _table_and_provenance(path: str):
     from delssome_norms.io import read_table, read_table_provenance
 
@@ -389,6 +402,7 @@ def run_fit(args: argparse.Namespace) -> int:
     from delssome_norms.io import write_table
     from delssome_norms.norms import GrowthChart
 
+    _check_chart_out(args.out)
     table, provenance = _table_and_provenance(args.table)
     table = _handle_flagged(table, args.exclude_flagged, str(args.table))
     chart = GrowthChart(
@@ -482,6 +496,7 @@ def run_score(args: argparse.Namespace) -> int:
 
 def run_adapt(args: argparse.Namespace) -> int:
     """Adapt a saved chart to new sites and write the new chart."""
+    _check_chart_out(args.out)
     out, source = Path(args.out), Path(args.chart)
     if out.exists() and source.exists() and out.resolve() == source.resolve():
         raise InvalidInputError(

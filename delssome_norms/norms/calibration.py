@@ -66,7 +66,11 @@ def calibration_table(
         ``target, centile, nominal, empirical, error_pp, n``: nominal and empirical as fractions,
         ``error_pp`` = (empirical - nominal) in percentage points.
     """
-    scored = _scores(chart, table, targets, source)
+    return _calibration_rows(_scores(chart, table, targets, source), q)
+
+
+def _calibration_rows(scored: pd.DataFrame, q: Sequence[float]) -> pd.DataFrame:
+    """:func:`calibration_table` of an already scored long table."""
     q = np.asarray(q, dtype=np.float64)
     rows = []
     for target, grp in scored.groupby("target", sort=False):
@@ -107,8 +111,8 @@ def calibration_summary(
         percentage points).
     """
     q = np.arange(1.0, 100.0) if q is None else np.asarray(q, dtype=np.float64)
-    cal = calibration_table(chart, table, q=q, targets=targets, source=source)
-    scored = _scores(chart, table, targets, source)
+    scored = _scores(chart, table, targets, source)  # once: its warnings are shown once
+    cal = _calibration_rows(scored, q)
     rng = np.random.default_rng(0)
     rows = []
     for target, grp in scored.groupby("target", sort=False):

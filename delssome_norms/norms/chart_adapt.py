@@ -18,6 +18,8 @@ import pandas as pd
 from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.norms.chart_table import (
     _n_roi_columns,
+    _rows,
+    check_unique_people,
     table_ages,
     table_sex,
     table_sites,
@@ -30,6 +32,9 @@ if TYPE_CHECKING:
     from delssome_norms.norms.chart import GrowthChart
 
 
+KIND_COLUMN = "kind"
+"""Optional column of a controls table telling controls (``control``) from patients (any other
+value), as in the package's reference subjects; only controls are used to adapt."""
 MIN_ML_CONTROLS = 10
 """Fewest controls per site for maximum-likelihood offsets (``method="ml"``). On simulated new
 sites, ML offsets from 10 controls left the site's z-scores with sd 1.23 (1.20 without adapting at
@@ -62,7 +67,9 @@ class ChartAdaptMixin:
         Parameters
         ----------
         controls : pandas.DataFrame
-            Controls with age, sex, site and target columns (the chart's targets that are present).
+            Controls with age (years), sex, site and every target column of the chart, one row
+            per person (a repeated ``subject_id`` is refused). With a ``kind`` column only the
+            rows whose kind is ``control`` are used (patients are left out with a warning).
         method : {"ml", "map"}
         min_controls : int
             Sites with fewer controls than this are adapted with a warning; ``method="ml"``
@@ -84,8 +91,9 @@ class ChartAdaptMixin:
         Raises
         ------
         InvalidInputError
-            No new site, no control in the chart's age range, fewer than
-            :data:`MIN_ML_CONTROLS` controls of a site with ``method="ml"``, or offsets that did
+            No new site, no control in the chart's age range, no row of ``kind`` ``control``,
+            a repeated ``subject_id``, fewer than :data:`MIN_ML_CONTROLS` controls of a site (or
+            non-missing values of a target at a site) with ``method="ml"``, or offsets that did
             not converge (nothing is adapted then).
         """
         self._check_fitted()
@@ -96,6 +104,8 @@ class ChartAdaptMixin:
                 "the chart has no site terms, so there are no site offsets to adapt", source
             )
         self.check_pipeline(controls, provenance, allow_mismatch=allow_pipeline_mismatch, source=source)
+        check_unique_people(controls, source)  # a repeated person would count twice
+        controls = _controls_only(controls, source)
         ages = table_ages(controls, source)
         female = table_sex(controls, source)
         labels = table_sites(controls, self.site_column_, source, required=True)
@@ -161,15 +171,18 @@ class ChartAdaptMixin:
                 InputWarning,
                 stacklevel=2,
             )
+        _check_observed(y[keep], codes, new_sites, targets, method, source)
         tidx = np.arange(len(self.targets_))
         etas = self._etas(ages[keep], female[keep], tidx, None)
         random = [p in self.site_effects_ for p in self.family_.params]
         penalty = None
         if method == "map":
             penalty = np.stack([self.lambda_[p] for p in self.family_.params if p in self.lambda_], 1)
-        res = fit_site_offsets(
-            y[keep], self.family_, etas, random, codes, len(new_sites), penalty=penalty
-        )
+        with warnings.catch_warnings():  # a target without values ("Mean of empty slice")
+            warnings.simplefilter("ignore", RuntimeWarning)
+            res = fit_site_offsets(
+                y[keep], self.family_, etas, random, codes, len(new_sites), penalty=penalty
+            )
         if not res.converged.all():
             bad = sorted({new_sites[j] for j in np.nonzero(~res.converged)[1]})
             raise InvalidInputError(
@@ -266,3 +279,66 @@ class ChartAdaptMixin:
             "--allow-pipeline-mismatch to score anyway"
         )
         raise InvalidInputError(f"{msg}; {advice}", source)
+
+
+def _controls_only(controls: pd.DataFrame, source: str) -> pd.DataFrame:
+    """The rows of ``controls`` whose :data:`KIND_COLUMN` is ``control`` (all without the column).
+
+    A patient's offset from the norm is what the chart is to measure: used to adapt a site, it
+    would be absorbed into the site's offsets and hidden from every person of that site.
+    """
+    if KIND_COLUMN not in controls.columns:
+        return controls
+    kind = controls[KIND_COLUMN].astype(object).where(controls[KIND_COLUMN].notna(), "")
+    is_control = kind.astype(str).str.strip().str.lower().eq("control").to_numpy()
+    if is_control.all():
+        return controls
+    values = sorted({str(v) for v in kind[~is_control]})
+    if not is_control.any():
+        raise InvalidInputError(
+            f"no row of column {KIND_COLUMN} is 'control' (found {', '.join(values[:5])}): a "
+            "site's offsets are estimated from its controls only, and a site with only patients "
+            "cannot be adapted (score its people without adapting: they are flagged unseen_site)",
+            source,
+        )
+    warnings.warn(
+        f"{source}: {int((~is_control).sum())} row(s) whose {KIND_COLUMN} is not 'control' "
+        f"({', '.join(values[:5])}; rows {_rows(np.flatnonzero(~is_control))}) are not used: "
+        "only controls estimate a site's offsets",
+        InputWarning,
+        stacklevel=3,
+    )
+    return controls.loc[is_control].reset_index(drop=True)
+
+
+def _check_observed(
+    y: np.ndarray, codes: np.ndarray, sites: list, targets: list, method: str, source: str
+) -> None:
+    """Refuse ML offsets of a target with fewer than :data:`MIN_ML_CONTROLS` values at a site.
+
+    The per-site count of controls says nothing about a target whose values are mostly missing:
+    its ML offsets would rest on those few values (or, with none, silently stay 0). With
+    ``method="map"`` such offsets shrink towards 0; targets without any value are named in a
+    warning.
+    """
+    observed = np.zeros((len(sites), y.shape[1]), dtype=np.int64)
+    np.add.at(observed, codes, np.isfinite(y).astype(np.int64))
+    limit = MIN_ML_CONTROLS if method == "ml" else 1
+    bad = np.argwhere(observed < limit)
+    if not bad.size:
+        return
+    shown = ", ".join(f"{targets[t]} at {sites[s]} ({observed[s, t]})" for s, t in bad[:6])
+    more = f" (and {len(bad) - 6} more)" if len(bad) > 6 else ""
+    if method == "ml":
+        raise InvalidInputError(
+            f"too few non-missing control values for maximum-likelihood offsets (fewer than "
+            f"{MIN_ML_CONTROLS}): {shown}{more}; use method 'map' (charts adapt --method map), "
+            "which shrinks them towards the training sites, or fill in the missing values",
+            source,
+        )
+    warnings.warn(
+        f"{source}: no control value for {shown}{more}: these offsets stay 0 (population "
+        "curves for that site and target)",
+        InputWarning,
+        stacklevel=3,
+    )

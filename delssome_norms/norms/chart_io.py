@@ -47,6 +47,11 @@ class ChartPersistenceMixin:
         from delssome_norms import __version__
 
         folder = Path(path)
+        if folder.exists() and not folder.is_dir():
+            raise InvalidInputError(
+                "exists and is a file; a chart is saved as a folder (chart.json + arrays.npz)",
+                str(folder),
+            )
         fam = self.family_
         arrays: dict[str, np.ndarray] = {}
         for p in fam.params:
@@ -110,6 +115,12 @@ class ChartPersistenceMixin:
         """
         folder = Path(path)
         meta_path = folder / "chart.json"
+        if folder.is_file():
+            raise InvalidInputError(
+                "is a file; give the chart folder that holds chart.json and arrays.npz"
+                + (f" ({folder.parent})" if folder.name in ("chart.json", "arrays.npz") else ""),
+                str(folder),
+            )
         if not folder.is_dir():
             raise InvalidInputError("chart folder does not exist", str(folder))
         if not meta_path.is_file():
@@ -148,7 +159,13 @@ class ChartPersistenceMixin:
             with np.load(arr_path, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            raise InvalidInputError(f"cannot be read ({exc})", str(arr_path)) from None
+            # numpy reads a file that is no .npz archive as a pickle and suggests unpickling it
+            # (allow_pickle=True): never, so its message is not passed on
+            why = "not an .npz archive of numbers" if "pickle" in str(exc) else str(exc)
+            raise InvalidInputError(
+                f"cannot be read ({why}); the chart is damaged or incomplete: refit or restore it",
+                str(arr_path),
+            ) from None
         try:
             opts = dict(meta["options"])
             chart = cls(**{k: v for k, v in opts.items() if k in cls._parameter_constraints})
@@ -175,7 +192,7 @@ class ChartPersistenceMixin:
             chart.adapted_sites_ = {site_text(k): v for k, v in meta.get("adapted_sites", {}).items()}
             prov = meta.get("provenance")
             chart.provenance_ = dict(prov) if isinstance(prov, dict) else None
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             raise InvalidInputError(f"incomplete or inconsistent chart ({exc!r})", str(folder)) from None
         _check_finite_chart(meta, arrays, chart, folder, arr_path, meta_path)
         T = len(chart.targets_)

@@ -257,6 +257,29 @@ class ChartScoringMixin:
         return out
 
     # -- scoring ------------------------------------------------------------------------------
+    def _warn_no_regions(self, table: pd.DataFrame, targets: list, source: str) -> None:
+        """Warn when the chart has regional targets but the table none of their columns.
+
+        A table whose region columns are named otherwise (``roi_0``, region names, another
+        atlas's labels) would otherwise be scored on the mean alone without a word."""
+        regional = [t for t in self.targets_ if str(t).startswith(et.REGION_PREFIX)]
+        if not regional or any(str(t).startswith(et.REGION_PREFIX) for t in targets):
+            return
+        other = [str(c) for c in table.columns if str(c) not in self.targets_]
+        warnings.warn(
+            f"{source}: none of the chart's {len(regional)} regional columns "
+            f"({regional[0]} ... {regional[-1]}) is in the table, so only "
+            f"{', '.join(map(str, targets))} is scored"
+            + (
+                f" (other columns: {', '.join(other[:6])}{' ...' if len(other) > 6 else ''})"
+                if other
+                else ""
+            )
+            + "; name the regional E/I columns as collect writes them to score them",
+            InputWarning,
+            stacklevel=3,
+        )
+
     def _mean_interval_centiles(
         self, table: pd.DataFrame, targets: list, ages, female, codes, source: str
     ) -> np.ndarray | None:
@@ -438,6 +461,7 @@ class ChartScoringMixin:
                     f"of the table",
                     source,
                 )
+            self._warn_no_regions(table, targets, source)
         else:
             targets = [targets] if isinstance(targets, str) else list(targets)
             self._target_index(targets, source="targets")
