@@ -432,10 +432,101 @@ def check_finished(
     return False
 
 
+def run_record(
+    subject_id: str,
+    ei_ratio: np.ndarray,
+    coefficients: np.ndarray,
+    run_info: Mapping[str, Any],
+    result_info: Mapping[str, Any] | None = None,
+    interval: Mapping[str, Any] | None = None,
+    quality: Mapping[str, Any] | None = None,
+    versions: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The ``run.json`` record of a finished subject (before JSON normalisation).
+
+    Parameters
+    ----------
+    subject_id : str
+    ei_ratio : ndarray of shape (N,)
+        Regional E/I (its mean is recorded as ``result.ei_ratio_mean``).
+    coefficients : ndarray
+        Winning coefficients of the design.
+    run_info : mapping
+        Settings, timing, seeds, provenance, fingerprint, wall times, ...
+    result_info : mapping, optional
+        Extra entries of the ``result`` block (they override the computed ones).
+    interval, quality : mapping, optional
+        The ``ei_interval`` and ``fit_quality`` blocks.
+    versions : mapping, optional
+        Package versions that produced the numbers (default: this environment's).
+    """
+    return {
+        "format_version": RUN_FORMAT_VERSION,
+        "status": "complete",
+        "subject_id": subject_id,
+        "versions": dict(versions) if versions else package_versions(),
+        **dict(run_info),
+        "result": {
+            "coefficients": np.asarray(coefficients, dtype=np.float64).tolist(),
+            et.MEAN_TARGET: float(np.mean(ei_ratio)),
+            "ei_ratio_sd_definition": EI_SD_DEFINITION,
+            **dict(result_info or {}),
+        },
+        "ei_interval": interval,
+        "fit_quality": quality,
+    }
+
+
+def write_result_files(
+    subject_dir: str | Path,
+    *,
+    columns: Mapping[str, np.ndarray | None],
+    parameters: Mapping[str, Any],
+    losses: Mapping[str, Mapping[str, float]],
+    run: Mapping[str, Any],
+) -> None:
+    """Write the four output files of a finished subject from arrays (``run.json`` last).
+
+    The one writer of a subject's results (:func:`write_subject_outputs` after a fit,
+    :meth:`~delssome_norms.pipeline.EIResult.save` for a result in memory); each file is written
+    atomically, and ``run.json`` (which marks the subject finished) only after the others.
+
+    Parameters
+    ----------
+    subject_dir : path
+    columns : mapping
+        ``EI_ratio.csv`` columns: ``EI_ratio``, ``S_E``, ``S_I``, ``r_E`` (arrays of shape (N,))
+        and the optional ``EI_ratio_sd``, ``EI_ratio_lo``, ``EI_ratio_hi`` (None: left out).
+    parameters : mapping
+        ``wEE``, ``wEI``, ``sigma`` (shape (N,)) and ``G`` (float).
+    losses : mapping
+        Stage name -> ``corr_loss``, ``l1_loss``, ``ks_loss``.
+    run : mapping
+        The ``run.json`` record (:func:`run_record`); its ``fit_quality`` also fills the
+        ``fit_flagged`` / ``fit_flag_reasons`` columns.
+    """
+    d = Path(subject_dir)
+    write_ei_ratio(
+        d / et.EI_RATIO_FILE,
+        *(columns[k] for k in (et.EI_RATIO, et.S_E, et.S_I, et.R_E)),
+        *(columns.get(k) for k in (et.EI_RATIO_SD, et.EI_RATIO_LO, et.EI_RATIO_HI)),
+        run.get("fit_quality") or None,
+    )
+    p = parameters
+    write_parameters(d / "best_parameters.csv", p["wEE"], p["wEI"], p["sigma"], float(p["G"]))
+    write_fit_quality(d / "fit_quality.csv", losses)
+    # strict JSON (NaN/inf as null) whatever a metric turned out to be: others' readers refuse NaN
+    write_json(strict_json(as_json_data(run)), d / "run.json")
+    failure = d / FAILURE_FILE
+    if failure.exists():
+        failure.unlink()
+    shutil.rmtree(d / PREVIOUS_DIR, ignore_errors=True)  # the refit replaced them
+
+
 def write_subject_outputs(
     subject_dir: str | Path, result: SubjectResult, run_info: Mapping[str, Any]
 ) -> None:
-    """Write the four output files of a subject (``run.json`` last).
+    """Write the four output files of a subject (``run.json`` last; :func:`write_result_files`).
 
     Parameters
     ----------
@@ -444,42 +535,35 @@ def write_subject_outputs(
     run_info : mapping
         Extra JSON-able entries for ``run.json`` (settings, timing, seeds, wall times, ...).
     """
-    d = Path(subject_dir)
-    write_ei_ratio(
-        d / et.EI_RATIO_FILE,
-        result.ei_ratio,
-        result.s_e,
-        result.s_i,
-        result.r_e,
-        result.ei_ratio_sd,
-        result.ei_lo,
-        result.ei_hi,
-        result.quality or None,
-    )
     p = result.params
-    write_parameters(d / "best_parameters.csv", p.wEE[0], p.wEI[0], p.sigma[0], float(p.G[0]))
-    write_fit_quality(d / "fit_quality.csv", result.losses)
-    run = {
-        "format_version": RUN_FORMAT_VERSION,
-        "status": "complete",
-        "subject_id": result.subject_id,
-        "versions": package_versions(),
-        **dict(run_info),
-        "result": {
-            "coefficients": result.coeffs.tolist(),
-            et.MEAN_TARGET: float(np.mean(result.ei_ratio)),
-            "ei_ratio_sd_definition": EI_SD_DEFINITION,
-            **result.info,
+    write_result_files(
+        subject_dir,
+        columns={
+            et.EI_RATIO: result.ei_ratio,
+            et.S_E: result.s_e,
+            et.S_I: result.s_i,
+            et.R_E: result.r_e,
+            et.EI_RATIO_SD: result.ei_ratio_sd,
+            et.EI_RATIO_LO: result.ei_lo,
+            et.EI_RATIO_HI: result.ei_hi,
         },
-        "ei_interval": result.interval,
-        "fit_quality": result.quality,
-    }
-    # strict JSON (NaN/inf as null) whatever a metric turned out to be: others' readers refuse NaN
-    write_json(strict_json(as_json_data(run)), d / "run.json")
-    failure = d / FAILURE_FILE
-    if failure.exists():
-        failure.unlink()
-    shutil.rmtree(d / PREVIOUS_DIR, ignore_errors=True)  # the refit replaced them
+        parameters={"wEE": p.wEE[0], "wEI": p.wEI[0], "sigma": p.sigma[0], "G": float(p.G[0])},
+        losses=result.losses,
+        run=subject_run_record(result, run_info),
+    )
+
+
+def subject_run_record(result: SubjectResult, run_info: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`run_record` of a fit's :class:`~delssome_norms.fit.stages.SubjectResult`."""
+    return run_record(
+        result.subject_id,
+        result.ei_ratio,
+        result.coeffs,
+        run_info,
+        result.info,
+        result.interval,
+        result.quality,
+    )
 
 
 def previous_note(subject_dir: str | Path) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -245,18 +246,31 @@ MAX_SCAN_LENGTH = 36000.0
 longer one was most likely given in milliseconds and would start a simulation of days)."""
 
 
+def _seconds(value: Any) -> float:
+    """``float(value)``; a float32/float16 number as the shortest decimal that rounds to it."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, np.floating) and value.dtype.itemsize < 8:
+        return float(str(value))  # NumPy prints the shortest repr that round-trips
+    return float(value)
+
+
 def check_timing(tr: float, scan_length: float, input_name: str = "timing") -> tuple[float, float]:
     """Check the repetition time TR and scan length (both in seconds).
 
     The scan length must be a whole number of frames within 1 %: ``|round(scan / TR) * TR - scan|``
     at most 1 % of the scan length (the paper's demo, 60 s at TR 0.72 s = 83 frames, passes).
 
+    A float32 or float16 value (NumPy scalar or 0-d array) is read as the shortest decimal that
+    rounds to it (``np.float32(0.72)`` is 0.72 s, not 0.7200000286 s), the value it was made
+    from, so that records and run fingerprints hold the TR that was meant.
+
     Returns
     -------
     (tr, scan_length) as floats, in seconds.
     """
     try:
-        tr_f, scan_f = float(tr), float(scan_length)
+        tr_f, scan_f = _seconds(tr), _seconds(scan_length)
     except (TypeError, ValueError):
         raise InvalidInputError(
             f"TR and scan length must be numbers (seconds), got {tr!r} and {scan_length!r}",

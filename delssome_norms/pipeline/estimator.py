@@ -41,8 +41,15 @@ from delssome_norms.io import (
     read_map,
     read_sc,
 )
-from delssome_norms.io.regions import looks_like_region_header, match_regions
+from delssome_norms.io.regions import (
+    freesurfer_id_names,
+    header_numbers,
+    looks_like_index_header,
+    looks_like_region_header,
+    match_regions,
+)
 from delssome_norms.model.devices import check_device
+from delssome_norms.model.timing import MIN_FCD_WINDOW, fcd_window_frames
 from delssome_norms.pipeline.result import EIResult
 from delssome_norms.surrogate import SURROGATE_BACKEND
 
@@ -56,6 +63,9 @@ _SETTINGS_OVERRIDES = (
     "dt_train",
     "dt_val",
     "dt_test",
+    "burn_in",
+    "fcd_window",
+    "warmup_steps",
     "test_top_k",
     "searches",
     "combine",
@@ -64,7 +74,9 @@ _SETTINGS_OVERRIDES = (
     "surrogate_weights",
     "device",
     "dtype",
+    "interval",
 )
+_TIMING_FIELDS = ("burn_in", "fcd_window", "warmup_steps")
 
 
 _FITTED = ("result_", "settings_", "outcome_")
@@ -105,6 +117,61 @@ def _pythonic(err: InvalidInputError) -> InvalidInputError:
     return InvalidInputError(problem, source)
 
 
+def _checked_timing(fields: dict[str, Any]) -> dict[str, Any]:
+    """The timing overrides (burn_in [s], fcd_window [frames]) as plain numbers, refused naming
+    the argument when they cannot be a duration or a window (warmup_steps: FitSettings checks)."""
+    out = {}
+    burn_in = fields.get("burn_in")
+    if burn_in is not None:
+        ok = isinstance(burn_in, (int, float, np.integer, np.floating)) and not isinstance(
+            burn_in, (bool, np.bool_)
+        )
+        if not ok or not np.isfinite(burn_in) or burn_in < 0:
+            raise InvalidInputError(
+                f"burn_in must be a number of seconds >= 0, got {burn_in!r}", "burn_in"
+            )
+        out["burn_in"] = float(burn_in)
+    window = fields.get("fcd_window")
+    if window is not None:
+        whole = isinstance(window, (int, float, np.integer, np.floating)) and not isinstance(
+            window, (bool, np.bool_)
+        )
+        if not whole or not np.isfinite(window) or window != int(window) or window < MIN_FCD_WINDOW:
+            raise InvalidInputError(
+                f"fcd_window must be a whole number of frames >= {MIN_FCD_WINDOW}, got {window!r}",
+                "fcd_window",
+            )
+        out["fcd_window"] = int(window)
+    return out
+
+
+def _timing_error(
+    err: InvalidInputError, stage: str, settings: FitSettings, tr: float
+) -> InvalidInputError:
+    """A stage-timing error of the fit (:class:`~delssome_norms.model.timing.SimulationTiming`)
+    naming the estimator argument that sets the value it is about, in its unit."""
+    field = getattr(err, "field", None)
+    if field == "fcd_window":
+        given = settings.fcd_window
+        now = (
+            f"default round(60 / TR) = {fcd_window_frames(tr)} frames"
+            if given is None
+            else f"now {given} frames"
+        )
+        hint, source = f"fcd_window=<frames> ({now})", "fcd_window"
+    elif field == "burn_in":
+        hint, source = "burn_in=<seconds>", "burn_in"
+    elif field == "warmup_steps":
+        hint, source = "warmup_steps=<steps>", "warmup_steps"
+    elif field == "dt":
+        hint, source = f"dt_{stage}=<seconds>", f"dt_{stage}"
+    else:
+        return err.with_source(f"tr/scan_length ({stage} stage: dt_{stage}, timing)")
+    return InvalidInputError(
+        f"{err.problem} [{stage} stage; in Python: EIEstimator argument {hint}]", source
+    )
+
+
 class EIFitError(RuntimeError):
     """The subject could not be fitted (every candidate of a stage failed); ``outcome`` says why."""
 
@@ -118,6 +185,19 @@ def _host(value: Any) -> Any:
     array; anything else unchanged."""
     if isinstance(value, torch.Tensor):
         return value.detach().to("cpu", torch.float64).numpy()
+    return value
+
+
+def _scalar(value: Any) -> Any:
+    """A one-number float32/float16 torch tensor as a NumPy scalar of its dtype (which
+    :func:`~delssome_norms.io.check_timing` reads as the decimal it was made from); anything else
+    unchanged."""
+    if (
+        isinstance(value, torch.Tensor)
+        and value.numel() == 1
+        and value.dtype in (torch.float32, torch.float16)
+    ):
+        return value.detach().to("cpu").reshape(()).numpy()[()]
     return value
 
 
@@ -145,11 +225,12 @@ def _in_atlas_order(value: Any, name: str) -> tuple[Any, str]:
     Returns the value and how its order is known: ``"plain"`` (arrays and pandas objects without
     labels: the atlas order by contract), ``"file"`` (paths: their readers match headers),
     ``"atlas"`` (labelled in DK68 order), ``"reordered"`` (68 region labels in another order,
-    matched by name as file headers are: ``ctx-lh-...``, ``L_...`` and any case are accepted) or
-    ``"own"`` (labels that are not region names, e.g. another atlas, kept in their order). A
-    DataFrame whose rows and columns carry different labels is refused, and so are 68 labels that
-    look like region names but do not all name DK68 regions (a typo would otherwise be used by
-    position under another region's name).
+    matched by name as file headers are: ``ctx-lh-...``, ``L_...``, FreeSurfer label IDs and any
+    case are accepted) or ``"own"`` (labels of another number of regions, kept in their order).
+    Numbered labels (``0, 1, ...``, ``roi_1, roi_2, ...``) count as ``"plain"``. A DataFrame
+    whose rows and columns carry different labels is refused, and so are 68 labels that do not
+    all name DK68 regions: a 68-region input is fitted and reported as DK68, so another atlas's
+    names or a typo would otherwise be used by position under a DK68 region's name.
     """
     if value is None or _is_paths(value):
         return value, "file"
@@ -171,10 +252,25 @@ def _in_atlas_order(value: Any, name: str) -> tuple[Any, str]:
                 name,
             )
     array = value.to_numpy()
-    if unlabelled:
+    if unlabelled or looks_like_index_header(labels):  # 0, 1, ... or roi_1, roi_2, ...
         return array, "plain"
-    if len(labels) != len(DK68_REGIONS) or not looks_like_region_header(labels):
+    numbers = header_numbers(labels)
+    ids = freesurfer_id_names(numbers) if numbers is not None else None
+    labels = labels if ids is None else ids  # FreeSurfer label IDs (1001, ...) name DK regions
+    if len(labels) != len(DK68_REGIONS):
         return array, "own"
+    if not looks_like_region_header(labels):
+        shown = ", ".join(repr(v) for v in labels[:3])
+        raise InvalidInputError(
+            f"is labelled with 68 names that are not DK68 regions ({shown}, ...), so its rows "
+            "cannot be matched to the DK68 atlas that a 68-region fit uses (template SC, default "
+            "maps and the region names of the result); name them as DK68 regions, in any order "
+            "(lh_bankssts, ctx-lh-bankssts or L_bankssts), or, if the values are already in "
+            "DK68 order (datasets.atlas.DK68_REGIONS), give the plain array (.to_numpy()). "
+            "Another 68-region atlas is not supported: its regions would be reported under DK68 "
+            "names",
+            name,
+        )
     order = match_regions(labels, DK68_REGIONS, name)  # raises on unknown / repeated names
     if np.array_equal(order, np.arange(order.size)):
         return array, "atlas"
@@ -217,11 +313,12 @@ def subject_from_arrays(
         Empirical FC (Pearson r). Arrays, nested lists, torch tensors (any device, with or
         without grad) and pandas objects are accepted; several files: one per run, Fisher-z
         averaged. A pandas DataFrame (or, for the maps, a Series) labelled with the DK68 region
-        names is put in the DK68 order.
+        names is put in the DK68 order; 68 labels that are not all DK68 names are refused.
     fcd_cdf : array-like of shape (10000,) or (10000, 1), or path(s)
         Empirical FCD-CDF (several files: averaged).
     tr, scan_length : float
-        Repetition time and scan length [s].
+        Repetition time and scan length [s]. A float32 value (NumPy, pandas or torch) counts as
+        the decimal it was made from (``np.float32(0.72)``: 0.72 s).
     sc : array-like of shape (N, N) or path, optional
         Unscaled SC; default the packaged DK68 template.
     myelin, gradient : array-like of shape (N,) or path, optional
@@ -257,7 +354,7 @@ def subject_from_arrays(
     else:
         cdf_arr = check_fcd_cdf(fcd_cdf)
         sources["fcd_cdf"] = "array"
-    tr_f, scan_f = check_timing(tr, scan_length, "tr/scan_length")
+    tr_f, scan_f = check_timing(_scalar(tr), _scalar(scan_length), "tr/scan_length")
     if sc is None:
         sc_arr, sources["sc"] = template_sc(n, "sc")
     elif _is_paths(sc):
@@ -312,6 +409,17 @@ class EIEstimator(BaseEstimator):
         Noise duplicates per simulated candidate.
     dt_train, dt_val, dt_test : float, optional
         Integration steps of the three stages [s].
+    burn_in : float, optional
+        Simulated time before the scan whose BOLD frames are dropped [s] (default
+        ``ceil(72 / tr) * tr``: 72.0 s at TR 0.72 s).
+    fcd_window : int, optional
+        Sliding-window length of the FCD [frames of TR] (default ``round(60 / tr)``: 83 frames,
+        about 60 s, at TR 0.72 s). The FCD needs at least 2 windows, so the scan must hold at
+        least ``fcd_window + 1`` frames: a scan shorter than about a minute needs a shorter
+        window (e.g. ``fcd_window=30``).
+    warmup_steps : int, optional
+        Unrecorded integration steps before the burn-in [steps of ``dt_*``] (default 5000:
+        25 s at ``dt`` 0.005 s).
     test_top_k : int, optional
         Validated sets re-simulated in the test stage.
     searches : int, optional
@@ -331,6 +439,9 @@ class EIEstimator(BaseEstimator):
         ``fit`` starts.
     dtype : {"float32", "float64"} or torch/numpy dtype, optional
         Simulation dtype.
+    interval : bool, optional
+        Compute the 90 % interval of the E/I (default True); ``False`` skips the profile stage
+        (39 extra simulations at ``dt_val`` with the defaults) and leaves ``ei_lo``/``ei_hi`` NaN.
     out_dir : path, optional
         Write the subject's files here (and checkpoint, resume, reuse a finished fit).
     overwrite : bool, default False
@@ -370,6 +481,9 @@ class EIEstimator(BaseEstimator):
         dt_train: float | None = None,
         dt_val: float | None = None,
         dt_test: float | None = None,
+        burn_in: float | None = None,
+        fcd_window: int | None = None,
+        warmup_steps: int | None = None,
         test_top_k: int | None = None,
         searches: int | None = None,
         combine: str | None = None,
@@ -378,6 +492,7 @@ class EIEstimator(BaseEstimator):
         surrogate_weights: str | None = None,
         device: str | None = None,
         dtype: str | None = None,
+        interval: bool | None = None,
         out_dir: str | Path | None = None,
         overwrite: bool = False,
     ) -> None:
@@ -391,6 +506,9 @@ class EIEstimator(BaseEstimator):
         self.dt_train = dt_train
         self.dt_val = dt_val
         self.dt_test = dt_test
+        self.burn_in = burn_in
+        self.fcd_window = fcd_window
+        self.warmup_steps = warmup_steps
         self.test_top_k = test_top_k
         self.searches = searches
         self.combine = combine
@@ -399,6 +517,7 @@ class EIEstimator(BaseEstimator):
         self.surrogate_weights = surrogate_weights
         self.device = device
         self.dtype = dtype
+        self.interval = interval
         self.out_dir = out_dir
         self.overwrite = overwrite
 
@@ -425,6 +544,7 @@ class EIEstimator(BaseEstimator):
                 fields["dtype"] = np.dtype(fields["dtype"]).name
             except TypeError:
                 pass  # FitSettings names the bad value
+        fields.update(_checked_timing(fields))
         if "mode" in fields and fields["mode"] not in ("euler", "surrogate"):
             raise InvalidInputError(
                 f"mode must be 'euler' or 'surrogate', got {fields['mode']!r}", "mode"
@@ -552,7 +672,7 @@ class EIEstimator(BaseEstimator):
             try:
                 settings.timing(subject.tr, subject.scan_length, stage)
             except InvalidInputError as err:
-                raise err.with_source(f"tr/scan_length ({stage} stage: dt_{stage}, timing)") from None
+                raise _timing_error(err, stage, settings, subject.tr) from None
         out = None
         if self.out_dir is not None:
             out = Path(self.out_dir)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,13 +14,29 @@ import pandas as pd
 
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.fit.collect import interval_and_flag
-from delssome_norms.fit.outputs import read_run
+from delssome_norms.fit.outputs import (
+    OUTPUT_FILES,
+    _discard,
+    read_run,
+    run_record,
+    write_result_files,
+)
 from delssome_norms.fit.stages import STAGES, SubjectResult
 from delssome_norms.io import ei_table as et
 from delssome_norms.io import read_parameters, read_table
+from delssome_norms.io.writers import as_json_data, strict_json
 
 LOSS_COLUMNS = ("corr_loss", "l1_loss", "ks_loss", "total_loss")
 """Columns of :attr:`EIResult.losses` (as in ``fit_quality.csv``)."""
+_RECORD_KEYS = (
+    "format_version", "status", "subject_id", "versions", "result", "ei_interval", "fit_quality",
+)  # fmt: skip
+"""Keys of ``run.json`` that :meth:`EIResult.save` writes from the result itself."""
+
+
+def _as_json(value: Any) -> Any:
+    """``value`` as ``run.json`` holds it (NumPy as Python, NaN/inf as None)."""
+    return strict_json(as_json_data(value))
 
 
 def region_names(n_regions: int, names: Sequence[str] | None = None) -> list[str]:
@@ -71,7 +88,9 @@ class EIResult:
     provenance : dict
         What produced the estimate (atlas, SC, maps, design, timing, mode, settings, version).
     info : dict
-        The rest of the run record (seeds, settings, search summary, wall times).
+        The rest of the run record, as ``run.json`` holds it whether the fit wrote files or not
+        (``format_version``, versions, seeds, settings, timing, search summary, wall times,
+        ``result``, ``fingerprint``).
     interval : dict or None
         The mean E/I's 90 % interval and how it was made (``run.json`` ``ei_interval``:
         ``mean``, ``mean_lo``, ``mean_hi``, ``k_region``, ``k_mean``, ``spread_log_*``, ...).
@@ -183,6 +202,139 @@ class EIResult:
             table.attrs[et.PROVENANCE_ATTR] = {"pipeline": dict(pipeline)}
         return table
 
+    def equals(self, other: object) -> bool:
+        """Whether ``other`` is the same result: subject, every regional value (exactly, with the
+        same region names), parameters, G, coefficients, losses, interval, quality, provenance
+        and the rest of the run record (:attr:`info`)."""
+        if not isinstance(other, EIResult):
+            return False
+        for name in ("ei", "s_e", "s_i", "r_e", "ei_sd", "ei_lo", "ei_hi", "parameters", "losses"):
+            a, b = getattr(self, name), getattr(other, name)
+            if (a is None) != (b is None) or (a is not None and not a.equals(b)):
+                return False
+        return (
+            self.subject_id == other.subject_id
+            and self.regions == other.regions
+            and self.G == other.G
+            and np.array_equal(self.coefficients, other.coefficients)
+            and (self.interval, self.quality) == (other.interval, other.quality)
+            and (self.provenance, self.info) == (other.provenance, other.info)
+        )
+
+    def save(self, directory: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the subject's folder as ``estimate-ei`` writes it: ``EI_ratio.csv``,
+        ``best_parameters.csv``, ``fit_quality.csv`` and ``run.json`` (with its
+        ``format_version``; written last, marking the fit finished).
+
+        The same writer as a fit's (:func:`~delssome_norms.fit.outputs.write_result_files`), file
+        by file atomically: an interrupted save leaves no half-written file and no folder that
+        reads as finished. :meth:`from_dir` reads back an equal result (:meth:`equals`), and a fit
+        with the same inputs and settings (``estimate-ei``, ``EIEstimator(out_dir=...)``) reuses
+        the folder instead of refitting.
+
+        Parameters
+        ----------
+        directory : path
+            The subject's folder (created when missing).
+        overwrite : bool, default False
+            Replace a fit already in ``directory`` (finished results, pieces of them or a
+            checkpoint). Finished results are kept in ``directory/previous`` until the new ones
+            are written, as with ``estimate-ei --overwrite``.
+
+        Returns
+        -------
+        Path
+            ``directory``.
+
+        Raises
+        ------
+        InvalidInputError
+            ``directory`` is not a folder path, or holds a fit and ``overwrite`` is not True.
+        """
+        if not isinstance(overwrite, (bool, np.bool_)):  # "no" would be truthy: discard
+            raise InvalidInputError(f"overwrite must be True or False, got {overwrite!r}", "overwrite")
+        if not isinstance(directory, (str, Path)):
+            raise InvalidInputError(
+                f"must be a folder path (str or pathlib.Path), got {type(directory).__name__}",
+                "directory",
+            )
+        d = Path(directory)
+        if d.exists() and not d.is_dir():
+            raise InvalidInputError("exists and is not a folder", str(d))
+        present = [n for n in (*OUTPUT_FILES, "checkpoint") if (d / n).exists()]
+        if present and not overwrite:
+            run = read_run(d)
+            what = (
+                f"the finished fit of subject {run.get('subject_id')!r}"
+                if run is not None
+                else f"files of a fit ({', '.join(present)})"
+            )
+            raise InvalidInputError(
+                f"holds {what}; pass overwrite=True to replace it, or save to another folder",
+                str(d),
+            )
+        if present:
+            _discard(d)
+        record = self._run_record()
+        if self.regions != region_names(len(self.ei), _recorded_regions(record, len(self.ei))):
+            warnings.warn(
+                f"{d}: run.json records no region names or others than this result's "
+                f"({self.regions[0]!r}, ...); read it back with "
+                "EIResult.from_dir(directory, regions=result.regions)",
+                stacklevel=2,
+            )
+        write_result_files(
+            d,
+            columns={
+                name: None if values is None else values.to_numpy(dtype=np.float64)
+                for name, values in (
+                    (et.EI_RATIO, self.ei),
+                    (et.S_E, self.s_e),
+                    (et.S_I, self.s_i),
+                    (et.R_E, self.r_e),
+                    (et.EI_RATIO_SD, self.ei_sd),
+                    (et.EI_RATIO_LO, self.ei_lo),
+                    (et.EI_RATIO_HI, self.ei_hi),
+                )
+            },
+            parameters={
+                **{k: self.parameters[k].to_numpy(dtype=np.float64) for k in ("wEE", "wEI", "sigma")},
+                "G": self.G,
+            },
+            losses={
+                str(stage): {k: float(row[k]) for k in LOSS_COLUMNS[:3]}
+                for stage, row in self.losses.iterrows()
+            },
+            run=record,
+        )
+        return d
+
+    def _run_record(self) -> dict[str, Any]:
+        """The ``run.json`` of this result (key order as a fit writes it)."""
+        run_info: dict[str, Any] = {}
+        for key, value in self.info.items():
+            if key not in _RECORD_KEYS:
+                run_info[key] = value
+            if key == "design":  # where a fit records its provenance
+                run_info["provenance"] = self.provenance
+        run_info.setdefault("provenance", self.provenance)
+        stored = self.info.get("result")
+        extra = {
+            k: v
+            for k, v in (stored.items() if isinstance(stored, Mapping) else ())
+            if k not in ("coefficients", et.MEAN_TARGET)
+        }
+        return run_record(
+            self.subject_id,
+            self.ei.to_numpy(dtype=np.float64),
+            self.coefficients,
+            run_info,
+            extra,
+            self.interval,
+            self.quality or None,
+            self.info.get("versions"),
+        )
+
     @classmethod
     def from_subject_result(
         cls,
@@ -192,7 +344,18 @@ class EIResult:
     ) -> EIResult:
         """Wrap the fit's :class:`~delssome_norms.fit.stages.SubjectResult` (arrays) by region name."""
         names = region_names(len(result.ei_ratio), regions)
-        info = dict(run_info or {})
+        # the record estimate-ei writes to run.json, as from_dir reads it back
+        info = _as_json(
+            run_record(
+                result.subject_id,
+                result.ei_ratio,
+                result.coeffs,
+                run_info or {},
+                result.info,
+                result.interval,
+                result.quality,
+            )
+        )
 
         def series(values: np.ndarray | None, name: str) -> pd.Series | None:
             if values is None:
@@ -224,9 +387,9 @@ class EIResult:
             coefficients=np.asarray(result.coeffs, dtype=np.float64),
             losses=losses[list(LOSS_COLUMNS)],
             provenance=dict(info.pop("provenance", None) or {}),
-            info={**info, "result": dict(result.info)},
-            interval=dict(result.interval) if result.interval else None,
-            quality=dict(result.quality or {}),
+            info=info,
+            interval=info.get("ei_interval") or None,
+            quality=dict(info.get("fit_quality") or {}),
         )
 
     @classmethod
