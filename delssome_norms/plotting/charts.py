@@ -180,7 +180,7 @@ def plot_chart_centiles(
                 label=str(person["subject_id"]),
             )
             person_ax = ax
-        ax.set_title(f"{target} - {sex}")
+        ax.set_title(f"{target_name(target, chart.targets_)} - {sex}")
         ax.set_xlabel(AGE_LABEL)
         x_lo, x_hi = ages[0], ages[-1]
         if person is not None:  # an extrapolated person beyond the curves stays in view,
@@ -212,6 +212,15 @@ def _target_label(target: str, targets: Sequence[str]) -> str:
         return "E/I ratio (mean over regions)"
     names = target_regions(pd.DataFrame(columns=list(targets)), [target])
     return f"E/I ratio, {names[0]} ({target})" if names[0] else target
+
+
+def target_name(target: str, targets: Sequence[str] = ()) -> str:
+    """A target as a reader knows it: ``mean cortical E/I``, a DK68 region name (``lh_cuneus``;
+    only when ``targets`` has no region beyond the 68th), else the column name itself."""
+    if target == MEAN_TARGET:
+        return "mean cortical E/I"
+    names = target_regions(pd.DataFrame(columns=list(targets) or [target]), [target])
+    return names[0] or str(target)
 
 
 def _sex_labels(values, input_name: str) -> np.ndarray:

@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.plotting._style import AGE_LABEL, SEX_COLORS, new_axes
+from delssome_norms.plotting.charts import target_name
 
 _GAP_COLUMNS = ("age_in_years", "gap", "ci_low", "ci_high")
 _EFFECT_LABELS = {
@@ -66,7 +67,8 @@ def plot_sex_gap(
         part = gap_table if target is None else gap_table[gap_table["target"] == target]
         part = part.sort_values("age_in_years")
         c = (color or SEX_COLORS["female"]) if single else f"C{i}"
-        ax.plot(part["age_in_years"], part["gap"], color=c, lw=2, label=target or "gap")
+        name = target_name(target, targets) if target is not None else "gap"
+        ax.plot(part["age_in_years"], part["gap"], color=c, lw=2, label=name)
         if np.isfinite(part["ci_low"]).any():
             band = f"{100 * level:g}% bootstrap band" if level else "band"
             ax.fill_between(
@@ -97,6 +99,7 @@ def plot_sex_effects(
     *,
     family: str | None = "regional",
     label_column: str = "region",
+    level: float = 0.95,
 ) -> Figure:
     """Forest plot of one test's effect and CI per target, sorted by effect, significant ones filled.
 
@@ -111,6 +114,9 @@ def plot_sex_effects(
         Keep only this family (``"regional"``/``"global"``); ``None`` keeps all.
     label_column : str
         Column used for the tick labels (falls back to ``target`` where empty).
+    level : float, default 0.95
+        Confidence level the intervals were computed at (``sex_difference_tests(level=...)``),
+        for the axis label.
 
     Returns
     -------
@@ -151,7 +157,7 @@ def plot_sex_effects(
     effect_name = str(rows["effect_name"].iloc[0])
     xlabel, title = _EFFECT_LABELS.get(effect_name, (effect_name.replace("_", " "), "Sex difference"))
     if {"ci_low", "ci_high"} <= set(rows.columns) and np.isfinite(rows["ci_low"]).any():
-        xlabel += " (bars: confidence interval)"
+        xlabel += f" (bars: {100 * level:g} % confidence interval)"
     ax.set_xlabel(xlabel)
     ax.set_title(f"{title} ({test})")
     ax.legend(frameon=False, fontsize="small", loc="lower right")

@@ -56,7 +56,7 @@ def test_fan_chart_panel_named_f_draws_that_sexs_people(chart) -> None:
     data = _people()
     fig = plot_chart_centiles(chart, data=data, sexes=("F",))
     ax = fig.axes[0]
-    assert ax.get_title() == "ei_ratio_mean - female"
+    assert ax.get_title() == "mean cortical E/I - female"
     assert _n_points(ax) == 20
     # a person given as "m" lands in the male panel
     person = {"subject_id": "p1", "sex": "m", "age_in_years": 30.0, "value": 3.1, "centile": 0.4}
@@ -142,7 +142,7 @@ def test_forest_plot_axis_says_what_the_effect_is() -> None:
         }
     )
     ax = plot_sex_effects(rows, "sigma_lr").axes[0]
-    assert ax.get_xlabel() == "SD ratio, female / male (bars: confidence interval)"
+    assert ax.get_xlabel() == "SD ratio, female / male (bars: 95 % confidence interval)"
     assert ax.get_title() == "Sex difference in E/I variability (sigma_lr)"
 
 
@@ -165,3 +165,27 @@ def test_the_persons_label_and_star_stay_inside_the_panel(chart, age, value) -> 
         t.get_text() for t in fig.axes[0].get_legend().get_texts()
     ]
     assert "sub-with-a-long-identifier-01 (male panel)" in labels
+
+
+def test_target_names_read_as_regions_and_the_sex_gap_legend_uses_them() -> None:
+    from delssome_norms.datasets import DK68_REGIONS
+    from delssome_norms.plotting.charts import target_name
+
+    dk = ["ei_ratio_mean", *(f"ei_ratio_roi_{i}" for i in range(68))]
+    assert target_name("ei_ratio_mean", dk) == "mean cortical E/I"
+    assert target_name("ei_ratio_roi_4", dk) == DK68_REGIONS[4]
+    # 100 regional columns: another atlas, so no DK68 name is borrowed
+    other = [f"ei_ratio_roi_{i}" for i in range(100)]
+    assert target_name("ei_ratio_roi_4", other) == "ei_ratio_roi_4"
+    gap = pd.DataFrame(
+        {
+            "target": ["ei_ratio_mean"] * 3 + ["ei_ratio_roi_4"] * 3,
+            "age_in_years": [10.0, 40.0, 80.0] * 2,
+            "gap": [0.04, 0.05, 0.03, 0.05, 0.06, 0.04],
+            "ci_low": [0.01] * 6,
+            "ci_high": [0.08] * 6,
+        }
+    )
+    fig = plot_sex_gap(gap)
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert labels[:2] == ["mean cortical E/I", DK68_REGIONS[4]]

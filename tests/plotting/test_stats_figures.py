@@ -38,7 +38,7 @@ def test_sex_gap_plot_draws_gap_band_and_zero_line(cohort_table, tmp_path):
     gap = sex_gap(cohort_table, "ei_ratio_mean", n_boot=30, ages=np.arange(10, 91, 10.0))
     fig = plot_sex_gap(gap)
     ax = fig.axes[0]
-    gap_line = next(line for line in ax.lines if line.get_label() == "ei_ratio_mean")
+    gap_line = next(line for line in ax.lines if line.get_label() == "mean cortical E/I")
     np.testing.assert_allclose(gap_line.get_ydata(), gap["gap"])
     assert any(np.allclose(line.get_ydata(), 0.0) for line in ax.lines)  # zero reference
     assert len(_bands(ax)) == 1
@@ -59,7 +59,7 @@ def test_sex_gap_plot_into_given_axes_with_two_targets(cohort_table):
     ax = fig.add_subplot()
     assert plot_sex_gap(gaps, ax=ax) is fig
     labels = [line.get_label() for line in ax.lines]
-    assert "ei_ratio_mean" in labels and "ei_ratio_roi_0" in labels
+    assert "mean cortical E/I" in labels and "lh_bankssts" in labels  # readable names
 
 
 def test_sex_effects_forest_plot(cohort_table, tmp_path):
