@@ -149,8 +149,9 @@ def register(subparsers) -> None:
         example=SCORE_EXAMPLE,
         description="Score each person and target: centile (0-1) on their own site's chart, "
         "z = Phi^-1(centile), harmonised = the same centile on the site-free chart, and a flag "
-        "column (unseen_site, age_out_of_range, missing_value). For ei_ratio_mean also the "
-        "reference names centile_with_site and corrected_value.",
+        "column (unseen_site, age_out_of_range, age_extrapolated, missing_value, poor_fit, "
+        "interval_uncalibrated, chart_unreliable; README 'Reading a score'). For ei_ratio_mean "
+        "also the reference names centile_with_site and corrected_value.",
     )
     _add_chart_argument(s)
     s.add_argument("--table", required=True, metavar="CSV", help="people to score")

@@ -6,7 +6,9 @@ from delssome_norms.errors import InvalidInputError
 from delssome_norms.io import ei_table as et
 from delssome_norms.norms.chart_table import (
     FLAG_AGE,
+    FLAG_AGE_EXTRAPOLATED,
     FLAG_MISSING,
+    FLAG_UNRELIABLE,
     FLAG_UNSEEN_SITE,
     table_fit_flagged,
     table_interval_uncalibrated,
@@ -52,7 +54,12 @@ FLAG_MEANING = {
     "site's offsets from its controls with `delssome-norms charts adapt` and score again",
     FLAG_AGE: "the person's age lies outside the ages the chart was fitted on: the scores are "
     "extrapolated (`charts score --extrapolate`) and may be far off",
+    FLAG_AGE_EXTRAPOLATED: "the person's age lies inside the chart's range but beyond the ages "
+    "of its reference people (the range runs from the youngest's whole year to the oldest's): "
+    "the curves there continue the spline past the data",
     FLAG_MISSING: "some of the person's E/I values are missing: those targets have no score",
+    FLAG_UNRELIABLE: "the chart of some target (or its offsets for the person's site) did not "
+    "converge or has a degenerate tail: those scores are not trustworthy",
 }
 """What a score flag means for the reader of a report (poor_fit and interval_uncalibrated have
 their own rows, :func:`interval_lines`)."""

@@ -10,6 +10,10 @@ chart knows or has been adapted to), these functions report:
 - :func:`qq_points`: theoretical vs. sample quantiles of z, for a QQ plot.
 
 Rows that the chart flags (unseen site, age out of range) or with missing values are left out.
+People whose z is infinite (a value beyond the chart's numerical range: centile exactly 0 or 1)
+are kept: they lie beyond every centile (z = +inf above the 99th, -inf below the 1st), and
+:func:`calibration_summary` counts them (``n_infinite_z``); mean, SD and Shapiro–Wilk of z use the
+finite z-scores only.
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ SHAPIRO_MAX_N = 5000
 def _scores(chart: GrowthChart, table: pd.DataFrame, targets, source: str):
     scored = chart.score(table, targets=targets, layout="long", source=source)
     bad = scored["flag"].str.contains(f"{FLAG_UNSEEN_SITE}|{FLAG_AGE}", regex=True)
-    kept = scored[~bad & np.isfinite(scored["z"].to_numpy())]
+    # a z of +-inf is a person beyond every centile (centile 1 or 0), not a missing score: dropping
+    # them would hide a chart's failures at the extremes; NaN (missing value) is left out
+    kept = scored[~bad & ~np.isnan(scored["z"].to_numpy())]
     if kept.empty:
         raise InvalidInputError(
             "no held-out person can be scored for calibration: every row is from a site the "
@@ -107,8 +113,10 @@ def calibration_summary(
     Returns
     -------
     pandas.DataFrame
-        ``target, n, mace_pp, max_error_pp, z_mean, z_sd, shapiro_w, shapiro_p`` (errors in
-        percentage points).
+        ``target, n, n_infinite_z, mace_pp, max_error_pp, z_mean, z_sd, shapiro_w, shapiro_p``
+        (errors in percentage points). ``n`` counts every scored person, ``n_infinite_z`` those
+        whose z is +-inf: they enter the calibration errors (beyond every centile) but not
+        ``z_mean``, ``z_sd`` and the Shapiro–Wilk test, which use the finite z-scores.
     """
     q = np.arange(1.0, 100.0) if q is None else np.asarray(q, dtype=np.float64)
     scored = _scores(chart, table, targets, source)  # once: its warnings are shown once
@@ -116,17 +124,19 @@ def calibration_summary(
     rng = np.random.default_rng(0)
     rows = []
     for target, grp in scored.groupby("target", sort=False):
-        z = grp["z"].to_numpy()
+        z_all = grp["z"].to_numpy()
+        z = z_all[np.isfinite(z_all)]
         sub = z if z.size <= SHAPIRO_MAX_N else rng.choice(z, SHAPIRO_MAX_N, replace=False)
         w, p = stats.shapiro(sub) if sub.size >= 3 else (np.nan, np.nan)
         err = cal.loc[cal["target"] == target, "error_pp"].to_numpy()
         rows.append(
             {
                 "target": target,
-                "n": int(z.size),
+                "n": int(z_all.size),
+                "n_infinite_z": int(z_all.size - z.size),
                 "mace_pp": float(np.mean(np.abs(err))),
                 "max_error_pp": float(np.max(np.abs(err))),
-                "z_mean": float(np.mean(z)),
+                "z_mean": float(np.mean(z)) if z.size else np.nan,
                 "z_sd": float(np.std(z, ddof=1)) if z.size > 1 else np.nan,
                 "shapiro_w": float(w),
                 "shapiro_p": float(p),

@@ -39,6 +39,7 @@ from delssome_norms.norms.chart_score import ChartScoringMixin
 from delssome_norms.norms.chart_table import (
     CENTILES,
     FLAG_AGE,
+    FLAG_AGE_EXTRAPOLATED,
     FLAG_MISSING,
     FLAG_UNSEEN_SITE,
     GRID_STEP,
@@ -61,6 +62,7 @@ from delssome_norms.norms.distributions import FAMILIES, Family, get_family
 __all__ = [
     "CENTILES",
     "FLAG_AGE",
+    "FLAG_AGE_EXTRAPOLATED",
     "FLAG_MISSING",
     "FLAG_UNSEEN_SITE",
     "FORMAT_VERSION",
@@ -134,9 +136,11 @@ class GrowthChart(
     lambda_ : dict of str -> ndarray of shape (T,)
         Random-effect penalties (working-scale residual / random-effect variance).
     age_range_ : tuple of float
-        Youngest and oldest training age.
+        Youngest and oldest training age (the ``bs()`` boundary knots).
     chart_range_ : tuple of float
-        ``(floor(min age), ceil(max age))``: the age range of the population curves and of scoring.
+        ``(floor(min age), ceil(max age))``: the age range of the population curves and of scoring
+        (docs/science.md §7). Scores of ages inside it but outside ``age_range_`` continue the
+        boundary polynomial pieces and are flagged ``age_extrapolated``.
     loglik_, edf_, n_obs_ : ndarray of shape (T,)
         Log-likelihood, effective number of parameters (gamlss's df) and observations per target.
     converged_ : ndarray of bool, shape (T,)
@@ -144,7 +148,9 @@ class GrowthChart(
         |z| of a value three interquartile ranges beyond the quartiles (4.72 for a normal
         distribution); far above it the fitted tail is degenerate (docs/science.md §7).
     reliable_ : ndarray of bool, shape (T,)
-        Converged and ``tail_z_ <= 20``; scores of other targets are flagged ``chart_unreliable``.
+        Converged and ``tail_z_ <= 20``; scores of other targets are flagged ``chart_unreliable``
+        (so are those of an adapted site whose curves fail the same check,
+        :meth:`site_tail_z`).
     convergence_ : pandas.DataFrame
         Per-target convergence report (with ``tail_z`` and ``reliable``).
     adapted_sites_ : dict of str -> dict

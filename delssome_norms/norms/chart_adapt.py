@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from delssome_norms.errors import InputWarning, InvalidInputError
+from delssome_norms.errors import ConvergenceWarning, InputWarning, InvalidInputError
+from delssome_norms.norms.chart_fit import TAIL_IQR, TAIL_Z_MAX
 from delssome_norms.norms.chart_table import (
     _n_roi_columns,
     _rows,
@@ -88,13 +89,26 @@ class ChartAdaptMixin:
         GrowthChart
             A new chart that knows the new sites (this chart is unchanged).
 
+        Warns
+        -----
+        ConvergenceWarning
+            A new site whose offsets make its curves unreliable: the chart's tail check
+            (:attr:`tail_z_`, as at fit time) applied to the site's curves (:meth:`site_tail_z`)
+            gives |z| above 20 for a value 3 interquartile ranges beyond the quartiles of the
+            population's or of the site's curves. As a fitted target with a degenerate tail,
+            the site is adapted but its people's scores of those targets are flagged
+            ``chart_unreliable``; with ``strict=True`` the chart refuses instead (nothing is
+            adapted). Typical cause: controls with near-constant values, whose sigma offset
+            shrinks the site's spread many times over.
+
         Raises
         ------
         InvalidInputError
             No new site, no control in the chart's age range, no row of ``kind`` ``control``,
             a repeated ``subject_id``, fewer than :data:`MIN_ML_CONTROLS` controls of a site (or
-            non-missing values of a target at a site) with ``method="ml"``, or offsets that did
-            not converge (nothing is adapted then).
+            non-missing values of a target at a site) with ``method="ml"``, offsets that did
+            not converge, or (``strict=True``) extreme offsets (see Warns); nothing is adapted
+            then.
         """
         self._check_fitted()
         if method not in ("ml", "map"):
@@ -178,11 +192,9 @@ class ChartAdaptMixin:
         penalty = None
         if method == "map":
             penalty = np.stack([self.lambda_[p] for p in self.family_.params if p in self.lambda_], 1)
-        with warnings.catch_warnings():  # a target without values ("Mean of empty slice")
-            warnings.simplefilter("ignore", RuntimeWarning)
-            res = fit_site_offsets(
-                y[keep], self.family_, etas, random, codes, len(new_sites), penalty=penalty
-            )
+        res = fit_site_offsets(
+            y[keep], self.family_, etas, random, codes, len(new_sites), penalty=penalty
+        )
         if not res.converged.all():
             bad = sorted({new_sites[j] for j in np.nonzero(~res.converged)[1]})
             raise InvalidInputError(
@@ -204,7 +216,123 @@ class ChartAdaptMixin:
         out.sites_ = list(self.sites_) + list(new_sites)
         for s, c in zip(new_sites, counts):
             out.adapted_sites_[s] = {"n_controls": int(c), "method": method}
+        out._site_tail_z = None  # new sites: recompute
+        out._report_site_tails(new_sites, source)
         return out
+
+    # -- reliability of adapted sites ---------------------------------------------------------
+    def site_tail_z(self, sites) -> np.ndarray:
+        """Tail check of known sites' curves, per site and target: the largest |z| on the site's
+        own curves of a value :data:`~delssome_norms.norms.chart_fit.TAIL_IQR` interquartile
+        ranges beyond the quartiles, of the population's curves and of the site's own.
+
+        The chart's :attr:`tail_z_` check applied to a site: over the chart's ages (1-year grid)
+        and both sexes, the four values ``q25 - 3 IQR`` and ``q75 + 3 IQR`` of the population
+        and of the site are scored on the site's curves. A site whose offsets agree with the
+        training sites' gives little more than :attr:`tail_z_` (4.72 for a normal distribution;
+        5.3-6.6 for the training sites of the reference chart, 10-15 over its 69 targets for
+        sites adapted by ML from 10 controls drawn from the chart itself); a
+        site whose sigma offset shrinks its spread many times over (controls with near-constant
+        values) puts ordinary values of the population hundreds of z-units out, and its people
+        get absurd z-scores. Above :data:`~delssome_norms.norms.chart_fit.TAIL_Z_MAX` (20) the
+        site's curves of that target are unreliable (:meth:`adapt` warns, :meth:`score` flags
+        ``chart_unreliable``). For a family of positive values (GG) only the upper side is
+        checked, as in :attr:`tail_z_`.
+
+        Parameters
+        ----------
+        sites : sequence of str
+            Sites known to the chart.
+
+        Returns
+        -------
+        ndarray of shape (len(sites), T)
+        """
+        self._check_fitted()
+        sites = [str(v) for v in sites]
+        cache = getattr(self, "_site_tail_z", None)
+        if cache is None:
+            cache = self._site_tail_z = {}
+        todo = [v for v in dict.fromkeys(sites) if v not in cache]
+        if todo:
+            codes, _ = encode_sites(todo, self.sites_)
+            if (codes < 0).any():
+                raise InvalidInputError(
+                    f"site(s) {', '.join(v for v, c in zip(todo, codes) if c < 0)} unknown to the chart",
+                    "sites",
+                )
+            fam = self.family_
+            lo, hi = self.chart_range_
+            ages = np.concatenate([np.arange(lo, hi, 1.0), [hi]])
+            ages2 = np.concatenate([ages, ages])
+            female = np.repeat([1.0, 0.0], ages.size)
+            tidx = np.arange(len(self.targets_))
+            shape = (ages2.size, len(self.targets_))
+            pop = fam.to_params(self._etas(ages2, female, tidx, None))
+            pop = [np.broadcast_to(v, shape) for v in pop]
+            for site, code in zip(todo, codes):
+                own_codes = np.full(ages2.size, code, dtype=np.int64)
+                own = fam.to_params(self._etas(ages2, female, tidx, own_codes))
+                own = [np.broadcast_to(v, shape) for v in own]
+                z = []
+                with np.errstate(all="ignore"):
+                    for theta in (pop, own):
+                        q25 = fam.ppf(np.full(shape, 0.25), *theta)
+                        q75 = fam.ppf(np.full(shape, 0.75), *theta)
+                        z.append(fam.zscore(q75 + TAIL_IQR * (q75 - q25), *own))
+                        if not fam.positive_y:
+                            z.append(fam.zscore(q25 - TAIL_IQR * (q75 - q25), *own))
+                z = np.abs(np.concatenate(z))
+                cache[site] = np.where(np.isnan(z), np.inf, z).max(axis=0)
+        return np.array([cache[v] for v in sites]).reshape(len(sites), len(self.targets_))
+
+    def _unreliable_sites(self, sites) -> dict[str, list[str]]:
+        """Adapted sites among ``sites`` whose curves fail :meth:`site_tail_z`, with the targets
+        that fail (training sites are covered by :attr:`reliable_`, and so are targets whose
+        population chart already fails it)."""
+        adapted = [s for s in dict.fromkeys(map(str, sites)) if s in self.adapted_sites_]
+        if not adapted:
+            return {}
+        fails = (self.site_tail_z(adapted) > TAIL_Z_MAX) & self.reliable_[None, :]
+        return {
+            s: [t for t, bad in zip(self.targets_, row) if bad]
+            for s, row in zip(adapted, fails)
+            if row.any()
+        }
+
+    def _report_site_tails(self, sites, source: str) -> None:
+        """Warn (raise with ``strict``), as a fit with a degenerate tail does, about new sites
+        whose offsets make their curves unreliable."""
+        bad = self._unreliable_sites(sites)
+        if not bad:
+            return
+        z = self.site_tail_z(list(bad))
+        fam = self.family_
+        log_sigma = "sigma" in self.site_effects_ and fam.links[fam.params.index("sigma")] == "log"
+        parts = []
+        for (site, targets), row in zip(bad.items(), z):
+            j = self.targets_.index(targets[0])
+            scale = (
+                f", sigma x{np.exp(self.site_effects_['sigma'][j, self.sites_.index(site)]):.3g}"
+                if log_sigma
+                else ""
+            )
+            parts.append(
+                f"{site}: {', '.join(targets[:5])}{' ...' if len(targets) > 5 else ''} "
+                f"(e.g. {targets[0]}: tail |z| {row[j]:.3g}{scale})"
+            )
+        msg = (
+            f"{source}: the adapted offsets of {len(bad)} site(s) are extreme: "
+            + "; ".join(parts[:6])
+            + f"{' ...' if len(parts) > 6 else ''}. A value {TAIL_IQR:g} interquartile ranges "
+            f"beyond the quartiles gets |z| > {TAIL_Z_MAX:g} on these sites' curves (4.7 for a "
+            "normal distribution), so their people get meaningless z-scores; their scores are "
+            "flagged chart_unreliable. Check the site's controls (near-constant values, wrong "
+            "units or columns?) or use method 'map'"
+        )
+        if getattr(self, "strict", False):
+            raise InvalidInputError(msg, source)
+        warnings.warn(msg, ConvergenceWarning, stacklevel=3)
 
     # -- provenance ---------------------------------------------------------------------------
     def check_pipeline(

@@ -23,6 +23,7 @@ from delssome_norms.io import normalise_sex
 from delssome_norms.norms.chart_table import (
     CENTILES,
     FLAG_AGE,
+    FLAG_AGE_EXTRAPOLATED,
     FLAG_MISSING,
     FLAG_POOR_FIT,
     FLAG_UNCALIBRATED,
@@ -37,8 +38,8 @@ from delssome_norms.norms.chart_table import (
     centile_label,
     check_unique_people,
     growth_rate,
+    missing_site_text,
     near_site_names,
-    site_text,
     table_ages,
     table_fit_flagged,
     table_interval_uncalibrated,
@@ -95,8 +96,9 @@ class ChartScoringMixin:
         sex : str or array-like of shape (n,)
             female/male/f/m or 1/0 (1 = female).
         site : str or array-like of shape (n,), optional
-            Site of each age; None gives the population (fixed effects only). Unknown sites get the
-            population prediction, with an :class:`InputWarning`.
+            Site of each age; None gives the population (fixed effects only). Unknown sites, and
+            missing ones (None, NaN, blank: "no site", as an empty cell of a scored table), get
+            the population prediction, with an :class:`InputWarning`.
         targets : sequence of str, optional
         extrapolate : bool
             Allow ages outside ``chart_range_`` (the boundary polynomial pieces are continued);
@@ -120,14 +122,18 @@ class ChartScoringMixin:
             labels = [site] * ages.size if np.ndim(site) == 0 else list(site)
             if len(labels) != ages.size:
                 raise InvalidInputError(f"expected {ages.size} site labels, got {len(labels)}", "site")
-            labels = [site_text(v) for v in labels]
+            labels = [missing_site_text(v) for v in labels]
             codes, _ = encode_sites(labels, self.sites_)
-            unknown = sorted({str(labels[i]) for i in np.flatnonzero(codes < 0)})
-            if unknown and self.site_effects_:
+            codes[np.asarray([s == "" for s in labels], dtype=bool)] = -1
+            unknown = sorted({str(labels[i]) for i in np.flatnonzero(codes < 0)} - {""})
+            blank = sum(s == "" for s in labels)
+            if (unknown or blank) and self.site_effects_:
+                what = [f"site(s) {', '.join(unknown[:6])} unknown to the chart"] if unknown else []
+                if blank:
+                    what.append(f"{blank} age(s) without a site (missing site label)")
                 warnings.warn(
-                    f"site(s) {', '.join(unknown[:6])} unknown to the chart (known: "
-                    f"{', '.join(map(str, self.sites_[:6]))}{' ...' if len(self.sites_) > 6 else ''}) "
-                    "get the population-average curves",
+                    f"{' and '.join(what)} get the population-average curves (known sites: "
+                    f"{', '.join(map(str, self.sites_[:6]))}{' ...' if len(self.sites_) > 6 else ''})",
                     InputWarning,
                     stacklevel=3,
                 )
@@ -304,6 +310,63 @@ class ChartScoringMixin:
             out[:, k] = c[:, 0]
         return out
 
+    def _warn_unseen(self, labels: np.ndarray | None, unseen: np.ndarray, source: str) -> None:
+        """Warn about rows scored on the population curves: sites unknown to the chart, rows
+        without a site (an empty cell is "no site", never a site named "nan"), or a table
+        without the site column."""
+        n = int(unseen.sum())
+        if labels is None:
+            head = f"{n} row(s) from no {self.site_column_} column unknown to the chart"
+            names: list[str] = []
+        else:
+            names = sorted({str(s) for s in labels[unseen]} - {""})
+            blank = int((labels[unseen] == "").sum())
+            parts = [f"from site(s) {', '.join(names[:6])} unknown to the chart"] if names else []
+            if blank:
+                parts.append(f"without a site ({blank}: empty {self.site_column_} cell)")
+            head = f"{n} row(s) {', or '.join(parts)}"
+        advice = (
+            "estimate the site's offsets from its controls with `delssome-norms charts adapt "
+            "--chart CHART --controls CONTROLS.csv --out NEW_CHART` (Python: GrowthChart.adapt)"
+            if self.site_effects_
+            else f"the chart was fitted on one site ({self.sites_[0]}) and has no site "
+            "offsets to adapt: these people are scored against that site's norms"
+        )
+        if labels is not None and not names and self.site_effects_:
+            advice = f"fill in their {self.site_column_} to use their site's offsets"
+        warnings.warn(
+            f"{source}: {head}{near_site_names(names, self.sites_)} get the population-average "
+            f"prediction (flag {FLAG_UNSEEN_SITE}); {advice}",
+            InputWarning,
+            stacklevel=3,
+        )
+
+    def _site_unreliable_rows(
+        self, labels: np.ndarray | None, n: int, targets: list, source: str
+    ) -> np.ndarray:
+        """(n, T) bool: the row's site is an adapted site whose curves of the target fail the
+        tail check (:meth:`site_tail_z`); warns about them."""
+        out = np.zeros((n, len(targets)), dtype=bool)
+        if labels is None or not self.adapted_sites_:
+            return out
+        bad = self._unreliable_sites(s for s in set(labels) if s in self.adapted_sites_)
+        col = {t: j for j, t in enumerate(targets)}
+        for site, names in bad.items():
+            cols = [col[t] for t in names if t in col]
+            if cols:
+                out[np.ix_(labels == site, cols)] = True
+        if out.any():
+            sites = sorted(s for s, names in bad.items() if any(t in col for t in names))
+            warnings.warn(
+                f"{source}: {int(out.any(1).sum())} row(s) from site(s) {', '.join(sites[:6])}, "
+                "adapted with extreme offsets (a value 3 interquartile ranges beyond the "
+                "quartiles gets |z| > 20 on their curves), have unreliable scores, flagged "
+                f"{FLAG_UNRELIABLE}; re-adapt those sites from more varied controls",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return out
+
     def score_arrays(
         self,
         ages: np.ndarray,
@@ -416,6 +479,13 @@ class ChartScoringMixin:
         extrapolate : bool
             Score ages outside ``chart_range_`` by continuing the boundary polynomial pieces
             (still flagged). By default such rows get NaN.
+
+            The scoring range ``chart_range_`` runs from floor(youngest) to ceil(oldest)
+            training age, as the population curves do (docs/science.md §7; 4-99 years for the
+            reference chart, fitted on 4.5-98.4). Ages inside it but outside the training ages
+            ``age_range_`` are scored as usual, without a warning: there the ``bs()`` age
+            curves continue the polynomial piece of their boundary interval (as R's ``bs()``
+            does) with no data behind them, and the row is flagged ``age_extrapolated``.
         layout : {"wide", "long"}
             ``wide``: one row per person with ``<target>_centile``, ``<target>_z``,
             ``<target>_harmonised`` (plus the reference names ``centile_with_site`` and
@@ -432,12 +502,16 @@ class ChartScoringMixin:
         -------
         pandas.DataFrame
             ``flag`` lists ``;``-separated problems of the row: ``unseen_site`` (population
-            prediction used), ``age_out_of_range``, ``missing_value``, ``poor_fit`` (the
+            prediction used: a site unknown to the chart, or an empty site cell),
+            ``age_out_of_range`` (outside ``chart_range_``), ``age_extrapolated`` (inside
+            ``chart_range_`` but outside the training ages ``age_range_``, see below),
+            ``missing_value``, ``poor_fit`` (the
             table's ``fit_flagged``: the E/I comes from a fit flagged as poor),
             ``interval_uncalibrated`` (the table's ``ei_interval_calibrated`` is False: the
             E/I's interval, and the centile's, may be too narrow),
             ``chart_unreliable`` (a scored target's chart did not converge or has a degenerate
-            tail, :attr:`reliable_`; in ``wide``, any of the row's targets). A table from
+            tail, :attr:`reliable_`, or the person's site was adapted with extreme offsets,
+            :meth:`site_tail_z`; in ``wide``, any of the row's targets). A table from
             ``collect`` also gives ``fit_flagged``, ``fit_flag_reasons`` and
             ``ei_interval_calibrated`` back and, from its
             ``ei_ratio_mean_lo``/``_hi``, ``ei_ratio_mean_centile_lo``/``_hi`` (``centile_lo``/
@@ -476,31 +550,15 @@ class ChartScoringMixin:
             codes, _ = encode_sites(labels, self.sites_)
         lo, hi = self.chart_range_
         outside = (ages < lo) | (ages > hi)
+        # inside the chart's range but beyond the training ages: the spline's boundary pieces
+        extrapolated = ~outside & ((ages < self.age_range_[0]) | (ages > self.age_range_[1]))
         # a chart without site terms has no site offsets: nobody is "unseen", unless it was
         # fitted on a single site, whose norms are then applied to people from elsewhere
         single_site = not self.site_effects_ and len(self.sites_) == 1 and labels is not None
         unseen = codes < 0 if (self.site_effects_ or single_site) else np.zeros(n, dtype=bool)
         missing = ~np.isfinite(y)
         if unseen.any():
-            names = sorted({str(s) for s in (labels[unseen] if labels is not None else [])} - {""})
-            blank = int((labels[unseen] == "").sum()) if labels is not None else 0
-            what = f"site(s) {', '.join(names[:6])}" if names else f"no {self.site_column_} column"
-            if names and blank:
-                what += f" or without a site ({blank})"
-            advice = (
-                "estimate the site's offsets from its controls with `delssome-norms charts adapt "
-                "--chart CHART --controls CONTROLS.csv --out NEW_CHART` (Python: GrowthChart.adapt)"
-                if self.site_effects_
-                else f"the chart was fitted on one site ({self.sites_[0]}) and has no site "
-                "offsets to adapt: these people are scored against that site's norms"
-            )
-            warnings.warn(
-                f"{source}: {int(unseen.sum())} row(s) from {what} unknown to the chart"
-                f"{near_site_names(names, self.sites_)} get the population-average prediction "
-                f"(flag {FLAG_UNSEEN_SITE}); {advice}",
-                InputWarning,
-                stacklevel=2,
-            )
+            self._warn_unseen(labels, unseen, source)
         if outside.any():
             warnings.warn(
                 f"{source}: {int(outside.sum())} row(s) have ages outside the chart's range "
@@ -527,10 +585,13 @@ class ChartScoringMixin:
                 ConvergenceWarning,
                 stacklevel=2,
             )
+        # (n, T): the row's chart of the target is unreliable (the target's or its adapted site's)
+        unreliable = ~reliable[None, :] | self._site_unreliable_rows(labels, n, targets, source)
         poor = table_fit_flagged(table, source)
         flag_parts = [
             np.where(unseen, FLAG_UNSEEN_SITE, ""),
             np.where(outside, FLAG_AGE, ""),
+            np.where(extrapolated, FLAG_AGE_EXTRAPOLATED, ""),
             np.where(poor, FLAG_POOR_FIT, ""),
             np.where(table_interval_uncalibrated(table, source), FLAG_UNCALIBRATED, ""),
         ]
@@ -553,7 +614,7 @@ class ChartScoringMixin:
                 [
                     *flag_parts,
                     np.where(missing.any(1), FLAG_MISSING, ""),
-                    np.full(n, "" if reliable.all() else FLAG_UNRELIABLE, dtype=object),
+                    np.where(unreliable.any(1), FLAG_UNRELIABLE, ""),
                 ]
             )
             names = [f"{t}_{kind}" for t in targets for kind in ("centile", "z", "harmonised")]
@@ -588,7 +649,7 @@ class ChartScoringMixin:
             [np.repeat(f, T) for f in flag_parts]
             + [
                 np.where(missing.ravel(), FLAG_MISSING, ""),
-                np.tile(np.where(reliable, "", FLAG_UNRELIABLE), n),
+                np.where(unreliable.ravel(), FLAG_UNRELIABLE, ""),
             ]
         )
         return pd.DataFrame(frame)

@@ -31,6 +31,7 @@ from delssome_norms.io.ei_table import (
 __all__ = [
     "CENTILES",
     "FLAG_AGE",
+    "FLAG_AGE_EXTRAPOLATED",
     "FLAG_MISSING",
     "FLAG_POOR_FIT",
     "FLAG_UNCALIBRATED",
@@ -56,6 +57,11 @@ GRID_STEP = 0.1
 """Age step (years) of the population curves."""
 FLAG_UNSEEN_SITE = "unseen_site"
 FLAG_AGE = "age_out_of_range"
+FLAG_AGE_EXTRAPOLATED = "age_extrapolated"
+"""The age lies inside the chart's range (``chart_range_``: floor(youngest) to ceil(oldest)
+training age, docs/science.md §7) but outside the training ages (``age_range_``): the ``bs()``
+age curves continue the polynomial piece of their boundary interval there, as R's ``bs()`` does,
+with no data behind them. Scored as usual."""
 FLAG_MISSING = "missing_value"
 FLAG_POOR_FIT = "poor_fit"
 """The person's E/I comes from a fit flagged as poor (``fit_flagged`` of the scored table)."""
@@ -125,6 +131,19 @@ def table_sites(table: pd.DataFrame, site_column: str, source: str, required: bo
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     text = np.array([site_text(u) for u in uniques] + [""], dtype=object)
     return text[codes]  # code -1 (missing) takes the last entry, ""
+
+
+def missing_site_text(value: Any) -> str:
+    """A site label as text (:func:`~delssome_norms.io.ei_table.site_text`), ``""`` for a missing
+    one (None, NaN, ``pd.NA``, blank text), as :func:`table_sites` reads an empty cell.
+
+    A missing site is "no site": scoring gives it the population-average curves and flags it
+    ``unseen_site``, never a site named ``"nan"``; fitting and adapting refuse it
+    (:func:`table_sites` with ``required=True``).
+    """
+    if value is None or (not isinstance(value, str) and bool(np.ndim(value) == 0) and pd.isna(value)):
+        return ""
+    return site_text(value)
 
 
 def near_site_names(unseen: Sequence[str], known: Sequence[str]) -> str:

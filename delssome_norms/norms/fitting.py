@@ -179,6 +179,16 @@ def initial_values(
     return betas
 
 
+def _column_fill(y: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Value put in the missing cells of each column of ``y`` (N, T): the mean of its observed
+    values, 1.0 for a column without any. The mask keeps these cells out of the likelihood; they
+    only need to be finite. ``nanmean``'s arithmetic (sum of the observed values / their count)
+    without its "Mean of empty slice" warning for an all-missing column."""
+    count = mask.sum(0)
+    total = np.where(mask, y, 0.0).sum(0)
+    return np.divide(total, count, out=np.ones(y.shape[1]), where=count > 0)
+
+
 class _Problem:
     """Arrays of one batched fit and the functions that evaluate it (numpy, float64).
 
@@ -200,7 +210,7 @@ class _Problem:
         self.family = family
         self.K = family.n_params
         mask = np.isfinite(y)
-        fill = np.where(mask.any(0), np.nanmean(np.where(mask, y, np.nan), axis=0), 1.0)
+        fill = _column_fill(y, mask)
         self.Y = np.ascontiguousarray(np.where(mask, y, fill[None, :]).T)  # (T, N)
         self.M = np.ascontiguousarray(mask.T.astype(np.float64))  # (T, N)
         self.mask_np = mask
@@ -645,7 +655,7 @@ def fit_site_offsets(
     kw = {"dtype": dtype, "device": device}
     y = np.asarray(y, dtype=np.float64)
     mask = np.isfinite(y)
-    fill = np.where(mask.any(0), np.nanmean(np.where(mask, y, np.nan), axis=0), 1.0)
+    fill = _column_fill(y, mask)
     Y = torch.as_tensor(np.where(mask, y, fill).T.copy(), **kw)
     M = torch.as_tensor(mask.T.astype(np.float64), **kw)
     E = [torch.as_tensor(np.ascontiguousarray(e.T), **kw) for e in etas]

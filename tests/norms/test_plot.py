@@ -13,7 +13,7 @@ def test_fan_chart_has_one_panel_per_sex_with_bands_and_points(fitted, train_tab
     fig = plot_chart_centiles(fitted, "ei_ratio_mean", train_table.iloc[:500])
     assert isinstance(fig, Figure)
     axes = fig.get_axes()
-    assert [ax.get_title() for ax in axes] == ["ei_ratio_mean - female", "ei_ratio_mean - male"]
+    assert [ax.get_title() for ax in axes] == ["mean cortical E/I - female", "mean cortical E/I - male"]
     for ax in axes:
         assert len(ax.collections) == 4  # three bands and the points
         assert len(ax.lines) == 1  # the median
