@@ -157,6 +157,23 @@ def _run(argv: Sequence[str] | None) -> int:
             file=sys.stderr,
         )
         return 2
+    except Exception as err:  # no raw traceback: one line, and how to get the traceback
+        if args.debug:
+            raise
+        outcome = getattr(err, "outcome", None)  # a fit that failed (EIFitError): its own words
+        if outcome is not None and getattr(outcome, "message", None):
+            print(
+                f"delssome-norms: error: {outcome.subject_id} failed: {outcome.message}",
+                file=sys.stderr,
+            )
+            return 1
+        print(
+            f"delssome-norms: error: {args.command} stopped on an unexpected "
+            f"{type(err).__name__}: {err} (rerun with `delssome-norms --debug {args.command} "
+            "...` for the traceback, and report it with the output of `delssome-norms info`)",
+            file=sys.stderr,
+        )
+        return 1
     return int(result or 0)
 
 

@@ -137,9 +137,17 @@ def plot_brain_map(
         lo, hi = center - half, center + half
     if hi <= lo:
         lo, hi = lo - 0.5, hi + 0.5
+    nl_title = title
     if ax is None:
-        fig = Figure(figsize=(11.0, 3.2))
-        rect = (0.0, 0.0, 0.9, 1.0)
+        # the title goes above the brains (nilearn draws it over them, and a long one ran off
+        # the figure): 0.22 inch per line on top of the 3.2-inch display
+        lines = title.count("\n") + 1 if title else 0
+        height = 3.2 + 0.22 * lines + (0.08 if lines else 0.0)
+        fig = Figure(figsize=(11.0, height))
+        rect = (0.0, 0.0, 0.9, 3.2 / height)
+        if title:
+            fig.text(0.01, 1.0 - 0.04 / height, title, ha="left", va="top", fontsize=10)
+            nl_title = None
     else:
         fig = ax.figure
         box = ax.get_position()
@@ -155,7 +163,7 @@ def plot_brain_map(
         display_mode=display_mode,
         figure=fig,
         axes=rect,
-        title=title,
+        title=nl_title,
         colorbar=False,
         alpha=0.9,
     )

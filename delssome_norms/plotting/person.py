@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
@@ -23,6 +24,8 @@ VALUE_KINDS = {
 """What ``charts brainmap --value`` can show."""
 
 
+TITLE_WIDTH = 90
+"""Characters per line of a brain map's subtitle (longer lines ran off the 11-inch figure)."""
 Z_COLOUR_LIMIT = 4.0
 """Largest |z| the z colour scale spans; beyond it a region takes the end colour."""
 
@@ -90,7 +93,7 @@ def plot_person_brain_map(
     regions : sequence of str
         Region names (DK68 by default).
     subtitle : str
-        Appended to the title (e.g. age, sex and site).
+        A second title line (e.g. age, sex, site and the flags).
 
     Returns
     -------
@@ -126,8 +129,8 @@ def plot_person_brain_map(
     shown = int(np.isfinite(arr).sum())
     count = f"{len(regions)} regions" if shown == len(regions) else f"{shown} of {len(regions)} regions"
     title = f"{subject_id}: {what[value]} ({count}{note})"
-    if subtitle:
-        title += f" - {subtitle}"
+    if subtitle:  # a second line: on one line a long site or flag list ran off the figure
+        title += "\n" + textwrap.fill(subtitle, TITLE_WIDTH, break_on_hyphens=False)
     return plot_brain_map(
         arr,
         regions=regions,

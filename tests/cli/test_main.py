@@ -154,3 +154,34 @@ def test_sigterm_ends_a_command_with_one_line_and_143(monkeypatch, capsys) -> No
     assert main(["info"]) == 143
     assert "terminated (SIGTERM); rerun the same command to resume" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_failed_fit_and_an_unexpected_error_are_one_line_with_exit_1(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """The demo let a fit's EIFitError through as a traceback; any unforeseen exception did too."""
+    import delssome_norms.cli.info_cmd as info_cmd
+    import delssome_norms.demo as demo
+    from delssome_norms.fit.lockstep import SubjectOutcome
+    from delssome_norms.pipeline import EIFitError
+
+    outcome = SubjectOutcome("synth-1", "failed", "train", "train: the gates rejected 16 of 16")
+
+    def failing_demo(*_a, **_k):
+        raise EIFitError(outcome)
+
+    monkeypatch.setattr(demo, "run_demo", failing_demo)
+    assert main(["demo", "--out", str(tmp_path / "d")]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == "delssome-norms: error: synth-1 failed: train: the gates rejected 16 of 16"
+
+    def broken():
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(info_cmd, "collect_info", broken)
+    assert main(["info"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("delssome-norms: error: info stopped on an unexpected RuntimeError: a bug")
+    assert "\n" not in err and "--debug info" in err
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["--debug", "info"])

@@ -82,3 +82,25 @@ def test_brain_map_inside_a_given_axes():
 def test_brain_map_rejects_bad_values(values, message):
     with pytest.raises(InvalidInputError, match=message):
         plot_brain_map(values)
+
+
+def test_a_long_person_title_stays_inside_the_figure_and_above_the_brains():
+    """A subtitle with a site and three flags ran off the right edge (the flag was lost)."""
+    from delssome_norms.plotting.person import plot_person_brain_map
+
+    subtitle = (
+        "age 45.3, female, site SiteA_Siemens_Prisma_long_name "
+        "[flag: poor_fit, interval_uncalibrated, age_extrapolated]"
+    )
+    fig = plot_person_brain_map(np.zeros(68), "synth-00187", value="z", subtitle=subtitle)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    (text,) = [t for t in fig.texts if t.get_text().startswith("synth-00187")]
+    box = text.get_window_extent(renderer)
+    width, height = fig.bbox.width, fig.bbox.height
+    assert 0 <= box.x0 and box.x1 <= width and box.y1 <= height  # nothing cut off
+    assert "age_extrapolated" in text.get_text()
+    brains = [a for a in fig.axes if a.get_ylabel() == ""]
+    top = max(a.get_window_extent(renderer).y1 for a in brains)
+    assert box.y0 >= top - 1  # above the glass brains, not over them
