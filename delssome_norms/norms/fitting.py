@@ -179,7 +179,7 @@ def initial_values(
     return betas
 
 
-def _column_fill(y: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def column_fill(y: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Value put in the missing cells of each column of ``y`` (N, T): the mean of its observed
     values, 1.0 for a column without any. The mask keeps these cells out of the likelihood; they
     only need to be finite. ``nanmean``'s arithmetic (sum of the observed values / their count)
@@ -210,7 +210,7 @@ class _Problem:
         self.family = family
         self.K = family.n_params
         mask = np.isfinite(y)
-        fill = _column_fill(y, mask)
+        fill = column_fill(y, mask)
         self.Y = np.ascontiguousarray(np.where(mask, y, fill[None, :]).T)  # (T, N)
         self.M = np.ascontiguousarray(mask.T.astype(np.float64))  # (T, N)
         self.mask_np = mask
@@ -655,7 +655,7 @@ def fit_site_offsets(
     kw = {"dtype": dtype, "device": device}
     y = np.asarray(y, dtype=np.float64)
     mask = np.isfinite(y)
-    fill = _column_fill(y, mask)
+    fill = column_fill(y, mask)
     Y = torch.as_tensor(np.where(mask, y, fill).T.copy(), **kw)
     M = torch.as_tensor(mask.T.astype(np.float64), **kw)
     E = [torch.as_tensor(np.ascontiguousarray(e.T), **kw) for e in etas]

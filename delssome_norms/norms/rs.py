@@ -37,7 +37,14 @@ from __future__ import annotations
 import numpy as np
 
 from delssome_norms.norms.distributions import Family, link, link_inverse
-from delssome_norms.norms.fitting import LAMBDA_MAX, LAMBDA_MIN, LAMBDA_START, FitResult, limit_threads
+from delssome_norms.norms.fitting import (
+    LAMBDA_MAX,
+    LAMBDA_MIN,
+    LAMBDA_START,
+    FitResult,
+    column_fill,
+    limit_threads,
+)
 
 GAMLSS_INITIAL: dict[str, dict[str, tuple[str, float]]] = {
     "SHASHo2": {"mu": ("half", 0), "sigma": ("sd", 0.2), "nu": ("const", 0.5), "tau": ("const", 0.5)},
@@ -57,7 +64,7 @@ class _RS:
         self.family = family
         self.K = family.n_params
         mask = np.isfinite(y)
-        fill = np.where(mask.any(0), np.nanmean(np.where(mask, y, np.nan), axis=0), 1.0)
+        fill = column_fill(y, mask)
         self.Y = np.ascontiguousarray(np.where(mask, y, fill[None, :]).T)  # (T, N)
         self.M = np.ascontiguousarray(mask.T.astype(np.float64))
         self.X = [np.ascontiguousarray(d, dtype=np.float64) for d in designs]

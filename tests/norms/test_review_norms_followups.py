@@ -20,7 +20,7 @@ from delssome_norms.errors import ConvergenceWarning, InputWarning, InvalidInput
 from delssome_norms.norms import load_reference_chart
 from delssome_norms.norms.calibration import calibration_summary, calibration_table
 from delssome_norms.norms.distributions import get_family
-from delssome_norms.norms.fitting import _column_fill, fit_site_offsets
+from delssome_norms.norms.fitting import column_fill, fit_site_offsets
 
 MEAN = "ei_ratio_mean"
 
@@ -55,7 +55,7 @@ def test_offset_fill_of_all_missing_column_is_warning_free_and_equals_nanmean() 
     mask = np.isfinite(y)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # "Mean of empty slice" would raise here
-        fill = _column_fill(y, mask)
+        fill = column_fill(y, mask)
         fam = get_family("NO")
         res = fit_site_offsets(y, fam, [np.zeros_like(y)] * 2, [True, True], np.zeros(25, int), 1)
     # identical to nanmean (the former fill) where a column has values, 1.0 where it has none
