@@ -12,6 +12,7 @@ B parameter sets x D noise duplicates are folded into one batch of ``M = B * D``
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections.abc import Callable
 from typing import NamedTuple
@@ -109,6 +110,63 @@ def dt_advice(limit: float) -> str:
     return f"these parameters need dt < {shown:.3g} s (the paper's test stage uses 0.0005 s)"
 
 
+def simulation_bytes(
+    n_sims: int, n_regions: int, n_frames: int, itemsize: int, per_set_sc: bool = False
+) -> int:
+    """Lower bound of the memory one :func:`~delssome_norms.model.simulate` call holds [bytes].
+
+    ``M = n_sims`` simulations (parameter sets x duplicates) of N regions and T frames: the BOLD
+    twice (the engine's output and the (B, D, T, N) result are both alive when the result is
+    assembled), a validity mask of it, and ~64 (M, N) float64 state, coefficient and average
+    tensors; with one SC per parameter set the kernel also holds one (N, N) copy per simulation.
+    Noise blocks and FCD scratch have fixed budgets of their own and are not counted.
+    """
+    m, n, t = int(n_sims), int(n_regions), int(n_frames)
+    per = 2 * t * n * itemsize + t * n + 64 * n * 8
+    if per_set_sc:
+        per += n * n * itemsize
+    return m * per
+
+
+def device_total_memory(device: torch.device) -> int | None:
+    """Total memory of ``device`` [bytes] (physical RAM for the CPU), or None if unknown."""
+    try:
+        if device.type == "cuda":
+            return int(torch.cuda.get_device_properties(device).total_memory)
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError, RuntimeError):  # pragma: no cover - non-POSIX
+        return None
+
+
+def check_simulation_memory(
+    n_sets: int, n_dup: int, n_regions: int, n_frames: int, dtype: torch.dtype,
+    device: torch.device, per_set_sc: bool = False,
+) -> None:  # fmt: skip
+    """Refuse, before anything is allocated, a batch whose outputs exceed the device's memory.
+
+    Raises
+    ------
+    InvalidInputError
+        :func:`simulation_bytes` is above the total memory of ``device``.
+    """
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    need = simulation_bytes(n_sets * n_dup, n_regions, n_frames, itemsize, per_set_sc)
+    total = device_total_memory(device)
+    if total is not None and need > total:
+        per_set = simulation_bytes(n_dup, n_regions, n_frames, itemsize, per_set_sc)
+        fit = total // (2 * max(per_set, 1))  # leave half of the memory for everything else
+        advice = (
+            f"simulate at most about {fit} parameter set(s) per call"
+            if fit >= 1
+            else "even one parameter set does not fit: use fewer duplicates or a shorter scan"
+        )
+        raise InvalidInputError(
+            f"a batch of {n_sets} parameter set(s) x {n_dup} duplicate(s) of {n_regions} regions "
+            f"and {n_frames} frames needs at least {need / 2**30:.3g} GiB, more than the "
+            f"{total / 2**30:.3g} GiB of the {device.type} device; {advice}"
+        )
+
+
 UNSCALED_SC_MAX = 1.0
 """Largest SC entry accepted without a warning (scaled SC peaks at 0.02: :func:`scale_sc`)."""
 
@@ -130,8 +188,13 @@ def prepare_batch(
     device: torch.device | str | None,
     dtype: torch.dtype,
     const: PFICConstants = PFIC_CONSTANTS,
+    n_frames: int | None = None,
 ) -> PreparedBatch:
-    """Check shapes, solve FIC (float64) and fold duplicates into the batch."""
+    """Check shapes, solve FIC (float64) and fold duplicates into the batch.
+
+    With ``n_frames`` (the BOLD frames to be recorded), a batch whose outputs cannot fit in the
+    device's memory is refused first (:func:`check_simulation_memory`).
+    """
     device = check_device(device)
     if not all(hasattr(params, name) for name in ("wEE", "wEI", "sigma", "G")):
         raise InvalidInputError(
@@ -180,6 +243,8 @@ def prepare_batch(
         )
     if isinstance(n_dup, bool) or not isinstance(n_dup, (int, np.integer)) or n_dup < 1:
         raise InvalidInputError(f"n_dup must be an integer >= 1, got {n_dup!r}")
+    if n_frames is not None:
+        check_simulation_memory(B, int(n_dup), N, n_frames, dtype, device, sc_t.ndim == 3)
     fic = solve_fic(wEE, wEI, G, sc_t, const)
     if not bool(fic.converged.all()):
         bad = (~fic.converged).nonzero().flatten().tolist()

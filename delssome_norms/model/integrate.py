@@ -27,6 +27,7 @@ step (r_E is the rate computed during the step), and BOLD is sampled after the s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -160,7 +161,13 @@ def scale_sc(sc: ArrayLike, max_value: float = 0.02) -> ArrayLike:
     Returns
     -------
     Tensor or ndarray
-        Same type and shape as ``sc``.
+        Same type and shape as ``sc`` (an ndarray, float64, for any other array-like).
+
+    Raises
+    ------
+    InvalidInputError
+        ``sc`` holds NaN/inf, a matrix has no positive entry (all zero: nothing to scale), or
+        ``max_value`` is not a positive number.
 
     Examples
     --------
@@ -168,10 +175,21 @@ def scale_sc(sc: ArrayLike, max_value: float = 0.02) -> ArrayLike:
     >>> float(scale_sc(np.array([[0.0, 4.0], [4.0, 0.0]])).max())
     0.02
     """
+    if not (
+        isinstance(max_value, (int, float, np.number)) and math.isfinite(max_value) and max_value > 0
+    ):
+        raise InvalidInputError(f"max_value must be a positive number, got {max_value!r}")
+    t = sc if isinstance(sc, Tensor) else torch.from_numpy(np.array(sc, dtype=np.float64))
+    if t.ndim not in (2, 3) or t.shape[-1] != t.shape[-2]:
+        raise InvalidInputError(f"sc must have shape (N, N) or (B, N, N), got {tuple(t.shape)}")
+    if not bool(torch.isfinite(t).all()):
+        raise InvalidInputError("sc contains NaN or inf")
+    if t.numel() and not bool((t.amax(dim=(-2, -1)) > 0).all()):
+        raise InvalidInputError("sc has no positive entry (all zero?): it cannot be scaled")
     if isinstance(sc, Tensor):
         peak = sc.amax(dim=(-2, -1), keepdim=True)
         return sc / peak * max_value
-    arr = np.asarray(sc, dtype=np.float64)
+    arr = t.numpy()
     return arr / arr.max(axis=(-2, -1), keepdims=True) * max_value
 
 
@@ -267,17 +285,22 @@ def simulate(
     n_dup : int, default 3
         Independent noise realisations per parameter set.
     seed : int, default 0
-        Seed of the noise. Results are reproducible for the same seed, engine, device, dtype and
-        batch shape; every simulation of the batch gets its own independent draws.
+        Seed of the noise, an integer in [0, 2**63). Results are reproducible for the same seed,
+        engine, device, dtype and batch shape (and, in float32, the same input dtype: float32
+        tensors and float64 arrays of the same values round the coefficients differently, ~1e-6
+        relative); every simulation of the batch gets its own independent draws.
     device : torch.device or str, optional
-        ``None`` means CPU.
+        ``None`` means CPU; ``"cuda"`` on a machine without CUDA raises InvalidInputError.
     dtype : torch.dtype or str, default float32
-        ``torch.float32`` (search) or ``torch.float64`` (or their names).
+        ``torch.float32`` (search) or ``torch.float64`` (or their names, or numpy float dtypes).
     engine : {"auto", "torch", "kernel", "triton"}
         ``"auto"`` uses the fused C++ kernel on CPU when it can be built (else the torch engine)
         and the fused Triton kernel on CUDA when Triton is installed (else the torch engine with
-        CUDA graphs). ``"kernel"`` (CPU) and ``"triton"`` (CUDA) draw the same Philox noise, so
-        the same seed gives the same simulation on both up to rounding.
+        CUDA graphs). ``"kernel"`` (CPU) and ``"triton"`` (CUDA, or CPU tensors under
+        ``TRITON_INTERPRET=1``) draw the same Philox noise, so the same seed gives the same
+        simulation on both up to rounding. The ``"torch"`` engine draws its noise from a
+        :class:`torch.Generator` instead: for the same seed it gives other noise realisations
+        than the kernels (same statistics; identical equations, tested on identical noise).
     const, balloon : constants records
         Model constants (defaults from docs/science.md §2).
     progress : callable, optional
@@ -296,18 +319,32 @@ def simulate(
     SimulationResult
         BOLD (B, D, T, N), time averages (B, D, N), validity (B, D), E/I (B, N).
 
+    Raises
+    ------
+    InvalidInputError
+        Wrong shapes, NaN/inf or negative sigma/SC, a bad option, a CUDA device this machine
+        lacks, or a batch whose outputs alone would not fit in the device's memory
+        (:func:`~delssome_norms.model.batch.simulation_bytes`; split the parameter sets over
+        several calls).
+
     Notes
     -----
     A duplicate whose state becomes NaN/inf is marked invalid and reset, so it cannot poison
     other simulations of the batch (the simulations share no reduction).
     """
-    dtype = DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype
-    if dtype not in (torch.float32, torch.float64):
-        raise InvalidInputError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
+    dtype = _simulation_dtype(dtype)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
         raise InvalidInputError(f"seed must be an integer in [0, 2**63), got {seed!r}")
+    if block_steps is not None and (
+        isinstance(block_steps, bool)
+        or not isinstance(block_steps, (int, np.integer))
+        or block_steps < 1
+    ):
+        raise InvalidInputError(f"block_steps must be an integer >= 1 or None, got {block_steps!r}")
+    if not isinstance(timing, SimulationTiming):
+        raise InvalidInputError(f"timing must be a SimulationTiming, got {type(timing).__name__}")
     dev = check_device(device)
-    p = prepare_batch(params, sc, timing.dt, n_dup, dev, dtype, const)
+    p = prepare_batch(params, sc, timing.dt, n_dup, dev, dtype, const, n_frames=timing.n_frames)
     chosen = _choose_engine(engine, dev, p.wee_j.shape[1])
     if chosen == "kernel":
         from delssome_norms.model import _kernel
@@ -341,6 +378,22 @@ def simulate(
             initial_state=initial_state,
         )
     return _assemble(p, timing, bold, sums, finite)
+
+
+def _simulation_dtype(dtype: torch.dtype | str | np.dtype) -> torch.dtype:
+    """``dtype`` (a torch dtype, its name, or a numpy float dtype) as torch.float32/float64."""
+    if isinstance(dtype, str):
+        dtype = DTYPES.get(dtype.removeprefix("torch."), dtype)
+    elif not isinstance(dtype, torch.dtype):
+        try:
+            dtype = DTYPES.get(np.dtype(dtype).name, dtype)
+        except TypeError:
+            pass
+    if dtype not in (torch.float32, torch.float64):
+        raise InvalidInputError(
+            f"dtype must be torch.float32 or torch.float64 (or 'float32' / 'float64'), got {dtype!r}"
+        )
+    return dtype
 
 
 ENGINES = ("auto", "torch", "kernel", "triton")

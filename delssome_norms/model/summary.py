@@ -560,7 +560,9 @@ def summarize(
     B, D, T, N = bold.shape
     valid = result.valid
     flat = bold.reshape(B * D, T, N)
-    fc = bold_fc(flat).reshape(B, D, N, N)
+    # FC chunk by chunk like the FCD: bold_fc of the whole batch would hold two float64 copies
+    # of the BOLD (4x the float32 BOLD) on top of it, breaking the memory bound documented above
+    fc = torch.empty((B * D, N, N), dtype=bold.dtype, device=bold.device)
     fused = bold.device.type == "cpu" and _cpu_kernel() is not None
     products = fcd_products or fcd_product_dtype(bold.dtype, bold.device)
     per_sim = fcd_bytes_per_simulation(
@@ -572,10 +574,12 @@ def summarize(
     hist = torch.empty((B * D, bins), dtype=torch.float64, device=bold.device)
     scratch = FCDScratch()  # one set of buffers for all chunks (no page faults per chunk)
     for s0 in range(0, B * D, chunk):
+        fc[s0 : s0 + chunk] = bold_fc(flat[s0 : s0 + chunk])
         hist[s0 : s0 + chunk] = fcd_histogram(
             flat[s0 : s0 + chunk], timing.fcd_window, bins, dtype=products, scratch=scratch
         )
     hist = hist.reshape(B, D, bins)
+    fc = fc.reshape(B, D, N, N)
     mask = valid[..., None]
     fc_mean = result.mean_over_valid(fc)
     hist_mean = torch.where(mask, hist, 0.0).sum(dim=1) / mask.sum(dim=1)
