@@ -9,6 +9,8 @@ FreeSurfer's ``aparc`` colour-table order without "unknown" and "corpuscallosum"
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from delssome_norms.errors import InvalidInputError
@@ -35,12 +37,21 @@ gradient (Margulies et al. 2016).
 """
 
 
-def region_classes(regions: tuple[str, ...] = DK68_REGIONS) -> np.ndarray:
+def region_classes(regions: Sequence[str] = DK68_REGIONS) -> np.ndarray:
     """Return ``"sensory"`` or ``"association"`` for each region name, as an array of str.
 
     ``regions`` is a sequence of DK68 names (``lh_cuneus``, ...); names outside
     :data:`SENSORY_REGIONS` are ``"association"``. A single string is refused (it would be read
     character by character).
+
+    Parameters
+    ----------
+    regions : sequence of str
+        Region names (default the DK68 order).
+
+    Returns
+    -------
+    ndarray of str, shape (len(regions),)
     """
     if isinstance(regions, str):
         raise InvalidInputError(

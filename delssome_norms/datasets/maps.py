@@ -101,6 +101,17 @@ def load_default_maps() -> RegionalMaps:
 
 
 def standardised(values: np.ndarray) -> np.ndarray:
-    """``(values - mean) / sd`` (ddof 0) of a regional map; unitless."""
+    """``(values - mean) / sd`` (ddof 0) of a regional map; unitless.
+
+    The same as :func:`scipy.stats.zscore` (``ddof=0``), written out because it is one line.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_regions,)
+
+    Returns
+    -------
+    ndarray of shape (n_regions,)
+    """
     v = np.asarray(values, dtype=np.float64)
     return (v - v.mean()) / v.std()

@@ -78,7 +78,12 @@ REGION_CLASS_RULE = (
 
 
 def data_dir() -> Path:
-    """Folder of the packaged reference files (``delssome_norms/datasets/data``)."""
+    """Folder of the packaged reference files (``delssome_norms/datasets/data``).
+
+    Returns
+    -------
+    Path
+    """
     return Path(str(importlib.resources.files("delssome_norms.datasets").joinpath("data")))
 
 
@@ -101,7 +106,19 @@ def _mark_synthetic(table: pd.DataFrame, label: str) -> pd.DataFrame:
 
 
 def load_npz(name: str, folder: str | Path | None) -> dict[str, np.ndarray]:
-    """Every array of one packaged ``.npz`` file (``folder``: default the packaged data)."""
+    """Every array of one packaged ``.npz`` file.
+
+    Parameters
+    ----------
+    name : str
+        File name, e.g. :data:`TABLE_FILE`.
+    folder : path or None
+        Folder with the reference files (``None``: the packaged data).
+
+    Returns
+    -------
+    dict of str to ndarray
+    """
     with np.load(_path(name, folder), allow_pickle=False) as data:
         return {k: data[k] for k in data.files}
 
@@ -112,7 +129,18 @@ def load_npz(name: str, folder: str | Path | None) -> dict[str, np.ndarray]:
 
 
 def load_manifest(folder: str | Path | None = None) -> dict[str, Any]:
-    """The manifest of the SYNTHETIC reference cohort (a dict; see ``reference_data/README.md``)."""
+    """The manifest of the SYNTHETIC reference cohort (see ``reference_data/README.md``).
+
+    Parameters
+    ----------
+    folder : path, optional
+        Folder with the reference files (default: the packaged data).
+
+    Returns
+    -------
+    dict
+        The parsed JSON.
+    """
     return json.loads(_path(MANIFEST_FILE, folder).read_text(encoding="utf-8"))
 
 
@@ -122,6 +150,15 @@ def load_simulation_sc(folder: str | Path | None = None) -> np.ndarray:
     The tvb-data template transformed with
     :func:`~delssome_norms.synthetic.simulation_sc` (``log1p(w / min positive w)``).
     Fit the end-to-end subjects with this SC (:func:`materialise_subjects` writes it).
+
+    Parameters
+    ----------
+    folder : path, optional
+        Folder with the reference files (default: the packaged data).
+
+    Returns
+    -------
+    ndarray of shape (68, 68)
     """
     return load_npz(MODEL_FILE, folder)["sc"]
 
@@ -131,6 +168,15 @@ def load_myelin_map(folder: str | Path | None = None) -> np.ndarray:
 
     The shipped default myelin map, standardised (see
     :func:`~delssome_norms.synthetic.myelin_map`).
+
+    Parameters
+    ----------
+    folder : path, optional
+        Folder with the reference files (default: the packaged data).
+
+    Returns
+    -------
+    ndarray of shape (68,), float64, in :data:`~delssome_norms.datasets.DK68_REGIONS` order.
     """
     return pd.read_csv(_path(GRADIENT_FILE, folder))["myelin_map"].to_numpy(dtype=np.float64)
 
@@ -140,6 +186,11 @@ def load_default_gradient(folder: str | Path | None = None) -> np.ndarray:
 
     Equal to :func:`~delssome_norms.datasets.maps.load_default_maps`'s ``gradient`` (real HCP
     group data), z-scored, with sensory regions at its low end, as recorded with the cohort.
+
+    Parameters
+    ----------
+    folder : path, optional
+        Folder with the reference files (default: the packaged data).
 
     Returns
     -------
@@ -180,15 +231,37 @@ def load_patients(folder: str | Path | None = None) -> pd.DataFrame:
     Extra columns: ``deviation`` (label), ``deviation_group`` (``sensory``, ``association`` or
     ``all``) and ``deviation_sd`` (the built-in shift of the true E/I of that group, in SD of the
     normative distribution at the patient's age, sex and site). Their FC / FCD-CDF are in
-    :func:`load_reference_subjects` (``kind == "patient"``). ``attrs`` as
-    :func:`load_reference_table`'s.
+    :func:`load_reference_subjects` (``kind == "patient"``).
+
+    Parameters
+    ----------
+    folder : path, optional
+        Folder with the reference files (default: the packaged data).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``attrs`` as :func:`load_reference_table`'s.
     """
     table = pd.read_csv(_path(PATIENTS_FILE, folder))
     return _mark_synthetic(table, load_manifest(folder)["label"])
 
 
 def patient_deviation_z(patients: pd.DataFrame, n_regions: int = 68) -> np.ndarray:
-    """Per-region built-in deviation (normative SD) of each patient, shape (P, n_regions)."""
+    """Per-region built-in deviation (normative SD) of each patient.
+
+    Parameters
+    ----------
+    patients : pandas.DataFrame
+        :func:`load_patients`' table (``deviation_group``, ``deviation_sd``), P rows.
+    n_regions : int
+        Number of DK68 regions (the first ``n_regions`` in DK68 order).
+
+    Returns
+    -------
+    ndarray of shape (P, n_regions)
+        Zero outside each patient's deviation group.
+    """
     classes = region_classes(DK68_REGIONS[:n_regions])
     out = np.zeros((len(patients), n_regions))
     for k, (group, z) in enumerate(zip(patients["deviation_group"], patients["deviation_sd"])):
@@ -204,7 +277,7 @@ class ReferenceSubjects:
     ----------
     demographics : pandas.DataFrame
         ``subject_id, kind (control/patient), table_index, age_in_years, sex, numeric_sex, site,
-        scanner, site_scanner, TR, scan_length``.
+        scanner, site_scanner, TR, scan_length`` (TR and scan length in seconds).
     fc : ndarray of shape (K, N, N)
         Simulated FC (mean of 3 duplicates; stored as float32).
     fcd_cdf : ndarray of shape (K, 10000)
@@ -235,6 +308,11 @@ class ReferenceSubjects:
 
 def load_reference_subjects(folder: str | Path | None = None) -> ReferenceSubjects:
     """The SYNTHETIC end-to-end subjects (and patients) with simulated FC and FCD-CDF.
+
+    Parameters
+    ----------
+    folder : path, optional
+        Folder with the reference files (default: the packaged data).
 
     Returns
     -------
@@ -324,7 +402,8 @@ def materialise_subjects(
 
     Returns
     -------
-    Path of ``manifest.csv``.
+    Path
+        The written ``manifest.csv`` (``tr`` and ``scan_length`` in seconds).
     """
     from delssome_norms.io.writers import write_ei_ratio, write_parameters
 

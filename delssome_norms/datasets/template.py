@@ -81,7 +81,18 @@ def _read_member(archive: zipfile.ZipFile, stem: str) -> str:
 
 
 def log_weights(weights: np.ndarray) -> np.ndarray:
-    """``log1p(w / min positive w)``: log-scaled SC that keeps zeros at zero (symmetric in, out)."""
+    """``log1p(w / min positive w)``: log-scaled SC that keeps zeros at zero (symmetric in, out).
+
+    Parameters
+    ----------
+    weights : ndarray of shape (N, N)
+        Non-negative SC weights with at least one positive entry.
+
+    Returns
+    -------
+    ndarray of shape (N, N)
+        Symmetrised, zero diagonal.
+    """
     w = np.asarray(weights, dtype=np.float64)
     out = np.log1p(w / w[w > 0].min())
     out = 0.5 * (out + out.T)

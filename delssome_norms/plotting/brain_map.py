@@ -11,12 +11,15 @@ from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from numpy.typing import ArrayLike
 
 from delssome_norms.datasets import DK68_REGIONS, load_default_template
 from delssome_norms.errors import InvalidInputError
 
 
-def _values_by_region(values, regions: Sequence[str]) -> np.ndarray:
+def _values_by_region(
+    values: ArrayLike | pd.Series | Mapping[str, float], regions: Sequence[str]
+) -> np.ndarray:
     """Values in ``regions`` order (NaN where absent) from an array, a Series or a mapping."""
     if isinstance(values, (pd.Series, Mapping)):
         keys = list(values.index) if isinstance(values, pd.Series) else list(values)
@@ -61,7 +64,7 @@ def _values_by_region(values, regions: Sequence[str]) -> np.ndarray:
 
 
 def plot_brain_map(
-    values,
+    values: ArrayLike | pd.Series | Mapping[str, float],
     ax: Axes | None = None,
     *,
     regions: Sequence[str] = DK68_REGIONS,
@@ -98,7 +101,10 @@ def plot_brain_map(
         Colour limits; default the data range.
     center : float, optional
         Make the colour limits symmetric around this value (0 for differences, 1 for ratios).
-    colorbar_label, title : str
+    colorbar_label : str
+        Label of the colour bar.
+    title : str, optional
+        Figure title (may hold line breaks).
     display_mode : str
         nilearn display mode (``"lzry"``: left, top, right, back; ``"ortho"``, ``"z"``, ...).
     node_size : float

@@ -11,7 +11,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from numpy.typing import ArrayLike
 
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.io import normalise_sex
@@ -216,14 +218,27 @@ def _target_label(target: str, targets: Sequence[str]) -> str:
 
 def target_name(target: str, targets: Sequence[str] = ()) -> str:
     """A target as a reader knows it: ``mean cortical E/I``, a DK68 region name (``lh_cuneus``;
-    only when ``targets`` has no region beyond the 68th), else the column name itself."""
+    only when ``targets`` has no region beyond the 68th), else the column name itself.
+
+    Parameters
+    ----------
+    target : str
+        Target column, e.g. ``ei_ratio_roi_4``.
+    targets : sequence of str
+        All targets of the chart or table (to tell DK68 from another atlas); default just
+        ``target``.
+
+    Returns
+    -------
+    str
+    """
     if target == MEAN_TARGET:
         return "mean cortical E/I"
     names = target_regions(pd.DataFrame(columns=list(targets) or [target]), [target])
     return names[0] or str(target)
 
 
-def _sex_labels(values, input_name: str) -> np.ndarray:
+def _sex_labels(values: ArrayLike, input_name: str) -> np.ndarray:
     """``female``/``male`` for each label (F/M in any case, 1/0), or one clear error."""
     try:
         return normalise_sex(list(values), input_name)
@@ -233,7 +248,7 @@ def _sex_labels(values, input_name: str) -> np.ndarray:
         ) from None
 
 
-def _annotate_person(ax, person: Mapping[str, Any], label: str) -> None:
+def _annotate_person(ax: Axes, person: Mapping[str, Any], label: str) -> None:
     """Label the person's star: a box above or below it (towards the emptier half), centred on
     it but moved as far as needed to stay inside the panel."""
     x, y = float(person["age_in_years"]), float(person["value"])

@@ -65,7 +65,11 @@ def plot_lifespan_centiles(
     max_points : int
         At most this many people are drawn (random subset).
     seed : int
-    ylabel, title : str
+        Seed of that subset.
+    ylabel : str
+        y-axis label.
+    title : str, optional
+        Axes title.
 
     Returns
     -------

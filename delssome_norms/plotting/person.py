@@ -64,7 +64,19 @@ def centile_text(centile: float) -> str:
 
 
 def person_label(subject_id: str, centile: float) -> str:
-    """The label of a person on a fan chart, e.g. ``"sub-01: 93rd centile"``."""
+    """The label of a person on a fan chart, e.g. ``"sub-01: 93rd centile"``.
+
+    Parameters
+    ----------
+    subject_id : str
+        The person's ID.
+    centile : float
+        Centile as a fraction in [0, 1] (see :func:`centile_text`).
+
+    Returns
+    -------
+    str
+    """
     return f"{subject_id}: {centile_text(centile)}"
 
 

@@ -2,17 +2,39 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
+if TYPE_CHECKING:
+    from delssome_norms.norms import GrowthChart
 
-def penalised_fits(chart, table: pd.DataFrame, targets: list[str]) -> dict:
+
+def penalised_fits(
+    chart: GrowthChart, table: pd.DataFrame, targets: list[str]
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Penalised log-likelihoods of the full chart and of the charts without sex in mu / sigma.
 
     All three maximise ``loglik - sum_k lambda_k / 2 ||gamma_k||^2`` with the random-effect
     penalties ``lambda_k`` held at the full chart's estimates, so the reduced fits are constrained
     versions of the full one and ``2 (pl_full - pl_reduced) >= 0``; for a Gaussian mixed model
     at known variance components this is exactly the marginal likelihood ratio of the fixed effect.
+
+    Parameters
+    ----------
+    chart : GrowthChart
+        A chart fitted (with sex in mu and sigma) to ``table`` and ``targets``.
+    table : DataFrame
+        The cohort table the chart was fitted to.
+    targets : list of str
+        The chart's ``k`` target columns, in its order.
+
+    Returns
+    -------
+    dict
+        ``"full"``, ``"mu"`` (no sex in mu) and ``"sigma"`` (no sex in sigma), each a tuple
+        ``(penalised_loglik, edf, converged)`` of arrays of shape (k,).
     """
     from delssome_norms.norms.chart_table import table_ages, table_sex, table_sites, table_targets
     from delssome_norms.norms.design import encode_sites

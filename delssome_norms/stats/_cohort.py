@@ -88,6 +88,18 @@ def target_regions(table: pd.DataFrame, targets: Sequence[str]) -> tuple[str | N
     ``ei_ratio_roi_<i>`` names the i-th DK68 region only when the table has no regional column
     beyond the 68th; a table with e.g. 100 regional columns is of another atlas, and naming its
     first 68 regions after DK68 would mislabel them.
+
+    Parameters
+    ----------
+    table : DataFrame
+        The cohort table (only its column names are read).
+    targets : sequence of str
+        Target column names.
+
+    Returns
+    -------
+    tuple of (str or None)
+        One entry per target; ``None`` for non-regional targets.
     """
     indices = [int(m.group(1)) for c in table.columns if (m := ROI_PATTERN.match(str(c)))]
     if indices and max(indices) >= len(DK68_REGIONS):
@@ -107,6 +119,18 @@ def sex_labels(table: pd.DataFrame, input_name: str = "table") -> np.ndarray:
     """Female/male labels from ``sex`` and/or ``numeric_sex`` (female = 1); both must agree.
 
     See :func:`delssome_norms.io.checks.table_sex_labels`.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Table with ``sex`` and/or ``numeric_sex``.
+    input_name : str
+        Name of ``table`` in error messages.
+
+    Returns
+    -------
+    ndarray of str, shape (n,)
+        ``"female"`` or ``"male"`` per row.
     """
     if "sex" not in table.columns and "numeric_sex" not in table.columns:
         raise InvalidInputError(
@@ -157,6 +181,11 @@ def prepare_cohort(
         Name used in error messages.
     min_per_sex : int
         Fewest people of each sex required.
+
+    Returns
+    -------
+    Cohort
+        The checked arrays.
 
     Raises
     ------

@@ -52,15 +52,45 @@ def stratified_bootstrap_counts(
 
 
 def resample_generators(seed: int | None, n_boot: int) -> list[np.random.Generator]:
-    """One independent generator per bootstrap resample, derived from ``seed`` (numpy's
-    ``SeedSequence.spawn``): resample k is the same however the resamples are batched."""
+    """One independent generator per bootstrap resample, derived from ``seed``.
+
+    Uses numpy's ``SeedSequence.spawn``, so resample k is the same however the resamples are
+    batched.
+
+    Parameters
+    ----------
+    seed : int or None
+        Root seed (``None``: fresh entropy).
+    n_boot : int
+        Number of resamples.
+
+    Returns
+    -------
+    list of numpy.random.Generator
+        ``n_boot`` generators.
+    """
     return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(n_boot)]
 
 
 def percentile_interval(
     samples: np.ndarray, level: float = 0.95, axis: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile bootstrap interval: the (1 - level)/2 and (1 + level)/2 quantiles along ``axis``."""
+    """Percentile bootstrap interval: the (1 - level)/2 and (1 + level)/2 quantiles along ``axis``.
+
+    Parameters
+    ----------
+    samples : ndarray
+        Bootstrap replicates, one per position along ``axis``.
+    level : float
+        Coverage, in (0, 1).
+    axis : int
+        Axis of the replicates.
+
+    Returns
+    -------
+    low, high : ndarray
+        ``samples``' shape without ``axis``.
+    """
     if not 0.0 < level < 1.0:
         raise InvalidInputError(f"level must lie in (0, 1), got {level}", "level")
     lo, hi = np.quantile(samples, [(1.0 - level) / 2.0, (1.0 + level) / 2.0], axis=axis)
@@ -68,11 +98,23 @@ def percentile_interval(
 
 
 def weighted_median(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Median of each column of ``values`` (n, k) with frequency ``weights`` (n, k): shape (k,).
+    """Median of each column of ``values`` with frequency ``weights``.
 
     The lower weighted median (the smallest value whose cumulative weight reaches half the total),
     averaged with the next value when the cumulative weight hits exactly one half, which for unit
-    weights is the usual median.
+    weights is the usual median. Hand-written because numpy's weighted quantile
+    (``method="inverted_cdf"``) returns the lower median without that averaging and scipy has no
+    weighted median; this one is vectorised over the columns (bootstrap replicates).
+
+    Parameters
+    ----------
+    values : ndarray of shape (n, k)
+    weights : ndarray of shape (n, k), or broadcastable to it
+        Non-negative frequency weights (e.g. bootstrap counts).
+
+    Returns
+    -------
+    ndarray of shape (k,)
     """
     values = np.asarray(values, dtype=np.float64)
     weights = np.broadcast_to(np.asarray(weights, dtype=np.float64), values.shape)

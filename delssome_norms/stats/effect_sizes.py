@@ -11,7 +11,15 @@ def cohens_d(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> tuple[float, 
 
     ``d = (mean(a) - mean(b)) / s_pooled`` with ``s_pooled^2 = ((n_a-1) s_a^2 + (n_b-1) s_b^2) /
     (n_a + n_b - 2)``; ``se(d) = sqrt((n_a + n_b) / (n_a n_b) + d^2 / (2 (n_a + n_b)))``
-    (Hedges & Olkin 1985).
+    (Hedges & Olkin 1985). Hand-written because scipy has no Cohen's d and statsmodels'
+    ``meta_analysis.effectsize_smd`` returns the bias-corrected Hedges' g instead.
+
+    Parameters
+    ----------
+    a, b : ndarray of shape (n_a,), (n_b,)
+        The two groups (e.g. female and male residuals).
+    level : float
+        Confidence level of the interval.
 
     Returns
     -------

@@ -10,7 +10,10 @@ a Fisher-scoring step for ``gamma`` (given the mean; a gamma GLM with log link o
 residuals, Aitkin 1987, *Appl. Statist.* 36:332), with step halving. Because the Fisher
 information of the normal model is block-diagonal in ``(beta, gamma)``, the alternation converges
 to the joint maximum quickly. All targets (or all bootstrap replicates, as frequency weights) are
-fitted together with batched linear algebra.
+fitted together with batched linear algebra. Hand-written because statsmodels has no
+heteroscedastic (log-linear variance) normal regression fitted by ML/REML, and none of the
+libraries fits many targets or bootstrap replicates in one batched pass, which is what makes the
+sex-difference tests and their bootstrap affordable.
 
 This is the quick, independent model behind the likelihood-ratio tests in
 :mod:`delssome_norms.stats.sex_differences` (the growth charts' SHASH model is the other one).
@@ -49,7 +52,21 @@ class SplineBasis:
 
     @classmethod
     def from_data(cls, x: np.ndarray, df: int, degree: int = 3) -> SplineBasis:
-        """Basis with ``df`` columns: ``df - degree`` interior knots at equally spaced quantiles."""
+        """Basis with ``df`` columns: ``df - degree`` interior knots at equally spaced quantiles.
+
+        Parameters
+        ----------
+        x : ndarray of shape (n,)
+            Covariate values (ages in years); the boundary knots are their range.
+        df : int
+            Number of columns, at least ``degree``.
+        degree : int
+            Polynomial degree.
+
+        Returns
+        -------
+        SplineBasis
+        """
         if df < degree:
             raise InvalidInputError(f"spline df must be at least the degree ({degree}), got {df}")
         return cls(BSplineBasis.from_data(x, df=df, degree=degree))
@@ -95,6 +112,17 @@ def sum_to_zero(codes: np.ndarray, n_levels: int) -> np.ndarray:
 
     Level ``j < n_levels - 1`` gets 1 in column ``j``; the last level gets -1 in every column. A row
     of zeros is then the unweighted average over levels (the "population" prediction).
+
+    Parameters
+    ----------
+    codes : ndarray of int, shape (n,)
+        Level of each row, in ``0 .. n_levels - 1``.
+    n_levels : int
+        Number of levels (1 or fewer: no columns).
+
+    Returns
+    -------
+    ndarray of shape (n, max(n_levels - 1, 0))
     """
     codes = np.asarray(codes, dtype=int)
     out = np.zeros((codes.size, max(n_levels - 1, 0)))
@@ -184,7 +212,14 @@ def gaussian_loglik(
 ) -> np.ndarray:
     """Weighted normal log-likelihood per column: sum_i w_i log N(y_i | mean_i, exp(log_sd_i)^2).
 
-    All inputs have shape (n, k); returns shape (k,).
+    Parameters
+    ----------
+    y, mean, log_sd, weights : ndarray of shape (n, k)
+        Responses, means, log standard deviations and frequency weights.
+
+    Returns
+    -------
+    ndarray of shape (k,)
     """
     r = (y - mean) * np.exp(-log_sd)
     return np.sum(weights * (-0.5 * _LOG_2PI - log_sd - 0.5 * r * r), axis=0)
@@ -237,7 +272,16 @@ def fit_location_scale(
         return _fit(y, X, Z, weights, max_iter=max_iter, tol=tol, reml=reml)
 
 
-def _fit(y, X, Z, weights, *, max_iter: int, tol: float, reml: bool = False) -> LocationScaleFit:
+def _fit(
+    y: np.ndarray,
+    X: np.ndarray,
+    Z: np.ndarray,
+    weights: np.ndarray | None,
+    *,
+    max_iter: int,
+    tol: float,
+    reml: bool = False,
+) -> LocationScaleFit:
     Y = np.asarray(y, dtype=np.float64)
     if Y.ndim == 1:
         Y = Y[:, None]

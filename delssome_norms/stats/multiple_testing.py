@@ -6,12 +6,13 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from statsmodels.stats.multitest import multipletests
 
 from delssome_norms.errors import InvalidInputError
 
 
-def fdr_bh(pvalues, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+def fdr_bh(pvalues: ArrayLike, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
     """Benjamini–Hochberg step-up procedure.
 
     Parameters
@@ -51,7 +52,22 @@ def add_fdr(
 ) -> pd.DataFrame:
     """Add ``p_fdr`` and ``significant`` columns, applying BH separately within each ``by`` group.
 
-    Returns a copy of ``table``; groups are e.g. one test across the 68 regions.
+    Parameters
+    ----------
+    table : DataFrame
+        Tidy test results with a p-value column.
+    by : sequence of str
+        Grouping columns (those absent from ``table`` are ignored; none left: one group), e.g.
+        one test across the 68 regions.
+    alpha : float
+        FDR level.
+    p_col : str
+        The p-value column.
+
+    Returns
+    -------
+    DataFrame
+        A copy of ``table`` with ``p_fdr`` (BH-adjusted p) and ``significant`` (bool) added.
     """
     out = table.copy()
     out["p_fdr"] = np.nan

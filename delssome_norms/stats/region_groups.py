@@ -52,6 +52,8 @@ def region_group_scores(
         columns ``ei_ratio_roi_<i>``, where ``i`` indexes ``regions``.
     regions : sequence of str
         Region names in column order (default the DK68 order).
+    input_name : str
+        Name of ``table`` in error messages.
 
     Returns
     -------
@@ -148,6 +150,8 @@ def region_group_summary(
         FDR level for ``significant`` (BH across the bins of each sex).
     level : float
         Confidence level of ``ci_low``/``ci_high`` (t interval of the mean).
+    regions : sequence of str
+        Region names in column order (default the DK68 order).
 
     Returns
     -------
@@ -225,9 +229,13 @@ def region_group_trajectories(
     ages : array-like, optional
         Age grid (years) within the data range; default 100 points spanning it.
     site : str or None
+        Site column (sum-to-zero site effects in the mean); ``None`` for a single-site cohort.
     df : int
         Spline degrees of freedom of the mean curves (3 to 12).
     level : float
+        Confidence level of the pointwise intervals.
+    regions : sequence of str
+        Region names in column order (default the DK68 order).
 
     Returns
     -------

@@ -21,6 +21,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -50,6 +51,9 @@ from delssome_norms.stats.location_scale import (
 )
 from delssome_norms.stats.multiple_testing import add_fdr
 from delssome_norms.stats.variability import brown_forsythe
+
+if TYPE_CHECKING:
+    from delssome_norms.norms import GrowthChart
 
 METHODS = ("lr", "robust_wald")
 """Ways to test the sex terms: likelihood ratio (default) or Wald with sandwich covariance."""
@@ -155,12 +159,27 @@ class _Designs:
             cols.append(sum_to_zero(site, self.n_sites))
         return np.hstack(cols)
 
-    def mean(self, age, female, site, *, sex: bool = True, interaction: bool = False) -> np.ndarray:
+    def mean(
+        self,
+        age: np.ndarray,
+        female: np.ndarray,
+        site: np.ndarray | None,
+        *,
+        sex: bool = True,
+        interaction: bool = False,
+    ) -> np.ndarray:
         """Mean design; ``site=None`` gives the population (average-site) rows. Sex column at 1 + df."""
         return self._block(self.basis_mu, age, female, site, sex=sex, interaction=interaction)
 
     def scale(
-        self, age, female, site, *, sex: bool = True, interaction: bool = False, site_terms: bool = True
+        self,
+        age: np.ndarray,
+        female: np.ndarray,
+        site: np.ndarray | None,
+        *,
+        sex: bool = True,
+        interaction: bool = False,
+        site_terms: bool = True,
     ) -> np.ndarray:
         """Log-sd design; without ``site_terms`` it has no site columns."""
         block = self._block(self.basis_sigma, age, female, site, sex=sex, interaction=interaction)
@@ -425,6 +444,12 @@ def sex_difference_tests(
 def sex_difference_summary(results: pd.DataFrame) -> pd.DataFrame:
     """Count significant targets per test, family and direction in a :func:`sex_difference_tests` table.
 
+    Parameters
+    ----------
+    results : DataFrame
+        Output of :func:`sex_difference_tests` or :func:`chart_sex_tests` (needs ``test``,
+        ``family``, ``significant``, ``direction`` and ``effect``).
+
     Returns
     -------
     DataFrame
@@ -453,7 +478,7 @@ def sex_difference_summary(results: pd.DataFrame) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------- chart-based tests
-def _coef(chart, param: str, column: str = "numeric_sex1") -> np.ndarray:
+def _coef(chart: GrowthChart, param: str, column: str = "numeric_sex1") -> np.ndarray:
     k = list(chart.family_.params).index(param)
     names = chart.designs_[k].column_names()
     return chart.coef_[param][:, names.index(column)]
@@ -468,7 +493,7 @@ def chart_sex_tests(
     sigma_df: int = 3,
     site: str | None = SITE_COLUMN,
     alpha: float = 0.05,
-    **chart_kwargs,
+    **chart_kwargs: Any,
 ) -> pd.DataFrame:
     """Likelihood-ratio tests of sex in mu and in sigma of the growth charts (GAMLSS).
 

@@ -57,11 +57,16 @@ CDF_LEVELS = 65535
 
 
 def coarse_cdf(cdf: np.ndarray, step: int = COARSE_CDF_STEP) -> np.ndarray:
-    """Every ``step``-th bin of FCD-CDFs (ending with the last bin), quantised to uint16.
+    """Every ``step``-th bin of FCD-CDFs, quantised to uint16.
+
+    The kept bins are ``step - 1, 2 step - 1, ...``, so they end with the last bin when ``step``
+    divides ``bins``.
 
     Parameters
     ----------
     cdf : ndarray of shape (..., bins)
+    step : int
+        Keep one bin in ``step``.
 
     Returns
     -------
@@ -72,7 +77,16 @@ def coarse_cdf(cdf: np.ndarray, step: int = COARSE_CDF_STEP) -> np.ndarray:
 
 
 def decode_cdf(stored: np.ndarray) -> np.ndarray:
-    """Inverse of the quantisation of :func:`coarse_cdf` (float32 values in [0, 1])."""
+    """Inverse of the quantisation of :func:`coarse_cdf`.
+
+    Parameters
+    ----------
+    stored : ndarray of uint16
+
+    Returns
+    -------
+    ndarray of float32, values in [0, 1], same shape
+    """
     return np.asarray(stored, dtype=np.float32) / np.float32(CDF_LEVELS)
 
 
@@ -299,7 +313,16 @@ class SurrogateDataset:
 
 
 def concatenate(parts: Sequence[SurrogateDataset]) -> SurrogateDataset:
-    """Join data sets (subject indices are offset; optional ground truth kept only if all have it)."""
+    """Join data sets (subject indices are offset; optional ground truth kept only if all have it).
+
+    Parameters
+    ----------
+    parts : sequence of SurrogateDataset
+
+    Returns
+    -------
+    SurrogateDataset
+    """
     if not parts:
         raise InvalidInputError("no data to concatenate", "surrogate dataset")
     n = {p.n_regions for p in parts}
@@ -380,7 +403,17 @@ def _new_manifest(n_regions: int, bins: int, info: Mapping[str, Any]) -> dict[st
 
 
 def list_shards(folder: str | Path) -> list[dict[str, Any]]:
-    """Shard entries of a data-set folder's manifest ([] when the folder has no manifest yet)."""
+    """Shard entries of a data-set folder's manifest.
+
+    Parameters
+    ----------
+    folder : path
+
+    Returns
+    -------
+    list of dict
+        ``[]`` when the folder has no manifest yet.
+    """
     folder = Path(folder)
     if not (folder / MANIFEST).is_file():
         return []
@@ -407,7 +440,8 @@ def append_shard(
 
     Returns
     -------
-    Path of the shard file.
+    Path
+        The shard file.
     """
     folder = Path(folder)
     if (folder / MANIFEST).is_file():
@@ -444,6 +478,13 @@ def record_generated_subjects(folder: str | Path, n_subjects: int) -> None:
 
     A data set extended with more subjects (``surrogate generate --subjects``) kept the count of
     its first run in ``info.settings.n_subjects``; the larger count is written (atomically).
+
+    Parameters
+    ----------
+    folder : path
+        Data-set folder with a manifest.
+    n_subjects : int
+        Subjects generated so far.
     """
     folder = Path(folder)
     manifest = _read_manifest(folder)
@@ -455,7 +496,19 @@ def record_generated_subjects(folder: str | Path, n_subjects: int) -> None:
 
 
 def save_dataset(data: SurrogateDataset, folder: str | Path) -> Path:
-    """Write ``data`` as a new single-shard data-set folder (refuses a folder that has a manifest)."""
+    """Write ``data`` as a new single-shard data-set folder (refuses a folder that has a manifest).
+
+    Parameters
+    ----------
+    data : SurrogateDataset
+    folder : path
+        New data-set folder.
+
+    Returns
+    -------
+    Path
+        ``folder``.
+    """
     folder = Path(folder)
     if (folder / MANIFEST).is_file():
         raise InvalidInputError("a data set already exists here; choose a new folder", str(folder))
@@ -516,6 +569,14 @@ def _check_shard_entry(part: SurrogateDataset, entry: Mapping[str, Any], path: P
 
 def load_dataset(folder: str | Path) -> SurrogateDataset:
     """Read every shard of a data-set folder into one :class:`SurrogateDataset`.
+
+    Parameters
+    ----------
+    folder : path
+
+    Returns
+    -------
+    SurrogateDataset
 
     Raises
     ------

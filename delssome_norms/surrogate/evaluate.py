@@ -10,7 +10,9 @@ batches on the chosen device without building autograd graphs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,7 +31,7 @@ from delssome_norms.surrogate.network import (
 from delssome_norms.surrogate.pretrained import PretrainedSurrogate, load_pretrained
 
 
-def _checked(stack: Tensor, check, name: str) -> Tensor:
+def _checked(stack: Tensor, check: Callable[[np.ndarray, str], Any], name: str) -> Tensor:
     """Each item of a stack through an input gate of :mod:`delssome_norms.io.checks`."""
     return torch.stack([torch.as_tensor(check(a.numpy(), f"{name}[{i}]")) for i, a in enumerate(stack)])
 
@@ -67,6 +69,9 @@ class SurrogateEvaluator:
         Candidates per forward pass.
     timing_check : {"warn", "error", "ignore"}
         What to do when a subject's timing is outside the range the weights were trained on.
+    fcd_window : int or array of shape (K,), optional
+        FCD window of each subject [frames], compared with the training data's (None: not
+        checked).
 
     Raises
     ------
@@ -165,7 +170,14 @@ class SurrogateEvaluator:
             self._sc_proj = self.model.project_sc(s.sc)
 
     def describe(self) -> dict[str, object]:
-        """Provenance of the predictions for ``run.json`` (weights folder, sha256, format)."""
+        """Provenance of the predictions for ``run.json``.
+
+        Returns
+        -------
+        dict
+            ``evaluator``, ``weights`` (folder), ``weights_sha256``, ``format_version``,
+            ``network`` (the network's configuration).
+        """
         meta = self.metadata
         return {
             "evaluator": "surrogate",
@@ -185,9 +197,23 @@ class SurrogateEvaluator:
         tr: float | np.ndarray,
         scan_length: float | np.ndarray,
         device: str | torch.device = "cpu",
-        **kwargs,
+        **kwargs: Any,
     ) -> SurrogateEvaluator:
         """Load weights (default location when ``path`` is None) and build the evaluator.
+
+        Parameters
+        ----------
+        path : path or None
+            Pretrained folder; ``None``: :func:`~.pretrained.default_pretrained_path`.
+        fc, fcd_cdf, sc, tr, scan_length, device
+            As for :class:`SurrogateEvaluator` (``tr`` and ``scan_length`` in seconds).
+        **kwargs
+            Other :class:`SurrogateEvaluator` arguments (``batch_size``, ``timing_check``,
+            ``fcd_window``).
+
+        Returns
+        -------
+        SurrogateEvaluator
 
         Raises
         ------
@@ -200,8 +226,7 @@ class SurrogateEvaluator:
 
     @torch.no_grad()
     def predict(self, params: PFICParams, subject_index: Tensor) -> Tensor:
-        """Predicted cost terms, Tensor of shape (B, 3) on the evaluator's device, in the
-        network's dtype (float32 for loaded weights), whatever the dtype of ``params``.
+        """Predicted cost terms of each candidate.
 
         Parameters
         ----------
@@ -209,6 +234,12 @@ class SurrogateEvaluator:
             ``wEE, wEI, sigma`` (B, N) and ``G`` (B,), tensors or arrays.
         subject_index : Tensor of shape (B,), int
             Row of each candidate's subject (0 .. K-1).
+
+        Returns
+        -------
+        Tensor of shape (B, 3)
+            ``corr``, ``l1``, ``ks`` columns, on the evaluator's device, in the network's dtype
+            (float32 for loaded weights), whatever the dtype of ``params``.
         """
         dev, dt = self.device, self.dtype
         regional = torch.stack(
@@ -268,6 +299,11 @@ class SurrogateEvaluator:
 def check_available(weights: str | Path | None = None) -> None:
     """Raise unless weights can be loaded from ``weights`` (default: the shipped weights).
 
+    Parameters
+    ----------
+    weights : path, optional
+        Pretrained folder.
+
     Raises
     ------
     NotYetAvailableError
@@ -283,6 +319,16 @@ def weights_sha256(weights: str | Path | None = None) -> str:
 
     What a fit records and compares to know *which* weights scored its train stage: a folder
     retrained in place has the same name but another hash.
+
+    Parameters
+    ----------
+    weights : path, optional
+        Pretrained folder.
+
+    Returns
+    -------
+    str
+        Hex digest.
     """
     return str(load_pretrained(weights).metadata["weights_sha256"])
 
@@ -312,10 +358,21 @@ def make_surrogate_evaluator(
     sc : ndarray of shape (K, N, N) or (N, N)
         Unscaled SC.
     timing : SimulationTiming
+        Its ``tr`` and ``scan_length`` [s] and ``fcd_window`` [frames] are checked.
+    n_dup : int
+        Ignored (simulation duplicates).
     device : str
+    dtype : str
+        Ignored (simulation precision).
+    engine : str
+        Ignored (simulation engine).
     weights : path, optional
         Pretrained folder (default: :func:`~.pretrained.default_pretrained_path`).
     timing_check : {"warn", "error", "ignore"}
+
+    Returns
+    -------
+    SurrogateEvaluator
 
     Raises
     ------
@@ -347,6 +404,16 @@ def check_surrogate_timing(
     """Compare subjects' TR and scan length [s] with the range the weights cover, before any
     work (:meth:`~.pretrained.PretrainedSurrogate.check_timing`): one warning (or refusal) for
     the whole set, where the evaluator checks each lockstep group when its train stage starts.
+
+    Parameters
+    ----------
+    weights : path or None
+        Pretrained folder (``None``: the shipped weights).
+    tr, scan_length : float or array of shape (K,)
+        Subjects' timing [s].
+    timing_check : {"warn", "error", "ignore"}
+    fcd_window : int or array of shape (K,), optional
+        Subjects' FCD window [frames] (None: not checked).
 
     Raises
     ------

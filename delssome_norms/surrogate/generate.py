@@ -148,7 +148,18 @@ class GenerateSettings:
             self.timing(scan)  # raises for impossible timings
 
     def timing(self, scan_length: float) -> SimulationTiming:
-        """Simulation timing of a subject with ``scan_length`` [s]."""
+        """Simulation timing of a subject with ``scan_length`` [s].
+
+        Parameters
+        ----------
+        scan_length : float
+            Seconds.
+
+        Returns
+        -------
+        SimulationTiming
+            With the settings' TR, dt and burn-in [s], FCD window and warm-up.
+        """
         return SimulationTiming(
             tr=self.tr,
             scan_length=scan_length,
@@ -184,7 +195,16 @@ class GenerateSettings:
         return -(-self.n_subjects // self.group_size)
 
     def group_numbers(self, group: int) -> range:
-        """Numbers ``i`` of the subjects of lockstep group ``group`` (``syn-<i:05d>``)."""
+        """Numbers ``i`` of the subjects of lockstep group ``group`` (``syn-<i:05d>``).
+
+        Parameters
+        ----------
+        group : int
+
+        Returns
+        -------
+        range
+        """
         first = group * self.group_size
         return range(first, min(first + self.group_size, self.n_subjects))
 
@@ -205,6 +225,11 @@ def truth_maps(sc: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, str]:
     myelin z-scored), so truths span the fitter's default ``[1, myelin, gradient]`` design;
     otherwise no myelin and the leading eigenvector of the (centred) correlation between the rows
     of the scaled SC (a smooth, SC-derived regional map).
+
+    Parameters
+    ----------
+    sc : ndarray of shape (N, N)
+        The SC of the simulations.
 
     Returns
     -------
@@ -255,7 +280,18 @@ same size (wEI's non-positive, as the fitter's validity rule requires)."""
 def draw_prior(
     rng: np.random.Generator, ranges: tuple[tuple[float, float], ...] = TRUTH_PRIOR
 ) -> np.ndarray:
-    """One draw of independent uniform coefficients (validity not checked), shape (len(ranges),)."""
+    """One draw of independent uniform coefficients (validity not checked).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    ranges : tuple of (low, high)
+        One uniform range per coefficient (default :data:`TRUTH_PRIOR`).
+
+    Returns
+    -------
+    ndarray of shape (len(ranges),)
+    """
     return np.array([rng.uniform(low, high) for low, high in ranges])
 
 
@@ -276,12 +312,16 @@ def sample_truth(space: Parameterisation, rng: np.random.Generator, max_draws: i
     Parameters
     ----------
     space : Parameterisation
-        Design ``[1, gradient]`` (2 columns).
+        Design ``[1, gradient]`` (2 columns) or ``[1, myelin, gradient]`` (3 columns).
     rng : numpy Generator
+    max_draws : int
+        Draws tried before giving up (:class:`~delssome_norms.errors.InvalidInputError`).
 
     Returns
     -------
-    ndarray of shape (7,)
+    ndarray of shape (7,) or (10,)
+        Coefficients in the order of :data:`TRUTH_PRIOR` (2 columns) or
+        :data:`TRUTH_PRIOR_MYELIN` (3 columns).
     """
     if space.design.shape[1] not in (2, 3):
         raise InvalidInputError(
@@ -313,6 +353,26 @@ def synthetic_subjects(
     simulated time-averaged r_E leaves the band in any region is drawn again (truths in the FIC
     regime, as a fit with ``rate_gate`` requires). With ``only``, just the subjects of the group
     whose numbers ``i`` it holds (the rest of a group that a smaller data set already has).
+
+    Parameters
+    ----------
+    settings : GenerateSettings
+    group : int
+        Lockstep group number.
+    sc : ndarray of shape (N, N)
+        SC of the simulations.
+    gradient : ndarray of shape (N,)
+        Regional gradient of the design.
+    max_tries : int
+        Truths drawn per subject before giving up (``ValueError``).
+    myelin : ndarray of shape (N,), optional
+        Regional myelin map (a ``[1, myelin, gradient]`` design); None: ``[1, gradient]``.
+    prefix : str
+        Subject-name prefix.
+    rate_band : (float, float), optional
+        Allowed time-averaged r_E [Hz]; None: not checked.
+    only : collection of int, optional
+        Subject numbers to make.
 
     Returns
     -------
@@ -679,7 +739,7 @@ def generate_dataset(
             unit="gen",
         )
 
-        def advance(done: int, bar=bar) -> None:
+        def advance(done: int, bar: tqdm = bar) -> None:
             bar.update(done - bar.n)
 
         shard = generate_group(subjects, out / "work", settings, true_regional, true_g, advance)
@@ -748,7 +808,17 @@ def _check_same_generation(out: Path, settings: GenerateSettings, sc_sha256: str
 
 
 def quick_settings(**overrides: Any) -> GenerateSettings:
-    """Tiny settings for tests and smoke runs (2 subjects, 2 generations of 8, 30 s scans)."""
+    """Tiny settings for tests and smoke runs (2 subjects, 2 generations of 8, 30 s scans).
+
+    Parameters
+    ----------
+    **overrides
+        :class:`GenerateSettings` fields to change.
+
+    Returns
+    -------
+    GenerateSettings
+    """
     base = GenerateSettings(
         n_subjects=2,
         group_size=2,

@@ -247,6 +247,8 @@ def timing_features(tr: Tensor, scan_length: Tensor, config: SurrogateConfig) ->
     ----------
     tr, scan_length : Tensor of shape (K,)
         Repetition time and scan length [s].
+    config : SurrogateConfig
+        Gives the reference values ``tr_ref`` and ``scan_ref`` [s].
 
     Returns
     -------

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
@@ -61,6 +62,11 @@ def default_pretrained_path() -> Path:
     ``$DELSSOME_NORMS_PRETRAINED`` if set; else the weights installed with the package
     (``delssome_norms/_pretrained/delssome_dk68``, present in a wheel); else the source tree's
     ``<root>/pretrained/delssome_dk68`` (the single source of the shipped weights).
+
+    Returns
+    -------
+    Path
+        The folder (not checked to exist).
     """
     env = os.environ.get(ENV_VAR)
     if env:
@@ -186,6 +192,14 @@ class PretrainedSurrogate:
         FCD computed with its training window; a CDF of other windows is another distribution),
         ``timing="warn"`` warns (:class:`~delssome_norms.errors.InputWarning`) and ``"error"``
         refuses; either message names what the weights cover and what to do instead.
+
+        Parameters
+        ----------
+        tr, scan_length : float or array of shape (K,), or None
+            Subjects' timing [s]; ``None``: nothing is checked.
+        timing : {"warn", "error", "ignore"}
+        fcd_window : int or array of shape (K,), optional
+            Subjects' FCD window [frames].
         """
         source = str(self.path) if self.path else "pretrained surrogate"
         if timing == "ignore" or tr is None or scan_length is None:
@@ -355,7 +369,9 @@ def save_pretrained(
     return folder
 
 
-def _write_pretrained(model: CostPredictor, folder: Path, metadata: dict[str, Any], template_sc) -> None:
+def _write_pretrained(
+    model: CostPredictor, folder: Path, metadata: dict[str, Any], template_sc: ArrayLike | None
+) -> None:
     """The two files of :func:`save_pretrained`, written into ``folder``."""
     tensors = {
         k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()
@@ -393,6 +409,10 @@ def load_pretrained(folder: str | Path | None = None) -> PretrainedSurrogate:
     ----------
     folder : path, optional
         Default: :func:`default_pretrained_path`.
+
+    Returns
+    -------
+    PretrainedSurrogate
 
     Raises
     ------

@@ -487,6 +487,18 @@ def evaluate_model(model: CostPredictor, data: SurrogateDataset, device: str = "
     elsewhere, e.g. weights loaded on the CPU and evaluated on a GPU; ``model`` is not changed),
     in the network's own floating dtype (float32 for loaded weights, float64 for ``.double()``).
 
+    Parameters
+    ----------
+    model : CostPredictor
+    data : SurrogateDataset
+    device : str
+        Where the predictions run.
+
+    Returns
+    -------
+    dict
+        The :func:`prediction_metrics` report.
+
     Raises
     ------
     InvalidInputError

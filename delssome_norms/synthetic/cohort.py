@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -34,6 +34,9 @@ from delssome_norms.synthetic.simulation import (
     subject_timing,
 )
 from delssome_norms.synthetic.spec import DEFAULT_SEED, CohortSpec, seed_streams, simulation_seed
+
+if TYPE_CHECKING:
+    from delssome_norms.model import SimulationTiming
 
 # --------------------------------------------------------------------------------------------------
 # The whole cohort
@@ -114,6 +117,18 @@ def coefficient_vectors(
     Order as :func:`delssome_norms.fit.parameterisation.coeffs_to_regional` with P = 3 and the
     z-scored myelin map in the myelin column: ``[wEE_1, wEE_m, wEE_g, wEI_1, wEI_m, wEI_g, G, sigma_1,
     sigma_m, sigma_g]``; wEE from :meth:`WEERule.regional` (``h(a) + h'(a) (k m + b g)``).
+
+    Parameters
+    ----------
+    wei_intercept, wei_slope : ndarray of shape (P,)
+        Each person's ``a`` and ``b``.
+    spec : CohortSpec
+        Gives ``k`` (``myelin_slope``), G and sigma.
+    rule : WEERule
+
+    Returns
+    -------
+    ndarray of shape (P, 10)
     """
     a = np.asarray(wei_intercept, dtype=np.float64)
     b = np.asarray(wei_slope, dtype=np.float64)
@@ -143,6 +158,22 @@ def subject_truth(
 
     Controls: wEI = a + k m + b g exactly. Patients: the wEI that gives their deviated true E/I
     (:meth:`EIMapping.inverse`). wEE from :meth:`WEERule.regional` around each intercept.
+
+    Parameters
+    ----------
+    people : People
+        The normative cohort.
+    index : ndarray of int
+        The end-to-end subjects' rows of ``people``.
+    patients : People
+        From :func:`~delssome_norms.synthetic.demographics.make_patients`.
+    spec : CohortSpec
+    setup : ModelSetup
+
+    Returns
+    -------
+    SubjectTruth
+        Controls first, then patients.
     """
     g = setup.gradient[None, :]
     a = np.concatenate([people.wei_intercept[index], patients.wei_intercept])
@@ -193,6 +224,23 @@ def reusable_parts(
     engine, precision, seeds) and that part's ground truth are exactly those of ``previous``
     (``(truth, simulations, {"simulation": settings, "sc": sc})``); the simulations are
     deterministic, so reusing equals recomputing.
+
+    Parameters
+    ----------
+    truth : SubjectTruth
+        The ground truth about to be simulated.
+    n_patients : int
+        Its last ``n_patients`` rows are the patients.
+    sc : ndarray of shape (N, N)
+    simulation : mapping
+        The simulation settings about to be used.
+    previous : tuple or None
+        The earlier run; ``None``: nothing is reusable.
+
+    Returns
+    -------
+    dict of str to bool
+        ``{"subjects": ..., "patients": ...}``.
     """
     parts = dict.fromkeys(_PART_CHUNK, False)
     if previous is None:
@@ -217,7 +265,7 @@ def simulate_subjects(
     n_patients: int,
     setup: ModelSetup,
     seed: int,
-    timing: Any = None,
+    timing: SimulationTiming | None = None,
     reuse: SimulatedSet | None = None,
     reuse_parts: Mapping[str, bool] | None = None,
     parts: Sequence[str] = ("subjects", "patients"),
@@ -228,6 +276,28 @@ def simulate_subjects(
     ``simulation_seed(seed, "patients")``, so either part can be regenerated alone (``parts``;
     the result then holds only those rows). Parts flagged in ``reuse_parts``
     (:func:`reusable_parts`) are copied from ``reuse`` instead.
+
+    Parameters
+    ----------
+    truth : SubjectTruth
+        Controls first, then the ``n_patients`` patients.
+    n_patients : int
+    setup : ModelSetup
+        Gives the SC.
+    seed : int
+        Master seed (torch seeds from :func:`~delssome_norms.synthetic.spec.simulation_seed`).
+    timing : SimulationTiming, optional
+        Default :func:`~delssome_norms.synthetic.simulation.subject_timing`.
+    reuse : SimulatedSet, optional
+        An earlier run to copy parts from.
+    reuse_parts : mapping of str to bool, optional
+        Which parts to copy from ``reuse``.
+    parts : sequence of str
+        Parts to produce: ``"subjects"`` and/or ``"patients"``.
+
+    Returns
+    -------
+    SimulatedSet
     """
     timing = timing or subject_timing()
     k = len(truth.g)
@@ -268,7 +338,7 @@ def generate_reference_cohort(
     simulate: bool = False,
     n_patients: int = 8,
     subjects_per_cell: int = 3,
-    timing: Any = None,
+    timing: SimulationTiming | None = None,
 ) -> ReferenceCohort:
     """Generate the SYNTHETIC reference cohort (deterministic for a given seed and set-up).
 

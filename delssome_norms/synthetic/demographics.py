@@ -27,6 +27,17 @@ from delssome_norms.synthetic.spec import EI_QUANTUM, CohortSpec, TrajectorySpec
 def target_trajectory(age: np.ndarray, trajectory: TrajectorySpec) -> np.ndarray:
     """A man's population regional-mean E/I at ``age`` [years] (see :class:`TrajectorySpec`).
 
+    Parameters
+    ----------
+    age : ndarray
+        Ages in years, any shape.
+    trajectory : TrajectorySpec
+
+    Returns
+    -------
+    ndarray of the shape of ``age``
+        E/I (unitless).
+
     Examples
     --------
     >>> t = target_trajectory(np.array([5.0, 25.0, 75.0, 98.0]), TrajectorySpec())
@@ -45,7 +56,17 @@ def myelin_map(regions: Sequence[str] = DK68_REGIONS) -> np.ndarray:
     """The shipped default T1w/T2w myelin map, z-scored: the ``m`` of the ground truth.
 
     :func:`~delssome_norms.datasets.maps.load_default_maps` (real HCP group data reduced to the
-    DK68 regions); highest in sensory and motor cortex. Shape (68,), mean 0, SD 1 (ddof 0).
+    DK68 regions); highest in sensory and motor cortex.
+
+    Parameters
+    ----------
+    regions : sequence of str
+        Must be :data:`~delssome_norms.datasets.DK68_REGIONS` (others raise ``ValueError``).
+
+    Returns
+    -------
+    ndarray of shape (68,)
+        Mean 0, SD 1 (ddof 0).
     """
     if tuple(regions) != DK68_REGIONS:
         raise ValueError("the default myelin map covers the 68 DK regions only")
@@ -56,6 +77,17 @@ def regional_pattern(gradient: np.ndarray, spec: CohortSpec) -> np.ndarray:
     """The population's regional wEI pattern ``k m + b g`` (shape (N,); zero in the null cohort).
 
     ``m`` is :func:`myelin_map` (DK68 only; ``k`` must be 0 for other atlases).
+
+    Parameters
+    ----------
+    gradient : ndarray of shape (N,)
+        The regional gradient ``g``.
+    spec : CohortSpec
+        Gives ``k`` (``myelin_slope``) and ``b`` (``gradient_slope``).
+
+    Returns
+    -------
+    ndarray of shape (N,)
     """
     g = np.asarray(gradient, dtype=np.float64)
     pattern = spec.gradient_slope * g
@@ -111,6 +143,10 @@ def intercept_curve(
         Years.
     female : ndarray of shape (P,)
         1 for women, 0 for men.
+    gradient : ndarray of shape (N,)
+        The regional gradient.
+    spec : CohortSpec
+    mapping : EIMapping
 
     Returns
     -------
@@ -190,6 +226,11 @@ def sample_demographics(
     ``age_max`` (the second, if one site starts youngest and ends oldest; :class:`CohortSpec`
     checks that these are its sites' extreme ages). Sex is female with probability 1/2.
 
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    spec : CohortSpec
+
     Returns
     -------
     age : ndarray of shape (n_people,), years rounded to 0.001
@@ -216,6 +257,12 @@ def sample_demographics(
 def sample_site_effects(rng: np.random.Generator, spec: CohortSpec) -> tuple[np.ndarray, np.ndarray]:
     """Random site offsets: wEI mean shifts (centred) and scale factors (geometric mean 1).
 
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    spec : CohortSpec
+        Gives the sites and ``site_mean_sd``/``site_log_scale_sd``.
+
     Returns
     -------
     mean_offset : ndarray of shape (n_sites,), wEI units
@@ -228,7 +275,16 @@ def sample_site_effects(rng: np.random.Generator, spec: CohortSpec) -> tuple[np.
 
 
 def quantise_ei(ei: np.ndarray) -> np.ndarray:
-    """Round E/I to :data:`EI_QUANTUM` (the stored resolution)."""
+    """Round E/I to :data:`EI_QUANTUM` (the stored resolution).
+
+    Parameters
+    ----------
+    ei : ndarray
+
+    Returns
+    -------
+    ndarray of the shape of ``ei``
+    """
     return np.round(np.asarray(ei, dtype=np.float64) / EI_QUANTUM) * EI_QUANTUM
 
 
@@ -283,7 +339,20 @@ def make_people(
 
 
 def class_term(n: int, spec: CohortSpec) -> np.ndarray:
-    """Regional wEI offset of the myelin (class) map, ``myelin_slope * m``, shape (n,)."""
+    """Regional wEI offset of the myelin (class) map, ``myelin_slope * m``.
+
+    Parameters
+    ----------
+    n : int
+        Number of regions; used only for the zeros returned when ``myelin_slope`` is 0.
+    spec : CohortSpec
+
+    Returns
+    -------
+    ndarray
+        Shape (68,) when ``spec.myelin_slope`` is not 0 (the myelin map is DK68 only, whatever
+        ``n``), else zeros of shape (n,).
+    """
     return spec.myelin_slope * myelin_map() if spec.myelin_slope != 0.0 else np.zeros(n)
 
 
@@ -293,6 +362,17 @@ def ei_table(people: People, spec: CohortSpec) -> pd.DataFrame:
     Columns: ``subject_id, age_in_years, sex, site, scanner, site_scanner, numeric_sex,
     ei_ratio_mean, ei_ratio_roi_0 .. ei_ratio_roi_{N-1}``; ``ei_ratio_mean`` is the mean of the
     regional values.
+
+    Parameters
+    ----------
+    people : People
+        Their reported E/I (``people.ei``) goes into the table.
+    spec : CohortSpec
+        Gives the site and scanner names.
+
+    Returns
+    -------
+    pandas.DataFrame
     """
     sites = spec.sites
     return et.cohort_table(
@@ -331,6 +411,29 @@ def normative_sd(
     """Monte Carlo SD of the reported regional E/I of people like this one (shape (N,)).
 
     Draws ``n_draws`` virtual people with the same age, sex and site from the generator itself.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Used for both the person-level and the estimation-error draws.
+    age : float
+        Years.
+    female : int
+        1 for a woman, 0 for a man.
+    site : int
+        Site index into ``spec.sites``.
+    site_effects : (mean_offset, scale)
+        From :func:`sample_site_effects`.
+    gradient : ndarray of shape (N,)
+    spec : CohortSpec
+    mapping : EIMapping
+    n_draws : int
+        Virtual people drawn.
+
+    Returns
+    -------
+    ndarray of shape (N,)
+        SD (ddof 1) of the reported E/I per region.
     """
     draws = make_people(
         rng,
@@ -361,6 +464,17 @@ def make_patients(
     of the reported E/I at the patient's age, sex and site (:func:`normative_sd`), the wEI that
     gives it is found with :meth:`EIMapping.inverse`, and the estimation error is applied. The
     patient's expected z-score in those regions is therefore their control z-score plus ``z``.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    n_patients : int
+        Patients drawn; the deviation kinds of :data:`PATIENT_DEVIATIONS` are assigned in turn.
+    site_effects : (mean_offset, scale)
+        From :func:`sample_site_effects`.
+    gradient : ndarray of shape (N,)
+    spec : CohortSpec
+    mapping : EIMapping
 
     Returns
     -------

@@ -135,8 +135,22 @@ class EIMapping:
         """Time-averaged E/I (unitless) for regional wEI and noise amplitude sigma (any shapes)."""
         return fixed_point_ei(wei) * (1.0 + self.relative_shift(wei, sigma))
 
-    def inverse(self, ei: np.ndarray, sigma: np.ndarray | float, lo: float = -1.0, hi: float = 8.0):
+    def inverse(
+        self, ei: np.ndarray, sigma: np.ndarray | float, lo: float = -1.0, hi: float = 8.0
+    ) -> np.ndarray:
         """wEI giving the E/I ``ei`` (vectorised bisection; the mapping is decreasing in wEI).
+
+        Hand-written because scipy's root finders (``brentq``, ``bisect``) solve one scalar
+        bracket at a time; here every person and region is solved at once (60 halvings).
+
+        Parameters
+        ----------
+        ei : ndarray
+            Target time-averaged E/I (unitless), any shape.
+        sigma : ndarray or float
+            Noise amplitude, broadcast against ``ei``.
+        lo, hi : float
+            Bracket of wEI searched; results are clipped to it.
 
         Returns
         -------
@@ -253,8 +267,26 @@ def fit_wee_rule(
 ) -> WEERule:
     """Tabulate :class:`WEERule` by bisection on wEE in [0.5, 12] for every wEI of ``grid``.
 
-    The growth rate increases with wEE (more recurrent excitation), so bisection is safe.
-    Default grid: wEI 0.2 to 5.0 every 0.2.
+    The growth rate increases with wEE (more recurrent excitation), so bisection is safe. It is
+    written out (not :func:`scipy.optimize.brentq`) so that every grid point advances together,
+    with one batched eigenvalue solve per step.
+
+    Parameters
+    ----------
+    g : float
+        Global coupling G.
+    margin : float
+        Decay rate [1/s] of the slowest mode to keep (``max_growth_rate = -margin``).
+    sc : ndarray of shape (N, N)
+        Unscaled SC (scaled to max 0.02 inside).
+    grid : ndarray, optional
+        wEI values to tabulate; default 0.2 to 5.0 every 0.2.
+    tol : float
+        Bracket width at which bisection stops (wEE units).
+
+    Returns
+    -------
+    WEERule
     """
     grid = np.round(np.arange(0.2, 5.0001, 0.2), 10) if grid is None else np.asarray(grid, float)
     n = np.asarray(sc).shape[0]

@@ -54,6 +54,18 @@ def write_npz_deterministic(arrays: Mapping[str, np.ndarray], path: str | Path) 
     ``numpy.savez_compressed`` stamps each member with the current time, so two identical writes
     differ; this writes the same ``.npy`` members (readable with ``numpy.load``) with the zip epoch
     (1980-01-01) as their date, so the bytes depend only on the arrays.
+
+    Parameters
+    ----------
+    arrays : mapping of str to ndarray
+        Member names (without ``.npy``) and arrays.
+    path : path
+        Output file.
+
+    Returns
+    -------
+    Path
+        The file written.
     """
     with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for key, value in arrays.items():
@@ -240,12 +252,32 @@ def write_reference_cohort(
 
 
 def load_reference_spec(folder: str | Path | None = None) -> CohortSpec:
-    """The :class:`~delssome_norms.synthetic.CohortSpec` the packaged cohort was made with."""
+    """The :class:`~delssome_norms.synthetic.CohortSpec` the packaged cohort was made with.
+
+    Parameters
+    ----------
+    folder : path, optional
+        Folder with the reference files (default: the packaged data).
+
+    Returns
+    -------
+    CohortSpec
+    """
     return CohortSpec.from_dict(load_manifest(folder)["spec"])
 
 
 def load_ei_mapping(folder: str | Path | None = None) -> EIMapping:
-    """The calibrated :class:`~delssome_norms.synthetic.EIMapping` of the packaged cohort."""
+    """The calibrated :class:`~delssome_norms.synthetic.EIMapping` of the packaged cohort.
+
+    Parameters
+    ----------
+    folder : path, optional
+        Folder with the reference files (default: the packaged data).
+
+    Returns
+    -------
+    EIMapping
+    """
     return EIMapping.from_dict(load_manifest(folder)["ei_mapping"])
 
 
@@ -254,6 +286,15 @@ def load_model_setup(folder: str | Path | None = None) -> ModelSetup:
 
     Pass it to :func:`~delssome_norms.synthetic.generate_reference_cohort` to regenerate
     the table (or a null cohort) in seconds.
+
+    Parameters
+    ----------
+    folder : path, optional
+        Folder with the reference files (default: the packaged data).
+
+    Returns
+    -------
+    ModelSetup
     """
     manifest = load_manifest(folder)
     model = load_npz(MODEL_FILE, folder)

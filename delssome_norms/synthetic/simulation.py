@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -57,7 +56,19 @@ def simulation_sc(sc: np.ndarray | None = None) -> np.ndarray:
 
 
 def subject_timing(scan_length: float = SUBJECT_SCAN_LENGTH, dt: float = SUBJECT_DT) -> SimulationTiming:
-    """:class:`~delssome_norms.model.SimulationTiming` of the simulations (TR 0.72 s)."""
+    """:class:`~delssome_norms.model.SimulationTiming` of the simulations (TR 0.72 s).
+
+    Parameters
+    ----------
+    scan_length : float
+        Scan length in seconds.
+    dt : float
+        Integration step in seconds.
+
+    Returns
+    -------
+    SimulationTiming
+    """
     return SimulationTiming(tr=SUBJECT_TR, scan_length=scan_length, dt=dt)
 
 
@@ -98,7 +109,7 @@ def simulate_sets(
     sigma: np.ndarray,
     g: np.ndarray,
     sc: np.ndarray,
-    timing: Any,
+    timing: SimulationTiming,
     seed: int,
     chunk: int = 12,
     summaries: bool = True,
@@ -117,6 +128,7 @@ def simulate_sets(
         Unscaled SC (scaled here with :func:`~delssome_norms.model.scale_sc`).
     timing : SimulationTiming
     seed : int
+        Torch seed of the first chunk.
     chunk : int
         Parameter sets per simulator call.
     summaries : bool
@@ -184,6 +196,14 @@ def calibration_design(
     (so network position and wEI are not confounded), b = ``max(spec.gradient_slope, 0.3)``,
     wEE from ``rule`` and the cohort's G.
 
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Draws the regional orders of the gradient.
+    gradient : ndarray of shape (N,)
+    spec : CohortSpec
+    rule : WEERule
+
     Returns
     -------
     dict with ``wee``, ``wei``, ``sigma`` of shape (K, N) and ``G`` of shape (K,).
@@ -217,6 +237,10 @@ def fit_ei_mapping(
         The cohort's G and stability margin (recorded).
     source : str
         Description of the calibration runs (recorded).
+
+    Returns
+    -------
+    EIMapping
     """
     w, s, e = (np.asarray(x, dtype=np.float64).ravel() for x in (wei, sigma, ei_sim))
     ok = np.isfinite(e)
@@ -238,12 +262,28 @@ def fit_ei_mapping(
 
 
 def calibrate_ei_mapping(
-    spec: CohortSpec, sc: np.ndarray, rule: WEERule, gradient: np.ndarray, timing: Any, seed: int
+    spec: CohortSpec,
+    sc: np.ndarray,
+    rule: WEERule,
+    gradient: np.ndarray,
+    timing: SimulationTiming,
+    seed: int,
 ) -> tuple[EIMapping, dict[str, np.ndarray]]:
     """Calibrate the noise correction of the E/I mapping with real simulations.
 
     Runs the sets of :func:`calibration_design` (4 intercepts x 3 noise amplitudes) and fits
     :func:`fit_ei_mapping`.
+
+    Parameters
+    ----------
+    spec : CohortSpec
+    sc : ndarray of shape (N, N)
+        Unscaled SC.
+    rule : WEERule
+    gradient : ndarray of shape (N,)
+    timing : SimulationTiming
+    seed : int
+        Seed of the design's draws and torch seed of the simulations.
 
     Returns
     -------
@@ -301,7 +341,7 @@ class ModelSetup:
 
 
 def build_model_setup(
-    spec: CohortSpec, seed: int, timing: Any = None, sc: np.ndarray | None = None
+    spec: CohortSpec, seed: int, timing: SimulationTiming | None = None, sc: np.ndarray | None = None
 ) -> ModelSetup:
     """Compute the SC, wEE rule and calibrated E/I mapping (simulations); the gradient is shipped.
 
@@ -315,6 +355,10 @@ def build_model_setup(
         Default :func:`subject_timing`.
     sc : ndarray of shape (N, N), optional
         Raw SC; default the packaged template (transformed with :func:`simulation_sc`).
+
+    Returns
+    -------
+    ModelSetup
     """
     timing = timing or subject_timing()
     sc_sim = simulation_sc(sc)
@@ -337,12 +381,14 @@ def fitter_valid(
     """Whether regional wEI rows satisfy the fitter's validity rules (docs/science.md §5).
 
     Every region inside ``wei_range``, ``std(wEI) >= 0.3`` (ddof 1), ``corr(wEI, myelin) <= 0``
-    and ``corr(wEI, gradient) >= 0``.
+    (checked only when N = 68: the myelin map is DK68) and ``corr(wEI, gradient) >= 0``.
 
     Parameters
     ----------
     wei : ndarray of shape (P, N)
     gradient : ndarray of shape (N,)
+    wei_range : (float, float)
+        Allowed regional wEI, inclusive.
 
     Returns
     -------
@@ -373,6 +419,21 @@ def select_subjects(
 
     Default age bins: 4.5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 98.4 years (10 bins x 2 sexes);
     only ``eligible`` people are drawn (default: everybody).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    people : People
+    eligible : ndarray of bool, shape (P,), optional
+    per_cell : int
+        People drawn per cell (fewer where the cell has fewer).
+    edges : sequence of float, optional
+        Age-bin edges in years; bins are [low, high).
+
+    Returns
+    -------
+    ndarray of int
+        Sorted indices into ``people``.
     """
     edges = np.array(edges if edges is not None else (4.5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 98.41))
     eligible = np.ones(len(people.age), bool) if eligible is None else np.asarray(eligible, bool)

@@ -247,13 +247,36 @@ class CohortSpec:
 
 
 def seed_streams(seed: int) -> dict[str, np.random.SeedSequence]:
-    """Independent random streams of the generator's parts, spawned from the master seed."""
+    """Independent random streams of the generator's parts, spawned from the master seed.
+
+    Parameters
+    ----------
+    seed : int
+        Master seed.
+
+    Returns
+    -------
+    dict of str to numpy.random.SeedSequence
+        Keys ``demographics``, ``sites``, ``persons``, ``noise``, ``selection``, ``patients``,
+        ``simulation``.
+    """
     names = ("demographics", "sites", "persons", "noise", "selection", "patients", "simulation")
     return dict(zip(names, np.random.SeedSequence(seed).spawn(len(names))))
 
 
 def simulation_seed(seed: int, purpose: str) -> int:
-    """Torch seed for one simulation purpose: gradient, calibration, subjects or patients."""
+    """Torch seed for one simulation purpose: gradient, calibration, subjects or patients.
+
+    Parameters
+    ----------
+    seed : int
+        Master seed.
+    purpose : {"gradient", "calibration", "subjects", "patients"}
+
+    Returns
+    -------
+    int
+    """
     offsets = {"gradient": 0, "calibration": 1000, "subjects": 2000, "patients": 3000}
     base = int(seed_streams(seed)["simulation"].generate_state(1)[0] % 1_000_000_000)
     return base + offsets[purpose]
