@@ -349,11 +349,19 @@ def class_term(n: int, spec: CohortSpec) -> np.ndarray:
 
     Returns
     -------
-    ndarray
-        Shape (68,) when ``spec.myelin_slope`` is not 0 (the myelin map is DK68 only, whatever
-        ``n``), else zeros of shape (n,).
+    ndarray of shape (n,)
+
+    Raises
+    ------
+    ValueError
+        A non-zero ``spec.myelin_slope`` with ``n`` other than 68 (the myelin map is DK68 only,
+        as in :func:`regional_pattern`).
     """
-    return spec.myelin_slope * myelin_map() if spec.myelin_slope != 0.0 else np.zeros(n)
+    if spec.myelin_slope == 0.0:
+        return np.zeros(n)
+    if n != len(DK68_REGIONS):
+        raise ValueError(f"the class term needs the 68 DK regions, got n = {n}")
+    return spec.myelin_slope * myelin_map()
 
 
 def ei_table(people: People, spec: CohortSpec) -> pd.DataFrame:

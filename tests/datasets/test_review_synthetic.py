@@ -262,3 +262,17 @@ def test_one_lifespan_site_holds_both_the_youngest_and_the_oldest() -> None:
     assert (age.min(), age.max()) == (4.5, 98.4)
     with pytest.raises(ValueError, match="n >= 2"):
         syn.CohortSpec(n_people=1, sites=(syn.SiteSpec("S", "X", 1, 4.5, 98.4),))
+
+
+def test_the_myelin_class_term_is_dk68_only() -> None:
+    """It returned 68 values for any number of regions (a 100-region cohort would broadcast-fail
+    far away, or, for n = 1, silently add the DK68 map)."""
+    from delssome_norms.synthetic import demographics, load_reference_spec, myelin_map
+
+    spec = load_reference_spec()
+    assert spec.myelin_slope != 0
+    np.testing.assert_array_equal(demographics.class_term(68, spec), spec.myelin_slope * myelin_map())
+    with pytest.raises(ValueError, match="68 DK regions, got n = 1"):
+        demographics.class_term(1, spec)
+    flat = dataclasses.replace(spec, myelin_slope=0.0)
+    np.testing.assert_array_equal(demographics.class_term(100, flat), np.zeros(100))
