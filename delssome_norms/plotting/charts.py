@@ -19,11 +19,10 @@ from delssome_norms.errors import InvalidInputError
 from delssome_norms.io import normalise_sex
 from delssome_norms.io.ei_table import MEAN_TARGET
 from delssome_norms.norms.chart import CENTILES, GrowthChart, age_grid, centile_label
+from delssome_norms.plotting._style import AGE_LABEL, SEX_COLORS
 from delssome_norms.plotting.person import PERSON_COLOR, person_label
 from delssome_norms.stats._cohort import target_regions
 
-SEX_COLORS = {"female": "#c2185b", "male": "#1565c0"}
-AGE_LABEL = "Age (years)"
 
 
 def plot_chart_centiles(
