@@ -24,7 +24,6 @@ from delssome_norms.plotting.person import PERSON_COLOR, person_label
 from delssome_norms.stats._cohort import target_regions
 
 
-
 def plot_chart_centiles(
     chart: GrowthChart,
     target: str = MEAN_TARGET,
