@@ -108,15 +108,57 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def timing_option(field: str | None, settings, tr: float) -> tuple[str, str] | None:
+    """The command-line option that sets the timing field ``field`` of a
+    :func:`~delssome_norms.model.timing.timing_error` (``err.field``), and its value in words.
+
+    ``dt`` is the stage's ``--dt-<stage>`` (returned as ``--dt-{stage}``); ``burn_in``,
+    ``fcd_window`` and ``warmup_steps`` their own option, with the default the fit used when the
+    option was left out. None for ``tr``, ``scan_length`` and errors without a field: those
+    values come from the subject's inputs, not from an option of the fit.
+    """
+    from delssome_norms.model.timing import default_burn_in, fcd_window_frames
+
+    if field == "dt":
+        return "--dt-{stage}", ""
+    if field == "fcd_window":
+        given = settings.fcd_window
+        if given is None:
+            return "--fcd-window", f"default round(60 / TR) = {fcd_window_frames(tr)} frames"
+        return "--fcd-window", f"now {given} frames"
+    if field == "burn_in":
+        if settings.burn_in is None:
+            return "--burn-in", f"default ceil(72 / TR) x TR = {default_burn_in(tr):g} s"
+        return "--burn-in", f"now {settings.burn_in:g} s"
+    if field == "warmup_steps":
+        return "--warmup-steps", f"now {settings.warmup_steps}"
+    return None
+
+
 def check_stage_timing(settings, tr: float, scan_length: float, source: str) -> None:
-    """Build the train/val/test timings once before the work (dt vs TR, burn-in, FCD window)."""
+    """Build the train/val/test timings once before the work (dt vs TR, burn-in, FCD window).
+
+    Raises
+    ------
+    InvalidInputError
+        Attributed to the option that sets the value it is about (:func:`timing_option`, e.g.
+        ``--fcd-window (now 200 frames; train stage; TR and scan length from --tr/--scan-length)``),
+        else to ``source`` (what gave the TR and scan length) and the stage.
+    """
     from delssome_norms.errors import InvalidInputError
 
     for stage in ("train", "val", "test"):
         try:
             settings.timing(tr, scan_length, stage)
         except InvalidInputError as err:
-            raise err.with_source(f"{source} ({stage} stage: --dt-{stage}, timing options)") from None
+            found = timing_option(getattr(err, "field", None), settings, tr)
+            if found is None:
+                raise err.with_source(f"{source} ({stage} stage)") from None
+            flag, value = found
+            where = "; ".join(
+                w for w in (value, f"{stage} stage", f"TR and scan length from {source}") if w
+            )
+            raise InvalidInputError(err.problem, f"{flag.format(stage=stage)} ({where})") from None
 
 
 def run(args: argparse.Namespace) -> int:

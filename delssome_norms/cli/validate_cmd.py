@@ -195,7 +195,7 @@ def _check_manifest(path: str, n_regions: int | None, settings) -> None:
     for row in plan.rows:
         try:
             subject = _load_row(row, plan.n_regions, settings)
-            check_stage_timing(settings, subject.tr, subject.scan_length, "timing")
+            check_stage_timing(settings, subject.tr, subject.scan_length, "the manifest")
         except InvalidInputError as err:
             bad.append(f"{row['subject_id']} ({err})")
     if bad:

@@ -332,6 +332,11 @@ def subject_finished(
     return check_finished(subject_dir, fingerprint, overwrite, checkpoint_stale)
 
 
+TIMING_FIELDS = ("dt", "burn_in", "fcd_window", "warmup_steps")
+"""Timing fields a cohort sets with an option (``--dt-<stage>``, ``--burn-in``, ...); TR and
+scan length come from the manifest."""
+
+
 def run_group_task(
     rows: list[dict[str, Any]],
     out_dir: str,
@@ -616,7 +621,10 @@ def _run_cohort(
             try:
                 settings.timing(r["tr"], r["scan_length"], stage)
             except InvalidInputError as err:
-                raise err.with_source(f"subject {r['subject_id']} ({stage} timing)") from None
+                field = getattr(err, "field", None)  # the option that sets it, if any
+                option = {"dt": f"--dt-{stage}"}.get(field, f"--{field}".replace("_", "-"))
+                where = f"{stage} timing, {option}" if field in TIMING_FIELDS else f"{stage} timing"
+                raise err.with_source(f"subject {r['subject_id']} ({where})") from None
     trs = [float(r["tr"]) for r in plan.rows]
     scans = [float(r["scan_length"]) for r in plan.rows]
     check_surrogate_cover(settings, trs, [v for v in scans if np.isfinite(v)], surrogate)

@@ -333,13 +333,22 @@ PREVIOUS_DIR = "previous"
 has written its own (then it is removed); after a failed refit they are still there."""
 
 
-def _discard(subject_dir: Path) -> None:
-    """Set a subject's outputs aside and remove its checkpoint (only files this package writes).
+def set_aside_previous(subject_dir: str | Path) -> None:
+    """Clear a subject folder for a refit: set its finished results aside, drop the rest.
 
-    Finished results move to :data:`PREVIOUS_DIR` (replacing older ones there) rather than being
-    deleted, so that a refit that fails loses nothing; they leave the subject folder's top level,
-    so they are never read as the refit's result.
+    Finished results (:data:`OUTPUT_FILES` with a readable ``run.json``) move to
+    :data:`PREVIOUS_DIR` (replacing older ones there) rather than being deleted, so that a refit
+    that fails loses nothing; they leave the subject folder's top level, so they are never read
+    as the refit's result. Pieces of an interrupted write are deleted (an older complete result
+    in :data:`PREVIOUS_DIR` stays), and so are the failure record and the checkpoint. Only files
+    this package writes are touched.
+
+    Parameters
+    ----------
+    subject_dir : path
+        The subject's output folder (``--out-dir`` of ``estimate-ei``, one folder of a cohort).
     """
+    subject_dir = Path(subject_dir)
     present = [n for n in OUTPUT_FILES if (subject_dir / n).is_file()]
     if present and read_run(subject_dir) is not None:  # a complete result: keep it aside
         previous = subject_dir / PREVIOUS_DIR
@@ -418,7 +427,7 @@ def check_finished(
                 "use --overwrite to refit, or another output folder",
                 str(d),
             )
-        _discard(d)
+        set_aside_previous(d)
         return False
     stale = checkpoint_stale() if checkpoint_stale is not None else None
     if stale:
@@ -428,7 +437,7 @@ def check_finished(
                 "start this subject again, or another output folder",
                 str(d),
             )
-        _discard(d)
+        set_aside_previous(d)
     return False
 
 

@@ -14,6 +14,7 @@ from delssome_norms.fit.cmaes import CMAESSettings
 from delssome_norms.model import SimulationTiming
 from delssome_norms.model.devices import parse_device
 from delssome_norms.model.integrate import ENGINES as ENGINE_CHOICES
+from delssome_norms.model.timing import MIN_FCD_WINDOW
 
 MAP_CHOICES = ("default", "fc-gradient")
 """Where a 68-region subject without maps gets them (:attr:`FitSettings.maps`)."""
@@ -47,6 +48,31 @@ def _plain_python_numbers(obj: Any) -> None:
             object.__setattr__(obj, f.name, float(v))
 
 
+def _check_timing_fields(settings: Any) -> None:
+    """Refuse a burn-in or FCD window that cannot be one, naming the field (every path that
+    builds :class:`FitSettings` gets the same message): ``burn_in`` None or a finite number of
+    seconds >= 0 (kept as a float); ``fcd_window`` None or a whole number of frames >=
+    :data:`~delssome_norms.model.timing.MIN_FCD_WINDOW` (kept as an int). Whether they fit a
+    subject's scan is checked per stage by :meth:`FitSettings.timing`."""
+    burn_in = settings.burn_in
+    if burn_in is not None:
+        number = isinstance(burn_in, (int, float)) and not isinstance(burn_in, bool)
+        if not number or not math.isfinite(burn_in) or burn_in < 0:
+            raise InvalidInputError(
+                f"burn_in must be a number of seconds >= 0, got {burn_in!r}", "burn_in"
+            )
+        object.__setattr__(settings, "burn_in", float(burn_in))
+    window = settings.fcd_window
+    if window is not None:
+        number = isinstance(window, (int, float)) and not isinstance(window, bool)
+        if not number or not math.isfinite(window) or window != int(window) or window < MIN_FCD_WINDOW:
+            raise InvalidInputError(
+                f"fcd_window must be a whole number of frames >= {MIN_FCD_WINDOW}, got {window!r}",
+                "fcd_window",
+            )
+        object.__setattr__(settings, "fcd_window", int(window))
+
+
 @dataclass(frozen=True)
 class FitSettings:
     """Settings of the train → validation → test fit (defaults: docs/science.md §2, §5).
@@ -64,9 +90,10 @@ class FitSettings:
     dt_train, dt_val, dt_test : float
         Integration steps of the three stages [s] (defaults: the fields below).
     burn_in : float, optional
-        Burn-in [s]; default ``ceil(72 / TR) * TR``.
+        Burn-in [s], a finite number >= 0; default ``ceil(72 / TR) * TR``.
     fcd_window : int, optional
-        FCD window [frames]; default ``round(60 / TR)``.
+        FCD window [frames], a whole number >= ``MIN_FCD_WINDOW`` (3); default
+        ``round(60 / TR)``.
     warmup_steps : int, default 5000
         Unrecorded integration steps before the burn-in.
     test_top_k : int, default 5
@@ -271,6 +298,7 @@ class FitSettings:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < low:
                 raise InvalidInputError(f"{name} must be an integer >= {low}, got {v!r}", name)
+        _check_timing_fields(self)
         v = self.val_per_generation
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
             raise InvalidInputError(

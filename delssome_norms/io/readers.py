@@ -43,6 +43,12 @@ from delssome_norms.io.checks import (
     table_sex_labels,
 )
 from delssome_norms.io.combine import fisher_z_mean, mean_cdf
+from delssome_norms.io.region_names import (
+    header_names,
+    is_numbering,
+    names_regions,
+    without_common_affix,
+)
 
 PathLike = str | Path
 MAX_INPUT_BYTES = 1 << 30
@@ -388,18 +394,6 @@ def _atlas_names(regions: Sequence[str] | None) -> Sequence[str]:
     return DK68_REGIONS
 
 
-def _named_header(header: list[str] | None) -> bool:
-    from delssome_norms.io.regions import looks_like_region_header
-
-    return header is not None and looks_like_region_header(header)
-
-
-def is_numbering(values: np.ndarray) -> bool:
-    """Whether values count 0, 1, ... or 1, 2, ... (a header or index, not data)."""
-    n = np.size(values)
-    return np.array_equal(values, np.arange(n)) or np.array_equal(values, np.arange(1, n + 1))
-
-
 def _numbered_by_pandas(values: np.ndarray) -> np.ndarray | None:
     """A square matrix without the numbered header row (``0, 1, ...``) and index column that
     ``pd.DataFrame(m).to_csv(path)`` writes around it (read with empty cells as NaN); None
@@ -431,10 +425,16 @@ def _read_square_by_name(path: PathLike, regions: Sequence[str] | None, what: st
         return values
     stripped = _numbered_by_pandas(values) if header is None and labels is None else None
     values = values if stripped is None else stripped
-    if _named_header(header):
+    atlas = _atlas_names(regions)
+    if header is not None and values.ndim == 2 and values.shape[1] == len(atlas):
+        # the atlas's width: the time-series reader's matcher (any spelling, a shared affix,
+        # FreeSurfer IDs); other text is refused, not taken for the atlas in file order
+        header, values = header_names(header, values, name, len(atlas))
+        if header is not None and labels is not None:
+            labels = without_common_affix(labels)
+    if names_regions(header):
         from delssome_norms.io.regions import match_regions
 
-        atlas = _atlas_names(regions)
         order = match_regions(header, atlas, name)
         if labels is not None:
             row_order = match_regions(labels, atlas, name)
@@ -457,7 +457,7 @@ def _read_square_by_name(path: PathLike, regions: Sequence[str] | None, what: st
         from delssome_norms.io.regions import looks_like_index_header
 
         if not looks_like_index_header([h for h in header if h != ""]):
-            warnings.warn(  # e.g. another atlas's names: its own order, as for time series
+            warnings.warn(  # another atlas's width and names: its own order, as for time series
                 f"{name}: the column names ({header[0]!r}, ...) are not DK68 regions; the "
                 f"{what} is taken in file order",
                 InputWarning,

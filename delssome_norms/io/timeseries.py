@@ -25,18 +25,16 @@ from delssome_norms.io.readers import (
     PathLike,
     _atlas_names,
     _fmt_idx,
-    _named_header,
     check_input_file,
-    is_numbering,
     read_labelled_numeric,
 )
+from delssome_norms.io.region_names import header_names, is_numbering
+from delssome_norms.io.region_names import names_regions as _named_header
 from delssome_norms.io.regions import (
     DK68_REGIONS,
     canonical_region_key,
     dk_name_count,
     freesurfer_id_names,
-    header_numbers,
-    looks_like_index_header,
     match_regions,
 )
 
@@ -51,60 +49,6 @@ _NOT_CORTEX = frozenset({"unknown", "corpuscallosum", "medialwall", "background"
 ``ctx-rh-corpuscallosum``, ``L_Medial_wall``): their columns are dropped with a warning."""
 _NOT_CORTEX_IDS = frozenset({"0", "1000", "1004", "2000", "2004"})
 """FreeSurfer label IDs of the same (background, ``ctx-?h-unknown``, ``ctx-?h-corpuscallosum``)."""
-_INDEX_COLUMN_NAMES = frozenset(
-    {"", "unnamed: 0", "index", "time", "t", "frame", "frames", "volume", "tr", "timepoint", "onset"}
-)
-"""Names of a first column that counts frames or gives their times (not a region)."""
-
-
-def _without_comment_mark(header: list[str]) -> list[str]:
-    """The header without the ``#`` that ``np.savetxt(..., header=...)`` puts before it."""
-    first = header[0].lstrip()
-    if not first.startswith("#"):
-        return header
-    first = first[1:].strip()
-    return ([first] if first else []) + header[1:]
-
-
-def _common_start(texts: list[str]) -> str:
-    """The characters every text starts with."""
-    first, last = min(texts), max(texts)
-    n = next((i for i, (a, b) in enumerate(zip(first, last)) if a != b), min(len(first), len(last)))
-    return first[:n]
-
-
-def _without_common_affix(header: list[str]) -> list[str]:
-    """The header without a prefix or suffix that every name shares (an atlas or a statistic:
-    ``Desikan_ctx-lh-bankssts``, ``aparc.lh_bankssts``, ``lh_bankssts_mean``) where the names
-    then read as more DK68 regions; else unchanged."""
-    tokens = [h.strip() for h in header]
-    if len(tokens) < 2:
-        return header
-    pre = _common_start(tokens)
-    pre = pre[: max(pre.rfind(c) for c in "-_. ") + 1]
-    suf = _common_start([t[::-1] for t in tokens])[::-1]
-    cuts = [i for i in (suf.find(c) for c in "-_. ") if i >= 0]
-    suf = suf[min(cuts) :] if cuts else ""
-    best, n_best = header, dk_name_count(tokens)
-    for p, q in ((pre, ""), ("", suf), (pre, suf)):
-        if p or q:
-            cand = [t[len(p) : len(t) - len(q)] for t in tokens]
-            if all(cand) and dk_name_count(cand) > n_best:
-                best, n_best = cand, dk_name_count(cand)
-    return best
-
-
-def _is_frame_index(values: np.ndarray) -> bool:
-    """Whether a column counts frames (0, 1, ... / 1, 2, ...) or gives evenly spaced times."""
-    if is_numbering(values):
-        return True
-    step = np.diff(values)
-    return bool(
-        step.size > 1
-        and np.isfinite(step).all()
-        and step[0] > 0
-        and np.allclose(step, step[0], rtol=1e-6, atol=0)
-    )
 
 
 def _drop_non_cortex(
@@ -143,60 +87,30 @@ def timeseries_header(
 ) -> tuple[list[str] | None, np.ndarray]:
     """The column names of a time-series table, and its frames without a header row.
 
-    Region names pass on (matched to the atlas later). A row that only numbers the columns
-    (``roi_0 ...``, or a numeric first row ``0, 1, ...`` / ``1, 2, ...`` as pandas writes, also
-    with its index column) is dropped: the columns are in atlas order by contract. FreeSurfer
-    label IDs (``1001, 1002, ...``, bare or behind a prefix) name the regions. Other names are
-    read in file order, with a warning, for another atlas's width, and refused otherwise: taken
-    as numbers or skipped, they would misplace every region silently.
+    A header row is read by :func:`delssome_norms.io.region_names.header_names`, the matcher
+    the FC and SC readers share. Region names pass on (matched to the atlas later). A row that
+    only numbers the columns (``roi_0 ...``, or a numeric first row ``0, 1, ...`` /
+    ``1, 2, ...`` as pandas writes, also with its index column) is dropped: the columns are in
+    atlas order by contract. FreeSurfer label IDs (``1001, 1002, ...``, bare or behind a prefix)
+    name the regions. Other names are read in file order, with a warning, for another atlas's
+    width, and refused otherwise: taken as numbers or skipped, they would misplace every region
+    silently.
     """
     if header is not None:
-        header = _without_comment_mark(header)
-    if header is not None and arr.ndim == 2 and len(header) == arr.shape[1] and arr.shape[1] > 1:
-        # pandas' DataFrame.to_csv writes its index as an unnamed first column; some tools a
-        # column of frame numbers or times
-        if header[0].strip().lower() in _INDEX_COLUMN_NAMES and _is_frame_index(arr[:, 0]):
-            header, arr = header[1:], arr[:, 1:]
-    if header is None:
-        if arr.ndim != 2 or arr.shape[0] < 2:
-            return None, arr
-        first = arr[0]
-        if np.isnan(first[0]) and is_numbering(first[1:]):
-            # DataFrame.to_csv with its index: ",0,1,..." then an index column
-            arr = arr[1:]
-            return None, arr[:, 1:] if is_numbering(arr[:, 0]) else arr
-        ids = freesurfer_id_names(first)
-        if ids is not None:
-            return ids, arr[1:]
-        if is_numbering(first):
-            return None, arr[1:]  # a numbered header row, not a frame
+        return header_names(header, arr, name, n_atlas)
+    if arr.ndim != 2 or arr.shape[0] < 2:
         return None, arr
-    header = _without_common_affix(header)
-    tokens = [h for h in header if h != ""]
-    other_atlas = arr.ndim == 2 and arr.shape[1] != n_atlas
-    if _named_header(header) and not (other_atlas and 2 * dk_name_count(tokens) < len(tokens)):
-        return header, arr  # mostly DK names (extra or missing ones are listed when matched)
-    if looks_like_index_header(tokens):
-        return None, arr  # numbered columns: atlas order by contract
-    numbers = header_numbers(tokens)
-    ids = freesurfer_id_names(numbers) if numbers is not None else None
-    if ids is not None:  # "Mean_1001 ...": FreeSurfer label IDs behind a prefix
-        return ids, arr
-    if other_atlas:
-        warnings.warn(  # another atlas: its own names, its own order
-            f"{name}: the column names ({header[0]!r}, ...) are not DK68 regions; the "
-            f"{arr.shape[1]} columns are taken in file order",
-            InputWarning,
-            stacklevel=3,
-        )
-        return None, arr
-    shown = ", ".join(repr(h) for h in header[:3])
-    raise InvalidInputError(
-        f"its first row ({shown}, ...) is text but not DK68 region names with a hemisphere: "
-        "remove the row to give the columns in atlas order, or name the columns like "
-        "lh_bankssts, ctx-lh-bankssts or L_bankssts",
-        name,
-    )
+    first = arr[0]
+    if np.isnan(first[0]) and is_numbering(first[1:]):
+        # DataFrame.to_csv with its index: ",0,1,..." then an index column
+        arr = arr[1:]
+        return None, arr[:, 1:] if is_numbering(arr[:, 0]) else arr
+    ids = freesurfer_id_names(first)
+    if ids is not None:
+        return ids, arr[1:]
+    if is_numbering(first):
+        return None, arr[1:]  # a numbered header row, not a frame
+    return None, arr
 
 
 def _read_run(

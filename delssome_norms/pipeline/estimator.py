@@ -49,7 +49,7 @@ from delssome_norms.io.regions import (
     match_regions,
 )
 from delssome_norms.model.devices import check_device
-from delssome_norms.model.timing import MIN_FCD_WINDOW, fcd_window_frames
+from delssome_norms.model.timing import fcd_window_frames
 from delssome_norms.pipeline.result import EIResult
 from delssome_norms.surrogate import SURROGATE_BACKEND
 
@@ -115,34 +115,6 @@ def _pythonic(err: InvalidInputError) -> InvalidInputError:
     if type(err) is not InvalidInputError or (problem, source) == (err.problem, err.source):
         return err
     return InvalidInputError(problem, source)
-
-
-def _checked_timing(fields: dict[str, Any]) -> dict[str, Any]:
-    """The timing overrides (burn_in [s], fcd_window [frames]) as plain numbers, refused naming
-    the argument when they cannot be a duration or a window (warmup_steps: FitSettings checks)."""
-    out = {}
-    burn_in = fields.get("burn_in")
-    if burn_in is not None:
-        ok = isinstance(burn_in, (int, float, np.integer, np.floating)) and not isinstance(
-            burn_in, (bool, np.bool_)
-        )
-        if not ok or not np.isfinite(burn_in) or burn_in < 0:
-            raise InvalidInputError(
-                f"burn_in must be a number of seconds >= 0, got {burn_in!r}", "burn_in"
-            )
-        out["burn_in"] = float(burn_in)
-    window = fields.get("fcd_window")
-    if window is not None:
-        whole = isinstance(window, (int, float, np.integer, np.floating)) and not isinstance(
-            window, (bool, np.bool_)
-        )
-        if not whole or not np.isfinite(window) or window != int(window) or window < MIN_FCD_WINDOW:
-            raise InvalidInputError(
-                f"fcd_window must be a whole number of frames >= {MIN_FCD_WINDOW}, got {window!r}",
-                "fcd_window",
-            )
-        out["fcd_window"] = int(window)
-    return out
 
 
 def _timing_error(
@@ -544,7 +516,7 @@ class EIEstimator(BaseEstimator):
                 fields["dtype"] = np.dtype(fields["dtype"]).name
             except TypeError:
                 pass  # FitSettings names the bad value
-        fields.update(_checked_timing(fields))
+        # burn_in / fcd_window: FitSettings refuses values that cannot be a duration or a window
         if "mode" in fields and fields["mode"] not in ("euler", "surrogate"):
             raise InvalidInputError(
                 f"mode must be 'euler' or 'surrogate', got {fields['mode']!r}", "mode"

@@ -16,9 +16,9 @@ from delssome_norms.errors import InvalidInputError
 from delssome_norms.fit.collect import interval_and_flag
 from delssome_norms.fit.outputs import (
     OUTPUT_FILES,
-    _discard,
     read_run,
     run_record,
+    set_aside_previous,
     write_result_files,
 )
 from delssome_norms.fit.stages import STAGES, SubjectResult
@@ -274,7 +274,7 @@ class EIResult:
                 str(d),
             )
         if present:
-            _discard(d)
+            set_aside_previous(d)
         record = self._run_record()
         if self.regions != region_names(len(self.ei), _recorded_regions(record, len(self.ei))):
             warnings.warn(

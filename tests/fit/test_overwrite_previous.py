@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from delssome_norms.fit.outputs import OUTPUT_FILES, PREVIOUS_DIR, _discard, previous_note
+from delssome_norms.fit.outputs import OUTPUT_FILES, PREVIOUS_DIR, previous_note, set_aside_previous
 
 
 def _write(folder: Path, tag: str, complete: bool) -> None:
@@ -19,17 +19,17 @@ def _write(folder: Path, tag: str, complete: bool) -> None:
 def test_a_complete_result_is_kept_and_partial_pieces_never_replace_it(tmp_path: Path) -> None:
     d = tmp_path / "s1"
     _write(d, "old", complete=True)
-    _discard(d)
+    set_aside_previous(d)
     assert not any((d / n).exists() for n in OUTPUT_FILES)
     assert (d / PREVIOUS_DIR / "EI_ratio.csv").read_text() == "old"
     assert "kept in" in previous_note(d)
     # a refit killed before its run.json: its pieces are dropped, the complete old result stays
     _write(d, "partial", complete=False)
-    _discard(d)
+    set_aside_previous(d)
     assert not any((d / n).exists() for n in OUTPUT_FILES)
     assert (d / PREVIOUS_DIR / "EI_ratio.csv").read_text() == "old"
     assert json.loads((d / PREVIOUS_DIR / "run.json").read_text())["tag"] == "old"
     # a later complete result replaces it in turn
     _write(d, "newer", complete=True)
-    _discard(d)
+    set_aside_previous(d)
     assert (d / PREVIOUS_DIR / "EI_ratio.csv").read_text() == "newer"

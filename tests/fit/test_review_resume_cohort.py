@@ -175,3 +175,15 @@ def test_a_single_fit_refuses_its_damaged_result(tmp_path: Path, monkeypatch) ->
         ei.write_text(good.replace(good.splitlines()[1].split(",")[1], "9.5", 1))  # edited value
         with pytest.raises(InvalidInputError, match=r"EI_ratio.csv: regional E/I values average"):
             estimate_ei(subject, out, _settings())
+
+
+def test_a_cohort_timing_error_names_the_option_that_sets_it(tmp_path: Path, monkeypatch) -> None:
+    """It said 'subject sub-00 (train timing)' for an FCD window longer than the scan."""
+    from dataclasses import replace
+
+    use_analytic_simulator(monkeypatch)
+    manifest = write_manifest(tmp_path, 2)  # 14.4-s scans at TR 0.72: 20 frames
+    settings = replace(_settings(), fcd_window=30)
+    with pytest.raises(InvalidInputError, match=r"subject sub-00 \(train timing, --fcd-window\)"):
+        run_cohort(manifest, tmp_path / "out", settings, group_size=2, quiet=True)
+    assert not (tmp_path / "out" / "sub-00").exists()  # refused before any work

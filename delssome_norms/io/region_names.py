@@ -1,0 +1,173 @@
+"""What the header row of a region table names: one matcher for time series, FC and SC files.
+
+:func:`header_names` reads a header row the way every region reader of the toolkit does
+(:func:`delssome_norms.io.timeseries.read_timeseries`, :func:`delssome_norms.io.readers.read_fc`,
+:func:`delssome_norms.io.readers.read_sc`): region names in any spelling that
+:func:`delssome_norms.io.regions.canonical_region_key` reads, also behind a prefix or suffix
+that all names share (XCP-D's ``Desikan_``), and FreeSurfer label IDs (``Mean_1001``) pass on to
+be matched to the atlas by name; a header that only numbers the columns is dropped (atlas order by
+contract); other text is read in file order, with a warning, for another atlas's width, and refused
+for the atlas's own width, where it would be taken for the atlas's regions in a wrong order.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from delssome_norms.errors import InputWarning, InvalidInputError
+from delssome_norms.io.regions import (
+    DK68_REGIONS,
+    dk_name_count,
+    freesurfer_id_names,
+    header_numbers,
+    looks_like_index_header,
+    looks_like_region_header,
+)
+
+_INDEX_COLUMN_NAMES = frozenset(
+    {"", "unnamed: 0", "index", "time", "t", "frame", "frames", "volume", "tr", "timepoint", "onset"}
+)
+"""Names of a first column that counts frames or gives their times (not a region)."""
+
+
+def is_numbering(values: np.ndarray) -> bool:
+    """Whether values count 0, 1, ... or 1, 2, ... (a header or index, not data)."""
+    n = np.size(values)
+    return np.array_equal(values, np.arange(n)) or np.array_equal(values, np.arange(1, n + 1))
+
+
+def names_regions(header: list[str] | None) -> bool:
+    """Whether a header row names regions (most of its names carry a hemisphere)."""
+    return header is not None and looks_like_region_header(header)
+
+
+def without_comment_mark(header: list[str]) -> list[str]:
+    """The header without the ``#`` that ``np.savetxt(..., header=...)`` puts before it."""
+    first = header[0].lstrip()
+    if not first.startswith("#"):
+        return header
+    first = first[1:].strip()
+    return ([first] if first else []) + header[1:]
+
+
+def _common_start(texts: list[str]) -> str:
+    """The characters every text starts with."""
+    first, last = min(texts), max(texts)
+    n = next((i for i, (a, b) in enumerate(zip(first, last)) if a != b), min(len(first), len(last)))
+    return first[:n]
+
+
+def without_common_affix(header: list[str]) -> list[str]:
+    """The header without a prefix or suffix that every name shares (an atlas or a statistic:
+    ``Desikan_ctx-lh-bankssts``, ``aparc.lh_bankssts``, ``lh_bankssts_mean``) where the names
+    then read as more DK68 regions; else unchanged."""
+    tokens = [h.strip() for h in header]
+    if len(tokens) < 2:
+        return header
+    pre = _common_start(tokens)
+    pre = pre[: max(pre.rfind(c) for c in "-_. ") + 1]
+    suf = _common_start([t[::-1] for t in tokens])[::-1]
+    cuts = [i for i in (suf.find(c) for c in "-_. ") if i >= 0]
+    suf = suf[min(cuts) :] if cuts else ""
+    best, n_best = header, dk_name_count(tokens)
+    for p, q in ((pre, ""), ("", suf), (pre, suf)):
+        if p or q:
+            cand = [t[len(p) : len(t) - len(q)] for t in tokens]
+            if all(cand) and dk_name_count(cand) > n_best:
+                best, n_best = cand, dk_name_count(cand)
+    return best
+
+
+def is_frame_index(values: np.ndarray) -> bool:
+    """Whether a column counts frames (0, 1, ... / 1, 2, ...) or gives evenly spaced times."""
+    if is_numbering(values):
+        return True
+    step = np.diff(values)
+    return bool(
+        step.size > 1
+        and np.isfinite(step).all()
+        and step[0] > 0
+        and np.allclose(step, step[0], rtol=1e-6, atol=0)
+    )
+
+
+def unknown_names_error(tokens: list[str], name: str, n_atlas: int) -> InvalidInputError:
+    """The error for a header of ``n_atlas`` names that are not DK68 regions: it names the file,
+    the first unknown names and the two fixes."""
+    unknown = [t for t in tokens if not dk_name_count([t])] or tokens
+    shown = ", ".join(repr(t) for t in unknown[:3]) + (", ..." if len(unknown) > 3 else "")
+    return InvalidInputError(
+        f"its first row is text but not DK68 region names with a hemisphere ({len(unknown)} of "
+        f"{len(tokens)} names unknown: {shown}): rename the columns to DK68 region names, in any "
+        "order (lh_bankssts, ctx-lh-bankssts or L_bankssts), or, if the columns are already in "
+        "DK68 order, remove the header row"
+        + (
+            ". Another 68-region atlas is not supported: its regions would be taken for DK68's"
+            if n_atlas == len(DK68_REGIONS)
+            else ""
+        ),
+        name,
+    )
+
+
+def header_names(
+    header: list[str], arr: np.ndarray, name: str, n_atlas: int = len(DK68_REGIONS)
+) -> tuple[list[str] | None, np.ndarray]:
+    """The region names of a header row (None: the columns are in atlas order), and the values
+    without a first column of frame numbers or times.
+
+    Parameters
+    ----------
+    header : list of str
+        The table's first row (not numeric).
+    arr : ndarray of shape (rows, columns)
+        The values below it.
+    name : str
+        File name for messages.
+    n_atlas : int
+        The atlas's number of regions (default 68, DK68).
+
+    Returns
+    -------
+    names : list of str or None
+        Names to match to the atlas (:func:`delssome_norms.io.regions.match_regions`, which
+        lists unknown, repeated or missing ones), FreeSurfer label IDs turned into DK names; None
+        for a header that only numbers the columns, and for another atlas's names (with an
+        :class:`InputWarning`: its columns are read in file order).
+    arr : ndarray
+
+    Raises
+    ------
+    InvalidInputError
+        For ``n_atlas`` columns named with text that is neither region names nor numbering
+        (e.g. another 68-region atlas's labels): taken in file order they would misplace every
+        region silently.
+    """
+    header = without_comment_mark(header)
+    if arr.ndim == 2 and len(header) == arr.shape[1] and arr.shape[1] > 1:
+        # pandas' DataFrame.to_csv writes its index as an unnamed first column; some tools a
+        # column of frame numbers or times
+        if header[0].strip().lower() in _INDEX_COLUMN_NAMES and is_frame_index(arr[:, 0]):
+            header, arr = header[1:], arr[:, 1:]
+    header = without_common_affix(header)
+    tokens = [h for h in header if h != ""]
+    other_atlas = arr.ndim == 2 and arr.shape[1] != n_atlas
+    if names_regions(header) and not (other_atlas and 2 * dk_name_count(tokens) < len(tokens)):
+        return header, arr  # mostly DK names (extra or missing ones are listed when matched)
+    if looks_like_index_header(tokens):
+        return None, arr  # numbered columns: atlas order by contract
+    numbers = header_numbers(tokens)
+    ids = freesurfer_id_names(numbers) if numbers is not None else None
+    if ids is not None:  # "Mean_1001 ...": FreeSurfer label IDs behind a prefix
+        return ids, arr
+    if other_atlas:
+        warnings.warn(  # another atlas: its own names, its own order
+            f"{name}: the column names ({header[0]!r}, ...) are not DK68 regions; the "
+            f"{arr.shape[1]} columns are taken in file order",
+            InputWarning,
+            stacklevel=4,
+        )
+        return None, arr
+    raise unknown_names_error(tokens, name, n_atlas)
