@@ -1127,6 +1127,11 @@ def fit_mode(
     return walls
 
 
+def _number(value: Any) -> float:
+    """A run.json number as a float (null: NaN)."""
+    return math.nan if value is None else float(value)
+
+
 def _get(run: dict[str, Any], key: str) -> Any:
     """An entry of run.json at the top level or under ``result``."""
     if key in run:
@@ -1170,9 +1175,12 @@ def truth_row(t: Truth, folder: Path) -> dict[str, Any]:
     interval = _get(run, "ei_interval")
     if interval and "EI_ratio_lo" in table and "EI_ratio_hi" in table:
         lo, hi = table["EI_ratio_lo"].to_numpy(float), table["EI_ratio_hi"].to_numpy(float)
-        s_r = np.asarray(interval["spread_log_region"], float)
-        s_m = float(interval["spread_log_mean"])
-        mean_pt = float(interval.get("mean", mean_fit))
+        # null (no interval: a non-finite E/I or spread) reads as NaN, not a TypeError
+        s_r = np.array([np.nan if v is None else v for v in interval["spread_log_region"]], float)
+        s_m, mean_lo, mean_hi = (
+            _number(interval.get(k)) for k in ("spread_log_mean", "mean_lo", "mean_hi")
+        )
+        mean_pt = _number(interval.get("mean", mean_fit))
         row.update(
             {
                 "interval_method": interval.get("method"),
@@ -1180,8 +1188,8 @@ def truth_row(t: Truth, folder: Path) -> dict[str, Any]:
                 "k_region": float(interval["k_region"]),
                 "calibration_source": interval.get("calibration_source"),
                 "mean_point": mean_pt,
-                "mean_lo": float(interval["mean_lo"]),
-                "mean_hi": float(interval["mean_hi"]),
+                "mean_lo": mean_lo,
+                "mean_hi": mean_hi,
                 "spread_log_mean": s_m,
                 "spread_log_region": s_r.tolist(),
                 "score_mean": float(interval_scores(mean_pt, true.mean(), s_m)),
@@ -1190,7 +1198,7 @@ def truth_row(t: Truth, folder: Path) -> dict[str, Any]:
                     floor_scores(np.abs(np.log(mean_pt / true.mean())), np.array(s_m))
                 ),
                 "floor_score_region": floor_scores(np.abs(np.log(ei / true)), s_r).tolist(),
-                "covered_mean_shipped": bool(interval["mean_lo"] <= true.mean() <= interval["mean_hi"]),
+                "covered_mean_shipped": bool(mean_lo <= true.mean() <= mean_hi),  # NaN: False
                 "covered_region_shipped": ((lo <= true) & (true <= hi)).tolist(),
             }
         )

@@ -81,7 +81,7 @@ def _check_chart_out(out: str) -> None:
     reference`` would then silently read that folder instead of the shipped chart."""
     from delssome_norms.norms.reference import REFERENCE_CHART_NAME
 
-    if Path(out) == Path(REFERENCE_CHART_NAME):
+    if Path(out).resolve() == Path(REFERENCE_CHART_NAME).resolve():  # also $PWD/reference
         raise InvalidInputError(
             f"a chart folder named {REFERENCE_CHART_NAME!r} here would take the place of the "
             f"shipped chart in every later --chart {REFERENCE_CHART_NAME}; choose another name",

@@ -218,8 +218,10 @@ def run(args: argparse.Namespace) -> int:
         try:
             estimator.fit_subject(subject, progress=progress)
         except EIFitError as err:
-            print(f"delssome-norms: {err}", file=sys.stderr)
+            print(f"delssome-norms: {err.cli_message}", file=sys.stderr)
             return 1
+        except InvalidInputError as err:  # in the command line's words, not the Python API's
+            raise getattr(err, "cli_error", err) from None
         finally:
             bar.close()
     ei = estimator.result_.ei

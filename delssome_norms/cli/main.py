@@ -136,6 +136,7 @@ def _run(argv: Sequence[str] | None) -> int:
     except (InvalidInputError, NotYetAvailableError) as err:
         if args.debug:
             raise
+        err = getattr(err, "cli_error", err)  # raised through the Python API: the CLI's words
         print(f"delssome-norms: error: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # a file or folder the checks could not foresee (disk full, /proc, ...)

@@ -363,17 +363,25 @@ def run_group_task(
     group_ids = [str(r["subject_id"]) for r in rows]
     extra, gone = dask_executor.worker_lock_hooks()  # on a Dask worker: its address
     lock = group_lock.GroupLock(out_dir, group_ids, extra=extra, gone=gone)
-    busy = lock.acquire()
-    if busy:
-        return group_lock.busy_outcomes(group_ids, busy, lock.stale_after_s)
-    with lock:  # released on success, failure and Ctrl-C
+    with lock:  # released on success, failure and Ctrl-C (also one during acquire)
+        try:
+            busy = lock.acquire()
+        except OSError as exc:  # the lock folder cannot be written: this group fails alone
+            return group_lock.failed_outcomes(group_ids, Path(out_dir), exc)
+        if busy:
+            return group_lock.busy_outcomes(group_ids, busy, lock.stale_after_s)
 
         def check(done: int) -> None:  # between generations: stop if the lock was taken over
             lock.check()
             if progress is not None and progress.on_generation is not None:
                 progress.on_generation(done)
 
-        checked = replace(progress or GroupProgress(), on_generation=check)
+        def check_stage(stage: str) -> None:  # and before each later stage and the writes
+            lock.check()
+            if progress is not None and progress.on_stage is not None:
+                progress.on_stage(stage)
+
+        checked = replace(progress or GroupProgress(), on_generation=check, on_stage=check_stage)
         return _run_group(
             rows, Path(out_dir), settings, n_regions, fallback_gradient, checked, surrogate
         )

@@ -194,9 +194,10 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
         run = read_run(sdir)
         if run is None:
             missing.append(sid)
-            why = "failed" if (sdir / FAILURE_FILE).is_file() else None
-            if why is None and group_lock.live_holder(in_dir, sid) is not None:
-                why = "being fitted"
+            # a live fit lock first: a failed subject being refitted elsewhere is not failed
+            why = "being fitted" if group_lock.live_holder(in_dir, sid) is not None else None
+            if why is None and (sdir / FAILURE_FILE).is_file():
+                why = "failed"
             why = why or ("unfinished" if (sdir / "checkpoint").is_dir() else "not started")
             states.setdefault(why, []).append(sid)
             if all((sdir / f).is_file() for f in OUTPUT_FILES):

@@ -226,7 +226,7 @@ class GroupLock:
         }
         busy: list[Holder] = []
         try:
-            self.paths[0].parent.mkdir(exist_ok=True)
+            self.paths[0].parent.mkdir(parents=True, exist_ok=True)
             for path in self.paths:
                 holder = self._take(path)
                 if holder is not None:
@@ -350,5 +350,25 @@ def busy_outcomes(
     )
     return [
         {"subject_id": str(s), "status": "busy", "stage": "locked", "message": message}
+        for s in group_ids
+    ]
+
+
+def failed_outcomes(group_ids: Sequence[str], out_dir: Path, exc: OSError) -> list[dict[str, str]]:
+    """Outcomes (and ``failure.json`` records, where they can be written) of a group whose fit
+    locks could not be taken (a full or read-only file system, a stale NFS handle): the group
+    fails alone, the others go on."""
+    from delssome_norms.fit.outputs import write_failure
+
+    message = (
+        f"lock: cannot take the fit lock in {Path(out_dir) / LOCK_DIR} "
+        f"({type(exc).__name__}: {exc}); rerun the cohort when the folder is writable"
+    )
+    for sid in map(str, group_ids):
+        with contextlib.suppress(OSError):  # the same file system: the summary still counts it
+            (Path(out_dir) / sid).mkdir(parents=True, exist_ok=True)
+            write_failure(Path(out_dir) / sid, sid, "lock", message)
+    return [
+        {"subject_id": str(s), "status": "failed", "stage": "lock", "message": message}
         for s in group_ids
     ]

@@ -255,6 +255,7 @@ class GroupProgress:
     on_start: Callable[[int], None] | None = None  # total generations
     on_generation: Callable[[int], None] | None = None  # generations done
     on_subject_done: Callable[[SubjectOutcome], None] | None = None
+    on_stage: Callable[[str], None] | None = None  # before "val", "test", "profile", "write"
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -366,6 +367,7 @@ def fit_group(
         }
     if subjects_searches:
         _run_members(subjects_searches, todo, settings, gseed, progress, surrogate)
+        _stage(progress, "write")
     for searches in subjects_searches:
         m = searches[0]  # holds the subject's test stage
         extra = extras[m.subject_id]
@@ -472,6 +474,7 @@ def _run_members(
         settings.rate_gate,
     )
     t = time.perf_counter()
+    _stage(progress, "val")
     active = [m for m in members if m.active]
     if any(m.checkpoint.load_stage("val") is None for m in active):
         run_validation(
@@ -483,6 +486,7 @@ def _run_members(
         )
     timings["val_s"] = time.perf_counter() - t
     t = time.perf_counter()
+    _stage(progress, "test")
     active = [searches for searches in subjects if any(m.active for m in searches)]
     if any(searches[0].checkpoint.load_stage("test") is None for searches in active):
         run_test(
@@ -497,6 +501,7 @@ def _run_members(
     timings["test_s"] = time.perf_counter() - t
     if settings.interval:
         t = time.perf_counter()
+        _stage(progress, "profile")
         leads = [searches[0].checkpoint for searches in subjects]
         if any(c.load_stage("test") is not None and c.load_stage("profile") is None for c in leads):
             run_profile(
@@ -507,6 +512,11 @@ def _run_members(
                 settings.stability_gate,
             )
         timings["profile_s"] = time.perf_counter() - t
+
+
+def _stage(progress: GroupProgress, stage: str) -> None:
+    if progress.on_stage is not None:
+        progress.on_stage(stage)
 
 
 def _validation_hint(settings: FitSettings) -> str:

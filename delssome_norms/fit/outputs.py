@@ -594,11 +594,14 @@ def write_failure(subject_dir: str | Path, subject_id: str, stage: str, message:
 
 
 def read_failures(out_dir: str | Path, subject_ids: Iterable[str]) -> pd.DataFrame:
-    """Failure records of ``subject_ids`` under ``out_dir`` (subject_id, stage, error)."""
+    """Failure records of ``subject_ids`` under ``out_dir`` (subject_id, stage, error); a
+    subject whose fit lock a live process holds is left out (it is being refitted elsewhere)."""
+    from delssome_norms.fit.group_lock import live_holder  # (it writes failures through here)
+
     rows = []
     for sid in subject_ids:
         path = Path(out_dir) / str(sid) / FAILURE_FILE
-        if path.is_file() and not is_complete(path.parent):
+        if path.is_file() and not is_complete(path.parent) and live_holder(out_dir, str(sid)) is None:
             try:
                 rows.append(json.loads(path.read_text(encoding="utf-8")))
             except (OSError, json.JSONDecodeError):

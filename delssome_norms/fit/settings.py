@@ -14,6 +14,7 @@ from delssome_norms.fit.cmaes import CMAESSettings
 from delssome_norms.model import SimulationTiming
 from delssome_norms.model.devices import parse_device
 from delssome_norms.model.integrate import ENGINES as ENGINE_CHOICES
+from delssome_norms.model.integrate import is_numpy_dtype
 from delssome_norms.model.timing import MIN_FCD_WINDOW
 
 MAP_CHOICES = ("default", "fc-gradient")
@@ -283,11 +284,8 @@ class FitSettings:
         object.__setattr__(self, "device", str(parse_device(self.device, "device")))
         if isinstance(self.dtype, torch.dtype):  # torch.float64 is kept by name, as recorded
             object.__setattr__(self, "dtype", str(self.dtype).removeprefix("torch."))
-        elif not isinstance(self.dtype, str):  # numpy's spellings: np.float64, np.dtype("float32")
-            try:
-                object.__setattr__(self, "dtype", np.dtype(self.dtype).name)
-            except TypeError:
-                pass  # refused below, naming the value
+        elif is_numpy_dtype(self.dtype):  # np.float64, np.dtype("float32"); None is refused
+            object.__setattr__(self, "dtype", np.dtype(self.dtype).name)
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise InvalidInputError(f"seed must be a non-negative integer, got {self.seed!r}", "seed")
         for name in ("dt_train", "dt_val", "dt_test"):

@@ -380,15 +380,21 @@ def simulate(
     return _assemble(p, timing, bold, sums, finite)
 
 
+def is_numpy_dtype(value: object) -> bool:
+    """Whether ``value`` is a numpy dtype or scalar type (``np.dtype("float32")``, ``np.float64``).
+
+    ``np.dtype`` also converts None (to float64) and Python ``float``: those are not numpy's
+    spellings of a simulation dtype and are left for the caller to refuse.
+    """
+    return isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic))
+
+
 def _simulation_dtype(dtype: torch.dtype | str | np.dtype) -> torch.dtype:
     """``dtype`` (a torch dtype, its name, or a numpy float dtype) as torch.float32/float64."""
     if isinstance(dtype, str):
         dtype = DTYPES.get(dtype.removeprefix("torch."), dtype)
-    elif not isinstance(dtype, torch.dtype):
-        try:
-            dtype = DTYPES.get(np.dtype(dtype).name, dtype)
-        except TypeError:
-            pass
+    elif is_numpy_dtype(dtype):  # not np.dtype(None): that is float64
+        dtype = DTYPES.get(np.dtype(dtype).name, dtype)
     if dtype not in (torch.float32, torch.float64):
         raise InvalidInputError(
             f"dtype must be torch.float32 or torch.float64 (or 'float32' / 'float64'), got {dtype!r}"

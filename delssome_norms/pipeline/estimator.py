@@ -107,14 +107,18 @@ def _with_python_hint(message: str) -> str:
 
 
 def _pythonic(err: InvalidInputError) -> InvalidInputError:
-    """An input error of the fit layer spelled for a Python caller (same type, source, text + hint)."""
+    """An input error of the fit layer spelled for a Python caller (same type, source, text +
+    hint); the error as the fit layer spelled it stays in ``cli_error`` (``estimate-ei`` and the
+    demo, which fit through this class, report that one)."""
     source = err.source
     if source and source.startswith("--"):
         source = source.removeprefix("--").replace("-", "_")
     problem = _with_python_hint(err.problem)
     if type(err) is not InvalidInputError or (problem, source) == (err.problem, err.source):
         return err
-    return InvalidInputError(problem, source)
+    spelled = InvalidInputError(problem, source)
+    spelled.cli_error = err
+    return spelled
 
 
 def _timing_error(
@@ -150,6 +154,11 @@ class EIFitError(RuntimeError):
     def __init__(self, outcome: SubjectOutcome) -> None:
         super().__init__(_with_python_hint(f"{outcome.subject_id} failed: {outcome.message}"))
         self.outcome = outcome
+
+    @property
+    def cli_message(self) -> str:
+        """The failure as the command line reports it (its options, no Python hint)."""
+        return f"{self.outcome.subject_id} failed: {self.outcome.message}"
 
 
 def _host(value: Any) -> Any:

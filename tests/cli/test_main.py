@@ -185,3 +185,38 @@ def test_a_failed_fit_and_an_unexpected_error_are_one_line_with_exit_1(
     assert "\n" not in err and "--debug info" in err
     with pytest.raises(RuntimeError, match="a bug"):
         main(["--debug", "info"])
+
+
+def test_estimate_ei_reports_fit_errors_in_command_line_words(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """estimate-ei fits through EIEstimator, whose errors name Python arguments; the CLI showed
+    '(in Python: EIEstimator argument(s) overwrite)' after '--overwrite'."""
+    from delssome_norms.datasets import load_reference_subjects
+    from delssome_norms.errors import InvalidInputError
+    from delssome_norms.fit.lockstep import SubjectOutcome
+    from delssome_norms.pipeline import EIEstimator, EIFitError
+
+    s = load_reference_subjects()
+    np.savetxt(tmp_path / "fc.csv", s.fc[0], delimiter=",")
+    np.savetxt(tmp_path / "cdf.csv", s.fcd_cdf[0][:, None])
+    argv = ["estimate-ei", "--fc", str(tmp_path / "fc.csv"), "--fcd-cdf", str(tmp_path / "cdf.csv")]
+    argv += ["--tr", "0.72", "--scan-length", "432", "--out-dir", str(tmp_path / "sub01")]
+
+    def other_run(self, subject, progress):
+        raise InvalidInputError("holds another run's results; use --overwrite to refit", "--out-dir")
+
+    monkeypatch.setattr(EIEstimator, "_fit_subject", other_run)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    expected = "--out-dir: holds another run's results; use --overwrite to refit"
+    assert err == f"delssome-norms: error: {expected}"
+
+    def failed(self, subject, progress):
+        outcome = SubjectOutcome("sub01", "failed", "train", "train: try more --generations")
+        raise EIFitError(outcome)
+
+    monkeypatch.setattr(EIEstimator, "_fit_subject", failed)
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "sub01 failed: train: try more --generations" in err and "in Python" not in err

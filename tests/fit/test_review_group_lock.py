@@ -300,3 +300,66 @@ def test_cohort_command_says_which_subjects_are_being_fitted_elsewhere(
     text = capsys.readouterr().out
     assert "1 done, 0 already finished, 0 failed, 2 being fitted elsewhere" in text
     assert "holds the fit locks of sub-00, sub-01: rerun this command" in text
+
+
+def test_a_lock_folder_that_cannot_be_written_fails_the_group_alone(tmp_path: Path) -> None:
+    """acquire's OSError escaped run_group_task: on Dask it stopped the whole cohort."""
+    use = tmp_path / "out"
+    use.mkdir()
+    (use / group_lock.LOCK_DIR).write_text("not a folder")  # mkdir of the lock folder fails
+    rows = _rows(tmp_path)
+    outcomes = _task(rows, use)
+    assert [o["status"] for o in outcomes] == ["failed", "failed"]
+    assert all(o["stage"] == "lock" and "cannot take the fit lock" in o["message"] for o in outcomes)
+    record = json.loads((use / "sub-00" / "failure.json").read_text())
+    assert record["stage"] == "lock"
+
+
+def test_a_lock_lost_after_the_train_stage_stops_before_the_next_stage(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The lost-lock check ran only between train generations: a holder that lost its lock during
+    validation went on to test, profile and write next to the new holder."""
+    use_analytic_simulator(monkeypatch)
+    out = tmp_path / "out"
+    out.mkdir()
+    made: list[GroupLock] = []
+    original = GroupLock.__init__
+
+    def capture(self, *a, **k):
+        original(self, *a, **k)
+        made.append(self)
+
+    monkeypatch.setattr(GroupLock, "__init__", capture)
+    stages: list[str] = []
+
+    def on_stage(stage: str) -> None:
+        stages.append(stage)
+        if stage == "val":  # the heartbeat finds the lock taken over while validating
+            made[0].lost = "taken over by host other-node"
+
+    outcomes = _task(_rows(tmp_path), out, GroupProgress(on_stage=on_stage))
+    assert stages == ["val"]  # stopped at the next check, before the test stage
+    assert [o["status"] for o in outcomes] == ["busy", "busy"]
+    assert "taken over by host other-node" in outcomes[0]["message"]
+    assert not (out / "sub-00" / "run.json").exists()
+
+
+def test_stages_are_announced_in_order(tmp_path: Path, monkeypatch) -> None:
+    use_analytic_simulator(monkeypatch)
+    stages: list[str] = []
+    outcomes = _task(_rows(tmp_path), tmp_path / "out", GroupProgress(on_stage=stages.append))
+    assert [o["status"] for o in outcomes] == ["done", "done"]
+    assert stages == ["val", "test", "profile", "write"]
+
+
+def test_a_failed_subject_refitted_elsewhere_is_being_fitted_not_failed(tmp_path: Path) -> None:
+    from delssome_norms.fit.outputs import read_failures, write_failure
+
+    out = tmp_path / "out"
+    (out / "sub-00").mkdir(parents=True)
+    write_failure(out / "sub-00", "sub-00", "train", "train: no valid candidate")
+    assert read_failures(out, ["sub-00"])["subject_id"].tolist() == ["sub-00"]
+    with GroupLock(out, ["sub-00"]) as lock:
+        assert lock.acquire() == []
+        assert read_failures(out, ["sub-00"]).empty  # a live process refits it

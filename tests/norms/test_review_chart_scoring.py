@@ -193,6 +193,8 @@ def test_cli_refuses_a_chart_folder_named_reference(chart, tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     argv = ["charts", "adapt", "--chart", "reference", "--controls", "controls.csv"]
     assert main([*argv, "--out", "reference"]) == 2
+    assert main([*argv, "--out", str(tmp_path / "reference")]) == 2  # the same folder, absolute
+    assert main([*argv, "--out", "x/../reference"]) == 2
     assert not (tmp_path / "reference").exists()
     assert main([*argv, "--out", "adapted"]) == 0
     shutil.rmtree(tmp_path / "adapted")

@@ -182,3 +182,15 @@ def test_result_repr_is_one_line_and_results_compare_by_identity(tmp_path: Path)
     import dataclasses
 
     assert dataclasses.replace(r, interval=missing).mean_interval is None
+
+
+def test_dtype_none_is_refused_not_read_as_numpy_float64() -> None:
+    """np.dtype(None) is float64: FitSettings(dtype=None) silently doubled the cost of a fit."""
+    from delssome_norms.model.integrate import _simulation_dtype
+
+    for bad in (None, float):
+        with pytest.raises(InvalidInputError, match="dtype must be"):
+            FitSettings(dtype=bad)
+        with pytest.raises(InvalidInputError, match="dtype must be"):
+            _simulation_dtype(bad)
+    assert _simulation_dtype(np.float32) is torch.float32
