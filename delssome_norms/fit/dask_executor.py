@@ -217,6 +217,8 @@ def worker_lock_hooks() -> tuple[dict[str, str], Callable[[dict[str, Any]], str 
                 workers = client.scheduler_info()["workers"]
         except Exception:  # cannot ask: leave it to the heartbeat
             return None
+        if worker.address not in workers:  # a stale or partial list (it lacks this very worker):
+            return None  # trust only the heartbeat, never a false "left" (two fits of a group)
         return None if other in workers else f"its Dask worker {other} has left the cluster"
 
     return {"dask_worker": str(worker.address), "dask_scheduler": scheduler}, gone

@@ -104,7 +104,12 @@ class Holder:
         if self.record is None:
             return f"unreadable lock file {self.path}, written {self.age(now):.0f} s ago"
         r = self.record
-        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(r.get("started", 0))))
+        started = r.get("started")
+        since = (
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(started)))
+            if isinstance(started, (int, float))
+            else "an unknown time"  # a record edited or written by something else
+        )
         return (
             f"host {r.get('host')}, pid {r.get('pid')}, since {since}, last heartbeat "
             f"{max(0.0, self.age(now)):.0f} s ago; lock {self.path}"

@@ -363,3 +363,11 @@ def test_a_failed_subject_refitted_elsewhere_is_being_fitted_not_failed(tmp_path
     with GroupLock(out, ["sub-00"]) as lock:
         assert lock.acquire() == []
         assert read_failures(out, ["sub-00"]).empty  # a live process refits it
+
+
+def test_a_lock_record_without_a_start_time_is_still_described() -> None:
+    from delssome_norms.fit.group_lock import Holder
+
+    record = {"host": "h", "pid": 7, "started": None, "heartbeat": 100.0}
+    text = Holder(Path("/o/.delssome-norms.locks/s.lock"), record, 100.0).describe(now=130.0)
+    assert text.startswith("host h, pid 7, since an unknown time, last heartbeat 30 s ago")
