@@ -22,8 +22,8 @@ from delssome_norms.fit.outputs import (
     write_result_files,
 )
 from delssome_norms.fit.stages import STAGES, SubjectResult
+from delssome_norms.io import OutDirLock, check_not_locked, read_parameters, read_table
 from delssome_norms.io import ei_table as et
-from delssome_norms.io import read_parameters, read_table
 from delssome_norms.io.writers import as_json_data, strict_json
 
 LOSS_COLUMNS = ("corr_loss", "l1_loss", "ks_loss", "total_loss")
@@ -261,6 +261,12 @@ class EIResult:
         d = Path(directory)
         if d.exists() and not d.is_dir():
             raise InvalidInputError("exists and is not a folder", str(d))
+        check_not_locked(d.resolve().parent, "directory")  # a running cohort owns its subjects
+        d.mkdir(parents=True, exist_ok=True)
+        with OutDirLock(d, "directory"):  # not while a fit (estimate-ei, EIEstimator) writes it
+            return self._save_into(d, overwrite)
+
+    def _save_into(self, d: Path, overwrite: bool) -> Path:
         present = [n for n in (*OUTPUT_FILES, "checkpoint") if (d / n).exists()]
         if present and not overwrite:
             run = read_run(d)

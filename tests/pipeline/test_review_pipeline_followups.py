@@ -78,7 +78,10 @@ def test_a_saved_in_memory_result_reads_back_equal_and_is_reused(
     tmp_path: Path, in_memory: EIResult
 ) -> None:
     out = in_memory.save(tmp_path / "s1")
-    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_FILES)  # no temporaries left
+    # no temporaries left (the out-dir lock file stays, as in a fit's folder)
+    assert sorted(p.name for p in out.iterdir() if p.name != ".delssome-norms.lock") == sorted(
+        OUTPUT_FILES
+    )
     back = EIResult.from_dir(out)
     assert back.equals(in_memory) and in_memory.equals(back)
     pd.testing.assert_series_equal(back.ei, in_memory.ei, check_exact=True)
@@ -249,3 +252,17 @@ def test_float32_timing_is_read_as_the_decimal_it_was_made_from() -> None:
         assert run_fingerprint(subject, BASE)["timing"] == [0.72, 14.4]
     with pytest.raises(InvalidInputError, match="must be numbers"):
         check_timing("a", 864.0)
+
+
+def test_save_refuses_a_folder_a_running_fit_holds(tmp_path: Path, in_memory: EIResult) -> None:
+    """save(overwrite=True) could set aside the checkpoint of a live estimate-ei in that folder."""
+    from delssome_norms.io import OutDirLock
+
+    out = tmp_path / "busy"
+    out.mkdir()
+    (out / "checkpoint").mkdir()  # a fit in progress
+    with OutDirLock(out, "--out-dir"):
+        with pytest.raises(InvalidInputError, match="directory"):
+            in_memory.save(out, overwrite=True)
+    assert (out / "checkpoint").is_dir() and not (out / "run.json").exists()
+    assert in_memory.save(out, overwrite=True) == out  # once that run has ended
