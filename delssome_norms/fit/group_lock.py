@@ -256,6 +256,11 @@ class GroupLock:
                 holder = read_holder(path)
                 if holder is None:
                     continue
+                if holder.record is None and holder.age(time.time()) < 1.0:
+                    time.sleep(0.05)  # created an instant ago, its record not yet written: reread
+                    holder = read_holder(path)
+                    if holder is None:
+                        continue
                 why = holder.stale_reason(self.stale_after_s, gone=self.gone)
                 if why is None:
                     return holder
