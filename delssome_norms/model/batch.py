@@ -225,8 +225,9 @@ def prepare_batch(
     G = G.reshape(-1)
     if G.shape[0] != B:
         raise InvalidInputError(f"G must have shape ({B},), got {tuple(G.shape)}")
-    if (sigma < 0).any():
-        raise InvalidInputError("sigma must be >= 0")
+    for name, t in (("wEE", wEE), ("wEI", wEI), ("sigma", sigma), ("G", G)):
+        if (t < 0).any():  # negative couplings or noise have no meaning in the model
+            raise InvalidInputError(f"{name} must be >= 0 (got {float(t.min()):g})")
     sc_t = _as_tensor(sc, "sc").to(device)
     if sc_t.shape[-2:] != (N, N) or sc_t.ndim not in (2, 3) or (sc_t.ndim == 3 and sc_t.shape[0] != B):
         raise InvalidInputError(

@@ -206,6 +206,9 @@ def test_timing_must_be_a_simulation_timing() -> None:
     [
         ({"wEE": np.full((2, N), np.nan)}, "wEE contains NaN or inf"),
         ({"sigma": np.full((2, N), -0.01)}, "sigma must be >= 0"),
+        ({"wEE": np.full((2, N), -1.0)}, "wEE must be >= 0 (got -1)"),
+        ({"wEI": np.full((2, N), -0.5)}, "wEI must be >= 0 (got -0.5)"),
+        ({"G": np.array([1.0, -2.0])}, "G must be >= 0 (got -2)"),
         ({"wEI": np.full((2, N - 1), 2.0)}, f"wEI must have shape (2, {N}) like wEE"),
         ({"G": 1.0}, "G must have shape (2,)"),
     ],
