@@ -65,9 +65,13 @@ truths (and ``k``) to ``delssome_norms/fit/data/interval_calibration.json``.
 (``searches``, ``n_dup``, ``test_top_k``, ``generations``, ``popsize``, ``scan_length``,
 ``val_per_generation``) and reports the level error per value (issue 22, item 3).
 
-Writes ``bench/results/ei_calibration.json`` (every truth's row, summaries, settings, versions,
-wall times) and prints one summary line with PASS/FAIL per acceptance figure. ``--quick``: a smoke
-run (3 truths, tiny budget). ``bench/gpu_calibration.sh`` runs the full budget on a CUDA device.
+Writes ``bench/results/ei_calibration.json`` (``--out``; by default ``_quick``, ``_fcmap`` and
+``_tr<TR>`` are added to the name for ``--quick``, ``--gradient-map fc`` and another ``--tr``):
+every truth's row, summaries, settings, versions, wall times; regions and means without an interval
+(null in ``run.json``) count as not covered and are counted (``missing_intervals``). It prints one
+summary line with PASS/FAIL per acceptance figure. ``--quick``: a smoke run (3 truths, tiny budget,
+work folder ``bench/results/ei_calibration_quick``). ``bench/gpu_calibration.sh`` runs the full
+budget on a CUDA device.
 """
 
 from __future__ import annotations
@@ -364,11 +368,16 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             half_r = np.concatenate(
                 [K_NORMAL * np.sqrt(sr**2 + f**2) for sr, f in zip(s_r, f_reg_loo[idx])]
             )
+            # medians over the intervals that exist (a null spread or bound is NaN)
             out["width_hi_over_lo"] = {
-                "mean_shipped": float(np.median([x["mean_hi"] / x["mean_lo"] for x in sub])),
-                "mean_loo": float(np.median(np.exp(2 * half_m))),
-                "region_loo": float(np.median(np.exp(2 * half_r))),
-                "mean_spread_only": float(np.median(width_ratio(s_m, K_NORMAL))),
+                "mean_shipped": _nanmedian([x["mean_hi"] / x["mean_lo"] for x in sub]),
+                "mean_loo": _nanmedian(np.exp(2 * half_m)),
+                "region_loo": _nanmedian(np.exp(2 * half_r)),
+                "mean_spread_only": _nanmedian(width_ratio(s_m, K_NORMAL)),
+            }
+            out["missing_intervals"] = {
+                "mean": int(sum(bool(x.get("interval_mean_missing")) for x in sub)),
+                "region": int(sum(int(x.get("interval_missing_regions") or 0) for x in sub)),
             }
         if has_flag and sub:
             out["flag"] = flag_rates(r, e, np.array([bool(x["flagged"]) for x in sub]))
@@ -421,6 +430,13 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             for m in metrics
         }
     return out
+
+
+def _nanmedian(values: Any) -> float:
+    """Median of the non-NaN values (NaN, without a warning, when there are none)."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[~np.isnan(v)]
+    return float(np.median(v)) if v.size else float("nan")
 
 
 def _num(v: Any) -> float:
@@ -1200,6 +1216,11 @@ def truth_row(t: Truth, folder: Path) -> dict[str, Any]:
                 "floor_score_region": floor_scores(np.abs(np.log(ei / true)), s_r).tolist(),
                 "covered_mean_shipped": bool(mean_lo <= true.mean() <= mean_hi),  # NaN: False
                 "covered_region_shipped": ((lo <= true) & (true <= hi)).tolist(),
+                # regions / mean without an interval (counted as not covered above)
+                "interval_missing_regions": len(
+                    interval.get("missing_regions") or np.flatnonzero(~np.isfinite(s_r))
+                ),
+                "interval_mean_missing": not (math.isfinite(mean_lo) and math.isfinite(mean_hi)),
             }
         )
     quality = _get(run, "fit_quality")
@@ -1220,7 +1241,7 @@ def truth_row(t: Truth, folder: Path) -> dict[str, Any]:
     if fq.is_file():
         losses = pd.read_csv(fq).set_index("stage")["total_loss"]
         row["test_total_loss"] = float(losses.get("test", np.nan))
-    row["wall_s"] = run.get("wall_seconds") or run.get("timings")
+    row["wall_s"] = run.get("wall_time_s") or run.get("wall_seconds") or run.get("timings")
     return row
 
 
@@ -1472,22 +1493,30 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--vary-truths", type=int, default=8)
     args = ap.parse_args(argv)
     args.command = " ".join(sys.argv[1:] if argv is None else argv)
+    if args.out == RESULTS:  # a smoke run, a misspecified map or another TR keep the shipped results
+        suffix = (
+            ("_quick" if args.quick else "")
+            + ("_fcmap" if args.gradient_map == "fc" else "")
+            + ("" if args.tr == TR else f"_tr{args.tr:g}")
+        )
+        args.out = RESULTS.with_name(f"ei_calibration{suffix}.json")
     if args.quick:
         args.n_truths = min(args.n_truths, 3)
         if args.work_dir == DEFAULT_WORK:
             args.work_dir = DEFAULT_WORK.with_name("ei_calibration_quick")
-        if args.out == RESULTS:
-            args.out = RESULTS.with_name("ei_calibration_quick.json")
     if args.n_truths < 1:
         ap.error("--n-truths must be >= 1")
     if not 0 < args.tr <= 30:
         ap.error("--tr must be a positive number of seconds")
-    if args.tr != TR and args.out == RESULTS:  # the shipped calibration's results stay
-        args.out = RESULTS.with_name(f"ei_calibration_tr{args.tr:g}.json")
     if args.write_calibration and args.tr != TR:
         ap.error(
             "--write-calibration: the shipped floors are for TR 0.72 s; measure other TRs "
             "without writing them"
+        )
+    if args.write_calibration and args.gradient_map != "own":
+        ap.error(
+            "--write-calibration: the shipped floors are for fits with the default maps; a "
+            "misspecified gradient map is measured without writing them"
         )
     for m in args.modes.split(","):
         if m not in ("euler", "surrogate"):
