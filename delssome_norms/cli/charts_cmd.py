@@ -7,6 +7,19 @@ import contextlib
 from pathlib import Path
 
 from delssome_norms.cli import options
+from delssome_norms.cli.charts_helpers import (
+    FIT_OPTIONS,
+    _check_models,
+    _check_scored_by,
+    _figure_format,
+    _named,
+    _person_mark,
+    _person_row,
+    _person_value,
+    _save_figure,
+    _site,
+    _subtitle,
+)
 from delssome_norms.cli.main import add_command
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.io import ei_table as et
@@ -205,7 +218,7 @@ def register(subparsers) -> None:
     pl = add_command(
         sub,
         "plot",
-        help="centile fan chart of one target per sex, with data points (PNG or PDF)",
+        help="centile fan chart of one target per sex, with data points (PNG, PDF or SVG)",
         example=PLOT_EXAMPLE,
         description="Draw the population centiles (2.5-97.5) of one target, one panel per sex, "
         "with the table's people as points (harmonised values by default). With --subject ID, "
@@ -243,11 +256,13 @@ def register(subparsers) -> None:
     bm = add_command(
         sub,
         "brainmap",
-        help="one person's 68 regional z-scores (or centiles, E/I) on a glass brain (PNG)",
+        help="one person's DK68 regional z-scores (or centiles, E/I) on a glass brain (PNG)",
         example=BRAINMAP_EXAMPLE,
         description="Draw one person's regional scores from a wide score table (`charts score`) "
         "at the DK68 region centroids on a glass brain: z-scores (default; diverging colours "
-        "centred at 0), centiles (percent, centred at 50) or harmonised E/I ratios.",
+        "centred at 0), centiles (percent, centred at 50) or harmonised E/I ratios. Regions the "
+        "table has no score for (a chart fitted on some regions) are left out; the title counts "
+        "those drawn.",
     )
     bm.add_argument("--scores", required=True, metavar="CSV", help="wide score table")
     bm.add_argument("--subject", required=True, metavar="ID", help="subject_id to draw")
@@ -280,13 +295,24 @@ def register(subparsers) -> None:
         "compare",
         help="BIC table over families and mu spline df",
         example=COMPARE_EXAMPLE,
-        description="Fit every family x mu df combination (each a batched fit of all targets) and "
-        "write one row per model and target with log-likelihood, edf, AIC, BIC and delta BIC.",
+        description="Compare chart models (not people): fit every family x mu df combination "
+        "on --table (each a batched fit of all targets, or of --targets) and write one row per "
+        "model and target: loglik, edf (effective degrees of freedom), aic = -2 loglik + 2 edf, "
+        "bic = -2 loglik + log(n_obs) edf, delta_bic (bic minus the smallest bic among the "
+        "target's reliable models: 0 marks the best, lower is better, 10 or more is strong "
+        "evidence against a model), best, converged, tail_z, reliable and note. A model with a "
+        "degenerate tail is listed but never best.",
     )
     c.add_argument("--table", required=True, metavar="CSV", help="cohort E/I table")
     c.add_argument("--out", required=True, metavar="CSV", help="BIC table to write")
-    c.add_argument("--families", default="SHASHo2,JSU,GG,NO", help="comma-separated families")
-    c.add_argument("--mu-dfs", default="3,4,5", help="comma-separated mu df values")
+    c.add_argument(
+        "--families",
+        default="SHASHo2,JSU,GG,NO",
+        help="comma-separated families (default SHASHo2,JSU,GG,NO)",
+    )
+    c.add_argument(
+        "--mu-dfs", default="3,4,5", help="comma-separated mu df values, 3-30 (default 3,4,5)"
+    )
     c.add_argument("--targets", metavar="LIST", help="comma-separated target columns")
     options.defer(c, lambda parser: _chart_model_options(parser, ("sigma_df", "site_column")))
     c.set_defaults(func=run_compare)
@@ -404,6 +430,8 @@ def run_fit(args: argparse.Namespace) -> int:
     from delssome_norms.norms import GrowthChart
 
     _check_chart_out(args.out)
+    options = {"sigma_df": args.sigma_df, "site_column": args.site_column, "max_iter": args.max_iter}
+    _check_models([args.family], [args.mu_df], FIT_OPTIONS, **options)  # errors name the option
     table, provenance = _table_and_provenance(args.table)
     table = _handle_flagged(table, args.exclude_flagged, str(args.table))
     chart = GrowthChart(
@@ -521,85 +549,6 @@ def run_adapt(args: argparse.Namespace) -> int:
     return 0
 
 
-N_REGIONS = 68
-SITE_COLUMNS = (et.SITE_SCANNER, et.SITE)
-
-
-def _figure_format(out: Path, option: str = "--out") -> str:
-    fmt = out.suffix.lower().lstrip(".")
-    if fmt not in ("png", "pdf", "svg"):
-        raise InvalidInputError("the figure must end in .png, .pdf or .svg", option)
-    return fmt
-
-
-def _save_figure(fig, out: Path) -> None:
-    from delssome_norms.io import atomic_path
-
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format=_figure_format(out), dpi=150)
-
-
-def _person_row(table, subject: str, source: str):
-    """The one row of ``table`` whose ``subject_id`` is ``subject`` (InvalidInputError otherwise)."""
-    if "subject_id" not in table.columns:
-        raise InvalidInputError("has no subject_id column to find --subject in", source)
-    ids = table["subject_id"].astype(str)
-    hits = table[ids == str(subject)]
-    if hits.empty:
-        some = ", ".join(map(str, ids.iloc[:3]))  # a missing ID is NaN under pandas 3
-        raise InvalidInputError(
-            f"has no subject_id {subject!r} ({len(table)} people, e.g. {some})", source
-        )
-    if len(hits) > 1:
-        raise InvalidInputError(f"has {len(hits)} rows with subject_id {subject!r}", source)
-    return hits.iloc[0]
-
-
-def _person_value(row, column: str, source: str) -> float:
-    from delssome_norms.cli.person_report import flag_note
-
-    if column not in row.index:
-        raise InvalidInputError(
-            f"has no column {column}; pass the wide score table of `charts score`", source
-        )
-    value = float(row[column])
-    if value != value:  # NaN
-        raise InvalidInputError(
-            f"subject {row['subject_id']!s} has no {column} value{flag_note(row)}", source
-        )
-    return value
-
-
-def _person_mark(row, target: str, source: str, value: float | None = None) -> dict:
-    """What ``plot_chart_centiles(person=...)`` needs from a wide score row."""
-    for col in ("age_in_years", "sex"):
-        if col not in row.index:
-            raise InvalidInputError(f"has no {col} column", source)
-    centile = _person_value(row, f"{target}_centile", source)
-    if value is None:
-        value = _person_value(row, f"{target}_harmonised", source)
-    return {
-        "subject_id": str(row["subject_id"]),
-        "sex": str(row["sex"]),
-        "age_in_years": float(row["age_in_years"]),
-        "value": value,
-        "centile": centile,
-        "z": _person_value(row, f"{target}_z", source),
-    }
-
-
-def _site(row) -> str:
-    for col in SITE_COLUMNS:
-        if col in row.index and str(row[col]) not in ("", "nan"):
-            return str(row[col])
-    return "unknown"
-
-
-def _subtitle(row, flags: str = "") -> str:
-    text = f"age {float(row['age_in_years']):.1f}, {row['sex']}, site {_site(row)}"
-    return text + (f" [flag: {flags.replace(';', ', ')}]" if flags else "")
-
-
 def run_plot(args: argparse.Namespace) -> int:
     """Draw the centile fan chart of one target."""
     from delssome_norms.cli.person_report import check_drawable
@@ -614,19 +563,24 @@ def run_plot(args: argparse.Namespace) -> int:
     if args.subject is not None and not (args.scores or args.table):
         raise InvalidInputError("--subject needs --scores or --table", "--subject")
     chart = load_chart(args.chart)
+    if args.target not in chart.targets_:
+        some = ", ".join(chart.targets_[:4]) + (" ..." if len(chart.targets_) > 4 else "")
+        raise InvalidInputError(f"the chart has no target {args.target!r} (it has {some})", "--target")
     data = read_table(args.table) if args.table else None
+    table_source = _named(args.table, "--table")
     person = None
     if args.subject is not None:
         raw = None
         if args.points == "raw":
             if data is None:
                 raise InvalidInputError("--points raw with --subject needs --table", "--points")
-            raw = _person_value(_person_row(data, args.subject, args.table), args.target, args.table)
+            row = _person_row(data, args.subject, table_source)
+            raw = _person_value(row, args.target, table_source)
         if args.scores:
-            source = str(args.scores)
+            source = _named(args.scores, "--scores")
             row = _person_row(read_table(args.scores), args.subject, source)
         else:
-            source = str(args.table)
+            source = table_source
             one = data.loc[[_person_row(data, args.subject, source).name]]
             row = chart.score(one, targets=[args.target], source=source).iloc[0]
         flags = check_drawable(row, source)
@@ -640,9 +594,15 @@ def run_plot(args: argparse.Namespace) -> int:
             raise InvalidInputError("--crosscheck needs --table", "--crosscheck")
         from delssome_norms.norms.crosscheck import quantile_crosscheck
 
-        crosscheck = quantile_crosscheck(chart, data, args.target, source=str(args.table))
+        crosscheck = quantile_crosscheck(chart, data, args.target, source=table_source)
     fig = plot_chart_centiles(
-        chart, args.target, data, points=args.points, crosscheck=crosscheck, person=person
+        chart,
+        args.target,
+        data,
+        points=args.points,
+        crosscheck=crosscheck,
+        person=person,
+        source=table_source,
     )
     _save_figure(fig, out)
     if person is not None:
@@ -662,7 +622,7 @@ def run_brainmap(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     _figure_format(out)
-    source = str(args.scores)
+    source = _named(args.scores, "--scores")
     row = _person_row(read_table(args.scores), args.subject, source)
     flags = check_drawable(row, source)
     values = regional_values(row, VALUE_KINDS[args.value][0], source)
@@ -687,7 +647,7 @@ def run_report(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise InvalidInputError("exists and is not a folder", "--out")
-    source = str(args.scores)
+    source = _named(args.scores, "--scores")
     row = _person_row(read_table(args.scores), args.subject, source)
     flags = check_drawable(row, source)
     mark = _person_mark(row, et.MEAN_TARGET, source)
@@ -701,38 +661,12 @@ def run_report(args: argparse.Namespace) -> int:
     # both figures are drawn before any file is written: a failure leaves no half report
     fan = plot_chart_centiles(chart, et.MEAN_TARGET, None, person=mark)
     brain = plot_person_brain_map(z, mark["subject_id"], value="z", subtitle=_subtitle(row, flags))
-    text = report_markdown(row, mark, z, centiles, args.top, chart_label, source, _site(row))
+    text = report_markdown(row, mark, z, centiles, args.top, chart_label, str(args.scores), _site(row))
     _save_figure(fan, out / "fan_chart.png")
     _save_figure(brain, out / "brain_map_z.png")
     write_text(text, out / "report.md")
     print(f"wrote {out / 'report.md'} with fan_chart.png and brain_map_z.png")
     return 0
-
-
-def _check_scored_by(chart, mark: dict, source: str, target: str = et.MEAN_TARGET) -> None:
-    """Refuse scores made with another chart: the report would put them on this chart's fan.
-
-    The harmonised value of a score is this chart's population quantile at the person's centile,
-    so the chart must give that value back the same centile (to rounding of the score file).
-    """
-    import warnings
-
-    if target not in chart.targets_:
-        raise InvalidInputError(f"the chart has no {target} target", "--chart")
-    with warnings.catch_warnings():  # ages outside the chart were flagged when scored
-        warnings.simplefilter("ignore")
-        params = chart.predict_parameters(
-            [mark["age_in_years"]], mark["sex"], targets=[target], extrapolate=True
-        )
-    theta = [params[p][:, 0] for p in chart.family_.params]
-    again = float(chart.family_.cdf(mark["value"], *theta)[0])
-    if abs(again - mark["centile"]) > 1e-4:
-        raise InvalidInputError(
-            f"the scores of {mark['subject_id']} were not made with this chart: it puts their "
-            f"harmonised {target} at centile {again:.4f}, the scores say {mark['centile']:.4f}; "
-            "give --chart the chart that scored them",
-            source,
-        )
 
 
 def run_compare(args: argparse.Namespace) -> int:
@@ -742,11 +676,14 @@ def run_compare(args: argparse.Namespace) -> int:
     from delssome_norms.norms.selection import best_models, compare_models
 
     check_out_file(args.out, "--out", {"--table": args.table}, TABLE_SUFFIXES)  # before the fits
+    families = list(dict.fromkeys(_csv_list(args.families, "--families")))  # each model once
+    mu_dfs = list(dict.fromkeys(_int_list(args.mu_dfs, "--mu-dfs")))
+    _check_models(families, mu_dfs, sigma_df=args.sigma_df, site_column=args.site_column)
     table = read_table(args.table)
     result = compare_models(
         table,
-        families=_csv_list(args.families, "--families"),
-        mu_dfs=_int_list(args.mu_dfs, "--mu-dfs"),
+        families=families,
+        mu_dfs=mu_dfs,
         targets=_csv_list(args.targets),
         source=str(args.table),
         sigma_df=args.sigma_df,

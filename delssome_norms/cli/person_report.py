@@ -77,7 +77,8 @@ def report_markdown(
     flags = [f for f in _row_flags(row).split(";") if f]
     finite = np.isfinite(z)
     order = [k for k in np.argsort(-np.abs(z), kind="stable") if finite[k]][:top]
-    missing = [DK68_REGIONS[k] for k in np.flatnonzero(~finite)]
+    absent = set(unscored_regions(row))
+    missing = [DK68_REGIONS[k] for k in np.flatnonzero(~finite) if k not in absent]
     n_deviant = int((np.abs(z[finite]) > 1.96).sum())
     unseen = FLAG_UNSEEN_SITE in flags
     whose, median_of = (
@@ -108,6 +109,14 @@ def report_markdown(
         *(
             [f"| regions without a score | {len(missing)}: {', '.join(missing[:6])} |"]
             if missing
+            else []
+        ),
+        *(
+            [
+                f"| regions not in the scores | {len(absent)} of {N_DK68} (the chart has no "
+                "target for them) |"
+            ]
+            if absent
             else []
         ),
         f"| flags | {', '.join(flags) if flags else 'none'} |",
@@ -143,7 +152,8 @@ N_DK68 = 68
 
 def regional_values(row, suffix: str, source: str):
     """The person's 68 regional ``ei_ratio_roi_<k>_<suffix>`` values, in region order (NaN
-    where a region has none; refused when none has one, or for scores of another atlas)."""
+    where a region has none, or is not in the table: a chart fitted on some regions only;
+    refused when none has one, or for scores of another atlas)."""
     import re
 
     import numpy as np
@@ -159,18 +169,32 @@ def regional_values(row, suffix: str, source: str):
         )
     cols = [f"{et.region_column(k)}_{suffix}" for k in range(N_DK68)]
     missing = [c for c in cols if c not in row.index]
-    if missing:
+    if len(missing) == N_DK68:
         raise InvalidInputError(
             f"lacks {len(missing)} of the {N_DK68} regional columns (e.g. {missing[0]}); "
-            "score all 68 DK68 regions with `charts score` (wide layout)",
+            "score DK68 regions with `charts score` (wide layout)",
             source,
         )
-    values = row[cols].to_numpy(dtype=np.float64)
+    values = np.array([_number(row[c]) if c in row.index else np.nan for c in cols], dtype=np.float64)
     if not np.isfinite(values).any():
         raise InvalidInputError(
             f"subject {row['subject_id']!s} has no {suffix} for any region{flag_note(row)}", source
         )
     return values
+
+
+def _number(cell) -> float:
+    """A score cell as a number (NaN when empty or not a number)."""
+    try:
+        return float(cell)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def unscored_regions(row, suffix: str = "z") -> list[int]:
+    """Indices of the DK68 regions whose ``<suffix>`` column is not in the score table (the
+    chart that scored them has no such target)."""
+    return [k for k in range(N_DK68) if f"{et.region_column(k)}_{suffix}" not in row.index]
 
 
 def flag_note(row) -> str:

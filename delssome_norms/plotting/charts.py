@@ -37,6 +37,7 @@ def plot_chart_centiles(
     seed: int = 0,
     ylabel: str | None = None,
     person: Mapping[str, Any] | None = None,
+    source: str = "data",
 ) -> Figure:
     """Population centile fan of one target, one panel per sex, with the data as points.
 
@@ -71,6 +72,8 @@ def plot_chart_centiles(
         One person to highlight: ``subject_id``, ``sex``, ``age_in_years`` (years), ``value``
         (on the scale of ``points``) and ``centile`` (fraction in [0, 1]). Drawn in the panel of
         their sex as a large amber star labelled e.g. ``"sub-01: 93rd centile"``.
+    source : str
+        Name of ``data`` in warnings and errors (e.g. its file name).
 
     Returns
     -------
@@ -93,11 +96,11 @@ def plot_chart_centiles(
     chart._target_index([target], source="target")
     q = sorted(chart._check_q(q))
     ages = age_grid(*chart.chart_range_)
-    fig = Figure(figsize=(5.0 * len(sexes), 4.0), layout="constrained")
+    fig = Figure(figsize=(5.0 * len(sexes), 4.4), layout="constrained")  # legend below
     axes = fig.subplots(1, len(sexes), sharey=True, squeeze=False)[0]
     scored = None
     if data is not None:
-        scored = chart.score(data, targets=[target], layout="long", source="data")
+        scored = chart.score(data, targets=[target], layout="long", source=source)
         if points == "raw":
             scored = scored.assign(harmonised=scored["value"])
     if person is not None:
@@ -200,7 +203,16 @@ def plot_chart_centiles(
         star = person_ax.get_legend_handles_labels()
         where = f"{star[1][-1]} ({person['sex']} panel)"  # the star is drawn on the other panel
         handles, labels = handles + star[0][-1:], [*labels, where]
-    legend_ax.legend(handles, labels, loc="best", fontsize=7, frameon=False)
+    # below the panel, outside the data: inside it ("best") the legend hid people's points
+    legend_ax.legend(
+        handles,
+        labels,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.16),
+        ncol=min(len(labels), 4),
+        fontsize=7,
+        frameon=False,
+    )
     fig.suptitle(f"{chart.family_.name} growth chart ({chart.formulas_['mu']})", fontsize=9)
     return fig
 

@@ -1,0 +1,155 @@
+"""Helpers of ``charts plot``, ``brainmap``, ``report`` and ``compare``: finding a person in a
+score table, checking the scores came from the chart, figure files, and model options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from delssome_norms.errors import InvalidInputError
+from delssome_norms.io import ei_table as et
+
+SITE_COLUMNS = (et.SITE_SCANNER, et.SITE)
+
+
+def _figure_format(out: Path, option: str = "--out") -> str:
+    fmt = out.suffix.lower().lstrip(".")
+    if fmt not in ("png", "pdf", "svg"):
+        raise InvalidInputError("the figure must end in .png, .pdf or .svg", option)
+    return fmt
+
+
+def _save_figure(fig, out: Path) -> None:
+    from delssome_norms.io import atomic_path
+
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format=_figure_format(out), dpi=150, bbox_inches="tight", pad_inches=0.1)
+
+
+def _named(path, option: str) -> str:
+    """An input file as errors name it: ``scores.csv (--scores)``."""
+    return f"{path} ({option})"
+
+
+def _person_row(table, subject: str, source: str):
+    """The one row of ``table`` whose ``subject_id`` is ``subject`` (InvalidInputError otherwise)."""
+    if "subject_id" not in table.columns:
+        raise InvalidInputError("has no subject_id column to find --subject in", source)
+    ids = table["subject_id"].astype(str)
+    hits = table[ids == str(subject)]
+    if hits.empty:
+        some = ", ".join(map(str, ids.iloc[:3]))  # a missing ID is NaN under pandas 3
+        raise InvalidInputError(
+            f"has no subject_id {subject!r} ({len(table)} people, e.g. {some})", source
+        )
+    if len(hits) > 1:
+        long = "target" in table.columns  # `charts score --layout long`: a row per target
+        hint = "; pass the wide score table (`charts score`, default --layout wide)" * long
+        raise InvalidInputError(f"has {len(hits)} rows with subject_id {subject!r}{hint}", source)
+    return hits.iloc[0]
+
+
+def _person_value(row, column: str, source: str) -> float:
+    from delssome_norms.cli.person_report import flag_note
+
+    if column not in row.index:
+        raise InvalidInputError(
+            f"has no column {column}; pass the wide score table of `charts score`", source
+        )
+    value = float(row[column])
+    if value != value:  # NaN
+        raise InvalidInputError(
+            f"subject {row['subject_id']!s} has no {column} value{flag_note(row)}", source
+        )
+    return value
+
+
+def _person_mark(row, target: str, source: str, value: float | None = None) -> dict:
+    """What ``plot_chart_centiles(person=...)`` needs from a wide score row."""
+    for col in ("age_in_years", "sex"):
+        if col not in row.index:
+            raise InvalidInputError(f"has no {col} column", source)
+    centile = _person_value(row, f"{target}_centile", source)
+    if value is None:
+        value = _person_value(row, f"{target}_harmonised", source)
+    return {
+        "subject_id": str(row["subject_id"]),
+        "sex": str(row["sex"]),
+        "age_in_years": float(row["age_in_years"]),
+        "value": value,
+        "centile": centile,
+        "z": _person_value(row, f"{target}_z", source),
+    }
+
+
+def _site(row) -> str:
+    for col in SITE_COLUMNS:
+        if col in row.index and str(row[col]) not in ("", "nan"):
+            return str(row[col])
+    return "unknown"
+
+
+def _subtitle(row, flags: str = "") -> str:
+    from delssome_norms.cli.person_report import _age_text
+
+    age = _age_text(row).removesuffix(" years")  # a table without the column: "unknown"
+    text = f"age {age}, {row.get('sex', 'sex unknown')}, site {_site(row)}"
+    return text + (f" [flag: {flags.replace(';', ', ')}]" if flags else "")
+
+
+def _check_scored_by(chart, mark: dict, source: str, target: str = et.MEAN_TARGET) -> None:
+    """Refuse scores made with another chart: the report would put them on this chart's fan.
+
+    The harmonised value of a score is this chart's population quantile at the person's centile,
+    so the chart must give that value back the same centile (to rounding of the score file).
+    """
+    import warnings
+
+    if target not in chart.targets_:
+        raise InvalidInputError(f"the chart has no {target} target", "--chart")
+    with warnings.catch_warnings():  # ages outside the chart were flagged when scored
+        warnings.simplefilter("ignore")
+        params = chart.predict_parameters(
+            [mark["age_in_years"]], mark["sex"], targets=[target], extrapolate=True
+        )
+    theta = [params[p][:, 0] for p in chart.family_.params]
+    again = float(chart.family_.cdf(mark["value"], *theta)[0])
+    if abs(again - mark["centile"]) > 1e-4:
+        raise InvalidInputError(
+            f"the scores of {mark['subject_id']} were not made with this chart: it puts their "
+            f"harmonised {target} at centile {again:.4f}, the scores say {mark['centile']:.4f}; "
+            "give --chart the chart that scored them",
+            source,
+        )
+
+
+COMPARE_OPTIONS = {
+    "family": "--families",
+    "mu_df": "--mu-dfs",
+    "sigma_df": "--sigma-df",
+    "site_column": "--site-column",
+}
+
+
+FIT_OPTIONS = {
+    "family": "--family",
+    "mu_df": "--mu-df",
+    "sigma_df": "--sigma-df",
+    "site_column": "--site-column",
+    "max_iter": "--max-iter",
+}
+
+
+def _check_models(
+    families: list[str], mu_dfs: list[int], flags: dict = COMPARE_OPTIONS, **options
+) -> None:
+    """Refuse an unknown family or a bad df before any fit, naming the option (the chart's own
+    check names only ``GrowthChart``, and came after the fits of the models listed before)."""
+    from delssome_norms.norms import GrowthChart
+
+    for family in families:
+        for df in mu_dfs:
+            try:
+                GrowthChart(family, mu_df=df, **options)._validate_params()
+            except InvalidInputError as err:
+                name = err.problem.split(" ", 1)[0]
+                raise InvalidInputError(err.problem, flags.get(name, err.source)) from None
