@@ -81,7 +81,7 @@ def compare_models(
                     "sigma_df": chart.sigma_df,
                     "formula_mu": chart.formulas_["mu"],
                     "target": chart.targets_,
-                    "n_obs": chart.n_obs_,
+                    "n_obs": np.asarray(chart.n_obs_).astype(np.int64),  # people, a count
                     "loglik": chart.loglik_,
                     "edf": chart.edf_,
                     "aic": chart.aic_,
