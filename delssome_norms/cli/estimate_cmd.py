@@ -108,31 +108,23 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def timing_option(field: str | None, settings, tr: float) -> tuple[str, str] | None:
-    """The command-line option that sets the timing field ``field`` of a
-    :func:`~delssome_norms.model.timing.timing_error` (``err.field``), and its value in words.
-
-    ``dt`` is the stage's ``--dt-<stage>`` (returned as ``--dt-{stage}``); ``burn_in``,
-    ``fcd_window`` and ``warmup_steps`` their own option, with the default the fit used when the
-    option was left out. None for ``tr``, ``scan_length`` and errors without a field: those
-    values come from the subject's inputs, not from an option of the fit.
-    """
+def _timing_value(field: str, settings, tr: float) -> str:
+    """The value of a fit's timing field in words, with the default the fit used when its option
+    was left out ("" for ``dt``, which the stage's option names)."""
     from delssome_norms.model.timing import default_burn_in, fcd_window_frames
 
-    if field == "dt":
-        return "--dt-{stage}", ""
     if field == "fcd_window":
         given = settings.fcd_window
         if given is None:
-            return "--fcd-window", f"default round(60 / TR) = {fcd_window_frames(tr)} frames"
-        return "--fcd-window", f"now {given} frames"
+            return f"default round(60 / TR) = {fcd_window_frames(tr)} frames"
+        return f"now {given} frames"
     if field == "burn_in":
         if settings.burn_in is None:
-            return "--burn-in", f"default ceil(72 / TR) x TR = {default_burn_in(tr):g} s"
-        return "--burn-in", f"now {settings.burn_in:g} s"
+            return f"default ceil(72 / TR) x TR = {default_burn_in(tr):g} s"
+        return f"now {settings.burn_in:g} s"
     if field == "warmup_steps":
-        return "--warmup-steps", f"now {settings.warmup_steps}"
-    return None
+        return f"now {settings.warmup_steps}"
+    return ""
 
 
 def check_stage_timing(settings, tr: float, scan_length: float, source: str) -> None:
@@ -141,24 +133,25 @@ def check_stage_timing(settings, tr: float, scan_length: float, source: str) -> 
     Raises
     ------
     InvalidInputError
-        Attributed to the option that sets the value it is about (:func:`timing_option`, e.g.
+        Attributed to the option that sets the value it is about (e.g.
         ``--fcd-window (now 200 frames; train stage; TR and scan length from --tr/--scan-length)``),
         else to ``source`` (what gave the TR and scan length) and the stage.
     """
     from delssome_norms.errors import InvalidInputError
+    from delssome_norms.model.timing import FIT_OPTION_FIELDS, timing_option
 
     for stage in ("train", "val", "test"):
         try:
             settings.timing(tr, scan_length, stage)
         except InvalidInputError as err:
-            found = timing_option(getattr(err, "field", None), settings, tr)
-            if found is None:
+            field = getattr(err, "field", None)
+            if field not in FIT_OPTION_FIELDS:  # TR and scan length: from the subject's inputs
                 raise err.with_source(f"{source} ({stage} stage)") from None
-            flag, value = found
+            value = _timing_value(field, settings, tr)
             where = "; ".join(
                 w for w in (value, f"{stage} stage", f"TR and scan length from {source}") if w
             )
-            raise InvalidInputError(err.problem, f"{flag.format(stage=stage)} ({where})") from None
+            raise InvalidInputError(err.problem, f"{timing_option(field, stage)} ({where})") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -220,9 +213,7 @@ def run(args: argparse.Namespace) -> int:
         except EIFitError as err:
             print(f"delssome-norms: {err.cli_message}", file=sys.stderr)
             return 1
-        except InvalidInputError as err:  # in the command line's words, not the Python API's
-            raise getattr(err, "cli_error", err) from None
-        finally:
+        finally:  # an InvalidInputError goes on to cli.main, which reports it in the CLI's words
             bar.close()
     ei = estimator.result_.ei
     verb = "already finished" if estimator.outcome_.status == "skipped" else "done"

@@ -161,12 +161,9 @@ def _run(argv: Sequence[str] | None) -> int:
     except Exception as err:  # no raw traceback: one line, and how to get the traceback
         if args.debug:
             raise
-        outcome = getattr(err, "outcome", None)  # a fit that failed (EIFitError): its own words
-        if outcome is not None and getattr(outcome, "message", None):
-            print(
-                f"delssome-norms: error: {outcome.subject_id} failed: {outcome.message}",
-                file=sys.stderr,
-            )
+        failed = getattr(err, "cli_message", None)  # a fit that failed (EIFitError): its words
+        if failed:
+            print(f"delssome-norms: error: {failed}", file=sys.stderr)
             return 1
         print(
             f"delssome-norms: error: {args.command} stopped on an unexpected "

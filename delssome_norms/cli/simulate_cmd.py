@@ -178,6 +178,7 @@ def _timing(args: argparse.Namespace):
     from delssome_norms import io
     from delssome_norms.errors import InvalidInputError
     from delssome_norms.model import SimulationTiming
+    from delssome_norms.model.timing import timing_option
 
     tr, scan = io.check_timing(args.tr, args.scan_length, "--tr/--scan-length")
     try:
@@ -190,8 +191,7 @@ def _timing(args: argparse.Namespace):
             warmup_steps=args.warmup_steps,
         )
     except InvalidInputError as err:
-        field = getattr(err, "field", None)  # each SimulationTiming field has the option --field-name
-        flag = f"--{field.replace('_', '-')}" if field else "timing options"
+        flag = timing_option(getattr(err, "field", None)) or "timing options"
         if flag == "--fcd-window" and args.fcd_window is None:
             flag += " (default round(60 / TR) frames)"
         raise InvalidInputError(err.problem, flag) from None

@@ -73,6 +73,7 @@ from delssome_norms.io import (
 from delssome_norms.io.readers import INPUT_PROBLEM, MANIFEST_PATH_COLUMNS
 from delssome_norms.model import bold_fc
 from delssome_norms.model.devices import parse_device
+from delssome_norms.model.timing import FIT_OPTION_FIELDS, timing_option
 
 DASK_CONNECT_TIMEOUT_S = 10
 """Seconds to wait for a Dask scheduler before giving up."""
@@ -330,11 +331,6 @@ def subject_finished(
         return None
 
     return check_finished(subject_dir, fingerprint, overwrite, checkpoint_stale)
-
-
-TIMING_FIELDS = ("dt", "burn_in", "fcd_window", "warmup_steps")
-"""Timing fields a cohort sets with an option (``--dt-<stage>``, ``--burn-in``, ...); TR and
-scan length come from the manifest."""
 
 
 def run_group_task(
@@ -630,8 +626,9 @@ def _run_cohort(
                 settings.timing(r["tr"], r["scan_length"], stage)
             except InvalidInputError as err:
                 field = getattr(err, "field", None)  # the option that sets it, if any
-                option = {"dt": f"--dt-{stage}"}.get(field, f"--{field}".replace("_", "-"))
-                where = f"{stage} timing, {option}" if field in TIMING_FIELDS else f"{stage} timing"
+                where = f"{stage} timing"
+                if field in FIT_OPTION_FIELDS:  # TR and scan length come from the manifest
+                    where += f", {timing_option(field, stage)}"
                 raise err.with_source(f"subject {r['subject_id']} ({where})") from None
     trs = [float(r["tr"]) for r in plan.rows]
     scans = [float(r["scan_length"]) for r in plan.rows]

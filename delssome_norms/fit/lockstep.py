@@ -17,7 +17,6 @@ Finished subjects (complete outputs) are never recomputed.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 import warnings
@@ -66,6 +65,7 @@ from delssome_norms.fit.stages import (
 from delssome_norms.fit.subject import SubjectInputs
 from delssome_norms.io.writers import remove_orphan_temporaries
 from delssome_norms.model import scale_sc
+from delssome_norms.model.batch import device_total_memory
 from delssome_norms.model.devices import check_device
 from delssome_norms.model.summary import fcd_products_name
 
@@ -89,13 +89,8 @@ def device_memory(device: str) -> tuple[int | None, str | None]:
 
 
 def _total_memory(device: str) -> int:
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        return int(torch.cuda.get_device_properties(dev).total_memory)
-    try:
-        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return 8 << 30
+    total = device_total_memory(torch.device(device))
+    return 8 << 30 if total is None else total  # unknown (non-POSIX): assume 8 GiB
 
 
 def subject_memory_bytes(

@@ -36,6 +36,7 @@ from delssome_norms.datasets import DK68_REGIONS
 from delssome_norms.datasets.maps import load_default_maps
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.fit.checkpoint import flatten_keys
+from delssome_norms.fit.group_lock import live_holder
 from delssome_norms.fit.settings import FitSettings
 from delssome_norms.fit.stages import SubjectResult
 from delssome_norms.fit.subject import SubjectInputs
@@ -596,7 +597,6 @@ def write_failure(subject_dir: str | Path, subject_id: str, stage: str, message:
 def read_failures(out_dir: str | Path, subject_ids: Iterable[str]) -> pd.DataFrame:
     """Failure records of ``subject_ids`` under ``out_dir`` (subject_id, stage, error); a
     subject whose fit lock a live process holds is left out (it is being refitted elsewhere)."""
-    from delssome_norms.fit.group_lock import live_holder  # (it writes failures through here)
 
     rows = []
     for sid in subject_ids:

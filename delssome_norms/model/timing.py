@@ -32,6 +32,21 @@ TR_TOLERANCE = 0.01
 """Largest relative difference between ``round(tr / dt) * dt`` and the TR."""
 
 
+FIT_OPTION_FIELDS = ("dt", "burn_in", "fcd_window", "warmup_steps")
+"""Timing fields a fit sets with an option; TR and scan length come from the subject's inputs."""
+
+
+def timing_option(field: str | None, stage: str | None = None) -> str | None:
+    """The command-line option of the timing field ``field`` (``err.field`` of
+    :func:`timing_error`): ``--fcd-window`` for ``fcd_window``, ``--dt-<stage>`` for the ``dt``
+    of a fit's stage (``--dt`` without one); None without a field."""
+    if not field:
+        return None
+    if field == "dt" and stage:
+        return f"--dt-{stage}"
+    return "--" + field.replace("_", "-")
+
+
 def timing_error(problem: str, field: str) -> InvalidInputError:
     """An :class:`InvalidInputError` about the timing field ``field`` (``err.field``), so that a
     command can name its own option for it (``fcd_window`` is ``--fcd-window``)."""
