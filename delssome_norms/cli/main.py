@@ -97,14 +97,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit status.
 
     Ctrl-C and SIGTERM end a command with one line (exit status 130 and 143): what was written
-    is complete (outputs are written atomically) and rerunning the same command resumes.
+    is complete (outputs are written atomically) and rerunning the same command resumes. The
+    command's one-line warnings apply while it runs: a caller's warning filters and format
+    (a notebook, a test) are restored afterwards.
     """
     try:
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
     except ValueError:  # not the main thread (an embedding application): leave signals alone
         previous = None
+    caller_format = warnings.formatwarning
     try:
-        return _run(argv)
+        with warnings.catch_warnings():
+            return _run(argv)
     except KeyboardInterrupt as err:  # also while the parser and the commands are loaded
         if isinstance(err, Terminated):
             print(
@@ -114,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("delssome-norms: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
     finally:
+        warnings.formatwarning = caller_format
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 

@@ -323,7 +323,8 @@ def test_person_figures_with_missing_flagged_or_foreign_scores(scored, capsys) -
     capsys.readouterr()
 
     unreliable = table.assign(flag="chart_unreliable")
-    wide = table.assign(**{f"ei_ratio_roi_{k}_z": 0.0 for k in range(68, 100)})
+    extra = pd.DataFrame(0.0, index=table.index, columns=[f"ei_ratio_roi_{k}_z" for k in range(68, 100)])
+    wide = pd.concat([table, extra], axis=1)
     flagged = table.assign(flag="unseen_site")
     for name, frame, message in (
         ("unreliable.csv", unreliable, "flagged chart_unreliable"),

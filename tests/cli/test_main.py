@@ -220,3 +220,25 @@ def test_estimate_ei_reports_fit_errors_in_command_line_words(
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert "sub01 failed: train: try more --generations" in err and "in Python" not in err
+
+
+def test_the_cli_warning_format_applies_while_it_runs_and_is_restored(monkeypatch, capsys) -> None:
+    """main() left its one-line format and "default" filter on the caller (a notebook, a test)."""
+    import warnings
+
+    import delssome_norms.cli.info_cmd as info_cmd
+
+    def warning_info():
+        warnings.warn("a note for the user", UserWarning, stacklevel=1)
+        return {}
+
+    def show(message, category, filename, lineno, file=None, line=None):  # as Python's own
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    monkeypatch.setattr(info_cmd, "collect_info", warning_info)
+    monkeypatch.setattr(warnings, "showwarning", show)  # pytest records warnings otherwise
+    before_format, before_filters = warnings.formatwarning, list(warnings.filters)
+    assert main(["info", "--json"]) == 0
+    assert "delssome-norms: warning: a note for the user\n" in capsys.readouterr().err
+    assert warnings.formatwarning is before_format
+    assert warnings.filters == before_filters
