@@ -52,8 +52,10 @@ def register(subparsers) -> None:
     p.add_argument(
         "--tr",
         type=float,
-        help="repetition time (seconds; needed for time series; with --bids-dir it only fills in "
-        "where no sidecar JSON gives RepetitionTime)",
+        help="repetition time (seconds). With --timeseries: needed unless each run has a JSON "
+        "sidecar (run.json next to run.tsv) giving RepetitionTime; a sidecar that disagrees "
+        "with --tr gets a warning. With --bids-dir it only fills in where no sidecar JSON of the "
+        "run gives RepetitionTime",
     )
     p.add_argument(
         "--task",
@@ -161,9 +163,12 @@ def _sidecar_tr(path) -> float | None:
     from delssome_norms.io.json_object import read_json_object
 
     p = Path(path)
-    side = p.with_name(p.name.removesuffix(".gz").removesuffix(".tsv") + ".json")
+    stem = p.name.removesuffix(".gz")
+    for suffix in (".tsv", ".csv", ".txt", ".npy", ".npz"):
+        stem = stem.removesuffix(suffix)
+    side = p.with_name(stem + ".json")
     if not side.is_file():
-        return None
+        return _run_sidecar_tr(p)
     meta = read_json_object(side, "sidecar", "fix or remove it")
     value = meta.get("RepetitionTime")
     if value is None and isinstance(meta.get("SamplingFrequency"), (int, float)):
@@ -173,6 +178,39 @@ def _sidecar_tr(path) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidInputError(f"RepetitionTime is not a number ({value!r})", str(side))
     return float(value)
+
+
+def _run_sidecar_tr(path) -> float | None:
+    """RepetitionTime [s] from the other JSON sidecars of the same run in the time series's
+    folder (fMRIPrep's and XCP-D's ``..._desc-preproc_bold.json``, ``..._bold.json``): files
+    whose every run entity (sub, ses, task, acq, run ...) it names equals the time series's, or
+    None. Sidecars of the run that disagree are refused (the TR would be a guess)."""
+    from delssome_norms.errors import InvalidInputError
+    from delssome_norms.io.json_object import read_json_object
+
+    own = {k: _entity(path.name, k) for k in RUN_ENTITIES}
+    found: dict[float, str] = {}
+    for side in sorted(path.parent.glob("*.json")):
+        named = {k: v for k in RUN_ENTITIES if (v := _entity(side.name, k)) is not None}
+        if "sub" not in named or any(own[k] != v for k, v in named.items()):
+            continue
+        if any(own[k] is not None and k not in named for k in ("sub", "ses", "task", "run")):
+            continue  # a sidecar of the subject's other runs or sessions too: not this run's own
+        meta = read_json_object(side, "sidecar", "fix or remove it")
+        value = meta.get("RepetitionTime")
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InvalidInputError(f"RepetitionTime is not a number ({value!r})", str(side))
+        found.setdefault(round(float(value), 6), str(side))
+    if len(found) > 1:
+        listing = ", ".join(f"{v:g} s in {f}" for v, f in found.items())
+        raise InvalidInputError(
+            f"has no sidecar of its own and the JSON sidecars of its run disagree on "
+            f"RepetitionTime ({listing})",
+            str(path),
+        )
+    return next(iter(found), None)
 
 
 def _bids_tr(paths, given: float | None, sid: str) -> float:
@@ -209,6 +247,38 @@ def _bids_tr(paths, given: float | None, sid: str) -> float:
         raise InvalidInputError(
             "no sidecar JSON with RepetitionTime next to its time series; give --tr (seconds)", sid
         )
+    return given
+
+
+def _timeseries_tr(paths, given: float | None) -> float:
+    """The TR of ``--timeseries`` runs: ``--tr``, checked against the runs' JSON sidecars (a
+    sidecar that gives another RepetitionTime gets a warning: one of the two is wrong, and the
+    TR sets the FCD window and the scan length); without ``--tr``, the sidecars' own."""
+    import warnings
+
+    from delssome_norms.errors import InputWarning, InvalidInputError
+
+    if given is None:
+        try:
+            return _bids_tr(paths, None, str(paths[0]))
+        except InvalidInputError as err:
+            if "give --tr" not in err.problem:
+                raise
+            raise InvalidInputError(
+                "the TR (seconds) is needed for time series: no JSON sidecar with "
+                f"RepetitionTime next to {paths[0]}",
+                "--tr",
+            ) from None
+    for p in paths:
+        side = _sidecar_tr(p)
+        if side is not None and abs(side - given) > 0.01 * given:
+            warnings.warn(
+                f"{p}: its JSON sidecar gives RepetitionTime {side:g} s but --tr is {given:g} s; "
+                "--tr is used (it sets the FCD window and, in a fit, the scan length): check "
+                "which is right",
+                InputWarning,
+                stacklevel=2,
+            )
     return given
 
 
@@ -345,8 +415,10 @@ def run(args: argparse.Namespace) -> int:
         return _prepare_bids(args, out)
     if args.task is not None:
         raise InvalidInputError("--task selects files of --bids-dir", "--task")
-    if args.tr is None:
-        raise InvalidInputError("the TR (seconds) is needed for time series", "--tr")
+    from_sidecar = args.tr is None
+    args.tr = _timeseries_tr(args.timeseries, args.tr)
+    if from_sidecar:
+        print(f"TR {args.tr:g} s from the runs' JSON sidecars (RepetitionTime)")
     need = min_frames(args.tr, args.fcd_window)
     runs, fc, cdf = _prepare_runs(args.timeseries, args.tr, args, need)
     prefix = f"{args.subject_id}_" if args.subject_id else ""

@@ -37,6 +37,12 @@ def register(subparsers) -> None:
     p.add_argument("--myelin", metavar="CSV", help="myelin (T1w/T2w) map, one value per region")
     p.add_argument("--gradient", metavar="CSV", help="RSFC gradient map, one value per region")
     p.add_argument("--timeseries", nargs="+", metavar="FILE", help="BOLD runs (frames x regions)")
+    p.add_argument(
+        "--drop-na-frames",
+        action="store_true",
+        help="drop time-series frames with missing values (BIDS n/a), as estimate-ei and prepare "
+        "do with this option, instead of refusing them",
+    )
     p.add_argument("--demographics", metavar="CSV", help="demographics table")
     p.add_argument("--manifest", metavar="CSV", help="cohort manifest")
     p.add_argument("--tr", type=float, help="repetition time (seconds)")
@@ -104,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"ok  {label}: {path}")
             checked += 1
     for path in args.timeseries or ():
-        ts = io.read_timeseries(path)
+        ts = io.read_timeseries(path, drop_na_frames=args.drop_na_frames)
         print(f"ok  time series {path}: {ts.shape[0]} frames x {ts.shape[1]} regions")
         checked += 1
     if args.demographics:
@@ -170,6 +176,7 @@ def _check_as_fitted(args: argparse.Namespace, settings) -> None:
         myelin=args.myelin,
         gradient=args.gradient,
         n_regions=args.n_regions,
+        drop_na_frames=args.drop_na_frames,
     )
     if args.scan_length is None:  # the runs' own length: timing not checked yet
         _check_timing(subject.tr, subject.scan_length, settings)

@@ -83,6 +83,29 @@ def _check_square(arr: np.ndarray, input_name: str, n_regions: int | None) -> No
         )
 
 
+def _mirror_triangle(arr: np.ndarray, input_name: str, what: str) -> np.ndarray:
+    """The full matrix of one stored as a triangle (the other strict triangle all zeros, as
+    MATLAB's ``tril`` or some connectome tools write it), with an :class:`InputWarning`; other
+    matrices unchanged. Read as they are, the model's ``SC . S_E`` would give every region input
+    from one side of the region order only, and an FC would fail as asymmetric."""
+    n = arr.shape[0]
+    if n < 3:
+        return arr
+    lower = arr[np.tril_indices(n, -1)]
+    upper = arr[np.triu_indices(n, 1)]
+    lower_empty, upper_empty = not lower.any(), not upper.any()
+    if lower_empty == upper_empty:  # a full matrix, or no off-diagonal values at all
+        return arr
+    kept = "upper" if lower_empty else "lower"
+    warnings.warn(
+        f"{input_name}: the {what} holds only its {kept} triangle (the other is all zeros); it "
+        "is mirrored into a symmetric matrix",
+        InputWarning,
+        stacklevel=3,
+    )
+    return arr + arr.T - np.diag(np.diag(arr))
+
+
 def check_fc(fc, n_regions: int | None = None, input_name: str = "FC") -> np.ndarray:
     """Check a functional-connectivity matrix.
 
@@ -102,6 +125,7 @@ def check_fc(fc, n_regions: int | None = None, input_name: str = "FC") -> np.nda
     """
     arr = as_float_array(fc, input_name)
     _check_square(arr, input_name, n_regions)
+    arr = _mirror_triangle(arr, input_name, "FC")
     asym = float(np.max(np.abs(arr - arr.T)))
     if asym > FC_SYMMETRY_TOL:
         raise InvalidInputError(
@@ -190,6 +214,7 @@ def check_sc(sc, n_regions: int | None = None, input_name: str = "SC") -> np.nda
     """
     arr = as_float_array(sc, input_name)
     _check_square(arr, input_name, n_regions)
+    arr = _mirror_triangle(arr, input_name, "SC")
     if arr.min() < 0:
         i, j = np.unravel_index(int(np.argmin(arr)), arr.shape)
         raise InvalidInputError(

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from delssome_norms.errors import InputWarning, InvalidInputError
+from delssome_norms.io.binary_arrays import read_binary_array
 from delssome_norms.io.checks import (
     DEFAULT_FCD_BINS,
     PARQUET_SUFFIXES,
@@ -43,6 +44,7 @@ from delssome_norms.io.checks import (
     table_sex_labels,
 )
 from delssome_norms.io.combine import fisher_z_mean, mean_cdf
+from delssome_norms.io.decimal_comma import with_decimal_point
 from delssome_norms.io.region_names import (
     header_names,
     is_numbering,
@@ -201,9 +203,11 @@ def read_labelled_numeric(
         regions x frames layout, or of an FC matrix written with an index).
     """
     name = str(path)
+    if (binary := read_binary_array(check_input_file(path))) is not None:  # .npy/.npz/.mat
+        return binary, None, None
     text = _LEADING_BLANK.sub("", _read_text(path))  # a leading tab is an empty first cell
     first_line = text.split("\n", 1)[0]
-    sep = _separator(first_line)
+    text, sep = with_decimal_point(text, first_line, _separator(first_line))  # 0,25 -> 0.25
     header, skip = None, 0
     if _WORDY.search(first_line):  # a header row, or data with nan/inf/n/a
         header = _header_or_none(
@@ -401,6 +405,8 @@ def _numbered_by_pandas(values: np.ndarray) -> np.ndarray | None:
     rows, cols = values.shape if values.ndim == 2 else (0, 0)
     if rows == cols + 1 and is_numbering(values[0]):  # header only (index=False)
         return values[1:]
+    if cols == rows + 1 and rows > 2 and is_numbering(values[:, 0]):  # a 0/1-based label column
+        return values[:, 1:]
     if rows == cols and rows > 1 and np.isnan(values[0, 0]):
         if is_numbering(values[0, 1:]) and is_numbering(values[1:, 0]):
             return values[1:, 1:]
@@ -432,6 +438,16 @@ def _read_square_by_name(path: PathLike, regions: Sequence[str] | None, what: st
         header, values = header_names(header, values, name, len(atlas))
         if header is not None and labels is not None:
             labels = without_common_affix(labels)
+    if names_regions(header) and values.shape == (len(header), len(header)):
+        from delssome_norms.io.timeseries import _drop_non_cortex  # (it imports this module)
+
+        header, _, keep = _drop_non_cortex(header, values, atlas, name)  # aparc's unknown, CC
+        rows = keep
+        if labels is not None:  # rows by their own names: they may be in another order
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", InputWarning)
+                labels, _, rows = _drop_non_cortex(labels, values.T, atlas, name)
+        values = values[np.ix_(rows, keep)]
     if names_regions(header):
         from delssome_norms.io.regions import match_regions
 
@@ -703,7 +719,10 @@ def _count_frames(path: PathLike) -> int:
         except (ValueError, OSError) as exc:
             raise InvalidInputError(f"is not a readable .npy array ({exc})", str(path)) from None
         return int(arr.shape[0]) if arr.ndim else 0
-    from delssome_norms.io.timeseries import timeseries_header  # (it imports this module)
+    from delssome_norms.io.timeseries import read_timeseries, timeseries_header  # (imports us)
+
+    if p.suffix.lower() == ".npz":  # one array in a zip: read as the fit will
+        return int(read_timeseries(p).shape[0])
 
     values, header, _ = read_labelled_numeric(path, allow_na=True)
     _, values = timeseries_header(header, np.asarray(values, dtype=np.float64), str(path))

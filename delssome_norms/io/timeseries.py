@@ -28,7 +28,7 @@ from delssome_norms.io.readers import (
     check_input_file,
     read_labelled_numeric,
 )
-from delssome_norms.io.region_names import header_names, is_numbering
+from delssome_norms.io.region_names import header_names, is_frame_index, is_numbering
 from delssome_norms.io.region_names import names_regions as _named_header
 from delssome_norms.io.regions import (
     DK68_REGIONS,
@@ -109,8 +109,26 @@ def timeseries_header(
     if ids is not None:
         return ids, arr[1:]
     if is_numbering(first):
-        return None, arr[1:]  # a numbered header row, not a frame
-    return None, arr
+        arr = arr[1:]  # a numbered header row, not a frame
+    return None, _without_frame_column(arr, name)
+
+
+def _without_frame_column(arr: np.ndarray, name: str) -> np.ndarray:
+    """A header-less table without a first column of frame numbers (0, 1, ... / 1, 2, ...) or
+    evenly spaced frame times, with an :class:`InputWarning`: taken for a region it would add
+    a 69th "region" to the FC. No BOLD signal is an exact arithmetic sequence."""
+    if arr.ndim != 2 or arr.shape[1] <= MIN_REGIONS or arr.shape[0] < 3:
+        return arr
+    if not is_frame_index(arr[:, 0]):
+        return arr
+    warnings.warn(
+        f"{name}: its first column counts frames or gives their times ({arr[0, 0]:g}, "
+        f"{arr[1, 0]:g}, {arr[2, 0]:g}, ...), not a region's signal; it is dropped and the other "
+        f"{arr.shape[1] - 1} columns are the regions",
+        InputWarning,
+        stacklevel=4,
+    )
+    return arr[:, 1:]
 
 
 def _read_run(

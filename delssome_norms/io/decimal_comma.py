@@ -1,0 +1,54 @@
+"""Numeric text tables written with a decimal comma (``0,25``), as spreadsheet programs in many
+locales save CSV: cells separated by semicolons or tabs (or spaces), with ``,`` as the decimal
+mark. :func:`with_decimal_point` turns their decimal commas into points so that the numeric
+readers (:mod:`delssome_norms.io.readers`) read the values written, not a comma-split of them.
+"""
+
+from __future__ import annotations
+
+import re
+
+_DECIMAL_COMMA = re.compile(r"[-+]?\d*,\d+(?:[eE][-+]?\d+)?")
+_HEADER_LIKE = re.compile(r"[^0-9\s.,;+eE-]")
+
+
+def with_decimal_point(text: str, first_line: str, sep: str) -> tuple[str, str]:
+    """The text with decimal points, and its separator, where its numbers use a decimal comma.
+
+    The decision is taken on the first of the first data lines that holds a comma:
+    split at semicolons, tabs or, failing those, whitespace, every numeric cell must be a number
+    with a decimal comma or an integer, and at least one must carry a comma. A comma-separated
+    file never passes (its cells hold no commas once split at another separator), except a line
+    of integers separated by a comma and a space (``1, 2``), which is kept as it is.
+
+    Returns
+    -------
+    text : str
+        Unchanged when the numbers use a decimal point.
+    sep : str
+        The separator to read the (converted) text with.
+    """
+    if "," not in text:
+        return text, sep
+    lines = [ln for ln in text.split("\n", 3)[:3] if ln.strip()]
+    header = bool(lines) and bool(_HEADER_LIKE.search(lines[0]))
+    data = next((ln for ln in lines[int(header) :] if "," in ln), "")  # a numbered header: next
+    if not data:
+        return text, sep
+    for cand in (";", "\t", r"\s+"):
+        if cand != r"\s+" and cand not in data:
+            continue
+        cells = [c.strip().strip('"') for c in re.split(cand, data.strip())]
+        cells = [c for c in cells if c]
+        if len(cells) < (1 if cand != r"\s+" else 2):
+            continue
+        if cand == r"\s+" and any(c.endswith(",") for c in cells):
+            return text, sep  # "1, 2, 3": a comma-separated line with spaces
+        commas = [bool(_DECIMAL_COMMA.fullmatch(c)) for c in cells]
+        plain = [bool(re.fullmatch(r"[-+]?\d+", c)) or c.lower() in ("nan", "n/a", "na") for c in cells]
+        if any(commas) and all(a or b for a, b in zip(commas, plain)):
+            if header:
+                head, body = text.split("\n", 1)
+                return head + "\n" + body.replace(",", "."), cand
+            return text.replace(",", "."), cand
+    return text, sep
