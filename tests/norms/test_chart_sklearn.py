@@ -71,7 +71,7 @@ def test_contract_targets_and_site_fallback(train_table) -> None:
 
 def test_no_module_over_800_lines() -> None:
     root = Path(delssome_norms.__file__).parent
-    allowed = {"norms/distributions.py", "datasets/synthetic.py"}  # synthetic: being split (issue 21A)
+    allowed: set[str] = set()
     long = {
         str(p.relative_to(root)): n
         for p in root.rglob("*.py")
