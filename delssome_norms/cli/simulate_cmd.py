@@ -25,22 +25,61 @@ def register(subparsers) -> None:
         "Balloon–Windkessel BOLD) for one set of regional parameters with several noise "
         "duplicates. Writes EI_ratio.csv (region_index, EI_ratio, S_E, S_I, r_E), FC.csv and "
         "FCD_CDF.csv to --out-dir, and fit_quality.csv (stage 'simulate') when --fc and "
-        "--fcd-cdf are given. Defaults follow the paper's final test stage (dt 0.0005 s).",
+        "--fcd-cdf are given. Defaults follow the paper's final test stage (dt 0.0005 s). "
+        "--from-run RUN_JSON reproduces a fit's own test simulation of its winner bit for bit "
+        "(its seed, batch row and size, duplicates, dtype, device and timing from run.json).",
     )
     p.add_argument(
         "--params",
-        required=True,
         metavar="CSV",
-        help="regional parameters: region_index, wEE, wEI, sigma, G (best_parameters.csv layout)",
+        action=_Given,
+        help="regional parameters: region_index, wEE, wEI, sigma, G (best_parameters.csv layout); "
+        "default with --from-run: the fit's best_parameters.csv",
     )
     p.add_argument(
-        "--sc", metavar="CSV", help="structural connectivity (N x N); default: the DK68 template"
+        "--sc",
+        metavar="CSV",
+        action=_Given,
+        help="structural connectivity (N x N); default: the DK68 template (with --from-run: the "
+        "fit's SC, checked against its digest in run.json)",
     )
-    p.add_argument("--tr", type=float, required=True, help="repetition time (seconds)")
-    p.add_argument("--scan-length", type=float, required=True, help="scan length (seconds)")
+    p.add_argument(
+        "--tr", type=float, action=_Given, help="repetition time (seconds); required without --from-run"
+    )
+    p.add_argument(
+        "--scan-length",
+        type=float,
+        action=_Given,
+        help="scan length (seconds); required without --from-run",
+    )
     p.add_argument("--out-dir", required=True, metavar="DIR", help="folder for the outputs")
     p.add_argument("--fc", metavar="CSV", help="empirical FC to score the simulation against")
     p.add_argument("--fcd-cdf", metavar="CSV", help="empirical FCD-CDF (10000 x 1)")
+    p.add_argument(
+        "--from-run",
+        metavar="RUN_JSON",
+        help="reproduce a fit's test-stage simulation of its winner bit for bit: the seed, "
+        "batch row and size, duplicates, dtype, device and timing come from this run.json (or "
+        "the fit's folder), the parameters and SC from beside it / its inputs; an option "
+        "given as well must agree with it (--device may differ: the same noise, other rounding)",
+    )
+    p.add_argument(
+        "--batch-row",
+        type=int,
+        metavar="R",
+        action=_Given,
+        help="simulate the parameters as row R of a batch (run.json's test_batch_row): "
+        "duplicate d gets the noise of simulation R x n_dup + d; rows 0 .. R are simulated, so "
+        "the cost grows with R (default 0)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        metavar="B",
+        action=_Given,
+        help="rows of that batch (run.json's test_batch_size): R must be below it; needed only "
+        "by the torch engine (no C++ kernel, or CUDA without Triton)",
+    )
     options.defer(p, _add_simulation_options)
     p.set_defaults(func=run)
 
@@ -51,15 +90,32 @@ def _add_simulation_options(p: argparse.ArgumentParser) -> None:
         p,
         ("dt_test", "burn_in", "fcd_window", "warmup_steps", "n_dup", "seed", "device", "dtype"),
         overrides={
-            "dt_test": {"flag": "--dt", "help": "integration step, s"},
-            "n_dup": {"help": "noise duplicates"},
-            "seed": {"default": 1, "help": "noise seed"},
-            "device": {"choices": DEVICES, "help": "torch device"},
+            "dt_test": {"flag": "--dt", "help": "integration step, s", "action": _Given},
+            "burn_in": {"action": _Given},
+            "fcd_window": {"action": _Given},
+            "warmup_steps": {"action": _Given},
+            "n_dup": {"help": "noise duplicates", "action": _Given},
+            "seed": {"default": 1, "help": "noise seed", "action": _Given},
+            "device": {"choices": DEVICES, "help": "torch device", "action": _Given},
+            "dtype": {"action": _Given},
         },
     )
     p.add_argument(
-        "--sc-max", type=float, default=0.02, help="SC is scaled to this maximum (default 0.02)"
+        "--sc-max",
+        type=float,
+        default=0.02,
+        action=_Given,
+        help="SC is scaled to this maximum (default 0.02)",
     )
+
+
+class _Given(argparse.Action):
+    """Store an option's value and remember that it was given (``given_options``), so that
+    ``--from-run`` can tell an option the user set from its default."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.given_options = {*getattr(namespace, "given_options", ()), self.dest}
 
 
 OUTPUT_FILES = ("EI_ratio.csv", "FC.csv", "FCD_CDF.csv", "fit_quality.csv")
@@ -73,8 +129,15 @@ def run(args: argparse.Namespace) -> int:
 
     from delssome_norms import io
     from delssome_norms.errors import InvalidInputError
-    from delssome_norms.model import PFICParams, cost, scale_sc, simulate, summarize
+    from delssome_norms.fit import reproduce
+    from delssome_norms.model import PFICParams, cost, scale_sc, summarize
 
+    record = _apply_run_record(args) if args.from_run is not None else None
+    for option, value in (("--params", args.params), ("--tr", args.tr)):
+        if value is None:
+            raise InvalidInputError("is required (or take it from a fit with --from-run)", option)
+    if args.scan_length is None:
+        raise InvalidInputError("is required (or take it from a fit with --from-run)", "--scan-length")
     if (args.fc is None) != (args.fcd_cdf is None):
         raise InvalidInputError("give both --fc and --fcd-cdf to score the simulation, or neither")
     if args.n_dup < 1:
@@ -83,7 +146,9 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"must be a positive number of seconds, got {args.dt}", "--dt")
     if not 0 <= args.seed < 2**63:
         raise InvalidInputError(f"must be an integer in [0, 2**63), got {args.seed}", "--seed")
-    if args.device == "cuda" and not torch.cuda.is_available():
+    row = 0 if args.batch_row is None else args.batch_row
+    reproduce.check_batch_row(row, args.batch_size)
+    if str(args.device).startswith("cuda") and not torch.cuda.is_available():
         raise InvalidInputError("CUDA is not available on this machine; use --device cpu", "--device")
     if Path(args.out_dir).exists() and not Path(args.out_dir).is_dir():
         raise InvalidInputError(f"{args.out_dir} exists and is not a folder", "--out-dir")
@@ -103,6 +168,8 @@ def run(args: argparse.Namespace) -> int:
         from delssome_norms.datasets import load_default_template
 
         sc_raw, sc_name = np.asarray(load_default_template().sc), "the default DK68 template SC"
+    if record is not None:
+        _check_fit_sc(record, sc_raw, sc_name, args.sc)
     if sc_raw.shape[0] != n:
         raise InvalidInputError(
             f"has {n} region rows but {sc_name} has {sc_raw.shape[0]} regions; the "
@@ -116,19 +183,25 @@ def run(args: argparse.Namespace) -> int:
     cdf_emp = io.read_fcd_cdf(args.fcd_cdf) if args.fcd_cdf else None
     params = PFICParams(par["wEE"][None], par["wEI"][None], par["sigma"][None], [float(par["G"])])
     _check_step(params, sc, timing.dt, args.params)
+    dtype = getattr(torch, args.dtype)
+    engine = getattr(args, "engine", "auto")  # --from-run: the fit's
+    rows = reproduce.rows_to_simulate(row, args.batch_size, engine, args.device, n)
+    reproduce.check_rows_memory(rows, row, args.n_dup, n, timing.n_frames, dtype, args.device)
 
     out = _check_out_dir(args)  # before the simulation
-    dtype = getattr(torch, args.dtype)
     with io.OutDirLock(out, "--out-dir"):
         with _progress(timing.total_steps) as progress:
-            res = simulate(
+            res = reproduce.simulate_batch_row(
                 params,
                 sc,
                 timing,
+                row,
+                args.batch_size,
                 n_dup=args.n_dup,
                 seed=args.seed,
                 device=args.device,
                 dtype=dtype,
+                engine=engine,
                 progress=progress,
             )
         n_valid = int(res.valid.sum())
@@ -146,22 +219,21 @@ def run(args: argparse.Namespace) -> int:
             )
         # written out: full precision
         summary = summarize(res, timing, fcd_products=res.bold.dtype)
-
-        def mean(x):
-            return res.mean_over_valid(x)[0].double().cpu().numpy()
-
-        ei = res.ei_ratio[0].double().cpu().numpy()
-        r_e = mean(res.r_e)
+        means = reproduce.duplicate_means(res)  # the fit's arithmetic (float64 means)
+        ei, r_e = means["EI_ratio"], means["r_E"]
         _warn_outside_regime(r_e, params, sc)
         if fc_emp is None:  # a fit_quality.csv of an earlier run does not describe this one
             (out / "fit_quality.csv").unlink(missing_ok=True)
-        io.write_ei_ratio(out / "EI_ratio.csv", ei, mean(res.s_e), mean(res.s_i), r_e)
+        io.write_ei_ratio(out / "EI_ratio.csv", ei, means["S_E"], means["S_I"], r_e)
         io.write_matrix(summary.fc[0].double().cpu().numpy(), out / "FC.csv")
         io.write_matrix(summary.fcd_cdf[0].double().cpu().numpy(), out / "FCD_CDF.csv")
         line = (
             f"E/I mean {ei.mean():.4f} (regions {ei.min():.4f}-{ei.max():.4f}), "
             f"r_E mean {r_e.mean():.3f} Hz, {timing.n_frames} frames x {args.n_dup} duplicates"
         )
+        if row or args.batch_size is not None:
+            of = f" of {args.batch_size}" if args.batch_size is not None else ""
+            line += f", as row {row} of a batch{of}" + (f" ({rows} rows simulated)" if rows > 1 else "")
         if fc_emp is not None:
             losses = cost(summary, fc_emp, cdf_emp).as_dict(0)
             io.write_fit_quality(out / "fit_quality.csv", {"simulate": losses})
@@ -169,8 +241,139 @@ def run(args: argparse.Namespace) -> int:
                 f"; corr_loss {losses['corr_loss']:.4f}, l1_loss {losses['l1_loss']:.4f}, "
                 f"ks_loss {losses['ks_loss']:.4f}"
             )
+        if record is not None:
+            line += _compare_with_fit(record, means)
     print(f"{line}; wrote {out}")
     return 0
+
+
+FROM_RUN_FIELDS = {
+    "seed": ("--seed", "result.seeds.test"),
+    "batch_row": ("--batch-row", "result.test_batch_row"),
+    "batch_size": ("--batch-size", "result.test_batch_size"),
+    "n_dup": ("--n-dup", "settings.n_dup"),
+    "dtype": ("--dtype", "settings.dtype"),
+    "tr": ("--tr", "timing.tr"),
+    "scan_length": ("--scan-length", "timing.scan_length"),
+    "dt": ("--dt", "timing.dt.test"),
+    "burn_in": ("--burn-in", "timing.burn_in"),
+    "fcd_window": ("--fcd-window", "timing.fcd_window"),
+    "warmup_steps": ("--warmup-steps", "timing.warmup_steps"),
+    "sc_max": ("--sc-max", "SC scaling (the fit scales its SC to a maximum of 0.02)"),
+}
+"""Options ``--from-run`` takes from run.json: (flag, where run.json records it)."""
+
+
+def _apply_run_record(args: argparse.Namespace):
+    """Fill ``args`` from the fit's run.json (``--from-run``); refuse a given option that
+    contradicts it. Returns the :class:`~delssome_norms.fit.reproduce.WinnerRecord`."""
+    import torch
+
+    from delssome_norms.errors import InvalidInputError
+    from delssome_norms.fit.reproduce import read_winner_record
+
+    rec = read_winner_record(args.from_run)
+    given = getattr(args, "given_options", set())
+    fit = {
+        "seed": rec.seed,
+        "batch_row": rec.row,
+        "batch_size": rec.batch_size,
+        "n_dup": rec.n_dup,
+        "dtype": rec.dtype,
+        **{k: rec.timing[k] for k in ("tr", "scan_length", "dt", "burn_in", "fcd_window")},
+        "warmup_steps": rec.timing["warmup_steps"],
+        "sc_max": 0.02,
+    }
+    for dest, value in fit.items():
+        mine = getattr(args, dest)
+        if dest in given and value is not None and not _same(mine, value):
+            flag, where = FROM_RUN_FIELDS[dest]
+            raise InvalidInputError(
+                f"{mine} contradicts the fit's {where} ({value}) in {rec.path}; leave it out to "
+                "reproduce the fit's test simulation (or leave out --from-run)",
+                flag,
+            )
+        setattr(args, dest, value)
+    args.engine = rec.engine
+    if "device" not in given:
+        args.device = rec.device
+        if rec.device.startswith("cuda") and not torch.cuda.is_available():
+            raise InvalidInputError(
+                f"the fit ran on {rec.device}, but CUDA is not available on this machine; give "
+                "--device cpu to simulate the same noise on the CPU (close to the fit's result, "
+                "not identical)",
+                "--device",
+            )
+    elif str(args.device).split(":")[0] != rec.device.split(":")[0]:
+        if rec.engine != "torch":
+            args.engine = "auto"  # the Philox engine of the other device: the same noise stream
+        warnings.warn(
+            f"--device {args.device}: the fit ran on {rec.device}; the noise is the same but the "
+            "arithmetic rounds differently, so the result is close to the fit's, not identical",
+            stacklevel=3,
+        )
+    if args.params is None:
+        args.params = str(rec.folder / "best_parameters.csv")
+    if args.sc is None and not rec.sc_template:
+        if not rec.sc or not Path(rec.sc).is_file():
+            raise InvalidInputError(
+                f"the fit's SC {rec.sc!r} (run.json inputs.sc) is not a file here; give the "
+                "fit's SC with --sc",
+                "--sc",
+            )
+        args.sc = rec.sc
+    return rec
+
+
+def _same(a, b) -> bool:
+    if isinstance(b, float) or isinstance(a, float):
+        return a is not None and math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+    return a == b
+
+
+def _check_fit_sc(record, sc_raw, sc_name: str, given: str | None) -> None:
+    """Refuse an SC whose digest is not the one the fit recorded (``provenance.sc.sha256``)."""
+    from delssome_norms.errors import InvalidInputError
+    from delssome_norms.io.digest import arrays_sha256
+
+    if record.sc_sha256 and arrays_sha256(sc_raw) != record.sc_sha256:
+        raise InvalidInputError(
+            f"{sc_name} is not the SC this fit used (its digest differs from provenance.sc.sha256 "
+            f"in {record.path}); give the fit's SC",
+            "--sc" if given is not None else "--from-run",
+        )
+
+
+def _compare_with_fit(record, means) -> str:
+    """Compare the simulation with the fit's EI_ratio.csv: the end of the summary line (or a
+    warning when they differ)."""
+    import numpy as np
+    import pandas as pd
+
+    from delssome_norms.fit.reproduce import largest_relative_difference
+
+    path = record.folder / "EI_ratio.csv"
+    if record.combined:
+        return (
+            f"; the fit's {path.name} combines several searches (--combine mean), so it is not "
+            "this simulation alone"
+        )
+    if not path.is_file():
+        return f"; no {path.name} beside {record.path.name} to compare with"
+    fit = pd.read_csv(path)
+    cols = ("S_E", "S_I", "EI_ratio")
+    if any(c not in fit.columns for c in cols) or len(fit) != len(means["S_E"]):
+        return f"; {path} is not a fit's EI_ratio.csv of these regions: not compared"
+    if all(np.array_equal(fit[c].to_numpy(dtype=np.float64), means[c]) for c in cols):
+        return f"; S_E, S_I and E/I identical to the fit's {path}"
+    worst = max(largest_relative_difference(means[c], fit[c].to_numpy(dtype=np.float64)) for c in cols)
+    warnings.warn(
+        f"the simulation differs from the fit's {path} (largest relative difference {worst:.3g}): "
+        "another device, engine or CPU than the fit's (the C++ kernel is compiled for this "
+        "machine's CPU), or edited parameters",
+        stacklevel=3,
+    )
+    return f"; differs from the fit's {path} (largest relative difference {worst:.3g})"
 
 
 def _timing(args: argparse.Namespace):

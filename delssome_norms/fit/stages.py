@@ -27,8 +27,9 @@ candidates (those with a finite, positive E/I in every region): it combines the 
 
 **Reproducing the test stage.** ``run.json``'s result records ``seeds`` (``test``, ``profile``),
 ``test_batch_row`` and ``test_batch_size`` (:func:`_noise_record`): the noise of a simulation
-depends on the call's seed and on its row in the call's batch, so ``simulate --seed`` reproduces
-the winner only when ``test_batch_row`` is 0.
+depends on the call's seed and on its row in the call's batch: ``simulate --from-run run.json``
+reproduces the winner bit for bit (:mod:`delssome_norms.fit.reproduce`); ``simulate --seed`` alone
+does so only when ``test_batch_row`` is 0.
 """
 
 from __future__ import annotations
@@ -557,11 +558,15 @@ def _noise_record(
     that call's batch (its duplicate ``d`` is simulation ``test_batch_row * n_dup + d``), of
     ``test_batch_size`` rows; ``seeds.profile`` and ``profile_batch_row`` the same for the
     winner's re-simulation in the profile stage (at ``dt_val``). With the Philox engines
-    ("kernel" on CPU, "triton" on CUDA, the defaults) simulating the winner's
-    ``best_parameters.csv`` at ``dt_test`` with ``n_dup``, the fit's dtype and ``seeds.test``, as
-    row ``test_batch_row`` of a batch (row 0: ``delssome-norms simulate --seed``), gives its
-    time-averaged S_E and S_I bit for bit; the "torch" engine needs the batch size as well.
-    Stages stored before these were recorded give nothing.
+    ("kernel" on CPU, "triton" on CUDA, the defaults) the noise of a simulation depends only on
+    the seed and that index, so simulating the winner's ``best_parameters.csv`` at ``dt_test``
+    with ``n_dup``, the fit's dtype, device and ``seeds.test`` as row ``test_batch_row`` of a
+    batch (rows ``0 .. test_batch_row`` all holding it) gives its S_E, S_I, r_E and E/I bit for
+    bit; the "torch" engine draws noise for the whole batch, so it needs all
+    ``test_batch_size`` rows. ``delssome-norms simulate --from-run run.json`` does this
+    (:mod:`delssome_norms.fit.reproduce`; ``--seed`` with ``--batch-row`` / ``--batch-size``
+    without the run.json; ``--seed`` alone is row 0). Stages stored before these were
+    recorded give nothing.
     """
     out: dict[str, Any] = {}
     seeds: dict[str, int] = {}
