@@ -92,7 +92,13 @@ def register(subparsers) -> None:
         action="store_true",
         help="drop time-series frames with missing values (BIDS n/a) instead of refusing them",
     )
-    src.add_argument("--tr", type=float, required=True, help="repetition time (seconds)")
+    src.add_argument(
+        "--tr",
+        type=float,
+        help="repetition time (seconds). Needed with --fc/--fcd-cdf; with --timeseries needed "
+        "unless the runs' JSON sidecars give RepetitionTime (run.json next to run.tsv, or the "
+        "BIDS sidecars of the run), and a sidecar that disagrees with --tr gets a warning",
+    )
     src.add_argument("--scan-length", type=float, help="scan length (seconds; default frames x TR)")
     src.add_argument("--sc", metavar="CSV", help="SC (N x N); default: the DK68 template")
     src.add_argument("--myelin", metavar="CSV", help="myelin map (give with --gradient)")
@@ -170,9 +176,20 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInputError("needs --fc and --fcd-cdf, or --timeseries", "estimate-ei")
     if not args.timeseries and args.scan_length is None:
         raise InvalidInputError("--scan-length (seconds) is required with --fc/--fcd-cdf", "estimate-ei")
+    if not args.timeseries and args.tr is None:
+        raise InvalidInputError("the repetition time (seconds) is required with --fc/--fcd-cdf", "--tr")
+    from delssome_norms.cli.run_tr import timeseries_tr
     from delssome_norms.model.timing import check_scan_length, check_tr
 
-    check_tr(args.tr, "--tr")  # named as the option, before anything is derived from them
+    if args.tr is not None:
+        check_tr(args.tr, "--tr")  # named as the option, before anything is derived from them
+    timing_source = "--tr/--scan-length"
+    if args.timeseries:  # the runs' JSON sidecars, as prepare --timeseries reads them
+        from_sidecar = args.tr is None
+        args.tr = timeseries_tr(args.timeseries, args.tr)
+        if from_sidecar:
+            timing_source = "the runs' JSON sidecars (TR) and --scan-length or the runs' frames"
+            print(f"TR {args.tr:g} s from the runs' JSON sidecars (RepetitionTime)")
     if args.scan_length is not None:
         check_scan_length(args.scan_length, "--scan-length")
     out = Path(args.out_dir)
@@ -202,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
         fcd_window=args.fcd_window,
         drop_na_frames=args.drop_na_frames,
     )
-    check_stage_timing(settings, subject.tr, subject.scan_length, "--tr/--scan-length")
+    check_stage_timing(settings, subject.tr, subject.scan_length, timing_source)
     check_not_locked(out.resolve().parent, "--out-dir")  # a cohort run owns its subject folders
     out = check_out_dir(out, "--out-dir")
     estimator = EIEstimator(settings, out_dir=out, overwrite=args.overwrite)

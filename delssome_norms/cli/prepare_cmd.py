@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 
 from delssome_norms.cli.main import add_command
+from delssome_norms.cli.run_tr import runs_tr, timeseries_tr
+from delssome_norms.io.sidecar import RUN_ENTITIES
+from delssome_norms.io.sidecar import entity as _entity
 
 
 def register(subparsers) -> None:
@@ -25,8 +29,10 @@ def register(subparsers) -> None:
         "unknown, corpuscallosum and medial-wall columns are dropped) and the columns put in DK68 "
         "order. With --bids-dir, every "
         "sub-*_timeseries.tsv (or .tsv.gz) below the folder is prepared (one entry per subject, or per "
-        "session for subjects with several; the TR from each run's JSON sidecar; one task, "
-        "--task) and a cohort manifest (manifest.csv, scan length = frames x TR) is written. "
+        "session for subjects with several; the TR from each run's JSON sidecar, or by BIDS "
+        "inheritance from a task-<label>_bold.json in a session or subject folder or the "
+        "dataset root; one task, --task) and a cohort manifest (manifest.csv, scan length = "
+        "frames x TR) is written. "
         "With --aparc-stats, "
         "FreeSurfer aparcstats2table tables (first column lh.aparc.<measure>, columns "
         "lh_<region>_<measure>) give one regional map per subject in DK68 order (<id>_<map>.csv) "
@@ -46,14 +52,17 @@ def register(subparsers) -> None:
     p.add_argument(
         "--map-name",
         choices=("myelin", "gradient"),
-        default="myelin",
-        help="with --aparc-stats: which map the table holds (the other is the shipped default)",
+        default=None,
+        help="with --aparc-stats: which map the table holds (the other is the shipped default; "
+        "default myelin, for a table of a myelin measure: a table of another measure, e.g. "
+        "lh.aparc.thickness, is refused unless --map-name says which map it stands for)",
     )
     p.add_argument(
         "--tr",
         type=float,
         help="repetition time (seconds). With --timeseries: needed unless each run has a JSON "
-        "sidecar (run.json next to run.tsv) giving RepetitionTime; a sidecar that disagrees "
+        "sidecar (run.json next to run.tsv, or for a BIDS-named run its _bold.json, also "
+        "inherited from folders above) giving RepetitionTime; a sidecar that disagrees "
         "with --tr gets a warning. With --bids-dir it only fills in where no sidecar JSON of the "
         "run gives RepetitionTime",
     )
@@ -86,18 +95,7 @@ def _prepare_runs(paths, tr: float, args, need: int):
     return runs, fc, cdf
 
 
-BIDS_ENTITY = r"(?:^|_){key}-([A-Za-z0-9]+)"
 TIMESERIES_SUFFIXES = ("_timeseries.tsv", "_timeseries.tsv.gz")
-RUN_ENTITIES = ("sub", "ses", "task", "acq", "ce", "rec", "dir", "run", "echo")
-"""BIDS entities that tell one acquisition (run) from another; files that share them all are
-several derivatives of one run."""
-
-
-def _entity(name: str, key: str) -> str | None:
-    import re
-
-    m = re.search(BIDS_ENTITY.format(key=key), name)
-    return m.group(1) if m else None
 
 
 def _bids_subjects(folder, task: str | None) -> dict[str, list]:
@@ -155,133 +153,6 @@ def _bids_subjects(folder, task: str | None) -> dict[str, list]:
     return out
 
 
-def _sidecar_tr(path) -> float | None:
-    """RepetitionTime [s] of a run from its JSON sidecar (same name, ``.json``), or None."""
-    from pathlib import Path
-
-    from delssome_norms.errors import InvalidInputError
-    from delssome_norms.io.json_object import read_json_object
-
-    p = Path(path)
-    stem = p.name.removesuffix(".gz")
-    for suffix in (".tsv", ".csv", ".txt", ".npy", ".npz"):
-        stem = stem.removesuffix(suffix)
-    side = p.with_name(stem + ".json")
-    if not side.is_file():
-        return _run_sidecar_tr(p)
-    meta = read_json_object(side, "sidecar", "fix or remove it")
-    value = meta.get("RepetitionTime")
-    if value is None and isinstance(meta.get("SamplingFrequency"), (int, float)):
-        value = 1.0 / float(meta["SamplingFrequency"]) if meta["SamplingFrequency"] > 0 else None
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidInputError(f"RepetitionTime is not a number ({value!r})", str(side))
-    return float(value)
-
-
-def _run_sidecar_tr(path) -> float | None:
-    """RepetitionTime [s] from the other JSON sidecars of the same run in the time series's
-    folder (fMRIPrep's and XCP-D's ``..._desc-preproc_bold.json``, ``..._bold.json``): files
-    whose every run entity (sub, ses, task, acq, run ...) it names equals the time series's, or
-    None. Sidecars of the run that disagree are refused (the TR would be a guess)."""
-    from delssome_norms.errors import InvalidInputError
-    from delssome_norms.io.json_object import read_json_object
-
-    own = {k: _entity(path.name, k) for k in RUN_ENTITIES}
-    found: dict[float, str] = {}
-    for side in sorted(path.parent.glob("*.json")):
-        named = {k: v for k in RUN_ENTITIES if (v := _entity(side.name, k)) is not None}
-        if "sub" not in named or any(own[k] != v for k, v in named.items()):
-            continue
-        if any(own[k] is not None and k not in named for k in ("sub", "ses", "task", "run")):
-            continue  # a sidecar of the subject's other runs or sessions too: not this run's own
-        meta = read_json_object(side, "sidecar", "fix or remove it")
-        value = meta.get("RepetitionTime")
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InvalidInputError(f"RepetitionTime is not a number ({value!r})", str(side))
-        found.setdefault(round(float(value), 6), str(side))
-    if len(found) > 1:
-        listing = ", ".join(f"{v:g} s in {f}" for v, f in found.items())
-        raise InvalidInputError(
-            f"has no sidecar of its own and the JSON sidecars of its run disagree on "
-            f"RepetitionTime ({listing})",
-            str(path),
-        )
-    return next(iter(found), None)
-
-
-def _bids_tr(paths, given: float | None, sid: str) -> float:
-    """The TR of a subject's runs: their sidecars' (``--tr`` only fills in where none gives one,
-    with a warning where it differs from a sidecar's); runs of different TRs are refused."""
-    import warnings
-
-    from delssome_norms.errors import InputWarning, InvalidInputError
-    from delssome_norms.model.timing import check_tr
-
-    found = {p: _sidecar_tr(p) for p in paths}
-    values = sorted({round(v, 6) for v in found.values() if v is not None})
-    if len(values) > 1:
-        raise InvalidInputError(f"runs have different RepetitionTime {values} s in their sidecars", sid)
-    if values:
-        tr = check_tr(values[0], f"{sid} sidecar RepetitionTime")
-        missing = [str(p) for p, v in found.items() if v is None]
-        if missing:  # runs of one session share a TR: a sidecar-less run may not differ
-            if given is not None and abs(given - tr) > 0.01 * tr:
-                raise InvalidInputError(
-                    f"{missing[0]} has no sidecar RepetitionTime and --tr {given:g} s differs from "
-                    f"its other runs' {tr:g} s",
-                    sid,
-                )
-        if given is not None and abs(given - tr) > 0.01 * tr:
-            warnings.warn(
-                f"{sid}: its sidecar RepetitionTime {tr:g} s is used, not --tr {given:g} s (--tr "
-                "fills in only where a sidecar lacks it)",
-                InputWarning,
-                stacklevel=2,
-            )
-        return tr
-    if given is None:
-        raise InvalidInputError(
-            "no sidecar JSON with RepetitionTime next to its time series; give --tr (seconds)", sid
-        )
-    return given
-
-
-def _timeseries_tr(paths, given: float | None) -> float:
-    """The TR of ``--timeseries`` runs: ``--tr``, checked against the runs' JSON sidecars (a
-    sidecar that gives another RepetitionTime gets a warning: one of the two is wrong, and the
-    TR sets the FCD window and the scan length); without ``--tr``, the sidecars' own."""
-    import warnings
-
-    from delssome_norms.errors import InputWarning, InvalidInputError
-
-    if given is None:
-        try:
-            return _bids_tr(paths, None, str(paths[0]))
-        except InvalidInputError as err:
-            if "give --tr" not in err.problem:
-                raise
-            raise InvalidInputError(
-                "the TR (seconds) is needed for time series: no JSON sidecar with "
-                f"RepetitionTime next to {paths[0]}",
-                "--tr",
-            ) from None
-    for p in paths:
-        side = _sidecar_tr(p)
-        if side is not None and abs(side - given) > 0.01 * given:
-            warnings.warn(
-                f"{p}: its JSON sidecar gives RepetitionTime {side:g} s but --tr is {given:g} s; "
-                "--tr is used (it sets the FCD window and, in a fit, the scan length): check "
-                "which is right",
-                InputWarning,
-                stacklevel=2,
-            )
-    return given
-
-
 def _prepare_bids(args: argparse.Namespace, out) -> int:
     """Every scan session below ``--bids-dir``: FC, FCD-CDF and a cohort manifest row."""
     from pathlib import Path
@@ -304,7 +175,7 @@ def _prepare_bids(args: argparse.Namespace, out) -> int:
     prepared, bad = {}, []
     for sid, paths in subjects.items():
         try:  # keep FC, CDF and frame counts, not the runs (memory: many subjects)
-            tr = _bids_tr(paths, args.tr, sid)
+            tr = runs_tr(paths, args.tr, sid)
             runs, fc, cdf = _prepare_runs(paths, tr, args, min_frames(tr, args.fcd_window))
             prepared[sid] = (tr, [r.shape[0] for r in runs], fc, cdf)
         except InvalidInputError as err:
@@ -353,6 +224,43 @@ def _prepare_bids(args: argparse.Namespace, out) -> int:
     return 0
 
 
+MYELIN_MEASURES = re.compile(r"myelin|t1w?_?t2w?|t1w?/t2w?|t1w?divt2w?|t1w?overt2w?", re.I)
+"""Names of a myelin measure in an aparcstats2table header (``lh.aparc.<measure>``): T1w/T2w
+ratio maps are sampled with a custom stats run whose measure name is the lab's own."""
+GRADIENT_MEASURES = re.compile(r"gradient|grad\d|pc\d", re.I)
+
+
+def _aparc_measure(path) -> str:
+    """The measure of an aparcstats2table table (``lh.aparc.thickness`` -> ``thickness``); the
+    table was read (and its header checked) by :func:`read_aparc_stats` already."""
+    import pandas as pd
+
+    first = str(pd.read_csv(path, sep=r"\s+", nrows=0, engine="python").columns[0])
+    return first.split(".", 2)[-1]
+
+
+def _map_of_measure(measure: str, source) -> str:
+    """The map a table of ``measure`` stands for when ``--map-name`` is not given: myelin for a
+    myelin measure; otherwise refused, naming ``--map-name``.
+
+    Saving a thickness (area, volume, curvature ...) table as "myelin" without a word would put
+    another measure into every fit as the myelin map, and the E/I estimates would depend on it
+    with nothing in the outputs saying so; a warning scrolls past in a batch job, while a refusal
+    costs one rerun with the option that records the choice.
+    """
+    from delssome_norms.errors import InvalidInputError
+
+    if MYELIN_MEASURES.search(measure):
+        return "myelin"
+    which = "an RSFC gradient" if GRADIENT_MEASURES.search(measure) else "not a myelin"
+    raise InvalidInputError(
+        f"holds the measure {measure!r} ({which} measure), and prepare --aparc-stats saves the "
+        "table as the myelin map unless told otherwise: give --map-name gradient or --map-name "
+        f"myelin to say which map of the model {measure} stands for",
+        str(source),
+    )
+
+
 def _prepare_maps(args: argparse.Namespace) -> int:
     """One regional map per subject from aparcstats2table tables, plus maps.csv."""
     from pathlib import Path
@@ -367,6 +275,9 @@ def _prepare_maps(args: argparse.Namespace) -> int:
     table = read_aparc_stats(args.aparc_stats, DK68_REGIONS)
     for sid in table.index:
         check_subject_id(sid, args.aparc_stats[0])
+    measure = _aparc_measure(args.aparc_stats[0])
+    if args.map_name is None:
+        args.map_name = _map_of_measure(measure, args.aparc_stats[0])
     out = Path(args.out_dir)
     other = "gradient" if args.map_name == "myelin" else "myelin"
     write_matrix(np.asarray(getattr(load_default_maps(), other)), out / f"default_{other}.csv")
@@ -382,7 +293,8 @@ def _prepare_maps(args: argparse.Namespace) -> int:
         )
     write_table(pd.DataFrame(rows)[["subject_id", "myelin", "gradient"]], out / "maps.csv")
     print(
-        f"{len(rows)} subject(s): {args.map_name} maps of 68 DK regions from "
+        f"{len(rows)} subject(s): {args.map_name} maps (aparc measure {measure!r}) of 68 DK "
+        "regions from "
         f"{', '.join(map(str, args.aparc_stats))} -> {out}; {other}: the shipped default; join "
         f"{out / 'maps.csv'} to your cohort manifest (its paths are relative to {out}, and a "
         "manifest's paths are read relative to the manifest's folder: write the manifest there "
@@ -416,7 +328,7 @@ def run(args: argparse.Namespace) -> int:
     if args.task is not None:
         raise InvalidInputError("--task selects files of --bids-dir", "--task")
     from_sidecar = args.tr is None
-    args.tr = _timeseries_tr(args.timeseries, args.tr)
+    args.tr = timeseries_tr(args.timeseries, args.tr)
     if from_sidecar:
         print(f"TR {args.tr:g} s from the runs' JSON sidecars (RepetitionTime)")
     need = min_frames(args.tr, args.fcd_window)

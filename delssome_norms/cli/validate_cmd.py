@@ -45,7 +45,12 @@ def register(subparsers) -> None:
     )
     p.add_argument("--demographics", metavar="CSV", help="demographics table")
     p.add_argument("--manifest", metavar="CSV", help="cohort manifest")
-    p.add_argument("--tr", type=float, help="repetition time (seconds)")
+    p.add_argument(
+        "--tr",
+        type=float,
+        help="repetition time (seconds); with --timeseries, as in estimate-ei, the runs' JSON "
+        "sidecars give it when --tr is left out, and one that disagrees with --tr is warned",
+    )
     p.add_argument("--scan-length", type=float, help="scan length (seconds)")
     p.add_argument("--n-regions", type=int, default=None, help="required number of regions")
     group = p.add_argument_group(
@@ -70,10 +75,44 @@ def _settings(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    """Validate every file given and print a one-line summary of each."""
+    """Validate every file given and print a one-line summary of each (a warning about a file
+    once, though the file is read alone and again in the check of the subject)."""
+    import warnings
+
+    with warnings.catch_warnings():  # restores the caller's showwarning
+        show, shown = warnings.showwarning, set()
+
+        def once(message, category, filename, lineno, file=None, line=None):
+            if (category, str(message)) not in shown:
+                shown.add((category, str(message)))
+                show(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = once
+        return _run(args)
+
+
+def _timeseries_tr(args: argparse.Namespace) -> float | None:
+    """``--tr``, or the runs' sidecar RepetitionTime (as estimate-ei reads it); None if neither."""
+    from delssome_norms.cli.run_tr import timeseries_tr
+    from delssome_norms.errors import InvalidInputError
+
+    try:
+        tr = timeseries_tr(args.timeseries, args.tr)
+    except InvalidInputError as err:
+        if args.tr is None and err.source == "--tr":  # no sidecar either: the note below says so
+            return None
+        raise
+    if args.tr is None:
+        print(f"ok  TR {tr:g} s from the runs' JSON sidecars (RepetitionTime)")
+    return tr
+
+
+def _run(args: argparse.Namespace) -> int:
     from delssome_norms import io
     from delssome_norms.errors import InvalidInputError
 
+    if args.timeseries:
+        args.tr = _timeseries_tr(args)
     n = args.n_regions
     io.check_map_pair(args.myelin, args.gradient)
     checked = 0

@@ -1,0 +1,125 @@
+"""The repetition time (TR) of a BOLD run from its JSON sidecars (BIDS ``RepetitionTime``).
+
+One rule for every command that reads time series (``prepare --timeseries``, ``prepare
+--bids-dir``, ``estimate-ei --timeseries``, ``validate --timeseries``):
+
+1. The run's own sidecar (same name, ``.json``: ``run1.json`` next to ``run1.tsv.gz``).
+2. Otherwise, for a run with a BIDS name (``sub-<label>_...``), the BIDS inheritance principle:
+   a ``*_bold.json`` or ``*_timeseries.json`` applies when every run entity it names (sub, ses,
+   task, acq, ce, rec, dir, run, echo) equals the run's; derivative entities (space, seg, desc,
+   ...) are not compared, so fMRIPrep's ``..._desc-preproc_bold.json`` applies to XCP-D's
+   ``..._seg-..._timeseries.tsv`` of the same run. Such files are looked for in the run's folder,
+   then in each folder above it up to the dataset root (the folder that holds the run's
+   ``sub-<label>`` folder): the nearest folder with one that gives RepetitionTime wins, and in
+   one folder the file naming the most run entities wins (``sub-01_task-rest_run-1_bold.json`` over
+   ``sub-01_task-rest_bold.json``). Files that tie and disagree are refused: the TR would be a
+   guess.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from delssome_norms.errors import InvalidInputError
+
+BIDS_ENTITY = r"(?:^|_){key}-([A-Za-z0-9]+)"
+RUN_ENTITIES = ("sub", "ses", "task", "acq", "ce", "rec", "dir", "run", "echo")
+"""BIDS entities that tell one acquisition (run) from another; files that share them all are
+several derivatives of one run."""
+
+_BIDS_JSON = re.compile(r"^(?:[A-Za-z0-9]+-[A-Za-z0-9]+_)*(bold|timeseries)\.json$")
+"""A BIDS-named sidecar of a BOLD run or of its time series (entities, then the suffix)."""
+_SUBJECT_FOLDER = re.compile(r"^sub-[A-Za-z0-9]+$")
+_DATA_SUFFIXES = (".tsv", ".csv", ".txt", ".npy", ".npz")
+
+
+def entity(name: str, key: str) -> str | None:
+    """The label of BIDS entity ``key`` in a file name (``sub-01_task-rest...``), or None."""
+    m = re.search(BIDS_ENTITY.format(key=key), name)
+    return m.group(1) if m else None
+
+
+def _own_sidecar(path: Path) -> Path:
+    stem = path.name.removesuffix(".gz")
+    for suffix in _DATA_SUFFIXES:
+        stem = stem.removesuffix(suffix)
+    return path.with_name(stem + ".json")
+
+
+def _tr_of(side: Path, sampling_frequency: bool) -> float | None:
+    """RepetitionTime [s] in one sidecar (or 1 / SamplingFrequency, for a time series's own)."""
+    from delssome_norms.io.json_object import read_json_object
+
+    meta = read_json_object(side, "sidecar", "fix or remove it")
+    value = meta.get("RepetitionTime")
+    freq = meta.get("SamplingFrequency")
+    if value is None and sampling_frequency and isinstance(freq, (int, float)) and freq > 0:
+        value = 1.0 / float(freq)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidInputError(f"RepetitionTime is not a number ({value!r})", str(side))
+    return float(value)
+
+
+def _levels(path: Path) -> list[Path]:
+    """The run's folder, then each folder above it up to the dataset root (the folder holding
+    the run's ``sub-<label>`` folder); only the run's folder outside a BIDS tree."""
+    chain = [path.parent, *path.parent.parents]
+    subjects = [i for i, folder in enumerate(chain) if _SUBJECT_FOLDER.match(folder.name)]
+    if not subjects:
+        return chain[:1]
+    return chain[: min(subjects[0] + 2, len(chain))]
+
+
+def find_sidecar_tr(path: str | Path) -> tuple[float, Path] | None:
+    """The TR [s] of one run from its JSON sidecars and the file that gave it, or None.
+
+    Raises
+    ------
+    InvalidInputError
+        A sidecar whose RepetitionTime is not a number, or equally near sidecars that disagree.
+    """
+    p = Path(path).absolute()
+    own = _own_sidecar(p)
+    if own.is_file() and (value := _tr_of(own, sampling_frequency=True)) is not None:
+        return value, own
+    labels = {k: entity(p.name, k) for k in RUN_ENTITIES}
+    if labels["sub"] is None:  # not a BIDS name: only a sidecar of its own name applies
+        return None
+    for folder in _levels(p):
+        found: list[tuple[int, float, Path]] = []
+        for side in sorted(folder.glob("*.json")):
+            m = _BIDS_JSON.match(side.name)
+            if side == own or not m:
+                continue
+            named = {k: v for k in RUN_ENTITIES if (v := entity(side.name, k)) is not None}
+            if any(labels[k] != v for k, v in named.items()):
+                continue  # another subject, session, task or run
+            value = _tr_of(side, sampling_frequency=m.group(1) == "timeseries")
+            if value is not None:
+                found.append((len(named), value, side))
+        if not found:
+            continue
+        best = max(n for n, _, _ in found)
+        values: dict[float, Path] = {}
+        for n, value, side in found:
+            if n == best:
+                values.setdefault(round(value, 6), side)
+        if len(values) > 1:
+            listing = ", ".join(f"{v:g} s in {f}" for v, f in values.items())
+            raise InvalidInputError(
+                f"has no sidecar of its own and the JSON sidecars of its run disagree on "
+                f"RepetitionTime ({listing})",
+                str(path),
+            )
+        ((value, side),) = values.items()
+        return value, side
+    return None
+
+
+def sidecar_tr(path: str | Path) -> float | None:
+    """RepetitionTime [s] of one run from its JSON sidecars (:func:`find_sidecar_tr`), or None."""
+    found = find_sidecar_tr(path)
+    return None if found is None else found[0]
