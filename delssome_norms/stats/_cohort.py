@@ -211,6 +211,12 @@ def prepare_cohort(
     elif isinstance(targets, str):
         targets = [targets]
     targets = list(targets)
+    if not targets:
+        raise InvalidInputError(
+            "targets is empty; name at least one column (default: ei_ratio_mean and every "
+            "ei_ratio_roi_* column)",
+            "targets",
+        )
     missing = [t for t in targets if t not in table.columns]
     if missing:
         raise InvalidInputError(f"missing target column(s) {', '.join(map(repr, missing))}", input_name)

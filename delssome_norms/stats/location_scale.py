@@ -175,11 +175,27 @@ class LocationScaleFit:
         return np.exp(Z @ self.gamma.T)
 
 
-def _gram(A: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Stack of weighted Gram matrices ``A' diag(w[:, k]) A``: shape (k, p, p) for A (n, p), w (n, k)."""
+def _outer(A: np.ndarray) -> np.ndarray:
+    """Row-wise outer products ``a_i a_i'`` flattened: shape (n, p * p) for A (n, p)."""
     n, p = A.shape
-    outer = (A[:, :, None] * A[:, None, :]).reshape(n, p * p)
+    return (A[:, :, None] * A[:, None, :]).reshape(n, p * p)
+
+
+def _gram(A: np.ndarray, w: np.ndarray, outer: np.ndarray | None = None) -> np.ndarray:
+    """Stack of weighted Gram matrices ``A' diag(w[:, k]) A``: shape (k, p, p) for A (n, p), w (n, k).
+
+    ``outer`` is :func:`_outer` of ``A`` when the caller has it already (one matrix product then).
+    """
+    p = A.shape[1]
+    if outer is None:
+        outer = _outer(A)
     return (w.T @ outer).reshape(w.shape[1], p, p)
+
+
+def _quad_forms(outer: np.ndarray, mats: np.ndarray) -> np.ndarray:
+    """``a_i' mats[k] a_i`` for every row i and matrix k, shape (n, k), as one matrix product of
+    ``outer`` (:func:`_outer` of A, shape (n, p * p)) and the flattened (k, p, p) stack."""
+    return outer @ mats.reshape(mats.shape[0], -1).T
 
 
 def _batched_solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -297,25 +313,37 @@ def _fit(
 
     zwz = _gram(Z, W)
     zwz_inv = _batched_inv(zwz)
+    outer_X = _outer(X)
+    # the mean information X' W exp(-2 eta) X of the latest log-sd ``eta`` (and its inverse, when
+    # asked for): the beta step, the REML term and the leverage of one eta share it, so it is
+    # computed once per eta instead of up to four times (eta arrays are never changed in place)
+    info: dict = {"eta": None}
+
+    def information(eta: np.ndarray, inverse: bool = False) -> np.ndarray:
+        if info["eta"] is not eta:
+            info.update(eta=eta, gram=_gram(X, W * np.exp(-2.0 * eta), outer_X), inv=None)
+        if not inverse:
+            return info["gram"]
+        if info["inv"] is None:
+            info["inv"] = _batched_inv(info["gram"])
+        return info["inv"]
 
     def beta_step(eta: np.ndarray) -> np.ndarray:
         w = W * np.exp(-2.0 * eta)
-        return _batched_solve(_gram(X, w), (w * Y).T @ X)
+        return _batched_solve(information(eta), (w * Y).T @ X)
 
     def objective(mean: np.ndarray, eta: np.ndarray) -> np.ndarray:
         """Log-likelihood, restricted (minus half log det of the mean information) with REML."""
         ll = gaussian_loglik(Y, mean, eta, W)
         if reml:
-            ll = ll - 0.5 * np.linalg.slogdet(_gram(X, W * np.exp(-2.0 * eta)))[1]
+            ll = ll - 0.5 * np.linalg.slogdet(information(eta))[1]
         return ll
 
     def leverage(eta: np.ndarray) -> np.ndarray:
         """Diagonal of the weighted hat matrix of the mean fit, shape (n, k) (zero without REML)."""
         if not reml:
             return np.zeros_like(eta)
-        w = W * np.exp(-2.0 * eta)
-        inv = _batched_inv(_gram(X, w))
-        return w * np.einsum("ip,kpq,iq->ik", X, inv, X)
+        return W * np.exp(-2.0 * eta) * _quad_forms(outer_X, information(eta, inverse=True))
 
     beta = beta_step(np.zeros((n, k)))
     resid = Y - X @ beta.T
@@ -362,15 +390,14 @@ def _fit(
 
     inv_var = np.exp(-2.0 * eta)
     r = Y - mean
-    info_beta = _gram(X, W * inv_var)
-    cov_beta = _batched_inv(info_beta)
+    cov_beta = information(eta, inverse=True)
     # HC3 sandwich (MacKinnon & White 1985; Long & Ervin 2000 recommend it below ~250 people):
     # squared residuals over (1 - leverage)^2. The plain (HC0) sandwich is biased low in small
     # samples: its mean Wald test of sex rejected 25 % of null cohorts of 60 people (4 sites) at
     # alpha 0.05 against chi-square(1) (22 % against F), HC3 11 % (200 people: 6.7 %). The
     # leverage is that of one copy of a person (W are frequency weights: W copies share the residual)
-    hat = inv_var * np.einsum("ip,kpq,iq->ik", X, cov_beta, X)
-    meat_beta = _gram(X, W * (r * inv_var) ** 2 / np.clip(1.0 - hat, 1e-8, None) ** 2)
+    hat = inv_var * _quad_forms(outer_X, cov_beta)
+    meat_beta = _gram(X, W * (r * inv_var) ** 2 / np.clip(1.0 - hat, 1e-8, None) ** 2, outer_X)
     cov_gamma = 0.5 * zwz_inv
     # per-person score of gamma (the REML one has mean zero: E[r^2] = sigma^2 (1 - h))
     u = r**2 * inv_var - 1.0 + leverage(eta) / np.where(W > 0, W, 1.0)

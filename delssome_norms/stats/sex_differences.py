@@ -189,6 +189,33 @@ class _Designs:
 
 
 # ----------------------------------------------------------------------------- per-target tests
+def _warn_unconverged(cohort: Cohort, fits: Sequence[LocationScaleFit]) -> None:
+    """One :class:`ConvergenceWarning` naming the targets whose fits did not converge, with a cause."""
+    bad = np.flatnonzero(~np.logical_and.reduce([fit.converged for fit in fits]))
+    if bad.size == 0:
+        return
+    names = [cohort.targets[k] for k in bad]
+    flat = [
+        cohort.targets[k]
+        for k in bad
+        if np.ptp(cohort.y[cohort.female, k]) == 0 or np.ptp(cohort.y[~cohort.female, k]) == 0
+    ]
+    cause = (
+        f"{', '.join(flat[:8])} {'is' if len(flat) == 1 else 'are'} constant within one sex (a "
+        "zero sd: the likelihood is unbounded); check those values"
+        if flat
+        else "e.g. a target constant or nearly so within a site, or sites too small for their own "
+        "scale effect (try scale_site=False)"
+    )
+    warnings.warn(
+        f"sex_difference_tests: the fits of {len(names)} target(s) did not converge "
+        f"({', '.join(names[:8])}{' ...' if len(names) > 8 else ''}); tests that need them have "
+        f"p = NaN (column converged = False). Cause: {cause}",
+        ConvergenceWarning,
+        stacklevel=3,
+    )
+
+
 def _direction(effect: float, null: float) -> str:
     if not np.isfinite(effect) or effect == null:
         return "none"
@@ -298,6 +325,7 @@ def _rows_for_targets(
                 "test": "brown_forsythe",
                 "statistic": bf_stat,
                 "df": 1,
+                "df_resid": n - 2,
                 "p": bf_p if ok_bf[k] else np.nan,
                 "converged": bool(ok_bf[k]),
                 "effect_name": "spread_ratio_female_over_male",
@@ -364,14 +392,15 @@ def sex_difference_tests(
         mean absolute deviation of standardised residuals). Columns :data:`RESULT_COLUMNS` plus
         ``cohens_d_ci_low``/``cohens_d_ci_high``. ``p_fdr``/``significant`` are BH-adjusted within
         each test and family (``"regional"`` for ``ei_ratio_roi_*``, ``"global"`` otherwise).
-        ``df_resid`` (mean tests) is the denominator degrees of freedom of their p-value. With
-        ``method="lr"`` the mean difference is the ML estimate and its ``level`` interval inverts
-        the F-calibrated LR test (the differences it does not reject; it then excludes 0 exactly
-        when ``p < 1 - level``). Measured coverage of the 95 % interval (4 sites, site- and
-        sex-specific scale, 2000 targets per size): 90.0 % at n = 60, 94.2 % at 120, 94.3 % at
-        300 (the REML Wald t interval it replaces: 84.6 %, 91.9 %, 92.9 %). Where a profile fit
-        does not converge the REML Wald t interval is given instead, and from
-        :data:`LR_INTERVAL_MAX_DF` residual degrees of freedom on the ML Wald t interval.
+        ``df_resid`` (mean tests; n − 2 for Brown–Forsythe) is the denominator degrees of freedom
+        of their F p-value. With ``method="lr"`` the mean difference is the ML estimate and its
+        ``level`` interval inverts the F-calibrated LR test (the differences it does not reject;
+        it then excludes 0 exactly when ``p < 1 - level``). Measured coverage of the 95 %
+        interval (4 sites, site- and sex-specific scale, 2000 targets per size): 90.0 % at
+        n = 60, 94.2 % at 120, 94.3 % at 300 (the REML Wald t interval it replaces: 84.6 %,
+        91.9 %, 92.9 %). Where a profile fit does not converge the REML Wald t interval is
+        given instead, and from :data:`LR_INTERVAL_MAX_DF` residual degrees of freedom on the
+        ML Wald t interval.
         ``converged`` says whether the fits a test needs converged (both fits of a likelihood
         ratio, the full fit of a Wald test, the fit without the scale term for Brown-Forsythe);
         where they did not, ``p`` is NaN and the test is never ``significant``.
@@ -407,13 +436,16 @@ def sex_difference_tests(
             "pass scale_site=False",
             "table",
         )
-    full = fit_location_scale(cohort.y, X_full, Z_full)
-    no_mu = fit_location_scale(cohort.y, X_nosex, Z_full)
-    # the scale tests compare REML fits (same mean design): ML variances ignore the mean
-    # parameters, which makes the ML likelihood ratio of a scale term anti-conservative when the
-    # people per parameter are few (docs: Verbyla 1993)
-    full_r = fit_location_scale(cohort.y, X_full, Z_full, reml=True)
-    no_sigma = fit_location_scale(cohort.y, X_full, Z_nosex, reml=True)
+    with warnings.catch_warnings():  # one warning below, naming the targets
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        full = fit_location_scale(cohort.y, X_full, Z_full)
+        no_mu = fit_location_scale(cohort.y, X_nosex, Z_full)
+        # the scale tests compare REML fits (same mean design): ML variances ignore the mean
+        # parameters, which makes the ML likelihood ratio of a scale term anti-conservative when
+        # the people per parameter are few (docs: Verbyla 1993)
+        full_r = fit_location_scale(cohort.y, X_full, Z_full, reml=True)
+        no_sigma = fit_location_scale(cohort.y, X_full, Z_nosex, reml=True)
+    _warn_unconverged(cohort, (full, no_mu, full_r, no_sigma))
     resid_mu = cohort.y - no_mu.mean(X_nosex)
     std_resid = (cohort.y - no_sigma.mean(X_full)) / no_sigma.sigma(Z_nosex)
     rows = _rows_for_targets(
@@ -642,13 +674,15 @@ def sex_gap(
     site, mu_df, sigma_df, scale_site : see :func:`sex_difference_tests`.
     statistic : {"median", "mean"}
     n_boot : int
-        Bootstrap resamples (0 for none: bands are NaN).
+        Bootstrap resamples: 0 for none (bands are NaN), else at least 2 (percentile ends of
+        a 95 % band need about 1000 to be stable; Efron & Tibshirani 1993, ch. 19).
     level : float
         Band coverage (pointwise).
     seed : int or None
         Seed of the bootstrap.
     batch_size : int
-        Resamples fitted together (memory ~ n_people x batch_size x 8 bytes per array).
+        Resamples fitted together, at least 1 (memory ~ n_people x batch_size x 8 bytes per
+        array); it does not change the resamples, only the time and memory.
 
     Returns
     -------
@@ -663,8 +697,11 @@ def sex_gap(
     _check_choice(statistic, GAP_STATISTICS, "statistic")
     if not isinstance(target, str):
         raise InvalidInputError(f"target must be one column name, got {target!r}", "target")
-    if n_boot < 0:
-        raise InvalidInputError(f"n_boot must be >= 0, got {n_boot}", "n_boot")
+    for name, value, least in (("n_boot", n_boot, 0), ("batch_size", batch_size, 1)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < least:
+            raise InvalidInputError(f"{name} must be an integer >= {least}, got {value!r}", name)
+    if n_boot == 1:
+        raise InvalidInputError("n_boot must be 0 (no bands) or at least 2, got 1", "n_boot")
     cohort = prepare_cohort(table, [target], site=site)
     _check_site_sizes(cohort, scale_site)
     designs = _Designs.from_cohort(cohort, mu_df, sigma_df)
