@@ -1,6 +1,7 @@
 """The TR a command uses for time series given by name: ``--tr`` against the runs' JSON
-sidecars (:mod:`delssome_norms.io.sidecar` finds them; here the command-line rule of which wins
-and what is refused, shared by ``prepare``, ``estimate-ei`` and ``validate``)."""
+sidecars (:mod:`delssome_norms.io.sidecar` finds them and holds the rule that a given TR wins,
+shared with cohort manifests and ``load_subject``; here the command-line side, shared by
+``prepare``, ``estimate-ei`` and ``validate``, and the ``prepare --bids-dir`` rule)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from delssome_norms.errors import InputWarning, InvalidInputError
-from delssome_norms.io.sidecar import find_sidecar_tr
+from delssome_norms.io.sidecar import given_or_sidecar_tr, runs_sidecar_tr
 
 
 def runs_tr(paths: Sequence[str | Path], given: float | None, sid: str) -> float:
@@ -18,14 +19,10 @@ def runs_tr(paths: Sequence[str | Path], given: float | None, sid: str) -> float
     refused."""
     from delssome_norms.model.timing import check_tr  # lazily: building the CLI imports no torch
 
-    found = {p: find_sidecar_tr(p) for p in paths}
-    values = sorted({round(v[0], 6) for v in found.values() if v is not None})
-    if len(values) > 1:
-        raise InvalidInputError(f"runs have different RepetitionTime {values} s in their sidecars", sid)
-    if values:
-        tr = check_tr(values[0], f"{sid} sidecar RepetitionTime")
-        source = next(v[1] for v in found.values() if v is not None)
-        missing = [str(p) for p, v in found.items() if v is None]
+    found = runs_sidecar_tr(paths, sid)
+    if found is not None:
+        value, source, missing = found
+        tr = check_tr(value, f"{sid} sidecar RepetitionTime")
         if missing:  # runs of one session share a TR: a sidecar-less run may not differ
             if given is not None and abs(given - tr) > 0.01 * tr:
                 raise InvalidInputError(
@@ -59,25 +56,9 @@ def timeseries_tr(paths: Sequence[str | Path], given: float | None) -> float:
     InvalidInputError
         Without ``--tr``, no run has a sidecar with RepetitionTime (attributed to ``--tr``).
     """
-    if given is None:
-        try:
-            return runs_tr(paths, None, str(paths[0]))
-        except InvalidInputError as err:
-            if "give --tr" not in err.problem:
-                raise
-            raise InvalidInputError(
-                "the TR (seconds) is needed for time series: no JSON sidecar with "
-                f"RepetitionTime next to {paths[0]}",
-                "--tr",
-            ) from None
-    for p in paths:
-        found = find_sidecar_tr(p)
-        if found is not None and abs(found[0] - given) > 0.01 * given:
-            warnings.warn(
-                f"{p}: its JSON sidecar {found[1]} gives RepetitionTime {found[0]:g} s but --tr is "
-                f"{given:g} s; --tr is used (it sets the FCD window and, in a fit, the scan "
-                "length): check which is right",
-                InputWarning,
-                stacklevel=2,
-            )
-    return given
+    from delssome_norms.model.timing import check_tr  # lazily: building the CLI imports no torch
+
+    tr, sidecar = given_or_sidecar_tr(paths, given, "--tr")
+    if sidecar is not None:
+        return check_tr(tr, f"{paths[0]} sidecar RepetitionTime")
+    return tr

@@ -208,7 +208,7 @@ def plan_cohort(
     # shard plan (its subjects) does not depend on which files are readable today; it fails when run
     keys = [
         (
-            round(float(r["tr"]), 9),
+            round(float(r["tr"]), 9) if r["tr"] is not None else -1.0,  # None: TR not found
             round(float(r["scan_length"]), 9) if not r.get(INPUT_PROBLEM) else -1.0,
         )
         for r in rows
@@ -630,8 +630,8 @@ def _run_cohort(
                 if field in FIT_OPTION_FIELDS:  # TR and scan length come from the manifest
                     where += f", {timing_option(field, stage)}"
                 raise err.with_source(f"subject {r['subject_id']} ({where})") from None
-    trs = [float(r["tr"]) for r in plan.rows]
-    scans = [float(r["scan_length"]) for r in plan.rows]
+    trs = [float(r["tr"]) for r in plan.rows if r["tr"] is not None]  # None: fails alone
+    scans = [float(r["scan_length"]) for r in plan.rows if r["scan_length"] is not None]
     check_surrogate_cover(settings, trs, [v for v in scans if np.isfinite(v)], surrogate)
     warn_uncalibrated(settings, [v for v in scans if np.isfinite(v)])
     out = check_out_dir(out_dir, "--out-dir")

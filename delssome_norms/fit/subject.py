@@ -28,6 +28,7 @@ from delssome_norms.io import (
     read_sc,
     read_timeseries_runs,
 )
+from delssome_norms.io.sidecar import given_or_sidecar_tr, warn_other_sidecar_tr
 from delssome_norms.model import FCD_BINS, bold_fc, bold_fcd_cdf
 from delssome_norms.model.timing import check_tr, fcd_window_frames
 
@@ -156,9 +157,16 @@ def template_sc(n_regions: int, source: str) -> tuple[np.ndarray, str]:
     return np.array(template.sc), template.source
 
 
+def _holds_arrays(timeseries: object) -> bool:
+    """Whether time series were given as arrays (which have no sidecars), not file names."""
+    if isinstance(timeseries, np.ndarray):
+        return True
+    return isinstance(timeseries, (list, tuple)) and any(isinstance(t, np.ndarray) for t in timeseries)
+
+
 def load_subject(
     subject_id: str,
-    tr: float,
+    tr: float | None,
     scan_length: float | None,
     *,
     fc: PathLike | Sequence[PathLike] | None = None,
@@ -176,8 +184,11 @@ def load_subject(
     Parameters
     ----------
     subject_id : str
-    tr : float
-        Repetition time [s].
+    tr : float or None
+        Repetition time [s]. May be None with ``timeseries`` files: then the RepetitionTime of
+        the runs' JSON sidecars (BIDS; :func:`delssome_norms.io.sidecar.find_sidecar_tr`),
+        recorded as ``sources["tr"]``. A given ``tr`` is used, with an
+        :class:`~delssome_norms.errors.InputWarning` naming the sidecar where one differs.
     scan_length : float or None
         Scan length [s]. May be None with ``timeseries``: then frames x TR of the runs (which
         must all have the same length).
@@ -206,13 +217,28 @@ def load_subject(
         Naming the file and the problem.
     """
     sources: dict[str, str] = {}
-    tr = check_tr(tr, str(subject_id))  # before the FCD window round(60 / TR) is derived from it
+    if timeseries is not None and (fc is not None or fcd_cdf is not None):
+        raise InvalidInputError("give either time series or FC + FCD-CDF, not both", subject_id)
+    if tr is None and (timeseries is None or _holds_arrays(timeseries)):
+        what = "FC + FCD-CDF" if timeseries is None else "time series given as arrays"
+        raise InvalidInputError(
+            f"the repetition time tr (seconds) is required with {what}: only time-series files "
+            "have JSON sidecars to take it from",
+            subject_id,
+        )
+    paths = [] if timeseries is None else split_paths(timeseries)
+    if timeseries is not None and not paths:
+        raise InvalidInputError("no time-series file given", subject_id)
+    # checked before the FCD window round(60 / TR) is derived from it
+    if tr is None:  # the runs' JSON sidecars (BIDS RepetitionTime)
+        value, sidecar = given_or_sidecar_tr(paths, None, "tr", str(subject_id))
+        tr = check_tr(value, f"{subject_id} (RepetitionTime in {sidecar})")
+        sources["tr"] = str(sidecar)
+    else:
+        tr = check_tr(tr, str(subject_id))
+        if paths:
+            warn_other_sidecar_tr(paths, tr, "tr", str(subject_id))
     if timeseries is not None:
-        if fc is not None or fcd_cdf is not None:
-            raise InvalidInputError("give either time series or FC + FCD-CDF, not both", subject_id)
-        paths = split_paths(timeseries)
-        if not paths:
-            raise InvalidInputError("no time-series file given", subject_id)
         need = min_frames(float(tr), fcd_window)
         runs = read_timeseries_runs(paths, min_frames=need, drop_na_frames=drop_na_frames)
         if n_regions is not None and runs[0].shape[1] != n_regions:

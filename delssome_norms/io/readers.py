@@ -23,7 +23,6 @@ import stat
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -45,6 +44,7 @@ from delssome_norms.io.checks import (
 )
 from delssome_norms.io.combine import fisher_z_mean, mean_cdf
 from delssome_norms.io.decimal_comma import with_decimal_point
+from delssome_norms.io.manifest_tr import fill_manifest_tr
 from delssome_norms.io.region_names import (
     header_names,
     is_numbering,
@@ -642,16 +642,21 @@ def read_manifest(path: PathLike) -> pd.DataFrame:
     Columns: ``subject_id``, ``tr`` and ``scan_length`` (seconds), and either ``fc`` + ``fcd_cdf``
     or ``timeseries`` (several runs separated by ``;``). Optional: ``sc``, ``myelin``,
     ``gradient``. ``scan_length`` may be left out (or empty) for rows with ``timeseries``: it is
-    then frames x TR. Relative paths are resolved against the manifest's folder. Whether each file
-    exists is checked per subject when it is processed, so one bad row fails only that subject:
-    a row whose time series cannot be read to derive its scan length gets the reason in
-    :data:`INPUT_PROBLEM` (a column added only then).
+    then frames x TR. ``tr`` may be left out (or empty) for rows with ``timeseries``: it is then
+    the runs' JSON sidecar RepetitionTime (a given ``tr`` is used, with a warning where a sidecar
+    differs; :mod:`delssome_norms.io.manifest_tr`). Relative paths are resolved against the
+    manifest's folder. Whether each file exists is checked per subject when it is processed, so
+    one bad row fails only that subject: a row whose TR cannot be found, or whose time series
+    cannot be read to derive its scan length, gets the reason in :data:`INPUT_PROBLEM` (a column
+    added only then).
     """
     name = str(path)
     table = read_table(path, required=("subject_id",))
     table.columns = [c.lower() if c in ("TR",) else c for c in table.columns]
     if "tr" not in table.columns:
-        raise InvalidInputError("missing required column 'tr' (seconds)", name)
+        if "timeseries" not in table.columns:
+            raise InvalidInputError("missing required column 'tr' (seconds)", name)
+        table["tr"] = np.nan  # from each row's JSON sidecars
     has_fc = "fc" in table.columns and "fcd_cdf" in table.columns
     if not has_fc and "timeseries" not in table.columns:
         raise InvalidInputError("needs columns 'fc' and 'fcd_cdf', or a 'timeseries' column", name)
@@ -685,10 +690,10 @@ def read_manifest(path: PathLike) -> pd.DataFrame:
         derive = pd.Series(False, index=table.index)
     # a column with a text cell (" ") is str under pandas 3, which refuses the float frames x TR
     table["scan_length"] = cells.astype(object)
-    problems: dict[Any, str] = {}
+    problems = fill_manifest_tr(table, name)  # a row whose TR cannot be found fails alone
     for i, row in table.iterrows():
         where = f"{name} row {i + 1} ({row['subject_id']})"
-        if derive.loc[i]:
+        if derive.loc[i] and i not in problems:
             check_timing(row["tr"], row["tr"], where)  # the TR; the scan length follows
             try:  # a missing or unreadable file fails this subject only (INPUT_PROBLEM)
                 frames = {_count_frames(p) for p in str(row["timeseries"]).split(";")}
@@ -700,12 +705,16 @@ def read_manifest(path: PathLike) -> pd.DataFrame:
                     )
             except InvalidInputError as err:
                 problems[i] = f"{where}: {err}"
-                continue
-            table.loc[i, "scan_length"] = frames.pop() * float(row["tr"])
+            else:
+                table.loc[i, "scan_length"] = frames.pop() * float(row["tr"])
+        if i in problems:  # fails alone when its group runs: no timing to check
+            table.loc[i, "scan_length"] = np.nan
+            continue
         check_timing(row["tr"], table.loc[i, "scan_length"], where)
     if problems:
         table[INPUT_PROBLEM] = [problems.get(i) for i in table.index]
-    table["scan_length"] = table["scan_length"].astype(np.float64)  # every cell checked above
+    # every cell checked above (NaN in a row that fails alone, INPUT_PROBLEM saying why)
+    table["scan_length"] = table["scan_length"].astype(np.float64)
     return table
 
 

@@ -14,14 +14,21 @@ One rule for every command that reads time series (``prepare --timeseries``, ``p
    one folder the file naming the most run entities wins (``sub-01_task-rest_run-1_bold.json`` over
    ``sub-01_task-rest_bold.json``). Files that tie and disagree are refused: the TR would be a
    guess.
+
+Which TR a run then gets when one is also given (``--tr``, a manifest's ``tr``, ``load_subject``'s
+``tr``) is :func:`given_or_sidecar_tr`: the given one, with a warning where a sidecar differs;
+without one, the sidecars' (``prepare --bids-dir`` has its own rule, in ``cli/run_tr.py``, built on
+:func:`runs_sidecar_tr`).
 """
 
 from __future__ import annotations
 
 import re
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
-from delssome_norms.errors import InvalidInputError
+from delssome_norms.errors import InputWarning, InvalidInputError
 
 BIDS_ENTITY = r"(?:^|_){key}-([A-Za-z0-9]+)"
 RUN_ENTITIES = ("sub", "ses", "task", "acq", "ce", "rec", "dir", "run", "echo")
@@ -123,3 +130,82 @@ def sidecar_tr(path: str | Path) -> float | None:
     """RepetitionTime [s] of one run from its JSON sidecars (:func:`find_sidecar_tr`), or None."""
     found = find_sidecar_tr(path)
     return None if found is None else found[0]
+
+
+def runs_sidecar_tr(paths: Sequence[str | Path], sid: str) -> tuple[float, Path, list[str]] | None:
+    """The RepetitionTime [s] the JSON sidecars of one subject's runs give, the sidecar that gave
+    it and the runs that have none; None where no run has one.
+
+    Raises
+    ------
+    InvalidInputError
+        Runs whose sidecars give different TRs (attributed to ``sid``), or a sidecar refused by
+        :func:`find_sidecar_tr`.
+    """
+    found = {str(p): find_sidecar_tr(p) for p in paths}
+    values = sorted({round(v[0], 6) for v in found.values() if v is not None})
+    if len(values) > 1:
+        raise InvalidInputError(f"runs have different RepetitionTime {values} s in their sidecars", sid)
+    if not values:
+        return None
+    source = next(v[1] for v in found.values() if v is not None)
+    return values[0], source, [p for p, v in found.items() if v is None]
+
+
+_WARNED: set[tuple[str, float]] = set()
+"""(run, given TR) pairs warned about in this process: a command checks its runs before
+``load_subject`` reads them, a cohort its manifest before each row is loaded; once is enough."""
+
+
+def warn_other_sidecar_tr(
+    paths: Sequence[str | Path], given: float, given_name: str = "--tr", subject: str | None = None
+) -> None:
+    """Warn, for each run whose JSON sidecar gives a RepetitionTime more than 1 % from ``given``
+    (named ``given_name``), that ``given`` is used: one of the two is wrong, and the TR sets the
+    FCD window and the scan length. ``subject`` (if given) is named first. Each run and TR is
+    warned about once in a process."""
+    for p in paths:
+        found = find_sidecar_tr(p)
+        key = (str(Path(p).absolute()), round(float(given), 6))
+        if found is not None and abs(found[0] - given) > 0.01 * given and key not in _WARNED:
+            _WARNED.add(key)
+            who = f"{subject} ({p})" if subject else str(p)
+            warnings.warn(
+                f"{who}: its JSON sidecar {found[1]} gives RepetitionTime {found[0]:g} s but "
+                f"{given_name} is {given:g} s; {given_name} is used (it sets the FCD window and, "
+                "in a fit, the scan length): check which is right",
+                InputWarning,
+                stacklevel=3,
+            )
+
+
+def given_or_sidecar_tr(
+    paths: Sequence[str | Path],
+    given: float | None,
+    given_name: str = "--tr",
+    subject: str | None = None,
+) -> tuple[float, Path | None]:
+    """The TR [s] of runs given by name, and the sidecar it came from (None: ``given``).
+
+    ``given`` (named ``given_name``) wins, with a warning for each run whose sidecar differs
+    (:func:`warn_other_sidecar_tr`); without it, the runs' sidecars' own RepetitionTime (runs of
+    different sidecar TRs are refused). The value is not range-checked here.
+
+    Raises
+    ------
+    InvalidInputError
+        Without ``given``, no run has a sidecar with RepetitionTime (attributed to ``subject``,
+        or else to ``given_name``); runs whose sidecars disagree; an unreadable sidecar.
+    """
+    if given is not None:
+        warn_other_sidecar_tr(paths, given, given_name, subject)
+        return given, None
+    found = runs_sidecar_tr(paths, subject or str(paths[0]))
+    if found is None:
+        hint = f"; give {given_name} (seconds)" if subject else ""
+        raise InvalidInputError(
+            "the TR (seconds) is needed for time series: no JSON sidecar with RepetitionTime next "
+            f"to {paths[0]}{hint}",
+            subject or given_name,
+        )
+    return found[0], found[1]
