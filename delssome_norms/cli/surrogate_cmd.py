@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -173,7 +174,9 @@ def register(subparsers) -> None:
         example="delssome-norms surrogate train --data surrogate_data --out pretrained/my_weights",
         description="Split the data set by subject (train/validation/test), train with MSE, Adam, "
         "exponential learning-rate decay and early stopping, and write model.safetensors, "
-        "metadata.json (with the held-out metrics) and training_log.json to --out.",
+        "metadata.json (with the held-out metrics) and training_log.json to --out. Every "
+        "finished epoch is checkpointed in OUT.checkpoint (removed once the weights are saved): "
+        "rerunning the same command after an interruption continues from there.",
     )
     t.add_argument("--data", required=True, help="data-set folder (from `surrogate generate`)")
     t.add_argument("--out", required=True, help="output folder for the weights")
@@ -210,13 +213,15 @@ def run_generate(args: argparse.Namespace) -> int:
 
     _set_threads(args.threads)
     settings = options.settings_from_args(GenerateSettings, args, GENERATE_OPTIONS, GENERATE_HELP)
-    sc = None
+    sc = sc_source = None
     if args.sc is not None:
         from delssome_norms.io import read_sc
 
-        sc = read_sc(args.sc)
+        sc, sc_source = read_sc(args.sc), f"--sc {Path(args.sc).name}"
     try:
-        report = generate_dataset(args.out, settings, sc=sc, progress=not args.quiet, log=print)
+        report = generate_dataset(
+            args.out, settings, sc=sc, progress=not args.quiet, log=print, sc_source=sc_source
+        )
     except InvalidInputError as err:  # the fitter's checkpoints speak of estimate-ei's options
         if "--overwrite" not in err.problem:
             raise
@@ -245,19 +250,26 @@ def _training_metadata(data, result, settings, config, seconds: float) -> tuple[
     summary = data.summary()
     template_sc = None
     template = {"source": "subject-specific SC (no single template)"}
+    default_source = load_default_template().source
+    # DK68 names only for data simulated on the DK68 template: another 68-region atlas's
+    # weights must not be labelled with them
+    is_default = data.info.get("template") == default_source
     if np.allclose(data.sc, data.sc[0], atol=0, rtol=0):
         template_sc = data.sc[0]
         default = np.asarray(scale_sc(load_default_template().sc), dtype=np.float32)
         is_default = default.shape == template_sc.shape and np.allclose(default, template_sc, atol=1e-7)
+        source = data.info.get("template", "?")
+        if data.info.get("sc_file"):  # `surrogate generate --sc FILE`
+            source = f"{source} ({data.info['sc_file']})"
         template = {
-            "source": load_default_template().source if is_default else data.info.get("template", "?"),
+            "source": default_source if is_default else source,
             "scaled_max": float(template_sc.max()),
         }
     n = data.n_regions
     gen_settings = data.info.get("settings", {})
     meta = {
-        "atlas": "DK68" if n == 68 else f"N{n}",
-        "regions": list(DK68_REGIONS) if n == 68 else None,
+        "atlas": "DK68" if n == 68 and is_default else f"N{n}",
+        "regions": list(DK68_REGIONS) if n == 68 and is_default else None,
         "template": template,
         "timing": {
             "tr_range": [float(data.tr.min()), float(data.tr.max())],
@@ -300,6 +312,12 @@ def _training_metadata(data, result, settings, config, seconds: float) -> tuple[
     return meta, template_sc
 
 
+def checkpoint_path(out: Path) -> Path:
+    """Where ``surrogate train --out OUT`` keeps its per-epoch checkpoint: ``OUT.checkpoint``
+    beside the weights' folder (removed once the weights are saved)."""
+    return out.parent / f"{out.name}.checkpoint"
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Train weights on a data set and save them."""
     import math
@@ -338,21 +356,38 @@ def run_train(args: argparse.Namespace) -> int:
         f"{data.n_subjects} subjects, {data.n_candidates} candidates "
         f"({int(data.valid().sum())} valid), N={data.n_regions}"
     )
+    checkpoint = checkpoint_path(out_dir)
     t0 = time.perf_counter()
     try:
-        result = train_surrogate(data, config, settings, progress=not args.quiet, log=print)
-    except KeyboardInterrupt as err:  # main's message promises a resume, which training lacks
-        what = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
-        print(
-            f"delssome-norms: {what}; nothing was saved to {out_dir} (training does not "
-            "resume: rerun the same command to train again from the start; the same --seed "
-            "gives the same weights)",
-            file=sys.stderr,
+        result = train_surrogate(
+            data, config, settings, progress=not args.quiet, log=print, checkpoint=checkpoint
         )
+    except KeyboardInterrupt as err:
+        what = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
+        try:
+            done = json.loads((checkpoint / "state.json").read_text(encoding="utf-8"))["epoch"]
+        except (OSError, ValueError, KeyError, TypeError):
+            done = None
+        if done:
+            message = (
+                f"the {done} finished epoch(s) are kept in {checkpoint}: rerun the same command "
+                "to continue (the weights are the same as those of an uninterrupted run)"
+            )
+        else:
+            message = (
+                f"nothing was saved to {out_dir} (training does not resume before its first "
+                "epoch has finished: rerun the same command to train again from the start; "
+                "the same --seed gives the same weights)"
+            )
+        print(f"delssome-norms: {what}; {message}", file=sys.stderr)
         return 143 if isinstance(err, Terminated) else 130
+    except InvalidInputError:  # e.g. diverged: these settings give no weights, nothing to resume
+        shutil.rmtree(checkpoint, ignore_errors=True)
+        raise
     seconds = time.perf_counter() - t0
     spearman = result.metrics["test"]["pooled"]["total"]["spearman"]
     if spearman is None or not math.isfinite(spearman):
+        shutil.rmtree(checkpoint, ignore_errors=True)
         raise InvalidInputError(
             "the trained network predicts the same costs for every held-out candidate (its "
             "Spearman correlation is undefined), so it cannot rank a search; nothing was saved: "
@@ -365,11 +400,18 @@ def run_train(args: argparse.Namespace) -> int:
     out = save_pretrained(
         result.model, args.out, meta, template_sc=template_sc, training_log={"history": result.history}
     )
+    shutil.rmtree(checkpoint, ignore_errors=True)  # the weights are saved: nothing to resume
     test = result.metrics["test"]
+    overlap = test["top10_overlap"]
+    overlap = (
+        f"{overlap:.2f}"
+        if math.isfinite(overlap)
+        else "n/a (needs generations of more than 10 candidates)"
+    )
     print(
         f"trained in {seconds / 60:.1f} min (best epoch {result.best_epoch}); held-out subjects "
         f"({test['n_subjects']}): Spearman(total) {test['pooled']['total']['spearman']:.3f}, "
-        f"top-10 overlap {test['top10_overlap']:.2f} -> {out}"
+        f"top-10 overlap {overlap} -> {out}"
     )
     return 0
 

@@ -487,6 +487,7 @@ def generate_dataset(
     sc: np.ndarray | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    sc_source: str | None = None,
 ) -> GenerateReport:
     """Generate (or continue) a surrogate training data set of synthetic subjects in ``out``.
 
@@ -501,25 +502,38 @@ def generate_dataset(
         tqdm bar over generations of each group.
     log : callable, optional
         One line per group.
+    sc_source : str, optional
+        Where ``sc`` came from (e.g. its file), recorded as the manifest's ``sc_file`` (the
+        ``template`` is ``"user SC"``) and then in the weights' ``template.source``; ignored
+        without ``sc``.
 
     Returns
     -------
     GenerateReport
+
+    Raises
+    ------
+    InvalidInputError
+        ``out`` is a file, or holds a data set of other settings or another SC.
     """
     from tqdm.auto import tqdm
 
     settings = settings or GenerateSettings()
     out = Path(out)
+    if out.exists() and not out.is_dir():  # before the subjects are simulated, not after
+        raise InvalidInputError("exists and is not a folder; give a data-set folder", str(out))
+    sc_file = None
     if sc is None:
         template = load_default_template()
         sc, sc_source = np.asarray(template.sc), template.source
     else:
-        sc, sc_source = np.asarray(sc, dtype=np.float64), "user SC"
+        sc, sc_file, sc_source = np.asarray(sc, dtype=np.float64), sc_source, "user SC"
     myelin, gradient, gradient_source = truth_maps(sc)
     info = {
         "generator": "delssome_norms.surrogate.generate",
         "settings": settings.to_dict(),
         "template": sc_source,
+        **({"sc_file": sc_file} if sc_file else {}),
         "sc_sha256": fingerprint_arrays(sc),
         "truth_maps": gradient_source,
         "truth_prior": _prior_record(myelin is not None),

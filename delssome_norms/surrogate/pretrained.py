@@ -188,8 +188,10 @@ class PretrainedSurrogate:
         and their FCD window [frames] (resolved per subject; None: not checked) with the
         training data's.
 
-        Outside the range, or with another FCD window (the network predicts the KS distance of
-        FCD computed with its training window; a CDF of other windows is another distribution),
+        Outside the range, where ``metadata.json`` records no range (weights saved without
+        ``timing``: nothing says which TR and scan length they fit), or with another FCD
+        window (the network predicts the KS distance of FCD computed with its training window;
+        a CDF of other windows is another distribution),
         ``timing="warn"`` warns (:class:`~delssome_norms.errors.InputWarning`) and ``"error"``
         refuses; either message names what the weights cover and what to do instead.
 
@@ -208,8 +210,14 @@ class PretrainedSurrogate:
         problems = []
         for name, values in (("TR", tr), ("scan length", scan_length)):
             key = "tr_range" if name == "TR" else "scan_length_range"
-            lo, hi = cover.get(key, [-np.inf, np.inf])
             v = np.atleast_1d(np.asarray(values, dtype=np.float64))
+            if key not in cover:  # weights saved without it: any timing would pass unseen
+                problems.append(
+                    f"{METADATA_FILE} records no timing.{key}, so {name} {v[0]:g} s cannot be "
+                    "checked against the timing of the training data"
+                )
+                continue
+            lo, hi = cover[key]
             bad = v[(v < lo * (1 - 1e-6)) | (v > hi * (1 + 1e-6))]
             if bad.size:
                 problems.append(f"{name} {bad[0]:g} s is outside the trained range [{lo:g}, {hi:g}] s")

@@ -22,6 +22,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -596,6 +597,7 @@ def train_surrogate(
     settings: TrainSettings | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    checkpoint: str | Path | None = None,
 ) -> TrainResult:
     """Train a :class:`CostPredictor` on a data set, splitting by subject.
 
@@ -610,12 +612,19 @@ def train_surrogate(
         Show a tqdm progress bar (one per epoch).
     log : callable, optional
         Receives one line per epoch.
+    checkpoint : path, optional
+        Folder of a per-epoch checkpoint (:mod:`~.train_checkpoint`): written after every
+        epoch; one of the same data and settings found there is continued from its last
+        epoch, with the same result as an uninterrupted training (``epochs`` and ``patience``
+        may differ, to train longer).
 
     Returns
     -------
     TrainResult
     """
     from tqdm.auto import tqdm
+
+    from delssome_norms.surrogate import train_checkpoint as ckpt
 
     settings = settings or TrainSettings()
     config = config or SurrogateConfig(n_regions=data.n_regions, cdf_bins=data.bins)
@@ -652,7 +661,21 @@ def train_surrogate(
     history: list[dict[str, float]] = []
     per_epoch = settings.candidates_per_epoch or len(train_rows)
     per_epoch = min(per_epoch, len(train_rows))
-    for epoch in range(1, settings.epochs + 1):
+    first, stopped, fingerprint = 1, False, None
+    if checkpoint is not None:
+        fingerprint = ckpt.training_fingerprint(data, config, settings)
+        found = ckpt.load_checkpoint(checkpoint, fingerprint)
+        if found is not None:
+            done = ckpt.restore_training(found, model, opt, sched, gen)
+            best_val, best_epoch, stale = done["best_val"], done["best_epoch"], done["stale"]
+            history, best_state = done["history"], done["best_state"]
+            stopped = stale >= settings.patience  # a raised patience continues a stopped run
+            first = done["epoch"] + 1
+            if log:
+                log(f"continuing after epoch {done['epoch']} from the checkpoint in {checkpoint}")
+    for epoch in range(first, settings.epochs + 1):
+        if stopped:
+            break
         t0 = time.perf_counter()
         model.train()
         rows = train_rows[
@@ -711,8 +734,14 @@ def train_surrogate(
             best_state = copy.deepcopy(model.state_dict())
         else:
             stale += 1
-            if stale >= settings.patience:
-                break
+            stopped = stale >= settings.patience
+        if checkpoint is not None:
+            progress_record = {"epoch": epoch, "best_val": best_val, "best_epoch": best_epoch,
+                               "stale": stale, "stopped": stopped, "history": history,
+                               "fingerprint": fingerprint}  # fmt: skip
+            ckpt.save_checkpoint(
+                checkpoint, *ckpt.checkpoint_state(model, best_state, opt, sched, gen, progress_record)
+            )
     if not math.isfinite(best_val):  # never a finite validation loss: nothing was learnt
         raise InvalidInputError(
             "training diverged: no epoch reached a finite validation loss (the untrained network "

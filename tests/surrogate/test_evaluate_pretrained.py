@@ -113,9 +113,11 @@ def test_the_evaluator_checks_its_inputs_like_the_fit(saved) -> None:
     fc, cdf = fcs[0], cdfs[0]  # one subject
     bad_cdf = cdf.copy()
     bad_cdf[10] = bad_cdf[9] - 0.01
+    asymmetric = fc.copy()
+    asymmetric[0, 1] = 0.5 * asymmetric[0, 1] - 0.2  # a triangle alone is mirrored (io.checks)
     cases = [
         ({"fc": np.full_like(fc, np.nan)}, "non-finite"),
-        ({"fc": np.triu(fc)}, "symmetric"),
+        ({"fc": asymmetric}, "symmetric"),
         ({"fc": fc * 5}, "diagonal must be 1"),
         ({"cdf": bad_cdf}, "non-decreasing"),
         ({"tr": 720.0}, "milliseconds"),
