@@ -54,11 +54,11 @@ class PFICConstants(NamedTuple):
 
 
 PFIC_CONSTANTS = PFICConstants()
+"""Default pFIC constants (docs/science.md §2)."""
 
 FIC_RATE_BAND = (2.7, 3.3)
 """Band of time-averaged excitatory rates [Hz] of the FIC regime around the 3-Hz target
 (Zhang et al. 2024's rate gate): a simulation whose regions leave it is not in that regime."""
-"""Default pFIC constants (docs/science.md §2)."""
 
 
 class BalloonConstants(NamedTuple):

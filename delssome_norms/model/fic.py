@@ -77,7 +77,11 @@ def fixed_point_s_e(const: PFICConstants = PFIC_CONSTANTS) -> float:
 
 
 def fixed_point_i_e(const: PFICConstants = PFIC_CONSTANTS, tol: float = 1e-14) -> float:
-    """Excitatory input current ``I_E*`` with ``H_E(I_E*) = r_target`` (≈ 0.3772259651) [nA]."""
+    """Excitatory input current ``I_E*`` with ``H_E(I_E*) = r_target`` (≈ 0.3765333620) [nA].
+
+    Newton's method from 0.3772259651, the reference code's starting guess (``H_E`` there is
+    3.063 Hz, so it is not the root).
+    """
     x = torch.tensor([0.3772259651], dtype=torch.float64)
     for _ in range(100):
         f = rate(x, const.a_E, const.b_E, const.d_E) - const.target_rate
