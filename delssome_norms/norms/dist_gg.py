@@ -101,15 +101,7 @@ def gg_logpdf(y: Array, mu: Array, sigma: Array, nu: Array) -> Array:
     :data:`GG_STIRLING_THETA`, where the first form cancels); otherwise the log-normal limit.
     -inf at y = +-inf.
     """
-    (
-        xp,
-        (
-            y,
-            mu,
-            sigma,
-            nu,
-        ),
-    ) = _prep(y, mu, sigma, nu)
+    xp, (y, mu, sigma, nu) = _prep(y, mu, sigma, nu)
     small = xp.abs(nu) <= GG_NU_ZERO
     nu_safe = xp.where(small, GG_NU_ZERO * xp.ones_like(nu * y), nu * xp.ones_like(y))
     log_y = xp.log(y)

@@ -27,16 +27,7 @@ def _jsu_constants(xp, sigma, nu, tau):
 
 def jsu_logpdf(y: Array, mu: Array, sigma: Array, nu: Array, tau: Array) -> Array:
     """Log-density of JSU (gamlss.dist ``dJSU``): mean mu, standard deviation sigma."""
-    (
-        xp,
-        (
-            y,
-            mu,
-            sigma,
-            nu,
-            tau,
-        ),
-    ) = _prep(y, mu, sigma, nu, tau)
+    xp, (y, mu, sigma, nu, tau) = _prep(y, mu, sigma, nu, tau)
     rtau, w, omega, c = _jsu_constants(xp, sigma, nu, tau)
     z = (y - (mu + c * sigma * xp.sqrt(w) * xp.sinh(omega))) / (c * sigma)
     r = -nu + xp.arcsinh(z) / rtau
@@ -66,14 +57,7 @@ def jsu_ppf(q, mu, sigma, nu, tau) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 def no_logpdf(y: Array, mu: Array, sigma: Array) -> Array:
     """Log-density of the normal distribution with mean mu and standard deviation sigma."""
-    (
-        xp,
-        (
-            y,
-            mu,
-            sigma,
-        ),
-    ) = _prep(y, mu, sigma)
+    xp, (y, mu, sigma) = _prep(y, mu, sigma)
     z = (y - mu) / sigma
     return -xp.log(sigma) - 0.5 * LOG_2PI - 0.5 * z * z
 

@@ -37,16 +37,7 @@ def shasho2_logpdf(y: Array, mu: Array, sigma: Array, nu: Array, tau: Array) -> 
     -------
     array or Tensor of the broadcast shape.
     """
-    (
-        xp,
-        (
-            y,
-            mu,
-            sigma,
-            nu,
-            tau,
-        ),
-    ) = _prep(y, mu, sigma, nu, tau)
+    xp, (y, mu, sigma, nu, tau) = _prep(y, mu, sigma, nu, tau)
     z = (y - mu) / (sigma * tau)
     x = tau * xp.arcsinh(z) - nu
     r = xp.sinh(x)
@@ -68,16 +59,7 @@ def shasho2_ppf(q, mu, sigma, nu, tau) -> np.ndarray:
 
 def shasho_logpdf(y: Array, mu: Array, sigma: Array, nu: Array, tau: Array) -> Array:
     """Log-density of SHASHo (gamlss.dist ``dSHASHo``); as SHASHo2 without tau in the scale."""
-    (
-        xp,
-        (
-            y,
-            mu,
-            sigma,
-            nu,
-            tau,
-        ),
-    ) = _prep(y, mu, sigma, nu, tau)
+    xp, (y, mu, sigma, nu, tau) = _prep(y, mu, sigma, nu, tau)
     z = (y - mu) / sigma
     x = tau * xp.arcsinh(z) - nu
     r = xp.sinh(x)
@@ -104,16 +86,7 @@ def shasho_ppf(q, mu, sigma, nu, tau) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 def shash_logpdf(y: Array, mu: Array, sigma: Array, nu: Array, tau: Array) -> Array:
     """Log-density of SHASH (gamlss.dist ``dSHASH``); nu, tau > 0."""
-    (
-        xp,
-        (
-            y,
-            mu,
-            sigma,
-            nu,
-            tau,
-        ),
-    ) = _prep(y, mu, sigma, nu, tau)
+    xp, (y, mu, sigma, nu, tau) = _prep(y, mu, sigma, nu, tau)
     z = (y - mu) / sigma
     s = xp.arcsinh(z)
     r = 0.5 * (xp.exp(tau * s) - xp.exp(-nu * s))
