@@ -37,6 +37,7 @@ from delssome_norms.model.constants import (
     PFICConstants,
     balloon_derived,
 )
+from delssome_norms.model.devices import device_guard
 from delssome_norms.model.timing import SimulationTiming
 
 try:  # optional: only the GPU engine needs it
@@ -78,7 +79,11 @@ def available(device: torch.device) -> bool:
         return interpreted()
     if device.type != "cuda":
         return False
-    key = str(torch.device("cuda", device.index if device.index is not None else 0))
+    # "cuda" is the current CUDA device (not always cuda:0: torch.cuda.set_device)
+    index = device.index
+    if index is None:
+        index = torch.cuda.current_device() if torch.cuda.is_available() else 0
+    key = str(torch.device("cuda", index))
     if key not in _PROBED:
         _PROBED[key] = _probe(torch.device(key))
     return _PROBED[key]
@@ -356,13 +361,15 @@ def run_triton(
     while done < total:
         rec = done >= warm
         n = min(chunk, total - done, total if rec else warm - done)
-        _pfic_chunk[(M,)](
-            state, sums, bold, p.wee_j, p.wei_j, p.w_ie, p.noise, gj, sct, k,
-            M, N, p.n_dup, batched,
-            done, n, warm, timing.steps_per_tr, timing.n_drop, timing.n_frames,
-            seed & 0xFFFFFFFF, seed >> 32,
-            REC=rec, FP64=dtype == torch.float64, BLOCK=block, num_warps=warps,
-        )  # fmt: skip
+        # Triton launches on the current CUDA device: make it the tensors' device (cuda:1 ...)
+        with device_guard(device):
+            _pfic_chunk[(M,)](
+                state, sums, bold, p.wee_j, p.wei_j, p.w_ie, p.noise, gj, sct, k,
+                M, N, p.n_dup, batched,
+                done, n, warm, timing.steps_per_tr, timing.n_drop, timing.n_frames,
+                seed & 0xFFFFFFFF, seed >> 32,
+                REC=rec, FP64=dtype == torch.float64, BLOCK=block, num_warps=warps,
+            )  # fmt: skip
         done += n
         if progress is not None:
             if device.type == "cuda":

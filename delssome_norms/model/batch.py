@@ -219,6 +219,8 @@ def prepare_batch(
     if wEE.ndim != 2:
         raise InvalidInputError(f"wEE must have shape (B, N), got {tuple(wEE.shape)}")
     B, N = wEE.shape
+    if N == 0:
+        raise InvalidInputError("wEE has no regions (shape (B, 0)): a network needs N >= 1")
     for name, t in (("wEI", wEI), ("sigma", sigma)):
         if tuple(t.shape) != (B, N):
             raise InvalidInputError(f"{name} must have shape {(B, N)} like wEE, got {tuple(t.shape)}")

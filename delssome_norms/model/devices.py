@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from delssome_norms.errors import InvalidInputError
@@ -58,3 +60,15 @@ def check_device(device: str | torch.device | None, option: str = "device") -> t
             f"{str(device)!r} does not exist; this machine has {count} CUDA device(s)", option
         )
     return dev
+
+
+def device_guard(device: torch.device):
+    """Context in which ``device`` is the current CUDA device (a no-op for other devices).
+
+    Triton launches a kernel on ``torch.cuda.current_device()`` and its current stream, and a CUDA
+    graph captures only the work of its capture stream's device, whatever device the tensors
+    are on: without this guard a simulation on ``cuda:1`` would launch on ``cuda:0``.
+    """
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    return torch.cuda.device(device)

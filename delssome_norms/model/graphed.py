@@ -41,6 +41,7 @@ from delssome_norms.model.constants import (
     BalloonConstants,
     PFICConstants,
 )
+from delssome_norms.model.devices import device_guard
 from delssome_norms.model.timing import SimulationTiming
 
 NOISE_BUDGET = 512 * 2**20
@@ -116,19 +117,25 @@ class _Runner:
     def __call__(self) -> None:
         if not self.capture:
             self.fn()
-        elif self.graph is None:
-            # The first block runs for real on a side stream (CUDA's required warm-up), then the
-            # same block is captured (capture records kernels without running them).
-            side = torch.cuda.Stream(self.device)
-            side.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(side):
-                self.fn()
-            torch.cuda.current_stream(self.device).wait_stream(side)
-            self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph):
-                self.fn()
-        else:
-            self.graph.replay()
+            return
+        # everything on the simulation's device: torch.cuda.graph's default capture stream is
+        # one per process, made on whichever device was current first (cuda:0), and a capture
+        # on it would miss every kernel of tensors on another device (they would run once, and
+        # the replays would do nothing)
+        with device_guard(self.device):
+            if self.graph is None:
+                # The first block runs for real on a side stream (CUDA's required warm-up), then
+                # the same block is captured (capture records kernels without running them).
+                side = torch.cuda.Stream(self.device)
+                side.wait_stream(torch.cuda.current_stream(self.device))
+                with torch.cuda.stream(side):
+                    self.fn()
+                torch.cuda.current_stream(self.device).wait_stream(side)
+                self.graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(self.graph, stream=side):
+                    self.fn()
+            else:
+                self.graph.replay()
 
 
 def run_torch_graphed(
@@ -172,7 +179,7 @@ def run_torch_graphed(
     capture = (device.type == "cuda") if capture is None else capture
     spt = timing.steps_per_tr
     if block_steps is None:
-        per_tr = spt * 2 * M * N * x0.element_size()
+        per_tr = max(1, spt * 2 * M * N * x0.element_size())  # M = 0: an empty batch
         K = spt * max(1, min(NOISE_BUDGET // per_tr, MAX_BLOCK_STEPS // spt))
     else:
         K = spt * max(1, round(block_steps / spt))

@@ -203,7 +203,8 @@ def _draw_noise(
 
 
 def _default_block(M: int, N: int, budget_bytes: int = 64 * 2**20, itemsize: int = 4) -> int:
-    return int(max(1, min(2000, budget_bytes // (2 * M * N * itemsize))))
+    # max(1, ...): an empty batch (M = 0) has no noise to budget, not a division by zero
+    return int(max(1, min(2000, budget_bytes // max(1, 2 * M * N * itemsize))))
 
 
 def run_torch(
@@ -306,7 +307,9 @@ def simulate(
     progress : callable, optional
         ``progress(steps_done, steps_total)`` after each block of steps.
     block_steps : int, optional
-        Steps per block (noise drawn per block); chosen from a 64 MiB noise budget by default.
+        Steps per block of the torch engine (noise drawn per block); chosen from a 64 MiB noise
+        budget by default (on CUDA with graphs: rounded to a multiple of the steps per TR, default
+        from a 512 MiB budget).
     initial_state : {"reference", "fixed_point"}
         Start at ``S_E = S_E*, S_I = 0.1433408985`` as the reference code (default) or at the
         exact FIC fixed point ``(S_E*, S_I*)`` of every region.
@@ -362,7 +365,14 @@ def simulate(
         from delssome_norms.model.graphed import run_torch_graphed
 
         bold, sums, finite = run_torch_graphed(
-            p, timing, seed, const, balloon, progress=progress, initial_state=initial_state
+            p,
+            timing,
+            seed,
+            const,
+            balloon,
+            progress=progress,
+            initial_state=initial_state,
+            block_steps=block_steps,
         )
     else:
         bold, sums, finite = run_torch(
