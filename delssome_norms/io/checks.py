@@ -529,7 +529,7 @@ def check_timeseries(ts, input_name: str = "timeseries", min_frames: int = 2) ->
         raise InvalidInputError(
             f"{nan_frames.size} frame(s) contain NaN/inf or n/a (frames {_fmt_rows(nan_frames)}, "
             "counted from 1); "
-            "drop them with --drop-na-frames (estimate-ei, prepare; for a cohort, make its FC "
+            "drop them with --drop-na-frames (estimate-ei, prepare, validate; for a cohort, make its FC "
             "and FCD-CDF files with prepare --drop-na-frames), or remove or interpolate them first",
             input_name,
         )
