@@ -168,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
     from delssome_norms.fit import load_subject
     from delssome_norms.io import OutDirLock, check_not_locked, check_out_dir, check_subject_id
     from delssome_norms.pipeline import EIEstimator, EIFitError
+    from delssome_norms.pipeline.estimator import check_fit_possible
 
     settings = settings_from_args(args)
     if args.timeseries and (args.fc or args.fcd_cdf):
@@ -220,6 +221,13 @@ def run(args: argparse.Namespace) -> int:
         drop_na_frames=args.drop_na_frames,
     )
     check_stage_timing(settings, subject.tr, subject.scan_length, timing_source)
+    # before the output folder exists: surrogate weights of another atlas, impossible maps
+    fc_option = "--timeseries" if args.timeseries else "--fc"
+    check_fit_possible(
+        subject,
+        settings,
+        {"given": "--gradient", "subject FC": f"{fc_option} (the gradient of the subject's FC)"},
+    )
     check_not_locked(out.resolve().parent, "--out-dir")  # a cohort run owns its subject folders
     out = check_out_dir(out, "--out-dir")
     estimator = EIEstimator(settings, out_dir=out, overwrite=args.overwrite)

@@ -39,6 +39,11 @@ SIGMA_BOUNDS = (0.0005, 0.01)
 """Bounds of the noise amplitude sigma in every region."""
 MIN_WEI_STD = 0.3
 """Smallest accepted across-region standard deviation of wEI (reference code)."""
+SPAN_DIRECTIONS = 720
+"""Directions in the plane of two maps examined by :meth:`Parameterisation.min_wei_span`."""
+SPAN_SLACK = 1.05
+""":meth:`Parameterisation.check_feasible` refuses only spans this much wider than the wEI range
+(the sampled directions can miss the best one by a little)."""
 
 
 class RegionalParams(NamedTuple):
@@ -223,6 +228,84 @@ class Parameterisation:
         if self.myelin is not None:
             ok &= ~(_rowwise_corr(p.wEI, self.myelin) > 0)
         return ok
+
+    def min_wei_span(self) -> float:
+        """Narrowest range (max - min over regions) of a wEI pattern the validity rules allow.
+
+        wEI = X c follows the maps; a valid pattern correlates with the gradient (>= 0) and
+        against myelin (<= 0) and has an across-region SD (ddof 1) of at least ``min_wei_std``.
+        Its range is at least ``min_wei_std`` times the smallest range-to-SD ratio of the maps'
+        valid directions (:data:`SPAN_DIRECTIONS` sampled in the plane of two maps). A map
+        dominated by a few regions has a large ratio. ``inf`` when no direction passes the
+        correlation rules.
+
+        Returns
+        -------
+        float
+            In wEI units.
+        """
+        x = np.asarray(self.design, dtype=np.float64)
+        maps = x[:, x.std(axis=0) > 0]
+        maps = maps - maps.mean(axis=0)
+        k = maps.shape[1]
+        if k == 0:
+            return float("inf")
+        if k == 1:
+            dirs = np.array([[1.0, -1.0]])
+        elif k == 2:
+            angle = np.linspace(0.0, 2.0 * np.pi, SPAN_DIRECTIONS, endpoint=False)
+            dirs = np.vstack([np.cos(angle), np.sin(angle)])
+        else:
+            dirs = np.random.default_rng(0).standard_normal((k, 8 * SPAN_DIRECTIONS))
+        patterns = (maps @ dirs).T  # (directions, N)
+        sd = patterns.std(axis=1, ddof=1)
+        ok = sd > 1e-12 * max(1.0, float(np.abs(patterns).max()))
+        ok &= ~(_rowwise_corr(patterns, self.gradient) < -1e-12)
+        if self.myelin is not None:
+            ok &= ~(_rowwise_corr(patterns, self.myelin) > 1e-12)
+        if not ok.any():
+            return float("inf")
+        ratio = (patterns.max(axis=1) - patterns.min(axis=1))[ok] / sd[ok]
+        return float(ratio.min() * self.min_wei_std)
+
+    def check_feasible(self, source: str = "gradient") -> None:
+        """Refuse a search space in which no candidate can be valid (before any simulation).
+
+        Without this the search only reports that CMA-ES collapsed with no valid candidate.
+
+        Parameters
+        ----------
+        source : str
+            Where the maps came from, named in the error (an option or input).
+
+        Raises
+        ------
+        InvalidInputError
+            When every wEI pattern the maps allow is wider than the wEI bounds
+            (:meth:`min_wei_span`), or none passes the correlation rules.
+        """
+        lo, hi = self.bounds.wEI
+        need = self.min_wei_span()
+        if need <= (hi - lo) * SPAN_SLACK:
+            return
+        rules = "rise with the gradient" + (" and fall with myelin" if self.myelin is not None else "")
+        if not np.isfinite(need):
+            raise InvalidInputError(
+                f"no wEI pattern can {rules} at once (the maps are too alike); give maps that "
+                "differ, or only a gradient map",
+                source,
+            )
+        g = np.asarray(self.gradient, dtype=np.float64)
+        z = (g - g.mean()) / g.std()
+        k = int(np.argmax(np.abs(z)))
+        raise InvalidInputError(
+            f"no candidate can pass the search's validity rules: wEI must {rules} with an "
+            f"across-region SD of at least {self.min_wei_std:g}, so it spans at least {need:.2f}, "
+            f"but the wEI bounds from the subject's FC allow [{lo:.2f}, {hi:.2f}]; the gradient "
+            f"is dominated by a few regions (region index {k} lies {z[k]:+.1f} SD from the mean). "
+            "Give a gradient map in which the regions spread more evenly",
+            source,
+        )
 
     def fic_stable(self, p: RegionalParams) -> np.ndarray:
         """Whether each set's FIC fixed point is linearly stable (needs ``fic_sc``), bool (B,)."""

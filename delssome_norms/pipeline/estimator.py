@@ -260,18 +260,76 @@ def _in_atlas_order(value: Any, name: str) -> tuple[Any, str]:
     return array[order], "reordered"
 
 
-def _check_mixed_order(orders: dict[str, str]) -> None:
-    """Refuse unlabelled arrays next to an input that was reordered by its region labels."""
+def _check_mixed_order(orders: dict[str, str], reference: str | None = None) -> None:
+    """Refuse unlabelled arrays next to an input that was reordered by its region labels
+    (``reference``: the input whose labelled order another atlas's inputs were put in)."""
     reordered = [k for k, v in orders.items() if v == "reordered"]
     plain = [k for k, v in orders.items() if v == "plain"]
     if reordered and plain:
+        atlas = "the DK68 regions" if reference is None else f"the regions of {reference}"
+        order = (
+            "atlas order (datasets.atlas.DK68_REGIONS)" if reference is None else f"{reference}'s order"
+        )
         raise InvalidInputError(
-            f"{' and '.join(reordered)} name(s) the DK68 regions in another order and was put in "
-            f"atlas order, but {', '.join(plain)} came without region labels, so their order "
-            "cannot be checked; label them too (pandas objects indexed by region name) or give "
-            "every input in atlas order (datasets.atlas.DK68_REGIONS)",
+            f"{' and '.join(reordered)} name(s) {atlas} in another order and was put in "
+            f"{order.split(' (')[0]}, but {', '.join(plain)} came without region labels, so their "
+            f"order cannot be checked; label them too (pandas objects indexed by region name) or "
+            f"give every input in {order}",
             reordered[0],
         )
+
+
+def _labels(value: Any) -> list[str] | None:
+    """The region labels of a pandas input (None for arrays, paths and unlabelled objects)."""
+    if not isinstance(value, (pd.DataFrame, pd.Series)):
+        return None
+    index = value.index
+    if isinstance(value, pd.DataFrame):
+        if isinstance(value.columns, pd.RangeIndex):
+            return None
+        if isinstance(index, pd.RangeIndex):
+            index = value.columns  # pd.read_csv of a matrix with a header row
+    return None if isinstance(index, pd.RangeIndex) else [str(v) for v in index]
+
+
+def _own_atlas_order(
+    ordered: dict[str, tuple[Any, str]], labels: dict[str, list[str] | None]
+) -> tuple[tuple[str, ...] | None, str | None]:
+    """Align the labelled inputs of another atlas ("own" order) with the first of them.
+
+    When an input carries another atlas's names, every labelled input (numbered labels such as
+    ``R00, R01, ...`` included) must list the same names; one that lists them in another order is
+    put in the order of the first (``ordered`` is updated, its order becomes ``"reordered"``).
+    Returns the region names (the result's labels) and the input they came from, or
+    ``(None, None)``.
+    """
+    if not any(how == "own" for _, how in ordered.values()):
+        return None, None
+    own = [k for k, (_, how) in ordered.items() if how in ("own", "plain") and labels[k]]
+    for name in own:  # labelled: their order is checked here, they are not "plain"
+        ordered[name] = (ordered[name][0], "own")
+    ref_name, ref = own[0], labels[own[0]] or []
+    twice = sorted({n for n in ref if ref.count(n) > 1})
+    if twice:
+        raise InvalidInputError(f"names region(s) {', '.join(twice[:3])} more than once", ref_name)
+    for name in own[1:]:
+        names = labels[name] or []
+        if names == ref:
+            continue
+        if len(names) != len(ref) or set(names) != set(ref):
+            diff = [n for n in names if n not in ref] or [n for n in ref if n not in names]
+            raise InvalidInputError(
+                f"is labelled with other regions than {ref_name} ({len(names)} vs {len(ref)} "
+                f"names; e.g. {diff[0]!r} is in only one of them), so its rows cannot be matched "
+                f"to {ref_name}'s; label every input with the same region names",
+                name,
+            )
+        pos = {n: i for i, n in enumerate(names)}
+        order = np.array([pos[n] for n in ref])
+        array = ordered[name][0]
+        array = array[np.ix_(order, order)] if np.ndim(array) == 2 else array[order]
+        ordered[name] = (array, "reordered")
+    return tuple(ref), ref_name
 
 
 def subject_from_arrays(
@@ -319,7 +377,8 @@ def subject_from_arrays(
     sc, myelin, gradient = _host(sc), _host(myelin), _host(gradient)
     given = {"fc": fc, "sc": sc, "myelin": myelin, "gradient": gradient}
     ordered = {k: _in_atlas_order(v, k) for k, v in given.items()}
-    _check_mixed_order({k: o for k, (_, o) in ordered.items()})
+    names, named_by = _own_atlas_order(ordered, {k: _labels(v) for k, v in given.items()})
+    _check_mixed_order({k: o for k, (_, o) in ordered.items()}, named_by)
     fc, sc, myelin, gradient = (ordered[k][0] for k in ("fc", "sc", "myelin", "gradient"))
     sources: dict[str, str] = {}
     if _is_paths(fc):
@@ -366,8 +425,47 @@ def subject_from_arrays(
         myelin=maps[0],
         gradient=maps[1],
         sources=sources,
-        regions=DK68_REGIONS if n == len(DK68_REGIONS) else None,
+        regions=_region_names(names, named_by, n),
     )
+
+
+def _region_names(names: tuple[str, ...] | None, named_by: str | None, n: int):
+    """The subject's region names: DK68 for 68 regions, another atlas's labels when its inputs
+    carry them (pandas objects), else None (results say ``region_0`` ...)."""
+    if n == len(DK68_REGIONS):
+        return DK68_REGIONS
+    if names is not None and len(names) != n:
+        raise InvalidInputError(f"has {len(names)} region labels but FC has {n} regions", named_by)
+    return names
+
+
+def check_fit_possible(
+    subject: SubjectInputs, settings: FitSettings, names: dict[str, str] | None = None
+) -> None:
+    """Refuse, before any output folder or simulation, a fit that cannot succeed.
+
+    Surrogate weights trained on another atlas (``mode="surrogate"``), and maps with which no
+    candidate can pass the search's validity rules
+    (:meth:`~delssome_norms.fit.parameterisation.Parameterisation.check_feasible`).
+    ``names`` spells the inputs for the message: ``"given"`` (the gradient map) and
+    ``"subject FC"`` (the FC its gradient came from).
+    """
+    import warnings
+
+    from delssome_norms.fit.lockstep import build_space
+
+    names = {"given": "gradient", "subject FC": "fc", **(names or {})}
+    if settings.mode == "surrogate":
+        from delssome_norms.surrogate.pretrained import load_pretrained
+
+        load_pretrained(settings.surrogate_weights).check(
+            subject.n_regions, int(np.shape(subject.fcd_cdf)[0])
+        )
+    with warnings.catch_warnings():  # the fit itself warns about the design
+        warnings.simplefilter("ignore")
+        space, design = build_space(subject, None, False, settings.maps)
+    source = design.split("gradient: ", 1)[-1]
+    space.check_feasible(names.get(source, source))
 
 
 class EIEstimator(BaseEstimator):
@@ -654,6 +752,7 @@ class EIEstimator(BaseEstimator):
                 settings.timing(subject.tr, subject.scan_length, stage)
             except InvalidInputError as err:
                 raise _timing_error(err, stage, settings, subject.tr) from None
+        check_fit_possible(subject, settings)
         out = None
         if self.out_dir is not None:
             out = Path(self.out_dir)
