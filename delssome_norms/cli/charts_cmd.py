@@ -164,7 +164,9 @@ def register(subparsers) -> None:
         "z = Phi^-1(centile), harmonised = the same centile on the site-free chart, and a flag "
         "column (unseen_site, age_out_of_range, age_extrapolated, missing_value, poor_fit, "
         "interval_uncalibrated, chart_unreliable; README 'Reading a score'). For ei_ratio_mean "
-        "also the reference names centile_with_site and corrected_value.",
+        "also the reference names centile_with_site and corrected_value. The table's regions "
+        "sidecar (<stem>.regions.csv, from collect) is copied next to the scores, where report "
+        "and brainmap read the region names.",
     )
     _add_chart_argument(s)
     s.add_argument("--table", required=True, metavar="CSV", help="people to score")
@@ -502,6 +504,7 @@ def run_score(args: argparse.Namespace) -> int:
         allow_pipeline_mismatch=args.allow_pipeline_mismatch,
     )
     write_table(scores, args.out)
+    _copy_regions_sidecar(args.table, args.out)
     n = len(table)  # long layout: one row per person and target, person by person
 
     def people(mask) -> int:
@@ -521,6 +524,21 @@ def run_score(args: argparse.Namespace) -> int:
     note = f" ({'; '.join(notes)})" if notes else ""
     print(f"scored {n} people; {flagged} with a flag{note}; written to {args.out}")
     return 0
+
+
+def _copy_regions_sidecar(table: str, out: str) -> None:
+    """Put the table's ``<stem>.regions.csv`` (collect's region names) next to the scores, where
+    ``charts report``/``brainmap`` read it; remove a stale one when the table has none."""
+    import shutil
+
+    from delssome_norms.io import regions_path
+
+    source, target = regions_path(table), regions_path(out)
+    if source.is_file():
+        if source.resolve() != target.resolve():
+            shutil.copyfile(source, target)
+    else:
+        target.unlink(missing_ok=True)
 
 
 def run_adapt(args: argparse.Namespace) -> int:
@@ -616,16 +634,25 @@ def run_plot(args: argparse.Namespace) -> int:
 
 def run_brainmap(args: argparse.Namespace) -> int:
     """Draw one person's regional scores on a glass brain."""
-    from delssome_norms.cli.person_report import check_drawable, regional_values
+    from delssome_norms.cli.person_report import check_drawable, regional_values, scores_atlas
     from delssome_norms.io import read_table
     from delssome_norms.plotting.person import VALUE_KINDS, plot_person_brain_map
 
     out = Path(args.out)
     _figure_format(out)
     source = _named(args.scores, "--scores")
+    atlas = scores_atlas(args.scores)
+    if not atlas.is_dk68:  # the markers would sit at DK68 centroids: wrong places
+        raise InvalidInputError(
+            f"the scores are of {atlas.describe()}: brain maps draw at the DK68 region "
+            "centroids, and there are no centroids or surfaces of this atlas; plot it with "
+            "delssome_norms.plotting.plot_brain_map(values, regions=..., coords=...) and its "
+            "own centroids, or read the regions by name in `charts report`",
+            source,
+        )
     row = _person_row(read_table(args.scores), args.subject, source)
     flags = check_drawable(row, source)
-    values = regional_values(row, VALUE_KINDS[args.value][0], source)
+    values = regional_values(row, VALUE_KINDS[args.value][0], source, atlas)
     fig = plot_person_brain_map(
         values, str(args.subject), value=args.value, subtitle=_subtitle(row, flags)
     )
@@ -636,7 +663,12 @@ def run_brainmap(args: argparse.Namespace) -> int:
 
 def run_report(args: argparse.Namespace) -> int:
     """Write a one-page Markdown report of one person with two figures."""
-    from delssome_norms.cli.person_report import check_drawable, regional_values, report_markdown
+    from delssome_norms.cli.person_report import (
+        check_drawable,
+        regional_values,
+        report_markdown,
+        scores_atlas,
+    )
     from delssome_norms.io import read_table, write_text
     from delssome_norms.norms.reference import REFERENCE_CHART_LABEL, REFERENCE_CHART_NAME
     from delssome_norms.plotting.charts import plot_chart_centiles
@@ -652,20 +684,29 @@ def run_report(args: argparse.Namespace) -> int:
     flags = check_drawable(row, source)
     mark = _person_mark(row, et.MEAN_TARGET, source)
     mark["flag"] = flags
-    z = regional_values(row, "z", source)
-    centiles = regional_values(row, "centile", source)
     chart = load_chart(args.chart, quiet=True)
+    atlas = scores_atlas(args.scores, chart)  # another atlas: named by the sidecar or by index
+    z = regional_values(row, "z", source, atlas)
+    centiles = regional_values(row, "centile", source, atlas)
     _check_scored_by(chart, mark, source)
     reference = args.chart == REFERENCE_CHART_NAME and not Path(args.chart).exists()
     chart_label = f"the {REFERENCE_CHART_LABEL}" if reference else f"the chart `{args.chart}`"
     # both figures are drawn before any file is written: a failure leaves no half report
     fan = plot_chart_centiles(chart, et.MEAN_TARGET, None, person=mark)
-    brain = plot_person_brain_map(z, mark["subject_id"], value="z", subtitle=_subtitle(row, flags))
-    text = report_markdown(row, mark, z, centiles, args.top, chart_label, str(args.scores), _site(row))
+    brain = None  # no DK68 centroids of another atlas: no brain map
+    if atlas.is_dk68:
+        brain = plot_person_brain_map(z, mark["subject_id"], value="z", subtitle=_subtitle(row, flags))
+    text = report_markdown(
+        row, mark, z, centiles, args.top, chart_label, str(args.scores), _site(row), atlas
+    )
     _save_figure(fan, out / "fan_chart.png")
-    _save_figure(brain, out / "brain_map_z.png")
+    if brain is not None:
+        _save_figure(brain, out / "brain_map_z.png")
+    else:  # a map of an earlier report in this folder would not belong to this one
+        (out / "brain_map_z.png").unlink(missing_ok=True)
     write_text(text, out / "report.md")
-    print(f"wrote {out / 'report.md'} with fan_chart.png and brain_map_z.png")
+    figures = "fan_chart.png and brain_map_z.png" if brain is not None else "fan_chart.png"
+    print(f"wrote {out / 'report.md'} with {figures}")
     return 0
 
 

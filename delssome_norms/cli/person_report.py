@@ -66,19 +66,28 @@ their own rows, :func:`interval_lines`)."""
 
 
 def report_markdown(
-    row, mark: dict, z, centiles, top: int, chart_label: str, source: str, site: str
+    row,
+    mark: dict,
+    z,
+    centiles,
+    top: int,
+    chart_label: str,
+    source: str,
+    site: str,
+    atlas: Atlas | None = None,
 ) -> str:
-    """The Markdown of ``charts report`` for one scored person (``site``: their site label)."""
+    """The Markdown of ``charts report`` for one scored person (``site``: their site label;
+    ``atlas``: the scores' regions, default DK68; for another atlas no brain map is shown)."""
     import numpy as np
 
-    from delssome_norms.datasets import DK68_REGIONS
     from delssome_norms.plotting.person import centile_text
 
+    atlas = atlas or Atlas.dk68()
     flags = [f for f in _row_flags(row).split(";") if f]
     finite = np.isfinite(z)
     order = [k for k in np.argsort(-np.abs(z), kind="stable") if finite[k]][:top]
-    absent = set(unscored_regions(row))
-    missing = [DK68_REGIONS[k] for k in np.flatnonzero(~finite) if k not in absent]
+    absent = set(unscored_regions(row, n=atlas.n))
+    missing = [atlas.name(k) for k in np.flatnonzero(~finite) if k not in absent]
     n_deviant = int((np.abs(z[finite]) > 1.96).sum())
     unseen = FLAG_UNSEEN_SITE in flags
     whose, median_of = (
@@ -113,12 +122,13 @@ def report_markdown(
         ),
         *(
             [
-                f"| regions not in the scores | {len(absent)} of {N_DK68} (the chart has no "
+                f"| regions not in the scores | {len(absent)} of {atlas.n} (the chart has no "
                 "target for them) |"
             ]
             if absent
             else []
         ),
+        *([f"| atlas | {atlas.describe()} |"] if not atlas.is_dk68 else []),
         f"| flags | {', '.join(flags) if flags else 'none'} |",
         *[f"| {f} | {FLAG_MEANING[f]} |" for f in flags if f in FLAG_MEANING],
         "",
@@ -128,7 +138,7 @@ def report_markdown(
         "|---|---|---|---|",
     ]
     for rank, k in enumerate(order, start=1):
-        lines.append(f"| {rank} | {DK68_REGIONS[k]} | {z[k]:+.2f} | {centile_text(centiles[k])} |")
+        lines.append(f"| {rank} | {atlas.name(k)} | {z[k]:+.2f} | {centile_text(centiles[k])} |")
     lines += [
         "",
         "## Figures",
@@ -137,12 +147,21 @@ def report_markdown(
         "",
         "![mean E/I on the growth chart](fan_chart.png)",
         "",
-        "Regional z-scores at the DK68 region centroids (glass brain; red above, blue below the "
-        "median):",
-        "",
-        "![regional z-scores](brain_map_z.png)",
-        "",
     ]
+    if atlas.is_dk68:
+        lines += [
+            "Regional z-scores at the DK68 region centroids (glass brain; red above, blue below "
+            "the median):",
+            "",
+            "![regional z-scores](brain_map_z.png)",
+            "",
+        ]
+    else:
+        lines += [
+            f"No brain map: the scores are of {atlas.describe()}, and brain maps draw at the "
+            "DK68 region centroids only (the package has no centroids or surfaces of this atlas).",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -150,29 +169,113 @@ N_DK68 = 68
 """Regions brain maps and reports draw (the DK68 centroids and names)."""
 
 
-def regional_values(row, suffix: str, source: str):
-    """The person's 68 regional ``ei_ratio_roi_<k>_<suffix>`` values, in region order (NaN
-    where a region has none, or is not in the table: a chart fitted on some regions only;
-    refused when none has one, or for scores of another atlas)."""
+class Atlas:
+    """The regions of a score table: their names (None: unknown, named by index), how many, and
+    where that was read (the table's regions sidecar, or the chart's provenance)."""
+
+    def __init__(self, n: int, names: list[str] | None = None, where: str = "") -> None:
+        self.n, self.names, self.where = int(n), names, where
+
+    @classmethod
+    def dk68(cls) -> Atlas:
+        from delssome_norms.datasets import DK68_REGIONS
+
+        return cls(N_DK68, list(DK68_REGIONS), "DK68")
+
+    @property
+    def is_dk68(self) -> bool:
+        from delssome_norms.datasets import DK68_REGIONS
+
+        if self.names is None:
+            return self.n == N_DK68  # a chart that recorded only its size (no names)
+        return self.names == list(DK68_REGIONS)
+
+    def name(self, k: int) -> str:
+        """Region ``k`` by name, or by index when the names are unknown."""
+        return self.names[k] if self.names is not None else f"region {k} ({et.region_column(k)})"
+
+    def describe(self) -> str:
+        names = f"region names from {self.where}" if self.names else f"size from {self.where}"
+        return f"an atlas of {self.n} regions, not DK68 ({names})"
+
+
+def scores_atlas(scores, chart=None) -> Atlas:
+    """The atlas of a score table: its ``<stem>.regions.csv`` sidecar (as ``collect`` writes one,
+    and ``charts score`` copies it next to the scores) when present, else the atlas the chart
+    records in its provenance (``charts report``), else DK68 (older tables and charts)."""
+    from pathlib import Path
+
+    from delssome_norms.io import regions_path
+
+    sidecar = regions_path(scores)
+    if Path(sidecar).is_file():
+        return _sidecar_atlas(sidecar)
+    prov = getattr(chart, "provenance_", None) or {}
+    atlas, pipe = prov.get("atlas") or {}, prov.get("pipeline") or {}
+    names = atlas.get("regions")
+    if isinstance(names, list) and names:
+        return Atlas(len(names), [str(v) for v in names], "the chart's provenance")
+    n = pipe.get("n_regions") or atlas.get("n_regions")
+    if isinstance(n, int) and n > 0 and n != N_DK68:
+        return Atlas(n, None, "the chart's provenance")
+    return Atlas.dk68()
+
+
+def _sidecar_atlas(path) -> Atlas:
+    """The atlas named by a ``<table>.regions.csv`` sidecar (``column, region_index, region``)."""
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path, dtype={"region": str}, keep_default_na=False)
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError(f"cannot be read as a regions table ({exc})", str(path)) from None
+    if not {"column", "region"} <= set(frame.columns):
+        raise InvalidInputError(
+            "is not a regions sidecar (expected the columns column, region_index, region that "
+            "collect writes)",
+            str(path),
+        )
+    index = [et.region_index(c) for c in frame["column"]]
+    if any(k is None for k in index) or sorted(index) != list(range(len(index))):
+        raise InvalidInputError(
+            f"should list {et.region_column(0)} .. ei_ratio_roi_<N-1> once each (as collect writes it)",
+            str(path),
+        )
+    names = dict(zip(index, frame["region"].astype(str), strict=True))
+    return Atlas(len(index), [names[k] for k in range(len(index))], str(path))
+
+
+def regional_values(row, suffix: str, source: str, atlas: Atlas | None = None):
+    """The person's regional ``ei_ratio_roi_<k>_<suffix>`` values of ``atlas`` (default DK68),
+    in region order (NaN where a region has none, or is not in the table: a chart fitted on some
+    regions only; refused when none has one, or for scores of more regions than the atlas)."""
     import re
 
     import numpy as np
 
+    atlas = atlas or Atlas.dk68()
+    n = atlas.n
     pattern = re.compile(rf"{et.REGION_PREFIX}(\d+)_{re.escape(suffix)}$")
     indices = [int(m.group(1)) for c in row.index if (m := pattern.match(str(c)))]
-    if indices and max(indices) >= N_DK68:
+    if indices and max(indices) >= n:
+        if atlas.is_dk68:
+            raise InvalidInputError(
+                f"has {max(indices) + 1} regional columns, but brain maps and reports draw the "
+                f"{N_DK68} DK68 regions (their centroids and names); plot another atlas with "
+                "delssome_norms.plotting.plot_brain_map and its own coordinates, or put the "
+                "table's regions sidecar (<scores stem>.regions.csv) next to it",
+                source,
+            )
         raise InvalidInputError(
-            f"has {max(indices) + 1} regional columns, but brain maps and reports draw the "
-            f"{N_DK68} DK68 regions (their centroids and names); plot another atlas with "
-            "delssome_norms.plotting.plot_brain_map and its own coordinates",
+            f"has {max(indices) + 1} regional columns, but {atlas.where} names {n} regions",
             source,
         )
-    cols = [f"{et.region_column(k)}_{suffix}" for k in range(N_DK68)]
+    cols = [f"{et.region_column(k)}_{suffix}" for k in range(n)]
     missing = [c for c in cols if c not in row.index]
-    if len(missing) == N_DK68:
+    if len(missing) == n:
         raise InvalidInputError(
-            f"lacks {len(missing)} of the {N_DK68} regional columns (e.g. {missing[0]}); "
-            "score DK68 regions with `charts score` (wide layout)",
+            f"lacks {len(missing)} of the {n} regional columns (e.g. {missing[0]}); "
+            "score the regions with `charts score` (wide layout)",
             source,
         )
     values = np.array([_number(row[c]) if c in row.index else np.nan for c in cols], dtype=np.float64)
@@ -191,10 +294,10 @@ def _number(cell) -> float:
         return float("nan")
 
 
-def unscored_regions(row, suffix: str = "z") -> list[int]:
-    """Indices of the DK68 regions whose ``<suffix>`` column is not in the score table (the
-    chart that scored them has no such target)."""
-    return [k for k in range(N_DK68) if f"{et.region_column(k)}_{suffix}" not in row.index]
+def unscored_regions(row, suffix: str = "z", n: int = N_DK68) -> list[int]:
+    """Indices of the ``n`` regions (default DK68's) whose ``<suffix>`` column is not in the
+    score table (the chart that scored them has no such target)."""
+    return [k for k in range(n) if f"{et.region_column(k)}_{suffix}" not in row.index]
 
 
 def flag_note(row) -> str:

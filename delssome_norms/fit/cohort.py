@@ -32,12 +32,9 @@ import pandas as pd
 from delssome_norms.datasets import DK68_REGIONS, load_default_template
 from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.fit import dask_executor, group_lock
+from delssome_norms.fit.atlas_checks import check_surrogate_run, no_maps_message
 from delssome_norms.fit.checkpoint import Checkpoint
-from delssome_norms.fit.evaluate import (
-    SurrogateBackend,
-    check_surrogate_cover,
-    require_surrogate,
-)
+from delssome_norms.fit.evaluate import SurrogateBackend, require_surrogate
 from delssome_norms.fit.lockstep import (
     GroupProgress,
     SubjectOutcome,
@@ -632,7 +629,8 @@ def _run_cohort(
                 raise err.with_source(f"subject {r['subject_id']} ({where})") from None
     trs = [float(r["tr"]) for r in plan.rows if r["tr"] is not None]  # None: fails alone
     scans = [float(r["scan_length"]) for r in plan.rows if r["scan_length"] is not None]
-    check_surrogate_cover(settings, trs, [v for v in scans if np.isfinite(v)], surrogate)
+    # surrogate weights of another N, once and before the scan-length warning (every fit would fail)
+    check_surrogate_run(settings, plan.n_regions, trs, [v for v in scans if np.isfinite(v)], surrogate)
     warn_uncalibrated(settings, [v for v in scans if np.isfinite(v)])
     out = check_out_dir(out_dir, "--out-dir")
     if shard_kn != (1, 1):
@@ -686,8 +684,7 @@ def _run_locked(
     if gradient is not None:
         n_nomaps = sum(not any(r.get(c) for c in MAP_COLUMNS) for r in plan.rows)
         warnings.warn(
-            f"{n_nomaps} subject(s) have no myelin/gradient maps: using the [1, gradient] "
-            "parameterisation with the principal gradient of the cohort's group-average FC",
+            no_maps_message(plan.n_regions, "the cohort's group-average FC", n_nomaps),
             InputWarning,
             stacklevel=2,
         )

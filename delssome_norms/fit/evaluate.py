@@ -57,7 +57,9 @@ class SurrogateBackend(Protocol):
     """What ``mode="surrogate"`` needs from the surrogate package (passed as ``surrogate=``).
 
     ``delssome_norms.surrogate.SURROGATE_BACKEND`` implements it. An implementation must pickle
-    (the Dask executor ships it to workers with the settings).
+    (the Dask executor ships it to workers with the settings). Optional: ``weights_regions(weights)
+    -> (N, atlas, where)``, with which a cohort refuses weights of another atlas before any work
+    (:func:`~delssome_norms.fit.atlas_checks.check_surrogate_run`).
     """
 
     def check_available(self, weights: str | None = None) -> None:

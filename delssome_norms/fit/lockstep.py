@@ -32,6 +32,7 @@ from delssome_norms.datasets import region_classes
 from delssome_norms.datasets.maps import load_default_maps
 from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.fit import uncertainty
+from delssome_norms.fit.atlas_checks import infeasible_maps, no_maps_message
 from delssome_norms.fit.checkpoint import Checkpoint, fingerprint_arrays, replay
 from delssome_norms.fit.cmaes import CMAESSearch
 from delssome_norms.fit.design import design_matrix, diffusion_gradient, dk68_hemisphere
@@ -314,6 +315,10 @@ def fit_group(
         Required for ``settings.mode == "surrogate"``
         (``delssome_norms.surrogate.SURROGATE_BACKEND``).
 
+    A subject whose maps no candidate can satisfy (its gradient dominated by a few regions,
+    :meth:`~delssome_norms.fit.parameterisation.Parameterisation.check_feasible`) fails alone at
+    stage ``"input"`` before any simulation; the rest of the group is fitted.
+
     Returns
     -------
     list of SubjectOutcome, one per subject.
@@ -339,8 +344,18 @@ def fit_group(
             todo.append((s, Path(d)))
     subjects_searches: list[list[Member]] = []
     extras = {}
-    for i, (s, d) in enumerate(todo):
+    feasible: list[tuple[SubjectInputs, Path]] = []
+    for s, d in todo:
         space, design = build_space(s, fallback_gradient, settings.stability_gate, settings.maps)
+        problem = infeasible_maps(space, design)
+        if problem is not None:  # no candidate could be valid: fails alone, before any simulation
+            message = write_failure(d, s.subject_id, "input", problem)
+            outcomes[s.subject_id] = SubjectOutcome(s.subject_id, "failed", "input", message)
+            if progress.on_subject_done is not None:
+                progress.on_subject_done(outcomes[s.subject_id])
+            continue
+        i = len(feasible)  # the subject's index in the group's batched simulations
+        feasible.append((s, d))
         # the group's simulation noise derives from its members: a checkpoint continues only
         # in the group that wrote it
         fingerprint = {**_fingerprint(s, space, settings), "group": group_ids}
@@ -361,7 +376,7 @@ def fit_group(
             "searches": searches,
         }
     if subjects_searches:
-        _run_members(subjects_searches, todo, settings, gseed, progress, surrogate)
+        _run_members(subjects_searches, feasible, settings, gseed, progress, surrogate)
         _stage(progress, "write")
     for searches in subjects_searches:
         m = searches[0]  # holds the subject's test stage
@@ -623,8 +638,7 @@ def estimate_ei(
     no_maps = subject.myelin is None and subject.gradient is None
     if no_maps and not subject.uses_default_maps(settings.maps):
         warnings.warn(
-            "no myelin/gradient maps given: using the [1, gradient] parameterisation with the "
-            "principal gradient of the subject's FC",
+            no_maps_message(subject.n_regions, "the subject's FC"),
             InputWarning,
             stacklevel=2,
         )

@@ -117,8 +117,8 @@ def table_sites(table: pd.DataFrame, site_column: str, source: str, required: bo
         if not required:
             return None
         raise InvalidInputError(
-            f"missing site column {site_column!r}; name another column with --site-column "
-            f"(site_column=...) or fit without site terms",
+            f"missing site column {site_column!r}; name the column that holds each person's "
+            "site with --site-column (site_column=... in Python)",
             source,
         )
     missing = np.flatnonzero(values.isna().to_numpy())

@@ -55,8 +55,12 @@ def _values_by_region(
         except (TypeError, ValueError):
             raise InvalidInputError("values must be numbers, one per region", "values") from None
         if arr.size != len(regions):
+            other = (
+                "; values of another atlas need its regions= and coords= (its centroids in mm): "
+                "the DK68 centroids would put them at wrong places"
+            ) * (tuple(regions) == DK68_REGIONS)
             raise InvalidInputError(
-                f"expected {len(regions)} values (one per region), got {arr.size}", "values"
+                f"expected {len(regions)} values (one per region), got {arr.size}{other}", "values"
             )
     if not np.isfinite(arr).any():
         raise InvalidInputError("no finite value to plot", "values")

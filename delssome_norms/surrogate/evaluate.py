@@ -431,6 +431,14 @@ def check_surrogate_timing(
     )
 
 
+def weights_regions(weights: str | None = None) -> tuple[int, str, str]:
+    """``(N, atlas, where)`` of the weights at ``weights`` (default: the shipped ones): the
+    number of regions they were trained for, their atlas label and where they were read from."""
+    loaded = load_pretrained(weights)
+    where = str(loaded.path) if loaded.path else "the shipped weights"
+    return int(loaded.config.n_regions), str(loaded.metadata.get("atlas", "?")), where
+
+
 class DelssomeBackend:
     """The DELSSOME surrogate as ``fit``'s :class:`~delssome_norms.fit.evaluate.SurrogateBackend`.
 
@@ -443,6 +451,7 @@ class DelssomeBackend:
     check_timing = staticmethod(check_surrogate_timing)
     make_evaluator = staticmethod(make_surrogate_evaluator)
     weights_sha256 = staticmethod(weights_sha256)
+    weights_regions = staticmethod(weights_regions)
 
     def __repr__(self) -> str:
         return "delssome_norms.surrogate.SURROGATE_BACKEND"

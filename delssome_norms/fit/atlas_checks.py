@@ -1,0 +1,111 @@
+"""Checks and messages of fits on atlases other than DK68 (cohort and lockstep groups).
+
+* :func:`check_surrogate_run`: before any work of a surrogate-mode cohort, refuse weights trained
+  for another number of regions (once, naming ``--mode``/``--weights``), then compare the timing
+  with the weights' cover (:func:`~delssome_norms.fit.evaluate.check_surrogate_cover`).
+* :func:`no_maps_message`: the warning of a fit without myelin/gradient maps, which says that the
+  shipped maps are DK68-only when the atlas is another.
+* :func:`infeasible_maps`: why no candidate of a subject's search space can be valid (the
+  message of :meth:`~delssome_norms.fit.parameterisation.Parameterisation.check_feasible`), so
+  that such a subject fails alone in its lockstep group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from delssome_norms.datasets import DK68_REGIONS
+from delssome_norms.errors import InvalidInputError
+from delssome_norms.fit.evaluate import check_surrogate_cover
+
+if TYPE_CHECKING:
+    from delssome_norms.fit.evaluate import SurrogateBackend
+    from delssome_norms.fit.parameterisation import Parameterisation
+    from delssome_norms.fit.settings import FitSettings
+
+N_DK68 = len(DK68_REGIONS)
+
+MAPS_SOURCE = {
+    "given": "gradient map",
+    "cohort FC": "gradient of the cohort's group-average FC",
+    "subject FC": "gradient of the subject's FC",
+}
+"""How a failure names the gradient of each design source of
+:func:`~delssome_norms.fit.lockstep.build_space`."""
+
+
+def surrogate_weights_regions(
+    settings: FitSettings, surrogate: SurrogateBackend | None
+) -> tuple[int, str, str] | None:
+    """``(N, atlas, where)`` of the weights a surrogate-mode fit would use, or None (Euler mode,
+    no backend, or a backend without ``weights_regions``; the DELSSOME one has it)."""
+    if settings.mode != "surrogate" or surrogate is None:
+        return None
+    regions = getattr(surrogate, "weights_regions", None)  # optional in the backend protocol
+    if not callable(regions):
+        return None
+    n, atlas, where = regions(settings.surrogate_weights)
+    return int(n), str(atlas), str(where)
+
+
+def check_surrogate_run(
+    settings: FitSettings,
+    n_regions: int,
+    tr: Sequence[float],
+    scan_length: Sequence[float],
+    surrogate: SurrogateBackend | None,
+) -> None:
+    """Before any work of a surrogate-mode cohort: refuse weights trained for another N (every
+    subject would fail with the same message), then check the timing cover (a warning).
+
+    Raises
+    ------
+    InvalidInputError
+        The weights' N differs from the cohort's (``n_regions``, from its SC), naming
+        ``--mode`` and ``--weights``.
+    """
+    found = surrogate_weights_regions(settings, surrogate)
+    if found is not None and found[0] != int(n_regions):
+        n_weights, atlas, where = found
+        raise InvalidInputError(
+            f"the surrogate weights ({where}) were trained for N={n_weights} regions ({atlas}), "
+            f"but this cohort's SC has N={int(n_regions)} regions, so no subject could be "
+            "fitted; fit with --mode euler, or pass --weights trained for this atlas "
+            "(delssome-norms surrogate generate --sc YOUR_SC, then surrogate train)",
+            "--mode surrogate",
+        )
+    check_surrogate_cover(settings, tr, scan_length, surrogate)
+
+
+def no_maps_message(n_regions: int, whose: str, count: int | None = None) -> str:
+    """The warning of fits without myelin/gradient maps (``whose``: where the gradient comes
+    from, e.g. "the subject's FC"); for another atlas it says the shipped maps are DK68-only."""
+    who = "no myelin/gradient maps given"
+    if count is not None:  # a cohort's warning counts its subjects without maps
+        who = f"{count} subject(s) have no myelin/gradient maps"
+    text = f"{who}: using the [1, gradient] parameterisation with the principal gradient of {whose}"
+    if int(n_regions) != N_DK68:
+        text += (
+            f" (the shipped myelin and gradient maps are DK68-only, {N_DK68} regions, and this "
+            f"atlas has {int(n_regions)}; give maps of this atlas, --myelin/--gradient or the "
+            "manifest's myelin/gradient columns, for the [1, myelin, gradient] design)"
+        )
+    return text
+
+
+def infeasible_maps(space: Parameterisation, design: str) -> str | None:
+    """Why no candidate of ``space`` can be valid (``"<maps>: <reason>"``), or None when some can.
+
+    ``design`` is :func:`~delssome_norms.fit.lockstep.build_space`'s description; its gradient
+    source names the maps in the message.
+    """
+    source = design.split("gradient: ", 1)[-1]
+    try:
+        space.check_feasible(MAPS_SOURCE.get(source, source))
+    except InvalidInputError as exc:
+        return str(exc)
+    return None
+
+
+__all__ = ["check_surrogate_run", "infeasible_maps", "no_maps_message", "surrogate_weights_regions"]
