@@ -18,17 +18,24 @@ import numpy as np
 from delssome_norms.datasets import DK68_REGIONS, load_default_template
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.io import (
+    check_fc,
+    check_map,
     check_map_pair,
+    check_sc,
     check_timing,
     fisher_z_mean,
     mean_cdf,
-    read_fc_runs,
     read_fcd_cdf_runs,
-    read_map,
-    read_sc,
-    read_timeseries_runs,
+)
+from delssome_norms.io.named_regions import (
+    Named,
+    match_inputs,
+    read_map_named,
+    read_square,
+    take_regions,
 )
 from delssome_norms.io.sidecar import given_or_sidecar_tr, warn_other_sidecar_tr
+from delssome_norms.io.timeseries import read_timeseries_named
 from delssome_norms.model import FCD_BINS, bold_fc, bold_fcd_cdf
 from delssome_norms.model.timing import check_tr, fcd_window_frames
 
@@ -56,7 +63,9 @@ class SubjectInputs:
         Where each input came from (file names or "default template"), for ``run.json``.
     regions : tuple of str or None
         Region names in the order of the arrays: the DK68 names for 68-region inputs (given in
-        DK68 order, or reordered to it from a name header), None for other atlases.
+        DK68 order, or reordered to it from a name header); for other atlases the names the
+        files' headers give (another atlas's, or the DK68 regions a file names, e.g. one
+        hemisphere's), else None.
     """
 
     subject_id: str
@@ -97,6 +106,7 @@ def empirical_statistics(
     fcd_window: int | None = None,
     bins: int = FCD_BINS,
     sources: Sequence[PathLike] | None = None,
+    regions: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """FC and FCD-CDF of regional BOLD time series, with the simulator's own code.
 
@@ -111,6 +121,8 @@ def empirical_statistics(
     bins : int, default 10000
     sources : sequence of path, optional
         The runs' files, named in errors (a region constant over a whole FCD window).
+    regions : sequence of str, optional
+        The regions' names, for errors (default: DK68's for 68 regions).
 
     Returns
     -------
@@ -124,7 +136,9 @@ def empirical_statistics(
     cdfs = []
     for k, r in enumerate(runs):
         try:
-            names = DK68_REGIONS if np.shape(r)[1] == len(DK68_REGIONS) else None
+            names = regions
+            if names is None and np.shape(r)[1] == len(DK68_REGIONS):
+                names = DK68_REGIONS
             cdfs.append(bold_fcd_cdf(np.asarray(r, dtype=np.float64), window, bins, names).numpy())
         except InvalidInputError as err:  # name the run's file
             where = str(sources[k]) if sources is not None else f"run {k + 1}"
@@ -139,8 +153,9 @@ def split_paths(paths: str | PathLike | Sequence[PathLike]) -> list[str]:
     return [str(p) for p in paths]
 
 
-def template_sc(n_regions: int, source: str) -> tuple[np.ndarray, str]:
+def template_sc(n_regions: int, source: str, option: str = "the sc argument") -> tuple[np.ndarray, str]:
     """The packaged DK68 template SC and its source label, for a subject with ``n_regions``.
+    ``option`` names where an SC is given, for the message.
 
     Raises
     ------
@@ -151,7 +166,7 @@ def template_sc(n_regions: int, source: str) -> tuple[np.ndarray, str]:
     if template.sc.shape[0] != n_regions:
         raise InvalidInputError(
             f"FC has {n_regions} regions but the default SC template has {template.sc.shape[0]}; "
-            "give an SC matrix for this atlas",
+            f"give an SC matrix for this atlas ({option})",
             source,
         )
     return np.array(template.sc), template.source
@@ -215,6 +230,15 @@ def load_subject(
     ------
     InvalidInputError
         Naming the file and the problem.
+
+    Notes
+    -----
+    Region-name headers are matched across the files
+    (:func:`delssome_norms.io.named_regions.match_inputs`): DK68 names are put in DK68 order; a
+    file naming only some DK68 regions (one hemisphere) makes an atlas of those regions, in DK68
+    order; another atlas's names set the order of the first file that has them, files listing
+    them in another order are put in it (with an :class:`~delssome_norms.errors.InputWarning`)
+    and files naming other regions are refused. The names become ``regions``.
     """
     sources: dict[str, str] = {}
     if timeseries is not None and (fc is not None or fcd_cdf is not None):
@@ -238,9 +262,12 @@ def load_subject(
         tr = check_tr(tr, str(subject_id))
         if paths:
             warn_other_sidecar_tr(paths, tr, "tr", str(subject_id))
+    entries: dict[str, Named] = {}  # every region file, FC or time series first
     if timeseries is not None:
         need = min_frames(float(tr), fcd_window)
-        runs = read_timeseries_runs(paths, min_frames=need, drop_na_frames=drop_na_frames)
+        read = read_timeseries_named(paths, min_frames=need, drop_na_frames=drop_na_frames)
+        entries.update(zip(paths, read))
+        runs = [r.values for r in read]
         if n_regions is not None and runs[0].shape[1] != n_regions:
             raise InvalidInputError(
                 f"has {runs[0].shape[1]} region columns, expected {n_regions}", paths[0]
@@ -268,29 +295,58 @@ def load_subject(
                     "use the runs' own",
                     paths[0],
                 )
-        fc_arr, cdf_arr = empirical_statistics(runs, float(tr), fcd_window, sources=paths)
         sources["timeseries"] = ";".join(paths)
+        data_paths = paths
     else:
         if fc is None or fcd_cdf is None:
             raise InvalidInputError("needs FC and FCD-CDF files, or time series", subject_id)
-        fc_arr = read_fc_runs(split_paths(fc), n_regions)
+        data_paths = split_paths(fc)
+        for p in data_paths:
+            run = read_square(p, None, "FC")
+            entries[p] = run._replace(values=check_fc(run.values, n_regions, input_name=p))
         cdf_arr = read_fcd_cdf_runs(split_paths(fcd_cdf))
-        sources["fc"], sources["fcd_cdf"] = ";".join(split_paths(fc)), ";".join(split_paths(fcd_cdf))
+        sources["fc"], sources["fcd_cdf"] = ";".join(data_paths), ";".join(split_paths(fcd_cdf))
     if scan_length is None:
         raise InvalidInputError("the scan length (seconds) is required", subject_id)
     tr_f, scan_f = check_timing(tr, scan_length, subject_id)
+    # SC and maps by their names: matched with the FC's or time series' (another atlas's names)
+    check_map_pair(myelin, gradient)
+    for path, what in ((sc, "SC"), (myelin, "myelin"), (gradient, "gradient")):
+        if path is not None and str(path) not in entries:
+            entries[str(path)] = read_square(path, None, "SC") if what == "SC" else read_map_named(path)
+    names, orders = match_inputs(entries)
+    values = {
+        k: take_regions(e.values, orders[k], 1 if k in paths else None) if k in orders else e.values
+        for k, e in entries.items()
+    }
+    if timeseries is not None:
+        runs = [values[p] for p in paths]
+        fc_arr, cdf_arr = empirical_statistics(runs, float(tr), fcd_window, sources=paths, regions=names)
+    else:
+        fcs = [values[p] for p in data_paths]
+        if len({f.shape for f in fcs}) > 1:
+            listing = ", ".join(f"{p}: {f.shape}" for p, f in zip(data_paths, fcs))
+            raise InvalidInputError(f"runs have different shapes ({listing})", data_paths[0])
+        fc_arr = fisher_z_mean(np.stack(fcs))
     n = fc_arr.shape[0]
     if sc is None:
         data = sources.get("timeseries") or sources.get("fc")  # name the file with N regions
-        sc_arr, sources["sc"] = template_sc(n, f"{subject_id} ({data})" if data else subject_id)
+        sc_arr, sources["sc"] = template_sc(
+            n,
+            f"{subject_id} ({data})" if data else subject_id,
+            "--sc on the command line, the sc column of a cohort manifest",
+        )
     else:
-        sc_arr = read_sc(sc, n)
+        sc_arr = check_sc(values[str(sc)], n, input_name=str(sc))
         sources["sc"] = str(sc)
-    check_map_pair(myelin, gradient)
-    myelin_arr = None if myelin is None else read_map(myelin, n)
-    gradient_arr = None if gradient is None else read_map(gradient, n)
+    myelin_arr = None if myelin is None else check_map(values[str(myelin)], n, str(myelin))
+    gradient_arr = None if gradient is None else check_map(values[str(gradient)], n, str(gradient))
     if myelin is not None:
         sources["myelin"], sources["gradient"] = str(myelin), str(gradient)
+    if n == len(DK68_REGIONS):
+        regions = DK68_REGIONS
+    else:
+        regions = tuple(names) if names is not None and len(names) == n else None
     return SubjectInputs(
         subject_id=str(subject_id),
         fc=fc_arr,
@@ -301,5 +357,5 @@ def load_subject(
         myelin=myelin_arr,
         gradient=gradient_arr,
         sources=sources,
-        regions=DK68_REGIONS if n == len(DK68_REGIONS) else None,
+        regions=regions,
     )

@@ -20,14 +20,13 @@ import io as _stdio
 import os
 import re
 import stat
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from delssome_norms.errors import InputWarning, InvalidInputError
+from delssome_norms.errors import InvalidInputError
 from delssome_norms.io.binary_arrays import read_binary_array
 from delssome_norms.io.checks import (
     DEFAULT_FCD_BINS,
@@ -45,12 +44,6 @@ from delssome_norms.io.checks import (
 from delssome_norms.io.combine import fisher_z_mean, mean_cdf
 from delssome_norms.io.decimal_comma import with_decimal_point
 from delssome_norms.io.manifest_tr import fill_manifest_tr
-from delssome_norms.io.region_names import (
-    header_names,
-    is_numbering,
-    names_regions,
-    without_common_affix,
-)
 
 PathLike = str | Path
 MAX_INPUT_BYTES = 1 << 30
@@ -398,88 +391,13 @@ def _atlas_names(regions: Sequence[str] | None) -> Sequence[str]:
     return DK68_REGIONS
 
 
-def _numbered_by_pandas(values: np.ndarray) -> np.ndarray | None:
-    """A square matrix without the numbered header row (``0, 1, ...``) and index column that
-    ``pd.DataFrame(m).to_csv(path)`` writes around it (read with empty cells as NaN); None
-    when ``values`` is not laid out that way."""
-    rows, cols = values.shape if values.ndim == 2 else (0, 0)
-    if rows == cols + 1 and is_numbering(values[0]):  # header only (index=False)
-        return values[1:]
-    if cols == rows + 1 and rows > 2 and is_numbering(values[:, 0]):  # a 0/1-based label column
-        return values[:, 1:]
-    if rows == cols and rows > 1 and np.isnan(values[0, 0]):
-        if is_numbering(values[0, 1:]) and is_numbering(values[1:, 0]):
-            return values[1:, 1:]
-    return None
-
-
 def _read_square_by_name(path: PathLike, regions: Sequence[str] | None, what: str) -> np.ndarray:
-    """A square region-by-region matrix, put in the atlas order when it names its regions.
+    """A square region-by-region matrix, put in the atlas order when it names its regions
+    (:func:`delssome_norms.io.named_regions.read_square`; another atlas's names: file order,
+    with a warning)."""
+    from delssome_norms.io.named_regions import read_square  # (it imports this module)
 
-    A header row of region names (and optionally a first column of them) is matched to the
-    atlas by name (``regions``, default DK68; aliases such as ``ctx-lh-precentral`` or
-    ``L_precentral`` are accepted) and rows and columns are reordered to the atlas order; a file
-    without names is taken in atlas order.
-    """
-    name = str(path)
-    try:
-        values, header, labels = read_labelled_numeric(path)
-    except InvalidInputError:
-        values = _numbered_by_pandas(read_labelled_numeric(path, allow_na=True)[0])
-        if values is None:
-            raise
-        return values
-    stripped = _numbered_by_pandas(values) if header is None and labels is None else None
-    values = values if stripped is None else stripped
-    atlas = _atlas_names(regions)
-    if header is not None and values.ndim == 2 and values.shape[1] == len(atlas):
-        # the atlas's width: the time-series reader's matcher (any spelling, a shared affix,
-        # FreeSurfer IDs); other text is refused, not taken for the atlas in file order
-        header, values = header_names(header, values, name, len(atlas))
-        if header is not None and labels is not None:
-            labels = without_common_affix(labels)
-    if names_regions(header) and values.shape == (len(header), len(header)):
-        from delssome_norms.io.timeseries import _drop_non_cortex  # (it imports this module)
-
-        header, _, keep = _drop_non_cortex(header, values, atlas, name)  # aparc's unknown, CC
-        rows = keep
-        if labels is not None:  # rows by their own names: they may be in another order
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", InputWarning)
-                labels, _, rows = _drop_non_cortex(labels, values.T, atlas, name)
-        values = values[np.ix_(rows, keep)]
-    if names_regions(header):
-        from delssome_norms.io.regions import match_regions
-
-        order = match_regions(header, atlas, name)
-        if labels is not None:
-            row_order = match_regions(labels, atlas, name)
-        else:
-            row_order = order
-        if values.shape[0] != len(header):
-            raise InvalidInputError(
-                f"has {len(header)} named columns but {values.shape[0]} rows; expected a square "
-                f"{what} matrix",
-                name,
-            )
-        values = values[np.ix_(row_order, order)]
-    elif labels is not None:
-        raise InvalidInputError(
-            f"is not a numeric CSV: its rows start with non-numeric values such as "
-            f"{labels[0][:40]!r} that are not region names",
-            name,
-        )
-    elif header is not None:
-        from delssome_norms.io.regions import looks_like_index_header
-
-        if not looks_like_index_header([h for h in header if h != ""]):
-            warnings.warn(  # another atlas's width and names: its own order, as for time series
-                f"{name}: the column names ({header[0]!r}, ...) are not DK68 regions; the "
-                f"{what} is taken in file order",
-                InputWarning,
-                stacklevel=3,
-            )
-    return values
+    return read_square(path, regions, what, warn=True).values
 
 
 def read_fc(
@@ -524,8 +442,12 @@ def read_sc(
 
 
 def read_map(path: PathLike, n_regions: int | None = None) -> np.ndarray:
-    """Read a regional map (one value per row). Returns (N,) float64."""
-    return check_map(read_numeric(path), n_regions, input_name=str(path))
+    """Read a regional map (one value per row). Returns (N,) float64. Region names (a header row
+    above one row of values, or a first column) of DK68 put it in DK68 order
+    (:func:`delssome_norms.io.named_regions.read_map_named`)."""
+    from delssome_norms.io.named_regions import read_map_named  # (it imports this module)
+
+    return check_map(read_map_named(path).values, n_regions, input_name=str(path))
 
 
 def is_parquet(path: PathLike) -> bool:

@@ -8,6 +8,8 @@ that all names share (XCP-D's ``Desikan_``), and FreeSurfer label IDs (``Mean_10
 be matched to the atlas by name; a header that only numbers the columns is dropped (atlas order by
 contract); other text is read in file order, with a warning, for another atlas's width, and refused
 for the atlas's own width, where it would be taken for the atlas's regions in a wrong order.
+:func:`header_kind` is the same reading with the kind of names, keeping another atlas's names
+(:mod:`delssome_norms.io.named_regions` matches them across the files of one subject).
 """
 
 from __future__ import annotations
@@ -112,6 +114,40 @@ def unknown_names_error(tokens: list[str], name: str, n_atlas: int) -> InvalidIn
     )
 
 
+def header_kind(
+    header: list[str], arr: np.ndarray, name: str, n_atlas: int = len(DK68_REGIONS)
+) -> tuple[list[str], np.ndarray, str]:
+    """What a header row names, its names and the values without a frame-number column.
+
+    Returns ``(names, arr, kind)`` with ``kind`` one of ``"dk"`` (region names of the atlas, in
+    any spelling, FreeSurfer label IDs turned into DK names; matched to the atlas by name),
+    ``"numbered"`` (a header that only numbers the columns, ``roi_1 ...``: atlas order by
+    contract) or ``"own"`` (another atlas's names, for another width than the atlas's: kept in
+    file order, to name and align that atlas's inputs). Raises for ``n_atlas`` columns named with
+    other text (see :func:`header_names`).
+    """
+    header = without_comment_mark(header)
+    if arr.ndim == 2 and len(header) == arr.shape[1] and arr.shape[1] > 1:
+        # pandas' DataFrame.to_csv writes its index as an unnamed first column; some tools a
+        # column of frame numbers or times
+        if header[0].strip().lower() in _INDEX_COLUMN_NAMES and is_frame_index(arr[:, 0]):
+            header, arr = header[1:], arr[:, 1:]
+    header = without_common_affix(header)
+    tokens = [h for h in header if h != ""]
+    other_atlas = arr.ndim == 2 and arr.shape[1] != n_atlas
+    if names_regions(header) and not (other_atlas and 2 * dk_name_count(tokens) < len(tokens)):
+        return header, arr, "dk"  # mostly DK names (extra or missing ones are listed when matched)
+    if looks_like_index_header(tokens):
+        return header, arr, "numbered"  # numbered columns: atlas order by contract
+    numbers = header_numbers(tokens)
+    ids = freesurfer_id_names(numbers) if numbers is not None else None
+    if ids is not None:  # "Mean_1001 ...": FreeSurfer label IDs behind a prefix
+        return ids, arr, "dk"
+    if other_atlas:
+        return [h.strip() for h in header], arr, "own"  # another atlas: its names, its order
+    raise unknown_names_error(tokens, name, n_atlas)
+
+
 def header_names(
     header: list[str], arr: np.ndarray, name: str, n_atlas: int = len(DK68_REGIONS)
 ) -> tuple[list[str] | None, np.ndarray]:
@@ -145,29 +181,12 @@ def header_names(
         (e.g. another 68-region atlas's labels): taken in file order they would misplace every
         region silently.
     """
-    header = without_comment_mark(header)
-    if arr.ndim == 2 and len(header) == arr.shape[1] and arr.shape[1] > 1:
-        # pandas' DataFrame.to_csv writes its index as an unnamed first column; some tools a
-        # column of frame numbers or times
-        if header[0].strip().lower() in _INDEX_COLUMN_NAMES and is_frame_index(arr[:, 0]):
-            header, arr = header[1:], arr[:, 1:]
-    header = without_common_affix(header)
-    tokens = [h for h in header if h != ""]
-    other_atlas = arr.ndim == 2 and arr.shape[1] != n_atlas
-    if names_regions(header) and not (other_atlas and 2 * dk_name_count(tokens) < len(tokens)):
-        return header, arr  # mostly DK names (extra or missing ones are listed when matched)
-    if looks_like_index_header(tokens):
-        return None, arr  # numbered columns: atlas order by contract
-    numbers = header_numbers(tokens)
-    ids = freesurfer_id_names(numbers) if numbers is not None else None
-    if ids is not None:  # "Mean_1001 ...": FreeSurfer label IDs behind a prefix
-        return ids, arr
-    if other_atlas:
+    names, arr, kind = header_kind(header, arr, name, n_atlas)
+    if kind == "own":
         warnings.warn(  # another atlas: its own names, its own order
-            f"{name}: the column names ({header[0]!r}, ...) are not DK68 regions; the "
+            f"{name}: the column names ({names[0]!r}, ...) are not DK68 regions; the "
             f"{arr.shape[1]} columns are taken in file order",
             InputWarning,
             stacklevel=4,
         )
-        return None, arr
-    raise unknown_names_error(tokens, name, n_atlas)
+    return names if kind == "dk" else None, arr

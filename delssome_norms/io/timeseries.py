@@ -7,7 +7,9 @@ atlas name; ``np.savetxt``'s ``#`` before the header is ignored) and put in atla
 non-cortical labels (unknown, corpus callosum, medial wall) are dropped with a warning, and so is
 a first column of frame numbers or times. Files without names are taken in atlas order. Missing
 frames can be dropped within limits (:data:`MAX_DROPPED_FRAMES`); fewer than
-:data:`MIN_REGIONS` regions are refused.
+:data:`MIN_REGIONS` regions are refused. A header of some DK68 regions only (e.g. one
+hemisphere) is an atlas of those regions, in DK68 order; another atlas's names are kept
+(:func:`read_timeseries_named`) and runs are matched by them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 
 from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.io.checks import check_timeseries
+from delssome_norms.io.named_regions import Named, dk_order, match_inputs, take_regions
 from delssome_norms.io.readers import (
     PathLike,
     _atlas_names,
@@ -28,14 +31,13 @@ from delssome_norms.io.readers import (
     check_input_file,
     read_labelled_numeric,
 )
-from delssome_norms.io.region_names import header_names, is_frame_index, is_numbering
+from delssome_norms.io.region_names import header_kind, header_names, is_frame_index, is_numbering
 from delssome_norms.io.region_names import names_regions as _named_header
 from delssome_norms.io.regions import (
     DK68_REGIONS,
     canonical_region_key,
     dk_name_count,
     freesurfer_id_names,
-    match_regions,
 )
 
 MAX_DROPPED_FRAMES = 0.5
@@ -98,19 +100,30 @@ def timeseries_header(
     """
     if header is not None:
         return header_names(header, arr, name, n_atlas)
+    return _columns(None, arr, name, n_atlas)[:2]
+
+
+def _columns(
+    header: list[str] | None, arr: np.ndarray, name: str, n_atlas: int
+) -> tuple[list[str] | None, np.ndarray, str]:
+    """:func:`timeseries_header` with what the names are
+    (:func:`delssome_norms.io.region_names.header_kind`: ``"dk"``, ``"numbered"``, ``"own"``;
+    ``"plain"`` without names); another atlas's names are kept, without a warning."""
+    if header is not None:
+        return header_kind(header, arr, name, n_atlas)
     if arr.ndim != 2 or arr.shape[0] < 2:
-        return None, arr
+        return None, arr, "plain"
     first = arr[0]
     if np.isnan(first[0]) and is_numbering(first[1:]):
         # DataFrame.to_csv with its index: ",0,1,..." then an index column
         arr = arr[1:]
-        return None, arr[:, 1:] if is_numbering(arr[:, 0]) else arr
+        return None, arr[:, 1:] if is_numbering(arr[:, 0]) else arr, "plain"
     ids = freesurfer_id_names(first)
     if ids is not None:
-        return ids, arr[1:]
+        return ids, arr[1:], "dk"
     if is_numbering(first):
         arr = arr[1:]  # a numbered header row, not a frame
-    return None, _without_frame_column(arr, name)
+    return None, _without_frame_column(arr, name), "plain"
 
 
 def _without_frame_column(arr: np.ndarray, name: str) -> np.ndarray:
@@ -136,12 +149,15 @@ def _read_run(
     min_frames: int = 2,
     regions: Sequence[str] | None = None,
     drop_na_frames: bool = False,
-) -> tuple[np.ndarray, bool]:
-    """:func:`read_timeseries`, and whether the file named its regions."""
+    warn_own: bool = True,
+) -> Named:
+    """:func:`read_timeseries`, and what the file's names say about its columns
+    (:class:`~delssome_norms.io.named_regions.Named`; ``warn_own``: warn that another atlas's
+    names leave the columns in file order)."""
     name = str(path)
     p = Path(path)
     fix = "transpose it so that rows are frames and columns are regions (numpy: ts.T)"
-    header = None
+    header, kind = None, "plain"
     if p.suffix.lower() in (".npy", ".npz"):
         check_input_file(p)
         keys: list[str] = []
@@ -191,11 +207,22 @@ def _read_run(
                 f"{labels[0][:40]!r}",
                 name,
             )
-        header, arr = timeseries_header(
+        header, arr, kind = _columns(
             header, np.asarray(arr, dtype=np.float64), name, len(_atlas_names(regions))
         )
+        if kind == "own" and warn_own:
+            warnings.warn(  # another atlas: its own names, its own order
+                f"{name}: the column names ({header[0]!r}, ...) are not DK68 regions; the "
+                f"{np.shape(arr)[1]} columns are taken in file order",
+                InputWarning,
+                stacklevel=4,
+            )
     arr = np.asarray(arr, dtype=np.float64)
-    names = header if _named_header(header) else None
+    names = header if kind == "dk" else None
+    if kind in ("own", "numbered") and len(header) != arr.shape[1]:
+        raise InvalidInputError(
+            f"has {len(header)} column names but {arr.shape[1]} values per row", name
+        )
     if names is not None and len(names) != arr.shape[1]:
         raise InvalidInputError(f"has {len(names)} column names but {arr.shape[1]} values per row", name)
     file_cols = None  # the file's columns left after dropping non-cortical labels
@@ -261,8 +288,14 @@ def _read_run(
                 f"{' ...' if const.size > 4 else ''} is constant; its correlation is undefined",
                 name,
             )
-        arr = arr[:, match_regions(names, _atlas_names(regions), name)]
-    return check_timeseries(arr, input_name=name, min_frames=min_frames), names is not None
+        order, dk_names = dk_order(names, _atlas_names(regions), name)
+        arr = arr[:, order]
+        checked = check_timeseries(arr, input_name=name, min_frames=min_frames)
+        return Named(checked, dk_names, "dk", not is_numbering(order))
+    checked = check_timeseries(arr, input_name=name, min_frames=min_frames)
+    if kind in ("own", "numbered"):
+        return Named(checked, tuple(header), kind)
+    return Named(checked)
 
 
 def read_timeseries(
@@ -299,7 +332,7 @@ def read_timeseries(
     -------
     ndarray of shape (frames, N), float64
     """
-    return _read_run(path, min_frames, regions, drop_na_frames)[0]
+    return _read_run(path, min_frames, regions, drop_na_frames).values
 
 
 def read_timeseries_runs(
@@ -309,18 +342,40 @@ def read_timeseries_runs(
     drop_na_frames: bool = False,
 ) -> list[np.ndarray]:
     """Several runs of one subject (:func:`read_timeseries` each), refused when some name their
-    regions and others do not (the unnamed ones' column order is unknown) or when they hold
-    different numbers of regions."""
-    read = [_read_run(p, min_frames, regions, drop_na_frames) for p in paths]
-    named = [str(p) for p, (_, n) in zip(paths, read) if n]
+    regions and others do not (the unnamed ones' column order is unknown), when they name
+    different regions or when they hold different numbers of regions. Runs that name another
+    atlas's regions in another order than the first run are put in its order by name."""
+    read = read_timeseries_named(paths, min_frames, regions, drop_na_frames, warn_own=True)
+    _, orders = match_inputs({str(p): r for p, r in zip(paths, read)})
+    return [
+        take_regions(r.values, orders[str(p)], 1) if str(p) in orders else r.values
+        for p, r in zip(paths, read)
+    ]
+
+
+def read_timeseries_named(
+    paths: Sequence[PathLike],
+    min_frames: int = 2,
+    regions: Sequence[str] | None = None,
+    drop_na_frames: bool = False,
+    warn_own: bool = False,
+) -> list[Named]:
+    """The runs of :func:`read_timeseries_runs` as read, each with what its names say (to be
+    matched with the subject's other files: :func:`delssome_norms.io.named_regions.match_inputs`);
+    ``warn_own``: warn that the first run's names of another atlas leave it in file order."""
+    read = [
+        _read_run(p, min_frames, regions, drop_na_frames, warn_own and k == 0)
+        for k, p in enumerate(paths)
+    ]
+    named = [str(p) for p, r in zip(paths, read) if r.kind in ("dk", "own")]
     if named and len(named) < len(read):
-        plain = next(str(p) for p, (_, n) in zip(paths, read) if not n)
+        plain = next(str(p) for p, r in zip(paths, read) if r.kind not in ("dk", "own"))
         raise InvalidInputError(
             f"{named[0]} names its regions but {plain} does not, so the columns of the second "
             "cannot be matched to the first: give every run a header of region names, or none",
             plain,
         )
-    widths = sorted({a.shape[1] for a, _ in read})
+    widths = sorted({r.values.shape[1] for r in read})
     if len(widths) > 1:
         raise InvalidInputError(f"runs have different numbers of regions {widths}", str(paths[0]))
-    return [a for a, _ in read]
+    return read

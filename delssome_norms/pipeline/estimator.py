@@ -41,6 +41,7 @@ from delssome_norms.io import (
     read_map,
     read_sc,
 )
+from delssome_norms.io.named_regions import align_names, take_regions
 from delssome_norms.io.regions import (
     freesurfer_id_names,
     header_numbers,
@@ -308,28 +309,11 @@ def _own_atlas_order(
     own = [k for k, (_, how) in ordered.items() if how in ("own", "plain") and labels[k]]
     for name in own:  # labelled: their order is checked here, they are not "plain"
         ordered[name] = (ordered[name][0], "own")
-    ref_name, ref = own[0], labels[own[0]] or []
-    twice = sorted({n for n in ref if ref.count(n) > 1})
-    if twice:
-        raise InvalidInputError(f"names region(s) {', '.join(twice[:3])} more than once", ref_name)
-    for name in own[1:]:
-        names = labels[name] or []
-        if names == ref:
-            continue
-        if len(names) != len(ref) or set(names) != set(ref):
-            diff = [n for n in names if n not in ref] or [n for n in ref if n not in names]
-            raise InvalidInputError(
-                f"is labelled with other regions than {ref_name} ({len(names)} vs {len(ref)} "
-                f"names; e.g. {diff[0]!r} is in only one of them), so its rows cannot be matched "
-                f"to {ref_name}'s; label every input with the same region names",
-                name,
-            )
-        pos = {n: i for i, n in enumerate(names)}
-        order = np.array([pos[n] for n in ref])
-        array = ordered[name][0]
-        array = array[np.ix_(order, order)] if np.ndim(array) == 2 else array[order]
-        ordered[name] = (array, "reordered")
-    return tuple(ref), ref_name
+    names, ref_name, orders = align_names({k: labels[k] or [] for k in own})
+    for name, order in orders.items():
+        if order is not None:
+            ordered[name] = (take_regions(ordered[name][0], order), "reordered")
+    return names, ref_name
 
 
 def subject_from_arrays(
