@@ -107,7 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         previous = None
     caller_format = warnings.formatwarning
     try:
-        with warnings.catch_warnings():
+        from delssome_norms.io.sidecar import warnings_once_per_run
+
+        with warnings.catch_warnings(), warnings_once_per_run():  # a run's TR mismatch: once
             return _run(argv)
     except KeyboardInterrupt as err:  # also while the parser and the commands are loaded
         if isinstance(err, Terminated):

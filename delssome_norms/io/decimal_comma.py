@@ -9,7 +9,15 @@ from __future__ import annotations
 import re
 
 _DECIMAL_COMMA = re.compile(r"[-+]?\d*,\d+(?:[eE][-+]?\d+)?")
-_HEADER_LIKE = re.compile(r"[^0-9\s.,;+eE-]")
+_NUMBER_PIECE = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+_MISSING = ("nan", "na", "n/a", "inf", "-inf", "+inf")
+
+
+def _is_header(line: str) -> bool:
+    """A line with a cell that is neither a number (decimal point or comma) nor a missing-value
+    mark (``nan``, ``n/a``, ...): a BIDS ``n/a`` frame is data, not a header of region names."""
+    pieces = [p.strip().strip('"') for p in re.split(r"[;\t\s,]+", line.strip())]
+    return any(p and not _NUMBER_PIECE.fullmatch(p) and p.lower() not in _MISSING for p in pieces)
 
 
 def with_decimal_point(text: str, first_line: str, sep: str) -> tuple[str, str]:
@@ -31,7 +39,7 @@ def with_decimal_point(text: str, first_line: str, sep: str) -> tuple[str, str]:
     if "," not in text:
         return text, sep
     lines = [ln for ln in text.split("\n", 3)[:3] if ln.strip()]
-    header = bool(lines) and bool(_HEADER_LIKE.search(lines[0]))
+    header = bool(lines) and _is_header(lines[0])
     data = next((ln for ln in lines[int(header) :] if "," in ln), "")  # a numbered header: next
     if not data:
         return text, sep

@@ -591,13 +591,15 @@ def read_manifest(path: PathLike) -> pd.DataFrame:
             )
         table["scan_length"] = np.nan
     check_unique_ids(table["subject_id"], name, as_folders=True)
-    base = Path(path).resolve().parent
+    # absolute, not resolved: a symlinked dataset (DataLad, git-annex) keeps its folders, in
+    # which the runs' JSON sidecars lie (resolving led into .git/annex/objects)
+    base = Path(os.path.abspath(path)).parent
     for col in MANIFEST_PATH_COLUMNS:
         if col in table.columns:
             table[col] = [
                 None
                 if (isinstance(v, float) and np.isnan(v)) or str(v).strip() == ""
-                else ";".join(str((base / s.strip()).resolve()) for s in str(v).split(";"))
+                else ";".join(os.path.abspath(base / s.strip()) for s in str(v).split(";"))
                 for v in table[col]
             ]
     scan = pd.to_numeric(table["scan_length"], errors="coerce")

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from delssome_norms.errors import InputWarning, InvalidInputError
@@ -152,9 +154,21 @@ def runs_sidecar_tr(paths: Sequence[str | Path], sid: str) -> tuple[float, Path,
     return values[0], source, [p for p, v in found.items() if v is None]
 
 
-_WARNED: set[tuple[str, float]] = set()
-"""(run, given TR) pairs warned about in this process: a command checks its runs before
-``load_subject`` reads them, a cohort its manifest before each row is loaded; once is enough."""
+_WARNED: ContextVar[set[tuple[str, float, str]] | None] = ContextVar("sidecar_tr_warned", default=None)
+"""Runs warned about inside :func:`warnings_once_per_run` (a command checks its runs before
+``load_subject`` reads them, a cohort its manifest before each row is loaded); outside one, every
+call warns."""
+
+
+@contextmanager
+def warnings_once_per_run() -> Iterator[None]:
+    """Within this context each run's sidecar mismatch (run, given TR, sidecar's) is warned about
+    once; the CLI opens one per command. Python callers outside one are warned on every call."""
+    token = _WARNED.set(set())
+    try:
+        yield
+    finally:
+        _WARNED.reset(token)
 
 
 def warn_other_sidecar_tr(
@@ -162,21 +176,33 @@ def warn_other_sidecar_tr(
 ) -> None:
     """Warn, for each run whose JSON sidecar gives a RepetitionTime more than 1 % from ``given``
     (named ``given_name``), that ``given`` is used: one of the two is wrong, and the TR sets the
-    FCD window and the scan length. ``subject`` (if given) is named first. Each run and TR is
-    warned about once in a process."""
+    FCD window and the scan length. ``subject`` (if given) is named first. A run whose sidecars
+    cannot give one TR (they disagree, or one is unreadable) is warned about too: ``given``
+    decides. Once per run in :func:`warnings_once_per_run`."""
+    warned = _WARNED.get()
     for p in paths:
-        found = find_sidecar_tr(p)
-        key = (str(Path(p).absolute()), round(float(given), 6))
-        if found is not None and abs(found[0] - given) > 0.01 * given and key not in _WARNED:
-            _WARNED.add(key)
-            who = f"{subject} ({p})" if subject else str(p)
-            warnings.warn(
-                f"{who}: its JSON sidecar {found[1]} gives RepetitionTime {found[0]:g} s but "
-                f"{given_name} is {given:g} s; {given_name} is used (it sets the FCD window and, "
-                "in a fit, the scan length): check which is right",
-                InputWarning,
-                stacklevel=3,
+        who = f"{subject} ({p})" if subject else str(p)
+        try:
+            found = find_sidecar_tr(p)
+        except InvalidInputError as err:
+            text, detail = None, f"{who}: {err.problem}; {given_name} {given:g} s is used"
+        else:
+            if found is None or abs(found[0] - given) <= 0.01 * given:
+                continue
+            text, detail = (
+                f"{found[0]:g}|{found[1]}",
+                (
+                    f"{who}: its JSON sidecar {found[1]} gives RepetitionTime {found[0]:g} s but "
+                    f"{given_name} is {given:g} s; {given_name} is used (it sets the FCD window and, "
+                    "in a fit, the scan length): check which is right"
+                ),
             )
+        key = (str(Path(p).absolute()), round(float(given), 6), str(text))
+        if warned is not None:
+            if key in warned:
+                continue
+            warned.add(key)
+        warnings.warn(detail, InputWarning, stacklevel=3)
 
 
 def given_or_sidecar_tr(
