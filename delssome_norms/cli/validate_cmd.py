@@ -130,28 +130,7 @@ def _run(args: argparse.Namespace) -> int:
     if not runs_set_scan and args.tr is not None:
         _check_timing(args.tr, args.scan_length, settings)
         checked += 1
-    if args.fc:
-        fc = io.read_fc_runs(args.fc, n)
-        n = fc.shape[0]
-        print(f"ok  FC: {len(args.fc)} run(s), {n} regions")
-        checked += 1
-    if args.fcd_cdf:
-        io.read_fcd_cdf_runs(args.fcd_cdf)
-        print(f"ok  FCD-CDF: {len(args.fcd_cdf)} run(s)")
-        checked += 1
-    if args.sc:
-        n = io.read_sc(args.sc, n).shape[0]
-        print(f"ok  SC: {args.sc} ({n} regions)")
-        checked += 1
-    for label, path in (("myelin", args.myelin), ("gradient", args.gradient)):
-        if path:
-            io.read_map(path, n)
-            print(f"ok  {label}: {path}")
-            checked += 1
-    for path in args.timeseries or ():
-        ts = io.read_timeseries(path, drop_na_frames=args.drop_na_frames)
-        print(f"ok  time series {path}: {ts.shape[0]} frames x {ts.shape[1]} regions")
-        checked += 1
+    checked += _check_files(args, n)
     if args.demographics:
         table = io.read_demographics(args.demographics)
         # collect matches people to result folders by id: the same rule as there
@@ -169,6 +148,77 @@ def _run(args: argparse.Namespace) -> int:
     if not checked:
         print("nothing to validate; see delssome-norms validate --help")
     return 0
+
+
+def _check_files(args: argparse.Namespace, n: int | None) -> int:
+    """Read every region file of the subject by its region names, as the fit does, match the
+    names across the files (:func:`~delssome_norms.io.named_regions.match_inputs`: FC or time
+    series first, then SC and maps; another order is put in the first file's, other names are
+    refused naming both files), then check sizes; one line per input. Returns the count."""
+    from delssome_norms import io
+    from delssome_norms.errors import InvalidInputError
+    from delssome_norms.io.named_inputs import read_fc_named
+    from delssome_norms.io.named_regions import match_inputs, read_map_named, read_square
+    from delssome_norms.io.named_regions import take_regions as take
+    from delssome_norms.io.timeseries import read_timeseries_named
+
+    entries = {}  # the files the fit matches, in its order of precedence
+    if args.timeseries:
+        runs = read_timeseries_named(args.timeseries, drop_na_frames=args.drop_na_frames)
+        entries.update(zip(args.timeseries, runs))
+    elif args.fc:
+        for p in args.fc:
+            run = read_square(p, None, "FC")
+            entries[p] = run._replace(values=io.check_fc(run.values, n, input_name=p))
+    if args.sc:
+        entries.setdefault(args.sc, read_square(args.sc, None, "SC"))
+    for path in (args.myelin, args.gradient):
+        if path:
+            entries.setdefault(path, read_map_named(path))
+    names, orders = match_inputs(entries)
+    value = {
+        k: take(e.values, orders[k], 1 if k in (args.timeseries or ()) else None)
+        if k in orders
+        else e.values
+        for k, e in entries.items()
+    }
+    checked = 0
+    if args.fc:
+        if args.timeseries:  # not the fit's input: its runs matched with one another only
+            fc = read_fc_named(args.fc, n).values
+        else:
+            fcs = [value[p] for p in args.fc]
+            if len({f.shape for f in fcs}) > 1:
+                listing = ", ".join(f"{p}: {f.shape}" for p, f in zip(args.fc, fcs))
+                raise InvalidInputError(f"runs have different shapes ({listing})", args.fc[0])
+            fc = fcs[0]
+        n = fc.shape[0]
+        print(f"ok  FC: {len(args.fc)} run(s), {n} regions")
+        checked += 1
+    if args.fcd_cdf:
+        io.read_fcd_cdf_runs(args.fcd_cdf)
+        print(f"ok  FCD-CDF: {len(args.fcd_cdf)} run(s)")
+        checked += 1
+    if args.timeseries and n is None:
+        n = value[args.timeseries[0]].shape[1]
+    if args.sc:
+        n = io.check_sc(value[args.sc], n, input_name=args.sc).shape[0]
+        print(f"ok  SC: {args.sc} ({n} regions)")
+        checked += 1
+    for label, path in (("myelin", args.myelin), ("gradient", args.gradient)):
+        if path:
+            io.check_map(value[path], n, path)
+            print(f"ok  {label}: {path}")
+            checked += 1
+    for path in args.timeseries or ():
+        frames, width = value[path].shape
+        print(f"ok  time series {path}: {frames} frames x {width} regions")
+        checked += 1
+    if names is not None:
+        first = next(iter(entries))
+        moved = f"; put in its order: {', '.join(orders)}" if orders else ""
+        print(f"ok  region names: {len(names)}, matched by name across the files as in {first}{moved}")
+    return checked
 
 
 def _check_timing(tr: float, scan_length: float, settings) -> None:
@@ -233,10 +283,13 @@ def _check_manifest(path: str, n_regions: int | None, settings) -> None:
     from delssome_norms import io
     from delssome_norms.cli.estimate_cmd import check_stage_timing
     from delssome_norms.errors import InvalidInputError
-    from delssome_norms.fit.cohort import _load_row, plan_cohort
+    from delssome_norms.fit.cohort import _load_row, cohort_gradient, plan_cohort
 
     table = io.read_manifest(path)
     plan = plan_cohort(table, settings, group_size=1, n_regions=n_regions)
+    # as run_cohort: subjects without maps are fitted with the group-average FC's gradient, in
+    # its region order; one naming other regions is then refused (below)
+    cohort_gradient(plan, settings.maps)
     bad = []
     for row in plan.rows:
         try:

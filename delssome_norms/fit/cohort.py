@@ -29,11 +29,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from delssome_norms.datasets import DK68_REGIONS, load_default_template
+from delssome_norms.datasets import load_default_template
 from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.fit import dask_executor, group_lock
 from delssome_norms.fit.atlas_checks import check_surrogate_run, no_maps_message
 from delssome_norms.fit.checkpoint import Checkpoint
+from delssome_norms.fit.cohort_fc import MAP_COLUMNS, cohort_gradient, in_cohort_order
 from delssome_norms.fit.evaluate import SurrogateBackend, require_surrogate
 from delssome_norms.fit.lockstep import (
     GroupProgress,
@@ -41,7 +42,6 @@ from delssome_norms.fit.lockstep import (
     _fingerprint,
     build_space,
     choose_group_size,
-    default_gradient,
     fit_group,
     plan_groups,
 )
@@ -60,15 +60,11 @@ from delssome_norms.io import (
     OutDirLock,
     check_not_locked,
     check_out_dir,
-    fisher_z_mean,
-    read_fc_runs,
     read_manifest,
     read_sc,
-    read_timeseries,
     write_matrix,
 )
 from delssome_norms.io.readers import INPUT_PROBLEM, MANIFEST_PATH_COLUMNS
-from delssome_norms.model import bold_fc
 from delssome_norms.model.devices import parse_device
 from delssome_norms.model.timing import FIT_OPTION_FIELDS, timing_option
 
@@ -76,7 +72,6 @@ DASK_CONNECT_TIMEOUT_S = 10
 """Seconds to wait for a Dask scheduler before giving up."""
 EXECUTORS = ("local", "dask")
 """Ways to run the groups."""
-MAP_COLUMNS = ("myelin", "gradient")
 MANIFEST_COLUMNS = ("subject_id", "tr", "scan_length", *MANIFEST_PATH_COLUMNS, "n_runs", INPUT_PROBLEM)
 
 
@@ -230,53 +225,10 @@ def shard_groups(plan: CohortPlan, shard: tuple[int, int]) -> list[int]:
     return list(range(k - 1, len(plan.groups), n))
 
 
-def _row_fc(row: dict[str, Any], n_regions: int) -> np.ndarray:
-    if row.get("timeseries"):
-        runs = [read_timeseries(p) for p in str(row["timeseries"]).split(";")]
-        for p, r in zip(str(row["timeseries"]).split(";"), runs):
-            if r.shape[1] != n_regions:
-                raise InvalidInputError(f"has {r.shape[1]} region columns, expected {n_regions}", p)
-        return fisher_z_mean(np.stack([bold_fc(r).numpy() for r in runs]))
-    return read_fc_runs(str(row["fc"]).split(";"), n_regions)
-
-
-def cohort_gradient(plan: CohortPlan, maps: str = "fc-gradient") -> np.ndarray | None:
-    """Principal gradient of the group-average FC, or None if no subject needs it.
-
-    None when every row has its own maps, or when ``maps="default"`` and the atlas is DK68 (the
-    shipped default maps are used). Unreadable subjects are left out with an
-    :class:`~delssome_norms.errors.InputWarning` naming them (they fail with a clear message
-    when processed).
-    """
-    if maps == "default" and plan.n_regions == len(DK68_REGIONS):
-        return None
-    if all(any(r.get(c) for c in MAP_COLUMNS) for r in plan.rows):
-        return None
-    fcs, unread = [], []
-    for r in plan.rows:
-        try:
-            fcs.append(_row_fc(r, plan.n_regions))
-        except InvalidInputError:
-            unread.append(str(r["subject_id"]))
-    if unread:
-        warnings.warn(
-            f"the cohort FC gradient averages {len(fcs)} of {len(plan.rows)} subjects: the FC of "
-            f"{', '.join(unread[:5])}{' ...' if len(unread) > 5 else ''} could not be read. "
-            "Every subject without maps is fitted with this gradient, so fix those inputs before "
-            "other shards or reruns start (collect refuses subjects fitted with different "
-            "cohort gradients)",
-            InputWarning,
-            stacklevel=3,
-        )
-    if not fcs:
-        return None
-    return default_gradient(fisher_z_mean(np.stack(fcs)))
-
-
 def _load_row(row: dict[str, Any], n_regions: int, settings: FitSettings) -> SubjectInputs:
     if row.get(INPUT_PROBLEM):  # read_manifest could not even count its frames
         raise InvalidInputError(str(row[INPUT_PROBLEM]))
-    return load_subject(
+    subject = load_subject(
         row["subject_id"],
         row["tr"],
         row["scan_length"],
@@ -289,6 +241,7 @@ def _load_row(row: dict[str, Any], n_regions: int, settings: FitSettings) -> Sub
         n_regions=n_regions,
         fcd_window=settings.fcd_window,
     )
+    return in_cohort_order(subject, row)  # the cohort FC gradient's region order, if fitted with it
 
 
 def subject_finished(

@@ -36,11 +36,9 @@ from delssome_norms.io import (
     check_sc,
     check_subject_id,
     check_timing,
-    read_fc_runs,
     read_fcd_cdf_runs,
-    read_map,
-    read_sc,
 )
+from delssome_norms.io.named_inputs import as_labelled, full_dk, read_named, warn_reordered
 from delssome_norms.io.named_regions import align_names, take_regions
 from delssome_norms.io.regions import (
     freesurfer_id_names,
@@ -337,6 +335,9 @@ def subject_from_arrays(
         without grad) and pandas objects are accepted; several files: one per run, Fisher-z
         averaged. A pandas DataFrame (or, for the maps, a Series) labelled with the DK68 region
         names is put in the DK68 order; 68 labels that are not all DK68 names are refused.
+        Files are read by their region-name headers as ``load_subject`` (the command line)
+        reads them, and matched with the other inputs' names: listed in another order, put in
+        the first's; naming other regions, refused.
     fcd_cdf : array-like of shape (10000,) or (10000, 1), or path(s)
         Empirical FCD-CDF (several files: averaged).
     tr, scan_length : float
@@ -360,17 +361,21 @@ def subject_from_arrays(
     fc, fcd_cdf = _required(fc, "fc"), _required(fcd_cdf, "fcd_cdf")
     sc, myelin, gradient = _host(sc), _host(myelin), _host(gradient)
     given = {"fc": fc, "sc": sc, "myelin": myelin, "gradient": gradient}
+    files = {k: split_paths(v) for k, v in given.items() if v is not None and _is_paths(v)}
+    # files by their region names, as load_subject reads them; then matched with the labelled
+    # pandas inputs (and one another) by one rule
+    read = {k: read_named(v, k) for k, v in files.items()}
+    given.update({k: as_labelled(r) for k, r in read.items()})
     ordered = {k: _in_atlas_order(v, k) for k, v in given.items()}
     names, named_by = _own_atlas_order(ordered, {k: _labels(v) for k, v in given.items()})
-    _check_mixed_order({k: o for k, (_, o) in ordered.items()}, named_by)
+    how = {k: o for k, (_, o) in ordered.items()}
+    warn_reordered([k for k in files if how[k] == "reordered"], files, named_by)
+    how.update({k: "reordered" for k, r in read.items() if r.moved and not full_dk(r)})
+    _check_mixed_order(how, named_by)
     fc, sc, myelin, gradient = (ordered[k][0] for k in ("fc", "sc", "myelin", "gradient"))
-    sources: dict[str, str] = {}
-    if _is_paths(fc):
-        fc_arr = read_fc_runs(split_paths(fc))
-        sources["fc"] = ";".join(split_paths(fc))
-    else:
-        fc_arr = check_fc(fc)
-        sources["fc"] = "array"
+    sources = {k: ";".join(v) for k, v in files.items()}
+    fc_arr = np.asarray(fc, dtype=np.float64) if "fc" in files else check_fc(fc)
+    sources.setdefault("fc", "array")
     n = fc_arr.shape[0]
     if _is_paths(fcd_cdf):
         cdf_arr = read_fcd_cdf_runs(split_paths(fcd_cdf))
@@ -381,10 +386,9 @@ def subject_from_arrays(
     tr_f, scan_f = check_timing(_scalar(tr), _scalar(scan_length), "tr/scan_length")
     if sc is None:
         sc_arr, sources["sc"] = template_sc(n, "sc")
-    elif _is_paths(sc):
-        sc_arr, sources["sc"] = read_sc(sc, n), str(sc)
     else:
-        sc_arr, sources["sc"] = check_sc(sc, n), "array"
+        sc_arr = check_sc(sc, n, input_name=sources.get("sc", "SC"))
+        sources.setdefault("sc", "array")
     try:
         check_map_pair(myelin, gradient)
     except InvalidInputError as err:
@@ -393,12 +397,9 @@ def subject_from_arrays(
     for name, value in (("myelin", myelin), ("gradient", gradient)):
         if value is None:
             maps.append(None)
-        elif _is_paths(value):
-            maps.append(read_map(value, n))
-            sources[name] = str(value)
         else:
-            maps.append(check_map(value, n, name))
-            sources[name] = "array"
+            maps.append(check_map(value, n, sources.get(name, name)))
+            sources.setdefault(name, "array")
     return SubjectInputs(
         subject_id=sid,
         fc=fc_arr,
