@@ -84,11 +84,17 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+SIMULATION_FIELDS = (
+    "dt_test", "burn_in", "fcd_window", "warmup_steps", "n_dup", "seed", "device", "dtype", "engine",
+)  # fmt: skip
+"""The FitSettings options ``simulate`` takes."""
+
+
 def _add_simulation_options(p: argparse.ArgumentParser) -> None:
     """The fit's options with the defaults of its final test stage (a noise seed of its own)."""
     options.add_fit_options(
         p,
-        ("dt_test", "burn_in", "fcd_window", "warmup_steps", "n_dup", "seed", "device", "dtype"),
+        SIMULATION_FIELDS,
         overrides={
             "dt_test": {"flag": "--dt", "help": "integration step, s", "action": _Given},
             "burn_in": {"action": _Given},
@@ -98,6 +104,11 @@ def _add_simulation_options(p: argparse.ArgumentParser) -> None:
             "seed": {"default": 1, "help": "noise seed", "action": _Given},
             "device": {"choices": DEVICES, "help": "torch device", "action": _Given},
             "dtype": {"action": _Given},
+            "engine": {
+                "action": _Given,
+                "help": "simulator engine: auto, torch, kernel (CPU) or triton (CUDA); default "
+                "auto, with --from-run the engine the fit ran on (run.json settings.engine_used)",
+            },
         },
     )
     p.add_argument(
@@ -185,6 +196,9 @@ def run(args: argparse.Namespace) -> int:
     _check_step(params, sc, timing.dt, args.params)
     dtype = getattr(torch, args.dtype)
     engine = getattr(args, "engine", "auto")  # --from-run: the fit's
+    why = None if engine == "auto" else reproduce.engine_unavailable(engine, args.device, n)
+    if why is not None:
+        raise InvalidInputError(f"{why}; give --engine auto (or torch)", "--engine")
     rows = reproduce.rows_to_simulate(row, args.batch_size, engine, args.device, n)
     reproduce.check_rows_memory(rows, row, args.n_dup, n, timing.n_frames, dtype, args.device)
 
@@ -294,7 +308,7 @@ def _apply_run_record(args: argparse.Namespace):
                 flag,
             )
         setattr(args, dest, value)
-    args.engine = rec.engine
+    other_device = False
     if "device" not in given:
         args.device = rec.device
         if rec.device.startswith("cuda") and not torch.cuda.is_available():
@@ -305,24 +319,73 @@ def _apply_run_record(args: argparse.Namespace):
                 "--device",
             )
     elif str(args.device).split(":")[0] != rec.device.split(":")[0]:
-        if rec.engine != "torch":
-            args.engine = "auto"  # the Philox engine of the other device: the same noise stream
+        other_device = True
         warnings.warn(
             f"--device {args.device}: the fit ran on {rec.device}; the noise is the same but the "
             "arithmetic rounds differently, so the result is close to the fit's, not identical",
             stacklevel=3,
         )
+    if "engine" in given:
+        if rec.engine_used is not None and args.engine not in ("auto", rec.engine_used):
+            warnings.warn(
+                f"--engine {args.engine}: the fit ran on the {rec.engine_used!r} engine "
+                f"(settings.engine_used in {rec.path}); "
+                + (
+                    "the torch engine draws other noise than the Philox kernels, so the result "
+                    "is not the fit's"
+                    if "torch" in (args.engine, rec.engine_used)
+                    else "the noise is the same but the arithmetic rounds differently"
+                ),
+                stacklevel=3,
+            )
+    else:
+        args.engine = _fit_engine(rec, args.device, other_device)
     if args.params is None:
         args.params = str(rec.folder / "best_parameters.csv")
     if args.sc is None and not rec.sc_template:
-        if not rec.sc or not Path(rec.sc).is_file():
-            raise InvalidInputError(
-                f"the fit's SC {rec.sc!r} (run.json inputs.sc) is not a file here; give the "
-                "fit's SC with --sc",
-                "--sc",
-            )
-        args.sc = rec.sc
+        from delssome_norms.fit.reproduce import find_fit_sc
+
+        args.sc = str(find_fit_sc(rec, "--sc"))
     return rec
+
+
+PHILOX_ENGINES = {"cpu": "kernel", "cuda": "triton"}
+"""The engine of each device that draws the Philox noise stream (the same on both)."""
+
+
+def _fit_engine(rec, device, other_device: bool) -> str:
+    """The engine that reproduces the fit's noise on ``device``: the one the fit ran on
+    (``settings.engine_used``), or on another device its Philox counterpart. Refused, naming
+    --engine and --device, where that engine is not available here (``auto`` would silently
+    take another engine, whose result then differs from the fit's)."""
+    from delssome_norms.errors import InvalidInputError
+    from delssome_norms.fit.reproduce import engine_unavailable
+
+    used = rec.engine_used
+    if used is None:  # a fit stored before settings.engine_used was recorded
+        if other_device and rec.engine != "torch":
+            return "auto"  # the Philox engine of the other device: the same noise stream
+        return rec.engine
+    kind = str(device).split(":")[0]
+    engine = PHILOX_ENGINES.get(kind, used) if other_device and used != "torch" else used
+    why = engine_unavailable(engine, device, 0)
+    if why is None:
+        return engine
+    other = [k for k, e in PHILOX_ENGINES.items() if k != kind and e != "torch"]
+    if used == "torch":
+        alternative = "no other engine draws the torch engine's noise"
+    else:
+        alternative = (
+            f"the {PHILOX_ENGINES[other[0]]!r} engine draws the same noise: give --device "
+            f"{other[0]} where it is available (close to the fit's result, not identical)"
+        )
+    raise InvalidInputError(
+        f"the fit's simulations ran on the {used!r} engine (settings.engine_used in {rec.path}), "
+        f"and {why}, so its noise cannot be drawn here with --device {device}; {alternative}, "
+        "or give --engine torch (or auto) to simulate anyway with other noise (statistically "
+        "alike, not the fit's numbers), or run this on a machine where it is available",
+        "--engine",
+    )
 
 
 def _same(a, b) -> bool:

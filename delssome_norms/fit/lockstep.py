@@ -547,6 +547,13 @@ def _best_total(m: Member) -> float | None:
     return min((float(t.min()) for t in totals if t.size), default=None)
 
 
+def _engine_used(settings: FitSettings, n_regions: int) -> str:
+    """The engine the simulations of a fit ran on (``settings.engine`` as "auto" resolves it)."""
+    from delssome_norms.model.integrate import _choose_engine
+
+    return _choose_engine(settings.engine, check_device(settings.device), n_regions)
+
+
 def _run_info(
     m: Member, extra: dict, settings: FitSettings, group_ids: list[str], progress: GroupProgress
 ) -> dict[str, Any]:
@@ -556,7 +563,8 @@ def _run_info(
     return {
         "seed": settings.seed,
         "subject_seed": extra["subject_seed"],
-        "settings": settings.to_dict(),
+        # engine_used: what "auto" chose for this run's simulations (simulate --from-run uses it)
+        "settings": {**settings.to_dict(), "engine_used": _engine_used(settings, s.sc.shape[0])},
         "timing": {
             "tr": s.tr,
             "scan_length": s.scan_length,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ class WinnerRecord:
         ``seeds.test``, ``test_batch_row`` and ``test_batch_size``.
     n_dup : int
     dtype, device, engine : str
-        The fit's settings.
+        The fit's settings (``engine`` as given, e.g. "auto").
     timing : dict
         ``tr``, ``scan_length``, ``dt`` (the test step), ``burn_in``, ``fcd_window``,
         ``warmup_steps``: the keywords of :class:`~delssome_norms.model.SimulationTiming`.
@@ -60,6 +61,9 @@ class WinnerRecord:
     combined : bool
         The fit's E/I combines several searches' best candidates (``--combine mean``): its
         ``EI_ratio.csv`` is not the winner's simulation alone.
+    engine_used : str or None
+        The engine the fit's simulations ran on (``settings.engine_used``: "kernel", "triton" or
+        "torch"; None for fits stored before it was recorded).
     """
 
     path: Path
@@ -75,6 +79,7 @@ class WinnerRecord:
     sc_sha256: str | None
     sc_template: bool
     combined: bool
+    engine_used: str | None = None
 
     @property
     def folder(self) -> Path:
@@ -184,7 +189,102 @@ def read_winner_record(path: str | Path, option: str = "--from-run") -> WinnerRe
         sc_sha256=_get(provenance, "sc.sha256"),
         sc_template=pipeline_sc.startswith("template"),
         combined=len(result.get("ensemble_test_batch_rows") or []) >= 2,
+        engine_used=_engine_used(settings.get("engine_used"), p, option),
     )
+
+
+def _engine_used(value: Any, path: Path, option: str) -> str | None:
+    if value is None:
+        return None
+    if value not in ("kernel", "triton", "torch"):
+        raise InvalidInputError(
+            f"{path}: settings.engine_used must be 'kernel', 'triton' or 'torch', got {value!r}: "
+            "the record is damaged",
+            option,
+        )
+    return str(value)
+
+
+def engine_unavailable(engine: str, device: Any, n_regions: int) -> str | None:
+    """Why ``engine`` ("kernel", "triton" or "torch") cannot run on ``device`` here, or None."""
+    from delssome_norms.model.devices import check_device
+
+    dev = check_device(device)
+    if engine == "kernel":
+        if dev.type != "cpu":
+            return f"the 'kernel' engine runs on the CPU only, not on {dev}"
+        from delssome_norms.model import _kernel
+
+        if not _kernel.available():
+            return (
+                "the C++ kernel cannot be used on this machine (no C++ compiler or OpenMP, or "
+                "DELSSOME_NORMS_NO_KERNEL is set)"
+            )
+    elif engine == "triton":
+        from delssome_norms.model import _triton
+
+        if dev.type != "cuda":
+            return f"the 'triton' engine runs on CUDA only, not on {dev}"
+        if not _triton.available(dev):
+            return (
+                f"the Triton kernel cannot run on {dev} here (Triton not installed, the GPU not "
+                "supported, or DELSSOME_NORMS_NO_TRITON is set)"
+            )
+        if n_regions > _triton.MAX_REGIONS:
+            return f"the 'triton' engine holds at most {_triton.MAX_REGIONS} regions"
+    return None
+
+
+def find_fit_sc(record: WinnerRecord, option: str = "--sc") -> Path:
+    """The SC file a fit read (``inputs.sc`` of its ``run.json``), found from here.
+
+    ``inputs.sc`` is the path as it was given to the fit, possibly relative to the folder the
+    fit ran in. A relative path is looked for, in this order, from the working directory, from
+    the folder of ``run.json`` and from each folder above it (where a fit writing to
+    ``out/sub-01`` was usually run); with the fit's SC digest recorded
+    (``provenance.sc.sha256``), the first file whose matrix has that digest is taken (else
+    the first file found; the digest check then names it).
+
+    Raises
+    ------
+    InvalidInputError
+        Named ``option``: no such file in any of those places.
+    """
+    if not record.sc:
+        raise InvalidInputError(
+            f"{record.path} records no SC file (run.json inputs.sc); give the fit's SC", option
+        )
+    given = Path(record.sc).expanduser()
+    if given.is_absolute():
+        places = [given]
+    else:
+        here = record.path.parent.resolve()
+        places = [Path.cwd() / given, *(d / given for d in (here, *here.parents))]
+    found = [p for p in dict.fromkeys(places) if p.is_file()]
+    if not found:
+        where = (
+            "" if given.is_absolute() else
+            f" (looked for it from the working directory {Path.cwd()}, from {record.path.parent} "
+            "and from the folders above it)"
+        )  # fmt: skip
+        raise InvalidInputError(
+            f"the fit's SC {record.sc!r} (run.json inputs.sc) is not a file here{where}; give "
+            "the fit's SC",
+            option,
+        )
+    if record.sc_sha256 and len(found) > 1:
+        from delssome_norms import io
+        from delssome_norms.io.digest import arrays_sha256
+
+        for candidate in found:
+            try:
+                with warnings.catch_warnings():  # warned about once, when the chosen SC is read
+                    warnings.simplefilter("ignore")
+                    if arrays_sha256(io.read_sc(candidate)) == record.sc_sha256:
+                        return candidate
+            except InvalidInputError:
+                continue
+    return found[0]
 
 
 def rows_to_simulate(row: int, batch_size: int | None, engine: str, device: Any, n_regions: int) -> int:

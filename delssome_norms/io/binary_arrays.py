@@ -3,7 +3,7 @@
 
 :func:`read_binary_array` gives their values to the numeric readers of
 :mod:`delssome_norms.io.readers`, which check them like CSV text (a ``.mat`` file must hold one
-numeric matrix; several are refused, listing their names).
+numeric matrix, dense or sparse; several are refused, listing their names).
 """
 
 from __future__ import annotations
@@ -69,8 +69,16 @@ def read_binary_array(path: str | Path) -> np.ndarray | None:
 
 def _mat_arrays(p: Path, name: str) -> dict[str, np.ndarray]:
     """The numeric variables of a MATLAB file (``__header__``, text and cell arrays such as a
-    list of region names left out)."""
+    list of region names left out; a sparse matrix made dense).
+
+    Raises
+    ------
+    InvalidInputError
+        No numeric variable: the variables found and their kinds are listed (a matrix inside a
+        struct or cell array must be saved as its own variable).
+    """
     import scipy.io
+    import scipy.sparse
 
     try:
         content = scipy.io.loadmat(p)
@@ -82,8 +90,46 @@ def _mat_arrays(p: Path, name: str) -> dict[str, np.ndarray]:
         ) from None
     except (ValueError, OSError, TypeError) as exc:
         raise InvalidInputError(f"is not a readable .mat file ({exc})", name) from None
-    return {
-        k: v
-        for k, v in content.items()
-        if not k.startswith("__") and isinstance(v, np.ndarray) and np.issubdtype(v.dtype, np.number)
-    }
+    variables = {k: v for k, v in content.items() if not k.startswith("__")}
+    arrays = {}
+    for k, v in variables.items():
+        if scipy.sparse.issparse(v):  # scipy.io.savemat of a sparse matrix, MATLAB's sparse()
+            v = v.toarray()
+        if isinstance(v, np.ndarray) and np.issubdtype(v.dtype, np.number):
+            arrays[k] = v
+    if not arrays:
+        found = ", ".join(f"{k} ({_mat_kind(v)})" for k, v in list(variables.items())[:8])
+        nested = [
+            (k, v.dtype.names)
+            for k, v in variables.items()
+            if isinstance(v, np.ndarray) and (v.dtype.names is not None or v.dtype == object)
+        ]
+        if nested:
+            k, fields = nested[0]
+            example = f"{k}.{fields[0]}" if fields else f"{k}{{1}}"
+            hint = (
+                "; a matrix inside a struct or cell array is not read: save the matrix as its "
+                f"own variable (e.g. SC = {example}; save('sc.mat', 'SC'))"
+            )
+        else:
+            hint = "; save the matrix as a numeric variable (save('sc.mat', 'SC'))"
+        raise InvalidInputError(
+            f"holds no numeric matrix (variables found: {found or 'none'}){hint}", name
+        )
+    return arrays
+
+
+def _mat_kind(value: object) -> str:
+    """What a MATLAB variable read by scipy is, in MATLAB's words (for messages)."""
+    if not isinstance(value, np.ndarray):
+        return type(value).__name__
+    shape = "x".join(str(d) for d in value.shape) or "scalar"
+    if value.dtype.names is not None:
+        return f"struct with fields {', '.join(value.dtype.names[:6])}"
+    if value.dtype == object:
+        return f"{shape} cell array"
+    if value.dtype.kind in "US":
+        return "text"
+    if value.dtype.kind == "b":
+        return f"{shape} logical array"
+    return f"{shape} {value.dtype} array"

@@ -9,11 +9,15 @@ A checkpoint is a folder::
                         epochs done, best epoch and validation MSE, epochs without improvement,
                         history, Adam's parameter groups and the scheduler's state
 
-It is written after every epoch into a fresh sibling folder that then takes the old one's place
-(a killed write leaves the previous epoch's checkpoint). Nothing is unpickled: tensors are read
-with safetensors, the rest is JSON. Resuming restores every state the next epoch depends on, so
-an interrupted and resumed training gives the same weights as an uninterrupted one (on the CPU;
-a GPU's own random state is not kept, which matters only with dropout).
+It is written after every epoch into a fresh sibling folder ``.<name>.tmp<pid>`` that then takes
+the old one's place: the old folder is first renamed ``.<name>.old<pid>``, and removed once the new
+one is in place. A write killed between the two renames leaves the previous epoch's checkpoint
+only in ``.<name>.old<pid>``; :func:`load_checkpoint` reads it from there (the newest readable
+one), and the next write removes such leftovers, so a killed write always leaves the previous
+epoch's checkpoint. Nothing is unpickled: tensors are read with safetensors, the rest is JSON.
+Resuming restores every state the next epoch depends on, so an interrupted and resumed training
+gives the same weights as an uninterrupted one (on the CPU; a GPU's own random state is not kept,
+which matters only with dropout).
 """
 
 from __future__ import annotations
@@ -77,10 +81,22 @@ def save_checkpoint(folder: str | Path, tensors: dict[str, torch.Tensor], state:
         record = {"kind": CHECKPOINT_KIND, "format_version": CHECKPOINT_FORMAT_VERSION, **state}
         io.write_json(io.strict_json(record), staging / STATE_JSON)
         old = folder.parent / f".{folder.name}.old{os.getpid()}"
-        if folder.exists():
-            os.replace(folder, old)
-        os.replace(staging, folder)
-        shutil.rmtree(old, ignore_errors=True)
+        leftovers = _leftovers(folder)  # of writes killed between the renames below
+        if folder.exists():  # complete (only ever a renamed staging folder): leftovers are older
+            for stale in leftovers:
+                shutil.rmtree(stale, ignore_errors=True)
+            leftovers = set()
+        try:
+            if folder.exists():
+                os.replace(folder, old)
+            os.replace(staging, folder)
+        except BaseException:  # Ctrl-C or an OS error between the renames: put the old one back
+            if not folder.exists() and (old / STATE_JSON).is_file():
+                os.replace(old, folder)
+            raise
+        # the previous checkpoint, and what killed writes left (their staging folders too)
+        for stale in {old, *leftovers, *(_leftovers(folder, "tmp") - {staging})}:
+            shutil.rmtree(stale, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -89,6 +105,9 @@ def load_checkpoint(
     folder: str | Path, fingerprint: dict[str, Any]
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
     """Read a checkpoint written by :func:`save_checkpoint`.
+
+    A checkpoint missing from ``folder`` because a write was killed between its two renames is
+    read from the ``.<name>.old<pid>`` folder that write left (the one of most epochs).
 
     Returns
     -------
@@ -99,7 +118,9 @@ def load_checkpoint(
     """
     folder = Path(folder)
     if not (folder / STATE_JSON).is_file():
-        return None
+        folder = _newest_leftover(folder)  # a write killed between its two renames
+        if folder is None:
+            return None
 
     def unusable(why: str) -> None:
         warnings.warn(
@@ -129,6 +150,38 @@ def load_checkpoint(
                 parts.append("the data set" if key == "data_sha256" else key)
         return unusable(f"the training checkpoint is of other data or settings ({', '.join(parts)})")
     return tensors, state
+
+
+def _leftovers(folder: Path, kind: str = "old") -> set[Path]:
+    """The ``.<name>.<kind><pid>`` folders (``old``: previous checkpoints; ``tmp``: staging
+    folders) that writes of ``folder`` left behind."""
+    prefix = f".{folder.name}.{kind}"
+    try:
+        entries = list(folder.parent.iterdir())
+    except OSError:
+        return set()
+    return {
+        e
+        for e in entries
+        if e.name.startswith(prefix) and e.name[len(prefix) :].isdigit() and e.is_dir()
+    }
+
+
+def _newest_leftover(folder: Path) -> Path | None:
+    """The leftover of a write killed between its two renames (:func:`save_checkpoint`) holding
+    the most epochs, among those whose two files are there and whose state.json reads; or None."""
+    best: tuple[int, float, Path] | None = None
+    for cand in _leftovers(folder):
+        if not (cand / STATE_TENSORS).is_file():
+            continue
+        try:
+            state = json.loads((cand / STATE_JSON).read_text(encoding="utf-8"))
+            key = (int(state["epoch"]), (cand / STATE_JSON).stat().st_mtime, cand)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if best is None or key[:2] > best[:2]:
+            best = key
+    return None if best is None else best[2]
 
 
 def checkpoint_state(
