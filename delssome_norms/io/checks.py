@@ -84,22 +84,26 @@ def _check_square(arr: np.ndarray, input_name: str, n_regions: int | None) -> No
 
 
 def _mirror_triangle(arr: np.ndarray, input_name: str, what: str) -> np.ndarray:
-    """The full matrix of one stored as a triangle (the other strict triangle all zeros, as
-    MATLAB's ``tril`` or some connectome tools write it), with an :class:`InputWarning`; other
-    matrices unchanged. Read as they are, the model's ``SC . S_E`` would give every region input
-    from one side of the region order only, and an FC would fail as asymmetric."""
+    """The full matrix of one stored as a triangle (every connection stored in one direction
+    only: the other strict triangle all zeros, as MATLAB's ``tril`` or some connectome tools
+    write it, also after its rows and columns were put in another region order), with an
+    :class:`InputWarning`; other matrices unchanged. Read as they are, the model's ``SC . S_E``
+    would give every region input from one side of the region order only, and an FC would fail
+    as asymmetric."""
     n = arr.shape[0]
     if n < 3:
         return arr
-    lower = arr[np.tril_indices(n, -1)]
-    upper = arr[np.triu_indices(n, 1)]
-    lower_empty, upper_empty = not lower.any(), not upper.any()
-    if lower_empty == upper_empty:  # a full matrix, or no off-diagonal values at all
+    stored = (arr != 0) & ~np.eye(n, dtype=bool)
+    if not stored.any() or (stored & stored.T).any():  # no connections, or some stored both ways
         return arr
-    kept = "upper" if lower_empty else "lower"
+    if not np.tril(stored).any():
+        kept = "only its upper triangle (the other is all zeros)"
+    elif not np.triu(stored).any():
+        kept = "only its lower triangle (the other is all zeros)"
+    else:
+        kept = "each connection in one direction only (a triangle, in another region order)"
     warnings.warn(
-        f"{input_name}: the {what} holds only its {kept} triangle (the other is all zeros); it "
-        "is mirrored into a symmetric matrix",
+        f"{input_name}: the {what} holds {kept}; it is mirrored into a symmetric matrix",
         InputWarning,
         stacklevel=3,
     )

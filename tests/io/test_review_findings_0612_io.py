@@ -90,3 +90,23 @@ def test_a_manifest_of_a_symlinked_dataset_finds_the_runs_sidecars(tmp_path: Pat
     assert table.loc[0, "tr"] == pytest.approx(0.8)
     assert table.loc[0, "scan_length"] == pytest.approx(150 * 0.8)
     assert table.loc[0, "timeseries"] == str(run)
+
+
+def test_a_named_triangular_sc_in_another_region_order_is_mirrored(tmp_path: Path) -> None:
+    """Rows and columns put in DK68 order before the triangle check: the permuted triangle was
+    no longer seen, and half of the connections were silently missing from the fit's SC."""
+    from delssome_norms.datasets import DK68_REGIONS
+    from delssome_norms.io.readers import read_sc
+
+    rng = np.random.default_rng(11)
+    full = rng.random((68, 68))
+    full = full + full.T
+    np.fill_diagonal(full, 0.0)
+    perm = rng.permutation(68)
+    stored = np.tril(full[np.ix_(perm, perm)])  # the file's order, lower triangle only
+    names = [DK68_REGIONS[i] for i in perm]
+    path = tmp_path / "sc.csv"
+    pd.DataFrame(stored, columns=names).to_csv(path, index=False)
+    with pytest.warns(InputWarning, match="one direction only"):
+        got = read_sc(path)
+    np.testing.assert_allclose(got, full, rtol=1e-12)
