@@ -3,9 +3,10 @@ that do not read a whole subject at once (``validate``, the Python API, the coho
 
 :func:`read_fc_named` reads FC runs by name (:func:`~delssome_norms.io.named_regions.read_square`)
 and matches the runs with one another as :func:`delssome_norms.fit.load_subject` does
-(:func:`~delssome_norms.io.named_regions.match_inputs`). :func:`as_labelled` turns what a named
-file says into a pandas object labelled with its region names, so that the Python API matches
-files and labelled pandas inputs with one rule (``align_names``).
+(:func:`~delssome_norms.io.named_regions.match_inputs`). :func:`named_pandas` reads the region
+labels of a pandas input (the Python API) as the file readers read a header row, into the same
+:class:`~delssome_norms.io.named_regions.Named`, so that the Python API matches files and
+labelled pandas inputs with one rule (``align_names``).
 """
 
 from __future__ import annotations
@@ -23,12 +24,15 @@ from delssome_norms.io.checks import check_fc
 from delssome_norms.io.combine import fisher_z_mean
 from delssome_norms.io.named_regions import (
     Named,
+    map_by_kind,
     match_inputs,
     read_map_named,
     read_square,
+    square_by_kind,
     take_regions,
 )
 from delssome_norms.io.readers import PathLike
+from delssome_norms.io.region_names import header_kind
 from delssome_norms.io.regions import DK68_REGIONS
 
 
@@ -105,15 +109,89 @@ def warn_reordered(reordered: Sequence[str], files: dict[str, list[str]], ref: s
         )
 
 
-def as_labelled(named: Named) -> Any:
-    """The values of a named file as a pandas object labelled with its region names (a DataFrame
-    for a matrix, a Series for a map), or the plain array where the file names no regions."""
-    if named.names is None or named.kind == "plain":
-        return named.values
-    index = pd.Index(list(named.names))
-    if np.ndim(named.values) == 2:
-        return pd.DataFrame(named.values, index=index, columns=index)
-    return pd.Series(named.values, index=index)
+def pandas_labels(value: Any, name: str) -> list[str] | None:
+    """The region labels of a pandas input: a Series' index, a DataFrame's columns (its index,
+    where labelled, must list the same labels in the same order); None for other values and for
+    pandas objects without labels (a ``RangeIndex``; a DataFrame with numbered columns).
+
+    Raises
+    ------
+    InvalidInputError
+        A DataFrame whose rows and columns carry different labels.
+    """
+    if not isinstance(value, (pd.DataFrame, pd.Series)):
+        return None
+    rows = None if isinstance(value.index, pd.RangeIndex) else [str(v) for v in value.index]
+    if isinstance(value, pd.Series):
+        return rows
+    if isinstance(value.columns, pd.RangeIndex):
+        return None
+    columns = [str(v) for v in value.columns]
+    if rows is not None and rows != columns:  # pd.read_csv of a header row: columns only
+        first = next(((a, b) for a, b in zip(rows, columns) if a != b), "the sizes")
+        raise InvalidInputError(
+            f"rows and columns are labelled differently (first difference: {first}); give a "
+            "matrix whose rows and columns list the regions in the same order",
+            name,
+        )
+    return columns
 
 
-__all__ = ["as_labelled", "full_dk", "read_fc_named", "read_named", "warn_reordered"]
+def _not_dk68(labels: Sequence[str], name: str) -> InvalidInputError:
+    shown = ", ".join(repr(v) for v in labels[:3])
+    return InvalidInputError(
+        f"is labelled with {len(labels)} names that are not DK68 regions ({shown}, ...), so its "
+        "rows cannot be matched to the DK68 atlas that a 68-region fit uses (template SC, "
+        "default maps and the region names of the result); name them as DK68 regions, in any "
+        "order (lh_bankssts, ctx-lh-bankssts or L_bankssts), or, if the values are already in "
+        "DK68 order (datasets.atlas.DK68_REGIONS), give the plain array (.to_numpy()). Another "
+        "68-region atlas is not supported: its regions would be reported under DK68 names",
+        name,
+    )
+
+
+def named_pandas(value: Any, name: str, what: str = "FC") -> Named | None:
+    """A labelled pandas input read by its labels as a file by its header row (the Python API).
+
+    The labels (:func:`pandas_labels`) are what a square matrix's header row
+    (:func:`~delssome_norms.io.named_regions.read_square`) or a map's names
+    (:func:`~delssome_norms.io.named_regions.read_map_named`) are to the file readers: DK68
+    names in any spelling put the values in DK68 order under the canonical names (a subset of
+    DK68 regions: those, in DK68 order), numbering is the atlas order by contract, another
+    atlas's names are kept in their order. Returns None for values that are not pandas objects,
+    and the plain values (``kind`` ``"plain"``) for pandas objects without labels or of another
+    shape (checked later).
+
+    Raises
+    ------
+    InvalidInputError
+        Rows and columns labelled differently; 68 labels that are not all DK68 names;
+        DK68 names that are unknown, repeated or missing.
+    """
+    if not isinstance(value, (pd.DataFrame, pd.Series)):
+        return None
+    labels, values = pandas_labels(value, name), value.to_numpy()
+    if labels is None:
+        return Named(values)
+    square = values.ndim == 2 and values.shape == (len(labels), len(labels))
+    if values.ndim == 2 and values.shape[0] == 1 < len(labels) == values.shape[1]:
+        values = values[0]  # one row of a map below its names
+    elif not square and values.ndim != 1:
+        return Named(values)
+    try:
+        names, arr, kind = header_kind(labels, values if square else values.reshape(1, -1), name)
+    except InvalidInputError:  # the atlas's width with other names
+        raise _not_dk68(labels, name) from None
+    if square:
+        return square_by_kind(arr, names, None, kind, DK68_REGIONS, name, what)
+    return map_by_kind(arr[0], names, kind, DK68_REGIONS, name)
+
+
+__all__ = [
+    "full_dk",
+    "named_pandas",
+    "pandas_labels",
+    "read_fc_named",
+    "read_named",
+    "warn_reordered",
+]

@@ -179,8 +179,26 @@ def read_square(
         # the time-series reader's matcher (any spelling, a shared affix, FreeSurfer IDs); the
         # atlas's width in other text is refused, not taken for the atlas in file order
         header, values, kind = header_kind(header, values, name, len(atlas))
-        if kind == "dk" and labels is not None:
-            labels = without_common_affix(labels)
+    return square_by_kind(values, header, labels, kind, atlas, name, what, warn)
+
+
+def square_by_kind(
+    values: np.ndarray,
+    header: Sequence[str] | None,
+    labels: Sequence[str] | None,
+    kind: str,
+    atlas: Sequence[str],
+    name: str,
+    what: str = "FC",
+    warn: bool = False,
+) -> Named:
+    """A square matrix put in order by its column names ``header`` (and row names ``labels``),
+    once :func:`header_kind` has said what they name (``kind``): the part of :func:`read_square`
+    after reading, shared with the Python API for labelled DataFrames."""
+    header = None if header is None else list(header)
+    labels = None if labels is None else list(labels)
+    if kind == "dk" and labels is not None:
+        labels = without_common_affix(labels)
     if kind == "dk" and values.shape == (len(header), len(header)):
         from delssome_norms.io.timeseries import _drop_non_cortex  # (it imports this module)
 
@@ -226,7 +244,7 @@ def read_square(
             f"{name}: the column names ({header[0]!r}, ...) are not DK68 regions; the "
             f"{what} is taken in file order",
             InputWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
     return Named(values, tuple(header), kind)
 
@@ -255,11 +273,32 @@ def read_map_named(path: PathLike, regions: Sequence[str] | None = None) -> Name
         return Named(values)
     atlas = _atlas_names(regions)
     names, row, kind = header_kind(names, values.reshape(1, -1), name, len(atlas))
-    values = row[0]
+    return map_by_kind(row[0], names, kind, atlas, name)
+
+
+def map_by_kind(
+    values: np.ndarray, names: Sequence[str], kind: str, atlas: Sequence[str], name: str
+) -> Named:
+    """A regional map put in order by its region ``names`` once :func:`header_kind` has said
+    what they name (``kind``): the part of :func:`read_map_named` after reading, shared with the
+    Python API for labelled Series."""
+    names = list(names)
     if kind != "dk":
         return Named(values, tuple(names), kind)
     order, dk_names = dk_order(names, atlas, name)
     return Named(values[order], dk_names, "dk", not is_numbering(order))
+
+
+def labelled_names(inputs: Mapping[str, Named]) -> dict[str, tuple[str, ...]]:
+    """The region names of the inputs whose names are matched across a subject's inputs (in
+    the inputs' order): DK68 names and another atlas's, and numbering next to another atlas's
+    names (alone it is the atlas order by contract)."""
+    own = any(e.kind == "own" for e in inputs.values())
+    return {
+        k: tuple(e.names or ())
+        for k, e in inputs.items()
+        if e.kind in ("dk", "own") or (own and e.kind == "numbered")
+    }
 
 
 def match_inputs(inputs: Mapping[str, Named]) -> tuple[tuple[str, ...] | None, dict[str, np.ndarray]]:
@@ -285,12 +324,7 @@ def match_inputs(inputs: Mapping[str, Named]) -> tuple[tuple[str, ...] | None, d
         Files naming other regions than the first named one, a region named twice, or a file
         without names next to a file whose regions had to be reordered (its order is unknown).
     """
-    own = any(e.kind == "own" for e in inputs.values())
-    labelled = {
-        k: e.names or ()
-        for k, e in inputs.items()
-        if e.kind in ("dk", "own") or (own and e.kind == "numbered")
-    }
+    labelled = labelled_names(inputs)
     if not labelled:
         return None, {}
     names, ref, orders = align_names(labelled, "file")

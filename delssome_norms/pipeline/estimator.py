@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from sklearn.base import BaseEstimator
 
@@ -38,15 +37,8 @@ from delssome_norms.io import (
     check_timing,
     read_fcd_cdf_runs,
 )
-from delssome_norms.io.named_inputs import as_labelled, full_dk, read_named, warn_reordered
-from delssome_norms.io.named_regions import align_names, take_regions
-from delssome_norms.io.regions import (
-    freesurfer_id_names,
-    header_numbers,
-    looks_like_index_header,
-    looks_like_region_header,
-    match_regions,
-)
+from delssome_norms.io.named_inputs import full_dk, named_pandas, read_named, warn_reordered
+from delssome_norms.io.named_regions import Named, align_names, labelled_names, take_regions
 from delssome_norms.model.devices import check_device
 from delssome_norms.model.timing import fcd_window_frames
 from delssome_norms.pipeline.result import EIResult
@@ -199,66 +191,6 @@ def _is_paths(value: Any) -> bool:
     )
 
 
-def _in_atlas_order(value: Any, name: str) -> tuple[Any, str]:
-    """A pandas input labelled with region names, put in the DK68 order the model uses.
-
-    Returns the value and how its order is known: ``"plain"`` (arrays and pandas objects without
-    labels: the atlas order by contract), ``"file"`` (paths: their readers match headers),
-    ``"atlas"`` (labelled in DK68 order), ``"reordered"`` (68 region labels in another order,
-    matched by name as file headers are: ``ctx-lh-...``, ``L_...``, FreeSurfer label IDs and any
-    case are accepted) or ``"own"`` (labels of another number of regions, kept in their order).
-    Numbered labels (``0, 1, ...``, ``roi_1, roi_2, ...``) count as ``"plain"``. A DataFrame
-    whose rows and columns carry different labels is refused, and so are 68 labels that do not
-    all name DK68 regions: a 68-region input is fitted and reported as DK68, so another atlas's
-    names or a typo would otherwise be used by position under a DK68 region's name.
-    """
-    if value is None or _is_paths(value):
-        return value, "file"
-    if not isinstance(value, (pd.DataFrame, pd.Series)):
-        return value, "plain"
-    labels = [str(v) for v in value.index]
-    unlabelled = isinstance(value.index, pd.RangeIndex)
-    if isinstance(value, pd.DataFrame):
-        columns = [str(v) for v in value.columns]
-        if isinstance(value.columns, pd.RangeIndex):
-            return value.to_numpy(), "plain"
-        if unlabelled:  # pd.read_csv of a matrix with a header row
-            labels, unlabelled = columns, False
-        elif labels != columns:
-            raise InvalidInputError(
-                "rows and columns are labelled differently (first difference: "
-                f"{next(((a, b) for a, b in zip(labels, columns) if a != b), 'the sizes')}); "
-                "give a matrix whose rows and columns list the regions in the same order",
-                name,
-            )
-    array = value.to_numpy()
-    if unlabelled or looks_like_index_header(labels):  # 0, 1, ... or roi_1, roi_2, ...
-        return array, "plain"
-    numbers = header_numbers(labels)
-    ids = freesurfer_id_names(numbers) if numbers is not None else None
-    labels = labels if ids is None else ids  # FreeSurfer label IDs (1001, ...) name DK regions
-    if len(labels) != len(DK68_REGIONS):
-        return array, "own"
-    if not looks_like_region_header(labels):
-        shown = ", ".join(repr(v) for v in labels[:3])
-        raise InvalidInputError(
-            f"is labelled with 68 names that are not DK68 regions ({shown}, ...), so its rows "
-            "cannot be matched to the DK68 atlas that a 68-region fit uses (template SC, default "
-            "maps and the region names of the result); name them as DK68 regions, in any order "
-            "(lh_bankssts, ctx-lh-bankssts or L_bankssts), or, if the values are already in "
-            "DK68 order (datasets.atlas.DK68_REGIONS), give the plain array (.to_numpy()). "
-            "Another 68-region atlas is not supported: its regions would be reported under DK68 "
-            "names",
-            name,
-        )
-    order = match_regions(labels, DK68_REGIONS, name)  # raises on unknown / repeated names
-    if np.array_equal(order, np.arange(order.size)):
-        return array, "atlas"
-    if array.ndim == 2:
-        return array[np.ix_(order, order)], "reordered"
-    return array[order], "reordered"
-
-
 def _check_mixed_order(orders: dict[str, str], reference: str | None = None) -> None:
     """Refuse unlabelled arrays next to an input that was reordered by its region labels
     (``reference``: the input whose labelled order another atlas's inputs were put in)."""
@@ -278,40 +210,41 @@ def _check_mixed_order(orders: dict[str, str], reference: str | None = None) -> 
         )
 
 
-def _labels(value: Any) -> list[str] | None:
-    """The region labels of a pandas input (None for arrays, paths and unlabelled objects)."""
-    if not isinstance(value, (pd.DataFrame, pd.Series)):
-        return None
-    index = value.index
-    if isinstance(value, pd.DataFrame):
-        if isinstance(value.columns, pd.RangeIndex):
-            return None
-        if isinstance(index, pd.RangeIndex):
-            index = value.columns  # pd.read_csv of a matrix with a header row
-    return None if isinstance(index, pd.RangeIndex) else [str(v) for v in index]
+def _matched_inputs(
+    given: dict[str, Any], read: dict[str, Named], files: dict[str, list[str]]
+) -> tuple[dict[str, Any], tuple[str, ...] | None, str | None]:
+    """The inputs matched by their region names as ``load_subject`` matches files' headers.
 
-
-def _own_atlas_order(
-    ordered: dict[str, tuple[Any, str]], labels: dict[str, list[str] | None]
-) -> tuple[tuple[str, ...] | None, str | None]:
-    """Align the labelled inputs of another atlas ("own" order) with the first of them.
-
-    When an input carries another atlas's names, every labelled input (numbered labels such as
-    ``R00, R01, ...`` included) must list the same names; one that lists them in another order is
-    put in the order of the first (``ordered`` is updated, its order becomes ``"reordered"``).
-    Returns the region names (the result's labels) and the input they came from, or
-    ``(None, None)``.
+    Files are read by name (``read``); pandas objects by their labels as the file readers read
+    headers (:func:`~delssome_norms.io.named_inputs.named_pandas`): DK68 names in any spelling
+    put in DK68 order (a subset of DK68: those regions, in DK68 order), another atlas's names
+    kept as given. The inputs' names are then matched (``align_names``): one listing the first
+    named input's regions in another order is put in its order (a file, with a warning), one
+    naming other regions is refused, and so is an input without labels next to one that was
+    reordered (:func:`_check_mixed_order`). Returns the values, the region names (None where no
+    input names its regions) and the input that set them.
     """
-    if not any(how == "own" for _, how in ordered.values()):
-        return None, None
-    own = [k for k, (_, how) in ordered.items() if how in ("own", "plain") and labels[k]]
-    for name in own:  # labelled: their order is checked here, they are not "plain"
-        ordered[name] = (ordered[name][0], "own")
-    names, ref_name, orders = align_names({k: labels[k] or [] for k in own})
-    for name, order in orders.items():
-        if order is not None:
-            ordered[name] = (take_regions(ordered[name][0], order), "reordered")
-    return names, ref_name
+    entries: dict[str, Named] = {}
+    for k, v in given.items():
+        if v is not None:
+            entries[k] = read[k] if k in read else named_pandas(v, k, k.upper()) or Named(v)
+    labelled = labelled_names(entries)
+    names, ref, orders = align_names(labelled) if labelled else (None, None, {})
+    warn_reordered([k for k in files if orders.get(k) is not None], files, ref)
+    how = {}
+    for k, e in entries.items():
+        moved = e.moved and not (k in read and full_dk(e))  # a file of all 68: DK68 order
+        if orders.get(k) is not None or moved:
+            how[k] = "reordered"
+        else:
+            how[k] = "labelled" if k in labelled else "plain"
+    own = ref is not None and entries[ref].kind != "dk"
+    _check_mixed_order(how, ref if own else None)
+    values = {
+        k: take_regions(e.values, orders[k]) if orders.get(k) is not None else e.values
+        for k, e in entries.items()
+    }
+    return {k: values.get(k) for k in given}, names, ref
 
 
 def subject_from_arrays(
@@ -333,11 +266,13 @@ def subject_from_arrays(
     fc : array-like of shape (N, N), or path(s)
         Empirical FC (Pearson r). Arrays, nested lists, torch tensors (any device, with or
         without grad) and pandas objects are accepted; several files: one per run, Fisher-z
-        averaged. A pandas DataFrame (or, for the maps, a Series) labelled with the DK68 region
-        names is put in the DK68 order; 68 labels that are not all DK68 names are refused.
-        Files are read by their region-name headers as ``load_subject`` (the command line)
-        reads them, and matched with the other inputs' names: listed in another order, put in
-        the first's; naming other regions, refused.
+        averaged. A pandas DataFrame (or, for the maps, a Series) labelled with region names is
+        read as ``load_subject`` (the command line) reads the same names in a file's header:
+        DK68 names in any spelling are put in DK68 order under the canonical names (some DK68
+        regions only, e.g. one hemisphere: those regions, in DK68 order), another atlas's names
+        are kept as given; 68 labels that are not all DK68 names are refused. Files are read by
+        their region-name headers. The inputs' names are then matched: listed in another order,
+        put in the first's; naming other regions, refused.
     fcd_cdf : array-like of shape (10000,) or (10000, 1), or path(s)
         Empirical FCD-CDF (several files: averaged).
     tr, scan_length : float
@@ -365,14 +300,8 @@ def subject_from_arrays(
     # files by their region names, as load_subject reads them; then matched with the labelled
     # pandas inputs (and one another) by one rule
     read = {k: read_named(v, k) for k, v in files.items()}
-    given.update({k: as_labelled(r) for k, r in read.items()})
-    ordered = {k: _in_atlas_order(v, k) for k, v in given.items()}
-    names, named_by = _own_atlas_order(ordered, {k: _labels(v) for k, v in given.items()})
-    how = {k: o for k, (_, o) in ordered.items()}
-    warn_reordered([k for k in files if how[k] == "reordered"], files, named_by)
-    how.update({k: "reordered" for k, r in read.items() if r.moved and not full_dk(r)})
-    _check_mixed_order(how, named_by)
-    fc, sc, myelin, gradient = (ordered[k][0] for k in ("fc", "sc", "myelin", "gradient"))
+    matched, names, named_by = _matched_inputs(given, read, files)
+    fc, sc, myelin, gradient = (matched[k] for k in ("fc", "sc", "myelin", "gradient"))
     sources = {k: ";".join(v) for k, v in files.items()}
     fc_arr = np.asarray(fc, dtype=np.float64) if "fc" in files else check_fc(fc)
     sources.setdefault("fc", "array")
@@ -415,8 +344,8 @@ def subject_from_arrays(
 
 
 def _region_names(names: tuple[str, ...] | None, named_by: str | None, n: int):
-    """The subject's region names: DK68 for 68 regions, another atlas's labels when its inputs
-    carry them (pandas objects), else None (results say ``region_0`` ...)."""
+    """The subject's region names: DK68 for 68 regions, the names its inputs carry (some DK68
+    regions, another atlas's), else None (results say ``region_0`` ...)."""
     if n == len(DK68_REGIONS):
         return DK68_REGIONS
     if names is not None and len(names) != n:
