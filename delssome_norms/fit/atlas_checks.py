@@ -94,18 +94,38 @@ def no_maps_message(n_regions: int, whose: str, count: int | None = None) -> str
     return text
 
 
-def infeasible_maps(space: Parameterisation, design: str) -> str | None:
-    """Why no candidate of ``space`` can be valid (``"<maps>: <reason>"``), or None when some can.
+def check_maps_feasible(
+    space: Parameterisation, design: str, names: dict[str, str] | None = None
+) -> None:
+    """Raise when no candidate of ``space`` can be valid, naming the gradient's source.
 
     ``design`` is :func:`~delssome_norms.fit.lockstep.build_space`'s description; its gradient
-    source names the maps in the message.
+    source is named by ``names`` (default :data:`MAPS_SOURCE`; the CLI names options instead).
+
+    Raises
+    ------
+    InvalidInputError
+        From :meth:`~delssome_norms.fit.parameterisation.Parameterisation.check_feasible`.
     """
     source = design.split("gradient: ", 1)[-1]
+    spelled = {**MAPS_SOURCE, **(names or {})}
+    space.check_feasible(spelled.get(source, source))
+
+
+def infeasible_maps(space: Parameterisation, design: str) -> str | None:
+    """Why no candidate of ``space`` can be valid (``"<maps>: <reason>"``), or None when some can
+    (:func:`check_maps_feasible` as a message, so that a lockstep subject fails alone)."""
     try:
-        space.check_feasible(MAPS_SOURCE.get(source, source))
+        check_maps_feasible(space, design)
     except InvalidInputError as exc:
         return str(exc)
     return None
 
 
-__all__ = ["check_surrogate_run", "infeasible_maps", "no_maps_message", "surrogate_weights_regions"]
+__all__ = [
+    "check_maps_feasible",
+    "check_surrogate_run",
+    "infeasible_maps",
+    "no_maps_message",
+    "surrogate_weights_regions",
+]

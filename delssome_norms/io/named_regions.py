@@ -23,7 +23,12 @@ import numpy as np
 
 from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.io.readers import PathLike, _atlas_names, read_labelled_numeric
-from delssome_norms.io.region_names import header_kind, is_numbering, without_common_affix
+from delssome_norms.io.region_names import (
+    header_kind,
+    is_numbering,
+    warn_file_order,
+    without_common_affix,
+)
 from delssome_norms.io.regions import DK68_REGIONS, canonical_region_key, match_regions
 
 
@@ -239,13 +244,8 @@ def square_by_kind(
     if labels is not None and list(labels) != list(header):  # rows in another order
         pos = {n: i for i, n in enumerate(labels)}
         values = values[[pos[n] for n in header]]
-    if warn and kind == "own":
-        warnings.warn(  # another atlas's width and names: its own order, as for time series
-            f"{name}: the column names ({header[0]!r}, ...) are not DK68 regions; the "
-            f"{what} is taken in file order",
-            InputWarning,
-            stacklevel=5,
-        )
+    if warn and kind == "own":  # another atlas's width and names: its own order, as for time series
+        warn_file_order(name, header[0], f"the {what} is", stacklevel=6)
     return Named(values, tuple(header), kind)
 
 

@@ -182,11 +182,16 @@ def header_names(
         region silently.
     """
     names, arr, kind = header_kind(header, arr, name, n_atlas)
-    if kind == "own":
-        warnings.warn(  # another atlas: its own names, its own order
-            f"{name}: the column names ({names[0]!r}, ...) are not DK68 regions; the "
-            f"{arr.shape[1]} columns are taken in file order",
-            InputWarning,
-            stacklevel=4,
-        )
+    if kind == "own":  # another atlas: its own names, its own order
+        warn_file_order(name, names[0], f"the {arr.shape[1]} columns are", stacklevel=5)
     return names if kind == "dk" else None, arr
+
+
+def warn_file_order(name: str, first: str, taken: str, stacklevel: int) -> None:
+    """The :class:`InputWarning` of a file whose names are another atlas's: ``taken`` (e.g. "the
+    10 columns are") is read in file order; ``stacklevel`` as for :func:`warnings.warn`, plus 1."""
+    warnings.warn(
+        f"{name}: the column names ({first!r}, ...) are not DK68 regions; {taken} taken in file order",
+        InputWarning,
+        stacklevel=stacklevel,
+    )

@@ -366,6 +366,7 @@ def check_fit_possible(
     """
     import warnings
 
+    from delssome_norms.fit.atlas_checks import check_maps_feasible
     from delssome_norms.fit.lockstep import build_space
 
     names = {"given": "gradient", "subject FC": "fc", **(names or {})}
@@ -378,8 +379,7 @@ def check_fit_possible(
     with warnings.catch_warnings():  # the fit itself warns about the design
         warnings.simplefilter("ignore")
         space, design = build_space(subject, None, False, settings.maps)
-    source = design.split("gradient: ", 1)[-1]
-    space.check_feasible(names.get(source, source))
+    check_maps_feasible(space, design, names)
 
 
 class EIEstimator(BaseEstimator):
