@@ -185,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
     if args.tr is not None:
         check_tr(args.tr, "--tr")  # named as the option, before anything is derived from them
     timing_source = "--tr/--scan-length"
+    from_sidecar = False
     if args.timeseries:  # the runs' JSON sidecars, as prepare --timeseries reads them
         from_sidecar = args.tr is None
         args.tr = timeseries_tr(args.timeseries, args.tr)
@@ -209,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"{out} exists and is not a folder", "--out-dir")
     subject = load_subject(
         subject_id,
-        args.tr,
+        None if from_sidecar else args.tr,  # load_subject records the sidecar as the TR's source
         args.scan_length,
         fc=args.fc,
         fcd_cdf=args.fcd_cdf,

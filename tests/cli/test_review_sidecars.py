@@ -69,6 +69,7 @@ def test_estimate_ei_takes_the_tr_of_the_runs_sidecar(tmp_path: Path, fitted, ca
     assert "TR 2 s from the runs' JSON sidecars" in capsys.readouterr().out
     (subject,) = fitted
     assert subject.tr == 2.0
+    assert subject.sources["tr"] == str((tmp_path / "run1.json").absolute())  # in run.json's inputs
     assert subject.scan_length == pytest.approx(400 * 2.0)  # frames x the sidecar's TR
     # the FCD-CDF of a round(60 / 2.0) = 30-frame window, not the 83 frames of TR 0.72
     np.testing.assert_allclose(np.ravel(subject.fcd_cdf), _expected_cdf(values, 2.0), atol=1e-12)
