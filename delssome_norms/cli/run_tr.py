@@ -23,14 +23,14 @@ def runs_tr(paths: Sequence[str | Path], given: float | None, sid: str) -> float
     if found is not None:
         value, source, missing = found
         tr = check_tr(value, f"{sid} sidecar RepetitionTime")
-        if missing:  # runs of one session share a TR: a sidecar-less run may not differ
-            if given is not None and abs(given - tr) > 0.01 * tr:
-                raise InvalidInputError(
-                    f"{missing[0]} has no sidecar RepetitionTime and --tr {given:g} s differs from "
-                    f"its other runs' {tr:g} s",
-                    sid,
-                )
-        if given is not None and abs(given - tr) > 0.01 * tr:
+        differs = given is not None and abs(given - tr) > 0.01 * tr
+        if differs and missing:  # runs of one session share a TR: a sidecar-less run may not differ
+            raise InvalidInputError(
+                f"{missing[0]} has no sidecar RepetitionTime and --tr {given:g} s differs from "
+                f"its other runs' {tr:g} s",
+                sid,
+            )
+        if differs:
             warnings.warn(
                 f"{sid}: its sidecar RepetitionTime {tr:g} s is used, not --tr {given:g} s (--tr "
                 f"fills in only where a sidecar lacks it; from {source})",

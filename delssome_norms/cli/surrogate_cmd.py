@@ -327,6 +327,7 @@ def run_train(args: argparse.Namespace) -> int:
     from delssome_norms.surrogate.network import SurrogateConfig
     from delssome_norms.surrogate.pretrained import save_pretrained
     from delssome_norms.surrogate.train import TrainSettings, train_surrogate
+    from delssome_norms.surrogate.train_checkpoint import saved_epochs
 
     _set_threads(args.threads)
     check_device(args.device)
@@ -364,10 +365,7 @@ def run_train(args: argparse.Namespace) -> int:
         )
     except KeyboardInterrupt as err:
         what = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
-        try:
-            done = json.loads((checkpoint / "state.json").read_text(encoding="utf-8"))["epoch"]
-        except (OSError, ValueError, KeyError, TypeError):
-            done = None
+        done = saved_epochs(checkpoint)
         if done:
             message = (
                 f"the {done} finished epoch(s) are kept in {checkpoint}: rerun the same command "

@@ -128,12 +128,6 @@ def find_sidecar_tr(path: str | Path) -> tuple[float, Path] | None:
     return None
 
 
-def sidecar_tr(path: str | Path) -> float | None:
-    """RepetitionTime [s] of one run from its JSON sidecars (:func:`find_sidecar_tr`), or None."""
-    found = find_sidecar_tr(path)
-    return None if found is None else found[0]
-
-
 def runs_sidecar_tr(paths: Sequence[str | Path], sid: str) -> tuple[float, Path, list[str]] | None:
     """The RepetitionTime [s] the JSON sidecars of one subject's runs give, the sidecar that gave
     it and the runs that have none; None where no run has one.

@@ -58,14 +58,6 @@ def _lgamma(x: Array) -> Array:
     return torch.lgamma(x) if isinstance(x, torch.Tensor) else special.gammaln(x)
 
 
-def _digamma(x: Array) -> Array:
-    return torch.digamma(x) if isinstance(x, torch.Tensor) else special.digamma(x)
-
-
-def _trigamma(x: Array) -> Array:
-    return torch.polygamma(1, x) if isinstance(x, torch.Tensor) else special.polygamma(1, x)
-
-
 def _broadcast(*arrays) -> list[np.ndarray]:
     return list(np.broadcast_arrays(*[np.asarray(a, dtype=np.float64) for a in arrays]))
 

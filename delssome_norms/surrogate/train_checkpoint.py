@@ -172,16 +172,30 @@ def _newest_leftover(folder: Path) -> Path | None:
     the most epochs, among those whose two files are there and whose state.json reads; or None."""
     best: tuple[int, float, Path] | None = None
     for cand in _leftovers(folder):
-        if not (cand / STATE_TENSORS).is_file():
+        epoch = _state_epoch(cand) if (cand / STATE_TENSORS).is_file() else None
+        if epoch is None:
             continue
-        try:
-            state = json.loads((cand / STATE_JSON).read_text(encoding="utf-8"))
-            key = (int(state["epoch"]), (cand / STATE_JSON).stat().st_mtime, cand)
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
+        key = (epoch, (cand / STATE_JSON).stat().st_mtime, cand)
         if best is None or key[:2] > best[:2]:
             best = key
     return None if best is None else best[2]
+
+
+def _state_epoch(folder: Path) -> int | None:
+    """The epoch recorded in a checkpoint folder's state.json, or None where it cannot be read."""
+    try:
+        return int(json.loads((folder / STATE_JSON).read_text(encoding="utf-8"))["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def saved_epochs(folder: str | Path) -> int | None:
+    """Finished epochs the checkpoint at ``folder`` keeps (read as :func:`load_checkpoint` would
+    find it, a killed write's leftover included), or None when there is none."""
+    folder = Path(folder)
+    if not (folder / STATE_JSON).is_file():
+        folder = _newest_leftover(folder)
+    return None if folder is None else _state_epoch(folder)
 
 
 def checkpoint_state(
