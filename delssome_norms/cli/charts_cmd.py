@@ -529,14 +529,12 @@ def run_score(args: argparse.Namespace) -> int:
 def _copy_regions_sidecar(table: str, out: str) -> None:
     """Put the table's ``<stem>.regions.csv`` (collect's region names) next to the scores, where
     ``charts report``/``brainmap`` read it; remove a stale one when the table has none."""
-    import shutil
-
-    from delssome_norms.io import regions_path
+    from delssome_norms.io import regions_path, write_text
 
     source, target = regions_path(table), regions_path(out)
     if source.is_file():
         if source.resolve() != target.resolve():
-            shutil.copyfile(source, target)
+            write_text(source.read_text(encoding="utf-8"), target)  # atomic, as every output
     else:
         target.unlink(missing_ok=True)
 
