@@ -38,15 +38,18 @@ def _cli(help: str, flag: str | None = None, group: str = "fit", **argparse_kwar
 
 def _plain_python_numbers(obj: Any) -> None:
     """Replace NumPy scalars in a frozen dataclass's fields by Python ones (``np.int64(3)`` is a
-    valid seed; JSON records need plain numbers)."""
+    valid seed; JSON records need plain numbers), one-element tensors too (``torch.tensor(0.006)``
+    as a step size, as ``tr`` accepts)."""
     for f in fields(obj):
         v = getattr(obj, f.name)
+        if isinstance(v, torch.Tensor) and v.numel() == 1 and not v.is_complex():
+            v = v.detach().cpu().reshape(()).numpy()[()]  # a NumPy scalar, handled below
         if isinstance(v, np.bool_):
             object.__setattr__(obj, f.name, bool(v))
         elif isinstance(v, np.integer):
             object.__setattr__(obj, f.name, int(v))
-        elif isinstance(v, np.floating):
-            object.__setattr__(obj, f.name, float(v))
+        elif isinstance(v, np.floating):  # float32 0.006 is kept as 0.006, not 0.006000000052
+            object.__setattr__(obj, f.name, float(str(v)) if v.itemsize < 8 else float(v))
 
 
 def _check_timing_fields(settings: Any) -> None:

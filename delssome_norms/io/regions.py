@@ -102,9 +102,14 @@ def dk_name_count(tokens: Sequence[str]) -> int:
 
 def looks_like_index_header(tokens: Sequence[str]) -> bool:
     """Whether a header row only numbers its columns in order (``0, 1, ...`` or ``roi_1,
-    roi_2, ...``): then the columns are in atlas order by contract."""
+    roi_2, ...``): then the columns are in atlas order by contract. Every name must share one
+    prefix: ``netA0, netB1, ...`` names an atlas's own regions, whatever its digits."""
     numbers = header_numbers(tokens)
     if numbers is None:
+        return False
+    texts = [str(t).strip() for t in tokens]
+    prefixes = {t[: _INDEX_NAME.fullmatch(t).start(1)].strip().casefold() for t in texts}
+    if len(prefixes) > 1:
         return False
     n = len(numbers)
     return numbers == list(range(n)) or numbers == list(range(1, n + 1))

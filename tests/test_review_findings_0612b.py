@@ -1,0 +1,48 @@
+"""Findings of the 2026-12-06 (second) API review: step sizes as torch scalars, and an atlas's
+own labels that end in running digits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from delssome_norms.errors import InvalidInputError
+from delssome_norms.fit.settings import FitSettings
+from delssome_norms.io.region_names import header_kind
+from delssome_norms.io.regions import looks_like_index_header
+
+
+def test_step_sizes_and_seed_given_as_torch_scalars_are_plain_numbers() -> None:
+    s = FitSettings(dt_train=torch.tensor(0.006), dt_val=np.float32(0.005), seed=torch.tensor(7))
+    assert s.dt_train == 0.006 and type(s.dt_train) is float  # not float32's 0.006000000052
+    assert s.dt_val == 0.005 and s.seed == 7 and type(s.seed) is int
+
+
+def test_a_tensor_of_several_step_sizes_is_still_refused() -> None:
+    with pytest.raises(InvalidInputError, match="dt_train"):
+        FitSettings(dt_train=torch.tensor([0.005, 0.006]))
+
+
+@pytest.mark.parametrize(
+    ("tokens", "numbered"),
+    [
+        (["roi_1", "roi_2", "roi_3"], True),
+        (["ROI_01", "roi_02", "Roi_03"], True),  # leading zeros, any case
+        (["0", "1", "2"], True),
+        (["netA0", "netB1", "netC2"], False),  # an atlas's own labels
+        (["Vis_1", "SomMot_2", "DorsAttn_3"], False),
+    ],
+)
+def test_only_one_shared_prefix_with_running_numbers_is_numbering(
+    tokens: list[str], numbered: bool
+) -> None:
+    assert looks_like_index_header(tokens) is numbered
+
+
+def test_own_labels_with_running_digits_keep_their_names() -> None:
+    names = ["Vis_1", "SomMot_2", "DorsAttn_3", "Limbic_4", "Default_5"]
+    arr = np.random.default_rng(0).normal(size=(20, 5))
+    got, values, kind = header_kind(list(names), arr, "ts.csv", n_atlas=68)
+    assert (got, kind) == (names, "own")
+    np.testing.assert_array_equal(values, arr)
