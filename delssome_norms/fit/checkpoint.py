@@ -20,7 +20,10 @@ and recomputed.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,11 +162,21 @@ class Checkpoint:
         JSON-able description of everything the results depend on (seed, settings, input hashes,
         timing, mode). A checkpoint written with another fingerprint is not reused: the user gets
         an :class:`~delssome_norms.errors.InvalidInputError` naming the differing keys.
+    members : sequence of str, optional
+        Subject ids of the lockstep batch this fit simulates in, in batch-row order (recorded in
+        ``state.json`` as ``members`` with every write; :meth:`stored_members`). Not part of the
+        fingerprint: which members are fitted is known only once the group's inputs are read.
     """
 
-    def __init__(self, directory: str | Path, fingerprint: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        directory: str | Path,
+        fingerprint: dict[str, Any],
+        members: Sequence[str] | None = None,
+    ) -> None:
         self.directory = Path(directory)
         self.fingerprint = json.loads(json.dumps(fingerprint))  # normalise tuples, numpy scalars
+        self.members = None if members is None else [str(m) for m in members]
         self._stage_generations: int | None = None
 
     @property
@@ -267,11 +280,47 @@ class Checkpoint:
         write_arrays(record.to_arrays(), self._train_path(generation))
         self._write_state(generations_done=generation + 1)
 
+    def stored_members(self) -> list[str] | None:
+        """Subject ids of the lockstep batch that wrote the checkpoint, in batch-row order (None:
+        no checkpoint, or one written before they were recorded)."""
+        state = self._state()
+        members = None if state is None else state.get("members")
+        if members is None:
+            return None
+        if not isinstance(members, list):
+            raise InvalidInputError(
+                "members is not a list (damaged file); use --overwrite to start this subject again",
+                str(self.state_path),
+            )
+        return [str(m) for m in members]
+
+    def stages_generations(self) -> int | None:
+        """Number of train generations the stored later stages were built from (None: not
+        recorded; see :meth:`align_stages`)."""
+        state = self._state()
+        stored = None if state is None else state.get("stages_generations")
+        return None if stored is None else int(stored)
+
+    def discard(self) -> None:
+        """Delete the checkpoint folder (with any nested searches' folders): the fit restarts.
+
+        The folder is first renamed aside (atomic), so a kill midway leaves either the whole old
+        checkpoint or none, never a ``state.json`` whose generation files are gone.
+        """
+        if not self.directory.exists():
+            return
+        aside = self.directory.with_name(f".{self.directory.name}.discarded")
+        shutil.rmtree(aside, ignore_errors=True)
+        os.replace(self.directory, aside)
+        shutil.rmtree(aside, ignore_errors=True)
+
     def _write_state(self, **fields: Any) -> None:
         state = {"format_version": FORMAT_VERSION, "fingerprint": self.fingerprint}
         if self.state_path.exists():
             old = _read_json(self.state_path)
             state.update({k: v for k, v in old.items() if k not in state})
+        if self.members is not None:
+            state["members"] = self.members
         state.update(fields)
         state.setdefault("generations_done", 0)
         write_json(state, self.state_path)

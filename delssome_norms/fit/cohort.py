@@ -37,7 +37,9 @@ from delssome_norms.fit.checkpoint import Checkpoint
 from delssome_norms.fit.cohort_fc import MAP_COLUMNS, cohort_gradient, in_cohort_order
 from delssome_norms.fit.evaluate import SurrogateBackend, require_surrogate
 from delssome_norms.fit.lockstep import (
+    RESTARTED_NOTE,
     GroupProgress,
+    MembersChangedWarning,
     SubjectOutcome,
     _fingerprint,
     build_space,
@@ -368,6 +370,7 @@ def _run_group(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", InputWarning)
+                warnings.simplefilter("ignore", MembersChangedWarning)  # run_cohort sums them up
                 done = fit_group(
                     subjects, dirs, settings, group_ids, fallback_gradient, progress, surrogate
                 )
@@ -656,9 +659,12 @@ def _run_locked(
     counts = {"done": 0, "skipped": 0, "failed": 0, "busy": 0}
     flagged: list[str] = []
     busy: list[tuple[str, str]] = []
+    restarted: list[str] = []
 
     def record(outcome: dict[str, Any]) -> None:
         counts[outcome["status"]] += 1
+        if outcome["status"] == "done" and outcome.get("message") == RESTARTED_NOTE:
+            restarted.append(str(outcome["subject_id"]))
         if outcome["status"] == "busy":
             busy.append((str(outcome["subject_id"]), str(outcome["message"])))
         result = outcome.get("result")  # a SubjectResult of a subject fitted now
@@ -691,6 +697,14 @@ def _run_locked(
         for b in bars:
             b.close()
     failures = write_failures(out, plan.subject_ids)
+    if restarted:
+        warnings.warn(
+            f"{len(restarted)} subject(s) ({', '.join(restarted[:10])}"
+            f"{' ...' if len(restarted) > 10 else ''}) were {RESTARTED_NOTE} (a subject of their "
+            "group failed or was fitted in one run and not the other)",
+            MembersChangedWarning,
+            stacklevel=2,
+        )
     if busy:
         ids = [sid for sid, _ in busy]
         warnings.warn(

@@ -287,6 +287,78 @@ def _resume(members: list[Member], settings: FitSettings) -> None:
             replay(m.search, m.records, str(m.checkpoint.state_path))
 
 
+RESTARTED_NOTE = (
+    "fitted again from the start: its checkpoint was written in a lockstep batch of other members"
+)
+"""Message of a done outcome whose checkpoint of another batch was discarded."""
+
+
+class MembersChangedWarning(UserWarning):
+    """Checkpoints written in a lockstep batch of other members were discarded (refit from the
+    start)."""
+
+
+def _nothing_to_simulate(subjects: list[list[Member]], settings: FitSettings) -> bool:
+    """Whether the replayed searches and stored stages leave no simulation to run (conservative:
+    False when in doubt)."""
+    generations = settings.cmaes.generations
+    for searches in subjects:
+        for m in searches:
+            if not m.search.done or m.checkpoint.stages_generations() not in (None, generations):
+                return False
+            if m.checkpoint.load_stage("val") is None:
+                return False
+        lead = searches[0].checkpoint
+        if lead.load_stage("test") is None:
+            return False
+        if settings.interval and lead.load_stage("profile") is None:
+            return False
+    return True
+
+
+def _restart_other_batches(subjects: list[list[Member]], settings: FitSettings) -> list[str]:
+    """Discard the checkpoints of subjects written in a batch of other members (call after
+    :func:`_resume`; then resume again).
+
+    A simulation's noise depends on its row in the batch, so train generations or stages stored
+    with other members (one failed its input checks in one run and not the other) cannot be
+    continued with this batch without giving numbers of neither run. When something is left to
+    simulate, such subjects restart from scratch; the others are then rewound with them by
+    :func:`_resume`, so the group's numbers are those of an uninterrupted run with these members.
+    When all stages are stored, nothing is simulated and the stored results are kept.
+
+    Returns
+    -------
+    list of str
+        Subject ids whose checkpoints were discarded (every search rebuilt when non-empty).
+    """
+    other = []
+    for searches in subjects:
+        stored = [m.checkpoint.stored_members() for m in searches]
+        if any(s is not None and s != m.checkpoint.members for s, m in zip(stored, searches)):
+            other.append((searches, next(s for s in stored if s is not None)))
+    if not other or _nothing_to_simulate(subjects, settings):
+        return []
+    for searches, _ in other:
+        for m in searches:
+            m.checkpoint.discard()
+    for searches in subjects:
+        for m in searches:
+            m.search = CMAESSearch(m.space, settings.cmaes, m.search.seed)
+            m.records = []
+    ids = [searches[0].subject_id for searches, _ in other]
+    was, now = other[0][1], subjects[0][0].checkpoint.members or []
+    warnings.warn(
+        f"{len(ids)} subject(s) ({', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''}) had "
+        f"checkpoints of a lockstep batch of other members ({', '.join(was[:8])}; now "
+        f"{', '.join(now[:8])}): a simulation's noise depends on its batch row, so they are fitted "
+        "again from the start, as an uninterrupted run of these members would be",
+        MembersChangedWarning,
+        stacklevel=3,
+    )
+    return ids
+
+
 def fit_group(
     subjects: Sequence[SubjectInputs],
     out_dirs: Sequence[str | Path],
@@ -375,8 +447,13 @@ def fit_group(
             "inputs": s,
             "searches": searches,
         }
+    batch_ids = [s.subject_id for s, _ in feasible]  # the batch rows' subjects, in row order
+    for searches in subjects_searches:
+        for m in searches:
+            m.checkpoint.members = batch_ids
+    restarted: list[str] = []
     if subjects_searches:
-        _run_members(subjects_searches, feasible, settings, gseed, progress, surrogate)
+        restarted = _run_members(subjects_searches, feasible, settings, gseed, progress, surrogate)
         _stage(progress, "write")
     for searches in subjects_searches:
         m = searches[0]  # holds the subject's test stage
@@ -400,8 +477,9 @@ def fit_group(
                 info = _run_info(m, extra, settings, group_ids, progress)
                 info["fingerprint"] = run_fps[m.subject_id]
                 write_subject_outputs(extra["dir"], result, info)
+                note = RESTARTED_NOTE if m.subject_id in restarted else ""
                 outcomes[m.subject_id] = SubjectOutcome(
-                    m.subject_id, "done", result=result, run_info=info
+                    m.subject_id, "done", message=note, result=result, run_info=info
                 )
         if failure is not None:
             stage = failure.split(":", 1)[0]
@@ -419,8 +497,11 @@ def _run_members(
     gseed: int,
     progress: GroupProgress,
     surrogate: SurrogateBackend | None = None,
-) -> None:
-    """Run the stages for every search of every subject (``subjects[k]``: subject k's searches)."""
+) -> list[str]:
+    """Run the stages for every search of every subject (``subjects[k]``: subject k's searches).
+
+    Returns the ids of subjects whose checkpoints of another batch were discarded
+    (:func:`_restart_other_batches`)."""
     members = [m for searches in subjects for m in searches]
     first = todo[0][0]
     fc = np.stack([s.fc for s, _ in todo])
@@ -430,6 +511,9 @@ def _run_members(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", InputWarning)
         _resume(members, settings)
+        restarted = _restart_other_batches(subjects, settings)
+        if restarted:
+            _resume(members, settings)
     rebuilt = sorted(
         {m.subject_id for m in members if m.checkpoint.align_stages(settings.cmaes.generations)}
     )
@@ -522,6 +606,7 @@ def _run_members(
                 settings.stability_gate,
             )
         timings["profile_s"] = time.perf_counter() - t
+    return restarted
 
 
 def _stage(progress: GroupProgress, stage: str) -> None:
