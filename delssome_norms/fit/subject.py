@@ -9,11 +9,14 @@ and :func:`~delssome_norms.model.bold_fcd_cdf` (Fisher-z average of FC over runs
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import torch
 
 from delssome_norms.datasets import DK68_REGIONS, load_default_template
 from delssome_norms.errors import InvalidInputError
@@ -132,6 +135,7 @@ def empirical_statistics(
         Mean of the runs' FCD-CDFs.
     """
     window = fcd_window_frames(tr, fcd_window)
+    runs = _run_arrays(runs)
     fcs = np.stack([bold_fc(np.asarray(r, dtype=np.float64)).numpy() for r in runs])
     cdfs = []
     for k, r in enumerate(runs):
@@ -144,6 +148,57 @@ def empirical_statistics(
             where = str(sources[k]) if sources is not None else f"run {k + 1}"
             raise err.with_source(where) from None
     return fisher_z_mean(fcs), mean_cdf(np.stack(cdfs))
+
+
+def _run_arrays(runs: object) -> list[np.ndarray]:
+    """Runs as float64 NumPy arrays: torch tensors (any device, with or without grad) and pandas
+    objects converted; one 2-D array, tensor or DataFrame is one run."""
+
+    def host(run: object) -> np.ndarray:
+        if isinstance(run, torch.Tensor):
+            run = run.detach().to("cpu", torch.float64)
+        return np.asarray(run, dtype=np.float64)
+
+    if _is_array(runs) and np.ndim(runs) == 2:  # type: ignore[arg-type]
+        return [host(runs)]
+    return [host(r) for r in runs]  # type: ignore[union-attr]
+
+
+def _is_array(value: object) -> bool:
+    """Whether ``value`` is array data (NumPy, torch, pandas) rather than a path."""
+    return isinstance(value, (np.ndarray, torch.Tensor, pd.DataFrame, pd.Series))
+
+
+def _check_paths(value: object, name: str) -> None:
+    """Refuse array data given to :func:`load_subject` where it reads files (``name``: the
+    argument), pointing to the functions that take arrays.
+
+    Raises
+    ------
+    InvalidInputError
+        ``value`` is, or holds, an array, tensor or pandas object, or is not a path.
+    """
+    if value is None:
+        return
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not any(_is_array(v) for v in items) and all(isinstance(v, (str, os.PathLike)) for v in items):
+        return
+    if name == "timeseries":
+        use = (
+            "for time series held in memory compute FC and FCD-CDF with "
+            "delssome_norms.fit.empirical_statistics([run, ...], tr, fcd_window) and fit those "
+            "with delssome_norms.pipeline.EIEstimator().fit(fc, fcd_cdf, tr=..., scan_length=...)"
+        )
+    else:
+        use = (
+            "for arrays use delssome_norms.pipeline.subject_from_arrays or "
+            "EIEstimator().fit(fc, fcd_cdf, tr=..., scan_length=..., sc=..., myelin=..., "
+            "gradient=...)"
+        )
+    got = next((type(v).__name__ for v in items if not isinstance(v, (str, os.PathLike))), "?")
+    raise InvalidInputError(
+        f"load_subject reads files: give a path (or a list of paths), got {got}; {use}", name
+    )
 
 
 def split_paths(paths: str | PathLike | Sequence[PathLike]) -> list[str]:
@@ -250,6 +305,15 @@ def load_subject(
             "have JSON sidecars to take it from",
             subject_id,
         )
+    for name, value in (
+        ("timeseries", timeseries),
+        ("fc", fc),
+        ("fcd_cdf", fcd_cdf),
+        ("sc", sc),
+        ("myelin", myelin),
+        ("gradient", gradient),
+    ):
+        _check_paths(value, name)
     paths = [] if timeseries is None else split_paths(timeseries)
     if timeseries is not None and not paths:
         raise InvalidInputError("no time-series file given", subject_id)
