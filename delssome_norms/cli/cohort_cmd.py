@@ -51,7 +51,9 @@ def register(subparsers) -> None:
         "ei_ratio_roi_0..N-1 for every person of the demographics table with "
         "finished results in --in-dir, plus <stem>.provenance.json (atlas, SC, maps, design, mode, "
         "settings, timing of the fits) and <stem>.regions.csv (region name of each column). "
-        "Subjects fitted with different pipelines or settings are refused.",
+        "Subjects whose results list the same regions in another order (other header orders) "
+        "are put by name in the order most subjects list; subjects fitted with other regions, "
+        "pipelines or settings are refused.",
     )
     c.add_argument("--in-dir", required=True, help="cohort output folder")
     c.add_argument("--demographics", required=True, metavar="CSV", help="demographics table")

@@ -150,8 +150,11 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
         result did not record it), fit_flagged (bool),
         fit_flag_reasons (";"-joined, :mod:`delssome_norms.fit.quality`). Next to it
         ``<stem>.provenance.json`` (the pipeline that produced every row: atlas, SC, maps, design,
-        mode, settings, timing, versions, dropped subjects) and ``<stem>.regions.csv`` (region
-        name of each ``ei_ratio_roi_k``).
+        mode, settings, timing, versions, dropped subjects, reordered subjects) and
+        ``<stem>.regions.csv`` (region name of each ``ei_ratio_roi_k``). Subjects whose results
+        list the same region names in another order (files with other header orders) have their
+        regional columns put by name in the order most subjects list (ties: the first listed in
+        ``demographics``), with one :class:`~delssome_norms.errors.InputWarning`.
 
     Returns
     -------
@@ -163,8 +166,9 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
     Raises
     ------
     InvalidInputError
-        Subjects with different numbers of regions, settings, or pipelines (atlas, SC, maps,
-        design, mode: the first differing field and both values are named).
+        Subjects with different numbers of regions or region names (two subjects and a region
+        named), settings, or pipelines (atlas, SC, maps, design, mode: the first differing field
+        and both values are named).
     """
     from delssome_norms.io import provenance_path, regions_path
     from delssome_norms.io.provenance import SIDECAR_KIND
@@ -181,6 +185,9 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
     settings_seen: dict[str, list[str]] = {}
     recorded: dict[str, dict[str, list[str]]] = {}
     pipelines: dict[str, tuple[dict[str, Any], list[str]]] = {}
+    pipeline_of: dict[str, dict[str, Any]] = {}
+    names_of: dict[str, tuple[str, ...]] = {}  # each subject's region names, in its own order
+    found: list[tuple[pd.Series, dict[str, Any], np.ndarray, tuple[str, ...] | None]] = []
     provenances: dict[str, dict[str, Any]] = {}
     unfingerprinted, unprovenanced = [], []
     flagged: list[str] = []
@@ -225,8 +232,7 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
         _check_timing_columns(person, run, timing_mismatch)
         prov = run.get("provenance")
         if isinstance(prov, dict) and isinstance(prov.get("pipeline"), dict):
-            key = json.dumps(prov["pipeline"], sort_keys=True)
-            pipelines.setdefault(key, (prov["pipeline"], []))[1].append(sid)
+            pipeline_of[sid] = prov["pipeline"]
             provenances[sid] = prov
         else:
             unprovenanced.append(sid)
@@ -239,6 +245,19 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
                 f"has {len(values)} regions but earlier subjects have {n_regions}",
                 str(ei_path),
             )
+        names = _recorded_regions(prov, len(values))
+        if names is not None:
+            names_of[sid] = names
+        found.append((person, run, values, names))
+    order, reordered = common_region_order(names_of, str(in_dir))
+    for person, run, values, names in found:
+        sid = str(person["subject_id"])
+        if order is not None and names is not None and names != order:
+            values = values[[names.index(n) for n in order]]  # the table's order, by name
+            pipeline = pipeline_of.get(sid)
+            if pipeline is not None and pipeline.get("regions_sha256") == regions_sha256(names):
+                # the digest of the same names in the table's order
+                pipeline_of[sid] = {**pipeline, "regions_sha256": regions_sha256(order)}
         row = et.cohort_row(person, values)
         row.update(interval_and_flag(run))
         if row["fit_flagged"]:
@@ -247,6 +266,9 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
             differences = run["ei_interval"].get("calibration_differences") or []
             uncalibrated[sid] = [str(d) for d in differences]
         rows.append(row)
+    for sid, pipeline in pipeline_of.items():
+        key = json.dumps(pipeline, sort_keys=True)
+        pipelines.setdefault(key, (pipeline, []))[1].append(sid)
     if missing:
         shown = ", ".join(missing[:10]) + (
             f" (and {len(missing) - 10} more)" if len(missing) > 10 else ""
@@ -266,6 +288,10 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
     if not rows:
         raise InvalidInputError(
             "no finished subject results found for the people listed", str(demographics)
+        )
+    if reordered:
+        warnings.warn(
+            reordered_message(reordered, names_of, order, len(rows), out), InputWarning, stacklevel=2
         )
     if flagged:
         warnings.warn(flagged_message(flagged, len(rows)), InputWarning, stacklevel=2)
@@ -357,6 +383,10 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
     sidecar = _table_provenance(
         provenances, n_regions, [str(r["subject_id"]) for r in rows], missing, unprovenanced
     )
+    if order is not None:  # the table's order (subjects listing it otherwise were reordered)
+        sidecar["atlas"]["regions"] = list(order)
+        sidecar["pipeline"]["regions_sha256"] = regions_sha256(order)
+    sidecar["reordered_subjects"] = reordered
     names = sidecar["atlas"]["regions"] or [f"region_{i}" for i in range(n_regions)]
     sidecar["atlas"]["regions_sha256"] = (
         regions_sha256(sidecar["atlas"]["regions"]) if sidecar["atlas"]["regions"] else None
@@ -368,6 +398,90 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
     write_table(regions, regions_path(out))
     write_json(sidecar, provenance_path(out))
     return table
+
+
+def _recorded_regions(prov: Any, n_regions: int) -> tuple[str, ...] | None:
+    """The region names of a subject's ``run.json`` provenance, in the order of its
+    ``EI_ratio.csv`` rows (``atlas.regions``); None when not recorded or not one per region."""
+    atlas = prov.get("atlas") if isinstance(prov, Mapping) else None
+    names = atlas.get("regions") if isinstance(atlas, Mapping) else None
+    if not isinstance(names, list) or len(names) != n_regions:
+        return None
+    return tuple(str(n) for n in names)
+
+
+def common_region_order(
+    names_of: Mapping[str, tuple[str, ...]], source: str
+) -> tuple[tuple[str, ...] | None, list[str]]:
+    """The region order of a cohort table and the subjects whose results list it otherwise.
+
+    Parameters
+    ----------
+    names_of : mapping of subject id to region names
+        Each subject's names in the order of its results, in the demographics' order.
+    source : str
+        The cohort folder, for the error.
+
+    Returns
+    -------
+    order : tuple of str or None
+        The order most subjects list (ties: the first subject's of those); None without names.
+    reordered : list of str
+        The subjects listing the same names in another order (put in ``order`` by name).
+
+    Raises
+    ------
+    InvalidInputError
+        A subject naming other regions than ``order``'s subjects (names both and one region).
+    """
+    counts: dict[tuple[str, ...], list[str]] = {}
+    for sid, names in names_of.items():
+        counts.setdefault(names, []).append(sid)
+    if not counts:
+        return None, []
+    order, holders = max(counts.items(), key=lambda kv: len(kv[1]))  # first of the most common
+    reordered = []
+    for sid, names in names_of.items():
+        if names == order:
+            continue
+        here = [n for n in names if n not in order]
+        there = [n for n in order if n not in names]
+        if here or there or sorted(names) != sorted(order):
+            what = (
+                f"{sid} has region {here[0]!r} that {holders[0]} has not"
+                if here
+                else f"{holders[0]} has region {there[0]!r} that {sid} has not"
+                if there
+                else f"{sid} names a region more than once"
+            )
+            raise InvalidInputError(
+                f"subjects were fitted with different regions ({what}; {len(holders)} "
+                f"subject(s) list {holders[0]}'s {len(order)} regions); collect each atlas into "
+                "its own table, or refit with the same regions (cohort --overwrite)",
+                source,
+            )
+        reordered.append(sid)
+    return order, reordered
+
+
+def reordered_message(
+    reordered: list[str],
+    names_of: Mapping[str, tuple[str, ...]],
+    order: tuple[str, ...] | None,
+    n_subjects: int,
+    out: str | Path,
+) -> str:
+    """Warning naming the subjects whose regional columns were put in the table's order."""
+    from delssome_norms.io import regions_path
+
+    first = next(sid for sid, names in names_of.items() if names == order)
+    return (
+        f"{len(reordered)} of {n_subjects} subject(s) list their regions in another order than "
+        f"{first} (the order most subjects list): {', '.join(reordered[:10])}"
+        + (f" (and {len(reordered) - 10} more)" if len(reordered) > 10 else "")
+        + f"; their regional columns were put in {first}'s order by name (the table's region "
+        f"names: {regions_path(out)})"
+    )
 
 
 def _missing_states(states: Mapping[str, list[str]]) -> str:
