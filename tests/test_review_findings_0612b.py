@@ -46,3 +46,22 @@ def test_own_labels_with_running_digits_keep_their_names() -> None:
     got, values, kind = header_kind(list(names), arr, "ts.csv", n_atlas=68)
     assert (got, kind) == (names, "own")
     np.testing.assert_array_equal(values, arr)
+
+
+def test_planning_a_cohort_of_an_own_atlas_does_not_warn_that_its_sc_is_not_dk68(tmp_path) -> None:
+    import warnings
+
+    from delssome_norms.fit.cohort import _cohort_n_regions
+
+    names = [f"L_net{c}" for c in "abcde"] + [f"R_net{c}" for c in "abcde"]
+    sc = np.random.default_rng(1).uniform(0.1, 1.0, (10, 10))
+    sc = (sc + sc.T) / 2
+    np.fill_diagonal(sc, 0.0)
+    path = tmp_path / "sc.csv"
+    rows = [",".join(["", *names])] + [
+        ",".join([n, *(f"{v:.6f}" for v in r)]) for n, r in zip(names, sc)
+    ]
+    path.write_text("\n".join(rows) + "\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _cohort_n_regions([{"sc": str(path)}, {"sc": str(path)}]) == 10

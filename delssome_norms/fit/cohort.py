@@ -146,7 +146,9 @@ def _cohort_n_regions(rows: list[dict[str, Any]]) -> int:
         return int(load_default_template().sc.shape[0])
     for path in given:
         try:
-            return int(read_sc(path).shape[0])
+            with warnings.catch_warnings():  # only N is read here: the SC is matched by name,
+                warnings.simplefilter("ignore", InputWarning)  # and warned about, when loaded
+                return int(read_sc(path).shape[0])
         except InvalidInputError:
             continue
     if len(given) < len(rows):
