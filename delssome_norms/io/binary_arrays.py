@@ -4,6 +4,8 @@
 :func:`read_binary_array` gives their values to the numeric readers of
 :mod:`delssome_norms.io.readers`, which check them like CSV text (a ``.mat`` file must hold one
 numeric matrix, dense or sparse; several are refused, listing their names).
+For text readers, :func:`describe_binary` names a binary file given where a table is expected (Excel,
+HDF5, NIfTI, ...) and :func:`wide_text_encoding` tells UTF-16/UTF-32 text from binary.
 """
 
 from __future__ import annotations
@@ -133,3 +135,83 @@ def _mat_kind(value: object) -> str:
     if value.dtype.kind == "b":
         return f"{shape} logical array"
     return f"{shape} {value.dtype} array"
+
+
+_SAVE_AS_CSV = "export it as a CSV or TSV table"
+
+
+def describe_binary(raw: bytes, name: str) -> str | None:
+    """What a binary file given where a text table is expected is, by its leading bytes, as an
+    error message (with what to do instead), or None when it is no format recognised here.
+
+    ``raw`` holds the file's (gzip-unpacked) bytes; ``name`` the path, whose suffix tells an
+    OpenDocument sheet from an Excel workbook.
+    """
+    head = raw[:512]
+    suffix = "".join(Path(name).suffixes[-2:]).lower()
+    if head[:4] == b"PK\x03\x04":  # a zip archive: .xlsx/.ods workbooks, .npz arrays
+        members = _zip_members(raw)
+        if any(m.startswith("xl/") for m in members) or suffix.endswith((".xlsx", ".xlsm")):
+            return f"is an Excel workbook, not a text table: {_SAVE_AS_CSV} (Save As > CSV UTF-8)"
+        if "content.xml" in members or suffix.endswith(".ods"):
+            return f"is an OpenDocument spreadsheet, not a text table: {_SAVE_AS_CSV}"
+        if members and all(m.endswith(".npy") for m in members):
+            return "is a NumPy .npz archive: give it a .npz name"
+        return "is a zip archive, not a text table: unpack it and give the table inside"
+    if head[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
+        return f"is an Excel 97-2003 workbook (.xls), not a text table: {_SAVE_AS_CSV}"
+    if head[:8] == b"\x89HDF\r\n\x1a\n" or head[512:520] == b"\x89HDF\r\n\x1a\n":
+        return (
+            "is an HDF5 file (.h5, or a MATLAB v7.3 .mat), not a text table: save the matrix "
+            "as CSV (or MATLAB v7: save(..., '-v7'))"
+        )
+    if _is_nifti(raw):
+        return (
+            "is a NIfTI image, not a table of regional values: extract the regional time series "
+            "first (e.g. nilearn's NiftiLabelsMasker, or the timeseries.tsv of XCP-D)"
+        )
+    if head[:6] == b"\x93NUMPY":
+        return "is a NumPy .npy array: give it a .npy name"
+    if head[:10] == b"MATLAB 5.0":
+        return "is a MATLAB .mat file: give it a .mat name"
+    if head[:4] == b"PAR1":
+        return "is a Parquet file, not a numeric text table: export it as CSV"
+    return None
+
+
+def _zip_members(raw: bytes) -> list[str]:
+    """Names inside a zip archive held in memory (empty when it cannot be read)."""
+    import io
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+            return zf.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return []
+
+
+def _is_nifti(raw: bytes) -> bool:
+    """A NIfTI-1 (header size 348, magic ``n+1``/``ni1`` at byte 344) or NIfTI-2 (540,
+    ``n+2``/``ni2`` at byte 4) image, in either byte order."""
+    size = raw[:4]
+    if size in (b"\x5c\x01\x00\x00", b"\x00\x00\x01\x5c"):
+        return raw[344:348] in (b"n+1\x00", b"ni1\x00")
+    if size in (b"\x1c\x02\x00\x00", b"\x00\x00\x02\x1c"):
+        return raw[4:8] in (b"n+2\x00", b"ni2\x00")
+    return False
+
+
+def wide_text_encoding(raw: bytes) -> str | None:
+    """``"utf-32"``/``"utf-16"`` for text with their byte-order mark, ``"utf-16-le"``/``-be``
+    for UTF-16 without one (a NUL byte after/before every ASCII character), else None."""
+    if raw[:4] in (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"):
+        return "utf-32"
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return "utf-16"
+    head = raw[: min(len(raw), 4096) // 2 * 2]
+    if len(head) >= 4:
+        even, odd = head[::2], head[1::2]
+        for enc, zeros, chars in (("utf-16-le", odd, even), ("utf-16-be", even, odd)):
+            if not zeros.strip(b"\x00") and b"\x00" not in chars:
+                return enc
+    return None

@@ -20,14 +20,15 @@ import io as _stdio
 import os
 import re
 import stat
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from delssome_norms.errors import InvalidInputError
-from delssome_norms.io.binary_arrays import read_binary_array
+from delssome_norms.errors import InputWarning, InvalidInputError
+from delssome_norms.io.binary_arrays import describe_binary, read_binary_array, wide_text_encoding
 from delssome_norms.io.checks import (
     DEFAULT_FCD_BINS,
     PARQUET_SUFFIXES,
@@ -97,14 +98,24 @@ def _read_text(path: PathLike) -> str:
             raise InvalidInputError("unpacks to more than 1 GiB; such inputs are refused", name)
     if not raw.strip():
         raise InvalidInputError("file is empty", name)
-    if b"\x00" in raw[:4096]:
-        raise InvalidInputError("is a binary file, expected CSV text", name)
+    encoding = wide_text_encoding(raw)  # Excel's "Unicode Text", Windows PowerShell: UTF-16
+    if encoding is None and b"\x00" in raw[:4096]:
+        what = describe_binary(raw, name)
+        raise InvalidInputError(what or "is a binary file, expected CSV text", name)
     try:
-        return raw.decode("utf-8-sig")
+        text = raw.decode(encoding or "utf-8-sig")
     except UnicodeDecodeError as exc:
+        if encoding is not None:
+            raise InvalidInputError(f"is not readable {encoding} text ({exc.reason})", name) from None
+        what = describe_binary(raw, name)  # an .xlsx (a zip) need not hold a NUL byte early on
+        if what is not None:
+            raise InvalidInputError(what, name) from None
         raise InvalidInputError(
             f"is not UTF-8 text (byte 0x{raw[exc.start]:02x} at position {exc.start})", name
         ) from None
+    if encoding is not None and not text.strip("\ufeff \t\r\n"):
+        raise InvalidInputError("file is empty", name)
+    return text.removeprefix("\ufeff")
 
 
 NA_TOKENS = frozenset({"n/a", "na", "nan", ""})
@@ -198,9 +209,11 @@ def read_labelled_numeric(
     name = str(path)
     if (binary := read_binary_array(check_input_file(path))) is not None:  # .npy/.npz/.mat
         return binary, None, None
-    text = _LEADING_BLANK.sub("", _read_text(path))  # a leading tab is an empty first cell
+    text = _LEADING_BLANK.sub("", _without_comment_lines(_read_text(path)))
     first_line = text.split("\n", 1)[0]
     text, sep = with_decimal_point(text, first_line, _separator(first_line))  # 0,25 -> 0.25
+    text = _without_empty_end_columns(text, sep, name)
+    first_line = text.split("\n", 1)[0]
     header, skip = None, 0
     if _WORDY.search(first_line):  # a header row, or data with nan/inf/n/a
         header = _header_or_none(
@@ -268,6 +281,50 @@ def _labelled_numeric(
     if header is not None and len(header) == values.shape[1] + 1:
         header = header[1:]  # the row-label column's own name (often empty)
     return values, header, labels
+
+
+def _cell_counts(line: str) -> set[int]:
+    """How many cells a line has, split at each separator the readers know (at least two)."""
+    counts = {len(line.split(sep)) for sep in (",", "\t", ";")} | {len(line.split())}
+    return {n for n in counts if n > 1}
+
+
+def _without_comment_lines(text: str) -> str:
+    """The text without the ``#`` comment lines that open it (AFNI ``.1D`` files, notes), except
+    a last one with as many cells as the data (``np.savetxt``'s ``# name, ...`` header)."""
+    if not text.lstrip().startswith("#"):
+        return text
+    lines = text.lstrip().split("\n")
+    k = next((i for i, ln in enumerate(lines) if not ln.lstrip().startswith("#")), len(lines))
+    data = next((ln.rstrip("\r") for ln in lines[k:] if ln.strip()), None)
+    if data is None:
+        return text  # nothing but comments: reported as no data by the reader
+    last = lines[k - 1].lstrip()[1:].rstrip("\r")
+    widths = _cell_counts(data)
+    header = [lines[k - 1]] if _cell_counts(last) & (widths | {n - 1 for n in widths}) else []
+    return "\n".join(header + lines[k:])
+
+
+def _without_empty_end_columns(text: str, sep: str, name: str) -> str:
+    """The text without the separators that end every line: one (a writer's habit) silently,
+    several (empty columns, as spreadsheets export) with an :class:`InputWarning`. Read as
+    columns they would be regions without values."""
+    if sep == r"\s+" or not text.split("\n", 1)[0].rstrip("\r ").endswith(sep):
+        return text
+    ends = [ln.rstrip("\r ") for ln in text.split("\n")]
+    trailing = min(e[len(e.rstrip(sep + " ")) :].count(sep) for e in ends if e)
+    if not trailing:
+        return text
+    if trailing > 1:
+        warnings.warn(
+            f"{name}: every line ends with {trailing} separators ({trailing - 1} empty "
+            "column(s) at the end); they were ignored",
+            InputWarning,
+            stacklevel=4,
+        )
+    for _ in range(trailing):
+        ends = [e.rstrip(" ")[:-1] if e else e for e in ends]
+    return "\n".join(ends)
 
 
 def _header_or_none(first: list[str], sep: str, allow_na: bool) -> list[str] | None:
