@@ -65,3 +65,22 @@ def test_planning_a_cohort_of_an_own_atlas_does_not_warn_that_its_sc_is_not_dk68
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert _cohort_n_regions([{"sc": str(path)}, {"sc": str(path)}]) == 10
+
+
+def test_validate_loads_no_plotting_library(tmp_path) -> None:
+    """pycma imports matplotlib.pyplot; only a search needs pycma (only plotting may load
+    matplotlib: with an unwritable home it printed cache warnings on validate)."""
+    import subprocess
+    import sys
+
+    ts = tmp_path / "ts.csv"
+    np.savetxt(ts, np.random.default_rng(0).normal(size=(300, 68)), delimiter=",")
+    code = (
+        "import sys\n"
+        "from delssome_norms.cli.main import main\n"
+        f"main(['validate', '--timeseries', {str(ts)!r}, '--tr', '0.72'])\n"
+        "loaded = [m for m in ('matplotlib', 'cma') if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

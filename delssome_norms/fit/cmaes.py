@@ -31,12 +31,14 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-import cma
 import numpy as np
 
 from delssome_norms.errors import ConvergenceWarning, InvalidInputError
+
+if TYPE_CHECKING:  # pycma imports matplotlib.pyplot: imported when a search starts, so that
+    import cma  # validate, prepare and info load no plotting library
 
 IGNORED_STOP_KEYS = frozenset({"maxiter", "maxfevals", "timeout", "callback"})
 """pycma termination keys that are not collapses (the generation budget is managed here)."""
@@ -191,6 +193,8 @@ class CMAESSearch:
 
     # -- internals --------------------------------------------------------------------------
     def _new_es(self) -> cma.CMAEvolutionStrategy:
+        import cma
+
         rng = derive_rng(self.seed, self.restarts)
         x0 = np.asarray(self.space.initial_mean(rng), dtype=np.float64)
         stds = np.asarray(self.space.initial_stds(x0), dtype=np.float64)
