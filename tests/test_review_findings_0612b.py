@@ -84,3 +84,39 @@ def test_validate_loads_no_plotting_library(tmp_path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("bad", [True, np.bool_(True)])
+def test_a_truth_value_is_not_a_tr_or_scan_length(bad) -> None:
+    from delssome_norms.io.checks import check_timing
+    from delssome_norms.model.timing import check_scan_length, check_tr
+
+    with pytest.raises(InvalidInputError, match="number"):
+        check_timing(bad, 432.0, "tr")
+    with pytest.raises(InvalidInputError, match="number"):
+        check_timing(0.72, bad, "scan_length")
+    with pytest.raises(InvalidInputError, match="number of seconds"):
+        check_tr(bad)
+    with pytest.raises(InvalidInputError, match="number of seconds"):
+        check_scan_length(bad)
+    with pytest.raises(InvalidInputError, match="number of seconds"):
+        check_scan_length("ten minutes")
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_complex_matrices_and_time_series_are_refused(kind) -> None:
+    from delssome_norms.io.checks import check_fc, check_sc, check_timeseries
+
+    rng = np.random.default_rng(0)
+    ts = rng.normal(size=(200, 6))
+    fc = np.corrcoef(ts.T)
+    sc = np.abs(fc)
+    np.fill_diagonal(sc, 0.0)
+
+    def cx(a):
+        a = a + 0j
+        return torch.from_numpy(a) if kind == "torch" else a
+
+    for check, value in ((check_fc, fc), (check_sc, sc), (check_timeseries, ts)):
+        with pytest.raises(InvalidInputError, match="real numbers"):
+            check(cx(value), input_name="x")

@@ -54,6 +54,7 @@ def as_float_array(value, input_name: str, ndim: int | None = None) -> np.ndarra
     ndim : int, optional
         Required number of dimensions.
     """
+    _refuse_complex(value, input_name)
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -72,6 +73,12 @@ def as_float_array(value, input_name: str, ndim: int | None = None) -> np.ndarra
             input_name,
         )
     return arr
+
+
+def _refuse_complex(value: Any, input_name: str) -> None:
+    """Refuse complex numbers (NumPy would drop their imaginary parts with a ComplexWarning)."""
+    if np.iscomplexobj(value):
+        raise InvalidInputError("expected real numbers, got complex ones", input_name)
 
 
 def _check_square(arr: np.ndarray, input_name: str, n_regions: int | None) -> None:
@@ -279,6 +286,8 @@ def _seconds(value: Any) -> float:
     """``float(value)``; a float32/float16 number as the shortest decimal that rounds to it."""
     if isinstance(value, np.ndarray) and value.ndim == 0:
         value = value[()]
+    if isinstance(value, (bool, np.bool_)):  # True is 1 to float(): not a number of seconds
+        raise TypeError("a truth value")
     if isinstance(value, np.floating) and value.dtype.itemsize < 8:
         return float(str(value))  # NumPy prints the shortest repr that round-trips
     return float(value)
@@ -525,6 +534,7 @@ def check_timeseries(ts, input_name: str = "timeseries", min_frames: int = 2) ->
     Rejects NaN frames, constant regions, runs with fewer than ``min_frames`` frames and arrays
     with fewer frames than regions (most likely transposed; their FC would be singular anyway).
     """
+    _refuse_complex(ts, input_name)
     arr = np.asarray(ts, dtype=np.float64)
     if arr.ndim != 2:
         raise InvalidInputError(f"expected frames x regions, got shape {arr.shape}", input_name)

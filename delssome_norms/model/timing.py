@@ -62,6 +62,8 @@ def check_tr(tr: float, source: str | None = "--tr") -> float:
     for a TR given in milliseconds).
     """
     try:
+        if isinstance(tr, (bool, np.bool_)):  # float(True) is 1.0 s
+            raise TypeError
         value = float(tr)
     except (TypeError, ValueError):
         raise InvalidInputError(f"TR must be a number of seconds, got {tr!r}", source) from None
@@ -79,7 +81,14 @@ def check_tr(tr: float, source: str | None = "--tr") -> float:
 def check_scan_length(scan_length: float, source: str | None = "--scan-length") -> float:
     """The scan length as a float [s], refused (naming ``source``) above ``MAX_SCAN_LENGTH``
     (a scan length in milliseconds would otherwise start a simulation of days)."""
-    value = float(scan_length)
+    try:
+        if isinstance(scan_length, (bool, np.bool_)):  # float(True) is 1.0 s
+            raise TypeError
+        value = float(scan_length)
+    except (TypeError, ValueError):
+        raise InvalidInputError(
+            f"scan length must be a number of seconds, got {scan_length!r}", source
+        ) from None
     if value > MAX_SCAN_LENGTH:
         raise InvalidInputError(
             f"scan length {value:g} s is implausible (at most {MAX_SCAN_LENGTH:g} s = "
