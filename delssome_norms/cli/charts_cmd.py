@@ -130,9 +130,9 @@ def register(subparsers) -> None:
         description="Fit one GAMLSS chart per target (ei_ratio_mean and every ei_ratio_roi_* "
         "column by default) in one batched fit; write the chart folder (chart.json + arrays.npz, "
         "with the table's provenance sidecar when collect wrote one) and "
-        "<out>/<target>/female_population_centiles.csv and male_population_centiles.csv "
-        "(for ei_ratio_mean; --centile-tables all for every target), and convergence.csv "
-        "(per target: converged, tail_z, reliable). Exit status 1 when a target did not "
+        "<out>/<target>/female_population_centiles.csv and male_population_centiles.csv (the "
+        "sexes in the table; for ei_ratio_mean; --centile-tables all for every target), and "
+        "convergence.csv (per target: converged, tail_z, reliable). Exit status 1 when a target did not "
         "converge or has a degenerate tail (its scores are flagged chart_unreliable).",
     )
     f.add_argument("--table", required=True, metavar="CSV", help="cohort E/I table (one row per person)")
@@ -452,7 +452,7 @@ def run_fit(args: argparse.Namespace) -> int:
     chosen = tables[args.centile_tables]
     written = set()
     if chosen is None or chosen:
-        for sex in ("female", "male"):
+        for sex in chart.sexes_:  # a chart fitted on one sex has no curves of the other
             for target, frame in chart.population_centiles(sex, targets=chosen).items():
                 path = out / target / f"{sex}_population_centiles.csv"
                 write_table(frame, path, float_format="%.7g")

@@ -24,6 +24,7 @@ from delssome_norms.norms.chart_table import (
     table_sex,
     table_sites,
     table_targets,
+    warn_case_variant_sites,
 )
 from delssome_norms.norms.design import ParameterDesign, ParameterTerms, encode_sites
 from delssome_norms.norms.fitting import fit_gamlss
@@ -140,9 +141,13 @@ class ChartFitMixin:
             raise InvalidInputError("all ages are equal; an age curve needs a range of ages", source)
         if any(t.sex for t in terms) and np.unique(female).size < 2:
             raise InvalidInputError(
-                "only one sex in the table; fit with mu_sex=False, sigma_sex=False", source
+                f"only one sex ({'female' if female[0] else 'male'}) in the table; fit without "
+                "the sex terms: mu_sex=False, sigma_sex=False (charts fit --no-mu-sex "
+                "--no-sigma-sex)",
+                source,
             )
         if labels is not None:
+            warn_case_variant_sites(labels, source)
             codes, sites = encode_sites(labels)
         else:
             codes, sites = np.zeros(ages.size, dtype=np.int64), []
@@ -207,6 +212,7 @@ class ChartFitMixin:
         self.converged_ = res.converged.astype(bool)
         self.n_iter_ = res.n_iter
         self.decrement_ = res.decrement
+        self.sexes_ = [s for s, k in (("female", 1.0), ("male", 0.0)) if (female == k).any()]
         self.age_range_ = (float(ages.min()), float(ages.max()))
         self.chart_range_ = (float(math.floor(ages.min())), float(math.ceil(ages.max())))
         self.adapted_sites_: dict[str, dict[str, Any]] = {}

@@ -76,6 +76,7 @@ class ChartPersistenceMixin:
             "adapted_sites": self.adapted_sites_,
             "targets": list(self.targets_),
             "age_range": list(self.age_range_),
+            "sexes": list(getattr(self, "sexes_", ["female", "male"])),
             "chart_range": list(self.chart_range_),
             # constructor arguments in their declared order (as written before sklearn)
             "options": {k: getattr(self, k) for k in self._parameter_constraints},
@@ -188,6 +189,7 @@ class ChartPersistenceMixin:
             chart.n_iter_ = arrays["n_iter"]
             chart.decrement_ = arrays["decrement"]
             chart.age_range_ = tuple(float(v) for v in meta["age_range"])
+            chart.sexes_ = [str(v) for v in meta.get("sexes", ["female", "male"])]  # older: both
             chart.chart_range_ = tuple(float(v) for v in meta["chart_range"])
             chart.adapted_sites_ = {site_text(k): v for k, v in meta.get("adapted_sites", {}).items()}
             prov = meta.get("provenance")

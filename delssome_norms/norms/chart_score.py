@@ -310,6 +310,21 @@ class ChartScoringMixin:
             out[:, k] = c[:, 0]
         return out
 
+    def _warn_unseen_sex(self, female: np.ndarray, source: str) -> None:
+        """Warn about people of a sex absent from the chart's training table (a chart fitted on
+        one sex, without sex terms, gives them that sex's curves)."""
+        known = getattr(self, "sexes_", ["female", "male"])
+        for sex, code in (("female", 1.0), ("male", 0.0)):
+            rows = np.flatnonzero(female == code)
+            if rows.size and sex not in known:
+                warnings.warn(
+                    f"{source}: {rows.size} row(s) are {sex} (rows {_rows(rows)}) but the chart "
+                    f"was fitted on {' and '.join(known)} people only: they are scored on those "
+                    "curves",
+                    InputWarning,
+                    stacklevel=3,
+                )
+
     def _warn_unseen(self, labels: np.ndarray | None, unseen: np.ndarray, source: str) -> None:
         """Warn about rows scored on the population curves: sites unknown to the chart, rows
         without a site (an empty cell is "no site", never a site named "nan"), or a table
@@ -559,6 +574,7 @@ class ChartScoringMixin:
         missing = ~np.isfinite(y)
         if unseen.any():
             self._warn_unseen(labels, unseen, source)
+        self._warn_unseen_sex(female, source)
         if outside.any():
             warnings.warn(
                 f"{source}: {int(outside.sum())} row(s) have ages outside the chart's range "

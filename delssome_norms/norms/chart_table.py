@@ -8,14 +8,16 @@ and one column per target; the column names are those of :mod:`delssome_norms.io
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from delssome_norms.errors import InvalidInputError
+from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.io import check_ages, table_sex_labels
+from delssome_norms.io.checks import MAX_AGE_YEARS
 from delssome_norms.io.ei_table import (
     FIT_FLAGGED,
     INTERVAL_CALIBRATED,
@@ -104,7 +106,37 @@ def table_ages(table: pd.DataFrame, source: str) -> np.ndarray:
     """Ages in years from ``age_in_years`` (present, numeric, 0 to 120)."""
     if "age_in_years" not in table.columns:
         raise InvalidInputError("missing column 'age_in_years'", source)
-    return check_ages(table["age_in_years"].tolist(), f"{source}: column age_in_years")
+    name = f"{source}: column age_in_years"
+    try:
+        return check_ages(table["age_in_years"].tolist(), name)
+    except InvalidInputError as err:
+        ages = pd.to_numeric(table["age_in_years"], errors="coerce").to_numpy(dtype=np.float64)
+        ages = ages[np.isfinite(ages)]
+        if ages.size and ages.min() >= 0 and MAX_AGE_YEARS < ages.max() <= 12 * MAX_AGE_YEARS:
+            raise InvalidInputError(
+                f"{err.problem}; are these ages in months (up to {ages.max():g})? "
+                "age_in_years must be in years (divide months by 12)",
+                name,
+            ) from None
+        raise
+
+
+def warn_case_variant_sites(labels: np.ndarray, source: str) -> None:
+    """Warn when site labels differ only in letter case (``"Site A"`` and ``"site a"``): they are
+    fitted as separate sites, which is rarely what the table's author meant."""
+    groups: dict[str, list[str]] = {}
+    for label in pd.unique(np.asarray(labels, dtype=object)):
+        if str(label):
+            groups.setdefault(str(label).casefold(), []).append(str(label))
+    clash = [" / ".join(repr(v) for v in g) for g in groups.values() if len(g) > 1]
+    if clash:
+        warnings.warn(
+            f"{source}: site labels that differ only in letter case are fitted as separate "
+            f"sites: {'; '.join(clash[:4])}{' ...' if len(clash) > 4 else ''}; if they name one "
+            "site, write one spelling",
+            InputWarning,
+            stacklevel=3,
+        )
 
 
 def table_sites(table: pd.DataFrame, site_column: str, source: str, required: bool) -> np.ndarray | None:
