@@ -120,3 +120,20 @@ def test_complex_matrices_and_time_series_are_refused(kind) -> None:
     for check, value in ((check_fc, fc), (check_sc, sc), (check_timeseries, ts)):
         with pytest.raises(InvalidInputError, match="real numbers"):
             check(cx(value), input_name="x")
+
+
+@pytest.mark.parametrize("blank", [np.nan, None, "", "  "])
+def test_an_empty_sex_cell_is_named_empty_not_an_unknown_label(blank) -> None:
+    import pandas as pd
+
+    from delssome_norms.io.checks import normalise_sex, table_sex_labels
+
+    with pytest.raises(InvalidInputError, match=r"is empty in row\(s\) 3") as err:
+        normalise_sex(["female", "m", blank, "F"], "sex")
+    assert "unknown" not in err.value.problem
+    table = pd.DataFrame({"sex": ["female", "male", blank, "male"]})
+    with pytest.raises(InvalidInputError, match=r"column sex: is empty in row\(s\) 3"):
+        table_sex_labels(table, "demogr.csv")
+    coded = pd.DataFrame({"numeric_sex": [1.0, 0.0, np.nan, 1.0]})
+    with pytest.raises(InvalidInputError, match=r"column numeric_sex: is empty in row\(s\) 3"):
+        table_sex_labels(coded, "demogr.csv")

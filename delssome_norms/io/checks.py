@@ -349,8 +349,14 @@ def normalise_sex(values: Sequence, input_name: str = "sex") -> np.ndarray:
     """
     series = pd.Series(list(values), dtype=object)
     out = np.empty(len(series), dtype=object)
-    bad_rows = []
+    bad_rows, empty_rows = [], []
     for i, v in enumerate(series):
+        if v is None or v is pd.NA or (isinstance(v, (float, np.floating)) and np.isnan(v)):
+            empty_rows.append(i)
+            continue
+        if isinstance(v, str) and not v.strip():
+            empty_rows.append(i)
+            continue
         if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
             if v == 1:
                 out[i] = "female"
@@ -365,6 +371,12 @@ def normalise_sex(values: Sequence, input_name: str = "sex") -> np.ndarray:
             bad_rows.append(i)
         else:
             out[i] = label
+    if empty_rows:
+        raise InvalidInputError(
+            f"is empty in row(s) {_fmt_rows(empty_rows)}: every person needs a sex "
+            "(female/male/f/m, or numeric_sex 1/0)",
+            input_name,
+        )
     if bad_rows:
         shown = sorted({repr(series.iloc[i]) for i in bad_rows[:5]})
         raise InvalidInputError(
