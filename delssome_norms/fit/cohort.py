@@ -13,8 +13,10 @@
    groups. Output folders must be on a file system the workers share.
 
 Subjects without maps use the ``[1, gradient]`` design with the principal gradient of the
-cohort's group-average FC (Fisher-z mean over every readable subject of the manifest, so it is
-the same in every shard), written to ``<out_dir>/cohort_gradient.csv``.
+cohort's group-average FC (Fisher-z mean over every readable subject of the manifest), written to
+``<out_dir>/cohort_gradient.csv``. The first run into a folder stores it (``cohort_gradient.json``,
+:func:`~delssome_norms.fit.cohort_fc.folder_gradient`); reruns and the other shards use the stored
+one, so one folder's subjects share one design (``overwrite`` recomputes it).
 """
 
 from __future__ import annotations
@@ -34,7 +36,13 @@ from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.fit import dask_executor, group_lock
 from delssome_norms.fit.atlas_checks import check_surrogate_run, no_maps_message
 from delssome_norms.fit.checkpoint import Checkpoint
-from delssome_norms.fit.cohort_fc import MAP_COLUMNS, cohort_gradient, in_cohort_order
+from delssome_norms.fit.cohort_fc import (
+    MAP_COLUMNS,
+    cohort_gradient,  # noqa: F401  (imported from here by `validate` and tests)
+    folder_gradient,
+    folder_gradient_problem,
+    in_cohort_order,
+)
 from delssome_norms.fit.evaluate import SurrogateBackend, require_surrogate
 from delssome_norms.fit.lockstep import (
     RESTARTED_NOTE,
@@ -55,7 +63,7 @@ from delssome_norms.fit.outputs import (
 )
 from delssome_norms.fit.progress import progress_bar
 from delssome_norms.fit.settings import FitSettings
-from delssome_norms.fit.shard_plan import agree_group_size
+from delssome_norms.fit.shard_plan import agree_group_size, refuse_unknown_timing
 from delssome_norms.fit.subject import SubjectInputs, load_subject
 from delssome_norms.fit.uncertainty import warn_uncalibrated
 from delssome_norms.io import (
@@ -216,7 +224,9 @@ def plan_cohort(
 
 def _train_frames(row: dict[str, Any], settings: FitSettings) -> int:
     """Simulated frames of a manifest row (0 where its timing is refused: reported later, per
-    subject, by :func:`run_cohort`)."""
+    subject, by :func:`run_cohort`; also where its TR or scan length is unknown: it fails alone)."""
+    if row.get(INPUT_PROBLEM) or row.get("tr") is None or row.get("scan_length") is None:
+        return 0
     try:
         return settings.timing(row["tr"], row["scan_length"], "train").n_frames
     except InvalidInputError:
@@ -320,6 +330,14 @@ def run_group_task(
             return group_lock.failed_outcomes(group_ids, Path(out_dir), exc)
         if busy:
             return group_lock.busy_outcomes(group_ids, busy, lock.stale_after_s)
+        problem = folder_gradient_problem(Path(out_dir), fallback_gradient)
+        if problem is not None:  # two cohort gradients must not be used in one folder
+            for sid in group_ids:
+                write_failure(Path(out_dir) / sid, sid, "input", problem)
+            return [
+                {"subject_id": s, "status": "failed", "stage": "input", "message": problem}
+                for s in group_ids
+            ]
 
         def check(done: int) -> None:  # between generations: stop if the lock was taken over
             lock.check()
@@ -479,7 +497,8 @@ def run_cohort(
     manifest : path or DataFrame
         Manifest CSV (see :func:`delssome_norms.io.read_manifest`) or its table.
     out_dir : path
-        One sub-folder per subject, plus ``failures.csv`` and ``cohort_gradient.csv``.
+        One sub-folder per subject, plus ``failures.csv`` and ``cohort_gradient.csv`` (and
+        ``cohort_gradient.json``: the stored gradient that reruns and other shards reuse).
     settings : FitSettings, optional
     shard : (k, n) or "k/n", optional
         Run only shard k of n.
@@ -585,6 +604,8 @@ def _run_cohort(
                 if field in FIT_OPTION_FIELDS:  # TR and scan length come from the manifest
                     where += f", {timing_option(field, stage)}"
                 raise err.with_source(f"subject {r['subject_id']} ({where})") from None
+    if shard_kn[1] > 1:  # the groups must not depend on which files this node can read
+        refuse_unknown_timing(plan.rows)
     trs = [float(r["tr"]) for r in plan.rows if r["tr"] is not None]  # None: fails alone
     scans = [float(r["scan_length"]) for r in plan.rows if r["scan_length"] is not None]
     # surrogate weights of another N, once and before the scan-length warning (every fit would fail)
@@ -637,7 +658,7 @@ def _run_locked(
     overwrite: bool,
     surrogate: SurrogateBackend | None = None,
 ) -> CohortSummary:
-    gradient = cohort_gradient(plan, settings.maps)
+    gradient = folder_gradient(plan, settings.maps, out, overwrite)
     check_stale_subjects(plan, shard_groups(plan, shard_kn), out, settings, gradient, overwrite)
     if gradient is not None:
         n_nomaps = sum(not any(r.get(c) for c in MAP_COLUMNS) for r in plan.rows)

@@ -19,8 +19,10 @@ names; its FCD-CDF does not depend on the order of the regions.
 
 from __future__ import annotations
 
+import math
 import warnings
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,7 +30,8 @@ import numpy as np
 from delssome_norms.datasets import DK68_REGIONS
 from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.fit.lockstep import default_gradient
-from delssome_norms.io import fisher_z_mean
+from delssome_norms.io import fisher_z_mean, read_json_object, write_json
+from delssome_norms.io.digest import arrays_sha256
 from delssome_norms.io.named_inputs import read_fc_named
 from delssome_norms.io.named_regions import Named, align_names, match_inputs, take_regions
 from delssome_norms.io.timeseries import read_timeseries_named
@@ -41,6 +44,30 @@ MAP_COLUMNS = ("myelin", "gradient")
 ORDER_KEY = "_cohort_fc_regions"
 """Key of a manifest row (set by :func:`cohort_gradient`) holding ``(subject_id, names)``: the
 region order of the cohort FC gradient, that a subject fitted with it is put in."""
+GRADIENT_FILE = "cohort_gradient.json"
+"""The cohort FC gradient a cohort's output folder was fitted with (:func:`folder_gradient`)."""
+FORMAT_VERSION = 1
+"""Schema version of :data:`GRADIENT_FILE`."""
+
+
+@dataclass(frozen=True)
+class CohortGradient:
+    """A cohort FC gradient and what it was computed from.
+
+    Attributes
+    ----------
+    values : ndarray of shape (N,)
+        The gradient (unitless), in the region order of ``order``.
+    order : (str, tuple of str) or None
+        ``(subject_id, region names)`` of the subject whose region order it is in (None: the
+        subjects' files name no regions; every subject is fitted in its own column order).
+    subjects : tuple of str
+        The subjects whose FC it averages.
+    """
+
+    values: np.ndarray
+    order: tuple[str, tuple[str, ...]] | None
+    subjects: tuple[str, ...]
 
 
 def row_fc(row: dict[str, Any], n_regions: int) -> Named:
@@ -105,9 +132,21 @@ def cohort_gradient(plan: Any, maps: str = "fc-gradient") -> np.ndarray | None:
     when processed, if they have no maps). Every row then holds the gradient's region order
     (:data:`ORDER_KEY`).
     """
+    fresh = _computed(plan, maps)
+    return None if fresh is None else fresh.values
+
+
+def needs_gradient(plan: Any, maps: str) -> bool:
+    """Whether some row of ``plan`` is fitted with the cohort FC gradient (no maps of its own,
+    and not the shipped DK68 maps of ``maps="default"``)."""
     if maps == "default" and plan.n_regions == len(DK68_REGIONS):
-        return None
-    if all(any(r.get(c) for c in MAP_COLUMNS) for r in plan.rows):
+        return False
+    return not all(any(r.get(c) for c in MAP_COLUMNS) for r in plan.rows)
+
+
+def _computed(plan: Any, maps: str) -> CohortGradient | None:
+    """:func:`cohort_gradient` with its region order and the subjects it averages."""
+    if not needs_gradient(plan, maps):
         return None
     read, unread = {}, []
     for r in plan.rows:
@@ -120,11 +159,11 @@ def cohort_gradient(plan: Any, maps: str = "fc-gradient") -> np.ndarray | None:
         warnings.warn(
             f"the cohort FC gradient averages {len(fcs)} of {len(plan.rows)} subjects: the FC of "
             f"{', '.join(unread[:5])}{' ...' if len(unread) > 5 else ''} could not be read. "
-            "Every subject without maps is fitted with this gradient, so fix those inputs before "
-            "other shards or reruns start (collect refuses subjects fitted with different "
-            "cohort gradients)",
+            "Every subject without maps is fitted with this gradient, and a cohort's output "
+            f"folder keeps it ({GRADIENT_FILE}) for its reruns and other shards, so fix those "
+            "inputs first (--overwrite recomputes it and refits the subjects fitted with another)",
             InputWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     if refused:
         shown = "; ".join(f"{s}: {why}" for s, why in list(refused.items())[:3])
@@ -134,7 +173,7 @@ def cohort_gradient(plan: Any, maps: str = "fc-gradient") -> np.ndarray | None:
             f"FC sets the gradient's regions ({shown}{' ...' if len(refused) > 3 else ''}); "
             "those without maps of their own fail when fitted",
             InputWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     if moved:
         warnings.warn(
@@ -142,14 +181,174 @@ def cohort_gradient(plan: Any, maps: str = "fc-gradient") -> np.ndarray | None:
             f"{' ...' if len(moved) > 5 else ''} in {order[0]}'s region order by name before "
             "averaging; those subjects fitted with it are put in that order too",
             InputWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     if not fcs:
         return None
     for r in plan.rows:
         if order is not None:
             r[ORDER_KEY] = order
-    return default_gradient(fisher_z_mean(np.stack(fcs)))
+    averaged = tuple(s for s in read if s not in refused)
+    return CohortGradient(default_gradient(fisher_z_mean(np.stack(fcs))), order, averaged)
+
+
+def _record(g: CohortGradient) -> dict[str, Any]:
+    """The JSON record of :data:`GRADIENT_FILE`."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "n_regions": int(g.values.shape[0]),
+        "reference_subject": None if g.order is None else g.order[0],
+        "regions": None if g.order is None else list(g.order[1]),
+        "subjects": list(g.subjects),
+        "sha256": arrays_sha256(g.values),
+        "gradient": [float(v) for v in g.values],
+    }
+
+
+def _read_stored(path: Path, n_regions: int) -> CohortGradient:
+    """The gradient of :data:`GRADIENT_FILE`, checked (errors name the file and the way out)."""
+    remedy = (
+        "delete it, or rerun with --overwrite, to recompute the gradient (subjects fitted with "
+        "another one are then refitted)"
+    )
+    rec = read_json_object(path, "cohort FC gradient record", remedy)
+    values = rec.get("gradient")
+    regions = rec.get("regions")
+    ref = rec.get("reference_subject")
+    subjects = rec.get("subjects")
+    ok = (
+        rec.get("format_version") == FORMAT_VERSION
+        and isinstance(values, list)
+        and all(isinstance(v, float | int) and not isinstance(v, bool) for v in values)
+        and all(math.isfinite(v) for v in values)
+        and (regions is None or (isinstance(regions, list) and len(regions) == len(values)))
+        and (regions is None or (isinstance(ref, str) and all(isinstance(r, str) for r in regions)))
+        and isinstance(subjects, list)
+        and all(isinstance(s, str) for s in subjects)
+    )
+    if not ok:
+        raise InvalidInputError(
+            f"is not a cohort FC gradient record of this version; {remedy}", str(path)
+        )
+    gradient = np.asarray(values, dtype=np.float64)
+    if rec.get("sha256") != arrays_sha256(gradient):
+        raise InvalidInputError(f"its gradient does not match its sha256 (edited?); {remedy}", str(path))
+    if gradient.shape[0] != n_regions:
+        raise InvalidInputError(
+            f"holds the cohort FC gradient of {gradient.shape[0]} regions, but this manifest's "
+            f"subjects have {n_regions}: use another --out-dir, or --overwrite to recompute it",
+            str(path),
+        )
+    order = None if regions is None else (ref, tuple(regions))
+    return CohortGradient(gradient, order, tuple(subjects))
+
+
+def _difference(fresh: CohortGradient | None, stored: CohortGradient) -> str | None:
+    """How the gradient the manifest gives now differs from the stored one (None: it does not)."""
+    if fresh is None:
+        return "no subject's FC can be read now"
+    now, before = set(fresh.subjects), set(stored.subjects)
+    changes = []
+    if before - now:
+        gone = sorted(before - now)
+        changes.append(f"{len(gone)} subject(s) no longer averaged: {', '.join(gone[:5])}")
+    if now - before:
+        new = sorted(now - before)
+        changes.append(f"{len(new)} subject(s) averaged now: {', '.join(new[:5])}")
+    values = fresh.values
+    if fresh.order is not None and stored.order is not None and fresh.order[1] != stored.order[1]:
+        where = {name: i for i, name in enumerate(fresh.order[1])}
+        if set(where) != set(stored.order[1]):
+            changes.append("its subjects' files name other regions")
+            return "; ".join(changes)
+        values = values[[where[name] for name in stored.order[1]]]  # by name, in the stored order
+    if not changes and np.allclose(values, stored.values, rtol=0.0, atol=1e-9):
+        return None
+    r = float(np.corrcoef(values, stored.values)[0, 1])
+    changes.insert(0, f"correlation {r:.4f} with the stored one, largest difference "
+                   f"{float(np.max(np.abs(values - stored.values))):.3g}")  # fmt: skip
+    return "; ".join(changes)
+
+
+def _use(plan: Any, g: CohortGradient) -> np.ndarray:
+    """Put every row in ``g``'s region order (:data:`ORDER_KEY`) and return its values."""
+    for r in plan.rows:
+        r[ORDER_KEY] = g.order
+    return g.values
+
+
+def folder_gradient(plan: Any, maps: str, out: Path, overwrite: bool) -> np.ndarray | None:
+    """The cohort FC gradient of a cohort run into ``out``: the one stored there, else computed.
+
+    The first run into a folder computes it (:func:`cohort_gradient`) and stores it with its
+    region order in :data:`GRADIENT_FILE` (created once, atomically: a shard starting at the
+    same moment reads the winner's). Later runs and other shards use the stored gradient, so
+    finished subjects stay finished and every subject without maps shares one design even when
+    the manifest's readable subjects changed; they warn once, saying how much, when the
+    manifest now gives another gradient. ``overwrite`` recomputes and replaces it.
+
+    Returns
+    -------
+    ndarray of shape (N,) or None
+        None when no subject needs it (:func:`needs_gradient`) or none can be read.
+
+    Raises
+    ------
+    InvalidInputError
+        A damaged or edited :data:`GRADIENT_FILE`, or one of another number of regions.
+    """
+    if not needs_gradient(plan, maps):
+        return None
+    path = Path(out) / GRADIENT_FILE
+    if not overwrite and path.exists():
+        stored = _read_stored(path, plan.n_regions)
+        with warnings.catch_warnings():  # about an average that is not used: one warning below
+            warnings.simplefilter("ignore", InputWarning)
+            fresh = _computed(plan, maps)
+    else:
+        fresh = _computed(plan, maps)
+        if fresh is None:
+            return None
+        try:
+            if overwrite:  # shards started together with --overwrite write the same record
+                write_json(_record(fresh), path)
+            else:
+                write_json(_record(fresh), path, exclusive=True)
+            return _use(plan, fresh)
+        except FileExistsError:  # another shard stored it first: use that one
+            stored = _read_stored(path, plan.n_regions)
+    differs = _difference(fresh, stored)
+    if differs is not None:
+        warnings.warn(
+            f"{path} holds the cohort FC gradient (averaged over {len(stored.subjects)} "
+            "subjects) this folder's subjects without maps are fitted with; it is used again so "
+            "that finished subjects stay finished and the whole cohort shares one design, but the "
+            f"manifest's readable subjects now give another gradient ({differs}); --overwrite "
+            "recomputes it from them and refits every subject without maps",
+            InputWarning,
+            stacklevel=3,
+        )
+    return _use(plan, stored)
+
+
+def folder_gradient_problem(out: Path, gradient: np.ndarray | None) -> str | None:
+    """Why a lockstep group must not be fitted with ``gradient`` now (None: it may): the
+    folder's :data:`GRADIENT_FILE` was replaced by a run with ``--overwrite`` that computed
+    another one since this run started, so two gradients would be used in one folder."""
+    path = Path(out) / GRADIENT_FILE
+    if gradient is None or not path.exists():
+        return None
+    try:
+        stored = read_json_object(path, "cohort FC gradient record", "rerun the cohort")
+    except InvalidInputError as err:
+        return f"cohort FC gradient: {err}"
+    if stored.get("sha256") == arrays_sha256(gradient):
+        return None
+    return (
+        f"cohort FC gradient: {path} was replaced, since this run started, by another run with "
+        "--overwrite that computed another gradient; rerun the cohort (or this shard) to fit "
+        "these subjects with the folder's gradient"
+    )
 
 
 def in_cohort_order(subject: SubjectInputs, row: dict[str, Any]) -> SubjectInputs:
@@ -184,4 +383,14 @@ def in_cohort_order(subject: SubjectInputs, row: dict[str, Any]) -> SubjectInput
     )
 
 
-__all__ = ["ORDER_KEY", "cohort_gradient", "in_cohort_order", "row_fc"]
+__all__ = [
+    "GRADIENT_FILE",
+    "ORDER_KEY",
+    "CohortGradient",
+    "cohort_gradient",
+    "folder_gradient",
+    "folder_gradient_problem",
+    "in_cohort_order",
+    "needs_gradient",
+    "row_fc",
+]

@@ -6,6 +6,11 @@ memory of the machine a shard runs on (:func:`~delssome_norms.fit.lockstep.choos
 which differs between cluster nodes. The first shard to start therefore records its K and the
 manifest's subject list in the out-dir (created once, atomically; a shard starting at the same
 moment reads the winner's), and every later shard adopts that K or stops with a clear message.
+
+The groups also follow each row's TR and scan length, which a manifest may leave to the runs' JSON
+sidecars and time series: a row whose TR or scan length this node cannot find would be planned
+under "unknown", and a node that can read its files would form other groups. Shards therefore
+refuse such rows up front (:func:`refuse_unknown_timing`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.io import read_json_object, write_json
+from delssome_norms.io.readers import INPUT_PROBLEM
 
 PLAN_FILE = "shard_plan.json"
 """Name of the plan in the out-dir."""
@@ -38,6 +44,35 @@ def groups_sha256(plan: Any) -> str:
     would leave some subjects to no shard and give others to two."""
     groups = [[str(plan.rows[i]["subject_id"]) for i in g] for g in plan.groups]
     return hashlib.sha256(json.dumps(groups).encode("utf-8")).hexdigest()
+
+
+def refuse_unknown_timing(rows: list[dict[str, Any]]) -> None:
+    """Refuse, for ``--shard k/n`` with n > 1, rows whose TR or scan length could not be found
+    (the manifest's :data:`~delssome_norms.io.readers.INPUT_PROBLEM`: an empty ``tr`` and no
+    readable JSON sidecar with RepetitionTime, or an empty ``scan_length`` and an unreadable
+    time series).
+
+    Lockstep groups are formed per TR and scan length, so such a row's group depends on which
+    files the node planning it can read: nodes that read them differently would fit a subject
+    twice or never. Without shards (one plan, also with Dask) such a row fails alone.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the rows, why (their runs or sidecars) and the fix.
+    """
+    bad = [str(r[INPUT_PROBLEM]) for r in rows if r.get(INPUT_PROBLEM)]
+    if not bad:
+        return
+    shown = "; ".join(bad[:3]) + (f" (and {len(bad) - 3} more)" if len(bad) > 3 else "")
+    raise InvalidInputError(
+        f"{len(bad)} manifest row(s) have no TR or scan length that can be found: {shown}. "
+        "Shards form their lockstep groups by TR and scan length, so a node that can read those "
+        "files would form other groups (subjects fitted twice or never): fill the manifest's tr "
+        "(and scan_length) column for these rows, fix their sidecars or time series, or remove "
+        "the rows; or run without --shard",
+        "--shard",
+    )
 
 
 def _read(path: Path) -> dict[str, Any]:
