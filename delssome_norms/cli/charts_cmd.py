@@ -16,6 +16,7 @@ from delssome_norms.cli.charts_helpers import (
     _person_mark,
     _person_row,
     _person_value,
+    _random_sites,
     _save_figure,
     _site,
     _subtitle,
@@ -103,9 +104,14 @@ def _check_chart_out(out: str) -> None:
 
 
 def _table_and_provenance(path: str):
-    from delssome_norms.io import read_table, read_table_provenance
+    """The table, its provenance sidecar (or None) and its region names (its
+    ``<stem>.regions.csv``; None without one)."""
+    from delssome_norms.cli.person_report import _sidecar_atlas
+    from delssome_norms.io import read_table, read_table_provenance, regions_path
 
-    return read_table(path), read_table_provenance(path)
+    sidecar = regions_path(path)
+    names = _sidecar_atlas(sidecar).names if sidecar.is_file() else None
+    return read_table(path), read_table_provenance(path), names
 
 
 def register(subparsers) -> None:
@@ -152,7 +158,7 @@ def register(subparsers) -> None:
         help="leave out people whose E/I fit carries the fit-quality flag (collect's "
         "fit_flagged column); without it they are kept and named in a warning",
     )
-    options.defer(f, _chart_model_options)
+    options.defer(f, _fit_model_options)
     f.set_defaults(func=run_fit)
 
     s = add_command(
@@ -347,9 +353,22 @@ CHART_OPTION_HELP = {
 """GrowthChart parameters offered as ``charts fit``/``compare`` options: flag and help."""
 
 
+def _fit_model_options(parser: argparse.ArgumentParser) -> None:
+    """The chart-model options of ``charts fit``: those of ``compare`` and ``--random-sites``."""
+    group = _chart_model_options(parser)
+    group.add_argument(
+        "--random-sites",
+        default="mu,sigma",
+        metavar="LIST",
+        help="parameters with a site random intercept: comma-separated mu, sigma, nu, tau "
+        "(those of the family), or none (default mu,sigma). With few people per site (e.g. "
+        "16-43) sigma's site variance can be poorly determined and the fit not converge: try mu",
+    )
+
+
 def _chart_model_options(
     parser: argparse.ArgumentParser, names: tuple[str, ...] = tuple(CHART_OPTION_HELP)
-) -> None:
+) -> argparse._ArgumentGroup:
     """Add GrowthChart options to ``parser``, their defaults read from ``GrowthChart()``.
 
     ``--no-mu-sex``/``--no-sigma-sex`` turn the default-on sex terms off. Deferred
@@ -373,6 +392,7 @@ def _chart_model_options(
         group.add_argument(
             flag, type=kind, default=default, help=f"{help_text} (default {default})", **kwargs
         )
+    return group
 
 
 def _cells_as_text(col):
@@ -432,9 +452,15 @@ def run_fit(args: argparse.Namespace) -> int:
     from delssome_norms.norms import GrowthChart
 
     _check_chart_out(args.out)
-    options = {"sigma_df": args.sigma_df, "site_column": args.site_column, "max_iter": args.max_iter}
+    random_sites = _random_sites(args.random_sites)
+    options = {
+        "sigma_df": args.sigma_df,
+        "site_column": args.site_column,
+        "max_iter": args.max_iter,
+        "random_sites": random_sites,
+    }
     _check_models([args.family], [args.mu_df], FIT_OPTIONS, **options)  # errors name the option
-    table, provenance = _table_and_provenance(args.table)
+    table, provenance, regions = _table_and_provenance(args.table)
     table = _handle_flagged(table, args.exclude_flagged, str(args.table))
     chart = GrowthChart(
         args.family,
@@ -445,7 +471,14 @@ def run_fit(args: argparse.Namespace) -> int:
         site_column=args.site_column,
         algorithm=args.algorithm,
         max_iter=args.max_iter,
-    ).fit(table, targets=_csv_list(args.targets), source=str(args.table), provenance=provenance)
+        random_sites=random_sites,
+    ).fit(
+        table,
+        targets=_csv_list(args.targets),
+        source=str(args.table),
+        provenance=provenance,
+        regions=regions,
+    )
     out = Path(args.out)
     chart.save(out)
     tables = {"all": None, "mean": [t for t in chart.targets_ if t == et.MEAN_TARGET], "none": []}
@@ -489,11 +522,12 @@ def run_score(args: argparse.Namespace) -> int:
 
     from delssome_norms.io import check_out_file, write_table
     from delssome_norms.io.guard import TABLE_SUFFIXES
+    from delssome_norms.norms.chart_regions import table_region_names
     from delssome_norms.norms.chart_table import FLAG_POOR_FIT, FLAG_UNCALIBRATED
 
     check_out_file(args.out, "--out", {"--table": args.table}, TABLE_SUFFIXES)
     chart = load_chart(args.chart)
-    table, provenance = _table_and_provenance(args.table)
+    table, provenance, regions = _table_and_provenance(args.table)
     scores = chart.score(
         table,
         targets=_csv_list(args.targets),
@@ -502,9 +536,10 @@ def run_score(args: argparse.Namespace) -> int:
         source=str(args.table),
         provenance=provenance,
         allow_pipeline_mismatch=args.allow_pipeline_mismatch,
+        regions=regions,
     )
     write_table(scores, args.out)
-    _copy_regions_sidecar(args.table, args.out)
+    _copy_regions_sidecar(args.table, args.out, chart, regions or table_region_names(provenance))
     n = len(table)  # long layout: one row per person and target, person by person
 
     def people(mask) -> int:
@@ -526,13 +561,19 @@ def run_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def _copy_regions_sidecar(table: str, out: str) -> None:
+def _copy_regions_sidecar(table: str, out: str, chart=None, names=None) -> None:
     """Put the table's ``<stem>.regions.csv`` (collect's region names) next to the scores, where
-    ``charts report``/``brainmap`` read it; remove a stale one when the table has none."""
-    from delssome_norms.io import regions_path, write_text
+    ``charts report``/``brainmap`` read it; remove a stale one when the table has none. Scores
+    of a table whose regions were matched to the chart's by name (``names`` the table's, in
+    another order than the chart's) are in the chart's order: its names are written."""
+    from delssome_norms.io import regions_path, write_table, write_text
+    from delssome_norms.norms.chart_regions import chart_region_names
 
     source, target = regions_path(table), regions_path(out)
-    if source.is_file():
+    ours = chart_region_names(chart) if chart is not None else None
+    if names is not None and ours is not None and list(names) != ours and len(names) == len(ours):
+        write_table(et.regions_frame(ours), target)  # score() matched them by name
+    elif source.is_file():
         if source.resolve() != target.resolve():
             write_text(source.read_text(encoding="utf-8"), target)  # atomic, as every output
     else:
@@ -550,13 +591,14 @@ def run_adapt(args: argparse.Namespace) -> int:
             "--out",
         )
     chart = load_chart(args.chart)
-    controls, provenance = _table_and_provenance(args.controls)
+    controls, provenance, regions = _table_and_provenance(args.controls)
     new = chart.adapt(
         controls,
         method=args.method,
         source=str(args.controls),
         provenance=provenance,
         allow_pipeline_mismatch=args.allow_pipeline_mismatch,
+        regions=regions,
     )
     new.save(args.out)
     added = [s for s in new.sites_ if s not in chart.sites_]
@@ -582,8 +624,13 @@ def run_plot(args: argparse.Namespace) -> int:
     if args.target not in chart.targets_:
         some = ", ".join(chart.targets_[:4]) + (" ..." if len(chart.targets_) > 4 else "")
         raise InvalidInputError(f"the chart has no target {args.target!r} (it has {some})", "--target")
-    data = read_table(args.table) if args.table else None
     table_source = _named(args.table, "--table")
+    data = None
+    if args.table:  # regions listed in another order than the chart's: matched by name
+        from delssome_norms.norms.chart_regions import align_table_regions
+
+        data, provenance, regions = _table_and_provenance(args.table)
+        data, _ = align_table_regions(chart, data, provenance, regions, table_source)
     person = None
     if args.subject is not None:
         raw = None

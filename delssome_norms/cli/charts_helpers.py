@@ -122,6 +122,21 @@ def _check_scored_by(chart, mark: dict, source: str, target: str = et.MEAN_TARGE
         )
 
 
+def _random_sites(text: str) -> tuple[str, ...]:
+    """``--random-sites``: ``mu,sigma`` -> ("mu", "sigma"); ``none`` -> ()."""
+    if text.strip().lower() == "none":
+        return ()
+    items = [v.strip() for v in text.split(",") if v.strip()]
+    bad = [v for v in items if v not in ("mu", "sigma", "nu", "tau")]
+    if bad or not items:
+        raise InvalidInputError(
+            f"unknown parameter(s) {', '.join(bad) or repr(text)}: list mu, sigma, nu, tau "
+            "(comma-separated) or give none",
+            "--random-sites",
+        )
+    return tuple(dict.fromkeys(items))
+
+
 COMPARE_OPTIONS = {
     "family": "--families",
     "mu_df": "--mu-dfs",
@@ -136,6 +151,7 @@ FIT_OPTIONS = {
     "sigma_df": "--sigma-df",
     "site_column": "--site-column",
     "max_iter": "--max-iter",
+    "random_sites": "--random-sites",
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,6 +18,7 @@ import pandas as pd
 
 from delssome_norms.errors import ConvergenceWarning, InputWarning, InvalidInputError
 from delssome_norms.norms.chart_fit import TAIL_IQR, TAIL_Z_MAX
+from delssome_norms.norms.chart_regions import align_table_regions
 from delssome_norms.norms.chart_table import (
     _n_roi_columns,
     _rows,
@@ -56,6 +58,7 @@ class ChartAdaptMixin:
         source: str = "controls",
         provenance: dict[str, Any] | None = None,
         allow_pipeline_mismatch: bool = False,
+        regions: Sequence[str] | None = None,
     ) -> GrowthChart:
         """Estimate offsets of new sites from their controls, with the population fit frozen.
 
@@ -83,6 +86,9 @@ class ChartAdaptMixin:
             The controls table's provenance sidecar (:meth:`check_pipeline`).
         allow_pipeline_mismatch : bool
             Warn instead of refusing controls whose atlas or pipeline differs from the chart's.
+        regions : sequence of str, optional
+            Names of the controls table's regions; the same regions in another order than the
+            chart's are matched by name, other regions refused (as in :meth:`score`).
 
         Returns
         -------
@@ -117,6 +123,7 @@ class ChartAdaptMixin:
             raise InvalidInputError(
                 "the chart has no site terms, so there are no site offsets to adapt", source
             )
+        controls, provenance = align_table_regions(self, controls, provenance, regions, source)
         self.check_pipeline(controls, provenance, allow_mismatch=allow_pipeline_mismatch, source=source)
         check_unique_people(controls, source)  # a repeated person would count twice
         controls = _controls_only(controls, source)

@@ -72,6 +72,26 @@ def _check_target_scale(targets, y: np.ndarray, fam, source: str) -> None:
         )
 
 
+def _record_regions(prov: dict[str, Any], regions: Sequence[str], source: str) -> None:
+    """Put the table's region names into the chart's provenance ``prov`` (in place), with the
+    digests it records (they describe the names given)."""
+    from delssome_norms.io.regions import regions_sha256
+
+    names = [str(v).strip() for v in regions]
+    n = prov.get("pipeline", {}).get("n_regions")
+    if not names or (n is not None and n != len(names)):
+        raise InvalidInputError(
+            f"names {len(names)} regions but the table has {n} regional columns", source
+        )
+    atlas = prov.setdefault("atlas", {})
+    if atlas.get("regions") == names:
+        return
+    atlas["regions"] = names
+    for block in (atlas, prov["pipeline"]):
+        if block.get("regions_sha256") is not None:
+            block["regions_sha256"] = regions_sha256(names)
+
+
 class ChartFitMixin:
     """``fit`` and the fitted-model summaries of :class:`~delssome_norms.norms.chart.GrowthChart`."""
 
@@ -82,6 +102,7 @@ class ChartFitMixin:
         targets: Sequence[str] | None = None,
         source: str = "table",
         provenance: dict[str, Any] | None = None,
+        regions: Sequence[str] | None = None,
     ) -> GrowthChart:
         """Fit the chart of every target at once.
 
@@ -97,6 +118,11 @@ class ChartFitMixin:
         provenance : dict, optional
             The table's provenance (its ``collect`` sidecar); stored as ``provenance_`` with the
             number of regional columns, and compared with tables scored later.
+        regions : sequence of str, optional
+            Names of the table's regions (``ei_ratio_roi_<j>`` is ``regions[j]``, as in its
+            ``<stem>.regions.csv``); default: the provenance's ``atlas.regions``. Recorded in
+            ``provenance_``, so that tables listing the regions in another order are scored by
+            name (:meth:`score`).
 
         Returns
         -------
@@ -217,6 +243,8 @@ class ChartFitMixin:
         self.chart_range_ = (float(math.floor(ages.min())), float(math.ceil(ages.max())))
         self.adapted_sites_: dict[str, dict[str, Any]] = {}
         self.provenance_ = _chart_provenance(table, provenance)
+        if regions is not None:
+            _record_regions(self.provenance_, regions, source)
         self._report_convergence(source)
         return self
 
@@ -291,7 +319,7 @@ class ChartFitMixin:
                 f"{source}: the fit did not converge for {len(bad)} of {len(self.targets_)} "
                 f"target(s): {', '.join(bad[:8])}{' ...' if len(bad) > 8 else ''}; see "
                 f"the chart's convergence_ table (convergence.csv next to a chart that charts fit "
-                "saved; try more iterations, another family or fewer df)"
+                f"saved; try more iterations, another family, fewer df{self._fewer_random_hint()})"
             )
         if wild:
             n = int(np.max(self.n_obs_))
@@ -309,6 +337,20 @@ class ChartFitMixin:
             if self.strict:
                 raise InvalidInputError(msg)
             warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+
+    def _fewer_random_hint(self) -> str:
+        """Advice to drop the site random effects of the parameters other than mu (few people
+        per site, e.g. an ageing cohort of 16-43 per site, leave sigma's site variance poorly
+        determined: such fits that did not converge converged with mu's alone)."""
+        others = [p for p in self.site_effects_ if p != "mu"]
+        if not others:
+            return ""
+        keep = ",".join(p for p in self.site_effects_ if p == "mu") or "none"
+        py = [p for p in self.site_effects_ if p == "mu"]
+        return (
+            f" or no site random effect of {', '.join(others)}: random_sites={py!r} "
+            f"(charts fit --random-sites {keep})"
+        )
 
     # -- model summaries ----------------------------------------------------------------------
     @property

@@ -20,6 +20,7 @@ from scipy import special
 from delssome_norms.errors import ConvergenceWarning, InputWarning, InvalidInputError
 from delssome_norms.io import ei_table as et
 from delssome_norms.io import normalise_sex
+from delssome_norms.norms.chart_regions import align_table_regions
 from delssome_norms.norms.chart_table import (
     CENTILES,
     FLAG_AGE,
@@ -481,6 +482,7 @@ class ChartScoringMixin:
         source: str = "table",
         provenance: dict[str, Any] | None = None,
         allow_pipeline_mismatch: bool = False,
+        regions: Sequence[str] | None = None,
     ) -> pd.DataFrame:
         """Centile, z-score and harmonised value of each person for each target.
 
@@ -512,6 +514,14 @@ class ChartScoringMixin:
             The table's provenance sidecar, compared with the chart's (:meth:`check_pipeline`).
         allow_pipeline_mismatch : bool
             Warn instead of refusing a table whose atlas or pipeline differs from the chart's.
+        regions : sequence of str, optional
+            Names of the table's regions (``ei_ratio_roi_<j>`` is ``regions[j]``, as in its
+            ``<stem>.regions.csv``); default: the provenance's ``atlas.regions``. When the chart
+            records its region names too and these are the same regions in another order, the
+            table's regional columns are matched to the chart's by name (with an
+            :class:`InputWarning`); other regions are refused even with
+            ``allow_pipeline_mismatch``
+            (:func:`~delssome_norms.norms.chart_regions.align_table_regions`).
 
         Returns
         -------
@@ -540,6 +550,7 @@ class ChartScoringMixin:
             raise InvalidInputError("expected a non-empty table", source)
         if provenance is None:  # a row of EIResult.to_table carries its fit's pipeline
             provenance = table.attrs.get(et.PROVENANCE_ATTR)
+        table, provenance = align_table_regions(self, table, provenance, regions, source)
         self.check_pipeline(table, provenance, allow_mismatch=allow_pipeline_mismatch, source=source)
         check_unique_people(table, source)
         if targets is None:

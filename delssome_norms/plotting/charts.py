@@ -29,7 +29,7 @@ def plot_chart_centiles(
     target: str = MEAN_TARGET,
     data: pd.DataFrame | None = None,
     *,
-    sexes: Sequence[str] = ("female", "male"),
+    sexes: Sequence[str] | None = None,
     q: Sequence[float] = CENTILES,
     points: str = "harmonised",
     crosscheck: pd.DataFrame | None = None,
@@ -52,8 +52,10 @@ def plot_chart_centiles(
         Target to draw.
     data : pandas.DataFrame, optional
         People to draw (age, sex, site and the target column).
-    sexes : sequence of str
+    sexes : sequence of str, optional
         Panels, left to right: female/male (f/m in any case, or 1/0 as ``numeric_sex``).
+        Default: the sexes the chart was fitted on (``chart.sexes_``); a sex the chart was not
+        fitted on is refused (its curves would be the other sex's).
     q : sequence of float
         Centiles (percent) to draw.
     points : {"harmonised", "raw"}
@@ -82,11 +84,22 @@ def plot_chart_centiles(
     if points not in ("harmonised", "raw"):
         raise InvalidInputError(f"points must be 'harmonised' or 'raw'; got {points!r}", "points")
     chart._check_fitted()
+    fitted = [str(s) for s in getattr(chart, "sexes_", ("female", "male"))]
+    if sexes is None:
+        sexes = fitted
     if isinstance(sexes, str) or len(sexes) == 0:
         raise InvalidInputError(f"sexes must list one or more panels, got {sexes!r}", "sexes")
     # the chart accepts F/M (any case) and 1/0; the scored data say female/male, so the panels must
     # too, or a panel named "F" would draw the centiles without any of the data's people
     sexes = [str(s) for s in _sex_labels(sexes, "sexes")]
+    unfitted = [s for s in sexes if s not in fitted]
+    if unfitted:
+        raise InvalidInputError(
+            f"the chart was fitted on {' and '.join(fitted)} people only, so it has no "
+            f"{' or '.join(unfitted)} curves (they would be the {' and '.join(fitted)} ones); "
+            f"draw {', '.join(fitted)}",
+            "sexes",
+        )
     if person is not None:
         missing = [
             k for k in ("subject_id", "sex", "age_in_years", "value", "centile") if k not in person
@@ -105,6 +118,13 @@ def plot_chart_centiles(
             scored = scored.assign(harmonised=scored["value"])
     if person is not None:
         person = {**person, "sex": str(_sex_labels([person["sex"]], "person")[0])}
+        if person["sex"] not in fitted:
+            raise InvalidInputError(
+                f"the person ({person['subject_id']}) is {person['sex']}, but the chart was "
+                f"fitted on {' and '.join(fitted)} people only: it has no {person['sex']} "
+                "curves to place them on",
+                "person",
+            )
         if person["sex"] not in sexes:
             raise InvalidInputError(
                 f"the person's sex {person['sex']!r} has no panel (panels: {', '.join(sexes)})",

@@ -199,11 +199,11 @@ def test_score_copies_the_regions_sidecar_and_report_names_regions_by_it(atlas10
     assert (atlas10["folder"] / "report" / "fan_chart.png").exists()
 
 
-def test_report_without_the_sidecar_names_regions_by_index(atlas10, tmp_path: Path) -> None:
-    scores = tmp_path / "scores.csv"  # the scores alone: the chart still knows its 10 regions
+def test_report_without_the_sidecar_names_regions_from_the_chart(atlas10, tmp_path: Path) -> None:
+    scores = tmp_path / "scores.csv"  # the scores alone: the chart recorded its table's names
     scores.write_bytes(atlas10["scores"].read_bytes())
     text = _report({**atlas10, "scores": scores}, tmp_path / "report")
-    expected = [f"region {k} (ei_ratio_roi_{k})" for k in _top_regions(scores, atlas10["subject"])]
+    expected = [NAMES10[k] for k in _top_regions(scores, atlas10["subject"])]
     assert _deviant_rows(text) == expected
     assert not any(name in text for name in DK68_REGIONS)
     assert "of 68" not in text

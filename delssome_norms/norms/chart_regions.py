@@ -1,0 +1,160 @@
+"""Matching a table's regional columns to a chart's regions by name (docs/science.md §7).
+
+A chart records the region names of its training table (``provenance_["atlas"]["regions"]``,
+``ei_ratio_roi_<k>`` being region ``k``); a scored table may list the same regions in another
+order (its ``<stem>.regions.csv`` / provenance sidecar). Its regional columns are then renamed
+into the chart's order, so that each region is scored against its own chart; a table of other
+regions is refused, never scored by column position.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from delssome_norms.errors import InputWarning, InvalidInputError
+from delssome_norms.io import ei_table as et
+
+_REGION_COLUMN = re.compile(rf"^{re.escape(et.REGION_PREFIX)}(\d+)(_.*)?$")
+"""A regional column, with an optional suffix (``ei_ratio_roi_3``, ``ei_ratio_roi_3_lo``)."""
+
+
+def _names(value: Any) -> list[str] | None:
+    if isinstance(value, (list, tuple)) and value and all(v is not None for v in value):
+        return [str(v).strip() for v in value]
+    return None
+
+
+def chart_region_names(chart: Any) -> list[str] | None:
+    """The chart's region names in its order (``ei_ratio_roi_<k>`` is ``names[k]``), or None."""
+    prov = getattr(chart, "provenance_", None) or {}
+    return _names((prov.get("atlas") or {}).get("regions"))
+
+
+def table_region_names(
+    provenance: dict[str, Any] | None, regions: Sequence[str] | None = None
+) -> list[str] | None:
+    """A table's region names: ``regions`` when given (its ``<stem>.regions.csv``), else its
+    provenance sidecar's ``atlas.regions``; None when neither names them."""
+    if regions is not None:
+        return _names(list(regions))
+    return _names(((provenance or {}).get("atlas") or {}).get("regions"))
+
+
+def _order(theirs: list[str], ours: list[str]) -> list[int] | None:
+    """Chart index of each of the table's regions when both list the same regions (by exact name,
+    else by hemisphere and region, e.g. ``ctx-lh-precentral`` = ``lh_precentral``); None when
+    they are not the same set."""
+    from delssome_norms.io.regions import canonical_region_key
+
+    for key in (lambda s: s, canonical_region_key):
+        a, b = [key(v) for v in theirs], [key(v) for v in ours]
+        if None in a or None in b or len(set(a)) != len(a) or len(set(b)) != len(b):
+            continue
+        if set(a) == set(b):
+            where = {k: i for i, k in enumerate(b)}
+            return [where[k] for k in a]
+    return None
+
+
+def align_table_regions(
+    chart: Any,
+    table: pd.DataFrame,
+    provenance: dict[str, Any] | None,
+    regions: Sequence[str] | None = None,
+    source: str = "table",
+) -> tuple[pd.DataFrame, dict[str, Any] | None]:
+    """The table with its regional columns in the chart's order, and its provenance to match.
+
+    Where both the chart and the table name their regions and the names are the same regions
+    in another order, each ``ei_ratio_roi_<j>`` column (and ``ei_ratio_roi_<j>_<suffix>``) of
+    the table becomes the chart's column of that region, with one
+    :class:`~delssome_norms.errors.InputWarning`; the provenance copy then lists the regions
+    in the chart's order (so its ``regions_sha256`` matches). Without names on either side, or
+    with the same order, nothing changes.
+
+    Parameters
+    ----------
+    chart : GrowthChart
+    table : pandas.DataFrame
+    provenance : dict or None
+        The table's provenance sidecar.
+    regions : sequence of str, optional
+        The table's region names (``ei_ratio_roi_<j>`` is ``regions[j]``); default: the
+        provenance's ``atlas.regions``.
+    source : str
+        Name of the table in messages.
+
+    Returns
+    -------
+    table, provenance
+
+    Raises
+    ------
+    InvalidInputError
+        The same number of named regions on both sides but not the same regions (named): such
+        a table is never scored by column position, even with ``allow_pipeline_mismatch``.
+    """
+    theirs, ours = table_region_names(provenance, regions), chart_region_names(chart)
+    if theirs is None or ours is None or theirs == ours or len(theirs) != len(ours):
+        return table, provenance  # a different number of regions: check_pipeline refuses
+    order = _order(theirs, ours)
+    if order is None:
+        only_table = [v for v in theirs if v not in set(ours)]
+        only_chart = [v for v in ours if v not in set(theirs)]
+        shown = (
+            ", ".join(f"{v} ({et.region_column(theirs.index(v))})" for v in only_table[:3])
+            or "a region named twice"
+        )
+        raise InvalidInputError(
+            f"the table's regions are not the chart's: {shown} "
+            f"{'is' if len(only_table) == 1 else 'are'} not among the chart's {len(ours)} regions"
+            + (f" (the chart has {', '.join(only_chart[:3])} instead)" if only_chart else "")
+            + "; its columns cannot be scored by position, even with --allow-pipeline-mismatch: "
+            "use a chart fitted on tables of this atlas",
+            source,
+        )
+    if order == list(range(len(order))):  # same regions, spelled otherwise, same order
+        renamed = table
+    else:
+        mapping = {}
+        for col in table.columns:
+            m = _REGION_COLUMN.match(str(col))
+            if m is not None and int(m.group(1)) < len(order):
+                mapping[col] = f"{et.region_column(order[int(m.group(1))])}{m.group(2) or ''}"
+        renamed = table.rename(columns=mapping)
+        renamed.attrs = table.attrs
+        moved = sum(k != j for j, k in enumerate(order))
+        warnings.warn(
+            f"{source}: lists its {len(order)} regions in another order than the chart "
+            f"({moved} at other positions, e.g. {theirs[_first_moved(order)]} is "
+            f"{et.region_column(_first_moved(order))} in the table but "
+            f"{et.region_column(order[_first_moved(order)])} in the chart): its regional columns "
+            "were matched to the chart's regions by name",
+            InputWarning,
+            stacklevel=3,
+        )
+    if provenance is None:
+        return renamed, None
+    from delssome_norms.io.regions import regions_sha256
+
+    aligned = copy.deepcopy(provenance)
+    atlas = aligned.get("atlas")
+    if isinstance(atlas, dict):
+        atlas["regions"] = list(ours)
+        if atlas.get("regions_sha256") is not None:
+            atlas["regions_sha256"] = regions_sha256(ours)
+    pipe = aligned.get("pipeline")
+    if isinstance(pipe, dict) and pipe.get("regions_sha256") is not None:
+        chart_pipe = (getattr(chart, "provenance_", None) or {}).get("pipeline") or {}
+        pipe["regions_sha256"] = chart_pipe.get("regions_sha256") or regions_sha256(ours)
+    return renamed, aligned
+
+
+def _first_moved(order: list[int]) -> int:
+    return next(j for j, k in enumerate(order) if j != k)
