@@ -137,3 +137,11 @@ def test_an_empty_sex_cell_is_named_empty_not_an_unknown_label(blank) -> None:
     coded = pd.DataFrame({"numeric_sex": [1.0, 0.0, np.nan, 1.0]})
     with pytest.raises(InvalidInputError, match=r"column numeric_sex: is empty in row\(s\) 3"):
         table_sex_labels(coded, "demogr.csv")
+
+
+def test_an_inproc_scheduler_of_another_process_is_explained() -> None:
+    pytest.importorskip("distributed")
+    from delssome_norms.fit.dask_executor import connect
+
+    with pytest.raises(InvalidInputError, match=r"inproc://\) is reachable only from the process"):
+        connect("inproc://192.0.2.2/1/1", 2.0)

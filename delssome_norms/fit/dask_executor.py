@@ -106,6 +106,12 @@ def connect(scheduler: Any, timeout: float) -> Any:
             return dd.Client(scheduler, timeout=timeout)
         except Exception as exc:  # whatever the reason: one line naming --scheduler
             problem = _reason(exc)
+            if isinstance(scheduler, str) and scheduler.startswith("inproc://"):
+                problem += (
+                    "; an in-process scheduler (inproc://) is reachable only from the process "
+                    "that started it: start the cluster with processes=True or "
+                    "protocol='tcp://', or pass its Client"
+                )
     raise InvalidInputError(
         f"cannot connect to the Dask scheduler {scheduler!r}: {problem}", "--scheduler"
     )
