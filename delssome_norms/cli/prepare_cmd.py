@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import shlex
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from delssome_norms.cli.main import add_command
 from delssome_norms.cli.run_tr import runs_tr, timeseries_tr
 from delssome_norms.io.sidecar import RUN_ENTITIES
 from delssome_norms.io.sidecar import entity as _entity
+
+if TYPE_CHECKING:  # numpy is loaded when a command runs, not when the parser is built
+    import numpy as np
 
 
 def register(subparsers) -> None:
@@ -95,6 +101,27 @@ def _prepare_runs(paths, tr: float, args, need: int):
     return runs, fc, cdf
 
 
+def write_pair(fc: np.ndarray, cdf: np.ndarray, fc_path: Path, cdf_path: Path) -> None:
+    """Write a subject's FC (N x N) and FCD-CDF (bins,) so that they always belong together.
+
+    ``estimate-ei`` fits the two files as one subject, and each is written atomically on its
+    own, so a Ctrl-C, crash or full disk between two plain writes would leave a new FC beside
+    the FCD-CDF of an earlier run in the same folder. Here both are written to temporaries
+    first (stopped there: the earlier pair stays as it was), then the earlier FCD-CDF is
+    removed and the new FC and FCD-CDF are renamed into place, in that order: stopped between
+    those steps, the folder holds an FC without its FCD-CDF, which every reader refuses as a
+    missing file, never a mixed pair.
+    """
+    from delssome_norms.io import atomic_path, write_matrix
+
+    with contextlib.ExitStack() as stack:  # leaves in reverse order: FC renamed before CDF
+        cdf_tmp = stack.enter_context(atomic_path(cdf_path))
+        fc_tmp = stack.enter_context(atomic_path(fc_path))
+        write_matrix(fc, fc_tmp)
+        write_matrix(cdf, cdf_tmp)
+        cdf_path.unlink(missing_ok=True)
+
+
 TIMESERIES_SUFFIXES = ("_timeseries.tsv", "_timeseries.tsv.gz")
 
 
@@ -161,7 +188,7 @@ def _prepare_bids(args: argparse.Namespace, out) -> int:
 
     from delssome_norms.errors import InvalidInputError
     from delssome_norms.fit.subject import min_frames
-    from delssome_norms.io import write_matrix, write_table
+    from delssome_norms.io import write_table
 
     if not Path(args.bids_dir).is_dir():
         raise InvalidInputError(f"{args.bids_dir} is not a folder", "--bids-dir")
@@ -187,9 +214,11 @@ def _prepare_bids(args: argparse.Namespace, out) -> int:
             args.bids_dir,
         )
     rows, uneven = [], []
+    # an earlier manifest goes first: a run stopped among the subjects leaves no manifest
+    # (cohort refuses to start), never an old one listing TRs and scan lengths beside new files
+    (out / "manifest.csv").unlink(missing_ok=True)
     for sid, (tr, frames, fc, cdf) in prepared.items():
-        write_matrix(fc, out / f"{sid}_FC.csv")
-        write_matrix(cdf, out / f"{sid}_FCD_CDF.csv")
+        write_pair(fc, cdf, out / f"{sid}_FC.csv", out / f"{sid}_FCD_CDF.csv")
         # the simulation has one length: runs of different lengths give their mean, in frames
         n_frames = round(sum(frames) / len(frames))
         if len(set(frames)) > 1:
@@ -281,6 +310,8 @@ def _prepare_maps(args: argparse.Namespace) -> int:
     out = Path(args.out_dir)
     other = "gradient" if args.map_name == "myelin" else "myelin"
     write_matrix(np.asarray(getattr(load_default_maps(), other)), out / f"default_{other}.csv")
+    # as in _prepare_bids: no old maps.csv beside maps of this run if it is stopped half-way
+    (out / "maps.csv").unlink(missing_ok=True)
     rows = []
     for sid, values in table.iterrows():
         write_matrix(values.to_numpy(), out / f"{sid}_{args.map_name}.csv")
@@ -308,7 +339,7 @@ def run(args: argparse.Namespace) -> int:
 
     from delssome_norms.errors import InvalidInputError
     from delssome_norms.fit.subject import min_frames
-    from delssome_norms.io import check_out_dir, check_subject_id, write_matrix
+    from delssome_norms.io import check_out_dir, check_subject_id
 
     if args.aparc_stats is not None:
         return _prepare_maps(args)
@@ -334,8 +365,7 @@ def run(args: argparse.Namespace) -> int:
     need = min_frames(args.tr, args.fcd_window)
     runs, fc, cdf = _prepare_runs(args.timeseries, args.tr, args, need)
     prefix = f"{args.subject_id}_" if args.subject_id else ""
-    write_matrix(fc, out / f"{prefix}FC.csv")
-    write_matrix(cdf, out / f"{prefix}FCD_CDF.csv")
+    write_pair(fc, cdf, out / f"{prefix}FC.csv", out / f"{prefix}FCD_CDF.csv")
     frames = ", ".join(str(r.shape[0]) for r in runs)
     print(
         f"{len(runs)} run(s) ({frames} frames) x {fc.shape[0]} regions -> {out / (prefix + 'FC.csv')}, "
@@ -348,7 +378,34 @@ def run(args: argparse.Namespace) -> int:
             "medial wall, give the file a header row of region names: those are then dropped"
         )
     print(_window_note(args.tr, args.fcd_window))
+    frames_per_run = [r.shape[0] for r in runs]
+    print(_fit_hint(out, prefix, frames_per_run, args.tr, args.fcd_window, fc.shape[0]))
     return 0
+
+
+def _fit_hint(
+    out: Path, prefix: str, frames: list[int], tr: float, fcd_window: int | None, n_regions: int
+) -> str:
+    """The estimate-ei command for the files just written: with --fc it needs --tr [s] and
+    --scan-length [s] (the runs' mean number of frames x TR, as in a --bids-dir manifest),
+    --fcd-window [frames] when the CDF was computed with another window than the fit's
+    default, and --sc for an atlas other than DK68."""
+    from delssome_norms.model.timing import default_fcd_window, fcd_window_frames
+
+    n_frames = round(sum(frames) / len(frames))
+    window = fcd_window_frames(tr, fcd_window)
+    argv = [
+        "delssome-norms estimate-ei --fc",
+        shlex.quote(str(out / f"{prefix}FC.csv")),
+        "--fcd-cdf",
+        shlex.quote(str(out / f"{prefix}FCD_CDF.csv")),
+        f"--tr {tr:.10g} --scan-length {n_frames * tr:.10g}",
+        *([f"--fcd-window {window}"] if window != default_fcd_window(tr) else []),
+        *(["--sc YOUR_SC.csv"] if n_regions != 68 else []),
+        "--out-dir FIT_FOLDER",
+    ]
+    mean = " (the runs' mean number of frames x TR)" if len(set(frames)) > 1 else ""
+    return f"next: {' '.join(argv)}{mean}"
 
 
 def _window_note(tr: float, fcd_window: int | None) -> str:

@@ -10,10 +10,15 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from delssome_norms.cli import options
 from delssome_norms.cli.estimate_cmd import check_device
 from delssome_norms.cli.main import Terminated, add_command
+
+if TYPE_CHECKING:  # torch is loaded when a command runs, not when the parser is built
+    from delssome_norms.surrogate.dataset import SurrogateDataset
+    from delssome_norms.surrogate.pretrained import PretrainedSurrogate
 
 GENERATE_OPTIONS = (
     "n_subjects",
@@ -42,7 +47,7 @@ GENERATE_HELP = {
         "type": float,
         "nargs": "+",
         "metavar": "S",
-        "help": "scan lengths in seconds, cycled over groups (default %(default)s)",
+        "help": "scan lengths in seconds, cycled over groups (default 172.8 259.2)",
     },
     "dt": {"help": "integration step, s"},
     "seed": {"help": "seed of the truths, scans and searches"},
@@ -318,6 +323,29 @@ def checkpoint_path(out: Path) -> Path:
     return out.parent / f"{out.name}.checkpoint"
 
 
+MIN_RANKED = 3
+"""Fewest valid held-out candidates a rank correlation is computed on (``surrogate.train``)."""
+
+
+def _undefined_spearman(test: dict) -> str:
+    """Why the held-out Spearman correlation is undefined: too few valid test candidates to rank
+    (the data set's fault: more subjects or candidates), or one predicted cost for all of them
+    (the network's: another learning rate or more data)."""
+    n_valid, n_subjects = int(test.get("n_valid", 0)), int(test.get("n_subjects", 0))
+    if n_valid < MIN_RANKED:
+        return (
+            f"the held-out test subjects ({n_subjects}) have {n_valid} candidate(s) with finite "
+            f"losses, fewer than the {MIN_RANKED} a rank correlation needs, so the weights cannot "
+            "be checked; nothing was saved: add subjects to the data set (the same surrogate "
+            "generate command with a larger --subjects) or hold out more with --test-fraction"
+        )
+    return (
+        "the trained network predicts the same costs for every held-out candidate (its "
+        "Spearman correlation is undefined), so it cannot rank a search; nothing was saved: "
+        "lower --lr or train on more data"
+    )
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Train weights on a data set and save them."""
     import math
@@ -386,12 +414,7 @@ def run_train(args: argparse.Namespace) -> int:
     spearman = result.metrics["test"]["pooled"]["total"]["spearman"]
     if spearman is None or not math.isfinite(spearman):
         shutil.rmtree(checkpoint, ignore_errors=True)
-        raise InvalidInputError(
-            "the trained network predicts the same costs for every held-out candidate (its "
-            "Spearman correlation is undefined), so it cannot rank a search; nothing was saved: "
-            "lower --lr or train on more data",
-            "surrogate train",
-        )
+        raise InvalidInputError(_undefined_spearman(result.metrics["test"]), "surrogate train")
     meta, template_sc = _training_metadata(data, result, settings, config, seconds)
     # the training log goes in the same atomic step as the weights (never new weights beside
     # the previous training's log)
@@ -412,6 +435,37 @@ def run_train(args: argparse.Namespace) -> int:
         f"top-10 overlap {overlap} -> {out}"
     )
     return 0
+
+
+def _check_data_fits_weights(
+    surrogate: PretrainedSurrogate, data: SurrogateDataset, source: str
+) -> None:
+    """Refuse a data set of another atlas size, FCD bins or SC than the weights' training data,
+    in evaluate's words (the fit's advice, --mode euler or --sc, does not apply here)."""
+    from delssome_norms.errors import InvalidInputError
+
+    c = surrogate.config
+    same = "evaluate them on a data set generated like their training data (surrogate generate"
+    if (data.n_regions, data.bins) != (c.n_regions, c.cdf_bins):
+        raise InvalidInputError(
+            f"holds subjects of N={data.n_regions} regions and {data.bins} FCD bins; the weights "
+            f"{surrogate.path} were trained for N={c.n_regions} regions "
+            f"({surrogate.metadata.get('atlas', '?')}) and {c.cdf_bins} bins: {same} --sc of "
+            "the same atlas)",
+            str(source),
+        )
+    if surrogate.template_sc is None:
+        return
+    for i in range(data.n_subjects):
+        try:
+            surrogate.check(data.n_regions, data.bins, sc=data.sc[i])
+        except InvalidInputError:
+            raise InvalidInputError(
+                f"subject {data.subject_id[i]} was simulated on another SC than the one the "
+                f"weights {surrogate.path} were trained on ({surrogate.template_source()}): "
+                f"{same} with the same --sc, or none for the default template's weights)",
+                str(source),
+            ) from None
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -436,12 +490,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     window = None
     if "fcd_window" in generated:  # the data set's FCD window, resolved per subject's TR
         window = [fcd_window_frames(t, generated["fcd_window"]) for t in data.tr]
+    _check_data_fits_weights(surrogate, data, args.data)
     surrogate.check(
         data.n_regions, data.bins, tr=data.tr, scan_length=data.scan_length, fcd_window=window
     )
-    if surrogate.template_sc is not None:
-        for i in range(data.n_subjects):
-            surrogate.check(data.n_regions, data.bins, sc=data.sc[i])
     if not data.valid().any():
         raise InvalidInputError(
             f"no candidate with finite losses ({data.n_candidates} candidates, all invalid "

@@ -539,7 +539,8 @@ def generate_dataset(
         "truth_prior": _prior_record(myelin is not None),
         "note": "SYNTHETIC subjects; losses from the fitter's Euler train stage",
     }
-    _check_same_generation(out, settings, info["sc_sha256"])
+    this_sc = sc_file or f"no --sc: the default template, {sc_source}"
+    _check_same_generation(out, settings, info["sc_sha256"], this_sc)
     existing = {sid for shard in list_shards(out) for sid in shard.get("subject_ids", [])}
     report = GenerateReport()
     start = time.perf_counter()
@@ -600,19 +601,25 @@ def _prior_record(with_myelin: bool) -> dict[str, Any]:
     }
 
 
-def _check_same_generation(out: Path, settings: GenerateSettings, sc_sha256: str) -> None:
+def _check_same_generation(
+    out: Path, settings: GenerateSettings, sc_sha256: str, sc_source: str = "?"
+) -> None:
     """Refuse to add groups to a data set generated with other settings or another SC (its
     manifest would describe data it does not hold). More subjects may be added: groups already
-    present are kept."""
+    present are kept. ``sc_source`` names this run's SC (``--sc FILE`` or the template) in the
+    error, beside the one the manifest records."""
     from delssome_norms.surrogate.dataset import MANIFEST, _read_manifest
 
     if not (out / MANIFEST).is_file():
         return
     info = _read_manifest(out).get("info", {})
     if info.get("sc_sha256") not in (None, sc_sha256):
+        stored = info.get("sc_file") or info.get("template", "?")  # "--sc FILE" or the template
+        how = stored if str(stored).startswith("--sc") else "no --sc"
         raise InvalidInputError(
-            f"holds a data set generated on another SC ({info.get('template', '?')}); generate "
-            "into another folder, or pass the SC it was generated on",
+            f"holds a data set generated on another SC ({stored}) than this run's ({sc_source}); "
+            f"generate into another folder, or continue it with the SC it was generated on "
+            f"({how}; a file of the same content)",
             str(out),
         )
     stored = info.get("settings")

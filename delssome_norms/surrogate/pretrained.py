@@ -158,12 +158,34 @@ class PretrainedSurrogate:
             if not diff <= SC_ATOL:
                 raise InvalidInputError(
                     "the subject's structural connectivity differs from the template the surrogate "
-                    f"was trained on ({self.metadata.get('template', {}).get('source', '?')}; largest "
-                    f"difference of scaled SC {diff:.3g} > {SC_ATOL:g}). Use --mode euler, or the "
-                    "default template SC",
+                    f"was trained on ({self.template_source()}; largest difference of scaled SC "
+                    f"{diff:.3g} > {SC_ATOL:g}). {self._sc_advice()}",
                     source,
                 )
         self.check_timing(tr, scan_length, timing, fcd_window)
+
+    def template_source(self) -> str:
+        """Where the training SC came from (``metadata.json``'s ``template.source``)."""
+        template = self.metadata.get("template")
+        return str(template.get("source", "?")) if isinstance(template, dict) else "?"
+
+    def _sc_advice(self) -> str:
+        """What to do about an SC other than the training template: the default template's
+        weights need the default SC (no --sc); a lab's own weights need the SC they were
+        trained on (--sc of that file)."""
+        from delssome_norms.datasets import load_default_template
+
+        if self.template_source() == load_default_template().source:
+            return (
+                "These weights need the default DK68 template SC (no --sc); for another SC use "
+                "--mode euler, or train weights on it (delssome-norms surrogate generate --sc "
+                "YOUR_SC, then surrogate train)"
+            )
+        return (
+            "Give the SC these weights were trained on (--sc, the file recorded as their "
+            "template source), use --mode euler, or train weights on this SC (delssome-norms "
+            "surrogate generate --sc YOUR_SC, then surrogate train)"
+        )
 
     def trained_fcd_window(self) -> int | str | None:
         """FCD window of the training data [frames]: an int, None for the default rule
@@ -410,6 +432,47 @@ def _write_pretrained(
     io.write_json(meta, folder / METADATA_FILE)
 
 
+def _refuse_missing(folder: Path, is_default: bool) -> None:
+    """Raise the error of a weights folder lacking ``metadata.json`` or ``model.safetensors``,
+    saying which: no folder at all (train weights), a file given as the folder, or a folder
+    copied without one of its two files (copy the whole folder ``surrogate train`` wrote)."""
+    train = (
+        "train them with `delssome-norms surrogate generate --out D` then "
+        f"`delssome-norms surrogate train --data D --out {folder}`"
+    )
+    if is_default:
+        raise NotYetAvailableError(
+            f"no pretrained surrogate weights found at {folder} ({METADATA_FILE} and "
+            f"{WEIGHTS_FILE}); {train}, or set {ENV_VAR}"
+        )
+    if folder.is_file():
+        problem = (
+            "is a file, not a weights folder: give the folder that `delssome-norms surrogate "
+            f"train --out` wrote (holding {METADATA_FILE} and {WEIGHTS_FILE})"
+        )
+    elif not folder.is_dir():
+        problem = f"does not exist: no pretrained surrogate weights there; {train}"
+    else:
+        missing = [f for f in (METADATA_FILE, WEIGHTS_FILE) if not (folder / f).is_file()]
+        if len(missing) == 2 and (folder / "manifest.json").is_file():  # surrogate generate's
+            problem = (
+                "is a surrogate training data set (manifest.json), not weights: train weights "
+                f"on it (delssome-norms surrogate train --data {folder} --out WEIGHTS) and give "
+                "that folder"
+            )
+        elif len(missing) == 2:
+            problem = (
+                f"holds no pretrained surrogate weights ({METADATA_FILE} and {WEIGHTS_FILE}); " + train
+            )
+        else:
+            problem = (
+                f"has no {missing[0]}: the weights folder is incomplete (both {METADATA_FILE} "
+                f"and {WEIGHTS_FILE} are needed, and one is checked against the other); copy "
+                "the whole folder that `delssome-norms surrogate train` wrote"
+            )
+    raise InvalidInputError(problem, str(folder))
+
+
 def load_pretrained(folder: str | Path | None = None) -> PretrainedSurrogate:
     """Load a pretrained folder written by :func:`save_pretrained`.
 
@@ -435,14 +498,7 @@ def load_pretrained(folder: str | Path | None = None) -> PretrainedSurrogate:
     meta_path = folder / METADATA_FILE
     weights_path = folder / WEIGHTS_FILE
     if not meta_path.is_file() or not weights_path.is_file():
-        hint = (
-            f"no pretrained surrogate weights found at {folder} ({METADATA_FILE} and {WEIGHTS_FILE}); "
-            "train them with `delssome-norms surrogate generate --out D` then "
-            f"`delssome-norms surrogate train --data D --out {folder}`, or set {ENV_VAR}"
-        )
-        if is_default:
-            raise NotYetAvailableError(hint)
-        raise InvalidInputError(hint, str(folder))
+        _refuse_missing(folder, is_default)
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
