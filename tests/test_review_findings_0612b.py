@@ -145,3 +145,42 @@ def test_an_inproc_scheduler_of_another_process_is_explained() -> None:
 
     with pytest.raises(InvalidInputError, match=r"inproc://\) is reachable only from the process"):
         connect("inproc://192.0.2.2/1/1", 2.0)
+
+
+def test_simulate_stopped_while_writing_keeps_the_earlier_run_whole(tmp_path, monkeypatch) -> None:
+    """A Ctrl-C between simulate's writes left a new EI_ratio.csv and FC.csv beside the earlier
+    run's FCD_CDF.csv (read together as one simulation, or as a fit's inputs)."""
+    from pathlib import Path
+
+    from delssome_norms.cli.main import main
+    from delssome_norms.io import writers
+    from tests.cli.test_simulate_cmd import _write_params
+
+    rng = np.random.default_rng(0)
+    sc = rng.random((4, 4))
+    sc = sc + sc.T
+    np.fill_diagonal(sc, 0)
+    np.savetxt(tmp_path / "sc.csv", sc, delimiter=",")
+    _write_params(tmp_path / "p.csv")
+    out = tmp_path / "o"
+    argv = ["simulate", "--params", str(tmp_path / "p.csv"), "--sc", str(tmp_path / "sc.csv")]
+    argv += ["--tr", "0.72", "--scan-length", "14.4", "--dt", "0.005", "--burn-in", "1.44"]
+    argv += ["--fcd-window", "5", "--warmup-steps", "100", "--out-dir", str(out)]
+    assert main([*argv, "--seed", "1"]) == 0
+    names = ("EI_ratio.csv", "FC.csv", "FCD_CDF.csv")
+    before = {n: (out / n).read_bytes() for n in names}
+    original = writers.write_matrix
+
+    def stop_at_cdf(values, path):
+        if "FCD_CDF" in Path(path).name:
+            raise KeyboardInterrupt
+        return original(values, path)
+
+    monkeypatch.setattr(writers, "write_matrix", stop_at_cdf)
+    monkeypatch.setattr("delssome_norms.io.write_matrix", stop_at_cdf)
+    assert main([*argv, "--seed", "2"]) == 130
+    assert {n: (out / n).read_bytes() for n in names} == before
+    assert not [p.name for p in out.iterdir() if ".staged-" in p.name or p.suffix == ".tmp"]
+    monkeypatch.undo()
+    assert main([*argv, "--seed", "2"]) == 0
+    assert (out / "FC.csv").read_bytes() != before["FC.csv"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import re
 import shlex
 from pathlib import Path
@@ -102,24 +101,16 @@ def _prepare_runs(paths, tr: float, args, need: int):
 
 
 def write_pair(fc: np.ndarray, cdf: np.ndarray, fc_path: Path, cdf_path: Path) -> None:
-    """Write a subject's FC (N x N) and FCD-CDF (bins,) so that they always belong together.
+    """Write a subject's FC (N x N) and FCD-CDF (bins,) so that they always belong together:
+    ``estimate-ei`` fits the two files as one subject, and a Ctrl-C, crash or full disk between
+    two plain writes would leave a new FC beside the FCD-CDF of an earlier run in the same
+    folder (:func:`delssome_norms.io.write_together`: at worst an FC without its FCD-CDF, which
+    every reader refuses as a missing file)."""
+    from delssome_norms import io
 
-    ``estimate-ei`` fits the two files as one subject, and each is written atomically on its
-    own, so a Ctrl-C, crash or full disk between two plain writes would leave a new FC beside
-    the FCD-CDF of an earlier run in the same folder. Here both are written to temporaries
-    first (stopped there: the earlier pair stays as it was), then the earlier FCD-CDF is
-    removed and the new FC and FCD-CDF are renamed into place, in that order: stopped between
-    those steps, the folder holds an FC without its FCD-CDF, which every reader refuses as a
-    missing file, never a mixed pair.
-    """
-    from delssome_norms.io import atomic_path, write_matrix
-
-    with contextlib.ExitStack() as stack:  # leaves in reverse order: FC renamed before CDF
-        cdf_tmp = stack.enter_context(atomic_path(cdf_path))
-        fc_tmp = stack.enter_context(atomic_path(fc_path))
-        write_matrix(fc, fc_tmp)
-        write_matrix(cdf, cdf_tmp)
-        cdf_path.unlink(missing_ok=True)
+    io.write_together(
+        [(fc_path, lambda p: io.write_matrix(fc, p)), (cdf_path, lambda p: io.write_matrix(cdf, p))]
+    )
 
 
 TIMESERIES_SUFFIXES = ("_timeseries.tsv", "_timeseries.tsv.gz")

@@ -238,9 +238,31 @@ def run(args: argparse.Namespace) -> int:
         _warn_outside_regime(r_e, params, sc)
         if fc_emp is None:  # a fit_quality.csv of an earlier run does not describe this one
             (out / "fit_quality.csv").unlink(missing_ok=True)
-        io.write_ei_ratio(out / "EI_ratio.csv", ei, means["S_E"], means["S_I"], r_e)
-        io.write_matrix(summary.fc[0].double().cpu().numpy(), out / "FC.csv")
-        io.write_matrix(summary.fcd_cdf[0].double().cpu().numpy(), out / "FCD_CDF.csv")
+        fc_sim = summary.fc[0].double().cpu().numpy()
+        cdf_sim = summary.fcd_cdf[0].double().cpu().numpy()
+        losses = None if fc_emp is None else cost(summary, fc_emp, cdf_emp).as_dict(0)
+        # read together (the E/I and the statistics of one simulation; FC and FCD-CDF as a fit's
+        # inputs): a stop between the writes must not leave new files beside an earlier run's
+        io.write_together(
+            [
+                (
+                    out / "EI_ratio.csv",
+                    lambda p: io.write_ei_ratio(p, ei, means["S_E"], means["S_I"], r_e),
+                ),
+                (out / "FC.csv", lambda p: io.write_matrix(fc_sim, p)),
+                (out / "FCD_CDF.csv", lambda p: io.write_matrix(cdf_sim, p)),
+                *(
+                    []
+                    if losses is None
+                    else [
+                        (
+                            out / "fit_quality.csv",
+                            lambda p: io.write_fit_quality(p, {"simulate": losses}),
+                        )
+                    ]
+                ),
+            ]
+        )
         line = (
             f"E/I mean {ei.mean():.4f} (regions {ei.min():.4f}-{ei.max():.4f}), "
             f"r_E mean {r_e.mean():.3f} Hz, {timing.n_frames} frames x {args.n_dup} duplicates"
@@ -248,9 +270,7 @@ def run(args: argparse.Namespace) -> int:
         if row or args.batch_size is not None:
             of = f" of {args.batch_size}" if args.batch_size is not None else ""
             line += f", as row {row} of a batch{of}" + (f" ({rows} rows simulated)" if rows > 1 else "")
-        if fc_emp is not None:
-            losses = cost(summary, fc_emp, cdf_emp).as_dict(0)
-            io.write_fit_quality(out / "fit_quality.csv", {"simulate": losses})
+        if losses is not None:
             line += (
                 f"; corr_loss {losses['corr_loss']:.4f}, l1_loss {losses['l1_loss']:.4f}, "
                 f"ks_loss {losses['ks_loss']:.4f}"

@@ -47,6 +47,7 @@ from delssome_norms.io.writers import (
     write_parameters,
     write_table,
     write_text,
+    write_together,
 )
 
 __all__ = [
@@ -100,4 +101,5 @@ __all__ = [
     "write_parameters",
     "write_table",
     "write_text",
+    "write_together",
 ]

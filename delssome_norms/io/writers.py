@@ -13,7 +13,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,46 @@ def atomic_path(path: PathLike, exclusive: bool = False) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def write_together(writes: Sequence[tuple[PathLike, Callable[[Path], object]]]) -> list[Path]:
+    """Write files that are read together (an FC and its FCD-CDF, an E/I table and the
+    statistics simulated with it) so that a folder never holds new ones beside earlier ones.
+
+    Each ``write(path)`` writes one file, at a staging name next to its target that ends in
+    the target's name (writers that choose a format by suffix still do). Once all are written,
+    the earlier files but the first are removed, then the staged files are renamed into place,
+    the first one first. Stopped while writing, the earlier files stay as they were; stopped
+    between the renames, the folder holds some of the new files and none of the earlier ones
+    (a reader then misses a file, and says so), never a mixture.
+
+    Parameters
+    ----------
+    writes : sequence of (path, write)
+        Target paths, and a function writing that file's content to the path it is given.
+
+    Returns
+    -------
+    list of Path
+        The targets.
+    """
+    token = secrets.token_hex(6)
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, write in writes:
+            target = Path(path)
+            stage = target.with_name(f".staged-{token}-{target.name}")
+            staged.append((stage, target))
+            write(stage)
+        for _, target in staged[1:]:
+            target.unlink(missing_ok=True)
+        for stage, target in staged:
+            os.replace(stage, target)
+    finally:
+        for stage, _ in staged:
+            if stage.exists():
+                stage.unlink()
+    return [target for _, target in staged]
 
 
 def write_text(text: str, path: PathLike, exclusive: bool = False) -> Path:
