@@ -32,7 +32,7 @@ from delssome_norms.io.named_regions import (
     take_regions,
 )
 from delssome_norms.io.readers import PathLike
-from delssome_norms.io.region_names import header_kind
+from delssome_norms.io.region_names import header_kind, numbering_order
 from delssome_norms.io.regions import DK68_REGIONS
 
 
@@ -157,16 +157,16 @@ def named_pandas(value: Any, name: str, what: str = "FC") -> Named | None:
     (:func:`~delssome_norms.io.named_regions.read_square`) or a map's names
     (:func:`~delssome_norms.io.named_regions.read_map_named`) are to the file readers: DK68
     names in any spelling put the values in DK68 order under the canonical names (a subset of
-    DK68 regions: those, in DK68 order), numbering is the atlas order by contract, another
-    atlas's names are kept in their order. Returns None for values that are not pandas objects,
-    and the plain values (``kind`` ``"plain"``) for pandas objects without labels or of another
-    shape (checked later).
+    DK68 regions: those, in DK68 order), numbering (``roi_1 ...``, in any order: put in numeric
+    order) is the atlas order by contract, another atlas's names are kept in their order.
+    Returns None for values that are not pandas objects, and the plain values (``kind``
+    ``"plain"``) for pandas objects without labels or of another shape (checked later).
 
     Raises
     ------
     InvalidInputError
         Rows and columns labelled differently; 68 labels that are not all DK68 names;
-        DK68 names that are unknown, repeated or missing.
+        DK68 names that are unknown, repeated or missing; a numbering with gaps or repeats.
     """
     if not isinstance(value, (pd.DataFrame, pd.Series)):
         return None
@@ -178,8 +178,10 @@ def named_pandas(value: Any, name: str, what: str = "FC") -> Named | None:
         values = values[0]  # one row of a map below its names
     elif not square and values.ndim != 1:
         return Named(values)
+    numbering_order(labels, name)  # a numbering with gaps or repeats: refused, saying so
     try:
-        names, arr, kind = header_kind(labels, values if square else values.reshape(1, -1), name)
+        arr = values if square else values.reshape(1, -1)
+        names, arr, kind = header_kind(labels, arr, name, sort=not square)
     except InvalidInputError:  # the atlas's width with other names
         raise _not_dk68(labels, name) from None
     if square:

@@ -26,7 +26,9 @@ from delssome_norms.io.readers import PathLike, _atlas_names, read_labelled_nume
 from delssome_norms.io.region_names import (
     header_kind,
     is_numbering,
+    numbering_order,
     warn_file_order,
+    warn_numbered_order,
     without_common_affix,
 )
 from delssome_norms.io.regions import DK68_REGIONS, canonical_region_key, match_regions
@@ -36,9 +38,11 @@ class Named(NamedTuple):
     """Values read from a region file and what its names say about their order.
 
     ``kind``: ``"plain"`` (no names: atlas order by contract), ``"numbered"`` (a header that
-    numbers the columns in order), ``"dk"`` (DK68 region names; ``values`` put in DK68 order and
-    ``names`` the DK68 names, all 68 or the subset the file names) or ``"own"`` (another atlas's
-    names, ``values`` in file order). ``moved``: the values were reordered from the file's order.
+    numbers the columns, ``roi_1 ...`` in any order: ``values`` and ``names`` put in numeric
+    order, the atlas order by contract), ``"dk"`` (DK68 region names; ``values`` put in DK68
+    order and ``names`` the DK68 names, all 68 or the subset the file names) or ``"own"``
+    (another atlas's names, ``values`` in file order). ``moved``: the values were reordered by
+    name from the file's order (numbering aside: its numeric order is the atlas's).
     """
 
     values: np.ndarray
@@ -141,19 +145,40 @@ def dk_order(
     return match_regions(header, atlas, name), tuple(atlas)
 
 
-def _numbered_by_pandas(values: np.ndarray) -> np.ndarray | None:
-    """A square matrix without the numbered header row (``0, 1, ...``) and index column that
-    ``pd.DataFrame(m).to_csv(path)`` writes around it (read with empty cells as NaN); None
-    when ``values`` is not laid out that way."""
+def _perm_numbering(values: np.ndarray) -> np.ndarray | None:
+    """Positions that put a row of numbers 0..n-1 or 1..n, in any order, in numeric order."""
+    if not np.all(np.isfinite(values)) or not np.all(values == np.round(values)):
+        return None
+    order = np.argsort(values, kind="stable")
+    return order if is_numbering(values[order]) else None
+
+
+def _numbered_by_pandas(values: np.ndarray, name: str) -> np.ndarray | None:
+    """A square matrix without the numbered header row (``0, 1, ...``, in any order) and index
+    column that ``pd.DataFrame(m).to_csv(path)`` writes around it (read with empty cells as
+    NaN), rows and columns put in the numbers' order (with an :class:`InputWarning` where they
+    were not in it: a header alone numbers the rows too); None when ``values`` is not laid out
+    that way."""
     rows, cols = values.shape if values.ndim == 2 else (0, 0)
-    if rows == cols + 1 and is_numbering(values[0]):  # header only (index=False)
-        return values[1:]
     if cols == rows + 1 and rows > 2 and is_numbering(values[:, 0]):  # a 0/1-based label column
         return values[:, 1:]
-    if rows == cols and rows > 1 and np.isnan(values[0, 0]):
-        if is_numbering(values[0, 1:]) and is_numbering(values[1:, 0]):
-            return values[1:, 1:]
-    return None
+    if rows == cols + 1 and (head := _perm_numbering(values[0])) is not None:  # index=False
+        values, index = values[1:], head
+    elif rows == cols and rows > 1 and np.isnan(values[0, 0]):
+        head, index = _perm_numbering(values[0, 1:]), _perm_numbering(values[1:, 0])
+        if head is None or index is None:
+            return None
+        values = values[1:, 1:]
+    else:
+        return None
+    if not (is_numbering(head) and is_numbering(index)):
+        warnings.warn(
+            f"{name}: its rows and columns are numbered in another order; put in numeric order, "
+            "the atlas's order",
+            InputWarning,
+            stacklevel=4,
+        )
+    return values[np.ix_(index, head)]
 
 
 def read_square(
@@ -164,26 +189,28 @@ def read_square(
     A header row of atlas region names (and optionally a first column of them) is matched to
     the atlas by name (``regions``, default DK68; any spelling, a shared affix, FreeSurfer IDs)
     and rows and columns are put in atlas order; a header of fewer DK names is an atlas of those
-    regions (:func:`dk_order`). Another atlas's names are kept in file order (``warn``: with an
-    :class:`InputWarning` saying so), rows named in another order than the columns put in the
-    columns' order. A file without names is taken as it is.
+    regions (:func:`dk_order`). A header that numbers the columns (``roi_1 ...``, in any order;
+    :func:`~delssome_norms.io.region_names.numbering_order`) puts rows and columns in numeric
+    order (the rows by their own names, else as the columns). Another atlas's names are kept in
+    file order (``warn``: with an :class:`InputWarning` saying so), rows named in another order
+    than the columns put in the columns' order. A file without names is taken as it is.
     """
     name = str(path)
     try:
         values, header, labels = read_labelled_numeric(path)
     except InvalidInputError:
-        values = _numbered_by_pandas(read_labelled_numeric(path, allow_na=True)[0])
+        values = _numbered_by_pandas(read_labelled_numeric(path, allow_na=True)[0], name)
         if values is None:
             raise
         return Named(values)
-    stripped = _numbered_by_pandas(values) if header is None and labels is None else None
+    stripped = _numbered_by_pandas(values, name) if header is None and labels is None else None
     values = values if stripped is None else stripped
     atlas = _atlas_names(regions)
     kind = "plain"
     if header is not None and values.ndim == 2:
         # the time-series reader's matcher (any spelling, a shared affix, FreeSurfer IDs); the
         # atlas's width in other text is refused, not taken for the atlas in file order
-        header, values, kind = header_kind(header, values, name, len(atlas))
+        header, values, kind = header_kind(header, values, name, len(atlas), sort=False)
     return square_by_kind(values, header, labels, kind, atlas, name, what, warn)
 
 
@@ -244,6 +271,11 @@ def square_by_kind(
     if labels is not None and list(labels) != list(header):  # rows in another order
         pos = {n: i for i, n in enumerate(labels)}
         values = values[[pos[n] for n in header]]
+    order = numbering_order(header, name) if kind == "numbered" else None
+    n = len(header)
+    if order is not None and values.shape == (n, n) and not np.array_equal(order, np.arange(n)):
+        warn_numbered_order(name, header, order, stacklevel=5)  # rows in the columns' order
+        header, values = [header[k] for k in order], values[np.ix_(order, order)]
     if warn and kind == "own":  # another atlas's width and names: its own order, as for time series
         warn_file_order(name, header[0], f"the {what} is", stacklevel=6)
     return Named(values, tuple(header), kind)

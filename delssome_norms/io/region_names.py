@@ -5,9 +5,11 @@
 :func:`delssome_norms.io.readers.read_sc`): region names in any spelling that
 :func:`delssome_norms.io.regions.canonical_region_key` reads, also behind a prefix or suffix
 that all names share (XCP-D's ``Desikan_``), and FreeSurfer label IDs (``Mean_1001``) pass on to
-be matched to the atlas by name; a header that only numbers the columns is dropped (atlas order by
-contract); other text is read in file order, with a warning, for another atlas's width, and refused
-for the atlas's own width, where it would be taken for the atlas's regions in a wrong order.
+be matched to the atlas by name; a header that only numbers the columns (one prefix and the
+numbers 0..n-1 or 1..n, in any order: :func:`numbering_order`) is dropped, its columns put in
+numeric order (atlas order by contract), and a numbering with gaps or repeats refused; other
+text is read in file order, with a warning, for another atlas's width, and refused for the
+atlas's own width, where it would be taken for the atlas's regions in a wrong order.
 :func:`header_kind` is the same reading with the kind of names, keeping another atlas's names
 (:mod:`delssome_norms.io.named_regions` matches them across the files of one subject).
 """
@@ -15,6 +17,7 @@ for the atlas's own width, where it would be taken for the atlas's regions in a 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -24,8 +27,8 @@ from delssome_norms.io.regions import (
     dk_name_count,
     freesurfer_id_names,
     header_numbers,
-    looks_like_index_header,
     looks_like_region_header,
+    shared_prefix_numbers,
 )
 
 _INDEX_COLUMN_NAMES = frozenset(
@@ -114,17 +117,87 @@ def unknown_names_error(tokens: list[str], name: str, n_atlas: int) -> InvalidIn
     )
 
 
+def _is_label_id(k: int) -> bool:
+    """Whether a number is a FreeSurfer cortical label ID (``ctx-lh-*`` 1000-1035, ``ctx-rh-*``
+    2000-2035): a header of them names regions, it does not number the columns."""
+    return 1000 <= k <= 1035 or 2000 <= k <= 2035
+
+
+def numbering_order(tokens: Sequence[str], name: str) -> np.ndarray | None:
+    """Positions that put the columns of a numbering header in numeric order, or None.
+
+    A numbering header is one shared prefix (any case, maybe none) and the numbers 0..n-1 or
+    1..n, each once, in any order (``roi_3, roi_1, roi_2``; ``R05 ... R00``): the columns are
+    the atlas's regions in that numeric order (by contract, as for a header in order). None for
+    other headers: several prefixes (``Vis_1, SomMot_2``: an atlas's own names), text, and
+    FreeSurfer label IDs (``Mean_1001``, matched by :func:`header_kind`).
+
+    Raises
+    ------
+    InvalidInputError
+        One prefix and numbers with gaps or repeats (``roi_1, roi_2, roi_4``): which column is
+        which region cannot be told.
+    """
+    numbers = shared_prefix_numbers(tokens)
+    if numbers is None:
+        return None
+    n = len(numbers)
+    if sorted(numbers) in (list(range(n)), list(range(1, n + 1))):
+        return np.argsort(np.asarray(numbers), kind="stable")
+    if n < 2 or all(_is_label_id(k) for k in numbers) or freesurfer_id_names(numbers) is not None:
+        return None  # FreeSurfer label IDs (all DK68's, with others; or some DK68 ones)
+    start = 0 if min(numbers) == 0 else 1
+    wanted = set(range(start, start + n))
+    parts = [
+        f"{label}: {', '.join(str(k) for k in ks[:5])}{', ...' if len(ks) > 5 else ''}"
+        for label, ks in (
+            ("missing", sorted(wanted - set(numbers))),
+            ("repeated", sorted({k for k in numbers if numbers.count(k) > 1})),
+            ("beyond", sorted(set(numbers) - wanted)),
+        )
+        if ks
+    ]
+    shown = ", ".join(repr(str(t).strip()) for t in tokens[:3])
+    raise InvalidInputError(
+        f"its column names number the {n} columns ({shown}, ...) with gaps or repeats "
+        f"({'; '.join(parts)}; expected each of {start}..{start + n - 1} once), so which column "
+        "is which region cannot be told: number every column once, 0..n-1 or 1..n (any order), "
+        "name the regions, or remove the header row if the columns are in atlas order",
+        name,
+    )
+
+
+def warn_numbered_order(name: str, tokens: Sequence[str], order: np.ndarray, stacklevel: int) -> None:
+    """The :class:`InputWarning` of a header that numbers its columns out of numeric order
+    (``order``: :func:`numbering_order`); ``stacklevel`` as for :func:`warnings.warn`, plus 1."""
+    first = ", ".join(str(t).strip() for t in tokens[:3])
+    ordered = ", ".join(str(tokens[k]).strip() for k in order[:3])
+    warnings.warn(
+        f"{name}: its column names number the regions in another order ({first}, ...); put in "
+        f"numeric order ({ordered}, ...), the atlas's order",
+        InputWarning,
+        stacklevel=stacklevel,
+    )
+
+
 def header_kind(
-    header: list[str], arr: np.ndarray, name: str, n_atlas: int = len(DK68_REGIONS)
+    header: list[str],
+    arr: np.ndarray,
+    name: str,
+    n_atlas: int = len(DK68_REGIONS),
+    sort: bool = True,
 ) -> tuple[list[str], np.ndarray, str]:
     """What a header row names, its names and the values without a frame-number column.
 
     Returns ``(names, arr, kind)`` with ``kind`` one of ``"dk"`` (region names of the atlas, in
     any spelling, FreeSurfer label IDs turned into DK names; matched to the atlas by name),
-    ``"numbered"`` (a header that only numbers the columns, ``roi_1 ...``: atlas order by
-    contract) or ``"own"`` (another atlas's names, for another width than the atlas's: kept in
-    file order, to name and align that atlas's inputs). Raises for ``n_atlas`` columns named with
-    other text (see :func:`header_names`).
+    ``"numbered"`` (a header that only numbers the columns, ``roi_1 ...`` in any order
+    (:func:`numbering_order`): atlas order by contract; ``sort``: the columns of ``arr`` and the
+    names put in numeric order, with an :class:`InputWarning` where they were not, else left in
+    file order for the caller to sort) or ``"own"`` (another atlas's names, for another width
+    than the atlas's: kept in file order, to name and align that atlas's inputs). Raises for
+    ``n_atlas`` columns named with other text (see :func:`header_names`) and for a numbering
+    with gaps or repeats.
     """
     header = without_comment_mark(header)
     if arr.ndim == 2 and len(header) == arr.shape[1] and arr.shape[1] > 1:
@@ -137,8 +210,13 @@ def header_kind(
     other_atlas = arr.ndim == 2 and arr.shape[1] != n_atlas
     if names_regions(header) and not (other_atlas and 2 * dk_name_count(tokens) < len(tokens)):
         return header, arr, "dk"  # mostly DK names (extra or missing ones are listed when matched)
-    if looks_like_index_header(tokens):
-        return header, arr, "numbered"  # numbered columns: atlas order by contract
+    order = numbering_order(tokens, name)
+    if order is not None:  # numbered columns: atlas order by contract, in numeric order
+        in_order = np.array_equal(order, np.arange(order.size))
+        if sort and not in_order and arr.ndim == 2 and len(tokens) == len(header) == arr.shape[1]:
+            warn_numbered_order(name, header, order, stacklevel=4)
+            header, arr = [header[k] for k in order], arr[:, order]
+        return header, arr, "numbered"
     numbers = header_numbers(tokens)
     ids = freesurfer_id_names(numbers) if numbers is not None else None
     if ids is not None:  # "Mean_1001 ...": FreeSurfer label IDs behind a prefix

@@ -100,16 +100,23 @@ def dk_name_count(tokens: Sequence[str]) -> int:
     return sum(canonical_region_key(t) in keys for t in tokens)
 
 
-def looks_like_index_header(tokens: Sequence[str]) -> bool:
-    """Whether a header row only numbers its columns in order (``0, 1, ...`` or ``roi_1,
-    roi_2, ...``): then the columns are in atlas order by contract. Every name must share one
-    prefix: ``netA0, netB1, ...`` names an atlas's own regions, whatever its digits."""
+def shared_prefix_numbers(tokens: Sequence[str]) -> list[int] | None:
+    """The numbers of a header whose every name is one shared prefix (any case, maybe none)
+    and a number (``roi_1, roi_2``, ``R05, R04``, ``7, 3``), in the header's order; else None.
+    Several prefixes (``Vis_1, SomMot_2``; ``netA0, netB1``) name an atlas's own regions."""
     numbers = header_numbers(tokens)
     if numbers is None:
-        return False
+        return None
     texts = [str(t).strip() for t in tokens]
     prefixes = {t[: _INDEX_NAME.fullmatch(t).start(1)].strip().casefold() for t in texts}
-    if len(prefixes) > 1:
+    return numbers if len(prefixes) == 1 else None
+
+
+def looks_like_index_header(tokens: Sequence[str]) -> bool:
+    """Whether a header row only numbers its columns in order (``0, 1, ...`` or ``roi_1,
+    roi_2, ...``) with one shared prefix (:func:`shared_prefix_numbers`)."""
+    numbers = shared_prefix_numbers(tokens)
+    if numbers is None:
         return False
     n = len(numbers)
     return numbers == list(range(n)) or numbers == list(range(1, n + 1))

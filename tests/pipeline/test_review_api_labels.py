@@ -9,7 +9,7 @@ a. all 68 DK68 regions, shuffled, spelled ``ctx-lh-x`` on the FC and ``lh_x`` on
 b. 34 DK68 regions (one hemisphere) in reverse order, spelled differently on FC and SC: those
    regions in DK68 order, canonical names (before: the given order and the raw labels, or a
    refusal for the other spelling);
-c. another atlas's names (``R00 .. R09``) shuffled differently on every input: the FC's order
+c. another atlas's names (``NetA .. NetJ``) shuffled differently on every input: the FC's order
    and names, the others matched to it by name.
 """
 
@@ -128,7 +128,7 @@ def test_dk_subset_in_reverse_order(tmp_path: Path, fc_spelling) -> None:
 
 def test_another_atlas_shuffled_between_inputs(tmp_path: Path) -> None:
     rng = np.random.default_rng(2)
-    names = [f"R{i:02d}" for i in range(10)]
+    names = [f"Net{c}" for c in "ABCDEFGHIJ"]
     fc, sc, myelin, gradient = _fc(10, rng), _sc(10, rng), rng.normal(size=10), rng.normal(size=10)
     perm = rng.permutation(10)
     s = _compare(
