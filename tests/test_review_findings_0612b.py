@@ -184,3 +184,22 @@ def test_simulate_stopped_while_writing_keeps_the_earlier_run_whole(tmp_path, mo
     monkeypatch.undo()
     assert main([*argv, "--seed", "2"]) == 0
     assert (out / "FC.csv").read_bytes() != before["FC.csv"]
+
+
+@pytest.mark.parametrize("index", [False, True])
+def test_a_bare_numbered_header_in_another_order_puts_the_columns_in_order(tmp_path, index) -> None:
+    """pandas' to_csv of a frame whose integer columns were permuted: the header row was read
+    as a 201st frame (or, with the index column, refused as a NaN frame)."""
+    import pandas as pd
+
+    from delssome_norms.errors import InputWarning
+    from delssome_norms.io import read_timeseries
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 10))
+    perm = rng.permutation(10)
+    path = tmp_path / "ts.csv"
+    pd.DataFrame(x[:, perm], columns=perm).to_csv(path, index=index)
+    with pytest.warns(InputWarning, match="number the regions in another order"):
+        ts = read_timeseries(path)
+    np.testing.assert_allclose(ts, x, rtol=0, atol=1e-12)

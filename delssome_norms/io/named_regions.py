@@ -27,6 +27,7 @@ from delssome_norms.io.region_names import (
     header_kind,
     is_numbering,
     numbering_order,
+    numbering_permutation,
     warn_file_order,
     warn_numbered_order,
     without_common_affix,
@@ -145,14 +146,6 @@ def dk_order(
     return match_regions(header, atlas, name), tuple(atlas)
 
 
-def _perm_numbering(values: np.ndarray) -> np.ndarray | None:
-    """Positions that put a row of numbers 0..n-1 or 1..n, in any order, in numeric order."""
-    if not np.all(np.isfinite(values)) or not np.all(values == np.round(values)):
-        return None
-    order = np.argsort(values, kind="stable")
-    return order if is_numbering(values[order]) else None
-
-
 def _numbered_by_pandas(values: np.ndarray, name: str) -> np.ndarray | None:
     """A square matrix without the numbered header row (``0, 1, ...``, in any order) and index
     column that ``pd.DataFrame(m).to_csv(path)`` writes around it (read with empty cells as
@@ -162,10 +155,10 @@ def _numbered_by_pandas(values: np.ndarray, name: str) -> np.ndarray | None:
     rows, cols = values.shape if values.ndim == 2 else (0, 0)
     if cols == rows + 1 and rows > 2 and is_numbering(values[:, 0]):  # a 0/1-based label column
         return values[:, 1:]
-    if rows == cols + 1 and (head := _perm_numbering(values[0])) is not None:  # index=False
+    if rows == cols + 1 and (head := numbering_permutation(values[0])) is not None:  # index=False
         values, index = values[1:], head
     elif rows == cols and rows > 1 and np.isnan(values[0, 0]):
-        head, index = _perm_numbering(values[0, 1:]), _perm_numbering(values[1:, 0])
+        head, index = numbering_permutation(values[0, 1:]), numbering_permutation(values[1:, 0])
         if head is None or index is None:
             return None
         values = values[1:, 1:]

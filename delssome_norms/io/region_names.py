@@ -43,6 +43,16 @@ def is_numbering(values: np.ndarray) -> bool:
     return np.array_equal(values, np.arange(n)) or np.array_equal(values, np.arange(1, n + 1))
 
 
+def numbering_permutation(values: np.ndarray) -> np.ndarray | None:
+    """Positions that put a row of numbers 0..n-1 or 1..n, in any order, in numeric order (a
+    header or index that numbers the regions); None for any other row."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 1 or not np.all(np.isfinite(values)) or not np.all(values == np.round(values)):
+        return None
+    order = np.argsort(values, kind="stable")
+    return order if is_numbering(values[order]) else None
+
+
 def names_regions(header: list[str] | None) -> bool:
     """Whether a header row names regions (most of its names carry a hemisphere)."""
     return header is not None and looks_like_region_header(header)

@@ -31,7 +31,14 @@ from delssome_norms.io.readers import (
     check_input_file,
     read_labelled_numeric,
 )
-from delssome_norms.io.region_names import header_kind, header_names, is_frame_index, is_numbering
+from delssome_norms.io.region_names import (
+    header_kind,
+    header_names,
+    is_frame_index,
+    is_numbering,
+    numbering_permutation,
+    warn_numbered_order,
+)
 from delssome_norms.io.region_names import names_regions as _named_header
 from delssome_norms.io.regions import (
     DK68_REGIONS,
@@ -114,16 +121,27 @@ def _columns(
     if arr.ndim != 2 or arr.shape[0] < 2:
         return None, arr, "plain"
     first = arr[0]
-    if np.isnan(first[0]) and is_numbering(first[1:]):
-        # DataFrame.to_csv with its index: ",0,1,..." then an index column
+    if np.isnan(first[0]) and (head := numbering_permutation(first[1:])) is not None:
+        # DataFrame.to_csv with its index: ",0,1,..." (columns in any order), an index column
         arr = arr[1:]
-        return None, arr[:, 1:] if is_numbering(arr[:, 0]) else arr, "plain"
+        if is_numbering(arr[:, 0]):
+            arr = arr[:, 1:]
+        return None, _in_numbered_order(arr, first[1:], head, name), "plain"
     ids = freesurfer_id_names(first)
     if ids is not None:
         return ids, arr[1:], "dk"
-    if is_numbering(first):
-        arr = arr[1:]  # a numbered header row, not a frame
+    if (head := numbering_permutation(first)) is not None:  # a numbered header row, not a frame
+        arr = _in_numbered_order(arr[1:], first, head, name)
     return None, _without_frame_column(arr, name), "plain"
+
+
+def _in_numbered_order(arr: np.ndarray, numbers: np.ndarray, order: np.ndarray, name: str) -> np.ndarray:
+    """The columns of a table under a header row of bare numbers put in the numbers' order (the
+    atlas's), with an :class:`InputWarning` when they were not in it."""
+    if arr.shape[1] != order.size or np.array_equal(order, np.arange(order.size)):
+        return arr
+    warn_numbered_order(name, [f"{v:g}" for v in numbers], order, stacklevel=5)
+    return arr[:, order]
 
 
 def _without_frame_column(arr: np.ndarray, name: str) -> np.ndarray:
