@@ -9,8 +9,7 @@ import torch
 
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.fit.settings import FitSettings
-from delssome_norms.io.region_names import header_kind
-from delssome_norms.io.regions import looks_like_index_header
+from delssome_norms.io.region_names import header_kind, numbering_order
 
 
 def test_step_sizes_and_seed_given_as_torch_scalars_are_plain_numbers() -> None:
@@ -37,7 +36,7 @@ def test_a_tensor_of_several_step_sizes_is_still_refused() -> None:
 def test_only_one_shared_prefix_with_running_numbers_is_numbering(
     tokens: list[str], numbered: bool
 ) -> None:
-    assert looks_like_index_header(tokens) is numbered
+    assert (numbering_order(tokens, "ts.csv") is not None) is numbered
 
 
 def test_own_labels_with_running_digits_keep_their_names() -> None:

@@ -127,12 +127,6 @@ def unknown_names_error(tokens: list[str], name: str, n_atlas: int) -> InvalidIn
     )
 
 
-def _is_label_id(k: int) -> bool:
-    """Whether a number is a FreeSurfer cortical label ID (``ctx-lh-*`` 1000-1035, ``ctx-rh-*``
-    2000-2035): a header of them names regions, it does not number the columns."""
-    return 1000 <= k <= 1035 or 2000 <= k <= 2035
-
-
 def numbering_order(tokens: Sequence[str], name: str) -> np.ndarray | None:
     """Positions that put the columns of a numbering header in numeric order, or None.
 
@@ -142,11 +136,14 @@ def numbering_order(tokens: Sequence[str], name: str) -> np.ndarray | None:
     other headers: several prefixes (``Vis_1, SomMot_2``: an atlas's own names), text, and
     FreeSurfer label IDs (``Mean_1001``, matched by :func:`header_kind`).
 
+    Numbers with gaps (``roi_1, roi_2, roi_4``: a region dropped; label values such as AAL's
+    ``Mean_2001 ...``) are names, matched by name like any atlas's own.
+
     Raises
     ------
     InvalidInputError
-        One prefix and numbers with gaps or repeats (``roi_1, roi_2, roi_4``): which column is
-        which region cannot be told.
+        One prefix and a number used twice (``roi_1, roi_2, roi_2``): which column is which
+        region cannot be told, by number or by name.
     """
     numbers = shared_prefix_numbers(tokens)
     if numbers is None:
@@ -154,25 +151,16 @@ def numbering_order(tokens: Sequence[str], name: str) -> np.ndarray | None:
     n = len(numbers)
     if sorted(numbers) in (list(range(n)), list(range(1, n + 1))):
         return np.argsort(np.asarray(numbers), kind="stable")
-    if n < 2 or all(_is_label_id(k) for k in numbers) or freesurfer_id_names(numbers) is not None:
-        return None  # FreeSurfer label IDs (all DK68's, with others; or some DK68 ones)
-    start = 0 if min(numbers) == 0 else 1
-    wanted = set(range(start, start + n))
-    parts = [
-        f"{label}: {', '.join(str(k) for k in ks[:5])}{', ...' if len(ks) > 5 else ''}"
-        for label, ks in (
-            ("missing", sorted(wanted - set(numbers))),
-            ("repeated", sorted({k for k in numbers if numbers.count(k) > 1})),
-            ("beyond", sorted(set(numbers) - wanted)),
-        )
-        if ks
-    ]
+    repeated = sorted({k for k in numbers if numbers.count(k) > 1})
+    if not repeated:
+        return None  # gaps: names (and FreeSurfer label IDs, matched by header_kind)
     shown = ", ".join(repr(str(t).strip()) for t in tokens[:3])
     raise InvalidInputError(
-        f"its column names number the {n} columns ({shown}, ...) with gaps or repeats "
-        f"({'; '.join(parts)}; expected each of {start}..{start + n - 1} once), so which column "
-        "is which region cannot be told: number every column once, 0..n-1 or 1..n (any order), "
-        "name the regions, or remove the header row if the columns are in atlas order",
+        f"its column names number the {n} columns ({shown}, ...) with repeats (repeated: "
+        f"{', '.join(str(k) for k in repeated[:5])}{', ...' if len(repeated) > 5 else ''}), so "
+        "which column is which region cannot be told: number every column once, 0..n-1 or 1..n "
+        "(any order), name the regions, or remove the header row if the columns are in atlas "
+        "order",
         name,
     )
 

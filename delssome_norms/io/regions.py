@@ -112,16 +112,6 @@ def shared_prefix_numbers(tokens: Sequence[str]) -> list[int] | None:
     return numbers if len(prefixes) == 1 else None
 
 
-def looks_like_index_header(tokens: Sequence[str]) -> bool:
-    """Whether a header row only numbers its columns in order (``0, 1, ...`` or ``roi_1,
-    roi_2, ...``) with one shared prefix (:func:`shared_prefix_numbers`)."""
-    numbers = shared_prefix_numbers(tokens)
-    if numbers is None:
-        return False
-    n = len(numbers)
-    return numbers == list(range(n)) or numbers == list(range(1, n + 1))
-
-
 _INDEX_NAME = re.compile(r"[A-Za-z_ .-]{0,40}?(\d+)")
 
 

@@ -1,6 +1,7 @@
 """A header that numbers the columns (one prefix and 0..n-1 or 1..n) numbers the atlas's regions
 in ANY order: columns (and an SC's rows) are put in numeric order, with a warning when they were
-not in it; gaps or repeats are refused; several prefixes stay an atlas's own names."""
+not in it; repeats are refused; numbers with gaps, and several prefixes, are an atlas's own
+names."""
 
 from __future__ import annotations
 
@@ -132,30 +133,41 @@ def test_one_subject_numbered_in_order_or_not_gets_the_same_inputs(tmp_path: Pat
 @pytest.mark.parametrize(
     ("tokens", "said"),
     [
-        (["roi_1", "roi_2", "roi_4", "roi_5"], "missing: 3; beyond: 5"),
-        (["roi_1", "roi_2", "roi_2", "roi_3"], "missing: 4; repeated: 2"),
-        (["R0", "R2", "R1", "R2"], "missing: 3; repeated: 2"),
+        (["roi_1", "roi_2", "roi_2", "roi_3"], "repeated: 2"),
+        (["R0", "R2", "R1", "R2"], "repeated: 2"),
     ],
 )
-def test_a_numbering_with_gaps_or_repeats_is_refused(
-    tmp_path: Path, tokens: list[str], said: str
-) -> None:
+def test_a_numbering_with_repeats_is_refused(tmp_path: Path, tokens: list[str], said: str) -> None:
     path = tmp_path / "ts.tsv"
     pd.DataFrame(_ts(len(tokens)), columns=tokens).to_csv(path, sep="\t", index=False)
-    with pytest.raises(InvalidInputError, match="gaps or repeats") as info:
+    with pytest.raises(InvalidInputError, match="with repeats") as info:
         read_timeseries(path)
     assert info.value.source == str(path) and said in info.value.problem
     sc = tmp_path / "sc.csv"
     pd.DataFrame(_sc(len(tokens)), columns=tokens).to_csv(sc, index=False)
-    with pytest.raises(InvalidInputError, match="gaps or repeats"):
+    with pytest.raises(InvalidInputError, match="with repeats"):
         read_sc(sc)
-    with pytest.raises(InvalidInputError, match="gaps or repeats"):
+    with pytest.raises(InvalidInputError, match="with repeats"):
         named_pandas(pd.DataFrame(_sc(len(tokens)), columns=tokens), "sc")
 
 
-def test_68_numbered_columns_with_a_gap_are_refused_as_numbering_not_as_unknown_names() -> None:
+@pytest.mark.parametrize(
+    "tokens",
+    [
+        ["roi_1", "roi_2", "roi_4", "roi_5"],  # a region dropped: the others keep their names
+        [f"Mean_{v}" for v in (2001, 2002, 2101, 2102, 2111, 2112)],  # AAL label values
+    ],
+)
+def test_numbers_with_gaps_are_an_atlas_s_own_names(tokens: list[str]) -> None:
+    arr = _ts(len(tokens))
+    got, values, kind = header_kind(list(tokens), arr, "ts.csv", n_atlas=68)
+    assert kind == "own" and got == tokens
+    np.testing.assert_array_equal(values, arr)
+
+
+def test_68_numbered_columns_with_a_gap_are_refused_as_unknown_names() -> None:
     tokens = [f"roi_{k}" for k in range(1, 68)] + ["roi_70"]
-    with pytest.raises(InvalidInputError, match=r"gaps or repeats \(missing: 68; beyond: 70"):
+    with pytest.raises(InvalidInputError, match="unknown"):
         header_kind(tokens, _ts(68), "ts.csv")
 
 
