@@ -202,3 +202,26 @@ def test_a_bare_numbered_header_in_another_order_puts_the_columns_in_order(tmp_p
     with pytest.warns(InputWarning, match="number the regions in another order"):
         ts = read_timeseries(path)
     np.testing.assert_allclose(ts, x, rtol=0, atol=1e-12)
+
+
+def test_write_together_removes_earlier_partners_and_its_orphans_are_cleaned(tmp_path) -> None:
+    import os
+
+    from delssome_norms.io.writers import remove_orphan_temporaries, write_together
+
+    for name in ("a.csv", "b.csv", "c.csv"):
+        (tmp_path / name).write_text("old")
+    write_together(
+        [
+            (tmp_path / "a.csv", lambda p: p.write_text("new a")),
+            (tmp_path / "b.csv", lambda p: p.write_text("new b")),
+            (tmp_path / "c.csv", None),  # not written this time: the earlier one must go
+        ]
+    )
+    assert (tmp_path / "a.csv").read_text() == "new a" and (tmp_path / "b.csv").read_text() == "new b"
+    assert not (tmp_path / "c.csv").exists()
+    orphan = tmp_path / "sub" / ".staged-0123456789ab-FC.csv"  # left by a kill -9
+    orphan.parent.mkdir()
+    orphan.write_text("x")
+    os.utime(orphan, (0, 0))
+    assert remove_orphan_temporaries(tmp_path) == 1 and not orphan.exists()

@@ -66,7 +66,9 @@ def atomic_path(path: PathLike, exclusive: bool = False) -> Iterator[Path]:
             tmp.unlink()
 
 
-def write_together(writes: Sequence[tuple[PathLike, Callable[[Path], object]]]) -> list[Path]:
+def write_together(
+    writes: Sequence[tuple[PathLike, Callable[[Path], object] | None]],
+) -> list[Path]:
     """Write files that are read together (an FC and its FCD-CDF, an E/I table and the
     statistics simulated with it) so that a folder never holds new ones beside earlier ones.
 
@@ -80,23 +82,29 @@ def write_together(writes: Sequence[tuple[PathLike, Callable[[Path], object]]]) 
     Parameters
     ----------
     writes : sequence of (path, write)
-        Target paths, and a function writing that file's content to the path it is given.
+        Target paths, and a function writing that file's content to the path it is given
+        (None: an earlier file of the set that this run does not write; it is removed with the
+        other earlier files). The first entry must be written.
 
     Returns
     -------
     list of Path
         The targets.
     """
+    if not writes or writes[0][1] is None:
+        raise ValueError("write_together: the first file must be written")
     token = secrets.token_hex(6)
     staged: list[tuple[Path, Path]] = []
     try:
         for path, write in writes:
+            if write is None:
+                continue
             target = Path(path)
             stage = target.with_name(f".staged-{token}-{target.name}")
             staged.append((stage, target))
             write(stage)
-        for _, target in staged[1:]:
-            target.unlink(missing_ok=True)
+        for path, _ in writes[1:]:
+            Path(path).unlink(missing_ok=True)
         for stage, target in staged:
             os.replace(stage, target)
     finally:
@@ -148,8 +156,9 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
-_TEMPORARY = re.compile(r"\.(.+)\.[0-9a-f]{12}\.tmp")
-"""Names :func:`atomic_path` gives its temporary files (``.<name>.<12 hex>.tmp``)."""
+_TEMPORARY = re.compile(r"\.(.+)\.[0-9a-f]{12}\.tmp|\.staged-[0-9a-f]{12}-(.+)")
+"""Names :func:`atomic_path` gives its temporary files (``.<name>.<12 hex>.tmp``), and
+:func:`write_together` its staged ones (``.staged-<12 hex>-<name>``)."""
 
 
 def atomic_target(path: PathLike) -> Path | None:
@@ -157,12 +166,13 @@ def atomic_target(path: PathLike) -> Path | None:
     ``path`` is not such a temporary): error messages name the output, not the temporary."""
     p = Path(path)
     m = _TEMPORARY.fullmatch(p.name)
-    return p.with_name(m.group(1)) if m else None
+    return p.with_name(m.group(1) or m.group(2)) if m else None
 
 
 def remove_orphan_temporaries(folder: PathLike, min_age_s: float = 60.0) -> int:
-    """Delete temporary files that :func:`atomic_path` left in ``folder`` and its sub-folders
-    when a process was killed mid-write (``kill -9``; they are never read). Only files older
+    """Delete temporary files that :func:`atomic_path` (or :func:`write_together`) left in
+    ``folder`` and its sub-folders when a process was killed mid-write (``kill -9``; they are
+    never read). Only files older
     than ``min_age_s`` [s] go, so a write in progress elsewhere is left alone.
 
     Returns
@@ -174,7 +184,7 @@ def remove_orphan_temporaries(folder: PathLike, min_age_s: float = 60.0) -> int:
     if not root.is_dir():
         return 0
     now, removed = time.time(), 0
-    for path in root.rglob(".*.tmp"):
+    for path in (*root.rglob(".*.tmp"), *root.rglob(".staged-*")):
         if atomic_target(path) is not None and path.is_file():
             with contextlib.suppress(OSError):
                 if now - path.stat().st_mtime >= min_age_s:
