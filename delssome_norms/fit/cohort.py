@@ -40,7 +40,7 @@ from delssome_norms.fit.cohort_fc import (
     MAP_COLUMNS,
     cohort_gradient,  # noqa: F401  (imported from here by `validate` and tests)
     folder_gradient,
-    folder_gradient_problem,
+    folder_gradient_now,
     in_cohort_order,
 )
 from delssome_norms.fit.evaluate import SurrogateBackend, require_surrogate
@@ -330,7 +330,7 @@ def run_group_task(
             return group_lock.failed_outcomes(group_ids, Path(out_dir), exc)
         if busy:
             return group_lock.busy_outcomes(group_ids, busy, lock.stale_after_s)
-        problem = folder_gradient_problem(Path(out_dir), fallback_gradient)
+        fallback_gradient, problem = folder_gradient_now(Path(out_dir), fallback_gradient)
         if problem is not None:  # two cohort gradients must not be used in one folder
             for sid in group_ids:
                 write_failure(Path(out_dir) / sid, sid, "input", problem)

@@ -331,20 +331,37 @@ def folder_gradient(plan: Any, maps: str, out: Path, overwrite: bool) -> np.ndar
     return _use(plan, stored)
 
 
-def folder_gradient_problem(out: Path, gradient: np.ndarray | None) -> str | None:
-    """Why a lockstep group must not be fitted with ``gradient`` now (None: it may): the
-    folder's :data:`GRADIENT_FILE` was replaced by a run with ``--overwrite`` that computed
-    another one since this run started, so two gradients would be used in one folder."""
+GRADIENT_TOLERANCE = 1e-9
+"""Largest difference [unitless] between a process's cohort gradient and the folder's stored one
+that counts as the same gradient (another node's LAPACK may differ in the last bits)."""
+
+
+def folder_gradient_now(out: Path, gradient: np.ndarray | None) -> tuple[np.ndarray | None, str | None]:
+    """The gradient a lockstep group is fitted with now, or why it must not be fitted.
+
+    The folder's :data:`GRADIENT_FILE` decides: shards started together with ``--overwrite``
+    each compute and write the gradient, the last write wins, and another node's computation
+    may differ in the last bits. A stored gradient within :data:`GRADIENT_TOLERANCE` of
+    ``gradient`` is used as stored, so every group of the folder is fitted with the same numbers
+    (and the same design digest); one that differs more was written by a run that computed
+    another gradient since this one started (two gradients must not be used in one folder).
+
+    Returns
+    -------
+    (gradient, problem)
+        The gradient to fit with (``gradient`` itself when nothing is stored), and None; or
+        ``gradient`` and the reason the group must fail.
+    """
     path = Path(out) / GRADIENT_FILE
     if gradient is None or not path.exists():
-        return None
+        return gradient, None
     try:
-        stored = read_json_object(path, "cohort FC gradient record", "rerun the cohort")
+        stored = _read_stored(path, gradient.shape[0])
     except InvalidInputError as err:
-        return f"cohort FC gradient: {err}"
-    if stored.get("sha256") == arrays_sha256(gradient):
-        return None
-    return (
+        return gradient, f"cohort FC gradient: {err}"
+    if np.allclose(stored.values, gradient, rtol=0.0, atol=GRADIENT_TOLERANCE):
+        return stored.values, None
+    return gradient, (
         f"cohort FC gradient: {path} was replaced, since this run started, by another run with "
         "--overwrite that computed another gradient; rerun the cohort (or this shard) to fit "
         "these subjects with the folder's gradient"
@@ -389,7 +406,7 @@ __all__ = [
     "CohortGradient",
     "cohort_gradient",
     "folder_gradient",
-    "folder_gradient_problem",
+    "folder_gradient_now",
     "in_cohort_order",
     "needs_gradient",
     "row_fc",

@@ -175,7 +175,10 @@ def test_a_group_is_not_fitted_with_a_gradient_the_folder_no_longer_holds(
     assert [o["status"] for o in outcomes] == ["failed", "failed"]
     assert "was replaced" in outcomes[0]["message"] and "--overwrite" in outcomes[0]["message"]
     assert not (out / "sub-00" / "run.json").exists()
-    assert cohort_fc.folder_gradient_problem(out, other.values) is None
+    assert cohort_fc.folder_gradient_now(out, other.values)[1] is None
+    # another node's bits (1e-13 off) count as the same gradient, and the stored bits are used
+    got, problem = cohort_fc.folder_gradient_now(out, other.values + 1e-13)
+    assert problem is None and np.array_equal(got, other.values)
 
 
 def test_a_damaged_or_foreign_record_is_refused_naming_it(tmp_path: Path, monkeypatch) -> None:
