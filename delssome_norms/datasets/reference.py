@@ -37,7 +37,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.resources
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -408,7 +408,16 @@ def materialise_subjects(
     from delssome_norms.io.writers import write_ei_ratio, write_parameters
 
     if kind not in ("all", "control", "patient"):
-        raise InvalidInputError(f"kind must be 'all', 'control' or 'patient', got {kind!r}")
+        raise InvalidInputError(f"kind must be 'all', 'control' or 'patient', got {kind!r}", "kind")
+    if subject_ids is not None and not isinstance(subject_ids, str):
+        if not isinstance(subject_ids, Iterable) or isinstance(subject_ids, bytes):
+            raise InvalidInputError(
+                f"must be a subject id or a sequence of ids, got {type(subject_ids).__name__}",
+                "subject_ids",
+            )
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InvalidInputError("exists and is not a folder; name a folder to write into", str(folder))
     subjects = load_reference_subjects(source)
     demo = subjects.demographics
     keep = np.ones(len(demo), bool) if kind == "all" else (demo["kind"] == kind).to_numpy()
@@ -417,12 +426,11 @@ def materialise_subjects(
         wanted = {subject_ids} if isinstance(subject_ids, str) else {str(i) for i in subject_ids}
         unknown = wanted - set(demo["subject_id"])
         if unknown:
-            raise InvalidInputError(f"unknown subject ids: {sorted(unknown)}")
+            raise InvalidInputError(f"unknown subject ids: {sorted(unknown)}", "subject_ids")
         keep = keep & demo["subject_id"].isin(wanted).to_numpy()
     if not keep.any():
         among = "" if subject_ids is None else f" among subject_ids {sorted(wanted)}"
         raise InvalidInputError(f"no subject of kind {kind!r}{among}; nothing to write")
-    folder = Path(folder)
     rows = []
     for k in np.flatnonzero(keep):
         sid = demo["subject_id"].iat[k]

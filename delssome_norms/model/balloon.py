@@ -14,6 +14,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from delssome_norms.errors import InvalidInputError
 from delssome_norms.model.constants import BALLOON_CONSTANTS, BalloonConstants, balloon_derived
 
 
@@ -91,8 +92,22 @@ def balloon_steady_state(s: float, const: BalloonConstants = BALLOON_CONSTANTS) 
     >>> st = balloon_steady_state(0.0)
     >>> [round(float(x), 12) for x in st]
     [0.0, 1.0, 1.0, 1.0]
+
+    Raises
+    ------
+    InvalidInputError
+        ``s`` is not a finite number, or so negative that the inflow ``f = 1 + s / gamma_h`` is
+        not positive (no steady state).
     """
     c = const
+    try:
+        s = float(s)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"s must be a number, got {s!r}", "s") from None
+    if not math.isfinite(s) or 1.0 + s / c.gamma_h <= 0:
+        raise InvalidInputError(
+            f"s must be finite and > -gamma_h = {-c.gamma_h:g} (positive inflow), got {s!r}", "s"
+        )
     f = 1.0 + s / c.gamma_h
     v = f**c.alpha
     q = v * (1.0 - (1.0 - c.rho) ** (1.0 / f)) / c.rho

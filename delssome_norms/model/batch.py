@@ -171,8 +171,19 @@ UNSCALED_SC_MAX = 1.0
 """Largest SC entry accepted without a warning (scaled SC peaks at 0.02: :func:`scale_sc`)."""
 
 
-def _as_tensor(x: ArrayLike, name: str) -> Tensor:
-    t = x if isinstance(x, Tensor) else torch.from_numpy(np.array(x, dtype=np.float64))
+def as_real_tensor(x: ArrayLike, name: str) -> Tensor:
+    """``x`` as a real floating-point tensor without NaN/inf (integers become float64)."""
+    if isinstance(x, Tensor):
+        t = x
+    else:
+        try:
+            t = torch.from_numpy(np.array(x, dtype=np.float64))
+        except (TypeError, ValueError):
+            raise InvalidInputError(
+                f"{name} must be an array of numbers, got {type(x).__name__}", name
+            ) from None
+    if t.is_complex():
+        raise InvalidInputError(f"{name} must be real numbers, got a {t.dtype} tensor", name)
     if not torch.is_floating_point(t):
         t = t.to(torch.float64)
     if not torch.isfinite(t).all():
@@ -205,11 +216,20 @@ def prepare_batch(
     # the FIC solve does, whatever the inputs' dtype (float32 tensors lost ~5e-8 there); a float32
     # simulation keeps forming them in the inputs' dtype, so that it reproduces earlier results
     # and the packaged reference simulations bit for bit
+    # (half-precision inputs are promoted to float32 first: coefficients formed in float16 were
+    # ~1e-3 off, which moved E/I by 0.07 %)
     work = torch.float64 if dtype == torch.float64 else None
-    wEE = _as_tensor(params.wEE, "wEE").to(device=device, dtype=work)
-    wEI = _as_tensor(params.wEI, "wEI").to(device=device, dtype=work)
-    sigma = _as_tensor(params.sigma, "sigma").to(device=device, dtype=work)
-    G = _as_tensor(params.G, "G").to(device=device, dtype=work)
+
+    def load(x: ArrayLike, name: str, to: torch.dtype | None = work) -> Tensor:
+        t = as_real_tensor(x, name)
+        if t.dtype in (torch.float16, torch.bfloat16):
+            t = t.to(torch.float32)
+        return t.to(device=device, dtype=to)
+
+    wEE = load(params.wEE, "wEE")
+    wEI = load(params.wEI, "wEI")
+    sigma = load(params.sigma, "sigma")
+    G = load(params.G, "G")
     if wEE.ndim == 1:  # a single parameter set
         if G.numel() != 1:
             raise InvalidInputError(
@@ -230,7 +250,7 @@ def prepare_batch(
     for name, t in (("wEE", wEE), ("wEI", wEI), ("sigma", sigma), ("G", G)):
         if (t < 0).any():  # negative couplings or noise have no meaning in the model
             raise InvalidInputError(f"{name} must be >= 0 (got {float(t.min()):g})")
-    sc_t = _as_tensor(sc, "sc").to(device)
+    sc_t = load(sc, "sc", None)
     if sc_t.shape[-2:] != (N, N) or sc_t.ndim not in (2, 3) or (sc_t.ndim == 3 and sc_t.shape[0] != B):
         raise InvalidInputError(
             f"sc must have shape ({N}, {N}) or ({B}, {N}, {N}), got {tuple(sc_t.shape)}"

@@ -35,9 +35,26 @@ class Losses(NamedTuple):
         return {"corr_loss": corr, "l1_loss": l1, "ks_loss": ks, "total_loss": corr + l1 + ks}
 
 
-def _to(x, like: Tensor) -> Tensor:
-    t = x if isinstance(x, Tensor) else torch.from_numpy(np.array(x, dtype=np.float64))
+def _to(x, like: Tensor, name: str) -> Tensor:
+    if isinstance(x, Tensor):
+        t = x
+    else:
+        try:
+            t = torch.from_numpy(np.array(x, dtype=np.float64))
+        except (TypeError, ValueError):
+            raise InvalidInputError(
+                f"{name} must be an array of numbers, got {type(x).__name__}", name
+            ) from None
     return t.to(device=like.device, dtype=torch.float64)
+
+
+def _check_finite(t: Tensor, name: str) -> None:
+    if not bool(torch.isfinite(t).all()):
+        raise InvalidInputError(
+            "contains NaN or inf; empirical statistics must be finite (check the time series "
+            "for constant regions or missing frames)",
+            name,
+        )
 
 
 def cost(summary: Summary, fc_emp, fcd_cdf_emp) -> Losses:
@@ -56,10 +73,20 @@ def cost(summary: Summary, fc_emp, fcd_cdf_emp) -> Losses:
     -------
     Losses
         ``corr``, ``l1``, ``ks`` of shape (B,), float64; NaN where ``summary.valid`` is False.
+
+    Raises
+    ------
+    InvalidInputError
+        ``summary`` is not a Summary, an empirical array has the wrong shape, is not numeric, or
+        holds NaN/inf (the FC's diagonal is not used and not checked).
     """
+    if not all(hasattr(summary, a) for a in ("fc", "fcd_cdf", "valid")):
+        raise InvalidInputError(
+            f"summary must be the Summary of summarize(), got {type(summary).__name__}", "summary"
+        )
     fc = summary.fc.to(torch.float64)
     B, N, _ = fc.shape
-    emp = _to(fc_emp, fc)
+    emp = _to(fc_emp, fc, "fc_emp")
     if emp.shape[-2:] != (N, N) or emp.ndim not in (2, 3) or (emp.ndim == 3 and emp.shape[0] != B):
         raise InvalidInputError(
             f"fc_emp must have shape ({N}, {N}) or ({B}, {N}, {N}) like the simulated FC, got "
@@ -68,13 +95,14 @@ def cost(summary: Summary, fc_emp, fcd_cdf_emp) -> Losses:
     iu, ju = upper_tri_indices(N, fc.device)
     a = fc[:, iu, ju]
     b = emp[..., iu, ju].expand(B, -1)
+    _check_finite(b, "fc_emp")  # the diagonal is not used
     l1 = (a.mean(dim=1) - b.mean(dim=1)).abs()
     ac = a - a.mean(dim=1, keepdim=True)
     bc = b - b.mean(dim=1, keepdim=True)
     r = (ac * bc).sum(dim=1) / torch.sqrt((ac * ac).sum(dim=1) * (bc * bc).sum(dim=1))
     corr = 1.0 - r
     cdf = summary.fcd_cdf.to(torch.float64)
-    cdf_emp = _to(fcd_cdf_emp, cdf)
+    cdf_emp = _to(fcd_cdf_emp, cdf, "fcd_cdf_emp")
     bins = cdf.shape[-1]
     if (
         cdf_emp.shape[-1] != bins
@@ -85,6 +113,7 @@ def cost(summary: Summary, fc_emp, fcd_cdf_emp) -> Losses:
             f"fcd_cdf_emp must have shape ({bins},) or ({B}, {bins}) like the simulated FCD-CDF, "
             f"got {tuple(cdf_emp.shape)}"
         )
+    _check_finite(cdf_emp, "fcd_cdf_emp")
     cdf_emp = cdf_emp.reshape(-1, bins).expand(B, -1)
     ks = (cdf - cdf_emp).abs().amax(dim=1)
     invalid = ~summary.valid.to(fc.device)

@@ -131,6 +131,8 @@ def as_parameter_tensors(wEE, wEI, G, sc) -> tuple[Tensor, Tensor, Tensor, Tenso
             t = x if isinstance(x, Tensor) else torch.from_numpy(np.array(x, dtype=np.float64))
         except (TypeError, ValueError):
             raise InvalidInputError(f"{name} must be numbers, got {type(x).__name__}", name) from None
+        if t.is_complex():
+            raise InvalidInputError(f"{name} must be real numbers, got a {t.dtype} tensor", name)
         return t.to(torch.float64)
 
     wEE, wEI, G, sc = tensor(wEE, "wEE"), tensor(wEI, "wEI"), tensor(G, "G"), tensor(sc, "sc")
@@ -146,6 +148,12 @@ def as_parameter_tensors(wEE, wEI, G, sc) -> tuple[Tensor, Tensor, Tensor, Tenso
     n = wEE.shape[1]
     if sc.shape[-2:] != (n, n) or sc.ndim not in (2, 3):
         raise InvalidInputError(f"sc must be ({n}, {n}) or (B, {n}, {n}), got {tuple(sc.shape)}", "sc")
+    if sc.ndim == 3 and sc.shape[0] not in (1, wEE.shape[0]):
+        raise InvalidInputError(
+            f"sc holds {sc.shape[0]} matrices for {wEE.shape[0]} parameter set(s); give one "
+            f"({n}, {n}) matrix or one per set",
+            "sc",
+        )
     device = wEI.device
     return wEE.to(device), wEI, G.to(device), sc.to(device)
 
@@ -186,7 +194,8 @@ def solve_fic(
     Returns
     -------
     FICSolution
-        All tensors float64 on the device of ``wEI``.
+        All tensors float64 on the device of ``wEI``; ``converged`` is False (and ``w_ie`` NaN)
+        for a set with a NaN/inf input or without a finite solution.
     """
     c = const
     wEE, wEI, G, sc = as_parameter_tensors(wEE, wEI, G, sc)
@@ -200,10 +209,11 @@ def solve_fic(
         x = x - g / dg
     residual = (x - offset + c.tau_I * rate(x, c.a_I, c.b_I, c.d_I)).abs()
     ok = torch.isfinite(residual) & (residual < tol)
-    converged = ok.all(dim=-1)
     s_i = c.tau_I * rate(x, c.a_I, c.b_I, c.d_I)
     sc_rows = sc.sum(dim=-1)  # (N,) or (B, N): SC · 1
     drive = c.W_E * c.I0 + wEE * c.J_NMDA * s_e + G[:, None] * c.J_NMDA * sc_rows * s_e - i_e
     w_ie = drive / s_i
+    # a NaN/inf wEE, G or SC leaves the Newton solve (wEI only) converged but w_IE undefined
+    converged = (ok & torch.isfinite(w_ie)).all(dim=-1)
     w_ie = torch.where(converged[:, None], w_ie, torch.full_like(w_ie, math.nan))
     return FICSolution(w_ie=w_ie, s_i=s_i, i_i=x, converged=converged, s_e=s_e, i_e=i_e)

@@ -43,6 +43,7 @@ from delssome_norms.model.batch import (
     PFICParams,
     PreparedBatch,
     ProgressCallback,
+    as_real_tensor,
     initial_neural_state,
     pfic_dfun,
     prepare_batch,
@@ -166,8 +167,8 @@ def scale_sc(sc: ArrayLike, max_value: float = 0.02) -> ArrayLike:
     Raises
     ------
     InvalidInputError
-        ``sc`` holds NaN/inf, a matrix has no positive entry (all zero: nothing to scale), or
-        ``max_value`` is not a positive number.
+        ``sc`` is not numeric, holds NaN/inf or negative entries, a matrix has no positive entry
+        (all zero: nothing to scale), or ``max_value`` is not a positive number.
 
     Examples
     --------
@@ -179,16 +180,16 @@ def scale_sc(sc: ArrayLike, max_value: float = 0.02) -> ArrayLike:
         isinstance(max_value, (int, float, np.number)) and math.isfinite(max_value) and max_value > 0
     ):
         raise InvalidInputError(f"max_value must be a positive number, got {max_value!r}")
-    t = sc if isinstance(sc, Tensor) else torch.from_numpy(np.array(sc, dtype=np.float64))
+    t = as_real_tensor(sc, "sc")
     if t.ndim not in (2, 3) or t.shape[-1] != t.shape[-2]:
         raise InvalidInputError(f"sc must have shape (N, N) or (B, N, N), got {tuple(t.shape)}")
-    if not bool(torch.isfinite(t).all()):
-        raise InvalidInputError("sc contains NaN or inf")
+    if bool((t < 0).any()):
+        raise InvalidInputError("sc must be non-negative (connection strengths)", "sc")
     if t.numel() and not bool((t.amax(dim=(-2, -1)) > 0).all()):
         raise InvalidInputError("sc has no positive entry (all zero?): it cannot be scaled")
     if isinstance(sc, Tensor):
-        peak = sc.amax(dim=(-2, -1), keepdim=True)
-        return sc / peak * max_value
+        peak = t.amax(dim=(-2, -1), keepdim=True)
+        return t / peak * max_value
     arr = t.numpy()
     return arr / arr.max(axis=(-2, -1), keepdims=True) * max_value
 
@@ -346,6 +347,12 @@ def simulate(
         raise InvalidInputError(f"block_steps must be an integer >= 1 or None, got {block_steps!r}")
     if not isinstance(timing, SimulationTiming):
         raise InvalidInputError(f"timing must be a SimulationTiming, got {type(timing).__name__}")
+    if progress is not None and not callable(progress):
+        raise InvalidInputError(
+            f"progress must be a callable progress(done, total) or None, got {type(progress).__name__}"
+        )
+    if not isinstance(cuda_graph, (bool, np.bool_)):
+        raise InvalidInputError(f"cuda_graph must be True or False, got {cuda_graph!r}")
     dev = check_device(device)
     p = prepare_batch(params, sc, timing.dt, n_dup, dev, dtype, const, n_frames=timing.n_frames)
     chosen = _choose_engine(engine, dev, p.wee_j.shape[1])

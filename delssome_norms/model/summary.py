@@ -114,9 +114,32 @@ class Summary(NamedTuple):
     valid: Tensor
 
 
-def _as_float_tensor(x) -> Tensor:
-    t = x if isinstance(x, Tensor) else torch.from_numpy(np.array(x, dtype=np.float64))
+def _as_float_tensor(x, name: str = "bold") -> Tensor:
+    if isinstance(x, Tensor):
+        t = x
+    else:
+        try:
+            t = torch.from_numpy(np.array(x, dtype=np.float64))
+        except (TypeError, ValueError):
+            raise InvalidInputError(
+                f"{name} must be an array of numbers, got {type(x).__name__}", name
+            ) from None
+    if t.is_complex() or t.dtype == torch.bool:
+        raise InvalidInputError(f"{name} must be real numbers, got a {t.dtype} tensor", name)
     return t if torch.is_floating_point(t) else t.to(torch.float64)
+
+
+def check_bins(bins: int) -> int:
+    """``bins`` as an int >= 1 (the FCD-CDF's number of histogram bins over (-1, 1)).
+
+    Raises
+    ------
+    InvalidInputError
+        ``bins`` is not a whole number >= 1.
+    """
+    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
+        raise InvalidInputError(f"bins must be an integer >= 1, got {bins!r}", "bins")
+    return int(bins)
 
 
 def upper_tri_indices(n: int, device: torch.device | None = None) -> tuple[Tensor, Tensor]:
@@ -164,6 +187,30 @@ def bold_fc(bold) -> Tensor:
     return fc.to(out_dtype)
 
 
+def check_sliding_windows(bold: Tensor, window: int, min_windows: int = 1) -> None:
+    """Refuse a BOLD batch that is not (S, T, N) or a window that leaves < ``min_windows`` windows.
+
+    Raises
+    ------
+    InvalidInputError
+        ``bold`` is not a 3-D tensor, ``window`` is not an integer >= ``MIN_FCD_WINDOW``, or the
+        series is too short for ``min_windows`` sliding windows.
+    """
+    if not isinstance(bold, Tensor) or bold.ndim != 3:
+        shape = tuple(bold.shape) if isinstance(bold, Tensor) else type(bold).__name__
+        raise InvalidInputError(f"bold must be a tensor of shape (S, T, N), got {shape}", "bold")
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < MIN_FCD_WINDOW:
+        raise InvalidInputError(
+            f"window must be an integer >= {MIN_FCD_WINDOW} frames, got {window!r}", "window"
+        )
+    if bold.shape[1] < window + min_windows - 1:
+        raise InvalidInputError(
+            f"a window of {window} frames leaves {max(bold.shape[1] - window + 1, 0)} sliding "
+            f"window(s) in {bold.shape[1]} frames; at least {min_windows} needed",
+            "window",
+        )
+
+
 def window_fc_vectors(bold: Tensor, window: int) -> Tensor:
     """Strict-upper-triangle FC of every sliding window (step 1 frame), from cumulative sums.
 
@@ -179,7 +226,13 @@ def window_fc_vectors(bold: Tensor, window: int) -> Tensor:
         Column ``a`` holds the FC of frames ``a .. a + w - 1`` for the ``P = N (N − 1) / 2`` region
         pairs in row-major upper-triangle order; ``W = T − w + 1``. Costs O(S T P) instead of
         O(S T w P): window sums are differences of cumulative sums of frame products (float64).
+
+    Raises
+    ------
+    InvalidInputError
+        ``bold`` is not (S, T, N), or ``window`` is not an integer in [3, T] frames.
     """
+    check_sliding_windows(bold, window)
     x = bold.to(torch.float64)
     S, T, N = x.shape
     x = (x - x.mean(dim=1, keepdim=True)).transpose(1, 2).contiguous()  # (S, N, T), centred
@@ -381,7 +434,14 @@ def fcd_histogram(
     Tensor of shape (S, bins), float64 counts
         Each row sums to ``W (W − 1) / 2`` for a finite simulation. A non-finite simulation
         gives a NaN row.
+
+    Raises
+    ------
+    InvalidInputError
+        ``bold`` is not (S, T, N), ``window`` leaves fewer than 2 windows, or ``bins`` < 1.
     """
+    check_sliding_windows(bold, window, min_windows=2)
+    bins = check_bins(bins)
     block_rows = block_rows or fcd_block_rows(bold.device)
     bf16 = dtype == torch.bfloat16
     v = standardized_window_vectors(bold, window, torch.float32 if bf16 else dtype, scratch)  # (S, W, P)
@@ -456,6 +516,7 @@ def bold_fcd_cdf(
     Tensor of shape (bins,) or (S, bins), float64
     """
     x = _as_float_tensor(bold)
+    bins = check_bins(bins)
     if x.ndim not in (2, 3):
         raise InvalidInputError(f"bold must have shape (T, N) or (S, T, N), got {tuple(x.shape)}")
     if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < MIN_FCD_WINDOW:
@@ -556,8 +617,23 @@ def summarize(
     Summary
         ``fc`` (B, N, N) and ``fcd_cdf`` (B, bins) in the BOLD dtype, ``valid`` (B,).
     """
+    if not all(hasattr(result, a) for a in ("bold", "valid", "mean_over_valid")):
+        raise InvalidInputError(
+            f"result must be the SimulationResult of simulate(), got {type(result).__name__}", "result"
+        )
+    if not isinstance(timing, SimulationTiming):
+        raise InvalidInputError(
+            f"timing must be a SimulationTiming, got {type(timing).__name__}", "timing"
+        )
+    bins = check_bins(bins)
     bold = result.bold  # (B, D, T, N)
     B, D, T, N = bold.shape
+    if T < timing.fcd_window + 1:
+        raise InvalidInputError(
+            f"the FCD window of {timing.fcd_window} frames needs at least {timing.fcd_window + 1} "
+            f"frames, but the result has {T}: pass the timing the result was simulated with",
+            "timing",
+        )
     valid = result.valid
     flat = bold.reshape(B * D, T, N)
     # FC chunk by chunk like the FCD: bold_fc of the whole batch would hold two float64 copies

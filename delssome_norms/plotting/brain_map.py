@@ -163,20 +163,25 @@ def plot_brain_map(
         box = ax.get_position()
         rect = (box.x0, box.y0, 0.9 * box.width, box.height)
         ax.set_axis_off()
-    nplot.plot_markers(
-        arr[finite],
-        coords[finite],
-        node_cmap=cmap,
-        node_vmin=lo,
-        node_vmax=hi,
-        node_size=node_size,
-        display_mode=display_mode,
-        figure=fig,
-        axes=rect,
-        title=nl_title,
-        colorbar=False,
-        alpha=0.9,
-    )
+    try:
+        nplot.plot_markers(
+            arr[finite],
+            coords[finite],
+            node_cmap=cmap,
+            node_vmin=lo,
+            node_vmax=hi,
+            node_size=node_size,
+            display_mode=display_mode,
+            figure=fig,
+            axes=rect,
+            title=nl_title,
+            colorbar=False,
+            alpha=0.9,
+        )
+    except ValueError as exc:  # nilearn names the valid modes of its installed version
+        if "display_mode" not in str(exc):
+            raise
+        raise InvalidInputError(str(exc), "display_mode") from None
     x0, y0, w, h = rect
     cax = fig.add_axes((x0 + w + 0.01 * (1 - x0), y0 + 0.15 * h, 0.012, 0.7 * h))
     bar = fig.colorbar(ScalarMappable(Normalize(lo, hi), colormaps[cmap]), cax=cax)

@@ -13,13 +13,17 @@ from matplotlib.patches import Patch
 
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.io.ei_table import MEAN_TARGET
-from delssome_norms.plotting._style import AGE_LABEL, SEX_COLORS, new_axes
+from delssome_norms.plotting._style import AGE_LABEL, SEX_COLORS, check_max_points, new_axes
 from delssome_norms.stats._cohort import sex_labels
 
 _CENTILE = re.compile(r"^C(\d+(?:\.\d+)?)$")
 
 
 def _centile_columns(table: pd.DataFrame, name: str) -> dict[float, str]:
+    if not isinstance(table, pd.DataFrame):
+        raise InvalidInputError(f"expected a pandas DataFrame, got {type(table).__name__}", name)
+    if table.empty:
+        raise InvalidInputError("the centile table has no rows (no ages to draw)", name)
     if "age_in_years" not in table.columns:
         raise InvalidInputError("missing column 'age_in_years'", name)
     cols = {float(m.group(1)): c for c in table.columns if (m := _CENTILE.match(str(c)))}
@@ -75,6 +79,7 @@ def plot_lifespan_centiles(
     -------
     Figure
     """
+    max_points = check_max_points(max_points)
     tables = {"female": centiles_female, "male": centiles_male}
     columns = {sex: _centile_columns(t, f"centiles_{sex}") for sex, t in tables.items()}
     fig, ax = new_axes(ax, (7.0, 4.5))

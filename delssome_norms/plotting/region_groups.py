@@ -11,7 +11,14 @@ from matplotlib.figure import Figure
 
 from delssome_norms.datasets import DK68_REGIONS
 from delssome_norms.io.ei_table import SITE_COLUMN
-from delssome_norms.plotting._style import AGE_LABEL, GROUP_COLORS, SEX_COLORS, SEX_LINESTYLES, new_axes
+from delssome_norms.plotting._style import (
+    AGE_LABEL,
+    GROUP_COLORS,
+    SEX_COLORS,
+    SEX_LINESTYLES,
+    check_max_points,
+    new_axes,
+)
 from delssome_norms.stats import region_group_scores, region_group_trajectories
 from delssome_norms.stats.region_groups import GROUPS
 
@@ -98,6 +105,7 @@ def plot_ei_vs_age_by_group(
     Figure
         Two axes (sensory, association) sharing the y axis.
     """
+    max_points = check_max_points(max_points)
     scores = region_group_scores(table, regions=regions)
     curves = region_group_trajectories(table, site=site, df=df, regions=regions)
     fig = Figure(figsize=(10, 4), layout="constrained")

@@ -8,7 +8,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from delssome_norms.errors import InvalidInputError
-from delssome_norms.plotting._style import AGE_LABEL, SEX_COLORS, new_axes
+from delssome_norms.plotting._style import AGE_LABEL, SEX_COLORS, check_level, new_axes
 from delssome_norms.plotting.charts import target_name
 
 _GAP_COLUMNS = ("age_in_years", "gap", "ci_low", "ci_high")
@@ -122,6 +122,9 @@ def plot_sex_effects(
     -------
     Figure
     """
+    level = check_level(level)
+    if not isinstance(results, pd.DataFrame):
+        raise InvalidInputError(f"expected a pandas DataFrame, got {type(results).__name__}", "results")
     for col in ("test", "target", "effect", "significant", "effect_name"):
         if col not in results.columns:
             raise InvalidInputError(f"missing column {col!r}", "results")

@@ -200,6 +200,8 @@ def prepare_cohort(
         raise InvalidInputError(
             f"missing column 'age_in_years'; columns are {_show_columns(table)}", input_name
         )
+    if len(table) < 2:
+        raise InvalidInputError(f"needs at least 2 people (rows), got {len(table)}", input_name)
     if targets is None:
         targets = default_targets(table)
         if not targets:

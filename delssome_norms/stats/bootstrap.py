@@ -31,8 +31,8 @@ def stratified_bootstrap_counts(
         How often each person is drawn in each resample; every column sums, within every
         stratum, to the stratum's size.
     """
-    if n_boot < 1:
-        raise InvalidInputError(f"n_boot must be at least 1, got {n_boot}", "n_boot")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise InvalidInputError(f"n_boot must be an integer >= 1, got {n_boot!r}", "n_boot")
     strata = np.asarray(strata)
     counts = np.zeros((strata.size, n_boot))
     groups = [np.flatnonzero(strata == label) for label in np.unique(strata)]
@@ -115,9 +115,26 @@ def weighted_median(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     Returns
     -------
     ndarray of shape (k,)
+
+    Raises
+    ------
+    InvalidInputError
+        ``values`` is not 2-D with at least one row; ``weights`` does not
+        broadcast to it, is negative or not finite, or sums to 0 in a column.
     """
     values = np.asarray(values, dtype=np.float64)
-    weights = np.broadcast_to(np.asarray(weights, dtype=np.float64), values.shape)
+    if values.ndim != 2 or values.shape[0] == 0:
+        raise InvalidInputError(f"must have shape (n, k) with n >= 1, got {values.shape}", "values")
+    try:
+        weights = np.broadcast_to(np.asarray(weights, dtype=np.float64), values.shape)
+    except ValueError:
+        raise InvalidInputError(
+            f"shape {np.shape(weights)} does not broadcast to the values' {values.shape}", "weights"
+        ) from None
+    if not np.isfinite(weights).all() or (weights < 0).any():
+        raise InvalidInputError("frequency weights must be finite and >= 0", "weights")
+    if (weights.sum(axis=0) <= 0).any():
+        raise InvalidInputError("every column needs a positive total weight", "weights")
     order = np.argsort(values, axis=0)
     v = np.take_along_axis(values, order, axis=0)
     w = np.take_along_axis(weights, order, axis=0)

@@ -124,7 +124,18 @@ def sum_to_zero(codes: np.ndarray, n_levels: int) -> np.ndarray:
     -------
     ndarray of shape (n, max(n_levels - 1, 0))
     """
-    codes = np.asarray(codes, dtype=int)
+    codes = np.asarray(codes)
+    numeric = np.issubdtype(codes.dtype, np.integer) or np.issubdtype(codes.dtype, np.floating)
+    if codes.size and (
+        not numeric
+        or not np.all(np.isfinite(codes) & (codes == np.round(codes)))
+        or codes.min() < 0
+        or codes.max() >= max(n_levels, 1)
+    ):
+        raise InvalidInputError(
+            f"must be integers in 0 .. {max(n_levels, 1) - 1} (n_levels = {n_levels})", "codes"
+        )
+    codes = codes.astype(int)
     out = np.zeros((codes.size, max(n_levels - 1, 0)))
     if n_levels <= 1:
         return out

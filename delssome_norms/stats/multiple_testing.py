@@ -69,6 +69,10 @@ def add_fdr(
     DataFrame
         A copy of ``table`` with ``p_fdr`` (BH-adjusted p) and ``significant`` (bool) added.
     """
+    if not isinstance(table, pd.DataFrame):
+        raise InvalidInputError(f"expected a pandas DataFrame, got {type(table).__name__}", "table")
+    if p_col not in table.columns:
+        raise InvalidInputError(f"missing p-value column {p_col!r}", "table")
     out = table.copy()
     out["p_fdr"] = np.nan
     out["significant"] = False

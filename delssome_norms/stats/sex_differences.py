@@ -488,6 +488,8 @@ def sex_difference_summary(results: pd.DataFrame) -> pd.DataFrame:
         Columns ``test``, ``family``, ``n_targets``, ``n_significant``, ``n_female_greater``,
         ``n_male_greater`` (significant ones in each direction), ``median_effect``.
     """
+    if not isinstance(results, pd.DataFrame):
+        raise InvalidInputError(f"expected a pandas DataFrame, got {type(results).__name__}", "results")
     need = {"test", "family", "significant", "direction", "effect"}
     missing = need - set(results.columns)
     if missing:
