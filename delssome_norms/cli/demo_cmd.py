@@ -61,6 +61,11 @@ def run(args: argparse.Namespace) -> int:
             raise InvalidInputError(
                 f"must be a positive integer, got {getattr(args, name)}", f"--{name}"
             )
+    if args.seed < 0:
+        raise InvalidInputError(f"must be a non-negative integer, got {args.seed}", "--seed")
+    from delssome_norms.cli.estimate_cmd import check_device
+
+    check_device(args.device)
     settings = DemoSettings(
         n_subjects=args.subjects, generations=args.generations, popsize=args.popsize,
         mode=args.mode, seed=args.seed, device=args.device,

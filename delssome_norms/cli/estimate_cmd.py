@@ -193,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
             timing_source = "the runs' JSON sidecars (TR) and --scan-length or the runs' frames"
             print(f"TR {args.tr:g} s from the runs' JSON sidecars (RepetitionTime)")
     if args.scan_length is not None:
+        options.check_seconds(args.scan_length, "--scan-length")
         check_scan_length(args.scan_length, "--scan-length")
     out = Path(args.out_dir)
     if args.subject_id is not None:

@@ -125,12 +125,42 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
+OWN_EMPTY_MESSAGE: frozenset[str] = frozenset({"--mu-dfs", "--families"})
+"""Options whose command refuses an empty value with a more specific message of its own."""
+
+
+def empty_value_option(argv: Sequence[str]) -> str | None:
+    """The first option given an empty (or blank) value, e.g. ``--sc "$UNSET"``; None if none.
+
+    An empty path would be read as the current folder, an empty number or name as nothing.
+    """
+    flag = None
+    for token in argv:
+        if token == "--":
+            break
+        if token.startswith("--"):
+            flag, eq, value = token.partition("=")
+            if eq and not value.strip() and flag not in OWN_EMPTY_MESSAGE:
+                return flag
+        elif not token.strip() and flag is not None and flag not in OWN_EMPTY_MESSAGE:
+            return flag
+    return None
+
+
 def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    empty = empty_value_option(sys.argv[1:] if argv is None else list(argv))
+    if empty is not None:
+        print(
+            f"delssome-norms: error: {empty}: empty value (an unset shell variable?); give a value "
+            "or leave the option out",
+            file=sys.stderr,
+        )
+        return 2
     if not args.debug:
         warnings.simplefilter("default")
         warnings.formatwarning = _one_line_warning

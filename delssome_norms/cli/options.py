@@ -271,6 +271,15 @@ def fit_settings_from_args(args: argparse.Namespace, **fixed: Any):
         raise
 
 
+def check_seconds(value: float | None, option: str) -> float | None:
+    """``value`` [s] unless it is not a positive finite number (refused naming ``option``)."""
+    import math
+
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise InvalidInputError(f"must be a positive number of seconds, got {value:g}", option)
+    return value
+
+
 class DeferredParser(argparse.ArgumentParser):
     """An ``ArgumentParser`` that adds deferred options only when it parses or prints help.
 

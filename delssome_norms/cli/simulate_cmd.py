@@ -463,10 +463,16 @@ def _timing(args: argparse.Namespace):
     """The simulation's timing, a problem with it named by its option."""
     from delssome_norms import io
     from delssome_norms.errors import InvalidInputError
+    from delssome_norms.io.checks import MAX_SCAN_LENGTH
     from delssome_norms.model import SimulationTiming
     from delssome_norms.model.timing import timing_option
 
     tr, scan = io.check_timing(args.tr, args.scan_length, "--tr/--scan-length")
+    if args.burn_in is not None and args.burn_in > MAX_SCAN_LENGTH:
+        raise InvalidInputError(
+            f"{args.burn_in:g} s is implausible (at most {MAX_SCAN_LENGTH:g} s); it is in seconds",
+            "--burn-in",
+        )
     try:
         return SimulationTiming(
             tr=tr,

@@ -109,8 +109,17 @@ def _timeseries_tr(args: argparse.Namespace) -> float | None:
 
 def _run(args: argparse.Namespace) -> int:
     from delssome_norms import io
+    from delssome_norms.cli.options import check_seconds
     from delssome_norms.errors import InvalidInputError
 
+    check_seconds(args.tr, "--tr")  # named as the option, before anything is derived from them
+    if args.tr is not None:
+        from delssome_norms.model.timing import check_tr
+
+        check_tr(args.tr, "--tr")
+    check_seconds(args.scan_length, "--scan-length")
+    if args.n_regions is not None and args.n_regions < 1:
+        raise InvalidInputError(f"must be a positive integer, got {args.n_regions}", "--n-regions")
     if args.timeseries:
         args.tr = _timeseries_tr(args)
     n = args.n_regions

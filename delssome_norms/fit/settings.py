@@ -15,7 +15,7 @@ from delssome_norms.model import SimulationTiming
 from delssome_norms.model.devices import parse_device
 from delssome_norms.model.integrate import ENGINES as ENGINE_CHOICES
 from delssome_norms.model.integrate import is_numpy_dtype
-from delssome_norms.model.timing import MIN_FCD_WINDOW
+from delssome_norms.model.timing import MAX_SCAN_LENGTH, MIN_FCD_WINDOW
 
 MAP_CHOICES = ("default", "fc-gradient")
 """Where a 68-region subject without maps gets them (:attr:`FitSettings.maps`)."""
@@ -64,6 +64,12 @@ def _check_timing_fields(settings: Any) -> None:
         if not number or not math.isfinite(burn_in) or burn_in < 0:
             raise InvalidInputError(
                 f"burn_in must be a number of seconds >= 0, got {burn_in!r}", "burn_in"
+            )
+        if burn_in > MAX_SCAN_LENGTH:  # 1e300 s would size the simulation's arrays
+            raise InvalidInputError(
+                f"burn_in of {burn_in:g} s is implausible (at most {MAX_SCAN_LENGTH:g} s); it is "
+                "in seconds",
+                "burn_in",
             )
         object.__setattr__(settings, "burn_in", float(burn_in))
     window = settings.fcd_window
