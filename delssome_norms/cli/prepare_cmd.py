@@ -100,6 +100,10 @@ def _prepare_runs(paths, tr: float, args, need: int):
     return runs, fc, cdf
 
 
+MAX_FCD_WINDOW = 100_000
+"""Largest ``--fcd-window`` [frames] accepted (a 10-h scan at TR 0.36 s)."""
+
+
 def write_pair(fc: np.ndarray, cdf: np.ndarray, fc_path: Path, cdf_path: Path) -> None:
     """Write a subject's FC (N x N) and FCD-CDF (bins,) so that they always belong together:
     ``estimate-ei`` fits the two files as one subject, and a Ctrl-C, crash or full disk between
@@ -341,6 +345,12 @@ def run(args: argparse.Namespace) -> int:
     if args.fcd_window is not None and args.fcd_window < MIN_FCD_WINDOW:  # as the fit's check
         raise InvalidInputError(
             f"must be at least {MIN_FCD_WINDOW} frames, got {args.fcd_window}", "--fcd-window"
+        )
+    if args.fcd_window is not None and args.fcd_window > MAX_FCD_WINDOW:
+        raise InvalidInputError(
+            f"{args.fcd_window} frames is longer than any scan (at most {MAX_FCD_WINDOW}); the "
+            "window is in frames (default round(60 / TR))",
+            "--fcd-window",
         )
     if args.subject_id is not None:  # it becomes a file-name prefix: no paths
         check_subject_id(args.subject_id, "--subject-id")

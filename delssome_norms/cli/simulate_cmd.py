@@ -187,8 +187,12 @@ def run(args: argparse.Namespace) -> int:
             "parameters and the SC must describe the same regions",
             args.params,
         )
-    if not (math.isfinite(args.sc_max) and args.sc_max > 0):
-        raise InvalidInputError(f"must be a positive number, got {args.sc_max}", "--sc-max")
+    if not (math.isfinite(args.sc_max) and 0 < args.sc_max <= SC_MAX_LIMIT):
+        raise InvalidInputError(
+            f"must be a positive number up to {SC_MAX_LIMIT:g} (the fit scales its SC to a "
+            f"maximum of 0.02), got {args.sc_max:g}",
+            "--sc-max",
+        )
     sc = scale_sc(sc_raw, max_value=args.sc_max)
     fc_emp = io.read_fc(args.fc, n) if args.fc else None
     cdf_emp = io.read_fcd_cdf(args.fcd_cdf) if args.fcd_cdf else None
@@ -279,6 +283,11 @@ def run(args: argparse.Namespace) -> int:
             line += _compare_with_fit(record, means)
     print(f"{line}; wrote {out}")
     return 0
+
+
+SC_MAX_LIMIT = 1.0
+"""Largest ``--sc-max`` accepted: 50 times the fit's scaling (a larger SC maximum is a typo or an
+unscaled matrix, whose coupling would overwhelm the local dynamics)."""
 
 
 FROM_RUN_FIELDS = {

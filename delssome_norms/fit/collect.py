@@ -287,7 +287,9 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
         )
     if not rows:
         raise InvalidInputError(
-            "no finished subject results found for the people listed", str(demographics)
+            f"no finished subject results in {in_dir} for the people listed in {demographics} "
+            "(one folder per subject_id, each with a run.json)",
+            str(in_dir),
         )
     if reordered:
         warnings.warn(

@@ -185,6 +185,12 @@ class SimulationTiming:
             object.__setattr__(self, "burn_in", default_burn_in(float(self.tr)))
         elif not (_is_number(self.burn_in) and math.isfinite(self.burn_in) and self.burn_in >= 0):
             raise timing_error(f"burn_in must be >= 0 seconds, got {self.burn_in!r}", "burn_in")
+        elif self.burn_in > MAX_SCAN_LENGTH:  # 1e300 s would size the simulation's arrays
+            raise timing_error(
+                f"burn_in of {self.burn_in:g} s is implausible (at most {MAX_SCAN_LENGTH:g} s); "
+                "it is in seconds",
+                "burn_in",
+            )
         if self.fcd_window is None:
             object.__setattr__(self, "fcd_window", fcd_window_frames(self.tr))
         window = self.fcd_window

@@ -65,6 +65,7 @@ from delssome_norms.model import (
     simulate,
     summarize,
 )
+from delssome_norms.model.devices import parse_device
 from delssome_norms.surrogate.dataset import (
     SurrogateDataset,
     append_shard,
@@ -162,11 +163,22 @@ class GenerateSettings:
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < 1:
                 raise InvalidInputError(f"{name} must be a positive integer, got {v!r}", name)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise InvalidInputError(f"seed must be a non-negative integer, got {self.seed!r}", "seed")
+        object.__setattr__(self, "device", str(parse_device(self.device, "device")))
         object.__setattr__(self, "scan_lengths", tuple(float(s) for s in self.scan_lengths))
         if not self.scan_lengths:
             raise InvalidInputError("need at least one scan length", "scan_lengths")
         for scan in self.scan_lengths:
-            self.timing(scan)  # raises for impossible timings
+            try:
+                self.timing(scan)  # raises for impossible timings
+            except InvalidInputError as err:  # name the field (a scan length of the list)
+                field = getattr(err, "field", None)
+                if field is None or err.source is not None:
+                    raise
+                raise InvalidInputError(
+                    err.problem, "scan_lengths" if field == "scan_length" else field
+                ) from None
 
     def timing(self, scan_length: float) -> SimulationTiming:
         """Simulation timing of a subject with ``scan_length`` [s].

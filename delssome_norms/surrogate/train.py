@@ -41,6 +41,9 @@ from delssome_norms.surrogate.network import (
     pool_density,
 )
 
+MAX_LR = 1.0
+"""Largest learning rate accepted (Adam steps of that size already destroy the network)."""
+
 
 @dataclass(frozen=True)
 class TrainSettings:
@@ -91,12 +94,12 @@ class TrainSettings:
             if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
                 raise InvalidInputError(f"{name} must be a positive integer", name)
         for name, ok in (
-            ("lr", math.isfinite(self.lr) and self.lr > 0),
+            ("lr", math.isfinite(self.lr) and 0 < self.lr <= MAX_LR),
             ("lr_decay", 0 < self.lr_decay <= 1),
-            ("weight_decay", math.isfinite(self.weight_decay) and self.weight_decay >= 0),
+            ("weight_decay", math.isfinite(self.weight_decay) and 0 <= self.weight_decay <= 1),
         ):
             if not ok:
-                rule = {"lr": "a finite number > 0", "lr_decay": "in (0, 1]"}.get(name, ">= 0")
+                rule = {"lr": f"in (0, {MAX_LR:g}]", "lr_decay": "in (0, 1]"}.get(name, "in [0, 1]")
                 raise InvalidInputError(f"{name} must be {rule}, got {getattr(self, name)!r}", name)
         cpe = self.candidates_per_epoch
         if cpe is not None and (isinstance(cpe, bool) or int(cpe) != cpe or cpe < 1):
@@ -104,12 +107,19 @@ class TrainSettings:
                 f"candidates_per_epoch must be a positive integer (or None: all), got {cpe!r}",
                 "candidates_per_epoch",
             )
-        if not (0 < self.val_fraction < 1 and 0 < self.test_fraction < 1):
-            raise InvalidInputError("val_fraction and test_fraction must be in (0, 1)", "settings")
+        for name in ("val_fraction", "test_fraction"):
+            value = getattr(self, name)
+            if not 0 < value < 1:
+                raise InvalidInputError(f"{name} must be in (0, 1), got {value!r}", name)
         if self.val_fraction + self.test_fraction >= 1:
-            raise InvalidInputError("val_fraction + test_fraction must be < 1", "settings")
+            raise InvalidInputError("val_fraction + test_fraction must be < 1", "val_fraction")
         if not 0 <= self.cross_fraction < 1:
-            raise InvalidInputError("cross_fraction must be in [0, 1)", "settings")
+            raise InvalidInputError(
+                f"cross_fraction must be in [0, 1), got {self.cross_fraction!r}", "cross_fraction"
+            )
+        seed = self.seed
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise InvalidInputError(f"seed must be a non-negative integer, got {seed!r}", "seed")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary."""

@@ -86,7 +86,8 @@ def test_diverged_training_is_an_error_not_saved_weights(
     from delssome_norms.errors import InvalidInputError
 
     data = data_factory(n_subjects=5, per_gen=20, generations=2, seed=5)
-    settings = TrainSettings(epochs=2, batch_size=32, lr=1e6, seed=3)
+    settings = TrainSettings(epochs=2, batch_size=32, lr=1.0, seed=3)
+    object.__setattr__(settings, "lr", 1e6)  # beyond what TrainSettings accepts: forced here
     with pytest.raises(InvalidInputError, match="training diverged"):
         train_surrogate(data, config_factory(), settings, progress=False)
 
