@@ -52,3 +52,8 @@ class ConvergenceWarning(UserWarning):
 
 class InputWarning(UserWarning):
     """An input was usable only after a small automatic repair (e.g. a CDF rescaled to end at 1)."""
+
+
+class MembersChangedWarning(UserWarning):
+    """A lockstep group's checkpoints were written with other members (one subject failed its
+    inputs in one run and not the other): its subjects are fitted again from the start."""

@@ -225,3 +225,18 @@ def test_write_together_removes_earlier_partners_and_its_orphans_are_cleaned(tmp
     orphan.write_text("x")
     os.utime(orphan, (0, 0))
     assert remove_orphan_temporaries(tmp_path) == 1 and not orphan.exists()
+
+
+def test_chart_region_names_of_another_count_are_refused_before_fitting(monkeypatch) -> None:
+    from delssome_norms.datasets import load_reference_table
+    from delssome_norms.norms import GrowthChart, chart_fit
+
+    table = load_reference_table().iloc[:300, :].copy()
+    n_roi = sum(str(c).startswith("ei_ratio_roi_") for c in table.columns)
+
+    def no_fit(*a, **k):
+        raise AssertionError("the fit ran before the names were checked")
+
+    monkeypatch.setattr(chart_fit, "fit_gamlss", no_fit)
+    with pytest.raises(InvalidInputError, match=f"names 3 regions but the table has {n_roi}"):
+        GrowthChart(family="NO").fit(table, regions=["a", "b", "c"])

@@ -240,8 +240,6 @@ def run(args: argparse.Namespace) -> int:
         means = reproduce.duplicate_means(res)  # the fit's arithmetic (float64 means)
         ei, r_e = means["EI_ratio"], means["r_E"]
         _warn_outside_regime(r_e, params, sc)
-        if fc_emp is None:  # a fit_quality.csv of an earlier run does not describe this one
-            (out / "fit_quality.csv").unlink(missing_ok=True)
         fc_sim = summary.fc[0].double().cpu().numpy()
         cdf_sim = summary.fcd_cdf[0].double().cpu().numpy()
         losses = None if fc_emp is None else cost(summary, fc_emp, cdf_emp).as_dict(0)
@@ -255,15 +253,9 @@ def run(args: argparse.Namespace) -> int:
                 ),
                 (out / "FC.csv", lambda p: io.write_matrix(fc_sim, p)),
                 (out / "FCD_CDF.csv", lambda p: io.write_matrix(cdf_sim, p)),
-                *(
-                    []
-                    if losses is None
-                    else [
-                        (
-                            out / "fit_quality.csv",
-                            lambda p: io.write_fit_quality(p, {"simulate": losses}),
-                        )
-                    ]
+                (  # without --fc an earlier run's fit_quality.csv is removed with its partners
+                    out / "fit_quality.csv",
+                    None if losses is None else lambda p: io.write_fit_quality(p, {"simulate": losses}),
                 ),
             ]
         )

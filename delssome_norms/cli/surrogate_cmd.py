@@ -323,14 +323,12 @@ def checkpoint_path(out: Path) -> Path:
     return out.parent / f"{out.name}.checkpoint"
 
 
-MIN_RANKED = 3
-"""Fewest valid held-out candidates a rank correlation is computed on (``surrogate.train``)."""
-
-
 def _undefined_spearman(test: dict) -> str:
     """Why the held-out Spearman correlation is undefined: too few valid test candidates to rank
     (the data set's fault: more subjects or candidates), or one predicted cost for all of them
     (the network's: another learning rate or more data)."""
+    from delssome_norms.surrogate.train import MIN_RANKED
+
     n_valid, n_subjects = int(test.get("n_valid", 0)), int(test.get("n_subjects", 0))
     if n_valid < MIN_RANKED:
         return (

@@ -295,6 +295,16 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
         warnings.warn(
             reordered_message(reordered, names_of, order, len(rows), out), InputWarning, stacklevel=2
         )
+        unnamed = [str(p["subject_id"]) for p, _, _, names in found if names is None]
+        if unnamed:
+            warnings.warn(
+                f"{len(unnamed)} subject(s) record no region names (results of an older "
+                f"version): {', '.join(unnamed[:10])}{' ...' if len(unnamed) > 10 else ''}; "
+                "their columns are taken in the table's order, which cannot be checked while "
+                "other subjects list their regions in other orders: refit them to be sure",
+                InputWarning,
+                stacklevel=2,
+            )
     if flagged:
         warnings.warn(flagged_message(flagged, len(rows)), InputWarning, stacklevel=2)
     if uncalibrated:

@@ -30,7 +30,7 @@ import torch
 
 from delssome_norms.datasets import region_classes
 from delssome_norms.datasets.maps import load_default_maps
-from delssome_norms.errors import InputWarning, InvalidInputError
+from delssome_norms.errors import InputWarning, InvalidInputError, MembersChangedWarning
 from delssome_norms.fit import uncertainty
 from delssome_norms.fit.atlas_checks import infeasible_maps, no_maps_message
 from delssome_norms.fit.checkpoint import Checkpoint, fingerprint_arrays, replay
@@ -291,11 +291,6 @@ RESTARTED_NOTE = (
     "fitted again from the start: its checkpoint was written in a lockstep batch of other members"
 )
 """Message of a done outcome whose checkpoint of another batch was discarded."""
-
-
-class MembersChangedWarning(UserWarning):
-    """Checkpoints written in a lockstep batch of other members were discarded (refit from the
-    start)."""
 
 
 def _nothing_to_simulate(subjects: list[list[Member]], settings: FitSettings) -> bool:

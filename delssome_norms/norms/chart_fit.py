@@ -18,6 +18,7 @@ from delssome_norms.io.checks import sites_mix_sexes
 from delssome_norms.norms.chart_table import (
     MIN_OBS_PER_PARAMETER,
     _chart_provenance,
+    _n_roi_columns,
     check_unique_people,
     default_targets,
     table_ages,
@@ -72,17 +73,20 @@ def _check_target_scale(targets, y: np.ndarray, fam, source: str) -> None:
         )
 
 
+def _check_region_names(regions: Sequence[str], n_columns: int, source: str) -> None:
+    """Refuse region names that are not one per regional column of the table."""
+    if len(regions) == 0 or len(regions) != n_columns:
+        raise InvalidInputError(
+            f"names {len(regions)} regions but the table has {n_columns} regional columns", source
+        )
+
+
 def _record_regions(prov: dict[str, Any], regions: Sequence[str], source: str) -> None:
     """Put the table's region names into the chart's provenance ``prov`` (in place), with the
-    digests it records (they describe the names given)."""
+    digests it records (they describe the names given; checked by :func:`_check_region_names`)."""
     from delssome_norms.io.regions import regions_sha256
 
     names = [str(v).strip() for v in regions]
-    n = prov.get("pipeline", {}).get("n_regions")
-    if not names or (n is not None and n != len(names)):
-        raise InvalidInputError(
-            f"names {len(names)} regions but the table has {n} regional columns", source
-        )
     atlas = prov.setdefault("atlas", {})
     if atlas.get("regions") == names:
         return
@@ -143,6 +147,8 @@ class ChartFitMixin:
         if len(set(targets)) != len(targets):
             raise InvalidInputError("targets are listed more than once", source)
         check_unique_people(table, source)
+        if regions is not None:  # before the fit, which can take minutes
+            _check_region_names(regions, _n_roi_columns(list(table.columns)), source)
         ages = table_ages(table, source)
         female = table_sex(table, source)
         any_random = any(t.random_site for t in terms)

@@ -41,6 +41,8 @@ from delssome_norms.surrogate.network import (
     pool_density,
 )
 
+MIN_RANKED = 3
+"""Fewest candidates a rank correlation of predicted and simulated costs is computed from."""
 MAX_LR = 1.0
 """Largest learning rate accepted (Adam steps of that size already destroy the network)."""
 
@@ -389,7 +391,7 @@ def predict_dataset(model: CostPredictor, data: TensorData, batch_size: int = 10
 
 def _corr(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     # NaN predictions (a diverged network) give NaN here, which older scipy refuses to correlate
-    if len(a) < 3 or not (np.isfinite(a).all() and np.isfinite(b).all()):
+    if len(a) < MIN_RANKED or not (np.isfinite(a).all() and np.isfinite(b).all()):
         return math.nan, math.nan
     if np.ptp(a) == 0 or np.ptp(b) == 0:
         return math.nan, math.nan

@@ -180,3 +180,18 @@ def test_cli_collect_of_reordered_subjects(tmp_path: Path, capsys) -> None:
     err = [ln for ln in capsys.readouterr().err.splitlines() if "warning" not in ln]
     assert len(err) == 1 and err[0].startswith("delssome-norms: error: ") and "'L_b'" in err[0]
     assert not (tmp_path / "t3.csv").exists()
+
+
+def test_subjects_without_names_beside_reordered_ones_are_named(tmp_path: Path) -> None:
+    orders = {"s1": NAMES, "s2": NAMES, "s3": NAMES[::-1]}
+    for k, (sid, order) in enumerate(orders.items()):
+        _finish(tmp_path / "fits", sid, order, _ei(k))
+    run_path = tmp_path / "fits" / "s2" / "run.json"
+    run = json.loads(run_path.read_text())
+    del run["provenance"]["atlas"]["regions"]  # as an older version wrote it
+    run_path.write_text(json.dumps(run))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        collect(tmp_path / "fits", _demo(tmp_path / "demo.csv", list(orders)), tmp_path / "t.csv")
+    unnamed = [str(w.message) for w in caught if "record no region names" in str(w.message)]
+    assert len(unnamed) == 1 and "s2" in unnamed[0] and "s1" not in unnamed[0]

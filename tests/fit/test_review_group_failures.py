@@ -22,9 +22,8 @@ from fit_helpers import (
     write_manifest,
 )
 
-from delssome_norms.errors import InputWarning
+from delssome_norms.errors import InputWarning, MembersChangedWarning
 from delssome_norms.fit import fit_group, run_cohort
-from delssome_norms.fit.lockstep import MembersChangedWarning
 from delssome_norms.fit.subject import SubjectInputs
 
 OUTPUTS = ("EI_ratio.csv", "best_parameters.csv", "fit_quality.csv")
