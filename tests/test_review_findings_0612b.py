@@ -240,3 +240,25 @@ def test_chart_region_names_of_another_count_are_refused_before_fitting(monkeypa
     monkeypatch.setattr(chart_fit, "fit_gamlss", no_fit)
     with pytest.raises(InvalidInputError, match=f"names 3 regions but the table has {n_roi}"):
         GrowthChart(family="NO").fit(table, regions=["a", "b", "c"])
+
+
+def test_generate_on_an_sc_array_names_it_as_such(tmp_path) -> None:
+    """From Python, an SC array given without a name was called "no --sc: the default template"
+    and the advice said to continue with no --sc."""
+    import json
+
+    from delssome_norms.surrogate import dataset
+    from delssome_norms.surrogate.generate import GenerateSettings, _check_same_generation
+
+    manifest = {
+        "kind": dataset.DATASET_KIND,
+        "format_version": dataset.DATASET_FORMAT_VERSION,
+        "shards": [],
+        "n_regions": 4,
+        "bins": 10,
+        "info": {"sc_sha256": "aaa", "template": "user SC", "settings": {}},
+    }
+    (tmp_path / dataset.MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(InvalidInputError, match="the same SC array") as err:
+        _check_same_generation(tmp_path, GenerateSettings(), "bbb", "an SC array given without a name")
+    assert "no --sc" not in err.value.problem

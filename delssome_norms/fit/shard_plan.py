@@ -61,7 +61,11 @@ def refuse_unknown_timing(rows: list[dict[str, Any]]) -> None:
     InvalidInputError
         Naming the rows, why (their runs or sidecars) and the fix.
     """
-    bad = [str(r[INPUT_PROBLEM]) for r in rows if r.get(INPUT_PROBLEM)]
+    bad = [
+        str(r[INPUT_PROBLEM])
+        for r in rows
+        if r.get(INPUT_PROBLEM) and (r.get("tr") is None or r.get("scan_length") is None)
+    ]  # a row whose timing is known is planned alike everywhere, and fails alone if it must
     if not bad:
         return
     shown = "; ".join(bad[:3]) + (f" (and {len(bad) - 3} more)" if len(bad) > 3 else "")

@@ -551,7 +551,12 @@ def generate_dataset(
         "truth_prior": _prior_record(myelin is not None),
         "note": "SYNTHETIC subjects; losses from the fitter's Euler train stage",
     }
-    this_sc = sc_file or f"no --sc: the default template, {sc_source}"
+    if sc_file:
+        this_sc = sc_file
+    elif sc_source == "user SC":  # an array given to the Python API without naming it
+        this_sc = "an SC array given without a name"
+    else:
+        this_sc = f"no --sc: the default template, {sc_source}"
     _check_same_generation(out, settings, info["sc_sha256"], this_sc)
     existing = {sid for shard in list_shards(out) for sid in shard.get("subject_ids", [])}
     report = GenerateReport()
@@ -627,7 +632,12 @@ def _check_same_generation(
     info = _read_manifest(out).get("info", {})
     if info.get("sc_sha256") not in (None, sc_sha256):
         stored = info.get("sc_file") or info.get("template", "?")  # "--sc FILE" or the template
-        how = stored if str(stored).startswith("--sc") else "no --sc"
+        if info.get("sc_file"):
+            how = str(info["sc_file"])  # as recorded: "--sc FILE", or the name given in Python
+        elif info.get("template") == "user SC":
+            how = "the same SC array"
+        else:
+            how = "no --sc"
         raise InvalidInputError(
             f"holds a data set generated on another SC ({stored}) than this run's ({sc_source}); "
             f"generate into another folder, or continue it with the SC it was generated on "
