@@ -262,3 +262,24 @@ def test_generate_on_an_sc_array_names_it_as_such(tmp_path) -> None:
     with pytest.raises(InvalidInputError, match="the same SC array") as err:
         _check_same_generation(tmp_path, GenerateSettings(), "bbb", "an SC array given without a name")
     assert "no --sc" not in err.value.problem
+
+
+def test_chart_region_matching_mixes_spellings_and_names_what_differs() -> None:
+    import pandas as pd
+
+    from delssome_norms.norms.chart_regions import align_table_regions
+
+    class Chart:
+        def __init__(self) -> None:
+            self.provenance_ = {"atlas": {"regions": ["L_alpha", "netX", "R_beta"]}}
+
+    table = pd.DataFrame({"ei_ratio_roi_0": [1.0], "ei_ratio_roi_1": [2.0], "ei_ratio_roi_2": [3.0]})
+    # the same regions, spelled otherwise and in another order: matched by name
+    with pytest.warns(Warning, match="another order"):
+        got, _ = align_table_regions(Chart(), table, None, ["netX", "rh_beta", "lh_alpha"])
+    assert [got[f"ei_ratio_roi_{k}"].iloc[0] for k in range(3)] == [3.0, 1.0, 2.0]
+    with pytest.raises(InvalidInputError, match=r"netY \(ei_ratio_roi_0\) is not among") as err:
+        align_table_regions(Chart(), table, None, ["netY", "rh_beta", "ctx-lh-alpha"])
+    assert "ctx-lh-alpha" not in err.value.problem  # present, only spelled otherwise
+    with pytest.raises(InvalidInputError, match="more than once"):
+        align_table_regions(Chart(), table, None, ["netX", "netX", "lh_alpha"])

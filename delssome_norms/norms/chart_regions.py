@@ -46,15 +46,20 @@ def table_region_names(
     return _names(((provenance or {}).get("atlas") or {}).get("regions"))
 
 
-def _order(theirs: list[str], ours: list[str]) -> list[int] | None:
-    """Chart index of each of the table's regions when both list the same regions (by exact name,
-    else by hemisphere and region, e.g. ``ctx-lh-precentral`` = ``lh_precentral``); None when
-    they are not the same set."""
+def _key(name: str) -> object:
+    """A region's hemisphere and region (``ctx-lh-precentral`` = ``lh_precentral``), or the name
+    itself for names without a hemisphere (another atlas's)."""
     from delssome_norms.io.regions import canonical_region_key
 
-    for key in (lambda s: s, canonical_region_key):
+    return canonical_region_key(name) or name
+
+
+def _order(theirs: list[str], ours: list[str]) -> list[int] | None:
+    """Chart index of each of the table's regions when both list the same regions (by exact name,
+    else by :func:`_key`); None when they are not the same set."""
+    for key in (lambda s: s, _key):
         a, b = [key(v) for v in theirs], [key(v) for v in ours]
-        if None in a or None in b or len(set(a)) != len(a) or len(set(b)) != len(b):
+        if len(set(a)) != len(a) or len(set(b)) != len(b):
             continue
         if set(a) == set(b):
             where = {k: i for i, k in enumerate(b)}
@@ -105,12 +110,18 @@ def align_table_regions(
         return table, provenance  # a different number of regions: check_pipeline refuses
     order = _order(theirs, ours)
     if order is None:
-        only_table = [v for v in theirs if v not in set(ours)]
-        only_chart = [v for v in ours if v not in set(theirs)]
-        shown = (
-            ", ".join(f"{v} ({et.region_column(theirs.index(v))})" for v in only_table[:3])
-            or "a region named twice"
-        )
+        twice = sorted({v for v in theirs if theirs.count(v) > 1})
+        if twice:
+            raise InvalidInputError(
+                f"the table names region {twice[0]} more than once (its regions.csv or "
+                "provenance sidecar): which column is which region cannot be told",
+                source,
+            )
+        mine, yours = {_key(v) for v in ours}, {_key(v) for v in theirs}
+        only_table = [v for v in theirs if _key(v) not in mine]
+        only_chart = [v for v in ours if _key(v) not in yours]
+        shown = ", ".join(f"{v} ({et.region_column(theirs.index(v))})" for v in only_table[:3])
+        shown = shown or "two names of one region"  # e.g. lh_x and ctx-lh-x in one table
         raise InvalidInputError(
             f"the table's regions are not the chart's: {shown} "
             f"{'is' if len(only_table) == 1 else 'are'} not among the chart's {len(ours)} regions"
