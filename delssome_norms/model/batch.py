@@ -26,6 +26,7 @@ from delssome_norms.model.balloon import BalloonState, balloon_init, balloon_ste
 from delssome_norms.model.constants import PFIC_CONSTANTS, BalloonConstants, PFICConstants
 from delssome_norms.model.devices import check_device
 from delssome_norms.model.fic import FICSolution, rate, rate_derivative, solve_fic
+from delssome_norms.model.tensors import numeric_tensor
 from delssome_norms.model.timing import SimulationTiming
 
 ArrayLike = Tensor | np.ndarray
@@ -173,19 +174,7 @@ UNSCALED_SC_MAX = 1.0
 
 def as_real_tensor(x: ArrayLike, name: str) -> Tensor:
     """``x`` as a real floating-point tensor without NaN/inf (integers become float64)."""
-    if isinstance(x, Tensor):
-        t = x
-    else:
-        try:
-            t = torch.from_numpy(np.array(x, dtype=np.float64))
-        except (TypeError, ValueError):
-            raise InvalidInputError(
-                f"{name} must be an array of numbers, got {type(x).__name__}", name
-            ) from None
-    if t.is_complex():
-        raise InvalidInputError(f"{name} must be real numbers, got a {t.dtype} tensor", name)
-    if not torch.is_floating_point(t):
-        t = t.to(torch.float64)
+    t = numeric_tensor(x, name)
     if not torch.isfinite(t).all():
         raise InvalidInputError(f"{name} contains NaN or inf")
     return t

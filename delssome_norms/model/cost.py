@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.model.summary import Summary, upper_tri_indices
+from delssome_norms.model.tensors import numeric_tensor
 
 
 class Losses(NamedTuple):
@@ -36,16 +36,7 @@ class Losses(NamedTuple):
 
 
 def _to(x, like: Tensor, name: str) -> Tensor:
-    if isinstance(x, Tensor):
-        t = x
-    else:
-        try:
-            t = torch.from_numpy(np.array(x, dtype=np.float64))
-        except (TypeError, ValueError):
-            raise InvalidInputError(
-                f"{name} must be an array of numbers, got {type(x).__name__}", name
-            ) from None
-    return t.to(device=like.device, dtype=torch.float64)
+    return numeric_tensor(x, name).to(device=like.device, dtype=torch.float64)
 
 
 def _check_finite(t: Tensor, name: str) -> None:

@@ -45,6 +45,7 @@ import torch
 from torch import Tensor
 
 from delssome_norms.errors import InvalidInputError
+from delssome_norms.model.tensors import numeric_tensor
 from delssome_norms.model.timing import MIN_FCD_WINDOW, SimulationTiming
 
 FCD_BINS = 10000
@@ -115,18 +116,7 @@ class Summary(NamedTuple):
 
 
 def _as_float_tensor(x, name: str = "bold") -> Tensor:
-    if isinstance(x, Tensor):
-        t = x
-    else:
-        try:
-            t = torch.from_numpy(np.array(x, dtype=np.float64))
-        except (TypeError, ValueError):
-            raise InvalidInputError(
-                f"{name} must be an array of numbers, got {type(x).__name__}", name
-            ) from None
-    if t.is_complex() or t.dtype == torch.bool:
-        raise InvalidInputError(f"{name} must be real numbers, got a {t.dtype} tensor", name)
-    return t if torch.is_floating_point(t) else t.to(torch.float64)
+    return numeric_tensor(x, name)
 
 
 def check_bins(bins: int) -> int:
