@@ -283,3 +283,36 @@ def test_chart_region_matching_mixes_spellings_and_names_what_differs() -> None:
     assert "ctx-lh-alpha" not in err.value.problem  # present, only spelled otherwise
     with pytest.raises(InvalidInputError, match="more than once"):
         align_table_regions(Chart(), table, None, ["netX", "netX", "lh_alpha"])
+
+
+def test_sex_tests_report_a_diverged_target_instead_of_crashing() -> None:
+    """A target constant at one site makes its fit diverge (NaN residuals): the row must say
+    converged False with p NaN, as documented, not raise about an argument 'a'."""
+    import warnings
+
+    import pandas as pd
+
+    from delssome_norms.stats import sex_difference_tests
+
+    rng = np.random.default_rng(3)
+    n = 60
+    sex = np.array(["F", "M"] * (n // 2))
+    site = np.repeat(["a", "b", "c"], n // 3)
+    y = rng.normal(1, 0.1, n)
+    y[site == "c"] = 1.0
+    table = pd.DataFrame(
+        {
+            "age_in_years": rng.uniform(10, 80, n),
+            "sex": sex,
+            "site": site,
+            "ei_ratio_mean": rng.normal(1, 0.1, n),
+            "ei_ratio_roi_1": y,
+        }
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rows = sex_difference_tests(table, site="site")
+    good = rows[rows["target"] == "ei_ratio_mean"]
+    assert good["converged"].all() and good["p"].notna().all()
+    bad = rows[rows["target"] == "ei_ratio_roi_1"]
+    assert not bad["converged"].all() and bad.loc[~bad["converged"], "p"].isna().all()

@@ -222,6 +222,14 @@ def _direction(effect: float, null: float) -> str:
     return "female > male" if effect > null else "female < male"
 
 
+def _unless_diverged(fn, a: np.ndarray, b: np.ndarray, *args) -> tuple[float, float, float]:
+    """``fn(a, b, *args)``, or three NaNs where a fit that did not converge left non-finite
+    residuals (the row then reports ``converged`` False and p NaN, as documented)."""
+    if a.size < 2 or b.size < 2 or not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return (np.nan, np.nan, np.nan)
+    return fn(a, b, *args)
+
+
 def _rows_for_targets(
     cohort: Cohort,
     full: LocationScaleFit,
@@ -282,7 +290,7 @@ def _rows_for_targets(
         else:
             stat_mu, stat_sigma = (b / se_b) ** 2, (g / se_g) ** 2
             f_mu = stat_mu
-        d, d_lo, d_hi = cohens_d(resid_mu[f, k], resid_mu[~f, k], level)
+        d, d_lo, d_hi = _unless_diverged(cohens_d, resid_mu[f, k], resid_mu[~f, k], level)
         rows.append(
             base
             | {
@@ -318,7 +326,7 @@ def _rows_for_targets(
                 "direction": _direction(ratio, 1.0),
             }
         )
-        bf_stat, bf_p, spread = brown_forsythe(std_resid[f, k], std_resid[~f, k])
+        bf_stat, bf_p, spread = _unless_diverged(brown_forsythe, std_resid[f, k], std_resid[~f, k])
         rows.append(
             base
             | {
