@@ -393,8 +393,8 @@ REFUSED: dict[str, tuple[Callable[[], object], str]] = {
         "sex",
     ),
     "ei_vs_age_plot_empty": (lambda: _plot().plot_ei_vs_age_by_group(_table().iloc[:0]), "table"),
-    "ei_vs_age_plot_max_points_zero": (
-        lambda: _plot().plot_ei_vs_age_by_group(_table(), max_points=0),
+    "ei_vs_age_plot_max_points_negative": (
+        lambda: _plot().plot_ei_vs_age_by_group(_table(), max_points=-1),
         "max_points",
     ),
     # ---------------------------------------------------------------- datasets

@@ -316,3 +316,29 @@ def test_sex_tests_report_a_diverged_target_instead_of_crashing() -> None:
     assert good["converged"].all() and good["p"].notna().all()
     bad = rows[rows["target"] == "ei_ratio_roi_1"]
     assert not bad["converged"].all() and bad.loc[~bad["converged"], "p"].isna().all()
+
+
+def test_second_review_of_the_sweeps_keeps_valid_inputs_working() -> None:
+    """Inputs the API sweeps refused or changed although they were valid."""
+    from delssome_norms.model import scale_sc
+    from delssome_norms.surrogate.generate import GenerateSettings
+    from delssome_norms.surrogate.train import TrainSettings
+
+    binary = torch.tensor([[0, 1, 1], [1, 0, 0], [1, 0, 0]]) > 0  # a binarised SC
+    np.testing.assert_allclose(scale_sc(binary).numpy(), 0.02 * binary.numpy())
+    counts = torch.tensor([[0, 3, 1], [3, 0, 2], [1, 2, 0]])
+    assert scale_sc(counts).dtype == torch.float32  # the tensor's own arithmetic, as before
+    np.testing.assert_allclose(scale_sc(counts).numpy(), counts.numpy() / 3 * 0.02, rtol=1e-6)
+    with pytest.raises(InvalidInputError, match=r"scan length 10 s is too short") as err:
+        GenerateSettings(scan_lengths=(300, 10))
+    assert err.value.source == "scan_lengths"
+    with pytest.raises(InvalidInputError, match="lr must be a number"):
+        TrainSettings(lr="x")
+
+
+def test_max_points_zero_draws_the_curves_alone() -> None:
+    from delssome_norms.plotting._style import check_max_points
+
+    assert check_max_points(0) == 0
+    with pytest.raises(InvalidInputError, match="max_points"):
+        check_max_points(-1)

@@ -187,9 +187,9 @@ def scale_sc(sc: ArrayLike, max_value: float = 0.02) -> ArrayLike:
         raise InvalidInputError("sc must be non-negative (connection strengths)", "sc")
     if t.numel() and not bool((t.amax(dim=(-2, -1)) > 0).all()):
         raise InvalidInputError("sc has no positive entry (all zero?): it cannot be scaled")
-    if isinstance(sc, Tensor):
-        peak = t.amax(dim=(-2, -1), keepdim=True)
-        return t / peak * max_value
+    if isinstance(sc, Tensor):  # the tensor's own arithmetic (an integer tensor gives float32)
+        peak = sc.amax(dim=(-2, -1), keepdim=True)
+        return sc / peak * max_value
     arr = t.numpy()
     return arr / arr.max(axis=(-2, -1), keepdims=True) * max_value
 
@@ -351,7 +351,7 @@ def simulate(
         raise InvalidInputError(
             f"progress must be a callable progress(done, total) or None, got {type(progress).__name__}"
         )
-    if not isinstance(cuda_graph, (bool, np.bool_)):
+    if not (isinstance(cuda_graph, (bool, np.bool_)) or cuda_graph in (0, 1)):
         raise InvalidInputError(f"cuda_graph must be True or False, got {cuda_graph!r}")
     dev = check_device(device)
     p = prepare_batch(params, sc, timing.dt, n_dup, dev, dtype, const, n_frames=timing.n_frames)

@@ -13,13 +13,13 @@ from delssome_norms.errors import InvalidInputError
 
 
 def numeric_tensor(x: Any, name: str) -> Tensor:
-    """``x`` as a real floating-point tensor: tensors kept (integers and booleans refused or
-    made float64), anything else read as float64 NumPy numbers.
+    """``x`` as a real floating-point tensor: floating tensors kept, integer and boolean ones
+    (a binarised SC) made float64, anything else read as float64 NumPy numbers.
 
     Raises
     ------
     InvalidInputError
-        ``x`` holds no numbers (text, objects), or complex or boolean values, naming ``name``.
+        ``x`` holds no numbers (text, objects), or complex values, naming ``name``.
     """
     if isinstance(x, Tensor):
         t = x
@@ -28,8 +28,8 @@ def numeric_tensor(x: Any, name: str) -> Tensor:
             t = torch.from_numpy(np.array(x, dtype=np.float64))
         except (TypeError, ValueError):
             raise InvalidInputError(
-                f"{name} must be an array of numbers, got {type(x).__name__}", name
+                f"must be an array of numbers, got {type(x).__name__}", name
             ) from None
-    if t.is_complex() or t.dtype == torch.bool:
-        raise InvalidInputError(f"{name} must be real numbers, got a {t.dtype} tensor", name)
-    return t if torch.is_floating_point(t) else t.to(torch.float64)
+    if t.is_complex():
+        raise InvalidInputError(f"must be real numbers, got a {t.dtype} tensor", name)
+    return t if torch.is_floating_point(t) else t.to(torch.float64)  # integers, booleans

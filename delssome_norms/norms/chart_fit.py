@@ -147,8 +147,9 @@ class ChartFitMixin:
         if len(set(targets)) != len(targets):
             raise InvalidInputError("targets are listed more than once", source)
         check_unique_people(table, source)
-        if regions is not None:  # before the fit, which can take minutes
-            _check_region_names(regions, _n_roi_columns(list(table.columns)), source)
+        n_roi = _n_roi_columns(list(table.columns))
+        if regions is not None and n_roi:  # before the fit, which can take minutes
+            _check_region_names(regions, n_roi, source)
         ages = table_ages(table, source)
         female = table_sex(table, source)
         any_random = any(t.random_site for t in terms)

@@ -28,15 +28,15 @@ def new_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axe
 
 
 def check_max_points(max_points: int) -> int:
-    """``max_points`` (people drawn as points) as an int >= 1.
+    """``max_points`` (people drawn as points; 0: the curves alone) as an int >= 0.
 
     Raises
     ------
     InvalidInputError
-        Not a whole number >= 1.
+        Not a whole number >= 0.
     """
-    if isinstance(max_points, bool) or not isinstance(max_points, (int, np.integer)) or max_points < 1:
-        raise InvalidInputError(f"must be an integer >= 1, got {max_points!r}", "max_points")
+    if isinstance(max_points, bool) or not isinstance(max_points, (int, np.integer)) or max_points < 0:
+        raise InvalidInputError(f"must be an integer >= 0, got {max_points!r}", "max_points")
     return int(max_points)
 
 

@@ -176,6 +176,9 @@ class GenerateSettings:
                 field = getattr(err, "field", None)
                 if field is None or err.source is not None:
                     raise
+                if field == "fcd_window" and self.fcd_window is None:  # the default window
+                    problem = f"scan length {scan:g} s is too short for the FCD window: {err.problem}"
+                    raise InvalidInputError(problem, "scan_lengths") from None
                 raise InvalidInputError(
                     err.problem, "scan_lengths" if field == "scan_length" else field
                 ) from None

@@ -92,6 +92,17 @@ class TrainSettings:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
+        for name in (
+            "lr",
+            "lr_decay",
+            "weight_decay",
+            "val_fraction",
+            "test_fraction",
+            "cross_fraction",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise InvalidInputError(f"{name} must be a number, got {value!r}", name)
         for name in ("epochs", "batch_size", "patience"):
             if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
                 raise InvalidInputError(f"{name} must be a positive integer", name)
