@@ -111,7 +111,7 @@ def test_cli_bad_out_and_subjects_fail_in_one_line_writing_nothing(
     # "" used to mean the current folder: the whole demo ran into it
     assert main(["demo", "--out", ""]) == 2
     err = capsys.readouterr().err
-    assert "--out: is empty" in err and err.count("\n") == 1, err
+    assert "--out: empty value" in err and err.count("\n") == 1, err
     assert main(["demo", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "holds no earlier demo output" in err and err.count("\n") == 1, err

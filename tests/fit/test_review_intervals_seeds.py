@@ -119,13 +119,17 @@ def test_a_winner_with_a_non_finite_e_i_is_not_used(fit: Path, tmp_path: Path) -
     # of region 2 is 0, so its E/I there is infinite; the next candidate is the estimate
     out = tmp_path / "a"
     shutil.copytree(fit / "a", out)
+    shutil.copytree(fit / "b", tmp_path / "b")  # resumed with its group-mate in the same rows
+    for f in ("EI_ratio.csv", "run.json"):  # (a finished member would not be in the batch)
+        (tmp_path / "b" / f).unlink()
     for f in ("EI_ratio.csv", "run.json", "checkpoint/profile.npz"):
         (out / f).unlink()
     path = out / "checkpoint" / "test.npz"
     test = dict(np.load(path))
     test["s_i"][0, 1, 2] = 0.0
     np.savez(path, **test)
-    assert fit_group(_subjects()[:1], [out], _settings(), group_ids=["a", "b"])[0].status == "done"
+    outcomes = fit_group(_subjects(), [out, tmp_path / "b"], _settings(), group_ids=["a", "b"])
+    assert outcomes[0].status == "done"
     run = _strict((out / "run.json").read_text())
     ei = pd.read_csv(out / "EI_ratio.csv")
     assert run["result"]["winner_validation_rank"] == 1
