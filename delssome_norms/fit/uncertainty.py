@@ -188,12 +188,21 @@ def warn_uncalibrated(settings: Any, scan_lengths: Sequence[float]) -> None:
         return
     cal = load_calibration(settings.mode)
     found: dict[str, int] = {}
-    for scan, count in Counter(scan_lengths).items():  # a cohort has few distinct scan lengths
+    short: list[float] = []  # scans shorter than the calibration's: one phrase for all of them
+    for scan, count in Counter(scan_lengths).items():
         for phrase in calibration_differences(cal, fit_budget(settings, scan)) or []:
-            found[phrase] = found.get(phrase, 0) + count
+            if phrase.startswith("scan_length "):
+                short += [float(scan)] * count
+            else:
+                found[phrase] = found.get(phrase, 0) + count
+    if short:
+        ref = cal["settings"]["scan_length"]
+        lo, hi = min(short), max(short)
+        span = f"{lo:g} s" if lo == hi else f"{lo:g}-{hi:g} s"
+        found[f"scan_length {span} (calibrated at {ref:g} s)"] = len(short)
     if found:
         n = len(scan_lengths)
-        shown = "; ".join(f"{p} [{c} of {n}]" for p, c in list(found.items())[:6])
+        shown = "; ".join(f"{p} [{c} of {n}]" for p, c in found.items())
         warnings.warn(
             f"the E/I intervals will not be calibrated for these fits ({shown}) and may be too "
             "narrow; the default budget on scans of at least the calibration's length is covered "
