@@ -342,3 +342,36 @@ def test_max_points_zero_draws_the_curves_alone() -> None:
     assert check_max_points(0) == 0
     with pytest.raises(InvalidInputError, match="max_points"):
         check_max_points(-1)
+
+
+def test_prepare_bids_select_picks_one_atlas_of_xcpd_output(tmp_path, capsys) -> None:
+    """XCP-D writes one time series per atlas (seg-Desikan, seg-Glasser, ...) for every run:
+    prepare --bids-dir refused the folder with no way to pick one but a folder of symlinks."""
+    import json
+
+    import pandas as pd
+
+    from delssome_norms.cli.main import main
+    from delssome_norms.datasets import DK68_REGIONS
+
+    root = tmp_path / "bids"
+    for k, sub in enumerate(("01", "02")):
+        func = root / f"sub-{sub}" / "func"
+        func.mkdir(parents=True)
+        rng = np.random.default_rng(k)
+        for seg, n in (("Desikan", 68), ("Glasser", 360)):
+            ts = rng.standard_normal((120, n)) + rng.standard_normal((120, 1))
+            cols = list(DK68_REGIONS) if n == 68 else [f"p{j}" for j in range(n)]
+            name = f"sub-{sub}_task-rest_space-fsLR_seg-{seg}_stat-mean_timeseries"
+            pd.DataFrame(ts, columns=cols).to_csv(func / f"{name}.tsv", sep="\t", index=False)
+            (func / f"{name}.json").write_text(json.dumps({"RepetitionTime": 0.8}))
+    out = tmp_path / "prep"
+    argv = ["prepare", "--bids-dir", str(root), "--out-dir", str(out)]
+    assert main(argv) == 2
+    assert "--select seg-Desikan" in capsys.readouterr().err
+    assert main([*argv, "--select", "seg-Nope"]) == 2
+    assert "found: seg-Desikan, seg-Glasser" in capsys.readouterr().err
+    assert main([*argv, "--select", "seg-Desikan"]) == 0
+    manifest = pd.read_csv(out / "manifest.csv")
+    assert manifest["subject_id"].tolist() == ["sub-01", "sub-02"]
+    assert np.loadtxt(out / "sub-01_FC.csv", delimiter=",").shape == (68, 68)

@@ -78,6 +78,14 @@ def register(subparsers) -> None:
         help="with --bids-dir: only files of this task (task-<LABEL>); needed when the folder "
         "holds several tasks",
     )
+    p.add_argument(
+        "--select",
+        action="append",
+        default=None,
+        metavar="ENTITY-LABEL",
+        help="with --bids-dir: only files whose name has this entity, e.g. seg-Desikan, "
+        "atlas-DK or space-fsLR (XCP-D writes one time series per atlas); repeat for several",
+    )
     p.add_argument("--out-dir", required=True, help="output folder")
     p.add_argument("--subject-id", default=None, help="file-name prefix (default: none)")
     p.add_argument(
@@ -120,7 +128,31 @@ def write_pair(fc: np.ndarray, cdf: np.ndarray, fc_path: Path, cdf_path: Path) -
 TIMESERIES_SUFFIXES = ("_timeseries.tsv", "_timeseries.tsv.gz")
 
 
-def _bids_subjects(folder, task: str | None) -> dict[str, list]:
+def _selected(files: list, select: list[str] | None, folder) -> list:
+    """The files whose names carry every ``entity-label`` of ``select`` (``--select``)."""
+    import re
+
+    from delssome_norms.errors import InvalidInputError
+
+    for item in select or []:
+        m = re.fullmatch(r"([A-Za-z]+)-([A-Za-z0-9]+)", item.strip())
+        if m is None:
+            raise InvalidInputError(
+                f"expected ENTITY-LABEL such as seg-Desikan, got {item!r}", "--select"
+            )
+        key, label = m.groups()
+        found = sorted({v for p in files if (v := _entity(p.name, key))})
+        files = [p for p in files if _entity(p.name, key) == label]
+        if not files:
+            raise InvalidInputError(
+                f"holds no *_timeseries.tsv with {key}-{label} (found: "
+                f"{', '.join(f'{key}-{v}' for v in found) or f'no {key}- entity'})",
+                str(folder),
+            )
+    return files
+
+
+def _bids_subjects(folder, task: str | None, select: list[str] | None = None) -> dict[str, list]:
     """``sub-<label>`` (``sub-<label>_ses-<label>`` for subjects with several sessions) -> the
     sorted ``*_timeseries.tsv`` runs of that scan session below ``folder``.
 
@@ -139,6 +171,7 @@ def _bids_subjects(folder, task: str | None) -> dict[str, list]:
         and _entity(p.name, "sub")
         and _entity(p.name, "desc") != "confounds"  # fMRIPrep regressors
     ]
+    files = _selected(files, select, folder)
     runs: dict[tuple, list] = {}
     for p in files:
         runs.setdefault(tuple(_entity(p.name, k) for k in RUN_ENTITIES), []).append(p)
@@ -146,8 +179,8 @@ def _bids_subjects(folder, task: str | None) -> dict[str, list]:
     if twice is not None:
         raise InvalidInputError(
             f"holds {len(twice)} time series of one run ({', '.join(p.name for p in twice[:3])}): "
-            "they differ in another entity (atlas-, seg-, space-, desc-...); prepare from a folder "
-            "with one kind of time series",
+            "they differ in another entity (atlas-, seg-, space-, desc-...); pick one with "
+            "--select (e.g. --select seg-Desikan)",
             str(folder),
         )
     tasks = sorted({t for p in files if (t := _entity(p.name, "task"))})
@@ -187,7 +220,7 @@ def _prepare_bids(args: argparse.Namespace, out) -> int:
 
     if not Path(args.bids_dir).is_dir():
         raise InvalidInputError(f"{args.bids_dir} is not a folder", "--bids-dir")
-    subjects = _bids_subjects(args.bids_dir, args.task)
+    subjects = _bids_subjects(args.bids_dir, args.task, args.select)
     if not subjects:
         raise InvalidInputError(
             "holds no sub-<label>_..._timeseries.tsv file (BIDS derivatives)", args.bids_dir
@@ -359,6 +392,8 @@ def run(args: argparse.Namespace) -> int:
         return _prepare_bids(args, out)
     if args.task is not None:
         raise InvalidInputError("--task selects files of --bids-dir", "--task")
+    if args.select is not None:
+        raise InvalidInputError("--select selects files of --bids-dir", "--select")
     from_sidecar = args.tr is None
     args.tr = timeseries_tr(args.timeseries, args.tr)
     if from_sidecar:
