@@ -375,3 +375,16 @@ def test_prepare_bids_select_picks_one_atlas_of_xcpd_output(tmp_path, capsys) ->
     manifest = pd.read_csv(out / "manifest.csv")
     assert manifest["subject_id"].tolist() == ["sub-01", "sub-02"]
     assert np.loadtxt(out / "sub-01_FC.csv", delimiter=",").shape == (68, 68)
+
+
+def test_too_few_people_for_a_chart_counts_every_target() -> None:
+    import pandas as pd
+
+    from delssome_norms.datasets import load_reference_table
+    from delssome_norms.norms import GrowthChart
+
+    full = load_reference_table()
+    table = pd.concat([full[full["sex"] == s].iloc[:3] for s in ("female", "male")])
+    n_targets = 1 + sum(str(c).startswith("ei_ratio_roi_") for c in table.columns)
+    with pytest.raises(InvalidInputError, match=rf"and {n_targets - 5} more \(fewest 6 values"):
+        GrowthChart().fit(table)

@@ -213,9 +213,12 @@ class ChartFitMixin:
             )
         few = [t for t, n in zip(targets, n_obs) if n < MIN_OBS_PER_PARAMETER * n_par]
         if few:
+            more = f" and {len(few) - 5} more" if len(few) > 5 else ""
             raise InvalidInputError(
-                f"too few values to fit {n_par} parameters for target(s) {', '.join(few[:5])} "
-                f"(need at least {MIN_OBS_PER_PARAMETER * n_par})",
+                f"too few values to fit {n_par} parameters for target(s) {', '.join(few[:5])}"
+                f"{more} (fewest {int(n_obs.min())} values; need at least "
+                f"{MIN_OBS_PER_PARAMETER * n_par}: a chart needs a cohort; fewer df or the NO "
+                "family need fewer)",
                 source,
             )
         X = [d.matrix(ages, female) for d in designs]
