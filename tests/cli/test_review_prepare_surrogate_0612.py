@@ -188,32 +188,14 @@ def test_prepare_prints_the_fit_command_with_its_scan_length(tmp_path: Path, cap
 
 def _tiny_data(n_subjects: int = 6, n: int = 5, seed: int = 0, valid_per_subject: int = 40):
     """A data set of known losses (no simulation): ``valid_per_subject`` finite ones each."""
-    from delssome_norms.surrogate.dataset import SurrogateDataset
+    from dataclasses import replace
 
-    rng = np.random.default_rng(seed)
-    per, c = 40, n_subjects * 40
-    regional = np.stack(
-        [rng.uniform(1, 10, (c, n)), rng.uniform(1, 4, (c, n)), rng.uniform(0.001, 0.009, (c, n))], -1
-    )
-    g = rng.uniform(0, 3, c)
-    losses = np.stack([regional[..., 0].mean(1) / 10, g / 3, regional[..., 2].mean(1) / 0.01], axis=1)
-    losses[(np.arange(c) % per) >= valid_per_subject] = np.nan
-    dens = rng.uniform(0, 1, (n_subjects, 10000))
-    sc = rng.uniform(0, 0.02, (n, n))
-    np.fill_diagonal(sc, 0)
-    return SurrogateDataset(
-        subject_id=[f"s{i}" for i in range(n_subjects)],
-        fc_triu=rng.uniform(-0.2, 0.6, (n_subjects, n * (n - 1) // 2)),
-        fcd_density=dens / dens.sum(1, keepdims=True),
-        tr=np.full(n_subjects, 0.72),
-        scan_length=np.full(n_subjects, 115.2),
-        sc=np.broadcast_to(sc, (n_subjects, n, n)),
-        regional=regional,
-        g=g,
-        subject=np.repeat(np.arange(n_subjects), per),
-        generation=np.tile(np.repeat(np.arange(4), 10), n_subjects),
-        losses=losses,
-    )
+    from tests.cli.test_surrogate_cmd import _tiny_dataset
+
+    data = _tiny_dataset(n_subjects=n_subjects, n=n, seed=seed)
+    losses = data.losses.copy()
+    losses[(np.arange(losses.shape[0]) % 40) >= valid_per_subject] = np.nan  # 40 per subject
+    return replace(data, losses=losses)
 
 
 TRAIN = ["--epochs", "1", "--d-model", "16", "--heads", "2", "--layers", "1", "--quiet"]
