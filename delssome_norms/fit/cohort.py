@@ -610,7 +610,6 @@ def _run_cohort(
     scans = [float(r["scan_length"]) for r in plan.rows if r["scan_length"] is not None]
     # surrogate weights of another N, once and before the scan-length warning (every fit would fail)
     check_surrogate_run(settings, plan.n_regions, trs, [v for v in scans if np.isfinite(v)], surrogate)
-    warn_uncalibrated(settings, [v for v in scans if np.isfinite(v)])
     out = check_out_dir(out_dir, "--out-dir")
     if shard_kn != (1, 1):
         plan = agree_group_size(
@@ -621,6 +620,11 @@ def _run_cohort(
             lambda k: plan_cohort(table, settings, k, plan.n_regions, memory),
             plan,
         )
+    mine = [plan.rows[i] for g in shard_groups(plan, shard_kn) for i in plan.groups[g]]
+    warn_uncalibrated(  # before any work, about this shard's subjects
+        settings,
+        [v for r in mine if r["scan_length"] is not None and np.isfinite(v := float(r["scan_length"]))],
+    )
     with contextlib.ExitStack() as locks:
         locks.enter_context(OutDirLock(out, "--out-dir", shared=shard_kn != (1, 1)))
         if shard_kn != (1, 1):

@@ -255,3 +255,15 @@ def test_a_row_without_a_tr_fails_alone_when_k_follows_the_memory(tmp_path: Path
     assert (summary.done, summary.failed) == (3, 1)
     failure = summary.failures.set_index("subject_id").loc["sub-02"]
     assert "no JSON sidecar with RepetitionTime" in failure["error"]
+
+
+def test_a_shard_s_calibration_warning_counts_its_own_subjects(tmp_path: Path, monkeypatch) -> None:
+    """The warning said "[4 of 4]" on each of two shards that fit 2 subjects each."""
+    use_analytic_simulator(monkeypatch)
+    manifest = write_manifest(tmp_path, 4)
+    out = tmp_path / "out"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_cohort(manifest, out, analytic_cohort_settings(), group_size=2, quiet=True, shard="1/2")
+    said = [str(w.message) for w in caught if "will not be calibrated" in str(w.message)]
+    assert len(said) == 1 and "[2 of 2]" in said[0] and "of 4]" not in said[0]
