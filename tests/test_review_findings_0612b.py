@@ -388,3 +388,18 @@ def test_too_few_people_for_a_chart_counts_every_target() -> None:
     n_targets = 1 + sum(str(c).startswith("ei_ratio_roi_") for c in table.columns)
     with pytest.raises(InvalidInputError, match=rf"and {n_targets - 5} more \(fewest 6 values"):
         GrowthChart().fit(table)
+
+
+def test_a_flagged_person_s_label_stays_inside_their_panel() -> None:
+    """The label of a person with three flags was wider than a panel and covered the y axis."""
+    from delssome_norms.norms import load_reference_chart
+    from delssome_norms.plotting import plot_chart_centiles
+
+    person = {"subject_id": "sub-05", "sex": "female", "age_in_years": 80.0, "value": 5.4}
+    person |= {"centile": 0.999, "flag": "unseen_site;poor_fit;interval_uncalibrated"}
+    fig = plot_chart_centiles(load_reference_chart(), person=person)
+    fig.draw_without_rendering()
+    ax = fig.axes[0]
+    (note,) = [t for t in ax.texts if "sub-05" in t.get_text()]
+    box, panel = note.get_window_extent(), ax.get_window_extent()
+    assert panel.x0 <= box.x0 and box.x1 <= panel.x1

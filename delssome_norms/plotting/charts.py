@@ -282,6 +282,8 @@ def _annotate_person(ax: Axes, person: Mapping[str, Any], label: str) -> None:
     """Label the person's star: a box above or below it (towards the emptier half), centred on
     it but moved as far as needed to stay inside the panel."""
     x, y = float(person["age_in_years"]), float(person["value"])
+    if len(label) > 40 and " [" in label:  # the flags on a line of their own: a panel is narrow
+        label = label.replace(" [", "\n[", 1)
     (x_lo, x_hi), (lo, hi) = ax.get_xlim(), ax.get_ylim()
     fx, fy = (x - x_lo) / (x_hi - x_lo), (y - lo) / (hi - lo)  # the star in axes fractions
     up = fy < 0.5
@@ -300,5 +302,9 @@ def _annotate_person(ax: Axes, person: Mapping[str, Any], label: str) -> None:
     )
     ax.figure.draw_without_rendering()  # the panels' final size (constrained layout)
     half = 0.5 * note.get_window_extent().width / ax.get_window_extent().width
+    if half > 0.48:  # still wider than the panel: smaller, so that it covers no axis label
+        note.set_fontsize(8)
+        ax.figure.draw_without_rendering()
+        half = 0.5 * note.get_window_extent().width / ax.get_window_extent().width
     margin = min(half + 0.02, 0.5)
     note.xyann = (min(max(fx, margin), 1.0 - margin), note.xyann[1])
