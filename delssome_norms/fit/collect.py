@@ -29,6 +29,7 @@ from delssome_norms.fit.outputs import (
     fingerprint_differences,
     read_result_values,
     read_run,
+    recorded_regions,
 )
 from delssome_norms.io import (
     check_unique_ids,
@@ -245,7 +246,8 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
                 f"has {len(values)} regions but earlier subjects have {n_regions}",
                 str(ei_path),
             )
-        names = _recorded_regions(prov, len(values))
+        listed = recorded_regions(run, len(values))
+        names = None if listed is None else tuple(listed)
         if names is not None:
             names_of[sid] = names
         found.append((person, run, values, names))
@@ -410,16 +412,6 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
     write_table(regions, regions_path(out))
     write_json(sidecar, provenance_path(out))
     return table
-
-
-def _recorded_regions(prov: Any, n_regions: int) -> tuple[str, ...] | None:
-    """The region names of a subject's ``run.json`` provenance, in the order of its
-    ``EI_ratio.csv`` rows (``atlas.regions``); None when not recorded or not one per region."""
-    atlas = prov.get("atlas") if isinstance(prov, Mapping) else None
-    names = atlas.get("regions") if isinstance(atlas, Mapping) else None
-    if not isinstance(names, list) or len(names) != n_regions:
-        return None
-    return tuple(str(n) for n in names)
 
 
 def common_region_order(

@@ -315,6 +315,17 @@ def read_result_values(subject_dir: str | Path, run: Mapping[str, Any]) -> np.nd
     return values
 
 
+def recorded_regions(run: Mapping[str, Any], n_regions: int) -> list[str] | None:
+    """The ``n_regions`` region names a ``run.json`` records (``provenance.atlas.regions``, in
+    the order of its ``EI_ratio.csv`` rows), if any."""
+    prov = run.get("provenance")
+    atlas = prov.get("atlas") if isinstance(prov, Mapping) else None
+    names = atlas.get("regions") if isinstance(atlas, Mapping) else None
+    if isinstance(names, list) and len(names) == n_regions and all(isinstance(n, str) for n in names):
+        return names
+    return None
+
+
 def is_complete(subject_dir: str | Path, fingerprint: Mapping[str, Any] | None = None) -> bool:
     """True when ``subject_dir`` holds a finished subject's outputs.
 

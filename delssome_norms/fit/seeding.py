@@ -12,8 +12,16 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from delssome_norms.errors import InvalidInputError
+
 STAGE_CODES = {"train": 1, "val": 2, "test": 3, "profile": 4}
 """Integer codes of the stages used in call seeds."""
+
+
+def check_seed(seed: object, name: str = "seed") -> None:
+    """Refuse a seed that is not a non-negative integer (Python or NumPy; not a bool)."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InvalidInputError(f"{name} must be a non-negative integer, got {seed!r}", name)
 
 
 def _crc(text: str) -> int:

@@ -11,6 +11,7 @@ import torch
 
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.fit.cmaes import CMAESSettings
+from delssome_norms.fit.seeding import check_seed
 from delssome_norms.model import SimulationTiming
 from delssome_norms.model.devices import parse_device
 from delssome_norms.model.integrate import ENGINES as ENGINE_CHOICES
@@ -295,8 +296,7 @@ class FitSettings:
             object.__setattr__(self, "dtype", str(self.dtype).removeprefix("torch."))
         elif is_numpy_dtype(self.dtype):  # np.float64, np.dtype("float32"); None is refused
             object.__setattr__(self, "dtype", np.dtype(self.dtype).name)
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise InvalidInputError(f"seed must be a non-negative integer, got {self.seed!r}", "seed")
+        check_seed(self.seed)
         for name in ("dt_train", "dt_val", "dt_test"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):

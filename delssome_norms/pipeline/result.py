@@ -17,6 +17,7 @@ from delssome_norms.fit.collect import interval_and_flag
 from delssome_norms.fit.outputs import (
     OUTPUT_FILES,
     read_run,
+    recorded_regions,
     run_record,
     set_aside_previous,
     write_result_files,
@@ -46,16 +47,6 @@ def region_names(n_regions: int, names: Sequence[str] | None = None) -> list[str
             raise InvalidInputError(f"expected {n_regions} region names, got {len(names)}", "regions")
         return [str(n) for n in names]
     return [f"region_{i}" for i in range(n_regions)]
-
-
-def _recorded_regions(run: Mapping[str, Any], n_regions: int) -> list[str] | None:
-    """The ``n_regions`` region names a ``run.json`` records (``provenance.atlas.regions``), if any."""
-    prov = run.get("provenance")
-    atlas = prov.get("atlas") if isinstance(prov, Mapping) else None
-    names = atlas.get("regions") if isinstance(atlas, Mapping) else None
-    if isinstance(names, list) and len(names) == n_regions and all(isinstance(n, str) for n in names):
-        return names
-    return None
 
 
 @dataclass(frozen=True, eq=False)
@@ -282,7 +273,7 @@ class EIResult:
         if present:
             set_aside_previous(d)
         record = self._run_record()
-        if self.regions != region_names(len(self.ei), _recorded_regions(record, len(self.ei))):
+        if self.regions != region_names(len(self.ei), recorded_regions(record, len(self.ei))):
             warnings.warn(
                 f"{d}: run.json records no region names or others than this result's "
                 f"({self.regions[0]!r}, ...); read it back with "
@@ -423,7 +414,7 @@ class EIResult:
         ei = read_table(d / et.EI_RATIO_FILE, required=et.EI_RATIO_COLUMNS)
         ei = ei.sort_values(et.REGION_INDEX).reset_index(drop=True)
         if regions is None:
-            regions = _recorded_regions(run, len(ei))
+            regions = recorded_regions(run, len(ei))
         names = region_names(len(ei), regions)
         params = read_parameters(d / "best_parameters.csv", len(ei))
         quality = read_table(d / "fit_quality.csv", required=("stage", *LOSS_COLUMNS))

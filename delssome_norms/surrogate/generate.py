@@ -49,7 +49,7 @@ from delssome_norms.fit import (
 )
 from delssome_norms.fit.checkpoint import fingerprint_arrays, replay
 from delssome_norms.fit.lockstep import build_space
-from delssome_norms.fit.seeding import group_seed, subject_seed
+from delssome_norms.fit.seeding import check_seed, group_seed, subject_seed
 from delssome_norms.fit.stages import Member, run_train
 from delssome_norms.io import write_arrays
 from delssome_norms.model import (
@@ -163,8 +163,7 @@ class GenerateSettings:
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < 1:
                 raise InvalidInputError(f"{name} must be a positive integer, got {v!r}", name)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise InvalidInputError(f"seed must be a non-negative integer, got {self.seed!r}", "seed")
+        check_seed(self.seed)
         object.__setattr__(self, "device", str(parse_device(self.device, "device")))
         object.__setattr__(self, "scan_lengths", tuple(float(s) for s in self.scan_lengths))
         if not self.scan_lengths:

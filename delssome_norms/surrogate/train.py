@@ -31,6 +31,7 @@ from scipy import stats
 from torch import Tensor
 
 from delssome_norms.errors import InputWarning, InvalidInputError
+from delssome_norms.fit.seeding import check_seed
 from delssome_norms.surrogate.dataset import SurrogateDataset
 from delssome_norms.surrogate.network import (
     COST_TERMS,
@@ -130,9 +131,7 @@ class TrainSettings:
             raise InvalidInputError(
                 f"cross_fraction must be in [0, 1), got {self.cross_fraction!r}", "cross_fraction"
             )
-        seed = self.seed
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise InvalidInputError(f"seed must be a non-negative integer, got {seed!r}", "seed")
+        check_seed(self.seed)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary."""
