@@ -18,6 +18,7 @@ from torch import Tensor
 
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.model.constants import PFIC_CONSTANTS, PFICConstants
+from delssome_norms.model.tensors import numeric_tensor
 
 _SMALL = 1e-6
 """|a x - b| below which the rate function uses its series expansion (removable singularity)."""
@@ -127,13 +128,7 @@ def as_parameter_tensors(wEE, wEI, G, sc) -> tuple[Tensor, Tensor, Tensor, Tenso
     """
 
     def tensor(x: Any, name: str) -> Tensor:
-        try:
-            t = x if isinstance(x, Tensor) else torch.from_numpy(np.array(x, dtype=np.float64))
-        except (TypeError, ValueError):
-            raise InvalidInputError(f"{name} must be numbers, got {type(x).__name__}", name) from None
-        if t.is_complex():
-            raise InvalidInputError(f"{name} must be real numbers, got a {t.dtype} tensor", name)
-        return t.to(torch.float64)
+        return numeric_tensor(x, name).to(torch.float64)
 
     wEE, wEI, G, sc = tensor(wEE, "wEE"), tensor(wEI, "wEI"), tensor(G, "G"), tensor(sc, "sc")
     if wEE.ndim == 1 and wEI.ndim == 1:  # one parameter set
