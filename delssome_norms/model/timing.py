@@ -55,18 +55,24 @@ def timing_error(problem: str, field: str) -> InvalidInputError:
     return err
 
 
+def _seconds(value: object, what: str, source: str | None) -> float:
+    """``float(value)`` [s], refused (naming ``source``) for non-numbers and truth values
+    (``float(True)`` is 1.0 s)."""
+    try:
+        if isinstance(value, (bool, np.bool_)):
+            raise TypeError
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{what} must be a number of seconds, got {value!r}", source) from None
+
+
 def check_tr(tr: float, source: str | None = "--tr") -> float:
     """The TR as a float [s], refused (naming ``source``) unless a positive number <= ``MAX_TR``.
 
     Run before anything is derived from the TR (the FCD window ``round(60 / tr)`` frames is 0
     for a TR given in milliseconds).
     """
-    try:
-        if isinstance(tr, (bool, np.bool_)):  # float(True) is 1.0 s
-            raise TypeError
-        value = float(tr)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"TR must be a number of seconds, got {tr!r}", source) from None
+    value = _seconds(tr, "TR", source)
     if not (math.isfinite(value) and value > 0):
         raise InvalidInputError(f"TR must be a positive number of seconds, got {tr!r}", source)
     if value > MAX_TR:
@@ -81,14 +87,7 @@ def check_tr(tr: float, source: str | None = "--tr") -> float:
 def check_scan_length(scan_length: float, source: str | None = "--scan-length") -> float:
     """The scan length as a float [s], refused (naming ``source``) above ``MAX_SCAN_LENGTH``
     (a scan length in milliseconds would otherwise start a simulation of days)."""
-    try:
-        if isinstance(scan_length, (bool, np.bool_)):  # float(True) is 1.0 s
-            raise TypeError
-        value = float(scan_length)
-    except (TypeError, ValueError):
-        raise InvalidInputError(
-            f"scan length must be a number of seconds, got {scan_length!r}", source
-        ) from None
+    value = _seconds(scan_length, "scan length", source)
     if value > MAX_SCAN_LENGTH:
         raise InvalidInputError(
             f"scan length {value:g} s is implausible (at most {MAX_SCAN_LENGTH:g} s = "
