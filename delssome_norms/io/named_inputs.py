@@ -166,7 +166,7 @@ def named_pandas(value: Any, name: str, what: str = "FC") -> Named | None:
     ------
     InvalidInputError
         Rows and columns labelled differently; 68 labels that are not all DK68 names;
-        DK68 names that are unknown, repeated or missing; a numbering with gaps or repeats.
+        DK68 names that are unknown, repeated or missing; a numbering that repeats a number.
     """
     if not isinstance(value, (pd.DataFrame, pd.Series)):
         return None
@@ -178,7 +178,7 @@ def named_pandas(value: Any, name: str, what: str = "FC") -> Named | None:
         values = values[0]  # one row of a map below its names
     elif not square and values.ndim != 1:
         return Named(values)
-    numbering_order(labels, name)  # a numbering with gaps or repeats: refused, saying so
+    numbering_order(labels, name)  # a repeated number: refused as such, not as not-DK68
     try:
         arr = values if square else values.reshape(1, -1)
         names, arr, kind = header_kind(labels, arr, name, sort=not square)

@@ -7,7 +7,7 @@
 that all names share (XCP-D's ``Desikan_``), and FreeSurfer label IDs (``Mean_1001``) pass on to
 be matched to the atlas by name; a header that only numbers the columns (one prefix and the
 numbers 0..n-1 or 1..n, in any order: :func:`numbering_order`) is dropped, its columns put in
-numeric order (atlas order by contract), and a numbering with gaps or repeats refused; other
+numeric order (atlas order by contract), and one that repeats a number refused; other
 text is read in file order, with a warning, for another atlas's width, and refused for the
 atlas's own width, where it would be taken for the atlas's regions in a wrong order.
 :func:`header_kind` is the same reading with the kind of names, keeping another atlas's names
@@ -195,7 +195,7 @@ def header_kind(
     file order for the caller to sort) or ``"own"`` (another atlas's names, for another width
     than the atlas's: kept in file order, to name and align that atlas's inputs). Raises for
     ``n_atlas`` columns named with other text (see :func:`header_names`) and for a numbering
-    with gaps or repeats.
+    that repeats a number (numbers with gaps are names).
     """
     header = without_comment_mark(header)
     if arr.ndim == 2 and len(header) == arr.shape[1] and arr.shape[1] > 1:
