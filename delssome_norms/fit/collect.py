@@ -255,7 +255,8 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
     for person, run, values, names in found:
         sid = str(person["subject_id"])
         if order is not None and names is not None and names != order:
-            values = values[[names.index(n) for n in order]]  # the table's order, by name
+            where = {n: i for i, n in enumerate(names)}
+            values = values[[where[n] for n in order]]  # the table's order, by name
             pipeline = pipeline_of.get(sid)
             if pipeline is not None and pipeline.get("regions_sha256") == regions_sha256(names):
                 # the digest of the same names in the table's order
@@ -444,12 +445,13 @@ def common_region_order(
     if not counts:
         return None, []
     order, holders = max(counts.items(), key=lambda kv: len(kv[1]))  # first of the most common
-    reordered = []
+    reordered, in_order = [], set(order)
     for sid, names in names_of.items():
         if names == order:
             continue
-        here = [n for n in names if n not in order]
-        there = [n for n in order if n not in names]
+        in_names = set(names)
+        here = [n for n in names if n not in in_order]
+        there = [n for n in order if n not in in_names]
         if here or there or sorted(names) != sorted(order):
             what = (
                 f"{sid} has region {here[0]!r} that {holders[0]} has not"
