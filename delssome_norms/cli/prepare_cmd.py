@@ -96,6 +96,13 @@ def register(subparsers) -> None:
         action="store_true",
         help="drop frames with missing values (BIDS n/a) instead of refusing the run",
     )
+    p.add_argument(
+        "--skip-failed",
+        action="store_true",
+        help=f"with --bids-dir: prepare the subjects that can be prepared and list the others, "
+        f"with the reason, in {FAILURES_TABLE} beside the manifest (default: one subject that "
+        "cannot be prepared stops the run before anything is written)",
+    )
     p.set_defaults(func=run)
 
 
@@ -126,6 +133,9 @@ def write_pair(fc: np.ndarray, cdf: np.ndarray, fc_path: Path, cdf_path: Path) -
 
 
 TIMESERIES_SUFFIXES = ("_timeseries.tsv", "_timeseries.tsv.gz")
+FAILURES_TABLE = "prepare_failures.tsv"
+"""``prepare --bids-dir --skip-failed``'s table of the subjects it could not prepare (subject_id,
+file, reason), beside ``manifest.csv``; named apart from a cohort's own ``failures.csv``."""
 
 
 def _selected(files: list, select: list[str] | None, folder) -> list:
@@ -208,13 +218,72 @@ def _bids_subjects(folder, task: str | None, select: list[str] | None = None) ->
     return out
 
 
+def _failure(sid: str, paths: list, err: Exception) -> dict[str, str]:
+    """One row of :data:`FAILURES_TABLE`: the subject, the file the error names (a run or a
+    sidecar; else all the subject's runs, ``; ``-separated) and the error's one-line text."""
+    from delssome_norms.errors import InvalidInputError
+
+    if isinstance(err, InvalidInputError):
+        named, text = err.source, str(err)
+    else:  # OSError: a run the checks could not foresee as unreadable (permissions, a folder)
+        named = getattr(err, "filename", None)
+        text = f"{named}: {err.strerror or type(err).__name__}" if named else str(err)
+    named = str(named) if named is not None else None
+    if named is None or named == sid or not Path(named).exists():
+        named = "; ".join(str(p) for p in paths)
+    return {"subject_id": sid, "file": named, "reason": " ".join(text.split())}
+
+
+def _by_subject(failure: dict[str, str]) -> str:
+    return failure["subject_id"]
+
+
+def _other_widths(prepared: dict, subjects: dict, folder) -> list[dict[str, str]]:
+    """Subjects whose runs have another number of regions than most (one cohort is one atlas):
+    removed from ``prepared`` and returned as failures; a tie between widths is refused."""
+    from collections import Counter
+
+    from delssome_norms.errors import InvalidInputError
+
+    widths = Counter(v[2].shape[0] for v in prepared.values())
+    if len(widths) < 2:
+        return []
+    ranked = widths.most_common()
+    counts = ", ".join(f"{w} regions: {n} subject(s)" for w, n in ranked)
+    if ranked[0][1] == ranked[1][1]:
+        raise InvalidInputError(
+            f"the subjects' time series have different numbers of regions ({counts}), nothing "
+            "was written: one cohort is fitted in one atlas (--select picks one atlas's series)",
+            folder,
+        )
+    common, n_common = ranked[0]
+    out = []
+    for sid in [s for s, v in prepared.items() if v[2].shape[0] != common]:
+        reason = (
+            f"{sid}: {prepared.pop(sid)[2].shape[0]} regions where {n_common} other subject(s) "
+            f"have {common} (another atlas? one cohort is fitted in one atlas; {counts})"
+        )
+        out.append({"subject_id": sid, "file": "; ".join(map(str, subjects[sid])), "reason": reason})
+    return out
+
+
+def _listed(failures: list[dict[str, str]]) -> str:
+    """'sub-02 (reason); sub-03 (reason); sub-04 (reason) ...' for an error line."""
+    shown = "; ".join(f"{f['subject_id']} ({f['reason']})" for f in failures[:3])
+    return shown + (" ..." if len(failures) > 3 else "")
+
+
 def _prepare_bids(args: argparse.Namespace, out) -> int:
-    """Every scan session below ``--bids-dir``: FC, FCD-CDF and a cohort manifest row."""
+    """Every scan session below ``--bids-dir``: FC, FCD-CDF and a cohort manifest row; with
+    ``--skip-failed`` the sessions that cannot be prepared are listed in
+    :data:`FAILURES_TABLE` instead of stopping the run."""
+    import warnings
     from pathlib import Path
 
     import pandas as pd
 
-    from delssome_norms.errors import InvalidInputError
+    from delssome_norms import io
+    from delssome_norms.errors import InputWarning, InvalidInputError
     from delssome_norms.fit.subject import min_frames
     from delssome_norms.io import write_table
 
@@ -226,25 +295,42 @@ def _prepare_bids(args: argparse.Namespace, out) -> int:
             "holds no sub-<label>_..._timeseries.tsv file (BIDS derivatives)", args.bids_dir
         )
     # every subject is read and checked before anything is written: a bad one stops the
-    # run with nothing half-done
-    prepared, bad = {}, []
+    # run with nothing half-done (or, with --skip-failed, is listed and left out)
+    prepared, failed = {}, []
     for sid, paths in subjects.items():
         try:  # keep FC, CDF and frame counts, not the runs (memory: many subjects)
             tr = runs_tr(paths, args.tr, sid)
             runs, fc, cdf = _prepare_runs(paths, tr, args, min_frames(tr, args.fcd_window))
             prepared[sid] = (tr, [r.shape[0] for r in runs], fc, cdf)
-        except InvalidInputError as err:
-            bad.append(f"{sid} ({err})")
-    if bad:
+        except (InvalidInputError, OSError) as err:
+            failed.append(_failure(sid, paths, err))
+    failed = sorted(failed + _other_widths(prepared, subjects, args.bids_dir), key=_by_subject)
+    failures_path = out / FAILURES_TABLE
+    if failed and (not args.skip_failed or not prepared):
+        skip = (
+            f" (--skip-failed prepares the other {len(prepared)} and lists these in {failures_path})"
+            if prepared
+            else ""
+        )
         raise InvalidInputError(
-            f"{len(bad)} of {len(subjects)} subject(s) cannot be prepared, nothing was "
-            f"written: {'; '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}",
+            f"{len(failed)} of {len(subjects)} subject(s) cannot be prepared, nothing was "
+            f"written{skip}: {_listed(failed)}",
             args.bids_dir,
         )
     rows, uneven = [], []
     # an earlier manifest goes first: a run stopped among the subjects leaves no manifest
-    # (cohort refuses to start), never an old one listing TRs and scan lengths beside new files
+    # (cohort refuses to start), never an old one listing TRs and scan lengths beside new files;
+    # so does an earlier failures table, which would list subjects this run may prepare
     (out / "manifest.csv").unlink(missing_ok=True)
+    failures_path.unlink(missing_ok=True)
+    # a skipped subject's files of an earlier run are kept (nothing written is deleted) but
+    # are not in the manifest, so no cohort run reads them as the subject's current data
+    kept = [
+        name
+        for f in failed
+        for name in (f"{f['subject_id']}_FC.csv", f"{f['subject_id']}_FCD_CDF.csv")
+        if (out / name).is_file()
+    ]
     for sid, (tr, frames, fc, cdf) in prepared.items():
         write_pair(fc, cdf, out / f"{sid}_FC.csv", out / f"{sid}_FCD_CDF.csv")
         # the simulation has one length: runs of different lengths give their mean, in frames
@@ -261,7 +347,15 @@ def _prepare_bids(args: argparse.Namespace, out) -> int:
                 "n_runs": len(frames),
             }
         )
-    write_table(pd.DataFrame(rows), out / "manifest.csv")
+    manifest = (out / "manifest.csv", lambda p: write_table(pd.DataFrame(rows), p))
+    if failed:  # the failures table is renamed into place first: stopped between the two
+        # renames, the folder holds no manifest (cohort refuses to start), never one whose
+        # skipped subjects are not listed
+        table = pd.DataFrame(failed, columns=["subject_id", "file", "reason"])
+        text = table.to_csv(sep="\t", index=False, lineterminator="\n")
+        io.write_together([(failures_path, lambda p: io.write_text(text, p)), manifest])
+    else:  # a rerun that prepares every subject leaves no failures table of an earlier one
+        io.write_together([manifest, (failures_path, None)])
     several = sum(r["n_runs"] > 1 for r in rows)
     print(
         f"{len(rows)} subject(s) from {args.bids_dir} -> {out}"
@@ -278,6 +372,20 @@ def _prepare_bids(args: argparse.Namespace, out) -> int:
         print("subjects with several sessions get one entry per session (sub-<label>_ses-<label>)")
     for tr in sorted({r["tr"] for r in rows}):
         print(_window_note(tr, args.fcd_window))
+    if failed:
+        removed = (
+            f"; files of an earlier run of these subjects are kept but not in the manifest "
+            f"({', '.join(kept[:4])}{' ...' if len(kept) > 4 else ''})"
+            if kept
+            else ""
+        )
+        warnings.warn(
+            f"{len(failed)} of {len(subjects)} subject(s) cannot be prepared and were skipped "
+            f"(--skip-failed; not in the manifest): subject, file and reason in {failures_path}"
+            + removed,
+            InputWarning,
+            stacklevel=2,
+        )
     return 0
 
 
@@ -369,6 +477,12 @@ def run(args: argparse.Namespace) -> int:
     from delssome_norms.fit.subject import min_frames
     from delssome_norms.io import check_out_dir, check_subject_id
 
+    if args.skip_failed and args.bids_dir is None:
+        raise InvalidInputError(
+            "only applies with --bids-dir (it skips the subjects of a BIDS folder that cannot "
+            "be prepared)",
+            "--skip-failed",
+        )
     if args.aparc_stats is not None:
         return _prepare_maps(args)
     from delssome_norms.model.timing import MIN_FCD_WINDOW, check_tr
