@@ -564,9 +564,10 @@ def _estimation_figure(out: Path, estimates: pd.DataFrame):
 
 
 TEST_MEANING = {
-    "mu_lr": "likelihood-ratio test of sex in the chart's location, i.e. its median",
-    "sigma_lr": "likelihood-ratio test of sex in the chart's scale, i.e. its spread",
-    "brown_forsythe": "Brown-Forsythe test of equal spread of the chart residuals",
+    "mu_lr": "likelihood-ratio test of sex in the mean of a Gaussian location-scale model "
+    "(age spline + sex + site)",
+    "sigma_lr": "likelihood-ratio test of sex in that model's standard deviation",
+    "brown_forsythe": "Brown-Forsythe test of equal spread of that model's standardised residuals",
 }
 
 ESTIMATION_COLUMNS = (

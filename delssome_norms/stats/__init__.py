@@ -24,10 +24,10 @@ from delssome_norms.stats.region_groups import (
 )
 from delssome_norms.stats.sex_differences import (
     chart_sex_tests,
-    sex_difference_summary,
     sex_difference_tests,
     sex_gap,
 )
+from delssome_norms.stats.sex_summary import sex_difference_summary
 from delssome_norms.stats.variability import brown_forsythe
 
 __all__ = [

@@ -145,6 +145,25 @@ def _show_columns(table: pd.DataFrame, limit: int = 8) -> str:
     return ", ".join(cols[:limit]) + more
 
 
+def _check_one_row_per_person(table: pd.DataFrame, input_name: str) -> None:
+    """Refuse a ``subject_id`` on more than one row (compared as text without surrounding spaces;
+    empty ids are unknown, not repeats): one person counted twice shrinks every p-value."""
+    if "subject_id" not in table.columns:
+        return
+    ids = table["subject_id"]
+    text = ids[ids.notna()].astype(str).str.strip()
+    text = text[text != ""]
+    dup = text[text.duplicated(keep=False)].unique()
+    if dup.size:
+        raise InvalidInputError(
+            f"subject_id listed more than once: {', '.join(dup[:5])}{' ...' if dup.size > 5 else ''} "
+            f"({dup.size} id{'s' if dup.size > 1 else ''}); the statistics need one row per person "
+            "(a repeated person counts twice and makes the p-values too small): keep one row per "
+            "person, e.g. table.drop_duplicates('subject_id')",
+            input_name,
+        )
+
+
 def _check_numeric(table: pd.DataFrame, col: str, input_name: str) -> np.ndarray:
     values = pd.to_numeric(table[col], errors="coerce").to_numpy(dtype=np.float64)
     bad = np.flatnonzero(~np.isfinite(values))
@@ -190,9 +209,9 @@ def prepare_cohort(
     Raises
     ------
     InvalidInputError
-        A missing column, an unknown sex label, a bad age, a non-numeric or constant target,
-        fewer than ``min_per_sex`` people of one sex, or sex confounded with site (no site with
-        both sexes).
+        A missing column, a ``subject_id`` on more than one row, an unknown sex label, a bad
+        age, a non-numeric or constant target, fewer than ``min_per_sex`` people of one sex, or
+        sex confounded with site (no site with both sexes).
     """
     if not isinstance(table, pd.DataFrame):
         raise InvalidInputError(f"expected a pandas DataFrame, got {type(table).__name__}", input_name)
@@ -202,6 +221,7 @@ def prepare_cohort(
         )
     if len(table) < 2:
         raise InvalidInputError(f"needs at least 2 people (rows), got {len(table)}", input_name)
+    _check_one_row_per_person(table, input_name)
     if targets is None:
         targets = default_targets(table)
         if not targets:

@@ -18,6 +18,7 @@ from delssome_norms.datasets import DK68_REGIONS, region_classes
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.io.ei_table import site_labels
 from delssome_norms.stats._cohort import ROI_PATTERN, SITE_COLUMN, prepare_cohort, sex_labels
+from delssome_norms.stats._converged import quiet_fit, require_converged
 from delssome_norms.stats.location_scale import SplineBasis, fit_location_scale, sum_to_zero
 from delssome_norms.stats.multiple_testing import fdr_bh
 
@@ -241,6 +242,12 @@ def region_group_trajectories(
     -------
     DataFrame
         Columns ``age_in_years``, ``sex``, ``group``, ``mean``, ``ci_low``, ``ci_high``.
+
+    Raises
+    ------
+    InvalidInputError
+        A bad table or option, or a fit that does not converge (too few people of one sex for
+        its own curve: e.g. a cohort of 15-20 people with the default ``df``).
     """
     if not isinstance(df, (int, np.integer)) or not 3 <= df <= 12:
         raise InvalidInputError(f"df must be an integer between 3 and 12, got {df!r}", "df")
@@ -263,7 +270,16 @@ def region_group_trajectories(
     spline = basis(age)
     X = np.hstack([np.ones((age.size, 1)), spline, f, spline * f, sum_to_zero(cohort.site, n_sites)])
     Z = np.hstack([np.ones((age.size, 1)), basis_s(age), f])
-    fit = fit_location_scale(cohort.y, X, Z)
+    with quiet_fit():  # a fit that does not converge is refused below, with its cause
+        fit = fit_location_scale(cohort.y, X, Z)
+    require_converged(
+        fit,
+        GROUPS,
+        what="region_group_trajectories: the model with its own age curve per sex",
+        cause=f"{cohort.n_female} female and {cohort.n_male} male people are too few (or too "
+        f"unevenly spread over age) for each sex's own curve with df={df}: use more people of "
+        "each sex or a smaller df (3)",
+    )
     z = stats.norm.ppf(0.5 + level / 2.0)
     g_spline = basis(grid)
     rows = []

@@ -35,6 +35,7 @@ from delssome_norms.stats._cohort import (
     prepare_cohort,
     target_family,
 )
+from delssome_norms.stats._converged import quiet_fit, require_converged
 from delssome_norms.stats._mean_interval import LR_INTERVAL_MAX_DF, lr_interval
 from delssome_norms.stats.bootstrap import (
     percentile_interval,
@@ -50,6 +51,7 @@ from delssome_norms.stats.location_scale import (
     sum_to_zero,
 )
 from delssome_norms.stats.multiple_testing import add_fdr
+from delssome_norms.stats.sex_summary import sex_difference_summary as sex_difference_summary
 from delssome_norms.stats.variability import brown_forsythe
 
 if TYPE_CHECKING:
@@ -481,44 +483,6 @@ def sex_difference_tests(
     return out[cols + rest].reset_index(drop=True)
 
 
-def sex_difference_summary(results: pd.DataFrame) -> pd.DataFrame:
-    """Count significant targets per test, family and direction in a :func:`sex_difference_tests` table.
-
-    Parameters
-    ----------
-    results : DataFrame
-        Output of :func:`sex_difference_tests` or :func:`chart_sex_tests` (needs ``test``,
-        ``family``, ``significant``, ``direction`` and ``effect``).
-
-    Returns
-    -------
-    DataFrame
-        Columns ``test``, ``family``, ``n_targets``, ``n_significant``, ``n_female_greater``,
-        ``n_male_greater`` (significant ones in each direction), ``median_effect``.
-    """
-    if not isinstance(results, pd.DataFrame):
-        raise InvalidInputError(f"expected a pandas DataFrame, got {type(results).__name__}", "results")
-    need = {"test", "family", "significant", "direction", "effect"}
-    missing = need - set(results.columns)
-    if missing:
-        raise InvalidInputError(f"missing column(s) {', '.join(sorted(missing))}", "results")
-    rows = []
-    for (test, family), grp in results.groupby(["test", "family"], sort=False):
-        sig = grp["significant"].astype(bool)
-        rows.append(
-            {
-                "test": test,
-                "family": family,
-                "n_targets": len(grp),
-                "n_significant": int(sig.sum()),
-                "n_female_greater": int((sig & (grp["direction"] == "female > male")).sum()),
-                "n_male_greater": int((sig & (grp["direction"] == "female < male")).sum()),
-                "median_effect": float(grp["effect"].median()),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
 # ----------------------------------------------------------------------------- chart-based tests
 def _coef(chart: GrowthChart, param: str, column: str = "numeric_sex1") -> np.ndarray:
     k = list(chart.family_.params).index(param)
@@ -702,6 +666,12 @@ def sex_gap(
         two sexes' variances at that age), ``female``, ``male`` (the two curves),
         ``excludes_zero`` (the band lies on one side of 0), ``level``, ``n_boot`` (resamples
         used: those whose fit did not converge are left out, with a :class:`ConvergenceWarning`).
+
+    Raises
+    ------
+    InvalidInputError
+        A bad table or option, or a fit to the whole table that does not converge (too few
+        people of one sex for its own curves: e.g. 10 women among 200 men).
     """
     _check_options(mu_df, sigma_df, 0.05, level)
     _check_choice(statistic, GAP_STATISTICS, "statistic")
@@ -738,7 +708,17 @@ def sex_gap(
         grid[f"Z_{sex}"] = designs.scale(grid_ages, fem, None, interaction=True, site_terms=scale_site)
     y = cohort.y
     ones = np.ones_like(y)
-    fit = fit_location_scale(y, X, Z)
+    with quiet_fit():  # a fit that does not converge is refused below, with its cause
+        fit = fit_location_scale(y, X, Z)
+    require_converged(
+        fit,
+        [target],
+        what="sex_gap: the model with its own age curves per sex",
+        cause=f"{cohort.n_female} female and {cohort.n_male} male people are too few (or too "
+        f"unevenly spread over age) for each sex's own curves with mu_df={mu_df}, "
+        f"sigma_df={sigma_df}: use more people of each sex, lower mu_df/sigma_df (3), or "
+        "scale_site=False",
+    )
     f_curve, m_curve, f_sd, m_sd = _gap_curves(fit, y, X, Z, ones, female, grid, statistic)
     gap = (f_curve - m_curve)[:, 0]
     std_gap = gap / np.sqrt(0.5 * (f_sd**2 + m_sd**2))[:, 0]
