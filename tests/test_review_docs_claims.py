@@ -117,17 +117,23 @@ def test_bounds_and_validity_rules(doc: str) -> None:
     assert pz.wei_range([[1.0, 0.4], [0.4, 1.0]]) == pytest.approx((2.8, 4.4))
 
 
-def test_output_columns(doc: str) -> None:
+def test_output_columns(doc: str, tmp_path: Path) -> None:
+    import numpy as np
+    import pandas as pd
+
     from delssome_norms.io import ei_table as et
-    from delssome_norms.io.readers import PARAMETER_COLUMNS
-    from delssome_norms.io.writers import FIT_QUALITY_COLUMNS
+    from delssome_norms.io.writers import FIT_QUALITY_COLUMNS, write_parameters
 
     ei = re.search(r"`EI_ratio\.csv` \(([^;]*?), and the subject's fit_flagged / fit_flag_reasons", doc)
     assert ei, "the EI_ratio.csv column list moved"
     named = [c.split(" [")[0].strip() for c in ei.group(1).split(",")]
-    expected = [*et.EI_RATIO_COLUMNS, *et.EI_RATIO_OPTIONAL]
-    assert [*named, et.FIT_FLAGGED, et.FIT_FLAG_REASONS] == expected
-    assert f"`best_parameters.csv` ({', '.join(PARAMETER_COLUMNS)})" in doc
+    # the columns of a file with every optional column, in the order the writer puts them
+    v, names = np.ones(2), ["lh_a", "rh_a"]
+    full = et.ei_ratio_frame(v, v, v, v, v, v, v, {"flagged": False, "reasons": []}, names)
+    assert set(full.columns) == {*et.EI_RATIO_COLUMNS, *et.EI_RATIO_OPTIONAL}
+    assert [*named, et.FIT_FLAGGED, et.FIT_FLAG_REASONS] == list(full.columns)
+    params = pd.read_csv(write_parameters(tmp_path / "p.csv", v, v, 0.01 * v, 1.0, names))
+    assert f"`best_parameters.csv` ({', '.join(params.columns)})" in doc
     stage, *losses = FIT_QUALITY_COLUMNS
     assert f"`fit_quality.csv` ({stage} = train, val, test; {', '.join(losses)})" in doc
 

@@ -23,7 +23,7 @@ def register(subparsers) -> None:
         "--scan-length 864 --out-dir sim/ --fc sub-000_FC.csv --fcd-cdf sub-000_FCD_CDF.csv",
         description="Simulate the pFIC model (feedback inhibition control, Euler–Maruyama, "
         "Balloon–Windkessel BOLD) for one set of regional parameters with several noise "
-        "duplicates. Writes EI_ratio.csv (region_index, EI_ratio, S_E, S_I, r_E), FC.csv and "
+        "duplicates. Writes EI_ratio.csv (region_index[, region], EI_ratio, S_E, S_I, r_E), FC.csv and "
         "FCD_CDF.csv to --out-dir, and fit_quality.csv (stage 'simulate') when --fc and "
         "--fcd-cdf are given. Defaults follow the paper's final test stage (dt 0.0005 s). "
         "--from-run RUN_JSON reproduces a fit's own test simulation of its winner bit for bit "
@@ -167,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
 
     par = io.read_parameters(args.params)
     n = len(par["wEE"])
+    regions = _parameter_regions(args.params, n)
     if n < 3:
         raise InvalidInputError(
             f"has {n} region row(s); FC and FCD need at least 3 regions (a correlation of "
@@ -249,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
             [
                 (
                     out / "EI_ratio.csv",
-                    lambda p: io.write_ei_ratio(p, ei, means["S_E"], means["S_I"], r_e),
+                    lambda p: io.write_ei_ratio(p, ei, means["S_E"], means["S_I"], r_e, regions=regions),
                 ),
                 (out / "FC.csv", lambda p: io.write_matrix(fc_sim, p)),
                 (out / "FCD_CDF.csv", lambda p: io.write_matrix(cdf_sim, p)),
@@ -586,3 +587,15 @@ class _progress:
 
     def __exit__(self, *exc) -> None:
         self.bar.close()
+
+
+def _parameter_regions(path, n: int) -> list[str] | None:
+    """Names of a ``best_parameters.csv``'s ``region`` column in region_index order (None when
+    it has none, or when its indices are not 0..n-1): ``simulate`` writes them into its
+    ``EI_ratio.csv`` as the fit did."""
+    from delssome_norms.io import ei_table as et
+
+    cells = et.read_region_cells(path)
+    if cells is None or sorted(int(k) for _, k, _ in cells if k.isdigit()) != list(range(n)):
+        return None
+    return [name for _, _, name in sorted(cells, key=lambda c: int(c[1]))]

@@ -2,10 +2,10 @@
 
 Per subject (reference-code layout, docs/science.md §5, plus an uncertainty column):
 
-* ``EI_ratio.csv`` — region_index, EI_ratio, S_E, S_I, r_E, EI_ratio_sd, EI_ratio_lo, EI_ratio_hi
-  (the 90 % interval, :mod:`delssome_norms.fit.uncertainty`), fit_flagged, fit_flag_reasons (the
-  subject's fit-quality verdict, the same in every row)
-* ``best_parameters.csv`` — region_index, wEE, wEI, sigma, G
+* ``EI_ratio.csv`` — region_index, region, EI_ratio, S_E, S_I, r_E, EI_ratio_sd, EI_ratio_lo,
+  EI_ratio_hi (the 90 % interval, :mod:`delssome_norms.fit.uncertainty`), fit_flagged,
+  fit_flag_reasons (the subject's fit-quality verdict, the same in every row)
+* ``best_parameters.csv`` — region_index, region, wEE, wEI, sigma, G
 * ``fit_quality.csv`` — stage (train/val/test), corr_loss, l1_loss, ks_loss, total_loss
 * ``run.json`` — versions, seed, settings, timing, search summary, wall times and the run
   fingerprint (:func:`run_fingerprint`: SHA-256 of the inputs, the settings, the version); written
@@ -14,11 +14,17 @@ Per subject (reference-code layout, docs/science.md §5, plus an uncertainty col
   ``ei_interval`` (the mean's interval and the spreads) and ``fit_quality`` (flag, reasons,
   metrics; :mod:`delssome_norms.fit.quality`) are null/absent in results of older versions.
 
+``region`` is the region's name as ``run.json`` records it (``provenance.atlas.regions``); a fit
+without names, and results of versions before the column, have none (they are read and reused
+as they are), and a file whose names differ from ``run.json``'s is refused
+(:func:`check_region_names`).
+
 Every file is written atomically through :mod:`delssome_norms.io`.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -54,7 +60,8 @@ from delssome_norms.io.writers import as_json_data, strict_json
 
 RUN_FORMAT_VERSION = 1
 """Schema version of ``run.json``."""
-OUTPUT_FILES = (et.EI_RATIO_FILE, "best_parameters.csv", "fit_quality.csv", "run.json")
+PARAMETERS_FILE = "best_parameters.csv"
+OUTPUT_FILES = (et.EI_RATIO_FILE, PARAMETERS_FILE, "fit_quality.csv", "run.json")
 """Files of a finished subject."""
 FAILURE_FILE = "failure.json"
 """Written in a subject's folder when it failed (removed when it later succeeds)."""
@@ -275,12 +282,14 @@ def read_result_values(subject_dir: str | Path, run: Mapping[str, Any]) -> np.nd
     A file cut short (an interrupted copy of the folder) or edited is refused naming the file:
     its regions must be 0 .. N-1 with positive values, N must be the atlas size ``run.json``
     records, and their mean the recorded ``ei_ratio_mean`` (checks skipped for results of
-    versions that did not record them).
+    versions that did not record them). The ``region`` columns of ``EI_ratio.csv`` and
+    ``best_parameters.csv``, where present, must name ``run.json``'s regions
+    (:func:`check_region_names`).
 
     Raises
     ------
     InvalidInputError
-        Naming ``EI_ratio.csv`` and ``--overwrite`` (which rewrites it).
+        Naming the file and ``--overwrite`` (which rewrites it).
     """
     ei_path = Path(subject_dir) / et.EI_RATIO_FILE
     fix = "(damaged or edited file; rerun with --overwrite to rewrite it)"
@@ -312,7 +321,49 @@ def read_result_values(subject_dir: str | Path, run: Mapping[str, Any]) -> np.nd
             f"{et.MEAN_TARGET} {mean:.6g} {fix}",
             str(ei_path),
         )
+    check_region_names(subject_dir, run)
     return values
+
+
+def check_region_names(subject_dir: str | Path, run: Mapping[str, Any]) -> None:
+    """Refuse a subject's ``EI_ratio.csv`` or ``best_parameters.csv`` whose ``region`` column
+    names other regions than its ``run.json`` (a folder holding files of different fits).
+
+    Files without the column (results of earlier versions, fits without region names) and
+    results whose ``run.json`` records no names pass; a missing file is left to its reader.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the file, the first row that differs (row 1 = the first after the header), its
+        ``region_index`` and both names.
+    """
+    for name in (et.EI_RATIO_FILE, PARAMETERS_FILE):
+        path = Path(subject_dir) / name
+        if not path.is_file():
+            continue
+        try:
+            cells = et.read_region_cells(path)
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise InvalidInputError(f"is not a readable CSV table ({exc})", str(path)) from None
+        names = None if cells is None else recorded_regions(run, len(cells))
+        if names is None:
+            continue
+        wrong = [
+            (row, int(k), region)
+            for row, k, region in cells
+            if k.isdigit() and int(k) < len(names) and region.strip() != names[int(k)].strip()
+        ]
+        if wrong:
+            row, k, region = wrong[0]
+            more = f" (and {len(wrong) - 1} more row(s))" if len(wrong) > 1 else ""
+            raise InvalidInputError(
+                f"row {row} (region_index {k}) names region {region!r} but run.json records "
+                f"{names[k]!r} for region_index {k}{more}: this file is not from the fit that "
+                "run.json describes (files of different fits mixed in one folder?); put the "
+                "subject's own files together, or refit it with --overwrite",
+                str(path),
+            )
 
 
 def recorded_regions(run: Mapping[str, Any], n_regions: int) -> list[str] | None:
@@ -524,17 +575,21 @@ def write_result_files(
         Stage name -> ``corr_loss``, ``l1_loss``, ``ks_loss``.
     run : mapping
         The ``run.json`` record (:func:`run_record`); its ``fit_quality`` also fills the
-        ``fit_flagged`` / ``fit_flag_reasons`` columns.
+        ``fit_flagged`` / ``fit_flag_reasons`` columns, and the region names it records
+        (:func:`recorded_regions`) the ``region`` column of ``EI_ratio.csv`` and
+        ``best_parameters.csv`` (left out when it records none).
     """
     d = Path(subject_dir)
+    names = recorded_regions(run, len(columns[et.EI_RATIO]))  # None: the column is left out
     write_ei_ratio(
         d / et.EI_RATIO_FILE,
         *(columns[k] for k in (et.EI_RATIO, et.S_E, et.S_I, et.R_E)),
         *(columns.get(k) for k in (et.EI_RATIO_SD, et.EI_RATIO_LO, et.EI_RATIO_HI)),
         run.get("fit_quality") or None,
+        names,
     )
     p = parameters
-    write_parameters(d / "best_parameters.csv", p["wEE"], p["wEI"], p["sigma"], float(p["G"]))
+    write_parameters(d / PARAMETERS_FILE, p["wEE"], p["wEI"], p["sigma"], float(p["G"]), names)
     write_fit_quality(d / "fit_quality.csv", losses)
     # strict JSON (NaN/inf as null) whatever a metric turned out to be: others' readers refuse NaN
     write_json(strict_json(as_json_data(run)), d / "run.json")

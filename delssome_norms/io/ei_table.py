@@ -14,7 +14,11 @@ site column defaults to :data:`SITE_COLUMN` (``site_scanner``); a table with onl
 optionally ``scanner``) gets ``site_scanner = site + "_" + scanner`` (:func:`site_labels`).
 
 **Per-subject result** (``EI_ratio.csv``): :data:`EI_RATIO_COLUMNS` plus the optional
-:data:`EI_RATIO_OPTIONAL` columns, one row per region, ``region_index`` 0 .. N-1.
+:data:`EI_RATIO_OPTIONAL` columns, one row per region, ``region_index`` 0 .. N-1. The optional
+:data:`REGION` column (the region's name, right after ``region_index``; ``best_parameters.csv``
+has it too) holds the names of the fit's atlas as ``run.json`` records them
+(``provenance.atlas.regions``); files of a fit without names, and of versions before the column,
+lack it. Read it as text (:func:`read_region_cells`): names such as ``NA`` or ``001`` are names.
 
 **Provenance** (the ``<table>.provenance.json`` sidecar and the ``provenance`` block of
 ``run.json``): :data:`PROVENANCE_FIELDS`; :data:`PIPELINE_FIELDS` must agree between the subjects
@@ -23,8 +27,10 @@ of one table and between a table and the chart scoring it.
 
 from __future__ import annotations
 
+import csv
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -71,6 +77,9 @@ REGION_PATTERN = re.compile(r"^ei_ratio_roi_(\d+)$")
 # -- per-subject result (EI_ratio.csv) ------------------------------------------------------------
 EI_RATIO_FILE = "EI_ratio.csv"
 REGION_INDEX = "region_index"
+REGION = "region"
+"""The region's name (the fit's atlas names, ``run.json`` ``provenance.atlas.regions``), right
+after ``region_index`` in ``EI_ratio.csv`` and ``best_parameters.csv``; absent without names."""
 EI_RATIO = "EI_ratio"
 S_E = "S_E"
 S_I = "S_I"
@@ -85,8 +94,9 @@ FIT_FLAG_REASONS = "fit_flag_reasons"
 """The flag's reasons, ";"-joined (empty when not flagged; :mod:`delssome_norms.fit.quality`)."""
 EI_RATIO_COLUMNS = (REGION_INDEX, EI_RATIO, S_E, S_I, R_E)
 """Columns every ``EI_ratio.csv`` has."""
-EI_RATIO_OPTIONAL = (EI_RATIO_SD, EI_RATIO_LO, EI_RATIO_HI, FIT_FLAGGED, FIT_FLAG_REASONS)
-"""Columns an ``EI_ratio.csv`` may have (spread and interval of the E/I ratio, the fit's flag)."""
+EI_RATIO_OPTIONAL = (REGION, EI_RATIO_SD, EI_RATIO_LO, EI_RATIO_HI, FIT_FLAGGED, FIT_FLAG_REASONS)
+"""Columns an ``EI_ratio.csv`` may have (the region's name, second; spread and interval of the E/I
+ratio, the fit's flag, after :data:`EI_RATIO_COLUMNS`)."""
 
 # -- provenance -------------------------------------------------------------------------------------
 PROVENANCE_FIELDS = (
@@ -120,6 +130,7 @@ __all__ = [
     "NUMERIC_SEX",
     "PIPELINE_FIELDS",
     "PROVENANCE_FIELDS",
+    "REGION",
     "REGION_INDEX",
     "REGION_PATTERN",
     "REGION_PREFIX",
@@ -137,9 +148,11 @@ __all__ = [
     "default_targets",
     "ei_ratio_frame",
     "n_region_columns",
+    "read_region_cells",
     "region_column",
     "region_columns",
     "region_index",
+    "region_name_list",
     "regions_frame",
     "site_labels",
     "site_text",
@@ -302,7 +315,7 @@ def cohort_table(
 def regions_frame(names: Sequence[str]) -> pd.DataFrame:
     """The ``<table>.regions.csv`` sidecar: ``column, region_index, region``."""
     n = len(names)
-    return pd.DataFrame({"column": region_columns(n), REGION_INDEX: np.arange(n), "region": list(names)})
+    return pd.DataFrame({"column": region_columns(n), REGION_INDEX: np.arange(n), REGION: list(names)})
 
 
 def ei_ratio_frame(
@@ -314,6 +327,7 @@ def ei_ratio_frame(
     ei_ratio_lo: np.ndarray | None = None,
     ei_ratio_hi: np.ndarray | None = None,
     quality: Mapping[str, Any] | None = None,
+    regions: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """A subject's result in the ``EI_ratio.csv`` layout (one row per region).
 
@@ -329,6 +343,8 @@ def ei_ratio_frame(
         The fit-quality verdict (``run.json``'s ``fit_quality``: ``flagged``, ``reasons``); gives
         the :data:`FIT_FLAGGED` and :data:`FIT_FLAG_REASONS` columns, repeated in every row so
         that the file alone tells whether its numbers come from a poor fit.
+    regions : sequence of str, optional
+        The N region names (the :data:`REGION` column, after ``region_index``; left out when None).
     """
     table = pd.DataFrame(
         {
@@ -346,4 +362,35 @@ def ei_ratio_frame(
     if quality is not None:
         table[FIT_FLAGGED] = bool(quality.get("flagged", False))
         table[FIT_FLAG_REASONS] = ";".join(str(r) for r in quality.get("reasons", ()) or ())
+    if regions is not None:
+        table.insert(1, REGION, region_name_list(regions, len(table)))
     return table
+
+
+def region_name_list(regions: Sequence[str], n_regions: int) -> list[str]:
+    """``regions`` as a list of N texts, for a :data:`REGION` column (ValueError on another N)."""
+    names = [str(r) for r in regions]
+    if len(names) != n_regions:
+        raise ValueError(f"{len(names)} region names for {n_regions} regions")
+    return names
+
+
+def read_region_cells(path: str | Path) -> list[tuple[int, str, str]] | None:
+    """The :data:`REGION` column of a result file (``EI_ratio.csv``, ``best_parameters.csv``),
+    read as written: ``(row, region_index, region)`` per data row (row 1 = the first after the
+    header; both cells as text), or None when the file has no such column.
+
+    Read as text, not by pandas: a region named ``NA`` or ``001`` stays that name. Raises
+    :class:`OSError` / :class:`UnicodeDecodeError` / :class:`csv.Error` on an unreadable file.
+    """
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        rows = csv.reader(fh)
+        header = [h.strip() for h in next(rows, [])]
+        if REGION not in header or REGION_INDEX not in header:
+            return None
+        i, k = header.index(REGION_INDEX), header.index(REGION)
+        return [
+            (r, cells[i].strip() if i < len(cells) else "", cells[k] if k < len(cells) else "")
+            for r, cells in enumerate(rows, start=1)
+            if cells
+        ]

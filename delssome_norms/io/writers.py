@@ -2,7 +2,8 @@
 
 An interrupted run therefore never leaves a half-written file, and an existing file is replaced only
 by a complete new one. Reference-code layouts (docs/science.md §5): ``EI_ratio.csv``,
-``best_parameters.csv``, ``fit_quality.csv``; FC and FCD-CDF as header-less CSV.
+``best_parameters.csv`` (both with a ``region`` column of names when given them), ``fit_quality.csv``;
+FC and FCD-CDF as header-less CSV.
 """
 
 from __future__ import annotations
@@ -246,32 +247,44 @@ def write_ei_ratio(
     ei_ratio_lo: np.ndarray | None = None,
     ei_ratio_hi: np.ndarray | None = None,
     quality: Mapping[str, Any] | None = None,
+    regions: Sequence[str] | None = None,
 ) -> Path:
-    """Write ``EI_ratio.csv``: region_index, EI_ratio, S_E, S_I, r_E [, EI_ratio_sd]
+    """Write ``EI_ratio.csv``: region_index [, region], EI_ratio, S_E, S_I, r_E [, EI_ratio_sd]
     [, EI_ratio_lo, EI_ratio_hi] [, fit_flagged, fit_flag_reasons]
-    (:func:`delssome_norms.io.ei_table.ei_ratio_frame`)."""
+    (:func:`delssome_norms.io.ei_table.ei_ratio_frame`; ``region``: the N names ``regions``, left
+    out when None)."""
     from delssome_norms.io.ei_table import ei_ratio_frame
 
     return write_table(
-        ei_ratio_frame(ei_ratio, s_e, s_i, r_e, ei_ratio_sd, ei_ratio_lo, ei_ratio_hi, quality),
+        ei_ratio_frame(ei_ratio, s_e, s_i, r_e, ei_ratio_sd, ei_ratio_lo, ei_ratio_hi, quality, regions),
         path,
     )
 
 
 def write_parameters(
-    path: PathLike, wee: np.ndarray, wei: np.ndarray, sigma: np.ndarray, g: float
+    path: PathLike,
+    wee: np.ndarray,
+    wei: np.ndarray,
+    sigma: np.ndarray,
+    g: float,
+    regions: Sequence[str] | None = None,
 ) -> Path:
-    """Write ``best_parameters.csv``: region_index, wEE, wEI, sigma, G (G repeated per region)."""
+    """Write ``best_parameters.csv``: region_index [, region], wEE, wEI, sigma, G (G repeated per
+    region; ``region``: the N names ``regions``, left out when None)."""
+    from delssome_norms.io.ei_table import REGION, REGION_INDEX, region_name_list
+
     n = len(wee)
     table = pd.DataFrame(
         {
-            "region_index": np.arange(n),
+            REGION_INDEX: np.arange(n),
             "wEE": wee,
             "wEI": wei,
             "sigma": sigma,
             "G": np.full(n, float(g)),
         }
     )
+    if regions is not None:
+        table.insert(1, REGION, region_name_list(regions, n))
     return write_table(table, path)
 
 

@@ -16,6 +16,8 @@ from delssome_norms.errors import InvalidInputError
 from delssome_norms.fit.collect import interval_and_flag
 from delssome_norms.fit.outputs import (
     OUTPUT_FILES,
+    PARAMETERS_FILE,
+    check_region_names,
     read_run,
     recorded_regions,
     run_record,
@@ -147,17 +149,17 @@ class EIResult:
         return [str(r) for r in self.ei.index]
 
     def to_frame(self) -> pd.DataFrame:
-        """The ``EI_ratio.csv`` layout with a ``region`` column (one row per region)."""
-        frame = et.ei_ratio_frame(
+        """The ``EI_ratio.csv`` layout with its ``region`` column (one row per region; for a fit
+        without region names ``region_0`` .. ``region_{N-1}``, which the file leaves out)."""
+        return et.ei_ratio_frame(
             self.ei.to_numpy(),
             self.s_e.to_numpy(),
             self.s_i.to_numpy(),
             self.r_e.to_numpy(),
             *(None if s is None else s.to_numpy() for s in (self.ei_sd, self.ei_lo, self.ei_hi)),
             self.quality or None,
+            self.regions,
         )
-        frame.insert(1, "region", self.regions)
-        return frame
 
     def to_table(self, demographics: Mapping[str, Any] | pd.Series) -> pd.DataFrame:
         """One row of the cohort E/I table (:mod:`delssome_norms.io.ei_table`), ready to score.
@@ -405,18 +407,22 @@ class EIResult:
         Raises
         ------
         InvalidInputError
-            The folder holds no finished fit.
+            The folder holds no finished fit, or its ``EI_ratio.csv`` / ``best_parameters.csv``
+            has a ``region`` column naming other regions than ``run.json``
+            (:func:`~delssome_norms.fit.outputs.check_region_names`; files without the column,
+            written by earlier versions, are read as they are).
         """
         d = Path(subject_dir)
         run = read_run(d)
         if run is None:
             raise InvalidInputError("holds no finished fit (run.json with status complete)", str(d))
+        check_region_names(d, run)
         ei = read_table(d / et.EI_RATIO_FILE, required=et.EI_RATIO_COLUMNS)
         ei = ei.sort_values(et.REGION_INDEX).reset_index(drop=True)
         if regions is None:
             regions = recorded_regions(run, len(ei))
         names = region_names(len(ei), regions)
-        params = read_parameters(d / "best_parameters.csv", len(ei))
+        params = read_parameters(d / PARAMETERS_FILE, len(ei))
         quality = read_table(d / "fit_quality.csv", required=("stage", *LOSS_COLUMNS))
 
         def series(column: str) -> pd.Series | None:
