@@ -571,6 +571,8 @@ def _worker_memory(client: Any, device: str) -> int | None:
 
     if parse_device(device, "--device").type == "cpu":
         return None
+    if dask_executor.no_workers(client):  # the sizing task below waits for a worker
+        dask_executor.warn_no_workers(client)
     memory, problem = client.submit(device_memory, device, pure=False).result()
     if problem is not None:
         raise InvalidInputError(f"on a Dask worker: {problem}", "--device")

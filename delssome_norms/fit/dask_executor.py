@@ -259,6 +259,59 @@ def input_paths(rows: Sequence[dict[str, Any]], extra: Sequence[str] = ()) -> li
     return [p for p in dict.fromkeys(paths) if os.path.isabs(p) and os.path.exists(p)]
 
 
+WAIT_POLL_S = 5.0
+"""How often [s] the client, waiting for groups, checks that the scheduler still has workers."""
+
+
+class NoWorkersWarning(UserWarning):
+    """The Dask scheduler has no workers: the groups wait until some join."""
+
+
+def no_workers(client: Any) -> bool:
+    """Whether the scheduler has no workers now (False when it cannot be asked)."""
+    try:
+        return not client.nthreads()
+    except Exception:
+        return False
+
+
+def warn_no_workers(client: Any, n_left: int | None = None) -> None:
+    """Say that the scheduler has no workers and that the ``n_left`` groups (the run, when
+    None) wait for them."""
+    import warnings
+
+    waiting = "the run waits" if n_left is None else f"the {n_left} group(s) left wait"
+    warnings.warn(
+        f"the Dask scheduler {client.scheduler.address} has no workers: {waiting} "
+        "until workers join (start them, e.g. cluster.scale(jobs=N) in "
+        "start_cluster.py, or check that their SLURM jobs run: squeue; docs/dask_slurm.md); "
+        "Ctrl-C stops this client, and a rerun resumes",
+        NoWorkersWarning,
+        stacklevel=3,
+    )
+
+
+def _killed_outcomes(out: Path, rows: list[dict[str, Any]], exc: BaseException) -> list[dict]:
+    """Outcomes of a group whose workers kept dying: its unfinished subjects fail (stage
+    ``worker``); those with finished results (before the group ran, or written before the
+    death) are ``skipped``, their folders left alone."""
+    from delssome_norms.fit.outputs import is_complete, write_failure
+
+    message = (
+        f"the Dask workers running this group died ({_reason(exc)}); out of memory, a GPU fault "
+        "or preemption? see the workers' logs; rerun the same command to resume it"
+    )
+    outcomes = []
+    for r in rows:
+        sid = str(r["subject_id"])
+        if is_complete(out / sid):
+            outcomes.append({"subject_id": sid, "status": "skipped", "stage": "", "message": ""})
+            continue
+        write_failure(out / sid, sid, "worker", message)
+        outcomes.append({"subject_id": sid, "status": "failed", "stage": "worker", "message": message})
+    return outcomes
+
+
 def run_groups(
     client: Any,
     out: Path,
@@ -267,44 +320,60 @@ def run_groups(
     extra_paths: Sequence[str] = (),
 ) -> None:
     """Submit every group (``(rows, the other arguments of run_group_task)``) and record each
-    subject's outcome as its group finishes."""
-    from distributed import KilledWorker, as_completed
+    subject's outcome as its group finishes.
 
-    from delssome_norms.fit.outputs import write_failure
+    A group whose task finds one of its input files missing is submitted again without that
+    file's check when the client does not see the file any more either (deleted or moved since
+    the planning): its subject then fails alone at loading, as with the local executor. While
+    the scheduler has no workers the client says so (:class:`NoWorkersWarning`) and waits.
+    """
+    from distributed import KilledWorker, wait
 
     token = secrets.token_hex(16)
     check_file = out / f"{CHECK_FILE_PREFIX}{token}"
     check_file.write_text(token, encoding="utf-8")
     expect = expected_versions()
-    futures: dict[Any, list[dict[str, Any]]] = {}
+    futures: dict[Any, tuple[list[dict[str, Any]], tuple, tuple]] = {}
     try:
         first = jobs[0][0] if jobs else []
         check_workers(client, (expect, str(check_file), token, input_paths(first, extra_paths)))
         task = _make_task(_make_probe())
         for rows, args in jobs:
             check = (expect, str(check_file), token, input_paths(rows, extra_paths))
-            futures[client.submit(task, check, rows, *args, pure=False)] = rows
-        for fut in as_completed(list(futures)):
+            futures[client.submit(task, check, rows, *args, pure=False)] = (rows, args, check)
+        pending = set(futures)
+        idle = bool(pending) and no_workers(client)
+        if idle:
+            warn_no_workers(client, len(pending))
+        while pending:
             try:
-                outcomes = fut.result()
-            except KilledWorker as exc:  # the group alone fails; a rerun resumes it
-                message = (
-                    f"the Dask workers running this group died ({_reason(exc)}); out of memory, a "
-                    "GPU fault or preemption? see the workers' logs; rerun the same command to "
-                    "resume it"
-                )
-                outcomes = []
-                for r in futures[fut]:
-                    sid = str(r["subject_id"])
-                    write_failure(out / sid, sid, "worker", message)
-                    outcomes.append(
-                        {"subject_id": sid, "status": "failed", "stage": "worker", "message": message}
-                    )
-            for o in outcomes:
-                record(o)
+                done, pending = wait(pending, timeout=WAIT_POLL_S, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                now_idle = no_workers(client)
+                if now_idle and not idle:  # the workers left (e.g. their SLURM jobs ended)
+                    warn_no_workers(client, len(pending))
+                idle = now_idle
+                continue
+            for fut in done:
+                rows, args, check = futures.pop(fut)
+                try:
+                    outcomes = fut.result()
+                except KilledWorker as exc:  # the group alone fails; a rerun resumes it
+                    outcomes = _killed_outcomes(out, rows, exc)
+                except InvalidInputError as exc:
+                    paths = input_paths(rows, extra_paths)
+                    if exc.source != "--manifest" or set(paths) == set(check[3]):
+                        raise  # the worker's mounts, not the files: stop before more work
+                    check = (*check[:3], paths)  # files gone here too: they fail at loading
+                    again = client.submit(task, check, rows, *args, pure=False)
+                    futures[again] = (rows, args, check)
+                    pending.add(again)
+                    continue
+                for o in outcomes:
+                    record(o)
     finally:
-        pending = [f for f in futures if not f.done()]
-        if pending:  # queued groups must not start after the client stopped
+        left = [f for f in futures if not f.done()]
+        if left:  # queued groups must not start after the client stopped
             with contextlib.suppress(Exception):
-                client.cancel(pending)
+                client.cancel(left)
         check_file.unlink(missing_ok=True)
