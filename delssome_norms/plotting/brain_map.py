@@ -81,6 +81,7 @@ def plot_brain_map(
     title: str | None = None,
     display_mode: str = "lzry",
     node_size: float = 60.0,
+    extend: str | None = None,
 ) -> Figure:
     """Show one value per region as coloured markers on a glass brain, with a colour bar.
 
@@ -113,6 +114,9 @@ def plot_brain_map(
         nilearn display mode (``"lzry"``: left, top, right, back; ``"ortho"``, ``"z"``, ...).
     node_size : float
         Marker area in points².
+    extend : {"neither", "min", "max", "both"}, optional
+        Pointed ends of the colour bar, saying that values lie beyond its limits (drawn in the
+        end colour). Default: from the values and the colour limits.
 
     Returns
     -------
@@ -147,6 +151,13 @@ def plot_brain_map(
         lo, hi = center - half, center + half
     if hi <= lo:
         lo, hi = lo - 0.5, hi + 0.5
+    if extend is None:  # values beyond vmin/vmax took the end colour without a sign of it
+        below, above = bool((arr[finite] < lo).any()), bool((arr[finite] > hi).any())
+        extend = {(True, True): "both", (True, False): "min", (False, True): "max"}.get(
+            (below, above), "neither"
+        )
+    elif extend not in ("neither", "min", "max", "both"):
+        raise InvalidInputError(f"must be one of neither, min, max, both; got {extend!r}", "extend")
     nl_title = title
     if ax is None:
         # the title goes above the brains (nilearn draws it over them, and a long one ran off
@@ -184,6 +195,6 @@ def plot_brain_map(
         raise InvalidInputError(str(exc), "display_mode") from None
     x0, y0, w, h = rect
     cax = fig.add_axes((x0 + w + 0.01 * (1 - x0), y0 + 0.15 * h, 0.012, 0.7 * h))
-    bar = fig.colorbar(ScalarMappable(Normalize(lo, hi), colormaps[cmap]), cax=cax)
+    bar = fig.colorbar(ScalarMappable(Normalize(lo, hi), colormaps[cmap]), cax=cax, extend=extend)
     bar.set_label(colorbar_label)
     return fig

@@ -6,6 +6,7 @@ The figure is built without pyplot (``matplotlib.figure.Figure``), so no GUI bac
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -13,14 +14,16 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.legend_handler import HandlerTuple
 from numpy.typing import ArrayLike
 
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.io import normalise_sex
-from delssome_norms.io.ei_table import MEAN_TARGET
+from delssome_norms.io.ei_table import MEAN_TARGET, region_index
 from delssome_norms.norms.chart import CENTILES, GrowthChart, age_grid, centile_label
+from delssome_norms.norms.chart_regions import chart_region_names
 from delssome_norms.plotting._style import AGE_LABEL, SEX_COLORS
-from delssome_norms.plotting.person import PERSON_COLOR, person_label
+from delssome_norms.plotting.person import PERSON_COLOR, ordinal, person_label
 from delssome_norms.stats._cohort import target_regions
 
 
@@ -57,7 +60,8 @@ def plot_chart_centiles(
         Default: the sexes the chart was fitted on (``chart.sexes_``); a sex the chart was not
         fitted on is refused (its curves would be the other sex's).
     q : sequence of float
-        Centiles (percent) to draw.
+        Centiles (percent) to draw: pairs symmetric about 50 as bands, 50 as the median line,
+        any other as a dotted line named at its right end (e.g. ``10th``).
     points : {"harmonised", "raw"}
         Draw the site-free harmonised values (comparable with the population fan) or the raw
         values.
@@ -107,6 +111,7 @@ def plot_chart_centiles(
         if missing:
             raise InvalidInputError(f"person needs {', '.join(missing)}", "person")
     chart._target_index([target], source="target")
+    names = chart_region_names(chart)  # the chart's own atlas, e.g. 7Networks_LH_Vis_1
     q = sorted(chart._check_q(q))
     ages = age_grid(*chart.chart_range_)
     fig = Figure(figsize=(5.0 * len(sexes), 4.4), layout="constrained")  # legend below
@@ -161,10 +166,24 @@ def plot_chart_centiles(
                 color=color,
                 alpha=0.12 + 0.08 * i,
                 linewidth=0,
-                label=f"{centile_label(lo)}-{centile_label(hi)}th",
+                label=f"{centile_label(lo)}-{centile_label(hi)}th centiles",
             )
         if 50.0 in q:
             ax.plot(ages, cen["C50"], color=color, linewidth=2.0, label="median")
+        paired = {v for pair in pairs for v in pair} | {50.0}
+        for qq in (v for v in q if v not in paired):  # was left out without a word
+            curve = np.asarray(cen[f"C{centile_label(qq)}"], dtype=np.float64)
+            ax.plot(ages, curve, color=color, linewidth=1.0, linestyle=":", label="other centiles")
+            ax.annotate(  # named at its right end: dotted lines look alike in the legend
+                _nth(qq),
+                (ages[-1], curve[-1]),
+                xytext=(-2, 2),
+                textcoords="offset points",
+                ha="right",
+                va="bottom",
+                fontsize=7,
+                color=color,
+            )
         if scored is not None:
             pts = scored[(scored["sex"] == sex) & np.isfinite(scored["harmonised"])]
             if len(pts) > max_points:
@@ -203,7 +222,7 @@ def plot_chart_centiles(
                 label=str(person["subject_id"]),
             )
             person_ax = ax
-        ax.set_title(f"{target_name(target, chart.targets_)} - {sex}")
+        ax.set_title(f"{_chart_target_name(target, chart.targets_, names)} - {sex}")
         ax.set_xlabel(AGE_LABEL)
         x_lo, x_hi = ages[0], ages[-1]
         if person is not None:  # an extrapolated person beyond the curves stays in view,
@@ -212,38 +231,93 @@ def plot_chart_centiles(
             x_lo = min(x_lo, float(person["age_in_years"]) - pad)
             x_hi = max(x_hi, float(person["age_in_years"]) + pad)
         ax.set_xlim(x_lo, x_hi)
-    axes[0].set_ylabel(ylabel or _target_label(target, chart.targets_))
+    axes[0].set_ylabel(ylabel or _target_label(target, chart.targets_, names))
     legend_ax = axes[-1]
     if person_ax is not None:
-        _annotate_person(person_ax, person, label)
         # the legend goes to a panel without the person so it cannot hide them
         legend_ax = next((a for a in axes[::-1] if a is not person_ax), person_ax)
-    handles, labels = legend_ax.get_legend_handles_labels()
-    if person_ax is not None and person_ax is not legend_ax:
-        star = person_ax.get_legend_handles_labels()
-        where = f"{star[1][-1]} ({person['sex']} panel)"  # the star is drawn on the other panel
-        handles, labels = handles + star[0][-1:], [*labels, where]
-    # below the panel, outside the data: inside it ("best") the legend hid people's points
-    legend_ax.legend(
-        handles,
-        labels,
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.16),
-        ncol=min(len(labels), 4),
-        fontsize=7,
-        frameon=False,
-    )
-    fig.suptitle(f"{chart.family_.name} growth chart ({chart.formulas_['mu']})", fontsize=9)
+    title = f"{chart.family_.name} growth chart ({chart.formulas_['mu']})"
+    # ~16 characters of 9-point text per inch: a one-panel figure cut the model formula off
+    fig.suptitle(textwrap.fill(title, int(16 * fig.get_figwidth())), fontsize=9)
+    handles, labels = _panel_legend(axes, person_ax, person)
+    legend = None  # none without a band, median or point to key (e.g. q=[10])
+    for ncol in range(min(len(labels), 4), 0, -1):  # as many columns as fit under the panel:
+        # a wider legend pushed the panels apart (or, on one panel, squeezed it to a sliver)
+        # below the panel, outside the data: inside it ("best") the legend hid people's points
+        legend = legend_ax.legend(
+            handles,
+            labels,
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.16),
+            ncol=ncol,
+            fontsize=8,
+            frameon=False,
+            handler_map={tuple: HandlerTuple(ndivide=None, pad=0.0)},
+        )
+        legend.set_in_layout(False)
+        fig.draw_without_rendering()
+        if legend.get_window_extent().width <= 1.02 * legend_ax.get_window_extent().width:
+            break
+    if legend is not None:
+        legend.set_in_layout(True)
+    if person_ax is not None:  # last: the label is sized to the panels' final width
+        _annotate_person(person_ax, person, label)
     return fig
 
 
-def _target_label(target: str, targets: Sequence[str]) -> str:
+def _panel_legend(
+    axes: Sequence[Axes], person_ax: Axes | None, person: Mapping[str, Any] | None
+) -> tuple[list[Any], list[str]]:
+    """One legend entry per label with one swatch per panel, in panel order (female pink, male
+    blue side by side): a key drawn from one panel showed the other panel in the wrong colour.
+    The person's star is named with its panel when there are several."""
+    order: list[str] = []
+    per_label: dict[str, list[Any]] = {}
+    star = str(person["subject_id"]) if person is not None else None
+    for ax in axes:
+        seen: set[str] = set()  # one swatch per panel (e.g. of its several "other centiles")
+        for handle, text in zip(*ax.get_legend_handles_labels()):
+            if (ax is person_ax and text == star) or text in seen:
+                continue
+            seen.add(text)
+            if text not in per_label:
+                order.append(text)
+                per_label[text] = []
+            per_label[text].append(handle)
+    handles = [per_label[t][0] if len(per_label[t]) == 1 else tuple(per_label[t]) for t in order]
+    labels = list(order)
+    if person_ax is not None and person is not None:
+        handle = person_ax.get_legend_handles_labels()[0][
+            person_ax.get_legend_handles_labels()[1].index(star)
+        ]
+        handles.append(handle)
+        labels.append(f"{star} ({person['sex']} panel)" if len(axes) > 1 else star)
+    return handles, labels
+
+
+def _nth(q: float) -> str:
+    """A centile as an ordinal: ``10`` -> ``10th``, ``1`` -> ``1st``, ``2.5`` -> ``2.5th``."""
+    return ordinal(int(q)) if float(q).is_integer() else f"{q:g}th"
+
+
+def _target_label(target: str, targets: Sequence[str], names: Sequence[str] | None = None) -> str:
     """The y-axis label of a target: e.g. ``E/I ratio (mean over regions)``, ``E/I ratio,
-    lh_cuneus (ei_ratio_roi_4)`` (DK68 names only when the chart has no region beyond the 68th)."""
+    lh_cuneus (ei_ratio_roi_4)``; the region named from ``names`` (the chart's recorded atlas)
+    when given, else by DK68 (only when the chart has no region beyond the 68th)."""
     if target == MEAN_TARGET:
         return "E/I ratio (mean over regions)"
-    names = target_regions(pd.DataFrame(columns=list(targets)), [target])
-    return f"E/I ratio, {names[0]} ({target})" if names[0] else target
+    name = _chart_target_name(target, targets, names)
+    return f"E/I ratio, {name} ({target})" if name != target else f"E/I ratio ({target})"
+
+
+def _chart_target_name(target: str, targets: Sequence[str], names: Sequence[str] | None) -> str:
+    """:func:`target_name`, but a regional target of a chart that recorded its region names
+    (``provenance_["atlas"]["regions"]``) is named from them: a chart of a 10-region atlas was
+    titled with DK68 names (``ei_ratio_roi_4`` as ``lh_entorhinal``)."""
+    k = region_index(target)
+    if names is not None and k is not None and k < len(names):
+        return str(names[k])
+    return target_name(target, targets)
 
 
 def target_name(target: str, targets: Sequence[str] = ()) -> str:
@@ -280,7 +354,11 @@ def _sex_labels(values: ArrayLike, input_name: str) -> np.ndarray:
 
 def _annotate_person(ax: Axes, person: Mapping[str, Any], label: str) -> None:
     """Label the person's star: a box above or below it (towards the emptier half), centred on
-    it but moved as far as needed to stay inside the panel."""
+    it but moved as far as needed to stay inside the panel.
+
+    The box takes no part in the layout (a wide one squeezed a one-panel chart to a sliver) and
+    is wrapped, at 10 then 8 points, until it fits the panel: a long ID with several flags ran
+    past the panel's edge, over the y-axis label."""
     x, y = float(person["age_in_years"]), float(person["value"])
     if len(label) > 40 and " [" in label:  # the flags on a line of their own: a panel is narrow
         label = label.replace(" [", "\n[", 1)
@@ -300,11 +378,35 @@ def _annotate_person(ax: Axes, person: Mapping[str, Any], label: str) -> None:
         arrowprops={"arrowstyle": "-", "color": "k", "linewidth": 1.0},
         zorder=6,
     )
-    ax.figure.draw_without_rendering()  # the panels' final size (constrained layout)
-    half = 0.5 * note.get_window_extent().width / ax.get_window_extent().width
-    if half > 0.48:  # still wider than the panel: smaller, so that it covers no axis label
-        note.set_fontsize(8)
-        ax.figure.draw_without_rendering()
-        half = 0.5 * note.get_window_extent().width / ax.get_window_extent().width
-    margin = min(half + 0.02, 0.5)
-    note.xyann = (min(max(fx, margin), 1.0 - margin), note.xyann[1])
+    note.set_in_layout(False)
+    fig = ax.figure
+    fig.draw_without_rendering()  # the panels' final size (constrained layout)
+    panel = ax.get_window_extent()
+
+    def size() -> tuple[float, float]:  # the box (text and its 0.3-em pad) in axes fractions
+        box = note.get_window_extent()
+        pad = 2 * 0.3 * note.get_fontsize() * fig.dpi / 72.0
+        return (box.width + pad) / panel.width, (box.height + pad) / panel.height
+
+    for fontsize in (10, 8):
+        note.set_fontsize(fontsize)
+        width = max(len(line) for line in label.split("\n"))
+        while True:
+            note.set_text(_wrap_label(label, width))
+            if size()[0] <= 0.96 or width <= 12:
+                break
+            width -= 4
+        if size()[0] <= 0.96:
+            break
+    w, h = size()
+    margin = min(0.5 * w + 0.02, 0.5)
+    y_text = min(fy + 0.12, 0.98 - h) if up else max(fy - 0.12, 0.02 + h)
+    note.xyann = (min(max(fx, margin), 1.0 - margin), y_text)
+
+
+def _wrap_label(label: str, width: int) -> str:
+    """Each line of ``label`` wrapped at ``width`` characters (at spaces; words stay whole)."""
+    lines = label.split("\n")
+    return "\n".join(
+        textwrap.fill(line, width, break_long_words=False, break_on_hyphens=False) for line in lines
+    )

@@ -121,10 +121,14 @@ def plot_person_brain_map(
     lim: dict[str, float | None] = {"vmin": None, "vmax": None, "center": None}
     what = {"z": "regional E/I z-scores", "centile": "regional E/I centiles", "ei": "regional E/I"}
     note = ""
+    extend = "neither"
     if value == "z":
         largest = float(np.nanmax(np.abs(arr))) if np.isfinite(arr).any() else 0.0
         half = min(max(2.5, largest), Z_COLOUR_LIMIT)
         if largest > Z_COLOUR_LIMIT:  # one wild region would wash out every other colour
+            # the colour bar's pointed ends say which side was cut
+            below, above = bool(np.nanmin(arr) < -half), bool(np.nanmax(arr) > half)
+            extend = {(True, True): "both", (True, False): "min"}.get((below, above), "max")
             arr = np.clip(arr, -half, half)
             note = f"; |z| > {Z_COLOUR_LIMIT:g} drawn at {Z_COLOUR_LIMIT:g}"
         lim = {"vmin": -half, "vmax": half, "center": 0.0}
@@ -150,5 +154,6 @@ def plot_person_brain_map(
         colorbar_label=label,
         title=title,
         node_size=90.0,
+        extend=extend,
         **lim,
     )
