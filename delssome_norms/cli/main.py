@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "delssome_norms.cli.validate_cmd",
     "delssome_norms.cli.simulate_cmd",
     "delssome_norms.cli.charts_cmd",
+    "delssome_norms.cli.stats_cmd",
     "delssome_norms.cli.prepare_cmd",
     "delssome_norms.cli.estimate_cmd",
     "delssome_norms.cli.cohort_cmd",

@@ -19,7 +19,7 @@ All outputs are tidy :class:`pandas.DataFrame` s.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -628,6 +628,7 @@ def sex_gap(
     level: float = 0.95,
     seed: int | None = 0,
     batch_size: int = 100,
+    progress: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
     """Female − male gap in the median (or mean) of a target across age, with bootstrap bands.
 
@@ -657,6 +658,8 @@ def sex_gap(
     batch_size : int
         Resamples fitted together, at least 1 (memory ~ n_people x batch_size x 8 bytes per
         array); it does not change the resamples, only the time and memory.
+    progress : callable, optional
+        Called with the number of resamples fitted after each batch (e.g. ``tqdm.update``).
 
     Returns
     -------
@@ -741,6 +744,8 @@ def sex_gap(
             # people) gives NaN or meaningless curves: it is left out, not propagated into the bands
             keep = fb.converged & np.all(np.isfinite(fc - mc), axis=0)
             boot.append((fc - mc)[:, keep])
+            if progress is not None:
+                progress(b)
         samples = np.concatenate(boot, axis=1)
         n_used = samples.shape[1]
         if n_used < n_boot:

@@ -107,6 +107,8 @@ def _inputs(d: Path) -> dict[str, str]:
     ref = load_reference_table()
     p["table"] = d / "table.csv"
     ref.sample(n=60, random_state=0).to_csv(p["table"], index=False)
+    p["stats_table"] = d / "stats_table.csv"  # enough people for every curve of `stats`
+    ref.sample(n=400, random_state=0).to_csv(p["stats_table"], index=False)
     p["scores"] = d / "scores.csv"
     code = main(
         [
@@ -239,6 +241,20 @@ def _bases(p: dict[str, str]) -> dict[str, list[str]]:
             OUT + ".pdf",
         ],
         "charts compare": ["charts", "compare", "--table", p["table"], "--out", OUT + ".csv"],
+        "stats sex": [
+            "stats",
+            "sex",
+            "--table",
+            p["stats_table"],
+            "--out-dir",
+            OUT,
+            "--targets",
+            "ei_ratio_mean",
+            "--n-boot",
+            "0",
+            "--no-figures",
+        ],
+        "stats groups": ["stats", "groups", "--table", p["stats_table"], "--out-dir", OUT],
         "prepare": [
             "prepare",
             "--timeseries",
@@ -396,6 +412,7 @@ for _cmd, _opt in [
     ("cohort", "--seed"),
     ("surrogate generate", "--seed"),
     ("surrogate train", "--seed"),
+    ("stats sex", "--seed"),
 ]:
     VALID[(_cmd, _opt, "zero")] = "seed 0 is a seed like any other"
     VALID[(_cmd, _opt, "huge")] = "any integer is a valid seed (numpy takes big ones)"
@@ -439,6 +456,7 @@ def _valid_by_design() -> None:
             VALID[(cmd, flag, "huge")] = "refused by the FC file that has another size"
         if flag == "--batch-row":
             VALID[(cmd, flag, "zero")] = "rows count from 0"
+    VALID[("stats sex", "--n-boot", "zero")] = "0 resamples: the sex gap without a band"
     for flag in ("--cross-fraction", "--dropout", "--weight-decay"):
         VALID[("surrogate train", flag, "zero")] = "none of it is a valid choice"
 

@@ -103,3 +103,12 @@ def test_region_group_trajectories_refuse_a_fit_that_does_not_converge(cohort, n
 
     with pytest.raises(InvalidInputError, match="did not converge"):
         plot_ei_vs_age_by_group(table, site=None)
+
+
+def test_sex_gap_reports_its_resamples_as_it_goes(cohort):
+    """``progress`` hears every batch of resamples (the CLI's bar) and changes no number."""
+    sample = cohort.sample(400, random_state=3)
+    heard = []
+    with_bar = sex_gap(sample, n_boot=7, batch_size=3, seed=5, progress=heard.append)
+    assert heard == [3, 3, 1]
+    pd.testing.assert_frame_equal(with_bar, sex_gap(sample, n_boot=7, batch_size=3, seed=5))

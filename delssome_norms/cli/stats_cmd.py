@@ -1,0 +1,553 @@
+"""``delssome-norms stats``: the paper's cohort statistics of an E/I table from the command line.
+
+``stats sex`` tests sex differences in the mean and the variability of every target
+(:func:`~delssome_norms.stats.sex_difference_tests`, FDR across regions) and gives the female −
+male gap across age with its bootstrap band (:func:`~delssome_norms.stats.sex_gap`);
+``stats groups`` compares sensory and association regions per age bin
+(:func:`~delssome_norms.stats.region_group_summary`) and across age
+(:func:`~delssome_norms.stats.region_group_trajectories`). Both write CSV tables and PNG figures
+into ``--out-dir`` and print a short summary. Region names come from the table's
+``<stem>.regions.csv`` (written by ``collect``); a table of the 68 columns ``ei_ratio_roi_0..67``
+without one is read as DK68.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import re
+from pathlib import Path
+
+from delssome_norms.cli.charts_cmd import _csv_list
+from delssome_norms.cli.main import add_command
+from delssome_norms.errors import InvalidInputError
+from delssome_norms.io import ei_table as et
+
+SEX_EXAMPLE = "delssome-norms stats sex --table cohort_ei.csv --out-dir stats_out/"
+GROUPS_EXAMPLE = "delssome-norms stats groups --table cohort_ei.csv --out-dir stats_out/"
+
+MARKER = ".delssome-norms-stats"
+"""Written into every stats folder: a folder holding it may be written again by ``stats``; any
+other non-empty folder is refused, so no file the command did not write is overwritten."""
+
+SEX_FILES = (
+    "sex_difference_tests.csv",
+    "sex_difference_summary.csv",
+    "sex_gap.csv",
+    "sex_gap.png",
+    "sex_effects_mean.png",
+    "sex_effects_sd.png",
+)
+"""What ``stats sex`` writes (the first three always, the figures unless ``--no-figures``)."""
+GROUP_FILES = (
+    "region_group_summary.csv",
+    "region_group_scores.csv",
+    "region_group_trajectories.csv",
+    "region_group_trajectories.png",
+    "region_group_people.png",
+)
+"""What ``stats groups`` writes (the first three always, the figures unless ``--no-figures``)."""
+
+MAX_BOOT = 100_000
+"""Most bootstrap resamples ``--n-boot`` accepts (1000 already give stable 95 % band ends)."""
+
+OPTION_WORDS = (
+    (r"\bmu_df/sigma_df\b", "--mu-df/--sigma-df"),
+    (r"\bmu_df=", "--mu-df "),
+    (r"\bsigma_df=", "--sigma-df "),
+    (r"\bscale_site=False\b", "--no-scale-site"),
+    (r"pass site=None to fit no site terms", "drop the site columns to fit no site terms"),
+    (r"\bsite=None\b", "a table without site columns"),
+    (r" or a smaller df \(3\)", ""),
+)
+"""Python argument names in the statistics' messages, as the CLI spells them."""
+SOURCE_OPTIONS = {
+    "alpha": "--alpha",
+    "mu_df": "--mu-df",
+    "sigma_df": "--sigma-df",
+    "n_boot": "--n-boot",
+    "targets": "--targets",
+    "age_bins": "--bins",
+}
+
+
+# ------------------------------------------------------------------------------------ parser
+def register(subparsers) -> None:
+    """Add the ``stats`` command with its ``sex`` and ``groups`` subcommands."""
+    p = add_command(
+        subparsers,
+        "stats",
+        help="cohort statistics of an E/I table: sex differences, sensory vs association regions",
+        example=SEX_EXAMPLE,
+        description="The paper's statistics of a cohort E/I table (collect's output: one row per "
+        "person with age_in_years, sex, site_scanner and the ei_ratio_* columns). Subcommands: "
+        "sex, groups.",
+    )
+    sub = p.add_subparsers(dest="stats_command", metavar="<subcommand>")
+    p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
+
+    s = add_command(
+        sub,
+        "sex",
+        help="sex differences in mean and variability per target (FDR) and the sex gap across age",
+        example=SEX_EXAMPLE,
+        description="Per target, likelihood-ratio tests of sex in the mean and in the log-sd of a "
+        "location-scale model (bs(age) + sex + site) and the Brown-Forsythe test, with "
+        "Benjamini-Hochberg FDR across the regions (docs/science.md). Writes "
+        "sex_difference_tests.csv (effect, confidence interval, p, p_fdr, significant, Cohen's d "
+        "per target and test), sex_difference_summary.csv (significant targets per test and "
+        "direction), sex_gap.csv (female - male median of ei_ratio_mean, or of the first of "
+        "--targets, at every year of age with its bootstrap band) and the figures sex_gap.png, "
+        "sex_effects_mean.png and sex_effects_sd.png. One row per person (a repeated subject_id is "
+        "refused); at least 10 people of each sex.",
+    )
+    _add_common(s)
+    s.add_argument(
+        "--targets",
+        metavar="LIST",
+        help="comma-separated target columns (default ei_ratio_mean and every ei_ratio_roi_*)",
+    )
+    s.add_argument(
+        "--n-boot",
+        type=int,
+        default=500,
+        help="bootstrap resamples of the sex gap's band, 0 for no band (default 500; about 1000 "
+        "give stable ends of a 95 %% band)",
+    )
+    s.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+    s.add_argument("--mu-df", type=int, default=4, help="df of the mean's bs(age), 3-12 (default 4)")
+    s.add_argument(
+        "--sigma-df", type=int, default=3, help="df of the log-sd's bs(age), 3-12 (default 3)"
+    )
+    s.add_argument(
+        "--no-scale-site",
+        action="store_true",
+        help="site effects in the mean only (needed when a site has fewer than 5 people)",
+    )
+    s.set_defaults(func=run_sex)
+
+    g = add_command(
+        sub,
+        "groups",
+        help="sensory vs association E/I per age bin and across age",
+        example=GROUPS_EXAMPLE,
+        description="Each person's mean E/I over sensory and over association regions "
+        "(region_group_scores.csv), their summary per age bin and sex with a paired t test of "
+        "sensory - association and FDR across bins (region_group_summary.csv), and the "
+        "population curves of each group and sex across age with 95 % bands "
+        "(region_group_trajectories.csv, figures region_group_trajectories.png and "
+        "region_group_people.png). Regions are classed by their DK68 names: the table's "
+        "<stem>.regions.csv names them (68 columns without it are read as DK68).",
+    )
+    _add_common(g)
+    g.add_argument(
+        "--bins",
+        metavar="EDGES",
+        help="comma-separated age-bin edges in years, bins [low, high) (default "
+        "0,10,15,20,30,40,50,60,70,80,90,120)",
+    )
+    g.set_defaults(func=run_groups)
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--table", required=True, metavar="CSV", help="cohort E/I table")
+    parser.add_argument(
+        "--out-dir",
+        required=True,
+        metavar="DIR",
+        help="output folder: new, empty, or written by an earlier stats command (its files "
+        "are replaced); other folders are refused",
+    )
+    parser.add_argument(
+        "--alpha", type=float, default=0.05, help="FDR level of 'significant' (default 0.05)"
+    )
+    parser.add_argument("--no-figures", action="store_true", help="write the tables only")
+
+
+# ------------------------------------------------------------------------------------ checks
+def _check_alpha(alpha: float) -> None:
+    if not (math.isfinite(alpha) and 0.0 < alpha < 1.0):
+        raise InvalidInputError(f"must lie strictly between 0 and 1, got {alpha:g}", "--alpha")
+
+
+def _check_sex_options(args: argparse.Namespace) -> None:
+    _check_alpha(args.alpha)
+    if args.n_boot < 0 or args.n_boot == 1 or args.n_boot > MAX_BOOT:
+        raise InvalidInputError(
+            f"must be 0 (no band) or from 2 to {MAX_BOOT}, got {args.n_boot}", "--n-boot"
+        )
+    if args.seed < 0:
+        raise InvalidInputError(f"must be a non-negative integer, got {args.seed}", "--seed")
+    for flag, value in (("--mu-df", args.mu_df), ("--sigma-df", args.sigma_df)):
+        if not 3 <= value <= 12:
+            raise InvalidInputError(f"must be an integer from 3 to 12, got {value}", flag)
+
+
+def _parse_bins(text: str | None) -> tuple[float, ...]:
+    from delssome_norms.stats.region_groups import DEFAULT_AGE_BINS
+
+    if text is None:
+        return DEFAULT_AGE_BINS
+    try:
+        edges = tuple(float(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise InvalidInputError(
+            f"expected comma-separated ages in years, got {text!r}", "--bins"
+        ) from None
+    if len(edges) < 2 or not all(map(math.isfinite, edges)):
+        raise InvalidInputError(f"expected at least two finite ages in years, got {text!r}", "--bins")
+    if any(b <= a for a, b in itertools.pairwise(edges)):
+        raise InvalidInputError(f"the edges must increase strictly, got {text!r}", "--bins")
+    return edges
+
+
+def _is_stats_folder(out: Path) -> bool:
+    return (out / MARKER).is_file()
+
+
+def _check_out(out_dir: str, table: str, files: tuple[str, ...]) -> Path:
+    """Refuse a folder that is neither new, empty nor an earlier stats output; nothing is made."""
+    from delssome_norms.io import check_out_dir
+
+    out = check_out_dir(out_dir, "--out-dir", create=False)
+    if out.is_dir():
+        entries = sorted(e.name for e in out.iterdir())
+        if entries and not _is_stats_folder(out):
+            shown = ", ".join(entries[:4]) + (", ..." if len(entries) > 4 else "")
+            raise InvalidInputError(
+                f"{out} is not empty ({len(entries)} entries: {shown}) and holds no earlier "
+                "stats output; give a new or empty folder",
+                "--out-dir",
+            )
+        for name in files:
+            target = out / name
+            if target.is_file() and Path(table).is_file() and target.samefile(table):
+                raise InvalidInputError(
+                    f"{table} is the {name} that this command writes; copy it elsewhere or "
+                    "choose another --out-dir",
+                    "--table",
+                )
+    return out
+
+
+# ------------------------------------------------------------------------------------ inputs
+def _read(path: str):
+    """The table, its region names (``<stem>.regions.csv``; DK68 for exactly the 68 columns
+    ``ei_ratio_roi_0..67``; None otherwise) and the site column to use (None: no site terms)."""
+    import warnings
+
+    from delssome_norms.cli.person_report import _sidecar_atlas
+    from delssome_norms.datasets import DK68_REGIONS
+    from delssome_norms.io import read_table, regions_path
+
+    table = read_table(path)
+    index = sorted(k for c in table.columns if (k := et.region_index(str(c))) is not None)
+    sidecar = regions_path(path)
+    names = None
+    if sidecar.is_file():
+        atlas = _sidecar_atlas(sidecar)
+        if index and index[-1] >= atlas.n:
+            raise InvalidInputError(
+                f"names {atlas.n} regions, but {path} has regional columns up to "
+                f"{et.region_column(index[-1])}: it belongs to another table",
+                str(sidecar),
+            )
+        names = list(atlas.names)
+    elif index == list(range(len(DK68_REGIONS))):
+        names = list(DK68_REGIONS)
+    site = et.SITE_COLUMN
+    if et.site_labels(table, site) is None:
+        warnings.warn(
+            f"{path} has no site column ({et.SITE_SCANNER} or {et.SITE}): fitted without site "
+            "effects, as one site",
+            stacklevel=2,
+        )
+        site = None
+    return table, names, site
+
+
+def _words(text: str) -> str:
+    """Python argument names in a statistics message replaced by the CLI's options."""
+    for pattern, words in OPTION_WORDS:
+        text = re.sub(pattern, words, text)
+    return text
+
+
+def _in_cli_words(err: InvalidInputError, table: str) -> InvalidInputError:
+    """A statistics error as the CLI says it: the table by its path, options by their flags."""
+    source = SOURCE_OPTIONS.get(err.source or "")
+    if source is None:
+        source = f"{table} (--table)" if err.source in (None, "table", "site") else err.source
+    return InvalidInputError(_words(err.problem), source)
+
+
+def _call(table_path: str, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` with its errors and warnings in the CLI's words."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        try:
+            result = fn(*args, **kwargs)
+        except InvalidInputError as err:
+            raise _in_cli_words(err, table_path) from None
+    for w in caught:
+        warnings.warn(_words(str(w.message)), w.category, stacklevel=2)
+    return result
+
+
+def _progress(total: int, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", disable=None, leave=False)
+
+
+# ------------------------------------------------------------------------------------ writing
+def _write(out: Path, tables: dict, figures: dict, all_files: tuple[str, ...]) -> list[Path]:
+    """Write the tables and figures together (an earlier run's files of this command that this
+    run does not write, e.g. figures after ``--no-figures``, are removed); returns the paths."""
+    from delssome_norms.io import write_text, write_together
+
+    out.mkdir(parents=True, exist_ok=True)
+    if not _is_stats_folder(out):
+        write_text("written by `delssome-norms stats`; it may rewrite this folder\n", out / MARKER)
+    writers = {}
+    for name, table in tables.items():
+        writers[name] = lambda p, t=table: t.to_csv(p, index=False)
+    for name, fig in figures.items():
+        writers[name] = lambda p, f=fig: f.savefig(p, format="png", dpi=150, bbox_inches="tight")
+    return write_together([(out / name, writers.get(name)) for name in all_files])
+
+
+def _figures(pairs) -> dict:
+    """``{file name: figure}`` from ``(file name, function, args, kwargs)``, drawn with Agg."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    return {name: fn(*a, **kw) for name, fn, a, kw in pairs}
+
+
+def _close(figures: dict) -> None:
+    if figures:
+        import matplotlib.pyplot as plt
+
+        for fig in figures.values():
+            plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------ sex
+def _region_column(targets, names) -> list:
+    """The ``region`` column of the tests: the table's own region names (None: unknown)."""
+    index = [et.region_index(str(t)) for t in targets]
+    return [None if k is None or names is None or k >= len(names) else names[k] for k in index]
+
+
+def _fmt_p(p: float) -> str:
+    return "NaN" if p != p else f"{p:.2g}"
+
+
+def _sex_lines(tests, summary, gap, alpha: float) -> list[str]:
+    lines = []
+    for test, what, effect in (
+        ("mu_lr", "E/I", "female - male"),
+        ("sigma_lr", "E/I variability", "sd female / male"),
+    ):
+        rows = tests[(tests["test"] == test) & (tests["target"] == et.MEAN_TARGET)]
+        parts = []
+        if len(rows):
+            r = rows.iloc[0]
+            parts.append(
+                f"{effect} {r['effect']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}], p {_fmt_p(r['p'])}"
+            )
+        reg = summary[(summary["test"] == test) & (summary["family"] == "regional")]
+        if len(reg):
+            s = reg.iloc[0]
+            parts.append(
+                f"{s['n_significant']} of {s['n_targets']} regions significant (FDR "
+                f"{100 * alpha:g} %; {s['n_female_greater']} female > male, "
+                f"{s['n_male_greater']} female < male)"
+            )
+        if parts:
+            where = f" ({et.MEAN_TARGET})" if len(rows) else ""
+            lines.append(f"sex difference in {what}{where}: " + "; ".join(parts))
+    target = gap["target"].iloc[0]
+    if gap["n_boot"].iloc[0] >= 2:
+        above, below = int((gap["ci_low"] > 0).sum()), int((gap["ci_high"] < 0).sum())
+        lines.append(
+            f"sex gap in {target} across age: the {100 * gap['level'].iloc[0]:g} % band lies above "
+            f"zero at {above} and below zero at {below} of {len(gap)} ages"
+        )
+    else:
+        lines.append(f"sex gap in {target} across age: no band (--n-boot 0)")
+    return lines
+
+
+def run_sex(args: argparse.Namespace) -> int:
+    """Write the sex-difference tests, their summary, the sex gap and its figures."""
+    _check_sex_options(args)
+    targets = _csv_list(args.targets)
+    out = _check_out(args.out_dir, args.table, SEX_FILES)
+    table, names, site = _read(args.table)
+    from delssome_norms import stats
+
+    steps = _progress(2 + (not args.no_figures), "stats sex")
+    try:
+        tests = _call(
+            args.table, stats.sex_difference_tests, table, targets, site=site, mu_df=args.mu_df,
+            sigma_df=args.sigma_df, scale_site=not args.no_scale_site, alpha=args.alpha,
+        )  # fmt: skip
+        tests["region"] = _region_column(tests["target"], names)
+        summary = stats.sex_difference_summary(tests)
+        steps.update()
+        listed = list(dict.fromkeys(tests["target"]))
+        gap_target = et.MEAN_TARGET if et.MEAN_TARGET in listed else listed[0]
+        steps.set_description(f"stats sex: bootstrap of the sex gap ({args.n_boot} resamples)")
+        from tqdm.auto import tqdm
+
+        with tqdm(total=args.n_boot, desc="resamples", disable=None, leave=False) as resampled:
+            gap = _call(
+                args.table, stats.sex_gap, table, gap_target, site=site, mu_df=args.mu_df,
+                sigma_df=args.sigma_df, scale_site=not args.no_scale_site, n_boot=args.n_boot,
+                seed=args.seed, progress=resampled.update,
+            )  # fmt: skip
+        steps.update()
+        figures = {}
+        if not args.no_figures:
+            steps.set_description("stats sex: figures")
+            figures = _sex_figures(tests, gap, gap_target, names)
+            steps.update()
+    finally:
+        steps.close()
+    try:
+        written = _write(
+            out,
+            {"sex_difference_tests.csv": tests, "sex_difference_summary.csv": summary,
+             "sex_gap.csv": gap},
+            figures,
+            SEX_FILES,
+        )  # fmt: skip
+    finally:
+        _close(figures)
+    n_f, n_m = int(tests["n_female"].iloc[0]), int(tests["n_male"].iloc[0])
+    print(f"{n_f} female and {n_m} male people, {len(listed)} target(s)")
+    for line in _sex_lines(tests, summary, gap, args.alpha):
+        print(line)
+    print(f"wrote {len(written)} files to {out}")
+    return 0
+
+
+def _sex_figures(tests, gap, gap_target: str, names) -> dict:
+    from delssome_norms.plotting import plot_sex_effects, plot_sex_gap
+
+    family = "regional" if (tests["family"] == "regional").any() else None
+    label = "mean cortical E/I" if gap_target == et.MEAN_TARGET else gap_target
+    level = float(gap["level"].iloc[0])
+    band = f"{100 * level:g} % bootstrap band" if gap["n_boot"].iloc[0] >= 2 else "no band"
+    return _figures(
+        [
+            ("sex_gap.png", plot_sex_gap, (gap.assign(target=label),),
+             {"title": f"Sex gap in {label}: female − male median ({band})"}),
+            ("sex_effects_mean.png", plot_sex_effects, (tests, "mu_lr"), {"family": family}),
+            ("sex_effects_sd.png", plot_sex_effects, (tests, "sigma_lr"), {"family": family}),
+        ]
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------ groups
+def _group_regions(names, path: str) -> list[str]:
+    """The region names to class as sensory/association, refused when they cannot be classed."""
+    from delssome_norms.datasets import SENSORY_REGIONS
+    from delssome_norms.io import regions_path
+
+    sidecar = regions_path(path)
+    if names is None:
+        raise InvalidInputError(
+            f"its regional columns are not the 68 DK68 ones and {sidecar.name} (the region names "
+            "that collect writes beside the table) is missing: the sensory/association groups "
+            "need the regions' names",
+            f"{path} (--table)",
+        )
+    if not any(n in SENSORY_REGIONS for n in names):
+        shown = ", ".join(names[:3])
+        raise InvalidInputError(
+            f"names none of the DK68 sensory regions (e.g. lh_precentral; it lists {shown}, ...): "
+            "the sensory/association groups are defined on DK68 region names",
+            str(sidecar),
+        )
+    return names
+
+
+def _group_lines(summary, scores, alpha: float) -> list[str]:
+    diff = scores["difference"]
+    lines = [
+        f"sensory - association E/I: mean {diff.mean():+.3f} over {len(scores)} people; "
+        f"sensory higher in {100 * (diff > 0).mean():.0f} % of people"
+    ]
+    rows = summary[(summary["sex"] == "all") & (summary["group"] == "difference")]
+    higher = int((rows["significant"] & (rows["mean"] > 0)).sum())
+    lower = int((rows["significant"] & (rows["mean"] < 0)).sum())
+    lines.append(
+        f"per age bin: sensory > association in {higher}, < in {lower} of {len(rows)} bins "
+        f"(paired t, FDR {100 * alpha:g} %)"
+    )
+    return lines
+
+
+def run_groups(args: argparse.Namespace) -> int:
+    """Write the region-group scores, per-bin summary, trajectories and their figures."""
+    import warnings
+
+    _check_alpha(args.alpha)
+    bins = _parse_bins(args.bins)
+    out = _check_out(args.out_dir, args.table, GROUP_FILES)
+    table, names, site = _read(args.table)
+    regions = _group_regions(names, args.table)
+    from delssome_norms import stats
+
+    scores = _call(args.table, stats.region_group_scores, table, regions=regions)
+    age = scores["age_in_years"]
+    inside = (age >= bins[0]) & (age < bins[-1])
+    if not inside.any():
+        raise InvalidInputError(
+            f"no person's age lies in [{bins[0]:g}, {bins[-1]:g}) (ages {age.min():g} to {age.max():g})",
+            "--bins",
+        )
+    if not inside.all():
+        warnings.warn(
+            f"{int((~inside).sum())} people are outside the --bins range [{bins[0]:g}, "
+            f"{bins[-1]:g}) and left out of region_group_summary.csv",
+            stacklevel=2,
+        )
+    summary = _call(
+        args.table, stats.region_group_summary, table, age_bins=bins, alpha=args.alpha,
+        regions=regions,
+    )  # fmt: skip
+    curves = _call(args.table, stats.region_group_trajectories, table, site=site, regions=regions)
+    figures = {}
+    if not args.no_figures:
+        from delssome_norms.plotting import plot_ei_vs_age_by_group, plot_region_group_trajectories
+
+        figures = _call(
+            args.table,
+            _figures,
+            [
+                ("region_group_trajectories.png", plot_region_group_trajectories, (table,),
+                 {"site": site, "regions": regions}),
+                ("region_group_people.png", plot_ei_vs_age_by_group, (table,),
+                 {"site": site, "regions": regions}),
+            ],
+        )  # fmt: skip
+    try:
+        written = _write(
+            out,
+            {"region_group_summary.csv": summary, "region_group_scores.csv": scores,
+             "region_group_trajectories.csv": curves},
+            figures,
+            GROUP_FILES,
+        )  # fmt: skip
+    finally:
+        _close(figures)
+    for line in _group_lines(summary, scores, args.alpha):
+        print(line)
+    print(f"wrote {len(written)} files to {out}")
+    return 0
