@@ -107,11 +107,13 @@ def register(subparsers) -> None:
 
 
 def _prepare_runs(paths, tr: float, args, need: int):
+    from delssome_norms.fit.fc_regime import warn_fc_regime
     from delssome_norms.fit.subject import empirical_statistics
     from delssome_norms.io import read_timeseries_runs
 
     runs = read_timeseries_runs(paths, min_frames=need, drop_na_frames=args.drop_na_frames)
     fc, cdf = empirical_statistics(runs, tr, args.fcd_window, sources=paths)
+    warn_fc_regime(fc, ";".join(map(str, paths)))  # GSR? the files are written all the same
     return runs, fc, cdf
 
 

@@ -139,7 +139,11 @@ def _run(args: argparse.Namespace) -> int:
     if not runs_set_scan and args.tr is not None:
         _check_timing(args.tr, args.scan_length, settings)
         checked += 1
-    checked += _check_files(args, n)
+    # the subject as the fit reads it (below) has its FC's range checked there; else here
+    as_fitted = bool((args.fc and args.fcd_cdf) or args.timeseries) and (
+        args.tr is not None and bool(args.timeseries or args.scan_length is not None)
+    )
+    checked += _check_files(args, n, fc_range=not as_fitted)
     if args.demographics:
         table = io.read_demographics(args.demographics)
         # collect matches people to result folders by id: the same rule as there
@@ -149,21 +153,23 @@ def _run(args: argparse.Namespace) -> int:
     if args.manifest:
         _check_manifest(args.manifest, args.n_regions, settings)
         checked += 1
-    if (args.fc and args.fcd_cdf) or args.timeseries:
-        if args.tr is not None and (args.timeseries or args.scan_length is not None):
-            _check_as_fitted(args, settings)
-        else:
-            print("note: give --tr and --scan-length to also check the subject as the fit reads it")
+    if as_fitted:
+        _check_as_fitted(args, settings)
+    elif (args.fc and args.fcd_cdf) or args.timeseries:
+        print("note: give --tr and --scan-length to also check the subject as the fit reads it")
     if not checked:
         print("nothing to validate; see delssome-norms validate --help")
     return 0
 
 
-def _check_files(args: argparse.Namespace, n: int | None) -> int:
+def _check_files(args: argparse.Namespace, n: int | None, fc_range: bool = True) -> int:
     """Read every region file of the subject by its region names, as the fit does, match the
     names across the files (:func:`~delssome_norms.io.named_regions.match_inputs`: FC or time
     series first, then SC and maps; another order is put in the first file's, other names are
-    refused naming both files), then check sizes; one line per input. Returns the count."""
+    refused naming both files), then check sizes; one line per input. Returns the count.
+    With ``fc_range``, the FC the fit would use (the Fisher-z mean of the FC runs, else of the
+    time series' FCs) is checked against the model's range
+    (:func:`~delssome_norms.fit.fc_regime.warn_fc_regime`: a warning, not an error)."""
     from delssome_norms import io
     from delssome_norms.errors import InvalidInputError
     from delssome_norms.io.named_inputs import read_fc_named
@@ -223,11 +229,34 @@ def _check_files(args: argparse.Namespace, n: int | None) -> int:
         frames, width = value[path].shape
         print(f"ok  time series {path}: {frames} frames x {width} regions")
         checked += 1
+    if fc_range:
+        _warn_fc_range(args, value)
     if names is not None:
         first = next(iter(entries))
         moved = f"; put in its order: {', '.join(orders)}" if orders else ""
         print(f"ok  region names: {len(names)}, matched by name across the files as in {first}{moved}")
     return checked
+
+
+def _warn_fc_range(args: argparse.Namespace, value: dict) -> None:
+    """Warn about an FC outside the model's range (global signal regression, heavy smoothing):
+    the time series' FC when given (the fit's input), else the FC runs'."""
+    import numpy as np
+
+    from delssome_norms.fit.fc_regime import warn_fc_regime
+    from delssome_norms.io import fisher_z_mean
+
+    if args.timeseries:
+        from delssome_norms.model import bold_fc
+
+        paths = args.timeseries
+        fcs = [bold_fc(value[p]).numpy() for p in paths]
+    elif args.fc:
+        paths = args.fc
+        fcs = [value[p] for p in paths]
+    else:
+        return
+    warn_fc_regime(fisher_z_mean(np.stack(fcs)), ";".join(map(str, paths)))
 
 
 def _check_timing(tr: float, scan_length: float, settings) -> None:

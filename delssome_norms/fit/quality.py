@@ -28,12 +28,19 @@ Reasons
 ``interval_incomplete``
     Some region, or the mean, has no interval (``ei_interval.missing_regions``): its E/I or
     its spread was not finite, so part of the estimate cannot be trusted or compared.
+``fc_outside_model_range``
+    The empirical mean FC (``empirical_mean_fc``) is below
+    :data:`~delssome_norms.fit.fc_regime.MEAN_FC_LOW` (0.03: global signal regression, noise)
+    or above :data:`~delssome_norms.fit.fc_regime.MEAN_FC_HIGH` (0.5: heavy smoothing), where
+    the coupled model in its FIC regime does not go (``bench/fc_regime.py``; docstring of
+    :mod:`~delssome_norms.fit.fc_regime`). The fit may still reach its own cost floor (the
+    uncoupled model reproduces noise-like FC), but its E/I is not interpretable.
 
 Recorded but not reasons, because ``bench/ei_calibration.py`` found them uninformative: the
-empirical mean FC (``empirical_mean_fc``; weakly coupled truths were recovered as well as the
-others) and the fit's own spread of the mean (``spread_ratio_mean``, hi / lo before the
-calibrated floor; it was as large for well-recovered truths as for poor ones, so it would flag
-good fits). Their uncertainty is what the calibrated interval covers.
+empirical mean FC inside the model's range (weakly coupled truths, mean FC 0.049-0.1, were
+recovered as well as the others) and the fit's own spread of the mean (``spread_ratio_mean``,
+hi / lo before the calibrated floor; it was as large for well-recovered truths as for poor ones,
+so it would flag good fits). Their uncertainty is what the calibrated interval covers.
 
 What the verdict cannot see: a wrong E/I *level*. Across the benchmark's truths the fitted mean
 E/I does not follow the true one (docs/science.md, "Measured checks"), so nothing a fit computes
@@ -52,6 +59,7 @@ from typing import Any
 
 import numpy as np
 
+from delssome_norms.fit.fc_regime import mean_fc_outside
 from delssome_norms.model.constants import FIC_RATE_BAND
 
 COST_FLOOR_MARGIN = 0.25
@@ -70,6 +78,8 @@ REASON_TEXT = {
     "few_valid_duplicates": "few valid test duplicates",
     "rate_outside_fic": "the winner's excitatory rates leave the FIC regime (2.7-3.3 Hz)",
     "interval_incomplete": "some region or the mean has no interval (non-finite E/I or spread)",
+    "fc_outside_model_range": "the empirical mean FC is outside the model's range (global signal "
+    "regression? heavy smoothing?)",
 }
 """One line per reason (warnings of ``collect`` and ``charts fit``)."""
 
@@ -113,7 +123,8 @@ def assess(metrics: dict[str, Any]) -> dict[str, Any]:
     metrics : dict
         ``test_total``, ``self_floor_total``, ``gate_rejected_fraction``,
         ``test_fallback``, ``valid_test_duplicates``, ``n_dup``, ``rate_outside_fraction``,
-        ``interval_missing_regions``, ``interval_mean_missing`` (Python or numpy numbers).
+        ``interval_missing_regions``, ``interval_mean_missing``, ``empirical_mean_fc`` (Python
+        or numpy numbers).
 
     Returns
     -------
@@ -143,6 +154,8 @@ def assess(metrics: dict[str, Any]) -> dict[str, Any]:
         reasons.append("rate_outside_fic")
     if num("interval_missing_regions") > 0 or metrics.get("interval_mean_missing"):
         reasons.append("interval_incomplete")
+    if mean_fc_outside(num("empirical_mean_fc")) is not None:
+        reasons.append("fc_outside_model_range")
     # a check whose metric is missing could not run (e.g. the floor needs two duplicates and the
     # profile stage): say so, rather than let "not flagged" read as "checked and fine"
     # (a winner with an invalid test duplicate has no test cost: the cost of the averaged FC needs

@@ -20,6 +20,7 @@ import torch
 
 from delssome_norms.datasets import DK68_REGIONS, load_default_template
 from delssome_norms.errors import InvalidInputError
+from delssome_norms.fit.fc_regime import warn_fc_regime
 from delssome_norms.io import (
     check_fc,
     check_map,
@@ -294,6 +295,10 @@ def load_subject(
     order; another atlas's names set the order of the first file that has them, files listing
     them in another order are put in it (with an :class:`~delssome_norms.errors.InputWarning`)
     and files naming other regions are refused. The names become ``regions``.
+
+    An FC whose mean lies outside the model's range (global signal regression, heavy
+    smoothing: :func:`~delssome_norms.fit.fc_regime.check_fc_regime`) is fitted, with an
+    :class:`~delssome_norms.errors.InputWarning` naming the subject and its files.
     """
     sources: dict[str, str] = {}
     if timeseries is not None and (fc is not None or fcd_cdf is not None):
@@ -393,8 +398,10 @@ def load_subject(
             raise InvalidInputError(f"runs have different shapes ({listing})", data_paths[0])
         fc_arr = fisher_z_mean(np.stack(fcs))
     n = fc_arr.shape[0]
+    data = sources.get("timeseries") or sources.get("fc")  # name the files with the FC
+    # GSR (mean FC ~0) or heavy smoothing: the fit runs, but its E/I is not interpretable
+    warn_fc_regime(fc_arr, f"{subject_id} ({data})", stacklevel=2)
     if sc is None:
-        data = sources.get("timeseries") or sources.get("fc")  # name the file with N regions
         sc_arr, sources["sc"] = template_sc(
             n,
             f"{subject_id} ({data})" if data else subject_id,

@@ -25,6 +25,7 @@ from delssome_norms.errors import InvalidInputError, NotFittedError
 from delssome_norms.fit import CMAESSettings, FitSettings, check_mode
 from delssome_norms.fit.cohort import subject_finished
 from delssome_norms.fit.evaluate import with_weights_identity
+from delssome_norms.fit.fc_regime import warn_fc_regime
 from delssome_norms.fit.lockstep import GroupProgress, SubjectOutcome, estimate_ei
 from delssome_norms.fit.subject import SubjectInputs, split_paths, template_sc
 from delssome_norms.io import (
@@ -305,6 +306,7 @@ def subject_from_arrays(
     sources = {k: ";".join(v) for k, v in files.items()}
     fc_arr = np.asarray(fc, dtype=np.float64) if "fc" in files else check_fc(fc)
     sources.setdefault("fc", "array")
+    warn_fc_regime(fc_arr, f"{sid} ({sources['fc']})")  # as load_subject does for files
     n = fc_arr.shape[0]
     if _is_paths(fcd_cdf):
         cdf_arr = read_fcd_cdf_runs(split_paths(fcd_cdf))

@@ -18,7 +18,7 @@ def _run(tmp_path: Path, frames: int = 240) -> Path:
 
 
 def test_validate_time_series_without_scan_length(tmp_path: Path, capsys) -> None:
-    """The scan length defaults to frames x TR (README); validate refused it as 'None'."""
+    """The scan length defaults to frames x TR (docs/inputs.md); validate refused it as 'None'."""
     n = 6
     sc = np.ones((n, n)) - np.eye(n)
     np.savetxt(tmp_path / "sc.csv", sc, delimiter=",")

@@ -86,7 +86,7 @@ def test_lifespan_sex_and_regional_effects_are_in_the_reported_table(raw) -> Non
     diff = cells.groupby(["bin", "site", "f"])["m"].mean().unstack().dropna()
     assert 0.035 < float((diff[True] - diff[False]).mean()) < 0.055
     assert 1.04 < resid[female].std() / resid[~female].std() < 1.11
-    # README.md: left and right differ by 1.0 % of the mean (right slightly higher)
+    # docs/inputs.md: left and right differ by 1.0 % of the mean (right slightly higher)
     left = np.char.startswith(raw["regions"].astype(str), "lh_")
     step = (ei[:, left].mean() - ei[:, ~left].mean()) / ei.mean()
     assert -0.012 < step < -0.008

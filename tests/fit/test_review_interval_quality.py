@@ -33,7 +33,7 @@ GOOD = {
     ],
 )
 def test_each_reason_fires_exactly_past_its_threshold(key, ok, bad, reason) -> None:
-    # the documented thresholds (README table: 0.25 above the floor, over half the candidates)
+    # the documented thresholds (docs/results.md table: 0.25 above the floor, over half the candidates)
     assert (q.COST_FLOOR_MARGIN, q.GATE_REJECTED_MAX) == (0.25, 0.5)
     assert q.assess({**GOOD, key: ok})["reasons"] == []
     verdict = q.assess({**GOOD, key: bad})
