@@ -596,6 +596,9 @@ def _parameter_regions(path, n: int) -> list[str] | None:
     from delssome_norms.io import ei_table as et
 
     cells = et.read_region_cells(path)
-    if cells is None or sorted(int(k) for _, k, _ in cells if k.isdigit()) != list(range(n)):
+    if cells is None:
         return None
-    return [name for _, _, name in sorted(cells, key=lambda c: int(c[1]))]
+    indexed = {et.region_index_cell(k): name for _, k, name in cells}
+    if len(cells) != n or sorted(indexed, key=lambda k: -1 if k is None else k) != list(range(n)):
+        return None
+    return [indexed[k] for k in range(n)]

@@ -26,6 +26,8 @@ has left the cluster is taken over at once (:func:`worker_lock_hooks`).
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import secrets
 from collections.abc import Callable, Sequence
@@ -34,6 +36,10 @@ from typing import Any
 
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.io.readers import MANIFEST_PATH_COLUMNS
+
+TIMEOUTS = (TimeoutError, asyncio.TimeoutError, concurrent.futures.TimeoutError)
+"""A time limit that ran out, as Dask and asyncio raise it: three classes on Python 3.10 (one
+since 3.11, where the other two became aliases of the built-in)."""
 
 CHECK_FILE_PREFIX = ".delssome-norms.dask-check-"
 """Marker the client writes into the out-dir for the workers to find (removed at the end)."""
@@ -58,7 +64,6 @@ def _reason(exc: BaseException) -> str:
 
 def _handshake_problem(address: str, timeout: float) -> str | None:
     """Connect and complete a Dask handshake with a hard time limit; the problem, or None."""
-    import asyncio
     from concurrent.futures import ThreadPoolExecutor
 
     from distributed.comm import connect as comm_connect
@@ -73,7 +78,7 @@ def _handshake_problem(address: str, timeout: float) -> str | None:
     pool = ThreadPoolExecutor(1)  # its own event loop: run_cohort may be called from a notebook
     try:
         pool.submit(asyncio.run, handshake()).result(timeout + 10)
-    except TimeoutError:  # (an OSError: first)
+    except TIMEOUTS:  # (an OSError: first)
         return (
             f"it accepted the connection but did not answer as a Dask scheduler within {timeout} s; "
             "give the scheduler's address (tcp://HOST:8786 by default, as `dask scheduler` or "
@@ -348,7 +353,7 @@ def run_groups(
         while pending:
             try:
                 done, pending = wait(pending, timeout=WAIT_POLL_S, return_when="FIRST_COMPLETED")
-            except TimeoutError:
+            except TIMEOUTS:
                 now_idle = no_workers(client)
                 if now_idle and not idle:  # the workers left (e.g. their SLURM jobs ended)
                     warn_no_workers(client, len(pending))

@@ -349,17 +349,24 @@ def check_region_names(subject_dir: str | Path, run: Mapping[str, Any]) -> None:
         names = None if cells is None else recorded_regions(run, len(cells))
         if names is None:
             continue
+        indexed = [(row, et.region_index_cell(k), region) for row, k, region in cells]
         wrong = [
-            (row, int(k), region)
-            for row, k, region in cells
-            if k.isdigit() and int(k) < len(names) and region.strip() != names[int(k)].strip()
+            (row, k, region)
+            for row, k, region in indexed
+            if k is None or k >= len(names) or region.strip() != names[k].strip()
         ]
         if wrong:
             row, k, region = wrong[0]
             more = f" (and {len(wrong) - 1} more row(s))" if len(wrong) > 1 else ""
+            recorded = (
+                f"{names[k]!r} for region_index {k}"
+                if k is not None and k < len(names)
+                else f"region_index 0..{len(names) - 1} only"
+            )
+            shown = cells[row - 1][1] if k is None else k
             raise InvalidInputError(
-                f"row {row} (region_index {k}) names region {region!r} but run.json records "
-                f"{names[k]!r} for region_index {k}{more}: this file is not from the fit that "
+                f"row {row} (region_index {shown}) names region {region!r} but run.json records "
+                f"{recorded}{more}: this file is not from the fit that "
                 "run.json describes (files of different fits mixed in one folder?); put the "
                 "subject's own files together, or refit it with --overwrite",
                 str(path),

@@ -59,7 +59,7 @@ from typing import Any
 
 import numpy as np
 
-from delssome_norms.fit.fc_regime import mean_fc_outside
+from delssome_norms.fit.fc_regime import fc_regime_stats, mean_fc_outside
 from delssome_norms.model.constants import FIC_RATE_BAND
 
 COST_FLOOR_MARGIN = 0.25
@@ -110,9 +110,7 @@ def gate_rejected_fraction(records: Sequence[Any]) -> float:
 
 def mean_fc(fc: np.ndarray) -> float:
     """Mean of the upper triangle of an FC matrix."""
-    fc = np.asarray(fc, dtype=np.float64)
-    iu = np.triu_indices(fc.shape[0], 1)
-    return float(fc[iu].mean())
+    return fc_regime_stats(fc).mean_fc
 
 
 def assess(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -375,6 +375,16 @@ def region_name_list(regions: Sequence[str], n_regions: int) -> list[str]:
     return names
 
 
+def region_index_cell(text: str) -> int | None:
+    """A ``region_index`` cell as written (``"3"``, ``" 3 "``, ``"3.0"`` after a spreadsheet's
+    round trip) as an int; None when it is not a whole non-negative number."""
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        return None
+    return int(value) if value.is_integer() and value >= 0 else None
+
+
 def read_region_cells(path: str | Path) -> list[tuple[int, str, str]] | None:
     """The :data:`REGION` column of a result file (``EI_ratio.csv``, ``best_parameters.csv``),
     read as written: ``(row, region_index, region)`` per data row (row 1 = the first after the

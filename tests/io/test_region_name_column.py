@@ -224,3 +224,26 @@ def test_simulate_writes_the_names_of_its_parameter_file(tmp_path: Path) -> None
     table = pd.read_csv(out / "EI_ratio.csv", keep_default_na=False)
     assert table["region"].tolist() == list(DK68_REGIONS)
     assert table["region_index"].tolist() == list(range(n))
+
+
+def test_region_indices_after_a_spreadsheet_round_trip_are_still_checked(dk68_cohort, tmp_path):
+    """A ``region_index`` written as ``2.0`` (a spreadsheet's round trip) is still compared with
+    run.json (it was skipped), and an index that is no whole number is refused."""
+    _, out, _ = dk68_cohort
+    ei = out / "sub-01" / "EI_ratio.csv"
+    rows = _rows(ei)
+    for r in rows[1:]:
+        r[0] = f"{int(r[0])}.0"
+    rows[3][1] = "lh_precuneus"
+    _write_rows(ei, rows)
+    with pytest.raises(InvalidInputError, match=r"row 3 \(region_index 2\) names region 'lh_precuneus'"):
+        EIResult.from_dir(out / "sub-01")
+    rows[3][1], rows[3][0] = "lh_caudalmiddlefrontal", "two"
+    _write_rows(ei, rows)
+    with pytest.raises(InvalidInputError, match=r"row 3 \(region_index two\) names region"):
+        EIResult.from_dir(out / "sub-01")
+
+
+def test_region_index_cells_as_written() -> None:
+    cells = {"3": 3, " 3 ": 3, "3.0": 3, "0": 0, "-1": None, "2.5": None, "²": None, "": None}
+    assert {k: et.region_index_cell(k) for k in cells} == cells
