@@ -20,6 +20,8 @@ from delssome_norms.cli.charts_helpers import (
     _save_figure,
     _site,
     _subtitle,
+    csv_list,
+    sidecar_atlas,
 )
 from delssome_norms.cli.main import add_command
 from delssome_norms.errors import InvalidInputError
@@ -53,15 +55,6 @@ COMPARE_EXAMPLE = (
     "delssome-norms charts compare --table cohort_ei.csv --out bic.csv "
     "--families SHASHo2,JSU,GG,NO --mu-dfs 3,4,5"
 )
-
-
-def _csv_list(text: str | None, option: str = "--targets") -> list[str] | None:
-    if text is None:
-        return None
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    if not items:
-        raise InvalidInputError(f"expected a comma-separated list, got {text!r}", option)
-    return items
 
 
 def _int_list(text: str, option: str) -> list[int]:
@@ -106,11 +99,10 @@ def _check_chart_out(out: str) -> None:
 def _table_and_provenance(path: str):
     """The table, its provenance sidecar (or None) and its region names (its
     ``<stem>.regions.csv``; None without one)."""
-    from delssome_norms.cli.person_report import _sidecar_atlas
     from delssome_norms.io import read_table, read_table_provenance, regions_path
 
     sidecar = regions_path(path)
-    names = _sidecar_atlas(sidecar).names if sidecar.is_file() else None
+    names = sidecar_atlas(sidecar).names if sidecar.is_file() else None
     return read_table(path), read_table_provenance(path), names
 
 
@@ -474,7 +466,7 @@ def run_fit(args: argparse.Namespace) -> int:
         random_sites=random_sites,
     ).fit(
         table,
-        targets=_csv_list(args.targets),
+        targets=csv_list(args.targets),
         source=str(args.table),
         provenance=provenance,
         regions=regions,
@@ -530,7 +522,7 @@ def run_score(args: argparse.Namespace) -> int:
     table, provenance, regions = _table_and_provenance(args.table)
     scores = chart.score(
         table,
-        targets=_csv_list(args.targets),
+        targets=csv_list(args.targets),
         extrapolate=args.extrapolate,
         layout=args.layout,
         source=str(args.table),
@@ -762,7 +754,7 @@ def run_compare(args: argparse.Namespace) -> int:
     from delssome_norms.norms.selection import best_models, compare_models
 
     check_out_file(args.out, "--out", {"--table": args.table}, TABLE_SUFFIXES)  # before the fits
-    families = list(dict.fromkeys(_csv_list(args.families, "--families")))  # each model once
+    families = list(dict.fromkeys(csv_list(args.families, "--families")))  # each model once
     mu_dfs = list(dict.fromkeys(_int_list(args.mu_dfs, "--mu-dfs")))
     _check_models(families, mu_dfs, sigma_df=args.sigma_df, site_column=args.site_column)
     table = read_table(args.table)
@@ -770,7 +762,7 @@ def run_compare(args: argparse.Namespace) -> int:
         table,
         families=families,
         mu_dfs=mu_dfs,
-        targets=_csv_list(args.targets),
+        targets=csv_list(args.targets),
         source=str(args.table),
         sigma_df=args.sigma_df,
         site_column=args.site_column,

@@ -1,14 +1,56 @@
-"""Helpers of ``charts plot``, ``brainmap``, ``report`` and ``compare``: finding a person in a
-score table, checking the scores came from the chart, figure files, and model options."""
+"""Helpers of ``charts plot``, ``brainmap``, ``report`` and ``compare`` (and of ``stats``):
+finding a person in a score table, checking the scores came from the chart, figure files, model
+options, comma-separated option lists and a table's regions sidecar."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.io import ei_table as et
 
+if TYPE_CHECKING:
+    from delssome_norms.cli.person_report import Atlas
+
 SITE_COLUMNS = (et.SITE_SCANNER, et.SITE)
+
+
+def csv_list(text: str | None, option: str = "--targets") -> list[str] | None:
+    """The items of a comma-separated option (``None`` when the option was not given)."""
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise InvalidInputError(f"expected a comma-separated list, got {text!r}", option)
+    return items
+
+
+def sidecar_atlas(path: str | Path) -> Atlas:
+    """The atlas named by a ``<table>.regions.csv`` sidecar (``column, region_index, region``,
+    as ``collect`` writes it)."""
+    import pandas as pd
+
+    from delssome_norms.cli.person_report import Atlas
+
+    try:
+        frame = pd.read_csv(path, dtype={"region": str}, keep_default_na=False)
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError(f"cannot be read as a regions table ({exc})", str(path)) from None
+    if not {"column", "region"} <= set(frame.columns):
+        raise InvalidInputError(
+            "is not a regions sidecar (expected the columns column, region_index, region that "
+            "collect writes)",
+            str(path),
+        )
+    index = [et.region_index(c) for c in frame["column"]]
+    if any(k is None for k in index) or sorted(index) != list(range(len(index))):
+        raise InvalidInputError(
+            f"should list {et.region_column(0)} .. ei_ratio_roi_<N-1> once each (as collect writes it)",
+            str(path),
+        )
+    names = dict(zip(index, frame["region"].astype(str), strict=True))
+    return Atlas(len(index), [names[k] for k in range(len(index))], str(path))
 
 
 def _figure_format(out: Path, option: str = "--out") -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from delssome_norms.cli.charts_helpers import sidecar_atlas
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.io import ei_table as et
 from delssome_norms.norms.chart_table import (
@@ -209,7 +210,7 @@ def scores_atlas(scores, chart=None) -> Atlas:
 
     sidecar = regions_path(scores)
     if Path(sidecar).is_file():
-        return _sidecar_atlas(sidecar)
+        return sidecar_atlas(sidecar)
     prov = getattr(chart, "provenance_", None) or {}
     atlas, pipe = prov.get("atlas") or {}, prov.get("pipeline") or {}
     names = atlas.get("regions")
@@ -219,30 +220,6 @@ def scores_atlas(scores, chart=None) -> Atlas:
     if isinstance(n, int) and n > 0 and n != N_DK68:
         return Atlas(n, None, "the chart's provenance")
     return Atlas.dk68()
-
-
-def _sidecar_atlas(path) -> Atlas:
-    """The atlas named by a ``<table>.regions.csv`` sidecar (``column, region_index, region``)."""
-    import pandas as pd
-
-    try:
-        frame = pd.read_csv(path, dtype={"region": str}, keep_default_na=False)
-    except (OSError, ValueError) as exc:
-        raise InvalidInputError(f"cannot be read as a regions table ({exc})", str(path)) from None
-    if not {"column", "region"} <= set(frame.columns):
-        raise InvalidInputError(
-            "is not a regions sidecar (expected the columns column, region_index, region that "
-            "collect writes)",
-            str(path),
-        )
-    index = [et.region_index(c) for c in frame["column"]]
-    if any(k is None for k in index) or sorted(index) != list(range(len(index))):
-        raise InvalidInputError(
-            f"should list {et.region_column(0)} .. ei_ratio_roi_<N-1> once each (as collect writes it)",
-            str(path),
-        )
-    names = dict(zip(index, frame["region"].astype(str), strict=True))
-    return Atlas(len(index), [names[k] for k in range(len(index))], str(path))
 
 
 def regional_values(row, suffix: str, source: str, atlas: Atlas | None = None):

@@ -19,7 +19,7 @@ import math
 import re
 from pathlib import Path
 
-from delssome_norms.cli.charts_cmd import _csv_list
+from delssome_norms.cli.charts_helpers import csv_list
 from delssome_norms.cli.main import add_command
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.io import ei_table as et
@@ -60,6 +60,7 @@ OPTION_WORDS = (
     (r"pass site=None to fit no site terms", "drop the site columns to fit no site terms"),
     (r"\bsite=None\b", "a table without site columns"),
     (r" or a smaller df \(3\)", ""),
+    (r", e\.g\. table\.drop_duplicates\('subject_id'\)", " in the table"),
 )
 """Python argument names in the statistics' messages, as the CLI spells them."""
 SOURCE_OPTIONS = {
@@ -99,8 +100,9 @@ def register(subparsers) -> None:
         "per target and test), sex_difference_summary.csv (significant targets per test and "
         "direction), sex_gap.csv (female - male median of ei_ratio_mean, or of the first of "
         "--targets, at every year of age with its bootstrap band) and the figures sex_gap.png, "
-        "sex_effects_mean.png and sex_effects_sd.png. One row per person (a repeated subject_id is "
-        "refused); at least 10 people of each sex.",
+        "sex_effects_mean.png and sex_effects_sd.png. One row per person (a repeated subject_id, "
+        "or several sessions of one person such as sub-01_ses-1 and sub-01_ses-2, is refused); "
+        "at least 10 people of each sex.",
     )
     _add_common(s)
     s.add_argument(
@@ -138,7 +140,8 @@ def register(subparsers) -> None:
         "population curves of each group and sex across age with 95 % bands "
         "(region_group_trajectories.csv, figures region_group_trajectories.png and "
         "region_group_people.png). Regions are classed by their DK68 names: the table's "
-        "<stem>.regions.csv names them (68 columns without it are read as DK68).",
+        "<stem>.regions.csv names them (68 columns without it are read as DK68); other regions "
+        "(e.g. subcortical) are refused. One row per person, as for stats sex.",
     )
     _add_common(g)
     g.add_argument(
@@ -237,7 +240,7 @@ def _read(path: str):
     ``ei_ratio_roi_0..67``; None otherwise) and the site column to use (None: no site terms)."""
     import warnings
 
-    from delssome_norms.cli.person_report import _sidecar_atlas
+    from delssome_norms.cli.charts_helpers import sidecar_atlas
     from delssome_norms.datasets import DK68_REGIONS
     from delssome_norms.io import read_table, regions_path
 
@@ -246,7 +249,7 @@ def _read(path: str):
     sidecar = regions_path(path)
     names = None
     if sidecar.is_file():
-        atlas = _sidecar_atlas(sidecar)
+        atlas = sidecar_atlas(sidecar)
         if index and index[-1] >= atlas.n:
             raise InvalidInputError(
                 f"names {atlas.n} regions, but {path} has regional columns up to "
@@ -385,7 +388,7 @@ def _sex_lines(tests, summary, gap, alpha: float) -> list[str]:
 def run_sex(args: argparse.Namespace) -> int:
     """Write the sex-difference tests, their summary, the sex gap and its figures."""
     _check_sex_options(args)
-    targets = _csv_list(args.targets)
+    targets = csv_list(args.targets)
     out = _check_out(args.out_dir, args.table, SEX_FILES)
     table, names, site = _read(args.table)
     from delssome_norms import stats
@@ -474,6 +477,9 @@ def _group_regions(names, path: str) -> list[str]:
             "the sensory/association groups are defined on DK68 region names",
             str(sidecar),
         )
+    from delssome_norms.stats.region_groups import dk68_region_classes
+
+    dk68_region_classes(names, str(sidecar))  # e.g. subcortical regions beside DK68 are refused
     return names
 
 

@@ -67,6 +67,20 @@ def _values_by_region(
     return np.where(np.isinf(arr), np.nan, arr)  # an infinite value is not drawn (no colour)
 
 
+def colorbar_extend(values: ArrayLike, vmin: float, vmax: float) -> str:
+    """The colour bar's pointed ends for ``values`` drawn between ``vmin`` and ``vmax``.
+
+    ``"min"``/``"max"``/``"both"`` when some finite values lie below ``vmin`` / above ``vmax`` /
+    both (they take the end colour, and the pointed end says so), else ``"neither"``.
+    """
+    arr = np.asarray(values, dtype=np.float64)
+    arr = arr[np.isfinite(arr)]
+    below, above = bool((arr < vmin).any()), bool((arr > vmax).any())
+    return {(True, True): "both", (True, False): "min", (False, True): "max"}.get(
+        (below, above), "neither"
+    )
+
+
 def plot_brain_map(
     values: ArrayLike | pd.Series | Mapping[str, float],
     ax: Axes | None = None,
@@ -152,10 +166,7 @@ def plot_brain_map(
     if hi <= lo:
         lo, hi = lo - 0.5, hi + 0.5
     if extend is None:  # values beyond vmin/vmax took the end colour without a sign of it
-        below, above = bool((arr[finite] < lo).any()), bool((arr[finite] > hi).any())
-        extend = {(True, True): "both", (True, False): "min", (False, True): "max"}.get(
-            (below, above), "neither"
-        )
+        extend = colorbar_extend(arr, lo, hi)
     elif extend not in ("neither", "min", "max", "both"):
         raise InvalidInputError(f"must be one of neither, min, max, both; got {extend!r}", "extend")
     nl_title = title

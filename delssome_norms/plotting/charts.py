@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.legend_handler import HandlerTuple
@@ -153,7 +154,7 @@ def plot_chart_centiles(
         if person.get("flag"):
             label += f" [flag: {str(person['flag']).replace(';', ', ')}]"
     rng = np.random.default_rng(seed)
-    person_ax = None
+    person_ax = star = None
     for ax, sex in zip(axes, sexes):
         color = SEX_COLORS.get(sex, "0.3")
         cen = chart.centiles(ages, sex, q=q, targets=[target])
@@ -210,7 +211,7 @@ def plot_chart_centiles(
                 )
         if person is not None and person["sex"] == sex:
             x, y = float(person["age_in_years"]), float(person["value"])
-            ax.scatter(
+            star = ax.scatter(
                 [x],
                 [y],
                 s=260,
@@ -239,7 +240,7 @@ def plot_chart_centiles(
     title = f"{chart.family_.name} growth chart ({chart.formulas_['mu']})"
     # ~16 characters of 9-point text per inch: a one-panel figure cut the model formula off
     fig.suptitle(textwrap.fill(title, int(16 * fig.get_figwidth())), fontsize=9)
-    handles, labels = _panel_legend(axes, person_ax, person)
+    handles, labels = _panel_legend(axes, star, person)
     legend = None  # none without a band, median or point to key (e.g. q=[10])
     for ncol in range(min(len(labels), 4), 0, -1):  # as many columns as fit under the panel:
         # a wider legend pushed the panels apart (or, on one panel, squeezed it to a sliver)
@@ -266,18 +267,19 @@ def plot_chart_centiles(
 
 
 def _panel_legend(
-    axes: Sequence[Axes], person_ax: Axes | None, person: Mapping[str, Any] | None
+    axes: Sequence[Axes], star: Artist | None, person: Mapping[str, Any] | None
 ) -> tuple[list[Any], list[str]]:
     """One legend entry per label with one swatch per panel, in panel order (female pink, male
     blue side by side): a key drawn from one panel showed the other panel in the wrong colour.
-    The person's star is named with its panel when there are several."""
+    The person's star (the artist their scatter returned: found by its label, an ID such as
+    ``median`` took another entry's place and one starting with ``_``, which matplotlib leaves
+    out of legends, was not found) is named with its panel when there are several."""
     order: list[str] = []
     per_label: dict[str, list[Any]] = {}
-    star = str(person["subject_id"]) if person is not None else None
     for ax in axes:
         seen: set[str] = set()  # one swatch per panel (e.g. of its several "other centiles")
         for handle, text in zip(*ax.get_legend_handles_labels()):
-            if (ax is person_ax and text == star) or text in seen:
+            if handle is star or text in seen:
                 continue
             seen.add(text)
             if text not in per_label:
@@ -286,12 +288,10 @@ def _panel_legend(
             per_label[text].append(handle)
     handles = [per_label[t][0] if len(per_label[t]) == 1 else tuple(per_label[t]) for t in order]
     labels = list(order)
-    if person_ax is not None and person is not None:
-        handle = person_ax.get_legend_handles_labels()[0][
-            person_ax.get_legend_handles_labels()[1].index(star)
-        ]
-        handles.append(handle)
-        labels.append(f"{star} ({person['sex']} panel)" if len(axes) > 1 else star)
+    if star is not None and person is not None:
+        name = str(person["subject_id"])
+        handles.append(star)
+        labels.append(f"{name} ({person['sex']} panel)" if len(axes) > 1 else name)
     return handles, labels
 
 

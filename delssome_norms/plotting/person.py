@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 
 from delssome_norms.datasets import DK68_REGIONS
 from delssome_norms.errors import InvalidInputError
-from delssome_norms.plotting.brain_map import plot_brain_map
+from delssome_norms.plotting.brain_map import colorbar_extend, plot_brain_map
 
 PERSON_COLOR = "#ffb300"
 """Fill of the marker of the highlighted person (amber, visible on both sexes' fans)."""
@@ -127,8 +127,7 @@ def plot_person_brain_map(
         half = min(max(2.5, largest), Z_COLOUR_LIMIT)
         if largest > Z_COLOUR_LIMIT:  # one wild region would wash out every other colour
             # the colour bar's pointed ends say which side was cut
-            below, above = bool(np.nanmin(arr) < -half), bool(np.nanmax(arr) > half)
-            extend = {(True, True): "both", (True, False): "min"}.get((below, above), "max")
+            extend = colorbar_extend(arr, -half, half)
             arr = np.clip(arr, -half, half)
             note = f"; |z| > {Z_COLOUR_LIMIT:g} drawn at {Z_COLOUR_LIMIT:g}"
         lim = {"vmin": -half, "vmax": half, "center": 0.0}

@@ -6,6 +6,7 @@ Every public function in :mod:`delssome_norms.stats` that takes a cohort table p
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ from delssome_norms.errors import InvalidInputError
 from delssome_norms.io import check_ages, table_sex_labels
 from delssome_norms.io import ei_table as et
 from delssome_norms.io.checks import sites_mix_sexes
+from delssome_norms.io.sidecar import BIDS_ENTITY
 
 ROI_PATTERN = et.REGION_PATTERN
 """Column names of regional targets; the number is the index into :data:`DK68_REGIONS`."""
@@ -145,9 +147,31 @@ def _show_columns(table: pd.DataFrame, limit: int = 8) -> str:
     return ", ".join(cols[:limit]) + more
 
 
+def listing(items: Sequence[str], limit: int = 5) -> str:
+    """The first ``limit`` items joined by commas, then ``... (and N more)`` when there are more."""
+    items = [str(i) for i in items]
+    more = f" ... (and {len(items) - limit} more)" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
+def person_id(subject_id: str) -> str:
+    """The person of a ``subject_id``: the id without a BIDS ``_ses-<label>`` entity.
+
+    ``prepare --bids-dir`` names each session of a subject with several sessions
+    ``sub-<label>_ses-<label>``; those rows are one person. Ids without ``_ses-`` are returned
+    unchanged (``sub-01_ses-2_run-1`` -> ``sub-01_run-1``; ``ses-1_x`` is unchanged).
+    """
+    text = str(subject_id)
+    m = re.search(BIDS_ENTITY.format(key="ses"), text)  # as io.sidecar.entity finds it
+    if m is None or m.start() == 0:  # the id starts with ses-<label>: not a session of a subject
+        return text
+    return text[: m.start()] + text[m.end() :]
+
+
 def _check_one_row_per_person(table: pd.DataFrame, input_name: str) -> None:
     """Refuse a ``subject_id`` on more than one row (compared as text without surrounding spaces;
-    empty ids are unknown, not repeats): one person counted twice shrinks every p-value."""
+    empty ids are unknown, not repeats), and several sessions of one person
+    (``sub-01_ses-1``, ``sub-01_ses-2``): one person counted twice shrinks every p-value."""
     if "subject_id" not in table.columns:
         return
     ids = table["subject_id"]
@@ -160,6 +184,15 @@ def _check_one_row_per_person(table: pd.DataFrame, input_name: str) -> None:
             f"({dup.size} id{'s' if dup.size > 1 else ''}); the statistics need one row per person "
             "(a repeated person counts twice and makes the p-values too small): keep one row per "
             "person, e.g. table.drop_duplicates('subject_id')",
+            input_name,
+        )
+    rows: dict[str, list[str]] = {}
+    for sid in text:
+        rows.setdefault(person_id(sid), []).append(sid)
+    people = [f"{who} has {len(r)} rows ({listing(r)})" for who, r in rows.items() if len(r) > 1]
+    if people:
+        raise InvalidInputError(
+            f"{listing(people, 3)}: the statistics need one row per person; keep one session per person",
             input_name,
         )
 
@@ -209,7 +242,8 @@ def prepare_cohort(
     Raises
     ------
     InvalidInputError
-        A missing column, a ``subject_id`` on more than one row, an unknown sex label, a bad
+        A missing column, a ``subject_id`` on more than one row (or several sessions of one
+        person, :func:`person_id`), an unknown sex label, a bad
         age, a non-numeric or constant target, fewer than ``min_per_sex`` people of one sex, or
         sex confounded with site (no site with both sexes).
     """
@@ -282,7 +316,9 @@ def prepare_cohort(
     y = np.column_stack([_check_numeric(table, t, input_name) for t in targets])
     constant = [t for t, col in zip(targets, y.T) if np.ptp(col) == 0]
     if constant:
-        raise InvalidInputError(f"target column(s) {', '.join(constant)} are constant", input_name)
+        raise InvalidInputError(
+            f"{len(constant)} target column(s) are constant: {listing(constant)}", input_name
+        )
     return Cohort(
         age=age,
         female=female,

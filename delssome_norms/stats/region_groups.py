@@ -1,7 +1,8 @@
 """Sensory versus association regions: per-person group means, age-bin summaries, trajectories.
 
 Regions are classed by :func:`delssome_norms.datasets.region_classes` (sensory = primary and
-unimodal visual, somatomotor and auditory cortex; all others association). The paper's finding to
+unimodal visual, somatomotor and auditory cortex; all other DK68 regions association); names
+that are not DK68 cortical regions are refused (:func:`dk68_region_classes`). The paper's finding to
 reproduce (docs/science.md §8): E/I is higher in sensory than in association regions at every age.
 """
 
@@ -17,7 +18,13 @@ from scipy import stats
 from delssome_norms.datasets import DK68_REGIONS, region_classes
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.io.ei_table import site_labels
-from delssome_norms.stats._cohort import ROI_PATTERN, SITE_COLUMN, prepare_cohort, sex_labels
+from delssome_norms.stats._cohort import (
+    ROI_PATTERN,
+    SITE_COLUMN,
+    listing,
+    prepare_cohort,
+    sex_labels,
+)
 from delssome_norms.stats._converged import quiet_fit, require_converged
 from delssome_norms.stats.location_scale import SplineBasis, fit_location_scale, sum_to_zero
 from delssome_norms.stats.multiple_testing import fdr_bh
@@ -38,6 +45,39 @@ def _roi_columns(table: pd.DataFrame, n_regions: int) -> dict[int, str]:
     return cols
 
 
+def dk68_region_classes(regions: Sequence[str], input_name: str = "regions") -> np.ndarray:
+    """``"sensory"`` or ``"association"`` per region, refusing names that are not DK68 regions.
+
+    The classes (:func:`delssome_norms.datasets.region_classes`) are defined for the DK68
+    cortical regions only: another name (e.g. ``Left-Thalamus``) would be classed as association
+    and bias the association mean.
+
+    Parameters
+    ----------
+    regions : sequence of str
+        Region names in column order.
+    input_name : str
+        Name of ``regions`` in error messages.
+
+    Returns
+    -------
+    ndarray of str, shape (len(regions),)
+    """
+    if isinstance(regions, str):
+        raise InvalidInputError("must be a sequence of region names, not one string", input_name)
+    known = set(DK68_REGIONS)
+    other = [str(r) for r in regions if r not in known]
+    if other:
+        raise InvalidInputError(
+            f"{len(other)} of the {len(regions)} region names are not DK68 cortical regions "
+            f"({listing(other)}): the sensory/association classes are defined for DK68 cortical "
+            "regions only (e.g. lh_precentral), and another region would be counted as "
+            "association; use a table of the DK68 cortical regions only",
+            input_name,
+        )
+    return region_classes(tuple(regions))
+
+
 def region_group_scores(
     table: pd.DataFrame,
     *,
@@ -52,7 +92,8 @@ def region_group_scores(
         One row per person with ``age_in_years``, ``sex`` (or ``numeric_sex``) and the regional
         columns ``ei_ratio_roi_<i>``, where ``i`` indexes ``regions``.
     regions : sequence of str
-        Region names in column order (default the DK68 order).
+        DK68 region names in column order (default the DK68 order); other names (e.g.
+        subcortical regions) are refused.
     input_name : str
         Name of ``table`` in error messages.
 
@@ -73,7 +114,7 @@ def region_group_scores(
             "classes would be read from the wrong region names: pass regions= for the table's atlas",
             input_name,
         )
-    classes = region_classes(tuple(regions))
+    classes = dk68_region_classes(regions)
     present = {g: [cols[i] for i in sorted(cols) if classes[i] == g] for g in GROUPS}
     empty = [g for g in GROUPS if not present[g]]
     if empty:
@@ -152,7 +193,7 @@ def region_group_summary(
     level : float
         Confidence level of ``ci_low``/``ci_high`` (t interval of the mean).
     regions : sequence of str
-        Region names in column order (default the DK68 order).
+        DK68 region names in column order (default the DK68 order); other names are refused.
 
     Returns
     -------
@@ -236,7 +277,7 @@ def region_group_trajectories(
     level : float
         Confidence level of the pointwise intervals.
     regions : sequence of str
-        Region names in column order (default the DK68 order).
+        DK68 region names in column order (default the DK68 order); other names are refused.
 
     Returns
     -------
