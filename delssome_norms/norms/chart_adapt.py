@@ -17,12 +17,14 @@ import numpy as np
 import pandas as pd
 
 from delssome_norms.errors import ConvergenceWarning, InputWarning, InvalidInputError
+from delssome_norms.io.ei_table import site_labels
 from delssome_norms.norms.chart_fit import TAIL_IQR, TAIL_Z_MAX
 from delssome_norms.norms.chart_regions import align_table_regions
 from delssome_norms.norms.chart_table import (
     _n_roi_columns,
     _rows,
     check_unique_people,
+    no_site_column_text,
     table_ages,
     table_sex,
     table_sites,
@@ -129,6 +131,14 @@ class ChartAdaptMixin:
         controls = _controls_only(controls, source)
         ages = table_ages(controls, source)
         female = table_sex(controls, source)
+        # before table_sites' advice, --site-column, an option adapt does not have
+        if site_labels(controls, self.site_column_) is None:
+            raise InvalidInputError(
+                f"the controls have no site ({no_site_column_text(self.site_column_)}), and "
+                "adapt estimates each new site's offsets from that site's controls; add each "
+                "control's site to the demographics (a site column) and collect again",
+                source,
+            )
         labels = table_sites(controls, self.site_column_, source, required=True)
         targets = [t for t in self.targets_ if t in controls.columns]
         if len(targets) != len(self.targets_):

@@ -41,6 +41,7 @@ from delssome_norms.norms.chart_table import (
     growth_rate,
     missing_site_text,
     near_site_names,
+    no_site_column_text,
     table_ages,
     table_fit_flagged,
     table_interval_uncalibrated,
@@ -331,16 +332,24 @@ class ChartScoringMixin:
         without a site (an empty cell is "no site", never a site named "nan"), or a table
         without the site column."""
         n = int(unseen.sum())
-        if labels is None:
-            head = f"{n} row(s) from no {self.site_column_} column unknown to the chart"
-            names: list[str] = []
-        else:
-            names = sorted({str(s) for s in labels[unseen]} - {""})
-            blank = int((labels[unseen] == "").sum())
-            parts = [f"from site(s) {', '.join(names[:6])} unknown to the chart"] if names else []
-            if blank:
-                parts.append(f"without a site ({blank}: empty {self.site_column_} cell)")
-            head = f"{n} row(s) {', or '.join(parts)}"
+        if labels is None:  # only a chart with site offsets marks such rows unseen
+            warnings.warn(
+                f"{source}: the table has no site ({no_site_column_text(self.site_column_)})"
+                f": its {n} {'person is' if n == 1 else 'people are'} scored on the "
+                f"population-average curves, without a site offset (flag {FLAG_UNSEEN_SITE}); "
+                "add each person's site to the demographics (a site column) and collect again, "
+                "then `delssome-norms charts adapt` can estimate the site's offsets from its "
+                "controls",
+                InputWarning,
+                stacklevel=3,
+            )
+            return
+        names = sorted({str(s) for s in labels[unseen]} - {""})
+        blank = int((labels[unseen] == "").sum())
+        parts = [f"from site(s) {', '.join(names[:6])} unknown to the chart"] if names else []
+        if blank:
+            parts.append(f"without a site ({blank}: empty {self.site_column_} cell)")
+        head = f"{n} row(s) {', or '.join(parts)}"
         advice = (
             "estimate the site's offsets from its controls with `delssome-norms charts adapt "
             "--chart CHART --controls CONTROLS.csv --out NEW_CHART` (Python: GrowthChart.adapt)"
@@ -348,7 +357,7 @@ class ChartScoringMixin:
             else f"the chart was fitted on one site ({self.sites_[0]}) and has no site "
             "offsets to adapt: these people are scored against that site's norms"
         )
-        if labels is not None and not names and self.site_effects_:
+        if not names and self.site_effects_:
             advice = f"fill in their {self.site_column_} to use their site's offsets"
         warnings.warn(
             f"{source}: {head}{near_site_names(names, self.sites_)} get the population-average "

@@ -23,7 +23,10 @@ from delssome_norms.io.ei_table import (
     INTERVAL_CALIBRATED,
     MEAN_TARGET,
     REGION_PREFIX,
+    SCANNER,
+    SITE,
     SITE_COLUMN,
+    SITE_SCANNER,
     default_targets,
     n_region_columns,
     site_labels,
@@ -163,6 +166,15 @@ def table_sites(table: pd.DataFrame, site_column: str, source: str, required: bo
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     text = np.array([site_text(u) for u in uniques] + [""], dtype=object)
     return text[codes]  # code -1 (missing) takes the last entry, ""
+
+
+def no_site_column_text(site_column: str) -> str:
+    """What a table lacks when it has no site for a chart keyed on ``site_column``, for messages:
+    ``"no site_scanner column, nor site [+ scanner] to build it from"`` for the default column
+    (:func:`~delssome_norms.io.ei_table.site_labels`), else ``"no <site_column> column"``."""
+    if site_column == SITE_SCANNER:
+        return f"no {SITE_SCANNER} column, nor {SITE} [+ {SCANNER}] to build it from"
+    return f"no {site_column} column"
 
 
 def missing_site_text(value: Any) -> str:
