@@ -41,11 +41,21 @@ def interval_lines(row) -> list[str]:
         )
     if table_fit_flagged(frame, "scores")[0]:  # False without the column
         reasons = str(row.get(et.FIT_FLAG_REASONS, "") or "").replace(";", ", ")
-        lines.append(
-            f"| fit quality | **flagged as poor** ({reasons or 'no reason recorded'}): this "
-            "person's E/I, and so the centile, may be wrong; see the README, 'Reading the "
-            "intervals and the flag' |"
-        )
+        if "fc_outside_model_range" in reasons:  # the data, not the fit: nothing to read
+            lines.append(
+                f"| fit quality | **E/I not interpretable** ({reasons}): the person's mean FC "
+                "(`empirical_mean_fc` in run.json) lies outside what the model reproduces "
+                "(global signal regression, or heavy smoothing), so the fitted E/I, and this "
+                "centile, do not measure this person's E/I; refit with FC computed without "
+                "global signal regression (docs/results.md, 'Reading the intervals and the "
+                "flag') |"
+            )
+        else:
+            lines.append(
+                f"| fit quality | **flagged as poor** ({reasons or 'no reason recorded'}): this "
+                "person's E/I, and so the centile, may be wrong; see the README, 'Reading the "
+                "intervals and the flag' |"
+            )
     return lines
 
 

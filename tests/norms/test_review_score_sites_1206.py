@@ -132,3 +132,18 @@ def test_scores_keep_the_fit_flag_reasons(chart, layout) -> None:
     assert "unseen_site" not in ";".join(scores["flag"])  # a known site: its own offsets
     columns = list(scores.columns)
     assert columns.index("fit_flag_reasons") == columns.index("flag") - 1
+
+
+def test_a_report_says_an_fc_outside_the_models_range_is_not_interpretable() -> None:
+    """The person report reads ``fc_outside_model_range`` (FC after global signal regression)
+    as a property of the data: the E/I is not interpretable, not merely 'may be wrong'."""
+    from delssome_norms.cli.person_report import interval_lines
+
+    row = pd.Series(
+        {"fit_flagged": True, "fit_flag_reasons": "fc_outside_model_range;gate_rejected_most"}
+    )
+    text = "\n".join(interval_lines(row))
+    assert "**E/I not interpretable** (fc_outside_model_range, gate_rejected_most)" in text
+    assert "without global signal regression" in text and "may be wrong" not in text
+    other = "\n".join(interval_lines(pd.Series({**row, "fit_flag_reasons": "cost_above_floor"})))
+    assert "**flagged as poor** (cost_above_floor)" in other
