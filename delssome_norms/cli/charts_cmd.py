@@ -21,6 +21,7 @@ from delssome_norms.cli.charts_helpers import (
     _site,
     _subtitle,
     csv_list,
+    handle_flagged,
     sidecar_atlas,
 )
 from delssome_norms.cli.main import add_command
@@ -387,57 +388,6 @@ def _chart_model_options(
     return group
 
 
-def _cells_as_text(col):
-    """A column's cells as text, empty cells as "" (pandas 3 keeps NaN through astype(str), pandas
-    2 gives "nan"; a column of empty cells reads as float)."""
-    return col.astype(object).where(col.notna(), "").astype(str)
-
-
-def _flag_mask(table, source: str):
-    """Boolean mask of the rows whose ``fit_flagged`` is true (None without the column)."""
-    from delssome_norms.norms.chart_table import table_fit_flagged
-
-    return table_fit_flagged(table, source) if et.FIT_FLAGGED in table.columns else None
-
-
-def _handle_flagged(table, exclude: bool, source: str):
-    """Warn about (or, with ``exclude``, drop) people with a flagged fit; returns the table."""
-    import warnings
-
-    import pandas as pd
-
-    from delssome_norms.errors import InputWarning
-    from delssome_norms.fit.quality import describe
-
-    mask = _flag_mask(table, source)
-    if mask is None:
-        if exclude:
-            raise InvalidInputError(
-                "--exclude-flagged needs the fit_flagged column that collect writes", source
-            )
-        return table
-    if not mask.any():
-        return table
-    rows = table.loc[mask]
-    ids = rows["subject_id"].astype(str) if "subject_id" in rows.columns else rows.index.astype(str)
-    reasons = _cells_as_text(rows.get("fit_flag_reasons", pd.Series("", index=rows.index)))
-    named = [f"{sid} ({describe(r.split(';'))})" if r else sid for sid, r in zip(ids, reasons)]
-    shown = ", ".join(named[:10]) + (f" (and {len(named) - 10} more)" if len(named) > 10 else "")
-    if exclude:
-        kept = table.loc[~mask].reset_index(drop=True)
-        print(f"--exclude-flagged: left out {int(mask.sum())} of {len(table)} people: {shown}")
-        if kept.empty:
-            raise InvalidInputError("every person's fit is flagged; nothing left to fit", source)
-        return kept
-    warnings.warn(
-        f"{int(mask.sum())} of {len(table)} people have a flagged E/I fit: {shown}; they are "
-        "kept (use --exclude-flagged to leave them out)",
-        InputWarning,
-        stacklevel=2,
-    )
-    return table
-
-
 def run_fit(args: argparse.Namespace) -> int:
     """Fit the charts and write the chart folder and population centile tables."""
     from delssome_norms.io import write_table
@@ -453,7 +403,7 @@ def run_fit(args: argparse.Namespace) -> int:
     }
     _check_models([args.family], [args.mu_df], FIT_OPTIONS, **options)  # errors name the option
     table, provenance, regions = _table_and_provenance(args.table)
-    table = _handle_flagged(table, args.exclude_flagged, str(args.table))
+    table = handle_flagged(table, args.exclude_flagged, str(args.table))
     chart = GrowthChart(
         args.family,
         mu_df=args.mu_df,

@@ -1,6 +1,7 @@
 """Helpers of ``charts plot``, ``brainmap``, ``report`` and ``compare`` (and of ``stats``):
 finding a person in a score table, checking the scores came from the chart, figure files, model
-options, comma-separated option lists and a table's regions sidecar."""
+options, comma-separated option lists, a table's regions sidecar and the people whose E/I fit is
+flagged (``--exclude-flagged``)."""
 
 from __future__ import annotations
 
@@ -211,3 +212,66 @@ def _check_models(
             except InvalidInputError as err:
                 name = err.problem.split(" ", 1)[0]
                 raise InvalidInputError(err.problem, flags.get(name, err.source)) from None
+
+
+def cells_as_text(col):
+    """A column's cells as text, empty cells as "" (pandas 3 keeps NaN through astype(str), pandas
+    2 gives "nan"; a column of empty cells reads as float)."""
+    return col.astype(object).where(col.notna(), "").astype(str)
+
+
+def handle_flagged(table, exclude: bool, source: str):
+    """Warn about (or, with ``exclude``, drop and count) people whose E/I fit is flagged.
+
+    The flag is ``collect``'s ``fit_flagged`` column (reasons in ``fit_flag_reasons``); shared by
+    ``charts fit`` and ``stats sex``/``groups`` (their ``--exclude-flagged``).
+
+    Parameters
+    ----------
+    table : DataFrame
+        The cohort table, one row per person.
+    exclude : bool
+        Leave the flagged people out (``--exclude-flagged``); otherwise keep them and warn.
+    source : str
+        The table as errors name it.
+
+    Returns
+    -------
+    DataFrame
+        ``table``, or its unflagged rows (new index) with ``exclude``.
+    """
+    import warnings
+
+    import pandas as pd
+
+    from delssome_norms.errors import InputWarning
+    from delssome_norms.fit.quality import describe
+    from delssome_norms.norms.chart_table import table_fit_flagged
+
+    if et.FIT_FLAGGED not in table.columns:
+        if exclude:
+            raise InvalidInputError(
+                "--exclude-flagged needs the fit_flagged column that collect writes", source
+            )
+        return table
+    mask = table_fit_flagged(table, source)
+    if not mask.any():
+        return table
+    rows = table.loc[mask]
+    ids = rows["subject_id"].astype(str) if "subject_id" in rows.columns else rows.index.astype(str)
+    reasons = cells_as_text(rows.get("fit_flag_reasons", pd.Series("", index=rows.index)))
+    named = [f"{sid} ({describe(r.split(';'))})" if r else sid for sid, r in zip(ids, reasons)]
+    shown = ", ".join(named[:10]) + (f" (and {len(named) - 10} more)" if len(named) > 10 else "")
+    if exclude:
+        kept = table.loc[~mask].reset_index(drop=True)
+        print(f"--exclude-flagged: left out {int(mask.sum())} of {len(table)} people: {shown}")
+        if kept.empty:
+            raise InvalidInputError("every person's fit is flagged; nothing left to fit", source)
+        return kept
+    warnings.warn(
+        f"{int(mask.sum())} of {len(table)} people have a flagged E/I fit: {shown}; they are "
+        "kept (use --exclude-flagged to leave them out)",
+        InputWarning,
+        stacklevel=2,
+    )
+    return table

@@ -8,7 +8,10 @@ male gap across age with its bootstrap band (:func:`~delssome_norms.stats.sex_ga
 (:func:`~delssome_norms.stats.region_group_trajectories`). Both write CSV tables and PNG figures
 into ``--out-dir`` and print a short summary. Region names come from the table's
 ``<stem>.regions.csv`` (written by ``collect``); a table of the 68 columns ``ei_ratio_roi_0..67``
-without one is read as DK68.
+without one is read as DK68. People whose E/I fit is flagged (``fit_flagged``) are named in a
+warning, or left out with ``--exclude-flagged``. When the curves of ``stats groups`` do not
+converge (e.g. many small sites) the other tables are still written, with a warning and exit
+status 1.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import math
 import re
 from pathlib import Path
 
-from delssome_norms.cli.charts_helpers import csv_list
+from delssome_norms.cli.charts_helpers import csv_list, handle_flagged
 from delssome_norms.cli.main import add_command
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.io import ei_table as et
@@ -47,7 +50,14 @@ GROUP_FILES = (
     "region_group_trajectories.png",
     "region_group_people.png",
 )
-"""What ``stats groups`` writes (the first three always, the figures unless ``--no-figures``)."""
+"""What ``stats groups`` writes (the first two always; the curves and the figures, which draw them,
+unless ``--no-trajectories``, ``--no-figures`` or a curve fit that does not converge)."""
+NOT_CONVERGED = "did not converge"
+"""How :func:`~delssome_norms.stats.region_group_trajectories` words a fit that did not converge
+(``stats._converged.require_converged``)."""
+CURVES_FAILED = 1
+"""Exit status of ``stats groups`` when the curves did not converge (the other tables are written),
+as ``charts fit`` exits 1 for a chart that did not converge."""
 
 MAX_BOOT = 100_000
 """Most bootstrap resamples ``--n-boot`` accepts (1000 already give stable 95 % band ends)."""
@@ -59,7 +69,8 @@ OPTION_WORDS = (
     (r"\bscale_site=False\b", "--no-scale-site"),
     (r"pass site=None to fit no site terms", "drop the site columns to fit no site terms"),
     (r"\bsite=None\b", "a table without site columns"),
-    (r" or a smaller df \(3\)", ""),
+    (r"\ba smaller df \(3\)", "--df 3"),
+    (r"\bdf=(\d+)", r"--df \1"),
     (r", e\.g\. table\.drop_duplicates\('subject_id'\)", " in the table"),
 )
 """Python argument names in the statistics' messages, as the CLI spells them."""
@@ -70,7 +81,13 @@ SOURCE_OPTIONS = {
     "n_boot": "--n-boot",
     "targets": "--targets",
     "age_bins": "--bins",
+    "df": "--df",
 }
+LEVEL_CAUTION = (
+    "caution: FC and FCD identify the level of one person's E/I only weakly (README, \"What a fit "
+    'can and cannot tell you"): read a sex difference in the level of fitted E/I with that in mind'
+)
+"""Printed once by ``stats sex`` under its summary."""
 
 
 # ------------------------------------------------------------------------------------ parser
@@ -141,7 +158,10 @@ def register(subparsers) -> None:
         "(region_group_trajectories.csv, figures region_group_trajectories.png and "
         "region_group_people.png). Regions are classed by their DK68 names: the table's "
         "<stem>.regions.csv names them (68 columns without it are read as DK68); other regions "
-        "(e.g. subcortical) are refused. One row per person, as for stats sex.",
+        "(e.g. subcortical) are refused. One row per person, as for stats sex. When the curves' "
+        "fit does not converge (too few people of a sex, or many small sites) the scores and "
+        "the per-bin summary are still written, the curves and figures are not, and the exit "
+        "status is 1.",
     )
     _add_common(g)
     g.add_argument(
@@ -149,6 +169,19 @@ def register(subparsers) -> None:
         metavar="EDGES",
         help="comma-separated age-bin edges in years, bins [low, high) (default "
         "0,10,15,20,30,40,50,60,70,80,90,120)",
+    )
+    g.add_argument(
+        "--df",
+        type=int,
+        default=5,
+        help="spline degrees of freedom of each sex's curve across age, 3-12 (default 5; 3 "
+        "needs fewer people)",
+    )
+    g.add_argument(
+        "--no-trajectories",
+        action="store_true",
+        help="skip the curves across age (region_group_trajectories.csv and both figures); the "
+        "scores and the per-bin summary do not need them",
     )
     g.set_defaults(func=run_groups)
 
@@ -166,6 +199,12 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         "--alpha", type=float, default=0.05, help="FDR level of 'significant' (default 0.05)"
     )
     parser.add_argument("--no-figures", action="store_true", help="write the tables only")
+    parser.add_argument(
+        "--exclude-flagged",
+        action="store_true",
+        help="leave out people whose E/I fit carries the fit-quality flag (collect's "
+        "fit_flagged column); without it they are kept and named in a warning",
+    )
 
 
 # ------------------------------------------------------------------------------------ checks
@@ -391,6 +430,7 @@ def run_sex(args: argparse.Namespace) -> int:
     targets = csv_list(args.targets)
     out = _check_out(args.out_dir, args.table, SEX_FILES)
     table, names, site = _read(args.table)
+    table = handle_flagged(table, args.exclude_flagged, f"{args.table} (--table)")
     from delssome_norms import stats
 
     steps = _progress(2 + (not args.no_figures), "stats sex")
@@ -435,6 +475,7 @@ def run_sex(args: argparse.Namespace) -> int:
     print(f"{n_f} female and {n_m} male people, {len(listed)} target(s)")
     for line in _sex_lines(tests, summary, gap, args.alpha):
         print(line)
+    print(LEVEL_CAUTION)
     print(f"wrote {len(written)} files to {out}")
     return 0
 
@@ -499,14 +540,53 @@ def _group_lines(summary, scores, alpha: float) -> list[str]:
     return lines
 
 
+def _check_df(df: int) -> None:
+    if not 3 <= df <= 12:
+        raise InvalidInputError(f"must be an integer from 3 to 12, got {df}", "--df")
+
+
+def _curves(args: argparse.Namespace, table, site, regions):
+    """The curves across age, or None (with a one-line warning) when their fit did not converge:
+    the scores and the per-bin summary do not depend on it. Another refusal of the table (e.g.
+    one sex only) stays an error, naming ``--no-trajectories``."""
+    import warnings
+
+    from delssome_norms import stats
+    from delssome_norms.errors import ConvergenceWarning
+
+    try:
+        return _call(
+            args.table, stats.region_group_trajectories, table, site=site, df=args.df,
+            regions=regions,
+        )  # fmt: skip
+    except InvalidInputError as err:
+        if NOT_CONVERGED not in err.problem:
+            raise InvalidInputError(
+                f"{err.problem}; --no-trajectories writes the scores and the per-bin summary "
+                "without the curves across age",
+                err.source,
+            ) from None
+        warnings.warn(
+            "curves across age not written (region_group_trajectories.csv and its figures; the "
+            f"scores and the per-bin summary are): {err.problem}; --no-trajectories skips them "
+            "without this warning",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+        return None
+
+
 def run_groups(args: argparse.Namespace) -> int:
-    """Write the region-group scores, per-bin summary, trajectories and their figures."""
+    """Write the region-group scores, per-bin summary, trajectories and their figures (exit status
+    :data:`CURVES_FAILED` when the curves' fit is refused: the rest is written)."""
     import warnings
 
     _check_alpha(args.alpha)
+    _check_df(args.df)
     bins = _parse_bins(args.bins)
     out = _check_out(args.out_dir, args.table, GROUP_FILES)
     table, names, site = _read(args.table)
+    table = handle_flagged(table, args.exclude_flagged, f"{args.table} (--table)")
     regions = _group_regions(names, args.table)
     from delssome_norms import stats
 
@@ -528,32 +608,28 @@ def run_groups(args: argparse.Namespace) -> int:
         args.table, stats.region_group_summary, table, age_bins=bins, alpha=args.alpha,
         regions=regions,
     )  # fmt: skip
-    curves = _call(args.table, stats.region_group_trajectories, table, site=site, regions=regions)
+    curves = None if args.no_trajectories else _curves(args, table, site, regions)
     figures = {}
-    if not args.no_figures:
+    if curves is not None and not args.no_figures:
         from delssome_norms.plotting import plot_ei_vs_age_by_group, plot_region_group_trajectories
 
+        style = {"site": site, "df": args.df, "regions": regions}
         figures = _call(
             args.table,
             _figures,
             [
-                ("region_group_trajectories.png", plot_region_group_trajectories, (table,),
-                 {"site": site, "regions": regions}),
-                ("region_group_people.png", plot_ei_vs_age_by_group, (table,),
-                 {"site": site, "regions": regions}),
+                ("region_group_trajectories.png", plot_region_group_trajectories, (table,), style),
+                ("region_group_people.png", plot_ei_vs_age_by_group, (table,), style),
             ],
-        )  # fmt: skip
+        )
+    tables = {"region_group_summary.csv": summary, "region_group_scores.csv": scores}
+    if curves is not None:
+        tables["region_group_trajectories.csv"] = curves
     try:
-        written = _write(
-            out,
-            {"region_group_summary.csv": summary, "region_group_scores.csv": scores,
-             "region_group_trajectories.csv": curves},
-            figures,
-            GROUP_FILES,
-        )  # fmt: skip
+        written = _write(out, tables, figures, GROUP_FILES)
     finally:
         _close(figures)
     for line in _group_lines(summary, scores, args.alpha):
         print(line)
     print(f"wrote {len(written)} files to {out}")
-    return 0
+    return CURVES_FAILED if curves is None and not args.no_trajectories else 0

@@ -247,6 +247,33 @@ def region_group_summary(
     return out
 
 
+SMALL_SITE = 5
+"""Sites with fewer people than this are named as a likely cause when the curves do not converge."""
+
+
+def _trajectory_cause(cohort, df: int) -> str:
+    """Why the curves of :func:`region_group_trajectories` did not converge, and the ways out."""
+    n_sites = len(cohort.site_names)
+    beside, ways = "", ["use more people of each sex"]
+    if n_sites > 1:
+        small = int((np.bincount(cohort.site, minlength=n_sites) < SMALL_SITE).sum())
+        beside = (
+            f" beside the offsets of {n_sites} sites, {small} of them with fewer than "
+            f"{SMALL_SITE} people (a small site's offset can fit its people exactly, often the "
+            "few at the ends of the age range)"
+        )
+        site_ways = ["merge or leave out the small sites", "pass site=None to fit no site terms"]
+        ways = site_ways + ways if small else ways + site_ways
+    if df > 3:
+        ways.append("use a smaller df (3)")
+    return (
+        f"{cohort.n_female} female and {cohort.n_male} male people are too few (or too unevenly "
+        f"spread over age) for each sex's own curve with df={df}{beside}: "
+        + ", ".join(ways[:-1])
+        + f" or {ways[-1]}"
+    )
+
+
 def region_group_trajectories(
     table: pd.DataFrame,
     *,
@@ -288,7 +315,8 @@ def region_group_trajectories(
     ------
     InvalidInputError
         A bad table or option, or a fit that does not converge (too few people of one sex for
-        its own curve: e.g. a cohort of 15-20 people with the default ``df``).
+        its own curve: e.g. a cohort of 15-20 people with the default ``df``; or many small
+        sites, e.g. 80 people in 14 sites).
     """
     if not isinstance(df, (int, np.integer)) or not 3 <= df <= 12:
         raise InvalidInputError(f"df must be an integer between 3 and 12, got {df!r}", "df")
@@ -317,9 +345,7 @@ def region_group_trajectories(
         fit,
         GROUPS,
         what="region_group_trajectories: the model with its own age curve per sex",
-        cause=f"{cohort.n_female} female and {cohort.n_male} male people are too few (or too "
-        f"unevenly spread over age) for each sex's own curve with df={df}: use more people of "
-        "each sex or a smaller df (3)",
+        cause=_trajectory_cause(cohort, df),
     )
     z = stats.norm.ppf(0.5 + level / 2.0)
     g_spline = basis(grid)

@@ -589,3 +589,12 @@ def test_empty_value_option_names_the_option() -> None:
 
 def test_sweep_size() -> None:
     assert len(CASES) > 900 and len(VALID) > 40
+
+
+def test_stats_groups_df_is_swept_with_every_integer_mistake() -> None:
+    """``stats groups --df`` (3-12) takes none of the integer mistakes by design, not even a huge
+    one (it is no budget): each must be a case, refused with one line naming ``--df``."""
+    walked = {(cmd, flag): kind for cmd, flag, kind in _options() if cmd.startswith("stats")}
+    assert walked[("stats groups", "--df")] == "int"
+    swept = {name for cmd, flag, name, _ in CASES if (cmd, flag) == ("stats groups", "--df")}
+    assert swept == set(VALUES["int"])
