@@ -124,11 +124,15 @@ def _person_mark(row, target: str, source: str, value: float | None = None) -> d
     }
 
 
+NO_SITE = "not recorded"
+"""What a report says for a person whose scored table gives no site."""
+
+
 def _site(row) -> str:
     for col in SITE_COLUMNS:
         if col in row.index and str(row[col]) not in ("", "nan"):
             return str(row[col])
-    return "unknown"
+    return NO_SITE
 
 
 def _subtitle(row, flags: str = "") -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from delssome_norms.cli.charts_helpers import sidecar_atlas
+from delssome_norms.cli.charts_helpers import NO_SITE, sidecar_atlas
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.io import ei_table as et
 from delssome_norms.norms.chart_table import (
@@ -59,6 +59,17 @@ def interval_lines(row) -> list[str]:
     return lines
 
 
+NO_SITE_MEANING = (
+    "the scored table has no site for this person, so the scores use the population average "
+    "without a site offset; add a site column to the demographics and run `collect` again, then "
+    "`delssome-norms charts adapt` can estimate the site from its controls; score again"
+)
+
+
+def _flag_meaning(flag: str, no_site: bool) -> str:
+    return NO_SITE_MEANING if flag == FLAG_UNSEEN_SITE and no_site else FLAG_MEANING[flag]
+
+
 FLAG_MEANING = {
     FLAG_UNSEEN_SITE: "the person's site is not in the chart, so the scores use the population "
     "average without a site offset; a site effect then shifts every centile. Estimate the "
@@ -101,9 +112,10 @@ def report_markdown(
     missing = [atlas.name(k) for k in np.flatnonzero(~finite) if k not in absent]
     n_deviant = int((np.abs(z[finite]) > 1.96).sum())
     unseen = FLAG_UNSEEN_SITE in flags
+    no_site = site == NO_SITE
+    why = "the scored table gives no site for this person" if no_site else f"{site} is not in the chart"
     whose, median_of = (
-        (f"the chart's population average, without a site offset ({site} is not in the chart)",
-         "age and sex")
+        (f"the chart's population average, without a site offset ({why})", "age and sex")
         if unseen
         else ("the person's own site's chart", "age, sex and site")
     )  # fmt: skip
@@ -141,7 +153,7 @@ def report_markdown(
         ),
         *([f"| atlas | {atlas.describe()} |"] if not atlas.is_dk68 else []),
         f"| flags | {', '.join(flags) if flags else 'none'} |",
-        *[f"| {f} | {FLAG_MEANING[f]} |" for f in flags if f in FLAG_MEANING],
+        *[f"| {f} | {_flag_meaning(f, no_site)} |" for f in flags if f in FLAG_MEANING],
         "",
         f"## The {len(order)} most deviant regions (largest abs(z))",
         "",

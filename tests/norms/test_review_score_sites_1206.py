@@ -101,6 +101,30 @@ def test_score_cli_without_site_column(tmp_path) -> None:
     assert scores["fit_flag_reasons"].tolist() == REASONS
 
 
+def test_a_report_of_a_person_without_site_says_so(tmp_path) -> None:
+    """The person's report says the table gives no site (it said "unknown is not in the chart"
+    and sent the reader to ``charts adapt``, which needs a site)."""
+    from delssome_norms.datasets import load_reference_table
+
+    people = load_reference_table().head(3)
+    people = people.drop(columns=[c for c in ("site", "scanner", "site_scanner") if c in people])
+    path, out = tmp_path / "ei.csv", tmp_path / "s.csv"
+    people.to_csv(path, index=False)
+    with pytest.warns(InputWarning):
+        assert (
+            main(["charts", "score", "--chart", "reference", "--table", str(path), "--out", str(out)])
+            == 0
+        )
+    report = tmp_path / "report"
+    subject = str(people["subject_id"].iloc[0])
+    argv = ["charts", "report", "--chart", "reference", "--scores", str(out), "--subject", subject]
+    assert main([*argv, "--out", str(report)]) == 0
+    text = (report / "report.md").read_text()
+    assert "| site | not recorded |" in text and "unknown" not in text
+    assert "(the scored table gives no site for this person)" in text
+    assert "add a site column to the demographics and run `collect` again" in text
+
+
 def test_adapt_without_site_column_says_what_to_add(chart) -> None:
     """``charts adapt`` has no --site-column option: the message must not send people to it."""
     controls = pd.concat([_table()] * 4, ignore_index=True)
