@@ -55,11 +55,23 @@ INTERVAL_COLUMNS = (
 """Columns of the cohort table from ``run.json``'s ``ei_interval`` and ``fit_quality`` blocks."""
 
 
+FC_REASON = "fc_outside_model_range"
+
+
+def _mean_fc_outside(metrics: Any) -> bool:
+    """Whether a verdict's recorded ``empirical_mean_fc`` lies outside the model's range."""
+    from delssome_norms.fit.fc_regime import mean_fc_outside
+
+    value = metrics.get("empirical_mean_fc") if isinstance(metrics, Mapping) else None
+    return isinstance(value, (int, float)) and mean_fc_outside(float(value)) is not None
+
+
 def interval_and_flag(run: Mapping[str, Any]) -> dict[str, Any]:
     """The interval of the mean E/I and the fit-quality flag of a subject's ``run.json``.
 
     Results of versions without them give NaN bounds, ``ei_interval_calibrated`` None (unknown),
-    ``fit_flagged`` False and empty reasons.
+    ``fit_flagged`` False and empty reasons; results written before the ``fc_outside_model_range``
+    rule get that reason from their recorded mean FC, as a fit today would.
     """
     block = run.get("ei_interval")
     verdict = run.get("fit_quality")
@@ -76,6 +88,9 @@ def interval_and_flag(run: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(verdict, Mapping):
         flagged = bool(verdict.get("flagged", False))
         reasons = [str(r) for r in verdict.get("reasons") or []]
+        # results written before the FC-range rule record the mean FC: the same rule for all
+        if FC_REASON not in reasons and _mean_fc_outside(verdict.get("metrics")):
+            flagged, reasons = True, [*reasons, FC_REASON]
     return {
         "ei_ratio_mean_lo": lo,
         "ei_ratio_mean_hi": hi,

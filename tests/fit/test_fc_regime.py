@@ -201,3 +201,31 @@ def test_arrays_given_to_the_python_api_are_checked_too() -> None:
     cdf = np.linspace(0.0, 1.0, 10000)
     with pytest.warns(InputWarning, match="sub-gsr \\(array\\): FC has mean"):
         subject_from_arrays("sub-gsr", fc, cdf, tr=0.72, scan_length=288.0)
+
+
+def test_collect_applies_the_rule_to_results_written_before_it() -> None:
+    """A run.json written before ``fc_outside_model_range`` existed records the mean FC but not
+    the reason: collect flags it as a fit today would (a resumed cohort was flagged unevenly)."""
+    from delssome_norms.fit.collect import interval_and_flag
+
+    old = {"fit_quality": {"flagged": False, "reasons": [], "metrics": {"empirical_mean_fc": -0.01}}}
+    got = interval_and_flag(old)
+    assert got["fit_flagged"] is True and got["fit_flag_reasons"] == "fc_outside_model_range"
+    both = {
+        "fit_quality": {
+            "flagged": True,
+            "reasons": ["gate_rejected_most"],
+            "metrics": {"empirical_mean_fc": 0.6},
+        }
+    }
+    assert interval_and_flag(both)["fit_flag_reasons"] == "gate_rejected_most;fc_outside_model_range"
+    fine = {"fit_quality": {"flagged": False, "reasons": [], "metrics": {"empirical_mean_fc": 0.2}}}
+    assert interval_and_flag(fine)["fit_flagged"] is False
+    now = {
+        "fit_quality": {
+            "flagged": True,
+            "reasons": ["fc_outside_model_range"],
+            "metrics": {"empirical_mean_fc": 0.0},
+        }
+    }
+    assert interval_and_flag(now)["fit_flag_reasons"] == "fc_outside_model_range"  # once
