@@ -33,7 +33,7 @@ import pandas as pd
 
 from delssome_norms.datasets import load_default_template
 from delssome_norms.errors import InputWarning, InvalidInputError
-from delssome_norms.fit import dask_executor, group_lock
+from delssome_norms.fit import dask_executor, group_lock, verified
 from delssome_norms.fit.atlas_checks import check_surrogate_run, no_maps_message
 from delssome_norms.fit.checkpoint import Checkpoint
 from delssome_norms.fit.cohort_fc import (
@@ -370,6 +370,9 @@ def _run_group(
     for r in rows:
         sid = str(r["subject_id"])
         sdir = out / sid
+        if verified.still_verified(r, sdir):  # found finished before the work, files unchanged
+            outcomes[sid] = SubjectOutcome(sid, "skipped")
+            continue
         try:
             subject = _load_row(r, n_regions, settings)
         except InvalidInputError as exc:
@@ -433,12 +436,14 @@ def check_stale_subjects(
                 continue  # being fitted elsewhere: its group is skipped, its files left alone
             if not ((sdir / "run.json").exists() or (sdir / "checkpoint" / "state.json").exists()):
                 continue
+            taken = verified.signatures(row, sdir)  # before the check reads the files
             try:
                 subject = _load_row(row, plan.n_regions, settings)
             except InvalidInputError:
                 continue
             try:
-                subject_finished(subject, sdir, settings, fallback_gradient, overwrite, members)
+                if subject_finished(subject, sdir, settings, fallback_gradient, overwrite, members):
+                    verified.mark_verified(row, taken)  # its group skips it without a re-read
             except InvalidInputError as exc:
                 stale.append((str(row["subject_id"]), exc.problem.split("; use --overwrite")[0]))
     if stale:
