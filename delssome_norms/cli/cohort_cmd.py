@@ -56,7 +56,12 @@ def register(subparsers) -> None:
         "pipelines or settings are refused.",
     )
     c.add_argument("--in-dir", required=True, help="cohort output folder")
-    c.add_argument("--demographics", required=True, metavar="CSV", help="demographics table")
+    c.add_argument(
+        "--demographics",
+        required=True,
+        metavar="TABLE",
+        help="demographics table (CSV, or a BIDS participants.tsv)",
+    )
     c.add_argument("--out", required=True, metavar="CSV", help="output table")
     c.set_defaults(func=run_collect_cmd)
 

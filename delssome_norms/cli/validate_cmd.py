@@ -43,7 +43,9 @@ def register(subparsers) -> None:
         help="drop time-series frames with missing values (BIDS n/a), as estimate-ei and prepare "
         "do with this option, instead of refusing them",
     )
-    p.add_argument("--demographics", metavar="CSV", help="demographics table")
+    p.add_argument(
+        "--demographics", metavar="TABLE", help="demographics table (CSV, or a BIDS participants.tsv)"
+    )
     p.add_argument("--manifest", metavar="CSV", help="cohort manifest")
     p.add_argument(
         "--tr",

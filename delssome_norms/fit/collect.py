@@ -157,7 +157,8 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
         A cohort output folder (one sub-folder per subject with ``EI_ratio.csv``).
     demographics : path
         CSV with subject_id, age_in_years, sex (or numeric_sex) and optionally site, scanner,
-        site_scanner (see :func:`delssome_norms.io.read_demographics`).
+        site_scanner, or a BIDS ``participants.tsv`` (participant_id, age, sex; see
+        :func:`delssome_norms.io.read_demographics`). IDs must be the result folders' names.
     out : path
         Output CSV: subject_id, age_in_years, sex, numeric_sex, site, scanner, site_scanner,
         ei_ratio_mean, ei_ratio_roi_0 .. ei_ratio_roi_{N-1}, ei_ratio_mean_lo, ei_ratio_mean_hi
@@ -287,6 +288,7 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
     for sid, pipeline in pipeline_of.items():
         key = json.dumps(pipeline, sort_keys=True)
         pipelines.setdefault(key, (pipeline, []))[1].append(sid)
+    prefix_hint = _sub_prefix_hint(missing, in_dir, set(demo["subject_id"].astype(str)))
     if missing:
         shown = ", ".join(missing[:10]) + (
             f" (and {len(missing) - 10} more)" if len(missing) > 10 else ""
@@ -299,14 +301,15 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
                 f"run.json ({', '.join(damaged[:5])}): refit them with --overwrite"
                 if damaged
                 else ""
-            ),
+            )
+            + prefix_hint,
             InputWarning,
             stacklevel=2,
         )
     if not rows:
         raise InvalidInputError(
             f"no finished subject results in {in_dir} for the people listed in {demographics} "
-            "(one folder per subject_id, each with a run.json)",
+            "(one folder per subject_id, each with a run.json)" + prefix_hint,
             str(in_dir),
         )
     if reordered:
@@ -517,6 +520,25 @@ def _missing_states(states: Mapping[str, list[str]]) -> str:
     return "; ".join(
         f"{len(ids)} {why} ({', '.join(ids[:3])}{' ...' if len(ids) > 3 else ''}: {advice[why]})"
         for why, ids in states.items()
+    )
+
+
+def _sub_prefix_hint(missing: list[str], in_dir: Path, listed: set[str]) -> str:
+    """'; ... 01 -> sub-01 ...' when result folders differ from missing ids by a BIDS ``sub-``
+    prefix only (ids are never rewritten: the user fixes the table), else ''."""
+    pairs = []
+    for sid in missing:
+        other = sid.removeprefix("sub-") if sid.startswith("sub-") else f"sub-{sid}"
+        if other and other not in listed and (in_dir / other).is_dir():
+            pairs.append((sid, other))
+    if not pairs:
+        return ""
+    shown = ", ".join(f"{a} -> folder {b}" for a, b in pairs[:3])
+    return (
+        f"; {len(pairs)} id(s) of the demographics match a results folder only once a BIDS "
+        f"'sub-' prefix is added or removed ({shown}{' ...' if len(pairs) > 3 else ''}): write "
+        "the ids in the demographics exactly as the folders are named (prepare --bids-dir "
+        "names them sub-<label>, as BIDS participant_id does)"
     )
 
 

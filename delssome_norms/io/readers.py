@@ -4,7 +4,8 @@ Numeric inputs use the header-less CSV layout of the paper's reference code (doc
 SC are N rows of N numbers, FCD-CDF and regional maps one number per row. A first row that is not
 numeric is taken as a header and its names are kept (:func:`read_labelled_numeric`,
 :func:`read_numeric_frame`): region-named FC and time series are matched to the atlas by name.
-Tables (demographics, manifests, cohort tables) are CSV with a header row. Every failure raises
+Tables (demographics, manifests, cohort tables) are CSV with a header row (demographics may also be
+tab-separated, as BIDS ``participants.tsv``: :mod:`.demographics`). Every failure raises
 :class:`~delssome_norms.errors.InvalidInputError` naming the file.
 
 Parsing is done by libraries, never by hand: numpy's C parser (``np.loadtxt``) reads numeric
@@ -33,17 +34,19 @@ from delssome_norms.io.checks import (
     DEFAULT_FCD_BINS,
     PARQUET_SUFFIXES,
     as_float_array,
-    check_ages,
     check_fc,
     check_fcd_cdf,
     check_map,
     check_sc,
     check_timing,
     check_unique_ids,
-    table_sex_labels,
 )
 from delssome_norms.io.combine import fisher_z_mean, mean_cdf
 from delssome_norms.io.decimal_comma import with_decimal_point
+from delssome_norms.io.demographics import (  # noqa: F401 (public names kept here)
+    prepare_demographics,
+    read_demographics,
+)
 from delssome_norms.io.manifest_tr import fill_manifest_tr
 
 PathLike = str | Path
@@ -530,22 +533,28 @@ def _read_parquet(path: PathLike) -> pd.DataFrame:
     return table
 
 
-def read_table(path: PathLike, required: Sequence[str] = ()) -> pd.DataFrame:
+def read_table(path: PathLike, required: Sequence[str] = (), tabs: bool = False) -> pd.DataFrame:
     """Read a table with a header row (CSV, or Parquet by suffix) and check ``required`` columns.
 
     Parquet (``.parquet``/``.pq``) reads and writes large tables (100,000 people x 69 targets) an
-    order of magnitude faster than CSV text.
+    order of magnitude faster than CSV text. With ``tabs``, a text table whose header line has
+    tabs and no commas, or any named ``.tsv``/``.tsv.gz``, is read as tab-separated (BIDS).
     """
     name = str(path)
     if is_parquet(path):
         table = _read_parquet(path)
     else:
         text = _read_text(path)
+        header = text.lstrip("\r\n").split("\n", 1)[0]
+        tsv = name.lower().endswith((".tsv", ".tsv.gz")) or "," not in header
+        sep = "\t" if tabs and "\t" in header and tsv else ","
         try:
             # IDs are text: "001" must stay "001" (a folder name), never become the number 1
-            table = pd.read_csv(_stdio.StringIO(text), dtype={"subject_id": str}, **_EXACT_FLOATS)
+            ids = {"subject_id": str, "participant_id": str}
+            table = pd.read_csv(_stdio.StringIO(text), sep=sep, dtype=ids, **_EXACT_FLOATS)
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise InvalidInputError(f"is not a readable CSV table ({exc})", name) from None
+            what = "tab-separated" if sep == "\t" else "CSV"
+            raise InvalidInputError(f"is not a readable {what} table ({exc})", name) from None
     table.columns = [str(c).strip() for c in table.columns]
     if table.shape[1] == 1:
         header = str(table.columns[0])
@@ -553,7 +562,8 @@ def read_table(path: PathLike, required: Sequence[str] = ()) -> pd.DataFrame:
             if sep in header:
                 raise InvalidInputError(
                     f"looks separated by {what}, not commas (one column named {header[:40]!r}...); "
-                    "save it as comma-separated CSV with '.' as the decimal mark",
+                    f"save it as {'comma- or tab-separated text' if tabs else 'comma-separated CSV'}"
+                    " with '.' as the decimal mark",
                     name,
                 )
     missing = [c for c in required if c not in table.columns]
@@ -565,44 +575,6 @@ def read_table(path: PathLike, required: Sequence[str] = ()) -> pd.DataFrame:
     if table.empty:
         raise InvalidInputError("has a header but no rows", name)
     return table
-
-
-def prepare_demographics(table: pd.DataFrame, input_name: str = "demographics") -> pd.DataFrame:
-    """Validate a demographics table and add the derived columns the charts use.
-
-    Required: ``subject_id``, ``age_in_years``, and ``sex`` or ``numeric_sex``. Optional: ``site``,
-    ``scanner``, ``site_scanner``, ``TR`` and ``scan_length`` (seconds). Adds ``sex``
-    (female/male), ``numeric_sex`` (female = 1) and ``site_scanner`` (``site_scanner`` or
-    ``<site>_<scanner>``; ``<site>`` where the scanner is empty, empty where the site is) when
-    possible.
-    """
-    out = table.copy()
-    for col in ("subject_id", "age_in_years"):
-        if col not in out.columns:
-            raise InvalidInputError(f"missing required column {col!r}", input_name)
-    try:
-        check_unique_ids(out["subject_id"], input_name)
-        out["subject_id"] = out["subject_id"].astype(str)
-        check_unique_ids(out["subject_id"], input_name)
-        out["age_in_years"] = check_ages(out["age_in_years"], input_name)
-        out["sex"] = table_sex_labels(out, input_name)
-    except InvalidInputError as err:
-        raise err.with_source(input_name) from None
-    out["numeric_sex"] = (out["sex"] == "female").astype(int)
-    if "site_scanner" not in out.columns and "site" in out.columns:
-        from delssome_norms.io.ei_table import join_site_scanner
-
-        scanner = out["scanner"] if "scanner" in out.columns else None
-        out["site_scanner"] = join_site_scanner(out["site"], scanner)
-    if "TR" in out.columns or "scan_length" in out.columns:
-        for i, row in out.iterrows():
-            check_timing(row.get("TR"), row.get("scan_length"), f"{input_name} row {i + 1}")
-    return out
-
-
-def read_demographics(path: PathLike) -> pd.DataFrame:
-    """Read and validate a demographics CSV (see :func:`prepare_demographics`)."""
-    return prepare_demographics(read_table(path), input_name=str(path))
 
 
 MANIFEST_PATH_COLUMNS = ("fc", "fcd_cdf", "timeseries", "sc", "myelin", "gradient")
