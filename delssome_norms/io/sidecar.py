@@ -229,3 +229,17 @@ def given_or_sidecar_tr(
             subject or given_name,
         )
     return found[0], found[1]
+
+
+def person_id(subject_id: str) -> str:
+    """The person of a ``subject_id``: the id without a BIDS ``_ses-<label>`` entity.
+
+    ``prepare --bids-dir`` names each session of a subject with several sessions
+    ``sub-<label>_ses-<label>``; those rows are one person. Ids without ``_ses-`` are returned
+    unchanged (``sub-01_ses-2_run-1`` -> ``sub-01_run-1``; ``ses-1_x`` is unchanged).
+    """
+    text = str(subject_id)
+    m = re.search(BIDS_ENTITY.format(key="ses"), text)  # as entity() finds it
+    if m is None or m.start() == 0:  # the id starts with ses-<label>: not a session of a subject
+        return text
+    return text[: m.start()] + text[m.end() :]

@@ -127,7 +127,7 @@ class ChartAdaptMixin:
             )
         controls, provenance = align_table_regions(self, controls, provenance, regions, source)
         self.check_pipeline(controls, provenance, allow_mismatch=allow_pipeline_mismatch, source=source)
-        check_unique_people(controls, source)  # a repeated person would count twice
+        check_unique_people(controls, source, sessions=True)  # a repeated person would count twice
         controls = _controls_only(controls, source)
         ages = table_ages(controls, source)
         female = table_sex(controls, source)

@@ -146,7 +146,7 @@ class ChartFitMixin:
             )
         if len(set(targets)) != len(targets):
             raise InvalidInputError("targets are listed more than once", source)
-        check_unique_people(table, source)
+        check_unique_people(table, source, sessions=True)
         n_roi = _n_roi_columns(list(table.columns))
         if regions is not None and n_roi:  # before the fit, which can take minutes
             _check_region_names(regions, n_roi, source)

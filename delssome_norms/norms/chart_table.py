@@ -32,6 +32,7 @@ from delssome_norms.io.ei_table import (
     site_labels,
     site_text,
 )
+from delssome_norms.io.sidecar import person_id
 
 __all__ = [
     "CENTILES",
@@ -282,9 +283,12 @@ def _table_bool(table: pd.DataFrame, column: str, source: str, blank: bool) -> n
     return np.where(empty, blank, text.map(known).eq(True).to_numpy(dtype=bool))
 
 
-def check_unique_people(table: pd.DataFrame, source: str) -> None:
+def check_unique_people(table: pd.DataFrame, source: str, sessions: bool = False) -> None:
     """One row per person: an empty or repeated ``subject_id`` (when the table has the column)
-    would let one person count twice in a reference, or give two scores for one id."""
+    would let one person count twice in a reference, or give two scores for one id. With
+    ``sessions`` (a chart's reference people, a site's controls) several sessions of one person
+    (``sub-01_ses-1``, ``sub-01_ses-2``, as ``prepare --bids-dir`` names them) are refused too;
+    scoring each session of a person is fine."""
     if "subject_id" not in table.columns:
         return
     ids = table["subject_id"]
@@ -298,6 +302,18 @@ def check_unique_people(table: pd.DataFrame, source: str) -> None:
             f"{' ...' if dup.size > 5 else ''}; a growth chart needs one row per person",
             source,
         )
+    if sessions:
+        rows: dict[str, list[str]] = {}
+        for sid in ids.astype(str).str.strip():
+            rows.setdefault(person_id(sid), []).append(sid)
+        repeated = [f"{p} has {len(v)} rows ({', '.join(v[:3])})" for p, v in rows.items() if len(v) > 1]
+        if repeated:
+            raise InvalidInputError(
+                f"{'; '.join(repeated[:3])}{' ...' if len(repeated) > 3 else ''}: a growth "
+                "chart's reference needs one row per person (a person's sessions would count as "
+                "several people); keep one session per person",
+                source,
+            )
 
 
 def growth_rate(ages: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -6,7 +6,6 @@ Every public function in :mod:`delssome_norms.stats` that takes a cohort table p
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,7 +17,7 @@ from delssome_norms.errors import InvalidInputError
 from delssome_norms.io import check_ages, table_sex_labels
 from delssome_norms.io import ei_table as et
 from delssome_norms.io.checks import sites_mix_sexes
-from delssome_norms.io.sidecar import BIDS_ENTITY
+from delssome_norms.io.sidecar import person_id
 
 ROI_PATTERN = et.REGION_PATTERN
 """Column names of regional targets; the number is the index into :data:`DK68_REGIONS`."""
@@ -152,20 +151,6 @@ def listing(items: Sequence[str], limit: int = 5) -> str:
     items = [str(i) for i in items]
     more = f" ... (and {len(items) - limit} more)" if len(items) > limit else ""
     return ", ".join(items[:limit]) + more
-
-
-def person_id(subject_id: str) -> str:
-    """The person of a ``subject_id``: the id without a BIDS ``_ses-<label>`` entity.
-
-    ``prepare --bids-dir`` names each session of a subject with several sessions
-    ``sub-<label>_ses-<label>``; those rows are one person. Ids without ``_ses-`` are returned
-    unchanged (``sub-01_ses-2_run-1`` -> ``sub-01_run-1``; ``ses-1_x`` is unchanged).
-    """
-    text = str(subject_id)
-    m = re.search(BIDS_ENTITY.format(key="ses"), text)  # as io.sidecar.entity finds it
-    if m is None or m.start() == 0:  # the id starts with ses-<label>: not a session of a subject
-        return text
-    return text[: m.start()] + text[m.end() :]
 
 
 def _check_one_row_per_person(table: pd.DataFrame, input_name: str) -> None:

@@ -171,3 +171,19 @@ def test_a_report_says_an_fc_outside_the_models_range_is_not_interpretable() -> 
     assert "without global signal regression" in text and "may be wrong" not in text
     other = "\n".join(interval_lines(pd.Series({**row, "fit_flag_reasons": "cost_above_floor"})))
     assert "**flagged as poor** (cost_above_floor)" in other
+
+
+def test_a_chart_refuses_several_sessions_of_one_reference_person_but_scores_each(chart) -> None:
+    """``sub-000_ses-1`` and ``sub-000_ses-2`` are one person: a chart's reference (and a site's
+    controls) count them once at most; scoring each session is fine."""
+    from delssome_norms.datasets import load_reference_table
+    from delssome_norms.norms import GrowthChart
+
+    people = load_reference_table().head(400)
+    two = pd.concat([people.head(40)] * 2, ignore_index=True)
+    two["subject_id"] = [f"sub-{i % 40:03d}_ses-{1 + i // 40}" for i in range(80)]
+    table = pd.concat([people.iloc[40:], two], ignore_index=True)
+    with pytest.raises(InvalidInputError, match=r"sub-000 has 2 rows \(sub-000_ses-1, sub-000_ses-2\)"):
+        GrowthChart().fit(table, targets=["ei_ratio_mean"])
+    scores = chart.score(two, targets=["ei_ratio_mean"])
+    assert len(scores) == 80
