@@ -221,9 +221,8 @@ def _check_sex_options(args: argparse.Namespace) -> None:
         )
     if args.seed < 0:
         raise InvalidInputError(f"must be a non-negative integer, got {args.seed}", "--seed")
-    for flag, value in (("--mu-df", args.mu_df), ("--sigma-df", args.sigma_df)):
-        if not 3 <= value <= 12:
-            raise InvalidInputError(f"must be an integer from 3 to 12, got {value}", flag)
+    _check_df(args.mu_df, "--mu-df")
+    _check_df(args.sigma_df, "--sigma-df")
 
 
 def _parse_bins(text: str | None) -> tuple[float, ...]:
@@ -348,14 +347,14 @@ def _progress(total: int, desc: str):
 def _write(out: Path, tables: dict, figures: dict, all_files: tuple[str, ...]) -> list[Path]:
     """Write the tables and figures together (an earlier run's files of this command that this
     run does not write, e.g. figures after ``--no-figures``, are removed); returns the paths."""
-    from delssome_norms.io import write_text, write_together
+    from delssome_norms.io import write_table, write_text, write_together
 
     out.mkdir(parents=True, exist_ok=True)
     if not _is_stats_folder(out):
         write_text("written by `delssome-norms stats`; it may rewrite this folder\n", out / MARKER)
     writers = {}
     for name, table in tables.items():
-        writers[name] = lambda p, t=table: t.to_csv(p, index=False)
+        writers[name] = lambda p, t=table: write_table(t, p)
     for name, fig in figures.items():
         writers[name] = lambda p, f=fig: f.savefig(p, format="png", dpi=150, bbox_inches="tight")
     return write_together([(out / name, writers.get(name)) for name in all_files])
@@ -540,9 +539,10 @@ def _group_lines(summary, scores, alpha: float) -> list[str]:
     return lines
 
 
-def _check_df(df: int) -> None:
+def _check_df(df: int, flag: str = "--df") -> None:
+    """A spline's degrees of freedom: 3 to 12."""
     if not 3 <= df <= 12:
-        raise InvalidInputError(f"must be an integer from 3 to 12, got {df}", "--df")
+        raise InvalidInputError(f"must be an integer from 3 to 12, got {df}", flag)
 
 
 def _curves(args: argparse.Namespace, table, site, regions):
@@ -613,7 +613,7 @@ def run_groups(args: argparse.Namespace) -> int:
     if curves is not None and not args.no_figures:
         from delssome_norms.plotting import plot_ei_vs_age_by_group, plot_region_group_trajectories
 
-        style = {"site": site, "df": args.df, "regions": regions}
+        style = {"site": site, "df": args.df, "regions": regions, "curves": curves}
         figures = _call(
             args.table,
             _figures,

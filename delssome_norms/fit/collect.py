@@ -18,7 +18,7 @@ import pandas as pd
 
 from delssome_norms.datasets import DK68_REGIONS
 from delssome_norms.errors import InputWarning, InvalidInputError
-from delssome_norms.fit import group_lock
+from delssome_norms.fit import group_lock, quality
 from delssome_norms.fit.outputs import (
     FAILURE_FILE,
     FAILURES_TABLE,
@@ -55,17 +55,6 @@ INTERVAL_COLUMNS = (
 """Columns of the cohort table from ``run.json``'s ``ei_interval`` and ``fit_quality`` blocks."""
 
 
-FC_REASON = "fc_outside_model_range"
-
-
-def _mean_fc_outside(metrics: Any) -> bool:
-    """Whether a verdict's recorded ``empirical_mean_fc`` lies outside the model's range."""
-    from delssome_norms.fit.fc_regime import mean_fc_outside
-
-    value = metrics.get("empirical_mean_fc") if isinstance(metrics, Mapping) else None
-    return isinstance(value, (int, float)) and mean_fc_outside(float(value)) is not None
-
-
 def interval_and_flag(run: Mapping[str, Any]) -> dict[str, Any]:
     """The interval of the mean E/I and the fit-quality flag of a subject's ``run.json``.
 
@@ -89,8 +78,8 @@ def interval_and_flag(run: Mapping[str, Any]) -> dict[str, Any]:
         flagged = bool(verdict.get("flagged", False))
         reasons = [str(r) for r in verdict.get("reasons") or []]
         # results written before the FC-range rule record the mean FC: the same rule for all
-        if FC_REASON not in reasons and _mean_fc_outside(verdict.get("metrics")):
-            flagged, reasons = True, [*reasons, FC_REASON]
+        if quality.FC_OUTSIDE not in reasons and quality.fc_outside(verdict.get("metrics")):
+            flagged, reasons = True, [*reasons, quality.FC_OUTSIDE]
     return {
         "ei_ratio_mean_lo": lo,
         "ei_ratio_mean_hi": hi,

@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -113,6 +113,17 @@ def mean_fc(fc: np.ndarray) -> float:
     return fc_regime_stats(fc).mean_fc
 
 
+FC_OUTSIDE = "fc_outside_model_range"
+"""The reason for an empirical FC outside the model's range (:mod:`.fc_regime`)."""
+
+
+def fc_outside(metrics: Any) -> bool:
+    """Whether recorded metrics hold an ``empirical_mean_fc`` outside the model's range; also
+    read by ``collect`` for results written before the rule existed."""
+    value = metrics.get("empirical_mean_fc") if isinstance(metrics, Mapping) else None
+    return isinstance(value, numbers.Real) and mean_fc_outside(float(value)) is not None
+
+
 def assess(metrics: dict[str, Any]) -> dict[str, Any]:
     """The verdict from a subject's metrics (missing or NaN metrics raise no reason).
 
@@ -152,8 +163,8 @@ def assess(metrics: dict[str, Any]) -> dict[str, Any]:
         reasons.append("rate_outside_fic")
     if num("interval_missing_regions") > 0 or metrics.get("interval_mean_missing"):
         reasons.append("interval_incomplete")
-    if mean_fc_outside(num("empirical_mean_fc")) is not None:
-        reasons.append("fc_outside_model_range")
+    if fc_outside(metrics):
+        reasons.append(FC_OUTSIDE)
     # a check whose metric is missing could not run (e.g. the floor needs two duplicates and the
     # profile stage): say so, rather than let "not flagged" read as "checked and fine"
     # (a winner with an invalid test duplicate has no test cost: the cost of the averaged FC needs

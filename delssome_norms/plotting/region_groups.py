@@ -32,6 +32,7 @@ def plot_region_group_trajectories(
     ages: Sequence[float] | np.ndarray | None = None,
     regions: Sequence[str] = DK68_REGIONS,
     title: str | None = "Sensory vs association E/I",
+    curves: pd.DataFrame | None = None,
 ) -> Figure:
     """Sensory and association E/I against age, one curve per group and sex, with 95% bands.
 
@@ -48,12 +49,15 @@ def plot_region_group_trajectories(
     site, df, ages, regions
         Passed to :func:`~delssome_norms.stats.region_group_trajectories`.
     title : str or None
+    curves : DataFrame, optional
+        Those curves, already computed with the same arguments (computed here when None).
 
     Returns
     -------
     Figure
     """
-    curves = region_group_trajectories(table, ages=ages, site=site, df=df, regions=regions)
+    if curves is None:
+        curves = region_group_trajectories(table, ages=ages, site=site, df=df, regions=regions)
     fig, ax = new_axes(ax, (6.4, 4.2))
     for group in GROUPS:
         for sex in ("female", "male"):
@@ -86,6 +90,7 @@ def plot_ei_vs_age_by_group(
     max_points: int = 4000,
     seed: int = 0,
     regions: Sequence[str] = DK68_REGIONS,
+    curves: pd.DataFrame | None = None,
 ) -> Figure:
     """One panel per region group: people's group-mean E/I against age by sex, with fitted curves.
 
@@ -99,6 +104,8 @@ def plot_ei_vs_age_by_group(
         At most this many people are drawn as points (a random subset, for readability).
     seed : int
         Seed of the subset.
+    curves : DataFrame, optional
+        As for :func:`plot_region_group_trajectories`.
 
     Returns
     -------
@@ -107,7 +114,8 @@ def plot_ei_vs_age_by_group(
     """
     max_points = check_max_points(max_points)
     scores = region_group_scores(table, regions=regions)
-    curves = region_group_trajectories(table, site=site, df=df, regions=regions)
+    if curves is None:
+        curves = region_group_trajectories(table, site=site, df=df, regions=regions)
     fig = Figure(figsize=(10, 4), layout="constrained")
     axes = fig.subplots(1, len(GROUPS), sharey=True)
     rng = np.random.default_rng(seed)
