@@ -236,10 +236,6 @@ def _failure(sid: str, paths: list, err: Exception) -> dict[str, str]:
     return {"subject_id": sid, "file": named, "reason": " ".join(text.split())}
 
 
-def _by_subject(failure: dict[str, str]) -> str:
-    return failure["subject_id"]
-
-
 def _other_widths(prepared: dict, subjects: dict, folder) -> list[dict[str, str]]:
     """Subjects whose runs have another number of regions than most (one cohort is one atlas):
     removed from ``prepared`` and returned as failures; a tie between widths is refused."""
@@ -306,7 +302,8 @@ def _prepare_bids(args: argparse.Namespace, out) -> int:
             prepared[sid] = (tr, [r.shape[0] for r in runs], fc, cdf)
         except (InvalidInputError, OSError) as err:
             failed.append(_failure(sid, paths, err))
-    failed = sorted(failed + _other_widths(prepared, subjects, args.bids_dir), key=_by_subject)
+    failed += _other_widths(prepared, subjects, args.bids_dir)
+    failed.sort(key=lambda f: f["subject_id"])
     failures_path = out / FAILURES_TABLE
     if failed and (not args.skip_failed or not prepared):
         skip = (
