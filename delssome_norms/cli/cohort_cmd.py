@@ -53,7 +53,8 @@ def register(subparsers) -> None:
         "settings, timing of the fits) and <stem>.regions.csv (region name of each column). "
         "Subjects whose results list the same regions in another order (other header orders) "
         "are put by name in the order most subjects list; subjects fitted with other regions, "
-        "pipelines or settings are refused.",
+        "pipelines or settings are refused. Session folders (sub-X_ses-Y) take their person's "
+        "row and their session's age from sub-X/sub-X_sessions.tsv (BIDS).",
     )
     c.add_argument("--in-dir", required=True, help="cohort output folder")
     c.add_argument(
@@ -61,6 +62,12 @@ def register(subparsers) -> None:
         required=True,
         metavar="TABLE",
         help="demographics table (CSV, or a BIDS participants.tsv)",
+    )
+    c.add_argument(
+        "--bids-dir",
+        metavar="DIR",
+        help="BIDS dataset holding sub-<label>/sub-<label>_sessions.tsv (each session's age); "
+        "default: the folder of --demographics",
     )
     c.add_argument("--out", required=True, metavar="CSV", help="output table")
     c.set_defaults(func=run_collect_cmd)
@@ -130,9 +137,11 @@ def run_collect_cmd(args: argparse.Namespace) -> int:
 
     if not Path(args.in_dir).is_dir():
         raise InvalidInputError(f"{args.in_dir} is not a folder", "--in-dir")
+    if args.bids_dir is not None and not Path(args.bids_dir).is_dir():
+        raise InvalidInputError(f"{args.bids_dir} is not a folder", "--bids-dir")
     check_out_file(args.out, "--out", {"--demographics": args.demographics}, TABLE_SUFFIXES)
 
-    table = collect(args.in_dir, args.demographics, args.out)
+    table = collect(args.in_dir, args.demographics, args.out, bids_dir=args.bids_dir)
     n_roi = n_region_columns(table.columns)
 
     quoted = shlex.quote(str(args.out))
@@ -143,8 +152,9 @@ def run_collect_cmd(args: argparse.Namespace) -> int:
         else f"delssome-norms charts fit --table {quoted} --out my_chart (a chart of this atlas; "
         "the shipped reference chart is DK68)"
     )
+    people = f" ({table['participant_id'].nunique()} people)" if "participant_id" in table else ""
     print(
-        f"{len(table)} subjects x {n_roi} regions -> {args.out} (provenance: "
+        f"{len(table)} subjects{people} x {n_roi} regions -> {args.out} (provenance: "
         f"{provenance_path(args.out)}, region names: {regions_path(args.out)}); next: {nxt}"
     )
     return 0

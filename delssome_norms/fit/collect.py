@@ -40,6 +40,10 @@ from delssome_norms.io import (
 )
 from delssome_norms.io import ei_table as et
 from delssome_norms.io.provenance import pipeline_differences
+from delssome_norms.io.sidecar import person_id
+
+PERSON_COLUMN = "participant_id"
+"""The person of each row (``sub-01`` for ``sub-01_ses-2``), written when the table has sessions."""
 
 CHART_COLUMNS = et.DEMOGRAPHIC_COLUMNS
 """Demographic columns of the cohort table (those present in the demographics)."""
@@ -137,7 +141,12 @@ def _check_out_outside_results(in_dir: Path, out: Path) -> None:
         )
 
 
-def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd.DataFrame:
+def collect(
+    in_dir: str | Path,
+    demographics: str | Path,
+    out: str | Path,
+    bids_dir: str | Path | None = None,
+) -> pd.DataFrame:
     """Build the growth-chart input table from per-subject results and demographics.
 
     Parameters
@@ -147,7 +156,10 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
     demographics : path
         CSV with subject_id, age_in_years, sex (or numeric_sex) and optionally site, scanner,
         site_scanner, or a BIDS ``participants.tsv`` (participant_id, age, sex; see
-        :func:`delssome_norms.io.read_demographics`). IDs must be the result folders' names.
+        :func:`delssome_norms.io.read_demographics`). IDs must be the result folders' names,
+        except that a session folder ``sub-01_ses-1`` (``prepare --bids-dir``) without a row of
+        its own takes the row of its person ``sub-01`` and the values of its session in
+        ``sub-01/sub-01_sessions.tsv`` (``age`` above all), which win.
     out : path
         Output CSV: subject_id, age_in_years, sex, numeric_sex, site, scanner, site_scanner,
         ei_ratio_mean, ei_ratio_roi_0 .. ei_ratio_roi_{N-1}, ei_ratio_mean_lo, ei_ratio_mean_hi
@@ -157,10 +169,15 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
         fit_flag_reasons (";"-joined, :mod:`delssome_norms.fit.quality`). Next to it
         ``<stem>.provenance.json`` (the pipeline that produced every row: atlas, SC, maps, design,
         mode, settings, timing, versions, dropped subjects, reordered subjects) and
-        ``<stem>.regions.csv`` (region name of each ``ei_ratio_roi_k``). Subjects whose results
+        ``<stem>.regions.csv`` (region name of each ``ei_ratio_roi_k``). A table with sessions
+        has a ``participant_id`` column after ``subject_id``: the person of each row
+        (:func:`~delssome_norms.io.sidecar.person_id`). Subjects whose results
         list the same region names in another order (files with other header orders) have their
         regional columns put by name in the order most subjects list (ties: the first listed in
         ``demographics``), with one :class:`~delssome_norms.errors.InputWarning`.
+    bids_dir : path, optional
+        The BIDS dataset whose ``sub-<label>/sub-<label>_sessions.tsv`` give the sessions' values;
+        default the folder of ``demographics``.
 
     Returns
     -------
@@ -181,12 +198,13 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
     from delssome_norms.io.regions import regions_sha256
 
     _check_out_outside_results(Path(in_dir), Path(out))
-    demo = read_demographics(demographics)
+    in_dir = Path(in_dir)
+    folders = [d.name for d in in_dir.iterdir() if d.is_dir()] if in_dir.is_dir() else []
+    demo = read_demographics(demographics, folders, bids_dir)
     try:
         check_unique_ids(demo["subject_id"], str(demographics), as_folders=True)
     except InvalidInputError as err:
         raise err.with_source(str(demographics)) from None
-    in_dir = Path(in_dir)
     rows, missing, n_regions = [], [], None
     settings_seen: dict[str, list[str]] = {}
     recorded: dict[str, dict[str, list[str]]] = {}
@@ -402,6 +420,9 @@ def collect(in_dir: str | Path, demographics: str | Path, out: str | Path) -> pd
             stacklevel=2,
         )
     table = pd.DataFrame(rows)
+    people = [person_id(s) for s in table[et.SUBJECT_ID].astype(str)]
+    if people != table[et.SUBJECT_ID].astype(str).tolist():  # sessions: name each row's person
+        table.insert(table.columns.get_loc(et.SUBJECT_ID) + 1, PERSON_COLUMN, people)
     sidecar = _table_provenance(
         provenances, n_regions, [str(r["subject_id"]) for r in rows], missing, unprovenanced
     )

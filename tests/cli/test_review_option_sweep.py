@@ -457,6 +457,7 @@ def _valid_by_design() -> None:
         if flag == "--batch-row":
             VALID[(cmd, flag, "zero")] = "rows count from 0"
     VALID[("stats sex", "--n-boot", "zero")] = "0 resamples: the sex gap without a band"
+    VALID[("collect", "--bids-dir", "folder")] = "a folder is what it takes (sessions.tsv optional)"
     for flag in ("--cross-fraction", "--dropout", "--weight-decay"):
         VALID[("surrogate train", flag, "zero")] = "none of it is a valid choice"
 
