@@ -542,6 +542,9 @@ def run_adapt(args: argparse.Namespace) -> int:
         allow_pipeline_mismatch=args.allow_pipeline_mismatch,
         regions=regions,
     )
+    from delssome_norms.io import file_sha256
+
+    new.adaptations_[-1]["controls_sha256"] = file_sha256(args.controls)  # which controls, exactly
     new.save(args.out)
     added = [s for s in new.sites_ if s not in chart.sites_]
     counts = ", ".join(f"{s} ({new.adapted_sites_[s]['n_controls']} controls)" for s in added)
@@ -590,7 +593,7 @@ def run_plot(args: argparse.Namespace) -> int:
             row = chart.score(one, targets=[args.target], source=source).iloc[0]
         flags = check_drawable(row, source)
         if args.scores:
-            _check_scored_by(chart, _person_mark(row, args.target, source), source, args.target)
+            _check_scored_by(chart, _person_mark(row, args.target, source), source, args.target, row=row)
         person = _person_mark(row, args.target, source, value=raw)
         person["flag"] = flags
     crosscheck = None
@@ -675,9 +678,12 @@ def run_report(args: argparse.Namespace) -> int:
     atlas = scores_atlas(args.scores, chart)  # another atlas: named by the sidecar or by index
     z = regional_values(row, "z", source, atlas)
     centiles = regional_values(row, "centile", source, atlas)
-    _check_scored_by(chart, mark, source)
+    _check_scored_by(chart, mark, source, row=row)
     reference = args.chart == REFERENCE_CHART_NAME and not Path(args.chart).exists()
     chart_label = f"the {REFERENCE_CHART_LABEL}" if reference else f"the chart `{args.chart}`"
+    prov = getattr(chart, "provenance_", None) or {}
+    if not reference and prov.get("synthetic"):  # e.g. the shipped chart adapted to a new site
+        chart_label += f", derived from: {prov['label']}" if prov.get("label") else " (SYNTHETIC data)"
     # both figures are drawn before any file is written: a failure leaves no half report
     fan = plot_chart_centiles(chart, et.MEAN_TARGET, None, person=mark)
     brain = None  # no DK68 centroids of another atlas: no brain map

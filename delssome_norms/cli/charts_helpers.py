@@ -143,16 +143,21 @@ def _subtitle(row, flags: str = "") -> str:
     return text + (f" [flag: {flags.replace(';', ', ')}]" if flags else "")
 
 
-def _check_scored_by(chart, mark: dict, source: str, target: str = et.MEAN_TARGET) -> None:
+def _check_scored_by(chart, mark: dict, source: str, target: str = et.MEAN_TARGET, row=None) -> None:
     """Refuse scores made with another chart: the report would put them on this chart's fan.
 
     The harmonised value of a score is this chart's population quantile at the person's centile,
     so the chart must give that value back the same centile (to rounding of the score file).
+    That cannot tell a chart from the same chart adapted to new sites (their population curves
+    are one), so the person's site (``row``, the score row) must be known to the chart exactly
+    when the scores are not flagged ``unseen_site``.
     """
     import warnings
 
     if target not in chart.targets_:
         raise InvalidInputError(f"the chart has no {target} target", "--chart")
+    if row is not None:
+        _check_scored_site(chart, row, source)
     with warnings.catch_warnings():  # ages outside the chart were flagged when scored
         warnings.simplefilter("ignore")
         params = chart.predict_parameters(
@@ -165,6 +170,39 @@ def _check_scored_by(chart, mark: dict, source: str, target: str = et.MEAN_TARGE
             f"the scores of {mark['subject_id']} were not made with this chart: it puts their "
             f"harmonised {target} at centile {again:.4f}, the scores say {mark['centile']:.4f}; "
             "give --chart the chart that scored them",
+            source,
+        )
+
+
+def _check_scored_site(chart, row, source: str) -> None:
+    """Refuse a score row whose site the chart knows but that was scored without it (flag
+    ``unseen_site``: made with the chart before ``charts adapt``), or that was scored on a site's
+    curves the chart does not have (made with an adapted chart): the report would describe the
+    person's centile against curves that did not make it."""
+    from delssome_norms.cli.person_report import _row_flags
+    from delssome_norms.norms.chart_table import FLAG_UNSEEN_SITE, missing_site_text
+
+    column = chart.site_column_
+    if column not in row.index or not chart.site_effects_:
+        return
+    site = missing_site_text(row[column])
+    if not site:
+        return  # no site: population curves whatever the chart
+    unseen = FLAG_UNSEEN_SITE in _row_flags(row).split(";")
+    known = site in chart.sites_
+    who = f"the scores of {row['subject_id']!s} (site {site})"
+    if known and unseen:
+        how = " (adapted from its controls)" if site in chart.adapted_sites_ else ""
+        raise InvalidInputError(
+            f"{who} were made with a chart that did not know the site (flag {FLAG_UNSEEN_SITE}), "
+            f"but this chart knows it{how}; score them again with this chart (charts score "
+            "--chart)",
+            source,
+        )
+    if not known and not unseen:
+        raise InvalidInputError(
+            f"{who} were made on that site's curves, which this chart does not have; give "
+            "--chart the chart that scored them (e.g. the one charts adapt wrote for the site)",
             source,
         )
 

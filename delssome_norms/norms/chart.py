@@ -155,6 +155,13 @@ class GrowthChart(
         Per-target convergence report (with ``tail_z`` and ``reliable``).
     adapted_sites_ : dict of str -> dict
         Sites added by :meth:`adapt` (number of controls, method).
+    adaptations_ : list of dict
+        One record per :meth:`adapt` that made this chart: method, the controls' source (and,
+        from ``charts adapt``, their file's ``controls_sha256``), the chart adapted
+        (``adapted_from``: its saved ``content_sha256`` and ``arrays_sha256``, provenance label,
+        whether synthetic) and
+        per new site the controls used (``n_controls``, ``n_female``, ``n_male``, ``age_range`` in
+        years, ``subject_ids``). Saved in ``chart.json`` as ``adaptations``.
 
     Examples
     --------

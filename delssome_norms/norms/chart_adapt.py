@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from delssome_norms.errors import ConvergenceWarning, InputWarning, InvalidInputError
-from delssome_norms.io.ei_table import site_labels
+from delssome_norms.io.ei_table import region_index, site_labels
 from delssome_norms.norms.chart_fit import TAIL_IQR, TAIL_Z_MAX
 from delssome_norms.norms.chart_regions import align_table_regions
 from delssome_norms.norms.chart_table import (
@@ -233,9 +233,48 @@ class ChartAdaptMixin:
         out.sites_ = list(self.sites_) + list(new_sites)
         for s, c in zip(new_sites, counts):
             out.adapted_sites_[s] = {"n_controls": int(c), "method": method}
+        out.adaptations_ = [*getattr(self, "adaptations_", []), self._adaptation_record(
+            controls.loc[keep], ages[keep], female[keep], labels[keep], method, source
+        )]  # fmt: skip
+        out._saved_sha256 = {}  # not the saved chart any more
         out._site_tail_z = None  # new sites: recompute
         out._report_site_tails(new_sites, source)
         return out
+
+    def _adaptation_record(
+        self, used: pd.DataFrame, ages: np.ndarray, female: np.ndarray, labels, method: str, source: str
+    ) -> dict[str, Any]:
+        """What :meth:`adapt` saves with the chart (``adaptations_``): the chart it started from
+        (the ``content_sha256``/``arrays_sha256`` of its ``chart.json`` when it was loaded or
+        saved, else None; its provenance label), the controls' source, and per new site the
+        controls used (count, sexes, age range in years, ids)."""
+        from delssome_norms import __version__
+
+        prov = getattr(self, "provenance_", None) or {}
+        sites: dict[str, Any] = {}
+        for site in dict.fromkeys(labels):
+            rows = np.asarray(labels) == site
+            entry: dict[str, Any] = {
+                "n_controls": int(rows.sum()),
+                "n_female": int(female[rows].sum()),
+                "n_male": int((1 - female[rows]).sum()),
+                "age_range": [float(ages[rows].min()), float(ages[rows].max())],
+            }
+            if "subject_id" in used.columns:
+                entry["subject_ids"] = [str(v) for v in used["subject_id"].to_numpy()[rows]]
+            sites[str(site)] = entry
+        return {
+            "method": method,
+            "controls": source,
+            "adapted_from": {
+                **dict.fromkeys(("content_sha256", "arrays_sha256")),
+                **getattr(self, "_saved_sha256", {}),
+                "label": prov.get("label"),
+                "synthetic": bool(prov.get("synthetic", False)),
+            },
+            "delssome_norms_version": __version__,
+            "sites": sites,
+        }
 
     # -- reliability of adapted sites ---------------------------------------------------------
     def site_tail_z(self, sites) -> np.ndarray:
@@ -416,13 +455,22 @@ class ChartAdaptMixin:
                 f"{source}: {msg}; scored anyway (--allow-pipeline-mismatch)", InputWarning, stacklevel=3
             )
             return diffs
-        advice = (  # regional charts of other regions cannot score these columns
-            "the regional charts describe other regions, so the table cannot be used even with "
-            "--allow-pipeline-mismatch: fit a chart on tables of this atlas"
-            if allow_mismatch
-            else "use a chart fitted with the same atlas and pipeline, or "
-            "--allow-pipeline-mismatch to score anyway"
-        )
+        gaps = _region_column_gaps(table.columns, self.targets_) if other_regions else ""
+        if gaps:  # a column deleted or added by hand, not another atlas
+            advice = (
+                f"{gaps}: every regional column of the chart, and no other, is needed (also with "
+                "--allow-pipeline-mismatch); restore the table's columns as collect wrote them"
+            )
+        elif other_regions:  # regional charts of other regions cannot score these columns
+            advice = (
+                "the regional charts describe other regions, so the table cannot be used even "
+                "with --allow-pipeline-mismatch: fit a chart on tables of this atlas"
+            )
+        else:
+            advice = (
+                "use a chart fitted with the same atlas and pipeline, or "
+                "--allow-pipeline-mismatch to use the table anyway"
+            )
         raise InvalidInputError(f"{msg}; {advice}", source)
 
 
@@ -487,3 +535,21 @@ def _check_observed(
         InputWarning,
         stacklevel=3,
     )
+
+
+def _region_column_gaps(columns: Sequence[str], targets: Sequence[str]) -> str:
+    """For a region-count mismatch: the chart's regional columns the table lacks and the
+    table's it has beyond them (a deleted or added column, rather than another atlas), e.g.
+    ``"the table lacks ei_ratio_roi_5"``; empty when more than 3 differ (another atlas)."""
+    ours = [t for t in targets if region_index(t) is not None]
+    theirs = [str(c) for c in columns if region_index(c) is not None]
+    lacks = [t for t in ours if t not in set(theirs)]
+    extra = [c for c in theirs if c not in set(ours)]
+    if len(lacks) > 3 or len(extra) > 3 or not (lacks or extra):
+        return ""
+    parts = []
+    if lacks:
+        parts.append(f"lacks {', '.join(lacks)}")
+    if extra:
+        parts.append(f"has {', '.join(extra)} beyond the chart's regions")
+    return f"the table {' and '.join(parts)}"

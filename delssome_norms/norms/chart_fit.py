@@ -252,6 +252,8 @@ class ChartFitMixin:
         self.age_range_ = (float(ages.min()), float(ages.max()))
         self.chart_range_ = (float(math.floor(ages.min())), float(math.ceil(ages.max())))
         self.adapted_sites_: dict[str, dict[str, Any]] = {}
+        self.adaptations_: list[dict[str, Any]] = []
+        self._saved_sha256: dict[str, Any] = {}  # set when saved or loaded
         self.provenance_ = _chart_provenance(table, provenance)
         if regions is not None:
             _record_regions(self.provenance_, regions, source)

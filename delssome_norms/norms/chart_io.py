@@ -74,6 +74,7 @@ class ChartPersistenceMixin:
             "site_column": self.site_column_,
             "sites": list(self.sites_),
             "adapted_sites": self.adapted_sites_,
+            "adaptations": list(getattr(self, "adaptations_", [])),
             "targets": list(self.targets_),
             "age_range": list(self.age_range_),
             "sexes": list(getattr(self, "sexes_", ["female", "male"])),
@@ -104,6 +105,8 @@ class ChartPersistenceMixin:
         meta["arrays_sha256"] = file_sha256(folder / "arrays.npz")
         meta["content_sha256"] = content_sha256(meta, "content_sha256")
         write_json(meta, folder / "chart.json")
+        # a chart adapted from this one names it by these
+        self._saved_sha256 = {k: meta[k] for k in ("content_sha256", "arrays_sha256")}
         return folder
 
     @classmethod
@@ -192,6 +195,7 @@ class ChartPersistenceMixin:
             chart.sexes_ = [str(v) for v in meta.get("sexes", ["female", "male"])]  # older: both
             chart.chart_range_ = tuple(float(v) for v in meta["chart_range"])
             chart.adapted_sites_ = {site_text(k): v for k, v in meta.get("adapted_sites", {}).items()}
+            chart.adaptations_ = list(meta.get("adaptations", []))  # older charts: none recorded
             prov = meta.get("provenance")
             chart.provenance_ = dict(prov) if isinstance(prov, dict) else None
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
@@ -228,6 +232,7 @@ class ChartPersistenceMixin:
                 "or restore the chart",
                 str(meta_path),
             )
+        chart._saved_sha256 = {"content_sha256": recorded, "arrays_sha256": expected}
         return chart
 
 
