@@ -10,8 +10,9 @@ into ``--out-dir`` and print a short summary. Region names come from the table's
 ``<stem>.regions.csv`` (written by ``collect``); a table of the 68 columns ``ei_ratio_roi_0..67``
 without one is read as DK68. People whose E/I fit is flagged (``fit_flagged``) are named in a
 warning, or left out with ``--exclude-flagged``. When the curves of ``stats groups`` do not
-converge (e.g. many small sites) the other tables are still written, with a warning and exit
-status 1.
+converge (e.g. many small sites) the other tables are still written, and the figure of the people
+without curves, with a warning and exit status 1; so are the tests of ``stats sex`` and their
+figures when its sex-gap curves do not converge.
 """
 
 from __future__ import annotations
@@ -50,14 +51,19 @@ GROUP_FILES = (
     "region_group_trajectories.png",
     "region_group_people.png",
 )
-"""What ``stats groups`` writes (the first two always; the curves and the figures, which draw them,
-unless ``--no-trajectories``, ``--no-figures`` or a curve fit that does not converge)."""
+"""What ``stats groups`` writes: the first two always; the curves and their figure unless
+``--no-trajectories``, ``--no-figures`` or a curve fit that does not converge; the people's figure
+unless ``--no-trajectories`` or ``--no-figures`` (without curves when their fit did not converge)."""
+CURVE_FILES = ("region_group_trajectories.csv", "region_group_trajectories.png")
+"""What ``stats groups`` leaves out when its curves do not converge."""
+GAP_FILES = ("sex_gap.csv", "sex_gap.png")
+"""What ``stats sex`` leaves out when its sex-gap curves do not converge."""
 NOT_CONVERGED = "did not converge"
 """How :func:`~delssome_norms.stats.region_group_trajectories` words a fit that did not converge
 (``stats._converged.require_converged``)."""
 CURVES_FAILED = 1
-"""Exit status of ``stats groups`` when the curves did not converge (the other tables are written),
-as ``charts fit`` exits 1 for a chart that did not converge."""
+"""Exit status of ``stats groups`` (``stats sex``) when its curves (the sex gap) did not converge
+and the rest is written, as ``charts fit`` exits 1 for a chart that did not converge."""
 
 MAX_BOOT = 100_000
 """Most bootstrap resamples ``--n-boot`` accepts (1000 already give stable 95 % band ends)."""
@@ -119,7 +125,9 @@ def register(subparsers) -> None:
         "--targets, at every year of age with its bootstrap band) and the figures sex_gap.png, "
         "sex_effects_mean.png and sex_effects_sd.png. One row per person (a repeated subject_id, "
         "or several sessions of one person such as sub-01_ses-1 and sub-01_ses-2, is refused); "
-        "at least 10 people of each sex.",
+        "at least 10 people of each sex. When the sex gap's fit does not converge (too few "
+        "people of a sex, or many small sites) the tests, their summary and their figures are "
+        "still written, sex_gap.csv and sex_gap.png are not, and the exit status is 1.",
     )
     _add_common(s)
     s.add_argument(
@@ -159,9 +167,9 @@ def register(subparsers) -> None:
         "region_group_people.png). Regions are classed by their DK68 names: the table's "
         "<stem>.regions.csv names them (68 columns without it are read as DK68); other regions "
         "(e.g. subcortical) are refused. One row per person, as for stats sex. When the curves' "
-        "fit does not converge (too few people of a sex, or many small sites) the scores and "
-        "the per-bin summary are still written, the curves and figures are not, and the exit "
-        "status is 1.",
+        "fit does not converge (too few people of a sex, or many small sites) the scores, the "
+        "per-bin summary and region_group_people.png (the people without curves, as its title "
+        "says) are still written, the curves and their figure are not, and the exit status is 1.",
     )
     _add_common(g)
     g.add_argument(
@@ -387,7 +395,12 @@ def _fmt_p(p: float) -> str:
     return "NaN" if p != p else f"{p:.2g}"
 
 
-def _sex_lines(tests, summary, gap, alpha: float) -> list[str]:
+def _tested(row) -> bool:
+    """Whether a row of the sex tests has a test (its fits converged)."""
+    return bool(row.get("converged", True)) and row["p"] == row["p"]
+
+
+def _sex_lines(tests, summary, gap, alpha: float, n_boot: int) -> list[str]:
     lines = []
     for test, what, effect in (
         ("mu_lr", "E/I", "female - male"),
@@ -399,32 +412,44 @@ def _sex_lines(tests, summary, gap, alpha: float) -> list[str]:
             r = rows.iloc[0]
             parts.append(
                 f"{effect} {r['effect']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}], p {_fmt_p(r['p'])}"
+                if _tested(r)
+                else "not tested (its fit did not converge)"
             )
         reg = summary[(summary["test"] == test) & (summary["family"] == "regional")]
         if len(reg):
             s = reg.iloc[0]
+            regional = tests[(tests["test"] == test) & (tests["family"] == "regional")]
+            untested = sum(not _tested(r) for _, r in regional.iterrows())
             parts.append(
                 f"{s['n_significant']} of {s['n_targets']} regions significant (FDR "
                 f"{100 * alpha:g} %; {s['n_female_greater']} female > male, "
-                f"{s['n_male_greater']} female < male)"
+                f"{s['n_male_greater']} female < male"
+                + (f"; {untested} not tested: their fits did not converge)" if untested else ")")
             )
         if parts:
             where = f" ({et.MEAN_TARGET})" if len(rows) else ""
             lines.append(f"sex difference in {what}{where}: " + "; ".join(parts))
-    target = gap["target"].iloc[0]
-    if gap["n_boot"].iloc[0] >= 2:
+    if gap is None:
+        lines.append("sex gap across age: not estimated (its fit did not converge)")
+        return lines
+    target, used = gap["target"].iloc[0], int(gap["n_boot"].iloc[0])
+    if used >= 2:
         above, below = int((gap["ci_low"] > 0).sum()), int((gap["ci_high"] < 0).sum())
+        of = "" if used == n_boot else f" (from the {used} of {n_boot} resamples that converged)"
         lines.append(
-            f"sex gap in {target} across age: the {100 * gap['level'].iloc[0]:g} % band lies above "
-            f"zero at {above} and below zero at {below} of {len(gap)} ages"
+            f"sex gap in {target} across age: the {100 * gap['level'].iloc[0]:g} % band{of} lies "
+            f"above zero at {above} and below zero at {below} of {len(gap)} ages"
         )
-    else:
+    elif n_boot == 0:
         lines.append(f"sex gap in {target} across age: no band (--n-boot 0)")
+    else:
+        lines.append(f"sex gap in {target} across age: no band ({used} of {n_boot} resamples converged)")
     return lines
 
 
 def run_sex(args: argparse.Namespace) -> int:
-    """Write the sex-difference tests, their summary, the sex gap and its figures."""
+    """Write the sex-difference tests, their summary, the sex gap and its figures (exit status
+    :data:`CURVES_FAILED` when the sex gap's fit does not converge: the rest is written)."""
     _check_sex_options(args)
     targets = csv_list(args.targets)
     out = _check_out(args.out_dir, args.table, SEX_FILES)
@@ -447,11 +472,7 @@ def run_sex(args: argparse.Namespace) -> int:
         from tqdm.auto import tqdm
 
         with tqdm(total=args.n_boot, desc="resamples", disable=None, leave=False) as resampled:
-            gap = _call(
-                args.table, stats.sex_gap, table, gap_target, site=site, mu_df=args.mu_df,
-                sigma_df=args.sigma_df, scale_site=not args.no_scale_site, n_boot=args.n_boot,
-                seed=args.seed, progress=resampled.update,
-            )  # fmt: skip
+            gap = _gap(args, table, site, gap_target, resampled.update)
         steps.update()
         figures = {}
         if not args.no_figures:
@@ -460,40 +481,71 @@ def run_sex(args: argparse.Namespace) -> int:
             steps.update()
     finally:
         steps.close()
+    tables = {"sex_difference_tests.csv": tests, "sex_difference_summary.csv": summary}
+    if gap is not None:
+        tables["sex_gap.csv"] = gap
     try:
-        written = _write(
-            out,
-            {"sex_difference_tests.csv": tests, "sex_difference_summary.csv": summary,
-             "sex_gap.csv": gap},
-            figures,
-            SEX_FILES,
-        )  # fmt: skip
+        written = _write(out, tables, figures, SEX_FILES)
     finally:
         _close(figures)
     n_f, n_m = int(tests["n_female"].iloc[0]), int(tests["n_male"].iloc[0])
     print(f"{n_f} female and {n_m} male people, {len(listed)} target(s)")
-    for line in _sex_lines(tests, summary, gap, args.alpha):
+    for line in _sex_lines(tests, summary, gap, args.alpha, args.n_boot):
         print(line)
     print(LEVEL_CAUTION)
     print(f"wrote {len(written)} files to {out}")
-    return 0
+    if gap is None:
+        print(
+            f"not written: {', '.join(GAP_FILES)}: the sex gap's curves across age did not "
+            "converge (the warning names the cause)"
+        )
+    return CURVES_FAILED if gap is None else 0
+
+
+def _gap(args: argparse.Namespace, table, site, target: str, progress):
+    """The sex gap across age, or None (with a one-line warning) when its fit did not converge:
+    the tests do not depend on it. Another refusal of the table stays an error."""
+    import warnings
+
+    from delssome_norms import stats
+    from delssome_norms.errors import ConvergenceWarning
+
+    try:
+        return _call(
+            args.table, stats.sex_gap, table, target, site=site, mu_df=args.mu_df,
+            sigma_df=args.sigma_df, scale_site=not args.no_scale_site, n_boot=args.n_boot,
+            seed=args.seed, progress=progress,
+        )  # fmt: skip
+    except InvalidInputError as err:
+        if NOT_CONVERGED not in err.problem:
+            raise
+        written = "the tests and their summary are"
+        if not args.no_figures:
+            written = "the tests, their summary and sex_effects_mean.png/sex_effects_sd.png are"
+        warnings.warn(
+            f"sex gap across age not written ({' and '.join(GAP_FILES)}; {written}): {err.problem}",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+        return None
 
 
 def _sex_figures(tests, gap, gap_target: str, names) -> dict:
+    """The figures of ``stats sex`` (the tests' alone when the gap is None: its fit failed)."""
     from delssome_norms.plotting import plot_sex_effects, plot_sex_gap
 
     family = "regional" if (tests["family"] == "regional").any() else None
-    label = "mean cortical E/I" if gap_target == et.MEAN_TARGET else gap_target
-    level = float(gap["level"].iloc[0])
-    band = f"{100 * level:g} % bootstrap band" if gap["n_boot"].iloc[0] >= 2 else "no band"
-    return _figures(
-        [
-            ("sex_gap.png", plot_sex_gap, (gap.assign(target=label),),
-             {"title": f"Sex gap in {label}: female − male median ({band})"}),
-            ("sex_effects_mean.png", plot_sex_effects, (tests, "mu_lr"), {"family": family}),
-            ("sex_effects_sd.png", plot_sex_effects, (tests, "sigma_lr"), {"family": family}),
-        ]
-    )  # fmt: skip
+    pairs = [
+        ("sex_effects_mean.png", plot_sex_effects, (tests, "mu_lr"), {"family": family}),
+        ("sex_effects_sd.png", plot_sex_effects, (tests, "sigma_lr"), {"family": family}),
+    ]
+    if gap is not None:
+        label = "mean cortical E/I" if gap_target == et.MEAN_TARGET else gap_target
+        level = float(gap["level"].iloc[0])
+        band = f"{100 * level:g} % bootstrap band" if gap["n_boot"].iloc[0] >= 2 else "no band"
+        title = f"Sex gap in {label}: female − male median ({band})"
+        pairs.insert(0, ("sex_gap.png", plot_sex_gap, (gap.assign(target=label),), {"title": title}))
+    return _figures(pairs)
 
 
 # ------------------------------------------------------------------------------------ groups
@@ -566,10 +618,12 @@ def _curves(args: argparse.Namespace, table, site, regions):
                 "without the curves across age",
                 err.source,
             ) from None
+        written = "the scores and the per-bin summary are"
+        if not args.no_figures:
+            written = "the scores, the per-bin summary and region_group_people.png, without curves, are"
         warnings.warn(
-            "curves across age not written (region_group_trajectories.csv and its figures; the "
-            f"scores and the per-bin summary are): {err.problem}; --no-trajectories skips them "
-            "without this warning",
+            f"curves across age not written ({' and '.join(CURVE_FILES)}; {written}): "
+            f"{err.problem}; --no-trajectories skips them without this warning",
             ConvergenceWarning,
             stacklevel=2,
         )
@@ -609,19 +663,10 @@ def run_groups(args: argparse.Namespace) -> int:
         regions=regions,
     )  # fmt: skip
     curves = None if args.no_trajectories else _curves(args, table, site, regions)
+    failed = curves is None and not args.no_trajectories
     figures = {}
-    if curves is not None and not args.no_figures:
-        from delssome_norms.plotting import plot_ei_vs_age_by_group, plot_region_group_trajectories
-
-        style = {"site": site, "df": args.df, "regions": regions, "curves": curves}
-        figures = _call(
-            args.table,
-            _figures,
-            [
-                ("region_group_trajectories.png", plot_region_group_trajectories, (table,), style),
-                ("region_group_people.png", plot_ei_vs_age_by_group, (table,), style),
-            ],
-        )
+    if not (args.no_figures or args.no_trajectories):
+        figures = _call(args.table, _figures, _group_figures(args, table, site, regions, curves))
     tables = {"region_group_summary.csv": summary, "region_group_scores.csv": scores}
     if curves is not None:
         tables["region_group_trajectories.csv"] = curves
@@ -632,4 +677,31 @@ def run_groups(args: argparse.Namespace) -> int:
     for line in _group_lines(summary, scores, args.alpha):
         print(line)
     print(f"wrote {len(written)} files to {out}")
-    return CURVES_FAILED if curves is None and not args.no_trajectories else 0
+    if failed:
+        drawn = "" if args.no_figures else "; region_group_people.png shows the people without them"
+        print(
+            f"not written: {', '.join(CURVE_FILES)}: the curves across age did not converge (the "
+            f"warning names the cause){drawn}"
+        )
+    return CURVES_FAILED if failed else 0
+
+
+def _group_figures(args: argparse.Namespace, table, site, regions, curves) -> list:
+    """The figures of ``stats groups`` as ``_figures`` pairs: both with the curves, or the people
+    alone (saying why in the figure) when the curves did not converge."""
+    from delssome_norms.plotting import plot_ei_vs_age_by_group, plot_region_group_trajectories
+
+    if curves is not None:
+        style = {"site": site, "df": args.df, "regions": regions, "curves": curves}
+        return [
+            ("region_group_trajectories.png", plot_region_group_trajectories, (table,), style),
+            ("region_group_people.png", plot_ei_vs_age_by_group, (table,), style),
+        ]
+    model = f"--df {args.df} per sex" + (" with site offsets" if site is not None else "")
+    note = (
+        f"No curves: their fit ({model}) did not converge for these people, so "
+        "region_group_trajectories.csv/.png are not written; stats groups' warning names the "
+        "cause. Points: each person's mean E/I over the group's regions."
+    )
+    kwargs = {"regions": regions, "with_curves": False, "note": note}
+    return [("region_group_people.png", plot_ei_vs_age_by_group, (table,), kwargs)]

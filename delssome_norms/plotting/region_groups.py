@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
@@ -82,6 +83,16 @@ def plot_region_group_trajectories(
     return fig
 
 
+def _point_style(n: int) -> tuple[float, float]:
+    """Marker area (pt²) and opacity of ``n`` people's points: small and faint for thousands,
+    large enough to see for a few dozen."""
+    if n <= 200:
+        return 14.0, 0.7
+    if n <= 1000:
+        return 8.0, 0.45
+    return 4.0, 0.25
+
+
 def plot_ei_vs_age_by_group(
     table: pd.DataFrame,
     *,
@@ -91,6 +102,8 @@ def plot_ei_vs_age_by_group(
     seed: int = 0,
     regions: Sequence[str] = DK68_REGIONS,
     curves: pd.DataFrame | None = None,
+    with_curves: bool = True,
+    note: str | None = None,
 ) -> Figure:
     """One panel per region group: people's group-mean E/I against age by sex, with fitted curves.
 
@@ -101,11 +114,17 @@ def plot_ei_vs_age_by_group(
     site, df, regions
         Passed to :func:`~delssome_norms.stats.region_group_trajectories`.
     max_points : int
-        At most this many people are drawn as points (a random subset, for readability).
+        At most this many people are drawn as points (a random subset, for readability; the
+        figure's title then says how many of how many are shown).
     seed : int
         Seed of the subset.
     curves : DataFrame, optional
         As for :func:`plot_region_group_trajectories`.
+    with_curves : bool
+        Draw each sex's curve across age (computed when ``curves`` is None). False draws the
+        people alone, e.g. when the curves' fit does not converge; the title says so.
+    note : str, optional
+        A line of text under the title (e.g. why there are no curves).
 
     Returns
     -------
@@ -114,18 +133,29 @@ def plot_ei_vs_age_by_group(
     """
     max_points = check_max_points(max_points)
     scores = region_group_scores(table, regions=regions)
-    if curves is None:
+    if with_curves and curves is None:
         curves = region_group_trajectories(table, site=site, df=df, regions=regions)
-    fig = Figure(figsize=(10, 4), layout="constrained")
+    fig = Figure(figsize=(10, 4.5 if note else 4.2), layout="constrained")
     axes = fig.subplots(1, len(GROUPS), sharey=True)
     rng = np.random.default_rng(seed)
     shown = (
         scores if len(scores) <= max_points else scores.iloc[rng.choice(len(scores), max_points, False)]
     )
+    size, alpha = _point_style(len(shown))
     for ax, group in zip(axes, GROUPS):
         for sex in ("female", "male"):
             pts = shown[shown["sex"] == sex]
-            ax.scatter(pts["age_in_years"], pts[group], s=4, alpha=0.25, color=SEX_COLORS[sex], lw=0)
+            ax.scatter(
+                pts["age_in_years"],
+                pts[group],
+                s=size,
+                alpha=alpha,
+                color=SEX_COLORS[sex],
+                lw=0,
+                label=None if with_curves else f"{sex} ({len(pts)})",
+            )
+            if not with_curves:
+                continue
             part = curves[(curves["group"] == group) & (curves["sex"] == sex)]
             ax.plot(part["age_in_years"], part["mean"], color=SEX_COLORS[sex], lw=2, label=sex)
             ax.fill_between(
@@ -139,5 +169,14 @@ def plot_ei_vs_age_by_group(
         ax.set_title(f"{group.capitalize()} regions")
         ax.set_xlabel(AGE_LABEL)
     axes[0].set_ylabel("E/I ratio (group mean)")
-    axes[0].legend(frameon=False, fontsize="small")
+    legend = axes[0].legend(frameon=False, fontsize="small")
+    for handle in legend.legend_handles:  # the points' legend markers fully opaque
+        handle.set_alpha(1.0)
+    people = "each person" if len(shown) == len(scores) else (
+        f"{len(shown)} of {len(scores)} people (a random subset)"
+    )  # fmt: skip
+    curves_words = "with each sex's curve and 95% band" if with_curves else "no curves across age"
+    fig.suptitle(f"Sensory and association E/I of {people}; {curves_words}")
+    if note:
+        fig.supxlabel(textwrap.fill(note, 160), fontsize="small", color="0.3")
     return fig

@@ -103,6 +103,9 @@ def plot_sex_effects(
 ) -> Figure:
     """Forest plot of one test's effect and CI per target, sorted by effect, significant ones filled.
 
+    Targets whose fit did not converge (``converged`` False, or no effect) have no test and no
+    meaningful effect: they are left out, and the title says how many.
+
     Parameters
     ----------
     results : DataFrame
@@ -133,12 +136,27 @@ def plot_sex_effects(
         rows = rows[rows["family"] == family]
     if rows.empty:
         raise InvalidInputError(f"no rows for test {test!r} (family {family!r})", "results")
-    rows = rows.sort_values("effect").reset_index(drop=True)
+    effect_name = str(rows["effect_name"].iloc[0])
+    fitted = np.isfinite(pd.to_numeric(rows["effect"], errors="coerce").to_numpy(dtype=float))
+    if "converged" in rows.columns:
+        fitted &= rows["converged"].astype(bool).to_numpy()
+    n_left_out, n_rows = int((~fitted).sum()), len(rows)
+    rows = rows[fitted].sort_values("effect").reset_index(drop=True)
     labels = rows["target"]
     if label_column in rows.columns:  # the target where the label is empty (a float column of
         given = rows[label_column]  # NaN when read from CSV: fillna with text warns on pandas 3)
         labels = given.astype(object).where(given.notna(), labels)
     fig, ax = new_axes(ax, (5.5, max(3.0, 0.16 * len(rows) + 1.2)))
+    xlabel, title = _EFFECT_LABELS.get(effect_name, (effect_name.replace("_", " "), "Sex difference"))
+    title = f"{title} ({test})"
+    if n_left_out:
+        title += f"\n{n_left_out} of {n_rows} targets left out: their fits did not converge"
+    if rows.empty:
+        ax.text(0.5, 0.5, "no target's fit converged", ha="center", va="center", transform=ax.transAxes)
+        ax.set_yticks([])
+        ax.set_xlabel(xlabel)
+        ax.set_title(title)
+        return fig
     y = np.arange(len(rows))
     sig = rows["significant"].to_numpy(dtype=bool)
     if {"ci_low", "ci_high"} <= set(rows.columns) and np.isfinite(rows["ci_low"]).any():
@@ -153,15 +171,13 @@ def plot_sex_effects(
         zorder=3,
         label="not significant",
     )
-    null = 1.0 if "ratio" in str(rows["effect_name"].iloc[0]) else 0.0
+    null = 1.0 if "ratio" in effect_name else 0.0
     ax.axvline(null, color="0.3", lw=1, ls=":")
     ax.set_yticks(y, labels, fontsize=6 if len(rows) > 30 else 9)
     ax.set_ylim(-1, len(rows))
-    effect_name = str(rows["effect_name"].iloc[0])
-    xlabel, title = _EFFECT_LABELS.get(effect_name, (effect_name.replace("_", " "), "Sex difference"))
     if {"ci_low", "ci_high"} <= set(rows.columns) and np.isfinite(rows["ci_low"]).any():
         xlabel += f" (bars: {100 * level:g} % confidence interval)"
     ax.set_xlabel(xlabel)
-    ax.set_title(f"{title} ({test})")
+    ax.set_title(title)
     ax.legend(frameon=False, fontsize="small", loc="lower right")
     return fig

@@ -88,8 +88,8 @@ def test_many_small_sites_write_scores_and_summary_and_skip_the_curves(
     many_sites, one_site, tmp_path, capsys
 ) -> None:
     """The curves of 80 people in 14 sites do not converge: the command exited 2 and wrote
-    nothing. Now the scores and the per-bin tests (which need no curve) are written, the curves'
-    files are not (an earlier run's are removed, not left beside the new tables), one warning
+    nothing. Now the scores and the per-bin tests (which need no curve) and the people's figure without curves are
+    written, the curves' files are not (an earlier run's are removed, not left beside the new tables), one warning
     names the sites, the sexes and the options, and the exit status is 1."""
     path, table = many_sites
     out = tmp_path / "groups"
@@ -106,8 +106,9 @@ def test_many_small_sites_write_scores_and_summary_and_skip_the_curves(
                   "merge or leave out the small sites", "--df 3", "--no-trajectories"):  # fmt: skip
         assert words in warns[0], words
     assert "site=None" not in warns[0] and "df=" not in warns[0]  # the CLI's words
-    assert not any((out / name).exists() for name in CURVE_FILES)
-    assert "wrote 2 files" in stdout
+    assert not any((out / name).exists() for name in CURVE_FILES[:2])
+    assert (out / "region_group_people.png").is_file()  # the people, without curves
+    assert "wrote 3 files" in stdout
 
     scores = pd.read_csv(out / "region_group_scores.csv", dtype={"subject_id": str})
     sensory, association = _group_means(table)
