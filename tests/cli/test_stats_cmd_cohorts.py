@@ -88,9 +88,10 @@ def test_many_small_sites_write_scores_and_summary_and_skip_the_curves(
     many_sites, one_site, tmp_path, capsys
 ) -> None:
     """The curves of 80 people in 14 sites do not converge: the command exited 2 and wrote
-    nothing. Now the scores and the per-bin tests (which need no curve) and the people's figure without curves are
-    written, the curves' files are not (an earlier run's are removed, not left beside the new tables), one warning
-    names the sites, the sexes and the options, and the exit status is 1."""
+    nothing. Now the scores, the per-bin tests (which need no curve) and the people's figure
+    without curves are written, the curves' files are not (an earlier run's are removed, not left
+    beside the new tables), one warning names the sites, the sexes and the options, and the exit
+    status is 1."""
     path, table = many_sites
     out = tmp_path / "groups"
     code, warns, errors, _ = _run(
