@@ -116,6 +116,23 @@ def _check_site_sizes(cohort: Cohort, scale_site: bool) -> None:
         )
 
 
+SMALL_SITE_CAUSE = 5
+"""Sites with fewer people than this are named as a likely cause of a fit that did not converge."""
+
+
+def _site_ways(cohort: Cohort, scale_site: bool) -> list[str]:
+    """The site-related ways out of a fit that did not converge, less any already taken."""
+    n_sites = len(cohort.site_names)
+    if n_sites < 2:
+        return []
+    small = int((np.bincount(cohort.site, minlength=n_sites) < SMALL_SITE_CAUSE).sum())
+    ways = [f"merge or leave out the {small} site(s) with fewer than {SMALL_SITE_CAUSE} people"]
+    ways = ways if small else []
+    if scale_site:
+        ways.append("scale_site=False")
+    return [*ways, "pass site=None to fit no site terms"]
+
+
 def _check_choice(value: str, allowed: Sequence[str], name: str) -> None:
     if value not in allowed:
         raise InvalidInputError(f"{name} must be one of {', '.join(allowed)}; got {value!r}", name)
@@ -191,7 +208,7 @@ class _Designs:
 
 
 # ----------------------------------------------------------------------------- per-target tests
-def _warn_unconverged(cohort: Cohort, fits: Sequence[LocationScaleFit]) -> None:
+def _warn_unconverged(cohort: Cohort, fits: Sequence[LocationScaleFit], scale_site: bool = True) -> None:
     """One :class:`ConvergenceWarning` naming the targets whose fits did not converge, with a cause."""
     bad = np.flatnonzero(~np.logical_and.reduce([fit.converged for fit in fits]))
     if bad.size == 0:
@@ -206,8 +223,8 @@ def _warn_unconverged(cohort: Cohort, fits: Sequence[LocationScaleFit]) -> None:
         f"{', '.join(flat[:8])} {'is' if len(flat) == 1 else 'are'} constant within one sex (a "
         "zero sd: the likelihood is unbounded); check those values"
         if flat
-        else "e.g. a target constant or nearly so within a site, or sites too small for their own "
-        "scale effect (try scale_site=False)"
+        else "e.g. a target constant or nearly so within a site, or sites too small for their "
+        "own terms" + (f" (try: {'; '.join(ways)})" if (ways := _site_ways(cohort, scale_site)) else "")
     )
     warnings.warn(
         f"sex_difference_tests: the fits of {len(names)} target(s) did not converge "
@@ -455,7 +472,7 @@ def sex_difference_tests(
         # the people per parameter are few (docs: Verbyla 1993)
         full_r = fit_location_scale(cohort.y, X_full, Z_full, reml=True)
         no_sigma = fit_location_scale(cohort.y, X_full, Z_nosex, reml=True)
-    _warn_unconverged(cohort, (full, no_mu, full_r, no_sigma))
+    _warn_unconverged(cohort, (full, no_mu, full_r, no_sigma), scale_site)
     resid_mu = cohort.y - no_mu.mean(X_nosex)
     std_resid = (cohort.y - no_sigma.mean(X_full)) / no_sigma.sigma(Z_nosex)
     rows = _rows_for_targets(
@@ -719,8 +736,10 @@ def sex_gap(
         what="sex_gap: the model with its own age curves per sex",
         cause=f"{cohort.n_female} female and {cohort.n_male} male people are too few (or too "
         f"unevenly spread over age) for each sex's own curves with mu_df={mu_df}, "
-        f"sigma_df={sigma_df}: use more people of each sex, lower mu_df/sigma_df (3), or "
-        "scale_site=False",
+        f"sigma_df={sigma_df}: "
+        + "; ".join(
+            ["use more people of each sex", "lower mu_df/sigma_df (3)", *_site_ways(cohort, scale_site)]
+        ),
     )
     f_curve, m_curve, f_sd, m_sd = _gap_curves(fit, y, X, Z, ones, female, grid, statistic)
     gap = (f_curve - m_curve)[:, 0]

@@ -154,6 +154,9 @@ def test_sex_writes_its_tests_when_the_gap_fails_and_removes_an_earlier_gap(
     tests = pd.read_csv(out / "sex_difference_tests.csv")
     assert len(set(tests["target"])) == 69  # the mean and the 68 regions
     assert any("sex gap across age not written" in w and "did not converge" in w for w in warns)
+    # --no-scale-site was given: the ways out name the small sites, not that option again
+    assert not any("--no-scale-site" in w for w in warns), warns
+    assert any("merge or leave out the 5 site(s) with fewer than 5 people" in w for w in warns)
     assert "sex gap across age: not estimated (its fit did not converge)" in stdout
     assert "not written: sex_gap.csv, sex_gap.png" in stdout
     # the printed counts and the forest plot leave out the fits that did not converge
