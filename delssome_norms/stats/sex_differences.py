@@ -305,7 +305,7 @@ def _rows_for_targets(
             # small-sample calibration of the mean test: (n - p) (exp(LR / n) - 1) is exactly
             # F(1, n - p) for a normal linear model with one variance; the q - 1 estimated
             # variance terms take further degrees of freedom (df_resid = n - p - q + 1)
-            f_mu = df_resid * np.expm1(stat_mu / n)
+            f_mu = df_resid * np.expm1(stat_mu / n) if ok_mu[k] else np.nan  # diverged: no p
         else:
             stat_mu, stat_sigma = (b / se_b) ** 2, (g / se_g) ** 2
             f_mu = stat_mu

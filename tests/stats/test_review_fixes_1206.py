@@ -247,3 +247,27 @@ def test_cli_helpers_are_public_in_charts_helpers(tmp_path) -> None:
     assert (atlas.n, atlas.names) == (2, ["NA", "B"])  # "NA" is a name, not missing
     source = Path(charts_cmd.__file__).read_text(encoding="utf-8")
     assert source.count("\n") <= 787
+
+
+def test_fits_that_did_not_converge_give_one_warning_and_no_overflow() -> None:
+    """80 people in 14 sites, site effects in the mean only: most fits diverge. The user gets one
+    ConvergenceWarning naming the small sites as the way out, not numpy's 'overflow encountered
+    in expm1' from the small-sample calibration of a diverged likelihood ratio; those p are NaN."""
+    import warnings
+
+    from delssome_norms.datasets import load_reference_table
+    from delssome_norms.errors import ConvergenceWarning
+    from delssome_norms.stats import sex_difference_tests
+
+    table = load_reference_table().sample(80, random_state=0)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        result = sex_difference_tests(table, scale_site=False)
+    kinds = [w.category for w in record]
+    assert kinds == [ConvergenceWarning], [str(w.message)[:80] for w in record]
+    said = str(record[0].message)
+    assert "merge or leave out the 5 site(s) with fewer than 5 people" in said
+    assert "scale_site=False" not in said
+    mu = result[result["test"] == "mu_lr"]
+    assert mu.loc[~mu["converged"].astype(bool), "p"].isna().all()
+    assert mu.loc[mu["converged"].astype(bool), "p"].between(0, 1).all()
