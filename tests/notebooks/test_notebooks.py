@@ -4,12 +4,19 @@ Every notebook ends with ``assert`` statements on scientific numbers against the
 packaged SYNTHETIC reference cohort, so executing it is a real check. Each is executed with
 ``nbclient`` in a fresh kernel that runs this interpreter (``sys.executable``, so the kernel always
 sees the installed package, whatever kernelspecs exist on the machine), with a temporary working
-directory (also the kernel's ``TMPDIR``) and a 300-second budget per notebook.
+directory (also the kernel's ``TMPDIR``), every warning shown (none may be printed) and a
+300-second budget per notebook. Each notebook also says what a researcher replaces to run it on
+their own data, and the commands, options and functions it points to must exist.
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib
+import inspect
 import json
+import re
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -55,6 +62,7 @@ def kernel_dirs(tmp_path_factory) -> list[str]:
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "delssome_norms test kernel",
         "language": "python",
+        "env": {"PYTHONWARNINGS": "default"},  # every warning shown once, deprecations included
     }
     (spec_dir / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
     return [str(root)]
@@ -124,4 +132,119 @@ def test_notebook_runs_top_to_bottom(
         o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
     ]
     assert not errors
+    warned = [
+        o.text
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if o.output_type == "stream" and o.name == "stderr" and "Warning" in o.text
+    ]
+    assert not warned, f"{name} warns (deprecated or misused API?):\n" + "\n".join(warned)
     assert wall <= BUDGET_S, f"{name} took {wall:.0f} s (budget {BUDGET_S:.0f} s)"
+
+
+# -- what a researcher replaces: every notebook says how to run it on their own data, and the
+# commands, options, functions and keyword arguments it points to exist in this package.
+
+_SPAN = re.compile(r"`([^`\n]+)`")
+_CALL = re.compile(r"(?<![\w.])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)?)\(([^()]*(?:\([^()]*\)[^()]*)*)\)")
+_PUBLIC_MODULES = (
+    "datasets", "fit", "io", "model", "norms", "pipeline", "plotting", "stats", "surrogate",
+    "synthetic",
+)  # fmt: skip
+
+
+def _markdown(name: str) -> str:
+    nb = nbformat.read(NOTEBOOK_DIR / name, as_version=4)
+    return "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+
+
+def _public_names() -> dict[str, object]:
+    names: dict[str, object] = {}
+    for module in _PUBLIC_MODULES:
+        mod = importlib.import_module(f"delssome_norms.{module}")
+        names.update({n: getattr(mod, n) for n in getattr(mod, "__all__", ())})
+    return names
+
+
+def _cli_problems(span: str, parser: argparse.ArgumentParser) -> list[str]:
+    """Subcommands and ``--options`` of one ``delssome-norms ...`` span that the CLI lacks."""
+    tokens = shlex.split(span)[1:]
+    current, path = parser, ["delssome-norms"]
+    while tokens and not tokens[0].startswith("-"):
+        subs = [a for a in current._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            break
+        word = tokens.pop(0)
+        if word not in subs[0].choices:
+            return [f"`{span}`: {' '.join(path)} has no subcommand {word!r}"]
+        current, path = subs[0].choices[word], [*path, word]
+    current.format_help()  # adds the options a command defers until it is used
+    known = {s for a in current._actions for s in a.option_strings}
+    opts = [t.split("=")[0] for t in tokens if t.startswith("--")]
+    return [f"`{span}`: {' '.join(path)} has no option {o}" for o in opts if o not in known]
+
+
+def _call_problems(span: str, names: dict[str, object]) -> list[str]:
+    """Calls of public package names in a span whose function or keyword arguments do not exist."""
+    problems = []
+    for func, args in _CALL.findall(span):
+        head, _, attr = func.partition(".")
+        if head not in names:
+            continue
+        obj = names[head]
+        if attr:
+            if not hasattr(obj, attr):
+                problems.append(f"`{span}`: {head} has no attribute {attr}")
+                continue
+            obj = getattr(obj, attr)
+        params = inspect.signature(obj).parameters
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            continue
+        for kw in re.findall(r"(?:^|,)\s*([A-Za-z_]\w*)\s*=(?!=)", args):
+            if kw not in params:
+                problems.append(f"`{span}`: {func}() has no argument {kw!r}")
+    return problems
+
+
+def test_every_notebook_says_how_to_use_your_own_data() -> None:
+    for name in NOTEBOOKS:
+        nb = nbformat.read(NOTEBOOK_DIR / name, as_version=4)
+        own = [
+            c.source
+            for c in nb.cells
+            if c.cell_type == "markdown" and c.source.startswith("## ") and "own data" in c.source
+        ]
+        assert own, f"{name}: no '## ... own data' section saying what a researcher replaces"
+        assert "`delssome-norms " in own[0], f"{name}: the own-data section names no command"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_pointers_exist_in_the_package(name: str) -> None:
+    from delssome_norms.cli.main import build_parser
+
+    text = _markdown(name)
+    parser, names = build_parser(), _public_names()
+    problems = []
+    for span in _SPAN.findall(text):
+        if span.startswith("delssome-norms "):
+            problems += _cli_problems(span, parser)
+        else:
+            problems += _call_problems(span, names)
+        for dotted in re.findall(r"\bdelssome_norms(?:\.\w+)+", span):
+            parts = dotted.split(".")
+            for cut in range(len(parts), 0, -1):  # the longest importable module, then attributes
+                try:
+                    obj = importlib.import_module(".".join(parts[:cut]))
+                except ImportError:
+                    continue
+                for attr in parts[cut:]:
+                    if not hasattr(obj, attr):
+                        problems.append(f"`{span}`: {dotted} does not exist")
+                        break
+                    obj = getattr(obj, attr)
+                break
+    for rel in re.findall(r"`((?:bench|docs|reference_data|scripts)/[\w./-]+)`", text):
+        if not (NOTEBOOK_DIR.parent / rel).exists():
+            problems.append(f"`{rel}` does not exist")
+    assert not problems, f"{name}:\n" + "\n".join(problems)
