@@ -95,6 +95,11 @@ NETWORK_HELP = {
 }
 
 
+LOW_SPEARMAN = 0.5
+"""Held-out Spearman (total cost) below which ``surrogate train`` warns that the weights rank
+candidates little better than chance (the shipped weights: 0.88, pretrained/README.md)."""
+
+
 def _threads(value: str) -> int:
     n = int(value)
     if n < 1:
@@ -344,6 +349,38 @@ def _undefined_spearman(test: dict) -> str:
     )
 
 
+def _shipped_spearman() -> float | None:
+    """Held-out Spearman (total) recorded in the shipped weights' metadata, or None."""
+    from delssome_norms.surrogate.pretrained import METADATA_FILE, default_pretrained_path
+
+    try:
+        meta = json.loads((default_pretrained_path() / METADATA_FILE).read_text(encoding="utf-8"))
+        value = float(meta["metrics"]["test"]["pooled"]["total"]["spearman"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return value
+
+
+def _warn_low_spearman(spearman: float, test: dict, out_dir: Path) -> None:
+    """Warn that weights about to be saved rank held-out candidates poorly (they are still
+    saved: the researcher decides, and may train on more data into the same folder)."""
+    import warnings
+
+    from delssome_norms.errors import InputWarning
+
+    shipped = _shipped_spearman()
+    reference = f" (the shipped weights: {shipped:.2f})" if shipped is not None else ""
+    warnings.warn(
+        f"{out_dir}: held-out Spearman(total) {spearman:.3f} on {test['n_subjects']} subject(s) "
+        f"is below {LOW_SPEARMAN:g}{reference}: these weights order candidates little better "
+        "than chance (0), so a surrogate-mode fit with them searches almost blindly (validation "
+        "and test stay simulated). Generate more data (larger --subjects and --generations with "
+        "`surrogate generate`), train longer (--epochs), or fit with --mode euler",
+        InputWarning,
+        stacklevel=2,
+    )
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Train weights on a data set and save them."""
     import math
@@ -413,6 +450,8 @@ def run_train(args: argparse.Namespace) -> int:
     if spearman is None or not math.isfinite(spearman):
         shutil.rmtree(checkpoint, ignore_errors=True)
         raise InvalidInputError(_undefined_spearman(result.metrics["test"]), "surrogate train")
+    if spearman < LOW_SPEARMAN:
+        _warn_low_spearman(spearman, result.metrics["test"], out_dir)
     meta, template_sc = _training_metadata(data, result, settings, config, seconds)
     # the training log goes in the same atomic step as the weights (never new weights beside
     # the previous training's log)
@@ -423,7 +462,7 @@ def run_train(args: argparse.Namespace) -> int:
     test = result.metrics["test"]
     overlap = test["top10_overlap"]
     overlap = (
-        f"{overlap:.2f}"
+        f"{overlap:.2f} (chance {test['top10_chance']:.2f})"
         if math.isfinite(overlap)
         else "n/a (needs generations of more than 10 candidates)"
     )
@@ -516,9 +555,43 @@ def run_evaluate(args: argparse.Namespace) -> int:
             InputWarning,
             stacklevel=2,
         )
-    metrics = io.strict_json(evaluate_model(surrogate.model, data, device=args.device))
+    metrics = evaluate_model(surrogate.model, data, device=args.device)
+    # which weights on which data: a metrics file must say what it measured
+    identity = {
+        "weights": str(Path(surrogate.path).absolute()),
+        "weights_sha256": surrogate.metadata.get("weights_sha256"),
+        "data": str(Path(args.data).absolute()),
+    }
+    metrics = io.strict_json({**identity, **metrics})
     text = json.dumps(metrics, indent=2, allow_nan=False)  # NaN (undefined metric) is null
     print(text)
     if args.out:
         io.write_json(metrics, args.out)
+    print(_metrics_summary(metrics), file=sys.stderr)  # stdout stays one JSON document
     return 0
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    """A metric for the summary: fixed digits, ``n/a`` where undefined (null)."""
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _metrics_summary(m: dict) -> str:
+    """The metrics of ``surrogate evaluate`` in words (printed after the JSON)."""
+    per = m["per_subject"]
+    overlap = m["top10_overlap"]
+    overlap = (
+        f"top-10 overlap {overlap:.2f} per generation (chance {m['top10_chance']:.2f})"
+        if overlap is not None
+        else "top-10 overlap n/a (needs generations of more than 10 candidates)"
+    )
+    shipped = _shipped_spearman()
+    reference = (
+        f"; the shipped weights: {shipped:.2f} on their held-out subjects" if shipped is not None else ""
+    )
+    return (
+        f"{m['n_subjects']} subject(s), {m['n_valid']} of {m['n_candidates']} candidates valid: "
+        f"Spearman of the total cost {_fmt(m['pooled']['total']['spearman'])} pooled, per subject "
+        f"median {_fmt(per['median_spearman_total'])} (lowest {_fmt(per['min_spearman_total'])}); "
+        f"{overlap}. Spearman 1 = the simulated order, 0 = chance{reference}"
+    )

@@ -348,7 +348,19 @@ def concatenate(parts: Sequence[SurrogateDataset]) -> SurrogateDataset:
 def _read_manifest(folder: Path) -> dict[str, Any]:
     path = folder / MANIFEST
     if not path.is_file():
-        raise InvalidInputError(f"no {MANIFEST}; is this a surrogate data set folder?", str(folder))
+        if not folder.exists():
+            problem = (
+                f"does not exist (no {MANIFEST}); give a data-set folder written by "
+                "`surrogate generate --out`"
+            )
+        elif (folder / "metadata.json").is_file() and (folder / "model.safetensors").is_file():
+            problem = (
+                "holds trained weights (metadata.json, model.safetensors), not a data set: give "
+                "--data the folder `surrogate generate --out` wrote (and the weights to --weights)"
+            )
+        else:
+            problem = f"no {MANIFEST}; is this a surrogate data set folder?"
+        raise InvalidInputError(problem, str(folder))
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:

@@ -587,10 +587,13 @@ def generate_dataset(
         def advance(done: int, bar: tqdm = bar) -> None:
             bar.update(done - bar.n)
 
-        shard = generate_group(subjects, out / "work", settings, true_regional, true_g, advance)
-        bar.close()
+        try:  # closed on an interruption too: its message then starts on a line of its own
+            shard = generate_group(subjects, out / "work", settings, true_regional, true_g, advance)
+        finally:
+            bar.close()
         shard.info = info
         append_shard(shard, out, name=f"{name}.npz", info=info)
+        _remove_group_work(out / "work", ids)
         report.groups_done.append(group)
         report.candidates += shard.n_candidates
         if log:
@@ -603,6 +606,22 @@ def generate_dataset(
         record_generated_subjects(out, settings.n_subjects)
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _remove_group_work(work: Path, ids: Sequence[str]) -> None:
+    """Delete the checkpoints and candidate summaries of a group whose shard is saved: the shard
+    holds all of it and a rerun skips the group, so they would only double the data set's size
+    (an interruption before this leaves them; nothing reads them again). ``work`` goes when
+    empty."""
+    import shutil
+
+    for folder in [work / sid for sid in ids] + [work / "summaries" / "_".join(ids)]:
+        shutil.rmtree(folder, ignore_errors=True)
+    for folder in (work / "summaries", work):
+        try:
+            folder.rmdir()  # only when empty: other groups' work stays
+        except OSError:
+            pass
 
 
 def _prior_record(with_myelin: bool) -> dict[str, Any]:
@@ -656,9 +675,14 @@ def _check_same_generation(
         if k != "n_subjects" and json.dumps(stored.get(k)) != json.dumps(current.get(k))
     )
     if differ:
+
+        def values(d: dict[str, Any]) -> str:
+            return ", ".join(f"{k} {json.dumps(d.get(k))}" for k in differ)
+
         raise InvalidInputError(
-            f"holds a data set generated with other settings ({', '.join(differ)}); generate "
-            "into another folder (adding subjects with --subjects is allowed)",
+            f"holds a data set generated with other settings ({', '.join(differ)}): it has "
+            f"{values(stored)}, this run {values(current)}; generate into another folder, or "
+            "continue it with its settings (adding subjects with --subjects is allowed)",
             str(out),
         )
 

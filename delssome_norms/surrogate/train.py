@@ -463,8 +463,9 @@ def prediction_metrics(
     dict
         ``pooled``: {term or "total": {"pearson", "spearman"}} over all valid candidates;
         ``per_subject``: {"spearman_total": list, "median_spearman_total", "min_spearman_total"};
-        ``top10_overlap`` and ``top10_chance``; ``n_candidates``, ``n_valid``, ``n_subjects``,
-        ``mae`` per term.
+        ``top10_overlap`` and ``top10_chance`` (its expectation for a random ranking, 10 / size
+        averaged over the same generations; NaN, like the overlap, when no generation has more
+        than 10 candidates); ``n_candidates``, ``n_valid``, ``n_subjects``, ``mae`` per term.
     """
     pred = np.asarray(pred, dtype=np.float64)
     true = np.asarray(true, dtype=np.float64)
@@ -484,6 +485,9 @@ def prediction_metrics(
     finite_ps = [v for v in per_subject if np.isfinite(v)]
     n_gen = int(generation.max()) + 1 if len(generation) else 1
     group_sizes = np.unique(subject.astype(np.int64) * n_gen + generation, return_counts=True)[1]
+    # chance over the generations the overlap is averaged over (more than 10 candidates): with
+    # 10 or fewer every candidate is in the top 10 and "10 / size" exceeds 1
+    group_sizes = group_sizes[group_sizes > 10]
     return {
         "n_candidates": len(pred),
         "n_valid": int(valid.sum()),
@@ -499,7 +503,7 @@ def prediction_metrics(
             "min_spearman_total": float(np.min(finite_ps)) if finite_ps else math.nan,
         },
         "top10_overlap": top_k_overlap(pred_total, true_total, subject, generation, k=10),
-        "top10_chance": float(10 / np.median(group_sizes)) if len(group_sizes) else math.nan,
+        "top10_chance": float(np.mean(10 / group_sizes)) if len(group_sizes) else math.nan,
     }
 
 
