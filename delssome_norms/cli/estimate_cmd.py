@@ -16,6 +16,11 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
     """
     fit_group = p.add_argument_group("fit")
     options.add_fit_options(fit_group, options.FIT_OPTIONS)
+    options.add_threads_option(
+        fit_group,
+        "CPU threads of the simulator and torch (default: torch's, one per core; with "
+        "--executor dask this process only)",
+    )
     fit_group.add_argument("--quiet", action="store_true", help="no progress bars")
     fit_group.add_argument(
         "--overwrite",
@@ -53,6 +58,7 @@ def settings_from_args(args: argparse.Namespace, device_here: bool = True):
     from delssome_norms.model.devices import parse_device
     from delssome_norms.surrogate import SURROGATE_BACKEND
 
+    options.set_threads(getattr(args, "threads", None))
     if device_here:
         check_device(args.device)
     else:
@@ -65,7 +71,32 @@ def settings_from_args(args: argparse.Namespace, device_here: bool = True):
     check_mode(args.mode, args.weights, SURROGATE_BACKEND)
     if args.weights is not None and args.mode != "surrogate":
         raise InvalidInputError("--weights only applies with --mode surrogate", "--weights")
-    return with_weights_identity(options.fit_settings_from_args(args), SURROGATE_BACKEND)
+    settings = with_weights_identity(options.fit_settings_from_args(args), SURROGATE_BACKEND)
+    if settings.mode == "surrogate":
+        print(weights_line(settings.surrogate_weights))
+    return settings
+
+
+def weights_line(weights: str | None) -> str:
+    """One line naming the surrogate weights a fit uses: folder, digest and what they cover."""
+    from delssome_norms.surrogate import load_pretrained
+
+    model = load_pretrained(weights)
+    meta = model.metadata
+    cover = meta.get("timing") or {}
+    ranges = [
+        f"{name} {lo:g}-{hi:g} s" if lo != hi else f"{name} {lo:g} s"
+        for name, key in (("TR", "tr_range"), ("scans", "scan_length_range"))
+        if key in cover
+        for lo, hi in [cover[key]]
+    ]
+    trained = f"trained for {', '.join(ranges)}" if ranges else "no recorded timing"
+    digest = str(meta.get("weights_sha256", ""))[:12]
+    default = "" if weights else "default "
+    return (
+        f"surrogate weights ({default}{model.path}): sha256 {digest}..., {trained}, "
+        f"{meta.get('n_regions', '?')} regions ({meta.get('atlas', 'atlas not recorded')})"
+    )
 
 
 def register(subparsers) -> None:

@@ -318,3 +318,24 @@ def defer(parser: argparse.ArgumentParser, add: Callable[[argparse.ArgumentParse
         parser._deferred.append(add)
     else:
         add(parser)
+
+
+def _threads(value: str) -> int:
+    """``--threads``: a number of CPU threads, at least 1."""
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError("--threads must be >= 1")
+    return n
+
+
+def add_threads_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup, help: str) -> None:
+    """``--threads N`` (validated by :func:`_threads`; default None: torch's own count)."""
+    parser.add_argument("--threads", type=_threads, default=None, metavar="N", help=help)
+
+
+def set_threads(n: int | None) -> None:
+    """Use ``n`` CPU threads in torch and the simulator's kernels (None: leave the default)."""
+    if n is not None:
+        import torch
+
+        torch.set_num_threads(n)

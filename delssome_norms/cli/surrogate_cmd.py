@@ -100,13 +100,6 @@ LOW_SPEARMAN = 0.5
 candidates little better than chance (the shipped weights: 0.88, pretrained/README.md)."""
 
 
-def _threads(value: str) -> int:
-    n = int(value)
-    if n < 1:
-        raise argparse.ArgumentTypeError("--threads must be >= 1")
-    return n
-
-
 def _add_generate_options(g: argparse.ArgumentParser) -> None:
     """``surrogate generate`` options from GenerateSettings (help: FitSettings' where shared)."""
     from delssome_norms.fit import FitSettings
@@ -137,7 +130,7 @@ def _add_train_options(t: argparse.ArgumentParser) -> None:
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     """``--threads`` and ``--quiet`` of a long-running action."""
-    parser.add_argument("--threads", type=_threads, default=None, help="torch CPU threads")
+    options.add_threads_option(parser, "torch CPU threads")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -205,15 +198,8 @@ def register(subparsers) -> None:
     e.add_argument("--weights", default=None, help="pretrained folder (default: shipped weights)")
     e.add_argument("--out", default=None, help="write the metrics JSON here")
     e.add_argument("--device", default="cpu", help="device of the network (default cpu)")
-    e.add_argument("--threads", type=_threads, default=None, help="torch CPU threads")
+    options.add_threads_option(e, "torch CPU threads")
     e.set_defaults(func=run_evaluate)
-
-
-def _set_threads(n: int | None) -> None:
-    if n is not None:
-        import torch
-
-        torch.set_num_threads(n)
 
 
 def run_generate(args: argparse.Namespace) -> int:
@@ -221,7 +207,7 @@ def run_generate(args: argparse.Namespace) -> int:
     from delssome_norms.errors import InvalidInputError
     from delssome_norms.surrogate.generate import GenerateSettings, generate_dataset
 
-    _set_threads(args.threads)
+    options.set_threads(args.threads)
     settings = options.settings_from_args(GenerateSettings, args, GENERATE_OPTIONS, GENERATE_HELP)
     sc = sc_source = None
     if args.sc is not None:
@@ -392,7 +378,7 @@ def run_train(args: argparse.Namespace) -> int:
     from delssome_norms.surrogate.train import TrainSettings, train_surrogate
     from delssome_norms.surrogate.train_checkpoint import saved_epochs
 
-    _set_threads(args.threads)
+    options.set_threads(args.threads)
     check_device(args.device)
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():  # before the work, not after it
@@ -516,7 +502,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from delssome_norms.surrogate.pretrained import load_pretrained
     from delssome_norms.surrogate.train import evaluate_model
 
-    _set_threads(args.threads)
+    options.set_threads(args.threads)
     check_device(args.device)
     if args.out:
         io.check_out_file(args.out, "--out")  # before the work, not after it

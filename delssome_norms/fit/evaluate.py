@@ -20,6 +20,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
@@ -417,15 +418,20 @@ def apply_rate_gate(out: SimulatedCandidates, band: tuple[float, float]) -> Simu
 
 
 def with_weights_identity(settings: FitSettings, surrogate: SurrogateBackend | None) -> FitSettings:
-    """``settings`` with ``surrogate_weights_sha256`` filled in for ``mode="surrogate"``.
+    """``settings`` with ``surrogate_weights_sha256`` filled in for ``mode="surrogate"`` and the
+    weights folder as an absolute path.
 
     Results and checkpoints record the weights by content: a weights folder retrained in place
     keeps its name, and results of the old weights must not be reused for the new ones.
     """
     if settings.mode != "surrogate" or surrogate is None:
         return settings
+    weights = settings.surrogate_weights
     return replace(
-        settings, surrogate_weights_sha256=surrogate.weights_sha256(settings.surrogate_weights)
+        settings,
+        # run.json names the folder wherever the command ran (None: the default weights)
+        surrogate_weights=str(Path(weights).resolve()) if weights else None,
+        surrogate_weights_sha256=surrogate.weights_sha256(weights),
     )
 
 
