@@ -322,9 +322,14 @@ def defer(parser: argparse.ArgumentParser, add: Callable[[argparse.ArgumentParse
 
 def _threads(value: str) -> int:
     """``--threads``: a number of CPU threads, at least 1."""
-    n = int(value)
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
     if n < 1:
-        raise argparse.ArgumentTypeError("--threads must be >= 1")
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of CPU threads, at least 1; got {value!r}"
+        )
     return n
 
 

@@ -544,9 +544,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     metrics = evaluate_model(surrogate.model, data, device=args.device)
     # which weights on which data: a metrics file must say what it measured
     identity = {
-        "weights": str(Path(surrogate.path).absolute()),
+        "weights": str(Path(surrogate.path).resolve()),
         "weights_sha256": surrogate.metadata.get("weights_sha256"),
-        "data": str(Path(args.data).absolute()),
+        "data": str(Path(args.data).resolve()),
     }
     metrics = io.strict_json({**identity, **metrics})
     text = json.dumps(metrics, indent=2, allow_nan=False)  # NaN (undefined metric) is null

@@ -470,20 +470,33 @@ def sites_mix_sexes(site_codes: np.ndarray, female: np.ndarray, n_sites: int) ->
     return bool(((n_female > 0) & (n_female < n_site)).any())
 
 
-def check_ages(values, input_name: str = "age_in_years") -> np.ndarray:
+def check_ages(values, input_name: str = "age_in_years", *, allow_missing: bool = False) -> np.ndarray:
     """Check ages in years: present, numeric, non-negative and below 120.
+
+    ``allow_missing``: empty cells (NaN, ``n/a``) pass as NaN; text that is not a number still
+    does not. A cell written with a decimal comma (``30,5``) is named as such.
 
     Returns
     -------
     ndarray of float64, same length as ``values``.
     """
-    ages = pd.to_numeric(pd.Series(list(values)), errors="coerce").to_numpy(dtype=np.float64)
-    missing = np.flatnonzero(~np.isfinite(ages))
+    raw = pd.Series(list(values), dtype=object)
+    ages = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(ages)
+    if allow_missing:  # an empty cell passes, text that is not a number does not
+        bad &= (raw.notna() & (raw.astype(str).str.strip() != "")).to_numpy()
+    missing = np.flatnonzero(bad)
     if missing.size:
+        what = "not a number" if allow_missing else "missing or not a number"
+        shown = [repr(str(v).strip()) for v in raw.iloc[missing[:3]] if not pd.isna(v)]
         raise InvalidInputError(
-            f"age is missing or not a number in row(s) {_fmt_rows(missing)}", input_name
+            f"age is {what} in row(s) {_fmt_rows(missing)}"
+            + (f" ({', '.join(shown)})" if shown else "")
+            + _decimal_comma_hint(raw),
+            input_name,
         )
-    negative = np.flatnonzero((ages < 0) | (ages > MAX_AGE_YEARS))
+    with np.errstate(invalid="ignore"):
+        negative = np.flatnonzero((ages < 0) | (ages > MAX_AGE_YEARS))
     if negative.size:
         raise InvalidInputError(
             f"age must be between 0 and {MAX_AGE_YEARS:g} years; row(s) {_fmt_rows(negative)} "
@@ -491,6 +504,20 @@ def check_ages(values, input_name: str = "age_in_years") -> np.ndarray:
             input_name,
         )
     return ages
+
+
+def _decimal_comma_hint(raw: pd.Series) -> str:
+    """``; '30,5' is written with a decimal comma: ...`` for the first such cell, else ''."""
+    from delssome_norms.io.decimal_comma import _DECIMAL_COMMA
+
+    for value in raw:
+        if isinstance(value, str) and _DECIMAL_COMMA.fullmatch(value.strip()):
+            point = value.strip().replace(",", ".")
+            return (
+                f"; {value.strip()!r} is written with a decimal comma: write ages with a decimal "
+                f"point ({point})"
+            )
+    return ""
 
 
 def check_subject_id(subject_id, input_name: str = "subject_id") -> str:

@@ -24,7 +24,6 @@ import pandas as pd
 
 from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.io.checks import (
-    MAX_AGE_YEARS,
     check_ages,
     check_timing,
     check_unique_ids,
@@ -130,9 +129,10 @@ def read_demographics(
     Raises
     ------
     InvalidInputError
-        Besides :func:`prepare_demographics`'s: a session folder whose person has no row, or
-        whose session has no age (neither in ``path`` nor in its sessions.tsv); an unreadable
-        sessions.tsv or one without ``session_id`` or with an age out of range.
+        Besides :func:`prepare_demographics`'s: a session folder whose session has no age
+        (neither in ``path`` nor in its sessions.tsv); an unreadable sessions.tsv or one without
+        ``session_id`` or with an age out of range. (Sessions of a person without a row are
+        left out, as any folder the table does not list.)
     """
     from delssome_norms.io.readers import read_table  # (it imports this module)
 
@@ -146,6 +146,8 @@ def read_demographics(
     if not _has_sessions(people, folders, root):
         return prepare_demographics(people, name)  # the table as it is, its own ages required
     prepare_demographics(people, name, age=False)  # ids, sex, site, timing: the file's rows
+    if "age_in_years" in people:  # ages given: checked with the file's own row numbers
+        check_ages(people["age_in_years"], f"{name}: column age_in_years", allow_missing=True)
     rows = _session_rows(people, folders, root, name)
     return prepare_demographics(rows, f"{name} (its rows matched to the result folders)")
 
@@ -174,18 +176,7 @@ def read_sessions(path: Path) -> pd.DataFrame:
     if twice:
         raise InvalidInputError(f"lists session(s) {', '.join(twice)} more than once", str(path))
     if "age_in_years" in table:
-        ages = pd.to_numeric(table["age_in_years"], errors="coerce")
-        bad = np.flatnonzero(
-            (table["age_in_years"].notna() & ages.isna()).to_numpy()
-            | ((ages < 0) | (ages > MAX_AGE_YEARS)).to_numpy()
-        )
-        if bad.size:
-            shown = ", ".join(f"{table['age_in_years'].iloc[i]} (row {i + 1})" for i in bad[:5])
-            raise InvalidInputError(
-                f"age must be a number between 0 and {MAX_AGE_YEARS:g} years (or n/a); got {shown}",
-                str(path),
-            )
-        table["age_in_years"] = ages
+        table["age_in_years"] = check_ages(table["age_in_years"], str(path), allow_missing=True)
     return table.drop(columns="session_id").set_axis(labels.to_list())
 
 
@@ -229,7 +220,7 @@ def _session_rows(people: pd.DataFrame, folders: set[str], root: Path, name: str
             tables[person] = read_sessions(path) if path.is_file() else None
         return tables[person]
 
-    out, replaced, taken, shared, left_out = [], set(), [], [], []
+    out, replaced, taken, shared, left_out, unnamed = [], set(), [], [], [], []
     for i, (sid, person) in enumerate(zip(ids, people.to_dict("records"))):
         person["age_in_years"] = people_ages.iloc[i]
         table = sessions(sid)
@@ -246,7 +237,9 @@ def _session_rows(people: pd.DataFrame, folders: set[str], root: Path, name: str
             if label is None and table is not None and sid in folders and sid not in sessions_of:
                 if len(table) == 1:
                     label = table.index[0]  # the only session of a person's folder
-                elif np.isnan(person["age_in_years"]):
+                elif not np.isnan(person["age_in_years"]):
+                    unnamed.append(f"{sid} ({len(table)} sessions in {where})")
+                else:
                     raise InvalidInputError(
                         f"{sid} has no age, and its results folder names no session while "
                         f"{where} lists {len(table)} ({', '.join(table.index[:4])}): give {sid} an "
@@ -278,6 +271,15 @@ def _session_rows(people: pd.DataFrame, folders: set[str], root: Path, name: str
                 shared.append(folder)
             out.append(row)
     _warn_sessions(sessions_of, (taken, replaced), shared, left_out, (name, root))
+    if unnamed:
+        warnings.warn(
+            f"{len(unnamed)} result folder(s) name no session while their sessions.tsv lists "
+            f"several, so they take the age of {name}: {', '.join(unnamed[:5])}"
+            f"{' ...' if len(unnamed) > 5 else ''}; add a row named as the session "
+            "(sub-<label>_ses-<label>) to choose its age",
+            InputWarning,
+            stacklevel=4,
+        )
     return pd.DataFrame(out, columns=list(dict.fromkeys([*people.columns, *_columns(out)])))
 
 

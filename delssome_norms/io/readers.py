@@ -550,7 +550,8 @@ def read_table(path: PathLike, required: Sequence[str] = (), tabs: bool = False)
         sep = "\t" if tabs and "\t" in header and tsv else ","
         try:
             # IDs are text: "001" must stay "001" (a folder name), never become the number 1
-            ids = {"subject_id": str, "participant_id": str}
+            # (BIDS session labels too: "01" of sub-01_ses-01)
+            ids = {"subject_id": str, "participant_id": str, "session_id": str}
             table = pd.read_csv(_stdio.StringIO(text), sep=sep, dtype=ids, **_EXACT_FLOATS)
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
             what = "tab-separated" if sep == "\t" else "CSV"

@@ -114,15 +114,6 @@ def table_ages(table: pd.DataFrame, source: str) -> np.ndarray:
     try:
         return check_ages(table["age_in_years"].tolist(), name)
     except InvalidInputError as err:
-        text = table["age_in_years"].astype(str).str.strip()
-        comma = text[text.str.fullmatch(r"\d+,\d+")]
-        if not comma.empty:  # a spreadsheet of a comma-decimal locale: name it
-            raise InvalidInputError(
-                f"{err.problem}; {comma.iloc[0]!r} is written with a decimal comma: write ages "
-                f"with a decimal point ({comma.iloc[0].replace(',', '.')}) and separate columns "
-                "with commas",
-                name,
-            ) from None
         ages = pd.to_numeric(table["age_in_years"], errors="coerce").to_numpy(dtype=np.float64)
         ages = ages[np.isfinite(ages)]
         if ages.size and ages.min() >= 0 and MAX_AGE_YEARS < ages.max() <= 12 * MAX_AGE_YEARS:

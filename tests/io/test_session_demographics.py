@@ -188,8 +188,11 @@ def test_sessions_beside_another_demographics_file_with_bids_dir(tmp_path):
     ("text", "match"),
     [
         ("session_id\tage\nses-1\t30\n1\t31\n", r"lists session\(s\) 1 more than once"),
-        ("session_id\tage\nses-1\t30\nses-2\tthirty\n", r"got thirty \(row 2\)"),
-        ("session_id\tage\nses-1\t130\n", r"between 0 and 120 years .* got 130"),
+        (
+            "session_id\tage\nses-1\t30\nses-2\tthirty\n",
+            r"age is not a number in row\(s\) 2 \('thirty'\)",
+        ),
+        ("session_id\tage\nses-1\t130\n", r"between 0 and 120 years; row\(s\) 1 have 130"),
         ("ses\tage\nses-1\t30\n", r"missing required column\(s\) session_id"),
     ],
 )
@@ -220,3 +223,48 @@ def test_collect_cli_bids_dir_option(tmp_path, capsys):
     assert "4 subjects (2 people)" in capsys.readouterr().out
     table = pd.read_csv(tmp_path / "t.csv")
     assert table["age_in_years"].tolist() == list(SESSION_AGES.values())
+
+
+def test_bare_zero_padded_session_labels_match_their_folders(tmp_path):
+    """``session_id`` ``01`` (no ``ses-``) is a label, matched as text to ``sub-01_ses-01``: read
+    as the number 1 it matched nothing and every session silently took its person's age."""
+    folders = ["sub-01_ses-01", "sub-01_ses-02"]
+    _fits(tmp_path / "fits", folders)
+    people = "participant_id\tage\tsex\nsub-01\t30\tF\n"
+    demo = _bids(tmp_path / "bids", people, {"sub-01": "session_id\tage\n01\t30.2\n02\t32.4\n"})
+    code, said = _collect_cli(tmp_path, demo)
+    assert code == 0
+    table = pd.read_csv(tmp_path / "t.csv")
+    np.testing.assert_array_equal(table["age_in_years"].to_numpy(), [30.2, 32.4])
+    assert not any("share one age" in w for w in said)
+
+
+def test_a_folder_naming_no_session_among_several_is_said(tmp_path):
+    """``sub-01`` (one fMRI session, so prepare named no session) with a sessions.tsv of two:
+    the person's age is used, and the warning says so and how to choose."""
+    _fits(tmp_path / "fits", ["sub-01"])
+    people = "participant_id\tage\tsex\nsub-01\t30\tF\n"
+    demo = _bids(tmp_path / "bids", people, {"sub-01": "session_id\tage\nses-1\t30\nses-2\t36.5\n"})
+    code, said = _collect_cli(tmp_path, demo)
+    assert code == 0
+    assert pd.read_csv(tmp_path / "t.csv")["age_in_years"].tolist() == [30.0]
+    (w,) = [w for w in said if "name no session" in w]
+    assert "sub-01 (2 sessions in" in w and "sub-<label>_ses-<label>" in w
+
+
+def test_bad_person_age_is_named_with_the_files_row(tmp_path, capsys):
+    """Row numbers are those of participants.tsv, not of the rows after sessions were matched."""
+    _fits(tmp_path / "fits", SESSIONS)
+    people = "participant_id\tage\tsex\nsub-01\t30\tF\nsub-02\t150\tM\n"
+    code, _ = _collect_cli(tmp_path, _bids(tmp_path / "bids", people, TWO_SESSIONS))
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "row(s) 2 have 150" in err and "participants.tsv" in err
+
+
+def test_decimal_comma_age_is_named_in_demographics(tmp_path, capsys):
+    _fits(tmp_path / "fits", ["sub-01"])
+    demo = _write(tmp_path / "bids" / "participants.tsv", "participant_id\tage\tsex\nsub-01\t30,5\tF\n")
+    code, _ = _collect_cli(tmp_path, demo)
+    assert code == 2
+    assert "'30,5' is written with a decimal comma" in capsys.readouterr().err
