@@ -28,7 +28,9 @@ def register(subparsers) -> None:
         description="Each run (frames x regions; TSV or CSV, also .gz, NPY or one-array NPZ) "
         "gives an FC and an FCD-CDF with "
         "the simulator's own code; several runs are combined by a Fisher-z average of FC and the "
-        "mean of the CDFs. Writes <id>_FC.csv (N x N) and <id>_FCD_CDF.csv (10000 x 1), header-less. "
+        "mean of the CDFs. Writes <id>_FC.csv (N x N) and <id>_FCD_CDF.csv (10000 x 1), header-less "
+        "(the FC of another atlas, or of some DK68 regions, gets the runs' region names as header "
+        "row and first column, which estimate-ei and cohort match to the SC and maps by name). "
         "A header row of region names (lh_precentral, ctx-lh-precentral, L_precentral, ...) is "
         "matched to DK68 by name (a prefix shared by all names, e.g. an atlas name, is ignored; "
         "unknown, corpuscallosum and medial-wall columns are dropped) and the columns put in DK68 "
@@ -107,30 +109,74 @@ def register(subparsers) -> None:
 
 
 def _prepare_runs(paths, tr: float, args, need: int):
+    """The runs (matched by name: runs naming their regions in other orders are put in the
+    first run's), their FC and FCD-CDF, and the region names to write with the FC
+    (:func:`_names_to_write`)."""
     from delssome_norms.fit.fc_regime import warn_fc_regime
     from delssome_norms.fit.subject import empirical_statistics
-    from delssome_norms.io import read_timeseries_runs
+    from delssome_norms.io.named_regions import match_inputs, take_regions
+    from delssome_norms.io.timeseries import read_timeseries_named
 
-    runs = read_timeseries_runs(paths, min_frames=need, drop_na_frames=args.drop_na_frames)
-    fc, cdf = empirical_statistics(runs, tr, args.fcd_window, sources=paths)
+    read = read_timeseries_named(paths, min_frames=need, drop_na_frames=args.drop_na_frames)
+    names, orders = match_inputs({str(p): r for p, r in zip(paths, read)})
+    runs = [
+        take_regions(r.values, orders[str(p)], 1) if str(p) in orders else r.values
+        for p, r in zip(paths, read)
+    ]
+    fc, cdf = empirical_statistics(runs, tr, args.fcd_window, sources=paths, regions=names)
     warn_fc_regime(fc, ";".join(map(str, paths)))  # GSR? the files are written all the same
-    return runs, fc, cdf
+    return runs, fc, cdf, _names_to_write(names)
+
+
+def _names_to_write(names) -> tuple[str, ...] | None:
+    """The region names an FC is written with: None for none or all 68 DK68 regions (the
+    reference code's header-less layout, whose order is DK68's by contract); another atlas's
+    names, or a subset of DK68's (e.g. one hemisphere), otherwise."""
+    from delssome_norms.io.regions import DK68_REGIONS
+
+    if names is None or tuple(names) == tuple(DK68_REGIONS):
+        return None
+    return tuple(str(n) for n in names)
 
 
 MAX_FCD_WINDOW = 100_000
 """Largest ``--fcd-window`` [frames] accepted (a 10-h scan at TR 0.36 s)."""
 
 
-def write_pair(fc: np.ndarray, cdf: np.ndarray, fc_path: Path, cdf_path: Path) -> None:
+def write_pair(
+    fc: np.ndarray,
+    cdf: np.ndarray,
+    fc_path: Path,
+    cdf_path: Path,
+    names: tuple[str, ...] | None = None,
+) -> None:
     """Write a subject's FC (N x N) and FCD-CDF (bins,) so that they always belong together:
     ``estimate-ei`` fits the two files as one subject, and a Ctrl-C, crash or full disk between
     two plain writes would leave a new FC beside the FCD-CDF of an earlier run in the same
     folder (:func:`delssome_norms.io.write_together`: at worst an FC without its FCD-CDF, which
-    every reader refuses as a missing file)."""
+    every reader refuses as a missing file). With ``names`` the FC gets them as header row and
+    first column (as ``pd.DataFrame(fc, index=names, columns=names).to_csv``), which the FC
+    readers match to an SC and maps by name; without, it is header-less (reference layout)."""
     from delssome_norms import io
 
-    io.write_together(
-        [(fc_path, lambda p: io.write_matrix(fc, p)), (cdf_path, lambda p: io.write_matrix(cdf, p))]
+    def fc_write(p: Path) -> None:
+        if names is None:
+            io.write_matrix(fc, p)
+            return
+        import pandas as pd
+
+        table = pd.DataFrame(fc, index=list(names), columns=list(names))
+        io.write_text(table.to_csv(float_format="%.17g", lineterminator="\n"), p)
+
+    io.write_together([(fc_path, fc_write), (cdf_path, lambda p: io.write_matrix(cdf, p))])
+
+
+def _names_note(names: tuple[str, ...], where: str) -> str:
+    """What ``prepare`` does with another atlas's region names."""
+    return (
+        f"region names of the time series ({names[0]!r}, ...; {len(names)} regions) kept: "
+        f"{where} FC has them as header row and first column, so estimate-ei and cohort match "
+        "it to an SC and maps by name"
     )
 
 
@@ -265,6 +311,55 @@ def _other_widths(prepared: dict, subjects: dict, folder) -> list[dict[str, str]
     return out
 
 
+def _common_order(prepared: dict, subjects: dict) -> list[dict[str, str]]:
+    """Put every subject's FC in the region order of the first subject whose time series name
+    their regions (one :class:`InputWarning` lists the subjects reordered), so that a cohort's
+    FCs are in one order. Subjects naming other regions, or none beside named ones (their
+    column order is unknown), are removed from ``prepared`` and returned as failures."""
+    import warnings
+
+    from delssome_norms.errors import InputWarning, InvalidInputError
+    from delssome_norms.io.named_regions import align_names, take_regions
+
+    named = [sid for sid, v in prepared.items() if v[4] is not None]
+    if not named:
+        return []
+    ref, ref_names = named[0], prepared[named[0]][4]
+    moved, out = [], []
+    for sid in list(prepared):
+        names = prepared[sid][4]
+        if sid == ref:
+            continue
+        if names is None:
+            reason = (
+                f"{sid}: its time series have no header of region names, while {ref}'s name "
+                f"their regions ({ref_names[0]!r}, ...), so its column order cannot be matched "
+                "to theirs: give every subject's time series the same header of region names"
+            )
+        else:
+            try:
+                _, _, orders = align_names({ref: ref_names, sid: names}, "subject's time series")
+            except InvalidInputError as err:
+                reason = f"{sid}: {err.problem}"
+            else:
+                if orders[sid] is not None:
+                    tr, frames, fc, cdf, _ = prepared[sid]
+                    prepared[sid] = (tr, frames, take_regions(fc, orders[sid]), cdf, ref_names)
+                    moved.append(sid)
+                continue
+        prepared.pop(sid)
+        out.append({"subject_id": sid, "file": "; ".join(map(str, subjects[sid])), "reason": reason})
+    if moved:
+        warnings.warn(
+            f"{len(moved)} subject(s) list the regions of {ref} in another column order "
+            f"({', '.join(moved[:5])}{' ...' if len(moved) > 5 else ''}): their FCs are put in "
+            f"{ref}'s order by name, so every FC written is in one region order",
+            InputWarning,
+            stacklevel=3,
+        )
+    return out
+
+
 def _listed(failures: list[dict[str, str]]) -> str:
     """'sub-02 (reason); sub-03 (reason); sub-04 (reason) ...' for an error line."""
     shown = "; ".join(f"{f['subject_id']} ({f['reason']})" for f in failures[:3])
@@ -298,11 +393,12 @@ def _prepare_bids(args: argparse.Namespace, out) -> int:
     for sid, paths in subjects.items():
         try:  # keep FC, CDF and frame counts, not the runs (memory: many subjects)
             tr = runs_tr(paths, args.tr, sid)
-            runs, fc, cdf = _prepare_runs(paths, tr, args, min_frames(tr, args.fcd_window))
-            prepared[sid] = (tr, [r.shape[0] for r in runs], fc, cdf)
+            runs, fc, cdf, names = _prepare_runs(paths, tr, args, min_frames(tr, args.fcd_window))
+            prepared[sid] = (tr, [r.shape[0] for r in runs], fc, cdf, names)
         except (InvalidInputError, OSError) as err:
             failed.append(_failure(sid, paths, err))
     failed += _other_widths(prepared, subjects, args.bids_dir)
+    failed += _common_order(prepared, subjects)
     failed.sort(key=lambda f: f["subject_id"])
     failures_path = out / FAILURES_TABLE
     if failed and (not args.skip_failed or not prepared):
@@ -330,8 +426,8 @@ def _prepare_bids(args: argparse.Namespace, out) -> int:
         for name in (f"{f['subject_id']}_FC.csv", f"{f['subject_id']}_FCD_CDF.csv")
         if (out / name).is_file()
     ]
-    for sid, (tr, frames, fc, cdf) in prepared.items():
-        write_pair(fc, cdf, out / f"{sid}_FC.csv", out / f"{sid}_FCD_CDF.csv")
+    for sid, (tr, frames, fc, cdf, names) in prepared.items():
+        write_pair(fc, cdf, out / f"{sid}_FC.csv", out / f"{sid}_FCD_CDF.csv", names)
         # the simulation has one length: runs of different lengths give their mean, in frames
         n_frames = round(sum(frames) / len(frames))
         if len(set(frames)) > 1:
@@ -356,12 +452,21 @@ def _prepare_bids(args: argparse.Namespace, out) -> int:
     else:  # a rerun that prepares every subject leaves no failures table of an earlier one
         io.write_together([manifest, (failures_path, None)])
     several = sum(r["n_runs"] > 1 for r in rows)
+    n_regions = next(iter(prepared.values()))[2].shape[0]
+    sc_column = (
+        ", after adding an sc column naming each subject's SC of this atlas" if n_regions != 68 else ""
+    )
     print(
         f"{len(rows)} subject(s) from {args.bids_dir} -> {out}"
         + (f" ({several} with several runs averaged: n_runs in the manifest)" if several else "")
-        + f"; cohort manifest {out / 'manifest.csv'} (next: delssome-norms cohort --manifest "
-        f"{shlex.quote(str(out / 'manifest.csv'))})"
+        + f"; cohort manifest {out / 'manifest.csv'} (next{sc_column}: delssome-norms cohort "
+        f"--manifest {shlex.quote(str(out / 'manifest.csv'))})"
     )
+    named = next((v[4] for v in prepared.values() if v[4] is not None), None)
+    if named is not None:
+        print(_names_note(named, "each subject's"))
+    if n_regions != 68:
+        print(_atlas_note(n_regions, f"an sc column in {out / 'manifest.csv'}", named is not None))
     if uneven:
         print(
             f"runs of different lengths: the scan length simulated is their mean number of frames "
@@ -512,24 +617,39 @@ def run(args: argparse.Namespace) -> int:
     if from_sidecar:
         print(f"TR {args.tr:g} s from the runs' JSON sidecars (RepetitionTime)")
     need = min_frames(args.tr, args.fcd_window)
-    runs, fc, cdf = _prepare_runs(args.timeseries, args.tr, args, need)
+    runs, fc, cdf, names = _prepare_runs(args.timeseries, args.tr, args, need)
     prefix = f"{args.subject_id}_" if args.subject_id else ""
-    write_pair(fc, cdf, out / f"{prefix}FC.csv", out / f"{prefix}FCD_CDF.csv")
+    write_pair(fc, cdf, out / f"{prefix}FC.csv", out / f"{prefix}FCD_CDF.csv", names)
     frames = ", ".join(str(r.shape[0]) for r in runs)
     print(
         f"{len(runs)} run(s) ({frames} frames) x {fc.shape[0]} regions -> {out / (prefix + 'FC.csv')}, "
         f"{out / (prefix + 'FCD_CDF.csv')}"
     )
+    if names is not None:
+        print(_names_note(names, "the"))
     if fc.shape[0] != 68:  # DK68: the shipped SC and maps
-        print(
-            f"{fc.shape[0]} regions, not DK68's 68: estimate-ei and cohort need an SC and maps of "
-            "this atlas (--sc ...); for DK68 columns plus aparc's unknown, corpus callosum or "
-            "medial wall, give the file a header row of region names: those are then dropped"
-        )
+        print(_atlas_note(fc.shape[0], "--sc YOUR_SC.csv", header=names is not None))
     print(_window_note(args.tr, args.fcd_window))
     frames_per_run = [r.shape[0] for r in runs]
     print(_fit_hint(out, prefix, frames_per_run, args.tr, args.fcd_window, fc.shape[0]))
     return 0
+
+
+def _atlas_note(n_regions: int, sc_where: str, header: bool) -> str:
+    """What a fit of an atlas other than DK68 needs: its SC (the template is DK68's); maps are
+    optional (without them the FC gradient is used)."""
+    note = (
+        f"{n_regions} regions, not DK68's 68: estimate-ei and cohort need an SC of this atlas "
+        f"({sc_where}; the template SC is DK68's); myelin and gradient maps of it are optional "
+        "(without them the FC's principal gradient is used: estimate-ei the subject's, cohort the "
+        "group-average FC's)"
+    )
+    if not header:
+        note += (
+            "; for DK68 columns plus aparc's unknown, corpus callosum or medial wall, give the "
+            "file a header row of region names: those are then dropped"
+        )
+    return note
 
 
 def _fit_hint(

@@ -175,7 +175,12 @@ def _check_files(args: argparse.Namespace, n: int | None, fc_range: bool = True)
     from delssome_norms import io
     from delssome_norms.errors import InvalidInputError
     from delssome_norms.io.named_inputs import read_fc_named
-    from delssome_norms.io.named_regions import match_inputs, read_map_named, read_square
+    from delssome_norms.io.named_regions import (
+        labelled_names,
+        match_inputs,
+        read_map_named,
+        read_square,
+    )
     from delssome_norms.io.named_regions import take_regions as take
     from delssome_norms.io.timeseries import read_timeseries_named
 
@@ -234,7 +239,7 @@ def _check_files(args: argparse.Namespace, n: int | None, fc_range: bool = True)
     if fc_range:
         _warn_fc_range(args, value)
     if names is not None:
-        first = next(iter(entries))
+        first = next(iter(labelled_names(entries)))  # the file the names came from
         moved = f"; put in its order: {', '.join(orders)}" if orders else ""
         print(f"ok  region names: {len(names)}, matched by name across the files as in {first}{moved}")
     return checked

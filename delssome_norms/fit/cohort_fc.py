@@ -189,7 +189,8 @@ def _computed(plan: Any, maps: str) -> CohortGradient | None:
         if order is not None:
             r[ORDER_KEY] = order
     averaged = tuple(s for s in read if s not in refused)
-    return CohortGradient(default_gradient(fisher_z_mean(np.stack(fcs))), order, averaged)
+    names = None if order is None else order[1]  # the reference subject's region names
+    return CohortGradient(default_gradient(fisher_z_mean(np.stack(fcs)), names), order, averaged)
 
 
 def _record(g: CohortGradient) -> dict[str, Any]:

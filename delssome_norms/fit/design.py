@@ -30,6 +30,8 @@ GRADIENT_SPARSITY = 0.9
 """Fraction of each FC row set to zero before the affinity (BrainSpace default: keep the top 10 %)."""
 DIFFUSION_ALPHA = 0.5
 """Anisotropic diffusion parameter of the diffusion map (BrainSpace default)."""
+DK68_N = 68
+"""Regions of the DK68 atlas, the only one with shipped maps."""
 
 
 def _thresholded_rows(fc: np.ndarray, sparsity: float) -> np.ndarray:
@@ -82,23 +84,47 @@ def _connected(affinity: np.ndarray) -> bool:
     return connected_components(affinity > 0, directed=False)[0] == 1
 
 
-def _per_hemisphere_gradient(
-    affinity: np.ndarray, alpha: float, hemisphere: np.ndarray
-) -> np.ndarray | None:
-    """Principal component of each hemisphere's own affinity graph, aligned across hemispheres.
-
-    For an affinity graph that falls apart exactly into the two hemispheres (each connected, the
-    same number of regions, homologous regions in the same order, as in DK68). Each hemisphere's
-    component is z-scored; the right one's sign is chosen so that it correlates positively with
-    the left one region by region. None if the graph does not split that way.
-    """
+def _halves(hemisphere: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Left and right regions' indices when the hemispheres have the same number (>= 3) of
+    regions, homologous regions taken to be in the same order (as in DK68); else None."""
     left, right = (
         np.flatnonzero(hemisphere == hemisphere.min()),
         np.flatnonzero(hemisphere == hemisphere.max()),
     )
     if left.size != right.size or left.size < 3 or left.size + right.size != hemisphere.size:
         return None
-    if affinity[np.ix_(left, right)].any() or not all(
+    return left, right
+
+
+def _mirrored(component: np.ndarray, hemisphere: np.ndarray) -> bool:
+    """Whether a component runs in opposite directions in the two hemispheres: its values in
+    the right hemisphere correlate at most ``-HEMISPHERE_CORR_MAX`` with the left's, region by
+    homologous region (equal halves only)."""
+    halves = _halves(hemisphere)
+    if halves is None:
+        return False
+    left, right = component[halves[0]], component[halves[1]]
+    if left.std() == 0 or right.std() == 0:
+        return False
+    return bool(np.corrcoef(left, right)[0, 1] <= -HEMISPHERE_CORR_MAX)
+
+
+def _per_hemisphere_gradient(
+    affinity: np.ndarray, alpha: float, hemisphere: np.ndarray, apart: bool = True
+) -> np.ndarray | None:
+    """Principal component of each hemisphere's own affinity graph, aligned across hemispheres.
+
+    For hemispheres of the same number of regions, homologous regions in the same order (as in
+    DK68), each hemisphere's graph connected; with ``apart`` the graph must also have no edge
+    between the hemispheres. Each hemisphere's component is z-scored; the right one's sign is
+    chosen so that it correlates positively with the left one region by region. None if the
+    graph does not split that way.
+    """
+    halves = _halves(hemisphere)
+    if halves is None:
+        return None
+    left, right = halves
+    if (apart and affinity[np.ix_(left, right)].any()) or not all(
         _connected(affinity[np.ix_(h, h)]) for h in (left, right)
     ):
         return None
@@ -137,9 +163,12 @@ def diffusion_gradient(
 
     A disconnected affinity graph (whose principal component would only separate its parts) is
     refused. With ``hemisphere`` given, a component that mainly separates the hemispheres
-    (|r| >= :data:`HEMISPHERE_CORR_MAX` with the indicator) is skipped for the next one, with an
-    :class:`~delssome_norms.errors.InputWarning`; if the first :data:`CANDIDATE_COMPONENTS` all
-    do, the FC is refused.
+    (|r| >= :data:`HEMISPHERE_CORR_MAX` with the indicator), or that runs in opposite directions
+    in them (equal halves: homologous regions correlate <= -:data:`HEMISPHERE_CORR_MAX`), is
+    skipped for the next one, with an :class:`~delssome_norms.errors.InputWarning`; if the first
+    :data:`CANDIDATE_COMPONENTS` all are, the gradient is computed in each hemisphere and aligned
+    (equal halves, each connected), else the FC is refused. A graph that falls apart into the two
+    hemispheres gets that per-hemisphere gradient too.
 
     Parameters
     ----------
@@ -155,7 +184,9 @@ def diffusion_gradient(
     alpha : float, default 0.5
         Anisotropic diffusion parameter.
     hemisphere : ndarray of shape (N,), optional
-        Hemisphere indicator (e.g. 0 left, 1 right); for DK68 see :func:`dk68_hemisphere`.
+        Hemisphere indicator (e.g. 0 left, 1 right); for DK68 see :func:`dk68_hemisphere`, for
+        an atlas whose region names say the hemisphere
+        :func:`~delssome_norms.datasets.hemispheres.hemisphere_from_names`.
 
     Returns
     -------
@@ -195,26 +226,42 @@ def diffusion_gradient(
         raise InvalidInputError(
             f"the FC affinity graph falls apart into {n_parts} disconnected parts (for a whole "
             "brain usually the two hemispheres), so its principal component would only separate "
-            "them; give a gradient map or use the default maps",
+            f"them; {_remedy(fc.shape[0])}",
             "FC",
         )
     k = 0
     if hemisphere is not None:
         hemi = np.asarray(hemisphere, dtype=np.float64)
         r = np.array([abs(np.corrcoef(comps[:, c], hemi)[0, 1]) for c in range(n_comp)])
-        ok = np.flatnonzero(r < HEMISPHERE_CORR_MAX)
+        mirrored = np.array([_mirrored(comps[:, c], hemi) for c in range(n_comp)])
+        ok = np.flatnonzero((r < HEMISPHERE_CORR_MAX) & ~mirrored)
+        why = (
+            f"separates the hemispheres (|r| {r[0]:.2f})"
+            if r[0] >= HEMISPHERE_CORR_MAX
+            else "runs in opposite directions in the two hemispheres"
+        )
+        if ok.size == 0:
+            g = _per_hemisphere_gradient(affinity, alpha, hemi, apart=False)
+            if g is not None:
+                warnings.warn(
+                    f"the principal FC component {why}, and none of the next {n_comp - 1} "
+                    "follows the same order in both hemispheres: the gradient is computed in "
+                    "each hemisphere and aligned between homologous regions",
+                    InputWarning,
+                    stacklevel=2,
+                )
+                return _orient(g, None if sensory_mask is None else np.asarray(sensory_mask, bool))
         if ok.size == 0:
             raise InvalidInputError(
                 f"each of the first {n_comp} FC gradient components separates the hemispheres "
-                f"(|r| with the hemisphere {', '.join(f'{v:.2f}' for v in r)}); give a gradient "
-                "map or use the default maps",
+                f"or runs in opposite directions in them (|r| with the hemisphere "
+                f"{', '.join(f'{v:.2f}' for v in r)}); {_remedy(fc.shape[0])}",
                 "FC",
             )
         k = int(ok[0])
         if k > 0:
             warnings.warn(
-                f"the principal FC component separates the hemispheres (|r| {r[0]:.2f}); "
-                f"component {k + 1} is used as the gradient",
+                f"the principal FC component {why}; component {k + 1} is used as the gradient",
                 InputWarning,
                 stacklevel=2,
             )
@@ -227,9 +274,19 @@ def diffusion_gradient(
     return _orient(g, mask)
 
 
+def _remedy(n_regions: int) -> str:
+    """What to do instead of the FC gradient: the shipped maps exist for DK68 only."""
+    if n_regions == DK68_N:
+        return "give myelin and gradient maps, or use the shipped DK68 maps (--maps default)"
+    return (
+        f"give myelin and gradient maps of this {n_regions}-region atlas (--myelin and "
+        "--gradient, or a manifest's myelin and gradient columns; the shipped maps are DK68's)"
+    )
+
+
 def dk68_hemisphere(n_regions: int) -> np.ndarray | None:
     """Hemisphere indicator (0 left, 1 right) of the DK68 order, None for other atlases."""
-    if n_regions != 68:
+    if n_regions != DK68_N:
         return None
     return np.repeat([0.0, 1.0], 34)
 

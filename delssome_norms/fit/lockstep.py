@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from delssome_norms.datasets import region_classes
+from delssome_norms.datasets.hemispheres import hemisphere_from_names
 from delssome_norms.datasets.maps import load_default_maps
 from delssome_norms.errors import InputWarning, InvalidInputError, MembersChangedWarning
 from delssome_norms.fit import uncertainty
@@ -173,10 +174,19 @@ def sensory_mask(n_regions: int) -> np.ndarray | None:
     return classes == "sensory" if len(classes) == n_regions else None
 
 
-def default_gradient(fc: np.ndarray) -> np.ndarray:
-    """FC gradient of the ``"fc-gradient"`` maps option (DK68-oriented, hemisphere-checked)."""
+def default_gradient(fc: np.ndarray, regions: Sequence[str] | None = None) -> np.ndarray:
+    """FC gradient of the ``"fc-gradient"`` maps option (DK68-oriented, hemisphere-checked).
+
+    The hemisphere guard of :func:`~delssome_norms.fit.design.diffusion_gradient` gets each
+    region's hemisphere from ``regions`` (the FC's region names, in its row order) when every
+    name says it (:func:`~delssome_norms.datasets.hemispheres.hemisphere_from_names`), else
+    from the DK68 order for 68 regions; otherwise the gradient is not hemisphere-checked.
+    """
     n = fc.shape[0]
-    return diffusion_gradient(fc, sensory_mask(n), hemisphere=dk68_hemisphere(n))
+    hemi = None if regions is None or len(regions) != n else hemisphere_from_names(regions)
+    if hemi is None:
+        hemi = dk68_hemisphere(n)
+    return diffusion_gradient(fc, sensory_mask(n), hemisphere=hemi)
 
 
 def build_space(
@@ -202,7 +212,7 @@ def build_space(
     elif fallback_gradient is not None:
         gradient, source = fallback_gradient, "cohort FC"
     else:
-        gradient, source = default_gradient(subject.fc), "subject FC"
+        gradient, source = default_gradient(subject.fc, subject.regions), "subject FC"
     x = design_matrix(gradient, myelin, warn=False)
     fic_sc = np.asarray(scale_sc(np.asarray(subject.sc, dtype=np.float64)))
     space = Parameterisation(

@@ -567,11 +567,16 @@ def check_unique_ids(ids: Sequence, input_name: str = "subject_id", as_folders: 
         raise InvalidInputError(f"duplicate subject_id(s): {', '.join(names)}", input_name)
 
 
-def check_timeseries(ts, input_name: str = "timeseries", min_frames: int = 2) -> np.ndarray:
+def check_timeseries(
+    ts, input_name: str = "timeseries", min_frames: int = 2, named: bool = False
+) -> np.ndarray:
     """Check regional BOLD time series of shape (frames, regions).
 
-    Rejects NaN frames, constant regions, runs with fewer than ``min_frames`` frames and arrays
-    with fewer frames than regions (most likely transposed; their FC would be singular anyway).
+    Rejects NaN frames, constant regions and runs with fewer than ``min_frames`` frames. Without
+    ``named`` it also rejects arrays with fewer frames than regions (most likely transposed).
+    ``named``: the columns were named by a header row, so the orientation is known and a short
+    run of a fine atlas (Glasser-360 or Schaefer-400 with 180-300 frames) is accepted; its FC is
+    rank-deficient but still a correlation matrix.
     """
     _refuse_complex(ts, input_name)
     arr = np.asarray(ts, dtype=np.float64)
@@ -591,13 +596,14 @@ def check_timeseries(ts, input_name: str = "timeseries", min_frames: int = 2) ->
     if rows < min_frames:
         raise InvalidInputError(
             f"has {rows} frames; at least {min_frames} are needed (two FCD windows)"
-            + (transposed if cols > rows else ""),
+            + (transposed if cols > rows and not named else ""),
             input_name,
         )
-    if rows < cols:
+    if rows < cols and not named:
         raise InvalidInputError(
             f"has fewer rows ({rows}) than columns ({cols}): regions x frames (transposed?); "
-            "expected frames (rows) x regions (columns): transpose it (numpy: ts.T)",
+            "expected frames (rows) x regions (columns): transpose it (numpy: ts.T); a run with "
+            "fewer frames than regions is read from a table whose header row names the regions",
             input_name,
         )
     const = np.flatnonzero(np.ptp(arr, axis=0) == 0)

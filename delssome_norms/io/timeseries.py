@@ -9,7 +9,9 @@ a first column of frame numbers or times. Files without names are taken in atlas
 frames can be dropped within limits (:data:`MAX_DROPPED_FRAMES`); fewer than
 :data:`MIN_REGIONS` regions are refused. A header of some DK68 regions only (e.g. one
 hemisphere) is an atlas of those regions, in DK68 order; another atlas's names are kept
-(:func:`read_timeseries_named`) and runs are matched by them.
+(:func:`read_timeseries_named`) and runs are matched by them. A run whose header names its
+regions may have fewer frames than regions (a fine atlas, a short scan); a header-less one is
+refused as likely transposed.
 """
 
 from __future__ import annotations
@@ -292,11 +294,10 @@ def _read_run(
             arr = arr[~na]
     if names is not None and arr.ndim == 2:
         rows_n, cols_n = arr.shape
-        if rows_n < min_frames or rows_n < cols_n:
-            need = max(min_frames, cols_n)
+        if rows_n < min_frames:  # named columns: fewer frames than regions is no transposition
             raise InvalidInputError(
-                f"has {rows_n} frames of {cols_n} named regions; at least {need} are needed "
-                "(two FCD windows, and as many frames as regions for an FC): a longer scan",
+                f"has {rows_n} frames of {cols_n} named regions; at least {min_frames} are "
+                "needed (two FCD windows): a longer scan",
                 name,
             )
         const = np.flatnonzero(np.ptp(np.nan_to_num(arr), axis=0) == 0)
@@ -308,9 +309,11 @@ def _read_run(
             )
         order, dk_names = dk_order(names, _atlas_names(regions), name)
         arr = arr[:, order]
-        checked = check_timeseries(arr, input_name=name, min_frames=min_frames)
+        checked = check_timeseries(arr, input_name=name, min_frames=min_frames, named=True)
         return Named(checked, dk_names, "dk", not is_numbering(order))
-    checked = check_timeseries(arr, input_name=name, min_frames=min_frames)
+    # another atlas's names in a header row: the orientation is known (short runs of a fine
+    # atlas pass); numbering (0 ... N-1) may be a transposed run's frame numbers
+    checked = check_timeseries(arr, input_name=name, min_frames=min_frames, named=kind == "own")
     if kind in ("own", "numbered"):
         return Named(checked, tuple(header), kind)
     return Named(checked)
