@@ -431,7 +431,9 @@ def _check_fit_sc(record, sc_raw, sc_name: str, given: str | None) -> None:
 
 def _compare_with_fit(record, means) -> str:
     """Compare the simulation with the fit's EI_ratio.csv: the end of the summary line (or a
-    warning when they differ)."""
+    warning when they differ). The fit's E/I is the winner's times ``exp(level_shift_log)``."""
+    import math
+
     import numpy as np
     import pandas as pd
 
@@ -449,9 +451,21 @@ def _compare_with_fit(record, means) -> str:
     cols = ("S_E", "S_I", "EI_ratio")
     if any(c not in fit.columns for c in cols) or len(fit) != len(means["S_E"]):
         return f"; {path} is not a fit's EI_ratio.csv of these regions: not compared"
-    if all(np.array_equal(fit[c].to_numpy(dtype=np.float64), means[c]) for c in cols):
+    shift = record.level_shift_log
+    ours = {**means, "EI_ratio": np.asarray(means["EI_ratio"]) * math.exp(shift)}
+    if shift == 0.0 and all(np.array_equal(fit[c].to_numpy(dtype=np.float64), ours[c]) for c in cols):
         return f"; S_E, S_I and E/I identical to the fit's {path}"
-    worst = max(largest_relative_difference(means[c], fit[c].to_numpy(dtype=np.float64)) for c in cols)
+    same = all(np.array_equal(fit[c].to_numpy(dtype=np.float64), ours[c]) for c in cols[:2])
+    if (
+        same
+        and largest_relative_difference(ours["EI_ratio"], fit["EI_ratio"].to_numpy(dtype=np.float64))
+        < 1e-12
+    ):
+        return (
+            f"; S_E and S_I identical to the fit's {path}, whose E/I is this E/I times "
+            f"{math.exp(shift):.4g} (its level centred in the near-optimal set)"
+        )
+    worst = max(largest_relative_difference(ours[c], fit[c].to_numpy(dtype=np.float64)) for c in cols)
     warnings.warn(
         f"the simulation differs from the fit's {path} (largest relative difference {worst:.3g}): "
         "another device, engine or CPU than the fit's (the C++ kernel is compiled for this "

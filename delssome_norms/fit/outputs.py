@@ -4,7 +4,9 @@ Per subject (reference-code layout, docs/science.md §5, plus an uncertainty col
 
 * ``EI_ratio.csv`` — region_index, region, EI_ratio, S_E, S_I, r_E, EI_ratio_sd, EI_ratio_lo,
   EI_ratio_hi (the 90 % interval, :mod:`delssome_norms.fit.uncertainty`), fit_flagged,
-  fit_flag_reasons (the subject's fit-quality verdict, the same in every row)
+  fit_flag_reasons (the subject's fit-quality verdict, the same in every row). EI_ratio is the
+  estimate: the winner's test-stage E/I with its level centred in the near-optimal set
+  (``run.json`` ``ei_interval.level_shift_log``); S_E, S_I and r_E are the winner's own
 * ``best_parameters.csv`` — region_index, region, wEE, wEI, sigma, G
 * ``fit_quality.csv`` — stage (train/val/test), corr_loss, l1_loss, ks_loss, total_loss
 * ``run.json`` — versions, seed, settings, timing, search summary, wall times and the run

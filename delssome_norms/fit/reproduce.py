@@ -61,6 +61,10 @@ class WinnerRecord:
     combined : bool
         The fit's E/I combines several searches' best candidates (``--combine mean``): its
         ``EI_ratio.csv`` is not the winner's simulation alone.
+    level_shift_log : float
+        ``EI_ratio.csv``'s E/I is the winner's times ``exp(level_shift_log)`` (the level centred
+        in the near-optimal set, :mod:`delssome_norms.fit.uncertainty`); S_E, S_I and r_E are the
+        winner's own.
     engine_used : str or None
         The engine the fit's simulations ran on (``settings.engine_used``: "kernel", "triton" or
         "torch"; None for fits stored before it was recorded).
@@ -80,6 +84,7 @@ class WinnerRecord:
     sc_template: bool
     combined: bool
     engine_used: str | None = None
+    level_shift_log: float = 0.0
 
     @property
     def folder(self) -> Path:
@@ -190,7 +195,22 @@ def read_winner_record(path: str | Path, option: str = "--from-run") -> WinnerRe
         sc_template=pipeline_sc.startswith("template"),
         combined=len(result.get("ensemble_test_batch_rows") or []) >= 2,
         engine_used=_engine_used(settings.get("engine_used"), p, option),
+        level_shift_log=_level_shift(doc, p, option),
     )
+
+
+def _level_shift(doc: dict, path: Path, option: str) -> float:
+    """``ei_interval.level_shift_log``: the log factor between the winner's simulated E/I and the
+    level-centred E/I of ``EI_ratio.csv`` (0 for fits without it: written before the centring,
+    or without an interval)."""
+    value = _get(doc, "ei_interval.level_shift_log")
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidInputError(
+            f"{path}: ei_interval.level_shift_log must be a finite number, got {value!r}", option
+        )
+    return float(value)
 
 
 def _engine_used(value: Any, path: Path, option: str) -> str | None:

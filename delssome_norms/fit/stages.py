@@ -660,11 +660,15 @@ def subject_result(
     ei_ratio = mean_valid(ratio)
     s_e, s_i, r_e = (mean_valid(test[k]) for k in ("s_e", "s_i", "r_e"))
     profile = member.checkpoint.load_stage("profile") if interval else None
-    spread = uncertainty.log_spread(test, w, profile)
+    members = _ensemble_rows(val, order, usable) if combine == "mean" else None
+    # one search's estimate: the level at the centre of the near-optimal set (the winner is one
+    # member the data cannot rank); an ensemble's is the searches' mean, centred by itself;
+    # without the interval (no profile, no noise floor) the winner's own E/I
+    centre = profile is not None and (members is None or len(members) < 2)
+    spread = uncertainty.log_spread(test, w, profile, center=centre)
+    ei_ratio = ei_ratio * math.exp(spread["level_shift_log"])
     ensemble_info: dict[str, Any] = {}
-    members: list[int] | None = None
-    if combine == "mean":
-        members = _ensemble_rows(val, order, usable)
+    if members is not None:
         ensemble_info = {
             "combine": "mean",
             "ensemble_searches": [int(val["search"][order[j]]) for j in members],

@@ -38,7 +38,7 @@ def test_spread_of_a_test_fallback_winner_is_centred_on_it() -> None:
     test = _stage([np.nan, 1.0, 1.0], [[1.0, 1.0], [2.0, 4.0], [2.2, 4.0]])
     test["valid"][0] = False
     test["s_e"][0] = np.nan
-    spread = unc.log_spread(test, 1, None)
+    spread = unc.log_spread(test, 1, None, center=False)
     level = math.log(3.1 / 3.0)  # mean E/I 3.1 of row 2 against the winner's 3.0
     assert spread["near_optimal_test"] == 1 and spread["mean"] == pytest.approx(level)
     np.testing.assert_allclose(spread["region"], [math.log(1.1), level], rtol=1e-12)
@@ -50,7 +50,7 @@ def test_one_duplicate_has_no_noise_floor_and_ranks_only_ties() -> None:
     profile["dup_total"] = profile["corr"][:, None].copy()
     profile["kind"] = np.array([unc.KIND_WINNER, unc.KIND_AXIS, unc.KIND_AXIS])
     profile["position"] = np.array([0.0, 1.0, -1.0])
-    spread = unc.log_spread(test, 0, profile)
+    spread = unc.log_spread(test, 0, profile, center=False)
     assert math.isnan(spread["noise_floor_sd"]) and spread["tolerance"] == 0.0
     # the tie (2.4) is in the set, the point costing 1e-9 more (4.0) is not; no duplicate noise
     assert spread["near_optimal_profile"] == 1 and spread["dup_se_log_mean"] == 0.0

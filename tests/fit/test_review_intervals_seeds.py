@@ -108,10 +108,12 @@ def test_run_json_records_the_seed_and_row_that_reproduce_the_test_stage(fit: Pa
         s_e, s_i, ratio = _resimulate(fit / sid, run["seeds"]["test"], run["test_batch_row"])
         np.testing.assert_array_equal(s_e, ei["S_E"].to_numpy())  # bit for bit
         np.testing.assert_array_equal(s_i, ei["S_I"].to_numpy())
-        np.testing.assert_allclose(ratio, ei["EI_ratio"].to_numpy(), rtol=1e-12)
+        # the E/I is the winner's with its level centred in the near-optimal set
+        shift = _strict((fit / sid / "run.json").read_text())["ei_interval"]["level_shift_log"]
+        np.testing.assert_allclose(ratio * math.exp(shift), ei["EI_ratio"].to_numpy(), rtol=1e-12)
     # the row matters: b's parameters simulated as row 0 (``simulate --seed``) get other noise
     _, _, ratio0 = _resimulate(fit / "b", run["seeds"]["test"], 0)
-    assert np.max(np.abs(ratio0 / ei["EI_ratio"].to_numpy() - 1)) > 1e-4
+    assert np.max(np.abs(ratio0 * math.exp(shift) / ei["EI_ratio"].to_numpy() - 1)) > 1e-4
 
 
 def test_a_winner_with_a_non_finite_e_i_is_not_used(fit: Path, tmp_path: Path) -> None:
@@ -136,7 +138,8 @@ def test_a_winner_with_a_non_finite_e_i_is_not_used(fit: Path, tmp_path: Path) -
     assert "test_fallback" in run["fit_quality"]["reasons"]
     assert run["result"]["test_batch_row"] == 1
     expected = (test["s_e"][1] / test["s_i"][1]).mean(axis=0)
-    np.testing.assert_allclose(ei["EI_ratio"].to_numpy(), expected, rtol=1e-12)
+    shift = run["ei_interval"]["level_shift_log"]  # the level centred in the near-optimal set
+    np.testing.assert_allclose(ei["EI_ratio"].to_numpy(), expected * math.exp(shift), rtol=1e-12)
     # the profile re-simulated that candidate (row 0 of its profile stage)
     profile = np.load(out / "checkpoint" / "profile.npz")
     np.testing.assert_array_equal(profile["candidates"][0], run["result"]["coefficients"])
@@ -171,7 +174,7 @@ def test_a_finite_fit_has_no_missing_interval() -> None:
 def test_a_non_finite_region_of_the_winner_does_not_spoil_the_others() -> None:
     test = _stage([1.0, 1.0], [[2.0, 3.0, 4.0], [2.1, 3.0, 4.0]])
     test["s_e"][0, 1, 1] = np.nan  # one duplicate of the winner, region 1
-    spread = unc.log_spread(test, 0, None)
+    spread = unc.log_spread(test, 0, None, center=False)
     # the mean's spread over the regions the winner has: (2.1 + 4) / 2 against (2 + 4) / 2
     level = math.log(3.05 / 3.0)
     assert spread["mean"] == pytest.approx(level)
@@ -182,7 +185,7 @@ def test_a_non_finite_region_of_the_winner_does_not_spoil_the_others() -> None:
 def test_a_near_optimal_candidate_with_a_non_finite_region_counts_in_the_others() -> None:
     test = _stage([1.0, 1.0], [[2.0, 3.0, 4.0], [2.1, 3.0, 4.0]])
     test["s_e"][1, 0, 1] = np.nan  # candidate 1 is as good as the winner; region 1 is NaN
-    spread = unc.log_spread(test, 0, None)
+    spread = unc.log_spread(test, 0, None, center=False)
     # it was dropped from the set (spread 0 everywhere); now region 0 moves by 5 %, the mean's
     # spread leaves it out, and it is counted as a partial member
     assert spread["near_optimal_test"] == 1 and spread["near_optimal_partial"] == 1
@@ -196,10 +199,10 @@ def test_a_profile_whose_winner_row_is_not_finite_is_reported_as_unused() -> Non
     profile["dup_total"] = np.array([[np.nan] * 3, [1.0, 1.1, 0.9]])
     profile["kind"] = np.array([unc.KIND_WINNER, unc.KIND_AXIS])
     profile["position"] = np.array([0.0, 1.0])
-    spread = unc.log_spread(test, 0, profile)
+    spread = unc.log_spread(test, 0, profile, center=False)
     assert spread["profile_used"] is False and spread["near_optimal_profile"] == 0
     good = {**profile, "corr": np.array([1.0, 1.0])}
-    assert unc.log_spread(test, 0, good)["profile_used"] is True
+    assert unc.log_spread(test, 0, good, center=False)["profile_used"] is True
 
 
 # ---- what the interval guarantees ---------------------------------------------------------------
@@ -221,7 +224,7 @@ def test_bounds_bracket_the_point_and_zero_spread_gives_the_point() -> None:
     assert (lo[s == 0] == point[s == 0]).all() and (hi[s == 0] == point[s == 0]).all()
     # all-equal candidates: no spread, so the interval is the calibrated floor alone
     test = _stage([1.0, 1.0, 1.0], [[2.0, 3.0]] * 3)
-    spread = unc.log_spread(test, 0, None)
+    spread = unc.log_spread(test, 0, None, center=False)
     assert spread["mean"] == 0.0 and (spread["region"] == 0.0).all()
     lo, hi, block = unc.interval_block(
         np.array([2.0, 3.0]), spread, "euler", {**CAL, "floor_region": 0.1, "floor_mean": 0.2}
@@ -235,7 +238,7 @@ def test_float32_stages_give_the_float64_interval() -> None:
     test["s_e"] = test["s_e"] * np.exp(np.array([-0.05, 0.0, 0.05]))[None, :, None]
     test["corr"] = np.array([1.0, 1.0, 1.5])
     t32 = {k: (v.astype(np.float32) if v.dtype == np.float64 else v) for k, v in test.items()}
-    s64, s32 = unc.log_spread(test, 0, None), unc.log_spread(t32, 0, None)
+    s64, s32 = unc.log_spread(test, 0, None, center=False), unc.log_spread(t32, 0, None, center=False)
     np.testing.assert_allclose(s32["region"], s64["region"], rtol=1e-5)
     # independent: candidate 1 moves region 0 by log(1.1); duplicates' SE of log E/I 0.05 / sqrt 3
     se = 0.05 / math.sqrt(3)

@@ -43,12 +43,47 @@ def _stage(costs, ratios, n_dup=2, dup_noise=None):
 def test_spread_is_the_farthest_near_optimal_candidate() -> None:
     # winner E/I 2 and 4 in two regions; candidate 1 within the (zero) tolerance, 2 not
     test = _stage([1.0, 1.0, 1.5], [[2.0, 4.0], [2.5, 4.0], [1.0, 1.0]])
-    spread = unc.log_spread(test, 0, None)
+    spread = unc.log_spread(test, 0, None, center=False)
     level = abs(math.log(6.5 / 2 / 3.0))  # mean E/I 3.25 vs 3
     assert spread["mean"] == pytest.approx(level)
     # region 0 moves more than the level, region 1 not at all: it keeps the level's spread
     np.testing.assert_allclose(spread["region"], [math.log(2.5 / 2.0), level], atol=1e-12)
     assert spread["near_optimal_test"] == 1
+
+
+def test_level_is_centred_in_the_near_optimal_set() -> None:
+    """The estimate's level is the midpoint of the set's mean levels (winner included), and the
+    spreads are taken about it: half the set's range for the mean, the farthest member from the
+    centred point per region."""
+    # mean levels: winner 3, near-optimal members 3 * 1.2 and 3 * 0.95; a far one (cost 2) not
+    test = _stage(
+        [1.0, 1.0, 1.0, 2.0],
+        [[2.0, 4.0], [2.4, 4.8], [1.9, 3.8], [6.0, 6.0]],
+    )
+    spread = unc.log_spread(test, 0, None)
+    lo, hi = math.log(0.95), math.log(1.2)
+    assert spread["level_shift_log"] == pytest.approx((lo + hi) / 2)
+    assert spread["mean"] == pytest.approx((hi - lo) / 2)
+    # every member moves both regions alike, so each region's spread is the mean's
+    np.testing.assert_allclose(spread["region"], (hi - lo) / 2, rtol=1e-12)
+    # the winner alone: no shift, no spread
+    alone = unc.log_spread(_stage([1.0, 2.0], [[2.0, 4.0], [3.0, 3.0]]), 0, None)
+    assert alone["level_shift_log"] == 0.0 and alone["mean"] == 0.0
+    # center=False: about the winner, as before
+    old = unc.log_spread(test, 0, None, center=False)
+    assert old["level_shift_log"] == 0.0 and old["mean"] == pytest.approx(hi)
+
+
+def test_interval_is_centred_on_the_shifted_point() -> None:
+    test = _stage([1.0, 1.0], [[2.0, 4.0], [2.4, 4.8]])
+    spread = unc.log_spread(test, 0, None)
+    point = np.array([2.0, 4.0]) * math.exp(spread["level_shift_log"])
+    cal = {"k_region": 1.0, "k_mean": 1.0, "floor_region": 0.0, "floor_mean": 0.0}
+    lo, hi, block = unc.interval_block(point, spread, "euler", calibration=cal)
+    # the interval reaches exactly the winner (below) and the member (above)
+    np.testing.assert_allclose(lo, [2.0, 4.0], rtol=1e-12)
+    np.testing.assert_allclose(hi, [2.4, 4.8], rtol=1e-12)
+    assert block["level_shift_log"] == pytest.approx(0.5 * math.log(1.2))
 
 
 def test_profile_tolerance_comes_from_the_duplicates_noise() -> None:
@@ -57,7 +92,7 @@ def test_profile_tolerance_comes_from_the_duplicates_noise() -> None:
     profile["dup_total"] = np.array([[0.9, 1.0, 1.1], [1.0, 1.0, 1.0], [1.5, 1.5, 1.5]])
     profile["kind"] = np.array([unc.KIND_WINNER, unc.KIND_AXIS, unc.KIND_AXIS])
     profile["position"] = np.array([0.0, 1.0, -1.0])
-    spread = unc.log_spread(test, 0, profile)
+    spread = unc.log_spread(test, 0, profile, center=False)
     # pooled variance of one duplicate's cost: (0.01 + 0 + 0) / 3 rows; mean of 3 duplicates
     sd = math.sqrt(0.01 / 3 / 3)
     assert spread["noise_floor_sd"] == pytest.approx(sd)
@@ -79,7 +114,7 @@ def test_noise_floor_pools_the_points_and_skips_invalid_duplicates() -> None:
 def test_duplicate_noise_adds_in_quadrature() -> None:
     noise = [-0.1, 0.1]  # log S_E of the two duplicates: SE of the mean = 0.1 * sqrt(2) / sqrt(2)
     test = _stage([1.0, 1.0], [[2.0, 2.0], [2.0 * math.exp(0.3), 2.0]], dup_noise=noise)
-    spread = unc.log_spread(test, 0, None)
+    spread = unc.log_spread(test, 0, None, center=False)
     # level: mean E/I of candidate 1 vs the winner (the winner's duplicates give SE 0.1 for the
     # mean's log too, since every region of a duplicate moves together)
     level = math.hypot(math.log((2.0 * math.exp(0.3) + 2.0) / 4.0), 0.1)
