@@ -175,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
             args.params,
         )
     if args.sc is not None:
-        sc_raw, sc_name = io.read_sc(args.sc), f"the SC {args.sc}"
+        sc_raw, sc_name = _in_parameter_order(args.sc, regions, "SC"), f"the SC {args.sc}"
     else:
         from delssome_norms.datasets import load_default_template
 
@@ -195,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
             "--sc-max",
         )
     sc = scale_sc(sc_raw, max_value=args.sc_max)
-    fc_emp = io.read_fc(args.fc, n) if args.fc else None
+    fc_emp = _in_parameter_order(args.fc, regions, "FC", n) if args.fc else None
     cdf_emp = io.read_fcd_cdf(args.fcd_cdf) if args.fcd_cdf else None
     params = PFICParams(par["wEE"][None], par["wEI"][None], par["sigma"][None], [float(par["G"])])
     _check_step(params, sc, timing.dt, args.params)
@@ -601,6 +601,38 @@ class _progress:
 
     def __exit__(self, *exc) -> None:
         self.bar.close()
+
+
+def _in_parameter_order(path, regions: list[str] | None, what: str, n: int | None = None):
+    """The SC or FC at ``path``, checked, with its regions in the order of the parameters'
+    ``region`` column when both name their regions: reordered by name (with a warning), refused
+    when they name other regions. A file without names, or parameters without them, is taken as
+    it is (the parameters' order by contract)."""
+    import warnings
+
+    from delssome_norms.errors import InputWarning
+    from delssome_norms.io import checks, named_regions
+
+    named = named_regions.read_square(path, None, what)
+    values = named.values
+    if regions is None and named.kind == "own":
+        warnings.warn(
+            f"{path} names its regions but --params has no region column: taken in file order",
+            InputWarning,
+            stacklevel=2,
+        )
+    if regions is not None and named.names is not None and named.kind != "numbered":
+        _, _, orders = named_regions.align_names({"--params": regions, str(path): named.names}, "file")
+        order = orders[str(path)]
+        if order is not None:
+            warnings.warn(
+                f"{path}: its regions are put in the order of the parameters' region column, by name",
+                InputWarning,
+                stacklevel=2,
+            )
+            values = named_regions.take_regions(values, order)
+    check = checks.check_sc if what == "SC" else checks.check_fc
+    return check(values, n, input_name=str(path))
 
 
 def _parameter_regions(path, n: int) -> list[str] | None:
