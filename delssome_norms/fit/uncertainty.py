@@ -638,12 +638,11 @@ def log_spread(
     add(t_ratio[near_t], point)
     # the estimate's level is the centre of the set's range of mean levels, not the winner's
     # (one member of a set the data cannot rank); spreads are taken about that centre
-    finite_m = [d for d in devs_m if math.isfinite(d)]
-    shift = 0.5 * (max(finite_m) + min(finite_m)) if regions.any() and center else 0.0
+    shift = 0.5 * (max(devs_m) + min(devs_m)) if regions.any() and center else 0.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a region with no finite deviation
         set_r = np.nanmax(np.abs(np.stack(devs_r) - shift), axis=0)
-    set_m = float(np.max(np.abs(np.asarray(finite_m) - shift))) if regions.any() else math.nan
+    set_m = float(np.max(np.abs(np.asarray(devs_m) - shift))) if regions.any() else math.nan
     # duplicate noise of the winner's E/I (standard error of the mean over valid duplicates)
     ok = tv[winner]
     with np.errstate(invalid="ignore", divide="ignore"):

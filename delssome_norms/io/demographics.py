@@ -231,9 +231,9 @@ def _session_rows(people: pd.DataFrame, folders: set[str], root: Path, name: str
         else:  # no age, no folder of this person: a longitudinal person not fitted yet
             left_out.append(sid)
             continue
+        where = root / SESSIONS_FILE.format(sid)
         for folder in folders_here:
             label = entity(folder, "ses") if folder != sid else None
-            where = root / SESSIONS_FILE.format(sid)
             if label is None and table is not None and sid in folders and sid not in sessions_of:
                 if len(table) == 1:
                     label = table.index[0]  # the only session of a person's folder
@@ -270,16 +270,7 @@ def _session_rows(people: pd.DataFrame, folders: set[str], root: Path, name: str
             if label is not None and (own is None or _missing(own.get("age_in_years"))):
                 shared.append(folder)
             out.append(row)
-    _warn_sessions(sessions_of, (taken, replaced), shared, left_out, (name, root))
-    if unnamed:
-        warnings.warn(
-            f"{len(unnamed)} result folder(s) name no session while their sessions.tsv lists "
-            f"several, so they take the age of {name}: {', '.join(unnamed[:5])}"
-            f"{' ...' if len(unnamed) > 5 else ''}; add a row named as the session "
-            "(sub-<label>_ses-<label>) to choose its age",
-            InputWarning,
-            stacklevel=4,
-        )
+    _warn_sessions(sessions_of, (taken, replaced), (shared, unnamed), left_out, (name, root))
     return pd.DataFrame(out, columns=list(dict.fromkeys([*people.columns, *_columns(out)])))
 
 
@@ -295,18 +286,20 @@ def _columns(rows: list[dict]) -> list[str]:
 def _warn_sessions(
     sessions_of: dict[str, list[str]],
     taken: tuple[list[str], set[str]],
-    shared: list[str],
+    person_age: tuple[list[str], list[str]],
     left_out: list[str],
     where: tuple[str, Path],
 ) -> None:
     """One warning for the folders matched to their person's row or given their session's values
     (``taken``: those folders, the person's columns they replaced), one for sessions taking their
-    person's age, one for people left out (``where``: the table, the BIDS root)."""
+    person's age and one for folders naming no session among several (``person_age``), one for
+    people left out (``where``: the table, the BIDS root)."""
 
     def shown(ids: list[str]) -> str:
         return ", ".join(ids[:6]) + (f" (and {len(ids) - 6} more)" if len(ids) > 6 else "")
 
     name, root = where
+    shared, unnamed = person_age
     matched = [f for fs in sessions_of.values() for f in fs]
     folders, replaced = taken
     parts = []
@@ -329,6 +322,14 @@ def _warn_sessions(
             f"{len(shared)} session(s) have no age in their sub-<label>_sessions.tsv and take "
             f"their person's age from {name} (the sessions of one person then share one age): "
             f"{shown(shared)}",
+            InputWarning,
+            stacklevel=4,
+        )
+    if unnamed:
+        warnings.warn(
+            f"{len(unnamed)} result folder(s) name no session while their sessions.tsv lists "
+            f"several, so they take the age of {name}: {shown(unnamed)}; add a row named as the "
+            "session (sub-<label>_ses-<label>) to choose its age",
             InputWarning,
             stacklevel=4,
         )

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_bids_participants import N, _finish
+from test_bids_participants import _cohort as _fits
 
 from delssome_norms.cli.main import main
 from delssome_norms.errors import InputWarning, InvalidInputError
@@ -33,16 +33,6 @@ def _write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
-
-
-def _fits(root: Path, ids: list[str]) -> dict[str, float]:
-    """Finished results of ``ids``; returns each one's mean E/I."""
-    means = {}
-    for k, sid in enumerate(ids):
-        ei = 1.0 + 0.1 * np.arange(N) + 0.05 * k
-        _finish(root, sid, ei)
-        means[sid] = float(ei.mean())
-    return means
 
 
 def _bids(root: Path, participants: str, sessions: dict[str, str]) -> Path:
