@@ -464,7 +464,10 @@ def simulate_with_duplicates(
         terms = []
         for i, j in pairs:
             both = valid[:, i] & valid[:, j]
-            pair_losses = cost(Summary(fc[:, i], cdf[:, i], both), fc[:, j], cdf[:, j])
+            # an invalid duplicate's FC is NaN: the subject's data stand in (its loss is masked)
+            ref_fc = torch.where(both[:, None, None], fc[:, j], fc_emp.to(fc.dtype))
+            ref_cdf = torch.where(both[:, None], cdf[:, j], cdf_emp.to(cdf.dtype))
+            pair_losses = cost(Summary(fc[:, i], cdf[:, i], both), ref_fc, ref_cdf)
             terms.append(torch.stack(list(pair_losses)))
         stacked = torch.stack(terms).cpu().numpy()  # (pairs, 3, B)
         with warnings.catch_warnings():

@@ -11,12 +11,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fit_helpers import N_TINY, tiny_cdf, tiny_fc, tiny_sc, tiny_surrogate_weights
+from fit_helpers import N_TINY, tiny_cdf, tiny_fc, tiny_sc, tiny_surrogate_weights, tiny_timing
 
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.fit import CMAESSettings, FitSettings, fit_group
 from delssome_norms.fit import uncertainty as unc
-from delssome_norms.fit.parameterisation import Bounds, Parameterisation
+from delssome_norms.fit.evaluate import EulerEvaluator
+from delssome_norms.fit.parameterisation import Bounds, Parameterisation, RegionalParams
 from delssome_norms.fit.subject import SubjectInputs
 
 
@@ -270,6 +271,26 @@ def test_principal_step_is_one_sd_along_the_longest_axis() -> None:
     es = SimpleNamespace(C=c, sigma=0.5, sigma_vec=SimpleNamespace(scaling=np.array([1.0, 2.0, 4.0])))
     step = unc.principal_step(SimpleNamespace(es=es))
     np.testing.assert_allclose(np.abs(step), [0.0, 0.5 * 2.0 * 3.0, 0.0], atol=1e-12)
+
+
+def test_a_profile_point_the_step_cannot_integrate_is_invalid_not_an_error() -> None:
+    """A profile point whose Euler step is unstable (its duplicates' FC is NaN) is marked invalid
+    with NaN costs; its neighbours keep theirs (it was scored as an 'empirical' FC and refused)."""
+    timing = tiny_timing(scan=72.0)
+    ev = EulerEvaluator(tiny_fc(level=0.2)[None], tiny_cdf(0)[None], tiny_sc(), timing, n_dup=2)
+    n = N_TINY
+    regional = [
+        RegionalParams(
+            wEE=np.full((2, n), 2.0), wEI=np.array([[2.5] * n, [10.0] * n]),
+            sigma=np.full((2, n), 0.005), G=np.array([0.5, 0.5]),
+        )
+    ]  # fmt: skip
+    with pytest.warns(Warning, match="unstable at the fixed point"):
+        out = unc.simulate_with_duplicates(ev, regional, np.zeros(2, dtype=np.int64), 7, timing)
+    assert out["valid"].tolist() == [[True, True], [False, False]]
+    assert np.isnan(out["pair_corr"][1]) and np.isnan(out["dup_total"][1]).all()
+    assert np.isfinite([out["pair_corr"][0], out["pair_l1"][0], out["pair_ks"][0]]).all()
+    assert np.isfinite(out["dup_total"][0]).all() and np.isfinite(out["corr"][0])
 
 
 def _space(n: int = N_TINY) -> Parameterisation:
