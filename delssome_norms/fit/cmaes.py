@@ -40,6 +40,8 @@ from delssome_norms.errors import ConvergenceWarning, InvalidInputError
 if TYPE_CHECKING:  # pycma imports matplotlib.pyplot: imported when a search starts, so that
     import cma  # validate, prepare and info load no plotting library
 
+DEFAULT_MU = 10
+"""Selected candidates when ``mu`` is not given (the paper's 10 of 100), capped at popsize // 2."""
 IGNORED_STOP_KEYS = frozenset({"maxiter", "maxfevals", "timeout", "callback"})
 """pycma termination keys that are not collapses (the generation budget is managed here)."""
 
@@ -67,8 +69,9 @@ class CMAESSettings:
         Generations of the train stage (restarts included).
     popsize : int, default 100
         Candidates per generation.
-    mu : int, default 10
-        Selected candidates (parents).
+    mu : int, optional
+        Selected candidates (parents); default ``DEFAULT_MU`` (10, the paper's 10 of 100), at
+        most ``popsize // 2`` (so a small ``popsize`` alone is a valid setting).
     sigma0 : float, default 0.2
         Initial step size (multiplied per coefficient by the space's ``initial_stds``).
     max_restarts : int, default 10
@@ -85,7 +88,12 @@ class CMAESSettings:
     # "cli" metadata: the command-line option of a field (delssome_norms.cli.options)
     generations: int = field(default=100, metadata={"cli": {"help": "CMA-ES generations"}})
     popsize: int = field(default=100, metadata={"cli": {"help": "candidates per generation"}})
-    mu: int = field(default=10, metadata={"cli": {"help": "selected candidates"}})
+    mu: int | None = field(
+        default=None,
+        metadata={
+            "cli": {"help": "selected candidates (default 10, at most popsize // 2)", "type": int}
+        },
+    )
     sigma0: float = 0.2
     max_restarts: int = 10
     max_draws_factor: int = 1000
@@ -106,6 +114,8 @@ class CMAESSettings:
     def __post_init__(self) -> None:
         for name, (kind, low, high) in self._parameter_constraints.items():
             value = getattr(self, name)
+            if name == "mu" and value is None:
+                continue  # resolved below, once popsize is known to be valid
             ok_type = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
             if kind is float:
                 ok_type = ok_type or isinstance(value, (float, np.floating))
@@ -120,6 +130,8 @@ class CMAESSettings:
             if high is not None and value > high:
                 raise InvalidInputError(f"{name} must be <= {high}, got {value!r}", name)
             object.__setattr__(self, name, kind(value))  # NumPy scalars become plain numbers
+        if self.mu is None:
+            object.__setattr__(self, "mu", min(DEFAULT_MU, self.popsize // 2))
         if self.mu > self.popsize // 2:
             raise InvalidInputError(
                 f"mu must be at most popsize // 2 = {self.popsize // 2}, got {self.mu}", "mu"

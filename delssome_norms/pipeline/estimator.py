@@ -544,9 +544,12 @@ class EIEstimator(BaseEstimator):
             raise InvalidInputError(
                 f"mode must be 'euler' or 'surrogate', got {fields['mode']!r}", "mode"
             )
+        cmaes = {k: int(v) for k, v in cmaes.items()}
+        if "mu" not in cmaes and cmaes.get("popsize", base.cmaes.popsize) // 2 < base.cmaes.mu:
+            cmaes["mu"] = None  # a smaller popsize alone: the default mu for it
         settings = dataclasses.replace(
             base,
-            cmaes=dataclasses.replace(base.cmaes, **{k: int(v) for k, v in cmaes.items()}),
+            cmaes=dataclasses.replace(base.cmaes, **cmaes),
             **fields,
         )
         if not isinstance(settings.cmaes, CMAESSettings):  # pragma: no cover - FitSettings guards

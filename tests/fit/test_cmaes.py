@@ -175,6 +175,31 @@ def test_settings_reject_bad_values(name: str, value) -> None:
         CMAESSettings(**{name: value})
 
 
+def test_mu_defaults_to_ten_capped_at_half_the_population() -> None:
+    """A small popsize alone is a valid setting (mu 10 of 8 was refused until --mu was given);
+    an explicit mu is kept and still checked."""
+    assert CMAESSettings().mu == 10
+    assert CMAESSettings(popsize=8).mu == 4
+    assert CMAESSettings(popsize=30).mu == 10
+    assert CMAESSettings(popsize=8, mu=3).mu == 3
+    assert CMAESSettings(popsize=8).to_dict()["mu"] == 4
+    with pytest.raises(InvalidInputError, match="mu must be at most popsize // 2 = 4"):
+        CMAESSettings(popsize=8, mu=10)
+
+
+def test_a_smaller_popsize_on_the_cli_and_the_estimator_needs_no_mu() -> None:
+    from delssome_norms.cli.main import build_parser
+    from delssome_norms.cli.options import fit_settings_from_args
+    from delssome_norms.pipeline import EIEstimator
+
+    args = build_parser().parse_args(["estimate-ei", "--fc", "f", "--fcd-cdf", "c", "--tr", "0.72",
+                                      "--popsize", "8", "--out", "o"])  # fmt: skip
+    assert fit_settings_from_args(args).cmaes.mu == 4
+    assert EIEstimator(popsize=8).resolved_settings().cmaes.mu == 4
+    assert EIEstimator(popsize=8, mu=2).resolved_settings().cmaes.mu == 2
+    assert EIEstimator(popsize=40).resolved_settings().cmaes.mu == 10
+
+
 def test_every_constraint_is_tested() -> None:
     tested = {"generations", "popsize", "mu", "sigma0", "max_restarts", "min_finite", "invalid_fitness"}
     assert tested | {"max_draws_factor"} == set(CMAESSettings._parameter_constraints)
