@@ -58,6 +58,13 @@ CURVE_FILES = ("region_group_trajectories.csv", "region_group_trajectories.png")
 """What ``stats groups`` leaves out when its curves do not converge."""
 GAP_FILES = ("sex_gap.csv", "sex_gap.png")
 """What ``stats sex`` leaves out when its sex-gap curves do not converge."""
+
+
+def _left_out(files: tuple[str, ...], no_figures: bool) -> tuple[str, ...]:
+    """Which of ``files`` a failed fit leaves out: with ``--no-figures`` no PNG was asked for."""
+    return tuple(f for f in files if not (no_figures and f.endswith(".png")))
+
+
 NOT_CONVERGED = "did not converge"
 """How :func:`~delssome_norms.stats.region_group_trajectories` words a fit that did not converge
 (``stats._converged.require_converged``)."""
@@ -496,7 +503,8 @@ def run_sex(args: argparse.Namespace) -> int:
     print(f"wrote {len(written)} files to {out}")
     if gap is None:
         print(
-            f"not written: {', '.join(GAP_FILES)}: the sex gap's curves across age did not "
+            f"not written: {', '.join(_left_out(GAP_FILES, args.no_figures))}: the sex gap's "
+            "curves across age did not "
             "converge (the warning names the cause)"
         )
     return CURVES_FAILED if gap is None else 0
@@ -523,7 +531,8 @@ def _gap(args: argparse.Namespace, table, site, target: str, progress):
         if not args.no_figures:
             written = "the tests, their summary and sex_effects_mean.png/sex_effects_sd.png are"
         warnings.warn(
-            f"sex gap across age not written ({' and '.join(GAP_FILES)}; {written}): {err.problem}",
+            f"sex gap across age not written ({' and '.join(_left_out(GAP_FILES, args.no_figures))}; "
+            f"{written}): {err.problem}",
             ConvergenceWarning,
             stacklevel=2,
         )
@@ -622,7 +631,8 @@ def _curves(args: argparse.Namespace, table, site, regions):
         if not args.no_figures:
             written = "the scores, the per-bin summary and region_group_people.png, without curves, are"
         warnings.warn(
-            f"curves across age not written ({' and '.join(CURVE_FILES)}; {written}): "
+            f"curves across age not written "
+            f"({' and '.join(_left_out(CURVE_FILES, args.no_figures))}; {written}): "
             f"{err.problem}; --no-trajectories skips them without this warning",
             ConvergenceWarning,
             stacklevel=2,
@@ -680,7 +690,8 @@ def run_groups(args: argparse.Namespace) -> int:
     if failed:
         drawn = "" if args.no_figures else "; region_group_people.png shows the people without them"
         print(
-            f"not written: {', '.join(CURVE_FILES)}: the curves across age did not converge (the "
+            f"not written: {', '.join(_left_out(CURVE_FILES, args.no_figures))}: the curves "
+            "across age did not converge (the "
             f"warning names the cause){drawn}"
         )
     return CURVES_FAILED if failed else 0

@@ -101,6 +101,19 @@ def test_groups_draws_the_people_without_curves_when_the_curves_fail(
     assert labels == ["female (39)", "male (41)"]
 
 
+def test_groups_without_figures_names_only_the_table_it_left_out(many_sites, tmp_path, capsys):
+    """With --no-figures no PNG was asked for: the lines saying what is missing named one."""
+    path, _ = many_sites
+    out = tmp_path / "groups_nofig"
+    argv = ["stats", "groups", "--table", path, "--out-dir", out, "--no-figures"]
+    code, warns, errors, stdout = _run(argv, capsys)
+    assert (code, errors) == (1, [])
+    assert not list(out.glob("*.png"))
+    assert "not written: region_group_trajectories.csv: the curves" in stdout
+    assert len(warns) == 1 and "(region_group_trajectories.csv; the scores" in warns[0]
+    assert ".png" not in warns[0].split(":")[0] and "trajectories.png" not in stdout
+
+
 def test_groups_with_converging_curves_draws_them_in_both_figures(
     many_sites, drawn, tmp_path, capsys
 ) -> None:
