@@ -84,44 +84,82 @@ def _connected(affinity: np.ndarray) -> bool:
     return connected_components(affinity > 0, directed=False)[0] == 1
 
 
+PARTNER_REGIONS = 3
+"""Hemispheres of different sizes: a region's homologue is stood for by this many regions of the
+other hemisphere it correlates with most (homotopic FC is the strongest between hemispheres)."""
+
+
 def _halves(hemisphere: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """Left and right regions' indices when the hemispheres have the same number (>= 3) of
-    regions, homologous regions taken to be in the same order (as in DK68); else None."""
+    """Left and right regions' indices when every region is in one of two hemispheres of at
+    least 3 regions each; else None."""
     left, right = (
         np.flatnonzero(hemisphere == hemisphere.min()),
         np.flatnonzero(hemisphere == hemisphere.max()),
     )
-    if left.size != right.size or left.size < 3 or left.size + right.size != hemisphere.size:
+    if min(left.size, right.size) < 3 or left.size + right.size != hemisphere.size:
         return None
     return left, right
 
 
-def _mirrored(component: np.ndarray, hemisphere: np.ndarray) -> bool:
+def _paired(
+    component: np.ndarray, halves: tuple[np.ndarray, np.ndarray], fc: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """A component's values in the right hemisphere and at each right region's homologue.
+
+    Equal halves: homologous regions are taken to be in the same order (as in DK68). Halves of
+    different sizes (e.g. Gordon's 161 + 172) have no such order: a right region's homologue
+    value is the mean over the :data:`PARTNER_REGIONS` left regions whose FC with it is highest
+    (needs ``fc``; None without it).
+    """
+    left, right = halves
+    if left.size == right.size:
+        return component[left], component[right]
+    if fc is None:
+        return None
+    cross = fc[np.ix_(right, left)]
+    k = min(PARTNER_REGIONS, left.size)
+    partners = np.argsort(-cross, axis=1)[:, :k]
+    return component[left][partners].mean(axis=1), component[right]
+
+
+def _hemisphere_corr(
+    component: np.ndarray, halves: tuple[np.ndarray, np.ndarray], fc: np.ndarray | None
+) -> float:
+    """Correlation of a component between homologous regions of the two hemispheres (NaN when
+    it cannot be told: no pairing, or a constant side)."""
+    pair = _paired(component, halves, fc)
+    if pair is None or pair[0].std() == 0 or pair[1].std() == 0:
+        return float("nan")
+    return float(np.corrcoef(*pair)[0, 1])
+
+
+def _mirrored(component: np.ndarray, hemisphere: np.ndarray, fc: np.ndarray | None = None) -> bool:
     """Whether a component runs in opposite directions in the two hemispheres: its values in
-    the right hemisphere correlate at most ``-HEMISPHERE_CORR_MAX`` with the left's, region by
-    homologous region (equal halves only)."""
+    the right hemisphere correlate at most ``-HEMISPHERE_CORR_MAX`` with their homologues'
+    (:func:`_paired`)."""
     halves = _halves(hemisphere)
     if halves is None:
         return False
-    left, right = component[halves[0]], component[halves[1]]
-    if left.std() == 0 or right.std() == 0:
-        return False
-    return bool(np.corrcoef(left, right)[0, 1] <= -HEMISPHERE_CORR_MAX)
+    return bool(_hemisphere_corr(component, halves, fc) <= -HEMISPHERE_CORR_MAX)
 
 
 def _per_hemisphere_gradient(
-    affinity: np.ndarray, alpha: float, hemisphere: np.ndarray, apart: bool = True
+    affinity: np.ndarray,
+    alpha: float,
+    hemisphere: np.ndarray,
+    apart: bool = True,
+    fc: np.ndarray | None = None,
 ) -> np.ndarray | None:
     """Principal component of each hemisphere's own affinity graph, aligned across hemispheres.
 
-    For hemispheres of the same number of regions, homologous regions in the same order (as in
-    DK68), each hemisphere's graph connected; with ``apart`` the graph must also have no edge
+    Each hemisphere's graph must be connected; with ``apart`` the graph must also have no edge
     between the hemispheres. Each hemisphere's component is z-scored; the right one's sign is
-    chosen so that it correlates positively with the left one region by region. None if the
-    graph does not split that way.
+    chosen so that it correlates positively with its homologues' values (:func:`_paired`: the
+    same order for equal halves, the most correlated regions of the other hemisphere, from
+    ``fc``, for halves of different sizes). None if the graph does not split that way.
     """
     halves = _halves(hemisphere)
-    if halves is None:
+    if halves is None or (halves[0].size != halves[1].size and fc is None):
         return None
     left, right = halves
     if (apart and affinity[np.ix_(left, right)].any()) or not all(
@@ -132,7 +170,7 @@ def _per_hemisphere_gradient(
     for h in (left, right):
         comp = _diffusion_components(affinity[np.ix_(h, h)], alpha, n_components=1)[0][:, 0]
         out[h] = (comp - comp.mean()) / comp.std()
-    if np.corrcoef(out[left], out[right])[0, 1] < 0:
+    if _hemisphere_corr(out, halves, fc) < 0:
         out[right] = -out[right]
     return out
 
@@ -164,10 +202,12 @@ def diffusion_gradient(
     A disconnected affinity graph (whose principal component would only separate its parts) is
     refused. With ``hemisphere`` given, a component that mainly separates the hemispheres
     (|r| >= :data:`HEMISPHERE_CORR_MAX` with the indicator), or that runs in opposite directions
-    in them (equal halves: homologous regions correlate <= -:data:`HEMISPHERE_CORR_MAX`), is
-    skipped for the next one, with an :class:`~delssome_norms.errors.InputWarning`; if the first
-    :data:`CANDIDATE_COMPONENTS` all are, the gradient is computed in each hemisphere and aligned
-    (equal halves, each connected), else the FC is refused. A graph that falls apart into the two
+    in them (homologous regions correlate <= -:data:`HEMISPHERE_CORR_MAX`; for halves of
+    different sizes a region's homologue is its most correlated regions of the other
+    hemisphere), is skipped for the next one, with an
+    :class:`~delssome_norms.errors.InputWarning`; if the first :data:`CANDIDATE_COMPONENTS` all
+    are, the gradient is computed in each hemisphere and aligned (each hemisphere connected),
+    else the FC is refused. A graph that falls apart into the two
     hemispheres gets that per-hemisphere gradient too.
 
     Parameters
@@ -213,7 +253,7 @@ def diffusion_gradient(
     comps, vals = _diffusion_components(affinity, alpha, n_components=n_comp)
     n_parts = int((vals > 1.0 - 1e-10).sum())
     if n_parts > 1 and hemisphere is not None:
-        g = _per_hemisphere_gradient(affinity, alpha, np.asarray(hemisphere, dtype=np.float64))
+        g = _per_hemisphere_gradient(affinity, alpha, np.asarray(hemisphere, dtype=np.float64), fc=fc)
         if g is not None:
             warnings.warn(
                 "the FC affinity graph falls apart into the two hemispheres: the gradient is "
@@ -233,7 +273,7 @@ def diffusion_gradient(
     if hemisphere is not None:
         hemi = np.asarray(hemisphere, dtype=np.float64)
         r = np.array([abs(np.corrcoef(comps[:, c], hemi)[0, 1]) for c in range(n_comp)])
-        mirrored = np.array([_mirrored(comps[:, c], hemi) for c in range(n_comp)])
+        mirrored = np.array([_mirrored(comps[:, c], hemi, fc) for c in range(n_comp)])
         ok = np.flatnonzero((r < HEMISPHERE_CORR_MAX) & ~mirrored)
         why = (
             f"separates the hemispheres (|r| {r[0]:.2f})"
@@ -241,7 +281,7 @@ def diffusion_gradient(
             else "runs in opposite directions in the two hemispheres"
         )
         if ok.size == 0:
-            g = _per_hemisphere_gradient(affinity, alpha, hemi, apart=False)
+            g = _per_hemisphere_gradient(affinity, alpha, hemi, apart=False, fc=fc)
             if g is not None:
                 warnings.warn(
                     f"the principal FC component {why}, and none of the next {n_comp - 1} "

@@ -175,3 +175,49 @@ def test_subject_fit_uses_its_region_names_for_the_guard() -> None:
         space, design = build_space(subject)
     assert design == "[1, gradient]; gradient: subject FC"
     assert abs(np.corrcoef(space.gradient, axis)[0, 1]) > 0.9
+
+
+# --------------------------------------------------------------------------------------------- #
+# hemispheres of different sizes (Gordon 333: 161 + 172): no homologous order to pair by
+# --------------------------------------------------------------------------------------------- #
+def _unequal_fc(n_left: int, n_right: int, hemi_weight: float, reverse_right: bool = False):
+    """FC of a hierarchy axis shared by both hemispheres (positions spaced evenly in each), a
+    left/right factor and noise; names say the hemisphere. ``reverse_right`` lists the right
+    hemisphere's regions from the other end (the order of a file says nothing)."""
+    rng = np.random.default_rng(5)
+    axis = np.concatenate([np.linspace(-1, 1, n_left), np.linspace(-1, 1, n_right)])
+    if reverse_right:
+        axis[n_left:] = axis[n_left:][::-1]
+    side = np.repeat([-1.0, 1.0], [n_left, n_right])
+    t = 2000
+    ts = (
+        np.outer(rng.standard_normal(t), axis)
+        + hemi_weight * np.outer(rng.standard_normal(t), side)
+        + 0.5 * rng.standard_normal((t, side.size))
+    )
+    names = [f"Parcel_{i}_L" for i in range(n_left)] + [f"Parcel_{i}_R" for i in range(n_right)]
+    return np.corrcoef(ts.T), axis, names
+
+
+@pytest.mark.parametrize("reverse_right", [False, True])
+def test_hemispheres_of_different_sizes_that_fall_apart_are_split_and_aligned(reverse_right):
+    """It was refused (per-hemisphere gradients needed equal halves); each hemisphere's
+    component is now aligned with the regions of the other it correlates with most."""
+    fc, axis, names = _unequal_fc(60, 75, hemi_weight=2.0, reverse_right=reverse_right)
+    with pytest.warns(InputWarning, match="two hemispheres"):
+        g = default_gradient(fc, names)
+    assert np.corrcoef(g, axis)[0, 1] ** 2 > 0.9  # one axis, the same sign in both hemispheres
+    assert np.corrcoef(g[:60], axis[:60])[0, 1] * np.corrcoef(g[60:], axis[60:])[0, 1] > 0.9
+
+
+def test_a_component_reversed_between_hemispheres_of_different_sizes_is_seen() -> None:
+    """The reversal check paired regions by their order, so it could not look at halves of
+    different sizes; it now pairs each right region with the left ones it correlates with most."""
+    from delssome_norms.fit.design import _mirrored
+
+    fc, axis, _ = _unequal_fc(60, 75, hemi_weight=1.0, reverse_right=True)
+    side = np.repeat([0.0, 1.0], [60, 75])
+    reversed_ = np.where(side == 1, -axis, axis)
+    assert _mirrored(reversed_, side, fc)
+    assert not _mirrored(axis, side, fc)
+    assert not _mirrored(reversed_, side)  # without the FC nothing pairs them: not judged
