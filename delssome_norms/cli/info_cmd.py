@@ -27,6 +27,12 @@ def register(subparsers) -> None:
         "FCD product precision, CUDA/Triton and the surrogate weights. Include it in bug reports.",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.add_argument(
+        "--time-fcd",
+        action="store_true",
+        help="also time the FCD with float32 and bfloat16 products on this CPU (a few seconds) "
+        "and say which to set",
+    )
     # a misspelt environment variable is one of the facts it reports, not a reason to stop
     p.set_defaults(func=run, check_environment=False)
 
@@ -74,6 +80,71 @@ def collect_info() -> dict[str, Any]:
     }
 
 
+TIMED_SIMULATIONS, TIMED_FRAMES, TIMED_REGIONS, TIMED_WINDOW = 8, 1200, 68, 83
+"""What ``--time-fcd`` times: 8 simulations of an HCP-length scan (1200 frames at TR 0.72 s, 68
+regions, the 60-s window)."""
+TIMING_REPEATS = 3
+"""Alternating repeats of each precision; the median counts (a busy machine slows both)."""
+
+
+def time_fcd_products() -> dict[str, Any]:
+    """Seconds to compute the FCD histograms of :data:`TIMED_SIMULATIONS` HCP-length BOLD runs
+    with float32 and with bfloat16 products on this CPU, and which is faster.
+
+    Which precision is faster depends on the machine, not only on its CPU flags (bfloat16 was
+    2.6-3x faster on one 2-core host with AVX512-BF16 and about 1.5x slower on another), while
+    ``auto`` decides by the flags so that a seed gives the same fit on every machine of a
+    cluster; this measures it so that the setting can be chosen once (docs/speed.md).
+    """
+    import statistics
+    import time
+
+    import torch
+
+    from delssome_norms.model import _kernel
+    from delssome_norms.model.summary import fcd_histogram
+
+    if not (_kernel.available() and _kernel.has_bf16_fcd()):
+        return {"timed": False, "reason": "no bfloat16 FCD kernel on this CPU: float32 is used"}
+    gen = torch.Generator().manual_seed(0)
+    shape = (TIMED_SIMULATIONS, TIMED_FRAMES, TIMED_REGIONS)
+    bold = torch.randn(shape, generator=gen) + 0.5 * torch.randn((*shape[:2], 1), generator=gen)
+    seconds: dict[str, list[float]] = {"float32": [], "bfloat16": []}
+    fcd_histogram(bold[:1], TIMED_WINDOW, dtype=torch.bfloat16)  # scratch and threads warm
+    for _ in range(TIMING_REPEATS):
+        for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
+            t0 = time.perf_counter()
+            fcd_histogram(bold, TIMED_WINDOW, dtype=dtype)
+            seconds[name].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in seconds.items()}
+    faster = min(med, key=med.get)
+    return {
+        "timed": True,
+        "simulations": TIMED_SIMULATIONS,
+        "frames": TIMED_FRAMES,
+        "seconds_float32": med["float32"],
+        "seconds_bfloat16": med["bfloat16"],
+        "faster": faster,
+        "ratio": max(med.values()) / min(med.values()),
+    }
+
+
+def _timing_lines(t: dict[str, Any], current: str) -> list[str]:
+    if not t["timed"]:
+        return [f"FCD timing: {t['reason']}"]
+    lines = [
+        f"FCD timing ({t['simulations']} simulations of {t['frames']} frames, median of "
+        f"{TIMING_REPEATS}): float32 products {t['seconds_float32']:.2f} s, bfloat16 "
+        f"{t['seconds_bfloat16']:.2f} s; {t['faster']} is {t['ratio']:.1f}x faster here"
+    ]
+    if t["faster"] != current:
+        lines.append(
+            f"  to use it: export DELSSOME_NORMS_FCD_PRODUCTS={t['faster']} (set it the same on "
+            "every machine of a cohort: the precision changes the fit a seed gives)"
+        )
+    return lines
+
+
 def _weights_info() -> dict[str, Any]:
     from delssome_norms.errors import InvalidInputError, NotYetAvailableError
     from delssome_norms.surrogate.pretrained import default_pretrained_path, load_pretrained
@@ -89,6 +160,8 @@ def _weights_info() -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     """Print the installation's facts as text (or JSON with ``--json``)."""
     info = collect_info()
+    if args.time_fcd and "error" not in info["fcd_products"]:
+        info["fcd_timing"] = time_fcd_products()
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -110,6 +183,9 @@ def run(args: argparse.Namespace) -> int:
             f"FCD products of float32 simulations: {f['float32_on_cpu']} on CPU, "
             f"{f['float32_on_cuda']} on CUDA ({env})"
         )
+    if "fcd_timing" in info:
+        for line in _timing_lines(info["fcd_timing"], f["float32_on_cpu"]):
+            print(line)
     if c["available"]:
         print(f"CUDA: {', '.join(c['devices'])}; fused Triton kernel: {'yes' if c['triton'] else 'no'}")
     else:
