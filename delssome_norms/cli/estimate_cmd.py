@@ -64,10 +64,9 @@ def settings_from_args(args: argparse.Namespace, device_here: bool = True):
     else:
         parse_device(args.device, "--device")
     for name in ("generations", "popsize", "mu"):
-        if getattr(args, name) < 1:
-            raise InvalidInputError(
-                f"must be a positive integer, got {getattr(args, name)}", f"--{name}"
-            )
+        value = getattr(args, name)
+        if value is not None and value < 1:  # --mu left out: 10, at most popsize // 2
+            raise InvalidInputError(f"must be a positive integer, got {value}", f"--{name}")
     check_mode(args.mode, args.weights, SURROGATE_BACKEND)
     if args.weights is not None and args.mode != "surrogate":
         raise InvalidInputError("--weights only applies with --mode surrogate", "--weights")

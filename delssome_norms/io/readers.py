@@ -136,8 +136,10 @@ _RAGGED = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 
 
 def _separator(first_line: str) -> str:
-    """The column separator of a numeric table: comma, tab or semicolon, else whitespace."""
-    for sep in (",", "\t", ";"):
+    """The column separator of a numeric table: tab, comma or semicolon, else whitespace. Tab
+    first: a tab-separated header may hold commas in its names (nilearn's Harvard-Oxford labels,
+    ``Inferior Frontal Gyrus, pars triangularis``), a comma-separated one has no tabs."""
+    for sep in ("\t", ",", ";"):
         if sep in first_line:
             return sep
     return r"\s+"

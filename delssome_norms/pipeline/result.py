@@ -59,7 +59,10 @@ class EIResult:
     ----------
     subject_id : str
     ei : pandas.Series
-        E/I ratio per region (mean over valid noise duplicates of time-averaged S_E / S_I).
+        E/I ratio per region: the winner's mean over valid noise duplicates of time-averaged
+        S_E / S_I, times ``exp(interval["level_shift_log"])`` (its level centred in the set of
+        fits the data cannot rank; ``s_e``, ``s_i`` and ``r_e`` stay the winner's own, so
+        ``ei`` is not ``s_e / s_i`` when the shift is not 0).
     s_e, s_i : pandas.Series
         Time-averaged excitatory / inhibitory synaptic gating of the winning parameters.
     r_e : pandas.Series

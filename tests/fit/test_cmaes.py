@@ -188,13 +188,18 @@ def test_mu_defaults_to_ten_capped_at_half_the_population() -> None:
 
 
 def test_a_smaller_popsize_on_the_cli_and_the_estimator_needs_no_mu() -> None:
+    from delssome_norms.cli.estimate_cmd import settings_from_args
     from delssome_norms.cli.main import build_parser
-    from delssome_norms.cli.options import fit_settings_from_args
     from delssome_norms.pipeline import EIEstimator
 
-    args = build_parser().parse_args(["estimate-ei", "--fc", "f", "--fcd-cdf", "c", "--tr", "0.72",
-                                      "--popsize", "8", "--out", "o"])  # fmt: skip
-    assert fit_settings_from_args(args).cmaes.mu == 4
+    parser = build_parser()
+    for command in (["estimate-ei"], ["cohort", "--manifest", "m.csv"]):
+        argv = [*command, "--popsize", "8", "--out-dir", "o"]
+        args = parser.parse_args(argv)
+        assert settings_from_args(args).cmaes.mu == 4, command  # the CLI's own checks pass too
+        assert settings_from_args(parser.parse_args([*argv, "--mu", "3"])).cmaes.mu == 3
+        with pytest.raises(InvalidInputError, match="--mu"):
+            settings_from_args(parser.parse_args([*argv, "--mu", "0"]))
     assert EIEstimator(popsize=8).resolved_settings().cmaes.mu == 4
     assert EIEstimator(popsize=8, mu=2).resolved_settings().cmaes.mu == 2
     assert EIEstimator(popsize=40).resolved_settings().cmaes.mu == 10

@@ -172,6 +172,17 @@ def test_separators_and_layouts(tmp_path: Path, text: str, expected: list) -> No
     assert header is None and labels is None
 
 
+def test_a_tab_separated_header_may_hold_commas(tmp_path: Path) -> None:
+    """nilearn's Harvard-Oxford labels have commas ("..., pars triangularis"): a TSV with them in
+    its header was split at the commas and refused as "not a numeric CSV"."""
+    names = ["Left Frontal Pole", "Left Inferior Frontal Gyrus, pars triangularis", "Right Pole"]
+    p = tmp_path / "run.tsv"
+    p.write_text("\t".join(names) + "\n0.5\t1.5\t-2\n3\t4\t5\n")
+    values, header, labels = read_labelled_numeric(p)
+    np.testing.assert_array_equal(values, [[0.5, 1.5, -2.0], [3.0, 4.0, 5.0]])
+    assert header == names and labels is None
+
+
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
