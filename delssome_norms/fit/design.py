@@ -106,19 +106,24 @@ def _paired(
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """A component's values in the right hemisphere and at each right region's homologue.
 
-    Equal halves: homologous regions are taken to be in the same order (as in DK68). Halves of
-    different sizes (e.g. Gordon's 161 + 172) have no such order: a right region's homologue
-    value is the mean over the :data:`PARTNER_REGIONS` left regions whose FC with it is highest
-    (needs ``fc``; None without it).
+    A right region's homologue value is the mean over the :data:`PARTNER_REGIONS` left regions
+    whose FC with it is highest (homotopic FC is the strongest across hemispheres). Equal halves
+    whose order the FC confirms (for most right regions the left region in the same position is
+    among those partners, as in DK68) are paired by position; equal halves in another order
+    (Schaefer's networks hold different numbers of parcels per hemisphere) and halves of
+    different sizes (Gordon's 161 + 172) by the FC partners. Without ``fc``: by position for
+    equal halves, None otherwise.
     """
     left, right = halves
-    if left.size == right.size:
-        return component[left], component[right]
     if fc is None:
-        return None
+        return (component[left], component[right]) if left.size == right.size else None
     cross = fc[np.ix_(right, left)]
     k = min(PARTNER_REGIONS, left.size)
     partners = np.argsort(-cross, axis=1)[:, :k]
+    if left.size == right.size:
+        same = (partners == np.arange(right.size)[:, None]).any(axis=1)
+        if same.mean() >= 0.5:
+            return component[left], component[right]
     return component[left][partners].mean(axis=1), component[right]
 
 

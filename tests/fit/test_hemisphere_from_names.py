@@ -199,11 +199,14 @@ def _unequal_fc(n_left: int, n_right: int, hemi_weight: float, reverse_right: bo
     return np.corrcoef(ts.T), axis, names
 
 
+@pytest.mark.parametrize("n_right", [75, 60])
 @pytest.mark.parametrize("reverse_right", [False, True])
-def test_hemispheres_of_different_sizes_that_fall_apart_are_split_and_aligned(reverse_right):
-    """It was refused (per-hemisphere gradients needed equal halves); each hemisphere's
+def test_hemispheres_that_fall_apart_are_aligned_by_their_fc(n_right: int, reverse_right) -> None:
+    """Halves of different sizes were refused (per-hemisphere gradients needed equal halves);
+    equal halves listed in another order (Schaefer: networks hold different numbers of parcels
+    per hemisphere) were paired by position, which flipped one hemisphere. Each hemisphere's
     component is now aligned with the regions of the other it correlates with most."""
-    fc, axis, names = _unequal_fc(60, 75, hemi_weight=2.0, reverse_right=reverse_right)
+    fc, axis, names = _unequal_fc(60, n_right, hemi_weight=2.0, reverse_right=reverse_right)
     with pytest.warns(InputWarning, match="two hemispheres"):
         g = default_gradient(fc, names)
     assert np.corrcoef(g, axis)[0, 1] ** 2 > 0.9  # one axis, the same sign in both hemispheres
@@ -221,3 +224,9 @@ def test_a_component_reversed_between_hemispheres_of_different_sizes_is_seen() -
     assert _mirrored(reversed_, side, fc)
     assert not _mirrored(axis, side, fc)
     assert not _mirrored(reversed_, side)  # without the FC nothing pairs them: not judged
+    # equal halves in another order: position says the opposite of what the FC says
+    fc, axis, _ = _unequal_fc(60, 60, hemi_weight=1.0, reverse_right=True)
+    side = np.repeat([0.0, 1.0], 60)
+    reversed_ = np.where(side == 1, -axis, axis)
+    assert _mirrored(reversed_, side, fc) and not _mirrored(axis, side, fc)
+    assert _mirrored(axis, side)  # by position alone (no FC) the axis looked reversed
