@@ -504,8 +504,7 @@ def run_sex(args: argparse.Namespace) -> int:
     if gap is None:
         print(
             f"not written: {', '.join(_left_out(GAP_FILES, args.no_figures))}: the sex gap's "
-            "curves across age did not "
-            "converge (the warning names the cause)"
+            "curves across age did not converge (the warning names the cause)"
         )
     return CURVES_FAILED if gap is None else 0
 
@@ -631,7 +630,7 @@ def _curves(args: argparse.Namespace, table, site, regions):
         if not args.no_figures:
             written = "the scores, the per-bin summary and region_group_people.png, without curves, are"
         warnings.warn(
-            f"curves across age not written "
+            "curves across age not written "
             f"({' and '.join(_left_out(CURVE_FILES, args.no_figures))}; {written}): "
             f"{err.problem}; --no-trajectories skips them without this warning",
             ConvergenceWarning,
@@ -691,8 +690,7 @@ def run_groups(args: argparse.Namespace) -> int:
         drawn = "" if args.no_figures else "; region_group_people.png shows the people without them"
         print(
             f"not written: {', '.join(_left_out(CURVE_FILES, args.no_figures))}: the curves "
-            "across age did not converge (the "
-            f"warning names the cause){drawn}"
+            f"across age did not converge (the warning names the cause){drawn}"
         )
     return CURVES_FAILED if failed else 0
 

@@ -85,8 +85,9 @@ def _connected(affinity: np.ndarray) -> bool:
 
 
 PARTNER_REGIONS = 3
-"""Hemispheres of different sizes: a region's homologue is stood for by this many regions of the
-other hemisphere it correlates with most (homotopic FC is the strongest between hemispheres)."""
+"""A region's homologue is stood for by this many regions of the other hemisphere it correlates
+with most (homotopic FC is the strongest between hemispheres), unless the FC confirms pairing by
+position (:func:`_paired`)."""
 
 
 def _halves(hemisphere: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -159,9 +160,8 @@ def _per_hemisphere_gradient(
 
     Each hemisphere's graph must be connected; with ``apart`` the graph must also have no edge
     between the hemispheres. Each hemisphere's component is z-scored; the right one's sign is
-    chosen so that it correlates positively with its homologues' values (:func:`_paired`: the
-    same order for equal halves, the most correlated regions of the other hemisphere, from
-    ``fc``, for halves of different sizes). None if the graph does not split that way.
+    chosen so that it correlates positively with its homologues' values (:func:`_paired`; halves
+    of different sizes need ``fc``). None if the graph does not split that way.
     """
     halves = _halves(hemisphere)
     if halves is None or (halves[0].size != halves[1].size and fc is None):
@@ -207,9 +207,9 @@ def diffusion_gradient(
     A disconnected affinity graph (whose principal component would only separate its parts) is
     refused. With ``hemisphere`` given, a component that mainly separates the hemispheres
     (|r| >= :data:`HEMISPHERE_CORR_MAX` with the indicator), or that runs in opposite directions
-    in them (homologous regions correlate <= -:data:`HEMISPHERE_CORR_MAX`; for halves of
-    different sizes a region's homologue is its most correlated regions of the other
-    hemisphere), is skipped for the next one, with an
+    in them (homologous regions correlate <= -:data:`HEMISPHERE_CORR_MAX`; a region's homologue
+    is its most correlated regions of the other hemisphere unless the FC confirms pairing by
+    position, :func:`_paired`), is skipped for the next one, with an
     :class:`~delssome_norms.errors.InputWarning`; if the first :data:`CANDIDATE_COMPONENTS` all
     are, the gradient is computed in each hemisphere and aligned (each hemisphere connected),
     else the FC is refused. A graph that falls apart into the two
