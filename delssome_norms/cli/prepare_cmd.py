@@ -159,16 +159,12 @@ def write_pair(
     readers match to an SC and maps by name; without, it is header-less (reference layout)."""
     from delssome_norms import io
 
-    def fc_write(p: Path) -> None:
-        if names is None:
-            io.write_matrix(fc, p)
-            return
-        import pandas as pd
-
-        table = pd.DataFrame(fc, index=list(names), columns=list(names))
-        io.write_text(table.to_csv(float_format="%.17g", lineterminator="\n"), p)
-
-    io.write_together([(fc_path, fc_write), (cdf_path, lambda p: io.write_matrix(cdf, p))])
+    io.write_together(
+        [
+            (fc_path, lambda p: io.write_matrix(fc, p, names)),
+            (cdf_path, lambda p: io.write_matrix(cdf, p)),
+        ]
+    )
 
 
 def _names_note(names: tuple[str, ...], where: str) -> str:

@@ -453,11 +453,12 @@ def _compare_with_fit(record, means) -> str:
         return f"; {path} is not a fit's EI_ratio.csv of these regions: not compared"
     shift = record.level_shift_log
     ours = {**means, "EI_ratio": np.asarray(means["EI_ratio"]) * math.exp(shift)}
-    if shift == 0.0 and all(np.array_equal(fit[c].to_numpy(dtype=np.float64), ours[c]) for c in cols):
+    same = {c: np.array_equal(fit[c].to_numpy(dtype=np.float64), ours[c]) for c in cols}
+    if shift == 0.0 and all(same.values()):
         return f"; S_E, S_I and E/I identical to the fit's {path}"
-    same = all(np.array_equal(fit[c].to_numpy(dtype=np.float64), ours[c]) for c in cols[:2])
     if (
-        same
+        same["S_E"]
+        and same["S_I"]
         and largest_relative_difference(ours["EI_ratio"], fit["EI_ratio"].to_numpy(dtype=np.float64))
         < 1e-12
     ):

@@ -211,13 +211,21 @@ def write_table(table: pd.DataFrame, path: PathLike, float_format: str | None = 
     return Path(path)
 
 
-def write_matrix(values: np.ndarray, path: PathLike) -> Path:
-    """Write a vector or matrix as header-less CSV (the reference layout of FC and FCD-CDF)."""
+def write_matrix(values: np.ndarray, path: PathLike, names: Sequence[str] | None = None) -> Path:
+    """Write a vector or matrix as header-less CSV (the reference layout of FC and FCD-CDF), or,
+    with ``names``, a square matrix with them as header row and first column (as
+    ``pd.DataFrame(values, index=names, columns=names).to_csv``; the FC readers match such a
+    file to an SC and maps by name)."""
     arr = np.asarray(values, dtype=np.float64)
     if arr.ndim == 1:
         arr = arr[:, None]
     with atomic_path(path) as tmp:
-        np.savetxt(tmp, arr, delimiter=",", fmt="%.17g")
+        if names is None:
+            np.savetxt(tmp, arr, delimiter=",", fmt="%.17g")
+        else:
+            labels = [str(n) for n in names]
+            table = pd.DataFrame(arr, index=labels, columns=labels)
+            table.to_csv(tmp, float_format="%.17g", lineterminator="\n")
     return Path(path)
 
 

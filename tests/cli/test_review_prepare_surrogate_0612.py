@@ -46,10 +46,10 @@ def test_interrupted_cdf_write_keeps_the_earlier_pair(tmp_path: Path, monkeypatc
     old = _pair(out)
     original = writers.write_matrix
 
-    def stop_at_cdf(values, path):
+    def stop_at_cdf(values, path, *names):
         if "FCD_CDF" in Path(path).name:
             raise KeyboardInterrupt
-        return original(values, path)
+        return original(values, path, *names)
 
     monkeypatch.setattr("delssome_norms.io.write_matrix", stop_at_cdf)
     assert _prepare(tmp_path / "new.tsv", out) == 130
@@ -124,10 +124,10 @@ def test_interrupted_bids_prepare_leaves_no_old_manifest(tmp_path: Path, monkeyp
     assert pd.read_csv(out / "manifest.csv")["scan_length"].tolist() == [140.0, 140.0]
     original = writers.write_matrix
 
-    def stop_at_second(values, path):
+    def stop_at_second(values, path, *names):
         if "sub-02" in Path(path).name:
             raise KeyboardInterrupt
-        return original(values, path)
+        return original(values, path, *names)
 
     monkeypatch.setattr("delssome_norms.io.write_matrix", stop_at_second)
     assert main([*argv, str(new_dir)]) == 130
@@ -317,10 +317,10 @@ def test_interrupted_aparc_prepare_leaves_no_old_maps_table(tmp_path: Path, monk
     assert (out / "maps.csv").exists()
     original = writers.write_matrix
 
-    def stop_at_second(values, path):
+    def stop_at_second(values, path, *names):
         if Path(path).name.startswith("sub-02"):
             raise KeyboardInterrupt
-        return original(values, path)
+        return original(values, path, *names)
 
     monkeypatch.setattr("delssome_norms.io.write_matrix", stop_at_second)
     assert main([*argv, *map(str, new)]) == 130
