@@ -252,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
                     out / "EI_ratio.csv",
                     lambda p: io.write_ei_ratio(p, ei, means["S_E"], means["S_I"], r_e, regions=regions),
                 ),
-                (out / "FC.csv", lambda p: io.write_matrix(fc_sim, p)),
+                (out / "FC.csv", lambda p: io.write_matrix(fc_sim, p, names=regions)),
                 (out / "FCD_CDF.csv", lambda p: io.write_matrix(cdf_sim, p)),
                 (  # without --fc an earlier run's fit_quality.csv is removed with its partners
                     out / "fit_quality.csv",

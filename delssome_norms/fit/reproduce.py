@@ -61,6 +61,8 @@ class WinnerRecord:
     combined : bool
         The fit's E/I combines several searches' best candidates (``--combine mean``): its
         ``EI_ratio.csv`` is not the winner's simulation alone.
+    regions : tuple of str or None
+        The fit's region names in its order (``provenance.atlas.regions``), None when unnamed.
     level_shift_log : float
         ``EI_ratio.csv``'s E/I is the winner's times ``exp(level_shift_log)`` (the level centred
         in the near-optimal set, :mod:`delssome_norms.fit.uncertainty`); S_E, S_I and r_E are the
@@ -85,6 +87,7 @@ class WinnerRecord:
     combined: bool
     engine_used: str | None = None
     level_shift_log: float = 0.0
+    regions: tuple[str, ...] | None = None
 
     @property
     def folder(self) -> Path:
@@ -196,7 +199,15 @@ def read_winner_record(path: str | Path, option: str = "--from-run") -> WinnerRe
         combined=len(result.get("ensemble_test_batch_rows") or []) >= 2,
         engine_used=_engine_used(settings.get("engine_used"), p, option),
         level_shift_log=_level_shift(doc, p, option),
+        regions=_regions(_get(provenance, "atlas.regions")),
     )
+
+
+def _regions(value: Any) -> tuple[str, ...] | None:
+    """``provenance.atlas.regions`` as a tuple of names (None when absent or not a name list)."""
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        return None
+    return tuple(value)
 
 
 def _level_shift(doc: dict, path: Path, option: str) -> float:
@@ -262,8 +273,10 @@ def find_fit_sc(record: WinnerRecord, option: str = "--sc") -> Path:
     fit ran in. A relative path is looked for, in this order, from the working directory, from
     the folder of ``run.json`` and from each folder above it (where a fit writing to
     ``out/sub-01`` was usually run); with the fit's SC digest recorded
-    (``provenance.sc.sha256``), the first file whose matrix has that digest is taken (else
-    the first file found; the digest check then names it).
+    (``provenance.sc.sha256``), the first file whose matrix has that digest is taken, in the
+    file's order or put in the fit's region order by name (``provenance.atlas.regions``: the
+    fit digests its SC in its FC's order); else the first file found (the digest check then
+    names it).
 
     Raises
     ------
@@ -293,18 +306,33 @@ def find_fit_sc(record: WinnerRecord, option: str = "--sc") -> Path:
             option,
         )
     if record.sc_sha256 and len(found) > 1:
-        from delssome_norms import io
-        from delssome_norms.io.digest import arrays_sha256
-
         for candidate in found:
             try:
                 with warnings.catch_warnings():  # warned about once, when the chosen SC is read
                     warnings.simplefilter("ignore")
-                    if arrays_sha256(io.read_sc(candidate)) == record.sc_sha256:
+                    if record.sc_sha256 in _sc_digests(candidate, record.regions):
                         return candidate
             except InvalidInputError:
                 continue
     return found[0]
+
+
+def _sc_digests(path: Path, regions: tuple[str, ...] | None) -> set[str]:
+    """Digests of the SC at ``path`` as read (DK68 names put in DK68 order) and, when it names
+    the same regions as ``regions`` in another order, put in that order."""
+    from delssome_norms.io import named_regions
+    from delssome_norms.io.checks import check_sc
+    from delssome_norms.io.digest import arrays_sha256
+
+    named = named_regions.read_square(path, None, "SC")
+    values = check_sc(named.values, input_name=str(path))
+    digests = {arrays_sha256(values)}
+    if regions is not None and named.names is not None and sorted(named.names) == sorted(regions):
+        _, _, orders = named_regions.align_names({"fit": regions, str(path): named.names}, "file")
+        order = orders[str(path)]
+        if order is not None:
+            digests.add(arrays_sha256(named_regions.take_regions(values, order)))
+    return digests
 
 
 def rows_to_simulate(row: int, batch_size: int | None, engine: str, device: Any, n_regions: int) -> int:
