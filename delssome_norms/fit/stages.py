@@ -22,8 +22,10 @@ candidates into one simulation call:
 
 ``EI_ratio_sd`` (per region) is the sample standard deviation (ddof = 1) of ``S_E / S_I`` pooled over
 every valid (candidate, duplicate) test simulation of the ``test_top_k`` best validated
-candidates (those with a finite, positive E/I in every region): it combines the noise spread
-(duplicates) and the spread over near-equally good parameter sets.
+candidates (those with a finite, positive E/I in every region), times the factor that centres
+the level (``exp(level_shift_log)``, as ``EI_ratio``), so ``EI_ratio_sd / EI_ratio`` is the
+simulations' relative spread: it combines the noise spread (duplicates) and the spread over
+near-equally good parameter sets.
 
 **Reproducing the test stage.** ``run.json``'s result records ``seeds`` (``test``, ``profile``),
 ``test_batch_row`` and ``test_batch_size`` (:func:`_noise_record`): the noise of a simulation
@@ -667,6 +669,7 @@ def subject_result(
     centre = profile is not None and (members is None or len(members) < 2)
     spread = uncertainty.log_spread(test, w, profile, center=centre)
     ei_ratio = ei_ratio * math.exp(spread["level_shift_log"])
+    sd = sd * math.exp(spread["level_shift_log"])  # on the estimate's scale: sd / E/I unchanged
     ensemble_info: dict[str, Any] = {}
     if members is not None:
         ensemble_info = {

@@ -68,8 +68,10 @@ class EIResult:
     r_e : pandas.Series
         Time-averaged excitatory rate [Hz].
     ei_sd : pandas.Series or None
-        Spread of the E/I ratio (docs/science.md §5; NaN in every region when fewer than 2
-        simulations; None for results that did not record it).
+        Spread of the E/I ratio over the tested candidates' simulations, on ``ei``'s scale
+        (``ei_sd / ei`` is their relative spread; docs/science.md §5; NaN in every region when
+        fewer than 2 simulations; None for results that did not record it). Smaller than the
+        real uncertainty: ``ei_lo`` .. ``ei_hi`` is the interval to report.
     ei_lo, ei_hi : pandas.Series or None
         90 % interval of the regional E/I ratio (``EI_ratio_lo``/``EI_ratio_hi``), when the fit
         computes one.

@@ -442,3 +442,16 @@ def test_surrogate_mode_lockstep_group_gets_intervals(tmp_path: Path, weights: P
             ei["EI_ratio"] <= ei["EI_ratio_hi"]
         ).all()
         assert np.isfinite(ei["EI_ratio_hi"]).all()
+
+
+def test_sd_is_the_pooled_test_spread_on_the_estimates_scale(euler_fit: Path) -> None:
+    """EI_ratio_sd recomputed from the stored test stage: the sample sd of S_E / S_I over every
+    valid (candidate, duplicate) simulation, times the factor that centres the level."""
+    for sid in ("a", "b"):
+        ei, run = _read(euler_fit / sid)
+        with np.load(euler_fit / sid / "checkpoint" / "test.npz", allow_pickle=False) as stored:
+            test = {k: stored[k] for k in ("s_e", "s_i", "valid")}
+        ratio = (test["s_e"] / test["s_i"])[test["valid"]]
+        ratio = ratio[np.all(np.isfinite(ratio) & (ratio > 0), axis=1)]
+        factor = math.exp(run["ei_interval"]["level_shift_log"])
+        np.testing.assert_allclose(ei["EI_ratio_sd"], ratio.std(axis=0, ddof=1) * factor, rtol=1e-6)
