@@ -170,10 +170,10 @@ def test_simulate_stopped_while_writing_keeps_the_earlier_run_whole(tmp_path, mo
     before = {n: (out / n).read_bytes() for n in names}
     original = writers.write_matrix
 
-    def stop_at_cdf(values, path):
+    def stop_at_cdf(values, path, **kw):
         if "FCD_CDF" in Path(path).name:
             raise KeyboardInterrupt
-        return original(values, path)
+        return original(values, path, **kw)
 
     monkeypatch.setattr(writers, "write_matrix", stop_at_cdf)
     monkeypatch.setattr("delssome_norms.io.write_matrix", stop_at_cdf)
