@@ -12,7 +12,12 @@ candidates into one simulation call:
   validated candidates are pooled into a ``val_pooled`` stage of the first search's checkpoint).
   The validation winner's test simulation gives the E/I ratio (mean over valid duplicates of
   time-averaged ``S_E / S_I``), S_E, S_I and r_E; if it has no valid duplicate the next
-  validated candidate with one is used.
+  validated candidate with one is used (``test_fallback``), and if its test simulation leaves
+  the FIC regime (more than :data:`~delssome_norms.fit.quality.RATE_OUTSIDE_MAX` of the regions
+  with a mean r_E outside 2.7-3.3 Hz at the test step) the next validated candidate that stays
+  in it (``test_regime_fallback``; none does: the validation winner, flagged
+  ``rate_outside_fic``). The E/I is defined at the FIC fixed point: a state that leaves it is
+  not the subject's E/I, however well its FC fits.
 
 * **profile** — each subject's winner is re-simulated at ``dt_val`` with fresh duplicates, with
   points along its search's least-constrained direction and the wEI level
@@ -429,11 +434,27 @@ def usable_rows(test: dict[str, np.ndarray]) -> np.ndarray:
     return np.flatnonzero(valid.any(axis=1) & finite)
 
 
+def in_fic_regime(test: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
+    """Whether each of ``rows`` stays in the FIC regime at the test step: at most
+    :data:`~delssome_norms.fit.quality.RATE_OUTSIDE_MAX` of its regions have a mean r_E [Hz]
+    (over the valid duplicates) outside the FIC band."""
+    valid = test["valid"].astype(bool)
+    r_e = np.asarray(test["r_e"], dtype=np.float64)
+    inside = []
+    for row in np.asarray(rows, dtype=np.int64):
+        mean_rate = r_e[row][valid[row]].mean(axis=0)
+        inside.append(quality.rate_outside_fraction(mean_rate) <= quality.RATE_OUTSIDE_MAX)
+    return np.array(inside, dtype=bool)
+
+
 def _winner(test: dict[str, np.ndarray]) -> int | None:
-    """Row of the test winner: the first usable tested candidate (:func:`usable_rows`; None:
-    none)."""
+    """Row of the test winner: the first usable tested candidate (:func:`usable_rows`) that
+    stays in the FIC regime (:func:`in_fic_regime`), else the first usable one (None: none)."""
     usable = usable_rows(test)
-    return int(usable[0]) if usable.size else None
+    if usable.size == 0:
+        return None
+    inside = usable[in_fic_regime(test, usable)]
+    return int(inside[0]) if inside.size else int(usable[0])
 
 
 def run_profile(
@@ -646,7 +667,8 @@ def subject_result(
                 "E/I in every region (S_E/S_I of a valid simulation was NaN, infinite or 0)"
             )
         raise SubjectFailure(f"test: none of the {len(order)} best validated candidates stayed finite")
-    w = int(usable[0])
+    w = int(_winner(test))
+    first = int(usable[0])  # the validation winner, or the next one when it failed the test
     vi = int(order[w])
     with np.errstate(divide="ignore", invalid="ignore"):  # invalid rows: masked out below
         ratio = test["s_e"] / test["s_i"]  # (k, D, N)
@@ -696,7 +718,8 @@ def subject_result(
         "test_total": float(test["corr"][w] + test["l1"][w] + test["ks"][w]),
         "valid_test_duplicates": int(valid[w].sum()),
         "n_dup": int(valid.shape[1]),
-        "test_fallback": w > 0,
+        "test_fallback": first > 0,
+        "test_regime_fallback": w != first,
         "empirical_mean_fc": quality.mean_fc(fc_emp) if fc_emp is not None else None,
         "rate_outside_fraction": quality.rate_outside_fraction(r_e),
     }
@@ -741,7 +764,8 @@ def subject_result(
             "winner_train_generation": int(val["generation"][vi]),
             "winner_search": int(val["search"][vi]) if "search" in val else 0,
             "winner_validation_rank": w,
-            "test_fallback": w > 0,
+            "test_fallback": first > 0,
+            "test_regime_fallback": w != first,
             "valid_test_duplicates": int(valid[w].sum()),
             "ei_ratio_sd_sets": int(valid.any(axis=1).sum()),
             "ei_ratio_sd_simulations": int(pooled.shape[0]),
