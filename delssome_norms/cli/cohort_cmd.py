@@ -45,7 +45,10 @@ def register(subparsers) -> None:
         "collect",
         help="gather per-subject E/I into the growth-chart input table",
         example="delssome-norms collect --in-dir out/ --demographics demogr.csv --out cohort_ei.csv",
-        description="Write subject_id, age_in_years, sex, numeric_sex, site, scanner, site_scanner, "
+        description="Write subject_id, age_in_years, sex, numeric_sex, site, scanner and "
+        "site_scanner (site and scanner only when the demographics have those columns; "
+        "site_scanner when they have it or a site column to build it from: <site>_<scanner>, or "
+        "<site> without a scanner), "
         "ei_ratio_mean, ei_ratio_mean_lo/_hi (90 % interval), ei_interval_calibrated, fit_flagged, "
         "fit_flag_reasons and "
         "ei_ratio_roi_0..N-1 for every person of the demographics table with "

@@ -161,8 +161,10 @@ def collect(
         its own takes the row of its person ``sub-01`` and the values of its session in
         ``sub-01/sub-01_sessions.tsv`` (``age`` above all), which win.
     out : path
-        Output CSV: subject_id, age_in_years, sex, numeric_sex, site, scanner, site_scanner,
-        ei_ratio_mean, ei_ratio_roi_0 .. ei_ratio_roi_{N-1}, ei_ratio_mean_lo, ei_ratio_mean_hi
+        Output CSV: subject_id, age_in_years, sex, numeric_sex, site, scanner, site_scanner
+        (site and scanner only where the demographics have them; site_scanner where they have it
+        or site, :func:`~delssome_norms.io.prepare_demographics`), ei_ratio_mean,
+        ei_ratio_roi_0 .. ei_ratio_roi_{N-1}, ei_ratio_mean_lo, ei_ratio_mean_hi
         (the 90 % interval of the mean; NaN for results of older versions),
         ei_interval_calibrated (whether the interval's calibration covers the fit; blank when the
         result did not record it), fit_flagged (bool),
@@ -295,7 +297,11 @@ def collect(
     for sid, pipeline in pipeline_of.items():
         key = json.dumps(pipeline, sort_keys=True)
         pipelines.setdefault(key, (pipeline, []))[1].append(sid)
-    prefix_hint = _sub_prefix_hint(missing, in_dir, set(demo["subject_id"].astype(str)))
+    listed_ids = set(demo["subject_id"].astype(str))
+    prefix_pairs = _sub_prefix_pairs(missing, in_dir, listed_ids)
+    zero_pairs = _leading_zero_pairs(missing, in_dir, listed_ids)
+    prefix_hint = _sub_prefix_hint(prefix_pairs) + _leading_zeros_hint(zero_pairs, demographics)
+    _relabel_misnamed(states, {sid for sid, _ in prefix_pairs + zero_pairs})
     if missing:
         shown = ", ".join(missing[:10]) + (
             f" (and {len(missing) - 10} more)" if len(missing) > 10 else ""
@@ -526,6 +532,8 @@ def _missing_states(states: Mapping[str, list[str]]) -> str:
         "again when it has finished",
         "unfinished": "a checkpoint but no result: rerun the cohort command to resume them",
         "not started": "no checkpoint or result: not run yet, or run into another --in-dir",
+        "named otherwise": "no folder of that name, but one named nearly so: see the end of "
+        "this message",
     }
     return "; ".join(
         f"{len(ids)} {why} ({', '.join(ids[:3])}{' ...' if len(ids) > 3 else ''}: {advice[why]})"
@@ -533,14 +541,30 @@ def _missing_states(states: Mapping[str, list[str]]) -> str:
     )
 
 
-def _sub_prefix_hint(missing: list[str], in_dir: Path, listed: set[str]) -> str:
-    """'; ... 01 -> sub-01 ...' when result folders differ from missing ids by a BIDS ``sub-``
-    prefix only (ids are never rewritten: the user fixes the table), else ''."""
+def _relabel_misnamed(states: dict[str, list[str]], misnamed: set[str]) -> None:
+    """Move ids whose folder exists under another spelling from "not started" to "named otherwise"."""
+    ids = states.get("not started", [])
+    moved = [sid for sid in ids if sid in misnamed]
+    if moved:
+        states["named otherwise"] = moved
+        states["not started"] = [sid for sid in ids if sid not in misnamed]
+        if not states["not started"]:
+            del states["not started"]
+
+
+def _sub_prefix_pairs(missing: list[str], in_dir: Path, listed: set[str]) -> list[tuple[str, str]]:
+    """(id, folder) where a result folder differs from a missing id by a BIDS ``sub-`` prefix."""
     pairs = []
     for sid in missing:
         other = sid.removeprefix("sub-") if sid.startswith("sub-") else f"sub-{sid}"
         if other and other not in listed and (in_dir / other).is_dir():
             pairs.append((sid, other))
+    return pairs
+
+
+def _sub_prefix_hint(pairs: list[tuple[str, str]]) -> str:
+    """'; ... 01 -> sub-01 ...' for :func:`_sub_prefix_pairs` (ids are never rewritten: the user
+    fixes the table), else ''."""
     if not pairs:
         return ""
     shown = ", ".join(f"{a} -> folder {b}" for a, b in pairs[:3])
@@ -549,6 +573,36 @@ def _sub_prefix_hint(missing: list[str], in_dir: Path, listed: set[str]) -> str:
         f"'sub-' prefix is added or removed ({shown}{' ...' if len(pairs) > 3 else ''}): write "
         "the ids in the demographics exactly as the folders are named (prepare --bids-dir "
         "names them sub-<label>, as BIDS participant_id does)"
+    )
+
+
+def _leading_zero_pairs(missing: list[str], in_dir: Path, listed: set[str]) -> list[tuple[str, str]]:
+    """(id, folder) where the only unlisted result folder of a missing numeric id's value has
+    leading zeros (``1`` and ``001``: a spreadsheet read the ids as numbers)."""
+    padded: dict[int, list[str]] = {}
+    if in_dir.is_dir():
+        for d in in_dir.iterdir():
+            if d.is_dir() and d.name.isdigit() and d.name.startswith("0") and d.name not in listed:
+                padded.setdefault(int(d.name), []).append(d.name)
+    return [
+        (sid, padded[int(sid)][0])
+        for sid in missing
+        if sid.isdigit() and len(padded.get(int(sid), [])) == 1
+    ]
+
+
+def _leading_zeros_hint(pairs: list[tuple[str, str]], demographics: str | Path) -> str:
+    """'; ... 1 -> folder 001 ...' for :func:`_leading_zero_pairs` and how to keep the zeros."""
+    if not pairs:
+        return ""
+    shown = ", ".join(f"{a} -> folder {b}" for a, b in pairs[:3])
+    return (
+        f"; {len(pairs)} id(s) of the demographics match a results folder once their leading "
+        f"zeros are restored ({shown}{' ...' if len(pairs) > 3 else ''}): a spreadsheet read the "
+        f"ids as numbers and dropped the zeros; write them in {demographics} exactly as the "
+        "folders are named, keeping the id column as text (Excel: import the CSV with Data > "
+        "From Text/CSV and set the id column's type to Text, or format the column as Text "
+        "before typing the ids)"
     )
 
 

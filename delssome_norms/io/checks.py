@@ -470,11 +470,19 @@ def sites_mix_sexes(site_codes: np.ndarray, female: np.ndarray, n_sites: int) ->
     return bool(((n_female > 0) & (n_female < n_site)).any())
 
 
-def check_ages(values, input_name: str = "age_in_years", *, allow_missing: bool = False) -> np.ndarray:
+def check_ages(
+    values,
+    input_name: str = "age_in_years",
+    *,
+    allow_missing: bool = False,
+    months_hint: bool = False,
+) -> np.ndarray:
     """Check ages in years: present, numeric, non-negative and below 120.
 
     ``allow_missing``: empty cells (NaN, ``n/a``) pass as NaN; text that is not a number still
-    does not. A cell written with a decimal comma (``30,5``) is named as such.
+    does not. A cell written with a decimal comma (``30,5``) is named as such. ``months_hint``:
+    ages out of range that all fit 0 to 12 x 120 ask whether they are months
+    (:func:`in_months_hint`).
 
     Returns
     -------
@@ -500,10 +508,24 @@ def check_ages(values, input_name: str = "age_in_years", *, allow_missing: bool 
     if negative.size:
         raise InvalidInputError(
             f"age must be between 0 and {MAX_AGE_YEARS:g} years; row(s) {_fmt_rows(negative)} "
-            f"have {', '.join(f'{a:g}' for a in ages[negative[:5]])}",
+            f"have {', '.join(f'{a:g}' for a in ages[negative[:5]])}"
+            + (in_months_hint(ages) if months_hint else ""),
             input_name,
         )
     return ages
+
+
+def in_months_hint(ages: np.ndarray) -> str:
+    """``; are these ages in months (up to 138)? ...`` when the ages, some above
+    :data:`MAX_AGE_YEARS`, all lie in 0 to 12 x :data:`MAX_AGE_YEARS`; else ''."""
+    ages = np.asarray(ages, dtype=np.float64)
+    ages = ages[np.isfinite(ages)]
+    if ages.size and ages.min() >= 0 and MAX_AGE_YEARS < ages.max() <= 12 * MAX_AGE_YEARS:
+        return (
+            f"; are these ages in months (up to {ages.max():g})? age_in_years must be in years "
+            "(divide months by 12)"
+        )
+    return ""
 
 
 def _decimal_comma_hint(raw: pd.Series) -> str:

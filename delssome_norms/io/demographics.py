@@ -87,7 +87,7 @@ def prepare_demographics(
         out["subject_id"] = out["subject_id"].astype(str)
         check_unique_ids(out["subject_id"], input_name)
         if age:
-            out["age_in_years"] = check_ages(out["age_in_years"], input_name)
+            out["age_in_years"] = check_ages(out["age_in_years"], input_name, months_hint=True)
         out["sex"] = table_sex_labels(out, input_name)
     except InvalidInputError as err:
         raise err.with_source(input_name) from None
@@ -147,7 +147,12 @@ def read_demographics(
         return prepare_demographics(people, name)  # the table as it is, its own ages required
     prepare_demographics(people, name, age=False)  # ids, sex, site, timing: the file's rows
     if "age_in_years" in people:  # ages given: checked with the file's own row numbers
-        check_ages(people["age_in_years"], f"{name}: column age_in_years", allow_missing=True)
+        check_ages(
+            people["age_in_years"],
+            f"{name}: column age_in_years",
+            allow_missing=True,
+            months_hint=True,
+        )
     rows = _session_rows(people, folders, root, name)
     return prepare_demographics(rows, f"{name} (its rows matched to the result folders)")
 
@@ -176,7 +181,9 @@ def read_sessions(path: Path) -> pd.DataFrame:
     if twice:
         raise InvalidInputError(f"lists session(s) {', '.join(twice)} more than once", str(path))
     if "age_in_years" in table:
-        table["age_in_years"] = check_ages(table["age_in_years"], str(path), allow_missing=True)
+        table["age_in_years"] = check_ages(
+            table["age_in_years"], str(path), allow_missing=True, months_hint=True
+        )
     return table.drop(columns="session_id").set_axis(labels.to_list())
 
 

@@ -113,12 +113,34 @@ def _read_text(path: PathLike) -> str:
         what = describe_binary(raw, name)  # an .xlsx (a zip) need not hold a NUL byte early on
         if what is not None:
             raise InvalidInputError(what, name) from None
-        raise InvalidInputError(
-            f"is not UTF-8 text (byte 0x{raw[exc.start]:02x} at position {exc.start})", name
-        ) from None
+        raise InvalidInputError(_not_utf8(raw, exc.start), name) from None
     if encoding is not None and not text.strip("\ufeff \t\r\n"):
         raise InvalidInputError("file is empty", name)
     return text.removeprefix("\ufeff")
+
+
+SAVE_AS_UTF8 = (
+    "save it as UTF-8 text (Excel: Save As > 'CSV UTF-8 (Comma delimited)'; other editors: "
+    "choose the UTF-8 encoding when saving)"
+)
+"""The way forward for a text file in another encoding (Excel's plain "CSV" on Windows is
+Windows-1252: ``é`` is the single byte 0xe9)."""
+
+
+def _not_utf8(raw: bytes, start: int) -> str:
+    """``is not UTF-8 text (byte 0xe9 at position 62, line 3: 'Montréal' read as Windows-1252,
+    ...); save it as UTF-8 ...``: the byte, its line and cell, and :data:`SAVE_AS_UTF8`."""
+    line = raw.count(b"\n", 0, start) + 1
+    before = _CELL_EDGE.split(raw[max(0, start - 40) : start])[-1]
+    after = _CELL_EDGE.split(raw[start : start + 40])[0]
+    cell = (before + after).strip().decode("cp1252", errors="replace")
+    return (
+        f"is not UTF-8 text (byte 0x{raw[start]:02x} at position {start}, line {line}: {cell!r} "
+        "read as Windows-1252, the encoding of Excel's plain 'CSV' on Windows); " + SAVE_AS_UTF8
+    )
+
+
+_CELL_EDGE = re.compile(rb"[,;\t\r\n]")
 
 
 NA_TOKENS = frozenset({"n/a", "na", "nan", ""})
@@ -666,12 +688,32 @@ def read_manifest(path: PathLike) -> pd.DataFrame:
         if i in problems:  # fails alone when its group runs: no timing to check
             table.loc[i, "scan_length"] = np.nan
             continue
+        if blank.loc[i] and not derive.loc[i]:
+            raise InvalidInputError(_empty_scan_length(row["tr"], "timeseries" in table), where)
         check_timing(row["tr"], table.loc[i, "scan_length"], where)
     if problems:
         table[INPUT_PROBLEM] = [problems.get(i) for i in table.index]
     # every cell checked above (NaN in a row that fails alone, INPUT_PROBLEM saying why)
     table["scan_length"] = table["scan_length"].astype(np.float64)
     return table
+
+
+def _empty_scan_length(tr: object, has_timeseries: bool) -> str:
+    """The error for an empty ``scan_length`` cell in a row that gives no time series."""
+    try:
+        tr_f = float(str(tr))
+    except ValueError:
+        tr_f = float("nan")
+    example = (
+        f": e.g. 600 frames at TR {tr_f:g} s are {600 * tr_f:g} s"
+        if np.isfinite(tr_f) and tr_f > 0
+        else ""
+    )
+    return (
+        "the scan_length cell is empty: fill in the length of the scan the FC was computed "
+        f"from, in seconds (frames x TR{example})"
+        + ("; only a row with a timeseries may leave it empty" if has_timeseries else "")
+    )
 
 
 def _count_frames(path: PathLike) -> int:

@@ -46,6 +46,32 @@ def table_region_names(
     return _names(((provenance or {}).get("atlas") or {}).get("regions"))
 
 
+def check_region_count(regions: Any, table: pd.DataFrame, source: str = "table") -> list[Any]:
+    """``regions`` as a list, refused unless it names one region per ``ei_ratio_roi_<j>`` column
+    of ``table`` (a table without regional columns takes any list)."""
+    if isinstance(regions, (str, bytes)):
+        raise InvalidInputError(
+            f"regions must be a list of region names, one per regional column, not the single "
+            f"string {regions!r}",
+            source,
+        )
+    try:
+        names = list(regions)
+    except TypeError:
+        raise InvalidInputError(
+            f"regions must be a list of region names, got {type(regions).__name__}", source
+        ) from None
+    n = et.n_region_columns([str(c) for c in table.columns])
+    if n and len(names) != n:
+        raise InvalidInputError(
+            f"the region names (regions=, or the table's regions.csv) list {len(names)} regions "
+            f"but the table has {n} regional columns: give one name per {et.REGION_PREFIX}<j> "
+            "column, in column order",
+            source,
+        )
+    return names
+
+
 def _key(name: str) -> object:
     """A region's hemisphere and region (``ctx-lh-precentral`` = ``lh_precentral``), or the name
     itself for names without a hemisphere (another atlas's)."""
@@ -102,9 +128,13 @@ def align_table_regions(
     Raises
     ------
     InvalidInputError
-        The same number of named regions on both sides but not the same regions (named): such
+        ``regions`` given but not one name per regional column of the table (as
+        :meth:`GrowthChart.fit <delssome_norms.norms.chart.GrowthChart.fit>` refuses them), or
+        the same number of named regions on both sides but not the same regions (named): such
         a table is never scored by column position, even with ``allow_pipeline_mismatch``.
     """
+    if regions is not None:
+        regions = check_region_count(regions, table, source)
     theirs, ours = table_region_names(provenance, regions), chart_region_names(chart)
     if theirs is None or ours is None or theirs == ours or len(theirs) != len(ours):
         return table, provenance  # a different number of regions: check_pipeline refuses

@@ -109,6 +109,7 @@ class ChartScoringMixin:
         Returns
         -------
         dict mapping parameter name to ndarray of shape (n, T)
+            Every parameter, also one constant over ages (T: the targets, in ``targets`` order).
 
         Raises
         ------
@@ -140,7 +141,11 @@ class ChartScoringMixin:
                     stacklevel=3,
                 )
         etas = self._etas(ages, female, tidx, codes)
-        return dict(zip(self.family_.params, self.family_.to_params(etas)))
+        shape = (ages.size, len(tidx))  # parameters constant over people come as (1, T)
+        return {
+            p: np.array(np.broadcast_to(v, shape))
+            for p, v in zip(self.family_.params, self.family_.to_params(etas))
+        }
 
     def _checked_ages(self, ages, extrapolate: bool) -> np.ndarray:
         """``ages`` [years] as a finite 1-D float array, inside ``chart_range_`` unless
@@ -528,9 +533,12 @@ class ChartScoringMixin:
             ``<stem>.regions.csv``); default: the provenance's ``atlas.regions``. When the chart
             records its region names too and these are the same regions in another order, the
             table's regional columns are matched to the chart's by name (with an
-            :class:`InputWarning`); other regions are refused even with
-            ``allow_pipeline_mismatch``
-            (:func:`~delssome_norms.norms.chart_regions.align_table_regions`).
+            :class:`InputWarning`); other regions, and names that are not one per regional
+            column, are refused even with ``allow_pipeline_mismatch``
+            (:func:`~delssome_norms.norms.chart_regions.align_table_regions`). A row of
+            :meth:`EIResult.to_table <delssome_norms.pipeline.EIResult.to_table>` names its
+            fit's regions (and pipeline) in its ``attrs``, used when neither ``regions`` nor
+            ``provenance`` is given.
 
         Returns
         -------
@@ -557,7 +565,7 @@ class ChartScoringMixin:
             raise InvalidInputError(f"layout must be 'wide' or 'long'; got {layout!r}", "layout")
         if not isinstance(table, pd.DataFrame) or table.empty:
             raise InvalidInputError("expected a non-empty table", source)
-        if provenance is None:  # a row of EIResult.to_table carries its fit's pipeline
+        if provenance is None:  # a row of EIResult.to_table carries its fit's pipeline and regions
             provenance = table.attrs.get(et.PROVENANCE_ATTR)
         table, provenance = align_table_regions(self, table, provenance, regions, source)
         self.check_pipeline(table, provenance, allow_mismatch=allow_pipeline_mismatch, source=source)

@@ -182,7 +182,10 @@ class EIResult:
             and, as in the table of ``collect``, the mean's 90 % interval ``ei_ratio_mean_lo`` /
             ``ei_ratio_mean_hi`` (NaN without one), ``ei_interval_calibrated`` (None when
             unknown) and ``fit_flagged`` / ``fit_flag_reasons``, so that a chart's ``score`` flags
-            a poor fit or an uncalibrated interval and gives the centile's interval.
+            a poor fit or an uncalibrated interval and gives the centile's interval. Its
+            ``attrs`` record the fit's pipeline and region names, so that ``score`` compares the
+            pipeline and matches the regional columns to a chart's regions by name (a chart
+            listing them in another order) or refuses other regions.
         """
         if not hasattr(demographics, "items"):
             raise InvalidInputError(
@@ -195,10 +198,35 @@ class EIResult:
         row = et.cohort_row(person, self.ei.to_numpy())
         row.update(interval_and_flag({"ei_interval": self.interval, "fit_quality": self.quality}))
         table = pd.DataFrame([row])
-        pipeline = self.provenance.get("pipeline")
-        if isinstance(pipeline, dict):  # what a chart's score compares, as collect's sidecar
-            table.attrs[et.PROVENANCE_ATTR] = {"pipeline": dict(pipeline)}
+        record = self._table_provenance()
+        if record:
+            table.attrs[et.PROVENANCE_ATTR] = record
         return table
+
+    def _table_provenance(self) -> dict[str, Any]:
+        """What :meth:`to_table` records in its ``attrs``, as ``collect``'s sidecar records it: the
+        pipeline a chart's ``score`` compares, and the region names (``ei_ratio_roi_<k>`` is
+        ``regions[k]``) by which it matches the columns to a chart of another region order; no
+        names for a fit without them (``region_0`` ..), whose columns only position identifies."""
+        from delssome_norms.io.regions import regions_sha256
+
+        out: dict[str, Any] = {}
+        pipeline = self.provenance.get("pipeline")
+        if isinstance(pipeline, dict):
+            out["pipeline"] = dict(pipeline)
+        names = self.regions
+        if names == region_names(len(names)):
+            return out
+        atlas = self.provenance.get("atlas")
+        out["atlas"] = {
+            **(atlas if isinstance(atlas, dict) else {}),
+            "n_regions": len(names),
+            "regions": names,
+            "regions_sha256": regions_sha256(names),
+        }
+        if out.get("pipeline", {}).get("regions_sha256") is not None:  # names given to from_dir
+            out["pipeline"]["regions_sha256"] = regions_sha256(names)
+        return out
 
     def equals(self, other: object) -> bool:
         """Whether ``other`` is the same result: subject, every regional value (exactly, with the

@@ -263,7 +263,7 @@ def prepare_cohort(
         raise InvalidInputError(f"missing target column(s) {', '.join(map(repr, missing))}", input_name)
     if len(set(targets)) != len(targets):
         raise InvalidInputError("target columns are listed more than once", input_name)
-    age = check_ages(table["age_in_years"], input_name)
+    age = check_ages(table["age_in_years"], input_name, months_hint=True)
     female = sex_labels(table, input_name) == "female"
     n_f, n_m = int(female.sum()), int((~female).sum())
     if min(n_f, n_m) < min_per_sex:
