@@ -204,9 +204,7 @@ def write_reference_cohort(
         "label": SYNTHETIC_LABEL,
         "synthetic": True,
         "format_version": FORMAT_VERSION,
-        # the generator's name when format 1 was defined; kept so regenerated files stay identical
-        # (the generator is now delssome_norms.synthetic.generate_reference_cohort)
-        "generator": "delssome_norms.datasets.synthetic.generate_reference_cohort",
+        "generator": "delssome_norms.synthetic.generate_reference_cohort",
         "delssome_norms_version": _package_version(),
         "seed": cohort.seed,
         "effects": spec.effects,
