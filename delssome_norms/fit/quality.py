@@ -25,6 +25,16 @@ Reasons
     winner is not in the regime FIC places at 3 Hz (a fit without the stability gate can end
     at r_E 0.1 Hz), so its E/I describes another state of the model. Default fits of the
     benchmark's truths ran at 3.00-3.02 Hz in every region.
+``pattern_ambiguous``
+    A tested candidate whose test cost is within the noise tolerance of the winner's (one the
+    data cannot rank below it: the near-optimal set of :mod:`~delssome_norms.fit.uncertainty`)
+    has a regional E/I pattern that correlates with the winner's below ``PATTERN_R_MIN``
+    (``near_optimal_pattern_r``): the data do not say which map mix is the subject's. Two
+    patterns that both correlated 0.9 or more with the truth would correlate 0.62 or more with
+    each other, so at least one of the two is a poor estimate, and the fit cannot tell which.
+    In the benchmark this caught a default-design fit whose pattern was not recovered (r 0.11;
+    its equally good tested candidates reached 0.93-1.00), and flagged 1 of 12 and 1 of 11 good
+    surrogate-mode fits, whose winners happened to be the right mix.
 ``interval_incomplete``
     Some region, or the mean, has no interval (``ei_interval.missing_regions``): its E/I or
     its spread was not finite, so part of the estimate cannot be trusted or compared.
@@ -68,6 +78,9 @@ GATE_REJECTED_MAX = 0.5
 """Largest fraction of gate-rejected candidates in the last generations of a trusted search."""
 RATE_OUTSIDE_MAX = 0.1
 """Largest fraction of regions whose mean r_E may leave the FIC band in a trusted fit."""
+PATTERN_R_MIN = 0.5
+"""Lowest Pearson r between the winner's regional E/I and an equally good tested candidate's
+(below it the pattern is ambiguous; the issue's own bar for a poor pattern)."""
 GATE_LAST_FRACTION = 0.2
 """Fraction of the train generations (at least one) whose gate rejections are counted."""
 
@@ -77,6 +90,8 @@ REASON_TEXT = {
     "test_fallback": "the validation winner failed the test; the next candidate was used",
     "few_valid_duplicates": "few valid test duplicates",
     "rate_outside_fic": "the winner's excitatory rates leave the FIC regime (2.7-3.3 Hz)",
+    "pattern_ambiguous": "equally good candidates disagree on the regional pattern (another "
+    "mix of the maps fits as well)",
     "interval_incomplete": "some region or the mean has no interval (non-finite E/I or spread)",
     "fc_outside_model_range": "the empirical mean FC is outside the model's range (global signal "
     "regression? heavy smoothing?)",
@@ -132,6 +147,7 @@ def assess(metrics: dict[str, Any]) -> dict[str, Any]:
     metrics : dict
         ``test_total``, ``self_floor_total``, ``gate_rejected_fraction``,
         ``test_fallback``, ``valid_test_duplicates``, ``n_dup``, ``rate_outside_fraction``,
+        ``near_optimal_pattern_r``,
         ``interval_missing_regions``, ``interval_mean_missing``, ``empirical_mean_fc`` (Python
         or numpy numbers).
 
@@ -161,6 +177,8 @@ def assess(metrics: dict[str, Any]) -> dict[str, Any]:
         reasons.append("few_valid_duplicates")
     if num("rate_outside_fraction") > RATE_OUTSIDE_MAX:
         reasons.append("rate_outside_fic")
+    if num("near_optimal_pattern_r") < PATTERN_R_MIN:
+        reasons.append("pattern_ambiguous")
     if num("interval_missing_regions") > 0 or metrics.get("interval_mean_missing"):
         reasons.append("interval_incomplete")
     if fc_outside(metrics):
@@ -185,6 +203,17 @@ def _finite_or_none(v: Any) -> Any:
 def describe(reasons: Sequence[str]) -> str:
     """Reasons as one readable phrase (unknown keys are kept as they are)."""
     return "; ".join(REASON_TEXT.get(r, r) for r in reasons)
+
+
+def min_pattern_r(point: np.ndarray, members: np.ndarray) -> float:
+    """Lowest Pearson r between a regional E/I ``point`` (N,) and each row of ``members`` (M, N),
+    over the regions finite in both (NaN without members or with fewer than 3 such regions)."""
+    rs = []
+    for row in np.atleast_2d(members):
+        ok = np.isfinite(point) & np.isfinite(row)
+        if ok.sum() >= 3 and np.ptp(point[ok]) > 0 and np.ptp(row[ok]) > 0:
+            rs.append(float(np.corrcoef(point[ok], row[ok])[0, 1]))
+    return min(rs) if rs else math.nan
 
 
 def rate_outside_fraction(r_e: np.ndarray) -> float:

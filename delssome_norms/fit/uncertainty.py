@@ -90,6 +90,7 @@ import numpy as np
 import torch
 
 from delssome_norms.errors import InputWarning, InvalidInputError
+from delssome_norms.fit import quality
 from delssome_norms.fit.cmaes import CMAESSearch
 from delssome_norms.fit.evaluate import EulerEvaluator, simulated_candidates, stack_params
 from delssome_norms.fit.parameterisation import Parameterisation
@@ -586,7 +587,8 @@ def log_spread(
         ``region`` (N,), ``mean`` (float), ``level_shift_log`` (float: the estimate is the
         winner's E/I times ``exp(level_shift_log)`` in every region) and metrics:
         ``noise_floor_sd``, ``tolerance``,
-        ``near_optimal_profile``, ``near_optimal_test``, ``near_optimal_partial``,
+        ``near_optimal_profile``, ``near_optimal_test``, ``near_optimal_pattern_r`` (lowest r
+        of a near-optimal test candidate's regional E/I with the winner's), ``near_optimal_partial``,
         ``profile_used``, ``profile_open`` (an outermost axis point is still near-optimal: the
         set may extend further), ``dup_se_log_mean``, ``set_spread_log_mean``.
     """
@@ -638,6 +640,7 @@ def log_spread(
     near_t = np.isfinite(t_cost) & (t_cost <= t_cost[winner] + tol)
     near_t[winner] = False
     info["near_optimal_test"] = int(near_t.sum())
+    info["near_optimal_pattern_r"] = quality.min_pattern_r(point, t_ratio[near_t])
     add(t_ratio[near_t], point)
     # the estimate's level is the centre of the set's range of mean levels, not the winner's
     # (one member of a set the data cannot rank); spreads are taken about that centre
