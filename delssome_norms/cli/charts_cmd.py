@@ -165,7 +165,8 @@ def register(subparsers) -> None:
         "interval_uncalibrated, chart_unreliable; README 'Reading a score'). For ei_ratio_mean "
         "also the reference names centile_with_site and corrected_value. The table's regions "
         "sidecar (<stem>.regions.csv, from collect) is copied next to the scores, where report "
-        "and brainmap read the region names.",
+        "and brainmap read the region names; <stem>.provenance.json beside them names the chart "
+        "(its digests) and the scored table (its SHA-256 and provenance).",
     )
     _add_chart_argument(s)
     s.add_argument("--table", required=True, metavar="CSV", help="people to score")
@@ -459,15 +460,25 @@ def _remove_stale_centile_tables(out: Path, written: set[Path]) -> None:
 
 
 def run_score(args: argparse.Namespace) -> int:
-    """Score a table of people against a saved chart."""
+    """Score a table of people against a saved chart; write the scores, their regions sidecar
+    and their provenance sidecar (chart and table identity) together."""
+    import warnings
+
     import numpy as np
 
-    from delssome_norms.io import check_out_file, write_table
+    from delssome_norms.cli.side_files import (
+        chart_identity,
+        check_spares_inputs,
+        derived_provenance,
+        table_writes,
+    )
+    from delssome_norms.io import check_out_file, regions_path, write_table, write_together
     from delssome_norms.io.guard import TABLE_SUFFIXES
-    from delssome_norms.norms.chart_regions import table_region_names
+    from delssome_norms.norms.chart_regions import align_table_regions, table_region_names
     from delssome_norms.norms.chart_table import FLAG_POOR_FIT, FLAG_UNCALIBRATED
 
     check_out_file(args.out, "--out", {"--table": args.table}, TABLE_SUFFIXES)
+    check_spares_inputs([args.out], {"--table": args.table})
     chart = load_chart(args.chart)
     table, provenance, regions = _table_and_provenance(args.table)
     scores = chart.score(
@@ -480,8 +491,18 @@ def run_score(args: argparse.Namespace) -> int:
         allow_pipeline_mismatch=args.allow_pipeline_mismatch,
         regions=regions,
     )
-    write_table(scores, args.out)
-    _copy_regions_sidecar(args.table, args.out, chart, regions or table_region_names(provenance))
+    settings = {k: getattr(args, k) for k in ("targets", "layout", "extrapolate")}
+    settings["allow_pipeline_mismatch"] = args.allow_pipeline_mismatch
+    meta = derived_provenance("charts score", settings, args.table, provenance)
+    if provenance is not None:  # the scores' regional columns are in the chart's region order
+        with warnings.catch_warnings():  # a reordered table was warned about by score()
+            warnings.simplefilter("ignore")
+            aligned = align_table_regions(chart, table, provenance, regions, str(args.table))[1]
+        meta.update(pipeline=dict(aligned.get("pipeline") or {}), atlas=aligned.get("atlas"))
+    meta["chart"] = chart_identity(chart, args.chart)
+    side = _scores_regions(args.table, chart, regions or table_region_names(provenance))
+    scores_file, sidecar = table_writes(args.out, lambda p: write_table(scores, p), meta)
+    write_together([scores_file, (regions_path(args.out), side), sidecar])
     n = len(table)  # long layout: one row per person and target, person by person
 
     def people(mask) -> int:
@@ -503,23 +524,23 @@ def run_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def _copy_regions_sidecar(table: str, out: str, chart=None, names=None) -> None:
-    """Put the table's ``<stem>.regions.csv`` (collect's region names) next to the scores, where
-    ``charts report``/``brainmap`` read it; remove a stale one when the table has none. Scores
-    of a table whose regions were matched to the chart's by name (``names`` the table's, in
-    another order than the chart's) are in the chart's order: its names are written."""
+def _scores_regions(table: str, chart=None, names=None):
+    """The writer of the scores' ``<stem>.regions.csv`` (where ``charts report``/``brainmap``
+    read the region names): the table's sidecar (collect's), or the chart's names when the
+    table's (``names``, in another order than the chart's) were matched to them by name (the
+    scores are in the chart's order); None when the table has none (an earlier one is removed)."""
     from delssome_norms.io import regions_path, write_table, write_text
     from delssome_norms.norms.chart_regions import chart_region_names
 
-    source, target = regions_path(table), regions_path(out)
+    source = regions_path(table)
     ours = chart_region_names(chart) if chart is not None else None
     if names is not None and ours is not None and list(names) != ours and len(names) == len(ours):
-        write_table(et.regions_frame(ours), target)  # score() matched them by name
-    elif source.is_file():
-        if source.resolve() != target.resolve():
-            write_text(source.read_text(encoding="utf-8"), target)  # atomic, as every output
-    else:
-        target.unlink(missing_ok=True)
+        frame = et.regions_frame(ours)  # score() matched them by name
+        return lambda p: write_table(frame, p)
+    if source.is_file():
+        text = source.read_text(encoding="utf-8")
+        return lambda p: write_text(text, p)
+    return None
 
 
 def run_adapt(args: argparse.Namespace) -> int:
@@ -659,6 +680,7 @@ def run_report(args: argparse.Namespace) -> int:
         report_markdown,
         scores_atlas,
     )
+    from delssome_norms.cli.side_files import check_spares_inputs
     from delssome_norms.io import read_table, write_text
     from delssome_norms.norms.reference import REFERENCE_CHART_LABEL, REFERENCE_CHART_NAME
     from delssome_norms.plotting.charts import plot_chart_centiles
@@ -669,6 +691,8 @@ def run_report(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise InvalidInputError("exists and is not a folder", "--out")
+    written = [out / name for name in ("report.md", "fan_chart.png", "brain_map_z.png")]
+    check_spares_inputs(written, {"--scores": args.scores}, sides=())
     source = _named(args.scores, "--scores")
     row = _person_row(read_table(args.scores), args.subject, source)
     flags = check_drawable(row, source)
@@ -705,11 +729,13 @@ def run_report(args: argparse.Namespace) -> int:
 
 def run_compare(args: argparse.Namespace) -> int:
     """Write the BIC table over families and mu df."""
+    from delssome_norms.cli.side_files import check_spares_inputs
     from delssome_norms.io import check_out_file, read_table, write_table
     from delssome_norms.io.guard import TABLE_SUFFIXES
     from delssome_norms.norms.selection import best_models, compare_models
 
     check_out_file(args.out, "--out", {"--table": args.table}, TABLE_SUFFIXES)  # before the fits
+    check_spares_inputs([args.out], {"--table": args.table}, sides=())  # its sidecars too
     families = list(dict.fromkeys(csv_list(args.families, "--families")))  # each model once
     mu_dfs = list(dict.fromkeys(_int_list(args.mu_dfs, "--mu-dfs")))
     _check_models(families, mu_dfs, sigma_df=args.sigma_df, site_column=args.site_column)

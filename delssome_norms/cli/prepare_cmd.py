@@ -149,6 +149,7 @@ def write_pair(
     fc_path: Path,
     cdf_path: Path,
     names: tuple[str, ...] | None = None,
+    record: dict | None = None,
 ) -> None:
     """Write a subject's FC (N x N) and FCD-CDF (bins,) so that they always belong together:
     ``estimate-ei`` fits the two files as one subject, and a Ctrl-C, crash or full disk between
@@ -156,12 +157,28 @@ def write_pair(
     folder (:func:`delssome_norms.io.write_together`: at worst an FC without its FCD-CDF, which
     every reader refuses as a missing file). With ``names`` the FC gets them as header row and
     first column (as ``pd.DataFrame(fc, index=names, columns=names).to_csv``), which the FC
-    readers match to an SC and maps by name; without, it is header-less (reference layout)."""
+    readers match to an SC and maps by name; without, it is header-less (reference layout).
+    ``record`` (:func:`~delssome_norms.cli.side_files.prepare_record`: TR, FCD window, runs) is
+    written with them as ``<prefix>prepare.json``, with the FC's SHA-256, and renamed into place
+    between the FC and the FCD-CDF: the folder never holds a record beside another FC, and a
+    complete pair always has its record. None removes an earlier one."""
     from delssome_norms import io
+    from delssome_norms.cli.side_files import prepare_record_path
+
+    staged: list[Path] = []
+
+    def write_fc(p: Path) -> None:
+        io.write_matrix(fc, p, names)
+        staged.append(p)
+
+    def write_record(p: Path) -> None:
+        files = {"fc": fc_path.name, "fcd_cdf": cdf_path.name}
+        io.write_json({**record, **files, "fc_sha256": io.file_sha256(staged[0])}, p)
 
     io.write_together(
         [
-            (fc_path, lambda p: io.write_matrix(fc, p, names)),
+            (fc_path, write_fc),
+            (prepare_record_path(fc_path), None if record is None else write_record),
             (cdf_path, lambda p: io.write_matrix(cdf, p)),
         ]
     )
@@ -372,6 +389,7 @@ def _prepare_bids(args: argparse.Namespace, out) -> int:
     import pandas as pd
 
     from delssome_norms import io
+    from delssome_norms.cli.side_files import prepare_record
     from delssome_norms.errors import InputWarning, InvalidInputError
     from delssome_norms.fit.subject import min_frames
     from delssome_norms.io import write_table
@@ -423,7 +441,10 @@ def _prepare_bids(args: argparse.Namespace, out) -> int:
         if (out / name).is_file()
     ]
     for sid, (tr, frames, fc, cdf, names) in prepared.items():
-        write_pair(fc, cdf, out / f"{sid}_FC.csv", out / f"{sid}_FCD_CDF.csv", names)
+        record = prepare_record(
+            subjects[sid], frames, tr, args.fcd_window, fc.shape[0], args.drop_na_frames, sid
+        )
+        write_pair(fc, cdf, out / f"{sid}_FC.csv", out / f"{sid}_FCD_CDF.csv", names, record)
         # the simulation has one length: runs of different lengths give their mean, in frames
         n_frames = round(sum(frames) / len(frames))
         if len(set(frames)) > 1:
@@ -573,6 +594,7 @@ def _prepare_maps(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     """Compute and write the two files (per subject with --bids-dir, plus a manifest)."""
 
+    from delssome_norms.cli.side_files import prepare_record
     from delssome_norms.errors import InvalidInputError
     from delssome_norms.fit.subject import min_frames
     from delssome_norms.io import check_out_dir, check_subject_id
@@ -615,7 +637,12 @@ def run(args: argparse.Namespace) -> int:
     need = min_frames(args.tr, args.fcd_window)
     runs, fc, cdf, names = _prepare_runs(args.timeseries, args.tr, args, need)
     prefix = f"{args.subject_id}_" if args.subject_id else ""
-    write_pair(fc, cdf, out / f"{prefix}FC.csv", out / f"{prefix}FCD_CDF.csv", names)
+    counts = [r.shape[0] for r in runs]
+    record = prepare_record(
+        args.timeseries, counts, args.tr, args.fcd_window, fc.shape[0], args.drop_na_frames,
+        args.subject_id,
+    )  # fmt: skip
+    write_pair(fc, cdf, out / f"{prefix}FC.csv", out / f"{prefix}FCD_CDF.csv", names, record)
     frames = ", ".join(str(r.shape[0]) for r in runs)
     print(
         f"{len(runs)} run(s) ({frames} frames) x {fc.shape[0]} regions -> {out / (prefix + 'FC.csv')}, "

@@ -263,7 +263,10 @@ def _is_stats_folder(out: Path) -> bool:
 
 
 def _check_out(out_dir: str, table: str, files: tuple[str, ...]) -> Path:
-    """Refuse a folder that is neither new, empty nor an earlier stats output; nothing is made."""
+    """Refuse a folder that is neither new, empty nor an earlier stats output, and outputs that
+    would overwrite the table or its side files (each table's provenance sidecar included);
+    nothing is made."""
+    from delssome_norms.cli.side_files import check_spares_inputs
     from delssome_norms.io import check_out_dir
 
     out = check_out_dir(out_dir, "--out-dir", create=False)
@@ -284,6 +287,10 @@ def _check_out(out_dir: str, table: str, files: tuple[str, ...]) -> Path:
                     "choose another --out-dir",
                     "--table",
                 )
+    for csv in (True, False):  # tables come with their provenance sidecar, figures alone
+        written = [out / f for f in files if f.endswith(".csv") == csv]
+        sides = ("provenance",) * csv
+        check_spares_inputs(written, {"--table": table}, "--out-dir", sides=sides)
     return out
 
 
@@ -359,20 +366,48 @@ def _progress(total: int, desc: str):
 
 
 # ------------------------------------------------------------------------------------ writing
-def _write(out: Path, tables: dict, figures: dict, all_files: tuple[str, ...]) -> list[Path]:
-    """Write the tables and figures together (an earlier run's files of this command that this
-    run does not write, e.g. figures after ``--no-figures``, are removed); returns the paths."""
+SIDECARS = " (each table with its <stem>.provenance.json)"
+"""Printed after the count of files written: the tables' provenance sidecars."""
+
+
+def _provenance(command: str, args: argparse.Namespace, settings: dict, site, n_people: int) -> dict:
+    """The provenance sidecar of each table (:func:`~delssome_norms.cli.side_files.derived_provenance`):
+    the input table's sidecar, the command's settings, the site column used (None: no site
+    terms) and the people used (after ``--exclude-flagged``)."""
+    from delssome_norms.cli.side_files import derived_provenance
+    from delssome_norms.io import read_table_provenance
+
+    settings = {**settings, "alpha": args.alpha, "exclude_flagged": args.exclude_flagged}
+    settings.update(site_column=site, n_people=n_people)
+    return derived_provenance(command, settings, args.table, read_table_provenance(args.table))
+
+
+def _write(out: Path, tables: dict, figures: dict, all_files: tuple[str, ...], meta: dict) -> list[Path]:
+    """Write the tables, each with its provenance sidecar (``meta``), and the figures together
+    (an earlier run's files of this command that this run does not write, e.g. figures after
+    ``--no-figures``, are removed); returns the paths of the tables and figures."""
+    from functools import partial
+
+    from delssome_norms.cli.side_files import table_writes
     from delssome_norms.io import write_table, write_text, write_together
 
     out.mkdir(parents=True, exist_ok=True)
     if not _is_stats_folder(out):
         write_text("written by `delssome-norms stats`; it may rewrite this folder\n", out / MARKER)
-    writers = {}
-    for name, table in tables.items():
-        writers[name] = lambda p, t=table: write_table(t, p)
-    for name, fig in figures.items():
-        writers[name] = lambda p, f=fig: f.savefig(p, format="png", dpi=150, bbox_inches="tight")
-    return write_together([(out / name, writers.get(name)) for name in all_files])
+    writes = []
+    for name in all_files:
+        if name.endswith(".csv"):
+            table = tables.get(name)
+            write = None if table is None else (lambda p, t=table: write_table(t, p))
+            writes += table_writes(out / name, write, meta)  # not written: both removed
+        else:
+            fig = figures.get(name)
+            save = None
+            if fig is not None:
+                save = partial(fig.savefig, format="png", dpi=150, bbox_inches="tight")
+            writes.append((out / name, save))
+    written = write_together(writes)
+    return [p for p in written if p.name in tables or p.name in figures]
 
 
 def _figures(pairs) -> dict:
@@ -462,6 +497,9 @@ def run_sex(args: argparse.Namespace) -> int:
     out = _check_out(args.out_dir, args.table, SEX_FILES)
     table, names, site = _read(args.table)
     table = handle_flagged(table, args.exclude_flagged, f"{args.table} (--table)")
+    settings = {k: getattr(args, k) for k in ("targets", "n_boot", "seed", "mu_df", "sigma_df")}
+    settings["scale_site"] = not args.no_scale_site
+    meta = _provenance("stats sex", args, settings, site, len(table))
     from delssome_norms import stats
 
     steps = _progress(2 + (not args.no_figures), "stats sex")
@@ -492,7 +530,7 @@ def run_sex(args: argparse.Namespace) -> int:
     if gap is not None:
         tables["sex_gap.csv"] = gap
     try:
-        written = _write(out, tables, figures, SEX_FILES)
+        written = _write(out, tables, figures, SEX_FILES, meta)
     finally:
         _close(figures)
     n_f, n_m = int(tests["n_female"].iloc[0]), int(tests["n_male"].iloc[0])
@@ -500,7 +538,7 @@ def run_sex(args: argparse.Namespace) -> int:
     for line in _sex_lines(tests, summary, gap, args.alpha, args.n_boot):
         print(line)
     print(LEVEL_CAUTION)
-    print(f"wrote {len(written)} files to {out}")
+    print(f"wrote {len(written)} files to {out}{SIDECARS}")
     if gap is None:
         print(
             f"not written: {', '.join(_left_out(GAP_FILES, args.no_figures))}: the sex gap's "
@@ -650,6 +688,8 @@ def run_groups(args: argparse.Namespace) -> int:
     out = _check_out(args.out_dir, args.table, GROUP_FILES)
     table, names, site = _read(args.table)
     table = handle_flagged(table, args.exclude_flagged, f"{args.table} (--table)")
+    settings = {"bins": list(bins), "df": args.df, "trajectories": not args.no_trajectories}
+    meta = _provenance("stats groups", args, settings, site, len(table))
     regions = _group_regions(names, args.table)
     from delssome_norms import stats
 
@@ -680,12 +720,12 @@ def run_groups(args: argparse.Namespace) -> int:
     if curves is not None:
         tables["region_group_trajectories.csv"] = curves
     try:
-        written = _write(out, tables, figures, GROUP_FILES)
+        written = _write(out, tables, figures, GROUP_FILES, meta)
     finally:
         _close(figures)
     for line in _group_lines(summary, scores, args.alpha):
         print(line)
-    print(f"wrote {len(written)} files to {out}")
+    print(f"wrote {len(written)} files to {out}{SIDECARS}")
     if failed:
         drawn = "" if args.no_figures else "; region_group_people.png shows the people without them"
         print(

@@ -76,8 +76,10 @@ def test_skip_failed_writes_the_others_and_lists_the_failed(cohort: Path, tmp_pa
         "prepare_failures.tsv",
         "sub-01_FC.csv",
         "sub-01_FCD_CDF.csv",
+        "sub-01_prepare.json",
         "sub-04_FC.csv",
         "sub-04_FCD_CDF.csv",
+        "sub-04_prepare.json",
     ]
     # a prepared subject's FC is its run's correlation matrix (seed 3 is sub-04's)
     fc = np.loadtxt(out / "sub-04_FC.csv", delimiter=",")
@@ -116,7 +118,7 @@ def test_a_rerun_with_the_subjects_fixed_equals_a_fresh_run(cohort: Path, tmp_pa
     assert main([*argv, str(out), "--skip-failed"]) == 0  # nothing to skip: no table left
     assert main([*argv, str(fresh)]) == 0
     assert _files(out) == _files(fresh)
-    assert "prepare_failures.tsv" not in _files(out) and len(_files(out)) == 11
+    assert "prepare_failures.tsv" not in _files(out) and len(_files(out)) == 16
 
 
 def test_a_skipped_subject_keeps_its_files_of_an_earlier_run(cohort: Path, tmp_path) -> None:

@@ -54,7 +54,7 @@ def test_interrupted_cdf_write_keeps_the_earlier_pair(tmp_path: Path, monkeypatc
     monkeypatch.setattr("delssome_norms.io.write_matrix", stop_at_cdf)
     assert _prepare(tmp_path / "new.tsv", out) == 130
     assert _pair(out) == old
-    assert {p.name for p in out.iterdir()} == {"FC.csv", "FCD_CDF.csv"}  # no temporaries
+    assert {p.name for p in out.iterdir()} == {"FC.csv", "FCD_CDF.csv", "prepare.json"}  # no temporaries
 
 
 def test_no_interruption_point_leaves_a_mixed_pair(tmp_path: Path, monkeypatch) -> None:

@@ -206,11 +206,17 @@ def test_rerun_replaces_its_own_files(cohort, tmp_path, capsys) -> None:
     names = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
     assert names == [
         "region_group_scores.csv",
+        "region_group_scores.provenance.json",
         "region_group_summary.csv",
+        "region_group_summary.provenance.json",
         "region_group_trajectories.csv",
+        "region_group_trajectories.provenance.json",
         "sex_difference_summary.csv",
+        "sex_difference_summary.provenance.json",
         "sex_difference_tests.csv",
+        "sex_difference_tests.provenance.json",
         "sex_gap.csv",
+        "sex_gap.provenance.json",
     ]
 
 

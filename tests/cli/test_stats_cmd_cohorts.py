@@ -134,7 +134,9 @@ def test_no_trajectories_writes_the_tables_without_a_warning(many_sites, tmp_pat
     assert (code, warns, errors) == (0, [], [])
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
         "region_group_scores.csv",
+        "region_group_scores.provenance.json",
         "region_group_summary.csv",
+        "region_group_summary.provenance.json",
     ]
     assert "wrote 2 files" in stdout
 
