@@ -163,7 +163,7 @@ def write_pair(
     between the FC and the FCD-CDF: the folder never holds a record beside another FC, and a
     complete pair always has its record. None removes an earlier one."""
     from delssome_norms import io
-    from delssome_norms.cli.side_files import prepare_record_path
+    from delssome_norms.io.prepare_record import prepare_record_path
 
     staged: list[Path] = []
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.io import provenance_path, regions_path
+from delssome_norms.io.prepare_record import PREPARE_RECORD_KIND
 
 PathLike = str | Path
 SIDE_FILES: dict[str, Callable[[PathLike], Path]] = {
@@ -23,8 +24,6 @@ SIDE_FILES: dict[str, Callable[[PathLike], Path]] = {
     "provenance": provenance_path,
 }
 """The side files of a table, by kind: ``<stem>.regions.csv`` and ``<stem>.provenance.json``."""
-PREPARE_RECORD_KIND = "delssome_norms prepare record"
-"""Value of ``kind`` in ``prepare``'s ``<prefix>prepare.json``."""
 
 
 def _same(a: Path, b: Path) -> bool:
@@ -172,12 +171,6 @@ def chart_identity(chart, arg: str) -> dict[str, Any]:
         "pipeline": prov.get("pipeline"),
         "adapted_sites": sorted(getattr(chart, "adapted_sites_", {}) or {}),
     }
-
-
-def prepare_record_path(fc_path: PathLike) -> Path:
-    """``prepare``'s record beside an FC it wrote: ``<prefix>FC.csv`` -> ``<prefix>prepare.json``."""
-    fc = Path(fc_path)
-    return fc.with_name(fc.name.removesuffix("FC.csv") + "prepare.json")
 
 
 def prepare_record(

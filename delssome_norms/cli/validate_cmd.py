@@ -310,6 +310,7 @@ def _check_as_fitted(args: argparse.Namespace, settings) -> None:
         myelin=args.myelin,
         gradient=args.gradient,
         n_regions=args.n_regions,
+        fcd_window=settings.fcd_window,
         drop_na_frames=args.drop_na_frames,
     )
     if args.scan_length is None:  # the runs' own length: timing not checked yet

@@ -38,6 +38,7 @@ from delssome_norms.io.named_regions import (
     read_square,
     take_regions,
 )
+from delssome_norms.io.prepare_record import check_prepared_timing
 from delssome_norms.io.sidecar import given_or_sidecar_tr, warn_other_sidecar_tr
 from delssome_norms.io.timeseries import read_timeseries_named
 from delssome_norms.model import FCD_BINS, bold_fc, bold_fcd_cdf
@@ -274,7 +275,10 @@ def load_subject(
     n_regions : int, optional
         Required N (a cohort's N); checked for every file.
     fcd_window : int, optional
-        FCD window for time series [frames]; default ``round(60 / tr)``.
+        FCD window [frames]; default ``round(60 / tr)``: the window of the time series' FCD,
+        and the one an FC's ``prepare.json`` record is checked against
+        (:func:`~delssome_norms.io.prepare_record.check_prepared_timing`: an FC prepared with
+        another TR, scan length or window is refused).
     drop_na_frames : bool
         Drop time-series frames with missing values (BIDS ``n/a``) instead of refusing them.
 
@@ -378,6 +382,9 @@ def load_subject(
     if scan_length is None:
         raise InvalidInputError("the scan length (seconds) is required", subject_id)
     tr_f, scan_f = check_timing(tr, scan_length, subject_id)
+    if timeseries is None:  # FC files written by prepare: the timing they were computed with
+        for p in data_paths:
+            check_prepared_timing(p, tr_f, scan_f, fcd_window_frames(tr_f, fcd_window), subject_id)
     # SC and maps by their names: matched with the FC's or time series' (another atlas's names)
     check_map_pair(myelin, gradient)
     for path, what in ((sc, "SC"), (myelin, "myelin"), (gradient, "gradient")):

@@ -1,0 +1,80 @@
+"""``prepare``'s record beside the FC and FCD-CDF it computed (``<prefix>prepare.json``), and the
+check that a fit of those files uses the timing they were computed with.
+
+An FC and FCD-CDF carry no TR: a fit given another TR, scan length or FCD window than the ones
+``prepare`` used simulates another scan than the data (its FCD windows, frames and BOLD sampling
+differ) and silently fits the wrong thing. The record names them; a fit reading an FC whose
+record describes that very file (``fc_sha256``) must agree with it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from delssome_norms.errors import InvalidInputError
+from delssome_norms.io.digest import file_sha256
+
+PREPARE_RECORD_KIND = "delssome_norms prepare record"
+"""Value of ``kind`` in ``<prefix>prepare.json``."""
+
+
+def prepare_record_path(fc_path: str | Path) -> Path:
+    """``prepare``'s record beside an FC it wrote: ``<prefix>FC.csv`` -> ``<prefix>prepare.json``."""
+    fc = Path(fc_path)
+    return fc.with_name(fc.name.removesuffix("FC.csv") + "prepare.json")
+
+
+def read_prepare_record(fc_path: str | Path) -> dict[str, Any] | None:
+    """The record beside ``fc_path`` when it describes that file (its ``fc_sha256`` is the file's
+    digest); None when there is none, it is not a record, or it describes another FC (an FC
+    written over by hand, or by another tool)."""
+    path = prepare_record_path(fc_path)
+    if path == Path(fc_path) or not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("kind") != PREPARE_RECORD_KIND:
+        return None
+    if record.get("fc_sha256") != file_sha256(fc_path):
+        return None
+    return record
+
+
+def check_prepared_timing(
+    fc_path: str | Path, tr: float, scan_length: float, fcd_window: int, subject: str
+) -> None:
+    """Refuse a fit whose TR [s], scan length [s] or FCD window [frames] contradicts the record
+    ``prepare`` wrote beside ``fc_path`` (no record, or one of another FC: nothing to check).
+
+    The scan length may differ by a TR or 10 % (the slack of a scan length given with time
+    series: frames dropped as ``n/a`` or scrubbed).
+    """
+    record = read_prepare_record(fc_path)
+    if record is None:
+        return
+    where = f"{prepare_record_path(fc_path)} (prepare's record of {Path(fc_path).name})"
+    problems = []
+    r_tr, r_scan, r_window = (record.get(k) for k in ("tr", "scan_length", "fcd_window"))
+    if isinstance(r_tr, (int, float)) and not math.isclose(float(r_tr), tr, rel_tol=1e-6):
+        problems.append(f"TR {tr:g} s, but the FC was computed at TR {float(r_tr):g} s")
+    if isinstance(r_scan, (int, float)):
+        slack = max(float(r_tr) if isinstance(r_tr, (int, float)) else 0.0, 0.1 * float(r_scan))
+        if abs(scan_length - float(r_scan)) > slack:
+            problems.append(
+                f"scan length {scan_length:g} s, but the runs were {float(r_scan):g} s "
+                f"({record.get('n_frames')} frames)"
+            )
+    if isinstance(r_window, int) and r_window != fcd_window and not problems:
+        problems.append(f"FCD window {fcd_window} frames, but the FCD-CDF was computed with {r_window}")
+    if problems:
+        raise InvalidInputError(
+            f"the fit of {subject} would use {'; '.join(problems)} ({where}): give the timing "
+            "the data were prepared with (--tr, --scan-length, --fcd-window, or the manifest's "
+            "tr / scan_length cells), or prepare the time series again",
+            str(fc_path),
+        )
