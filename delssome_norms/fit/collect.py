@@ -562,20 +562,6 @@ def _sub_prefix_pairs(missing: list[str], in_dir: Path, listed: set[str]) -> lis
     return pairs
 
 
-def _sub_prefix_hint(pairs: list[tuple[str, str]]) -> str:
-    """'; ... 01 -> sub-01 ...' for :func:`_sub_prefix_pairs` (ids are never rewritten: the user
-    fixes the table), else ''."""
-    if not pairs:
-        return ""
-    shown = ", ".join(f"{a} -> folder {b}" for a, b in pairs[:3])
-    return (
-        f"; {len(pairs)} id(s) of the demographics match a results folder only once a BIDS "
-        f"'sub-' prefix is added or removed ({shown}{' ...' if len(pairs) > 3 else ''}): write "
-        "the ids in the demographics exactly as the folders are named (prepare --bids-dir "
-        "names them sub-<label>, as BIDS participant_id does)"
-    )
-
-
 def _leading_zero_pairs(missing: list[str], in_dir: Path, listed: set[str]) -> list[tuple[str, str]]:
     """(id, folder) where the only unlisted result folder of a missing numeric id's value has
     leading zeros (``1`` and ``001``: a spreadsheet read the ids as numbers)."""
@@ -591,18 +577,37 @@ def _leading_zero_pairs(missing: list[str], in_dir: Path, listed: set[str]) -> l
     ]
 
 
-def _leading_zeros_hint(pairs: list[tuple[str, str]], demographics: str | Path) -> str:
-    """'; ... 1 -> folder 001 ...' for :func:`_leading_zero_pairs` and how to keep the zeros."""
+def _folder_hint(pairs: list[tuple[str, str]], differs: str, advice: str) -> str:
+    """'; N id(s) ... match a results folder <differs> (a -> folder b, ...): <advice>' for
+    the (id, folder) pairs of :func:`_sub_prefix_pairs` or :func:`_leading_zero_pairs` (ids are
+    never rewritten: the user fixes the table), else ''."""
     if not pairs:
         return ""
     shown = ", ".join(f"{a} -> folder {b}" for a, b in pairs[:3])
-    return (
-        f"; {len(pairs)} id(s) of the demographics match a results folder once their leading "
-        f"zeros are restored ({shown}{' ...' if len(pairs) > 3 else ''}): a spreadsheet read the "
-        f"ids as numbers and dropped the zeros; write them in {demographics} exactly as the "
-        "folders are named, keeping the id column as text (Excel: import the CSV with Data > "
-        "From Text/CSV and set the id column's type to Text, or format the column as Text "
-        "before typing the ids)"
+    more = " ..." if len(pairs) > 3 else ""
+    head = f"; {len(pairs)} id(s) of the demographics match a results folder {differs}"
+    return f"{head} ({shown}{more}): {advice}"
+
+
+def _sub_prefix_hint(pairs: list[tuple[str, str]]) -> str:
+    """The hint for ids that differ from their folders by a BIDS ``sub-`` prefix."""
+    return _folder_hint(
+        pairs,
+        "only once a BIDS 'sub-' prefix is added or removed",
+        "write the ids in the demographics exactly as the folders are named (prepare --bids-dir "
+        "names them sub-<label>, as BIDS participant_id does)",
+    )
+
+
+def _leading_zeros_hint(pairs: list[tuple[str, str]], demographics: str | Path) -> str:
+    """The hint for numeric ids whose folders have leading zeros, and how to keep them."""
+    return _folder_hint(
+        pairs,
+        "once their leading zeros are restored",
+        f"a spreadsheet read the ids as numbers and dropped the zeros; write them in {demographics} "
+        "exactly as the folders are named, keeping the id column as text (Excel: import the CSV "
+        "with Data > From Text/CSV and set the id column's type to Text, or format the column as "
+        "Text before typing the ids)",
     )
 
 

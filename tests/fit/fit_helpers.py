@@ -187,3 +187,18 @@ def dask_cohort_settings(seed: int) -> FitSettings:
         seed=seed,
         stability_gate=False,  # 2 x 6 candidates: the gate could reject all of a subject's
     )
+
+
+def stage_rows(costs, ratios, n_dup: int = 2) -> dict[str, np.ndarray]:
+    """A test (or profile) stage of rows with total cost ``costs`` (in ``corr``) and E/I
+    ``ratios`` (rows, N), every duplicate alike (S_E = ratio / 10, S_I = 0.1)."""
+    ratios = np.asarray(ratios, dtype=np.float64)
+    k, n = ratios.shape
+    return {
+        "corr": np.asarray(costs, dtype=np.float64),
+        "l1": np.zeros(k),
+        "ks": np.zeros(k),
+        "s_e": np.repeat(ratios[:, None, :] * 0.1, n_dup, axis=1),
+        "s_i": np.full((k, n_dup, n), 0.1),
+        "valid": np.ones((k, n_dup), dtype=bool),
+    }

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import pytest
+from fit_helpers import stage_rows
 
 from delssome_norms.fit import quality as q
 from delssome_norms.fit import uncertainty as unc
@@ -21,17 +22,7 @@ RISING = np.linspace(2.5, 3.5, N)
 FALLING = RISING[::-1].copy()
 
 
-def _stage(costs, ratios, n_dup=2):
-    ratios = np.asarray(ratios, dtype=np.float64)
-    k, n = ratios.shape
-    return {
-        "corr": np.asarray(costs, dtype=np.float64),
-        "l1": np.zeros(k),
-        "ks": np.zeros(k),
-        "s_e": np.repeat(ratios[:, None, :] * 0.1, n_dup, axis=1),
-        "s_i": np.full((k, n_dup, n), 0.1),
-        "valid": np.ones((k, n_dup), dtype=bool),
-    }
+_stage = stage_rows
 
 
 def _profile(tol_sd: float) -> dict:

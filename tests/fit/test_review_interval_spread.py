@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fit_helpers import tiny_cdf, tiny_fc, tiny_sc
+from fit_helpers import stage_rows, tiny_cdf, tiny_fc, tiny_sc
 
 from delssome_norms.fit import CMAESSettings, FitSettings, fit_group
 from delssome_norms.fit import uncertainty as unc
@@ -19,18 +19,7 @@ from delssome_norms.fit.subject import SubjectInputs
 K = 1.645
 
 
-def _stage(costs, ratios, n_dup=2):
-    """Rows of total cost ``costs`` and E/I ``ratios`` (rows, N), every duplicate alike."""
-    ratios = np.asarray(ratios, dtype=np.float64)
-    k, n = ratios.shape
-    return {
-        "corr": np.asarray(costs, dtype=np.float64),
-        "l1": np.zeros(k),
-        "ks": np.zeros(k),
-        "s_e": np.repeat(ratios[:, None, :] * 0.1, n_dup, axis=1),
-        "s_i": np.full((k, n_dup, n), 0.1),
-        "valid": np.ones((k, n_dup), dtype=bool),
-    }
+_stage = stage_rows
 
 
 def test_spread_of_a_test_fallback_winner_is_centred_on_it() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fit_helpers import tiny_cdf, tiny_fc, tiny_sc
+from fit_helpers import stage_rows, tiny_cdf, tiny_fc, tiny_sc
 
 from delssome_norms import io
 from delssome_norms.errors import InvalidInputError
@@ -35,18 +35,7 @@ def _strict(text: str) -> dict:
     return json.loads(text, parse_constant=refuse)
 
 
-def _stage(costs, ratios, n_dup=2):
-    """Rows of total cost ``costs`` and E/I ``ratios`` (rows, N), every duplicate alike."""
-    ratios = np.asarray(ratios, dtype=np.float64)
-    k, n = ratios.shape
-    return {
-        "corr": np.asarray(costs, dtype=np.float64),
-        "l1": np.zeros(k),
-        "ks": np.zeros(k),
-        "s_e": np.repeat(ratios[:, None, :] * 0.1, n_dup, axis=1),
-        "s_i": np.full((k, n_dup, n), 0.1),
-        "valid": np.ones((k, n_dup), dtype=bool),
-    }
+_stage = stage_rows
 
 
 # ---- a tiny real fit: two subjects in one lockstep group ---------------------------------------
