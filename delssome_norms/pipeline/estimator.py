@@ -40,6 +40,7 @@ from delssome_norms.io import (
 )
 from delssome_norms.io.named_inputs import full_dk, named_pandas, read_named, warn_reordered
 from delssome_norms.io.named_regions import Named, align_names, labelled_names, take_regions
+from delssome_norms.io.prepare_record import check_prepared_timing
 from delssome_norms.model.devices import check_device
 from delssome_norms.model.timing import fcd_window_frames
 from delssome_norms.pipeline.result import EIResult
@@ -610,6 +611,10 @@ class EIEstimator(BaseEstimator):
             myelin=myelin,
             gradient=gradient,
         )
+        if _is_paths(fc):  # FC files from prepare: the timing they were computed with
+            window = fcd_window_frames(subject.tr, self.resolved_settings().fcd_window)
+            for path in split_paths(fc):
+                check_prepared_timing(path, subject.tr, subject.scan_length, window, str(subject_id))
         return self.fit_subject(subject, progress=progress)
 
     def fit_subject(

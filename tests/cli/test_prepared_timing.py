@@ -83,3 +83,13 @@ def test_validate_and_estimate_refuse_before_the_fit(prepared, tmp_path, capsys)
     assert "computed at TR 0.72 s" in capsys.readouterr().err
     assert not (tmp_path / "f" / "run.json").exists()
     assert main(["validate", *files, "--tr", str(TR), "--scan-length", str(FRAMES * TR)]) == 0
+
+
+def test_the_python_api_refuses_too(prepared) -> None:
+    from delssome_norms.pipeline import EIEstimator
+
+    fc, cdf = prepared / "sub-01_FC.csv", prepared / "sub-01_FCD_CDF.csv"
+    with pytest.raises(InvalidInputError, match=r"computed at TR 0\.72 s"):
+        EIEstimator().fit(fc, cdf, tr=2.0, scan_length=800.0)
+    with pytest.raises(InvalidInputError, match=r"computed with 83"):
+        EIEstimator(fcd_window=40).fit(fc, cdf, tr=TR, scan_length=FRAMES * TR)
