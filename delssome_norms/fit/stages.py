@@ -684,7 +684,9 @@ def subject_result(
     ei_ratio = mean_valid(ratio)
     s_e, s_i, r_e = (mean_valid(test[k]) for k in ("s_e", "s_i", "r_e"))
     profile = member.checkpoint.load_stage("profile") if interval else None
-    members = _ensemble_rows(val, order, usable) if combine == "mean" else None
+    inside = usable[in_fic_regime(test, usable)]  # searches' bests in the FIC regime, if any
+    pool = inside if inside.size else usable
+    members = _ensemble_rows(val, order, pool) if combine == "mean" else None
     # one search's estimate: the level at the centre of the near-optimal set (the winner is one
     # member the data cannot rank); an ensemble's is the searches' mean, centred by itself;
     # without the interval (no profile, no noise floor) the winner's own E/I
