@@ -575,8 +575,13 @@ def read_table(path: PathLike, required: Sequence[str] = (), tabs: bool = False)
         try:
             # IDs are text: "001" must stay "001" (a folder name), never become the number 1
             # (BIDS session labels too: "01" of sub-01_ses-01)
+            # and flag lists are text (mostly blank in a collected table: read in chunks, a column
+            # blank in one chunk and text in another made pandas warn of mixed types)
             ids = {"subject_id": str, "participant_id": str, "session_id": str}
-            table = pd.read_csv(_stdio.StringIO(text), sep=sep, dtype=ids, **_EXACT_FLOATS)
+            ids.update(dict.fromkeys(("fit_flag_reasons", "flag"), str))
+            table = pd.read_csv(
+                _stdio.StringIO(text), sep=sep, dtype=ids, low_memory=False, **_EXACT_FLOATS
+            )
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
             what = "tab-separated" if sep == "\t" else "CSV"
             raise InvalidInputError(f"is not a readable {what} table ({exc})", name) from None
