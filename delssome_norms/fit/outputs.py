@@ -200,7 +200,9 @@ def subject_provenance(
     sc_source = subject.sources.get("sc", "")
     sc_name = template.source if is_template else Path(sc_source).name or "given"
     no_maps = subject.myelin is None and subject.gradient is None
-    if subject.uses_default_maps(settings.maps):
+    if subject.uses_default_maps(settings.maps) or _given_default_maps(subject, names):
+        # given maps equal to the shipped ones (the demo manifest's myelin.csv / gradient.csv)
+        # make the same design: the same pipeline as leaving them out
         maps = {"name": "default DK68 maps", "sha256": load_default_maps().sha256}
     elif not no_maps:
         maps = {"name": "given", "sha256": arrays_sha256(subject.myelin, subject.gradient)}
@@ -250,6 +252,20 @@ def subject_provenance(
         "pipeline": pipeline,
     }
     return json.loads(json.dumps(out))
+
+
+def _given_default_maps(subject: SubjectInputs, names: list[str] | None) -> bool:
+    """Whether a DK68 subject's given myelin and gradient maps are the shipped default maps,
+    value for value, in DK68 order."""
+    if subject.myelin is None or subject.gradient is None or names is None:
+        return False
+    if tuple(names) != DK68_REGIONS:
+        return False
+    default = load_default_maps()
+    return bool(
+        np.array_equal(np.asarray(subject.myelin, dtype=np.float64), default.myelin)
+        and np.array_equal(np.asarray(subject.gradient, dtype=np.float64), default.gradient)
+    )
 
 
 def fingerprint_differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
