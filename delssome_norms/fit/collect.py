@@ -24,6 +24,7 @@ from delssome_norms.fit.outputs import (
     FAILURES_TABLE,
     OUTPUT_FILES,
     PIPELINE_SETTINGS_IGNORED,
+    PREVIOUS_DIR,
     PROVENANCE_FORMAT_VERSION,
     RECORDED_NOT_COMPARED,
     fingerprint_differences,
@@ -231,6 +232,8 @@ def collect(
             why = "being fitted" if group_lock.live_holder(in_dir, sid) is not None else None
             if why is None and (sdir / FAILURE_FILE).is_file():
                 why = "failed"
+            if why is None and (sdir / PREVIOUS_DIR / "run.json").is_file():
+                why = "refit interrupted"  # an --overwrite refit stopped: old results set aside
             why = why or ("unfinished" if (sdir / "checkpoint").is_dir() else "not started")
             states.setdefault(why, []).append(sid)
             if all((sdir / f).is_file() for f in OUTPUT_FILES):
@@ -530,6 +533,9 @@ def _missing_states(states: Mapping[str, list[str]]) -> str:
         "failed": "see failures.csv of the cohort run",
         "being fitted": "another cohort run or Dask task holds their fit lock now: collect "
         "again when it has finished",
+        "refit interrupted": f"an --overwrite refit stopped before its result: the earlier "
+        f"results wait in their {PREVIOUS_DIR}/ folder; rerun the cohort command to finish the "
+        "refit (with or without --overwrite)",
         "unfinished": "a checkpoint but no result: rerun the cohort command to resume them",
         "not started": "no checkpoint or result: not run yet, or run into another --in-dir",
         "named otherwise": "no folder of that name, but one named nearly so: see the end of "
