@@ -480,6 +480,7 @@ def fit_group(
                 failure = str(exc)
             else:
                 info = _run_info(m, extra, settings, group_ids, progress)
+                info["simulated_with"] = batch_ids  # who shared the batches (noise rows) with it
                 info["fingerprint"] = run_fps[m.subject_id]
                 write_subject_outputs(extra["dir"], result, info)
                 note = RESTARTED_NOTE if m.subject_id in restarted else ""
