@@ -16,7 +16,7 @@ def register(subparsers) -> None:
         help="end-to-end demo: estimate E/I, fit growth charts, score patients, compare sexes",
         example="delssome-norms demo --out demo_output",
         description="Run the whole pipeline on the packaged SYNTHETIC reference data and write "
-        "figures and report.md into --out (about 1-3 minutes on 2 CPU cores).",
+        "figures and report.md into --out (about 1.5-3 minutes on 2 CPU cores).",
     )
     p.add_argument(
         "--out",
