@@ -297,6 +297,17 @@ def handle_flagged(table, exclude: bool, source: str):
             )
         return table
     mask = table_fit_flagged(table, source)
+    if exclude:  # a blank verdict (a merged table, a hand-made row) is kept: say so
+        cells = table[et.FIT_FLAGGED]
+        blank = cells.isna() | cells.astype(str).str.strip().str.lower().isin(("", "nan", "none"))
+        if blank.any():
+            warnings.warn(
+                f"{source}: {int(blank.sum())} of {len(table)} people have a blank fit_flagged "
+                "cell: kept, as if unflagged, although their fit's verdict is unknown (rows added "
+                "to collect's table by hand or from another table?); fill in True/False to decide",
+                InputWarning,
+                stacklevel=2,
+            )
     if not mask.any():
         return table
     rows = table.loc[mask]
