@@ -118,7 +118,10 @@ def connect(scheduler: Any, timeout: float) -> Any:
                     "protocol='tcp://', or pass its Client"
                 )
     raise InvalidInputError(
-        f"cannot connect to the Dask scheduler {scheduler!r}: {problem}", "--scheduler"
+        f"cannot connect to the Dask scheduler {scheduler!r}: {problem}; check that the cluster "
+        "is still running and that this is the scheduler's address as the script that started "
+        "it printed (tcp://host:port, not the dashboard's; docs/dask_slurm.md)",
+        "--scheduler",
     )
 
 
