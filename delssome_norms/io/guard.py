@@ -145,6 +145,18 @@ def _holder(lock_path: Path) -> str:
         return "another process"
 
 
+def _holders(fd: int, lock_path: Path) -> str:
+    """Who holds a lock that refused an exclusive probe on ``fd``: cohort shards (a shared lock
+    is still granted: they share it, and the file's record is an earlier exclusive holder's),
+    else the exclusive holder the file names."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return _holder(lock_path)
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return "one or more cohort --shard runs, which share the folder"
+
+
 def check_not_locked(folder: PathLike, option: str = "--out-dir") -> None:
     """Refuse ``folder`` while another delssome-norms run holds its lock (a probe: takes nothing).
 
@@ -167,8 +179,8 @@ def check_not_locked(folder: PathLike, option: str = "--out-dir") -> None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         raise InvalidInputError(
-            f"{path.parent} is in use by another delssome-norms run ({_holder(path)}); wait for "
-            "it to finish or use another folder",
+            f"{path.parent} is in use by another delssome-norms run ({_holders(fd, path)}); wait "
+            "for it to finish or use another folder",
             option,
         ) from None
     finally:
@@ -220,10 +232,11 @@ class OutDirLock:
             try:
                 fcntl.flock(fd, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
             except OSError:
+                who = _holder(self.path) if self.shared else _holders(fd, self.path)
                 os.close(fd)
                 raise InvalidInputError(
-                    f"{self.path.parent} is in use by another delssome-norms run "
-                    f"({_holder(self.path)}); wait for it to finish or use another folder",
+                    f"{self.path.parent} is in use by another delssome-norms run ({who}); wait "
+                    "for it to finish or use another folder",
                     self.option,
                 ) from None
         if not self.shared:  # shared holders leave the record of the last exclusive one alone
