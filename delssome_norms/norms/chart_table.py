@@ -17,7 +17,6 @@ import pandas as pd
 
 from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.io import check_ages, table_sex_labels
-from delssome_norms.io.checks import MAX_AGE_YEARS
 from delssome_norms.io.ei_table import (
     FIT_FLAGGED,
     INTERVAL_CALIBRATED,
@@ -111,18 +110,7 @@ def table_ages(table: pd.DataFrame, source: str) -> np.ndarray:
     if "age_in_years" not in table.columns:
         raise InvalidInputError("missing column 'age_in_years'", source)
     name = f"{source}: column age_in_years"
-    try:
-        return check_ages(table["age_in_years"].tolist(), name)
-    except InvalidInputError as err:
-        ages = pd.to_numeric(table["age_in_years"], errors="coerce").to_numpy(dtype=np.float64)
-        ages = ages[np.isfinite(ages)]
-        if ages.size and ages.min() >= 0 and MAX_AGE_YEARS < ages.max() <= 12 * MAX_AGE_YEARS:
-            raise InvalidInputError(
-                f"{err.problem}; are these ages in months (up to {ages.max():g})? "
-                "age_in_years must be in years (divide months by 12)",
-                name,
-            ) from None
-        raise
+    return check_ages(table["age_in_years"].tolist(), name, months_hint=True)
 
 
 def warn_case_variant_sites(labels: np.ndarray, source: str) -> None:
