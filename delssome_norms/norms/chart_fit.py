@@ -15,6 +15,7 @@ import pandas as pd
 
 from delssome_norms.errors import ConvergenceWarning, InputWarning, InvalidInputError
 from delssome_norms.io.checks import sites_mix_sexes
+from delssome_norms.norms.chart_regions import refuse_single_string
 from delssome_norms.norms.chart_table import (
     MIN_OBS_PER_PARAMETER,
     _chart_provenance,
@@ -76,12 +77,7 @@ def _check_target_scale(targets, y: np.ndarray, fam, source: str) -> None:
 def _check_region_names(regions: Sequence[str], n_columns: int, source: str) -> None:
     """Refuse region names that are not one per regional column of the table (a single string
     is not a list of names, however many characters it has)."""
-    if isinstance(regions, (str, bytes)):
-        raise InvalidInputError(
-            f"regions must be a list of region names, one per regional column, not the single "
-            f"string {regions!r}",
-            source,
-        )
+    refuse_single_string(regions, source)
     if len(regions) == 0 or len(regions) != n_columns:
         raise InvalidInputError(
             f"names {len(regions)} regions but the table has {n_columns} regional columns", source

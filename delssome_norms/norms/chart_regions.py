@@ -46,15 +46,21 @@ def table_region_names(
     return _names(((provenance or {}).get("atlas") or {}).get("regions"))
 
 
-def check_region_count(regions: Any, table: pd.DataFrame, source: str = "table") -> list[Any]:
-    """``regions`` as a list, refused unless it names one region per ``ei_ratio_roi_<j>`` column
-    of ``table`` (a table without regional columns takes any list)."""
+def refuse_single_string(regions: Any, source: str) -> None:
+    """Refuse one string given as ``regions`` (its characters are not region names, however
+    many columns they match)."""
     if isinstance(regions, (str, bytes)):
         raise InvalidInputError(
             f"regions must be a list of region names, one per regional column, not the single "
             f"string {regions!r}",
             source,
         )
+
+
+def check_region_count(regions: Any, table: pd.DataFrame, source: str = "table") -> list[Any]:
+    """``regions`` as a list, refused unless it names one region per ``ei_ratio_roi_<j>`` column
+    of ``table`` (a table without regional columns takes any list)."""
+    refuse_single_string(regions, source)
     try:
         names = list(regions)
     except TypeError:
