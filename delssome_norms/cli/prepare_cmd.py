@@ -158,7 +158,7 @@ def write_pair(
     every reader refuses as a missing file). With ``names`` the FC gets them as header row and
     first column (as ``pd.DataFrame(fc, index=names, columns=names).to_csv``), which the FC
     readers match to an SC and maps by name; without, it is header-less (reference layout).
-    ``record`` (:func:`~delssome_norms.cli.side_files.prepare_record`: TR, FCD window, runs) is
+    ``record`` (:func:`~delssome_norms.io.prepare_record.prepare_record`: TR, FCD window, runs) is
     written with them as ``<prefix>prepare.json``, with the FC's SHA-256, and renamed into place
     between the FC and the FCD-CDF: the folder never holds a record beside another FC, and a
     complete pair always has its record. None removes an earlier one."""
@@ -389,10 +389,11 @@ def _prepare_bids(args: argparse.Namespace, out) -> int:
     import pandas as pd
 
     from delssome_norms import io
-    from delssome_norms.cli.side_files import prepare_record
     from delssome_norms.errors import InputWarning, InvalidInputError
     from delssome_norms.fit.subject import min_frames
     from delssome_norms.io import write_table
+    from delssome_norms.io.prepare_record import prepare_record
+    from delssome_norms.model.timing import fcd_window_frames
 
     if not Path(args.bids_dir).is_dir():
         raise InvalidInputError(f"{args.bids_dir} is not a folder", "--bids-dir")
@@ -441,9 +442,8 @@ def _prepare_bids(args: argparse.Namespace, out) -> int:
         if (out / name).is_file()
     ]
     for sid, (tr, frames, fc, cdf, names) in prepared.items():
-        record = prepare_record(
-            subjects[sid], frames, tr, args.fcd_window, fc.shape[0], args.drop_na_frames, sid
-        )
+        window = fcd_window_frames(tr, args.fcd_window)
+        record = prepare_record(subjects[sid], frames, tr, window, fc.shape[0], args.drop_na_frames, sid)
         write_pair(fc, cdf, out / f"{sid}_FC.csv", out / f"{sid}_FCD_CDF.csv", names, record)
         # the simulation has one length: runs of different lengths give their mean, in frames
         n_frames = round(sum(frames) / len(frames))
@@ -594,10 +594,11 @@ def _prepare_maps(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     """Compute and write the two files (per subject with --bids-dir, plus a manifest)."""
 
-    from delssome_norms.cli.side_files import prepare_record
     from delssome_norms.errors import InvalidInputError
     from delssome_norms.fit.subject import min_frames
     from delssome_norms.io import check_out_dir, check_subject_id
+    from delssome_norms.io.prepare_record import prepare_record
+    from delssome_norms.model.timing import fcd_window_frames
 
     if args.skip_failed and args.bids_dir is None:
         raise InvalidInputError(
@@ -638,10 +639,10 @@ def run(args: argparse.Namespace) -> int:
     runs, fc, cdf, names = _prepare_runs(args.timeseries, args.tr, args, need)
     prefix = f"{args.subject_id}_" if args.subject_id else ""
     counts = [r.shape[0] for r in runs]
+    window = fcd_window_frames(args.tr, args.fcd_window)
     record = prepare_record(
-        args.timeseries, counts, args.tr, args.fcd_window, fc.shape[0], args.drop_na_frames,
-        args.subject_id,
-    )  # fmt: skip
+        args.timeseries, counts, args.tr, window, fc.shape[0], args.drop_na_frames, args.subject_id
+    )
     write_pair(fc, cdf, out / f"{prefix}FC.csv", out / f"{prefix}FCD_CDF.csv", names, record)
     frames = ", ".join(str(r.shape[0]) for r in runs)
     print(

@@ -1,5 +1,6 @@
 """Side files of what the commands write: the guard that keeps an output (and its side files) off
-the inputs and theirs, the provenance sidecar of a derived table, and ``prepare``'s record.
+the inputs and theirs, the provenance sidecar of a derived table, and the identity of a chart
+(``prepare``'s record is :mod:`delssome_norms.io.prepare_record`).
 
 A table ``T.csv`` has beside it ``T.regions.csv`` (its region names: ``collect`` writes it,
 ``charts score`` copies it to the scores) and ``T.provenance.json`` (what produced it:
@@ -16,7 +17,6 @@ from typing import Any
 
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.io import provenance_path, regions_path
-from delssome_norms.io.prepare_record import PREPARE_RECORD_KIND
 
 PathLike = str | Path
 SIDE_FILES: dict[str, Callable[[PathLike], Path]] = {
@@ -170,42 +170,4 @@ def chart_identity(chart, arg: str) -> dict[str, Any]:
         "synthetic": bool(prov.get("synthetic", False)),
         "pipeline": prov.get("pipeline"),
         "adapted_sites": sorted(getattr(chart, "adapted_sites_", {}) or {}),
-    }
-
-
-def prepare_record(
-    runs: Sequence[PathLike],
-    frames: Sequence[int],
-    tr: float,
-    fcd_window: int | None,
-    n_regions: int,
-    drop_na_frames: bool,
-    subject_id: str | None = None,
-) -> dict[str, Any]:
-    """What ``prepare`` computed an FC and FCD-CDF from: TR [s], FCD window [frames], each run
-    (absolute path, SHA-256, frames used), the scan length a fit needs (the runs' mean number of
-    frames x TR [s]) and the package version. The names of the FC and FCD-CDF and the FC's
-    SHA-256 are added by :func:`~delssome_norms.cli.prepare_cmd.write_pair`."""
-    from delssome_norms import __version__
-    from delssome_norms.io import file_sha256
-    from delssome_norms.model.timing import fcd_window_frames
-
-    n_frames = round(sum(frames) / len(frames))
-    window = fcd_window_frames(tr, fcd_window)
-    return {
-        "kind": PREPARE_RECORD_KIND,
-        "format_version": 1,
-        "delssome_norms_version": __version__,
-        "subject_id": subject_id,
-        "tr": float(tr),
-        "fcd_window": window,
-        "fcd_window_s": window * float(tr),
-        "runs": [
-            {"file": str(Path(p).absolute()), "sha256": file_sha256(p), "frames": int(n)}
-            for p, n in zip(runs, frames, strict=True)
-        ],
-        "n_frames": n_frames,
-        "scan_length": n_frames * float(tr),
-        "n_regions": int(n_regions),
-        "drop_na_frames": bool(drop_na_frames),
     }

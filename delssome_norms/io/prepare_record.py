@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,41 @@ from delssome_norms.io.digest import file_sha256
 
 PREPARE_RECORD_KIND = "delssome_norms prepare record"
 """Value of ``kind`` in ``<prefix>prepare.json``."""
+
+
+def prepare_record(
+    runs: Sequence[str | Path],
+    frames: Sequence[int],
+    tr: float,
+    fcd_window: int,
+    n_regions: int,
+    drop_na_frames: bool,
+    subject_id: str | None = None,
+) -> dict[str, Any]:
+    """What ``prepare`` computed an FC and FCD-CDF from: TR [s], FCD window [frames], each run
+    (absolute path, SHA-256, frames used), the scan length a fit needs (the runs' mean number of
+    frames x TR [s]) and the package version. The names of the FC and FCD-CDF and the FC's
+    SHA-256 are added by :func:`~delssome_norms.cli.prepare_cmd.write_pair`."""
+    from delssome_norms import __version__
+
+    n_frames = round(sum(frames) / len(frames))
+    return {
+        "kind": PREPARE_RECORD_KIND,
+        "format_version": 1,
+        "delssome_norms_version": __version__,
+        "subject_id": subject_id,
+        "tr": float(tr),
+        "fcd_window": int(fcd_window),
+        "fcd_window_s": int(fcd_window) * float(tr),
+        "runs": [
+            {"file": str(Path(p).absolute()), "sha256": file_sha256(p), "frames": int(n)}
+            for p, n in zip(runs, frames, strict=True)
+        ],
+        "n_frames": n_frames,
+        "scan_length": n_frames * float(tr),
+        "n_regions": int(n_regions),
+        "drop_na_frames": bool(drop_na_frames),
+    }
 
 
 def prepare_record_path(fc_path: str | Path) -> Path:
@@ -46,14 +82,22 @@ def read_prepare_record(fc_path: str | Path) -> dict[str, Any] | None:
 
 
 def check_prepared_timing(
-    fc_path: str | Path, tr: float, scan_length: float, fcd_window: int, subject: str
+    fc_paths: Sequence[str | Path], tr: float, scan_length: float, fcd_window: int, subject: str
 ) -> None:
     """Refuse a fit whose TR [s], scan length [s] or FCD window [frames] contradicts the record
-    ``prepare`` wrote beside ``fc_path`` (no record, or one of another FC: nothing to check).
+    ``prepare`` wrote beside any of its FC files ``fc_paths`` (no record, or one of another FC:
+    nothing to check).
 
     The scan length may differ by a TR or 10 % (the slack of a scan length given with time
     series: frames dropped as ``n/a`` or scrubbed).
     """
+    for fc_path in fc_paths:
+        _check_one(fc_path, tr, scan_length, fcd_window, subject)
+
+
+def _check_one(
+    fc_path: str | Path, tr: float, scan_length: float, fcd_window: int, subject: str
+) -> None:
     record = read_prepare_record(fc_path)
     if record is None:
         return

@@ -613,8 +613,8 @@ class EIEstimator(BaseEstimator):
         )
         if _is_paths(fc):  # FC files from prepare: the timing they were computed with
             window = fcd_window_frames(subject.tr, self.resolved_settings().fcd_window)
-            for path in split_paths(fc):
-                check_prepared_timing(path, subject.tr, subject.scan_length, window, str(subject_id))
+            timing = (subject.tr, subject.scan_length, window)
+            check_prepared_timing(split_paths(fc), *timing, str(subject_id))
         return self.fit_subject(subject, progress=progress)
 
     def fit_subject(
