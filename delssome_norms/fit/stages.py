@@ -438,22 +438,23 @@ def in_fic_regime(test: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
     """Whether each of ``rows`` stays in the FIC regime at the test step: at most
     :data:`~delssome_norms.fit.quality.RATE_OUTSIDE_MAX` of its regions have a mean r_E [Hz]
     (over the valid duplicates) outside the FIC band."""
-    valid = test["valid"].astype(bool)
-    r_e = np.asarray(test["r_e"], dtype=np.float64)
-    inside = []
-    for row in np.asarray(rows, dtype=np.int64):
-        mean_rate = r_e[row][valid[row]].mean(axis=0)
-        inside.append(quality.rate_outside_fraction(mean_rate) <= quality.RATE_OUTSIDE_MAX)
-    return np.array(inside, dtype=bool)
+    rows = np.asarray(rows, dtype=np.int64)
+    valid = test["valid"].astype(bool)[rows][:, :, None]  # (rows, D, 1)
+    r_e = np.where(valid, np.asarray(test["r_e"], dtype=np.float64)[rows], 0.0)
+    mean_rate = r_e.sum(axis=1) / valid.sum(axis=1)  # (rows, N): over the valid duplicates
+    outside = np.array([quality.rate_outside_fraction(m) for m in mean_rate])  # k <= test_top_k
+    return outside <= quality.RATE_OUTSIDE_MAX
 
 
 def _winner(test: dict[str, np.ndarray]) -> int | None:
     """Row of the test winner: the first usable tested candidate (:func:`usable_rows`) that
     stays in the FIC regime (:func:`in_fic_regime`), else the first usable one (None: none)."""
     usable = usable_rows(test)
-    if usable.size == 0:
-        return None
-    inside = usable[in_fic_regime(test, usable)]
+    return _first_inside(usable, usable[in_fic_regime(test, usable)]) if usable.size else None
+
+
+def _first_inside(usable: np.ndarray, inside: np.ndarray) -> int:
+    """The first row in the FIC regime, else the first usable one."""
     return int(inside[0]) if inside.size else int(usable[0])
 
 
@@ -667,7 +668,8 @@ def subject_result(
                 "E/I in every region (S_E/S_I of a valid simulation was NaN, infinite or 0)"
             )
         raise SubjectFailure(f"test: none of the {len(order)} best validated candidates stayed finite")
-    w = int(_winner(test))
+    inside = usable[in_fic_regime(test, usable)]
+    w = _first_inside(usable, inside)
     first = int(usable[0])  # the validation winner, or the next one when it failed the test
     vi = int(order[w])
     with np.errstate(divide="ignore", invalid="ignore"):  # invalid rows: masked out below
@@ -684,8 +686,7 @@ def subject_result(
     ei_ratio = mean_valid(ratio)
     s_e, s_i, r_e = (mean_valid(test[k]) for k in ("s_e", "s_i", "r_e"))
     profile = member.checkpoint.load_stage("profile") if interval else None
-    inside = usable[in_fic_regime(test, usable)]  # searches' bests in the FIC regime, if any
-    pool = inside if inside.size else usable
+    pool = inside if inside.size else usable  # searches' bests in the FIC regime, if any
     members = _ensemble_rows(val, order, pool) if combine == "mean" else None
     # one search's estimate: the level at the centre of the near-optimal set (the winner is one
     # member the data cannot rank); an ensemble's is the searches' mean, centred by itself;
