@@ -71,6 +71,26 @@ def canonical_region_key(name: str) -> tuple[str, str] | None:
     return None
 
 
+def region_match_key(name: str) -> object:
+    """A region's hemisphere and region (``ctx-lh-precentral`` = ``lh_precentral``), or the name
+    itself for names without a hemisphere (another atlas's)."""
+    return canonical_region_key(name) or name
+
+
+def match_region_order(theirs: Sequence[str], ours: Sequence[str]) -> list[int] | None:
+    """Index in ``ours`` of each region of ``theirs`` when both list the same regions (by exact
+    name, else by :func:`region_match_key`); None when they are not the same set (or a list
+    names a region twice)."""
+    for key in (str, region_match_key):
+        a, b = [key(v) for v in theirs], [key(v) for v in ours]
+        if len(set(a)) != len(a) or len(set(b)) != len(b):
+            continue
+        if set(a) == set(b):
+            where = {k: i for i, k in enumerate(b)}
+            return [where[k] for k in a]
+    return None
+
+
 def freesurfer_id_names(values: Sequence[float]) -> list[str] | None:
     """Region names for a row of FreeSurfer label IDs (e.g. a header ``1001, 1002, ...``), or
     None when the row is not one: most (60 of 68) DK label IDs, all integers. IDs of other

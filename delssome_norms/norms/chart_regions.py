@@ -19,6 +19,7 @@ import pandas as pd
 
 from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.io import ei_table as et
+from delssome_norms.io.regions import match_region_order, region_match_key
 
 _REGION_COLUMN = re.compile(rf"^{re.escape(et.REGION_PREFIX)}(\d+)(_.*)?$")
 """A regional column, with an optional suffix (``ei_ratio_roi_3``, ``ei_ratio_roi_3_lo``)."""
@@ -78,27 +79,6 @@ def check_region_count(regions: Any, table: pd.DataFrame, source: str = "table")
     return names
 
 
-def _key(name: str) -> object:
-    """A region's hemisphere and region (``ctx-lh-precentral`` = ``lh_precentral``), or the name
-    itself for names without a hemisphere (another atlas's)."""
-    from delssome_norms.io.regions import canonical_region_key
-
-    return canonical_region_key(name) or name
-
-
-def _order(theirs: list[str], ours: list[str]) -> list[int] | None:
-    """Chart index of each of the table's regions when both list the same regions (by exact name,
-    else by :func:`_key`); None when they are not the same set."""
-    for key in (lambda s: s, _key):
-        a, b = [key(v) for v in theirs], [key(v) for v in ours]
-        if len(set(a)) != len(a) or len(set(b)) != len(b):
-            continue
-        if set(a) == set(b):
-            where = {k: i for i, k in enumerate(b)}
-            return [where[k] for k in a]
-    return None
-
-
 def align_table_regions(
     chart: Any,
     table: pd.DataFrame,
@@ -144,7 +124,7 @@ def align_table_regions(
     theirs, ours = table_region_names(provenance, regions), chart_region_names(chart)
     if theirs is None or ours is None or theirs == ours or len(theirs) != len(ours):
         return table, provenance  # a different number of regions: check_pipeline refuses
-    order = _order(theirs, ours)
+    order = match_region_order(theirs, ours)
     if order is None:
         twice = sorted({v for v in theirs if theirs.count(v) > 1})
         if twice:
@@ -153,9 +133,9 @@ def align_table_regions(
                 "provenance sidecar): which column is which region cannot be told",
                 source,
             )
-        mine, yours = {_key(v) for v in ours}, {_key(v) for v in theirs}
-        only_table = [v for v in theirs if _key(v) not in mine]
-        only_chart = [v for v in ours if _key(v) not in yours]
+        mine, yours = {region_match_key(v) for v in ours}, {region_match_key(v) for v in theirs}
+        only_table = [v for v in theirs if region_match_key(v) not in mine]
+        only_chart = [v for v in ours if region_match_key(v) not in yours]
         shown = ", ".join(f"{v} ({et.region_column(theirs.index(v))})" for v in only_table[:3])
         shown = shown or "two names of one region"  # e.g. lh_x and ctx-lh-x in one table
         raise InvalidInputError(

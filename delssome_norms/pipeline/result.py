@@ -27,6 +27,7 @@ from delssome_norms.fit.outputs import (
 from delssome_norms.fit.stages import STAGES, SubjectResult
 from delssome_norms.io import OutDirLock, check_not_locked, read_parameters, read_table
 from delssome_norms.io import ei_table as et
+from delssome_norms.io.regions import match_region_order
 from delssome_norms.io.writers import as_json_data, strict_json
 
 LOSS_COLUMNS = ("corr_loss", "l1_loss", "ks_loss", "total_loss")
@@ -166,14 +167,24 @@ class EIResult:
             self.regions,
         )
 
-    def to_table(self, demographics: Mapping[str, Any] | pd.Series) -> pd.DataFrame:
+    def to_table(
+        self, demographics: Mapping[str, Any] | pd.Series, regions: Sequence[str] | None = None
+    ) -> pd.DataFrame:
         """One row of the cohort E/I table (:mod:`delssome_norms.io.ei_table`), ready to score.
+
+        For several people use :func:`~delssome_norms.pipeline.results_table`: ``pd.concat``
+        keeps the rows' ``attrs`` (their region names) only when every row has the same, so rows
+        of fits listing their regions in different orders would be scored by position.
 
         Parameters
         ----------
         demographics : mapping or pandas.Series
             The person's ``age_in_years`` [years], ``sex`` and site columns (extra keys ignored);
             ``subject_id`` defaults to this result's.
+        regions : sequence of str, optional
+            The regional columns' order (``ei_ratio_roi_<k>`` is ``regions[k]``): this fit's
+            regions, in any order and in any spelling the file readers accept
+            (``ctx-lh-precentral`` is ``lh_precentral``); default: the fit's own order.
 
         Returns
         -------
@@ -195,18 +206,30 @@ class EIResult:
             )
         person = dict(demographics.items())
         person.setdefault(et.SUBJECT_ID, self.subject_id)
-        row = et.cohort_row(person, self.ei.to_numpy())
+        names, values = self.regions, self.ei.to_numpy()
+        if regions is not None:
+            names = [str(r) for r in regions] if not isinstance(regions, str) else [regions]
+            order = match_region_order(names, self.regions)
+            if order is None:
+                raise InvalidInputError(
+                    f"regions must list this fit's {len(self.regions)} regions "
+                    f"({self.regions[0]}, ...) in some order; got {len(names)} names "
+                    f"({names[0] if names else 'none'}, ...) that are not the same regions",
+                    "regions",
+                )
+            values = values[order]
+        row = et.cohort_row(person, values)
         row.update(interval_and_flag({"ei_interval": self.interval, "fit_quality": self.quality}))
         table = pd.DataFrame([row])
-        record = self._table_provenance()
+        record = self._table_provenance(names)
         if record:
             table.attrs[et.PROVENANCE_ATTR] = record
         return table
 
-    def _table_provenance(self) -> dict[str, Any]:
+    def _table_provenance(self, names: list[str]) -> dict[str, Any]:
         """What :meth:`to_table` records in its ``attrs``, as ``collect``'s sidecar records it: the
         pipeline a chart's ``score`` compares, and the region names (``ei_ratio_roi_<k>`` is
-        ``regions[k]``) by which it matches the columns to a chart of another region order; no
+        ``names[k]``) by which it matches the columns to a chart of another region order; no
         names for a fit without them (``region_0`` ..), whose columns only position identifies."""
         from delssome_norms.io.regions import regions_sha256
 
@@ -214,8 +237,7 @@ class EIResult:
         pipeline = self.provenance.get("pipeline")
         if isinstance(pipeline, dict):
             out["pipeline"] = dict(pipeline)
-        names = self.regions
-        if names == region_names(len(names)):
+        if self.regions == region_names(len(names)):
             return out
         atlas = self.provenance.get("atlas")
         out["atlas"] = {
