@@ -303,7 +303,7 @@ def fit_charts(out: Path, table: pd.DataFrame):
     from delssome_norms.norms import GrowthChart
 
     chart = GrowthChart(family="SHASHo2", mu_df=4, sigma_df=3).fit(table, source="reference table")
-    chart.save(out / "chart")
+    chart.save(out / "chart", overwrite=True)  # a rerun of the demo replaces its chart
     centiles = {sex: chart.population_centiles(sex) for sex in ("female", "male")}
     for sex, per_target in centiles.items():
         write_table(

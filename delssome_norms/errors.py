@@ -54,6 +54,11 @@ class InputWarning(UserWarning):
     """An input was usable only after a small automatic repair (e.g. a CDF rescaled to end at 1)."""
 
 
+class FitQualityWarning(UserWarning):
+    """A fit finished but its result needs care: flagged as poor, an interval not calibrated for
+    its budget or scan length, or a check of the verdict that could not be made."""
+
+
 class MembersChangedWarning(UserWarning):
     """A lockstep group's checkpoints were written with other members (one subject failed its
     inputs in one run and not the other): its subjects are fitted again from the start."""

@@ -423,7 +423,7 @@ def run_fit(args: argparse.Namespace) -> int:
         regions=regions,
     )
     out = Path(args.out)
-    chart.save(out)
+    chart.save(out, overwrite=True)  # a rerun replaces the chart of its --out
     tables = {"all": None, "mean": [t for t in chart.targets_ if t == et.MEAN_TARGET], "none": []}
     chosen = tables[args.centile_tables]
     written = set()
@@ -566,7 +566,7 @@ def run_adapt(args: argparse.Namespace) -> int:
     from delssome_norms.io import file_sha256
 
     new.adaptations_[-1]["controls_sha256"] = file_sha256(args.controls)  # which controls, exactly
-    new.save(args.out)
+    new.save(args.out, overwrite=True)  # a rerun replaces the adapted chart of its --out
     added = [s for s in new.sites_ if s not in chart.sites_]
     counts = ", ".join(f"{s} ({new.adapted_sites_[s]['n_controls']} controls)" for s in added)
     print(f"adapted to {len(added)} new site(s): {counts}; written to {args.out}")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from delssome_norms.cli import options
 from delssome_norms.cli.main import add_command
+from delssome_norms.errors import FitQualityWarning
 
 
 def add_fit_options(p: argparse.ArgumentParser) -> None:
@@ -266,7 +268,9 @@ def run(args: argparse.Namespace) -> int:
     with OutDirLock(out, "--out-dir"):
         progress, bar = _generation_bar(args.quiet)
         try:
-            estimator.fit_subject(subject, progress=progress)
+            with warnings.catch_warnings():  # printed below, as the command's own notes
+                warnings.simplefilter("ignore", FitQualityWarning)
+                estimator.fit_subject(subject, progress=progress)
         except EIFitError as err:
             print(f"delssome-norms: {err.cli_message}", file=sys.stderr)
             return 1
@@ -281,23 +285,8 @@ def run(args: argparse.Namespace) -> int:
         f"{subject.subject_id}: {verb}; mean E/I {ei.mean():.4f}{span_text} over {len(ei)} regions "
         f"-> {out}"
     )
-    if result.flagged:
-        reasons = "; ".join(result.quality.get("reasons", []))
-        print(f"{subject.subject_id}: fit flagged as poor: {reasons}")
-    if result.interval_calibrated is False:
-        print(
-            f"{subject.subject_id}: note: the interval is not calibrated for this fit ("
-            + "; ".join(result.interval["calibration_differences"])
-            + "): it may be too narrow; the default budget and scans of at least the calibration's "
-            "length are calibrated (README 'Reading the intervals and the flag')"
-        )
-    if "cost_above_floor" in result.quality.get("unchecked", []):
-        print(
-            f"{subject.subject_id}: note: the test cost was not compared with the model's own "
-            "noise floor (it needs --n-dup >= 2, the interval stage and a valid test cost of the "
-            "winner), so a poor fit of the "
-            "data may go unflagged"
-        )
+    for note in result.quality_notes():
+        print(f"{subject.subject_id}: {note}")
     return 0
 
 

@@ -232,7 +232,10 @@ def prepare_batch(
         raise InvalidInputError("wEE has no regions (shape (B, 0)): a network needs N >= 1")
     for name, t in (("wEI", wEI), ("sigma", sigma)):
         if tuple(t.shape) != (B, N):
-            raise InvalidInputError(f"{name} must have shape {(B, N)} like wEE, got {tuple(t.shape)}")
+            raise InvalidInputError(
+                f"wEE, wEI and sigma must have one shape (B sets, N regions): wEE has "
+                f"{tuple(wEE.shape)} but {name} has {tuple(t.shape)}"
+            )
     G = G.reshape(-1)
     if G.shape[0] != B:
         raise InvalidInputError(f"G must have shape ({B},), got {tuple(G.shape)}")

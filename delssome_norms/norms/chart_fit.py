@@ -15,11 +15,13 @@ import pandas as pd
 
 from delssome_norms.errors import ConvergenceWarning, InputWarning, InvalidInputError
 from delssome_norms.io.checks import sites_mix_sexes
+from delssome_norms.io.ei_table import PROVENANCE_ATTR
 from delssome_norms.norms.chart_regions import refuse_single_string
 from delssome_norms.norms.chart_table import (
     MIN_OBS_PER_PARAMETER,
     _chart_provenance,
     _n_roi_columns,
+    check_table_frame,
     check_unique_people,
     default_targets,
     table_ages,
@@ -137,8 +139,9 @@ class ChartFitMixin:
         """
         fam = self._validate_params()
         terms = self._terms(fam)
-        if not isinstance(table, pd.DataFrame) or table.empty:
-            raise InvalidInputError("expected a non-empty table", source)
+        check_table_frame(table, source)
+        if provenance is None:  # rows of EIResult.to_table / results_table carry their pipeline
+            provenance = table.attrs.get(PROVENANCE_ATTR)
         if isinstance(targets, str):  # one column name, not its characters
             targets = [targets]
         targets = list(targets) if targets is not None else default_targets(list(table.columns))

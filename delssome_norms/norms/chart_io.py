@@ -7,6 +7,7 @@ targets, ranges, convergence, coefficients) and ``arrays.npz`` (the numbers). No
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,16 +24,65 @@ from delssome_norms.norms.distributions import get_family
 FORMAT_VERSION = 1
 """Schema version of a saved chart folder (``chart.json`` + ``arrays.npz``)."""
 
+CHART_FILES = ("arrays.npz", "chart.json")
+"""The files of a saved chart, in the order :meth:`~ChartPersistenceMixin.save` puts them."""
+
+_COMMAND_OUTPUTS = (
+    "convergence.csv",
+    "*/female_population_centiles.csv",
+    "*/male_population_centiles.csv",
+)
+"""What ``charts fit`` writes next to a chart (replaced with it)."""
+
 if TYPE_CHECKING:
     from delssome_norms.norms.chart import GrowthChart
+
+
+def _check_save_folder(folder: Path, overwrite: bool) -> None:
+    """Refuse a file, a saved chart without ``overwrite`` and a folder that is not a chart's but
+    holds other files (files a user put beside a saved chart stay)."""
+    if folder.exists() and not folder.is_dir():
+        raise InvalidInputError(
+            "exists and is a file; a chart is saved as a folder (chart.json + arrays.npz)",
+            str(folder),
+        )
+    if not folder.is_dir():
+        return
+    if (folder / "chart.json").exists():
+        if not overwrite:
+            raise InvalidInputError(
+                "holds a saved chart; give overwrite=True to replace it, or save to another folder",
+                str(folder),
+            )
+        return  # the user's own files beside a chart stay
+    ours = {folder / name for name in CHART_FILES} | {
+        p for pattern in _COMMAND_OUTPUTS for p in folder.glob(pattern)
+    }
+    other = sorted(
+        str(p.relative_to(folder))
+        for p in folder.rglob("*")
+        if p.is_file() and p not in ours and not p.name.endswith(".saving")
+    )
+    if other:
+        raise InvalidInputError(
+            f"holds other files than a chart's ({', '.join(other[:3])}"
+            f"{' ...' if len(other) > 3 else ''}): save a chart into a new or empty folder, so "
+            "that it is not mixed with them",
+            str(folder),
+        )
 
 
 class ChartPersistenceMixin:
     """``save`` and ``load`` of :class:`~delssome_norms.norms.chart.GrowthChart`."""
 
     # -- persistence --------------------------------------------------------------------------
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write the chart to a folder: ``chart.json`` (readable) and ``arrays.npz`` (numbers).
+
+        A saved chart is replaced only with ``overwrite=True`` (``charts fit`` replaces the
+        chart of its ``--out``; other files beside it stay); a folder holding other files and no
+        chart (a subject's fit, tables) is refused, so that no chart is mixed into them. Both
+        files are written in full before either replaces the old one.
 
         ``chart.json`` holds the format version, the package version, family, formulas, knots,
         sites, targets, ranges, convergence and a readable copy of the coefficients; ``arrays.npz``
@@ -47,11 +97,7 @@ class ChartPersistenceMixin:
         from delssome_norms import __version__
 
         folder = Path(path)
-        if folder.exists() and not folder.is_dir():
-            raise InvalidInputError(
-                "exists and is a file; a chart is saved as a folder (chart.json + arrays.npz)",
-                str(folder),
-            )
+        _check_save_folder(folder, overwrite)
         fam = self.family_
         arrays: dict[str, np.ndarray] = {}
         for p in fam.params:
@@ -101,10 +147,17 @@ class ChartPersistenceMixin:
         meta["options"]["random_sites"] = list(self.random_sites)
         meta = as_json_data(meta)  # numpy option values as JSON numbers (before any file is written)
         folder.mkdir(parents=True, exist_ok=True)
-        write_arrays(arrays, folder / "arrays.npz")
-        meta["arrays_sha256"] = file_sha256(folder / "arrays.npz")
-        meta["content_sha256"] = content_sha256(meta, "content_sha256")
-        write_json(meta, folder / "chart.json")
+        staged = {name: folder / f".{name}.saving" for name in CHART_FILES}
+        try:
+            write_arrays(arrays, staged["arrays.npz"])
+            meta["arrays_sha256"] = file_sha256(staged["arrays.npz"])
+            meta["content_sha256"] = content_sha256(meta, "content_sha256")
+            write_json(meta, staged["chart.json"])
+            for name in CHART_FILES:  # the numbers first: chart.json names their checksum
+                os.replace(staged[name], folder / name)
+        finally:
+            for tmp in staged.values():
+                tmp.unlink(missing_ok=True)
         # a chart adapted from this one names it by these
         self._saved_sha256 = {k: meta[k] for k in ("content_sha256", "arrays_sha256")}
         return folder
@@ -141,6 +194,13 @@ class ChartPersistenceMixin:
                 f"chart format_version {version} is newer than this delssome_norms reads "
                 f"({FORMAT_VERSION}; the chart was written by delssome_norms "
                 f"{meta.get('delssome_norms_version', 'unknown')}); upgrade delssome_norms",
+                str(meta_path),
+            )
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise InvalidInputError(
+                f"chart format_version must be an integer ({FORMAT_VERSION} for this "
+                f"delssome_norms); got {version!r} ({type(version).__name__}): was chart.json "
+                "edited? Refit or restore the chart",
                 str(meta_path),
             )
         if version != FORMAT_VERSION:

@@ -19,7 +19,7 @@ import pandas as pd
 
 from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.io import ei_table as et
-from delssome_norms.io.regions import match_region_order, region_match_key
+from delssome_norms.io.regions import DK68_REGIONS, match_region_order, region_match_key
 
 _REGION_COLUMN = re.compile(rf"^{re.escape(et.REGION_PREFIX)}(\d+)(_.*)?$")
 """A regional column, with an optional suffix (``ei_ratio_roi_3``, ``ei_ratio_roi_3_lo``)."""
@@ -79,6 +79,23 @@ def check_region_count(regions: Any, table: pd.DataFrame, source: str = "table")
     return names
 
 
+def _warn_unnamed(table: pd.DataFrame, ours: list[str], source: str) -> None:
+    """Warn that a table naming no regions is taken in the chart's order, when that order is
+    not the DK68 order every unnamed ``ei_ratio_roi_<k>`` column is read in (another atlas, or
+    DK68 in another order): nothing can check that its columns follow the chart's."""
+    n = et.n_region_columns([str(c) for c in table.columns])
+    if n != len(ours) or match_region_order(ours, list(DK68_REGIONS)) == list(range(len(ours))):
+        return
+    warnings.warn(
+        f"{source}: names none of its {n} regions (no regions.csv or provenance sidecar beside "
+        f"it) while the chart lists its own ({ours[0]} is {et.region_column(0)}, {ours[1]} is "
+        f"{et.region_column(1)}, ...): its regional columns were taken in the chart's order, "
+        "which cannot be checked; give the table's region names (regions= / its regions.csv)",
+        InputWarning,
+        stacklevel=4,
+    )
+
+
 def align_table_regions(
     chart: Any,
     table: pd.DataFrame,
@@ -122,6 +139,8 @@ def align_table_regions(
     if regions is not None:
         regions = check_region_count(regions, table, source)
     theirs, ours = table_region_names(provenance, regions), chart_region_names(chart)
+    if theirs is None and ours is not None:
+        _warn_unnamed(table, ours, source)
     if theirs is None or ours is None or theirs == ours or len(theirs) != len(ours):
         return table, provenance  # a different number of regions: check_pipeline refuses
     order = match_region_order(theirs, ours)

@@ -37,7 +37,9 @@ from delssome_norms.norms.chart_table import (
     _rows,
     age_grid,
     centile_label,
+    check_table_frame,
     check_unique_people,
+    fitted_on_ei,
     growth_rate,
     missing_site_text,
     near_site_names,
@@ -563,8 +565,7 @@ class ChartScoringMixin:
         self._check_fitted()
         if layout not in ("wide", "long"):
             raise InvalidInputError(f"layout must be 'wide' or 'long'; got {layout!r}", "layout")
-        if not isinstance(table, pd.DataFrame) or table.empty:
-            raise InvalidInputError("expected a non-empty table", source)
+        check_table_frame(table, source)
         if provenance is None:  # a row of EIResult.to_table carries its fit's pipeline and regions
             provenance = table.attrs.get(et.PROVENANCE_ATTR)
         table, provenance = align_table_regions(self, table, provenance, regions, source)
@@ -585,7 +586,8 @@ class ChartScoringMixin:
         ages = table_ages(table, source)
         female = table_sex(table, source)
         labels = table_sites(table, self.site_column_, source, required=False)
-        y = table_targets(table, targets, source, ei_positive=provenance is not None)
+        ei_positive = provenance is not None or fitted_on_ei(self.provenance_)
+        y = table_targets(table, targets, source, ei_positive=ei_positive)
         n = ages.size
         if labels is None:
             codes = np.full(n, -1, dtype=np.int64)

@@ -92,6 +92,25 @@ def _rows(idx, limit: int = 5) -> str:
     return ", ".join(map(str, idx[:limit])) + more
 
 
+def check_table_frame(table: Any, source: str) -> None:
+    """Refuse what is not a pandas DataFrame with rows (one row per person)."""
+    if not isinstance(table, pd.DataFrame):
+        raise InvalidInputError(
+            f"expected a pandas DataFrame with one row per person; got {type(table).__name__} "
+            "(read a file with delssome_norms.io.read_table)",
+            source,
+        )
+    if table.empty:
+        raise InvalidInputError("the table has no rows; expected one row per person", source)
+
+
+def fitted_on_ei(provenance: dict[str, Any] | None) -> bool:
+    """Whether a chart's provenance says it was fitted on fitted E/I (a pipeline beyond the
+    region count the chart itself records): its E/I targets must then be positive."""
+    pipeline = (provenance or {}).get("pipeline") or {}
+    return bool(set(pipeline) - {"n_regions"})
+
+
 def table_sex(table: pd.DataFrame, source: str) -> np.ndarray:
     """Female indicator (1 = female, 0 = male) from ``sex`` labels and/or ``numeric_sex``.
 
@@ -180,11 +199,26 @@ def missing_site_text(value: Any) -> str:
 
 
 def near_site_names(unseen: Sequence[str], known: Sequence[str]) -> str:
-    """Hint for unseen site labels that equal a known one up to letter case, e.g.
-    ``" (s1 may be S1: labels are case-sensitive)"``; empty when none does."""
+    """Hint for unseen site labels that equal a known one up to letter case (``" (s1 may be S1:
+    labels are case-sensitive)"``), or that are a known label's site without its scanner
+    (``SiteA`` for ``SiteA_Siemens``: the chart's labels are ``site_scanner``); empty when none
+    is near."""
     by_fold = {str(k).casefold(): str(k) for k in known}
-    pairs = [f"{u} may be {by_fold[u.casefold()]}" for u in unseen if u.casefold() in by_fold]
-    return f" ({', '.join(pairs[:4])}: labels are case-sensitive)" if pairs else ""
+    case = [f"{u} may be {by_fold[u.casefold()]}" for u in unseen if u.casefold() in by_fold]
+    hints = [f"{', '.join(case[:4])}: labels are case-sensitive"] if case else []
+    scanner = []
+    for u in unseen:
+        if u.casefold() in by_fold:
+            continue
+        longer = [str(k) for k in known if str(k).casefold().startswith(u.casefold() + "_")]
+        if longer:
+            scanner.append(f"{u} may be {' or '.join(longer[:3])}")
+    if scanner:
+        hints.append(
+            f"{', '.join(scanner[:4])}: the chart's labels join site and scanner "
+            "(site_scanner), so give the scanner too"
+        )
+    return f" ({'; '.join(hints)})" if hints else ""
 
 
 def table_targets(

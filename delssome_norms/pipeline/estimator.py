@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import torch
 from sklearn.base import BaseEstimator
 
 from delssome_norms.datasets import DK68_REGIONS
-from delssome_norms.errors import InvalidInputError, NotFittedError
+from delssome_norms.errors import FitQualityWarning, InvalidInputError, NotFittedError
 from delssome_norms.fit import CMAESSettings, FitSettings, check_mode
 from delssome_norms.fit.cohort import subject_finished
 from delssome_norms.fit.evaluate import with_weights_identity
@@ -43,7 +44,7 @@ from delssome_norms.io.named_regions import Named, align_names, labelled_names, 
 from delssome_norms.io.prepare_record import check_prepared_timing
 from delssome_norms.model.devices import check_device
 from delssome_norms.model.timing import fcd_window_frames
-from delssome_norms.pipeline.result import EIResult
+from delssome_norms.pipeline.result import DEFAULT_SUBJECT_ID, EIResult
 from delssome_norms.surrogate import SURROGATE_BACKEND
 
 PathLike = str | Path
@@ -568,7 +569,7 @@ class EIEstimator(BaseEstimator):
         sc: np.ndarray | PathLike | None = None,
         myelin: np.ndarray | PathLike | None = None,
         gradient: np.ndarray | PathLike | None = None,
-        subject_id: str = "subject",
+        subject_id: str = DEFAULT_SUBJECT_ID,
         progress: GroupProgress | None = None,
     ) -> EIEstimator:
         """Fit one subject from arrays or files.
@@ -614,7 +615,10 @@ class EIEstimator(BaseEstimator):
         if _is_paths(fc):  # FC files from prepare: the timing they were computed with
             window = fcd_window_frames(subject.tr, self.resolved_settings().fcd_window)
             timing = (subject.tr, subject.scan_length, window)
-            check_prepared_timing(split_paths(fc), *timing, str(subject_id))
+            try:
+                check_prepared_timing(split_paths(fc), *timing, str(subject_id))
+            except InvalidInputError as err:
+                raise _pythonic(err) from None
         return self.fit_subject(subject, progress=progress)
 
     def fit_subject(
@@ -694,6 +698,9 @@ class EIEstimator(BaseEstimator):
             )
         else:  # finished results in out_dir, reused
             self.result_ = EIResult.from_dir(out, subject.regions)
+        for note in self.result_.quality_notes():  # what estimate-ei prints, for Python users
+            note = _with_python_hint(note).replace("(README ", "(README.md ")
+            warnings.warn(f"{subject.subject_id}: {note}", FitQualityWarning, stacklevel=3)
         return self
 
     @staticmethod

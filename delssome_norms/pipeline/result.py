@@ -30,6 +30,8 @@ from delssome_norms.io import ei_table as et
 from delssome_norms.io.regions import match_region_order
 from delssome_norms.io.writers import as_json_data, strict_json
 
+DEFAULT_SUBJECT_ID = "subject"
+"""``subject_id`` of a fit given none (``EIEstimator.fit``'s default)."""
 LOSS_COLUMNS = ("corr_loss", "l1_loss", "ks_loss", "total_loss")
 """Columns of :attr:`EIResult.losses` (as in ``fit_quality.csv``)."""
 _RECORD_KEYS = (
@@ -149,6 +151,29 @@ class EIResult:
             return None
         return bool(self.interval["calibration_applies"])
 
+    def quality_notes(self) -> list[str]:
+        """What a user must know before using this estimate, one sentence each (empty for a fit
+        that is not flagged, has a calibrated interval and had every check of its verdict):
+        the flag's reasons, an interval not calibrated for this fit, a noise-floor check that
+        could not be made."""
+        notes = []
+        if self.flagged:
+            notes.append(f"fit flagged as poor: {'; '.join(self.quality.get('reasons', []))}")
+        if self.interval_calibrated is False:
+            differences = "; ".join(self.interval.get("calibration_differences") or [])
+            notes.append(
+                f"note: the interval is not calibrated for this fit ({differences}): it may be "
+                "too narrow; the default budget and scans of at least the calibration's length "
+                "are calibrated (README 'Reading the intervals and the flag')"
+            )
+        if "cost_above_floor" in self.quality.get("unchecked", []):
+            notes.append(
+                "note: the test cost was not compared with the model's own noise floor (it needs "
+                "--n-dup >= 2, the interval stage and a valid test cost of the winner), so a poor "
+                "fit of the data may go unflagged"
+            )
+        return notes
+
     @property
     def regions(self) -> list[str]:
         """Region names, in region order."""
@@ -180,7 +205,8 @@ class EIResult:
         ----------
         demographics : mapping or pandas.Series
             The person's ``age_in_years`` [years], ``sex`` and site columns (extra keys ignored);
-            ``subject_id`` defaults to this result's.
+            ``subject_id`` defaults to this result's, and another one is refused unless this
+            result was fitted without one (``"subject"``, then the demographics' id is used).
         regions : sequence of str, optional
             The regional columns' order (``ei_ratio_roi_<k>`` is ``regions[k]``): this fit's
             regions, in any order and in any spelling the file readers accept
@@ -205,7 +231,16 @@ class EIResult:
                 "demographics",
             )
         person = dict(demographics.items())
-        person.setdefault(et.SUBJECT_ID, self.subject_id)
+        given = person.get(et.SUBJECT_ID)
+        if given is None or (isinstance(given, float) and np.isnan(given)):
+            person[et.SUBJECT_ID] = self.subject_id
+        elif str(given).strip() != self.subject_id and self.subject_id != DEFAULT_SUBJECT_ID:
+            raise InvalidInputError(
+                f"demographics are of subject {str(given).strip()!r} but this result is of "
+                f"{self.subject_id!r}: give this person's demographics (a result fitted without "
+                f"a subject_id, {DEFAULT_SUBJECT_ID!r}, takes the demographics' id)",
+                "demographics",
+            )
         names, values = self.regions, self.ei.to_numpy()
         if regions is not None:
             names = [str(r) for r in regions] if not isinstance(regions, str) else [regions]

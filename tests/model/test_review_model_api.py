@@ -209,7 +209,7 @@ def test_timing_must_be_a_simulation_timing() -> None:
         ({"wEE": np.full((2, N), -1.0)}, "wEE must be >= 0 (got -1)"),
         ({"wEI": np.full((2, N), -0.5)}, "wEI must be >= 0 (got -0.5)"),
         ({"G": np.array([1.0, -2.0])}, "G must be >= 0 (got -2)"),
-        ({"wEI": np.full((2, N - 1), 2.0)}, f"wEI must have shape (2, {N}) like wEE"),
+        ({"wEI": np.full((2, N - 1), 2.0)}, f"wEE has (2, {N}) but wEI has (2, {N - 1})"),
         ({"G": 1.0}, "G must have shape (2,)"),
     ],
 )

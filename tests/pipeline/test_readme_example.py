@@ -42,10 +42,16 @@ def test_example_is_at_most_ten_lines() -> None:
 )
 def test_readme_example_runs_and_matches_the_cli(tmp_path: Path, capsys) -> None:
     ns: dict = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         exec(compile(readme_example(), str(README), "exec"), ns)
     est, scores, person = ns["est"], ns["scores"], ns["person"]
+    # a Python user is told what estimate-ei prints: the tiny budget's interval is uncalibrated
+    from delssome_norms.errors import FitQualityWarning
+
+    notes = [str(w.message) for w in caught if issubclass(w.category, FitQualityWarning)]
+    assert any("the interval is not calibrated for this fit" in n for n in notes), notes
+    assert len(notes) == len(est.result_.quality_notes())
     ei = est.result_.ei
     subjects = load_reference_subjects()
     # the estimate recovers the synthetic subject's regional pattern even with the tiny budget
