@@ -264,9 +264,17 @@ def register(subparsers) -> None:
         "at the DK68 region centroids on a glass brain: z-scores (default; diverging colours "
         "centred at 0), centiles (percent, centred at 50) or harmonised E/I ratios. Regions the "
         "table has no score for (a chart fitted on some regions) are left out; the title counts "
-        "those drawn.",
+        "those drawn. Regions whose chart is unreliable (flag chart_unreliable) are drawn grey, "
+        "without a score; which they are, --chart says (default: the chart named by the scores' "
+        "provenance sidecar, while unchanged).",
     )
     bm.add_argument("--scores", required=True, metavar="CSV", help="wide score table")
+    bm.add_argument(
+        "--chart",
+        metavar="DIR",
+        help="the chart that scored them ('reference' for the shipped one): tells which regions' "
+        "charts are unreliable (default: the one the scores' provenance sidecar names)",
+    )
     bm.add_argument("--subject", required=True, metavar="ID", help="subject_id to draw")
     bm.add_argument(
         "--value", choices=("z", "centile", "ei"), default="z", help="what to show (default z)"
@@ -575,7 +583,7 @@ def run_adapt(args: argparse.Namespace) -> int:
 
 def run_plot(args: argparse.Namespace) -> int:
     """Draw the centile fan chart of one target."""
-    from delssome_norms.cli.person_report import check_drawable
+    from delssome_norms.cli.person_report import check_drawable, unreliable_targets
     from delssome_norms.io import read_table
     from delssome_norms.plotting.charts import plot_chart_centiles
     from delssome_norms.plotting.person import person_label
@@ -612,7 +620,8 @@ def run_plot(args: argparse.Namespace) -> int:
             source = table_source
             one = data.loc[[_person_row(data, args.subject, source).name]]
             row = chart.score(one, targets=[args.target], source=source).iloc[0]
-        flags = check_drawable(row, source)
+        # the flags of the drawn target: a wide row's are the union over all its targets
+        flags = check_drawable(row, source, args.target, unreliable_targets(chart, row))
         if args.scores:
             _check_scored_by(chart, _person_mark(row, args.target, source), source, args.target, row=row)
         person = _person_mark(row, args.target, source, value=raw)
@@ -645,14 +654,14 @@ def run_plot(args: argparse.Namespace) -> int:
 
 def run_brainmap(args: argparse.Namespace) -> int:
     """Draw one person's regional scores on a glass brain."""
-    from delssome_norms.cli.person_report import check_drawable, regional_values, scores_atlas
+    from delssome_norms.cli import person_report as pr
     from delssome_norms.io import read_table
     from delssome_norms.plotting.person import VALUE_KINDS, plot_person_brain_map
 
     out = Path(args.out)
     _figure_format(out)
     source = _named(args.scores, "--scores")
-    atlas = scores_atlas(args.scores)
+    atlas = pr.scores_atlas(args.scores)
     if not atlas.is_dk68:  # the markers would sit at DK68 centroids: wrong places
         raise InvalidInputError(
             f"the scores are of {atlas.describe()}: brain maps draw at the DK68 region "
@@ -662,10 +671,12 @@ def run_brainmap(args: argparse.Namespace) -> int:
             source,
         )
     row = _person_row(read_table(args.scores), args.subject, source)
-    flags = check_drawable(row, source)
-    values = regional_values(row, VALUE_KINDS[args.value][0], source, atlas)
+    unreliable = pr.scores_unreliable(args.scores, args.chart, row, source)  # which regions
+    flags = pr.check_drawable(row, source, unreliable=unreliable)
+    values = pr.regional_values(row, VALUE_KINDS[args.value][0], source, atlas)
+    grey = pr.grey_regions(values, unreliable, atlas, row, source)
     fig = plot_person_brain_map(
-        values, str(args.subject), value=args.value, subtitle=_subtitle(row, flags)
+        values, str(args.subject), value=args.value, subtitle=_subtitle(row, flags), unreliable=grey
     )
     _save_figure(fig, out)
     print(f"wrote {out}")
@@ -675,10 +686,13 @@ def run_brainmap(args: argparse.Namespace) -> int:
 def run_report(args: argparse.Namespace) -> int:
     """Write a one-page Markdown report of one person with two figures."""
     from delssome_norms.cli.person_report import (
+        _row_flags,
         check_drawable,
+        grey_regions,
         regional_values,
         report_markdown,
         scores_atlas,
+        unreliable_targets,
     )
     from delssome_norms.cli.side_files import check_spares_inputs
     from delssome_norms.io import read_table, write_text
@@ -695,13 +709,15 @@ def run_report(args: argparse.Namespace) -> int:
     check_spares_inputs(written, {"--scores": args.scores}, sides=())
     source = _named(args.scores, "--scores")
     row = _person_row(read_table(args.scores), args.subject, source)
-    flags = check_drawable(row, source)
+    chart = load_chart(args.chart, quiet=True)
+    unreliable = unreliable_targets(chart, row)  # a row's flag is the union over its targets
+    flags = check_drawable(row, source, et.MEAN_TARGET, unreliable)  # the mean's own flags
     mark = _person_mark(row, et.MEAN_TARGET, source)
     mark["flag"] = flags
-    chart = load_chart(args.chart, quiet=True)
     atlas = scores_atlas(args.scores, chart)  # another atlas: named by the sidecar or by index
     z = regional_values(row, "z", source, atlas)
     centiles = regional_values(row, "centile", source, atlas)
+    grey = grey_regions(z, unreliable, atlas, row, source)  # drawn grey, and listed apart
     _check_scored_by(chart, mark, source, row=row)
     reference = args.chart == REFERENCE_CHART_NAME and not Path(args.chart).exists()
     chart_label = f"the {REFERENCE_CHART_LABEL}" if reference else f"the chart `{args.chart}`"
@@ -712,9 +728,12 @@ def run_report(args: argparse.Namespace) -> int:
     fan = plot_chart_centiles(chart, et.MEAN_TARGET, None, person=mark)
     brain = None  # no DK68 centroids of another atlas: no brain map
     if atlas.is_dk68:
-        brain = plot_person_brain_map(z, mark["subject_id"], value="z", subtitle=_subtitle(row, flags))
+        subtitle = _subtitle(row, _row_flags(row))  # the regions' flags: the row's
+        brain = plot_person_brain_map(
+            z, mark["subject_id"], value="z", subtitle=subtitle, unreliable=grey
+        )
     text = report_markdown(
-        row, mark, z, centiles, args.top, chart_label, str(args.scores), _site(row), atlas
+        row, mark, z, centiles, args.top, chart_label, str(args.scores), _site(row), atlas, unreliable
     )
     _save_figure(fan, out / "fan_chart.png")
     if brain is not None:

@@ -97,19 +97,27 @@ def report_markdown(
     source: str,
     site: str,
     atlas: Atlas | None = None,
+    unreliable: set[str] | frozenset[str] = frozenset(),
 ) -> str:
     """The Markdown of ``charts report`` for one scored person (``site``: their site label;
-    ``atlas``: the scores' regions, default DK68; for another atlas no brain map is shown)."""
+    ``atlas``: the scores' regions, default DK68; for another atlas no brain map is shown;
+    ``unreliable``: the targets whose charts are unreliable for the person,
+    :func:`unreliable_targets`: their regions are listed apart and left out of the counts and
+    the ranking)."""
     import numpy as np
 
     from delssome_norms.plotting.person import centile_text
 
     atlas = atlas or Atlas.dk68()
     flags = [f for f in _row_flags(row).split(";") if f]
+    bad = [k for k in unreliable_regions(set(unreliable), atlas) if k < len(z)]
+    z = np.array(z, dtype=np.float64)
+    z[bad] = np.nan  # their z can be 1e20: neither deviant nor counted
     finite = np.isfinite(z)
     order = [k for k in np.argsort(-np.abs(z), kind="stable") if finite[k]][:top]
     absent = set(unscored_regions(row, n=atlas.n))
-    missing = [atlas.name(k) for k in np.flatnonzero(~finite) if k not in absent]
+    missing = [atlas.name(k) for k in np.flatnonzero(~finite) if k not in absent and k not in bad]
+    where = "; grey on the brain map" if atlas.is_dk68 else ""
     n_deviant = int((np.abs(z[finite]) > 1.96).sum())
     unseen = FLAG_UNSEEN_SITE in flags
     no_site = site == NO_SITE
@@ -145,6 +153,16 @@ def report_markdown(
         ),
         *(
             [
+                f"| regions with an unreliable chart | {len(bad)}: "
+                f"{', '.join(atlas.name(k) for k in bad[:6])}{' ...' if len(bad) > 6 else ''} "
+                "(their chart did not converge or has a degenerate tail: no score to read; left "
+                f"out of the counts and the ranking{where}) |"
+            ]
+            if bad
+            else []
+        ),
+        *(
+            [
                 f"| regions not in the scores | {len(absent)} of {atlas.n} (the chart has no "
                 "target for them) |"
             ]
@@ -174,7 +192,9 @@ def report_markdown(
     if atlas.is_dk68:
         lines += [
             "Regional z-scores at the DK68 region centroids (glass brain; red above, blue below "
-            "the median):",
+            "the median"
+            + ("; grey, hatched: regions whose chart is unreliable, without a score" if bad else "")
+            + "):",
             "",
             "![regional z-scores](brain_map_z.png)",
             "",
@@ -330,34 +350,169 @@ def _age_text(row) -> str:
         return "unknown"
 
 
-def check_drawable(row, source: str) -> str:
+def unreliable_targets(chart, row) -> set[str]:
+    """The targets whose curves are unreliable for the person of the score ``row`` (the flag
+    ``chart_unreliable`` of a wide score row is the union over its targets): those of ``chart``
+    that did not converge or have a degenerate tail (:attr:`reliable_`), and, for a person of a
+    site adapted with extreme offsets, that site's failing targets (as ``charts score`` flags)."""
+    import numpy as np
+
+    from delssome_norms.norms.chart_table import missing_site_text
+
+    bad = {t for t, ok in zip(chart.targets_, np.asarray(chart.reliable_, dtype=bool)) if not ok}
+    column = chart.site_column_
+    site = missing_site_text(row[column]) if column and column in row.index else ""
+    if site and site in (getattr(chart, "adapted_sites_", None) or {}):
+        bad.update(chart._unreliable_sites([site]).get(site, []))
+    return bad
+
+
+def unreliable_regions(unreliable: set[str], atlas: Atlas) -> list[int]:
+    """Indices of the ``atlas`` regions among the ``unreliable`` targets."""
+    return [k for k in range(atlas.n) if et.region_column(k) in unreliable]
+
+
+def target_flags(row, target: str, unreliable: set[str]) -> str:
+    """The flags of ``target``'s score in a wide score ``row``: the row's, less ``missing_value``
+    when the target has a score and ``chart_unreliable`` when its chart is not among the
+    ``unreliable`` targets (both are the union over the row's targets)."""
+    own = []
+    for flag in _row_flags(row).split(";"):
+        if flag == FLAG_MISSING and _finite(row.get(f"{target}_centile")):
+            continue
+        if flag == FLAG_UNRELIABLE and target not in unreliable:
+            continue
+        if flag:
+            own.append(flag)
+    return ";".join(own)
+
+
+def _finite(cell) -> bool:
+    import math
+
+    return math.isfinite(_number(cell))
+
+
+def check_drawable(
+    row, source: str, target: str | None = None, unreliable: set[str] | None = None
+) -> str:
     """Refuse scores from an unreliable chart (their z can be 1e20); warn about other flags.
 
-    Returns the flags for the figure's subtitle ("" when none)."""
+    ``target``: the target drawn (its own flags are judged; None: the person's regions, drawn
+    without those of ``unreliable``); ``unreliable``: the targets whose charts are unreliable
+    for the person (:func:`unreliable_targets`; None when no chart is at hand, which then tells
+    nothing apart: a row flagged ``chart_unreliable`` is refused).
+
+    Returns the flags for the figure's subtitle ("" when none): the target's own, or the row's."""
     import warnings
 
     from delssome_norms.errors import InputWarning
-    from delssome_norms.norms.chart_table import FLAG_UNRELIABLE
 
     flags = _row_flags(row)
+    who = f"{row['subject_id']!s}"
     if FLAG_AGE in flags.split(";") and not _has_any_centile(row):
         raise InvalidInputError(
-            f"{row['subject_id']!s} (age {_age_text(row)}) lies outside the ages of the chart "
+            f"{who} (age {_age_text(row)}) lies outside the ages of the chart "
             f"that scored them (flag {FLAG_AGE}), so they have no centile or z to draw; score "
             "them with `charts score --extrapolate` to draw extrapolated scores",
             source,
         )
     if FLAG_UNRELIABLE in flags.split(";"):
-        raise InvalidInputError(
-            f"the scores of {row['subject_id']!s} are flagged {FLAG_UNRELIABLE}: the chart that "
-            "made them did not converge or has a degenerate tail, so their centiles and z mean "
-            "nothing to draw; refit the chart (another family, or more people) and score again",
-            source,
-        )
+        if unreliable is None:
+            raise InvalidInputError(
+                f"the scores of {who} are flagged {FLAG_UNRELIABLE}: the chart of some target "
+                "did not converge or has a degenerate tail, and without that chart it is not "
+                "known which; give --chart the chart that scored them (the other targets are "
+                "drawn), or refit the chart (another family, or more people) and score again",
+                source,
+            )
+        if not unreliable:
+            raise InvalidInputError(
+                f"the scores of {who} are flagged {FLAG_UNRELIABLE}, but every target of the "
+                "given chart is reliable for them: they were scored with another chart; give "
+                "--chart the chart that scored them",
+                source,
+            )
+        if target is not None and target in unreliable:
+            raise InvalidInputError(
+                f"the {target} score of {who} is flagged {FLAG_UNRELIABLE}: the chart of "
+                f"{target} did not converge or has a degenerate tail (or their site was adapted "
+                "with extreme offsets), so its centile and z mean nothing to draw; draw another "
+                "target, or refit the chart (another family, or more people) and score again",
+                source,
+            )
+    if target is not None:
+        flags = target_flags(row, target, unreliable or set())
     if flags:
         warnings.warn(
-            f"{source}: {row['subject_id']!s} is flagged {flags}; the figure says so",
+            f"{source}: {who} is flagged {flags}; the figure says so",
             InputWarning,
             stacklevel=3,
         )
     return flags
+
+
+def scores_unreliable(scores: str, arg: str | None, row, source: str) -> set[str] | None:
+    """The targets whose charts are unreliable for the person of ``row`` (:func:`unreliable_targets`)
+    by the chart that scored them: ``--chart`` (``arg``; refused when it did not make the
+    scores), else, for a row flagged ``chart_unreliable``, the chart the scores' provenance
+    sidecar names (``charts score`` writes it) while its ``chart.json`` and the scores are those
+    of the sidecar; None without a chart (nothing is known of the targets)."""
+    from delssome_norms.cli.charts_cmd import load_chart
+    from delssome_norms.cli.charts_helpers import _check_scored_by, _person_mark
+
+    if arg is not None:
+        chart = load_chart(arg, quiet=True)
+        bad = unreliable_targets(chart, row)
+        for target in chart.targets_:  # one reliable target the scores have: made by this chart?
+            if target not in bad and _finite(row.get(f"{target}_centile")):
+                _check_scored_by(chart, _person_mark(row, target, source), source, target, row=row)
+                break
+        return bad
+    if FLAG_UNRELIABLE not in _row_flags(row).split(";"):
+        return None
+    chart = _sidecar_chart(scores)
+    return None if chart is None else unreliable_targets(chart, row)
+
+
+def _sidecar_chart(scores: str):
+    """The chart named by the provenance sidecar of ``scores``, when both files are unchanged
+    since ``charts score`` wrote them (None otherwise: the row is then judged without a chart)."""
+    import json
+    from pathlib import Path
+
+    from delssome_norms.io import file_sha256
+    from delssome_norms.io.provenance import provenance_path
+    from delssome_norms.norms import GrowthChart
+    from delssome_norms.norms.reference import load_reference_chart, reference_chart_path
+
+    try:
+        meta = json.loads(provenance_path(scores).read_text(encoding="utf-8"))
+        made = meta["chart"]
+        folder = reference_chart_path() if made["shipped_reference"] else Path(made["chart"])
+        if meta["table_sha256"] != file_sha256(scores):
+            return None
+        if made["chart_json_sha256"] != file_sha256(folder / "chart.json"):
+            return None
+        return load_reference_chart() if made["shipped_reference"] else GrowthChart.load(folder)
+    except (OSError, ValueError, KeyError, TypeError, InvalidInputError):
+        return None
+
+
+def grey_regions(values, unreliable: set[str] | None, atlas: Atlas, row, source: str):
+    """The ``atlas`` regions to draw grey (their chart is unreliable for the person), or None when
+    there are none; refused when no other region has a value to draw."""
+    import numpy as np
+
+    bad = unreliable_regions(unreliable or set(), atlas)
+    if not bad:
+        return None
+    grey = np.isin(np.arange(atlas.n), bad)
+    if not np.isfinite(np.asarray(values, dtype=np.float64)[~grey]).any():
+        raise InvalidInputError(
+            f"subject {row['subject_id']!s} has scores only of regions whose chart is unreliable "
+            f"(flag {FLAG_UNRELIABLE}: {len(bad)} region(s)), so there is nothing to draw; refit "
+            "the chart (another family, or more people) and score again",
+            source,
+        )
+    return grey

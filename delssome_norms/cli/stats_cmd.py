@@ -342,6 +342,8 @@ def _in_cli_words(err: InvalidInputError, table: str) -> InvalidInputError:
     source = SOURCE_OPTIONS.get(err.source or "")
     if source is None:
         source = f"{table} (--table)" if err.source in (None, "table", "site") else err.source
+        # "table: column sex" (a column of the table, e.g. an unknown sex label): the file too
+        source = re.sub(r"^table(?=:)", lambda _: f"{table} (--table)", source)
     return InvalidInputError(_words(err.problem), source)
 
 

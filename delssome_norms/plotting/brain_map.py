@@ -96,6 +96,7 @@ def plot_brain_map(
     display_mode: str = "lzry",
     node_size: float = 60.0,
     extend: str | None = None,
+    greyed: ArrayLike | None = None,
 ) -> Figure:
     """Show one value per region as coloured markers on a glass brain, with a colour bar.
 
@@ -131,6 +132,9 @@ def plot_brain_map(
     extend : {"neither", "min", "max", "both"}, optional
         Pointed ends of the colour bar, saying that values lie beyond its limits (drawn in the
         end colour). Default: from the values and the colour limits.
+    greyed : array-like of bool, shape (len(regions),), optional
+        Regions drawn as grey, hatched markers without a colour, whatever their value (e.g.
+        scores from an unreliable chart); their values neither colour nor scale the map.
 
     Returns
     -------
@@ -143,6 +147,14 @@ def plot_brain_map(
             f"brain maps need nilearn ({exc}); install it with `pip install nilearn`", "nilearn"
         ) from None
 
+    grey = np.zeros(len(regions), dtype=bool)
+    if greyed is not None:
+        grey = np.asarray(greyed, dtype=bool).ravel()
+        if grey.size != len(regions):
+            raise InvalidInputError(
+                f"expected {len(regions)} booleans (one per region), got {grey.size}", "greyed"
+            )
+        values = np.where(grey, np.nan, _values_by_region(values, tuple(regions)))
     arr = _values_by_region(values, tuple(regions))
     if coords is None:
         if tuple(regions) != DK68_REGIONS:
@@ -186,7 +198,7 @@ def plot_brain_map(
         rect = (box.x0, box.y0, 0.9 * box.width, box.height)
         ax.set_axis_off()
     try:
-        nplot.plot_markers(
+        display = nplot.plot_markers(
             arr[finite],
             coords[finite],
             node_cmap=cmap,
@@ -204,6 +216,15 @@ def plot_brain_map(
         if "display_mode" not in str(exc):
             raise
         raise InvalidInputError(str(exc), "display_mode") from None
+    if grey.any():  # no colour: a grey disc with hatching reads as "no value" in print too
+        display.add_markers(
+            coords[grey],
+            marker_color="#d9d9d9",
+            marker_size=node_size,
+            edgecolors="#6e6e6e",
+            linewidths=0.6,
+            hatch="////",
+        )
     x0, y0, w, h = rect
     cax = fig.add_axes((x0 + w + 0.01 * (1 - x0), y0 + 0.15 * h, 0.012, 0.7 * h))
     bar = fig.colorbar(ScalarMappable(Normalize(lo, hi), colormaps[cmap]), cax=cax, extend=extend)

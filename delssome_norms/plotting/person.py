@@ -87,6 +87,7 @@ def plot_person_brain_map(
     value: str = "z",
     regions: Sequence[str] = DK68_REGIONS,
     subtitle: str = "",
+    unreliable: Sequence[bool] | np.ndarray | None = None,
 ) -> Figure:
     """One person's regional scores on the glass brain (DK68 centroids).
 
@@ -106,6 +107,10 @@ def plot_person_brain_map(
         Region names (DK68 by default).
     subtitle : str
         A second title line (e.g. age, sex, site and the flags).
+    unreliable : array-like of bool of shape (68,), optional
+        Regions whose chart is unreliable for the person (flag ``chart_unreliable``; their z
+        can be 1e20): drawn as grey, hatched markers without a colour and counted apart in the
+        title; their values neither colour nor scale the map.
 
     Returns
     -------
@@ -118,6 +123,14 @@ def plot_person_brain_map(
         arr = np.asarray(values, dtype=np.float64).ravel()
     except (TypeError, ValueError):
         raise InvalidInputError("values must be numbers, one per region", "values") from None
+    grey = None
+    if unreliable is not None:
+        grey = np.asarray(unreliable, dtype=bool).ravel()
+        if grey.shape != arr.shape:
+            raise InvalidInputError(
+                f"expected {arr.size} booleans (one per value), got {grey.size}", "unreliable"
+            )
+        arr = np.where(grey, np.nan, arr)
     lim: dict[str, float | None] = {"vmin": None, "vmax": None, "center": None}
     what = {"z": "regional E/I z-scores", "centile": "regional E/I centiles", "ei": "regional E/I"}
     note = ""
@@ -143,6 +156,9 @@ def plot_person_brain_map(
         lim = {"vmin": 0.0, "vmax": 100.0, "center": 50.0}
     shown = int(np.isfinite(arr).sum())
     count = f"{len(regions)} regions" if shown == len(regions) else f"{shown} of {len(regions)} regions"
+    n_grey = int(grey.sum()) if grey is not None else 0
+    if n_grey:
+        note += f"; {n_grey} with an unreliable chart in grey, without a score"
     title = f"{subject_id}: {what[value]} ({count}{note})"
     if subtitle:  # a second line: on one line a long site or flag list ran off the figure
         title += "\n" + textwrap.fill(subtitle, TITLE_WIDTH, break_on_hyphens=False)
@@ -154,5 +170,6 @@ def plot_person_brain_map(
         title=title,
         node_size=90.0,
         extend=extend,
+        greyed=grey,
         **lim,
     )

@@ -25,7 +25,8 @@ from delssome_norms.norms import GrowthChart, load_reference_chart
 from delssome_norms.plotting import plot_brain_map, plot_chart_centiles, plot_person_brain_map
 
 FLAGS = "unseen_site;age_extrapolated;missing_value;poor_fit;interval_uncalibrated"
-"""Every flag a drawable score can carry at once (chart_unreliable is refused)."""
+"""Every flag a drawable score can carry at once (a drawn target whose own chart is unreliable is
+refused; other targets' chart_unreliable is not its flag)."""
 
 
 @pytest.fixture(scope="module")
