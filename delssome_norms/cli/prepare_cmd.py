@@ -159,27 +159,34 @@ def write_pair(
     first column (as ``pd.DataFrame(fc, index=names, columns=names).to_csv``), which the FC
     readers match to an SC and maps by name; without, it is header-less (reference layout).
     ``record`` (:func:`~delssome_norms.io.prepare_record.prepare_record`: TR, FCD window, runs) is
-    written with them as ``<prefix>prepare.json``, with the FC's SHA-256, and renamed into place
+    written with them as ``<prefix>prepare.json``, with the SHA-256 of the FC and of the FCD-CDF
+    (a fit checks that its FCD-CDF is the one written with its FC), and renamed into place
     between the FC and the FCD-CDF: the folder never holds a record beside another FC, and a
     complete pair always has its record. None removes an earlier one."""
     from delssome_norms import io
     from delssome_norms.io.prepare_record import prepare_record_path
 
-    staged: list[Path] = []
+    staged: dict[str, Path] = {}
 
     def write_fc(p: Path) -> None:
         io.write_matrix(fc, p, names)
-        staged.append(p)
+        staged["fc"] = p
 
-    def write_record(p: Path) -> None:
-        files = {"fc": fc_path.name, "fcd_cdf": cdf_path.name}
-        io.write_json({**record, **files, "fc_sha256": io.file_sha256(staged[0])}, p)
+    def stage_record(p: Path) -> None:  # renamed before the FCD-CDF, written with its digest
+        staged["record"] = p
+
+    def write_cdf(p: Path) -> None:
+        io.write_matrix(cdf, p)
+        if record is not None:
+            files = {"fc": fc_path.name, "fcd_cdf": cdf_path.name}
+            digests = {"fc_sha256": io.file_sha256(staged["fc"]), "fcd_cdf_sha256": io.file_sha256(p)}
+            io.write_json({**record, **files, **digests}, staged["record"])
 
     io.write_together(
         [
             (fc_path, write_fc),
-            (prepare_record_path(fc_path), None if record is None else write_record),
-            (cdf_path, lambda p: io.write_matrix(cdf, p)),
+            (prepare_record_path(fc_path), None if record is None else stage_record),
+            (cdf_path, write_cdf),
         ]
     )
 
@@ -476,8 +483,8 @@ def _prepare_bids(args: argparse.Namespace, out) -> int:
     print(
         f"{len(rows)} subject(s) from {args.bids_dir} -> {out}"
         + (f" ({several} with several runs averaged: n_runs in the manifest)" if several else "")
-        + f"; cohort manifest {out / 'manifest.csv'} (next{sc_column}: delssome-norms cohort "
-        f"--manifest {shlex.quote(str(out / 'manifest.csv'))})"
+        + f"; cohort manifest {out / 'manifest.csv'} (next{sc_column}: "
+        f"{_cohort_hint(out, [r['tr'] for r in rows], args.fcd_window)})"
     )
     named = next((v[4] for v in prepared.values() if v[4] is not None), None)
     if named is not None:
@@ -699,6 +706,21 @@ def _fit_hint(
     ]
     mean = " (the runs' mean number of frames x TR)" if len(set(frames)) > 1 else ""
     return f"next: {' '.join(argv)}{mean}"
+
+
+def _cohort_hint(out: Path, trs: list[float], fcd_window: int | None) -> str:
+    """The cohort command for a manifest just written, as it runs: its required --out-dir (a
+    folder beside the prepared files) and --fcd-window where the CDFs were computed with another
+    window than the fit's default at some TR."""
+    from delssome_norms.model.timing import default_fcd_window, fcd_window_frames
+
+    other = fcd_window is not None and any(
+        fcd_window_frames(tr, fcd_window) != default_fcd_window(tr) for tr in trs
+    )
+    return (
+        f"delssome-norms cohort --manifest {shlex.quote(str(out / 'manifest.csv'))} --out-dir "
+        f"{shlex.quote(str(out / 'cohort'))}" + (f" --fcd-window {fcd_window}" if other else "")
+    )
 
 
 def _window_note(tr: float, fcd_window: int | None) -> str:

@@ -182,6 +182,7 @@ def _check_files(args: argparse.Namespace, n: int | None, fc_range: bool = True)
         read_square,
     )
     from delssome_norms.io.named_regions import take_regions as take
+    from delssome_norms.io.prepare_record import check_prepared_pair
     from delssome_norms.io.timeseries import read_timeseries_named
 
     entries = {}  # the files the fit matches, in its order of precedence
@@ -219,6 +220,8 @@ def _check_files(args: argparse.Namespace, n: int | None, fc_range: bool = True)
         checked += 1
     if args.fcd_cdf:
         io.read_fcd_cdf_runs(args.fcd_cdf)
+        if args.fc and not args.timeseries:  # the FCD-CDF prepare wrote with each FC, if it did
+            check_prepared_pair(args.fc, args.fcd_cdf)
         print(f"ok  FCD-CDF: {len(args.fcd_cdf)} run(s)")
         checked += 1
     if args.timeseries and n is None:
@@ -298,7 +301,12 @@ def _check_as_fitted(args: argparse.Namespace, settings) -> None:
     maps against N, the scan length against the time series, the default stage timings)."""
     from delssome_norms.cli.estimate_cmd import check_stage_timing
     from delssome_norms.fit import load_subject
+    from delssome_norms.io.prepare_record import check_prepared_timing
+    from delssome_norms.model.timing import fcd_window_frames
 
+    if args.fc and not args.timeseries:  # prepare's record, in words without a subject id
+        window = fcd_window_frames(args.tr, settings.fcd_window)
+        check_prepared_timing(args.fc, args.tr, args.scan_length, window, fcd_cdf=args.fcd_cdf)
     subject = load_subject(
         "subject",
         args.tr,

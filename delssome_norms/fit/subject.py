@@ -384,7 +384,8 @@ def load_subject(
     tr_f, scan_f = check_timing(tr, scan_length, subject_id)
     if timeseries is None:  # FC files written by prepare: the timing they were computed with
         window = fcd_window_frames(tr_f, fcd_window)
-        check_prepared_timing(data_paths, tr_f, scan_f, window, subject_id)
+        cdfs = split_paths(fcd_cdf)
+        check_prepared_timing(data_paths, tr_f, scan_f, window, subject_id, fcd_cdf=cdfs)
     # SC and maps by their names: matched with the FC's or time series' (another atlas's names)
     check_map_pair(myelin, gradient)
     for path, what in ((sc, "SC"), (myelin, "myelin"), (gradient, "gradient")):

@@ -338,6 +338,24 @@ def check_timing(tr: float, scan_length: float, input_name: str = "timing") -> t
     return tr_f, scan_f
 
 
+def check_tr_seconds(tr: Any, input_name: str = "TR") -> float:
+    """Check a TR alone (seconds; where the scan length is still to be derived from it): a
+    positive number, at most :data:`MAX_TR` (a larger one was most likely given in ms)."""
+    try:
+        tr_f = _seconds(tr)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"TR must be a number of seconds, got {tr!r}", input_name) from None
+    if not np.isfinite(tr_f) or tr_f <= 0:
+        raise InvalidInputError(f"TR must be a positive number of seconds, got {tr!r}", input_name)
+    if tr_f > MAX_TR:
+        raise InvalidInputError(
+            f"TR {tr_f:g} s is more than the longest plausible TR ({MAX_TR:g} s): the TR is in "
+            f"seconds (given in milliseconds? {tr_f:g} ms is {tr_f / 1000:g} s)",
+            input_name,
+        )
+    return tr_f
+
+
 def normalise_sex(values: Sequence, input_name: str = "sex") -> np.ndarray:
     """Map sex labels to ``"female"``/``"male"``.
 
@@ -476,13 +494,17 @@ def check_ages(
     *,
     allow_missing: bool = False,
     months_hint: bool = False,
+    ids: Sequence | None = None,
+    first_line: int | None = None,
 ) -> np.ndarray:
     """Check ages in years: present, numeric, non-negative and below 120.
 
     ``allow_missing``: empty cells (NaN, ``n/a``) pass as NaN; text that is not a number still
     does not. A cell written with a decimal comma (``30,5``) is named as such. ``months_hint``:
     ages out of range that all fit 0 to 12 x 120 ask whether they are months
-    (:func:`in_months_hint`).
+    (:func:`in_months_hint`). ``ids`` (the rows' ``subject_id``) and ``first_line`` (the file
+    line of the first value: 2 below a header on line 1) name the people at fault in an error,
+    so that they can be found in the file.
 
     Returns
     -------
@@ -499,7 +521,7 @@ def check_ages(
         shown = [repr(str(v).strip()) for v in raw.iloc[missing[:3]] if not pd.isna(v)]
         raise InvalidInputError(
             f"age is {what} in row(s) {_fmt_rows(missing)}"
-            + (f" ({', '.join(shown)})" if shown else "")
+            + _who(missing, ids, first_line, [f"value(s) {', '.join(shown)}"] if shown else [])
             + _decimal_comma_hint(raw),
             input_name,
         )
@@ -507,12 +529,34 @@ def check_ages(
         negative = np.flatnonzero((ages < 0) | (ages > MAX_AGE_YEARS))
     if negative.size:
         raise InvalidInputError(
-            f"age must be between 0 and {MAX_AGE_YEARS:g} years; row(s) {_fmt_rows(negative)} "
-            f"have {', '.join(f'{a:g}' for a in ages[negative[:5]])}"
+            f"age must be between 0 and {MAX_AGE_YEARS:g} years; row(s) {_fmt_rows(negative)}"
+            f"{_who(negative, ids, first_line)} have "
+            f"{', '.join(f'{a:g}' for a in ages[negative[:5]])}"
             + (in_months_hint(ages) if months_hint else ""),
             input_name,
         )
     return ages
+
+
+def _who(
+    rows: np.ndarray, ids: Sequence | None, first_line: int | None, more: Sequence[str] = ()
+) -> str:
+    """`` (subject_id sub-02, sub-05; file line(s) 3, 6, the header being line 1)`` for rows
+    (0-based positions) of :func:`check_ages`, then ``more`` (``value(s) 'x'``); '' for none.
+    Without ids and lines the values alone, as `` ('x')``."""
+    limit, parts = 5, []
+    if ids is not None:
+        ids = list(ids)
+        named = [str(ids[int(r)]).strip() for r in rows[:limit]]
+        parts.append(f"subject_id {', '.join(named)}{' ...' if len(rows) > limit else ''}")
+    if first_line is not None:
+        lines = ", ".join(str(int(r) + first_line) for r in rows[:limit])
+        header = ", the header being line 1" if first_line == 2 else ""
+        parts.append(f"file line(s) {lines}{' ...' if len(rows) > limit else ''}{header}")
+    if not parts:  # as before ids and lines were known: the values alone
+        more = [m.removeprefix("value(s) ") for m in more]
+    parts += more
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def in_months_hint(ages: np.ndarray) -> str:

@@ -70,7 +70,11 @@ def with_toolkit_names(
 
 
 def prepare_demographics(
-    table: pd.DataFrame, input_name: str = "demographics", *, age: bool = True
+    table: pd.DataFrame,
+    input_name: str = "demographics",
+    *,
+    age: bool = True,
+    first_line: int | None = None,
 ) -> pd.DataFrame:
     """Validate a demographics table and add the derived columns the charts use.
 
@@ -79,7 +83,9 @@ def prepare_demographics(
     ``TR`` and ``scan_length`` (seconds). Adds ``sex`` (female/male), ``numeric_sex`` (female = 1)
     and ``site_scanner`` (``site_scanner`` or ``<site>_<scanner>``; ``<site>`` where the scanner is
     empty, empty where the site is) when possible. Without ``age`` the ages are neither required
-    nor checked (the person rows of people whose sessions give them).
+    nor checked (the person rows of people whose sessions give them). ``first_line``: the file
+    line of the table's first row (2 for a file read as it is), named with the ``subject_id``
+    in the message of a missing or wrong age.
     """
     out = with_toolkit_names(table, input_name, age=age).copy()
     try:
@@ -87,7 +93,13 @@ def prepare_demographics(
         out["subject_id"] = out["subject_id"].astype(str)
         check_unique_ids(out["subject_id"], input_name)
         if age:
-            out["age_in_years"] = check_ages(out["age_in_years"], input_name, months_hint=True)
+            out["age_in_years"] = check_ages(
+                out["age_in_years"],
+                input_name,
+                months_hint=True,
+                ids=out["subject_id"],
+                first_line=first_line,
+            )
         out["sex"] = table_sex_labels(out, input_name)
     except InvalidInputError as err:
         raise err.with_source(input_name) from None
@@ -139,12 +151,12 @@ def read_demographics(
     name = str(path)
     raw = read_table(path, tabs=True)
     if folders is None:
-        return prepare_demographics(raw, input_name=name)
+        return prepare_demographics(raw, input_name=name, first_line=2)  # row 0: line 2
     people = with_toolkit_names(raw, name, age=False)
     root = Path(path).parent if bids_dir is None else Path(bids_dir)
     folders = set(map(str, folders))
     if not _has_sessions(people, folders, root):
-        return prepare_demographics(people, name)  # the table as it is, its own ages required
+        return prepare_demographics(people, name, first_line=2)  # the file's rows, own ages
     prepare_demographics(people, name, age=False)  # ids, sex, site, timing: the file's rows
     if "age_in_years" in people:  # ages given: checked with the file's own row numbers
         check_ages(
@@ -152,6 +164,8 @@ def read_demographics(
             f"{name}: column age_in_years",
             allow_missing=True,
             months_hint=True,
+            ids=people["subject_id"],
+            first_line=2,
         )
     rows = _session_rows(people, folders, root, name)
     return prepare_demographics(rows, f"{name} (its rows matched to the result folders)")
@@ -182,7 +196,11 @@ def read_sessions(path: Path) -> pd.DataFrame:
         raise InvalidInputError(f"lists session(s) {', '.join(twice)} more than once", str(path))
     if "age_in_years" in table:
         table["age_in_years"] = check_ages(
-            table["age_in_years"], str(path), allow_missing=True, months_hint=True
+            table["age_in_years"],
+            str(path),
+            allow_missing=True,
+            months_hint=True,
+            first_line=2,
         )
     return table.drop(columns="session_id").set_axis(labels.to_list())
 

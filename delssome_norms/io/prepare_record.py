@@ -4,7 +4,10 @@ check that a fit of those files uses the timing they were computed with.
 An FC and FCD-CDF carry no TR: a fit given another TR, scan length or FCD window than the ones
 ``prepare`` used simulates another scan than the data (its FCD windows, frames and BOLD sampling
 differ) and silently fits the wrong thing. The record names them; a fit reading an FC whose
-record describes that very file (``fc_sha256``) must agree with it.
+record describes that very file (``fc_sha256``) must agree with it, and its FCD-CDF must be the
+one ``prepare`` wrote with that FC (``fcd_cdf_sha256``; records written before it was kept are
+not checked for it): an FCD-CDF of another subject, TR or FCD window beside the FC would be
+fitted without a word.
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ def prepare_record(
 ) -> dict[str, Any]:
     """What ``prepare`` computed an FC and FCD-CDF from: TR [s], FCD window [frames], each run
     (absolute path, SHA-256, frames used), the scan length a fit needs (the runs' mean number of
-    frames x TR [s]) and the package version. The names of the FC and FCD-CDF and the FC's
-    SHA-256 are added by :func:`~delssome_norms.cli.prepare_cmd.write_pair`."""
+    frames x TR [s]) and the package version. The names of the FC and FCD-CDF and their
+    SHA-256 (``fc_sha256``, ``fcd_cdf_sha256``) are added by
+    :func:`~delssome_norms.cli.prepare_cmd.write_pair`."""
     from delssome_norms import __version__
 
     n_frames = round(sum(frames) / len(frames))
@@ -81,22 +85,62 @@ def read_prepare_record(fc_path: str | Path) -> dict[str, Any] | None:
     return record
 
 
+def check_prepared_pair(fc_paths: Sequence[str | Path], fcd_cdf_paths: Sequence[str | Path]) -> None:
+    """Refuse FCD-CDF files that are not the ones ``prepare`` wrote with the FC files: the
+    record beside each FC (:func:`read_prepare_record`) that names its FCD-CDF's SHA-256 needs
+    a file of that digest among ``fcd_cdf_paths`` (in any order). Nothing to check for an FC
+    without a record, a record written before the digest was kept, or a missing FCD-CDF file
+    (its reader says so)."""
+    cdfs = [Path(p) for p in fcd_cdf_paths]
+    if not cdfs or not all(p.is_file() for p in cdfs):
+        return
+    digests: set[str] | None = None
+    for k, fc_path in enumerate(fc_paths):
+        record = read_prepare_record(fc_path)
+        want = None if record is None else record.get("fcd_cdf_sha256")
+        if not isinstance(want, str):
+            continue
+        if digests is None:
+            digests = {file_sha256(p) for p in cdfs}
+        if want in digests:
+            continue
+        own = Path(fc_path).with_name(str(record.get("fcd_cdf") or "FCD_CDF.csv"))
+        given = cdfs[k] if len(cdfs) == len(fc_paths) else "; ".join(map(str, cdfs))
+        raise InvalidInputError(
+            f"is not the FCD-CDF that prepare wrote with the FC {fc_path} (its record "
+            f"{prepare_record_path(fc_path)} names {own.name}, and no FCD-CDF given has its "
+            "contents): an FCD-CDF of another subject, TR or FCD window would be fitted with "
+            f"that FC; give the FCD-CDF prepared with it ({own}), or prepare the time series again",
+            str(given),
+        )
+
+
 def check_prepared_timing(
-    fc_paths: Sequence[str | Path], tr: float, scan_length: float, fcd_window: int, subject: str
+    fc_paths: Sequence[str | Path],
+    tr: float,
+    scan_length: float,
+    fcd_window: int,
+    subject: str | None = None,
+    *,
+    fcd_cdf: Sequence[str | Path] | None = None,
 ) -> None:
     """Refuse a fit whose TR [s], scan length [s] or FCD window [frames] contradicts the record
     ``prepare`` wrote beside any of its FC files ``fc_paths`` (no record, or one of another FC:
-    nothing to check).
+    nothing to check); with ``fcd_cdf`` (the subject's FCD-CDF files), also FCD-CDF files that
+    are not the ones ``prepare`` wrote with those FCs (:func:`check_prepared_pair`).
 
     The scan length may differ by a TR or 10 % (the slack of a scan length given with time
-    series: frames dropped as ``n/a`` or scrubbed).
+    series: frames dropped as ``n/a`` or scrubbed). ``subject`` names the fit in the message
+    (None: "the fit would use ...").
     """
+    if fcd_cdf is not None:
+        check_prepared_pair(fc_paths, fcd_cdf)
     for fc_path in fc_paths:
         _check_one(fc_path, tr, scan_length, fcd_window, subject)
 
 
 def _check_one(
-    fc_path: str | Path, tr: float, scan_length: float, fcd_window: int, subject: str
+    fc_path: str | Path, tr: float, scan_length: float, fcd_window: int, subject: str | None
 ) -> None:
     record = read_prepare_record(fc_path)
     if record is None:
@@ -117,7 +161,8 @@ def _check_one(
         problems.append(f"FCD window {fcd_window} frames, but the FCD-CDF was computed with {r_window}")
     if problems:
         raise InvalidInputError(
-            f"the fit of {subject} would use {'; '.join(problems)} ({where}): give the timing "
+            f"the fit{f' of {subject}' if subject else ''} would use {'; '.join(problems)} "
+            f"({where}): give the timing "
             "the data were prepared with (--tr, --scan-length, --fcd-window, or the manifest's "
             "tr / scan_length cells), or prepare the time series again",
             str(fc_path),

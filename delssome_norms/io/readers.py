@@ -39,6 +39,7 @@ from delssome_norms.io.checks import (
     check_map,
     check_sc,
     check_timing,
+    check_tr_seconds,
     check_unique_ids,
 )
 from delssome_norms.io.combine import fisher_z_mean, mean_cdf
@@ -47,6 +48,8 @@ from delssome_norms.io.demographics import (  # noqa: F401 (public names kept he
     prepare_demographics,
     read_demographics,
 )
+from delssome_norms.io.label_checks import same_order_names
+from delssome_norms.io.manifest_scan import count_frames, empty_scan_length
 from delssome_norms.io.manifest_tr import fill_manifest_tr
 
 PathLike = str | Path
@@ -265,8 +268,8 @@ def read_labelled_numeric(
     except ValueError:
         pass  # n/a cells, row labels, ragged rows or an error to report: below
     labelled = _labelled_numeric(text, sep, skip, header, allow_na)
-    if labelled is not None:
-        return labelled
+    if labelled is not None:  # an FC's rows named in another order than its columns: refused
+        return same_order_names(*labelled, name)  # where the names contradict the values
     if allow_na:
         try:
             values = _read_csv(
@@ -278,7 +281,7 @@ def read_labelled_numeric(
             _raise_ragged(exc, name)
         except ValueError:
             pass
-    return _labelled_text_table(text, sep, skip, header, allow_na, name)
+    return same_order_names(*_labelled_text_table(text, sep, skip, header, allow_na, name), name)
 
 
 def _labelled_numeric(
@@ -676,10 +679,11 @@ def read_manifest(path: PathLike) -> pd.DataFrame:
     problems = fill_manifest_tr(table, name)  # a row whose TR cannot be found fails alone
     for i, row in table.iterrows():
         where = f"{name} row {i + 1} ({row['subject_id']})"
+        if blank.loc[i] and i not in problems:  # the TR alone: the scan length is to follow
+            check_tr_seconds(row["tr"], where)
         if derive.loc[i] and i not in problems:
-            check_timing(row["tr"], row["tr"], where)  # the TR; the scan length follows
             try:  # a missing or unreadable file fails this subject only (INPUT_PROBLEM)
-                frames = {_count_frames(p) for p in str(row["timeseries"]).split(";")}
+                frames = {count_frames(p) for p in str(row["timeseries"]).split(";")}
                 if len(frames) > 1:
                     raise InvalidInputError(
                         f"runs have different lengths {sorted(frames)} frames; give the "
@@ -694,51 +698,13 @@ def read_manifest(path: PathLike) -> pd.DataFrame:
             table.loc[i, "scan_length"] = np.nan
             continue
         if blank.loc[i] and not derive.loc[i]:
-            raise InvalidInputError(_empty_scan_length(row["tr"], "timeseries" in table), where)
+            raise InvalidInputError(empty_scan_length(row["tr"], "timeseries" in table), where)
         check_timing(row["tr"], table.loc[i, "scan_length"], where)
     if problems:
         table[INPUT_PROBLEM] = [problems.get(i) for i in table.index]
     # every cell checked above (NaN in a row that fails alone, INPUT_PROBLEM saying why)
     table["scan_length"] = table["scan_length"].astype(np.float64)
     return table
-
-
-def _empty_scan_length(tr: object, has_timeseries: bool) -> str:
-    """The error for an empty ``scan_length`` cell in a row that gives no time series."""
-    try:
-        tr_f = float(str(tr))
-    except ValueError:
-        tr_f = float("nan")
-    example = (
-        f": e.g. 600 frames at TR {tr_f:g} s are {600 * tr_f:g} s"
-        if np.isfinite(tr_f) and tr_f > 0
-        else ""
-    )
-    return (
-        "the scan_length cell is empty: fill in the length of the scan the FC was computed "
-        f"from, in seconds (frames x TR{example})"
-        + ("; only a row with a timeseries may leave it empty" if has_timeseries else "")
-    )
-
-
-def _count_frames(path: PathLike) -> int:
-    """Number of frames (rows) of a time-series file (TSV/CSV or NPY)."""
-    p = Path(path)
-    if p.suffix.lower() == ".npy":
-        check_input_file(p)
-        try:
-            arr = np.load(p, allow_pickle=False, mmap_mode="r")
-        except (ValueError, OSError) as exc:
-            raise InvalidInputError(f"is not a readable .npy array ({exc})", str(path)) from None
-        return int(arr.shape[0]) if arr.ndim else 0
-    from delssome_norms.io.timeseries import read_timeseries, timeseries_header  # (imports us)
-
-    if p.suffix.lower() == ".npz":  # one array in a zip: read as the fit will
-        return int(read_timeseries(p).shape[0])
-
-    values, header, _ = read_labelled_numeric(path, allow_na=True)
-    _, values = timeseries_header(header, np.asarray(values, dtype=np.float64), str(path))
-    return int(values.shape[0])
 
 
 PARAMETER_COLUMNS = ("region_index", "wEE", "wEI", "sigma", "G")

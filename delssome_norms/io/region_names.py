@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from delssome_norms.errors import InputWarning, InvalidInputError
+from delssome_norms.io.label_checks import refuse_white_matter
 from delssome_norms.io.regions import (
     DK68_REGIONS,
     dk_name_count,
@@ -194,10 +195,12 @@ def header_kind(
     names put in numeric order, with an :class:`InputWarning` where they were not, else left in
     file order for the caller to sort) or ``"own"`` (another atlas's names, for another width
     than the atlas's: kept in file order, to name and align that atlas's inputs). Raises for
-    ``n_atlas`` columns named with other text (see :func:`header_names`) and for a numbering
-    that repeats a number (numbers with gaps are names).
+    ``n_atlas`` columns named with other text (see :func:`header_names`), for a numbering
+    that repeats a number (numbers with gaps are names) and for white-matter labels
+    (:func:`~delssome_norms.io.label_checks.refuse_white_matter`: no cortical regions).
     """
     header = without_comment_mark(header)
+    refuse_white_matter(header, name)  # wm-lh-x would read as x once "wm-" is taken for a prefix
     if arr.ndim == 2 and len(header) == arr.shape[1] and arr.shape[1] > 1:
         # pandas' DataFrame.to_csv writes its index as an unnamed first column; some tools a
         # column of frame numbers or times

@@ -184,10 +184,13 @@ def match_regions(header: Sequence[str], canonical: Sequence[str], input_name: s
     n = len(canonical)
     if unmatched:
         shown = ", ".join(repr(u) for u in unmatched[:8]) + (" ..." if len(unmatched) > 8 else "")
+        # without the header a file with extra columns (subcortical labels) would be read as an
+        # atlas of as many regions: the fix is to remove those columns, or to rename them
         raise InvalidInputError(
-            f"{len(unmatched)} column name(s) match no region of the {n}-region atlas: {shown} "
-            f"(expected names like {canonical[0]!r}, 'ctx-lh-...', 'L_...'; or drop the header "
-            "row to give the columns in atlas order)",
+            f"{len(unmatched)} column name(s) match no region of the {n}-region atlas: {shown}; "
+            "remove the columns listed if they are no cortical regions of the atlas (subcortical "
+            "or other labels), or rename them to its region names (like "
+            f"{canonical[0]!r}, 'ctx-lh-...', 'L_...')",
             input_name,
         )
     if twice:

@@ -5,7 +5,11 @@ Region columns are matched to the atlas by their names where the file names them
 spelling, FreeSurfer label IDs too, behind a prefix or suffix all names share such as XCP-D's
 atlas name; ``np.savetxt``'s ``#`` before the header is ignored) and put in atlas order; aparc's
 non-cortical labels (unknown, corpus callosum, medial wall) are dropped with a warning, and so is
-a first column of frame numbers or times. Files without names are taken in atlas order. Missing
+a first column of frame numbers or times. Files without names are taken in atlas order; a first
+row of distinct whole numbers above frames that are not all whole numbers is a header of label
+numbers, never a frame: FreeSurfer DK IDs name the regions, a numbering 0..N-1 / 1..N is dropped
+and other label numbers (an atlas's, wmparc's white matter) are refused
+(:mod:`~delssome_norms.io.label_checks`), as are white-matter names (``wm-lh-*``). Missing
 frames can be dropped within limits (:data:`MAX_DROPPED_FRAMES`); fewer than
 :data:`MIN_REGIONS` regions are refused. A header of some DK68 regions only (e.g. one
 hemisphere) is an atlas of those regions, in DK68 order; another atlas's names are kept
@@ -25,6 +29,7 @@ import numpy as np
 
 from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.io.checks import check_timeseries
+from delssome_norms.io.label_checks import is_label_row, label_row_error
 from delssome_norms.io.named_regions import Named, dk_order, match_inputs, take_regions
 from delssome_norms.io.readers import (
     PathLike,
@@ -132,8 +137,13 @@ def _columns(
     ids = freesurfer_id_names(first)
     if ids is not None:
         return ids, arr[1:], "dk"
+    corner = int(bool(np.isnan(first[0])) and arr.shape[1] > 1)  # pandas' index column: ",1001,..."
+    if corner and is_numbering(arr[1:, 0]) and (ids := freesurfer_id_names(first[1:])):
+        return ids, arr[1:, 1:], "dk"
     if (head := numbering_permutation(first)) is not None:  # a numbered header row, not a frame
         arr = _in_numbered_order(arr[1:], first, head, name)
+    elif is_label_row(first[corner:], arr[1:, corner:]):  # "2, 4, 6, ..." above the frames
+        raise label_row_error(first[corner:], name)
     return None, _without_frame_column(arr, name), "plain"
 
 

@@ -616,7 +616,8 @@ class EIEstimator(BaseEstimator):
             window = fcd_window_frames(subject.tr, self.resolved_settings().fcd_window)
             timing = (subject.tr, subject.scan_length, window)
             try:
-                check_prepared_timing(split_paths(fc), *timing, str(subject_id))
+                cdfs = split_paths(fcd_cdf) if _is_paths(fcd_cdf) else None
+                check_prepared_timing(split_paths(fc), *timing, str(subject_id), fcd_cdf=cdfs)
             except InvalidInputError as err:
                 raise _pythonic(err) from None
         return self.fit_subject(subject, progress=progress)

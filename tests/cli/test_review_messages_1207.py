@@ -180,7 +180,10 @@ def test_collect_asks_whether_ages_are_months(tmp_path, capsys):
     _cohort(tmp_path / "fits", ["s1", "s2", "s3"])
     assert _collect(tmp_path, MONTHS) == 2
     err = capsys.readouterr().err
-    assert "age must be between 0 and 120 years; row(s) 1 have 137" in err
+    assert (
+        "age must be between 0 and 120 years; row(s) 1 (subject_id s1; file line(s) 2, the "
+        "header being line 1) have 137"
+    ) in err
     assert "are these ages in months (up to 137)? age_in_years must be in years" in err
     assert err.count("in months") == 1
 

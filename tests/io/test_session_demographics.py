@@ -180,9 +180,14 @@ def test_sessions_beside_another_demographics_file_with_bids_dir(tmp_path):
         ("session_id\tage\nses-1\t30\n1\t31\n", r"lists session\(s\) 1 more than once"),
         (
             "session_id\tage\nses-1\t30\nses-2\tthirty\n",
-            r"age is not a number in row\(s\) 2 \('thirty'\)",
+            r"age is not a number in row\(s\) 2 \(file line\(s\) 3, the header being line 1; "
+            r"value\(s\) 'thirty'\)",
         ),
-        ("session_id\tage\nses-1\t130\n", r"between 0 and 120 years; row\(s\) 1 have 130"),
+        (
+            "session_id\tage\nses-1\t130\n",
+            r"between 0 and 120 years; row\(s\) 1 \(file line\(s\) 2, the header being line 1\) "
+            "have 130",
+        ),
         ("ses\tage\nses-1\t30\n", r"missing required column\(s\) session_id"),
     ],
 )
@@ -249,7 +254,8 @@ def test_bad_person_age_is_named_with_the_files_row(tmp_path, capsys):
     code, _ = _collect_cli(tmp_path, _bids(tmp_path / "bids", people, TWO_SESSIONS))
     assert code == 2
     err = capsys.readouterr().err
-    assert "row(s) 2 have 150" in err and "participants.tsv" in err
+    assert "row(s) 2 (subject_id sub-02; file line(s) 3, the header being line 1) have 150" in err
+    assert "participants.tsv" in err
 
 
 def test_decimal_comma_age_is_named_in_demographics(tmp_path, capsys):

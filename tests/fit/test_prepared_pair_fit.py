@@ -1,0 +1,27 @@
+"""A fit (cohort/estimate-ei through ``load_subject``, and ``EIEstimator.fit`` given files)
+refuses an FCD-CDF file that ``prepare`` did not write with the FC it is given: another
+subject's, or one of another FCD window (``validate`` refuses it too)."""
+
+from __future__ import annotations
+
+import pytest
+
+from delssome_norms.errors import InvalidInputError
+from delssome_norms.fit import load_subject
+from delssome_norms.pipeline import EIEstimator
+from tests.io.test_review_realdata_1207b import _prepare
+
+
+def test_fits_refuse_an_fcd_cdf_not_written_with_the_fc(tmp_path) -> None:
+    _prepare(tmp_path, "s8", "--fcd-window", "10")
+    _prepare(tmp_path, "s9")
+    o = tmp_path / "o"
+    fc, own, other = o / "s9_FC.csv", o / "s9_FCD_CDF.csv", o / "s8_FCD_CDF.csv"
+    with pytest.raises(InvalidInputError, match=r"s8_FCD_CDF\.csv: is not the FCD-CDF"):
+        load_subject("s9", 0.72, 216.0, fc=fc, fcd_cdf=other)
+    subject = load_subject("s9", 0.72, 216.0, fc=fc, fcd_cdf=own)
+    assert subject.fc.shape == (68, 68)
+    est = EIEstimator(mode="surrogate", generations=1, popsize=4, mu=2, n_dup=1)
+    with pytest.raises(InvalidInputError, match=r"s8_FCD_CDF\.csv: is not the FCD-CDF"):
+        est.fit(str(fc), str(other), tr=0.72, scan_length=216.0, subject_id="s9")
+    assert not hasattr(est, "result_")
