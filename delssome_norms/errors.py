@@ -59,6 +59,12 @@ class FitQualityWarning(UserWarning):
     its budget or scan length, or a check of the verdict that could not be made."""
 
 
+class SurrogateTimingWarning(InputWarning):
+    """Subjects' timing outside what the surrogate weights were trained on
+    (``PretrainedSurrogate.check_timing``); ``cohort`` warns once for all subjects before the
+    work and silences the repeats of each lockstep group."""
+
+
 class MembersChangedWarning(UserWarning):
     """A lockstep group's checkpoints were written with other members (one subject failed its
     inputs in one run and not the other): its subjects are fitted again from the start."""

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from delssome_norms.datasets import load_default_template
-from delssome_norms.errors import InputWarning, InvalidInputError
+from delssome_norms.errors import InputWarning, InvalidInputError, SurrogateTimingWarning
 from delssome_norms.fit import dask_executor, group_lock, verified
 from delssome_norms.fit.atlas_checks import check_surrogate_run, no_maps_message
 from delssome_norms.fit.checkpoint import Checkpoint
@@ -53,6 +53,7 @@ from delssome_norms.fit.lockstep import (
     build_space,
     choose_group_size,
     fit_group,
+    noting_input_warnings,
     plan_groups,
 )
 from delssome_norms.fit.outputs import (
@@ -75,6 +76,7 @@ from delssome_norms.io import (
     write_matrix,
 )
 from delssome_norms.io.readers import INPUT_PROBLEM, MANIFEST_PATH_COLUMNS
+from delssome_norms.io.writers import remove_dead_temporaries
 from delssome_norms.model.devices import parse_device
 from delssome_norms.model.timing import FIT_OPTION_FIELDS, timing_option
 
@@ -82,6 +84,8 @@ DASK_CONNECT_TIMEOUT_S = 10
 """Seconds to wait for a Dask scheduler before giving up."""
 EXECUTORS = ("local", "dask")
 """Ways to run the groups."""
+MAX_NOTES = 5
+"""Distinct input warnings of the groups' fits that a cohort run shows (the others counted)."""
 MANIFEST_COLUMNS = ("subject_id", "tr", "scan_length", *MANIFEST_PATH_COLUMNS, "n_runs", INPUT_PROBLEM)
 
 
@@ -370,6 +374,7 @@ def _run_group(
     for r in rows:
         sid = str(r["subject_id"])
         sdir = out / sid
+        remove_dead_temporaries(sdir, held=True)  # its lock is ours: a temporary is a dead one's
         if verified.still_verified(r, sdir):  # found finished before the work, files unchanged
             outcomes[sid] = SubjectOutcome(sid, "skipped")
             continue
@@ -389,11 +394,13 @@ def _run_group(
             continue
         subjects.append(subject)
         dirs.append(sdir)
+    notes: list[str] = []  # the group's input warnings: run_cohort shows each once
     if subjects:
+        ignored: list[type[Warning]] = [MembersChangedWarning]  # run_cohort sums them up
+        if settings.mode == "surrogate":  # warned for all subjects before the work
+            ignored.append(SurrogateTimingWarning)
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", InputWarning)
-                warnings.simplefilter("ignore", MembersChangedWarning)  # run_cohort sums them up
+            with noting_input_warnings(notes, *ignored):
                 done = fit_group(
                     subjects, dirs, settings, group_ids, fallback_gradient, progress, surrogate
                 )
@@ -409,7 +416,8 @@ def _run_group(
                 write_failure(d, s.subject_id, "fit", message)
                 done.append(SubjectOutcome(s.subject_id, "failed", "fit", message))
         outcomes.update({o.subject_id: o for o in done})
-    return [vars(outcomes[sid]) for sid in group_ids]
+    extra = {"input_warnings": list(dict.fromkeys(notes))} if notes else {}
+    return [{**vars(outcomes[sid]), **extra} for sid in group_ids]
 
 
 def check_stale_subjects(
@@ -694,8 +702,10 @@ def _run_locked(
     flagged: list[str] = []
     busy: list[tuple[str, str]] = []
     restarted: list[str] = []
+    notes: dict[str, None] = {}  # input warnings of the groups' fits, each shown once
 
     def record(outcome: dict[str, Any]) -> None:
+        notes.update(dict.fromkeys(outcome.get("input_warnings") or ()))
         counts[outcome["status"]] += 1
         if outcome["status"] == "done" and outcome.get("message") == RESTARTED_NOTE:
             restarted.append(str(outcome["subject_id"]))
@@ -731,6 +741,9 @@ def _run_locked(
         for b in bars:
             b.close()
     failures = write_failures(out, plan.subject_ids)
+    more = [f"{len(notes) - MAX_NOTES} more such input warnings of other lockstep groups"]
+    for text in [*list(notes)[:MAX_NOTES], *(more if len(notes) > MAX_NOTES else [])]:
+        warnings.warn(text, InputWarning, stacklevel=2)
     if restarted:
         warnings.warn(
             f"{len(restarted)} subject(s) ({', '.join(restarted[:10])}"

@@ -31,6 +31,7 @@ from delssome_norms.fit.outputs import (
     read_result_values,
     read_run,
     recorded_regions,
+    write_failures,
 )
 from delssome_norms.io import (
     check_unique_ids,
@@ -121,6 +122,41 @@ def flagged_message(flagged: list[str], n_subjects: int) -> str:
     )
 
 
+def refit_alone_advice(subject_dir: Path, cohort_gradient: bool = False) -> str:
+    """How to refit one subject of a cohort folder (its parent has the group locks or
+    ``failures.csv``) with another seed: alone, since the cohort's options would refit
+    (or refuse) every subject; "" for a folder of its own. A subject fitted with the cohort's
+    FC gradient (``cohort_gradient``) needs the Python API: estimate-ei has no option for it."""
+    cohort = subject_dir.parent
+    if not ((cohort / group_lock.LOCK_DIR).is_dir() or (cohort / FAILURES_TABLE).is_file()):
+        return ""
+    how = (
+        "fit_group([subject], [its folder], settings with another seed, fallback_gradient=the "
+        "values of cohort_gradient.csv)"
+        if cohort_gradient
+        else f"estimate-ei --out-dir {subject_dir} with its inputs and settings, --seed N and "
+        "--overwrite (another budget would make another pipeline, which collect refuses)"
+    )
+    return (
+        f"; for this subject of the cohort in {cohort} (whose --seed would refit every subject), "
+        f"refit it alone: {how} (docs/rerunning.md)"
+    )
+
+
+def drop_from_cohort_failures(subject_dir: Path) -> None:
+    """A subject fitted (or found finished) in a cohort's subject folder leaves the cohort's
+    ``failures.csv``, which is rewritten from the failure records of the subjects it lists."""
+    table = subject_dir.parent / FAILURES_TABLE
+    if not table.is_file():
+        return
+    try:
+        listed = pd.read_csv(table, dtype=str, keep_default_na=False)["subject_id"].tolist()
+    except (OSError, ValueError, KeyError):  # not this package's table: left alone
+        return
+    if subject_dir.name in listed:
+        write_failures(subject_dir.parent, listed)
+
+
 def _check_out_outside_results(in_dir: Path, out: Path) -> None:
     """Refuse a table path inside a subject's results folder, or named like a cohort file.
 
@@ -171,7 +207,9 @@ def collect(
         result did not record it), fit_flagged (bool),
         fit_flag_reasons (";"-joined, :mod:`delssome_norms.fit.quality`). Next to it
         ``<stem>.provenance.json`` (the pipeline that produced every row: atlas, SC, maps, design,
-        mode, settings, timing, versions, dropped subjects, reordered subjects) and
+        mode, settings, timing, versions, dropped subjects, reordered subjects; a setting that
+        differs between subjects, such as the seed, is the list of its values, each counted in
+        ``settings_differing``) and
         ``<stem>.regions.csv`` (region name of each ``ei_ratio_roi_k``). A table with sessions
         has a ``participant_id`` column after ``subject_id``: the person of each row
         (:func:`~delssome_norms.io.sidecar.person_id`). Subjects whose results
@@ -637,6 +675,30 @@ def _check_timing_columns(person: pd.Series, run: Mapping[str, Any], mismatches:
             mismatches.append(f"{person['subject_id']}: {name} {given:g} vs {fitted:g} s fitted")
 
 
+def _merged_settings(
+    recorded: list[Any],
+) -> tuple[dict[str, Any] | None, dict[str, list[dict[str, Any]]]]:
+    """The settings of a table's subjects: each setting's value where they all agree; where
+    they differ (seed, device, engine: outside the pipeline), the list of distinct values in
+    first-seen order, and in the second dict, per such setting, each value's number of
+    subjects (so a mixed-seed table never states one seed)."""
+    dicts = [s for s in recorded if isinstance(s, dict)]
+    if not dicts:
+        return None, {}
+    merged: dict[str, Any] = {}
+    differing: dict[str, list[dict[str, Any]]] = {}
+    for key in dict.fromkeys(k for s in dicts for k in s):
+        counts: dict[str, int] = {}
+        for s in dicts:
+            text = json.dumps(s.get(key), sort_keys=True)
+            counts[text] = counts.get(text, 0) + 1
+        values = [json.loads(text) for text in counts]
+        merged[key] = values[0] if len(values) == 1 else values
+        if len(values) > 1:
+            differing[key] = [{"value": v, "subjects": n} for v, n in zip(values, counts.values())]
+    return merged, differing
+
+
 def _table_provenance(
     provenances: Mapping[str, Mapping[str, Any]],
     n_regions: int,
@@ -673,6 +735,7 @@ def _table_provenance(
         scs[str(sc.get("sha256"))] = str(sc.get("name"))
         versions.add(str(prov.get("version")))
     first = next(iter(provenances.values()), {})
+    settings, differing = _merged_settings([p.get("settings") for p in provenances.values()])
     return {
         "format_version": PROVENANCE_FORMAT_VERSION,
         "pipeline": pipeline,
@@ -681,7 +744,8 @@ def _table_provenance(
         "maps": first.get("maps"),
         "design": first.get("design"),
         "mode": first.get("mode"),
-        "settings": first.get("settings"),
+        "settings": settings,
+        "settings_differing": differing,
         "timing": [{"timing": k, "subjects": v} for k, v in timings.items()],
         "versions": sorted(versions),
         "n_subjects": len(subjects),

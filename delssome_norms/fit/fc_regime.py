@@ -133,9 +133,9 @@ def check_fc_regime(fc: np.ndarray) -> str | None:
         )
     return (
         f"{head}: heavy smoothing or low-pass filtering, task data, or motion? The pFIC model "
-        f"with positive SC reaches a mean FC of about {hi:g} in its FIC regime, far from "
-        f"{MEAN_FC_HIGH:g}; its E/I fitted to these data is not interpretable. Use resting-state "
-        "FC with the usual denoising"
+        f"with positive SC reaches a mean FC of at most about {hi:g} in its FIC regime, far "
+        f"below these data's {shown:.2f}; its E/I fitted to these data is not interpretable. Use "
+        "resting-state FC with the usual denoising"
     )
 
 

@@ -17,10 +17,11 @@ Finished subjects (complete outputs) are never recomputed.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from delssome_norms.fit import uncertainty
 from delssome_norms.fit.atlas_checks import infeasible_maps, no_maps_message
 from delssome_norms.fit.checkpoint import Checkpoint, fingerprint_arrays, replay
 from delssome_norms.fit.cmaes import CMAESSearch
+from delssome_norms.fit.collect import drop_from_cohort_failures, refit_alone_advice
 from delssome_norms.fit.design import design_matrix, diffusion_gradient, dk68_hemisphere
 from delssome_norms.fit.evaluate import (
     EulerEvaluator,
@@ -65,7 +67,7 @@ from delssome_norms.fit.stages import (
     subject_result,
 )
 from delssome_norms.fit.subject import SubjectInputs
-from delssome_norms.io.writers import remove_orphan_temporaries
+from delssome_norms.io.writers import remove_dead_temporaries
 from delssome_norms.model import scale_sc
 from delssome_norms.model.batch import device_total_memory
 from delssome_norms.model.devices import check_device
@@ -342,7 +344,12 @@ def _restart_other_batches(subjects: list[list[Member]], settings: FitSettings) 
         stored = [m.checkpoint.stored_members() for m in searches]
         if any(s is not None and s != m.checkpoint.members for s, m in zip(stored, searches)):
             other.append((searches, next(s for s in stored if s is not None)))
-    if not other or _nothing_to_simulate(subjects, settings):
+    if not other:
+        return []
+    if _nothing_to_simulate(subjects, settings):  # the stored stages are kept, and with them
+        for searches in subjects:  # the batch they were simulated in (run.json's simulated_with)
+            for m in searches:
+                m.checkpoint.members = m.checkpoint.stored_members() or m.checkpoint.members
         return []
     for searches, _ in other:
         for m in searches:
@@ -414,10 +421,10 @@ def fit_group(
     todo: list[tuple[SubjectInputs, Path]] = []
     run_fps = {s.subject_id: run_fingerprint(s, settings, fallback_gradient) for s in subjects}
     for s, d in zip(subjects, out_dirs, strict=True):
+        remove_dead_temporaries(d)  # half-written files of a killed run, finished folder or not
         if check_finished(d, run_fps[s.subject_id]):  # refuses results of another run
             outcomes[s.subject_id] = SubjectOutcome(s.subject_id, "skipped")
         else:
-            remove_orphan_temporaries(d)  # half-written files of a killed run
             todo.append((s, Path(d)))
     subjects_searches: list[list[Member]] = []
     extras = {}
@@ -480,7 +487,9 @@ def fit_group(
                 failure = str(exc)
             else:
                 info = _run_info(m, extra, settings, group_ids, progress)
-                info["simulated_with"] = batch_ids  # who shared the batches (noise rows) with it
+                # who shared the batches (noise rows) of its stages with it: the batch of this
+                # call, or the stored one when all stages were stored (a kill during the writes)
+                info["simulated_with"] = m.checkpoint.members or batch_ids
                 info["fingerprint"] = run_fps[m.subject_id]
                 write_subject_outputs(extra["dir"], result, info)
                 note = RESTARTED_NOTE if m.subject_id in restarted else ""
@@ -489,6 +498,8 @@ def fit_group(
                 )
         if failure is not None:
             stage = failure.split(":", 1)[0]
+            if "another --seed" in failure:
+                failure += refit_alone_advice(extra["dir"], "cohort FC" in extra["design"])
             message = write_failure(extra["dir"], m.subject_id, stage, failure)
             outcomes[m.subject_id] = SubjectOutcome(m.subject_id, "failed", stage, message)
         if progress.on_subject_done is not None:
@@ -613,6 +624,23 @@ def _run_members(
             )
         timings["profile_s"] = time.perf_counter() - t
     return restarted
+
+
+@contextlib.contextmanager
+def noting_input_warnings(notes: list[str], *ignored: type[Warning]) -> Iterator[None]:
+    """Append the text of every InputWarning of the block to ``notes`` instead of showing it
+    (``cohort`` shows each distinct one once for all groups); warnings of the ``ignored``
+    categories are dropped, others shown as usual once the block ends."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", InputWarning)
+        for category in ignored:
+            warnings.simplefilter("ignore", category)
+        yield
+    for w in caught:
+        if issubclass(w.category, InputWarning):
+            notes.append(str(w.message))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def _stage(progress: GroupProgress, stage: str) -> None:
@@ -742,6 +770,9 @@ def estimate_ei(
             stacklevel=2,
         )
     if out_dir is not None:
-        return fit_group([subject], [out_dir], settings, progress=progress, surrogate=surrogate)[0]
+        outcome = fit_group([subject], [out_dir], settings, progress=progress, surrogate=surrogate)[0]
+        if outcome.status != "failed":  # e.g. refitted alone with another seed in a cohort
+            drop_from_cohort_failures(Path(out_dir))
+        return outcome
     with tempfile.TemporaryDirectory(prefix="delssome_norms_fit_") as tmp:
         return fit_group([subject], [tmp], settings, progress=progress, surrogate=surrogate)[0]

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import secrets
+import socket
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -192,6 +193,38 @@ def remove_orphan_temporaries(folder: PathLike, min_age_s: float = 60.0) -> int:
                     path.unlink()
                     removed += 1
     return removed
+
+
+def remove_dead_temporaries(folder: PathLike, held: bool = False) -> int:
+    """Delete the temporaries of :func:`remove_orphan_temporaries` in ``folder`` whatever their
+    age when no live writer can be there, else those older than 60 s.
+
+    No live writer can be there when this process holds the folder's out-dir lock
+    (:class:`~delssome_norms.io.OutDirLock`: ``estimate-ei``), or when ``held`` (the caller holds
+    another lock over the folder: a cohort group's subject locks) and no other process holds
+    that out-dir lock. A run calls it as it starts, on finished folders too: a file that a
+    ``kill -9`` left half-written would otherwise stay there.
+
+    Returns
+    -------
+    int
+        Number of files deleted.
+    """
+    from delssome_norms.errors import InvalidInputError
+    from delssome_norms.io.guard import LOCK_FILE, check_not_locked
+
+    try:
+        check_not_locked(folder)
+    except InvalidInputError:  # held: by this process (its record names it) or another one
+        try:
+            record = json.loads((Path(folder) / LOCK_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            record = None
+        mine = isinstance(record, dict) and record.get("pid") == os.getpid()
+        dead = mine and record.get("host") == socket.gethostname()
+    else:
+        dead = held
+    return remove_orphan_temporaries(folder, 0.0 if dead else 60.0)
 
 
 def write_table(table: pd.DataFrame, path: PathLike, float_format: str | None = None) -> Path:

@@ -27,6 +27,7 @@ import secrets
 import shutil
 import tempfile
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,11 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from delssome_norms import __version__, io
-from delssome_norms.errors import InputWarning, InvalidInputError, NotYetAvailableError
+from delssome_norms.errors import (
+    InvalidInputError,
+    NotYetAvailableError,
+    SurrogateTimingWarning,
+)
 from delssome_norms.io.digest import content_sha256
 from delssome_norms.model.timing import MIN_FCD_WINDOW, fcd_window_frames
 from delssome_norms.surrogate.network import CostPredictor, SurrogateConfig
@@ -52,6 +57,8 @@ TEMPLATE_KEY = "template_sc"
 DEFAULT_NAME = "delssome_dk68"
 """Folder name of the shipped weights under ``pretrained/``."""
 ENV_VAR = "DELSSOME_NORMS_PRETRAINED"
+MAX_VALUES_NAMED = 8
+"""Distinct TRs (scan lengths) a timing warning names; the others are counted."""
 SC_ATOL = 1e-6
 """Largest accepted absolute difference between a subject's scaled SC and the template's."""
 
@@ -205,6 +212,7 @@ class PretrainedSurrogate:
         scan_length: float | np.ndarray | None,
         timing: str = "warn",
         fcd_window: int | np.ndarray | None = None,
+        subject_ids: Sequence[str] | None = None,
     ) -> None:
         """Compare subjects' TR and scan length [s] with the range the weights were trained on,
         and their FCD window [frames] (resolved per subject; None: not checked) with the
@@ -224,6 +232,12 @@ class PretrainedSurrogate:
         timing : {"warn", "error", "ignore"}
         fcd_window : int or array of shape (K,), optional
             Subjects' FCD window [frames].
+        subject_ids : sequence of str, optional
+            The K subjects' ids: the message names a few subjects of each TR and scan length
+            outside the range (without them it counts the subjects).
+
+        Every distinct TR and scan length outside the range is named, with its number of
+        subjects when there are several.
         """
         source = str(self.path) if self.path else "pretrained surrogate"
         if timing == "ignore" or tr is None or scan_length is None:
@@ -235,14 +249,22 @@ class PretrainedSurrogate:
             v = np.atleast_1d(np.asarray(values, dtype=np.float64))
             if key not in cover:  # weights saved without it: any timing would pass unseen
                 problems.append(
-                    f"{METADATA_FILE} records no timing.{key}, so {name} {v[0]:g} s cannot be "
+                    f"{METADATA_FILE} records no timing.{key}, so {name} "
+                    f"{', '.join(x for x, _ in _values_of_subjects(v, v == v))} cannot be "
                     "checked against the timing of the training data"
                 )
                 continue
             lo, hi = cover[key]
-            bad = v[(v < lo * (1 - 1e-6)) | (v > hi * (1 + 1e-6))]
-            if bad.size:
-                problems.append(f"{name} {bad[0]:g} s is outside the trained range [{lo:g}, {hi:g}] s")
+            bad = (v < lo * (1 - 1e-6)) | (v > hi * (1 + 1e-6))
+            if bad.any():
+                pairs = _values_of_subjects(v, bad, subject_ids)
+                where = f"outside the trained range [{lo:g}, {hi:g}] s"
+                if len(pairs) == 1:  # "TR 3 s is outside ... (12 subjects: ...)"
+                    value, count = pairs[0]
+                    problems.append(f"{name} {value} is {where}" + (f" ({count})" if count else ""))
+                else:
+                    listed = ", ".join(f"{x} ({c})" if c else x for x, c in pairs)
+                    problems.append(f"{name} {listed} are {where}")
         trained = self.trained_fcd_window()
         if fcd_window is not None and trained != "unknown":
             windows, trs = np.broadcast_arrays(
@@ -268,7 +290,31 @@ class PretrainedSurrogate:
             )
             if timing == "error":
                 raise InvalidInputError(message, source)
-            warnings.warn(f"{source}: {message}", InputWarning, stacklevel=2)
+            warnings.warn(f"{source}: {message}", SurrogateTimingWarning, stacklevel=2)
+
+
+def _values_of_subjects(
+    values: np.ndarray, selected: np.ndarray, subject_ids: Sequence[str] | None = None
+) -> list[tuple[str, str]]:
+    """The distinct ``values[selected]`` [s] in first-seen order, each as ``("3 s", "12
+    subjects: s01, s02, s03 ...")``: its number of subjects and up to three of their ids ("" when
+    the check is of one subject); beyond :data:`MAX_VALUES_NAMED` values the rest are counted."""
+    ids = None if subject_ids is None or len(subject_ids) != len(values) else list(subject_ids)
+    distinct = list(dict.fromkeys(values[selected].tolist()))
+    pairs = []
+    for value in distinct[:MAX_VALUES_NAMED]:
+        rows = np.flatnonzero(selected & (values == value))
+        count = ""
+        if len(values) > 1:  # a cohort's check: how many subjects (which ones) have it
+            count = f"{len(rows)} subject{'s' if len(rows) > 1 else ''}"
+            if ids is not None:
+                shown = ", ".join(str(ids[i]) for i in rows[:3])
+                count += f": {shown}{' ...' if len(rows) > 3 else ''}"
+        pairs.append((f"{value:g} s", count))
+    if len(distinct) > MAX_VALUES_NAMED:
+        rest = int(np.isin(values[selected], distinct[MAX_VALUES_NAMED:]).sum())
+        pairs.append((f"{len(distinct) - MAX_VALUES_NAMED} more values", f"{rest} subjects"))
+    return pairs
 
 
 def _check_record(meta: dict[str, Any], source: str) -> None:
@@ -491,8 +537,14 @@ def load_pretrained(folder: str | Path | None = None) -> PretrainedSurrogate:
         No weights at the default location.
     InvalidInputError
         Missing or corrupted files, unknown kind or format_version, weights that do not match
-        the network settings.
+        the network settings; a ``folder`` that is no path.
     """
+    if folder is not None and not isinstance(folder, (str, os.PathLike)):  # Path(3): TypeError
+        raise InvalidInputError(
+            f"must be the path of a pretrained folder (str or Path), got {type(folder).__name__}; "
+            "pass None for the shipped weights",
+            "load_pretrained(folder)",
+        )
     is_default = folder is None
     folder = Path(folder) if folder is not None else default_pretrained_path()
     meta_path = folder / METADATA_FILE
