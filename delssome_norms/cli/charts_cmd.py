@@ -403,6 +403,9 @@ def run_fit(args: argparse.Namespace) -> int:
     from delssome_norms.norms import GrowthChart
 
     _check_chart_out(args.out)
+    from delssome_norms.norms.chart_io import check_save_folder
+
+    check_save_folder(args.out, overwrite=True)  # before the fit, which can take minutes
     random_sites = _random_sites(args.random_sites)
     options = {
         "sigma_df": args.sigma_df,
@@ -554,6 +557,9 @@ def _scores_regions(table: str, chart=None, names=None):
 def run_adapt(args: argparse.Namespace) -> int:
     """Adapt a saved chart to new sites and write the new chart."""
     _check_chart_out(args.out)
+    from delssome_norms.norms.chart_io import check_save_folder
+
+    check_save_folder(args.out, overwrite=True)
     out, source = Path(args.out), Path(args.chart)
     if out.exists() and source.exists() and out.resolve() == source.resolve():
         raise InvalidInputError(

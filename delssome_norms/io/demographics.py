@@ -69,6 +69,19 @@ def with_toolkit_names(
     return table.rename(columns=renames)
 
 
+def first_data_line(path: str | Path, n_rows: int) -> int | None:
+    """The file line of a table's first row (2: the line after the header) when each of its
+    ``n_rows`` rows is one line of the file; None when lines and rows differ (blank or comment
+    lines the reader skipped, cells spanning lines), so that no wrong line is named."""
+    try:
+        lines = Path(path).read_bytes().splitlines()
+    except OSError:
+        return None
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return 2 if len(lines) == n_rows + 1 and all(line.strip() for line in lines) else None
+
+
 def prepare_demographics(
     table: pd.DataFrame,
     input_name: str = "demographics",
@@ -150,13 +163,14 @@ def read_demographics(
 
     name = str(path)
     raw = read_table(path, tabs=True)
+    line = first_data_line(path, len(raw))
     if folders is None:
-        return prepare_demographics(raw, input_name=name, first_line=2)  # row 0: line 2
+        return prepare_demographics(raw, input_name=name, first_line=line)
     people = with_toolkit_names(raw, name, age=False)
     root = Path(path).parent if bids_dir is None else Path(bids_dir)
     folders = set(map(str, folders))
     if not _has_sessions(people, folders, root):
-        return prepare_demographics(people, name, first_line=2)  # the file's rows, own ages
+        return prepare_demographics(people, name, first_line=line)  # the file's rows, own ages
     prepare_demographics(people, name, age=False)  # ids, sex, site, timing: the file's rows
     if "age_in_years" in people:  # ages given: checked with the file's own row numbers
         check_ages(
@@ -165,7 +179,7 @@ def read_demographics(
             allow_missing=True,
             months_hint=True,
             ids=people["subject_id"],
-            first_line=2,
+            first_line=line,
         )
     rows = _session_rows(people, folders, root, name)
     return prepare_demographics(rows, f"{name} (its rows matched to the result folders)")
@@ -200,7 +214,7 @@ def read_sessions(path: Path) -> pd.DataFrame:
             str(path),
             allow_missing=True,
             months_hint=True,
-            first_line=2,
+            first_line=first_data_line(path, len(table)),
         )
     return table.drop(columns="session_id").set_axis(labels.to_list())
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from delssome_norms.errors import InvalidInputError
-from delssome_norms.io.regions import region_match_key
+from delssome_norms.io.regions import freesurfer_id_names, region_match_key
 
 WM_LABEL_IDS = frozenset([*range(3001, 3036), *range(4001, 4036), 5001, 5002])
 """FreeSurferColorLUT IDs of wmparc's white matter: ``wm-lh-*`` 3001-3035, ``wm-rh-*`` 4001-4035,
@@ -53,6 +53,13 @@ def label_row_error(first: np.ndarray, name: str) -> InvalidInputError:
             f"its first row ({shown}) is a header of FreeSurfer white-matter label IDs (wmparc: "
             "wm-lh-* 3001-3035, wm-rh-* 4001-4035), not cortical regions: give the time series "
             "of the cortical parcels (aparc: ctx-lh-* 1001-1035, ctx-rh-* 2001-2035)",
+            name,
+        )
+    if freesurfer_id_names(codes) is not None:
+        return InvalidInputError(
+            f"its first row ({shown}) holds FreeSurfer DK68 label IDs, but with a first column "
+            "that is neither frame numbers nor evenly spaced times before the regions' columns: "
+            "remove that column (or write the table without it), so that each column is a region",
             name,
         )
     return InvalidInputError(

@@ -105,14 +105,46 @@ def check_prepared_pair(fc_paths: Sequence[str | Path], fcd_cdf_paths: Sequence[
         if want in digests:
             continue
         own = Path(fc_path).with_name(str(record.get("fcd_cdf") or "FCD_CDF.csv"))
+        if _same_values(own, want, cdfs):  # the same CDF in another file (format, name)
+            continue
         given = cdfs[k] if len(cdfs) == len(fc_paths) else "; ".join(map(str, cdfs))
+        compared = (
+            f"nor its values those of {own.name}"
+            if own.is_file()
+            else f"and {own.name} is not there to compare values with"
+        )
         raise InvalidInputError(
-            f"is not the FCD-CDF that prepare wrote with the FC {fc_path} (its record "
-            f"{prepare_record_path(fc_path)} names {own.name}, and no FCD-CDF given has its "
-            "contents): an FCD-CDF of another subject, TR or FCD window would be fitted with "
-            f"that FC; give the FCD-CDF prepared with it ({own}), or prepare the time series again",
+            f"is not the FCD-CDF that prepare wrote with the FC {fc_path}: its record "
+            f"{prepare_record_path(fc_path)} names {own.name}, whose SHA-256 no FCD-CDF given "
+            f"has, {compared}; an FCD-CDF of another subject, TR or FCD window would be fitted "
+            f"with that FC: give the FCD-CDF prepared with it ({own}), or prepare the time "
+            "series again",
             str(given),
         )
+
+
+def _same_values(own: Path, digest: str, given: Sequence[Path]) -> bool:
+    """Whether one of the ``given`` FCD-CDF files holds the values of ``own`` (the file
+    ``prepare`` wrote, still of its recorded ``digest``) to 1e-9: the same CDF converted to
+    another format or re-saved under another name."""
+    import numpy as np
+
+    from delssome_norms.io.readers import read_fcd_cdf
+
+    if not own.is_file() or file_sha256(own) != digest:
+        return False
+    try:
+        ref = read_fcd_cdf(own)
+    except (InvalidInputError, OSError, ValueError):
+        return False
+    for path in given:
+        try:
+            values = read_fcd_cdf(path)
+        except (InvalidInputError, OSError, ValueError):
+            continue
+        if values.shape == ref.shape and np.allclose(values, ref, rtol=0, atol=1e-9):
+            return True
+    return False
 
 
 def check_prepared_timing(

@@ -138,7 +138,8 @@ def _columns(
     if ids is not None:
         return ids, arr[1:], "dk"
     corner = int(bool(np.isnan(first[0])) and arr.shape[1] > 1)  # pandas' index column: ",1001,..."
-    if corner and is_numbering(arr[1:, 0]) and (ids := freesurfer_id_names(first[1:])):
+    index = corner and (is_numbering(arr[1:, 0]) or is_frame_index(arr[1:, 0]))  # numbers, times
+    if index and (ids := freesurfer_id_names(first[1:])):
         return ids, arr[1:, 1:], "dk"
     if (head := numbering_permutation(first)) is not None:  # a numbered header row, not a frame
         arr = _in_numbered_order(arr[1:], first, head, name)

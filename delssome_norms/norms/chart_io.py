@@ -27,20 +27,15 @@ FORMAT_VERSION = 1
 CHART_FILES = ("arrays.npz", "chart.json")
 """The files of a saved chart, in the order :meth:`~ChartPersistenceMixin.save` puts them."""
 
-_COMMAND_OUTPUTS = (
-    "convergence.csv",
-    "*/female_population_centiles.csv",
-    "*/male_population_centiles.csv",
-)
-"""What ``charts fit`` writes next to a chart (replaced with it)."""
-
 if TYPE_CHECKING:
     from delssome_norms.norms.chart import GrowthChart
 
 
-def _check_save_folder(folder: Path, overwrite: bool) -> None:
-    """Refuse a file, a saved chart without ``overwrite`` and a folder that is not a chart's but
-    holds other files (files a user put beside a saved chart stay)."""
+def check_save_folder(folder: str | Path, overwrite: bool) -> None:
+    """Refuse a file, a saved chart without ``overwrite`` and a subject's fit folder (a chart
+    mixed into its results); other files a user keeps in the folder stay. Called by
+    :meth:`~ChartPersistenceMixin.save`, and by ``charts fit``/``adapt`` before their work."""
+    folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise InvalidInputError(
             "exists and is a file; a chart is saved as a folder (chart.json + arrays.npz)",
@@ -54,20 +49,14 @@ def _check_save_folder(folder: Path, overwrite: bool) -> None:
                 "holds a saved chart; give overwrite=True to replace it, or save to another folder",
                 str(folder),
             )
-        return  # the user's own files beside a chart stay
-    ours = {folder / name for name in CHART_FILES} | {
-        p for pattern in _COMMAND_OUTPUTS for p in folder.glob(pattern)
-    }
-    other = sorted(
-        str(p.relative_to(folder))
-        for p in folder.rglob("*")
-        if p.is_file() and p not in ours and not p.name.endswith(".saving")
-    )
-    if other:
+        return
+    from delssome_norms.fit.outputs import FAILURE_FILE, OUTPUT_FILES
+
+    fit = [name for name in (*OUTPUT_FILES, FAILURE_FILE) if (folder / name).is_file()]
+    if fit:
         raise InvalidInputError(
-            f"holds other files than a chart's ({', '.join(other[:3])}"
-            f"{' ...' if len(other) > 3 else ''}): save a chart into a new or empty folder, so "
-            "that it is not mixed with them",
+            f"holds a subject's fit ({', '.join(fit[:3])}): save the chart into another folder, "
+            "so that it is not mixed with the subject's results",
             str(folder),
         )
 
@@ -80,9 +69,9 @@ class ChartPersistenceMixin:
         """Write the chart to a folder: ``chart.json`` (readable) and ``arrays.npz`` (numbers).
 
         A saved chart is replaced only with ``overwrite=True`` (``charts fit`` replaces the
-        chart of its ``--out``; other files beside it stay); a folder holding other files and no
-        chart (a subject's fit, tables) is refused, so that no chart is mixed into them. Both
-        files are written in full before either replaces the old one.
+        chart of its ``--out``); a subject's fit folder is refused (:func:`check_save_folder`);
+        other files in the folder stay. Both files are written in full before either replaces
+        the old one.
 
         ``chart.json`` holds the format version, the package version, family, formulas, knots,
         sites, targets, ranges, convergence and a readable copy of the coefficients; ``arrays.npz``
@@ -97,7 +86,7 @@ class ChartPersistenceMixin:
         from delssome_norms import __version__
 
         folder = Path(path)
-        _check_save_folder(folder, overwrite)
+        check_save_folder(folder, overwrite)
         fam = self.family_
         arrays: dict[str, np.ndarray] = {}
         for p in fam.params:

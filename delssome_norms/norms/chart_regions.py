@@ -79,6 +79,12 @@ def check_region_count(regions: Any, table: pd.DataFrame, source: str = "table")
     return names
 
 
+def _first_names(names: list[str]) -> str:
+    """``lh_a is ei_ratio_roi_0, lh_b is ei_ratio_roi_1, ...`` for up to two names."""
+    shown = ", ".join(f"{v} is {et.region_column(k)}" for k, v in enumerate(names[:2]))
+    return shown + (", ..." if len(names) > 2 else "")
+
+
 def _warn_unnamed(table: pd.DataFrame, ours: list[str], source: str) -> None:
     """Warn that a table naming no regions is taken in the chart's order, when that order is
     not the DK68 order every unnamed ``ei_ratio_roi_<k>`` column is read in (another atlas, or
@@ -88,8 +94,8 @@ def _warn_unnamed(table: pd.DataFrame, ours: list[str], source: str) -> None:
         return
     warnings.warn(
         f"{source}: names none of its {n} regions (no regions.csv or provenance sidecar beside "
-        f"it) while the chart lists its own ({ours[0]} is {et.region_column(0)}, {ours[1]} is "
-        f"{et.region_column(1)}, ...): its regional columns were taken in the chart's order, "
+        f"it) while the chart lists its own ({_first_names(ours)}): its regional columns were "
+        "taken in the chart's order, "
         "which cannot be checked; give the table's region names (regions= / its regions.csv)",
         InputWarning,
         stacklevel=4,

@@ -20,7 +20,8 @@ from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.fit.collect import common_region_order
 from delssome_norms.io import ei_table as et
 from delssome_norms.io.provenance import pipeline_differences
-from delssome_norms.pipeline.result import EIResult, region_names
+from delssome_norms.io.regions import match_region_order, region_match_key
+from delssome_norms.pipeline.result import DEFAULT_SUBJECT_ID, EIResult, region_names
 
 _SOURCE = "results"
 
@@ -43,6 +44,14 @@ def _people(
                 f"demographics lists subject {twice[0]} more than once", "demographics"
             )
         rows = dict(zip(ids, demographics.to_dict("records")))
+        unnamed = [i for i, r in enumerate(results) if r.subject_id == DEFAULT_SUBJECT_ID]
+        if unnamed:
+            raise InvalidInputError(
+                f"results[{unnamed[0]}] was fitted without a subject_id ({DEFAULT_SUBJECT_ID!r}), "
+                "so no row of the demographics table can be matched to it: give subject_id= to "
+                "EIEstimator.fit, or the demographics as one mapping per result, in order",
+                "demographics",
+            )
         missing = [r.subject_id for r in results if r.subject_id not in rows]
         if missing:
             raise InvalidInputError(
@@ -65,12 +74,53 @@ def _people(
                 "demographics",
             )
         given = person.get(et.SUBJECT_ID)
-        if given is not None and str(given).strip() != results[i].subject_id:
+        own = results[i].subject_id
+        if given is not None and str(given).strip() != own and own != DEFAULT_SUBJECT_ID:
             raise InvalidInputError(
                 f"demographics[{i}] is subject {given!r} but results[{i}] is {results[i].subject_id!r}",
                 "demographics",
             )
     return people
+
+
+def _row_id(result: EIResult, person: Mapping[str, Any]) -> str:
+    """The id of a result's row: its own, or its demographics' for a fit given none."""
+    given = person.get(et.SUBJECT_ID)
+    if result.subject_id == DEFAULT_SUBJECT_ID and given is not None and not pd.isna(given):
+        return str(given).strip()
+    return result.subject_id
+
+
+def _region_names(results: Sequence[EIResult], ids: list[str]) -> dict[str, tuple[str, ...]]:
+    """Each named fit's region names in its order, spelled as the first named fit spells them
+    (``ctx-lh-x`` is ``lh_x``); fits of other regions are refused."""
+    named = [
+        (sid, r.regions) for sid, r in zip(ids, results) if r.regions != region_names(len(r.regions))
+    ]
+    if not named:
+        return {}
+    first_id, first = named[0]
+    out = {}
+    for sid, names in named:
+        order = match_region_order(names, first)
+        if order is None:
+            keys = {region_match_key(v) for v in first}
+            theirs = {region_match_key(v) for v in names}
+            extra = [v for v in names if region_match_key(v) not in keys]
+            lacking = [v for v in first if region_match_key(v) not in theirs]
+            what = (
+                f"{sid} has region {extra[0]!r} that {first_id} has not"
+                if extra
+                else f"{first_id} has region {lacking[0]!r} that {sid} has not"
+                if lacking
+                else f"{sid} names a region more than once"
+            )
+            raise InvalidInputError(
+                f"the fits are of different regions ({what}): build one table per atlas",
+                _SOURCE,
+            )
+        out[sid] = tuple(first[k] for k in order)
+    return out
 
 
 def results_table(
@@ -110,20 +160,24 @@ def results_table(
             raise InvalidInputError(
                 f"results[{i}] is a {type(result).__name__}, not an EIResult", _SOURCE
             )
-    ids = [r.subject_id for r in results]
+    people = _people(results, demographics)
+    ids = [_row_id(r, person) for r, person in zip(results, people)]
     twice = sorted({s for s in ids if ids.count(s) > 1})
     if twice:
-        raise InvalidInputError(f"subject {twice[0]} has more than one result", _SOURCE)
-    people = _people(results, demographics)
-    named = {
-        r.subject_id: tuple(r.regions) for r in results if r.regions != region_names(len(r.regions))
-    }
+        hint = (
+            f" (fits given no subject_id are all {DEFAULT_SUBJECT_ID!r}: give subject_id= to "
+            "EIEstimator.fit, or each person's subject_id in the demographics)"
+            if twice[0] == DEFAULT_SUBJECT_ID
+            else ""
+        )
+        raise InvalidInputError(f"subject {twice[0]} has more than one result{hint}", _SOURCE)
+    named = _region_names(results, ids)
     order, reordered = common_region_order(named, _SOURCE)
     rows = [
-        r.to_table(person, regions=list(order) if r.subject_id in named else None)
-        for r, person in zip(results, people)
+        r.to_table(person, regions=list(order) if sid in named else None)
+        for r, person, sid in zip(results, people, ids)
     ]
-    unnamed = [r.subject_id for r in results if r.subject_id not in named]
+    unnamed = [sid for sid in ids if sid not in named]
     if reordered and unnamed:
         raise InvalidInputError(
             f"{len(unnamed)} fit(s) have no region names ({unnamed[0]}, ...) while others list "

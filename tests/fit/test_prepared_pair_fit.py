@@ -25,3 +25,24 @@ def test_fits_refuse_an_fcd_cdf_not_written_with_the_fc(tmp_path) -> None:
     with pytest.raises(InvalidInputError, match=r"s8_FCD_CDF\.csv: is not the FCD-CDF"):
         est.fit(str(fc), str(other), tr=0.72, scan_length=216.0, subject_id="s9")
     assert not hasattr(est, "result_")
+
+
+def test_the_same_fcd_cdf_in_another_file_is_accepted(tmp_path) -> None:
+    import numpy as np
+
+    from delssome_norms.io.readers import read_fcd_cdf
+
+    _prepare(tmp_path, "s9")
+    o = tmp_path / "o"
+    fc, own = o / "s9_FC.csv", o / "s9_FCD_CDF.csv"
+    npy = tmp_path / "cdf.npy"
+    np.save(npy, read_fcd_cdf(own))  # the same values, another format and name
+    subject = load_subject("s9", 0.72, 216.0, fc=fc, fcd_cdf=npy)
+    np.testing.assert_array_equal(
+        subject.fcd_cdf, load_subject("s9", 0.72, 216.0, fc=fc, fcd_cdf=own).fcd_cdf
+    )
+    changed = read_fcd_cdf(own)
+    changed[:5000] = np.minimum(changed[:5000] * 1.01, 1.0)
+    np.save(npy, np.maximum.accumulate(changed))
+    with pytest.raises(InvalidInputError, match=r"nor its values those of s9_FCD_CDF\.csv"):
+        load_subject("s9", 0.72, 216.0, fc=fc, fcd_cdf=npy)

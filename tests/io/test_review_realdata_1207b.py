@@ -260,3 +260,39 @@ def test_fc_with_row_names_in_another_order_than_the_columns(tmp_path) -> None:
     rows = np.random.default_rng(6).permutation(68)
     pd.DataFrame(fc[np.ix_(rows, perm)], index=[names[k] for k in rows], columns=cols).to_csv(good)
     np.testing.assert_allclose(read_square(good).values, fc, atol=1e-12)
+
+
+def test_freesurfer_ids_above_a_column_of_frame_times(tmp_path) -> None:
+    """pandas' ``to_csv`` of a table indexed by frame times under FreeSurfer IDs: regions named,
+    the times dropped; behind a column that is no frame index, the message names the IDs."""
+    from delssome_norms.io.regions import FREESURFER_DK_IDS
+
+    code = {v: k for k, v in FREESURFER_DK_IDS.items()}
+    x = _bold(100, 1)
+    order = np.random.default_rng(4).permutation(68)
+    cols = [code[DK68_REGIONS[k]] for k in order]
+    timed = tmp_path / "timed.csv"
+    pd.DataFrame(x[:, order], columns=cols, index=np.arange(100) * 0.72).to_csv(timed)
+    np.testing.assert_allclose(read_timeseries(timed), x)
+    other = tmp_path / "other.csv"
+    pd.DataFrame(x[:, order], columns=cols, index=np.random.default_rng(5).normal(size=100)).to_csv(
+        other
+    )
+    with pytest.raises(
+        InvalidInputError, match="holds FreeSurfer DK68 label IDs, but with a first column"
+    ):
+        read_timeseries(other)
+
+
+def test_age_errors_name_no_file_line_when_lines_are_not_rows(tmp_path) -> None:
+    from delssome_norms.io import read_demographics
+
+    plain = tmp_path / "plain.csv"
+    plain.write_text("subject_id,age_in_years,sex\nsub-01,30,F\nsub-02,abc,M\n")
+    with pytest.raises(InvalidInputError, match=r"subject_id sub-02; file line\(s\) 3, the header"):
+        read_demographics(plain)
+    blank = tmp_path / "blank.csv"  # the reader skips the blank line: row 2 is on line 4
+    blank.write_text("subject_id,age_in_years,sex\nsub-01,30,F\n\nsub-02,abc,M\n")
+    with pytest.raises(InvalidInputError, match=r"subject_id sub-02; value") as err:
+        read_demographics(blank)
+    assert "file line" not in str(err.value)

@@ -83,9 +83,39 @@ def test_save_refuses_an_existing_chart_and_other_files(attrs_chart, tmp_path) -
     fit = tmp_path / "sub-01"
     fit.mkdir()
     (fit / "EI_ratio.csv").write_text("region,EI_ratio\n")
-    with pytest.raises(InvalidInputError, match=r"holds other files than a chart's \(EI_ratio.csv\)"):
+    with pytest.raises(InvalidInputError, match=r"holds a subject's fit \(EI_ratio.csv\)"):
         attrs_chart.save(fit, overwrite=True)
     assert sorted(p.name for p in fit.iterdir()) == ["EI_ratio.csv"]
+    # a folder the user made, with their notes and the OS's litter: the chart goes beside them
+    mine = tmp_path / "results"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    (mine / ".DS_Store").write_bytes(b"\0")
+    attrs_chart.save(mine)
+    assert GrowthChart.load(mine).targets_ == attrs_chart.targets_
+
+
+def test_charts_fit_refuses_a_fit_folder_before_fitting(tmp_path, capsys) -> None:
+    from delssome_norms.cli.main import main
+
+    table = tmp_path / "t.csv"
+    _cohort(CHART_ORDER, n=300).to_csv(table, index=False)
+    fit = tmp_path / "sub-01"
+    fit.mkdir()
+    (fit / "run.json").write_text("{}")
+    argv = ["charts", "fit", "--table", str(table), "--out", str(fit), "--family", "NO"]
+    assert main(argv) == 2
+    err = capsys.readouterr()
+    assert "holds a subject's fit (run.json)" in err.err and "fitted" not in err.out
+    assert sorted(p.name for p in fit.iterdir()) == ["run.json"]
+
+
+def test_unnamed_table_on_a_one_region_chart(tmp_path) -> None:
+    table = _cohort(CHART_ORDER, n=300)[["subject_id", "age_in_years", "sex", "site_scanner"]]
+    table["ei_ratio_roi_0"] = _cohort(CHART_ORDER, n=300)["ei_ratio_roi_0"]
+    chart = _quiet(GrowthChart(family="NO", mu_df=3, sigma_df=3).fit, table, regions=["L_alpha"])
+    with pytest.warns(InputWarning, match=r"\(L_alpha is ei_ratio_roi_0\)"):
+        chart.score(table.iloc[:3])
 
 
 def test_format_version_as_text_is_named(attrs_chart, tmp_path) -> None:

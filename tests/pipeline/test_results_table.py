@@ -80,13 +80,24 @@ def test_to_table_regions_reorders_and_refuses_others() -> None:
     ("fits", "people", "message"),
     [
         ([], [], "no results"),
-        (["a", "a"], None, "subject a has more than one result"),
+        (["a", "a"], [dict(PERSON), dict(PERSON)], "subject a has more than one result"),
+        (["subject", "subject"], [dict(PERSON)] * 2, "subject subject has more than one result .*give"),
+        (["subject"], _people(["subject"]), r"results\[0\] was fitted without a subject_id"),
         (["a", "b"], _people(["a"]), r"no row of demographics for 1 result\(s\): b"),
         (["a", "b"], [dict(PERSON)], "gives 1 people for 2 results"),
         (["a", "b"], [dict(PERSON), {**PERSON, "subject_id": "z"}], r"demographics\[1\] is subject"),
         (["a", "b"], pd.concat([_people(["a", "b"]), _people(["a"])]), "lists subject a more"),
     ],
-    ids=["empty", "repeated", "no-row", "count", "wrong-id", "demographics-twice"],
+    ids=[
+        "empty",
+        "repeated",
+        "default-twice",
+        "default-in-table",
+        "no-row",
+        "count",
+        "wrong-id",
+        "demographics-twice",
+    ],
 )
 def test_refusals(fits, people, message) -> None:
     given = [_fit(s, CHART_ORDER) for s in fits]
@@ -104,3 +115,27 @@ def test_other_regions_or_pipelines_refused() -> None:
     )
     with pytest.raises(InvalidInputError, match="different pipelines: mode"):
         results_table([_fit("a", CHART_ORDER), b], _people(["a", "b"]))
+
+
+def test_fits_given_no_subject_id_take_their_demographics_ids() -> None:
+    fits = [_fit("subject", CHART_ORDER), _fit("subject", CHART_ORDER, 1.2)]
+    people = [{**PERSON, "subject_id": "p1"}, {**PERSON, "subject_id": "p2"}]
+    table = results_table(fits, people)
+    assert list(table["subject_id"]) == ["p1", "p2"]
+    np.testing.assert_allclose(
+        table["ei_ratio_mean"], [np.mean(list(LEVEL.values())) * f for f in (1, 1.2)]
+    )
+
+
+def test_regions_spelled_otherwise_are_the_same_regions() -> None:
+    spelled = [f"ctx-{'lh' if n[0] == 'L' else 'rh'}-{n[2:]}" for n in RESULT_ORDER]
+    fits = [_fit("a", CHART_ORDER), _fit("b", RESULT_ORDER, 1.1)]  # renamed below
+    b = fits[1]
+    fits[1] = dataclasses.replace(b, ei=b.ei.set_axis(spelled))
+    with pytest.warns(InputWarning, match="another order"):
+        table = results_table(fits, _people(["a", "b"]))
+    expected = [LEVEL[r] * 1.1 for r in CHART_ORDER]
+    np.testing.assert_allclose(table[ROI].to_numpy(float)[1], expected, rtol=0, atol=1e-12)
+    other = [*CHART_ORDER[:5], "L_delta"]
+    with pytest.raises(InvalidInputError, match=r"b has region 'L_delta' that a has not\): build one"):
+        results_table([_fit("a", CHART_ORDER), _fit("b", other)], _people(["a", "b"]))
