@@ -238,8 +238,8 @@ def _holds_arrays(timeseries: object) -> bool:
 
 def load_subject(
     subject_id: str,
-    tr: float | None,
-    scan_length: float | None,
+    tr: float | None = None,
+    scan_length: float | None = None,
     *,
     fc: PathLike | Sequence[PathLike] | None = None,
     fcd_cdf: PathLike | Sequence[PathLike] | None = None,
@@ -262,8 +262,9 @@ def load_subject(
         recorded as ``sources["tr"]``. A given ``tr`` is used, with an
         :class:`~delssome_norms.errors.InputWarning` naming the sidecar where one differs.
     scan_length : float or None
-        Scan length [s]. May be None with ``timeseries``: then frames x TR of the runs (which
-        must all have the same length).
+        Scan length [s]. May be None (the default, as ``tr``'s) with ``timeseries``: then
+        frames x TR of the runs (which must all have the same length); FC and FCD-CDF files
+        need both.
     fc, fcd_cdf : path or list of paths, optional
         Precomputed FC and FCD-CDF (several runs: ``;``-separated or a list).
     timeseries : path or list of paths, optional

@@ -46,3 +46,22 @@ def test_the_same_fcd_cdf_in_another_file_is_accepted(tmp_path) -> None:
     np.save(npy, np.maximum.accumulate(changed))
     with pytest.raises(InvalidInputError, match=r"nor its values those of s9_FCD_CDF\.csv"):
         load_subject("s9", 0.72, 216.0, fc=fc, fcd_cdf=npy)
+
+
+def test_load_subject_timeseries_needs_no_timing_arguments(tmp_path) -> None:
+    """``tr`` from the runs' sidecar and the scan length from their frames (docstring, notebook
+    01): both arguments may be left out."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from delssome_norms.datasets import DK68_REGIONS
+
+    run = tmp_path / "sub-01_run-1.tsv"
+    x = np.random.default_rng(0).standard_normal((200, 68))
+    pd.DataFrame(x, columns=list(DK68_REGIONS)).to_csv(run, sep="\t", index=False)
+    run.with_suffix(".json").write_text(json.dumps({"RepetitionTime": 0.72}))
+    subject = load_subject("sub-01", timeseries=run)
+    assert subject.tr == 0.72 and subject.scan_length == pytest.approx(200 * 0.72)
+    np.testing.assert_allclose(subject.fc, np.corrcoef(x.T), atol=1e-12)
