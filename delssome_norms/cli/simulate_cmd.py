@@ -10,8 +10,6 @@ from pathlib import Path
 from delssome_norms.cli import options
 from delssome_norms.cli.main import add_command
 
-DEVICES = ("cpu", "cuda")
-
 
 def register(subparsers) -> None:
     """Add the ``simulate`` subcommand."""
@@ -102,7 +100,7 @@ def _add_simulation_options(p: argparse.ArgumentParser) -> None:
             "warmup_steps": {"action": _Given},
             "n_dup": {"help": "noise duplicates", "action": _Given},
             "seed": {"default": 1, "help": "noise seed", "action": _Given},
-            "device": {"choices": DEVICES, "help": "torch device", "action": _Given},
+            "device": {"help": "torch device: cpu, cuda or cuda:N", "action": _Given},
             "dtype": {"action": _Given},
             "engine": {
                 "action": _Given,
@@ -131,11 +129,12 @@ class _Given(argparse.Action):
 
 OUTPUT_FILES = ("EI_ratio.csv", "FC.csv", "FCD_CDF.csv", "fit_quality.csv")
 """What ``simulate`` writes to --out-dir (``fit_quality.csv`` only when scoring)."""
+RECORD_FILE = "simulate.json"
+"""``simulate``'s record of what made its files (settings, inputs' SHA-256, version)."""
 
 
 def run(args: argparse.Namespace) -> int:
     """Read the inputs, simulate, and write EI_ratio.csv, FC.csv, FCD_CDF.csv (+ fit_quality.csv)."""
-    import numpy as np
     import torch
 
     from delssome_norms import io
@@ -159,8 +158,9 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"must be an integer in [0, 2**63), got {args.seed}", "--seed")
     row = 0 if args.batch_row is None else args.batch_row
     reproduce.check_batch_row(row, args.batch_size)
-    if str(args.device).startswith("cuda") and not torch.cuda.is_available():
-        raise InvalidInputError("CUDA is not available on this machine; use --device cpu", "--device")
+    from delssome_norms.model.devices import check_device
+
+    check_device(args.device, "--device")  # a device torch knows and this machine has
     if Path(args.out_dir).exists() and not Path(args.out_dir).is_dir():
         raise InvalidInputError(f"{args.out_dir} exists and is not a folder", "--out-dir")
     timing = _timing(args)
@@ -177,9 +177,7 @@ def run(args: argparse.Namespace) -> int:
     if args.sc is not None:
         sc_raw, sc_name = _in_parameter_order(args.sc, regions, "SC"), f"the SC {args.sc}"
     else:
-        from delssome_norms.datasets import load_default_template
-
-        sc_raw, sc_name = np.asarray(load_default_template().sc), "the default DK68 template SC"
+        sc_raw, sc_name = _template_sc(regions, args.params), "the default DK68 template SC"
     if record is not None:
         _check_fit_sc(record, sc_raw, sc_name, args.sc)
     if sc_raw.shape[0] != n:
@@ -204,7 +202,10 @@ def run(args: argparse.Namespace) -> int:
     why = None if engine == "auto" else reproduce.engine_unavailable(engine, args.device, n)
     if why is not None:
         raise InvalidInputError(f"{why}; give --engine auto (or torch)", "--engine")
-    rows = reproduce.rows_to_simulate(row, args.batch_size, engine, args.device, n)
+    # a simulation of its own (no fit's batch to reproduce) is a batch of one
+    own = args.batch_size is None and args.batch_row is None and record is None
+    batch_size = 1 if own else args.batch_size
+    rows = reproduce.rows_to_simulate(row, batch_size, engine, args.device, n)
     reproduce.check_rows_memory(rows, row, args.n_dup, n, timing.n_frames, dtype, args.device)
 
     out = _check_out_dir(args)  # before the simulation
@@ -215,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
                 sc,
                 timing,
                 row,
-                args.batch_size,
+                batch_size,
                 n_dup=args.n_dup,
                 seed=args.seed,
                 device=args.device,
@@ -257,6 +258,12 @@ def run(args: argparse.Namespace) -> int:
                 (  # without --fc an earlier run's fit_quality.csv is removed with its partners
                     out / "fit_quality.csv",
                     None if losses is None else lambda p: io.write_fit_quality(p, {"simulate": losses}),
+                ),
+                (  # what made these files: a simulated FC.csv reads like a measured one
+                    out / RECORD_FILE,
+                    lambda p: io.write_json(
+                        _record(args, timing, batch_size, row, engine, sc_raw, n_valid), p
+                    ),
                 ),
             ]
         )
@@ -544,6 +551,17 @@ def _check_out_dir(args: argparse.Namespace) -> Path:
             "overwrite its EI_ratio.csv and fit_quality.csv: choose another --out-dir",
             "--out-dir",
         )
+    prepared = sorted(p.name for p in out.glob("*prepare.json"))
+    theirs = (
+        [n for n in OUTPUT_FILES if (out / n).is_file()] if not (out / RECORD_FILE).is_file() else []
+    )
+    if prepared or theirs:
+        raise InvalidInputError(
+            f"{out} holds files simulate did not write ({', '.join((prepared + theirs)[:3])}: "
+            "e.g. a subject's FC and FCD-CDF from prepare); simulating there would replace them: "
+            "choose another --out-dir",
+            "--out-dir",
+        )
     inputs = (("--params", args.params), ("--sc", args.sc), ("--fc", args.fc))
     for option, path in (*inputs, ("--fcd-cdf", args.fcd_cdf)):
         for name in OUTPUT_FILES if path is not None else ():
@@ -649,3 +667,65 @@ def _parameter_regions(path, n: int) -> list[str] | None:
     if len(cells) != n or sorted(indexed, key=lambda k: -1 if k is None else k) != list(range(n)):
         return None
     return [indexed[k] for k in range(n)]
+
+
+def _template_sc(regions: list[str] | None, params: str):
+    """The default DK68 template SC in the parameters' region order (their ``region`` names,
+    any spelling the readers accept); parameters naming other regions are refused."""
+    import numpy as np
+
+    from delssome_norms.datasets import load_default_template
+    from delssome_norms.errors import InvalidInputError
+    from delssome_norms.io.regions import DK68_REGIONS, match_region_order, region_match_key
+
+    sc = np.asarray(load_default_template().sc)
+    if regions is None or len(regions) != len(DK68_REGIONS):
+        return sc  # unnamed: rows in DK68 order by contract (another count is refused later)
+    order = match_region_order(regions, list(DK68_REGIONS))
+    if order is None:
+        known = {region_match_key(r) for r in DK68_REGIONS}
+        other = [r for r in regions if region_match_key(r) not in known] or regions
+        raise InvalidInputError(
+            f"its region column names regions that are not the default template's DK68 "
+            f"regions (e.g. {other[0]!r}): give --sc with the SC of these regions",
+            params,
+        )
+    return sc[np.ix_(order, order)]
+
+
+def _record(args, timing, batch_size, row, engine, sc_raw, n_valid) -> dict:
+    """``simulate.json``: what made the files of --out-dir."""
+    from delssome_norms import __version__
+    from delssome_norms.io import file_sha256
+    from delssome_norms.io.digest import arrays_sha256
+
+    return {
+        "kind": "delssome_norms simulate",
+        "format_version": 1,
+        "delssome_norms_version": __version__,
+        "params": {"path": str(Path(args.params).resolve()), "sha256": file_sha256(args.params)},
+        "sc": {
+            "path": None if args.sc is None else str(Path(args.sc).resolve()),
+            "source": "default DK68 template" if args.sc is None else "file",
+            "sha256": arrays_sha256(sc_raw),
+            "sc_max": args.sc_max,
+        },
+        "timing": {
+            "tr": timing.tr,
+            "scan_length": timing.scan_length,
+            "dt": timing.dt,
+            "burn_in": timing.burn_in,
+            "fcd_window": timing.fcd_window,
+            "warmup_steps": timing.warmup_steps,
+            "n_frames": timing.n_frames,
+        },
+        "n_dup": args.n_dup,
+        "valid_duplicates": n_valid,
+        "seed": args.seed,
+        "batch_row": row,
+        "batch_size": batch_size,
+        "engine": engine,
+        "dtype": args.dtype,
+        "device": str(args.device),
+        "from_run": None if args.from_run is None else str(Path(args.from_run).resolve()),
+    }
