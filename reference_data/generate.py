@@ -156,13 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     cohort = synthetic.generate_reference_cohort(args.seed, spec=spec, setup=setup)
     timing = synthetic.subject_timing()
     simulation = {
-        "tr": timing.tr,
-        "scan_length": timing.scan_length,
-        "dt": timing.dt,
-        "burn_in": timing.burn_in,
-        "fcd_window": timing.fcd_window,
-        "warmup_steps": timing.warmup_steps,
-        "n_frames": timing.n_frames,
+        **timing.to_record(),
         "n_dup": synthetic.N_DUPLICATES,
         "engine": synthetic.SIMULATION_ENGINE,
         "dtype": synthetic.SIMULATION_DTYPE,

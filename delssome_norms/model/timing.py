@@ -270,3 +270,16 @@ class SimulationTiming:
     def total_steps(self) -> int:
         """Warm-up plus recorded steps."""
         return self.warmup_steps + self.n_steps
+
+    def to_record(self) -> dict[str, float | int]:
+        """The timing as a JSON record: ``tr``, ``scan_length``, ``dt``, ``burn_in`` [s],
+        ``fcd_window`` [frames], ``warmup_steps`` and ``n_frames``."""
+        return {
+            "tr": self.tr,
+            "scan_length": self.scan_length,
+            "dt": self.dt,
+            "burn_in": self.burn_in,
+            "fcd_window": self.fcd_window,
+            "warmup_steps": self.warmup_steps,
+            "n_frames": self.n_frames,
+        }
