@@ -95,6 +95,14 @@ NETWORK_HELP = {
 }
 
 
+EVALUATE_TIMING_ADVICE = (
+    "these metrics measure the weights outside the timing they were trained for (what to know "
+    "before using them there); to measure them within it, evaluate on held-out data generated "
+    "with their timing (delssome-norms surrogate generate --tr ... --scan-lengths ... "
+    "[--fcd-window ...] with a --seed other than their training data's)"
+)
+"""What ``surrogate evaluate``'s timing warning advises (a fit's --mode euler does not apply)."""
+
 LOW_SPEARMAN = 0.5
 """Held-out Spearman (total cost) below which ``surrogate train`` warns that the weights rank
 candidates little better than chance (the shipped weights: 0.88, pretrained/README.md)."""
@@ -208,6 +216,7 @@ def run_generate(args: argparse.Namespace) -> int:
     from delssome_norms.surrogate.generate import GenerateSettings, generate_dataset
 
     options.set_threads(args.threads)
+    check_device(args.device)  # before any work, in the option's name
     settings = options.settings_from_args(GenerateSettings, args, GENERATE_OPTIONS, GENERATE_HELP)
     sc = sc_source = None
     if args.sc is not None:
@@ -227,9 +236,16 @@ def run_generate(args: argparse.Namespace) -> int:
             f"{Path(args.out) / 'work'} to generate those subjects again",
             err.source,
         ) from None
+    empty = report.without_candidates
     print(
         f"{len(report.groups_done)} group(s) generated, {len(report.groups_skipped)} already present; "
         f"{report.candidates} new candidates in {report.seconds:.0f} s -> {args.out}"
+        + (
+            f"; {len(empty)} new subject(s) without a valid candidate (left out by surrogate "
+            f"train): {', '.join(empty[:6])}{' ...' if len(empty) > 6 else ''}"
+            if empty
+            else ""
+        )
     )
     return 0
 
@@ -428,8 +444,10 @@ def run_train(args: argparse.Namespace) -> int:
             )
         print(f"delssome-norms: {what}; {message}", file=sys.stderr)
         return 143 if isinstance(err, Terminated) else 130
-    except InvalidInputError:  # e.g. diverged: these settings give no weights, nothing to resume
+    except InvalidInputError as err:  # e.g. diverged: these settings give no weights, nothing to resume
         shutil.rmtree(checkpoint, ignore_errors=True)
+        if err.source == "surrogate dataset":  # too few subjects...: name the folder given
+            raise InvalidInputError(err.problem, str(args.data)) from None
         raise
     seconds = time.perf_counter() - t0
     spearman = result.metrics["test"]["pooled"]["total"]["spearman"]
@@ -515,7 +533,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
         window = [fcd_window_frames(t, generated["fcd_window"]) for t in data.tr]
     _check_data_fits_weights(surrogate, data, args.data)
     surrogate.check(
-        data.n_regions, data.bins, tr=data.tr, scan_length=data.scan_length, fcd_window=window
+        data.n_regions,
+        data.bins,
+        tr=data.tr,
+        scan_length=data.scan_length,
+        fcd_window=window,
+        advice=EVALUATE_TIMING_ADVICE,
     )
     if not data.valid().any():
         raise InvalidInputError(

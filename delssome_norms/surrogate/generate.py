@@ -65,7 +65,7 @@ from delssome_norms.model import (
     simulate,
     summarize,
 )
-from delssome_norms.model.devices import parse_device
+from delssome_norms.model.devices import check_device, parse_device
 from delssome_norms.surrogate.dataset import (
     SurrogateDataset,
     append_shard,
@@ -478,8 +478,57 @@ def generate_group(
     folder = work / "summaries" / "_".join(s.subject_id for s in subjects)
     recorder = RecordingEvaluator(evaluator, folder, first_generation=len(members[0].records))
     run_train(members, recorder if settings.record_summaries else evaluator, gseed, on_generation)
+    _warn_without_candidates(subjects, members, true_regional)
     summaries = folder if settings.record_summaries else None
     return records_to_dataset(subjects, members, true_regional, true_g, summaries=summaries)
+
+
+def _no_candidate_reason(subject: SubjectInputs, member: Member, true_wei: np.ndarray | None) -> str:
+    """Why a search left its subject without a valid candidate, with the wEI range of the search
+    (from the subject's mean FC, :func:`~delssome_norms.fit.parameterisation.wei_range`) and,
+    for a synthetic subject, whether its true wEI lies outside that range."""
+    n = sum(len(r.total) for r in member.records)
+    search = member.search
+    if n == 0:
+        reason = f"its CMA-ES search stopped at generation {search.generation} without a candidate"
+        reason += f" ({search.stopped})" if search.stopped else ""
+    else:
+        reason = f"none of its {n} candidates gave a valid simulation"
+    lo, hi = member.space.bounds.wEI
+    fc = np.asarray(subject.fc, dtype=np.float64)
+    mean_fc = float(fc[np.triu_indices(fc.shape[0], 1)].mean())
+    reason += f"; the search's wEI range from its FC (mean FC {mean_fc:.2f}) is [{lo:.3g}, {hi:.3g}]"
+    if true_wei is not None:
+        t_lo, t_hi = float(np.min(true_wei)), float(np.max(true_wei))
+        if t_hi < lo or t_lo > hi:
+            where = "outside"
+        else:
+            where = "inside" if lo <= t_lo and t_hi <= hi else "partly outside"
+        reason += f", and its true wEI ({t_lo:.2f} to {t_hi:.2f}) lies {where} it"
+    return reason
+
+
+def _warn_without_candidates(
+    subjects: Sequence[SubjectInputs], members: Sequence[Member], true_regional: np.ndarray | None
+) -> list[str]:
+    """Warn, naming each subject and why, when a group's searches left subjects without a valid
+    candidate (``surrogate train`` leaves them out); returns their ids."""
+    empty = [k for k, m in enumerate(members) if not any(np.isfinite(r.total).any() for r in m.records)]
+    if not empty:
+        return []
+    truths = [None] * len(members) if true_regional is None else [t[:, 1] for t in true_regional]
+    why = "; ".join(
+        f"{members[k].subject_id}: {_no_candidate_reason(subjects[k], members[k], truths[k])}"
+        for k in empty
+    )
+    warnings.warn(
+        f"{len(empty)} of {len(members)} subject(s) of this group have no valid candidate and "
+        f"add nothing to the data set (surrogate train leaves them out): {why}. Generate more "
+        "subjects (--subjects) to make up for them",
+        InputWarning,
+        stacklevel=3,
+    )
+    return [members[k].subject_id for k in empty]
 
 
 # ------------------------------------------------------------------------------ the whole data set
@@ -493,6 +542,9 @@ class GenerateReport:
     groups_skipped: list[int] = field(default_factory=list)
     seconds: float = 0.0
     candidates: int = 0
+    without_candidates: list[str] = field(default_factory=list)
+    """Ids of the subjects generated now whose search gave no valid candidate (named with the
+    reason in an :class:`~delssome_norms.errors.InputWarning`)."""
 
 
 def generate_dataset(
@@ -533,6 +585,7 @@ def generate_dataset(
     from tqdm.auto import tqdm
 
     settings = settings or GenerateSettings()
+    check_device(settings.device, "device")  # a missing GPU before any work, not in group 1
     out = Path(out)
     if out.exists() and not out.is_dir():  # before the subjects are simulated, not after
         raise InvalidInputError("exists and is not a folder; give a data-set folder", str(out))
@@ -596,11 +649,20 @@ def generate_dataset(
         _remove_group_work(out / "work", ids)
         report.groups_done.append(group)
         report.candidates += shard.n_candidates
+        counts = np.bincount(shard.subject[shard.valid()].astype(np.int64), minlength=len(ids))
+        empty = [str(shard.subject_id[k]) for k in np.flatnonzero(counts == 0)]
+        report.without_candidates += empty
         if log:
             log(
                 f"group {group + 1}/{settings.n_groups()}: {len(ids)} subjects, scan "
                 f"{subjects[0].scan_length:g} s, {shard.n_candidates} candidates "
                 f"({int(shard.valid().sum())} valid) in {time.perf_counter() - t0:.0f} s"
+                + (
+                    f"; {len(empty)} subject(s) without a valid candidate, left out by surrogate "
+                    f"train: {', '.join(empty)} (why: the warning above)"
+                    if empty
+                    else ""
+                )
             )
     if settings.n_groups():  # also after a run that died between its last shard and here
         record_generated_subjects(out, settings.n_subjects)

@@ -120,6 +120,7 @@ class PretrainedSurrogate:
         scan_length: float | np.ndarray | None = None,
         timing: str = "warn",
         fcd_window: int | np.ndarray | None = None,
+        advice: str | None = None,
     ) -> None:
         """Refuse subjects the weights were not trained for.
 
@@ -137,6 +138,8 @@ class PretrainedSurrogate:
             What to do when the timing lies outside the covered range.
         fcd_window : int or array of shape (K,), optional
             FCD window of the subject(s) [frames]; compared with the training data's.
+        advice : str, optional
+            What the timing message advises (see :meth:`check_timing`).
 
         Raises
         ------
@@ -169,7 +172,7 @@ class PretrainedSurrogate:
                     f"{diff:.3g} > {SC_ATOL:g}). {self._sc_advice()}",
                     source,
                 )
-        self.check_timing(tr, scan_length, timing, fcd_window)
+        self.check_timing(tr, scan_length, timing, fcd_window, advice=advice)
 
     def template_source(self) -> str:
         """Where the training SC came from (``metadata.json``'s ``template.source``)."""
@@ -213,6 +216,7 @@ class PretrainedSurrogate:
         timing: str = "warn",
         fcd_window: int | np.ndarray | None = None,
         subject_ids: Sequence[str] | None = None,
+        advice: str | None = None,
     ) -> None:
         """Compare subjects' TR and scan length [s] with the range the weights were trained on,
         and their FCD window [frames] (resolved per subject; None: not checked) with the
@@ -235,6 +239,10 @@ class PretrainedSurrogate:
         subject_ids : sequence of str, optional
             The K subjects' ids: the message names a few subjects of each TR and scan length
             outside the range (without them it counts the subjects).
+        advice : str, optional
+            What the message advises after naming the problems; default: a fit's choices
+            (``--mode euler``, or weights trained for the timing). ``surrogate evaluate`` gives
+            its own (the fit's options do not apply to measuring weights).
 
         Every distinct TR and scan length outside the range is named, with its number of
         subjects when there are several.
@@ -280,17 +288,21 @@ class PretrainedSurrogate:
                     )
                     break
         if problems:
-            message = "; ".join(problems) + (
-                "; surrogate predictions are unverified there (validation and test stay "
-                "simulated, so the fit is still judged by simulation). To be safe, fit with "
-                "--mode euler (or compare both modes on a few subjects), or train weights for "
-                "this timing (delssome-norms surrogate generate --tr ... --scan-lengths ... "
-                "[--fcd-window ...], then "
-                "surrogate train) and pass them with --weights"
-            )
+            message = "; ".join(problems) + "; " + (advice or FIT_TIMING_ADVICE)
             if timing == "error":
                 raise InvalidInputError(message, source)
             warnings.warn(f"{source}: {message}", SurrogateTimingWarning, stacklevel=2)
+
+
+FIT_TIMING_ADVICE = (
+    "surrogate predictions are unverified there (validation and test stay "
+    "simulated, so the fit is still judged by simulation). To be safe, fit with "
+    "--mode euler (or compare both modes on a few subjects), or train weights for "
+    "this timing (delssome-norms surrogate generate --tr ... --scan-lengths ... "
+    "[--fcd-window ...], then "
+    "surrogate train) and pass them with --weights"
+)
+"""What a timing warning of :meth:`PretrainedSurrogate.check_timing` advises a fit."""
 
 
 def _values_of_subjects(
@@ -612,6 +624,15 @@ def load_pretrained(folder: str | Path | None = None) -> PretrainedSurrogate:
         raise InvalidInputError(
             f"{TEMPLATE_KEY} has shape {tuple(template.shape)} or non-finite values; the network "
             f"has N={n} regions, so it must be a finite {n} x {n} matrix",
+            str(weights_path),
+        )
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(v.isfinite().all())]
+    if bad:  # NaN or inf weights would give NaN predictions: every candidate scored as invalid
+        raise InvalidInputError(
+            f"network weights {', '.join(bad[:4])}{' ...' if len(bad) > 4 else ''} hold NaN or "
+            "infinite values (a training that diverged, or a damaged file): these weights "
+            "cannot score candidates; train them again (delssome-norms surrogate train) or "
+            "restore the folder",
             str(weights_path),
         )
     model = CostPredictor(config)

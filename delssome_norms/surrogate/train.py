@@ -182,7 +182,8 @@ def split_subjects(
     if n_subjects < 3:
         raise InvalidInputError(
             f"need at least 3 distinct subjects (with a valid candidate) to split by subject, got "
-            f"{n_subjects}",
+            f"{n_subjects}: one each for training, validation and test; generate more subjects "
+            "(delssome-norms surrogate generate --subjects)",
             "surrogate dataset",
         )
     order = np.random.default_rng(seed).permutation(n_subjects)
@@ -722,7 +723,7 @@ def train_surrogate(
             target = train.targets[idx]
             if cross is not None:
                 subj, reg, gg, cross_target = cross.sample(n_cross, gen)
-                cross_pred = model.score(subj, reg, gg, torch.arange(n_cross, device=reg.device))
+                cross_pred = model.score(subj, reg, gg, None)  # one subject row per pair
                 pred = torch.cat([pred, cross_pred])
                 target = torch.cat([target, cross_target])
             loss = _masked_mse(pred, target)
