@@ -206,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
     own = args.batch_size is None and args.batch_row is None and record is None
     batch_size = 1 if own else args.batch_size
     rows = reproduce.rows_to_simulate(row, batch_size, engine, args.device, n)
+    engine_used = reproduce.chosen_engine(engine, args.device, n)
     reproduce.check_rows_memory(rows, row, args.n_dup, n, timing.n_frames, dtype, args.device)
 
     out = _check_out_dir(args)  # before the simulation
@@ -249,6 +250,12 @@ def run(args: argparse.Namespace) -> int:
         # inputs): a stop between the writes must not leave new files beside an earlier run's
         io.write_together(
             [
+                (  # what made these files (first: a stop never leaves them without a record)
+                    out / RECORD_FILE,
+                    lambda p: io.write_json(
+                        _record(args, timing, batch_size, row, engine_used, sc_raw, n_valid), p
+                    ),
+                ),
                 (
                     out / "EI_ratio.csv",
                     lambda p: io.write_ei_ratio(p, ei, means["S_E"], means["S_I"], r_e, regions=regions),
@@ -258,12 +265,6 @@ def run(args: argparse.Namespace) -> int:
                 (  # without --fc an earlier run's fit_quality.csv is removed with its partners
                     out / "fit_quality.csv",
                     None if losses is None else lambda p: io.write_fit_quality(p, {"simulate": losses}),
-                ),
-                (  # what made these files: a simulated FC.csv reads like a measured one
-                    out / RECORD_FILE,
-                    lambda p: io.write_json(
-                        _record(args, timing, batch_size, row, engine, sc_raw, n_valid), p
-                    ),
                 ),
             ]
         )
@@ -552,9 +553,10 @@ def _check_out_dir(args: argparse.Namespace) -> Path:
             "--out-dir",
         )
     prepared = sorted(p.name for p in out.glob("*prepare.json"))
-    theirs = (
-        [n for n in OUTPUT_FILES if (out / n).is_file()] if not (out / RECORD_FILE).is_file() else []
-    )
+    # simulate.json, or an EI_ratio.csv beside them (prepare never writes one: a run of a version
+    # before simulate.json), says simulate wrote the files there
+    ours = (out / RECORD_FILE).is_file() or (out / "EI_ratio.csv").is_file()
+    theirs = [] if ours else [n for n in OUTPUT_FILES if (out / n).is_file()]
     if prepared or theirs:
         raise InvalidInputError(
             f"{out} holds files simulate did not write ({', '.join((prepared + theirs)[:3])}: "
@@ -682,6 +684,10 @@ def _template_sc(regions: list[str] | None, params: str):
     if regions is None or len(regions) != len(DK68_REGIONS):
         return sc  # unnamed: rows in DK68 order by contract (another count is refused later)
     order = match_region_order(regions, list(DK68_REGIONS))
+    keys = [region_match_key(r) for r in regions]
+    twice = [r for r, k in zip(regions, keys) if keys.count(k) > 1]
+    if twice:
+        raise InvalidInputError(f"its region column names {twice[0]!r} more than once", params)
     if order is None:
         known = {region_match_key(r) for r in DK68_REGIONS}
         other = [r for r in regions if region_match_key(r) not in known] or regions

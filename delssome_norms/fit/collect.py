@@ -131,8 +131,9 @@ def refit_alone_advice(subject_dir: Path, cohort_gradient: bool = False) -> str:
     if not ((cohort / group_lock.LOCK_DIR).is_dir() or (cohort / FAILURES_TABLE).is_file()):
         return ""
     how = (
-        "fit_group([subject], [its folder], settings with another seed, fallback_gradient=the "
-        "values of cohort_gradient.csv)"
+        f"delete {subject_dir / 'checkpoint'}, call fit_group([subject], [its folder], settings "
+        "with another seed, fallback_gradient=the values of cohort_gradient.csv), then "
+        "delssome_norms.fit.collect.drop_from_cohort_failures(its folder)"
         if cohort_gradient
         else f"estimate-ei --out-dir {subject_dir} with its inputs and settings, --seed N and "
         "--overwrite (another budget would make another pipeline, which collect refuses)"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -630,7 +631,18 @@ def _run_members(
 def noting_input_warnings(notes: list[str], *ignored: type[Warning]) -> Iterator[None]:
     """Append the text of every InputWarning of the block to ``notes`` instead of showing it
     (``cohort`` shows each distinct one once for all groups); warnings of the ``ignored``
-    categories are dropped, others shown as usual once the block ends."""
+    categories are dropped, others shown as usual once the block ends.
+
+    ``warnings.catch_warnings`` swaps process-wide state, so outside the main thread (a Dask
+    worker running groups on several threads) the block only drops the ``ignored`` categories
+    and InputWarnings, as before notes were collected: recording there could hand one group's
+    warnings to another or leave the process's warnings going into a dead list."""
+    if threading.current_thread() is not threading.main_thread():
+        with warnings.catch_warnings():
+            for category in (InputWarning, *ignored):
+                warnings.simplefilter("ignore", category)
+            yield
+        return
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", InputWarning)
         for category in ignored:

@@ -335,6 +335,14 @@ def _sc_digests(path: Path, regions: tuple[str, ...] | None) -> set[str]:
     return digests
 
 
+def chosen_engine(engine: str, device: Any, n_regions: int) -> str:
+    """The engine ``engine`` ("auto" included) runs on ``device`` for ``n_regions`` regions."""
+    from delssome_norms.model.devices import check_device
+    from delssome_norms.model.integrate import _choose_engine
+
+    return _choose_engine(engine, check_device(device), n_regions)
+
+
 def rows_to_simulate(row: int, batch_size: int | None, engine: str, device: Any, n_regions: int) -> int:
     """Rows a batch must have for its row ``row`` to get the noise it had in the fit's batch.
 
@@ -346,11 +354,7 @@ def rows_to_simulate(row: int, batch_size: int | None, engine: str, device: Any,
     InvalidInputError
         The torch engine without a ``batch_size`` (named ``--batch-size``).
     """
-    from delssome_norms.model.devices import check_device
-    from delssome_norms.model.integrate import _choose_engine
-
-    chosen = _choose_engine(engine, check_device(device), n_regions)
-    if chosen != "torch":
+    if chosen_engine(engine, device, n_regions) != "torch":
         return row + 1
     if batch_size is None:
         raise InvalidInputError(

@@ -78,3 +78,21 @@ def test_named_parameters_are_placed_on_the_template_by_name(tmp_path, capsys) -
     assert main(["simulate", "--params", str(other), *SIM, "--out-dir", str(tmp_path / "c")]) == 2
     err = capsys.readouterr().err
     assert "names regions that are not the default template's DK68 regions (e.g. 'roi_" in err
+
+
+def test_a_folder_of_an_earlier_simulate_run_is_rerun_and_the_engine_recorded(tmp_path) -> None:
+    p = _params(tmp_path / "p.csv", sigma=0.005)
+    out = tmp_path / "old"
+    assert main(["simulate", "--params", str(p), *SIM, "--out-dir", str(out)]) == 0
+    (out / "simulate.json").unlink()  # as a version before simulate.json left its folder
+    assert main(["simulate", "--params", str(p), *SIM, "--out-dir", str(out)]) == 0
+    engine = json.loads((out / "simulate.json").read_text())["engine"]
+    assert engine in ("kernel", "torch")  # what ran, not "auto"
+
+
+def test_a_region_named_twice_is_named(tmp_path, capsys) -> None:
+    names = list(DK68_REGIONS)
+    names[5] = names[0]
+    p = _params(tmp_path / "p.csv", names=names)
+    assert main(["simulate", "--params", str(p), *SIM, "--out-dir", str(tmp_path / "d")]) == 2
+    assert f"names {names[0]!r} more than once" in capsys.readouterr().err

@@ -273,3 +273,29 @@ def test_high_fc_sentence_names_the_data_mean() -> None:
     text = check_fc_regime(fc)
     assert text.startswith("FC has mean 0.55")
     assert "far below these data's 0.55" in text and "far from 0.5" not in text
+
+
+def test_noting_input_warnings_off_the_main_thread_leaves_warnings_working() -> None:
+    """On a worker thread the block records nothing (catch_warnings is process-wide): it drops
+    InputWarnings as before, and warnings after it are shown as usual."""
+    import threading
+    import warnings as w
+
+    from delssome_norms.errors import InputWarning
+    from delssome_norms.fit.lockstep import noting_input_warnings
+
+    notes: list[str] = []
+
+    def work() -> None:
+        with noting_input_warnings(notes):
+            w.warn("dropped on a worker", InputWarning, stacklevel=1)
+
+    before = w.showwarning
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    assert notes == [] and w.showwarning is before
+    with w.catch_warnings(record=True) as caught:
+        w.simplefilter("always")
+        w.warn("still shown", UserWarning, stacklevel=1)
+    assert [str(c.message) for c in caught] == ["still shown"]
