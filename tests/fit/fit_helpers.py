@@ -16,6 +16,7 @@ import torch
 
 from delssome_norms.fit import CMAESSettings, FitSettings
 from delssome_norms.fit.evaluate import SimulatedCandidates
+from delssome_norms.fit.subject import SubjectInputs
 from delssome_norms.io import write_matrix
 from delssome_norms.model import Losses, SimulationTiming
 
@@ -87,6 +88,14 @@ class AnalyticSimulator:
     def __call__(self, params, subject_index, *, seed) -> Losses:
         out = self.simulate(params, subject_index, seed=seed)
         return Losses(*(torch.from_numpy(a) for a in (out.corr, out.l1, out.ks)))
+
+
+def tiny_subject(sid: str, seed: int) -> SubjectInputs:
+    """A tiny subject (``N_TINY`` regions, TR 0.72 s, 14.4-s scan) of its own FC and FCD-CDF."""
+    return SubjectInputs(
+        subject_id=sid, fc=tiny_fc(seed=seed), fcd_cdf=tiny_cdf(seed), tr=0.72, scan_length=14.4,
+        sc=tiny_sc(),
+    )  # fmt: skip
 
 
 def use_analytic_simulator(monkeypatch) -> type[AnalyticSimulator]:

@@ -23,9 +23,7 @@ import torch
 from fit_helpers import (
     AnalyticSimulator,
     analytic_cohort_settings,
-    tiny_cdf,
-    tiny_fc,
-    tiny_sc,
+    tiny_subject,
     use_analytic_simulator,
     write_manifest,
 )
@@ -36,20 +34,12 @@ from delssome_norms.fit.cohort import _load_row, plan_cohort
 from delssome_norms.fit.collect import refit_alone_advice
 from delssome_norms.fit.fc_regime import check_fc_regime
 from delssome_norms.fit.outputs import OUTPUT_FILES, set_aside_previous
-from delssome_norms.fit.subject import SubjectInputs
 from delssome_norms.io import OutDirLock, read_manifest, write_matrix
 from delssome_norms.io.guard import LOCK_FILE
 from delssome_norms.io.writers import remove_dead_temporaries
 from delssome_norms.surrogate.pretrained import load_pretrained
 
 TEMP = ".best_parameters.csv.0123456789ab.tmp"  # the name atomic_path gives a temporary
-
-
-def _subject(sid: str, seed: int) -> SubjectInputs:
-    return SubjectInputs(
-        subject_id=sid, fc=tiny_fc(seed=seed), fcd_cdf=tiny_cdf(seed), tr=0.72, scan_length=14.4,
-        sc=tiny_sc(),
-    )  # fmt: skip
 
 
 def _run(d: Path) -> dict:
@@ -62,7 +52,7 @@ def test_a_group_killed_during_its_writes_records_every_member_on_rerun(
 ) -> None:
     use_analytic_simulator(monkeypatch)
     ids = ["a", "b", "c"]
-    subjects = [_subject(s, i) for i, s in enumerate(ids)]
+    subjects = [tiny_subject(s, i) for i, s in enumerate(ids)]
     dirs = [tmp_path / s for s in ids]
     settings = analytic_cohort_settings()
     fit_group(subjects, dirs, settings)
@@ -141,12 +131,12 @@ def test_cohort_rerun_removes_a_fresh_temporary_from_a_finished_subject(
 def test_a_fit_holding_the_folder_lock_removes_fresh_temporaries(tmp_path: Path, monkeypatch) -> None:
     use_analytic_simulator(monkeypatch)
     d = tmp_path / "a"
-    fit_group([_subject("a", 0)], [d], analytic_cohort_settings())
+    fit_group([tiny_subject("a", 0)], [d], analytic_cohort_settings())
     (d / TEMP).write_text("half")
-    fit_group([_subject("a", 0)], [d], analytic_cohort_settings())  # no lock: a live writer?
+    fit_group([tiny_subject("a", 0)], [d], analytic_cohort_settings())  # no lock: a live writer?
     assert (d / TEMP).exists()
     with OutDirLock(d):  # as estimate-ei holds it
-        fit_group([_subject("a", 0)], [d], analytic_cohort_settings())
+        fit_group([tiny_subject("a", 0)], [d], analytic_cohort_settings())
     assert not (d / TEMP).exists()
 
 

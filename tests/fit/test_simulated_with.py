@@ -7,18 +7,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fit_helpers import analytic_cohort_settings, tiny_cdf, tiny_fc, tiny_sc, use_analytic_simulator
+from fit_helpers import (
+    analytic_cohort_settings,
+    tiny_subject,
+    use_analytic_simulator,
+)
 
 from delssome_norms.fit import fit_group
 from delssome_norms.fit.outputs import set_aside_previous
-from delssome_norms.fit.subject import SubjectInputs
-
-
-def _subject(sid: str, seed: int) -> SubjectInputs:
-    return SubjectInputs(
-        subject_id=sid, fc=tiny_fc(seed=seed), fcd_cdf=tiny_cdf(seed), tr=0.72, scan_length=14.4,
-        sc=tiny_sc(),
-    )  # fmt: skip
 
 
 def _run(d: Path) -> dict:
@@ -27,7 +23,7 @@ def _run(d: Path) -> dict:
 
 def test_a_refit_alone_records_that_it_was_simulated_alone(tmp_path: Path, monkeypatch) -> None:
     use_analytic_simulator(monkeypatch)
-    subjects, dirs = [_subject("a", 0), _subject("b", 1)], [tmp_path / "a", tmp_path / "b"]
+    subjects, dirs = [tiny_subject("a", 0), tiny_subject("b", 1)], [tmp_path / "a", tmp_path / "b"]
     settings = analytic_cohort_settings()
     fit_group(subjects, dirs, settings)
     for d in dirs:
