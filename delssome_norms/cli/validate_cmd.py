@@ -306,7 +306,7 @@ def _check_as_fitted(args: argparse.Namespace, settings) -> None:
 
     if args.fc and not args.timeseries:  # prepare's record, in words without a subject id
         window = fcd_window_frames(args.tr, settings.fcd_window)
-        check_prepared_timing(args.fc, args.tr, args.scan_length, window, fcd_cdf=args.fcd_cdf)
+        check_prepared_timing(args.fc, args.tr, args.scan_length, window)  # the pair: _check_files
     subject = load_subject(
         "subject",
         args.tr,

@@ -31,7 +31,6 @@ from delssome_norms.fit.outputs import (
     read_result_values,
     read_run,
     recorded_regions,
-    write_failures,
 )
 from delssome_norms.io import (
     check_unique_ids,
@@ -120,42 +119,6 @@ def flagged_message(flagged: list[str], n_subjects: int) -> str:
         f"{len(flagged)} of {n_subjects} subject(s) have a poor fit-quality flag: {shown}; see "
         "README 'Reading the intervals and the flag' (charts fit --exclude-flagged leaves them out)"
     )
-
-
-def refit_alone_advice(subject_dir: Path, cohort_gradient: bool = False) -> str:
-    """How to refit one subject of a cohort folder (its parent has the group locks or
-    ``failures.csv``) with another seed: alone, since the cohort's options would refit
-    (or refuse) every subject; "" for a folder of its own. A subject fitted with the cohort's
-    FC gradient (``cohort_gradient``) needs the Python API: estimate-ei has no option for it."""
-    cohort = subject_dir.parent
-    if not ((cohort / group_lock.LOCK_DIR).is_dir() or (cohort / FAILURES_TABLE).is_file()):
-        return ""
-    how = (
-        f"delete {subject_dir / 'checkpoint'}, call fit_group([subject], [its folder], settings "
-        "with another seed, fallback_gradient=the values of cohort_gradient.csv), then "
-        "delssome_norms.fit.collect.drop_from_cohort_failures(its folder)"
-        if cohort_gradient
-        else f"estimate-ei --out-dir {subject_dir} with its inputs and settings, --seed N and "
-        "--overwrite (another budget would make another pipeline, which collect refuses)"
-    )
-    return (
-        f"; for this subject of the cohort in {cohort} (whose --seed would refit every subject), "
-        f"refit it alone: {how} (docs/rerunning.md)"
-    )
-
-
-def drop_from_cohort_failures(subject_dir: Path) -> None:
-    """A subject fitted (or found finished) in a cohort's subject folder leaves the cohort's
-    ``failures.csv``, which is rewritten from the failure records of the subjects it lists."""
-    table = subject_dir.parent / FAILURES_TABLE
-    if not table.is_file():
-        return
-    try:
-        listed = pd.read_csv(table, dtype=str, keep_default_na=False)["subject_id"].tolist()
-    except (OSError, ValueError, KeyError):  # not this package's table: left alone
-        return
-    if subject_dir.name in listed:
-        write_failures(subject_dir.parent, listed)
 
 
 def _check_out_outside_results(in_dir: Path, out: Path) -> None:

@@ -38,7 +38,6 @@ from delssome_norms.fit import uncertainty
 from delssome_norms.fit.atlas_checks import infeasible_maps, no_maps_message
 from delssome_norms.fit.checkpoint import Checkpoint, fingerprint_arrays, replay
 from delssome_norms.fit.cmaes import CMAESSearch
-from delssome_norms.fit.collect import drop_from_cohort_failures, refit_alone_advice
 from delssome_norms.fit.design import design_matrix, diffusion_gradient, dk68_hemisphere
 from delssome_norms.fit.evaluate import (
     EulerEvaluator,
@@ -48,6 +47,8 @@ from delssome_norms.fit.evaluate import (
 )
 from delssome_norms.fit.outputs import (
     check_finished,
+    drop_from_cohort_failures,
+    refit_alone_advice,
     run_fingerprint,
     subject_provenance,
     write_failure,

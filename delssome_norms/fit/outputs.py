@@ -44,7 +44,7 @@ from delssome_norms.datasets import DK68_REGIONS
 from delssome_norms.datasets.maps import load_default_maps
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.fit.checkpoint import flatten_keys
-from delssome_norms.fit.group_lock import live_holder
+from delssome_norms.fit.group_lock import LOCK_DIR, live_holder
 from delssome_norms.fit.settings import FitSettings
 from delssome_norms.fit.stages import SubjectResult
 from delssome_norms.fit.subject import SubjectInputs
@@ -707,3 +707,39 @@ def write_failures(out_dir: str | Path, subject_ids: Iterable[str]) -> pd.DataFr
     table = read_failures(out_dir, subject_ids)
     write_table(table, Path(out_dir) / FAILURES_TABLE)
     return table
+
+
+def refit_alone_advice(subject_dir: Path, cohort_gradient: bool = False) -> str:
+    """How to refit one subject of a cohort folder (its parent has the group locks or
+    ``failures.csv``) with another seed: alone, since the cohort's options would refit
+    (or refuse) every subject; "" for a folder of its own. A subject fitted with the cohort's
+    FC gradient (``cohort_gradient``) needs the Python API: estimate-ei has no option for it."""
+    cohort = subject_dir.parent
+    if not ((cohort / LOCK_DIR).is_dir() or (cohort / FAILURES_TABLE).is_file()):
+        return ""
+    how = (
+        f"delete {subject_dir / 'checkpoint'}, call fit_group([subject], [its folder], settings "
+        "with another seed, fallback_gradient=the values of cohort_gradient.csv), then "
+        "delssome_norms.fit.outputs.drop_from_cohort_failures(its folder)"
+        if cohort_gradient
+        else f"estimate-ei --out-dir {subject_dir} with its inputs and settings, --seed N and "
+        "--overwrite (another budget would make another pipeline, which collect refuses)"
+    )
+    return (
+        f"; for this subject of the cohort in {cohort} (whose --seed would refit every subject), "
+        f"refit it alone: {how} (docs/rerunning.md)"
+    )
+
+
+def drop_from_cohort_failures(subject_dir: Path) -> None:
+    """A subject fitted (or found finished) in a cohort's subject folder leaves the cohort's
+    ``failures.csv``, which is rewritten from the failure records of the subjects it lists."""
+    table = subject_dir.parent / FAILURES_TABLE
+    if not table.is_file():
+        return
+    try:
+        listed = pd.read_csv(table, dtype=str, keep_default_na=False)["subject_id"].tolist()
+    except (OSError, ValueError, KeyError):  # not this package's table: left alone
+        return
+    if subject_dir.name in listed:
+        write_failures(subject_dir.parent, listed)

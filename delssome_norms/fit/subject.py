@@ -378,15 +378,15 @@ def load_subject(
         for p in data_paths:
             run = read_square(p, None, "FC")
             entries[p] = run._replace(values=check_fc(run.values, n_regions, input_name=p))
-        cdf_arr = read_fcd_cdf_runs(split_paths(fcd_cdf))
-        sources["fc"], sources["fcd_cdf"] = ";".join(data_paths), ";".join(split_paths(fcd_cdf))
+        cdf_paths = split_paths(fcd_cdf)
+        cdf_arr = read_fcd_cdf_runs(cdf_paths)
+        sources["fc"], sources["fcd_cdf"] = ";".join(data_paths), ";".join(cdf_paths)
     if scan_length is None:
         raise InvalidInputError("the scan length (seconds) is required", subject_id)
     tr_f, scan_f = check_timing(tr, scan_length, subject_id)
     if timeseries is None:  # FC files written by prepare: the timing they were computed with
         window = fcd_window_frames(tr_f, fcd_window)
-        cdfs = split_paths(fcd_cdf)
-        check_prepared_timing(data_paths, tr_f, scan_f, window, subject_id, fcd_cdf=cdfs)
+        check_prepared_timing(data_paths, tr_f, scan_f, window, subject_id, fcd_cdf=cdf_paths)
     # SC and maps by their names: matched with the FC's or time series' (another atlas's names)
     check_map_pair(myelin, gradient)
     for path, what in ((sc, "SC"), (myelin, "myelin"), (gradient, "gradient")):

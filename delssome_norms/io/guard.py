@@ -135,14 +135,28 @@ def check_out_file(
     return target
 
 
-def _holder(lock_path: Path) -> str:
+def _record(lock_path: Path) -> dict | None:
+    """The holder record of a lock file (pid, host, started), or None when unreadable."""
     try:
         info = json.loads(lock_path.read_text(encoding="utf-8"))
-        return (
-            f"PID {info.get('pid', '?')} on {info.get('host', '?')}, started {info.get('started', '?')}"
-        )
     except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def _holder(lock_path: Path) -> str:
+    info = _record(lock_path)
+    if info is None:
         return "another process"
+    return f"PID {info.get('pid', '?')} on {info.get('host', '?')}, started {info.get('started', '?')}"
+
+
+def held_by_this_process(folder: PathLike) -> bool:
+    """Whether the out-dir lock of ``folder`` names this process (this host's PID) as holder."""
+    info = _record(Path(folder) / LOCK_FILE)
+    return (
+        info is not None and info.get("pid") == os.getpid() and info.get("host") == socket.gethostname()
+    )
 
 
 def _holders(fd: int, lock_path: Path) -> str:

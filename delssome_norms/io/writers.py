@@ -13,7 +13,6 @@ import json
 import os
 import re
 import secrets
-import socket
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -211,17 +210,12 @@ def remove_dead_temporaries(folder: PathLike, held: bool = False) -> int:
         Number of files deleted.
     """
     from delssome_norms.errors import InvalidInputError
-    from delssome_norms.io.guard import LOCK_FILE, check_not_locked
+    from delssome_norms.io.guard import check_not_locked, held_by_this_process
 
     try:
         check_not_locked(folder)
     except InvalidInputError:  # held: by this process (its record names it) or another one
-        try:
-            record = json.loads((Path(folder) / LOCK_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            record = None
-        mine = isinstance(record, dict) and record.get("pid") == os.getpid()
-        dead = mine and record.get("host") == socket.gethostname()
+        dead = held_by_this_process(folder)
     else:
         dead = held
     return remove_orphan_temporaries(folder, 0.0 if dead else 60.0)

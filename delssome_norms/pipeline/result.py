@@ -231,16 +231,8 @@ class EIResult:
                 "demographics",
             )
         person = dict(demographics.items())
-        given = person.get(et.SUBJECT_ID)
-        if given is None or (isinstance(given, float) and np.isnan(given)):
+        if self.demographics_id(person) is None:
             person[et.SUBJECT_ID] = self.subject_id
-        elif str(given).strip() != self.subject_id and self.subject_id != DEFAULT_SUBJECT_ID:
-            raise InvalidInputError(
-                f"demographics are of subject {str(given).strip()!r} but this result is of "
-                f"{self.subject_id!r}: give this person's demographics (a result fitted without "
-                f"a subject_id, {DEFAULT_SUBJECT_ID!r}, takes the demographics' id)",
-                "demographics",
-            )
         names, values = self.regions, self.ei.to_numpy()
         if regions is not None:
             names = [str(r) for r in regions] if not isinstance(regions, str) else [regions]
@@ -260,6 +252,23 @@ class EIResult:
         if record:
             table.attrs[et.PROVENANCE_ATTR] = record
         return table
+
+    def demographics_id(self, person: Mapping[str, Any]) -> str | None:
+        """The ``subject_id`` the demographics ``person`` give (stripped), None when they give
+        none; refused when it is another person's than this result's (a result fitted without
+        a subject_id, ``"subject"``, takes any)."""
+        given = person.get(et.SUBJECT_ID)
+        if given is None or (np.ndim(given) == 0 and pd.isna(given)):
+            return None
+        given = str(given).strip()
+        if given != self.subject_id and self.subject_id != DEFAULT_SUBJECT_ID:
+            raise InvalidInputError(
+                f"demographics are of subject {given!r} but this result is of "
+                f"{self.subject_id!r}: give this person's demographics (a result fitted without "
+                f"a subject_id, {DEFAULT_SUBJECT_ID!r}, takes the demographics' id)",
+                "demographics",
+            )
+        return given
 
     def _table_provenance(self, names: list[str]) -> dict[str, Any]:
         """What :meth:`to_table` records in its ``attrs``, as ``collect``'s sidecar records it: the

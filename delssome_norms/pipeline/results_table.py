@@ -73,22 +73,21 @@ def _people(
                 f"demographics[{i}] must be a mapping or pandas Series; got {type(person).__name__}",
                 "demographics",
             )
-        given = person.get(et.SUBJECT_ID)
-        own = results[i].subject_id
-        if given is not None and str(given).strip() != own and own != DEFAULT_SUBJECT_ID:
+        try:
+            results[i].demographics_id(person)  # refuses another person's
+        except InvalidInputError:
             raise InvalidInputError(
-                f"demographics[{i}] is subject {given!r} but results[{i}] is {results[i].subject_id!r}",
+                f"demographics[{i}] is subject {person.get(et.SUBJECT_ID)!r} but results[{i}] is "
+                f"{results[i].subject_id!r}",
                 "demographics",
-            )
+            ) from None
     return people
 
 
 def _row_id(result: EIResult, person: Mapping[str, Any]) -> str:
     """The id of a result's row: its own, or its demographics' for a fit given none."""
-    given = person.get(et.SUBJECT_ID)
-    if result.subject_id == DEFAULT_SUBJECT_ID and given is not None and not pd.isna(given):
-        return str(given).strip()
-    return result.subject_id
+    given = result.demographics_id(person)
+    return given if given is not None and result.subject_id == DEFAULT_SUBJECT_ID else result.subject_id
 
 
 def _region_names(results: Sequence[EIResult], ids: list[str]) -> dict[str, tuple[str, ...]]:

@@ -510,12 +510,12 @@ def _no_candidate_reason(subject: SubjectInputs, member: Member, true_wei: np.nd
 
 def _warn_without_candidates(
     subjects: Sequence[SubjectInputs], members: Sequence[Member], true_regional: np.ndarray | None
-) -> list[str]:
+) -> None:
     """Warn, naming each subject and why, when a group's searches left subjects without a valid
-    candidate (``surrogate train`` leaves them out); returns their ids."""
+    candidate (``surrogate train`` leaves them out; the group line names them from the shard)."""
     empty = [k for k, m in enumerate(members) if not any(np.isfinite(r.total).any() for r in m.records)]
     if not empty:
-        return []
+        return
     truths = [None] * len(members) if true_regional is None else [t[:, 1] for t in true_regional]
     why = "; ".join(
         f"{members[k].subject_id}: {_no_candidate_reason(subjects[k], members[k], truths[k])}"
@@ -528,7 +528,6 @@ def _warn_without_candidates(
         InputWarning,
         stacklevel=3,
     )
-    return [members[k].subject_id for k in empty]
 
 
 # ------------------------------------------------------------------------------ the whole data set

@@ -31,9 +31,8 @@ from fit_helpers import (
 from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.fit import collect, fit_group, lockstep, run_cohort
 from delssome_norms.fit.cohort import _load_row, plan_cohort
-from delssome_norms.fit.collect import refit_alone_advice
 from delssome_norms.fit.fc_regime import check_fc_regime
-from delssome_norms.fit.outputs import OUTPUT_FILES, set_aside_previous
+from delssome_norms.fit.outputs import OUTPUT_FILES, refit_alone_advice, set_aside_previous
 from delssome_norms.io import OutDirLock, read_manifest, write_matrix
 from delssome_norms.io.guard import LOCK_FILE
 from delssome_norms.io.writers import remove_dead_temporaries
