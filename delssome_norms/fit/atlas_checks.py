@@ -55,9 +55,11 @@ def check_surrogate_run(
     tr: Sequence[float],
     scan_length: Sequence[float],
     surrogate: SurrogateBackend | None,
+    subject_ids: Sequence[str] | None = None,
 ) -> None:
     """Before any work of a surrogate-mode cohort: refuse weights trained for another N (every
-    subject would fail with the same message), then check the timing cover (a warning).
+    subject would fail with the same message), then check the timing cover (a warning naming
+    a few of the ``subject_ids`` of each TR and scan length outside it).
 
     Raises
     ------
@@ -75,7 +77,7 @@ def check_surrogate_run(
             "(delssome-norms surrogate generate --sc YOUR_SC, then surrogate train)",
             "--mode surrogate",
         )
-    check_surrogate_cover(settings, tr, scan_length, surrogate)
+    check_surrogate_cover(settings, tr, scan_length, surrogate, subject_ids)
 
 
 def no_maps_message(n_regions: int, whose: str, count: int | None = None) -> str:

@@ -621,10 +621,11 @@ def _run_cohort(
                 raise err.with_source(f"subject {r['subject_id']} ({where})") from None
     if shard_kn[1] > 1:  # the groups must not depend on which files this node can read
         refuse_unknown_timing(plan.rows)
-    trs = [float(r["tr"]) for r in plan.rows if r["tr"] is not None]  # None: fails alone
-    scans = [float(r["scan_length"]) for r in plan.rows if r["scan_length"] is not None]
-    # surrogate weights of another N, once and before the scan-length warning (every fit would fail)
-    check_surrogate_run(settings, plan.n_regions, trs, [v for v in scans if np.isfinite(v)], surrogate)
+    known = [r for r in plan.rows if r["tr"] is not None]  # None: fails alone
+    scans = [np.nan if r["scan_length"] is None else float(r["scan_length"]) for r in known]
+    # surrogate weights of another N, once and before the timing warning (every fit would fail)
+    timing = ([float(r["tr"]) for r in known], scans, [str(r["subject_id"]) for r in known])
+    check_surrogate_run(settings, plan.n_regions, *timing[:2], surrogate, subject_ids=timing[2])
     out = check_out_dir(out_dir, "--out-dir")
     if shard_kn != (1, 1):
         plan = agree_group_size(

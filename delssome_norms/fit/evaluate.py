@@ -93,14 +93,16 @@ def check_surrogate_cover(
     tr: Sequence[float] | np.ndarray,
     scan_length: Sequence[float] | np.ndarray,
     surrogate: SurrogateBackend | None,
+    subject_ids: Sequence[str] | None = None,
 ) -> None:
     """Before any work of a surrogate-mode run: compare every subject's TR and scan length [s]
-    with the range the weights were trained on, and its FCD window with theirs, in one warning
-    (the evaluator of each lockstep group checks again when its train stage starts, on a Dask
-    worker where nobody sees it).
+    (NaN: unknown, not checked) with the range the weights were trained on, and its FCD window
+    with theirs, in one warning that names a few ``subject_ids`` (aligned with ``tr``) of each
+    value outside (the evaluator of each lockstep group checks again when its train stage
+    starts, on a Dask worker where nobody sees it).
 
-    A backend without ``check_timing(weights, tr, scan_length, fcd_window=)`` is not checked;
-    Euler mode needs no check.
+    A backend without ``check_timing(weights, tr, scan_length)`` is not checked; one without the
+    ``fcd_window`` or ``subject_ids`` keywords is checked without them. Euler mode needs no check.
     """
     check = getattr(surrogate, "check_timing", None)
     if settings.mode != "surrogate" or check is None:
@@ -109,10 +111,13 @@ def check_surrogate_cover(
     windows = np.array([fcd_window_frames(t, settings.fcd_window) for t in trs], dtype=np.int64)
     scans = np.asarray(scan_length, dtype=np.float64)
     params = inspect.signature(check).parameters
-    if "fcd_window" in params or any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        check(settings.surrogate_weights, trs, scans, fcd_window=windows)
-    else:  # a backend written before the FCD window was checked
-        check(settings.surrogate_weights, trs, scans)
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    extra: dict[str, Any] = {}
+    if "fcd_window" in params or takes_any:  # backends written before it was checked lack it
+        extra["fcd_window"] = windows
+    if subject_ids is not None and ("subject_ids" in params or takes_any):
+        extra["subject_ids"] = list(subject_ids)
+    check(settings.surrogate_weights, trs, scans, **extra)
 
 
 def require_surrogate(mode: str, surrogate: SurrogateBackend | None) -> None:

@@ -177,11 +177,28 @@ def kernel_source() -> str:
     )
 
 
+def cpu_identity() -> str:
+    """The CPU's model name and instruction-set flags (``/proc/cpuinfo``; else ``platform``).
+
+    Part of the cache key: ``-march=native`` builds for the CPU it runs on, so a library built on
+    one CPU must not be loaded on another that shares the cache folder and the host name (VMs and
+    containers named alike, a home folder shared by the nodes of a cluster).
+    """
+    keep = ("model name", "flags", "features", "cpu model", "isa")
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    first = text.split("\n\n", 1)[0]  # the first processor's block
+    lines = [ln.strip() for ln in first.splitlines() if ln.split(":", 1)[0].strip().lower() in keep]
+    return "\n".join(lines) or platform.processor()
+
+
 def cache_tag(source: str, cxx: str, flags: Sequence[str]) -> str:
-    """Cache key of a built library: a hash of the C++ source, compiler, flags and machine."""
-    return hashlib.sha256(
-        (source + cxx + " ".join(flags) + platform.machine() + platform.node()).encode()
-    ).hexdigest()[:16]
+    """Cache key of a built library: a hash of the C++ source, compiler, flags and machine
+    (architecture, host name and :func:`cpu_identity`)."""
+    machine = platform.machine() + platform.node() + cpu_identity()
+    return hashlib.sha256((source + cxx + " ".join(flags) + machine).encode()).hexdigest()[:16]
 
 
 def _build() -> ctypes.CDLL:

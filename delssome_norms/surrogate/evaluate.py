@@ -10,7 +10,7 @@ batches on the chosen device without building autograd graphs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -400,6 +400,7 @@ def check_surrogate_timing(
     scan_length: float | np.ndarray,
     timing_check: str = "warn",
     fcd_window: int | np.ndarray | None = None,
+    subject_ids: Sequence[str] | None = None,
 ) -> None:
     """Compare subjects' TR and scan length [s] with the range the weights cover, before any
     work (:meth:`~.pretrained.PretrainedSurrogate.check_timing`): one warning (or refusal) for
@@ -414,6 +415,8 @@ def check_surrogate_timing(
     timing_check : {"warn", "error", "ignore"}
     fcd_window : int or array of shape (K,), optional
         Subjects' FCD window [frames] (None: not checked).
+    subject_ids : sequence of str, optional
+        The K subjects' ids, named in the warning (a few per TR and scan length outside).
 
     Raises
     ------
@@ -428,6 +431,7 @@ def check_surrogate_timing(
         np.asarray(scan_length, dtype=np.float64),
         timing_check,
         fcd_window,
+        subject_ids=subject_ids,
     )
 
 
