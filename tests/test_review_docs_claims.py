@@ -139,13 +139,14 @@ def test_output_columns(doc: str, tmp_path: Path) -> None:
 
 
 def test_profile_and_interval(doc: str) -> None:
+    from delssome_norms.fit import profile_points
     from delssome_norms.fit import uncertainty as un
 
-    steps = ", ".join(f"{s:g}" for s in un.PROFILE_AXIS_STEPS[:-1])
-    assert f"±{steps} and {un.PROFILE_AXIS_STEPS[-1]:g} search standard deviations" in doc
-    a, b = un.WEI_SCALE_STEPS
+    steps = ", ".join(f"{s:g}" for s in profile_points.PROFILE_AXIS_STEPS[:-1])
+    assert f"±{steps} and {profile_points.PROFILE_AXIS_STEPS[-1]:g} search standard deviations" in doc
+    a, b = profile_points.WEI_SCALE_STEPS
     assert f"scaled by 1 ± {a:.2f} and 1 ± {b:.2f}" in doc
-    points = 1 + 2 * len(un.PROFILE_AXIS_STEPS) + 2 * len(un.WEI_SCALE_STEPS)
+    points = 1 + 2 * len(profile_points.PROFILE_AXIS_STEPS) + 2 * len(profile_points.WEI_SCALE_STEPS)
     assert f"the winner and {points - 1} parameter sets around it" in doc
     assert f"at most {points} x 3 = {points * 3}" in doc
     assert f"within {un.NEAR_OPTIMAL_Z:g} √2" in doc

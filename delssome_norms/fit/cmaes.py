@@ -44,6 +44,9 @@ DEFAULT_MU = 10
 """Selected candidates when ``mu`` is not given (the paper's 10 of 100), capped at popsize // 2."""
 IGNORED_STOP_KEYS = frozenset({"maxiter", "maxfevals", "timeout", "callback"})
 """pycma termination keys that are not collapses (the generation budget is managed here)."""
+MIN_ADAPTED_GENERATIONS = 3
+"""Generations a strategy must have been told before its covariance's longest axis is used
+(:meth:`CMAESSearch.strategy_for`): a fresh one's covariance is the identity."""
 
 
 class SearchSpace(Protocol):
@@ -200,6 +203,9 @@ class CMAESSearch:
         self.best_x: np.ndarray | None = None
         self.best_f = math.inf
         self._pending: np.ndarray | None = None
+        # (first generation, end generation, strategy) of each strategy a restart replaced
+        self._retired: list[tuple[int, int, Any]] = []
+        self._first = 0  # the current strategy's first generation
         self._chunk_hint = 1  # pycma chunks the last generation needed (see _sample)
         self._es = self._new_es()
 
@@ -240,6 +246,8 @@ class CMAESSearch:
             return False
         self.restarts += 1
         self.events.append({"generation": self.generation, "kind": "restart", "reason": reason})
+        self._retired.append((self._first, self.generation, self._es))
+        self._first = self.generation
         self._es = self._new_es()
         return True
 
@@ -308,6 +316,17 @@ class CMAESSearch:
     def es(self) -> cma.CMAEvolutionStrategy:
         """The current pycma strategy (read-only use: mean ``es.mean``, step ``es.sigma``)."""
         return self._es
+
+    def strategy_for(self, generation: int) -> cma.CMAEvolutionStrategy:
+        """The pycma strategy that drew train generation ``generation`` (restarts replace it), in
+        its final state; one told fewer than :data:`MIN_ADAPTED_GENERATIONS` generations (its
+        covariance still about the identity, so its longest axis arbitrary) gives way to the
+        strategy told the most generations (the latest of equals)."""
+        spans = [*self._retired, (self._first, self.generation, self._es)]
+        own = next((s for s in spans if s[0] <= generation < s[1]), spans[-1])
+        if own[1] - own[0] >= MIN_ADAPTED_GENERATIONS:
+            return own[2]
+        return max(spans, key=lambda s: (s[1] - s[0], s[0]))[2]
 
     def ask(self) -> np.ndarray | None:
         """Sample ``popsize`` valid candidates.

@@ -168,7 +168,9 @@ class FitSettings:
         regional E/I and for the mean (``EI_ratio_lo``/``EI_ratio_hi``, ``run.json``
         ``ei_interval``; :mod:`delssome_norms.fit.uncertainty`: 39 extra simulations at
         ``dt_val`` per subject with the defaults). ``False`` skips it (NaN bounds); the
-        fit-quality verdict then lacks the cost-floor and width reasons.
+        fit-quality verdict then lacks the cost-floor and width reasons, and ``EI_ratio`` is the
+        winner's own E/I, not centred in the near-optimal set (the level differs from a default
+        fit's; the accuracy figures of docs/accuracy.md are for the centred estimate).
     maps : {"default", "fc-gradient"}
         Regional maps of a 68-region subject given none: ``"default"`` uses the shipped DK68
         myelin and gradient maps (:func:`delssome_norms.datasets.maps.load_default_maps`) and the
@@ -279,8 +281,10 @@ class FitSettings:
     interval: bool = field(
         default=True,
         metadata=_cli(
-            "skip the profile stage: no 90 %% E/I interval (EI_ratio_lo/hi) and no "
-            "interval-based quality check. Default: intervals are computed",
+            "skip the profile stage: no 90 %% E/I interval (EI_ratio_lo/hi), no "
+            "interval-based quality check, and EI_ratio is the winner's own instead of the "
+            "centre of the near-optimal set (another level than a default fit's). Default: "
+            "intervals are computed",
             flag="--no-interval",
             action="store_true",
             group="simulation",

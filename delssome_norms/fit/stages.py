@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from delssome_norms.fit import quality, uncertainty
+from delssome_norms.fit import profile_points, quality, uncertainty
 from delssome_norms.fit.checkpoint import Checkpoint, GenerationRecord
 from delssome_norms.fit.cmaes import CMAESSearch
 from delssome_norms.fit.evaluate import EulerEvaluator, Evaluator, stack_params
@@ -486,8 +486,8 @@ def run_profile(
         vi = int(test["order"][w])
         r = int(val["search"][vi]) if "search" in val else 0
         search = next((m for m in searches if m.search_index == r), lead)
-        step = uncertainty.principal_step(search.search)
-        c, kind, pos, dropped = uncertainty.profile_candidates(
+        step = profile_points.principal_step(search.search, int(val["generation"][vi]))
+        c, kind, pos, dropped = profile_points.profile_candidates(
             val["candidates"][vi], step, lead.space, stability_gate
         )
         chosen.append(lead)
@@ -692,7 +692,8 @@ def subject_result(
     # member the data cannot rank); an ensemble's is the searches' mean, centred by itself;
     # without the interval (no profile, no noise floor) the winner's own E/I
     centre = profile is not None and (members is None or len(members) < 2)
-    spread = uncertainty.log_spread(test, w, profile, center=centre)
+    in_regime = np.isin(np.arange(len(order)), inside) if inside.size else None
+    spread = uncertainty.log_spread(test, w, profile, center=centre, eligible=in_regime)
     ei_ratio = ei_ratio * math.exp(spread["level_shift_log"])
     sd = sd * math.exp(spread["level_shift_log"])  # on the estimate's scale: sd / E/I unchanged
     ensemble_info: dict[str, Any] = {}

@@ -17,10 +17,12 @@ moves over such a **near-optimal set**:
    shrinks like the mean's). Two candidates whose costs differ by less than
    ``NEAR_OPTIMAL_Z * sqrt(2) * sd_floor`` cannot be ranked.
 2. **Profile along the least-constrained direction.** From the winner the profile steps along
-   the longest principal axis of the winner's search's final CMA-ES covariance (in coefficient
-   space: ``sigma * sqrt(lambda_max) * D e_max`` is one standard deviation of the search
-   distribution along that axis, ``D`` the per-coefficient scaling) by
-   ``+-PROFILE_AXIS_STEPS`` of those standard deviations (a geometric grid that brackets the
+   the longest principal axis of the CMA-ES covariance that drew the winner (the strategy of
+   its generation, unless a restart had left it barely adapted), taken in CMA-ES's scaled
+   coordinates: ``sigma * sqrt(lambda_max) * D e_max`` (``D`` the per-coefficient scaling) is
+   one standard deviation of the search distribution along that axis (Mahalanobis distance 1),
+   by ``+-PROFILE_AXIS_STEPS`` (:mod:`~delssome_norms.fit.profile_points`) of those standard
+   deviations (a geometric grid that brackets the
    floor from a step the search still explores to 8 x that), and along the known weak direction
    of the model, the wEI level (all wEI coefficients scaled by ``1 +- WEI_SCALE_STEPS``; wEE is
    *not* re-tuned, which would need a search per point: these points only enter the set when the
@@ -91,21 +93,14 @@ import torch
 
 from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.fit import quality
-from delssome_norms.fit.cmaes import CMAESSearch
 from delssome_norms.fit.evaluate import EulerEvaluator, simulated_candidates, stack_params
-from delssome_norms.fit.parameterisation import Parameterisation
+from delssome_norms.fit.profile_points import KIND_AXIS
 from delssome_norms.model import SimulationTiming, cost, summarize
 from delssome_norms.model.integrate import SimulationResult
 from delssome_norms.model.summary import Summary
 
-PROFILE_AXIS_STEPS = (1.0, 2.0, 4.0, 8.0)
-"""Profile steps along the CMA-ES principal axis [search standard deviations], both signs."""
-WEI_SCALE_STEPS = (0.05, 0.10)
-"""Relative changes of the wEI level (all wEI coefficients scaled by 1 +- step), both signs."""
 NEAR_OPTIMAL_Z = 1.645
 """Tolerance of the near-optimal set [standard deviations of a cost difference] (one-sided 95 %)."""
-KIND_WINNER, KIND_AXIS, KIND_WEI = 0, 1, 2
-"""Row kinds of the ``profile`` stage."""
 METHOD = "near-optimal-profile"
 """Name of the interval method in ``run.json``."""
 CALIBRATION_FILE = "data/interval_calibration.json"
@@ -274,115 +269,6 @@ def calibration_differences(calibration: dict[str, Any], fit: dict[str, Any]) ->
     if fit["scan_length"] < SCAN_LENGTH_SLACK * ref["scan_length"]:
         out.append(f"scan_length {fit['scan_length']:g} s (calibrated at {ref['scan_length']:g} s)")
     return out
-
-
-# ------------------------------------------------------------------------------------------- #
-# profile points
-# ------------------------------------------------------------------------------------------- #
-def principal_step(search: CMAESSearch) -> np.ndarray:
-    """One standard deviation of the search distribution along its longest axis.
-
-    Parameters
-    ----------
-    search : CMAESSearch
-        The (finished) search; its pycma strategy's ``sigma``, ``C`` and per-coefficient scaling
-        ``sigma_vec`` are read.
-
-    Returns
-    -------
-    ndarray of shape (n_coeffs,)
-        ``sigma * sqrt(lambda_max) * D e_max`` in coefficient units (sign: positive wEI
-        component, so "+" raises the wEI level).
-    """
-    es = search.es
-    c = np.asarray(es.C, dtype=np.float64)
-    vals, vecs = np.linalg.eigh(0.5 * (c + c.T))
-    e = vecs[:, -1] * math.sqrt(max(float(vals[-1]), 0.0))
-    scaling = np.asarray(getattr(es.sigma_vec, "scaling", 1.0), dtype=np.float64)
-    step = float(es.sigma) * scaling * e
-    p = (len(step) - 1) // 3
-    if step[p : 2 * p].sum() < 0:
-        step = -step
-    return step
-
-
-EDGE_POINTS = 31
-"""Points between the last admissible grid point and the first inadmissible one that locate the
-edge of the space (to 1/32 of that interval, in one batched check)."""
-
-
-def profile_candidates(
-    coeffs: np.ndarray, step: np.ndarray, space: Parameterisation, stability_gate: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """The winner and its profile points, kept inside the search space (and the stable region).
-
-    Along each signed direction the points are taken in increasing distance; the first one that
-    leaves the space (or, with the gate, the FIC-stable region) is moved back to the last
-    admissible position between it and the previous point (``EDGE_POINTS`` checked at once), and
-    that side ends there: the profile brackets the near-optimal set or stops at the edge of what
-    the fit may return.
-
-    Parameters
-    ----------
-    coeffs : ndarray of shape (n_coeffs,)
-        The winner.
-    step : ndarray of shape (n_coeffs,)
-        From :func:`principal_step`.
-    space : Parameterisation
-    stability_gate : bool
-        Keep points with a stable FIC fixed point only.
-
-    Returns
-    -------
-    candidates : ndarray of shape (M, n_coeffs)
-        Row 0 is the winner (always kept).
-    kind : ndarray of int64, shape (M,)
-        ``KIND_WINNER``, ``KIND_AXIS`` or ``KIND_WEI``.
-    position : ndarray of shape (M,)
-        Signed step (axis: standard deviations; wEI: relative change).
-    dropped : int
-        Grid points not simulated (beyond the edge).
-    """
-    coeffs = np.asarray(coeffs, dtype=np.float64)
-    p = (len(coeffs) - 1) // 3
-    gate = stability_gate and space.fic_sc is not None
-
-    def admissible(c: np.ndarray) -> np.ndarray:
-        ok = space.is_valid(c)
-        if gate and ok.any():
-            ok[ok] = space.fic_stable(space.to_regional(c[ok]))
-        return ok
-
-    def along(direction: np.ndarray, grid: tuple[float, ...]) -> tuple[list, list, int]:
-        ok = admissible(coeffs + np.asarray(grid)[:, None] * direction)
-        n = int(np.argmin(ok)) if not ok.all() else len(grid)  # first inadmissible grid point
-        rows = [coeffs + t * direction for t in grid[:n]]
-        pos = list(grid[:n])
-        if n == len(grid):
-            return rows, pos, 0
-        prev = grid[n - 1] if n else 0.0
-        fine = prev + (grid[n] - prev) * np.arange(1, EDGE_POINTS + 1) / (EDGE_POINTS + 1)
-        inside = admissible(coeffs + fine[:, None] * direction)
-        run = int(np.argmin(inside)) if not inside.all() else len(fine)  # contiguous from prev
-        if run:
-            rows.append(coeffs + fine[run - 1] * direction)
-            pos.append(float(fine[run - 1]))
-        return rows, pos, len(grid) - n - (1 if run else 0)
-
-    wei = np.zeros_like(coeffs)
-    wei[p : 2 * p] = coeffs[p : 2 * p]  # c + f * wei scales the wEI coefficients by 1 + f
-    rows, kinds, pos, dropped = [coeffs], [KIND_WINNER], [0.0], 0
-    for direction, grid, kind in (
-        (step, PROFILE_AXIS_STEPS, KIND_AXIS),
-        (wei, WEI_SCALE_STEPS, KIND_WEI),
-    ):
-        for sign in (-1.0, 1.0):
-            r, t, d = along(sign * direction, grid)
-            rows += r
-            pos += [sign * x for x in t]
-            kinds += [kind] * len(r)
-            dropped += d
-    return np.stack(rows), np.asarray(kinds, np.int64), np.asarray(pos), dropped
 
 
 # ------------------------------------------------------------------------------------------- #
@@ -555,6 +441,7 @@ def log_spread(
     profile: dict[str, np.ndarray] | None,
     z: float = NEAR_OPTIMAL_Z,
     center: bool = True,
+    eligible: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Per-region and mean spreads ``s`` on the log scale, about the centre of the near-optimal
     set's levels (see the module docstring).
@@ -580,6 +467,10 @@ def log_spread(
         Centre the level (default): ``level_shift_log`` is the midpoint of the members' log
         mean-E/I deviations from the winner (the winner's 0 included) and the spreads are taken
         about it; False: about the winner (``level_shift_log`` 0).
+    eligible : ndarray of bool, shape (k,), optional
+        Test rows that may join the near-optimal set (default all): a candidate whose test
+        simulation left the FIC regime was passed over as the estimate, and its E/I is no
+        estimate of the subject's either, however low its cost.
 
     Returns
     -------
@@ -638,6 +529,8 @@ def log_spread(
                     outer = np.flatnonzero(side)[np.argmax(np.abs(pos[side]))]
                     info["profile_open"] |= bool(near[outer])
     near_t = np.isfinite(t_cost) & (t_cost <= t_cost[winner] + tol)
+    if eligible is not None:
+        near_t &= np.asarray(eligible, dtype=bool)
     near_t[winner] = False
     info["near_optimal_test"] = int(near_t.sum())
     info["near_optimal_pattern_r"] = quality.min_pattern_r(point, t_ratio[near_t])

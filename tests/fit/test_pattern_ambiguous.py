@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from fit_helpers import stage_rows
 
+from delssome_norms.fit import profile_points
 from delssome_norms.fit import quality as q
 from delssome_norms.fit import uncertainty as unc
 
@@ -29,7 +30,7 @@ def _profile(tol_sd: float) -> dict:
     """A profile of the winner alone whose duplicate costs have standard deviation ``tol_sd``."""
     prof = _stage([1.0], [RISING], n_dup=4)
     prof["dup_total"] = np.array([[1.0 - tol_sd, 1.0 + tol_sd, 1.0 - tol_sd, 1.0 + tol_sd]])
-    prof["kind"] = np.array([unc.KIND_WINNER])
+    prof["kind"] = np.array([profile_points.KIND_WINNER])
     prof["position"] = np.array([0.0])
     return prof
 

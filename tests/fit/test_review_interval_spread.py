@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from fit_helpers import stage_rows, tiny_cdf, tiny_fc, tiny_sc
 
-from delssome_norms.fit import CMAESSettings, FitSettings, fit_group
+from delssome_norms.fit import CMAESSettings, FitSettings, fit_group, profile_points
 from delssome_norms.fit import uncertainty as unc
 from delssome_norms.fit.subject import SubjectInputs
 
@@ -37,7 +37,9 @@ def test_one_duplicate_has_no_noise_floor_and_ranks_only_ties() -> None:
     test = _stage([1.0], [[2.0, 2.0]], n_dup=1)
     profile = _stage([1.0, 1.0, 1.0 + 1e-9], [[2.0, 2.0], [2.4, 2.4], [4.0, 4.0]], n_dup=1)
     profile["dup_total"] = profile["corr"][:, None].copy()
-    profile["kind"] = np.array([unc.KIND_WINNER, unc.KIND_AXIS, unc.KIND_AXIS])
+    profile["kind"] = np.array(
+        [profile_points.KIND_WINNER, profile_points.KIND_AXIS, profile_points.KIND_AXIS]
+    )
     profile["position"] = np.array([0.0, 1.0, -1.0])
     spread = unc.log_spread(test, 0, profile, center=False)
     assert math.isnan(spread["noise_floor_sd"]) and spread["tolerance"] == 0.0

@@ -17,7 +17,7 @@ from fit_helpers import stage_rows, tiny_cdf, tiny_fc, tiny_sc
 
 from delssome_norms import io
 from delssome_norms.errors import InvalidInputError
-from delssome_norms.fit import CMAESSettings, FitSettings, fit_group
+from delssome_norms.fit import CMAESSettings, FitSettings, fit_group, profile_points
 from delssome_norms.fit import uncertainty as unc
 from delssome_norms.fit.seeding import call_seed, group_seed
 from delssome_norms.fit.subject import SubjectInputs
@@ -186,7 +186,7 @@ def test_a_profile_whose_winner_row_is_not_finite_is_reported_as_unused() -> Non
     test = _stage([1.0], [[2.0, 2.0]])
     profile = _stage([np.nan, 1.0], [[2.0, 2.0], [3.0, 3.0]], n_dup=3)
     profile["dup_total"] = np.array([[np.nan] * 3, [1.0, 1.1, 0.9]])
-    profile["kind"] = np.array([unc.KIND_WINNER, unc.KIND_AXIS])
+    profile["kind"] = np.array([profile_points.KIND_WINNER, profile_points.KIND_AXIS])
     profile["position"] = np.array([0.0, 1.0])
     spread = unc.log_spread(test, 0, profile, center=False)
     assert spread["profile_used"] is False and spread["near_optimal_profile"] == 0

@@ -14,7 +14,7 @@ import pytest
 from fit_helpers import N_TINY, tiny_cdf, tiny_fc, tiny_sc, tiny_surrogate_weights, tiny_timing
 
 from delssome_norms.errors import InvalidInputError
-from delssome_norms.fit import CMAESSettings, FitSettings, fit_group
+from delssome_norms.fit import CMAESSettings, FitSettings, fit_group, profile_points
 from delssome_norms.fit import uncertainty as unc
 from delssome_norms.fit.evaluate import EulerEvaluator
 from delssome_norms.fit.parameterisation import Bounds, Parameterisation, RegionalParams
@@ -91,7 +91,9 @@ def test_profile_tolerance_comes_from_the_duplicates_noise() -> None:
     test = _stage([1.0], [[2.0, 2.0]])
     profile = _stage([1.0, 1.05, 1.5], [[2.0, 2.0], [3.0, 3.0], [8.0, 8.0]], n_dup=3)
     profile["dup_total"] = np.array([[0.9, 1.0, 1.1], [1.0, 1.0, 1.0], [1.5, 1.5, 1.5]])
-    profile["kind"] = np.array([unc.KIND_WINNER, unc.KIND_AXIS, unc.KIND_AXIS])
+    profile["kind"] = np.array(
+        [profile_points.KIND_WINNER, profile_points.KIND_AXIS, profile_points.KIND_AXIS]
+    )
     profile["position"] = np.array([0.0, 1.0, -1.0])
     spread = unc.log_spread(test, 0, profile, center=False)
     # pooled variance of one duplicate's cost: (0.01 + 0 + 0) / 3 rows; mean of 3 duplicates
@@ -269,7 +271,7 @@ def test_principal_step_is_one_sd_along_the_longest_axis() -> None:
     # search covariance sigma^2 D C D with D = diag(1, 2, 4) and C's longest axis (0, 1, 0)
     c = np.diag([1.0, 9.0, 4.0])
     es = SimpleNamespace(C=c, sigma=0.5, sigma_vec=SimpleNamespace(scaling=np.array([1.0, 2.0, 4.0])))
-    step = unc.principal_step(SimpleNamespace(es=es))
+    step = profile_points.principal_step(SimpleNamespace(es=es))
     np.testing.assert_allclose(np.abs(step), [0.0, 0.5 * 2.0 * 3.0, 0.0], atol=1e-12)
 
 
@@ -305,20 +307,22 @@ def test_profile_points_stay_inside_the_space_and_reach_its_edge() -> None:
     assert space.is_valid(winner[None])[0]
     step = np.zeros(7)
     step[2] = 0.15  # wEI intercept: +-8 steps keep wEI within (0, 5)
-    cands, kind, pos, dropped = unc.profile_candidates(winner, step, space, stability_gate=False)
+    cands, kind, pos, dropped = profile_points.profile_candidates(
+        winner, step, space, stability_gate=False
+    )
     np.testing.assert_array_equal(cands[0], winner)
-    assert kind[0] == unc.KIND_WINNER and space.is_valid(cands).all() and dropped == 0
-    axis_pos = np.sort(pos[kind == unc.KIND_AXIS])
+    assert kind[0] == profile_points.KIND_WINNER and space.is_valid(cands).all() and dropped == 0
+    axis_pos = np.sort(pos[kind == profile_points.KIND_AXIS])
     assert set(axis_pos[axis_pos < 0]) == {-1.0, -2.0, -4.0, -8.0}  # 1.5 - 8 x 0.15 > 0
     assert set(axis_pos[axis_pos > 0]) == {1.0, 2.0, 4.0, 8.0}  # 2.5 + 8 x 0.15 < 5
-    big = unc.profile_candidates(winner, 3 * step, space, stability_gate=False)
-    axis = big[2][big[1] == unc.KIND_AXIS]
+    big = profile_points.profile_candidates(winner, 3 * step, space, stability_gate=False)
+    axis = big[2][big[1] == profile_points.KIND_AXIS]
     # edges: 2.5 + 0.45 t = 5 at t = 5.56 (between grid points 4 and 8), 1.5 - 0.45 t = 0 at 3.33
     edge_up, edge_down = 2.5 / 0.45, 1.5 / 0.45
-    assert edge_up - 4 / (unc.EDGE_POINTS + 1) <= axis.max() <= edge_up
-    assert edge_down - 2 / (unc.EDGE_POINTS + 1) <= -axis.min() <= edge_down
+    assert edge_up - 4 / (profile_points.EDGE_POINTS + 1) <= axis.max() <= edge_up
+    assert edge_down - 2 / (profile_points.EDGE_POINTS + 1) <= -axis.min() <= edge_down
     assert big[3] == 1  # +8 and -4 are moved to the edges, -8 is dropped
-    wei = kind == unc.KIND_WEI
+    wei = kind == profile_points.KIND_WEI
     np.testing.assert_allclose(cands[wei][:, 2:4] / winner[2:4], (1 + pos[wei])[:, None] * [1, 1])
 
 
