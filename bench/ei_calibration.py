@@ -1253,6 +1253,7 @@ def write_calibration(
 ) -> dict[str, Any]:
     """Write the factors fitted on all truths per mode (other modes' entries are kept)."""
     from delssome_norms.io import write_json
+    from delssome_norms.surrogate.evaluate import weights_sha256
 
     doc: dict[str, Any] = {"format_version": 2, "level": LEVEL, "modes": {}}
     if path.is_file():
@@ -1279,6 +1280,11 @@ def write_calibration(
                 "val_per_generation": int(b.get("val_per_generation", 2 if mode == "surrogate" else 1)),
                 "searches": int(b.get("searches", 1)),
                 "scan_length": float(args.scan_length),
+                **(
+                    {"surrogate_weights_sha256": weights_sha256()}  # the default weights
+                    if mode == "surrogate"
+                    else {}
+                ),
             },
             "source": (
                 f"bench/ei_calibration.py {getattr(args, 'command', '')} "

@@ -185,6 +185,10 @@ def fit_budget(settings: Any, scan_length: float) -> dict[str, Any]:
         "searches": settings.searches,
         "combine": settings.combine_rule,
         "scan_length": float(scan_length),
+        "stability_gate": bool(settings.stability_gate),
+        "surrogate_weights_sha256": (
+            getattr(settings, "surrogate_weights_sha256", None) if settings.mode == "surrogate" else None
+        ),
     }
 
 
@@ -234,6 +238,10 @@ def calibration_differences(calibration: dict[str, Any], fit: dict[str, Any]) ->
     in seconds, not frames: 32 truths at TR 2.0 s and 480 s (240 frames, against the
     calibration's 600) were covered as often (README, "Reading the intervals and the flag").
     A search that stopped early is judged by the budget asked for, as the calibration's were.
+    So is a fit without the stability gate, and one scored by surrogate weights other than those
+    the calibration recorded (``surrogate_weights_sha256``: another network ranks candidates
+    differently). The test step is not compared: E/I moved by about 2e-5 (relative) between
+    ``dt_test`` 0.005 and 0.0005 s.
 
     Parameters
     ----------
@@ -241,7 +249,8 @@ def calibration_differences(calibration: dict[str, Any], fit: dict[str, Any]) ->
         From :func:`load_calibration`.
     fit : dict
         The fit's ``generations``, ``popsize``, ``n_dup``, ``test_top_k``, ``scan_length`` [s],
-        and optionally ``val_per_generation``, ``searches`` and ``combine`` (a calibration's
+        and optionally ``val_per_generation``, ``searches``, ``combine``, ``stability_gate``
+        and ``surrogate_weights_sha256`` (:func:`fit_budget`; a calibration's
         ``settings`` may record ``searches``: made with averaged searches, it does not cover
         fewer).
 
@@ -268,6 +277,11 @@ def calibration_differences(calibration: dict[str, Any], fit: dict[str, Any]) ->
         )
     if fit["scan_length"] < SCAN_LENGTH_SLACK * ref["scan_length"]:
         out.append(f"scan_length {fit['scan_length']:g} s (calibrated at {ref['scan_length']:g} s)")
+    if fit.get("stability_gate") is False and ref.get("stability_gate", True):
+        out.append("stability_gate off (calibrated with it on)")
+    sha, ref_sha = fit.get("surrogate_weights_sha256"), ref.get("surrogate_weights_sha256")
+    if sha and ref_sha and sha != ref_sha:  # other weights score the search differently
+        out.append(f"surrogate weights {sha[:12]} (calibrated with the shipped {ref_sha[:12]})")
     return out
 
 

@@ -92,3 +92,30 @@ def test_a_candidate_passed_over_for_leaving_the_fic_regime_is_not_near_optimal(
     ei = ratio.mean(axis=1)  # (rows, N): each row's E/I over its duplicates
     want = abs(math.log(ei[2].mean() / ei[1].mean()))
     assert math.isclose(metrics["set_spread_log_mean"], want, rel_tol=1e-9)
+
+
+def test_the_calibration_covers_neither_a_fit_without_the_gate_nor_other_weights() -> None:
+    from dataclasses import replace
+
+    from delssome_norms.fit import FitSettings
+    from delssome_norms.fit import uncertainty as unc
+    from delssome_norms.surrogate.evaluate import weights_sha256
+
+    cal = unc.load_calibration("surrogate")
+    shipped = weights_sha256()  # the weights installed with the package
+    assert cal["settings"]["surrogate_weights_sha256"] == shipped
+    default = replace(FitSettings(mode="surrogate"), surrogate_weights_sha256=shipped)
+    assert unc.calibration_differences(cal, unc.fit_budget(default, 432.0)) == []
+    other = replace(default, surrogate_weights_sha256="ab" * 32)
+    assert unc.calibration_differences(cal, unc.fit_budget(other, 432.0)) == [
+        f"surrogate weights {'ab' * 6} (calibrated with the shipped {shipped[:12]})"
+    ]
+    ungated = replace(default, stability_gate=False)
+    assert unc.calibration_differences(cal, unc.fit_budget(ungated, 432.0)) == [
+        "stability_gate off (calibrated with it on)"
+    ]
+    euler = unc.load_calibration("euler")  # Euler mode: no weights to compare
+    budget = FitSettings(cmaes=CMAESSettings(generations=30, popsize=50), n_dup=2, test_top_k=3)
+    euler_fit = unc.fit_budget(budget, 432.0)
+    assert euler_fit["surrogate_weights_sha256"] is None
+    assert unc.calibration_differences(euler, euler_fit) == []
