@@ -1,10 +1,11 @@
 """Helpers of ``charts plot``, ``brainmap``, ``report`` and ``compare`` (and of ``stats``):
 finding a person in a score table, checking the scores came from the chart, figure files, model
-options, comma-separated option lists, a table's regions sidecar and the people whose E/I fit is
-flagged (``--exclude-flagged``)."""
+options (the chart-model options of ``charts fit``/``compare``), comma-separated option lists,
+a table's regions sidecar and the people whose E/I fit is flagged (``--exclude-flagged``)."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -226,6 +227,8 @@ COMPARE_OPTIONS = {
     "family": "--families",
     "mu_df": "--mu-dfs",
     "sigma_df": "--sigma-df",
+    "nu_df": "--nu-df",
+    "tau_df": "--tau-df",
     "site_column": "--site-column",
 }
 
@@ -234,6 +237,8 @@ FIT_OPTIONS = {
     "family": "--family",
     "mu_df": "--mu-df",
     "sigma_df": "--sigma-df",
+    "nu_df": "--nu-df",
+    "tau_df": "--tau-df",
     "site_column": "--site-column",
     "max_iter": "--max-iter",
     "random_sites": "--random-sites",
@@ -254,6 +259,71 @@ def _check_models(
             except InvalidInputError as err:
                 name = err.problem.split(" ", 1)[0]
                 raise InvalidInputError(err.problem, flags.get(name, err.source)) from None
+
+
+CHART_OPTION_HELP = {
+    "family": ("--family", "distribution family: {choices}"),
+    "mu_df": ("--mu-df", "df of mu's bs(age) term"),
+    "sigma_df": ("--sigma-df", "df of sigma's bs(age) term"),
+    "nu_df": ("--nu-df", "df of nu's bs(age) term (skewness changing with age; 3-30)"),
+    "tau_df": ("--tau-df", "df of tau's bs(age) term (tail weight changing with age; 3-30)"),
+    "site_column": ("--site-column", "site column"),
+    "mu_sex": ("--no-mu-sex", "fit mu without the sex term"),
+    "sigma_sex": ("--no-sigma-sex", "fit sigma without the sex term"),
+    "algorithm": (
+        "--algorithm",
+        "newton: exact penalised-likelihood optimum; rs: R gamlss's RS algorithm step by step "
+        "(reproduces R's output, slower)",
+    ),
+    "max_iter": ("--max-iter", "maximum iterations"),
+}
+"""GrowthChart parameters offered as ``charts fit``/``compare`` options: flag and help."""
+
+
+def _fit_model_options(parser: argparse.ArgumentParser) -> None:
+    """The chart-model options of ``charts fit``: those of ``compare`` and ``--random-sites``."""
+    group = _chart_model_options(parser)
+    group.add_argument(
+        "--random-sites",
+        default="mu,sigma",
+        metavar="LIST",
+        help="parameters with a site random intercept: comma-separated mu, sigma, nu, tau "
+        "(those of the family), or none (default mu,sigma). With few people per site (e.g. "
+        "16-43) sigma's site variance can be poorly determined and the fit not converge: try mu",
+    )
+
+
+def _chart_model_options(
+    parser: argparse.ArgumentParser, names: tuple[str, ...] = tuple(CHART_OPTION_HELP)
+) -> argparse._ArgumentGroup:
+    """Add GrowthChart options to ``parser``, their defaults read from ``GrowthChart()``.
+
+    ``--no-mu-sex``/``--no-sigma-sex`` turn the default-on sex terms off. Deferred
+    (:func:`~delssome_norms.cli.options.defer`) because the chart package imports torch.
+    """
+    from delssome_norms.norms import FAMILIES, GrowthChart
+
+    defaults = GrowthChart().get_params()
+    names_of = {"family": tuple(FAMILIES), "algorithm": ("newton", "rs")}
+    choices = {"algorithm": names_of["algorithm"]}
+    group = parser.add_argument_group("chart model (defaults: GrowthChart's)")
+    for name in names:
+        flag, text = CHART_OPTION_HELP[name]
+        default = defaults[name]
+        if isinstance(default, bool):
+            group.add_argument(flag, dest=f"no_{name}", action="store_true", help=text)
+            continue
+        kwargs = {"choices": choices[name]} if name in choices else {}
+        kind = type(default) if isinstance(default, (int, float)) else str
+        if default is None:  # nu_df, tau_df: no age term (constant) unless a df is given
+            kind, shown = int, "none: constant over age"
+        else:
+            shown = default
+        help_text = text.format(choices=", ".join(names_of.get(name, ())))
+        group.add_argument(
+            flag, type=kind, default=default, help=f"{help_text} (default {shown})", **kwargs
+        )
+    return group
 
 
 def cells_as_text(col):

@@ -8,7 +8,9 @@ from delssome_norms.io import ei_table as et
 from delssome_norms.norms.chart_table import (
     FLAG_AGE,
     FLAG_AGE_EXTRAPOLATED,
+    FLAG_FEW_CONTROLS,
     FLAG_MISSING,
+    FLAG_SITE_UNRELIABLE,
     FLAG_UNRELIABLE,
     FLAG_UNSEEN_SITE,
     table_fit_flagged,
@@ -82,6 +84,11 @@ FLAG_MEANING = {
     FLAG_MISSING: "some of the person's E/I values are missing: those targets have no score",
     FLAG_UNRELIABLE: "the chart of some target (or its offsets for the person's site) did not "
     "converge or has a degenerate tail: those scores are not trustworthy",
+    FLAG_SITE_UNRELIABLE: "the chart's fitted offsets of the person's training site (typically a "
+    "site of very few people) make that site's curves degenerate for some targets: those scores "
+    "are not trustworthy; refit the chart with `--random-sites mu`, or pool or drop the site",
+    FLAG_FEW_CONTROLS: "the person's site was adapted from fewer than 30 controls: its offsets, "
+    "and so the centiles, are uncertain",
 }
 """What a score flag means for the reader of a report (poor_fit and interval_uncalibrated have
 their own rows, :func:`interval_lines`)."""

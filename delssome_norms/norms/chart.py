@@ -40,7 +40,9 @@ from delssome_norms.norms.chart_table import (
     CENTILES,
     FLAG_AGE,
     FLAG_AGE_EXTRAPOLATED,
+    FLAG_FEW_CONTROLS,
     FLAG_MISSING,
+    FLAG_SITE_UNRELIABLE,
     FLAG_UNSEEN_SITE,
     GRID_STEP,
     MEAN_TARGET,
@@ -63,7 +65,9 @@ __all__ = [
     "CENTILES",
     "FLAG_AGE",
     "FLAG_AGE_EXTRAPOLATED",
+    "FLAG_FEW_CONTROLS",
     "FLAG_MISSING",
+    "FLAG_SITE_UNRELIABLE",
     "FLAG_UNSEEN_SITE",
     "FORMAT_VERSION",
     "GRID_STEP",
@@ -150,11 +154,23 @@ class GrowthChart(
     reliable_ : ndarray of bool, shape (T,)
         Converged and ``tail_z_ <= 20``; scores of other targets are flagged ``chart_unreliable``
         (so are those of an adapted site whose curves fail the same check,
-        :meth:`site_tail_z`).
+        :meth:`site_tail_z`). It checks the population curves only: a training site whose
+        fitted offsets fail the check is listed in :attr:`unreliable_sites_`.
+    unreliable_sites_ : dict of str -> list of str
+        Known sites whose own curves fail the tail check (:meth:`site_tail_z` above 20), with
+        the failing targets. :meth:`fit` warns about such training sites (typically a site of a
+        handful of people whose sigma offset shrinks its spread many times over) and
+        :meth:`score` flags their people ``site_unreliable`` (an adapted site's,
+        ``chart_unreliable``).
+    site_n_ : dict of str -> int
+        People per training site (with a value of some target); empty for charts saved before
+        it was recorded. :meth:`fit` warns about sites of fewer than 10 people when a parameter
+        other than mu has a site term.
     convergence_ : pandas.DataFrame
         Per-target convergence report (with ``tail_z`` and ``reliable``).
     adapted_sites_ : dict of str -> dict
-        Sites added by :meth:`adapt` (number of controls, method).
+        Sites added by :meth:`adapt` (number of controls, method). :meth:`score` flags people
+        of a site adapted from fewer than 30 controls ``few_site_controls``.
     adaptations_ : list of dict
         One record per :meth:`adapt` that made this chart: method, the controls' source (and,
         from ``charts adapt``, their file's ``controls_sha256``), the chart adapted

@@ -21,6 +21,8 @@ from delssome_norms.io.ei_table import region_index, site_labels
 from delssome_norms.norms.chart_fit import TAIL_IQR, TAIL_Z_MAX
 from delssome_norms.norms.chart_regions import align_table_regions
 from delssome_norms.norms.chart_table import (
+    FEW_SITE_CONTROLS,
+    FLAG_SITE_UNRELIABLE,
     _n_roi_columns,
     _rows,
     check_unique_people,
@@ -56,7 +58,7 @@ class ChartAdaptMixin:
         controls: pd.DataFrame,
         *,
         method: str = "ml",
-        min_controls: int = 30,
+        min_controls: int = FEW_SITE_CONTROLS,
         source: str = "controls",
         provenance: dict[str, Any] | None = None,
         allow_pipeline_mismatch: bool = False,
@@ -78,7 +80,9 @@ class ChartAdaptMixin:
             rows whose kind is ``control`` are used (patients are left out with a warning).
         method : {"ml", "map"}
         min_controls : int
-            Sites with fewer controls than this are adapted with a warning; ``method="ml"``
+            Sites with fewer controls than this (default :data:`FEW_SITE_CONTROLS`, 30) are
+            adapted with a warning (:meth:`score` flags their people ``few_site_controls``
+            whenever they have fewer than 30, whatever ``min_controls``); ``method="ml"``
             refuses sites with fewer than :data:`MIN_ML_CONTROLS` (10). On simulated new
             sites whose offsets were drawn like the training sites', the z-scores of the new
             site's people had sd 1.23 with 10 controls and ``method="ml"`` (1.20 without adapting
@@ -276,7 +280,7 @@ class ChartAdaptMixin:
             "sites": sites,
         }
 
-    # -- reliability of adapted sites ---------------------------------------------------------
+    # -- reliability of sites' curves ----------------------------------------------------------
     def site_tail_z(self, sites) -> np.ndarray:
         """Tail check of known sites' curves, per site and target: the largest |z| on the site's
         own curves of a value :data:`~delssome_norms.norms.chart_fit.TAIL_IQR` interquartile
@@ -292,8 +296,14 @@ class ChartAdaptMixin:
         values) puts ordinary values of the population hundreds of z-units out, and its people
         get absurd z-scores. Above :data:`~delssome_norms.norms.chart_fit.TAIL_Z_MAX` (20) the
         site's curves of that target are unreliable (:meth:`adapt` warns, :meth:`score` flags
-        ``chart_unreliable``). For a family of positive values (GG) only the upper side is
-        checked, as in :attr:`tail_z_`.
+        ``chart_unreliable``). The same holds for a training site of very few people, whose
+        fitted sigma offset can shrink its spread as much (6 people: log-sigma offset -1.5 where
+        the truth was -0.06): :meth:`fit` warns, :meth:`score` flags ``site_unreliable``
+        (:attr:`unreliable_sites_`). For a family of positive values (GG) only the upper side
+        is checked, as in :attr:`tail_z_`.
+
+        The values of the sites a chart knows are saved with it (``arrays.npz``,
+        ``tail_z_by_site``); charts saved before that compute them when first needed.
 
         Parameters
         ----------
@@ -342,29 +352,52 @@ class ChartAdaptMixin:
                 cache[site] = np.where(np.isnan(z), np.inf, z).max(axis=0)
         return np.array([cache[v] for v in sites]).reshape(len(sites), len(self.targets_))
 
-    def _unreliable_sites(self, sites) -> dict[str, list[str]]:
-        """Adapted sites among ``sites`` whose curves fail :meth:`site_tail_z`, with the targets
-        that fail (training sites are covered by :attr:`reliable_`, and so are targets whose
-        population chart already fails it)."""
-        adapted = [s for s in dict.fromkeys(map(str, sites)) if s in self.adapted_sites_]
-        if not adapted:
+    def _failing_sites(self, sites) -> dict[str, list[str]]:
+        """Known sites among ``sites`` whose curves fail :meth:`site_tail_z`, with the targets
+        that fail (not those whose population chart already fails it: :attr:`reliable_`)."""
+        if not self.site_effects_:
             return {}
-        fails = (self.site_tail_z(adapted) > TAIL_Z_MAX) & self.reliable_[None, :]
+        known = [s for s in dict.fromkeys(map(str, sites)) if s in self.sites_]
+        if not known:
+            return {}
+        fails = (self.site_tail_z(known) > TAIL_Z_MAX) & self.reliable_[None, :]
         return {
             s: [t for t, bad in zip(self.targets_, row) if bad]
-            for s, row in zip(adapted, fails)
+            for s, row in zip(known, fails)
             if row.any()
         }
 
-    def _report_site_tails(self, sites, source: str) -> None:
+    def _unreliable_sites(self, sites) -> dict[str, list[str]]:
+        """Adapted sites among ``sites`` whose curves fail :meth:`site_tail_z`, with the targets
+        that fail (their people's scores are flagged ``chart_unreliable``)."""
+        return self._failing_sites(s for s in map(str, sites) if s in self.adapted_sites_)
+
+    def _unreliable_training_sites(self, sites=None) -> dict[str, list[str]]:
+        """Training sites (all, or those among ``sites``) whose fitted curves fail
+        :meth:`site_tail_z`, with the targets that fail (flagged ``site_unreliable``)."""
+        pool = self.sites_ if sites is None else list(map(str, sites))
+        return self._failing_sites(s for s in pool if s not in self.adapted_sites_)
+
+    @property
+    def unreliable_sites_(self) -> dict[str, list[str]]:
+        """Known sites whose curves fail the tail check (:meth:`site_tail_z` above
+        :data:`~delssome_norms.norms.chart_fit.TAIL_Z_MAX`), with the failing targets: training
+        sites (their people's scores are flagged ``site_unreliable``) and adapted ones (flagged
+        ``chart_unreliable``). Targets whose population chart fails (:attr:`reliable_`) are not
+        listed. Empty for a chart without site terms."""
+        self._check_fitted()
+        return self._failing_sites(self.sites_)
+
+    def _report_site_tails(self, sites, source: str, training: bool = False) -> None:
         """Warn (raise with ``strict``), as a fit with a degenerate tail does, about new sites
-        whose offsets make their curves unreliable."""
-        bad = self._unreliable_sites(sites)
+        (``training``: training sites of a new fit) whose offsets make their curves unreliable."""
+        bad = self._unreliable_training_sites(sites) if training else self._unreliable_sites(sites)
         if not bad:
             return
         z = self.site_tail_z(list(bad))
         fam = self.family_
         log_sigma = "sigma" in self.site_effects_ and fam.links[fam.params.index("sigma")] == "log"
+        people = getattr(self, "site_n_", None) or {}
         parts = []
         for (site, targets), row in zip(bad.items(), z):
             j = self.targets_.index(targets[0])
@@ -373,19 +406,31 @@ class ChartAdaptMixin:
                 if log_sigma
                 else ""
             )
+            n = f" ({people[site]} people)" if training and site in people else ""
             parts.append(
-                f"{site}: {', '.join(targets[:5])}{' ...' if len(targets) > 5 else ''} "
+                f"{site}{n}: {', '.join(targets[:5])}{' ...' if len(targets) > 5 else ''} "
                 f"(e.g. {targets[0]}: tail |z| {row[j]:.3g}{scale})"
             )
+        what = "fitted offsets of {} training site(s)" if training else "adapted offsets of {} site(s)"
         msg = (
-            f"{source}: the adapted offsets of {len(bad)} site(s) are extreme: "
+            f"{source}: the {what.format(len(bad))} are extreme: "
             + "; ".join(parts[:6])
             + f"{' ...' if len(parts) > 6 else ''}. A value {TAIL_IQR:g} interquartile ranges "
             f"beyond the quartiles gets |z| > {TAIL_Z_MAX:g} on these sites' curves (4.7 for a "
-            "normal distribution), so their people get meaningless z-scores; their scores are "
-            "flagged chart_unreliable. Check the site's controls (near-constant values, wrong "
-            "units or columns?) or use method 'map'"
+            "normal distribution), so their people get meaningless z-scores; "
         )
+        if training:
+            msg += (
+                f"their scores are flagged {FLAG_SITE_UNRELIABLE}. A site of few people leaves "
+                f"its sigma offset poorly determined: refit with site terms of mu only "
+                "(random_sites=['mu'], charts fit --random-sites mu), or pool the site with a "
+                "similar one or leave it out"
+            )
+        else:
+            msg += (
+                "their scores are flagged chart_unreliable. Check the site's controls "
+                "(near-constant values, wrong units or columns?) or use method 'map'"
+            )
         if getattr(self, "strict", False):
             raise InvalidInputError(msg, source)
         warnings.warn(msg, ConvergenceWarning, stacklevel=3)

@@ -19,6 +19,7 @@ from delssome_norms.io.ei_table import PROVENANCE_ATTR
 from delssome_norms.norms.chart_regions import refuse_single_string
 from delssome_norms.norms.chart_table import (
     MIN_OBS_PER_PARAMETER,
+    MIN_SITE_PEOPLE,
     _chart_provenance,
     _n_roi_columns,
     check_table_frame,
@@ -99,6 +100,29 @@ def _record_regions(prov: dict[str, Any], regions: Sequence[str], source: str) -
     for block in (atlas, prov["pipeline"]):
         if block.get("regions_sha256") is not None:
             block["regions_sha256"] = regions_sha256(names)
+
+
+def _warn_small_sites(sites: list, counts: np.ndarray, fam, terms, source: str) -> None:
+    """Warn about training sites of fewer than :data:`MIN_SITE_PEOPLE` people when a parameter
+    other than mu (sigma, nu, tau) has a site term: its offset there rests on a handful of
+    values and can shrink or widen the site's spread many times over."""
+    others = [p for p, t in zip(fam.params, terms) if t.random_site and p != "mu"]
+    small = [f"{s} ({int(n)})" for s, n in zip(sites, counts) if n < MIN_SITE_PEOPLE]
+    if not others or not small:
+        return
+    keep = "mu" if terms[0].random_site else "none"  # mu is every family's first parameter
+    py = ["mu"] if keep == "mu" else []
+    warnings.warn(
+        f"{source}: site(s) {', '.join(small[:8])}{' ...' if len(small) > 8 else ''} have fewer "
+        f"than {MIN_SITE_PEOPLE} people, and the chart fits site offsets of {', '.join(others)}: "
+        "from so few people a sigma offset can shrink or widen the site's spread several times "
+        "over (on simulated cohorts a 6-person site's new people got z-scores with sd 7), so "
+        f"its people's z-scores may be far off; fit with random_sites={py!r} "
+        f"(charts fit --random-sites {keep}), or pool such sites with a similar one or leave "
+        "them out",
+        InputWarning,
+        stacklevel=3,
+    )
 
 
 class ChartFitMixin:
@@ -206,6 +230,8 @@ class ChartFitMixin:
                 stacklevel=2,
             )
             terms = [ParameterTerms(t.age_df, t.sex, False) for t in terms]
+        site_n = np.bincount(codes[finite.any(1)], minlength=len(sites)) if sites else np.zeros(0)
+        _warn_small_sites(sites, site_n, fam, terms, source)
         designs = [ParameterDesign.from_training(t, ages) for t in terms]
         n_par = sum(d.n_fixed for d in designs)
         n_obs = np.isfinite(y).sum(0)
@@ -257,6 +283,7 @@ class ChartFitMixin:
         self.sexes_ = [s for s, k in (("female", 1.0), ("male", 0.0)) if (female == k).any()]
         self.age_range_ = (float(ages.min()), float(ages.max()))
         self.chart_range_ = (float(math.floor(ages.min())), float(math.ceil(ages.max())))
+        self.site_n_ = {s: int(n) for s, n in zip(sites, site_n)}
         self.adapted_sites_: dict[str, dict[str, Any]] = {}
         self.adaptations_: list[dict[str, Any]] = []
         self._saved_sha256: dict[str, Any] = {}  # set when saved or loaded
@@ -264,6 +291,8 @@ class ChartFitMixin:
         if regions is not None:
             _record_regions(self.provenance_, regions, source)
         self._report_convergence(source)
+        self._site_tail_z = None  # a new fit: recompute
+        self._report_site_tails(self.sites_, source, training=True)
         return self
 
     @property

@@ -24,6 +24,12 @@ from delssome_norms.norms.distributions import get_family
 FORMAT_VERSION = 1
 """Schema version of a saved chart folder (``chart.json`` + ``arrays.npz``)."""
 
+SITE_TAIL_ARRAY = "tail_z_by_site"
+"""``arrays.npz`` entry of :meth:`~delssome_norms.norms.chart.GrowthChart.site_tail_z` of every
+site the chart knows, shape (sites, targets). Charts saved without it (older versions) load as
+before and compute it when first needed (scoring, :attr:`unreliable_sites_`): the values are a
+function of the saved coefficients and site offsets."""
+
 CHART_FILES = ("arrays.npz", "chart.json")
 """The files of a saved chart, in the order :meth:`~ChartPersistenceMixin.save` puts them."""
 
@@ -97,6 +103,8 @@ class ChartPersistenceMixin:
                 arrays[f"edf_random_{p}"] = self.edf_random_[p]
         for name in ("loglik_", "edf_", "n_obs_", "converged_", "n_iter_", "decrement_"):
             arrays[name.rstrip("_")] = np.asarray(getattr(self, name))
+        if self.site_effects_ and self.sites_:  # the sites' tail check (inf: undefined tail)
+            arrays[SITE_TAIL_ARRAY] = self.site_tail_z(self.sites_)
         meta = {
             "format_version": FORMAT_VERSION,
             "delssome_norms_version": __version__,
@@ -108,6 +116,7 @@ class ChartPersistenceMixin:
             "sex_coding": {"numeric_sex": {"female": 1, "male": 0}},
             "site_column": self.site_column_,
             "sites": list(self.sites_),
+            "site_people": dict(getattr(self, "site_n_", None) or {}),
             "adapted_sites": self.adapted_sites_,
             "adaptations": list(getattr(self, "adaptations_", [])),
             "targets": list(self.targets_),
@@ -123,6 +132,7 @@ class ChartPersistenceMixin:
                 "degenerate_tail_targets": [
                     t for t, ok, r in zip(self.targets_, self.converged_, self.reliable_) if ok and not r
                 ],
+                "unreliable_sites": self.unreliable_sites_,
             },
             "arrays": {k: list(np.shape(v)) for k, v in arrays.items()},
             "coefficients": {
@@ -244,6 +254,8 @@ class ChartPersistenceMixin:
             chart.sexes_ = [str(v) for v in meta.get("sexes", ["female", "male"])]  # older: both
             chart.chart_range_ = tuple(float(v) for v in meta["chart_range"])
             chart.adapted_sites_ = {site_text(k): v for k, v in meta.get("adapted_sites", {}).items()}
+            # older charts: not recorded
+            chart.site_n_ = {site_text(k): int(v) for k, v in meta.get("site_people", {}).items()}
             chart.adaptations_ = list(meta.get("adaptations", []))  # older charts: none recorded
             prov = meta.get("provenance")
             chart.provenance_ = dict(prov) if isinstance(prov, dict) else None
@@ -273,6 +285,15 @@ class ChartPersistenceMixin:
                     f"site_{p} has shape {eff.shape}, expected {(T, len(chart.sites_))}",
                     str(arr_path),
                 )
+        tails = arrays.get(SITE_TAIL_ARRAY)  # charts saved before it: computed when first needed
+        if tails is not None:
+            if tails.shape != (len(chart.sites_), T) or not np.issubdtype(tails.dtype, np.floating):
+                raise InvalidInputError(
+                    f"{SITE_TAIL_ARRAY} has shape {tails.shape}, expected "
+                    f"{(len(chart.sites_), T)}; refit or restore the chart",
+                    str(arr_path),
+                )
+            chart._site_tail_z = dict(zip(chart.sites_, np.array(tails, dtype=np.float64)))
         recorded = meta.get("content_sha256")  # charts saved before it was added lack it
         if recorded is not None and recorded != content_sha256(meta, "content_sha256"):
             raise InvalidInputError(

@@ -23,10 +23,13 @@ from delssome_norms.io import normalise_sex
 from delssome_norms.norms.chart_regions import align_table_regions
 from delssome_norms.norms.chart_table import (
     CENTILES,
+    FEW_SITE_CONTROLS,
     FLAG_AGE,
     FLAG_AGE_EXTRAPOLATED,
+    FLAG_FEW_CONTROLS,
     FLAG_MISSING,
     FLAG_POOR_FIT,
+    FLAG_SITE_UNRELIABLE,
     FLAG_UNCALIBRATED,
     FLAG_UNRELIABLE,
     FLAG_UNSEEN_SITE,
@@ -375,26 +378,77 @@ class ChartScoringMixin:
 
     def _site_unreliable_rows(
         self, labels: np.ndarray | None, n: int, targets: list, source: str
-    ) -> np.ndarray:
-        """(n, T) bool: the row's site is an adapted site whose curves of the target fail the
-        tail check (:meth:`site_tail_z`); warns about them."""
-        out = np.zeros((n, len(targets)), dtype=bool)
-        if labels is None or not self.adapted_sites_:
-            return out
-        bad = self._unreliable_sites(s for s in set(labels) if s in self.adapted_sites_)
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Two (n, T) bool arrays: the row's site is an adapted site (first) or a training site
+        (second) whose curves of the target fail the tail check (:meth:`site_tail_z`); warns
+        about them."""
+        adapted = np.zeros((n, len(targets)), dtype=bool)
+        training = np.zeros((n, len(targets)), dtype=bool)
+        if labels is None or not self.site_effects_:
+            return adapted, training
+        present = [s for s in set(map(str, labels)) if s in self.sites_]
         col = {t: j for j, t in enumerate(targets)}
-        for site, names in bad.items():
-            cols = [col[t] for t in names if t in col]
-            if cols:
-                out[np.ix_(labels == site, cols)] = True
-        if out.any():
-            sites = sorted(s for s, names in bad.items() if any(t in col for t in names))
+        for out, bad in (
+            (adapted, self._unreliable_sites(present)),
+            (training, self._unreliable_training_sites(present)),
+        ):
+            for site, names in bad.items():
+                cols = [col[t] for t in names if t in col]
+                if cols:
+                    out[np.ix_(labels == site, cols)] = True
+        if adapted.any():
+            sites = sorted({str(s) for s in labels[adapted.any(1)]})
             warnings.warn(
-                f"{source}: {int(out.any(1).sum())} row(s) from site(s) {', '.join(sites[:6])}, "
+                f"{source}: {int(adapted.any(1).sum())} row(s) from site(s) {', '.join(sites[:6])}, "
                 "adapted with extreme offsets (a value 3 interquartile ranges beyond the "
                 "quartiles gets |z| > 20 on their curves), have unreliable scores, flagged "
                 f"{FLAG_UNRELIABLE}; re-adapt those sites from more varied controls",
                 ConvergenceWarning,
+                stacklevel=3,
+            )
+        if training.any():
+            people = getattr(self, "site_n_", None) or {}
+            rows = training.any(1)
+            sites = sorted({str(s) for s in labels[rows]})
+            named = [f"{s} ({people[s]} people)" if s in people else s for s in sites]
+            names = [t for t, bad in zip(targets, training.any(0)) if bad]
+            warnings.warn(
+                f"{source}: {int(rows.sum())} row(s) from training site(s) "
+                f"{', '.join(named[:6])}{' ...' if len(named) > 6 else ''} have unreliable "
+                f"scores of {', '.join(names[:6])}{' ...' if len(names) > 6 else ''}, flagged "
+                f"{FLAG_SITE_UNRELIABLE}: the chart's fitted offsets of the site are extreme (a "
+                "value 3 interquartile ranges beyond the quartiles gets |z| > 20 on its curves; "
+                "typically a site of very few people); refit the chart with site terms of mu "
+                "only (charts fit --random-sites mu), or with the site pooled or left out",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return adapted, training
+
+    def _few_controls_rows(self, labels: np.ndarray | None, n: int, source: str) -> np.ndarray:
+        """(n,) bool: the row's site was adapted from fewer than :data:`FEW_SITE_CONTROLS`
+        controls (its offsets are uncertain); one warning naming those sites and their counts."""
+        out = np.zeros(n, dtype=bool)
+        adapted = getattr(self, "adapted_sites_", None) or {}
+        if labels is None or not adapted:
+            return out
+        few = {}
+        for site in sorted({str(s) for s in labels} & set(adapted)):
+            count = (adapted[site] or {}).get("n_controls")
+            if isinstance(count, (int, np.integer)) and count < FEW_SITE_CONTROLS:
+                few[site] = int(count)
+                out |= labels == site
+        if few:
+            named = [f"{s} ({c} controls)" for s, c in few.items()]
+            warnings.warn(
+                f"{source}: {int(out.sum())} row(s) from site(s) {', '.join(named[:6])}"
+                f"{' ...' if len(named) > 6 else ''}, adapted from fewer than "
+                f"{FEW_SITE_CONTROLS} controls: these sites' offsets are uncertain, so their "
+                "centiles are less accurate (on simulated sites adapted by ML from 10 controls, "
+                "11 % of people fell outside the 2.5-97.5 centiles, up to 30 %, where 5 % belong); "
+                f"flagged {FLAG_FEW_CONTROLS}; adapt the chart from {FEW_SITE_CONTROLS} or more "
+                "controls of each site to score them with confidence",
+                InputWarning,
                 stacklevel=3,
             )
         return out
@@ -555,7 +609,11 @@ class ChartScoringMixin:
             E/I's interval, and the centile's, may be too narrow),
             ``chart_unreliable`` (a scored target's chart did not converge or has a degenerate
             tail, :attr:`reliable_`, or the person's site was adapted with extreme offsets,
-            :meth:`site_tail_z`; in ``wide``, any of the row's targets). A table from
+            :meth:`site_tail_z`; in ``wide``, any of the row's targets), ``site_unreliable``
+            (the person's training site has extreme fitted offsets of a scored target, e.g. a
+            site of a handful of people: :attr:`unreliable_sites_`; ``wide``: any target),
+            ``few_site_controls`` (the person's site was adapted from fewer than 30 controls:
+            its offsets, and so the centiles, are uncertain). A table from
             ``collect`` also gives ``fit_flagged``, ``fit_flag_reasons`` and
             ``ei_interval_calibrated`` back and, from its
             ``ei_ratio_mean_lo``/``_hi``, ``ei_ratio_mean_centile_lo``/``_hi`` (``centile_lo``/
@@ -631,11 +689,14 @@ class ChartScoringMixin:
                 ConvergenceWarning,
                 stacklevel=2,
             )
-        # (n, T): the row's chart of the target is unreliable (the target's or its adapted site's)
-        unreliable = ~reliable[None, :] | self._site_unreliable_rows(labels, n, targets, source)
+        # (n, T): the row's chart of the target is unreliable (the target's or its adapted site's),
+        # or its training site's curves of the target are
+        site_bad, training_bad = self._site_unreliable_rows(labels, n, targets, source)
+        unreliable = ~reliable[None, :] | site_bad
         poor = table_fit_flagged(table, source)
         flag_parts = [
             np.where(unseen, FLAG_UNSEEN_SITE, ""),
+            np.where(self._few_controls_rows(labels, n, source), FLAG_FEW_CONTROLS, ""),
             np.where(outside, FLAG_AGE, ""),
             np.where(extrapolated, FLAG_AGE_EXTRAPOLATED, ""),
             np.where(poor, FLAG_POOR_FIT, ""),
@@ -661,6 +722,7 @@ class ChartScoringMixin:
                     *flag_parts,
                     np.where(missing.any(1), FLAG_MISSING, ""),
                     np.where(unreliable.any(1), FLAG_UNRELIABLE, ""),
+                    np.where(training_bad.any(1), FLAG_SITE_UNRELIABLE, ""),
                 ]
             )
             names = [f"{t}_{kind}" for t in targets for kind in ("centile", "z", "harmonised")]
@@ -696,6 +758,7 @@ class ChartScoringMixin:
             + [
                 np.where(missing.ravel(), FLAG_MISSING, ""),
                 np.where(unreliable.ravel(), FLAG_UNRELIABLE, ""),
+                np.where(training_bad.ravel(), FLAG_SITE_UNRELIABLE, ""),
             ]
         )
         return pd.DataFrame(frame)

@@ -49,7 +49,8 @@ def compare_models(
     Returns
     -------
     pandas.DataFrame
-        One row per (family, mu_df, target): ``family, mu_df, sigma_df, formula_mu, target,
+        One row per (family, mu_df, target): ``family, mu_df, sigma_df, nu_df, tau_df,
+        formula_mu, target,
         n_obs, loglik, edf, aic, bic, delta_bic, best, converged, tail_z, reliable``.
         ``delta_bic`` is the BIC minus the smallest BIC among that target's reliable models
         (converged, tail not degenerate: :attr:`GrowthChart.reliable_`); ``best`` marks that
@@ -79,6 +80,8 @@ def compare_models(
                     "family": family,
                     "mu_df": int(df),
                     "sigma_df": chart.sigma_df,
+                    "nu_df": chart.nu_df,
+                    "tau_df": chart.tau_df,
                     "formula_mu": chart.formulas_["mu"],
                     "target": chart.targets_,
                     "n_obs": np.asarray(chart.n_obs_).astype(np.int64),  # people, a count
@@ -107,6 +110,8 @@ def compare_models(
         "family",
         "mu_df",
         "sigma_df",
+        "nu_df",
+        "tau_df",
         "formula_mu",
         "target",
         "n_obs",

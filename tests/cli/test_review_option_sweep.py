@@ -241,6 +241,16 @@ def _bases(p: dict[str, str]) -> dict[str, list[str]]:
             OUT + ".pdf",
         ],
         "charts compare": ["charts", "compare", "--table", p["table"], "--out", OUT + ".csv"],
+        "charts calibrate": [
+            "charts",
+            "calibrate",
+            "--chart",
+            "reference",
+            "--table",
+            p["table"],
+            "--out",
+            OUT + ".csv",
+        ],
         "stats sex": [
             "stats",
             "sex",
