@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Create (or reuse) .venv and install delssome_norms with the extras given as $1 (e.g. "dev,notebooks").
-# Installs the CPU build of torch 2.13.0 first when the environment has no torch, so pip does not
-# pull a multi-GB CUDA build; set TORCH_SPEC to choose another build (e.g. TORCH_SPEC="torch==2.5.1").
+# When the environment has no torch, installs torch==2.13.0 first, or $TORCH_SPEC instead (one pip
+# requirement, e.g. TORCH_SPEC="torch==2.5.1"; pip options such as --index-url cannot go in it).
+# The pin gets a CPU build only where the package index carries one (this project's CI); on PyPI for
+# Linux it is the multi-GB CUDA build. For the CPU build there, put it into the venv first (a torch
+# found there is kept):
+#   python3 -m venv .venv && .venv/bin/pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 set -euo pipefail
 extras="${1:-}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
