@@ -198,7 +198,8 @@ def run(args: argparse.Namespace) -> int:
 
     from delssome_norms.errors import InvalidInputError
     from delssome_norms.fit import load_subject
-    from delssome_norms.io import OutDirLock, check_not_locked, check_out_dir, check_subject_id
+    from delssome_norms.io import check_not_locked, check_out_dir, check_subject_id
+    from delssome_norms.io.tidy_lock import TidyOutDirLock, missing_folders
     from delssome_norms.pipeline import EIEstimator, EIFitError
     from delssome_norms.pipeline.estimator import check_fit_possible
 
@@ -241,6 +242,10 @@ def run(args: argparse.Namespace) -> int:
             ) from None
     if out.exists() and not out.is_dir():
         raise InvalidInputError(f"{out} exists and is not a folder", "--out-dir")
+    if settings.mode == "surrogate" and args.sc:  # before the inputs are read: the SC file alone
+        from delssome_norms.surrogate.evaluate import check_surrogate_sc
+
+        check_surrogate_sc(settings.surrogate_weights, args.sc)
     subject = load_subject(
         subject_id,
         None if from_sidecar else args.tr,  # load_subject records the sidecar as the TR's source
@@ -262,10 +267,16 @@ def run(args: argparse.Namespace) -> int:
         settings,
         {"given": "--gradient", "subject FC": f"{fc_option} (the gradient of the subject's FC)"},
     )
+    if settings.mode == "surrogate":  # the SC as fitted (region order, or the template)
+        from delssome_norms.surrogate.evaluate import check_surrogate_sc
+
+        check_surrogate_sc(settings.surrogate_weights, subject.sc)
     check_not_locked(out.resolve().parent, "--out-dir")  # a cohort run owns its subject folders
+    created = missing_folders(out)
     out = check_out_dir(out, "--out-dir")
     estimator = EIEstimator(settings, out_dir=out, overwrite=args.overwrite)
-    with OutDirLock(out, "--out-dir"):
+    # a refusal before anything is written leaves no folder of its own holding a lock file
+    with TidyOutDirLock(out, created, "--out-dir"):
         progress, bar = _generation_bar(args.quiet)
         try:
             with warnings.catch_warnings():  # printed below, as the command's own notes

@@ -227,7 +227,10 @@ def _check_files(args: argparse.Namespace, n: int | None, fc_range: bool = True)
     if args.timeseries and n is None:
         n = value[args.timeseries[0]].shape[1]
     if args.sc:
-        n = io.check_sc(value[args.sc], n, input_name=args.sc).shape[0]
+        # named as the fit names the regions: DK68 for 68 regions, else the files' names
+        sc = value[args.sc]
+        regions = names if names is not None and len(sc) != 68 else None
+        n = io.check_sc(sc, n, input_name=args.sc, regions=regions).shape[0]
         print(f"ok  SC: {args.sc} ({n} regions)")
         checked += 1
     for label, path in (("myelin", args.myelin), ("gradient", args.gradient)):
@@ -338,8 +341,10 @@ def _check_manifest(path: str, n_regions: int | None, settings) -> None:
     from delssome_norms.cli.estimate_cmd import check_stage_timing
     from delssome_norms.errors import InvalidInputError
     from delssome_norms.fit.cohort import _load_row, cohort_gradient, plan_cohort
+    from delssome_norms.fit.manifest_checks import check_manifest_columns
 
     table = io.read_manifest(path)
+    check_manifest_columns(table, path)  # as cohort: an sc or map column filled for some rows only
     plan = plan_cohort(table, settings, group_size=1, n_regions=n_regions)
     # as run_cohort: subjects without maps are fitted with the group-average FC's gradient, in
     # its region order; one naming other regions is then refused (below)

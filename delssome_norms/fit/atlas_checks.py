@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from delssome_norms.datasets import DK68_REGIONS
+from delssome_norms.datasets import DK68_REGIONS, load_default_template
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.fit.evaluate import check_surrogate_cover
 
@@ -56,9 +56,12 @@ def check_surrogate_run(
     scan_length: Sequence[float],
     surrogate: SurrogateBackend | None,
     subject_ids: Sequence[str] | None = None,
+    sc_files: Sequence[str | None] = (),
 ) -> None:
     """Before any work of a surrogate-mode cohort: refuse weights trained for another N (every
-    subject would fail with the same message), then check the timing cover (a warning naming
+    subject would fail with the same message) or another SC than the subjects' (``sc_files``:
+    each row's SC file, None for the default template; checked with the backend's optional
+    ``check_sc(weights, sc)``, once per file), then check the timing cover (a warning naming
     a few of the ``subject_ids`` of each TR and scan length outside it).
 
     Raises
@@ -77,6 +80,15 @@ def check_surrogate_run(
             "(delssome-norms surrogate generate --sc YOUR_SC, then surrogate train)",
             "--mode surrogate",
         )
+    check_sc = getattr(surrogate, "check_sc", None)  # optional in the backend protocol
+    if settings.mode == "surrogate" and check_sc is not None:
+        for path in dict.fromkeys(sc_files):  # a file's values alone: any region order passes
+            sc = load_default_template().sc if path is None else path
+            try:
+                check_sc(settings.surrogate_weights, sc)
+            except InvalidInputError as err:  # name the cohort's SC, not "the subject's"
+                which = "the default template SC (rows without sc)" if path is None else str(path)
+                raise InvalidInputError(f"cohort SC {which}: {err.problem}", err.source) from None
     check_surrogate_cover(settings, tr, scan_length, surrogate, subject_ids)
 
 

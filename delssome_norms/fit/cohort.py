@@ -56,6 +56,7 @@ from delssome_norms.fit.lockstep import (
     noting_input_warnings,
     plan_groups,
 )
+from delssome_norms.fit.manifest_checks import check_manifest_columns
 from delssome_norms.fit.outputs import (
     check_finished,
     run_fingerprint,
@@ -75,7 +76,8 @@ from delssome_norms.io import (
     read_sc,
     write_matrix,
 )
-from delssome_norms.io.readers import INPUT_PROBLEM, MANIFEST_PATH_COLUMNS
+from delssome_norms.io.readers import INPUT_PROBLEM
+from delssome_norms.io.tidy_lock import TidyOutDirLock, missing_folders
 from delssome_norms.io.writers import remove_dead_temporaries
 from delssome_norms.model.devices import parse_device
 from delssome_norms.model.timing import FIT_OPTION_FIELDS, timing_option
@@ -86,19 +88,6 @@ EXECUTORS = ("local", "dask")
 """Ways to run the groups."""
 MAX_NOTES = 5
 """Distinct input warnings of the groups' fits that a cohort run shows (the others counted)."""
-MANIFEST_COLUMNS = ("subject_id", "tr", "scan_length", *MANIFEST_PATH_COLUMNS, "n_runs", INPUT_PROBLEM)
-
-
-def _warn_unread_columns(table: pd.DataFrame, source: str) -> None:
-    """A misspelt column ('SC', 'myelin_map') would silently leave the default SC or maps in use."""
-    unread = [str(c) for c in table.columns if c not in MANIFEST_COLUMNS]
-    if unread:
-        warnings.warn(
-            f"{source}: column(s) {', '.join(map(repr, unread[:8]))} are not read (manifest "
-            f"columns, case-sensitive: {', '.join(MANIFEST_COLUMNS[:-2])})",
-            InputWarning,
-            stacklevel=3,
-        )
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -152,7 +141,8 @@ class CohortPlan:
 def _cohort_n_regions(rows: list[dict[str, Any]]) -> int:
     """N of the cohort: of the first readable SC file of the manifest, else (no row gives an SC)
     the default template's. A row without an SC in a cohort of another atlas then fails alone,
-    with the message that it needs one (it used to set N = 68 for every row)."""
+    with the message that it needs one (``cohort`` and ``validate`` refuse such a manifest
+    before planning it: :func:`~delssome_norms.fit.manifest_checks.check_partly_filled`)."""
     given = [r["sc"] for r in rows if r.get("sc") is not None]
     if not given:
         return int(load_default_template().sc.shape[0])
@@ -551,7 +541,8 @@ def run_cohort(
         )
     shard_kn = parse_shard(shard) if isinstance(shard, str) or shard is None else tuple(shard)
     table = read_manifest(manifest) if not isinstance(manifest, pd.DataFrame) else manifest
-    _warn_unread_columns(table, "manifest" if isinstance(manifest, pd.DataFrame) else str(manifest))
+    # unread columns warned; an sc (or map) column filled for some rows only refused, before any work
+    check_manifest_columns(table, "manifest" if isinstance(manifest, pd.DataFrame) else str(manifest))
     scheduler_client = _connect_dask(scheduler) if executor == "dask" else None
     try:
         if scheduler_client is not None:  # before any task: a worker of another version
@@ -625,7 +616,11 @@ def _run_cohort(
     scans = [np.nan if r["scan_length"] is None else float(r["scan_length"]) for r in known]
     # surrogate weights of another N, once and before the timing warning (every fit would fail)
     timing = ([float(r["tr"]) for r in known], scans, [str(r["subject_id"]) for r in known])
-    check_surrogate_run(settings, plan.n_regions, *timing[:2], surrogate, subject_ids=timing[2])
+    sc_files = [r.get("sc") for r in plan.rows if not r.get(INPUT_PROBLEM)]
+    check_surrogate_run(
+        settings, plan.n_regions, *timing[:2], surrogate, subject_ids=timing[2], sc_files=sc_files
+    )
+    created = missing_folders(out_dir)  # removed again if refused before anything is written
     out = check_out_dir(out_dir, "--out-dir")
     if shard_kn != (1, 1):
         plan = agree_group_size(
@@ -642,7 +637,8 @@ def _run_cohort(
         [v for r in mine if r["scan_length"] is not None and np.isfinite(v := float(r["scan_length"]))],
     )
     with contextlib.ExitStack() as locks:
-        locks.enter_context(OutDirLock(out, "--out-dir", shared=shard_kn != (1, 1)))
+        whole = shard_kn == (1, 1)  # shards share the folder: its lock file stays
+        locks.enter_context(TidyOutDirLock(out, created) if whole else OutDirLock(out, shared=True))
         if shard_kn != (1, 1):
             name = f".delssome-norms.shard-{shard_kn[0]}-of-{shard_kn[1]}.lock"
             locks.enter_context(OutDirLock(out, "--out-dir", name=name))

@@ -410,6 +410,10 @@ def load_subject(
     data = sources.get("timeseries") or sources.get("fc")  # name the files with the FC
     # GSR (mean FC ~0) or heavy smoothing: the fit runs, but its E/I is not interpretable
     warn_fc_regime(fc_arr, f"{subject_id} ({data})", stacklevel=2)
+    if n == len(DK68_REGIONS):
+        regions = DK68_REGIONS
+    else:
+        regions = tuple(names) if names is not None and len(names) == n else None
     if sc is None:
         sc_arr, sources["sc"] = template_sc(
             n,
@@ -417,16 +421,12 @@ def load_subject(
             "--sc on the command line, the sc column of a cohort manifest",
         )
     else:
-        sc_arr = check_sc(values[str(sc)], n, input_name=str(sc))
+        sc_arr = check_sc(values[str(sc)], n, input_name=str(sc), regions=regions)
         sources["sc"] = str(sc)
     myelin_arr = None if myelin is None else check_map(values[str(myelin)], n, str(myelin))
     gradient_arr = None if gradient is None else check_map(values[str(gradient)], n, str(gradient))
     if myelin is not None:
         sources["myelin"], sources["gradient"] = str(myelin), str(gradient)
-    if n == len(DK68_REGIONS):
-        regions = DK68_REGIONS
-    else:
-        regions = tuple(names) if names is not None and len(names) == n else None
     return SubjectInputs(
         subject_id=str(subject_id),
         fc=fc_arr,

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from delssome_norms.errors import InputWarning, InvalidInputError
+from delssome_norms.io.sc_warnings import warn_implausible_sc
 
 FC_SYMMETRY_TOL = 1e-6
 """Largest |FC - FC.T| accepted for an FC matrix."""
@@ -216,8 +217,16 @@ def check_fcd_cdf(cdf, n_bins: int = DEFAULT_FCD_BINS, input_name: str = "FCD-CD
     return arr
 
 
-def check_sc(sc, n_regions: int | None = None, input_name: str = "SC") -> np.ndarray:
+def check_sc(
+    sc, n_regions: int | None = None, input_name: str = "SC", regions: Sequence[str] | None = None
+) -> np.ndarray:
     """Check a structural-connectivity matrix: square, finite, non-negative, zero diagonal.
+
+    An SC that passes but cannot be what the model expects is warned about
+    (:class:`~delssome_norms.errors.InputWarning`, :mod:`delssome_norms.io.sc_warnings`): regions
+    without any connection (named by ``regions``, the SC's region names in row order; without
+    them a 68-region SC by its DK68 names, another by 0-based index), and a heavy-tailed SC (raw
+    streamline counts: log-scale them, as the template is).
 
     Returns
     -------
@@ -239,6 +248,7 @@ def check_sc(sc, n_regions: int | None = None, input_name: str = "SC") -> np.nda
         )
     if arr.max() <= 0:
         raise InvalidInputError("SC has no connections (all zeros)", input_name)
+    warn_implausible_sc(arr, input_name, regions)  # the caller of check_sc is named
     return arr
 
 

@@ -443,6 +443,43 @@ def weights_regions(weights: str | None = None) -> tuple[int, str, str]:
     return int(loaded.config.n_regions), str(loaded.metadata.get("atlas", "?")), where
 
 
+def check_surrogate_sc(weights: str | None, sc) -> None:
+    """Refuse, before any work, an SC other than the one the surrogate ``weights`` were trained
+    on (:meth:`~delssome_norms.surrogate.pretrained.PretrainedSurrogate.check`; the fit would
+    refuse it only once its train stage starts).
+
+    ``sc``: the subject's SC as fitted (array), or the path of an SC file, read alone before the
+    other inputs: refused only when it differs from the weights' SC in any region order (its
+    values, sorted), as the subject's other files set the region order.
+    """
+    import warnings
+
+    from delssome_norms.errors import InputWarning
+    from delssome_norms.io import read_sc
+    from delssome_norms.surrogate.pretrained import SC_ATOL
+
+    model = load_pretrained(weights)
+    template = model.template_sc
+    if template is None:
+        return
+    if isinstance(sc, (str, bytes)) or hasattr(sc, "__fspath__"):
+        with warnings.catch_warnings():  # warned about when the subject is read
+            warnings.simplefilter("ignore", InputWarning)
+            sc = read_sc(sc)
+        early = True
+    else:
+        early = False
+    scaled = np.asarray(scale_sc(np.asarray(sc, dtype=np.float64)))
+    trained = template.detach().cpu().double().numpy().reshape(-1, *scaled.shape[-2:])[0]
+    if scaled.shape != trained.shape:  # another N: refused with the subject's N (fit possible)
+        return
+    if early:
+        gap = np.abs(np.sort(scaled, axis=None) - np.sort(trained, axis=None)).max()
+        if not gap > SC_ATOL:  # may be the same SC in another region order: decided later
+            return
+    model.check(scaled.shape[0], model.config.cdf_bins, sc=scaled)
+
+
 class DelssomeBackend:
     """The DELSSOME surrogate as ``fit``'s :class:`~delssome_norms.fit.evaluate.SurrogateBackend`.
 
@@ -453,6 +490,7 @@ class DelssomeBackend:
 
     check_available = staticmethod(check_available)
     check_timing = staticmethod(check_surrogate_timing)
+    check_sc = staticmethod(check_surrogate_sc)
     make_evaluator = staticmethod(make_surrogate_evaluator)
     weights_sha256 = staticmethod(weights_sha256)
     weights_regions = staticmethod(weights_regions)
