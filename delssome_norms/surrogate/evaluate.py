@@ -470,9 +470,9 @@ def check_surrogate_sc(weights: str | None, sc) -> None:
     else:
         early = False
     scaled = np.asarray(scale_sc(np.asarray(sc, dtype=np.float64)))
-    trained = template.detach().cpu().double().numpy().reshape(-1, *scaled.shape[-2:])[0]
-    if scaled.shape != trained.shape:  # another N: refused with the subject's N (fit possible)
+    if template.shape[-1] != scaled.shape[-1]:  # another N: refused with the subject's N
         return
+    trained = template.detach().cpu().double().numpy().reshape(-1, *scaled.shape[-2:])[0]
     if early:
         gap = np.abs(np.sort(scaled, axis=None) - np.sort(trained, axis=None)).max()
         if not gap > SC_ATOL:  # may be the same SC in another region order: decided later
