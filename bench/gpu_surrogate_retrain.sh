@@ -23,8 +23,8 @@ echo "generate: exit $?, $(( $(date +%s) - start )) s"
 echo "=== surrogate train on cuda ($(date +%T))"
 start=$(date +%s)
 timeout "${TRAIN_LIMIT_S:-150}" $py -m delssome_norms.cli.main surrogate train --data "$data" \
-    --out "$out/delssome_dk68" --seed 0 --epochs "${EPOCHS:-60}" --lr-decay 0.95 --patience 8 \
-    --device "${DEVICE:-cuda}" --quiet
+    --out "$out/delssome_dk68" --overwrite --seed 0 --epochs "${EPOCHS:-60}" --lr-decay 0.95 \
+    --patience 8 --device "${DEVICE:-cuda}" --quiet
 echo "train: exit $?, $(( $(date +%s) - start )) s"
 $py - "$out/delssome_dk68/metadata.json" <<'PY'
 import json, sys

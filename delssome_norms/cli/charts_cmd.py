@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 from pathlib import Path
 
 from delssome_norms.cli import options
@@ -88,8 +87,11 @@ def load_chart(arg: str, quiet: bool = False):
 
 
 def _check_chart_out(out: str) -> None:
-    """Refuse to write a chart folder named like the shipped chart's keyword: ``--chart
-    reference`` would then silently read that folder instead of the shipped chart."""
+    """Refuse, before the work, a ``charts fit``/``adapt --out`` named like the shipped chart's
+    keyword (``--chart reference`` would then silently read that folder instead of the shipped
+    chart), a file, a subject's fit folder, or a folder of other files than a chart's."""
+    from delssome_norms.cli.out_folders import check_chart_out_folder
+    from delssome_norms.norms.chart_io import check_save_folder
     from delssome_norms.norms.reference import REFERENCE_CHART_NAME
 
     if Path(out).resolve() == Path(REFERENCE_CHART_NAME).resolve():  # also $PWD/reference
@@ -98,6 +100,8 @@ def _check_chart_out(out: str) -> None:
             f"shipped chart in every later --chart {REFERENCE_CHART_NAME}; choose another name",
             "--out",
         )
+    check_save_folder(out, overwrite=True)  # a file, a subject's fit folder
+    check_chart_out_folder(out)  # a folder of other files (a chart there is replaced)
 
 
 def _table_and_provenance(path: str):
@@ -347,13 +351,10 @@ def _add_chart_argument(parser: argparse.ArgumentParser) -> None:
 
 def run_fit(args: argparse.Namespace) -> int:
     """Fit the charts and write the chart folder and population centile tables."""
-    from delssome_norms.io import write_table
+    from delssome_norms.cli.charts_fit_outputs import save_chart_and_tables
     from delssome_norms.norms import GrowthChart
 
-    _check_chart_out(args.out)
-    from delssome_norms.norms.chart_io import check_save_folder
-
-    check_save_folder(args.out, overwrite=True)  # before the fit, which can take minutes
+    _check_chart_out(args.out)  # before the fit, which can take minutes
     random_sites = _random_sites(args.random_sites)
     options = {
         "sigma_df": args.sigma_df,
@@ -381,18 +382,8 @@ def run_fit(args: argparse.Namespace) -> int:
         regions=regions,
     )
     out = Path(args.out)
-    chart.save(out, overwrite=True)  # a rerun replaces the chart of its --out
-    tables = {"all": None, "mean": [t for t in chart.targets_ if t == et.MEAN_TARGET], "none": []}
-    chosen = tables[args.centile_tables]
-    written = set()
-    if chosen is None or chosen:
-        for sex in chart.sexes_:  # a chart fitted on one sex has no curves of the other
-            for target, frame in chart.population_centiles(sex, targets=chosen).items():
-                path = out / target / f"{sex}_population_centiles.csv"
-                write_table(frame, path, float_format="%.7g")
-                written.add(path)
-    _remove_stale_centile_tables(out, written)
-    write_table(chart.convergence_, out / "convergence.csv")
+    # the chart, convergence.csv and the centile tables replace an earlier chart's together
+    save_chart_and_tables(chart, out, args.centile_tables)
     n_ok = int(chart.converged_.sum())
     n_wild = int((chart.converged_ & ~chart.reliable_).sum())
     sites = chart.unreliable_sites_  # training sites with extreme offsets: flagged site_unreliable
@@ -405,18 +396,6 @@ def run_fit(args: argparse.Namespace) -> int:
         + f"; written to {out}"
     )
     return 0 if chart.reliable_.all() and not sites else 1
-
-
-def _remove_stale_centile_tables(out: Path, written: set[Path]) -> None:
-    """Delete centile tables an earlier chart left in ``out`` (other targets, or tables this run
-    did not write): next to a new chart they would describe a chart that is gone. Only the
-    ``<target>/<sex>_population_centiles.csv`` files this command writes are touched."""
-    for sex in ("female", "male"):
-        for path in out.glob(f"*/{sex}_population_centiles.csv"):
-            if path not in written:
-                path.unlink()
-                with contextlib.suppress(OSError):  # the target's folder, when now empty
-                    path.parent.rmdir()
 
 
 def run_score(args: argparse.Namespace) -> int:
@@ -506,9 +485,6 @@ def _scores_regions(table: str, chart=None, names=None):
 def run_adapt(args: argparse.Namespace) -> int:
     """Adapt a saved chart to new sites and write the new chart."""
     _check_chart_out(args.out)
-    from delssome_norms.norms.chart_io import check_save_folder
-
-    check_save_folder(args.out, overwrite=True)
     out, source = Path(args.out), Path(args.chart)
     if out.exists() and source.exists() and out.resolve() == source.resolve():
         raise InvalidInputError(
@@ -659,7 +635,7 @@ def run_report(args: argparse.Namespace) -> int:
         raise InvalidInputError("must be at least 1", "--top")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
-        raise InvalidInputError("exists and is not a folder", "--out")
+        raise InvalidInputError(f"{out} exists and is a file, not a folder", "--out")
     written = [out / name for name in ("report.md", "fan_chart.png", "brain_map_z.png")]
     check_spares_inputs(written, {"--scores": args.scores}, sides=())
     source = _named(args.scores, "--scores")

@@ -89,7 +89,46 @@ def _person_row(table, subject: str, source: str):
         long = "target" in table.columns  # `charts score --layout long`: a row per target
         hint = "; pass the wide score table (`charts score`, default --layout wide)" * long
         raise InvalidInputError(f"has {len(hits)} rows with subject_id {subject!r}{hint}", source)
-    return hits.iloc[0]
+    row = hits.iloc[0]
+    _check_numbers(row, source)
+    return row
+
+
+SCORE_SUFFIXES = ("_centile", "_z", "_harmonised")
+"""Suffixes of the numeric columns of a wide score table (``<target>_centile`` ...)."""
+
+
+def _numeric_column(column: str) -> bool:
+    """A column of a score or E/I table that holds numbers: the age, an E/I target or a score."""
+    return column == et.AGE or column.startswith(et.TARGET_PREFIX) or column.endswith(SCORE_SUFFIXES)
+
+
+def _check_numbers(row, source: str) -> None:
+    """Refuse a person's row whose age, E/I or score cell is text that is not a number (a decimal
+    comma, ``9,662``, as a spreadsheet in many locales writes it), naming the column and the
+    value: the report would stop on it with a bare ValueError."""
+    from delssome_norms.io.decimal_comma import _DECIMAL_COMMA
+
+    for column, value in row.items():
+        if not isinstance(value, str) or not _numeric_column(str(column)):
+            continue
+        text = value.strip()
+        try:
+            float(text)
+            continue
+        except ValueError:
+            pass
+        if not text:  # an empty cell: missing (each use says so)
+            continue
+        who = f"subject {row.get(et.SUBJECT_ID, '?')!s}"
+        if _DECIMAL_COMMA.fullmatch(text):
+            raise InvalidInputError(
+                f"column {column} of {who} holds {text!r}, written with a decimal comma: write "
+                f"the table's numbers with a decimal point ({text.replace(',', '.')}), as "
+                "`charts score` and `collect` write them",
+                source,
+            )
+        raise InvalidInputError(f"column {column} of {who} holds {text!r}, not a number", source)
 
 
 def _person_value(row, column: str, source: str) -> float:

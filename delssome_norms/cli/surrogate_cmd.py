@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from delssome_norms.cli import options
 from delssome_norms.cli.estimate_cmd import check_device
 from delssome_norms.cli.main import Terminated, add_command
+from delssome_norms.cli.out_folders import check_generate_out, check_weights_out
 
 if TYPE_CHECKING:  # torch is loaded when a command runs, not when the parser is built
     from delssome_norms.surrogate.dataset import SurrogateDataset
@@ -167,7 +168,9 @@ def register(subparsers) -> None:
         "(candidate, losses) pair stored as npz shards with a manifest.json. Rerunning the same "
         "command continues an interrupted data set.",
     )
-    g.add_argument("--out", required=True, help="data-set folder")
+    g.add_argument(
+        "--out", required=True, help="data-set folder (new, empty, or a data set to continue)"
+    )
     g.add_argument(
         "--sc",
         default=None,
@@ -185,12 +188,23 @@ def register(subparsers) -> None:
         example="delssome-norms surrogate train --data surrogate_data --out pretrained/my_weights",
         description="Split the data set by subject (train/validation/test), train with MSE, Adam, "
         "exponential learning-rate decay and early stopping, and write model.safetensors, "
-        "metadata.json (with the held-out metrics) and training_log.json to --out. Every "
+        "metadata.json (with the held-out metrics) and training_log.json to --out (weights "
+        "already there are replaced only with --overwrite; the shipped weights' folder never "
+        "is, nor a folder holding other files). Every "
         "finished epoch is checkpointed in OUT.checkpoint (removed once the weights are saved): "
         "rerunning the same command after an interruption continues from there.",
     )
     t.add_argument("--data", required=True, help="data-set folder (from `surrogate generate`)")
-    t.add_argument("--out", required=True, help="output folder for the weights")
+    t.add_argument(
+        "--out",
+        required=True,
+        help="output folder for the weights (new or empty; not the shipped weights' folder)",
+    )
+    t.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the weights already in --out (refused without it)",
+    )
     options.defer(t, _add_train_options)
     t.set_defaults(func=run_train)
 
@@ -217,6 +231,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
     options.set_threads(args.threads)
     check_device(args.device)  # before any work, in the option's name
+    check_generate_out(args.out)  # not a folder of other files
     settings = options.settings_from_args(GenerateSettings, args, GENERATE_OPTIONS, GENERATE_HELP)
     sc = sc_source = None
     if args.sc is not None:
@@ -397,8 +412,9 @@ def run_train(args: argparse.Namespace) -> int:
     options.set_threads(args.threads)
     check_device(args.device)
     out_dir = Path(args.out)
-    if out_dir.exists() and not out_dir.is_dir():  # before the work, not after it
-        raise InvalidInputError("exists and is not a folder", "--out")
+    # before the work, not after it: a file, a folder of other files, the shipped weights, and
+    # other weights without --overwrite are refused
+    check_weights_out(out_dir, args.overwrite)
     parent = out_dir.absolute().parent  # the weights are saved beside --out, then renamed
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent

@@ -214,6 +214,9 @@ def _read_run(
                 "(frames x regions): save it alone (np.save)",
                 name,
             )
+        if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+            # complex: float64 would drop the imaginary part; bool, text: not a signal
+            raise InvalidInputError(f"holds a {arr.dtype} array, expected real numbers", name)
     else:
         try:
             arr, header, labels = read_labelled_numeric(path, allow_na=True)

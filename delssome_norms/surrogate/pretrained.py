@@ -85,6 +85,24 @@ def default_pretrained_path() -> Path:
     return package.parent / "pretrained" / DEFAULT_NAME
 
 
+def shipped_weights_folders() -> tuple[Path, Path]:
+    """The folders of the shipped weights: the installed package's copy
+    (``delssome_norms/_pretrained/delssome_dk68``) and the source tree's
+    ``pretrained/delssome_dk68`` (whether they exist or not)."""
+    package = Path(__file__).resolve().parents[1]
+    return package / "_pretrained" / DEFAULT_NAME, package.parent / "pretrained" / DEFAULT_NAME
+
+
+def is_shipped_weights_folder(folder: str | Path) -> bool:
+    """``folder`` (symbolic links and ``..`` resolved) is one of :func:`shipped_weights_folders`:
+    saving weights there would replace the shipped default weights of every surrogate-mode fit."""
+    try:
+        target = Path(folder).resolve()
+        return any(target == shipped.resolve() for shipped in shipped_weights_folders())
+    except (OSError, RuntimeError):  # a symbolic link loop: not a shipped folder
+        return False
+
+
 @dataclass
 class PretrainedSurrogate:
     """A loaded cost predictor with the metadata that says where it may be used.
@@ -429,10 +447,22 @@ def save_pretrained(
     Returns
     -------
     Path of the folder.
+
+    Raises
+    ------
+    InvalidInputError
+        ``folder`` is a file, or one of the shipped weights' folders
+        (:func:`shipped_weights_folders`), which are never replaced.
     """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise InvalidInputError("exists and is not a folder", str(folder))
+    if is_shipped_weights_folder(folder):
+        raise InvalidInputError(
+            "is the folder of the shipped default weights (every surrogate-mode fit without "
+            "weights of its own uses them): save the weights to another folder",
+            str(folder),
+        )
     folder.parent.mkdir(parents=True, exist_ok=True)
     # the new files are written into a fresh sibling folder that then takes the old one's place,
     # so that an interrupted save never leaves new weights beside old metadata (unloadable)
@@ -443,12 +473,14 @@ def save_pretrained(
             io.write_json(io.strict_json(training_log), staging / TRAINING_LOG_FILE)
         if folder.is_dir():  # files of others in the folder move along; ours are replaced
             os.chmod(staging, folder.stat().st_mode & 0o7777)  # the folder keeps its mode
-            for entry in folder.iterdir():
-                if entry.name not in (WEIGHTS_FILE, METADATA_FILE, TRAINING_LOG_FILE):
-                    os.replace(entry, staging / entry.name)
             old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".old", dir=folder.parent))
             os.replace(folder, old / folder.name)
             os.replace(staging, folder)
+            # moved only once the new folder is in place: an interruption before never deletes
+            # them with the staging folder (they stay in the old one until moved)
+            for entry in (old / folder.name).iterdir():
+                if entry.name not in (WEIGHTS_FILE, METADATA_FILE, TRAINING_LOG_FILE):
+                    os.replace(entry, folder / entry.name)
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(staging, folder)
