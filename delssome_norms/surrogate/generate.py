@@ -611,7 +611,7 @@ def generate_dataset(
         this_sc = "an SC array given without a name"
     else:
         this_sc = f"no --sc: the default template, {sc_source}"
-    _check_same_generation(out, settings, info["sc_sha256"], this_sc)
+    _check_same_generation(out, settings, info["sc_sha256"], this_sc, n_regions=sc.shape[0])
     existing = {sid for shard in list_shards(out) for sid in shard.get("subject_ids", [])}
     report = GenerateReport()
     start = time.perf_counter()
@@ -701,17 +701,29 @@ def _prior_record(with_myelin: bool) -> dict[str, Any]:
 
 
 def _check_same_generation(
-    out: Path, settings: GenerateSettings, sc_sha256: str, sc_source: str = "?"
+    out: Path,
+    settings: GenerateSettings,
+    sc_sha256: str,
+    sc_source: str = "?",
+    n_regions: int | None = None,
 ) -> None:
-    """Refuse to add groups to a data set generated with other settings or another SC (its
-    manifest would describe data it does not hold). More subjects may be added: groups already
-    present are kept. ``sc_source`` names this run's SC (``--sc FILE`` or the template) in the
-    error, beside the one the manifest records."""
+    """Refuse to add groups to a data set generated with other settings, another SC or another
+    number of regions (its manifest would describe data it does not hold; a data set of another N
+    was refused only after every group had been simulated). More subjects may be added: groups
+    already present are kept. ``sc_source`` names this run's SC (``--sc FILE`` or the template)
+    in the error, beside the one the manifest records."""
     from delssome_norms.surrogate.dataset import MANIFEST, _read_manifest
 
     if not (out / MANIFEST).is_file():
         return
-    info = _read_manifest(out).get("info", {})
+    manifest = _read_manifest(out)
+    if n_regions is not None and manifest["n_regions"] != int(n_regions):
+        raise InvalidInputError(
+            f"holds a data set of N={manifest['n_regions']} regions; this run's SC ({sc_source}) "
+            f"has N={int(n_regions)}: generate into another folder",
+            str(out),
+        )
+    info = manifest.get("info", {})
     if info.get("sc_sha256") not in (None, sc_sha256):
         stored = info.get("sc_file") or info.get("template", "?")  # "--sc FILE" or the template
         if info.get("sc_file"):
