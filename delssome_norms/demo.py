@@ -570,7 +570,8 @@ TEST_MEANING = {
     "mu_lr": "likelihood-ratio test of sex in the mean of a Gaussian location-scale model "
     "(age spline + sex + site)",
     "sigma_lr": "likelihood-ratio test of sex in that model's standard deviation",
-    "brown_forsythe": "Brown-Forsythe test of equal spread of that model's standardised residuals",
+    "brown_forsythe": "Brown-Forsythe test of equal spread of that model's standardised residuals, "
+    "adjusted for its age and site scale terms",
 }
 
 ESTIMATION_COLUMNS = (

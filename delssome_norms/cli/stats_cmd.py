@@ -72,6 +72,9 @@ CURVES_FAILED = 1
 """Exit status of ``stats groups`` (``stats sex``) when its curves (the sex gap) did not converge
 and the rest is written, as ``charts fit`` exits 1 for a chart that did not converge."""
 
+VARIABILITY_TESTS = {"lr": "sigma_lr", "robust": "sigma_robust_wald", "brown-forsythe": "brown_forsythe"}
+"""``--variability-test`` choices and the rows of the tests they name."""
+
 MAX_BOOT = 100_000
 """Most bootstrap resamples ``--n-boot`` accepts (1000 already give stable 95 % band ends)."""
 
@@ -85,6 +88,8 @@ OPTION_WORDS = (
     (r"\ba smaller df \(3\)", "--df 3"),
     (r"\bdf=(\d+)", r"--df \1"),
     (r", e\.g\. table\.drop_duplicates\('subject_id'\)", " in the table"),
+    (r"the brown_forsythe rows or method='robust_wald'", "--variability-test brown-forsythe or robust"),
+    (r"\bmethod='robust_wald'", "--variability-test robust"),
 )
 """Python argument names in the statistics' messages, as the CLI spells them."""
 SOURCE_OPTIONS = {
@@ -129,7 +134,8 @@ def register(subparsers) -> None:
         "sex_difference_tests.csv (effect, confidence interval, p, p_fdr, significant, Cohen's d "
         "per target and test), sex_difference_summary.csv (significant targets per test and "
         "direction), sex_gap.csv (female - male median of ei_ratio_mean, or of the first of "
-        "--targets, at every year of age with its bootstrap band) and the figures sex_gap.png, "
+        "--targets, at every year of age that both sexes cover, with its bootstrap band) and the "
+        "figures sex_gap.png, "
         "sex_effects_mean.png and sex_effects_sd.png. One row per person (a repeated subject_id, "
         "or several sessions of one person such as sub-01_ses-1 and sub-01_ses-2, is refused); "
         "at least 10 people of each sex. When the sex gap's fit does not converge (too few "
@@ -158,6 +164,18 @@ def register(subparsers) -> None:
         "--no-scale-site",
         action="store_true",
         help="site effects in the mean only (needed when a site has fewer than 5 people)",
+    )
+    s.add_argument(
+        "--variability-test",
+        choices=tuple(VARIABILITY_TESTS),
+        default="lr",
+        help="the test of variability printed first and drawn in sex_effects_sd.png: lr "
+        "(likelihood ratio of sex in the log-sd; default, the most powerful with normal "
+        "residuals but it rejects too often when they are heavy-tailed or skewed: 10 %% of "
+        "true nulls at excess kurtosis 1, 25-38 %% with t5 or t3 noise, at alpha 0.05), robust "
+        "(Wald test with a sandwich covariance, also written as sigma_robust_wald rows) or "
+        "brown-forsythe (median-centred Levene test, the most robust to the residuals' shape). "
+        "The Brown-Forsythe result is printed beside the chosen one",
     )
     s.set_defaults(func=run_sex)
 
@@ -435,62 +453,6 @@ def _region_column(targets, names) -> list:
     return [None if k is None or names is None or k >= len(names) else names[k] for k in index]
 
 
-def _fmt_p(p: float) -> str:
-    return "NaN" if p != p else f"{p:.2g}"
-
-
-def _tested(row) -> bool:
-    """Whether a row of the sex tests has a test (its fits converged)."""
-    return bool(row.get("converged", True)) and row["p"] == row["p"]
-
-
-def _sex_lines(tests, summary, gap, alpha: float, n_boot: int) -> list[str]:
-    lines = []
-    for test, what, effect in (
-        ("mu_lr", "E/I", "female - male"),
-        ("sigma_lr", "E/I variability", "sd female / male"),
-    ):
-        rows = tests[(tests["test"] == test) & (tests["target"] == et.MEAN_TARGET)]
-        parts = []
-        if len(rows):
-            r = rows.iloc[0]
-            parts.append(
-                f"{effect} {r['effect']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}], p {_fmt_p(r['p'])}"
-                if _tested(r)
-                else "not tested (its fit did not converge)"
-            )
-        reg = summary[(summary["test"] == test) & (summary["family"] == "regional")]
-        if len(reg):
-            s = reg.iloc[0]
-            regional = tests[(tests["test"] == test) & (tests["family"] == "regional")]
-            untested = sum(not _tested(r) for _, r in regional.iterrows())
-            parts.append(
-                f"{s['n_significant']} of {s['n_targets']} regions significant (FDR "
-                f"{100 * alpha:g} %; {s['n_female_greater']} female > male, "
-                f"{s['n_male_greater']} female < male"
-                + (f"; {untested} not tested: their fits did not converge)" if untested else ")")
-            )
-        if parts:
-            where = f" ({et.MEAN_TARGET})" if len(rows) else ""
-            lines.append(f"sex difference in {what}{where}: " + "; ".join(parts))
-    if gap is None:
-        lines.append("sex gap across age: not estimated (its fit did not converge)")
-        return lines
-    target, used = gap["target"].iloc[0], int(gap["n_boot"].iloc[0])
-    if used >= 2:
-        above, below = int((gap["ci_low"] > 0).sum()), int((gap["ci_high"] < 0).sum())
-        of = "" if used == n_boot else f" (from the {used} of {n_boot} resamples that converged)"
-        lines.append(
-            f"sex gap in {target} across age: the {100 * gap['level'].iloc[0]:g} % band{of} lies "
-            f"above zero at {above} and below zero at {below} of {len(gap)} ages"
-        )
-    elif n_boot == 0:
-        lines.append(f"sex gap in {target} across age: no band (--n-boot 0)")
-    else:
-        lines.append(f"sex gap in {target} across age: no band ({used} of {n_boot} resamples converged)")
-    return lines
-
-
 def run_sex(args: argparse.Namespace) -> int:
     """Write the sex-difference tests, their summary, the sex gap and its figures (exit status
     :data:`CURVES_FAILED` when the sex gap's fit does not converge: the rest is written)."""
@@ -501,17 +463,16 @@ def run_sex(args: argparse.Namespace) -> int:
     table = handle_flagged(table, args.exclude_flagged, f"{args.table} (--table)")
     settings = {k: getattr(args, k) for k in ("targets", "n_boot", "seed", "mu_df", "sigma_df")}
     settings["scale_site"] = not args.no_scale_site
+    settings["variability_test"] = args.variability_test
     meta = _provenance("stats sex", args, settings, site, len(table))
-    from delssome_norms import stats
 
     steps = _progress(2 + (not args.no_figures), "stats sex")
     try:
-        tests = _call(
-            args.table, stats.sex_difference_tests, table, targets, site=site, mu_df=args.mu_df,
-            sigma_df=args.sigma_df, scale_site=not args.no_scale_site, alpha=args.alpha,
-        )  # fmt: skip
+        tests = _sex_tests(args, table, targets, site)
         tests["region"] = _region_column(tests["target"], names)
-        summary = stats.sex_difference_summary(tests)
+        from delssome_norms.stats import sex_difference_summary
+
+        summary = sex_difference_summary(tests)
         steps.update()
         listed = list(dict.fromkeys(tests["target"]))
         gap_target = et.MEAN_TARGET if et.MEAN_TARGET in listed else listed[0]
@@ -519,12 +480,12 @@ def run_sex(args: argparse.Namespace) -> int:
         from tqdm.auto import tqdm
 
         with tqdm(total=args.n_boot, desc="resamples", disable=None, leave=False) as resampled:
-            gap = _gap(args, table, site, gap_target, resampled.update)
+            gap, why = _gap(args, table, site, gap_target, resampled.update)
         steps.update()
         figures = {}
         if not args.no_figures:
             steps.set_description("stats sex: figures")
-            figures = _sex_figures(tests, gap, gap_target, names)
+            figures = _sex_figures(tests, gap, gap_target, names, args.variability_test)
             steps.update()
     finally:
         steps.close()
@@ -537,34 +498,77 @@ def run_sex(args: argparse.Namespace) -> int:
         _close(figures)
     n_f, n_m = int(tests["n_female"].iloc[0]), int(tests["n_male"].iloc[0])
     print(f"{n_f} female and {n_m} male people, {len(listed)} target(s)")
-    for line in _sex_lines(tests, summary, gap, args.alpha, args.n_boot):
+    import pandas as pd
+
+    ages = pd.to_numeric(table[et.AGE], errors="coerce")
+    ages = (float(ages.min()), float(ages.max())) if ages.notna().any() else None
+    from delssome_norms.stats._sex_lines import sex_lines
+
+    test = VARIABILITY_TESTS[args.variability_test]
+    for line in sex_lines(tests, summary, gap, args.alpha, args.n_boot, test, ages, why):
         print(line)
     print(LEVEL_CAUTION)
     print(f"wrote {len(written)} files to {out}{SIDECARS}")
     if gap is None:
         print(
             f"not written: {', '.join(_left_out(GAP_FILES, args.no_figures))}: the sex gap's "
-            "curves across age did not converge (the warning names the cause)"
+            f"curves across age {'were not fitted: ' + why if why else 'did not converge'}"
+            " (the warning names the cause)"
         )
     return CURVES_FAILED if gap is None else 0
 
 
+def _sex_tests(args: argparse.Namespace, table, targets, site):
+    """The tests of ``stats sex``: likelihood ratio and Brown-Forsythe, plus the sigma_robust_wald
+    rows with ``--variability-test robust``. The warning that the residuals are too heavy-tailed
+    for the likelihood-ratio test of variability is left out when another test was chosen."""
+    import warnings
+
+    import pandas as pd
+
+    from delssome_norms import stats
+    from delssome_norms.stats._residual_shape import HeavyTailWarning
+
+    kwargs = {"site": site, "mu_df": args.mu_df, "sigma_df": args.sigma_df}
+    kwargs |= {"scale_site": not args.no_scale_site, "alpha": args.alpha}
+    with warnings.catch_warnings():
+        if args.variability_test != "lr":
+            warnings.simplefilter("ignore", HeavyTailWarning)
+        tests = _call(args.table, stats.sex_difference_tests, table, targets, **kwargs)
+        if args.variability_test == "robust":
+            robust = _call(
+                args.table, stats.sex_difference_tests, table, targets, method="robust_wald", **kwargs
+            )
+            robust = robust[robust["test"] == "sigma_robust_wald"]
+            order = {t: i for i, t in enumerate(dict.fromkeys(tests["target"]))}
+            tests = pd.concat([tests, robust], ignore_index=True)
+            rank = tests["test"].map({"mu_lr": 0, "sigma_lr": 1, "sigma_robust_wald": 2}).fillna(3)
+            tests = tests.assign(_t=tests["target"].map(order), _r=rank)
+            tests = tests.sort_values(["_t", "_r"], kind="stable").drop(columns=["_t", "_r"])
+            tests = tests.reset_index(drop=True)
+    return tests
+
+
 def _gap(args: argparse.Namespace, table, site, target: str, progress):
-    """The sex gap across age, or None (with a one-line warning) when its fit did not converge:
-    the tests do not depend on it. Another refusal of the table stays an error."""
+    """The sex gap across age and None, or None and why not (with a one-line warning) when its
+    fit did not converge or the two sexes cover no common ages: the tests do not depend on it.
+    Another refusal of the table stays an error."""
     import warnings
 
     from delssome_norms import stats
     from delssome_norms.errors import ConvergenceWarning
+    from delssome_norms.stats.sex_differences import NO_COMMON_AGES
 
     try:
-        return _call(
+        gap = _call(
             args.table, stats.sex_gap, table, target, site=site, mu_df=args.mu_df,
             sigma_df=args.sigma_df, scale_site=not args.no_scale_site, n_boot=args.n_boot,
             seed=args.seed, progress=progress,
         )  # fmt: skip
+        return gap, None
     except InvalidInputError as err:
-        if NOT_CONVERGED not in err.problem:
+        apart = NO_COMMON_AGES in err.problem
+        if NOT_CONVERGED not in err.problem and not apart:
             raise
         written = "the tests and their summary are"
         if not args.no_figures:
@@ -572,20 +576,22 @@ def _gap(args: argparse.Namespace, table, site, target: str, progress):
         warnings.warn(
             f"sex gap across age not written ({' and '.join(_left_out(GAP_FILES, args.no_figures))}; "
             f"{written}): {err.problem}",
-            ConvergenceWarning,
+            UserWarning if apart else ConvergenceWarning,
             stacklevel=2,
         )
-        return None
+        return None, ("the two sexes cover no common ages" if apart else None)
 
 
-def _sex_figures(tests, gap, gap_target: str, names) -> dict:
-    """The figures of ``stats sex`` (the tests' alone when the gap is None: its fit failed)."""
+def _sex_figures(tests, gap, gap_target: str, names, variability: str = "lr") -> dict:
+    """The figures of ``stats sex`` (the tests' alone when the gap is None: its fit failed);
+    sex_effects_sd.png shows the ``--variability-test``."""
     from delssome_norms.plotting import plot_sex_effects, plot_sex_gap
 
     family = "regional" if (tests["family"] == "regional").any() else None
+    sd_test = VARIABILITY_TESTS[variability]
     pairs = [
         ("sex_effects_mean.png", plot_sex_effects, (tests, "mu_lr"), {"family": family}),
-        ("sex_effects_sd.png", plot_sex_effects, (tests, "sigma_lr"), {"family": family}),
+        ("sex_effects_sd.png", plot_sex_effects, (tests, sd_test), {"family": family}),
     ]
     if gap is not None:
         label = "mean cortical E/I" if gap_target == et.MEAN_TARGET else gap_target

@@ -34,10 +34,11 @@ def _cohort(n: int = 160, n_regions: int = 2, seed: int = 0) -> pd.DataFrame:
 
 
 def test_brown_forsythe_rows_give_their_denominator_df() -> None:
-    """The Brown-Forsythe F has (1, n - 2) degrees of freedom (scipy.stats.levene, 2 groups)."""
+    """The Brown-Forsythe F has (1, n - rank) degrees of freedom: n less the scale's intercept,
+    age and site columns and sex (a regression of the absolute deviations)."""
     table = _cohort()
     bf = sex_difference_tests(table).query("test == 'brown_forsythe'")
-    assert (bf["df_resid"] == len(table) - 2).all()
+    assert (bf["df_resid"] == len(table) - 6).all()
     np.testing.assert_allclose(
         bf["p"], stats.f.sf(bf["statistic"], 1, bf["df_resid"]), rtol=1e-10, atol=0
     )
