@@ -122,7 +122,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
     if centiles is not None:
         write_table(centiles, args.centiles_out)
     big = summary[summary["n"] >= WORST_MIN_N]
-    pool = big if not big.empty else summary
+    small = big.empty  # every group too small for its MACE to mean much: said so
+    pool = summary if small else big
     worst = pool.loc[pool["mace_pp"].idxmax()]
     where = ", ".join(f"{k} {worst[k]}" for k in keys)
     left = scored.attrs["left_out"]
@@ -136,7 +137,9 @@ def run_calibrate(args: argparse.Namespace) -> int:
     print(
         f"calibration of {len(summary['target'].unique())} target(s) on {n_used} held-out people"
         + (f" by {', '.join(args.by)}" if args.by else "")
-        + f": median MACE {float(np.median(summary['mace_pp'])):.2f} pp; worst "
+        + f": median MACE {float(np.median(pool['mace_pp'])):.2f} pp"
+        + (f" (every group has fewer than {WORST_MIN_N} people: noisy)" if small else "")
+        + "; worst "
         + (f"group {where}, " if where else "")
         + f"{worst['target']}: MACE {worst['mace_pp']:.2f} pp, largest error "
         f"{worst['max_error_pp']:.2f} pp, z mean {worst['z_mean']:+.2f}, z sd {worst['z_sd']:.2f} "

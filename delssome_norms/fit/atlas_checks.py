@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -83,13 +84,29 @@ def check_surrogate_run(
     check_sc = getattr(surrogate, "check_sc", None)  # optional in the backend protocol
     if settings.mode == "surrogate" and check_sc is not None:
         for path in dict.fromkeys(sc_files):  # a file's values alone: any region order passes
+            if path is not None and not _readable_sc(path):
+                continue  # its subjects fail alone, listed in failures.csv, as in Euler mode
             sc = load_default_template().sc if path is None else path
             try:
                 check_sc(settings.surrogate_weights, sc)
             except InvalidInputError as err:  # name the cohort's SC, not "the subject's"
                 which = "the default template SC (rows without sc)" if path is None else str(path)
-                raise InvalidInputError(f"cohort SC {which}: {err.problem}", err.source) from None
+                text = err.problem if err.source == which else f"cohort SC {which}: {err.problem}"
+                raise InvalidInputError(text, err.source) from None
     check_surrogate_cover(settings, tr, scan_length, surrogate, subject_ids)
+
+
+def _readable_sc(path: str) -> bool:
+    """Whether ``path`` reads as an SC (a bad file is its subjects' failure, not the cohort's)."""
+    from delssome_norms.io import read_sc
+
+    try:
+        with warnings.catch_warnings():  # the subjects' own reads warn
+            warnings.simplefilter("ignore")
+            read_sc(path)
+    except (InvalidInputError, OSError, ValueError):
+        return False
+    return True
 
 
 def no_maps_message(n_regions: int, whose: str, count: int | None = None) -> str:

@@ -5,7 +5,8 @@
 * a manifest whose ``sc`` column (or whose ``myelin``/``gradient`` columns) names files for some
   subjects and is empty for others is refused: the empty rows would be fitted with the default
   template SC (or the maps ``--maps`` chooses), a pipeline other than the rest's, which
-  ``collect`` refuses to put in one table after every subject was fitted.
+  ``collect`` refuses to put in one table after every subject was fitted; unless the files
+  named hold the template SC (the shipped maps) themselves, as the demo manifest's do.
 """
 
 from __future__ import annotations
@@ -59,6 +60,33 @@ def _ids(ids: Sequence[str]) -> str:
     return ", ".join(ids[:SHOWN_IDS]) + more
 
 
+def _all_defaults(table: pd.DataFrame, columns: list[str], given: np.ndarray) -> bool:
+    """Whether every file the partly filled ``columns`` name holds what an empty row gets: the
+    default template SC, or the shipped DK68 maps value for value (the demo manifest's
+    ``sc.csv``, ``myelin.csv`` and ``gradient.csv``): then it is one pipeline, which ``collect``
+    combines. An unreadable file is not (its subject fails alone later)."""
+    from delssome_norms.datasets import load_default_maps, load_default_template
+    from delssome_norms.io import read_map, read_sc
+
+    rows = table.loc[given, columns].astype(str).drop_duplicates()
+    try:
+        with warnings.catch_warnings():  # the subjects' own reads warn, once
+            warnings.simplefilter("ignore")
+            if columns == ["sc"]:
+                template = load_default_template().sc
+                return all(np.array_equal(read_sc(path), template) for path in rows["sc"].str.strip())
+            if columns != ["myelin", "gradient"]:
+                return False
+            maps = load_default_maps()
+            return all(
+                np.array_equal(read_map(m.strip()), maps.myelin)
+                and np.array_equal(read_map(g.strip()), maps.gradient)
+                for m, g in zip(rows["myelin"], rows["gradient"])
+            )
+    except (InvalidInputError, OSError, ValueError):
+        return False
+
+
 def check_partly_filled(table: pd.DataFrame, source: str) -> None:
     """Refuse a manifest whose ``sc`` column, or whose ``myelin``/``gradient`` columns (a row
     gives maps when it names either), name files for some subjects and are empty for others.
@@ -79,6 +107,8 @@ def check_partly_filled(table: pd.DataFrame, source: str) -> None:
         for c in present:
             given |= np.array([_given(v) for v in table[c]], dtype=bool)
         if given.all() or not given.any():
+            continue
+        if _all_defaults(table, present, given):  # the files hold what the empty rows get
             continue
         named = [s for s, g in zip(ids, given) if g]
         empty = [s for s, g in zip(ids, given) if not g]

@@ -68,10 +68,9 @@ class TidyOutDirLock(OutDirLock):
         if tidy:  # while still held: no other run can have taken it meanwhile
             with contextlib.suppress(OSError):
                 self.path.unlink()
-        self.release()
-        if tidy:
             for folder in self.created:  # the out-dir, then the parents made for it
                 try:
                     folder.rmdir()  # only an empty one
                 except OSError:
                     break
+        self.release()  # a run that opened the old lock file meanwhile finds its folder gone

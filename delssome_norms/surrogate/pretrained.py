@@ -526,14 +526,17 @@ def _refuse_missing(folder: Path, is_default: bool) -> None:
     """Raise the error of a weights folder lacking ``metadata.json`` or ``model.safetensors``,
     saying which: no folder at all (train weights), a file given as the folder, or a folder
     copied without one of its two files (copy the whole folder ``surrogate train`` wrote)."""
+    # the shipped folder is never a train --out (is_shipped_weights_folder): train elsewhere
+    out = "W" if is_shipped_weights_folder(folder) else str(folder)
     train = (
         "train them with `delssome-norms surrogate generate --out D` then "
-        f"`delssome-norms surrogate train --data D --out {folder}`"
+        f"`delssome-norms surrogate train --data D --out {out}`"
     )
     if is_default:
+        where = f" and set {ENV_VAR}=W (or pass --weights W)" if out == "W" else f", or set {ENV_VAR}"
         raise NotYetAvailableError(
             f"no pretrained surrogate weights found at {folder} ({METADATA_FILE} and "
-            f"{WEIGHTS_FILE}); {train}, or set {ENV_VAR}"
+            f"{WEIGHTS_FILE}); {train}{where}"
         )
     if folder.is_file():
         problem = (

@@ -41,3 +41,20 @@ def test_the_weights_own_sc_passes_the_check(tmp_path: Path) -> None:
     blocker.write_text("x")  # stops right after the checks before any work
     with pytest.raises(InvalidInputError, match=r"not a folder|exists"):
         run_cohort(manifest, blocker, _settings(tmp_path), quiet=True, surrogate=SURROGATE_BACKEND)
+
+
+def test_an_unreadable_sc_fails_its_subject_not_the_cohort(tmp_path: Path, monkeypatch) -> None:
+    """A missing SC file is its subject's input failure (failures.csv), as in Euler mode; only
+    an SC that reads and differs from the weights' refuses the cohort."""
+    from fit_helpers import use_analytic_simulator
+
+    use_analytic_simulator(monkeypatch)
+    manifest = write_manifest(tmp_path, 3)
+    table = pd.read_csv(manifest)
+    table.loc[1, "sc"] = "data/missing_sc.csv"
+    table.to_csv(manifest, index=False)
+    out = tmp_path / "fits"
+    run_cohort(manifest, out, _settings(tmp_path), quiet=True, surrogate=SURROGATE_BACKEND)
+    failures = pd.read_csv(out / "failures.csv", dtype=str)
+    assert failures["subject_id"].tolist() == ["sub-01"]
+    assert (out / "sub-00" / "EI_ratio.csv").is_file() and (out / "sub-02" / "EI_ratio.csv").is_file()

@@ -292,3 +292,31 @@ def test_tidy_lock_removes_only_what_it_made_and_left_empty(tmp_path: Path) -> N
     with pytest.raises(RuntimeError), TidyOutDirLock(target, created):
         raise RuntimeError
     assert not (tmp_path / "a").exists()
+
+
+def test_partly_filled_columns_naming_the_defaults_are_one_pipeline(tmp_path: Path) -> None:
+    """The demo manifest's sc.csv, myelin.csv and gradient.csv hold the template SC and the
+    shipped maps: rows leaving them empty get the same, so nothing is refused (a second
+    review found cohorts refused that fitted and collected fine)."""
+    from delssome_norms.datasets import load_reference_subjects, materialise_subjects
+    from delssome_norms.io import read_manifest
+
+    people = load_reference_subjects().demographics
+    ids = people.loc[people["kind"] == "control", "subject_id"].iloc[:3].tolist()
+    made = materialise_subjects(tmp_path / "synth", subject_ids=ids)
+    manifest = made / "manifest.csv" if made.is_dir() else made
+    folder = manifest.parent
+    table = pd.read_csv(manifest, dtype=str)
+    table.loc[0, "sc"] = ""
+    table.loc[1, ["myelin", "gradient"]] = ""
+    table.to_csv(manifest, index=False)
+    check_partly_filled(read_manifest(manifest), str(manifest))  # not refused
+    # a given SC of other values (the template with one connection changed) is refused
+    sc = pd.read_csv(folder / "sc.csv", header=None).to_numpy(dtype=float)
+    i, j = np.argwhere(sc > 0)[0]
+    sc[i, j] = sc[j, i] = sc[i, j] * 1.5
+    write_matrix(sc, folder / "other_sc.csv")
+    table.loc[1:, "sc"] = "other_sc.csv"
+    table.to_csv(manifest, index=False)
+    with pytest.raises(InvalidInputError, match=r"column sc names an SC file for 2 subject"):
+        check_partly_filled(read_manifest(manifest), str(manifest))
