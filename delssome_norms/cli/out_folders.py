@@ -20,9 +20,15 @@ MAX_NAMED = 3
 
 
 def visible_entries(folder: Path) -> list[str]:
-    """Sorted names of the folder's entries that are not hidden (``.name``)."""
+    """Sorted names of the folder's entries that are not hidden (``.name``), leaving out
+    sub-folders that hold nothing visible (a writer killed while staging leaves
+    ``<target>/.staged-*`` files: not another command's outputs)."""
     try:
-        return sorted(e.name for e in folder.iterdir() if not e.name.startswith("."))
+        return sorted(
+            e.name
+            for e in folder.iterdir()
+            if not e.name.startswith(".") and not (e.is_dir() and not visible_entries(e))
+        )
     except OSError:  # unreadable: the command's own write reports it
         return []
 

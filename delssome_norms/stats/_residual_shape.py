@@ -71,10 +71,17 @@ def heavy_tailed(skew: np.ndarray, kurt: np.ndarray) -> np.ndarray:
 
 
 def warn_heavy_tails(
-    targets: Sequence[str], skew: np.ndarray, kurt: np.ndarray, test: str, *, stacklevel: int = 3
+    targets: Sequence[str],
+    skew: np.ndarray,
+    kurt: np.ndarray,
+    test: str,
+    *,
+    stacklevel: int = 3,
+    of_total: int | None = None,
 ) -> None:
     """One :class:`HeavyTailWarning` when at least :data:`SHARE_LIMIT` of the targets are flagged
-    by :func:`heavy_tailed`, naming how many, their median excess kurtosis and what to use."""
+    by :func:`heavy_tailed`, naming how many, their median excess kurtosis and what to use
+    (``of_total``: the number of targets tested, when ``targets`` are those whose fits converged)."""
     flagged = heavy_tailed(skew, kurt)
     n_flagged = int(flagged.sum())
     if n_flagged == 0 or n_flagged < SHARE_LIMIT * len(targets):
@@ -83,7 +90,12 @@ def warn_heavy_tails(
     shown = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
     warnings.warn(
         f"sex_difference_tests: the standardised residuals of {n_flagged} of {len(targets)} "
-        f"target(s) ({shown}) are heavy-tailed or skewed (excess kurtosis above "
+        + (
+            f"target(s) whose fits converged (of {of_total})"
+            if of_total is not None and of_total != len(targets)
+            else "target(s)"
+        )
+        + f" ({shown}) are heavy-tailed or skewed (excess kurtosis above "
         f"{KURTOSIS_LIMIT:g} or |skewness| above {SKEWNESS_LIMIT:g}; median excess kurtosis "
         f"{float(np.nanmedian(np.asarray(kurt)[flagged])):.2g}), so their likelihood-ratio test "
         f"of variability ({test}) rejects too often (simulated at alpha 0.05: 10 % at excess "

@@ -359,6 +359,7 @@ def sex_difference_tests(
     _check_choice(method, METHODS, "method")
     cohort = prepare_cohort(table, targets, site=site)
     _check_site_sizes(cohort, scale_site)
+    _warn_disjoint_ages(cohort)
     designs = _Designs.from_cohort(cohort, mu_df, sigma_df)
     age, female, site_idx = cohort.age, cohort.female, cohort.site
     X_full = designs.mean(age, female, site_idx, sex=True)
@@ -433,7 +434,13 @@ def sex_difference_tests(
     if method == "lr":
         converged = full_r.converged & no_sigma.converged
         keep = np.flatnonzero(converged)
-        warn_heavy_tails([cohort.targets[k] for k in keep], skew[keep], kurt[keep], "sigma_lr")
+        warn_heavy_tails(
+            [cohort.targets[k] for k in keep],
+            skew[keep],
+            kurt[keep],
+            "sigma_lr",
+            of_total=len(cohort.targets),
+        )
     out = add_fdr(out, by=("test", "family"), alpha=alpha)
     cols = [c for c in RESULT_COLUMNS if c in out.columns]
     rest = [c for c in out.columns if c not in cols]
@@ -569,6 +576,21 @@ def _gap_curves(
             centre = centre + sd * weighted_median(std, weights[rows])[None, :]
         curves[sex], sds[sex] = centre, sd
     return curves["female"], curves["male"], sds["female"], sds["male"]
+
+
+def _warn_disjoint_ages(cohort: Cohort) -> None:
+    """Warn when the two sexes' age ranges do not overlap: sex is then confounded with age, and
+    a "sex" effect is whatever the shared age curve fails to fit where one range meets the other."""
+    try:
+        _gap_ages(cohort, None)
+    except InvalidInputError as err:
+        warnings.warn(
+            f"sex_difference_tests: {err.problem.split(', so ')[0]}: sex is confounded with age, "
+            "so the sex effects compare people of different ages, not the sexes; use a table in "
+            "which both sexes span the ages to compare",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _gap_ages(cohort: Cohort, ages: Sequence[float] | np.ndarray | None) -> np.ndarray:
