@@ -92,6 +92,7 @@ def check_surrogate_run(
             except InvalidInputError as err:  # name the cohort's SC, not "the subject's"
                 which = "the default template SC (rows without sc)" if path is None else str(path)
                 text = err.problem if err.source == which else f"cohort SC {which}: {err.problem}"
+                text += "; in a manifest: leave its sc cells empty, or name the template SC"
                 raise InvalidInputError(text, err.source) from None
     check_surrogate_cover(settings, tr, scan_length, surrogate, subject_ids)
 

@@ -542,7 +542,8 @@ def run_cohort(
     shard_kn = parse_shard(shard) if isinstance(shard, str) or shard is None else tuple(shard)
     table = read_manifest(manifest) if not isinstance(manifest, pd.DataFrame) else manifest
     # unread columns warned; an sc (or map) column filled for some rows only refused, before any work
-    check_manifest_columns(table, "manifest" if isinstance(manifest, pd.DataFrame) else str(manifest))
+    where = "manifest" if isinstance(manifest, pd.DataFrame) else str(manifest)
+    check_manifest_columns(table, where, settings.maps)
     scheduler_client = _connect_dask(scheduler) if executor == "dask" else None
     try:
         if scheduler_client is not None:  # before any task: a worker of another version

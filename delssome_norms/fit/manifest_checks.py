@@ -87,9 +87,12 @@ def _all_defaults(table: pd.DataFrame, columns: list[str], given: np.ndarray) ->
         return False
 
 
-def check_partly_filled(table: pd.DataFrame, source: str) -> None:
+def check_partly_filled(table: pd.DataFrame, source: str, maps: str = "default") -> None:
     """Refuse a manifest whose ``sc`` column, or whose ``myelin``/``gradient`` columns (a row
-    gives maps when it names either), name files for some subjects and are empty for others.
+    gives maps when it names either), name files for some subjects and are empty for others
+    (unless the files hold what the empty rows get: the template SC; the shipped maps when
+    ``maps``, the fit's ``--maps``, is ``"default"``: with ``"fc-gradient"`` empty rows get an
+    FC gradient instead).
 
     Raises
     ------
@@ -108,7 +111,8 @@ def check_partly_filled(table: pd.DataFrame, source: str) -> None:
             given |= np.array([_given(v) for v in table[c]], dtype=bool)
         if given.all() or not given.any():
             continue
-        if _all_defaults(table, present, given):  # the files hold what the empty rows get
+        same = present == ["sc"] or maps == "default"  # what the empty rows get (--maps)
+        if same and _all_defaults(table, present, given):  # the files hold that themselves
             continue
         named = [s for s, g in zip(ids, given) if g]
         empty = [s for s, g in zip(ids, given) if not g]
@@ -123,9 +127,9 @@ def check_partly_filled(table: pd.DataFrame, source: str) -> None:
         )
 
 
-def check_manifest_columns(table: pd.DataFrame, source: str) -> None:
+def check_manifest_columns(table: pd.DataFrame, source: str, maps: str = "default") -> None:
     """Before any work on a manifest: warn about unread columns
     (:func:`warn_unread_columns`), refuse partly filled SC or map columns
-    (:func:`check_partly_filled`)."""
+    (:func:`check_partly_filled`; ``maps``: the fit's ``--maps``)."""
     warn_unread_columns(table, source, stacklevel=4)
-    check_partly_filled(table, source)
+    check_partly_filled(table, source, maps)

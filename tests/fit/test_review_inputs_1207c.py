@@ -320,3 +320,22 @@ def test_partly_filled_columns_naming_the_defaults_are_one_pipeline(tmp_path: Pa
     table.to_csv(manifest, index=False)
     with pytest.raises(InvalidInputError, match=r"column sc names an SC file for 2 subject"):
         check_partly_filled(read_manifest(manifest), str(manifest))
+
+
+def test_partly_filled_shipped_maps_are_refused_with_fc_gradient_maps(tmp_path: Path) -> None:
+    """With --maps fc-gradient the rows without maps get an FC gradient, not the shipped maps:
+    map files holding the shipped maps for some rows only make two pipelines (collect refused
+    the folder after every fit)."""
+    from delssome_norms.datasets import load_reference_subjects, materialise_subjects
+    from delssome_norms.io import read_manifest
+
+    people = load_reference_subjects().demographics
+    ids = people.loc[people["kind"] == "control", "subject_id"].iloc[:2].tolist()
+    made = materialise_subjects(tmp_path / "synth", subject_ids=ids)
+    manifest = made / "manifest.csv" if made.is_dir() else made
+    table = pd.read_csv(manifest, dtype=str)
+    table.loc[1, ["myelin", "gradient"]] = ""
+    table.to_csv(manifest, index=False)
+    check_partly_filled(read_manifest(manifest), str(manifest), "default")  # one pipeline
+    with pytest.raises(InvalidInputError, match=r"columns myelin and gradient name map files"):
+        check_partly_filled(read_manifest(manifest), str(manifest), "fc-gradient")
