@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"{args.out_dir} exists and is not a folder", "--out-dir")
     timing = _timing(args)
 
-    par = _read_parameters(args.params)
+    par = io.read_parameters(args.params)
     n = len(par["wEE"])
     regions = _parameter_regions(args.params, n)
     if n < 3:
@@ -622,28 +622,6 @@ class _progress:
 
     def __exit__(self, *exc) -> None:
         self.bar.close()
-
-
-def _read_parameters(path: str) -> dict:
-    """``io.read_parameters``, whose error for a file without a header row (an FC given as
-    --params) says so and names the columns expected, instead of listing its numbers as the
-    columns found."""
-    from delssome_norms import io
-    from delssome_norms.errors import InvalidInputError
-    from delssome_norms.io.headerless import headerless_problem
-    from delssome_norms.io.readers import PARAMETER_COLUMNS
-
-    try:
-        return io.read_parameters(path)
-    except InvalidInputError as err:
-        problem = "missing required column" in err.problem and headerless_problem(
-            path,
-            f"{', '.join(PARAMETER_COLUMNS)} (best_parameters.csv of a fit; region names in an "
-            "optional region column)",
-        )
-        if not problem:
-            raise
-        raise InvalidInputError(problem, err.source or str(path)) from None
 
 
 def _in_parameter_order(path, regions: list[str] | None, what: str, n: int | None = None):

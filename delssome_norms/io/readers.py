@@ -568,6 +568,7 @@ def read_table(path: PathLike, required: Sequence[str] = (), tabs: bool = False)
     tabs and no commas, or any named ``.tsv``/``.tsv.gz``, is read as tab-separated (BIDS).
     """
     name = str(path)
+    header, sep = "", ","
     if is_parquet(path):
         table = _read_parquet(path)
     else:
@@ -600,6 +601,16 @@ def read_table(path: PathLike, required: Sequence[str] = (), tabs: bool = False)
                     name,
                 )
     missing = [c for c in required if c not in table.columns]
+    cells = [c.strip().strip('"') for c in header.strip().split(sep)] if missing else []
+    if cells and all(cells) and _numeric(cells, allow_na=False).all():
+        # a header-less matrix (an FC or SC given as a table): its numbers are no column names
+        shown = ", ".join(cells[:3]) + (" ..." if len(cells) > 3 else "")
+        raise InvalidInputError(
+            f"has no header row: its first line holds {len(cells)} number(s) ({shown}), as a "
+            "header-less matrix (an FC or SC) does; expected a table whose first line names the "
+            f"columns {', '.join(required)}",
+            name,
+        )
     if missing:
         raise InvalidInputError(
             f"missing required column(s) {', '.join(missing)}; found {', '.join(table.columns)}",
