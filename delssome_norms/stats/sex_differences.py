@@ -429,8 +429,8 @@ def sex_difference_tests(
     unfit = ~out["converged"].astype(bool)
     out.loc[unfit, [c for c in UNFIT_NAN if c in out.columns]] = np.nan
     out.loc[unfit, "direction"] = "none"
-    out["resid_skewness"] = np.repeat(skew, 3)
-    out["resid_excess_kurtosis"] = np.repeat(kurt, 3)
+    out["resid_skewness"] = out["target"].map(dict(zip(cohort.targets, skew)))
+    out["resid_excess_kurtosis"] = out["target"].map(dict(zip(cohort.targets, kurt)))
     if method == "lr":
         converged = full_r.converged & no_sigma.converged
         keep = np.flatnonzero(converged)
