@@ -62,8 +62,8 @@ def check_surrogate_run(
     """Before any work of a surrogate-mode cohort: refuse weights trained for another N (every
     subject would fail with the same message) or another SC than the subjects' (``sc_files``:
     each row's SC file, None for the default template; checked with the backend's optional
-    ``check_sc(weights, sc)``, once per file), then check the timing cover (a warning naming
-    a few of the ``subject_ids`` of each TR and scan length outside it).
+    ``check_sc(weights, sc, any_order=)``, each file read once), then check the timing cover
+    (a warning naming a few of the ``subject_ids`` of each TR and scan length outside it).
 
     Raises
     ------
@@ -84,11 +84,11 @@ def check_surrogate_run(
     check_sc = getattr(surrogate, "check_sc", None)  # optional in the backend protocol
     if settings.mode == "surrogate" and check_sc is not None:
         for path in dict.fromkeys(sc_files):  # a file's values alone: any region order passes
-            if path is not None and not _readable_sc(path):
+            sc = load_default_template().sc if path is None else _read_sc_or_none(path)
+            if sc is None:
                 continue  # its subjects fail alone, listed in failures.csv, as in Euler mode
-            sc = load_default_template().sc if path is None else path
             try:
-                check_sc(settings.surrogate_weights, sc)
+                check_sc(settings.surrogate_weights, sc, any_order=path is not None)
             except InvalidInputError as err:  # name the cohort's SC, not "the subject's"
                 which = "the default template SC (rows without sc)" if path is None else str(path)
                 text = err.problem if err.source == which else f"cohort SC {which}: {err.problem}"
@@ -97,17 +97,17 @@ def check_surrogate_run(
     check_surrogate_cover(settings, tr, scan_length, surrogate, subject_ids)
 
 
-def _readable_sc(path: str) -> bool:
-    """Whether ``path`` reads as an SC (a bad file is its subjects' failure, not the cohort's)."""
+def _read_sc_or_none(path: str):
+    """The SC at ``path``, or None when it does not read (a bad file is its subjects' failure,
+    not the cohort's)."""
     from delssome_norms.io import read_sc
 
     try:
         with warnings.catch_warnings():  # the subjects' own reads warn
             warnings.simplefilter("ignore")
-            read_sc(path)
+            return read_sc(path)
     except (InvalidInputError, OSError, ValueError):
-        return False
-    return True
+        return None
 
 
 def no_maps_message(n_regions: int, whose: str, count: int | None = None) -> str:

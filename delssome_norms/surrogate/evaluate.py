@@ -443,14 +443,15 @@ def weights_regions(weights: str | None = None) -> tuple[int, str, str]:
     return int(loaded.config.n_regions), str(loaded.metadata.get("atlas", "?")), where
 
 
-def check_surrogate_sc(weights: str | None, sc) -> None:
+def check_surrogate_sc(weights: str | None, sc, any_order: bool = False) -> None:
     """Refuse, before any work, an SC other than the one the surrogate ``weights`` were trained
     on (:meth:`~delssome_norms.surrogate.pretrained.PretrainedSurrogate.check`; the fit would
     refuse it only once its train stage starts).
 
     ``sc``: the subject's SC as fitted (array), or the path of an SC file, read alone before the
     other inputs: refused only when it differs from the weights' SC in any region order (its
-    values, sorted), as the subject's other files set the region order.
+    values, sorted), as the subject's other files set the region order. ``any_order``: an
+    array read from such a file alone (checked the same way).
     """
     import warnings
 
@@ -466,14 +467,12 @@ def check_surrogate_sc(weights: str | None, sc) -> None:
         with warnings.catch_warnings():  # warned about when the subject is read
             warnings.simplefilter("ignore", InputWarning)
             sc = read_sc(sc)
-        early = True
-    else:
-        early = False
+        any_order = True
     scaled = np.asarray(scale_sc(np.asarray(sc, dtype=np.float64)))
     if template.shape[-1] != scaled.shape[-1]:  # another N: refused with the subject's N
         return
     trained = template.detach().cpu().double().numpy().reshape(-1, *scaled.shape[-2:])[0]
-    if early:
+    if any_order:
         gap = np.abs(np.sort(scaled, axis=None) - np.sort(trained, axis=None)).max()
         if not gap > SC_ATOL:  # may be the same SC in another region order: decided later
             return
