@@ -36,6 +36,12 @@ def subjects_sha256(subject_ids: list[str]) -> str:
     return hashlib.sha256(json.dumps([str(s) for s in subject_ids]).encode("utf-8")).hexdigest()
 
 
+def subject_set_sha256(subject_ids: list[str]) -> str:
+    """SHA-256 of the manifest's subject ids in sorted order (tells a reordered manifest from
+    another one)."""
+    return subjects_sha256(sorted(str(s) for s in subject_ids))
+
+
 def groups_sha256(plan: Any) -> str:
     """SHA-256 of a plan's lockstep groups (the subject ids of each, in order).
 
@@ -136,6 +142,7 @@ def agree_group_size(
         "group_size": int(group_size),
         "n_subjects": len(subject_ids),
         "subjects_sha256": digest,
+        "subject_set_sha256": subject_set_sha256(subject_ids),
         "groups_sha256": groups_sha256(plan),
     }
     try:
@@ -176,11 +183,21 @@ def _agree(
     """The plan of the recorded K, or the errors of a plan for another manifest or K."""
     digest = subjects_sha256(subject_ids)
     if stored["subjects_sha256"] != digest:
+        if stored.get("subject_set_sha256") == subject_set_sha256(subject_ids):
+            what = (
+                f"the same {len(subject_ids)} subjects in another row order (shards take lockstep "
+                "groups in manifest order, so a reordered manifest forms other groups)"
+            )
+        else:
+            what = f"{stored.get('n_subjects')} subjects, not the {len(subject_ids)} of this one"
+            if stored.get("n_subjects") == len(subject_ids):
+                what = f"{len(subject_ids)} subjects, not the same ones or not in this order"
+                if stored.get("subject_set_sha256"):
+                    what = f"{len(subject_ids)} subjects, but not the same ones as this manifest's"
         raise InvalidInputError(
-            f"the shards of this folder were planned for another manifest "
-            f"({stored.get('n_subjects')} subjects, not these {len(subject_ids)}): every shard of "
-            "a folder must read the same manifest; use another --out-dir, or delete "
-            f"{PLAN_FILE} once no shard of this folder is running",
+            f"the shards of this folder were planned for another manifest ({what}): every "
+            "shard of a folder must read the same manifest, rows in the same order; use another "
+            f"--out-dir, or delete {PLAN_FILE} once no shard of this folder is running",
             str(out_dir),
         )
     k = stored["group_size"]
