@@ -56,6 +56,7 @@ from delssome_norms.fit.lockstep import (
     noting_input_warnings,
     plan_groups,
 )
+from delssome_norms.fit.lone_refit import unfinished_lone_refit
 from delssome_norms.fit.manifest_checks import check_manifest_columns
 from delssome_norms.fit.outputs import (
     check_finished,
@@ -278,7 +279,7 @@ def subject_finished(
         ckpt = Checkpoint(folder, {**_fingerprint(subject, space, settings), "group": group})
         stale = ckpt.stale()
         if stale:
-            return stale
+            return unfinished_lone_refit(ckpt, subject.subject_id, group) or stale
         try:  # damaged files are found now, not after hours of work
             ckpt.load_train()
             for stage in ("val", "val_pooled", "test"):
@@ -288,7 +289,8 @@ def subject_finished(
             return f"{name}: {err.problem.split('; use --overwrite')[0]}"
         return None
 
-    return check_finished(subject_dir, fingerprint, overwrite, checkpoint_stale)
+    cohort = None if group_ids is None else group
+    return check_finished(subject_dir, fingerprint, overwrite, checkpoint_stale, cohort)
 
 
 def run_group_task(

@@ -32,7 +32,7 @@ import json
 import os
 import platform
 import shutil
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ from delssome_norms.datasets.maps import load_default_maps
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.fit.checkpoint import flatten_keys
 from delssome_norms.fit.group_lock import LOCK_DIR, live_holder
+from delssome_norms.fit.lone_refit import is_lone_refit
 from delssome_norms.fit.settings import FitSettings
 from delssome_norms.fit.stages import SubjectResult
 from delssome_norms.fit.subject import SubjectInputs
@@ -472,6 +473,7 @@ def check_finished(
     fingerprint: Mapping[str, Any],
     overwrite: bool = False,
     checkpoint_stale: Callable[[], str | None] | None = None,
+    cohort_group: Sequence[str] | None = None,
 ) -> bool:
     """Whether a subject is finished with this fingerprint; refuse (or discard) stale results.
 
@@ -486,6 +488,11 @@ def check_finished(
         Finished results are set aside in :data:`PREVIOUS_DIR` until the refit writes its own.
     checkpoint_stale : callable, optional
         Returns a message when the subject's checkpoint was written with other inputs/settings.
+    cohort_group : sequence of str, optional
+        The subject's planned lockstep group when a cohort checks it: finished results of a
+        refit of the subject alone with another seed count as finished
+        (:func:`~delssome_norms.fit.lone_refit.is_lone_refit`), unless ``overwrite`` (which
+        refits whatever differs, a cohort's new ``--seed`` included).
 
     Returns
     -------
@@ -504,7 +511,7 @@ def check_finished(
         stored = run.get("fingerprint")
         if isinstance(stored, dict):
             diff = fingerprint_differences(stored, fingerprint)
-            if not diff:
+            if not diff or (not overwrite and is_lone_refit(run, diff, cohort_group)):
                 return _results_intact(d, run, overwrite)
             what = f"with other inputs or settings ({', '.join(diff[:8])})"
         else:

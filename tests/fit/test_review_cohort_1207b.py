@@ -223,9 +223,22 @@ def test_a_failed_cohort_subject_is_told_how_to_refit_it_alone_and_leaves_failur
         "seed": [{"value": 1, "subjects": 1}, {"value": 2, "subjects": 1}]
     }
     assert sidecar["settings"]["n_dup"] == 2  # shared settings stay single values
-    # as docs/rerunning.md says: a later cohort run stops at the subject of another seed
-    with pytest.raises(InvalidInputError, match=r"sub-01 .*settings\.seed"):
-        run_cohort(manifest, out, settings, group_size=2, quiet=True)
+    # as docs/rerunning.md says: a later cohort run counts the refit alone as finished
+    calls = AnalyticSimulator.calls
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = run_cohort(manifest, out, settings, group_size=2, quiet=True)
+    assert (again.done, again.skipped, again.failed) == (0, 2, 0)
+    assert AnalyticSimulator.calls == calls
+    assert _run(out / "sub-01")["seed"] == 2  # kept, not refitted with the cohort's seed
+    # while the cohort's own run with another --seed is still refused (not a refit alone)
+    with pytest.raises(InvalidInputError, match=r"1 subject folder\(s\) .*: sub-00 "):
+        run_cohort(manifest, out, analytic_cohort_settings(seed=3), group_size=2, quiet=True)
+    # and --overwrite refits whatever differs, the refit alone included
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        redo = run_cohort(manifest, out, settings, group_size=2, quiet=True, overwrite=True)
+    assert (redo.done, redo.skipped) == (1, 1) and _run(out / "sub-01")["seed"] == 1
 
 
 # 6 ------------------------------------------------------------------------------------------ #
