@@ -136,6 +136,14 @@ def register(subparsers) -> None:
     src.add_argument("--myelin", metavar="CSV", help="myelin map (give with --gradient)")
     src.add_argument("--gradient", metavar="CSV", help="RSFC gradient map (give with --myelin)")
     src.add_argument(
+        "--cohort-gradient",
+        metavar="DIR",
+        help="refit a subject of a cohort alone with the cohort's FC gradient (subjects without "
+        "maps of another atlas, or a cohort run with --maps fc-gradient): the cohort's --out-dir "
+        "(its cohort_gradient.json); with --out-dir DIR/ID, another --seed and --overwrite "
+        "(docs/rerunning.md)",
+    )
+    src.add_argument(
         "--subject-id",
         default=None,
         help="the subject's name in run.json (default: out-dir name); with --seed it also seeds "
@@ -260,12 +268,18 @@ def run(args: argparse.Namespace) -> int:
         drop_na_frames=args.drop_na_frames,
     )
     check_stage_timing(settings, subject.tr, subject.scan_length, timing_source)
+    fallback = None
+    if args.cohort_gradient is not None:  # in the gradient's region order, as the cohort fits it
+        from delssome_norms.fit.cohort_fc import with_cohort_gradient
+
+        subject, fallback = with_cohort_gradient(subject, args.cohort_gradient, settings.maps)
     # before the output folder exists: surrogate weights of another atlas, impossible maps
     fc_option = "--timeseries" if args.timeseries else "--fc"
     check_fit_possible(
         subject,
         settings,
         {"given": "--gradient", "subject FC": f"{fc_option} (the gradient of the subject's FC)"},
+        fallback,
     )
     if settings.mode == "surrogate":  # the SC as fitted (region order, or the template)
         from delssome_norms.surrogate.evaluate import check_surrogate_sc
@@ -281,7 +295,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             with warnings.catch_warnings():  # printed below, as the command's own notes
                 warnings.simplefilter("ignore", FitQualityWarning)
-                estimator.fit_subject(subject, progress=progress)
+                estimator.fit_subject(subject, progress=progress, cohort_gradient=args.cohort_gradient)
         except EIFitError as err:
             print(f"delssome-norms: {err.cli_message}", file=sys.stderr)
             return 1

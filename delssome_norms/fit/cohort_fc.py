@@ -206,7 +206,7 @@ def _record(g: CohortGradient) -> dict[str, Any]:
     }
 
 
-def _read_stored(path: Path, n_regions: int) -> CohortGradient:
+def _read_stored(path: Path, n_regions: int | None) -> CohortGradient:
     """The gradient of :data:`GRADIENT_FILE`, checked (errors name the file and the way out)."""
     remedy = (
         "delete it, or rerun with --overwrite, to recompute the gradient (subjects fitted with "
@@ -234,7 +234,7 @@ def _read_stored(path: Path, n_regions: int) -> CohortGradient:
     gradient = np.asarray(values, dtype=np.float64)
     if rec.get("sha256") != arrays_sha256(gradient):
         raise InvalidInputError(f"its gradient does not match its sha256 (edited?); {remedy}", str(path))
-    if gradient.shape[0] != n_regions:
+    if n_regions is not None and gradient.shape[0] != n_regions:
         raise InvalidInputError(
             f"holds the cohort FC gradient of {gradient.shape[0]} regions, but this manifest's "
             f"subjects have {n_regions}: use another --out-dir, or --overwrite to recompute it",
@@ -369,6 +369,42 @@ def folder_gradient_now(out: Path, gradient: np.ndarray | None) -> tuple[np.ndar
     )
 
 
+def read_cohort_gradient(path: str | Path, n_regions: int) -> CohortGradient:
+    """The cohort FC gradient a cohort folder was fitted with, to refit one of its subjects alone
+    with it (``estimate-ei --cohort-gradient``).
+
+    Parameters
+    ----------
+    path : path
+        The cohort's output folder, or its :data:`GRADIENT_FILE` (``cohort_gradient.csv``, the
+        copy for reading, names its folder's record too).
+    n_regions : int
+        The subject's number of regions.
+
+    Raises
+    ------
+    InvalidInputError
+        No record there, or a damaged one, or one of another number of regions.
+    """
+    p = Path(path)
+    record = p / GRADIENT_FILE if p.is_dir() else p.with_name(GRADIENT_FILE)
+    if not record.is_file():
+        raise InvalidInputError(
+            f"no {GRADIENT_FILE} here: give the output folder of the cohort run whose subject "
+            "this is (a cohort run writes it when subjects without maps use the cohort's FC "
+            "gradient)",
+            str(path),
+        )
+    stored = _read_stored(record, None)
+    if stored.values.shape[0] != n_regions:
+        raise InvalidInputError(
+            f"holds the cohort FC gradient of {stored.values.shape[0]} regions, but this subject "
+            f"has {n_regions}: it is not this subject's cohort",
+            str(record),
+        )
+    return stored
+
+
 def in_cohort_order(subject: SubjectInputs, row: dict[str, Any]) -> SubjectInputs:
     """A subject without maps put in the region order of the cohort FC gradient it is fitted
     with (the row's :data:`ORDER_KEY`); unchanged when it has maps, no names or that order.
@@ -401,6 +437,47 @@ def in_cohort_order(subject: SubjectInputs, row: dict[str, Any]) -> SubjectInput
     )
 
 
+def with_cohort_gradient(
+    subject: SubjectInputs, path: str | Path, maps: str, source: str = "--cohort-gradient"
+) -> tuple[SubjectInputs, np.ndarray]:
+    """A subject of a cohort, to be refitted alone with the cohort's FC gradient: put in the
+    gradient's region order (:func:`in_cohort_order`), and the gradient's values (the
+    ``fallback_gradient`` of :func:`~delssome_norms.fit.lockstep.estimate_ei`).
+
+    Parameters
+    ----------
+    subject : SubjectInputs
+    path : path
+        The cohort's output folder or its ``cohort_gradient.json`` / ``.csv``
+        (:func:`read_cohort_gradient`).
+    maps : {"default", "fc-gradient"}
+        The fit's ``maps`` setting.
+    source : str
+        The option or argument errors name.
+
+    Raises
+    ------
+    InvalidInputError
+        The subject has maps of its own, or is a 68-region DK subject fitted with the shipped maps
+        (``maps="default"``): the cohort gradient would not be used; or no usable record.
+    """
+    if subject.myelin is not None or subject.gradient is not None:
+        raise InvalidInputError(
+            "the cohort FC gradient is for subjects without maps, and this one has its own "
+            "myelin/gradient maps: give one or the other",
+            source,
+        )
+    if subject.uses_default_maps(maps):
+        raise InvalidInputError(
+            "a 68-region DK subject without maps is fitted with the shipped DK68 maps, not a "
+            "cohort's FC gradient, unless --maps fc-gradient (as its cohort was run, if that "
+            "cohort used its FC gradient)",
+            source,
+        )
+    g = read_cohort_gradient(path, subject.n_regions)
+    return in_cohort_order(subject, {ORDER_KEY: g.order}), g.values
+
+
 __all__ = [
     "GRADIENT_FILE",
     "ORDER_KEY",
@@ -410,5 +487,7 @@ __all__ = [
     "folder_gradient_now",
     "in_cohort_order",
     "needs_gradient",
+    "read_cohort_gradient",
     "row_fc",
+    "with_cohort_gradient",
 ]

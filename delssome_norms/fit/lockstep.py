@@ -747,6 +747,7 @@ def estimate_ei(
     settings: FitSettings | None = None,
     progress: GroupProgress | None = None,
     surrogate: SurrogateBackend | None = None,
+    fallback_gradient: np.ndarray | None = None,
 ) -> SubjectOutcome:
     """Estimate one subject's regional E/I ratio; optionally write its outputs to ``out_dir``.
 
@@ -766,6 +767,8 @@ def estimate_ei(
     surrogate : SurrogateBackend, optional
         Required for ``settings.mode == "surrogate"``
         (``delssome_norms.surrogate.SURROGATE_BACKEND``).
+    fallback_gradient : ndarray of shape (N,), optional
+        A cohort's FC gradient for a subject without maps (its refit alone, :func:`build_space`).
 
     Returns
     -------
@@ -777,15 +780,13 @@ def estimate_ei(
     require_surrogate(settings.mode, surrogate)
     no_maps = subject.myelin is None and subject.gradient is None
     if no_maps and not subject.uses_default_maps(settings.maps):
-        warnings.warn(
-            no_maps_message(subject.n_regions, "the subject's FC"),
-            InputWarning,
-            stacklevel=2,
-        )
+        whose = "the subject's FC" if fallback_gradient is None else "the cohort's FC"
+        warnings.warn(no_maps_message(subject.n_regions, whose), InputWarning, stacklevel=2)
+    fit = dict(fallback_gradient=fallback_gradient, progress=progress, surrogate=surrogate)
     if out_dir is not None:
-        outcome = fit_group([subject], [out_dir], settings, progress=progress, surrogate=surrogate)[0]
+        outcome = fit_group([subject], [out_dir], settings, **fit)[0]
         if outcome.status != "failed":  # e.g. refitted alone with another seed in a cohort
             drop_from_cohort_failures(Path(out_dir))
         return outcome
     with tempfile.TemporaryDirectory(prefix="delssome_norms_fit_") as tmp:
-        return fit_group([subject], [tmp], settings, progress=progress, surrogate=surrogate)[0]
+        return fit_group([subject], [tmp], settings, **fit)[0]

@@ -720,17 +720,15 @@ def refit_alone_advice(subject_dir: Path, cohort_gradient: bool = False) -> str:
     """How to refit one subject of a cohort folder (its parent has the group locks or
     ``failures.csv``) with another seed: alone, since the cohort's options would refit
     (or refuse) every subject; "" for a folder of its own. A subject fitted with the cohort's
-    FC gradient (``cohort_gradient``) needs the Python API: estimate-ei has no option for it."""
+    FC gradient (``cohort_gradient``) is refitted with it (``--cohort-gradient``)."""
     cohort = subject_dir.parent
     if not ((cohort / LOCK_DIR).is_dir() or (cohort / FAILURES_TABLE).is_file()):
         return ""
+    with_gradient = f" --cohort-gradient {cohort}" if cohort_gradient else ""
     how = (
-        f"delete {subject_dir / 'checkpoint'}, call fit_group([subject], [its folder], settings "
-        "with another seed, fallback_gradient=the values of cohort_gradient.csv), then "
-        "delssome_norms.fit.outputs.drop_from_cohort_failures(its folder)"
-        if cohort_gradient
-        else f"estimate-ei --out-dir {subject_dir} with its inputs and settings, --seed N and "
-        "--overwrite (another budget would make another pipeline, which collect refuses)"
+        f"estimate-ei --out-dir {subject_dir}{with_gradient} with its inputs and settings, "
+        "--seed N and --overwrite (another budget would make another pipeline, which collect "
+        "refuses)"
     )
     return (
         f"; for this subject of the cohort in {cohort} (whose --seed would refit every subject), "

@@ -25,6 +25,7 @@ from delssome_norms.datasets import DK68_REGIONS
 from delssome_norms.errors import FitQualityWarning, InvalidInputError, NotFittedError
 from delssome_norms.fit import CMAESSettings, FitSettings, check_mode
 from delssome_norms.fit.cohort import subject_finished
+from delssome_norms.fit.cohort_fc import with_cohort_gradient
 from delssome_norms.fit.evaluate import with_weights_identity
 from delssome_norms.fit.fc_regime import warn_fc_regime
 from delssome_norms.fit.lockstep import GroupProgress, SubjectOutcome, estimate_ei
@@ -358,7 +359,10 @@ def _region_names(names: tuple[str, ...] | None, named_by: str | None, n: int):
 
 
 def check_fit_possible(
-    subject: SubjectInputs, settings: FitSettings, names: dict[str, str] | None = None
+    subject: SubjectInputs,
+    settings: FitSettings,
+    names: dict[str, str] | None = None,
+    fallback_gradient: np.ndarray | None = None,
 ) -> None:
     """Refuse, before any output folder or simulation, a fit that cannot succeed.
 
@@ -366,7 +370,8 @@ def check_fit_possible(
     candidate can pass the search's validity rules
     (:meth:`~delssome_norms.fit.parameterisation.Parameterisation.check_feasible`).
     ``names`` spells the inputs for the message: ``"given"`` (the gradient map) and
-    ``"subject FC"`` (the FC its gradient came from).
+    ``"subject FC"`` (the FC its gradient came from); ``fallback_gradient`` is a cohort's FC
+    gradient the subject is refitted with.
     """
     import warnings
 
@@ -382,7 +387,7 @@ def check_fit_possible(
         )
     with warnings.catch_warnings():  # the fit itself warns about the design
         warnings.simplefilter("ignore")
-        space, design = build_space(subject, None, False, settings.maps)
+        space, design = build_space(subject, fallback_gradient, False, settings.maps)
     check_maps_feasible(space, design, names)
 
 
@@ -571,6 +576,7 @@ class EIEstimator(BaseEstimator):
         gradient: np.ndarray | PathLike | None = None,
         subject_id: str = DEFAULT_SUBJECT_ID,
         progress: GroupProgress | None = None,
+        cohort_gradient: str | Path | None = None,
     ) -> EIEstimator:
         """Fit one subject from arrays or files.
 
@@ -590,6 +596,10 @@ class EIEstimator(BaseEstimator):
             Name of the subject (its seed derives from it and ``seed``).
         progress : GroupProgress, optional
             Progress callbacks.
+        cohort_gradient : path, optional
+            Refit a subject of a cohort run alone with the cohort's FC gradient (a subject without
+            maps of another atlas, or with ``maps="fc-gradient"``): the cohort's output folder
+            (its ``cohort_gradient.json``); see :meth:`fit_subject`.
 
         Returns
         -------
@@ -602,6 +612,7 @@ class EIEstimator(BaseEstimator):
         EIFitError
             No valid candidate survived a stage.
         """
+        self._forget_fit()  # an input refused below leaves no earlier subject's result
         subject = subject_from_arrays(
             subject_id,
             fc,
@@ -620,12 +631,27 @@ class EIEstimator(BaseEstimator):
                 check_prepared_timing(split_paths(fc), *timing, str(subject_id), fcd_cdf=cdfs)
             except InvalidInputError as err:
                 raise _pythonic(err) from None
-        return self.fit_subject(subject, progress=progress)
+        return self.fit_subject(subject, progress=progress, cohort_gradient=cohort_gradient)
+
+    def _forget_fit(self) -> None:
+        for name in _FITTED:  # a failed refit keeps no old result
+            self.__dict__.pop(name, None)
 
     def fit_subject(
-        self, subject: SubjectInputs, *, progress: GroupProgress | None = None
+        self,
+        subject: SubjectInputs,
+        *,
+        progress: GroupProgress | None = None,
+        cohort_gradient: str | Path | None = None,
     ) -> EIEstimator:
         """Fit already checked inputs (:func:`~delssome_norms.fit.load_subject`).
+
+        ``cohort_gradient`` (a cohort's output folder) refits one of its subjects without maps
+        alone with the cohort's FC gradient, in its region order
+        (:func:`~delssome_norms.fit.cohort_fc.with_cohort_gradient`): the cohort's design, so
+        that ``collect`` and a later cohort run take the result as the cohort's (with
+        ``out_dir`` = the subject's folder there, another ``seed`` and ``overwrite``;
+        docs/rerunning.md).
 
         Returns
         -------
@@ -639,10 +665,9 @@ class EIEstimator(BaseEstimator):
             Bad settings, stage timing that does not fit the subject's TR/scan length, or (with
             ``out_dir``) results of another run in the folder without ``overwrite``.
         """
-        for name in _FITTED:  # a failed refit keeps no old result
-            self.__dict__.pop(name, None)
+        self._forget_fit()
         try:
-            return self._fit_subject(subject, progress)
+            return self._fit_subject(subject, progress, cohort_gradient)
         except InvalidInputError as err:
             raise _pythonic(err) from None
 
@@ -663,7 +688,12 @@ class EIEstimator(BaseEstimator):
             )
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
-    def _fit_subject(self, subject: SubjectInputs, progress: GroupProgress | None) -> EIEstimator:
+    def _fit_subject(
+        self,
+        subject: SubjectInputs,
+        progress: GroupProgress | None,
+        cohort_gradient: str | Path | None = None,
+    ) -> EIEstimator:
         settings = self.resolved_settings()
         if not isinstance(self.overwrite, (bool, np.bool_)):  # "no" would be truthy: discard
             raise InvalidInputError(
@@ -681,14 +711,17 @@ class EIEstimator(BaseEstimator):
                 settings.timing(subject.tr, subject.scan_length, stage)
             except InvalidInputError as err:
                 raise _timing_error(err, stage, settings, subject.tr) from None
-        check_fit_possible(subject, settings)
+        fallback = None
+        if cohort_gradient is not None:
+            subject, fallback = with_cohort_gradient(subject, cohort_gradient, settings.maps)
+        check_fit_possible(subject, settings, None, fallback)
         out = None
         if self.out_dir is not None:
             out = Path(self.out_dir)
             if out.exists() and not out.is_dir():
                 raise InvalidInputError(f"{out} exists and is not a folder", "out_dir")
-            subject_finished(subject, out, settings, None, overwrite=bool(self.overwrite))
-        outcome = self._estimate(subject, out, settings, progress)
+            subject_finished(subject, out, settings, fallback, overwrite=bool(self.overwrite))
+        outcome = self._estimate(subject, out, settings, progress, fallback)
         self.settings_ = settings
         self.outcome_ = outcome
         if outcome.status == "failed":
@@ -710,6 +743,7 @@ class EIEstimator(BaseEstimator):
         out_dir: Path | None,
         settings: FitSettings,
         progress: GroupProgress | None,
+        fallback_gradient: np.ndarray | None = None,
     ) -> SubjectOutcome:
         """The one call into the fit (surrogate wiring goes here)."""
-        return estimate_ei(subject, out_dir, settings, progress, surrogate=SURROGATE_BACKEND)
+        return estimate_ei(subject, out_dir, settings, progress, SURROGATE_BACKEND, fallback_gradient)

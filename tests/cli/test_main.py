@@ -203,7 +203,7 @@ def test_estimate_ei_reports_fit_errors_in_command_line_words(
     argv = ["estimate-ei", "--fc", str(tmp_path / "fc.csv"), "--fcd-cdf", str(tmp_path / "cdf.csv")]
     argv += ["--tr", "0.72", "--scan-length", "432", "--out-dir", str(tmp_path / "sub01")]
 
-    def other_run(self, subject, progress):
+    def other_run(self, subject, progress, *rest):
         raise InvalidInputError("holds another run's results; use --overwrite to refit", "--out-dir")
 
     monkeypatch.setattr(EIEstimator, "_fit_subject", other_run)
@@ -212,7 +212,7 @@ def test_estimate_ei_reports_fit_errors_in_command_line_words(
     expected = "--out-dir: holds another run's results; use --overwrite to refit"
     assert err == f"delssome-norms: error: {expected}"
 
-    def failed(self, subject, progress):
+    def failed(self, subject, progress, *rest):
         outcome = SubjectOutcome("sub01", "failed", "train", "train: try more --generations")
         raise EIFitError(outcome)
 

@@ -43,7 +43,7 @@ def fitted(monkeypatch) -> list:
 
     seen: list = []
 
-    def stop(self, subject, progress):
+    def stop(self, subject, progress, *rest):
         seen.append(subject)
         raise InvalidInputError("stopped before the fit (test)", "test")
 

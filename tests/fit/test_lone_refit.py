@@ -3,8 +3,10 @@ a later cohort run; unfinished, the cohort run names it and the ways on."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,7 @@ from fit_helpers import analytic_cohort_settings, use_analytic_simulator, write_
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.fit import lockstep, run_cohort
 from delssome_norms.fit.cohort import _load_row, plan_cohort
+from delssome_norms.fit.cohort_fc import with_cohort_gradient
 from delssome_norms.fit.lone_refit import is_lone_refit
 from delssome_norms.fit.outputs import OUTPUT_FILES
 from delssome_norms.io import read_manifest, write_matrix
@@ -69,3 +72,69 @@ def test_is_lone_refit_needs_a_refit_alone_differing_only_in_the_seed() -> None:
     assert not is_lone_refit(alone, [], ["a", "b"])  # identical runs need no exception
     assert not is_lone_refit(alone, ["settings.seed"], ["b"])  # K = 1: cannot tell them apart
     assert not is_lone_refit(alone, ["settings.seed"], None)  # estimate-ei's own check
+
+
+def test_a_cohort_fc_gradient_subject_refitted_alone_joins_its_cohort(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A subject without maps (another atlas: the cohort's FC gradient) refitted alone with
+    ``with_cohort_gradient`` has the cohort's design: a cohort rerun keeps it, collect mixes it."""
+    use_analytic_simulator(monkeypatch)
+    manifest = write_manifest(tmp_path, 2)  # N_TINY regions, no maps: the cohort's FC gradient
+    out = tmp_path / "out"
+    settings = analytic_cohort_settings(seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run_cohort(manifest, out, settings, group_size=2, quiet=True)
+    plan = plan_cohort(read_manifest(manifest), settings, 2)
+    subject = _load_row(plan.rows[1], plan.n_regions, settings)
+    first = json.loads((out / "sub-01" / "run.json").read_text())
+    refit, values = with_cohort_gradient(subject, out, settings.maps)
+    stored = json.loads((out / "cohort_gradient.json").read_text())["gradient"]
+    np.testing.assert_array_equal(values, stored)
+    shutil.rmtree(out / "sub-01")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        outcome = lockstep.estimate_ei(
+            refit, out / "sub-01", analytic_cohort_settings(seed=7), fallback_gradient=values
+        )
+    assert outcome.status == "done"
+    again = json.loads((out / "sub-01" / "run.json").read_text())
+    assert again["design"] == first["design"] and "cohort FC" in again["design"]
+    assert again["fingerprint"]["maps_sha256"] == first["fingerprint"]["maps_sha256"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        summary = run_cohort(manifest, out, settings, group_size=2, quiet=True)
+    assert (summary.done, summary.skipped) == (0, 2)
+    # without the cohort's gradient the refit would be fitted with its own FC's: another design
+    own, _ = lockstep.build_space(subject, None, False, settings.maps)
+    assert not np.allclose(own.gradient, values)
+
+
+def test_with_cohort_gradient_refuses_what_would_not_use_it(tmp_path: Path, monkeypatch) -> None:
+    _, out, settings, subject = _cohort(tmp_path, monkeypatch)  # subjects with maps
+    with pytest.raises(InvalidInputError, match="has its own myelin/gradient maps"):
+        with_cohort_gradient(subject, out, settings.maps)
+    bare = replace(subject, myelin=None, gradient=None)
+    with pytest.raises(InvalidInputError, match=r"no cohort_gradient\.json here") as err:
+        with_cohort_gradient(bare, out, settings.maps)
+    assert err.value.source == str(out)
+
+
+def test_estimate_ei_cohort_gradient_refuses_a_dk68_subject_on_the_shipped_maps(
+    tmp_path: Path, capsys
+) -> None:
+    from delssome_norms.cli.main import main
+    from delssome_norms.datasets import materialise_subjects
+
+    data = materialise_subjects(tmp_path / "subj").parent
+    sid = pd.read_csv(data / "manifest.csv")["subject_id"].iloc[0]
+    args = ["estimate-ei", "--fc", str(data / f"{sid}_FC.csv"), "--fcd-cdf"]
+    args += [str(data / f"{sid}_FCD_CDF.csv"), "--tr", "0.72", "--scan-length", "432"]
+    args += ["--out-dir", str(tmp_path / "c" / sid), "--cohort-gradient", str(tmp_path / "c")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "--cohort-gradient" in err and "shipped DK68 maps" in err and "Traceback" not in err
+    assert not (tmp_path / "c").exists()  # refused before any folder was made
+    assert main([*args, "--maps", "fc-gradient"]) == 2  # then the folder has no record
+    assert "no cohort_gradient.json here" in capsys.readouterr().err

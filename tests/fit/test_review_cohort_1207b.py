@@ -202,7 +202,7 @@ def test_a_failed_cohort_subject_is_told_how_to_refit_it_alone_and_leaves_failur
     assert "--overwrite" in error
     assert refit_alone_advice(tmp_path / "alone") == ""  # a folder of its own: no cohort advice
     # the cohort's FC gradient: no estimate-ei option gives that design
-    assert "fallback_gradient=" in refit_alone_advice(out / "sub-01", cohort_gradient=True)
+    assert f"--cohort-gradient {out} " in refit_alone_advice(out / "sub-01", cohort_gradient=True)
 
     # the per-subject route: estimate-ei into the cohort folder with another seed
     monkeypatch.setattr(lockstep, "make_evaluator", lambda mode, *a, **k: AnalyticSimulator(*a, **k))
