@@ -334,6 +334,13 @@ def register(subparsers) -> None:
         "--mu-dfs", default="3,4,5", help="comma-separated mu df values, 3-30 (default 3,4,5)"
     )
     c.add_argument("--targets", metavar="LIST", help="comma-separated target columns")
+    c.add_argument(
+        "--exclude-flagged",
+        action="store_true",
+        help="leave out people whose E/I fit carries the fit-quality flag (collect's "
+        "fit_flagged column), as charts fit --exclude-flagged does; without it they are kept "
+        "and named in a warning",
+    )
     options.defer(c, lambda p: _chart_model_options(p, ("sigma_df", "nu_df", "tau_df", "site_column")))
     c.set_defaults(func=run_compare)
     register_calibrate(sub)  # charts calibrate: delssome_norms.cli.charts_calibrate_cmd
@@ -690,7 +697,7 @@ def run_compare(args: argparse.Namespace) -> int:
     mu_dfs = list(dict.fromkeys(_int_list(args.mu_dfs, "--mu-dfs")))
     shared = {k: getattr(args, k) for k in ("sigma_df", "nu_df", "tau_df", "site_column")}
     _check_models(families, mu_dfs, **shared)
-    table = read_table(args.table)
+    table = handle_flagged(read_table(args.table), args.exclude_flagged, str(args.table))
     result = compare_models(
         table,
         families=families,

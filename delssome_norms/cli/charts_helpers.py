@@ -365,17 +365,13 @@ def _chart_model_options(
     return group
 
 
-def cells_as_text(col):
-    """A column's cells as text, empty cells as "" (pandas 3 keeps NaN through astype(str), pandas
-    2 gives "nan"; a column of empty cells reads as float)."""
-    return col.astype(object).where(col.notna(), "").astype(str)
-
-
 def handle_flagged(table, exclude: bool, source: str):
     """Warn about (or, with ``exclude``, drop and count) people whose E/I fit is flagged.
 
-    The flag is ``collect``'s ``fit_flagged`` column (reasons in ``fit_flag_reasons``); shared by
-    ``charts fit`` and ``stats sex``/``groups`` (their ``--exclude-flagged``).
+    The CLI's wording of :func:`delssome_norms.norms.flagged_rows.handle_flagged` (the same
+    handling as ``exclude_flagged`` of ``GrowthChart.fit`` and the statistics): shared by
+    ``charts fit`` and ``stats sex``/``groups`` (their ``--exclude-flagged``), which print how
+    many people were left out.
 
     Parameters
     ----------
@@ -389,51 +385,9 @@ def handle_flagged(table, exclude: bool, source: str):
     Returns
     -------
     DataFrame
-        ``table``, or its unflagged rows (new index) with ``exclude``.
+        ``table``, or its unflagged rows (new index) with ``exclude``, without the
+        ``fit_flagged`` column (dealt with here: the library does not warn about it again).
     """
-    import warnings
+    from delssome_norms.norms.flagged_rows import handle_flagged as handle
 
-    import pandas as pd
-
-    from delssome_norms.errors import InputWarning
-    from delssome_norms.fit.quality import describe
-    from delssome_norms.norms.chart_table import table_fit_flagged
-
-    if et.FIT_FLAGGED not in table.columns:
-        if exclude:
-            raise InvalidInputError(
-                "--exclude-flagged needs the fit_flagged column that collect writes", source
-            )
-        return table
-    mask = table_fit_flagged(table, source)
-    if exclude:  # a blank verdict (a merged table, a hand-made row) is kept: say so
-        cells = table[et.FIT_FLAGGED]
-        blank = cells.isna() | cells.astype(str).str.strip().str.lower().isin(("", "nan", "none"))
-        if blank.any():
-            warnings.warn(
-                f"{source}: {int(blank.sum())} of {len(table)} people have a blank fit_flagged "
-                "cell: kept, as if unflagged, although their fit's verdict is unknown (rows added "
-                "to collect's table by hand or from another table?); fill in True/False to decide",
-                InputWarning,
-                stacklevel=2,
-            )
-    if not mask.any():
-        return table
-    rows = table.loc[mask]
-    ids = rows["subject_id"].astype(str) if "subject_id" in rows.columns else rows.index.astype(str)
-    reasons = cells_as_text(rows.get("fit_flag_reasons", pd.Series("", index=rows.index)))
-    named = [f"{sid} ({describe(r.split(';'))})" if r else sid for sid, r in zip(ids, reasons)]
-    shown = ", ".join(named[:10]) + (f" (and {len(named) - 10} more)" if len(named) > 10 else "")
-    if exclude:
-        kept = table.loc[~mask].reset_index(drop=True)
-        print(f"--exclude-flagged: left out {int(mask.sum())} of {len(table)} people: {shown}")
-        if kept.empty:
-            raise InvalidInputError("every person's fit is flagged; nothing left to fit", source)
-        return kept
-    warnings.warn(
-        f"{int(mask.sum())} of {len(table)} people have a flagged E/I fit: {shown}; they are "
-        "kept (use --exclude-flagged to leave them out)",
-        InputWarning,
-        stacklevel=2,
-    )
-    return table
+    return handle(table, exclude, source, option="--exclude-flagged", report=print, stacklevel=3)

@@ -33,6 +33,7 @@ from delssome_norms.norms.chart_table import (
 )
 from delssome_norms.norms.design import ParameterDesign, ParameterTerms, encode_sites
 from delssome_norms.norms.fitting import fit_gamlss
+from delssome_norms.norms.flagged_rows import handle_flagged
 from delssome_norms.norms.rs import fit_gamlss_rs
 
 if TYPE_CHECKING:
@@ -136,6 +137,8 @@ class ChartFitMixin:
         source: str = "table",
         provenance: dict[str, Any] | None = None,
         regions: Sequence[str] | None = None,
+        *,
+        exclude_flagged: bool = False,
     ) -> GrowthChart:
         """Fit the chart of every target at once.
 
@@ -156,6 +159,12 @@ class ChartFitMixin:
             ``<stem>.regions.csv``); default: the provenance's ``atlas.regions``. Recorded in
             ``provenance_``, so that tables listing the regions in another order are scored by
             name (:meth:`score`).
+        exclude_flagged : bool
+            Leave out the people whose E/I fit is flagged as poor (``collect``'s ``fit_flagged``
+            column; a table without it is refused), with an
+            :class:`~delssome_norms.errors.InputWarning` saying how many. By default they are
+            kept and named in an ``InputWarning``: their E/I is not to be trusted, and a chart
+            fitted with them carries it into every centile (``charts fit --exclude-flagged``).
 
         Returns
         -------
@@ -166,6 +175,7 @@ class ChartFitMixin:
         check_table_frame(table, source)
         if provenance is None:  # rows of EIResult.to_table / results_table carry their pipeline
             provenance = table.attrs.get(PROVENANCE_ATTR)
+        table = handle_flagged(table, exclude_flagged, source, stacklevel=3)
         if isinstance(targets, str):  # one column name, not its characters
             targets = [targets]
         targets = list(targets) if targets is not None else default_targets(list(table.columns))

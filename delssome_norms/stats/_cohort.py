@@ -18,6 +18,7 @@ from delssome_norms.io import check_ages, table_sex_labels
 from delssome_norms.io import ei_table as et
 from delssome_norms.io.checks import sites_mix_sexes
 from delssome_norms.io.sidecar import person_id
+from delssome_norms.norms.flagged_rows import handle_flagged
 
 ROI_PATTERN = et.REGION_PATTERN
 """Column names of regional targets; the number is the index into :data:`DK68_REGIONS`."""
@@ -151,6 +152,18 @@ def listing(items: Sequence[str], limit: int = 5) -> str:
     items = [str(i) for i in items]
     more = f" ... (and {len(items) - limit} more)" if len(items) > limit else ""
     return ", ".join(items[:limit]) + more
+
+
+def cohort_people(table: pd.DataFrame, exclude_flagged: bool, input_name: str = "table") -> pd.DataFrame:
+    """The rows of ``table`` the statistics use: its people whose E/I fit is flagged (``collect``'s
+    ``fit_flagged``) are named in a warning, or left out with ``exclude_flagged``
+    (:func:`~delssome_norms.norms.flagged_rows.handle_flagged`; warnings point at the caller of the
+    public function that calls this). A table that is not a DataFrame is passed on, to be refused
+    by :func:`prepare_cohort`; the result has no ``fit_flagged`` column, so the functions it is
+    handed on to do not warn again."""
+    if not isinstance(table, pd.DataFrame):
+        return table
+    return handle_flagged(table, exclude_flagged, input_name, stacklevel=4)
 
 
 def _check_one_row_per_person(table: pd.DataFrame, input_name: str) -> None:

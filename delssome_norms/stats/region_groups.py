@@ -21,6 +21,7 @@ from delssome_norms.io.ei_table import site_labels
 from delssome_norms.stats._cohort import (
     ROI_PATTERN,
     SITE_COLUMN,
+    cohort_people,
     listing,
     prepare_cohort,
     sex_labels,
@@ -83,6 +84,7 @@ def region_group_scores(
     *,
     regions: Sequence[str] = DK68_REGIONS,
     input_name: str = "table",
+    exclude_flagged: bool = False,
 ) -> pd.DataFrame:
     """Mean E/I of each person's sensory and association regions.
 
@@ -96,6 +98,10 @@ def region_group_scores(
         subcortical regions) are refused.
     input_name : str
         Name of ``table`` in error messages.
+    exclude_flagged : bool
+        Leave out the people whose E/I fit is flagged as poor (``collect``'s ``fit_flagged``
+        column, then required), with an ``InputWarning`` saying how many; by default they are
+        kept and named in an ``InputWarning`` (``stats groups --exclude-flagged``).
 
     Returns
     -------
@@ -105,6 +111,7 @@ def region_group_scores(
     """
     if not isinstance(table, pd.DataFrame):
         raise InvalidInputError(f"expected a pandas DataFrame, got {type(table).__name__}", input_name)
+    table = cohort_people(table, exclude_flagged, input_name)
     cols = _roi_columns(table, len(regions))
     beyond = [i for i in _roi_columns(table, np.iinfo(np.int64).max) if i >= len(regions)]
     if beyond:  # ei_ratio_roi_<i> indexes `regions`: a column past its end is another atlas
@@ -177,6 +184,7 @@ def region_group_summary(
     alpha: float = 0.05,
     level: float = 0.95,
     regions: Sequence[str] = DK68_REGIONS,
+    exclude_flagged: bool = False,
 ) -> pd.DataFrame:
     """Sensory and association E/I per age bin (and sex), with a paired test of their difference.
 
@@ -194,6 +202,8 @@ def region_group_summary(
         Confidence level of ``ci_low``/``ci_high`` (t interval of the mean).
     regions : sequence of str
         DK68 region names in column order (default the DK68 order); other names are refused.
+    exclude_flagged : bool
+        See :func:`region_group_scores`.
 
     Returns
     -------
@@ -209,6 +219,7 @@ def region_group_summary(
         raise InvalidInputError("age_bins must be at least two strictly increasing edges", "age_bins")
     if not 0.0 < level < 1.0:
         raise InvalidInputError(f"level must lie in (0, 1), got {level}", "level")
+    table = cohort_people(table, exclude_flagged)
     scores = region_group_scores(table, regions=regions)
     sexes = ["all", "female", "male"] if by_sex else ["all"]
     rows = []
@@ -282,6 +293,7 @@ def region_group_trajectories(
     df: int = 5,
     level: float = 0.95,
     regions: Sequence[str] = DK68_REGIONS,
+    exclude_flagged: bool = False,
 ) -> pd.DataFrame:
     """Population curves of sensory and association E/I against age, per sex.
 
@@ -305,6 +317,8 @@ def region_group_trajectories(
         Confidence level of the pointwise intervals.
     regions : sequence of str
         DK68 region names in column order (default the DK68 order); other names are refused.
+    exclude_flagged : bool
+        See :func:`region_group_scores`.
 
     Returns
     -------
@@ -322,6 +336,7 @@ def region_group_trajectories(
         raise InvalidInputError(f"df must be an integer between 3 and 12, got {df!r}", "df")
     if not 0.0 < level < 1.0:
         raise InvalidInputError(f"level must lie in (0, 1), got {level}", "level")
+    table = cohort_people(table, exclude_flagged)  # the site labels are read from these rows too
     scores = region_group_scores(table, regions=regions)
     if site is not None:
         labels = site_labels(table, site)

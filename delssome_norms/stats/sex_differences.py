@@ -32,6 +32,7 @@ from delssome_norms.stats._chart_lr import penalised_fits
 from delssome_norms.stats._cohort import (
     SITE_COLUMN,
     Cohort,
+    cohort_people,
     prepare_cohort,
     target_family,
 )
@@ -53,10 +54,7 @@ from delssome_norms.stats.bootstrap import (
     stratified_bootstrap_counts,
     weighted_median,
 )
-from delssome_norms.stats.location_scale import (
-    LocationScaleFit,
-    fit_location_scale,
-)
+from delssome_norms.stats.location_scale import LocationScaleFit, fit_location_scale
 from delssome_norms.stats.multiple_testing import add_fdr
 from delssome_norms.stats.sex_summary import sex_difference_summary as sex_difference_summary
 from delssome_norms.stats.variability import brown_forsythe_adjusted, spread_ratio
@@ -269,6 +267,7 @@ def sex_difference_tests(
     method: str = "lr",
     alpha: float = 0.05,
     level: float = 0.95,
+    exclude_flagged: bool = False,
 ) -> pd.DataFrame:
     """Test, per target, whether females and males differ in the mean and in the variability of E/I.
 
@@ -303,6 +302,10 @@ def sex_difference_tests(
         FDR level for ``significant``.
     level : float
         Confidence level of the intervals.
+    exclude_flagged : bool
+        Leave out the people whose E/I fit is flagged as poor (``collect``'s ``fit_flagged``, then
+        required), with an ``InputWarning`` saying how many; by default they are kept and named in
+        one (as by :meth:`GrowthChart.fit <delssome_norms.norms.GrowthChart.fit>`).
 
     Returns
     -------
@@ -357,7 +360,7 @@ def sex_difference_tests(
     """
     _check_options(mu_df, sigma_df, alpha, level)
     _check_choice(method, METHODS, "method")
-    cohort = prepare_cohort(table, targets, site=site)
+    cohort = prepare_cohort(cohort_people(table, exclude_flagged), targets, site=site)
     _check_site_sizes(cohort, scale_site)
     _warn_disjoint_ages(cohort)
     designs = _Designs.from_cohort(cohort, mu_df, sigma_df)
@@ -463,6 +466,7 @@ def chart_sex_tests(
     sigma_df: int = 3,
     site: str | None = SITE_COLUMN,
     alpha: float = 0.05,
+    exclude_flagged: bool = False,
     **chart_kwargs: Any,
 ) -> pd.DataFrame:
     """Likelihood-ratio tests of sex in mu and in sigma of the growth charts (GAMLSS).
@@ -484,7 +488,7 @@ def chart_sex_tests(
 
     Parameters
     ----------
-    table, targets : see :func:`sex_difference_tests`.
+    table, targets, exclude_flagged : see :func:`sex_difference_tests`.
     family, mu_df, sigma_df : chart family and spline df (docs/science.md §7).
     site : str or None
         Site column of the charts' random site effects (``None``: no site effects).
@@ -506,6 +510,7 @@ def chart_sex_tests(
 
     if not 0.0 < alpha < 1.0:
         raise InvalidInputError(f"alpha must lie in (0, 1), got {alpha}", "alpha")
+    table = cohort_people(table, exclude_flagged)  # the charts are fitted to these rows too
     cohort = prepare_cohort(table, targets, site=site)
     targets = list(cohort.targets)
     common = {"family": family, "mu_df": mu_df, "sigma_df": sigma_df} | chart_kwargs
@@ -640,6 +645,7 @@ def sex_gap(
     seed: int | None = 0,
     batch_size: int = 100,
     progress: Callable[[int], None] | None = None,
+    exclude_flagged: bool = False,
 ) -> pd.DataFrame:
     """Female − male gap in the median (or mean) of a target across age, with bootstrap bands.
 
@@ -668,7 +674,7 @@ def sex_gap(
         Outside it one sex has no data and its curve would be an extrapolation of its spline (with
         females aged 5-40 and males 5-90 the female curve reached -5 at 86 and gaps of -0.9 at 61
         were "significant"), so such ages are refused, as a chart refuses ages outside its range.
-    site, mu_df, sigma_df, scale_site : see :func:`sex_difference_tests`.
+    site, mu_df, sigma_df, scale_site, exclude_flagged : see :func:`sex_difference_tests`.
     statistic : {"median", "mean"}
     n_boot : int
         Bootstrap resamples: 0 for none (bands are NaN), else at least 2 (percentile ends of
@@ -709,7 +715,7 @@ def sex_gap(
             raise InvalidInputError(f"{name} must be an integer >= {least}, got {value!r}", name)
     if n_boot == 1:
         raise InvalidInputError("n_boot must be 0 (no bands) or at least 2, got 1", "n_boot")
-    cohort = prepare_cohort(table, [target], site=site)
+    cohort = prepare_cohort(cohort_people(table, exclude_flagged), [target], site=site)
     _check_site_sizes(cohort, scale_site)
     designs = _Designs.from_cohort(cohort, mu_df, sigma_df)
     grid_ages = _gap_ages(cohort, ages)

@@ -137,7 +137,7 @@ def test_notebook_runs_top_to_bottom(
         for c in nb.cells
         if c.cell_type == "code"
         for o in c.outputs
-        if o.output_type == "stream" and o.name == "stderr" and "Warning" in o.text
+        if o.output_type == "stream" and o.name == "stderr" and "warning" in o.text.lower()
     ]
     assert not warned, f"{name} warns (deprecated or misused API?):\n" + "\n".join(warned)
     assert wall <= BUDGET_S, f"{name} took {wall:.0f} s (budget {BUDGET_S:.0f} s)"
