@@ -26,19 +26,24 @@ from delssome_norms.io import (
     check_map,
     check_map_pair,
     check_sc,
+    check_timeseries,
     check_timing,
     fisher_z_mean,
     mean_cdf,
     read_fcd_cdf_runs,
 )
+from delssome_norms.io.label_checks import refuse_white_matter
 from delssome_norms.io.named_regions import (
     Named,
+    dk_order,
     match_inputs,
     read_map_named,
     read_square,
     take_regions,
 )
 from delssome_norms.io.prepare_record import check_prepared_timing
+from delssome_norms.io.region_names import header_kind, is_numbering, names_regions, numbering_order
+from delssome_norms.io.regions import match_region_order
 from delssome_norms.io.sidecar import given_or_sidecar_tr, warn_other_sidecar_tr
 from delssome_norms.io.timeseries import read_timeseries_named
 from delssome_norms.model import FCD_BINS, bold_fc, bold_fcd_cdf
@@ -106,64 +111,199 @@ def min_frames(tr: float, fcd_window: int | None = None) -> int:
 
 
 def empirical_statistics(
-    runs: Sequence[np.ndarray],
+    runs: Sequence[np.ndarray] | Sequence[pd.DataFrame],
     tr: float,
     fcd_window: int | None = None,
     bins: int = FCD_BINS,
     sources: Sequence[PathLike] | None = None,
     regions: Sequence[str] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray | pd.DataFrame, np.ndarray]:
     """FC and FCD-CDF of regional BOLD time series, with the simulator's own code.
 
     Parameters
     ----------
-    runs : sequence of ndarray of shape (frames, N)
-        One array per run (already checked: finite, no constant region).
+    runs : sequence of ndarray or DataFrame of shape (frames, N)
+        One array per run (one 2-D array, tensor or DataFrame is one run). Each run is checked
+        as the file readers check one (:func:`~delssome_norms.io.checks.check_timeseries`:
+        finite, no constant region, enough frames for two FCD windows; an unlabelled run with
+        fewer frames than regions is refused as likely transposed, regions x frames). A pandas
+        DataFrame whose columns name the regions is read by its labels as
+        :func:`~delssome_norms.io.read_timeseries` reads a header row
+        (:func:`~delssome_norms.io.region_names.header_kind`): DK68 names in any spelling
+        (``lh_bankssts``, ``ctx-lh-bankssts``, ``L_bankssts``) put the columns in DK68 order
+        (some DK68 regions only, e.g. one hemisphere: those regions, in DK68 order), another
+        atlas's names are kept in column order, columns that only number the regions
+        (``roi_1 ...``, in any order) are put in numeric order (the atlas order by contract),
+        and 68 labels that are not all DK68 names are refused. Runs naming the first run's
+        regions in another order are put in its order; runs with and without labels are not
+        mixed. Unlabelled runs (arrays, tensors, DataFrames with numbered columns
+        ``0 ... N-1``) are taken in atlas order.
     tr : float
         Repetition time [s]; sets the default FCD window ``round(60 / tr)`` frames.
     fcd_window : int, optional
         FCD window [frames].
     bins : int, default 10000
     sources : sequence of path, optional
-        The runs' files, named in errors (a region constant over a whole FCD window).
+        The runs' files, named in errors (default: ``run 1``, ``run 2`` ...).
     regions : sequence of str, optional
-        The regions' names, for errors (default: DK68's for 68 regions).
+        The regions' names (columns) of unlabelled runs, for errors (default: DK68's for 68
+        regions); given with labelled DataFrames, they must name the same regions.
 
     Returns
     -------
-    fc : ndarray of shape (N, N)
-        Fisher-z average of the runs' FCs.
+    fc : ndarray of shape (N, N), or DataFrame
+        Fisher-z average of the runs' FCs. For runs whose labels name their regions a
+        DataFrame indexed (rows and columns) by the region names in the order of the FC (DK68
+        order for DK68 names), so the order is visible, and
+        :meth:`EIEstimator.fit <delssome_norms.pipeline.EIEstimator.fit>` reads it by those
+        names; an ndarray otherwise.
     fcd_cdf : ndarray of shape (bins,)
         Mean of the runs' FCD-CDFs.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the run (its file, or ``run k``) and the problem.
     """
     window = fcd_window_frames(tr, fcd_window)
-    runs = _run_arrays(runs)
-    fcs = np.stack([bold_fc(np.asarray(r, dtype=np.float64)).numpy() for r in runs])
+    given = _run_list(runs)
+    where = [str(sources[k]) if sources is not None else f"run {k + 1}" for k in range(len(given))]
+    read = [
+        _labelled_run(r, w) if isinstance(r, pd.DataFrame) else Named(_host(r))
+        for r, w in zip(given, where)
+    ]
+    arrays, labelled = _matched_runs(read, where)
+    names = labelled if labelled is not None else regions
+    if labelled is not None and regions is not None:
+        if match_region_order([str(v) for v in regions], list(labelled)) is None:
+            raise InvalidInputError(
+                f"names other regions than the runs' column labels ({', '.join(labelled[:3])}, "
+                "...); leave regions out for labelled DataFrames: their labels name the regions",
+                "regions",
+            )
+    runs = []
+    for r, w in zip(arrays, where):
+        named = names is not None and np.ndim(r) == 2 and len(names) == np.shape(r)[1]
+        # the orientation is known when the columns are named (a short run of a fine atlas)
+        runs.append(check_timeseries(r, input_name=w, min_frames=window + 1, named=named))
+    fcs = np.stack([bold_fc(r).numpy() for r in runs])
     cdfs = []
     for k, r in enumerate(runs):
         try:
-            names = regions
-            if names is None and np.shape(r)[1] == len(DK68_REGIONS):
-                names = DK68_REGIONS
-            cdfs.append(bold_fcd_cdf(np.asarray(r, dtype=np.float64), window, bins, names).numpy())
+            cols = names
+            if cols is None and r.shape[1] == len(DK68_REGIONS):
+                cols = DK68_REGIONS
+            cdfs.append(bold_fcd_cdf(r, window, bins, cols).numpy())
         except InvalidInputError as err:  # name the run's file
-            where = str(sources[k]) if sources is not None else f"run {k + 1}"
-            raise err.with_source(where) from None
-    return fisher_z_mean(fcs), mean_cdf(np.stack(cdfs))
+            raise err.with_source(where[k]) from None
+    fc = fisher_z_mean(fcs)
+    if labelled is not None:  # the region order the caller sees, and EIEstimator.fit reads
+        fc = pd.DataFrame(fc, index=list(labelled), columns=list(labelled))
+    return fc, mean_cdf(np.stack(cdfs))
 
 
-def _run_arrays(runs: object) -> list[np.ndarray]:
-    """Runs as float64 NumPy arrays: torch tensors (any device, with or without grad) and pandas
-    objects converted; one 2-D array, tensor or DataFrame is one run."""
-
-    def host(run: object) -> np.ndarray:
-        if isinstance(run, torch.Tensor):
-            run = run.detach().to("cpu", torch.float64)
-        return np.asarray(run, dtype=np.float64)
-
+def _run_list(runs: object) -> list[object]:
+    """The runs as a list: one 2-D array, tensor or DataFrame is one run."""
     if _is_array(runs) and np.ndim(runs) == 2:  # type: ignore[arg-type]
-        return [host(runs)]
-    return [host(r) for r in runs]  # type: ignore[union-attr]
+        return [runs]
+    return list(runs)  # type: ignore[call-overload]
+
+
+def _host(run: object) -> np.ndarray:
+    """A run as a float64 NumPy array: torch tensors (any device, with or without grad) too."""
+    if isinstance(run, torch.Tensor):
+        run = run.detach().to("cpu", torch.float64)
+    return np.asarray(run, dtype=np.float64)
+
+
+def _labelled_run(run: pd.DataFrame, where: str) -> Named:
+    """A DataFrame run read by its column labels as :func:`~delssome_norms.io.read_timeseries`
+    reads a header row (:func:`~delssome_norms.io.region_names.header_kind`, then
+    :func:`~delssome_norms.io.named_regions.dk_order` for DK68 names): see
+    :func:`empirical_statistics`. Columns numbered ``0 ... N-1`` (a ``RangeIndex``) are no
+    labels.
+
+    Raises
+    ------
+    InvalidInputError
+        Region names down the index (regions x frames), a numbering that repeats a number,
+        white-matter labels, 68 labels that are not all DK68 names, DK68 names unknown,
+        repeated or missing.
+    """
+    text = [str(c) for c, dt in run.dtypes.items() if not pd.api.types.is_numeric_dtype(dt)]
+    if text:
+        raise InvalidInputError(
+            f"has non-numeric column(s) {', '.join(text[:3])}{' ...' if len(text) > 3 else ''}; "
+            "give the regions' signals only (one numeric column per region)",
+            where,
+        )
+    values = _host(run)
+    rows = [str(v) for v in run.index]
+    if not isinstance(run.index, pd.RangeIndex) and names_regions(rows):
+        raise InvalidInputError(
+            f"has region names down its index ({rows[0]!r}, ...): regions x frames layout; "
+            "transpose it so that rows are frames and columns are regions (DataFrame.T)",
+            where,
+        )
+    if isinstance(run.columns, pd.RangeIndex):
+        return Named(values)
+    labels = [str(v) for v in run.columns]
+    numbering_order(labels, where)  # a repeated number: refused as such, not as not-DK68
+    refuse_white_matter(labels, where)
+    try:
+        names, values, kind = header_kind(labels, values, where)
+    except InvalidInputError:  # the atlas's width with other names
+        shown = ", ".join(repr(v) for v in labels[:3])
+        raise InvalidInputError(
+            f"is labelled with {len(labels)} column names that are not DK68 regions ({shown}, "
+            "...), so its columns cannot be matched to the DK68 atlas that a 68-region fit uses "
+            "(template SC, default maps and the region names of the result); name them as DK68 "
+            "regions, in any order (lh_bankssts, ctx-lh-bankssts or L_bankssts), or, if the "
+            "columns are already in DK68 order (datasets.atlas.DK68_REGIONS), give the plain "
+            "array (.to_numpy()). Another 68-region atlas is not supported: its regions would "
+            "be reported under DK68 names",
+            where,
+        ) from None
+    if kind != "dk":  # numbering (put in numeric order), or another atlas's names
+        return Named(values, tuple(names), kind)
+    order, dk_names = dk_order(names, DK68_REGIONS, where)
+    return Named(values[:, order], dk_names, "dk", not is_numbering(order))
+
+
+def _matched_runs(
+    read: list[Named], where: list[str]
+) -> tuple[list[np.ndarray], tuple[str, ...] | None]:
+    """The runs' values matched by their region names as the file readers match the runs of
+    one subject (:func:`~delssome_norms.io.named_regions.match_inputs`: runs listing the first
+    named run's regions in another order are put in its order, with a warning), and the names
+    (None where no run names its regions).
+
+    Raises
+    ------
+    InvalidInputError
+        Some runs name their regions and others do not, runs name other regions than the first,
+        or runs with different numbers of regions.
+    """
+    named = [w for w, r in zip(where, read) if r.kind in ("dk", "own")]
+    if named and len(named) < len(read):
+        plain = next(w for w, r in zip(where, read) if r.kind not in ("dk", "own"))
+        raise InvalidInputError(
+            f"{named[0]} names its regions but {plain} does not, so the columns of the second "
+            "cannot be matched to the first: give every run column labels of region names "
+            "(a DataFrame), or none",
+            plain,
+        )
+    widths = sorted({np.shape(r.values)[1] for r in read if np.ndim(r.values) == 2})
+    if len(widths) > 1:
+        raise InvalidInputError(f"runs have different numbers of regions {widths}", where[0])
+    if not named:
+        return [r.values for r in read], None
+    keys = [w if where.count(w) == 1 else f"{w} (run {k + 1})" for k, w in enumerate(where)]
+    names, orders = match_inputs(dict(zip(keys, read)))
+    values = [
+        take_regions(r.values, orders[k], 1) if k in orders else r.values for k, r in zip(keys, read)
+    ]
+    return values, names
 
 
 def _is_array(value: object) -> bool:

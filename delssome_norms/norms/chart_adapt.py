@@ -17,15 +17,16 @@ import numpy as np
 import pandas as pd
 
 from delssome_norms.errors import ConvergenceWarning, InputWarning, InvalidInputError
-from delssome_norms.io.ei_table import region_index, site_labels
+from delssome_norms.io.ei_table import MEAN_TARGET, REGION_PREFIX, region_index, site_labels
 from delssome_norms.norms.chart_fit import TAIL_IQR, TAIL_Z_MAX
-from delssome_norms.norms.chart_regions import align_table_regions
+from delssome_norms.norms.chart_regions import ALLOW_MISMATCH, align_table_regions
 from delssome_norms.norms.chart_table import (
     FEW_SITE_CONTROLS,
     FLAG_SITE_UNRELIABLE,
     _n_roi_columns,
     _rows,
     check_unique_people,
+    fitted_on_ei,
     no_site_column_text,
     table_ages,
     table_sex,
@@ -47,6 +48,12 @@ MIN_ML_CONTROLS = 10
 sites, ML offsets from 10 controls left the site's z-scores with sd 1.23 (1.20 without adapting at
 all), from 5 with a median sd 1.55 and from 2 with 2.17 (up to 48): below 10 they do more harm
 than good, while ``method="map"`` shrinks few controls' offsets towards 0."""
+
+
+NO_MASS_Z = -6.0
+"""A chart whose curves give the value 0 a z below this (centile < 1e-9) for a person puts no
+E/I ratio at or below 0: a chart of E/I ratios (z of 0 is about -9 to -27 on the reference chart),
+not of a quantity that may be negative or zero."""
 
 
 class ChartAdaptMixin:
@@ -152,7 +159,10 @@ class ChartAdaptMixin:
                 f"{' ...' if len(absent) > 5 else ''}; every target of the chart is needed",
                 source,
             )
-        y = table_targets(controls, targets, source, ei_positive=provenance is not None)
+        ei_positive = provenance is not None or fitted_on_ei(self.provenance_)
+        y = table_targets(controls, targets, source, ei_positive=ei_positive)
+        if not ei_positive:  # a chart without provenance: its own curves tell
+            self._refuse_impossible_ei(controls, ages, female, y, targets, source)
         known = [s for s in sorted(set(labels)) if s in self.sites_]
         if known:
             warnings.warn(
@@ -436,6 +446,46 @@ class ChartAdaptMixin:
         warnings.warn(msg, ConvergenceWarning, stacklevel=3)
 
     # -- provenance ---------------------------------------------------------------------------
+    def _refuse_impossible_ei(
+        self, table: pd.DataFrame, ages, female, y: np.ndarray, targets: list, source: str
+    ) -> None:
+        """Refuse E/I ratios <= 0 (``ei_ratio_mean``, ``ei_ratio_roi_<j>``) in a table scored
+        (:meth:`score`) or adapted to (:meth:`adapt`) on a chart whose provenance does not say
+        what its targets are (fitted on a table without ``collect``'s sidecar) when the chart's
+        own curves put no value at or below 0 for that person (the z of 0 on their population
+        curves below :data:`NO_MASS_Z`, as on every chart of E/I ratios, which are positive):
+        such a value is a corrupted table, not a person at an extreme centile. A chart of
+        another quantity under these names (e.g. centred values, whose curves cover 0) takes
+        any value.
+
+        Raises
+        ------
+        InvalidInputError
+            Naming the column, the rows and their ``subject_id``.
+        """
+        for j, t in enumerate(targets):
+            if t != MEAN_TARGET and not str(t).startswith(REGION_PREFIX):
+                continue
+            rows = np.flatnonzero(y[:, j] <= 0)
+            if not rows.size:
+                continue
+            zero = np.zeros((rows.size, 1))
+            _, z0, _ = self.score_arrays(ages[rows], female[rows], None, zero, [t])
+            bad = rows[z0[:, 0] < NO_MASS_Z]
+            if not bad.size:
+                continue
+            who = ""
+            if "subject_id" in table.columns:
+                ids = table["subject_id"].astype(str).to_numpy()[bad]
+                who = f" (subject_id {', '.join(ids[:5])}{' ...' if bad.size > 5 else ''})"
+            raise InvalidInputError(
+                f"column {t} has E/I ratio(s) <= 0 in row(s) {_rows(bad)}{who}: an E/I ratio "
+                f"S_E/S_I is positive, and the chart's curves of {t} put no value at or below 0 "
+                "(a chart of E/I ratios); fix or remove these values (an empty cell is scored "
+                "as missing_value)",
+                source,
+            )
+
     def check_pipeline(
         self,
         table: pd.DataFrame,
@@ -496,25 +546,23 @@ class ChartAdaptMixin:
         )
         other_regions = "n_regions" in {d[0] for d in diffs}
         if allow_mismatch and not other_regions:
-            warnings.warn(
-                f"{source}: {msg}; scored anyway (--allow-pipeline-mismatch)", InputWarning, stacklevel=3
-            )
+            warnings.warn(f"{source}: {msg}; used anyway ({ALLOW_MISMATCH})", InputWarning, stacklevel=3)
             return diffs
         gaps = _region_column_gaps(table.columns, self.targets_) if other_regions else ""
         if gaps:  # a column deleted or added by hand, not another atlas
             advice = (
-                f"{gaps}: every regional column of the chart, and no other, is needed (also with "
-                "--allow-pipeline-mismatch); restore the table's columns as collect wrote them"
+                f"{gaps}: every regional column of the chart, and no other, is needed, also with "
+                f"{ALLOW_MISMATCH}; restore the table's columns as collect wrote them"
             )
         elif other_regions:  # regional charts of other regions cannot score these columns
             advice = (
                 "the regional charts describe other regions, so the table cannot be used even "
-                "with --allow-pipeline-mismatch: fit a chart on tables of this atlas"
+                f"with {ALLOW_MISMATCH}: fit a chart on tables of this atlas"
             )
         else:
             advice = (
                 "use a chart fitted with the same atlas and pipeline, or "
-                "--allow-pipeline-mismatch to use the table anyway"
+                f"{ALLOW_MISMATCH} to use the table anyway"
             )
         raise InvalidInputError(f"{msg}; {advice}", source)
 

@@ -21,6 +21,9 @@ from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.io import ei_table as et
 from delssome_norms.io.regions import DK68_REGIONS, match_region_order, region_match_key
 
+ALLOW_MISMATCH = "--allow-pipeline-mismatch (allow_pipeline_mismatch=True in Python)"
+"""The option that uses a table of another pipeline anyway, spelled for both interfaces (as
+``--site-column (site_column=... in Python)``): messages of charts score/adapt reach both."""
 _REGION_COLUMN = re.compile(rf"^{re.escape(et.REGION_PREFIX)}(\d+)(_.*)?$")
 """A regional column, with an optional suffix (``ei_ratio_roi_3``, ``ei_ratio_roi_3_lo``)."""
 
@@ -167,7 +170,7 @@ def align_table_regions(
             f"the table's regions are not the chart's: {shown} "
             f"{'is' if len(only_table) == 1 else 'are'} not among the chart's {len(ours)} regions"
             + (f" (the chart has {', '.join(only_chart[:3])} instead)" if only_chart else "")
-            + "; its columns cannot be scored by position, even with --allow-pipeline-mismatch: "
+            + f"; its columns cannot be scored by position, even with {ALLOW_MISMATCH}: "
             "use a chart fitted on tables of this atlas",
             source,
         )

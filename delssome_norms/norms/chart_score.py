@@ -57,6 +57,22 @@ from delssome_norms.norms.chart_table import (
 from delssome_norms.norms.design import encode_sites
 
 
+def _refuse_numeric_sex(sex: Any) -> None:
+    """Refuse numbers (not bools, not NaN) given as ``sex`` where labels are expected: datasets
+    differ on what 0/1/2 mean, as :func:`~delssome_norms.io.checks.table_sex_labels` says."""
+    values = [sex] if np.ndim(sex) == 0 else list(np.ravel(np.asarray(sex, dtype=object)))
+    number = (int, float, np.integer, np.floating)
+    codes = {f"{float(v):g}" for v in values if isinstance(v, number) and not isinstance(v, bool)}
+    codes.discard("nan")
+    if codes:
+        raise InvalidInputError(
+            f"got the numeric sex code(s) {', '.join(sorted(codes)[:4])}; datasets differ on what "
+            "they mean (UK Biobank: 0 = female; ABCD: 2 = female), so give labels (female/male "
+            "or F/M)",
+            "sex",
+        )
+
+
 class ChartScoringMixin:
     """Prediction, centiles and scoring of :class:`~delssome_norms.norms.chart.GrowthChart`."""
 
@@ -175,7 +191,11 @@ class ChartScoringMixin:
         return a
 
     @staticmethod
-    def _female(sex, n: int) -> np.ndarray:
+    def _female(sex, n: int, numeric: bool = True) -> np.ndarray:
+        """Female indicator (1/0) of ``n`` people from ``sex`` labels; ``numeric``: 1/0 codes
+        (1 = female) too, else refused (:func:`_refuse_numeric_sex`)."""
+        if not numeric:
+            _refuse_numeric_sex(sex)
         if np.ndim(sex) == 0:
             sex = [sex] * n
         labels = normalise_sex(list(sex), "sex")
@@ -198,6 +218,8 @@ class ChartScoringMixin:
         ----------
         ages : array-like of shape (n,), years
         sex : str or array-like of shape (n,)
+            female/male/f/m (any case). Numeric codes are refused: datasets differ on what
+            they mean (UK Biobank: 0 = female; ABCD: 2 = female).
         q : sequence of float
             Centiles in percent (0 < q < 100).
         targets : sequence of str, optional
@@ -215,7 +237,7 @@ class ChartScoringMixin:
         q = self._check_q(q)
         self._check_fitted()
         ages = self._checked_ages(ages, extrapolate)
-        female = self._female(sex, ages.size)
+        female = self._female(sex, ages.size, numeric=False)
         tidx = self._target_index(targets)
         params = self.predict_parameters(
             ages,
@@ -257,7 +279,8 @@ class ChartScoringMixin:
 
         Ages run from ``floor(min age)`` to ``ceil(max age)`` every ``step`` years; columns are
         ``age_in_years, sex, mu, sigma, nu, tau, C2.5 ... C97.5, growth_rate`` (growth rate = the
-        reference code's finite-difference derivative of the median, per year).
+        reference code's finite-difference derivative of the median, per year). ``sex``:
+        female/male/f/m (any case); numeric codes are refused, as by :meth:`centiles`.
 
         Returns
         -------
@@ -599,7 +622,11 @@ class ChartScoringMixin:
         Returns
         -------
         pandas.DataFrame
-            ``flag`` lists ``;``-separated problems of the row: ``unseen_site`` (population
+            Indexed as ``table`` (``wide``: one row per row of ``table``, with its index label,
+            so ``table["c"] = chart.score(table)["ei_ratio_mean_centile"]`` puts each score on
+            its person's row, also for a filtered table; ``long``: each row's index label
+            repeated once per target, person by person). ``flag`` lists ``;``-separated
+            problems of the row: ``unseen_site`` (population
             prediction used: a site unknown to the chart, or an empty site cell),
             ``age_out_of_range`` (outside ``chart_range_``), ``age_extrapolated`` (inside
             ``chart_range_`` but outside the training ages ``age_range_``, see below),
@@ -646,6 +673,8 @@ class ChartScoringMixin:
         labels = table_sites(table, self.site_column_, source, required=False)
         ei_positive = provenance is not None or fitted_on_ei(self.provenance_)
         y = table_targets(table, targets, source, ei_positive=ei_positive)
+        if not ei_positive:  # a chart without provenance: its own curves tell
+            self._refuse_impossible_ei(table, ages, female, y, targets, source)
         n = ages.size
         if labels is None:
             codes = np.full(n, -1, dtype=np.int64)
@@ -737,7 +766,9 @@ class ChartScoringMixin:
                 extra[f"{MEAN_TARGET}_centile_hi"] = bounds[:, 1]
             extra.update(fit_columns)
             extra["flag"] = flags
-            return pd.concat([pd.DataFrame(base), values, pd.DataFrame(extra)], axis=1)
+            out = pd.concat([pd.DataFrame(base), values, pd.DataFrame(extra)], axis=1)
+            out.index = table.index  # row k is the table's row k: assigning back aligns
+            return out
         frame = {
             k: np.repeat(np.asarray(v, dtype=object if k != "age_in_years" else None), T)
             for k, v in base.items()
@@ -761,4 +792,5 @@ class ChartScoringMixin:
                 np.where(training_bad.ravel(), FLAG_SITE_UNRELIABLE, ""),
             ]
         )
-        return pd.DataFrame(frame)
+        # each person's index once per target, person by person
+        return pd.DataFrame(frame, index=table.index.repeat(T))

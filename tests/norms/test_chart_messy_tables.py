@@ -219,7 +219,9 @@ def test_one_target_name_is_not_split_into_characters(chart4) -> None:
     assert summary["target"].tolist() == ["ei_ratio_mean"]
     # z of people drawn from the chart's own model are about standard normal
     assert abs(summary.loc[0, "z_mean"]) < 0.2 and 0.85 < summary.loc[0, "z_sd"] < 1.15
-    c = chart4.centiles([40.0], 1.0)  # sex as the number 1 (= female) for a single age
+    with pytest.raises(InvalidInputError, match="numeric sex code"):
+        chart4.centiles([40.0], 1.0)  # 1 is female here but male in other coding schemes
+    c = chart4.centiles([40.0], "F")
     assert c["sex"].tolist() == ["female"]
     p = chart4.predict_parameters([40.0, 41.0], "female", site="S1")
     assert p["mu"].shape == (2, 1)

@@ -117,9 +117,10 @@ def test_missing_site_cells_are_scored_as_no_site_with_a_clear_message(chart) ->
 
 
 # -- 3. infinite z in calibration ---------------------------------------------------------------
-def test_calibration_keeps_people_with_infinite_z(chart) -> None:
+def test_calibration_keeps_people_with_infinite_z(chart, monkeypatch) -> None:
     chart = copy.deepcopy(chart)
     chart.provenance_ = {}  # a chart of another quantity: an E/I chart refuses E/I <= 0
+    monkeypatch.setattr("delssome_norms.norms.chart_adapt.NO_MASS_Z", -np.inf)
     site = chart.sites_[2]
     held, theta = _draws(chart, 200, seed=11, site=site)
     held = held[["subject_id", "age_in_years", "numeric_sex", "site_scanner", MEAN]]
