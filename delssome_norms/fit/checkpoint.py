@@ -237,22 +237,6 @@ class Checkpoint:
             f"--batch-subjects {len(group)}"
         )
 
-    def stored_fingerprint(self) -> dict[str, Any] | None:
-        """The stored checkpoint's fingerprint (None: no checkpoint, or an unreadable one)."""
-        if not self.state_path.exists():
-            return None
-        try:
-            stored = _read_json(self.state_path).get("fingerprint")
-        except InvalidInputError:
-            return None
-        return stored if isinstance(stored, dict) else None
-
-    def differences(self) -> list[str] | None:
-        """Fingerprint keys (dotted) in which the stored checkpoint differs from this fit (None:
-        no checkpoint, or an unreadable one)."""
-        stored = self.stored_fingerprint()
-        return None if stored is None else self._differences({"fingerprint": stored})
-
     def stale(self) -> str | None:
         """Why the stored checkpoint cannot be continued by this fit (None: absent or matching)."""
         if not self.state_path.exists():

@@ -25,6 +25,7 @@ import contextlib
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ from delssome_norms.fit.lockstep import (
     noting_input_warnings,
     plan_groups,
 )
-from delssome_norms.fit.lone_refit import unfinished_lone_refit
+from delssome_norms.fit.lone_refit import is_lone_refit, refit_alone_checkpoint
 from delssome_norms.fit.manifest_checks import check_manifest_columns
 from delssome_norms.fit.outputs import (
     check_finished,
@@ -279,7 +280,7 @@ def subject_finished(
         ckpt = Checkpoint(folder, {**_fingerprint(subject, space, settings), "group": group})
         stale = ckpt.stale()
         if stale:
-            return unfinished_lone_refit(ckpt, subject.subject_id, group) or stale
+            return refit_alone_checkpoint(subject_dir, subject.subject_id, fingerprint) or stale
         try:  # damaged files are found now, not after hours of work
             ckpt.load_train()
             for stage in ("val", "val_pooled", "test"):
@@ -289,8 +290,8 @@ def subject_finished(
             return f"{name}: {err.problem.split('; use --overwrite')[0]}"
         return None
 
-    cohort = None if group_ids is None else group
-    return check_finished(subject_dir, fingerprint, overwrite, checkpoint_stale, cohort)
+    accept = partial(is_lone_refit, subject_dir) if group_ids is not None else None  # a cohort's
+    return check_finished(subject_dir, fingerprint, overwrite, checkpoint_stale, accept)
 
 
 def run_group_task(

@@ -424,8 +424,8 @@ def in_cohort_order(subject: SubjectInputs, row: dict[str, Any]) -> SubjectInput
     except InvalidInputError as err:
         raise InvalidInputError(
             f"{err.problem}; it has no myelin/gradient maps, and the cohort FC gradient it would "
-            f"be fitted with is in {ref}'s regions: give it maps of its own, or files naming "
-            f"{ref}'s regions",
+            f"be fitted with is in {ref}'s regions: give it files naming {ref}'s regions, or "
+            "maps of its own (then it is fitted without the cohort's gradient: another design)",
             subject.subject_id,
         ) from None
     order = orders[subject.subject_id]

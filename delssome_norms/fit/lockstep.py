@@ -45,9 +45,11 @@ from delssome_norms.fit.evaluate import (
     make_evaluator,
     require_surrogate,
 )
+from delssome_norms.fit.lone_refit import record_refit_alone
 from delssome_norms.fit.outputs import (
     check_finished,
     drop_from_cohort_failures,
+    in_cohort_folder,
     refit_alone_advice,
     run_fingerprint,
     subject_provenance,
@@ -784,6 +786,8 @@ def estimate_ei(
         warnings.warn(no_maps_message(subject.n_regions, whose), InputWarning, stacklevel=2)
     fit = dict(fallback_gradient=fallback_gradient, progress=progress, surrogate=surrogate)
     if out_dir is not None:
+        if in_cohort_folder(out_dir):  # a refit alone: a later cohort run keeps it (lone_refit)
+            record_refit_alone(out_dir, run_fingerprint(subject, settings, fallback_gradient))
         outcome = fit_group([subject], [out_dir], settings, **fit)[0]
         if outcome.status != "failed":  # e.g. refitted alone with another seed in a cohort
             drop_from_cohort_failures(Path(out_dir))

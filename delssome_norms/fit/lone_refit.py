@@ -5,61 +5,89 @@ A subject that fails in its lockstep group is refitted alone in its cohort folde
 docs/rerunning.md). Its results differ from the cohort's run only in the seed and in the group it
 was fitted in (alone): the same pipeline, which ``collect`` accepts. A rerun of the cohort (to
 finish other subjects, or another shard) must keep such results as finished rather than refuse
-the whole folder. A refit alone that has not finished (only its checkpoint) cannot be continued
-inside a lockstep group, whose noise depends on its members: it is named as what it is, with the
-ways on.
+the whole folder.
+
+A refit alone cannot be told from the cohort's own group of one subject by its results (the same
+``lockstep_group``, and a cohort rerun with another ``--seed`` must still be refused), so the
+single-subject fit (:func:`~delssome_norms.fit.lockstep.estimate_ei`) into a cohort's subject
+folder records itself before it starts: :data:`REFIT_FILE`, the run fingerprint it fits with.
+Results are taken as a refit alone only when their fingerprint is the recorded one and differs
+from the cohort's in the seed alone. A refit alone that has not finished (its checkpoint) cannot
+be continued inside a lockstep group, whose noise depends on its members: it is named as what it
+is (unfinished, or failed), with the ways on.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from delssome_norms.fit.checkpoint import Checkpoint
+from delssome_norms.fit.outputs import FAILURE_FILE, fingerprint_differences
+from delssome_norms.io import write_json
 
+REFIT_FILE = "refit_alone.json"
+"""Record, in a cohort's subject folder, of a fit of that subject alone (``estimate-ei``)."""
+FORMAT_VERSION = 1
 LONE_REFIT_KEYS = frozenset({"settings.seed"})
-"""Fingerprint keys in which a finished refit alone may differ from its cohort's run."""
+"""Fingerprint keys in which a refit alone may differ from its cohort's run."""
 
 
-def _alone(group: Any, subject_id: str) -> bool:
-    return isinstance(group, list) and [str(g) for g in group] == [subject_id]
+def record_refit_alone(subject_dir: str | Path, fingerprint: Mapping[str, Any]) -> None:
+    """Record, before it starts, that ``subject_dir`` (a cohort's subject folder) is fitted alone
+    with the run ``fingerprint`` (:func:`~delssome_norms.fit.outputs.run_fingerprint`)."""
+    Path(subject_dir).mkdir(parents=True, exist_ok=True)
+    record = {"format_version": FORMAT_VERSION, "fingerprint": dict(fingerprint)}
+    write_json(record, Path(subject_dir) / REFIT_FILE)
 
 
-def is_lone_refit(
-    run: Mapping[str, Any], differences: Sequence[str], cohort_group: Sequence[str] | None
-) -> bool:
-    """Whether finished results (``run``, its ``run.json``) are a refit alone, with another seed,
-    of a subject that the cohort fits in the lockstep group ``cohort_group`` (None: not a cohort).
+def _recorded(subject_dir: str | Path) -> dict[str, Any] | None:
+    """The fingerprint :func:`record_refit_alone` wrote, as ``run.json`` stores one (None: none,
+    or unreadable: then nothing is taken as a refit alone)."""
+    try:
+        record = json.loads((Path(subject_dir) / REFIT_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(record, dict) or record.get("format_version") != FORMAT_VERSION:
+        return None
+    fingerprint = record.get("fingerprint")
+    return fingerprint if isinstance(fingerprint, dict) else None
 
-    ``differences`` are the run fingerprint's keys that differ from the cohort's
-    (:func:`~delssome_norms.fit.outputs.fingerprint_differences`). A cohort whose group is the
-    subject alone cannot tell a refit from its own run with another ``--seed``: not a refit.
-    """
-    sid = str(run.get("subject_id"))
-    if cohort_group is None or _alone(list(cohort_group), sid):
+
+def is_lone_refit(subject_dir: str | Path, run: Mapping[str, Any], differences: Sequence[str]) -> bool:
+    """Whether finished results (``run``, their ``run.json``) are a recorded refit alone whose
+    fingerprint differs from the cohort's (``differences``, its keys) in the seed alone."""
+    recorded = _recorded(subject_dir)
+    if recorded is None or not differences or not set(differences) <= LONE_REFIT_KEYS:
         return False
-    return (
-        bool(differences)
-        and set(differences) <= LONE_REFIT_KEYS
-        and _alone(run.get("lockstep_group"), sid)
-    )
+    stored = run.get("fingerprint")
+    return isinstance(stored, dict) and not fingerprint_differences(recorded, stored)
 
 
-def unfinished_lone_refit(
-    checkpoint: Checkpoint, subject_id: str, cohort_group: Sequence[str]
+def refit_alone_checkpoint(
+    subject_dir: str | Path, subject_id: str, cohort_fingerprint: Mapping[str, Any]
 ) -> str | None:
-    """Why a checkpoint of a refit alone cannot be continued in the cohort's group (None when the
-    checkpoint is not one: absent, matching, or differing in more than the seed and group)."""
-    stored = checkpoint.stored_fingerprint()
-    differences = checkpoint.differences()
-    if stored is None or not differences or _alone(list(cohort_group), subject_id):
+    """Why the subject's checkpoint, written by a recorded refit alone of this cohort's pipeline
+    with another seed, cannot be continued in the cohort's group (None: no such refit)."""
+    recorded = _recorded(subject_dir)
+    if recorded is None:
         return None
-    if not (set(differences) <= {"group"} | LONE_REFIT_KEYS and _alone(stored.get("group"), subject_id)):
-        return None
-    settings = stored.get("settings")
+    differences = fingerprint_differences(recorded, cohort_fingerprint)
+    if not differences or not set(differences) <= LONE_REFIT_KEYS:
+        return None  # another budget or other inputs: the generic message says which
+    settings = recorded.get("settings")
     seed = settings.get("seed") if isinstance(settings, dict) else None
+    checkpoint = Path(subject_dir) / "checkpoint"
+    cohort_way = (
+        f"or delete {checkpoint} to have the cohort fit it in its lockstep group with the cohort's seed"
+    )
+    if (Path(subject_dir) / FAILURE_FILE).is_file():
+        return (
+            f"a refit of {subject_id} alone with seed {seed} that failed: refit it alone with "
+            f"another --seed and --overwrite, {cohort_way}"
+        )
     return (
         f"an unfinished refit of {subject_id} alone (seed {seed}): finish it by rerunning the "
-        f"estimate-ei command that started it (it resumes), or delete {checkpoint.directory} to "
-        "have the cohort fit it in its lockstep group with the cohort's seed"
+        f"estimate-ei command that started it (it resumes), {cohort_way}"
     )

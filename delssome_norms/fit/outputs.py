@@ -32,7 +32,7 @@ import json
 import os
 import platform
 import shutil
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,6 @@ from delssome_norms.datasets.maps import load_default_maps
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.fit.checkpoint import flatten_keys
 from delssome_norms.fit.group_lock import LOCK_DIR, live_holder
-from delssome_norms.fit.lone_refit import is_lone_refit
 from delssome_norms.fit.settings import FitSettings
 from delssome_norms.fit.stages import SubjectResult
 from delssome_norms.fit.subject import SubjectInputs
@@ -473,7 +472,7 @@ def check_finished(
     fingerprint: Mapping[str, Any],
     overwrite: bool = False,
     checkpoint_stale: Callable[[], str | None] | None = None,
-    cohort_group: Sequence[str] | None = None,
+    accept: Callable[[dict[str, Any], list[str]], bool] | None = None,
 ) -> bool:
     """Whether a subject is finished with this fingerprint; refuse (or discard) stale results.
 
@@ -488,11 +487,11 @@ def check_finished(
         Finished results are set aside in :data:`PREVIOUS_DIR` until the refit writes its own.
     checkpoint_stale : callable, optional
         Returns a message when the subject's checkpoint was written with other inputs/settings.
-    cohort_group : sequence of str, optional
-        The subject's planned lockstep group when a cohort checks it: finished results of a
-        refit of the subject alone with another seed count as finished
-        (:func:`~delssome_norms.fit.lone_refit.is_lone_refit`), unless ``overwrite`` (which
-        refits whatever differs, a cohort's new ``--seed`` included).
+    accept : callable, optional
+        ``accept(run, differences)``: finished results whose fingerprint differs (keys
+        ``differences``) still count as finished (a cohort's check of a refit of the subject
+        alone with another seed, :func:`~delssome_norms.fit.lone_refit.is_lone_refit`), unless
+        ``overwrite`` (which refits whatever differs, a cohort's new ``--seed`` included).
 
     Returns
     -------
@@ -511,7 +510,7 @@ def check_finished(
         stored = run.get("fingerprint")
         if isinstance(stored, dict):
             diff = fingerprint_differences(stored, fingerprint)
-            if not diff or (not overwrite and is_lone_refit(run, diff, cohort_group)):
+            if not diff or (not overwrite and accept is not None and accept(run, diff)):
                 return _results_intact(d, run, overwrite)
             what = f"with other inputs or settings ({', '.join(diff[:8])})"
         else:
@@ -716,13 +715,20 @@ def write_failures(out_dir: str | Path, subject_ids: Iterable[str]) -> pd.DataFr
     return table
 
 
+def in_cohort_folder(subject_dir: str | Path) -> bool:
+    """Whether ``subject_dir`` is a subject folder of a cohort run (its parent has the group
+    locks or ``failures.csv``)."""
+    cohort = Path(subject_dir).parent
+    return (cohort / LOCK_DIR).is_dir() or (cohort / FAILURES_TABLE).is_file()
+
+
 def refit_alone_advice(subject_dir: Path, cohort_gradient: bool = False) -> str:
     """How to refit one subject of a cohort folder (its parent has the group locks or
     ``failures.csv``) with another seed: alone, since the cohort's options would refit
     (or refuse) every subject; "" for a folder of its own. A subject fitted with the cohort's
     FC gradient (``cohort_gradient``) is refitted with it (``--cohort-gradient``)."""
     cohort = subject_dir.parent
-    if not ((cohort / LOCK_DIR).is_dir() or (cohort / FAILURES_TABLE).is_file()):
+    if not in_cohort_folder(subject_dir):
         return ""
     with_gradient = f" --cohort-gradient {cohort}" if cohort_gradient else ""
     how = (

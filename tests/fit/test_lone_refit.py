@@ -18,8 +18,8 @@ from delssome_norms.errors import InvalidInputError
 from delssome_norms.fit import lockstep, run_cohort
 from delssome_norms.fit.cohort import _load_row, plan_cohort
 from delssome_norms.fit.cohort_fc import with_cohort_gradient
-from delssome_norms.fit.lone_refit import is_lone_refit
-from delssome_norms.fit.outputs import OUTPUT_FILES
+from delssome_norms.fit.lone_refit import REFIT_FILE
+from delssome_norms.fit.outputs import OUTPUT_FILES, write_failure
 from delssome_norms.io import read_manifest, write_matrix
 
 
@@ -63,15 +63,49 @@ def test_an_unfinished_refit_alone_is_named_with_the_ways_on(tmp_path: Path, mon
     assert (summary.done, summary.skipped, summary.failed) == (1, 1, 0)
 
 
-def test_is_lone_refit_needs_a_refit_alone_differing_only_in_the_seed() -> None:
-    alone = {"subject_id": "b", "lockstep_group": ["b"]}
-    grouped = {"subject_id": "b", "lockstep_group": ["a", "b"]}
-    assert is_lone_refit(alone, ["settings.seed"], ["a", "b"])
-    assert not is_lone_refit(grouped, ["settings.seed"], ["a", "b"])  # the cohort's other seed
-    assert not is_lone_refit(alone, ["settings.seed", "settings.popsize"], ["a", "b"])
-    assert not is_lone_refit(alone, [], ["a", "b"])  # identical runs need no exception
-    assert not is_lone_refit(alone, ["settings.seed"], ["b"])  # K = 1: cannot tell them apart
-    assert not is_lone_refit(alone, ["settings.seed"], None)  # estimate-ei's own check
+def test_a_cohorts_own_groups_of_one_are_no_refits_alone(tmp_path: Path, monkeypatch) -> None:
+    """Results and checkpoints of the cohort's own groups of one subject (--batch-subjects 1)
+    look like a refit alone but were not recorded as one: another --seed is still refused, and
+    an unfinished one is named by its group, not as a refit alone."""
+    use_analytic_simulator(monkeypatch)
+    manifest = write_manifest(tmp_path, 2)
+    out = tmp_path / "out"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run_cohort(manifest, out, analytic_cohort_settings(seed=0), group_size=1, quiet=True)
+    assert not (out / "sub-01" / REFIT_FILE).exists()
+    with pytest.raises(InvalidInputError, match=r"2 subject folder\(s\).*settings\.seed"):
+        run_cohort(manifest, out, analytic_cohort_settings(seed=5), group_size=2, quiet=True)
+    for name in OUTPUT_FILES:  # sub-01 interrupted in its group of one
+        (out / "sub-01" / name).unlink()
+    with pytest.raises(InvalidInputError, match=r"lockstep group of 1 subject") as err:
+        run_cohort(manifest, out, analytic_cohort_settings(seed=0), group_size=2, quiet=True)
+    assert "refit of" not in str(err.value)
+
+
+def test_a_failed_or_other_budget_refit_alone_is_not_called_one_to_finish(
+    tmp_path: Path, monkeypatch
+) -> None:
+    manifest, out, settings, subject = _cohort(tmp_path, monkeypatch)
+    shutil.rmtree(out / "sub-01")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lockstep.estimate_ei(subject, out / "sub-01", analytic_cohort_settings(seed=7))
+    for name in OUTPUT_FILES:
+        (out / "sub-01" / name).unlink()
+    write_failure(out / "sub-01", "sub-01", "train", "the gates rejected every candidate")
+    with pytest.raises(InvalidInputError, match=r"refit of sub-01 alone with seed 7 that failed"):
+        run_cohort(manifest, out, settings, group_size=2, quiet=True)
+    # a refit alone with another budget is another pipeline: not "finish it"
+    shutil.rmtree(out / "sub-01")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lockstep.estimate_ei(subject, out / "sub-01", analytic_cohort_settings(seed=7, generations=4))
+    for name in OUTPUT_FILES:
+        (out / "sub-01" / name).unlink()
+    with pytest.raises(InvalidInputError, match=r"sub-01") as err:
+        run_cohort(manifest, out, settings, group_size=2, quiet=True)
+    assert "refit of sub-01" not in str(err.value)
 
 
 def test_a_cohort_fc_gradient_subject_refitted_alone_joins_its_cohort(
