@@ -271,6 +271,19 @@ class GrowthChart(
         sex = {"mu": self.mu_sex, "sigma": self.sigma_sex, "nu": False, "tau": False}
         return [ParameterTerms(dfs[p], bool(sex[p]), p in set(self.random_sites)) for p in fam.params]
 
+    def __repr__(self, N_CHAR_MAX: int = 700) -> str:
+        """scikit-learn's repr (the parameters set) until fitted; then one line saying what the
+        chart is: ``GrowthChart(SHASHo2, fitted: 69 targets, 600 people, ages 5.2-89.7 years)``."""
+        if not hasattr(self, "coef_"):
+            return super().__repr__(N_CHAR_MAX)
+        n_targets = len(self.targets_)
+        n_people = int(np.max(self.n_obs_)) if np.size(self.n_obs_) else 0
+        lo, hi = self.age_range_
+        return (
+            f"GrowthChart({self.family_.name}, fitted: {n_targets} target"
+            f"{'s' if n_targets != 1 else ''}, {n_people} people, ages {lo:.1f}-{hi:.1f} years)"
+        )
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "coef_"):
             raise NotFittedError(

@@ -91,6 +91,8 @@ def handle_flagged(
         ``exclude`` for a table without ``fit_flagged``, or one whose every person is flagged; a
         ``fit_flagged`` cell that is not True/False.
     """
+    if not isinstance(exclude, (bool, np.bool_)):  # "False" would be truthy: refused
+        raise InvalidInputError(f"must be True or False, got {exclude!r}", option.split("=")[0].strip())
     if FIT_FLAGGED not in table.columns:
         if exclude:
             raise InvalidInputError(

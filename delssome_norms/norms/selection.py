@@ -14,8 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from delssome_norms.errors import ConvergenceWarning, InvalidInputError
+from delssome_norms.errors import ConvergenceWarning, InputWarning, InvalidInputError
 from delssome_norms.norms.chart import GrowthChart
+from delssome_norms.norms.chart_table import check_table_frame
+from delssome_norms.norms.flagged_rows import handle_flagged
 
 DEFAULT_FAMILIES: tuple[str, ...] = ("SHASHo2", "JSU", "GG", "NO")
 DEFAULT_MU_DFS: tuple[int, ...] = (3, 4, 5)
@@ -27,6 +29,7 @@ def compare_models(
     mu_dfs: Sequence[int] = DEFAULT_MU_DFS,
     targets: Sequence[str] | None = None,
     source: str = "table",
+    exclude_flagged: bool = False,
     **chart_options: Any,
 ) -> pd.DataFrame:
     """BIC table over families and mu spline df.
@@ -42,6 +45,11 @@ def compare_models(
     targets : sequence of str, optional
     source : str
         Name of the table in messages.
+    exclude_flagged : bool
+        Leave out the people whose E/I fit is flagged as poor (``collect``'s ``fit_flagged``
+        column, then required), with an :class:`~delssome_norms.errors.InputWarning` saying how
+        many; by default they are kept and named in one, as by :meth:`GrowthChart.fit`
+        (``charts compare --exclude-flagged``). Either way once, not once per model.
     **chart_options
         Other :class:`GrowthChart` arguments (``sigma_df``, ``site_column`` ...), shared by all
         models.
@@ -58,8 +66,17 @@ def compare_models(
         construction), so it is listed (negative ``delta_bic``) but never best. A family that
         cannot be fitted to the data (e.g. GG with non-positive values) gets one row per target
         with NaN and the reason in ``note``.
+
+    Warns
+    -----
+    InputWarning
+        About the table (flagged people, missing values, small sites ...): each distinct one
+        that the fits give, once, after them (a fit's ConvergenceWarning goes to ``note``).
     """
+    check_table_frame(table, source)
+    table = handle_flagged(table, exclude_flagged, source, stacklevel=3)  # once, not per model
     rows = []
+    others: dict[tuple[type[Warning], str], None] = {}
     for family in families:
         for df in mu_dfs:
             chart = GrowthChart(family, mu_df=int(df), **chart_options)
@@ -75,6 +92,8 @@ def compare_models(
                     rows.append({"family": family, "mu_df": int(df), "target": t, "note": err.problem})
                 continue
             note = "; ".join(str(w.message) for w in caught if w.category is ConvergenceWarning)
+            said = [w for w in caught if issubclass(w.category, InputWarning)]  # about the table
+            others.update({(w.category, str(w.message)): None for w in said})
             frame = pd.DataFrame(
                 {
                     "family": family,
@@ -96,6 +115,8 @@ def compare_models(
                 }
             )
             rows.extend(frame.to_dict("records"))
+    for category, message in others:  # the same for every model: said once
+        warnings.warn(message, category, stacklevel=2)
     out = pd.DataFrame(rows)
     for c in ("bic", "reliable"):
         if c not in out.columns:

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.legend_handler import HandlerTuple
 from numpy.typing import ArrayLike
 
+from delssome_norms.datasets import DK68_REGIONS
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.io import normalise_sex
 from delssome_norms.io.ei_table import MEAN_TARGET, region_index
@@ -25,7 +26,6 @@ from delssome_norms.norms.chart import CENTILES, GrowthChart, age_grid, centile_
 from delssome_norms.norms.chart_regions import chart_region_names
 from delssome_norms.plotting._style import AGE_LABEL, SEX_COLORS
 from delssome_norms.plotting.person import PERSON_COLOR, ordinal, person_label
-from delssome_norms.stats._cohort import target_regions
 
 
 def plot_chart_centiles(
@@ -338,8 +338,13 @@ def target_name(target: str, targets: Sequence[str] = ()) -> str:
     """
     if target == MEAN_TARGET:
         return "mean cortical E/I"
-    names = target_regions(pd.DataFrame(columns=list(targets) or [target]), [target])
-    return names[0] or str(target)
+    # a list of targets (a chart's, a sex gap's), not a table: its regions are read as DK68 unless
+    # one lies beyond the 68th (tables are named by stats._cohort.table_regions)
+    index = [k for t in (list(targets) or [target]) if (k := region_index(str(t))) is not None]
+    k = region_index(str(target))
+    if k is None or max([k, *index]) >= len(DK68_REGIONS):
+        return str(target)
+    return DK68_REGIONS[k]
 
 
 def _sex_labels(values: ArrayLike, input_name: str) -> np.ndarray:

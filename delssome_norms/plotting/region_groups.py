@@ -10,7 +10,6 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from delssome_norms.datasets import DK68_REGIONS
 from delssome_norms.io.ei_table import SITE_COLUMN
 from delssome_norms.plotting._style import (
     AGE_LABEL,
@@ -21,6 +20,7 @@ from delssome_norms.plotting._style import (
     new_axes,
 )
 from delssome_norms.stats import region_group_scores, region_group_trajectories
+from delssome_norms.stats._cohort import cohort_people
 from delssome_norms.stats.region_groups import GROUPS
 
 
@@ -31,9 +31,10 @@ def plot_region_group_trajectories(
     site: str | None = SITE_COLUMN,
     df: int = 5,
     ages: Sequence[float] | np.ndarray | None = None,
-    regions: Sequence[str] = DK68_REGIONS,
+    regions: Sequence[str] | None = None,
     title: str | None = "Sensory vs association E/I",
     curves: pd.DataFrame | None = None,
+    exclude_flagged: bool = False,
 ) -> Figure:
     """Sensory and association E/I against age, one curve per group and sex, with 95% bands.
 
@@ -47,8 +48,11 @@ def plot_region_group_trajectories(
         Cohort table with ``age_in_years``, ``sex``, the site column (default ``site_scanner``,
         or ``site`` [+ ``scanner``]) and ``ei_ratio_roi_*`` columns.
     ax : Axes, optional
-    site, df, ages, regions
-        Passed to :func:`~delssome_norms.stats.region_group_trajectories`.
+    site, df, ages, regions, exclude_flagged
+        Passed to :func:`~delssome_norms.stats.region_group_trajectories` (``regions``: default
+        the names the table carries, else DK68; ``exclude_flagged``: leave out the people whose
+        E/I fit is flagged, ``collect``'s ``fit_flagged``; by default they are kept and named in
+        a warning).
     title : str or None
     curves : DataFrame, optional
         Those curves, already computed with the same arguments (computed here when None).
@@ -58,7 +62,9 @@ def plot_region_group_trajectories(
     Figure
     """
     if curves is None:
-        curves = region_group_trajectories(table, ages=ages, site=site, df=df, regions=regions)
+        curves = region_group_trajectories(
+            table, ages=ages, site=site, df=df, regions=regions, exclude_flagged=exclude_flagged
+        )
     fig, ax = new_axes(ax, (6.4, 4.2))
     for group in GROUPS:
         for sex in ("female", "male"):
@@ -100,10 +106,11 @@ def plot_ei_vs_age_by_group(
     df: int = 5,
     max_points: int = 4000,
     seed: int = 0,
-    regions: Sequence[str] = DK68_REGIONS,
+    regions: Sequence[str] | None = None,
     curves: pd.DataFrame | None = None,
     with_curves: bool = True,
     note: str | None = None,
+    exclude_flagged: bool = False,
 ) -> Figure:
     """One panel per region group: people's group-mean E/I against age by sex, with fitted curves.
 
@@ -111,8 +118,9 @@ def plot_ei_vs_age_by_group(
     ----------
     table : DataFrame
         As for :func:`plot_region_group_trajectories`.
-    site, df, regions
-        Passed to :func:`~delssome_norms.stats.region_group_trajectories`.
+    site, df, regions, exclude_flagged
+        As for :func:`plot_region_group_trajectories` (the people drawn are those of the curves:
+        with ``exclude_flagged``, without the flagged ones).
     max_points : int
         At most this many people are drawn as points (a random subset, for readability; the
         figure's title then says how many of how many are shown).
@@ -132,6 +140,8 @@ def plot_ei_vs_age_by_group(
         Two axes (sensory, association) sharing the y axis.
     """
     max_points = check_max_points(max_points)
+    # the flagged people once, for the points and the curves alike (one warning, not two)
+    table = cohort_people(table, exclude_flagged)
     scores = region_group_scores(table, regions=regions)
     if with_curves and curves is None:
         curves = region_group_trajectories(table, site=site, df=df, regions=regions)

@@ -6,6 +6,7 @@ Every public function in :mod:`delssome_norms.stats` that takes a cohort table p
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -13,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from delssome_norms.datasets import DK68_REGIONS
-from delssome_norms.errors import InvalidInputError
+from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.io import check_ages, table_sex_labels
 from delssome_norms.io import ei_table as et
 from delssome_norms.io.checks import sites_mix_sexes
@@ -21,12 +22,15 @@ from delssome_norms.io.sidecar import person_id
 from delssome_norms.norms.flagged_rows import handle_flagged
 
 ROI_PATTERN = et.REGION_PATTERN
-"""Column names of regional targets; the number is the index into :data:`DK68_REGIONS`."""
+"""Column names of regional targets; the number is the region's index (:func:`table_regions`)."""
 TARGET_PREFIX = et.TARGET_PREFIX
 SITE_COLUMN = et.SITE_COLUMN
 """Default site column (``site_scanner``; built from ``site`` [+ ``scanner``] when absent)."""
 MIN_PER_SEX = 10
 """Fewest people of each sex the sex-difference statistics accept."""
+NO_COMMON_AGES = "the ages of the female and of the male people do not overlap"
+"""Start of :func:`~delssome_norms.stats.sex_gap`'s refusal of a table whose two sexes cover no
+common ages (:func:`gap_ages`)."""
 
 
 @dataclass(frozen=True)
@@ -46,9 +50,9 @@ class Cohort:
     targets : tuple of str
         Names of the ``k`` targets.
     regions : tuple of (str or None)
-        DK68 region name of each target (None for global targets, and for every target when the
-        table has regional columns beyond the 68 DK68 regions: another atlas, whose regions DK68
-        names would mislabel); empty when not computed.
+        Region name of each target (:func:`target_regions`: the names given or carried by the
+        table, DK68 names for exactly the 68 columns ``ei_ratio_roi_0..67``; None for global
+        targets and where the table does not name its regions); empty when not computed.
     """
 
     age: np.ndarray
@@ -75,38 +79,124 @@ def target_family(name: str) -> str:
     return "regional" if ROI_PATTERN.match(name) else "global"
 
 
-def target_region(name: str) -> str | None:
-    """DK68 region name of an ``ei_ratio_roi_<i>`` column (``None`` for other columns)."""
-    m = ROI_PATTERN.match(name)
-    if m is None:
-        return None
-    i = int(m.group(1))
-    return DK68_REGIONS[i] if i < len(DK68_REGIONS) else None
+def _region_indices(table: pd.DataFrame) -> list[int]:
+    """Indices ``k`` of the table's ``ei_ratio_roi_<k>`` columns, sorted."""
+    return sorted(int(m.group(1)) for c in table.columns if (m := ROI_PATTERN.match(str(c))))
 
 
-def target_regions(table: pd.DataFrame, targets: Sequence[str]) -> tuple[str | None, ...]:
-    """DK68 region name of each target, or all None when ``table`` is of another atlas.
+def attrs_regions(table: pd.DataFrame) -> list[str] | None:
+    """The region names a table carries in its ``attrs`` (``attrs[PROVENANCE_ATTR]["atlas"]
+    ["regions"]``, as :meth:`EIResult.to_table <delssome_norms.pipeline.EIResult.to_table>` and
+    :func:`~delssome_norms.pipeline.results_table` set them), or None."""
+    from delssome_norms.norms.chart_regions import table_region_names
 
-    ``ei_ratio_roi_<i>`` names the i-th DK68 region only when the table has no regional column
-    beyond the 68th; a table with e.g. 100 regional columns is of another atlas, and naming its
-    first 68 regions after DK68 would mislabel them.
+    provenance = getattr(table, "attrs", {}).get(et.PROVENANCE_ATTR)
+    return table_region_names(provenance if isinstance(provenance, dict) else None)
+
+
+def table_regions(
+    table: pd.DataFrame,
+    regions: Sequence[str] | None = None,
+    input_name: str = "table",
+    *,
+    stacklevel: int = 2,
+) -> list[str] | None:
+    """The names of a table's regions (``ei_ratio_roi_<k>`` is ``names[k]``), or None.
+
+    In this order: ``regions`` when given (refused unless it names every regional column); the
+    names the table carries in its ``attrs`` (:func:`attrs_regions`), when they name every
+    regional column (otherwise they are not used, with an
+    :class:`~delssome_norms.errors.InputWarning`); the DK68 names for a table whose regional
+    columns are exactly the 68 ``ei_ratio_roi_0..67``, as ``stats sex`` reads a table without a
+    ``<stem>.regions.csv``. Any other table (e.g. 34 columns of one hemisphere, or another
+    atlas) gets None: numbered columns say nothing of which regions they hold, and DK68 names by
+    position would mislabel them.
 
     Parameters
     ----------
     table : DataFrame
-        The cohort table (only its column names are read).
+        The cohort table (its column names and ``attrs`` are read).
+    regions : sequence of str, optional
+        The table's region names in column order (``regions[k]`` names ``ei_ratio_roi_<k>``).
+    input_name : str
+        Name of ``table`` in messages.
+    stacklevel : int
+        ``stacklevel`` of the warning, counted from this function.
+
+    Returns
+    -------
+    list of str or None
+    """
+    index = _region_indices(table)
+    if regions is not None:
+        if isinstance(regions, (str, bytes)):
+            raise InvalidInputError(
+                f"must be a list of region names, one per regional column, not the single string "
+                f"{regions!r}",
+                "regions",
+            )
+        try:
+            names = [str(r) for r in regions]
+        except TypeError:
+            raise InvalidInputError(
+                f"must be a list of region names, got {type(regions).__name__}", "regions"
+            ) from None
+        if index and index[-1] >= len(names):
+            raise InvalidInputError(
+                f"names {len(names)} regions but {input_name} has regional columns up to "
+                f"{et.region_column(index[-1])}: give one name per {et.REGION_PREFIX}<k> column, "
+                "in column order (e.g. the region column of the table's regions.csv)",
+                "regions",
+            )
+        return names
+    names = attrs_regions(table)
+    if names is not None:
+        if not index or index[-1] < len(names):
+            return names
+        warnings.warn(
+            f"{input_name}: its attrs name {len(names)} regions ({et.PROVENANCE_ATTR}) but it has "
+            f"regional columns up to {et.region_column(index[-1])}, so the names are not those of "
+            "its columns and are not used; pass regions= with the names of its columns",
+            InputWarning,
+            stacklevel=stacklevel + 1,
+        )
+    if index == list(range(len(DK68_REGIONS))):
+        return list(DK68_REGIONS)
+    return None
+
+
+def target_regions(
+    table: pd.DataFrame,
+    targets: Sequence[str],
+    regions: Sequence[str] | None = None,
+    input_name: str = "table",
+    *,
+    stacklevel: int = 2,
+) -> tuple[str | None, ...]:
+    """The region name of each target: see :func:`table_regions` for where the names come from.
+
+    Parameters
+    ----------
+    table : DataFrame
+        The cohort table (its column names and ``attrs`` are read).
     targets : sequence of str
         Target column names.
+    regions, input_name, stacklevel
+        See :func:`table_regions`.
 
     Returns
     -------
     tuple of (str or None)
-        One entry per target; ``None`` for non-regional targets.
+        One entry per target; ``None`` for non-regional targets and for every target of a table
+        whose regions are not named (the plots then show the column name).
     """
-    indices = [int(m.group(1)) for c in table.columns if (m := ROI_PATTERN.match(str(c)))]
-    if indices and max(indices) >= len(DK68_REGIONS):
-        return tuple(None for _ in targets)
-    return tuple(target_region(t) for t in targets)
+    names = table_regions(table, regions, input_name, stacklevel=stacklevel + 1)
+    out = []
+    for t in targets:
+        m = ROI_PATTERN.match(str(t))
+        k = int(m.group(1)) if m else None
+        out.append(names[k] if names is not None and k is not None and k < len(names) else None)
+    return tuple(out)
 
 
 def default_targets(table: pd.DataFrame) -> list[str]:
@@ -214,6 +304,8 @@ def prepare_cohort(
     site: str | None = SITE_COLUMN,
     input_name: str = "table",
     min_per_sex: int = MIN_PER_SEX,
+    regions: Sequence[str] | None = None,
+    label_regions: bool = True,
 ) -> Cohort:
     """Check a cohort table and return it as arrays.
 
@@ -231,6 +323,12 @@ def prepare_cohort(
         Name used in error messages.
     min_per_sex : int
         Fewest people of each sex required.
+    regions : sequence of str, optional
+        The table's region names in column order (:func:`table_regions`; default: those the
+        table carries in its ``attrs``, else DK68 for exactly the 68 DK68 columns).
+    label_regions : bool
+        Name each target's region (``Cohort.regions``; empty when False). Warnings point at the
+        caller of the public function that calls this.
 
     Returns
     -------
@@ -242,8 +340,9 @@ def prepare_cohort(
     InvalidInputError
         A missing column, a ``subject_id`` on more than one row (or several sessions of one
         person, :func:`person_id`), an unknown sex label, a bad
-        age, a non-numeric or constant target, fewer than ``min_per_sex`` people of one sex, or
-        sex confounded with site (no site with both sexes).
+        age, a non-numeric or constant target, fewer than ``min_per_sex`` people of one sex,
+        sex confounded with site (no site with both sexes), or ``regions`` that do not name every
+        regional column.
     """
     if not isinstance(table, pd.DataFrame):
         raise InvalidInputError(f"expected a pandas DataFrame, got {type(table).__name__}", input_name)
@@ -324,5 +423,40 @@ def prepare_cohort(
         site_names=site_names,
         y=y,
         targets=tuple(str(t) for t in targets),
-        regions=target_regions(table, targets),
+        regions=target_regions(table, targets, regions, input_name, stacklevel=3)
+        if label_regions
+        else (),
     )
+
+
+def gap_ages(cohort: Cohort, ages: Sequence[float] | np.ndarray | None) -> np.ndarray:
+    """The ages of :func:`~delssome_norms.stats.sex_gap`: ``ages`` checked against the ages both
+    sexes cover, or every whole year of that overlap; refused when the two sexes' age ranges do
+    not overlap."""
+    spans = {
+        sex: (float(cohort.age[rows].min()), float(cohort.age[rows].max()))
+        for sex, rows in (("female", cohort.female), ("male", ~cohort.female))
+    }
+    lo = max(a for a, _ in spans.values())
+    hi = min(b for _, b in spans.values())
+    said = ", ".join(f"{sex} {a:.1f} to {b:.1f}" for sex, (a, b) in spans.items())
+    if lo > hi:
+        raise InvalidInputError(
+            f"{NO_COMMON_AGES} (ages: {said}), so no gap between them can be estimated; use a "
+            "table in which both sexes span the ages to compare",
+            "table",
+        )
+    if ages is None:
+        grid = np.arange(np.ceil(lo), np.floor(hi) + 0.5, 1.0)
+        return grid if grid.size else np.array([0.5 * (lo + hi)])
+    grid = np.asarray(ages, dtype=np.float64).ravel()
+    if grid.size == 0 or not np.all(np.isfinite(grid)):
+        raise InvalidInputError("ages must be a non-empty array of finite numbers", "ages")
+    if grid.min() < lo or grid.max() > hi:
+        raise InvalidInputError(
+            f"ages must lie within the age range that both sexes cover, [{lo:g}, {hi:g}] ({said}),"
+            f" got [{grid.min():g}, {grid.max():g}]: outside it one sex has no data and its curve "
+            "would be extrapolated; pass ages within that range",
+            "ages",
+        )
+    return grid

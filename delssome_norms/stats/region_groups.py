@@ -21,6 +21,7 @@ from delssome_norms.io.ei_table import site_labels
 from delssome_norms.stats._cohort import (
     ROI_PATTERN,
     SITE_COLUMN,
+    attrs_regions,
     cohort_people,
     listing,
     prepare_cohort,
@@ -82,7 +83,7 @@ def dk68_region_classes(regions: Sequence[str], input_name: str = "regions") -> 
 def region_group_scores(
     table: pd.DataFrame,
     *,
-    regions: Sequence[str] = DK68_REGIONS,
+    regions: Sequence[str] | None = None,
     input_name: str = "table",
     exclude_flagged: bool = False,
 ) -> pd.DataFrame:
@@ -93,9 +94,10 @@ def region_group_scores(
     table : DataFrame
         One row per person with ``age_in_years``, ``sex`` (or ``numeric_sex``) and the regional
         columns ``ei_ratio_roi_<i>``, where ``i`` indexes ``regions``.
-    regions : sequence of str
-        DK68 region names in column order (default the DK68 order); other names (e.g.
-        subcortical regions) are refused.
+    regions : sequence of str, optional
+        DK68 region names in column order (``regions[i]`` names ``ei_ratio_roi_<i>``); other
+        names (e.g. subcortical regions) are refused. Default: the names the table carries in
+        its ``attrs`` (``EIResult.to_table``, ``results_table``), else the DK68 order.
     input_name : str
         Name of ``table`` in error messages.
     exclude_flagged : bool
@@ -111,6 +113,10 @@ def region_group_scores(
     """
     if not isinstance(table, pd.DataFrame):
         raise InvalidInputError(f"expected a pandas DataFrame, got {type(table).__name__}", input_name)
+    if regions is None:  # the table's own names (a table of one hemisphere), else DK68
+        regions = attrs_regions(table) or DK68_REGIONS
+        if max(_roi_columns(table, np.iinfo(np.int64).max), default=-1) >= len(regions):
+            regions = DK68_REGIONS  # names not of these columns: refused below as DK68 would be
     table = cohort_people(table, exclude_flagged, input_name)
     cols = _roi_columns(table, len(regions))
     beyond = [i for i in _roi_columns(table, np.iinfo(np.int64).max) if i >= len(regions)]
@@ -145,6 +151,7 @@ def region_group_scores(
         site=None,
         input_name=input_name,
         min_per_sex=0,
+        label_regions=False,
     )
     n_s = len(present["sensory"])
     out = pd.DataFrame(
@@ -183,7 +190,7 @@ def region_group_summary(
     by_sex: bool = True,
     alpha: float = 0.05,
     level: float = 0.95,
-    regions: Sequence[str] = DK68_REGIONS,
+    regions: Sequence[str] | None = None,
     exclude_flagged: bool = False,
 ) -> pd.DataFrame:
     """Sensory and association E/I per age bin (and sex), with a paired test of their difference.
@@ -200,8 +207,8 @@ def region_group_summary(
         FDR level for ``significant`` (BH across the bins of each sex).
     level : float
         Confidence level of ``ci_low``/``ci_high`` (t interval of the mean).
-    regions : sequence of str
-        DK68 region names in column order (default the DK68 order); other names are refused.
+    regions : sequence of str, optional
+        See :func:`region_group_scores`.
     exclude_flagged : bool
         See :func:`region_group_scores`.
 
@@ -292,7 +299,7 @@ def region_group_trajectories(
     site: str | None = SITE_COLUMN,
     df: int = 5,
     level: float = 0.95,
-    regions: Sequence[str] = DK68_REGIONS,
+    regions: Sequence[str] | None = None,
     exclude_flagged: bool = False,
 ) -> pd.DataFrame:
     """Population curves of sensory and association E/I against age, per sex.
@@ -315,8 +322,8 @@ def region_group_trajectories(
         Spline degrees of freedom of the mean curves (3 to 12).
     level : float
         Confidence level of the pointwise intervals.
-    regions : sequence of str
-        DK68 region names in column order (default the DK68 order); other names are refused.
+    regions : sequence of str, optional
+        See :func:`region_group_scores`.
     exclude_flagged : bool
         See :func:`region_group_scores`.
 

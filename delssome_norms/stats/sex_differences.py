@@ -29,10 +29,12 @@ from scipy import stats
 
 from delssome_norms.errors import ConvergenceWarning, InvalidInputError
 from delssome_norms.stats._chart_lr import penalised_fits
-from delssome_norms.stats._cohort import (
+from delssome_norms.stats._cohort import (  # noqa: F401 - NO_COMMON_AGES is re-exported
+    NO_COMMON_AGES,
     SITE_COLUMN,
     Cohort,
     cohort_people,
+    gap_ages,
     prepare_cohort,
     target_family,
 )
@@ -64,8 +66,6 @@ if TYPE_CHECKING:
 
 METHODS = ("lr", "robust_wald")
 """Ways to test the sex terms: likelihood ratio (default) or Wald with sandwich covariance."""
-NO_COMMON_AGES = "the ages of the female and of the male people do not overlap"
-"""Start of :func:`sex_gap`'s refusal of a table whose two sexes cover no common ages."""
 GAP_STATISTICS = ("median", "mean")
 """What :func:`sex_gap` compares between the sexes."""
 RESULT_COLUMNS = (
@@ -268,6 +268,7 @@ def sex_difference_tests(
     alpha: float = 0.05,
     level: float = 0.95,
     exclude_flagged: bool = False,
+    regions: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Test, per target, whether females and males differ in the mean and in the variability of E/I.
 
@@ -277,7 +278,8 @@ def sex_difference_tests(
         One row per person: ``age_in_years``, ``sex`` (or ``numeric_sex``, female = 1), ``site``
         (unless ``site=None``) and the targets.
     targets : str or sequence of str, optional
-        Target columns; default every ``ei_ratio_*`` column.
+        Target columns; default ``ei_ratio_mean`` and every ``ei_ratio_roi_<k>`` column (not
+        ``ei_ratio_mean_lo``/``_hi`` or other ``ei_ratio_*`` columns).
     site : str or None
         Site column (fixed, sum-to-zero site effects; default ``site_scanner``, built from
         ``site`` [+ ``scanner``] when absent); ``None`` for a single-site cohort.
@@ -306,6 +308,12 @@ def sex_difference_tests(
         Leave out the people whose E/I fit is flagged as poor (``collect``'s ``fit_flagged``, then
         required), with an ``InputWarning`` saying how many; by default they are kept and named in
         one (as by :meth:`GrowthChart.fit <delssome_norms.norms.GrowthChart.fit>`).
+    regions : sequence of str, optional
+        Names of the table's regions in column order (``regions[k]`` names ``ei_ratio_roi_<k>``:
+        e.g. the ``region`` column of its ``<stem>.regions.csv``), for the ``region`` column.
+        Default: the names the table carries in ``attrs`` (``EIResult.to_table``,
+        ``results_table``), else DK68 names for exactly the 68 columns ``ei_ratio_roi_0..67``,
+        else None (a table of one hemisphere or another atlas is never given DK68 names).
 
     Returns
     -------
@@ -360,7 +368,7 @@ def sex_difference_tests(
     """
     _check_options(mu_df, sigma_df, alpha, level)
     _check_choice(method, METHODS, "method")
-    cohort = prepare_cohort(cohort_people(table, exclude_flagged), targets, site=site)
+    cohort = prepare_cohort(cohort_people(table, exclude_flagged), targets, site=site, regions=regions)
     _check_site_sizes(cohort, scale_site)
     _warn_disjoint_ages(cohort)
     designs = _Designs.from_cohort(cohort, mu_df, sigma_df)
@@ -467,6 +475,7 @@ def chart_sex_tests(
     site: str | None = SITE_COLUMN,
     alpha: float = 0.05,
     exclude_flagged: bool = False,
+    regions: Sequence[str] | None = None,
     **chart_kwargs: Any,
 ) -> pd.DataFrame:
     """Likelihood-ratio tests of sex in mu and in sigma of the growth charts (GAMLSS).
@@ -488,7 +497,7 @@ def chart_sex_tests(
 
     Parameters
     ----------
-    table, targets, exclude_flagged : see :func:`sex_difference_tests`.
+    table, targets, exclude_flagged, regions : see :func:`sex_difference_tests`.
     family, mu_df, sigma_df : chart family and spline df (docs/science.md §7).
     site : str or None
         Site column of the charts' random site effects (``None``: no site effects).
@@ -511,7 +520,7 @@ def chart_sex_tests(
     if not 0.0 < alpha < 1.0:
         raise InvalidInputError(f"alpha must lie in (0, 1), got {alpha}", "alpha")
     table = cohort_people(table, exclude_flagged)  # the charts are fitted to these rows too
-    cohort = prepare_cohort(table, targets, site=site)
+    cohort = prepare_cohort(table, targets, site=site, regions=regions)
     targets = list(cohort.targets)
     common = {"family": family, "mu_df": mu_df, "sigma_df": sigma_df} | chart_kwargs
     if site is None:
@@ -587,7 +596,7 @@ def _warn_disjoint_ages(cohort: Cohort) -> None:
     """Warn when the two sexes' age ranges do not overlap: sex is then confounded with age, and
     a "sex" effect is whatever the shared age curve fails to fit where one range meets the other."""
     try:
-        _gap_ages(cohort, None)
+        gap_ages(cohort, None)
     except InvalidInputError as err:
         warnings.warn(
             f"sex_difference_tests: {err.problem.split(', so ')[0]}: sex is confounded with age, "
@@ -596,38 +605,6 @@ def _warn_disjoint_ages(cohort: Cohort) -> None:
             UserWarning,
             stacklevel=3,
         )
-
-
-def _gap_ages(cohort: Cohort, ages: Sequence[float] | np.ndarray | None) -> np.ndarray:
-    """The ages of the sex gap: ``ages`` checked against the ages both sexes cover, or every whole
-    year of that overlap; refused when the two sexes' age ranges do not overlap."""
-    spans = {
-        sex: (float(cohort.age[rows].min()), float(cohort.age[rows].max()))
-        for sex, rows in (("female", cohort.female), ("male", ~cohort.female))
-    }
-    lo = max(a for a, _ in spans.values())
-    hi = min(b for _, b in spans.values())
-    said = ", ".join(f"{sex} {a:.1f} to {b:.1f}" for sex, (a, b) in spans.items())
-    if lo > hi:
-        raise InvalidInputError(
-            f"{NO_COMMON_AGES} (ages: {said}), so no gap between them can be estimated; use a "
-            "table in which both sexes span the ages to compare",
-            "table",
-        )
-    if ages is None:
-        grid = np.arange(np.ceil(lo), np.floor(hi) + 0.5, 1.0)
-        return grid if grid.size else np.array([0.5 * (lo + hi)])
-    grid = np.asarray(ages, dtype=np.float64).ravel()
-    if grid.size == 0 or not np.all(np.isfinite(grid)):
-        raise InvalidInputError("ages must be a non-empty array of finite numbers", "ages")
-    if grid.min() < lo or grid.max() > hi:
-        raise InvalidInputError(
-            f"ages must lie within the age range that both sexes cover, [{lo:g}, {hi:g}] ({said}),"
-            f" got [{grid.min():g}, {grid.max():g}]: outside it one sex has no data and its curve "
-            "would be extrapolated; pass ages within that range",
-            "ages",
-        )
-    return grid
 
 
 def sex_gap(
@@ -715,10 +692,12 @@ def sex_gap(
             raise InvalidInputError(f"{name} must be an integer >= {least}, got {value!r}", name)
     if n_boot == 1:
         raise InvalidInputError("n_boot must be 0 (no bands) or at least 2, got 1", "n_boot")
-    cohort = prepare_cohort(cohort_people(table, exclude_flagged), [target], site=site)
+    cohort = prepare_cohort(
+        cohort_people(table, exclude_flagged), [target], site=site, label_regions=False
+    )
     _check_site_sizes(cohort, scale_site)
     designs = _Designs.from_cohort(cohort, mu_df, sigma_df)
-    grid_ages = _gap_ages(cohort, ages)
+    grid_ages = gap_ages(cohort, ages)
     age, female, site_idx = cohort.age, cohort.female, cohort.site
     X = designs.mean(age, female, site_idx, interaction=True)
     Z = designs.scale(age, female, site_idx, interaction=True, site_terms=scale_site)

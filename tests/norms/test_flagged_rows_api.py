@@ -214,3 +214,14 @@ def test_charts_compare_takes_exclude_flagged(csv_path, tmp_path, capsys) -> Non
     assert _flag_warnings(caught) == []
     assert f"left out {len(FLAGGED)} of {N} people" in capsys.readouterr().out
     assert pd.read_csv(tmp_path / "left.csv")["n_obs"].tolist() == [N - len(FLAGGED)]
+
+
+def test_exclude_flagged_must_be_a_bool() -> None:
+    """A string is truthy: "False" would leave people out (review of 2026-12-07)."""
+    from delssome_norms.norms.flagged_rows import handle_flagged
+
+    table = pd.DataFrame({"fit_flagged": [True, False]})
+    with pytest.raises(InvalidInputError, match="must be True or False, got 'False'") as err:
+        handle_flagged(table, "False")
+    assert err.value.source == "exclude_flagged"
+    assert len(handle_flagged(table, np.bool_(True))) == 1

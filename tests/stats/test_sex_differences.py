@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from delssome_norms.datasets import DK68_REGIONS
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.stats import (
     fdr_bh,
@@ -23,7 +24,7 @@ def effect_cohort(make_cohort):
 
 @pytest.fixture(scope="module")
 def effect_results(effect_cohort):
-    return sex_difference_tests(effect_cohort)
+    return sex_difference_tests(effect_cohort, regions=DK68_REGIONS[:6])
 
 
 def test_known_effects_are_detected_in_the_right_direction(effect_results):
