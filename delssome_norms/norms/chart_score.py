@@ -196,9 +196,10 @@ class ChartScoringMixin:
         (1 = female) too, else refused (:func:`_refuse_numeric_sex`)."""
         if not numeric:
             _refuse_numeric_sex(sex)
-        if np.ndim(sex) == 0:
-            sex = [sex] * n
-        labels = normalise_sex(list(sex), "sex")
+        if np.ndim(sex) == 0:  # one value for every age: checked once, named once
+            labels = np.repeat(normalise_sex([sex], "sex"), n)
+        else:
+            labels = normalise_sex(list(sex), "sex")
         if labels.size != n:
             raise InvalidInputError(f"expected {n} sex values, got {labels.size}", "sex")
         return (labels == "female").astype(np.float64)

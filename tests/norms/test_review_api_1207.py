@@ -224,3 +224,10 @@ def test_ei_at_or_below_zero_is_refused_on_a_chart_of_ei_ratios(chart) -> None:
     people.loc[1, "ei_ratio_mean"] = -1.0
     scores = _quiet(centred.score, people)
     assert np.isfinite(scores["ei_ratio_mean_z"]).all() and scores.loc[1, "flag"] == ""
+
+
+def test_one_unknown_sex_for_every_age_is_named_once() -> None:
+    from delssome_norms.norms import load_reference_chart
+
+    with pytest.raises(InvalidInputError, match=r"'1' in row\(s\) 1;"):
+        load_reference_chart().population_centiles("1")
