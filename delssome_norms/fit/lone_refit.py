@@ -62,7 +62,22 @@ def is_lone_refit(subject_dir: str | Path, run: Mapping[str, Any], differences: 
     if recorded is None or not differences or not set(differences) <= LONE_REFIT_KEYS:
         return False
     stored = run.get("fingerprint")
-    return isinstance(stored, dict) and not fingerprint_differences(recorded, stored)
+    alone = _alone(run.get("lockstep_group"), str(run.get("subject_id")))  # not the cohort's
+    return alone and isinstance(stored, dict) and not fingerprint_differences(recorded, stored)
+
+
+def _alone(group: Any, subject_id: str) -> bool:
+    return isinstance(group, list) and [str(g) for g in group] == [subject_id]
+
+
+def _checkpoint_of(subject_dir: Path) -> dict[str, Any] | None:
+    """The fingerprint stored in the subject's checkpoint (None: none, or unreadable)."""
+    try:
+        state = json.loads((subject_dir / "checkpoint" / "state.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    fingerprint = state.get("fingerprint") if isinstance(state, dict) else None
+    return fingerprint if isinstance(fingerprint, dict) else None
 
 
 def refit_alone_checkpoint(
@@ -78,6 +93,15 @@ def refit_alone_checkpoint(
         return None  # another budget or other inputs: the generic message says which
     settings = recorded.get("settings")
     seed = settings.get("seed") if isinstance(settings, dict) else None
+    stored = _checkpoint_of(Path(subject_dir))  # the refit's own checkpoint, not the cohort's
+    stored_settings = stored.get("settings") if stored is not None else None
+    if not (
+        stored is not None
+        and _alone(stored.get("group"), subject_id)
+        and isinstance(stored_settings, dict)
+        and stored_settings.get("seed") == seed
+    ):
+        return None
     checkpoint = Path(subject_dir) / "checkpoint"
     cohort_way = (
         f"or delete {checkpoint} to have the cohort fit it in its lockstep group with the cohort's seed"

@@ -103,7 +103,7 @@ def table_regions(
 ) -> list[str] | None:
     """The names of a table's regions (``ei_ratio_roi_<k>`` is ``names[k]``), or None.
 
-    In this order: ``regions`` when given (refused unless it names every regional column); the
+    In this order: ``regions`` when given (refused unless it names each regional column once); the
     names the table carries in its ``attrs`` (:func:`attrs_regions`), when they name every
     regional column (otherwise they are not used, with an
     :class:`~delssome_norms.errors.InputWarning`); the DK68 names for a table whose regional
@@ -141,11 +141,18 @@ def table_regions(
             raise InvalidInputError(
                 f"must be a list of region names, got {type(regions).__name__}", "regions"
             ) from None
-        if index and index[-1] >= len(names):
+        if index and index[-1] + 1 != len(names):  # longer: which of them are the columns'?
             raise InvalidInputError(
                 f"names {len(names)} regions but {input_name} has regional columns up to "
-                f"{et.region_column(index[-1])}: give one name per {et.REGION_PREFIX}<k> column, "
-                "in column order (e.g. the region column of the table's regions.csv)",
+                f"{et.region_column(index[-1])}: give one name per {et.REGION_PREFIX}<k> column "
+                f"(k = 0 ... {index[-1]}), in column order (e.g. the region column of the "
+                "table's regions.csv)",
+                "regions",
+            )
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise InvalidInputError(
+                f"names a region more than once ({', '.join(twice[:5])}): one name per column",
                 "regions",
             )
         return names

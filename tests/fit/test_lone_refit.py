@@ -172,3 +172,23 @@ def test_estimate_ei_cohort_gradient_refuses_a_dk68_subject_on_the_shipped_maps(
     assert not (tmp_path / "c").exists()  # refused before any folder was made
     assert main([*args, "--maps", "fc-gradient"]) == 2  # then the folder has no record
     assert "no cohort_gradient.json here" in capsys.readouterr().err
+
+
+def test_a_record_left_by_a_fit_that_refitted_nothing_fools_no_cohort_rerun(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """estimate_ei into a finished cohort subject (nothing refitted) still leaves the record; the
+    cohort's own results (fitted in its group) are no refit alone, and the cohort's own
+    checkpoint is not called one (review of 2026-12-07)."""
+    manifest, out, settings, subject = _cohort(tmp_path, monkeypatch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        outcome = lockstep.estimate_ei(subject, out / "sub-01", settings)
+    assert outcome.status == "skipped" and (out / "sub-01" / REFIT_FILE).exists()
+    with pytest.raises(InvalidInputError, match=r"2 subject folder\(s\).*settings\.seed"):
+        run_cohort(manifest, out, analytic_cohort_settings(seed=5), group_size=2, quiet=True)
+    for name in OUTPUT_FILES:  # the cohort's own checkpoint, unfinished, beside the record
+        (out / "sub-01" / name).unlink()
+    with pytest.raises(InvalidInputError, match=r"sub-01") as err:
+        run_cohort(manifest, out, analytic_cohort_settings(seed=5), group_size=2, quiet=True)
+    assert "refit of sub-01" not in str(err.value)

@@ -286,3 +286,17 @@ def test_docs_say_what_the_code_does() -> None:
     readme = _text("README.md")
     assert "`GrowthChart().fit(table, exclude_flagged=True)`" in readme
     assert "`exclude_flagged=True` of the `stats` functions, do the same" in readme
+
+
+def test_regions_longer_than_the_columns_or_repeated_are_refused() -> None:
+    """Review of 2026-12-07: 68 DK68 names for a 34-column table labelled it lh_* again."""
+    from delssome_norms.datasets import DK68_REGIONS
+    from delssome_norms.errors import InvalidInputError
+    from delssome_norms.stats._cohort import table_regions
+
+    table = pd.DataFrame({f"ei_ratio_roi_{k}": [1.0] for k in range(34)})
+    with pytest.raises(InvalidInputError, match=r"names 68 regions .*k = 0 \.\.\. 33"):
+        table_regions(table, list(DK68_REGIONS))
+    with pytest.raises(InvalidInputError, match="more than once"):
+        table_regions(table, ["x"] * 34)
+    assert table_regions(table, list(DK68_REGIONS[34:])) == list(DK68_REGIONS[34:])
