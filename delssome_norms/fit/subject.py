@@ -33,6 +33,7 @@ from delssome_norms.io import (
     read_fcd_cdf_runs,
 )
 from delssome_norms.io.label_checks import refuse_white_matter
+from delssome_norms.io.named_inputs import not_dk68
 from delssome_norms.io.named_regions import (
     Named,
     dk_order,
@@ -253,17 +254,7 @@ def _labelled_run(run: pd.DataFrame, where: str) -> Named:
     try:
         names, values, kind = header_kind(labels, values, where)
     except InvalidInputError:  # the atlas's width with other names
-        shown = ", ".join(repr(v) for v in labels[:3])
-        raise InvalidInputError(
-            f"is labelled with {len(labels)} column names that are not DK68 regions ({shown}, "
-            "...), so its columns cannot be matched to the DK68 atlas that a 68-region fit uses "
-            "(template SC, default maps and the region names of the result); name them as DK68 "
-            "regions, in any order (lh_bankssts, ctx-lh-bankssts or L_bankssts), or, if the "
-            "columns are already in DK68 order (datasets.atlas.DK68_REGIONS), give the plain "
-            "array (.to_numpy()). Another 68-region atlas is not supported: its regions would "
-            "be reported under DK68 names",
-            where,
-        ) from None
+        raise not_dk68(labels, where, "columns") from None
     if kind != "dk":  # numbering (put in numeric order), or another atlas's names
         return Named(values, tuple(names), kind)
     order, dk_names = dk_order(names, DK68_REGIONS, where)

@@ -137,13 +137,16 @@ def pandas_labels(value: Any, name: str) -> list[str] | None:
     return columns
 
 
-def _not_dk68(labels: Sequence[str], name: str) -> InvalidInputError:
+def not_dk68(labels: Sequence[str], name: str, parts: str = "rows") -> InvalidInputError:
+    """The error for 68 labels (of a pandas object's ``parts``: rows or columns) that are not all
+    DK68 region names: they cannot be matched to the atlas a 68-region fit uses."""
     shown = ", ".join(repr(v) for v in labels[:3])
+    values = "values" if parts == "rows" else parts
     return InvalidInputError(
         f"is labelled with {len(labels)} names that are not DK68 regions ({shown}, ...), so its "
-        "rows cannot be matched to the DK68 atlas that a 68-region fit uses (template SC, "
+        f"{parts} cannot be matched to the DK68 atlas that a 68-region fit uses (template SC, "
         "default maps and the region names of the result); name them as DK68 regions, in any "
-        "order (lh_bankssts, ctx-lh-bankssts or L_bankssts), or, if the values are already in "
+        f"order (lh_bankssts, ctx-lh-bankssts or L_bankssts), or, if the {values} are already in "
         "DK68 order (datasets.atlas.DK68_REGIONS), give the plain array (.to_numpy()). Another "
         "68-region atlas is not supported: its regions would be reported under DK68 names",
         name,
@@ -183,7 +186,7 @@ def named_pandas(value: Any, name: str, what: str = "FC") -> Named | None:
         arr = values if square else values.reshape(1, -1)
         names, arr, kind = header_kind(labels, arr, name, sort=not square)
     except InvalidInputError:  # the atlas's width with other names
-        raise _not_dk68(labels, name) from None
+        raise not_dk68(labels, name) from None
     if square:
         return square_by_kind(arr, names, None, kind, DK68_REGIONS, name, what)
     return map_by_kind(arr[0], names, kind, DK68_REGIONS, name)

@@ -77,7 +77,7 @@ def test_other_labels_of_68_columns_are_refused_and_another_atlas_kept_in_column
     with pytest.raises(InvalidInputError) as info:
         empirical_statistics([other], TR)
     assert info.value.source == "run 1"
-    assert "68 column names that are not DK68 regions ('SomMot_0', 'Vis_1'" in info.value.problem
+    assert "68 names that are not DK68 regions ('SomMot_0', 'Vis_1'" in info.value.problem
     assert "give the plain array (.to_numpy())" in info.value.problem
     with pytest.raises(InvalidInputError, match=r"non-numeric column\(s\) subject_id; give"):
         empirical_statistics([other.assign(subject_id="sub-01")], TR)
