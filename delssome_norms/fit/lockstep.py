@@ -48,11 +48,11 @@ from delssome_norms.fit.evaluate import (
 from delssome_norms.fit.lone_refit import record_refit_alone
 from delssome_norms.fit.outputs import (
     check_finished,
-    drop_from_cohort_failures,
     in_cohort_folder,
     refit_alone_advice,
     run_fingerprint,
     subject_provenance,
+    update_cohort_failures,
     write_failure,
     write_subject_outputs,
 )
@@ -789,8 +789,7 @@ def estimate_ei(
         if in_cohort_folder(out_dir):  # a refit alone: a later cohort run keeps it (lone_refit)
             record_refit_alone(out_dir, run_fingerprint(subject, settings, fallback_gradient))
         outcome = fit_group([subject], [out_dir], settings, **fit)[0]
-        if outcome.status != "failed":  # e.g. refitted alone with another seed in a cohort
-            drop_from_cohort_failures(Path(out_dir))
+        update_cohort_failures(Path(out_dir))  # e.g. refitted alone with another seed
         return outcome
     with tempfile.TemporaryDirectory(prefix="delssome_norms_fit_") as tmp:
         return fit_group([subject], [tmp], settings, **fit)[0]

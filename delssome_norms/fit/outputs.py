@@ -742,9 +742,10 @@ def refit_alone_advice(subject_dir: Path, cohort_gradient: bool = False) -> str:
     )
 
 
-def drop_from_cohort_failures(subject_dir: Path) -> None:
-    """A subject fitted (or found finished) in a cohort's subject folder leaves the cohort's
-    ``failures.csv``, which is rewritten from the failure records of the subjects it lists."""
+def update_cohort_failures(subject_dir: Path) -> None:
+    """After a fit of one subject in a cohort's subject folder, the cohort's ``failures.csv`` is
+    rewritten from the failure records of the subjects it lists and this one: a subject fitted
+    (or found finished) leaves it, one whose refit alone failed is listed with that failure."""
     table = subject_dir.parent / FAILURES_TABLE
     if not table.is_file():
         return
@@ -752,5 +753,6 @@ def drop_from_cohort_failures(subject_dir: Path) -> None:
         listed = pd.read_csv(table, dtype=str, keep_default_na=False)["subject_id"].tolist()
     except (OSError, ValueError, KeyError):  # not this package's table: left alone
         return
-    if subject_dir.name in listed:
-        write_failures(subject_dir.parent, listed)
+    failed = (subject_dir / FAILURE_FILE).is_file()
+    if subject_dir.name in listed or failed:
+        write_failures(subject_dir.parent, list(dict.fromkeys([*listed, subject_dir.name])))

@@ -192,3 +192,31 @@ def test_a_record_left_by_a_fit_that_refitted_nothing_fools_no_cohort_rerun(
     with pytest.raises(InvalidInputError, match=r"sub-01") as err:
         run_cohort(manifest, out, analytic_cohort_settings(seed=5), group_size=2, quiet=True)
     assert "refit of sub-01" not in str(err.value)
+
+
+def test_a_failed_refit_alone_is_listed_in_the_cohorts_failures(tmp_path: Path, monkeypatch) -> None:
+    """A finished cohort subject refitted alone whose refit fails joins failures.csv (it was
+    left out, so collect's pointer to failures.csv led nowhere)."""
+    import torch
+    from fit_helpers import AnalyticSimulator
+    from test_review_cohort_1207b import _GatedLosses
+
+    from delssome_norms.fit.outputs import set_aside_previous
+
+    class RejectsAll(AnalyticSimulator):
+        def __call__(self, params, subject_index, *, seed):
+            losses = super().__call__(params, subject_index, seed=seed)
+            every = np.ones(np.shape(subject_index), dtype=bool)
+            nan = torch.from_numpy(np.where(every, np.nan, 0.0))
+            return _GatedLosses(*(t + nan for t in losses), every.astype(np.float64))
+
+    _, out, _, subject = _cohort(tmp_path, monkeypatch)
+    assert pd.read_csv(out / "failures.csv").empty
+    monkeypatch.setattr(lockstep, "make_evaluator", lambda mode, *a, **k: RejectsAll(*a, **k))
+    set_aside_previous(out / "sub-01")  # what --overwrite does first
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        outcome = lockstep.estimate_ei(subject, out / "sub-01", analytic_cohort_settings(seed=7))
+    assert outcome.status == "failed"
+    failures = pd.read_csv(out / "failures.csv", dtype=str)
+    assert failures["subject_id"].tolist() == ["sub-01"] and "gates rejected" in failures["error"][0]
