@@ -308,6 +308,12 @@ def table_interval_uncalibrated(table: pd.DataFrame, source: str) -> np.ndarray:
     return ~_table_bool(table, INTERVAL_CALIBRATED, source, blank=True)
 
 
+def blank_cells(col: pd.Series) -> np.ndarray:
+    """Cells of a True/False column with no value (empty, NaN, None), as bool."""
+    text = col.astype(str).str.strip().str.lower()
+    return col.isna().to_numpy() | text.isin(("", "nan", "none", "<na>")).to_numpy()
+
+
 def _table_bool(table: pd.DataFrame, column: str, source: str, blank: bool) -> np.ndarray:
     """A True/False column as bool (CSV text, 0/1 or bool), ``blank`` where absent or empty."""
     if column not in table.columns:
@@ -317,7 +323,7 @@ def _table_bool(table: pd.DataFrame, column: str, source: str, blank: bool) -> n
         return col.to_numpy(dtype=bool, na_value=blank)
     text = col.astype(str).str.strip().str.lower()
     known = {"true": True, "1": True, "1.0": True, "false": False, "0": False, "0.0": False}
-    empty = col.isna().to_numpy() | text.isin(("", "nan", "none")).to_numpy()
+    empty = blank_cells(col)
     bad = np.flatnonzero(~empty & ~text.isin(list(known)).to_numpy())
     if bad.size:
         raise InvalidInputError(

@@ -19,7 +19,7 @@ import pandas as pd
 
 from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.io.ei_table import FIT_FLAG_REASONS, FIT_FLAGGED
-from delssome_norms.norms.chart_table import table_fit_flagged
+from delssome_norms.norms.chart_table import blank_cells, table_fit_flagged
 
 KEYWORD = "exclude_flagged=True"
 """How the Python API's option is named in messages (the CLI names ``--exclude-flagged``)."""
@@ -37,12 +37,6 @@ def _named(rows: pd.DataFrame) -> str:
     named = [f"{sid} ({describe(r.split(';'))})" if r else sid for sid, r in zip(ids, reasons)]
     more = f" (and {len(named) - SHOWN} more)" if len(named) > SHOWN else ""
     return ", ".join(named[:SHOWN]) + more
-
-
-def _blank(cells: pd.Series) -> np.ndarray:
-    """Cells of ``fit_flagged`` with no verdict (empty, NaN, None)."""
-    text = cells.astype(str).str.strip().str.lower()
-    return (cells.isna() | text.isin(("", "nan", "none", "<na>"))).to_numpy(dtype=bool)
 
 
 def handle_flagged(
@@ -103,7 +97,7 @@ def handle_flagged(
         return table
     mask = table_fit_flagged(table, source)
     if exclude:  # a blank verdict (a merged table, a hand-made row) is kept: say so
-        blank = _blank(table[FIT_FLAGGED])
+        blank = blank_cells(table[FIT_FLAGGED])
         if blank.any():
             warnings.warn(
                 f"{source}: {int(blank.sum())} of {len(table)} people have a blank fit_flagged "
