@@ -31,28 +31,11 @@ def csv_list(text: str | None, option: str = "--targets") -> list[str] | None:
 def sidecar_atlas(path: str | Path) -> Atlas:
     """The atlas named by a ``<table>.regions.csv`` sidecar (``column, region_index, region``,
     as ``collect`` writes it)."""
-    import pandas as pd
-
     from delssome_norms.cli.person_report import Atlas
+    from delssome_norms.io import read_regions_sidecar
 
-    try:
-        frame = pd.read_csv(path, dtype={"region": str}, keep_default_na=False)
-    except (OSError, ValueError) as exc:
-        raise InvalidInputError(f"cannot be read as a regions table ({exc})", str(path)) from None
-    if not {"column", "region"} <= set(frame.columns):
-        raise InvalidInputError(
-            "is not a regions sidecar (expected the columns column, region_index, region that "
-            "collect writes)",
-            str(path),
-        )
-    index = [et.region_index(c) for c in frame["column"]]
-    if any(k is None for k in index) or sorted(index) != list(range(len(index))):
-        raise InvalidInputError(
-            f"should list {et.region_column(0)} .. ei_ratio_roi_<N-1> once each (as collect writes it)",
-            str(path),
-        )
-    names = dict(zip(index, frame["region"].astype(str), strict=True))
-    return Atlas(len(index), [names[k] for k in range(len(index))], str(path))
+    names = read_regions_sidecar(path)
+    return Atlas(len(names), names, str(path))
 
 
 def _figure_format(out: Path, option: str = "--out") -> str:

@@ -142,6 +142,25 @@ def _check_out_outside_results(in_dir: Path, out: Path) -> None:
         )
 
 
+def _check_sidecars_free(out: Path) -> None:
+    """Refuse a table whose sidecars (``<stem>.provenance.json``, ``<stem>.regions.csv``) would
+    replace those of another table of the same stem beside it (``cohort.csv`` and
+    ``cohort.parquet``): that table would keep rows whose provenance and region names were gone."""
+    from delssome_norms.io import provenance_path
+
+    try:
+        other = json.loads(provenance_path(out).read_text(encoding="utf-8")).get("table")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return
+    if isinstance(other, str) and other != out.name and (out.parent / other).is_file():
+        raise InvalidInputError(
+            f"its sidecars ({provenance_path(out).name}, {out.stem}.regions.csv) would replace "
+            f"those of {other} beside it, which would then keep rows whose provenance and region "
+            f"names are gone; name this table otherwise (e.g. {out.stem}_2{out.suffix})",
+            str(out),
+        )
+
+
 def collect(
     in_dir: str | Path,
     demographics: str | Path,
@@ -203,6 +222,7 @@ def collect(
     from delssome_norms.io.regions import regions_sha256
 
     _check_out_outside_results(Path(in_dir), Path(out))
+    _check_sidecars_free(Path(out))
     in_dir = Path(in_dir)
     folders = [d.name for d in in_dir.iterdir() if d.is_dir()] if in_dir.is_dir() else []
     demo = read_demographics(demographics, folders, bids_dir)

@@ -16,6 +16,7 @@ from delssome_norms.io.checks import (
 )
 from delssome_norms.io.combine import fisher_z_mean, mean_cdf
 from delssome_norms.io.digest import arrays_sha256, file_sha256
+from delssome_norms.io.ei_table_file import read_ei_table, read_regions_sidecar
 from delssome_norms.io.guard import OutDirLock, check_not_locked, check_out_dir, check_out_file
 from delssome_norms.io.json_object import read_json_object
 from delssome_norms.io.provenance import provenance_path, read_table_provenance, regions_path
@@ -76,6 +77,7 @@ __all__ = [
     "prepare_demographics",
     "provenance_path",
     "read_demographics",
+    "read_ei_table",
     "read_fc",
     "read_fc_runs",
     "read_fcd_cdf",
@@ -85,6 +87,7 @@ __all__ = [
     "read_map",
     "read_numeric",
     "read_parameters",
+    "read_regions_sidecar",
     "read_sc",
     "read_table",
     "read_table_provenance",

@@ -1,0 +1,129 @@
+"""A collected E/I table read with its sidecars, as the command line reads it.
+
+``collect`` writes a table (CSV or Parquet) with two sidecars: ``<stem>.provenance.json`` (the
+atlas, SC, maps and settings of the fits) and ``<stem>.regions.csv`` (the region name of each
+``ei_ratio_roi_<k>`` column). ``charts`` and ``stats`` read all three. A table read with
+``pandas.read_csv`` alone has lost both: its regional columns are then only numbers, and a chart
+of another atlas would score it by column position. :func:`read_ei_table` returns the table with
+the sidecars in ``DataFrame.attrs``, where :class:`~delssome_norms.norms.GrowthChart` and the
+``stats`` functions look for them, so Python gives what the command line gives.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from delssome_norms.errors import InputWarning, InvalidInputError
+from delssome_norms.io import ei_table as et
+from delssome_norms.io.provenance import read_table_provenance, regions_path
+from delssome_norms.io.readers import read_table
+from delssome_norms.io.regions import regions_sha256
+
+PathLike = str | Path
+
+
+def read_regions_sidecar(path: PathLike) -> list[str]:
+    """The region names of a ``<table>.regions.csv`` (columns ``column, region_index, region``
+    as ``collect`` writes them): ``names[k]`` is the region of ``ei_ratio_roi_<k>``.
+
+    Raises
+    ------
+    InvalidInputError
+        An unreadable file, or one that does not list ``ei_ratio_roi_0`` ... ``_<N-1>`` once
+        each (naming the file).
+    """
+    try:
+        frame = pd.read_csv(path, dtype={"region": str}, keep_default_na=False)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"cannot be read as a regions table ({exc})", str(path)) from None
+    if not {"column", "region"} <= set(frame.columns):
+        raise InvalidInputError(
+            "is not a regions sidecar (expected the columns column, region_index, region that "
+            "collect writes)",
+            str(path),
+        )
+    index = [et.region_index(str(c)) for c in frame["column"]]
+    if any(k is None for k in index) or sorted(index) != list(range(len(index))):
+        raise InvalidInputError(
+            f"should list {et.region_column(0)} .. ei_ratio_roi_<N-1> once each (as collect writes it)",
+            str(path),
+        )
+    names = dict(zip(index, frame["region"].astype(str).str.strip(), strict=True))
+    ordered = [names[k] for k in range(len(index))]
+    if any(not n for n in ordered):
+        raise InvalidInputError("has an empty region name; every column needs one", str(path))
+    return ordered
+
+
+def read_ei_table(path: PathLike) -> pd.DataFrame:
+    """A ``collect`` table (CSV or Parquet) with its provenance and region names in ``attrs``.
+
+    ``attrs["delssome_norms_provenance"]`` holds the ``<stem>.provenance.json`` sidecar (a
+    table edited after ``collect`` gets the sidecar's :class:`~delssome_norms.errors.InputWarning`),
+    with ``atlas.regions`` taken from ``<stem>.regions.csv`` when there is one (the names the
+    command line uses). :meth:`GrowthChart.fit <delssome_norms.norms.GrowthChart.fit>` and
+    :meth:`~delssome_norms.norms.GrowthChart.score` then check the table's pipeline and match its
+    regions by name, and the ``stats`` functions name its regions, as ``charts`` and ``stats``
+    do with the file. A table without sidecars is returned with empty ``attrs``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The table ``collect`` wrote (or any E/I table with the same columns).
+
+    Returns
+    -------
+    DataFrame
+
+    Raises
+    ------
+    InvalidInputError
+        An unreadable table or sidecar, or a ``regions.csv`` naming fewer regions than the
+        table has regional columns (it belongs to another table).
+    """
+    table = read_table(path)
+    provenance = read_table_provenance(path)
+    sidecar = regions_path(path)
+    names = read_regions_sidecar(sidecar) if sidecar.is_file() else None
+    if names is not None:
+        index = [k for c in table.columns if (k := et.region_index(str(c))) is not None]
+        if index and max(index) >= len(names):
+            raise InvalidInputError(
+                f"names {len(names)} regions, but {path} has regional columns up to "
+                f"{et.region_column(max(index))}: it belongs to another table",
+                str(sidecar),
+            )
+        provenance = _with_region_names(provenance, names, sidecar)
+    if provenance is not None:
+        table.attrs[et.PROVENANCE_ATTR] = provenance
+    return table
+
+
+def _with_region_names(
+    provenance: dict[str, Any] | None, names: list[str], sidecar: Path
+) -> dict[str, Any]:
+    """``provenance`` (copied) whose ``atlas.regions`` are ``names``, the digests that describe
+    them updated; a provenance that listed other regions gets a warning (the sidecar wins, as on
+    the command line)."""
+    out = copy.deepcopy(provenance) if provenance is not None else {}
+    atlas = out.setdefault("atlas", {})
+    listed = atlas.get("regions")
+    if listed is not None and [str(r) for r in listed] != names:
+        warnings.warn(
+            f"{sidecar} lists other regions than the table's provenance sidecar (edited, or "
+            "from another collect): its names are used; rerun collect to rebuild both",
+            InputWarning,
+            stacklevel=3,
+        )
+    atlas["regions"] = names
+    atlas.setdefault("n_regions", len(names))
+    digest = regions_sha256(names)
+    for block in (atlas, out.get("pipeline") or {}):
+        if block.get("regions_sha256") is not None:
+            block["regions_sha256"] = digest
+    return out
