@@ -1248,10 +1248,18 @@ def truth_row(t: Truth, folder: Path) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------- #
 # calibration file
 # ------------------------------------------------------------------------------------------- #
+def round_up(x: float, decimals: int = 4) -> float:
+    """``x`` rounded up to ``decimals`` places: a floor rounded down would lose part of the
+    conformal quantile's coverage (a tiny tolerance keeps an already-rounded value as it is)."""
+    scale = 10.0**decimals
+    return math.ceil(x * scale - 1e-9) / scale
+
+
 def write_calibration(
     summaries: dict[str, dict[str, Any]], budgets: dict[str, dict[str, int]], path: Path, args
 ) -> dict[str, Any]:
     """Write the factors fitted on all truths per mode (other modes' entries are kept)."""
+    from delssome_norms.fit import FitSettings
     from delssome_norms.io import write_json
     from delssome_norms.surrogate.evaluate import weights_sha256
 
@@ -1268,8 +1276,8 @@ def write_calibration(
         doc["modes"][mode] = {
             "k_region": round(K_NORMAL, 4),
             "k_mean": round(K_NORMAL, 4),
-            "floor_region": round(float(c["floor_region"]), 4),
-            "floor_mean": round(float(c["floor_mean"]), 4),
+            "floor_region": round_up(float(c["floor_region"])),
+            "floor_mean": round_up(float(c["floor_mean"])),
             "n_truths": int(s["overall"]["n"]),
             "budget": (
                 f"{b['generations']} x {b['popsize']}, n_dup {b['n_dup']}, "
@@ -1280,6 +1288,10 @@ def write_calibration(
                 "val_per_generation": int(b.get("val_per_generation", 2 if mode == "surrogate" else 1)),
                 "searches": int(b.get("searches", 1)),
                 "scan_length": float(args.scan_length),
+                # the defaults every calibration fit used (make_settings changes only the budget)
+                "dt_train": FitSettings().dt_train,
+                "dt_val": FitSettings().dt_val,
+                **({"maps": "fc-gradient"} if getattr(args, "gradient_map", "own") == "fc" else {}),
                 **(
                     {"surrogate_weights_sha256": weights_sha256()}  # the default weights
                     if mode == "surrogate"

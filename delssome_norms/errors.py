@@ -6,6 +6,8 @@ it as one line naming the file and the problem, and exits with status 2.
 
 from __future__ import annotations
 
+import errno
+
 
 class InvalidInputError(ValueError):
     """A user-supplied input (file, array, option) is unusable.
@@ -68,3 +70,9 @@ class SurrogateTimingWarning(InputWarning):
 class MembersChangedWarning(UserWarning):
     """A lockstep group's checkpoints were written with other members (one subject failed its
     inputs in one run and not the other): its subjects are fitted again from the start."""
+
+
+def out_of_space(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk (or the user's quota) is full: no later write can succeed
+    either, so long runs stop (and resume once there is room) instead of failing each subject."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)

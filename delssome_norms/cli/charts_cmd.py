@@ -170,12 +170,13 @@ def register(subparsers) -> None:
         example=SCORE_EXAMPLE,
         description="Score each person and target: centile (0-1) on their own site's chart, "
         "z = Phi^-1(centile), harmonised = the same centile on the site-free chart, and a flag "
-        "column (unseen_site, few_site_controls, age_out_of_range, age_extrapolated, missing_value, "
-        "poor_fit, interval_uncalibrated, chart_unreliable, site_unreliable; README 'Reading a "
-        "score'). For ei_ratio_mean "
+        "column (unseen_site, unseen_sex, few_site_controls, age_out_of_range, age_extrapolated, "
+        "missing_value, poor_fit, interval_uncalibrated, chart_unreliable, site_unreliable; "
+        "README 'Reading a score'). For ei_ratio_mean "
         "also the reference names centile_with_site and corrected_value. The table's regions "
-        "sidecar (<stem>.regions.csv, from collect) is copied next to the scores, where report "
-        "and brainmap read the region names; <stem>.provenance.json beside them names the chart "
+        "sidecar (<stem>.regions.csv, from collect) is copied next to the scores (for a table "
+        "naming no regions, the chart's region names are written), where report and brainmap "
+        "read the region names; <stem>.provenance.json beside them names the chart "
         "(its digests) and the scored table (its SHA-256 and provenance).",
     )
     _add_chart_argument(s)
@@ -274,9 +275,10 @@ def register(subparsers) -> None:
         "at the DK68 region centroids on a glass brain: z-scores (default; diverging colours "
         "centred at 0), centiles (percent, centred at 50) or harmonised E/I ratios. Regions the "
         "table has no score for (a chart fitted on some regions) are left out; the title counts "
-        "those drawn. Regions whose chart is unreliable (flag chart_unreliable) are drawn grey, "
-        "without a score; which they are, --chart says (default: the chart named by the scores' "
-        "provenance sidecar, while unchanged).",
+        "those drawn. Scores of another atlas (named by the scores' <stem>.regions.csv, else by "
+        "the chart's provenance, as in report) are refused. Regions whose chart is unreliable "
+        "(flag chart_unreliable) are drawn grey, without a score; which they are, --chart says "
+        "(default: the chart named by the scores' provenance sidecar, while unchanged).",
     )
     bm.add_argument("--scores", required=True, metavar="CSV", help="wide score table")
     bm.add_argument(
@@ -473,15 +475,18 @@ def run_score(args: argparse.Namespace) -> int:
 def _scores_regions(table: str, chart=None, names=None):
     """The writer of the scores' ``<stem>.regions.csv`` (where ``charts report``/``brainmap``
     read the region names): the table's sidecar (collect's), or the chart's names when the
-    table's (``names``, in another order than the chart's) were matched to them by name (the
-    scores are in the chart's order); None when the table has none (an earlier one is removed)."""
+    table's (``names``, in another order than the chart's) were matched to them by name, or the
+    table names none (the scores' regional columns are the chart's targets, in its order; else
+    ``brainmap`` would draw another atlas's scores at the DK68 centroids); None when neither
+    names regions (a legacy chart: DK68; an earlier sidecar is removed)."""
     from delssome_norms.io import regions_path, write_table, write_text
     from delssome_norms.norms.chart_regions import chart_region_names
 
     source = regions_path(table)
     ours = chart_region_names(chart) if chart is not None else None
-    if names is not None and ours is not None and list(names) != ours and len(names) == len(ours):
-        frame = et.regions_frame(ours)  # score() matched them by name
+    copy = source.is_file() and (names is None or list(names) == ours or ours is None)
+    if ours is not None and not copy and (names is None or len(names) == len(ours)):
+        frame = et.regions_frame(ours)  # matched by name, or taken in the chart's order
         return lambda p: write_table(frame, p)
     if source.is_file():
         text = source.read_text(encoding="utf-8")
@@ -537,12 +542,9 @@ def run_plot(args: argparse.Namespace) -> int:
         some = ", ".join(chart.targets_[:4]) + (" ..." if len(chart.targets_) > 4 else "")
         raise InvalidInputError(f"the chart has no target {args.target!r} (it has {some})", "--target")
     table_source = _named(args.table, "--table")
-    data = None
+    data = provenance = None
     if args.table:  # regions listed in another order than the chart's: matched by name
-        from delssome_norms.norms.chart_regions import align_table_regions
-
-        data, provenance, regions = _table_and_provenance(args.table)
-        data, _ = align_table_regions(chart, data, provenance, regions, table_source)
+        data, provenance = _plot_table(chart, args.table, table_source)
     person = None
     if args.subject is not None:
         raw = None
@@ -579,6 +581,7 @@ def run_plot(args: argparse.Namespace) -> int:
         crosscheck=crosscheck,
         person=person,
         source=table_source,
+        provenance=provenance,
     )
     _save_figure(fig, out)
     if person is not None:
@@ -590,6 +593,22 @@ def run_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plot_table(chart, path: str, source: str):
+    """The table of ``charts plot --table`` with its regional columns in the chart's order, and
+    its provenance (with its sidecar's region names, then in the chart's order; None without
+    sidecars), also kept in the table's ``attrs``: every later ``chart.score`` of it (the
+    points, the person, the crosscheck) reads them, so none warns that it names no regions."""
+    from delssome_norms.io import read_ei_table, regions_path
+    from delssome_norms.norms.chart_regions import align_table_regions, table_region_names
+
+    data = read_ei_table(path)  # the regions sidecar's names in attrs, as the provenance's
+    provenance = data.attrs.get(et.PROVENANCE_ATTR)
+    regions = table_region_names(provenance) if regions_path(path).is_file() else None
+    data, provenance = align_table_regions(chart, data, provenance, regions, source)
+    data.attrs = {} if provenance is None else {et.PROVENANCE_ATTR: provenance}
+    return data, provenance
+
+
 def run_brainmap(args: argparse.Namespace) -> int:
     """Draw one person's regional scores on a glass brain."""
     from delssome_norms.cli import person_report as pr
@@ -599,7 +618,8 @@ def run_brainmap(args: argparse.Namespace) -> int:
     out = Path(args.out)
     _figure_format(out)
     source = _named(args.scores, "--scores")
-    atlas = pr.scores_atlas(args.scores)
+    chart = load_chart(args.chart, quiet=True) if args.chart is not None else None
+    atlas = pr.scores_atlas(args.scores, chart)  # as report reads it: never DK68 by default
     if not atlas.is_dk68:  # the markers would sit at DK68 centroids: wrong places
         raise InvalidInputError(
             f"the scores are of {atlas.describe()}: brain maps draw at the DK68 region "
@@ -609,7 +629,7 @@ def run_brainmap(args: argparse.Namespace) -> int:
             source,
         )
     row = _person_row(read_table(args.scores), args.subject, source)
-    unreliable = pr.scores_unreliable(args.scores, args.chart, row, source)  # which regions
+    unreliable = pr.scores_unreliable(args.scores, args.chart, row, source, chart)  # which
     flags = pr.check_drawable(row, source, unreliable=unreliable)
     values = pr.regional_values(row, VALUE_KINDS[args.value][0], source, atlas)
     grey = pr.grey_regions(values, unreliable, atlas, row, source)

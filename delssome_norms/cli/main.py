@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from delssome_norms import __version__
 from delssome_norms.cli.options import DeferredParser
-from delssome_norms.errors import InvalidInputError, NotYetAvailableError
+from delssome_norms.errors import InvalidInputError, NotYetAvailableError, out_of_space
 
 COMMAND_MODULES: tuple[str, ...] = (
     "delssome_norms.cli.demo_cmd",
@@ -180,9 +180,15 @@ def _run(argv: Sequence[str] | None) -> int:
     except OSError as err:  # a file or folder the checks could not foresee (disk full, /proc, ...)
         if args.debug:
             raise
-        where = _user_path(err.filename, err.filename2) or args.command
+        out = getattr(args, "out_dir", None) or getattr(args, "out", None)
+        where = _user_path(err.filename, err.filename2) or (str(out) if out else args.command)
         text = str(err).strip()
         reason = err.strerror or (text.splitlines()[0] if text else type(err).__name__)
+        if out_of_space(err):
+            reason += (
+                "; free some space (or write elsewhere) and rerun the same command: what is "
+                "finished is kept"
+            )
         if isinstance(err, (FileExistsError, NotADirectoryError)) and os.path.isfile(where):
             reason = "is a file, but a folder is needed here (for the output)"
         print(f"delssome-norms: error: {where}: {reason}", file=sys.stderr)

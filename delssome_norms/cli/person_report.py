@@ -12,6 +12,7 @@ from delssome_norms.norms.chart_table import (
     FLAG_MISSING,
     FLAG_SITE_UNRELIABLE,
     FLAG_UNRELIABLE,
+    FLAG_UNSEEN_SEX,
     FLAG_UNSEEN_SITE,
     table_fit_flagged,
     table_interval_uncalibrated,
@@ -73,6 +74,8 @@ def _flag_meaning(flag: str, no_site: bool) -> str:
 
 
 FLAG_MEANING = {
+    FLAG_UNSEEN_SEX: "the chart was fitted on people of the other sex only: the scores use that "
+    "sex's curves, which may not describe this person; score them on a chart fitted on both sexes",
     FLAG_UNSEEN_SITE: "the person's site is not in the chart, so the scores use the population "
     "average without a site offset; a site effect then shifts every centile. Estimate the "
     "site's offsets from its controls with `delssome-norms charts adapt` and score again",
@@ -251,8 +254,10 @@ class Atlas:
 
 def scores_atlas(scores, chart=None) -> Atlas:
     """The atlas of a score table: its ``<stem>.regions.csv`` sidecar (as ``collect`` writes one,
-    and ``charts score`` copies it next to the scores) when present, else the atlas the chart
-    records in its provenance (``charts report``), else DK68 (older tables and charts)."""
+    and ``charts score`` copies it next to the scores) when present, else the atlas ``chart``
+    (the one that scored them: ``--chart``) records in its provenance, else, without ``chart``,
+    that of the chart the scores' provenance sidecar names (or, when that chart changed since,
+    the atlas and size the sidecar recorded), else DK68 (older tables and charts)."""
     from pathlib import Path
 
     from delssome_norms.io import regions_path
@@ -260,15 +265,43 @@ def scores_atlas(scores, chart=None) -> Atlas:
     sidecar = regions_path(scores)
     if Path(sidecar).is_file():
         return sidecar_atlas(sidecar)
-    prov = getattr(chart, "provenance_", None) or {}
+    if chart is None:
+        chart = _sidecar_chart(scores, same_scores=False)
+    found = _provenance_atlas(getattr(chart, "provenance_", None), "the chart's provenance")
+    if found is None and chart is None:  # the chart is gone or changed: what the scores recorded
+        meta = _scores_provenance(scores)
+        recorded = {"atlas": meta.get("atlas"), "pipeline": (meta.get("chart") or {}).get("pipeline")}
+        found = _provenance_atlas(recorded, "the scores' provenance sidecar")
+    return found or Atlas.dk68()
+
+
+def _provenance_atlas(prov, where: str) -> Atlas | None:
+    """The atlas a provenance (a chart's, or the one a score table recorded) names: its
+    ``atlas.regions``, else its size when not 68 (None: nothing recorded, or only 68 regions)."""
+    prov = prov if isinstance(prov, dict) else {}
     atlas, pipe = prov.get("atlas") or {}, prov.get("pipeline") or {}
+    atlas = atlas if isinstance(atlas, dict) else {}
+    pipe = pipe if isinstance(pipe, dict) else {}
     names = atlas.get("regions")
     if isinstance(names, list) and names:
-        return Atlas(len(names), [str(v) for v in names], "the chart's provenance")
+        return Atlas(len(names), [str(v) for v in names], where)
     n = pipe.get("n_regions") or atlas.get("n_regions")
     if isinstance(n, int) and n > 0 and n != N_DK68:
-        return Atlas(n, None, "the chart's provenance")
-    return Atlas.dk68()
+        return Atlas(n, None, where)
+    return None
+
+
+def _scores_provenance(scores) -> dict:
+    """The provenance sidecar of ``scores`` (``charts score`` writes it); {} without one."""
+    import json
+
+    from delssome_norms.io.provenance import provenance_path
+
+    try:
+        meta = json.loads(provenance_path(scores).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def regional_values(row, suffix: str, source: str, atlas: Atlas | None = None):
@@ -459,17 +492,18 @@ def check_drawable(
     return flags
 
 
-def scores_unreliable(scores: str, arg: str | None, row, source: str) -> set[str] | None:
+def scores_unreliable(scores: str, arg: str | None, row, source: str, chart=None) -> set[str] | None:
     """The targets whose charts are unreliable for the person of ``row`` (:func:`unreliable_targets`)
     by the chart that scored them: ``--chart`` (``arg``; refused when it did not make the
     scores), else, for a row flagged ``chart_unreliable``, the chart the scores' provenance
     sidecar names (``charts score`` writes it) while its ``chart.json`` and the scores are those
-    of the sidecar; None without a chart (nothing is known of the targets)."""
+    of the sidecar; None without a chart (nothing is known of the targets). ``chart``: the
+    chart ``arg`` names, when already loaded."""
     from delssome_norms.cli.charts_cmd import load_chart
     from delssome_norms.cli.charts_helpers import _check_scored_by, _person_mark
 
     if arg is not None:
-        chart = load_chart(arg, quiet=True)
+        chart = chart if chart is not None else load_chart(arg, quiet=True)
         bad = unreliable_targets(chart, row)
         for target in chart.targets_:  # one reliable target the scores have: made by this chart?
             if target not in bad and _finite(row.get(f"{target}_centile")):
@@ -482,22 +516,21 @@ def scores_unreliable(scores: str, arg: str | None, row, source: str) -> set[str
     return None if chart is None else unreliable_targets(chart, row)
 
 
-def _sidecar_chart(scores: str):
-    """The chart named by the provenance sidecar of ``scores``, when both files are unchanged
-    since ``charts score`` wrote them (None otherwise: the row is then judged without a chart)."""
-    import json
+def _sidecar_chart(scores: str, same_scores: bool = True):
+    """The chart named by the provenance sidecar of ``scores``, when its ``chart.json`` is
+    unchanged since ``charts score`` wrote the sidecar, and (``same_scores``) so are the scores
+    (None otherwise: the row is then judged without a chart)."""
     from pathlib import Path
 
     from delssome_norms.io import file_sha256
-    from delssome_norms.io.provenance import provenance_path
     from delssome_norms.norms import GrowthChart
     from delssome_norms.norms.reference import load_reference_chart, reference_chart_path
 
     try:
-        meta = json.loads(provenance_path(scores).read_text(encoding="utf-8"))
+        meta = _scores_provenance(scores)
         made = meta["chart"]
         folder = reference_chart_path() if made["shipped_reference"] else Path(made["chart"])
-        if meta["table_sha256"] != file_sha256(scores):
+        if same_scores and meta["table_sha256"] != file_sha256(scores):
             return None
         if made["chart_json_sha256"] != file_sha256(folder / "chart.json"):
             return None

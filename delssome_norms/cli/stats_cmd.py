@@ -336,7 +336,14 @@ def _read(path: str):
             )
         names = list(atlas.names)
     elif index == list(range(len(DK68_REGIONS))):
+        from delssome_norms.stats._cohort import DK68_WARNED_ATTR, says_dk68, warn_dk68_by_position
+
         names = list(DK68_REGIONS)
+        if not says_dk68(table):  # the packaged SYNTHETIC cohort written to a file: DK68
+            warn_dk68_by_position(
+                path, f"{sidecar.name} beside it, with the columns column, region_index, region"
+            )
+        table.attrs[DK68_WARNED_ATTR] = True  # said once, here
     site = et.SITE_COLUMN
     if et.site_labels(table, site) is None:
         warnings.warn(
@@ -481,6 +488,8 @@ def run_sex(args: argparse.Namespace) -> int:
 
         with tqdm(total=args.n_boot, desc="resamples", disable=None, leave=False) as resampled:
             gap, why = _gap(args, table, site, gap_target, resampled.update)
+        if gap is not None:  # named as the tests are (the sidecar's names)
+            gap["region"] = _region_column(gap["target"], names)
         steps.update()
         figures = {}
         if not args.no_figures:
@@ -594,7 +603,9 @@ def _sex_figures(tests, gap, gap_target: str, names, variability: str = "lr") ->
         ("sex_effects_sd.png", plot_sex_effects, (tests, sd_test), {"family": family}),
     ]
     if gap is not None:
+        named = gap["region"].dropna() if "region" in gap.columns else ()
         label = "mean cortical E/I" if gap_target == et.MEAN_TARGET else gap_target
+        label = str(named.iloc[0]) if len(named) else label
         level = float(gap["level"].iloc[0])
         band = f"{100 * level:g} % bootstrap band" if gap["n_boot"].iloc[0] >= 2 else "no band"
         title = f"Sex gap in {label}: female − male median ({band})"

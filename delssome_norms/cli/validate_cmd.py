@@ -180,6 +180,7 @@ def _check_files(args: argparse.Namespace, n: int | None, fc_range: bool = True)
         match_inputs,
         read_map_named,
         read_square,
+        unnamed_inputs,
     )
     from delssome_norms.io.named_regions import take_regions as take
     from delssome_norms.io.prepare_record import check_prepared_pair
@@ -245,9 +246,21 @@ def _check_files(args: argparse.Namespace, n: int | None, fc_range: bool = True)
     if fc_range:
         _warn_fc_range(args, value)
     if names is not None:
-        first = next(iter(labelled_names(entries)))  # the file the names came from
+        labelled = labelled_names(entries, warn=False)
+        first = next(iter(labelled))  # the file the names came from
         moved = f"; put in its order: {', '.join(orders)}" if orders else ""
-        print(f"ok  region names: {len(names)}, matched by name across the files as in {first}{moved}")
+        unnamed, _, order = unnamed_inputs(entries, labelled)
+        if len(labelled) == 1:
+            how = f"from {first}"
+        else:
+            how = f"matched by name across the files as in {first}{moved}"
+        if unnamed:  # not matched by name: the warning says so too
+            one = len(unnamed) == 1
+            how += (
+                f"; {', '.join(unnamed)} {'names' if one else 'name'} none and "
+                f"{'is' if one else 'are'} taken to be in {order.split(' (')[0]}"
+            )
+        print(f"ok  region names: {len(names)}, {how}")
     return checked
 
 

@@ -230,6 +230,14 @@ class Checkpoint:
     def _group_problem(self, state: dict[str, Any]) -> str:
         group = [str(g) for g in state["fingerprint"]["group"]]
         shown = ", ".join(group[:4]) + (", ..." if len(group) > 4 else "")
+        now = [str(g) for g in self.fingerprint["group"]]
+        if sorted(group) == sorted(now):  # the same members, listed in another order
+            return (
+                f"written in a lockstep group of the same {len(group)} subject(s) listed in "
+                f"another order ({shown}): the manifest's rows were re-sorted, and the group's "
+                "noise depends on the order of its members. Resume it with the manifest in its "
+                "earlier row order (or --overwrite to start the subject again)"
+            )
         return (
             f"written in a lockstep group of {len(group)} subject(s) ({shown}), not in this one of "
             f"{len(self.fingerprint['group'])}: the group's noise depends on its members, so "

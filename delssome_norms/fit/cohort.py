@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from delssome_norms.datasets import load_default_template
-from delssome_norms.errors import InputWarning, InvalidInputError, SurrogateTimingWarning
+from delssome_norms.errors import InputWarning, InvalidInputError, SurrogateTimingWarning, out_of_space
 from delssome_norms.fit import dask_executor, group_lock, verified
 from delssome_norms.fit.atlas_checks import check_surrogate_run, no_maps_message
 from delssome_norms.fit.checkpoint import Checkpoint
@@ -44,7 +44,7 @@ from delssome_norms.fit.cohort_fc import (
     folder_gradient_now,
     in_cohort_order,
 )
-from delssome_norms.fit.evaluate import SurrogateBackend, require_surrogate
+from delssome_norms.fit.evaluate import SurrogateBackend, identified_settings
 from delssome_norms.fit.lockstep import (
     RESTARTED_NOTE,
     GroupProgress,
@@ -403,6 +403,8 @@ def _run_group(
                 for s in group_ids
             ]
         except Exception as exc:  # one broken group must not stop the cohort
+            if out_of_space(exc):  # a full disk would: stop, and resume once there is room
+                raise
             message = f"{type(exc).__name__}: {exc}"
             done = []
             for s, d in zip(subjects, dirs):
@@ -531,8 +533,7 @@ def run_cohort(
     -------
     CohortSummary
     """
-    settings = settings or FitSettings()
-    require_surrogate(settings.mode, surrogate)
+    settings = identified_settings(settings or FitSettings(), surrogate)
     if executor not in EXECUTORS:
         raise InvalidInputError(f"must be one of {', '.join(EXECUTORS)}, got {executor!r}", "--executor")
     if executor == "dask" and scheduler is None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ import numpy as np
 
 from delssome_norms.datasets import DK68_REGIONS
 from delssome_norms.errors import InputWarning, InvalidInputError
+from delssome_norms.fit.design import FCGradientError, disconnected_reason
 from delssome_norms.fit.lockstep import default_gradient
 from delssome_norms.io import fisher_z_mean, read_json_object, write_json
 from delssome_norms.io.digest import arrays_sha256
@@ -190,7 +192,43 @@ def _computed(plan: Any, maps: str) -> CohortGradient | None:
             r[ORDER_KEY] = order
     averaged = tuple(s for s in read if s not in refused)
     names = None if order is None else order[1]  # the reference subject's region names
-    return CohortGradient(default_gradient(fisher_z_mean(np.stack(fcs)), names), order, averaged)
+    try:
+        values = default_gradient(fisher_z_mean(np.stack(fcs)), names)
+    except FCGradientError as err:
+        raise _group_fc_error(err, averaged, names, plan, maps) from None
+    return CohortGradient(values, order, averaged)
+
+
+def _group_fc_error(
+    err: FCGradientError, averaged: Sequence[str], names: Sequence[str] | None, plan: Any, maps: str
+) -> InvalidInputError:
+    """The refusal of the cohort's group-average FC as the gradient of the subjects without maps,
+    in a cohort's words: which FC (the average of which subjects), its parts by region name
+    (where the files name them) and what to do (maps in the manifest; the shipped DK68 maps)."""
+    shown = ", ".join(averaged[:3]) + (", ..." if len(averaged) > 3 else "")
+    reason = err.reason
+    if err.parts is not None:  # the parts by region name, where the files name them
+        reason = disconnected_reason(err.parts, names)
+    without = [str(r["subject_id"]) for r in plan.rows if not any(r.get(c) for c in MAP_COLUMNS)]
+    if plan.n_regions == len(DK68_REGIONS) and maps != "default":
+        remedy = (
+            "run with --maps default (the shipped DK68 myelin and gradient maps; "
+            "maps='default' in Python), or give every subject myelin and gradient maps in the "
+            "manifest's myelin and gradient columns"
+        )
+    else:
+        remedy = (
+            f"give myelin and gradient maps of this {plan.n_regions}-region atlas in the "
+            "manifest's myelin and gradient columns (the same two files in every row give the "
+            "whole cohort one design; the shipped maps are DK68's); see delssome-norms cohort "
+            "--help"
+        )
+    return InvalidInputError(
+        f"the group-average FC of {len(averaged)} subject(s) ({shown}), whose gradient "
+        f"{len(without)} subject(s) without maps would be fitted with, cannot give one: "
+        f"{reason}; {remedy}",
+        "cohort FC gradient",
+    )
 
 
 def _record(g: CohortGradient) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import pandas as pd
 from delssome_norms.datasets import DK68_REGIONS
 from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.fit import group_lock, quality
+from delssome_norms.fit.calibration_scope import calibration_key, calibration_mix
 from delssome_norms.fit.outputs import (
     FAILURE_FILE,
     FAILURES_TABLE,
@@ -38,6 +39,7 @@ from delssome_norms.io import (
     read_demographics,
     write_json,
     write_table,
+    write_together,
 )
 from delssome_norms.io import ei_table as et
 from delssome_norms.io.provenance import pipeline_differences
@@ -190,7 +192,8 @@ def collect(
         result did not record it), fit_flagged (bool),
         fit_flag_reasons (";"-joined, :mod:`delssome_norms.fit.quality`). Next to it
         ``<stem>.provenance.json`` (the pipeline that produced every row: atlas, SC, maps, design,
-        mode, settings, timing, versions, dropped subjects, reordered subjects; a setting that
+        mode, settings, timing, versions, dropped subjects, reordered subjects, the interval
+        calibrations used and how many subjects each, ``interval_calibrations``; a setting that
         differs between subjects, such as the seed, is the list of its values, each counted in
         ``settings_differing``) and
         ``<stem>.regions.csv`` (region name of each ``ei_ratio_roi_k``). A table with sessions
@@ -208,7 +211,8 @@ def collect(
     DataFrame
         The table written. Subjects without finished results are skipped with an
         :class:`~delssome_norms.errors.InputWarning` (listed in the sidecar); flagged subjects
-        are named in another.
+        are named in another, and subjects whose intervals come from different calibrations
+        (floors; a rerun keeps subjects fitted with older ones) in another.
 
     Raises
     ------
@@ -241,6 +245,7 @@ def collect(
     unfingerprinted, unprovenanced = [], []
     flagged: list[str] = []
     uncalibrated: dict[str, list[str]] = {}
+    calibrations: dict[str, tuple | None] = {}  # each subject's interval calibration
     timing_mismatch: list[str] = []
     damaged: list[str] = []
     states: dict[str, list[str]] = {}  # why subjects have no results: failed, unfinished, ...
@@ -313,6 +318,7 @@ def collect(
                 pipeline_of[sid] = {**pipeline, "regions_sha256": regions_sha256(order)}
         row = et.cohort_row(person, values)
         row.update(interval_and_flag(run))
+        calibrations[sid] = calibration_key(run)
         if row["fit_flagged"]:
             flagged.append(f"{sid} ({row['fit_flag_reasons']})")
         if row[et.INTERVAL_CALIBRATED] is False:  # then run.json has the ei_interval block
@@ -368,6 +374,9 @@ def collect(
         warnings.warn(flagged_message(flagged, len(rows)), InputWarning, stacklevel=2)
     if uncalibrated:
         warnings.warn(uncalibrated_message(uncalibrated, len(rows)), InputWarning, stacklevel=2)
+    calibration_record, mixed = calibration_mix(calibrations)
+    if mixed:  # a rerun keeps subjects fitted with older floors
+        warnings.warn(mixed, InputWarning, stacklevel=2)
     diff: list = []
     if len(pipelines) > 1:
         (ref, ref_ids), *others = sorted(pipelines.values(), key=lambda v: len(v[1]), reverse=True)
@@ -461,16 +470,27 @@ def collect(
         sidecar["atlas"]["regions"] = list(order)
         sidecar["pipeline"]["regions_sha256"] = regions_sha256(order)
     sidecar["reordered_subjects"] = reordered
+    sidecar["interval_calibrations"] = calibration_record
     names = sidecar["atlas"]["regions"] or [f"region_{i}" for i in range(n_regions)]
     sidecar["atlas"]["regions_sha256"] = (
         regions_sha256(sidecar["atlas"]["regions"]) if sidecar["atlas"]["regions"] else None
     )
     sidecar = {"kind": SIDECAR_KIND, "table": Path(out).name, **sidecar}
     regions = et.regions_frame(names)
-    write_table(table, out)
-    sidecar["table_sha256"] = file_sha256(out)  # which table the sidecar describes
-    write_table(regions, regions_path(out))
-    write_json(sidecar, provenance_path(out))
+
+    def write_rows(path: Path) -> None:
+        write_table(table, path)
+        sidecar["table_sha256"] = file_sha256(path)  # which table the sidecar describes
+
+    # the three files together: a collect stopped midway never leaves the new table beside the
+    # earlier region names and provenance (which charts would align its columns by)
+    write_together(
+        [
+            (out, write_rows),
+            (regions_path(out), lambda path: write_table(regions, path)),
+            (provenance_path(out), lambda path: write_json(sidecar, path)),
+        ]
+    )
     return table
 
 

@@ -13,7 +13,9 @@ principal non-trivial component is returned, z-scored, with a deterministic sign
 
 from __future__ import annotations
 
+import itertools
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -32,6 +34,31 @@ DIFFUSION_ALPHA = 0.5
 """Anisotropic diffusion parameter of the diffusion map (BrainSpace default)."""
 DK68_N = 68
 """Regions of the DK68 atlas, the only one with shipped maps."""
+
+
+class FCGradientError(InvalidInputError):
+    """An FC whose gradient cannot be computed (:func:`diffusion_gradient`).
+
+    Attributes
+    ----------
+    reason : str
+        The problem without the remedy (a caller that knows where the FC comes from, e.g. a
+        cohort's group-average FC, says what to do in its own words).
+    parts : list of ndarray or None
+        For an affinity graph that falls apart: each part's region indices (FC order), in order
+        of their first region; else None.
+    """
+
+    def __init__(
+        self,
+        problem: str,
+        source: str | None = None,
+        reason: str | None = None,
+        parts: list[np.ndarray] | None = None,
+    ) -> None:
+        super().__init__(problem, source)
+        self.reason = problem if reason is None else reason
+        self.parts = parts
 
 
 def _thresholded_rows(fc: np.ndarray, sparsity: float) -> np.ndarray:
@@ -201,19 +228,20 @@ def diffusion_gradient(
     sparsity: float = GRADIENT_SPARSITY,
     alpha: float = DIFFUSION_ALPHA,
     hemisphere: np.ndarray | None = None,
+    regions: Sequence[str] | None = None,
 ) -> np.ndarray:
     """Principal RSFC gradient of an FC matrix (diffusion map, BrainSpace-style).
 
     A disconnected affinity graph (whose principal component would only separate its parts) is
-    refused. With ``hemisphere`` given, a component that mainly separates the hemispheres
-    (|r| >= :data:`HEMISPHERE_CORR_MAX` with the indicator), or that runs in opposite directions
-    in them (homologous regions correlate <= -:data:`HEMISPHERE_CORR_MAX`; a region's homologue
-    is its most correlated regions of the other hemisphere unless the FC confirms pairing by
-    position, :func:`_paired`), is skipped for the next one, with an
-    :class:`~delssome_norms.errors.InputWarning`; if the first :data:`CANDIDATE_COMPONENTS` all
-    are, the gradient is computed in each hemisphere and aligned (each hemisphere connected),
-    else the FC is refused. A graph that falls apart into the two
-    hemispheres gets that per-hemisphere gradient too.
+    refused (:class:`FCGradientError`, naming the parts' regions). With ``hemisphere`` given, a
+    component that mainly separates the hemispheres (|r| >= :data:`HEMISPHERE_CORR_MAX` with
+    the indicator), or that runs in opposite directions in them (homologous regions correlate
+    <= -:data:`HEMISPHERE_CORR_MAX`; a region's homologue is its most correlated regions of the
+    other hemisphere unless the FC confirms pairing by position, :func:`_paired`), is skipped
+    for the next one, with an :class:`~delssome_norms.errors.InputWarning`; if the first
+    :data:`CANDIDATE_COMPONENTS` all are, the gradient is computed in each hemisphere and
+    aligned (each hemisphere connected), else the FC is refused. A graph that falls apart into
+    the two hemispheres gets that per-hemisphere gradient too.
 
     Parameters
     ----------
@@ -232,6 +260,13 @@ def diffusion_gradient(
         Hemisphere indicator (e.g. 0 left, 1 right); for DK68 see :func:`dk68_hemisphere`, for
         an atlas whose region names say the hemisphere
         :func:`~delssome_norms.datasets.hemispheres.hemisphere_from_names`.
+    regions : sequence of str, optional
+        The FC's region names in row order: messages name the regions (else their positions).
+
+    Raises
+    ------
+    FCGradientError
+        An FC whose gradient cannot be computed (an :class:`InvalidInputError` naming ``"FC"``).
 
     Returns
     -------
@@ -268,12 +303,9 @@ def diffusion_gradient(
             )
             return _orient(g, None if sensory_mask is None else np.asarray(sensory_mask, dtype=bool))
     if n_parts > 1:
-        raise InvalidInputError(
-            f"the FC affinity graph falls apart into {n_parts} disconnected parts (for a whole "
-            "brain usually the two hemispheres), so its principal component would only separate "
-            f"them; {_remedy(fc.shape[0])}",
-            "FC",
-        )
+        parts = disconnected_parts(affinity)
+        reason = disconnected_reason(parts, regions)
+        raise FCGradientError(f"{reason}; {_remedy(fc.shape[0])}", "FC", reason, parts)
     k = 0
     if hemisphere is not None:
         hemi = np.asarray(hemisphere, dtype=np.float64)
@@ -297,12 +329,12 @@ def diffusion_gradient(
                 )
                 return _orient(g, None if sensory_mask is None else np.asarray(sensory_mask, bool))
         if ok.size == 0:
-            raise InvalidInputError(
-                f"each of the first {n_comp} FC gradient components separates the hemispheres "
-                f"or runs in opposite directions in them (|r| with the hemisphere "
-                f"{', '.join(f'{v:.2f}' for v in r)}); {_remedy(fc.shape[0])}",
-                "FC",
+            reason = (
+                f"each of the first {n_comp} components of its gradient separates the "
+                "hemispheres or runs in opposite directions in them (|r| with the hemisphere "
+                f"{', '.join(f'{v:.2f}' for v in r)})"
             )
+            raise FCGradientError(f"{reason}; {_remedy(fc.shape[0])}", "FC", reason)
         k = int(ok[0])
         if k > 0:
             warnings.warn(
@@ -313,20 +345,79 @@ def diffusion_gradient(
     comp = comps[:, k]
     std = comp.std()
     if not np.isfinite(std) or std == 0:
-        raise InvalidInputError("the FC gradient is constant; FC has no usable structure", "FC")
+        reason = "its gradient is constant: the FC has no usable structure"
+        raise FCGradientError(f"{reason}; {_remedy(fc.shape[0])}", "FC", reason)
     g = (comp - comp.mean()) / std
     mask = None if sensory_mask is None else np.asarray(sensory_mask, dtype=bool)
     return _orient(g, mask)
 
 
 def _remedy(n_regions: int) -> str:
-    """What to do instead of the FC gradient: the shipped maps exist for DK68 only."""
+    """What to do instead of a subject's own FC gradient: the shipped maps exist for DK68 only."""
     if n_regions == DK68_N:
-        return "give myelin and gradient maps, or use the shipped DK68 maps (--maps default)"
+        return (
+            "give the subject myelin and gradient maps, or use the shipped DK68 maps "
+            "(--maps default), maps='default' in Python"
+        )
     return (
-        f"give myelin and gradient maps of this {n_regions}-region atlas (--myelin and "
-        "--gradient, or a manifest's myelin and gradient columns; the shipped maps are DK68's)"
+        f"give the subject myelin and gradient maps of this {n_regions}-region atlas "
+        "(estimate-ei --myelin and --gradient, a manifest's myelin and gradient columns, or "
+        "myelin= and gradient= in Python; the shipped maps are DK68's)"
     )
+
+
+def disconnected_parts(affinity: np.ndarray) -> list[np.ndarray]:
+    """The connected parts of an affinity graph: each part's region indices, in order of their
+    first region."""
+    from scipy.sparse.csgraph import connected_components
+
+    _, labels = connected_components(affinity > 0, directed=False)
+    parts = [np.flatnonzero(labels == k) for k in np.unique(labels)]
+    return sorted(parts, key=lambda idx: int(idx[0]))
+
+
+def disconnected_reason(parts: Sequence[np.ndarray], regions: Sequence[str] | None = None) -> str:
+    """Why an FC whose affinity graph falls apart into ``parts`` gives no gradient, naming the
+    parts (:func:`describe_parts`)."""
+    return (
+        f"its affinity graph (each region's top FC entries) falls apart into {len(parts)} "
+        f"disconnected parts ({describe_parts(parts, regions)}), so its principal component "
+        "would only separate them"
+    )
+
+
+SHOWN_PARTS = 4
+"""Parts of a disconnected FC graph a message describes (the rest are counted)."""
+SHOWN_NAMES = 3
+"""Region names a message shows of each part."""
+
+
+def _positions(idx: np.ndarray) -> str:
+    """1-based positions as runs: ``1-8, 12, 15-17``."""
+    runs, start = [], int(idx[0])
+    for prev, cur in itertools.pairwise(idx):
+        if cur != prev + 1:
+            runs.append((start, int(prev)))
+            start = int(cur)
+    runs.append((start, int(idx[-1])))
+    text = [f"{a + 1}" if a == b else f"{a + 1}-{b + 1}" for a, b in runs]
+    return ", ".join(text[:4]) + (", ..." if len(text) > 4 else "")
+
+
+def describe_parts(parts: Sequence[np.ndarray], regions: Sequence[str] | None = None) -> str:
+    """The parts of a disconnected FC graph in words: each part's size and a few of its regions'
+    names (``regions``, in FC order), else their positions in the FC (1-based)."""
+    named = regions is not None and len(regions) == sum(len(p) for p in parts)
+    out = []
+    for idx in parts[:SHOWN_PARTS]:
+        if named:
+            names = [str(regions[int(i)]) for i in idx[:SHOWN_NAMES]]
+            what = ", ".join(names) + (", ..." if len(idx) > SHOWN_NAMES else "")
+        else:
+            what = f"{'row' if len(idx) == 1 else 'rows'} {_positions(idx)}"
+        out.append(f"{len(idx)} region{'' if len(idx) == 1 else 's'}: {what}")
+    more = len(parts) - SHOWN_PARTS
+    return "; ".join(out) + (f"; and {more} more part{'s' if more > 1 else ''}" if more > 0 else "")
 
 
 def dk68_hemisphere(n_regions: int) -> np.ndarray | None:

@@ -440,6 +440,20 @@ def with_weights_identity(settings: FitSettings, surrogate: SurrogateBackend | N
     )
 
 
+def identified_settings(settings: FitSettings, surrogate: SurrogateBackend | None) -> FitSettings:
+    """:func:`require_surrogate`, then ``settings`` with the weights' identity filled in
+    (:func:`with_weights_identity`) when ``mode="surrogate"`` and ``surrogate_weights_sha256`` is
+    missing: what ``fit.estimate_ei``, ``fit.fit_group`` and ``fit.run_cohort`` fit with, as the
+    command line and ``EIEstimator`` do, so results record (and the interval calibration compares)
+    which weights scored the search. A backend without ``weights_sha256`` leaves it missing."""
+    require_surrogate(settings.mode, surrogate)
+    if settings.mode != "surrogate" or settings.surrogate_weights_sha256 is not None:
+        return settings
+    if not callable(getattr(surrogate, "weights_sha256", None)):
+        return settings
+    return with_weights_identity(settings, surrogate)
+
+
 def check_mode(mode: str, weights: str | None = None, surrogate: SurrogateBackend | None = None) -> str:
     """Validate ``mode``; for ``"surrogate"`` also check that usable weights exist.
 

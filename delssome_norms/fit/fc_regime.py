@@ -9,7 +9,7 @@ fit with ``fc_outside_model_range`` (:mod:`delssome_norms.fit.quality`). Only th
 upper triangle decides; the share of negative pairs is reported beside it. Cost: one pass over
 the N (N - 1) / 2 pairs (~0.1 ms at N = 68).
 
-Measured by ``bench/fc_regime.py`` (``bench/results/fc_regime.json``: 96 parameter sets drawn
+Measured by ``bench/fc_regime.py`` (its JSON was not kept; rerun it to check: 96 parameter sets drawn
 inside the search bounds with a stable FIC fixed point, G weak (0-0.5), mid and strong (2-3),
 half shifted close to the stability boundary; default DK68 template SC and maps; one 432-s scan
 each at TR 0.72 s, dt 0.005 s):

@@ -34,7 +34,7 @@ from delssome_norms.datasets import region_classes
 from delssome_norms.datasets.hemispheres import hemisphere_from_names
 from delssome_norms.datasets.maps import load_default_maps
 from delssome_norms.errors import InputWarning, InvalidInputError, MembersChangedWarning
-from delssome_norms.fit import uncertainty
+from delssome_norms.fit import calibration_scope, uncertainty
 from delssome_norms.fit.atlas_checks import infeasible_maps, no_maps_message
 from delssome_norms.fit.checkpoint import Checkpoint, fingerprint_arrays, replay
 from delssome_norms.fit.cmaes import CMAESSearch
@@ -42,8 +42,8 @@ from delssome_norms.fit.design import design_matrix, diffusion_gradient, dk68_he
 from delssome_norms.fit.evaluate import (
     EulerEvaluator,
     SurrogateBackend,
+    identified_settings,
     make_evaluator,
-    require_surrogate,
 )
 from delssome_norms.fit.lone_refit import record_refit_alone
 from delssome_norms.fit.outputs import (
@@ -192,7 +192,8 @@ def default_gradient(fc: np.ndarray, regions: Sequence[str] | None = None) -> np
     hemi = None if regions is None or len(regions) != n else hemisphere_from_names(regions)
     if hemi is None:
         hemi = dk68_hemisphere(n)
-    return diffusion_gradient(fc, sensory_mask(n), hemisphere=hemi)
+    names = regions if regions is not None and len(regions) == n else None  # to name its parts
+    return diffusion_gradient(fc, sensory_mask(n), hemisphere=hemi, regions=names)
 
 
 def build_space(
@@ -411,7 +412,7 @@ def fit_group(
     -------
     list of SubjectOutcome, one per subject.
     """
-    require_surrogate(settings.mode, surrogate)
+    settings = identified_settings(settings, surrogate)  # which weights: in results, calibration
     check_device(settings.device)
     progress = progress or GroupProgress()
     keys = {(s.tr, s.scan_length, s.n_regions) for s in subjects}
@@ -485,7 +486,9 @@ def fit_group(
                     settings.mode,
                     settings.interval,
                     settings.combine_rule,
-                    uncertainty.fit_budget(settings, extra["inputs"].scan_length),
+                    uncertainty.fit_budget(
+                        settings, extra["inputs"].scan_length, extra["inputs"], extra["design"]
+                    ),
                 )
             except SubjectFailure as exc:
                 failure = str(exc)
@@ -778,8 +781,7 @@ def estimate_ei(
         With ``result`` (:class:`~delssome_norms.fit.stages.SubjectResult`) and ``run_info`` when
         the subject was fitted in this call (``status == "done"``).
     """
-    settings = settings or FitSettings()
-    require_surrogate(settings.mode, surrogate)
+    settings = identified_settings(settings or FitSettings(), surrogate)
     no_maps = subject.myelin is None and subject.gradient is None
     if no_maps and not subject.uses_default_maps(settings.maps):
         whose = "the subject's FC" if fallback_gradient is None else "the cohort's FC"
@@ -790,6 +792,8 @@ def estimate_ei(
             record_refit_alone(out_dir, run_fingerprint(subject, settings, fallback_gradient))
         outcome = fit_group([subject], [out_dir], settings, **fit)[0]
         update_cohort_failures(Path(out_dir))  # e.g. refitted alone with another seed
-        return outcome
-    with tempfile.TemporaryDirectory(prefix="delssome_norms_fit_") as tmp:
-        return fit_group([subject], [tmp], settings, **fit)[0]
+    else:
+        with tempfile.TemporaryDirectory(prefix="delssome_norms_fit_") as tmp:
+            outcome = fit_group([subject], [tmp], settings, **fit)[0]
+    calibration_scope.warn_uncalibrated_fit(outcome, out_dir)  # as EIEstimator says it
+    return outcome

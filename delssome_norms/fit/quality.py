@@ -33,8 +33,9 @@ Reasons
     patterns that both correlated 0.9 or more with the truth would correlate 0.62 or more with
     each other, so at least one of the two is a poor estimate, and the fit cannot tell which.
     In the benchmark this caught a default-design fit whose pattern was not recovered (r 0.11;
-    its equally good tested candidates reached 0.93-1.00), and flagged 1 of 12 and 1 of 11 good
-    surrogate-mode fits, whose winners happened to be the right mix.
+    its equally good tested candidates reached 0.93-1.00), and flagged 1 of 12 good
+    surrogate-mode fits of new truths and 1 of 10 of the calibration's truths, whose winners
+    happened to be the right mix (bench/results/ei_calibration_surrogate{_oos,}.json).
 ``interval_incomplete``
     Some region, or the mean, has no interval (``ei_interval.missing_regions``): its E/I or
     its spread was not finite, so part of the estimate cannot be trusted or compared.

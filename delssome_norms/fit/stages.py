@@ -648,7 +648,8 @@ def subject_result(
         (:func:`uncertainty.add_member_spread`); parameters and losses stay the winner's.
     budget : dict, optional
         The fit's budget and scan length [s] (:func:`uncertainty.calibration_differences`): the
-        interval block then says whether the calibration applies.
+        interval block then says whether the calibration applies (not for an ensemble that fell
+        back to the best search: fewer than two searches had a usable test row).
 
     Raises
     ------
@@ -732,6 +733,8 @@ def subject_result(
         if m.search_index == winner_search:
             metrics["gate_rejected_fraction"] = quality.gate_rejected_fraction(m.records)
     if profile is not None:
+        if members is not None and len(members) < 2 and budget and budget.get("searches", 1) > 1:
+            budget = {**budget, "combined_by": "best"}  # fell back: not the averaged ensemble
         lo, hi, block = uncertainty.interval_block(ei_ratio, spread, mode, fit=budget)
         metrics.update(
             {

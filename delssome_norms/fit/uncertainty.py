@@ -40,9 +40,10 @@ moves over such a **near-optimal set**:
    levels: every region is multiplied by ``exp(c)``, ``c = (max_j d_j + min_j d_j) / 2`` with
    ``d_j = log mean EI_j - log mean EI_winner`` over the set, the winner's 0 included
    (``level_shift_log`` in ``run.json``). The midpoint is the estimate whose worst error over the
-   set is smallest; on the 32 calibration truths with mean FC >= 0.1 it lowered the median
-   |level error| from 13.1 % to 10.2 % (surrogate mode) and from 12.5 % to 10.0 % (Euler mode,
-   30 x 50) without changing the pattern (docs/science.md, "Measured checks"). ``best_parameters.csv``,
+   set is smallest; on the 20 calibration truths with mean FC >= 0.1 (fits of 2026-12-07,
+   bench/results/ei_calibration_{surrogate,euler}.json) it lowered the median |level error| from
+   12.8 % to 10.3 % (surrogate mode) and from 12.4 % to 11.5 % (Euler mode, 30 x 50) without
+   changing the pattern (docs/science.md, "Measured checks"). ``best_parameters.csv``,
    S_E, S_I and r_E stay the winner's. An ensemble of searches (``combine="mean"``) is centred
    by its own average instead.
 5. **Spread.** Per region ``s_set = max |log EI_j - log EI_winner - c|`` over the set, the winner
@@ -92,7 +93,7 @@ import numpy as np
 import torch
 
 from delssome_norms.errors import InputWarning, InvalidInputError
-from delssome_norms.fit import quality
+from delssome_norms.fit import calibration_scope, quality
 from delssome_norms.fit.evaluate import EulerEvaluator, simulated_candidates, stack_params
 from delssome_norms.fit.profile_points import KIND_AXIS
 from delssome_norms.model import SimulationTiming, cost, summarize
@@ -107,8 +108,8 @@ CALIBRATION_FILE = "data/interval_calibration.json"
 """Calibration factors, relative to the ``delssome_norms.fit`` package."""
 CALIBRATED_SETTINGS = ("generations", "popsize", "n_dup", "test_top_k", "scan_length")
 """Settings every calibration records (``settings`` of a mode in the calibration file): a fit with
-less of any of them is not covered by the calibration."""
-OPTIONAL_SETTINGS = ("val_per_generation", "searches")
+other values of the budget's (less or more) or a shorter scan is not covered by the calibration."""
+OPTIONAL_SETTINGS = ("val_per_generation", "searches", "dt_train", "dt_val")
 """Settings a calibration may record (checked the same way when present)."""
 SCAN_LENGTH_SLACK = 0.95
 """A scan shorter than this fraction of the calibration's is a difference (one TR either way of
@@ -173,10 +174,15 @@ def load_calibration(mode: str) -> dict[str, Any]:
     return {"level": float(data.get("level", 0.9)), **entry}
 
 
-def fit_budget(settings: Any, scan_length: float) -> dict[str, Any]:
-    """What :func:`calibration_differences` compares of a fit: its ``FitSettings`` budget and the
-    subject's scan length [s]."""
+def fit_budget(
+    settings: Any, scan_length: float, subject: Any = None, design: str | None = None
+) -> dict[str, Any]:
+    """What :func:`calibration_differences` compares of a fit: its ``FitSettings`` budget and
+    steps, the subject's scan length [s] and, with ``subject`` (``SubjectInputs``) and ``design``
+    (``build_space``'s description), its atlas and maps
+    (:func:`~delssome_norms.fit.calibration_scope.fit_scope`)."""
     return {
+        **calibration_scope.fit_scope(settings, subject, design),
         "generations": settings.cmaes.generations,
         "popsize": settings.cmaes.popsize,
         "n_dup": settings.n_dup,
@@ -194,8 +200,9 @@ def fit_budget(settings: Any, scan_length: float) -> dict[str, Any]:
 
 def warn_uncalibrated(settings: Any, scan_lengths: Sequence[float]) -> None:
     """Before a cohort's work: one warning when the interval calibration will not cover some of
-    its fits (the fits say so again in their results), so a long run can be set up again first.
-    Nothing is said without intervals (``settings.interval`` False)."""
+    its fits' budgets, steps or scans (the fits say so again in their results, also about their
+    atlas and maps), so a long run can be set up again first. Nothing is said without intervals
+    (``settings.interval`` False)."""
     if not settings.interval:
         return
     cal = load_calibration(settings.mode)
@@ -215,9 +222,11 @@ def warn_uncalibrated(settings: Any, scan_lengths: Sequence[float]) -> None:
     if found:
         n = len(scan_lengths)
         shown = "; ".join(f"{p} [{c} of {n}]" for p, c in found.items())
+        measured = f" ({cal['budget']})" if cal.get("budget") else ""
         warnings.warn(
-            f"the E/I intervals will not be calibrated for these fits ({shown}) and may be too "
-            "narrow; the default budget on scans of at least the calibration's length is covered "
+            f"the E/I intervals will not be calibrated for these fits ({shown}): their coverage "
+            "is not measured and they may be too narrow; the calibration applies to the budget it "
+            f"was measured at{measured}, on scans at least that long "
             "(README 'Reading the intervals and the flag')",
             InputWarning,
             stacklevel=3,
@@ -225,18 +234,25 @@ def warn_uncalibrated(settings: Any, scan_lengths: Sequence[float]) -> None:
 
 
 def calibration_differences(calibration: dict[str, Any], fit: dict[str, Any]) -> list[str] | None:
-    """How a fit had less to go on than the calibration fits its interval's floors come from.
+    """How a fit differs from the calibration fits its interval's floors come from.
 
     The floors were measured on truths fitted with the calibration's budget and scan length
-    (``settings`` of the mode in the calibration file). A fit with fewer generations or
-    candidates per generation, fewer duplicates, tested or validated candidates, a shorter scan
-    [s], or the best of several searches (picking the lowest of several noisy minima, which the
-    calibration's single search did not do) has a noisier winner than the floors allow for: its
-    interval may be too narrow, and those differences are returned, one phrase each, starting
-    with the setting's name. A fit with as much or more of each is expected to cover at least as
-    often (a better-identified winner; not measured, so it may over-cover). The scan is compared
-    in seconds, not frames: 32 truths at TR 2.0 s and 480 s (240 frames, against the
-    calibration's 600) were covered as often (README, "Reading the intervals and the flag").
+    (``settings`` of the mode in the calibration file): they apply to that budget. A fit with
+    fewer generations or candidates per generation, fewer duplicates, tested or validated
+    candidates, a shorter scan [s], or the best of several searches (picking the lowest of
+    several noisy minima, which the calibration's single search did not do) has a noisier winner
+    than the floors allow for: its interval may be too narrow. A fit with more of any of them is
+    not measured either: a longer search narrows the fit's own spread (the profile's grid scales
+    with the final CMA-ES step size) while the floor stays, so its coverage may drop too. Each
+    difference is returned as one phrase starting with the setting's name (a budget above the
+    calibration's says that coverage at another budget is not measured). The scan is compared in
+    seconds, not frames, and a longer one is not a difference: 32 truths at TR 2.0 s and 480 s (240
+    frames, against the calibration's 600) were covered as often (measured on 2026-12-05 with that
+    day's floors; its JSON was not kept: docs/accuracy.md). The truths' atlas (68 DK68 regions),
+    maps (the shipped ones; a gradient from FC is another map) and steps (``dt_train``, ``dt_val``:
+    a coarser one is a difference) are compared too
+    (:func:`~delssome_norms.fit.calibration_scope.scope_differences`), as is an ensemble
+    (``combine="mean"``) whose estimate fell back to the best search (``combined_by`` "best").
     A search that stopped early is judged by the budget asked for, as the calibration's were.
     So is a fit without the stability gate, and one scored by surrogate weights other than those
     the calibration recorded (``surrogate_weights_sha256``: another network ranks candidates
@@ -249,8 +265,9 @@ def calibration_differences(calibration: dict[str, Any], fit: dict[str, Any]) ->
         From :func:`load_calibration`.
     fit : dict
         The fit's ``generations``, ``popsize``, ``n_dup``, ``test_top_k``, ``scan_length`` [s],
-        and optionally ``val_per_generation``, ``searches``, ``combine``, ``stability_gate``
-        and ``surrogate_weights_sha256`` (:func:`fit_budget`; a calibration's
+        and optionally ``val_per_generation``, ``searches``, ``combine``, ``stability_gate``,
+        ``surrogate_weights_sha256``, ``dt_train``, ``dt_val``, ``atlas``, ``fc_gradient`` and
+        ``combined_by`` (:func:`fit_budget`; a calibration's
         ``settings`` may record ``searches``: made with averaged searches, it does not cover
         fewer).
 
@@ -265,8 +282,10 @@ def calibration_differences(calibration: dict[str, Any], fit: dict[str, Any]) ->
         return None
     out = []
     for key in ("generations", "popsize", "n_dup", "test_top_k", "val_per_generation"):
-        if fit.get(key) is not None and ref.get(key) is not None and fit[key] < ref[key]:
-            out.append(f"{key} {fit[key]:g} (calibrated at {ref[key]:g})")
+        if fit.get(key) is None or ref.get(key) is None or fit[key] == ref[key]:
+            continue
+        more = "; coverage at another budget is not measured" if fit[key] > ref[key] else ""
+        out.append(f"{key} {fit[key]:g} (calibrated at {ref[key]:g}{more})")
     searches, ref_searches = int(fit.get("searches") or 1), int(ref.get("searches") or 1)
     if searches < ref_searches:  # a calibration of averaged searches is less noisy than one
         out.append(f"searches {searches} (calibrated at {ref_searches}, combined by mean)")
@@ -282,7 +301,7 @@ def calibration_differences(calibration: dict[str, Any], fit: dict[str, Any]) ->
     sha, ref_sha = fit.get("surrogate_weights_sha256"), ref.get("surrogate_weights_sha256")
     if sha and ref_sha and sha != ref_sha:  # other weights score the search differently
         out.append(f"surrogate weights {sha[:12]} (calibrated with the shipped {ref_sha[:12]})")
-    return out
+    return out + calibration_scope.scope_differences(ref, fit)
 
 
 # ------------------------------------------------------------------------------------------- #

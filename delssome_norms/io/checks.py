@@ -446,7 +446,7 @@ def table_sex_labels(table: pd.DataFrame, input_name: str = "table") -> np.ndarr
     disagree on what they mean (UK Biobank codes 0 = female, ABCD 1 = male / 2 = female), and
     reading them one way would silently flip every sex effect of the others. ``numeric_sex`` is
     this toolkit's explicit coding, 1 = female and 0 = male. With both columns, they must agree
-    wherever ``numeric_sex`` is given.
+    wherever ``numeric_sex`` is given, and an empty ``sex`` cell takes the row's ``numeric_sex``.
 
     Raises
     ------
@@ -455,6 +455,11 @@ def table_sex_labels(table: pd.DataFrame, input_name: str = "table") -> np.ndarr
         counted from 1 after the header).
     """
     labels = None
+    coded = table["numeric_sex"] if "numeric_sex" in table.columns else None
+    if coded is not None:
+        given = ~_blank_cells(coded)
+        # blanks replaced by a valid code, so that an error names the row of the file
+        from_numeric = _column_sex(coded.where(given, 1), f"{input_name}: column numeric_sex")
     if "sex" in table.columns:
         column = table["sex"]
         uniques = pd.unique(column.to_numpy(dtype=object))
@@ -468,14 +473,17 @@ def table_sex_labels(table: pd.DataFrame, input_name: str = "table") -> np.ndarr
                 "rename the column numeric_sex if it is coded 1 = female, 0 = male",
                 input_name,
             )
+        # an empty sex cell takes the row's numeric_sex (the person's sex is given there)
+        fill = _blank_cells(column) & given if coded is not None else None
+        if fill is not None and fill.any():
+            column = column.astype(object).where(~fill, "female")
         labels = _column_sex(column, f"{input_name}: column sex")
-    if "numeric_sex" in table.columns:
-        coded = table["numeric_sex"]
+        if fill is not None and fill.any():
+            labels[fill] = from_numeric[fill]
+    if coded is not None:
         if labels is None:
             return _column_sex(coded, f"{input_name}: column numeric_sex")
-        given = coded.notna().to_numpy()
-        from_numeric = _column_sex(coded[given], f"{input_name}: column numeric_sex")
-        differ = np.flatnonzero(given)[from_numeric != labels[given]]
+        differ = np.flatnonzero(given & (from_numeric != labels))
         if differ.size:
             raise InvalidInputError(
                 f"columns sex and numeric_sex disagree in row(s) {_fmt_rows(differ)} "
@@ -487,6 +495,12 @@ def table_sex_labels(table: pd.DataFrame, input_name: str = "table") -> np.ndarr
             "missing column 'sex' (female/male) or 'numeric_sex' (1 = female)", input_name
         )
     return labels
+
+
+def _blank_cells(values: pd.Series) -> np.ndarray:
+    """Cells with no value (None, NaN, ``pd.NA``, blank text), as bool."""
+    text = values.astype(object).map(lambda v: isinstance(v, str) and not v.strip())
+    return values.isna().to_numpy() | text.to_numpy(dtype=bool)
 
 
 def sites_mix_sexes(site_codes: np.ndarray, female: np.ndarray, n_sites: int) -> bool:

@@ -314,16 +314,74 @@ def map_by_kind(
     return Named(values[order], dk_names, "dk", not is_numbering(order))
 
 
-def labelled_names(inputs: Mapping[str, Named]) -> dict[str, tuple[str, ...]]:
+def labelled_names(inputs: Mapping[str, Named], warn: bool = True) -> dict[str, tuple[str, ...]]:
     """The region names of the inputs whose names are matched across a subject's inputs (in
     the inputs' order): DK68 names and another atlas's, and numbering next to another atlas's
-    names (alone it is the atlas order by contract)."""
+    names (alone it is the atlas order by contract).
+
+    With ``warn``, inputs without names next to named ones are warned about
+    (:func:`warn_unnamed`): every caller that combines a subject's inputs reads their names
+    here (:func:`match_inputs`, the Python API)."""
     own = any(e.kind == "own" for e in inputs.values())
-    return {
+    labelled = {
         k: tuple(e.names or ())
         for k, e in inputs.items()
         if e.kind in ("dk", "own") or (own and e.kind == "numbered")
     }
+    if warn:
+        warn_unnamed(inputs, labelled)
+    return labelled
+
+
+def unnamed_inputs(
+    inputs: Mapping[str, Named], labelled: Mapping[str, Sequence[str]] | None = None
+) -> tuple[list[str], str | None, str]:
+    """The inputs without region names that are taken to be in the named inputs' order.
+
+    Returns ``(unnamed, reference, order)``: the inputs naming no regions (no header, or a
+    numbering), the named input whose order they are taken in, and that order in words; an
+    empty list where there is nothing to say: every input unnamed (the atlas order by
+    contract), every input named, all 68 DK68 regions named in DK68 order (unnamed inputs are
+    in DK68 order by contract, and the named ones say so), or named inputs in orders that
+    :func:`match_inputs` refuses beside unnamed ones anyway (another atlas's names listed in two
+    orders, a reordered subset of DK68).
+    """
+    labelled = labelled_names(inputs, warn=False) if labelled is None else labelled
+    unnamed = [k for k in inputs if k not in labelled]
+    if not labelled or not unnamed:
+        return [], None, ""
+    ref = next(iter(labelled))
+    names = list(labelled[ref])
+    if any(list(v) != names for v in labelled.values()):
+        return [], None, ""  # reordered by name: refused beside unnamed inputs
+    dk = inputs[ref].kind == "dk"
+    moved = [k for k in labelled if inputs[k].moved]
+    if dk and len(names) == len(DK68_REGIONS):
+        if not moved:
+            return [], None, ""
+        return unnamed, moved[0], "DK68 order (the atlas's), not the order of " + moved[0]
+    if moved:
+        return [], None, ""  # a reordered DK subset: refused beside unnamed inputs
+    return unnamed, ref, f"the region order of {ref} ({len(names)} regions: {_shown(names)})"
+
+
+def warn_unnamed(
+    inputs: Mapping[str, Named], labelled: Mapping[str, Sequence[str]] | None = None
+) -> None:
+    """One :class:`InputWarning` naming the inputs without region names that are taken to be in
+    the order of the named ones (:func:`unnamed_inputs`); none where there is nothing to say."""
+    unnamed, ref, order = unnamed_inputs(inputs, labelled)
+    if not unnamed:
+        return
+    one = len(unnamed) == 1
+    warnings.warn(
+        f"{', '.join(unnamed)} {'names' if one else 'name'} no regions, so "
+        f"{'its' if one else 'their'} regions are taken to be in {order}; "
+        f"check that {'it lists' if one else 'they list'} the regions in that order, or give "
+        f"{'it' if one else 'them'} the region names of {ref} (a header row, or pandas labels)",
+        InputWarning,
+        stacklevel=4,
+    )
 
 
 def match_inputs(inputs: Mapping[str, Named]) -> tuple[tuple[str, ...] | None, dict[str, np.ndarray]]:

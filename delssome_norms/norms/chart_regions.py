@@ -34,10 +34,29 @@ def _names(value: Any) -> list[str] | None:
     return None
 
 
-def chart_region_names(chart: Any) -> list[str] | None:
-    """The chart's region names in its order (``ei_ratio_roi_<k>`` is ``names[k]``), or None."""
+def chart_region_names(chart: Any, implied: bool = True) -> list[str] | None:
+    """The chart's region names in its order (``ei_ratio_roi_<k>`` is ``names[k]``), or None.
+
+    A chart that records no names (fitted on a table without a ``regions.csv``) but whose
+    regional targets are exactly ``ei_ratio_roi_0`` .. ``ei_ratio_roi_67`` is read as DK68, as
+    ``charts report``, ``brainmap`` and ``stats`` read such columns (unless not ``implied``)."""
     prov = getattr(chart, "provenance_", None) or {}
-    return _names((prov.get("atlas") or {}).get("regions"))
+    names = _names((prov.get("atlas") or {}).get("regions"))
+    if names is None and implied and _dk68_columns(chart):
+        return list(DK68_REGIONS)
+    return names
+
+
+def _regional_targets(chart: Any) -> list[str]:
+    return [str(t) for t in getattr(chart, "targets_", None) or [] if et.region_index(t) is not None]
+
+
+def _dk68_columns(chart: Any) -> bool:
+    """Whether the chart's regional targets are exactly the 68 DK68 columns (any order)."""
+    regional = _regional_targets(chart)
+    return len(regional) == len(DK68_REGIONS) and set(regional) == set(
+        et.region_columns(len(DK68_REGIONS))
+    )
 
 
 def table_region_names(
@@ -105,6 +124,22 @@ def _warn_unnamed(table: pd.DataFrame, ours: list[str], source: str) -> None:
     )
 
 
+def _warn_chart_unnamed(chart: Any, theirs: list[str], source: str) -> None:
+    """Warn that a table naming its regions is taken in the order of a chart that records no
+    names (nor has the 68 DK68 columns, read as DK68): nothing can check the match."""
+    n = len(_regional_targets(chart))
+    if n != len(theirs):  # another number of regions: check_pipeline refuses the table
+        return
+    warnings.warn(
+        f"{source}: names its {n} regions ({_first_names(theirs)}) but the chart records no "
+        "region names (it was fitted on a table without a regions.csv): the table's regional "
+        "columns were taken in the chart's order, which cannot be checked; fit the chart on a "
+        "table with its regions.csv to have them matched by name",
+        InputWarning,
+        stacklevel=4,
+    )
+
+
 def align_table_regions(
     chart: Any,
     table: pd.DataFrame,
@@ -119,7 +154,10 @@ def align_table_regions(
     the table becomes the chart's column of that region, with one
     :class:`~delssome_norms.errors.InputWarning`; the provenance copy then lists the regions
     in the chart's order (so its ``regions_sha256`` matches). Without names on either side, or
-    with the same order, nothing changes.
+    with the same order, nothing changes. A chart without recorded names whose regional targets
+    are ``ei_ratio_roi_0`` .. ``ei_ratio_roi_67`` is read as DK68 (:func:`chart_region_names`);
+    a chart of another size without names takes a named table's columns in its order, with one
+    :class:`~delssome_norms.errors.InputWarning`.
 
     Parameters
     ----------
@@ -148,8 +186,11 @@ def align_table_regions(
     if regions is not None:
         regions = check_region_count(regions, table, source)
     theirs, ours = table_region_names(provenance, regions), chart_region_names(chart)
+    implied = ours is not None and chart_region_names(chart, implied=False) is None
     if theirs is None and ours is not None:
         _warn_unnamed(table, ours, source)
+    if theirs is not None and ours is None:
+        _warn_chart_unnamed(chart, theirs, source)
     if theirs is None or ours is None or theirs == ours or len(theirs) != len(ours):
         return table, provenance  # a different number of regions: check_pipeline refuses
     order = match_region_order(theirs, ours)
@@ -170,6 +211,11 @@ def align_table_regions(
             f"the table's regions are not the chart's: {shown} "
             f"{'is' if len(only_table) == 1 else 'are'} not among the chart's {len(ours)} regions"
             + (f" (the chart has {', '.join(only_chart[:3])} instead)" if only_chart else "")
+            + (
+                " (the chart records no region names: its 68 regional columns are read as DK68)"
+                if implied
+                else ""
+            )
             + f"; its columns cannot be scored by position, even with {ALLOW_MISMATCH}: "
             "use a chart fitted on tables of this atlas",
             source,

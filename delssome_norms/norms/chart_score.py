@@ -32,6 +32,7 @@ from delssome_norms.norms.chart_table import (
     FLAG_SITE_UNRELIABLE,
     FLAG_UNCALIBRATED,
     FLAG_UNRELIABLE,
+    FLAG_UNSEEN_SEX,
     FLAG_UNSEEN_SITE,
     GRID_STEP,
     MEAN_TARGET,
@@ -45,8 +46,6 @@ from delssome_norms.norms.chart_table import (
     fitted_on_ei,
     growth_rate,
     missing_site_text,
-    near_site_names,
-    no_site_column_text,
     table_ages,
     table_fit_flagged,
     table_interval_uncalibrated,
@@ -55,6 +54,7 @@ from delssome_norms.norms.chart_table import (
     table_targets,
 )
 from delssome_norms.norms.design import encode_sites
+from delssome_norms.norms.score_flags import unseen_sex_rows, warn_age_extrapolated, warn_unseen_sites
 
 
 def _refuse_numeric_sex(sex: Any) -> None:
@@ -346,60 +346,6 @@ class ChartScoringMixin:
             out[:, k] = c[:, 0]
         return out
 
-    def _warn_unseen_sex(self, female: np.ndarray, source: str) -> None:
-        """Warn about people of a sex absent from the chart's training table (a chart fitted on
-        one sex, without sex terms, gives them that sex's curves)."""
-        known = getattr(self, "sexes_", ["female", "male"])
-        for sex, code in (("female", 1.0), ("male", 0.0)):
-            rows = np.flatnonzero(female == code)
-            if rows.size and sex not in known:
-                warnings.warn(
-                    f"{source}: {rows.size} row(s) are {sex} (rows {_rows(rows)}) but the chart "
-                    f"was fitted on {' and '.join(known)} people only: they are scored on those "
-                    "curves",
-                    InputWarning,
-                    stacklevel=3,
-                )
-
-    def _warn_unseen(self, labels: np.ndarray | None, unseen: np.ndarray, source: str) -> None:
-        """Warn about rows scored on the population curves: sites unknown to the chart, rows
-        without a site (an empty cell is "no site", never a site named "nan"), or a table
-        without the site column."""
-        n = int(unseen.sum())
-        if labels is None:  # only a chart with site offsets marks such rows unseen
-            warnings.warn(
-                f"{source}: the table has no site ({no_site_column_text(self.site_column_)})"
-                f": its {n} {'person is' if n == 1 else 'people are'} scored on the "
-                f"population-average curves, without a site offset (flag {FLAG_UNSEEN_SITE}); "
-                "add each person's site to the demographics (a site column) and collect again, "
-                "then `delssome-norms charts adapt` can estimate the site's offsets from its "
-                "controls",
-                InputWarning,
-                stacklevel=3,
-            )
-            return
-        names = sorted({str(s) for s in labels[unseen]} - {""})
-        blank = int((labels[unseen] == "").sum())
-        parts = [f"from site(s) {', '.join(names[:6])} unknown to the chart"] if names else []
-        if blank:
-            parts.append(f"without a site ({blank}: empty {self.site_column_} cell)")
-        head = f"{n} row(s) {', or '.join(parts)}"
-        advice = (
-            "estimate the site's offsets from its controls with `delssome-norms charts adapt "
-            "--chart CHART --controls CONTROLS.csv --out NEW_CHART` (Python: GrowthChart.adapt)"
-            if self.site_effects_
-            else f"the chart was fitted on one site ({self.sites_[0]}) and has no site "
-            "offsets to adapt: these people are scored against that site's norms"
-        )
-        if not names and self.site_effects_:
-            advice = f"fill in their {self.site_column_} to use their site's offsets"
-        warnings.warn(
-            f"{source}: {head}{near_site_names(names, self.sites_)} get the population-average "
-            f"prediction (flag {FLAG_UNSEEN_SITE}); {advice}",
-            InputWarning,
-            stacklevel=3,
-        )
-
     def _site_unreliable_rows(
         self, labels: np.ndarray | None, n: int, targets: list, source: str
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -594,9 +540,10 @@ class ChartScoringMixin:
             The scoring range ``chart_range_`` runs from floor(youngest) to ceil(oldest)
             training age, as the population curves do (docs/science.md §7; 4-99 years for the
             reference chart, fitted on 4.5-98.4). Ages inside it but outside the training ages
-            ``age_range_`` are scored as usual, without a warning: there the ``bs()`` age
-            curves continue the polynomial piece of their boundary interval (as R's ``bs()``
-            does) with no data behind them, and the row is flagged ``age_extrapolated``.
+            ``age_range_`` are scored as usual, with one :class:`InputWarning` counting them:
+            there the ``bs()`` age curves continue the polynomial piece of their boundary
+            interval (as R's ``bs()`` does) with no data behind them, and the row is flagged
+            ``age_extrapolated``.
         layout : {"wide", "long"}
             ``wide``: one row per person with ``<target>_centile``, ``<target>_z``,
             ``<target>_harmonised`` (plus the reference names ``centile_with_site`` and
@@ -629,6 +576,8 @@ class ChartScoringMixin:
             repeated once per target, person by person). ``flag`` lists ``;``-separated
             problems of the row: ``unseen_site`` (population
             prediction used: a site unknown to the chart, or an empty site cell),
+            ``unseen_sex`` (the person's sex is absent from the chart's training table: a
+            chart fitted on one sex scores them on that sex's curves),
             ``age_out_of_range`` (outside ``chart_range_``), ``age_extrapolated`` (inside
             ``chart_range_`` but outside the training ages ``age_range_``, see below),
             ``missing_value``, ``poor_fit`` (the
@@ -691,8 +640,9 @@ class ChartScoringMixin:
         unseen = codes < 0 if (self.site_effects_ or single_site) else np.zeros(n, dtype=bool)
         missing = ~np.isfinite(y)
         if unseen.any():
-            self._warn_unseen(labels, unseen, source)
-        self._warn_unseen_sex(female, source)
+            warn_unseen_sites(self, labels, unseen, source)
+        other_sex = unseen_sex_rows(self, female, source)
+        warn_age_extrapolated(self, extrapolated, source)
         if outside.any():
             warnings.warn(
                 f"{source}: {int(outside.sum())} row(s) have ages outside the chart's range "
@@ -726,6 +676,7 @@ class ChartScoringMixin:
         poor = table_fit_flagged(table, source)
         flag_parts = [
             np.where(unseen, FLAG_UNSEEN_SITE, ""),
+            np.where(other_sex, FLAG_UNSEEN_SEX, ""),
             np.where(self._few_controls_rows(labels, n, source), FLAG_FEW_CONTROLS, ""),
             np.where(outside, FLAG_AGE, ""),
             np.where(extrapolated, FLAG_AGE_EXTRAPOLATED, ""),

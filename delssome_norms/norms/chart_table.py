@@ -43,6 +43,7 @@ __all__ = [
     "FLAG_SITE_UNRELIABLE",
     "FLAG_UNCALIBRATED",
     "FLAG_UNRELIABLE",
+    "FLAG_UNSEEN_SEX",
     "FLAG_UNSEEN_SITE",
     "GRID_STEP",
     "MEAN_TARGET",
@@ -63,6 +64,9 @@ CENTILES: tuple[float, ...] = (2.5, 5.0, 25.0, 50.0, 75.0, 95.0, 97.5)
 GRID_STEP = 0.1
 """Age step (years) of the population curves."""
 FLAG_UNSEEN_SITE = "unseen_site"
+FLAG_UNSEEN_SEX = "unseen_sex"
+"""The person's sex is absent from the chart's training table (a chart fitted on one sex,
+without sex terms): they are scored on the other sex's curves."""
 FLAG_AGE = "age_out_of_range"
 FLAG_AGE_EXTRAPOLATED = "age_extrapolated"
 """The age lies inside the chart's range (``chart_range_``: floor(youngest) to ceil(oldest)
@@ -345,11 +349,26 @@ def check_unique_people(table: pd.DataFrame, source: str, sessions: bool = False
     empty = np.flatnonzero(ids.isna().to_numpy() | (ids.astype(str).str.strip() == "").to_numpy())
     if empty.size:
         raise InvalidInputError(f"subject_id is empty in row(s) {_rows(empty)}", source)
-    dup = ids[ids.duplicated(keep=False)].astype(str).unique()
+    text = ids.astype(str)
+    key = text.str.strip()  # "pat-00" and "pat-00 " are one person
+    dup = key[key.duplicated(keep=False)].unique()
     if dup.size:
+        shown = []
+        for k in dup[:5]:
+            spellings = text[key == k].unique()
+            shown.append(k if spellings.size == 1 else " and ".join(map(repr, spellings)))
+        spaced = any(" and " in v for v in shown)
+        need = (
+            "a growth chart needs one row per person"
+            if sessions
+            else "each score must be matched to one row per person (or session): keep one row "
+            "per subject_id"
+        )
         raise InvalidInputError(
-            f"subject_id listed more than once: {', '.join(dup[:5])}"
-            f"{' ...' if dup.size > 5 else ''}; a growth chart needs one row per person",
+            f"subject_id listed more than once: {', '.join(shown)}"
+            f"{' ...' if dup.size > 5 else ''}"
+            f"{' (IDs that differ only by surrounding spaces name one person)' if spaced else ''}"
+            f"; {need}",
             source,
         )
     if sessions:

@@ -745,5 +745,10 @@ class EIEstimator(BaseEstimator):
         progress: GroupProgress | None,
         fallback_gradient: np.ndarray | None = None,
     ) -> SubjectOutcome:
-        """The one call into the fit (surrogate wiring goes here)."""
-        return estimate_ei(subject, out_dir, settings, progress, SURROGATE_BACKEND, fallback_gradient)
+        """The one call into the fit (surrogate wiring goes here). Its fit-quality notes are
+        silenced here: :meth:`fit_subject` emits them once, in their Python spelling."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FitQualityWarning)
+            return estimate_ei(
+                subject, out_dir, settings, progress, SURROGATE_BACKEND, fallback_gradient
+            )

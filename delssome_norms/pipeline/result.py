@@ -145,7 +145,7 @@ class EIResult:
     @property
     def interval_calibrated(self) -> bool | None:
         """Whether the interval's calibration covers this fit's budget and scan length (False:
-        :attr:`interval` ``calibration_differences`` says what the fit had less of, and the
+        :attr:`interval` ``calibration_differences`` says how the fit differs, and the
         interval may be too narrow; None: no interval, or a result that did not record it)."""
         if not self.interval or self.interval.get("calibration_applies") is None:
             return None
@@ -159,13 +159,10 @@ class EIResult:
         notes = []
         if self.flagged:
             notes.append(f"fit flagged as poor: {'; '.join(self.quality.get('reasons', []))}")
-        if self.interval_calibrated is False:
-            differences = "; ".join(self.interval.get("calibration_differences") or [])
-            notes.append(
-                f"note: the interval is not calibrated for this fit ({differences}): it may be "
-                "too narrow; the default budget and scans of at least the calibration's length "
-                "are calibrated (README 'Reading the intervals and the flag')"
-            )
+        if self.interval_calibrated is False:  # the sentence fit.estimate_ei warns with too
+            from delssome_norms.fit.calibration_scope import uncalibrated_note
+
+            notes.append(uncalibrated_note(self.interval))
         if "cost_above_floor" in self.quality.get("unchecked", []):
             notes.append(
                 "note: the test cost was not compared with the model's own noise floor (it needs "

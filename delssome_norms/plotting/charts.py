@@ -42,6 +42,8 @@ def plot_chart_centiles(
     ylabel: str | None = None,
     person: Mapping[str, Any] | None = None,
     source: str = "data",
+    provenance: Mapping[str, Any] | None = None,
+    regions: Sequence[str] | None = None,
 ) -> Figure:
     """Population centile fan of one target, one panel per sex, with the data as points.
 
@@ -81,6 +83,14 @@ def plot_chart_centiles(
         their sex as a large amber star labelled e.g. ``"sub-01: 93rd centile"``.
     source : str
         Name of ``data`` in warnings and errors (e.g. its file name).
+    provenance : mapping, optional
+        The provenance sidecar of ``data`` (default: the one in ``data.attrs``, as
+        :func:`delssome_norms.io.read_ei_table` puts it there), passed to
+        :meth:`GrowthChart.score <delssome_norms.norms.GrowthChart.score>`.
+    regions : sequence of str, optional
+        The region names of ``data``'s regional columns (its ``<stem>.regions.csv``; default:
+        the provenance's), passed to :meth:`GrowthChart.score`, which matches them to the
+        chart's regions by name.
 
     Returns
     -------
@@ -119,7 +129,14 @@ def plot_chart_centiles(
     axes = fig.subplots(1, len(sexes), sharey=True, squeeze=False)[0]
     scored = None
     if data is not None:
-        scored = chart.score(data, targets=[target], layout="long", source=source)
+        scored = chart.score(
+            data,
+            targets=[target],
+            layout="long",
+            source=source,
+            provenance=None if provenance is None else dict(provenance),
+            regions=regions,
+        )
         if points == "raw":
             scored = scored.assign(harmonised=scored["value"])
     if person is not None:

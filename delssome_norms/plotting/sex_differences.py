@@ -67,7 +67,7 @@ def plot_sex_gap(
         part = gap_table if target is None else gap_table[gap_table["target"] == target]
         part = part.sort_values("age_in_years")
         c = (color or SEX_COLORS["female"]) if single else f"C{i}"
-        name = target_name(target, targets) if target is not None else "gap"
+        name = _gap_label(part, target, targets)
         ax.plot(part["age_in_years"], part["gap"], color=c, lw=2, label=name)
         if np.isfinite(part["ci_low"]).any():
             band = f"{100 * level:g}% bootstrap band" if level else "band"
@@ -85,11 +85,25 @@ def plot_sex_gap(
     ax.set_xlabel(AGE_LABEL)
     ax.set_ylabel(f"Female − male {stat} E/I")
     if title is None and single and targets[0] is not None:
-        title = f"Sex gap in {targets[0]}"
+        title = f"Sex gap in {_gap_label(gap_table, targets[0], targets)}"
     if title:
         ax.set_title(title)
     ax.legend(frameon=False, fontsize="small")
     return fig
+
+
+def _gap_label(part: pd.DataFrame, target, targets) -> str:
+    """A gap line's label: its ``region`` (the name :func:`~delssome_norms.stats.sex_gap` read
+    from the table, or "mean cortical E/I"); without that column (a gap table of an older
+    version), the target as :func:`~delssome_norms.plotting.charts.target_name` names it."""
+    if target is None:
+        return "gap"
+    if "region" not in part.columns:
+        return target_name(target, targets)
+    named = part["region"].dropna()
+    if len(named):
+        return str(named.iloc[0])
+    return "mean cortical E/I" if target == "ei_ratio_mean" else str(target)
 
 
 def plot_sex_effects(

@@ -108,7 +108,9 @@ def table_regions(
     regional column (otherwise they are not used, with an
     :class:`~delssome_norms.errors.InputWarning`); the DK68 names for a table whose regional
     columns are exactly the 68 ``ei_ratio_roi_0..67``, as ``stats sex`` reads a table without a
-    ``<stem>.regions.csv``. Any other table (e.g. 34 columns of one hemisphere, or another
+    ``<stem>.regions.csv``, with an :class:`~delssome_norms.errors.InputWarning` that they were
+    assumed by position unless the table says it is DK68 (:func:`says_dk68`: the packaged
+    reference cohort). Any other table (e.g. 34 columns of one hemisphere, or another
     atlas) gets None: numbered columns say nothing of which regions they hold, and DK68 names by
     position would mislabel them.
 
@@ -168,8 +170,41 @@ def table_regions(
             stacklevel=stacklevel + 1,
         )
     if index == list(range(len(DK68_REGIONS))):
+        if not says_dk68(table) and not getattr(table, "attrs", {}).get(DK68_WARNED_ATTR):
+            how = "regions=, or the region column of the table's regions.csv"
+            warn_dk68_by_position(input_name, how, stacklevel=stacklevel + 1)
         return list(DK68_REGIONS)
     return None
+
+
+DK68_WARNED_ATTR = "delssome_norms_dk68_by_position_warned"
+"""``DataFrame.attrs`` key the command line sets on a table it has warned gets DK68 names by
+position (:func:`warn_dk68_by_position`), so that the statistics do not say it again."""
+
+
+def says_dk68(table: pd.DataFrame) -> bool:
+    """Whether a table says that its 68 regional columns are the DK68 regions in DK68 order: the
+    packaged SYNTHETIC reference cohort (DK68 by construction), marked by ``attrs["synthetic"]``,
+    or a provenance in its ``attrs`` whose atlas is ``"DK68"``. (A table read from a file says
+    nothing of the kind: its names come from its ``<stem>.regions.csv``.)"""
+    attrs = getattr(table, "attrs", {})
+    if attrs.get("synthetic") is True:
+        return True
+    provenance = attrs.get(et.PROVENANCE_ATTR)
+    atlas = provenance.get("atlas") if isinstance(provenance, dict) else None
+    return isinstance(atlas, dict) and atlas.get("name") == "DK68"
+
+
+def warn_dk68_by_position(input_name: str, how: str, *, stacklevel: int = 2) -> None:
+    """The :class:`~delssome_norms.errors.InputWarning` of a table whose 68 regional columns
+    name no regions and get the DK68 names by position (``how``: the way to give its names)."""
+    warnings.warn(
+        f"{input_name}: its 68 regional columns name no regions, so they are taken to be the "
+        f"DK68 regions in DK68 order (ei_ratio_roi_0 = {DK68_REGIONS[0]}, ...); if the table is "
+        f"of another 68-region atlas, give its region names ({how})",
+        InputWarning,
+        stacklevel=stacklevel + 1,
+    )
 
 
 def target_regions(
@@ -197,6 +232,8 @@ def target_regions(
         One entry per target; ``None`` for non-regional targets and for every target of a table
         whose regions are not named (the plots then show the column name).
     """
+    if not any(ROI_PATTERN.match(str(t)) for t in targets):  # no region to name
+        return tuple(None for _ in targets)
     names = table_regions(table, regions, input_name, stacklevel=stacklevel + 1)
     out = []
     for t in targets:

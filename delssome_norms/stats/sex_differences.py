@@ -623,6 +623,7 @@ def sex_gap(
     batch_size: int = 100,
     progress: Callable[[int], None] | None = None,
     exclude_flagged: bool = False,
+    regions: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Female − male gap in the median (or mean) of a target across age, with bootstrap bands.
 
@@ -651,7 +652,9 @@ def sex_gap(
         Outside it one sex has no data and its curve would be an extrapolation of its spline (with
         females aged 5-40 and males 5-90 the female curve reached -5 at 86 and gaps of -0.9 at 61
         were "significant"), so such ages are refused, as a chart refuses ages outside its range.
-    site, mu_df, sigma_df, scale_site, exclude_flagged : see :func:`sex_difference_tests`.
+    site, mu_df, sigma_df, scale_site, exclude_flagged, regions : see
+        :func:`sex_difference_tests` (``regions`` names the target's region in the ``region``
+        column, which :func:`~delssome_norms.plotting.plot_sex_gap` labels the line with).
     statistic : {"median", "mean"}
     n_boot : int
         Bootstrap resamples: 0 for none (bands are NaN), else at least 2 (percentile ends of
@@ -692,9 +695,7 @@ def sex_gap(
             raise InvalidInputError(f"{name} must be an integer >= {least}, got {value!r}", name)
     if n_boot == 1:
         raise InvalidInputError("n_boot must be 0 (no bands) or at least 2, got 1", "n_boot")
-    cohort = prepare_cohort(
-        cohort_people(table, exclude_flagged), [target], site=site, label_regions=False
-    )
+    cohort = prepare_cohort(cohort_people(table, exclude_flagged), [target], site=site, regions=regions)
     _check_site_sizes(cohort, scale_site)
     designs = _Designs.from_cohort(cohort, mu_df, sigma_df)
     grid_ages = gap_ages(cohort, ages)
@@ -761,6 +762,7 @@ def sex_gap(
     return pd.DataFrame(
         {
             "target": target,
+            "region": cohort.regions[0],
             "age_in_years": grid_ages,
             "statistic": statistic,
             "gap": gap,

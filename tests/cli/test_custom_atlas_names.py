@@ -158,8 +158,8 @@ def test_validate_names_the_file_the_names_came_from(tmp_path: Path, capsys) -> 
     pd.DataFrame(_sc(N, 13), index=NAMES, columns=NAMES).to_csv(sc)
     assert main(["validate", "--fc", str(fc), "--sc", str(sc)]) == 0
     out = capsys.readouterr().out
-    assert f"matched by name across the files as in {sc}" in out
-    assert f"as in {fc}" not in out
+    assert f"region names: 12, from {sc}" in out  # the names' file, and not "matched by name":
+    assert f"{fc} names none and is taken to be in the region order of {sc}" in out
 
 
 def test_named_runs_may_have_fewer_frames_than_regions(tmp_path: Path, capsys) -> None:

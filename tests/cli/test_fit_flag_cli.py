@@ -74,8 +74,9 @@ def test_collect_carries_intervals_flags_and_reads_older_results(tmp_path: Path,
     assert "sub-01: note: the interval is not calibrated for this fit (generations 2" in fit_output
     with pytest.warns(InputWarning, match=r"1 of 2 subject\(s\).*sub-01 \(cost_above_floor;gate"):
         with pytest.warns(InputWarning, match=r"intervals of 1 of 2 subject\(s\) are not "
-                          r"calibrated for their fits \(generations \(1 subject\), popsize \(1 "
-                          r"subject\), scan_length \(1 subject\), test_top_k \(1 subject\); e\.g\. "
+                          r"calibrated for their fits \(atlas \(1 subject\), generations \(1 "
+                          r"subject\), maps \(1 subject\), popsize \(1 subject\), scan_length "
+                          r"\(1 subject\), test_top_k \(1 subject\); e\.g\. "
                           r"sub-01: generations 2 \(calibrated at 30\)"
                           r".* too narrow: sub-01;"):  # fmt: skip
             assert main(["collect", "--in-dir", str(tmp_path / "out"), "--demographics",

@@ -162,8 +162,12 @@ def test_shipped_calibration_records_its_settings() -> None:
         # the structured settings are the budget the text states
         assert cal["budget"].startswith(f"{ref['generations']} x {ref['popsize']}, n_dup {ref['n_dup']}")
         assert f"{ref['scan_length']:g}-s scans" in cal["budget"]
-        # a fit at the defaults on a scan as long is covered by both modes' calibrations
-        assert unc.calibration_differences(cal, DEFAULT_FIT) == []
+        # a fit at the calibration's own budget on a scan as long is covered; the default
+        # budget only in surrogate mode (Euler mode's floors were measured at a CPU budget)
+        own = {k: ref[k] for k in ("generations", "popsize", "n_dup", "test_top_k", "scan_length")}
+        assert unc.calibration_differences(cal, own) == []
+        default_covered = unc.calibration_differences(cal, DEFAULT_FIT) == []
+        assert default_covered == (mode == "surrogate")
         # each mode's default number of validated candidates per generation
         assert ref["val_per_generation"] == (2 if mode == "surrogate" else 1)
 
@@ -177,26 +181,36 @@ def test_calibration_differences_name_what_the_fit_had_less_of() -> None:
         "n_dup 1 (calibrated at 3)",
         "scan_length 144 s (calibrated at 432 s)",
     ]
-    # more of everything is covered; a scan one TR (0.72 s) short of the calibration's is the
-    # same protocol; several searches averaged (combine mean) are covered
+    # more of a budget setting is not measured either (a longer search narrows the fit's own
+    # spread); a scan one TR (0.72 s) short of the calibration's is the same protocol; several
+    # searches averaged (combine mean) are covered
     more = {"generations": 200, "popsize": 120, "n_dup": 5, "test_top_k": 9, "scan_length": 431.28,
             "val_per_generation": 2, "searches": 4, "combine": "mean"}  # fmt: skip
-    assert unc.calibration_differences(cal, more) == []
+    not_measured = "; coverage at another budget is not measured)"
+    assert unc.calibration_differences(cal, more) == [
+        "generations 200 (calibrated at 100" + not_measured,
+        "popsize 120 (calibrated at 100" + not_measured,
+        "n_dup 5 (calibrated at 3" + not_measured,
+        "test_top_k 9 (calibrated at 5" + not_measured,
+    ]
+    same = {**more, **DEFAULT_FIT, "scan_length": 431.28}
+    assert unc.calibration_differences(cal, same) == []
     # the same evaluations in another shape are not the calibrated search (1000 x 10)
-    assert unc.calibration_differences(cal, {**more, "generations": 1000, "popsize": 10}) == [
-        "popsize 10 (calibrated at 100)"
+    assert unc.calibration_differences(cal, {**same, "generations": 1000, "popsize": 10}) == [
+        "generations 1000 (calibrated at 100" + not_measured,
+        "popsize 10 (calibrated at 100)",
     ]
     # picking the best of several searches, or validating fewer per generation, is not either
-    assert unc.calibration_differences(cal, {**more, "combine": "best", "val_per_generation": 1}) == [
+    assert unc.calibration_differences(cal, {**same, "combine": "best", "val_per_generation": 1}) == [
         "val_per_generation 1 (calibrated at 2)",
         "searches 4 with combine best (calibrated on one search; --combine mean is covered)",
     ]
     # a calibration of 4 averaged searches does not cover a single search
     avg = {"settings": {**cal["settings"], "searches": 4}}
-    assert unc.calibration_differences(avg, {**more, "searches": 1}) == [
+    assert unc.calibration_differences(avg, {**same, "searches": 1}) == [
         "searches 1 (calibrated at 4, combined by mean)"
     ]
-    assert unc.calibration_differences(avg, more) == []
+    assert unc.calibration_differences(avg, same) == []
     assert unc.calibration_differences({}, less) is None  # older file: unknown
     point, spread = np.array([1.0, 2.0]), {"region": np.zeros(2), "mean": 0.0}
     base = {"k_region": 1.0, "k_mean": 1.0}

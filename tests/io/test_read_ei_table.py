@@ -202,3 +202,32 @@ def test_collect_refuses_to_replace_the_sidecars_of_another_table(collected: Pat
     # the same table collected again replaces its own sidecars
     _quiet(collect, collected / "fits", collected / "demo.csv", collected / "table.csv")
     assert json.loads(provenance_path(collected / "table.csv").read_text())["table"] == "table.csv"
+
+
+def test_a_collect_stopped_midway_leaves_the_earlier_table_and_sidecars(
+    collected: Path, monkeypatch
+) -> None:
+    import importlib
+
+    collect_module = importlib.import_module("delssome_norms.fit.collect")  # not fit.collect()
+
+    files = [collected / "table.csv", regions_path(collected / "table.csv")]
+    files.append(provenance_path(collected / "table.csv"))
+    before = {p: p.read_bytes() for p in files}
+    listing = sorted(p.name for p in collected.iterdir())
+    real = collect_module.write_table
+
+    def stopped_at_the_regions(frame, path):
+        if str(path).endswith(".regions.csv"):
+            raise KeyboardInterrupt  # Ctrl-C after the new table was written (staged)
+        return real(frame, path)
+
+    monkeypatch.setattr(collect_module, "write_table", stopped_at_the_regions)
+    demo = pd.read_csv(collected / "demo.csv")
+    demo.loc[0, "age_in_years"] = 31  # a new table: other rows than the earlier one
+    demo.to_csv(collected / "demo2.csv", index=False)
+    with pytest.raises(KeyboardInterrupt):
+        _quiet(collect_module.collect, collected / "fits", collected / "demo2.csv", files[0])
+    (collected / "demo2.csv").unlink()
+    assert {p: p.read_bytes() for p in files} == before  # never the new table beside old names
+    assert sorted(p.name for p in collected.iterdir()) == listing  # no staged files left

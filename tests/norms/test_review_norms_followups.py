@@ -227,8 +227,8 @@ def test_ages_beyond_the_training_ages_are_scored_and_flagged(chart) -> None:
     table = pd.DataFrame(
         {"age_in_years": ages, "sex": "m", "site_scanner": site, MEAN: [2.9, 3.0, 3.1, 3.2, 3.3]}
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # inside the chart's range: no warning
+    inside = r"4 row\(s\) have ages inside the chart's range 4-99 years but beyond its reference"
+    with pytest.warns(InputWarning, match=inside):  # inside the chart's range: said, and flagged
         scores = chart.score(table, targets=[MEAN])
     assert scores["flag"].tolist() == ["age_extrapolated"] * 2 + [""] + ["age_extrapolated"] * 2
     par = chart.predict_parameters(ages, "m", site=site, targets=[MEAN])

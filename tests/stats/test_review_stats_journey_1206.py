@@ -97,6 +97,7 @@ def test_region_group_trajectories_refuse_a_fit_that_does_not_converge(cohort, n
     table = cohort.sample(n, random_state=0).reset_index(drop=True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", message=".*taken to be the DK68 regions")  # unnamed
         with pytest.raises(InvalidInputError, match=r"did not converge.*df"):
             region_group_trajectories(table, site=None)
     from delssome_norms.plotting import plot_ei_vs_age_by_group
