@@ -463,9 +463,9 @@ def run_score(args: argparse.Namespace) -> int:
         f"{poor} from fits flagged as poor: their centiles rest on an unreliable E/I; charts fit "
         "--exclude-flagged leaves such people out of a reference"
     ] * bool(poor) + [
-        f"{uncalibrated} with E/I intervals the calibration does not cover (fewer generations, "
-        "duplicates or a shorter scan than it was measured at): their centile intervals may be "
-        "too narrow"
+        f"{uncalibrated} with E/I intervals the calibration does not cover (a budget, scan, "
+        "atlas, maps or step other than it was measured at: run.json's calibration_differences "
+        "says which): their centile intervals may be too narrow"
     ] * bool(uncalibrated)
     note = f" ({'; '.join(notes)})" if notes else ""
     print(f"scored {n} people; {flagged} with a flag{note}; written to {args.out}")

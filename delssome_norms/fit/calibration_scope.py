@@ -89,7 +89,7 @@ def uncalibrated_note(interval: Mapping[str, Any], readme: str = "README") -> st
     return (
         f"note: the interval is not calibrated for this fit ({differences}): its coverage is not "
         f"measured and it may be too narrow; the calibration applies to the budget it was measured "
-        f"at{measured}, on scans at least that long, the DK68 regions and the shipped maps "
+        f"at{measured}, on scans at least that long, the DK68 regions and maps not taken from FC "
         f"({readme} 'Reading the intervals and the flag')"
     )
 
@@ -109,9 +109,14 @@ def warn_uncalibrated_fit(outcome: Any, out_dir: str | Path | None) -> None:
         warnings.warn(f"{outcome.subject_id}: {note}", FitQualityWarning, stacklevel=3)
 
 
+SAME_CALIBRATION_TOL = 1e-3
+"""Floors and factors closer than this (log units) are one calibration: the shipped floors are
+rounded up to 4 decimals, and a rerun or a reworded source changes nothing a width shows."""
+
+
 def calibration_key(run: Mapping[str, Any]) -> tuple | None:
     """The calibration a result's interval was computed with (source, floors, factors), or None
-    without an interval."""
+    without an interval. :func:`calibration_mix` compares the numbers; the source is shown."""
     block = run.get("ei_interval")
     if not isinstance(block, dict):
         return None
@@ -127,8 +132,10 @@ def calibration_mix(keys: Mapping[str, tuple | None]) -> tuple[list[dict[str, An
     warning's text."""
     groups: dict[tuple, list[str]] = {}
     for sid, key in keys.items():
-        if key is not None:
-            groups.setdefault(key, []).append(sid)
+        if key is None:
+            continue
+        same = next((g for g in groups if _same_numbers(g, key)), key)  # the first one seen
+        groups.setdefault(same, []).append(sid)
     ranked = sorted(groups.items(), key=lambda kv: len(kv[1]), reverse=True)
     names = ("source", "floor_log_region", "floor_log_mean", "k_region", "k_mean")
     record = [{**dict(zip(names, key)), "subjects": len(ids)} for key, ids in ranked]
@@ -145,3 +152,15 @@ def calibration_mix(keys: Mapping[str, tuple | None]) -> tuple[list[dict[str, An
         "aside and run the cohort again) so that one calibration applies to the whole table"
     )
     return record, message
+
+
+def _same_numbers(a: tuple, b: tuple) -> bool:
+    """Whether two :func:`calibration_key` give the same floors and factors (within
+    :data:`SAME_CALIBRATION_TOL`; the source text is not compared)."""
+    for x, y in zip(a[1:], b[1:], strict=True):
+        if x is None or y is None:
+            if x is not y:
+                return False
+        elif abs(float(x) - float(y)) > SAME_CALIBRATION_TOL:
+            return False
+    return True

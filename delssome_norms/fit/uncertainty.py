@@ -214,6 +214,11 @@ def warn_uncalibrated(settings: Any, scan_lengths: Sequence[float]) -> None:
                 short += [float(scan)] * count
             else:
                 found[phrase] = found.get(phrase, 0) + count
+    if getattr(settings, "maps", None) == "fc-gradient":  # known before any subject is read
+        found[
+            "maps fc-gradient for 68-region subjects without maps (the calibration's truths were "
+            "built on the maps they were fitted with; a gradient from FC is another map)"
+        ] = len(scan_lengths)
     if short:
         ref = cal["settings"]["scan_length"]
         lo, hi = min(short), max(short)

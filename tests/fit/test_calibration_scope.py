@@ -361,15 +361,19 @@ def test_collect_names_subjects_of_different_calibrations(tmp_path: Path) -> Non
             "subjects": 3,
         }
     ]
-    # a rerun kept a subject fitted with the older floor (same source text, other floor)
-    _finish(tmp_path / "fits", "s4", 0.0913, "new")
+    # a subject fitted with the floor before rounding up (0.0913) is of the same calibration
+    _finish(tmp_path / "fits", "s0", 0.0913, "new")
+    mixed, side = _collect(tmp_path, ["s0", "s1", "s2", "s3"])
+    assert mixed == [] and [c["subjects"] for c in side["interval_calibrations"]] == [4]
+    # a rerun kept a subject fitted with an older floor (same source text, another floor)
+    _finish(tmp_path / "fits", "s4", 0.1026, "new")
     mixed, side = _collect(tmp_path, ["s1", "s2", "s3", "s4"])
     assert len(mixed) == 1
     assert mixed[0].startswith("the subjects' E/I intervals come from 2 different calibrations (3 with")
-    assert "1 with floors 0.0916/0.0913 (new: s4)" in mixed[0]
+    assert "1 with floors 0.0916/0.1026 (new: s4)" in mixed[0]
     assert [(c["floor_log_mean"], c["subjects"]) for c in side["interval_calibrations"]] == [
         (0.0914, 3),
-        (0.0913, 1),
+        (0.1026, 1),
     ]
 
 
@@ -399,3 +403,32 @@ def test_written_floors_are_rounded_up(tmp_path: Path, monkeypatch) -> None:
     shipped = unc.load_calibration("euler")
     assert shipped["floor_mean"] == 0.0914 >= 0.09130837886980335
     assert math.ceil(shipped["floor_region"] * 1e4 - 1e-9) / 1e4 == shipped["floor_region"]
+
+
+def test_calibrations_differing_only_in_their_source_text_or_rounding_are_one() -> None:
+    from delssome_norms.fit.calibration_scope import calibration_mix
+
+    def key(source: str, floor_mean: float, floor_region: float = 0.0916) -> tuple:
+        return (source, floor_region, floor_mean, 1.6449, 1.6449)
+
+    same = {"a": key("euler run of 12-06", 0.0913), "b": key("reworded", 0.0914)}
+    record, message = calibration_mix(same)
+    assert message is None and [r["subjects"] for r in record] == [2]
+    other = {**same, "c": key("euler run of 12-05", 0.1026, 0.0990)}
+    record, message = calibration_mix(other)
+    assert [r["subjects"] for r in record] == [2, 1]
+    assert message is not None and "2 different calibrations" in message and "c" in message
+
+
+def test_the_cohort_warning_says_maps_fc_gradient_before_the_work() -> None:
+    euler = unc.load_calibration("euler")["settings"]
+    calibrated = FitSettings(
+        cmaes=CMAESSettings(generations=euler["generations"], popsize=euler["popsize"]),
+        n_dup=euler["n_dup"],
+        test_top_k=euler["test_top_k"],
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        unc.warn_uncalibrated(calibrated, [432.0])  # the calibration's own budget: nothing to say
+    with pytest.warns(InputWarning, match=r"maps fc-gradient for 68-region subjects without maps"):
+        unc.warn_uncalibrated(replace(calibrated, maps="fc-gradient"), [432.0, 432.0])
