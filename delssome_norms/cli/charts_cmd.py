@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 from delssome_norms.cli import options
@@ -27,7 +28,7 @@ from delssome_norms.cli.charts_helpers import (
     sidecar_atlas,
 )
 from delssome_norms.cli.main import add_command
-from delssome_norms.errors import InvalidInputError
+from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.io import ei_table as et
 
 FIT_EXAMPLE = (
@@ -559,7 +560,9 @@ def run_plot(args: argparse.Namespace) -> int:
         else:
             source = table_source
             one = data.loc[[_person_row(data, args.subject, source).name]]
-            row = chart.score(one, targets=[args.target], source=source).iloc[0]
+            with warnings.catch_warnings():  # the table's scoring below says them, once
+                warnings.simplefilter("ignore", InputWarning)
+                row = chart.score(one, targets=[args.target], source=source).iloc[0]
         # the flags of the drawn target: a wide row's are the union over all its targets
         flags = check_drawable(row, source, args.target, unreliable_targets(chart, row))
         if args.scores:
@@ -572,7 +575,9 @@ def run_plot(args: argparse.Namespace) -> int:
             raise InvalidInputError("--crosscheck needs --table", "--crosscheck")
         from delssome_norms.norms.crosscheck import quantile_crosscheck
 
-        crosscheck = quantile_crosscheck(chart, data, args.target, source=table_source)
+        with warnings.catch_warnings():  # the table's own scoring says its warnings once
+            warnings.simplefilter("ignore", InputWarning)
+            crosscheck = quantile_crosscheck(chart, data, args.target, source=table_source)
     fig = plot_chart_centiles(
         chart,
         args.target,
@@ -653,7 +658,7 @@ def run_report(args: argparse.Namespace) -> int:
         unreliable_targets,
     )
     from delssome_norms.cli.side_files import check_spares_inputs
-    from delssome_norms.io import read_table, write_text
+    from delssome_norms.io import normalise_sex, read_table, write_text
     from delssome_norms.norms.reference import REFERENCE_CHART_LABEL, REFERENCE_CHART_NAME
     from delssome_norms.plotting.charts import plot_chart_centiles
     from delssome_norms.plotting.person import plot_person_brain_map
@@ -683,6 +688,9 @@ def run_report(args: argparse.Namespace) -> int:
     if not reference and prov.get("synthetic"):  # e.g. the shipped chart adapted to a new site
         chart_label += f", derived from: {prov['label']}" if prov.get("label") else " (SYNTHETIC data)"
     # both figures are drawn before any file is written: a failure leaves no half report
+    known = [str(s) for s in getattr(chart, "sexes_", ("female", "male"))]
+    if len(known) == 1 and str(normalise_sex([mark["sex"]], source)[0]) not in known:
+        mark = {**mark, "sex": known[0]}  # scored on those curves (flag unseen_sex): drawn there
     fan = plot_chart_centiles(chart, et.MEAN_TARGET, None, person=mark)
     brain = None  # no DK68 centroids of another atlas: no brain map
     if atlas.is_dk68:

@@ -62,7 +62,7 @@ def _person_row(table, subject: str, source: str):
     if "subject_id" not in table.columns:
         raise InvalidInputError("has no subject_id column to find --subject in", source)
     ids = table["subject_id"].astype(str)
-    hits = table[ids == str(subject)]
+    hits = table[ids.str.strip() == str(subject).strip()]  # "pat-00 " is pat-00 (as in scoring)
     if hits.empty:
         some = ", ".join(map(str, ids.iloc[:3]))  # a missing ID is NaN under pandas 3
         raise InvalidInputError(

@@ -92,10 +92,11 @@ def read_ei_table(path: PathLike) -> pd.DataFrame:
     names = read_regions_sidecar(sidecar) if sidecar.is_file() else None
     if names is not None:
         index = [k for c in table.columns if (k := et.region_index(str(c))) is not None]
-        if index and max(index) >= len(names):
+        if index and max(index) + 1 != len(names):  # more names: which of them are the columns'?
             raise InvalidInputError(
                 f"names {len(names)} regions, but {path} has regional columns up to "
-                f"{et.region_column(max(index))}: it belongs to another table",
+                f"{et.region_column(max(index))}: it belongs to another table (give the names "
+                "of its own columns)",
                 str(sidecar),
             )
         provenance = _with_region_names(provenance, names, sidecar)
@@ -111,7 +112,9 @@ def _with_region_names(
     them updated; a provenance that listed other regions gets a warning (the sidecar wins, as on
     the command line)."""
     out = copy.deepcopy(provenance) if provenance is not None else {}
-    atlas = out.setdefault("atlas", {})
+    atlas = out.get("atlas")
+    if not isinstance(atlas, dict):  # e.g. the sidecar of charts score's output: "atlas": null
+        atlas = out["atlas"] = {}
     listed = atlas.get("regions")
     if listed is not None and [str(r) for r in listed] != names:
         warnings.warn(

@@ -51,6 +51,11 @@ def _regional_targets(chart: Any) -> list[str]:
     return [str(t) for t in getattr(chart, "targets_", None) or [] if et.region_index(t) is not None]
 
 
+def _dk68_names(names: Sequence[str]) -> bool:
+    """Whether ``names`` are the DK68 regions (any spelling the readers match, any order)."""
+    return match_region_order(list(names), list(DK68_REGIONS)) is not None
+
+
 def _dk68_columns(chart: Any) -> bool:
     """Whether the chart's regional targets are exactly the 68 DK68 columns (any order)."""
     regional = _regional_targets(chart)
@@ -194,6 +199,12 @@ def align_table_regions(
     if theirs is None or ours is None or theirs == ours or len(theirs) != len(ours):
         return table, provenance  # a different number of regions: check_pipeline refuses
     order = match_region_order(theirs, ours)
+    if order is None and implied and not _dk68_names(theirs):
+        # a chart without names, read as DK68 because of its 68 columns, and a table naming
+        # another atlas: the chart may be of that atlas (fitted on its unnamed table), so its
+        # columns are taken in the chart's order, as for any chart without names
+        _warn_chart_unnamed(chart, theirs, source)
+        return table, provenance
     if order is None:
         twice = sorted({v for v in theirs if theirs.count(v) > 1})
         if twice:

@@ -61,10 +61,13 @@ def test_unnamed_dk68_chart_matches_a_permuted_table_by_name(unnamed, people):
     np.testing.assert_allclose(got["ei_ratio_mean_z"], truth["ei_ratio_mean_z"], rtol=1e-12)
 
 
-def test_unnamed_dk68_chart_refuses_another_atlas(unnamed, people):
+def test_unnamed_dk68_sized_chart_takes_another_atlas_in_its_order_with_a_warning(unnamed, people):
+    """The unnamed chart may be of that atlas (fitted on its table without a regions.csv): the
+    table is scored by position, as before charts without names were read as DK68, and said."""
     other = [f"7Networks_{k}" for k in range(68)]
-    with pytest.raises(InvalidInputError, match="its 68 regional columns are read as DK68"):
-        _quiet(unnamed.score, people, regions=other)
+    with pytest.warns(InputWarning, match="the chart records no region names"):
+        scores = unnamed.score(people, regions=other)
+    pd.testing.assert_frame_equal(scores, _quiet(unnamed.score, people))
 
 
 def test_unnamed_chart_of_another_size_warns_about_a_named_table():
