@@ -11,6 +11,7 @@ from delssome_norms.datasets.reference import (
     load_reference_subjects,
     load_reference_table,
     materialise_subjects,
+    write_reference_table,
 )
 from delssome_norms.datasets.template import Template, load_default_template
 
@@ -27,4 +28,5 @@ __all__ = [
     "load_reference_table",
     "materialise_subjects",
     "region_classes",
+    "write_reference_table",
 ]

@@ -225,6 +225,31 @@ def load_reference_table(folder: str | Path | None = None) -> pd.DataFrame:
     return _mark_synthetic(table, d["label"])
 
 
+def write_reference_table(path: str | Path, folder: str | Path | None = None) -> Path:
+    """Write the SYNTHETIC reference table (:func:`load_reference_table`) to ``path`` (CSV, or
+    Parquet by suffix) with its ``<stem>.regions.csv`` (the DK68 name of each
+    ``ei_ratio_roi_<k>``, as ``collect`` writes one), so that ``charts`` and ``stats`` read
+    its regions by name, as they read a ``collect`` table; the two files are written together.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    from delssome_norms.io.provenance import regions_path
+    from delssome_norms.io.writers import write_together
+
+    table = load_reference_table(folder)
+    regions = et.regions_frame(DK68_REGIONS)
+    write_together(
+        [
+            (path, lambda p: write_table(table, p)),
+            (regions_path(path), lambda p: write_table(regions, p)),
+        ]
+    )
+    return Path(path)
+
+
 def load_patients(folder: str | Path | None = None) -> pd.DataFrame:
     """SYNTHETIC patients with a known deviation, in the cohort-table layout.
 
