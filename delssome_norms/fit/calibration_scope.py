@@ -94,18 +94,42 @@ def uncalibrated_note(interval: Mapping[str, Any], readme: str = "README") -> st
     )
 
 
+NOISE_FLOOR_UNCHECKED = (
+    "note: the test cost was not compared with the model's own noise floor (it needs "
+    "--n-dup >= 2, the interval stage and a valid test cost of the winner), so a poor "
+    "fit of the data may go unflagged"
+)
+
+
+def fit_notes(
+    interval: Mapping[str, Any] | None, quality: Mapping[str, Any] | None, readme: str = "README"
+) -> list[str]:
+    """What a user must know before using an estimate, one sentence each (``interval``, ``quality``:
+    the ``run.json`` ``ei_interval`` and ``fit_quality`` blocks): the flag's reasons, an interval
+    whose calibration does not apply, a noise-floor check that could not be made."""
+    quality = quality or {}
+    notes = []
+    if quality.get("flagged"):
+        notes.append(f"fit flagged as poor: {'; '.join(quality.get('reasons', []))}")
+    if isinstance(interval, Mapping) and interval.get("calibration_applies") is False:
+        notes.append(uncalibrated_note(interval, readme=readme))
+    if "cost_above_floor" in (quality.get("unchecked") or []):
+        notes.append(NOISE_FLOOR_UNCHECKED)
+    return notes
+
+
 def warn_uncalibrated_fit(outcome: Any, out_dir: str | Path | None) -> None:
-    """``fit.estimate_ei``: the :class:`~delssome_norms.errors.FitQualityWarning` EIEstimator gives
-    when the interval's calibration does not apply (a fit reused from ``out_dir`` too)."""
+    """``fit.estimate_ei``: the :class:`~delssome_norms.errors.FitQualityWarning` notes EIEstimator
+    gives (:func:`fit_notes`; a fit reused from ``out_dir`` too)."""
     from delssome_norms.fit.outputs import read_run
 
-    block = None
+    block = quality = None
     if outcome.status == "done" and outcome.result is not None:
-        block = outcome.result.interval
+        block, quality = outcome.result.interval, outcome.result.quality
     elif outcome.status == "skipped" and out_dir is not None:
-        block = (read_run(out_dir) or {}).get("ei_interval")
-    if isinstance(block, dict) and block.get("calibration_applies") is False:
-        note = uncalibrated_note(block, readme="README.md")
+        run = read_run(out_dir) or {}
+        block, quality = run.get("ei_interval"), run.get("fit_quality")
+    for note in fit_notes(block, quality, readme="README.md"):
         warnings.warn(f"{outcome.subject_id}: {note}", FitQualityWarning, stacklevel=3)
 
 

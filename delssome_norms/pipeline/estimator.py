@@ -631,7 +631,7 @@ class EIEstimator(BaseEstimator):
                 check_prepared_timing(split_paths(fc), *timing, str(subject_id), fcd_cdf=cdfs)
             except InvalidInputError as err:
                 raise _pythonic(err) from None
-        return self.fit_subject(subject, progress=progress, cohort_gradient=cohort_gradient)
+        return self._fit_and_say(subject, progress, cohort_gradient)
 
     def _forget_fit(self) -> None:
         for name in _FITTED:  # a failed refit keeps no old result
@@ -665,11 +665,7 @@ class EIEstimator(BaseEstimator):
             Bad settings, stage timing that does not fit the subject's TR/scan length, or (with
             ``out_dir``) results of another run in the folder without ``overwrite``.
         """
-        self._forget_fit()
-        try:
-            return self._fit_subject(subject, progress, cohort_gradient)
-        except InvalidInputError as err:
-            raise _pythonic(err) from None
+        return self._fit_and_say(subject, progress, cohort_gradient)
 
     def __getattr__(self, name: str) -> Any:
         # only called for attributes that are missing: the fitted ones before (or after a
@@ -732,7 +728,19 @@ class EIEstimator(BaseEstimator):
             )
         else:  # finished results in out_dir, reused
             self.result_ = EIResult.from_dir(out, subject.regions)
-        for note in self.result_.quality_notes():  # what estimate-ei prints, for Python users
+        return self
+
+    def _fit_and_say(
+        self, subject: SubjectInputs, progress: GroupProgress | None, cohort_gradient
+    ) -> EIEstimator:
+        """The fit of :meth:`fit` and :meth:`fit_subject`, then its quality notes (what
+        ``estimate-ei`` prints) as warnings that point at the user's call of either."""
+        self._forget_fit()
+        try:
+            self._fit_subject(subject, progress, cohort_gradient)
+        except InvalidInputError as err:
+            raise _pythonic(err) from None
+        for note in self.result_.quality_notes():
             note = _with_python_hint(note).replace("(README ", "(README.md ")
             warnings.warn(f"{subject.subject_id}: {note}", FitQualityWarning, stacklevel=3)
         return self

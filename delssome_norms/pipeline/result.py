@@ -156,20 +156,9 @@ class EIResult:
         that is not flagged, has a calibrated interval and had every check of its verdict):
         the flag's reasons, an interval not calibrated for this fit, a noise-floor check that
         could not be made."""
-        notes = []
-        if self.flagged:
-            notes.append(f"fit flagged as poor: {'; '.join(self.quality.get('reasons', []))}")
-        if self.interval_calibrated is False:  # the sentence fit.estimate_ei warns with too
-            from delssome_norms.fit.calibration_scope import uncalibrated_note
+        from delssome_norms.fit.calibration_scope import fit_notes
 
-            notes.append(uncalibrated_note(self.interval))
-        if "cost_above_floor" in self.quality.get("unchecked", []):
-            notes.append(
-                "note: the test cost was not compared with the model's own noise floor (it needs "
-                "--n-dup >= 2, the interval stage and a valid test cost of the winner), so a poor "
-                "fit of the data may go unflagged"
-            )
-        return notes
+        return fit_notes(self.interval, self.quality)  # the sentences fit.estimate_ei warns with
 
     @property
     def regions(self) -> list[str]:

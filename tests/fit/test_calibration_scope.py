@@ -226,12 +226,13 @@ def test_estimate_ei_warns_as_the_estimator_does(tmp_path: Path) -> None:
         warnings.simplefilter("always")
         outcome = estimate_ei(subject, tmp_path / "a", settings)
     assert outcome.status == "done"
-    notes = [str(w.message) for w in caught if issubclass(w.category, FitQualityWarning)]
-    assert len(notes) == 1
-    # the sentence EIEstimator emits (built by the same function)
+    said = [str(w.message) for w in caught if issubclass(w.category, FitQualityWarning)]
+    # every note EIEstimator emits (built by the same function), once each
     result = EIResult.from_subject_result(outcome.result, outcome.run_info, subject.regions)
-    (expected,) = [n for n in result.quality_notes() if "not calibrated" in n]
-    assert notes[0] == f"a: {expected.replace('(README ', '(README.md ')}"
+    expected = [f"a: {n.replace('(README ', '(README.md ')}" for n in result.quality_notes()]
+    assert said == expected
+    notes = [n for n in said if "not calibrated" in n]
+    assert len(notes) == 1
     assert notes[0].startswith("a: note: the interval is not calibrated for this fit (generations 3 (")
     assert "scan_length 14.4 s (calibrated at 432 s)" in notes[0]
     assert "measured at (30 x 50, n_dup 2, test_top_k 3, 432-s scans)" in notes[0]
@@ -432,3 +433,16 @@ def test_the_cohort_warning_says_maps_fc_gradient_before_the_work() -> None:
         unc.warn_uncalibrated(calibrated, [432.0])  # the calibration's own budget: nothing to say
     with pytest.warns(InputWarning, match=r"maps fc-gradient for 68-region subjects without maps"):
         unc.warn_uncalibrated(replace(calibrated, maps="fc-gradient"), [432.0, 432.0])
+
+
+def test_fit_notes_says_the_flag_the_calibration_and_an_unchecked_noise_floor() -> None:
+    from delssome_norms.fit.calibration_scope import NOISE_FLOOR_UNCHECKED, fit_notes
+
+    quality = {"flagged": True, "reasons": ["cost_above_floor", "gate_rejected_most"]}
+    assert fit_notes(None, quality) == ["fit flagged as poor: cost_above_floor; gate_rejected_most"]
+    unchecked = {"flagged": False, "reasons": [], "unchecked": ["cost_above_floor"]}
+    assert fit_notes({"calibration_applies": True}, unchecked) == [NOISE_FLOOR_UNCHECKED]
+    interval = {"calibration_applies": False, "calibration_differences": ["n_dup 1 (calibrated at 3)"]}
+    notes = fit_notes(interval, unchecked, readme="README.md")
+    assert len(notes) == 2 and "n_dup 1 (calibrated at 3)" in notes[0] and "(README.md " in notes[0]
+    assert fit_notes(None, None) == []
