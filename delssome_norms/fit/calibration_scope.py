@@ -138,6 +138,28 @@ SAME_CALIBRATION_TOL = 1e-3
 rounded up to 4 decimals, and a rerun or a reworded source changes nothing a width shows."""
 
 
+def warn_uncalibrated_cohort(
+    settings: Any, rows: Sequence[Mapping[str, Any]], out_dir: str | Path, overwrite: bool
+) -> None:
+    """Before a cohort's work: :func:`~delssome_norms.fit.uncertainty.warn_uncalibrated` about
+    the manifest ``rows`` this run will fit (a rerun of finished subjects says nothing; their
+    results said it when they were fitted)."""
+    import math
+
+    from delssome_norms.fit.outputs import OUTPUT_FILES
+    from delssome_norms.fit.uncertainty import warn_uncalibrated
+
+    scans = []
+    for row in rows:
+        folder = Path(out_dir) / str(row["subject_id"])
+        if not overwrite and all((folder / name).is_file() for name in OUTPUT_FILES):
+            continue
+        scan = row.get("scan_length")
+        if scan is not None and math.isfinite(value := float(scan)):
+            scans.append(value)
+    warn_uncalibrated(settings, scans, stacklevel=4)
+
+
 def calibration_key(run: Mapping[str, Any]) -> tuple | None:
     """The calibration a result's interval was computed with (source, floors, factors), or None
     without an interval. :func:`calibration_mix` compares the numbers; the source is shown."""

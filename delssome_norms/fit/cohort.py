@@ -36,6 +36,7 @@ from delssome_norms.datasets import load_default_template
 from delssome_norms.errors import InputWarning, InvalidInputError, SurrogateTimingWarning, out_of_space
 from delssome_norms.fit import dask_executor, group_lock, verified
 from delssome_norms.fit.atlas_checks import check_surrogate_run, no_maps_message
+from delssome_norms.fit.calibration_scope import warn_uncalibrated_cohort
 from delssome_norms.fit.checkpoint import Checkpoint
 from delssome_norms.fit.cohort_fc import (
     MAP_COLUMNS,
@@ -69,7 +70,6 @@ from delssome_norms.fit.progress import progress_bar
 from delssome_norms.fit.settings import FitSettings
 from delssome_norms.fit.shard_plan import agree_group_size, refuse_unknown_timing
 from delssome_norms.fit.subject import SubjectInputs, load_subject
-from delssome_norms.fit.uncertainty import warn_uncalibrated
 from delssome_norms.io import (
     OutDirLock,
     check_not_locked,
@@ -637,10 +637,7 @@ def _run_cohort(
             plan,
         )
     mine = [plan.rows[i] for g in shard_groups(plan, shard_kn) for i in plan.groups[g]]
-    warn_uncalibrated(  # before any work, about this shard's subjects
-        settings,
-        [v for r in mine if r["scan_length"] is not None and np.isfinite(v := float(r["scan_length"]))],
-    )
+    warn_uncalibrated_cohort(settings, mine, out_dir, overwrite)  # before any work: to be fitted
     with contextlib.ExitStack() as locks:
         whole = shard_kn == (1, 1)  # shards share the folder: its lock file stays
         locks.enter_context(TidyOutDirLock(out, created) if whole else OutDirLock(out, shared=True))

@@ -198,7 +198,7 @@ def fit_budget(
     }
 
 
-def warn_uncalibrated(settings: Any, scan_lengths: Sequence[float]) -> None:
+def warn_uncalibrated(settings: Any, scan_lengths: Sequence[float], stacklevel: int = 3) -> None:
     """Before a cohort's work: one warning when the interval calibration will not cover some of
     its fits' budgets, steps or scans (the fits say so again in their results, also about their
     atlas and maps), so a long run can be set up again first. Nothing is said without intervals
@@ -234,7 +234,7 @@ def warn_uncalibrated(settings: Any, scan_lengths: Sequence[float]) -> None:
             f"was measured at{measured}, on scans at least that long "
             "(README 'Reading the intervals and the flag')",
             InputWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
 
 

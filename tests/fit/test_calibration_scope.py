@@ -446,3 +446,23 @@ def test_fit_notes_says_the_flag_the_calibration_and_an_unchecked_noise_floor() 
     notes = fit_notes(interval, unchecked, readme="README.md")
     assert len(notes) == 2 and "n_dup 1 (calibrated at 3)" in notes[0] and "(README.md " in notes[0]
     assert fit_notes(None, None) == []
+
+
+def test_the_cohort_warning_is_about_the_subjects_this_run_fits(tmp_path: Path) -> None:
+    from delssome_norms.fit.calibration_scope import warn_uncalibrated_cohort
+    from delssome_norms.fit.outputs import OUTPUT_FILES
+
+    done = tmp_path / "sub-a"
+    done.mkdir()
+    for name in OUTPUT_FILES:
+        (done / name).write_text("x")
+    rows = [{"subject_id": "sub-a", "scan_length": 432.0}, {"subject_id": "sub-b", "scan_length": 300.0}]
+    euler = FitSettings()  # the default Euler budget: not the calibration's
+    with pytest.warns(InputWarning, match=r"scan_length 300 s .*\[1 of 1\]") as said:
+        warn_uncalibrated_cohort(euler, rows, tmp_path, overwrite=False)
+    assert len(said) == 1 and "[1 of 1]" in str(said[0].message)  # sub-b only
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a rerun with every subject finished: nothing to say
+        warn_uncalibrated_cohort(euler, rows[:1], tmp_path, overwrite=False)
+    with pytest.warns(InputWarning, match=r"\[2 of 2\]"):  # --overwrite fits both again
+        warn_uncalibrated_cohort(euler, rows, tmp_path, overwrite=True)
