@@ -338,13 +338,11 @@ def _read(path: str):
         # the statistics read the names from attrs (as of a table read with read_ei_table)
         table.attrs[et.PROVENANCE_ATTR] = {"atlas": {"regions": names}}
     elif index == list(range(len(DK68_REGIONS))):
-        from delssome_norms.stats._cohort import DK68_WARNED_ATTR, says_dk68, warn_dk68_by_position
+        from delssome_norms.stats._cohort import DK68_WARNED_ATTR, warn_dk68_by_position
 
         names = list(DK68_REGIONS)
-        if not says_dk68(table):  # a file says nothing of its atlas without its regions.csv
-            warn_dk68_by_position(
-                path, f"{sidecar.name} beside it, with the columns column, region_index, region"
-            )
+        how = f"{sidecar.name} beside it, with the columns column, region_index, region"
+        warn_dk68_by_position(path, how, table=table)  # a file says nothing of its atlas
         table.attrs[DK68_WARNED_ATTR] = True  # said once, here
     site = et.SITE_COLUMN
     if et.site_labels(table, site) is None:

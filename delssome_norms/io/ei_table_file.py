@@ -20,9 +20,8 @@ import pandas as pd
 
 from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.io import ei_table as et
-from delssome_norms.io.provenance import read_table_provenance, regions_path
+from delssome_norms.io.provenance import read_table_provenance, regions_path, set_region_names
 from delssome_norms.io.readers import read_table
-from delssome_norms.io.regions import regions_sha256
 
 PathLike = str | Path
 
@@ -112,9 +111,7 @@ def _with_region_names(
     them updated; a provenance that listed other regions gets a warning (the sidecar wins, as on
     the command line)."""
     out = copy.deepcopy(provenance) if provenance is not None else {}
-    atlas = out.get("atlas")
-    if not isinstance(atlas, dict):  # e.g. the sidecar of charts score's output: "atlas": null
-        atlas = out["atlas"] = {}
+    atlas = out.get("atlas") if isinstance(out.get("atlas"), dict) else {}
     listed = atlas.get("regions")
     if listed is not None and [str(r) for r in listed] != names:
         warnings.warn(
@@ -123,10 +120,6 @@ def _with_region_names(
             InputWarning,
             stacklevel=3,
         )
-    atlas["regions"] = names
-    atlas.setdefault("n_regions", len(names))
-    digest = regions_sha256(names)
-    for block in (atlas, out.get("pipeline") or {}):
-        if block.get("regions_sha256") is not None:
-            block["regions_sha256"] = digest
+    set_region_names(out, names)
+    out["atlas"].setdefault("n_regions", len(names))
     return out

@@ -46,6 +46,21 @@ def regions_path(table: str | Path) -> Path:
     return p.with_name(p.stem + ".regions.csv")
 
 
+def set_region_names(provenance: dict[str, Any], names: list[str]) -> None:
+    """Put ``names`` into ``provenance`` (in place) as ``atlas.regions``, with the
+    ``regions_sha256`` it records (atlas and pipeline) describing them."""
+    from delssome_norms.io.regions import regions_sha256
+
+    atlas = provenance.get("atlas")
+    if not isinstance(atlas, dict):  # e.g. the sidecar of charts score's output: "atlas": null
+        atlas = provenance["atlas"] = {}
+    atlas["regions"] = names
+    pipeline = provenance.get("pipeline")
+    for block in (atlas, pipeline if isinstance(pipeline, dict) else {}):
+        if block.get("regions_sha256") is not None:
+            block["regions_sha256"] = regions_sha256(names)
+
+
 def read_table_provenance(table: str | Path) -> dict[str, Any] | None:
     """The provenance sidecar of a table, or None when there is none.
 

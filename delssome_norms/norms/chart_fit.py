@@ -91,16 +91,11 @@ def _check_region_names(regions: Sequence[str], n_columns: int, source: str) -> 
 def _record_regions(prov: dict[str, Any], regions: Sequence[str], source: str) -> None:
     """Put the table's region names into the chart's provenance ``prov`` (in place), with the
     digests it records (they describe the names given; checked by :func:`_check_region_names`)."""
-    from delssome_norms.io.regions import regions_sha256
+    from delssome_norms.io.provenance import set_region_names
 
     names = [str(v).strip() for v in regions]
-    atlas = prov.setdefault("atlas", {})
-    if atlas.get("regions") == names:
-        return
-    atlas["regions"] = names
-    for block in (atlas, prov["pipeline"]):
-        if block.get("regions_sha256") is not None:
-            block["regions_sha256"] = regions_sha256(names)
+    if (prov.get("atlas") or {}).get("regions") != names:
+        set_region_names(prov, names)
 
 
 def _warn_small_sites(sites: list, counts: np.ndarray, fam, terms, source: str) -> None:

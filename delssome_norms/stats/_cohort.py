@@ -170,9 +170,8 @@ def table_regions(
             stacklevel=stacklevel + 1,
         )
     if index == list(range(len(DK68_REGIONS))):
-        if not says_dk68(table) and not getattr(table, "attrs", {}).get(DK68_WARNED_ATTR):
-            how = "regions=, or the region column of the table's regions.csv"
-            warn_dk68_by_position(input_name, how, stacklevel=stacklevel + 1)
+        how = "regions=, or the region column of the table's regions.csv"
+        warn_dk68_by_position(input_name, how, table=table, stacklevel=stacklevel + 1)
         return list(DK68_REGIONS)
     return None
 
@@ -195,9 +194,15 @@ def says_dk68(table: pd.DataFrame) -> bool:
     return isinstance(atlas, dict) and atlas.get("name") == "DK68"
 
 
-def warn_dk68_by_position(input_name: str, how: str, *, stacklevel: int = 2) -> None:
+def warn_dk68_by_position(
+    input_name: str, how: str, *, table: pd.DataFrame | None = None, stacklevel: int = 2
+) -> None:
     """The :class:`~delssome_norms.errors.InputWarning` of a table whose 68 regional columns
-    name no regions and get the DK68 names by position (``how``: the way to give its names)."""
+    name no regions and get the DK68 names by position (``how``: the way to give its names);
+    nothing for a ``table`` that says it is DK68 (:func:`says_dk68`) or was warned about
+    already (:data:`DK68_WARNED_ATTR`)."""
+    if table is not None and (says_dk68(table) or table.attrs.get(DK68_WARNED_ATTR)):
+        return
     warnings.warn(
         f"{input_name}: its 68 regional columns name no regions, so they are taken to be the "
         f"DK68 regions in DK68 order (ei_ratio_roi_0 = {DK68_REGIONS[0]}, ...); if the table is "

@@ -19,14 +19,12 @@ from delssome_norms.datasets import DK68_REGIONS, region_classes
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.io.ei_table import site_labels
 from delssome_norms.stats._cohort import (
-    DK68_WARNED_ATTR,
     ROI_PATTERN,
     SITE_COLUMN,
     attrs_regions,
     cohort_people,
     listing,
     prepare_cohort,
-    says_dk68,
     sex_labels,
     warn_dk68_by_position,
 )
@@ -118,12 +116,11 @@ def region_group_scores(
         raise InvalidInputError(f"expected a pandas DataFrame, got {type(table).__name__}", input_name)
     if regions is None:  # the table's own names (a table of one hemisphere), else DK68
         regions = attrs_regions(table)
-        all_dk = sorted(_roi_columns(table, np.iinfo(np.int64).max)) == list(range(len(DK68_REGIONS)))
-        said = says_dk68(table) or table.attrs.get(DK68_WARNED_ATTR)
-        if regions is None and all_dk and not said:
-            warn_dk68_by_position(input_name, "regions=", stacklevel=2)
+        present = sorted(_roi_columns(table, np.iinfo(np.int64).max))
+        if regions is None and present == list(range(len(DK68_REGIONS))):
+            warn_dk68_by_position(input_name, "regions=", table=table, stacklevel=2)
         regions = regions or DK68_REGIONS
-        if max(_roi_columns(table, np.iinfo(np.int64).max), default=-1) >= len(regions):
+        if max(present, default=-1) >= len(regions):
             regions = DK68_REGIONS  # names not of these columns: refused below as DK68 would be
     table = cohort_people(table, exclude_flagged, input_name)
     cols = _roi_columns(table, len(regions))
