@@ -623,7 +623,7 @@ def run_brainmap(args: argparse.Namespace) -> int:
     out = Path(args.out)
     _figure_format(out)
     source = _named(args.scores, "--scores")
-    chart = load_chart(args.chart, quiet=True) if args.chart is not None else None
+    chart = load_chart(args.chart) if args.chart is not None else None
     atlas = pr.scores_atlas(args.scores, chart)  # as report reads it: never DK68 by default
     if not atlas.is_dk68:  # the markers would sit at DK68 centroids: wrong places
         raise InvalidInputError(
@@ -687,6 +687,8 @@ def run_report(args: argparse.Namespace) -> int:
     prov = getattr(chart, "provenance_", None) or {}
     if not reference and prov.get("synthetic"):  # e.g. the shipped chart adapted to a new site
         chart_label += f", derived from: {prov['label']}" if prov.get("label") else " (SYNTHETIC data)"
+    if reference or prov.get("synthetic"):  # said where the user looks, not only in report.md
+        print(f"using {chart_label}")
     # both figures are drawn before any file is written: a failure leaves no half report
     known = [str(s) for s in getattr(chart, "sexes_", ("female", "male"))]
     if len(known) == 1 and str(normalise_sex([mark["sex"]], source)[0]) not in known:

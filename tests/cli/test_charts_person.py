@@ -125,7 +125,7 @@ def test_brainmap_writes_a_png(scored, value) -> None:
     _real_png(out)
 
 
-def test_report_lists_the_most_deviant_regions(scored) -> None:
+def test_report_lists_the_most_deviant_regions(scored, capsys) -> None:
     out = scored["folder"] / "report"
     subject = "patient-00002"
     code = main(
@@ -154,6 +154,8 @@ def test_report_lists_the_most_deviant_regions(scored) -> None:
     assert centile_text(float(row["ei_ratio_mean_centile"])) in text
     assert f"| age | {float(row['age_in_years']):.1f} years |" in text
     assert "SYNTHETIC" in text
+    # the terminal says it too: a clinician reading only the console is not misled
+    assert "using the SYNTHETIC reference chart" in capsys.readouterr().out
 
 
 def test_person_commands_refuse_bad_inputs(scored, capsys) -> None:
