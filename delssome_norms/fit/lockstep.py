@@ -72,8 +72,8 @@ from delssome_norms.fit.stages import (
 )
 from delssome_norms.fit.subject import SubjectInputs
 from delssome_norms.io.writers import remove_dead_temporaries
-from delssome_norms.model import scale_sc
-from delssome_norms.model.batch import device_total_memory
+from delssome_norms.model import FCD_BINS, scale_sc
+from delssome_norms.model.batch import device_total_memory, simulation_bytes
 from delssome_norms.model.devices import check_device
 from delssome_norms.model.summary import fcd_products_name
 
@@ -104,13 +104,13 @@ def _total_memory(device: str) -> int:
 def subject_memory_bytes(
     n_regions: int, n_frames: int, popsize: int, n_dup: int, itemsize: int = 4
 ) -> int:
-    """Rough peak memory of one subject's train generation [bytes].
-
-    BOLD (``popsize n_dup T N``), per-simulation FC in float64 and about 40 (M, N) state and
-    scratch tensors; the FCD scratch and the noise block have their own fixed budgets.
-    """
+    """Rough peak memory of one subject's simulation call of ``popsize`` sets [bytes]: what
+    :func:`~delssome_norms.model.batch.simulation_bytes` counts (one SC per set, as in lockstep),
+    plus per simulation two float64 FC and the float64 FCD histogram that ``summarize`` keeps
+    (FCD scratch and noise blocks have fixed budgets of their own)."""
     m = popsize * n_dup
-    return int(m * (n_frames * n_regions * itemsize + 2 * 8 * n_regions**2 + 40 * n_regions * 8))
+    sims = simulation_bytes(m, n_regions, n_frames, itemsize, per_set_sc=True)
+    return int(sims + m * (2 * 8 * n_regions**2 + 8 * FCD_BINS))
 
 
 def choose_group_size(

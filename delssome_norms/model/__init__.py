@@ -77,6 +77,7 @@ from delssome_norms.model.summary import (
     fcd_product_dtype,
     histogram_to_cdf,
     summarize,
+    summarize_duplicates,
     window_fc_vectors,
 )
 from delssome_norms.model.timing import SimulationTiming
@@ -118,5 +119,6 @@ __all__ = [
     "simulate",
     "solve_fic",
     "summarize",
+    "summarize_duplicates",
     "window_fc_vectors",
 ]

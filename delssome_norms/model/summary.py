@@ -607,6 +607,32 @@ def summarize(
     Summary
         ``fc`` (B, N, N) and ``fcd_cdf`` (B, bins) in the BOLD dtype, ``valid`` (B,).
     """
+    return summarize_duplicates(result, timing, bins, memory_budget, fcd_products)[0]
+
+
+def summarize_duplicates(
+    result,
+    timing: SimulationTiming,
+    bins: int = FCD_BINS,
+    memory_budget: int | None = None,
+    fcd_products: torch.dtype | None = None,
+) -> tuple[Summary, Tensor, Tensor]:
+    """:func:`summarize` and the FC and FCD histogram of every duplicate on their own.
+
+    The duplicates' statistics are those the means are made of (computed once, chunk by chunk
+    within ``memory_budget``), so a caller that also needs one duplicate's (e.g. the surrogate's
+    training data) does no second FCD pass over the whole batch, whose memory would not be
+    bounded.
+
+    Returns
+    -------
+    summary : Summary
+        As :func:`summarize` returns it.
+    fc : Tensor of shape (B, D, N, N)
+        Each duplicate's FC, in the BOLD dtype.
+    fcd_histogram : Tensor of shape (B, D, bins)
+        Each duplicate's FCD histogram (float64 counts; :func:`histogram_to_cdf` gives its CDF).
+    """
     if not all(hasattr(result, a) for a in ("bold", "valid", "mean_over_valid")):
         raise InvalidInputError(
             f"result must be the SimulationResult of simulate(), got {type(result).__name__}", "result"
@@ -650,4 +676,5 @@ def summarize(
     fc_mean = result.mean_over_valid(fc)
     hist_mean = torch.where(mask, hist, 0.0).sum(dim=1) / mask.sum(dim=1)
     cdf = histogram_to_cdf(hist_mean)
-    return Summary(fc=fc_mean.to(bold.dtype), fcd_cdf=cdf.to(bold.dtype), valid=result.valid_set)
+    summary = Summary(fc=fc_mean.to(bold.dtype), fcd_cdf=cdf.to(bold.dtype), valid=result.valid_set)
+    return summary, fc, hist

@@ -53,17 +53,14 @@ from delssome_norms.fit.seeding import check_seed, group_seed, subject_seed
 from delssome_norms.fit.stages import Member, run_train
 from delssome_norms.io import write_arrays
 from delssome_norms.model import (
-    FCD_BINS,
     Losses,
     PFICParams,
     SimulationTiming,
-    bold_fc,
     cost,
-    fcd_histogram,
     histogram_to_cdf,
     scale_sc,
     simulate,
-    summarize,
+    summarize_duplicates,
 )
 from delssome_norms.model.devices import check_device, parse_device
 from delssome_norms.surrogate.dataset import (
@@ -292,11 +289,11 @@ class RecordingEvaluator:
             dtype=e.dtype,
             engine=e.engine,
         )
-        summ = summarize(res, e.timing, fcd_products=e.fcd_products)
+        # the first duplicate's statistics come from the same memory-bounded pass as the means
+        summ, fc_dup, hist_dup = summarize_duplicates(res, e.timing, fcd_products=e.fcd_products)
         losses = cost(summ, *e.empirical_for(idx, summ.fc.device))
-        dup0 = res.bold[:, 0]
-        fc0 = bold_fc(dup0)
-        cdf0 = histogram_to_cdf(fcd_histogram(dup0, e.timing.fcd_window, FCD_BINS, dtype=dup0.dtype))
+        fc0 = fc_dup[:, 0]
+        cdf0 = histogram_to_cdf(hist_dup[:, 0])
         write_arrays(
             {
                 "subject_index": idx.numpy(),

@@ -4,7 +4,8 @@ A checkpoint is a folder::
 
     state.safetensors   the network's weights now (``model.*``) and at the best epoch (``best.*``),
                         Adam's moment estimates (``adam.<i>.<name>``), the batch-order generator's
-                        state and torch's CPU random state (``rng.*``, uint8)
+                        state, torch's CPU random state and, for a CUDA model, the device's
+                        (``rng.*``, uint8)
     state.json          kind, format_version, fingerprint of the data, network and settings,
                         epochs done, best epoch and validation MSE, epochs without improvement,
                         history, Adam's parameter groups and the scheduler's state
@@ -216,6 +217,9 @@ def checkpoint_state(
         "rng.generator": gen.get_state(),
         "rng.torch": torch.get_rng_state(),
     }
+    device = next(model.parameters()).device
+    if device.type == "cuda":  # dropout on a CUDA model draws from the device's own stream
+        tensors["rng.cuda"] = torch.cuda.get_rng_state(device)
     state = {**progress, "adam_param_groups": groups, "scheduler": io.as_json_data(sched.state_dict())}
     return tensors, state
 
@@ -242,6 +246,8 @@ def restore_training(
     sched.load_state_dict(state["scheduler"])
     gen.set_state(tensors["rng.generator"])
     torch.set_rng_state(tensors["rng.torch"])
+    if device.type == "cuda" and "rng.cuda" in tensors:  # absent when saved by a CPU training
+        torch.cuda.set_rng_state(tensors["rng.cuda"], device)
     best_val = state.get("best_val")
     return {
         "epoch": int(state["epoch"]),

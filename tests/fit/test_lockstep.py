@@ -27,6 +27,7 @@ from delssome_norms.fit.lockstep import choose_group_size, subject_memory_bytes
 from delssome_norms.fit.parameterisation import Bounds, Parameterisation
 from delssome_norms.fit.stages import Member, subject_result
 from delssome_norms.fit.subject import SubjectInputs
+from delssome_norms.model.batch import simulation_bytes
 
 OUTPUTS = ("EI_ratio.csv", "best_parameters.csv", "fit_quality.csv")
 
@@ -262,7 +263,10 @@ def test_plan_groups_and_group_size() -> None:
     assert plan_groups([(0.72, 864)] * 5, 2) == [[0, 1], [2, 3], [4]]
     assert plan_groups([1, 2, 1, 2, 1], 8) == [[0, 2, 4], [1, 3]]
     per = subject_memory_bytes(68, 1200, 100, 3)
-    assert 100e6 < per < 200e6  # ~98 MB of BOLD plus FC and state
+    # what simulate() itself holds (the BOLD twice: 196 MB, its mask) plus FC and histograms
+    bold = 300 * 1200 * 68 * 4
+    assert per >= simulation_bytes(300, 68, 1200, 4) + 300 * 8 * 10000 > 2 * bold
+    assert per < 3.2 * bold  # the mask (1/4 of it), SC, state, FC and histograms: ~0.9 x BOLD
     k = choose_group_size(68, 1200, 100, 3, "cpu")
     assert 1 <= k <= 8
     assert choose_group_size(68, 10**7, 100, 3, "cpu") == 1  # huge scans: one subject at a time

@@ -340,3 +340,26 @@ def test_kernel_thread_teams_give_the_one_thread_results(monkeypatch, dtype, tea
     two = _kernel.run_kernel(p, timing, 9, chunk_steps=777, n_threads=2)
     for a, b in zip(one, two):
         torch.testing.assert_close(b, a, rtol=0, atol=0)
+
+
+def test_summarize_duplicates_gives_each_duplicates_own_statistics_in_bounded_chunks(small):
+    """The per-duplicate FC and FCD histogram (the surrogate's first-duplicate training data) are
+    those of the duplicate computed alone, also when a tiny memory budget forces one simulation
+    per chunk; the summary is summarize()'s."""
+    from delssome_norms.model import bold_fc, fcd_histogram, histogram_to_cdf, summarize_duplicates
+
+    sc, params = small
+    res = simulate(params, sc, TIMING, n_dup=2, seed=5, engine="torch", dtype=torch.float64)
+    summ, fc, hist = summarize_duplicates(res, TIMING, bins=50, memory_budget=1)
+    ref = summarize(res, TIMING, bins=50)
+    torch.testing.assert_close(summ.fc, ref.fc, rtol=0, atol=0)
+    torch.testing.assert_close(summ.fcd_cdf, ref.fcd_cdf, rtol=0, atol=0)
+    assert fc.shape == (3, 2, 6, 6) and hist.shape == (3, 2, 50)
+    for d in range(2):
+        alone = res.bold[:, d]
+        torch.testing.assert_close(fc[:, d], bold_fc(alone), rtol=1e-12, atol=1e-12)
+        own = fcd_histogram(alone, TIMING.fcd_window, 50, dtype=torch.float64)
+        torch.testing.assert_close(hist[:, d], own.to(hist.dtype), rtol=0, atol=0)
+    # the mean's CDF is the CDF of the duplicates' pooled histogram
+    pooled = histogram_to_cdf(hist.sum(dim=1))
+    torch.testing.assert_close(summ.fcd_cdf, pooled, rtol=1e-12, atol=1e-12)
