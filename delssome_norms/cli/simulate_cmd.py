@@ -205,8 +205,8 @@ def run(args: argparse.Namespace) -> int:
     # a simulation of its own (no fit's batch to reproduce) is a batch of one
     own = args.batch_size is None and args.batch_row is None and record is None
     batch_size = 1 if own else args.batch_size
-    rows = reproduce.rows_to_simulate(row, batch_size, engine, args.device, n)
-    engine_used = reproduce.chosen_engine(engine, args.device, n)
+    rows = reproduce.rows_to_simulate(row, batch_size, engine, args.device, n, dtype)
+    engine_used = reproduce.chosen_engine(engine, args.device, n, dtype)
     reproduce.check_rows_memory(rows, row, args.n_dup, n, timing.n_frames, dtype, args.device)
 
     out = _check_out_dir(args)  # before the simulation

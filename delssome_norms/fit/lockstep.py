@@ -688,7 +688,8 @@ def _engine_used(settings: FitSettings, n_regions: int) -> str:
     """The engine the simulations of a fit ran on (``settings.engine`` as "auto" resolves it)."""
     from delssome_norms.model.integrate import _choose_engine
 
-    return _choose_engine(settings.engine, check_device(settings.device), n_regions)
+    dtype = getattr(torch, settings.dtype)
+    return _choose_engine(settings.engine, check_device(settings.device), n_regions, dtype)
 
 
 def _run_info(

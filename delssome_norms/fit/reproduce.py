@@ -335,15 +335,21 @@ def _sc_digests(path: Path, regions: tuple[str, ...] | None) -> set[str]:
     return digests
 
 
-def chosen_engine(engine: str, device: Any, n_regions: int) -> str:
-    """The engine ``engine`` ("auto" included) runs on ``device`` for ``n_regions`` regions."""
+def chosen_engine(engine: str, device: Any, n_regions: int, dtype: Any = "float32") -> str:
+    """The engine ``engine`` ("auto" included) runs on ``device`` for ``n_regions`` regions in
+    ``dtype`` ("float32", "float64" or a torch dtype)."""
+    import torch
+
     from delssome_norms.model.devices import check_device
     from delssome_norms.model.integrate import _choose_engine
 
-    return _choose_engine(engine, check_device(device), n_regions)
+    dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    return _choose_engine(engine, check_device(device), n_regions, dtype)
 
 
-def rows_to_simulate(row: int, batch_size: int | None, engine: str, device: Any, n_regions: int) -> int:
+def rows_to_simulate(
+    row: int, batch_size: int | None, engine: str, device: Any, n_regions: int, dtype: Any = "float32"
+) -> int:
     """Rows a batch must have for its row ``row`` to get the noise it had in the fit's batch.
 
     ``row + 1`` with the Philox engines, ``batch_size`` with the torch engine (it draws noise
@@ -354,7 +360,7 @@ def rows_to_simulate(row: int, batch_size: int | None, engine: str, device: Any,
     InvalidInputError
         The torch engine without a ``batch_size`` (named ``--batch-size``).
     """
-    if chosen_engine(engine, device, n_regions) != "torch":
+    if chosen_engine(engine, device, n_regions, dtype) != "torch":
         return row + 1
     if batch_size is None:
         raise InvalidInputError(

@@ -63,15 +63,18 @@ def interpreted() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
-_PROBED: dict[str, bool] = {}
+_PROBED: dict[tuple[str, torch.dtype, int], bool] = {}
 
 
-def available(device: torch.device) -> bool:
-    """Whether the fused Triton kernel can run on ``device`` (CUDA with Triton installed).
+def available(device: torch.device, dtype: torch.dtype = torch.float32, n_regions: int = 4) -> bool:
+    """Whether the fused Triton kernel can run on ``device`` (CUDA with Triton installed) in
+    ``dtype`` for ``n_regions`` regions.
 
-    On the first call for a CUDA device a tiny simulation is compiled and run; if that fails (an
-    unsupported GPU, a broken Triton installation) a warning names the error and the CUDA-graph
-    torch engine is used instead. Set ``DELSSOME_NORMS_NO_TRITON=1`` to always use that engine.
+    On the first call for a CUDA device, dtype and padded region count (each is a kernel variant
+    of its own) a tiny simulation of that variant is compiled and run, so a variant that does not
+    compile fails here, before any work, not in the middle of a fit; if it fails (an unsupported
+    GPU, a broken Triton installation) a warning names the error and the CUDA-graph torch engine
+    is used instead. Set ``DELSSOME_NORMS_NO_TRITON=1`` to always use that engine.
     """
     if triton is None or os.environ.get("DELSSOME_NORMS_NO_TRITON"):
         return False
@@ -83,22 +86,24 @@ def available(device: torch.device) -> bool:
     index = device.index
     if index is None:
         index = torch.cuda.current_device() if torch.cuda.is_available() else 0
-    key = str(torch.device("cuda", index))
+    name = str(torch.device("cuda", index))
+    dtype = torch.float64 if dtype == torch.float64 else torch.float32
+    n = min(max(1, int(n_regions)), MAX_REGIONS)
+    key = (name, dtype, max(16, 1 << (n - 1).bit_length()))  # the variant: device, dtype, BLOCK
     if key not in _PROBED:
-        _PROBED[key] = _probe(torch.device(key))
+        _PROBED[key] = _probe(torch.device(name), dtype, n)
     return _PROBED[key]
 
 
-def _probe(device: torch.device) -> bool:
-    """Compile and run the kernel once on a 4-region network (a few steps) on ``device``."""
+def _probe(device: torch.device, dtype: torch.dtype = torch.float32, n: int = 4) -> bool:
+    """Compile and run the kernel once on an ``n``-region network (a few steps) on ``device``."""
     from delssome_norms.model.batch import PFICParams, prepare_batch
 
     try:
-        n = 4
         params = PFICParams(
             torch.full((1, n), 3.0), torch.full((1, n), 3.0), torch.full((1, n), 0.005), torch.ones(1)
         )
-        p = prepare_batch(params, 0.01 * (1 - torch.eye(n)), 0.005, 1, device, torch.float32)
+        p = prepare_batch(params, 0.01 * (1 - torch.eye(n)), 0.005, 1, device, dtype)
         timing = SimulationTiming(
             tr=0.02, scan_length=0.12, dt=0.005, burn_in=0.02, fcd_window=3, warmup_steps=2
         )
@@ -106,7 +111,8 @@ def _probe(device: torch.device) -> bool:
         return bool(finite.all()) and bool(torch.isfinite(bold).all())
     except Exception as exc:  # any failure means: do not use this engine here
         warnings.warn(
-            f"the fused Triton kernel does not run on {device} ({type(exc).__name__}: {exc}); "
+            f"the fused Triton kernel does not run on {device} in {dtype} for {n} regions "
+            f"({type(exc).__name__}: {exc}); "
             "using the CUDA-graph torch engine",
             RuntimeWarning,
             stacklevel=3,

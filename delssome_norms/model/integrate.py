@@ -355,7 +355,7 @@ def simulate(
         raise InvalidInputError(f"cuda_graph must be True or False, got {cuda_graph!r}")
     dev = check_device(device)
     p = prepare_batch(params, sc, timing.dt, n_dup, dev, dtype, const, n_frames=timing.n_frames)
-    chosen = _choose_engine(engine, dev, p.wee_j.shape[1])
+    chosen = _choose_engine(engine, dev, p.wee_j.shape[1], p.wee_j.dtype)
     if chosen == "kernel":
         from delssome_norms.model import _kernel
 
@@ -423,14 +423,16 @@ ENGINES = ("auto", "torch", "kernel", "triton")
 """Integration engines accepted by :func:`simulate`."""
 
 
-def _choose_engine(engine: str, device: torch.device, n_regions: int = 68) -> str:
+def _choose_engine(
+    engine: str, device: torch.device, n_regions: int = 68, dtype: torch.dtype = torch.float32
+) -> str:
     if engine not in ENGINES:
         raise InvalidInputError(f"engine must be one of {', '.join(map(repr, ENGINES))}, got {engine!r}")
     if engine == "kernel" and device.type != "cpu":
         raise InvalidInputError("the 'kernel' engine runs on CPU only")
     from delssome_norms.model import _triton
 
-    if engine == "triton" and not _triton.available(device):
+    if engine == "triton" and not _triton.available(device, dtype, n_regions):
         raise InvalidInputError(
             "the 'triton' engine needs a CUDA device and the 'triton' package "
             "(or TRITON_INTERPRET=1 for CPU tensors)"
@@ -442,7 +444,7 @@ def _choose_engine(engine: str, device: torch.device, n_regions: int = 68) -> st
         )
     if engine == "auto":
         if device.type != "cpu":
-            usable = _triton.available(device) and n_regions <= _triton.MAX_REGIONS
+            usable = n_regions <= _triton.MAX_REGIONS and _triton.available(device, dtype, n_regions)
             return "triton" if usable else "torch"
         from delssome_norms.model import _kernel
 

@@ -156,7 +156,7 @@ def test_triton_probe_of_plain_cuda_is_for_the_current_device(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
     probed = []
-    monkeypatch.setattr(_triton, "_probe", lambda dev: probed.append(dev) or True)
+    monkeypatch.setattr(_triton, "_probe", lambda dev, *a: probed.append(dev) or True)
     monkeypatch.setattr(_triton, "_PROBED", {})
     assert _triton.available(torch.device("cuda"))
     assert probed == [torch.device("cuda", 1)]
@@ -304,7 +304,7 @@ def test_atlases_beyond_the_triton_limit_use_the_torch_engine_on_cuda(monkeypatc
     from delssome_norms.model import _triton
     from delssome_norms.model.integrate import _choose_engine
 
-    monkeypatch.setattr(_triton, "available", lambda device: True)
+    monkeypatch.setattr(_triton, "available", lambda device, *a: True)
     cuda1 = torch.device("cuda", 1)
     assert _choose_engine("auto", cuda1, _triton.MAX_REGIONS) == "triton"
     assert _choose_engine("auto", cuda1, _triton.MAX_REGIONS + 1) == "torch"

@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 import torch
 
+from delssome_norms.errors import InvalidInputError
+
 triton = pytest.importorskip("triton", reason="the Triton engine needs the 'triton' package")
 
 HERE = Path(__file__).parent
@@ -94,9 +96,36 @@ def test_a_failing_probe_falls_back_with_a_warning(monkeypatch):
     # the verdict is cached per CUDA device, so the probe runs once
     calls = []
     monkeypatch.setattr(tri, "_PROBED", {})
-    monkeypatch.setattr(tri, "_probe", lambda device: calls.append(str(device)) or False)
+    monkeypatch.setattr(tri, "_probe", lambda device, *a: calls.append(str(device)) or False)
     assert not tri.available(torch.device("cuda")) and not tri.available(torch.device("cuda:0"))
     assert calls == ["cuda:0"]
+
+
+def test_each_kernel_variant_is_probed_before_it_is_used(monkeypatch):
+    """Every (device, dtype, padded region count) is its own compiled kernel: each is compiled
+    and run once by the probe (with the run's dtype and region count), so one that does not
+    compile falls back before the work instead of failing in the middle of a fit."""
+    from delssome_norms.model import _triton as tri
+
+    monkeypatch.delenv("DELSSOME_NORMS_NO_TRITON", raising=False)
+    monkeypatch.setattr(tri, "triton", object())  # the check needs only "Triton is installed"
+    monkeypatch.setattr(tri, "_PROBED", {})
+    calls = []
+    ok = {torch.float32: True, torch.float64: False}  # say the float64 variant does not compile
+    monkeypatch.setattr(tri, "_probe", lambda d, dt, n: calls.append((str(d), dt, n)) or ok[dt])
+    cuda = torch.device("cuda", 0)
+    assert tri.available(cuda, torch.float32, 68) and tri.available(cuda, torch.float32, 100)
+    assert not tri.available(cuda, torch.float64, 68)
+    assert tri.available(cuda, torch.float32, 40) and tri.available(cuda, torch.float32, 33)
+    # 68 and 100 regions share BLOCK 128, 40 and 33 share BLOCK 64: one probe each
+    assert calls == [("cuda:0", torch.float32, 68), ("cuda:0", torch.float64, 68),
+                     ("cuda:0", torch.float32, 40)]  # fmt: skip
+    from delssome_norms.model.integrate import _choose_engine
+
+    assert _choose_engine("auto", cuda, 68, torch.float32) == "triton"
+    assert _choose_engine("auto", cuda, 68, torch.float64) == "torch"  # the variant that failed
+    with pytest.raises(InvalidInputError, match="'triton' engine needs"):
+        _choose_engine("triton", cuda, 68, torch.float64)
 
 
 @pytest.mark.gpu
