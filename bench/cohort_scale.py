@@ -27,7 +27,8 @@ Writes ``bench/results/cohort_scale.json`` (``--quick``: ``cohort_scale_quick.js
 ``--out``) and prints one summary line.
 
 Usage: ``python bench/cohort_scale.py [--n 12005] [--maps fc-gradient|default] [--profile 25]
-[--tmp /tmp] [--keep] [--quick]``
+[--tmp /tmp] [--keep] [--quick]`` (``--quick``: 50 subjects unless ``--n`` is given; ``--tmp`` is
+created when missing)
 """
 
 from __future__ import annotations
@@ -222,10 +223,14 @@ def _timed(step, profile: int):
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n", type=int, default=12005, help="subjects (default: the paper's 12,005)")
+    ap.add_argument(
+        "--n", type=int, default=None, help="subjects (default: the paper's 12,005; --quick: 50)"
+    )
     ap.add_argument("--maps", choices=("fc-gradient", "default"), default="fc-gradient")
     ap.add_argument("--profile", type=int, default=0, metavar="K", help="top K cProfile entries")
-    ap.add_argument("--tmp", default=tempfile.gettempdir(), help="where the subjects go")
+    ap.add_argument(
+        "--tmp", default=tempfile.gettempdir(), help="where the subjects go (created if missing)"
+    )
     ap.add_argument("--keep", action="store_true", help="keep the synthetic folders")
     ap.add_argument(
         "--reuse",
@@ -233,14 +238,21 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="time the steps on the folder a --keep run left (same --n and --maps; no setup)",
     )
-    ap.add_argument("--quick", action="store_true", help="smoke run: --n 50")
+    ap.add_argument("--quick", action="store_true", help="smoke run: --n 50 unless --n is given")
     ap.add_argument("--out", default=None, help=f"results JSON (default {RESULTS})")
     args = ap.parse_args(argv)
-    n = 50 if args.quick else args.n
+    n = args.n if args.n is not None else (50 if args.quick else 12005)
     if n < 1:
         ap.error("--n must be at least 1")
     settings = tiny_settings(args.maps)
     reuse = args.reuse is not None
+    if reuse and not (Path(args.reuse) / "manifest.csv").is_file():
+        ap.error(f"--reuse {args.reuse}: no manifest.csv there; give the folder a --keep run left")
+    if not reuse:
+        try:
+            Path(args.tmp).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            ap.error(f"--tmp {args.tmp}: cannot create the folder ({exc.strerror}); give another")
     root = Path(args.reuse) if reuse else Path(tempfile.mkdtemp(prefix="cohort_scale_", dir=args.tmp))
     record = {**result_header("cohort_scale", args), "n_subjects": n, "maps": args.maps}
     manifest, demographics, out = root / "manifest.csv", root / "demographics.csv", root / "cohort"

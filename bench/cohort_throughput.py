@@ -23,9 +23,12 @@ compares them with such a file written by other code (e.g. the pre-change packag
 Writes ``bench/results/cohort_throughput.json`` (``--quick``: ``cohort_throughput_quick.json``; or
 ``--out``) and prints one summary line. ``passed`` compares with the target only for the default
 fit at HCP timing (TR 0.72 s, 864-s scans, 100 candidates, 100 generations extrapolated); any
-other run (``--quick`` included) reports it as None. The
-script uses only ``run_cohort``, ``FitSettings`` and ``materialise_subjects`` so that it also runs
-against older versions of the package.
+other run (``--quick`` included) reports it as None. ``K`` in the summary line is the planned
+group size (``--k``, or the automatic choice); the groups actually run are printed beside it when
+they differ (fewer subjects than K give one smaller group). The script calls the package through
+``run_cohort`` and ``delssome_norms.cli.options`` (``add_fit_options``,
+``fit_settings_from_args``), so an older version of the package (``PYTHONPATH=.baseline`` in
+``bench/gpu_check.sh``) must have those.
 
 Usage: ``python bench/cohort_throughput.py [--mode surrogate euler] [--device cuda] [--k 32]
 [--subjects 32] [--generations 10] [--profile 25] [--quick]``
@@ -70,6 +73,14 @@ def _target_applies(args) -> bool:
         and args.popsize == 100
         and args.full_generations == 100
     )
+
+
+def group_text(r: dict) -> str:
+    """``K=<planned>``, with the sizes of the groups that ran when they differ from it."""
+    sizes = r.get("group_sizes") or []
+    if not sizes or sizes == [r["group_size"]]:
+        return f"K={r['group_size']}"
+    return f"K={r['group_size']} (groups of {'/'.join(map(str, sizes))} run)"
 
 
 def _manifest(folder: Path, n: int, tr: float, scan_length: float, offset: int = 0) -> pd.DataFrame:
@@ -151,7 +162,7 @@ def _run_mode(args, mode: str, table: pd.DataFrame, work: Path) -> dict:
             prof.disable()
     wall = time.perf_counter() - t
     stages = {"train_s": 0.0, "val_s": 0.0, "test_s": 0.0}
-    seen_groups = set()
+    seen_groups: set[tuple] = set()
     ei, test_cost = {}, {}
     for sid in table["subject_id"]:
         d = out / sid
@@ -196,6 +207,7 @@ def _run_mode(args, mode: str, table: pd.DataFrame, work: Path) -> dict:
         "done": summary.done,
         "failed": summary.failed,
         "group_size": summary.group_size,
+        "group_sizes": sorted({len(g) for g in seen_groups}),
         "n_groups": summary.n_groups,
         "generations_run": args.generations,
         "generations_full": args.full_generations,
@@ -331,8 +343,8 @@ def _run_processes(args, argv: list[str], n: int) -> dict:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(record, indent=1))
     parts = [f"{m}: {r['per_subject_full_fit_s']:.2f} s/subject ({r['subjects_per_hour']}/h, "
-             f"{r['processes']} processes x {r['subjects'] // r['processes']} subj, K="
-             f"{r['group_size']}, passed {r['passed']})" for m, r in modes.items()]  # fmt: skip
+             f"{r['processes']} processes x {r['subjects'] // r['processes']} subj, "
+             f"{group_text(r)}, passed {r['passed']})" for m, r in modes.items()]  # fmt: skip
     print(f"cohort_throughput [{args.device}, {args.processes} processes]: " + "; ".join(parts))
     return record
 
@@ -426,7 +438,7 @@ def main(argv: list[str] | None = None) -> dict:
         s = r["per_subject_split_s"]
         parts.append(
             f"{m}: {r['per_subject_full_fit_s']:.2f} s/subject ({r['subjects_per_hour']}/h; train "
-            f"{s['train_s']:.2f} val {s['val_s']:.2f} test {s['test_s']:.2f}; K={r['group_size']}, "
+            f"{s['train_s']:.2f} val {s['val_s']:.2f} test {s['test_s']:.2f}; {group_text(r)}, "
             f"{r['subjects']} subj, {r['generations_run']}->{r['generations_full']} gen, "
             f"target {r['target_s_per_subject']}, passed {r['passed']})"
         )

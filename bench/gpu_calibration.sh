@@ -31,9 +31,9 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 out="${OUT:-$root/bench/results}"
 mkdir -p "$out"
-py="${PYTHON:-python3}"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
 . "$root/bench/gpu_env.sh"  # carried run-time dependencies (.whl/site), if any
+. "$root/bench/gpu_preflight.sh" gpu_calibration.sh torch numpy pandas delssome_norms  # sets $py
 dev="${DEVICE:-cuda}"
 work="${WORK_DIR:-$root/bench/results/ei_calibration_work}"
 n="${N_TRUTHS:-32}"

@@ -17,6 +17,10 @@
 # measured (it does not depend on the number of generations); per subject = total / subjects.
 # Output, at most 3 files in $OUT: gpu_check.log (everything printed), gpu_check.json (every
 # step's JSON merged), profile_surrogate.txt (top cProfile entries).
+# Exit status: 0 when every step that ran exited 0; 1 when any step failed or timed out (the
+# failed steps are listed at the end); 2 when the preflight finds the interpreter lacking torch,
+# numpy, pandas or delssome_norms (nothing else runs then). The interpreter is $PYTHON, else
+# .venv/bin/python when it runs, else python3.
 # Usage (repository root, torch with CUDA + triton installed; no network needed):
 #   git archive <pre-change commit> delssome_norms | (mkdir -p .baseline && tar -x -C .baseline)
 #   OUT=/some/dir bash bench/gpu_check.sh
@@ -25,29 +29,34 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 out="${OUT:-$root/bench/results/gpu}"
 mkdir -p "$out"
-tmp="$(mktemp -d)"
-py="${PYTHON:-python3}"
 . "$root/bench/gpu_env.sh"  # carried run-time dependencies (.whl/site), if any
 extra_path="${PYTHONPATH:-}"  # e.g. carried wheels; kept for the baseline run too
 export PYTHONUNBUFFERED=1 PYTHONPATH="$root${extra_path:+:$extra_path}"
+. "$root/bench/gpu_preflight.sh" gpu_check.sh torch numpy pandas delssome_norms
+tmp="$(mktemp -d)"
 budget="${BUDGET_S:-335}"
 # overrides for a CPU dry run of the plumbing, e.g.
-#   DEVICE=cpu SCAN_LENGTH=72 SUBJECTS=2 EULER_SUBJECTS=2 BUDGET_S=200 bash bench/gpu_check.sh
+#   DEVICE=cpu SCAN_LENGTH=72 SUBJECTS=2 EULER_SUBJECTS=2 BUDGET_S=300 OUT=/tmp/gpu_dry \
+#     bash bench/gpu_check.sh
 dev="${DEVICE:-cuda}"; scan="${SCAN_LENGTH:-864}"
 nsub="${SUBJECTS:-64}"; neul="${EULER_SUBJECTS:-16}"
 t0=$(date +%s)
 log="$out/gpu_check.log"
 exec > >(tee -a "$log") 2>&1
 left() { echo $(( budget - ($(date +%s) - t0) )); }
+failed=()  # "name (rc N)" of every step that exited non-zero (124/137: timed out)
 # run STEP_NAME MAX_SECONDS command...: timeout = min(MAX, time left - 5); skipped below 15 s
 run() {
     local name="$1" max="$2"; shift 2
     local l; l=$(left); local t=$(( max < l - 5 ? max : l - 5 ))
     if (( t < 15 )); then echo "=== $name: SKIPPED (budget: ${l} s left)"; return; fi
     echo "=== $name (timeout ${t} s, $(date +%T), ${l} s of budget left)"
-    local s; s=$(date +%s)
+    local s rc; s=$(date +%s)
     timeout --kill-after=5 "$t" "$@"
-    echo "=== $name: rc $? in $(( $(date +%s) - s )) s"
+    rc=$?
+    local why=""; (( rc == 124 || rc == 137 )) && why=" (timed out)"
+    echo "=== $name: rc $rc$why in $(( $(date +%s) - s )) s"
+    (( rc == 0 )) || failed+=("$name (rc $rc$why)")
 }
 
 echo "=== device"
@@ -100,9 +109,11 @@ run "cohort throughput, surrogate, 3 processes" 90 $py bench/cohort_throughput.p
 # 5. GPU tests
 run "GPU tests" 50 $py -m pytest -q -p no:cacheprovider -x -m gpu tests/model
 
-# 6. HCP-size generation and 3000-simulation throughput
-run "simulate: HCP generation" 60 $py bench/simulate.py --device "$dev" --skip-test-stage \
-    --baseline-steps 200 --scale-sets 1000 --out "$tmp/simulate.json"
+# 6. HCP-size generation and 3000-simulation throughput (a CPU dry run: simulate.py --quick, no
+#    scaling run; simulate.py takes the device type, cpu or cuda)
+if [[ "$dev" == cuda* ]]; then sim_size=(--scale-sets 1000); else sim_size=(--quick); fi
+run "simulate: HCP generation" 60 $py bench/simulate.py --device "${dev%%:*}" --skip-test-stage \
+    --baseline-steps 200 "${sim_size[@]}" --out "$tmp/simulate.json"
 
 # 7. gate and coupling micro-benchmarks
 micro_quick=(); [[ "$dev" == cuda* ]] || micro_quick=(--quick)  # CPU dry run: tiny sizes
@@ -137,5 +148,10 @@ for mode, c in chk.items():
           f"test-cost change {c['test_cost_rel_change']}")
 print("merged:", ", ".join(merged))
 PY
+(( $? == 0 )) || failed+=("merge")
 rm -rf "$tmp"
 echo "=== done in $(( $(date +%s) - t0 )) s"
+if (( ${#failed[@]} )); then
+    echo "=== FAILED: ${#failed[@]} step(s): $(IFS=';'; echo "${failed[*]}")"
+    exit 1
+fi

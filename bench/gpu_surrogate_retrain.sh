@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerate the DELSSOME surrogate's training data and weights on one CUDA GPU (the same two
-# commands as pretrained/README.md, with GPU-sized lockstep groups). Writes the new weights to
-# $OUT/delssome_dk68/ (model.safetensors, metadata.json, training_log.json) and a log.
+# commands as pretrained/README.md, at its dt 0.006 s as the shipped weights' metadata records, with
+# GPU-sized lockstep groups). Writes the new weights to $OUT/delssome_dk68/ (model.safetensors,
+# metadata.json, training_log.json) and a log.
 # Usage: OUT=dir bash bench/gpu_surrogate_retrain.sh   (GEN_LIMIT_S / TRAIN_LIMIT_S bound the two
 # steps; SUBJECTS GROUP GENS POP SCAN EPOCHS DEVICE override sizes for a CPU dry run)
 set -uo pipefail
@@ -9,15 +10,15 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 out="${OUT:-$root/bench/results/gpu}"
 mkdir -p "$out/delssome_dk68"
-py="${PYTHON:-python3}"
 . "$root/bench/gpu_env.sh"  # carried run-time dependencies (.whl/site), if any
+. "$root/bench/gpu_preflight.sh" gpu_surrogate_retrain.sh torch numpy pandas delssome_norms  # sets $py
 export PYTHONUNBUFFERED=1
 data="$(mktemp -d)/surrogate_data"
 echo "=== surrogate generate on cuda ($(date +%T))"
 start=$(date +%s)
 timeout "${GEN_LIMIT_S:-240}" $py -m delssome_norms.cli.main surrogate generate --out "$data" \
     --subjects "${SUBJECTS:-40}" --group-size "${GROUP:-20}" --generations "${GENS:-15}" \
-    --popsize "${POP:-40}" --scan-lengths "${SCAN:-432}" --dt 0.005 --n-dup 2 --seed 0 \
+    --popsize "${POP:-40}" --scan-lengths "${SCAN:-432}" --dt 0.006 --n-dup 2 --seed 0 \
     --device "${DEVICE:-cuda}" --quiet
 echo "generate: exit $?, $(( $(date +%s) - start )) s"
 echo "=== surrogate train on cuda ($(date +%T))"

@@ -13,7 +13,10 @@ is left out of the comparison and listed under ``failed``.
 
 Writes ``bench/results/reproducibility.json`` (``--quick``: ``reproducibility_quick.json``; or
 ``--out``) and prints one summary line (one progress line per setting on stderr). Without
-``--work`` the fits go to a temporary folder that is deleted at the end.
+``--work`` the fits go to a temporary folder that is deleted at the end. A ``--work`` folder keeps
+its held-out subjects for later runs of the same request only: another ``--subjects``,
+``--subject-seed`` or ``--scan-length`` stops the run with one line naming the folder and the
+difference (``bench/surrogate.py``'s ``held_out_subjects``); use another folder for them.
 Usage: ``python bench/reproducibility.py [--mode surrogate] [--searches 1 4] [--subjects 10]
 [--scan-length 864 --mode euler]`` (how a longer scan changes the agreement).
 """

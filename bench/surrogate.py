@@ -28,7 +28,10 @@ seed in either mode (two Euler-mode seeds disagree below r 0.9 for 4 of 10 of th
 winner (``test_top_k = 1``, the protocol of docs/science.md §5) and each search's best. Both
 modes use the FIC stability gate, as the fitter does by default (``--no-stability-gate``: the
 paper's protocol); its per-candidate cost is reported next to the network's.
-Writes ``bench/results/surrogate.json`` and prints one summary line.
+Writes ``bench/results/surrogate.json`` and prints one summary line. ``--work DIR`` keeps the held-out
+subjects and the fits there for a later run with the same request (other subjects, seed or scan
+length stop the run with a message: use another folder); without it they go to a temporary
+folder that is deleted at the end, also when the run fails.
 
 Usage: ``python bench/surrogate.py [--subjects N] [--generations G] [--quick] [--weights DIR]``
 """
@@ -40,6 +43,7 @@ import dataclasses
 import json
 import os
 import platform
+import shutil
 import tempfile
 import time
 import warnings
@@ -216,6 +220,31 @@ def per_candidate_cost(subjects, regional, g, subj, timing, weights, repeats: in
     }
 
 
+def subjects_request(settings: GenerateSettings) -> dict:
+    """What the held-out subjects are drawn from: stored beside them, compared on reuse."""
+    return {
+        "n_subjects": int(settings.n_subjects),
+        "seed": int(settings.seed),
+        "tr": float(settings.tr),
+        "scan_lengths": [float(x) for x in settings.scan_lengths],
+        "dt": float(settings.dt),
+        "burn_in": None if settings.burn_in is None else float(settings.burn_in),
+        "fcd_window": None if settings.fcd_window is None else int(settings.fcd_window),
+        "warmup_steps": int(settings.warmup_steps),
+        "n_dup": int(settings.n_dup),
+    }
+
+
+def request_difference(stored: dict, wanted: dict) -> str | None:
+    """``"seed 1000 (stored) vs 7 (asked), ..."`` for the entries that differ, else None."""
+    diff = [
+        f"{k} {stored.get(k)!r} (stored) vs {wanted[k]!r} (asked)"
+        for k in wanted
+        if stored.get(k) != wanted[k]
+    ]
+    return ", ".join(diff) or None
+
+
 def held_out_subjects(
     settings: GenerateSettings, path: Path, rate_band: tuple[float, float] | None = FIC_RATE_BAND
 ) -> tuple[list[SubjectInputs], np.ndarray | None]:
@@ -225,11 +254,19 @@ def held_out_subjects(
     With ``rate_band`` [Hz] every truth keeps each region's simulated r_E in the band (the FIC
     regime); a truth outside it is drawn again.
 
+    The request (:func:`subjects_request`: number of subjects, seed, TR, scan lengths, steps) is
+    stored with them; a stored file is reused only for the same request and r_E band, otherwise
+    the run stops with one line naming the folder and the difference (it never redraws into a
+    folder whose fits belong to other subjects: use another ``--work`` folder or delete it). A
+    file written before the request was stored is reused when the subjects drawn for this
+    request have its FC (the request is then added); otherwise the run stops the same way.
+
     Returns the subjects and their true regional E/I, shape (K, N). A folder written before the
     truth was stored gets it by drawing the subjects again; it is kept only when the redrawn
     FC equals the stored one (otherwise None: the simulator changed since).
     """
     band = np.asarray(rate_band if rate_band is not None else (np.nan, np.nan), dtype=float)
+    request = subjects_request(settings)
     stored_arrays: dict[str, np.ndarray] | None = None
     if path.is_file():
         with np.load(path, allow_pickle=False) as z:
@@ -240,8 +277,15 @@ def held_out_subjects(
                     f"{band.tolist()}; use another --work folder"
                 )
             stored_arrays = {k: z[k] for k in z.files}
-        if "ei_true" in stored_arrays:
-            return _subjects_from_arrays(stored_arrays), stored_arrays["ei_true"]
+        if "request" in stored_arrays:
+            diff = request_difference(json.loads(str(stored_arrays["request"])), request)
+            if diff:
+                raise SystemExit(
+                    f"{path.parent}: its held-out subjects were drawn for another request ({diff});"
+                    " use another --work folder or delete this one"
+                )
+            if "ei_true" in stored_arrays:
+                return _subjects_from_arrays(stored_arrays), stored_arrays["ei_true"]
     template = load_default_template()
     myelin, gradient, _ = truth_maps(np.asarray(template.sc))
     subjects, _, _, ei_true = synthetic_subjects(
@@ -255,6 +299,7 @@ def held_out_subjects(
     )
     arrays = {
         "rate_band": band,
+        "request": np.array(json.dumps(request, sort_keys=True)),
         "ids": np.array([s.subject_id for s in subjects]),
         "fc": np.stack([s.fc for s in subjects]),
         "fcd_cdf": np.stack([s.fcd_cdf for s in subjects]),
@@ -265,13 +310,18 @@ def held_out_subjects(
         "myelin": np.stack([s.myelin for s in subjects]),
         "ei_true": ei_true,
     }
-    if stored_arrays is not None:  # an older folder: keep its subjects, add the truth if it is theirs
+    if stored_arrays is not None:  # an older folder: keep its subjects if they are this request's
         same = arrays["fc"].shape == stored_arrays["fc"].shape and np.allclose(
             arrays["fc"], stored_arrays["fc"], rtol=0, atol=1e-6
         )
-        if not same:
+        if "request" not in stored_arrays and not same:
+            raise SystemExit(
+                f"{path.parent}: its held-out subjects (stored without their request) differ from "
+                f"those drawn for {request}; use another --work folder or delete this one"
+            )
+        if not same:  # same request, simulator changed since: keep the stored subjects
             return _subjects_from_arrays(stored_arrays), None
-        arrays = {**stored_arrays, "ei_true": ei_true}
+        arrays = {**stored_arrays, "request": arrays["request"], "ei_true": ei_true}
     write_arrays(arrays, path)
     return _subjects_from_arrays(arrays), ei_true
 
@@ -446,8 +496,18 @@ def main() -> int:
         combine=args.combine,
         stability_gate=not args.no_stability_gate,
     )
-    generations = gsettings.generations
+    temporary = args.work is None
     work = Path(args.work or tempfile.mkdtemp(prefix="delssome_bench_surrogate_"))
+    try:
+        return compare_modes(args, surrogate, gsettings, fit_settings, n_subjects, work, temporary)
+    finally:
+        if temporary:  # without --work the fits are not kept (also when the run fails)
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def compare_modes(args, surrogate, gsettings, fit_settings, n_subjects, work, temporary) -> int:
+    """Steps 1-3 of the module docstring in ``work``; writes the JSON and the summary line."""
+    generations = gsettings.generations
     t0 = time.perf_counter()
     band = truth_rate_band(args)
     subjects, ei_true = held_out_subjects(gsettings, work / "subjects.npz", band)
@@ -552,7 +612,7 @@ def main() -> int:
                 "surrogate": sur_settings.validated_per_generation,
             },
             "subject_simulation_seconds": t_subjects,
-            "work": str(work),
+            "work": None if temporary else str(work),
         },
         "end_to_end": {
             "euler_seconds_per_subject": per_subject_e,
