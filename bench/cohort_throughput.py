@@ -452,5 +452,11 @@ def main(argv: list[str] | None = None) -> dict:
     return record
 
 
+def exit_status(record: dict | None) -> int:
+    """0 when every mode fitted all its subjects, else 1 (a run whose fits failed measured nothing)."""
+    modes = (record or {}).get("modes", {})
+    return 0 if modes and all(r["done"] and not r["failed"] for r in modes.values()) else 1
+
+
 if __name__ == "__main__":
-    sys.exit(0 if main() else 1)
+    sys.exit(exit_status(main()))

@@ -33,7 +33,8 @@ out="${OUT:-$root/bench/results}"
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
 . "$root/bench/gpu_env.sh"  # carried run-time dependencies (.whl/site), if any
-. "$root/bench/gpu_preflight.sh" gpu_calibration.sh torch numpy pandas delssome_norms  # sets $py
+. "$root/bench/gpu_preflight.sh" gpu_calibration.sh torch numpy pandas scipy safetensors cma sklearn \
+    tvb_data.connectivity delssome_norms  # sets $py
 dev="${DEVICE:-cuda}"
 work="${WORK_DIR:-$root/bench/results/ei_calibration_work}"
 n="${N_TRUTHS:-32}"

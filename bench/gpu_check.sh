@@ -32,7 +32,8 @@ mkdir -p "$out"
 . "$root/bench/gpu_env.sh"  # carried run-time dependencies (.whl/site), if any
 extra_path="${PYTHONPATH:-}"  # e.g. carried wheels; kept for the baseline run too
 export PYTHONUNBUFFERED=1 PYTHONPATH="$root${extra_path:+:$extra_path}"
-. "$root/bench/gpu_preflight.sh" gpu_check.sh torch numpy pandas delssome_norms
+. "$root/bench/gpu_preflight.sh" gpu_check.sh torch numpy pandas scipy safetensors cma sklearn \
+    tvb_data.connectivity delssome_norms
 tmp="$(mktemp -d)"
 budget="${BUDGET_S:-335}"
 # overrides for a CPU dry run of the plumbing, e.g.

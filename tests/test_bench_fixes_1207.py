@@ -321,3 +321,57 @@ def test_docs_quote_what_the_scripts_do():
     assert "Euler at 40 of its 100 generations" in accuracy
     header = (BENCH / "gpu_calibration.sh").read_text()
     assert 'eg="${EULER_GENERATIONS:-40}"' in header and 'n="${N_TRUTHS:-32}"' in header
+
+
+# ------------------------------------------------------------------ preflight of every gpu_*.sh
+def _python_failing(tmp_path: Path, pattern: str) -> Path:
+    """An interpreter whose ``-c`` code fails when it contains ``pattern`` (passes otherwise) and
+    that fails every script it is asked to run."""
+    fake = tmp_path / "python_failing"
+    fake.write_text(
+        f'#!/bin/bash\nif [ "$1" = "-c" ]; then case "$2" in *"{pattern}"*) exit 1;; esac; exit 0; fi\n'
+        "cat > /dev/null\nexit 3\n"
+    )
+    fake.chmod(0o755)
+    return fake
+
+
+@pytest.mark.parametrize("script", ["gpu_check.sh", "gpu_calibration.sh", "gpu_surrogate_retrain.sh"])
+@pytest.mark.parametrize(
+    ("pattern", "device", "said"),
+    [
+        ("import cma", "cpu", "cannot import cma; carry .whl"),  # the device image lacks cma
+        ("import tvb_data", "cpu", "cannot import tvb_data.connectivity"),
+        ("cuda.is_available", "cuda", "sees no CUDA device (DEVICE=cuda)"),
+    ],
+)
+def test_every_gpu_script_stops_before_spending_device_time(tmp_path, script, pattern, device, said):
+    env = dict(os.environ, PYTHON=str(_python_failing(tmp_path, pattern)), DEVICE=device)
+    env["OUT"] = str(tmp_path / "out")
+    proc = subprocess.run(
+        ["bash", str(BENCH / script)], cwd=REPO, env=env, capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2, (proc.stdout[-1500:], proc.stderr[-1500:])
+    assert said in proc.stderr and "nothing was run" in proc.stderr
+    assert "===" not in proc.stdout
+
+
+def test_gpu_surrogate_retrain_exits_1_when_its_steps_fail(tmp_path):
+    env = dict(os.environ, PYTHON=str(_python_failing(tmp_path, "no such code")), DEVICE="cpu")
+    env["OUT"] = str(tmp_path / "out")
+    proc = subprocess.run(
+        ["bash", str(BENCH / "gpu_surrogate_retrain.sh")], cwd=REPO, env=env,
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stdout[-1500:]
+    assert "=== FAILED: generate rc 3, train rc 3, metadata rc 3" in proc.stdout
+
+
+def test_cohort_throughput_exit_status_says_whether_anything_was_measured():
+    status = _load("cohort_throughput").exit_status
+    ok = {"done": 2, "failed": 0}
+    assert status({"modes": {"surrogate": ok, "euler": ok}}) == 0
+    assert status({"modes": {"surrogate": ok, "euler": {"done": 0, "failed": 2}}}) == 1
+    assert status({"modes": {"surrogate": {"done": 1, "failed": 1}}}) == 1
+    assert status({"modes": {}}) == 1 and status(None) == 1

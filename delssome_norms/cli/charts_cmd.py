@@ -624,6 +624,13 @@ def run_brainmap(args: argparse.Namespace) -> int:
     _figure_format(out)
     source = _named(args.scores, "--scores")
     chart = load_chart(args.chart) if args.chart is not None else None
+    made = pr._scores_provenance(args.scores).get("chart") if chart is None else None
+    if isinstance(made, dict) and (made.get("shipped_reference") or made.get("synthetic")):
+        from delssome_norms.norms.reference import REFERENCE_CHART_LABEL
+
+        shipped = made.get("shipped_reference")  # the chart that made the scores, by their sidecar
+        name = f"the {REFERENCE_CHART_LABEL}" if shipped else f"{made.get('chart')} (SYNTHETIC data)"
+        print(f"scores made with {name}")
     atlas = pr.scores_atlas(args.scores, chart)  # as report reads it: never DK68 by default
     if not atlas.is_dk68:  # the markers would sit at DK68 centroids: wrong places
         raise InvalidInputError(

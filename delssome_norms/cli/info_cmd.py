@@ -61,7 +61,8 @@ def collect_info() -> dict[str, Any]:
     if cuda["available"]:
         devices = [torch.device("cuda", i) for i in range(torch.cuda.device_count())]
         cuda["devices"] = [torch.cuda.get_device_name(d) for d in devices]
-        cuda["triton"] = bool(devices) and _triton.available(devices[0])
+        # the variant of a default fit: DK68 regions in float32
+        cuda["triton"] = bool(devices) and _triton.available(devices[0], torch.float32, 68)
     fcd: dict[str, Any] = {FCD_PRODUCTS_ENV: os.environ.get(FCD_PRODUCTS_ENV) or "auto"}
     try:
         fcd["float32_on_cpu"] = fcd_products_name(torch.float32, "cpu")

@@ -199,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
     _check_step(params, sc, timing.dt, args.params)
     dtype = getattr(torch, args.dtype)
     engine = getattr(args, "engine", "auto")  # --from-run: the fit's
-    why = None if engine == "auto" else reproduce.engine_unavailable(engine, args.device, n)
+    why = None if engine == "auto" else reproduce.engine_unavailable(engine, args.device, n, dtype)
     if why is not None:
         raise InvalidInputError(f"{why}; give --engine auto (or torch)", "--engine")
     # a simulation of its own (no fit's batch to reproduce) is a batch of one

@@ -236,8 +236,9 @@ def _engine_used(value: Any, path: Path, option: str) -> str | None:
     return str(value)
 
 
-def engine_unavailable(engine: str, device: Any, n_regions: int) -> str | None:
-    """Why ``engine`` ("kernel", "triton" or "torch") cannot run on ``device`` here, or None."""
+def engine_unavailable(engine: str, device: Any, n_regions: int, dtype: Any = "float32") -> str | None:
+    """Why ``engine`` ("kernel", "triton" or "torch") cannot run on ``device`` here for
+    ``n_regions`` regions in ``dtype``, or None."""
     from delssome_norms.model.devices import check_device
 
     dev = check_device(device)
@@ -256,13 +257,14 @@ def engine_unavailable(engine: str, device: Any, n_regions: int) -> str | None:
 
         if dev.type != "cuda":
             return f"the 'triton' engine runs on CUDA only, not on {dev}"
-        if not _triton.available(dev):
-            return (
-                f"the Triton kernel cannot run on {dev} here (Triton not installed, the GPU not "
-                "supported, or DELSSOME_NORMS_NO_TRITON is set)"
-            )
         if n_regions > _triton.MAX_REGIONS:
             return f"the 'triton' engine holds at most {_triton.MAX_REGIONS} regions"
+        dt = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+        if not _triton.available(dev, dt, max(1, n_regions)):
+            return (
+                f"the Triton kernel cannot run on {dev} here in {dt} (Triton not installed, the "
+                "GPU or this kernel variant not supported, or DELSSOME_NORMS_NO_TRITON is set)"
+            )
     return None
 
 
@@ -420,7 +422,7 @@ def simulate_batch_row(
     check_batch_row(row, batch_size)
     wEE, wEI, sigma = (np.asarray(x, dtype=np.float64).reshape(1, -1) for x in params[:3])
     n = wEE.shape[1]
-    rows = rows_to_simulate(row, batch_size, engine, device, n)
+    rows = rows_to_simulate(row, batch_size, engine, device, n, dtype)
     dev = check_device(device)
     dt = _simulation_dtype(dtype)
     check_rows_memory(rows, row, n_dup, n, timing.n_frames, dt, dev)

@@ -435,7 +435,8 @@ def _choose_engine(
     if engine == "triton" and not _triton.available(device, dtype, n_regions):
         raise InvalidInputError(
             "the 'triton' engine needs a CUDA device and the 'triton' package "
-            "(or TRITON_INTERPRET=1 for CPU tensors)"
+            f"(or TRITON_INTERPRET=1 for CPU tensors), and its {dtype} kernel for {n_regions} "
+            "regions must compile there (see the warning above, if any); use engine='torch'"
         )
     if engine == "triton" and n_regions > _triton.MAX_REGIONS:
         raise InvalidInputError(

@@ -104,6 +104,16 @@ def test_centile_text(centile, text) -> None:
     assert centile_text(centile) == text
 
 
+def test_brainmap_says_when_the_scores_come_from_the_synthetic_chart(scored, capsys) -> None:
+    """Without --chart, the scores' provenance sidecar names the chart that made them."""
+    out = scored["folder"] / "brain_synthetic.png"
+    argv = ["charts", "brainmap", "--scores", str(scored["scores"]), "--subject", "patient-00003"]
+    assert main([*argv, "--out", str(out)]) == 0
+    assert "scores made with the SYNTHETIC reference chart" in capsys.readouterr().out
+    assert main([*argv, "--chart", "reference", "--out", str(out)]) == 0
+    assert "using the SYNTHETIC reference chart" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("value", ["z", "centile", "ei"])
 def test_brainmap_writes_a_png(scored, value) -> None:
     out = scored["folder"] / f"brain_{value}.png"
