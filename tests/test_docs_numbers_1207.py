@@ -233,7 +233,7 @@ def test_euler_floors_checked_on_new_truths() -> None:
     crf = np.concatenate([x for x, k in zip(region, d["fc"]) if k]).mean()
     _quotes(
         "docs/accuracy.md",
-        f"within today's shipped Euler floors for {cm:.2f} of the means and {cr:.2f} of the regions "
+        f"within the shipped Euler floors for {cm:.2f} of the means and {cr:.2f} of the regions "
         f"(FC ≥ 0.1: {cmf:.2f} / {crf:.2f})",
     )
     _quotes(
