@@ -252,8 +252,10 @@ def calibration_differences(calibration: dict[str, Any], fit: dict[str, Any]) ->
     difference is returned as one phrase starting with the setting's name (a budget above the
     calibration's says that coverage at another budget is not measured). The scan is compared in
     seconds, not frames, and a longer one is not a difference: 32 truths at TR 2.0 s and 480 s (240
-    frames, against the calibration's 600) were covered as often (measured on 2026-12-05 with that
-    day's floors; its JSON was not kept: docs/accuracy.md). The truths' atlas (68 DK68 regions),
+    frames, against the calibration's 600) were covered 0.91 / 0.88 (mean / regions) in surrogate
+    mode (``bench/results/ei_calibration_tr2.json``). The TR itself is not compared, although
+    Euler mode's intervals covered only 0.84 / 0.85 in that run (0.57 / 0.68 for strongly coupled
+    truths: docs/accuracy.md, "The calibration at another timing"). The truths' atlas (68 DK68 regions),
     maps (the shipped ones; a gradient from FC is another map) and steps (``dt_train``, ``dt_val``:
     a coarser one is a difference) are compared too
     (:func:`~delssome_norms.fit.calibration_scope.scope_differences`), as is an ensemble
