@@ -4,7 +4,6 @@ folders, group sizes in the summary line, the retrain step's dt and the docs quo
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -15,20 +14,14 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from bench_helpers import load_bench_script
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
 
 
 def _load(name: str):
-    sys.path.insert(0, str(BENCH))  # the scripts import bench/_options.py as a sibling
-    try:
-        spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCH))
-    return module
+    return load_bench_script(name)
 
 
 # ------------------------------------------------------------------ 1. bench/gpu_check.sh

@@ -3,13 +3,13 @@ result fields record the machine, and a tiny benchmark writes its JSON and one s
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from bench_helpers import load_bench_script
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
@@ -33,14 +33,7 @@ print("FAILED " + " | ".join(failed) if failed else "OK")
 
 
 def _load(name: str):
-    sys.path.insert(0, str(BENCH))  # the scripts import bench/_options.py as a sibling
-    try:
-        spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCH))
-    return module
+    return load_bench_script(name)
 
 
 def _results_listing() -> dict[str, float]:
