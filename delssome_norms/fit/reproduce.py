@@ -259,7 +259,9 @@ def engine_unavailable(engine: str, device: Any, n_regions: int, dtype: Any = "f
             return f"the 'triton' engine runs on CUDA only, not on {dev}"
         if n_regions > _triton.MAX_REGIONS:
             return f"the 'triton' engine holds at most {_triton.MAX_REGIONS} regions"
-        dt = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+        from delssome_norms.model.integrate import _simulation_dtype
+
+        dt = _simulation_dtype(dtype)
         if not _triton.available(dev, dt, max(1, n_regions)):
             return (
                 f"the Triton kernel cannot run on {dev} here in {dt} (Triton not installed, the "
@@ -340,13 +342,10 @@ def _sc_digests(path: Path, regions: tuple[str, ...] | None) -> set[str]:
 def chosen_engine(engine: str, device: Any, n_regions: int, dtype: Any = "float32") -> str:
     """The engine ``engine`` ("auto" included) runs on ``device`` for ``n_regions`` regions in
     ``dtype`` ("float32", "float64" or a torch dtype)."""
-    import torch
-
     from delssome_norms.model.devices import check_device
-    from delssome_norms.model.integrate import _choose_engine
+    from delssome_norms.model.integrate import _choose_engine, _simulation_dtype
 
-    dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
-    return _choose_engine(engine, check_device(device), n_regions, dtype)
+    return _choose_engine(engine, check_device(device), n_regions, _simulation_dtype(dtype))
 
 
 def rows_to_simulate(

@@ -66,6 +66,11 @@ def interpreted() -> bool:
 _PROBED: dict[tuple[str, torch.dtype, int], bool] = {}
 
 
+def block_size(n_regions: int) -> int:
+    """Padded region count of the kernel variant that runs ``n_regions`` regions (its BLOCK)."""
+    return max(16, 1 << (max(1, int(n_regions)) - 1).bit_length())
+
+
 def available(device: torch.device, dtype: torch.dtype = torch.float32, n_regions: int = 4) -> bool:
     """Whether the fused Triton kernel can run on ``device`` (CUDA with Triton installed) in
     ``dtype`` for ``n_regions`` regions.
@@ -89,7 +94,7 @@ def available(device: torch.device, dtype: torch.dtype = torch.float32, n_region
     name = str(torch.device("cuda", index))
     dtype = torch.float64 if dtype == torch.float64 else torch.float32
     n = min(max(1, int(n_regions)), MAX_REGIONS)
-    key = (name, dtype, max(16, 1 << (n - 1).bit_length()))  # the variant: device, dtype, BLOCK
+    key = (name, dtype, block_size(n))  # the variant: device, dtype, BLOCK
     if key not in _PROBED:
         _PROBED[key] = _probe(torch.device(name), dtype, n)
     return _PROBED[key]
@@ -356,7 +361,7 @@ def run_triton(
     sct = p.sc.transpose(-1, -2).contiguous()
     batched = int(sct.ndim == 3)
     seed = int(seed) & 0xFFFFFFFFFFFFFFFF
-    block = max(16, triton.next_power_of_2(N))
+    block = block_size(N)
     if N > MAX_REGIONS:
         raise ValueError(f"the Triton kernel takes at most {MAX_REGIONS} regions, got {N}")
     warps = WARPS[block]

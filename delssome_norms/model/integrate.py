@@ -432,16 +432,16 @@ def _choose_engine(
         raise InvalidInputError("the 'kernel' engine runs on CPU only")
     from delssome_norms.model import _triton
 
+    if engine == "triton" and n_regions > _triton.MAX_REGIONS:
+        raise InvalidInputError(
+            f"the 'triton' engine holds at most {_triton.MAX_REGIONS} regions per simulation in "
+            f"registers, got {n_regions}; use engine='torch'"
+        )
     if engine == "triton" and not _triton.available(device, dtype, n_regions):
         raise InvalidInputError(
             "the 'triton' engine needs a CUDA device and the 'triton' package "
             f"(or TRITON_INTERPRET=1 for CPU tensors), and its {dtype} kernel for {n_regions} "
             "regions must compile there (see the warning above, if any); use engine='torch'"
-        )
-    if engine == "triton" and n_regions > _triton.MAX_REGIONS:
-        raise InvalidInputError(
-            f"the 'triton' engine holds at most {_triton.MAX_REGIONS} regions per simulation in "
-            f"registers, got {n_regions}; use engine='torch'"
         )
     if engine == "auto":
         if device.type != "cpu":
