@@ -59,7 +59,9 @@ with a floor fitted on it); the median interval width hi/lo, and the flag: the s
 (r < 0.5 or |error| > 30 %) flagged and of good fits (r >= 0.9 and |error| <= 10 %) flagged, per
 reason, with thresholds of the quality metrics that would meet the targets. Truths with mean FC >=
 0.1 are reported separately from the rest. ``--write-calibration`` writes the floors fitted on all
-truths (and ``k``) to ``delssome_norms/fit/data/interval_calibration.json``.
+truths (and ``k``) to ``delssome_norms/fit/data/interval_calibration.json`` (``--calibration-file``);
+with another ``--tr`` it writes no floors but records how the file's floors covered at that timing
+(the mode's ``tr_checks``, which the fit's calibration scope compares a subject's TR with).
 
 ``--vary NAME=V1,V2`` refits the first ``--vary-truths`` truths with one setting changed
 (``searches``, ``n_dup``, ``test_top_k``, ``generations``, ``popsize``, ``scan_length``,
@@ -1273,11 +1275,14 @@ def write_calibration(
             log(f"calibration: {mode} has no finite floors, not written")
             continue
         b = budgets[mode]
+        old_entry = doc["modes"].get(mode, {})
+        floors = {k: round_up(float(c[k])) for k in ("floor_region", "floor_mean")}
+        # checks at other timings were of the old floors: kept only if the floors are the same
+        same = all(old_entry.get(k) == v for k, v in floors.items())
         doc["modes"][mode] = {
             "k_region": round(K_NORMAL, 4),
             "k_mean": round(K_NORMAL, 4),
-            "floor_region": round_up(float(c["floor_region"])),
-            "floor_mean": round_up(float(c["floor_mean"])),
+            **floors,
             "n_truths": int(s["overall"]["n"]),
             "budget": (
                 f"{b['generations']} x {b['popsize']}, n_dup {b['n_dup']}, "
@@ -1288,6 +1293,7 @@ def write_calibration(
                 "val_per_generation": int(b.get("val_per_generation", 2 if mode == "surrogate" else 1)),
                 "searches": int(b.get("searches", 1)),
                 "scan_length": float(args.scan_length),
+                "tr": float(getattr(args, "tr", TR)),
                 # the defaults every calibration fit used (make_settings changes only the budget)
                 "dt_train": FitSettings().dt_train,
                 "dt_val": FitSettings().dt_val,
@@ -1302,9 +1308,65 @@ def write_calibration(
                 f"bench/ei_calibration.py {getattr(args, 'command', '')} "
                 f"(n-truths {args.n_truths}, seed {args.seed}; {time.strftime('%Y-%m-%d')})"
             ),
+            **({"tr_checks": old_entry["tr_checks"]} if same and old_entry.get("tr_checks") else {}),
         }
     if doc["modes"]:  # never write a file without factors (the fit needs both modes)
         write_json(doc, path)
+    return doc
+
+
+def tr_check(summary: dict[str, Any], floors: dict[str, float], args) -> dict[str, Any]:
+    """One ``tr_checks`` entry: how the floors the fits used (``floors``) covered at ``args.tr``.
+    ``covered``: pooled coverage of mean and regions >= the target's lower end and no stratum
+    below :data:`STRATUM_MIN` (wider than needed is conservative, not a failure here)."""
+    cov = summary["overall"]["coverage"]
+    strata = [x["coverage"] for x in summary.get("strata", {}).values() if x.get("coverage")]
+    lowest = min((min(c["mean_shipped"], c["region_shipped"]) for c in strata), default=1.0)
+    lo = COVERAGE_RANGE[0]
+    return {
+        "tr": float(args.tr),
+        "scan_length": float(args.scan_length),
+        "n_truths": int(summary["overall"]["n"]),
+        "coverage_mean": round(float(cov["mean_shipped"]), 4),
+        "coverage_region": round(float(cov["region_shipped"]), 4),
+        "lowest_stratum": round(float(lowest), 4),
+        "covered": bool(
+            cov["mean_shipped"] >= lo and cov["region_shipped"] >= lo and lowest >= STRATUM_MIN
+        ),
+        "floor_mean": float(floors["floor_mean"]),
+        "floor_region": float(floors["floor_region"]),
+        "source": (
+            f"bench/ei_calibration.py {getattr(args, 'command', '')} ({time.strftime('%Y-%m-%d')})"
+        ),
+    }
+
+
+def write_tr_check(
+    summaries: dict[str, dict[str, Any]],
+    budgets: dict[str, dict[str, int]],
+    floors: dict[str, dict[str, float]],
+    path: Path,
+    args,
+) -> dict[str, Any]:
+    """At another ``--tr``: record in ``path`` how each mode's floors covered at that timing
+    (:func:`tr_check`, replacing an earlier check at the same TR). A mode whose file entry has
+    other floors or another budget than the run used is not written (said in the log)."""
+    from delssome_norms.io import write_json
+
+    doc = json.loads(path.read_text())
+    for mode, s in summaries.items():
+        entry = doc.get("modes", {}).get(mode)
+        ref = (entry or {}).get("settings", {})
+        used = {k: int(budgets[mode][k]) for k in ("generations", "popsize", "n_dup", "test_top_k")}
+        if entry is None or any(ref.get(k) != v for k, v in used.items()):
+            log(f"tr check: {mode}'s calibration in {path} has another budget, not written")
+            continue
+        if any(abs(entry[k] - floors[mode][k]) > 1e-9 for k in ("floor_mean", "floor_region")):
+            log(f"tr check: {mode}'s floors in {path} are not the ones the fits used, not written")
+            continue
+        kept = [c for c in entry.get("tr_checks", []) if abs(c["tr"] - args.tr) > 1e-9]
+        entry["tr_checks"] = sorted([*kept, tr_check(s, floors[mode], args)], key=lambda c: c["tr"])
+    write_json(doc, path)
     return doc
 
 
@@ -1526,11 +1588,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         ap.error("--n-truths must be >= 1")
     if not 0 < args.tr <= 30:
         ap.error("--tr must be a positive number of seconds")
-    if args.write_calibration and args.tr != TR:
-        ap.error(
-            "--write-calibration: the shipped floors are for TR 0.72 s; measure other TRs "
-            "without writing them"
-        )
     if args.write_calibration and args.gradient_map != "own":
         ap.error(
             "--write-calibration: the shipped floors are for fits with the default maps; a "
@@ -1550,6 +1607,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     from _options import machine_info  # bench/ is on sys.path when run as a script
 
+    from delssome_norms.fit import uncertainty as unc
     from delssome_norms.fit.outputs import package_versions
     from delssome_norms.io import write_json
 
@@ -1588,6 +1646,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "wall_s": {},
     }
     summaries, budgets, lines = {}, {}, []
+    floors_used = {
+        mode: {k: float(unc.load_calibration(mode)[k]) for k in ("floor_mean", "floor_region")}
+        for mode in args.modes.split(",")
+    }
     for mode in args.modes.split(","):
         budget = budget_for(args, mode)
         budgets[mode] = budget
@@ -1602,6 +1664,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         summaries[mode] = summ
         result["modes"][mode] = {
             "budget": budget,
+            "floors_used": floors_used[mode],  # the package's, which the fits' intervals used
             "folder": str(folder),
             "rows": rows,
             "summary": summ,
@@ -1611,7 +1674,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.vary:
             result["modes"][mode]["vary"] = run_vary(args, mode, truths, budget, work, cohort_grad)
         lines.append(summary_line(mode, summ, acc))
-        if args.write_calibration:
+        if args.write_calibration and args.tr != TR:  # a check of the floors at this timing
+            result["calibration_written"] = write_tr_check(
+                {mode: summ}, budgets, {mode: floors_used[mode]}, args.calibration_file, args
+            )
+        elif args.write_calibration:
             result["calibration_written"] = write_calibration(
                 {mode: summ}, budgets, args.calibration_file, args
             )

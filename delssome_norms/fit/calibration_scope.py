@@ -2,17 +2,32 @@
 
 The floors of ``fit/data/interval_calibration.json`` were measured on synthetic truths on the
 68 DK68 regions of the default template, built on and fitted with the shipped maps, at the
-default integration steps (``dt_train`` and ``dt_val`` 0.005 s). A fit of another atlas, with a
-gradient taken from FC (another map than the truths were built on) or with a coarser step is
-outside what was measured: :func:`scope_differences` names those, one phrase each, for
-:func:`~delssome_norms.fit.uncertainty.calibration_differences`. The simulation dtype is not
-compared. This module also builds the sentence a fit whose calibration does not apply says
-(:func:`uncalibrated_note`, shared by ``fit.estimate_ei`` and :class:`~delssome_norms.pipeline.EIResult`)
-and compares the calibrations of a cohort table's subjects (:func:`calibration_mix`).
+default integration steps (``dt_train`` and ``dt_val`` 0.005 s), on scans at the HCP timing (TR
+0.72 s). A fit of another atlas, with a gradient taken from FC (another map than the truths were
+built on) or with a coarser step is outside what was measured: :func:`scope_differences` names
+those, one phrase each, for :func:`~delssome_norms.fit.uncertainty.calibration_differences`. The
+simulation dtype is not compared.
+
+The TR is compared against the timings at which a mode's floors were checked
+(:func:`timing_difference`): the calibration's own TR and the reruns at other TRs recorded in
+the file's ``tr_checks`` (``bench/ei_calibration.py --tr T --write-calibration``), each with
+the coverage the shipped floors reached there. A fit's TR is covered within
+:data:`TR_SLACK` of a check that covered, or between two covered checks with no failed one
+between them (taken as covered on the assumption that coverage changes smoothly with the
+sampling, not measured there); anything
+else, and above all a TR near a check that under-covered, is a difference. So surrogate mode,
+checked at TR 0.72 and 2.0 s, covers 0.65-2.2 s; Euler mode, whose intervals covered only
+0.84 / 0.85 at TR 2.0 s, covers 0.65-0.79 s.
+
+This module also builds the sentence a fit whose calibration does not apply says
+(:func:`uncalibrated_note`, shared by ``fit.estimate_ei`` and
+:class:`~delssome_norms.pipeline.EIResult`) and compares the calibrations of a cohort table's
+subjects (:func:`calibration_mix`).
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,6 +42,10 @@ CALIBRATION_DT = 0.005
 """Train and validation step [s] of a calibration that does not record ``dt_train``/``dt_val``."""
 FC_GRADIENT_MAPS = {"subject FC": "subject FC gradient", "cohort FC": "cohort FC gradient"}
 """Design sources (``build_space``: ``"...; gradient: <source>"``) whose gradient comes from FC."""
+CALIBRATION_TR = 0.72
+"""TR [s] of a calibration that does not record ``tr`` (the shipped floors are for HCP timing)."""
+TR_SLACK = 0.1
+"""A TR within this fraction of a checked one counts as that timing (0.72 s covers 0.65-0.79 s)."""
 FALLBACK_PHRASE = "searches combined by best (fewer than two searches had a usable test row)"
 """Difference of a ``combine="mean"`` fit whose estimate fell back to the best search."""
 
@@ -41,10 +60,12 @@ def atlas_name(n_regions: int, regions: Sequence[str] | None) -> str:
 
 def fit_scope(settings: Any, subject: Any = None, design: str | None = None) -> dict[str, Any]:
     """What :func:`scope_differences` compares of a fit: its steps [s], and with ``subject``
-    (``SubjectInputs``) its atlas and whether its gradient comes from FC (``design``: the
-    description ``build_space`` gives; without it, from the subject's maps and ``settings.maps``)."""
+    (``SubjectInputs``) its TR [s] (:func:`timing_difference`), atlas and whether its gradient
+    comes from FC (``design``: the description ``build_space`` gives; without it, from the
+    subject's maps and ``settings.maps``)."""
     out: dict[str, Any] = {"dt_train": float(settings.dt_train), "dt_val": float(settings.dt_val)}
     if subject is not None:
+        out["tr"] = float(subject.tr)
         out["atlas"] = atlas_name(subject.n_regions, subject.regions)
         if design is not None:
             source = design.split("gradient: ", 1)[-1].strip() if "gradient: " in design else ""
@@ -80,6 +101,53 @@ def scope_differences(ref: Mapping[str, Any], fit: Mapping[str, Any]) -> list[st
     return out
 
 
+def tr_checks(calibration: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The timings a mode's floors were checked at, the calibration's own TR first: dicts with
+    ``tr`` [s], ``covered`` (bool) and, for a rerun, ``coverage_mean``/``coverage_region``. A
+    rerun that records other floors than the mode's (``floor_mean``, ``floor_region``: the
+    floors were refitted since) checked other intervals and is left out."""
+    ref = calibration.get("settings") or {}
+    own = {"tr": float(ref.get("tr") or CALIBRATION_TR), "covered": True}
+    same = [
+        dict(c)
+        for c in calibration.get("tr_checks") or []
+        if all(
+            c.get(k) is None or abs(float(c[k]) - float(calibration.get(k, 0.0))) <= SAME_CALIBRATION_TOL
+            for k in ("floor_mean", "floor_region")
+        )
+    ]
+    return [own, *same]
+
+
+def timing_difference(calibration: Mapping[str, Any], tr: float | None) -> str | None:
+    """The phrase for a fit at TR ``tr`` [s] outside the timings ``calibration`` (a mode's entry
+    of the calibration file) was checked at, or None when it is covered or ``tr`` is unknown
+    (rule: module docstring)."""
+    if tr is None:
+        return None
+    checks = sorted(tr_checks(calibration), key=lambda c: c["tr"])
+    near = [c for c in checks if abs(tr - c["tr"]) <= TR_SLACK * c["tr"] + 1e-9]
+    failed = [c for c in near if not c["covered"]]
+    if near and not failed:
+        return None
+    below = [c for c in checks if c["tr"] < tr]
+    above = [c for c in checks if c["tr"] > tr]
+    if not near and below and above and below[-1]["covered"] and above[0]["covered"]:
+        return None  # bracketed by two covered checks
+    own, *reruns = tr_checks(calibration)
+    good = [f"{c['tr']:g}" for c in reruns if c["covered"]]
+    said = f"TR {own['tr']:g} s" + (f", checked at {', '.join(good)} s" if good else "")
+    measured = "" if failed else "; coverage at this timing is not measured"
+    bad = failed or [c for c in checks if not c["covered"]]
+    if bad:  # the nearest timing where this mode's intervals were too narrow
+        c = min(bad, key=lambda c: abs(c["tr"] - tr))
+        measured += (
+            f"; at TR {c['tr']:g} s this mode's intervals covered {c['coverage_mean']:.2f} / "
+            f"{c['coverage_region']:.2f} (mean / regions), too narrow"
+        )
+    return f"tr {tr:g} s (calibrated at {said}{measured})"
+
+
 def uncalibrated_note(interval: Mapping[str, Any], readme: str = "README") -> str:
     """The sentence of a fit whose interval's calibration does not apply (``interval``: the
     ``run.json`` ``ei_interval`` block, ``calibration_applies`` False)."""
@@ -89,7 +157,8 @@ def uncalibrated_note(interval: Mapping[str, Any], readme: str = "README") -> st
     return (
         f"note: the interval is not calibrated for this fit ({differences}): its coverage is not "
         f"measured and it may be too narrow; the calibration applies to the budget it was measured "
-        f"at{measured}, on scans at least that long, the DK68 regions and maps not taken from FC "
+        f"at{measured}, on scans at least that long at the timings it was checked at, the DK68 "
+        f"regions and maps not taken from FC "
         f"({readme} 'Reading the intervals and the flag')"
     )
 
@@ -133,6 +202,15 @@ def warn_uncalibrated_fit(outcome: Any, out_dir: str | Path | None) -> None:
         warnings.warn(f"{outcome.subject_id}: {note}", FitQualityWarning, stacklevel=3)
 
 
+def _positive_or_none(value: Any) -> float | None:
+    """A manifest cell as a positive number, or None (empty, unreadable: not compared here)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) and number > 0 else None
+
+
 SAME_CALIBRATION_TOL = 1e-3
 """Floors and factors closer than this (log units) are one calibration: the shipped floors are
 rounded up to 4 decimals, and a rerun or a reworded source changes nothing a width shows."""
@@ -144,12 +222,10 @@ def warn_uncalibrated_cohort(
     """Before a cohort's work: :func:`~delssome_norms.fit.uncertainty.warn_uncalibrated` about
     the manifest ``rows`` this run will fit (a rerun of finished subjects says nothing; their
     results said it when they were fitted)."""
-    import math
-
     from delssome_norms.fit.outputs import OUTPUT_FILES
     from delssome_norms.fit.uncertainty import warn_uncalibrated
 
-    scans = []
+    scans, trs = [], []
     for row in rows:
         folder = Path(out_dir) / str(row["subject_id"])
         if not overwrite and all((folder / name).is_file() for name in OUTPUT_FILES):
@@ -157,7 +233,8 @@ def warn_uncalibrated_cohort(
         scan = row.get("scan_length")
         if scan is not None and math.isfinite(value := float(scan)):
             scans.append(value)
-    warn_uncalibrated(settings, scans, stacklevel=4)
+            trs.append(_positive_or_none(row.get("tr")))
+    warn_uncalibrated(settings, scans, stacklevel=4, trs=trs)
 
 
 def calibration_key(run: Mapping[str, Any]) -> tuple | None:

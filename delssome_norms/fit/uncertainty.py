@@ -171,7 +171,33 @@ def load_calibration(mode: str) -> dict[str, Any]:
             f"{mode}.settings must give positive numbers for {', '.join(CALIBRATED_SETTINGS)}",
             CALIBRATION_FILE,
         )
+    _check_tr_checks(mode, entry)
     return {"level": float(data.get("level", 0.9)), **entry}
+
+
+def _check_tr_checks(mode: str, entry: dict[str, Any]) -> None:
+    """Refuse a calibration whose ``settings.tr`` or ``tr_checks`` (timings its floors were
+    checked at: ``tr`` [s], ``covered``, ``coverage_mean``, ``coverage_region``) are malformed."""
+
+    def positive(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+
+    ref = entry.get("settings") or {}
+    if "tr" in ref and not positive(ref["tr"]):
+        raise InvalidInputError(f"{mode}.settings.tr must be a positive number [s]", CALIBRATION_FILE)
+    checks = entry.get("tr_checks", [])
+    if not isinstance(checks, list) or not all(
+        isinstance(c, dict)
+        and positive(c.get("tr"))
+        and isinstance(c.get("covered"), bool)
+        and all(positive(c.get(k)) and c[k] <= 1 for k in ("coverage_mean", "coverage_region"))
+        for c in checks
+    ):
+        raise InvalidInputError(
+            f"{mode}.tr_checks must be a list of {{tr [s], covered (true/false), coverage_mean, "
+            "coverage_region (0-1)}",
+            CALIBRATION_FILE,
+        )
 
 
 def fit_budget(
@@ -198,18 +224,25 @@ def fit_budget(
     }
 
 
-def warn_uncalibrated(settings: Any, scan_lengths: Sequence[float], stacklevel: int = 3) -> None:
+def warn_uncalibrated(
+    settings: Any,
+    scan_lengths: Sequence[float],
+    stacklevel: int = 3,
+    trs: Sequence[float | None] | None = None,
+) -> None:
     """Before a cohort's work: one warning when the interval calibration will not cover some of
-    its fits' budgets, steps or scans (the fits say so again in their results, also about their
-    atlas and maps), so a long run can be set up again first. Nothing is said without intervals
-    (``settings.interval`` False)."""
+    its fits' budgets, steps, scans [s] or TRs [s] (``trs``, one per scan; None: not known) (the
+    fits say so again in their results, also about their atlas and maps), so a long run can be
+    set up again first. Nothing is said without intervals (``settings.interval`` False)."""
     if not settings.interval:
         return
     cal = load_calibration(settings.mode)
     found: dict[str, int] = {}
     short: list[float] = []  # scans shorter than the calibration's: one phrase for all of them
-    for scan, count in Counter(scan_lengths).items():
-        for phrase in calibration_differences(cal, fit_budget(settings, scan)) or []:
+    pairs = zip(scan_lengths, trs if trs is not None else [None] * len(scan_lengths), strict=True)
+    for (scan, tr), count in Counter(pairs).items():
+        fit = {**fit_budget(settings, scan), **({"tr": float(tr)} if tr is not None else {})}
+        for phrase in calibration_differences(cal, fit) or []:
             if phrase.startswith("scan_length "):
                 short += [float(scan)] * count
             else:
@@ -231,7 +264,8 @@ def warn_uncalibrated(settings: Any, scan_lengths: Sequence[float], stacklevel: 
         warnings.warn(
             f"the E/I intervals will not be calibrated for these fits ({shown}): their coverage "
             "is not measured and they may be too narrow; the calibration applies to the budget it "
-            f"was measured at{measured}, on scans at least that long "
+            f"was measured at{measured}, on scans at least that long at the timings it was "
+            "checked at "
             "(README 'Reading the intervals and the flag')",
             InputWarning,
             stacklevel=stacklevel,
@@ -253,9 +287,12 @@ def calibration_differences(calibration: dict[str, Any], fit: dict[str, Any]) ->
     calibration's says that coverage at another budget is not measured). The scan is compared in
     seconds, not frames, and a longer one is not a difference: 32 truths at TR 2.0 s and 480 s (240
     frames, against the calibration's 600) were covered 0.91 / 0.88 (mean / regions) in surrogate
-    mode (``bench/results/ei_calibration_tr2.json``). The TR itself is not compared, although
-    Euler mode's intervals covered only 0.84 / 0.85 in that run (0.57 / 0.68 for strongly coupled
-    truths: docs/accuracy.md, "The calibration at another timing"). The truths' atlas (68 DK68 regions),
+    mode (``bench/results/ei_calibration_tr2.json``). The TR is compared with the timings each
+    mode was checked at (the file's ``tr_checks``;
+    :func:`~delssome_norms.fit.calibration_scope.timing_difference`): Euler mode's intervals
+    covered only 0.84 / 0.85 in that run (0.57 / 0.68 for strongly coupled truths:
+    docs/accuracy.md, "The calibration at another timing"), so an Euler fit at a TR other than
+    0.72 s is a difference, a surrogate fit at 0.65-2.2 s is not. The truths' atlas (68 DK68 regions),
     maps (the shipped ones; a gradient from FC is another map) and steps (``dt_train``, ``dt_val``:
     a coarser one is a difference) are compared too
     (:func:`~delssome_norms.fit.calibration_scope.scope_differences`), as is an ensemble
@@ -273,8 +310,8 @@ def calibration_differences(calibration: dict[str, Any], fit: dict[str, Any]) ->
     fit : dict
         The fit's ``generations``, ``popsize``, ``n_dup``, ``test_top_k``, ``scan_length`` [s],
         and optionally ``val_per_generation``, ``searches``, ``combine``, ``stability_gate``,
-        ``surrogate_weights_sha256``, ``dt_train``, ``dt_val``, ``atlas``, ``fc_gradient`` and
-        ``combined_by`` (:func:`fit_budget`; a calibration's
+        ``surrogate_weights_sha256``, ``dt_train``, ``dt_val``, ``tr`` [s], ``atlas``,
+        ``fc_gradient`` and ``combined_by`` (:func:`fit_budget`; a calibration's
         ``settings`` may record ``searches``: made with averaged searches, it does not cover
         fewer).
 
@@ -308,7 +345,8 @@ def calibration_differences(calibration: dict[str, Any], fit: dict[str, Any]) ->
     sha, ref_sha = fit.get("surrogate_weights_sha256"), ref.get("surrogate_weights_sha256")
     if sha and ref_sha and sha != ref_sha:  # other weights score the search differently
         out.append(f"surrogate weights {sha[:12]} (calibrated with the shipped {ref_sha[:12]})")
-    return out + calibration_scope.scope_differences(ref, fit)
+    timing = calibration_scope.timing_difference(calibration, fit.get("tr"))
+    return out + ([timing] if timing else []) + calibration_scope.scope_differences(ref, fit)
 
 
 # ------------------------------------------------------------------------------------------- #

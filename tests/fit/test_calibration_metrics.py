@@ -3,24 +3,16 @@ metrics) on constructed numbers with known answers."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "ei_calibration.py"
+from bench_helpers import load_bench_script
 
 
 @pytest.fixture(scope="module")
 def cal():
-    spec = importlib.util.spec_from_file_location("ei_calibration", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
-    spec.loader.exec_module(module)
-    return module
+    return load_bench_script("ei_calibration")
 
 
 def test_conformal_quantile_rank(cal):

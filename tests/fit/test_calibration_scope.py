@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from bench_helpers import load_bench_script
 from fit_helpers import N_TINY, tiny_cdf, tiny_fc, tiny_sc
 
 from delssome_norms.datasets import DK68_REGIONS
@@ -383,13 +383,8 @@ def test_collect_names_subjects_of_different_calibrations(tmp_path: Path) -> Non
 # ------------------------------------------------------------------------------------------- #
 def test_written_floors_are_rounded_up(tmp_path: Path, monkeypatch) -> None:
     import argparse
-    import importlib.util
 
-    root = Path(__file__).resolve().parents[2]
-    spec = importlib.util.spec_from_file_location("ei_calibration", root / "bench" / "ei_calibration.py")
-    bench = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, bench)  # dataclasses look their module up
-    spec.loader.exec_module(bench)
+    bench = load_bench_script("ei_calibration")
     assert bench.round_up(0.09130837886980335) == 0.0914
     assert bench.round_up(0.0914) == 0.0914  # already rounded: kept
     summaries = {"euler": {"calibrated_all_truths": {"floor_region": 0.09159584191914348,

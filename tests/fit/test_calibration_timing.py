@@ -1,0 +1,334 @@
+"""The interval calibration's scope compares the subject's TR with the timings each mode's floors
+were checked at (``tr_checks`` of the calibration file, written by ``bench/ei_calibration.py``).
+
+The shipped checks are tested against the kept TR 2.0 s calibration run
+(``bench/results/ei_calibration_tr2.json``): the coverage it records is recomputed here from the
+run's per-truth rows, and the verdict from the issue's lower bounds (85 %, strata 75 %).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from bench_helpers import load_bench_script
+from fit_helpers import tiny_cdf, tiny_fc, tiny_sc
+
+from delssome_norms.datasets import DK68_REGIONS
+from delssome_norms.errors import InputWarning, InvalidInputError
+from delssome_norms.fit import CMAESSettings, FitSettings, SubjectInputs
+from delssome_norms.fit import uncertainty as unc
+from delssome_norms.fit.calibration_scope import timing_difference, tr_checks
+
+TR2_RUN = Path(__file__).resolve().parents[2] / "bench" / "results" / "ei_calibration_tr2.json"
+
+
+def _check(tr: float, covered: bool, mean: float = 0.9, region: float = 0.9, **extra) -> dict:
+    return {"tr": tr, "covered": covered, "coverage_mean": mean, "coverage_region": region, **extra}
+
+
+def _calibration(*checks: dict, own_tr: float | None = 0.72) -> dict:
+    settings = {"generations": 30} | ({"tr": own_tr} if own_tr is not None else {})
+    return {"floor_mean": 0.1, "floor_region": 0.1, "settings": settings, "tr_checks": list(checks)}
+
+
+def _own_budget(mode: str) -> FitSettings:
+    ref = unc.load_calibration(mode)["settings"]
+    settings = FitSettings(
+        mode=mode,
+        cmaes=CMAESSettings(generations=ref["generations"], popsize=ref["popsize"]),
+        n_dup=ref["n_dup"],
+        test_top_k=ref["test_top_k"],
+        val_per_generation=ref["val_per_generation"],
+    )
+    if mode == "surrogate":
+        from delssome_norms.surrogate.evaluate import weights_sha256
+
+        settings = replace(settings, surrogate_weights_sha256=weights_sha256())
+    return settings
+
+
+def _subject(tr: float) -> SubjectInputs:
+    """A DK68 subject with the default maps (only its TR differs from the calibration's truths)."""
+    n = len(DK68_REGIONS)
+    return SubjectInputs(
+        subject_id="a", fc=tiny_fc(n), fcd_cdf=tiny_cdf(0), tr=tr, scan_length=864.0,
+        sc=tiny_sc(n), regions=DK68_REGIONS,
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------- #
+# the rule
+# ------------------------------------------------------------------------------------------- #
+def test_a_tr_is_covered_near_a_covered_check_or_between_two() -> None:
+    cal = _calibration(_check(1.5, True), _check(3.0, False, 0.8, 0.82))
+    for tr in (0.65, 0.72, 0.79, 1.0, 1.5, 1.65):
+        assert timing_difference(cal, tr) is None, tr
+    assert timing_difference(cal, None) is None  # unknown TR: not compared
+    # below every check
+    assert timing_difference(cal, 0.6) == (
+        "tr 0.6 s (calibrated at TR 0.72 s, checked at 1.5 s; coverage at this timing is not "
+        "measured; at TR 3 s this mode's intervals covered 0.80 / 0.82 (mean / regions), too narrow)"
+    )
+    # between a covered and a failed check: not bracketed
+    assert "coverage at this timing is not measured; at TR 3 s" in timing_difference(cal, 2.0)
+    # near the failed check: its coverage, no "not measured"
+    assert timing_difference(cal, 2.9) == (
+        "tr 2.9 s (calibrated at TR 0.72 s, checked at 1.5 s; at TR 3 s this mode's intervals "
+        "covered 0.80 / 0.82 (mean / regions), too narrow)"
+    )
+    # a failed check between two covered ones splits the range
+    split = _calibration(_check(1.0, False, 0.7, 0.75), _check(2.0, True))
+    assert timing_difference(split, 1.5) is not None and timing_difference(split, 0.85) is not None
+    assert timing_difference(split, 1.95) is None
+
+
+def test_a_calibration_without_a_tr_is_taken_at_hcp_timing_and_without_checks() -> None:
+    bare = {"floor_mean": 0.1, "floor_region": 0.1, "settings": {"generations": 30}}
+    assert tr_checks(bare) == [{"tr": 0.72, "covered": True}]
+    assert timing_difference(bare, 0.72) is None
+    assert timing_difference(bare, 1.0) == (
+        "tr 1 s (calibrated at TR 0.72 s; coverage at this timing is not measured)"
+    )
+    other_own = _calibration(own_tr=2.0)
+    assert timing_difference(other_own, 2.1) is None and timing_difference(other_own, 0.72)
+
+
+def test_a_check_of_other_floors_is_left_out() -> None:
+    stale = _check(2.0, True, floor_mean=0.2, floor_region=0.1)
+    fresh = _check(2.0, True, floor_mean=0.1, floor_region=0.1)
+    assert [c["tr"] for c in tr_checks(_calibration(stale))] == [0.72]
+    assert timing_difference(_calibration(stale), 2.0) is not None
+    assert timing_difference(_calibration(fresh), 2.0) is None
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"tr_checks": "2.0"},
+        {"tr_checks": [{"tr": 2.0, "covered": "yes", "coverage_mean": 0.9, "coverage_region": 0.9}]},
+        {"tr_checks": [{"tr": -1.0, "covered": True, "coverage_mean": 0.9, "coverage_region": 0.9}]},
+        {"tr_checks": [{"tr": 2.0, "covered": True, "coverage_mean": 1.5, "coverage_region": 0.9}]},
+        {"tr_checks": [{"tr": 2.0, "covered": True}]},
+        {"settings_tr": 0.0},
+    ],
+)
+def test_malformed_timing_checks_are_refused(monkeypatch, bad: dict) -> None:
+    data = json.loads(unc._calibration_text())
+    entry = data["modes"]["euler"]
+    if "settings_tr" in bad:
+        entry["settings"]["tr"] = bad["settings_tr"]
+    else:
+        entry["tr_checks"] = bad["tr_checks"]
+    monkeypatch.setattr(unc, "_calibration_text", lambda: json.dumps(data))
+    with pytest.raises(
+        InvalidInputError, match=r"interval_calibration\.json.*euler\.(tr_checks|settings\.tr)"
+    ):
+        unc.load_calibration("euler")
+
+
+# ------------------------------------------------------------------------------------------- #
+# the shipped checks: what the TR 2.0 s run measured
+# ------------------------------------------------------------------------------------------- #
+def test_the_shipped_checks_are_what_the_tr2_run_measured() -> None:
+    run = json.loads(TR2_RUN.read_text())
+    assert run["config"]["tr"] == 2.0
+    for mode in ("euler", "surrogate"):
+        cal = unc.load_calibration(mode)
+        (check,) = [c for c in cal["tr_checks"] if c["tr"] == 2.0]
+        rows = [r for r in run["modes"][mode]["rows"] if "covered_mean_shipped" in r]
+        mean = np.mean([r["covered_mean_shipped"] for r in rows])
+        region = np.mean([c for r in rows for c in r["covered_region_shipped"]])
+        strata: dict[tuple, list] = {}
+        for r in rows:
+            for kind in ("design_stratum", "boundary_stratum", "fc_stratum"):
+                strata.setdefault((kind, r[kind]), []).append(r)
+        lowest = min(
+            min(np.mean([r["covered_mean_shipped"] for r in rs]),
+                np.mean([c for r in rs for c in r["covered_region_shipped"]]))
+            for rs in strata.values()
+        )  # fmt: skip
+        assert check["lowest_stratum"] == pytest.approx(lowest, abs=1e-4)
+        assert len(rows) == check["n_truths"] == 32
+        assert check["coverage_mean"] == pytest.approx(mean, abs=1e-4)
+        assert check["coverage_region"] == pytest.approx(region, abs=1e-4)
+        assert check["covered"] == bool(mean >= 0.85 and region >= 0.85 and lowest >= 0.75)
+        assert (check["floor_mean"], check["floor_region"]) == (cal["floor_mean"], cal["floor_region"])
+    assert [c["covered"] for c in unc.load_calibration("euler")["tr_checks"]] == [False]
+    assert [c["covered"] for c in unc.load_calibration("surrogate")["tr_checks"]] == [True]
+
+
+@pytest.mark.parametrize(
+    ("mode", "tr", "covered"),
+    [("euler", 0.72, True), ("euler", 0.78, True), ("euler", 0.8, False), ("euler", 1.0, False),
+     ("euler", 2.0, False),
+     ("surrogate", 0.72, True), ("surrogate", 1.4, True), ("surrogate", 2.0, True),
+     ("surrogate", 0.5, False), ("surrogate", 3.0, False)],
+)  # fmt: skip
+def test_a_fit_at_another_tr_is_calibrated_only_where_it_was_checked(
+    mode: str, tr: float, covered: bool
+) -> None:
+    cal = unc.load_calibration(mode)
+    differences = unc.calibration_differences(
+        cal, unc.fit_budget(_own_budget(mode), 864.0, _subject(tr))
+    )
+    timing = [d for d in differences if d.startswith("tr ")]
+    assert differences == timing  # the calibration's own budget: nothing else differs
+    assert (timing == []) == covered, (mode, tr, differences)
+
+
+def test_euler_at_tr_2_says_how_its_intervals_covered_there() -> None:
+    cal = unc.load_calibration("euler")
+    (phrase,) = unc.calibration_differences(
+        cal, unc.fit_budget(_own_budget("euler"), 864.0, _subject(2.0))
+    )
+    assert phrase == (
+        "tr 2 s (calibrated at TR 0.72 s; at TR 2 s this mode's intervals covered 0.84 / 0.85 "
+        "(mean / regions), too narrow)"
+    )
+
+
+def test_the_cohort_warning_names_the_tr_before_the_work(tmp_path: Path) -> None:
+    from delssome_norms.fit.calibration_scope import warn_uncalibrated_cohort
+
+    settings = _own_budget("euler")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        unc.warn_uncalibrated(settings, [864.0, 864.0], trs=[0.72, None])
+    rows = [
+        {"subject_id": "a", "tr": 0.72, "scan_length": 864.0},
+        {"subject_id": "b", "tr": "2.0", "scan_length": 864.0},
+        {"subject_id": "c", "tr": 2.0, "scan_length": 864.0},
+    ]
+    with pytest.warns(InputWarning) as caught:
+        warn_uncalibrated_cohort(settings, rows, tmp_path, overwrite=False)
+    (message,) = [str(w.message) for w in caught]
+    assert "tr 2 s (calibrated at TR 0.72 s; at TR 2 s this mode's intervals covered 0.84" in message
+    assert "too narrow) [2 of 3]" in message
+    with pytest.raises(ValueError):  # one TR per scan
+        unc.warn_uncalibrated(settings, [864.0, 864.0], trs=[0.72])
+
+
+def test_a_fit_at_tr_2_records_the_difference_in_run_json(tmp_path: Path) -> None:
+    from delssome_norms.fit import estimate_ei
+    from delssome_norms.fit.outputs import read_run
+
+    subject = SubjectInputs(
+        subject_id="a", fc=tiny_fc(level=0.2, seed=0), fcd_cdf=tiny_cdf(0), tr=2.0,
+        scan_length=40.0, sc=tiny_sc(),
+    )  # fmt: skip
+    settings = FitSettings(
+        cmaes=CMAESSettings(generations=2, popsize=6, mu=3), dt_train=0.005, dt_val=0.005,
+        dt_test=0.005, burn_in=2.0, fcd_window=5, warmup_steps=50, test_top_k=2, n_dup=2,
+        seed=3, stability_gate=False,
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert estimate_ei(subject, tmp_path / "a", settings).status == "done"
+    block = read_run(tmp_path / "a")["ei_interval"]
+    assert block["calibration_applies"] is False
+    timing = [d for d in block["calibration_differences"] if d.startswith("tr ")]
+    assert timing == [
+        "tr 2 s (calibrated at TR 0.72 s; at TR 2 s this mode's intervals covered 0.84 / 0.85 "
+        "(mean / regions), too narrow)"
+    ]
+
+
+# ------------------------------------------------------------------------------------------- #
+# bench/ei_calibration.py writes the checks
+# ------------------------------------------------------------------------------------------- #
+def _summary(mean: float, region: float, strata: tuple[float, ...] = (0.9,)) -> dict:
+    cov = {"mean_shipped": mean, "region_shipped": region}
+    return {
+        "overall": {"n": 32, "coverage": cov},
+        "strata": {
+            f"s{i}": {"coverage": {"mean_shipped": v, "region_shipped": 0.9}}
+            for i, v in enumerate(strata)
+        },
+        "calibrated_all_truths": {"floor_region": 0.09159, "floor_mean": 0.09131},
+    }
+
+
+def test_the_benchmark_records_a_check_and_keeps_it_only_with_its_floors(tmp_path: Path) -> None:
+    bench = load_bench_script("ei_calibration")
+    path = tmp_path / "cal.json"
+    budgets = {"euler": {"generations": 30, "popsize": 50, "n_dup": 2, "test_top_k": 3}}
+    args = argparse.Namespace(scan_length=432.0, n_truths=32, seed=2026, command="x", tr=0.72)
+    doc = bench.write_calibration({"euler": _summary(0.9, 0.9)}, budgets, path, args)
+    entry = doc["modes"]["euler"]
+    assert entry["settings"]["tr"] == 0.72 and "tr_checks" not in entry
+    floors = {"euler": {k: entry[k] for k in ("floor_mean", "floor_region")}}
+    at2 = argparse.Namespace(scan_length=480.0, command="y", tr=2.0)
+    # pooled 0.86 / 0.88 but one stratum at 0.6: not covered
+    doc = bench.write_tr_check({"euler": _summary(0.86, 0.88, (0.6, 0.95))}, budgets, floors, path, at2)
+    (check,) = doc["modes"]["euler"]["tr_checks"]
+    assert (check["tr"], check["covered"], check["lowest_stratum"]) == (2.0, False, 0.6)
+    assert (check["floor_mean"], check["floor_region"]) == (0.0914, 0.0916)
+    # a rerun at the same TR replaces it; pooled 0.9 and strata >= 0.75: covered
+    doc = bench.write_tr_check({"euler": _summary(0.9, 0.9, (0.8,))}, budgets, floors, path, at2)
+    assert [c["covered"] for c in doc["modes"]["euler"]["tr_checks"]] == [True]
+    # other floors or another budget than the file's: not written
+    other = {"euler": {"floor_mean": 0.2, "floor_region": 0.2}}
+    at3 = argparse.Namespace(scan_length=480.0, command="z", tr=3.0)
+    doc = bench.write_tr_check({"euler": _summary(0.9, 0.9)}, budgets, other, path, at3)
+    assert [c["tr"] for c in doc["modes"]["euler"]["tr_checks"]] == [2.0]
+    bigger = {"euler": {**budgets["euler"], "generations": 100}}
+    doc = bench.write_tr_check({"euler": _summary(0.9, 0.9)}, bigger, floors, path, at3)
+    assert [c["tr"] for c in doc["modes"]["euler"]["tr_checks"]] == [2.0]
+    # new floors at 0.72 drop the check of the old ones; the same floors keep it
+    doc = bench.write_calibration({"euler": _summary(0.9, 0.9)}, budgets, path, args)
+    assert len(doc["modes"]["euler"]["tr_checks"]) == 1
+    moved = _summary(0.9, 0.9)
+    moved["calibrated_all_truths"] = {"floor_region": 0.12, "floor_mean": 0.11}
+    doc = bench.write_calibration({"euler": moved}, budgets, path, args)
+    assert "tr_checks" not in doc["modes"]["euler"]
+    assert json.loads(path.read_text()) == doc
+
+
+def test_the_benchmark_accepts_write_calibration_at_another_tr() -> None:
+    bench = load_bench_script("ei_calibration")
+    args = bench.parse_args(["--tr", "2.0", "--write-calibration", "--quick"])
+    assert args.tr == 2.0 and args.write_calibration
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--gradient-map", "fc", "--write-calibration"])
+
+
+def test_pandas_manifest_rows_pass_their_tr(tmp_path: Path) -> None:
+    from delssome_norms.fit.calibration_scope import warn_uncalibrated_cohort
+
+    table = pd.DataFrame({"subject_id": ["a", "b"], "tr": [2.0, np.nan], "scan_length": [864.0, 864.0]})
+    with pytest.warns(InputWarning, match=r"tr 2 s .* \[1 of 2\]"):
+        warn_uncalibrated_cohort(_own_budget("euler"), table.to_dict("records"), tmp_path, False)
+
+
+def test_the_docs_quote_the_timings_each_mode_is_calibrated_at() -> None:
+    """README, results.md and accuracy.md give the TR ranges the shipped checks imply."""
+    from delssome_norms.fit.calibration_scope import TR_SLACK
+
+    root = Path(__file__).resolve().parents[2]
+    ranges = {}
+    for mode in ("surrogate", "euler"):
+        good = [c["tr"] for c in tr_checks(unc.load_calibration(mode)) if c["covered"]]
+        lo, hi = min(good) * (1 - TR_SLACK), max(good) * (1 + TR_SLACK)
+        assert timing_difference(unc.load_calibration(mode), lo + 1e-6) is None
+        assert timing_difference(unc.load_calibration(mode), hi - 1e-6) is None
+        assert timing_difference(unc.load_calibration(mode), hi * 1.02) is not None
+        ranges[mode] = (f"{lo:.2f}", f"{hi:.2f}".rstrip("0"))
+    assert ranges == {"surrogate": ("0.65", "2.2"), "euler": ("0.65", "0.79")}
+    for name, dash in (("README.md", "–"), ("docs/results.md", "-"), ("docs/accuracy.md", " to ")):
+        text = " ".join((root / name).read_text().split())
+        for mode, (lo, hi) in ranges.items():
+            label = {"surrogate": "surrogate", "euler": "Euler"}[mode]
+            if name == "docs/accuracy.md":
+                assert (
+                    f"{label}-mode intervals" in text
+                    and f"from {'TR ' if mode == 'surrogate' else ''}{lo}{dash}{hi} s" in text
+                )
+            else:
+                assert f"{label} mode {lo}{dash}{hi} s" in text, (name, mode)
