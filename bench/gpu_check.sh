@@ -111,9 +111,9 @@ run "cohort throughput, surrogate, 3 processes" 90 $py bench/cohort_throughput.p
 run "GPU tests" 50 $py -m pytest -q -p no:cacheprovider -x -m gpu tests/model
 
 # 6. HCP-size generation and 3000-simulation throughput (a CPU dry run: simulate.py --quick, no
-#    scaling run; simulate.py takes the device type, cpu or cuda)
+#    scaling run; simulate.py takes the full device, cuda:N included, and keys its JSON by type)
 if [[ "$dev" == cuda* ]]; then sim_size=(--scale-sets 1000); else sim_size=(--quick); fi
-run "simulate: HCP generation" 60 $py bench/simulate.py --device "${dev%%:*}" --skip-test-stage \
+run "simulate: HCP generation" 60 $py bench/simulate.py --device "$dev" --skip-test-stage \
     --baseline-steps 200 "${sim_size[@]}" --out "$tmp/simulate.json"
 
 # 7. gate and coupling micro-benchmarks

@@ -11,9 +11,11 @@
 Each measurement runs in its own subprocess so that the peak memory (max RSS on CPU, max allocated
 on CUDA) is its own. Wall-clock times depend on what else runs on the machine: the 1-minute load
 average is recorded and process CPU time is reported beside wall time. Results are merged into
-``bench/results/simulate.json`` under the device name; one summary line is printed.
+``bench/results/simulate.json`` under the device type (``cpu`` or ``cuda``, with ``_<engine>`` for
+a named engine and ``_quick`` for a smoke run); the section records the full device (``cuda:1``)
+and its GPU name. One summary line is printed.
 
-Usage: ``python bench/simulate.py [--device cpu|cuda] [--engine auto|kernel|torch|triton]
+Usage: ``python bench/simulate.py [--device cpu|cuda|cuda:N] [--engine auto|kernel|torch|triton]
 [--threads 2] [--quick]``
 (on CUDA the test-stage simulation is timed over ``--test-fraction`` of its steps and extrapolated;
 ``--scale-sets`` adds a many-subjects throughput run).
@@ -25,6 +27,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import resource
 import subprocess
 import sys
@@ -36,7 +39,9 @@ import numpy as np
 import torch
 from _options import machine_info, results_file  # bench/ is on sys.path
 
+from delssome_norms.errors import InvalidInputError
 from delssome_norms.io import write_json
+from delssome_norms.model.devices import check_device
 from delssome_norms.model.integrate import ENGINES
 
 GEN_LIMIT_S, TEST_LIMIT_S, SPEEDUP_MIN = 40.0, 180.0, 5.0
@@ -73,14 +78,32 @@ def _timing(dt: float, quick: bool):
     return SimulationTiming(tr=0.72, scan_length=864.0, dt=dt)  # burn-in 72 s, window 83
 
 
+def device_arg(value: str) -> str:
+    """``--device``: ``cpu``, ``cuda`` or ``cuda:N`` (anything else is an argparse error)."""
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", value):
+        raise argparse.ArgumentTypeError(f"unknown device {value!r}; use cpu, cuda or cuda:N")
+    return value
+
+
+def _is_cuda(device: str) -> bool:
+    return torch.device(device).type == "cuda"
+
+
+def result_key(device: str, engine: str = "auto", quick: bool = False) -> str:
+    """Key of a run in ``simulate.json``: the device type (``cuda:1`` is stored under ``cuda``, as
+    the docs and earlier results read it), ``_<engine>`` for a named engine, ``_quick``."""
+    key = torch.device(device).type + ("" if engine == "auto" else f"_{engine}")
+    return key + ("_quick" if quick else "")
+
+
 def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
+    if _is_cuda(device):
+        torch.cuda.synchronize(device)
 
 
 def _peak(device: str) -> int:
-    if device == "cuda":
-        return int(torch.cuda.max_memory_allocated())
+    if _is_cuda(device):
+        return int(torch.cuda.max_memory_allocated(device))
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
@@ -259,9 +282,9 @@ def _warm_up(device: str, engine: str = "auto") -> None:
     n = sc.shape[0]
     p = PFICParams(np.full((1, n), 3.0), np.full((1, n), 3.0), np.full((1, n), 0.005), np.ones(1))
     simulate(p, sc, timing, n_dup=1, device=device, engine=engine)  # warm-up and recorded steps
-    if device == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
+    if _is_cuda(device):
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
 
 
 def _engine_name(device: str, engine: str) -> str:
@@ -270,7 +293,7 @@ def _engine_name(device: str, engine: str) -> str:
     chosen = _choose_engine(engine, torch.device(device))
     names = {"kernel": "fused C++ kernel", "triton": "fused Triton kernel"}
     if chosen == "torch":
-        return "torch + CUDA graphs" if device == "cuda" else "torch"
+        return "torch + CUDA graphs" if _is_cuda(device) else "torch"
     return names[chosen]
 
 
@@ -308,7 +331,9 @@ def _run_worker(name: str, args) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument(
+        "--device", type=device_arg, default="cpu", help="cpu, cuda or cuda:N (default cpu)"
+    )
     parser.add_argument(
         "--engine",
         choices=ENGINES,
@@ -326,7 +351,7 @@ def main() -> int:
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.out = str(results_file(RESULTS, args.out, args.quick))
-    cuda = args.device == "cuda"
+    cuda = _is_cuda(args.device)
     if args.n_sets is None:
         args.n_sets = 10 if args.quick else 100
     if args.baseline_steps is None:
@@ -338,8 +363,11 @@ def main() -> int:
     if args.worker:
         _worker(args)
         return 0
-    if cuda and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: CUDA is not available")
+    if cuda:
+        try:  # CUDA missing, or an index this machine lacks
+            check_device(args.device, "--device")
+        except InvalidInputError as exc:
+            raise SystemExit(str(exc)) from None
 
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
@@ -350,6 +378,7 @@ def main() -> int:
     base_gen = base["simulate_seconds_extrapolated"] + gen["summary_cost_seconds"]
     section = {
         "started": started,
+        "device": args.device,
         "quick": args.quick,
         "machine": {
             "platform": platform.platform(),
@@ -358,7 +387,7 @@ def main() -> int:
             "threads": args.threads,
             "load_average_1min_at_start": load,
             "torch": torch.__version__,
-            "device_name": torch.cuda.get_device_name() if cuda else None,
+            "device_name": torch.cuda.get_device_name(torch.device(args.device)) if cuda else None,
             **{
                 k: v
                 for k, v in machine_info(args.device).items()
@@ -395,8 +424,7 @@ def main() -> int:
         verdict = "PASS" if section["pass"] else "FAIL"
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.exists() else {}
-    key = args.device + ("" if args.engine == "auto" else f"_{args.engine}")
-    results[key + ("_quick" if args.quick else "")] = section
+    results[result_key(args.device, args.engine, args.quick)] = section
     write_json(results, out)
     test_s = "skipped"
     if test:

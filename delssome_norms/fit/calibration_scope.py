@@ -202,15 +202,6 @@ def warn_uncalibrated_fit(outcome: Any, out_dir: str | Path | None) -> None:
         warnings.warn(f"{outcome.subject_id}: {note}", FitQualityWarning, stacklevel=3)
 
 
-def _positive_or_none(value: Any) -> float | None:
-    """A manifest cell as a positive number, or None (empty, unreadable: not compared here)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) and number > 0 else None
-
-
 SAME_CALIBRATION_TOL = 1e-3
 """Floors and factors closer than this (log units) are one calibration: the shipped floors are
 rounded up to 4 decimals, and a rerun or a reworded source changes nothing a width shows."""
@@ -224,6 +215,7 @@ def warn_uncalibrated_cohort(
     results said it when they were fitted)."""
     from delssome_norms.fit.outputs import OUTPUT_FILES
     from delssome_norms.fit.uncertainty import warn_uncalibrated
+    from delssome_norms.io.manifest_tr import positive_seconds
 
     scans, trs = [], []
     for row in rows:
@@ -233,7 +225,7 @@ def warn_uncalibrated_cohort(
         scan = row.get("scan_length")
         if scan is not None and math.isfinite(value := float(scan)):
             scans.append(value)
-            trs.append(_positive_or_none(row.get("tr")))
+            trs.append(positive_seconds(row.get("tr")))  # None: not compared
     warn_uncalibrated(settings, scans, stacklevel=4, trs=trs)
 
 

@@ -23,8 +23,9 @@ def _blank(value: Any) -> bool:
     return str(value).strip().lower() in ("", "nan", "n/a")
 
 
-def _number(value: Any) -> float | None:
-    """A positive finite number of seconds, or None (left to ``check_timing`` to refuse)."""
+def positive_seconds(value: Any) -> float | None:
+    """A manifest cell as a positive finite number of seconds, or None (empty, unreadable: left
+    to ``check_timing`` to refuse)."""
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -69,7 +70,7 @@ def fill_manifest_tr(table: pd.DataFrame, name: str) -> dict[Any, str]:
                     where,
                 )
             continue
-        given = None if blank[k] else _number(row["tr"])
+        given = None if blank[k] else positive_seconds(row["tr"])
         if given is None and not blank[k]:
             continue  # not a number: refused with the other timing checks
         subject = str(row["subject_id"])
@@ -77,7 +78,7 @@ def fill_manifest_tr(table: pd.DataFrame, name: str) -> dict[Any, str]:
             tr, sidecar = given_or_sidecar_tr(str(runs).split(";"), given, GIVEN_NAME, subject)
             if sidecar is not None:
                 scan = row.get("scan_length")
-                scan = tr if _blank(scan) or _number(scan) is None else scan
+                scan = tr if _blank(scan) or positive_seconds(scan) is None else scan
                 check_timing(tr, scan, f"RepetitionTime {tr:g} s in {sidecar}")
         except InvalidInputError as err:
             problems[i] = f"{where}: {err.problem if err.source == subject else err}"
