@@ -100,6 +100,8 @@ RESULTS = REPO / "bench" / "results" / "ei_calibration.json"
 DEFAULT_WORK = REPO / "bench" / "results" / "ei_calibration_work"
 CALIBRATION_FILE = REPO / "delssome_norms" / "fit" / "data" / "interval_calibration.json"
 TR = 0.72
+MIN_TR_CHECK_TRUTHS = 30
+"""Fewest truths a timing check recorded in the calibration file may rest on (issue 22: >= 30)."""
 """Default TR [s] (HCP); ``--tr`` gives another."""
 LEVEL = 0.9
 K_NORMAL = 1.6448536269514722
@@ -1205,6 +1207,9 @@ def truth_row(t: Truth, folder: Path) -> dict[str, Any]:
                 "k_mean": float(interval["k_mean"]),
                 "k_region": float(interval["k_region"]),
                 "calibration_source": interval.get("calibration_source"),
+                # the floors this fit's interval was computed with (a reused fit keeps its own)
+                "floor_log_mean": _number(interval.get("floor_log_mean")),
+                "floor_log_region": _number(interval.get("floor_log_region")),
                 "mean_point": mean_pt,
                 "mean_lo": mean_lo,
                 "mean_hi": mean_hi,
@@ -1277,8 +1282,8 @@ def write_calibration(
         b = budgets[mode]
         old_entry = doc["modes"].get(mode, {})
         floors = {k: round_up(float(c[k])) for k in ("floor_region", "floor_mean")}
-        # checks at other timings were of the old floors: kept only if the floors are the same
-        same = all(old_entry.get(k) == v for k, v in floors.items())
+        # checks at other timings were of the old floors and settings: kept only if both are
+        # the same (compared below, once the new settings are known)
         doc["modes"][mode] = {
             "k_region": round(K_NORMAL, 4),
             "k_mean": round(K_NORMAL, 4),
@@ -1308,11 +1313,32 @@ def write_calibration(
                 f"bench/ei_calibration.py {getattr(args, 'command', '')} "
                 f"(n-truths {args.n_truths}, seed {args.seed}; {time.strftime('%Y-%m-%d')})"
             ),
-            **({"tr_checks": old_entry["tr_checks"]} if same and old_entry.get("tr_checks") else {}),
         }
+        new = doc["modes"][mode]
+        same = (
+            all(old_entry.get(k) == v for k, v in floors.items())
+            and old_entry.get("settings") == new["settings"]
+        )
+        if same and old_entry.get("tr_checks"):
+            new["tr_checks"] = old_entry["tr_checks"]
     if doc["modes"]:  # never write a file without factors (the fit needs both modes)
         write_json(doc, path)
     return doc
+
+
+def floors_of(rows: Sequence[dict[str, Any]]) -> dict[str, float] | None:
+    """The floors (``floor_mean``, ``floor_region``) every fitted truth's interval was computed
+    with, read from its ``run.json`` (a fit reused from the work folder keeps the floors of its
+    day); None when the truths' floors differ or some fit has none."""
+    seen = {
+        (r.get("floor_log_mean"), r.get("floor_log_region")) for r in rows if r.get("status") == "done"
+    }
+    if len(seen) != 1:
+        return None
+    ((mean, region),) = seen
+    if mean is None or region is None or not (math.isfinite(mean) and math.isfinite(region)):
+        return None
+    return {"floor_mean": float(mean), "floor_region": float(region)}
 
 
 def tr_check(summary: dict[str, Any], floors: dict[str, float], args) -> dict[str, Any]:
@@ -1361,8 +1387,14 @@ def write_tr_check(
         if entry is None or any(ref.get(k) != v for k, v in used.items()):
             log(f"tr check: {mode}'s calibration in {path} has another budget, not written")
             continue
-        if any(abs(entry[k] - floors[mode][k]) > 1e-9 for k in ("floor_mean", "floor_region")):
-            log(f"tr check: {mode}'s floors in {path} are not the ones the fits used, not written")
+        if floors.get(mode) is None or any(
+            not isinstance(entry.get(k), (int, float)) or abs(entry[k] - floors[mode][k]) > 1e-9
+            for k in ("floor_mean", "floor_region")
+        ):
+            log(
+                f"tr check: the fits' intervals used other floors than {mode}'s in {path} (or "
+                "differ between truths: refit them with the file's floors), not written"
+            )
             continue
         kept = [c for c in entry.get("tr_checks", []) if abs(c["tr"] - args.tr) > 1e-9]
         entry["tr_checks"] = sorted([*kept, tr_check(s, floors[mode], args)], key=lambda c: c["tr"])
@@ -1588,6 +1620,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         ap.error("--n-truths must be >= 1")
     if not 0 < args.tr <= 30:
         ap.error("--tr must be a positive number of seconds")
+    if args.write_calibration and args.first:
+        ap.error("--write-calibration: --first fits part of the truths; calibrate on all of them")
+    if args.write_calibration and args.tr != TR and args.n_truths < MIN_TR_CHECK_TRUTHS:
+        ap.error(
+            f"--write-calibration at another --tr records a timing check, which needs at least "
+            f"{MIN_TR_CHECK_TRUTHS} truths (--n-truths; --quick uses 3)"
+        )
     if args.write_calibration and args.gradient_map != "own":
         ap.error(
             "--write-calibration: the shipped floors are for fits with the default maps; a "
@@ -1607,7 +1646,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     from _options import machine_info  # bench/ is on sys.path when run as a script
 
-    from delssome_norms.fit import uncertainty as unc
     from delssome_norms.fit.outputs import package_versions
     from delssome_norms.io import write_json
 
@@ -1646,10 +1684,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "wall_s": {},
     }
     summaries, budgets, lines = {}, {}, []
-    floors_used = {
-        mode: {k: float(unc.load_calibration(mode)[k]) for k in ("floor_mean", "floor_region")}
-        for mode in args.modes.split(",")
-    }
     for mode in args.modes.split(","):
         budget = budget_for(args, mode)
         budgets[mode] = budget
@@ -1662,9 +1696,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         summ = summarise(rows)
         acc = acceptance(summ)
         summaries[mode] = summ
+        floors_used = floors_of(rows)
         result["modes"][mode] = {
             "budget": budget,
-            "floors_used": floors_used[mode],  # the package's, which the fits' intervals used
+            "floors_used": floors_used,  # read from the fits' run.json (None: they differ)
             "folder": str(folder),
             "rows": rows,
             "summary": summ,
@@ -1676,7 +1711,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lines.append(summary_line(mode, summ, acc))
         if args.write_calibration and args.tr != TR:  # a check of the floors at this timing
             result["calibration_written"] = write_tr_check(
-                {mode: summ}, budgets, {mode: floors_used[mode]}, args.calibration_file, args
+                {mode: summ}, budgets, {mode: floors_used}, args.calibration_file, args
             )
         elif args.write_calibration:
             result["calibration_written"] = write_calibration(

@@ -465,7 +465,7 @@ def run_score(args: argparse.Namespace) -> int:
         "--exclude-flagged leaves such people out of a reference"
     ] * bool(poor) + [
         f"{uncalibrated} with E/I intervals the calibration does not cover (a budget, scan, "
-        "atlas, maps or step other than it was measured at: run.json's calibration_differences "
+        "TR, atlas, maps or step other than it was measured at: run.json's calibration_differences "
         "says which): their centile intervals may be too narrow"
     ] * bool(uncalibrated)
     note = f" ({'; '.join(notes)})" if notes else ""

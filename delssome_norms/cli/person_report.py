@@ -39,8 +39,9 @@ def interval_lines(row) -> list[str]:
     if table_interval_uncalibrated(frame, "scores")[0]:
         lines.append(
             "| interval calibration | **not covered**: the fit's settings (budget, scan length, "
-            "searches) are not those the intervals were calibrated at, so both intervals may be "
-            "too narrow; see `calibration_differences` in the person's run.json |"
+            "TR, searches, atlas, maps or steps) are not those the intervals were calibrated at, "
+            "so both intervals may be too narrow; see `calibration_differences` in the person's "
+            "run.json |"
         )
     if table_fit_flagged(frame, "scores")[0]:  # False without the column
         reasons = str(row.get(et.FIT_FLAG_REASONS, "") or "").replace(";", ", ")

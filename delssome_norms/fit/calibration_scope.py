@@ -16,8 +16,8 @@ the coverage the shipped floors reached there. A fit's TR is covered within
 between them (taken as covered on the assumption that coverage changes smoothly with the
 sampling, not measured there); anything
 else, and above all a TR near a check that under-covered, is a difference. So surrogate mode,
-checked at TR 0.72 and 2.0 s, covers 0.65-2.2 s; Euler mode, whose intervals covered only
-0.84 / 0.85 at TR 2.0 s, covers 0.65-0.79 s.
+checked at TR 0.72 and 2.0 s, covers 0.648-2.2 s; Euler mode, whose intervals covered only
+0.84 / 0.85 at TR 2.0 s, covers 0.648-0.792 s.
 
 This module also builds the sentence a fit whose calibration does not apply says
 (:func:`uncalibrated_note`, shared by ``fit.estimate_ei`` and
@@ -35,6 +35,7 @@ from typing import Any
 
 from delssome_norms.datasets import DK68_REGIONS
 from delssome_norms.errors import FitQualityWarning
+from delssome_norms.io.manifest_tr import positive_seconds
 
 CALIBRATION_ATLAS = "DK68"
 """Atlas of the calibration's truths (a calibration may record another as ``settings.atlas``)."""
@@ -45,7 +46,10 @@ FC_GRADIENT_MAPS = {"subject FC": "subject FC gradient", "cohort FC": "cohort FC
 CALIBRATION_TR = 0.72
 """TR [s] of a calibration that does not record ``tr`` (the shipped floors are for HCP timing)."""
 TR_SLACK = 0.1
-"""A TR within this fraction of a checked one counts as that timing (0.72 s covers 0.65-0.79 s)."""
+"""A TR within this fraction of a checked one counts as that timing (0.72 s covers 0.648-0.792 s)."""
+SCAN_LENGTH_SLACK = 0.95
+"""A scan shorter than this fraction of a calibration's (or a timing check's) is not covered by
+it (one TR either way of the same protocol is not a difference)."""
 FALLBACK_PHRASE = "searches combined by best (fewer than two searches had a usable test row)"
 """Difference of a ``combine="mean"`` fit whose estimate fell back to the best search."""
 
@@ -103,9 +107,9 @@ def scope_differences(ref: Mapping[str, Any], fit: Mapping[str, Any]) -> list[st
 
 def tr_checks(calibration: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The timings a mode's floors were checked at, the calibration's own TR first: dicts with
-    ``tr`` [s], ``covered`` (bool) and, for a rerun, ``coverage_mean``/``coverage_region``. A
-    rerun that records other floors than the mode's (``floor_mean``, ``floor_region``: the
-    floors were refitted since) checked other intervals and is left out."""
+    ``tr`` [s], ``covered`` (bool) and, for a rerun, ``coverage_mean``/``coverage_region`` and
+    ``scan_length`` [s]. A rerun that records other floors than the mode's (``floor_mean``,
+    ``floor_region``: the floors were refitted since) checked other intervals and is left out."""
     ref = calibration.get("settings") or {}
     own = {"tr": float(ref.get("tr") or CALIBRATION_TR), "covered": True}
     same = [
@@ -119,13 +123,25 @@ def tr_checks(calibration: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [own, *same]
 
 
-def timing_difference(calibration: Mapping[str, Any], tr: float | None) -> str | None:
+def timing_difference(
+    calibration: Mapping[str, Any], tr: float | None, scan_length: float | None = None
+) -> str | None:
     """The phrase for a fit at TR ``tr`` [s] outside the timings ``calibration`` (a mode's entry
     of the calibration file) was checked at, or None when it is covered or ``tr`` is unknown
-    (rule: module docstring)."""
+    (rule: module docstring). A covered check counts only for scans of ``scan_length`` [s] at
+    least :data:`SCAN_LENGTH_SLACK` of the scans it was made on (the calibration's own scan
+    length is compared separately)."""
     if tr is None:
         return None
-    checks = sorted(tr_checks(calibration), key=lambda c: c["tr"])
+    own, *reruns = tr_checks(calibration)
+    short = [
+        c
+        for c in reruns
+        if c["covered"]
+        and scan_length is not None
+        and scan_length < SCAN_LENGTH_SLACK * float(c.get("scan_length") or 0.0)
+    ]
+    checks = sorted([own, *(c for c in reruns if c not in short)], key=lambda c: c["tr"])
     near = [c for c in checks if abs(tr - c["tr"]) <= TR_SLACK * c["tr"] + 1e-9]
     failed = [c for c in near if not c["covered"]]
     if near and not failed:
@@ -133,11 +149,16 @@ def timing_difference(calibration: Mapping[str, Any], tr: float | None) -> str |
     below = [c for c in checks if c["tr"] < tr]
     above = [c for c in checks if c["tr"] > tr]
     if not near and below and above and below[-1]["covered"] and above[0]["covered"]:
-        return None  # bracketed by two covered checks
-    own, *reruns = tr_checks(calibration)
-    good = [f"{c['tr']:g}" for c in reruns if c["covered"]]
-    said = f"TR {own['tr']:g} s" + (f", checked at {', '.join(good)} s" if good else "")
+        return None  # the nearest checks on either side both covered
+    good = [
+        f"{c['tr']:g} s" + (f" ({c['scan_length']:g}-s scans)" if c.get("scan_length") else "")
+        for c in reruns
+        if c["covered"]
+    ]
+    said = f"TR {own['tr']:g} s" + (f", checked at {', '.join(good)}" if good else "")
     measured = "" if failed else "; coverage at this timing is not measured"
+    if short and not failed:
+        measured += f" on scans of {scan_length:g} s"
     bad = failed or [c for c in checks if not c["covered"]]
     if bad:  # the nearest timing where this mode's intervals were too narrow
         c = min(bad, key=lambda c: abs(c["tr"] - tr))
@@ -146,6 +167,44 @@ def timing_difference(calibration: Mapping[str, Any], tr: float | None) -> str |
             f"{c['coverage_region']:.2f} (mean / regions), too narrow"
         )
     return f"tr {tr:g} s (calibrated at {said}{measured})"
+
+
+def judge_timing_when_read(run: dict[str, Any]) -> dict[str, Any]:
+    """``run`` (a finished ``run.json``) with its interval judged by the TR when it was written
+    before the calibration compared the TR (its ``ei_interval`` block has no ``calibration_tr``):
+    a TR outside the timings the current calibration of its mode was checked at (only its own
+    TR when the result's floors are not the current ones) makes ``calibration_applies`` False,
+    with the phrase added and ``calibration_tr_judged_on_read`` True. The file is not changed."""
+    block = run.get("ei_interval")
+    if not isinstance(block, dict) or "calibration_tr" in block:
+        return run
+    if block.get("calibration_applies") is None:
+        return run
+    timing = run.get("timing") if isinstance(run.get("timing"), Mapping) else {}
+    tr, scan = positive_seconds(timing.get("tr")), positive_seconds(timing.get("scan_length"))
+    from delssome_norms.errors import InvalidInputError
+    from delssome_norms.fit.uncertainty import load_calibration
+
+    try:
+        cal = dict(load_calibration(str(block.get("mode"))))
+    except InvalidInputError:
+        return run
+    if not _same_numbers(
+        (None, cal.get("floor_region"), cal.get("floor_mean")),
+        (None, block.get("floor_log_region"), block.get("floor_log_mean")),
+    ):
+        cal.pop("tr_checks", None)  # those checks are of other floors than this result's
+    phrase = timing_difference(cal, tr, scan)
+    if phrase is None:
+        return run
+    differences = [*(block.get("calibration_differences") or []), phrase]
+    judged = {
+        **block,
+        "calibration_applies": False,
+        "calibration_differences": differences,
+        "calibration_tr_judged_on_read": True,
+    }
+    return {**run, "ei_interval": judged}
 
 
 def uncalibrated_note(interval: Mapping[str, Any], readme: str = "README") -> str:
@@ -215,7 +274,6 @@ def warn_uncalibrated_cohort(
     results said it when they were fitted)."""
     from delssome_norms.fit.outputs import OUTPUT_FILES
     from delssome_norms.fit.uncertainty import warn_uncalibrated
-    from delssome_norms.io.manifest_tr import positive_seconds
 
     scans, trs = [], []
     for row in rows:

@@ -43,6 +43,7 @@ import pandas as pd
 from delssome_norms.datasets import DK68_REGIONS
 from delssome_norms.datasets.maps import load_default_maps
 from delssome_norms.errors import InvalidInputError
+from delssome_norms.fit import calibration_scope
 from delssome_norms.fit.checkpoint import flatten_keys
 from delssome_norms.fit.group_lock import LOCK_DIR, live_holder
 from delssome_norms.fit.settings import FitSettings
@@ -281,7 +282,9 @@ def fingerprint_differences(stored: Mapping[str, Any], current: Mapping[str, Any
 
 
 def read_run(subject_dir: str | Path) -> dict[str, Any] | None:
-    """``run.json`` of a finished subject (all output files present, status complete), or None."""
+    """``run.json`` of a finished subject (all output files present, status complete), or None.
+    An interval written before the calibration compared the TR is judged by it
+    (:func:`~delssome_norms.fit.calibration_scope.judge_timing_when_read`)."""
     d = Path(subject_dir)
     if not all((d / f).is_file() for f in OUTPUT_FILES):
         return None
@@ -291,7 +294,7 @@ def read_run(subject_dir: str | Path) -> dict[str, Any] | None:
         return None
     if not isinstance(run, dict) or run.get("status") != "complete":
         return None
-    return run
+    return calibration_scope.judge_timing_when_read(run)
 
 
 def read_result_values(subject_dir: str | Path, run: Mapping[str, Any]) -> np.ndarray:

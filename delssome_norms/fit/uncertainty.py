@@ -111,7 +111,7 @@ CALIBRATED_SETTINGS = ("generations", "popsize", "n_dup", "test_top_k", "scan_le
 other values of the budget's (less or more) or a shorter scan is not covered by the calibration."""
 OPTIONAL_SETTINGS = ("val_per_generation", "searches", "dt_train", "dt_val")
 """Settings a calibration may record (checked the same way when present)."""
-SCAN_LENGTH_SLACK = 0.95
+SCAN_LENGTH_SLACK = calibration_scope.SCAN_LENGTH_SLACK
 """A scan shorter than this fraction of the calibration's is a difference (one TR either way of
 the same protocol is not)."""
 
@@ -177,25 +177,31 @@ def load_calibration(mode: str) -> dict[str, Any]:
 
 def _check_tr_checks(mode: str, entry: dict[str, Any]) -> None:
     """Refuse a calibration whose ``settings.tr`` or ``tr_checks`` (timings its floors were
-    checked at: ``tr`` [s], ``covered``, ``coverage_mean``, ``coverage_region``) are malformed."""
+    checked at: ``tr`` [s], ``covered``, ``coverage_mean``, ``coverage_region``, optionally
+    ``scan_length`` [s] and the ``floor_mean``/``floor_region`` checked) are malformed."""
 
-    def positive(v: Any) -> bool:
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+    def number(v: Any, low: float = 0.0, strict: bool = True) -> bool:
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        return ok and (v > low if strict else v >= low)
 
     ref = entry.get("settings") or {}
-    if "tr" in ref and not positive(ref["tr"]):
+    if "tr" in ref and not number(ref["tr"]):
         raise InvalidInputError(f"{mode}.settings.tr must be a positive number [s]", CALIBRATION_FILE)
-    checks = entry.get("tr_checks", [])
+    checks = entry.get("tr_checks") or []
     if not isinstance(checks, list) or not all(
         isinstance(c, dict)
-        and positive(c.get("tr"))
+        and number(c.get("tr"))
         and isinstance(c.get("covered"), bool)
-        and all(positive(c.get(k)) and c[k] <= 1 for k in ("coverage_mean", "coverage_region"))
+        and all(
+            number(c.get(k), strict=False) and c[k] <= 1 for k in ("coverage_mean", "coverage_region")
+        )
+        and all(c.get(k) is None or number(c[k], strict=False) for k in ("floor_mean", "floor_region"))
+        and (c.get("scan_length") is None or number(c["scan_length"]))
         for c in checks
     ):
         raise InvalidInputError(
             f"{mode}.tr_checks must be a list of {{tr [s], covered (true/false), coverage_mean, "
-            "coverage_region (0-1)}",
+            "coverage_region (0-1), optional scan_length [s], floor_mean, floor_region (>= 0)}",
             CALIBRATION_FILE,
         )
 
@@ -239,14 +245,20 @@ def warn_uncalibrated(
     cal = load_calibration(settings.mode)
     found: dict[str, int] = {}
     short: list[float] = []  # scans shorter than the calibration's: one phrase for all of them
+    by_reason: dict[str, Counter] = {}  # TRs outside the checked timings, per reason
     pairs = zip(scan_lengths, trs if trs is not None else [None] * len(scan_lengths), strict=True)
     for (scan, tr), count in Counter(pairs).items():
         fit = {**fit_budget(settings, scan), **({"tr": float(tr)} if tr is not None else {})}
         for phrase in calibration_differences(cal, fit) or []:
             if phrase.startswith("scan_length "):
                 short += [float(scan)] * count
+            elif phrase.startswith("tr ") and " s (" in phrase:  # TRs said once per reason
+                said, _, reason = phrase[3:].partition(" s (")
+                by_reason.setdefault(reason, Counter())[float(said)] += count
             else:
                 found[phrase] = found.get(phrase, 0) + count
+    for reason, counts in by_reason.items():
+        found[f"tr {', '.join(f'{t:g}' for t in sorted(counts))} s ({reason}"] = sum(counts.values())
     if getattr(settings, "maps", None) == "fc-gradient":  # known before any subject is read
         found[
             "maps fc-gradient for 68-region subjects without maps (the calibration's truths were "
@@ -292,7 +304,7 @@ def calibration_differences(calibration: dict[str, Any], fit: dict[str, Any]) ->
     :func:`~delssome_norms.fit.calibration_scope.timing_difference`): Euler mode's intervals
     covered only 0.84 / 0.85 in that run (0.57 / 0.68 for strongly coupled truths:
     docs/accuracy.md, "The calibration at another timing"), so an Euler fit at a TR other than
-    0.72 s is a difference, a surrogate fit at 0.65-2.2 s is not. The truths' atlas (68 DK68 regions),
+    0.72 s is a difference, a surrogate fit at 0.648-2.2 s is not. The truths' atlas (68 DK68 regions),
     maps (the shipped ones; a gradient from FC is another map) and steps (``dt_train``, ``dt_val``:
     a coarser one is a difference) are compared too
     (:func:`~delssome_norms.fit.calibration_scope.scope_differences`), as is an ensemble
@@ -345,7 +357,7 @@ def calibration_differences(calibration: dict[str, Any], fit: dict[str, Any]) ->
     sha, ref_sha = fit.get("surrogate_weights_sha256"), ref.get("surrogate_weights_sha256")
     if sha and ref_sha and sha != ref_sha:  # other weights score the search differently
         out.append(f"surrogate weights {sha[:12]} (calibrated with the shipped {ref_sha[:12]})")
-    timing = calibration_scope.timing_difference(calibration, fit.get("tr"))
+    timing = calibration_scope.timing_difference(calibration, fit.get("tr"), fit["scan_length"])
     return out + ([timing] if timing else []) + calibration_scope.scope_differences(ref, fit)
 
 
@@ -759,4 +771,6 @@ def interval_block(
         differences = calibration_differences(cal, fit)
         block["calibration_applies"] = None if differences is None else not differences
         block["calibration_differences"] = differences or []
+        if fit.get("tr") is not None:  # compared (a result without it is judged when read)
+            block["calibration_tr"] = float(fit["tr"])
     return lo, hi, block

@@ -144,7 +144,8 @@ class EIResult:
 
     @property
     def interval_calibrated(self) -> bool | None:
-        """Whether the interval's calibration covers this fit's budget and scan length (False:
+        """Whether the interval's calibration covers this fit (budget, scan length, TR, atlas, maps,
+        steps; False:
         :attr:`interval` ``calibration_differences`` says how the fit differs, and the
         interval may be too narrow; None: no interval, or a result that did not record it)."""
         if not self.interval or self.interval.get("calibration_applies") is None:

@@ -291,14 +291,6 @@ def test_the_benchmark_records_a_check_and_keeps_it_only_with_its_floors(tmp_pat
     assert json.loads(path.read_text()) == doc
 
 
-def test_the_benchmark_accepts_write_calibration_at_another_tr() -> None:
-    bench = load_bench_script("ei_calibration")
-    args = bench.parse_args(["--tr", "2.0", "--write-calibration", "--quick"])
-    assert args.tr == 2.0 and args.write_calibration
-    with pytest.raises(SystemExit):
-        bench.parse_args(["--gradient-map", "fc", "--write-calibration"])
-
-
 def test_pandas_manifest_rows_pass_their_tr(tmp_path: Path) -> None:
     from delssome_norms.fit.calibration_scope import warn_uncalibrated_cohort
 
@@ -308,20 +300,24 @@ def test_pandas_manifest_rows_pass_their_tr(tmp_path: Path) -> None:
 
 
 def test_the_docs_quote_the_timings_each_mode_is_calibrated_at() -> None:
-    """README, results.md and accuracy.md give the TR ranges the shipped checks imply."""
+    """README, science.md, results.md and accuracy.md give the TR ranges the shipped checks
+    imply (for scans as long as the checks')."""
     from delssome_norms.fit.calibration_scope import TR_SLACK
 
     root = Path(__file__).resolve().parents[2]
     ranges = {}
     for mode in ("surrogate", "euler"):
-        good = [c["tr"] for c in tr_checks(unc.load_calibration(mode)) if c["covered"]]
+        cal = unc.load_calibration(mode)
+        good = [c["tr"] for c in tr_checks(cal) if c["covered"]]
         lo, hi = min(good) * (1 - TR_SLACK), max(good) * (1 + TR_SLACK)
-        assert timing_difference(unc.load_calibration(mode), lo + 1e-6) is None
-        assert timing_difference(unc.load_calibration(mode), hi - 1e-6) is None
-        assert timing_difference(unc.load_calibration(mode), hi * 1.02) is not None
-        ranges[mode] = (f"{lo:.2f}", f"{hi:.2f}".rstrip("0"))
-    assert ranges == {"surrogate": ("0.65", "2.2"), "euler": ("0.65", "0.79")}
-    for name, dash in (("README.md", "–"), ("docs/results.md", "-"), ("docs/accuracy.md", " to ")):
+        assert timing_difference(cal, lo + 1e-6, 864.0) is None
+        assert timing_difference(cal, hi - 1e-6, 864.0) is None
+        assert timing_difference(cal, hi * 1.01, 864.0) is not None
+        assert timing_difference(cal, lo * 0.99, 864.0) is not None
+        ranges[mode] = (f"{lo:.3f}".rstrip("0"), f"{hi:.3f}".rstrip("0"))
+    assert ranges == {"surrogate": ("0.648", "2.2"), "euler": ("0.648", "0.792")}
+    docs = (("README.md", "–"), ("docs/science.md", "–"), ("docs/results.md", "-"))
+    for name, dash in (*docs, ("docs/accuracy.md", " to ")):
         text = " ".join((root / name).read_text().split())
         for mode, (lo, hi) in ranges.items():
             label = {"surrogate": "surrogate", "euler": "Euler"}[mode]
@@ -332,3 +328,145 @@ def test_the_docs_quote_the_timings_each_mode_is_calibrated_at() -> None:
                 )
             else:
                 assert f"{label} mode {lo}{dash}{hi} s" in text, (name, mode)
+
+
+# ------------------------------------------------------------------------------------------- #
+# review of 2026-12-07: scan length of a check, results written before, messages, the bench
+# ------------------------------------------------------------------------------------------- #
+def test_a_check_counts_only_for_scans_about_as_long_as_its_own() -> None:
+    cal = _calibration(_check(2.0, True, scan_length=480.0))
+    assert timing_difference(cal, 2.0, 480.0) is None
+    assert timing_difference(cal, 2.0, 0.95 * 480.0) is None  # within the scan slack
+    assert timing_difference(cal, 1.4, 864.0) is None  # bracketed, long scan
+    assert timing_difference(cal, 2.0, 420.0) == (
+        "tr 2 s (calibrated at TR 0.72 s, checked at 2 s (480-s scans); coverage at this timing "
+        "is not measured on scans of 420 s)"
+    )
+    assert timing_difference(cal, 1.4, 420.0) is not None  # no longer bracketed
+    assert timing_difference(cal, 0.72, 420.0) is None  # the own TR: scan compared elsewhere
+
+
+def _old_run(tr: float, mode: str = "euler", floors: tuple | None = None, applies=True) -> dict:
+    cal = unc.load_calibration(mode)
+    f_mean, f_region = floors or (cal["floor_mean"], cal["floor_region"])
+    block = {"mode": mode, "floor_log_mean": f_mean, "floor_log_region": f_region,
+             "calibration_applies": applies, "calibration_differences": []}  # fmt: skip
+    return {"status": "complete", "timing": {"tr": tr, "scan_length": 864.0}, "ei_interval": block}
+
+
+def test_a_result_written_before_the_tr_was_compared_is_judged_when_read(tmp_path: Path) -> None:
+    from delssome_norms.fit.calibration_scope import judge_timing_when_read
+    from delssome_norms.fit.outputs import OUTPUT_FILES, read_run
+
+    judged = judge_timing_when_read(_old_run(2.0))["ei_interval"]
+    assert judged["calibration_applies"] is False and judged["calibration_tr_judged_on_read"]
+    assert judged["calibration_differences"] == [
+        "tr 2 s (calibrated at TR 0.72 s; at TR 2 s this mode's intervals covered 0.84 / 0.85 "
+        "(mean / regions), too narrow)"
+    ]
+    # inside the checked timings, or already compared, or no verdict at all: unchanged
+    for run in (_old_run(0.75), _old_run(2.0, applies=None)):
+        assert judge_timing_when_read(run) == run
+    compared = _old_run(2.0)
+    compared["ei_interval"]["calibration_tr"] = 2.0
+    assert judge_timing_when_read(compared) == compared
+    # surrogate at TR 2 s: covered by the check of the current floors, not by older floors'
+    assert judge_timing_when_read(_old_run(2.0, "surrogate"))["ei_interval"]["calibration_applies"]
+    older = judge_timing_when_read(_old_run(2.0, "surrogate", floors=(0.2, 0.2)))["ei_interval"]
+    assert older["calibration_applies"] is False
+    assert older["calibration_differences"][0].startswith("tr 2 s (calibrated at TR 0.72 s;")
+    # read_run applies it; the file stays as written
+    folder = tmp_path / "a"
+    folder.mkdir()
+    for name in OUTPUT_FILES:
+        (folder / name).write_text("x")
+    (folder / "run.json").write_text(json.dumps(_old_run(2.0)))
+    assert read_run(folder)["ei_interval"]["calibration_applies"] is False
+    assert json.loads((folder / "run.json").read_text())["ei_interval"]["calibration_applies"]
+
+
+def test_a_new_interval_block_records_the_tr_it_compared() -> None:
+    spread = {"region": np.full(4, 0.05), "mean": 0.05}
+    fit = unc.fit_budget(_own_budget("euler"), 864.0, _subject(2.0))
+    _, _, block = unc.interval_block(np.full(4, 3.0), spread, "euler", fit=fit)
+    assert block["calibration_tr"] == 2.0 and block["calibration_applies"] is False
+    _, _, block = unc.interval_block(
+        np.full(4, 3.0), spread, "euler", fit=unc.fit_budget(_own_budget("euler"), 864.0)
+    )
+    assert "calibration_tr" not in block  # not known: judged when read
+
+
+def test_the_cohort_warning_says_each_reason_once_with_its_trs() -> None:
+    settings = _own_budget("euler")
+    with pytest.warns(InputWarning) as caught:
+        unc.warn_uncalibrated(settings, [864.0] * 5, trs=[2.0, 0.8, 1.5, 0.72, 1.5])
+    (message,) = [str(w.message) for w in caught]
+    assert message.count("this mode's intervals covered 0.84 / 0.85") == 2  # near 2 s; others
+    assert "tr 0.8, 1.5 s (calibrated at TR 0.72 s; coverage at this timing is not measured;" in message
+    assert "too narrow) [3 of 5]" in message and "too narrow) [1 of 5]" in message
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        {"tr": 2.0, "covered": True, "coverage_mean": 0.0, "coverage_region": 0.9},
+        {"tr": 2.0, "covered": True, "coverage_mean": 0.9, "coverage_region": 0.9, "floor_mean": 0.1},
+    ],
+)
+def test_well_formed_checks_load(monkeypatch, check: dict) -> None:
+    data = json.loads(unc._calibration_text())
+    data["modes"]["euler"]["tr_checks"] = [check]
+    monkeypatch.setattr(unc, "_calibration_text", lambda: json.dumps(data))
+    assert unc.load_calibration("euler")["tr_checks"] == [check]
+    data["modes"]["euler"]["tr_checks"] = None
+    assert unc.load_calibration("euler")["tr_checks"] is None
+
+
+@pytest.mark.parametrize("bad", [{"floor_mean": "abc"}, {"floor_region": -1.0}, {"scan_length": 0}])
+def test_a_check_with_bad_floors_or_scan_is_refused(monkeypatch, bad: dict) -> None:
+    data = json.loads(unc._calibration_text())
+    data["modes"]["euler"]["tr_checks"] = [_check(2.0, True) | bad]
+    monkeypatch.setattr(unc, "_calibration_text", lambda: json.dumps(data))
+    with pytest.raises(InvalidInputError, match=r"euler\.tr_checks"):
+        unc.load_calibration("euler")
+
+
+def test_the_benchmark_takes_the_floors_from_the_fits() -> None:
+    bench = load_bench_script("ei_calibration")
+    rows = [{"status": "done", "floor_log_mean": 0.0914, "floor_log_region": 0.0916}] * 3
+    assert bench.floors_of(rows) == {"floor_mean": 0.0914, "floor_region": 0.0916}
+    mixed = [*rows, {"status": "done", "floor_log_mean": 0.5, "floor_log_region": 0.5}]
+    assert bench.floors_of(mixed) is None  # a fit reused from before a floor change
+    assert bench.floors_of([*rows, {"status": "failed"}]) == bench.floors_of(rows)
+    assert bench.floors_of([{"status": "done", "floor_log_mean": None, "floor_log_region": 0.1}]) is None
+
+
+def test_the_benchmark_refuses_a_check_on_too_few_or_part_of_the_truths() -> None:
+    bench = load_bench_script("ei_calibration")
+    args = bench.parse_args(["--tr", "2.0", "--write-calibration"])
+    assert args.tr == 2.0 and args.n_truths >= bench.MIN_TR_CHECK_TRUTHS
+    for argv in (["--quick"], ["--n-truths", "8"], ["--first", "4"]):
+        with pytest.raises(SystemExit):
+            bench.parse_args(["--tr", "2.0", "--write-calibration", *argv])
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--write-calibration", "--first", "4"])
+
+
+def test_the_benchmark_keeps_checks_only_with_the_same_settings(tmp_path: Path) -> None:
+    bench = load_bench_script("ei_calibration")
+    path = tmp_path / "cal.json"
+    budgets = {"euler": {"generations": 30, "popsize": 50, "n_dup": 2, "test_top_k": 3}}
+    args = argparse.Namespace(scan_length=432.0, n_truths=32, seed=2026, command="x", tr=0.72)
+    doc = bench.write_calibration({"euler": _summary(0.9, 0.9)}, budgets, path, args)
+    floors = {"euler": {k: doc["modes"]["euler"][k] for k in ("floor_mean", "floor_region")}}
+    at2 = argparse.Namespace(scan_length=480.0, command="y", tr=2.0)
+    bench.write_tr_check({"euler": _summary(0.9, 0.9)}, budgets, floors, path, at2)
+    longer = argparse.Namespace(**{**vars(args), "scan_length": 864.0})
+    doc = bench.write_calibration({"euler": _summary(0.9, 0.9)}, budgets, path, longer)
+    assert "tr_checks" not in doc["modes"]["euler"]  # same floors, other scans: dropped
+    # an entry without floors is said, not a KeyError
+    data = json.loads(path.read_text())
+    del data["modes"]["euler"]["floor_mean"]
+    path.write_text(json.dumps(data))
+    doc = bench.write_tr_check({"euler": _summary(0.9, 0.9)}, budgets, floors, path, at2)
+    assert "tr_checks" not in doc["modes"]["euler"]
