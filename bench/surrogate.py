@@ -28,7 +28,9 @@ seed in either mode (two Euler-mode seeds disagree below r 0.9 for 4 of 10 of th
 winner (``test_top_k = 1``, the protocol of docs/science.md §5) and each search's best. Both
 modes use the FIC stability gate, as the fitter does by default (``--no-stability-gate``: the
 paper's protocol); its per-candidate cost is reported next to the network's.
-Writes ``bench/results/surrogate.json`` and prints one summary line. ``--work DIR`` keeps the held-out
+Writes ``bench/results/surrogate.json`` (``--quick``: ``surrogate_quick.json``) and prints one
+summary line with PASS/FAIL; ``--quick`` is a smoke run the targets are not set for and gives no
+verdict (``passed`` None, "smoke run, no verdict"). ``--work DIR`` keeps the held-out
 subjects and the fits there for a later run with the same request (other subjects, seed or scan
 length stop the run with a message: use another folder); without it they go to a temporary
 folder that is deleted at the end, also when the run fails.
@@ -448,6 +450,26 @@ def truth_summary(vs_truth: dict | None) -> str:
     )
 
 
+def surrogate_verdict(checks: dict[str, bool], quick: bool) -> tuple[bool | None, str | None]:
+    """(passed, note): all acceptance checks, or None with the reason for a ``--quick`` smoke run
+    (2 subjects, a few generations of a small population: not the run the targets are set for)."""
+    if quick:
+        return None, (
+            f"smoke run, no verdict (2 subjects, {QUICK_GENERATIONS} generations of "
+            f"{QUICK_POPSIZE} candidates)"
+        )
+    return bool(all(checks.values())), None
+
+
+def verdict_text(passed: bool | None, note: str | None, checks: dict[str, bool]) -> str:
+    """The verdict of the summary line: PASS, FAIL with the failed checks, or the note."""
+    if passed is None:
+        return str(note)
+    if passed:
+        return "PASS"
+    return f"FAIL ({', '.join(k for k, ok in checks.items() if not ok)})"
+
+
 # ------------------------------------------------------------------------------ main
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -651,9 +673,9 @@ def compare_modes(args, surrogate, gsettings, fit_settings, n_subjects, work, te
             "test_cost_tolerance": TEST_COST_TOLERANCE,
             "ei_r_min": EI_R_MIN,
         },
-        "checks": checks,
-        "passed": all(checks.values()),
+        "checks": checks,  # recorded also for a smoke run, which gives no verdict
     }
+    result["passed"], result["verdict_note"] = surrogate_verdict(checks, args.quick)
     write_json(result, args.out)
     print(
         f"surrogate: Spearman(total) {ranking['pooled']['total']['spearman']:.3f} on {n_subjects} "
@@ -663,7 +685,7 @@ def compare_modes(args, surrogate, gsettings, fit_settings, n_subjects, work, te
         f"test cost {test_s.mean():.3f} vs {test_e.mean():.3f} (Euler), "
         f"E/I r min {ei_r.min():.3f} (median {np.median(ei_r):.3f}) "
         f"{truth_summary(vs_truth)}"
-        f"-> {'PASS' if result['passed'] else 'FAIL'} ({args.out})"
+        f"-> {verdict_text(result['passed'], result['verdict_note'], checks)} ({args.out})"
     )
     return 0
 

@@ -85,12 +85,12 @@ def test_gpu_check_exits_1_and_lists_failed_steps(tmp_path):
     assert "--device cpu" in sim[0] and "--quick" in sim[0] and "--scale-sets" not in sim[0]
 
 
-def test_gpu_check_passes_the_device_type_to_simulate(tmp_path):
+def test_gpu_check_passes_the_device_to_simulate(tmp_path):
     proc = _gpu_check(tmp_path, str(_fake_python(tmp_path)), device="cuda:0")
     assert proc.returncode == 1
     calls = (tmp_path / "calls.txt").read_text().splitlines()
     sim = [c for c in calls if "bench/simulate.py" in c]
-    assert "--device cuda " in sim[0] and "--scale-sets 1000" in sim[0] and "--quick" not in sim[0]
+    assert "--device cuda:0 " in sim[0] and "--scale-sets 1000" in sim[0] and "--quick" not in sim[0]
     tp = [c for c in calls if "cohort_throughput.py" in c]
     assert tp and all("--device cuda:0" in c for c in tp)  # the fitting scripts take cuda:N
 

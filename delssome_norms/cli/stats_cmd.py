@@ -318,23 +318,15 @@ def _read(path: str):
     ``ei_ratio_roi_0..67``; None otherwise) and the site column to use (None: no site terms)."""
     import warnings
 
-    from delssome_norms.cli.charts_helpers import sidecar_atlas
     from delssome_norms.datasets import DK68_REGIONS
     from delssome_norms.io import read_table, regions_path
+    from delssome_norms.io.ei_table_file import read_table_regions
 
     table = read_table(path)
     index = sorted(k for c in table.columns if (k := et.region_index(str(c))) is not None)
     sidecar = regions_path(path)
-    names = None
-    if sidecar.is_file():
-        atlas = sidecar_atlas(sidecar)
-        if index and index[-1] >= atlas.n:
-            raise InvalidInputError(
-                f"names {atlas.n} regions, but {path} has regional columns up to "
-                f"{et.region_column(index[-1])}: it belongs to another table",
-                str(sidecar),
-            )
-        names = list(atlas.names)
+    names = read_table_regions(path, table)  # checked against the columns as read_ei_table does
+    if names is not None:
         # the statistics read the names from attrs (as of a table read with read_ei_table)
         table.attrs[et.PROVENANCE_ATTR] = {"atlas": {"regions": names}}
     elif index == list(range(len(DK68_REGIONS))):

@@ -59,6 +59,42 @@ def read_regions_sidecar(path: PathLike) -> list[str]:
     return ordered
 
 
+def read_table_regions(path: PathLike, table: pd.DataFrame) -> list[str] | None:
+    """The region names of the table read from ``path`` (``names[k]`` names
+    ``ei_ratio_roi_<k>``), from its ``<stem>.regions.csv``; None without one.
+
+    The sidecar's rows are matched to the columns by their ``column`` field, so rows in another
+    order name the same columns. It must name exactly ``ei_ratio_roi_0`` up to the table's last
+    regional column: fewer names leave columns unnamed, more names are of columns the table lacks;
+    either way the two files were not written together (``collect`` writes both). A table
+    without regional columns is not checked. ``read_ei_table`` and ``stats`` read a table's
+    region names with this function.
+
+    Raises
+    ------
+    InvalidInputError
+        An unreadable sidecar, or one naming more or fewer regions than the table has regional
+        columns (naming both files).
+    """
+    sidecar = regions_path(path)
+    if not sidecar.is_file():
+        return None
+    names = read_regions_sidecar(sidecar)
+    index = [k for c in table.columns if (k := et.region_index(str(c))) is not None]
+    if index and max(index) + 1 != len(names):
+        last, n = et.region_column(max(index)), max(index) + 1
+        extra = len(names) - n
+        gap = f"names for {extra} column{'s' * (extra > 1)} it lacks" if extra > 0 else ""
+        gap = gap or f"{-extra} of its columns without a name"
+        raise InvalidInputError(
+            f"names {len(names)} regions, but {path} has regional columns up to {last} ({gap}): "
+            f"the two files belong to different tables; rerun collect to write both, or give "
+            f"{sidecar.name} one row per column {et.region_column(0)} .. {last}",
+            str(sidecar),
+        )
+    return names
+
+
 def read_ei_table(path: PathLike) -> pd.DataFrame:
     """A ``collect`` table (CSV or Parquet) with its provenance and region names in ``attrs``.
 
@@ -82,23 +118,14 @@ def read_ei_table(path: PathLike) -> pd.DataFrame:
     Raises
     ------
     InvalidInputError
-        An unreadable table or sidecar, or a ``regions.csv`` naming fewer regions than the
-        table has regional columns (it belongs to another table).
+        An unreadable table or sidecar, or a ``regions.csv`` naming more or fewer regions than
+        the table has regional columns (:func:`read_table_regions`: it belongs to another table).
     """
     table = read_table(path)
     provenance = read_table_provenance(path)
-    sidecar = regions_path(path)
-    names = read_regions_sidecar(sidecar) if sidecar.is_file() else None
+    names = read_table_regions(path, table)
     if names is not None:
-        index = [k for c in table.columns if (k := et.region_index(str(c))) is not None]
-        if index and max(index) + 1 != len(names):  # more names: which of them are the columns'?
-            raise InvalidInputError(
-                f"names {len(names)} regions, but {path} has regional columns up to "
-                f"{et.region_column(max(index))}: it belongs to another table (give the names "
-                "of its own columns)",
-                str(sidecar),
-            )
-        provenance = _with_region_names(provenance, names, sidecar)
+        provenance = _with_region_names(provenance, names, regions_path(path))
     if provenance is not None:
         table.attrs[et.PROVENANCE_ATTR] = provenance
     return table
