@@ -1367,6 +1367,13 @@ def tr_check(summary: dict[str, Any], floors: dict[str, float], args) -> dict[st
     }
 
 
+def _weights_sha() -> str:
+    """SHA-256 of the default surrogate weights (those the calibration fits used)."""
+    from delssome_norms.surrogate.evaluate import weights_sha256
+
+    return weights_sha256()
+
+
 def write_tr_check(
     summaries: dict[str, dict[str, Any]],
     budgets: dict[str, dict[str, int]],
@@ -1375,17 +1382,24 @@ def write_tr_check(
     args,
 ) -> dict[str, Any]:
     """At another ``--tr``: record in ``path`` how each mode's floors covered at that timing
-    (:func:`tr_check`, replacing an earlier check at the same TR). A mode whose file entry has
-    other floors or another budget than the run used is not written (said in the log)."""
+    (:func:`tr_check`, replacing an earlier check at the same TR and scan length). A mode whose
+    file entry has other floors, another budget or (surrogate mode) other weights than the run
+    used is not written (said in the log)."""
     from delssome_norms.io import write_json
 
     doc = json.loads(path.read_text())
     for mode, s in summaries.items():
         entry = doc.get("modes", {}).get(mode)
         ref = (entry or {}).get("settings", {})
-        used = {k: int(budgets[mode][k]) for k in ("generations", "popsize", "n_dup", "test_top_k")}
-        if entry is None or any(ref.get(k) != v for k, v in used.items()):
+        b = budgets[mode]
+        used = {k: int(b[k]) for k in ("generations", "popsize", "n_dup", "test_top_k")}
+        used["val_per_generation"] = int(b.get("val_per_generation", 2 if mode == "surrogate" else 1))
+        used["searches"] = int(b.get("searches", 1))
+        if entry is None or any(ref.get(k, v) != v for k, v in used.items()):
             log(f"tr check: {mode}'s calibration in {path} has another budget, not written")
+            continue
+        if mode == "surrogate" and ref.get("surrogate_weights_sha256") not in (None, _weights_sha()):
+            log(f"tr check: {mode}'s calibration in {path} was made with other weights, not written")
             continue
         if floors.get(mode) is None or any(
             not isinstance(entry.get(k), (int, float)) or abs(entry[k] - floors[mode][k]) > 1e-9
@@ -1396,7 +1410,11 @@ def write_tr_check(
                 "differ between truths: refit them with the file's floors), not written"
             )
             continue
-        kept = [c for c in entry.get("tr_checks", []) if abs(c["tr"] - args.tr) > 1e-9]
+        kept = [  # a check at the same TR and scan length is replaced
+            c
+            for c in entry.get("tr_checks") or []
+            if abs(c["tr"] - args.tr) > 1e-9 or c.get("scan_length") != float(args.scan_length)
+        ]
         entry["tr_checks"] = sorted([*kept, tr_check(s, floors[mode], args)], key=lambda c: c["tr"])
     write_json(doc, path)
     return doc

@@ -465,8 +465,9 @@ def run_score(args: argparse.Namespace) -> int:
         "--exclude-flagged leaves such people out of a reference"
     ] * bool(poor) + [
         f"{uncalibrated} with E/I intervals the calibration does not cover (a budget, scan, "
-        "TR, atlas, maps or step other than it was measured at: run.json's calibration_differences "
-        "says which): their centile intervals may be too narrow"
+        "TR, atlas, maps or step other than it was measured at: collect's warning and the "
+        "subject's run.json calibration_differences say which): their centile intervals may be "
+        "too narrow"
     ] * bool(uncalibrated)
     note = f" ({'; '.join(notes)})" if notes else ""
     print(f"scored {n} people; {flagged} with a flag{note}; written to {args.out}")

@@ -40,8 +40,8 @@ def interval_lines(row) -> list[str]:
         lines.append(
             "| interval calibration | **not covered**: the fit's settings (budget, scan length, "
             "TR, searches, atlas, maps or steps) are not those the intervals were calibrated at, "
-            "so both intervals may be too narrow; see `calibration_differences` in the person's "
-            "run.json |"
+            "so both intervals may be too narrow; collect's warning (and the person's run.json "
+            "`calibration_differences`, or `EIResult.interval`) says which |"
         )
     if table_fit_flagged(frame, "scores")[0]:  # False without the column
         reasons = str(row.get(et.FIT_FLAG_REASONS, "") or "").replace(";", ", ")

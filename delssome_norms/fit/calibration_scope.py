@@ -126,39 +126,51 @@ def tr_checks(calibration: Mapping[str, Any]) -> list[dict[str, Any]]:
 def timing_difference(
     calibration: Mapping[str, Any], tr: float | None, scan_length: float | None = None
 ) -> str | None:
-    """The phrase for a fit at TR ``tr`` [s] outside the timings ``calibration`` (a mode's entry
-    of the calibration file) was checked at, or None when it is covered or ``tr`` is unknown
-    (rule: module docstring). A covered check counts only for scans of ``scan_length`` [s] at
-    least :data:`SCAN_LENGTH_SLACK` of the scans it was made on (the calibration's own scan
-    length is compared separately)."""
+    """The phrase for a fit at TR ``tr`` [s] with ``scan_length`` [s] scans outside the timings
+    ``calibration`` (a mode's entry of the calibration file) was checked at, or None when it is
+    covered or ``tr`` is unknown (rule: module docstring).
+
+    A covered rerun counts for scans at least :data:`SCAN_LENGTH_SLACK` as long as its own; the
+    calibration's own scan length is compared separately (``scan_length`` phrase), so near its
+    own TR any scan counts here. Between two covered checks the shortest scan covered is
+    interpolated linearly in TR between the two checks' (the own one's: the calibration's scan).
+    The phrase does not name the subject's scan, so a cohort's subjects group by reason.
+    """
     if tr is None:
         return None
     own, *reruns = tr_checks(calibration)
-    short = [
-        c
-        for c in reruns
-        if c["covered"]
-        and scan_length is not None
-        and scan_length < SCAN_LENGTH_SLACK * float(c.get("scan_length") or 0.0)
-    ]
-    checks = sorted([own, *(c for c in reruns if c not in short)], key=lambda c: c["tr"])
+    ref_scan = float((calibration.get("settings") or {}).get("scan_length") or 0.0)
+    own = {**own, "min_scan": 0.0, "bracket_scan": SCAN_LENGTH_SLACK * ref_scan}
+    for c in reruns:
+        c["min_scan"] = c["bracket_scan"] = SCAN_LENGTH_SLACK * float(c.get("scan_length") or 0.0)
+    checks = sorted([own, *reruns], key=lambda c: c["tr"])
+
+    def long_enough(need: float) -> bool:
+        return scan_length is None or scan_length >= need - 1e-9
+
     near = [c for c in checks if abs(tr - c["tr"]) <= TR_SLACK * c["tr"] + 1e-9]
     failed = [c for c in near if not c["covered"]]
+    need = None  # the shortest scan a covering check would have covered
     if near and not failed:
-        return None
+        need = min(c["min_scan"] for c in near)
     below = [c for c in checks if c["tr"] < tr]
     above = [c for c in checks if c["tr"] > tr]
     if not near and below and above and below[-1]["covered"] and above[0]["covered"]:
-        return None  # the nearest checks on either side both covered
+        lo, hi = below[-1], above[0]  # the nearest checks on either side both covered
+        weight = (tr - lo["tr"]) / (hi["tr"] - lo["tr"])
+        need = (1 - weight) * lo["bracket_scan"] + weight * hi["bracket_scan"]
+    if need is not None and long_enough(need):
+        return None
     good = [
         f"{c['tr']:g} s" + (f" ({c['scan_length']:g}-s scans)" if c.get("scan_length") else "")
         for c in reruns
         if c["covered"]
     ]
     said = f"TR {own['tr']:g} s" + (f", checked at {', '.join(good)}" if good else "")
-    measured = "" if failed else "; coverage at this timing is not measured"
-    if short and not failed:
-        measured += f" on scans of {scan_length:g} s"
+    if need is not None:
+        measured = f"; at this timing coverage is measured on scans of at least {need:.0f} s"
+    else:
+        measured = "" if failed else "; coverage at this timing is not measured"
     bad = failed or [c for c in checks if not c["covered"]]
     if bad:  # the nearest timing where this mode's intervals were too narrow
         c = min(bad, key=lambda c: abs(c["tr"] - tr))
@@ -171,17 +183,23 @@ def timing_difference(
 
 def judge_timing_when_read(run: dict[str, Any]) -> dict[str, Any]:
     """``run`` (a finished ``run.json``) with its interval judged by the TR when it was written
-    before the calibration compared the TR (its ``ei_interval`` block has no ``calibration_tr``):
-    a TR outside the timings the current calibration of its mode was checked at (only its own
-    TR when the result's floors are not the current ones) makes ``calibration_applies`` False,
-    with the phrase added and ``calibration_tr_judged_on_read`` True. The file is not changed."""
+    before the calibration compared the TR (its ``ei_interval`` block has no ``calibration_tr``
+    and no ``tr`` phrase): a TR outside the timings the current calibration of its mode was
+    checked at (only its own TR when the result's floors are not the current ones) makes
+    ``calibration_applies`` False, with the phrase added, ``calibration_tr`` set and
+    ``calibration_tr_judged_on_read`` True (so a saved copy is not judged twice). The file on
+    disk is not changed: ``collect``, ``EIResult`` and ``estimate-ei`` show the verdict."""
     block = run.get("ei_interval")
     if not isinstance(block, dict) or "calibration_tr" in block:
         return run
-    if block.get("calibration_applies") is None:
+    differences = block.get("calibration_differences") or []
+    differences = [str(d) for d in differences] if isinstance(differences, list) else [str(differences)]
+    if block.get("calibration_applies") is None or any(d.startswith("tr ") for d in differences):
         return run
     timing = run.get("timing") if isinstance(run.get("timing"), Mapping) else {}
     tr, scan = positive_seconds(timing.get("tr")), positive_seconds(timing.get("scan_length"))
+    if tr is None:
+        return run
     from delssome_norms.errors import InvalidInputError
     from delssome_norms.fit.uncertainty import load_calibration
 
@@ -189,19 +207,19 @@ def judge_timing_when_read(run: dict[str, Any]) -> dict[str, Any]:
         cal = dict(load_calibration(str(block.get("mode"))))
     except InvalidInputError:
         return run
-    if not _same_numbers(
-        (None, cal.get("floor_region"), cal.get("floor_mean")),
-        (None, block.get("floor_log_region"), block.get("floor_log_mean")),
+    floors = (block.get("floor_log_region"), block.get("floor_log_mean"))
+    if not all(positive_seconds(f) is not None or f == 0 for f in floors) or not _same_numbers(
+        (None, cal.get("floor_region"), cal.get("floor_mean")), (None, *floors)
     ):
         cal.pop("tr_checks", None)  # those checks are of other floors than this result's
     phrase = timing_difference(cal, tr, scan)
     if phrase is None:
         return run
-    differences = [*(block.get("calibration_differences") or []), phrase]
     judged = {
         **block,
         "calibration_applies": False,
-        "calibration_differences": differences,
+        "calibration_differences": [*differences, phrase],
+        "calibration_tr": tr,
         "calibration_tr_judged_on_read": True,
     }
     return {**run, "ei_interval": judged}

@@ -335,15 +335,31 @@ def test_the_docs_quote_the_timings_each_mode_is_calibrated_at() -> None:
 # ------------------------------------------------------------------------------------------- #
 def test_a_check_counts_only_for_scans_about_as_long_as_its_own() -> None:
     cal = _calibration(_check(2.0, True, scan_length=480.0))
+    cal["settings"]["scan_length"] = 432.0
     assert timing_difference(cal, 2.0, 480.0) is None
     assert timing_difference(cal, 2.0, 0.95 * 480.0) is None  # within the scan slack
     assert timing_difference(cal, 1.4, 864.0) is None  # bracketed, long scan
-    assert timing_difference(cal, 2.0, 420.0) == (
-        "tr 2 s (calibrated at TR 0.72 s, checked at 2 s (480-s scans); coverage at this timing "
-        "is not measured on scans of 420 s)"
+    short = (
+        "tr 2 s (calibrated at TR 0.72 s, checked at 2 s (480-s scans); at this timing coverage "
+        "is measured on scans of at least 456 s)"
     )
-    assert timing_difference(cal, 1.4, 420.0) is not None  # no longer bracketed
-    assert timing_difference(cal, 0.72, 420.0) is None  # the own TR: scan compared elsewhere
+    assert timing_difference(cal, 2.0, 420.0) == short
+    assert timing_difference(cal, 2.0, 300.0) == short  # the phrase does not name the scan
+    # between the checks the shortest covered scan is interpolated: 410.4 s at 0.72, 456 s at 2
+    need = 410.4 + (1.5 - 0.72) / (2.0 - 0.72) * (456.0 - 410.4)
+    assert timing_difference(cal, 1.5, need + 0.1) is None
+    assert timing_difference(cal, 1.5, need - 1.0).endswith(f"scans of at least {need:.0f} s)")
+    assert timing_difference(cal, 0.8, 432.0) is None  # near the own end: the own scan suffices
+    assert timing_difference(cal, 0.72, 300.0) is None  # the own TR: scan compared elsewhere
+    # TRs no check covers at any scan say nothing about the scan
+    assert timing_difference(cal, 3.0, 300.0).endswith("coverage at this timing is not measured)")
+
+
+def test_the_shipped_surrogate_range_holds_for_the_calibrations_own_scans() -> None:
+    cal = unc.load_calibration("surrogate")
+    for tr in (0.8, 1.0):
+        assert timing_difference(cal, tr, 432.0) is None, tr  # HCP-D/A, ABCD timing
+    assert timing_difference(cal, 1.5, 432.0) is not None  # 438 s needed there
 
 
 def _old_run(tr: float, mode: str = "euler", floors: tuple | None = None, applies=True) -> dict:
@@ -383,6 +399,48 @@ def test_a_result_written_before_the_tr_was_compared_is_judged_when_read(tmp_pat
     (folder / "run.json").write_text(json.dumps(_old_run(2.0)))
     assert read_run(folder)["ei_interval"]["calibration_applies"] is False
     assert json.loads((folder / "run.json").read_text())["ei_interval"]["calibration_applies"]
+
+
+def test_a_judged_result_is_not_judged_again(tmp_path: Path) -> None:
+    from delssome_norms.fit.calibration_scope import judge_timing_when_read
+
+    once = judge_timing_when_read(_old_run(2.0))
+    assert once["ei_interval"]["calibration_tr"] == 2.0
+    assert judge_timing_when_read(once) == once  # a saved copy read again: one phrase
+    phrase = once["ei_interval"]["calibration_differences"][0]
+    written = _old_run(2.0, applies=False)  # by a version that said the TR but not calibration_tr
+    written["ei_interval"]["calibration_differences"] = [phrase]
+    assert judge_timing_when_read(written) == written
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"floor_log_mean": {"x": 1}},
+        {"floor_log_region": "abc"},
+        {"calibration_differences": "n_dup 1 (calibrated at 2)"},
+    ],
+)
+def test_a_damaged_old_block_is_read_without_a_crash(damage: dict) -> None:
+    from delssome_norms.fit.calibration_scope import judge_timing_when_read
+
+    run = _old_run(2.0)
+    run["ei_interval"].update(damage)
+    block = judge_timing_when_read(run)["ei_interval"]
+    assert block["calibration_applies"] is False
+    assert block["calibration_differences"][-1].startswith("tr 2 s (calibrated at TR 0.72 s;")
+    if "calibration_differences" in damage:
+        assert block["calibration_differences"][0] == "n_dup 1 (calibrated at 2)"
+
+
+def test_the_cohort_warning_does_not_split_trs_by_scan_length() -> None:
+    settings = _own_budget("surrogate")
+    scans = [406.0, 410.0, 416.0, 420.0, 426.0, 480.0]
+    with pytest.warns(InputWarning) as caught:
+        unc.warn_uncalibrated(settings, scans, trs=[2.0] * 6)
+    (message,) = [str(w.message) for w in caught]
+    assert message.count("tr 2 s (") == 1
+    assert "scans of at least 456 s) [5 of 6]" in message
 
 
 def test_a_new_interval_block_records_the_tr_it_compared() -> None:
