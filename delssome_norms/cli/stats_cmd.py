@@ -7,12 +7,13 @@ male gap across age with its bootstrap band (:func:`~delssome_norms.stats.sex_ga
 (:func:`~delssome_norms.stats.region_group_summary`) and across age
 (:func:`~delssome_norms.stats.region_group_trajectories`). Both write CSV tables and PNG figures
 into ``--out-dir`` and print a short summary. Region names come from the table's
-``<stem>.regions.csv`` (written by ``collect``); a table of the 68 columns ``ei_ratio_roi_0..67``
-without one is read as DK68. People whose E/I fit is flagged (``fit_flagged``) are named in a
-warning, or left out with ``--exclude-flagged``. When the curves of ``stats groups`` do not
-converge (e.g. many small sites) the other tables are still written, and the figure of the people
-without curves, with a warning and exit status 1; so are the tests of ``stats sex`` and their
-figures when its sex-gap curves do not converge.
+``<stem>.regions.csv`` (written by ``collect``), else its provenance sidecar's ``atlas.regions``,
+as :func:`~delssome_norms.io.read_ei_table` reads them; 68 columns named by neither are read as
+DK68. People whose E/I fit is flagged (``fit_flagged``) are named in a warning, or left out with
+``--exclude-flagged``. When the curves of ``stats groups`` do not converge (e.g. many small
+sites) the other tables are still written, and the figure of the people without curves, with a
+warning and exit status 1; so are the tests of ``stats sex`` and their figures when its sex-gap
+curves do not converge.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ OPTION_WORDS = (
     (r", e\.g\. table\.drop_duplicates\('subject_id'\)", " in the table"),
     (r"the brown_forsythe rows or method='robust_wald'", "--variability-test brown-forsythe or robust"),
     (r"\bmethod='robust_wald'", "--variability-test robust"),
+    (r"the table's regions\.csv / regions=", "the table's <stem>.regions.csv"),
 )
 """Python argument names in the statistics' messages, as the CLI spells them."""
 SOURCE_OPTIONS = {
@@ -190,11 +192,12 @@ def register(subparsers) -> None:
         "population curves of each group and sex across age with 95 % bands "
         "(region_group_trajectories.csv, figures region_group_trajectories.png and "
         "region_group_people.png). Regions are classed by their DK68 names: the table's "
-        "<stem>.regions.csv names them (68 columns without it are read as DK68); other regions "
-        "(e.g. subcortical) are refused. One row per person, as for stats sex. When the curves' "
-        "fit does not converge (too few people of a sex, or many small sites) the scores, the "
-        "per-bin summary and region_group_people.png (the people without curves, as its title "
-        "says) are still written, the curves and their figure are not, and the exit status is 1.",
+        "<stem>.regions.csv, else its provenance sidecar, names them (68 columns named by neither "
+        "are read as DK68); other regions (e.g. subcortical) are refused. One row per person, "
+        "as for stats sex. When the curves' fit does not converge (too few people of a sex, or "
+        "many small sites) the scores, the per-bin summary and region_group_people.png (the "
+        "people without curves, as its title says) are still written, the curves and their "
+        "figure are not, and the exit status is 1.",
     )
     _add_common(g)
     g.add_argument(
@@ -314,27 +317,30 @@ def _check_out(out_dir: str, table: str, files: tuple[str, ...]) -> Path:
 
 # ------------------------------------------------------------------------------------ inputs
 def _read(path: str):
-    """The table, its region names (``<stem>.regions.csv``; DK68 for exactly the 68 columns
-    ``ei_ratio_roi_0..67``; None otherwise) and the site column to use (None: no site terms)."""
+    """The table as :func:`~delssome_norms.io.read_ei_table` reads it (its provenance sidecar in
+    ``attrs``, ``atlas.regions`` from ``<stem>.regions.csv`` when there is one, with one warning
+    when the two name other regions), its region names (the regions sidecar's, else the
+    provenance sidecar's ``atlas.regions``, else DK68 by position for exactly the 68 columns
+    ``ei_ratio_roi_0..67``, with a warning; None otherwise) and the site column to use (None: no
+    site terms)."""
     import warnings
 
     from delssome_norms.datasets import DK68_REGIONS
-    from delssome_norms.io import read_table, regions_path
-    from delssome_norms.io.ei_table_file import read_table_regions
+    from delssome_norms.io import read_ei_table, regions_path
+    from delssome_norms.stats._cohort import attrs_regions
 
-    table = read_table(path)
+    table = read_ei_table(path)  # the regions sidecar checked against the columns and provenance
     index = sorted(k for c in table.columns if (k := et.region_index(str(c))) is not None)
-    sidecar = regions_path(path)
-    names = read_table_regions(path, table)  # checked against the columns as read_ei_table does
-    if names is not None:
-        # the statistics read the names from attrs (as of a table read with read_ei_table)
-        table.attrs[et.PROVENANCE_ATTR] = {"atlas": {"regions": names}}
-    elif index == list(range(len(DK68_REGIONS))):
+    names = attrs_regions(table)  # what the statistics read from attrs, named as they name them
+    if names is not None and not regions_path(path).is_file():
+        _check_provenance_names(path, names, index)
+    if names is None and index == list(range(len(DK68_REGIONS))):
         from delssome_norms.stats._cohort import DK68_WARNED_ATTR, warn_dk68_by_position
 
         names = list(DK68_REGIONS)
+        sidecar = regions_path(path)
         how = f"{sidecar.name} beside it, with the columns column, region_index, region"
-        warn_dk68_by_position(path, how, table=table)  # a file says nothing of its atlas
+        warn_dk68_by_position(path, how, table=table)  # nothing names them
         table.attrs[DK68_WARNED_ATTR] = True  # said once, here
     site = et.SITE_COLUMN
     if et.site_labels(table, site) is None:
@@ -345,6 +351,30 @@ def _read(path: str):
         )
         site = None
     return table, names, site
+
+
+def _check_provenance_names(path: str, names: list[str], index: list[int]) -> None:
+    """Refuse the provenance sidecar's region names (no ``<stem>.regions.csv``) that leave
+    regional columns unnamed or name a region twice."""
+    from delssome_norms.io import provenance_path, regions_path
+
+    sidecar, regions = provenance_path(path), regions_path(path).name
+    if index and index[-1] >= len(names):
+        raise InvalidInputError(
+            f"names {len(names)} regions (atlas.regions), but {path} has regional columns up to "
+            f"{et.region_column(index[-1])}: the two files belong to different tables; rerun "
+            f"collect to write both, or give the table's names in {regions} (the columns column, "
+            "region_index, region)",
+            str(sidecar),
+        )
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise InvalidInputError(
+            f"names region{'s' * (len(twice) > 1)} {', '.join(twice[:5])} more than once "
+            f"(atlas.regions): which column is which region cannot be told; rerun collect, or "
+            f"give the table's names in {regions}",
+            str(sidecar),
+        )
 
 
 def _words(text: str) -> str:
@@ -389,16 +419,17 @@ SIDECARS = " (each table with its <stem>.provenance.json)"
 """Printed after the count of files written: the tables' provenance sidecars."""
 
 
-def _provenance(command: str, args: argparse.Namespace, settings: dict, site, n_people: int) -> dict:
+def _provenance(command: str, args: argparse.Namespace, settings: dict, site, table) -> dict:
     """The provenance sidecar of each table (:func:`~delssome_norms.cli.side_files.derived_provenance`):
-    the input table's sidecar, the command's settings, the site column used (None: no site
-    terms) and the people used (after ``--exclude-flagged``)."""
+    the input table's sidecar as :func:`_read` read it (``atlas.regions`` from its regions
+    sidecar when there is one), the command's settings, the site column used (None: no site
+    terms) and the people used (``table``, after ``--exclude-flagged``)."""
     from delssome_norms.cli.side_files import derived_provenance
-    from delssome_norms.io import read_table_provenance
 
     settings = {**settings, "alpha": args.alpha, "exclude_flagged": args.exclude_flagged}
-    settings.update(site_column=site, n_people=n_people)
-    return derived_provenance(command, settings, args.table, read_table_provenance(args.table))
+    settings.update(site_column=site, n_people=len(table))
+    # the sidecar as read_ei_table read it (_read): the region names that the tables use
+    return derived_provenance(command, settings, args.table, table.attrs.get(et.PROVENANCE_ATTR))
 
 
 def _write(out: Path, tables: dict, figures: dict, all_files: tuple[str, ...], meta: dict) -> list[Path]:
@@ -463,7 +494,7 @@ def run_sex(args: argparse.Namespace) -> int:
     settings = {k: getattr(args, k) for k in ("targets", "n_boot", "seed", "mu_df", "sigma_df")}
     settings["scale_site"] = not args.no_scale_site
     settings["variability_test"] = args.variability_test
-    meta = _provenance("stats sex", args, settings, site, len(table))
+    meta = _provenance("stats sex", args, settings, site, table)
 
     steps = _progress(2 + (not args.no_figures), "stats sex")
     try:
@@ -609,16 +640,18 @@ def _sex_figures(tests, gap, gap_target: str, names, variability: str = "lr") ->
 def _group_regions(names, path: str) -> list[str]:
     """The region names to class as sensory/association, refused when they cannot be classed."""
     from delssome_norms.datasets import SENSORY_REGIONS
-    from delssome_norms.io import regions_path
+    from delssome_norms.io import provenance_path, regions_path
 
-    sidecar = regions_path(path)
     if names is None:
         raise InvalidInputError(
-            f"its regional columns are not the 68 DK68 ones and {sidecar.name} (the region names "
-            "that collect writes beside the table) is missing: the sensory/association groups "
-            "need the regions' names",
+            f"its regional columns are not the 68 DK68 ones and {regions_path(path).name} (the "
+            "region names that collect writes beside the table) is missing: the "
+            "sensory/association groups need the regions' names",
             f"{path} (--table)",
         )
+    sidecar = regions_path(path)
+    if not sidecar.is_file() and provenance_path(path).is_file():
+        sidecar = provenance_path(path)  # it named them (_read)
     if not any(n in SENSORY_REGIONS for n in names):
         shown = ", ".join(names[:3])
         raise InvalidInputError(
@@ -700,7 +733,7 @@ def run_groups(args: argparse.Namespace) -> int:
     table, names, site = _read(args.table)
     table = handle_flagged(table, args.exclude_flagged, f"{args.table} (--table)")
     settings = {"bins": list(bins), "df": args.df, "trajectories": not args.no_trajectories}
-    meta = _provenance("stats groups", args, settings, site, len(table))
+    meta = _provenance("stats groups", args, settings, site, table)
     regions = _group_regions(names, args.table)
     from delssome_norms import stats
 

@@ -11,13 +11,16 @@ simulation dtype is not compared.
 The TR is compared against the timings at which a mode's floors were checked
 (:func:`timing_difference`): the calibration's own TR and the reruns at other TRs recorded in
 the file's ``tr_checks`` (``bench/ei_calibration.py --tr T --write-calibration``), each with
-the coverage the shipped floors reached there. A fit's TR is covered within
-:data:`TR_SLACK` of a check that covered, or between two covered checks with no failed one
-between them (taken as covered on the assumption that coverage changes smoothly with the
-sampling, not measured there); anything
-else, and above all a TR near a check that under-covered, is a difference. So surrogate mode,
-checked at TR 0.72 and 2.0 s, covers 0.648-2.2 s; Euler mode, whose intervals covered only
-0.84 / 0.85 at TR 2.0 s, covers 0.648-0.792 s.
+the coverage the shipped floors reached there and the scan length [s] it was made on. A fit's
+TR is covered within :data:`TR_SLACK` of a check that covered (a rerun only for scans at least
+:data:`SCAN_LENGTH_SLACK` as long as its own), or between the nearest checks on either side when
+both covered, for scans at least as long as the shortest the two cover, interpolated linearly
+in TR (taken as covered on the assumption that coverage changes smoothly with the sampling, not
+measured there); anything else, and above all a TR near a check that under-covered, is a
+difference. So surrogate mode, checked at TR 0.72 s (432-s scans) and 2.0 s (480-s scans),
+covers 0.648-2.2 s (scans of at least 410-456 s); Euler mode, whose intervals covered only
+0.84 / 0.85 at TR 2.0 s, covers 0.648-0.792 s. A result written before the TR was compared
+is judged by it when read (:func:`judge_timing_when_read`).
 
 This module also builds the sentence a fit whose calibration does not apply says
 (:func:`uncalibrated_note`, shared by ``fit.estimate_ei`` and

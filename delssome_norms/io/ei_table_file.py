@@ -33,8 +33,8 @@ def read_regions_sidecar(path: PathLike) -> list[str]:
     Raises
     ------
     InvalidInputError
-        An unreadable file, or one that does not list ``ei_ratio_roi_0`` ... ``_<N-1>`` once
-        each (naming the file).
+        An unreadable file, one that does not list ``ei_ratio_roi_0`` ... ``_<N-1>`` once
+        each, or one naming a region twice (naming the file).
     """
     try:
         frame = pd.read_csv(path, dtype={"region": str}, keep_default_na=False)
@@ -56,6 +56,16 @@ def read_regions_sidecar(path: PathLike) -> list[str]:
     ordered = [names[k] for k in range(len(index))]
     if any(not n for n in ordered):
         raise InvalidInputError("has an empty region name; every column needs one", str(path))
+    twice = sorted({n for n in ordered if ordered.count(n) > 1})
+    if twice:
+        columns = ", ".join(et.region_column(k) for k, n in enumerate(ordered) if n == twice[0])
+        raise InvalidInputError(
+            f"names region{'s' * (len(twice) > 1)} {', '.join(twice[:5])}"
+            f"{' ...' if len(twice) > 5 else ''} more than once ({twice[0]}: {columns}): which "
+            "column is which region cannot be told; give each column its own region name (as "
+            "collect writes it)",
+            str(path),
+        )
     return ordered
 
 

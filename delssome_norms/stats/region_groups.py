@@ -128,8 +128,9 @@ def region_group_scores(
     if beyond:  # ei_ratio_roi_<i> indexes `regions`: a column past its end is another atlas
         raise InvalidInputError(
             f"the table has regional columns up to ei_ratio_roi_{max(beyond)} but regions lists "
-            f"{len(regions)} regions ({len(beyond)} column(s) beyond them); the sensory/association "
-            "classes would be read from the wrong region names: pass regions= for the table's atlas",
+            f"{len(regions)} regions ({len(beyond)} column(s) beyond them); the "
+            "sensory/association classes would be read from the wrong region names: give the "
+            "names of the table's atlas (the table's regions.csv / regions=)",
             input_name,
         )
     classes = dk68_region_classes(regions)
@@ -146,8 +147,8 @@ def region_group_scores(
         raise InvalidInputError(
             f"{len(absent)} of the {len(regions)} regional columns are missing "
             f"({', '.join(absent[:4])}{' ...' if len(absent) > 4 else ''}); group means over a "
-            "subset of regions would not compare with other people's (pass regions= for "
-            "another atlas)",
+            "subset of regions would not compare with other people's (a table of another atlas: "
+            "give its names, the table's regions.csv / regions=)",
             input_name,
         )
     cohort = prepare_cohort(
