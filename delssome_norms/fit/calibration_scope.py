@@ -18,8 +18,9 @@ both covered, for scans at least as long as the shortest the two cover, interpol
 in TR (taken as covered on the assumption that coverage changes smoothly with the sampling, not
 measured there); anything else, and above all a TR near a check that under-covered, is a
 difference. So surrogate mode, checked at TR 0.72 s (432-s scans) and 2.0 s (480-s scans),
-covers 0.648-2.2 s (scans of at least 410-456 s); Euler mode, whose intervals covered only
-0.84 / 0.85 at TR 2.0 s, covers 0.648-0.792 s. A result written before the TR was compared
+covers 0.648-2.2 s (scans of at least 410-456 s); Euler mode, checked at TR 1.0 s as well
+(covered 0.91 / 0.91) and whose intervals covered only 0.84 / 0.85 at TR 2.0 s, covers
+0.648-1.1 s. A result written before the TR was compared
 is judged by it when read (:func:`judge_timing_when_read`).
 
 This module also builds the sentence a fit whose calibration does not apply says
@@ -49,7 +50,7 @@ FC_GRADIENT_MAPS = {"subject FC": "subject FC gradient", "cohort FC": "cohort FC
 CALIBRATION_TR = 0.72
 """TR [s] of a calibration that does not record ``tr`` (the shipped floors are for HCP timing)."""
 TR_SLACK = 0.1
-"""A TR within this fraction of a checked one counts as that timing (0.72 s covers 0.648-0.792 s)."""
+"""A TR within this fraction of a checked one counts as that timing (0.72 s: 0.648-0.792 s)."""
 SCAN_LENGTH_SLACK = 0.95
 """A scan shorter than this fraction of a calibration's (or a timing check's) is not covered by
 it (one TR either way of the same protocol is not a difference)."""

@@ -303,10 +303,10 @@ def calibration_differences(calibration: dict[str, Any], fit: dict[str, Any]) ->
     mode was checked at (the file's ``tr_checks``;
     :func:`~delssome_norms.fit.calibration_scope.timing_difference`): Euler mode's intervals
     covered only 0.84 / 0.85 in that run (0.57 / 0.68 for strongly coupled truths:
-    docs/accuracy.md, "The calibration at another timing"), so an Euler fit at a TR other than
-    0.72 s is a difference, a surrogate fit at 0.648-2.2 s is not. The truths' atlas (68 DK68 regions),
-    maps (the shipped ones; a gradient from FC is another map) and steps (``dt_train``, ``dt_val``:
-    a coarser one is a difference) are compared too
+    docs/accuracy.md, "The calibration at another timing") and 0.91 / 0.91 at TR 1.0 s, so an
+    Euler fit at a TR above 1.1 s is a difference, a surrogate fit at 0.648-2.2 s is not. The
+    truths' atlas (68 DK68 regions), maps (the shipped ones; a gradient from FC is another map)
+    and steps (``dt_train``, ``dt_val``: a coarser one is a difference) are compared too
     (:func:`~delssome_norms.fit.calibration_scope.scope_differences`), as is an ensemble
     (``combine="mean"``) whose estimate fell back to the best search (``combined_by`` "best").
     A search that stopped early is judged by the budget asked for, as the calibration's were.

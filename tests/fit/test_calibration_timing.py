@@ -26,6 +26,11 @@ from delssome_norms.fit import CMAESSettings, FitSettings, SubjectInputs
 from delssome_norms.fit import uncertainty as unc
 from delssome_norms.fit.calibration_scope import timing_difference, tr_checks
 
+EULER_AT_2 = (
+    "tr 2 s (calibrated at TR 0.72 s, checked at 1 s (432-s scans); at TR 2 s this mode's "
+    "intervals covered 0.84 / 0.85 (mean / regions), too narrow)"
+)
+"""The phrase of a Euler fit at TR 2 s (docs/accuracy.md and docs/results.md quote it)."""
 TR2_RUN = Path(__file__).resolve().parents[2] / "bench" / "results" / "ei_calibration_tr2.json"
 
 
@@ -136,12 +141,20 @@ def test_malformed_timing_checks_are_refused(monkeypatch, bad: dict) -> None:
 # ------------------------------------------------------------------------------------------- #
 # the shipped checks: what the TR 2.0 s run measured
 # ------------------------------------------------------------------------------------------- #
-def test_the_shipped_checks_are_what_the_tr2_run_measured() -> None:
-    run = json.loads(TR2_RUN.read_text())
-    assert run["config"]["tr"] == 2.0
-    for mode in ("euler", "surrogate"):
+@pytest.mark.parametrize(
+    ("run_file", "tr", "modes"),
+    [
+        ("ei_calibration_tr2.json", 2.0, ("euler", "surrogate")),
+        ("ei_calibration_tr1.json", 1.0, ("euler",)),
+    ],
+)
+def test_the_shipped_checks_are_what_the_kept_runs_measured(run_file: str, tr: float, modes) -> None:
+    run = json.loads((TR2_RUN.parent / run_file).read_text())
+    assert run["config"]["tr"] == tr
+    for mode in modes:
         cal = unc.load_calibration(mode)
-        (check,) = [c for c in cal["tr_checks"] if c["tr"] == 2.0]
+        (check,) = [c for c in cal["tr_checks"] if c["tr"] == tr]
+        assert check["scan_length"] == run["config"]["scan_length"]
         rows = [r for r in run["modes"][mode]["rows"] if "covered_mean_shipped" in r]
         mean = np.mean([r["covered_mean_shipped"] for r in rows])
         region = np.mean([c for r in rows for c in r["covered_region_shipped"]])
@@ -160,14 +173,17 @@ def test_the_shipped_checks_are_what_the_tr2_run_measured() -> None:
         assert check["coverage_region"] == pytest.approx(region, abs=1e-4)
         assert check["covered"] == bool(mean >= 0.85 and region >= 0.85 and lowest >= 0.75)
         assert (check["floor_mean"], check["floor_region"]) == (cal["floor_mean"], cal["floor_region"])
-    assert [c["covered"] for c in unc.load_calibration("euler")["tr_checks"]] == [False]
-    assert [c["covered"] for c in unc.load_calibration("surrogate")["tr_checks"]] == [True]
+    covered = {
+        m: [(c["tr"], c["covered"]) for c in unc.load_calibration(m)["tr_checks"]]
+        for m in ("euler", "surrogate")
+    }
+    assert covered == {"euler": [(1.0, True), (2.0, False)], "surrogate": [(2.0, True)]}
 
 
 @pytest.mark.parametrize(
     ("mode", "tr", "covered"),
-    [("euler", 0.72, True), ("euler", 0.78, True), ("euler", 0.8, False), ("euler", 1.0, False),
-     ("euler", 2.0, False),
+    [("euler", 0.72, True), ("euler", 0.8, True), ("euler", 1.0, True), ("euler", 1.1, True),
+     ("euler", 1.15, False), ("euler", 1.5, False), ("euler", 2.0, False), ("euler", 0.6, False),
      ("surrogate", 0.72, True), ("surrogate", 1.4, True), ("surrogate", 2.0, True),
      ("surrogate", 0.5, False), ("surrogate", 3.0, False)],
 )  # fmt: skip
@@ -188,10 +204,7 @@ def test_euler_at_tr_2_says_how_its_intervals_covered_there() -> None:
     (phrase,) = unc.calibration_differences(
         cal, unc.fit_budget(_own_budget("euler"), 864.0, _subject(2.0))
     )
-    assert phrase == (
-        "tr 2 s (calibrated at TR 0.72 s; at TR 2 s this mode's intervals covered 0.84 / 0.85 "
-        "(mean / regions), too narrow)"
-    )
+    assert phrase == (EULER_AT_2)
 
 
 def test_the_cohort_warning_names_the_tr_before_the_work(tmp_path: Path) -> None:
@@ -209,7 +222,9 @@ def test_the_cohort_warning_names_the_tr_before_the_work(tmp_path: Path) -> None
     with pytest.warns(InputWarning) as caught:
         warn_uncalibrated_cohort(settings, rows, tmp_path, overwrite=False)
     (message,) = [str(w.message) for w in caught]
-    assert "tr 2 s (calibrated at TR 0.72 s; at TR 2 s this mode's intervals covered 0.84" in message
+    assert (
+        "tr 2 s (calibrated at TR 0.72 s, checked at 1 s (432-s scans); at TR 2 s this mode's" in message
+    )
     assert "too narrow) [2 of 3]" in message
     with pytest.raises(ValueError):  # one TR per scan
         unc.warn_uncalibrated(settings, [864.0, 864.0], trs=[0.72])
@@ -234,10 +249,7 @@ def test_a_fit_at_tr_2_records_the_difference_in_run_json(tmp_path: Path) -> Non
     block = read_run(tmp_path / "a")["ei_interval"]
     assert block["calibration_applies"] is False
     timing = [d for d in block["calibration_differences"] if d.startswith("tr ")]
-    assert timing == [
-        "tr 2 s (calibrated at TR 0.72 s; at TR 2 s this mode's intervals covered 0.84 / 0.85 "
-        "(mean / regions), too narrow)"
-    ]
+    assert timing == [EULER_AT_2]
 
 
 # ------------------------------------------------------------------------------------------- #
@@ -315,7 +327,7 @@ def test_the_docs_quote_the_timings_each_mode_is_calibrated_at() -> None:
         assert timing_difference(cal, hi * 1.01, 864.0) is not None
         assert timing_difference(cal, lo * 0.99, 864.0) is not None
         ranges[mode] = (f"{lo:.3f}".rstrip("0"), f"{hi:.3f}".rstrip("0"))
-    assert ranges == {"surrogate": ("0.648", "2.2"), "euler": ("0.648", "0.792")}
+    assert ranges == {"surrogate": ("0.648", "2.2"), "euler": ("0.648", "1.1")}
     docs = (("README.md", "–"), ("docs/science.md", "–"), ("docs/results.md", "-"))
     for name, dash in (*docs, ("docs/accuracy.md", " to ")):
         text = " ".join((root / name).read_text().split())
@@ -376,10 +388,7 @@ def test_a_result_written_before_the_tr_was_compared_is_judged_when_read(tmp_pat
 
     judged = judge_timing_when_read(_old_run(2.0))["ei_interval"]
     assert judged["calibration_applies"] is False and judged["calibration_tr_judged_on_read"]
-    assert judged["calibration_differences"] == [
-        "tr 2 s (calibrated at TR 0.72 s; at TR 2 s this mode's intervals covered 0.84 / 0.85 "
-        "(mean / regions), too narrow)"
-    ]
+    assert judged["calibration_differences"] == [EULER_AT_2]
     # inside the checked timings, or already compared, or no verdict at all: unchanged
     for run in (_old_run(0.75), _old_run(2.0, applies=None)):
         assert judge_timing_when_read(run) == run
@@ -428,7 +437,7 @@ def test_a_damaged_old_block_is_read_without_a_crash(damage: dict) -> None:
     run["ei_interval"].update(damage)
     block = judge_timing_when_read(run)["ei_interval"]
     assert block["calibration_applies"] is False
-    assert block["calibration_differences"][-1].startswith("tr 2 s (calibrated at TR 0.72 s;")
+    assert block["calibration_differences"][-1].startswith("tr 2 s (calibrated at TR 0.72 s")
     if "calibration_differences" in damage:
         assert block["calibration_differences"][0] == "n_dup 1 (calibrated at 2)"
 
@@ -457,11 +466,14 @@ def test_a_new_interval_block_records_the_tr_it_compared() -> None:
 def test_the_cohort_warning_says_each_reason_once_with_its_trs() -> None:
     settings = _own_budget("euler")
     with pytest.warns(InputWarning) as caught:
-        unc.warn_uncalibrated(settings, [864.0] * 5, trs=[2.0, 0.8, 1.5, 0.72, 1.5])
+        unc.warn_uncalibrated(settings, [864.0] * 6, trs=[2.0, 0.8, 1.5, 0.72, 1.5, 1.3])
     (message,) = [str(w.message) for w in caught]
     assert message.count("this mode's intervals covered 0.84 / 0.85") == 2  # near 2 s; others
-    assert "tr 0.8, 1.5 s (calibrated at TR 0.72 s; coverage at this timing is not measured;" in message
-    assert "too narrow) [3 of 5]" in message and "too narrow) [1 of 5]" in message
+    assert (
+        "tr 1.3, 1.5 s (calibrated at TR 0.72 s, checked at 1 s (432-s scans); coverage at " in message
+    )
+    assert "too narrow) [3 of 6]" in message and "too narrow) [1 of 6]" in message
+    assert "tr 0.8" not in message  # between the checks at 0.72 and 1 s
 
 
 @pytest.mark.parametrize(
@@ -528,3 +540,29 @@ def test_the_benchmark_keeps_checks_only_with_the_same_settings(tmp_path: Path) 
     path.write_text(json.dumps(data))
     doc = bench.write_tr_check({"euler": _summary(0.9, 0.9)}, budgets, floors, path, at2)
     assert "tr_checks" not in doc["modes"]["euler"]
+
+
+def test_accuracy_md_quotes_the_tr1_run_as_measured() -> None:
+    """The TR 1.0 s Euler paragraph of docs/accuracy.md, recomputed from its kept JSON."""
+    root = Path(__file__).resolve().parents[2]
+    run = json.loads((TR2_RUN.parent / "ei_calibration_tr1.json").read_text())
+    summary = run["modes"]["euler"]["summary"]
+    cov, fc = summary["overall"]["coverage"], summary["fc_ge_0.1"]
+    lowest = min(
+        min(v["coverage"]["mean_shipped"], v["coverage"]["region_shipped"])
+        for v in summary["strata"].values()
+    )
+    text = " ".join((root / "docs" / "accuracy.md").read_text().split())
+    for phrase in (
+        f"covered {cov['mean_shipped']:.2f} (mean) / {cov['region_shipped']:.2f} (regions)",
+        f"(leave-one-out {cov['mean_loo']:.2f} / {cov['region_loo']:.2f}; lowest stratum {lowest:.2f}",
+        f"regional r median {summary['overall']['median_r']:.3f}",
+        f"median |level error| {summary['overall']['median_abs_mean_err_pct']:.1f} % over all 32 "
+        f"(one guess for everyone {summary['overall']['constant_guess_err_pct']:.1f} %)",
+        f"{fc['median_abs_mean_err_pct']:.1f} % for the {fc['n']} with mean FC ≥ 0.1 (one guess "
+        f"{fc['constant_guess_err_pct']:.1f} %)",
+        f'`"{EULER_AT_2}"`',
+    ):
+        assert phrase in text, phrase
+    results = " ".join((root / "docs" / "results.md").read_text().split())
+    assert EULER_AT_2 in results
