@@ -325,23 +325,16 @@ def _read(path: str):
     site terms)."""
     import warnings
 
-    from delssome_norms.datasets import DK68_REGIONS
-    from delssome_norms.io import read_ei_table, regions_path
-    from delssome_norms.stats._cohort import attrs_regions
+    from delssome_norms.io import provenance_path, read_ei_table, regions_path
+    from delssome_norms.stats._cohort import DK68_WARNED_ATTR, attrs_regions, table_regions
 
     table = read_ei_table(path)  # the regions sidecar checked against the columns and provenance
-    index = sorted(k for c in table.columns if (k := et.region_index(str(c))) is not None)
-    names = attrs_regions(table)  # what the statistics read from attrs, named as they name them
-    if names is not None and not regions_path(path).is_file():
-        _check_provenance_names(path, names, index)
-    if names is None and index == list(range(len(DK68_REGIONS))):
-        from delssome_norms.stats._cohort import DK68_WARNED_ATTR, warn_dk68_by_position
-
-        names = list(DK68_REGIONS)
-        sidecar = regions_path(path)
-        how = f"{sidecar.name} beside it, with the columns column, region_index, region"
-        warn_dk68_by_position(path, how, table=table)  # nothing names them
-        table.attrs[DK68_WARNED_ATTR] = True  # said once, here
+    sidecar = regions_path(path)
+    how = f"{sidecar.name} beside it, with the columns column, region_index, region"
+    # the names the statistics read from attrs, refused as they refuse them (naming the file)
+    names = table_regions(table, None, path, provenance_file=str(provenance_path(path)), how=how)
+    if names is not None and attrs_regions(table) is None:
+        table.attrs[DK68_WARNED_ATTR] = True  # DK68 by position, said once, here
     site = et.SITE_COLUMN
     if et.site_labels(table, site) is None:
         warnings.warn(
@@ -351,30 +344,6 @@ def _read(path: str):
         )
         site = None
     return table, names, site
-
-
-def _check_provenance_names(path: str, names: list[str], index: list[int]) -> None:
-    """Refuse the provenance sidecar's region names (no ``<stem>.regions.csv``) that leave
-    regional columns unnamed or name a region twice."""
-    from delssome_norms.io import provenance_path, regions_path
-
-    sidecar, regions = provenance_path(path), regions_path(path).name
-    if index and index[-1] >= len(names):
-        raise InvalidInputError(
-            f"names {len(names)} regions (atlas.regions), but {path} has regional columns up to "
-            f"{et.region_column(index[-1])}: the two files belong to different tables; rerun "
-            f"collect to write both, or give the table's names in {regions} (the columns column, "
-            "region_index, region)",
-            str(sidecar),
-        )
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise InvalidInputError(
-            f"names region{'s' * (len(twice) > 1)} {', '.join(twice[:5])} more than once "
-            f"(atlas.regions): which column is which region cannot be told; rerun collect, or "
-            f"give the table's names in {regions}",
-            str(sidecar),
-        )
 
 
 def _words(text: str) -> str:
@@ -419,17 +388,30 @@ SIDECARS = " (each table with its <stem>.provenance.json)"
 """Printed after the count of files written: the tables' provenance sidecars."""
 
 
-def _provenance(command: str, args: argparse.Namespace, settings: dict, site, table) -> dict:
+def _provenance(command: str, args: argparse.Namespace, settings: dict, site, table, names) -> dict:
     """The provenance sidecar of each table (:func:`~delssome_norms.cli.side_files.derived_provenance`):
-    the input table's sidecar as :func:`_read` read it (``atlas.regions`` from its regions
-    sidecar when there is one), the command's settings, the site column used (None: no site
-    terms) and the people used (``table``, after ``--exclude-flagged``)."""
+    ``source.provenance`` is the input table's sidecar file as it is, as ``charts score`` records
+    it; ``atlas`` lists the region names that the tables use (``names``: its regions sidecar's,
+    else its provenance's, else DK68 by position; :func:`~delssome_norms.stats._cohort.names_atlas`)
+    and ``pipeline`` is the sidecar's as :func:`_read` read it; then the command's settings, the
+    site column used (None: no site terms) and the people used (``table``, after
+    ``--exclude-flagged``)."""
+    import warnings
+
     from delssome_norms.cli.side_files import derived_provenance
+    from delssome_norms.io import read_table_provenance
+    from delssome_norms.stats._cohort import names_atlas
 
     settings = {**settings, "alpha": args.alpha, "exclude_flagged": args.exclude_flagged}
     settings.update(site_column=site, n_people=len(table))
-    # the sidecar as read_ei_table read it (_read): the region names that the tables use
-    return derived_provenance(command, settings, args.table, table.attrs.get(et.PROVENANCE_ATTR))
+    with warnings.catch_warnings():  # read_ei_table warned of an edited table already (_read)
+        warnings.simplefilter("ignore")
+        raw = read_table_provenance(args.table)
+    read = table.attrs.get(et.PROVENANCE_ATTR)
+    meta = derived_provenance(command, settings, args.table, raw)
+    meta["pipeline"] = dict((read or {}).get("pipeline") or {})
+    meta["atlas"] = names_atlas(read, names)
+    return meta
 
 
 def _write(out: Path, tables: dict, figures: dict, all_files: tuple[str, ...], meta: dict) -> list[Path]:
@@ -494,7 +476,7 @@ def run_sex(args: argparse.Namespace) -> int:
     settings = {k: getattr(args, k) for k in ("targets", "n_boot", "seed", "mu_df", "sigma_df")}
     settings["scale_site"] = not args.no_scale_site
     settings["variability_test"] = args.variability_test
-    meta = _provenance("stats sex", args, settings, site, table)
+    meta = _provenance("stats sex", args, settings, site, table, names)
 
     steps = _progress(2 + (not args.no_figures), "stats sex")
     try:
@@ -733,7 +715,7 @@ def run_groups(args: argparse.Namespace) -> int:
     table, names, site = _read(args.table)
     table = handle_flagged(table, args.exclude_flagged, f"{args.table} (--table)")
     settings = {"bins": list(bins), "df": args.df, "trajectories": not args.no_trajectories}
-    meta = _provenance("stats groups", args, settings, site, table)
+    meta = _provenance("stats groups", args, settings, site, table, names)
     regions = _group_regions(names, args.table)
     from delssome_norms import stats
 

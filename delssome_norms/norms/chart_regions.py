@@ -28,6 +28,14 @@ _REGION_COLUMN = re.compile(rf"^{re.escape(et.REGION_PREFIX)}(\d+)(_.*)?$")
 """A regional column, with an optional suffix (``ei_ratio_roi_3``, ``ei_ratio_roi_3_lo``)."""
 
 
+def _atlas_names(provenance: Any) -> list[str] | None:
+    """The names a provenance lists in its ``atlas.regions``, or None: none listed, or an
+    ``atlas`` that is not a block (e.g. the string ``"DK68"``) or ``regions`` that are not a list
+    of names (e.g. one string), which name no regions."""
+    atlas = provenance.get("atlas") if isinstance(provenance, dict) else None
+    return _names(atlas.get("regions")) if isinstance(atlas, dict) else None
+
+
 def _names(value: Any) -> list[str] | None:
     if isinstance(value, (list, tuple)) and value and all(v is not None for v in value):
         return [str(v).strip() for v in value]
@@ -40,8 +48,7 @@ def chart_region_names(chart: Any, implied: bool = True) -> list[str] | None:
     A chart that records no names (fitted on a table without a ``regions.csv``) but whose
     regional targets are exactly ``ei_ratio_roi_0`` .. ``ei_ratio_roi_67`` is read as DK68, as
     ``charts report``, ``brainmap`` and ``stats`` read such columns (unless not ``implied``)."""
-    prov = getattr(chart, "provenance_", None) or {}
-    names = _names((prov.get("atlas") or {}).get("regions"))
+    names = _atlas_names(getattr(chart, "provenance_", None))
     if names is None and implied and _dk68_columns(chart):
         return list(DK68_REGIONS)
     return names
@@ -68,10 +75,11 @@ def table_region_names(
     provenance: dict[str, Any] | None, regions: Sequence[str] | None = None
 ) -> list[str] | None:
     """A table's region names: ``regions`` when given (its ``<stem>.regions.csv``), else its
-    provenance sidecar's ``atlas.regions``; None when neither names them."""
+    provenance sidecar's ``atlas.regions``; None when neither names them (an ``atlas`` that is
+    not a block, or ``regions`` that are not a list, name none)."""
     if regions is not None:
         return _names(list(regions))
-    return _names(((provenance or {}).get("atlas") or {}).get("regions"))
+    return _atlas_names(provenance)
 
 
 def refuse_single_string(regions: Any, source: str) -> None:

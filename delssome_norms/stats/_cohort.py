@@ -6,6 +6,7 @@ Every public function in :mod:`delssome_norms.stats` that takes a cohort table p
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -84,14 +85,21 @@ def _region_indices(table: pd.DataFrame) -> list[int]:
     return sorted(int(m.group(1)) for c in table.columns if (m := ROI_PATTERN.match(str(c))))
 
 
-def attrs_regions(table: pd.DataFrame) -> list[str] | None:
+def attrs_regions(
+    table: pd.DataFrame, input_name: str = "table", provenance_file: str | None = None
+) -> list[str] | None:
     """The region names a table carries in its ``attrs`` (``attrs[PROVENANCE_ATTR]["atlas"]
-    ["regions"]``, as :meth:`EIResult.to_table <delssome_norms.pipeline.EIResult.to_table>` and
-    :func:`~delssome_norms.pipeline.results_table` set them), or None."""
+    ["regions"]``, as :func:`~delssome_norms.io.read_ei_table`, :meth:`EIResult.to_table
+    <delssome_norms.pipeline.EIResult.to_table>` and :func:`~delssome_norms.pipeline.results_table`
+    set them), or None; refused when they leave regional columns unnamed or name a region twice
+    (:func:`check_carried_names`)."""
     from delssome_norms.norms.chart_regions import table_region_names
 
     provenance = getattr(table, "attrs", {}).get(et.PROVENANCE_ATTR)
-    return table_region_names(provenance if isinstance(provenance, dict) else None)
+    names = table_region_names(provenance if isinstance(provenance, dict) else None)
+    if names is not None:
+        check_carried_names(names, _region_indices(table), input_name, provenance_file)
+    return names
 
 
 def table_regions(
@@ -100,13 +108,15 @@ def table_regions(
     input_name: str = "table",
     *,
     stacklevel: int = 2,
+    provenance_file: str | None = None,
+    how: str | None = None,
 ) -> list[str] | None:
     """The names of a table's regions (``ei_ratio_roi_<k>`` is ``names[k]``), or None.
 
     In this order: ``regions`` when given (refused unless it names each regional column once); the
-    names the table carries in its ``attrs`` (:func:`attrs_regions`), when they name every
-    regional column (otherwise they are not used, with an
-    :class:`~delssome_norms.errors.InputWarning`); the DK68 names for a table whose regional
+    names the table carries in its ``attrs`` (:func:`attrs_regions`), refused when they leave
+    regional columns unnamed or name a region twice (:func:`check_carried_names`; more names
+    than columns name the columns the table has); the DK68 names for a table whose regional
     columns are exactly the 68 ``ei_ratio_roi_0..67``, as ``stats sex`` reads a table without a
     ``<stem>.regions.csv``, with an :class:`~delssome_norms.errors.InputWarning` that they were
     assumed by position unless the table says it is DK68 (:func:`says_dk68`: the packaged
@@ -124,10 +134,21 @@ def table_regions(
         Name of ``table`` in messages.
     stacklevel : int
         ``stacklevel`` of the warning, counted from this function.
+    provenance_file : str, optional
+        The provenance sidecar the ``attrs`` names were read from, named by refusals (the
+        command line's ``stats``).
+    how : str, optional
+        How to give the table's names, in the warning of DK68 names by position.
 
     Returns
     -------
     list of str or None
+
+    Raises
+    ------
+    InvalidInputError
+        ``regions``, or the names the table carries, leave regional columns unnamed or name a
+        region twice (``regions`` naming more regions than the columns are refused too).
     """
     index = _region_indices(table)
     if regions is not None:
@@ -158,22 +179,70 @@ def table_regions(
                 "regions",
             )
         return names
-    names = attrs_regions(table)
+    names = attrs_regions(table, input_name, provenance_file)
     if names is not None:
-        if not index or index[-1] < len(names):
-            return names
-        warnings.warn(
-            f"{input_name}: its attrs name {len(names)} regions ({et.PROVENANCE_ATTR}) but it has "
-            f"regional columns up to {et.region_column(index[-1])}, so the names are not those of "
-            "its columns and are not used; pass regions= with the names of its columns",
-            InputWarning,
-            stacklevel=stacklevel + 1,
-        )
+        return names
     if index == list(range(len(DK68_REGIONS))):
-        how = "regions=, or the region column of the table's regions.csv"
+        how = how or "regions=, or the region column of the table's regions.csv"
         warn_dk68_by_position(input_name, how, table=table, stacklevel=stacklevel + 1)
         return list(DK68_REGIONS)
     return None
+
+
+def check_carried_names(
+    names: list[str], index: list[int], input_name: str, provenance_file: str | None = None
+) -> None:
+    """Refuse the region names a table carries (its provenance's ``atlas.regions``, in its
+    ``attrs``) that leave regional columns (``index``) unnamed or name a region twice: its
+    columns would be named, or classed as sensory/association, by the wrong names. The refusal
+    names ``provenance_file`` when given (the command line), else the table and ``regions=``."""
+    if provenance_file is None:
+        source, where = input_name, "atlas.regions of the provenance in its attrs"
+        fix = "pass regions= with one name per regional column, in column order"
+        apart, how = "the names are of another table", f" ({et.region_column(0)} .. {{last}})"
+    else:
+        from delssome_norms.io import regions_path
+
+        source, where = provenance_file, "atlas.regions"
+        fix = f"rerun collect, or give the table's names in {regions_path(input_name).name}"
+        apart = "the two files belong to different tables"
+        how = " (the columns column, region_index, region)"
+    if index and index[-1] >= len(names):
+        last = et.region_column(index[-1])
+        raise InvalidInputError(
+            f"names {len(names)} regions ({where}), but {input_name} has regional columns up to "
+            f"{last}: {apart}; {fix}{how.format(last=last)}",
+            source,
+        )
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise InvalidInputError(
+            f"names region{'s' * (len(twice) > 1)} {', '.join(twice[:5])} more than once "
+            f"({where}): which column is which region cannot be told; {fix}",
+            source,
+        )
+
+
+def names_atlas(provenance: dict | None, names: list[str] | None) -> object:
+    """The ``atlas`` block of the provenance of a table the statistics derived from a table whose
+    provenance (as :func:`~delssome_norms.io.read_ei_table` read it) is ``provenance``: its atlas
+    with ``regions`` the names the statistics used (``names``; its ``n_regions`` and
+    ``regions_sha256`` to match), e.g. the DK68 names given by position to a table naming none;
+    the atlas as read when ``names`` is None."""
+    from delssome_norms.io.provenance import set_region_names
+
+    atlas = provenance.get("atlas") if isinstance(provenance, dict) else None
+    if names is None:
+        return copy.deepcopy(atlas)
+    block = copy.deepcopy(atlas) if isinstance(atlas, dict) else {}
+    if isinstance(atlas, str) and atlas.strip():  # an atlas named by a string: its name
+        block["name"] = atlas
+    if not block.get("name") and list(names) == list(DK68_REGIONS):
+        block["name"] = "DK68"  # by position (warned), or given as such
+    out = {"atlas": block}
+    set_region_names(out, list(names))
+    block["n_regions"] = block.get("n_regions") or len(names)
+    return out["atlas"]
 
 
 DK68_WARNED_ATTR = "delssome_norms_dk68_by_position_warned"

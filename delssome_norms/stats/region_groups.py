@@ -115,7 +115,7 @@ def region_group_scores(
     if not isinstance(table, pd.DataFrame):
         raise InvalidInputError(f"expected a pandas DataFrame, got {type(table).__name__}", input_name)
     if regions is None:  # the table's own names (a table of one hemisphere), else DK68
-        regions = attrs_regions(table)
+        regions = attrs_regions(table, input_name)
         present = sorted(_roi_columns(table, np.iinfo(np.int64).max))
         if regions is None and present == list(range(len(DK68_REGIONS))):
             warn_dk68_by_position(input_name, "regions=", table=table, stacklevel=2)
