@@ -100,9 +100,9 @@ RESULTS = REPO / "bench" / "results" / "ei_calibration.json"
 DEFAULT_WORK = REPO / "bench" / "results" / "ei_calibration_work"
 CALIBRATION_FILE = REPO / "delssome_norms" / "fit" / "data" / "interval_calibration.json"
 TR = 0.72
+"""Default TR [s] (HCP); ``--tr`` gives another."""
 MIN_TR_CHECK_TRUTHS = 30
 """Fewest truths a timing check recorded in the calibration file may rest on (issue 22: >= 30)."""
-"""Default TR [s] (HCP); ``--tr`` gives another."""
 LEVEL = 0.9
 K_NORMAL = 1.6448536269514722
 """Two-sided 90 % factor of the normal distribution: the intervals' ``k``; the floor is calibrated."""

@@ -192,3 +192,15 @@ def test_output_provenance_keeps_the_input_sidecar_and_lists_the_names_used(
     assert meta["source"]["provenance"] is None
     assert meta["atlas"]["regions"] == list(DK68_REGIONS)
     assert meta["atlas"]["name"] == "DK68" and meta["atlas"]["n_regions"] == 68
+
+
+def test_the_output_atlas_counts_the_names_its_tables_use() -> None:
+    """n_regions follows the names used, not the input provenance's count (a 34-column table
+    named by its regions.csv next to a 68-region provenance)."""
+    from delssome_norms.datasets import DK68_REGIONS
+    from delssome_norms.stats._cohort import names_atlas
+
+    provenance = {"atlas": {"name": "DK68", "n_regions": 68, "regions": list(DK68_REGIONS)}}
+    left = list(DK68_REGIONS[:34])
+    block = names_atlas(provenance, left)
+    assert block["n_regions"] == 34 and block["regions"] == left

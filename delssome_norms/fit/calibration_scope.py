@@ -175,8 +175,8 @@ def timing_difference(
         measured = f"; at this timing coverage is measured on scans of at least {need:.0f} s"
     else:
         measured = "" if failed else "; coverage at this timing is not measured"
-    bad = failed or [c for c in checks if not c["covered"]]
-    if bad:  # the nearest timing where this mode's intervals were too narrow
+    bad = failed or ([c for c in checks if not c["covered"]] if need is None else [])
+    if bad:  # the nearest timing where this mode's intervals were too narrow (not for a short scan)
         c = min(bad, key=lambda c: abs(c["tr"] - tr))
         measured += (
             f"; at TR {c['tr']:g} s this mode's intervals covered {c['coverage_mean']:.2f} / "

@@ -304,7 +304,8 @@ def calibration_differences(calibration: dict[str, Any], fit: dict[str, Any]) ->
     :func:`~delssome_norms.fit.calibration_scope.timing_difference`): Euler mode's intervals
     covered only 0.84 / 0.85 in that run (0.57 / 0.68 for strongly coupled truths:
     docs/accuracy.md, "The calibration at another timing") and 0.91 / 0.91 at TR 1.0 s, so an
-    Euler fit at a TR above 1.1 s is a difference, a surrogate fit at 0.648-2.2 s is not. The
+    Euler fit at a TR above 1.1 s is a difference, a surrogate fit at 0.648-2.2 s is not
+    (on scans of at least 456 s; 432-s scans up to 1.33 s). The
     truths' atlas (68 DK68 regions), maps (the shipped ones; a gradient from FC is another map)
     and steps (``dt_train``, ``dt_val``: a coarser one is a difference) are compared too
     (:func:`~delssome_norms.fit.calibration_scope.scope_differences`), as is an ensemble

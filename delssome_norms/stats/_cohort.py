@@ -241,7 +241,7 @@ def names_atlas(provenance: dict | None, names: list[str] | None) -> object:
         block["name"] = "DK68"  # by position (warned), or given as such
     out = {"atlas": block}
     set_region_names(out, list(names))
-    block["n_regions"] = block.get("n_regions") or len(names)
+    block["n_regions"] = len(names)  # the names the tables use, not the input's count
     return out["atlas"]
 
 

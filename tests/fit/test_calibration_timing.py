@@ -566,3 +566,24 @@ def test_accuracy_md_quotes_the_tr1_run_as_measured() -> None:
         assert phrase in text, phrase
     results = " ".join((root / "docs" / "results.md").read_text().split())
     assert EULER_AT_2 in results
+
+
+def test_the_docs_say_how_far_432_s_scans_are_covered_in_surrogate_mode() -> None:
+    """The shortest covered scan rises from 410.4 s at TR 0.72 to 456 s at TR 2: 432-s scans are
+    covered up to the TR where the interpolation reaches 432 s."""
+    cal = unc.load_calibration("surrogate")
+    top = 0.72 + (432.0 - 0.95 * 432.0) / (0.95 * 480.0 - 0.95 * 432.0) * (2.0 - 0.72)
+    assert timing_difference(cal, top - 0.005, 432.0) is None
+    assert timing_difference(cal, top + 0.005, 432.0) is not None
+    root = Path(__file__).resolve().parents[2]
+    for name in ("README.md", "docs/results.md", "docs/science.md", "docs/accuracy.md"):
+        text = " ".join((root / name).read_text().split())
+        assert f"432-s scans up to {top:.2f} s" in text, name
+
+
+def test_a_short_scan_at_a_covered_tr_does_not_blame_another_timing() -> None:
+    phrase = timing_difference(unc.load_calibration("euler"), 0.8, 300.0)
+    assert phrase == (
+        "tr 0.8 s (calibrated at TR 0.72 s, checked at 1 s (432-s scans); at this timing coverage "
+        "is measured on scans of at least 410 s)"
+    )
