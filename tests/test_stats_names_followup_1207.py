@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from stats_table_helpers import run_cli, write_table
 
-from delssome_norms.cli.main import main
 from delssome_norms.datasets import DK68_REGIONS
 from delssome_norms.errors import InvalidInputError
 
@@ -31,35 +31,6 @@ def people() -> pd.DataFrame:
     from delssome_norms.datasets import load_reference_table
 
     return load_reference_table().sample(n=300, random_state=2).reset_index(drop=True)
-
-
-def _write(folder: Path, table: pd.DataFrame, atlas=None, regions=None) -> Path:
-    """``folder/t.csv``, with a provenance sidecar whose ``atlas`` is ``atlas`` (None: no
-    sidecar) and a regions sidecar naming ``regions`` (None: none)."""
-    from delssome_norms.io.provenance import SIDECAR_KIND
-
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "t.csv"
-    table.to_csv(path, index=False)
-    if atlas is not None:
-        meta = {"kind": SIDECAR_KIND, "pipeline": {"atlas": "DK68"}, "atlas": atlas}
-        (folder / "t.provenance.json").write_text(json.dumps(meta), encoding="utf-8")
-    if regions is not None:
-        pd.DataFrame(
-            {
-                "column": [f"ei_ratio_roi_{k}" for k in range(len(regions))],
-                "region_index": range(len(regions)),
-                "region": regions,
-            }
-        ).to_csv(folder / "t.regions.csv", index=False)
-    return path
-
-
-def _run(argv: list[str], capsys) -> tuple[int, str, str]:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        code = main(argv)
-    return code, capsys.readouterr().err, "\n".join(str(w.message) for w in caught)
 
 
 def _sex(path: Path, out: Path) -> list[str]:
@@ -102,8 +73,8 @@ def test_a_string_atlas_stops_neither_stats_nor_the_api(people, tmp_path, capsys
     from delssome_norms import stats
     from delssome_norms.io import read_ei_table
 
-    path = _write(tmp_path / "s", people, atlas="DK68")
-    code, err, said = _run(_sex(path, tmp_path / "sex"), capsys)
+    path = write_table(tmp_path / "s", people, atlas="DK68")
+    code, err, said = run_cli(_sex(path, tmp_path / "sex"), capsys)
     assert code == 0, err
     assert "AttributeError" not in err and "name no regions" in said  # DK68 by position
     tests = pd.read_csv(tmp_path / "sex" / "sex_difference_tests.csv")
@@ -111,7 +82,7 @@ def test_a_string_atlas_stops_neither_stats_nor_the_api(people, tmp_path, capsys
         "ei_ratio_roi_0": "lh_bankssts",
         "ei_ratio_roi_9": "lh_lateraloccipital",
     }
-    code, err, _ = _run(_groups(path, tmp_path / "grp"), capsys)
+    code, err, _ = run_cli(_groups(path, tmp_path / "grp"), capsys)
     assert code == 0, err
     table = read_ei_table(path)
     res = _quiet(stats.sex_difference_tests, table, ["ei_ratio_roi_9"], site=None)
@@ -120,7 +91,7 @@ def test_a_string_atlas_stops_neither_stats_nor_the_api(people, tmp_path, capsys
     assert len(scores) == len(people)
     # 10 columns and a string atlas: no names at all (not DK68 by position)
     few = people.drop(columns=[f"ei_ratio_roi_{k}" for k in range(10, 68)])
-    short = read_ei_table(_write(tmp_path / "few", few, atlas="DK68"))
+    short = read_ei_table(write_table(tmp_path / "few", few, atlas="DK68"))
     res = _quiet(stats.sex_difference_tests, short, ["ei_ratio_roi_9"], site=None)
     assert res["region"].isna().all()
 
@@ -131,7 +102,7 @@ def test_the_api_refuses_provenance_names_as_the_cli_does(people, tmp_path, caps
     from delssome_norms.io import read_ei_table
     from delssome_norms.stats._cohort import table_regions
 
-    twice = _write(tmp_path / "u", people, atlas={"name": "OTHER", "regions": TWICE})
+    twice = write_table(tmp_path / "u", people, atlas={"name": "OTHER", "regions": TWICE})
     table = read_ei_table(twice)
     with pytest.raises(InvalidInputError) as err:
         table_regions(table)
@@ -142,11 +113,11 @@ def test_the_api_refuses_provenance_names_as_the_cli_does(people, tmp_path, caps
         _quiet(stats.sex_difference_tests, table, ["ei_ratio_roi_3"], site=None)
     with pytest.raises(InvalidInputError, match="lh_cuneus more than once"):
         _quiet(stats.region_group_scores, table)  # was: classed by the repeated name
-    code, err_text, _ = _run(_sex(twice, tmp_path / "o1"), capsys)
+    code, err_text, _ = run_cli(_sex(twice, tmp_path / "o1"), capsys)
     assert code == 2
     assert f"{tmp_path / 'u' / 't.provenance.json'}: names region lh_cuneus more than once" in err_text
 
-    few = _write(tmp_path / "t", people, atlas={"name": "DK68", "regions": list(DK68_REGIONS[:34])})
+    few = write_table(tmp_path / "t", people, atlas={"name": "DK68", "regions": list(DK68_REGIONS[:34])})
     table = read_ei_table(few)
     with pytest.raises(InvalidInputError) as err:
         _quiet(stats.sex_difference_tests, table, ["ei_ratio_roi_40"], site=None)
@@ -155,12 +126,12 @@ def test_the_api_refuses_provenance_names_as_the_cli_does(people, tmp_path, caps
     assert "regional columns up to ei_ratio_roi_67" in err.value.problem
     with pytest.raises(InvalidInputError, match="names 34 regions"):
         _quiet(stats.region_group_scores, table)
-    code, err_text, _ = _run(_groups(few, tmp_path / "o2"), capsys)
+    code, err_text, _ = run_cli(_groups(few, tmp_path / "o2"), capsys)
     assert code == 2
     assert f"{tmp_path / 't' / 't.provenance.json'}: names 34 regions (atlas.regions)" in err_text
     # more names than columns name the columns the table has (its first 10)
     sub = people.drop(columns=[f"ei_ratio_roi_{k}" for k in range(10, 68)])
-    table = read_ei_table(_write(tmp_path / "f", sub, atlas={"regions": REVERSED}))
+    table = read_ei_table(write_table(tmp_path / "f", sub, atlas={"regions": REVERSED}))
     assert table_regions(table) == REVERSED
 
 
@@ -169,13 +140,13 @@ def test_output_provenance_keeps_the_input_sidecar_and_lists_the_names_used(
     people, tmp_path, capsys
 ) -> None:
     dk = {"name": "DK68", "n_regions": 68, "regions": list(DK68_REGIONS)}
-    path = _write(tmp_path / "c", people, atlas=dk, regions=REVERSED)  # regions.csv wins
+    path = write_table(tmp_path / "c", people, atlas=dk, regions=REVERSED)  # regions.csv wins
     raw = json.loads((tmp_path / "c" / "t.provenance.json").read_text(encoding="utf-8"))
     for argv, name in (
         (_sex(path, tmp_path / "sex"), "sex/sex_difference_tests.csv"),
         (_groups(path, tmp_path / "grp"), "grp/region_group_scores.csv"),
     ):
-        code, err, _ = _run(argv, capsys)
+        code, err, _ = run_cli(argv, capsys)
         assert code == 0, err
         meta = _sidecar(tmp_path / name)
         assert meta["source"]["provenance"] == raw  # the file as it is (DK68 order)
@@ -184,8 +155,8 @@ def test_output_provenance_keeps_the_input_sidecar_and_lists_the_names_used(
     tests = pd.read_csv(tmp_path / "sex" / "sex_difference_tests.csv")
     assert set(tests.loc[tests["target"] == "ei_ratio_roi_0", "region"]) == {REVERSED[0]}
 
-    bare = _write(tmp_path / "e", people)  # no sidecars: DK68 by position
-    code, err, said = _run(_sex(bare, tmp_path / "sex_e"), capsys)
+    bare = write_table(tmp_path / "e", people)  # no sidecars: DK68 by position
+    code, err, said = run_cli(_sex(bare, tmp_path / "sex_e"), capsys)
     assert code == 0, err
     assert said.count("name no regions") == 1
     meta = _sidecar(tmp_path / "sex_e" / "sex_difference_tests.csv")

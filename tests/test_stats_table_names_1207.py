@@ -10,13 +10,12 @@ is refused by the shared reader; ``stats groups`` speaks in CLI words.
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from stats_table_helpers import run_cli, write_table
 
-from delssome_norms.cli.main import main
 from delssome_norms.datasets import DK68_REGIONS
 from delssome_norms.errors import InvalidInputError
 
@@ -34,36 +33,10 @@ def people() -> pd.DataFrame:
 def _write(folder: Path, table: pd.DataFrame, *, provenance=None, regions=None) -> Path:
     """``folder/t.csv`` with a provenance sidecar naming ``provenance`` (collect's format) and
     a regions sidecar naming ``regions`` (None: no such file)."""
-    from delssome_norms.io.provenance import SIDECAR_KIND
-
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "t.csv"
-    table.to_csv(path, index=False)
+    atlas = None
     if provenance is not None:
-        meta = {
-            "kind": SIDECAR_KIND,
-            "pipeline": {"atlas": "DK68"},
-            "atlas": {"name": "DK68", "n_regions": len(provenance), "regions": list(provenance)},
-        }
-        (folder / "t.provenance.json").write_text(json.dumps(meta), encoding="utf-8")
-    if regions is not None:
-        pd.DataFrame(
-            {
-                "column": [f"ei_ratio_roi_{k}" for k in range(len(regions))],
-                "region_index": range(len(regions)),
-                "region": regions,
-            }
-        ).to_csv(folder / "t.regions.csv", index=False)
-    return path
-
-
-def _run(argv: list[str], capsys) -> tuple[int, str, str]:
-    """Exit status, errors and the warnings' messages (one a line) of ``delssome-norms argv``."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        code = main(argv)
-    said = "\n".join(str(w.message) for w in caught)
-    return code, capsys.readouterr().err, said
+        atlas = {"name": "DK68", "n_regions": len(provenance), "regions": list(provenance)}
+    return write_table(folder, table, atlas, regions)
 
 
 def _sex(path: Path, out: Path, targets: str = "ei_ratio_roi_0,ei_ratio_roi_1") -> list[str]:
@@ -86,7 +59,7 @@ def test_swapped_regions_sidecar_names_tables_and_provenance_with_one_warning(
 ) -> None:
     swapped = [DK68_REGIONS[1], DK68_REGIONS[0], *DK68_REGIONS[2:]]
     path = _write(tmp_path / "d", people, provenance=DK68_REGIONS, regions=swapped)
-    code, _err, said = _run(_sex(path, tmp_path / "sex"), capsys)
+    code, _err, said = run_cli(_sex(path, tmp_path / "sex"), capsys)
     assert code == 0
     assert said.count(SWAP) == 1 and UNNAMED not in said
     regions = _regions_of(tmp_path / "sex" / "sex_difference_tests.csv")
@@ -96,7 +69,7 @@ def test_swapped_regions_sidecar_names_tables_and_provenance_with_one_warning(
     assert recorded == swapped
 
     argv = ["stats", "groups", "--table", str(path), "--out-dir", str(tmp_path / "grp")]
-    code, _err, said = _run([*argv, "--no-trajectories"], capsys)
+    code, _err, said = run_cli([*argv, "--no-trajectories"], capsys)
     assert code == 0 and said.count(SWAP) == 1
     assert _atlas(tmp_path / "grp" / "region_group_scores.provenance.json") == swapped
 
@@ -105,7 +78,7 @@ def test_swapped_regions_sidecar_names_tables_and_provenance_with_one_warning(
 def test_provenance_names_without_a_regions_sidecar_are_used(people, tmp_path, capsys) -> None:
     reverse = list(reversed(DK68_REGIONS))
     path = _write(tmp_path / "b", people, provenance=reverse)
-    code, _err, said = _run(_sex(path, tmp_path / "sex", "ei_ratio_roi_0,ei_ratio_roi_67"), capsys)
+    code, _err, said = run_cli(_sex(path, tmp_path / "sex", "ei_ratio_roi_0,ei_ratio_roi_67"), capsys)
     assert code == 0 and UNNAMED not in said and SWAP not in said
     regions = _regions_of(tmp_path / "sex" / "sex_difference_tests.csv")
     assert regions == {"ei_ratio_roi_0": "rh_insula", "ei_ratio_roi_67": "lh_bankssts"}
@@ -121,11 +94,11 @@ def test_a_table_of_100_named_regions_is_named_by_its_provenance(people, tmp_pat
     )
     names = [f"Net_{k}" for k in range(100)]
     path = _write(tmp_path / "j", wide, provenance=names)
-    code, _err, said = _run(_sex(path, tmp_path / "sex", "ei_ratio_roi_0,ei_ratio_roi_99"), capsys)
+    code, _err, said = run_cli(_sex(path, tmp_path / "sex", "ei_ratio_roi_0,ei_ratio_roi_99"), capsys)
     assert code == 0 and UNNAMED not in said
     regions = _regions_of(tmp_path / "sex" / "sex_difference_tests.csv")
     assert regions == {"ei_ratio_roi_0": "Net_0", "ei_ratio_roi_99": "Net_99"}
-    code, err, _said = _run(
+    code, err, _said = run_cli(
         ["stats", "groups", "--table", str(path), "--out-dir", str(tmp_path / "g")], capsys
     )
     lines = err.strip().splitlines()
@@ -136,14 +109,14 @@ def test_a_table_of_100_named_regions_is_named_by_its_provenance(people, tmp_pat
 
 def test_provenance_names_that_do_not_name_every_column_are_refused(people, tmp_path, capsys) -> None:
     path = _write(tmp_path / "short", people, provenance=DK68_REGIONS[:34])
-    code, err, _said = _run(_sex(path, tmp_path / "sex"), capsys)
+    code, err, _said = run_cli(_sex(path, tmp_path / "sex"), capsys)
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and not (tmp_path / "sex").exists()
     assert "t.provenance.json" in lines[0] and "names 34 regions" in lines[0]
     assert "ei_ratio_roi_67" in lines[0] and "t.regions.csv" in lines[0]
     twice = [*DK68_REGIONS[:67], DK68_REGIONS[3]]
     path = _write(tmp_path / "twice", people, provenance=twice)
-    code, err, _said = _run(_sex(path, tmp_path / "sex2"), capsys)
+    code, err, _said = run_cli(_sex(path, tmp_path / "sex2"), capsys)
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1
     assert "t.provenance.json" in lines[0] and f"{DK68_REGIONS[3]} more than once" in lines[0]
@@ -163,7 +136,7 @@ def test_a_regions_sidecar_naming_a_region_twice_is_refused(people, tmp_path, ca
     assert "ei_ratio_roi_2, ei_ratio_roi_5" in err.value.problem
     with pytest.raises(InvalidInputError, match="lh_caudalmiddlefrontal more than once"):
         read_ei_table(path)
-    code, out, _said = _run(_sex(path, tmp_path / "sex"), capsys)
+    code, out, _said = run_cli(_sex(path, tmp_path / "sex"), capsys)
     lines = out.strip().splitlines()
     assert code == 2 and len(lines) == 1 and not (tmp_path / "sex").exists()
     assert str(sidecar) in lines[0] and "lh_caudalmiddlefrontal more than once" in lines[0]
@@ -176,7 +149,7 @@ def test_groups_missing_columns_speak_cli_words(people, tmp_path, capsys) -> Non
     table = people.drop(columns=["ei_ratio_roi_5"])
     path = _write(tmp_path / "m", table, regions=DK68_REGIONS)
     argv = ["stats", "groups", "--table", str(path), "--out-dir", str(tmp_path / "g")]
-    code, err, _said = _run([*argv, "--no-trajectories"], capsys)
+    code, err, _said = run_cli([*argv, "--no-trajectories"], capsys)
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1
     assert "1 of the 68 regional columns are missing (ei_ratio_roi_5)" in lines[0]

@@ -148,10 +148,6 @@ def timing_difference(
     for c in reruns:
         c["min_scan"] = c["bracket_scan"] = SCAN_LENGTH_SLACK * float(c.get("scan_length") or 0.0)
     checks = sorted([own, *reruns], key=lambda c: c["tr"])
-
-    def long_enough(need: float) -> bool:
-        return scan_length is None or scan_length >= need - 1e-9
-
     near = [c for c in checks if abs(tr - c["tr"]) <= TR_SLACK * c["tr"] + 1e-9]
     failed = [c for c in near if not c["covered"]]
     need = None  # the shortest scan a covering check would have covered
@@ -163,7 +159,7 @@ def timing_difference(
         lo, hi = below[-1], above[0]  # the nearest checks on either side both covered
         weight = (tr - lo["tr"]) / (hi["tr"] - lo["tr"])
         need = (1 - weight) * lo["bracket_scan"] + weight * hi["bracket_scan"]
-    if need is not None and long_enough(need):
+    if need is not None and (scan_length is None or scan_length >= need - 1e-9):
         return None
     good = [
         f"{c['tr']:g} s" + (f" ({c['scan_length']:g}-s scans)" if c.get("scan_length") else "")
@@ -211,10 +207,14 @@ def judge_timing_when_read(run: dict[str, Any]) -> dict[str, Any]:
         cal = dict(load_calibration(str(block.get("mode"))))
     except InvalidInputError:
         return run
-    floors = (block.get("floor_log_region"), block.get("floor_log_mean"))
-    if not all(positive_seconds(f) is not None or f == 0 for f in floors) or not _same_numbers(
-        (None, cal.get("floor_region"), cal.get("floor_mean")), (None, *floors)
-    ):
+    try:
+        same = _same_numbers(
+            (None, cal.get("floor_region"), cal.get("floor_mean")),
+            (None, block.get("floor_log_region"), block.get("floor_log_mean")),
+        )
+    except (TypeError, ValueError):  # damaged floors: not those the checks were made with
+        same = False
+    if not same:
         cal.pop("tr_checks", None)  # those checks are of other floors than this result's
     phrase = timing_difference(cal, tr, scan)
     if phrase is None:
