@@ -25,7 +25,6 @@ from delssome_norms.cli.charts_helpers import (
     _subtitle,
     csv_list,
     handle_flagged,
-    sidecar_atlas,
 )
 from delssome_norms.cli.main import add_command
 from delssome_norms.errors import InputWarning, InvalidInputError
@@ -107,12 +106,19 @@ def _check_chart_out(out: str) -> None:
 
 def _table_and_provenance(path: str):
     """The table, its provenance sidecar (or None) and its region names (its
-    ``<stem>.regions.csv``; None without one)."""
-    from delssome_norms.io import read_table, read_table_provenance, regions_path
+    ``<stem>.regions.csv``; None without one), as :func:`~delssome_norms.io.read_ei_table`
+    reads them: the provenance lists the sidecar's names, its ``regions_sha256`` describing
+    them (a sidecar that names other regions than the provenance is warned about once and
+    wins), so that a chart fitted on a table scores that same table."""
+    from delssome_norms.io import provenance_path, read_ei_table, regions_path
+    from delssome_norms.norms.chart_regions import table_region_names
 
-    sidecar = regions_path(path)
-    names = sidecar_atlas(sidecar).names if sidecar.is_file() else None
-    return read_table(path), read_table_provenance(path), names
+    table = read_ei_table(path)
+    provenance = table.attrs.pop(et.PROVENANCE_ATTR, None)
+    names = table_region_names(provenance) if regions_path(path).is_file() else None
+    if not provenance_path(path).is_file():  # only a regions.csv: no provenance to compare
+        provenance = None
+    return table, provenance, names
 
 
 def register(subparsers) -> None:
