@@ -9,8 +9,8 @@ from pathlib import Path
 from delssome_norms.cli import options
 from delssome_norms.cli.charts_calibrate_cmd import register_calibrate
 from delssome_norms.cli.charts_helpers import (
+    COMPARE_MODEL_OPTIONS,
     FIT_OPTIONS,
-    _chart_model_options,
     _check_models,
     _check_scored_by,
     _figure_format,
@@ -23,6 +23,7 @@ from delssome_norms.cli.charts_helpers import (
     _save_figure,
     _site,
     _subtitle,
+    check_scores_chart,
     csv_list,
     handle_flagged,
 )
@@ -350,7 +351,7 @@ def register(subparsers) -> None:
         "fit_flagged column), as charts fit --exclude-flagged does; without it they are kept "
         "and named in a warning",
     )
-    options.defer(c, lambda p: _chart_model_options(p, ("sigma_df", "nu_df", "tau_df", "site_column")))
+    options.defer(c, lambda p: _fit_model_options(p, COMPARE_MODEL_OPTIONS))
     c.set_defaults(func=run_compare)
     register_calibrate(sub)  # charts calibrate: delssome_norms.cli.charts_calibrate_cmd
 
@@ -573,6 +574,7 @@ def run_plot(args: argparse.Namespace) -> int:
         # the flags of the drawn target: a wide row's are the union over all its targets
         flags = check_drawable(row, source, args.target, unreliable_targets(chart, row))
         if args.scores:
+            check_scores_chart(chart, args.scores, source)
             _check_scored_by(chart, _person_mark(row, args.target, source), source, args.target, row=row)
         person = _person_mark(row, args.target, source, value=raw)
         person["flag"] = flags
@@ -695,6 +697,7 @@ def run_report(args: argparse.Namespace) -> int:
     z = regional_values(row, "z", source, atlas)
     centiles = regional_values(row, "centile", source, atlas)
     grey = grey_regions(z, unreliable, atlas, row, source)  # drawn grey, and listed apart
+    check_scores_chart(chart, args.scores, source)
     _check_scored_by(chart, mark, source, row=row)
     reference = args.chart == REFERENCE_CHART_NAME and not Path(args.chart).exists()
     chart_label = f"the {REFERENCE_CHART_LABEL}" if reference else f"the chart `{args.chart}`"
@@ -739,7 +742,13 @@ def run_compare(args: argparse.Namespace) -> int:
     check_spares_inputs([args.out], {"--table": args.table}, sides=())  # its sidecars too
     families = list(dict.fromkeys(csv_list(args.families, "--families")))  # each model once
     mu_dfs = list(dict.fromkeys(_int_list(args.mu_dfs, "--mu-dfs")))
-    shared = {k: getattr(args, k) for k in ("sigma_df", "nu_df", "tau_df", "site_column")}
+    names = ("sigma_df", "nu_df", "tau_df", "site_column", "algorithm", "max_iter")
+    shared = {k: getattr(args, k) for k in names}
+    shared.update(
+        mu_sex=not args.no_mu_sex,
+        sigma_sex=not args.no_sigma_sex,
+        random_sites=_random_sites(args.random_sites),
+    )
     _check_models(families, mu_dfs, **shared)
     table = handle_flagged(read_table(args.table), args.exclude_flagged, str(args.table))
     result = compare_models(

@@ -197,6 +197,33 @@ def _check_scored_by(chart, mark: dict, source: str, target: str = et.MEAN_TARGE
         )
 
 
+def check_scores_chart(chart, scores: str | Path, source: str) -> None:
+    """Refuse scores whose provenance sidecar (``charts score`` writes it) names, by its content
+    digest, another chart than ``chart``. Two charts fitted alike (the shipped chart and one
+    fitted on the reference table) give centiles too close for :func:`_check_scored_by` to tell
+    apart, and the report would name the wrong chart. Scores without a readable sidecar, and a
+    chart or sidecar without the digest (charts saved before it), are left to that check."""
+    import json
+
+    from delssome_norms.io import provenance_path
+
+    try:
+        meta = json.loads(provenance_path(scores).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return
+    made = meta.get("chart") if isinstance(meta, dict) else None
+    recorded = made.get("content_sha256") if isinstance(made, dict) else None
+    ours = (getattr(chart, "_saved_sha256", None) or {}).get("content_sha256")
+    if isinstance(recorded, str) and ours and recorded != ours:
+        raise InvalidInputError(
+            f"were not made with this chart: {provenance_path(scores).name} says the chart "
+            f"{made.get('chart')} scored them (content_sha256 {recorded[:12]}...), --chart has "
+            f"content_sha256 {ours[:12]}...; give --chart the chart that scored them, or score "
+            "the table again with this chart",
+            source,
+        )
+
+
 def _check_scored_site(chart, row, source: str) -> None:
     """Refuse a score row whose site the chart knows but that was scored without it (flag
     ``unseen_site``: made with the chart before ``charts adapt``), or that was scored on a site's
@@ -252,6 +279,8 @@ COMPARE_OPTIONS = {
     "nu_df": "--nu-df",
     "tau_df": "--tau-df",
     "site_column": "--site-column",
+    "max_iter": "--max-iter",
+    "random_sites": "--random-sites",
 }
 
 
@@ -302,9 +331,17 @@ CHART_OPTION_HELP = {
 """GrowthChart parameters offered as ``charts fit``/``compare`` options: flag and help."""
 
 
-def _fit_model_options(parser: argparse.ArgumentParser) -> None:
-    """The chart-model options of ``charts fit``: those of ``compare`` and ``--random-sites``."""
-    group = _chart_model_options(parser)
+COMPARE_MODEL_OPTIONS = tuple(n for n in CHART_OPTION_HELP if n not in ("family", "mu_df"))
+"""The chart-model options of ``charts compare`` (its --families and --mu-dfs list several)."""
+
+
+def _fit_model_options(
+    parser: argparse.ArgumentParser, names: tuple[str, ...] = tuple(CHART_OPTION_HELP)
+) -> None:
+    """The chart-model options ``names`` (default: all, as ``charts fit`` has them) and
+    ``--random-sites``: ``charts compare`` compares models of the design ``charts fit`` would
+    fit with the same options (one sex, a site model for small sites)."""
+    group = _chart_model_options(parser, names)
     group.add_argument(
         "--random-sites",
         default="mu,sigma",

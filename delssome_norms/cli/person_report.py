@@ -501,10 +501,11 @@ def scores_unreliable(scores: str, arg: str | None, row, source: str, chart=None
     of the sidecar; None without a chart (nothing is known of the targets). ``chart``: the
     chart ``arg`` names, when already loaded."""
     from delssome_norms.cli.charts_cmd import load_chart
-    from delssome_norms.cli.charts_helpers import _check_scored_by, _person_mark
+    from delssome_norms.cli.charts_helpers import _check_scored_by, _person_mark, check_scores_chart
 
     if arg is not None:
         chart = chart if chart is not None else load_chart(arg, quiet=True)
+        check_scores_chart(chart, scores, source)
         bad = unreliable_targets(chart, row)
         for target in chart.targets_:  # one reliable target the scores have: made by this chart?
             if target not in bad and _finite(row.get(f"{target}_centile")):

@@ -210,7 +210,7 @@ class ChartFitMixin:
         if any(t.sex for t in terms) and np.unique(female).size < 2:
             raise InvalidInputError(
                 f"only one sex ({'female' if female[0] else 'male'}) in the table; fit without "
-                "the sex terms: mu_sex=False, sigma_sex=False (charts fit --no-mu-sex "
+                "the sex terms: mu_sex=False, sigma_sex=False (--no-mu-sex "
                 "--no-sigma-sex)",
                 source,
             )
