@@ -213,14 +213,21 @@ def join_site_scanner(site: pd.Series, scanner: pd.Series | None = None) -> pd.S
 
 
 _INTEGRAL_FLOAT_TEXT = re.compile(r"[+-]?\d+\.0+")
+_INTEGER_TEXT = re.compile(r"([+-]?)([0-9]+)")
 
 
 def site_text(value: Any) -> str:
-    """A site label as text: surrounding spaces dropped, integral numbers without ``.0``.
+    """A site label as text: surrounding spaces dropped, and an integer label (ASCII digits with
+    an optional sign, or an integral number such as ``1.0`` or ``"3.0"``) as its number, without
+    leading zeros: ``"01"``, ``"1"``, ``1`` and ``1.0`` are all ``"1"`` (``"00"`` is ``"0"``,
+    ``"+3"`` is ``"3"``, ``"-03"`` is ``"-3"``); other labels (``"A6"``, ``"0A"``) as written.
 
     A numeric site column gains a ``.0`` when pandas reads it as float (one empty cell is
     enough), and a trailing space is invisible in a spreadsheet; either would make a known site
-    unseen.
+    unseen. Zero-padding is lost as easily: a spreadsheet re-saving a CSV writes ``01`` as ``1``,
+    and a table read by an older version (or built in Python) holds the number 1, so a chart
+    storing ``"01"`` would meet a table holding ``1`` and the reverse; comparing digit labels as
+    numbers keeps them one site whichever spelling a file or chart holds.
     """
     if isinstance(value, (bool, np.bool_)):
         return str(value)
@@ -228,7 +235,11 @@ def site_text(value: Any) -> str:
         return str(int(value))
     text = str(value).strip()
     if _INTEGRAL_FLOAT_TEXT.fullmatch(text):  # "3.0" written by an older chart or a float column
-        return text.split(".")[0]
+        text = text.split(".")[0]
+    integer = _INTEGER_TEXT.fullmatch(text)
+    if integer:  # "01" of a padded label as its number reads ("1"; "+3" and "-03" as 3 and -3)
+        digits = integer[2].lstrip("0") or "0"
+        return f"-{digits}" if integer[1] == "-" and digits != "0" else digits
     return text
 
 

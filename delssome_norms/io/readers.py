@@ -48,6 +48,7 @@ from delssome_norms.io.demographics import (  # noqa: F401 (public names kept he
     prepare_demographics,
     read_demographics,
 )
+from delssome_norms.io.ei_table import SCANNER, SITE, SITE_SCANNER
 from delssome_norms.io.label_checks import same_order_names
 from delssome_norms.io.manifest_scan import count_frames, empty_scan_length
 from delssome_norms.io.manifest_tr import fill_manifest_tr
@@ -583,6 +584,9 @@ def read_table(path: PathLike, required: Sequence[str] = (), tabs: bool = False)
             # blank in one chunk and text in another made pandas warn of mixed types)
             ids = {"subject_id": str, "participant_id": str, "session_id": str}
             ids.update(dict.fromkeys(("fit_flag_reasons", "flag"), str))
+            # site labels are text too: pandas made "01" the number 1 only where every label of
+            # the file's column looked numeric (site_text then makes "01", "1" and 1.0 one site)
+            ids.update(dict.fromkeys((SITE, SCANNER, SITE_SCANNER), str))
             table = pd.read_csv(
                 _stdio.StringIO(text), sep=sep, dtype=ids, low_memory=False, **_EXACT_FLOATS
             )
