@@ -20,6 +20,7 @@ from delssome_norms.datasets import DK68_REGIONS
 from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.fit import group_lock, quality
 from delssome_norms.fit.calibration_scope import calibration_key, calibration_mix
+from delssome_norms.fit.collect_lookup import renamed_fits, renamed_hint
 from delssome_norms.fit.outputs import (
     FAILURE_FILE,
     FAILURES_TABLE,
@@ -246,7 +247,7 @@ def collect(
     flagged: list[str] = []
     uncalibrated: dict[str, list[str]] = {}
     calibrations: dict[str, tuple | None] = {}  # each subject's interval calibration
-    timing_mismatch: list[str] = []
+    timing_mismatch: dict[str, list[str]] = {}  # each subject's TR / scan length differences
     damaged: list[str] = []
     states: dict[str, list[str]] = {}  # why subjects have no results: failed, unfinished, ...
     for _, person in demo.iterrows():
@@ -285,7 +286,8 @@ def collect(
             settings_seen.setdefault(key, []).append(sid)
         else:
             unfingerprinted.append(sid)
-        _check_timing_columns(person, run, timing_mismatch)
+        if differs := _check_timing_columns(person, run):
+            timing_mismatch[sid] = differs
         prov = run.get("provenance")
         if isinstance(prov, dict) and isinstance(prov.get("pipeline"), dict):
             pipeline_of[sid] = prov["pipeline"]
@@ -331,8 +333,11 @@ def collect(
     listed_ids = set(demo["subject_id"].astype(str))
     prefix_pairs = _sub_prefix_pairs(missing, in_dir, listed_ids)
     zero_pairs = _leading_zero_pairs(missing, in_dir, listed_ids)
+    misnamed = {sid for sid, _ in prefix_pairs + zero_pairs}
+    renamed = renamed_fits(missing, in_dir, listed_ids, misnamed)  # never collected from there
     prefix_hint = _sub_prefix_hint(prefix_pairs) + _leading_zeros_hint(zero_pairs, demographics)
-    _relabel_misnamed(states, {sid for sid, _ in prefix_pairs + zero_pairs})
+    prefix_hint += renamed_hint(renamed)
+    _relabel_misnamed(states, misnamed | {sid for sid, _ in renamed})
     if missing:
         shown = ", ".join(missing[:10]) + (
             f" (and {len(missing) - 10} more)" if len(missing) > 10 else ""
@@ -424,15 +429,16 @@ def collect(
                 stacklevel=2,
             )
     if timing_mismatch:
+        each = [f"{sid}: {', '.join(d)}" for sid, d in timing_mismatch.items()]
         warnings.warn(
             f"{len(timing_mismatch)} subject(s) have a TR or scan length in {demographics} that "
-            f"differs from the one they were fitted with: {'; '.join(timing_mismatch[:5])}"
-            + (" ..." if len(timing_mismatch) > 5 else "")
+            f"differs from the one they were fitted with: {'; '.join(each[:5])}"
+            + (f" (and {len(each) - 5} more)" if len(each) > 5 else "")
             + " (check that each row describes the scan that was fitted)",
             InputWarning,
             stacklevel=2,
         )
-    listed = set(demo["subject_id"].astype(str))
+    listed = {*demo["subject_id"].astype(str), *(folder for _, folder in renamed)}  # named above
     unlisted = sorted(
         d.name for d in in_dir.iterdir() if d.is_dir() and d.name not in listed and read_run(d)
     )
@@ -580,8 +586,8 @@ def _missing_states(states: Mapping[str, list[str]]) -> str:
         "refit (with or without --overwrite)",
         "unfinished": "a checkpoint but no result: rerun the cohort command to resume them",
         "not started": "no checkpoint or result: not run yet, or run into another --in-dir",
-        "named otherwise": "no folder of that name, but one named nearly so: see the end of "
-        "this message",
+        "named otherwise": "no folder of that name, but another folder seems to hold it: see "
+        "the end of this message",
     }
     return "; ".join(
         f"{len(ids)} {why} ({', '.join(ids[:3])}{' ...' if len(ids) > 3 else ''}: {advice[why]})"
@@ -663,12 +669,13 @@ TIMING_COLUMNS = {"TR": "tr", "tr": "tr", "scan_length": "scan_length"}
 """Demographics columns compared with the timing a subject was fitted with (``run.json``)."""
 
 
-def _check_timing_columns(person: pd.Series, run: Mapping[str, Any], mismatches: list[str]) -> None:
-    """Append ``"<id>: TR 2 vs 0.72 s fitted"`` to ``mismatches`` when the demographics row
-    gives a TR or scan length [s] other than the fitted one (absent columns are not checked)."""
+def _check_timing_columns(person: pd.Series, run: Mapping[str, Any]) -> list[str]:
+    """``["TR 2 vs 0.72 s fitted", ...]``: where the demographics row gives a TR or scan length
+    [s] other than the fitted one (absent columns are not checked)."""
     timing = run.get("timing")
+    mismatches: list[str] = []
     if not isinstance(timing, Mapping):
-        return
+        return mismatches
     for column, key in TIMING_COLUMNS.items():
         if column not in person.index or key not in timing:
             continue
@@ -676,7 +683,9 @@ def _check_timing_columns(person: pd.Series, run: Mapping[str, Any], mismatches:
         fitted = float(timing[key])
         if np.isfinite(given) and not np.isclose(given, fitted, rtol=1e-3, atol=1e-6):
             name = "TR" if key == "tr" else "scan length"
-            mismatches.append(f"{person['subject_id']}: {name} {given:g} vs {fitted:g} s fitted")
+            text = f"{name} {given:g} vs {fitted:g} s fitted"
+            mismatches += [text] if text not in mismatches else []  # TR and tr both given
+    return mismatches
 
 
 def _merged_settings(

@@ -37,12 +37,42 @@ BIDS_NAMES = {"subject_id": "participant_id", "age_in_years": "age"}
 SEX_COLUMNS = ("sex", "numeric_sex")
 
 
+SITE_COLUMNS = ("site", "scanner", "site_scanner")
+"""Optional demographics columns of the scanning site, matched in any case with spaces or hyphens
+for underscores (``Site``, ``Site-Scanner``)."""
+
+KNOWN_COLUMNS = (*BIDS_NAMES, *BIDS_NAMES.values(), *SEX_COLUMNS, *SITE_COLUMNS, "TR", "scan_length")
+"""Demographics columns the toolkit reads (in :func:`site_like_unused`'s sense)."""
+
+
+REQUIRED_SPELLINGS = {
+    "subject_id": ("subject_id", "participant_id", "id", "subject", "participant", "sub_id"),
+    "age_in_years": ("age_in_years", "age", "age_years"),
+    "sex": ("sex", "gender"),
+}
+"""Spellings of the required columns that are not accepted but named in the missing-column error
+(matched by :func:`column_key`: ``Age``, ``ID``, ``Gender``)."""
+
+
+def column_key(name: object) -> str:
+    """A column name compared case-insensitively, spaces and hyphens as underscores."""
+    return "_".join(str(name).strip().lower().replace("-", " ").replace("_", " ").split())
+
+
 def with_toolkit_names(
-    table: pd.DataFrame, input_name: str = "demographics", *, age: bool = True
+    table: pd.DataFrame,
+    input_name: str = "demographics",
+    *,
+    age: bool = True,
+    warn_unused: bool = True,
 ) -> pd.DataFrame:
     """``table`` with BIDS ``participant_id``/``age`` renamed ``subject_id``/``age_in_years``
-    where the toolkit's name is absent (one :class:`InputWarning` naming the columns used).
-    Without ``age`` an age column is optional (sessions may give the ages).
+    where the toolkit's name is absent (one :class:`InputWarning` naming the columns used), and
+    a site column spelled otherwise (``Site``, ``Scanner``, ``Site-Scanner``) renamed ``site``,
+    ``scanner`` or ``site_scanner`` where the toolkit's name is absent. Without ``age`` an age
+    column is optional (sessions may give the ages). With ``warn_unused``, columns that look
+    like a site or scanner column but are not used (``Scanner Site``) are named in one
+    :class:`InputWarning` (:func:`site_like_unused`).
 
     Raises
     ------
@@ -58,15 +88,48 @@ def with_toolkit_names(
     if not any(c in table for c in SEX_COLUMNS):
         missing.append("sex (female/male, F/M) or numeric_sex (1 = female, 0 = male)")
     if missing:
+        absent = [m.split(" ", 1)[0] for m in missing]
+        near = [
+            f"{c} to {ours}"
+            for c in table.columns
+            for ours, keys in REQUIRED_SPELLINGS.items()
+            if ours in absent and column_key(c) in keys
+        ]
         raise InvalidInputError(
             f"missing required column(s): {'; '.join(missing)}; found: "
-            f"{', '.join(map(str, table.columns))}",
+            f"{', '.join(map(str, table.columns))}"
+            + (f" (rename {', '.join(near)} if that is what they hold)" if near else ""),
             input_name,
         )
     if renames:
         used = ", ".join(f"{b} as {ours}" for b, ours in renames.items())
         warnings.warn(f"{input_name}: using the BIDS column(s) {used}", InputWarning, stacklevel=3)
-    return table.rename(columns=renames)
+    for ours in SITE_COLUMNS:
+        spelled = [c for c in table.columns if c != ours and column_key(c) == ours]
+        if ours not in table and len(spelled) == 1:  # two spellings: neither is chosen
+            renames[spelled[0]] = ours
+    out = table.rename(columns=renames)
+    unused = site_like_unused(out.columns) if warn_unused else []
+    if unused:
+        warnings.warn(
+            f"{input_name}: column(s) {', '.join(repr(str(c)) for c in unused)} look like a site "
+            "or scanner column but are not used: the toolkit reads only columns named site, "
+            "scanner or site_scanner (any case, spaces or hyphens for underscores, one column "
+            "each); rename it site (or scanner) to give the table and the charts the site",
+            InputWarning,
+            stacklevel=3,
+        )
+    return out
+
+
+def site_like_unused(columns: Iterable[object]) -> list[object]:
+    """The columns among ``columns`` that the toolkit does not read (:data:`KNOWN_COLUMNS`) but
+    whose name mentions a site or scanner (``Scanner Site``, ``site_id``, a second ``Site``)."""
+    return [
+        c
+        for c in columns
+        if c not in KNOWN_COLUMNS and any(w in column_key(c) for w in ("site", "scanner"))
+    ]
 
 
 def first_data_line(path: str | Path, n_rows: int) -> int | None:
@@ -88,19 +151,21 @@ def prepare_demographics(
     *,
     age: bool = True,
     first_line: int | None = None,
+    warn_unused: bool = True,
 ) -> pd.DataFrame:
     """Validate a demographics table and add the derived columns the charts use.
 
     Required: ``subject_id`` (or BIDS ``participant_id``), ``age_in_years`` (years; or BIDS
-    ``age``), and ``sex`` or ``numeric_sex``. Optional: ``site``, ``scanner``, ``site_scanner``,
-    ``TR`` and ``scan_length`` (seconds). Adds ``sex`` (female/male), ``numeric_sex`` (female = 1)
+    ``age``), and ``sex`` or ``numeric_sex``. Optional: ``site``, ``scanner``, ``site_scanner``
+    (in any case, spaces or hyphens for underscores: ``Site``), ``TR`` and ``scan_length``
+    (seconds). Adds ``sex`` (female/male), ``numeric_sex`` (female = 1)
     and ``site_scanner`` (``site_scanner`` or ``<site>_<scanner>``; ``<site>`` where the scanner is
     empty, empty where the site is) when possible. Without ``age`` the ages are neither required
     nor checked (the person rows of people whose sessions give them). ``first_line``: the file
     line of the table's first row (2 for a file read as it is), named with the ``subject_id``
-    in the message of a missing or wrong age.
+    in the message of a missing or wrong age. ``warn_unused``: see :func:`with_toolkit_names`.
     """
-    out = with_toolkit_names(table, input_name, age=age).copy()
+    out = with_toolkit_names(table, input_name, age=age, warn_unused=warn_unused).copy()
     try:
         check_unique_ids(out["subject_id"], input_name)
         out["subject_id"] = out["subject_id"].astype(str)
@@ -154,10 +219,11 @@ def read_demographics(
     Raises
     ------
     InvalidInputError
-        Besides :func:`prepare_demographics`'s: a session folder whose session has no age
-        (neither in ``path`` nor in its sessions.tsv); an unreadable sessions.tsv or one without
-        ``session_id`` or with an age out of range. (Sessions of a person without a row are
-        left out, as any folder the table does not list.)
+        Besides :func:`prepare_demographics`'s (every missing required column at once; the ages
+        only where no ``sub-*/sub-*_sessions.tsv`` could give them): a session folder whose
+        session has no age (neither in ``path`` nor in its sessions.tsv); an unreadable
+        sessions.tsv or one without ``session_id`` or with an age out of range. (Sessions of a
+        person without a row are left out, as any folder the table does not list.)
     """
     from delssome_norms.io.readers import read_table  # (it imports this module)
 
@@ -166,12 +232,18 @@ def read_demographics(
     line = first_data_line(path, len(raw))
     if folders is None:
         return prepare_demographics(raw, input_name=name, first_line=line)
-    people = with_toolkit_names(raw, name, age=False)
     root = Path(path).parent if bids_dir is None else Path(bids_dir)
+    try:
+        people = with_toolkit_names(raw, name, age=False)
+    except InvalidInputError:
+        if not any(root.glob(SESSIONS_FILE.format("sub-*"))):
+            with_toolkit_names(raw, name)  # no sessions to give ages: name every column missing
+        raise
     folders = set(map(str, folders))
+    quiet = {"warn_unused": False}  # warned above
     if not _has_sessions(people, folders, root):
-        return prepare_demographics(people, name, first_line=line)  # the file's rows, own ages
-    prepare_demographics(people, name, age=False)  # ids, sex, site, timing: the file's rows
+        return prepare_demographics(people, name, first_line=line, **quiet)  # the rows, own ages
+    prepare_demographics(people, name, age=False, **quiet)  # ids, sex, site, timing: the rows
     if "age_in_years" in people:  # ages given: checked with the file's own row numbers
         check_ages(
             people["age_in_years"],
@@ -182,7 +254,7 @@ def read_demographics(
             first_line=line,
         )
     rows = _session_rows(people, folders, root, name)
-    return prepare_demographics(rows, f"{name} (its rows matched to the result folders)")
+    return prepare_demographics(rows, f"{name} (its rows matched to the result folders)", **quiet)
 
 
 SESSIONS_FILE = "{0}/{0}_sessions.tsv"
