@@ -106,8 +106,9 @@ def run_cohort_cmd(args: argparse.Namespace) -> int:
         surrogate=SURROGATE_BACKEND,
     )
     print(
-        f"cohort shard {shard[0]}/{shard[1]}: {summary.done} done, {summary.skipped} already finished, "
-        f"{summary.failed} failed"
+        f"cohort shard {shard[0]}/{shard[1]}: {summary.done} done, {summary.skipped} already finished"
+        + (f" ({len(summary.lone_refits)} kept lone refit(s))" if summary.lone_refits else "")
+        + f", {summary.failed} failed"
         + (f", {len(summary.busy)} being fitted elsewhere" if summary.busy else "")
         + f" ({summary.n_groups} lockstep group(s) of up to {summary.group_size})"
     )

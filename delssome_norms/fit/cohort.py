@@ -58,7 +58,7 @@ from delssome_norms.fit.lockstep import (
     noting_input_warnings,
     plan_groups,
 )
-from delssome_norms.fit.lone_refit import is_lone_refit, refit_alone_checkpoint
+from delssome_norms.fit.lone_refit import is_lone_refit, kept_seed, refit_alone_checkpoint, warn_kept
 from delssome_norms.fit.manifest_checks import check_manifest_columns
 from delssome_norms.fit.outputs import (
     check_finished,
@@ -422,13 +422,13 @@ def check_stale_subjects(
     settings: FitSettings,
     fallback_gradient: np.ndarray | None,
     overwrite: bool,
-) -> None:
+) -> list[tuple[str, Any]]:
     """Before the work: refuse (listing them) or discard subjects of another run's results.
 
     Only subjects whose folder already holds a ``run.json`` or a checkpoint are read; a subject
-    whose inputs cannot be read is left to fail with its own message later.
+    whose inputs cannot be read fails later, with its message. Returns the refits alone kept.
     """
-    stale = []
+    stale, kept = [], []
     for g in groups:
         members = [str(plan.rows[i]["subject_id"]) for i in plan.groups[g]]
         for i in plan.groups[g]:
@@ -447,6 +447,8 @@ def check_stale_subjects(
             try:
                 if subject_finished(subject, sdir, settings, fallback_gradient, overwrite, members):
                     verified.mark_verified(row, taken)  # its group skips it without a re-read
+                    if (seed := kept_seed(sdir, settings.seed)) is not None:
+                        kept.append((str(row["subject_id"]), seed))
             except InvalidInputError as exc:
                 stale.append((str(row["subject_id"]), exc.problem.split("; use --overwrite")[0]))
     if stale:
@@ -459,6 +461,7 @@ def check_stale_subjects(
             "another output folder",
             str(out),
         )
+    return warn_kept(kept, overwrite)  # (subject_id, seed) of each, named before the work
 
 
 @dataclass
@@ -475,6 +478,7 @@ class CohortSummary:
     """Subjects fitted in this run whose fit carries the fit-quality flag."""
     busy: list[str] = field(default_factory=list)
     """Subjects skipped because another live process is fitting them (their lock is held)."""
+    lone_refits: list[str] = field(default_factory=list)  # of skipped: refits alone, kept
 
 
 def _progress_bars(total: int, quiet: bool):
@@ -548,7 +552,9 @@ def run_cohort(
     # unread columns warned; an sc (or map) column filled for some rows only refused, before any work
     where = "manifest" if isinstance(manifest, pd.DataFrame) else str(manifest)
     check_manifest_columns(table, where, settings.maps)
-    scheduler_client = _connect_dask(scheduler) if executor == "dask" else None
+    scheduler_client = (
+        dask_executor.connect(scheduler, DASK_CONNECT_TIMEOUT_S) if executor == "dask" else None
+    )
     try:
         if scheduler_client is not None:  # before any task: a worker of another version
             dask_executor.check_workers(scheduler_client)
@@ -658,12 +664,6 @@ def _run_cohort(
         )
 
 
-def _connect_dask(scheduler: Any) -> Any:
-    """A connected ``dask.distributed.Client`` (errors: one line naming --scheduler, also for a
-    port that accepts but is no scheduler; :func:`delssome_norms.fit.dask_executor.connect`)."""
-    return dask_executor.connect(scheduler, DASK_CONNECT_TIMEOUT_S)
-
-
 def _run_locked(
     plan: CohortPlan,
     out: Path,
@@ -677,7 +677,8 @@ def _run_locked(
     surrogate: SurrogateBackend | None = None,
 ) -> CohortSummary:
     gradient = folder_gradient(plan, settings.maps, out, overwrite)
-    check_stale_subjects(plan, shard_groups(plan, shard_kn), out, settings, gradient, overwrite)
+    mine = shard_groups(plan, shard_kn)
+    kept = check_stale_subjects(plan, mine, out, settings, gradient, overwrite) or []
     if gradient is not None:
         n_nomaps = sum(not any(r.get(c) for c in MAP_COLUMNS) for r in plan.rows)
         warnings.warn(
@@ -686,7 +687,6 @@ def _run_locked(
             stacklevel=2,
         )
         write_matrix(gradient, out / "cohort_gradient.csv")
-    mine = shard_groups(plan, shard_kn)
     if not mine:
         warnings.warn(
             f"shard {shard_kn[0]}/{shard_kn[1]} has no work: the manifest makes "
@@ -700,12 +700,14 @@ def _run_locked(
     counts = {"done": 0, "skipped": 0, "failed": 0, "busy": 0}
     flagged: list[str] = []
     busy: list[tuple[str, str]] = []
+    statuses: dict[str, str] = {}
     restarted: list[str] = []
     notes: dict[str, None] = {}  # input warnings of the groups' fits, each shown once
 
     def record(outcome: dict[str, Any]) -> None:
         notes.update(dict.fromkeys(outcome.get("input_warnings") or ()))
         counts[outcome["status"]] += 1
+        statuses[str(outcome["subject_id"])] = outcome["status"]
         if outcome["status"] == "done" and outcome.get("message") == RESTARTED_NOTE:
             restarted.append(str(outcome["subject_id"]))
         if outcome["status"] == "busy":
@@ -768,6 +770,7 @@ def _run_locked(
         n_groups=len(mine),
         flagged=flagged,
         busy=[sid for sid, _ in busy],
+        lone_refits=[sid for sid, _ in kept if statuses.get(sid) == "skipped"],
     )
 
 

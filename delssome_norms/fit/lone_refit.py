@@ -15,16 +15,25 @@ Results are taken as a refit alone only when their fingerprint is the recorded o
 from the cohort's in the seed alone. A refit alone that has not finished (its checkpoint) cannot
 be continued inside a lockstep group, whose noise depends on its members: it is named as what it
 is (unfinished, or failed), with the ways on.
+
+``cohort --overwrite`` keeps a finished refit alone too (:func:`kept_seed`, named before the work
+by :func:`warn_kept` and counted in the summary): the user made it deliberately, often because
+the cohort's seed failed that subject, and refitting it with the cohort's seed would replace a
+good result with a known failure. One whose inputs changed (or any setting but the seed) differs
+in more than the seed and is refitted like any other subject. Deleting :data:`REFIT_FILE` makes
+the results the cohort's again (``--overwrite`` then refits them with the cohort's seed).
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from delssome_norms.fit.outputs import FAILURE_FILE, fingerprint_differences
+from delssome_norms.errors import InputWarning
+from delssome_norms.fit.outputs import FAILURE_FILE, fingerprint_differences, read_run
 from delssome_norms.io import write_json
 
 REFIT_FILE = "refit_alone.json"
@@ -64,6 +73,40 @@ def is_lone_refit(subject_dir: str | Path, run: Mapping[str, Any], differences: 
     stored = run.get("fingerprint")
     alone = _alone(run.get("lockstep_group"), str(run.get("subject_id")))  # not the cohort's
     return alone and isinstance(stored, dict) and not fingerprint_differences(recorded, stored)
+
+
+def kept_seed(subject_dir: str | Path, cohort_seed: Any) -> Any:
+    """The seed of the results in ``subject_dir`` when a cohort run of seed ``cohort_seed``,
+    which found them finished (``cohort.subject_finished``), took them as a refit alone
+    (:func:`is_lone_refit`); None for the cohort's own results."""
+    run, recorded = read_run(subject_dir), _recorded(subject_dir)
+    stored = run.get("fingerprint") if run is not None else None
+    if recorded is None or not isinstance(stored, dict) or fingerprint_differences(recorded, stored):
+        return None
+    if not _alone(run.get("lockstep_group"), str(run.get("subject_id"))):
+        return None
+    settings = stored.get("settings")
+    seed = settings.get("seed") if isinstance(settings, dict) else None
+    return seed if seed != cohort_seed else None
+
+
+def warn_kept(kept: list[tuple[str, Any]], overwrite: bool) -> list[tuple[str, Any]]:
+    """Before the work of ``cohort --overwrite``: name the finished refits alone it keeps
+    (``(subject_id, seed)``, :func:`kept_seed`) and how to have one refitted instead; returns
+    ``kept``."""
+    if not (kept and overwrite):
+        return kept
+    shown = ", ".join(f"{sid} (seed {seed})" for sid, seed in kept[:10])
+    more = f" and {len(kept) - 10} more" if len(kept) > 10 else ""
+    warnings.warn(
+        f"--overwrite keeps {len(kept)} finished refit(s) alone, fitted with another --seed and "
+        f"otherwise the cohort's inputs and settings: {shown}{more}; to refit one with the "
+        f"cohort's seed instead, delete its {REFIT_FILE} and rerun with --overwrite "
+        "(docs/rerunning.md)",
+        InputWarning,
+        stacklevel=2,
+    )
+    return kept
 
 
 def _alone(group: Any, subject_id: str) -> bool:

@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import platform
+import shlex
 import shutil
 from collections.abc import Callable, Iterable, Mapping
 from importlib.metadata import PackageNotFoundError, version
@@ -493,8 +494,10 @@ def check_finished(
     accept : callable, optional
         ``accept(run, differences)``: finished results whose fingerprint differs (keys
         ``differences``) still count as finished (a cohort's check of a refit of the subject
-        alone with another seed, :func:`~delssome_norms.fit.lone_refit.is_lone_refit`), unless
-        ``overwrite`` (which refits whatever differs, a cohort's new ``--seed`` included).
+        alone with another seed, :func:`~delssome_norms.fit.lone_refit.is_lone_refit`), with
+        ``overwrite`` too: the user made that refit deliberately (a failed subject's documented
+        way on), and its inputs and other settings are the cohort's (one whose inputs changed
+        differs in more than the seed and is refitted).
 
     Returns
     -------
@@ -513,7 +516,7 @@ def check_finished(
         stored = run.get("fingerprint")
         if isinstance(stored, dict):
             diff = fingerprint_differences(stored, fingerprint)
-            if not diff or (not overwrite and accept is not None and accept(run, diff)):
+            if not diff or (accept is not None and accept(run, diff)):
                 return _results_intact(d, run, overwrite)
             what = f"with other inputs or settings ({', '.join(diff[:8])})"
         else:
@@ -733,15 +736,16 @@ def refit_alone_advice(subject_dir: Path, cohort_gradient: bool = False) -> str:
     cohort = subject_dir.parent
     if not in_cohort_folder(subject_dir):
         return ""
-    with_gradient = f" --cohort-gradient {cohort}" if cohort_gradient else ""
+    with_gradient = f" --cohort-gradient {shlex.quote(str(cohort))}" if cohort_gradient else ""
     how = (
-        f"estimate-ei --out-dir {subject_dir}{with_gradient} with its inputs and settings, "
-        "--seed N and --overwrite (another budget would make another pipeline, which collect "
-        "refuses)"
+        f"estimate-ei --out-dir {shlex.quote(str(subject_dir))}{with_gradient} with its inputs "
+        "and settings, --seed N and --overwrite (another budget would make another pipeline, "
+        "which collect refuses)"
     )
     return (
         f"; for this subject of the cohort in {cohort} (whose --seed would refit every subject), "
-        f"refit it alone: {how} (docs/rerunning.md)"
+        f"refit it alone: {how}; later cohort runs, --overwrite included, keep that refit while "
+        "the subject's inputs are unchanged (docs/rerunning.md)"
     )
 
 

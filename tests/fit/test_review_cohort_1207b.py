@@ -234,11 +234,12 @@ def test_a_failed_cohort_subject_is_told_how_to_refit_it_alone_and_leaves_failur
     # while the cohort's own run with another --seed is still refused (not a refit alone)
     with pytest.raises(InvalidInputError, match=r"1 subject folder\(s\) .*: sub-00 "):
         run_cohort(manifest, out, analytic_cohort_settings(seed=3), group_size=2, quiet=True)
-    # and --overwrite refits whatever differs, the refit alone included
+    # and --overwrite keeps it too (its inputs are unchanged: docs/rerunning.md)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         redo = run_cohort(manifest, out, settings, group_size=2, quiet=True, overwrite=True)
-    assert (redo.done, redo.skipped) == (1, 1) and _run(out / "sub-01")["seed"] == 1
+    assert (redo.done, redo.skipped, redo.lone_refits) == (0, 2, ["sub-01"])
+    assert _run(out / "sub-01")["seed"] == 2
 
 
 # 6 ------------------------------------------------------------------------------------------ #
