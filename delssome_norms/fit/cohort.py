@@ -9,8 +9,8 @@
    file fails only that subject, with a message in ``failures.csv``), skips finished ones and
    resumes unfinished ones. ``executor="local"`` runs the groups one after the other in this
    process; ``executor="dask"`` submits them to an existing Dask cluster (``dask.distributed``;
-   ``dask-jobqueue`` starts such clusters on SLURM/PBS), each worker running whole lockstep
-   groups. Output folders must be on a file system the workers share.
+   ``dask-jobqueue`` starts them on SLURM/PBS), each worker running whole lockstep groups.
+   Output folders must be on a file system the workers share.
 
 Subjects without maps use the ``[1, gradient]`` design with the principal gradient of the
 cohort's group-average FC (Fisher-z mean over every readable subject of the manifest), written to
@@ -185,8 +185,7 @@ def plan_cohort(
         rows.append({c: _cell(r, c) for c in manifest.columns})
     n = n_regions or _cohort_n_regions(rows)
     if group_size is None:
-        # the longest scan sets the memory per subject (sites may differ in TR and scan length)
-        frames = max(_train_frames(r, settings) for r in rows)
+        frames = max(_train_frames(r, settings) for r in rows)  # the longest scan sets the memory
         # every search of a subject adds a subject's worth of simulations to the lockstep batch
         group_size = max(
             1,
@@ -527,11 +526,11 @@ def run_cohort(
         Refit subjects whose folders hold results or checkpoints of other inputs or settings
         (default: refuse before any work, listing them).
     surrogate : SurrogateBackend, optional
-        Required for ``settings.mode == "surrogate"``
-        (``delssome_norms.surrogate.SURROGATE_BACKEND``); shipped to Dask workers with the work.
+        Required for ``settings.mode == "surrogate"`` (``surrogate.SURROGATE_BACKEND``); shipped
+        to Dask workers with the work.
 
     The out-dir is locked for the run (shards take a shared lock plus one per shard), so a
-    second run on the same folder stops at once with a message naming the first one's PID.
+    second run stops at once, before reading the manifest, naming the first one's PID.
 
     Returns
     -------
@@ -548,10 +547,11 @@ def run_cohort(
             "--scheduler",
         )
     shard_kn = parse_shard(shard) if isinstance(shard, str) or shard is None else tuple(shard)
+    if shard_kn == (1, 1) and Path(out_dir).is_dir():  # a second run stops before reading anything
+        check_not_locked(out_dir, "--out-dir")  # (a probe; the run's own lock is taken below)
     table = read_manifest(manifest) if not isinstance(manifest, pd.DataFrame) else manifest
-    # unread columns warned; an sc (or map) column filled for some rows only refused, before any work
     where = "manifest" if isinstance(manifest, pd.DataFrame) else str(manifest)
-    check_manifest_columns(table, where, settings.maps)
+    check_manifest_columns(table, where, settings.maps)  # partial sc/map columns refused, before work
     scheduler_client = (
         dask_executor.connect(scheduler, DASK_CONNECT_TIMEOUT_S) if executor == "dask" else None
     )
