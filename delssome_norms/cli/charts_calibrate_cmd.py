@@ -27,14 +27,16 @@ def register_calibrate(sub) -> None:
         "calibrate",
         help="calibration of the chart's centiles on held-out people, per sex, age band or site",
         example=CALIBRATE_EXAMPLE,
-        description="Score held-out people (not used to fit the chart) and write, per target "
-        "(and per group with --by): n, n_infinite_z, mace_pp (mean absolute calibration error "
-        "over the centiles 1-99, percentage points), max_error_pp, z_mean, z_sd, shapiro_w and "
-        "shapiro_p. A calibrated chart puts a fraction q of people below its q-th centile. Pooled over "
-        "sexes and ages, errors of opposite sign cancel (a chart without sex terms on a cohort "
-        "with a sex effect: 0.5-1.4 pp pooled, 4.6 and 6.0 pp per sex), so --by sex age is "
-        "worth a look. People of sites the chart does not know (flag unseen_site), and ages "
-        "outside it, are left out and counted; adapt the chart to a site first to include it.",
+        description="Score held-out people (not used to fit the chart) and write, per target (and per "
+        "group with --by): n, n_infinite_z, n_extreme_z (|z| beyond 40 or infinite: a value "
+        "far outside the chart, e.g. a typo; left out of the z statistics), mace_pp (mean "
+        "absolute calibration error over the centiles 1-99, percentage points), max_error_pp, "
+        "z_mean, z_sd, shapiro_w and shapiro_p. A calibrated chart puts a fraction q of "
+        "people below its q-th centile. Pooled over sexes and ages, errors of opposite sign "
+        "cancel (a chart without sex terms on a cohort with a sex effect: 0.5-1.4 pp pooled, "
+        "4.6 and 6.0 pp per sex), so --by sex age is worth a look. People of sites the chart "
+        "does not know (flag unseen_site), and ages outside it, are left out and counted; "
+        "adapt the chart to a site first to include it.",
     )
     _add_chart_argument(cal)
     cal.add_argument("--table", required=True, metavar="CSV", help="held-out people")
@@ -91,6 +93,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     from delssome_norms.io import check_out_file, write_table
     from delssome_norms.io.guard import TABLE_SUFFIXES
     from delssome_norms.norms.calibration import (
+        Z_EXTREME,
         _calibration_rows,
         _group_keys,
         _scores,
@@ -143,7 +146,14 @@ def run_calibrate(args: argparse.Namespace) -> int:
         + (f"group {where}, " if where else "")
         + f"{worst['target']}: MACE {worst['mace_pp']:.2f} pp, largest error "
         f"{worst['max_error_pp']:.2f} pp, z mean {worst['z_mean']:+.2f}, z sd {worst['z_sd']:.2f} "
-        f"(n {int(worst['n'])})"
+        f"(n {int(worst['n'])}"
+        + (
+            f"; {int(worst['n_extreme_z'])} with |z| beyond {Z_EXTREME:g} or infinite, left "
+            "out of z mean and sd: values far outside the chart, check them"
+            if worst["n_extreme_z"]
+            else ""
+        )
+        + ")"
         + (f"; left out {'; '.join(parts)}" if parts else "")
         + f"; written to {args.out}"
         + (f" and {args.centiles_out}" if centiles is not None else "")

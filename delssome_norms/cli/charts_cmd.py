@@ -574,8 +574,8 @@ def run_plot(args: argparse.Namespace) -> int:
         # the flags of the drawn target: a wide row's are the union over all its targets
         flags = check_drawable(row, source, args.target, unreliable_targets(chart, row))
         if args.scores:
-            check_scores_chart(chart, args.scores, source)
             _check_scored_by(chart, _person_mark(row, args.target, source), source, args.target, row=row)
+            check_scores_chart(chart, args.scores, source)  # a chart too close for the check above
         person = _person_mark(row, args.target, source, value=raw)
         person["flag"] = flags
     crosscheck = None
@@ -697,8 +697,8 @@ def run_report(args: argparse.Namespace) -> int:
     z = regional_values(row, "z", source, atlas)
     centiles = regional_values(row, "centile", source, atlas)
     grey = grey_regions(z, unreliable, atlas, row, source)  # drawn grey, and listed apart
-    check_scores_chart(chart, args.scores, source)
     _check_scored_by(chart, mark, source, row=row)
+    check_scores_chart(chart, args.scores, source)  # a chart too close for the check above
     reference = args.chart == REFERENCE_CHART_NAME and not Path(args.chart).exists()
     chart_label = f"the {REFERENCE_CHART_LABEL}" if reference else f"the chart `{args.chart}`"
     prov = getattr(chart, "provenance_", None) or {}

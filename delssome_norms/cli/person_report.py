@@ -505,12 +505,12 @@ def scores_unreliable(scores: str, arg: str | None, row, source: str, chart=None
 
     if arg is not None:
         chart = chart if chart is not None else load_chart(arg, quiet=True)
-        check_scores_chart(chart, scores, source)
         bad = unreliable_targets(chart, row)
         for target in chart.targets_:  # one reliable target the scores have: made by this chart?
             if target not in bad and _finite(row.get(f"{target}_centile")):
                 _check_scored_by(chart, _person_mark(row, target, source), source, target, row=row)
                 break
+        check_scores_chart(chart, scores, source)  # a chart too close for the check above
         return bad
     if FLAG_UNRELIABLE not in _row_flags(row).split(";"):
         return None

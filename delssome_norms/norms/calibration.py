@@ -15,9 +15,10 @@ splits the report by sex, age band and/or site: pooled over them, errors of oppo
 cancel (a chart without sex terms, on a cohort with a sex effect: MACE 0.5-1.4 percentage points
 pooled, 4.6 and 6.0 per sex). ``delssome-norms charts calibrate`` writes the summary.
 People whose z is infinite (a value beyond the chart's numerical range: centile exactly 0 or 1)
-are kept: they lie beyond every centile (z = +inf above the 99th, -inf below the 1st), and
-:func:`calibration_summary` counts them (``n_infinite_z``); mean, SD and Shapiro–Wilk of z use the
-finite z-scores only.
+or beyond :data:`Z_EXTREME` in size (e.g. a value of 1e300, a typo or a unit error) are kept:
+they lie beyond every centile (z = +inf above the 99th, -inf below the 1st), and
+:func:`calibration_summary` counts them (``n_extreme_z``, of which ``n_infinite_z`` infinite);
+mean, SD and Shapiro–Wilk of z use the other z-scores only.
 """
 
 from __future__ import annotations
@@ -41,6 +42,12 @@ GROUPINGS = ("sex", "age", "site")
 AGE_BANDS: tuple[float, ...] = (0.0, 10.0, 20.0, 40.0, 60.0, 80.0, 120.0)
 """Default edges (years) of the age bands of ``by=["age"]``: [0, 10), [10, 20) ... [80, 120]."""
 AGE_BAND_COLUMN = "age_band"
+Z_EXTREME = 40.0
+"""|z| beyond this is counted apart (``n_extreme_z``) and left out of z's mean, SD and
+Shapiro–Wilk test. No centile lies there: a centile below 1 is at most 1 - 1.1e-16 (z 8.2)
+and one above 0 at least 4.9e-324, the smallest double (z -38.5), and a real person beyond
+|z| = 8 is a chance of 1e-15; a larger z comes from a value far outside the chart (e.g. 1e300,
+a typo or unit error), whose square alone would overflow the SD."""
 
 
 def _scores(
@@ -234,11 +241,13 @@ def calibration_summary(
     Returns
     -------
     pandas.DataFrame
-        ``[sex, age_band, <site column>,] target, n, n_infinite_z, mace_pp, max_error_pp,
-        z_mean, z_sd, shapiro_w, shapiro_p`` (errors in percentage points). ``n`` counts every
-        scored person, ``n_infinite_z`` those whose z is +-inf: they enter the calibration errors
-        (beyond every centile) but not ``z_mean``, ``z_sd`` and the Shapiro–Wilk test, which use
-        the finite z-scores. ``attrs["left_out"]``: as for :func:`calibration_table`.
+        ``[sex, age_band, <site column>,] target, n, n_infinite_z, n_extreme_z, mace_pp,
+        max_error_pp, z_mean, z_sd, shapiro_w, shapiro_p`` (errors in percentage points). ``n``
+        counts every scored person, ``n_extreme_z`` those whose |z| is beyond
+        :data:`Z_EXTREME` (40) or infinite, ``n_infinite_z`` the infinite ones among them: they
+        enter the calibration errors (beyond every centile) but not ``z_mean``, ``z_sd`` and the
+        Shapiro–Wilk test, which use the other z-scores. ``attrs["left_out"]``: as for
+        :func:`calibration_table`.
     """
     scored = _scores(chart, table, targets, source, **score_options)  # once: warnings shown once
     out = _summary_rows(scored, q, _group_keys(scored, chart, by, age_bands))
@@ -257,14 +266,16 @@ def _summary_rows(
         c = grp["centile"].to_numpy()
         err = 100.0 * ((c[:, None] < q[None, :] / 100.0).mean(0) - q / 100.0)
         z_all = grp["z"].to_numpy()
-        z = z_all[np.isfinite(z_all)]
+        extreme = np.abs(z_all) > Z_EXTREME  # infinite ones included
+        z = z_all[~extreme & np.isfinite(z_all)]
         sub = z if z.size <= SHAPIRO_MAX_N else rng.choice(z, SHAPIRO_MAX_N, replace=False)
         w, p = stats.shapiro(sub) if sub.size >= 3 else (np.nan, np.nan)
         rows.append(
             {
                 **key,
                 "n": int(z_all.size),
-                "n_infinite_z": int(z_all.size - z.size),
+                "n_infinite_z": int(np.isinf(z_all).sum()),
+                "n_extreme_z": int(extreme.sum()),
                 "mace_pp": float(np.mean(np.abs(err))),
                 "max_error_pp": float(np.max(np.abs(err))),
                 "z_mean": float(np.mean(z)) if z.size else np.nan,

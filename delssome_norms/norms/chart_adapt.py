@@ -137,7 +137,13 @@ class ChartAdaptMixin:
                 "the chart has no site terms, so there are no site offsets to adapt", source
             )
         controls, provenance = align_table_regions(self, controls, provenance, regions, source)
-        self.check_pipeline(controls, provenance, allow_mismatch=allow_pipeline_mismatch, source=source)
+        self.check_pipeline(
+            controls,
+            provenance,
+            allow_mismatch=allow_pipeline_mismatch,
+            source=source,
+            targets=self.targets_,  # every target is adapted
+        )
         check_unique_people(controls, source, sessions=True)  # a repeated person would count twice
         controls = _controls_only(controls, source)
         ages = table_ages(controls, source)
@@ -493,13 +499,18 @@ class ChartAdaptMixin:
         *,
         allow_mismatch: bool = False,
         source: str = "table",
+        targets: Sequence[str] | None = None,
     ) -> list[tuple[str, Any, Any]]:
         """Refuse a table whose atlas or pipeline differs from the one the chart was fitted on.
 
         Compared: the number of regional columns (``ei_ratio_roi_*``) of the table with the
         chart's atlas, and, where both the table's provenance sidecar and the chart record them,
         the pipeline fields (atlas and region names, SC, maps, design, mode, settings; see
-        :data:`delssome_norms.io.provenance.PIPELINE_FIELDS`).
+        :data:`delssome_norms.io.provenance.PIPELINE_FIELDS`). A table with only some of the
+        chart's regional columns (``ei_ratio_roi_<k>``, ``k`` below the chart's number of
+        regions) is refused when regional targets are used (they need all of them, named in the
+        message) and taken as it is when none is; more regional columns than the chart's, or
+        higher indices, are another atlas: refused either way.
 
         Parameters
         ----------
@@ -512,6 +523,9 @@ class ChartAdaptMixin:
             regions).
         source : str
             Name of the table in messages.
+        targets : sequence of str, optional
+            The targets to be used (:meth:`score`'s ``targets``); default: the chart's targets
+            that are columns of the table.
 
         Returns
         -------
@@ -527,13 +541,18 @@ class ChartAdaptMixin:
 
         chart_pipe = dict((getattr(self, "provenance_", None) or {}).get("pipeline") or {})
         table_pipe = dict((provenance or {}).get("pipeline") or {})
-        n_table = _n_roi_columns(table.columns)
-        if n_table:
-            table_pipe["n_regions"] = n_table
         if "n_regions" not in chart_pipe:
             n_chart = _n_roi_columns(self.targets_)
             if n_chart:
                 chart_pipe["n_regions"] = n_chart
+        if targets is None:
+            targets = [t for t in self.targets_ if t in table.columns]
+        targets = [targets] if isinstance(targets, str) else list(targets)
+        lacks = _lacking_region_columns(table.columns, chart_pipe.get("n_regions"))
+        n_table = _n_roi_columns(table.columns)
+        # only some of the chart's regional columns: their count matters to regional targets only
+        if n_table and (not lacks or any(region_index(t) is not None for t in targets)):
+            table_pipe["n_regions"] = n_table
         diffs = pipeline_differences(table_pipe, chart_pipe)
         if not diffs:
             return []
@@ -549,7 +568,21 @@ class ChartAdaptMixin:
             warnings.warn(f"{source}: {msg}; used anyway ({ALLOW_MISMATCH})", InputWarning, stacklevel=3)
             return diffs
         gaps = _region_column_gaps(table.columns, self.targets_) if other_regions else ""
-        if gaps:  # a column deleted or added by hand, not another atlas
+        if other_regions and lacks:  # some of the chart's columns (deleted), for regional targets
+            plain = [t for t in self.targets_ if region_index(t) is None and t in table.columns]
+            advice = (
+                f"the table lacks {', '.join(lacks[:3])}{' ...' if len(lacks) > 3 else ''} "
+                f"({len(lacks)} of the chart's {chart_pipe['n_regions']} regional columns): "
+                f"regional targets need every regional column of the chart, also with "
+                f"{ALLOW_MISMATCH}; restore the table's columns as collect wrote them"
+                + (
+                    f", or name the targets to score (--targets {','.join(plain)}; targets=... in "
+                    "Python)"
+                    if plain and set(targets) != set(self.targets_)
+                    else ""
+                )
+            )
+        elif gaps:  # a column deleted or added by hand, not another atlas
             advice = (
                 f"{gaps}: every regional column of the chart, and no other, is needed, also with "
                 f"{ALLOW_MISMATCH}; restore the table's columns as collect wrote them"
@@ -628,6 +661,15 @@ def _check_observed(
         InputWarning,
         stacklevel=3,
     )
+
+
+def _lacking_region_columns(columns: Sequence[str], n_chart: Any) -> list[str]:
+    """The chart's regional columns (``ei_ratio_roi_0`` .. ``ei_ratio_roi_<n_chart - 1>``) that
+    the table lacks, when its own are some of them (none beyond); empty otherwise."""
+    have = {region_index(c) for c in columns} - {None}
+    if not isinstance(n_chart, int) or not have or max(have) >= n_chart:
+        return []
+    return [f"{REGION_PREFIX}{k}" for k in range(n_chart) if k not in have]
 
 
 def _region_column_gaps(columns: Sequence[str], targets: Sequence[str]) -> str:

@@ -7,14 +7,16 @@ targets, ranges, convergence, coefficients) and ``arrays.npz`` (the numbers). No
 from __future__ import annotations
 
 import json
+import math
 import os
+import warnings
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
-from delssome_norms.errors import InvalidInputError
+from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.io import as_json_data, file_sha256, write_arrays, write_json
 from delssome_norms.io.digest import content_sha256
 from delssome_norms.io.ei_table import site_text
@@ -167,7 +169,12 @@ class ChartPersistenceMixin:
 
         Refuses other format versions, incomplete folders, a ``chart.json`` edited after it was
         saved (its recorded ``content_sha256``), an ``arrays.npz`` that does not match the
-        checksum in ``chart.json``, and readable coefficients that disagree with ``arrays.npz``.
+        checksum in ``chart.json``, readable coefficients that disagree with ``arrays.npz``, and,
+        with or without the checksums, fields of ``chart.json`` that disagree with each other
+        (links and family, knots and ranges with the training ages, sites with their counts:
+        :func:`_check_chart_fields`). A chart without a checksum (saved by an older version)
+        loads with one :class:`~delssome_norms.errors.InputWarning`: edits to it cannot be
+        detected; ``GrowthChart.load(folder).save(folder, overwrite=True)`` adds them.
         """
         folder = Path(path)
         meta_path = folder / "chart.json"
@@ -219,7 +226,9 @@ class ChartPersistenceMixin:
                 str(arr_path),
             )
         try:
-            with np.load(arr_path, allow_pickle=False) as npz:
+            # the file opened here: numpy leaves the handle it opens unclosed when the archive
+            # is damaged (a truncated .npz)
+            with open(arr_path, "rb") as fh, np.load(fh, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             # numpy reads a file that is no .npz archive as a pickle and suggests unpickling it
@@ -302,6 +311,18 @@ class ChartPersistenceMixin:
                 "or restore the chart",
                 str(meta_path),
             )
+        _check_chart_fields(meta, chart, meta_path)
+        unchecked = [
+            k for k, v in (("content_sha256", recorded), ("arrays_sha256", expected)) if v is None
+        ]
+        if unchecked:  # saved by an older delssome_norms, or the checksum line was deleted
+            warnings.warn(
+                f"{meta_path}: has no checksum ({', '.join(unchecked)}; charts saved by older "
+                "versions of delssome_norms lack it), so edits to the chart cannot be detected; "
+                "re-save it (GrowthChart.load(folder).save(folder, overwrite=True)) or refit it",
+                InputWarning,
+                stacklevel=2,
+            )
         chart._saved_sha256 = {"content_sha256": recorded, "arrays_sha256": expected}
         return chart
 
@@ -361,3 +382,69 @@ def _check_finite_chart(
                 f"{name} [{lo:g}, {hi:g}] is empty or reversed; refit or restore the chart",
                 str(meta_path),
             )
+
+
+def _check_chart_fields(meta: dict[str, Any], chart: GrowthChart, meta_path: Path) -> None:
+    """Refuse a ``chart.json`` whose fields disagree with each other (a hand edit), with or
+    without its checksum: the link functions with the family's, the family with the one it was
+    fitted with (``options``), ``age_range`` with the training ages of the age curves (their
+    ``bs()`` boundary knots are the youngest and oldest training ages), ``chart_range`` with
+    ``age_range`` (floor and ceil, as fitting sets it), the interior knots (increasing, inside
+    the training ages), and the sites with the training sites' counts (``site_people``, in the
+    chart's order) followed by the adapted sites."""
+
+    def refuse(field: str, what: str) -> NoReturn:
+        raise InvalidInputError(
+            f"{field} {what}; chart.json was edited or damaged: refit or restore the chart",
+            str(meta_path),
+        )
+
+    fam = chart.family_
+    links, own = meta.get("links"), dict(zip(fam.params, fam.links))
+    if links != own:
+        refuse("links", f"{links!r} are not those of family {fam.name} ({own})")
+    fitted_with = (meta.get("options") or {}).get("family")
+    try:
+        same = fitted_with is None or get_family(fitted_with).name == fam.name
+    except ValueError:
+        same = False
+    if not same:
+        refuse(
+            "family", f"{fam.name} is not the one the chart was fitted with ({fitted_with!r} in options)"
+        )
+    young, old = chart.age_range_
+    for p, design in zip(fam.params, chart.designs_):
+        basis = design.basis
+        if basis is None:
+            continue
+        where = f"parameters.{p}.basis"
+        if not np.allclose(basis.boundary_knots, (young, old), rtol=1e-12, atol=0.0):
+            refuse(
+                "age_range",
+                f"[{young:g}, {old:g}] is not the training ages of the age curves "
+                f"({where}.boundary_knots {list(basis.boundary_knots)})",
+            )
+        knots = np.asarray(basis.interior_knots, dtype=np.float64)
+        if knots.size and (np.any(np.diff(knots) < 0) or knots[0] < young or knots[-1] > old):
+            refuse(
+                f"{where}.interior_knots",
+                f"{knots.tolist()} are not increasing inside the training ages [{young:g}, {old:g}]",
+            )
+    lo, hi = chart.chart_range_
+    if (lo, hi) != (float(math.floor(young)), float(math.ceil(old))):
+        refuse(
+            "chart_range",
+            f"[{lo:g}, {hi:g}] is not the training ages age_range [{young:g}, {old:g}] rounded "
+            f"out to whole years ([{math.floor(young)}, {math.ceil(old)}])",
+        )
+    sites, adapted = chart.sites_, list(chart.adapted_sites_)
+    trained = list(chart.site_n_)  # site_people; older charts: not recorded
+    if trained and trained + adapted != sites:
+        refuse(
+            "sites",
+            f"({len(sites)}: {', '.join(sites[:4])}{' ...' if len(sites) > 4 else ''}) are not "
+            "the training sites of site_people followed by the adapted_sites, in their order "
+            "(sites reordered or renamed)",
+        )
+    if adapted and sites[-len(adapted) :] != adapted:
+        refuse("adapted_sites", f"({', '.join(adapted[:4])}) are not the last of the chart's sites")

@@ -532,7 +532,9 @@ class ChartScoringMixin:
             ``age_in_years``, ``numeric_sex`` and/or ``sex``, the site column (optional: missing
             sites are scored as unseen) and the target columns.
         targets : sequence of str, optional
-            Default: the chart's targets present in the table (at least one).
+            Default: the chart's targets present in the table (at least one). A table with only
+            some of the chart's regional columns is scored on targets that are not regional
+            (e.g. ``["ei_ratio_mean"]``); regional targets need all of them (:meth:`check_pipeline`).
         extrapolate : bool
             Score ages outside ``chart_range_`` by continuing the boundary polynomial pieces
             (still flagged). By default such rows get NaN.
@@ -604,7 +606,9 @@ class ChartScoringMixin:
         if provenance is None:  # a row of EIResult.to_table carries its fit's pipeline and regions
             provenance = table.attrs.get(et.PROVENANCE_ATTR)
         table, provenance = align_table_regions(self, table, provenance, regions, source)
-        self.check_pipeline(table, provenance, allow_mismatch=allow_pipeline_mismatch, source=source)
+        self.check_pipeline(
+            table, provenance, allow_mismatch=allow_pipeline_mismatch, source=source, targets=targets
+        )
         check_unique_people(table, source)
         if targets is None:
             targets = [t for t in self.targets_ if t in table.columns]
