@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from delssome_norms.errors import ConvergenceWarning, InputWarning, InvalidInputError
-from delssome_norms.io.ei_table import MEAN_TARGET, REGION_PREFIX, region_index, site_labels
+from delssome_norms.io.ei_table import MEAN_TARGET, REGION_PREFIX, region_index, site_labels, site_text
 from delssome_norms.norms.chart_fit import TAIL_IQR, TAIL_Z_MAX
 from delssome_norms.norms.chart_regions import ALLOW_MISMATCH, align_table_regions
 from delssome_norms.norms.chart_table import (
@@ -331,7 +331,7 @@ class ChartAdaptMixin:
         ndarray of shape (len(sites), T)
         """
         self._check_fitted()
-        sites = [str(v) for v in sites]
+        sites = [site_text(v) for v in sites]  # "01", 1 and "1" are one site, as everywhere
         cache = getattr(self, "_site_tail_z", None)
         if cache is None:
             cache = self._site_tail_z = {}
@@ -373,7 +373,7 @@ class ChartAdaptMixin:
         that fail (not those whose population chart already fails it: :attr:`reliable_`)."""
         if not self.site_effects_:
             return {}
-        known = [s for s in dict.fromkeys(map(str, sites)) if s in self.sites_]
+        known = [s for s in dict.fromkeys(map(site_text, sites)) if s in self.sites_]
         if not known:
             return {}
         fails = (self.site_tail_z(known) > TAIL_Z_MAX) & self.reliable_[None, :]
@@ -386,12 +386,12 @@ class ChartAdaptMixin:
     def _unreliable_sites(self, sites) -> dict[str, list[str]]:
         """Adapted sites among ``sites`` whose curves fail :meth:`site_tail_z`, with the targets
         that fail (their people's scores are flagged ``chart_unreliable``)."""
-        return self._failing_sites(s for s in map(str, sites) if s in self.adapted_sites_)
+        return self._failing_sites(s for s in map(site_text, sites) if s in self.adapted_sites_)
 
     def _unreliable_training_sites(self, sites=None) -> dict[str, list[str]]:
         """Training sites (all, or those among ``sites``) whose fitted curves fail
         :meth:`site_tail_z`, with the targets that fail (flagged ``site_unreliable``)."""
-        pool = self.sites_ if sites is None else list(map(str, sites))
+        pool = self.sites_ if sites is None else list(map(site_text, sites))
         return self._failing_sites(s for s in pool if s not in self.adapted_sites_)
 
     @property

@@ -248,6 +248,7 @@ class ChartPersistenceMixin:
             # site labels as fitting writes them now (charts of older versions stored "3.0"
             # for a float column's 3 and kept surrounding spaces)
             chart.sites_ = [site_text(v) for v in meta["sites"]]
+            _refuse_merged_sites(meta["sites"], chart.sites_, meta_path)
             chart.site_column_ = meta["site_column"]
             chart.coef_ = {p: arrays[f"coef_{p}"] for p in fam.params}
             chart.site_effects_ = {p: arrays[f"site_{p}"] for p in fam.params if f"site_{p}" in arrays}
@@ -448,3 +449,19 @@ def _check_chart_fields(meta: dict[str, Any], chart: GrowthChart, meta_path: Pat
         )
     if adapted and sites[-len(adapted) :] != adapted:
         refuse("adapted_sites", f"({', '.join(adapted[:4])}) are not the last of the chart's sites")
+
+
+def _refuse_merged_sites(stored: list, labels: list[str], path) -> None:
+    """Refuse a chart whose stored site labels are one site written two ways ("01" and "1",
+    saved by a version that compared labels as written): every comparison now reads them as one
+    label (``site_text``), so their offsets could not be told apart."""
+    seen: dict[str, str] = {}
+    for raw, label in zip(stored, labels):
+        if label in seen:
+            raise InvalidInputError(
+                f"lists sites that are one site written two ways ({seen[label]!s} and {raw!s}): "
+                "site labels are compared without leading zeros and surrounding spaces; refit "
+                "the chart",
+                str(path),
+            )
+        seen[label] = str(raw)

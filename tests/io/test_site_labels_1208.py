@@ -241,3 +241,31 @@ def test_calibrate_keeps_the_people_of_a_site_written_without_padding(files, cha
     table = pd.read_csv(out, dtype={"site_scanner": str})
     assert table["site_scanner"].tolist() == ["1", "2", "3", "4", "5"]
     assert table["n"].tolist() == [12] * 5  # all 60 people, none left out as unseen_site
+
+
+def test_site_tail_z_takes_any_spelling_of_a_known_site(chart_text) -> None:
+    chart = GrowthChart.load(chart_text)
+    want = chart.site_tail_z(["1", "A6"])
+    for spelling in (["01", "A6"], [1, "A6"], [1.0, " A6 "]):
+        np.testing.assert_array_equal(chart.site_tail_z(spelling), want)
+    assert chart._unreliable_training_sites(["01"]) == chart._unreliable_training_sites(["1"])
+
+
+def test_a_chart_storing_one_site_written_two_ways_is_refused(chart_text, tmp_path) -> None:
+    """A chart saved by a version that compared labels as written could hold "01" and "1" as two
+    sites; read as one label now, their offsets could not be told apart."""
+    from delssome_norms.errors import InvalidInputError
+
+    old = tmp_path / "two_ways"
+    old.mkdir()
+    for f in chart_text.iterdir():
+        if f.is_file():
+            (old / f.name).write_bytes(f.read_bytes())
+    meta = json.loads((old / "chart.json").read_text())
+    meta["sites"] = ["01" if s == "2" else s for s in meta["sites"]]
+    meta["sites"] = ["1" if s == "01" else s for s in meta["sites"]]  # "1" twice
+    meta["sites"][meta["sites"].index("1")] = "01"  # the first written "01", the other "1"
+    meta["content_sha256"] = content_sha256(meta, "content_sha256")
+    (old / "chart.json").write_text(json.dumps(meta))
+    with pytest.raises(InvalidInputError, match=r"one site written two ways \(01 and 1\)"):
+        GrowthChart.load(old)
