@@ -268,6 +268,8 @@ def run(args: argparse.Namespace) -> int:
         drop_na_frames=args.drop_na_frames,
     )
     check_stage_timing(settings, subject.tr, subject.scan_length, timing_source)
+    if args.timeseries:  # header-less runs of 68 columns: DK68 by position, said once
+        _warn_dk68_by_position(args)
     fallback = None
     if args.cohort_gradient is not None:  # in the gradient's region order, as the cohort fits it
         from delssome_norms.fit.cohort_fc import with_cohort_gradient
@@ -285,6 +287,8 @@ def run(args: argparse.Namespace) -> int:
         from delssome_norms.surrogate.evaluate import check_surrogate_sc
 
         check_surrogate_sc(settings.surrogate_weights, subject.sc)
+    if args.subject_id is not None:  # the inputs pass: the fit starts
+        _warn_other_folder_name(subject_id, out)
     check_not_locked(out.resolve().parent, "--out-dir")  # a cohort run owns its subject folders
     created = missing_folders(out)
     out = check_out_dir(out, "--out-dir")
@@ -313,6 +317,56 @@ def run(args: argparse.Namespace) -> int:
     for note in result.quality_notes():
         print(f"{subject.subject_id}: {note}")
     return 0
+
+
+def _warn_other_folder_name(subject_id: str, out) -> None:
+    """Warn, before the fit, that ``--subject-id`` is not the ``--out-dir`` folder's name:
+    ``collect`` (and ``cohort``) find a subject's results in the folder named like its id, so
+    this fit would never be collected."""
+    import shlex
+
+    from delssome_norms.errors import InputWarning
+
+    folder = out.resolve().name
+    if folder == subject_id:
+        return
+    warnings.warn(
+        f"--subject-id {subject_id} is not the name of the --out-dir folder ({folder!r}): "
+        f"collect looks for each subject's results in the folder named like its subject id "
+        f"({subject_id}), so it will not find this fit; give --out-dir "
+        f"{shlex.quote(str(out.parent / subject_id))} to collect it",
+        InputWarning,
+        stacklevel=3,
+    )
+
+
+def _warn_dk68_by_position(args: argparse.Namespace) -> None:
+    """The runs of ``--timeseries`` whose 68 columns name no regions, said in one line
+    (:func:`~delssome_norms.io.timeseries.warn_dk68_by_position`) once the subject is read: their
+    names (none), and the SC's and maps', are read again quietly, as the fit read them (small
+    files: the fit's own reading keeps no names of the runs)."""
+    from delssome_norms.errors import InvalidInputError
+    from delssome_norms.io.named_regions import read_map_named, read_square
+    from delssome_norms.io.timeseries import (
+        dk68_by_position,
+        read_timeseries_named,
+        warn_dk68_by_position,
+    )
+
+    paths = [str(p) for p in args.timeseries]
+    try:
+        with warnings.catch_warnings():  # said when the fit read them
+            warnings.simplefilter("ignore")
+            runs = read_timeseries_named(paths, drop_na_frames=args.drop_na_frames)
+            entries = dict(zip(paths, runs))
+            if args.sc:
+                entries.setdefault(str(args.sc), read_square(args.sc, None, "SC"))
+            for path in (args.myelin, args.gradient):
+                if path:
+                    entries.setdefault(str(path), read_map_named(path))
+    except (InvalidInputError, OSError):  # read once already: nothing new to say
+        return
+    warn_dk68_by_position(dk68_by_position(entries, paths), stacklevel=3)
 
 
 def _generation_bar(quiet: bool):

@@ -108,17 +108,22 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _prepare_runs(paths, tr: float, args, need: int):
+def _prepare_runs(paths, tr: float, args, need: int, by_position: list[str] | None = None):
     """The runs (matched by name: runs naming their regions in other orders are put in the
     first run's), their FC and FCD-CDF, and the region names to write with the FC
-    (:func:`_names_to_write`)."""
+    (:func:`_names_to_write`). Runs of 68 columns naming no regions, taken to be DK68 by
+    position, are added to ``by_position`` (the command says so once,
+    :func:`~delssome_norms.io.timeseries.warn_dk68_by_position`)."""
     from delssome_norms.fit.fc_regime import warn_fc_regime
     from delssome_norms.fit.subject import empirical_statistics
     from delssome_norms.io.named_regions import match_inputs, take_regions
-    from delssome_norms.io.timeseries import read_timeseries_named
+    from delssome_norms.io.timeseries import dk68_by_position, read_timeseries_named
 
     read = read_timeseries_named(paths, min_frames=need, drop_na_frames=args.drop_na_frames)
-    names, orders = match_inputs({str(p): r for p, r in zip(paths, read)})
+    inputs = {str(p): r for p, r in zip(paths, read)}
+    names, orders = match_inputs(inputs)
+    if by_position is not None:
+        by_position += dk68_by_position(inputs, paths)
     runs = [
         take_regions(r.values, orders[str(p)], 1) if str(p) in orders else r.values
         for p, r in zip(paths, read)
@@ -411,12 +416,15 @@ def _prepare_bids(args: argparse.Namespace, out) -> int:
         )
     # every subject is read and checked before anything is written: a bad one stops the
     # run with nothing half-done (or, with --skip-failed, is listed and left out)
-    prepared, failed = {}, []
+    prepared, failed, by_position = {}, [], []
     for sid, paths in subjects.items():
         try:  # keep FC, CDF and frame counts, not the runs (memory: many subjects)
             tr = runs_tr(paths, args.tr, sid)
-            runs, fc, cdf, names = _prepare_runs(paths, tr, args, min_frames(tr, args.fcd_window))
+            unnamed: list[str] = []
+            need = min_frames(tr, args.fcd_window)
+            runs, fc, cdf, names = _prepare_runs(paths, tr, args, need, unnamed)
             prepared[sid] = (tr, [r.shape[0] for r in runs], fc, cdf, names)
+            by_position.append((sid, unnamed))
         except (InvalidInputError, OSError) as err:
             failed.append(_failure(sid, paths, err))
     failed += _other_widths(prepared, subjects, args.bids_dir)
@@ -434,6 +442,10 @@ def _prepare_bids(args: argparse.Namespace, out) -> int:
             f"written{skip}: {_listed(failed)}",
             args.bids_dir,
         )
+    from delssome_norms.io.timeseries import warn_dk68_by_position
+
+    # once, listing the runs of the subjects written (not those skipped)
+    warn_dk68_by_position([p for sid, runs in by_position if sid in prepared for p in runs])
     rows, uneven = [], []
     # an earlier manifest goes first: a run stopped among the subjects leaves no manifest
     # (cohort refuses to start), never an old one listing TRs and scan lengths beside new files;
@@ -643,7 +655,11 @@ def run(args: argparse.Namespace) -> int:
     if from_sidecar:
         print(f"TR {args.tr:g} s from the runs' JSON sidecars (RepetitionTime)")
     need = min_frames(args.tr, args.fcd_window)
-    runs, fc, cdf, names = _prepare_runs(args.timeseries, args.tr, args, need)
+    by_position: list[str] = []
+    runs, fc, cdf, names = _prepare_runs(args.timeseries, args.tr, args, need, by_position)
+    from delssome_norms.io.timeseries import warn_dk68_by_position
+
+    warn_dk68_by_position(by_position)  # one line for all the runs, before anything is written
     prefix = f"{args.subject_id}_" if args.subject_id else ""
     counts = [r.shape[0] for r in runs]
     window = fcd_window_frames(args.tr, args.fcd_window)

@@ -184,7 +184,11 @@ def _check_files(args: argparse.Namespace, n: int | None, fc_range: bool = True)
     )
     from delssome_norms.io.named_regions import take_regions as take
     from delssome_norms.io.prepare_record import check_prepared_pair
-    from delssome_norms.io.timeseries import read_timeseries_named
+    from delssome_norms.io.timeseries import (
+        dk68_by_position,
+        read_timeseries_named,
+        warn_dk68_by_position,
+    )
 
     entries = {}  # the files the fit matches, in its order of precedence
     if args.timeseries:
@@ -200,6 +204,8 @@ def _check_files(args: argparse.Namespace, n: int | None, fc_range: bool = True)
         if path:
             entries.setdefault(path, read_map_named(path))
     names, orders = match_inputs(entries)
+    # header-less runs of 68 columns: DK68 by position, said once (as prepare and estimate-ei)
+    warn_dk68_by_position(dk68_by_position(entries, args.timeseries or ()), stacklevel=2)
     value = {
         k: take(e.values, orders[k], 1 if k in (args.timeseries or ()) else None)
         if k in orders

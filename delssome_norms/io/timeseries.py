@@ -5,7 +5,8 @@ Region columns are matched to the atlas by their names where the file names them
 spelling, FreeSurfer label IDs too, behind a prefix or suffix all names share such as XCP-D's
 atlas name; ``np.savetxt``'s ``#`` before the header is ignored) and put in atlas order; aparc's
 non-cortical labels (unknown, corpus callosum, medial wall) are dropped with a warning, and so is
-a first column of frame numbers or times. Files without names are taken in atlas order; a first
+a first column of frame numbers or times. Files without names are taken in atlas order (68
+columns: DK68's, which the commands say once, :func:`warn_dk68_by_position`); a first
 row of distinct whole numbers above frames that are not all whole numbers is a header of label
 numbers, never a frame: FreeSurfer DK IDs name the regions, a numbering 0..N-1 / 1..N is dropped
 and other label numbers (an atlas's, wmparc's white matter) are refused
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,13 @@ import numpy as np
 from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.io.checks import check_timeseries
 from delssome_norms.io.label_checks import is_label_row, label_row_error
-from delssome_norms.io.named_regions import Named, dk_order, match_inputs, take_regions
+from delssome_norms.io.named_regions import (
+    Named,
+    dk_order,
+    match_inputs,
+    take_regions,
+    unnamed_inputs,
+)
 from delssome_norms.io.readers import (
     PathLike,
     _atlas_names,
@@ -175,6 +182,42 @@ def _without_frame_column(arr: np.ndarray, name: str) -> np.ndarray:
     return arr[:, 1:]
 
 
+def _columns_in_words(
+    ks: np.ndarray, names: list[str] | None, file_cols: list[int] | None, header: list[str] | None
+) -> str:
+    """``region column 6 (lh_x)``, ``region columns 6 (lh_x), 9 (lh_y)``, ``region column 6``:
+    up to four regions of a run by their columns (counted from 1: the messages say so) and the
+    names its header gives them (none without a header)."""
+    ks = [int(k) for k in ks]
+    labels = names if names is not None else header
+    shown = [
+        f"{(file_cols[k] if file_cols is not None else k) + 1}"
+        + (f" ({labels[k]})" if labels is not None and k < len(labels) else "")
+        for k in ks[:4]
+    ]
+    more = " ..." if len(ks) > 4 else ""
+    return f"region column{'s' if len(ks) > 1 else ''} {', '.join(shown)}{more}"
+
+
+_COUNTED = "columns counted from 1"
+"""How the messages of :func:`_read_run` count a run's columns, said in each (the FCD's
+constant-window refusal counts regions from 0 and says so too)."""
+
+
+def _refuse_constant(arr: np.ndarray, regions_at, name: str) -> None:
+    """Refuse a run with a region constant over every frame (its correlation is undefined),
+    naming it by ``regions_at`` (:func:`_columns_in_words`)."""
+    const = np.flatnonzero(np.ptp(arr, axis=0) == 0) if arr.ndim == 2 and arr.size else []
+    if len(const):
+        one = len(const) == 1
+        raise InvalidInputError(
+            f"{regions_at(const)} {'is' if one else 'are'} constant over every frame "
+            f"({_COUNTED}), so {'its' if one else 'their'} correlation is undefined: fix the "
+            f"extraction of {'that region' if one else 'those regions'}",
+            name,
+        )
+
+
 def _read_run(
     path: PathLike,
     min_frames: int = 2,
@@ -269,17 +312,17 @@ def _read_run(
             name,
         )
 
-    def column(k: int) -> str:
-        if names is None:
-            return f"column {k + 1}"
-        return f"column {(file_cols[k] if file_cols is not None else k) + 1} ({names[k]})"
+    def regions_at(ks: np.ndarray) -> str:  # counted from 1, as in a spreadsheet
+        return _columns_in_words(ks, names, file_cols, header)
 
     if arr.ndim == 2 and np.isnan(arr).any():
         empty = np.flatnonzero(np.isnan(arr).all(axis=0))
         if empty.size:
+            one = empty.size == 1
             raise InvalidInputError(
-                f"region {', '.join(column(k) for k in empty[:4])} has no value in any frame "
-                "(all n/a): fix the extraction of that region",
+                f"{regions_at(empty)} {'has' if one else 'have'} no value in any frame "
+                f"(all n/a; {_COUNTED}): fix the extraction of "
+                f"{'that region' if one else 'those regions'}",
                 name,
             )
         na = ~np.isfinite(arr).all(axis=1)
@@ -314,19 +357,16 @@ def _read_run(
                 "needed (two FCD windows): a longer scan",
                 name,
             )
-        const = np.flatnonzero(np.ptp(np.nan_to_num(arr), axis=0) == 0)
-        if const.size:
-            raise InvalidInputError(
-                f"region {', '.join(column(k) for k in const[:4])}"
-                f"{' ...' if const.size > 4 else ''} is constant; its correlation is undefined",
-                name,
-            )
+        _refuse_constant(np.nan_to_num(arr), regions_at, name)
         order, dk_names = dk_order(names, _atlas_names(regions), name)
         arr = arr[:, order]
         checked = check_timeseries(arr, input_name=name, min_frames=min_frames, named=True)
         return Named(checked, dk_names, "dk", not is_numbering(order))
     # another atlas's names in a header row: the orientation is known (short runs of a fine
     # atlas pass); numbering (0 ... N-1) may be a transposed run's frame numbers
+    rows_n, cols_n = arr.shape if arr.ndim == 2 else (0, 0)
+    if np.isfinite(arr).all() and rows_n >= min_frames and (rows_n >= cols_n or kind == "own"):
+        _refuse_constant(arr, regions_at, name)  # as check_timeseries would, in file columns
     checked = check_timeseries(arr, input_name=name, min_frames=min_frames, named=kind == "own")
     if kind in ("own", "numbered"):
         return Named(checked, tuple(header), kind)
@@ -414,3 +454,41 @@ def read_timeseries_named(
     if len(widths) > 1:
         raise InvalidInputError(f"runs have different numbers of regions {widths}", str(paths[0]))
     return read
+
+
+def dk68_by_position(inputs: Mapping[str, Named], runs: Sequence[PathLike]) -> list[str]:
+    """The ``runs`` among a subject's ``inputs`` (read as :func:`read_timeseries_named` and the
+    SC and map readers read them) that name no regions (no header, or one that only numbers the
+    columns) and have 68 columns: they are taken to be the DK68 regions in the packaged order,
+    silently unless said (:func:`warn_dk68_by_position`). None where another input names the
+    regions of another atlas, or DK68's in another order: the unnamed runs are then taken in its
+    order, which :func:`~delssome_norms.io.named_regions.warn_unnamed` says already."""
+    if unnamed_inputs(inputs)[0] or any(e.kind == "own" for e in inputs.values()):
+        return []
+    return [
+        str(p)
+        for p in runs
+        if (e := inputs.get(str(p))) is not None
+        and e.kind in ("plain", "numbered")
+        and np.ndim(e.values) == 2
+        and np.shape(e.values)[1] == len(DK68_REGIONS)
+    ]
+
+
+def warn_dk68_by_position(runs: Sequence[str], stacklevel: int = 2) -> None:
+    """One :class:`InputWarning` naming the runs (:func:`dk68_by_position`) whose 68 columns
+    are taken to be the DK68 regions by position: nothing checks that order, and every output
+    labels the regions with DK68 names. Nothing for no runs."""
+    runs = list(dict.fromkeys(map(str, runs)))  # a run given twice is named once
+    if not runs:
+        return
+    one = len(runs) == 1
+    shown = ", ".join(runs[:4]) + (f" (and {len(runs) - 4} more)" if len(runs) > 4 else "")
+    warnings.warn(
+        f"{shown} {'names' if one else 'name'} no regions: {'its' if one else 'their'} 68 columns "
+        "are taken to be the DK68 regions in the packaged order (docs/inputs.md); give "
+        f"{'it' if one else 'them'} a header row of region names (TSV or CSV) to have them "
+        "matched by name",
+        InputWarning,
+        stacklevel=stacklevel + 1,
+    )

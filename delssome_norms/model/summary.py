@@ -544,7 +544,8 @@ def _check_no_flat_window(x: Tensor, window: int, regions: Sequence[str] | None 
         s_idx, start, region = (int(v) for v in torch.nonzero(full)[0])
         label = f" ({regions[region]})" if regions is not None and region < len(regions) else ""
         raise InvalidInputError(
-            f"region {region}{label} (counted from 0) is constant over frames {start + 1}-"
+            f"region {region}{label} (counted from 0; column {region + 1} of a header-less run) "
+            f"is constant over frames {start + 1}-"
             f"{start + window} (counted from 1){f' of run {s_idx + 1}' if x.shape[0] > 1 else ''}, "
             f"a whole FCD window of {window} frames: the FCD is undefined there; repair or drop "
             "those frames (signal dropout?)"

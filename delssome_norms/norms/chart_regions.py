@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import re
 import warnings
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -120,12 +121,21 @@ def _first_names(names: list[str]) -> str:
     return shown + (", ..." if len(names) > 2 else "")
 
 
-def _warn_unnamed(table: pd.DataFrame, ours: list[str], source: str) -> None:
-    """Warn that a table naming no regions is taken in the chart's order, when that order is
-    not the DK68 order every unnamed ``ei_ratio_roi_<k>`` column is read in (another atlas, or
-    DK68 in another order): nothing can check that its columns follow the chart's."""
+def _warn_unnamed(table: pd.DataFrame, ours: list[str], source: str, implied: bool) -> None:
+    """Warn that a table naming no regions is taken in the chart's order: nothing can check
+    that its columns follow the chart's. For a chart naming the DK68 regions in DK68 order (the
+    reference chart) the table's 68 columns are DK68 by position, said as ``stats`` says it
+    (:func:`~delssome_norms.stats._cohort.warn_dk68_by_position`: not for a table that says it
+    is DK68, nor twice for one table); nothing for a chart that names no regions either
+    (``implied``: its 68 columns read as DK68), whose order is the table's by construction."""
     n = et.n_region_columns([str(c) for c in table.columns])
-    if n != len(ours) or match_region_order(ours, list(DK68_REGIONS)) == list(range(len(ours))):
+    if n != len(ours):
+        return
+    if match_region_order(ours, list(DK68_REGIONS)) == list(range(len(ours))):
+        if not implied and not _said_before(table):
+            from delssome_norms.stats._cohort import warn_dk68_by_position
+
+            warn_dk68_by_position(source, _how_to_name(source), table=table, stacklevel=4)
         return
     warnings.warn(
         f"{source}: names none of its {n} regions (no regions.csv or provenance sidecar beside "
@@ -135,6 +145,38 @@ def _warn_unnamed(table: pd.DataFrame, ours: list[str], source: str) -> None:
         InputWarning,
         stacklevel=4,
     )
+
+
+_DK68_SAID: dict[int, weakref.ref] = {}
+"""The tables (by identity, while they live) said to be DK68 by position: a command scores one
+table several times (``charts plot``: its points, then the person) and says it once."""
+
+
+def _said_before(table: pd.DataFrame) -> bool:
+    """Whether ``table`` (this very object) was said to be DK68 by position; from now on it is."""
+    key = id(table)
+    ref = _DK68_SAID.get(key)
+    if ref is not None and ref() is table:
+        return True
+    try:
+        _DK68_SAID[key] = weakref.ref(table, lambda _, k=key: _DK68_SAID.pop(k, None))
+    except TypeError:  # not a DataFrame: nothing to remember it by
+        pass
+    return False
+
+
+def _how_to_name(source: str) -> str:
+    """How to give the region names of the table ``source`` (a file, also as the CLI names it,
+    ``t.csv (--table)``: its regions.csv, in stats' words)."""
+    from pathlib import Path
+
+    from delssome_norms.io import regions_path
+
+    for path in (source, source.rsplit(" (", 1)[0]):
+        if Path(path).suffix.lower() in (".csv", ".tsv", ".gz") and Path(path).is_file():
+            name = regions_path(path).name
+            return f"{name} beside it, with the columns column, region_index, region"
+    return "regions=, or the table's regions.csv"
 
 
 def _warn_chart_unnamed(chart: Any, theirs: list[str], source: str) -> None:
@@ -201,7 +243,7 @@ def align_table_regions(
     theirs, ours = table_region_names(provenance, regions), chart_region_names(chart)
     implied = ours is not None and chart_region_names(chart, implied=False) is None
     if theirs is None and ours is not None:
-        _warn_unnamed(table, ours, source)
+        _warn_unnamed(table, ours, source, implied)
     if theirs is not None and ours is None:
         _warn_chart_unnamed(chart, theirs, source)
     if theirs is None or ours is None or theirs == ours or len(theirs) != len(ours):

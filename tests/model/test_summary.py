@@ -114,7 +114,8 @@ def test_fcd_of_a_series_with_a_constant_region_is_refused() -> None:
     assert float(bold_fcd_cdf(x, 20)[-1]) == 1.0
     x[:, 2] = 1.0
     with pytest.raises(
-        InvalidInputError, match=r"region 2 \(counted from 0\) is constant over frames 1-20"
+        InvalidInputError,
+        match=r"region 2 \(counted from 0; column 3 of a header-less run\) is constant over frames 1-20",
     ):
         bold_fcd_cdf(x, 20)
     # constant for one window only (signal dropout): still refused, with the frames
