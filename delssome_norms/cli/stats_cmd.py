@@ -54,7 +54,7 @@ GROUP_FILES = (
 )
 """What ``stats groups`` writes: the first two always; the curves and their figure unless
 ``--no-trajectories``, ``--no-figures`` or a curve fit that does not converge; the people's figure
-unless ``--no-trajectories`` or ``--no-figures`` (without curves when their fit did not converge)."""
+unless ``--no-figures`` (without curves after ``--no-trajectories`` or a fit that did not converge)."""
 CURVE_FILES = ("region_group_trajectories.csv", "region_group_trajectories.png")
 """What ``stats groups`` leaves out when its curves do not converge."""
 GAP_FILES = ("sex_gap.csv", "sex_gap.png")
@@ -216,8 +216,9 @@ def register(subparsers) -> None:
     g.add_argument(
         "--no-trajectories",
         action="store_true",
-        help="skip the curves across age (region_group_trajectories.csv and both figures); the "
-        "scores and the per-bin summary do not need them",
+        help="skip the curves across age (region_group_trajectories.csv/.png; "
+        "region_group_people.png shows the people without them); the scores and the per-bin "
+        "summary do not need them",
     )
     g.set_defaults(func=run_groups)
 
@@ -740,7 +741,7 @@ def run_groups(args: argparse.Namespace) -> int:
     curves = None if args.no_trajectories else _curves(args, table, site, regions)
     failed = curves is None and not args.no_trajectories
     figures = {}
-    if not (args.no_figures or args.no_trajectories):
+    if not args.no_figures:
         figures = _call(args.table, _figures, _group_figures(args, table, site, regions, curves))
     tables = {"region_group_summary.csv": summary, "region_group_scores.csv": scores}
     if curves is not None:
@@ -773,10 +774,15 @@ def _group_figures(args: argparse.Namespace, table, site, regions, curves) -> li
             ("region_group_people.png", plot_ei_vs_age_by_group, (table,), style),
         ]
     model = f"--df {args.df} per sex" + (" with site offsets" if site is not None else "")
+    why = (
+        "--no-trajectories"
+        if args.no_trajectories
+        else f"their fit ({model}) did not converge for these people"
+    )
     note = (
-        f"No curves: their fit ({model}) did not converge for these people, so "
-        "region_group_trajectories.csv/.png are not written; stats groups' warning names the "
-        "cause. Points: each person's mean E/I over the group's regions."
+        f"No curves: {why}, so region_group_trajectories.csv/.png are not written"
+        + ("" if args.no_trajectories else "; stats groups' warning names the cause")
+        + ". Points: each person's mean E/I over the group's regions."
     )
     kwargs = {"regions": regions, "with_curves": False, "note": note}
     return [("region_group_people.png", plot_ei_vs_age_by_group, (table,), kwargs)]

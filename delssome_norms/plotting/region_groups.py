@@ -24,6 +24,13 @@ from delssome_norms.stats._cohort import cohort_people
 from delssome_norms.stats.region_groups import GROUPS
 
 
+def _curve(curves: pd.DataFrame, group: str, sex: str) -> pd.DataFrame:
+    """One curve of :func:`~delssome_norms.stats.region_group_trajectories`, every row of it: NaN
+    at the ages its sex's people do not cover, which matplotlib leaves undrawn (line and band),
+    so the curve is drawn only where it is defined and the line keeps one point per row."""
+    return curves[(curves["group"] == group) & (curves["sex"] == sex)]
+
+
 def plot_region_group_trajectories(
     table: pd.DataFrame,
     ax: Axes | None = None,
@@ -39,8 +46,8 @@ def plot_region_group_trajectories(
     """Sensory and association E/I against age, one curve per group and sex, with 95% bands.
 
     Curves come from :func:`delssome_norms.stats.region_group_trajectories` (sex-specific
-    spline means at the average site). Colour encodes the region group, line style the sex
-    (female solid, male dashed).
+    spline means at the average site), each drawn only over the ages its sex's people cover.
+    Colour encodes the region group, line style the sex (female solid, male dashed).
 
     Parameters
     ----------
@@ -68,7 +75,7 @@ def plot_region_group_trajectories(
     fig, ax = new_axes(ax, (6.4, 4.2))
     for group in GROUPS:
         for sex in ("female", "male"):
-            part = curves[(curves["group"] == group) & (curves["sex"] == sex)]
+            part = _curve(curves, group, sex)
             color = GROUP_COLORS[group]
             ax.plot(
                 part["age_in_years"],
@@ -129,8 +136,9 @@ def plot_ei_vs_age_by_group(
     curves : DataFrame, optional
         As for :func:`plot_region_group_trajectories`.
     with_curves : bool
-        Draw each sex's curve across age (computed when ``curves`` is None). False draws the
-        people alone, e.g. when the curves' fit does not converge; the title says so.
+        Draw each sex's curve across the ages its people cover (computed when ``curves`` is
+        None). False draws the people alone, e.g. when the curves' fit does not converge; the
+        title says so.
     note : str, optional
         A line of text under the title (e.g. why there are no curves).
 
@@ -166,7 +174,7 @@ def plot_ei_vs_age_by_group(
             )
             if not with_curves:
                 continue
-            part = curves[(curves["group"] == group) & (curves["sex"] == sex)]
+            part = _curve(curves, group, sex)
             ax.plot(part["age_in_years"], part["mean"], color=SEX_COLORS[sex], lw=2, label=sex)
             ax.fill_between(
                 part["age_in_years"],

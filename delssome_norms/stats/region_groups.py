@@ -9,6 +9,7 @@ reproduce (docs/science.md §8): E/I is higher in sensory than in association re
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -16,7 +17,7 @@ import pandas as pd
 from scipy import stats
 
 from delssome_norms.datasets import DK68_REGIONS, region_classes
-from delssome_norms.errors import InvalidInputError
+from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.io.ei_table import site_labels
 from delssome_norms.stats._cohort import (
     ROI_PATTERN,
@@ -273,6 +274,39 @@ def region_group_summary(
 
 SMALL_SITE = 5
 """Sites with fewer people than this are named as a likely cause when the curves do not converge."""
+N_GRID = 100
+"""Ages of the default grid of :func:`region_group_trajectories` (spanning the cohort's ages)."""
+
+
+def _trajectory_ages(cohort, ages) -> tuple[np.ndarray, dict[str, np.ndarray], list[str]]:
+    """The grid of :func:`region_group_trajectories`; per sex, which of its ages that sex's people
+    cover (its curve is NaN at the others); and the sexes (with their ranges) whose range leaves
+    out ages of the grid more than one step of the default grid beyond it, for the warning."""
+    age = cohort.age
+    lo, hi = float(age.min()), float(age.max())
+    if ages is None:
+        grid = np.linspace(lo, hi, N_GRID)
+    else:
+        grid = np.asarray(ages, dtype=np.float64).ravel()
+        if grid.size == 0 or not np.all(np.isfinite(grid)):
+            raise InvalidInputError("ages must be a non-empty array of finite numbers", "ages")
+        if grid.min() < lo or grid.max() > hi:
+            raise InvalidInputError(
+                f"ages must lie within the cohort's age range [{lo:g}, {hi:g}], got "
+                f"[{grid.min():g}, {grid.max():g}]: outside it no one has data and the curves "
+                "would be extrapolated; pass ages within that range",
+                "ages",
+            )
+    step = (hi - lo) / (N_GRID - 1)
+    inside, short = {}, []
+    for sex, rows in (("female", cohort.female), ("male", ~cohort.female)):
+        s_lo, s_hi = float(age[rows].min()), float(age[rows].max())
+        inside[sex] = (grid >= s_lo) & (grid <= s_hi)
+        if np.any((grid < s_lo - step) | (grid > s_hi + step)):
+            short.append(f"the {sex} people span {s_lo:.1f} to {s_hi:.1f} years")
+    if short:
+        short[-1] += f", less than the cohort's {lo:.1f} to {hi:.1f}"
+    return grid, inside, short
 
 
 def _trajectory_cause(cohort, df: int) -> str:
@@ -321,7 +355,15 @@ def region_group_trajectories(
         As for :func:`region_group_scores`, plus the site column (default ``site_scanner``, or
         ``site`` [+ ``scanner``]) unless ``site=None``.
     ages : array-like, optional
-        Age grid (years) within the data range; default 100 points spanning it.
+        Age grid (years) within the cohort's age range (others are refused); default 100 points
+        spanning it. Each sex's curves are given only at the ages its own people cover, NaN at
+        the others: beyond them a curve is an extrapolation of its spline (with women aged 5-40
+        and men 5-97 the female association curve reached 48 at 90 years, band -64 to 159, for
+        values near 3). An ``InputWarning`` names a sex whose range leaves out ages of the grid
+        more than 1/99 of the cohort's range (one step of the default grid) beyond it; the end
+        age where only the other sex's youngest or oldest people are is left out silently. Ages
+        outside one sex's range are not refused, unlike :func:`~delssome_norms.stats.sex_gap`'s
+        (which compares the sexes): the other sex's curves are defined there.
     site : str or None
         Site column (sum-to-zero site effects in the mean); ``None`` for a single-site cohort.
     df : int
@@ -336,7 +378,9 @@ def region_group_trajectories(
     Returns
     -------
     DataFrame
-        Columns ``age_in_years``, ``sex``, ``group``, ``mean``, ``ci_low``, ``ci_high``.
+        Columns ``age_in_years``, ``sex``, ``group``, ``mean``, ``ci_low``, ``ci_high``: one
+        row per age, sex and group, ``mean``/``ci_low``/``ci_high`` NaN at the ages outside that
+        sex's range (see ``ages``).
 
     Raises
     ------
@@ -358,10 +402,7 @@ def region_group_trajectories(
         scores[site] = labels.to_numpy()
     cohort = prepare_cohort(scores, list(GROUPS), site=site, min_per_sex=2)
     age, f = cohort.age, cohort.female.astype(np.float64)[:, None]
-    if ages is None:
-        grid = np.linspace(age.min(), age.max(), 100)
-    else:
-        grid = np.asarray(ages, dtype=np.float64).ravel()
+    grid, inside, short = _trajectory_ages(cohort, ages)
     basis, basis_s = SplineBasis.from_data(age, df), SplineBasis.from_data(age, 3)
     n_sites = len(cohort.site_names)
     spline = basis(age)
@@ -375,6 +416,14 @@ def region_group_trajectories(
         what="region_group_trajectories: the model with its own age curve per sex",
         cause=_trajectory_cause(cohort, df),
     )
+    if short:  # after the fit: a refused fit says why, not this as well
+        warnings.warn(
+            f"region_group_trajectories: {' and '.join(short)}, so each sex's curves are given "
+            "only at the ages its people cover (NaN at the others: beyond them a curve would be "
+            "an extrapolation of its spline, with no data)",
+            InputWarning,
+            stacklevel=2,
+        )
     z = stats.norm.ppf(0.5 + level / 2.0)
     g_spline = basis(grid)
     rows = []
@@ -383,9 +432,10 @@ def region_group_trajectories(
         Xg = np.hstack(
             [np.ones((grid.size, 1)), g_spline, fg, g_spline * fg, np.zeros((grid.size, n_sites - 1))]
         )
-        mean = fit.mean(Xg)
+        mean = np.where(inside[sex][:, None], fit.mean(Xg), np.nan)
         for k, group in enumerate(GROUPS):
             se = np.sqrt(np.einsum("mi,ij,mj->m", Xg, fit.cov_beta[k], Xg))
+            se[~inside[sex]] = np.nan
             rows.append(
                 pd.DataFrame(
                     {

@@ -135,12 +135,13 @@ def test_no_trajectories_writes_the_tables_without_a_warning(many_sites, tmp_pat
     )
     assert (code, warns, errors) == (0, [], [])
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "region_group_people.png",  # the people need no curves
         "region_group_scores.csv",
         "region_group_scores.provenance.json",
         "region_group_summary.csv",
         "region_group_summary.provenance.json",
     ]
-    assert "wrote 2 files" in stdout
+    assert "wrote 3 files" in stdout
 
 
 def test_df_reaches_the_curves(one_site, tmp_path, capsys) -> None:
@@ -199,7 +200,10 @@ def test_the_refusal_names_the_small_sites_and_only_useful_ways_out(many_sites) 
     assert "14 sites, 5 of them with fewer than 5 people" in text
     assert "pass site=None" in text and "smaller df" not in text  # df is 3 already
     curves = stats.region_group_trajectories(table, site=None)  # the cause is the sites
-    assert np.isfinite(curves["mean"]).all()
+    span = table.groupby("sex")["age_in_years"].agg(["min", "max"])
+    pairs = zip(curves["sex"], curves["age_in_years"])  # each sex's curves only over its ages
+    inside = np.array([span.loc[s, "min"] <= a <= span.loc[s, "max"] for s, a in pairs])
+    assert np.isfinite(curves.loc[inside, "mean"]).all() and curves.loc[~inside, "mean"].isna().all()
 
 
 # ------------------------------------------------------------------- flagged fits
