@@ -70,7 +70,7 @@ from delssome_norms.fit.stages import (
     run_validation,
     subject_result,
 )
-from delssome_norms.fit.subject import SubjectInputs
+from delssome_norms.fit.subject import SubjectInputs, check_fit_arguments
 from delssome_norms.io.writers import remove_dead_temporaries
 from delssome_norms.model import FCD_BINS, scale_sc
 from delssome_norms.model.batch import device_total_memory, simulation_bytes
@@ -782,7 +782,7 @@ def estimate_ei(
         With ``result`` (:class:`~delssome_norms.fit.stages.SubjectResult`) and ``run_info`` when
         the subject was fitted in this call (``status == "done"``).
     """
-    settings = identified_settings(settings or FitSettings(), surrogate)
+    settings = identified_settings(check_fit_arguments(subject, settings), surrogate)
     no_maps = subject.myelin is None and subject.gradient is None
     if no_maps and not subject.uses_default_maps(settings.maps):
         whose = "the subject's FC" if fallback_gradient is None else "the cohort's FC"

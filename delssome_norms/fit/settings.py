@@ -84,6 +84,58 @@ def _check_timing_fields(settings: Any) -> None:
         object.__setattr__(settings, "fcd_window", int(window))
 
 
+def _call_text(cls_name: str, values: dict) -> str:
+    """``values`` written as a call of ``cls_name`` (``{"n_dup": 1}``: ``FitSettings(n_dup=1)``;
+    a nested ``cmaes`` dict as ``CMAESSettings(...)``), for a message saying what to pass."""
+    args = []
+    for key, value in values.items():
+        if not (isinstance(key, str) and key.isidentifier()):
+            continue
+        if key == "cmaes" and isinstance(value, dict):
+            args.append(f"cmaes={_call_text(CMAESSettings.__name__, value)}")
+        else:
+            args.append(f"{key}={value!r}")
+    return f"{cls_name}({', '.join(args)})"
+
+
+def _check_cmaes_field(cmaes: object) -> None:
+    """Refuse a ``cmaes`` that is not a :class:`~delssome_norms.fit.cmaes.CMAESSettings` (a dict
+    of its fields failed later with a bare AttributeError), saying how to write it."""
+    if isinstance(cmaes, CMAESSettings):
+        return
+    example = (
+        _call_text(CMAESSettings.__name__, cmaes)
+        if isinstance(cmaes, dict) and cmaes
+        else "CMAESSettings(generations=3)"
+    )
+    raise InvalidInputError(
+        f"must be a CMAESSettings, not {type(cmaes).__name__}: pass FitSettings(cmaes={example}) "
+        "(from delssome_norms.fit import CMAESSettings)",
+        "cmaes",
+    )
+
+
+def check_fit_settings(settings: object, argument: str = "settings") -> FitSettings:
+    """``settings`` if it is a :class:`FitSettings` (None: the defaults), else an
+    :class:`~delssome_norms.errors.InvalidInputError` naming ``argument`` and what to pass
+    (a dict of fields failed later with a bare AttributeError; an empty one silently meant the
+    defaults)."""
+    if settings is None:
+        return FitSettings()
+    if isinstance(settings, FitSettings):
+        return settings
+    example = (
+        _call_text(FitSettings.__name__, settings)
+        if isinstance(settings, dict) and settings
+        else "FitSettings(cmaes=CMAESSettings(generations=3))"
+    )
+    raise InvalidInputError(
+        f"must be a FitSettings, not {type(settings).__name__}: pass {example} "
+        "(from delssome_norms.fit import FitSettings, CMAESSettings), or None for the defaults",
+        argument,
+    )
+
+
 @dataclass(frozen=True)
 class FitSettings:
     """Settings of the train → validation → test fit (defaults: docs/science.md §2, §5).
@@ -292,6 +344,7 @@ class FitSettings:
     )
 
     def __post_init__(self) -> None:
+        _check_cmaes_field(self.cmaes)
         _plain_python_numbers(self)
         # a torch.device is kept by name (settings are recorded in JSON); CUDA's presence is
         # checked when a fit starts, so that settings read back on another machine still load
@@ -338,6 +391,10 @@ class FitSettings:
                 f"'mean' averages the estimates of several searches; it needs --searches >= 2, "
                 f"got {self.searches}",
                 "combine",
+            )
+        if not isinstance(self.mode, str) or self.mode not in MODE_CHOICES:
+            raise InvalidInputError(
+                f"mode must be one of {', '.join(MODE_CHOICES)}, got {self.mode!r}", "mode"
             )
         if self.maps not in MAP_CHOICES:
             raise InvalidInputError(

@@ -21,11 +21,13 @@ import torch
 from delssome_norms.datasets import DK68_REGIONS, load_default_template
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.fit.fc_regime import warn_fc_regime
+from delssome_norms.fit.settings import FitSettings, check_fit_settings
 from delssome_norms.io import (
     check_fc,
     check_map,
     check_map_pair,
     check_sc,
+    check_subject_id,
     check_timeseries,
     check_timing,
     fisher_z_mean,
@@ -360,6 +362,34 @@ def template_sc(n_regions: int, source: str, option: str = "the sc argument") ->
     return np.array(template.sc), template.source
 
 
+def check_subject_inputs(subject: object, argument: str = "subject") -> SubjectInputs:
+    """``subject`` if it is a :class:`SubjectInputs`, else an
+    :class:`~delssome_norms.errors.InvalidInputError` naming ``argument`` and how to make one
+    (a subject ID or a dict failed later with "'str' object has no attribute 'myelin'")."""
+    if isinstance(subject, SubjectInputs):
+        return subject
+    hint = (
+        f": {subject!r} is only an ID; read its files with load_subject({subject!r}, tr=..., "
+        "scan_length=..., fc=..., fcd_cdf=...)"
+        if isinstance(subject, str)
+        else ""
+    )
+    raise InvalidInputError(
+        "must be a SubjectInputs (delssome_norms.fit.load_subject(...) or "
+        f"delssome_norms.pipeline.subject_from_arrays(...)), not {type(subject).__name__}{hint}",
+        argument,
+    )
+
+
+def check_fit_arguments(subject: object, settings: object) -> FitSettings:
+    """Refuse a ``subject`` that is not a :class:`SubjectInputs` (:func:`check_subject_inputs`)
+    and ``settings`` that are not a :class:`~delssome_norms.fit.settings.FitSettings`
+    (:func:`~delssome_norms.fit.settings.check_fit_settings`), naming the argument, before any
+    work; returns the settings (None: the defaults)."""
+    check_subject_inputs(subject, "subject")
+    return check_fit_settings(settings, "settings")
+
+
 def _holds_arrays(timeseries: object) -> bool:
     """Whether time series were given as arrays (which have no sidecars), not file names."""
     if isinstance(timeseries, np.ndarray):
@@ -387,6 +417,9 @@ def load_subject(
     Parameters
     ----------
     subject_id : str
+        A safe folder name (:func:`~delssome_norms.io.checks.check_subject_id`: letters,
+        digits, '.', '_' and '-'), as the CLI and ``EIEstimator`` require: fits write
+        ``<out>/<subject_id>``.
     tr : float or None
         Repetition time [s]. May be None with ``timeseries`` files: then the RepetitionTime of
         the runs' JSON sidecars (BIDS; :func:`delssome_norms.io.sidecar.find_sidecar_tr`),
@@ -421,7 +454,7 @@ def load_subject(
     Raises
     ------
     InvalidInputError
-        Naming the file and the problem.
+        Naming the file and the problem; a ``subject_id`` that is not a safe folder name.
 
     Notes
     -----
@@ -436,6 +469,7 @@ def load_subject(
     smoothing: :func:`~delssome_norms.fit.fc_regime.check_fc_regime`) is fitted, with an
     :class:`~delssome_norms.errors.InputWarning` naming the subject and its files.
     """
+    subject_id = check_subject_id(subject_id, "subject_id")
     sources: dict[str, str] = {}
     if timeseries is not None and (fc is not None or fcd_cdf is not None):
         raise InvalidInputError("give either time series or FC + FCD-CDF, not both", subject_id)

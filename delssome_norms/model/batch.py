@@ -180,6 +180,40 @@ def as_real_tensor(x: ArrayLike, name: str) -> Tensor:
     return t
 
 
+def check_param_shapes(
+    wEE: Tensor, wEI: Tensor, sigma: Tensor, G: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The shape and sign rules of parameter sets, shared by the simulation
+    (:func:`prepare_batch`) and the surrogate's evaluator: ``wEE, wEI, sigma`` of one shape
+    (B sets, N >= 1 regions) and ``G`` of shape (B,), or one set of shape (N,) with a scalar
+    ``G`` (returned with B = 1); every value >= 0 (the model has no negative couplings or
+    noise). Returns ``(wEE, wEI, sigma, G)`` as (B, N), (B, N), (B, N), (B,)."""
+    if wEE.ndim == 1:  # a single parameter set
+        if G.numel() != 1:
+            raise InvalidInputError(
+                f"G of a single parameter set must be a scalar, got {G.numel()} values"
+            )
+        wEE, wEI, sigma, G = wEE[None], wEI[None], sigma[None], G.reshape(1)
+    if wEE.ndim != 2:
+        raise InvalidInputError(f"wEE must have shape (B, N), got {tuple(wEE.shape)}")
+    B, N = wEE.shape
+    if N == 0:
+        raise InvalidInputError("wEE has no regions (shape (B, 0)): a network needs N >= 1")
+    for name, t in (("wEI", wEI), ("sigma", sigma)):
+        if tuple(t.shape) != (B, N):
+            raise InvalidInputError(
+                f"wEE, wEI and sigma must have one shape (B sets, N regions): wEE has "
+                f"{tuple(wEE.shape)} but {name} has {tuple(t.shape)}"
+            )
+    G = G.reshape(-1)
+    if G.shape[0] != B:
+        raise InvalidInputError(f"G must have shape ({B},), got {tuple(G.shape)}")
+    for name, t in (("wEE", wEE), ("wEI", wEI), ("sigma", sigma), ("G", G)):
+        if (t < 0).any():  # negative couplings or noise have no meaning in the model
+            raise InvalidInputError(f"{name} must be >= 0 (got {float(t.min()):g})")
+    return wEE, wEI, sigma, G
+
+
 def prepare_batch(
     params: PFICParams,
     sc: ArrayLike,
@@ -219,29 +253,8 @@ def prepare_batch(
     wEI = load(params.wEI, "wEI")
     sigma = load(params.sigma, "sigma")
     G = load(params.G, "G")
-    if wEE.ndim == 1:  # a single parameter set
-        if G.numel() != 1:
-            raise InvalidInputError(
-                f"G of a single parameter set must be a scalar, got {G.numel()} values"
-            )
-        wEE, wEI, sigma, G = wEE[None], wEI[None], sigma[None], G.reshape(1)
-    if wEE.ndim != 2:
-        raise InvalidInputError(f"wEE must have shape (B, N), got {tuple(wEE.shape)}")
+    wEE, wEI, sigma, G = check_param_shapes(wEE, wEI, sigma, G)
     B, N = wEE.shape
-    if N == 0:
-        raise InvalidInputError("wEE has no regions (shape (B, 0)): a network needs N >= 1")
-    for name, t in (("wEI", wEI), ("sigma", sigma)):
-        if tuple(t.shape) != (B, N):
-            raise InvalidInputError(
-                f"wEE, wEI and sigma must have one shape (B sets, N regions): wEE has "
-                f"{tuple(wEE.shape)} but {name} has {tuple(t.shape)}"
-            )
-    G = G.reshape(-1)
-    if G.shape[0] != B:
-        raise InvalidInputError(f"G must have shape ({B},), got {tuple(G.shape)}")
-    for name, t in (("wEE", wEE), ("wEI", wEI), ("sigma", sigma), ("G", G)):
-        if (t < 0).any():  # negative couplings or noise have no meaning in the model
-            raise InvalidInputError(f"{name} must be >= 0 (got {float(t.min()):g})")
     sc_t = load(sc, "sc", None)
     if sc_t.shape[-2:] != (N, N) or sc_t.ndim not in (2, 3) or (sc_t.ndim == 3 and sc_t.shape[0] != B):
         raise InvalidInputError(

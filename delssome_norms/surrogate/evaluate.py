@@ -21,6 +21,7 @@ from torch import Tensor
 from delssome_norms.errors import InvalidInputError
 from delssome_norms.io.checks import check_fc, check_fcd_cdf, check_sc, check_timing
 from delssome_norms.model import Losses, PFICParams, SimulationTiming, scale_sc
+from delssome_norms.model.batch import as_real_tensor, check_param_shapes
 from delssome_norms.model.devices import check_device
 from delssome_norms.surrogate.network import (
     CostPredictor,
@@ -37,7 +38,9 @@ def _checked(stack: Tensor, check: Callable[[np.ndarray, str], Any], name: str) 
 
 
 def _stack(x: np.ndarray | Tensor, ndim: int, name: str) -> Tensor:
-    t = torch.as_tensor(np.asarray(x) if not isinstance(x, Tensor) else x.detach().cpu())
+    # a copy of an array (read-only ones, e.g. the packaged template's SC, are not writable,
+    # which torch.as_tensor warns about)
+    t = x.detach().cpu() if isinstance(x, Tensor) else torch.from_numpy(np.array(x, dtype=np.float64))
     t = t.to(torch.float64)
     if t.ndim == ndim - 1:
         t = t[None]
@@ -46,6 +49,44 @@ def _stack(x: np.ndarray | Tensor, ndim: int, name: str) -> Tensor:
             f"expected {ndim - 1} or {ndim} dimensions, got shape {tuple(t.shape)}", name
         )
     return t
+
+
+_PARAM_NAMES = ("wEE", "wEI", "sigma", "G")
+
+
+def _candidate_params(params: PFICParams, n_regions: int, dtype: torch.dtype) -> tuple[Tensor, ...]:
+    """``params`` checked as the simulation checks them (numbers without NaN/inf:
+    :func:`~delssome_norms.model.batch.as_real_tensor`; shapes and signs:
+    :func:`~delssome_norms.model.batch.check_param_shapes`), with this evaluator's N regions and
+    values the network's ``dtype`` can hold, as ``(wEE, wEI, sigma, G)`` of shapes (B, N) and
+    (B,) in ``dtype`` (still on their own device)."""
+    if not all(hasattr(params, name) for name in _PARAM_NAMES):
+        raise InvalidInputError(
+            f"must be a PFICParams(wEE, wEI, sigma, G), got {type(params).__name__}", "params"
+        )
+    loaded = []
+    for name in _PARAM_NAMES:
+        t = as_real_tensor(getattr(params, name), f"params.{name}")
+        if t.numel() and not bool(torch.isfinite(t.to(dtype)).all()):
+            raise InvalidInputError(
+                f"values up to {float(t.abs().max()):g} overflow the network's {dtype}; pass "
+                "values within the model's ranges",
+                f"params.{name}",
+            )
+        loaded.append(t.to(dtype))
+    try:
+        wee, wei, sigma, g = check_param_shapes(*loaded)
+    except InvalidInputError as err:  # named by the field its problem starts with
+        field = err.problem.split(" ", 1)[0]
+        source = f"params.{field}" if field in _PARAM_NAMES else "params"
+        raise InvalidInputError(err.problem, source) from None
+    if wee.shape[1] != n_regions:
+        raise InvalidInputError(
+            f"must have shape (B, {n_regions}) (B candidates of the evaluator's {n_regions} "
+            f"regions), got {tuple(wee.shape)}",
+            "params.wEE",
+        )
+    return wee, wei, sigma, g
 
 
 class SurrogateEvaluator:
@@ -126,8 +167,8 @@ class SurrogateEvaluator:
         sc_t = torch.stack([scale_sc(s) for s in sc_t]).expand(k, n, n)
         tr_np = np.broadcast_to(np.asarray(tr, dtype=np.float64), (k,)).copy()
         scan_np = np.broadcast_to(np.asarray(scan_length, dtype=np.float64), (k,)).copy()
-        for i in range(k):
-            check_timing(tr_np[i], scan_np[i], f"tr/scan_length[{i}]")
+        for i in range(k):  # plain floats, so that a message reads "-0.72", not "np.float64(-0.72)"
+            check_timing(float(tr_np[i]), float(scan_np[i]), f"tr/scan_length[{i}]")
         tr_t, scan_t = torch.as_tensor(tr_np), torch.as_tensor(scan_np)
         if isinstance(surrogate, PretrainedSurrogate):
             surrogate.check(
@@ -156,6 +197,7 @@ class SurrogateEvaluator:
         self.dtype = next(self.model.parameters()).dtype
         self.batch_size = int(batch_size)
         self.n_subjects = k
+        self.n_regions = n
         subjects = SubjectFeatures(
             fc_triu=fc_upper_triangle(fc_t),
             fcd_dens=fcd_density(cdf_t, model.config.fcd_bins),
@@ -231,7 +273,8 @@ class SurrogateEvaluator:
         Parameters
         ----------
         params : PFICParams
-            ``wEE, wEI, sigma`` (B, N) and ``G`` (B,), tensors or arrays.
+            ``wEE, wEI, sigma`` (B, N) and ``G`` (B,), tensors or arrays: finite and >= 0, N
+            the evaluator's number of regions (one set: (N,) and a scalar ``G``).
         subject_index : Tensor of shape (B,), int
             Row of each candidate's subject (0 .. K-1).
 
@@ -240,16 +283,18 @@ class SurrogateEvaluator:
         Tensor of shape (B, 3)
             ``corr``, ``l1``, ``ks`` columns, on the evaluator's device, in the network's dtype
             (float32 for loaded weights), whatever the dtype of ``params``.
+
+        Raises
+        ------
+        InvalidInputError
+            ``params`` with NaN/inf or negative values, or of another shape (naming the
+            field, e.g. ``params.wEE``), as the simulation refuses them; a subject index out
+            of range.
         """
         dev, dt = self.device, self.dtype
-        regional = torch.stack(
-            [
-                torch.as_tensor(x).to(device=dev, dtype=dt)
-                for x in (params.wEE, params.wEI, params.sigma)
-            ],
-            dim=-1,
-        )
-        g = torch.as_tensor(params.G).to(device=dev, dtype=dt).reshape(-1)
+        wee, wei, sigma, g = _candidate_params(params, self.n_regions, dt)
+        regional = torch.stack([x.to(dev) for x in (wee, wei, sigma)], dim=-1)
+        g = g.to(dev)
         idx = torch.as_tensor(subject_index).to(device=dev, dtype=torch.long).reshape(-1)
         b = regional.shape[0]
         if g.shape[0] != b or idx.shape[0] != b:
@@ -278,7 +323,7 @@ class SurrogateEvaluator:
         Parameters
         ----------
         params : PFICParams
-            ``wEE, wEI, sigma`` (B, N) and ``G`` (B,).
+            ``wEE, wEI, sigma`` (B, N) and ``G`` (B,), finite and >= 0 (as :meth:`predict`).
         subject_index : Tensor of shape (B,), int
             Row of each candidate's subject.
         seed : int, optional
@@ -289,8 +334,15 @@ class SurrogateEvaluator:
         -------
         Losses
             ``corr``, ``l1``, ``ks`` each of shape (B,) (the network's dtype, float32 for
-            loaded weights, on the evaluator's device);
-            always finite (the surrogate has no notion of an unstable simulation).
+            loaded weights, on the evaluator's device). Never NaN for an unstable candidate,
+            as a simulation's losses are (the surrogate has no notion of an unstable
+            simulation): every accepted candidate gets a prediction, an extrapolation outside
+            the parameter ranges the weights were trained on.
+
+        Raises
+        ------
+        InvalidInputError
+            As :meth:`predict` (NaN/inf, negative or misshapen ``params``).
         """
         pred = self.predict(params, subject_index)
         return Losses(corr=pred[:, 0], l1=pred[:, 1], ks=pred[:, 2])
