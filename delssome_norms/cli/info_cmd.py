@@ -148,12 +148,23 @@ def _timing_lines(t: dict[str, Any], current: str) -> list[str]:
 
 def _weights_info() -> dict[str, Any]:
     from delssome_norms.errors import InvalidInputError, NotYetAvailableError
-    from delssome_norms.surrogate.pretrained import default_pretrained_path, load_pretrained
+    from delssome_norms.surrogate.pretrained import ENV_VAR, default_pretrained_path, load_pretrained
 
     folder = default_pretrained_path()
     try:
         load_pretrained()
-    except (InvalidInputError, NotYetAvailableError) as exc:
+    except NotYetAvailableError as exc:
+        reason = str(exc)
+        if os.environ.get(ENV_VAR) and folder.exists():
+            # the variable names something that holds no weights (a surrogate training data set,
+            # a file, a folder missing one of its files): say what load_pretrained says of it
+            # given explicitly, not "train weights into it"
+            try:
+                load_pretrained(folder)
+            except (InvalidInputError, NotYetAvailableError) as named:
+                reason = f"{ENV_VAR}={folder}: {getattr(named, 'problem', named)}"
+        return {"folder": str(folder), "usable": False, "reason": reason}
+    except InvalidInputError as exc:
         return {"folder": str(folder), "usable": False, "reason": str(exc)}
     return {"folder": str(folder), "usable": True}
 

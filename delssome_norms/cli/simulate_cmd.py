@@ -702,20 +702,22 @@ def _template_sc(regions: list[str] | None, params: str):
 def _record(args, timing, batch_size, row, engine, sc_raw, n_valid) -> dict:
     """``simulate.json``: what made the files of --out-dir."""
     from delssome_norms import __version__
-    from delssome_norms.io import file_sha256
     from delssome_norms.io.digest import arrays_sha256
 
     return {
         "kind": "delssome_norms simulate",
         "format_version": 1,
         "delssome_norms_version": __version__,
-        "params": {"path": str(Path(args.params).resolve()), "sha256": file_sha256(args.params)},
+        "params": _file_record(args.params),
         "sc": {
             "path": None if args.sc is None else str(Path(args.sc).resolve()),
             "source": "default DK68 template" if args.sc is None else "file",
             "sha256": arrays_sha256(sc_raw),
             "sc_max": args.sc_max,
         },
+        # the empirical data fit_quality.csv scores against (None when not scored)
+        "fc": _file_record(args.fc),
+        "fcd_cdf": _file_record(args.fcd_cdf),
         "timing": timing.to_record(),
         "n_dup": args.n_dup,
         "valid_duplicates": n_valid,
@@ -727,3 +729,12 @@ def _record(args, timing, batch_size, row, engine, sc_raw, n_valid) -> dict:
         "device": str(args.device),
         "from_run": None if args.from_run is None else str(Path(args.from_run).resolve()),
     }
+
+
+def _file_record(path) -> dict | None:
+    """An input file's absolute path and SHA-256 of its bytes (None when it was not given)."""
+    from delssome_norms.io import file_sha256
+
+    if path is None:
+        return None
+    return {"path": str(Path(path).resolve()), "sha256": file_sha256(path)}

@@ -532,7 +532,9 @@ def _refuse_missing(folder: Path, is_default: bool) -> None:
         "train them with `delssome-norms surrogate generate --out D` then "
         f"`delssome-norms surrogate train --data D --out {out}`"
     )
-    if is_default:
+    weights = [f for f in (METADATA_FILE, WEIGHTS_FILE) if (folder / f).is_file()]
+    data_set = folder.is_dir() and not weights and (folder / "manifest.json").is_file()
+    if is_default and not data_set:  # a data set named by $ENV_VAR is told so, as when passed
         where = f" and set {ENV_VAR}=W (or pass --weights W)" if out == "W" else f", or set {ENV_VAR}"
         raise NotYetAvailableError(
             f"no pretrained surrogate weights found at {folder} ({METADATA_FILE} and "
@@ -563,7 +565,7 @@ def _refuse_missing(folder: Path, is_default: bool) -> None:
                 f"and {WEIGHTS_FILE} are needed, and one is checked against the other); copy "
                 "the whole folder that `delssome-norms surrogate train` wrote"
             )
-    raise InvalidInputError(problem, str(folder))
+    raise InvalidInputError(problem, f"{ENV_VAR}={folder}" if is_default else str(folder))
 
 
 def load_pretrained(folder: str | Path | None = None) -> PretrainedSurrogate:
