@@ -67,7 +67,7 @@ from delssome_norms.fit.outputs import (
     write_failures,
 )
 from delssome_norms.fit.progress import progress_bar
-from delssome_norms.fit.settings import FitSettings
+from delssome_norms.fit.settings import FitSettings, check_fit_settings
 from delssome_norms.fit.shard_plan import agree_group_size, refuse_unknown_timing
 from delssome_norms.fit.subject import SubjectInputs, load_subject
 from delssome_norms.io import (
@@ -536,7 +536,7 @@ def run_cohort(
     -------
     CohortSummary
     """
-    settings = identified_settings(settings or FitSettings(), surrogate)
+    settings = identified_settings(check_fit_settings(settings), surrogate)
     if executor not in EXECUTORS:
         raise InvalidInputError(f"must be one of {', '.join(EXECUTORS)}, got {executor!r}", "--executor")
     if executor == "dask" and scheduler is None:

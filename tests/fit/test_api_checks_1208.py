@@ -201,3 +201,12 @@ def test_estimate_ei_refuses_settings_dict(tmp_path: Path) -> None:
     made = eval(suggested, {"FitSettings": FitSettings, "CMAESSettings": CMAESSettings})
     assert made.n_dup == 1 and made.cmaes.generations == 3
     assert not out.exists()
+
+
+def test_run_cohort_refuses_settings_dict(tmp_path) -> None:
+    from delssome_norms.fit.cohort import run_cohort
+
+    with pytest.raises(InvalidInputError, match="must be a FitSettings") as err:
+        run_cohort(tmp_path / "manifest.csv", tmp_path / "out", {"n_dup": 1})
+    assert err.value.source == "settings"
+    assert not (tmp_path / "out").exists()
