@@ -98,21 +98,27 @@ def _call_text(cls_name: str, values: dict) -> str:
     return f"{cls_name}({', '.join(args)})"
 
 
+def _wrong_type(
+    cls: type, value: object, argument: str, default: str, wrap: str, names: str, tail: str = ""
+) -> InvalidInputError:
+    """The error for ``value`` given where a ``cls`` is needed (a dict of its fields failed later
+    with a bare AttributeError): the call to write, built from the dict when one was given
+    (``default`` otherwise), inside ``wrap`` (a format string with ``{}``)."""
+    example = _call_text(cls.__name__, value) if isinstance(value, dict) and value else default
+    return InvalidInputError(
+        f"must be a {cls.__name__}, not {type(value).__name__}: pass {wrap.format(example)} "
+        f"(from delssome_norms.fit import {names}){tail}",
+        argument,
+    )
+
+
 def _check_cmaes_field(cmaes: object) -> None:
-    """Refuse a ``cmaes`` that is not a :class:`~delssome_norms.fit.cmaes.CMAESSettings` (a dict
-    of its fields failed later with a bare AttributeError), saying how to write it."""
-    if isinstance(cmaes, CMAESSettings):
-        return
-    example = (
-        _call_text(CMAESSettings.__name__, cmaes)
-        if isinstance(cmaes, dict) and cmaes
-        else "CMAESSettings(generations=3)"
-    )
-    raise InvalidInputError(
-        f"must be a CMAESSettings, not {type(cmaes).__name__}: pass FitSettings(cmaes={example}) "
-        "(from delssome_norms.fit import CMAESSettings)",
-        "cmaes",
-    )
+    """Refuse a ``cmaes`` that is not a :class:`~delssome_norms.fit.cmaes.CMAESSettings`."""
+    if not isinstance(cmaes, CMAESSettings):
+        raise _wrong_type(
+            CMAESSettings, cmaes, "cmaes", "CMAESSettings(generations=3)",
+            "FitSettings(cmaes={})", "CMAESSettings",
+        )  # fmt: skip
 
 
 def check_fit_settings(settings: object, argument: str = "settings") -> FitSettings:
@@ -124,16 +130,10 @@ def check_fit_settings(settings: object, argument: str = "settings") -> FitSetti
         return FitSettings()
     if isinstance(settings, FitSettings):
         return settings
-    example = (
-        _call_text(FitSettings.__name__, settings)
-        if isinstance(settings, dict) and settings
-        else "FitSettings(cmaes=CMAESSettings(generations=3))"
-    )
-    raise InvalidInputError(
-        f"must be a FitSettings, not {type(settings).__name__}: pass {example} "
-        "(from delssome_norms.fit import FitSettings, CMAESSettings), or None for the defaults",
-        argument,
-    )
+    raise _wrong_type(
+        FitSettings, settings, argument, "FitSettings(cmaes=CMAESSettings(generations=3))",
+        "{}", "FitSettings, CMAESSettings", ", or None for the defaults",
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

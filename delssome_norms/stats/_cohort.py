@@ -567,14 +567,21 @@ def gap_ages(cohort: Cohort, ages: Sequence[float] | np.ndarray | None) -> np.nd
     if ages is None:
         grid = np.arange(np.ceil(lo), np.floor(hi) + 0.5, 1.0)
         return grid if grid.size else np.array([0.5 * (lo + hi)])
+    range_text = f"the age range that both sexes cover, [{lo:g}, {hi:g}] ({said}),"
+    return checked_ages(ages, lo, hi, range_text, "one sex has no data and its curve")
+
+
+def checked_ages(ages, lo: float, hi: float, range_text: str, outside: str) -> np.ndarray:
+    """``ages`` [years] as a 1-D float array, refused (naming ``ages``) when empty, not finite or
+    outside [``lo``, ``hi``] (``range_text`` says which range that is, ``outside`` what has no
+    data beyond it): curves there would be extrapolated."""
     grid = np.asarray(ages, dtype=np.float64).ravel()
     if grid.size == 0 or not np.all(np.isfinite(grid)):
         raise InvalidInputError("ages must be a non-empty array of finite numbers", "ages")
     if grid.min() < lo or grid.max() > hi:
         raise InvalidInputError(
-            f"ages must lie within the age range that both sexes cover, [{lo:g}, {hi:g}] ({said}),"
-            f" got [{grid.min():g}, {grid.max():g}]: outside it one sex has no data and its curve "
-            "would be extrapolated; pass ages within that range",
+            f"ages must lie within {range_text} got [{grid.min():g}, {grid.max():g}]: outside it "
+            f"{outside} would be extrapolated; pass ages within that range",
             "ages",
         )
     return grid

@@ -23,6 +23,7 @@ from delssome_norms.stats._cohort import (
     ROI_PATTERN,
     SITE_COLUMN,
     attrs_regions,
+    checked_ages,
     cohort_people,
     listing,
     prepare_cohort,
@@ -287,16 +288,8 @@ def _trajectory_ages(cohort, ages) -> tuple[np.ndarray, dict[str, np.ndarray], l
     if ages is None:
         grid = np.linspace(lo, hi, N_GRID)
     else:
-        grid = np.asarray(ages, dtype=np.float64).ravel()
-        if grid.size == 0 or not np.all(np.isfinite(grid)):
-            raise InvalidInputError("ages must be a non-empty array of finite numbers", "ages")
-        if grid.min() < lo or grid.max() > hi:
-            raise InvalidInputError(
-                f"ages must lie within the cohort's age range [{lo:g}, {hi:g}], got "
-                f"[{grid.min():g}, {grid.max():g}]: outside it no one has data and the curves "
-                "would be extrapolated; pass ages within that range",
-                "ages",
-            )
+        range_text = f"the cohort's age range [{lo:g}, {hi:g}],"
+        grid = checked_ages(ages, lo, hi, range_text, "no one has data and the curves")
     step = (hi - lo) / (N_GRID - 1)
     inside, short = {}, []
     for sex, rows in (("female", cohort.female), ("male", ~cohort.female)):
