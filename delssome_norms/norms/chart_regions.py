@@ -125,7 +125,7 @@ def _warn_unnamed(table: pd.DataFrame, ours: list[str], source: str, implied: bo
     """Warn that a table naming no regions is taken in the chart's order: nothing can check
     that its columns follow the chart's. For a chart naming the DK68 regions in DK68 order (the
     reference chart) the table's 68 columns are DK68 by position, said as ``stats`` says it
-    (:func:`~delssome_norms.stats._cohort.warn_dk68_by_position`: not for a table that says it
+    (:func:`~delssome_norms.norms.dk68_by_position.warn_dk68_by_position`: not for a table that says it
     is DK68, nor twice for one table); nothing for a chart that names no regions either
     (``implied``: its 68 columns read as DK68), whose order is the table's by construction."""
     n = et.n_region_columns([str(c) for c in table.columns])
@@ -133,7 +133,7 @@ def _warn_unnamed(table: pd.DataFrame, ours: list[str], source: str, implied: bo
         return
     if match_region_order(ours, list(DK68_REGIONS)) == list(range(len(ours))):
         if not implied and not _said_before(table):
-            from delssome_norms.stats._cohort import warn_dk68_by_position
+            from delssome_norms.norms.dk68_by_position import warn_dk68_by_position
 
             warn_dk68_by_position(source, _how_to_name(source), table=table, stacklevel=4)
         return
