@@ -309,7 +309,8 @@ def _check_models(
                 GrowthChart(family, mu_df=df, **options)._validate_params()
             except InvalidInputError as err:
                 name = err.problem.split(" ", 1)[0]
-                raise InvalidInputError(err.problem, flags.get(name, err.source)) from None
+                which = f"family {family}: " if len(families) > 1 else ""  # compare: which one
+                raise InvalidInputError(which + err.problem, flags.get(name, err.source)) from None
 
 
 CHART_OPTION_HELP = {

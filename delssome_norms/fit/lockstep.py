@@ -58,7 +58,7 @@ from delssome_norms.fit.outputs import (
 )
 from delssome_norms.fit.parameterisation import Bounds, Parameterisation
 from delssome_norms.fit.seeding import group_seed, subject_seed
-from delssome_norms.fit.settings import FitSettings
+from delssome_norms.fit.settings import FitSettings, check_fit_settings
 from delssome_norms.fit.stages import (
     Member,
     SubjectFailure,
@@ -412,7 +412,7 @@ def fit_group(
     -------
     list of SubjectOutcome, one per subject.
     """
-    settings = identified_settings(settings, surrogate)  # which weights: in results, calibration
+    settings = identified_settings(check_fit_settings(settings), surrogate)  # which weights too
     check_device(settings.device)
     progress = progress or GroupProgress()
     keys = {(s.tr, s.scan_length, s.n_regions) for s in subjects}

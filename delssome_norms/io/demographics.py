@@ -128,7 +128,8 @@ def site_like_unused(columns: Iterable[object]) -> list[object]:
     return [
         c
         for c in columns
-        if c not in KNOWN_COLUMNS and any(w in column_key(c) for w in ("site", "scanner"))
+        if c not in KNOWN_COLUMNS
+        and any(w.startswith(("site", "scanner")) for w in column_key(c).split("_"))  # not "website"
     ]
 
 

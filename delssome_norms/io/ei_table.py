@@ -221,6 +221,8 @@ def site_text(value: Any) -> str:
     an optional sign, or an integral number such as ``1.0`` or ``"3.0"``) as its number, without
     leading zeros: ``"01"``, ``"1"``, ``1`` and ``1.0`` are all ``"1"`` (``"00"`` is ``"0"``,
     ``"+3"`` is ``"3"``, ``"-03"`` is ``"-3"``); other labels (``"A6"``, ``"0A"``) as written.
+    A label of ``_``-separated parts (``site_scanner``) gets this part by part: ``"02_007"`` is
+    ``"2_7"``, as :func:`join_site_scanner` joins site ``02`` and scanner ``007``.
 
     A numeric site column gains a ``.0`` when pandas reads it as float (one empty cell is
     enough), and a trailing space is invisible in a spreadsheet; either would make a known site
@@ -233,7 +235,14 @@ def site_text(value: Any) -> str:
         return str(value)
     if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
         return str(int(value))
-    text = str(value).strip()
+    # each "_"-separated part alike: a site_scanner label ("02_007") is read as the joined
+    # site and scanner columns make it (join_site_scanner: "2_7"), whichever a file holds
+    return "_".join(_label_part(part) for part in str(value).strip().split("_"))
+
+
+def _label_part(text: str) -> str:
+    """One part of a site label: an integer without leading zeros (``"01"``, ``"1.0"``, ``"+1"``:
+    ``"1"``), anything else as written."""
     if _INTEGRAL_FLOAT_TEXT.fullmatch(text):  # "3.0" written by an older chart or a float column
         text = text.split(".")[0]
     integer = _INTEGER_TEXT.fullmatch(text)

@@ -16,6 +16,7 @@ text, anything else, so that an error names the line and the value at fault.
 
 from __future__ import annotations
 
+import csv
 import gzip
 import io as _stdio
 import os
@@ -45,6 +46,7 @@ from delssome_norms.io.checks import (
 from delssome_norms.io.combine import fisher_z_mean, mean_cdf
 from delssome_norms.io.decimal_comma import with_decimal_point
 from delssome_norms.io.demographics import (  # noqa: F401 (public names kept here)
+    column_key,
     prepare_demographics,
     read_demographics,
 )
@@ -586,7 +588,11 @@ def read_table(path: PathLike, required: Sequence[str] = (), tabs: bool = False)
             ids.update(dict.fromkeys(("fit_flag_reasons", "flag"), str))
             # site labels are text too: pandas made "01" the number 1 only where every label of
             # the file's column looked numeric (site_text then makes "01", "1" and 1.0 one site)
-            ids.update(dict.fromkeys((SITE, SCANNER, SITE_SCANNER), str))
+            # (any spelling demographics accept: "Site", "Scanner Site" read as the numbers 1.5
+            # where "site" gave "1.50")
+            cells = next(csv.reader([header], delimiter=sep), [])
+            sites = (SITE, SCANNER, SITE_SCANNER)
+            ids.update({c: str for c in (*sites, *cells) if column_key(c) in sites})
             table = pd.read_csv(
                 _stdio.StringIO(text), sep=sep, dtype=ids, low_memory=False, **_EXACT_FLOATS
             )

@@ -248,7 +248,6 @@ class ChartPersistenceMixin:
             # site labels as fitting writes them now (charts of older versions stored "3.0"
             # for a float column's 3 and kept surrounding spaces)
             chart.sites_ = [site_text(v) for v in meta["sites"]]
-            _refuse_merged_sites(meta["sites"], chart.sites_, meta_path)
             chart.site_column_ = meta["site_column"]
             chart.coef_ = {p: arrays[f"coef_{p}"] for p in fam.params}
             chart.site_effects_ = {p: arrays[f"site_{p}"] for p in fam.params if f"site_{p}" in arrays}
@@ -271,6 +270,7 @@ class ChartPersistenceMixin:
             chart.provenance_ = dict(prov) if isinstance(prov, dict) else None
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             raise InvalidInputError(f"incomplete or inconsistent chart ({exc!r})", str(folder)) from None
+        _refuse_merged_sites(meta["sites"], chart.sites_, meta_path)
         _check_finite_chart(meta, arrays, chart, folder, arr_path, meta_path)
         T = len(chart.targets_)
         for p, d in zip(fam.params, chart.designs_):
@@ -460,8 +460,9 @@ def _refuse_merged_sites(stored: list, labels: list[str], path) -> None:
         if label in seen:
             raise InvalidInputError(
                 f"lists sites that are one site written two ways ({seen[label]!s} and {raw!s}): "
-                "site labels are compared without leading zeros and surrounding spaces; refit "
-                "the chart",
+                "site labels are now compared without leading zeros and surrounding spaces. If "
+                "they are one site, refit the chart (it is then fitted as one); if they are two, "
+                "give them labels that differ otherwise (e.g. a letter) and refit",
                 str(path),
             )
         seen[label] = str(raw)
