@@ -309,8 +309,25 @@ def _check_models(
                 GrowthChart(family, mu_df=df, **options)._validate_params()
             except InvalidInputError as err:
                 name = err.problem.split(" ", 1)[0]
-                which = f"family {family}: " if len(families) > 1 else ""  # compare: which one
+                named = name != "family" and _fits_another(families, family, df, options)
+                which = f"family {family}: " if named else ""
                 raise InvalidInputError(which + err.problem, flags.get(name, err.source)) from None
+
+
+def _fits_another(families: list[str], family: str, df: int, options: dict) -> bool:
+    """Whether the options that ``family`` refuses suit another family of the list (compare's
+    --families): then the error names the family (e.g. --random-sites nu and NO)."""
+    from delssome_norms.norms import GrowthChart
+
+    for other in families:
+        if other == family:
+            continue
+        try:
+            GrowthChart(other, mu_df=df, **options)._validate_params()
+        except InvalidInputError:
+            continue
+        return True
+    return False
 
 
 CHART_OPTION_HELP = {
