@@ -614,12 +614,14 @@ def _plot_table(chart, path: str, source: str):
     points, the person, the crosscheck) reads them, so none warns that it names no regions."""
     from delssome_norms.io import read_ei_table, regions_path
     from delssome_norms.norms.chart_regions import align_table_regions, table_region_names
+    from delssome_norms.norms.dk68_by_position import DK68_WARNED_ATTR
 
     data = read_ei_table(path)  # the regions sidecar's names in attrs, as the provenance's
     provenance = data.attrs.get(et.PROVENANCE_ATTR)
     regions = table_region_names(provenance) if regions_path(path).is_file() else None
     data, provenance = align_table_regions(chart, data, provenance, regions, source)
-    data.attrs = {} if provenance is None else {et.PROVENANCE_ATTR: provenance}
+    said = {k: v for k, v in data.attrs.items() if k == DK68_WARNED_ATTR}  # said here: once
+    data.attrs = said if provenance is None else {**said, et.PROVENANCE_ATTR: provenance}
     return data, provenance
 
 

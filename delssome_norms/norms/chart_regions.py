@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import re
 import warnings
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -132,7 +131,7 @@ def _warn_unnamed(table: pd.DataFrame, ours: list[str], source: str, implied: bo
     if n != len(ours):
         return
     if match_region_order(ours, list(DK68_REGIONS)) == list(range(len(ours))):
-        if not implied and not _said_before(table):
+        if not implied:
             from delssome_norms.norms.dk68_by_position import warn_dk68_by_position
 
             warn_dk68_by_position(source, _how_to_name(source), table=table, stacklevel=4)
@@ -145,24 +144,6 @@ def _warn_unnamed(table: pd.DataFrame, ours: list[str], source: str, implied: bo
         InputWarning,
         stacklevel=4,
     )
-
-
-_DK68_SAID: dict[int, weakref.ref] = {}
-"""The tables (by identity, while they live) said to be DK68 by position: a command scores one
-table several times (``charts plot``: its points, then the person) and says it once."""
-
-
-def _said_before(table: pd.DataFrame) -> bool:
-    """Whether ``table`` (this very object) was said to be DK68 by position; from now on it is."""
-    key = id(table)
-    ref = _DK68_SAID.get(key)
-    if ref is not None and ref() is table:
-        return True
-    try:
-        _DK68_SAID[key] = weakref.ref(table, lambda _, k=key: _DK68_SAID.pop(k, None))
-    except TypeError:  # not a DataFrame: nothing to remember it by
-        pass
-    return False
 
 
 def _how_to_name(source: str) -> str:

@@ -36,9 +36,11 @@ def warn_dk68_by_position(
     """The :class:`~delssome_norms.errors.InputWarning` of a table whose 68 regional columns
     name no regions and get the DK68 names by position (``how``: the way to give its names);
     nothing for a ``table`` that says it is DK68 (:func:`says_dk68`) or was warned about
-    already (:data:`DK68_WARNED_ATTR`)."""
+    already (:data:`DK68_WARNED_ATTR`, which this sets)."""
     if table is not None and (says_dk68(table) or table.attrs.get(DK68_WARNED_ATTR)):
         return
+    if table is not None:  # said once per table (and the frames derived from it)
+        table.attrs[DK68_WARNED_ATTR] = True
     warnings.warn(
         f"{input_name}: its 68 regional columns name no regions, so they are taken to be the "
         f"DK68 regions in DK68 order (ei_ratio_roi_0 = {DK68_REGIONS[0]}, ...); if the table is "
