@@ -64,30 +64,32 @@ def _recorded(subject_dir: str | Path) -> dict[str, Any] | None:
     return fingerprint if isinstance(fingerprint, dict) else None
 
 
+def _refit_alone_fingerprint(subject_dir: str | Path, run: Mapping[str, Any] | None) -> dict | None:
+    """The fingerprint of finished results (``run``, their ``run.json``) when they are the
+    recorded refit alone of ``subject_dir`` (fitted alone, fingerprint as recorded), else None."""
+    recorded = _recorded(subject_dir)
+    stored = run.get("fingerprint") if run is not None else None
+    if recorded is None or not isinstance(stored, dict) or fingerprint_differences(recorded, stored):
+        return None
+    return stored if _alone(run.get("lockstep_group"), str(run.get("subject_id"))) else None
+
+
 def is_lone_refit(subject_dir: str | Path, run: Mapping[str, Any], differences: Sequence[str]) -> bool:
     """Whether finished results (``run``, their ``run.json``) are a recorded refit alone whose
     fingerprint differs from the cohort's (``differences``, its keys) in the seed alone."""
-    recorded = _recorded(subject_dir)
-    if recorded is None or not differences or not set(differences) <= LONE_REFIT_KEYS:
+    if not differences or not set(differences) <= LONE_REFIT_KEYS:
         return False
-    stored = run.get("fingerprint")
-    alone = _alone(run.get("lockstep_group"), str(run.get("subject_id")))  # not the cohort's
-    return alone and isinstance(stored, dict) and not fingerprint_differences(recorded, stored)
+    return _refit_alone_fingerprint(subject_dir, run) is not None
 
 
 def kept_seed(subject_dir: str | Path, cohort_seed: Any) -> Any:
     """The seed of the results in ``subject_dir`` when a cohort run of seed ``cohort_seed``,
     which found them finished (``cohort.subject_finished``), took them as a refit alone
     (:func:`is_lone_refit`); None for the cohort's own results."""
-    run, recorded = read_run(subject_dir), _recorded(subject_dir)
-    stored = run.get("fingerprint") if run is not None else None
-    if recorded is None or not isinstance(stored, dict) or fingerprint_differences(recorded, stored):
-        return None
-    if not _alone(run.get("lockstep_group"), str(run.get("subject_id"))):
-        return None
-    settings = stored.get("settings")
+    stored = _refit_alone_fingerprint(subject_dir, read_run(subject_dir))
+    settings = stored.get("settings") if stored is not None else None
     seed = settings.get("seed") if isinstance(settings, dict) else None
-    return seed if seed != cohort_seed else None
+    return seed if seed is not None and seed != cohort_seed else None
 
 
 def warn_kept(kept: list[tuple[str, Any]], overwrite: bool) -> list[tuple[str, Any]]:
