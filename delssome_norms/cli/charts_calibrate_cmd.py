@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import warnings
+from pathlib import Path
+from typing import Any
 
 from delssome_norms.cli.main import add_command
-from delssome_norms.errors import InvalidInputError
+from delssome_norms.errors import InputWarning, InvalidInputError
 
 CALIBRATE_EXAMPLE = (
     "delssome-norms charts calibrate --chart chart/ --table heldout.csv --out calibration.csv "
@@ -36,7 +39,11 @@ def register_calibrate(sub) -> None:
         "cancel (a chart without sex terms on a cohort with a sex effect: 0.5-1.4 pp pooled, "
         "4.6 and 6.0 pp per sex), so --by sex age is worth a look. People of sites the chart "
         "does not know (flag unseen_site), and ages outside it, are left out and counted; "
-        "adapt the chart to a site first to include it.",
+        "adapt the chart to a site first to include it. The table the chart was fitted on (its "
+        "SHA-256 is the one the chart records) is warned about: its calibration is in-sample and "
+        "optimistic. Each output gets a <stem>.provenance.json (the chart's digests, the table's "
+        "SHA-256 and provenance, the settings, whether the table was the chart's own), written "
+        "together with it.",
     )
     _add_chart_argument(cal)
     cal.add_argument("--table", required=True, metavar="CSV", help="held-out people")
@@ -83,14 +90,46 @@ def _age_bands(text: str | None) -> list[float] | None:
     return edges
 
 
+def _in_sample(chart: Any, table_sha256: str, table: str, chart_arg: str) -> bool | None:
+    """Whether ``table`` (its SHA-256 ``table_sha256``) is the table the chart was fitted on: the
+    table whose SHA-256 its provenance records (``collect``'s sidecar, stored by ``charts fit``);
+    None when the chart records none (a chart fitted from a table without sidecar, the shipped
+    one). The table itself is warned about: its calibration is in-sample and optimistic."""
+    prov = getattr(chart, "provenance_", None) or {}
+    recorded = prov.get("table_sha256") if isinstance(prov, dict) else None
+    if not isinstance(recorded, str):
+        return None
+    if recorded != table_sha256:
+        return False
+    warnings.warn(
+        f"{table} is the table the chart {chart_arg} was fitted on (its SHA-256 is the "
+        "table_sha256 the chart records): its calibration is in-sample and optimistic, not a "
+        "check on held-out people; calibrate on people the chart was not fitted on",
+        InputWarning,
+        stacklevel=3,
+    )
+    return True
+
+
 def run_calibrate(args: argparse.Namespace) -> int:
     """Write the calibration summary of a chart on held-out people and print the worst group."""
     import numpy as np
 
     from delssome_norms.cli.charts_cmd import _table_and_provenance, load_chart
     from delssome_norms.cli.charts_helpers import csv_list
-    from delssome_norms.cli.side_files import check_spares_inputs
-    from delssome_norms.io import check_out_file, write_table
+    from delssome_norms.cli.side_files import (
+        chart_identity,
+        check_spares_inputs,
+        derived_provenance,
+        table_writes,
+    )
+    from delssome_norms.io import (
+        check_out_file,
+        provenance_path,
+        regions_path,
+        write_table,
+        write_together,
+    )
     from delssome_norms.io.guard import TABLE_SUFFIXES
     from delssome_norms.norms.calibration import (
         Z_EXTREME,
@@ -106,12 +145,32 @@ def run_calibrate(args: argparse.Namespace) -> int:
         check_out_file(path, option, {"--table": args.table}, TABLE_SUFFIXES)
     if args.centiles_out and args.centiles_out == args.out:
         raise InvalidInputError("is the file of --out; give another file", "--centiles-out")
-    check_spares_inputs(outs, {"--table": args.table}, sides=())
+    if args.centiles_out and provenance_path(args.centiles_out) == provenance_path(args.out):
+        raise InvalidInputError(
+            f"has the name of --out {args.out} but for its ending: both would get the provenance "
+            f"sidecar {provenance_path(args.out)}; give another file name",
+            "--centiles-out",
+        )
+    check_spares_inputs(outs, {"--table": args.table})  # and the outputs' sidecars
     bands = _age_bands(args.age_bands)
     if bands is not None and "age" not in (args.by or []):
         raise InvalidInputError("is used with --by age", "--age-bands")
     chart = load_chart(args.chart)
     table, provenance, regions = _table_and_provenance(args.table)
+    settings = {"targets": args.targets, "by": args.by, "age_bands": bands}
+    settings["allow_pipeline_mismatch"] = args.allow_pipeline_mismatch
+    meta = derived_provenance("charts calibrate", settings, args.table, provenance)
+    meta["chart"] = chart_identity(chart, args.chart)
+    digest = meta["source"]["table_sha256"]
+    in_sample = _in_sample(chart, digest, str(args.table), str(args.chart))
+    meta["calibration"] = {
+        "in_sample": in_sample,
+        "meaning": "true: the table is the one the chart was fitted on (the SHA-256 the chart "
+        "records), so the calibration is in-sample and optimistic; false: another table; null: "
+        "the chart records no table SHA-256",
+        "summary": Path(args.out).name,
+        "centiles": Path(args.centiles_out).name if args.centiles_out else None,
+    }
     options = {
         "provenance": provenance,
         "regions": regions,
@@ -121,9 +180,13 @@ def run_calibrate(args: argparse.Namespace) -> int:
     keys = _group_keys(scored, chart, args.by, bands)
     summary = _summary_rows(scored, None, keys)
     centiles = _calibration_rows(scored, CENTILES, keys) if args.centiles_out else None
-    write_table(summary, args.out)
+    # each table with its provenance sidecar (and no stale regions sidecar), all replaced together
+    writes = table_writes(args.out, lambda p: write_table(summary, p), meta)
+    writes.append((regions_path(args.out), None))
     if centiles is not None:
-        write_table(centiles, args.centiles_out)
+        writes += table_writes(args.centiles_out, lambda p: write_table(centiles, p), meta)
+        writes.append((regions_path(args.centiles_out), None))
+    write_together(writes)
     big = summary[summary["n"] >= WORST_MIN_N]
     small = big.empty  # every group too small for its MACE to mean much: said so
     pool = summary if small else big
@@ -138,7 +201,12 @@ def run_calibrate(args: argparse.Namespace) -> int:
         f"{left.get(FLAG_AGE, 0)} outside its ages ({FLAG_AGE})"
     ] * bool(left.get(FLAG_AGE))
     print(
-        f"calibration of {len(summary['target'].unique())} target(s) on {n_used} held-out people"
+        f"calibration of {len(summary['target'].unique())} target(s) on {n_used} "
+        + (
+            "people of the table the chart was fitted on (in-sample: optimistic)"
+            if in_sample
+            else "held-out people"
+        )
         + (f" by {', '.join(args.by)}" if args.by else "")
         + f": median MACE {float(np.median(pool['mace_pp'])):.2f} pp"
         + (f" (every group has fewer than {WORST_MIN_N} people: noisy)" if small else "")
@@ -157,5 +225,6 @@ def run_calibrate(args: argparse.Namespace) -> int:
         + (f"; left out {'; '.join(parts)}" if parts else "")
         + f"; written to {args.out}"
         + (f" and {args.centiles_out}" if centiles is not None else "")
+        + f" (with {' and '.join(provenance_path(o).name for o in outs)})"
     )
     return 0

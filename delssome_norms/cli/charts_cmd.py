@@ -144,7 +144,8 @@ def register(subparsers) -> None:
         example=FIT_EXAMPLE,
         description="Fit one GAMLSS chart per target (ei_ratio_mean and every ei_ratio_roi_* "
         "column by default) in one batched fit; write the chart folder (chart.json + arrays.npz, "
-        "with the table's provenance sidecar when collect wrote one) and "
+        "with the table's provenance sidecar when collect wrote one, and the table file's name, "
+        "SHA-256 and rows and --exclude-flagged) and "
         "<out>/<target>/female_population_centiles.csv and male_population_centiles.csv (the "
         "sexes in the table; for ei_ratio_mean; --centile-tables all for every target), and "
         "convergence.csv (per target: converged, tail_z, reliable). Exit status 1 when a target did not "
@@ -185,7 +186,8 @@ def register(subparsers) -> None:
         "sidecar (<stem>.regions.csv, from collect) is copied next to the scores (for a table "
         "naming no regions, the chart's region names are written), where report and brainmap "
         "read the region names; <stem>.provenance.json beside them names the chart "
-        "(its digests) and the scored table (its SHA-256 and provenance).",
+        "(its digests) and the scored table (its SHA-256 and provenance; table_provenance "
+        "'missing' for a table without its sidecar, whose pipeline could not be checked).",
     )
     _add_chart_argument(s)
     s.add_argument("--table", required=True, metavar="CSV", help="people to score")
@@ -370,6 +372,7 @@ def run_fit(args: argparse.Namespace) -> int:
     """Fit the charts and write the chart folder and population centile tables."""
     from delssome_norms.cli.charts_fit_outputs import save_chart_and_tables
     from delssome_norms.norms import GrowthChart
+    from delssome_norms.norms.chart_pipeline_check import record_fitted_table
 
     _check_chart_out(args.out)  # before the fit, which can take minutes
     random_sites = _random_sites(args.random_sites)
@@ -383,6 +386,7 @@ def run_fit(args: argparse.Namespace) -> int:
     }
     _check_models([args.family], [args.mu_df], FIT_OPTIONS, **options)  # errors name the option
     table, provenance, regions = _table_and_provenance(args.table)
+    n_rows = len(table)
     table = handle_flagged(table, args.exclude_flagged, str(args.table))
     chart = GrowthChart(
         args.family,
@@ -398,6 +402,9 @@ def run_fit(args: argparse.Namespace) -> int:
         provenance=provenance,
         regions=regions,
     )
+    # the table file itself (a stale sidecar's hash and count kept apart), and who was left out
+    n_out = n_rows - len(table)
+    record_fitted_table(chart.provenance_, args.table, n_rows, args.exclude_flagged, n_out, provenance)
     out = Path(args.out)
     # the chart, convergence.csv and the centile tables replace an earlier chart's together
     save_chart_and_tables(chart, out, args.centile_tables)
@@ -430,6 +437,7 @@ def run_score(args: argparse.Namespace) -> int:
     )
     from delssome_norms.io import check_out_file, regions_path, write_table, write_together
     from delssome_norms.io.guard import TABLE_SUFFIXES
+    from delssome_norms.norms.chart_pipeline_check import TABLE_PROVENANCE_KEY, warn_unprovenanced_table
     from delssome_norms.norms.chart_regions import align_table_regions, table_region_names
     from delssome_norms.norms.chart_table import FLAG_POOR_FIT, FLAG_UNCALIBRATED
 
@@ -437,6 +445,7 @@ def run_score(args: argparse.Namespace) -> int:
     check_spares_inputs([args.out], {"--table": args.table})
     chart = load_chart(args.chart)
     table, provenance, regions = _table_and_provenance(args.table)
+    had_sidecar = warn_unprovenanced_table(chart, args.table)  # its pipeline cannot be checked
     scores = chart.score(
         table,
         targets=csv_list(args.targets),
@@ -450,6 +459,7 @@ def run_score(args: argparse.Namespace) -> int:
     settings = {k: getattr(args, k) for k in ("targets", "layout", "extrapolate")}
     settings["allow_pipeline_mismatch"] = args.allow_pipeline_mismatch
     meta = derived_provenance("charts score", settings, args.table, provenance)
+    meta[TABLE_PROVENANCE_KEY] = had_sidecar  # "missing": the pipeline was not compared
     if provenance is not None:  # the scores' regional columns are in the chart's region order
         with warnings.catch_warnings():  # a reordered table was warned about by score()
             warnings.simplefilter("ignore")
@@ -513,8 +523,11 @@ def run_adapt(args: argparse.Namespace) -> int:
             "folder (the original stays the reference of its sites)",
             "--out",
         )
+    from delssome_norms.norms.chart_pipeline_check import warn_unprovenanced_table
+
     chart = load_chart(args.chart)
     controls, provenance, regions = _table_and_provenance(args.controls)
+    had_sidecar = warn_unprovenanced_table(chart, args.controls, "used")
     new = chart.adapt(
         controls,
         method=args.method,
@@ -526,6 +539,7 @@ def run_adapt(args: argparse.Namespace) -> int:
     from delssome_norms.io import file_sha256
 
     new.adaptations_[-1]["controls_sha256"] = file_sha256(args.controls)  # which controls, exactly
+    new.adaptations_[-1]["controls_provenance"] = had_sidecar  # "missing": pipeline not compared
     new.save(args.out, overwrite=True)  # a rerun replaces the adapted chart of its --out
     added = [s for s in new.sites_ if s not in chart.sites_]
     counts = ", ".join(f"{s} ({new.adapted_sites_[s]['n_controls']} controls)" for s in added)
@@ -613,9 +627,11 @@ def _plot_table(chart, path: str, source: str):
     sidecars), also kept in the table's ``attrs``: every later ``chart.score`` of it (the
     points, the person, the crosscheck) reads them, so none warns that it names no regions."""
     from delssome_norms.io import read_ei_table, regions_path
+    from delssome_norms.norms.chart_pipeline_check import warn_unprovenanced_table
     from delssome_norms.norms.chart_regions import align_table_regions, table_region_names
     from delssome_norms.norms.dk68_by_position import DK68_WARNED_ATTR
 
+    warn_unprovenanced_table(chart, path, "drawn")  # once: its scorings below do not say it
     data = read_ei_table(path)  # the regions sidecar's names in attrs, as the provenance's
     provenance = data.attrs.get(et.PROVENANCE_ATTR)
     regions = table_region_names(provenance) if regions_path(path).is_file() else None

@@ -114,7 +114,11 @@ def read_ei_table(path: PathLike) -> pd.DataFrame:
     command line uses). :meth:`GrowthChart.fit <delssome_norms.norms.GrowthChart.fit>` and
     :meth:`~delssome_norms.norms.GrowthChart.score` then check the table's pipeline and match its
     regions by name, and the ``stats`` functions name its regions, as ``charts`` and ``stats``
-    do with the file. A table without sidecars is returned with empty ``attrs``.
+    do with the file. A table without sidecars is returned with empty ``attrs``: a table's
+    provenance comes only from its sidecar files. (pandas keeps a frame's ``attrs`` inside the
+    Parquet files it writes, so ``write_table(read_ei_table(t)[mask], "x.parquet")`` holds the
+    whole table's provenance, its row count and SHA-256; that copy is dropped on reading, as the
+    command line ignores it.)
 
     Parameters
     ----------
@@ -132,6 +136,7 @@ def read_ei_table(path: PathLike) -> pd.DataFrame:
         the table has regional columns (:func:`read_table_regions`: it belongs to another table).
     """
     table = read_table(path)
+    table.attrs.clear()  # attrs a Parquet file carries (another table's provenance): not a sidecar
     provenance = read_table_provenance(path)
     names = read_table_regions(path, table)
     if names is not None:

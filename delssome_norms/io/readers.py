@@ -557,6 +557,7 @@ def _read_parquet(path: PathLike) -> pd.DataFrame:
         raise InvalidInputError(
             f"is not a readable Parquet table ({type(exc).__name__}: {str(exc)[:200]})", str(path)
         ) from None
+    table.attrs = {}  # pandas keeps attrs in the file: a table's provenance is its sidecars only
     if "subject_id" in table.columns:  # a missing ID stays missing (pandas 2 made None "None")
         ids = table["subject_id"]
         table["subject_id"] = ids.astype(str).where(ids.notna())

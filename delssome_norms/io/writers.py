@@ -229,10 +229,16 @@ def write_table(table: pd.DataFrame, path: PathLike, float_format: str | None = 
     By default a float is written as its shortest exact form (``11.482``, not
     ``11.481999999999999``: read back it is the same double). ``float_format`` (e.g. ``"%.7g"``)
     shortens derived CSV tables whose last digits carry nothing.
+
+    Writes the table only: its ``<stem>.provenance.json`` and ``<stem>.regions.csv`` sidecars
+    are not written, and ``table.attrs`` are not stored (pandas would embed them in a Parquet
+    file, where they would outlive the rows they described).
     """
     with atomic_path(path) as tmp:
         if Path(path).suffix.lower() in PARQUET_SUFFIXES:
-            table.to_parquet(tmp, index=False)
+            bare = table.copy(deep=False)
+            bare.attrs = {}
+            bare.to_parquet(tmp, index=False)
         else:
             table.to_csv(tmp, index=False, float_format=float_format)
     return Path(path)

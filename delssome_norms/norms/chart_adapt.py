@@ -558,9 +558,16 @@ class ChartAdaptMixin:
             return []
         field, a, b = diffs[0]
         what = "regions" if field == "n_regions" else field
+        detail = f"{field} is {short(a)} in the table but {short(b)} in the chart"
+        if field == "settings_sha256":  # both sides' settings, where recorded: name what differs
+            from delssome_norms.norms.chart_pipeline_check import settings_differences as sd
+            from delssome_norms.norms.chart_pipeline_check import settings_message
+
+            named = sd(provenance, getattr(self, "provenance_", None))
+            what, detail = ("settings", settings_message(named)) if named else (what, detail)
         msg = (
-            f"the table's {what} differ{'' if what == 'regions' else 's'} from the chart's: "
-            f"{field} is {short(a)} in the table but {short(b)} in the chart"
+            f"the table's {what} differ{'' if what in ('regions', 'settings') else 's'} from the "
+            f"chart's: {detail}"
             + (f" (also {', '.join(d[0] for d in diffs[1:])})" if len(diffs) > 1 else "")
         )
         other_regions = "n_regions" in {d[0] for d in diffs}

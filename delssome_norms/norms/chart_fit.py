@@ -16,6 +16,7 @@ import pandas as pd
 from delssome_norms.errors import ConvergenceWarning, InputWarning, InvalidInputError
 from delssome_norms.io.checks import sites_mix_sexes
 from delssome_norms.io.ei_table import PROVENANCE_ATTR
+from delssome_norms.norms.chart_pipeline_check import record_fitted_table
 from delssome_norms.norms.chart_regions import refuse_single_string
 from delssome_norms.norms.chart_table import (
     MIN_OBS_PER_PARAMETER,
@@ -170,6 +171,7 @@ class ChartFitMixin:
         check_table_frame(table, source)
         if provenance is None:  # rows of EIResult.to_table / results_table carry their pipeline
             provenance = table.attrs.get(PROVENANCE_ATTR)
+        n_rows = len(table)
         table = handle_flagged(table, exclude_flagged, source, stacklevel=3)
         if isinstance(targets, str):  # one column name, not its characters
             targets = [targets]
@@ -293,6 +295,10 @@ class ChartFitMixin:
         self.adaptations_: list[dict[str, Any]] = []
         self._saved_sha256: dict[str, Any] = {}  # set when saved or loaded
         self.provenance_ = _chart_provenance(table, provenance)
+        # the table file itself (a stale sidecar's hash and count kept apart), who was left out
+        record_fitted_table(
+            self.provenance_, source, n_rows, exclude_flagged, n_rows - len(table), provenance
+        )
         if regions is not None:
             _record_regions(self.provenance_, regions, source)
         self._report_convergence(source)
