@@ -189,21 +189,25 @@ def register(subparsers) -> None:
         description="Split the data set by subject (train/validation/test), train with MSE, Adam, "
         "exponential learning-rate decay and early stopping, and write model.safetensors, "
         "metadata.json (with the held-out metrics) and training_log.json to --out (weights "
-        "already there are replaced only with --overwrite; the shipped weights' folder never "
-        "is, nor a folder holding other files). Every "
+        "already there are replaced only with --overwrite, which keeps the folder's other "
+        "files; a folder holding other files but no weights is refused, and the shipped "
+        "weights' folder is never replaced). Every "
         "finished epoch is checkpointed in OUT.checkpoint (removed once the weights are saved): "
-        "rerunning the same command after an interruption continues from there.",
+        "rerunning the same command after an interruption continues from there (with as many "
+        "--epochs or more; remove OUT.checkpoint to start again).",
     )
     t.add_argument("--data", required=True, help="data-set folder (from `surrogate generate`)")
     t.add_argument(
         "--out",
         required=True,
-        help="output folder for the weights (new or empty; not the shipped weights' folder)",
+        help="output folder for the weights (new, empty, or holding weights to replace with "
+        "--overwrite; not the shipped weights' folder)",
     )
     t.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace the weights already in --out (refused without it)",
+        help="replace the weights already in --out (refused without it); other files in the "
+        "folder are kept",
     )
     options.defer(t, _add_train_options)
     t.set_defaults(func=run_train)
@@ -408,6 +412,7 @@ def run_train(args: argparse.Namespace) -> int:
     from delssome_norms.surrogate.pretrained import save_pretrained
     from delssome_norms.surrogate.train import TrainSettings, train_surrogate
     from delssome_norms.surrogate.train_checkpoint import saved_epochs
+    from delssome_norms.surrogate.train_resume import CheckpointAheadError
 
     options.set_threads(args.threads)
     check_device(args.device)
@@ -460,12 +465,15 @@ def run_train(args: argparse.Namespace) -> int:
             )
         print(f"delssome-norms: {what}; {message}", file=sys.stderr)
         return 143 if isinstance(err, Terminated) else 130
+    except CheckpointAheadError:  # the checkpoint is kept: a run with more --epochs continues it
+        raise
     except InvalidInputError as err:  # e.g. diverged: these settings give no weights, nothing to resume
         shutil.rmtree(checkpoint, ignore_errors=True)
         if err.source == "surrogate dataset":  # too few subjects...: name the folder given
             raise InvalidInputError(err.problem, str(args.data)) from None
         raise
-    seconds = time.perf_counter() - t0
+    # all runs of a resumed training (the checkpoint's earlier ones too), as training_log.json's
+    seconds = time.perf_counter() - t0 + result.seconds_before
     spearman = result.metrics["test"]["pooled"]["total"]["spearman"]
     if spearman is None or not math.isfinite(spearman):
         shutil.rmtree(checkpoint, ignore_errors=True)
@@ -486,8 +494,13 @@ def run_train(args: argparse.Namespace) -> int:
         if math.isfinite(overlap)
         else "n/a (needs generations of more than 10 candidates)"
     )
+    runs = (
+        f", {(seconds - result.seconds_before) / 60:.1f} min of it in this run"
+        if result.seconds_before
+        else ""
+    )
     print(
-        f"trained in {seconds / 60:.1f} min (best epoch {result.best_epoch}); held-out subjects "
+        f"trained in {seconds / 60:.1f} min (best epoch {result.best_epoch}{runs}); held-out subjects "
         f"({test['n_subjects']}): Spearman(total) {test['pooled']['total']['spearman']:.3f}, "
         f"top-10 overlap {overlap} -> {out}"
     )

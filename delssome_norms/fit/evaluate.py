@@ -18,6 +18,7 @@ hand it down to :func:`make_evaluator`. Validation and test are always simulated
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -46,6 +47,10 @@ if TYPE_CHECKING:
 
 MODES = ("euler", "surrogate")
 """Train-stage evaluators."""
+PRETRAINED_ENV_VAR = "DELSSOME_NORMS_PRETRAINED"
+"""Where the package's surrogate looks for its default weights first
+(``delssome_norms.surrogate.pretrained.ENV_VAR``): a fit without ``surrogate_weights`` records
+that folder."""
 
 
 class Evaluator(Protocol):
@@ -428,15 +433,20 @@ def with_weights_identity(settings: FitSettings, surrogate: SurrogateBackend | N
 
     Results and checkpoints record the weights by content: a weights folder retrained in place
     keeps its name, and results of the old weights must not be reused for the new ones.
+    Without ``surrogate_weights``, the folder ``$DELSSOME_NORMS_PRETRAINED`` names, when set, is
+    recorded (``None`` stays only for the shipped weights); the folder is never part of a fit's
+    fingerprint, so this changes no fingerprint.
     """
     if settings.mode != "surrogate" or surrogate is None:
         return settings
     weights = settings.surrogate_weights
+    sha = surrogate.weights_sha256(weights)  # first: a missing default is told as the default
+    folder = weights or os.environ.get(PRETRAINED_ENV_VAR) or None
     return replace(
         settings,
-        # run.json names the folder wherever the command ran (None: the default weights)
-        surrogate_weights=str(Path(weights).resolve()) if weights else None,
-        surrogate_weights_sha256=surrogate.weights_sha256(weights),
+        # run.json names the folder wherever the command ran (None: the shipped weights)
+        surrogate_weights=str(Path(folder).resolve()) if folder else None,
+        surrogate_weights_sha256=sha,
     )
 
 

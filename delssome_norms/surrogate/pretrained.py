@@ -5,7 +5,8 @@ A pretrained folder holds::
     model.safetensors   network weights, plus ``template_sc`` (N, N), the scaled SC it was trained on
     metadata.json       kind, format_version, atlas and regions, N, bins, network settings, the
                         timing range covered, the training-data summary, training settings and
-                        time, metrics, the sha256 of model.safetensors
+                        time, metrics, the sha256 of model.safetensors and (``metadata_sha256``)
+                        of its own content (see :data:`SHIPPED_METADATA_SHA256`)
 
 Loading never unpickles anything (safetensors holds raw tensors only). :meth:`PretrainedSurrogate.check`
 refuses, with an :class:`~delssome_norms.errors.InvalidInputError` naming both values, a subject
@@ -406,6 +407,19 @@ TRAINING_LOG_FILE = "training_log.json"
 """The training history ``surrogate train`` writes beside the weights (replaced with them)."""
 METADATA_SHA_KEY = "metadata_sha256"
 """Entry of ``metadata.json`` holding the SHA-256 of its own content (edits are refused)."""
+SHIPPED_METADATA_SHA256 = {
+    # the weights shipped on 2026-12-04 (and still shipped), and those of 2026-11-27
+    "6025de550aa6faaf4e8ced07e203a7fd57eecc148134285aa251c722336512d3": (
+        "3b0f9e18ff149da4b39960accefa209a5e9e3da679f12beeb51ca0c3c6f21dd5"
+    ),
+    "c622a9aed55e8698ce63b8b9bb535f897ab465406458cb0fd0f01bee8858dd85": (
+        "c1fce3ed8d992c71f704fe6617a24ade55218b0d9fba2c0bac6d80eecc22189c"
+    ),
+}
+"""``weights_sha256`` of weights this package has shipped, each with the :data:`METADATA_SHA_KEY`
+of the ``metadata.json`` shipped with them (those were shipped without it): a copy of the shipped
+weights whose metadata lacks the entry is checked against it, so an edited copy (another
+``gsc_scale``, a widened timing cover) is never taken for the shipped weights."""
 
 
 def _make_sibling_dir(folder: Path, suffix: str) -> Path:
@@ -522,6 +536,25 @@ def _write_pretrained(
     io.write_json(meta, folder / METADATA_FILE)
 
 
+def _pickle_problem(path: Path) -> str | None:
+    """What to say of a weights file that is no safetensors file but a PyTorch checkpoint
+    (``torch.save``: a zip archive, or a bare pickle before PyTorch 1.6); None otherwise."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError:
+        return None
+    pickle = len(head) > 1 and head[0] == 0x80 and head[1] in (2, 3, 4, 5)  # PROTO opcode
+    if head != b"PK\x03\x04" and not pickle:
+        return None
+    kind = "zip archive" if head.startswith(b"PK") else "pickle"
+    return (
+        f"is not a safetensors file: it looks like a PyTorch checkpoint (torch.save's {kind}), "
+        "which is never loaded (unpickling can run any code); give the weights as safetensors "
+        f"(the {WEIGHTS_FILE} that `delssome-norms surrogate train` writes)"
+    )
+
+
 def _refuse_missing(folder: Path, is_default: bool) -> None:
     """Raise the error of a weights folder lacking ``metadata.json`` or ``model.safetensors``,
     saying which: no folder at all (train weights), a file given as the folder, or a folder
@@ -534,6 +567,20 @@ def _refuse_missing(folder: Path, is_default: bool) -> None:
     )
     weights = [f for f in (METADATA_FILE, WEIGHTS_FILE) if (folder / f).is_file()]
     data_set = folder.is_dir() and not weights and (folder / "manifest.json").is_file()
+    env = os.environ.get(ENV_VAR)
+    if is_default and not data_set and env and Path(env) == folder:  # set already: say where
+        if not folder.exists():
+            state = "a folder that does not exist"
+        elif not folder.is_dir():
+            state = "a file, not a weights folder"
+        else:
+            missing = [f for f in (METADATA_FILE, WEIGHTS_FILE) if not (folder / f).is_file()]
+            state = f"a folder without {' and '.join(missing)}"
+        raise NotYetAvailableError(
+            f"no pretrained surrogate weights found at {folder}: ${ENV_VAR} is set and points to "
+            f"{state}; point it at a weights folder (holding {METADATA_FILE} and {WEIGHTS_FILE}), "
+            f"unset it to use the shipped weights, or {train}"
+        )
     if is_default and not data_set:  # a data set named by $ENV_VAR is told so, as when passed
         where = f" and set {ENV_VAR}=W (or pass --weights W)" if out == "W" else f", or set {ENV_VAR}"
         raise NotYetAvailableError(
@@ -614,9 +661,16 @@ def load_pretrained(folder: str | Path | None = None) -> PretrainedSurrogate:
         raise InvalidInputError(
             f"kind is {meta.get('kind')!r}, expected {PRETRAINED_KIND!r}", str(meta_path)
         )
-    if meta.get("format_version") != PRETRAINED_FORMAT_VERSION:
+    version = meta.get("format_version")
+    if isinstance(version, bool):  # true == 1 in Python: it used to pass as version 1
         raise InvalidInputError(
-            f"format_version {meta.get('format_version')!r} is not supported by this version of "
+            f"format_version must be a whole number ({PRETRAINED_FORMAT_VERSION} for this version "
+            f"of delssome_norms), got {json.dumps(version)}: the file was edited; restore it",
+            str(meta_path),
+        )
+    if version != PRETRAINED_FORMAT_VERSION:
+        raise InvalidInputError(
+            f"format_version {version!r} is not supported by this version of "
             f"delssome_norms (reads {PRETRAINED_FORMAT_VERSION}); retrain or upgrade",
             str(meta_path),
         )
@@ -628,7 +682,18 @@ def load_pretrained(folder: str | Path | None = None) -> PretrainedSurrogate:
             str(meta_path),
         )
     recorded = meta.get(METADATA_SHA_KEY)  # weights saved before it was added lack it
-    if recorded is not None and recorded != content_sha256(meta, METADATA_SHA_KEY):
+    content = content_sha256(meta, METADATA_SHA_KEY)
+    shipped = SHIPPED_METADATA_SHA256.get(expected_hash)
+    if recorded is None and shipped is not None and content != shipped:
+        raise InvalidInputError(
+            f"is an edited copy of the shipped weights' metadata (it names their {WEIGHTS_FILE} "
+            f"but lacks its {METADATA_SHA_KEY} and differs from the {METADATA_FILE} shipped with "
+            "them): network settings, timing cover or training record may have changed, and a "
+            "fit would still be taken for one with the shipped weights; restore the shipped "
+            f"{METADATA_FILE} (or use the shipped folder itself)",
+            str(meta_path),
+        )
+    if recorded is not None and recorded != content:
         raise InvalidInputError(
             "was edited after the weights were saved (its content no longer matches the sha256 "
             "recorded in it): network settings, timing cover or training record may have "
@@ -652,7 +717,8 @@ def load_pretrained(folder: str | Path | None = None) -> PretrainedSurrogate:
     try:
         tensors = load_file(str(weights_path))
     except Exception as err:  # safetensors raises its own error types for corrupted files
-        raise InvalidInputError(f"cannot read weights ({err})", str(weights_path)) from None
+        problem = _pickle_problem(weights_path) or f"cannot read weights ({err})"
+        raise InvalidInputError(problem, str(weights_path)) from None
     template = tensors.pop(TEMPLATE_KEY, None)
     n = config.n_regions
     if template is not None and (

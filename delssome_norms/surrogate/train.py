@@ -567,7 +567,8 @@ class TrainResult:
         ``{"test": ..., "val": ...}``: :func:`prediction_metrics` on the held-out subjects.
     best_epoch : int
     seconds : float
-        Wall time of the whole training [s].
+        Wall time of the whole training [s], over all its runs (of which ``seconds_before`` [s]
+        the earlier runs' that a resumed training's checkpoint recorded).
     """
 
     model: CostPredictor
@@ -576,6 +577,7 @@ class TrainResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     best_epoch: int = 0
     seconds: float = 0.0
+    seconds_before: float = 0.0
 
 
 def _masked_mse(pred: Tensor, target: Tensor) -> Tensor:
@@ -643,7 +645,7 @@ def train_surrogate(
         Folder of a per-epoch checkpoint (:mod:`~.train_checkpoint`): written after every
         epoch; one of the same data and settings found there is continued from its last
         epoch, with the same result as an uninterrupted training (``epochs`` and ``patience``
-        may differ, to train longer).
+        may differ, to train longer; fewer ``epochs`` than it ran is refused).
 
     Returns
     -------
@@ -652,6 +654,7 @@ def train_surrogate(
     from tqdm.auto import tqdm
 
     from delssome_norms.surrogate import train_checkpoint as ckpt
+    from delssome_norms.surrogate.train_resume import SECONDS_KEY, resume_training
 
     settings = settings or TrainSettings()
     config = config or SurrogateConfig(n_regions=data.n_regions, cdf_bins=data.bins)
@@ -688,18 +691,15 @@ def train_surrogate(
     history: list[dict[str, float]] = []
     per_epoch = settings.candidates_per_epoch or len(train_rows)
     per_epoch = min(per_epoch, len(train_rows))
-    first, stopped, fingerprint = 1, False, None
+    first, stopped, fingerprint, before = 1, False, None, 0.0
     if checkpoint is not None:
         fingerprint = ckpt.training_fingerprint(data, config, settings)
-        found = ckpt.load_checkpoint(checkpoint, fingerprint)
-        if found is not None:
-            done = ckpt.restore_training(found, model, opt, sched, gen)
+        done = resume_training(checkpoint, fingerprint, settings.epochs, (model, opt, sched, gen), log)
+        if done is not None:
             best_val, best_epoch, stale = done["best_val"], done["best_epoch"], done["stale"]
-            history, best_state = done["history"], done["best_state"]
+            history, best_state, before = done["history"], done["best_state"], done["seconds"]
             stopped = stale >= settings.patience  # a raised patience continues a stopped run
             first = done["epoch"] + 1
-            if log:
-                log(f"continuing after epoch {done['epoch']} from the checkpoint in {checkpoint}")
     for epoch in range(first, settings.epochs + 1):
         if stopped:
             break
@@ -765,7 +765,8 @@ def train_surrogate(
         if checkpoint is not None:
             progress_record = {"epoch": epoch, "best_val": best_val, "best_epoch": best_epoch,
                                "stale": stale, "stopped": stopped, "history": history,
-                               "fingerprint": fingerprint}  # fmt: skip
+                               "fingerprint": fingerprint,
+                               SECONDS_KEY: before + time.perf_counter() - start}  # fmt: skip
             ckpt.save_checkpoint(
                 checkpoint, *ckpt.checkpoint_state(model, best_state, opt, sched, gen, progress_record)
             )
@@ -793,5 +794,6 @@ def train_surrogate(
         history=history,
         metrics=metrics,
         best_epoch=best_epoch,
-        seconds=time.perf_counter() - start,
+        seconds=before + time.perf_counter() - start,
+        seconds_before=before,
     )
