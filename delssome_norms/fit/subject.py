@@ -49,6 +49,7 @@ from delssome_norms.io.region_names import header_kind, is_numbering, names_regi
 from delssome_norms.io.regions import match_region_order
 from delssome_norms.io.sidecar import given_or_sidecar_tr, warn_other_sidecar_tr
 from delssome_norms.io.timeseries import read_timeseries_named
+from delssome_norms.io.timeseries_shape import refuse_connectivity_matrix
 from delssome_norms.model import FCD_BINS, bold_fc, bold_fcd_cdf
 from delssome_norms.model.timing import check_tr, fcd_window_frames
 
@@ -241,6 +242,7 @@ def _labelled_run(run: pd.DataFrame, where: str) -> Named:
             where,
         )
     values = _host(run)
+    refuse_connectivity_matrix(values, where)  # an FC frame, whatever its labels
     rows = [str(v) for v in run.index]
     if not isinstance(run.index, pd.RangeIndex) and names_regions(rows):
         raise InvalidInputError(

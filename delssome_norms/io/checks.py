@@ -18,6 +18,7 @@ import pandas as pd
 
 from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.io.sc_warnings import warn_implausible_sc
+from delssome_norms.io.timeseries_shape import refuse_connectivity_matrix
 
 FC_SYMMETRY_TOL = 1e-6
 """Largest |FC - FC.T| accepted for an FC matrix."""
@@ -145,15 +146,17 @@ def check_fc(fc, n_regions: int | None = None, input_name: str = "FC") -> np.nda
             input_name,
         )
     diag_err = float(np.max(np.abs(np.diag(arr) - 1.0)))
+    beyond = bool(np.any(np.abs(arr) > 1.0 + 1e-9))
     if diag_err > 1e-6:
         raise InvalidInputError(
             f"FC diagonal must be 1 (correlation of a region with itself); largest deviation "
-            f"{diag_err:.3g}",
+            f"{diag_err:.3g}" + _fc_diagonal_hint(np.diag(arr), beyond),
             input_name,
         )
-    if np.any(np.abs(arr) > 1.0 + 1e-9):
+    if beyond:
         raise InvalidInputError(
-            f"FC values must lie in [-1, 1]; found {float(arr.min()):.4g} .. {float(arr.max()):.4g}",
+            f"FC values must lie in [-1, 1]; found {float(arr.min()):.4g} .. {float(arr.max()):.4g}"
+            ": Fisher z values (arctanh r)? Give Pearson r (numpy: r = np.tanh(z))",
             input_name,
         )
     upper = arr[np.triu_indices(arr.shape[0], 1)]
@@ -165,6 +168,25 @@ def check_fc(fc, n_regions: int | None = None, input_name: str = "FC") -> np.nda
             input_name,
         )
     return np.clip(arr, -1.0, 1.0)
+
+
+def _fc_diagonal_hint(diag: np.ndarray, beyond: bool) -> str:
+    """The likely cause of an FC diagonal that is not 1: zeroed (some tools write it so) or
+    Fisher z values (``beyond``: values outside [-1, 1]); '' for a few wrong values."""
+    zeroed = bool(np.all(diag == 0))
+    if beyond:
+        return (
+            f"; its diagonal is {'all 0' if zeroed else 'not 1'} and values lie beyond [-1, 1]: "
+            "Fisher z values (arctanh r)? Give Pearson r with 1 on the diagonal (numpy: "
+            "r = np.tanh(z); np.fill_diagonal(r, 1))"
+        )
+    if zeroed:
+        return (
+            "; its diagonal is all 0: zeroed, or Fisher z values (arctanh r)? Give Pearson r "
+            "with 1 on the diagonal (numpy: np.fill_diagonal(fc, 1), after r = np.tanh(z) for "
+            "Fisher z)"
+        )
+    return ""
 
 
 def check_fcd_cdf(cdf, n_bins: int = DEFAULT_FCD_BINS, input_name: str = "FCD-CDF") -> np.ndarray:
@@ -243,7 +265,9 @@ def check_sc(
     diag = float(np.max(np.abs(np.diag(arr))))
     if diag > 0:
         raise InvalidInputError(
-            f"SC diagonal must be zero (no self-connections); largest diagonal value {diag:.4g}",
+            f"SC diagonal must be zero (no self-connections); largest diagonal value {diag:.4g}: "
+            "tools such as MRtrix tck2connectome write self-connections unless given "
+            "-zero_diagonal; set the diagonal to 0 (numpy: np.fill_diagonal(sc, 0))",
             input_name,
         )
     if arr.max() <= 0:
@@ -662,7 +686,9 @@ def check_timeseries(
 ) -> np.ndarray:
     """Check regional BOLD time series of shape (frames, regions).
 
-    Rejects NaN frames, constant regions and runs with fewer than ``min_frames`` frames. Without
+    Rejects connectivity matrices (an FC, its Fisher z, a covariance: square and exactly
+    symmetric, :func:`~delssome_norms.io.timeseries_shape.refuse_connectivity_matrix`), NaN
+    frames, constant regions and runs with fewer than ``min_frames`` frames. Without
     ``named`` it also rejects arrays with fewer frames than regions (most likely transposed).
     ``named``: the columns were named by a header row, so the orientation is known and a short
     run of a fine atlas (Glasser-360 or Schaefer-400 with 180-300 frames) is accepted; its FC is
@@ -672,6 +698,7 @@ def check_timeseries(
     arr = np.asarray(ts, dtype=np.float64)
     if arr.ndim != 2:
         raise InvalidInputError(f"expected frames x regions, got shape {arr.shape}", input_name)
+    refuse_connectivity_matrix(arr, input_name)  # N x N, exactly symmetric: an FC, no run
     nan_frames = np.flatnonzero(~np.isfinite(arr).all(axis=1))
     if nan_frames.size:
         raise InvalidInputError(

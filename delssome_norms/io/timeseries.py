@@ -16,7 +16,10 @@ frames can be dropped within limits (:data:`MAX_DROPPED_FRAMES`); fewer than
 hemisphere) is an atlas of those regions, in DK68 order; another atlas's names are kept
 (:func:`read_timeseries_named`) and runs are matched by them. A run whose header names its
 regions may have fewer frames than regions (a fine atlas, a short scan); a header-less one is
-refused as likely transposed.
+refused as likely transposed, and one of 68 rows and fewer other columns is said to be likely
+transposed too (:func:`~delssome_norms.io.timeseries_shape.transposed_hint`). A square table
+exactly symmetric (an FC, its Fisher z, a covariance) is refused as the matrix it is
+(:func:`~delssome_norms.io.timeseries_shape.refuse_connectivity_matrix`).
 """
 
 from __future__ import annotations
@@ -59,6 +62,11 @@ from delssome_norms.io.regions import (
     canonical_region_key,
     dk_name_count,
     freesurfer_id_names,
+)
+from delssome_norms.io.timeseries_shape import (
+    refuse_connectivity_matrix,
+    transposed_hint,
+    with_numeric_header,
 )
 
 MAX_DROPPED_FRAMES = 0.5
@@ -260,6 +268,7 @@ def _read_run(
         if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
             # complex: float64 would drop the imaginary part; bool, text: not a signal
             raise InvalidInputError(f"holds a {arr.dtype} array, expected real numbers", name)
+        refuse_connectivity_matrix(arr, name)  # an FC is no run of N frames of N regions
     else:
         try:
             arr, header, labels = read_labelled_numeric(path, allow_na=True)
@@ -272,7 +281,8 @@ def _read_run(
                     name,
                 ) from None
             raise
-        if labels is not None:
+        if labels is not None:  # names down the first column: a named matrix, or regions x frames
+            refuse_connectivity_matrix(with_numeric_header(arr, header), name)
             if _named_header(labels):
                 raise InvalidInputError(
                     f"has region names down its first column ({labels[0]!r}, ...): regions x "
@@ -284,9 +294,11 @@ def _read_run(
                 f"{labels[0][:40]!r}",
                 name,
             )
+        refuse_connectivity_matrix(arr, name)  # named columns, in any order
         header, arr, kind = _columns(
             header, np.asarray(arr, dtype=np.float64), name, len(_atlas_names(regions))
         )
+        refuse_connectivity_matrix(arr, name)  # without pandas' header row and index column
         if kind == "own" and warn_own:
             warnings.warn(  # another atlas: its own names, its own order
                 f"{name}: the column names ({header[0]!r}, ...) are not DK68 regions; the "
@@ -367,7 +379,18 @@ def _read_run(
     rows_n, cols_n = arr.shape if arr.ndim == 2 else (0, 0)
     if np.isfinite(arr).all() and rows_n >= min_frames and (rows_n >= cols_n or kind == "own"):
         _refuse_constant(arr, regions_at, name)  # as check_timeseries would, in file columns
-    checked = check_timeseries(arr, input_name=name, min_frames=min_frames, named=kind == "own")
+    # no names: 68 rows and 60 columns may be a short DK68 run saved regions x frames
+    hint = transposed_hint(np.shape(arr), len(_atlas_names(regions))) if kind != "own" else ""
+    try:
+        checked = check_timeseries(arr, input_name=name, min_frames=min_frames, named=kind == "own")
+    except InvalidInputError as err:
+        if hint and err.source == name and "are needed" in err.problem:  # too few frames
+            raise InvalidInputError(err.problem + hint, name) from None
+        raise
+    if hint:  # the errors that follow (an SC of another size, too few frames) would not say it
+        warnings.warn(
+            f"{name}: read as {rows_n} frames x {cols_n} regions{hint}", InputWarning, stacklevel=4
+        )
     if kind in ("own", "numbered"):
         return Named(checked, tuple(header), kind)
     return Named(checked)
