@@ -54,6 +54,8 @@ def read_binary_array(path: str | Path) -> np.ndarray | None:
                 arrays = {"array": loaded}
         except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
             raise InvalidInputError(f"is not a readable {suffix} array ({exc})", name) from None
+        if _SPARSE_NPZ <= set(arrays):
+            arrays = {"matrix": _sparse_npz(p, arrays, name)}
     if len(arrays) != 1:
         raise InvalidInputError(
             f"holds {len(arrays)} arrays ({', '.join(list(arrays)[:5]) or 'none'}); expected "
@@ -67,6 +69,34 @@ def read_binary_array(path: str | Path) -> np.ndarray | None:
     if arr.ndim > 2:
         raise InvalidInputError(f"holds an array of shape {arr.shape}, expected a matrix", name)
     return arr.reshape(-1, 1) if arr.ndim < 2 else arr
+
+
+_SPARSE_NPZ = frozenset({"format", "shape", "data"})
+"""Arrays that ``scipy.sparse.save_npz`` writes for every sparse format (beside ``indices`` and
+``indptr``, ``row`` and ``col``, or ``offsets``)."""
+_MAX_DENSE_CELLS = 2**27
+"""The most cells of a sparse matrix made dense (1 GiB of float64, the text readers' limit)."""
+
+
+def _sparse_npz(p: Path, arrays: dict[str, np.ndarray], name: str) -> np.ndarray:
+    """The dense values of a matrix saved by ``scipy.sparse.save_npz`` (an SC as some
+    connectome tools keep it)."""
+    import scipy.sparse
+
+    shape = tuple(int(d) for d in np.ravel(arrays["shape"]))
+    if int(np.prod(shape, dtype=np.float64)) > _MAX_DENSE_CELLS:
+        raise InvalidInputError(
+            f"holds a scipy sparse matrix of shape {shape}, too large to read as a dense region matrix",
+            name,
+        )
+    try:
+        return scipy.sparse.load_npz(p).toarray()
+    except (ValueError, OSError, KeyError, TypeError) as exc:
+        raise InvalidInputError(
+            f"holds the arrays of a scipy sparse matrix ({', '.join(arrays)}) but they cannot "
+            f"be read as one ({exc}); save the dense matrix with numpy.save (m.toarray())",
+            name,
+        ) from None
 
 
 def _mat_arrays(p: Path, name: str) -> dict[str, np.ndarray]:
@@ -156,7 +186,7 @@ def describe_binary(raw: bytes, name: str) -> str | None:
         if "content.xml" in members or suffix.endswith(".ods"):
             return f"is an OpenDocument spreadsheet, not a text table: {_SAVE_AS_CSV}"
         if members and all(m.endswith(".npy") for m in members):
-            return "is a NumPy .npz archive: give it a .npz name"
+            return _binary_name("a NumPy .npz archive", ".npz", name)
         return "is a zip archive, not a text table: unpack it and give the table inside"
     if head[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
         return f"is an Excel 97-2003 workbook (.xls), not a text table: {_SAVE_AS_CSV}"
@@ -171,12 +201,25 @@ def describe_binary(raw: bytes, name: str) -> str | None:
             "first (e.g. nilearn's NiftiLabelsMasker, or the timeseries.tsv of XCP-D)"
         )
     if head[:6] == b"\x93NUMPY":
-        return "is a NumPy .npy array: give it a .npy name"
+        return _binary_name("a NumPy .npy array", ".npy", name)
     if head[:10] == b"MATLAB 5.0":
-        return "is a MATLAB .mat file: give it a .mat name"
+        return _binary_name("a MATLAB .mat file", ".mat", name)
     if head[:4] == b"PAR1":
         return "is a Parquet file, not a numeric text table: export it as CSV"
     return None
+
+
+def _binary_name(what: str, suffix: str, name: str) -> str:
+    """What to do with a binary array file named like a text table: give it its own suffix, or,
+    gzip-compressed (``x.npy.gz``; the text readers unpack gzip, the array readers do not),
+    decompress it."""
+    base = Path(name).name
+    if base.lower().endswith(".gz"):
+        return (
+            f"is {what.replace('a ', 'a gzip-compressed ', 1)}: decompress it (gunzip {base}) "
+            f"and give the {suffix} file"
+        )
+    return f"is {what}: give it a {suffix} name"
 
 
 def _zip_members(raw: bytes) -> list[str]:

@@ -60,3 +60,23 @@ def with_decimal_point(text: str, first_line: str, sep: str) -> tuple[str, str]:
                 return head + "\n" + body.replace(",", "."), cand
             return text.replace(",", "."), cand
     return text, sep
+
+
+_SPLIT_COMMA_LINE = re.compile(r'"?[-+]?\d+,\d+(?:[eE][-+]?\d+)?"?')
+
+
+def split_decimal_comma(text: str) -> str | None:
+    """The first data line of a one-column table written with a decimal comma (``0,25``), which
+    a comma-separated reader splits into two columns; None for other text.
+
+    Every data line (after an optional header line) must be one number of the form
+    ``integer,digits`` (an exponent allowed: ``2,5e-05``). :func:`with_decimal_point` leaves such
+    text as it is: two columns of integers (``0,25``: an index and a count) read the same, so
+    readers that expect one column only name the likely cause.
+    """
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if lines and not _SPLIT_COMMA_LINE.fullmatch(lines[0]) and "," not in lines[0]:
+        lines = lines[1:]  # a one-cell header
+    if not lines or not all(_SPLIT_COMMA_LINE.fullmatch(ln) for ln in lines):
+        return None
+    return lines[0]

@@ -20,7 +20,7 @@ def read_json_object(path: str | Path, what: str, remedy: str) -> dict:
         What the user can do about a damaged file.
     """
     try:
-        obj = json.loads(Path(path).read_text(encoding="utf-8"))
+        obj = json.loads(Path(path).read_text(encoding="utf-8-sig"))  # a BOM (Windows tools) too
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidInputError(f"unreadable {what} ({exc}); {remedy}", str(path)) from None
     if not isinstance(obj, dict):

@@ -22,6 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from delssome_norms.errors import InputWarning, InvalidInputError
+from delssome_norms.io.index_column import explain_two_columns, read_value_table
 from delssome_norms.io.readers import PathLike, _atlas_names, read_labelled_numeric
 from delssome_norms.io.region_names import (
     header_kind,
@@ -279,9 +280,10 @@ def read_map_named(path: PathLike, regions: Sequence[str] | None = None) -> Name
     row of values, or a first column of names beside one column of values (an optional header
     row above it). DK68 names are put in DK68 order as for :func:`read_square`; other names kept
     in file order. A map without names (one value per row, an optional one-word header) is
-    taken as it is."""
+    taken as it is, without the index column that pandas writes before it
+    (:func:`~delssome_norms.io.index_column.read_value_table`)."""
     name = str(path)
-    values, header, labels = read_labelled_numeric(path)
+    values, header, labels = read_value_table(path)
     names: list[str] | None = None
     if labels is not None:
         if values.ndim != 2 or values.shape[1] != 1:
@@ -295,9 +297,19 @@ def read_map_named(path: PathLike, regions: Sequence[str] | None = None) -> Name
         if len(header) == values.shape[1]:
             names, values = list(header), values[0]
     if names is None:
+        explain_two_columns(path, values)  # an index without a header, decimal commas
         return Named(values)
     atlas = _atlas_names(regions)
     names, row, kind = header_kind(names, values.reshape(1, -1), name, len(atlas))
+    if labels is not None and kind == "dk":
+        keys = [canonical_region_key(n) for n in names]
+        twice = [n for n, k in zip(names, keys) if k is not None and keys.count(k) > 1]
+        if twice:
+            raise InvalidInputError(
+                f"names region(s) {_shown(list(dict.fromkeys(twice)))} more than once in its "
+                "first column; give every region one row",
+                name,
+            )
     return map_by_kind(row[0], names, kind, atlas, name)
 
 

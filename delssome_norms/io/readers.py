@@ -511,7 +511,9 @@ def read_fc_runs(paths: Sequence[PathLike], n_regions: int | None = None) -> np.
 
 def read_fcd_cdf(path: PathLike, n_bins: int = DEFAULT_FCD_BINS) -> np.ndarray:
     """Read an FCD-CDF (one number per row, ``n_bins`` rows). Returns (n_bins,)."""
-    return check_fcd_cdf(read_numeric(path), n_bins, input_name=str(path))
+    from delssome_norms.io.index_column import read_value_column  # it imports this module
+
+    return check_fcd_cdf(read_value_column(path), n_bins, input_name=str(path))
 
 
 def read_fcd_cdf_runs(paths: Sequence[PathLike], n_bins: int = DEFAULT_FCD_BINS) -> np.ndarray:

@@ -32,8 +32,11 @@ from delssome_norms.io.regions import (
     shared_prefix_numbers,
 )
 
-_INDEX_COLUMN_NAMES = frozenset(
-    {"", "unnamed: 0", "index", "time", "t", "frame", "frames", "volume", "tr", "timepoint", "onset"}
+_ROW_INDEX_NAMES = frozenset({"", "unnamed: 0", "index"})
+"""Names of a first column that numbers the rows: pandas' index (``to_csv`` leaves its name
+empty; read back, ``Unnamed: 0``) or a column named so."""
+_INDEX_COLUMN_NAMES = _ROW_INDEX_NAMES | frozenset(
+    {"time", "t", "frame", "frames", "volume", "tr", "timepoint", "onset"}
 )
 """Names of a first column that counts frames or gives their times (not a region)."""
 
@@ -109,11 +112,42 @@ def is_frame_index(values: np.ndarray) -> bool:
     )
 
 
+def leads_with_index(header: Sequence[str], arr: np.ndarray, frames: bool = True) -> bool:
+    """Whether the first of the columns that ``header`` names is an index, not a region: named
+    like pandas' index (an empty name, ``Unnamed: 0``, ``index``) and counting the rows 0, 1, ...
+    or 1, 2, ... (``pd.DataFrame.to_csv`` with its default index). With ``frames``, also a
+    column of frame numbers or evenly spaced times named so (``time``, ``frame``, ``TR``...):
+    a time series's; without, the rows must be counted exactly (a map's or an FCD-CDF's)."""
+    if arr.ndim != 2 or len(header) != arr.shape[1] or arr.shape[1] < 2:
+        return False
+    names = _INDEX_COLUMN_NAMES if frames else _ROW_INDEX_NAMES
+    counts = is_frame_index if frames else is_numbering
+    return str(header[0]).strip().lower() in names and bool(counts(arr[:, 0]))
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def unknown_names_error(tokens: list[str], name: str, n_atlas: int) -> InvalidInputError:
     """The error for a header of ``n_atlas`` names that are not DK68 regions: it names the file,
     the first unknown names and the two fixes."""
     unknown = [t for t in tokens if not dk_name_count([t])] or tokens
     shown = ", ".join(repr(t) for t in unknown[:3]) + (", ..." if len(unknown) > 3 else "")
+    if all(_is_number(t) for t in unknown):  # names down the first column, no header row
+        return InvalidInputError(
+            f"its first line looks like data, not a header row of region names (after its first "
+            f"cell it holds numbers: {shown}), so the file seems to name its regions down the "
+            "first column only (as R's write.table(col.names=FALSE) writes); region names are "
+            "read from a header row above the columns (also with names down the first column): "
+            "add that header row of DK68 region names, or remove the first column if the rows "
+            "and columns are in DK68 order",
+            name,
+        )
     return InvalidInputError(
         f"its first row is text but not DK68 region names with a hemisphere ({len(unknown)} of "
         f"{len(tokens)} names unknown: {shown}): rename the columns to DK68 region names, in any "
@@ -201,11 +235,10 @@ def header_kind(
     """
     header = without_comment_mark(header)
     refuse_white_matter(header, name)  # wm-lh-x would read as x once "wm-" is taken for a prefix
-    if arr.ndim == 2 and len(header) == arr.shape[1] and arr.shape[1] > 1:
-        # pandas' DataFrame.to_csv writes its index as an unnamed first column; some tools a
-        # column of frame numbers or times
-        if header[0].strip().lower() in _INDEX_COLUMN_NAMES and is_frame_index(arr[:, 0]):
-            header, arr = header[1:], arr[:, 1:]
+    # pandas' DataFrame.to_csv writes its index as an unnamed first column; some tools a column
+    # of frame numbers or times
+    if leads_with_index(header, arr):
+        header, arr = header[1:], arr[:, 1:]
     header = without_common_affix(header)
     tokens = [h for h in header if h != ""]
     other_atlas = arr.ndim == 2 and arr.shape[1] != n_atlas
