@@ -134,7 +134,20 @@ RECORD_FILE = "simulate.json"
 
 
 def run(args: argparse.Namespace) -> int:
-    """Read the inputs, simulate, and write EI_ratio.csv, FC.csv, FCD_CDF.csv (+ fit_quality.csv)."""
+    """Read the inputs, simulate, and write EI_ratio.csv, FC.csv, FCD_CDF.csv (+ fit_quality.csv).
+
+    Ctrl-C or SIGTERM: one line of simulate's own (it has no checkpoint to resume from), exit
+    status 130 or 143."""
+    state = {"writing": False}
+    try:
+        return _run(args, state)
+    except KeyboardInterrupt as err:
+        from delssome_norms.cli.simulate_inputs import stopped_message
+
+        return stopped_message(err, args.out_dir, state["writing"])
+
+
+def _run(args: argparse.Namespace, state: dict) -> int:
     import torch
 
     from delssome_norms import io
@@ -186,6 +199,13 @@ def run(args: argparse.Namespace) -> int:
             "parameters and the SC must describe the same regions",
             args.params,
         )
+    from delssome_norms.model.batch import warn_asymmetric_sc
+
+    warn_asymmetric_sc(sc_raw, sc_name)  # a directed SC is used as it is (row i: inputs to i)
+    if record is None:  # a fit's run.json beside the parameters: its SC, or a warning
+        from delssome_norms.cli.simulate_inputs import warn_sc_not_the_fits
+
+        warn_sc_not_the_fits(args.params, sc_raw, sc_name, args.sc is not None)
     if not (math.isfinite(args.sc_max) and 0 < args.sc_max <= SC_MAX_LIMIT):
         raise InvalidInputError(
             f"must be a positive number up to {SC_MAX_LIMIT:g} (the fit scales its SC to a "
@@ -209,8 +229,11 @@ def run(args: argparse.Namespace) -> int:
     engine_used = reproduce.chosen_engine(engine, args.device, n, dtype)
     reproduce.check_rows_memory(rows, row, args.n_dup, n, timing.n_frames, dtype, args.device)
 
+    from delssome_norms.cli.simulate_inputs import discard_if_failed, new_folders
+
+    created = new_folders(args.out_dir)  # removed again if the run fails and leaves them empty
     out = _check_out_dir(args)  # before the simulation
-    with io.OutDirLock(out, "--out-dir"):
+    with io.OutDirLock(out, "--out-dir"), discard_if_failed(created):
         with _progress(timing.total_steps) as progress:
             res = reproduce.simulate_batch_row(
                 params,
@@ -248,6 +271,7 @@ def run(args: argparse.Namespace) -> int:
         losses = None if fc_emp is None else cost(summary, fc_emp, cdf_emp).as_dict(0)
         # read together (the E/I and the statistics of one simulation; FC and FCD-CDF as a fit's
         # inputs): a stop between the writes must not leave new files beside an earlier run's
+        state["writing"] = True
         io.write_together(
             [
                 (  # what made these files (first: a stop never leaves them without a record)
@@ -268,6 +292,7 @@ def run(args: argparse.Namespace) -> int:
                 ),
             ]
         )
+        state["writing"] = False
         line = (
             f"E/I mean {ei.mean():.4f} (regions {ei.min():.4f}-{ei.max():.4f}), "
             f"r_E mean {r_e.mean():.3f} Hz, {timing.n_frames} frames x {args.n_dup} duplicates"
@@ -281,7 +306,7 @@ def run(args: argparse.Namespace) -> int:
                 f"ks_loss {losses['ks_loss']:.4f}"
             )
         if record is not None:
-            line += _compare_with_fit(record, means)
+            line += _compare_with_fit(record, means, args.params)
     print(f"{line}; wrote {out}")
     return 0
 
@@ -437,9 +462,10 @@ def _check_fit_sc(record, sc_raw, sc_name: str, given: str | None) -> None:
         )
 
 
-def _compare_with_fit(record, means) -> str:
+def _compare_with_fit(record, means, params: str | None = None) -> str:
     """Compare the simulation with the fit's EI_ratio.csv: the end of the summary line (or a
-    warning when they differ). The fit's E/I is the winner's times ``exp(level_shift_log)``."""
+    warning when they differ, naming first parameters ``params`` that are not the fit's). The
+    fit's E/I is the winner's times ``exp(level_shift_log)``."""
     import math
 
     import numpy as np
@@ -474,14 +500,21 @@ def _compare_with_fit(record, means) -> str:
             f"; S_E and S_I identical to the fit's {path}, whose E/I is this E/I times "
             f"{math.exp(shift):.4g} (its level centred in the near-optimal set)"
         )
+    from delssome_norms.cli.simulate_inputs import other_fits_parameters
+
     worst = max(largest_relative_difference(ours[c], fit[c].to_numpy(dtype=np.float64)) for c in cols)
+    other = other_fits_parameters(params, record)
     warnings.warn(
         f"the simulation differs from the fit's {path} (largest relative difference {worst:.3g}): "
-        "another device, engine or CPU than the fit's (the C++ kernel is compiled for this "
-        "machine's CPU), or edited parameters",
+        + (
+            other
+            or "another device, engine or CPU than the fit's (the C++ kernel is compiled for "
+            "this machine's CPU), or edited parameters"
+        ),
         stacklevel=3,
     )
-    return f"; differs from the fit's {path} (largest relative difference {worst:.3g})"
+    said = f"; differs from the fit's {path} (largest relative difference {worst:.3g})"
+    return said + ("; --params is not this fit's parameters file" if other else "")
 
 
 def _timing(args: argparse.Namespace):

@@ -16,18 +16,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from delssome_norms.datasets import DK68_REGIONS
 from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.fit import group_lock, quality
 from delssome_norms.fit.calibration_scope import calibration_key, calibration_mix
 from delssome_norms.fit.collect_lookup import renamed_fits, renamed_hint
+from delssome_norms.fit.collect_provenance import table_provenance
 from delssome_norms.fit.outputs import (
     FAILURE_FILE,
     FAILURES_TABLE,
     OUTPUT_FILES,
     PIPELINE_SETTINGS_IGNORED,
     PREVIOUS_DIR,
-    PROVENANCE_FORMAT_VERSION,
     RECORDED_NOT_COMPARED,
     fingerprint_differences,
     read_result_values,
@@ -196,7 +195,9 @@ def collect(
         mode, settings, timing, versions, dropped subjects, reordered subjects, the interval
         calibrations used and how many subjects each, ``interval_calibrations``; a setting that
         differs between subjects, such as the seed, is the list of its values, each counted in
-        ``settings_differing``) and
+        ``settings_differing``; ``sc`` lists each distinct SC with its subjects, and ``maps`` and
+        ``design`` are the subjects' common value or, where subjects differ, such a list:
+        :func:`~delssome_norms.fit.collect_provenance.input_groups`) and
         ``<stem>.regions.csv`` (region name of each ``ei_ratio_roi_k``). A table with sessions
         has a ``participant_id`` column after ``subject_id``: the person of each row
         (:func:`~delssome_norms.io.sidecar.person_id`). Subjects whose results
@@ -469,7 +470,7 @@ def collect(
     people = [person_id(s) for s in table[et.SUBJECT_ID].astype(str)]
     if people != table[et.SUBJECT_ID].astype(str).tolist():  # sessions: name each row's person
         table.insert(table.columns.get_loc(et.SUBJECT_ID) + 1, PERSON_COLUMN, people)
-    sidecar = _table_provenance(
+    sidecar = table_provenance(
         provenances, n_regions, [str(r["subject_id"]) for r in rows], missing, unprovenanced
     )
     if order is not None:  # the table's order (subjects listing it otherwise were reordered)
@@ -686,82 +687,3 @@ def _check_timing_columns(person: pd.Series, run: Mapping[str, Any]) -> list[str
             text = f"{name} {given:g} vs {fitted:g} s fitted"
             mismatches += [text] if text not in mismatches else []  # TR and tr both given
     return mismatches
-
-
-def _merged_settings(
-    recorded: list[Any],
-) -> tuple[dict[str, Any] | None, dict[str, list[dict[str, Any]]]]:
-    """The settings of a table's subjects: each setting's value where they all agree; where
-    they differ (seed, device, engine: outside the pipeline), the list of distinct values in
-    first-seen order, and in the second dict, per such setting, each value's number of
-    subjects (so a mixed-seed table never states one seed)."""
-    dicts = [s for s in recorded if isinstance(s, dict)]
-    if not dicts:
-        return None, {}
-    merged: dict[str, Any] = {}
-    differing: dict[str, list[dict[str, Any]]] = {}
-    for key in dict.fromkeys(k for s in dicts for k in s):
-        counts: dict[str, int] = {}
-        for s in dicts:
-            text = json.dumps(s.get(key), sort_keys=True)
-            counts[text] = counts.get(text, 0) + 1
-        values = [json.loads(text) for text in counts]
-        merged[key] = values[0] if len(values) == 1 else values
-        if len(values) > 1:
-            differing[key] = [{"value": v, "subjects": n} for v, n in zip(values, counts.values())]
-    return merged, differing
-
-
-def _table_provenance(
-    provenances: Mapping[str, Mapping[str, Any]],
-    n_regions: int,
-    subjects: list[str],
-    missing: list[str],
-    unprovenanced: list[str],
-) -> dict[str, Any]:
-    """The sidecar of a cohort table from its subjects' ``run.json`` provenance blocks."""
-    from delssome_norms.io.regions import regions_sha256
-
-    if provenances:
-        first = next(iter(provenances.values()))
-        pipeline = dict(first["pipeline"])
-        atlas = dict(first["atlas"])
-    else:  # results of an older version: only the number of regions is known
-        names = list(DK68_REGIONS) if n_regions == len(DK68_REGIONS) else None
-        atlas = {
-            "name": "DK68 (assumed from 68 regions)" if names else f"custom-{n_regions}",
-            "n_regions": n_regions,
-            "regions": names,
-        }
-        pipeline = {
-            "n_regions": n_regions,
-            "regions_sha256": regions_sha256(names) if names else None,
-        }
-    timings: dict[str, int] = {}
-    scs: dict[str, str] = {}
-    versions = set()
-    for prov in provenances.values():
-        t = prov.get("timing", {})
-        key = f"TR {t.get('tr')} s, {t.get('scan_length')} s"
-        timings[key] = timings.get(key, 0) + 1
-        sc = prov.get("sc", {})
-        scs[str(sc.get("sha256"))] = str(sc.get("name"))
-        versions.add(str(prov.get("version")))
-    first = next(iter(provenances.values()), {})
-    settings, differing = _merged_settings([p.get("settings") for p in provenances.values()])
-    return {
-        "format_version": PROVENANCE_FORMAT_VERSION,
-        "pipeline": pipeline,
-        "atlas": atlas,
-        "sc": [{"name": v, "sha256": k} for k, v in scs.items()],
-        "maps": first.get("maps"),
-        "design": first.get("design"),
-        "mode": first.get("mode"),
-        "settings": settings,
-        "settings_differing": differing,
-        "timing": [{"timing": k, "subjects": v} for k, v in timings.items()],
-        "versions": sorted(versions),
-        "n_subjects": len(subjects),
-        "subjects_without_provenance": unprovenanced,
-        "dropped_subjects": missing,
-    }

@@ -22,7 +22,8 @@ Examples
 >>> from delssome_norms.model import PFICParams, SimulationTiming, simulate, scale_sc
 >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
 <torch._C.Generator object at ...>
->>> sc = scale_sc(torch.rand(4, 4).fill_diagonal_(0))
+>>> raw = torch.rand(4, 4)
+>>> sc = scale_sc((raw + raw.T).fill_diagonal_(0))  # symmetric, no self-connections
 >>> params = PFICParams(torch.full((2, 4), 3.0), torch.full((2, 4), 2.0),
 ...                     torch.full((2, 4), 0.005), torch.tensor([1.0, 0.5]))
 >>> timing = SimulationTiming(tr=0.72, scan_length=14.4, dt=0.005, burn_in=0.72, fcd_window=5,

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from delssome_norms.errors import ConvergenceWarning, InvalidInputError
+from delssome_norms.errors import ConvergenceWarning, InputWarning, InvalidInputError
 from delssome_norms.model.balloon import BalloonState, balloon_init, balloon_step, bold_signal
 from delssome_norms.model.constants import PFIC_CONSTANTS, BalloonConstants, PFICConstants
 from delssome_norms.model.devices import check_device
@@ -172,6 +172,52 @@ UNSCALED_SC_MAX = 1.0
 """Largest SC entry accepted without a warning (scaled SC peaks at 0.02: :func:`scale_sc`)."""
 
 
+SC_SYMMETRY_TOL = 1e-6
+"""Largest |SC - SC.T|, relative to the SC's largest entry, taken as a symmetric SC."""
+_ASYMMETRIC_SC_SEEN: set[tuple[int, float, float]] = set()
+"""Fingerprints (N, relative asymmetry, sum / max) of the asymmetric SCs warned about."""
+
+
+def warn_asymmetric_sc(sc: ArrayLike, name: str = "sc", stacklevel: int = 2) -> None:
+    """Warn (:class:`~delssome_norms.errors.InputWarning`) when an SC (N, N) or (B, N, N) is not
+    symmetric (a directed SC may be meant: it is used, not refused): the model takes row ``i``
+    as the inputs to region ``i`` (``sum_j SC[i, j] S_E[j]``). Each SC is warned about once
+    per process, whatever its scaling (a fit passes the same SC to every simulation)."""
+    t = torch.as_tensor(sc)
+    single = t.ndim == 2
+    if t.ndim not in (2, 3) or t.shape[-1] != t.shape[-2] or t.numel() == 0:
+        return  # the shape checks name it
+    t = t.reshape(-1, t.shape[-1], t.shape[-1]).to(torch.float64)
+    peak = t.amax(dim=(1, 2))
+    asym = (t - t.transpose(1, 2)).abs().amax(dim=(1, 2))
+    rel = asym / peak
+    if not bool((rel > SC_SYMMETRY_TOL).any()):  # the one synchronisation of a symmetric SC
+        return
+    total = t.sum(dim=(1, 2)) / peak
+    new = []
+    for k, (r, d, s) in enumerate(zip(*(x.cpu().tolist() for x in (rel, asym, total)))):
+        key = (t.shape[-1], float(f"{r:.6g}"), float(f"{s:.6g}"))
+        if r > SC_SYMMETRY_TOL and key not in _ASYMMETRIC_SC_SEEN:
+            _ASYMMETRIC_SC_SEEN.add(key)
+            new.append((k, r, d))
+    if not new:
+        return
+    if len(_ASYMMETRIC_SC_SEEN) > 10_000:  # a long-lived process with ever new SCs
+        _ASYMMETRIC_SC_SEEN.clear()
+    k, r, diff = max(new, key=lambda x: x[1])
+    which = name if single else f"{name}[{k}]"
+    if len(new) > 1:
+        which += f" (and {len(new) - 1} more SC(s) of the batch)"
+    warnings.warn(
+        f"{which} is not symmetric (largest |SC - SC.T| is {diff:.3g}, {100 * r:.3g} % of its "
+        "largest entry): row i is taken as the inputs to region i (SC[i, j] couples region j "
+        "into region i); transpose the SC if its rows hold each region's outputs, or "
+        "symmetrise it ((SC + SC.T) / 2) if it should be undirected",
+        InputWarning,
+        stacklevel=stacklevel + 1,
+    )
+
+
 def as_real_tensor(x: ArrayLike, name: str) -> Tensor:
     """``x`` as a real floating-point tensor without NaN/inf (integers become float64)."""
     t = numeric_tensor(x, name)
@@ -262,6 +308,7 @@ def prepare_batch(
         )
     if (sc_t < 0).any():
         raise InvalidInputError("sc must be non-negative (connection strengths)")
+    warn_asymmetric_sc(sc_t, "sc", stacklevel=3)  # the caller of simulate()
     if float(sc_t.max()) > UNSCALED_SC_MAX:
         warnings.warn(
             f"sc has entries up to {float(sc_t.max()):.3g}; the model expects SC scaled to a "

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from delssome_norms.errors import InvalidInputError
+from delssome_norms.io.checks import FC_SYMMETRY_TOL, check_fc, check_fcd_cdf
 from delssome_norms.model.summary import Summary, upper_tri_indices
 from delssome_norms.model.tensors import numeric_tensor
 
@@ -48,6 +49,58 @@ def _check_finite(t: Tensor, name: str) -> None:
         )
 
 
+FC_RANGE_TOL = 1e-9
+"""Largest excess of an empirical FC value over 1 in magnitude (as :func:`check_fc` allows)."""
+CDF_STEP_TOL = 1e-12
+"""Largest decrease between neighbouring FCD-CDF values (as :func:`check_fcd_cdf` allows)."""
+CDF_END_TOL = 1e-6
+"""Largest distance of an empirical FCD-CDF's last value from 1 taken as it is (a float32 CDF's
+rounding, e.g. a simulated scan's as a synthetic subject's; its effect on ks_loss is as small);
+a larger one goes through :func:`check_fcd_cdf`: rescaled with a warning within 1e-3, else an
+error."""
+
+
+def _gate(values: Tensor, flagged: Tensor, check, name: str) -> Tensor:
+    """``values`` (K, ...) with the items ``flagged`` (K,) by a screen passed through the input
+    gate ``check(array, input_name)`` of :mod:`delssome_norms.io.checks` (the CLI's checks and
+    words): it raises for an unusable item, or returns it repaired (a stored triangle mirrored,
+    a CDF ending within 1e-3 of 1 rescaled; each with its warning), which replaces it."""
+    if not bool(flagged.any()):  # the one synchronisation of a valid batch
+        return values
+    out = values.clone()
+    for k in flagged.nonzero().flatten().tolist():
+        item = name if values.shape[0] == 1 else f"{name}[{k}]"
+        fixed = check(out[k].cpu().numpy(), item)
+        out[k] = torch.as_tensor(fixed, dtype=out.dtype).to(out.device)
+    return out
+
+
+def _checked_fc(emp: Tensor) -> Tensor:
+    """The empirical FC (N, N) or (K, N, N) through :func:`check_fc`'s symmetry and range checks
+    (the diagonal, unused, is set to 1 first: not checked). A vectorised screen picks the
+    matrices to check, so a valid batch costs a few elementwise passes and one sync."""
+    n = emp.shape[-1]
+    eye = torch.eye(n, dtype=torch.bool, device=emp.device)
+    one = torch.ones((), dtype=emp.dtype, device=emp.device)
+    batch = torch.where(eye, one, emp).reshape(-1, n, n)
+    asym = (batch - batch.transpose(1, 2)).abs().amax(dim=(1, 2))
+    flagged = ~(asym <= FC_SYMMETRY_TOL) | (batch.abs().amax(dim=(1, 2)) > 1.0 + FC_RANGE_TOL)
+    checked = _gate(batch, flagged, lambda a, name: check_fc(a, n, name), "fc_emp")
+    return checked.reshape(emp.shape)
+
+
+def _checked_cdf(emp: Tensor) -> Tensor:
+    """The empirical FCD-CDF (bins,) or (K, bins) through :func:`check_fcd_cdf` (non-negative,
+    non-decreasing, ending at 1), screened as :func:`_checked_fc` does."""
+    bins = emp.shape[-1]
+    batch = emp.reshape(-1, bins)
+    flagged = (batch.amin(dim=1) < 0) | ((batch[:, -1] - 1.0).abs() > CDF_END_TOL)
+    if bins > 1:
+        flagged |= batch.diff(dim=1).amin(dim=1) < -CDF_STEP_TOL
+    checked = _gate(batch, flagged, lambda a, name: check_fcd_cdf(a, bins, name), "fcd_cdf_emp")
+    return checked.reshape(emp.shape)
+
+
 def cost(summary: Summary, fc_emp, fcd_cdf_emp) -> Losses:
     """Losses of every parameter set of ``summary`` against empirical statistics.
 
@@ -69,7 +122,12 @@ def cost(summary: Summary, fc_emp, fcd_cdf_emp) -> Losses:
     ------
     InvalidInputError
         ``summary`` is not a Summary, an empirical array has the wrong shape, is not numeric, or
-        holds NaN/inf (the FC's diagonal is not used and not checked).
+        holds NaN/inf (the FC's diagonal is not used and not checked), or fails the input
+        gates of the CLI (:func:`~delssome_norms.io.checks.check_fc`,
+        :func:`~delssome_norms.io.checks.check_fcd_cdf`, with their words): an FC that is not
+        symmetric or has values outside [-1, 1], a CDF that is negative, decreases or does not
+        end at 1. As there, an FC stored as one triangle is mirrored and a CDF ending within
+        1e-3 of 1 is rescaled, each with an :class:`~delssome_norms.errors.InputWarning`.
     """
     if not all(hasattr(summary, a) for a in ("fc", "fcd_cdf", "valid")):
         raise InvalidInputError(
@@ -84,14 +142,7 @@ def cost(summary: Summary, fc_emp, fcd_cdf_emp) -> Losses:
             f"{tuple(emp.shape)}"
         )
     iu, ju = upper_tri_indices(N, fc.device)
-    a = fc[:, iu, ju]
-    b = emp[..., iu, ju].expand(B, -1)
-    _check_finite(b, "fc_emp")  # the diagonal is not used
-    l1 = (a.mean(dim=1) - b.mean(dim=1)).abs()
-    ac = a - a.mean(dim=1, keepdim=True)
-    bc = b - b.mean(dim=1, keepdim=True)
-    r = (ac * bc).sum(dim=1) / torch.sqrt((ac * ac).sum(dim=1) * (bc * bc).sum(dim=1))
-    corr = 1.0 - r
+    _check_finite(emp[..., iu, ju], "fc_emp")  # the diagonal is not used
     cdf = summary.fcd_cdf.to(torch.float64)
     cdf_emp = _to(fcd_cdf_emp, cdf, "fcd_cdf_emp")
     bins = cdf.shape[-1]
@@ -105,7 +156,15 @@ def cost(summary: Summary, fc_emp, fcd_cdf_emp) -> Losses:
             f"got {tuple(cdf_emp.shape)}"
         )
     _check_finite(cdf_emp, "fcd_cdf_emp")
-    cdf_emp = cdf_emp.reshape(-1, bins).expand(B, -1)
+    # the values of the user's statistics (not the simulated ones), as the CLI checks them
+    b = _checked_fc(emp)[..., iu, ju].expand(B, -1)
+    cdf_emp = _checked_cdf(cdf_emp).reshape(-1, bins).expand(B, -1)
+    a = fc[:, iu, ju]
+    l1 = (a.mean(dim=1) - b.mean(dim=1)).abs()
+    ac = a - a.mean(dim=1, keepdim=True)
+    bc = b - b.mean(dim=1, keepdim=True)
+    r = (ac * bc).sum(dim=1) / torch.sqrt((ac * ac).sum(dim=1) * (bc * bc).sum(dim=1))
+    corr = 1.0 - r
     ks = (cdf - cdf_emp).abs().amax(dim=1)
     invalid = ~summary.valid.to(fc.device)
     nan = torch.tensor(torch.nan, dtype=torch.float64, device=fc.device)
