@@ -91,24 +91,64 @@ def _age_bands(text: str | None) -> list[float] | None:
 
 
 def _in_sample(chart: Any, table_sha256: str, table: str, chart_arg: str) -> bool | None:
-    """Whether ``table`` (its SHA-256 ``table_sha256``) is the table the chart was fitted on: the
-    table whose SHA-256 its provenance records (``collect``'s sidecar, stored by ``charts fit``);
-    None when the chart records none (a chart fitted from a table without sidecar, the shipped
-    one). The table itself is warned about: its calibration is in-sample and optimistic."""
+    """Whether ``table`` (its SHA-256 ``table_sha256``) holds people the chart was fitted on: the
+    table whose SHA-256 its provenance records (``collect``'s sidecar, stored by ``charts fit``)
+    or the controls file of one of its adaptations (``controls_sha256``: the site offsets were
+    fitted on them); None when the chart records neither (a chart fitted from a table without
+    sidecar, the shipped one). The table is warned about: its calibration is in-sample and
+    optimistic."""
     prov = getattr(chart, "provenance_", None) or {}
     recorded = prov.get("table_sha256") if isinstance(prov, dict) else None
-    if not isinstance(recorded, str):
+    adapted = [
+        a
+        for a in getattr(chart, "adaptations_", None) or []
+        if isinstance(a, dict) and a.get("controls_sha256")
+    ]
+    if not isinstance(recorded, str) and not adapted:
         return None
-    if recorded != table_sha256:
+    sites = [
+        str(site)
+        for a in adapted
+        if a["controls_sha256"] == table_sha256
+        for site in (a.get("sites") or {})
+    ]
+    if recorded == table_sha256:
+        what = "the table the chart {} was fitted on (its SHA-256 is the table_sha256 the chart records)"
+    elif any(a["controls_sha256"] == table_sha256 for a in adapted):
+        named = f" (site {', '.join(sites)})" if sites else ""
+        what = "the controls file the chart {} was adapted with" + named + " (the SHA-256 its "
+        what += "adaptation records): their site offsets were fitted on these people, so"
+    else:
         return False
     warnings.warn(
-        f"{table} is the table the chart {chart_arg} was fitted on (its SHA-256 is the "
-        "table_sha256 the chart records): its calibration is in-sample and optimistic, not a "
+        f"{table} is {what.format(chart_arg)}: its calibration is in-sample and optimistic, not a "
         "check on held-out people; calibrate on people the chart was not fitted on",
         InputWarning,
         stacklevel=3,
     )
     return True
+
+
+def _check_other_tables_sidecars(outs: list[str]) -> None:
+    """Refuse an output whose provenance sidecar would replace (and regions sidecar remove)
+    those of another table of the same name with another ending (``cohort.parquet`` next to
+    ``cohort.csv``)."""
+    from delssome_norms.io import provenance_path
+    from delssome_norms.io.guard import TABLE_SUFFIXES
+
+    for out in outs:
+        path = Path(out)
+        others = [
+            path.with_suffix(suffix)
+            for suffix in TABLE_SUFFIXES
+            if suffix != path.suffix.lower() and path.with_suffix(suffix).is_file()
+        ]
+        if others and provenance_path(path).is_file():
+            raise InvalidInputError(
+                f"would replace the provenance sidecar {provenance_path(path).name} of "
+                f"{others[0]} (the same name with another ending); give another file name",
+                out,
+            )
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
@@ -138,6 +178,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
         _scores,
         _summary_rows,
     )
+    from delssome_norms.norms.chart_pipeline_check import TABLE_PROVENANCE_KEY, warn_unprovenanced_table
     from delssome_norms.norms.chart_table import CENTILES, FLAG_AGE, FLAG_UNSEEN_SITE
 
     outs = [args.out] + ([args.centiles_out] if args.centiles_out else [])
@@ -152,6 +193,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
             "--centiles-out",
         )
     check_spares_inputs(outs, {"--table": args.table})  # and the outputs' sidecars
+    _check_other_tables_sidecars([str(o) for o in outs])
     bands = _age_bands(args.age_bands)
     if bands is not None and "age" not in (args.by or []):
         raise InvalidInputError("is used with --by age", "--age-bands")
@@ -163,11 +205,13 @@ def run_calibrate(args: argparse.Namespace) -> int:
     meta["chart"] = chart_identity(chart, args.chart)
     digest = meta["source"]["table_sha256"]
     in_sample = _in_sample(chart, digest, str(args.table), str(args.chart))
+    # a table without its sidecar: its pipeline cannot be compared with the chart's (said once)
+    meta[TABLE_PROVENANCE_KEY] = warn_unprovenanced_table(chart, args.table, "calibrated")
     meta["calibration"] = {
         "in_sample": in_sample,
-        "meaning": "true: the table is the one the chart was fitted on (the SHA-256 the chart "
-        "records), so the calibration is in-sample and optimistic; false: another table; null: "
-        "the chart records no table SHA-256",
+        "meaning": "true: the table is the one the chart was fitted on, or the controls of one "
+        "of its adaptations (the SHA-256 the chart records), so the calibration is in-sample and "
+        "optimistic; false: another table; null: the chart records no table SHA-256",
         "summary": Path(args.out).name,
         "centiles": Path(args.centiles_out).name if args.centiles_out else None,
     }

@@ -295,10 +295,8 @@ class ChartFitMixin:
         self.adaptations_: list[dict[str, Any]] = []
         self._saved_sha256: dict[str, Any] = {}  # set when saved or loaded
         self.provenance_ = _chart_provenance(table, provenance)
-        # the table file itself (a stale sidecar's hash and count kept apart), who was left out
-        record_fitted_table(
-            self.provenance_, source, n_rows, exclude_flagged, n_rows - len(table), provenance
-        )
+        # who was left out (charts fit records the table file too: `source` is only a name here)
+        record_fitted_table(self.provenance_, None, n_rows, exclude_flagged, n_rows - len(table))
         if regions is not None:
             _record_regions(self.provenance_, regions, source)
         self._report_convergence(source)

@@ -123,7 +123,7 @@ def warn_unprovenanced_table(chart: Any, table: str | Path, used: str = "scored"
 
 def record_fitted_table(
     provenance: dict[str, Any],
-    table: str | Path,
+    table: str | Path | None,
     n_rows: int,
     exclude_flagged: bool = False,
     n_excluded: int = 0,
@@ -136,16 +136,17 @@ def record_fitted_table(
     after ``collect``: a stale sidecar, warned about when read) are kept as ``sidecar_table``,
     ``sidecar_table_sha256`` and ``sidecar_n_subjects``. ``exclude_flagged`` and
     ``n_excluded_flagged`` record whether the people with a flagged E/I fit were left out
-    (``--exclude-flagged``) and how many, also when ``table`` is not a file (a frame's name:
-    nothing else is recorded then). Recording again replaces an earlier record.
+    (``--exclude-flagged``) and how many, also when ``table`` is None (``GrowthChart.fit``, whose
+    frame need not be a file's rows: nothing else is recorded then). Recording again replaces an
+    earlier record.
     """
     from delssome_norms.io import file_sha256
 
-    path = Path(table)
     provenance["exclude_flagged"] = bool(exclude_flagged)
     provenance["n_excluded_flagged"] = int(n_excluded)
-    if not path.is_file():  # a frame named in messages only (GrowthChart.fit's ``source``)
+    if table is None:
         return provenance
+    path = Path(table)
     actual = {"table": path.name, "table_sha256": file_sha256(path), "n_subjects": int(n_rows)}
     for key, value in actual.items():
         recorded = (sidecar or {}).get(key)

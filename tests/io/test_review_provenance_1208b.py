@@ -215,3 +215,50 @@ def test_parquet_attrs_are_neither_written_nor_read(tmp_path: Path) -> None:
     assert pd.read_parquet(tmp_path / "pandas.parquet").attrs  # pandas does embed them
     read = read_table(tmp_path / "pandas.parquet")
     assert read.attrs == {} and read["ei_ratio_mean"].tolist() == [3.0, 3.5]
+
+
+# -- review of 2026-12-08: adapted charts, tables without sidecars, other tables' sidecars ------
+def test_an_adapted_chart_calibrated_on_its_own_controls_is_in_sample(fitted, tmp_path, capsys):
+    chart, _, _ = fitted
+    controls = cohort(3, n=40).assign(site_scanner="C")
+    controls = collected(tmp_path / "controls.csv", controls)
+    adapted = tmp_path / "adapted"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        argv = ["charts", "adapt", "--chart", str(chart), "--controls", str(controls)]
+        assert main([*argv, "--out", str(adapted)]) == 0
+    code, said = calibrate(adapted, controls, tmp_path / "cal.csv")
+    assert code == 0
+    (named,) = [m for m in said if "was adapted with" in m]
+    assert "(site C)" in named and "in-sample and optimistic" in named
+    assert "in-sample: optimistic" in capsys.readouterr().out
+    meta = json.loads((tmp_path / "cal.provenance.json").read_text())
+    assert meta["calibration"]["in_sample"] is True
+    # other people of the adapted site are held out for it
+    other = collected(tmp_path / "other_c.csv", cohort(4, n=40).assign(site_scanner="C"))
+    code, said = calibrate(adapted, other, tmp_path / "c3.csv")
+    assert code == 0 and not [m for m in said if "in-sample" in m]
+
+
+def test_calibrate_says_when_the_table_has_no_sidecar(fitted, tmp_path) -> None:
+    chart, _, other = fitted
+    bare = tmp_path / "bare.csv"
+    bare.write_bytes(other.read_bytes())  # copied without its provenance sidecar
+    code, said = calibrate(chart, bare, tmp_path / "cal.csv")
+    assert code == 0
+    assert [m for m in said if "no provenance sidecar bare.provenance.json" in m]
+    meta = json.loads((tmp_path / "cal.provenance.json").read_text())
+    assert meta["table_provenance"] == "missing"
+    code, said = calibrate(chart, other, tmp_path / "cal2.csv")
+    assert json.loads((tmp_path / "cal2.provenance.json").read_text())["table_provenance"] == "sidecar"
+
+
+def test_calibrate_refuses_to_replace_another_tables_sidecar(fitted, tmp_path, capsys) -> None:
+    chart, _, other = fitted
+    neighbour = collected(tmp_path / "cohort_ei.csv", cohort(5, n=30))
+    before = neighbour.with_suffix(".provenance.json").read_text()
+    code, _ = calibrate(chart, other, tmp_path / "cohort_ei.parquet")
+    assert code == 2
+    assert "would replace the provenance sidecar cohort_ei.provenance.json" in capsys.readouterr().err
+    assert neighbour.with_suffix(".provenance.json").read_text() == before
+    assert not (tmp_path / "cohort_ei.parquet").exists()

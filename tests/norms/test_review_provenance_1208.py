@@ -267,34 +267,28 @@ def test_chart_of_a_table_without_sidecar_records_file_and_flag_exclusion(tmp_pa
     assert GrowthChart.load(out).n_obs_.tolist() == [193]  # the flagged 7 left out
 
 
-def test_the_api_records_the_table_file_and_the_flag_exclusion(tmp_path: Path) -> None:
-    """``GrowthChart.fit(source=<file>, exclude_flagged=True)`` records what ``charts fit`` does;
-    a sidecar that agrees with the file leaves no ``sidecar_*`` key, a frame without a file
-    records only the exclusion."""
+def test_the_api_records_the_flag_exclusion_but_not_a_file_it_cannot_vouch_for(
+    tmp_path: Path,
+) -> None:
+    """``GrowthChart.fit(source=...)``: ``source`` names the frame in messages only (the frame may
+    be a subset, or another file's rows), so the chart keeps the sidecar's table record and adds
+    only ``exclude_flagged``; ``charts fit`` records the table file itself."""
     from delssome_norms.io import read_ei_table
     from delssome_norms.norms import GrowthChart
 
     table = _collected(tmp_path / "t", 200, seed=4)
-    rows = pd.read_csv(table)
-    rows["fit_flagged"] = np.arange(len(rows)) < 5
-    rows.to_csv(table, index=False)
-    sidecar = table.with_suffix(".provenance.json")
-    meta = json.loads(sidecar.read_text())
-    meta["table_sha256"] = _sha(table)  # the sidecar agrees with the edited file
-    sidecar.write_text(json.dumps(meta))
+    other = _collected(tmp_path / "o", 50, seed=9)
+    sidecar_sha = json.loads(table.with_suffix(".provenance.json").read_text())["table_sha256"]
     frame = read_ei_table(table)
+    frame["fit_flagged"] = np.arange(len(frame)) < 5
     kw = {"mu_df": 3, "random_sites": ["mu"]}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", InputWarning)
         chart = GrowthChart("SHASHo2", **kw).fit(
-            frame, targets=["ei_ratio_mean"], source=str(table), exclude_flagged=True
-        )
-        bare = GrowthChart("SHASHo2", **kw).fit(
-            frame, targets=["ei_ratio_mean"], source="my frame", exclude_flagged=True
+            frame, targets=["ei_ratio_mean"], source=str(other), exclude_flagged=True
         )
     prov = chart.provenance_
-    assert prov["table_sha256"] == _sha(table) and prov["n_subjects"] == 200
+    assert prov["table_sha256"] == sidecar_sha != _sha(other)  # not the file `source` names
     assert prov["exclude_flagged"] is True and prov["n_excluded_flagged"] == 5
     assert not any(k.startswith("sidecar_") for k in prov)
     assert chart.n_obs_.tolist() == [195]
-    assert bare.provenance_["n_excluded_flagged"] == 5 and "sidecar_table" not in bare.provenance_
