@@ -113,8 +113,10 @@ def other_fits_parameters(params: str | None, record) -> str | None:
 
 def new_folders(path) -> list[Path]:
     """The folders of the out-dir ``path`` that do not exist yet, deepest first: those that
-    :func:`~delssome_norms.io.check_out_dir` will create."""
-    folder = Path(path).absolute()
+    :func:`~delssome_norms.io.check_out_dir` will create. The path is resolved first (``..``
+    and links taken as the system takes them): ``ghost/../folder`` names ``folder``, which is
+    not new when it exists, so an existing folder is never listed (nor removed on a failure)."""
+    folder = Path(path).resolve()
     missing = []
     while not folder.exists() and not folder.is_symlink() and folder != folder.parent:
         missing.append(folder)
@@ -132,18 +134,24 @@ def discard_if_failed(created: list[Path]) -> Iterator[None]:
     write there: its lock is refused while this one holds it, and if it takes the lock of the
     unlinked file after this one ends, the folder is gone and its writes fail with an error.
     The lock file of a folder that stays is left as it is (:mod:`delssome_norms.io.guard`: the
-    lock is taken on a file that outlives its holders)."""
+    lock is taken on a file that outlives its holders).
+    The folders removed are recorded on the exception (``removed_folders``) for
+    :func:`stopped_message`."""
     try:
         yield
-    except BaseException:
+    except BaseException as err:
         if created:
             from delssome_norms.io.guard import LOCK_FILE
 
+            removed: list[Path] = []
             with contextlib.suppress(OSError):  # the folder is left as it is
                 if [p.name for p in created[0].iterdir()] == [LOCK_FILE]:
                     (created[0] / LOCK_FILE).unlink()
                     for folder in created:
                         folder.rmdir()  # fails (and stops) where something else was put
+                        removed.append(folder)
+            with contextlib.suppress(AttributeError, TypeError):
+                err.removed_folders = removed  # type: ignore[attr-defined]
         raise
 
 
@@ -159,6 +167,14 @@ def stopped_message(err: KeyboardInterrupt, out_dir, writing: bool) -> int:
             f"simulate was stopped while writing its outputs: {out_dir} holds either the outputs "
             "of an earlier run or some of the new ones (never a mixture)"
         )
+    elif getattr(err, "removed_folders", None):
+        removed = ", ".join(str(p) for p in err.removed_folders)  # type: ignore[attr-defined]
+        what = (
+            f"simulate was stopped before writing anything and removed the folder(s) it had "
+            f"created for {out_dir} ({removed})"
+        )
+    elif not Path(out_dir).exists():
+        what = f"simulate was stopped before writing anything ({out_dir} was not created)"
     else:
         what = (
             f"simulate was stopped and nothing was written to {out_dir} (the outputs of an "

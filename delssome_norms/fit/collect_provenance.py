@@ -38,8 +38,10 @@ def input_groups(values: Mapping[str, Any], key: str | None = None) -> list[dict
         One entry per distinct value in first-seen order: the value (a dict's keys, or ``key``),
         ``subjects`` (their number) and ``subject_ids``. Every entry names all its subjects but
         the most common one (the first of ties), which names its first :data:`IDS_SHOWN` and
-        says ``subject_ids_complete`` false when it has more: its other subjects are those no
-        other entry names (a 12,005-subject table with one SC names 5 ids, not 12,005).
+        says ``subject_ids_complete`` false when it has more: its other subjects are those of
+        ``values`` that no other entry names (a 12,005-subject table with one SC names 5 ids,
+        not 12,005). ``values`` holds the subjects with provenance only: a table's
+        ``subjects_without_provenance`` are in no entry.
     """
     groups: dict[str, list[str]] = {}
     for sid, value in values.items():

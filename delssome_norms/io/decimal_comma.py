@@ -63,6 +63,8 @@ def with_decimal_point(text: str, first_line: str, sep: str) -> tuple[str, str]:
 
 
 _SPLIT_COMMA_LINE = re.compile(r'"?[-+]?\d+,\d+(?:[eE][-+]?\d+)?"?')
+_THOUSANDS_LINE = re.compile(r'"?[-+]?\d{1,3},\d{3}"?')
+_DECIMAL_EVIDENCE = re.compile(r'"?[-+]?\d+,(?:0\d+|\d+[eE][-+]?\d+)"?')
 
 
 def split_decimal_comma(text: str) -> str | None:
@@ -72,11 +74,32 @@ def split_decimal_comma(text: str) -> str | None:
     Every data line (after an optional header line) must be one number of the form
     ``integer,digits`` (an exponent allowed: ``2,5e-05``). :func:`with_decimal_point` leaves such
     text as it is: two columns of integers (``0,25``: an index and a count) read the same, so
-    readers that expect one column only name the likely cause.
+    readers that expect one column only name the likely cause (:func:`comma_reading`).
+    """
+    found = comma_reading(text)
+    return None if found is None else found[0]
+
+
+def comma_reading(text: str) -> tuple[str, str] | None:
+    """``(first data line, reading)`` of the text :func:`split_decimal_comma` recognises, else
+    None. ``reading`` says what the commas can be:
+
+    ``"thousands"``
+        every line is ``d,ddd`` (1 to 3 digits, a comma, 3 digits): a thousands separator
+        (``24,533``: 24533) as much as a decimal comma (24.533), which only the user can tell;
+    ``"decimal"``
+        a cell is quoted (one cell, not two columns) or a line can only be a decimal number
+        (an exponent, ``2,5e-05``, or digits after the comma that start with 0, ``1,05``);
+    ``"either"``
+        lines of two integers (``1001,3``): decimal commas or two columns of integers.
     """
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     if lines and not _SPLIT_COMMA_LINE.fullmatch(lines[0]) and "," not in lines[0]:
         lines = lines[1:]  # a one-cell header
     if not lines or not all(_SPLIT_COMMA_LINE.fullmatch(ln) for ln in lines):
         return None
-    return lines[0]
+    if all(_THOUSANDS_LINE.fullmatch(ln) for ln in lines):
+        return lines[0], "thousands"
+    if any(ln.startswith('"') or _DECIMAL_EVIDENCE.fullmatch(ln) for ln in lines):
+        return lines[0], "decimal"
+    return lines[0], "either"

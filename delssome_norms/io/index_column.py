@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from delssome_norms.errors import InvalidInputError
-from delssome_norms.io.decimal_comma import split_decimal_comma
+from delssome_norms.io.decimal_comma import comma_reading
 from delssome_norms.io.readers import PathLike, _read_text, read_labelled_numeric, read_numeric
 from delssome_norms.io.region_names import is_numbering, leads_with_index, numbering_permutation
 
@@ -70,21 +70,47 @@ def explain_two_columns(path: PathLike, values: np.ndarray) -> None:
 
 
 def _decimal_comma_error(path: PathLike) -> InvalidInputError | None:
-    """The error for a one-column table written with a decimal comma
-    (:func:`~delssome_norms.io.decimal_comma.split_decimal_comma`), else None."""
+    """The error for a one-column table whose numbers hold a comma
+    (:func:`~delssome_norms.io.decimal_comma.comma_reading`), else None: a decimal comma, or a
+    thousands separator (``24,533``) or two columns of integers (``1001,3``) where the text
+    cannot tell, which the message leaves to the user."""
     try:
-        line = split_decimal_comma(_read_text(path))
+        found = comma_reading(_read_text(path))
     except InvalidInputError:  # a binary array: no text to look at
         return None
-    if line is None:
+    if found is None:
         return None
-    return InvalidInputError(
-        f"every line holds two numbers split by a comma (such as {line!r}), where one column "
-        f"of values is expected: this looks like decimal commas; write decimal points "
-        f"({line.strip(chr(34)).replace(',', '.')!r}; e.g. export the CSV with '.' as the "
-        "decimal separator)",
-        str(path),
-    )
+    line, reading = found
+    bare = line.strip(chr(34))
+    quoted = line.startswith(chr(34))
+    if quoted:
+        what = (
+            f"every line holds one quoted cell with a comma (such as {line!r}: one value, not "
+            "two numbers), where a plain number"
+        )
+    else:
+        what = (
+            f"every line holds two numbers split by a comma (such as {line!r}), where one column "
+            "of values"
+        )
+    if reading == "thousands":
+        cause = (
+            f"the comma may be a thousands separator ({bare.replace(',', '')!r}: remove the "
+            f"separators) or a decimal comma ({bare.replace(',', '.')!r}: write decimal points); "
+            "check which the values mean and save them without commas"
+        )
+    elif reading == "either":
+        cause = (
+            f"these may be numbers with a decimal comma ({bare.replace(',', '.')!r}: write "
+            "decimal points, e.g. export the CSV with '.' as the decimal separator) or two "
+            "columns of integers (save only the column of values)"
+        )
+    else:
+        cause = (
+            f"this looks like decimal commas; write decimal points ({bare.replace(',', '.')!r}; "
+            "e.g. export the CSV with '.' as the decimal separator)"
+        )
+    return InvalidInputError(f"{what} is expected: {cause}", str(path))
 
 
 def read_value_column(path: PathLike) -> np.ndarray:

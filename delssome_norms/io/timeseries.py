@@ -387,10 +387,6 @@ def _read_run(
         if hint and err.source == name and "are needed" in err.problem:  # too few frames
             raise InvalidInputError(err.problem + hint, name) from None
         raise
-    if hint:  # the errors that follow (an SC of another size, too few frames) would not say it
-        warnings.warn(
-            f"{name}: read as {rows_n} frames x {cols_n} regions{hint}", InputWarning, stacklevel=4
-        )
     if kind in ("own", "numbered"):
         return Named(checked, tuple(header), kind)
     return Named(checked)

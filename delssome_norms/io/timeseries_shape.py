@@ -118,8 +118,10 @@ def with_numeric_header(arr: np.ndarray, header: list[str] | None) -> np.ndarray
 def transposed_hint(shape: tuple[int, ...], n_atlas: int | None = None) -> str:
     """``; 68 rows is the number of DK68 regions: ...`` for a header-less run of ``shape``
     whose number of rows is that of a known atlas (:data:`ATLAS_SIZES`, or ``n_atlas``, the
-    atlas the run is read for) and its number of columns smaller and not: likely a short run
-    saved regions x frames; '' otherwise."""
+    atlas the run is read for) and its number of columns smaller and not: possibly a short run
+    saved regions x frames; '' otherwise. The shape alone cannot tell: a genuine 68-frame run of
+    an atlas of fewer regions has it too, so the hint belongs in an error the run runs into (too
+    few frames, an SC of another size), not in a warning about a run that is read and used."""
     if len(shape) != 2:
         return ""
     rows, cols = shape

@@ -174,40 +174,70 @@ UNSCALED_SC_MAX = 1.0
 
 SC_SYMMETRY_TOL = 1e-6
 """Largest |SC - SC.T|, relative to the SC's largest entry, taken as a symmetric SC."""
-_ASYMMETRIC_SC_SEEN: set[tuple[int, float, float]] = set()
-"""Fingerprints (N, relative asymmetry, sum / max) of the asymmetric SCs warned about."""
+_SC_CHECKED: dict[tuple[int, float, float, float], bool] = {}
+"""The SCs checked in this process, by a fingerprint that does not depend on their scaling (N,
+and the sum, row-sum and column-sum moments relative to the largest entry), each with whether
+it was warned about (not symmetric)."""
+
+
+def _sc_fingerprints(t: Tensor) -> list[tuple[int, float, float, float]]:
+    """The fingerprint of each SC of ``t`` (B, N, N), in the input's dtype: reductions of
+    (B, N) and (B,) values, no copy of the batch."""
+    n = t.shape[-1]
+    weights = torch.linspace(1.0, 2.0, n, dtype=torch.float64, device=t.device)
+    peak = t.amax(dim=(1, 2)).to(torch.float64)
+    peak = torch.where(peak > 0, peak, torch.ones_like(peak))  # an empty SC: its sums, 0
+    rows = t.sum(dim=2).to(torch.float64)
+    cols = t.sum(dim=1).to(torch.float64)
+    moments = torch.stack([rows.sum(dim=1), rows @ weights, cols @ weights]) / peak
+    return [(n, *(float(f"{v:.6g}") for v in m)) for m in moments.T.cpu().tolist()]
+
+
+def _sc_asymmetry(m: Tensor) -> tuple[float, float]:
+    """``(largest |SC - SC.T|, that relative to the largest entry)`` of one SC (N, N), in its
+    own dtype (one N x N temporary)."""
+    peak = float(m.amax())
+    diff = float((m - m.T).abs().amax())
+    return diff, (diff / peak if peak > 0 else 0.0)
 
 
 def warn_asymmetric_sc(sc: ArrayLike, name: str = "sc", stacklevel: int = 2) -> None:
     """Warn (:class:`~delssome_norms.errors.InputWarning`) when an SC (N, N) or (B, N, N) is not
     symmetric (a directed SC may be meant: it is used, not refused): the model takes row ``i``
-    as the inputs to region ``i`` (``sum_j SC[i, j] S_E[j]``). Each SC is warned about once
-    per process, whatever its scaling (a fit passes the same SC to every simulation)."""
-    t = torch.as_tensor(sc)
+    as the inputs to region ``i`` (``sum_j SC[i, j] S_E[j]``). Each SC is checked and warned
+    about once per process, whatever its scaling (a fit passes the same SC to every simulation):
+    only the distinct SCs of a batch (a fit's holds each subject's many times) not checked before
+    are checked, one at a time in the input's dtype, so the check costs no copy of the batch.
+    A batch's SC is named as one of the batch (its row says nothing of the subject)."""
+    with warnings.catch_warnings():  # a read-only array (a packaged SC): it is only read here
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        t = torch.as_tensor(sc)
     single = t.ndim == 2
     if t.ndim not in (2, 3) or t.shape[-1] != t.shape[-2] or t.numel() == 0:
         return  # the shape checks name it
-    t = t.reshape(-1, t.shape[-1], t.shape[-1]).to(torch.float64)
-    peak = t.amax(dim=(1, 2))
-    asym = (t - t.transpose(1, 2)).abs().amax(dim=(1, 2))
-    rel = asym / peak
-    if not bool((rel > SC_SYMMETRY_TOL).any()):  # the one synchronisation of a symmetric SC
+    if not (t.is_floating_point() and t.dtype not in (torch.float16, torch.bfloat16)):
+        t = t.to(torch.float32 if t.is_floating_point() else torch.float64)  # small inputs
+    t = t.reshape(-1, t.shape[-1], t.shape[-1])
+    first: dict[tuple[int, float, float, float], int] = {}
+    for k, key in enumerate(_sc_fingerprints(t)):
+        if key not in _SC_CHECKED:
+            first.setdefault(key, k)
+    if not first:
         return
-    total = t.sum(dim=(1, 2)) / peak
+    if len(_SC_CHECKED) > 10_000:  # a long-lived process with ever new SCs
+        _SC_CHECKED.clear()
     new = []
-    for k, (r, d, s) in enumerate(zip(*(x.cpu().tolist() for x in (rel, asym, total)))):
-        key = (t.shape[-1], float(f"{r:.6g}"), float(f"{s:.6g}"))
-        if r > SC_SYMMETRY_TOL and key not in _ASYMMETRIC_SC_SEEN:
-            _ASYMMETRIC_SC_SEEN.add(key)
-            new.append((k, r, d))
+    for key, k in first.items():
+        diff, rel = _sc_asymmetry(t[k])
+        _SC_CHECKED[key] = rel > SC_SYMMETRY_TOL
+        if rel > SC_SYMMETRY_TOL:
+            new.append((rel, diff))
     if not new:
         return
-    if len(_ASYMMETRIC_SC_SEEN) > 10_000:  # a long-lived process with ever new SCs
-        _ASYMMETRIC_SC_SEEN.clear()
-    k, r, diff = max(new, key=lambda x: x[1])
-    which = name if single else f"{name}[{k}]"
+    r, diff = max(new)
+    which = name if single else "an SC of the batch"
     if len(new) > 1:
-        which += f" (and {len(new) - 1} more SC(s) of the batch)"
+        which += f" (and {len(new) - 1} more distinct SC(s) of the batch)"
     warnings.warn(
         f"{which} is not symmetric (largest |SC - SC.T| is {diff:.3g}, {100 * r:.3g} % of its "
         "largest entry): row i is taken as the inputs to region i (SC[i, j] couples region j "

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from delssome_norms.errors import InvalidInputError
-from delssome_norms.io.checks import FC_SYMMETRY_TOL, check_fc, check_fcd_cdf
+from delssome_norms.io.checks import check_fc, check_fcd_cdf
 from delssome_norms.model.summary import Summary, upper_tri_indices
 from delssome_norms.model.tensors import numeric_tensor
 
@@ -76,15 +76,18 @@ def _gate(values: Tensor, flagged: Tensor, check, name: str) -> Tensor:
 
 
 def _checked_fc(emp: Tensor) -> Tensor:
-    """The empirical FC (N, N) or (K, N, N) through :func:`check_fc`'s symmetry and range checks
-    (the diagonal, unused, is set to 1 first: not checked). A vectorised screen picks the
-    matrices to check, so a valid batch costs a few elementwise passes and one sync."""
+    """The empirical FC (N, N) or (K, N, N) through :func:`check_fc`'s range check, on what the
+    cost uses: the upper triangle. It is mirrored below the diagonal and the diagonal set to 1
+    first, so whatever the lower triangle and the diagonal hold (NaN, another triangle) is not
+    used and not checked. A vectorised screen picks the matrices to check, so a valid batch costs
+    a few elementwise passes and one sync."""
     n = emp.shape[-1]
+    upper = torch.ones((n, n), dtype=torch.bool, device=emp.device).triu(1)
     eye = torch.eye(n, dtype=torch.bool, device=emp.device)
     one = torch.ones((), dtype=emp.dtype, device=emp.device)
-    batch = torch.where(eye, one, emp).reshape(-1, n, n)
-    asym = (batch - batch.transpose(1, 2)).abs().amax(dim=(1, 2))
-    flagged = ~(asym <= FC_SYMMETRY_TOL) | (batch.abs().amax(dim=(1, 2)) > 1.0 + FC_RANGE_TOL)
+    batch = torch.where(upper, emp, emp.transpose(-1, -2))
+    batch = torch.where(eye, one, batch).reshape(-1, n, n)
+    flagged = ~(batch.abs().amax(dim=(1, 2)) <= 1.0 + FC_RANGE_TOL)
     checked = _gate(batch, flagged, lambda a, name: check_fc(a, n, name), "fc_emp")
     return checked.reshape(emp.shape)
 
@@ -122,12 +125,13 @@ def cost(summary: Summary, fc_emp, fcd_cdf_emp) -> Losses:
     ------
     InvalidInputError
         ``summary`` is not a Summary, an empirical array has the wrong shape, is not numeric, or
-        holds NaN/inf (the FC's diagonal is not used and not checked), or fails the input
-        gates of the CLI (:func:`~delssome_norms.io.checks.check_fc`,
-        :func:`~delssome_norms.io.checks.check_fcd_cdf`, with their words): an FC that is not
-        symmetric or has values outside [-1, 1], a CDF that is negative, decreases or does not
-        end at 1. As there, an FC stored as one triangle is mirrored and a CDF ending within
-        1e-3 of 1 is rescaled, each with an :class:`~delssome_norms.errors.InputWarning`.
+        holds NaN/inf, or fails the input gates of the CLI
+        (:func:`~delssome_norms.io.checks.check_fc`,
+        :func:`~delssome_norms.io.checks.check_fcd_cdf`, with their words): an FC with values
+        outside [-1, 1], a CDF that is negative, decreases or does not end at 1 (a CDF ending
+        within 1e-3 of 1 is rescaled, with an :class:`~delssome_norms.errors.InputWarning`).
+        Only the FC's upper triangle is used, and only it is checked: its diagonal and lower
+        triangle (NaN, or values that differ from the upper triangle) are ignored.
     """
     if not all(hasattr(summary, a) for a in ("fc", "fcd_cdf", "valid")):
         raise InvalidInputError(

@@ -29,16 +29,6 @@ TABLE_PROVENANCE_KEY = "table_provenance"
 sidecar: ``"sidecar"`` or ``"missing"``."""
 
 
-def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, Mapping):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def settings_differences(
     table_provenance: Mapping[str, Any] | None, chart_provenance: Mapping[str, Any] | None
 ) -> list[tuple[str, Any, Any]]:
@@ -46,13 +36,14 @@ def settings_differences(
     pipeline (those its ``settings_sha256`` digests: not the seed, device, engine, dtype or
     surrogate weights' file) that the two provenances' ``settings`` record differently; empty
     when either does not record its settings."""
+    from delssome_norms.fit.checkpoint import flatten_keys
     from delssome_norms.fit.outputs import PIPELINE_SETTINGS_IGNORED
 
     a = (table_provenance or {}).get("settings")
     b = (chart_provenance or {}).get("settings")
     if not isinstance(a, Mapping) or not isinstance(b, Mapping):
         return []
-    fa, fb = _flat(a), _flat(b)
+    fa, fb = flatten_keys(dict(a)), flatten_keys(dict(b))
     missing = object()
     out = []
     for key in dict.fromkeys([*fa, *fb]):
