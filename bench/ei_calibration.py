@@ -60,8 +60,11 @@ with a floor fitted on it); the median interval width hi/lo, and the flag: the s
 reason, with thresholds of the quality metrics that would meet the targets. Truths with mean FC >=
 0.1 are reported separately from the rest. ``--write-calibration`` writes the floors fitted on all
 truths (and ``k``) to ``delssome_norms/fit/data/interval_calibration.json`` (``--calibration-file``);
-with another ``--tr`` it writes no floors but records how the file's floors covered at that timing
-(the mode's ``tr_checks``, which the fit's calibration scope compares a subject's TR with).
+with another ``--tr`` it writes no floors but records how the floors in force there covered at that
+timing (the mode's ``tr_checks``, which the fit's calibration scope compares a subject's TR with).
+``--write-timing-floors`` at another ``--tr`` records the floors these truths need there as the
+mode's ``timing_floors`` (fits at that TR use them, interpolated in TR: ``calibration_scope.floors_at``);
+a check of them must then be made on other truths (another ``--seed``, ``--write-calibration``).
 
 ``--vary NAME=V1,V2`` refits the first ``--vary-truths`` truths with one setting changed
 (``searches``, ``n_dup``, ``test_top_k``, ``generations``, ``popsize``, ``scan_length``,
@@ -1321,6 +1324,8 @@ def write_calibration(
         )
         if same and old_entry.get("tr_checks"):
             new["tr_checks"] = old_entry["tr_checks"]
+        if old_entry.get("timing_floors") and old_entry.get("settings") == new["settings"]:
+            new["timing_floors"] = old_entry["timing_floors"]  # measured on their own truths
     if doc["modes"]:  # never write a file without factors (the fit needs both modes)
         write_json(doc, path)
     return doc
@@ -1361,6 +1366,7 @@ def tr_check(summary: dict[str, Any], floors: dict[str, float], args) -> dict[st
         ),
         "floor_mean": float(floors["floor_mean"]),
         "floor_region": float(floors["floor_region"]),
+        **({"seed": int(args.seed)} if getattr(args, "seed", None) is not None else {}),
         "source": (
             f"bench/ei_calibration.py {getattr(args, 'command', '')} ({time.strftime('%Y-%m-%d')})"
         ),
@@ -1385,6 +1391,7 @@ def write_tr_check(
     (:func:`tr_check`, replacing an earlier check at the same TR and scan length). A mode whose
     file entry has other floors, another budget or (surrogate mode) other weights than the run
     used is not written (said in the log)."""
+    from delssome_norms.fit.calibration_scope import floors_at
     from delssome_norms.io import write_json
 
     doc = json.loads(path.read_text())
@@ -1401,13 +1408,22 @@ def write_tr_check(
         if mode == "surrogate" and ref.get("surrogate_weights_sha256") not in (None, _weights_sha()):
             log(f"tr check: {mode}'s calibration in {path} was made with other weights, not written")
             continue
+        now = floors_at(entry, args.tr)  # the floors a fit at this TR uses
         if floors.get(mode) is None or any(
-            not isinstance(entry.get(k), (int, float)) or abs(entry[k] - floors[mode][k]) > 1e-9
-            for k in ("floor_mean", "floor_region")
+            abs(now[k] - floors[mode][k]) > 1e-9 for k in ("floor_mean", "floor_region")
         ):
             log(
-                f"tr check: the fits' intervals used other floors than {mode}'s in {path} (or "
-                "differ between truths: refit them with the file's floors), not written"
+                f"tr check: the fits' intervals used other floors than {mode}'s in {path} at TR "
+                f"{args.tr:g} s (or differ between truths: refit them with the file's floors), "
+                "not written"
+            )
+            continue
+        own = [e for e in entry.get("timing_floors") or [] if abs(e["tr"] - args.tr) < 1e-9]
+        seed = getattr(args, "seed", None)
+        if seed is not None and any(e.get("seed") == seed for e in own):
+            log(
+                f"tr check: {mode}'s floors at TR {args.tr:g} s were measured on these truths "
+                f"(seed {seed}); check them on others (another --seed), not written"
             )
             continue
         kept = [  # a check at the same TR and scan length is replaced
@@ -1416,6 +1432,49 @@ def write_tr_check(
             if abs(c["tr"] - args.tr) > 1e-9 or c.get("scan_length") != float(args.scan_length)
         ]
         entry["tr_checks"] = sorted([*kept, tr_check(s, floors[mode], args)], key=lambda c: c["tr"])
+    write_json(doc, path)
+    return doc
+
+
+def write_timing_floors(
+    summaries: dict[str, dict[str, Any]], budgets: dict[str, dict[str, int]], path: Path, args
+) -> dict[str, Any]:
+    """At another ``--tr``: record in ``path`` the floors this run's truths need at that timing
+    (the conformal floors of :func:`summarise`, rounded up) as the mode's ``timing_floors`` entry
+    for ``args.tr`` (replacing an earlier one at the same TR); fits at that TR use them
+    (``calibration_scope.floors_at``). Their coverage is then checked on other truths: a run
+    with another ``--seed`` and ``--write-calibration`` (:func:`write_tr_check`). A mode whose
+    file entry has another budget (or other surrogate weights) is not written."""
+    from delssome_norms.io import write_json
+
+    doc = json.loads(path.read_text())
+    for mode, s in summaries.items():
+        entry = doc.get("modes", {}).get(mode)
+        c = s.get("calibrated_all_truths") or {}
+        ref = (entry or {}).get("settings", {})
+        b = budgets[mode]
+        used = {k: int(b[k]) for k in ("generations", "popsize", "n_dup", "test_top_k")}
+        if entry is None or any(ref.get(k, v) != v for k, v in used.items()):
+            log(f"timing floors: {mode}'s calibration in {path} has another budget, not written")
+            continue
+        if mode == "surrogate" and ref.get("surrogate_weights_sha256") not in (None, _weights_sha()):
+            log(f"timing floors: {mode}'s calibration in {path} has other weights, not written")
+            continue
+        if not all(math.isfinite(float(c.get(k, math.nan))) for k in ("floor_mean", "floor_region")):
+            log(f"timing floors: {mode} has no finite floors, not written")
+            continue
+        kept = [e for e in entry.get("timing_floors") or [] if abs(e["tr"] - args.tr) > 1e-9]
+        new = {
+            "tr": float(args.tr),
+            "scan_length": float(args.scan_length),
+            "n_truths": int(s["overall"]["n"]),
+            **{k: round_up(float(c[k])) for k in ("floor_mean", "floor_region")},
+            "seed": int(args.seed),
+            "source": (
+                f"bench/ei_calibration.py {getattr(args, 'command', '')} ({time.strftime('%Y-%m-%d')})"
+            ),
+        }
+        entry["timing_floors"] = sorted([*kept, new], key=lambda e: e["tr"])
     write_json(doc, path)
     return doc
 
@@ -1618,6 +1677,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--first", type=int, default=0, help="fit only the first N truths (0: all; for timing)"
     )
     ap.add_argument("--write-calibration", action="store_true")
+    ap.add_argument(
+        "--write-timing-floors",
+        action="store_true",
+        help="at another --tr: record the floors these truths need at that timing (fits there "
+        "use them); check them with another --seed and --write-calibration",
+    )
     ap.add_argument("--calibration-file", type=Path, default=CALIBRATION_FILE)
     ap.add_argument("--vary", action="append", default=[], metavar="NAME=V1,V2")
     ap.add_argument("--vary-truths", type=int, default=8)
@@ -1638,6 +1703,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         ap.error("--n-truths must be >= 1")
     if not 0 < args.tr <= 30:
         ap.error("--tr must be a positive number of seconds")
+    if args.write_timing_floors and (args.tr == TR or args.write_calibration or args.first):
+        ap.error(
+            "--write-timing-floors: needs another --tr than the calibration's, all the truths "
+            "(no --first) and no --write-calibration (check the floors on other truths after)"
+        )
+    if args.write_timing_floors and args.n_truths < MIN_TR_CHECK_TRUTHS:
+        ap.error(f"--write-timing-floors needs at least {MIN_TR_CHECK_TRUTHS} truths (--n-truths)")
     if args.write_calibration and args.first:
         ap.error("--write-calibration: --first fits part of the truths; calibrate on all of them")
     if args.write_calibration and args.tr != TR and args.n_truths < MIN_TR_CHECK_TRUTHS:
@@ -1727,7 +1799,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.vary:
             result["modes"][mode]["vary"] = run_vary(args, mode, truths, budget, work, cohort_grad)
         lines.append(summary_line(mode, summ, acc))
-        if args.write_calibration and args.tr != TR:  # a check of the floors at this timing
+        if args.write_timing_floors:  # the floors of this timing, checked by another run
+            result["calibration_written"] = write_timing_floors(
+                {mode: summ}, budgets, args.calibration_file, args
+            )
+        elif args.write_calibration and args.tr != TR:  # a check of the floors at this timing
             result["calibration_written"] = write_tr_check(
                 {mode: summ}, budgets, {mode: floors_used}, args.calibration_file, args
             )

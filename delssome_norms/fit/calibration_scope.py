@@ -109,21 +109,73 @@ def scope_differences(ref: Mapping[str, Any], fit: Mapping[str, Any]) -> list[st
     return out
 
 
+def timing_floors(calibration: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The floors [log units] a mode's intervals use at each timing, sorted by TR [s]: the
+    calibration's own (``floor_mean``, ``floor_region`` at its TR) and those measured at other
+    TRs (the file's ``timing_floors``: ``bench/ei_calibration.py --tr T
+    --write-timing-floors``). Each is a dict with ``tr``, ``floor_mean`` and ``floor_region``."""
+    ref = calibration.get("settings") or {}
+    own = {
+        "tr": float(ref.get("tr") or CALIBRATION_TR),
+        "floor_mean": float(calibration.get("floor_mean", 0.0)),
+        "floor_region": float(calibration.get("floor_region", 0.0)),
+    }
+    others = [
+        {k: float(e[k]) for k in ("tr", "floor_mean", "floor_region")}
+        for e in calibration.get("timing_floors") or []
+        if abs(float(e["tr"]) - own["tr"]) > 1e-9
+    ]
+    return sorted([own, *others], key=lambda e: e["tr"])
+
+
+def floors_at(calibration: Mapping[str, Any], tr: float | None) -> dict[str, float]:
+    """The floors (``floor_mean``, ``floor_region`` [log units]) of a fit at TR ``tr`` [s].
+
+    The irreducible error the floors stand for grows as frames get sparser: at TR 2.0 s (480-s
+    scans) Euler mode's own floors, measured at TR 0.72 s, covered 0.84 / 0.85 (mean /
+    regions) where 0.90 was asked for (``bench/results/ei_calibration_tr2.json``). Floors
+    measured at other TRs (:func:`timing_floors`) are therefore interpolated linearly in TR
+    between the nearest measured timings on either side, held constant beyond the first and
+    the last, and never below the calibration's own floors (a floor measured on another set of
+    truths only widens). ``tr`` None (unknown) gives the own floors."""
+    entries = timing_floors(calibration)
+    own = {k: float(calibration.get(k, 0.0)) for k in ("floor_mean", "floor_region")}
+    if tr is None or len(entries) == 1:
+        return own
+    below = [e for e in entries if e["tr"] <= tr]
+    above = [e for e in entries if e["tr"] >= tr]
+    lo = below[-1] if below else above[0]
+    hi = above[0] if above else below[-1]
+    weight = 0.0 if hi["tr"] == lo["tr"] else (tr - lo["tr"]) / (hi["tr"] - lo["tr"])
+    return {
+        k: max(own[k], (1 - weight) * lo[k] + weight * hi[k]) for k in ("floor_mean", "floor_region")
+    }
+
+
+def _check_applies(calibration: Mapping[str, Any], check: Mapping[str, Any]) -> bool:
+    """Whether a timing check still says something of the intervals now made at its TR: coverage
+    only grows with the floor, so a check that covered counts when its floors were at most
+    those now in force there (:func:`floors_at`), one that under-covered when they were at
+    least those (within :data:`SAME_CALIBRATION_TOL`); a check without floors counts."""
+    now = floors_at(calibration, float(check["tr"]))
+    for key in ("floor_mean", "floor_region"):
+        if check.get(key) is None:
+            continue
+        gap = float(check[key]) - now[key]
+        if (gap > SAME_CALIBRATION_TOL) if check.get("covered") else (gap < -SAME_CALIBRATION_TOL):
+            return False
+    return True
+
+
 def tr_checks(calibration: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The timings a mode's floors were checked at, the calibration's own TR first: dicts with
     ``tr`` [s], ``covered`` (bool) and, for a rerun, ``coverage_mean``/``coverage_region`` and
-    ``scan_length`` [s]. A rerun that records other floors than the mode's (``floor_mean``,
-    ``floor_region``: the floors were refitted since) checked other intervals and is left out."""
+    ``scan_length`` [s]. A rerun made with other floors than those now used at its TR
+    (:func:`floors_at`; the floors were refitted since) is left out unless its verdict still
+    holds for them (:func:`_check_applies`)."""
     ref = calibration.get("settings") or {}
     own = {"tr": float(ref.get("tr") or CALIBRATION_TR), "covered": True}
-    same = [
-        dict(c)
-        for c in calibration.get("tr_checks") or []
-        if all(
-            c.get(k) is None or abs(float(c[k]) - float(calibration.get(k, 0.0))) <= SAME_CALIBRATION_TOL
-            for k in ("floor_mean", "floor_region")
-        )
-    ]
+    same = [dict(c) for c in calibration.get("tr_checks") or [] if _check_applies(calibration, c)]
     return [own, *same]
 
 
@@ -207,15 +259,17 @@ def judge_timing_when_read(run: dict[str, Any]) -> dict[str, Any]:
         cal = dict(load_calibration(str(block.get("mode"))))
     except InvalidInputError:
         return run
+    now = floors_at(cal, tr)
     try:
         same = _same_numbers(
-            (None, cal.get("floor_region"), cal.get("floor_mean")),
+            (None, now["floor_region"], now["floor_mean"]),
             (None, block.get("floor_log_region"), block.get("floor_log_mean")),
         )
     except (TypeError, ValueError):  # damaged floors: not those the checks were made with
         same = False
-    if not same:
-        cal.pop("tr_checks", None)  # those checks are of other floors than this result's
+    if not same:  # those checks and floors are of other intervals than this result's
+        cal.pop("tr_checks", None)
+        cal.pop("timing_floors", None)
     phrase = timing_difference(cal, tr, scan)
     if phrase is None:
         return run
@@ -315,9 +369,15 @@ def calibration_key(run: Mapping[str, Any]) -> tuple | None:
     block = run.get("ei_interval")
     if not isinstance(block, dict):
         return None
-    return tuple(
-        block.get(k)
-        for k in ("calibration_source", "floor_log_region", "floor_log_mean", "k_region", "k_mean")
+    # floors taken at the subject's TR (base_floor_log_*: the calibration's own) are one
+    # calibration with those of the subjects at its own TR
+    base = {k: block.get(f"base_{k}", block.get(k)) for k in ("floor_log_region", "floor_log_mean")}
+    return (
+        block.get("calibration_source"),
+        base["floor_log_region"],
+        base["floor_log_mean"],
+        block.get("k_region"),
+        block.get("k_mean"),
     )
 
 

@@ -63,8 +63,8 @@ moves over such a **near-optimal set**:
    synthetic truths fitted in each mode as a split-conformal quantile: each truth needs
    ``f_j = sqrt(max(0, (|log(est/true)| / k)^2 - s_j^2))`` to be covered, and ``f`` is the
    finite-sample 90 % quantile of the ``f_j`` (its coverage is reported leave-one-truth-out). A
-   calibration holds for subjects like its truths, at its budget and scan length (both recorded
-   in the file and in ``run.json``).
+   calibration holds for subjects like its truths, at its budget and scan length (both recorded);
+   at a slower TR the floors measured there apply (``calibration_scope.floors_at``).
 
 Extra cost
 ----------
@@ -187,6 +187,19 @@ def _check_tr_checks(mode: str, entry: dict[str, Any]) -> None:
     ref = entry.get("settings") or {}
     if "tr" in ref and not number(ref["tr"]):
         raise InvalidInputError(f"{mode}.settings.tr must be a positive number [s]", CALIBRATION_FILE)
+    floors = entry.get("timing_floors") or []
+    if not isinstance(floors, list) or not all(
+        isinstance(e, dict)
+        and number(e.get("tr"))
+        and all(number(e.get(k), strict=False) for k in ("floor_mean", "floor_region"))
+        and (e.get("scan_length") is None or number(e["scan_length"]))
+        for e in floors
+    ):
+        raise InvalidInputError(
+            f"{mode}.timing_floors must be a list of {{tr [s], floor_mean, floor_region (>= 0), "
+            "optional scan_length [s]}",
+            CALIBRATION_FILE,
+        )
     checks = entry.get("tr_checks") or []
     if not isinstance(checks, list) or not all(
         isinstance(c, dict)
@@ -701,7 +714,9 @@ def interval_block(
         ``settings``).
     fit : dict, optional
         The fit's budget and scan length (:func:`calibration_differences`); the block then
-        records ``calibration_applies`` (None: unknown) and ``calibration_differences``.
+        records ``calibration_applies`` (None: unknown) and ``calibration_differences``. Its
+        ``tr`` [s] selects the floors (``calibration_scope.floors_at``; the calibration's own
+        are then recorded too, as ``base_floor_log_region``/``base_floor_log_mean``).
 
     Returns
     -------
@@ -723,7 +738,12 @@ def interval_block(
     """
     cal = load_calibration(mode) if calibration is None else calibration
     k_r, k_m = float(cal["k_region"]), float(cal["k_mean"])
-    f_r, f_m = float(cal.get("floor_region", 0.0)), float(cal.get("floor_mean", 0.0))
+    base_r, base_m = float(cal.get("floor_region", 0.0)), float(cal.get("floor_mean", 0.0))
+    tr = (fit or {}).get("tr")
+    floors = calibration_scope.floors_at(cal, None if tr is None else float(tr))
+    f_r, f_m = floors["floor_region"], floors["floor_mean"]
+    same = (f_r, f_m) == (base_r, base_m)
+    base = {} if same else {"base_floor_log_region": base_r, "base_floor_log_mean": base_m}
     for name, v in (("k_region", k_r), ("k_mean", k_m), ("floor_region", f_r), ("floor_mean", f_m)):
         if not (math.isfinite(v) and (v > 0 if name.startswith("k") else v >= 0)):
             need = "a positive" if name.startswith("k") else "a non-negative"
@@ -748,6 +768,7 @@ def interval_block(
         "k_mean": k_m,
         "floor_log_region": f_r,
         "floor_log_mean": f_m,
+        **base,  # the calibration's own floors, when those of another timing apply
         "calibration_source": str(cal.get("source", "")),
         "calibration_budget": str(cal.get("budget", "")),
         "mean": mean if math.isfinite(mean) else None,

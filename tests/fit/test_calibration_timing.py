@@ -24,13 +24,16 @@ from delssome_norms.datasets import DK68_REGIONS
 from delssome_norms.errors import InputWarning, InvalidInputError
 from delssome_norms.fit import CMAESSettings, FitSettings, SubjectInputs
 from delssome_norms.fit import uncertainty as unc
-from delssome_norms.fit.calibration_scope import timing_difference, tr_checks
+from delssome_norms.fit.calibration_scope import floors_at, timing_difference, tr_checks
 
-EULER_AT_2 = (
-    "tr 2 s (calibrated at TR 0.72 s, checked at 1 s (432-s scans); at TR 2 s this mode's "
-    "intervals covered 0.84 / 0.85 (mean / regions), too narrow)"
+EULER_AT_3 = (
+    "tr 3 s (calibrated at TR 0.72 s, checked at 1 s (432-s scans), 2 s (480-s scans); coverage "
+    "at this timing is not measured)"
 )
-"""The phrase of a Euler fit at TR 2 s (docs/accuracy.md and docs/results.md quote it)."""
+"""The phrase of a Euler fit at TR 3 s (docs/accuracy.md and docs/results.md quote it)."""
+OLD_AT_2 = "tr 2 s (calibrated at TR 0.72 s; coverage at this timing is not measured)"
+"""A Euler result at TR 2 s whose interval used the own floors (before the TR 2 s floors): the
+checks of the floors now used at TR 2 s say nothing of it."""
 TR2_RUN = Path(__file__).resolve().parents[2] / "bench" / "results" / "ei_calibration_tr2.json"
 
 
@@ -144,7 +147,8 @@ def test_malformed_timing_checks_are_refused(monkeypatch, bad: dict) -> None:
 @pytest.mark.parametrize(
     ("run_file", "tr", "modes"),
     [
-        ("ei_calibration_tr2.json", 2.0, ("euler", "surrogate")),
+        ("ei_calibration_tr2.json", 2.0, ("surrogate",)),
+        ("ei_calibration_tr2_oos.json", 2.0, ("euler",)),  # the TR 2 s floors, on other truths
         ("ei_calibration_tr1.json", 1.0, ("euler",)),
     ],
 )
@@ -172,18 +176,22 @@ def test_the_shipped_checks_are_what_the_kept_runs_measured(run_file: str, tr: f
         assert check["coverage_mean"] == pytest.approx(mean, abs=1e-4)
         assert check["coverage_region"] == pytest.approx(region, abs=1e-4)
         assert check["covered"] == bool(mean >= 0.85 and region >= 0.85 and lowest >= 0.75)
-        assert (check["floor_mean"], check["floor_region"]) == (cal["floor_mean"], cal["floor_region"])
+        used = run["modes"][mode].get("floors_used") or floors_at(cal, tr)  # the fits' own
+        assert (check["floor_mean"], check["floor_region"]) == (used["floor_mean"], used["floor_region"])
+        now = floors_at(cal, tr)  # a covered check counts with floors at least as wide
+        assert now["floor_mean"] >= check["floor_mean"] and now["floor_region"] >= check["floor_region"]
     covered = {
         m: [(c["tr"], c["covered"]) for c in unc.load_calibration(m)["tr_checks"]]
         for m in ("euler", "surrogate")
     }
-    assert covered == {"euler": [(1.0, True), (2.0, False)], "surrogate": [(2.0, True)]}
+    assert covered == {"euler": [(1.0, True), (2.0, True)], "surrogate": [(2.0, True)]}
 
 
 @pytest.mark.parametrize(
     ("mode", "tr", "covered"),
     [("euler", 0.72, True), ("euler", 0.8, True), ("euler", 1.0, True), ("euler", 1.1, True),
-     ("euler", 1.15, False), ("euler", 1.5, False), ("euler", 2.0, False), ("euler", 0.6, False),
+     ("euler", 1.15, True), ("euler", 1.5, True), ("euler", 2.0, True), ("euler", 2.2, True),
+     ("euler", 2.3, False), ("euler", 3.0, False), ("euler", 0.6, False),
      ("surrogate", 0.72, True), ("surrogate", 1.4, True), ("surrogate", 2.0, True),
      ("surrogate", 0.5, False), ("surrogate", 3.0, False)],
 )  # fmt: skip
@@ -199,12 +207,22 @@ def test_a_fit_at_another_tr_is_calibrated_only_where_it_was_checked(
     assert (timing == []) == covered, (mode, tr, differences)
 
 
-def test_euler_at_tr_2_says_how_its_intervals_covered_there() -> None:
+def test_euler_beyond_its_checked_timings_says_so_and_at_tr_2_uses_its_floors() -> None:
     cal = unc.load_calibration("euler")
     (phrase,) = unc.calibration_differences(
-        cal, unc.fit_budget(_own_budget("euler"), 864.0, _subject(2.0))
+        cal, unc.fit_budget(_own_budget("euler"), 864.0, _subject(3.0))
     )
-    assert phrase == (EULER_AT_2)
+    assert phrase == EULER_AT_3
+    fit = unc.fit_budget(_own_budget("euler"), 864.0, _subject(2.0))
+    assert unc.calibration_differences(cal, fit) == []
+    spread = {"region": np.zeros(4), "mean": 0.0}
+    block = unc.interval_block(np.full(4, 3.0), spread, "euler", fit=fit)[2]
+    (at2,) = cal["timing_floors"]
+    assert (block["floor_log_mean"], block["floor_log_region"]) == (
+        at2["floor_mean"],
+        at2["floor_region"],
+    )
+    assert block["base_floor_log_mean"] == cal["floor_mean"] and block["calibration_applies"]
 
 
 def test_the_cohort_warning_names_the_tr_before_the_work(tmp_path: Path) -> None:
@@ -216,16 +234,13 @@ def test_the_cohort_warning_names_the_tr_before_the_work(tmp_path: Path) -> None
         unc.warn_uncalibrated(settings, [864.0, 864.0], trs=[0.72, None])
     rows = [
         {"subject_id": "a", "tr": 0.72, "scan_length": 864.0},
-        {"subject_id": "b", "tr": "2.0", "scan_length": 864.0},
-        {"subject_id": "c", "tr": 2.0, "scan_length": 864.0},
+        {"subject_id": "b", "tr": "3.0", "scan_length": 864.0},
+        {"subject_id": "c", "tr": 3.0, "scan_length": 864.0},
     ]
     with pytest.warns(InputWarning) as caught:
         warn_uncalibrated_cohort(settings, rows, tmp_path, overwrite=False)
     (message,) = [str(w.message) for w in caught]
-    assert (
-        "tr 2 s (calibrated at TR 0.72 s, checked at 1 s (432-s scans); at TR 2 s this mode's" in message
-    )
-    assert "too narrow) [2 of 3]" in message
+    assert f"{EULER_AT_3} [2 of 3]" in message
     with pytest.raises(ValueError):  # one TR per scan
         unc.warn_uncalibrated(settings, [864.0, 864.0], trs=[0.72])
 
@@ -235,8 +250,8 @@ def test_a_fit_at_tr_2_records_the_difference_in_run_json(tmp_path: Path) -> Non
     from delssome_norms.fit.outputs import read_run
 
     subject = SubjectInputs(
-        subject_id="a", fc=tiny_fc(level=0.2, seed=0), fcd_cdf=tiny_cdf(0), tr=2.0,
-        scan_length=40.0, sc=tiny_sc(),
+        subject_id="a", fc=tiny_fc(level=0.2, seed=0), fcd_cdf=tiny_cdf(0), tr=3.0,
+        scan_length=48.0, sc=tiny_sc(),
     )  # fmt: skip
     settings = FitSettings(
         cmaes=CMAESSettings(generations=2, popsize=6, mu=3), dt_train=0.005, dt_val=0.005,
@@ -249,7 +264,7 @@ def test_a_fit_at_tr_2_records_the_difference_in_run_json(tmp_path: Path) -> Non
     block = read_run(tmp_path / "a")["ei_interval"]
     assert block["calibration_applies"] is False
     timing = [d for d in block["calibration_differences"] if d.startswith("tr ")]
-    assert timing == [EULER_AT_2]
+    assert timing == [EULER_AT_3]
 
 
 # ------------------------------------------------------------------------------------------- #
@@ -306,8 +321,8 @@ def test_the_benchmark_records_a_check_and_keeps_it_only_with_its_floors(tmp_pat
 def test_pandas_manifest_rows_pass_their_tr(tmp_path: Path) -> None:
     from delssome_norms.fit.calibration_scope import warn_uncalibrated_cohort
 
-    table = pd.DataFrame({"subject_id": ["a", "b"], "tr": [2.0, np.nan], "scan_length": [864.0, 864.0]})
-    with pytest.warns(InputWarning, match=r"tr 2 s .* \[1 of 2\]"):
+    table = pd.DataFrame({"subject_id": ["a", "b"], "tr": [3.0, np.nan], "scan_length": [864.0, 864.0]})
+    with pytest.warns(InputWarning, match=r"tr 3 s .* \[1 of 2\]"):
         warn_uncalibrated_cohort(_own_budget("euler"), table.to_dict("records"), tmp_path, False)
 
 
@@ -327,7 +342,7 @@ def test_the_docs_quote_the_timings_each_mode_is_calibrated_at() -> None:
         assert timing_difference(cal, hi * 1.01, 864.0) is not None
         assert timing_difference(cal, lo * 0.99, 864.0) is not None
         ranges[mode] = (f"{lo:.3f}".rstrip("0"), f"{hi:.3f}".rstrip("0"))
-    assert ranges == {"surrogate": ("0.648", "2.2"), "euler": ("0.648", "1.1")}
+    assert ranges == {"surrogate": ("0.648", "2.2"), "euler": ("0.648", "2.2")}
     docs = (("README.md", "–"), ("docs/science.md", "–"), ("docs/results.md", "-"))
     for name, dash in (*docs, ("docs/accuracy.md", " to ")):
         text = " ".join((root / name).read_text().split())
@@ -388,7 +403,7 @@ def test_a_result_written_before_the_tr_was_compared_is_judged_when_read(tmp_pat
 
     judged = judge_timing_when_read(_old_run(2.0))["ei_interval"]
     assert judged["calibration_applies"] is False and judged["calibration_tr_judged_on_read"]
-    assert judged["calibration_differences"] == [EULER_AT_2]
+    assert judged["calibration_differences"] == [OLD_AT_2]
     # inside the checked timings, or already compared, or no verdict at all: unchanged
     for run in (_old_run(0.75), _old_run(2.0, applies=None)):
         assert judge_timing_when_read(run) == run
@@ -454,9 +469,9 @@ def test_the_cohort_warning_does_not_split_trs_by_scan_length() -> None:
 
 def test_a_new_interval_block_records_the_tr_it_compared() -> None:
     spread = {"region": np.full(4, 0.05), "mean": 0.05}
-    fit = unc.fit_budget(_own_budget("euler"), 864.0, _subject(2.0))
+    fit = unc.fit_budget(_own_budget("euler"), 864.0, _subject(3.0))
     _, _, block = unc.interval_block(np.full(4, 3.0), spread, "euler", fit=fit)
-    assert block["calibration_tr"] == 2.0 and block["calibration_applies"] is False
+    assert block["calibration_tr"] == 3.0 and block["calibration_applies"] is False
     _, _, block = unc.interval_block(
         np.full(4, 3.0), spread, "euler", fit=unc.fit_budget(_own_budget("euler"), 864.0)
     )
@@ -465,14 +480,15 @@ def test_a_new_interval_block_records_the_tr_it_compared() -> None:
 
 def test_the_cohort_warning_says_each_reason_once_with_its_trs() -> None:
     settings = _own_budget("euler")
+    scans = [864.0, 864.0, 864.0, 864.0, 864.0, 432.0]
     with pytest.warns(InputWarning) as caught:
-        unc.warn_uncalibrated(settings, [864.0] * 6, trs=[2.0, 0.8, 1.5, 0.72, 1.5, 1.3])
+        unc.warn_uncalibrated(settings, scans, trs=[3.0, 0.8, 2.5, 0.72, 2.5, 2.0])
     (message,) = [str(w.message) for w in caught]
-    assert message.count("this mode's intervals covered 0.84 / 0.85") == 2  # near 2 s; others
     assert (
-        "tr 1.3, 1.5 s (calibrated at TR 0.72 s, checked at 1 s (432-s scans); coverage at " in message
+        "tr 2.5, 3 s (calibrated at TR 0.72 s, checked at 1 s (432-s scans), 2 s (480-s scans); "
+        "coverage at this timing is not measured) [3 of 6]" in message
     )
-    assert "too narrow) [3 of 6]" in message and "too narrow) [1 of 6]" in message
+    assert "coverage is measured on scans of at least 456 s) [1 of 6]" in message  # 432-s scan
     assert "tr 0.8" not in message  # between the checks at 0.72 and 1 s
 
 
@@ -561,11 +577,11 @@ def test_accuracy_md_quotes_the_tr1_run_as_measured() -> None:
         f"(one guess for everyone {summary['overall']['constant_guess_err_pct']:.1f} %)",
         f"{fc['median_abs_mean_err_pct']:.1f} % for the {fc['n']} with mean FC ≥ 0.1 (one guess "
         f"{fc['constant_guess_err_pct']:.1f} %)",
-        f'`"{EULER_AT_2}"`',
+        f'`"{EULER_AT_3}"`',
     ):
         assert phrase in text, phrase
     results = " ".join((root / "docs" / "results.md").read_text().split())
-    assert EULER_AT_2 in results
+    assert EULER_AT_3 in results
 
 
 def test_the_docs_say_how_far_432_s_scans_are_covered_in_surrogate_mode() -> None:
@@ -584,6 +600,6 @@ def test_the_docs_say_how_far_432_s_scans_are_covered_in_surrogate_mode() -> Non
 def test_a_short_scan_at_a_covered_tr_does_not_blame_another_timing() -> None:
     phrase = timing_difference(unc.load_calibration("euler"), 0.8, 300.0)
     assert phrase == (
-        "tr 0.8 s (calibrated at TR 0.72 s, checked at 1 s (432-s scans); at this timing coverage "
-        "is measured on scans of at least 410 s)"
+        "tr 0.8 s (calibrated at TR 0.72 s, checked at 1 s (432-s scans), 2 s (480-s scans); at "
+        "this timing coverage is measured on scans of at least 410 s)"
     )
