@@ -129,28 +129,6 @@ def _in_sample(chart: Any, table_sha256: str, table: str, chart_arg: str) -> boo
     return True
 
 
-def _check_other_tables_sidecars(outs: list[str]) -> None:
-    """Refuse an output whose provenance sidecar would replace (and regions sidecar remove)
-    those of another table of the same name with another ending (``cohort.parquet`` next to
-    ``cohort.csv``)."""
-    from delssome_norms.io import provenance_path
-    from delssome_norms.io.guard import TABLE_SUFFIXES
-
-    for out in outs:
-        path = Path(out)
-        others = [
-            path.with_suffix(suffix)
-            for suffix in TABLE_SUFFIXES
-            if suffix != path.suffix.lower() and path.with_suffix(suffix).is_file()
-        ]
-        if others and provenance_path(path).is_file():
-            raise InvalidInputError(
-                f"would replace the provenance sidecar {provenance_path(path).name} of "
-                f"{others[0]} (the same name with another ending); give another file name",
-                out,
-            )
-
-
 def run_calibrate(args: argparse.Namespace) -> int:
     """Write the calibration summary of a chart on held-out people and print the worst group."""
     import numpy as np
@@ -159,6 +137,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     from delssome_norms.cli.charts_helpers import csv_list
     from delssome_norms.cli.side_files import (
         chart_identity,
+        check_other_tables_sidecars,
         check_spares_inputs,
         derived_provenance,
         table_writes,
@@ -193,7 +172,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
             "--centiles-out",
         )
     check_spares_inputs(outs, {"--table": args.table})  # and the outputs' sidecars
-    _check_other_tables_sidecars([str(o) for o in outs])
+    check_other_tables_sidecars(outs)
     bands = _age_bands(args.age_bands)
     if bands is not None and "age" not in (args.by or []):
         raise InvalidInputError("is used with --by age", "--age-bands")

@@ -431,6 +431,7 @@ def run_score(args: argparse.Namespace) -> int:
 
     from delssome_norms.cli.side_files import (
         chart_identity,
+        check_other_tables_sidecars,
         check_spares_inputs,
         derived_provenance,
         table_writes,
@@ -443,6 +444,7 @@ def run_score(args: argparse.Namespace) -> int:
 
     check_out_file(args.out, "--out", {"--table": args.table}, TABLE_SUFFIXES)
     check_spares_inputs([args.out], {"--table": args.table})
+    check_other_tables_sidecars([args.out])  # another table's sidecars of the same name
     chart = load_chart(args.chart)
     table, provenance, regions = _table_and_provenance(args.table)
     had_sidecar = warn_unprovenanced_table(chart, args.table)  # its pipeline cannot be checked

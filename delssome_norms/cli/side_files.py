@@ -171,3 +171,25 @@ def chart_identity(chart, arg: str) -> dict[str, Any]:
         "pipeline": prov.get("pipeline"),
         "adapted_sites": sorted(getattr(chart, "adapted_sites_", {}) or {}),
     }
+
+
+def check_other_tables_sidecars(outs: Iterable[PathLike]) -> None:
+    """Refuse an output whose provenance sidecar would replace (and regions sidecar replace or
+    remove) those of another table of the same name with another ending (``cohort.parquet``
+    next to ``cohort.csv``: both tables' sidecars are ``cohort.provenance.json``)."""
+    from delssome_norms.io import provenance_path
+    from delssome_norms.io.guard import TABLE_SUFFIXES
+
+    for out in outs:
+        path = Path(out)
+        others = [
+            path.with_suffix(suffix)
+            for suffix in TABLE_SUFFIXES
+            if suffix != path.suffix.lower() and path.with_suffix(suffix).is_file()
+        ]
+        if others and provenance_path(path).is_file():
+            raise InvalidInputError(
+                f"would replace the provenance sidecar {provenance_path(path).name} of "
+                f"{others[0]} (the same name with another ending); give another file name",
+                str(out),
+            )

@@ -320,7 +320,7 @@ def test_score_reads_and_writes_parquet_like_csv(chart_dir, tables, tmp_path) ->
     outs = {}
     for name, table, out in (
         ("csv", people_csv, tmp_path / "scores.csv"),
-        ("parquet", people_pq, tmp_path / "scores.parquet"),
+        ("parquet", people_pq, tmp_path / "scores_pq.parquet"),  # not scores.csv's sidecar
     ):
         with pytest.warns(InputWarning):
             argv = ["charts", "score", "--chart", str(chart_dir), "--table", str(table)]

@@ -262,3 +262,18 @@ def test_calibrate_refuses_to_replace_another_tables_sidecar(fitted, tmp_path, c
     assert "would replace the provenance sidecar cohort_ei.provenance.json" in capsys.readouterr().err
     assert neighbour.with_suffix(".provenance.json").read_text() == before
     assert not (tmp_path / "cohort_ei.parquet").exists()
+
+
+def test_score_refuses_to_replace_another_tables_sidecar(fitted, tmp_path, capsys) -> None:
+    chart, _, other = fitted
+    neighbour = collected(tmp_path / "cohort_ei.csv", cohort(6, n=30))
+    before = neighbour.with_suffix(".provenance.json").read_text()
+    argv = ["charts", "score", "--chart", str(chart), "--table", str(other)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main([*argv, "--out", str(tmp_path / "cohort_ei.parquet")]) == 2
+    assert "would replace the provenance sidecar cohort_ei.provenance.json" in capsys.readouterr().err
+    assert neighbour.with_suffix(".provenance.json").read_text() == before
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main([*argv, "--out", str(tmp_path / "scores.csv")]) == 0  # its own name: written
