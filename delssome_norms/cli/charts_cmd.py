@@ -143,14 +143,13 @@ def register(subparsers) -> None:
         help="fit the charts of every target at once and write the population centiles",
         example=FIT_EXAMPLE,
         description="Fit one GAMLSS chart per target (ei_ratio_mean and every ei_ratio_roi_* "
-        "column by default) in one batched fit; write the chart folder (chart.json + arrays.npz, "
-        "with the table's provenance sidecar when collect wrote one, and the table file's name, "
-        "SHA-256 and rows and --exclude-flagged) and "
-        "<out>/<target>/female_population_centiles.csv and male_population_centiles.csv (the "
+        "column by default) in one batched fit; write the chart folder (chart.json + arrays.npz, with "
+        "the table's provenance sidecar, the table file's name, SHA-256, rows and --exclude-flagged) "
+        "and <out>/<target>/female_population_centiles.csv and male_population_centiles.csv (the "
         "sexes in the table; for ei_ratio_mean; --centile-tables all for every target), and "
-        "convergence.csv (per target: converged, tail_z, reliable). Exit status 1 when a target did not "
-        "converge or has a degenerate tail (its scores are flagged chart_unreliable), or a "
-        "site's fitted offsets are extreme (its people's scores are flagged site_unreliable).",
+        "convergence.csv (per target: converged, tail_z, reliable). Exit status 1 when a target did "
+        "not converge or has a degenerate tail (its scores are flagged chart_unreliable), or a site's "
+        "fitted offsets are extreme (its people's scores are flagged site_unreliable).",
     )
     f.add_argument("--table", required=True, metavar="CSV", help="cohort E/I table (one row per person)")
     f.add_argument("--out", required=True, metavar="DIR", help="chart folder to write")
@@ -186,8 +185,8 @@ def register(subparsers) -> None:
         "sidecar (<stem>.regions.csv, from collect) is copied next to the scores (for a table "
         "naming no regions, the chart's region names are written), where report and brainmap "
         "read the region names; <stem>.provenance.json beside them names the chart "
-        "(its digests) and the scored table (its SHA-256 and provenance; table_provenance "
-        "'missing' for a table without its sidecar, whose pipeline could not be checked).",
+        "(its digests) and the scored table (SHA-256, provenance; table_provenance 'missing': "
+        "no sidecar, the pipeline was not checked).",
     )
     _add_chart_argument(s)
     s.add_argument("--table", required=True, metavar="CSV", help="people to score")
@@ -402,8 +401,7 @@ def run_fit(args: argparse.Namespace) -> int:
         provenance=provenance,
         regions=regions,
     )
-    # the table file itself (a stale sidecar's hash and count kept apart), and who was left out
-    n_out = n_rows - len(table)
+    n_out = n_rows - len(table)  # recorded with the table file itself, a stale sidecar apart
     record_fitted_table(chart.provenance_, args.table, n_rows, args.exclude_flagged, n_out, provenance)
     out = Path(args.out)
     # the chart, convergence.csv and the centile tables replace an earlier chart's together

@@ -247,7 +247,7 @@ def test_cli_helpers_are_public_in_charts_helpers(tmp_path) -> None:
     atlas = charts_helpers.sidecar_atlas(side)
     assert (atlas.n, atlas.names) == (2, ["NA", "B"])  # "NA" is a name, not missing
     source = Path(charts_cmd.__file__).read_text(encoding="utf-8")
-    assert source.count("\n") <= 787
+    assert source.count("\n") <= 800  # the module limit (it held 787 lines when moved)
 
 
 def test_fits_that_did_not_converge_give_one_warning_and_no_overflow() -> None:
