@@ -1380,6 +1380,26 @@ def _weights_sha() -> str:
     return weights_sha256()
 
 
+def _entry_of_run(
+    doc: dict[str, Any], mode: str, budget: dict[str, int], path: Path, what: str
+) -> dict[str, Any] | None:
+    """The calibration file's entry of ``mode`` (in ``doc``) when its budget and (surrogate
+    mode) weights are those this run's fits used, else None with a line in the log saying why
+    ``what`` (the record about to be written) is not written."""
+    entry = doc.get("modes", {}).get(mode)
+    ref = (entry or {}).get("settings", {})
+    used = {k: int(budget[k]) for k in ("generations", "popsize", "n_dup", "test_top_k")}
+    used["val_per_generation"] = int(budget.get("val_per_generation", 2 if mode == "surrogate" else 1))
+    used["searches"] = int(budget.get("searches", 1))
+    if entry is None or any(ref.get(k, v) != v for k, v in used.items()):
+        log(f"{what}: {mode}'s calibration in {path} has another budget, not written")
+        return None
+    if mode == "surrogate" and ref.get("surrogate_weights_sha256") not in (None, _weights_sha()):
+        log(f"{what}: {mode}'s calibration in {path} was made with other weights, not written")
+        return None
+    return entry
+
+
 def write_tr_check(
     summaries: dict[str, dict[str, Any]],
     budgets: dict[str, dict[str, int]],
@@ -1396,17 +1416,8 @@ def write_tr_check(
 
     doc = json.loads(path.read_text())
     for mode, s in summaries.items():
-        entry = doc.get("modes", {}).get(mode)
-        ref = (entry or {}).get("settings", {})
-        b = budgets[mode]
-        used = {k: int(b[k]) for k in ("generations", "popsize", "n_dup", "test_top_k")}
-        used["val_per_generation"] = int(b.get("val_per_generation", 2 if mode == "surrogate" else 1))
-        used["searches"] = int(b.get("searches", 1))
-        if entry is None or any(ref.get(k, v) != v for k, v in used.items()):
-            log(f"tr check: {mode}'s calibration in {path} has another budget, not written")
-            continue
-        if mode == "surrogate" and ref.get("surrogate_weights_sha256") not in (None, _weights_sha()):
-            log(f"tr check: {mode}'s calibration in {path} was made with other weights, not written")
+        entry = _entry_of_run(doc, mode, budgets[mode], path, "tr check")
+        if entry is None:
             continue
         now = floors_at(entry, args.tr)  # the floors a fit at this TR uses
         if floors.get(mode) is None or any(
@@ -1449,16 +1460,9 @@ def write_timing_floors(
 
     doc = json.loads(path.read_text())
     for mode, s in summaries.items():
-        entry = doc.get("modes", {}).get(mode)
+        entry = _entry_of_run(doc, mode, budgets[mode], path, "timing floors")
         c = s.get("calibrated_all_truths") or {}
-        ref = (entry or {}).get("settings", {})
-        b = budgets[mode]
-        used = {k: int(b[k]) for k in ("generations", "popsize", "n_dup", "test_top_k")}
-        if entry is None or any(ref.get(k, v) != v for k, v in used.items()):
-            log(f"timing floors: {mode}'s calibration in {path} has another budget, not written")
-            continue
-        if mode == "surrogate" and ref.get("surrogate_weights_sha256") not in (None, _weights_sha()):
-            log(f"timing floors: {mode}'s calibration in {path} has other weights, not written")
+        if entry is None:
             continue
         if not all(math.isfinite(float(c.get(k, math.nan))) for k in ("floor_mean", "floor_region")):
             log(f"timing floors: {mode} has no finite floors, not written")

@@ -67,22 +67,14 @@ _THOUSANDS_LINE = re.compile(r'"?[-+]?\d{1,3},\d{3}"?')
 _DECIMAL_EVIDENCE = re.compile(r'"?[-+]?\d+,(?:0\d+|\d+[eE][-+]?\d+)"?')
 
 
-def split_decimal_comma(text: str) -> str | None:
-    """The first data line of a one-column table written with a decimal comma (``0,25``), which
-    a comma-separated reader splits into two columns; None for other text.
+def comma_reading(text: str) -> tuple[str, str] | None:
+    """``(first data line, reading)`` of a one-column table written with a comma in its numbers
+    (``0,25``), which a comma-separated reader splits into two columns; None for other text.
 
     Every data line (after an optional header line) must be one number of the form
     ``integer,digits`` (an exponent allowed: ``2,5e-05``). :func:`with_decimal_point` leaves such
-    text as it is: two columns of integers (``0,25``: an index and a count) read the same, so
-    readers that expect one column only name the likely cause (:func:`comma_reading`).
-    """
-    found = comma_reading(text)
-    return None if found is None else found[0]
-
-
-def comma_reading(text: str) -> tuple[str, str] | None:
-    """``(first data line, reading)`` of the text :func:`split_decimal_comma` recognises, else
-    None. ``reading`` says what the commas can be:
+    text as it is (two columns of integers read the same), so readers that expect one column
+    only name the likely cause. ``reading`` says what the commas can be:
 
     ``"thousands"``
         every line is ``d,ddd`` (1 to 3 digits, a comma, 3 digits): a thousands separator

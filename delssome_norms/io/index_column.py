@@ -81,9 +81,8 @@ def _decimal_comma_error(path: PathLike) -> InvalidInputError | None:
     if found is None:
         return None
     line, reading = found
-    bare = line.strip(chr(34))
-    quoted = line.startswith(chr(34))
-    if quoted:
+    bare = line.strip('"')
+    if line.startswith('"'):
         what = (
             f"every line holds one quoted cell with a comma (such as {line!r}: one value, not "
             "two numbers), where a plain number"

@@ -128,8 +128,7 @@ def record_fitted_table(
     ``sidecar_table_sha256`` and ``sidecar_n_subjects``. ``exclude_flagged`` and
     ``n_excluded_flagged`` record whether the people with a flagged E/I fit were left out
     (``--exclude-flagged``) and how many, also when ``table`` is None (``GrowthChart.fit``, whose
-    frame need not be a file's rows: nothing else is recorded then). Recording again replaces an
-    earlier record.
+    frame need not be a file's rows: nothing else is recorded then).
     """
     from delssome_norms.io import file_sha256
 
@@ -143,7 +142,5 @@ def record_fitted_table(
         recorded = (sidecar or {}).get(key)
         if recorded is not None and recorded != value:
             provenance[f"sidecar_{key}"] = recorded
-        else:
-            provenance.pop(f"sidecar_{key}", None)
         provenance[key] = value
     return provenance
